@@ -1,0 +1,81 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import autocannon from 'autocannon'
+
+export const BENCH_DATABASE_URL =
+  process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/kizuna_bench'
+export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15'
+
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  if (!address || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+/** Starts `node <script>` with env and waits until GET <url> answers 200. */
+export async function startProcess(
+  script: string,
+  env: Record<string, string>,
+  readyUrl: string,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${script} exited with ${child.exitCode}`)
+    try {
+      const res = await fetch(readyUrl)
+      if (res.ok) return child
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  child.kill('SIGKILL')
+  throw new Error(`${script} did not become ready`)
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return
+  child.kill('SIGTERM')
+  await once(child, 'exit')
+}
+
+export type LoadResult = { rps: number; p50: number; p99: number; ok: number; errors: number }
+
+/** Sends pre-built requests round-robin for `seconds` with `connections` keep-alive sockets. */
+export async function load(
+  url: string,
+  next: () => { body: string; headers: Record<string, string> },
+  opts: { seconds: number; connections: number },
+): Promise<LoadResult> {
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    connections: opts.connections,
+    duration: opts.seconds,
+    requests: [
+      {
+        setupRequest: (req) => {
+          const { body, headers } = next()
+          return { ...req, method: 'POST', body, headers: { ...req.headers, ...headers } }
+        },
+      },
+    ],
+  })
+  const ok = result['2xx']
+  return {
+    rps: ok / opts.seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok,
+    errors: result.non2xx + result.errors + result.timeouts,
+  }
+}

@@ -1,0 +1,119 @@
+import { createHmac, randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import pg from 'pg'
+import {
+  BENCH_DATABASE_URL,
+  BENCH_REDIS_URL,
+  freePort,
+  type LoadResult,
+  load,
+  startProcess,
+  stopProcess,
+} from './support.ts'
+
+const SECRET = randomBytes(16).toString('hex')
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
+const WARMUP_SECONDS = 2
+
+/** Signed single-event follow webhooks, each with its own webhookEventId and user. */
+function webhookRequests() {
+  let n = 0
+  const runId = randomBytes(4).toString('hex').toUpperCase()
+  return () => {
+    n += 1
+    const id = `01BENCH${runId}${String(n).padStart(11, '0')}`
+    const body = JSON.stringify({
+      destination: 'U8e742f61d673b39c7fff3cecb7536ef0',
+      events: [
+        {
+          type: 'follow',
+          mode: 'active',
+          timestamp: Date.now(),
+          webhookEventId: id,
+          deliveryContext: { isRedelivery: false },
+          source: { type: 'user', userId: `U${createHmac('md5', 'u').update(id).digest('hex')}` },
+          replyToken: randomBytes(16).toString('hex'),
+          follow: { isUnblocked: false },
+        },
+      ],
+    })
+    const signature = createHmac('sha256', SECRET).update(body).digest('base64')
+    return { body, headers: { 'content-type': 'application/json', 'x-line-signature': signature } }
+  }
+}
+
+async function resetDatabase(): Promise<void> {
+  const url = new URL(BENCH_DATABASE_URL)
+  const name = url.pathname.slice(1)
+  url.pathname = '/postgres'
+  const admin = new pg.Client({ connectionString: url.toString() })
+  await admin.connect()
+  await admin.query(`drop database if exists "${name}" with (force)`)
+  await admin.query(`create database "${name}"`)
+  await admin.end()
+}
+
+async function measure(script: string, env: Record<string, string>): Promise<LoadResult> {
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  const child = await startProcess(script, { ...env, PORT: String(port) }, `${base}/healthz`)
+  try {
+    const next = webhookRequests()
+    await load(`${base}/webhooks/line`, next, { seconds: WARMUP_SECONDS, connections: CONNECTIONS })
+    return await load(`${base}/webhooks/line`, next, { seconds: SECONDS, connections: CONNECTIONS })
+  } finally {
+    await stopProcess(child)
+  }
+}
+
+export async function run(): Promise<void> {
+  await resetDatabase()
+  const redis = new Redis(BENCH_REDIS_URL)
+  await redis.flushdb()
+
+  const bare = await measure(fileURLToPath(new URL('./bare-server.ts', import.meta.url)), {})
+  console.log(`bare Hono:  ${bare.rps.toFixed(0)} req/s  p50 ${bare.p50} ms  p99 ${bare.p99} ms`)
+
+  const kizuna = await measure(fileURLToPath(new URL('../src/main/start.ts', import.meta.url)), {
+    ROLE: 'web',
+    DATABASE_URL: BENCH_DATABASE_URL,
+    REDIS_URL: BENCH_REDIS_URL,
+    LINE_CHANNEL_SECRET: SECRET,
+    LINE_CHANNEL_ACCESS_TOKEN: 'bench-token',
+    LOG_LEVEL: 'warn',
+  })
+  console.log(
+    `Kizuna:     ${kizuna.rps.toFixed(0)} events/s  p50 ${kizuna.p50} ms  p99 ${kizuna.p99} ms  ` +
+      `(${kizuna.errors} errors)`,
+  )
+
+  // Nothing accepted is lost: every 2xx is a row, and every row reached the queue.
+  const db = new pg.Client({ connectionString: BENCH_DATABASE_URL })
+  await db.connect()
+  const stored = Number((await db.query('select count(*) as n from webhook_event')).rows[0].n)
+  await db.end()
+  const queued = await redis.zcard('kizuna:webhook:wait').catch(() => 0)
+  const waiting = queued || (await redis.llen('kizuna:webhook:wait').catch(() => 0))
+  await redis.flushdb()
+  redis.disconnect()
+  console.log(`stored ${stored} events; ${waiting} webhook jobs queued`)
+
+  const ratio = kizuna.rps / bare.rps
+  console.log(
+    JSON.stringify({
+      bench: 'webhook',
+      value: Math.round(kizuna.rps),
+      unit: 'events/s',
+      baseline: Math.round(bare.rps),
+      ratio: Number(ratio.toFixed(3)),
+      p50_ms: kizuna.p50,
+      p99_ms: kizuna.p99,
+      baseline_p99_ms: bare.p99,
+      errors: kizuna.errors,
+      stored,
+      queued: waiting,
+    }),
+  )
+}

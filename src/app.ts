@@ -1,0 +1,24 @@
+import { Hono } from 'hono'
+import { opsRoutes } from './ops/ops.routes.ts'
+import type { Deps } from './platform/deps.ts'
+import { type AppEnv, notFound, onError, requestContext } from './platform/http.ts'
+import type { Inbox } from './webhook/inbox.ts'
+import { webhookRoutes } from './webhook/webhook.routes.ts'
+
+export type AppOptions = {
+  inbox: Inbox
+  /** Mounted at /sandbox when Kizuna runs against the built-in LINE platform. */
+  sandboxUi?: Hono
+}
+
+/** The whole HTTP surface; never listens (src/main/server.ts does). */
+export function createApp(deps: Deps, opts: AppOptions) {
+  const app = new Hono<AppEnv>()
+  app.use(...requestContext(deps.log))
+  app.onError(onError)
+  app.notFound(notFound)
+  app.route('/', opsRoutes(deps))
+  app.route('/webhooks', webhookRoutes(deps, opts.inbox))
+  if (opts.sandboxUi) app.route('/sandbox', opts.sandboxUi)
+  return app
+}

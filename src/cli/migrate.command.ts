@@ -1,0 +1,38 @@
+import type { Command } from 'commander'
+import { NO_MIGRATIONS } from 'kysely'
+import { loadEnv } from '../config/env.ts'
+import { createMigrator, migrateToLatest } from '../main/migrate.ts'
+import { createDb } from '../platform/db.ts'
+
+export function registerMigrateCommand(program: Command): void {
+  program
+    .command('migrate')
+    .description('apply pending database migrations (DATABASE_URL, or the embedded database)')
+    .option('--down', 'revert the most recent migration instead')
+    .option('--reset', 'revert every migration (drops all Kizuna tables)')
+    .action(async (opts: { down?: boolean; reset?: boolean }) => {
+      const env = loadEnv()
+      const db = await createDb(env, { poolSize: 1 })
+      try {
+        if (opts.down || opts.reset) {
+          const migrator = createMigrator(db)
+          const { error, results } = opts.reset
+            ? await migrator.migrateTo(NO_MIGRATIONS)
+            : await migrator.migrateDown()
+          for (const r of results ?? [])
+            console.log(`${r.status.toLowerCase()}: ${r.migrationName}`)
+          if (error) throw error
+          return
+        }
+        const results = await migrateToLatest(db)
+        for (const r of results) console.log(`applied: ${r.migrationName}`)
+        console.log(results.length === 0 ? 'database is up to date' : `${results.length} applied`)
+      } catch (error) {
+        console.error(error instanceof Error ? error.message : error)
+        if (error instanceof Error && error.cause) console.error(error.cause)
+        process.exitCode = 1
+      } finally {
+        await db.destroy()
+      }
+    })
+}

@@ -1,0 +1,99 @@
+import { z } from 'zod'
+
+const quietHours = z
+  .string()
+  .regex(
+    /^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/,
+    'use HH:MM-HH:MM, or empty for none',
+  )
+
+const timeZone = z.string().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz })
+    return true
+  } catch {
+    return false
+  }
+}, 'unknown IANA time zone')
+
+export const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  ROLE: z.enum(['all', 'web', 'worker']).default('all'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  DATA_DIR: z.string().min(1).default('./.data'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  PUBLIC_BASE_URL: z.url().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TZ_STORE: timeZone.default('Asia/Tokyo'),
+  LINE_CHANNEL_SECRET: z.string().min(1).optional(),
+  LINE_CHANNEL_ACCESS_TOKEN: z.string().min(1).optional(),
+  LINE_API_BASE_URL: z.url().default('https://api.line.me'),
+  LINE_DATA_API_BASE_URL: z.url().default('https://api-data.line.me'),
+  LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().positive().default(2000),
+  LINE_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+  MAIL_FROM: z.string().min(3).default('Kizuna <no-reply@kizuna.local>'),
+  POST_PURCHASE_DELAY_SECONDS: z.coerce.number().int().min(0).default(3600),
+  QUIET_HOURS: quietHours.default('21:00-09:00'),
+  MARKETING_WEEKLY_CAP: z.coerce.number().int().min(0).default(3),
+  WORKER_CONCURRENCY: z.coerce.number().int().positive().default(16),
+  SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
+})
+
+type Problem = { variable: string; message: string }
+
+/** Rules across variables, checked on the raw values so they are reported with the rest. */
+function crossFieldProblems(raw: Record<string, string | undefined>): Problem[] {
+  const problems: Problem[] = []
+  const hasSecret = raw.LINE_CHANNEL_SECRET !== undefined
+  const hasToken = raw.LINE_CHANNEL_ACCESS_TOKEN !== undefined
+  const role = raw.ROLE ?? 'all'
+  if (hasSecret !== hasToken) {
+    problems.push({
+      variable: hasSecret ? 'LINE_CHANNEL_ACCESS_TOKEN' : 'LINE_CHANNEL_SECRET',
+      message: 'set both LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN, or neither (sandbox)',
+    })
+  }
+  if (role !== 'all' && raw.DATABASE_URL === undefined) {
+    problems.push({
+      variable: 'ROLE',
+      message: 'the embedded database (no DATABASE_URL) runs in one process: use ROLE=all',
+    })
+  }
+  if (role !== 'all' && !hasSecret) {
+    problems.push({
+      variable: 'ROLE',
+      message: 'the LINE sandbox (no LINE credentials) runs in one process: use ROLE=all',
+    })
+  }
+  return problems
+}
+
+export type Env = z.infer<typeof envSchema>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** The only reader of process.env: reports every bad variable at once. */
+export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
+  const cleaned = Object.fromEntries(
+    Object.entries(source).filter(([, value]) => value !== undefined && value !== ''),
+  )
+  // QUIET_HOURS may be deliberately empty (= no quiet hours).
+  if (source.QUIET_HOURS === '') cleaned.QUIET_HOURS = ''
+  const result = envSchema.safeParse(cleaned)
+  const problems = crossFieldProblems(cleaned)
+  if (!result.success || problems.length > 0) {
+    const lines = [
+      ...(result.success ? [] : [z.prettifyError(result.error)]),
+      ...problems.map((p) => `✖ ${p.message}\n  → at ${p.variable}`),
+    ]
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`)
+  }
+  return result.data
+}
+
+export function isSandbox(env: Env): boolean {
+  return env.LINE_CHANNEL_SECRET === undefined
+}

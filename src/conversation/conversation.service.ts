@@ -1,0 +1,75 @@
+import type { messagingApi, webhook } from '@line/bot-sdk'
+import { ensureLineUser } from '../identity/identity.service.ts'
+import { replyTokenExpiry, scheduleLineMessage } from '../messaging/delivery.service.ts'
+import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
+import { findKeywordRoute, findPostbackRoute, parsePostbackData } from './routes.ts'
+
+export type Replier = (messages: messagingApi.Message[], kind: string) => Promise<void>
+
+/** What a keyword or postback handler gets. */
+export type ConversationContext = EventContext & {
+  lineUid: string
+  params: URLSearchParams
+  reply: Replier
+}
+
+export async function handleTextMessage(
+  ctx: EventContext,
+  event: webhook.MessageEvent,
+): Promise<EventOutcome> {
+  if (event.message.type !== 'text') return 'ignored'
+  const route = findKeywordRoute((event.message as webhook.TextMessageContent).text)
+  if (!route) return unrouted(ctx, 'keyword')
+  if (ctx.standby) return 'standby'
+  const conv = await conversationContext(ctx, event, new URLSearchParams())
+  if (!conv) return 'ignored'
+  await route.handle(conv)
+  return 'handled'
+}
+
+export async function handlePostback(
+  ctx: EventContext,
+  event: webhook.PostbackEvent,
+): Promise<EventOutcome> {
+  const params = parsePostbackData(event.postback.data)
+  const route = findPostbackRoute(params.get('action'))
+  if (!route) return unrouted(ctx, `postback action ${params.get('action') ?? '(none)'}`)
+  if (ctx.standby) return 'standby'
+  const conv = await conversationContext(ctx, event, params)
+  if (!conv) return 'ignored'
+  await route.handle(conv)
+  return 'handled'
+}
+
+function unrouted(ctx: EventContext, what: string): EventOutcome {
+  ctx.deps.log.info({ webhookEventId: ctx.webhookEventId, what }, 'no route for this event')
+  return 'unrouted'
+}
+
+async function conversationContext(
+  ctx: EventContext,
+  event: webhook.MessageEvent | webhook.PostbackEvent,
+  params: URLSearchParams,
+): Promise<ConversationContext | null> {
+  const lineUid = event.source?.userId
+  if (!lineUid) return null
+  const replyToken = event.replyToken
+  return {
+    ...ctx,
+    lineUid,
+    params,
+    async reply(messages, kind) {
+      const lineUser = await ensureLineUser(ctx, lineUid)
+      await scheduleLineMessage(ctx, {
+        dedupeKey: `reply:${ctx.webhookEventId}`,
+        kind,
+        category: 'transactional',
+        customerId: lineUser.customer_id,
+        lineUserId: lineUser.id,
+        messages,
+        replyToken: replyToken ?? null,
+        replyTokenExpiresAt: replyTokenExpiry(ctx.receivedAt),
+      })
+    },
+  }
+}

@@ -1,0 +1,108 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+
+export type LineStatus = 'friend' | 'blocked'
+
+/** Serialises every change to one LINE user inside the caller's transaction. */
+export async function lockLineUid(trx: Db, lineUid: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${lineUid}, 7))`.execute(trx)
+}
+
+export async function findLineUserByUid(db: Db, lineUid: string) {
+  return db.selectFrom('line_user').selectAll().where('line_uid', '=', lineUid).executeTakeFirst()
+}
+
+export async function findLineUserById(db: Db, id: string) {
+  return db.selectFrom('line_user').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function insertCustomer(db: Db): Promise<string> {
+  const row = await db
+    .insertInto('customer')
+    .defaultValues()
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  return row.id
+}
+
+export async function insertLineUser(
+  db: Db,
+  values: { customerId: string; lineUid: string; status: LineStatus; at: Date },
+) {
+  return db
+    .insertInto('line_user')
+    .values({
+      customer_id: values.customerId,
+      line_uid: values.lineUid,
+      status: values.status,
+      status_changed_at: values.at,
+      followed_at: values.status === 'friend' ? values.at : null,
+      blocked_at: values.status === 'blocked' ? values.at : null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+/** Last writer wins by event time: an older event never overwrites a newer status. */
+export async function updateLineUserStatusIfNewer(
+  db: Db,
+  id: string,
+  status: LineStatus,
+  at: Date,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('line_user')
+    .set({
+      status,
+      status_changed_at: at,
+      ...(status === 'friend' ? { followed_at: at } : { blocked_at: at }),
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', id)
+    .where('status_changed_at', '<', at)
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows) > 0
+}
+
+export async function saveLineProfile(
+  db: Db,
+  id: string,
+  profile: { displayName?: string; language?: string; pictureUrl?: string } | null,
+): Promise<void> {
+  await db
+    .updateTable('line_user')
+    .set({
+      ...(profile
+        ? {
+            display_name: profile.displayName ?? null,
+            language: profile.language ?? null,
+            picture_url: profile.pictureUrl ?? null,
+          }
+        : {}),
+      profile_fetched_at: sql`now()`,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', id)
+    .execute()
+}
+
+export async function fillCustomerName(db: Db, customerId: string, name: string): Promise<void> {
+  await db
+    .updateTable('customer')
+    .set({ display_name: name, updated_at: sql`now()` })
+    .where('id', '=', customerId)
+    .where('display_name', 'is', null)
+    .execute()
+}
+
+export async function listLineUsersWithoutProfile(db: Db, olderThan: Date, limit: number) {
+  const rows = await db
+    .selectFrom('line_user')
+    .select('id')
+    .where('profile_fetched_at', 'is', null)
+    .where('status', '=', 'friend')
+    .where('created_at', '<', olderThan)
+    .limit(limit)
+    .execute()
+  return rows.map((r) => r.id)
+}

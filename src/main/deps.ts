@@ -1,0 +1,32 @@
+import type { Env } from '../config/env.ts'
+import { type Clock, systemClock } from '../platform/clock.ts'
+import { createDb } from '../platform/db.ts'
+import type { Deps } from '../platform/deps.ts'
+import { createLine } from '../platform/line.ts'
+import { createLogger, type Logger } from '../platform/logger.ts'
+import { createMetrics } from '../platform/metrics.ts'
+import { createQueues } from '../platform/queues.ts'
+import { createProducerRedis } from '../platform/redis.ts'
+
+export type DepsOptions = {
+  log?: Logger
+  clock?: Clock
+  queuePrefix?: string
+  defaultMetrics?: boolean
+}
+
+export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps> {
+  const log = opts.log ?? createLogger(env.LOG_LEVEL)
+  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics })
+  const db = await createDb(env)
+  const redis = createProducerRedis(env.REDIS_URL)
+  const queues = createQueues(redis, log, opts.queuePrefix)
+  const line = createLine(env, metrics)
+  return { env, db, queues, redis, line, log, clock: opts.clock ?? systemClock, metrics }
+}
+
+export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.queues.close()
+  deps.redis.disconnect()
+  await deps.db.destroy()
+}

@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { type ServerType, serve } from '@hono/node-server'
+import { createApp } from '../app.ts'
+import { type Env, isSandbox } from '../config/env.ts'
+import type { Deps } from '../platform/deps.ts'
+import { assertRedisReachable, createWorkerRedis } from '../platform/redis.ts'
+import { scheduleSweeper, startWorkers, type Workers } from '../platform/workers.ts'
+import type { LinePlatform } from '../sandbox/platform.ts'
+import { startLinePlatform } from '../sandbox/platform.ts'
+import { createSandboxUi } from '../sandbox/ui.routes.ts'
+import { createInbox } from '../webhook/inbox.ts'
+import { closeDeps, createDeps, type DepsOptions } from './deps.ts'
+import { migrateToLatest } from './migrate.ts'
+import { processors } from './processors.ts'
+
+export type Kizuna = {
+  deps: Deps
+  /** The port the web server listens on (when ROLE serves web). */
+  port: number | null
+  baseUrl: string | null
+  sandbox: LinePlatform | null
+  stop(): Promise<void>
+}
+
+/**
+ * Starts Kizuna for a role: checks Redis, opens the database and applies migrations, then serves
+ * HTTP and/or runs workers. Without LINE credentials it first starts the built-in LINE sandbox.
+ */
+export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<Kizuna> {
+  await assertRedisReachable(envIn.REDIS_URL)
+  let env = envIn
+  let sandbox: LinePlatform | null = null
+  if (isSandbox(env)) {
+    sandbox = await startLinePlatform({
+      channelSecret: randomBytes(16).toString('hex'),
+      channelAccessToken: randomBytes(24).toString('base64url'),
+    })
+    env = {
+      ...env,
+      LINE_CHANNEL_SECRET: sandbox.channelSecret,
+      LINE_CHANNEL_ACCESS_TOKEN: sandbox.channelAccessToken,
+      LINE_API_BASE_URL: sandbox.apiBaseUrl,
+      LINE_DATA_API_BASE_URL: sandbox.dataApiBaseUrl,
+    }
+  }
+
+  const deps = await createDeps(env, opts)
+  await migrateToLatest(deps.db)
+  const inbox = createInbox(deps)
+
+  let server: ServerType | null = null
+  let port: number | null = null
+  if (env.ROLE !== 'worker') {
+    const app = createApp(deps, {
+      inbox,
+      sandboxUi: sandbox ? createSandboxUi(sandbox) : undefined,
+    })
+    const listening = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: env.PORT, hostname: '0.0.0.0' }, () => resolve(s))
+    })
+    server = listening
+    port = (listening.address() as AddressInfo).port
+  }
+  const baseUrl = port === null ? null : `http://127.0.0.1:${port}`
+  if (sandbox && baseUrl) sandbox.setWebhookUrl(`${baseUrl}/webhooks/line`)
+
+  let workers: Workers | null = null
+  let workerRedis: ReturnType<typeof createWorkerRedis> | null = null
+  if (env.ROLE !== 'web') {
+    workerRedis = createWorkerRedis(env.REDIS_URL)
+    workers = startWorkers(deps, processors, workerRedis)
+    await scheduleSweeper(deps)
+    // A Redis that restarted empty has lost the schedule: put it back on every reconnect.
+    deps.redis.on('ready', () => {
+      scheduleSweeper(deps).catch((err) => deps.log.warn({ err }, 'could not schedule the sweeper'))
+    })
+  }
+
+  let stopping: Promise<void> | null = null
+  return {
+    deps,
+    port,
+    baseUrl,
+    sandbox,
+    stop() {
+      stopping ??= (async () => {
+        if (server) {
+          const s = server
+          await new Promise<void>((resolve) => s.close(() => resolve()))
+        }
+        await inbox.drain()
+        await workers?.close()
+        workerRedis?.disconnect()
+        await closeDeps(deps)
+        await sandbox?.close()
+      })()
+      return stopping
+    },
+  }
+}

@@ -1,0 +1,57 @@
+import { ConfigError, loadEnv } from '../config/env.ts'
+import { createLogger } from '../platform/logger.ts'
+import { startKizuna } from './runtime.ts'
+
+/** `npm start`: ROLE=all (default) | web | worker. */
+async function main(): Promise<void> {
+  let env: ReturnType<typeof loadEnv>
+  try {
+    env = loadEnv()
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message)
+      process.exit(1)
+    }
+    throw error
+  }
+  const log = createLogger(env.LOG_LEVEL)
+  let kizuna: Awaited<ReturnType<typeof startKizuna>>
+  try {
+    kizuna = await startKizuna(env, { log, defaultMetrics: true })
+  } catch (error) {
+    log.fatal({ err: error }, 'Kizuna could not start')
+    console.error(error instanceof Error ? error.message : error)
+    process.exit(1)
+  }
+  log.info(
+    {
+      role: env.ROLE,
+      url: kizuna.baseUrl,
+      database: env.DATABASE_URL ? 'postgres' : `embedded (${env.DATA_DIR})`,
+      line: kizuna.sandbox ? 'sandbox' : env.LINE_API_BASE_URL,
+    },
+    'Kizuna started',
+  )
+  if (kizuna.sandbox && kizuna.baseUrl) {
+    console.log(`\nKizuna is running at ${kizuna.baseUrl}`)
+    console.log('No LINE credentials are set, so it talks to the built-in LINE sandbox:')
+    console.log(`  simulated LINE app:  ${kizuna.baseUrl}/sandbox`)
+    console.log(`  sandbox LINE API:    ${kizuna.sandbox.apiBaseUrl}\n`)
+  }
+
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, 'shutting down: finishing in-flight requests and jobs')
+    const force = setTimeout(() => {
+      log.error('shutdown took too long; exiting')
+      process.exit(1)
+    }, 30_000)
+    force.unref()
+    await kizuna.stop()
+    log.info('stopped')
+    process.exit(0)
+  }
+  process.once('SIGTERM', () => void shutdown('SIGTERM'))
+  process.once('SIGINT', () => void shutdown('SIGINT'))
+}
+
+await main()

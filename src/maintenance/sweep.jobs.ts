@@ -1,0 +1,53 @@
+import { listLineUsersWithoutProfile } from '../identity/identity.repo.ts'
+import { jobIds } from '../jobs.ts'
+import { listStaleDeliveries } from '../messaging/delivery.repo.ts'
+import type { Deps } from '../platform/deps.ts'
+import type { Processor } from '../platform/worker-types.ts'
+import { listStalePendingEvents } from '../webhook/webhook.repo.ts'
+
+const BATCH = 1_000
+/** Rows younger than this are still on their way through the queue. */
+export const SWEEP_GRACE_MS = 10_000
+
+/**
+ * Re-enqueues work that Postgres says is unfinished but Redis may not know about (a Redis outage
+ * at webhook time, a crash between commit and enqueue). Safe to repeat: job ids repeat.
+ */
+export async function sweepOnce(
+  deps: Pick<Deps, 'db' | 'queues' | 'clock' | 'log'>,
+  graceMs = SWEEP_GRACE_MS,
+) {
+  const cutoff = new Date(deps.clock.now().getTime() - graceMs)
+  const events = await listStalePendingEvents(deps.db, cutoff, BATCH)
+  await deps.queues.enqueueBulk(
+    'webhook.process-event',
+    events.map((webhookEventId) => ({
+      data: { webhookEventId },
+      jobId: jobIds.webhookEvent(webhookEventId),
+    })),
+  )
+  const deliveries = await listStaleDeliveries(deps.db, cutoff, BATCH)
+  await deps.queues.enqueueBulk(
+    'messaging.send-delivery',
+    deliveries.map((deliveryId) => ({ data: { deliveryId }, jobId: jobIds.delivery(deliveryId) })),
+  )
+  const profiles = await listLineUsersWithoutProfile(deps.db, cutoff, BATCH)
+  await deps.queues.enqueueBulk(
+    'identity.fetch-profile',
+    profiles.map((lineUserId) => ({
+      data: { lineUserId },
+      jobId: jobIds.profile(lineUserId, 'sweep'),
+    })),
+  )
+  const counts = { events: events.length, deliveries: deliveries.length, profiles: profiles.length }
+  if (counts.events + counts.deliveries + counts.profiles > 0) {
+    deps.log.info(counts, 'sweeper re-enqueued unfinished work')
+  }
+  return counts
+}
+
+export const sweep: Processor<'maintenance.sweep'> = {
+  async run(deps) {
+    await sweepOnce(deps)
+  },
+}

@@ -1,0 +1,63 @@
+import type { Context, ErrorHandler, MiddlewareHandler, NotFoundHandler } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import { requestId } from 'hono/request-id'
+import type { ZodError } from 'zod'
+import { AppError, type ErrorCode, statusOf } from './errors.ts'
+import type { Logger } from './logger.ts'
+
+export type AppEnv = { Variables: { requestId: string; log: Logger } }
+
+export function requestContext(log: Logger): MiddlewareHandler<AppEnv>[] {
+  return [
+    requestId(),
+    async (c, next) => {
+      const started = performance.now()
+      const requestLog = log.child({ requestId: c.get('requestId') })
+      c.set('log', requestLog)
+      await next()
+      // The route template, never the concrete path: paths can carry ids.
+      requestLog.debug(
+        {
+          method: c.req.method,
+          route: c.req.routePath,
+          status: c.res.status,
+          ms: Math.round((performance.now() - started) * 10) / 10,
+        },
+        'request',
+      )
+    },
+  ]
+}
+
+export function errorBody(c: Context<AppEnv>, code: ErrorCode, message: string, details?: unknown) {
+  const error: Record<string, unknown> = { code, message, requestId: c.get('requestId') }
+  if (details !== undefined) error.details = details
+  return { error }
+}
+
+export const onError: ErrorHandler<AppEnv> = (err, c) => {
+  if (err instanceof AppError) {
+    return c.json(errorBody(c, err.code, err.message, err.details), err.status)
+  }
+  if (err instanceof HTTPException && err.status < 500) {
+    const code = err.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST'
+    return c.json(errorBody(c, code, err.message || 'bad request'), statusOf(code))
+  }
+  c.get('log').error({ err }, 'unhandled error')
+  return c.json(errorBody(c, 'INTERNAL', 'internal error'), 500)
+}
+
+export const notFound: NotFoundHandler<AppEnv> = (c) =>
+  c.json(errorBody(c, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404)
+
+/** Turns a zod error into `field: problem` lines naming every bad field. */
+export function describeZodError(error: ZodError): { message: string; fields: unknown[] } {
+  const fields = error.issues.map((issue) => ({
+    field: issue.path.map(String).join('.') || '(body)',
+    message: issue.message,
+  }))
+  return {
+    message: fields.map((f) => `${f.field}: ${f.message}`).join('; '),
+    fields,
+  }
+}

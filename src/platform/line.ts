@@ -1,0 +1,88 @@
+import { HTTPFetchError, LineBotClient } from '@line/bot-sdk'
+import type { Env } from '../config/env.ts'
+import type { Metrics } from './metrics.ts'
+import { TimeoutError, withTimeout } from './timeout.ts'
+
+export type LineFailure =
+  | { kind: 'already_accepted'; status: 409; acceptedRequestId: string | null }
+  | { kind: 'rate_limited'; status: 429; message: string }
+  | { kind: 'quota_exceeded'; status: 429; message: string }
+  | { kind: 'invalid_reply_token'; status: 400; message: string }
+  | { kind: 'rejected'; status: number; message: string; details: unknown }
+  | { kind: 'transient'; status: number | null; message: string }
+
+export type Line = {
+  client: LineBotClient
+  /** Runs one LINE call with a timeout, counting it by endpoint and status. */
+  call<T>(endpoint: string, fn: (client: LineBotClient) => Promise<T>): Promise<T>
+}
+
+export function createLine(
+  env: Pick<
+    Env,
+    'LINE_CHANNEL_ACCESS_TOKEN' | 'LINE_API_BASE_URL' | 'LINE_DATA_API_BASE_URL' | 'LINE_TIMEOUT_MS'
+  >,
+  metrics: Metrics,
+): Line {
+  if (!env.LINE_CHANNEL_ACCESS_TOKEN) throw new Error('LINE_CHANNEL_ACCESS_TOKEN is not set')
+  const client = LineBotClient.fromChannelAccessToken({
+    channelAccessToken: env.LINE_CHANNEL_ACCESS_TOKEN,
+    apiBaseURL: env.LINE_API_BASE_URL,
+    dataApiBaseURL: env.LINE_DATA_API_BASE_URL,
+  })
+  return {
+    client,
+    async call(endpoint, fn) {
+      try {
+        const result = await withTimeout(fn(client), env.LINE_TIMEOUT_MS, `LINE ${endpoint}`)
+        metrics.lineCalls.inc({ endpoint, status: '2xx' })
+        return result
+      } catch (error) {
+        const status =
+          error instanceof HTTPFetchError
+            ? String(error.status)
+            : error instanceof TimeoutError
+              ? 'timeout'
+              : 'network'
+        metrics.lineCalls.inc({ endpoint, status })
+        throw error
+      }
+    },
+  }
+}
+
+/** Sorts a failed LINE call into what the caller should do about it (LINE-API.md §2.4–2.6). */
+export function classifyLineError(error: unknown): LineFailure {
+  if (!(error instanceof HTTPFetchError)) {
+    const message = error instanceof Error ? error.message : String(error)
+    return { kind: 'transient', status: null, message }
+  }
+  const body = parseBody(error.body)
+  const message = typeof body?.message === 'string' ? body.message : error.statusText
+  if (error.status === 409) {
+    return {
+      kind: 'already_accepted',
+      status: 409,
+      acceptedRequestId: error.headers.get('x-line-accepted-request-id'),
+    }
+  }
+  if (error.status === 429) {
+    return /monthly limit/i.test(message)
+      ? { kind: 'quota_exceeded', status: 429, message }
+      : { kind: 'rate_limited', status: 429, message }
+  }
+  if (error.status === 400 && /invalid reply token/i.test(message)) {
+    return { kind: 'invalid_reply_token', status: 400, message }
+  }
+  if (error.status >= 500) return { kind: 'transient', status: error.status, message }
+  return { kind: 'rejected', status: error.status, message, details: body?.details ?? null }
+}
+
+function parseBody(text: string): { message?: unknown; details?: unknown } | null {
+  try {
+    const parsed: unknown = JSON.parse(text)
+    return parsed && typeof parsed === 'object' ? parsed : null
+  } catch {
+    return null
+  }
+}

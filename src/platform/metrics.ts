@@ -1,0 +1,36 @@
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client'
+
+export type Metrics = ReturnType<typeof createMetrics>
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry()
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry })
+  return {
+    registry,
+    webhookEvents: new Counter({
+      name: 'kizuna_webhook_events_total',
+      help: 'LINE webhook events by type and outcome (received, duplicate, processed outcomes)',
+      labelNames: ['type', 'outcome'] as const,
+      registers: [registry],
+    }),
+    webhookRequests: new Histogram({
+      name: 'kizuna_webhook_request_seconds',
+      help: 'Time to answer a LINE webhook request',
+      labelNames: ['status'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
+      registers: [registry],
+    }),
+    jobs: new Counter({
+      name: 'kizuna_jobs_total',
+      help: 'Queue jobs by queue and outcome',
+      labelNames: ['queue', 'outcome'] as const,
+      registers: [registry],
+    }),
+    lineCalls: new Counter({
+      name: 'kizuna_line_calls_total',
+      help: 'Calls to the LINE platform by endpoint and HTTP status',
+      labelNames: ['endpoint', 'status'] as const,
+      registers: [registry],
+    }),
+  }
+}

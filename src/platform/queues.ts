@@ -1,0 +1,61 @@
+import { type JobsOptions, Queue } from 'bullmq'
+import { JOBS, type JobData, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
+import type { Logger } from './logger.ts'
+import type { Redis } from './redis.ts'
+
+export const defaultJobOptions: JobsOptions = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 1_000, jitter: 0.5 },
+  removeOnComplete: { age: 86_400, count: 1_000 },
+  removeOnFail: { age: 604_800 },
+}
+
+export type Queues = {
+  prefix: string
+  byName: Record<QueueName, Queue>
+  enqueue<N extends JobName>(
+    name: N,
+    data: JobData<N>,
+    opts: { jobId: string; delay?: number },
+  ): Promise<void>
+  enqueueBulk<N extends JobName>(
+    name: N,
+    items: { data: JobData<N>; jobId: string; delay?: number }[],
+  ): Promise<void>
+  close(): Promise<void>
+}
+
+export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'): Queues {
+  const byName = Object.fromEntries(
+    QUEUE_NAMES.map((name) => {
+      const queue = new Queue(name, { connection, prefix, defaultJobOptions })
+      queue.on('error', (error) => log.error({ err: error, queue: name }, 'queue error'))
+      return [name, queue]
+    }),
+  ) as Record<QueueName, Queue>
+
+  const parse = <N extends JobName>(name: N, data: JobData<N>) => JOBS[name].schema.parse(data)
+
+  return {
+    prefix,
+    byName,
+    async enqueue(name, data, opts) {
+      if (!opts.jobId) throw new Error(`job ${name} needs a jobId`)
+      await byName[JOBS[name].queue].add(name, parse(name, data), opts)
+    },
+    async enqueueBulk(name, items) {
+      if (items.length === 0) return
+      const queue = byName[JOBS[name].queue]
+      await queue.addBulk(
+        items.map((item) => ({
+          name,
+          data: parse(name, item.data),
+          opts: { ...defaultJobOptions, jobId: item.jobId, delay: item.delay },
+        })),
+      )
+    },
+    async close() {
+      await Promise.all(Object.values(byName).map((q) => q.close()))
+    },
+  }
+}

@@ -1,0 +1,79 @@
+import { UnrecoverableError, Worker, type WorkerOptions } from 'bullmq'
+import { JOBS, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
+import type { Deps } from './deps.ts'
+import type { Redis } from './redis.ts'
+import type { Processor, Processors } from './worker-types.ts'
+
+/** Per-queue worker settings in one place. */
+export function workerOptions(deps: Pick<Deps, 'env'>): Record<QueueName, Partial<WorkerOptions>> {
+  return {
+    webhook: { concurrency: deps.env.WORKER_CONCURRENCY },
+    delivery: {
+      concurrency: Math.max(deps.env.WORKER_CONCURRENCY, 32),
+      limiter: { max: deps.env.LINE_PUSH_RATE_PER_SECOND, duration: 1_000 },
+    },
+    identity: { concurrency: 8 },
+    maintenance: { concurrency: 1 },
+  }
+}
+
+export type Workers = { workers: Worker[]; close(): Promise<void> }
+
+export function startWorkers(
+  deps: Deps,
+  processors: Processors,
+  connection: Redis,
+  opts: { queues?: QueueName[] } = {},
+): Workers {
+  const options = workerOptions(deps)
+  const workers = (opts.queues ?? QUEUE_NAMES).map((queue) => {
+    const worker: Worker = new Worker(
+      queue,
+      async (job, token) => {
+        const name = job.name as JobName
+        const def = JOBS[name]
+        if (!def || def.queue !== queue) throw new UnrecoverableError(`unknown job ${job.name}`)
+        const parsed = def.schema.safeParse(job.data)
+        if (!parsed.success) throw new UnrecoverableError(`bad payload for ${name}`)
+        const processor = processors[name] as Processor<JobName>
+        try {
+          await processor.run(deps, parsed.data as never, { job, worker, token })
+        } catch (error) {
+          const err = error instanceof Error ? error : new Error(String(error))
+          const final =
+            err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+          if (final && err.name !== 'RateLimitError' && processor.onFinalFailure) {
+            await processor.onFinalFailure(deps, parsed.data as never, err)
+          }
+          throw err
+        }
+      },
+      { connection, prefix: deps.queues.prefix, autorun: true, ...options[queue] },
+    )
+    worker.on('error', (err) => deps.log.error({ err, queue }, 'worker error'))
+    worker.on('failed', (job, err) => {
+      deps.metrics.jobs.inc({ queue, outcome: 'failed' })
+      deps.log.warn(
+        { err, queue, jobId: job?.id, attempts: job?.attemptsMade },
+        'job attempt failed',
+      )
+    })
+    worker.on('completed', () => deps.metrics.jobs.inc({ queue, outcome: 'completed' }))
+    return worker
+  })
+  return {
+    workers,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()))
+    },
+  }
+}
+
+/** The sweeper runs on a BullMQ Job Scheduler: one schedule, whichever worker takes it. */
+export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promise<void> {
+  await deps.queues.byName.maintenance.upsertJobScheduler(
+    'sweeper',
+    { every: deps.env.SWEEP_INTERVAL_MS },
+    { name: 'maintenance.sweep', data: {}, opts: { removeOnComplete: true, removeOnFail: 100 } },
+  )
+}

@@ -1,0 +1,91 @@
+import type { Context } from 'hono'
+import type { SandboxEnv } from './request-pipeline.ts'
+import {
+  isFriend,
+  randomHex,
+  type SandboxContext,
+  type SendEndpoint,
+  type SentMessage,
+} from './state.ts'
+
+const RETRY_KEY_TTL_MS = 24 * 60 * 60 * 1000
+export const QUOTA_EXCEEDED = 'You have reached your monthly limit.'
+
+type Message = Record<string, unknown>
+
+/**
+ * Appends the messages to each recipient's inbox. Like LINE, recipients who are not friends
+ * (never added, blocked, unknown) silently get nothing. Returns one `SentMessage` per message.
+ */
+export function deliver(
+  ctx: SandboxContext,
+  endpoint: SendEndpoint,
+  userIds: readonly string[],
+  messages: readonly Message[],
+  requestId: string,
+): SentMessage[] {
+  const sent = messages.map((message) => ({
+    id: ctx.newMessageId(),
+    ...(quotable(message) ? { quoteToken: randomHex(24) } : {}),
+  }))
+  const at = ctx.now()
+  for (const userId of new Set(userIds)) {
+    if (!isFriend(ctx, userId)) continue
+    const inbox = ctx.state.inboxes.get(userId) ?? []
+    messages.forEach((message, i) => {
+      inbox.push({ ...sent[i]!, at, endpoint, requestId, message })
+    })
+    ctx.state.inboxes.set(userId, inbox)
+  }
+  return sent
+}
+
+/** Recipients that count against the monthly quota (friends only, reply is free). */
+export function countDeliverable(ctx: SandboxContext, userIds: readonly string[]): number {
+  return [...new Set(userIds)].filter((id) => isFriend(ctx, id)).length
+}
+
+/** 429 when the simulated monthly quota can't cover `needed` more messages; else consumes it. */
+export function consumeQuota(
+  ctx: SandboxContext,
+  c: Context<SandboxEnv>,
+  needed: number,
+): Response | undefined {
+  const { quota } = ctx.state
+  if (quota.limit !== undefined && quota.totalUsage + Math.max(needed, 1) > quota.limit) {
+    return c.json({ message: QUOTA_EXCEEDED }, 429)
+  }
+  quota.totalUsage += needed
+  return undefined
+}
+
+/** 409 when this request's `X-Line-Retry-Key` was accepted within the last 24 hours. */
+export function rejectRepeatedRetryKey(
+  ctx: SandboxContext,
+  c: Context<SandboxEnv>,
+  includeSentMessages: boolean,
+): Response | undefined {
+  const key = c.req.header('x-line-retry-key')?.toLowerCase()
+  if (!key) return undefined
+  const prior = ctx.state.retryKeys.get(key)
+  if (!prior || ctx.now() - prior.at >= RETRY_KEY_TTL_MS) return undefined
+  const body =
+    includeSentMessages && prior.sentMessages
+      ? { message: 'The retry key is already accepted', sentMessages: prior.sentMessages }
+      : { message: 'The retry key is already accepted' }
+  return c.json(body, 409, { 'x-line-accepted-request-id': prior.requestId })
+}
+
+export function acceptRetryKey(
+  ctx: SandboxContext,
+  c: Context<SandboxEnv>,
+  sentMessages?: SentMessage[],
+): void {
+  const key = c.req.header('x-line-retry-key')?.toLowerCase()
+  if (!key) return
+  ctx.state.retryKeys.set(key, { requestId: c.get('requestId'), at: ctx.now(), sentMessages })
+}
+
+function quotable(message: Message): boolean {
+  return ['text', 'textV2', 'sticker', 'image', 'video'].includes(String(message.type))
+}

@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { HttpBindings } from '@hono/node-server'
+import type { Context, MiddlewareHandler } from 'hono'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import type { OperationMatch } from './openapi-validator.ts'
+import type { FailureScript, RecordedRequest, SandboxContext } from './state.ts'
+
+export type SandboxEnv = {
+  Bindings: Partial<HttpBindings>
+  Variables: {
+    requestId: string
+    match: OperationMatch | undefined
+    /** The validated JSON body (for operations that take one). */
+    body: unknown
+    rawBody: Uint8Array
+  }
+}
+
+const DATA_HOST = 'https://api-data.line.me'
+const MAX_BODY_BYTES = 2 * 1024 * 1024
+
+export const AUTH_FAILED =
+  'Authentication failed. Confirm that the access token in the authorization header is valid.'
+export const RATE_LIMITED = 'The API rate limit has been exceeded. Try again later.'
+
+/**
+ * Runs before every route, in LINE's order of concerns: record → scripted failure → auth →
+ * rate limit → header and body validation. Every response gets an `x-line-request-id`.
+ */
+export function requestPipeline(
+  ctx: SandboxContext,
+  host: 'api' | 'data',
+): MiddlewareHandler<SandboxEnv> {
+  return async function linePlatformPipeline(c, next) {
+    const requestId = randomUUID()
+    const url = new URL(c.req.url)
+    const found = ctx.validator.findOperation(c.req.method, url.pathname)
+    const onThisHost = found && found.op.servers.includes(DATA_HOST) === (host === 'data')
+    const match = onThisHost ? found : undefined
+    const raw = new Uint8Array(await c.req.arrayBuffer())
+    c.set('requestId', requestId)
+    c.set('match', match)
+    c.set('rawBody', raw)
+    const entry: RecordedRequest = {
+      at: ctx.now(),
+      host,
+      method: c.req.method,
+      path: url.pathname,
+      template: match?.op.template,
+      query: url.search,
+      headers: Object.fromEntries(
+        [...c.req.raw.headers.entries()].map(([k, v]) => [k.toLowerCase(), v]),
+      ),
+      body: recordedBody(raw, c.req.header('content-type')),
+      status: 0,
+      requestId,
+      scripted: false,
+    }
+    ctx.state.requests.push(entry)
+
+    const script = takeFailure(ctx, entry)
+    if (script) {
+      entry.scripted = true
+      const res = await scriptedResponse(ctx, c, script)
+      if (!res) return new Response(null) // connection already dropped
+      c.res = res
+    } else {
+      const early = checkRequest(ctx, c, match, raw)
+      if (early) c.res = early
+      else await next()
+    }
+    c.header('x-line-request-id', requestId)
+    entry.status = c.res.status
+    return c.res
+  }
+}
+
+function checkRequest(
+  ctx: SandboxContext,
+  c: Context<SandboxEnv>,
+  match: OperationMatch | undefined,
+  raw: Uint8Array,
+): Response | undefined {
+  if (c.req.header('authorization') !== `Bearer ${ctx.channelAccessToken}`) {
+    return c.json({ message: AUTH_FAILED }, 401)
+  }
+  if (!match) return undefined // unknown endpoint: the router answers 404
+  const { op } = match
+  if (!ctx.limiter.take(`${op.method.toUpperCase()} ${op.template}`)) {
+    return c.json({ message: RATE_LIMITED }, 429)
+  }
+  for (const name of ctx.validator.knownHeaders) {
+    const value = c.req.header(name)
+    const param = op.headers.get(name)
+    if (value !== undefined && !param) {
+      return c.json(
+        { message: `The ${headerLabel(name)} header is not supported by this API` },
+        400,
+      )
+    }
+  }
+  for (const [name, param] of op.headers) {
+    const value = c.req.header(name)
+    const details =
+      value === undefined
+        ? param.required
+          ? [{ message: 'must be specified', property: param.name }]
+          : []
+        : ctx.validator.validateHeader(param, value)
+    if (details.length > 0) return c.json({ message: `Invalid ${param.name} header`, details }, 400)
+  }
+  if (!op.jsonBody) return undefined
+  if (raw.byteLength > MAX_BODY_BYTES) return c.json({ message: 'Request Entity Too Large' }, 413)
+  let body: unknown
+  try {
+    body = JSON.parse(new TextDecoder().decode(raw))
+  } catch {
+    return c.json({ message: 'The request body could not be parsed as JSON' }, 400)
+  }
+  const details = ctx.validator.validateBody(op, body)
+  if (details.length > 0) {
+    return c.json({ message: `The request body has ${details.length} error(s)`, details }, 400)
+  }
+  c.set('body', body)
+  return undefined
+}
+
+function takeFailure(ctx: SandboxContext, entry: RecordedRequest): FailureScript | undefined {
+  const script = ctx.state.failures.find(
+    (s) =>
+      (!s.method || s.method.toUpperCase() === entry.method) &&
+      matchesPath(s.path, entry.path, entry.template),
+  )
+  if (!script) return undefined
+  script.remaining -= 1
+  if (script.remaining <= 0) ctx.state.failures.splice(ctx.state.failures.indexOf(script), 1)
+  return script
+}
+
+export function matchesPath(
+  pattern: string | RegExp,
+  path: string,
+  template: string | undefined,
+): boolean {
+  return typeof pattern === 'string' ? pattern === path || pattern === template : pattern.test(path)
+}
+
+async function scriptedResponse(
+  ctx: SandboxContext,
+  c: Context<SandboxEnv>,
+  script: FailureScript,
+): Promise<Response | undefined> {
+  if (script.timeoutMs) {
+    await sleep(script.timeoutMs, undefined, { signal: ctx.closing.signal }).catch(() => {})
+    if (script.status === undefined) {
+      c.env?.incoming?.socket.destroy()
+      if (c.env?.incoming) return undefined
+    }
+  }
+  const status = (script.status ?? 500) as ContentfulStatusCode
+  const body = script.body ?? { message: defaultMessage(status) }
+  return c.json(body as object, status, script.headers)
+}
+
+function defaultMessage(status: number): string {
+  if (status === 429) return RATE_LIMITED
+  if (status === 401) return AUTH_FAILED
+  if (status >= 500) return 'Internal server error'
+  return 'Scripted failure'
+}
+
+function recordedBody(raw: Uint8Array, contentType: string | undefined): unknown {
+  if (raw.byteLength === 0) return undefined
+  if (!contentType || !/json/i.test(contentType)) return raw.byteLength
+  const text = new TextDecoder().decode(raw)
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+function headerLabel(lower: string): string {
+  return lower.replace(/(^|-)([a-z])/g, (_, dash: string, ch: string) => dash + ch.toUpperCase())
+}

@@ -1,0 +1,186 @@
+import { createHash, randomBytes } from 'node:crypto'
+import {
+  loadOpenApiValidator,
+  messagingApiSpecPath,
+  type OpenApiValidator,
+} from './openapi-validator.ts'
+import { createRateLimiter, type RateLimiter, type RateLimitOverrides } from './rate-limit.ts'
+import { createUlidFactory } from './ulid.ts'
+
+export type Friendship = 'none' | 'friend' | 'blocked'
+
+export type SimUser = {
+  userId: string
+  displayName: string
+  language?: string
+  pictureUrl?: string
+  statusMessage?: string
+  friendship: Friendship
+  createdAt: number
+  /** Rich menu linked to this user through the API (not the default). */
+  richMenuId?: string
+}
+
+export type SendEndpoint = 'reply' | 'push' | 'multicast' | 'broadcast' | 'narrowcast'
+export type SentMessage = { id: string; quoteToken?: string }
+
+/** One message a simulated user received from the bot. */
+export type InboxEntry = SentMessage & {
+  at: number
+  endpoint: SendEndpoint
+  requestId: string
+  message: Record<string, unknown>
+}
+
+export type ReplyTokenState = {
+  userId: string | undefined
+  eventTimestamp: number
+  expiresAt: number
+  used: boolean
+}
+
+export type RichMenuState = {
+  richMenuId: string
+  request: Record<string, unknown>
+  image?: { contentType: string; bytes: Uint8Array }
+}
+
+export type RecordedRequest = {
+  at: number
+  host: 'api' | 'data'
+  method: string
+  path: string
+  /** The spec path template the request matched, e.g. `/v2/bot/profile/{userId}`. */
+  template: string | undefined
+  query: string
+  /** Header names lowercased. */
+  headers: Record<string, string>
+  /** Parsed JSON, the raw text for unparseable JSON, or the byte length of a binary body. */
+  body: unknown
+  /** 0 while the request is still in flight (or the connection was dropped). */
+  status: number
+  requestId: string
+  /** True when a `failNext` script answered instead of the platform. */
+  scripted: boolean
+}
+
+export type FailNextOptions = {
+  method?: string
+  path: string | RegExp
+  count?: number
+  status?: number
+  body?: unknown
+  headers?: Record<string, string>
+  /** Waits this long before answering; without `status` the connection is then dropped. */
+  timeoutMs?: number
+}
+
+export type FailureScript = FailNextOptions & { remaining: number }
+
+export type WebhookDelivery = {
+  at: number
+  url: string
+  status: number
+  /** `could_not_connect`, `request_timeout` or `error_status_code` like LINE's statistics. */
+  error?: 'could_not_connect' | 'request_timeout' | 'error_status_code' | 'no_webhook_url'
+  body: unknown
+}
+
+export type SandboxState = {
+  users: Map<string, SimUser>
+  inboxes: Map<string, InboxEntry[]>
+  replyTokens: Map<string, ReplyTokenState>
+  linkTokens: Map<string, { userId: string; expiresAt: number }>
+  richMenus: Map<string, RichMenuState>
+  aliases: Map<string, string>
+  defaultRichMenuId: string | undefined
+  retryKeys: Map<string, { requestId: string; at: number; sentMessages?: SentMessage[] }>
+  narrowcasts: Map<string, { acceptedAt: number; targetCount: number }>
+  requests: RecordedRequest[]
+  failures: FailureScript[]
+  quota: { limit: number | undefined; totalUsage: number }
+  webhookDeliveries: WebhookDelivery[]
+}
+
+export type SandboxOptions = {
+  channelSecret: string
+  channelAccessToken: string
+  webhookUrl?: string
+  rateLimits?: RateLimitOverrides
+  /** Simulates the monthly message quota (free plans: a few hundred). */
+  quota?: { limit: number }
+  /** Milliseconds since the epoch; defaults to `Date.now`. */
+  now?: () => number
+  /** Reply token lifetime; LINE documents "1 minute". */
+  replyTokenTtlMs?: number
+  /** How long the platform waits for the webhook server (LINE: 2 s). */
+  webhookTimeoutMs?: number
+}
+
+/** Everything the platform's routes and simulated users share. */
+export type SandboxContext = {
+  channelSecret: string
+  channelAccessToken: string
+  botUserId: string
+  webhookUrl: string | undefined
+  webhookTimeoutMs: number
+  replyTokenTtlMs: number
+  now: () => number
+  state: SandboxState
+  validator: OpenApiValidator
+  limiter: RateLimiter
+  newWebhookEventId: () => string
+  newMessageId: () => string
+  /** Aborted on close, so scripted hangs end. */
+  closing: AbortController
+}
+
+export function createSandboxContext(opts: SandboxOptions): SandboxContext {
+  const now = opts.now ?? Date.now
+  let nextMessageId = BigInt(now()) * 100_000n
+  return {
+    channelSecret: opts.channelSecret,
+    channelAccessToken: opts.channelAccessToken,
+    // Stable per channel, like a real bot's user ID.
+    botUserId: `U${createHash('sha256').update(opts.channelSecret).digest('hex').slice(0, 32)}`,
+    webhookUrl: opts.webhookUrl,
+    webhookTimeoutMs: opts.webhookTimeoutMs ?? 2000,
+    replyTokenTtlMs: opts.replyTokenTtlMs ?? 60_000,
+    now,
+    state: {
+      users: new Map(),
+      inboxes: new Map(),
+      replyTokens: new Map(),
+      linkTokens: new Map(),
+      richMenus: new Map(),
+      aliases: new Map(),
+      defaultRichMenuId: undefined,
+      retryKeys: new Map(),
+      narrowcasts: new Map(),
+      requests: [],
+      failures: [],
+      quota: { limit: opts.quota?.limit, totalUsage: 0 },
+      webhookDeliveries: [],
+    },
+    validator: loadOpenApiValidator(messagingApiSpecPath),
+    limiter: createRateLimiter(opts.rateLimits ?? {}, now),
+    newWebhookEventId: createUlidFactory(now),
+    newMessageId: () => {
+      nextMessageId += 1n
+      return String(nextMessageId)
+    },
+    closing: new AbortController(),
+  }
+}
+
+export function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString('hex')
+}
+
+export function newUserId(): string {
+  return `U${randomHex(16)}`
+}
+
+export function isFriend(ctx: SandboxContext, userId: string): boolean {
+  return ctx.state.users.get(userId)?.friendship === 'friend'
+}

@@ -1,0 +1,148 @@
+import { type Context, Hono } from 'hono'
+import { html } from 'hono/html'
+import { basePath } from 'hono/route'
+import type { HtmlEscapedString } from 'hono/utils/html'
+import type { SandboxPlatform } from './platform.ts'
+import type { InboxEntry, SimUser } from './state.ts'
+
+type Html = HtmlEscapedString | Promise<HtmlEscapedString>
+
+/**
+ * A minimal "phone" page for the sandbox, meant to be mounted at `/sandbox`. Forms use relative
+ * actions, so the page works under any mount path. `hono/html` escapes every interpolated value.
+ * (Plain `.ts` with `html` templates rather than `.tsx`: Node's type stripping doesn't do JSX.)
+ */
+export function createSandboxUi(platform: SandboxPlatform) {
+  const app = new Hono()
+  /** Where the UI is mounted, without the trailing slash (`/sandbox`, or `` at the root). */
+  const mount = (c: Context) => basePath(c).replace(/\/$/, '')
+  const act =
+    (run: (form: Record<string, string>, userId: string) => Promise<unknown>) =>
+    async (c: Context) => {
+      const raw = await c.req.parseBody()
+      const form = Object.fromEntries(
+        Object.entries(raw).map(([k, v]) => [k, typeof v === 'string' ? v : '']),
+      )
+      try {
+        await run(form, c.req.param('userId') ?? '')
+      } catch (error) {
+        return c.text(error instanceof Error ? error.message : String(error), 400)
+      }
+      return c.redirect(`${mount(c)}/`, 303)
+    }
+
+  app.get('/*', (c) => {
+    const base = mount(c)
+    // Relative form actions need the trailing slash (`/sandbox` → `/sandbox/`).
+    if (c.req.path === base) return c.redirect(`${base}/`, 301)
+    if (c.req.path !== `${base}/`) return c.notFound()
+    return c.html(page(platform))
+  })
+
+  app.post(
+    '/users',
+    act(async (form) => {
+      const displayName = form.displayName?.trim() || undefined
+      const user = platform.users.create({ displayName })
+      await platform.users.follow(user.userId)
+    }),
+  )
+  app.post(
+    '/users/:userId/follow',
+    act((_, userId) => platform.users.follow(userId)),
+  )
+  app.post(
+    '/users/:userId/block',
+    act((_, userId) => platform.users.block(userId)),
+  )
+  app.post(
+    '/users/:userId/text',
+    act((form, userId) => platform.users.sendText(userId, form.text ?? '')),
+  )
+  app.post(
+    '/users/:userId/postback',
+    act((form, userId) => platform.users.postback(userId, form.data ?? '')),
+  )
+  return app
+}
+
+function page(platform: SandboxPlatform): Html {
+  const users = platform.users.list()
+  const last = platform.webhookDeliveries.at(-1)
+  return html`<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>LINE sandbox</title>
+    <style>
+      body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 1rem auto; padding: 0 1rem; }
+      section { border: 1px solid #ccc; border-radius: 8px; padding: 0.5rem 1rem; margin: 1rem 0; }
+      form { display: inline-block; margin: 0.25rem 0.5rem 0.25rem 0; }
+      .msg { background: #e9f9e5; border-radius: 8px; padding: 0.4rem 0.6rem; margin: 0.3rem 0; }
+      .meta { color: #777; font-size: 0.8em; }
+      pre { white-space: pre-wrap; font-size: 0.8em; }
+    </style>
+  </head>
+  <body>
+    <h1>LINE sandbox</h1>
+    <p class="meta">
+      Bot ${platform.botUserId} · webhook ${platform.webhookUrl ?? '(not set)'}
+      ${last ? html` · last webhook: ${last.status || last.error}` : ''}
+    </p>
+    <form method="post" action="users">
+      <input name="displayName" placeholder="Display name" />
+      <button>Create user and add friend</button>
+    </form>
+    ${users.length === 0 ? html`<p>No simulated users yet.</p>` : ''}
+    ${users.map((user) => userSection(platform, user))}
+  </body>
+</html>`
+}
+
+function userSection(platform: SandboxPlatform, user: SimUser): Html {
+  const base = `users/${encodeURIComponent(user.userId)}`
+  const menu = platform.richMenuOf(user.userId)
+  return html`<section>
+  <h2>${user.displayName}</h2>
+  <p class="meta">
+    ${user.userId} · ${statusLabel(user)}${menu ? html` · rich menu ${menu}` : ''}
+  </p>
+  ${
+    user.friendship === 'friend'
+      ? html`<form method="post" action="${base}/block"><button>Block</button></form>`
+      : html`<form method="post" action="${base}/follow">
+          <button>${user.friendship === 'blocked' ? 'Unblock' : 'Add friend'}</button>
+        </form>`
+  }
+  <form method="post" action="${base}/text">
+    <input name="text" placeholder="Message" required /><button>Send text</button>
+  </form>
+  <form method="post" action="${base}/postback">
+    <input name="data" placeholder="Postback data" required /><button>Tap postback</button>
+  </form>
+  ${platform.inbox(user.userId).map(messageView)}
+</section>`
+}
+
+function statusLabel(user: SimUser): string {
+  if (user.friendship === 'friend') return 'friend'
+  if (user.friendship === 'blocked') return 'blocked'
+  return 'not a friend'
+}
+
+function messageView(entry: InboxEntry): Html {
+  const { message } = entry
+  const meta = html`<div class="meta">
+    ${new Date(entry.at).toISOString()} · ${entry.endpoint}
+  </div>`
+  if (message.type === 'text') {
+    return html`<div class="msg">${meta}${String(message.text ?? '')}</div>`
+  }
+  const summary =
+    message.type === 'flex' ? String(message.altText ?? '') : `[${String(message.type)}]`
+  return html`<div class="msg">
+  ${meta}${summary}
+  <details><summary>JSON</summary><pre>${JSON.stringify(message, null, 2)}</pre></details>
+</div>`
+}

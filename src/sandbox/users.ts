@@ -1,0 +1,85 @@
+import { newUserId, type SandboxContext, type SimUser } from './state.ts'
+import { buildEvent, type EventInputs, type EventKind, envelope } from './webhook-events.ts'
+import { deliverWebhook, type WebhookResult } from './webhook-sender.ts'
+
+export type NewUser = {
+  displayName?: string
+  language?: string
+  pictureUrl?: string
+  statusMessage?: string
+}
+
+/** Simulated LINE users: each action changes state and POSTs the signed webhook LINE would send. */
+export type SimUsers = {
+  /** A new LINE user who hasn't added the bot yet (`U` + 32 hex). */
+  create(input?: NewUser): SimUser
+  get(userId: string): SimUser | undefined
+  list(): SimUser[]
+  /** Adds the bot as a friend; after a block this is an unblock (`follow.isUnblocked: true`). */
+  follow(userId: string): Promise<WebhookResult>
+  /** Blocks the bot: sends `unfollow`; pushes then return 200 but are dropped. */
+  block(userId: string): Promise<WebhookResult>
+  sendText(userId: string, text: string): Promise<WebhookResult>
+  postback(userId: string, data: string, params?: Record<string, string>): Promise<WebhookResult>
+  accountLink(userId: string, nonce: string, result?: 'ok' | 'failed'): Promise<WebhookResult>
+}
+
+export function createSimUsers(ctx: SandboxContext): SimUsers {
+  const { users } = ctx.state
+  let created = 0
+  const mustGet = (userId: string): SimUser => {
+    const user = users.get(userId)
+    if (!user) throw new Error(`unknown simulated user ${userId}`)
+    return user
+  }
+  const send = <K extends EventKind>(kind: K, userId: string, input: EventInputs[K]) =>
+    deliverWebhook(ctx, envelope(ctx, [buildEvent(ctx, kind, userId, input)]))
+
+  return {
+    create(input = {}) {
+      created += 1
+      const user: SimUser = {
+        userId: newUserId(),
+        displayName: input.displayName ?? `Sandbox user ${created}`,
+        language: input.language ?? 'ja',
+        friendship: 'none',
+        createdAt: ctx.now(),
+        ...(input.pictureUrl ? { pictureUrl: input.pictureUrl } : {}),
+        ...(input.statusMessage ? { statusMessage: input.statusMessage } : {}),
+      }
+      users.set(user.userId, user)
+      return user
+    },
+    get: (userId) => users.get(userId),
+    list: () => [...users.values()],
+    follow(userId) {
+      const user = mustGet(userId)
+      const isUnblocked = user.friendship === 'blocked'
+      user.friendship = 'friend'
+      return send('follow', userId, { isUnblocked })
+    },
+    block(userId) {
+      const user = mustGet(userId)
+      user.friendship = 'blocked'
+      return send('unfollow', userId, {})
+    },
+    sendText(userId, text) {
+      assertCanTalk(mustGet(userId))
+      return send('text', userId, { text })
+    },
+    postback(userId, data, params) {
+      assertCanTalk(mustGet(userId))
+      return send('postback', userId, params ? { data, params } : { data })
+    },
+    accountLink(userId, nonce, result = 'ok') {
+      mustGet(userId)
+      return send('accountLink', userId, { nonce, result })
+    },
+  }
+}
+
+function assertCanTalk(user: SimUser): void {
+  if (user.friendship === 'blocked') {
+    throw new Error(`simulated user ${user.userId} has blocked the bot; call follow() first`)
+  }
+}

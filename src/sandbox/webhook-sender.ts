@@ -1,0 +1,68 @@
+import { createHmac } from 'node:crypto'
+import type { webhook } from '@line/bot-sdk'
+import type { SandboxContext, WebhookDelivery } from './state.ts'
+import { asRedelivery } from './webhook-events.ts'
+
+export type DeliverWebhookOptions = {
+  /** Sent as `x-line-signature` instead of the real one (to test rejection). */
+  signatureOverride?: string
+  /** Marks every event `deliveryContext.isRedelivery: true` (and revives unused reply tokens). */
+  redelivery?: boolean
+  /** Overrides the platform's webhook URL for this one delivery. */
+  url?: string
+}
+
+export type WebhookResult = {
+  status: number
+  body: webhook.CallbackRequest
+  error?: WebhookDelivery['error']
+  responseText?: string
+}
+
+/** LINE's signature: base64(HMAC-SHA256(channel secret, raw body)). */
+export function signWebhookBody(channelSecret: string, rawBody: string | Buffer): string {
+  return createHmac('sha256', channelSecret).update(rawBody).digest('base64')
+}
+
+/**
+ * POSTs a signed envelope to the webhook URL like the LINE platform: UTF-8 JSON, signature header,
+ * and a timeout (2 s by default). Without a webhook URL nothing is sent and `status` is 0.
+ */
+export async function deliverWebhook(
+  ctx: SandboxContext,
+  envelope: webhook.CallbackRequest,
+  opts: DeliverWebhookOptions = {},
+): Promise<WebhookResult> {
+  const body = opts.redelivery ? asRedelivery(ctx, envelope) : envelope
+  const url = opts.url ?? ctx.webhookUrl
+  const record = (result: WebhookResult): WebhookResult => {
+    ctx.state.webhookDeliveries.push({
+      at: ctx.now(),
+      url: url ?? '',
+      status: result.status,
+      error: result.error,
+      body,
+    })
+    return result
+  }
+  if (!url) return record({ status: 0, body, error: 'no_webhook_url' })
+  const raw = JSON.stringify(body)
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json; charset=utf-8',
+        'user-agent': 'LineBotWebhook/2.0',
+        'x-line-signature': opts.signatureOverride ?? signWebhookBody(ctx.channelSecret, raw),
+      },
+      body: raw,
+      signal: AbortSignal.any([AbortSignal.timeout(ctx.webhookTimeoutMs), ctx.closing.signal]),
+    })
+    const responseText = await res.text()
+    const error = res.ok ? undefined : ('error_status_code' as const)
+    return record({ status: res.status, body, error, responseText })
+  } catch (err) {
+    const timedOut = err instanceof Error && err.name === 'TimeoutError'
+    return record({ status: 0, body, error: timedOut ? 'request_timeout' : 'could_not_connect' })
+  }
+}

@@ -1,0 +1,27 @@
+import type { webhook } from '@line/bot-sdk'
+import { handlePostback, handleTextMessage } from '../conversation/conversation.service.ts'
+import { handleFollow, handleUnfollow } from '../identity/identity.service.ts'
+import type { EventContext, EventOutcome } from './event-context.ts'
+
+/** Events later features read from the inbox (account link, LINE membership). */
+const STORED_FOR_LATER = new Set(['accountLink', 'membership'])
+
+export async function dispatchEvent(
+  ctx: EventContext,
+  event: webhook.Event,
+): Promise<EventOutcome> {
+  switch (event.type) {
+    case 'follow':
+      return handleFollow(ctx, event)
+    case 'unfollow':
+      return handleUnfollow(ctx, event)
+    case 'message':
+      return handleTextMessage(ctx, event)
+    case 'postback':
+      return handlePostback(ctx, event)
+    default:
+      if (STORED_FOR_LATER.has(event.type)) return 'stored'
+      ctx.deps.log.info({ webhookEventId: ctx.webhookEventId, type: event.type }, 'event ignored')
+      return 'ignored'
+  }
+}

@@ -1,0 +1,17 @@
+import type { Transaction } from 'kysely'
+import type { DB } from '../platform/db.ts'
+import type { Deps } from '../platform/deps.ts'
+
+/** What a module's event handler gets: one transaction, and work to run after it commits. */
+export type EventContext = {
+  deps: Deps
+  trx: Transaction<DB>
+  webhookEventId: string
+  receivedAt: Date
+  /** True when another channel holds the chat (mode: standby): never send anything. */
+  standby: boolean
+  afterCommit: (fn: () => Promise<void>) => void
+}
+
+/** What became of an event; stored on the webhook_event row and counted in metrics. */
+export type EventOutcome = 'handled' | 'standby' | 'stale' | 'stored' | 'ignored' | 'unrouted'

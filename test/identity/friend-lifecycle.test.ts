@@ -1,0 +1,184 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+
+let k: TestKizuna
+
+beforeAll(async () => {
+  k = await startTestKizuna()
+})
+afterAll(async () => {
+  await k.stopAll()
+})
+beforeEach(() => {
+  k.line.clearRequests()
+  k.line.clearFailures()
+})
+
+const lineUser = (lineUid: string) =>
+  k.deps.db.selectFrom('line_user').selectAll().where('line_uid', '=', lineUid).executeTakeFirst()
+
+const deliveriesOf = (lineUid: string) =>
+  k.deps.db
+    .selectFrom('delivery')
+    .innerJoin('line_user', 'line_user.id', 'delivery.line_user_id')
+    .selectAll('delivery')
+    .where('line_user.line_uid', '=', lineUid)
+    .orderBy('delivery.created_at')
+    .execute()
+
+/** A user LINE counts as a friend, whose follow event the test builds and sends itself. */
+function friendOnLine() {
+  const user = k.line.users.create()
+  user.friendship = 'friend'
+  return user
+}
+
+/** Every request Kizuna sent passed the stand-in's OpenAPI validation. */
+function expectNoRejectedRequests() {
+  const rejected = k.line.requests.filter((r) => r.status === 400 || r.status === 401)
+  expect(rejected.map((r) => `${r.method} ${r.path} ${JSON.stringify(r.body)}`)).toEqual([])
+}
+
+describe('friend lifecycle', () => {
+  it('follow creates the customer and LINE identity, fetches the profile and replies a welcome', async () => {
+    const user = k.line.users.create({ displayName: '山田 花子', language: 'ja' })
+    expect((await k.line.users.follow(user.userId)).status).toBe(200)
+
+    await eventually(async () => {
+      const row = await lineUser(user.userId)
+      expect(row?.status).toBe('friend')
+      expect(row?.display_name).toBe('山田 花子')
+      expect(row?.language).toBe('ja')
+      expect(row?.profile_fetched_at).not.toBeNull()
+      const [welcome] = await deliveriesOf(user.userId)
+      expect(welcome?.status).toBe('sent')
+    })
+    const row = (await lineUser(user.userId))!
+    const customer = await k.deps.db
+      .selectFrom('customer')
+      .selectAll()
+      .where('id', '=', row.customer_id)
+      .executeTakeFirstOrThrow()
+    expect(customer.display_name).toBe('山田 花子')
+
+    const inbox = k.line.inbox(user.userId)
+    expect(inbox).toHaveLength(1)
+    expect(inbox[0]?.endpoint).toBe('reply')
+    expect(JSON.stringify(inbox[0]?.message)).toContain('友だち追加ありがとうございます')
+    expectNoRejectedRequests()
+  })
+
+  it('pushes with a stored retry key when the reply token is stale, reusing it on retry', async () => {
+    const user = friendOnLine()
+    const event = k.line.buildEvent('follow', user.userId, {}, { timestamp: Date.now() })
+    // The reply token has already been used by someone else: reply fails, push takes over.
+    k.line.context.state.replyTokens.get((event as { replyToken: string }).replyToken)!.used = true
+    k.line.failNext({ method: 'POST', path: '/v2/bot/message/push', status: 500, count: 1 })
+    expect((await k.line.deliverWebhook([event])).status).toBe(200)
+
+    await eventually(async () => {
+      const [welcome] = await deliveriesOf(user.userId)
+      expect(welcome?.status).toBe('sent')
+      expect(welcome?.attempts).toBe(2)
+    })
+    const [welcome] = await deliveriesOf(user.userId)
+    const pushes = k.line
+      .requestsTo('POST', '/v2/bot/message/push')
+      .filter((r) => (r.body as { to?: string }).to === user.userId)
+    expect(pushes.map((r) => r.status)).toEqual([500, 200])
+    expect(pushes[0]?.headers['x-line-retry-key']).toBe(welcome?.line_retry_key)
+    expect(pushes[1]?.headers['x-line-retry-key']).toBe(welcome?.line_retry_key)
+    expect(k.line.inbox(user.userId)).toHaveLength(1)
+  })
+
+  it('counts a 409 "retry key already accepted" as sent, without a second message', async () => {
+    const user = friendOnLine()
+    const event = k.line.buildEvent('follow', user.userId, {})
+    k.line.context.state.replyTokens.get((event as { replyToken: string }).replyToken)!.used = true
+    expect((await k.line.deliverWebhook([event])).status).toBe(200)
+    await eventually(async () => {
+      const [welcome] = await deliveriesOf(user.userId)
+      expect(welcome?.status).toBe('sent')
+    })
+    // As if LINE accepted the push but its answer was lost: the same delivery is sent again
+    // with the same retry key, LINE answers 409, and that counts as sent.
+    const [welcome] = await deliveriesOf(user.userId)
+    await k.deps.db
+      .updateTable('delivery')
+      .set({ status: 'pending' })
+      .where('id', '=', welcome!.id)
+      .execute()
+    await k.deps.queues.enqueue(
+      'messaging.send-delivery',
+      { deliveryId: welcome!.id },
+      { jobId: `delivery-${welcome!.id}-replay` },
+    )
+    await eventually(async () => {
+      const pushes = k.line
+        .requestsTo('POST', '/v2/bot/message/push')
+        .filter((r) => (r.body as { to?: string }).to === user.userId)
+      expect(pushes.map((r) => r.status)).toEqual([200, 409])
+      const [again] = await deliveriesOf(user.userId)
+      expect(again?.status).toBe('sent')
+    })
+    expect(k.line.inbox(user.userId)).toHaveLength(1)
+  })
+
+  it('unfollow marks the friend blocked; follow with isUnblocked restores it and welcomes back', async () => {
+    const user = k.line.users.create()
+    await k.line.users.follow(user.userId)
+    await eventually(async () => expect((await lineUser(user.userId))?.status).toBe('friend'))
+    await k.line.users.block(user.userId)
+    await eventually(async () => expect((await lineUser(user.userId))?.status).toBe('blocked'))
+    const result = await k.line.users.follow(user.userId)
+    expect((result.body.events[0] as { follow: { isUnblocked: boolean } }).follow.isUnblocked).toBe(
+      true,
+    )
+    await eventually(async () => {
+      expect((await lineUser(user.userId))?.status).toBe('friend')
+      const kinds = (await deliveriesOf(user.userId)).map((d) => `${d.kind}:${d.status}`)
+      expect(kinds).toEqual(['welcome:sent', 'welcome-back:sent'])
+    })
+  })
+
+  it('an unfollow that arrives before an older follow leaves the user blocked and sends nothing', async () => {
+    const user = k.line.users.create()
+    const t = Date.now()
+    const follow = k.line.buildEvent('follow', user.userId, {}, { timestamp: t - 5_000 })
+    const unfollow = k.line.buildEvent('unfollow', user.userId, {}, { timestamp: t })
+    expect((await k.line.deliverWebhook([unfollow])).status).toBe(200)
+    await eventually(async () => expect((await lineUser(user.userId))?.status).toBe('blocked'))
+    expect((await k.line.deliverWebhook([follow])).status).toBe(200)
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('webhook_event')
+        .select('outcome')
+        .where('webhook_event_id', '=', follow.webhookEventId)
+        .executeTakeFirst()
+      expect(row?.outcome).toBe('stale')
+    })
+    const row = await lineUser(user.userId)
+    expect(row?.status).toBe('blocked')
+    expect(row?.status_changed_at.getTime()).toBe(t)
+    expect(await deliveriesOf(user.userId)).toHaveLength(0)
+  })
+
+  it('one request with many events from many users: each takes effect once', async () => {
+    const users = Array.from({ length: 5 }, friendOnLine)
+    const events = users.flatMap((u) => [
+      k.line.buildEvent('follow', u.userId, {}),
+      k.line.buildEvent('text', u.userId, { text: 'help' }),
+    ])
+    expect((await k.line.deliverWebhook(events)).status).toBe(200)
+    expect((await k.line.deliverWebhook(events, { redelivery: true })).status).toBe(200)
+    await eventually(async () => {
+      for (const u of users) {
+        const kinds = (await deliveriesOf(u.userId)).map((d) => `${d.kind}:${d.status}`).sort()
+        expect(kinds).toEqual(['help:sent', 'welcome:sent'])
+      }
+    })
+    for (const u of users) expect(k.line.inbox(u.userId)).toHaveLength(2)
+    expectNoRejectedRequests()
+  })
+})

@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+
+let k: TestKizuna
+
+beforeAll(async () => {
+  k = await startTestKizuna()
+})
+afterAll(async () => {
+  await k.stopAll()
+})
+
+describe('operations endpoints', () => {
+  it('GET /healthz and /readyz report the process and its Postgres and Redis', async () => {
+    const health = await fetch(`${k.baseUrl}/healthz`)
+    expect(health.status).toBe(200)
+    const ready = await fetch(`${k.baseUrl}/readyz`)
+    expect(ready.status).toBe(200)
+    expect(await ready.json()).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' })
+  })
+
+  it('GET /metrics counts webhook events, jobs and LINE calls', async () => {
+    const user = k.line.users.create()
+    await k.line.users.follow(user.userId)
+    await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
+    await eventually(async () => {
+      const text = await (await fetch(`${k.baseUrl}/metrics`)).text()
+      expect(text).toMatch(/kizuna_webhook_events_total\{type="follow",outcome="received"\} [1-9]/)
+      expect(text).toMatch(/kizuna_webhook_events_total\{type="follow",outcome="handled"\} [1-9]/)
+      expect(text).toMatch(/kizuna_jobs_total\{queue="webhook",outcome="completed"\} [1-9]/)
+      expect(text).toMatch(/kizuna_line_calls_total\{endpoint="reply",status="2xx"\} [1-9]/)
+      expect(text).toMatch(/kizuna_line_calls_total\{endpoint="profile",status="2xx"\} [1-9]/)
+    })
+  })
+
+  it('answers unknown routes with the one error shape', async () => {
+    const res = await fetch(`${k.baseUrl}/nope`)
+    expect(res.status).toBe(404)
+    const error = await errorOf(res)
+    expect(error.code).toBe('NOT_FOUND')
+    expect(error.requestId).toBe(res.headers.get('x-request-id'))
+  })
+})

@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto'
+import { Writable } from 'node:stream'
+import { afterAll, describe, expect, it } from 'vitest'
+import { startKizuna } from '../../src/main/runtime.ts'
+import { createLogger } from '../../src/platform/logger.ts'
+import { startLinePlatform } from '../../src/sandbox/platform.ts'
+import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN, testEnv } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+
+const cleanups: (() => Promise<void>)[] = []
+afterAll(async () => {
+  for (const fn of cleanups.reverse()) await fn()
+})
+
+describe('logs', () => {
+  it('carry no LINE user ids, names or message texts through a whole conversation', async () => {
+    const lines: string[] = []
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk))
+        done()
+      },
+    })
+    const line = await startLinePlatform({
+      channelSecret: TEST_CHANNEL_SECRET,
+      channelAccessToken: TEST_CHANNEL_TOKEN,
+    })
+    cleanups.push(() => line.close())
+    const env = testEnv({
+      LOG_LEVEL: 'trace',
+      LINE_API_BASE_URL: line.apiBaseUrl,
+      LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+    })
+    const k = await startKizuna(env, {
+      log: createLogger('trace', sink),
+      queuePrefix: `test-${randomUUID()}`,
+    })
+    cleanups.push(() => k.stop())
+    line.setWebhookUrl(`${k.baseUrl}/webhooks/line`)
+
+    const user = line.users.create({ displayName: 'Secret Name' })
+    line.failNext({ method: 'POST', path: '/v2/bot/message/reply', status: 500 })
+    await line.users.follow(user.userId)
+    await line.users.sendText(user.userId, 'my phone is 090-1234-5678')
+    await line.users.postback(user.userId, 'action=unknown-thing')
+    await eventually(() => expect(line.inbox(user.userId)).toHaveLength(1))
+    await eventually(() => expect(lines.join('')).toContain('no route for this event'))
+
+    const all = lines.join('')
+    expect(lines.length).toBeGreaterThan(3)
+    expect(all).not.toContain(user.userId)
+    expect(all).not.toContain('Secret Name')
+    expect(all).not.toContain('090-1234-5678')
+  })
+})

@@ -1,0 +1,245 @@
+import { randomUUID } from 'node:crypto'
+import { messagingApi } from '@line/bot-sdk'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type LinePlatform, startLinePlatform } from '../../src/sandbox/platform.ts'
+import {
+  channelAccessToken,
+  channelSecret,
+  fetchError,
+  pngBytes,
+  richMenuRequest,
+} from './fixtures.ts'
+
+// Mirrors the SDK's own contract tests (test/libs-messagingApi.spec.ts): the real client, real HTTP.
+let platform: LinePlatform
+let client: messagingApi.MessagingApiClient
+let blob: messagingApi.MessagingApiBlobClient
+let clock = Date.now()
+
+beforeAll(async () => {
+  platform = await startLinePlatform({ channelSecret, channelAccessToken, now: () => clock })
+  client = new messagingApi.MessagingApiClient({ channelAccessToken, baseURL: platform.apiBaseUrl })
+  blob = new messagingApi.MessagingApiBlobClient({
+    channelAccessToken,
+    baseURL: platform.dataApiBaseUrl,
+  })
+})
+afterAll(() => platform.close())
+
+async function friend(displayName = 'Hanako') {
+  const user = platform.users.create({ displayName })
+  await platform.users.follow(user.userId)
+  return user
+}
+
+describe('push', () => {
+  it('delivers, returns sentMessages and answers a repeated retry key with 409', async () => {
+    const user = await friend()
+    const retryKey = randomUUID()
+    const request = { to: user.userId, messages: [{ type: 'text' as const, text: 'Welcome' }] }
+    const first = await client.pushMessageWithHttpInfo(request, retryKey)
+    const requestId = first.httpResponse.headers.get('x-line-request-id')
+    expect(requestId).toBeTruthy()
+    expect(first.body.sentMessages).toEqual([
+      { id: expect.stringMatching(/^\d+$/), quoteToken: expect.any(String) },
+    ])
+
+    const again = await fetchError(client.pushMessage(request, retryKey))
+    expect(again.status).toBe(409)
+    expect(again.headers.get('x-line-accepted-request-id')).toBe(requestId)
+    expect(again.headers.get('x-line-request-id')).not.toBe(requestId)
+    expect(again.body).toEqual({
+      message: 'The retry key is already accepted',
+      sentMessages: first.body.sentMessages,
+    })
+    expect(platform.inbox(user.userId).map((m) => m.message)).toEqual(request.messages)
+  })
+
+  it('returns 200 for a blocked user but delivers nothing', async () => {
+    const user = await friend()
+    await platform.users.block(user.userId)
+    await client.pushMessage({ to: user.userId, messages: [{ type: 'text', text: 'hello?' }] })
+    expect(platform.inbox(user.userId)).toEqual([])
+  })
+
+  it('rejects a user who does not exist in the channel', async () => {
+    const error = await fetchError(
+      client.pushMessage({ to: `U${'0'.repeat(32)}`, messages: [{ type: 'text', text: 'x' }] }),
+    )
+    expect(error).toMatchObject({ status: 400, body: { message: 'Failed to send messages' } })
+  })
+})
+
+describe('reply', () => {
+  it('accepts a reply token once', async () => {
+    const user = await friend()
+    const { body } = await platform.users.sendText(user.userId, 'hi')
+    const replyToken = (body.events[0] as { replyToken: string }).replyToken
+    const res = await client.replyMessage({
+      replyToken,
+      messages: [{ type: 'text', text: 'Hello' }],
+    })
+    expect(res.sentMessages).toHaveLength(1)
+    const reused = await fetchError(
+      client.replyMessage({ replyToken, messages: [{ type: 'text', text: 'again' }] }),
+    )
+    expect(reused).toMatchObject({ status: 400, body: { message: 'Invalid reply token' } })
+    expect(platform.inbox(user.userId).map((m) => m.endpoint)).toEqual(['reply'])
+  })
+
+  it('rejects a reply token after about a minute', async () => {
+    const user = await friend()
+    const { body } = await platform.users.postback(user.userId, 'action=points')
+    const replyToken = (body.events[0] as { replyToken: string }).replyToken
+    clock += 61_000
+    const late = await fetchError(
+      client.replyMessage({ replyToken, messages: [{ type: 'text', text: 'late' }] }),
+    )
+    expect(late).toMatchObject({ status: 400, body: { message: 'Invalid reply token' } })
+  })
+})
+
+describe('multicast', () => {
+  it('delivers to friends only and returns {}', async () => {
+    const [a, b, blocked] = [await friend('A'), await friend('B'), await friend('C')]
+    await platform.users.block(blocked.userId)
+    const to = [a.userId, b.userId, blocked.userId, `U${'f'.repeat(32)}`]
+    expect(await client.multicast({ to, messages: [{ type: 'text', text: 'Sale!' }] })).toEqual({})
+    expect(platform.inbox(a.userId)).toHaveLength(1)
+    expect(platform.inbox(b.userId)[0]).toMatchObject({ endpoint: 'multicast' })
+    expect(platform.inbox(blocked.userId)).toEqual([])
+  })
+})
+
+describe('broadcast and narrowcast', () => {
+  it('broadcasts to every friend, with retry keys', async () => {
+    const user = await friend()
+    const retryKey = randomUUID()
+    await client.broadcast({ messages: [{ type: 'text', text: 'To all' }] }, retryKey)
+    const again = await fetchError(
+      client.broadcast({ messages: [{ type: 'text', text: 'To all' }] }, retryKey),
+    )
+    expect(again.status).toBe(409)
+    expect(again.body).toEqual({ message: 'The retry key is already accepted' })
+    expect(platform.inbox(user.userId).map((m) => m.endpoint)).toEqual(['broadcast'])
+  })
+
+  it('accepts a narrowcast with 202 and reports its progress', async () => {
+    const res = await client.narrowcastWithHttpInfo({ messages: [{ type: 'text', text: 'N' }] })
+    expect(res.httpResponse.status).toBe(202)
+    const requestId = res.httpResponse.headers.get('x-line-request-id') ?? ''
+    expect(await client.getNarrowcastProgress(requestId)).toMatchObject({ phase: 'succeeded' })
+  })
+})
+
+describe('profile, bot info, link token, quota', () => {
+  it('returns a friend profile and 404 for unknown or blocked users', async () => {
+    const user = await friend('Taro')
+    expect(await client.getProfile(user.userId)).toEqual({
+      userId: user.userId,
+      displayName: 'Taro',
+      language: 'ja',
+    })
+    const unknown = await fetchError(client.getProfile(`U${'1'.repeat(32)}`))
+    expect(unknown).toMatchObject({ status: 404, body: { message: 'Not found' } })
+    await platform.users.block(user.userId)
+    expect((await fetchError(client.getProfile(user.userId))).status).toBe(404)
+  })
+
+  it('reports the bot user id used as webhook destination', async () => {
+    expect((await client.getBotInfo()).userId).toBe(platform.botUserId)
+  })
+
+  it('issues a link token', async () => {
+    const user = await friend()
+    expect((await client.issueLinkToken(user.userId)).linkToken).toMatch(/^[0-9a-f]{32}$/)
+  })
+
+  it('reports quota and consumption', async () => {
+    expect(await client.getMessageQuota()).toEqual({ type: 'none' })
+    const before = (await client.getMessageQuotaConsumption()).totalUsage
+    const user = await friend()
+    await client.pushMessage({ to: user.userId, messages: [{ type: 'text', text: 'x' }] })
+    expect((await client.getMessageQuotaConsumption()).totalUsage).toBe(before + 1)
+  })
+
+  it('validates messages without sending', async () => {
+    expect(await client.validatePush({ messages: [{ type: 'text', text: 'ok' }] })).toEqual({})
+    const bad = await fetchError(client.validatePush({ messages: [] }))
+    expect(bad.body.details).toEqual([
+      { message: 'Size must be between 1 and 5', property: 'messages' },
+    ])
+  })
+})
+
+describe('rich menus', () => {
+  it('creates, uploads an image, links, bulk links, aliases and sets the default', async () => {
+    const [a, b] = [await friend('A'), await friend('B')]
+    const { richMenuId } = await client.createRichMenu(richMenuRequest)
+    expect(richMenuId).toMatch(/^richmenu-[0-9a-f]{32}$/)
+    expect(await client.getRichMenu(richMenuId)).toEqual({ richMenuId, ...richMenuRequest })
+
+    const noImage = await fetchError(client.linkRichMenuIdToUser(a.userId, richMenuId))
+    expect(noImage.status).toBe(400)
+    const wrongType = await fetchError(
+      blob.setRichMenuImage(richMenuId, new Blob([pngBytes], { type: 'text/plain' })),
+    )
+    expect(wrongType.status).toBe(415)
+    await blob.setRichMenuImage(richMenuId, new Blob([pngBytes], { type: 'image/png' }))
+    const image = await blob.getRichMenuImage(richMenuId)
+    const chunks: Buffer[] = []
+    for await (const chunk of image) chunks.push(chunk as Buffer)
+    expect(Buffer.concat(chunks).equals(pngBytes)).toBe(true)
+    const replace = await fetchError(
+      blob.setRichMenuImage(richMenuId, new Blob([pngBytes], { type: 'image/png' })),
+    )
+    expect(replace.body.message).toBe('An image has already been uploaded to the richmenu')
+
+    await client.linkRichMenuIdToUser(a.userId, richMenuId)
+    expect(await client.getRichMenuIdOfUser(a.userId)).toEqual({ richMenuId })
+    const bulk = await client.linkRichMenuIdToUsersWithHttpInfo({
+      richMenuId,
+      userIds: [a.userId, b.userId],
+    })
+    expect(bulk.httpResponse.status).toBe(202)
+    expect(platform.richMenuOf(b.userId)).toBe(richMenuId)
+    await client.unlinkRichMenuIdFromUser(b.userId)
+    expect((await fetchError(client.getRichMenuIdOfUser(b.userId))).status).toBe(404)
+
+    const richMenuAliasId = `main-${Date.now()}`
+    await client.createRichMenuAlias({ richMenuAliasId, richMenuId })
+    const conflict = await fetchError(client.createRichMenuAlias({ richMenuAliasId, richMenuId }))
+    expect(conflict.body.message).toBe('conflict richmenu alias id')
+    expect(await client.getRichMenuAlias(richMenuAliasId)).toEqual({ richMenuAliasId, richMenuId })
+    expect((await client.getRichMenuAliasList()).aliases).toContainEqual({
+      richMenuAliasId,
+      richMenuId,
+    })
+
+    await client.setDefaultRichMenu(richMenuId)
+    expect(await client.getDefaultRichMenuId()).toEqual({ richMenuId })
+    expect(platform.richMenuOf(b.userId)).toBe(richMenuId)
+    expect((await client.getRichMenuList()).richmenus.map((m) => m.richMenuId)).toContain(
+      richMenuId,
+    )
+
+    await client.deleteRichMenuAlias(richMenuAliasId)
+    await client.cancelDefaultRichMenu()
+    await client.deleteRichMenu(richMenuId)
+    expect((await fetchError(client.getRichMenu(richMenuId))).status).toBe(404)
+  })
+
+  it('rejects a rich menu LINE would refuse', async () => {
+    const bad = await fetchError(
+      client.validateRichMenuObject({ ...richMenuRequest, chatBarText: 'x'.repeat(15) }),
+    )
+    expect(bad.body.details).toEqual([
+      { message: 'Length must be between 0 and 14', property: 'chatBarText' },
+    ])
+    const outside = { ...richMenuRequest, size: { width: 800, height: 270 } }
+    const err = await fetchError(client.createRichMenu(outside))
+    expect(err.body.details).toEqual([
+      { message: 'must be within the rich menu size', property: 'areas[0].bounds' },
+    ])
+  })
+})

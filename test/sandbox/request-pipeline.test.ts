@@ -1,0 +1,210 @@
+import { randomUUID } from 'node:crypto'
+import { messagingApi } from '@line/bot-sdk'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type LinePlatform, startLinePlatform } from '../../src/sandbox/platform.ts'
+import { channelAccessToken, channelSecret, fetchError } from './fixtures.ts'
+
+let platform: LinePlatform
+let client: messagingApi.MessagingApiClient
+let userId: string
+
+beforeAll(async () => {
+  platform = await startLinePlatform({
+    channelSecret,
+    channelAccessToken,
+    rateLimits: { 'GET /v2/bot/info': { capacity: 2, perMs: 60_000 } },
+    quota: { limit: 2 },
+  })
+  client = new messagingApi.MessagingApiClient({ channelAccessToken, baseURL: platform.apiBaseUrl })
+  userId = platform.users.create().userId
+  await platform.users.follow(userId)
+})
+afterAll(() => platform.close())
+
+function post(path: string, body: string, headers: Record<string, string> = {}) {
+  return fetch(new URL(path, platform.apiBaseUrl), {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${channelAccessToken}`,
+      'content-type': 'application/json',
+      ...headers,
+    },
+    body,
+  })
+}
+
+describe('authentication and request checks', () => {
+  it('returns 401 without the channel access token, with a request id', async () => {
+    const res = await fetch(new URL('/v2/bot/info', platform.apiBaseUrl))
+    expect(res.status).toBe(401)
+    expect(await res.json()).toEqual({ message: expect.stringMatching(/^Authentication failed/) })
+    expect(res.headers.get('x-line-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    const wrong = new messagingApi.MessagingApiClient({
+      channelAccessToken: 'wrong',
+      baseURL: platform.apiBaseUrl,
+    })
+    expect((await fetchError(wrong.getBotInfo())).status).toBe(401)
+  })
+
+  it('returns 400 for invalid JSON', async () => {
+    const res = await post('/v2/bot/message/push', '{"to":')
+    expect(res.status).toBe(400)
+    expect(await res.json()).toEqual({ message: 'The request body could not be parsed as JSON' })
+  })
+
+  it('rejects invalid bodies with LINE-style details', async () => {
+    const res = await post(
+      '/v2/bot/message/push',
+      JSON.stringify({ messages: [{ type: 'text' }, { type: 'sticker', packageId: '1' }] }),
+    )
+    expect(res.status).toBe(400)
+    expect(await res.json()).toEqual({
+      message: 'The request body has 3 error(s)',
+      details: [
+        { message: 'must be specified', property: 'to' },
+        { message: 'must be specified', property: 'messages[0].text' },
+        { message: 'must be specified', property: 'messages[1].stickerId' },
+      ],
+    })
+  })
+
+  it('rejects an unknown message type and a flex bubble with an unknown component', async () => {
+    const unknownType = await fetchError(
+      client.pushMessage({ to: userId, messages: [{ type: 'video-call' } as never] }),
+    )
+    expect(unknownType.body.details).toEqual([
+      expect.objectContaining({ property: 'messages[0].type' }),
+    ])
+    const flex = {
+      type: 'flex',
+      altText: 'Points',
+      contents: {
+        type: 'bubble',
+        body: { type: 'box', layout: 'vertical', contents: [{ type: 'marquee', text: 'x' }] },
+      },
+    }
+    const badFlex = await fetchError(client.pushMessage({ to: userId, messages: [flex as never] }))
+    expect(badFlex.body.details).toEqual([
+      expect.objectContaining({ property: 'messages[0].contents.body.contents[0].type' }),
+    ])
+    expect(platform.inbox(userId)).toEqual([])
+  })
+
+  it('rejects a retry key on reply and a retry key that is not a UUID', async () => {
+    const reply = await post(
+      '/v2/bot/message/reply',
+      JSON.stringify({ replyToken: 'x', messages: [{ type: 'text', text: 'x' }] }),
+      { 'x-line-retry-key': randomUUID() },
+    )
+    expect(reply.status).toBe(400)
+    const push = await post(
+      '/v2/bot/message/push',
+      JSON.stringify({ to: userId, messages: [{ type: 'text', text: 'x' }] }),
+      { 'x-line-retry-key': 'retry-1' },
+    )
+    expect(push.status).toBe(400)
+    expect(await push.json()).toMatchObject({
+      details: [{ message: 'must be a valid uuid', property: 'X-Line-Retry-Key' }],
+    })
+  })
+
+  it('records every request with lowercased headers and the parsed body', async () => {
+    platform.clearRequests()
+    await client.pushMessage({ to: userId, messages: [{ type: 'text', text: 'recorded' }] })
+    const [recorded] = platform.requestsTo('POST', '/v2/bot/message/push')
+    expect(recorded).toMatchObject({
+      method: 'POST',
+      path: '/v2/bot/message/push',
+      template: '/v2/bot/message/push',
+      status: 200,
+      body: { to: userId, messages: [{ type: 'text', text: 'recorded' }] },
+      headers: { authorization: `Bearer ${channelAccessToken}` },
+    })
+    expect(platform.requests).toHaveLength(1)
+  })
+})
+
+describe('rate limits and quota', () => {
+  it('answers 429 once the endpoint bucket is empty', async () => {
+    await client.getBotInfo()
+    await client.getBotInfo()
+    const limited = await fetchError(client.getBotInfo())
+    expect(limited).toMatchObject({
+      status: 429,
+      body: { message: 'The API rate limit has been exceeded. Try again later.' },
+    })
+    platform.setRateLimit('GET /v2/bot/info', null)
+    await client.getBotInfo()
+  })
+
+  it('answers 429 "monthly limit" once the simulated quota is used up', async () => {
+    expect(await client.getMessageQuota()).toEqual({ type: 'limited', value: 2 })
+    const used = (await client.getMessageQuotaConsumption()).totalUsage
+    for (let i = used; i < 2; i++) {
+      await client.pushMessage({ to: userId, messages: [{ type: 'text', text: `${i}` }] })
+    }
+    const over = await fetchError(
+      client.pushMessage({ to: userId, messages: [{ type: 'text', text: 'one more' }] }),
+    )
+    expect(over).toMatchObject({
+      status: 429,
+      body: { message: 'You have reached your monthly limit.' },
+    })
+    expect(await client.getMessageQuotaConsumption()).toEqual({ totalUsage: 2 })
+    platform.setQuota(undefined)
+  })
+})
+
+describe('failNext', () => {
+  it('fails the next matching calls before validation, then succeeds', async () => {
+    platform.failNext({ method: 'POST', path: '/v2/bot/message/push', status: 500, count: 2 })
+    const send = () => client.pushMessage({ to: userId, messages: [{ type: 'text', text: 'x' }] })
+    expect((await fetchError(send())).status).toBe(500)
+    expect((await fetchError(client.pushMessage({ to: userId, messages: [] }))).status).toBe(500)
+    expect((await send()).sentMessages).toHaveLength(1)
+    const statuses = platform.requestsTo('POST', '/v2/bot/message/push').slice(-3)
+    expect(statuses.map((r) => [r.status, r.scripted])).toEqual([
+      [500, true],
+      [500, true],
+      [200, false],
+    ])
+  })
+
+  it('scripts a body, headers and a path pattern', async () => {
+    platform.failNext({
+      path: /^\/v2\/bot\/profile\//,
+      status: 429,
+      headers: { 'retry-after': '1' },
+    })
+    const error = await fetchError(client.getProfile(userId))
+    expect(error.status).toBe(429)
+    expect(error.headers.get('retry-after')).toBe('1')
+    expect(error.body.message).toBe('The API rate limit has been exceeded. Try again later.')
+  })
+
+  it('hangs for timeoutMs before answering', async () => {
+    platform.failNext({ path: '/v2/bot/info', timeoutMs: 300, status: 503, count: 2 })
+    const get = (signal?: AbortSignal) =>
+      fetch(new URL('/v2/bot/info', platform.apiBaseUrl), {
+        headers: { authorization: `Bearer ${channelAccessToken}` },
+        signal,
+      })
+    await expect(get(AbortSignal.timeout(50))).rejects.toThrow(/abort|timeout/i)
+    const started = Date.now()
+    const res = await get()
+    expect(res.status).toBe(503)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290)
+    expect((await get()).status).toBe(200)
+  })
+
+  it('drops the connection after timeoutMs when no status is given', async () => {
+    platform.failNext({ path: '/v2/bot/message/push', timeoutMs: 100 })
+    await expect(
+      client.pushMessage({ to: userId, messages: [{ type: 'text', text: 'x' }] }),
+    ).rejects.toThrow(TypeError)
+    expect(platform.requestsTo('POST', '/v2/bot/message/push').at(-1)).toMatchObject({
+      status: 0,
+      scripted: true,
+    })
+  })
+})

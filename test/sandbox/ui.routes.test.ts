@@ -1,0 +1,94 @@
+import { Hono } from 'hono'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { createLinePlatform, type SandboxPlatform } from '../../src/sandbox/platform.ts'
+import { createSandboxUi } from '../../src/sandbox/ui.routes.ts'
+import { channelAccessToken, channelSecret } from './fixtures.ts'
+
+let platform: SandboxPlatform
+let app: Hono
+
+beforeEach(() => {
+  platform = createLinePlatform({ channelSecret, channelAccessToken })
+  app = new Hono().route('/sandbox', createSandboxUi(platform))
+})
+
+async function push(to: string, messages: unknown[]) {
+  const res = await platform.apiApp.request('/v2/bot/message/push', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${channelAccessToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ to, messages }),
+  })
+  expect(res.status).toBe(200)
+}
+
+function form(fields: Record<string, string>) {
+  return { method: 'POST', body: new URLSearchParams(fields) }
+}
+
+describe('GET /sandbox/', () => {
+  it('redirects to the trailing-slash URL so relative form actions work', async () => {
+    const res = await app.request('/sandbox')
+    expect(res.status).toBe(301)
+    expect(res.headers.get('location')).toBe('/sandbox/')
+  })
+
+  it('lists users with their status and the messages they received', async () => {
+    const user = platform.users.create({ displayName: 'Yui' })
+    await platform.users.follow(user.userId)
+    const flex = {
+      type: 'flex',
+      altText: 'Your points: 120',
+      contents: { type: 'bubble', body: { type: 'box', layout: 'vertical', contents: [] } },
+    }
+    await push(user.userId, [{ type: 'text', text: 'Thanks for adding us!' }, flex])
+    const html = await (await app.request('/sandbox/')).text()
+    expect(html).toContain('Yui')
+    expect(html).toContain(user.userId)
+    expect(html).toContain('friend')
+    expect(html).toContain('Thanks for adding us!')
+    expect(html).toContain('Your points: 120')
+    expect(html).toContain('<details><summary>JSON</summary>')
+    expect(html).toContain(`action="users/${user.userId}/block"`)
+  })
+
+  it('escapes user-controlled text', async () => {
+    const user = platform.users.create({ displayName: '<script>alert(1)</script>' })
+    await platform.users.follow(user.userId)
+    await push(user.userId, [{ type: 'text', text: '<img src=x onerror=alert(2)>' }])
+    const html = await (await app.request('/sandbox/')).text()
+    expect(html).not.toContain('<script>alert(1)')
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;')
+    expect(html).not.toContain('<img src=x')
+  })
+})
+
+describe('POST /sandbox/users...', () => {
+  it('creates and follows, blocks, unblocks, sends text and taps postbacks', async () => {
+    const created = await app.request('/sandbox/users', form({ displayName: 'Ren' }))
+    expect(created.status).toBe(303)
+    expect(created.headers.get('location')).toBe('/sandbox/')
+    const [user] = platform.users.list()
+    expect(user).toMatchObject({ displayName: 'Ren', friendship: 'friend' })
+    const id = user!.userId
+
+    expect((await app.request(`/sandbox/users/${id}/block`, form({}))).status).toBe(303)
+    expect(platform.users.get(id)?.friendship).toBe('blocked')
+    const blockedText = await app.request(`/sandbox/users/${id}/text`, form({ text: 'hi' }))
+    expect(blockedText.status).toBe(400)
+
+    await app.request(`/sandbox/users/${id}/follow`, form({}))
+    await app.request(`/sandbox/users/${id}/text`, form({ text: 'hello' }))
+    await app.request(`/sandbox/users/${id}/postback`, form({ data: 'action=points' }))
+    const events = platform.webhookDeliveries.flatMap(
+      (d) => (d.body as { events: { type: string }[] }).events,
+    )
+    expect(events.map((e) => e.type)).toEqual([
+      'follow',
+      'unfollow',
+      'follow',
+      'message',
+      'postback',
+    ])
+    expect(events[2]).toMatchObject({ follow: { isUnblocked: true } })
+  })
+})

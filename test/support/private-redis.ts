@@ -1,0 +1,44 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { Redis } from 'ioredis'
+
+/** A throw-away redis-server on a spare port, which a test may stop and start again. */
+export async function startPrivateRedis(port?: number) {
+  const chosen = port ?? (await sparePort())
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  )
+  const probe = new Redis(chosen, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null })
+  probe.on('error', () => {})
+  for (let i = 0; i < 100; i++) {
+    try {
+      await probe.connect()
+      await probe.ping()
+      break
+    } catch {
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  probe.disconnect()
+  return {
+    port: chosen,
+    url: `redis://127.0.0.1:${chosen}`,
+    async stop() {
+      if (child.exitCode !== null) return
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+    },
+  }
+}
+
+async function sparePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  if (!address || typeof address === 'string') throw new Error('no spare port')
+  return address.port
+}

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createApp } from '../../src/app.ts'
+import { closeDeps, createDeps } from '../../src/main/deps.ts'
+import { startLinePlatform } from '../../src/sandbox/platform.ts'
+import { createInbox } from '../../src/webhook/inbox.ts'
+import {
+  errorOf,
+  sign,
+  startTestKizuna,
+  TEST_CHANNEL_SECRET,
+  TEST_CHANNEL_TOKEN,
+  testEnv,
+} from '../support/harness.ts'
+import { startPrivateRedis } from '../support/private-redis.ts'
+import { eventually } from '../support/wait.ts'
+
+const cleanups: (() => Promise<void>)[] = []
+afterAll(async () => {
+  for (const fn of cleanups.reverse()) await fn()
+})
+
+describe('webhook during outages', () => {
+  it('answers 200 while Redis is down, then processes the event when Redis returns', async () => {
+    const redis = await startPrivateRedis()
+    let current = redis
+    cleanups.push(() => current.stop())
+    const k = await startTestKizuna({ REDIS_URL: redis.url, SWEEP_INTERVAL_MS: '1000' })
+    cleanups.push(() => k.stopAll())
+
+    await redis.stop()
+    const user = k.line.users.create()
+    const result = await k.line.users.follow(user.userId)
+    expect(result.status).toBe(200) // the stand-in gives up after 2 s like LINE
+    const webhookEventId = result.body.events[0]!.webhookEventId
+    const row = await k.deps.db
+      .selectFrom('webhook_event')
+      .select('status')
+      .where('webhook_event_id', '=', webhookEventId)
+      .executeTakeFirstOrThrow()
+    expect(row.status).toBe('pending')
+
+    current = await startPrivateRedis(redis.port)
+    await eventually(async () => {
+      const after = await k.deps.db
+        .selectFrom('webhook_event')
+        .select('status')
+        .where('webhook_event_id', '=', webhookEventId)
+        .executeTakeFirstOrThrow()
+      expect(after.status).toBe('done')
+      expect(k.line.inbox(user.userId)).toHaveLength(1)
+    }, 40_000)
+  }, 60_000)
+
+  it('answers 503 when Postgres is unreachable, so LINE knows it was not stored', async () => {
+    const line = await startLinePlatform({
+      channelSecret: TEST_CHANNEL_SECRET,
+      channelAccessToken: TEST_CHANNEL_TOKEN,
+    })
+    cleanups.push(() => line.close())
+    const env = testEnv({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' })
+    const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}` })
+    cleanups.push(() => closeDeps(deps))
+    const app = createApp(deps, { inbox: createInbox(deps) })
+    const user = line.users.create()
+    const body = JSON.stringify(line.envelope([line.buildEvent('follow', user.userId, {})]))
+    const res = await app.request('/webhooks/line', {
+      method: 'POST',
+      headers: { 'x-line-signature': sign(body), 'content-type': 'application/json' },
+      body,
+    })
+    expect(res.status).toBe(503)
+    expect((await errorOf(res)).code).toBe('UNAVAILABLE')
+  })
+})

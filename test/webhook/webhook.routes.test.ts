@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto'
+import { validateSignature } from '@line/bot-sdk'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { OFFICIAL_VECTOR } from '../support/env.ts'
+import { errorOf, postWebhook, sign, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+
+let k: TestKizuna
+
+beforeAll(async () => {
+  k = await startTestKizuna()
+})
+afterAll(async () => {
+  await k.stopAll()
+})
+
+const eventRow = (webhookEventId: string) =>
+  k.deps.db
+    .selectFrom('webhook_event')
+    .selectAll()
+    .where('webhook_event_id', '=', webhookEventId)
+    .executeTakeFirst()
+
+describe('POST /webhooks/line', () => {
+  it("accepts LINE's official signature test vector", async () => {
+    expect(
+      validateSignature(OFFICIAL_VECTOR.body, OFFICIAL_VECTOR.secret, OFFICIAL_VECTOR.signature),
+    ).toBe(true)
+    const res = await postWebhook(k.baseUrl!, OFFICIAL_VECTOR.body, {
+      'x-line-signature': OFFICIAL_VECTOR.signature,
+    })
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({})
+  })
+
+  it('returns 401 for a missing or wrong signature and stores nothing', async () => {
+    const user = k.line.users.create()
+    const event = k.line.buildEvent('text', user.userId, { text: 'hello' })
+    const body = JSON.stringify(k.line.envelope([event]))
+
+    const missing = await postWebhook(k.baseUrl!, body, {})
+    expect(missing.status).toBe(401)
+    expect((await errorOf(missing)).code).toBe('UNAUTHORIZED')
+
+    const tampered = body.replace('hello', 'hellO')
+    const res = await postWebhook(k.baseUrl!, tampered, { 'x-line-signature': sign(body) })
+    expect(res.status).toBe(401)
+    const viaSandbox = await k.line.deliverWebhook([event], { signatureOverride: 'AAAA' })
+    expect(viaSandbox.status).toBe(401)
+    expect(await eventRow(event.webhookEventId)).toBeUndefined()
+  })
+
+  it('verifies the signature over the raw bytes of a pretty-printed body with \\u escapes', async () => {
+    const user = k.line.users.create()
+    const event = k.line.buildEvent('text', user.userId, { text: 'placeholder' })
+    const pretty = JSON.stringify(k.line.envelope([event]), null, 2).replace(
+      '"placeholder"',
+      '"face \\uD83E\\uDD28 and \\n newline"',
+    )
+    const res = await postWebhook(k.baseUrl!, pretty)
+    expect(res.status).toBe(200)
+    const row = await eventRow(event.webhookEventId)
+    expect((row!.payload as { message: { text: string } }).message.text).toBe(
+      'face 🤨 and \n newline',
+    )
+  })
+
+  it('answers 200 to an empty events array (the console Verify button)', async () => {
+    const body = JSON.stringify({ destination: k.line.botUserId, events: [] })
+    expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+  })
+
+  it('returns 400 naming the field for a malformed envelope, and 400 for bad JSON', async () => {
+    const badJson = '{"destination":'
+    const res1 = await postWebhook(k.baseUrl!, badJson)
+    expect(res1.status).toBe(400)
+    expect((await errorOf(res1)).message).toMatch(/JSON/)
+
+    const body = JSON.stringify({
+      destination: k.line.botUserId,
+      events: [{ type: 'follow', timestamp: Date.now(), mode: 'active' }],
+    })
+    const res2 = await postWebhook(k.baseUrl!, body)
+    expect(res2.status).toBe(400)
+    const error = await errorOf(res2)
+    expect(error.message).toContain('events.0.webhookEventId')
+    expect(error.requestId).toBeTruthy()
+  })
+
+  it('returns 413 for a body over 1 MB', async () => {
+    const body = JSON.stringify({ destination: 'U0', events: [], pad: 'x'.repeat(1024 * 1024) })
+    const res = await postWebhook(k.baseUrl!, body)
+    expect(res.status).toBe(413)
+    expect((await errorOf(res)).code).toBe('PAYLOAD_TOO_LARGE')
+  })
+
+  it('stores duplicate and redelivered events once', async () => {
+    const user = k.line.users.create()
+    const event = k.line.buildEvent('text', user.userId, { text: 'not a keyword' })
+    const body = JSON.stringify(k.line.envelope([event, event]))
+    expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+    expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+    expect((await k.line.deliverWebhook([event], { redelivery: true })).status).toBe(200)
+    const rows = await k.deps.db
+      .selectFrom('webhook_event')
+      .select(['status', 'attempts', 'outcome'])
+      .where('webhook_event_id', '=', event.webhookEventId)
+      .execute()
+    expect(rows).toHaveLength(1)
+    await eventually(async () => {
+      const row = await eventRow(event.webhookEventId)
+      expect(row?.status).toBe('done')
+      expect(row?.outcome).toBe('unrouted')
+      expect(row?.attempts).toBe(1)
+    })
+  })
+
+  it('stores standby events and sends nothing for them', async () => {
+    const user = k.line.users.create()
+    const event = k.line.buildEvent('follow', user.userId, {}, { mode: 'standby' })
+    k.line.clearRequests()
+    expect((await k.line.deliverWebhook([event])).status).toBe(200)
+    await eventually(async () => {
+      expect((await eventRow(event.webhookEventId))?.outcome).toBe('standby')
+    })
+    const friend = await k.deps.db
+      .selectFrom('line_user')
+      .select('status')
+      .where('line_uid', '=', user.userId)
+      .executeTakeFirstOrThrow()
+    expect(friend.status).toBe('friend')
+    const deliveries = await k.deps.db
+      .selectFrom('delivery')
+      .innerJoin('line_user', 'line_user.id', 'delivery.line_user_id')
+      .where('line_user.line_uid', '=', user.userId)
+      .execute()
+    expect(deliveries).toHaveLength(0)
+    expect(k.line.requestsTo('POST', /\/v2\/bot\/message\//)).toHaveLength(0)
+  })
+
+  it('stores unknown event types and marks them done', async () => {
+    const webhookEventId = `01UNKNOWN${randomUUID().replaceAll('-', '').slice(0, 17).toUpperCase()}`
+    const body = JSON.stringify({
+      destination: k.line.botUserId,
+      events: [
+        {
+          type: 'somethingNew',
+          mode: 'active',
+          timestamp: Date.now(),
+          webhookEventId,
+          deliveryContext: { isRedelivery: false },
+          source: { type: 'user', userId: k.line.users.create().userId },
+        },
+      ],
+    })
+    expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+    await eventually(async () => {
+      const row = await eventRow(webhookEventId)
+      expect(row?.status).toBe('done')
+      expect(row?.outcome).toBe('ignored')
+    })
+  })
+
+  it('stores accountLink and membership events for later features', async () => {
+    const user = k.line.users.create()
+    const link = k.line.buildEvent('accountLink', user.userId, { nonce: 'n'.repeat(24) })
+    expect((await k.line.deliverWebhook([link])).status).toBe(200)
+    await eventually(async () => {
+      const row = await eventRow(link.webhookEventId)
+      expect(row?.outcome).toBe('stored')
+      expect((row!.payload as { link: { nonce: string } }).link.nonce).toBe('n'.repeat(24))
+    })
+  })
+})
