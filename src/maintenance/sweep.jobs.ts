@@ -3,6 +3,7 @@ import { jobIds } from '../jobs.ts'
 import { listStaleDeliveries } from '../messaging/delivery.repo.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
+import { enqueueWebhookEvents } from '../webhook/webhook.enqueue.ts'
 import { listStalePendingEvents } from '../webhook/webhook.repo.ts'
 
 const BATCH = 1_000
@@ -19,13 +20,7 @@ export async function sweepOnce(
 ) {
   const cutoff = new Date(deps.clock.now().getTime() - graceMs)
   const events = await listStalePendingEvents(deps.db, cutoff, BATCH)
-  await deps.queues.enqueueBulk(
-    'webhook.process-event',
-    events.map((webhookEventId) => ({
-      data: { webhookEventId },
-      jobId: jobIds.webhookEvent(webhookEventId),
-    })),
-  )
+  await enqueueWebhookEvents(deps.queues, events)
   const deliveries = await listStaleDeliveries(deps.db, cutoff, BATCH)
   await deps.queues.enqueueBulk(
     'messaging.send-delivery',

@@ -1,58 +1,68 @@
-import { jobIds } from '../jobs.ts'
 import { createBatcher } from '../platform/batcher.ts'
 import type { Deps } from '../platform/deps.ts'
 import { withTimeout } from '../platform/timeout.ts'
-import { insertWebhookEvents, type NewWebhookEvent } from './webhook.repo.ts'
+import { enqueueWebhookEvents } from './webhook.enqueue.ts'
+import { insertWebhookBodies } from './webhook.repo.ts'
 
-export type InboxResult = 'new' | 'duplicate' | { error: unknown }
+/** One webhook request: its raw JSON body (already verified) and the ids of its events. */
+export type InboxRequest = { body: string; webhookEventIds: string[] }
+/** The ids among the request's events that were new, or why they could not be stored. */
+export type InboxResult = { fresh: Set<string> } | { error: unknown }
 
 const ENQUEUE_TIMEOUT_MS = 1_000
+/** Flushes in flight at once. One insert at a time measured best: more only split the batches. */
+const INSERT_CONCURRENCY = 2
+const ENQUEUE_CONCURRENCY = 2
 
 /**
- * The durable webhook inbox. Rows from concurrent requests go into Postgres as one multi-row
- * insert per tick; a batch that fails for one bad row is retried row by row so only that row's
- * request fails. Enqueueing happens after the commit and never fails a request: the sweeper
+ * The durable webhook inbox. The events of concurrent requests go into Postgres as one insert
+ * per tick; a batch that fails because of one bad request is retried request by request so only
+ * that request fails. Enqueueing happens after the commit and never fails a request: the sweeper
  * re-enqueues anything Redis did not take.
  */
 export function createInbox(deps: Pick<Deps, 'db' | 'queues' | 'log'>) {
-  const writer = createBatcher<NewWebhookEvent, InboxResult>(async (rows) => {
-    try {
-      const fresh = await insertWebhookEvents(deps.db, rows)
-      return rows.map((r) => (fresh.has(r.webhook_event_id) ? 'new' : 'duplicate'))
-    } catch (error) {
-      if (rows.length === 1 || isConnectionError(error)) throw error
-      return Promise.all(rows.map(insertOne))
-    }
-  })
+  const writer = createBatcher<InboxRequest, InboxResult>(
+    async (requests) => {
+      try {
+        const fresh = await insertWebhookBodies(
+          deps.db,
+          requests.map((r) => r.body),
+        )
+        return requests.map(() => ({ fresh }))
+      } catch (error) {
+        if (requests.length === 1 || isConnectionError(error)) throw error
+        return Promise.all(requests.map(insertOne))
+      }
+    },
+    { concurrency: INSERT_CONCURRENCY },
+  )
 
-  async function insertOne(row: NewWebhookEvent): Promise<InboxResult> {
+  async function insertOne(request: InboxRequest): Promise<InboxResult> {
     try {
-      const fresh = await insertWebhookEvents(deps.db, [row])
-      return fresh.size > 0 ? 'new' : 'duplicate'
+      return { fresh: await insertWebhookBodies(deps.db, [request.body]) }
     } catch (error) {
       return { error }
     }
   }
 
-  const enqueuer = createBatcher<string, true>(async (ids) => {
-    const unique = [...new Set(ids)]
-    await withTimeout(
-      deps.queues.enqueueBulk(
-        'webhook.process-event',
-        unique.map((webhookEventId) => ({
-          data: { webhookEventId },
-          jobId: jobIds.webhookEvent(webhookEventId),
-        })),
-      ),
-      ENQUEUE_TIMEOUT_MS,
-      'enqueue webhook events',
-    )
-    return ids.map(() => true as const)
-  })
+  const enqueuer = createBatcher<string, true>(
+    async (ids) => {
+      await withTimeout(
+        enqueueWebhookEvents(deps.queues, ids),
+        ENQUEUE_TIMEOUT_MS,
+        'enqueue webhook events',
+      )
+      return ids.map(() => true as const)
+    },
+    { concurrency: ENQUEUE_CONCURRENCY },
+  )
 
   return {
-    /** Resolves once the rows are committed (or rejects: nothing was stored). */
-    store: (rows: NewWebhookEvent[]) => writer.run(rows),
+    /** Resolves once the events are committed (or rejects: nothing was stored). */
+    async store(request: InboxRequest): Promise<InboxResult> {
+      const [result] = await writer.run([request])
+      return result!
+    },
     /** Best effort, after commit; failures are logged and left to the sweeper. */
     enqueue(webhookEventIds: string[]): Promise<void> {
       return enqueuer.run(webhookEventIds).then(

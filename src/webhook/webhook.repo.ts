@@ -1,25 +1,24 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 
-export type NewWebhookEvent = {
-  webhook_event_id: string
-  type: string
-  mode: string
-  is_redelivery: boolean
-  occurred_at: Date
-  payload: unknown
-}
-
-/** One multi-row insert; returns the ids that were new (duplicates are skipped). */
-export async function insertWebhookEvents(db: Db, rows: NewWebhookEvent[]): Promise<Set<string>> {
-  if (rows.length === 0) return new Set()
-  const inserted = await db
-    .insertInto('webhook_event')
-    .values(rows.map((r) => ({ ...r, payload: JSON.stringify(r.payload) })))
-    .onConflict((oc) => oc.column('webhook_event_id').doNothing())
-    .returning('webhook_event_id')
-    .execute()
-  return new Set(inserted.map((r) => r.webhook_event_id))
+/**
+ * Stores the events of many webhook requests in one statement. The request bodies go to
+ * Postgres as they arrived (one jsonb parameter, no re-serialising) and Postgres unpacks the
+ * events; returns the ids that were new (duplicates are skipped).
+ */
+export async function insertWebhookBodies(db: Db, bodies: string[]): Promise<Set<string>> {
+  if (bodies.length === 0) return new Set()
+  const inserted = await sql<{ webhook_event_id: string }>`
+    insert into webhook_event (webhook_event_id, type, mode, is_redelivery, occurred_at, payload)
+    select e->>'webhookEventId', e->>'type', e->>'mode',
+           coalesce((e->'deliveryContext'->>'isRedelivery')::boolean, false),
+           to_timestamp((e->>'timestamp')::numeric / 1000),
+           e
+    from jsonb_array_elements(${`[${bodies.join(',')}]`}::jsonb) as body,
+         jsonb_array_elements(body->'events') as e
+    on conflict (webhook_event_id) do nothing
+    returning webhook_event_id`.execute(db)
+  return new Set(inserted.rows.map((r) => r.webhook_event_id))
 }
 
 export async function lockWebhookEvent(db: Db, webhookEventId: string) {
@@ -46,16 +45,16 @@ export async function markWebhookEventDone(db: Db, id: string, outcome: string):
     .execute()
 }
 
+/** Gives up on an event that is still pending (done ones stay done). */
 export async function markWebhookEventFailed(
   db: Db,
   webhookEventId: string,
   error: string,
-  final: boolean,
 ): Promise<void> {
   await db
     .updateTable('webhook_event')
     .set({
-      status: final ? 'failed' : 'pending',
+      status: 'failed',
       attempts: sql`attempts + 1`,
       last_error: error.slice(0, 2_000),
       updated_at: sql`now()`,

@@ -1,0 +1,32 @@
+import type { Context } from 'hono'
+import { AppError } from './errors.ts'
+
+/**
+ * The request body as raw bytes, at most `maxBytes` (413 beyond). With a Content-Length the
+ * size is checked before reading and the server's fast path reads the body; a chunked body is
+ * streamed and cut off at the limit. (Hono's bodyLimit always rebuilds a full web Request,
+ * which costs more than the rest of the webhook's work.)
+ */
+export async function readRawBody(c: Context, maxBytes: number): Promise<Buffer> {
+  const length = c.req.header('content-length')
+  if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+    if (Number(length) > maxBytes) throw tooLarge(c, maxBytes)
+    return Buffer.from(await c.req.arrayBuffer())
+  }
+  const stream = c.req.raw.body
+  if (!stream) return Buffer.alloc(0)
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of stream) {
+    size += chunk.byteLength
+    if (size > maxBytes) throw tooLarge(c, maxBytes)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+function tooLarge(c: Context, maxBytes: number): AppError {
+  // The rest of the body is never read, so the connection cannot be reused.
+  c.header('connection', 'close')
+  return new AppError('PAYLOAD_TOO_LARGE', `body is larger than ${maxBytes} bytes`)
+}
