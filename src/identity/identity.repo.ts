@@ -29,6 +29,10 @@ export async function insertLineUser(
   db: Db,
   values: { customerId: string; lineUid: string; status: LineStatus; at: Date },
 ) {
+  await db
+    .insertInto('identity')
+    .values({ customer_id: values.customerId, kind: 'line', value: values.lineUid })
+    .execute()
   return db
     .insertInto('line_user')
     .values({

@@ -9,6 +9,8 @@ export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
 
+export type Int8 = ColumnType<string, bigint | number | string, bigint | number | string>;
+
 export type Json = JsonValue;
 
 export type JsonArray = JsonValue[];
@@ -23,10 +25,54 @@ export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface ApiKey {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  key_hash: string;
+  label: string | null;
+  last_used_at: Timestamp | null;
+  prefix: string;
+  revoked_at: Timestamp | null;
+  scopes: string[];
+  store_id: string | null;
+}
+
+export interface AppSecret {
+  created_at: Generated<Timestamp>;
+  name: string;
+  value: string;
+}
+
+export interface Coupon {
+  code: string;
+  created_at: Generated<Timestamp>;
+  customer_id: string;
+  discount_yen: number;
+  expires_at: Timestamp | null;
+  id: Generated<string>;
+  kind: string;
+  title: string;
+  used_at: Timestamp | null;
+  used_purchase_id: string | null;
+}
+
 export interface Customer {
+  birthday: Timestamp | null;
   created_at: Generated<Timestamp>;
   display_name: string | null;
+  email: string | null;
+  erased_at: Timestamp | null;
+  first_purchase_at: Timestamp | null;
   id: Generated<string>;
+  last_purchase_at: Timestamp | null;
+  marketing_consent: Generated<boolean>;
+  merged_into_id: string | null;
+  phone: string | null;
+  points: Generated<number>;
+  purchase_count: Generated<number>;
+  spend_12m: Generated<Int8>;
+  tier: Generated<string>;
+  total_spent: Generated<Int8>;
   updated_at: Generated<Timestamp>;
 }
 
@@ -53,6 +99,14 @@ export interface Delivery {
   updated_at: Generated<Timestamp>;
 }
 
+export interface Identity {
+  created_at: Generated<Timestamp>;
+  customer_id: string;
+  id: Generated<string>;
+  kind: string;
+  value: string;
+}
+
 export interface LineUser {
   blocked_at: Timestamp | null;
   created_at: Generated<Timestamp>;
@@ -66,6 +120,73 @@ export interface LineUser {
   profile_fetched_at: Timestamp | null;
   status: string;
   status_changed_at: Timestamp;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface MergeAudit {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  merged_customer_id: string;
+  moved: Json;
+  reason: string;
+  surviving_customer_id: string;
+}
+
+export interface PointsLedger {
+  created_at: Generated<Timestamp>;
+  customer_id: string;
+  delta: number;
+  id: Generated<string>;
+  purchase_id: string | null;
+  reason: string;
+}
+
+export interface Product {
+  category: string | null;
+  created_at: Generated<Timestamp>;
+  image_url: string | null;
+  name: string;
+  price: number | null;
+  related_skus: Generated<string[]>;
+  sku: string;
+  updated_at: Generated<Timestamp>;
+  warranty_months: number | null;
+}
+
+export interface Purchase {
+  channel: string;
+  created_at: Generated<Timestamp>;
+  customer_id: string | null;
+  external_id: string;
+  id: Generated<string>;
+  pending_identity_kind: string | null;
+  pending_identity_value: string | null;
+  points_earned: Generated<number>;
+  points_used: Generated<number>;
+  purchased_at: Timestamp;
+  register_id: string | null;
+  result: Json | null;
+  source: string;
+  store_id: string | null;
+  total: number;
+  voided_at: Timestamp | null;
+}
+
+export interface PurchaseLine {
+  id: Generated<string>;
+  line_no: number;
+  name: string | null;
+  purchase_id: string;
+  quantity: number;
+  sku: string;
+  unit_price: number;
+}
+
+export interface Store {
+  code: string;
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  name: string;
   updated_at: Generated<Timestamp>;
 }
 
@@ -87,8 +208,18 @@ export interface WebhookEvent {
 }
 
 export interface DB {
+  api_key: ApiKey;
+  app_secret: AppSecret;
+  coupon: Coupon;
   customer: Customer;
   delivery: Delivery;
+  identity: Identity;
   line_user: LineUser;
+  merge_audit: MergeAudit;
+  points_ledger: PointsLedger;
+  product: Product;
+  purchase: Purchase;
+  purchase_line: PurchaseLine;
+  store: Store;
   webhook_event: WebhookEvent;
 }
