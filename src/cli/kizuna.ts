@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { registerMigrateCommand } from './migrate.command.ts'
+import { registerStoreCommands } from './stores.command.ts'
 
 const program = new Command()
   .name('kizuna')
@@ -8,5 +9,6 @@ const program = new Command()
   .showHelpAfterError()
 
 registerMigrateCommand(program)
+registerStoreCommands(program)
 
 await program.parseAsync(process.argv)

@@ -1,0 +1,60 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+import { AppError } from '../platform/errors.ts'
+
+export const SCOPES = ['pos', 'import', 'admin'] as const
+export type Scope = (typeof SCOPES)[number]
+
+/** Keys look like `kz_<8 prefix chars>_<secret>`; only a SHA-256 of the whole key is stored. */
+const KEY_PATTERN = /^kz_([0-9a-f]{8})_[A-Za-z0-9_-]{32,}$/
+
+export function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex')
+}
+
+export async function createApiKey(
+  db: Db,
+  opts: { storeId: string | null; scopes: Scope[]; label?: string },
+): Promise<{ id: string; key: string }> {
+  const prefix = randomBytes(4).toString('hex')
+  const key = `kz_${prefix}_${randomBytes(24).toString('base64url')}`
+  const row = await db
+    .insertInto('api_key')
+    .values({
+      store_id: opts.storeId,
+      scopes: opts.scopes,
+      label: opts.label ?? null,
+      prefix,
+      key_hash: hashKey(key),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  return { id: row.id, key }
+}
+
+export type Caller = { keyId: string; storeId: string | null; scopes: Scope[] }
+
+/** Resolves a bearer key: 401 for a missing, unknown or revoked key; 403 without the scope. */
+export async function authenticate(
+  db: Db,
+  authorization: string | undefined,
+  scope: Scope,
+): Promise<Caller> {
+  const key = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1]
+  if (!key) throw new AppError('UNAUTHORIZED', 'send an API key: Authorization: Bearer <key>')
+  if (!KEY_PATTERN.test(key)) throw new AppError('UNAUTHORIZED', 'this API key is not valid')
+  const row = await db
+    .updateTable('api_key')
+    .set({ last_used_at: sql`now()` })
+    .where('key_hash', '=', hashKey(key))
+    .where('revoked_at', 'is', null)
+    .returning(['id', 'store_id', 'scopes'])
+    .executeTakeFirst()
+  if (!row) throw new AppError('UNAUTHORIZED', 'this API key is not valid')
+  const scopes = row.scopes as Scope[]
+  if (!scopes.includes(scope)) {
+    throw new AppError('FORBIDDEN', `this API key lacks the "${scope}" scope`)
+  }
+  return { keyId: row.id, storeId: row.store_id, scopes }
+}

@@ -1,0 +1,24 @@
+import { type Env, loadEnv } from '../config/env.ts'
+import { migrateToLatest } from '../main/migrate.ts'
+import { createDb, type Database } from '../platform/db.ts'
+
+/** Runs a CLI action with a migrated database; prints a clear error and sets exit code 1. */
+export async function withDb(fn: (db: Database, env: Env) => Promise<void>): Promise<void> {
+  let db: Database | undefined
+  try {
+    const env = loadEnv()
+    db = await createDb(env, { poolSize: 4 })
+    await migrateToLatest(db)
+    await fn(db, env)
+  } catch (error) {
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}`)
+    process.exitCode = 1
+  } finally {
+    await db?.destroy()
+  }
+}
+
+/** For bad command-line input: the message is printed as is. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { authenticate, createApiKey, hashKey } from '../../src/auth/api-key.service.ts'
+import { loadEnv } from '../../src/config/env.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+
+let db: Database
+beforeAll(async () => {
+  db = await createDb(loadEnv({ DATABASE_URL: TEST_DATABASE_URL }))
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+const storeCode = () => `T${randomUUID().slice(0, 8)}`
+
+describe('kizuna stores and keys', () => {
+  it('adds a store, creates a pos key printed once as the last line, and stores only its hash', async () => {
+    const code = storeCode()
+    const added = await cli(['stores', 'add', '--code', code, '--name', 'Shibuya'])
+    expect(added.code).toBe(0)
+    const created = await cli(['keys', 'create', '--store', code, '--scope', 'pos'])
+    expect(created.code).toBe(0)
+    const key = created.stdout.trim().split('\n').at(-1)!
+    expect(key).toMatch(/^kz_[0-9a-f]{8}_/)
+
+    const rows = await db
+      .selectFrom('api_key')
+      .innerJoin('store', 'store.id', 'api_key.store_id')
+      .select(['api_key.key_hash', 'api_key.scopes', 'api_key.prefix'])
+      .where('store.code', '=', code)
+      .execute()
+    expect(rows).toEqual([{ key_hash: hashKey(key), scopes: ['pos'], prefix: key.slice(3, 11) }])
+    expect(JSON.stringify(rows)).not.toContain(key)
+  })
+
+  it('refuses bad input by field and changes nothing', async () => {
+    const code = storeCode()
+    const bad = await cli(['stores', 'add', '--code', `${code} x`, '--name', ' '])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain('code: use 1-32 letters')
+    expect(bad.stderr).toContain('name: a store needs a name')
+    const noStore = await cli(['keys', 'create', '--scope', 'pos'])
+    expect(noStore.stderr).toContain('--store: a key with scope pos must belong to a store')
+    const badScope = await cli(['keys', 'create', '--store', code, '--scope', 'root'])
+    expect(badScope.stderr).toContain('--scope: unknown scope root')
+    const stores = await db.selectFrom('store').where('code', 'like', `${code}%`).execute()
+    expect(stores).toHaveLength(0)
+  })
+})
+
+describe('authenticate', () => {
+  it('accepts a key with the scope and refuses missing, unknown, revoked or out-of-scope keys', async () => {
+    const { id, key } = await createApiKey(db, { storeId: null, scopes: ['import'] })
+    await expect(authenticate(db, `Bearer ${key}`, 'import')).resolves.toMatchObject({ keyId: id })
+    await expect(authenticate(db, undefined, 'import')).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+    })
+    await expect(authenticate(db, `Bearer ${key}x`, 'import')).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+    })
+    await expect(authenticate(db, `Bearer ${key}`, 'admin')).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+    })
+    await db.updateTable('api_key').set({ revoked_at: new Date() }).where('id', '=', id).execute()
+    await expect(authenticate(db, `Bearer ${key}`, 'import')).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+    })
+  })
+})
