@@ -1,22 +1,23 @@
+import { randomBytes } from 'node:crypto'
 import { Kysely, NO_MIGRATIONS, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { createMigrator } from '../../src/main/migrate.ts'
-import { TEST_DATABASE_URL } from './env.ts'
 
-/** Recreates the test database, then runs every migration down and up again. */
-export default async function setup(): Promise<void> {
-  const url = new URL(TEST_DATABASE_URL)
+const BASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/kizuna_test'
+
+/**
+ * Creates a fresh database for this run (its own name, so runs side by side never share one),
+ * runs every migration down and up again, and drops the database when the run ends.
+ */
+export default async function setup(): Promise<() => Promise<void>> {
+  const url = new URL(BASE_URL)
+  url.pathname = `/${url.pathname.slice(1)}_${randomBytes(4).toString('hex')}`
   const name = url.pathname.slice(1)
-  const adminUrl = new URL(TEST_DATABASE_URL)
-  adminUrl.pathname = '/postgres'
-  const admin = new pg.Client({ connectionString: adminUrl.toString() })
-  await admin.connect()
-  await admin.query(`drop database if exists "${name}" with (force)`)
-  await admin.query(`create database "${name}"`)
-  await admin.end()
+  await admin(`create database "${name}"`)
+  process.env.TEST_DATABASE_URL = url.toString()
 
   const db = new Kysely<unknown>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: TEST_DATABASE_URL }) }),
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url.toString() }) }),
   })
   try {
     const migrator = createMigrator(db)
@@ -30,5 +31,18 @@ export default async function setup(): Promise<void> {
     }
   } finally {
     await db.destroy()
+  }
+  return () => admin(`drop database if exists "${name}" with (force)`)
+}
+
+async function admin(statement: string): Promise<void> {
+  const url = new URL(BASE_URL)
+  url.pathname = '/postgres'
+  const client = new pg.Client({ connectionString: url.toString() })
+  await client.connect()
+  try {
+    await client.query(statement)
+  } finally {
+    await client.end()
   }
 }
