@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import { startLinePlatform } from '../../src/sandbox/platform.ts'
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
+import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+
+const start = fileURLToPath(new URL('../../src/main/start.ts', import.meta.url))
+const cleanups: (() => Promise<void>)[] = []
+afterAll(async () => {
+  for (const fn of cleanups.reverse()) await fn()
+})
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  return port
+}
+
+describe('npm start (src/main/start.ts)', () => {
+  it('serves, processes, and on SIGTERM finishes its work and exits 0', async () => {
+    const line = await startLinePlatform({
+      channelSecret: TEST_CHANNEL_SECRET,
+      channelAccessToken: TEST_CHANNEL_TOKEN,
+    })
+    cleanups.push(() => line.close())
+    const port = await freePort()
+    const child = spawn(process.execPath, [start], {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        DATABASE_URL: TEST_DATABASE_URL,
+        REDIS_URL: TEST_REDIS_URL,
+        LINE_CHANNEL_SECRET: TEST_CHANNEL_SECRET,
+        LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
+        LINE_API_BASE_URL: line.apiBaseUrl,
+        LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d) => {
+      output += String(d)
+    })
+    child.stderr.on('data', (d) => {
+      output += String(d)
+    })
+    cleanups.push(async () => {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    })
+    await eventually(() => expect(output).toContain('Kizuna started'), 30_000)
+    line.setWebhookUrl(`http://127.0.0.1:${port}/webhooks/line`)
+
+    const user = line.users.create()
+    expect((await line.users.follow(user.userId)).status).toBe(200)
+    await eventually(() => expect(line.inbox(user.userId)).toHaveLength(1))
+
+    child.kill('SIGTERM')
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(0)
+    expect(output).toContain('shutting down')
+    expect(output).toContain('"msg":"stopped"')
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow()
+  }, 60_000)
+})
