@@ -16,6 +16,23 @@ const timeZone = z.string().refine((tz) => {
   }
 }, 'unknown IANA time zone')
 
+/** `silver:50000,gold:200000` → tiers by 12-month spend in yen, ascending; below all: `regular`. */
+const tierThresholds = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9_-]*:\d+(,[a-z][a-z0-9_-]*:\d+)*$/,
+    'use tier:yen,tier:yen, e.g. silver:50000',
+  )
+  .transform((value) =>
+    value
+      .split(',')
+      .map((pair) => {
+        const [tier = '', yen = '0'] = pair.split(':')
+        return { tier, minSpend: Number(yen) }
+      })
+      .sort((a, b) => a.minSpend - b.minSpend),
+  )
+
 export const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   ROLE: z.enum(['all', 'web', 'worker']).default('all'),
@@ -36,6 +53,15 @@ export const envSchema = z.object({
   POST_PURCHASE_DELAY_SECONDS: z.coerce.number().int().min(0).default(3600),
   QUIET_HOURS: quietHours.default('21:00-09:00'),
   MARKETING_WEEKLY_CAP: z.coerce.number().int().min(0).default(3),
+  MEMBER_CARD_PREFIX: z
+    .string()
+    .regex(/^\d{2,3}$/, 'use 2 or 3 digits')
+    .default('29'),
+  POINTS_RATE_PERCENT: z.coerce.number().min(0).max(100).default(1),
+  TIER_THRESHOLDS: tierThresholds.default([
+    { tier: 'silver', minSpend: 50_000 },
+    { tier: 'gold', minSpend: 200_000 },
+  ]),
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(16),
   SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
 })

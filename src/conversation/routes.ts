@@ -1,3 +1,5 @@
+import { memberCardMessage } from '../cards/cards.service.ts'
+import { ensureLineUser } from '../identity/identity.service.ts'
 import type { ConversationContext } from './conversation.service.ts'
 
 export type ConversationRoute = { handle: (ctx: ConversationContext) => Promise<void> }
@@ -16,11 +18,25 @@ const help: ConversationRoute = {
   },
 }
 
+/** The member card (issued now if this person has none yet). */
+const card: ConversationRoute = {
+  async handle(ctx) {
+    const lineUser = await ensureLineUser(ctx, ctx.lineUid)
+    await ctx.reply(
+      [await memberCardMessage(ctx.deps, ctx.trx, lineUser.customer_id)],
+      'member-card',
+    )
+  },
+}
+
 /** Keyword → handler. Matching ignores case, width and surrounding space. */
-const KEYWORDS: [string[], ConversationRoute][] = [[['help', 'ヘルプ', 'menu', 'メニュー'], help]]
+const KEYWORDS: [string[], ConversationRoute][] = [
+  [['help', 'ヘルプ', 'menu', 'メニュー'], help],
+  [['会員証', 'card', 'member card'], card],
+]
 
 /** Postback `action=` → handler. */
-const POSTBACK_ACTIONS: Record<string, ConversationRoute> = { help }
+const POSTBACK_ACTIONS: Record<string, ConversationRoute> = { help, card }
 
 const keywordIndex = new Map<string, ConversationRoute>(
   KEYWORDS.flatMap(([words, route]) => words.map((w) => [normalise(w), route] as const)),

@@ -1,4 +1,5 @@
 import type { webhook } from '@line/bot-sdk'
+import { cardIssueOptions, ensureMemberCard, memberCardMessage } from '../cards/cards.service.ts'
 import { jobIds } from '../jobs.ts'
 import { replyTokenExpiry, scheduleLineMessage } from '../messaging/delivery.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
@@ -73,16 +74,19 @@ export async function handleFollow(
 
   if (created || event.follow?.isUnblocked) enqueueProfileFetch(ctx, lineUser.id)
   if (!applied) return 'stale'
+  // Issued with the customer on the first follow (same transaction); an unblock keeps the card.
+  await ensureMemberCard(ctx.trx, lineUser.customer_id, cardIssueOptions(ctx.deps))
   if (ctx.standby) return 'standby'
 
   const returning = !created && (event.follow?.isUnblocked === true || previous === 'blocked')
+  const card = await memberCardMessage(ctx.deps, ctx.trx, lineUser.customer_id)
   await scheduleLineMessage(ctx, {
     dedupeKey: `welcome:${ctx.webhookEventId}`,
     kind: returning ? 'welcome-back' : 'welcome',
     category: 'transactional',
     customerId: lineUser.customer_id,
     lineUserId: lineUser.id,
-    messages: welcomeMessages(returning),
+    messages: welcomeMessages(returning, card),
     replyToken: event.replyToken,
     replyTokenExpiresAt: replyTokenExpiry(ctx.receivedAt),
   })

@@ -1,13 +1,28 @@
 import type { messagingApi } from '@line/bot-sdk'
 
-/** The greeting a new or returning friend receives (the member card replaces it later). */
-export function welcomeMessages(returning: boolean): messagingApi.Message[] {
+/**
+ * What a new or returning friend receives: the member card. A new friend's card carries the
+ * thanks as its alt text (the notification and chat-list line); a returning friend gets a short
+ * greeting before it.
+ */
+export function welcomeMessages(
+  returning: boolean,
+  memberCard: messagingApi.FlexMessage,
+): messagingApi.Message[] {
+  if (!returning) {
+    return [
+      {
+        ...memberCard,
+        altText:
+          '友だち追加ありがとうございます！会員証をお届けします。\nThank you for adding us as a friend! Here is your member card.',
+      },
+    ]
+  }
   return [
     {
       type: 'text',
-      text: returning
-        ? 'Welcome back! You will receive your member news here again.\nおかえりなさい！'
-        : 'Thank you for adding us as a friend! Your member benefits start today.\n友だち追加ありがとうございます！',
+      text: 'Welcome back! Here is your member card.\nおかえりなさい！会員証はこちらです。',
     },
+    memberCard,
   ]
 }

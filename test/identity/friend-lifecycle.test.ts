@@ -41,7 +41,7 @@ function expectNoRejectedRequests() {
 }
 
 describe('friend lifecycle', () => {
-  it('follow creates the customer and LINE identity, fetches the profile and replies a welcome', async () => {
+  it('follow creates the customer and LINE identity, fetches the profile and replies the member card', async () => {
     const user = k.line.users.create({ displayName: '山田 花子', language: 'ja' })
     expect((await k.line.users.follow(user.userId)).status).toBe(200)
 
@@ -62,10 +62,18 @@ describe('friend lifecycle', () => {
       .executeTakeFirstOrThrow()
     expect(customer.display_name).toBe('山田 花子')
 
+    const card = await k.deps.db
+      .selectFrom('identity')
+      .select('value')
+      .where('customer_id', '=', row.customer_id)
+      .where('kind', '=', 'member_card')
+      .executeTakeFirstOrThrow()
     const inbox = k.line.inbox(user.userId)
     expect(inbox).toHaveLength(1)
     expect(inbox[0]?.endpoint).toBe('reply')
-    expect(JSON.stringify(inbox[0]?.message)).toContain('友だち追加ありがとうございます')
+    expect(inbox[0]?.message.type).toBe('flex')
+    expect(inbox[0]?.message.altText).toContain('友だち追加ありがとうございます')
+    expect(JSON.stringify(inbox[0]?.message)).toContain(card.value)
     expectNoRejectedRequests()
   })
 

@@ -1,0 +1,96 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+
+export type NewCoupon = {
+  code: string
+  customerId: string
+  kind: string
+  title: string
+  discountYen: number
+  expiresAt: Date
+}
+
+/** Serialises card issuing for one customer inside the caller's transaction. */
+export async function lockCustomerForCard(db: Db, customerId: string): Promise<void> {
+  await db
+    .selectFrom('customer')
+    .select('id')
+    .where('id', '=', customerId)
+    .forUpdate()
+    .executeTakeFirstOrThrow(() => new Error('customer not found'))
+}
+
+/** The customer's member card (the oldest, should a merge have left two). */
+export async function findMemberCardOf(db: Db, customerId: string) {
+  return db
+    .selectFrom('identity')
+    .select(['id', 'value'])
+    .where('customer_id', '=', customerId)
+    .where('kind', '=', 'member_card')
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(1)
+    .executeTakeFirst()
+}
+
+/** Inserts the card; undefined when the number already belongs to someone (e.g. an import). */
+export async function insertMemberCard(db: Db, customerId: string, cardNumber: string) {
+  return db
+    .insertInto('identity')
+    .values({ customer_id: customerId, kind: 'member_card', value: cardNumber })
+    .onConflict((oc) => oc.columns(['kind', 'value']).doNothing())
+    .returning(['id', 'value'])
+    .executeTakeFirst()
+}
+
+/** Inserts a coupon; false when the code is taken. */
+export async function insertCouponIfCodeFree(db: Db, c: NewCoupon): Promise<boolean> {
+  const row = await db
+    .insertInto('coupon')
+    .values({
+      code: c.code,
+      customer_id: c.customerId,
+      kind: c.kind,
+      title: c.title,
+      discount_yen: c.discountYen,
+      expires_at: c.expiresAt,
+    })
+    .onConflict((oc) => oc.column('code').doNothing())
+    .returning('id')
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+/** The unused, unexpired coupon that runs out first. */
+export async function findUsableCoupon(db: Db, customerId: string, now: Date) {
+  return db
+    .selectFrom('coupon')
+    .select(['code', 'title', 'expires_at'])
+    .where('customer_id', '=', customerId)
+    .where('used_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .orderBy(sql`expires_at asc nulls last`)
+    .orderBy('created_at')
+    .limit(1)
+    .executeTakeFirst()
+}
+
+export async function findCardHolder(db: Db, customerId: string) {
+  return db
+    .selectFrom('customer')
+    .select(['display_name', 'tier', 'points'])
+    .where('id', '=', customerId)
+    .executeTakeFirstOrThrow(() => new Error('customer not found'))
+}
+
+/** A member card whose holder still exists (not erased). */
+export async function findLiveMemberCardById(db: Db, identityId: string) {
+  return db
+    .selectFrom('identity')
+    .innerJoin('customer', 'customer.id', 'identity.customer_id')
+    .select(['identity.id', 'identity.value'])
+    .where('identity.id', '=', identityId)
+    .where('identity.kind', '=', 'member_card')
+    .where('customer.erased_at', 'is', null)
+    .executeTakeFirst()
+}
