@@ -1,7 +1,11 @@
 import { Hono } from 'hono'
+import { cardRoutes } from './cards/cards.routes.ts'
+import { customerRoutes } from './customers/customers.routes.ts'
 import { opsRoutes } from './ops/ops.routes.ts'
+import { orderRoutes } from './orders/orders.routes.ts'
 import type { Deps } from './platform/deps.ts'
 import { type AppEnv, notFound, onError, requestContext } from './platform/http.ts'
+import { posRoutes } from './pos/pos.routes.ts'
 import type { Inbox } from './webhook/inbox.ts'
 import { webhookRoutes } from './webhook/webhook.routes.ts'
 
@@ -19,6 +23,10 @@ export function createApp(deps: Deps, opts: AppOptions) {
   app.notFound(notFound)
   app.route('/', opsRoutes(deps))
   app.route('/webhooks', webhookRoutes(deps, opts.inbox))
+  app.route('/cards', cardRoutes(deps))
+  app.route('/api/customers', customerRoutes(deps))
+  app.route('/api/orders', orderRoutes(deps))
+  app.route('/api/pos', posRoutes(deps))
   if (opts.sandboxUi) app.route('/sandbox', opts.sandboxUi)
   return app
 }

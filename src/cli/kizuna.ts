@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
+import { registerCustomerCommands } from './customers.command.ts'
+import { registerImportCommands } from './import.command.ts'
 import { registerMigrateCommand } from './migrate.command.ts'
 import { registerStoreCommands } from './stores.command.ts'
 
@@ -10,5 +12,7 @@ const program = new Command()
 
 registerMigrateCommand(program)
 registerStoreCommands(program)
+registerCustomerCommands(program)
+registerImportCommands(program)
 
 await program.parseAsync(process.argv)

@@ -1,0 +1,40 @@
+import { z } from 'zod'
+
+const sku = z
+  .string('a product needs a sku')
+  .trim()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$/, 'use 1-64 letters, digits, ".", "_", "-" or "/"')
+
+/** A whole number from JSON or from a CSV cell. */
+const wholeNumber = (message: string) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+    z.number(message).int(message).min(0, message).max(2_000_000_000, message),
+  )
+
+/** `a;b` in a CSV cell, an array in NDJSON. */
+const skuList = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(';')
+          .map((x) => x.trim())
+          .filter((x) => x !== '')
+      : v,
+  z.array(sku, 'use a list of skus ("a;b" in CSV, an array in NDJSON)'),
+)
+
+/** One product of `kizuna import products`: a CSV row (related_skus `a;b`) or an NDJSON object. */
+export const productImportSchema = z.strictObject({
+  sku,
+  name: z.string('a product needs a name').trim().min(1, 'a product needs a name').max(300),
+  category: z.string().trim().min(1).max(100).optional(),
+  price: wholeNumber('use whole yen, e.g. 12800').optional(),
+  image_url: z
+    .url({ protocol: /^https$/, error: 'use an https:// URL' })
+    .max(2000)
+    .optional(),
+  related_skus: skuList.optional(),
+  warranty_months: wholeNumber('use whole months, e.g. 24').optional(),
+})
+export type ProductImport = z.infer<typeof productImportSchema>

@@ -1,0 +1,42 @@
+import type { Command } from 'commander'
+import { z } from 'zod'
+import { eraseCustomer } from '../customers/erase.service.ts'
+import { refreshStaleSpend } from '../purchases/purchase.service.ts'
+import { UsageError, withDb } from './with-db.ts'
+
+const DAY_MS = 86_400_000
+
+export function registerCustomerCommands(program: Command): void {
+  const customers = program.command('customers').description('customers (members)')
+  customers
+    .command('erase')
+    .description(
+      'erase a customer on request (APPI / GDPR): personal data and identities removed, ' +
+        'card numbers kept only as tombstones (scans answer 410), purchases kept anonymised',
+    )
+    .argument('<id>', 'customer id (uuid)')
+    .action((id: string) =>
+      withDb(async (db) => {
+        if (!z.uuid().safeParse(id).success) throw new UsageError(`<id>: not a uuid: ${id}`)
+        const result = await eraseCustomer(db, id)
+        const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
+        console.log(
+          result.alreadyErased
+            ? `customer ${result.customerId}${note} was already erased; checked again`
+            : `erased customer ${result.customerId}${note}`,
+        )
+      }),
+    )
+  customers
+    .command('refresh-spend')
+    .description('recompute 12-month spend and tier for customers whose purchases aged out')
+    .option('--since <date>', 'the previous run (ISO 8601); default: 24 hours ago')
+    .action((opts: { since?: string }) =>
+      withDb(async (db, env) => {
+        const since = opts.since ? new Date(opts.since) : new Date(Date.now() - DAY_MS)
+        if (Number.isNaN(since.getTime())) throw new UsageError('--since: not a date')
+        const changed = await refreshStaleSpend(db, env, { since })
+        console.log(`${changed} customers updated`)
+      }),
+    )
+}

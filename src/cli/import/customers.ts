@@ -1,0 +1,34 @@
+import type { Env } from '../../config/env.ts'
+import { customerImportRowSchema } from '../../customers/customer.schemas.ts'
+import { importCustomerRow, RowError } from '../../customers/customer-import.service.ts'
+import type { Database } from '../../platform/db.ts'
+import { reportBadRow, startProgress, summary } from './progress.ts'
+import { formatOf, openRecords } from './read-records.ts'
+import { parseRow } from './rows.ts'
+
+/** `kizuna import customers FILE.csv`: one transaction per row; bad rows are skipped. */
+export async function importCustomersFile(db: Database, env: Env, file: string): Promise<void> {
+  const source = await openRecords(file, formatOf(file, ['csv']))
+  const tally = { created: 0, updated: 0, unchanged: 0, skipped: 0 }
+  const progress = startProgress(source.size, source.bytesRead)
+  try {
+    for await (const item of source.records) {
+      progress.tick()
+      const row = parseRow(customerImportRowSchema, item)
+      if (!row) {
+        tally.skipped++
+        continue
+      }
+      try {
+        tally[await importCustomerRow(db, env, row)]++
+      } catch (error) {
+        if (!(error instanceof RowError)) throw error
+        reportBadRow(item.line, `${error.field}: ${error.message}`)
+        tally.skipped++
+      }
+    }
+  } finally {
+    progress.stop()
+  }
+  console.log(`customers: ${summary(tally)}`)
+}

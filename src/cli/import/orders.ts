@@ -1,0 +1,117 @@
+import type { Env } from '../../config/env.ts'
+import {
+  type Order,
+  type OrderCsvRow,
+  orderCsvRowSchema,
+  orderSchema,
+} from '../../orders/order.schemas.ts'
+import { recordOrderBatch } from '../../orders/order.service.ts'
+import { csvFieldOf, orderFromCsvRows } from '../../orders/order-csv.ts'
+import type { Database } from '../../platform/db.ts'
+import { reportBadRow, startProgress, summary } from './progress.ts'
+import { formatOf, openRecords } from './read-records.ts'
+import { parseRow } from './rows.ts'
+
+const BATCH = 1000
+
+type Group = { key: string; rows: OrderCsvRow[]; lines: number[]; bad: boolean }
+
+/**
+ * `kizuna import orders FILE`: CSV (one row per line item, the rows of an order adjacent) or
+ * NDJSON (one order per line). Orders are saved in transactions of 1000, once per (source,
+ * order id); a bad order is reported by line and field and skipped.
+ */
+export async function importOrdersFile(
+  db: Database,
+  env: Env,
+  file: string,
+  opts: { source?: string },
+): Promise<void> {
+  const format = formatOf(file, ['csv', 'ndjson'])
+  const input = await openRecords(file, format)
+  const tally = { created: 0, unmatched: 0, unchanged: 0, skipped: 0 }
+  const progress = startProgress(input.size, input.bytesRead)
+  let batch: { order: Order; line: number }[] = []
+  const seen = new Set<string>()
+  let group = null as Group | null
+
+  const flush = async () => {
+    if (batch.length === 0) return
+    const results = await recordOrderBatch(
+      db,
+      env,
+      batch.map((b) => b.order),
+    )
+    results.forEach((result, i) => {
+      if ('outcome' in result) {
+        if (!result.outcome.created) tally.unchanged++
+        else if (result.outcome.customerId) tally.created++
+        else tally.unmatched++
+        return
+      }
+      // pg's own message names the constraint, never the values (those are in `detail`).
+      const message = result.error instanceof Error ? result.error.message : 'could not be saved'
+      reportBadRow(batch[i]?.line ?? 0, `order: ${message}`)
+      tally.skipped++
+    })
+    batch = []
+  }
+  const accept = async (candidate: unknown, line: number, lines: number[] | null) => {
+    const parsed = orderSchema.safeParse(candidate)
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        const path = issue.path.map(String).join('.') || '(row)'
+        const { column, row } = lines ? csvFieldOf(path) : { column: path, row: null }
+        reportBadRow(row !== null ? (lines?.[row] ?? line) : line, `${column}: ${issue.message}`)
+      }
+      tally.skipped++
+      return
+    }
+    batch.push({ order: parsed.data, line })
+    if (batch.length >= BATCH) await flush()
+  }
+  const closeGroup = async () => {
+    if (!group) return
+    const done = group
+    group = null
+    if (done.bad) tally.skipped++
+    else await accept(orderFromCsvRows(done.rows, opts.source), done.lines[0] ?? 0, done.lines)
+  }
+
+  try {
+    for await (const item of input.records) {
+      progress.tick()
+      if (format === 'ndjson') {
+        if (item.error !== undefined) {
+          reportBadRow(item.line, item.error)
+          tally.skipped++
+        } else {
+          await accept({ source: opts.source, ...item.record }, item.line, null)
+        }
+        continue
+      }
+      const row = parseRow(orderCsvRowSchema, item)
+      const orderId = row?.order_id ?? item.record?.order_id
+      const key = `${row?.source ?? item.record?.source ?? opts.source}\u0000${orderId}`
+      if (group?.key !== key) {
+        await closeGroup()
+        if (seen.has(key)) {
+          reportBadRow(item.line, 'order_id: the rows of one order must be next to each other')
+          continue
+        }
+        seen.add(key)
+        group = { key, rows: [], lines: [], bad: false }
+      }
+      const current = group
+      if (row) {
+        current.rows.push(row)
+        current.lines.push(item.line)
+      } else current.bad = true
+    }
+    await closeGroup()
+    await flush()
+  } finally {
+    progress.stop()
+  }
+  console.log(`orders: ${summary(tally)}`)
+}

@@ -1,0 +1,93 @@
+import type { Database } from '../platform/db.ts'
+import { AppError } from '../platform/errors.ts'
+import type { PurchaseEnv } from '../purchases/purchase.service.ts'
+import { findIdentityOwner, findSurvivingCustomer, insertCustomerRow } from './customer.repo.ts'
+import type { CustomerImportRow } from './customer.schemas.ts'
+import type { IdentityKind } from './identity-values.ts'
+import { attachIdentity } from './merge.service.ts'
+
+export type ImportOutcome = 'created' | 'updated' | 'unchanged'
+
+/** A row refused because of one field; the import reports it and goes on. */
+export class RowError extends Error {
+  override name = 'RowError'
+  readonly field: string
+  constructor(field: string, message: string) {
+    super(message)
+    this.field = field
+  }
+}
+
+const ID_COLUMNS = [
+  ['external_id', 'online_customer'],
+  ['member_card', 'member_card'],
+  ['email', 'email'],
+  ['phone', 'phone'],
+] as const satisfies readonly (readonly [keyof CustomerImportRow, IdentityKind])[]
+
+/**
+ * Creates or updates the customer a row describes, in one transaction. The row's ids find the
+ * customer; ids held by different customers merge them (attachIdentity rules: never two LINE
+ * accounts). Given profile fields overwrite; absent ones are left alone.
+ */
+export async function importCustomerRow(
+  db: Database,
+  env: PurchaseEnv,
+  row: CustomerImportRow,
+): Promise<ImportOutcome> {
+  const ids = ID_COLUMNS.flatMap(([column, kind]) => {
+    const value = row[column]
+    return typeof value === 'string' ? [{ column, kind, value }] : []
+  })
+  return db.transaction().execute(async (trx) => {
+    let customerId: string | undefined
+    for (const id of ids) {
+      const owner = await findIdentityOwner(trx, id.kind, id.value)
+      if (!owner) continue
+      const customer = await findSurvivingCustomer(trx, owner.customer_id)
+      if (customer?.erased_at) throw new RowError(id.column, 'this customer was erased on request')
+      customerId = customer?.id
+      break
+    }
+    const created = customerId === undefined
+    customerId ??= await insertCustomerRow(trx)
+
+    let changed = created
+    for (const id of ids) {
+      try {
+        const result = await attachIdentity(trx, customerId, id.kind, id.value, {
+          env,
+          reason: 'import:customers',
+        })
+        changed ||= result.created || result.mergedCustomerId !== null
+        customerId = result.customerId
+      } catch (error) {
+        if (error instanceof AppError) throw new RowError(id.column, error.message)
+        throw error
+      }
+    }
+
+    const fields = {
+      display_name: row.name,
+      email: row.email,
+      phone: row.phone,
+      birthday: row.birthday,
+      marketing_consent: row.marketing_consent,
+    }
+    const given = Object.entries(fields).filter(([, v]) => v !== undefined) as [
+      keyof typeof fields,
+      string | boolean,
+    ][]
+    if (given.length > 0) {
+      const updated = await trx
+        .updateTable('customer')
+        .set({ ...Object.fromEntries(given), updated_at: new Date() })
+        .where('id', '=', customerId)
+        .where((eb) => eb.or(given.map(([column, value]) => eb(column, 'is distinct from', value))))
+        .executeTakeFirst()
+      changed ||= Number(updated.numUpdatedRows) > 0
+    }
+    if (created) return 'created'
+    return changed ? 'updated' : 'unchanged'
+  })
+}

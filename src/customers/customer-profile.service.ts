@@ -1,0 +1,107 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+import { AppError } from '../platform/errors.ts'
+import { findIdentityOwner, findSurvivingCustomer, listIdentities } from './customer.repo.ts'
+import type { IdentityRef } from './identity-values.ts'
+
+const RECENT_PURCHASES = 20
+
+/** The profile of whoever holds `identity`, after merges (404 unknown, 410 erased). */
+export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef) {
+  const owner = await findIdentityOwner(db, identity.kind, identity.value)
+  if (!owner) throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
+  const customer = await findSurvivingCustomer(db, owner.customer_id)
+  if (!customer) throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
+  if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')
+
+  const [identities, lineUsers, purchases, coupons] = await Promise.all([
+    listIdentities(db, customer.id),
+    db
+      .selectFrom('line_user')
+      .select(['status', 'status_changed_at'])
+      .where('customer_id', '=', customer.id)
+      .orderBy('status_changed_at', 'desc')
+      .execute(),
+    listRecentPurchases(db, customer.id),
+    db
+      .selectFrom('coupon')
+      .select(['code', 'kind', 'title', 'discount_yen', 'expires_at'])
+      .where('customer_id', '=', customer.id)
+      .where('used_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+      .orderBy('expires_at')
+      .execute(),
+  ])
+  const line = lineUsers.find((l) => l.status === 'friend') ?? lineUsers[0]
+  return {
+    id: customer.id,
+    displayName: customer.display_name,
+    email: customer.email,
+    phone: customer.phone,
+    birthday: customer.birthday ? isoDate(customer.birthday) : null,
+    marketingConsent: customer.marketing_consent,
+    tier: customer.tier,
+    points: customer.points,
+    stats: {
+      purchaseCount: customer.purchase_count,
+      totalSpent: Number(customer.total_spent),
+      spend12m: Number(customer.spend_12m),
+      firstPurchaseAt: customer.first_purchase_at,
+      lastPurchaseAt: customer.last_purchase_at,
+    },
+    identities,
+    line: line
+      ? { status: line.status, since: line.status_changed_at }
+      : { status: 'none', since: null },
+    recentPurchases: purchases,
+    coupons: coupons.map((c) => ({
+      code: c.code,
+      kind: c.kind,
+      title: c.title,
+      discountYen: c.discount_yen,
+      expiresAt: c.expires_at,
+    })),
+  }
+}
+
+function isoDate(d: Date): string {
+  const pad = (n: number) => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
+}
+
+async function listRecentPurchases(db: Db, customerId: string) {
+  const purchases = await db
+    .selectFrom('purchase')
+    .select(['id', 'channel', 'source', 'external_id', 'purchased_at', 'total', 'voided_at'])
+    .select(['points_earned', 'points_used'])
+    .where('customer_id', '=', customerId)
+    .orderBy('purchased_at', 'desc')
+    .limit(RECENT_PURCHASES)
+    .execute()
+  if (purchases.length === 0) return []
+  const lines = await db
+    .selectFrom('purchase_line')
+    .select(['purchase_id', 'sku', 'name', 'quantity', 'unit_price'])
+    .where(
+      'purchase_id',
+      'in',
+      purchases.map((p) => p.id),
+    )
+    .orderBy('purchase_id')
+    .orderBy('line_no')
+    .execute()
+  return purchases.map((p) => ({
+    id: p.id,
+    channel: p.channel,
+    source: p.source,
+    externalId: p.external_id,
+    purchasedAt: p.purchased_at,
+    total: p.total,
+    pointsEarned: p.points_earned,
+    pointsUsed: p.points_used,
+    voided: p.voided_at !== null,
+    lines: lines
+      .filter((l) => l.purchase_id === p.id)
+      .map((l) => ({ sku: l.sku, name: l.name, quantity: l.quantity, unitPrice: l.unit_price })),
+  }))
+}

@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto'
+import { sql } from 'kysely'
+import type { Database } from '../platform/db.ts'
+import { AppError } from '../platform/errors.ts'
+
+/** Card kinds whose number keeps a tombstone, so a scan of an erased card answers 410. */
+const CARD_KINDS = ['member_card', 'legacy_card'] as const
+const TOMBSTONE = 'erased:'
+
+/**
+ * What an erased card number (or LINE user id) is stored as: a SHA-256, never the number.
+ * Scans look the tombstone up to tell "erased" (410) from "unknown" (404).
+ */
+export function erasedValue(kind: string, value: string): string {
+  return TOMBSTONE + createHash('sha256').update(`${kind}:${value}`).digest('hex')
+}
+
+export type EraseResult = { customerId: string; alreadyErased: boolean }
+
+/**
+ * Erases a customer on request (APPI / GDPR), idempotently, in one transaction:
+ * - profile (name, email, phone, birthday) and the LINE profile are cleared; consent off;
+ *   the LINE user row stays (status history) with its user id replaced by a tombstone;
+ * - card identities (member_card, legacy_card) keep only a tombstone of their number, pointing
+ *   at the erased customer, so a scan answers 410; every other identity is deleted;
+ * - purchases stay for statistics, anonymised (stored register answers removed);
+ * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row).
+ * A merged id leads to the surviving customer, which is the same person.
+ */
+export async function eraseCustomer(db: Database, customerId: string): Promise<EraseResult> {
+  return db.transaction().execute(async (trx) => {
+    let id = customerId
+    let customer: { id: string; erased_at: Date | null; points: number } | undefined
+    for (let hop = 0; hop < 10 && !customer; hop++) {
+      const row = await trx
+        .selectFrom('customer')
+        .select(['id', 'erased_at', 'points', 'merged_into_id'])
+        .where('id', '=', id)
+        .forUpdate()
+        .executeTakeFirst()
+      if (!row) throw new AppError('NOT_FOUND', `no customer ${id}`)
+      if (row.merged_into_id) id = row.merged_into_id
+      else customer = row
+    }
+    if (!customer) throw new Error('customer merge chain is too long')
+
+    if (customer.points > 0) {
+      await trx
+        .insertInto('points_ledger')
+        .values({ customer_id: id, delta: -customer.points, reason: 'erased' })
+        .execute()
+    }
+    await trx
+      .updateTable('customer')
+      .set({
+        display_name: null,
+        email: null,
+        phone: null,
+        birthday: null,
+        marketing_consent: false,
+        points: 0,
+        erased_at: sql`coalesce(erased_at, now())`,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .execute()
+
+    const identities = await trx
+      .selectFrom('identity')
+      .select(['id', 'kind', 'value'])
+      .where('customer_id', '=', id)
+      .execute()
+    for (const identity of identities) {
+      const isCard = (CARD_KINDS as readonly string[]).includes(identity.kind)
+      if (!isCard) {
+        await trx.deleteFrom('identity').where('id', '=', identity.id).execute()
+      } else if (!identity.value.startsWith(TOMBSTONE)) {
+        await trx
+          .updateTable('identity')
+          .set({ value: erasedValue(identity.kind, identity.value) })
+          .where('id', '=', identity.id)
+          .execute()
+      }
+    }
+
+    const lineUsers = await trx
+      .selectFrom('line_user')
+      .select(['id', 'line_uid'])
+      .where('customer_id', '=', id)
+      .execute()
+    for (const lineUser of lineUsers) {
+      const scrubbed = lineUser.line_uid.startsWith(TOMBSTONE)
+        ? lineUser.line_uid
+        : erasedValue('line', lineUser.line_uid)
+      await trx
+        .updateTable('line_user')
+        .set({
+          line_uid: scrubbed,
+          display_name: null,
+          picture_url: null,
+          language: null,
+          profile_fetched_at: null,
+          updated_at: sql`now()`,
+        })
+        .where('id', '=', lineUser.id)
+        .execute()
+    }
+
+    await trx
+      .updateTable('purchase')
+      .set({ result: null, pending_identity_kind: null, pending_identity_value: null })
+      .where('customer_id', '=', id)
+      .execute()
+    await trx
+      .updateTable('delivery')
+      .set({ status: 'skipped', skip_reason: 'customer erased', updated_at: sql`now()` })
+      .where('customer_id', '=', id)
+      .where('status', 'in', ['pending', 'quota_exceeded'])
+      .execute()
+    await trx
+      .updateTable('delivery')
+      .set({ messages: JSON.stringify([]), reply_token: null })
+      .where('customer_id', '=', id)
+      .execute()
+    return { customerId: id, alreadyErased: customer.erased_at !== null }
+  })
+}

@@ -1,0 +1,70 @@
+import { z } from 'zod'
+import { isValidEan13 } from '../cards/ean13.ts'
+
+export const IDENTITY_KINDS = [
+  'line',
+  'member_card',
+  'legacy_card',
+  'online_customer',
+  'email',
+  'phone',
+] as const
+export type IdentityKind = (typeof IDENTITY_KINDS)[number]
+export type IdentityRef = { kind: IdentityKind; value: string }
+
+export const emailSchema = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.email('not a valid email address'))
+
+/** Phone numbers keep digits only ("090-1234-5678" → "09012345678", "+81 90…" → "8190…"). */
+export const phoneSchema = z
+  .string()
+  .transform((s) => s.replace(/\D/g, ''))
+  .pipe(z.string().regex(/^\d{7,15}$/, 'use 7-15 digits'))
+
+export const memberCardSchema = z
+  .string()
+  .trim()
+  .refine(isValidEan13, 'not a valid EAN-13 member card number (13 digits, GS1 check digit)')
+
+const plainValue = z.string().trim().min(1, 'empty').max(200)
+
+const valueSchemas: Record<IdentityKind, z.ZodType<string, string>> = {
+  line: plainValue,
+  member_card: memberCardSchema,
+  legacy_card: plainValue,
+  online_customer: plainValue,
+  email: emailSchema,
+  phone: phoneSchema,
+}
+
+/** Normalises a value of `kind` the way it is stored; returns the problem when it is invalid. */
+export function normaliseIdentity(
+  kind: IdentityKind,
+  value: string,
+): { ok: true; value: string } | { ok: false; message: string } {
+  const parsed = valueSchemas[kind].safeParse(value)
+  if (parsed.success) return { ok: true, value: parsed.data }
+  return { ok: false, message: parsed.error.issues[0]?.message ?? 'invalid value' }
+}
+
+/** `kind:value` as in `?identity=member_card:2000000000015`. */
+export const identityQuerySchema = z.string().transform((raw, ctx): IdentityRef => {
+  const at = raw.indexOf(':')
+  const kind = raw.slice(0, at)
+  if (at < 0 || !(IDENTITY_KINDS as readonly string[]).includes(kind)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `use kind:value with kind one of ${IDENTITY_KINDS.join(', ')}`,
+    })
+    return z.NEVER
+  }
+  const normalised = normaliseIdentity(kind as IdentityKind, raw.slice(at + 1))
+  if (!normalised.ok) {
+    ctx.addIssue({ code: 'custom', message: `${kind}: ${normalised.message}` })
+    return z.NEVER
+  }
+  return { kind: kind as IdentityKind, value: normalised.value }
+})

@@ -1,0 +1,182 @@
+import { sql, type Transaction } from 'kysely'
+import type { DB } from '../platform/db.ts'
+import { AppError } from '../platform/errors.ts'
+import { attachPendingPurchases, type PurchaseEnv } from '../purchases/purchase.service.ts'
+import {
+  type Customer,
+  countLineIdentities,
+  findIdentityOwner,
+  findSurvivingCustomer,
+  insertIdentityIfAbsent,
+  lockCustomers,
+  moveCustomerRows,
+  OWNED_TABLES,
+  type OwnedTable,
+  recomputeCustomerStats,
+  type TierThreshold,
+} from './customer.repo.ts'
+import { type IdentityKind, normaliseIdentity } from './identity-values.ts'
+
+export type MergeInput = {
+  survivorId: string
+  mergedId: string
+  /** Why: `scan`, `account-link`, `import:customers`, … (kept in merge_audit; no personal data). */
+  reason: string
+  /** When given, the survivor's tier is recomputed from its 12-month spend. */
+  tierThresholds?: TierThreshold[]
+}
+
+export type MergeCounts = Record<OwnedTable | 'points', number>
+
+function usable(customer: Customer | undefined, role: string): Customer {
+  if (!customer) throw new AppError('NOT_FOUND', `the ${role} customer does not exist`)
+  if (customer.erased_at) throw new AppError('GONE', `the ${role} customer was erased`)
+  if (customer.merged_into_id) {
+    throw new AppError('CONFLICT', `the ${role} customer was already merged into another one`)
+  }
+  return customer
+}
+
+/** Refuses when both customers have their own LINE account: never a silent re-bind. */
+export async function assertMergeable(trx: Transaction<DB>, ids: [string, string]) {
+  const lines = await countLineIdentities(trx, ids)
+  if ((lines.get(ids[0]) ?? 0) > 0 && (lines.get(ids[1]) ?? 0) > 0) {
+    throw new AppError(
+      'CONFLICT',
+      'both customers have their own LINE account; they cannot be merged automatically',
+    )
+  }
+  return lines
+}
+
+/**
+ * Moves everything of `mergedId` onto `survivorId` in the caller's transaction: identities,
+ * LINE users, purchases, points (ledger and balance), coupons and deliveries. Keeps the most
+ * restrictive marketing consent, fills the survivor's missing profile fields, recomputes its
+ * stats, keeps the merged row as a pointer (personal data cleared) and writes merge_audit.
+ */
+export async function mergeCustomers(
+  trx: Transaction<DB>,
+  input: MergeInput,
+): Promise<{ survivorId: string; mergedId: string; moved: MergeCounts }> {
+  const { survivorId, mergedId } = input
+  if (survivorId === mergedId)
+    throw new AppError('BAD_REQUEST', 'cannot merge a customer into itself')
+  const locked = await lockCustomers(trx, [survivorId, mergedId])
+  const survivor = usable(
+    locked.find((c) => c.id === survivorId),
+    'surviving',
+  )
+  const merged = usable(
+    locked.find((c) => c.id === mergedId),
+    'merged',
+  )
+  await assertMergeable(trx, [survivorId, mergedId])
+
+  const moved = { points: merged.points } as MergeCounts
+  for (const table of OWNED_TABLES) {
+    moved[table] = await moveCustomerRows(trx, table, mergedId, survivorId)
+  }
+
+  await trx
+    .updateTable('customer')
+    .set({
+      points: sql`points + ${merged.points}`,
+      marketing_consent: survivor.marketing_consent && merged.marketing_consent,
+      display_name: survivor.display_name ?? merged.display_name,
+      email: survivor.email ?? merged.email,
+      phone: survivor.phone ?? merged.phone,
+      birthday: survivor.birthday ?? merged.birthday,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', survivorId)
+    .execute()
+  // Earlier merges into the merged customer now point straight at the survivor.
+  await trx
+    .updateTable('customer')
+    .set({ merged_into_id: survivorId, updated_at: sql`now()` })
+    .where('merged_into_id', '=', mergedId)
+    .execute()
+  await trx
+    .updateTable('customer')
+    .set({
+      merged_into_id: survivorId,
+      display_name: null,
+      email: null,
+      phone: null,
+      birthday: null,
+      marketing_consent: false,
+      points: 0,
+      purchase_count: 0,
+      total_spent: 0,
+      spend_12m: 0,
+      first_purchase_at: null,
+      last_purchase_at: null,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', mergedId)
+    .execute()
+  await recomputeCustomerStats(trx, survivorId, input.tierThresholds)
+
+  await trx
+    .insertInto('merge_audit')
+    .values({
+      surviving_customer_id: survivorId,
+      merged_customer_id: mergedId,
+      reason: input.reason,
+      moved: JSON.stringify(moved),
+    })
+    .execute()
+  return { survivorId, mergedId, moved }
+}
+
+export type AttachResult = {
+  /** The customer that holds the identity now (the survivor when a merge happened). */
+  customerId: string
+  created: boolean
+  mergedCustomerId: string | null
+}
+
+/**
+ * Gives `customerId` the identity (kind, value). When another customer holds it, the two are
+ * merged (the one with a LINE account survives, else `customerId`), unless both have their own
+ * LINE account: then CONFLICT and nothing changes. Orders that waited for the identity attach.
+ */
+export async function attachIdentity(
+  trx: Transaction<DB>,
+  customerId: string,
+  kind: IdentityKind,
+  rawValue: string,
+  opts: { env: PurchaseEnv; reason?: string },
+): Promise<AttachResult> {
+  const normalised = normaliseIdentity(kind, rawValue)
+  if (!normalised.ok) throw new AppError('BAD_REQUEST', `${kind}: ${normalised.message}`)
+  const value = normalised.value
+  const target = await findSurvivingCustomer(trx, customerId)
+  if (!target) throw new AppError('NOT_FOUND', 'the customer does not exist')
+  if (target.erased_at) throw new AppError('GONE', 'the customer was erased')
+
+  let result: AttachResult = { customerId: target.id, created: false, mergedCustomerId: null }
+  if (await insertIdentityIfAbsent(trx, target.id, kind, value)) {
+    result.created = true
+  } else {
+    const owner = await findIdentityOwner(trx, kind, value)
+    if (!owner) throw new AppError('CONFLICT', `this ${kind} changed while attaching; try again`)
+    if (owner.customer_id !== target.id) {
+      const lines = await assertMergeable(trx, [target.id, owner.customer_id])
+      const ownerHasLine = (lines.get(owner.customer_id) ?? 0) > 0
+      const [survivorId, mergedId] = ownerHasLine
+        ? [owner.customer_id, target.id]
+        : [target.id, owner.customer_id]
+      await mergeCustomers(trx, {
+        survivorId,
+        mergedId,
+        reason: opts.reason ?? `attach:${kind}`,
+        tierThresholds: opts.env.TIER_THRESHOLDS,
+      })
+      result = { customerId: survivorId, created: false, mergedCustomerId: mergedId }
+    }
+  }
+  await attachPendingPurchases(trx, opts.env, result.customerId, { kind, value })
+  return result
+}

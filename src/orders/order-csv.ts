@@ -1,0 +1,48 @@
+import type { OrderCsvRow } from './order.schemas.ts'
+
+/** "12" → 12; anything else stays as it is, for the order schema to refuse by field. */
+function numberish(value: string | undefined): unknown {
+  return value !== undefined && /^\s*\d+\s*$/.test(value) ? Number(value) : value
+}
+
+/** Puts the CSV rows of one order (one row per line item) into the shape of orderSchema. */
+export function orderFromCsvRows(rows: OrderCsvRow[], defaultSource?: string): unknown {
+  const first = rows[0]
+  if (!first) throw new Error('an order needs at least one row')
+  const customer: Record<string, string> = {}
+  if (first.customer_external_id !== undefined) customer.externalId = first.customer_external_id
+  if (first.customer_email !== undefined) customer.email = first.customer_email
+  return {
+    source: first.source ?? defaultSource,
+    orderId: first.order_id,
+    customer,
+    orderedAt: first.ordered_at,
+    total: numberish(first.total),
+    lines: rows.map((r) => ({
+      sku: r.sku,
+      ...(r.name !== undefined ? { name: r.name } : {}),
+      quantity: numberish(r.quantity),
+      unitPrice: numberish(r.unit_price),
+    })),
+  }
+}
+
+const CSV_FIELDS: Record<string, string> = {
+  source: 'source (column or --source)',
+  orderId: 'order_id',
+  'customer.externalId': 'customer_external_id',
+  'customer.email': 'customer_email',
+  orderedAt: 'ordered_at',
+  total: 'total',
+  sku: 'sku',
+  name: 'name',
+  quantity: 'quantity',
+  unitPrice: 'unit_price',
+}
+
+/** Names an orderSchema field by its CSV column, and the row it came from (`lines.2.sku`). */
+export function csvFieldOf(path: string): { column: string; row: number | null } {
+  const line = path.match(/^lines\.(\d+)\.(.+)$/)
+  if (line) return { column: CSV_FIELDS[line[2] ?? ''] ?? path, row: Number(line[1]) }
+  return { column: CSV_FIELDS[path] ?? path, row: null }
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod'
+import { emailSchema } from '../customers/identity-values.ts'
+
+export const orderSourceSchema = z
+  .string('name the shop system (source)')
+  .trim()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 letters, digits, ".", "_" or "-"')
+
+const yen = (what: string) =>
+  z.number(`${what} in whole yen`).int(`${what} in whole yen`).min(0).max(2_000_000_000)
+
+export const orderLineSchema = z.strictObject({
+  sku: z.string().trim().min(1, 'a line needs a sku').max(64),
+  name: z.string().trim().min(1).max(300).optional(),
+  quantity: z.number('a whole number above 0').int('a whole number above 0').min(1).max(100_000),
+  unitPrice: yen('the price'),
+})
+
+/** One online order, as `POST /api/orders` takes it and as an NDJSON import line holds it. */
+export const orderSchema = z.strictObject({
+  source: orderSourceSchema,
+  orderId: z.string().trim().min(1, 'an order needs its id').max(200),
+  customer: z
+    .strictObject({
+      externalId: z.string().trim().min(1).max(200).optional(),
+      email: emailSchema.optional(),
+    })
+    .default({}),
+  orderedAt: z.iso
+    .datetime({ offset: true, error: 'use an ISO 8601 date-time, e.g. 2026-11-23T10:00:00+09:00' })
+    .transform((s) => new Date(s)),
+  lines: z.array(orderLineSchema).min(1, 'an order has at least one line').max(1000),
+  total: yen('the total'),
+})
+export type Order = z.infer<typeof orderSchema>
+
+const cell = z.string().optional()
+
+/**
+ * One CSV row of `kizuna import orders`: an order line with its order's fields repeated.
+ * Values are checked once the order is put together (orderSchema).
+ */
+export const orderCsvRowSchema = z.strictObject({
+  source: cell,
+  order_id: z.string('an order needs its id'),
+  customer_external_id: cell,
+  customer_email: cell,
+  ordered_at: cell,
+  sku: cell,
+  name: cell,
+  quantity: cell,
+  unit_price: cell,
+  total: cell,
+})
+export type OrderCsvRow = z.infer<typeof orderCsvRowSchema>

@@ -1,0 +1,82 @@
+import { sql, type Transaction } from 'kysely'
+import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
+import { attachIdentity } from '../customers/merge.service.ts'
+import type { Database, DB } from '../platform/db.ts'
+import { type PurchaseEnv, recordPurchase } from '../purchases/purchase.service.ts'
+import type { Order } from './order.schemas.ts'
+
+export type OrderOutcome = {
+  purchaseId: string
+  created: boolean
+  /** null: kept unmatched until the customer's online id or email appears. */
+  customerId: string | null
+}
+
+/**
+ * Records one online order once per (source, orderId), matched to a customer by online
+ * customer id, else by email. An unmatched order waits on its online id (else its email).
+ */
+export async function recordOrder(
+  trx: Transaction<DB>,
+  env: PurchaseEnv,
+  order: Order,
+): Promise<OrderOutcome> {
+  const { externalId, email } = order.customer
+  let customerId =
+    (externalId && (await findCustomerByIdentity(trx, 'online_customer', externalId))) ||
+    (email && (await findCustomerByIdentity(trx, 'email', email))) ||
+    null
+  if (customerId && externalId && email) {
+    // Matched by email: the shop account id now leads to this customer too.
+    const attached = await attachIdentity(trx, customerId, 'online_customer', externalId, {
+      env,
+      reason: 'order',
+    })
+    customerId = attached.customerId
+  }
+  const pendingIdentity = customerId
+    ? null
+    : externalId
+      ? { kind: 'online_customer', value: externalId }
+      : email
+        ? { kind: 'email', value: email }
+        : null
+  const recorded = await recordPurchase(trx, env, {
+    channel: 'online',
+    source: order.source,
+    externalId: order.orderId,
+    customerId,
+    pendingIdentity,
+    purchasedAt: order.orderedAt,
+    lines: order.lines,
+    total: order.total,
+  })
+  return { ...recorded, customerId }
+}
+
+export type BatchResult = { outcome: OrderOutcome } | { error: unknown }
+
+/**
+ * Records orders in one transaction, each under a savepoint so one failing order is reported
+ * without losing the others.
+ */
+export async function recordOrderBatch(
+  db: Database,
+  env: PurchaseEnv,
+  orders: Order[],
+): Promise<BatchResult[]> {
+  return db.transaction().execute(async (trx) => {
+    const results: BatchResult[] = []
+    for (const order of orders) {
+      await sql`savepoint kizuna_order`.execute(trx)
+      try {
+        results.push({ outcome: await recordOrder(trx, env, order) })
+        await sql`release savepoint kizuna_order`.execute(trx)
+      } catch (error) {
+        await sql`rollback to savepoint kizuna_order`.execute(trx)
+        results.push({ error })
+      }
+    }
+    return results
+  })
+}

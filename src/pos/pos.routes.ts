@@ -1,0 +1,52 @@
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { type KeyEnv, requireKey } from '../auth/require-key.ts'
+import { AppError } from '../platform/errors.ts'
+import { describeZodError } from '../platform/http.ts'
+import { findStoreCodeById } from './pos.repo.ts'
+import { scanBodySchema } from './pos.schemas.ts'
+import { type PosDeps, type PosStore, scan } from './pos.service.ts'
+
+export const POS_MAX_BYTES = 256 * 1024
+
+/** Register API: `POST /api/pos/scans` with a store's Bearer key (scope pos). */
+export function posRoutes(deps: PosDeps) {
+  // Store codes never change: one lookup per store and process.
+  const storeCodes = new Map<string, string>()
+  async function storeOf(storeId: string | null): Promise<PosStore> {
+    if (!storeId) throw new AppError('FORBIDDEN', 'this API key does not belong to a store')
+    let code = storeCodes.get(storeId)
+    if (!code) {
+      code = await findStoreCodeById(deps.db, storeId)
+      if (!code) throw new AppError('FORBIDDEN', "this API key's store no longer exists")
+      storeCodes.set(storeId, code)
+    }
+    return { id: storeId, code }
+  }
+
+  return new Hono<KeyEnv>().post(
+    '/scans',
+    bodyLimit({
+      maxSize: POS_MAX_BYTES,
+      onError: () => {
+        throw new AppError('PAYLOAD_TOO_LARGE', `the body is larger than ${POS_MAX_BYTES} bytes`)
+      },
+    }),
+    requireKey(deps.db, 'pos'),
+    async (c) => {
+      const store = await storeOf(c.get('caller').storeId)
+      let json: unknown
+      try {
+        json = await c.req.json()
+      } catch {
+        throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
+      }
+      const parsed = scanBodySchema.safeParse(json)
+      if (!parsed.success) {
+        const { message, fields } = describeZodError(parsed.error)
+        throw new AppError('BAD_REQUEST', message, { details: fields })
+      }
+      return c.json(await scan(deps, store, parsed.data), 200)
+    },
+  )
+}

@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+
+let db: Database
+let dir: string
+beforeAll(async () => {
+  db = await createDb(loadEnv({ DATABASE_URL: TEST_DATABASE_URL }))
+  dir = await mkdtemp(join(tmpdir(), 'kizuna-products-'))
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+async function file(ext: string, lines: string[]): Promise<string> {
+  const path = join(dir, `${randomUUID()}.${ext}`)
+  await writeFile(path, `${lines.join('\n')}\n`)
+  return path
+}
+
+const products = (tag: string) =>
+  db
+    .selectFrom('product')
+    .select(['sku', 'name', 'category', 'price', 'image_url', 'related_skus', 'warranty_months'])
+    .where('sku', 'like', `%-${tag}`)
+    .orderBy('sku')
+    .execute()
+
+describe('kizuna import products', () => {
+  it('upserts by sku from CSV and NDJSON, and reports bad rows by line and field', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const csv = await file('csv', [
+      'sku,name,category,price,image_url,related_skus,warranty_months',
+      `SOFA-${tag},Sofa,sofa,89000,https://img.example.com/sofa.png,ARM-${tag};TABLE-${tag},24`,
+      `ARM-${tag},Armchair,chair,39000,,,`,
+      `BAD-${tag},Bad,x,12.5,http://img.example.com/bad.png,,`,
+    ])
+    const first = await cli(['import', 'products', csv])
+    expect(first.code).toBe(0)
+    expect(first.stdout).toContain('created 2, updated 0, unchanged 0, skipped 1')
+    expect(first.stderr).toContain('line 4: price: use whole yen')
+    expect(first.stderr).toContain('image_url: use an https:// URL')
+    expect(await products(tag)).toEqual([
+      {
+        sku: `ARM-${tag}`,
+        name: 'Armchair',
+        category: 'chair',
+        price: 39000,
+        image_url: null,
+        related_skus: [],
+        warranty_months: null,
+      },
+      {
+        sku: `SOFA-${tag}`,
+        name: 'Sofa',
+        category: 'sofa',
+        price: 89000,
+        image_url: 'https://img.example.com/sofa.png',
+        related_skus: [`ARM-${tag}`, `TABLE-${tag}`],
+        warranty_months: 24,
+      },
+    ])
+
+    expect((await cli(['import', 'products', csv])).stdout).toContain(
+      'created 0, updated 0, unchanged 2, skipped 1',
+    )
+
+    const ndjson = await file('ndjson', [
+      JSON.stringify({
+        sku: `ARM-${tag}`,
+        name: 'Armchair II',
+        price: 41000,
+        related_skus: [`SOFA-${tag}`],
+      }),
+      JSON.stringify({
+        sku: `PARASOL-${tag}`,
+        name: 'Parasol',
+        category: 'garden',
+        warranty_months: 12,
+      }),
+      JSON.stringify({ sku: `NONAME-${tag}` }),
+      '{not json',
+    ])
+    const update = await cli(['import', 'products', ndjson])
+    expect(update.stdout).toContain('created 1, updated 1, unchanged 0, skipped 2')
+    expect(update.stderr).toContain('line 3: name: a product needs a name')
+    expect(update.stderr).toContain('line 4: (row): not valid JSON')
+    const rows = await products(tag)
+    expect(rows.find((p) => p.sku === `ARM-${tag}`)).toMatchObject({
+      name: 'Armchair II',
+      price: 41000,
+      related_skus: [`SOFA-${tag}`],
+    })
+    expect(rows.map((p) => p.sku)).toContain(`PARASOL-${tag}`)
+  })
+
+  it('refuses a file that is neither CSV nor NDJSON', async () => {
+    const result = await cli(['import', 'products', await file('xlsx', ['x'])])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('FILE: use a .csv, .ndjson or .jsonl file')
+  })
+})

@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+import { cardNumber, createCustomer } from './factories.ts'
+
+let db: Database
+let dir: string
+beforeAll(async () => {
+  db = await createDb(loadEnv({ DATABASE_URL: TEST_DATABASE_URL }))
+  dir = await mkdtemp(join(tmpdir(), 'kizuna-customers-'))
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+async function csv(lines: string[]): Promise<string> {
+  const file = join(dir, `${randomUUID()}.csv`)
+  await writeFile(file, `${lines.join('\n')}\n`)
+  return file
+}
+
+const HEADER = 'external_id,email,name,phone,birthday,member_card,marketing_consent'
+
+async function customerWith(kind: string, value: string) {
+  return db
+    .selectFrom('identity')
+    .innerJoin('customer', 'customer.id', 'identity.customer_id')
+    .selectAll('customer')
+    .where('identity.kind', '=', kind)
+    .where('identity.value', '=', value)
+    .executeTakeFirst()
+}
+
+describe('kizuna import customers', () => {
+  it('creates customers with normalised identities, and a re-run changes nothing', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const card = cardNumber()
+    const file = await csv([
+      HEADER,
+      `shop-${tag},  Mika.${tag}@Example.COM ,Mika,090-1234-5678,1990-02-03,${card},true`,
+      `,ren.${tag}@example.com,Ren,,,,no`,
+    ])
+    const first = await cli(['import', 'customers', file])
+    expect(first.code).toBe(0)
+    expect(first.stdout).toContain('created 2, updated 0, unchanged 0, skipped 0')
+
+    const mika = await customerWith('online_customer', `shop-${tag}`)
+    expect(mika).toMatchObject({
+      display_name: 'Mika',
+      email: `mika.${tag}@example.com`,
+      phone: '09012345678',
+      marketing_consent: true,
+    })
+    const identities = await db
+      .selectFrom('identity')
+      .select(['kind', 'value'])
+      .where('customer_id', '=', mika!.id)
+      .orderBy('kind')
+      .execute()
+    expect(identities).toEqual([
+      { kind: 'email', value: `mika.${tag}@example.com` },
+      { kind: 'member_card', value: card },
+      { kind: 'online_customer', value: `shop-${tag}` },
+      { kind: 'phone', value: '09012345678' },
+    ])
+    expect(await customerWith('email', `ren.${tag}@example.com`)).toMatchObject({
+      marketing_consent: false,
+    })
+
+    const again = await cli(['import', 'customers', file])
+    expect(again.stdout).toContain('created 0, updated 0, unchanged 2, skipped 0')
+    const count = await db
+      .selectFrom('identity')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('value', 'like', `%${tag}%`)
+      .executeTakeFirstOrThrow()
+    expect(count.n).toBe('3')
+  })
+
+  it('reports bad rows by line and field, skips them and imports the rest', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv([
+      HEADER,
+      `shop-${tag},,Good,,,,`,
+      ',,No id,,,,',
+      `shop-b-${tag},not-an-email,Bad,,,,`,
+      `shop-c-${tag},,Bad,,1990-13-01,4006381333932,maybe`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain(
+      'line 3: external_id: give at least one of external_id, email, member_card, phone',
+    )
+    expect(result.stderr).toContain('line 4: email: not a valid email address')
+    expect(result.stderr).toMatch(
+      /line 5: birthday: .*; member_card: .*EAN-13.*; marketing_consent/,
+    )
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 3')
+    expect(await customerWith('online_customer', `shop-b-${tag}`)).toBeUndefined()
+  })
+
+  it('merges an imported online account into the LINE friend holding its card, and refuses a second LINE account', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const card = cardNumber()
+    const friend = await createCustomer(db, {
+      line: true,
+      marketingConsent: true,
+      identities: [{ kind: 'member_card', value: card }],
+    })
+    const online = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: `shop-${tag}` }],
+    })
+    const otherCard = cardNumber()
+    const a = await createCustomer(db, {
+      line: true,
+      identities: [{ kind: 'member_card', value: otherCard }],
+    })
+    await createCustomer(db, {
+      line: true,
+      identities: [{ kind: 'online_customer', value: `shop-x-${tag}` }],
+    })
+
+    const file = await csv([
+      HEADER,
+      `shop-${tag},,,,,${card},false`,
+      `shop-x-${tag},,,,,${otherCard},`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.stdout).toContain('created 0, updated 1, unchanged 0, skipped 1')
+    expect(result.stderr).toMatch(/line 3: member_card: .*LINE account/)
+
+    const merged = await db
+      .selectFrom('customer')
+      .selectAll()
+      .where('id', '=', online.id)
+      .executeTakeFirstOrThrow()
+    expect(merged.merged_into_id).toBe(friend.id)
+    expect(await customerWith('online_customer', `shop-${tag}`)).toMatchObject({
+      id: friend.id,
+      marketing_consent: false,
+    })
+    expect(await customerWith('member_card', otherCard)).toMatchObject({ id: a.id })
+  })
+})

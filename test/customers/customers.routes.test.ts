@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { mergeCustomers } from '../../src/customers/merge.service.ts'
+import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { cardNumber, createCoupon, createCustomer, createPurchase } from './factories.ts'
+
+let kizuna: TestKizuna
+let adminKey: string
+let importKey: string
+beforeAll(async () => {
+  kizuna = await startTestKizuna()
+  adminKey = (await createApiKey(kizuna.deps.db, { storeId: null, scopes: ['admin'] })).key
+  importKey = (await createApiKey(kizuna.deps.db, { storeId: null, scopes: ['import'] })).key
+})
+afterAll(async () => {
+  await kizuna?.stopAll()
+})
+
+function lookup(identity: string | null, key = adminKey) {
+  const query = identity === null ? '' : `?identity=${encodeURIComponent(identity)}`
+  return fetch(`${kizuna.baseUrl}/api/customers${query}`, {
+    headers: { authorization: `Bearer ${key}` },
+  })
+}
+
+describe('GET /api/customers', () => {
+  it('returns the survivor of a merge, with identities, LINE status, purchases and coupons', async () => {
+    const db = kizuna.deps.db
+    const card = cardNumber()
+    const survivor = await createCustomer(db, { line: true, displayName: 'Aki', points: 30 })
+    const merged = await createCustomer(db, {
+      email: 'aki.route@example.com',
+      identities: [{ kind: 'member_card', value: card }],
+    })
+    await createPurchase(db, merged.id, { total: 4200, sku: 'ARM-1' })
+    const coupon = await createCoupon(db, survivor.id)
+    await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'scan' }),
+      )
+
+    const res = await lookup(`member_card:${card}`)
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as { identities: unknown; recentPurchases: unknown[] }
+    expect(body).toMatchObject({
+      id: survivor.id,
+      displayName: 'Aki',
+      email: 'aki.route@example.com',
+      points: 30,
+      tier: 'regular',
+      stats: { purchaseCount: 1, totalSpent: 4200 },
+      line: { status: 'friend' },
+      coupons: [{ code: coupon, discountYen: 500 }],
+    })
+    expect(body.identities).toEqual(
+      expect.arrayContaining([
+        { kind: 'line', value: survivor.lineUid },
+        { kind: 'member_card', value: card },
+      ]),
+    )
+    expect(body.recentPurchases).toHaveLength(1)
+    expect(body.recentPurchases[0]).toMatchObject({
+      total: 4200,
+      lines: [{ sku: 'ARM-1', quantity: 1, unitPrice: 4200 }],
+    })
+  })
+
+  it('answers 400 naming the field, 404 for an unknown identity, 410 for an erased customer', async () => {
+    const missing = await lookup(null)
+    expect(missing.status).toBe(400)
+    expect((await errorOf(missing)).message).toContain('identity')
+    const badKind = await lookup('passport:123')
+    expect(badKind.status).toBe(400)
+    expect((await errorOf(badKind)).message).toMatch(/^identity: use kind:value/)
+    const badCard = await lookup('member_card:1234567890123')
+    expect((await errorOf(badCard)).message).toContain('identity: member_card')
+
+    expect((await lookup(`member_card:${cardNumber()}`)).status).toBe(404)
+
+    const card = cardNumber()
+    const erased = await createCustomer(kizuna.deps.db, {
+      identities: [{ kind: 'member_card', value: card }],
+    })
+    await kizuna.deps.db
+      .updateTable('customer')
+      .set({ erased_at: new Date() })
+      .where('id', '=', erased.id)
+      .execute()
+    expect((await lookup(`member_card:${card}`)).status).toBe(410)
+  })
+
+  it('needs an admin key', async () => {
+    expect((await lookup(`member_card:${cardNumber()}`, importKey)).status).toBe(403)
+  })
+})

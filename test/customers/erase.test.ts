@@ -1,0 +1,140 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { eraseCustomer, erasedValue } from '../../src/customers/erase.service.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { recordPurchase } from '../../src/purchases/purchase.service.ts'
+import { legacyCardNumber, makeCustomer } from '../purchases/fixtures.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+
+const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
+let db: Database
+beforeAll(async () => {
+  db = await createDb(env, { poolSize: 2 })
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+async function personWithEverything() {
+  const legacy = legacyCardNumber()
+  const c = await makeCustomer(db, { legacyCard: legacy, points: 40, displayName: 'Suzuki Ichiro' })
+  const lineUid = `U${randomUUID().replaceAll('-', '')}`
+  await db
+    .updateTable('customer')
+    .set({ email: 'ichiro@example.com', phone: '09012345678', birthday: new Date('1990-01-02') })
+    .where('id', '=', c.id)
+    .execute()
+  await db
+    .insertInto('identity')
+    .values([
+      { customer_id: c.id, kind: 'line', value: lineUid },
+      { customer_id: c.id, kind: 'email', value: 'ichiro@example.com' },
+    ])
+    .execute()
+  await db
+    .insertInto('line_user')
+    .values({
+      customer_id: c.id,
+      line_uid: lineUid,
+      status: 'friend',
+      status_changed_at: new Date(),
+      display_name: 'Ichiro',
+      picture_url: 'https://example.com/p.png',
+    })
+    .execute()
+  await db.transaction().execute((trx) =>
+    recordPurchase(trx, env, {
+      channel: 'store',
+      source: 'S-ERASE',
+      externalId: randomUUID(),
+      customerId: c.id,
+      purchasedAt: new Date(),
+      lines: [{ sku: 'CHAIR', quantity: 2, unitPrice: 1_500 }],
+      total: 3_000,
+    }),
+  )
+  return { ...c, legacy, lineUid }
+}
+
+describe('eraseCustomer', () => {
+  it('removes personal data and identities, keeps card tombstones and anonymised purchases', async () => {
+    const p = await personWithEverything()
+    expect(await eraseCustomer(db, p.id)).toEqual({ customerId: p.id, alreadyErased: false })
+
+    const customer = await db
+      .selectFrom('customer')
+      .selectAll()
+      .where('id', '=', p.id)
+      .executeTakeFirstOrThrow()
+    expect(customer).toMatchObject({
+      display_name: null,
+      email: null,
+      phone: null,
+      birthday: null,
+      marketing_consent: false,
+      points: 0,
+      purchase_count: 1,
+      total_spent: '3000',
+    })
+    expect(customer.erased_at).toBeInstanceOf(Date)
+
+    const identities = await db
+      .selectFrom('identity')
+      .select(['kind', 'value'])
+      .where('customer_id', '=', p.id)
+      .orderBy('kind')
+      .execute()
+    expect(identities).toEqual([
+      { kind: 'legacy_card', value: erasedValue('legacy_card', p.legacy) },
+      { kind: 'member_card', value: erasedValue('member_card', p.card) },
+    ])
+    const lineUser = await db
+      .selectFrom('line_user')
+      .selectAll()
+      .where('customer_id', '=', p.id)
+      .executeTakeFirstOrThrow()
+    expect(lineUser).toMatchObject({ status: 'friend', display_name: null, picture_url: null })
+    expect(lineUser.line_uid).toBe(erasedValue('line', p.lineUid))
+
+    const purchases = await db
+      .selectFrom('purchase')
+      .select(['total', 'result'])
+      .where('customer_id', '=', p.id)
+      .execute()
+    expect(purchases).toEqual([{ total: 3_000, result: null }])
+    const everything = JSON.stringify({ customer, identities, lineUser })
+    for (const secret of ['Suzuki', 'ichiro@', '0901234', p.card, p.legacy, p.lineUid]) {
+      expect(everything).not.toContain(secret)
+    }
+  })
+
+  it('is idempotent, and the CLI erases by id and refuses a bad id', async () => {
+    const p = await personWithEverything()
+    const first = await cli(['customers', 'erase', p.id])
+    expect(first).toMatchObject({ code: 0 })
+    expect(first.stdout).toContain(`erased customer ${p.id}`)
+    const before = await db
+      .selectFrom('identity')
+      .selectAll()
+      .where('customer_id', '=', p.id)
+      .execute()
+    const again = await cli(['customers', 'erase', p.id])
+    expect(again.code).toBe(0)
+    expect(again.stdout).toContain('already erased')
+    const after = await db
+      .selectFrom('identity')
+      .selectAll()
+      .where('customer_id', '=', p.id)
+      .execute()
+    expect(after).toEqual(before)
+
+    const bad = await cli(['customers', 'erase', 'nope'])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain('not a uuid')
+    const missing = await cli(['customers', 'erase', randomUUID()])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('no customer')
+  })
+})

@@ -1,0 +1,119 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { ean13CheckDigit } from '../../src/cards/ean13.ts'
+import type { Database } from '../../src/platform/db.ts'
+
+/** A fresh valid EAN-13 member card number (restricted-circulation prefix 29). */
+export function cardNumber(): string {
+  const body = `29${BigInt(`0x${randomBytes(6).toString('hex')}`)
+    .toString()
+    .slice(0, 10)
+    .padStart(10, '0')}`
+  return body + ean13CheckDigit(body)
+}
+
+export const uid = () => `U${randomUUID().replaceAll('-', '')}`
+
+type CustomerSeed = {
+  displayName?: string | null
+  email?: string | null
+  phone?: string | null
+  marketingConsent?: boolean
+  points?: number
+  line?: boolean
+  identities?: { kind: string; value: string }[]
+}
+
+/** A customer with optional LINE user, identities and points (a ledger row backs the points). */
+export async function createCustomer(db: Database, seed: CustomerSeed = {}) {
+  const customer = await db
+    .insertInto('customer')
+    .values({
+      display_name: seed.displayName ?? null,
+      email: seed.email ?? null,
+      phone: seed.phone ?? null,
+      marketing_consent: seed.marketingConsent ?? true,
+      points: seed.points ?? 0,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  const id = customer.id
+  let lineUid: string | null = null
+  if (seed.line) {
+    lineUid = uid()
+    await db
+      .insertInto('identity')
+      .values({ customer_id: id, kind: 'line', value: lineUid })
+      .execute()
+    await db
+      .insertInto('line_user')
+      .values({
+        customer_id: id,
+        line_uid: lineUid,
+        status: 'friend',
+        status_changed_at: new Date(),
+        followed_at: new Date(),
+      })
+      .execute()
+  }
+  for (const identity of seed.identities ?? []) {
+    await db
+      .insertInto('identity')
+      .values({ customer_id: id, ...identity })
+      .execute()
+  }
+  if (seed.points) {
+    await db
+      .insertInto('points_ledger')
+      .values({ customer_id: id, delta: seed.points, reason: 'earn' })
+      .execute()
+  }
+  return { id, lineUid }
+}
+
+/** A store purchase of `total` yen with one line, `daysAgo` days back. */
+export async function createPurchase(
+  db: Database,
+  customerId: string,
+  opts: { total: number; daysAgo?: number; sku?: string },
+) {
+  const purchasedAt = new Date(Date.now() - (opts.daysAgo ?? 1) * 86_400_000)
+  const purchase = await db
+    .insertInto('purchase')
+    .values({
+      customer_id: customerId,
+      channel: 'store',
+      source: 'S001',
+      external_id: randomUUID(),
+      purchased_at: purchasedAt,
+      total: opts.total,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  await db
+    .insertInto('purchase_line')
+    .values({
+      purchase_id: purchase.id,
+      line_no: 1,
+      sku: opts.sku ?? 'SOFA-1',
+      name: 'Sofa',
+      quantity: 1,
+      unit_price: opts.total,
+    })
+    .execute()
+  return { id: purchase.id, purchasedAt }
+}
+
+export async function createCoupon(db: Database, customerId: string) {
+  const code = `C${randomUUID().slice(0, 12)}`
+  await db
+    .insertInto('coupon')
+    .values({
+      code,
+      customer_id: customerId,
+      kind: 'welcome',
+      title: '¥500 off',
+      discount_yen: 500,
+    })
+    .execute()
+  return code
+}

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { attachIdentity, mergeCustomers } from '../../src/customers/merge.service.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+import { cardNumber, createCoupon, createCustomer, createPurchase } from './factories.ts'
+
+const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
+let db: Database
+beforeAll(async () => {
+  db = await createDb(env)
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+const customer = (id: string) =>
+  db.selectFrom('customer').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+const ownerOf = (table: 'identity' | 'purchase' | 'coupon' | 'points_ledger', id: string) =>
+  db.selectFrom(table).select('customer_id').where('customer_id', '=', id).execute()
+
+describe('mergeCustomers', () => {
+  it('moves identities, LINE user, purchases, points and coupons and writes the audit row', async () => {
+    const card = cardNumber()
+    const survivor = await createCustomer(db, { line: true, points: 100, displayName: 'Aki' })
+    const merged = await createCustomer(db, {
+      points: 50,
+      email: 'aki@example.com',
+      phone: '09011112222',
+      identities: [{ kind: 'member_card', value: card }],
+    })
+    await createPurchase(db, survivor.id, { total: 1000, daysAgo: 10 })
+    const old = await createPurchase(db, merged.id, { total: 5000, daysAgo: 400 })
+    await createPurchase(db, merged.id, { total: 3000, daysAgo: 5 })
+    const coupon = await createCoupon(db, merged.id)
+
+    const result = await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'scan' }),
+      )
+    expect(result.moved).toMatchObject({ identity: 1, purchase: 2, coupon: 1, points: 50 })
+
+    const s = await customer(survivor.id)
+    expect(s).toMatchObject({
+      display_name: 'Aki',
+      email: 'aki@example.com',
+      phone: '09011112222',
+      points: 150,
+      purchase_count: 3,
+      total_spent: '9000',
+      spend_12m: '4000',
+    })
+    expect(s.first_purchase_at).toEqual(old.purchasedAt)
+    const m = await customer(merged.id)
+    expect(m).toMatchObject({ merged_into_id: survivor.id, email: null, phone: null, points: 0 })
+    for (const table of ['identity', 'purchase', 'coupon', 'points_ledger'] as const) {
+      expect(await ownerOf(table, merged.id)).toHaveLength(0)
+    }
+    const cardOwner = await db
+      .selectFrom('identity')
+      .select('customer_id')
+      .where('kind', '=', 'member_card')
+      .where('value', '=', card)
+      .executeTakeFirstOrThrow()
+    expect(cardOwner.customer_id).toBe(survivor.id)
+    const couponRow = await db
+      .selectFrom('coupon')
+      .selectAll()
+      .where('code', '=', coupon)
+      .executeTakeFirstOrThrow()
+    expect(couponRow.customer_id).toBe(survivor.id)
+
+    const audit = await db
+      .selectFrom('merge_audit')
+      .selectAll()
+      .where('merged_customer_id', '=', merged.id)
+      .executeTakeFirstOrThrow()
+    expect(audit).toMatchObject({ surviving_customer_id: survivor.id, reason: 'scan' })
+    expect(audit.moved).toMatchObject({ identity: 1, purchase: 2, coupon: 1, points: 50 })
+    expect(JSON.stringify(audit.moved)).not.toContain('example.com')
+  })
+
+  it('keeps the most restrictive marketing consent', async () => {
+    const survivor = await createCustomer(db, { marketingConsent: true })
+    const merged = await createCustomer(db, { marketingConsent: false })
+    await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'import' }),
+      )
+    expect((await customer(survivor.id)).marketing_consent).toBe(false)
+  })
+
+  it('refuses two customers with their own LINE account with 409 and changes nothing', async () => {
+    const a = await createCustomer(db, { line: true, points: 10 })
+    const b = await createCustomer(db, { line: true, points: 20 })
+    await createPurchase(db, b.id, { total: 2000 })
+    const attempt = db
+      .transaction()
+      .execute((trx) => mergeCustomers(trx, { survivorId: a.id, mergedId: b.id, reason: 'scan' }))
+    await expect(attempt).rejects.toMatchObject({ code: 'CONFLICT', status: 409 })
+    expect(await customer(b.id)).toMatchObject({ merged_into_id: null, points: 20 })
+    expect(await ownerOf('purchase', b.id)).toHaveLength(1)
+    const audits = await db
+      .selectFrom('merge_audit')
+      .where('merged_customer_id', '=', b.id)
+      .selectAll()
+      .execute()
+    expect(audits).toHaveLength(0)
+  })
+})
+
+describe('attachIdentity', () => {
+  it('creates a new identity, merges the holder of an existing one, and refuses a second LINE account', async () => {
+    const friend = await createCustomer(db, { line: true })
+    const card = cardNumber()
+    const created = await db
+      .transaction()
+      .execute((trx) => attachIdentity(trx, friend.id, 'member_card', card, { env }))
+    expect(created).toEqual({ customerId: friend.id, created: true, mergedCustomerId: null })
+
+    // An online account imported earlier merges into the LINE friend, who survives.
+    const onlineId = `shop-${randomUUID()}`
+    const online = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: onlineId }],
+    })
+    const merged = await db
+      .transaction()
+      .execute((trx) => attachIdentity(trx, online.id, 'member_card', card, { env }))
+    expect(merged).toEqual({ customerId: friend.id, created: false, mergedCustomerId: online.id })
+
+    const other = await createCustomer(db, { line: true })
+    const refused = db
+      .transaction()
+      .execute((trx) => attachIdentity(trx, other.id, 'member_card', card, { env }))
+    await expect(refused).rejects.toMatchObject({ code: 'CONFLICT' })
+    expect((await customer(other.id)).merged_into_id).toBeNull()
+  })
+})

@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { createCustomer } from '../customers/factories.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+
+let db: Database
+let dir: string
+beforeAll(async () => {
+  db = await createDb(loadEnv({ DATABASE_URL: TEST_DATABASE_URL }))
+  dir = await mkdtemp(join(tmpdir(), 'kizuna-orders-'))
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+async function file(ext: string, lines: string[]): Promise<string> {
+  const path = join(dir, `${randomUUID()}.${ext}`)
+  await writeFile(path, `${lines.join('\n')}\n`)
+  return path
+}
+
+const purchases = (source: string) =>
+  db
+    .selectFrom('purchase')
+    .leftJoin('purchase_line', 'purchase_line.purchase_id', 'purchase.id')
+    .select(['purchase.external_id', 'purchase.customer_id', 'purchase.total'])
+    .select((eb) => eb.fn.count<string>('purchase_line.id').as('lines'))
+    .where('purchase.source', '=', source)
+    .groupBy('purchase.id')
+    .orderBy('purchase.external_id')
+    .execute()
+
+describe('kizuna import orders', () => {
+  it('groups CSV rows into orders, matches by email, and is idempotent on re-run', async () => {
+    const source = `shop${randomUUID().slice(0, 8)}`
+    const email = `${source}@example.com`
+    const customer = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
+    const csv = await file('csv', [
+      'order_id,customer_external_id,customer_email,ordered_at,sku,name,quantity,unit_price,total',
+      `A1,,${email.toUpperCase()},2026-11-01T10:00:00+09:00,SOFA-1,Sofa,1,89000,128000`,
+      `A1,,${email.toUpperCase()},2026-11-01T10:00:00+09:00,ARM-1,Armchair,1,39000,128000`,
+      'A2,c-1,,2026-11-02T10:00:00+09:00,ARM-1,,2,39000,78000',
+      'A3,,,2026-11-02T10:00:00+09:00,ARM-1,,x,39000,39000',
+      'A4,,,2026-11-02,ARM-1,,1,39000,39000',
+    ])
+    const first = await cli(['import', 'orders', '--source', source, csv])
+    expect(first.code).toBe(0)
+    expect(first.stdout).toContain('orders: created 1, unmatched 1, unchanged 0, skipped 2')
+    expect(first.stderr).toContain('line 5: quantity: a whole number above 0')
+    expect(first.stderr).toContain('line 6: ordered_at: use an ISO 8601 date-time')
+    expect(await purchases(source)).toEqual([
+      { external_id: 'A1', customer_id: customer.id, total: 128000, lines: '2' },
+      { external_id: 'A2', customer_id: null, total: 78000, lines: '1' },
+    ])
+
+    const again = await cli(['import', 'orders', '--source', source, csv])
+    expect(again.stdout).toContain('orders: created 0, unmatched 0, unchanged 2, skipped 2')
+    expect(await purchases(source)).toHaveLength(2)
+    const stats = await db
+      .selectFrom('customer')
+      .select(['purchase_count', 'total_spent'])
+      .where('id', '=', customer.id)
+      .executeTakeFirstOrThrow()
+    expect(stats).toEqual({ purchase_count: 1, total_spent: '128000' })
+  })
+
+  it('reads NDJSON, one order per line, and reports bad lines by field', async () => {
+    const source = `shop${randomUUID().slice(0, 8)}`
+    const order = (orderId: string, extra: Record<string, unknown> = {}) =>
+      JSON.stringify({
+        source,
+        orderId,
+        orderedAt: '2026-11-03T12:00:00Z',
+        lines: [{ sku: 'PARASOL-1', quantity: 1, unitPrice: 12000 }],
+        total: 12000,
+        ...extra,
+      })
+    const ndjson = await file('ndjson', [
+      order('N1', { customer: { externalId: `c-${source}` } }),
+      order('N2', { total: -1 }),
+      '',
+      order('N3', { lines: [] }),
+    ])
+    const result = await cli(['import', 'orders', ndjson])
+    expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 2')
+    expect(result.stderr).toContain('line 2: total:')
+    expect(result.stderr).toContain('line 4: lines: an order has at least one line')
+    expect(await purchases(source)).toEqual([
+      { external_id: 'N1', customer_id: null, total: 12000, lines: '1' },
+    ])
+  })
+})

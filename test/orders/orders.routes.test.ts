@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { createCustomer } from '../customers/factories.ts'
+import { cli } from '../support/cli.ts'
+import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+
+let kizuna: TestKizuna
+let importKey: string
+beforeAll(async () => {
+  kizuna = await startTestKizuna()
+  importKey = (await createApiKey(kizuna.deps.db, { storeId: null, scopes: ['import'] })).key
+})
+afterAll(async () => {
+  await kizuna?.stopAll()
+})
+
+function postOrder(body: unknown, key = importKey) {
+  return fetch(`${kizuna.baseUrl}/api/orders`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+}
+
+const order = (over: Record<string, unknown> = {}) => ({
+  source: 'webshop',
+  orderId: `W-${randomUUID()}`,
+  customer: {},
+  orderedAt: '2026-11-20T10:00:00+09:00',
+  lines: [
+    { sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 89000 },
+    { sku: 'ARM-1', quantity: 2, unitPrice: 39000 },
+  ],
+  total: 167000,
+  ...over,
+})
+
+const purchaseOf = (orderId: string) =>
+  kizuna.deps.db
+    .selectFrom('purchase')
+    .selectAll()
+    .where('channel', '=', 'online')
+    .where('source', '=', 'webshop')
+    .where('external_id', '=', orderId)
+    .execute()
+
+describe('POST /api/orders', () => {
+  it('records an order once, matched by online customer id', async () => {
+    const shopId = `shop-${randomUUID()}`
+    const customer = await createCustomer(kizuna.deps.db, {
+      identities: [{ kind: 'online_customer', value: shopId }],
+    })
+    const body = order({ customer: { externalId: shopId } })
+    const first = await postOrder(body)
+    expect(first.status).toBe(201)
+    const created = (await first.json()) as Record<string, unknown>
+    expect(created).toMatchObject({ created: true, customerId: customer.id })
+    const replay = await postOrder(body)
+    expect(replay.status).toBe(200)
+    expect(await replay.json()).toEqual({ ...created, created: false })
+
+    const rows = await purchaseOf(body.orderId)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ customer_id: customer.id, total: 167000, points_earned: 1670 })
+    const stats = await kizuna.deps.db
+      .selectFrom('customer')
+      .select(['purchase_count', 'total_spent', 'points'])
+      .where('id', '=', customer.id)
+      .executeTakeFirstOrThrow()
+    expect(stats).toEqual({ purchase_count: 1, total_spent: '167000', points: 1670 })
+  })
+
+  it('keeps an unmatched order, which attaches when the customer appears in an import', async () => {
+    const shopId = `shop-${randomUUID()}`
+    const body = order({ customer: { externalId: shopId, email: `${shopId}@example.com` } })
+    const res = await postOrder(body)
+    expect(res.status).toBe(201)
+    expect(await res.json()).toMatchObject({ created: true, customerId: null })
+    expect((await purchaseOf(body.orderId))[0]).toMatchObject({
+      customer_id: null,
+      pending_identity_kind: 'online_customer',
+      pending_identity_value: shopId,
+    })
+
+    const dir = await mkdtemp(join(tmpdir(), 'kizuna-orders-'))
+    const csv = join(dir, 'customers.csv')
+    await writeFile(csv, `external_id,name\n${shopId},Yui\n`)
+    expect((await cli(['import', 'customers', csv])).stdout).toContain('created 1')
+
+    const [purchase] = await purchaseOf(body.orderId)
+    expect(purchase?.customer_id).toBeTruthy()
+    expect(purchase).toMatchObject({ pending_identity_kind: null, points_earned: 1670 })
+    const customer = await kizuna.deps.db
+      .selectFrom('customer')
+      .select(['display_name', 'purchase_count', 'points'])
+      .where('id', '=', purchase!.customer_id!)
+      .executeTakeFirstOrThrow()
+    expect(customer).toEqual({ display_name: 'Yui', purchase_count: 1, points: 1670 })
+  })
+
+  it('answers 400 naming the field and records nothing', async () => {
+    const body = order({ lines: [{ sku: 'SOFA-1', quantity: 0, unitPrice: 1.5 }] })
+    const res = await postOrder(body)
+    expect(res.status).toBe(400)
+    const error = await errorOf(res)
+    expect(error.message).toContain('lines.0.quantity')
+    expect(error.message).toContain('lines.0.unitPrice')
+    expect(await purchaseOf(body.orderId)).toHaveLength(0)
+
+    const noDate = await postOrder(order({ orderedAt: 'yesterday' }))
+    expect((await errorOf(noDate)).message).toContain('orderedAt: use an ISO 8601 date-time')
+    const notJson = await postOrder('{')
+    expect(notJson.status).toBe(400)
+  })
+
+  it('needs a key with the import scope', async () => {
+    const admin = (await createApiKey(kizuna.deps.db, { storeId: null, scopes: ['admin'] })).key
+    expect((await postOrder(order(), admin)).status).toBe(403)
+    expect((await postOrder(order(), 'nope')).status).toBe(401)
+  })
+})

@@ -1,0 +1,233 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Database } from '../../src/platform/db.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import {
+  legacyCardNumber,
+  makeCoupon,
+  makeCustomer,
+  makeStoreKey,
+  memberCardNumber,
+  misread,
+} from '../purchases/fixtures.ts'
+import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+
+let k: TestKizuna
+let db: Database
+let key: string
+let storeCode: string
+beforeAll(async () => {
+  k = await startTestKizuna({ TIER_THRESHOLDS: 'silver:5000,gold:50000' })
+  db = k.deps.db
+  ;({ key, storeCode } = await makeStoreKey(db))
+})
+afterAll(async () => {
+  await k.stopAll()
+})
+
+function post(body: unknown, auth: string | null = key) {
+  return fetch(`${k.baseUrl}/api/pos/scans`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(auth ? { authorization: `Bearer ${auth}` } : {}),
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+}
+const receipt = (over: Record<string, unknown> = {}) => ({
+  id: `R-${randomUUID()}`,
+  purchasedAt: new Date().toISOString(),
+  lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 8_000 }],
+  total: 8_000,
+  ...over,
+})
+const purchasesOf = (customerId: string) =>
+  db.selectFrom('purchase').selectAll().where('customer_id', '=', customerId).execute()
+const customerRow = (id: string) =>
+  db.selectFrom('customer').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+
+describe('POST /api/pos/scans', () => {
+  it('resolves a member card to name, tier, points and usable coupons', async () => {
+    const c = await makeCustomer(db, { points: 120, displayName: 'Sato Hanako' })
+    const code = await makeCoupon(db, c.id)
+    await makeCoupon(db, c.id, { expiresAt: new Date(Date.now() - 1000) })
+    const res = await post({ barcode: c.card })
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as ScanResponse
+    expect(body).toEqual({
+      customer: {
+        id: c.id,
+        displayName: 'Sato Hanako',
+        tier: 'regular',
+        points: 120,
+        coupons: [
+          { code, title: 'Welcome 500 yen', discountYen: 500, expiresAt: expect.any(String) },
+        ],
+      },
+    })
+  })
+
+  it('resolves a legacy card and a coupon code to their customer', async () => {
+    const legacy = legacyCardNumber()
+    const c = await makeCustomer(db, { legacyCard: legacy })
+    const code = await makeCoupon(db, c.id)
+    for (const barcode of [legacy, code]) {
+      const res = await post({ barcode })
+      expect(res.status).toBe(200)
+      expect(((await res.json()) as ScanResponse).customer.id).toBe(c.id)
+    }
+  })
+
+  it('records a receipt once: a replay answers the first result and writes nothing', async () => {
+    const c = await makeCustomer(db, { points: 50 })
+    const r = receipt({ pointsUsed: 50 })
+    const first = await post({ barcode: c.card, registerId: 'REG-1', receipt: r })
+    expect(first.status).toBe(200)
+    const body = (await first.json()) as ScanResponse
+    expect(body.purchase).toEqual({
+      id: expect.any(String),
+      total: 8_000,
+      pointsEarned: 80,
+      pointsUsed: 50,
+      points: 80,
+      replayed: false,
+    })
+    expect(body.customer).toMatchObject({ points: 80, tier: 'silver' })
+
+    const again = await post({ barcode: c.card, receipt: { ...r, total: 9_999 } })
+    expect(again.status).toBe(200)
+    expect(await again.json()).toEqual({ ...body, purchase: { ...body.purchase, replayed: true } })
+
+    const rows = await purchasesOf(c.id)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ source: storeCode, external_id: r.id, register_id: 'REG-1' })
+    expect(await customerRow(c.id)).toMatchObject({
+      points: 80,
+      purchase_count: 1,
+      total_spent: '8000',
+      spend_12m: '8000',
+      tier: 'silver',
+    })
+    const ledger = await db
+      .selectFrom('points_ledger')
+      .select('delta')
+      .where('customer_id', '=', c.id)
+      .orderBy('delta')
+      .execute()
+    expect(ledger.map((l) => l.delta)).toEqual([-50, 80])
+  })
+
+  it('refuses more points than the balance with 409 and writes nothing', async () => {
+    const c = await makeCustomer(db, { points: 10 })
+    const res = await post({ barcode: c.card, receipt: receipt({ pointsUsed: 11 }) })
+    expect(res.status).toBe(409)
+    expect((await errorOf(res)).message).toContain('not enough points')
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+    expect(await customerRow(c.id)).toMatchObject({ points: 10, purchase_count: 0 })
+  })
+
+  it('uses a coupon once (scanned or listed); a second use or a foreign coupon is 409', async () => {
+    const c = await makeCustomer(db)
+    const other = await makeCustomer(db)
+    const scanned = await makeCoupon(db, c.id)
+    const listed = await makeCoupon(db, c.id)
+    const foreign = await makeCoupon(db, other.id)
+    const ok = await post({ barcode: scanned, receipt: receipt({ couponsUsed: [listed] }) })
+    expect(ok.status).toBe(200)
+    expect(((await ok.json()) as ScanResponse).customer.coupons).toEqual([])
+    const used = await db
+      .selectFrom('coupon')
+      .select('used_at')
+      .where('code', 'in', [scanned, listed])
+      .execute()
+    expect(used.every((u) => u.used_at !== null)).toBe(true)
+
+    const twice = await post({ barcode: c.card, receipt: receipt({ couponsUsed: [listed] }) })
+    expect(twice.status).toBe(409)
+    const notMine = await post({ barcode: c.card, receipt: receipt({ couponsUsed: [foreign] }) })
+    expect(notMine.status).toBe(409)
+    expect(await purchasesOf(c.id)).toHaveLength(1)
+  })
+
+  it('answers 422 for a wrong check digit and 404 for an unknown number', async () => {
+    const c = await makeCustomer(db)
+    const misreadRes = await post({ barcode: misread(c.card) })
+    expect(misreadRes.status).toBe(422)
+    expect((await errorOf(misreadRes)).message).toBe('misread barcode, scan again')
+    const unknown = await post({ barcode: memberCardNumber() })
+    expect(unknown.status).toBe(404)
+    expect((await errorOf(unknown)).message).toContain('check the number')
+    expect((await post({ barcode: 'NOPE-123' })).status).toBe(404)
+  })
+
+  it('answers 410 for an erased customer', async () => {
+    const { eraseCustomer } = await import('../../src/customers/erase.service.ts')
+    const legacy = legacyCardNumber()
+    const c = await makeCustomer(db, { legacyCard: legacy })
+    await eraseCustomer(db, c.id)
+    expect((await post({ barcode: c.card })).status).toBe(410)
+    expect((await post({ barcode: legacy })).status).toBe(410)
+  })
+
+  it('answers 401 without a key and 403 for a key without scope pos', async () => {
+    const c = await makeCustomer(db)
+    expect((await post({ barcode: c.card }, null)).status).toBe(401)
+    const importer = await makeStoreKey(db, ['import'])
+    const res = await post({ barcode: c.card }, importer.key)
+    expect(res.status).toBe(403)
+    expect((await errorOf(res)).code).toBe('FORBIDDEN')
+  })
+
+  it('answers 400 naming the bad field, and for a body that is not JSON', async () => {
+    const c = await makeCustomer(db)
+    const res = await post({ barcode: c.card, receipt: receipt({ total: -1, lines: [] }) })
+    expect(res.status).toBe(400)
+    const error = await errorOf(res)
+    expect(error.message).toContain('receipt.total')
+    expect(error.message).toContain('receipt.lines')
+    expect((await errorOf(await post({}))).message).toContain('barcode')
+    expect((await post('{nope')).status).toBe(400)
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+  })
+})
+
+describe('POST /api/pos/scans with linkBarcode', () => {
+  it('binds an unbound legacy card to the scanned member', async () => {
+    const c = await makeCustomer(db)
+    const legacy = legacyCardNumber()
+    const res = await post({ barcode: c.card, linkBarcode: legacy })
+    expect(res.status).toBe(200)
+    const rescan = (await (await post({ barcode: legacy })).json()) as ScanResponse
+    expect(rescan.customer.id).toBe(c.id)
+  })
+
+  it('merges the legacy card holder into the member, with the receipt on the survivor', async () => {
+    const legacy = legacyCardNumber()
+    const old = await makeCustomer(db, { legacyCard: legacy, points: 200 })
+    const c = await makeCustomer(db, { points: 5 })
+    const res = await post({ barcode: c.card, linkBarcode: legacy, receipt: receipt() })
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as ScanResponse
+    expect(body.customer.id).toBe(c.id)
+    expect(body.customer.points).toBe(285)
+    expect(await customerRow(old.id)).toMatchObject({ merged_into_id: c.id })
+  })
+
+  it('refuses with 409 when both have their own LINE account, and writes nothing', async () => {
+    const legacy = legacyCardNumber()
+    const old = await makeCustomer(db, { legacyCard: legacy })
+    const c = await makeCustomer(db)
+    await db
+      .insertInto('identity')
+      .values([
+        { customer_id: old.id, kind: 'line', value: `U${randomUUID().replaceAll('-', '')}` },
+        { customer_id: c.id, kind: 'line', value: `U${randomUUID().replaceAll('-', '')}` },
+      ])
+      .execute()
+    const res = await post({ barcode: c.card, linkBarcode: legacy, receipt: receipt() })
+    expect(res.status).toBe(409)
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+    expect(await customerRow(old.id)).toMatchObject({ merged_into_id: null })
+  })
+})

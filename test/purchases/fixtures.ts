@@ -1,0 +1,68 @@
+import { randomInt, randomUUID } from 'node:crypto'
+import { createApiKey, type Scope } from '../../src/auth/api-key.service.ts'
+import { ean13CheckDigit } from '../../src/cards/ean13.ts'
+import type { Db } from '../../src/platform/db.ts'
+import { insertStore } from '../../src/stores/store.repo.ts'
+
+/** A valid EAN-13 member-card number with the default prefix 29. */
+export function memberCardNumber(prefix = '29'): string {
+  const body = prefix + String(randomInt(0, 10 ** 10)).padStart(12 - prefix.length, '0')
+  return body + ean13CheckDigit(body)
+}
+
+/** The same number with a wrong check digit. */
+export function misread(card: string): string {
+  return card.slice(0, 12) + ((Number(card[12]) + 1) % 10)
+}
+
+export async function makeCustomer(
+  db: Db,
+  opts: { points?: number; displayName?: string; legacyCard?: string } = {},
+) {
+  const customer = await db
+    .insertInto('customer')
+    .values({ display_name: opts.displayName ?? 'Hanako Test', points: opts.points ?? 0 })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  const card = memberCardNumber()
+  await db
+    .insertInto('identity')
+    .values([
+      { customer_id: customer.id, kind: 'member_card', value: card },
+      ...(opts.legacyCard
+        ? [{ customer_id: customer.id, kind: 'legacy_card', value: opts.legacyCard }]
+        : []),
+    ])
+    .execute()
+  return { id: customer.id, card }
+}
+
+export async function makeCoupon(
+  db: Db,
+  customerId: string,
+  opts: { discountYen?: number; expiresAt?: Date | null } = {},
+) {
+  const code = `C${randomUUID().slice(0, 12).toUpperCase()}`
+  await db
+    .insertInto('coupon')
+    .values({
+      code,
+      customer_id: customerId,
+      kind: 'welcome',
+      title: 'Welcome 500 yen',
+      discount_yen: opts.discountYen ?? 500,
+      expires_at: opts.expiresAt === undefined ? new Date(Date.now() + 86_400_000) : opts.expiresAt,
+    })
+    .execute()
+  return code
+}
+
+export async function makeStoreKey(db: Db, scopes: Scope[] = ['pos']) {
+  const code = `S${randomUUID().slice(0, 8)}`
+  const store = await insertStore(db, { code, name: 'Test store' })
+  if (!store) throw new Error('store exists')
+  const { key } = await createApiKey(db, { storeId: store.id, scopes })
+  return { storeId: store.id, storeCode: code, key }
+}
+
+export const legacyCardNumber = () => `L${randomInt(10 ** 9, 10 ** 10)}`

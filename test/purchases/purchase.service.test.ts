@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import {
+  attachPendingPurchases,
+  type PurchaseInput,
+  recordPurchase,
+  refreshStaleSpend,
+} from '../../src/purchases/purchase.service.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+import { makeCoupon, makeCustomer } from './fixtures.ts'
+
+const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL, TIER_THRESHOLDS: 'silver:10000,gold:50000' })
+let db: Database
+beforeAll(async () => {
+  db = await createDb(env, { poolSize: 4 })
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+const DAY = 86_400_000
+function receipt(customerId: string | null, over: Partial<PurchaseInput> = {}): PurchaseInput {
+  return {
+    channel: 'online',
+    source: 'shop',
+    externalId: randomUUID(),
+    customerId,
+    purchasedAt: new Date(),
+    lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 12_000 }],
+    total: 12_000,
+    ...over,
+  }
+}
+const record = (input: PurchaseInput) =>
+  db.transaction().execute((trx) => recordPurchase(trx, env, input))
+const customerRow = (id: string) =>
+  db.selectFrom('customer').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+
+describe('recordPurchase', () => {
+  it('records lines, earns points, updates stats and tier, and is idempotent', async () => {
+    const c = await makeCustomer(db)
+    const input = receipt(c.id)
+    const first = await record(input)
+    expect(first.created).toBe(true)
+    const again = await record({ ...input, total: 1, lines: [] })
+    expect(again).toEqual({ purchaseId: first.purchaseId, created: false })
+
+    const row = await customerRow(c.id)
+    expect(row).toMatchObject({ points: 120, purchase_count: 1, total_spent: '12000' })
+    expect(row).toMatchObject({ spend_12m: '12000', tier: 'silver' })
+    expect(row.first_purchase_at).toEqual(input.purchasedAt)
+    const lines = await db
+      .selectFrom('purchase_line')
+      .select(['sku', 'line_no'])
+      .where('purchase_id', '=', first.purchaseId)
+      .execute()
+    expect(lines).toEqual([{ sku: 'SOFA-1', line_no: 1 }])
+    const ledger = await db
+      .selectFrom('points_ledger')
+      .select(['delta', 'reason'])
+      .where('customer_id', '=', c.id)
+      .execute()
+    expect(ledger).toEqual([{ delta: 120, reason: 'earn' }])
+  })
+
+  it('counts only the last 365 days in spend_12m and refreshes it as purchases age', async () => {
+    const c = await makeCustomer(db)
+    await record(receipt(c.id, { total: 60_000, purchasedAt: new Date(Date.now() - 400 * DAY) }))
+    await record(receipt(c.id, { total: 5_000 }))
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '5000', tier: 'regular' })
+
+    // A purchase that was inside the window when recorded, and has left it since.
+    const d = await makeCustomer(db)
+    await record(receipt(d.id, { total: 60_000, purchasedAt: new Date(Date.now() - 300 * DAY) }))
+    expect(await customerRow(d.id)).toMatchObject({ tier: 'gold' })
+    await db
+      .updateTable('purchase')
+      .set({ purchased_at: new Date(Date.now() - 366 * DAY) })
+      .where('customer_id', '=', d.id)
+      .execute()
+    const changed = await refreshStaleSpend(db, env, { since: new Date(Date.now() - 2 * DAY) })
+    expect(changed).toBeGreaterThanOrEqual(1)
+    expect(await customerRow(d.id)).toMatchObject({ spend_12m: '0', tier: 'regular' })
+  })
+
+  it('redeems points, refuses more than the balance and writes nothing then', async () => {
+    const c = await makeCustomer(db, { points: 300 })
+    await expect(record(receipt(c.id, { pointsUsed: 301 }))).rejects.toMatchObject({
+      code: 'CONFLICT',
+    })
+    expect(await customerRow(c.id)).toMatchObject({ points: 300, purchase_count: 0 })
+    await record(receipt(c.id, { pointsUsed: 300, total: 1_000 }))
+    expect(await customerRow(c.id)).toMatchObject({ points: 10 })
+  })
+
+  it('uses a coupon once, only its owner, not expired', async () => {
+    const c = await makeCustomer(db)
+    const other = await makeCustomer(db)
+    const code = await makeCoupon(db, c.id)
+    const expired = await makeCoupon(db, c.id, { expiresAt: new Date(Date.now() - DAY) })
+    await expect(record(receipt(other.id, { couponCodes: [code] }))).rejects.toMatchObject({
+      code: 'CONFLICT',
+    })
+    await expect(record(receipt(c.id, { couponCodes: [expired] }))).rejects.toMatchObject({
+      code: 'CONFLICT',
+    })
+    const ok = await record(receipt(c.id, { couponCodes: [code] }))
+    await expect(record(receipt(c.id, { couponCodes: [code] }))).rejects.toMatchObject({
+      code: 'CONFLICT',
+    })
+    const coupon = await db
+      .selectFrom('coupon')
+      .selectAll()
+      .where('code', '=', code)
+      .executeTakeFirstOrThrow()
+    expect(coupon.used_purchase_id).toBe(ok.purchaseId)
+  })
+
+  it('follows a merge to the survivor and refuses an erased customer', async () => {
+    const survivor = await makeCustomer(db)
+    const merged = await makeCustomer(db)
+    await db
+      .updateTable('customer')
+      .set({ merged_into_id: survivor.id })
+      .where('id', '=', merged.id)
+      .execute()
+    const { purchaseId } = await record(receipt(merged.id))
+    const row = await db
+      .selectFrom('purchase')
+      .select('customer_id')
+      .where('id', '=', purchaseId)
+      .executeTakeFirstOrThrow()
+    expect(row.customer_id).toBe(survivor.id)
+    await db
+      .updateTable('customer')
+      .set({ erased_at: new Date() })
+      .where('id', '=', survivor.id)
+      .execute()
+    await expect(record(receipt(merged.id))).rejects.toMatchObject({ code: 'GONE' })
+  })
+
+  it('keeps an unmatched order pending until its identity appears', async () => {
+    const value = `shop-${randomUUID()}`
+    const pending = { kind: 'online_customer', value }
+    await record(receipt(null, { pendingIdentity: pending, total: 3_000 }))
+    await record(receipt(null, { pendingIdentity: pending, total: 2_000 }))
+    const c = await makeCustomer(db)
+    const n = await db
+      .transaction()
+      .execute((trx) => attachPendingPurchases(trx, env, c.id, pending))
+    expect(n).toBe(2)
+    expect(await customerRow(c.id)).toMatchObject({
+      points: 50,
+      purchase_count: 2,
+      total_spent: '5000',
+      spend_12m: '5000',
+    })
+    const again = await db
+      .transaction()
+      .execute((trx) => attachPendingPurchases(trx, env, c.id, pending))
+    expect(again).toBe(0)
+  })
+})
