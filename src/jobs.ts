@@ -24,6 +24,10 @@ export const JOBS = {
     queue: 'maintenance',
     schema: z.object({}).strict(),
   },
+  'maintenance.refresh-spend': {
+    queue: 'maintenance',
+    schema: z.object({}).strict(),
+  },
 } as const
 
 export type JobName = keyof typeof JOBS

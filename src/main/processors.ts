@@ -1,4 +1,5 @@
 import { fetchProfile } from '../identity/identity.jobs.ts'
+import { refreshSpend } from '../maintenance/refresh-spend.jobs.ts'
 import { sweep } from '../maintenance/sweep.jobs.ts'
 import { sendDelivery } from '../messaging/delivery.jobs.ts'
 import type { Processors } from '../platform/worker-types.ts'
@@ -9,4 +10,5 @@ export const processors: Processors = {
   'messaging.send-delivery': sendDelivery,
   'identity.fetch-profile': fetchProfile,
   'maintenance.sweep': sweep,
+  'maintenance.refresh-spend': refreshSpend,
 }

@@ -69,11 +69,22 @@ export function startWorkers(
   }
 }
 
-/** The sweeper runs on a BullMQ Job Scheduler: one schedule, whichever worker takes it. */
+/**
+ * Periodic work runs on BullMQ Job Schedulers: one schedule each, whichever worker takes it.
+ * The sweeper re-queues unfinished rows; the daily refresh keeps 12-month spend and tiers right
+ * as purchases age out of the window.
+ */
 export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promise<void> {
-  await deps.queues.byName.maintenance.upsertJobScheduler(
+  const opts = { removeOnComplete: true, removeOnFail: 100 }
+  const maintenance = deps.queues.byName.maintenance
+  await maintenance.upsertJobScheduler(
     'sweeper',
     { every: deps.env.SWEEP_INTERVAL_MS },
-    { name: 'maintenance.sweep', data: {}, opts: { removeOnComplete: true, removeOnFail: 100 } },
+    { name: 'maintenance.sweep', data: {}, opts },
+  )
+  await maintenance.upsertJobScheduler(
+    'refresh-spend',
+    { pattern: '15 4 * * *', tz: deps.env.TZ_STORE },
+    { name: 'maintenance.refresh-spend', data: {}, opts },
   )
 }
