@@ -50,6 +50,9 @@ export const envSchema = z.object({
   LINE_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   MAIL_FROM: z.string().min(3).default('Kizuna <no-reply@kizuna.local>'),
+  /** Account link through the shop's own login (with LINK_ASSERTION_SECRET); else email codes. */
+  LINK_LOGIN_URL: z.url({ protocol: /^https?$/ }).optional(),
+  LINK_ASSERTION_SECRET: z.string().min(32, 'use at least 32 characters').optional(),
   POST_PURCHASE_DELAY_SECONDS: z.coerce.number().int().min(0).default(3600),
   QUIET_HOURS: quietHours.default('21:00-09:00'),
   MARKETING_WEEKLY_CAP: z.coerce.number().int().min(0).default(3),

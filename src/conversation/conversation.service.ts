@@ -10,6 +10,8 @@ export type Replier = (messages: messagingApi.Message[], kind: string) => Promis
 export type ConversationContext = EventContext & {
   lineUid: string
   params: URLSearchParams
+  /** The event's reply token (fresh for about a minute after `receivedAt`). */
+  replyToken: string | null
   reply: Replier
 }
 
@@ -58,6 +60,7 @@ async function conversationContext(
     ...ctx,
     lineUid,
     params,
+    replyToken: replyToken ?? null,
     async reply(messages, kind) {
       const lineUser = await ensureLineUser(ctx, lineUid)
       await scheduleLineMessage(ctx, {

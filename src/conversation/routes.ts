@@ -1,5 +1,7 @@
 import { memberCardMessage } from '../cards/cards.service.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
+import { unlinkAccount } from '../linking/link.service.ts'
+import { startAccountLink } from '../linking/link-start.service.ts'
 import type { ConversationContext } from './conversation.service.ts'
 
 export type ConversationRoute = { handle: (ctx: ConversationContext) => Promise<void> }
@@ -29,6 +31,12 @@ const card: ConversationRoute = {
   },
 }
 
+/** Link the LINE account to the shopper's online account (LINE account link). */
+const link: ConversationRoute = { handle: startAccountLink }
+
+/** Remove that link; the shopper may do it at any time. */
+const unlink: ConversationRoute = { handle: unlinkAccount }
+
 /** Keyword → handler. Matching ignores case, width and surrounding space. */
 const KEYWORDS: [string[], ConversationRoute][] = [
   [['help', 'ヘルプ', 'menu', 'メニュー'], help],
@@ -36,7 +44,7 @@ const KEYWORDS: [string[], ConversationRoute][] = [
 ]
 
 /** Postback `action=` → handler. */
-const POSTBACK_ACTIONS: Record<string, ConversationRoute> = { help, card }
+const POSTBACK_ACTIONS: Record<string, ConversationRoute> = { help, card, link, unlink }
 
 const keywordIndex = new Map<string, ConversationRoute>(
   KEYWORDS.flatMap(([words, route]) => words.map((w) => [normalise(w), route] as const)),

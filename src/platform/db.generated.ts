@@ -25,6 +25,16 @@ export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface AccountLink {
+  customer_id: string;
+  id: Generated<string>;
+  identity_kind: string;
+  line_user_id: string;
+  linked_at: Generated<Timestamp>;
+  unlinked_at: Timestamp | null;
+  unlinked_to_customer_id: string | null;
+}
+
 export interface ApiKey {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
@@ -123,6 +133,46 @@ export interface LineUser {
   updated_at: Generated<Timestamp>;
 }
 
+export interface LinkAudit {
+  action: string;
+  created_at: Generated<Timestamp>;
+  customer_id: string | null;
+  detail: Generated<Json>;
+  id: Generated<string>;
+  line_user_id: string | null;
+}
+
+export interface LinkCode {
+  attempts: Generated<number>;
+  code_hash: string;
+  created_at: Generated<Timestamp>;
+  email: string;
+  expires_at: Timestamp;
+  id: Generated<string>;
+  link_token_hash: string;
+  verified_at: Timestamp | null;
+}
+
+export interface LinkNonce {
+  created_at: Generated<Timestamp>;
+  customer_id: string | null;
+  expires_at: Timestamp;
+  identity_kind: string;
+  identity_value: string | null;
+  line_user_id: string;
+  link_token_hash: string;
+  nonce_hash: string;
+  status: Generated<string>;
+  used_at: Timestamp | null;
+}
+
+export interface LinkToken {
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp;
+  line_user_id: string;
+  token_hash: string;
+}
+
 export interface MergeAudit {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
@@ -182,6 +232,15 @@ export interface PurchaseLine {
   unit_price: number;
 }
 
+export interface SandboxMail {
+  created_at: Generated<Timestamp>;
+  from_address: string;
+  id: Generated<string>;
+  subject: string;
+  text: string;
+  to_address: string;
+}
+
 export interface Store {
   code: string;
   created_at: Generated<Timestamp>;
@@ -208,6 +267,7 @@ export interface WebhookEvent {
 }
 
 export interface DB {
+  account_link: AccountLink;
   api_key: ApiKey;
   app_secret: AppSecret;
   coupon: Coupon;
@@ -215,11 +275,16 @@ export interface DB {
   delivery: Delivery;
   identity: Identity;
   line_user: LineUser;
+  link_audit: LinkAudit;
+  link_code: LinkCode;
+  link_nonce: LinkNonce;
+  link_token: LinkToken;
   merge_audit: MergeAudit;
   points_ledger: PointsLedger;
   product: Product;
   purchase: Purchase;
   purchase_line: PurchaseLine;
+  sandbox_mail: SandboxMail;
   store: Store;
   webhook_event: WebhookEvent;
 }

@@ -1,10 +1,11 @@
 import type { webhook } from '@line/bot-sdk'
 import { handlePostback, handleTextMessage } from '../conversation/conversation.service.ts'
 import { handleFollow, handleUnfollow } from '../identity/identity.service.ts'
+import { handleAccountLink } from '../linking/link.service.ts'
 import type { EventContext, EventOutcome } from './event-context.ts'
 
-/** Events later features read from the inbox (account link, LINE membership). */
-const STORED_FOR_LATER = new Set(['accountLink', 'membership'])
+/** Events later features read from the inbox (LINE membership). */
+const STORED_FOR_LATER = new Set(['membership'])
 
 export async function dispatchEvent(
   ctx: EventContext,
@@ -19,6 +20,8 @@ export async function dispatchEvent(
       return handleTextMessage(ctx, event)
     case 'postback':
       return handlePostback(ctx, event)
+    case 'accountLink':
+      return handleAccountLink(ctx, event)
     default:
       if (STORED_FOR_LATER.has(event.type)) return 'stored'
       ctx.deps.log.info({ webhookEventId: ctx.webhookEventId, type: event.type }, 'event ignored')

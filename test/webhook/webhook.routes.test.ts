@@ -161,14 +161,31 @@ describe('POST /webhooks/line', () => {
     })
   })
 
-  it('stores accountLink and membership events for later features', async () => {
+  it('stores membership events for a later feature, as LINE sent them', async () => {
     const user = k.line.users.create()
-    const link = k.line.buildEvent('accountLink', user.userId, { nonce: 'n'.repeat(24) })
-    expect((await k.line.deliverWebhook([link])).status).toBe(200)
+    const webhookEventId = `01MEMBER${randomUUID().replaceAll('-', '').slice(0, 18).toUpperCase()}`
+    const body = JSON.stringify({
+      destination: k.line.botUserId,
+      events: [
+        {
+          type: 'membership',
+          mode: 'active',
+          timestamp: Date.now(),
+          webhookEventId,
+          deliveryContext: { isRedelivery: false },
+          source: { type: 'user', userId: user.userId },
+          replyToken: 'a'.repeat(32),
+          membership: { type: 'joined', membershipId: 3189 },
+        },
+      ],
+    })
+    expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
     await eventually(async () => {
-      const row = await eventRow(link.webhookEventId)
+      const row = await eventRow(webhookEventId)
       expect(row?.outcome).toBe('stored')
-      expect((row!.payload as { link: { nonce: string } }).link.nonce).toBe('n'.repeat(24))
+      expect(
+        (row!.payload as { membership: { membershipId: number } }).membership.membershipId,
+      ).toBe(3189)
     })
   })
 })

@@ -1,0 +1,56 @@
+import { z } from 'zod'
+import { emailSchema } from '../customers/identity-values.ts'
+import { AppError } from '../platform/errors.ts'
+import { hmacBase64url, sameSecret } from './link-crypto.ts'
+
+/**
+ * The shop's own login (LINK_LOGIN_URL) sends the shopper back to `/link/callback?assertion=…`
+ * with `base64url(JSON payload) + "." + base64url(HMAC-SHA256(LINK_ASSERTION_SECRET, first part))`.
+ * The payload names the account (`externalId` or `email`), the link token, and `exp` (unix s).
+ */
+const payloadSchema = z
+  .object({
+    externalId: z.string().trim().min(1).max(200).optional(),
+    email: emailSchema.optional(),
+    linkToken: z.string().min(1).max(200),
+    exp: z.number().int().positive(),
+  })
+  .refine((p) => p.externalId !== undefined || p.email !== undefined, {
+    message: 'externalId or email is required',
+  })
+
+export type LinkAssertion = {
+  linkToken: string
+  identity: { kind: 'online_customer' | 'email'; value: string }
+}
+
+export function signLinkAssertion(secret: string, payload: Record<string, unknown>): string {
+  const body = Buffer.from(JSON.stringify(payload)).toString('base64url')
+  return `${body}.${hmacBase64url(secret, body)}`
+}
+
+export function verifyLinkAssertion(secret: string, raw: unknown, now: Date): LinkAssertion {
+  const bad = (why: string) => new AppError('BAD_REQUEST', `assertion: ${why}`)
+  if (typeof raw !== 'string' || raw.length > 4_000) throw bad('missing or too long')
+  const [body, signature, extra] = raw.split('.')
+  if (!body || !signature || extra !== undefined) throw bad('malformed')
+  if (!sameSecret(signature, hmacBase64url(secret, body))) throw bad('bad signature')
+  let json: unknown
+  try {
+    json = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'))
+  } catch {
+    throw bad('malformed payload')
+  }
+  const parsed = payloadSchema.safeParse(json)
+  if (!parsed.success) throw bad(parsed.error.issues[0]?.message ?? 'invalid payload')
+  if (parsed.data.exp * 1000 <= now.getTime()) {
+    throw new AppError('GONE', 'assertion: expired; log in again')
+  }
+  const { externalId, email, linkToken } = parsed.data
+  return {
+    linkToken,
+    identity: externalId
+      ? { kind: 'online_customer', value: externalId }
+      : { kind: 'email', value: email as string },
+  }
+}

@@ -1,0 +1,46 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+
+/** Fills the customer's contact email from a verified link, keeping one already there. */
+export async function setCustomerEmailIfEmpty(trx: Db, customerId: string, email: string) {
+  await trx
+    .updateTable('customer')
+    .set({ email, updated_at: sql`now()` })
+    .where('id', '=', customerId)
+    .where('email', 'is', null)
+    .execute()
+}
+
+/**
+ * Moves a LINE account (its line_user row and `line` identity) from its customer to a new
+ * customer of its own, which starts with the old one's display name and marketing consent
+ * (never more consent than the person gave). Everything else stays. Returns the new id.
+ */
+export async function moveLineAccountToNewCustomer(
+  trx: Db,
+  lineUser: { id: string; line_uid: string; customer_id: string },
+): Promise<string> {
+  const from = await trx
+    .selectFrom('customer')
+    .select(['display_name', 'marketing_consent'])
+    .where('id', '=', lineUser.customer_id)
+    .forUpdate()
+    .executeTakeFirstOrThrow()
+  const created = await trx
+    .insertInto('customer')
+    .values({ display_name: from.display_name, marketing_consent: from.marketing_consent })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  await trx
+    .updateTable('line_user')
+    .set({ customer_id: created.id })
+    .where('id', '=', lineUser.id)
+    .execute()
+  await trx
+    .updateTable('identity')
+    .set({ customer_id: created.id })
+    .where('kind', '=', 'line')
+    .where('value', '=', lineUser.line_uid)
+    .execute()
+  return created.id
+}

@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
+import { z } from 'zod'
+import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
+import { emailSchema } from '../customers/identity-values.ts'
+import type { Mailer } from '../email/mailer.ts'
+import type { Deps } from '../platform/deps.ts'
+import { AppError } from '../platform/errors.ts'
+import { getAppSecret } from '../platform/secrets.ts'
+import {
+  countCodesSince,
+  findLinkCode,
+  findLinkToken,
+  insertLinkCode,
+  insertNonce,
+  markCodeVerified,
+  purgeExpiredLinkRows,
+  spendCodeAttempt,
+} from './link.repo.ts'
+import { hashCode, LINK_TTL_MS, newCode, newNonce, sameSecret, sha256 } from './link-crypto.ts'
+
+export const MAX_CODE_ATTEMPTS = 5
+/** Codes one email address, and one link token, may be sent per 10 minutes. */
+export const CODES_PER_EMAIL = 3
+export const CODES_PER_LINK_TOKEN = 5
+
+const LINE_ACCOUNT_LINK_URL = 'https://access.line.me/dialog/bot/accountLink'
+
+type LoginDeps = Pick<Deps, 'db' | 'clock' | 'log'>
+export type LinkTokenRef = { linkToken: string; tokenHash: string; lineUserId: string }
+
+const linkTokenSchema = z.string().trim().min(1, 'missing').max(200, 'too long')
+
+/** The link token of a page request: one we issued and not expired, else a clear error. */
+export async function checkLinkToken(deps: LoginDeps, raw: unknown): Promise<LinkTokenRef> {
+  const parsed = linkTokenSchema.safeParse(raw)
+  if (!parsed.success) {
+    throw new AppError('BAD_REQUEST', `linkToken: ${parsed.error.issues[0]?.message}`)
+  }
+  const tokenHash = sha256(parsed.data)
+  const row = await findLinkToken(deps.db, tokenHash)
+  if (!row) throw new AppError('NOT_FOUND', 'unknown link: open LINE and tap "Link account" again')
+  if (row.expires_at <= deps.clock.now()) {
+    throw new AppError('GONE', 'this link has expired: open LINE and tap "Link account" again')
+  }
+  return { linkToken: parsed.data, tokenHash, lineUserId: row.line_user_id }
+}
+
+/** Sends a 6-digit code to `email` for this link token; returns the code's id (not secret). */
+export async function requestLinkCode(
+  deps: LoginDeps,
+  mailer: Mailer,
+  token: LinkTokenRef,
+  rawEmail: unknown,
+): Promise<{ codeId: string; email: string }> {
+  const parsed = emailSchema.safeParse(typeof rawEmail === 'string' ? rawEmail : '')
+  if (!parsed.success) throw new AppError('BAD_REQUEST', 'email: not a valid email address')
+  const email = parsed.data
+  const now = deps.clock.now()
+  const since = new Date(now.getTime() - LINK_TTL_MS)
+  const codeId = randomUUID()
+  const code = newCode()
+  const secret = await getAppSecret(deps.db, 'tokens')
+
+  await deps.db.transaction().execute(async (trx) => {
+    // One request at a time per address, so the counts below cannot be raced past.
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`link-code:${email}`}, 7))`.execute(
+      trx,
+    )
+    if ((await countCodesSince(trx, { email }, since)) >= CODES_PER_EMAIL) {
+      throw new AppError('TOO_MANY_REQUESTS', 'email: too many codes sent; wait 10 minutes')
+    }
+    if (
+      (await countCodesSince(trx, { linkTokenHash: token.tokenHash }, since)) >=
+      CODES_PER_LINK_TOKEN
+    ) {
+      throw new AppError('TOO_MANY_REQUESTS', 'too many codes for this link; wait 10 minutes')
+    }
+    await purgeExpiredLinkRows(trx, now)
+    await insertLinkCode(trx, {
+      id: codeId,
+      linkTokenHash: token.tokenHash,
+      email,
+      codeHash: hashCode(secret, codeId, code),
+      expiresAt: new Date(now.getTime() + LINK_TTL_MS),
+    })
+  })
+  // Sent after the commit: no transaction is held across the SMTP conversation.
+  try {
+    await mailer.send({
+      to: email,
+      subject: `Your verification code: ${code}`,
+      text:
+        `Your code to link your LINE account: ${code}\n` +
+        'It is valid for 10 minutes. If you did not ask for it, ignore this email.\n\n' +
+        `LINEアカウント連携の確認コード: ${code}（10分間有効）\n`,
+    })
+  } catch (err) {
+    await deps.db.deleteFrom('link_code').where('id', '=', codeId).execute()
+    if (err instanceof AppError) throw err
+    deps.log.warn({ err: { message: (err as Error).message } }, 'link code email not sent')
+    throw new AppError('UNAVAILABLE', 'the email could not be sent; try again in a moment')
+  }
+  return { codeId, email }
+}
+
+const codeIdSchema = z.uuid()
+const codeSchema = z
+  .string()
+  .transform((s) => s.replace(/\s/g, ''))
+  .pipe(z.string().regex(/^\d{6}$/))
+
+/**
+ * Checks a code (each try uses one of 5 attempts); when right, issues the nonce and returns
+ * LINE's account-link URL to redirect to.
+ */
+export async function verifyLinkCode(
+  deps: LoginDeps,
+  token: LinkTokenRef,
+  input: { codeId: unknown; code: unknown },
+): Promise<string> {
+  const codeId = codeIdSchema.safeParse(input.codeId)
+  if (!codeId.success) throw new AppError('BAD_REQUEST', 'codeId: missing or malformed')
+  const code = codeSchema.safeParse(typeof input.code === 'string' ? input.code : '')
+  if (!code.success) throw new AppError('BAD_REQUEST', 'code: enter the 6 digits from the email')
+  const now = deps.clock.now()
+  const row = await spendCodeAttempt(deps.db, {
+    id: codeId.data,
+    linkTokenHash: token.tokenHash,
+    now,
+    maxAttempts: MAX_CODE_ATTEMPTS,
+  })
+  if (!row) throw await whyNoAttempt(deps, codeId.data, token.tokenHash, now)
+  const secret = await getAppSecret(deps.db, 'tokens')
+  if (!sameSecret(row.code_hash, hashCode(secret, row.id, code.data))) {
+    const left = MAX_CODE_ATTEMPTS - row.attempts
+    if (left <= 0) {
+      throw new AppError('TOO_MANY_REQUESTS', 'code: too many wrong codes; request a new code')
+    }
+    throw new AppError(
+      'BAD_REQUEST',
+      `code: wrong code, ${left} ${left === 1 ? 'try' : 'tries'} left`,
+    )
+  }
+  if (!(await markCodeVerified(deps.db, row.id, now))) {
+    throw new AppError('GONE', 'code: already used; request a new code')
+  }
+  return issueNonceRedirect(deps, token, { kind: 'email', value: row.email })
+}
+
+async function whyNoAttempt(deps: LoginDeps, id: string, tokenHash: string, now: Date) {
+  const row = await findLinkCode(deps.db, id)
+  if (!row || row.link_token_hash !== tokenHash) {
+    return new AppError('NOT_FOUND', 'codeId: unknown code; request a new code')
+  }
+  if (row.verified_at) return new AppError('GONE', 'code: already used; request a new code')
+  if (row.attempts >= MAX_CODE_ATTEMPTS) {
+    return new AppError('TOO_MANY_REQUESTS', 'code: too many wrong codes; request a new code')
+  }
+  if (row.expires_at <= now) return new AppError('GONE', 'code: expired; request a new code')
+  return new AppError('NOT_FOUND', 'codeId: unknown code; request a new code')
+}
+
+/**
+ * The online account is proven: stores a single-use nonce (sha256) for it and returns LINE's
+ * account-link dialog URL. The customer owning the identity is noted when there is one; when
+ * there is none, nothing is created until LINE confirms the link (no orphan customers).
+ */
+export async function issueNonceRedirect(
+  deps: LoginDeps,
+  token: LinkTokenRef,
+  identity: { kind: 'email' | 'online_customer'; value: string },
+): Promise<string> {
+  const nonce = newNonce()
+  const customerId = await findCustomerByIdentity(deps.db, identity.kind, identity.value)
+  await insertNonce(deps.db, {
+    nonceHash: sha256(nonce),
+    linkTokenHash: token.tokenHash,
+    lineUserId: token.lineUserId,
+    customerId: customerId ?? null,
+    identityKind: identity.kind,
+    identityValue: identity.value,
+    expiresAt: new Date(deps.clock.now().getTime() + LINK_TTL_MS),
+  })
+  const url = new URL(LINE_ACCOUNT_LINK_URL)
+  url.searchParams.set('linkToken', token.linkToken)
+  url.searchParams.set('nonce', nonce)
+  return url.toString()
+}

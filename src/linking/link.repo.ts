@@ -1,0 +1,223 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+
+// ---- link tokens -------------------------------------------------------------------------
+
+export async function insertLinkToken(
+  db: Db,
+  row: { tokenHash: string; lineUserId: string; expiresAt: Date },
+): Promise<void> {
+  await db
+    .insertInto('link_token')
+    .values({ token_hash: row.tokenHash, line_user_id: row.lineUserId, expires_at: row.expiresAt })
+    .onConflict((oc) => oc.column('token_hash').doNothing())
+    .execute()
+}
+
+export async function findLinkToken(db: Db, tokenHash: string) {
+  return db
+    .selectFrom('link_token')
+    .selectAll()
+    .where('token_hash', '=', tokenHash)
+    .executeTakeFirst()
+}
+
+// ---- one-time codes ------------------------------------------------------------------------
+
+export async function countCodesSince(
+  db: Db,
+  by: { email: string } | { linkTokenHash: string },
+  since: Date,
+): Promise<number> {
+  const row = await db
+    .selectFrom('link_code')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('created_at', '>', since)
+    .$call((qb) =>
+      'email' in by
+        ? qb.where('email', '=', by.email)
+        : qb.where('link_token_hash', '=', by.linkTokenHash),
+    )
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
+export async function insertLinkCode(
+  db: Db,
+  row: { id: string; linkTokenHash: string; email: string; codeHash: string; expiresAt: Date },
+): Promise<void> {
+  await db
+    .insertInto('link_code')
+    .values({
+      id: row.id,
+      link_token_hash: row.linkTokenHash,
+      email: row.email,
+      code_hash: row.codeHash,
+      expires_at: row.expiresAt,
+    })
+    .execute()
+}
+
+export async function findLinkCode(db: Db, id: string) {
+  return db.selectFrom('link_code').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+/** Uses up one attempt on a live code; undefined when none is left (locked, expired, used). */
+export async function spendCodeAttempt(
+  db: Db,
+  q: { id: string; linkTokenHash: string; now: Date; maxAttempts: number },
+) {
+  return db
+    .updateTable('link_code')
+    .set({ attempts: sql`attempts + 1` })
+    .where('id', '=', q.id)
+    .where('link_token_hash', '=', q.linkTokenHash)
+    .where('verified_at', 'is', null)
+    .where('expires_at', '>', q.now)
+    .where('attempts', '<', q.maxAttempts)
+    .returningAll()
+    .executeTakeFirst()
+}
+
+export async function markCodeVerified(db: Db, id: string, now: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('link_code')
+    .set({ verified_at: now })
+    .where('id', '=', id)
+    .where('verified_at', 'is', null)
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows) === 1
+}
+
+/** Drops codes, tokens and nonces a day past expiry (they hold emails; keep them briefly). */
+export async function purgeExpiredLinkRows(db: Db, now: Date): Promise<void> {
+  const before = new Date(now.getTime() - 86_400_000)
+  await db.deleteFrom('link_code').where('expires_at', '<', before).execute()
+  await db.deleteFrom('link_token').where('expires_at', '<', before).execute()
+  await db
+    .updateTable('link_nonce')
+    .set({ identity_value: null })
+    .where('expires_at', '<', before)
+    .where('identity_value', 'is not', null)
+    .execute()
+}
+
+// ---- nonces --------------------------------------------------------------------------------
+
+export type NewNonce = {
+  nonceHash: string
+  linkTokenHash: string
+  lineUserId: string
+  customerId: string | null
+  identityKind: 'email' | 'online_customer'
+  identityValue: string
+  expiresAt: Date
+}
+
+export async function insertNonce(db: Db, n: NewNonce): Promise<void> {
+  await db
+    .insertInto('link_nonce')
+    .values({
+      nonce_hash: n.nonceHash,
+      link_token_hash: n.linkTokenHash,
+      line_user_id: n.lineUserId,
+      customer_id: n.customerId,
+      identity_kind: n.identityKind,
+      identity_value: n.identityValue,
+      expires_at: n.expiresAt,
+    })
+    .execute()
+}
+
+export async function lockNonce(trx: Db, nonceHash: string) {
+  return trx
+    .selectFrom('link_nonce')
+    .selectAll()
+    .where('nonce_hash', '=', nonceHash)
+    .forUpdate()
+    .executeTakeFirst()
+}
+
+/** Ends a nonce for good; its identity value is dropped with it. */
+export async function finishNonce(
+  trx: Db,
+  nonceHash: string,
+  status: 'used' | 'failed',
+  now: Date,
+): Promise<void> {
+  await trx
+    .updateTable('link_nonce')
+    .set({ status, used_at: now, identity_value: null })
+    .where('nonce_hash', '=', nonceHash)
+    .execute()
+}
+
+// ---- active links and audit ---------------------------------------------------------------
+
+export async function lockActiveLink(trx: Db, lineUserId: string) {
+  return trx
+    .selectFrom('account_link')
+    .selectAll()
+    .where('line_user_id', '=', lineUserId)
+    .where('unlinked_at', 'is', null)
+    .forUpdate()
+    .executeTakeFirst()
+}
+
+export async function insertAccountLink(
+  trx: Db,
+  row: { lineUserId: string; customerId: string; identityKind: string },
+): Promise<void> {
+  await trx
+    .insertInto('account_link')
+    .values({
+      line_user_id: row.lineUserId,
+      customer_id: row.customerId,
+      identity_kind: row.identityKind,
+    })
+    .execute()
+}
+
+export async function markUnlinked(
+  trx: Db,
+  id: string,
+  toCustomerId: string,
+  now: Date,
+): Promise<void> {
+  await trx
+    .updateTable('account_link')
+    .set({ unlinked_at: now, unlinked_to_customer_id: toCustomerId })
+    .where('id', '=', id)
+    .execute()
+}
+
+export type LinkAction = 'link' | 'link-conflict' | 'link-failed' | 'link-rejected' | 'unlink'
+
+export async function insertLinkAudit(
+  db: Db,
+  row: {
+    action: LinkAction
+    lineUserId?: string | null
+    customerId?: string | null
+    detail?: Record<string, unknown>
+  },
+): Promise<void> {
+  await db
+    .insertInto('link_audit')
+    .values({
+      action: row.action,
+      line_user_id: row.lineUserId ?? null,
+      customer_id: row.customerId ?? null,
+      detail: JSON.stringify(row.detail ?? {}),
+    })
+    .execute()
+}
+
+export async function findLinkedCustomer(db: Db, lineUserId: string) {
+  return db
+    .selectFrom('account_link')
+    .select(['id', 'customer_id'])
+    .where('line_user_id', '=', lineUserId)
+    .where('unlinked_at', 'is', null)
+    .executeTakeFirst()
+}

@@ -1,0 +1,130 @@
+import { type Context, Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { publicBaseUrl } from '../cards/card-url.ts'
+import { createMailer } from '../email/mailer.ts'
+import { sandboxMailRoutes } from '../email/sandbox-mailbox.ts'
+import type { Deps } from '../platform/deps.ts'
+import { AppError } from '../platform/errors.ts'
+import type { AppEnv } from '../platform/http.ts'
+import { verifyLinkAssertion } from './link-assertion.ts'
+import {
+  checkLinkToken,
+  issueNonceRedirect,
+  requestLinkCode,
+  verifyLinkCode,
+} from './link-login.service.ts'
+import { codePage, emailPage, errorPage } from './link-page.ts'
+
+const MAX_FORM_BYTES = 8 * 1024
+
+const HEADERS = {
+  'cache-control': 'no-store',
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'content-security-policy':
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https://access.line.me; frame-ancestors 'none'",
+}
+
+type LinkDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'log'>
+
+/**
+ * `GET /link?linkToken=…`: the shopper proves their online account (email + one-time code,
+ * or the shop's own login when LINK_LOGIN_URL is set), then goes to LINE's account-link dialog
+ * with a nonce. Also `/sandbox/mail` on sandbox runs without SMTP_URL.
+ */
+export function linkRoutes(deps: LinkDeps, opts: { sandbox: boolean }) {
+  const mailer = createMailer(deps.env, deps.db, opts)
+  const shopLogin =
+    deps.env.LINK_LOGIN_URL && deps.env.LINK_ASSERTION_SECRET
+      ? { url: deps.env.LINK_LOGIN_URL, secret: deps.env.LINK_ASSERTION_SECRET }
+      : null
+  const limit = bodyLimit({
+    maxSize: MAX_FORM_BYTES,
+    onError: (c) => c.html(errorPage('The form is too large.'), 413, HEADERS),
+  })
+  const app = new Hono<AppEnv>()
+
+  app.get('/link', async (c) => {
+    const linkToken = c.req.query('linkToken')
+    return page(c, async () => {
+      const token = await checkLinkToken(deps, linkToken)
+      if (shopLogin) {
+        const to = new URL(shopLogin.url)
+        to.searchParams.set('linkToken', token.linkToken)
+        to.searchParams.set('returnTo', `${publicBaseUrl(deps.env)}/link/callback`)
+        return c.redirect(to.toString(), 302)
+      }
+      return c.html(emailPage({ linkToken: token.linkToken }), 200, HEADERS)
+    })
+  })
+
+  app.post('/link/email', limit, async (c) => {
+    const form = await readForm(c)
+    return page(
+      c,
+      async () => {
+        const token = await checkLinkToken(deps, form.linkToken)
+        const sent = await requestLinkCode(deps, mailer, token, form.email)
+        return c.html(codePage({ linkToken: token.linkToken, ...sent }), 200, HEADERS)
+      },
+      (message) =>
+        emailPage({ linkToken: form.linkToken ?? '', email: form.email, error: message }),
+    )
+  })
+
+  app.post('/link/code', limit, async (c) => {
+    const form = await readForm(c)
+    return page(
+      c,
+      async () => {
+        const token = await checkLinkToken(deps, form.linkToken)
+        const url = await verifyLinkCode(deps, token, { codeId: form.codeId, code: form.code })
+        return c.redirect(url, 302)
+      },
+      (message) =>
+        codePage({
+          linkToken: form.linkToken ?? '',
+          codeId: form.codeId ?? '',
+          email: form.email ?? '',
+          error: message,
+        }),
+    )
+  })
+
+  app.get('/link/callback', async (c) => {
+    const assertion = c.req.query('assertion')
+    return page(c, async () => {
+      if (!shopLogin) throw new AppError('NOT_FOUND', 'the shop login is not configured')
+      const verified = verifyLinkAssertion(shopLogin.secret, assertion, deps.clock.now())
+      const token = await checkLinkToken(deps, verified.linkToken)
+      return c.redirect(await issueNonceRedirect(deps, token, verified.identity), 302)
+    })
+  })
+
+  if (opts.sandbox && mailer.kind === 'sandbox')
+    app.route('/sandbox/mail', sandboxMailRoutes(deps.db))
+  return app
+}
+
+async function readForm(c: Context<AppEnv>): Promise<Record<string, string | undefined>> {
+  const raw = await c.req.parseBody().catch(() => ({}))
+  return Object.fromEntries(
+    Object.entries(raw).map(([k, v]) => [k, typeof v === 'string' ? v : undefined]),
+  )
+}
+
+/** Runs a page handler; an AppError becomes the given page (or an error page) with its status. */
+async function page(
+  c: Context<AppEnv>,
+  run: () => Promise<Response>,
+  onError: (message: string) => ReturnType<typeof errorPage> = errorPage,
+): Promise<Response> {
+  try {
+    return await run()
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error
+    // Link-token problems cannot be fixed on the form: show them on their own.
+    const fatal = error.message.startsWith('unknown link') || error.message.startsWith('this link')
+    return c.html((fatal ? errorPage : onError)(error.message), error.status, HEADERS)
+  }
+}

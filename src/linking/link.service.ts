@@ -1,0 +1,141 @@
+import type { messagingApi, webhook } from '@line/bot-sdk'
+import { sql } from 'kysely'
+import type { ConversationContext } from '../conversation/conversation.service.ts'
+import { attachIdentity } from '../customers/merge.service.ts'
+import { ensureLineUser } from '../identity/identity.service.ts'
+import { replyTokenExpiry, scheduleLineMessage } from '../messaging/delivery.service.ts'
+import { AppError } from '../platform/errors.ts'
+import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
+import {
+  finishNonce,
+  insertAccountLink,
+  insertLinkAudit,
+  lockActiveLink,
+  lockNonce,
+  markUnlinked,
+} from './link.repo.ts'
+import { sha256 } from './link-crypto.ts'
+import { moveLineAccountToNewCustomer, setCustomerEmailIfEmpty } from './link-customer.repo.ts'
+import {
+  linkConflictMessages,
+  linkExpiredMessages,
+  linkedMessages,
+  notLinkedMessages,
+  unlinkedMessages,
+} from './link-messages.ts'
+
+/**
+ * LINE's `accountLink` event (once per event: the webhook job locks and marks it). `ok`: the
+ * nonce (single use, 10 minutes, issued for this LINE account) names the proven online identity,
+ * which is attached to the LINE user's customer; a customer already holding it is merged in
+ * (purchases, points, email), unless it has its own LINE account: then nothing changes and the
+ * shopper is told. `failed` carries no source or reply token: the nonce is ended and logged.
+ */
+export async function handleAccountLink(
+  ctx: EventContext,
+  event: webhook.AccountLinkEvent,
+): Promise<EventOutcome> {
+  const now = ctx.deps.clock.now()
+  const nonce = await lockNonce(ctx.trx, sha256(event.link.nonce))
+  if (event.link.result !== 'ok') {
+    if (nonce?.status === 'issued') await finishNonce(ctx.trx, nonce.nonce_hash, 'failed', now)
+    await insertLinkAudit(ctx.trx, { action: 'link-failed', lineUserId: nonce?.line_user_id })
+    ctx.deps.log.warn(
+      { webhookEventId: ctx.webhookEventId, knownNonce: nonce !== undefined },
+      'LINE reported a failed account link',
+    )
+    return 'handled'
+  }
+  const lineUid = event.source?.userId
+  if (!lineUid) return 'ignored'
+  const lineUser = await ensureLineUser(ctx, lineUid)
+  const reply = async (messages: messagingApi.Message[], kind: string) => {
+    if (ctx.standby) return
+    await scheduleLineMessage(ctx, {
+      dedupeKey: `reply:${ctx.webhookEventId}`,
+      kind,
+      category: 'transactional',
+      customerId: lineUser.customer_id,
+      lineUserId: lineUser.id,
+      messages,
+      replyToken: event.replyToken ?? null,
+      replyTokenExpiresAt: replyTokenExpiry(ctx.receivedAt),
+    })
+  }
+
+  const identityValue = nonce?.identity_value
+  if (nonce?.status !== 'issued' || nonce.expires_at <= now || !identityValue) {
+    await reply(linkExpiredMessages(), 'account-link-expired')
+    return 'handled'
+  }
+  await finishNonce(ctx.trx, nonce.nonce_hash, 'used', now)
+  if (nonce.line_user_id !== lineUser.id) {
+    // Issued for another LINE account's link token: never link across accounts.
+    await insertLinkAudit(ctx.trx, { action: 'link-rejected', lineUserId: lineUser.id })
+    await reply(linkExpiredMessages(), 'account-link-expired')
+    return 'handled'
+  }
+  const kind = nonce.identity_kind === 'online_customer' ? 'online_customer' : 'email'
+
+  await sql`savepoint kizuna_link`.execute(ctx.trx)
+  let attached: Awaited<ReturnType<typeof attachIdentity>>
+  try {
+    attached = await attachIdentity(ctx.trx, lineUser.customer_id, kind, identityValue, {
+      env: ctx.deps.env,
+      reason: 'account-link',
+    })
+    await sql`release savepoint kizuna_link`.execute(ctx.trx)
+  } catch (error) {
+    if (!(error instanceof AppError) || !['CONFLICT', 'GONE'].includes(error.code)) throw error
+    await sql`rollback to savepoint kizuna_link`.execute(ctx.trx)
+    await insertLinkAudit(ctx.trx, {
+      action: 'link-conflict',
+      lineUserId: lineUser.id,
+      customerId: lineUser.customer_id,
+      detail: { kind, code: error.code },
+    })
+    await reply(linkConflictMessages(), 'account-link-conflict')
+    return 'handled'
+  }
+
+  if (kind === 'email') await setCustomerEmailIfEmpty(ctx.trx, attached.customerId, identityValue)
+  if (!(await lockActiveLink(ctx.trx, lineUser.id))) {
+    await insertAccountLink(ctx.trx, {
+      lineUserId: lineUser.id,
+      customerId: attached.customerId,
+      identityKind: kind,
+    })
+  }
+  await insertLinkAudit(ctx.trx, {
+    action: 'link',
+    lineUserId: lineUser.id,
+    customerId: attached.customerId,
+    detail: { kind, mergedCustomerId: attached.mergedCustomerId, created: attached.created },
+  })
+  await reply(linkedMessages(), 'account-link-done')
+  return 'handled'
+}
+
+/**
+ * Postback `action=unlink`. After a link the LINE account and the online account are one
+ * customer, so unlinking gives the LINE account a new customer of its own; purchases, points,
+ * cards, email and the rest stay with the (online) customer. A new member card is issued to the
+ * LINE-only customer the next time one is needed.
+ */
+export async function unlinkAccount(ctx: ConversationContext): Promise<void> {
+  const lineUser = await ensureLineUser(ctx, ctx.lineUid)
+  const link = await lockActiveLink(ctx.trx, lineUser.id)
+  if (!link) {
+    await ctx.reply(notLinkedMessages(), 'account-unlink-none')
+    return
+  }
+  const newCustomerId = await moveLineAccountToNewCustomer(ctx.trx, lineUser)
+  await markUnlinked(ctx.trx, link.id, newCustomerId, ctx.deps.clock.now())
+  await insertLinkAudit(ctx.trx, {
+    action: 'unlink',
+    lineUserId: lineUser.id,
+    customerId: lineUser.customer_id,
+    detail: { newCustomerId },
+  })
+  await ctx.reply(unlinkedMessages(), 'account-unlink-done')
+}

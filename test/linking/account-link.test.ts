@@ -1,0 +1,221 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { attachIdentity } from '../../src/customers/merge.service.ts'
+import { sha256 } from '../../src/linking/link-crypto.ts'
+import { recordOrder } from '../../src/orders/order.service.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+import { friend, proveEmail, type Smtp, startSmtp, tapLink } from './support.ts'
+
+let k: TestKizuna
+let smtp: Smtp
+
+beforeAll(async () => {
+  smtp = await startSmtp()
+  k = await startTestKizuna({ SMTP_URL: smtp.url, PUBLIC_BASE_URL: 'https://shop.example' })
+})
+afterAll(async () => {
+  await k?.stopAll()
+  await smtp?.close()
+})
+
+const newEmail = () => `shopper-${randomUUID().slice(0, 8)}@example.jp`
+const order = (email: string, total = 50_000) => ({
+  source: 'webshop',
+  orderId: `o-${randomUUID()}`,
+  customer: { email },
+  orderedAt: new Date(),
+  lines: [{ sku: 'SOFA-1', quantity: 1, unitPrice: total }],
+  total,
+})
+
+/** An online-shop customer (email identity) with one order. */
+async function onlineCustomer(email: string): Promise<string> {
+  return k.deps.db.transaction().execute(async (trx) => {
+    const { id } = await trx
+      .insertInto('customer')
+      .defaultValues()
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    await attachIdentity(trx, id, 'email', email, { env: k.deps.env })
+    await recordOrder(trx, k.deps.env, order(email))
+    return id
+  })
+}
+
+const lineUser = (uid: string) =>
+  k.deps.db
+    .selectFrom('line_user')
+    .selectAll()
+    .where('line_uid', '=', uid)
+    .executeTakeFirstOrThrow()
+const identitiesOf = async (customerId: string) =>
+  (
+    await k.deps.db
+      .selectFrom('identity')
+      .select(['kind'])
+      .where('customer_id', '=', customerId)
+      .orderBy('kind')
+      .execute()
+  ).map((i) => i.kind)
+const purchasesOf = async (customerId: string) =>
+  (
+    await k.deps.db
+      .selectFrom('purchase')
+      .select('id')
+      .where('customer_id', '=', customerId)
+      .execute()
+  ).length
+const texts = (uid: string) => k.line.inbox(uid).map((e) => JSON.stringify(e.message))
+const waitForText = (uid: string, part: string) =>
+  eventually(() => expect(texts(uid).some((t) => t.includes(part))).toBe(true))
+
+/** Friend → link button → email code → nonce. */
+async function linkedUpTo(email: string) {
+  const user = await friend(k)
+  const url = await tapLink(k, user.userId)
+  const linkToken = url.searchParams.get('linkToken') ?? ''
+  return { user, linkToken, nonce: await proveEmail(k, smtp, linkToken, email) }
+}
+
+describe('LINE account link', () => {
+  it('links a LINE friend to their online account, purchases included', async () => {
+    const email = newEmail()
+    const online = await onlineCustomer(email)
+    const user = await friend(k)
+    const url = await tapLink(k, user.userId)
+    expect(k.line.requestsTo('POST', `/v2/bot/user/${user.userId}/linkToken`)).toHaveLength(1)
+    expect(`${url.origin}${url.pathname}`).toBe('https://shop.example/link')
+    expect(texts(user.userId).join()).toContain('unlink at any time')
+    const invite = k.line.inbox(user.userId).find((e) => e.message.type === 'template')
+    expect(invite?.endpoint).toBe('reply')
+
+    const linkToken = url.searchParams.get('linkToken') ?? ''
+    const page = await fetch(`${k.baseUrl}/link?linkToken=${encodeURIComponent(linkToken)}`)
+    expect(page.status).toBe(200)
+    expect(await page.text()).toContain('name="email"')
+    const nonce = await proveEmail(k, smtp, linkToken, email)
+    expect(nonce.length).toBeGreaterThanOrEqual(22)
+    const stored = await k.deps.db.selectFrom('link_nonce').selectAll().execute()
+    expect(stored.some((n) => n.nonce_hash === sha256(nonce))).toBe(true)
+    expect(JSON.stringify(stored)).not.toContain(nonce)
+
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    const lu = await lineUser(user.userId)
+    expect(await identitiesOf(lu.customer_id)).toEqual(['email', 'line', 'member_card'])
+    expect(await purchasesOf(lu.customer_id)).toBe(1)
+    const customer = await k.deps.db
+      .selectFrom('customer')
+      .select(['id', 'email', 'merged_into_id'])
+      .where('id', 'in', [lu.customer_id, online])
+      .execute()
+    expect(customer.find((c) => c.id === online)?.merged_into_id).toBe(lu.customer_id)
+    expect(customer.find((c) => c.id === lu.customer_id)?.email).toBe(email)
+    const audit = await k.deps.db
+      .selectFrom('link_audit')
+      .select('action')
+      .where('line_user_id', '=', lu.id)
+      .execute()
+    expect(audit.map((a) => a.action)).toEqual(['link'])
+
+    // The same nonce again (a replayed link): refused, nothing changes.
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'expired or was already used')
+
+    // Tapping "link" again says it is linked and asks LINE for nothing.
+    await k.line.users.postback(user.userId, 'action=link')
+    await waitForText(user.userId, 'already linked')
+    expect(k.line.requestsTo('POST', `/v2/bot/user/${user.userId}/linkToken`)).toHaveLength(1)
+  })
+
+  it('attaches online orders that waited for an email nobody had yet', async () => {
+    const email = newEmail()
+    await k.deps.db
+      .transaction()
+      .execute((trx) => recordOrder(trx, k.deps.env, order(email, 8_000)))
+    const { user, nonce } = await linkedUpTo(email)
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    const lu = await lineUser(user.userId)
+    expect(await identitiesOf(lu.customer_id)).toContain('email')
+    expect(await purchasesOf(lu.customer_id)).toBe(1)
+  })
+
+  it('tells the shopper when the nonce has expired', async () => {
+    const { user, nonce } = await linkedUpTo(newEmail())
+    await k.deps.db
+      .updateTable('link_nonce')
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .where('nonce_hash', '=', sha256(nonce))
+      .execute()
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'expired or was already used')
+    expect(await identitiesOf((await lineUser(user.userId)).customer_id)).not.toContain('email')
+  })
+
+  it('ends the nonce on a failed link, without a reply', async () => {
+    const { user, nonce } = await linkedUpTo(newEmail())
+    const inboxBefore = k.line.inbox(user.userId).length
+    const sent = await k.line.users.accountLink(user.userId, nonce, 'failed')
+    const eventId = sent.body.events[0]?.webhookEventId ?? ''
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('webhook_event')
+        .select('outcome')
+        .where('webhook_event_id', '=', eventId)
+        .executeTakeFirst()
+      expect(row?.outcome).toBe('handled')
+    })
+    const row = await k.deps.db
+      .selectFrom('link_nonce')
+      .select(['status', 'identity_value'])
+      .where('nonce_hash', '=', sha256(nonce))
+      .executeTakeFirstOrThrow()
+    expect(row).toEqual({ status: 'failed', identity_value: null })
+    expect(k.line.inbox(user.userId)).toHaveLength(inboxBefore)
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'expired or was already used')
+  })
+
+  it('refuses an online account that another LINE friend already linked', async () => {
+    const email = newEmail()
+    const first = await linkedUpTo(email)
+    await k.line.users.accountLink(first.user.userId, first.nonce, 'ok')
+    await waitForText(first.user.userId, 'now linked')
+
+    const second = await linkedUpTo(email)
+    await k.line.users.accountLink(second.user.userId, second.nonce, 'ok')
+    await waitForText(second.user.userId, 'already linked to another LINE account')
+    const lu = await lineUser(second.user.userId)
+    expect(await identitiesOf(lu.customer_id)).toEqual(['line', 'member_card'])
+    expect((await lineUser(first.user.userId)).customer_id).not.toBe(lu.customer_id)
+  })
+
+  it('unlinks: the LINE account leaves, purchases stay with the online account', async () => {
+    const email = newEmail()
+    await onlineCustomer(email)
+    const { user, nonce } = await linkedUpTo(email)
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    const linked = (await lineUser(user.userId)).customer_id
+
+    await k.line.users.postback(user.userId, 'action=unlink')
+    await waitForText(user.userId, 'has been unlinked')
+    const lu = await lineUser(user.userId)
+    expect(lu.customer_id).not.toBe(linked)
+    expect(await identitiesOf(lu.customer_id)).toEqual(['line'])
+    expect(await identitiesOf(linked)).toEqual(['email', 'member_card'])
+    expect(await purchasesOf(linked)).toBe(1)
+    const audit = await k.deps.db
+      .selectFrom('link_audit')
+      .select('action')
+      .where('line_user_id', '=', lu.id)
+      .orderBy('created_at')
+      .execute()
+    expect(audit.map((a) => a.action)).toEqual(['link', 'unlink'])
+
+    await k.line.users.postback(user.userId, 'action=unlink')
+    await waitForText(user.userId, 'No online account is linked')
+  })
+})

@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createMailer } from '../../src/email/mailer.ts'
+import { sandboxMailRoutes } from '../../src/email/sandbox-mailbox.ts'
+import { signLinkAssertion, verifyLinkAssertion } from '../../src/linking/link-assertion.ts'
+import { sha256 } from '../../src/linking/link-crypto.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+import { codeMailedTo, friend, hidden, post, type Smtp, startSmtp, tapLink } from './support.ts'
+
+let k: TestKizuna
+let smtp: Smtp
+
+beforeAll(async () => {
+  smtp = await startSmtp()
+  k = await startTestKizuna({ SMTP_URL: smtp.url })
+})
+afterAll(async () => {
+  await k?.stopAll()
+  await smtp?.close()
+})
+
+const newEmail = () => `page-${randomUUID().slice(0, 8)}@example.jp`
+
+async function freshLinkToken(): Promise<string> {
+  const user = await friend(k)
+  return (await tapLink(k, user.userId)).searchParams.get('linkToken') ?? ''
+}
+
+describe('the account-link page', () => {
+  it('locks a code after 5 wrong tries, even for the right code', async () => {
+    const linkToken = await freshLinkToken()
+    const email = newEmail()
+    const before = smtp.mails.length
+    const page = await post(`${k.baseUrl}/link/email`, { linkToken, email })
+    const codeId = hidden(await page.text(), 'codeId')
+    const code = await codeMailedTo(smtp, email, before)
+    const wrong = code === '000000' ? '111111' : '000000'
+    for (let i = 1; i <= 4; i++) {
+      const res = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code: wrong })
+      expect(res.status).toBe(400)
+      expect(await res.text()).toContain(`${5 - i} ${5 - i === 1 ? 'try' : 'tries'} left`)
+    }
+    const fifth = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code: wrong })
+    expect(fifth.status).toBe(429)
+    const right = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code })
+    expect(right.status).toBe(429)
+    expect(await right.text()).toContain('too many wrong codes')
+    const nonces = await k.deps.db
+      .selectFrom('link_nonce')
+      .select('nonce_hash')
+      .where('link_token_hash', '=', sha256(linkToken))
+      .execute()
+    expect(nonces).toHaveLength(0)
+  })
+
+  it('escapes what the shopper typed and names the bad field', async () => {
+    const linkToken = await freshLinkToken()
+    const res = await post(`${k.baseUrl}/link/email`, {
+      linkToken,
+      email: '"><script>alert(1)</script>',
+    })
+    expect(res.status).toBe(400)
+    const body = await res.text()
+    expect(body).toContain('email: not a valid email address')
+    expect(body).not.toContain('<script>alert(1)</script>')
+    expect(body).toContain('&lt;script&gt;')
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'")
+    const codes = await k.deps.db
+      .selectFrom('link_code')
+      .select('id')
+      .where('link_token_hash', '=', sha256(linkToken))
+      .execute()
+    expect(codes).toHaveLength(0)
+
+    const badCode = await post(`${k.baseUrl}/link/code`, {
+      linkToken,
+      codeId: randomUUID(),
+      code: '12ab<b>',
+      email: '<b>x</b>',
+    })
+    expect(badCode.status).toBe(400)
+    const text = await badCode.text()
+    expect(text).toContain('code: enter the 6 digits')
+    expect(text).not.toContain('<b>x</b>')
+  })
+
+  it('rejects unknown and missing link tokens with a clear page', async () => {
+    const unknown = await fetch(`${k.baseUrl}/link?linkToken=nope`)
+    expect(unknown.status).toBe(404)
+    expect(await unknown.text()).toContain('unknown link')
+    const missing = await fetch(`${k.baseUrl}/link`)
+    expect(missing.status).toBe(400)
+    expect(await missing.text()).toContain('linkToken: ')
+  })
+
+  it('sends at most 3 codes per email address in 10 minutes', async () => {
+    const email = newEmail()
+    for (let i = 0; i < 3; i++) {
+      const res = await post(`${k.baseUrl}/link/email`, {
+        linkToken: await freshLinkToken(),
+        email,
+      })
+      expect(res.status).toBe(200)
+    }
+    const fourth = await post(`${k.baseUrl}/link/email`, {
+      linkToken: await freshLinkToken(),
+      email,
+    })
+    expect(fourth.status).toBe(429)
+    expect(await fourth.text()).toContain('email: too many codes sent')
+  })
+})
+
+describe('when LINE or email is unavailable', () => {
+  it('tells the shopper to try again when LINE refuses a link token', async () => {
+    const user = await friend(k)
+    k.line.failNext({ method: 'POST', path: /linkToken$/, status: 500, count: 1 })
+    await k.line.users.postback(user.userId, 'action=link')
+    await eventually(() =>
+      expect(JSON.stringify(k.line.inbox(user.userId))).toContain('not available right now'),
+    )
+  })
+
+  it('keeps sandbox mail in the sandbox mailbox, shown escaped', async () => {
+    const mailer = createMailer({ MAIL_FROM: 'Shop <shop@example.jp>' }, k.deps.db, {
+      sandbox: true,
+    })
+    expect(mailer.kind).toBe('sandbox')
+    const subject = `Hello <b>${randomUUID()}</b>`
+    await mailer.send({ to: 'a@example.jp', subject, text: 'code 123456' })
+    const res = await sandboxMailRoutes(k.deps.db).request('/')
+    const page = await res.text()
+    expect(page).toContain(subject.replace('<b>', '&lt;b&gt;').replace('</b>', '&lt;/b&gt;'))
+    const off = createMailer({ MAIL_FROM: 'x <x@example.jp>' }, k.deps.db, { sandbox: false })
+    await expect(off.send({ to: 'a@example.jp', subject: 's', text: 't' })).rejects.toThrow(
+      'SMTP_URL',
+    )
+  })
+})
+
+describe('shop login assertions', () => {
+  const secret = 'x'.repeat(32)
+  const now = new Date('2026-11-23T10:00:00Z')
+  const exp = now.getTime() / 1000 + 60
+
+  it('accepts a signed, unexpired assertion', () => {
+    const a = signLinkAssertion(secret, { externalId: 'C-1', linkToken: 't', exp })
+    expect(verifyLinkAssertion(secret, a, now)).toEqual({
+      linkToken: 't',
+      identity: { kind: 'online_customer', value: 'C-1' },
+    })
+  })
+
+  it('refuses a bad signature, an expired or an incomplete assertion', () => {
+    const a = signLinkAssertion(secret, { email: 'a@example.jp', linkToken: 't', exp })
+    expect(() => verifyLinkAssertion('y'.repeat(32), a, now)).toThrow('bad signature')
+    expect(() => verifyLinkAssertion(secret, a, new Date(exp * 1000))).toThrow('expired')
+    const none = signLinkAssertion(secret, { linkToken: 't', exp })
+    expect(() => verifyLinkAssertion(secret, none, now)).toThrow('externalId or email')
+  })
+})

@@ -1,0 +1,94 @@
+import type { AddressInfo } from 'node:net'
+import { SMTPServer } from 'smtp-server'
+import { expect } from 'vitest'
+import type { TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+
+export type ReceivedMail = { to: string[]; raw: string }
+
+/** A real SMTP server on a free port that keeps what it receives. */
+export async function startSmtp() {
+  const mails: ReceivedMail[] = []
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = []
+      stream.on('data', (c: Buffer) => chunks.push(c))
+      stream.on('end', () => {
+        mails.push({
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks).toString('utf8'),
+        })
+        callback()
+      })
+    },
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.server.address() as AddressInfo).port
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    mails,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
+
+export type Smtp = Awaited<ReturnType<typeof startSmtp>>
+
+/** The code in the newest mail to `email` (it is in the ASCII subject line). */
+export async function codeMailedTo(smtp: Smtp, email: string, after = 0): Promise<string> {
+  const mail = await eventually(() => {
+    const m = smtp.mails.slice(after).findLast((x) => x.to.includes(email))
+    expect(m).toBeDefined()
+    return m as ReceivedMail
+  })
+  const code = /^Subject: Your verification code: (\d{6})/m.exec(mail.raw)?.[1]
+  if (!code) throw new Error('no code in the mail')
+  return code
+}
+
+export async function friend(k: TestKizuna) {
+  const user = k.line.users.create()
+  await k.line.users.follow(user.userId)
+  await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
+  return user
+}
+
+/** Taps "link" and returns the link URL from the button LINE shows. */
+export async function tapLink(k: TestKizuna, userId: string): Promise<URL> {
+  await k.line.users.postback(userId, 'action=link')
+  const entry = await eventually(() => {
+    const found = k.line.inbox(userId).find((e) => e.message.type === 'template')
+    expect(found).toBeDefined()
+    return found
+  })
+  const template = entry?.message.template as { actions: { uri: string }[] }
+  return new URL(template.actions[0]?.uri ?? '')
+}
+
+export const post = (url: string, form: Record<string, string>) =>
+  fetch(url, { method: 'POST', body: new URLSearchParams(form), redirect: 'manual' })
+
+export const hidden = (page: string, name: string) =>
+  new RegExp(`name="${name}" value="([^"]*)"`).exec(page)?.[1] ?? ''
+
+/** Runs the web part: email → code → the redirect to LINE; returns the nonce. */
+export async function proveEmail(
+  k: TestKizuna,
+  smtp: Smtp,
+  linkToken: string,
+  email: string,
+): Promise<string> {
+  const before = smtp.mails.length
+  const page = await post(`${k.baseUrl}/link/email`, { linkToken, email })
+  expect(page.status).toBe(200)
+  const codeId = hidden(await page.text(), 'codeId')
+  const code = await codeMailedTo(smtp, email, before)
+  const res = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code })
+  expect(res.status).toBe(302)
+  const to = new URL(res.headers.get('location') ?? '')
+  expect(`${to.origin}${to.pathname}`).toBe('https://access.line.me/dialog/bot/accountLink')
+  expect(to.searchParams.get('linkToken')).toBe(linkToken)
+  return to.searchParams.get('nonce') ?? ''
+}
