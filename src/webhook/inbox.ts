@@ -10,9 +10,17 @@ export type InboxRequest = { body: string; webhookEventIds: string[] }
 export type InboxResult = { fresh: Set<string> } | { error: unknown }
 
 const ENQUEUE_TIMEOUT_MS = 1_000
-/** Flushes in flight at once. One insert at a time measured best: more only split the batches. */
-const INSERT_CONCURRENCY = 2
-const ENQUEUE_CONCURRENCY = 2
+/**
+ * One insert at a time: a second concurrent flush only splits the batch, and Postgres spends
+ * a fixed ~0.4 ms per statement (57 vs 70 µs of Postgres CPU per event in the benchmark).
+ */
+const INSERT_CONCURRENCY = 1
+/**
+ * Enqueueing happens after the reply, so it can wait for company: one BullMQ job per 20 ms
+ * rather than one per insert (a fifth of the Redis round trips and of addBulk's CPU).
+ */
+const ENQUEUE_CONCURRENCY = 1
+const ENQUEUE_LINGER_MS = 20
 
 /**
  * The durable webhook inbox. The events of concurrent requests go into Postgres as one insert
@@ -54,7 +62,7 @@ export function createInbox(deps: Pick<Deps, 'db' | 'queues' | 'log'>) {
       )
       return ids.map(() => true as const)
     },
-    { concurrency: ENQUEUE_CONCURRENCY },
+    { concurrency: ENQUEUE_CONCURRENCY, lingerMs: ENQUEUE_LINGER_MS },
   )
 
   return {

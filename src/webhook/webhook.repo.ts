@@ -1,5 +1,16 @@
-import { sql } from 'kysely'
+import { CompiledQuery, sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
+
+const INSERT_BODIES_SQL = `
+  insert into webhook_event (webhook_event_id, type, mode, is_redelivery, occurred_at, payload)
+  select e->>'webhookEventId', e->>'type', e->>'mode',
+         coalesce((e->'deliveryContext'->>'isRedelivery')::boolean, false),
+         to_timestamp((e->>'timestamp')::numeric / 1000),
+         e
+  from jsonb_array_elements($1::jsonb) as body,
+       jsonb_array_elements(body->'events') as e
+  on conflict (webhook_event_id) do nothing
+  returning webhook_event_id`
 
 /**
  * Stores the events of many webhook requests in one statement. The request bodies go to
@@ -8,17 +19,12 @@ import type { Db } from '../platform/db.ts'
  */
 export async function insertWebhookBodies(db: Db, bodies: string[]): Promise<Set<string>> {
   if (bodies.length === 0) return new Set()
-  const inserted = await sql<{ webhook_event_id: string }>`
-    insert into webhook_event (webhook_event_id, type, mode, is_redelivery, occurred_at, payload)
-    select e->>'webhookEventId', e->>'type', e->>'mode',
-           coalesce((e->'deliveryContext'->>'isRedelivery')::boolean, false),
-           to_timestamp((e->>'timestamp')::numeric / 1000),
-           e
-    from jsonb_array_elements(${`[${bodies.join(',')}]`}::jsonb) as body,
-         jsonb_array_elements(body->'events') as e
-    on conflict (webhook_event_id) do nothing
-    returning webhook_event_id`.execute(db)
-  return new Set(inserted.rows.map((r) => r.webhook_event_id))
+  const inserted = await db.executeQuery<{ webhook_event_id: string }>(
+    CompiledQuery.raw(INSERT_BODIES_SQL, [`[${bodies.join(',')}]`]),
+  )
+  const fresh = new Set<string>()
+  for (const row of inserted.rows) fresh.add(row.webhook_event_id)
+  return fresh
 }
 
 export async function lockWebhookEvent(db: Db, webhookEventId: string) {

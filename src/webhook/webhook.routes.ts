@@ -11,6 +11,8 @@ export const WEBHOOK_MAX_BYTES = 1024 * 1024
 
 export function webhookRoutes(deps: Pick<Deps, 'env' | 'metrics'>, inbox: Inbox) {
   const secret = deps.env.LINE_CHANNEL_SECRET
+  const { webhookEvents } = deps.metrics
+  const answered = deps.metrics.webhookRequests.labels({ status: '200' })
   return new Hono<AppEnv>().post('/line', async (c) => {
     const started = performance.now()
     const raw = await readRawBody(c, WEBHOOK_MAX_BYTES)
@@ -28,22 +30,13 @@ export function webhookRoutes(deps: Pick<Deps, 'env' | 'metrics'>, inbox: Inbox)
     } catch {
       throw new AppError('BAD_REQUEST', 'body is not valid JSON')
     }
-    const parsed = callbackRequestSchema.safeParse(json)
-    if (!parsed.success) {
-      const { message, fields } = describeZodError(parsed.error)
-      throw new AppError('BAD_REQUEST', `invalid webhook envelope: ${message}`, {
-        details: fields,
-      })
-    }
+    const { events } = parseEnvelope(json)
 
-    const events = parsed.data.events
     if (events.length > 0) {
+      const webhookEventIds = events.map((e) => e.webhookEventId)
       let result: InboxResult
       try {
-        result = await inbox.store({
-          body: text,
-          webhookEventIds: events.map((e) => e.webhookEventId),
-        })
+        result = await inbox.store({ body: text, webhookEventIds })
       } catch (cause) {
         throw new AppError('UNAVAILABLE', 'the event store is unavailable; retry later', { cause })
       }
@@ -55,14 +48,19 @@ export function webhookRoutes(deps: Pick<Deps, 'env' | 'metrics'>, inbox: Inbox)
       for (const event of events) {
         const isNew = result.fresh.has(event.webhookEventId)
         if (isNew) fresh.push(event.webhookEventId)
-        deps.metrics.webhookEvents.inc({
-          type: event.type,
-          outcome: isNew ? 'received' : 'duplicate',
-        })
+        webhookEvents.inc({ type: event.type, outcome: isNew ? 'received' : 'duplicate' })
       }
       void inbox.enqueue(fresh)
     }
-    deps.metrics.webhookRequests.observe({ status: '200' }, (performance.now() - started) / 1000)
+    answered.observe((performance.now() - started) / 1000)
     return c.json({}, 200)
   })
+}
+
+/** The envelope, or a 400 naming every bad field. */
+function parseEnvelope(json: unknown) {
+  const parsed = callbackRequestSchema.safeParse(json)
+  if (parsed.success) return parsed.data
+  const { message, fields } = describeZodError(parsed.error)
+  throw new AppError('BAD_REQUEST', `invalid webhook envelope: ${message}`, { details: fields })
 }
