@@ -1,11 +1,13 @@
 import { Hono } from 'hono'
 import { cardRoutes } from './cards/cards.routes.ts'
 import { customerRoutes } from './customers/customers.routes.ts'
+import { linkRoutes } from './linking/link.routes.ts'
 import { opsRoutes } from './ops/ops.routes.ts'
 import { orderRoutes } from './orders/orders.routes.ts'
 import type { Deps } from './platform/deps.ts'
 import { type AppEnv, notFound, onError, requestContext } from './platform/http.ts'
 import { posRoutes } from './pos/pos.routes.ts'
+import { staffRoutes } from './staff/staff.routes.ts'
 import type { Inbox } from './webhook/inbox.ts'
 import { webhookRoutes } from './webhook/webhook.routes.ts'
 
@@ -27,6 +29,8 @@ export function createApp(deps: Deps, opts: AppOptions) {
   app.route('/api/customers', customerRoutes(deps))
   app.route('/api/orders', orderRoutes(deps))
   app.route('/api/pos', posRoutes(deps))
+  app.route('/staff', staffRoutes(deps))
+  app.route('/', linkRoutes(deps, { sandbox: opts.sandboxUi !== undefined }))
   if (opts.sandboxUi) app.route('/sandbox', opts.sandboxUi)
   return app
 }

@@ -58,3 +58,14 @@ export async function authenticate(
   }
   return { keyId: row.id, storeId: row.store_id, scopes }
 }
+
+/** Whether a key still works (sessions opened with a key end when it is revoked). */
+export async function isKeyActive(db: Db, keyId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('api_key')
+    .select('id')
+    .where('id', '=', keyId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst()
+  return row !== undefined
+}

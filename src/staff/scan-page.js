@@ -1,0 +1,212 @@
+// The staff scan page (served as /staff/scan.js). Plain browser JavaScript, no build step.
+// Every value from the server goes into the page with textContent, never as HTML.
+;(() => {
+  const $ = (id) => document.getElementById(id)
+  const alertBox = $('alert')
+  const scanForm = $('scan-form')
+  const barcodeInput = $('barcode')
+  const receiptForm = $('receipt-form')
+  const result = $('result')
+  /** The barcode of the member on screen: the receipt is recorded against it. */
+  let current = null
+
+  const TITLES = {
+    400: '入力を確認してください / Check the form',
+    401: 'ログインし直してください / Please log in again',
+    403: '権限がありません / Not allowed',
+    404: 'カードが見つかりません / Unknown card',
+    409: '登録できません / Cannot record',
+    410: '無効なカード / Card no longer valid',
+    413: '大きすぎます / Too large',
+    422: '読み取りエラー / Misread',
+  }
+
+  function showError(status, message) {
+    const title = TITLES[status] ?? `エラー / Error ${status}`
+    alertBox.textContent = `${title} (${status}): ${message}`
+  }
+  const clearError = () => {
+    alertBox.textContent = ''
+  }
+
+  /** POSTs to the same-origin staff endpoint; the session cookie authenticates. */
+  async function post(body) {
+    let res
+    try {
+      res = await fetch('scan', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify(body),
+        credentials: 'same-origin',
+      })
+    } catch {
+      showError(0, 'サーバーに接続できません / cannot reach the server')
+      return null
+    }
+    const json = await res.json().catch(() => ({}))
+    if (!res.ok) {
+      showError(res.status, json?.error?.message ?? res.statusText)
+      if (res.status === 401) setTimeout(() => location.reload(), 1500)
+      return null
+    }
+    clearError()
+    return json
+  }
+
+  function showMember(customer) {
+    $('member-name').textContent = customer.displayName ?? '（名前なし / no name）'
+    $('member-tier').textContent = customer.tier
+    $('member-points').textContent = `${customer.points.toLocaleString('ja-JP')} pt`
+    const list = $('member-coupons')
+    const select = $('coupon')
+    list.replaceChildren()
+    select.replaceChildren(new Option('なし / None', ''))
+    for (const c of customer.coupons) {
+      const label = `${c.title} (−${c.discountYen.toLocaleString('ja-JP')}円, ${c.code})`
+      const li = document.createElement('li')
+      li.textContent = label
+      list.append(li)
+      select.append(new Option(label, c.code))
+    }
+    if (customer.coupons.length === 0) {
+      const li = document.createElement('li')
+      li.textContent = 'なし / None'
+      list.append(li)
+    }
+    $('points-used').max = String(customer.points)
+    $('member').hidden = false
+    receiptForm.hidden = false
+  }
+
+  function hideMember() {
+    current = null
+    $('member').hidden = true
+    receiptForm.hidden = true
+  }
+
+  async function lookUp(barcode) {
+    const code = barcode.trim()
+    if (!code) return
+    result.replaceChildren()
+    const body = await post({ barcode: code })
+    if (!body) {
+      hideMember()
+      return
+    }
+    current = code
+    receiptForm.reset()
+    showMember(body.customer)
+  }
+
+  scanForm.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const value = barcodeInput.value
+    barcodeInput.value = ''
+    await lookUp(value)
+    barcodeInput.focus()
+  })
+
+  function readLines(form) {
+    const skus = form.querySelectorAll('[name=sku]')
+    const qtys = form.querySelectorAll('[name=qty]')
+    const prices = form.querySelectorAll('[name=price]')
+    const lines = []
+    skus.forEach((sku, i) => {
+      if (!sku.value.trim()) return
+      lines.push({
+        sku: sku.value.trim(),
+        quantity: Number(qtys[i].value || 1),
+        unitPrice: Number(prices[i].value || 0),
+      })
+    })
+    return lines
+  }
+
+  receiptForm.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    if (!current) return
+    const form = new FormData(receiptForm)
+    const coupon = String(form.get('coupon') ?? '')
+    const button = receiptForm.querySelector('button[type=submit]')
+    button.disabled = true
+    result.replaceChildren()
+    const body = await post({
+      barcode: current,
+      receipt: {
+        id: String(form.get('receiptId') ?? '').trim(),
+        purchasedAt: new Date().toISOString(),
+        total: Number(form.get('total')),
+        pointsUsed: Number(form.get('pointsUsed') || 0),
+        couponsUsed: coupon ? [coupon] : [],
+        lines: readLines(receiptForm),
+      },
+    })
+    button.disabled = false
+    if (!body) return
+    showMember(body.customer)
+    const p = body.purchase
+    const heading = document.createElement('p')
+    const strong = document.createElement('strong')
+    strong.textContent = `+${p.pointsEarned.toLocaleString('ja-JP')} pt`
+    heading.append(
+      p.replayed ? '登録済み / Already recorded: ' : '登録しました / Recorded: ',
+      strong,
+    )
+    const balance = document.createElement('p')
+    balance.textContent = `新しい残高 / New balance: ${p.points.toLocaleString('ja-JP')} pt (使用 / used ${p.pointsUsed} pt, 合計 / total ${p.total.toLocaleString('ja-JP')}円)`
+    result.replaceChildren(heading, balance)
+    receiptForm.reset()
+    barcodeInput.focus()
+  })
+
+  // Camera scanning where the browser can decode EAN-13 itself (Chrome on Android, macOS).
+  const cameraButton = $('camera')
+  const video = $('camera-view')
+  let stream = null
+  let timer = 0
+
+  function stopCamera() {
+    clearTimeout(timer)
+    for (const track of stream?.getTracks() ?? []) track.stop()
+    stream = null
+    video.hidden = true
+    cameraButton.setAttribute('aria-pressed', 'false')
+  }
+
+  async function startCamera() {
+    const detector = new window.BarcodeDetector({ formats: ['ean_13'] })
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } })
+    } catch (error) {
+      showError(0, `カメラを使えません / camera unavailable: ${error.message}`)
+      return
+    }
+    video.srcObject = stream
+    video.hidden = false
+    cameraButton.setAttribute('aria-pressed', 'true')
+    await video.play()
+    const tick = async () => {
+      if (!stream) return
+      const codes = await detector.detect(video).catch(() => [])
+      const found = codes.find((c) => /^\d{13}$/.test(c.rawValue))
+      if (found) {
+        stopCamera()
+        await lookUp(found.rawValue)
+        return
+      }
+      timer = setTimeout(tick, 200)
+    }
+    tick()
+  }
+
+  if ('BarcodeDetector' in window && navigator.mediaDevices?.getUserMedia) {
+    window.BarcodeDetector.getSupportedFormats()
+      .then((formats) => {
+        cameraButton.hidden = !formats.includes('ean_13')
+      })
+      .catch(() => {
+        cameraButton.hidden = true
+      })
+    cameraButton.addEventListener('click', () => (stream ? stopCamera() : startCamera()))
+  }
+})()

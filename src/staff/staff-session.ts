@@ -1,0 +1,73 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { z } from 'zod'
+import { isKeyActive } from '../auth/api-key.service.ts'
+import type { Db } from '../platform/db.ts'
+import { getAppSecret } from '../platform/secrets.ts'
+
+/** A register shift; logging in again renews it. */
+export const STAFF_SESSION_TTL_SECONDS = 8 * 3600
+export const STAFF_COOKIE = 'kizuna_staff'
+
+/** Keeps these signatures apart from other tokens signed with the same `tokens` secret. */
+const PURPOSE = 'kizuna.staff-session.v1.'
+
+const payloadSchema = z.object({
+  k: z.uuid(),
+  s: z.uuid(),
+  c: z.string().min(1).max(64),
+  n: z.string().max(200),
+  exp: z.number().int().positive(),
+})
+
+/** Who is logged in: the API key's id and its store; never the key itself. */
+export type StaffSession = { keyId: string; storeId: string; storeCode: string; storeName: string }
+
+function signature(secret: string, payload: string): Buffer {
+  return createHmac('sha256', secret)
+    .update(PURPOSE + payload)
+    .digest()
+}
+
+/** `base64url(JSON payload) . base64url(HMAC-SHA256)`, valid until `expiresAt`. */
+export async function signStaffSession(
+  db: Db,
+  session: StaffSession,
+  expiresAt: Date,
+): Promise<string> {
+  const secret = await getAppSecret(db, 'tokens')
+  const body = {
+    k: session.keyId,
+    s: session.storeId,
+    c: session.storeCode,
+    n: session.storeName,
+    exp: Math.floor(expiresAt.getTime() / 1000),
+  }
+  const payload = Buffer.from(JSON.stringify(body)).toString('base64url')
+  return `${payload}.${signature(secret, payload).toString('base64url')}`
+}
+
+/** The session in a cookie value, or undefined when it is missing, forged or expired. */
+export async function verifyStaffSession(
+  db: Db,
+  token: string | undefined,
+  now: Date,
+): Promise<StaffSession | undefined> {
+  const match = token ? /^([A-Za-z0-9_-]{1,1000})\.([A-Za-z0-9_-]{43})$/.exec(token) : null
+  if (!match) return undefined
+  const [, payload = '', sig = ''] = match
+  const secret = await getAppSecret(db, 'tokens')
+  const given = Buffer.from(sig, 'base64url')
+  const expected = signature(secret, payload)
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined
+  let decoded: unknown
+  try {
+    decoded = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
+  } catch {
+    return undefined
+  }
+  const parsed = payloadSchema.safeParse(decoded)
+  if (!parsed.success || parsed.data.exp * 1000 <= now.getTime()) return undefined
+  const { k, s, c, n } = parsed.data
+  if (!(await isKeyActive(db, k))) return undefined
+  return { keyId: k, storeId: s, storeCode: c, storeName: n }
+}

@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs'
+import { type Context, Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
+import { createMiddleware } from 'hono/factory'
+import { basePath } from 'hono/route'
+import { authenticate } from '../auth/api-key.service.ts'
+import type { Deps } from '../platform/deps.ts'
+import { AppError } from '../platform/errors.ts'
+import { type AppEnv, describeZodError } from '../platform/http.ts'
+import { POS_MAX_BYTES } from '../pos/pos.routes.ts'
+import { scan } from '../pos/pos.service.ts'
+import { loginPage, scanPage } from './staff.pages.ts'
+import { findStoreById } from './staff.repo.ts'
+import { staffLoginSchema, staffScanSchema } from './staff.schemas.ts'
+import {
+  STAFF_COOKIE,
+  STAFF_SESSION_TTL_SECONDS,
+  type StaffSession,
+  signStaffSession,
+  verifyStaffSession,
+} from './staff-session.ts'
+
+export type StaffDeps = Pick<Deps, 'db' | 'env' | 'clock'>
+
+const SCRIPT = readFileSync(new URL('./scan-page.js', import.meta.url), 'utf8')
+
+/** No inline script, no third-party anything; the camera only for this origin. */
+const securityHeaders = createMiddleware<AppEnv>(async (c, next) => {
+  await next()
+  c.header(
+    'content-security-policy',
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; " +
+      "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  )
+  c.header('permissions-policy', 'camera=(self)')
+  c.header('referrer-policy', 'same-origin')
+  c.header('x-content-type-options', 'nosniff')
+  c.header('cache-control', 'no-store')
+})
+
+/**
+ * Staff pages at `/staff`: log in with a store's POS key, then scan member cards and record
+ * receipts through the same service as `POST /api/pos/scans`. The key is checked once and
+ * replaced by a signed, HttpOnly, SameSite=Strict session cookie; every POST must also come
+ * from this origin (CSRF). Relative URLs keep the pages working under the mount path.
+ */
+export function staffRoutes(deps: StaffDeps) {
+  /** CSRF: browsers send `Origin` on every POST; it must be this server (or PUBLIC_BASE_URL). */
+  const sameOrigin = createMiddleware<AppEnv>(async (c, next) => {
+    const origin = c.req.header('origin')
+    const own = new URL(c.req.url)
+    const allowed =
+      origin !== undefined && URL.canParse(origin) && new URL(origin).host === own.host
+    const configured = deps.env.PUBLIC_BASE_URL && new URL(deps.env.PUBLIC_BASE_URL).origin
+    if (!allowed && !(configured && origin === configured)) {
+      throw new AppError('FORBIDDEN', 'cross-origin request refused: use the staff page itself')
+    }
+    await next()
+  })
+  const sessionOf = (c: Context<AppEnv>) =>
+    verifyStaffSession(deps.db, getCookie(c, STAFF_COOKIE), deps.clock.now())
+  const cookieOptions = (c: Context<AppEnv>) => ({
+    path: '/staff',
+    httpOnly: true,
+    sameSite: 'Strict' as const,
+    secure:
+      new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https',
+  })
+
+  async function logIn(c: Context<AppEnv>, rawKey: unknown): Promise<StaffSession> {
+    const form = staffLoginSchema.safeParse({ key: rawKey })
+    if (!form.success) throw new AppError('BAD_REQUEST', describeZodError(form.error).message)
+    const caller = await authenticate(deps.db, `Bearer ${form.data.key}`, 'pos')
+    const store = caller.storeId ? await findStoreById(deps.db, caller.storeId) : undefined
+    if (!store) throw new AppError('FORBIDDEN', 'this API key does not belong to a store')
+    const session = {
+      keyId: caller.keyId,
+      storeId: store.id,
+      storeCode: store.code,
+      storeName: store.name,
+    }
+    const expires = new Date(deps.clock.now().getTime() + STAFF_SESSION_TTL_SECONDS * 1000)
+    const token = await signStaffSession(deps.db, session, expires)
+    setCookie(c, STAFF_COOKIE, token, { ...cookieOptions(c), maxAge: STAFF_SESSION_TTL_SECONDS })
+    return session
+  }
+
+  return new Hono<AppEnv>()
+    .use(securityHeaders)
+    .get('/', (c) => c.redirect(`${basePath(c).replace(/\/$/, '')}/scan`))
+    .get('/scan.js', (c) => c.body(SCRIPT, 200, { 'content-type': 'text/javascript' }))
+    .get('/scan', async (c) => {
+      const session = await sessionOf(c)
+      return c.html(session ? scanPage(session) : loginPage())
+    })
+    .post('/login', sameOrigin, async (c) => {
+      const body = await c.req.parseBody()
+      try {
+        await logIn(c, body.key)
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error
+        return c.html(loginPage(error.message), error.status)
+      }
+      return c.redirect('scan', 303)
+    })
+    .post('/logout', sameOrigin, (c) => {
+      deleteCookie(c, STAFF_COOKIE, cookieOptions(c))
+      return c.redirect('scan', 303)
+    })
+    .post(
+      '/scan',
+      sameOrigin,
+      bodyLimit({
+        maxSize: POS_MAX_BYTES,
+        onError: () => {
+          throw new AppError('PAYLOAD_TOO_LARGE', `the body is larger than ${POS_MAX_BYTES} bytes`)
+        },
+      }),
+      async (c) => {
+        const session = await sessionOf(c)
+        if (!session) throw new AppError('UNAUTHORIZED', 'your staff session ended: log in again')
+        let json: unknown
+        try {
+          json = await c.req.json()
+        } catch {
+          throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
+        }
+        const parsed = staffScanSchema.safeParse(json)
+        if (!parsed.success) {
+          const { message, fields } = describeZodError(parsed.error)
+          throw new AppError('BAD_REQUEST', message, { details: fields })
+        }
+        const store = { id: session.storeId, code: session.storeCode }
+        return c.json(await scan(deps, store, parsed.data), 200)
+      },
+    )
+}

@@ -1,0 +1,18 @@
+import { z } from 'zod'
+import { receiptLineSchema, receiptSchema, scanBodySchema } from '../pos/pos.schemas.ts'
+
+/**
+ * The staff page sends the POS scan body, except that receipt lines are optional: staff at a
+ * register without itemised data record the total only (the purchase service accepts no lines).
+ */
+export const staffScanSchema = scanBodySchema.omit({ linkBarcode: true }).extend({
+  receipt: receiptSchema
+    .extend({ lines: z.array(receiptLineSchema).max(50).default([]) })
+    .optional(),
+})
+
+export const staffLoginSchema = z.object({
+  key: z.string().trim().min(1, 'enter the store API key').max(200),
+})
+
+export type StaffScanBody = z.infer<typeof staffScanSchema>

@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Database } from '../../src/platform/db.ts'
+import {
+  makeCoupon,
+  makeCustomer,
+  makeStoreKey,
+  memberCardNumber,
+  misread,
+} from '../purchases/fixtures.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { launchChromium } from './browser.ts'
+
+let k: TestKizuna
+let db: Database
+let browser: Browser
+let page: Page
+let key: string
+let storeCode: string
+beforeAll(async () => {
+  k = await startTestKizuna()
+  db = k.deps.db
+  ;({ key, storeCode } = await makeStoreKey(db))
+  browser = await launchChromium()
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } })
+  page = await context.newPage()
+  page.setDefaultTimeout(10_000)
+})
+afterAll(async () => {
+  await browser?.close()
+  await k?.stopAll()
+})
+
+/** Types like a keyboard-wedge scanner: the digits, then Enter. */
+async function scanCard(barcode: string) {
+  await page.locator('#barcode').focus()
+  await page.keyboard.type(barcode)
+  await page.keyboard.press('Enter')
+}
+
+describe('GET /staff/scan in Chromium', () => {
+  it('logs in with the store key, looks up a member, records a receipt once', async () => {
+    const member = await makeCustomer(db, { points: 120, displayName: 'Sato Hanako' })
+    const coupon = await makeCoupon(db, member.id)
+
+    await page.goto(`${k.baseUrl}/staff/scan`)
+    await page.locator('#key').fill(`kz_deadbeef_${'x'.repeat(32)}`)
+    await page.getByRole('button', { name: /Log in/ }).click()
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('not valid')
+    expect(await page.context().cookies()).toEqual([])
+
+    await page.locator('#key').fill(key)
+    await page.getByRole('button', { name: /Log in/ }).click()
+    await page.getByRole('heading', { name: /Member scan/ }).waitFor()
+    const [cookie] = await page.context().cookies()
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/staff' })
+    expect(cookie?.value).not.toContain(key.slice(12))
+    expect(await page.evaluate('document.activeElement?.id')).toBe('barcode')
+    const camera = await page.evaluate("'BarcodeDetector' in window")
+    expect(await page.locator('#camera').isVisible()).toBe(camera)
+
+    await scanCard(member.card)
+    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Sato Hanako')
+    expect(await page.locator('#member-points').textContent()).toBe('120 pt')
+    expect(await page.locator('#member-tier').textContent()).toBe('regular')
+    expect(await page.locator('#member-coupons').textContent()).toContain(coupon)
+    expect(await page.locator('#barcode').inputValue()).toBe('')
+
+    const receiptId = `R-${randomUUID()}`
+    const record = async () => {
+      await page.getByLabel(/Receipt id/).fill(receiptId)
+      await page.getByLabel(/Total/).fill('8000')
+      await page.getByLabel(/Points to use/).fill('20')
+      await page.getByLabel(/Coupon/).selectOption(coupon)
+      await page.getByRole('button', { name: /Record/ }).click()
+    }
+    await record()
+    const status = page.getByRole('status')
+    await expect.poll(() => status.textContent()).toContain('+80 pt')
+    expect(await status.textContent()).toContain('New balance: 180 pt')
+    expect(await page.locator('#member-points').textContent()).toBe('180 pt')
+    await page.screenshot({ path: '/tmp/staff.png', fullPage: true })
+
+    // The same receipt again (a double tap, a retry) answers the first result.
+    await scanCard(member.card)
+    await page.locator('#receipt-id').waitFor()
+    await page.getByLabel(/Coupon/).selectOption('')
+    await page.getByLabel(/Receipt id/).fill(receiptId)
+    await page.getByLabel(/Total/).fill('8000')
+    await page.getByRole('button', { name: /Record/ }).click()
+    await expect.poll(() => status.textContent()).toContain('Already recorded')
+
+    const purchases = await db
+      .selectFrom('purchase')
+      .select(['external_id', 'source', 'total', 'points_earned', 'points_used'])
+      .where('customer_id', '=', member.id)
+      .execute()
+    expect(purchases).toEqual([
+      {
+        external_id: receiptId,
+        source: storeCode,
+        total: 8000,
+        points_earned: 80,
+        points_used: 20,
+      },
+    ])
+  })
+
+  it('shows the 422 for a misread, the 404 for an unknown card, and hides the member', async () => {
+    const member = await makeCustomer(db)
+    await scanCard(member.card)
+    await page.locator('#member').waitFor()
+    await scanCard(misread(member.card))
+    const alert = page.getByRole('alert')
+    await expect.poll(() => alert.textContent()).toContain('(422): misread barcode, scan again')
+    expect(await page.locator('#member').isHidden()).toBe(true)
+    expect(await page.locator('#receipt-form').isHidden()).toBe(true)
+
+    await scanCard(memberCardNumber())
+    await expect.poll(() => alert.textContent()).toContain('(404)')
+    expect(await alert.textContent()).toContain('check the number')
+  })
+
+  it('shows a 409 from the API when the points exceed the balance', async () => {
+    const member = await makeCustomer(db, { points: 5 })
+    await scanCard(member.card)
+    await page.locator('#receipt-form').waitFor()
+    await page.getByLabel(/Receipt id/).fill(`R-${randomUUID()}`)
+    await page.getByLabel(/Total/).fill('1000')
+    await page
+      .getByLabel(/Points to use/)
+      .evaluate((el: { value: string; removeAttribute(name: string): void }) => {
+        el.removeAttribute('max')
+        el.value = '50'
+      })
+    await page.getByRole('button', { name: /Record/ }).click()
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('(409)')
+    const rows = await db
+      .selectFrom('purchase')
+      .select('id')
+      .where('customer_id', '=', member.id)
+      .execute()
+    expect(rows).toHaveLength(0)
+  })
+
+  it('logs out: the session cookie is gone and the login form is back', async () => {
+    await page.getByRole('button', { name: /Log out/ }).click()
+    await page.getByRole('heading', { name: /Staff login/ }).waitFor()
+    expect(await page.context().cookies()).toEqual([])
+  })
+})

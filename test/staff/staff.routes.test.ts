@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { hashKey } from '../../src/auth/api-key.service.ts'
+import type { Database } from '../../src/platform/db.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import { makeCustomer, makeStoreKey } from '../purchases/fixtures.ts'
+import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+
+let k: TestKizuna
+let db: Database
+let key: string
+let cookie: string
+let base: string
+beforeAll(async () => {
+  k = await startTestKizuna()
+  base = k.baseUrl ?? ''
+  db = k.deps.db
+  ;({ key } = await makeStoreKey(db))
+  const res = await login(key)
+  expect(res.status).toBe(303)
+  cookie = (res.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
+})
+afterAll(async () => {
+  await k.stopAll()
+})
+
+function login(apiKey: string, origin = base) {
+  return fetch(`${base}/staff/login`, {
+    method: 'POST',
+    headers: { origin, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ key: apiKey }),
+    redirect: 'manual',
+  })
+}
+function scan(body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${base}/staff/scan`, {
+    method: 'POST',
+    headers: { origin: base, cookie, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  })
+}
+
+describe('POST /staff/login', () => {
+  it('sets an HttpOnly SameSite=Strict session cookie that does not hold the key', async () => {
+    const res = await login(key)
+    expect(res.headers.get('location')).toBe('scan')
+    const set = res.headers.get('set-cookie') ?? ''
+    expect(set).toMatch(/^kizuna_staff=[\w-]+\.[\w-]{43};/)
+    expect(set).toContain('HttpOnly')
+    expect(set).toContain('SameSite=Strict')
+    expect(set).not.toContain(key)
+  })
+
+  it('answers 401 for a wrong key and 403 for a key without scope pos, with no cookie', async () => {
+    const wrong = await login(`kz_deadbeef_${'x'.repeat(32)}`)
+    expect(wrong.status).toBe(401)
+    expect(await wrong.text()).toContain('this API key is not valid')
+    const importer = await makeStoreKey(db, ['import'])
+    const noScope = await login(importer.key)
+    expect(noScope.status).toBe(403)
+    expect(noScope.headers.get('set-cookie')).toBeNull()
+  })
+
+  it('refuses a cross-site login form (CSRF)', async () => {
+    const res = await login(key, 'https://evil.example')
+    expect(res.status).toBe(403)
+    expect((await errorOf(res)).code).toBe('FORBIDDEN')
+  })
+})
+
+describe('POST /staff/scan', () => {
+  it('answers the POS summary and records a total-only receipt', async () => {
+    const c = await makeCustomer(db, { points: 3 })
+    const res = await scan({
+      barcode: c.card,
+      receipt: { id: `R-${randomUUID()}`, purchasedAt: new Date().toISOString(), total: 500 },
+    })
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as ScanResponse
+    expect(body.purchase).toMatchObject({ pointsEarned: 5, points: 8 })
+  })
+
+  it('answers 401 without a session or with a forged one', async () => {
+    const c = await makeCustomer(db)
+    expect((await scan({ barcode: c.card }, { cookie: '' })).status).toBe(401)
+    const [payload] = cookie.split('=')[1]?.split('.') ?? []
+    const forged = `kizuna_staff=${payload}.${'A'.repeat(43)}`
+    const res = await scan({ barcode: c.card }, { cookie: forged })
+    expect(res.status).toBe(401)
+    expect((await errorOf(res)).message).toContain('log in again')
+  })
+
+  it('ends the session when its key is revoked', async () => {
+    const other = await makeStoreKey(db)
+    const res = await login(other.key)
+    const session = (res.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
+    const c = await makeCustomer(db)
+    expect((await scan({ barcode: c.card }, { cookie: session })).status).toBe(200)
+    await db
+      .updateTable('api_key')
+      .set({ revoked_at: new Date() })
+      .where('key_hash', '=', hashKey(other.key))
+      .execute()
+    expect((await scan({ barcode: c.card }, { cookie: session })).status).toBe(401)
+  })
+
+  it('refuses a request from another origin or without Origin (CSRF)', async () => {
+    const c = await makeCustomer(db)
+    expect((await scan({ barcode: c.card }, { origin: 'https://evil.example' })).status).toBe(403)
+    const res = await fetch(`${base}/staff/scan`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json' },
+      body: JSON.stringify({ barcode: c.card }),
+    })
+    expect(res.status).toBe(403)
+  })
+
+  it('answers 400 naming the bad field', async () => {
+    const res = await scan({ barcode: '' })
+    expect(res.status).toBe(400)
+    expect((await errorOf(res)).message).toContain('barcode')
+  })
+})
+
+describe('GET /staff/scan', () => {
+  it('serves the login page with a strict CSP and no caching', async () => {
+    const res = await fetch(`${base}/staff/scan`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'self'")
+    expect(res.headers.get('cache-control')).toBe('no-store')
+    expect(await res.text()).toContain('name="key"')
+  })
+})
