@@ -99,7 +99,9 @@ export async function eraseCustomer(db: Database, customerId: string): Promise<E
           display_name: null,
           picture_url: null,
           language: null,
-          profile_fetched_at: null,
+          // Nothing is fetched for or sent to an erased person again.
+          profile_fetched_at: sql`now()`,
+          status: 'blocked',
           updated_at: sql`now()`,
         })
         .where('id', '=', lineUser.id)

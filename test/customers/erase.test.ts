@@ -95,8 +95,10 @@ describe('eraseCustomer', () => {
       .selectAll()
       .where('customer_id', '=', p.id)
       .executeTakeFirstOrThrow()
-    expect(lineUser).toMatchObject({ status: 'friend', display_name: null, picture_url: null })
+    expect(lineUser).toMatchObject({ status: 'blocked', display_name: null, picture_url: null })
     expect(lineUser.line_uid).toBe(erasedValue('line', p.lineUid))
+    // The sweeper never asks LINE for an erased person's profile.
+    expect(lineUser.profile_fetched_at).not.toBeNull()
 
     const purchases = await db
       .selectFrom('purchase')
