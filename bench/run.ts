@@ -1,6 +1,8 @@
 /** `npm run bench -- NAME`: runs one benchmark; its last stdout line is one JSON object. */
 const benches: Record<string, () => Promise<unknown>> = {
   webhook: async () => (await import('./webhook.bench.ts')).run(),
+  'pos-scan': async () => (await import('./pos-scan.bench.ts')).run(),
+  import: async () => (await import('./import.bench.ts')).run(),
 }
 
 const name = process.argv[2]

@@ -33,6 +33,28 @@ export async function createApiKey(
   return { id: row.id, key }
 }
 
+/** How stale `last_used_at` may get: a register scanning all day writes it once a minute. */
+const LAST_USED_RESOLUTION_MS = 60_000
+
+/**
+ * Every request of a register uses the same key: updating its row each time made every scan
+ * wait on that row's lock and an extra commit, so the time is only refreshed once a minute.
+ */
+async function touchKey(db: Db, id: string, lastUsedAt: Date | null): Promise<void> {
+  if (lastUsedAt && Date.now() - lastUsedAt.getTime() < LAST_USED_RESOLUTION_MS) return
+  await db
+    .updateTable('api_key')
+    .set({ last_used_at: sql`now()` })
+    .where('id', '=', id)
+    .where((eb) =>
+      eb.or([
+        eb('last_used_at', 'is', null),
+        eb('last_used_at', '<', sql<Date>`now() - interval '1 minute'`),
+      ]),
+    )
+    .execute()
+}
+
 export type Caller = { keyId: string; storeId: string | null; scopes: Scope[] }
 
 /** Resolves a bearer key: 401 for a missing, unknown or revoked key; 403 without the scope. */
@@ -45,17 +67,17 @@ export async function authenticate(
   if (!key) throw new AppError('UNAUTHORIZED', 'send an API key: Authorization: Bearer <key>')
   if (!KEY_PATTERN.test(key)) throw new AppError('UNAUTHORIZED', 'this API key is not valid')
   const row = await db
-    .updateTable('api_key')
-    .set({ last_used_at: sql`now()` })
+    .selectFrom('api_key')
+    .select(['id', 'store_id', 'scopes', 'last_used_at'])
     .where('key_hash', '=', hashKey(key))
     .where('revoked_at', 'is', null)
-    .returning(['id', 'store_id', 'scopes'])
     .executeTakeFirst()
   if (!row) throw new AppError('UNAUTHORIZED', 'this API key is not valid')
   const scopes = row.scopes as Scope[]
   if (!scopes.includes(scope)) {
     throw new AppError('FORBIDDEN', `this API key lacks the "${scope}" scope`)
   }
+  await touchKey(db, row.id, row.last_used_at)
   return { keyId: row.id, storeId: row.store_id, scopes }
 }
 

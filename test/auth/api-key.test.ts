@@ -55,6 +55,12 @@ describe('authenticate', () => {
   it('accepts a key with the scope and refuses missing, unknown, revoked or out-of-scope keys', async () => {
     const { id, key } = await createApiKey(db, { storeId: null, scopes: ['import'] })
     await expect(authenticate(db, `Bearer ${key}`, 'import')).resolves.toMatchObject({ keyId: id })
+    const used = await db
+      .selectFrom('api_key')
+      .select('last_used_at')
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow()
+    expect(used.last_used_at).not.toBeNull()
     await expect(authenticate(db, undefined, 'import')).rejects.toMatchObject({
       code: 'UNAUTHORIZED',
     })
