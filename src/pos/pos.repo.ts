@@ -27,6 +27,36 @@ export async function findCardOwners(db: Db, kinds: string[], values: string[]) 
     .execute()
 }
 
+/**
+ * Barcode → its customer, as a `start` for recordPurchaseFor (which follows merges): a live
+ * member card, else a live legacy card, else (`withCoupon`, and no card identity at all, not
+ * even a tombstone) the coupon's owner. No row: unknown or erased, which resolveBarcode tells
+ * apart.
+ */
+export function cardOwnerStart(opts: {
+  barcode: string
+  kinds: string[]
+  values: string[]
+  withCoupon: boolean
+}) {
+  return sql`
+    with owners as (
+      select i.kind, i.value, i.customer_id from identity i
+      where i.kind = any(${opts.kinds}::text[]) and i.value = any(${opts.values}::text[])
+    )
+    select customer_id, via, case when via = 'coupon' then ${opts.barcode}::text end as coupon from (
+      select customer_id,
+        case when kind = 'member_card' then 'member_card' else 'legacy_card' end as via,
+        case when kind = 'member_card' then 0 else 1 end as rank
+      from owners where value = ${opts.barcode}
+      union all
+      select cp.customer_id, 'coupon', 2 from coupon cp
+      where ${opts.withCoupon}::boolean and cp.code = ${opts.barcode}
+        and not exists (select 1 from owners)
+    ) s
+    order by rank limit 1`
+}
+
 export async function findCouponOwner(db: Db, code: string) {
   return db
     .selectFrom('coupon')

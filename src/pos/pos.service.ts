@@ -1,19 +1,19 @@
-import type { Transaction } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import { erasedValue } from '../customers/erase.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
-import type { DB, Db } from '../platform/db.ts'
+import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
-import { pointsFor, recordPurchase } from '../purchases/purchase.service.ts'
+import { recordPurchaseFor } from '../purchases/purchase.service.ts'
 import { type BarcodeShape, classifyBarcode } from './barcode.ts'
 import {
   type CardOwner,
+  cardOwnerStart,
   findCardOwners,
   findCouponOwner,
   findCustomerLink,
   findMemberSummary,
   findPurchaseResult,
-  savePurchaseResult,
 } from './pos.repo.ts'
 import type { ScanBody, ScanResponse } from './pos.schemas.ts'
 
@@ -40,17 +40,22 @@ async function survivorOf(
   throw new AppError('NOT_FOUND', UNKNOWN)
 }
 
+function cardLookup(barcode: string, shape: BarcodeShape) {
+  if (shape === 'misread_member_card') {
+    throw new AppError('UNPROCESSABLE', 'misread barcode, scan again')
+  }
+  const kinds = shape === 'member_card' ? ['member_card', 'legacy_card'] : ['legacy_card']
+  const values = [barcode, ...kinds.map((kind) => erasedValue(kind, barcode))]
+  return { kinds, values }
+}
+
 /** Barcode → customer: member card, else legacy card, else coupon code; tombstones → 410. */
 export async function resolveBarcode(
   db: Db,
   barcode: string,
   shape: BarcodeShape,
 ): Promise<Resolved> {
-  if (shape === 'misread_member_card') {
-    throw new AppError('UNPROCESSABLE', 'misread barcode, scan again')
-  }
-  const kinds = shape === 'member_card' ? ['member_card', 'legacy_card'] : ['legacy_card']
-  const values = [barcode, ...kinds.map((kind) => erasedValue(kind, barcode))]
+  const { kinds, values } = cardLookup(barcode, shape)
   const owners = await findCardOwners(db, kinds, values)
   const live = owners.filter((o) => o.value === barcode)
   const owner = live.find((o) => o.kind === 'member_card') ?? live[0]
@@ -65,7 +70,16 @@ export async function resolveBarcode(
 }
 
 export async function memberSummary(db: Db, customerId: string): Promise<ScanResponse['customer']> {
-  const row = await findMemberSummary(db, customerId)
+  return toSummary(await findMemberSummary(db, customerId))
+}
+
+function toSummary(row: {
+  id: string
+  display_name: string | null
+  tier: string
+  points: number
+  coupons: { code: string; title: string; discount_yen: number; expires_at: string | Date | null }[]
+}): ScanResponse['customer'] {
   return {
     id: row.id,
     displayName: row.display_name,
@@ -90,71 +104,81 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
     const { customerId } = await resolveBarcode(deps.db, body.barcode, shape)
     return { customer: await memberSummary(deps.db, customerId) }
   }
+  if (!body.linkBarcode) {
+    // One statement, atomic on its own: no transaction needed.
+    const { kinds, values } = cardLookup(body.barcode, shape)
+    const start = cardOwnerStart({
+      barcode: body.barcode,
+      kinds,
+      values,
+      withCoupon: shape === 'other',
+    })
+    const answer = await recordReceipt(deps.db, deps, store, body, start)
+    if (answer) return answer
+    await resolveBarcode(deps.db, body.barcode, shape) // says why no one was found (404, 410)
+    throw new AppError('NOT_FOUND', UNKNOWN)
+  }
   return deps.db.transaction().execute(async (trx) => {
     const resolved = await resolveBarcode(trx, body.barcode, shape)
-    let customerId = resolved.customerId
-    if (body.linkBarcode) {
-      if (classifyBarcode(body.linkBarcode, deps.env.MEMBER_CARD_PREFIX) !== 'other') {
-        throw new AppError(
-          'BAD_REQUEST',
-          'linkBarcode: a member card cannot be linked as a legacy card',
-        )
-      }
-      const attached = await attachIdentity(trx, customerId, 'legacy_card', body.linkBarcode, {
-        env: deps.env,
-        reason: 'scan',
-      })
-      customerId = attached.customerId
+    if (classifyBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX) !== 'other') {
+      throw new AppError(
+        'BAD_REQUEST',
+        'linkBarcode: a member card cannot be linked as a legacy card',
+      )
     }
+    const attached = await attachIdentity(
+      trx,
+      resolved.customerId,
+      'legacy_card',
+      body.linkBarcode ?? '',
+      { env: deps.env, reason: 'scan' },
+    )
+    const customerId = attached.customerId
     if (!body.receipt) return { customer: await memberSummary(trx, customerId) }
-    return recordReceipt(trx, deps, store, body, { customerId, via: resolved.via })
+    const coupon = resolved.via === 'coupon' ? body.barcode : null
+    const start = sql`select ${customerId}::uuid as customer_id, ${resolved.via}::text as via,
+      ${coupon}::text as coupon`
+    const answer = await recordReceipt(trx, deps, store, body, start)
+    if (!answer) throw new AppError('NOT_FOUND', 'no customer with this id')
+    return answer
   })
 }
 
+/** Records the receipt for the customer `start` finds; undefined when it finds no one. */
 async function recordReceipt(
-  trx: Transaction<DB>,
+  db: Db,
   deps: PosDeps,
   store: PosStore,
   body: ScanBody,
-  resolved: Resolved,
-): Promise<ScanResponse> {
+  start: RawBuilder<unknown>,
+): Promise<ScanResponse | undefined> {
   const receipt = body.receipt
   if (!receipt) throw new Error('recordReceipt needs a receipt')
-  const coupons = new Set(receipt.couponsUsed)
-  if (resolved.via === 'coupon') coupons.add(body.barcode)
-  const { purchaseId, created } = await recordPurchase(trx, deps.env, {
-    channel: 'store',
-    source: store.code,
-    externalId: receipt.id,
-    storeId: store.id,
-    registerId: body.registerId ?? null,
-    customerId: resolved.customerId,
-    purchasedAt: receipt.purchasedAt,
-    lines: receipt.lines,
-    total: receipt.total,
-    pointsUsed: receipt.pointsUsed,
-    couponCodes: [...coupons],
-  })
-  if (!created) return replayOf(trx, purchaseId)
-
-  const customer = await memberSummary(trx, resolved.customerId)
-  const response: ScanResponse = {
-    customer,
-    purchase: {
-      id: purchaseId,
+  const recorded = await recordPurchaseFor(
+    db,
+    deps.env,
+    {
+      channel: 'store',
+      source: store.code,
+      externalId: receipt.id,
+      storeId: store.id,
+      registerId: body.registerId ?? null,
+      customerId: null,
+      purchasedAt: receipt.purchasedAt,
+      lines: receipt.lines,
       total: receipt.total,
-      pointsEarned: pointsFor(receipt.total, deps.env),
       pointsUsed: receipt.pointsUsed,
-      points: customer.points,
-      replayed: false,
+      couponCodes: [...new Set(receipt.couponsUsed)],
     },
-  }
-  await savePurchaseResult(trx, purchaseId, response)
-  return response
+    { start, withResult: true },
+  )
+  if (recorded.notFound) return undefined
+  if (!recorded.created) return replayOf(db, recorded.purchaseId)
+  return recorded.result as ScanResponse
 }
 
 /** The answer given the first time, marked as a replay (rebuilt if none was stored). */
-async function replayOf(trx: Transaction<DB>, purchaseId: string): Promise<ScanResponse> {
+async function replayOf(trx: Db, purchaseId: string): Promise<ScanResponse> {
   const row = await findPurchaseResult(trx, purchaseId)
   const stored = row.result as ScanResponse | null
   if (stored?.purchase) return { ...stored, purchase: { ...stored.purchase, replayed: true } }

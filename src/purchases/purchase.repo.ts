@@ -3,14 +3,41 @@ import type { DB, Db } from '../platform/db.ts'
 
 export type TierThreshold = { tier: string; minSpend: number }
 
-/** Locks one customer row; the caller follows `merged_into_id` and checks `erased_at`. */
+export type LockedCustomer = {
+  id: string
+  points: number
+  merged_into_id: string | null
+  erased_at: Date | null
+}
+
+/**
+ * Follows `merged_into_id` from the customer(s) `start` selects (column `customer_id`, at most
+ * one row) in SQL, stopping at an erased one or after 10 hops, and locks the last customer of
+ * the chain: one round trip. The caller checks `erased_at` and `merged_into_id` (set when the
+ * chain is too long, or a merge committed while we waited for the lock).
+ */
+export function lockedSurvivorQuery(start: RawBuilder<unknown>) {
+  return sql<LockedCustomer & { hop: number; via: string | null }>`
+    with recursive start as (${start}),
+    chain(id, via, hop) as (
+      select customer_id, via, 0 from start
+      union all
+      select c.merged_into_id, chain.via, chain.hop + 1 from chain join customer c on c.id = chain.id
+      where c.merged_into_id is not null and c.erased_at is null and chain.hop < 10
+    ),
+    last as (select id, via, hop from chain order by hop desc limit 1)
+    select c.id, c.points, c.merged_into_id, c.erased_at, (select via from last) as via,
+      (select hop from last) as hop
+    from customer c where c.id = (select id from last)
+    for update of c`
+}
+
+/** Locks the survivor of `id` (see lockedSurvivorQuery); undefined for an unknown id. */
 export async function lockCustomerById(trx: Transaction<DB>, id: string) {
-  return trx
-    .selectFrom('customer')
-    .select(['id', 'points', 'merged_into_id', 'erased_at'])
-    .where('id', '=', id)
-    .forUpdate()
-    .executeTakeFirst()
+  const { rows } = await lockedSurvivorQuery(
+    sql`select ${id}::uuid as customer_id, null::text as via`,
+  ).execute(trx)
+  return rows[0]
 }
 
 export async function insertPurchaseOnce(
@@ -52,24 +79,10 @@ export async function findPurchaseByKey(
     .executeTakeFirst()
 }
 
-/** Marks the coupons used, only those of this customer, unused and valid at `at`. */
-export async function markCouponsUsed(
-  trx: Transaction<DB>,
-  opts: { codes: string[]; customerId: string; purchaseId: string; at: Date },
-) {
-  return trx
-    .updateTable('coupon')
-    .set({ used_at: sql`now()`, used_purchase_id: opts.purchaseId })
-    .where('code', 'in', opts.codes)
-    .where('customer_id', '=', opts.customerId)
-    .where('used_at', 'is', null)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', opts.at)]))
-    .returning(['code', 'discount_yen'])
-    .execute()
-}
-
-/** `case when spend >= gold then 'gold' … else 'regular' end` for the configured thresholds. */
-function tierFor(spend: RawBuilder<unknown>, thresholds: TierThreshold[]): RawBuilder<string> {
+export function tierFor(
+  spend: RawBuilder<unknown>,
+  thresholds: TierThreshold[],
+): RawBuilder<string> {
   const highestFirst = [...thresholds].sort((a, b) => b.minSpend - a.minSpend)
   if (highestFirst.length === 0) return sql<string>`'regular'`
   const whens = highestFirst.map((t) => sql`when ${spend} >= ${t.minSpend} then ${t.tier}::text`)
@@ -135,4 +148,53 @@ export async function refreshSpend(db: Db, customerIds: string[], thresholds: Ti
     where c.id = ids.id and (c.spend_12m <> ${spend} or c.tier <> ${tierFor(spend, thresholds)})
   `.execute(db)
   return Number(result.numAffectedRows ?? 0)
+}
+
+/**
+ * applyPurchasesToCustomer for many customers in one statement: each row adds its purchases
+ * to one customer's stats and points (one row per customer), and spend_12m and tier are
+ * recomputed from the purchase rows, as applyPurchasesToCustomer does.
+ */
+export async function applyPurchasesToCustomers(
+  trx: Transaction<DB>,
+  rows: {
+    customerId: string
+    count: number
+    total: number
+    pointsDelta: number
+    firstAt: Date
+    lastAt: Date
+  }[],
+  thresholds: TierThreshold[],
+): Promise<number> {
+  if (rows.length === 0) return 0
+  const ids = rows.map((r) => r.customerId)
+  const spend = sql`coalesce(s.spend, 0)::bigint`
+  const result = await sql`
+    with d as (
+      select * from unnest(${ids}::uuid[], ${rows.map((r) => r.count)}::int[],
+        ${rows.map((r) => r.total)}::bigint[], ${rows.map((r) => r.pointsDelta)}::int[],
+        ${rows.map((r) => r.firstAt)}::timestamptz[], ${rows.map((r) => r.lastAt)}::timestamptz[])
+        as d(id, n, total, points, first_at, last_at)
+    ), s as (
+      select p.customer_id, sum(p.total)::bigint as spend from purchase p
+      where p.customer_id = any(${ids}::uuid[]) and p.voided_at is null
+        and p.purchased_at > now() - interval '365 days'
+      group by p.customer_id
+    )
+    update customer c set
+      points = c.points + d.points,
+      first_purchase_at = least(c.first_purchase_at, d.first_at),
+      last_purchase_at = greatest(c.last_purchase_at, d.last_at),
+      purchase_count = c.purchase_count + d.n,
+      total_spent = c.total_spent + d.total,
+      spend_12m = ${spend},
+      tier = ${tierFor(spend, thresholds)},
+      updated_at = now()
+    from d left join s on s.customer_id = d.id
+    where c.id = d.id
+  `.execute(trx)
+  const changed = Number(result.numAffectedRows ?? 0)
+  if (changed !== rows.length) throw new Error('customer vanished while recording purchases')
+  return changed
 }

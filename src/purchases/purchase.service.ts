@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto'
-import { sql, type Transaction } from 'kysely'
+import { type RawBuilder, sql, type Transaction } from 'kysely'
 import type { Env } from '../config/env.ts'
 import type { DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import {
   applyPurchasesToCustomer,
   findPurchaseByKey,
-  insertPurchaseOnce,
+  type LockedCustomer,
   lockCustomerById,
-  markCouponsUsed,
   refreshSpend,
 } from './purchase.repo.ts'
+import { recordPurchaseOnce } from './record-purchase.repo.ts'
 
 export type PurchaseEnv = Pick<Env, 'POINTS_RATE_PERCENT' | 'TIER_THRESHOLDS'>
 
@@ -43,13 +43,23 @@ export function pointsFor(total: number, env: PurchaseEnv): number {
  * an erased one is GONE. Returns undefined for an unknown id.
  */
 export async function lockPurchaser(trx: Transaction<DB>, customerId: string) {
-  let id = customerId
+  return followLocked(trx, await lockCustomerById(trx, customerId))
+}
+
+/**
+ * Checks a customer locked by lockedSurvivorQuery: erased is GONE; one still merged (a merge
+ * committed while we waited for its lock, or a long chain) leads on to the survivor.
+ */
+export async function followLocked(
+  trx: Transaction<DB>,
+  locked: LockedCustomer | undefined,
+): Promise<LockedCustomer | undefined> {
+  let row = locked
   for (let hop = 0; hop < 10; hop++) {
-    const row = await lockCustomerById(trx, id)
     if (!row) return undefined
     if (row.erased_at) throw new AppError('GONE', 'this customer was erased on request')
     if (!row.merged_into_id) return row
-    id = row.merged_into_id
+    row = await lockCustomerById(trx, row.merged_into_id)
   }
   throw new Error('customer merge chain is too long')
 }
@@ -64,113 +74,120 @@ export async function recordPurchase(
   env: PurchaseEnv,
   input: PurchaseInput,
 ): Promise<RecordedPurchase> {
-  const pointsUsed = input.pointsUsed ?? 0
-  const couponCodes = input.couponCodes ?? []
-  let customer: Awaited<ReturnType<typeof lockPurchaser>>
-  if (input.customerId) {
-    customer = await lockPurchaser(trx, input.customerId)
-    if (!customer) throw new AppError('NOT_FOUND', 'no customer with this id')
-  } else if (pointsUsed > 0 || couponCodes.length > 0) {
-    throw new AppError('BAD_REQUEST', 'points and coupons can only be used by a known customer')
-  }
-  const pointsEarned = customer ? pointsFor(input.total, env) : 0
-  const purchaseId = randomUUID()
-  const inserted = await insertPurchaseOnce(trx, {
-    id: purchaseId,
-    customer_id: customer?.id ?? null,
-    channel: input.channel,
-    source: input.source,
-    external_id: input.externalId,
-    store_id: input.storeId ?? null,
-    register_id: input.registerId ?? null,
-    purchased_at: input.purchasedAt,
-    total: input.total,
-    points_earned: pointsEarned,
-    points_used: pointsUsed,
-    pending_identity_kind: customer ? null : (input.pendingIdentity?.kind ?? null),
-    pending_identity_value: customer ? null : (input.pendingIdentity?.value ?? null),
+  const recorded = await recordPurchaseFor(trx, env, input, {
+    start: input.customerId ? customerStart(input.customerId) : null,
+    withResult: false,
   })
-  if (!inserted) {
-    // Recorded before (or by a concurrent request we waited for): a replay changes nothing.
-    const first = await findPurchaseByKey(trx, input)
-    if (!first) throw new Error('purchase conflict without a row')
-    return { purchaseId: first.id, created: false }
-  }
-  // Checked after the insert so that a replay is never refused; an error rolls it back.
-  if (customer && customer.points < pointsUsed) {
-    throw new AppError(
-      'CONFLICT',
-      `not enough points: the balance is ${customer.points}, the receipt uses ${pointsUsed}`,
-    )
-  }
-
-  if (input.lines.length > 0) {
-    await trx
-      .insertInto('purchase_line')
-      .values(
-        input.lines.map((line, i) => ({
-          purchase_id: purchaseId,
-          line_no: i + 1,
-          sku: line.sku,
-          name: line.name ?? null,
-          quantity: line.quantity,
-          unit_price: line.unitPrice,
-        })),
-      )
-      .execute()
-  }
-  if (!customer) return { purchaseId, created: true }
-
-  if (couponCodes.length > 0) await useCoupons(trx, couponCodes, customer.id, purchaseId, input)
-  const ledger = [
-    ...(pointsUsed > 0 ? [{ delta: -pointsUsed, reason: 'redeem' }] : []),
-    ...(pointsEarned > 0 ? [{ delta: pointsEarned, reason: 'earn' }] : []),
-  ]
-  if (ledger.length > 0) {
-    await trx
-      .insertInto('points_ledger')
-      .values(ledger.map((l) => ({ ...l, customer_id: customer.id, purchase_id: purchaseId })))
-      .execute()
-  }
-  await applyPurchasesToCustomer(trx, {
-    customerId: customer.id,
-    count: 1,
-    total: input.total,
-    pointsDelta: pointsEarned - pointsUsed,
-    firstAt: input.purchasedAt,
-    lastAt: input.purchasedAt,
-    thresholds: env.TIER_THRESHOLDS,
-  })
-  return { purchaseId, created: true }
+  if (recorded.notFound) throw new AppError('NOT_FOUND', 'no customer with this id')
+  return { purchaseId: recorded.purchaseId, created: recorded.created }
 }
 
-/** Single use: each code once, this customer's own, not expired at the purchase time. */
-async function useCoupons(
-  trx: Transaction<DB>,
-  codes: string[],
-  customerId: string,
-  purchaseId: string,
+/** A `start` for recordPurchaseFor: the customer with this id (merges are followed). */
+export function customerStart(customerId: string): RawBuilder<unknown> {
+  return sql`select ${customerId}::uuid as customer_id, null::text as via, null::text as coupon`
+}
+
+export type RecordedPurchaseFor = RecordedPurchase & {
+  /** `start` found no customer: nothing was written (purchaseId is ''). */
+  notFound?: boolean
+  /** How the customer was found (the `via` of `start`). */
+  via?: string | null
+  /** The stored answer (withResult), when created. */
+  result?: unknown
+}
+
+/**
+ * recordPurchase in one statement (recordPurchaseOnce), atomic on its own: `db` may be the pool
+ * or a transaction. The customer is the one `start` selects (null: no customer). A replay is
+ * looked up only when nothing was written; a refused guard throws and nothing was written.
+ */
+export async function recordPurchaseFor(
+  db: Db,
+  env: PurchaseEnv,
   input: PurchaseInput,
-) {
-  const unique = [...new Set(codes)]
-  if (unique.length !== codes.length) {
-    throw new AppError('CONFLICT', 'a coupon is listed twice; each coupon can be used once')
+  opts: { start: RawBuilder<unknown> | null; withResult: boolean },
+): Promise<RecordedPurchaseFor> {
+  const pointsUsed = input.pointsUsed ?? 0
+  const couponCodes = input.couponCodes ?? []
+  if (!opts.start && (pointsUsed > 0 || couponCodes.length > 0)) {
+    throw new AppError('BAD_REQUEST', 'points and coupons can only be used by a known customer')
   }
-  const used = await markCouponsUsed(trx, {
-    codes: unique,
-    customerId,
-    purchaseId,
-    at: input.purchasedAt,
-  })
-  if (used.length !== unique.length) {
-    const ok = new Set(used.map((c) => c.code))
-    const refused = unique.filter((code) => !ok.has(code))
+  const hasCustomer = opts.start !== null
+  const unique = [...new Set(couponCodes)]
+  const pointsEarned = hasCustomer ? pointsFor(input.total, env) : 0
+  const purchaseId = randomUUID()
+  let start = opts.start
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const out = await recordPurchaseOnce(db, {
+      start,
+      row: {
+        id: purchaseId,
+        channel: input.channel,
+        source: input.source,
+        external_id: input.externalId,
+        store_id: input.storeId ?? null,
+        register_id: input.registerId ?? null,
+        purchased_at: input.purchasedAt,
+        total: input.total,
+        points_earned: pointsEarned,
+        points_used: pointsUsed,
+        pending_identity_kind: hasCustomer ? null : (input.pendingIdentity?.kind ?? null),
+        pending_identity_value: hasCustomer ? null : (input.pendingIdentity?.value ?? null),
+      },
+      lines: input.lines.map((line, i) => ({
+        line_no: i + 1,
+        sku: line.sku,
+        name: line.name ?? null,
+        quantity: line.quantity,
+        unit_price: line.unitPrice,
+      })),
+      // A duplicate makes the count guard fail: nothing is written, then refused below.
+      couponCodes: unique.length === couponCodes.length ? unique : [...unique, ''],
+      ledger: [
+        ...(pointsUsed > 0 ? [{ delta: -pointsUsed, reason: 'redeem' }] : []),
+        ...(pointsEarned > 0 ? [{ delta: pointsEarned, reason: 'earn' }] : []),
+      ],
+      thresholds: env.TIER_THRESHOLDS,
+      withResult: opts.withResult,
+    })
+    const via = out.via
+    if (out.purchase_id) {
+      return { purchaseId: out.purchase_id, created: true, via, result: out.result }
+    }
+    if (hasCustomer) {
+      if (!out.customer_id) return { purchaseId: '', created: false, notFound: true }
+      if (out.erased) throw new AppError('GONE', 'this customer was erased on request')
+      if (out.merged_into_id) {
+        // Merged while we waited for its lock (or a chain longer than 10): go on from there.
+        start = sql`select ${out.merged_into_id}::uuid as customer_id, ${via}::text as via,
+          ${out.coupon}::text as coupon`
+        continue
+      }
+      if (out.stale) continue // changed after our snapshot: read it again
+    }
+    // Nothing written: a replay (recorded before, or concurrently), or a refused guard.
+    const first = await findPurchaseByKey(db, input)
+    if (first) return { purchaseId: first.id, created: false, via }
+    if (out.ok) throw new Error('purchase conflict without a row')
+    const balance = out.points ?? 0
+    if (balance < pointsUsed) {
+      throw new AppError(
+        'CONFLICT',
+        `not enough points: the balance is ${balance}, the receipt uses ${pointsUsed}`,
+      )
+    }
+    if (unique.length !== couponCodes.length) {
+      throw new AppError('CONFLICT', 'a coupon is listed twice; each coupon can be used once')
+    }
+    const usable = new Set(out.usable_codes ?? [])
+    const refused = out.codes.filter((code) => !usable.has(code))
     throw new AppError(
       'CONFLICT',
       `coupon ${refused.join(', ')} cannot be used: already used, expired, or not this customer's`,
       { details: { coupons: refused } },
     )
   }
+  throw new Error('the customer kept changing while recording a purchase')
 }
 
 /**

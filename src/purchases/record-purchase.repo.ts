@@ -1,0 +1,190 @@
+import { CompiledQuery, type RawBuilder, sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+import { type insertPurchaseOnce, type TierThreshold, tierFor } from './purchase.repo.ts'
+
+export type PurchaseRow = Omit<Parameters<typeof insertPurchaseOnce>[1], 'customer_id'>
+
+/** What recordPurchaseOnce found and did; `purchase_id` null means nothing was written. */
+export type RecordOutcome = {
+  purchase_id: string | null
+  /** The register's answer (ScanResponse), when asked for and the purchase was written. */
+  result: unknown
+  /** The customer found and locked (null: none, or no customer asked for). */
+  customer_id: string | null
+  via: string | null
+  hop: number | null
+  /** The coupon `start` found the customer by (used with the others). */
+  coupon: string | null
+  /** Every coupon code to use: the listed ones and `coupon`. */
+  codes: string[]
+  erased: boolean | null
+  merged_into_id: string | null
+  /** The customer row changed after this statement's snapshot was taken: run it again. */
+  stale: boolean | null
+  /** The balance before this purchase. */
+  points: number | null
+  /** The listed coupons that are usable (locked for this purchase). */
+  usable_codes: string[] | null
+  ok: boolean
+}
+
+/**
+ * Records a purchase in ONE statement (atomic without a transaction): finds the customer
+ * (`start`: at most one row of customer_id, via, coupon, followed through merges), locks it and the
+ * coupons listed, and only when every guard holds (customer live and unchanged since the
+ * snapshot, `points >= pointsUsed`, every coupon this customer's, unused, valid at the purchase
+ * time) inserts the purchase once per (channel, source, external_id) and, only if inserted, its
+ * lines, the coupons' use, the ledger rows and the customer's points, stats, spend_12m and tier.
+ * The new points, spend and tier are computed once (CTE calc) and used both for the customer
+ * row and for the stored answer. The caller reads the outcome and throws or replays.
+ */
+export async function recordPurchaseOnce(
+  db: Db,
+  opts: {
+    start: RawBuilder<unknown> | null
+    row: PurchaseRow
+    lines: {
+      line_no: number
+      sku: string
+      name: string | null
+      quantity: number
+      unit_price: number
+    }[]
+    couponCodes: string[]
+    ledger: { delta: number; reason: string }[]
+    thresholds: TierThreshold[]
+    withResult: boolean
+  },
+) {
+  const r = opts.row
+  const at = sql`${r.purchased_at}::timestamptz`
+  const spend = sql`s.spend`
+  const start =
+    opts.start ??
+    sql`select null::uuid as customer_id, null::text as via, null::text as coupon
+      where false`
+  const hasCustomer = opts.start !== null
+  const coupons = sql`(select coalesce(jsonb_agg(jsonb_build_object('code', u.code,
+      'title', u.title, 'discountYen', u.discount_yen,
+      'expiresAt', to_char(u.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+      order by u.expires_at asc nulls last), '[]'::jsonb) from (
+    select c.code, c.title, c.discount_yen, c.expires_at from coupon c
+    where c.customer_id = calc.id and c.used_at is null
+      and (c.expires_at is null or c.expires_at > now())
+      and not exists (select 1 from cup_lock where cup_lock.code = c.code)
+    order by c.expires_at asc nulls last
+    limit 20) u)`
+  const result = opts.withResult
+    ? sql`jsonb_build_object(
+        'customer', jsonb_build_object('id', calc.id, 'displayName', calc.display_name,
+          'tier', calc.tier, 'points', calc.points, 'coupons', ${coupons}),
+        'purchase', jsonb_build_object('id', ${r.id}::uuid, 'total', ${r.total}::int,
+          'pointsEarned', ${r.points_earned}::int, 'pointsUsed', ${r.points_used}::int,
+          'points', calc.points, 'replayed', false))`
+    : sql`null::jsonb`
+  const query = sql<RecordOutcome>`
+    with recursive start as (${start}),
+    chain(id, via, hop) as (
+      select customer_id, via, 0 from start
+      union all
+      select c.merged_into_id, chain.via, chain.hop + 1 from chain join customer c on c.id = chain.id
+      where c.merged_into_id is not null and c.erased_at is null and chain.hop < 10
+    ),
+    last as (select id, via, hop from chain order by hop desc limit 1),
+    codes as (
+      select distinct code from unnest(${opts.couponCodes}::text[]
+        || array(select coupon from start where coupon is not null)) as code
+    ),
+    snap as (select c.xmin::text as x from customer c where c.id = (select id from last)),
+    locked as (
+      select c.id, c.points, c.merged_into_id, c.erased_at, c.display_name, c.xmin::text as x
+      from customer c where c.id = (select id from last)
+      for update
+    ),
+    cup_lock as (
+      select cp.code from coupon cp
+      where cp.code in (select code from codes)
+        and cp.customer_id = (select id from locked) and cp.used_at is null
+        and (cp.expires_at is null or cp.expires_at > ${at})
+      for update of cp
+    ),
+    status as (
+      select l.id, l.points, l.erased_at is not null as erased, l.merged_into_id,
+        l.x is distinct from (select x from snap) as stale,
+        array(select code from cup_lock) as usable_codes,
+        case when ${hasCustomer}::boolean then
+          l.id is not null and l.erased_at is null and l.merged_into_id is null
+          and l.x is not distinct from (select x from snap)
+          and l.points >= ${r.points_used}::int
+          and (select count(*) from cup_lock) = (select count(*) from codes)
+        else true end as ok
+      from (select 1) one left join locked l on true
+    ),
+    s as (
+      /* The new purchase is not visible to this statement: added when inside the window. */
+      select (coalesce(sum(p.total), 0)
+          + case when ${at} > now() - interval '365 days' then ${r.total}::int else 0 end
+        )::bigint as spend
+      from purchase p
+      where p.customer_id = (select id from locked) and p.voided_at is null
+        and p.purchased_at > now() - interval '365 days'
+    ),
+    calc as (
+      select l.id, l.display_name, l.points + ${r.points_earned - r.points_used}::int as points,
+        s.spend, ${tierFor(spend, opts.thresholds)} as tier
+      from locked l cross join s
+    ),
+    ins as (
+      insert into purchase (id, customer_id, channel, source, external_id, store_id, register_id,
+        purchased_at, total, points_earned, points_used, pending_identity_kind,
+        pending_identity_value, result)
+      select ${r.id}::uuid, (select id from locked), ${r.channel}, ${r.source}, ${r.external_id},
+        ${r.store_id}::uuid, ${r.register_id}, ${at}, ${r.total}::int, ${r.points_earned}::int,
+        ${r.points_used}::int, ${r.pending_identity_kind}, ${r.pending_identity_value},
+        (select ${result} from (select 1) one left join calc on true)
+      from status where status.ok
+      on conflict (channel, source, external_id) do nothing
+      returning id, result
+    ),
+    line as (
+      insert into purchase_line (purchase_id, line_no, sku, name, quantity, unit_price)
+      select ins.id, l.line_no, l.sku, l.name, l.quantity, l.unit_price
+      from ins cross join jsonb_to_recordset(${JSON.stringify(opts.lines)}::jsonb)
+        as l(line_no int, sku text, name text, quantity int, unit_price int)
+    ),
+    cup as (
+      update coupon set used_at = now(), used_purchase_id = ins.id
+      from ins
+      where coupon.code in (select code from cup_lock)
+    ),
+    led as (
+      insert into points_ledger (customer_id, delta, reason, purchase_id)
+      select locked.id, l.delta, l.reason, ins.id
+      from ins cross join locked cross join jsonb_to_recordset(${JSON.stringify(opts.ledger)}::jsonb)
+        as l(delta int, reason text)
+    ),
+    upd as (
+      update customer set
+        points = calc.points,
+        first_purchase_at = least(first_purchase_at, ${at}),
+        last_purchase_at = greatest(last_purchase_at, ${at}),
+        purchase_count = purchase_count + 1,
+        total_spent = total_spent + ${r.total}::int,
+        spend_12m = calc.spend,
+        tier = calc.tier,
+        updated_at = now()
+      from calc, ins
+      where customer.id = calc.id
+    )
+    select (select id from ins) as purchase_id, (select result from ins) as result,
+      st.id as customer_id, (select via from last) as via, (select hop from last) as hop,
+      (select coupon from start) as coupon, array(select code from codes) as codes,
+      st.erased, st.merged_into_id, st.stale, st.points, st.usable_codes, st.ok
+    from status st`.compile(db)
+  // Every byte of the text goes to Postgres with each call (and costs on the way): compacted.
+  const text = query.sql.replace(/\/\*[^*]*\*\//g, ' ').replace(/\s+/g, ' ')
+  const { rows } = await db.executeQuery(CompiledQuery.raw(text, [...query.parameters]))
+  const row = rows[0] as RecordOutcome | undefined
+  if (!row) throw new Error('recordPurchaseOnce returned no row')
+  return row
+}
