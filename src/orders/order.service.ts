@@ -4,6 +4,7 @@ import { attachIdentity } from '../customers/merge.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { type PurchaseEnv, recordPurchase } from '../purchases/purchase.service.ts'
 import type { Order } from './order.schemas.ts'
+import { writeOrderBatch } from './order-batch.repo.ts'
 
 export type OrderOutcome = {
   purchaseId: string
@@ -57,10 +58,26 @@ export async function recordOrder(
 export type BatchResult = { outcome: OrderOutcome } | { error: unknown }
 
 /**
- * Records orders in one transaction, each under a savepoint so one failing order is reported
- * without losing the others.
+ * Records orders in one transaction with a handful of set-based statements (writeOrderBatch).
+ * When that fails, the batch is recorded again one order at a time, each under a savepoint,
+ * so one failing order is reported without losing the others.
  */
 export async function recordOrderBatch(
+  db: Database,
+  env: PurchaseEnv,
+  orders: Order[],
+): Promise<BatchResult[]> {
+  if (orders.length === 0) return []
+  try {
+    const outcomes = await db.transaction().execute((trx) => writeOrderBatch(trx, env, orders))
+    return outcomes.map((outcome) => ({ outcome }))
+  } catch {
+    return recordOrdersOneByOne(db, env, orders)
+  }
+}
+
+/** Records orders in one transaction, each under a savepoint. */
+export async function recordOrdersOneByOne(
   db: Database,
   env: PurchaseEnv,
   orders: Order[],

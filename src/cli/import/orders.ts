@@ -12,13 +12,13 @@ import { reportBadRow, startProgress, summary } from './progress.ts'
 import { formatOf, openRecords } from './read-records.ts'
 import { parseRow } from './rows.ts'
 
-const BATCH = 1000
+const BATCH = 5000
 
 type Group = { key: string; rows: OrderCsvRow[]; lines: number[]; bad: boolean }
 
 /**
  * `kizuna import orders FILE`: CSV (one row per line item, the rows of an order adjacent) or
- * NDJSON (one order per line). Orders are saved in transactions of 1000, once per (source,
+ * NDJSON (one order per line). Orders are saved in transactions of 5000, once per (source,
  * order id); a bad order is reported by line and field and skipped.
  */
 export async function importOrdersFile(
@@ -35,12 +35,13 @@ export async function importOrdersFile(
   const seen = new Set<string>()
   let group = null as Group | null
 
-  const flush = async () => {
-    if (batch.length === 0) return
+  // One batch is written while the next one is read.
+  let writing: Promise<void> = Promise.resolve()
+  const write = async (orders: { order: Order; line: number }[]) => {
     const results = await recordOrderBatch(
       db,
       env,
-      batch.map((b) => b.order),
+      orders.map((b) => b.order),
     )
     results.forEach((result, i) => {
       if ('outcome' in result) {
@@ -51,10 +52,18 @@ export async function importOrdersFile(
       }
       // pg's own message names the constraint, never the values (those are in `detail`).
       const message = result.error instanceof Error ? result.error.message : 'could not be saved'
-      reportBadRow(batch[i]?.line ?? 0, `order: ${message}`)
+      reportBadRow(orders[i]?.line ?? 0, `order: ${message}`)
       tally.skipped++
     })
+  }
+  const flush = async () => {
+    if (batch.length === 0) return
+    const orders = batch
     batch = []
+    await writing
+    writing = write(orders)
+    // Keeps an unhandled rejection from ending the process before the next await.
+    writing.catch(() => {})
   }
   const accept = async (candidate: unknown, line: number, lines: number[] | null) => {
     const parsed = orderSchema.safeParse(candidate)
@@ -110,6 +119,7 @@ export async function importOrdersFile(
     }
     await closeGroup()
     await flush()
+    await writing
   } finally {
     progress.stop()
   }

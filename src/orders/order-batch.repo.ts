@@ -1,0 +1,292 @@
+import { randomUUID } from 'node:crypto'
+import { sql, type Transaction } from 'kysely'
+import type { DB } from '../platform/db.ts'
+import { applyPurchasesToCustomers } from '../purchases/purchase.repo.ts'
+import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
+import type { Order } from './order.schemas.ts'
+import type { OrderOutcome } from './order.service.ts'
+
+/** The holder of an identity: its live customer after merges, or null when that one is erased. */
+type Holder = { ownerId: string; liveId: string | null }
+
+const key = (kind: string, value: string) => `${kind}\u0000${value}`
+
+/**
+ * Who holds each (kind, value), following `merged_into_id` (at most 20 hops, as
+ * findSurvivingCustomer does). One statement for the whole batch.
+ */
+export async function findIdentityHolders(
+  trx: Transaction<DB>,
+  identities: { kind: string; value: string }[],
+): Promise<Map<string, Holder>> {
+  const holders = new Map<string, Holder>()
+  if (identities.length === 0) return holders
+  const { rows } = await sql<{ kind: string; value: string; owner_id: string; live_id: string }>`
+    with recursive v(kind, value) as (
+      select distinct * from unnest(${identities.map((i) => i.kind)}::text[],
+        ${identities.map((i) => i.value)}::text[])
+    ), chain(kind, value, owner_id, id, merged_into_id, erased_at, hops) as (
+      select v.kind, v.value, i.customer_id, c.id, c.merged_into_id, c.erased_at, 0
+      from v join identity i on i.kind = v.kind and i.value = v.value
+      join customer c on c.id = i.customer_id
+      union all
+      select chain.kind, chain.value, chain.owner_id, c.id, c.merged_into_id, c.erased_at,
+        chain.hops + 1
+      from chain join customer c on c.id = chain.merged_into_id
+      where chain.hops < 20
+    )
+    select kind, value, owner_id, case when erased_at is null then id end as live_id
+    from chain where merged_into_id is null or hops = 20
+  `.execute(trx)
+  for (const r of rows)
+    holders.set(key(r.kind, r.value), { ownerId: r.owner_id, liveId: r.live_id })
+  return holders
+}
+
+/** Thrown when a batch needs what only the per-order path does (e.g. a merge); not an error. */
+export class NeedsPerOrderPath extends Error {}
+
+type Planned = {
+  order: Order
+  id: string
+  /** The customer the purchase belongs to once the batch is written. */
+  customerId: string | null
+  /** What the per-order path reports: null for an order that waited, then got attached. */
+  reportedCustomerId: string | null
+  pending: { kind: string; value: string } | null
+}
+
+/**
+ * Records orders as recordOrder does, one after the other, with a handful of statements for
+ * the whole batch: match customers, attach online ids found by email (and the purchases that
+ * waited for them), insert purchases once per (source, orderId), their lines, points ledger
+ * rows and the customers' stats. Throws NeedsPerOrderPath when an order would merge customers.
+ */
+export async function writeOrderBatch(
+  trx: Transaction<DB>,
+  env: PurchaseEnv,
+  orders: Order[],
+): Promise<OrderOutcome[]> {
+  const lookups: { kind: string; value: string }[] = []
+  for (const o of orders) {
+    if (o.customer.externalId)
+      lookups.push({ kind: 'online_customer', value: o.customer.externalId })
+    if (o.customer.email) lookups.push({ kind: 'email', value: o.customer.email })
+  }
+  const holders = await findIdentityHolders(trx, lookups)
+  const live = (kind: string, value: string | undefined) =>
+    value === undefined ? null : (holders.get(key(kind, value))?.liveId ?? null)
+
+  // Online ids attached by an earlier order of this batch, and the orders waiting on them.
+  const attachedIds = new Map<string, string>()
+  const waiting = new Map<string, Planned[]>()
+  const newIdentities: { customerId: string; value: string }[] = []
+  const attachPending = new Map<string, string>()
+  const planned: Planned[] = orders.map((order) => {
+    const { externalId, email } = order.customer
+    let customerId =
+      (externalId && (attachedIds.get(externalId) ?? live('online_customer', externalId))) ||
+      live('email', email) ||
+      null
+    if (customerId && externalId && email) {
+      const holder = holders.get(key('online_customer', externalId))
+      if (!attachedIds.has(externalId)) {
+        if (!holder) {
+          attachedIds.set(externalId, customerId)
+          newIdentities.push({ customerId, value: externalId })
+          for (const p of waiting.get(externalId) ?? []) {
+            p.customerId = customerId
+            p.pending = null
+          }
+          waiting.delete(externalId)
+        } else if (holder.liveId !== customerId) {
+          throw new NeedsPerOrderPath('an order links customers that need merging')
+        }
+        attachPending.set(externalId, customerId)
+      }
+    }
+    customerId = customerId ?? null
+    const pending = customerId
+      ? null
+      : externalId
+        ? { kind: 'online_customer', value: externalId }
+        : email
+          ? { kind: 'email', value: email }
+          : null
+    const plan: Planned = {
+      order,
+      id: randomUUID(),
+      customerId,
+      reportedCustomerId: customerId,
+      pending,
+    }
+    if (!customerId && externalId) {
+      const list = waiting.get(externalId) ?? []
+      list.push(plan)
+      waiting.set(externalId, list)
+    }
+    return plan
+  })
+
+  // Attached online ids: the identity rows, then the purchases that waited for them.
+  if (newIdentities.length > 0) {
+    const inserted = await sql`
+      insert into identity (customer_id, kind, value)
+      select c, 'online_customer', v from unnest(${newIdentities.map((n) => n.customerId)}::uuid[],
+        ${newIdentities.map((n) => n.value)}::text[]) as n(c, v)
+      on conflict (kind, value) do nothing`.execute(trx)
+    if (Number(inserted.numAffectedRows ?? 0) !== newIdentities.length) {
+      throw new NeedsPerOrderPath('an online id appeared while importing')
+    }
+  }
+  const rate = env.POINTS_RATE_PERCENT
+  const credited: {
+    customerId: string
+    purchaseId: string
+    total: number
+    points: number
+    at: Date
+  }[] = []
+  if (attachPending.size > 0) {
+    const { rows } = await sql<{
+      id: string
+      customer_id: string
+      total: number
+      points_earned: number
+      purchased_at: Date
+    }>`
+      update purchase p set customer_id = a.c, pending_identity_kind = null,
+        pending_identity_value = null, points_earned = floor(p.total * ${rate}::numeric / 100)::int
+      from unnest(${[...attachPending.keys()]}::text[], ${[...attachPending.values()]}::uuid[]) as a(v, c)
+      where p.customer_id is null and p.pending_identity_kind = 'online_customer'
+        and p.pending_identity_value = a.v
+      returning p.id, p.customer_id, p.total, p.points_earned, p.purchased_at`.execute(trx)
+    for (const r of rows) {
+      credited.push({
+        customerId: r.customer_id,
+        purchaseId: r.id,
+        total: r.total,
+        points: r.points_earned,
+        at: r.purchased_at,
+      })
+    }
+  }
+
+  // The purchases, once per (source, orderId): the first of the batch wins, as one by one.
+  // One JSON parameter: JSON.stringify is much cheaper than pg's array literals.
+  const purchases = JSON.stringify(
+    planned.map((p, ord) => ({
+      ord,
+      id: p.id,
+      c: p.customerId,
+      s: p.order.source,
+      x: p.order.orderId,
+      at: p.order.orderedAt,
+      t: p.order.total,
+      pe: p.customerId ? pointsFor(p.order.total, env) : 0,
+      pk: p.pending?.kind ?? null,
+      pv: p.pending?.value ?? null,
+    })),
+  )
+  const { rows: inserted } = await sql<{ id: string }>`
+    insert into purchase (id, customer_id, channel, source, external_id, purchased_at, total,
+      points_earned, pending_identity_kind, pending_identity_value)
+    select id, c, 'online', s, x, at, t, pe, pk, pv
+    from json_to_recordset(${purchases}::json) as u(ord int, id uuid, c uuid, s text, x text,
+      at timestamptz, t int, pe int, pk text, pv text)
+    order by ord
+    on conflict (channel, source, external_id) do nothing
+    returning id`.execute(trx)
+  const created = new Set(inserted.map((r) => r.id))
+
+  const lines: { p: string; n: number; s: string; m: string | null; q: number; u: number }[] = []
+  for (const p of planned) {
+    if (!created.has(p.id)) continue
+    p.order.lines.forEach((line, i) => {
+      lines.push({
+        p: p.id,
+        n: i + 1,
+        s: line.sku,
+        m: line.name ?? null,
+        q: line.quantity,
+        u: line.unitPrice,
+      })
+    })
+    if (p.customerId) {
+      credited.push({
+        customerId: p.customerId,
+        purchaseId: p.id,
+        total: p.order.total,
+        points: pointsFor(p.order.total, env),
+        at: p.order.orderedAt,
+      })
+    }
+  }
+  if (lines.length > 0) {
+    await sql`
+      insert into purchase_line (purchase_id, line_no, sku, name, quantity, unit_price)
+      select p, n, s, m, q, u from json_to_recordset(${JSON.stringify(lines)}::json)
+        as l(p uuid, n int, s text, m text, q int, u int)`.execute(trx)
+  }
+
+  // Points earned and the customers' stats.
+  const earning = credited.filter((c) => c.points > 0)
+  if (earning.length > 0) {
+    await sql`
+      insert into points_ledger (customer_id, delta, reason, purchase_id)
+      select c, d, 'earn', p from unnest(${earning.map((e) => e.customerId)}::uuid[],
+        ${earning.map((e) => e.points)}::int[], ${earning.map((e) => e.purchaseId)}::uuid[])
+        as e(c, d, p)`.execute(trx)
+  }
+  const perCustomer = new Map<
+    string,
+    {
+      customerId: string
+      count: number
+      total: number
+      pointsDelta: number
+      firstAt: Date
+      lastAt: Date
+    }
+  >()
+  for (const c of credited) {
+    const s = perCustomer.get(c.customerId)
+    if (!s) {
+      perCustomer.set(c.customerId, {
+        customerId: c.customerId,
+        count: 1,
+        total: c.total,
+        pointsDelta: c.points,
+        firstAt: c.at,
+        lastAt: c.at,
+      })
+      continue
+    }
+    s.count++
+    s.total += c.total
+    s.pointsDelta += c.points
+    if (c.at < s.firstAt) s.firstAt = c.at
+    if (c.at > s.lastAt) s.lastAt = c.at
+  }
+  await applyPurchasesToCustomers(trx, [...perCustomer.values()], env.TIER_THRESHOLDS)
+
+  // Orders recorded before: their first purchase's id.
+  const replays = planned.filter((p) => !created.has(p.id))
+  const firstIds = new Map<string, string>()
+  if (replays.length > 0) {
+    const { rows } = await sql<{ id: string; source: string; external_id: string }>`
+      select p.id, p.source, p.external_id from purchase p
+      join unnest(${replays.map((p) => p.order.source)}::text[],
+        ${replays.map((p) => p.order.orderId)}::text[]) as k(source, external_id)
+        on p.channel = 'online' and p.source = k.source and p.external_id = k.external_id`.execute(
+      trx,
+    )
+    for (const r of rows) firstIds.set(key(r.source, r.external_id), r.id)
+  }
+  return planned.map((p) => {
+    const createdNow = created.has(p.id)
+    const purchaseId = createdNow ? p.id : firstIds.get(key(p.order.source, p.order.orderId))
+    if (!purchaseId) throw new Error('purchase conflict without a row')
+    return { purchaseId, created: createdNow, customerId: p.reportedCustomerId }
+  })
+}

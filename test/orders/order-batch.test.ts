@@ -1,0 +1,163 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import type { Order } from '../../src/orders/order.schemas.ts'
+import { recordOrderBatch } from '../../src/orders/order.service.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { recordPurchase } from '../../src/purchases/purchase.service.ts'
+import { createCustomer } from '../customers/factories.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+
+const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL, TIER_THRESHOLDS: 'silver:10000,gold:50000' })
+let db: Database
+beforeAll(async () => {
+  db = await createDb(env, { poolSize: 4 })
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+const DAY = 86_400_000
+const source = () => `shop${randomUUID().slice(0, 8)}`
+function order(src: string, customer: Order['customer'], daysAgo: number, total: number): Order {
+  return {
+    source: src,
+    orderId: randomUUID(),
+    customer,
+    orderedAt: new Date(Date.now() - daysAgo * DAY),
+    lines: [
+      { sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: total - 500 },
+      { sku: 'ARM-1', quantity: 1, unitPrice: 500 },
+    ],
+    total,
+  }
+}
+
+/** The same orders given to `customerId` one by one through recordPurchase. */
+async function recordOneByOne(customerId: string, orders: Order[]) {
+  for (const o of orders) {
+    await db.transaction().execute((trx) =>
+      recordPurchase(trx, env, {
+        channel: 'online',
+        source: `${o.source}-ref`,
+        externalId: o.orderId,
+        customerId,
+        purchasedAt: o.orderedAt,
+        lines: o.lines,
+        total: o.total,
+      }),
+    )
+  }
+}
+
+const stats = (id: string) =>
+  db
+    .selectFrom('customer')
+    .select([
+      'points',
+      'tier',
+      'purchase_count',
+      'total_spent',
+      'spend_12m',
+      'first_purchase_at',
+      'last_purchase_at',
+    ])
+    .where('id', '=', id)
+    .executeTakeFirstOrThrow()
+const ledger = (id: string) =>
+  db
+    .selectFrom('points_ledger')
+    .select(['delta', 'reason'])
+    .where('customer_id', '=', id)
+    .orderBy('delta')
+    .execute()
+
+describe('recordOrderBatch', () => {
+  it('gives matched customers the same stats and points as recordPurchase', async () => {
+    const src = source()
+    const onlineId = `oc-${src}`
+    const email = `${src}@example.com`
+    const newOnlineId = `oc-new-${src}`
+    const byOnlineId = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: onlineId }],
+    })
+    const byEmail = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
+    const refOnline = await createCustomer(db)
+    const refEmail = await createCustomer(db)
+
+    const forOnline = [
+      order(src, { externalId: onlineId }, 3, 30_000),
+      order(src, { externalId: onlineId, email: `other-${email}` }, 400, 40_000),
+    ]
+    const forEmail = [
+      // Waits for its online id, which the next order attaches to the customer by email.
+      order(src, { externalId: newOnlineId }, 10, 8_000),
+      order(src, { externalId: newOnlineId, email }, 20, 5_000),
+      order(src, { externalId: newOnlineId }, 500, 70_000),
+      order(src, { email }, 1, 999),
+    ]
+    const unmatched = order(src, { email: `nobody-${email}` }, 2, 1_000)
+    const orders = [forEmail[0], ...forOnline, ...forEmail.slice(1), unmatched] as Order[]
+
+    const results = await recordOrderBatch(db, env, orders)
+    expect(results.map((r) => ('outcome' in r ? r.outcome.customerId : 'error'))).toEqual([
+      null,
+      byOnlineId.id,
+      byOnlineId.id,
+      byEmail.id,
+      byEmail.id,
+      byEmail.id,
+      null,
+    ])
+    await recordOneByOne(refOnline.id, forOnline)
+    await recordOneByOne(refEmail.id, forEmail)
+
+    expect(await stats(byOnlineId.id)).toEqual(await stats(refOnline.id))
+    expect(await stats(byEmail.id)).toEqual(await stats(refEmail.id))
+    expect(await ledger(byOnlineId.id)).toEqual(await ledger(refOnline.id))
+    expect(await ledger(byEmail.id)).toEqual(await ledger(refEmail.id))
+    const owner = await db
+      .selectFrom('identity')
+      .select('customer_id')
+      .where('kind', '=', 'online_customer')
+      .where('value', '=', newOnlineId)
+      .executeTakeFirstOrThrow()
+    expect(owner.customer_id).toBe(byEmail.id)
+    const lines = await db
+      .selectFrom('purchase_line')
+      .innerJoin('purchase', 'purchase.id', 'purchase_line.purchase_id')
+      .select(({ fn }) => fn.countAll<string>().as('n'))
+      .where('purchase.source', '=', src)
+      .executeTakeFirstOrThrow()
+    expect(lines.n).toBe(String(orders.length * 2))
+
+    // A re-run changes nothing.
+    const before = await stats(byEmail.id)
+    const again = await recordOrderBatch(db, env, orders)
+    expect(again.every((r) => 'outcome' in r && !r.outcome.created)).toBe(true)
+    expect(again.map((r) => ('outcome' in r ? r.outcome.purchaseId : null))).toEqual(
+      results.map((r) => ('outcome' in r ? r.outcome.purchaseId : null)),
+    )
+    expect(await stats(byEmail.id)).toEqual(before)
+  })
+
+  it('falls back to one order at a time when an order links customers that need merging', async () => {
+    const src = source()
+    const email = `${src}@example.com`
+    const erased = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: `oc-${src}` }],
+    })
+    await db
+      .updateTable('customer')
+      .set({ erased_at: new Date() })
+      .where('id', '=', erased.id)
+      .execute()
+    const live = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
+    const ok = order(src, { email }, 1, 2_000)
+    const bad = order(src, { externalId: `oc-${src}`, email }, 1, 3_000)
+    const results = await recordOrderBatch(db, env, [ok, bad])
+    expect('outcome' in results[0]! && results[0].outcome.customerId).toBe(live.id)
+    expect('error' in results[1]!).toBe(true)
+    expect(await stats(live.id)).toMatchObject({ purchase_count: 1, total_spent: '2000' })
+  })
+})
