@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import pg from 'pg'
+import { freshDatabase } from './seed.ts'
 import {
   BENCH_DATABASE_URL,
   BENCH_REDIS_URL,
@@ -49,17 +50,6 @@ function webhookRequests() {
   }
 }
 
-async function resetDatabase(): Promise<void> {
-  const url = new URL(BENCH_DATABASE_URL)
-  const name = url.pathname.slice(1)
-  url.pathname = '/postgres'
-  const admin = new pg.Client({ connectionString: url.toString() })
-  await admin.connect()
-  await admin.query(`drop database if exists "${name}" with (force)`)
-  await admin.query(`create database "${name}"`)
-  await admin.end()
-}
-
 /** Warm-up then the measured run; `accepted` counts every 2xx of both. */
 async function measure(
   script: string,
@@ -85,7 +75,7 @@ async function measure(
 }
 
 export async function run(): Promise<void> {
-  await resetDatabase()
+  await freshDatabase(BENCH_DATABASE_URL)
   const redis = new Redis(BENCH_REDIS_URL)
   await redis.flushdb()
 

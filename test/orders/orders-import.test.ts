@@ -1,29 +1,21 @@
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
+import { tempFiles } from '../support/files.ts'
 
 let db: Database
-let dir: string
+let file: Awaited<ReturnType<typeof tempFiles>>
 beforeAll(async () => {
   db = await createDb(loadEnv({ DATABASE_URL: TEST_DATABASE_URL }))
-  dir = await mkdtemp(join(tmpdir(), 'kizuna-orders-'))
+  file = await tempFiles('orders')
 })
 afterAll(async () => {
   await db.destroy()
 })
-
-async function file(ext: string, lines: string[]): Promise<string> {
-  const path = join(dir, `${randomUUID()}.${ext}`)
-  await writeFile(path, `${lines.join('\n')}\n`)
-  return path
-}
 
 const purchases = (source: string) =>
   db
