@@ -1,6 +1,6 @@
 import type { messagingApi, webhook } from '@line/bot-sdk'
 import { ensureLineUser } from '../identity/identity.service.ts'
-import { replyTokenExpiry, scheduleLineMessage } from '../messaging/delivery.service.ts'
+import { scheduleReply } from '../messaging/delivery.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import { findKeywordRoute, findPostbackRoute, parsePostbackData } from './routes.ts'
 
@@ -63,16 +63,12 @@ async function conversationContext(
     replyToken: replyToken ?? null,
     async reply(messages, kind) {
       const lineUser = await ensureLineUser(ctx, lineUid)
-      await scheduleLineMessage(ctx, {
-        dedupeKey: `reply:${ctx.webhookEventId}`,
-        kind,
-        category: 'transactional',
+      const to = {
         customerId: lineUser.customer_id,
         lineUserId: lineUser.id,
-        messages,
         replyToken: replyToken ?? null,
-        replyTokenExpiresAt: replyTokenExpiry(ctx.receivedAt),
-      })
+      }
+      await scheduleReply(ctx, to, messages, kind)
     },
   }
 }

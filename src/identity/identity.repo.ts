@@ -16,15 +16,6 @@ export async function findLineUserById(db: Db, id: string) {
   return db.selectFrom('line_user').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
-export async function insertCustomer(db: Db): Promise<string> {
-  const row = await db
-    .insertInto('customer')
-    .defaultValues()
-    .returning('id')
-    .executeTakeFirstOrThrow()
-  return row.id
-}
-
 export async function insertLineUser(
   db: Db,
   values: { customerId: string; lineUid: string; status: LineStatus; at: Date },

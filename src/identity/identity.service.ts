@@ -1,11 +1,11 @@
 import type { webhook } from '@line/bot-sdk'
 import { cardIssueOptions, ensureMemberCard, memberCardMessage } from '../cards/cards.service.ts'
+import { createCustomer } from '../customers/customer.service.ts'
 import { jobIds } from '../jobs.ts'
 import { replyTokenExpiry, scheduleLineMessage } from '../messaging/delivery.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import {
   findLineUserByUid,
-  insertCustomer,
   insertLineUser,
   type LineStatus,
   lockLineUid,
@@ -26,7 +26,7 @@ async function applyLineStatus(
   await lockLineUid(ctx.trx, lineUid)
   const existing = await findLineUserByUid(ctx.trx, lineUid)
   if (!existing) {
-    const customerId = await insertCustomer(ctx.trx)
+    const customerId = await createCustomer(ctx.trx)
     const created = await insertLineUser(ctx.trx, { customerId, lineUid, status, at })
     return { lineUser: created, applied: true, created: true, previous: null }
   }

@@ -2,7 +2,7 @@ import type { messagingApi } from '@line/bot-sdk'
 import { publicBaseUrl } from '../cards/card-url.ts'
 import type { ConversationContext } from '../conversation/conversation.service.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
-import { replyTokenExpiry, scheduleLineMessage } from '../messaging/delivery.service.ts'
+import { scheduleReply } from '../messaging/delivery.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { findLinkedCustomer, insertLinkToken } from './link.repo.ts'
@@ -81,18 +81,11 @@ async function issueAndInvite(
         expiresAt: new Date(deps.clock.now().getTime() + LINK_TTL_MS),
       })
     }
-    await scheduleLineMessage(
-      { deps, trx, afterCommit: (fn) => after.push(fn) },
-      {
-        dedupeKey: `reply:${job.webhookEventId}`,
-        kind: linkToken ? 'account-link-invite' : 'account-link-unavailable',
-        category: 'transactional',
-        customerId: lineUser.customer_id,
-        lineUserId: lineUser.id,
-        messages,
-        replyToken: job.replyToken,
-        replyTokenExpiresAt: replyTokenExpiry(job.receivedAt),
-      },
+    await scheduleReply(
+      { deps, trx, afterCommit: (fn) => after.push(fn), ...job },
+      { customerId: lineUser.customer_id, lineUserId: lineUser.id, replyToken: job.replyToken },
+      messages,
+      linkToken ? 'account-link-invite' : 'account-link-unavailable',
     )
   })
   for (const fn of after) await fn()

@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import type { ConversationContext } from '../conversation/conversation.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
-import { replyTokenExpiry, scheduleLineMessage } from '../messaging/delivery.service.ts'
+import { scheduleReply } from '../messaging/delivery.service.ts'
 import { AppError } from '../platform/errors.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import {
@@ -51,16 +51,12 @@ export async function handleAccountLink(
   const lineUser = await ensureLineUser(ctx, lineUid)
   const reply = async (messages: messagingApi.Message[], kind: string) => {
     if (ctx.standby) return
-    await scheduleLineMessage(ctx, {
-      dedupeKey: `reply:${ctx.webhookEventId}`,
-      kind,
-      category: 'transactional',
+    const to = {
       customerId: lineUser.customer_id,
       lineUserId: lineUser.id,
-      messages,
       replyToken: event.replyToken ?? null,
-      replyTokenExpiresAt: replyTokenExpiry(ctx.receivedAt),
-    })
+    }
+    await scheduleReply(ctx, to, messages, kind)
   }
 
   const identityValue = nonce?.identity_value

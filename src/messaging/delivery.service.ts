@@ -34,3 +34,28 @@ export async function scheduleLineMessage(
 export function replyTokenExpiry(receivedAt: Date): Date {
   return new Date(receivedAt.getTime() + REPLY_TOKEN_TTL_MS)
 }
+
+/** Answers a webhook event: a transactional delivery keyed on the event, by reply while fresh. */
+export async function scheduleReply(
+  ctx: {
+    deps: Pick<Deps, 'queues'>
+    trx: Db
+    afterCommit: (fn: () => Promise<void>) => void
+    webhookEventId: string
+    receivedAt: Date
+  },
+  to: { customerId: string; lineUserId: string; replyToken: string | null },
+  messages: unknown[],
+  kind: string,
+): Promise<string | null> {
+  return scheduleLineMessage(ctx, {
+    dedupeKey: `reply:${ctx.webhookEventId}`,
+    kind,
+    category: 'transactional',
+    customerId: to.customerId,
+    lineUserId: to.lineUserId,
+    messages,
+    replyToken: to.replyToken,
+    replyTokenExpiresAt: replyTokenExpiry(ctx.receivedAt),
+  })
+}

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { sql, type Transaction } from 'kysely'
 import type { DB } from '../platform/db.ts'
-import { applyPurchasesToCustomers } from '../purchases/purchase.repo.ts'
+import { applyPurchasesToCustomers, type PurchaseTotals } from '../purchases/purchase.repo.ts'
 import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
-import type { Order } from './order.schemas.ts'
+import { type Order, pendingIdentityOf } from './order.schemas.ts'
 import type { OrderOutcome } from './order.service.ts'
 
 /** The holder of an identity: its live customer after merges, or null when that one is erased. */
@@ -106,13 +106,7 @@ export async function writeOrderBatch(
       }
     }
     customerId = customerId ?? null
-    const pending = customerId
-      ? null
-      : externalId
-        ? { kind: 'online_customer', value: externalId }
-        : email
-          ? { kind: 'email', value: email }
-          : null
+    const pending = customerId ? null : pendingIdentityOf(order.customer)
     const plan: Planned = {
       order,
       id: randomUUID(),
@@ -238,17 +232,7 @@ export async function writeOrderBatch(
         ${earning.map((e) => e.points)}::int[], ${earning.map((e) => e.purchaseId)}::uuid[])
         as e(c, d, p)`.execute(trx)
   }
-  const perCustomer = new Map<
-    string,
-    {
-      customerId: string
-      count: number
-      total: number
-      pointsDelta: number
-      firstAt: Date
-      lastAt: Date
-    }
-  >()
+  const perCustomer = new Map<string, PurchaseTotals>()
   for (const c of credited) {
     const s = perCustomer.get(c.customerId)
     if (!s) {

@@ -53,3 +53,13 @@ export const orderCsvRowSchema = z.strictObject({
   total: cell,
 })
 export type OrderCsvRow = z.infer<typeof orderCsvRowSchema>
+
+/** The identity an unmatched order waits for: the shop's customer id, else the email. */
+export function pendingIdentityOf(customer: {
+  externalId?: string | null
+  email?: string | null
+}): { kind: 'online_customer' | 'email'; value: string } | null {
+  if (customer.externalId) return { kind: 'online_customer', value: customer.externalId }
+  if (customer.email) return { kind: 'email', value: customer.email }
+  return null
+}

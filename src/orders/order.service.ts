@@ -3,7 +3,7 @@ import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { type PurchaseEnv, recordPurchase } from '../purchases/purchase.service.ts'
-import type { Order } from './order.schemas.ts'
+import { type Order, pendingIdentityOf } from './order.schemas.ts'
 import { writeOrderBatch } from './order-batch.repo.ts'
 
 export type OrderOutcome = {
@@ -35,13 +35,7 @@ export async function recordOrder(
     })
     customerId = attached.customerId
   }
-  const pendingIdentity = customerId
-    ? null
-    : externalId
-      ? { kind: 'online_customer', value: externalId }
-      : email
-        ? { kind: 'email', value: email }
-        : null
+  const pendingIdentity = customerId ? null : pendingIdentityOf(order.customer)
   const recorded = await recordPurchase(trx, env, {
     channel: 'online',
     source: order.source,

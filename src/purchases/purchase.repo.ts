@@ -3,6 +3,16 @@ import type { DB, Db } from '../platform/db.ts'
 
 export type TierThreshold = { tier: string; minSpend: number }
 
+/** New purchases of one customer, added to their stats and points in one update. */
+export type PurchaseTotals = {
+  customerId: string
+  count: number
+  total: number
+  pointsDelta: number
+  firstAt: Date
+  lastAt: Date
+}
+
 export type LockedCustomer = {
   id: string
   points: number
@@ -102,15 +112,7 @@ function spend12mOf(customerId: string): RawBuilder<unknown> {
  */
 export async function applyPurchasesToCustomer(
   trx: Transaction<DB>,
-  opts: {
-    customerId: string
-    count: number
-    total: number
-    pointsDelta: number
-    firstAt: Date
-    lastAt: Date
-    thresholds: TierThreshold[]
-  },
+  opts: PurchaseTotals & { thresholds: TierThreshold[] },
 ) {
   const spend = sql`s.spend`
   const { rows } = await sql<{ points: number; tier: string; spend_12m: string }>`
@@ -157,14 +159,7 @@ export async function refreshSpend(db: Db, customerIds: string[], thresholds: Ti
  */
 export async function applyPurchasesToCustomers(
   trx: Transaction<DB>,
-  rows: {
-    customerId: string
-    count: number
-    total: number
-    pointsDelta: number
-    firstAt: Date
-    lastAt: Date
-  }[],
+  rows: PurchaseTotals[],
   thresholds: TierThreshold[],
 ): Promise<number> {
   if (rows.length === 0) return 0

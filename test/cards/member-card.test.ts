@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { isValidEan13 } from '../../src/cards/ean13.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually } from '../support/wait.ts'
 
 const PUBLIC_BASE_URL = 'https://kizuna.example.test'
@@ -53,11 +54,6 @@ async function newFriend() {
   return { user, customerId, cardNumber: card!.value }
 }
 
-function expectNoRejectedRequests() {
-  const rejected = k.line.requests.filter((r) => r.status >= 400)
-  expect(rejected.map((r) => `${r.method} ${r.path} ${JSON.stringify(r.body)}`)).toEqual([])
-}
-
 describe('member card on follow', () => {
   it('issues exactly one card and one welcome coupon and replies the card as Flex', async () => {
     const { user, customerId, cardNumber } = await newFriend()
@@ -92,7 +88,7 @@ describe('member card on follow', () => {
     expect(payload).not.toContain(cardNumber)
     expect(payload).not.toContain(customerId)
     expect(payload).not.toContain(user.userId)
-    expectNoRejectedRequests()
+    expectNoRejectedRequests(k.line)
   })
 
   it('keeps the card on unblock and welcomes back with it', async () => {
@@ -145,7 +141,7 @@ describe('asking for the card', () => {
       'member-card',
       'member-card',
     ])
-    expectNoRejectedRequests()
+    expectNoRejectedRequests(k.line)
   })
 
   it('shows the name from the LINE profile once it is known', async () => {
@@ -165,6 +161,6 @@ describe('asking for the card', () => {
     const card = flexIn(user.userId)[1]!
     expect(card.altText).toContain('佐藤 "さくら"')
     expect(JSON.stringify(card.contents)).toContain(JSON.stringify('佐藤 "さくら"'))
-    expectNoRejectedRequests()
+    expectNoRejectedRequests(k.line)
   })
 })

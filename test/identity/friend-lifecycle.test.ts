@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually } from '../support/wait.ts'
 
 let k: TestKizuna
@@ -32,12 +33,6 @@ function friendOnLine() {
   const user = k.line.users.create()
   user.friendship = 'friend'
   return user
-}
-
-/** Every request Kizuna sent passed the stand-in's OpenAPI validation. */
-function expectNoRejectedRequests() {
-  const rejected = k.line.requests.filter((r) => r.status === 400 || r.status === 401)
-  expect(rejected.map((r) => `${r.method} ${r.path} ${JSON.stringify(r.body)}`)).toEqual([])
 }
 
 describe('friend lifecycle', () => {
@@ -74,7 +69,7 @@ describe('friend lifecycle', () => {
     expect(inbox[0]?.message.type).toBe('flex')
     expect(inbox[0]?.message.altText).toContain('友だち追加ありがとうございます')
     expect(JSON.stringify(inbox[0]?.message)).toContain(card.value)
-    expectNoRejectedRequests()
+    expectNoRejectedRequests(k.line)
   })
 
   it('pushes with a stored retry key when the reply token is stale, reusing it on retry', async () => {
@@ -187,6 +182,6 @@ describe('friend lifecycle', () => {
       }
     })
     for (const u of users) expect(k.line.inbox(u.userId)).toHaveLength(2)
-    expectNoRejectedRequests()
+    expectNoRejectedRequests(k.line)
   })
 })
