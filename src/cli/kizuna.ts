@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { registerCustomerCommands } from './customers.command.ts'
+import { registerFlexCommands } from './flex.command.ts'
 import { registerImportCommands } from './import.command.ts'
 import { registerMigrateCommand } from './migrate.command.ts'
 import { registerStoreCommands } from './stores.command.ts'
@@ -14,5 +15,6 @@ registerMigrateCommand(program)
 registerStoreCommands(program)
 registerCustomerCommands(program)
 registerImportCommands(program)
+registerFlexCommands(program)
 
 await program.parseAsync(process.argv)

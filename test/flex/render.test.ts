@@ -1,71 +1,183 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
-  listFlexTemplateIds,
-  loadFlexSample,
-  loadFlexTemplate,
-  renderFlexTemplate,
-} from '../../src/flex/render.ts'
+  loadMessageTemplate,
+  renderMessage,
+  TemplateError,
+} from '../../src/flex/message-template.ts'
+import { listFlexTemplateIds, loadFlexSample, renderFlexTemplate } from '../../src/flex/render.ts'
 import { loadOpenApiValidator, messagingApiSpecPath } from '../../src/sandbox/openapi-validator.ts'
+import { bubbleTemplate, templateFolder } from './template-folder.ts'
 
 const api = loadOpenApiValidator(messagingApiSpecPath)
 const push = api.findOperation('POST', '/v2/bot/message/push')!.op
+const pushBody = (message: unknown) => ({
+  to: 'U0123456789abcdef0123456789abcdef',
+  messages: [message],
+})
 
 describe('flex-templates/', () => {
   const ids = listFlexTemplateIds()
 
-  it('holds the member card', () => {
-    expect(ids).toContain('member-card')
+  it('holds the member card, the purchase follow-up and the campaign sample', () => {
+    expect(ids).toEqual(
+      expect.arrayContaining(['member-card', 'purchase-follow-up', 'campaign-sample']),
+    )
   })
 
   for (const id of ids) {
-    it(`${id} renders with its sample into a message LINE's schema accepts`, () => {
-      const { altText, contents } = renderFlexTemplate(id, loadFlexSample(id))
-      expect(JSON.stringify({ altText, contents })).not.toMatch(/\{\{/)
-      const body = {
-        to: 'U0123456789abcdef0123456789abcdef',
-        messages: [{ type: 'flex', altText, contents }],
-      }
-      expect(api.validateBody(push, body)).toEqual([])
+    it(`${id} renders with its sample into a message LINE's schema accepts, and an email`, () => {
+      const { line, email } = renderMessage(id, loadFlexSample(id))
+      expect(JSON.stringify(line)).not.toMatch(/\{\{|\$each|\$if/)
+      expect(api.validateBody(push, pushBody(line))).toEqual([])
+      expect(email.subject).not.toBe('')
+      expect(email.html).toMatch(/^<!doctype html>/)
+      expect(email.text).not.toMatch(/\{\{/)
     })
   }
+
+  it('describes each template', () => {
+    const t = loadMessageTemplate('purchase-follow-up')
+    expect(t).toMatchObject({ id: 'purchase-follow-up', category: 'transactional' })
+    expect(t.description).not.toBe('')
+    expect(loadMessageTemplate('campaign-sample').category).toBe('marketing')
+    expect(loadMessageTemplate('purchase-follow-up')).toBe(t)
+  })
+
+  it('keeps the campaign message small (the bench sends 100k of them)', () => {
+    const { line } = renderMessage('campaign-sample', loadFlexSample('campaign-sample'))
+    expect(Buffer.byteLength(JSON.stringify(line))).toBeLessThan(3_000)
+  })
+
+  it('renders 2,000 messages well within a second', () => {
+    const sample = loadFlexSample('purchase-follow-up')
+    const started = performance.now()
+    for (let i = 0; i < 2_000; i++)
+      renderMessage('purchase-follow-up', { ...sample, total: `¥${i}` })
+    expect(performance.now() - started).toBeLessThan(1_000)
+  })
 })
 
-describe('renderFlexTemplate', () => {
+describe('member-card', () => {
   const sample = loadFlexSample('member-card')
 
-  it('keeps values as string content, whatever characters they hold', () => {
-    const nasty = '"},{"type":"sparkle","x":"\\ {{cardNumber}} </script>'
+  it('takes the flat vars cards.service passes, points formatted or as an integer', () => {
     const { altText, contents } = renderFlexTemplate('member-card', {
       ...sample,
-      displayName: nasty,
+      points: '1,250 pt',
     })
-    expect(altText).toContain(nasty)
-    const header = (contents as { header: { contents: { text: string }[] } }).header
-    expect(header.contents[1]?.text).toBe(nasty)
-    const body = {
-      to: 'U0123456789abcdef0123456789abcdef',
-      messages: [{ type: 'flex', altText, contents }],
-    }
-    expect(api.validateBody(push, body)).toEqual([])
+    expect(altText).toBe('山田 花子 様の会員証 / Member card')
+    expect(JSON.stringify(contents)).toContain('"1,250 pt"')
+    expect(JSON.stringify(renderFlexTemplate('member-card', sample).contents)).toContain('"1250"')
   })
 
-  it('names a missing variable', () => {
-    const { couponCode: _, ...rest } = sample
-    expect(() => renderFlexTemplate('member-card', rest)).toThrow(/no value for \{\{couponCode\}\}/)
+  it('shows the coupon only when there is a coupon code', () => {
+    const { couponCode: _, couponTitle: __, ...noCoupon } = sample
+    const without = JSON.stringify(renderMessage('member-card', noCoupon))
+    expect(without).not.toMatch(/COUPON/)
+    const withCoupon = JSON.stringify(renderMessage('member-card', sample))
+    expect(withCoupon).toMatch(/COUPON[\s\S]*K7QWX2M4PA/)
   })
 
-  it('refuses ids that are not plain file names', () => {
-    expect(() => loadFlexTemplate('../package')).toThrow(/kebab-case/)
+  it('shows the barcode image in the email too', () => {
+    const { email } = renderMessage('member-card', sample)
+    expect(email.html).toContain(`<img src="${String(sample.barcodeUrl)}"`)
   })
 
-  it('rejects a template file of the wrong shape, naming the problem', () => {
-    const dir = `${mkdtempSync(join(tmpdir(), 'flex-'))}/`
-    writeFileSync(join(dir, 'broken.json'), JSON.stringify({ contents: { type: 'bubble' } }))
-    writeFileSync(join(dir, 'notjson.json'), '{ "altText": ')
-    expect(() => loadFlexTemplate('broken', dir)).toThrow(/altText/)
-    expect(() => loadFlexTemplate('notjson', dir)).toThrow(/notjson\.json/)
+  it('goes without the barcode image when there is no barcodeUrl', () => {
+    const { line, email } = renderMessage('member-card', { ...sample, barcodeUrl: undefined })
+    expect(line.contents).not.toHaveProperty('hero')
+    expect(JSON.stringify(line.contents)).toContain(String(sample.cardNumber))
+    expect(email.html).not.toContain('<img')
+    expect(email.text).not.toContain('Barcode')
+  })
+
+  it('returns a fresh object every time (callers may edit it)', () => {
+    const a = renderFlexTemplate('member-card', sample).contents
+    const b = renderFlexTemplate('member-card', sample).contents
+    expect(a).not.toBe(b)
+    expect(a).toEqual(b)
+  })
+
+  it('lets renderFlexTemplate keep http images for the local stand-in, not renderMessage', () => {
+    const vars = { ...sample, barcodeUrl: 'http://localhost:3000/cards/t/barcode.png' }
+    expect(renderFlexTemplate('member-card', vars).contents).toMatchObject({
+      hero: { url: vars.barcodeUrl },
+    })
+    expect(() => renderMessage('member-card', vars)).toThrow(
+      /flex-templates\/member-card\.json: line\.contents\.hero\.url must be an https:\/\/ URL/,
+    )
   })
 })
+
+describe('escaping', () => {
+  const nasty = '"},{"type":"sparkle","x":"\\ {{cardNumber}} </script><b onclick="x">&amp;\'`='
+  const sample = loadFlexSample('member-card')
+
+  it('keeps a value as string content in the Flex JSON, never re-expanded', () => {
+    const { line } = renderMessage('member-card', { ...sample, displayName: nasty })
+    expect(line.altText).toBe(`${nasty} 様の会員証 / Member card`)
+    const header = (line.contents as { header: { contents: { text: string }[] } }).header
+    expect(header.contents[1]?.text).toBe(nasty)
+    expect(api.validateBody(push, pushBody(line))).toEqual([])
+  })
+
+  it('HTML-escapes a value in the email HTML, attributes included, and not in the text', () => {
+    const { email } = renderMessage('member-card', {
+      ...sample,
+      displayName: nasty,
+      cardNumber: '2900000000018',
+    })
+    expect(email.html).not.toContain('</script>')
+    expect(email.html).not.toContain('<b onclick')
+    expect(email.html).toContain(
+      '&quot;},{&quot;type&quot;:&quot;sparkle&quot;,&quot;x&quot;:&quot;\\ {{cardNumber}} &lt;/script&gt;&lt;b onclick&#x3D;&quot;x&quot;&gt;&amp;amp;&#x27;&#x60;&#x3D;',
+    )
+    expect(email.text).toContain(nasty)
+  })
+
+  it('keeps the subject on one line (no header injection)', async () => {
+    const dir = await templateFolder({
+      subject: {
+        template: bubbleTemplate({
+          body: [{ type: 'text', text: 'x' }],
+          properties: { name: { type: 'string' } },
+          email: { subject: 'Hello {{name}}' },
+        }),
+      },
+    })
+    const { email } = renderMessage(
+      'subject',
+      { name: 'A\r\nBcc: all@example.com\u2028x' },
+      { dir },
+    )
+    expect(email.subject).toBe('Hello A Bcc: all@example.com x')
+  })
+})
+
+describe('loading', () => {
+  it('refuses ids that are not plain file names', () => {
+    expect(() => loadMessageTemplate('../package')).toThrow(/kebab-case/)
+  })
+
+  it('names the file and the field of a template of the wrong shape', async () => {
+    const good = bubbleTemplate({ body: [] })
+    const dir = await templateFolder({
+      broken: { template: { ...good, line: { contents: { type: 'bubble' } } } },
+      notjson: { template: null, rawTemplate: '{ "line": ' },
+    })
+    const error = catchError(() => loadMessageTemplate('broken', dir))
+    expect(error).toBeInstanceOf(TemplateError)
+    expect(error.file).toMatch(/broken\.json$/)
+    expect(error.message).toMatch(/broken\.json: line\.altText/)
+    expect(() => loadMessageTemplate('notjson', dir)).toThrow(/notjson\.json: .*JSON/)
+  })
+})
+
+function catchError(fn: () => unknown): TemplateError {
+  try {
+    fn()
+  } catch (error) {
+    return error as TemplateError
+  }
+  throw new Error('expected an error')
+}
