@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
 import { cardRoutes } from './cards/cards.routes.ts'
+import { consentRoutes } from './consent/consent.routes.ts'
 import { customerRoutes } from './customers/customers.routes.ts'
 import { linkRoutes } from './linking/link.routes.ts'
 import { opsRoutes } from './ops/ops.routes.ts'
@@ -8,6 +9,7 @@ import type { Deps } from './platform/deps.ts'
 import { type AppEnv, notFound, onError, requestContext } from './platform/http.ts'
 import { posRoutes } from './pos/pos.routes.ts'
 import { staffRoutes } from './staff/staff.routes.ts'
+import { trackingRoutes } from './tracking/tracking.routes.ts'
 import type { Inbox } from './webhook/inbox.ts'
 import { webhookRoutes } from './webhook/webhook.routes.ts'
 
@@ -27,9 +29,11 @@ export function createApp(deps: Deps, opts: AppOptions) {
   app.route('/webhooks', webhookRoutes(deps, opts.inbox))
   app.route('/cards', cardRoutes(deps))
   app.route('/api/customers', customerRoutes(deps))
+  app.route('/api/customers', consentRoutes(deps))
   app.route('/api/orders', orderRoutes(deps))
   app.route('/api/pos', posRoutes(deps))
   app.route('/staff', staffRoutes(deps))
+  app.route('/', trackingRoutes(deps))
   app.route('/', linkRoutes(deps, { sandbox: opts.sandboxUi !== undefined }))
   if (opts.sandboxUi) app.route('/sandbox', opts.sandboxUi)
   return app

@@ -1,3 +1,4 @@
+import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
@@ -72,11 +73,10 @@ export async function importCustomerRow(
       email: row.email,
       phone: row.phone,
       birthday: row.birthday,
-      marketing_consent: row.marketing_consent,
     }
     const given = Object.entries(fields).filter(([, v]) => v !== undefined) as [
       keyof typeof fields,
-      string | boolean,
+      string,
     ][]
     if (given.length > 0) {
       const updated = await trx
@@ -86,6 +86,16 @@ export async function importCustomerRow(
         .where((eb) => eb.or(given.map(([column, value]) => eb(column, 'is distinct from', value))))
         .executeTakeFirst()
       changed ||= Number(updated.numUpdatedRows) > 0
+    }
+    // true grants marketing on LINE and email, false revokes both.
+    if (row.marketing_consent !== undefined) {
+      const consentChanged = await setMarketingConsent(
+        trx,
+        customerId,
+        row.marketing_consent,
+        'import',
+      )
+      changed ||= consentChanged
     }
     if (created) return 'created'
     return changed ? 'updated' : 'unchanged'

@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { loadConsent } from '../consent/consent.service.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { findIdentityOwner, findSurvivingCustomer, listIdentities } from './customer.repo.ts'
@@ -14,7 +15,7 @@ export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef
   if (!customer) throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
   if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')
 
-  const [identities, lineUsers, purchases, coupons] = await Promise.all([
+  const [identities, lineUsers, purchases, coupons, consent] = await Promise.all([
     listIdentities(db, customer.id),
     db
       .selectFrom('line_user')
@@ -31,6 +32,7 @@ export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
       .orderBy('expires_at')
       .execute(),
+    loadConsent(db, customer.id),
   ])
   const line = lineUsers.find((l) => l.status === 'friend') ?? lineUsers[0]
   return {
@@ -39,7 +41,7 @@ export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef
     email: customer.email,
     phone: customer.phone,
     birthday: customer.birthday ? isoDate(customer.birthday) : null,
-    marketingConsent: customer.marketing_consent,
+    consent,
     tier: customer.tier,
     points: customer.points,
     stats: {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
+import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 
@@ -19,8 +20,9 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
 
 /**
  * Erases a customer on request (APPI / GDPR), idempotently, in one transaction:
- * - profile (name, email, phone, birthday) and the LINE profile are cleared; consent off;
- *   the LINE user row stays (status history) with its user id replaced by a tombstone;
+ * - profile (name, email, phone, birthday) and the LINE profile are cleared; marketing consent
+ *   is revoked on every channel; the LINE user row stays (status history) with its user id
+ *   replaced by a tombstone;
  * - card identities (member_card, legacy_card) keep only a tombstone of their number, pointing
  *   at the erased customer, so a scan answers 410; every other identity is deleted;
  * - purchases stay for statistics, anonymised (stored register answers removed);
@@ -57,13 +59,13 @@ export async function eraseCustomer(db: Database, customerId: string): Promise<E
         email: null,
         phone: null,
         birthday: null,
-        marketing_consent: false,
         points: 0,
         erased_at: sql`coalesce(erased_at, now())`,
         updated_at: sql`now()`,
       })
       .where('id', '=', id)
       .execute()
+    await setMarketingConsent(trx, id, false, 'erasure')
 
     const identities = await trx
       .selectFrom('identity')

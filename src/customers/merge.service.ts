@@ -1,4 +1,5 @@
 import { sql, type Transaction } from 'kysely'
+import { mergeConsents } from '../consent/consent.service.ts'
 import type { DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { attachPendingPurchases, type PurchaseEnv } from '../purchases/purchase.service.ts'
@@ -52,8 +53,8 @@ export async function assertMergeable(trx: Transaction<DB>, ids: [string, string
 /**
  * Moves everything of `mergedId` onto `survivorId` in the caller's transaction: identities,
  * LINE users, purchases, points (ledger and balance), coupons and deliveries. Keeps the most
- * restrictive marketing consent, fills the survivor's missing profile fields, recomputes its
- * stats, keeps the merged row as a pointer (personal data cleared) and writes merge_audit.
+ * restrictive consent per category and channel, fills the survivor's missing profile fields,
+ * recomputes its stats, keeps the merged row as a pointer (personal data cleared) and writes merge_audit.
  */
 export async function mergeCustomers(
   trx: Transaction<DB>,
@@ -82,7 +83,6 @@ export async function mergeCustomers(
     .updateTable('customer')
     .set({
       points: sql`points + ${merged.points}`,
-      marketing_consent: survivor.marketing_consent && merged.marketing_consent,
       display_name: survivor.display_name ?? merged.display_name,
       email: survivor.email ?? merged.email,
       phone: survivor.phone ?? merged.phone,
@@ -105,7 +105,6 @@ export async function mergeCustomers(
       email: null,
       phone: null,
       birthday: null,
-      marketing_consent: false,
       points: 0,
       purchase_count: 0,
       total_spent: 0,
@@ -116,6 +115,7 @@ export async function mergeCustomers(
     })
     .where('id', '=', mergedId)
     .execute()
+  await mergeConsents(trx, survivorId, mergedId)
   await recomputeCustomerStats(trx, survivorId, input.tierThresholds)
 
   await trx

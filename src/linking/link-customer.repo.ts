@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { copyConsents } from '../consent/consent.service.ts'
 import type { Db } from '../platform/db.ts'
 
 /** Fills the customer's contact email from a verified link, keeping one already there. */
@@ -13,7 +14,7 @@ export async function setCustomerEmailIfEmpty(trx: Db, customerId: string, email
 
 /**
  * Moves a LINE account (its line_user row and `line` identity) from its customer to a new
- * customer of its own, which starts with the old one's display name and marketing consent
+ * customer of its own, which starts with the old one's display name and consent rows
  * (never more consent than the person gave). Everything else stays. Returns the new id.
  */
 export async function moveLineAccountToNewCustomer(
@@ -22,15 +23,16 @@ export async function moveLineAccountToNewCustomer(
 ): Promise<string> {
   const from = await trx
     .selectFrom('customer')
-    .select(['display_name', 'marketing_consent'])
+    .select(['display_name'])
     .where('id', '=', lineUser.customer_id)
     .forUpdate()
     .executeTakeFirstOrThrow()
   const created = await trx
     .insertInto('customer')
-    .values({ display_name: from.display_name, marketing_consent: from.marketing_consent })
+    .values({ display_name: from.display_name })
     .returning('id')
     .executeTakeFirstOrThrow()
+  await copyConsents(trx, lineUser.customer_id, created.id)
   await trx
     .updateTable('line_user')
     .set({ customer_id: created.id })

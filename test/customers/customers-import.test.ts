@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
+import { loadConsent } from '../../src/consent/consent.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
@@ -55,8 +56,8 @@ describe('kizuna import customers', () => {
       display_name: 'Mika',
       email: `mika.${tag}@example.com`,
       phone: '09012345678',
-      marketing_consent: true,
     })
+    expect((await loadConsent(db, mika!.id)).marketing).toEqual({ line: true, email: true })
     const identities = await db
       .selectFrom('identity')
       .select(['kind', 'value'])
@@ -69,9 +70,8 @@ describe('kizuna import customers', () => {
       { kind: 'online_customer', value: `shop-${tag}` },
       { kind: 'phone', value: '09012345678' },
     ])
-    expect(await customerWith('email', `ren.${tag}@example.com`)).toMatchObject({
-      marketing_consent: false,
-    })
+    const ren = await customerWith('email', `ren.${tag}@example.com`)
+    expect((await loadConsent(db, ren!.id)).marketing).toEqual({ line: false, email: false })
 
     const again = await cli(['import', 'customers', file])
     expect(again.stdout).toContain('created 0, updated 0, unchanged 2, skipped 0')
@@ -141,10 +141,8 @@ describe('kizuna import customers', () => {
       .where('id', '=', online.id)
       .executeTakeFirstOrThrow()
     expect(merged.merged_into_id).toBe(friend.id)
-    expect(await customerWith('online_customer', `shop-${tag}`)).toMatchObject({
-      id: friend.id,
-      marketing_consent: false,
-    })
+    expect(await customerWith('online_customer', `shop-${tag}`)).toMatchObject({ id: friend.id })
+    expect((await loadConsent(db, friend.id)).marketing).toEqual({ line: false, email: false })
     expect(await customerWith('member_card', otherCard)).toMatchObject({ id: a.id })
   })
 })

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
+import { loadConsent } from '../../src/consent/consent.service.ts'
 import { eraseCustomer, erasedValue } from '../../src/customers/erase.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
@@ -73,12 +74,12 @@ describe('eraseCustomer', () => {
       email: null,
       phone: null,
       birthday: null,
-      marketing_consent: false,
       points: 0,
       purchase_count: 1,
       total_spent: '3000',
     })
     expect(customer.erased_at).toBeInstanceOf(Date)
+    expect((await loadConsent(db, p.id)).marketing).toEqual({ line: false, email: false })
 
     const identities = await db
       .selectFrom('identity')

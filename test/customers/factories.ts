@@ -17,6 +17,7 @@ type CustomerSeed = {
   displayName?: string | null
   email?: string | null
   phone?: string | null
+  /** Marketing on both channels (rows written); absent = the defaults. */
   marketingConsent?: boolean
   points?: number
   line?: boolean
@@ -31,12 +32,25 @@ export async function createCustomer(db: Database, seed: CustomerSeed = {}) {
       display_name: seed.displayName ?? null,
       email: seed.email ?? null,
       phone: seed.phone ?? null,
-      marketing_consent: seed.marketingConsent ?? true,
       points: seed.points ?? 0,
     })
     .returning('id')
     .executeTakeFirstOrThrow()
   const id = customer.id
+  if (seed.marketingConsent !== undefined) {
+    await db
+      .insertInto('consent')
+      .values(
+        (['line', 'email'] as const).map((channel) => ({
+          customer_id: id,
+          category: 'marketing',
+          channel,
+          granted: seed.marketingConsent ?? false,
+          source: 'import',
+        })),
+      )
+      .execute()
+  }
   let lineUid: string | null = null
   if (seed.line) {
     lineUid = uid()

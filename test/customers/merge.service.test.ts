@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
+import { loadConsent } from '../../src/consent/consent.service.ts'
 import { attachIdentity, mergeCustomers } from '../../src/customers/merge.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
@@ -90,7 +91,7 @@ describe('mergeCustomers', () => {
       .execute((trx) =>
         mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'import' }),
       )
-    expect((await customer(survivor.id)).marketing_consent).toBe(false)
+    expect((await loadConsent(db, survivor.id)).marketing).toEqual({ line: false, email: false })
   })
 
   it('refuses two customers with their own LINE account with 409 and changes nothing', async () => {

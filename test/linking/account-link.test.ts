@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
@@ -199,11 +200,15 @@ describe('LINE account link', () => {
     await k.line.users.accountLink(user.userId, nonce, 'ok')
     await waitForText(user.userId, 'now linked')
     const linked = (await lineUser(user.userId)).customer_id
+    const optOut = { category: 'marketing', channel: 'line', granted: false } as const
+    await setConsent(k.deps.db, linked, { ...optOut, source: 'admin' })
 
     await k.line.users.postback(user.userId, 'action=unlink')
     await waitForText(user.userId, 'has been unlinked')
     const lu = await lineUser(user.userId)
     expect(lu.customer_id).not.toBe(linked)
+    // The split-off LINE customer keeps the opt-out: never more consent than the person gave.
+    expect((await loadConsent(k.deps.db, lu.customer_id)).marketing.line).toBe(false)
     expect(await identitiesOf(lu.customer_id)).toEqual(['line'])
     expect(await identitiesOf(linked)).toEqual(['email', 'member_card'])
     expect(await purchasesOf(linked)).toBe(1)

@@ -1,0 +1,64 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+import type { ConsentCategory, ConsentChannel, ConsentSource } from './consent.schemas.ts'
+
+export type ConsentRow = {
+  customer_id: string
+  category: ConsentCategory
+  channel: ConsentChannel
+  granted: boolean
+}
+
+/** Every consent row of these customers, in one query however many there are. */
+export async function listConsentRows(db: Db, customerIds: string[]): Promise<ConsentRow[]> {
+  if (customerIds.length === 0) return []
+  const rows = await db
+    .selectFrom('consent')
+    .select(['customer_id', 'category', 'channel', 'granted'])
+    .where(sql<boolean>`customer_id = any(${customerIds}::uuid[])`)
+    .execute()
+  return rows as ConsentRow[]
+}
+
+export type ConsentWrite = { category: ConsentCategory; channel: ConsentChannel; granted: boolean }
+
+/**
+ * Writes these consent rows for the customer; a row that already holds the same value is left
+ * alone (its source and time stay). Returns how many rows were inserted or changed.
+ */
+export async function upsertConsentRows(
+  db: Db,
+  customerId: string,
+  writes: ConsentWrite[],
+  source: ConsentSource,
+): Promise<number> {
+  if (writes.length === 0) return 0
+  const rows = await db
+    .insertInto('consent')
+    .values(writes.map((w) => ({ customer_id: customerId, ...w, source })))
+    .onConflict((oc) =>
+      oc
+        .columns(['customer_id', 'category', 'channel'])
+        .doUpdateSet({
+          granted: (eb) => eb.ref('excluded.granted'),
+          source: (eb) => eb.ref('excluded.source'),
+          updated_at: sql`now()`,
+        })
+        .where('consent.granted', 'is distinct from', (eb) => eb.ref('excluded.granted')),
+    )
+    .returning('customer_id')
+    .execute()
+  return rows.length
+}
+
+export async function deleteConsentRows(db: Db, customerId: string): Promise<void> {
+  await db.deleteFrom('consent').where('customer_id', '=', customerId).execute()
+}
+
+/** Copies the rows of one customer to another (which has none yet), keeping their sources. */
+export async function copyConsentRows(db: Db, fromId: string, toId: string): Promise<void> {
+  await sql`
+    insert into consent (customer_id, category, channel, granted, source)
+    select ${toId}, category, channel, granted, source from consent where customer_id = ${fromId}
+    on conflict (customer_id, category, channel) do nothing`.execute(db)
+}

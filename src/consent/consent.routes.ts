@@ -1,0 +1,59 @@
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { requireKey } from '../auth/require-key.ts'
+import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
+import type { Deps } from '../platform/deps.ts'
+import { AppError } from '../platform/errors.ts'
+import { type AppEnv, describeZodError } from '../platform/http.ts'
+import { consentUpdateSchema, customerIdSchema } from './consent.schemas.ts'
+import { loadConsent, setConsent } from './consent.service.ts'
+
+const MAX_BODY_BYTES = 4 * 1024
+
+/** A merged id leads to the customer it was merged into (the same person). */
+async function currentCustomerId(deps: Pick<Deps, 'db'>, id: string): Promise<string> {
+  const customer = customerIdSchema.safeParse(id).success
+    ? await findCurrentCustomer(deps.db, id)
+    : undefined
+  if (!customer) throw new AppError('NOT_FOUND', `no customer ${id}`)
+  return customer.id
+}
+
+/**
+ * Admin consent API (scope admin), mounted under /api/customers:
+ * `GET /:id/consent` → `{ customerId, consent }`; `PUT /:id/consent` with
+ * `{ category, channel, granted }` → the consents after the change.
+ */
+export function consentRoutes(deps: Pick<Deps, 'db'>) {
+  return new Hono<AppEnv>()
+    .get('/:id/consent', requireKey(deps.db, 'admin'), async (c) => {
+      const customerId = await currentCustomerId(deps, c.req.param('id'))
+      return c.json({ customerId, consent: await loadConsent(deps.db, customerId) })
+    })
+    .put(
+      '/:id/consent',
+      bodyLimit({
+        maxSize: MAX_BODY_BYTES,
+        onError: () => {
+          throw new AppError('PAYLOAD_TOO_LARGE', `the body is larger than ${MAX_BODY_BYTES} bytes`)
+        },
+      }),
+      requireKey(deps.db, 'admin'),
+      async (c) => {
+        let json: unknown
+        try {
+          json = await c.req.json()
+        } catch {
+          throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
+        }
+        const parsed = consentUpdateSchema.safeParse(json)
+        if (!parsed.success) {
+          const { message, fields } = describeZodError(parsed.error)
+          throw new AppError('BAD_REQUEST', message, { details: fields })
+        }
+        const customerId = await currentCustomerId(deps, c.req.param('id'))
+        const result = await setConsent(deps.db, customerId, { ...parsed.data, source: 'admin' })
+        return c.json(result)
+      },
+    )
+}

@@ -1,0 +1,129 @@
+import type { Transaction } from 'kysely'
+import { lockSurvivingCustomer } from '../customers/surviving-customer.service.ts'
+import type { DB, Db } from '../platform/db.ts'
+import { AppError } from '../platform/errors.ts'
+import {
+  type ConsentWrite,
+  copyConsentRows,
+  deleteConsentRows,
+  listConsentRows,
+  upsertConsentRows,
+} from './consent.repo.ts'
+import {
+  CONSENT_CATEGORIES,
+  CONSENT_CHANNELS,
+  type ConsentChange,
+  type ConsentSource,
+  type Consents,
+} from './consent.schemas.ts'
+
+export type { Consents }
+
+/**
+ * What holds when a customer has no row: transactional messages on both channels; marketing on
+ * LINE (following the account is an opt-in); no marketing email (Japan's opt-in rule for
+ * marketing email: the person must have said yes).
+ */
+export const DEFAULT_CONSENTS: Readonly<Consents> = Object.freeze({
+  transactional: Object.freeze({ line: true, email: true }),
+  marketing: Object.freeze({ line: true, email: false }),
+})
+
+function defaults(): Consents {
+  return {
+    transactional: { ...DEFAULT_CONSENTS.transactional },
+    marketing: { ...DEFAULT_CONSENTS.marketing },
+  }
+}
+
+/**
+ * Every customer's consents, rows over defaults, in one query for the whole list (the delivery
+ * engine asks for batches of hundreds). Each id given has an entry, known or not.
+ */
+export async function loadConsents(db: Db, customerIds: string[]): Promise<Map<string, Consents>> {
+  const unique = [...new Set(customerIds)]
+  const result = new Map<string, Consents>(unique.map((id) => [id, defaults()]))
+  for (const row of await listConsentRows(db, unique)) {
+    const consents = result.get(row.customer_id)
+    if (consents) consents[row.category][row.channel] = row.granted
+  }
+  return result
+}
+
+export async function loadConsent(db: Db, customerId: string): Promise<Consents> {
+  return (await loadConsents(db, [customerId])).get(customerId) ?? defaults()
+}
+
+/** Runs `fn` in the caller's transaction, or in a new one. */
+function inTransaction<T>(db: Db, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  return db.isTransaction ? fn(db as Transaction<DB>) : db.transaction().execute(fn)
+}
+
+/**
+ * Grants or revokes one (category, channel) for a customer. A merged customer's change goes to
+ * the customer it was merged into; an unknown customer is NOT_FOUND; an erased one can only be
+ * revoked (GONE on a grant). Returns the customer changed and its consents afterwards.
+ */
+export async function setConsent(
+  db: Db,
+  customerId: string,
+  change: ConsentChange,
+): Promise<{ customerId: string; consent: Consents }> {
+  return inTransaction(db, async (trx) => {
+    const customer = await lockSurvivingCustomer(trx, customerId)
+    if (!customer) throw new AppError('NOT_FOUND', 'no such customer')
+    if (customer.erased_at && change.granted) {
+      throw new AppError('GONE', 'this customer was erased on request')
+    }
+    const { category, channel, granted } = change
+    await upsertConsentRows(trx, customer.id, [{ category, channel, granted }], change.source)
+    return { customerId: customer.id, consent: await loadConsent(trx, customer.id) }
+  })
+}
+
+/**
+ * Grants or revokes marketing on every channel (an import's `marketing_consent`, an erasure),
+ * in the caller's transaction, for a customer the caller holds. Returns whether a row changed.
+ */
+export async function setMarketingConsent(
+  trx: Db,
+  customerId: string,
+  granted: boolean,
+  source: ConsentSource,
+): Promise<boolean> {
+  const writes = CONSENT_CHANNELS.map((channel) => ({
+    category: 'marketing' as const,
+    channel,
+    granted,
+  }))
+  return (await upsertConsentRows(trx, customerId, writes, source)) > 0
+}
+
+/**
+ * For a merge (the merge service calls it with both customers locked): the survivor keeps, per
+ * (category, channel), the more restrictive of the two consents, defaults counting as values.
+ * The merged customer's rows are removed: it is only a pointer from now on.
+ */
+export async function mergeConsents(trx: Db, survivorId: string, mergedId: string): Promise<void> {
+  const both = await loadConsents(trx, [survivorId, mergedId])
+  const survivor = both.get(survivorId) ?? defaults()
+  const merged = both.get(mergedId) ?? defaults()
+  const writes: ConsentWrite[] = []
+  for (const category of CONSENT_CATEGORIES) {
+    for (const channel of CONSENT_CHANNELS) {
+      if (survivor[category][channel] && !merged[category][channel]) {
+        writes.push({ category, channel, granted: false })
+      }
+    }
+  }
+  await upsertConsentRows(trx, survivorId, writes, 'merge')
+  await deleteConsentRows(trx, mergedId)
+}
+
+/**
+ * A customer split off another (a LINE account unlinked) starts with the other's consent rows:
+ * never more consent than the person gave.
+ */
+export async function copyConsents(trx: Db, fromId: string, toId: string): Promise<void> {
+  await copyConsentRows(trx, fromId, toId)
+}

@@ -1,0 +1,106 @@
+import { publicBaseUrl } from '../cards/card-url.ts'
+import type { ConsentCategory } from '../consent/consent.schemas.ts'
+import { setConsent } from '../consent/consent.service.ts'
+import type { Database } from '../platform/db.ts'
+import type { Deps } from '../platform/deps.ts'
+import { getAppSecret } from '../platform/secrets.ts'
+import { insertDeliveryEvent } from './tracking.repo.ts'
+import { pixelTag, rewriteEmailHtml } from './tracking-html.ts'
+import { signTrackingToken, type TrackingPayload, verifyTrackingToken } from './tracking-token.ts'
+
+export type EmailTracking = {
+  /** `/u/:token`: for the List-Unsubscribe header (RFC 8058 one-click) and the footer link. */
+  unsubscribeUrl: string
+  /** `/o/:token`: a 1×1 image that records the open. */
+  openPixelUrl: string
+  /** Every http(s) link through `/r/:token`, and the open pixel before `</body>`. */
+  rewriteHtml(html: string): string
+}
+
+/**
+ * The tracked URLs of one email (built when the delivery engine sends it). Signing happens here
+ * with the secret loaded once, so `rewriteHtml` is synchronous and costs one parse of the HTML.
+ */
+export async function emailTracking(
+  deps: Pick<Deps, 'db' | 'env'>,
+  d: { deliveryId: string; customerId: string; category: ConsentCategory },
+): Promise<EmailTracking> {
+  const secret = await getAppSecret(deps.db, 'tokens')
+  const base = publicBaseUrl(deps.env)
+  const url = (path: 'o' | 'r' | 'u', token: string) => `${base}/${path}/${token}`
+  const openPixelUrl = url('o', signTrackingToken<'o'>(secret, ['o', d.deliveryId]))
+  const pixel = pixelTag(openPixelUrl)
+  return {
+    unsubscribeUrl: url(
+      'u',
+      signTrackingToken<'u'>(secret, ['u', d.deliveryId, d.customerId, d.category]),
+    ),
+    openPixelUrl,
+    rewriteHtml: (html) =>
+      rewriteEmailHtml(
+        html,
+        (target) => url('r', signTrackingToken<'r'>(secret, ['r', d.deliveryId, target])),
+        pixel,
+      ),
+  }
+}
+
+async function check<K extends 'o' | 'r' | 'u'>(
+  db: Database,
+  kind: K,
+  token: string,
+): Promise<TrackingPayload<K> | null> {
+  return verifyTrackingToken(await getAppSecret(db, 'tokens'), kind, token)
+}
+
+/** `/o/:token`: records an open; false when the token is not one of ours. */
+export async function recordOpen(db: Database, token: string): Promise<boolean> {
+  const payload = await check(db, 'o', token)
+  if (!payload) return false
+  await insertDeliveryEvent(db, { deliveryId: payload[1], kind: 'open' })
+  return true
+}
+
+/** The signed target of a `/r/:token` link, or null when the token is not one of ours. */
+export async function clickTarget(
+  db: Database,
+  token: string,
+): Promise<{ deliveryId: string; url: string } | null> {
+  const payload = await check(db, 'r', token)
+  return payload ? { deliveryId: payload[1], url: payload[2] } : null
+}
+
+export async function recordClick(db: Database, click: { deliveryId: string; url: string }) {
+  await insertDeliveryEvent(db, { ...click, kind: 'click' })
+}
+
+export type UnsubscribeTarget = {
+  deliveryId: string
+  customerId: string
+  category: ConsentCategory
+}
+
+/** What a `/u/:token` link unsubscribes from, or null when the token is not one of ours. */
+export async function unsubscribeTarget(
+  db: Database,
+  token: string,
+): Promise<UnsubscribeTarget | null> {
+  const payload = await check(db, 'u', token)
+  return payload ? { deliveryId: payload[1], customerId: payload[2], category: payload[3] } : null
+}
+
+/**
+ * Revokes the link's category on the email channel and records the unsubscribe, in one
+ * transaction; a repeat changes nothing.
+ */
+export async function unsubscribeByEmail(db: Database, target: UnsubscribeTarget): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await setConsent(trx, target.customerId, {
+      category: target.category,
+      channel: 'email',
+      granted: false,
+      source: 'email-unsubscribe',
+    })
+    await insertDeliveryEvent(trx, { deliveryId: target.deliveryId, kind: 'unsubscribe' })
+  })
+}

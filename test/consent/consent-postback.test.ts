@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConsent } from '../../src/consent/consent.service.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { expectNoRejectedRequests } from '../support/line.ts'
+import { eventually } from '../support/wait.ts'
+
+let k: TestKizuna
+beforeAll(async () => {
+  k = await startTestKizuna()
+})
+afterAll(async () => {
+  await k?.stopAll()
+})
+
+async function friend() {
+  const user = k.line.users.create()
+  await k.line.users.follow(user.userId)
+  await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
+  const lineUser = await k.deps.db
+    .selectFrom('line_user')
+    .select('customer_id')
+    .where('line_uid', '=', user.userId)
+    .executeTakeFirstOrThrow()
+  return { userId: user.userId, customerId: lineUser.customer_id }
+}
+
+type QuickReplyText = {
+  type: string
+  text: string
+  quickReply?: { items: { action: { type: string; data?: string } }[] }
+}
+
+/** Waits for the user's `n`-th message (1-based) and returns it. */
+async function nthMessage(userId: string, n: number): Promise<QuickReplyText> {
+  return eventually(() => {
+    const inbox = k.line.inbox(userId)
+    expect(inbox).toHaveLength(n)
+    return inbox[n - 1]?.message as unknown as QuickReplyText
+  })
+}
+
+const consentRow = (customerId: string, category: string) =>
+  k.deps.db
+    .selectFrom('consent')
+    .select(['granted', 'source'])
+    .where('customer_id', '=', customerId)
+    .where('category', '=', category)
+    .where('channel', '=', 'line')
+    .executeTakeFirst()
+
+describe('LINE postbacks action=optout / action=optin', () => {
+  it('opts out of marketing on LINE, replies with a way back, and opts in again', async () => {
+    const { userId, customerId } = await friend()
+    await k.line.users.postback(userId, 'action=optout')
+    const stopped = await nthMessage(userId, 2)
+    expect(k.line.inbox(userId)[1]?.endpoint).toBe('reply')
+    expect(stopped.text).toContain('no longer receive offers')
+    expect(stopped.quickReply?.items[0]?.action).toMatchObject({
+      type: 'postback',
+      data: 'action=optin&category=marketing',
+    })
+    expect(await consentRow(customerId, 'marketing')).toEqual({
+      granted: false,
+      source: 'line-postback',
+    })
+    const afterOptOut = await loadConsent(k.deps.db, customerId)
+    expect(afterOptOut.marketing.line).toBe(false)
+    expect(afterOptOut.transactional.line).toBe(true)
+
+    // The shopper taps the quick reply.
+    await k.line.users.postback(userId, stopped.quickReply?.items[0]?.action.data ?? '')
+    const resumed = await nthMessage(userId, 3)
+    expect(resumed.text).toContain('again')
+    expect(resumed.quickReply?.items[0]?.action.data).toBe('action=optout&category=marketing')
+    expect(await consentRow(customerId, 'marketing')).toEqual({
+      granted: true,
+      source: 'line-postback',
+    })
+    expectNoRejectedRequests(k.line)
+  })
+
+  it('opts out of transactional messages on LINE only, keeping marketing', async () => {
+    const { userId, customerId } = await friend()
+    await k.line.users.postback(userId, 'action=optout&category=transactional')
+    // The confirmation still goes out: it answers the person's own tap.
+    const confirmation = await nthMessage(userId, 2)
+    expect(JSON.stringify(confirmation)).toContain('receipts')
+    const reply = await k.deps.db
+      .selectFrom('delivery')
+      .select(['status', 'channel'])
+      .where('customer_id', '=', customerId)
+      .where('kind', '=', 'consent-optout')
+      .executeTakeFirstOrThrow()
+    expect(reply).toEqual({ status: 'sent', channel: 'line' })
+    expect(await loadConsent(k.deps.db, customerId)).toEqual({
+      transactional: { line: false, email: true },
+      marketing: { line: true, email: false },
+    })
+  })
+
+  it('ignores an unknown category: nothing changes, no reply', async () => {
+    const { userId, customerId } = await friend()
+    const result = await k.line.users.postback(userId, 'action=optout&category=everything')
+    const eventId = result.body.events[0]!.webhookEventId
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('webhook_event')
+        .select('status')
+        .where('webhook_event_id', '=', eventId)
+        .executeTakeFirst()
+      expect(row?.status).toBe('done')
+    })
+    expect(await consentRow(customerId, 'marketing')).toBeUndefined()
+    expect(k.line.inbox(userId)).toHaveLength(1)
+  })
+})

@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import {
+  loadConsent,
+  loadConsents,
+  mergeConsents,
+  setConsent,
+} from '../../src/consent/consent.service.ts'
+import { mergeCustomers } from '../../src/customers/merge.service.ts'
+import { createDb, type Database, type DB } from '../../src/platform/db.ts'
+import { createCustomer } from '../customers/factories.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+
+let db: Database
+beforeAll(async () => {
+  db = await createDb(loadEnv({ DATABASE_URL: TEST_DATABASE_URL }), { poolSize: 4 })
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+const DEFAULTS = {
+  transactional: { line: true, email: true },
+  marketing: { line: true, email: false },
+}
+
+const rowsOf = (customerId: string) =>
+  db
+    .selectFrom('consent')
+    .select(['category', 'channel', 'granted', 'source'])
+    .where('customer_id', '=', customerId)
+    .orderBy('category')
+    .orderBy('channel')
+    .execute()
+
+describe('consent defaults and loadConsents', () => {
+  it('gives every id (known or not) an entry: rows over the defaults', async () => {
+    const plain = await createCustomer(db)
+    const optedOut = await createCustomer(db, { marketingConsent: false })
+    const unknown = randomUUID()
+    const consents = await loadConsents(db, [plain.id, optedOut.id, unknown, plain.id])
+    expect(consents.size).toBe(3)
+    expect(consents.get(plain.id)).toEqual(DEFAULTS)
+    expect(consents.get(unknown)).toEqual(DEFAULTS)
+    expect(consents.get(optedOut.id)).toEqual({
+      transactional: { line: true, email: true },
+      marketing: { line: false, email: false },
+    })
+    expect(await loadConsents(db, [])).toEqual(new Map())
+  })
+
+  it('loads hundreds of customers in one query', async () => {
+    const ids = await Promise.all(
+      Array.from({ length: 300 }, async (_, i) => {
+        const c = await createCustomer(db, i % 3 === 0 ? { marketingConsent: true } : {})
+        return c.id
+      }),
+    )
+    const queries: string[] = []
+    const counting = new Kysely<DB>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: TEST_DATABASE_URL }) }),
+      log: (event) => {
+        queries.push(event.query.sql)
+      },
+    })
+    const consents = await loadConsents(counting, ids).finally(() => counting.destroy())
+    expect(queries).toHaveLength(1)
+    expect(consents.size).toBe(300)
+    expect(ids.filter((id) => consents.get(id)?.marketing.email)).toHaveLength(100)
+  })
+})
+
+describe('setConsent', () => {
+  it('upserts one (category, channel), revokes transactional by row, and follows a merge', async () => {
+    const survivor = await createCustomer(db)
+    const merged = await createCustomer(db)
+    await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
+      )
+    const result = await setConsent(db, merged.id, {
+      category: 'transactional',
+      channel: 'email',
+      granted: false,
+      source: 'admin',
+    })
+    expect(result.customerId).toBe(survivor.id)
+    expect(result.consent.transactional).toEqual({ line: true, email: false })
+    expect(await rowsOf(merged.id)).toEqual([])
+    expect(await rowsOf(survivor.id)).toEqual([
+      { category: 'transactional', channel: 'email', granted: false, source: 'admin' },
+    ])
+
+    // The same value again changes nothing (the row keeps its source).
+    await setConsent(db, survivor.id, {
+      category: 'transactional',
+      channel: 'email',
+      granted: false,
+      source: 'line-postback',
+    })
+    expect((await rowsOf(survivor.id))[0]?.source).toBe('admin')
+  })
+
+  it('refuses an unknown customer, and a grant to an erased one', async () => {
+    const change = { category: 'marketing', channel: 'email', granted: true, source: 'admin' }
+    await expect(setConsent(db, randomUUID(), change as never)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    })
+    const erased = await createCustomer(db)
+    await db
+      .updateTable('customer')
+      .set({ erased_at: new Date() })
+      .where('id', '=', erased.id)
+      .execute()
+    await expect(setConsent(db, erased.id, change as never)).rejects.toMatchObject({
+      code: 'GONE',
+    })
+  })
+})
+
+describe('mergeConsents', () => {
+  it('keeps the most restrictive value per category and channel, defaults counting', async () => {
+    const survivor = await createCustomer(db)
+    const merged = await createCustomer(db)
+    // Survivor granted marketing email; merged has the default (not granted) → not granted.
+    await setConsent(db, survivor.id, {
+      category: 'marketing',
+      channel: 'email',
+      granted: true,
+      source: 'admin',
+    })
+    // Merged revoked transactional LINE; survivor has the default (granted) → revoked.
+    await setConsent(db, merged.id, {
+      category: 'transactional',
+      channel: 'line',
+      granted: false,
+      source: 'line-postback',
+    })
+    await db.transaction().execute((trx) => mergeConsents(trx, survivor.id, merged.id))
+    expect(await loadConsent(db, survivor.id)).toEqual({
+      transactional: { line: false, email: true },
+      marketing: { line: true, email: false },
+    })
+    expect(await rowsOf(merged.id)).toEqual([])
+  })
+
+  it('runs as part of mergeCustomers', async () => {
+    const survivor = await createCustomer(db, { marketingConsent: true })
+    const merged = await createCustomer(db)
+    await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
+      )
+    // The merged customer had the default: marketing by LINE yes, by email no.
+    expect((await loadConsent(db, survivor.id)).marketing).toEqual({ line: true, email: false })
+  })
+})

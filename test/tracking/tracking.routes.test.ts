@@ -1,0 +1,178 @@
+import { DomUtils, parseDocument } from 'htmlparser2'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
+import { emailTracking } from '../../src/tracking/tracking.service.ts'
+import { createCustomer } from '../customers/factories.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { createDelivery, eventsOf } from './support.ts'
+
+let k: TestKizuna
+beforeAll(async () => {
+  k = await startTestKizuna()
+})
+afterAll(async () => {
+  await k?.stopAll()
+})
+
+const EMAIL = 'tracked.shopper@example.jp'
+
+/** A customer with an email, marketing email granted, and one marketing email delivery. */
+async function sentEmail() {
+  const db = k.deps.db
+  const customer = await createCustomer(db, { email: EMAIL })
+  await setConsent(db, customer.id, {
+    category: 'marketing',
+    channel: 'email',
+    granted: true,
+    source: 'admin',
+  })
+  const deliveryId = await createDelivery(db, customer.id)
+  const tracking = await emailTracking(
+    { db, env: { ...k.deps.env, PUBLIC_BASE_URL: k.baseUrl ?? undefined } },
+    { deliveryId, customerId: customer.id, category: 'marketing' },
+  )
+  return { customerId: customer.id, deliveryId, tracking }
+}
+
+const hrefs = (html: string) =>
+  DomUtils.getElementsByTagName('a', parseDocument(html)).map((a) => a.attribs.href ?? '')
+
+/** The same URL with the token's signature changed in its first character. */
+function tamper(url: string): string {
+  const dot = url.lastIndexOf('.')
+  const swapped = url[dot + 1] === 'A' ? 'B' : 'A'
+  return url.slice(0, dot + 1) + swapped + url.slice(dot + 2)
+}
+
+describe('email tracking URLs', () => {
+  it('carry ids only, never the email address', async () => {
+    const { tracking } = await sentEmail()
+    const html = tracking.rewriteHtml(
+      `<html><body><a href="https://shop.example/sale">Sale</a><a href="mailto:${EMAIL}">Mail</a></body></html>`,
+    )
+    expect(hrefs(html)[1]).toBe(`mailto:${EMAIL}`)
+    const pixel = DomUtils.getElementsByTagName('img', parseDocument(html))[0]
+    expect(pixel?.attribs).toMatchObject({ src: tracking.openPixelUrl, width: '1', height: '1' })
+    const urls = [tracking.unsubscribeUrl, tracking.openPixelUrl, hrefs(html)[0] ?? '']
+    for (const url of urls) {
+      expect(url.startsWith(`${k.baseUrl}/`)).toBe(true)
+      const token = url.split('/').at(-1) ?? ''
+      const payload = Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')
+      expect(`${url} ${payload}`).not.toContain('@')
+      expect(payload).not.toContain('tracked.shopper')
+    }
+  })
+})
+
+describe('GET /o/:token', () => {
+  it('answers a transparent GIF and records the open', async () => {
+    const { deliveryId, tracking } = await sentEmail()
+    const res = await fetch(tracking.openPixelUrl)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('image/gif')
+    expect(res.headers.get('cache-control')).toBe('no-store')
+    const body = Buffer.from(await res.arrayBuffer())
+    expect(body.subarray(0, 6).toString('latin1')).toBe('GIF89a')
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'open', url: null }])
+  })
+
+  it('answers the GIF for a tampered token too, recording nothing', async () => {
+    const { deliveryId, tracking } = await sentEmail()
+    const res = await fetch(tamper(tracking.openPixelUrl))
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('image/gif')
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([])
+  })
+})
+
+describe('GET /r/:token', () => {
+  it('redirects to the signed URL and records the click', async () => {
+    const { deliveryId, tracking } = await sentEmail()
+    const target = 'https://shop.example/items?id=42&utm_source=email'
+    const [tracked] = hrefs(tracking.rewriteHtml(`<a href="${target.replace('&', '&amp;')}">x</a>`))
+    expect(tracked).toMatch(new RegExp(`^${k.baseUrl}/r/`))
+    const res = await fetch(tracked ?? '', { redirect: 'manual' })
+    expect(res.status).toBe(302)
+    expect(res.headers.get('location')).toBe(target)
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'click', url: target }])
+  })
+
+  it('answers 404 to a forged or altered token and records nothing (no open redirect)', async () => {
+    const { deliveryId, tracking } = await sentEmail()
+    const [tracked = ''] = hrefs(tracking.rewriteHtml('<a href="https://shop.example/">x</a>'))
+    const bad = await fetch(tamper(tracked), { redirect: 'manual' })
+    expect(bad.status).toBe(404)
+    expect(bad.headers.get('location')).toBeNull()
+    expect(await bad.text()).toContain('not valid')
+
+    // The signed part swapped for another URL, signature kept.
+    const token = tracked.split('/').at(-1) ?? ''
+    const [, sig] = token.split('.')
+    const evil = Buffer.from(
+      JSON.stringify(['r', deliveryId, 'https://evil.example/phish']),
+    ).toString('base64url')
+    const swapped = await fetch(`${k.baseUrl}/r/${evil}.${sig}`, { redirect: 'manual' })
+    expect(swapped.status).toBe(404)
+
+    // An open-pixel token is not a click token.
+    const pixelToken = tracking.openPixelUrl.split('/').at(-1) ?? ''
+    expect((await fetch(`${k.baseUrl}/r/${pixelToken}`, { redirect: 'manual' })).status).toBe(404)
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([])
+  })
+})
+
+describe('/u/:token', () => {
+  it('GET only asks: a confirm form posting to the same URL, consent unchanged', async () => {
+    const { customerId, deliveryId, tracking } = await sentEmail()
+    const res = await fetch(tracking.unsubscribeUrl)
+    expect(res.status).toBe(200)
+    const page = parseDocument(await res.text())
+    const form = DomUtils.findOne((e) => e.name === 'form', page.children)
+    expect(form?.attribs.method).toBe('post')
+    expect(`${k.baseUrl}${form?.attribs.action}`).toBe(tracking.unsubscribeUrl)
+    expect((await loadConsent(k.deps.db, customerId)).marketing.email).toBe(true)
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([])
+  })
+
+  it('POST List-Unsubscribe=One-Click revokes marketing email, records it once, and is idempotent', async () => {
+    const { customerId, deliveryId, tracking } = await sentEmail()
+    const oneClick = () =>
+      fetch(tracking.unsubscribeUrl, {
+        method: 'POST',
+        body: new URLSearchParams({ 'List-Unsubscribe': 'One-Click' }),
+      })
+    const first = await oneClick()
+    expect(first.status).toBe(200)
+    const consent = await loadConsent(k.deps.db, customerId)
+    expect(consent.marketing).toEqual({ line: true, email: false })
+    expect(consent.transactional).toEqual({ line: true, email: true })
+    const row = await k.deps.db
+      .selectFrom('consent')
+      .select(['granted', 'source'])
+      .where('customer_id', '=', customerId)
+      .where('category', '=', 'marketing')
+      .where('channel', '=', 'email')
+      .executeTakeFirstOrThrow()
+    expect(row).toEqual({ granted: false, source: 'email-unsubscribe' })
+
+    expect((await oneClick()).status).toBe(200)
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'unsubscribe', url: null }])
+  })
+
+  it('POST without List-Unsubscribe=One-Click, or with a tampered token, changes nothing', async () => {
+    const { customerId, deliveryId, tracking } = await sentEmail()
+    const empty = await fetch(tracking.unsubscribeUrl, {
+      method: 'POST',
+      body: new URLSearchParams({}),
+    })
+    expect(empty.status).toBe(400)
+    const forged = await fetch(tamper(tracking.unsubscribeUrl), {
+      method: 'POST',
+      body: new URLSearchParams({ 'List-Unsubscribe': 'One-Click' }),
+    })
+    expect(forged.status).toBe(404)
+    expect((await fetch(tamper(tracking.unsubscribeUrl))).status).toBe(404)
+    expect((await loadConsent(k.deps.db, customerId)).marketing.email).toBe(true)
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([])
+  })
+})
