@@ -3,6 +3,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   webhook: async () => (await import('./webhook.bench.ts')).run(),
   'pos-scan': async () => (await import('./pos-scan.bench.ts')).run(),
   import: async () => (await import('./import.bench.ts')).run(),
+  delivery: async () => (await import('./delivery.bench.ts')).run(),
 }
 
 const name = process.argv[2]

@@ -69,7 +69,7 @@ function layout(sizes: SeedSizes) {
 }
 
 /** Yields COPY text in chunks of about 256 rows. */
-function* chunked(count: number, row: (i: number) => string): Generator<string> {
+export function* chunked(count: number, row: (i: number) => string): Generator<string> {
   let buf = ''
   for (let i = 0; i < count; i++) {
     buf += row(i)
@@ -98,7 +98,11 @@ function* purchaseLineRows(sizes: SeedSizes): Generator<string> {
   if (buf) yield buf
 }
 
-async function copyInto(url: string, statement: string, rows: Iterable<string>): Promise<void> {
+export async function copyInto(
+  url: string,
+  statement: string,
+  rows: Iterable<string>,
+): Promise<void> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
@@ -245,4 +249,25 @@ export async function seedPurchases(
   times.purchases = Number(rows[0]?.purchases)
   times.lines = Number(rows[0]?.lines)
   return times
+}
+
+/** LINE user id of seeded friend `i` (`U` + 32 hex). */
+export const lineUid = (i: number) => `U${seedUuid(3, i).replaceAll('-', '')}`
+
+/** `count` customers, each a LINE friend with a display name (COPY). */
+export async function seedFriends(url: string, count: number): Promise<void> {
+  await copyInto(
+    url,
+    'copy customer (id, display_name) from stdin',
+    chunked(count, (i) => `${customerId(i)}\tお客様 ${i}\n`),
+  )
+  const at = new Date().toISOString()
+  await copyInto(
+    url,
+    'copy line_user (id, customer_id, line_uid, status, status_changed_at, followed_at) from stdin',
+    chunked(
+      count,
+      (i) => `${seedUuid(4, i)}\t${customerId(i)}\t${lineUid(i)}\tfriend\t${at}\t${at}\n`,
+    ),
+  )
 }

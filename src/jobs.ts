@@ -3,6 +3,8 @@ import { z } from 'zod'
 
 /** Webhook events travel in groups: one Redis job per inbox write, not one per event. */
 export const MAX_EVENTS_PER_JOB = 500
+/** Deliveries travel in groups too (a campaign); most jobs carry one. */
+export const MAX_DELIVERIES_PER_JOB = 500
 
 /** Every job: its queue and payload schema. Payloads carry ids only, never personal data. */
 export const JOBS = {
@@ -12,9 +14,11 @@ export const JOBS = {
       .object({ webhookEventIds: z.array(z.string().min(1)).min(1).max(MAX_EVENTS_PER_JOB) })
       .strict(),
   },
-  'messaging.send-delivery': {
+  'messaging.send-deliveries': {
     queue: 'delivery',
-    schema: z.object({ deliveryId: z.uuid() }).strict(),
+    schema: z
+      .object({ deliveryIds: z.array(z.uuid()).min(1).max(MAX_DELIVERIES_PER_JOB) })
+      .strict(),
   },
   'identity.fetch-profile': {
     queue: 'identity',
@@ -38,10 +42,17 @@ export const QUEUE_NAMES = [...new Set(Object.values(JOBS).map((j) => j.queue))]
 /** Job ids come from business keys: `<kind>-<id>`, never `:`, never all digits. */
 export const jobIds = {
   /** The same group of events always gets the same id (BullMQ drops the repeat). */
-  webhookEvents: (webhookEventIds: string[]) =>
-    webhookEventIds.length === 1
-      ? `webhook-event-${webhookEventIds[0]}`
-      : `webhook-events-${createHash('sha256').update(webhookEventIds.join(',')).digest('hex').slice(0, 32)}`,
-  delivery: (deliveryId: string) => `delivery-${deliveryId}`,
+  webhookEvents: (webhookEventIds: string[]) => groupJobId('webhook-event', webhookEventIds),
+  /** The same group of deliveries always gets the same id. */
+  deliveries: (deliveryIds: string[]) => groupJobId('delivery', deliveryIds),
+  /** A delivery due later (post-purchase delay, quiet hours): one job per due time. */
+  deliveryAt: (deliveryId: string, dueMs: number) => `delivery-${deliveryId}-at-${dueMs}`,
   profile: (lineUserId: string, cause: string) => `profile-${lineUserId}-${cause}`,
+}
+
+/** `<kind>-<id>` for one, `<kind>s-<hash of the ids>` for a group. */
+function groupJobId(kind: string, ids: string[]): string {
+  return ids.length === 1
+    ? `${kind}-${ids[0]}`
+    : `${kind}s-${createHash('sha256').update(ids.join(',')).digest('hex').slice(0, 32)}`
 }

@@ -1,5 +1,3 @@
-import type { messagingApi } from '@line/bot-sdk'
-import { renderFlexTemplate } from '../flex/render.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { CARD_TOKEN_TTL_SECONDS, signCardToken } from './card-token.ts'
@@ -70,47 +68,51 @@ async function giveWelcomeCoupon(trx: Db, customerId: string, now: Date): Promis
   throw new Error(`no free coupon code after ${MAX_TRIES} tries`)
 }
 
-type CardDeps = Pick<Deps, 'env' | 'clock' | 'log'>
+type CardDeps = Pick<Deps, 'db' | 'env' | 'clock'>
 
-/** Ensures the card exists, then builds the member-card Flex message for it. */
-export async function memberCardMessage(
+/**
+ * The member-card template's variables, at send time (loader of `member-card`): the card (issued
+ * now if missing), tier, points, the first usable coupon and a fresh signed barcode URL.
+ */
+export async function memberCardVars(
   deps: CardDeps,
-  trx: Db,
-  customerId: string,
-): Promise<messagingApi.FlexMessage> {
+  delivery: { customerId: string; vars?: Record<string, unknown> },
+): Promise<Record<string, unknown>> {
+  const welcome = delivery.vars?.welcome
+  const greeting = welcome === 'new' || welcome === 'back' ? GREETINGS[welcome] : ''
   const now = deps.clock.now()
-  const { card } = await ensureMemberCard(trx, customerId, cardIssueOptions(deps))
-  const holder = await findCardHolder(trx, customerId)
-  const coupon = await findUsableCoupon(trx, customerId, now)
-  // Through the transaction: embedded PGlite has one connection, which the transaction holds.
-  const token = await signCardToken(
-    trx,
-    card.id,
-    new Date(now.getTime() + CARD_TOKEN_TTL_SECONDS * 1000),
-  )
-  const barcodeUrl = barcodeImageUrl(deps.env, token)
-  const { altText, contents } = renderFlexTemplate('member-card', {
-    displayName: holder.display_name?.trim() || 'Member',
-    tier: holder.tier.charAt(0).toUpperCase() + holder.tier.slice(1),
-    points: `${holder.points.toLocaleString('en-US')} pt`,
-    couponTitle: coupon?.title ?? '現在のクーポンはありません / No coupons right now',
-    couponCode: coupon?.code ?? '-',
-    cardNumber: card.value,
-    barcodeUrl,
+  return deps.db.transaction().execute(async (trx) => {
+    const { card } = await ensureMemberCard(trx, delivery.customerId, cardIssueOptions(deps))
+    const holder = await findCardHolder(trx, delivery.customerId)
+    const coupon = await findUsableCoupon(trx, delivery.customerId, now)
+    // Through the transaction: embedded PGlite has one connection, which the transaction holds.
+    const token = await signCardToken(
+      trx,
+      card.id,
+      new Date(now.getTime() + CARD_TOKEN_TTL_SECONDS * 1000),
+    )
+    const url = barcodeImageUrl(deps.env, token)
+    return {
+      greeting,
+      displayName: holder.display_name?.trim() || 'Member',
+      tier: holder.tier.charAt(0).toUpperCase() + holder.tier.slice(1),
+      points: `${holder.points.toLocaleString('en-US')} pt`,
+      couponTitle: coupon?.title ?? '現在のクーポンはありません / No coupons right now',
+      couponCode: coupon?.code ?? '-',
+      cardNumber: card.value,
+      // LINE refuses a whole message over an http image: then the card goes without it.
+      barcodeUrl: lineLoadsImageUrl(deps.env, url) ? url : undefined,
+    }
   })
-  if (!lineLoadsImageUrl(deps.env, barcodeUrl) && contents.type === 'bubble') {
-    // LINE would refuse the whole message over an http image: send the card number alone.
-    warnNoHttpsOnce(deps)
-    delete contents.hero
-  }
-  return { type: 'flex', altText, contents }
 }
 
-let warned = false
-function warnNoHttpsOnce(deps: CardDeps): void {
-  if (warned) return
-  warned = true
-  deps.log.warn(
-    'PUBLIC_BASE_URL is not an https URL: member cards are sent without the barcode image',
-  )
+/** The first line of a welcome card's notification (its alt text). */
+const GREETINGS = {
+  new: '友だち追加ありがとうございます！会員証をお届けします。\nThank you for adding us as a friend! Here is your member card.\n',
+  back: 'おかえりなさい！会員証はこちらです。\nWelcome back! Here is your member card.\n',
+} as const
+
+/** The member card as a delivery's content (rendered when sent); `welcome` greets a friend. */
+export function memberCardContent(welcome?: 'new' | 'back') {
+  return { templateId: 'member-card', vars: welcome ? { welcome } : {} }
 }

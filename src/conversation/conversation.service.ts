@@ -4,7 +4,11 @@ import { scheduleReply } from '../messaging/delivery.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import { findKeywordRoute, findPostbackRoute, parsePostbackData } from './routes.ts'
 
-export type Replier = (messages: messagingApi.Message[], kind: string) => Promise<void>
+/** Answers the event: LINE messages built in code, or a template rendered when it is sent. */
+export type Replier = (
+  content: messagingApi.Message[] | { templateId: string; vars?: Record<string, unknown> },
+  kind: string,
+) => Promise<void>
 
 /** What a keyword or postback handler gets. */
 export type ConversationContext = EventContext & {
@@ -61,14 +65,14 @@ async function conversationContext(
     lineUid,
     params,
     replyToken: replyToken ?? null,
-    async reply(messages, kind) {
+    async reply(content, kind) {
       const lineUser = await ensureLineUser(ctx, lineUid)
       const to = {
         customerId: lineUser.customer_id,
         lineUserId: lineUser.id,
         replyToken: replyToken ?? null,
       }
-      await scheduleReply(ctx, to, messages, kind)
+      await scheduleReply(ctx, to, content, kind)
     },
   }
 }

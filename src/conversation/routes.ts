@@ -1,4 +1,5 @@
-import { memberCardMessage } from '../cards/cards.service.ts'
+import { cardIssueOptions, ensureMemberCard, memberCardContent } from '../cards/cards.service.ts'
+import { optInOnLine, optOutOnLine } from '../consent/consent-postback.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
 import { unlinkAccount } from '../linking/link.service.ts'
 import { startAccountLink } from '../linking/link-start.service.ts'
@@ -24,10 +25,8 @@ const help: ConversationRoute = {
 const card: ConversationRoute = {
   async handle(ctx) {
     const lineUser = await ensureLineUser(ctx, ctx.lineUid)
-    await ctx.reply(
-      [await memberCardMessage(ctx.deps, ctx.trx, lineUser.customer_id)],
-      'member-card',
-    )
+    await ensureMemberCard(ctx.trx, lineUser.customer_id, cardIssueOptions(ctx.deps))
+    await ctx.reply(memberCardContent(), 'member-card')
   },
 }
 
@@ -37,6 +36,10 @@ const link: ConversationRoute = { handle: startAccountLink }
 /** Remove that link; the shopper may do it at any time. */
 const unlink: ConversationRoute = { handle: unlinkAccount }
 
+/** Stop or resume a message category on LINE (`&category=marketing|transactional`). */
+const optout: ConversationRoute = { handle: optOutOnLine }
+const optin: ConversationRoute = { handle: optInOnLine }
+
 /** Keyword → handler. Matching ignores case, width and surrounding space. */
 const KEYWORDS: [string[], ConversationRoute][] = [
   [['help', 'ヘルプ', 'menu', 'メニュー'], help],
@@ -44,7 +47,14 @@ const KEYWORDS: [string[], ConversationRoute][] = [
 ]
 
 /** Postback `action=` → handler. */
-const POSTBACK_ACTIONS: Record<string, ConversationRoute> = { help, card, link, unlink }
+const POSTBACK_ACTIONS: Record<string, ConversationRoute> = {
+  help,
+  card,
+  link,
+  unlink,
+  optout,
+  optin,
+}
 
 const keywordIndex = new Map<string, ConversationRoute>(
   KEYWORDS.flatMap(([words, route]) => words.map((w) => [normalise(w), route] as const)),

@@ -4,12 +4,21 @@ import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { insertSandboxMail } from './sandbox-mailbox.ts'
 
-export type Mail = { to: string; subject: string; text: string }
+export type Mail = {
+  to: string
+  subject: string
+  text: string
+  html?: string
+  headers?: Record<string, string>
+}
 
 export type Mailer = {
   /** `smtp`: SMTP_URL; `sandbox`: the sandbox mailbox table; `none`: email is not configured. */
   kind: 'smtp' | 'sandbox' | 'none'
-  send(mail: Mail): Promise<void>
+  /** Resolves with the Message-ID the message went out with (null in the sandbox mailbox). */
+  send(mail: Mail): Promise<{ messageId: string | null }>
+  /** Closes pooled SMTP connections (shutdown). */
+  close(): void
 }
 
 const SMTP_TIMEOUT_MS = 10_000
@@ -27,6 +36,8 @@ export function createMailer(
   if (env.SMTP_URL) {
     const transport = nodemailer.createTransport({
       url: env.SMTP_URL,
+      // One pool of SMTP connections per process: a campaign doesn't reconnect per message.
+      pool: true,
       connectionTimeout: SMTP_TIMEOUT_MS,
       greetingTimeout: SMTP_TIMEOUT_MS,
       socketTimeout: SMTP_TIMEOUT_MS,
@@ -34,8 +45,10 @@ export function createMailer(
     return {
       kind: 'smtp',
       async send(mail) {
-        await transport.sendMail({ from: env.MAIL_FROM, ...mail })
+        const info = await transport.sendMail({ from: env.MAIL_FROM, ...mail })
+        return { messageId: info.messageId ?? null }
       },
+      close: () => transport.close(),
     }
   }
   if (opts.sandbox) {
@@ -43,7 +56,9 @@ export function createMailer(
       kind: 'sandbox',
       async send(mail) {
         await insertSandboxMail(db, { from: env.MAIL_FROM, ...mail })
+        return { messageId: null }
       },
+      close() {},
     }
   }
   return {
@@ -51,5 +66,6 @@ export function createMailer(
     async send() {
       throw new AppError('UNAVAILABLE', 'email is not configured on this server (SMTP_URL)')
     },
+    close() {},
   }
 }

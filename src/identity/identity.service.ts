@@ -1,8 +1,8 @@
 import type { webhook } from '@line/bot-sdk'
-import { cardIssueOptions, ensureMemberCard, memberCardMessage } from '../cards/cards.service.ts'
+import { cardIssueOptions, ensureMemberCard, memberCardContent } from '../cards/cards.service.ts'
 import { createCustomer } from '../customers/customer.service.ts'
 import { jobIds } from '../jobs.ts'
-import { replyTokenExpiry, scheduleLineMessage } from '../messaging/delivery.service.ts'
+import { replyTokenExpiry, scheduleDelivery } from '../messaging/delivery.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import {
   findLineUserByUid,
@@ -11,7 +11,6 @@ import {
   lockLineUid,
   updateLineUserStatusIfNewer,
 } from './identity.repo.ts'
-import { welcomeMessages } from './welcome.ts'
 
 /**
  * Applies a friend/blocked status from an event at time `at`. Creates the customer and LINE
@@ -79,16 +78,18 @@ export async function handleFollow(
   if (ctx.standby) return 'standby'
 
   const returning = !created && (event.follow?.isUnblocked === true || previous === 'blocked')
-  const card = await memberCardMessage(ctx.deps, ctx.trx, lineUser.customer_id)
-  await scheduleLineMessage(ctx, {
+  // The welcome is the member card, rendered when it is sent (points and coupon as they are then).
+  await scheduleDelivery(ctx, {
     dedupeKey: `welcome:${ctx.webhookEventId}`,
     kind: returning ? 'welcome-back' : 'welcome',
     category: 'transactional',
     customerId: lineUser.customer_id,
-    lineUserId: lineUser.id,
-    messages: welcomeMessages(returning, card),
-    replyToken: event.replyToken,
-    replyTokenExpiresAt: replyTokenExpiry(ctx.receivedAt),
+    content: memberCardContent(returning ? 'back' : 'new'),
+    reply: {
+      token: event.replyToken,
+      expiresAt: replyTokenExpiry(ctx.receivedAt),
+      lineUserId: lineUser.id,
+    },
   })
   return 'handled'
 }

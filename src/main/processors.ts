@@ -1,14 +1,54 @@
+import { memberCardVars } from '../cards/cards.service.ts'
+import type { Env } from '../config/env.ts'
+import type { Mailer } from '../email/mailer.ts'
 import { fetchProfile } from '../identity/identity.jobs.ts'
 import { refreshSpend } from '../maintenance/refresh-spend.jobs.ts'
 import { sweep } from '../maintenance/sweep.jobs.ts'
-import { sendDelivery } from '../messaging/delivery.jobs.ts'
+import { createSendDeliveries } from '../messaging/delivery.jobs.ts'
+import type { LineLimiters } from '../messaging/line-send.ts'
+import type { MessageVarsLoaders } from '../messaging/message-vars.ts'
+import type { Deps } from '../platform/deps.ts'
+import { createSharedLimiter } from '../platform/shared-limiter.ts'
 import type { Processors } from '../platform/worker-types.ts'
+import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
 import { processWebhookEvents } from '../webhook/webhook.jobs.ts'
 
-export const processors: Processors = {
-  'webhook.process-events': processWebhookEvents,
-  'messaging.send-delivery': sendDelivery,
-  'identity.fetch-profile': fetchProfile,
-  'maintenance.sweep': sweep,
-  'maintenance.refresh-spend': refreshSpend,
+/** Templates whose variables are completed at send time. */
+export function messageVarsLoaders(env: Pick<Env, 'TZ_STORE'>): MessageVarsLoaders {
+  const purchaseFollowUpVars = createPurchaseFollowUpVars(env.TZ_STORE)
+  return {
+    'member-card': memberCardVars,
+    'purchase-follow-up': (deps, delivery) => purchaseFollowUpVars(deps.db, delivery),
+  }
+}
+
+/**
+ * LINE's limits are per channel, so one limiter per endpoint for every worker process, in Redis
+ * (LINE-API.md §2.5): push and reply at LINE_PUSH_RATE_PER_SECOND, multicast at 200/s.
+ */
+export function createLineLimiters(deps: Pick<Deps, 'redis' | 'queues' | 'env'>): LineLimiters {
+  const limiter = (endpoint: string, perSecond: number) =>
+    createSharedLimiter(deps.redis, {
+      key: `${deps.queues.prefix}:line-limit:${endpoint}`,
+      perSecond,
+    })
+  return {
+    push: limiter('push', deps.env.LINE_PUSH_RATE_PER_SECOND),
+    reply: limiter('reply', deps.env.LINE_PUSH_RATE_PER_SECOND),
+    multicast: limiter('multicast', 200),
+  }
+}
+
+export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Processors {
+  return {
+    'webhook.process-events': processWebhookEvents,
+    'messaging.send-deliveries': createSendDeliveries({
+      mailer: tools.mailer,
+      limiters: createLineLimiters(deps),
+      loaders: messageVarsLoaders(deps.env),
+    }),
+    'identity.fetch-profile': fetchProfile,
+    'maintenance.sweep': sweep,
+    'maintenance.refresh-spend': refreshSpend,
+  }
 }

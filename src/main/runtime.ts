@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net'
 import { type ServerType, serve } from '@hono/node-server'
 import { createApp } from '../app.ts'
 import { type Env, isSandbox } from '../config/env.ts'
+import { createMailer } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
+import { tuneHttpClient } from '../platform/http-client.ts'
 import { assertRedisReachable, createWorkerRedis } from '../platform/redis.ts'
 import { scheduleSweeper, startWorkers, type Workers } from '../platform/workers.ts'
 import type { LinePlatform } from '../sandbox/platform.ts'
@@ -12,7 +14,7 @@ import { createSandboxUi } from '../sandbox/ui.routes.ts'
 import { createInbox } from '../webhook/inbox.ts'
 import { closeDeps, createDeps, type DepsOptions } from './deps.ts'
 import { migrateToLatest } from './migrate.ts'
-import { processors } from './processors.ts'
+import { createProcessors } from './processors.ts'
 
 export type Kizuna = {
   deps: Deps
@@ -45,7 +47,9 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
     }
   }
 
+  tuneHttpClient()
   const deps = await createDeps(env, opts)
+  const mailer = createMailer(env, deps.db, { sandbox: sandbox !== null })
   await migrateToLatest(deps.db)
   const inbox = createInbox(deps)
 
@@ -69,7 +73,7 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
   let workerRedis: ReturnType<typeof createWorkerRedis> | null = null
   if (env.ROLE !== 'web') {
     workerRedis = createWorkerRedis(env.REDIS_URL)
-    workers = startWorkers(deps, processors, workerRedis)
+    workers = startWorkers(deps, createProcessors(deps, { mailer }), workerRedis)
     await scheduleSweeper(deps)
     // A Redis that restarted empty has lost the schedule: put it back on every reconnect.
     deps.redis.on('ready', () => {
@@ -91,6 +95,7 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
         }
         await inbox.drain()
         await workers?.close()
+        mailer.close()
         workerRedis?.disconnect()
         await closeDeps(deps)
         await sandbox?.close()

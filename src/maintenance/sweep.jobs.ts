@@ -1,6 +1,7 @@
 import { listLineUsersWithoutProfile } from '../identity/identity.repo.ts'
 import { jobIds } from '../jobs.ts'
 import { listStaleDeliveries } from '../messaging/delivery.repo.ts'
+import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { enqueueWebhookEvents } from '../webhook/webhook.enqueue.ts'
@@ -22,9 +23,9 @@ export async function sweepOnce(
   const events = await listStalePendingEvents(deps.db, cutoff, BATCH)
   await enqueueWebhookEvents(deps.queues, events)
   const deliveries = await listStaleDeliveries(deps.db, cutoff, BATCH)
-  await deps.queues.enqueueBulk(
-    'messaging.send-delivery',
-    deliveries.map((deliveryId) => ({ data: { deliveryId }, jobId: jobIds.delivery(deliveryId) })),
+  await enqueueDeliveries(
+    deps.queues,
+    deliveries.map((id) => ({ id })),
   )
   const profiles = await listLineUsersWithoutProfile(deps.db, cutoff, BATCH)
   await deps.queues.enqueueBulk(

@@ -1,96 +1,55 @@
-import type { messagingApi } from '@line/bot-sdk'
-import { UnrecoverableError, Worker } from 'bullmq'
-import { findLineUserById } from '../identity/identity.repo.ts'
-import { classifyLineError } from '../platform/line.ts'
+import { Worker } from 'bullmq'
+import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import {
-  claimDelivery,
-  finishDelivery,
-  markDeliverySent,
-  recordDeliveryError,
+  claimDeliveries,
+  type DeliveryOutcome,
+  failUnfinishedDeliveries,
+  recordOutcomes,
 } from './delivery.repo.ts'
+import { enqueueDeliveries } from './delivery.service.ts'
+import { type SendTools, sendClaimedDeliveries } from './delivery-send.service.ts'
 
+/** After a rate-limit 429 the whole delivery queue pauses this long. */
 const RATE_LIMIT_BACKOFF_MS = 1_000
 
 /**
- * Sends one delivery. A fresh reply token is tried once; otherwise (or if it was refused) a push
- * with the row's retry key, which every retry reuses, so LINE's 409 means "already sent".
+ * Sends a group of deliveries: claim the due ones, send, record every outcome in one statement.
+ * Deferred ones (quiet hours, weekly cap) get a delayed job. Deliveries that failed for now
+ * (5xx, timeout, SMTP) are back to `pending` and the job is retried with backoff; a rate-limit
+ * 429 slows the whole queue instead. A delivery is never sent twice: pushes carry the row's retry
+ * key (LINE answers 409 to a repeat, which counts as sent), and only pending rows are claimed.
  */
-export const sendDelivery: Processor<'messaging.send-delivery'> = {
-  async run(deps, { deliveryId }, { worker, token }) {
-    const delivery = await claimDelivery(deps.db, deliveryId)
-    if (!delivery) return
-    const lineUser = delivery.line_user_id
-      ? await findLineUserById(deps.db, delivery.line_user_id)
-      : undefined
-    if (lineUser?.status !== 'friend') {
-      await finishDelivery(deps.db, deliveryId, 'skipped', lineUser ? 'line_blocked' : 'no_line')
-      return
-    }
-    const messages = delivery.messages as unknown as messagingApi.Message[]
-
-    const replyFresh =
-      delivery.reply_token !== null &&
-      delivery.attempts === 1 &&
-      (delivery.reply_token_expires_at?.getTime() ?? 0) > deps.clock.now().getTime()
-    if (replyFresh && delivery.reply_token) {
-      try {
-        const res = await deps.line.call('reply', (c) =>
-          c.replyMessageWithHttpInfo({ replyToken: delivery.reply_token!, messages }),
-        )
-        await markDeliverySent(deps.db, deliveryId, {
-          channel: 'line',
-          lineRequestId: res.httpResponse.headers.get('x-line-request-id'),
-        })
-        return
-      } catch (error) {
-        // A reply that failed sent nothing; the push below carries the retry key.
-        deps.log.info({ deliveryId, why: classifyLineError(error).kind }, 'reply failed, pushing')
-      }
-    }
-
-    try {
-      const res = await deps.line.call('push', (c) =>
-        c.pushMessageWithHttpInfo({ to: lineUser.line_uid, messages }, delivery.line_retry_key),
+export function createSendDeliveries(tools: SendTools): Processor<'messaging.send-deliveries'> {
+  return {
+    async run(deps, { deliveryIds }, { worker, token }) {
+      const rows = await claimDeliveries(deps.db, deliveryIds)
+      if (rows.length === 0) return
+      const { outcomes, rateLimited } = await sendClaimedDeliveries(deps, tools, rows)
+      await recordOutcomes(deps.db, outcomes)
+      countOutcomes(deps, outcomes)
+      const deferred = outcomes.flatMap((o) =>
+        o.status === 'pending' && o.sendAfter ? [{ id: o.id, sendAfter: o.sendAfter }] : [],
       )
-      await markDeliverySent(deps.db, deliveryId, {
-        channel: 'line',
-        lineRequestId: res.httpResponse.headers.get('x-line-request-id'),
-      })
-    } catch (error) {
-      const failure = classifyLineError(error)
-      switch (failure.kind) {
-        case 'already_accepted':
-          await markDeliverySent(deps.db, deliveryId, {
-            channel: 'line',
-            lineRequestId: failure.acceptedRequestId,
-          })
-          return
-        case 'rate_limited':
-          await recordDeliveryError(deps.db, deliveryId, failure.message)
-          await worker.rateLimit(RATE_LIMIT_BACKOFF_MS)
-          if (token === undefined) throw new Error('rate limited')
-          throw Worker.RateLimitError()
-        case 'quota_exceeded':
-          await finishDelivery(deps.db, deliveryId, 'quota_exceeded', failure.message)
-          deps.metrics.lineCalls.inc({ endpoint: 'push', status: 'quota_exceeded' })
-          return
-        case 'invalid_reply_token':
-        case 'rejected':
-          await finishDelivery(
-            deps.db,
-            deliveryId,
-            'failed',
-            `LINE ${failure.status}: ${failure.message} ${JSON.stringify('details' in failure ? failure.details : null)}`,
-          )
-          throw new UnrecoverableError(`LINE rejected the message (${failure.status})`)
-        case 'transient':
-          await recordDeliveryError(deps.db, deliveryId, failure.message)
-          throw error instanceof Error ? error : new Error(failure.message)
+      await enqueueDeliveries(deps.queues, deferred, deps.clock.now().getTime())
+      const retry = outcomes.filter((o) => o.status === 'pending' && !o.sendAfter).length
+      if (rateLimited) {
+        await worker.rateLimit(RATE_LIMIT_BACKOFF_MS)
+        if (token === undefined) throw new Error('LINE rate limit')
+        throw Worker.RateLimitError()
       }
-    }
-  },
-  async onFinalFailure(deps, { deliveryId }, error) {
-    await finishDelivery(deps.db, deliveryId, 'failed', error.message)
-  },
+      if (retry > 0) throw new Error(`${retry} of ${rows.length} deliveries failed for now`)
+    },
+    async onFinalFailure(deps, { deliveryIds }, error) {
+      await failUnfinishedDeliveries(deps.db, deliveryIds, error.message)
+    },
+  }
+}
+
+function countOutcomes(deps: Pick<Deps, 'metrics'>, outcomes: DeliveryOutcome[]): void {
+  for (const o of outcomes) {
+    const channel = 'channel' in o ? o.channel : 'none'
+    const status = o.status === 'pending' && o.sendAfter ? 'deferred' : o.status
+    deps.metrics.deliveries.inc({ channel, status })
+  }
 }

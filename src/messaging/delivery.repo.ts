@@ -1,100 +1,228 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
+import type { DeliveryIntent as Intent } from './delivery.service.ts'
 
-export type NewLineDelivery = {
-  dedupeKey: string
-  kind: string
-  category: 'transactional' | 'marketing'
-  customerId: string
-  lineUserId: string
-  messages: unknown[]
-  replyToken?: string | null
-  replyTokenExpiresAt?: Date | null
+function deliveryValues(d: Intent) {
+  const template = 'templateId' in d.content ? d.content : null
+  return {
+    dedupe_key: d.dedupeKey,
+    kind: d.kind,
+    category: d.category,
+    customer_id: d.customerId,
+    template_id: template?.templateId ?? null,
+    vars: JSON.stringify(template?.vars ?? {}),
+    messages: 'messages' in d.content ? JSON.stringify(d.content.messages) : null,
+    line_user_id: d.reply?.lineUserId ?? null,
+    reply_token: d.reply?.token ?? null,
+    reply_token_expires_at: d.reply?.expiresAt ?? null,
+    over_cap: d.overCap ?? 'defer',
+    ...(d.sendAfter ? { send_after: d.sendAfter } : {}),
+  }
 }
 
 /** Creates the row once per dedupe key; returns its id, or null when it already existed. */
-export async function insertDelivery(db: Db, d: NewLineDelivery): Promise<string | null> {
+export async function insertDelivery(db: Db, d: Intent): Promise<string | null> {
   const row = await db
     .insertInto('delivery')
-    .values({
-      dedupe_key: d.dedupeKey,
-      kind: d.kind,
-      category: d.category,
-      customer_id: d.customerId,
-      line_user_id: d.lineUserId,
-      messages: JSON.stringify(d.messages),
-      reply_token: d.replyToken ?? null,
-      reply_token_expires_at: d.replyTokenExpiresAt ?? null,
-    })
+    .values(deliveryValues(d))
     .onConflict((oc) => oc.column('dedupe_key').doNothing())
     .returning('id')
     .executeTakeFirst()
   return row?.id ?? null
 }
 
-/** Moves a row to `sending` for one attempt; null when it is already finished. */
-export async function claimDelivery(db: Db, id: string) {
-  return db
-    .updateTable('delivery')
-    .set({ status: 'sending', attempts: sql`attempts + 1`, updated_at: sql`now()` })
-    .where('id', '=', id)
-    .where('status', 'in', ['pending', 'sending'])
-    .returningAll()
-    .executeTakeFirst()
-}
-
-export async function markDeliverySent(
+/** Bulk form of insertDelivery: the rows created (existing dedupe keys are left alone). */
+export async function insertDeliveries(
   db: Db,
-  id: string,
-  how: { channel: 'line'; lineRequestId: string | null },
-): Promise<void> {
-  await db
-    .updateTable('delivery')
-    .set({
-      status: 'sent',
-      channel: how.channel,
-      line_request_id: how.lineRequestId,
-      sent_at: sql`now()`,
-      last_error: null,
-      updated_at: sql`now()`,
-    })
-    .where('id', '=', id)
-    .where('status', '=', 'sending')
+  intents: Intent[],
+): Promise<{ id: string; sendAfter: Date }[]> {
+  if (intents.length === 0) return []
+  const rows = await db
+    .insertInto('delivery')
+    .values(intents.map((d) => ({ send_after: sql<Date>`now()`, ...deliveryValues(d) })))
+    .onConflict((oc) => oc.column('dedupe_key').doNothing())
+    .returning(['id', 'send_after'])
     .execute()
+  return rows.map((r) => ({ id: r.id, sendAfter: r.send_after }))
 }
 
-export async function finishDelivery(
+/** Unsent deliveries with these keys become `cancelled`; returns how many. */
+export async function cancelDeliveryRows(
   db: Db,
-  id: string,
-  status: 'failed' | 'skipped' | 'quota_exceeded',
+  dedupeKeys: string[],
   reason: string,
+): Promise<number> {
+  if (dedupeKeys.length === 0) return 0
+  const result = await db
+    .updateTable('delivery')
+    .set({ status: 'cancelled', skip_reason: reason, updated_at: sql`now()` })
+    .where('dedupe_key', 'in', dedupeKeys)
+    .where('status', '=', 'pending')
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows)
+}
+
+/** A row in `sending` longer than this was abandoned (a crashed worker): it may be claimed again. */
+export const SENDING_LEASE_SECONDS = 120
+
+/** A claimed delivery with what its send needs: the customer's address and LINE friend status. */
+export type ClaimedDelivery = Awaited<ReturnType<typeof claimDeliveries>>[number]
+
+/**
+ * Moves due rows to `sending` for one attempt and returns them with the customer's email and
+ * LINE identity (the one the delivery names, else the customer's friend, else any), in one
+ * statement. Rows already finished, not yet due, or being sent by another worker are left out.
+ */
+export async function claimDeliveries(db: Db, ids: string[]) {
+  const result = await sql<{
+    id: string
+    kind: string
+    category: 'transactional' | 'marketing'
+    customer_id: string
+    template_id: string | null
+    vars: Record<string, unknown>
+    messages: unknown[] | null
+    reply_token: string | null
+    reply_token_expires_at: Date | null
+    line_retry_key: string
+    attempts: number
+    over_cap: 'defer' | 'skip'
+    email: string | null
+    erased: boolean
+    line_user_id: string | null
+    line_uid: string | null
+    line_friend: boolean
+    multicast_request_id: string | null
+    multicast_retry_key: string | null
+    /** An answer to the person's own message or tap (a reply), not a message they didn't ask for. */
+    answers_person: boolean
+  }>`
+    with claimed as (
+      update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
+      where id = any(${ids}::uuid[]) and send_after <= now()
+        and (status = 'pending' or (status = 'sending'
+          and updated_at < now() - make_interval(secs => ${SENDING_LEASE_SECONDS})))
+      returning *
+    )
+    select d.id, d.kind, d.category, d.customer_id, d.template_id, d.vars, d.messages,
+      d.reply_token, d.reply_token_expires_at, d.line_retry_key, d.attempts, d.over_cap,
+      c.email, c.erased_at is not null as erased,
+      lu.id as line_user_id, lu.line_uid, coalesce(lu.status = 'friend', false) as line_friend,
+      d.multicast_request_id, mr.line_retry_key as multicast_retry_key,
+      d.line_user_id is not null as answers_person
+    from claimed d
+    join customer c on c.id = d.customer_id
+    left join lateral (
+      select id, line_uid, status from line_user
+      where customer_id = d.customer_id
+      order by id = d.line_user_id desc nulls last, status = 'friend' desc, status_changed_at desc
+      limit 1
+    ) lu on true
+    left join multicast_request mr on mr.id = d.multicast_request_id
+    order by d.id
+  `.execute(db)
+  return result.rows
+}
+
+/** What became of one claimed delivery. */
+export type DeliveryOutcome =
+  | { id: string; status: 'sent'; channel: 'line' | 'email'; requestId: string | null }
+  | { id: string; status: 'skipped'; reason: string }
+  | { id: string; status: 'failed' | 'quota_exceeded'; error: string }
+  /** Try again: now (a retry of the job) or at `sendAfter` (quiet hours, the weekly cap). */
+  | { id: string; status: 'pending'; error?: string; sendAfter?: Date }
+
+/** Records every outcome of a batch in one statement (rows still `sending` only). */
+export async function recordOutcomes(db: Db, outcomes: DeliveryOutcome[]): Promise<void> {
+  if (outcomes.length === 0) return
+  const col = <T>(pick: (o: DeliveryOutcome) => T | undefined) =>
+    outcomes.map((o) => pick(o) ?? null)
+  await sql`
+    update delivery d set
+      status = o.status,
+      channel = coalesce(o.channel, d.channel),
+      line_request_id = case when o.channel = 'line' then o.request_id else d.line_request_id end,
+      email_message_id = case when o.channel = 'email' then o.request_id else d.email_message_id end,
+      skip_reason = coalesce(o.reason, d.skip_reason),
+      last_error = case when o.status = 'sent' then null else coalesce(o.error, d.last_error) end,
+      sent_at = case when o.status = 'sent' then now() else d.sent_at end,
+      send_after = coalesce(o.send_after, d.send_after),
+      updated_at = now()
+    from unnest(
+      ${col((o) => o.id)}::uuid[], ${col((o) => o.status)}::text[],
+      ${col((o) => ('channel' in o ? o.channel : undefined))}::text[],
+      ${col((o) => ('requestId' in o ? o.requestId : undefined))}::text[],
+      ${col((o) => ('reason' in o ? o.reason : undefined))}::text[],
+      ${col((o) => ('error' in o ? o.error?.slice(0, 2_000) : undefined))}::text[],
+      ${col((o) => ('sendAfter' in o ? o.sendAfter?.toISOString() : undefined))}::timestamptz[]
+    ) as o(id, status, channel, request_id, reason, error, send_after)
+    where d.id = o.id and d.status = 'sending'
+  `.execute(db)
+}
+
+/**
+ * Marketing sends in the rolling week before now, per customer, and when the cap would next
+ * leave room (the `cap`-th most recent send turning a week old).
+ */
+export async function countRecentMarketing(db: Db, customerIds: string[], cap: number) {
+  if (customerIds.length === 0) return new Map<string, { count: number; roomAt: Date | null }>()
+  const result = await sql<{ customer_id: string; count: number; room_at: Date | null }>`
+    select customer_id, count(*)::int as count,
+      (array_agg(sent_at order by sent_at desc))[${cap}] + interval '7 days' as room_at
+    from delivery
+    where customer_id = any(${customerIds}::uuid[]) and category = 'marketing'
+      and status = 'sent' and sent_at > now() - interval '7 days'
+    group by customer_id
+  `.execute(db)
+  return new Map(result.rows.map((r) => [r.customer_id, { count: r.count, roomAt: r.room_at }]))
+}
+
+/** Groups rows for one multicast: a retry key of their own, kept for every retry of the chunk. */
+export async function createMulticastRequest(db: Db, deliveryIds: string[]): Promise<string> {
+  const result = await sql<{ line_retry_key: string }>`
+    with mr as (insert into multicast_request default values returning id, line_retry_key),
+    tagged as (
+      update delivery set multicast_request_id = (select id from mr)
+      where id = any(${deliveryIds}::uuid[]) and status = 'sending'
+    )
+    select line_retry_key from mr
+  `.execute(db)
+  return result.rows[0]!.line_retry_key
+}
+
+/** After the last retry: deliveries a job left waiting for a retry are failed. */
+export async function failUnfinishedDeliveries(
+  db: Db,
+  ids: string[],
+  error: string,
 ): Promise<void> {
   await db
     .updateTable('delivery')
-    .set({
-      status,
-      ...(status === 'skipped' ? { skip_reason: reason } : { last_error: reason.slice(0, 2_000) }),
-      updated_at: sql`now()`,
-    })
-    .where('id', '=', id)
-    .where('status', 'in', ['pending', 'sending'])
+    .set({ status: 'failed', last_error: error.slice(0, 2_000), updated_at: sql`now()` })
+    .where('id', 'in', ids)
+    .where('status', '=', 'pending')
+    .where('attempts', '>', 0)
+    .where('send_after', '<=', sql<Date>`now()`)
     .execute()
 }
 
-export async function recordDeliveryError(db: Db, id: string, error: string): Promise<void> {
-  await db
-    .updateTable('delivery')
-    .set({ last_error: error.slice(0, 2_000), updated_at: sql`now()` })
-    .where('id', '=', id)
-    .execute()
-}
-
+/**
+ * Due deliveries nobody is working on: pending ones older than the grace (their job was lost),
+ * and ones left in `sending` past the lease (a crashed worker).
+ */
 export async function listStaleDeliveries(db: Db, olderThan: Date, limit: number) {
   const rows = await db
     .selectFrom('delivery')
     .select('id')
-    .where('status', 'in', ['pending', 'sending'])
-    .where('updated_at', '<', olderThan)
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('status', '=', 'pending'), eb('updated_at', '<', olderThan)]),
+        eb.and([
+          eb('status', '=', 'sending'),
+          eb('updated_at', '<', sql<Date>`now() - make_interval(secs => ${SENDING_LEASE_SECONDS})`),
+        ]),
+      ]),
+    )
     .where('send_after', '<=', sql<Date>`now()`)
     .limit(limit)
     .execute()

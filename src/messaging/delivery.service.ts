@@ -1,34 +1,111 @@
+import type { messagingApi } from '@line/bot-sdk'
 import { jobIds } from '../jobs.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
-import { insertDelivery, type NewLineDelivery } from './delivery.repo.ts'
+import type { Queues } from '../platform/queues.ts'
+import { cancelDeliveryRows, insertDeliveries, insertDelivery } from './delivery.repo.ts'
 
 /** LINE accepts a reply token for about a minute after the webhook; keep a margin. */
 export const REPLY_TOKEN_TTL_MS = 50_000
+/** Ids per send job: one claim, one render pass, one status update for the lot. */
+export const DELIVERIES_PER_JOB = 100
+
+export type DeliveryCategory = 'transactional' | 'marketing'
 
 /**
- * Records a LINE message to send, inside the caller's transaction, and queues it after commit.
- * The dedupe key makes it happen once however often the cause is replayed.
+ * A message to one customer. The channel is not chosen here: it is decided when the delivery is
+ * sent (LINE if they follow the account, else email with consent, else skipped with a reason).
+ * Content is a template from flex-templates/ (LINE and email versions; its variables are stored
+ * and completed at send time by the template's loader) or LINE messages built in code (LINE only).
  */
-export async function scheduleLineMessage(
-  ctx: {
-    deps: Pick<Deps, 'queues'>
-    trx: Db
-    afterCommit: (fn: () => Promise<void>) => void
-  },
-  delivery: NewLineDelivery,
+export type DeliveryIntent = {
+  /** One delivery per key, however often the cause is replayed: `<kind>:<business id>`. */
+  dedupeKey: string
+  kind: string
+  category: DeliveryCategory
+  customerId: string
+  content:
+    | { templateId: string; vars?: Record<string, unknown> }
+    | { messages: messagingApi.Message[] }
+  /** Not before this time (post-purchase delay). Quiet hours and the cap may defer it further. */
+  sendAfter?: Date
+  /** Marketing over the weekly cap: wait for room (default) or give up. */
+  overCap?: 'defer' | 'skip'
+  /** Answer by reply while the token is fresh (push otherwise). */
+  reply?: { token: string | null; expiresAt: Date; lineUserId: string }
+}
+
+type TxContext = {
+  deps: Pick<Deps, 'queues'>
+  trx: Db
+  afterCommit: (fn: () => Promise<void>) => void
+}
+
+/**
+ * Records a delivery inside the caller's transaction and queues it after commit (delayed until
+ * `sendAfter`). Returns its id, or null when the dedupe key already existed.
+ */
+export async function scheduleDelivery(
+  ctx: TxContext,
+  intent: DeliveryIntent,
 ): Promise<string | null> {
-  const id = await insertDelivery(ctx.trx, delivery)
+  const id = await insertDelivery(ctx.trx, intent)
   if (id) {
-    ctx.afterCommit(() =>
-      ctx.deps.queues.enqueue(
-        'messaging.send-delivery',
-        { deliveryId: id },
-        { jobId: jobIds.delivery(id) },
-      ),
-    )
+    const sendAfter = intent.sendAfter
+    ctx.afterCommit(() => enqueueDeliveries(ctx.deps.queues, [{ id, sendAfter }]))
   }
   return id
+}
+
+/**
+ * Many deliveries at once (a campaign): rows in bulk, then jobs of DELIVERIES_PER_JOB ids.
+ * Returns the ids created (existing dedupe keys are skipped).
+ */
+export async function scheduleDeliveries(
+  deps: Pick<Deps, 'db' | 'queues'>,
+  intents: DeliveryIntent[],
+): Promise<string[]> {
+  const rows = await insertDeliveries(deps.db, intents)
+  await enqueueDeliveries(deps.queues, rows)
+  return rows.map((r) => r.id)
+}
+
+/**
+ * Queues deliveries by id. Due ones travel in groups of DELIVERIES_PER_JOB; later ones are
+ * delayed jobs of their own. Repeats are harmless: the row's status decides what happens.
+ */
+export async function enqueueDeliveries(
+  queues: Queues,
+  deliveries: { id: string; sendAfter?: Date | null }[],
+  now = Date.now(),
+): Promise<void> {
+  const due: string[] = []
+  const later: { id: string; delay: number }[] = []
+  for (const d of deliveries) {
+    const delay = d.sendAfter ? d.sendAfter.getTime() - now : 0
+    if (delay > 0) later.push({ id: d.id, delay })
+    else due.push(d.id)
+  }
+  const jobs: { data: { deliveryIds: string[] }; jobId: string; delay?: number }[] = []
+  for (let i = 0; i < due.length; i += DELIVERIES_PER_JOB) {
+    const ids = due.slice(i, i + DELIVERIES_PER_JOB)
+    jobs.push({ data: { deliveryIds: ids }, jobId: jobIds.deliveries(ids) })
+  }
+  for (const d of later) {
+    // Its own id per due time: a deferred delivery's earlier job may still exist.
+    const jobId = jobIds.deliveryAt(d.id, now + d.delay)
+    jobs.push({ data: { deliveryIds: [d.id] }, jobId, delay: d.delay })
+  }
+  await queues.enqueueBulk('messaging.send-deliveries', jobs)
+}
+
+/** Cancels deliveries not yet sent (a voided receipt); returns how many were cancelled. */
+export async function cancelDeliveries(
+  db: Db,
+  dedupeKeys: string[],
+  reason: string,
+): Promise<number> {
+  return cancelDeliveryRows(db, dedupeKeys, reason)
 }
 
 export function replyTokenExpiry(receivedAt: Date): Date {
@@ -37,25 +114,21 @@ export function replyTokenExpiry(receivedAt: Date): Date {
 
 /** Answers a webhook event: a transactional delivery keyed on the event, by reply while fresh. */
 export async function scheduleReply(
-  ctx: {
-    deps: Pick<Deps, 'queues'>
-    trx: Db
-    afterCommit: (fn: () => Promise<void>) => void
-    webhookEventId: string
-    receivedAt: Date
-  },
+  ctx: TxContext & { webhookEventId: string; receivedAt: Date },
   to: { customerId: string; lineUserId: string; replyToken: string | null },
-  messages: unknown[],
+  content: messagingApi.Message[] | { templateId: string; vars?: Record<string, unknown> },
   kind: string,
 ): Promise<string | null> {
-  return scheduleLineMessage(ctx, {
+  return scheduleDelivery(ctx, {
     dedupeKey: `reply:${ctx.webhookEventId}`,
     kind,
     category: 'transactional',
     customerId: to.customerId,
-    lineUserId: to.lineUserId,
-    messages,
-    replyToken: to.replyToken,
-    replyTokenExpiresAt: replyTokenExpiry(ctx.receivedAt),
+    content: Array.isArray(content) ? { messages: content } : content,
+    reply: {
+      token: to.replyToken,
+      expiresAt: replyTokenExpiry(ctx.receivedAt),
+      lineUserId: to.lineUserId,
+    },
   })
 }

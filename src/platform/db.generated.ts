@@ -53,6 +53,15 @@ export interface AppSecret {
   value: string;
 }
 
+export interface Consent {
+  category: string;
+  channel: string;
+  customer_id: string;
+  granted: boolean;
+  source: string;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface Coupon {
   code: string;
   created_at: Generated<Timestamp>;
@@ -75,7 +84,6 @@ export interface Customer {
   first_purchase_at: Timestamp | null;
   id: Generated<string>;
   last_purchase_at: Timestamp | null;
-  marketing_consent: Generated<boolean>;
   merged_into_id: string | null;
   phone: string | null;
   points: Generated<number>;
@@ -93,20 +101,33 @@ export interface Delivery {
   created_at: Generated<Timestamp>;
   customer_id: string;
   dedupe_key: string;
+  email_message_id: string | null;
   id: Generated<string>;
   kind: string;
   last_error: string | null;
   line_request_id: string | null;
   line_retry_key: Generated<string>;
   line_user_id: string | null;
-  messages: Json;
+  messages: Json | null;
+  multicast_request_id: string | null;
+  over_cap: Generated<string>;
   reply_token: string | null;
   reply_token_expires_at: Timestamp | null;
   send_after: Generated<Timestamp>;
   sent_at: Timestamp | null;
   skip_reason: string | null;
   status: Generated<string>;
+  template_id: string | null;
   updated_at: Generated<Timestamp>;
+  vars: Generated<Json>;
+}
+
+export interface DeliveryEvent {
+  created_at: Generated<Timestamp>;
+  delivery_id: string;
+  id: Generated<string>;
+  kind: string;
+  url: string | null;
 }
 
 export interface Identity {
@@ -180,6 +201,13 @@ export interface MergeAudit {
   moved: Json;
   reason: string;
   surviving_customer_id: string;
+}
+
+export interface MulticastRequest {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  line_request_id: string | null;
+  line_retry_key: Generated<string>;
 }
 
 export interface PointsLedger {
@@ -270,9 +298,11 @@ export interface DB {
   account_link: AccountLink;
   api_key: ApiKey;
   app_secret: AppSecret;
+  consent: Consent;
   coupon: Coupon;
   customer: Customer;
   delivery: Delivery;
+  delivery_event: DeliveryEvent;
   identity: Identity;
   line_user: LineUser;
   link_audit: LinkAudit;
@@ -280,6 +310,7 @@ export interface DB {
   link_nonce: LinkNonce;
   link_token: LinkToken;
   merge_audit: MergeAudit;
+  multicast_request: MulticastRequest;
   points_ledger: PointsLedger;
   product: Product;
   purchase: Purchase;

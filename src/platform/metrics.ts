@@ -26,6 +26,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['queue', 'outcome'] as const,
       registers: [registry],
     }),
+    deliveries: new Counter({
+      name: 'kizuna_deliveries_total',
+      help: 'Delivery attempts by channel and outcome (sent, skipped, deferred, quota_exceeded, ...)',
+      labelNames: ['channel', 'status'] as const,
+      registers: [registry],
+    }),
     lineCalls: new Counter({
       name: 'kizuna_line_calls_total',
       help: 'Calls to the LINE platform by endpoint and HTTP status',

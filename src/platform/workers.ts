@@ -8,8 +8,10 @@ import type { Processor, Processors } from './worker-types.ts'
 export function workerOptions(deps: Pick<Deps, 'env'>): Record<QueueName, Partial<WorkerOptions>> {
   return {
     webhook: { concurrency: deps.env.WORKER_CONCURRENCY },
+    // A job carries up to 200 deliveries, paced by the shared LINE limiters; a few jobs at once
+    // keep about a second of sends in flight. The queue limiter is what worker.rateLimit pauses.
     delivery: {
-      concurrency: Math.max(deps.env.WORKER_CONCURRENCY, 32),
+      concurrency: 4,
       limiter: { max: deps.env.LINE_PUSH_RATE_PER_SECOND, duration: 1_000 },
     },
     identity: { concurrency: 8 },

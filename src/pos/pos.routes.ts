@@ -4,12 +4,15 @@ import { type KeyEnv, requireKey } from '../auth/require-key.ts'
 import { AppError } from '../platform/errors.ts'
 import { describeZodError } from '../platform/http.ts'
 import { findStoreCodeById } from './pos.repo.ts'
-import { scanBodySchema } from './pos.schemas.ts'
-import { type PosDeps, type PosStore, scan } from './pos.service.ts'
+import { scanBodySchema, voidParamsSchema } from './pos.schemas.ts'
+import { type PosDeps, type PosStore, scan, voidReceipt } from './pos.service.ts'
 
 export const POS_MAX_BYTES = 256 * 1024
 
-/** Register API: `POST /api/pos/scans` with a store's Bearer key (scope pos). */
+/**
+ * Register API with a store's Bearer key (scope pos): `POST /api/pos/scans` and
+ * `POST /api/pos/receipts/:receiptId/void`.
+ */
 export function posRoutes(deps: PosDeps) {
   // Store codes never change: one lookup per store and process.
   const storeCodes = new Map<string, string>()
@@ -24,7 +27,7 @@ export function posRoutes(deps: PosDeps) {
     return { id: storeId, code }
   }
 
-  return new Hono<KeyEnv>().post(
+  const app = new Hono<KeyEnv>().post(
     '/scans',
     bodyLimit({
       maxSize: POS_MAX_BYTES,
@@ -49,4 +52,16 @@ export function posRoutes(deps: PosDeps) {
       return c.json(await scan(deps, store, parsed.data), 200)
     },
   )
+
+  // Takes a recorded receipt back (a return at the register, a mistake): see voidPurchase.
+  app.post('/receipts/:receiptId/void', requireKey(deps.db, 'pos'), async (c) => {
+    const store = await storeOf(c.get('caller').storeId)
+    const parsed = voidParamsSchema.safeParse({ receiptId: c.req.param('receiptId') })
+    if (!parsed.success) {
+      const { message, fields } = describeZodError(parsed.error)
+      throw new AppError('BAD_REQUEST', message, { details: fields })
+    }
+    return c.json(await voidReceipt(deps, store, parsed.data.receiptId), 200)
+  })
+  return app
 }

@@ -9,8 +9,10 @@ export const receiptLineSchema = z.object({
   unitPrice: yen,
 })
 
+const receiptId = z.string().trim().min(1, 'required').max(100)
+
 export const receiptSchema = z.object({
-  id: z.string().trim().min(1, 'required').max(100),
+  id: receiptId,
   purchasedAt: z.iso
     .datetime({ offset: true, error: 'use an ISO 8601 date-time, e.g. 2026-11-23T10:15:00+09:00' })
     .transform((s) => new Date(s)),
@@ -33,6 +35,9 @@ export const scanBodySchema = z.object({
   linkBarcode: barcode.optional(),
   receipt: receiptSchema.optional(),
 })
+
+/** `POST /api/pos/receipts/:receiptId/void`: the receipt id the register recorded it under. */
+export const voidParamsSchema = z.object({ receiptId })
 
 export type ScanBody = z.infer<typeof scanBodySchema>
 export type Receipt = z.infer<typeof receiptSchema>

@@ -5,6 +5,8 @@ import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import { recordPurchaseFor } from '../purchases/purchase.service.ts'
+import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
+import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
 import { type BarcodeShape, classifyBarcode } from './barcode.ts'
 import {
   type CardOwner,
@@ -17,7 +19,12 @@ import {
 } from './pos.repo.ts'
 import type { ScanBody, ScanResponse } from './pos.schemas.ts'
 
-export type PosDeps = Pick<Deps, 'db' | 'env'>
+/**
+ * queues and log queue a receipt's follow-up; without them (the staff page's deps) the row waits
+ * for the sweeper.
+ */
+export type PosDeps = Pick<Deps, 'db' | 'env' | 'queues' | 'log'>
+type FollowUp = { id: string; sendAfter: Date } | undefined
 export type PosStore = { id: string; code: string }
 type Resolved = { customerId: string; via: 'member_card' | 'legacy_card' | 'coupon' }
 
@@ -113,12 +120,15 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
       values,
       withCoupon: shape === 'other',
     })
-    const answer = await recordReceipt(deps.db, deps, store, body, start)
-    if (answer) return answer
+    const recorded = await recordReceipt(deps.db, deps, store, body, start)
+    if (recorded) {
+      await enqueueFollowUp(deps, recorded.followUp)
+      return recorded.answer
+    }
     await resolveBarcode(deps.db, body.barcode, shape) // says why no one was found (404, 410)
     throw new AppError('NOT_FOUND', UNKNOWN)
   }
-  return deps.db.transaction().execute(async (trx) => {
+  const linked = await deps.db.transaction().execute(async (trx) => {
     const resolved = await resolveBarcode(trx, body.barcode, shape)
     if (classifyBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX) !== 'other') {
       throw new AppError(
@@ -134,24 +144,29 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
       { env: deps.env, reason: 'scan' },
     )
     const customerId = attached.customerId
-    if (!body.receipt) return { customer: await memberSummary(trx, customerId) }
+    if (!body.receipt) return { answer: { customer: await memberSummary(trx, customerId) } }
     const coupon = resolved.via === 'coupon' ? body.barcode : null
     const start = sql`select ${customerId}::uuid as customer_id, ${resolved.via}::text as via,
       ${coupon}::text as coupon`
-    const answer = await recordReceipt(trx, deps, store, body, start)
-    if (!answer) throw new AppError('NOT_FOUND', 'no customer with this id')
-    return answer
+    const recorded = await recordReceipt(trx, deps, store, body, start)
+    if (!recorded) throw new AppError('NOT_FOUND', 'no customer with this id')
+    return recorded
   })
+  await enqueueFollowUp(deps, linked.followUp) // after the commit
+  return linked.answer
 }
 
-/** Records the receipt for the customer `start` finds; undefined when it finds no one. */
+/**
+ * Records the receipt for the customer `start` finds (with its follow-up, to queue once
+ * committed); undefined when it finds no one.
+ */
 async function recordReceipt(
   db: Db,
   deps: PosDeps,
   store: PosStore,
   body: ScanBody,
   start: RawBuilder<unknown>,
-): Promise<ScanResponse | undefined> {
+): Promise<{ answer: ScanResponse; followUp?: FollowUp } | undefined> {
   const receipt = body.receipt
   if (!receipt) throw new Error('recordReceipt needs a receipt')
   const recorded = await recordPurchaseFor(
@@ -170,18 +185,19 @@ async function recordReceipt(
       pointsUsed: receipt.pointsUsed,
       couponCodes: [...new Set(receipt.couponsUsed)],
     },
-    { start, withResult: true },
+    { start, withResult: true, followUpDelaySeconds: deps.env.POST_PURCHASE_DELAY_SECONDS },
   )
   if (recorded.notFound) return undefined
-  if (!recorded.created) return replayOf(db, recorded.purchaseId)
-  return recorded.result as ScanResponse
+  if (!recorded.created) return { answer: await replayOf(db, recorded.purchaseId) }
+  return { answer: recorded.result as ScanResponse, followUp: recorded.followUp }
 }
 
 /** The answer given the first time, marked as a replay (rebuilt if none was stored). */
 async function replayOf(trx: Db, purchaseId: string): Promise<ScanResponse> {
   const row = await findPurchaseResult(trx, purchaseId)
-  const stored = row.result as ScanResponse | null
-  if (stored?.purchase) return { ...stored, purchase: { ...stored.purchase, replayed: true } }
+  // A voided purchase keeps what the void did next to the answer (`void`): not the register's.
+  const { void: _void, ...stored } = (row.result ?? {}) as ScanResponse & { void?: unknown }
+  if (stored.purchase) return { ...stored, purchase: { ...stored.purchase, replayed: true } }
   if (!row.customer_id) throw new AppError('CONFLICT', 'this receipt was recorded without a member')
   const customer = await memberSummary(trx, row.customer_id)
   return {
@@ -195,4 +211,23 @@ async function replayOf(trx: Db, purchaseId: string): Promise<ScanResponse> {
       replayed: true,
     },
   }
+}
+
+const UNKNOWN_RECEIPT =
+  'no receipt with this number was recorded at this store: check the receipt number, or whether ' +
+  'it was recorded at another store or without scanning a member card'
+
+/** Voids a receipt of this store (see voidPurchase); unknown → 404. */
+export async function voidReceipt(
+  deps: PosDeps,
+  store: PosStore,
+  receiptId: string,
+): Promise<VoidedPurchase> {
+  const voided = await voidPurchase(deps, {
+    channel: 'store',
+    source: store.code,
+    externalId: receiptId,
+  })
+  if (!voided) throw new AppError('NOT_FOUND', UNKNOWN_RECEIPT)
+  return voided
 }

@@ -94,6 +94,8 @@ export type RecordedPurchaseFor = RecordedPurchase & {
   via?: string | null
   /** The stored answer (withResult), when created. */
   result?: unknown
+  /** The post-purchase follow-up written with it (queue it after commit: enqueueFollowUp). */
+  followUp?: { id: string; sendAfter: Date }
 }
 
 /**
@@ -105,7 +107,12 @@ export async function recordPurchaseFor(
   db: Db,
   env: PurchaseEnv,
   input: PurchaseInput,
-  opts: { start: RawBuilder<unknown> | null; withResult: boolean },
+  opts: {
+    start: RawBuilder<unknown> | null
+    withResult: boolean
+    /** A store purchase with a customer gets a follow-up delivery this long after now. */
+    followUpDelaySeconds?: number
+  },
 ): Promise<RecordedPurchaseFor> {
   const pointsUsed = input.pointsUsed ?? 0
   const couponCodes = input.couponCodes ?? []
@@ -116,6 +123,10 @@ export async function recordPurchaseFor(
   const unique = [...new Set(couponCodes)]
   const pointsEarned = hasCustomer ? pointsFor(input.total, env) : 0
   const purchaseId = randomUUID()
+  const followUp =
+    input.channel === 'store' && hasCustomer && opts.followUpDelaySeconds !== undefined
+      ? { delaySeconds: opts.followUpDelaySeconds }
+      : null
   let start = opts.start
   for (let attempt = 0; attempt < 10; attempt++) {
     const out = await recordPurchaseOnce(db, {
@@ -149,10 +160,18 @@ export async function recordPurchaseFor(
       ],
       thresholds: env.TIER_THRESHOLDS,
       withResult: opts.withResult,
+      followUp,
     })
     const via = out.via
     if (out.purchase_id) {
-      return { purchaseId: out.purchase_id, created: true, via, result: out.result }
+      const { follow_up_id: id, follow_up_send_after: sendAfter } = out
+      return {
+        purchaseId: out.purchase_id,
+        created: true,
+        via,
+        result: out.result,
+        ...(id && sendAfter ? { followUp: { id, sendAfter } } : {}),
+      }
     }
     if (hasCustomer) {
       if (!out.customer_id) return { purchaseId: '', created: false, notFound: true }

@@ -26,6 +26,9 @@ export type RecordOutcome = {
   /** The listed coupons that are usable (locked for this purchase). */
   usable_codes: string[] | null
   ok: boolean
+  /** The post-purchase follow-up delivery written with the purchase (asked for, and created). */
+  follow_up_id: string | null
+  follow_up_send_after: Date | null
 }
 
 /**
@@ -36,7 +39,10 @@ export type RecordOutcome = {
  * time) inserts the purchase once per (channel, source, external_id) and, only if inserted, its
  * lines, the coupons' use, the ledger rows and the customer's points, stats, spend_12m and tier.
  * The new points, spend and tier are computed once (CTE calc) and used both for the customer
- * row and for the stored answer. The caller reads the outcome and throws or replays.
+ * row and for the stored answer. With `followUp`, the same statement writes the purchase's
+ * follow-up delivery (`post-purchase:<purchase id>`, due `delaySeconds` after now(), not after
+ * the purchase time: a receipt replayed from an offline register still waits the full delay).
+ * The caller reads the outcome, throws or replays, and queues the follow-up after commit.
  */
 export async function recordPurchaseOnce(
   db: Db,
@@ -54,6 +60,7 @@ export async function recordPurchaseOnce(
     ledger: { delta: number; reason: string }[]
     thresholds: TierThreshold[]
     withResult: boolean
+    followUp?: { delaySeconds: number } | null
   },
 ) {
   const r = opts.row
@@ -82,6 +89,21 @@ export async function recordPurchaseOnce(
           'pointsEarned', ${r.points_earned}::int, 'pointsUsed', ${r.points_used}::int,
           'points', calc.points, 'replayed', false))`
     : sql`null::jsonb`
+  const followUp = opts.followUp
+    ? sql`,
+    fu as (
+      insert into delivery (dedupe_key, kind, category, customer_id, template_id, vars, send_after)
+      select 'post-purchase:' || ins.id, 'post-purchase', 'transactional', locked.id,
+        'purchase-follow-up', jsonb_build_object('purchaseId', ins.id),
+        now() + ${opts.followUp.delaySeconds}::int * interval '1 second'
+      from ins cross join locked
+      on conflict (dedupe_key) do nothing
+      returning id, send_after
+    )`
+    : sql``
+  const followUpOut = opts.followUp
+    ? sql`(select id from fu) as follow_up_id, (select send_after from fu) as follow_up_send_after`
+    : sql`null::uuid as follow_up_id, null::timestamptz as follow_up_send_after`
   const query = sql<RecordOutcome>`
     with recursive start as (${start}),
     chain(id, via, hop) as (
@@ -175,11 +197,11 @@ export async function recordPurchaseOnce(
         updated_at = now()
       from calc, ins
       where customer.id = calc.id
-    )
+    )${followUp}
     select (select id from ins) as purchase_id, (select result from ins) as result,
       st.id as customer_id, (select via from last) as via, (select hop from last) as hop,
       (select coupon from start) as coupon, array(select code from codes) as codes,
-      st.erased, st.merged_into_id, st.stale, st.points, st.usable_codes, st.ok
+      st.erased, st.merged_into_id, st.stale, st.points, st.usable_codes, st.ok, ${followUpOut}
     from status st`.compile(db)
   // Every byte of the text goes to Postgres with each call (and costs on the way): compacted.
   const text = query.sql.replace(/\/\*[^*]*\*\//g, ' ').replace(/\s+/g, ' ')

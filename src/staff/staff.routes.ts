@@ -21,7 +21,7 @@ import {
   verifyStaffSession,
 } from './staff-session.ts'
 
-export type StaffDeps = Pick<Deps, 'db' | 'env' | 'clock'>
+export type StaffDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'queues' | 'log'>
 
 const SCRIPT = readFileSync(new URL('./scan-page.js', import.meta.url), 'utf8')
 

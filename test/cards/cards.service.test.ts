@@ -1,8 +1,9 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { lineLoadsImageUrl } from '../../src/cards/card-url.ts'
-import { ensureMemberCard, memberCardMessage } from '../../src/cards/cards.service.ts'
+import { ensureMemberCard, memberCardVars } from '../../src/cards/cards.service.ts'
 import { formatCardNumber, isValidEan13 } from '../../src/cards/ean13.ts'
+import { renderMessage } from '../../src/flex/message-template.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 
 let k: TestKizuna
@@ -82,10 +83,12 @@ describe('barcode image URL', () => {
   it('sends the card without the barcode image when real LINE could not load it', async () => {
     const customerId = await newCustomer()
     const deps = { ...k.deps, env: { ...k.deps.env, LINE_API_BASE_URL: 'https://api.line.me' } }
-    const message = await k.deps.db
-      .transaction()
-      .execute((trx) => memberCardMessage(deps, trx, customerId))
-    const contents = message.contents as { hero?: unknown; body: unknown }
+    const vars = await memberCardVars(deps, { customerId })
+    expect(vars.barcodeUrl).toBeUndefined()
+    const contents = renderMessage('member-card', vars).line.contents as {
+      hero?: unknown
+      body: unknown
+    }
     expect(contents.hero).toBeUndefined()
     const [card] = await k.deps.db
       .selectFrom('identity')

@@ -113,8 +113,8 @@ describe('friend lifecycle', () => {
       .where('id', '=', welcome!.id)
       .execute()
     await k.deps.queues.enqueue(
-      'messaging.send-delivery',
-      { deliveryId: welcome!.id },
+      'messaging.send-deliveries',
+      { deliveryIds: [welcome!.id] },
       { jobId: `delivery-${welcome!.id}-replay` },
     )
     await eventually(async () => {

@@ -1,0 +1,172 @@
+import type { messagingApi } from '@line/bot-sdk'
+import { lineLoadsImageUrl } from '../cards/card-url.ts'
+import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
+import type { Mailer } from '../email/mailer.ts'
+import { renderMessage } from '../flex/message-template.ts'
+import type { Deps } from '../platform/deps.ts'
+import {
+  type ClaimedDelivery,
+  countRecentMarketing,
+  type DeliveryOutcome,
+} from './delivery.repo.ts'
+import { type EmailItem, sendEmail } from './email-send.ts'
+import { type LineItem, type LineLimiters, sendLineBatch } from './line-send.ts'
+import type { MessageVarsLoaders } from './message-vars.ts'
+import { chooseChannel, quietHoursEnd } from './send-rules.ts'
+
+const WEEK_MS = 7 * 24 * 60 * 60 * 1000
+
+export type SendTools = { mailer: Mailer; limiters: LineLimiters; loaders: MessageVarsLoaders }
+
+export type BatchResult = { outcomes: DeliveryOutcome[]; rateLimited: boolean }
+
+/**
+ * Sends claimed deliveries. Marketing waits out quiet hours and the weekly cap; each delivery
+ * gets its content (template + loader, or ready LINE messages) and its channel, decided now;
+ * then LINE and email go out together. Returns one outcome per delivery.
+ */
+export async function sendClaimedDeliveries(
+  deps: Deps,
+  tools: SendTools,
+  rows: ClaimedDelivery[],
+): Promise<BatchResult> {
+  const now = deps.clock.now()
+  const outcomes: DeliveryOutcome[] = []
+  const ready = await applyMarketingRules(deps, rows, now, outcomes)
+  const consents = await loadConsents(
+    deps.db,
+    ready.map((r) => r.customer_id),
+  )
+  const lineItems: LineItem[] = []
+  const emailItems: EmailItem[] = []
+  await Promise.all(
+    ready.map(async (row) => {
+      const content = await contentOf(deps, tools.loaders, row)
+      if ('outcome' in content) {
+        outcomes.push(content.outcome)
+        return
+      }
+      const choice = chooseChannel(row, consents.get(row.customer_id) ?? DEFAULT_CONSENTS, {
+        hasVersion: content.email !== null,
+        configured: tools.mailer.kind !== 'none',
+      })
+      if (choice.channel === null) {
+        outcomes.push({ id: row.id, status: 'skipped', reason: choice.reason })
+      } else if (choice.channel === 'line') {
+        lineItems.push({
+          id: row.id,
+          lineUid: choice.lineUid,
+          messages: content.line,
+          retryKey: row.line_retry_key,
+          replyToken: replyTokenIfFresh(row, now),
+          multicast:
+            row.multicast_request_id && row.multicast_retry_key
+              ? { requestId: row.multicast_request_id, retryKey: row.multicast_retry_key }
+              : null,
+        })
+      } else if (content.email) {
+        emailItems.push({
+          id: row.id,
+          customerId: row.customer_id,
+          category: row.category,
+          to: choice.to,
+          email: content.email,
+        })
+      }
+    }),
+  )
+  const [line, emails] = await Promise.all([
+    sendLineBatch(deps, tools.limiters, lineItems),
+    Promise.all(emailItems.map((item) => sendEmail(deps, tools.mailer, item))),
+  ])
+  outcomes.push(...line.outcomes, ...emails)
+  return { outcomes, rateLimited: line.rateLimited }
+}
+
+/**
+ * Quiet hours defer every marketing delivery to the window's end. Over the weekly cap a delivery
+ * waits until the oldest counted send turns a week old, or is skipped if its sender said so.
+ * Transactional deliveries pass untouched. Returns the deliveries that may go now.
+ */
+async function applyMarketingRules(
+  deps: Deps,
+  rows: ClaimedDelivery[],
+  now: Date,
+  outcomes: DeliveryOutcome[],
+): Promise<ClaimedDelivery[]> {
+  const marketing = rows.filter((r) => r.category === 'marketing')
+  if (marketing.length === 0) return rows
+  const quietUntil = quietHoursEnd(now, deps.env.QUIET_HOURS, deps.env.TZ_STORE)
+  const cap = deps.env.MARKETING_WEEKLY_CAP
+  const recent =
+    quietUntil || cap === 0
+      ? new Map()
+      : await countRecentMarketing(
+          deps.db,
+          marketing.map((r) => r.customer_id),
+          cap,
+        )
+  const addedNow = new Map<string, number>()
+  return rows.filter((row) => {
+    if (row.category !== 'marketing') return true
+    if (quietUntil) {
+      outcomes.push({ id: row.id, status: 'pending', sendAfter: quietUntil })
+      return false
+    }
+    if (cap === 0) return true
+    const before = recent.get(row.customer_id) ?? { count: 0, roomAt: null }
+    const added = addedNow.get(row.customer_id) ?? 0
+    if (before.count + added < cap) {
+      addedNow.set(row.customer_id, added + 1)
+      return true
+    }
+    if (row.over_cap === 'skip') {
+      outcomes.push({ id: row.id, status: 'skipped', reason: 'weekly_cap' })
+    } else {
+      // Room opens when the cap-th most recent send turns a week old (sends of this batch: a week).
+      const roomAt =
+        added === 0 && before.roomAt ? before.roomAt : new Date(now.getTime() + WEEK_MS)
+      outcomes.push({ id: row.id, status: 'pending', sendAfter: roomAt })
+    }
+    return false
+  })
+}
+
+type Content =
+  | { line: messagingApi.Message[]; email: EmailItem['email'] | null }
+  | { outcome: DeliveryOutcome }
+
+/** The LINE messages and email of one delivery, from its template or its stored messages. */
+async function contentOf(
+  deps: Deps,
+  loaders: MessageVarsLoaders,
+  row: ClaimedDelivery,
+): Promise<Content> {
+  if (!row.template_id) {
+    return { line: (row.messages ?? []) as messagingApi.Message[], email: null }
+  }
+  try {
+    const loader = loaders[row.template_id]
+    const vars = loader
+      ? await loader(deps, { customerId: row.customer_id, vars: row.vars })
+      : row.vars
+    if (vars === null) {
+      return { outcome: { id: row.id, status: 'skipped', reason: 'nothing_to_send' } }
+    }
+    const rendered = renderMessage(row.template_id, vars, {
+      allowHttpImages: lineLoadsImageUrl(deps.env, 'http:'),
+    })
+    return { line: [rendered.line], email: rendered.email }
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    return { outcome: { id: row.id, status: 'failed', error: `template: ${message}` } }
+  }
+}
+
+function replyTokenIfFresh(row: ClaimedDelivery, now: Date): string | null {
+  const fresh =
+    row.reply_token !== null &&
+    row.attempts === 1 &&
+    (row.reply_token_expires_at?.getTime() ?? 0) > now.getTime()
+  return fresh ? row.reply_token : null
+}

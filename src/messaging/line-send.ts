@@ -1,0 +1,182 @@
+import type { messagingApi } from '@line/bot-sdk'
+import type { Deps } from '../platform/deps.ts'
+import { classifyLineError } from '../platform/line.ts'
+import type { SharedLimiter } from '../platform/shared-limiter.ts'
+import { createMulticastRequest, type DeliveryOutcome } from './delivery.repo.ts'
+
+/** LINE: a multicast reaches at most 500 user ids. */
+export const MULTICAST_MAX_RECIPIENTS = 500
+
+export type LineLimiters = Record<'push' | 'multicast' | 'reply', SharedLimiter>
+
+/** One delivery going out on LINE. */
+export type LineItem = {
+  id: string
+  lineUid: string
+  messages: messagingApi.Message[]
+  retryKey: string
+  /** A reply token still fresh on the first attempt. */
+  replyToken: string | null
+  /** Set when an earlier attempt sent it in this multicast: resend the same chunk, same key. */
+  multicast: { requestId: string; retryKey: string } | null
+}
+
+export type LineBatchResult = {
+  outcomes: DeliveryOutcome[]
+  /** A rate-limit 429 was seen: the whole queue should slow down. */
+  rateLimited: boolean
+}
+
+/**
+ * Sends a batch: fresh reply tokens first (a failed reply sent nothing, so the push follows);
+ * then the same messages to several people by multicast (chunks of 500, each with a retry key
+ * stored before the first call); the rest by push with the row's retry key. Every call waits
+ * for the shared limiter of its endpoint. Failures become outcomes, never exceptions.
+ */
+export async function sendLineBatch(
+  deps: Pick<Deps, 'db' | 'line' | 'log'>,
+  limiters: LineLimiters,
+  items: LineItem[],
+): Promise<LineBatchResult> {
+  const result: LineBatchResult = { outcomes: [], rateLimited: false }
+  const record = (r: LineBatchResult) => {
+    result.outcomes.push(...r.outcomes)
+    result.rateLimited ||= r.rateLimited
+  }
+  const unanswered = await Promise.all(
+    items.map(async (item) => {
+      if (!item.replyToken || item.multicast) return item
+      const sent = await tryReply(deps, limiters.reply, item, item.replyToken)
+      if (!sent) return item
+      result.outcomes.push(sent)
+      return null
+    }),
+  )
+  const { multicasts, pushes } = await planMulticasts(
+    deps,
+    unanswered.filter((i) => i !== null),
+  )
+  await Promise.all([
+    ...multicasts.map(async ({ retryKey, items: chunk }) => {
+      const ids = chunk.map((i) => i.id)
+      const request = { to: chunk.map((i) => i.lineUid), messages: chunk[0]!.messages }
+      record(
+        await callLine(deps, limiters.multicast, 'multicast', ids, (c) =>
+          c.multicastWithHttpInfo(request, retryKey),
+        ),
+      )
+    }),
+    ...pushes.map(async (item) => {
+      const request = { to: item.lineUid, messages: item.messages }
+      record(
+        await callLine(deps, limiters.push, 'push', [item.id], (c) =>
+          c.pushMessageWithHttpInfo(request, item.retryKey),
+        ),
+      )
+    }),
+  ])
+  return result
+}
+
+async function tryReply(
+  deps: Pick<Deps, 'line' | 'log'>,
+  limiter: SharedLimiter,
+  item: LineItem,
+  replyToken: string,
+): Promise<DeliveryOutcome | null> {
+  await limiter.acquire()
+  try {
+    const res = await deps.line.call('reply', (c) =>
+      c.replyMessageWithHttpInfo({ replyToken, messages: item.messages }),
+    )
+    const requestId = res.httpResponse.headers.get('x-line-request-id')
+    return { id: item.id, status: 'sent', channel: 'line', requestId }
+  } catch (error) {
+    // A reply that failed sent nothing; the push carries the retry key.
+    const why = classifyLineError(error).kind
+    deps.log.info({ deliveryId: item.id, why }, 'reply failed, pushing')
+    return null
+  }
+}
+
+/**
+ * Items an earlier attempt put in a multicast go again in that chunk with its key. Otherwise
+ * identical messages for two or more people become new chunks of at most 500; the rest push.
+ */
+async function planMulticasts(deps: Pick<Deps, 'db'>, items: LineItem[]) {
+  const multicasts: { retryKey: string; items: LineItem[] }[] = []
+  const earlier = new Map<string, { retryKey: string; items: LineItem[] }>()
+  const byContent = new Map<string, LineItem[]>()
+  for (const item of items) {
+    if (item.multicast) {
+      const chunk = earlier.get(item.multicast.requestId)
+      if (chunk) chunk.items.push(item)
+      else
+        earlier.set(item.multicast.requestId, { retryKey: item.multicast.retryKey, items: [item] })
+      continue
+    }
+    const key = JSON.stringify(item.messages)
+    const same = byContent.get(key)
+    if (same) same.push(item)
+    else byContent.set(key, [item])
+  }
+  multicasts.push(...earlier.values())
+  const pushes: LineItem[] = []
+  for (const group of byContent.values()) {
+    if (group.length < 2) {
+      pushes.push(...group)
+      continue
+    }
+    for (let i = 0; i < group.length; i += MULTICAST_MAX_RECIPIENTS) {
+      const chunk = group.slice(i, i + MULTICAST_MAX_RECIPIENTS)
+      const retryKey = await createMulticastRequest(
+        deps.db,
+        chunk.map((c) => c.id),
+      )
+      multicasts.push({ retryKey, items: chunk })
+    }
+  }
+  return { multicasts, pushes }
+}
+
+type OutcomeOf<T> = T extends unknown ? Omit<T, 'id'> : never
+
+/** One retry-keyed LINE call for these deliveries, turned into their outcomes. */
+async function callLine(
+  deps: Pick<Deps, 'line'>,
+  limiter: SharedLimiter,
+  endpoint: 'push' | 'multicast',
+  ids: string[],
+  fn: (c: Deps['line']['client']) => Promise<{ httpResponse: Response }>,
+): Promise<LineBatchResult> {
+  const each = (o: OutcomeOf<DeliveryOutcome>) => ids.map((id) => ({ ...o, id }) as DeliveryOutcome)
+  await limiter.acquire()
+  try {
+    const res = await deps.line.call(endpoint, fn)
+    const requestId = res.httpResponse.headers.get('x-line-request-id')
+    return { outcomes: each({ status: 'sent', channel: 'line', requestId }), rateLimited: false }
+  } catch (error) {
+    const f = classifyLineError(error)
+    switch (f.kind) {
+      case 'already_accepted':
+        return {
+          outcomes: each({ status: 'sent', channel: 'line', requestId: f.acceptedRequestId }),
+          rateLimited: false,
+        }
+      case 'rate_limited':
+        return { outcomes: each({ status: 'pending', error: f.message }), rateLimited: true }
+      case 'quota_exceeded':
+        return {
+          outcomes: each({ status: 'quota_exceeded', error: f.message }),
+          rateLimited: false,
+        }
+      case 'transient':
+        return { outcomes: each({ status: 'pending', error: f.message }), rateLimited: false }
+      default: {
+        const details = 'details' in f ? JSON.stringify(f.details) : ''
+        const error = `LINE ${f.status}: ${f.message} ${details}`.trim()
+        return { outcomes: each({ status: 'failed', error }), rateLimited: false }
+      }
+    }
+  }
+}

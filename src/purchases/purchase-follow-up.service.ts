@@ -1,0 +1,112 @@
+import { enqueueDeliveries } from '../messaging/delivery.service.ts'
+import type { MessageVarsLoader } from '../messaging/message-vars.ts'
+import type { Deps } from '../platform/deps.ts'
+import { findFollowUpPurchase, findRecommendedProducts } from './purchase-follow-up.repo.ts'
+
+/** The template the follow-up delivery is rendered with (flex-templates/purchase-follow-up.json). */
+export const PURCHASE_FOLLOW_UP_TEMPLATE = 'purchase-follow-up'
+export const MAX_RECOMMENDATIONS = 3
+
+/** The variables of the `purchase-follow-up` template. */
+export type PurchaseFollowUpVars = {
+  displayName: string
+  storeName: string
+  /** `YYYY/MM/DD HH:mm` in the store's time zone. */
+  purchasedAt: string
+  /** `¥12,800` */
+  total: string
+  lines: { name: string; quantity: number; amount: string }[]
+  recommendations: {
+    sku: string
+    name: string
+    /** `¥…`, or '' when the product has no price. */
+    price: string
+    /** Only an https image (LINE loads no other). */
+    imageUrl?: string
+    url?: string
+  }[]
+}
+
+/**
+ * Queues a follow-up written with a purchase, after the purchase is committed. Redis being down
+ * is not an error for the register: the row is the truth and the sweeper queues due rows.
+ */
+export async function enqueueFollowUp(
+  deps: Pick<Deps, 'queues' | 'log'>,
+  followUp: { id: string; sendAfter: Date } | undefined,
+): Promise<void> {
+  if (!followUp) return
+  try {
+    await enqueueDeliveries(deps.queues, [followUp])
+  } catch (err) {
+    deps.log.warn({ err, deliveryId: followUp.id }, 'could not queue the purchase follow-up')
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const grouping = new Intl.NumberFormat('ja-JP', { maximumFractionDigits: 0 })
+
+/** Whole yen as `¥12,800` (the half-width sign; ja-JP's currency style prints `￥`). */
+export function formatYen(amount: number): string {
+  return `¥${grouping.format(amount)}`
+}
+
+/** The template takes names up to 200 characters; product names may be longer. */
+const clip = (name: string) => (name.length > 200 ? `${name.slice(0, 199)}…` : name)
+
+/** `YYYY/MM/DD HH:mm` in `timeZone`. */
+export function dateTimeFormatter(timeZone: string): (at: Date) => string {
+  const format = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  })
+  return (at) => {
+    const p = Object.fromEntries(format.formatToParts(at).map((part) => [part.type, part.value]))
+    return `${p.year}/${p.month}/${p.day} ${p.hour}:${p.minute}`
+  }
+}
+
+/**
+ * The send-time loader of `purchase-follow-up` for a store time zone (env TZ_STORE): the
+ * purchase's lines and up to 3 related products the customer does not own yet. Null when the
+ * purchase was voided, is gone, or no longer belongs to the delivery's customer.
+ */
+export function createPurchaseFollowUpVars(timeZone: string): MessageVarsLoader {
+  const formatDateTime = dateTimeFormatter(timeZone)
+  return async (db, delivery) => {
+    const purchaseId = delivery.vars.purchaseId
+    if (typeof purchaseId !== 'string' || !UUID.test(purchaseId)) return null
+    const purchase = await findFollowUpPurchase(db, purchaseId)
+    if (!purchase || purchase.voided_at || purchase.customer_id !== delivery.customerId) {
+      return null
+    }
+    const products = await findRecommendedProducts(db, {
+      purchaseId,
+      customerId: delivery.customerId,
+      limit: MAX_RECOMMENDATIONS,
+    })
+    const vars: PurchaseFollowUpVars = {
+      displayName: purchase.display_name || 'お客様',
+      storeName: purchase.store_name ?? purchase.source,
+      purchasedAt: formatDateTime(purchase.purchased_at),
+      total: formatYen(purchase.total),
+      lines: purchase.lines.map((line) => ({
+        name: clip(line.product_name || line.name || line.sku),
+        quantity: line.quantity,
+        amount: formatYen(line.quantity * line.unit_price),
+      })),
+      recommendations: products.map((p) => ({
+        sku: p.sku,
+        name: clip(p.name),
+        price: p.price === null ? '' : formatYen(p.price),
+        ...(p.image_url?.startsWith('https://') ? { imageUrl: p.image_url } : {}),
+      })),
+    }
+    return vars
+  }
+}

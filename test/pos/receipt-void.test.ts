@@ -1,0 +1,224 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Database } from '../../src/platform/db.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import type { VoidedPurchase } from '../../src/purchases/void-purchase.service.ts'
+import { makeCoupon, makeCustomer, makeStoreKey } from '../purchases/fixtures.ts'
+import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+
+/** Nothing becomes due while the tests run: the sending itself is the delivery engine's test. */
+const DELAY_SECONDS = 3_600
+
+let k: TestKizuna
+let db: Database
+let key: string
+beforeAll(async () => {
+  k = await startTestKizuna({
+    TIER_THRESHOLDS: 'silver:5000,gold:50000',
+    POST_PURCHASE_DELAY_SECONDS: String(DELAY_SECONDS),
+  })
+  db = k.deps.db
+  ;({ key } = await makeStoreKey(db))
+})
+afterAll(async () => {
+  await k.stopAll()
+})
+
+function post(path: string, body: unknown, auth: string | null = key) {
+  return fetch(`${k.baseUrl}/api/pos${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(auth ? { authorization: `Bearer ${auth}` } : {}),
+    },
+    body: JSON.stringify(body),
+  })
+}
+const voidReceipt = (receiptId: string, auth: string | null = key) =>
+  post(`/receipts/${encodeURIComponent(receiptId)}/void`, {}, auth)
+
+const receipt = (over: Record<string, unknown> = {}) => ({
+  id: `R-${randomUUID()}`,
+  purchasedAt: new Date().toISOString(),
+  lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 8_000 }],
+  total: 8_000,
+  ...over,
+})
+async function scanReceipt(card: string, r: Record<string, unknown>, auth = key) {
+  const res = await post('/scans', { barcode: card, receipt: r }, auth)
+  expect(res.status).toBe(200)
+  const body = (await res.json()) as ScanResponse
+  if (!body.purchase) throw new Error('no purchase in the answer')
+  return body.purchase
+}
+
+/** Every row a void may touch, to check that a refused or repeated void changes nothing. */
+async function snapshot(customerId: string) {
+  const [customer, purchases, ledger, coupons, deliveries] = await Promise.all([
+    db.selectFrom('customer').selectAll().where('id', '=', customerId).executeTakeFirstOrThrow(),
+    db
+      .selectFrom('purchase')
+      .selectAll()
+      .where('customer_id', '=', customerId)
+      .orderBy('id')
+      .execute(),
+    db
+      .selectFrom('points_ledger')
+      .selectAll()
+      .where('customer_id', '=', customerId)
+      .orderBy('id')
+      .execute(),
+    db
+      .selectFrom('coupon')
+      .selectAll()
+      .where('customer_id', '=', customerId)
+      .orderBy('id')
+      .execute(),
+    db
+      .selectFrom('delivery')
+      .selectAll()
+      .where('customer_id', '=', customerId)
+      .orderBy('id')
+      .execute(),
+  ])
+  return { customer, purchases, ledger, coupons, deliveries }
+}
+
+describe('POST /api/pos/receipts/:receiptId/void', () => {
+  it('voids a receipt: points back, coupons usable, stats recomputed, follow-up cancelled', async () => {
+    const c = await makeCustomer(db, { points: 100 })
+    const coupon = await makeCoupon(db, c.id)
+    const earlier = await scanReceipt(c.card, receipt({ total: 2_000 }))
+    const r = receipt({ pointsUsed: 50, couponsUsed: [coupon] })
+    const purchase = await scanReceipt(c.card, r)
+    // 100 + 20 (earlier) - 50 + 80
+    expect(purchase.points).toBe(150)
+
+    const res = await voidReceipt(r.id)
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as VoidedPurchase
+    expect(body).toEqual({
+      purchase: {
+        id: purchase.id,
+        receiptId: r.id,
+        voidedAt: expect.any(String),
+        pointsReversed: { earned: 80, used: 50, unrecovered: 0 },
+        couponsRestored: [coupon],
+      },
+      customer: { id: c.id, points: 120, tier: 'regular' },
+    })
+
+    const after = await snapshot(c.id)
+    const voided = after.purchases.find((p) => p.id === purchase.id)
+    expect(voided?.voided_at?.toISOString()).toBe(body.purchase.voidedAt)
+    expect(after.purchases.find((p) => p.id === earlier.id)?.voided_at).toBeNull()
+    expect(
+      after.ledger
+        .filter((l) => l.purchase_id === purchase.id)
+        .map((l) => [l.reason, l.delta])
+        .sort(),
+    ).toEqual([
+      ['earn', 80],
+      ['redeem', -50],
+      ['void', -80],
+      ['void', 50],
+    ])
+    expect(after.customer).toMatchObject({
+      points: 120,
+      purchase_count: 1,
+      total_spent: '2000',
+      spend_12m: '2000',
+      tier: 'regular',
+    })
+    expect(after.coupons).toEqual([
+      expect.objectContaining({ code: coupon, used_at: null, used_purchase_id: null }),
+    ])
+    const followUps = Object.fromEntries(after.deliveries.map((d) => [d.dedupe_key, d]))
+    expect(followUps[`post-purchase:${purchase.id}`]).toMatchObject({
+      status: 'cancelled',
+      skip_reason: 'receipt voided',
+    })
+    expect(followUps[`post-purchase:${earlier.id}`]).toMatchObject({ status: 'pending' })
+
+    // The restored coupon works again; the summary lists it.
+    const scanned = (await (await post('/scans', { barcode: c.card })).json()) as ScanResponse
+    expect(scanned.customer.coupons.map((x) => x.code)).toEqual([coupon])
+  })
+
+  it('voiding twice answers the same and changes nothing; a replayed scan adds nothing', async () => {
+    const c = await makeCustomer(db)
+    const coupon = await makeCoupon(db, c.id)
+    const r = receipt({ couponsUsed: [coupon] })
+    await scanReceipt(c.card, r)
+    const first = await voidReceipt(r.id)
+    expect(first.status).toBe(200)
+    const firstBody = await first.json()
+    const before = await snapshot(c.id)
+
+    const second = await voidReceipt(r.id)
+    expect(second.status).toBe(200)
+    expect(await second.json()).toEqual(firstBody)
+    expect(await snapshot(c.id)).toEqual(before)
+
+    // The register replays the voided receipt: the first answer, no new rows, no `void` in it.
+    const replay = await post('/scans', { barcode: c.card, receipt: r })
+    expect(replay.status).toBe(200)
+    const replayed = (await replay.json()) as Record<string, unknown>
+    expect(Object.keys(replayed).sort()).toEqual(['customer', 'purchase'])
+    expect(replayed.purchase).toMatchObject({ replayed: true })
+    expect(await snapshot(c.id)).toEqual(before)
+  })
+
+  it('takes back only the points left when the earned ones were already spent', async () => {
+    const c = await makeCustomer(db)
+    const r = receipt({ total: 10_000 }) // earns 100
+    await scanReceipt(c.card, r)
+    await scanReceipt(c.card, receipt({ total: 1_000, pointsUsed: 70 })) // 100 - 70 + 10 = 40
+    const res = await voidReceipt(r.id)
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as VoidedPurchase
+    expect(body.purchase.pointsReversed).toEqual({ earned: 40, used: 0, unrecovered: 60 })
+    expect(body.customer).toEqual({ id: c.id, points: 0, tier: 'regular' })
+    const after = await snapshot(c.id)
+    expect(after.customer).toMatchObject({ points: 0, purchase_count: 1, total_spent: '1000' })
+    expect(after.ledger.filter((l) => l.reason === 'void').map((l) => l.delta)).toEqual([-40])
+    expect(after.ledger.reduce((sum, l) => sum + l.delta, 0)).toBe(0)
+  })
+
+  it('answers 404 for a receipt unknown at this store and changes nothing', async () => {
+    const c = await makeCustomer(db, { points: 10 })
+    const r = receipt()
+    await scanReceipt(c.card, r)
+    const before = await snapshot(c.id)
+
+    const unknown = await voidReceipt(`R-${randomUUID()}`)
+    expect(unknown.status).toBe(404)
+    expect((await errorOf(unknown)).message).toContain('check the receipt number')
+    const otherStore = await makeStoreKey(db)
+    expect((await voidReceipt(r.id, otherStore.key)).status).toBe(404)
+    expect(await snapshot(c.id)).toEqual(before)
+  })
+
+  it('answers 400 naming receiptId, 401 without a key, 403 without scope pos', async () => {
+    const c = await makeCustomer(db)
+    const r = receipt()
+    await scanReceipt(c.card, r)
+    const before = await snapshot(c.id)
+
+    const tooLong = await voidReceipt('R'.repeat(101))
+    expect(tooLong.status).toBe(400)
+    const error = await errorOf(tooLong)
+    expect(error.code).toBe('BAD_REQUEST')
+    expect(error.message).toContain('receiptId')
+    const blank = await voidReceipt('   ')
+    expect(blank.status).toBe(400)
+    expect((await errorOf(blank)).message).toContain('receiptId')
+
+    expect((await voidReceipt(r.id, null)).status).toBe(401)
+    const importer = await makeStoreKey(db, ['import'])
+    const forbidden = await voidReceipt(r.id, importer.key)
+    expect(forbidden.status).toBe(403)
+    expect((await errorOf(forbidden)).code).toBe('FORBIDDEN')
+    expect(await snapshot(c.id)).toEqual(before)
+  })
+})
