@@ -100,15 +100,54 @@ export function renderMessageDraft(
   vars: Record<string, unknown>,
   opts: RenderOptions = {},
 ): { message: RenderedMessage; problems: TemplateProblem[] } {
+  const t = validTemplate(id, vars, opts)
+  const message = { line: buildLine(t, vars), email: buildEmail(t, vars) }
+  return { message, problems: checkRenderedMessage(message, opts) }
+}
+
+/** Only the LINE version (a delivery going out on LINE): throws like `renderMessage`. */
+export function renderLineMessage(
+  id: string,
+  vars: Record<string, unknown>,
+  opts: RenderOptions = {},
+): RenderedMessage['line'] {
+  const t = validTemplate(id, vars, opts)
+  const line = buildLine(t, vars)
+  const problems = checkFlexMessage(line, opts)
+  if (problems.length > 0) throw new TemplateError(t.file, problems)
+  return line
+}
+
+/** Only the email version (a delivery going out by email): throws like `renderMessage`. */
+export function renderEmailMessage(
+  id: string,
+  vars: Record<string, unknown>,
+  opts: RenderOptions = {},
+): RenderedMessage['email'] {
+  const t = validTemplate(id, vars, opts)
+  const email = buildEmail(t, vars)
+  const problems = checkEmail(email)
+  if (problems.length > 0) throw new TemplateError(t.file, problems)
+  return email
+}
+
+function validTemplate(id: string, vars: Record<string, unknown>, opts: RenderOptions) {
   const t = loadMessageTemplate(id, opts.dir)
   if (!t.validateVars(vars)) throw new TemplateError(t.file, varProblems(t.validateVars.errors))
+  return t
+}
+
+function buildLine(t: MessageTemplate, vars: Record<string, unknown>): RenderedMessage['line'] {
   const scope = scopeOf(vars)
-  const line = {
+  return {
     type: 'flex' as const,
     altText: t.altText(scope),
     contents: t.contents(scope) as messagingApi.FlexContainer,
   }
-  const email = {
+}
+
+function buildEmail(t: MessageTemplate, vars: Record<string, unknown>): RenderedMessage['email'] {
+  return {
     // No header injection: a subject is one line.
     subject: runEmail(t, 'email.subject', t.email.subject, vars)
       .replace(/[\p{Cc}\u2028\u2029]+/gu, ' ')
@@ -116,8 +155,14 @@ export function renderMessageDraft(
     html: runEmail(t, 'email.html', t.email.html, vars),
     text: runEmail(t, 'email.text', t.email.text, vars),
   }
-  const message = { line, email }
-  return { message, problems: checkRenderedMessage(message, opts) }
+}
+
+function checkEmail(email: RenderedMessage['email']): TemplateProblem[] {
+  const problems: TemplateProblem[] = []
+  for (const part of ['subject', 'html', 'text'] as const) {
+    if (email[part].trim() === '') problems.push({ path: `email.${part}`, message: 'is empty' })
+  }
+  return problems
 }
 
 /** LINE limits on the Flex message, plus an email that has a subject and a body. */
@@ -125,12 +170,7 @@ export function checkRenderedMessage(
   message: RenderedMessage,
   opts: LimitOptions = {},
 ): TemplateProblem[] {
-  const problems = checkFlexMessage(message.line, opts)
-  for (const part of ['subject', 'html', 'text'] as const) {
-    if (message.email[part].trim() === '')
-      problems.push({ path: `email.${part}`, message: 'is empty' })
-  }
-  return problems
+  return [...checkFlexMessage(message.line, opts), ...checkEmail(message.email)]
 }
 
 function compileTemplate(id: string, path: string): MessageTemplate {

@@ -2,7 +2,7 @@ import type { messagingApi } from '@line/bot-sdk'
 import { lineLoadsImageUrl } from '../cards/card-url.ts'
 import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
-import { renderMessage } from '../flex/message-template.ts'
+import { renderEmailMessage, renderLineMessage } from '../flex/message-template.ts'
 import type { Deps } from '../platform/deps.ts'
 import {
   type ClaimedDelivery,
@@ -47,16 +47,22 @@ export async function sendClaimedDeliveries(
         return
       }
       const choice = chooseChannel(row, consents.get(row.customer_id) ?? DEFAULT_CONSENTS, {
-        hasVersion: content.email !== null,
+        hasVersion: content.templateId !== null,
         configured: tools.mailer.kind !== 'none',
       })
       if (choice.channel === null) {
         outcomes.push({ id: row.id, status: 'skipped', reason: choice.reason })
-      } else if (choice.channel === 'line') {
+        return
+      }
+      // Only the version that goes out is rendered.
+      const rendered = render(deps, row, content, choice.channel)
+      if ('outcome' in rendered) outcomes.push(rendered.outcome)
+      else if (choice.channel === 'line' && rendered.line) {
         lineItems.push({
           id: row.id,
           lineUid: choice.lineUid,
-          messages: content.line,
+          messages: rendered.line,
+          contentKey: content.key,
           retryKey: row.line_retry_key,
           replyToken: replyTokenIfFresh(row, now),
           multicast:
@@ -64,13 +70,13 @@ export async function sendClaimedDeliveries(
               ? { requestId: row.multicast_request_id, retryKey: row.multicast_retry_key }
               : null,
         })
-      } else if (content.email) {
+      } else if (choice.channel === 'email' && rendered.email) {
         emailItems.push({
           id: row.id,
           customerId: row.customer_id,
           category: row.category,
           to: choice.to,
-          email: content.email,
+          email: rendered.email,
         })
       }
     }),
@@ -133,17 +139,22 @@ async function applyMarketingRules(
 }
 
 type Content =
-  | { line: messagingApi.Message[]; email: EmailItem['email'] | null }
+  | { templateId: string; vars: Record<string, unknown>; key: string }
+  | { templateId: null; messages: messagingApi.Message[]; key: string }
   | { outcome: DeliveryOutcome }
 
-/** The LINE messages and email of one delivery, from its template or its stored messages. */
+/**
+ * What one delivery says: its stored LINE messages, or its template with the variables its
+ * loader completes now. The key is equal for equal messages (rendering is deterministic).
+ */
 async function contentOf(
   deps: Deps,
   loaders: MessageVarsLoaders,
   row: ClaimedDelivery,
 ): Promise<Content> {
   if (!row.template_id) {
-    return { line: (row.messages ?? []) as messagingApi.Message[], email: null }
+    const messages = (row.messages ?? []) as messagingApi.Message[]
+    return { templateId: null, messages, key: JSON.stringify(messages) }
   }
   try {
     const loader = loaders[row.template_id]
@@ -153,14 +164,37 @@ async function contentOf(
     if (vars === null) {
       return { outcome: { id: row.id, status: 'skipped', reason: 'nothing_to_send' } }
     }
-    const rendered = renderMessage(row.template_id, vars, {
-      allowHttpImages: lineLoadsImageUrl(deps.env, 'http:'),
-    })
-    return { line: [rendered.line], email: rendered.email }
+    const key = `${row.template_id}\0${JSON.stringify(vars)}`
+    return { templateId: row.template_id, vars, key }
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error)
-    return { outcome: { id: row.id, status: 'failed', error: `template: ${message}` } }
+    return { outcome: failed(row, error) }
   }
+}
+
+type Rendered =
+  | { line: messagingApi.Message[]; email?: undefined }
+  | { email: EmailItem['email']; line?: undefined }
+  | { outcome: DeliveryOutcome }
+
+function render(
+  deps: Pick<Deps, 'env'>,
+  row: ClaimedDelivery,
+  content: Exclude<Content, { outcome: DeliveryOutcome }>,
+  channel: 'line' | 'email',
+): Rendered {
+  if (content.templateId === null) return { line: content.messages }
+  try {
+    if (channel === 'email') return { email: renderEmailMessage(content.templateId, content.vars) }
+    const opts = { allowHttpImages: lineLoadsImageUrl(deps.env, 'http:') }
+    return { line: [renderLineMessage(content.templateId, content.vars, opts)] }
+  } catch (error) {
+    return { outcome: failed(row, error) }
+  }
+}
+
+function failed(row: ClaimedDelivery, error: unknown): DeliveryOutcome {
+  const message = error instanceof Error ? error.message : String(error)
+  return { id: row.id, status: 'failed', error: `template: ${message}` }
 }
 
 function replyTokenIfFresh(row: ClaimedDelivery, now: Date): string | null {

@@ -14,6 +14,8 @@ export type LineItem = {
   id: string
   lineUid: string
   messages: messagingApi.Message[]
+  /** Equal keys mean equal messages (a template and its final vars): candidates for multicast. */
+  contentKey: string
   retryKey: string
   /** A reply token still fresh on the first attempt. */
   replyToken: string | null
@@ -115,10 +117,9 @@ async function planMulticasts(deps: Pick<Deps, 'db'>, items: LineItem[]) {
         earlier.set(item.multicast.requestId, { retryKey: item.multicast.retryKey, items: [item] })
       continue
     }
-    const key = JSON.stringify(item.messages)
-    const same = byContent.get(key)
+    const same = byContent.get(item.contentKey)
     if (same) same.push(item)
-    else byContent.set(key, [item])
+    else byContent.set(item.contentKey, [item])
   }
   multicasts.push(...earlier.values())
   const pushes: LineItem[] = []

@@ -1,40 +1,9 @@
-import type { AddressInfo } from 'node:net'
-import { SMTPServer } from 'smtp-server'
 import { expect } from 'vitest'
 import type { TestKizuna } from '../support/harness.ts'
+import type { ReceivedMail, Smtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
 
-export type ReceivedMail = { to: string[]; raw: string }
-
-/** A real SMTP server on a free port that keeps what it receives. */
-export async function startSmtp() {
-  const mails: ReceivedMail[] = []
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = []
-      stream.on('data', (c: Buffer) => chunks.push(c))
-      stream.on('end', () => {
-        mails.push({
-          to: session.envelope.rcptTo.map((r) => r.address),
-          raw: Buffer.concat(chunks).toString('utf8'),
-        })
-        callback()
-      })
-    },
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.server.address() as AddressInfo).port
-  return {
-    url: `smtp://127.0.0.1:${port}`,
-    mails,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  }
-}
-
-export type Smtp = Awaited<ReturnType<typeof startSmtp>>
+export { type ReceivedMail, type Smtp, startSmtp } from '../support/smtp.ts'
 
 /** The code in the newest mail to `email` (it is in the ASCII subject line). */
 export async function codeMailedTo(smtp: Smtp, email: string, after = 0): Promise<string> {
