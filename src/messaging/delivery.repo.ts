@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
+import { executePrepared } from '../platform/prepared.ts'
 import type { DeliveryIntent as Intent } from './delivery.service.ts'
 
 function deliveryValues(d: Intent) {
@@ -74,29 +75,31 @@ export type ClaimedDelivery = Awaited<ReturnType<typeof claimDeliveries>>[number
  * statement. Rows already finished, not yet due, or being sent by another worker are left out.
  */
 export async function claimDeliveries(db: Db, ids: string[]) {
-  const result = await sql<{
-    id: string
-    kind: string
-    category: 'transactional' | 'marketing'
-    customer_id: string
-    template_id: string | null
-    vars: Record<string, unknown>
-    messages: unknown[] | null
-    reply_token: string | null
-    reply_token_expires_at: Date | null
-    line_retry_key: string
-    attempts: number
-    over_cap: 'defer' | 'skip'
-    email: string | null
-    erased: boolean
-    line_user_id: string | null
-    line_uid: string | null
-    line_friend: boolean
-    multicast_request_id: string | null
-    multicast_retry_key: string | null
-    /** An answer to the person's own message or tap (a reply), not a message they didn't ask for. */
-    answers_person: boolean
-  }>`
+  const result = await executePrepared(
+    db,
+    sql<{
+      id: string
+      kind: string
+      category: 'transactional' | 'marketing'
+      customer_id: string
+      template_id: string | null
+      vars: Record<string, unknown>
+      messages: unknown[] | null
+      reply_token: string | null
+      reply_token_expires_at: Date | null
+      line_retry_key: string
+      attempts: number
+      over_cap: 'defer' | 'skip'
+      email: string | null
+      erased: boolean
+      line_user_id: string | null
+      line_uid: string | null
+      line_friend: boolean
+      multicast_request_id: string | null
+      multicast_retry_key: string | null
+      /** An answer to the person's own message or tap (a reply), not a message they didn't ask for. */
+      answers_person: boolean
+    }>`
     with claimed as (
       update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
       where id = any(${ids}::uuid[]) and send_after <= now()
@@ -120,7 +123,8 @@ export async function claimDeliveries(db: Db, ids: string[]) {
     ) lu on true
     left join multicast_request mr on mr.id = d.multicast_request_id
     order by d.id
-  `.execute(db)
+  `,
+  )
   return result.rows
 }
 
@@ -137,7 +141,9 @@ export async function recordOutcomes(db: Db, outcomes: DeliveryOutcome[]): Promi
   if (outcomes.length === 0) return
   const col = <T>(pick: (o: DeliveryOutcome) => T | undefined) =>
     outcomes.map((o) => pick(o) ?? null)
-  await sql`
+  await executePrepared(
+    db,
+    sql`
     update delivery d set
       status = o.status,
       channel = coalesce(o.channel, d.channel),
@@ -157,7 +163,8 @@ export async function recordOutcomes(db: Db, outcomes: DeliveryOutcome[]): Promi
       ${col((o) => ('sendAfter' in o ? o.sendAfter?.toISOString() : undefined))}::timestamptz[]
     ) as o(id, status, channel, request_id, reason, error, send_after)
     where d.id = o.id and d.status = 'sending'
-  `.execute(db)
+  `,
+  )
 }
 
 /**

@@ -5,6 +5,7 @@ import pg from 'pg'
 import type { Env } from '../config/env.ts'
 import type { DB } from './db.generated.ts'
 import { pgliteDialect } from './pglite-dialect.ts'
+import { PreparingClient } from './prepared.ts'
 
 export type { DB }
 export type Database = Kysely<DB>
@@ -22,6 +23,7 @@ export async function createDb(
       connectionString: env.DATABASE_URL,
       max: opts.poolSize ?? 20,
       connectionTimeoutMillis: 5_000,
+      Client: PreparingClient as unknown as typeof pg.Client,
     })
     pool.on('error', () => {
       // An idle client lost its connection; the pool replaces it. Queries report their own errors.

@@ -1,5 +1,6 @@
 import { CompiledQuery, type RawBuilder, sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
+import { PREPARE } from '../platform/prepared.ts'
 import { type insertPurchaseOnce, type TierThreshold, tierFor } from './purchase.repo.ts'
 
 export type PurchaseRow = Omit<Parameters<typeof insertPurchaseOnce>[1], 'customer_id'>
@@ -204,7 +205,7 @@ export async function recordPurchaseOnce(
       st.erased, st.merged_into_id, st.stale, st.points, st.usable_codes, st.ok, ${followUpOut}
     from status st`.compile(db)
   // Every byte of the text goes to Postgres with each call (and costs on the way): compacted.
-  const text = query.sql.replace(/\/\*[^*]*\*\//g, ' ').replace(/\s+/g, ' ')
+  const text = PREPARE + query.sql.replace(/\/\*[^*]*\*\//g, ' ').replace(/\s+/g, ' ')
   const { rows } = await db.executeQuery(CompiledQuery.raw(text, [...query.parameters]))
   const row = rows[0] as RecordOutcome | undefined
   if (!row) throw new Error('recordPurchaseOnce returned no row')

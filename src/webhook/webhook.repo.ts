@@ -1,7 +1,8 @@
 import { CompiledQuery, sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
+import { PREPARE } from '../platform/prepared.ts'
 
-const INSERT_BODIES_SQL = `
+const INSERT_BODIES_SQL = `${PREPARE}
   insert into webhook_event (webhook_event_id, type, mode, is_redelivery, occurred_at, payload)
   select e->>'webhookEventId', e->>'type', e->>'mode',
          coalesce((e->'deliveryContext'->>'isRedelivery')::boolean, false),
