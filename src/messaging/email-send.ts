@@ -13,7 +13,8 @@ export type EmailItem = {
 
 /**
  * Sends one delivery's email: links through `/r/`, an open pixel, and RFC 8058 one-click
- * unsubscribe for the delivery's category. An SMTP failure leaves the delivery to be retried.
+ * unsubscribe for the delivery's category. A temporary SMTP failure (4xx, connection) leaves the
+ * delivery to be retried; a permanent one (5xx) fails it.
  */
 export async function sendEmail(
   deps: Pick<Deps, 'db' | 'env' | 'log'>,
@@ -41,6 +42,11 @@ export async function sendEmail(
     const message = error instanceof Error ? error.message : String(error)
     // SMTP replies can quote the address: log codes only.
     const { code, responseCode } = (error ?? {}) as { code?: string; responseCode?: number }
+    // A 5xx reply is permanent (unknown mailbox, refused): retrying cannot help.
+    if (responseCode !== undefined && responseCode >= 500) {
+      deps.log.warn({ deliveryId: item.id, code, responseCode }, 'email refused')
+      return { id: item.id, status: 'failed', error: `email: ${message}` }
+    }
     deps.log.warn({ deliveryId: item.id, code, responseCode }, 'email not sent, will retry')
     return { id: item.id, status: 'pending', error: `email: ${message}` }
   }

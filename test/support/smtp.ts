@@ -92,7 +92,12 @@ function parsePart(raw: string): Part {
   const boundary = /boundary="?([^";]+)"?/i.exec(contentType)?.[1]
   if (type.startsWith('multipart/') && boundary) {
     const sections = rest.split(`--${boundary}`).slice(1, -1)
-    return { headers, type, body: '', parts: sections.map((s) => parsePart(s.replace(/^\r?\n/, ''))) }
+    return {
+      headers,
+      type,
+      body: '',
+      parts: sections.map((s) => parsePart(s.replace(/^\r?\n/, ''))),
+    }
   }
   const encoding = (headers.get('content-transfer-encoding') ?? '7bit').trim().toLowerCase()
   const bytes =

@@ -1,0 +1,238 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { saveProducts } from '../../src/catalogue/product.service.ts'
+import type { Database } from '../../src/platform/db.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import { recordPurchase } from '../../src/purchases/purchase.service.ts'
+import { makeCustomer, makeStoreKey } from '../purchases/fixtures.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { expectNoRejectedRequests } from '../support/line.ts'
+import { parseMail, type Smtp, startSmtp } from '../support/smtp.ts'
+import { eventually } from '../support/wait.ts'
+
+const s = randomUUID().slice(0, 8)
+const sku = (name: string) => `${name}-${s}`
+const NAMES = {
+  sofa: 'Garden Sofa Teak',
+  parasol: 'Sun Parasol 270',
+  armchair: 'Teak Armchair',
+  table: 'Teak Side Table',
+}
+
+let smtp: Smtp
+beforeAll(async () => {
+  smtp = await startSmtp()
+})
+afterAll(async () => {
+  await smtp?.close()
+})
+
+/** Kizuna with this post-purchase delay, a store key and a garden catalogue. */
+function kizunaWithDelay(delaySeconds: number) {
+  const ctx = {} as { k: TestKizuna; db: Database; key: string }
+  beforeAll(async () => {
+    ctx.k = await startTestKizuna({
+      SMTP_URL: smtp.url,
+      POST_PURCHASE_DELAY_SECONDS: String(delaySeconds),
+      QUIET_HOURS: '',
+    })
+    ctx.db = ctx.k.deps.db
+    ctx.key = (await makeStoreKey(ctx.db)).key
+    await saveProducts(ctx.db, [
+      {
+        sku: sku('SOFA'),
+        name: NAMES.sofa,
+        price: 98_000,
+        related_skus: [sku('TABLE'), sku('PARASOL'), sku('ARMCHAIR')],
+      },
+      { sku: sku('PARASOL'), name: NAMES.parasol, price: 24_000 },
+      { sku: sku('ARMCHAIR'), name: NAMES.armchair, price: 45_000 },
+      { sku: sku('TABLE'), name: NAMES.table, price: 12_000 },
+    ])
+  })
+  afterAll(async () => {
+    await ctx.k?.stopAll()
+  })
+  return ctx
+}
+
+type Ctx = ReturnType<typeof kizunaWithDelay>
+
+/** A LINE friend (welcomed with a member card) and that card's number. */
+async function friendWithCard({ k, db }: Ctx) {
+  const user = k.line.users.create()
+  await k.line.users.follow(user.userId)
+  await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
+  const card = await db
+    .selectFrom('identity')
+    .innerJoin('line_user', 'line_user.customer_id', 'identity.customer_id')
+    .select(['identity.customer_id', 'identity.value'])
+    .where('line_user.line_uid', '=', user.userId)
+    .where('identity.kind', '=', 'member_card')
+    .executeTakeFirstOrThrow()
+  return { userId: user.userId, customerId: card.customer_id, card: card.value }
+}
+
+/** The customer already owns the side table (an online order: no follow-up of its own). */
+async function ownsTable({ k, db }: Ctx, customerId: string) {
+  await db.transaction().execute((trx) =>
+    recordPurchase(trx, k.deps.env, {
+      channel: 'online',
+      source: 'webshop',
+      externalId: randomUUID(),
+      customerId,
+      purchasedAt: new Date(),
+      lines: [{ sku: sku('TABLE'), quantity: 1, unitPrice: 12_000 }],
+      total: 12_000,
+    }),
+  )
+}
+
+/** Scans the card with a receipt for the garden sofa; returns the receipt id and its delivery. */
+async function buySofa({ k, db, key }: Ctx, card: string) {
+  const receiptId = `R-${randomUUID()}`
+  const res = await fetch(`${k.baseUrl}/api/pos/scans`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify({
+      barcode: card,
+      receipt: {
+        id: receiptId,
+        purchasedAt: new Date().toISOString(),
+        lines: [{ sku: sku('SOFA'), name: 'sofa (register)', quantity: 1, unitPrice: 98_000 }],
+        total: 98_000,
+      },
+    }),
+  })
+  expect(res.status).toBe(200)
+  const purchase = ((await res.json()) as ScanResponse).purchase
+  if (!purchase) throw new Error('no purchase in the answer')
+  const row = await db
+    .selectFrom('delivery')
+    .select('id')
+    .where('dedupe_key', '=', `post-purchase:${purchase.id}`)
+    .executeTakeFirstOrThrow()
+  return { receiptId, deliveryId: row.id }
+}
+
+const deliveryRow = (db: Database, id: string) =>
+  db.selectFrom('delivery').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+
+/** Waits until the delivery's job has run for good (nothing can be sent after that). */
+const jobDone = ({ k }: Ctx, deliveryId: string) =>
+  eventually(async () => {
+    const jobs = await k.deps.queues.byName.delivery.getJobs(['completed'])
+    expect(jobs.some((j) => j.data.deliveryIds?.includes(deliveryId))).toBe(true)
+  })
+
+describe('post-purchase follow-up, 1 s after the scan', () => {
+  const ctx = kizunaWithDelay(1)
+
+  it('sends a friend a Flex with the receipt and related items not owned, by push with the retry key', async () => {
+    const { k, db } = ctx
+    const f = await friendWithCard(ctx)
+    await ownsTable(ctx, f.customerId)
+    const { deliveryId } = await buySofa(ctx, f.card)
+
+    const entry = await eventually(() => {
+      const inbox = k.line.inbox(f.userId)
+      expect(inbox).toHaveLength(2)
+      return inbox[1]
+    })
+    expect(entry?.endpoint).toBe('push')
+    expect(entry?.message).toMatchObject({ type: 'flex' })
+    const flex = JSON.stringify(entry?.message)
+    expect(flex).toContain(NAMES.sofa)
+    expect(flex).toContain('¥98,000')
+    expect(flex).toContain(NAMES.parasol)
+    expect(flex).toContain(NAMES.armchair)
+    expect(flex).not.toContain(NAMES.table)
+
+    const row = await eventually(async () => {
+      const r = await deliveryRow(db, deliveryId)
+      expect(r.status).toBe('sent')
+      return r
+    })
+    expect(row).toMatchObject({ channel: 'line', kind: 'post-purchase', attempts: 1 })
+    // Not before the delay.
+    expect(row.send_after.getTime() - row.created_at.getTime()).toBeGreaterThanOrEqual(900)
+    expect(row.sent_at?.getTime()).toBeGreaterThanOrEqual(row.send_after.getTime())
+
+    const pushes = k.line
+      .requestsTo('POST', '/v2/bot/message/push')
+      .filter((r) => (r.body as { to?: string }).to === f.userId)
+    expect(pushes).toHaveLength(1)
+    expect(pushes[0]?.headers['x-line-retry-key']).toBe(row.line_retry_key)
+    expect(row.line_request_id).toBe(entry?.requestId)
+    expectNoRejectedRequests(k.line)
+  })
+
+  it('mails the follow-up to a customer who is not a LINE friend but has an email', async () => {
+    const { k, db } = ctx
+    const c = await makeCustomer(db, { displayName: 'Suzuki Taro' })
+    const email = `pp-${randomUUID()}@example.com`
+    await db.updateTable('customer').set({ email }).where('id', '=', c.id).execute()
+    const pushesBefore = k.line.requestsTo('POST', '/v2/bot/message/push').length
+    const { deliveryId } = await buySofa(ctx, c.card)
+
+    const raw = await eventually(() => {
+      const mails = smtp.mailsTo(email)
+      expect(mails).toHaveLength(1)
+      return mails[0]?.raw ?? ''
+    })
+    const mail = parseMail(raw)
+    expect(mail.subject).toBe(
+      'Test storeでのご購入ありがとうございました / Thank you for your purchase',
+    )
+    for (const part of [mail.html, mail.text]) {
+      expect(part).toContain('Suzuki Taro')
+      expect(part).toContain(NAMES.sofa)
+      expect(part).toContain(NAMES.parasol)
+      expect(part).toContain(NAMES.armchair)
+    }
+    expect(mail.headers.get('list-unsubscribe')).toMatch(/^<.+\/u\/[^/]+>$/)
+
+    await jobDone(ctx, deliveryId)
+    const row = await deliveryRow(db, deliveryId)
+    expect(row).toMatchObject({ status: 'sent', channel: 'email', line_request_id: null })
+    expect(row.email_message_id).toBe(mail.headers.get('message-id'))
+    expect(k.line.requestsTo('POST', '/v2/bot/message/push')).toHaveLength(pushesBefore)
+    expect(smtp.mailsTo(email)).toHaveLength(1)
+  })
+})
+
+describe('post-purchase follow-up of a receipt voided within the delay (3 s)', () => {
+  const ctx = kizunaWithDelay(3)
+
+  it('sends nothing and leaves the delivery cancelled', async () => {
+    const { k, db, key } = ctx
+    const f = await friendWithCard(ctx)
+    const email = `v-${randomUUID()}@example.com`
+    await db.updateTable('customer').set({ email }).where('id', '=', f.customerId).execute()
+    const { receiptId, deliveryId } = await buySofa(ctx, f.card)
+
+    const res = await fetch(`${k.baseUrl}/api/pos/receipts/${encodeURIComponent(receiptId)}/void`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: '{}',
+    })
+    expect(res.status).toBe(200)
+    const cancelled = await deliveryRow(db, deliveryId)
+    expect(cancelled.status).toBe('cancelled')
+    expect(Date.now(), 'voided before the follow-up was due').toBeLessThan(
+      cancelled.send_after.getTime(),
+    )
+
+    // The delayed job comes due and finds nothing to send.
+    await jobDone(ctx, deliveryId)
+    expect(await deliveryRow(db, deliveryId)).toMatchObject({
+      status: 'cancelled',
+      skip_reason: 'receipt voided',
+      attempts: 0,
+      sent_at: null,
+      channel: null,
+    })
+    expect(k.line.inbox(f.userId)).toHaveLength(1)
+    expect(smtp.mailsTo(email)).toEqual([])
+  })
+})
