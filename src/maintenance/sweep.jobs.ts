@@ -26,6 +26,7 @@ export async function sweepOnce(
   await enqueueDeliveries(
     deps.queues,
     deliveries.map((id) => ({ id })),
+    { cause: `sweep-${cutoff.getTime()}` },
   )
   const profiles = await listLineUsersWithoutProfile(deps.db, cutoff, BATCH)
   await deps.queues.enqueueBulk(

@@ -4,11 +4,7 @@ import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
 import { renderEmailMessage, renderLineMessage } from '../flex/message-template.ts'
 import type { Deps } from '../platform/deps.ts'
-import {
-  type ClaimedDelivery,
-  countRecentMarketing,
-  type DeliveryOutcome,
-} from './delivery.repo.ts'
+import type { ClaimedDelivery, DeliveryOutcome, RecentMarketing } from './delivery.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
 import { type LineItem, type LineLimiters, sendLineBatch } from './line-send.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
@@ -28,11 +24,11 @@ export type BatchResult = { outcomes: DeliveryOutcome[]; rateLimited: boolean }
 export async function sendClaimedDeliveries(
   deps: Deps,
   tools: SendTools,
-  rows: ClaimedDelivery[],
+  { rows, recent }: { rows: ClaimedDelivery[]; recent: RecentMarketing },
 ): Promise<BatchResult> {
   const now = deps.clock.now()
   const outcomes: DeliveryOutcome[] = []
-  const ready = await applyMarketingRules(deps, rows, now, outcomes)
+  const ready = applyMarketingRules(deps, rows, recent, now, outcomes)
   const consents = await loadConsents(
     deps.db,
     ready.map((r) => r.customer_id),
@@ -94,24 +90,17 @@ export async function sendClaimedDeliveries(
  * waits until the oldest counted send turns a week old, or is skipped if its sender said so.
  * Transactional deliveries pass untouched. Returns the deliveries that may go now.
  */
-async function applyMarketingRules(
+function applyMarketingRules(
   deps: Deps,
   rows: ClaimedDelivery[],
+  recent: RecentMarketing,
   now: Date,
   outcomes: DeliveryOutcome[],
-): Promise<ClaimedDelivery[]> {
+): ClaimedDelivery[] {
   const marketing = rows.filter((r) => r.category === 'marketing')
   if (marketing.length === 0) return rows
   const quietUntil = quietHoursEnd(now, deps.env.QUIET_HOURS, deps.env.TZ_STORE)
   const cap = deps.env.MARKETING_WEEKLY_CAP
-  const recent =
-    quietUntil || cap === 0
-      ? new Map()
-      : await countRecentMarketing(
-          deps.db,
-          marketing.map((r) => r.customer_id),
-          cap,
-        )
   const addedNow = new Map<string, number>()
   return rows.filter((row) => {
     if (row.category !== 'marketing') return true

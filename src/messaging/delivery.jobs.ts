@@ -2,7 +2,7 @@ import { Worker } from 'bullmq'
 import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import {
-  claimDeliveries,
+  claimDeliveriesWithMarketingCounts,
   type DeliveryOutcome,
   failUnfinishedDeliveries,
   recordOutcomes,
@@ -23,15 +23,20 @@ const RATE_LIMIT_BACKOFF_MS = 1_000
 export function createSendDeliveries(tools: SendTools): Processor<'messaging.send-deliveries'> {
   return {
     async run(deps, { deliveryIds }, { worker, token }) {
-      const rows = await claimDeliveries(deps.db, deliveryIds)
+      const claimed = await claimDeliveriesWithMarketingCounts(
+        deps.db,
+        deliveryIds,
+        deps.env.MARKETING_WEEKLY_CAP,
+      )
+      const rows = claimed.rows
       if (rows.length === 0) return
-      const { outcomes, rateLimited } = await sendClaimedDeliveries(deps, tools, rows)
+      const { outcomes, rateLimited } = await sendClaimedDeliveries(deps, tools, claimed)
       await recordOutcomes(deps.db, outcomes)
       countOutcomes(deps, outcomes)
       const deferred = outcomes.flatMap((o) =>
         o.status === 'pending' && o.sendAfter ? [{ id: o.id, sendAfter: o.sendAfter }] : [],
       )
-      await enqueueDeliveries(deps.queues, deferred, deps.clock.now().getTime())
+      await enqueueDeliveries(deps.queues, deferred, { now: deps.clock.now().getTime() })
       const retry = outcomes.filter((o) => o.status === 'pending' && !o.sendAfter).length
       if (rateLimited) {
         await worker.rateLimit(RATE_LIMIT_BACKOFF_MS)

@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import type { Db } from '../platform/db.ts'
+import type { Database, Db } from '../platform/db.ts'
 import { executePrepared } from '../platform/prepared.ts'
 import type { DeliveryIntent as Intent } from './delivery.service.ts'
 
@@ -102,7 +102,7 @@ export async function claimDeliveries(db: Db, ids: string[]) {
     }>`
     with claimed as (
       update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
-      where id = any(${ids}::uuid[]) and send_after <= now()
+      where id = any(${ids}::uuid[]) and send_after <= now() + interval '1 second'
         and (status = 'pending' or (status = 'sending'
           and updated_at < now() - make_interval(secs => ${SENDING_LEASE_SECONDS})))
       returning *
@@ -167,22 +167,51 @@ export async function recordOutcomes(db: Db, outcomes: DeliveryOutcome[]): Promi
   )
 }
 
+export type RecentMarketing = Map<string, { count: number; roomAt: Date | null }>
+
 /**
- * Marketing sends in the rolling week before now, per customer, and when the cap would next
- * leave room (the `cap`-th most recent send turning a week old).
+ * Claims deliveries (see claimDeliveries) and, for their marketing customers, counts the
+ * marketing sends of the rolling week. The weekly cap must hold across jobs running at once: the
+ * customers are locked (advisory, in id order) before the claim, so a job counts what another
+ * claimed first, and rows another job is sending count too.
  */
-export async function countRecentMarketing(db: Db, customerIds: string[], cap: number) {
-  if (customerIds.length === 0) return new Map<string, { count: number; roomAt: Date | null }>()
-  const result = await sql<{ customer_id: string; count: number; room_at: Date | null }>`
-    select customer_id, count(*)::int as count,
-      (array_agg(sent_at order by sent_at desc))[${cap}] + interval '7 days' as room_at
-    from delivery
-    where customer_id = any(${customerIds}::uuid[]) and category = 'marketing'
-      and status = 'sent' and sent_at > now() - interval '7 days'
-    group by customer_id
-  `.execute(db)
-  return new Map(result.rows.map((r) => [r.customer_id, { count: r.count, roomAt: r.room_at }]))
+export async function claimDeliveriesWithMarketingCounts(
+  db: Database,
+  ids: string[],
+  cap: number,
+): Promise<{ rows: ClaimedDelivery[]; recent: RecentMarketing }> {
+  if (cap === 0) return { rows: await claimDeliveries(db, ids), recent: new Map() }
+  return db.transaction().execute(async (trx) => {
+    const customers = await sql<{ customer_id: string }>`
+      select distinct customer_id from delivery
+      where id = any(${ids}::uuid[]) and category = 'marketing' and status in ('pending', 'sending')
+      order by customer_id`.execute(trx)
+    const customerIds = customers.rows.map((r) => r.customer_id)
+    if (customerIds.length === 0)
+      return { rows: await claimDeliveries(trx, ids), recent: new Map() }
+    await sql`select pg_advisory_xact_lock(${MARKETING_LOCK}, hashtext(c::text))
+      from unnest(${customerIds}::uuid[]) c order by c`.execute(trx)
+    const rows = await claimDeliveries(trx, ids)
+    const recent = await sql<{ customer_id: string; count: number; room_at: Date | null }>`
+      select customer_id, count(*)::int as count,
+        (array_agg(coalesce(sent_at, now()) order by coalesce(sent_at, now()) desc))[${cap}]
+          + interval '7 days' as room_at
+      from delivery
+      where customer_id = any(${customerIds}::uuid[]) and category = 'marketing'
+        and ((status = 'sent' and sent_at > now() - interval '7 days')
+          or (status = 'sending' and not id = any(${ids}::uuid[])))
+      group by customer_id`.execute(trx)
+    return {
+      rows,
+      recent: new Map(
+        recent.rows.map((r) => [r.customer_id, { count: r.count, roomAt: r.room_at }]),
+      ),
+    }
+  })
 }
+
+/** Advisory-lock namespace of the weekly marketing cap (first key of the two-key form). */
+const MARKETING_LOCK = 0x6b7a6361
 
 /** Groups rows for one multicast: a retry key of their own, kept for every retry of the chunk. */
 export async function createMulticastRequest(db: Db, deliveryIds: string[]): Promise<string> {

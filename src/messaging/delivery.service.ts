@@ -77,8 +77,11 @@ export async function scheduleDeliveries(
 export async function enqueueDeliveries(
   queues: Queues,
   deliveries: { id: string; sendAfter?: Date | null }[],
-  now = Date.now(),
+  opts: { now?: number; cause?: string } = {},
 ): Promise<void> {
+  const now = opts.now ?? Date.now()
+  // A cause (the sweeper) gives new job ids: the first job of a delivery may still be kept.
+  const suffix = opts.cause ? `-${opts.cause}` : ''
   const due: string[] = []
   const later: { id: string; delay: number }[] = []
   for (const d of deliveries) {
@@ -89,11 +92,11 @@ export async function enqueueDeliveries(
   const jobs: { data: { deliveryIds: string[] }; jobId: string; delay?: number }[] = []
   for (let i = 0; i < due.length; i += DELIVERIES_PER_JOB) {
     const ids = due.slice(i, i + DELIVERIES_PER_JOB)
-    jobs.push({ data: { deliveryIds: ids }, jobId: jobIds.deliveries(ids) })
+    jobs.push({ data: { deliveryIds: ids }, jobId: jobIds.deliveries(ids) + suffix })
   }
   for (const d of later) {
     // Its own id per due time: a deferred delivery's earlier job may still exist.
-    const jobId = jobIds.deliveryAt(d.id, now + d.delay)
+    const jobId = jobIds.deliveryAt(d.id, now + d.delay) + suffix
     jobs.push({ data: { deliveryIds: [d.id] }, jobId, delay: d.delay })
   }
   await queues.enqueueBulk('messaging.send-deliveries', jobs)

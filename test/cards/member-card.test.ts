@@ -78,7 +78,8 @@ describe('member card on follow', () => {
     const json = JSON.stringify(flex?.contents)
     expect(json).toContain(cardNumber)
     expect(json).toContain(coupon!.code)
-    expect(json).toContain('"Member"')
+    // Rendered when sent: the LINE profile's name if it was fetched by then, else "Member".
+    expect([`"${user.displayName}"`, '"Member"'].some((name) => json.includes(name))).toBe(true)
     expect(flex?.contents.hero?.url).toMatch(
       new RegExp(`^${PUBLIC_BASE_URL}/cards/[\\w-]+\\.[\\w-]+/barcode\\.png$`),
     )
