@@ -53,6 +53,7 @@ serve({
       })
     }
     if (pathname === '/bench/ready') return new Response('ok')
+    if (pathname === '/bench/accepted') return Response.json({ accepted })
     const push = pathname === '/v2/bot/message/push'
     if (push) arrivals.push(performance.now())
     const res = await platform.apiApp.fetch(req)

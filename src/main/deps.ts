@@ -27,6 +27,7 @@ export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps
 
 export async function closeDeps(deps: Deps): Promise<void> {
   await deps.queues.close()
+  await deps.line.close()
   deps.redis.disconnect()
   await deps.db.destroy()
 }

@@ -1,3 +1,4 @@
+import pLimit from 'p-limit'
 import { memberCardVars } from '../cards/cards.service.ts'
 import type { Env } from '../config/env.ts'
 import type { Mailer } from '../email/mailer.ts'
@@ -8,6 +9,7 @@ import { createSendDeliveries } from '../messaging/delivery.jobs.ts'
 import type { LineLimiters } from '../messaging/line-send.ts'
 import type { MessageVarsLoaders } from '../messaging/message-vars.ts'
 import type { Deps } from '../platform/deps.ts'
+import { LINE_SEND_CONNECTIONS } from '../platform/line-send-transport.ts'
 import { createSharedLimiter } from '../platform/shared-limiter.ts'
 import type { Processors } from '../platform/worker-types.ts'
 import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
@@ -33,6 +35,7 @@ export function createLineLimiters(deps: Pick<Deps, 'redis' | 'queues' | 'env'>)
       perSecond,
     })
   return {
+    inflight: pLimit(LINE_SEND_CONNECTIONS),
     push: limiter('push', deps.env.LINE_PUSH_RATE_PER_SECOND),
     reply: limiter('reply', deps.env.LINE_PUSH_RATE_PER_SECOND),
     multicast: limiter('multicast', 200),

@@ -22,7 +22,10 @@ export async function sweepOnce(
   const cutoff = new Date(deps.clock.now().getTime() - graceMs)
   const events = await listStalePendingEvents(deps.db, cutoff, BATCH)
   await enqueueWebhookEvents(deps.queues, events)
-  const deliveries = await listStaleDeliveries(deps.db, cutoff, BATCH)
+  // A campaign's backlog waits in the queue longer than the grace: while jobs are waiting the
+  // queue is not losing work, so lost deliveries are looked for once it has caught up.
+  const backlog = await deps.queues.byName.delivery.getWaitingCount()
+  const deliveries = backlog > 0 ? [] : await listStaleDeliveries(deps.db, cutoff, BATCH)
   await enqueueDeliveries(
     deps.queues,
     deliveries.map((id) => ({ id })),

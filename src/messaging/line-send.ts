@@ -1,13 +1,22 @@
 import type { messagingApi } from '@line/bot-sdk'
+import type { LimitFunction } from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
+import { prepareBody } from '../platform/line-send-transport.ts'
 import type { SharedLimiter } from '../platform/shared-limiter.ts'
 import { createMulticastRequest, type DeliveryOutcome } from './delivery.repo.ts'
 
 /** LINE: a multicast reaches at most 500 user ids. */
 export const MULTICAST_MAX_RECIPIENTS = 500
 
-export type LineLimiters = Record<'push' | 'multicast' | 'reply', SharedLimiter>
+export type LineLimiters = Record<'push' | 'multicast' | 'reply', SharedLimiter> & {
+  /**
+   * Requests on the wire at once, at most the transport's connections: a token is taken only
+   * when a connection is free, so granted requests never queue in the client and then leave in
+   * a bunch (which would crowd more than the limit into one second).
+   */
+  inflight: LimitFunction
+}
 
 /** One delivery going out on LINE. */
 export type LineItem = {
@@ -48,7 +57,7 @@ export async function sendLineBatch(
   const unanswered = await Promise.all(
     items.map(async (item) => {
       if (!item.replyToken || item.multicast) return item
-      const sent = await tryReply(deps, limiters.reply, item, item.replyToken)
+      const sent = await tryReply(deps, limiters, item, item.replyToken)
       if (!sent) return item
       result.outcomes.push(sent)
       return null
@@ -61,42 +70,45 @@ export async function sendLineBatch(
   await Promise.all([
     ...multicasts.map(async ({ retryKey, items: chunk }) => {
       const ids = chunk.map((i) => i.id)
-      const request = { to: chunk.map((i) => i.lineUid), messages: chunk[0]!.messages }
-      record(
-        await callLine(deps, limiters.multicast, 'multicast', ids, (c) =>
-          c.multicastWithHttpInfo(request, retryKey),
-        ),
-      )
+      const body = prepareBody('multicast', {
+        to: chunk.map((i) => i.lineUid),
+        messages: chunk[0]!.messages,
+      })
+      record(await callLine(limiters, 'multicast', ids, () => deps.line.send(body, retryKey)))
     }),
     ...pushes.map(async (item) => {
-      const request = { to: item.lineUid, messages: item.messages }
-      record(
-        await callLine(deps, limiters.push, 'push', [item.id], (c) =>
-          c.pushMessageWithHttpInfo(request, item.retryKey),
-        ),
-      )
+      const body = prepareBody('push', { to: item.lineUid, messages: item.messages })
+      record(await callLine(limiters, 'push', [item.id], () => deps.line.send(body, item.retryKey)))
     }),
   ])
   return result
 }
 
-async function tryReply(
+function tryReply(
   deps: Pick<Deps, 'line' | 'log'>,
-  limiter: SharedLimiter,
+  limiters: LineLimiters,
   item: LineItem,
   replyToken: string,
 ): Promise<DeliveryOutcome | null> {
-  await limiter.acquire()
+  const body = prepareBody('reply', { replyToken, messages: item.messages })
+  return limiters.inflight(async () => {
+    await limiters.reply.acquire()
+    return replyOutcome(deps, item.id, () => deps.line.send(body))
+  })
+}
+
+async function replyOutcome(
+  deps: Pick<Deps, 'log'>,
+  id: string,
+  send: () => Promise<{ requestId: string | null }>,
+): Promise<DeliveryOutcome | null> {
   try {
-    const res = await deps.line.call('reply', (c) =>
-      c.replyMessageWithHttpInfo({ replyToken, messages: item.messages }),
-    )
-    const requestId = res.httpResponse.headers.get('x-line-request-id')
-    return { id: item.id, status: 'sent', channel: 'line', requestId }
+    const { requestId } = await send()
+    return { id, status: 'sent', channel: 'line', requestId }
   } catch (error) {
     // A reply that failed sent nothing; the push carries the retry key.
     const why = classifyLineError(error).kind
-    deps.log.info({ deliveryId: item.id, why }, 'reply failed, pushing')
+    deps.log.info({ deliveryId: id, why }, 'reply failed, pushing')
     return null
   }
 }
@@ -144,17 +156,24 @@ type OutcomeOf<T> = T extends unknown ? Omit<T, 'id'> : never
 
 /** One retry-keyed LINE call for these deliveries, turned into their outcomes. */
 async function callLine(
-  deps: Pick<Deps, 'line'>,
-  limiter: SharedLimiter,
+  limiters: LineLimiters,
   endpoint: 'push' | 'multicast',
   ids: string[],
-  fn: (c: Deps['line']['client']) => Promise<{ httpResponse: Response }>,
+  send: () => Promise<{ requestId: string | null }>,
+): Promise<LineBatchResult> {
+  return limiters.inflight(async () => {
+    await limiters[endpoint].acquire()
+    return outcomesOf(ids, send)
+  })
+}
+
+async function outcomesOf(
+  ids: string[],
+  send: () => Promise<{ requestId: string | null }>,
 ): Promise<LineBatchResult> {
   const each = (o: OutcomeOf<DeliveryOutcome>) => ids.map((id) => ({ ...o, id }) as DeliveryOutcome)
-  await limiter.acquire()
   try {
-    const res = await deps.line.call(endpoint, fn)
-    const requestId = res.httpResponse.headers.get('x-line-request-id')
+    const { requestId } = await send()
     return { outcomes: each({ status: 'sent', channel: 'line', requestId }), rateLimited: false }
   } catch (error) {
     const f = classifyLineError(error)

@@ -1,5 +1,6 @@
 import { HTTPFetchError, LineBotClient } from '@line/bot-sdk'
 import type { Env } from '../config/env.ts'
+import { createLineSendTransport, type LineSendTransport } from './line-send-transport.ts'
 import type { Metrics } from './metrics.ts'
 import { TimeoutError, withTimeout } from './timeout.ts'
 
@@ -15,6 +16,9 @@ export type Line = {
   client: LineBotClient
   /** Runs one LINE call with a timeout, counting it by endpoint and status. */
   call<T>(endpoint: string, fn: (client: LineBotClient) => Promise<T>): Promise<T>
+  /** Reply, push and multicast: the delivery engine's hot path (see line-send-transport.ts). */
+  send: LineSendTransport['send']
+  close(): Promise<void>
 }
 
 export function createLine(
@@ -30,8 +34,11 @@ export function createLine(
     apiBaseURL: env.LINE_API_BASE_URL,
     dataApiBaseURL: env.LINE_DATA_API_BASE_URL,
   })
+  const transport = createLineSendTransport(env, metrics)
   return {
     client,
+    send: transport.send,
+    close: transport.close,
     async call(endpoint, fn) {
       try {
         const result = await withTimeout(fn(client), env.LINE_TIMEOUT_MS, `LINE ${endpoint}`)

@@ -11,7 +11,7 @@ export function workerOptions(deps: Pick<Deps, 'env'>): Record<QueueName, Partia
     // A job carries up to 200 deliveries, paced by the shared LINE limiters; a few jobs at once
     // keep about a second of sends in flight. The queue limiter is what worker.rateLimit pauses.
     delivery: {
-      concurrency: 4,
+      concurrency: 8,
       limiter: { max: deps.env.LINE_PUSH_RATE_PER_SECOND, duration: 1_000 },
     },
     identity: { concurrency: 8 },
