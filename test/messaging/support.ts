@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { expect } from 'vitest'
+import { jobIds } from '../../src/jobs.ts'
+import type { DeliveryCategory, DeliveryIntent } from '../../src/messaging/delivery.service.ts'
+import type { TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+
+export const WEEK_MS = 7 * 24 * 60 * 60 * 1000
+export const PUSH = '/v2/bot/message/push'
+export const MULTICAST = '/v2/bot/message/multicast'
+export const QUOTA_EXCEEDED = 'You have reached your monthly limit.'
+export const SAMPLE = JSON.parse(
+  readFileSync(
+    new URL('../../flex-templates/campaign-sample.sample.json', import.meta.url),
+    'utf8',
+  ),
+) as Record<string, string>
+
+export type Friend = { userId: string; customerId: string; displayName: string }
+
+/** A LINE user who added the account, once Kizuna has welcomed them (customer and identity exist). */
+export async function newFriend(k: TestKizuna, displayName = `友だち ${randomUUID().slice(0, 8)}`) {
+  const user = k.line.users.create({ displayName })
+  expect((await k.line.users.follow(user.userId)).status).toBe(200)
+  const customerId = await eventually(async () => {
+    const row = await k.deps.db
+      .selectFrom('delivery')
+      .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+      .select(['delivery.customer_id', 'delivery.status'])
+      .where('line_user.line_uid', '=', user.userId)
+      .where('delivery.kind', '=', 'welcome')
+      .executeTakeFirst()
+    expect(row?.status).toBe('sent')
+    return row!.customer_id
+  })
+  return { userId: user.userId, customerId, displayName } satisfies Friend
+}
+
+/** A campaign-sample delivery personalised for this friend (or with the same vars for all). */
+export function campaign(
+  to: Friend,
+  opts: {
+    category?: DeliveryCategory
+    overCap?: 'defer' | 'skip'
+    displayName?: string
+    dedupeKey?: string
+  } = {},
+): DeliveryIntent {
+  return {
+    dedupeKey: opts.dedupeKey ?? `campaign-test:${randomUUID()}`,
+    kind: 'campaign',
+    category: opts.category ?? 'marketing',
+    customerId: to.customerId,
+    content: {
+      templateId: 'campaign-sample',
+      vars: { ...SAMPLE, displayName: opts.displayName ?? to.displayName },
+    },
+    ...(opts.overCap ? { overCap: opts.overCap } : {}),
+  }
+}
+
+export function deliveryRows(k: TestKizuna, ids: string[]) {
+  return k.deps.db
+    .selectFrom('delivery')
+    .selectAll()
+    .where('id', 'in', ids)
+    .execute()
+    .then((rows) => ids.map((id) => rows.find((r) => r.id === id)!))
+}
+
+export async function deliveryRow(k: TestKizuna, id: string) {
+  const [row] = await deliveryRows(k, [id])
+  return row!
+}
+
+export async function waitForStatus(
+  k: TestKizuna,
+  ids: string[],
+  status: string,
+  timeout?: number,
+) {
+  return eventually(async () => {
+    const rows = await deliveryRows(k, ids)
+    expect(rows.map((r) => r.status)).toEqual(ids.map(() => status))
+    return rows
+  }, timeout)
+}
+
+export const pushesTo = (k: TestKizuna, userId: string) =>
+  k.line.requestsTo('POST', PUSH).filter((r) => (r.body as { to?: string }).to === userId)
+
+export const multicastsTo = (k: TestKizuna, userId: string) =>
+  k.line
+    .requestsTo('POST', MULTICAST)
+    .filter((r) => ((r.body as { to?: string[] }).to ?? []).includes(userId))
+
+/** The campaign messages the user received (the welcome came by reply). */
+export const campaignInbox = (k: TestKizuna, userId: string) =>
+  k.line.inbox(userId).filter((m) => String(m.message.altText).includes(SAMPLE.headline!))
+
+/** The single-delivery job scheduleDeliveries made, once it has finished. */
+export async function finishedJob(k: TestKizuna, deliveryId: string) {
+  return eventually(async () => {
+    const job = await k.deps.queues.byName.delivery.getJob(jobIds.deliveries([deliveryId]))
+    expect(await job?.getState()).toBe('completed')
+    return job!
+  })
+}
+
+export async function metricValue(k: TestKizuna, series: string): Promise<number> {
+  const text = await (await fetch(`${k.baseUrl}/metrics`)).text()
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line ? Number(line.slice(series.length + 1)) : 0
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** HH:MM on the store's clock (Asia/Tokyo). */
+export function tokyoHhMm(at: Date): string {
+  return new Intl.DateTimeFormat('en-GB', {
+    timeZone: 'Asia/Tokyo',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).format(at)
+}
