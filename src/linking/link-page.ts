@@ -1,32 +1,16 @@
 import { html } from 'hono/html'
-import type { HtmlEscapedString } from 'hono/utils/html'
+import { type Html, smallPage } from '../platform/small-page.ts'
 
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>
-
-/** The account-link pages. `html` escapes every interpolated value (user input included). */
+/** The account-link pages, with the reminder that unlinking is always possible. */
 function layout(title: string, body: Html): Html {
-  return html`<!doctype html>
-    <html lang="ja">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="no-referrer" />
-        <title>${title}</title>
-        <style>
-          body { font-family: system-ui, sans-serif; max-width: 28rem; margin: 2rem auto; padding: 0 1rem; }
-          input, button { font-size: 1.1rem; padding: 0.5rem; width: 100%; box-sizing: border-box; margin: 0.25rem 0; }
-          .error { color: #b00020; } .note { color: #555; font-size: 0.9rem; }
-        </style>
-      </head>
-      <body>
-        <h1>${title}</h1>
-        ${body}
-        <p class="note">
-          You can unlink your accounts at any time from the LINE menu.
-          連携はいつでもLINEのメニューから解除できます。
-        </p>
-      </body>
-    </html>`
+  return smallPage(
+    title,
+    body,
+    html`<p class="note">
+      You can unlink your accounts at any time from the LINE menu.
+      連携はいつでもLINEのメニューから解除できます。
+    </p>`,
+  )
 }
 
 const errorLine = (error?: string) =>

@@ -9,6 +9,7 @@ import {
   makeStoreKey,
   memberCardNumber,
   misread,
+  receipt,
 } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 
@@ -35,13 +36,6 @@ function post(body: unknown, auth: string | null = key) {
     body: typeof body === 'string' ? body : JSON.stringify(body),
   })
 }
-const receipt = (over: Record<string, unknown> = {}) => ({
-  id: `R-${randomUUID()}`,
-  purchasedAt: new Date().toISOString(),
-  lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 8_000 }],
-  total: 8_000,
-  ...over,
-})
 const purchasesOf = (customerId: string) =>
   db.selectFrom('purchase').selectAll().where('customer_id', '=', customerId).execute()
 const customerRow = (id: string) =>

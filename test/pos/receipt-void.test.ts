@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import type { VoidedPurchase } from '../../src/purchases/void-purchase.service.ts'
-import { makeCoupon, makeCustomer, makeStoreKey } from '../purchases/fixtures.ts'
+import { makeCoupon, makeCustomer, makeStoreKey, receipt } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 
 /** Nothing becomes due while the tests run: the sending itself is the delivery engine's test. */
@@ -37,13 +37,6 @@ function post(path: string, body: unknown, auth: string | null = key) {
 const voidReceipt = (receiptId: string, auth: string | null = key) =>
   post(`/receipts/${encodeURIComponent(receiptId)}/void`, {}, auth)
 
-const receipt = (over: Record<string, unknown> = {}) => ({
-  id: `R-${randomUUID()}`,
-  purchasedAt: new Date().toISOString(),
-  lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 8_000 }],
-  total: 8_000,
-  ...over,
-})
 async function scanReceipt(card: string, r: Record<string, unknown>, auth = key) {
   const res = await post('/scans', { barcode: card, receipt: r }, auth)
   expect(res.status).toBe(200)

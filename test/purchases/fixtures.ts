@@ -66,3 +66,12 @@ export async function makeStoreKey(db: Db, scopes: Scope[] = ['pos']) {
 }
 
 export const legacyCardNumber = () => `L${randomInt(10 ** 9, 10 ** 10)}`
+
+/** A register receipt body (`POST /api/pos/scans`): one sofa at ¥8,000 unless overridden. */
+export const receipt = (over: Record<string, unknown> = {}) => ({
+  id: `R-${randomUUID()}`,
+  purchasedAt: new Date().toISOString(),
+  lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 8_000 }],
+  total: 8_000,
+  ...over,
+})

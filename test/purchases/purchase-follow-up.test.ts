@@ -7,7 +7,7 @@ import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
 import { createPurchaseFollowUpVars } from '../../src/purchases/purchase-follow-up.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { makeCustomer, makeStoreKey } from './fixtures.ts'
+import { makeCustomer, makeStoreKey, receipt } from './fixtures.ts'
 
 /** Two hours: nothing becomes due while the tests run (sending is tested with the engine). */
 const DELAY_SECONDS = 7_200
@@ -31,13 +31,6 @@ function scan(body: unknown) {
     body: JSON.stringify(body),
   })
 }
-const receipt = (over: Record<string, unknown> = {}) => ({
-  id: `R-${randomUUID()}`,
-  purchasedAt: new Date().toISOString(),
-  lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 8_000 }],
-  total: 8_000,
-  ...over,
-})
 async function scanReceipt(card: string, r: Record<string, unknown>) {
   const res = await scan({ barcode: card, receipt: r })
   expect(res.status).toBe(200)

@@ -9,8 +9,8 @@ import {
   memberCardNumber,
   misread,
 } from '../purchases/fixtures.ts'
+import { launchChromium } from '../support/browser.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { launchChromium } from './browser.ts'
 
 let k: TestKizuna
 let db: Database
