@@ -3,8 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { saveProducts } from '../../src/catalogue/product.service.ts'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
-import { recordPurchase } from '../../src/purchases/purchase.service.ts'
-import { makeCustomer, makeStoreKey } from '../purchases/fixtures.ts'
+import { makeCustomer, makeStoreKey, recordOnlinePurchase } from '../purchases/fixtures.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { parseMail, type Smtp, startSmtp } from '../support/smtp.ts'
@@ -75,17 +74,7 @@ async function friendWithCard({ k, db }: Ctx) {
 
 /** The customer already owns the side table (an online order: no follow-up of its own). */
 async function ownsTable({ k, db }: Ctx, customerId: string) {
-  await db.transaction().execute((trx) =>
-    recordPurchase(trx, k.deps.env, {
-      channel: 'online',
-      source: 'webshop',
-      externalId: randomUUID(),
-      customerId,
-      purchasedAt: new Date(),
-      lines: [{ sku: sku('TABLE'), quantity: 1, unitPrice: 12_000 }],
-      total: 12_000,
-    }),
-  )
+  await recordOnlinePurchase(db, k.deps.env, customerId, [{ sku: sku('TABLE'), unitPrice: 12_000 }])
 }
 
 /** Scans the card with a receipt for the garden sofa; returns the receipt id and its delivery. */

@@ -1,7 +1,9 @@
 import { randomInt, randomUUID } from 'node:crypto'
 import { createApiKey, type Scope } from '../../src/auth/api-key.service.ts'
 import { ean13CheckDigit } from '../../src/cards/ean13.ts'
-import type { Db } from '../../src/platform/db.ts'
+import type { Env } from '../../src/config/env.ts'
+import type { Database, Db } from '../../src/platform/db.ts'
+import { recordPurchase } from '../../src/purchases/purchase.service.ts'
 import { insertStore } from '../../src/stores/store.repo.ts'
 
 /** A valid EAN-13 member-card number with the default prefix 29. */
@@ -75,3 +77,23 @@ export const receipt = (over: Record<string, unknown> = {}) => ({
   total: 8_000,
   ...over,
 })
+
+/** An online order for this customer, one of each sku (no follow-up: not a store purchase). */
+export function recordOnlinePurchase(
+  db: Database,
+  env: Env,
+  customerId: string,
+  lines: { sku: string; unitPrice: number }[],
+) {
+  return db.transaction().execute((trx) =>
+    recordPurchase(trx, env, {
+      channel: 'online',
+      source: 'webshop',
+      externalId: randomUUID(),
+      customerId,
+      purchasedAt: new Date(),
+      lines: lines.map((l) => ({ ...l, quantity: 1 })),
+      total: lines.reduce((sum, l) => sum + l.unitPrice, 0),
+    }),
+  )
+}

@@ -4,10 +4,9 @@ import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { saveProducts } from '../../src/catalogue/product.service.ts'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
-import { recordPurchase } from '../../src/purchases/purchase.service.ts'
 import { createPurchaseFollowUpVars } from '../../src/purchases/purchase-follow-up.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { makeCustomer, makeStoreKey, receipt } from './fixtures.ts'
+import { makeCustomer, makeStoreKey, receipt, recordOnlinePurchase } from './fixtures.ts'
 
 /** Two hours: nothing becomes due while the tests run (sending is tested with the engine). */
 const DELAY_SECONDS = 7_200
@@ -156,19 +155,8 @@ describe('purchaseFollowUpVars', () => {
       .execute()
   })
 
-  async function recordFor(customerId: string, lines: { sku: string; unitPrice: number }[]) {
-    return db.transaction().execute((trx) =>
-      recordPurchase(trx, k.deps.env, {
-        channel: 'online',
-        source: 'webshop',
-        externalId: randomUUID(),
-        customerId,
-        purchasedAt: new Date(),
-        lines: lines.map((l) => ({ ...l, quantity: 1 })),
-        total: lines.reduce((sum, l) => sum + l.unitPrice, 0),
-      }),
-    )
-  }
+  const recordFor = (customerId: string, lines: { sku: string; unitPrice: number }[]) =>
+    recordOnlinePurchase(db, k.deps.env, customerId, lines)
 
   it('returns the lines and up to 3 related products the customer does not own', async () => {
     const c = await makeCustomer(db, { displayName: 'Sato Hanako' })
