@@ -123,7 +123,7 @@ export async function eraseCustomer(db: Database, customerId: string): Promise<E
       .execute()
     await trx
       .updateTable('delivery')
-      .set({ messages: JSON.stringify([]), reply_token: null })
+      .set({ messages: JSON.stringify([]), vars: JSON.stringify({}), reply_token: null })
       .where('customer_id', '=', id)
       .execute()
     return { customerId: id, alreadyErased: customer.erased_at !== null }

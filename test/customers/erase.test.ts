@@ -56,6 +56,19 @@ async function personWithEverything() {
       total: 3_000,
     }),
   )
+  // A campaign waiting to go out, personalised with the name.
+  await db
+    .insertInto('delivery')
+    .values({
+      dedupe_key: `erase-test:${c.id}`,
+      kind: 'campaign',
+      category: 'marketing',
+      customer_id: c.id,
+      template_id: 'campaign-sample',
+      vars: JSON.stringify({ displayName: 'Suzuki Ichiro' }),
+      send_after: new Date(Date.now() + 86_400_000),
+    })
+    .execute()
   return { ...c, legacy, lineUid }
 }
 
@@ -107,7 +120,13 @@ describe('eraseCustomer', () => {
       .where('customer_id', '=', p.id)
       .execute()
     expect(purchases).toEqual([{ total: 3_000, result: null }])
-    const everything = JSON.stringify({ customer, identities, lineUser })
+    const deliveries = await db
+      .selectFrom('delivery')
+      .select(['status', 'vars', 'messages'])
+      .where('customer_id', '=', p.id)
+      .execute()
+    expect(deliveries).toEqual([{ status: 'skipped', vars: {}, messages: [] }])
+    const everything = JSON.stringify({ customer, identities, lineUser, deliveries })
     for (const secret of ['Suzuki', 'ichiro@', '0901234', p.card, p.legacy, p.lineUid]) {
       expect(everything).not.toContain(secret)
     }
