@@ -13,6 +13,7 @@ import {
   BENCH_DATABASE_URL,
   BENCH_REDIS_URL,
   freePort,
+  startFlags,
   startProcess,
   stopProcess,
 } from './support.ts'
@@ -183,14 +184,6 @@ function cpuSecondsOf(pid: number | undefined): number {
   } catch {
     return 0
   }
-}
-
-/** The node flags of `npm start` (package.json `scripts.start`). */
-function startFlags(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    scripts: { start: string }
-  }
-  return /^node (.*) src\/main\/start\.ts$/.exec(pkg.scripts.start)?.[1] ?? ''
 }
 
 /**

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import autocannon from 'autocannon'
 
@@ -78,4 +79,12 @@ export async function load(
     ok,
     errors: result.non2xx + result.errors + result.timeouts,
   }
+}
+
+/** The node flags of `npm start` (package.json `scripts.start`). */
+export function startFlags(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    scripts: { start: string }
+  }
+  return /^node (.*) src\/main\/start\.ts$/.exec(pkg.scripts.start)?.[1] ?? ''
 }

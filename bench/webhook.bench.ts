@@ -9,6 +9,7 @@ import {
   freePort,
   type LoadResult,
   load,
+  startFlags,
   startProcess,
   stopProcess,
 } from './support.ts'
@@ -88,6 +89,8 @@ export async function run(): Promise<void> {
     LINE_CHANNEL_SECRET: SECRET,
     LINE_CHANNEL_ACCESS_TOKEN: 'bench-token',
     LOG_LEVEL: 'warn',
+    // As `npm start` runs it (its V8 heap flags), unless BENCH_NODE_OPTIONS says otherwise.
+    NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? startFlags(),
   }
   const rounds: { bare: LoadResult; kizuna: LoadResult & { accepted: number } }[] = []
   for (let round = 1; round <= ROUNDS; round++) {
