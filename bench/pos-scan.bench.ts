@@ -7,7 +7,7 @@ import { createApiKey } from '../src/auth/api-key.service.ts'
 import { createDb } from '../src/platform/db.ts'
 import { type OpenLoopResult, openLoop } from './open-loop.ts'
 import { customerId, freshDatabase, memberCard, seedPurchases } from './seed.ts'
-import { freePort, startProcess, stopProcess } from './support.ts'
+import { freePort, startFlags, startProcess, stopProcess } from './support.ts'
 
 /**
  * `npm run bench -- pos-scan`: seeds BENCH_CUSTOMERS customers and BENCH_LINES purchase
@@ -143,7 +143,11 @@ export async function run(): Promise<void> {
       LINE_CHANNEL_SECRET: 'bench-secret',
       LINE_CHANNEL_ACCESS_TOKEN: 'bench-token',
       LOG_LEVEL: 'warn',
-      ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {}),
+      // As `npm start` runs it (its V8 heap flags), unless BENCH_NODE_OPTIONS says otherwise.
+      NODE_OPTIONS: [
+        process.env.BENCH_NODE_OPTIONS ?? startFlags(),
+        profileDir ? `--cpu-prof --cpu-prof-dir=${profileDir}` : '',
+      ].join(' '),
     },
     `${base}/healthz`,
   )

@@ -122,7 +122,9 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
     })
     const recorded = await recordReceipt(deps.db, deps, store, body, start)
     if (recorded) {
-      await enqueueFollowUp(deps, recorded.followUp)
+      // The register doesn't wait for Redis: the row is the truth (the sweeper queues it if this
+      // is lost), and the follow-up is due an hour from now.
+      void enqueueFollowUp(deps, recorded.followUp)
       return recorded.answer
     }
     await resolveBarcode(deps.db, body.barcode, shape) // says why no one was found (404, 410)
