@@ -2,6 +2,7 @@ import { Hono } from 'hono'
 import { cardRoutes } from './cards/cards.routes.ts'
 import { consentRoutes } from './consent/consent.routes.ts'
 import { customerRoutes } from './customers/customers.routes.ts'
+import type { Mailer } from './email/mailer.ts'
 import { linkRoutes } from './linking/link.routes.ts'
 import { opsRoutes } from './ops/ops.routes.ts'
 import { orderRoutes } from './orders/orders.routes.ts'
@@ -15,6 +16,8 @@ import { webhookRoutes } from './webhook/webhook.routes.ts'
 
 export type AppOptions = {
   inbox: Inbox
+  /** The process's one mailer (account-link codes; the workers send message email with it). */
+  mailer: Mailer
   /** Mounted at /sandbox when Kizuna runs against the built-in LINE platform. */
   sandboxUi?: Hono
 }
@@ -34,7 +37,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   app.route('/api/pos', posRoutes(deps))
   app.route('/staff', staffRoutes(deps))
   app.route('/', trackingRoutes(deps))
-  app.route('/', linkRoutes(deps, { sandbox: opts.sandboxUi !== undefined }))
+  app.route('/', linkRoutes(deps, opts.mailer))
   if (opts.sandboxUi) app.route('/sandbox', opts.sandboxUi)
   return app
 }

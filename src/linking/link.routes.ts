@@ -1,7 +1,7 @@
 import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { publicBaseUrl } from '../cards/card-url.ts'
-import { createMailer } from '../email/mailer.ts'
+import type { Mailer } from '../email/mailer.ts'
 import { sandboxMailRoutes } from '../email/sandbox-mailbox.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
@@ -32,8 +32,7 @@ type LinkDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'log'>
  * or the shop's own login when LINK_LOGIN_URL is set), then goes to LINE's account-link dialog
  * with a nonce. Also `/sandbox/mail` on sandbox runs without SMTP_URL.
  */
-export function linkRoutes(deps: LinkDeps, opts: { sandbox: boolean }) {
-  const mailer = createMailer(deps.env, deps.db, opts)
+export function linkRoutes(deps: LinkDeps, mailer: Mailer) {
   const shopLogin =
     deps.env.LINK_LOGIN_URL && deps.env.LINK_ASSERTION_SECRET
       ? { url: deps.env.LINK_LOGIN_URL, secret: deps.env.LINK_ASSERTION_SECRET }
@@ -101,8 +100,7 @@ export function linkRoutes(deps: LinkDeps, opts: { sandbox: boolean }) {
     })
   })
 
-  if (opts.sandbox && mailer.kind === 'sandbox')
-    app.route('/sandbox/mail', sandboxMailRoutes(deps.db))
+  if (mailer.kind === 'sandbox') app.route('/sandbox/mail', sandboxMailRoutes(deps.db))
   return app
 }
 

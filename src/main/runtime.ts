@@ -58,6 +58,7 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
   if (env.ROLE !== 'worker') {
     const app = createApp(deps, {
       inbox,
+      mailer,
       sandboxUi: sandbox ? createSandboxUi(sandbox) : undefined,
     })
     const listening = await new Promise<ServerType>((resolve) => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createApp } from '../../src/app.ts'
+import { createMailer } from '../../src/email/mailer.ts'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
 import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { createInbox } from '../../src/webhook/inbox.ts'
@@ -61,7 +62,8 @@ describe('webhook during outages', () => {
     const env = testEnv({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' })
     const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}` })
     cleanups.push(() => closeDeps(deps))
-    const app = createApp(deps, { inbox: createInbox(deps) })
+    const mailer = createMailer(deps.env, deps.db, { sandbox: false })
+    const app = createApp(deps, { inbox: createInbox(deps), mailer })
     const user = line.users.create()
     const body = JSON.stringify(line.envelope([line.buildEvent('follow', user.userId, {})]))
     const res = await app.request('/webhooks/line', {
