@@ -6,7 +6,14 @@ const SHOWN = 50
 
 export async function insertSandboxMail(
   db: Db,
-  mail: { from: string; to: string; subject: string; text: string },
+  mail: {
+    from: string
+    to: string
+    subject: string
+    text: string
+    html?: string
+    headers?: Record<string, string>
+  },
 ): Promise<void> {
   await db
     .insertInto('sandbox_mail')
@@ -15,6 +22,8 @@ export async function insertSandboxMail(
       to_address: mail.to,
       subject: mail.subject,
       text: mail.text,
+      html: mail.html ?? null,
+      headers: mail.headers ? JSON.stringify(mail.headers) : null,
     })
     .execute()
 }
@@ -22,7 +31,7 @@ export async function insertSandboxMail(
 export async function listSandboxMail(db: Db, limit = SHOWN) {
   return db
     .selectFrom('sandbox_mail')
-    .select(['id', 'to_address', 'subject', 'text', 'created_at'])
+    .select(['id', 'to_address', 'subject', 'text', 'html', 'headers', 'created_at'])
     .orderBy('created_at', 'desc')
     .limit(limit)
     .execute()
@@ -47,10 +56,29 @@ export function sandboxMailRoutes(db: Db) {
             (m) => html`<article style="border-top: 1px solid #ccc; padding: 0.5rem 0">
               <p><strong>To:</strong> ${m.to_address} · ${m.created_at.toISOString()}</p>
               <p><strong>${m.subject}</strong></p>
+              ${headerLines(m.headers)}
+              ${
+                m.html
+                  ? html`<iframe
+                      title="${m.subject}"
+                      sandbox
+                      srcdoc="${m.html}"
+                      style="width: 100%; height: 28rem; border: 1px solid #ddd"
+                    ></iframe>`
+                  : ''
+              }
               <pre style="white-space: pre-wrap">${m.text}</pre>
             </article>`,
           )}
         </body>
       </html>`)
   })
+}
+
+/** The headers a reader may want to try (List-Unsubscribe: the one-click link). */
+function headerLines(headers: unknown) {
+  if (!headers || typeof headers !== 'object') return ''
+  return Object.entries(headers as Record<string, string>).map(
+    ([name, value]) => html`<p style="font-size: 0.85rem; color: #555">${name}: ${value}</p>`,
+  )
 }

@@ -263,6 +263,8 @@ export interface PurchaseLine {
 export interface SandboxMail {
   created_at: Generated<Timestamp>;
   from_address: string;
+  headers: Json | null;
+  html: string | null;
   id: Generated<string>;
   subject: string;
   text: string;

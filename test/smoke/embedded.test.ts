@@ -1,13 +1,23 @@
 import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
+import { setConsent } from '../../src/consent/consent.service.ts'
 import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
+import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { TEST_REDIS_URL } from '../support/env.ts'
 import { eventually } from '../support/wait.ts'
+
+const CAMPAIGN = JSON.parse(
+  readFileSync(
+    new URL('../../flex-templates/campaign-sample.sample.json', import.meta.url),
+    'utf8',
+  ),
+) as Record<string, string>
 
 const cleanups: (() => Promise<void>)[] = []
 afterAll(async () => {
@@ -23,6 +33,7 @@ describe('first run: embedded PGlite and the built-in LINE sandbox', () => {
       DATA_DIR: dataDir,
       REDIS_URL: TEST_REDIS_URL,
       LOG_LEVEL: 'silent',
+      QUIET_HOURS: '', // the campaign below is marketing: not held for the night
     })
     const prefix = `test-${randomUUID()}`
     let k: Kizuna | undefined = await startKizuna(env, {
@@ -55,6 +66,39 @@ describe('first run: embedded PGlite and the built-in LINE sandbox', () => {
     const html = await page.text()
     expect(html).toContain('Smoke Tester')
     expect(html).toContain('友だち追加ありがとうございます')
+
+    // Without SMTP_URL a sandbox run keeps its email in the sandbox mailbox, HTML and headers too.
+    const shopper = await k.deps.db
+      .insertInto('customer')
+      .values({ display_name: 'Mail Tester', email: 'mail.tester@example.com' })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    await setConsent(k.deps.db, shopper.id, {
+      category: 'marketing',
+      channel: 'email',
+      granted: true,
+      source: 'admin',
+    })
+    await scheduleDeliveries(k.deps, [
+      {
+        dedupeKey: `smoke:${shopper.id}`,
+        kind: 'campaign',
+        category: 'marketing',
+        customerId: shopper.id,
+        content: {
+          templateId: 'campaign-sample',
+          vars: { ...CAMPAIGN, displayName: 'Mail Tester' },
+        },
+      },
+    ])
+    const mailbox = await eventually(async () => {
+      const res = await fetch(`${k!.baseUrl}/sandbox/mail`)
+      const text = await res.text()
+      expect(text).toContain('mail.tester@example.com')
+      return text
+    })
+    expect(mailbox).toContain('List-Unsubscribe: &lt;')
+    expect(mailbox).toMatch(/<iframe[^>]*sandbox[^>]*srcdoc="[^"]*Mail Tester/)
 
     // The embedded database keeps its data across a restart.
     await k.stop()
