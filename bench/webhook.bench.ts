@@ -90,7 +90,10 @@ export async function run(): Promise<void> {
     LINE_CHANNEL_ACCESS_TOKEN: 'bench-token',
     LOG_LEVEL: 'warn',
     // As `npm start` runs it (its V8 heap flags), unless BENCH_NODE_OPTIONS says otherwise.
-    NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? startFlags(),
+    NODE_OPTIONS: [
+      process.env.BENCH_NODE_OPTIONS ?? startFlags(),
+      process.env.BENCH_CPU_PROF ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` : '',
+    ].join(' '),
   }
   const rounds: { bare: LoadResult; kizuna: LoadResult & { accepted: number } }[] = []
   for (let round = 1; round <= ROUNDS; round++) {

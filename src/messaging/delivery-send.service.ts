@@ -63,7 +63,7 @@ export async function sendClaimedDeliveries(
           replyToken: replyTokenIfFresh(row, now),
           multicast:
             row.multicast_request_id && row.multicast_retry_key
-              ? { requestId: row.multicast_request_id, retryKey: row.multicast_retry_key }
+              ? { id: row.multicast_request_id, retryKey: row.multicast_retry_key }
               : null,
         })
       } else if (choice.channel === 'email' && rendered.email) {

@@ -214,16 +214,33 @@ export async function claimDeliveriesWithMarketingCounts(
 const MARKETING_LOCK = 0x6b7a6361
 
 /** Groups rows for one multicast: a retry key of their own, kept for every retry of the chunk. */
-export async function createMulticastRequest(db: Db, deliveryIds: string[]): Promise<string> {
-  const result = await sql<{ line_retry_key: string }>`
+export async function createMulticastRequest(
+  db: Db,
+  deliveryIds: string[],
+): Promise<{ id: string; retryKey: string }> {
+  const result = await sql<{ id: string; line_retry_key: string }>`
     with mr as (insert into multicast_request default values returning id, line_retry_key),
     tagged as (
       update delivery set multicast_request_id = (select id from mr)
       where id = any(${deliveryIds}::uuid[]) and status = 'sending'
     )
-    select line_retry_key from mr
+    select id, line_retry_key from mr
   `.execute(db)
-  return result.rows[0]!.line_retry_key
+  const row = result.rows[0]!
+  return { id: row.id, retryKey: row.line_retry_key }
+}
+
+/** LINE's request id for an accepted multicast chunk. */
+export async function recordMulticastAccepted(
+  db: Db,
+  id: string,
+  lineRequestId: string | null,
+): Promise<void> {
+  await db
+    .updateTable('multicast_request')
+    .set({ line_request_id: lineRequestId })
+    .where('id', '=', id)
+    .execute()
 }
 
 /** After the last retry: deliveries a job left waiting for a retry are failed. */

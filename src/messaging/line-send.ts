@@ -4,7 +4,11 @@ import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody } from '../platform/line-send-transport.ts'
 import type { SharedLimiter } from '../platform/shared-limiter.ts'
-import { createMulticastRequest, type DeliveryOutcome } from './delivery.repo.ts'
+import {
+  createMulticastRequest,
+  type DeliveryOutcome,
+  recordMulticastAccepted,
+} from './delivery.repo.ts'
 
 /** LINE: a multicast reaches at most 500 user ids. */
 export const MULTICAST_MAX_RECIPIENTS = 500
@@ -29,7 +33,7 @@ export type LineItem = {
   /** A reply token still fresh on the first attempt. */
   replyToken: string | null
   /** Set when an earlier attempt sent it in this multicast: resend the same chunk, same key. */
-  multicast: { requestId: string; retryKey: string } | null
+  multicast: { id: string; retryKey: string } | null
 }
 
 export type LineBatchResult = {
@@ -68,13 +72,17 @@ export async function sendLineBatch(
     unanswered.filter((i) => i !== null),
   )
   await Promise.all([
-    ...multicasts.map(async ({ retryKey, items: chunk }) => {
+    ...multicasts.map(async ({ id, retryKey, items: chunk }) => {
       const ids = chunk.map((i) => i.id)
       const body = prepareBody('multicast', {
         to: chunk.map((i) => i.lineUid),
         messages: chunk[0]!.messages,
       })
-      record(await callLine(limiters, 'multicast', ids, () => deps.line.send(body, retryKey)))
+      const sent = await callLine(limiters, 'multicast', ids, () => deps.line.send(body, retryKey))
+      record(sent)
+      const accepted = sent.outcomes.find((o) => o.status === 'sent')
+      if (accepted?.status === 'sent')
+        await recordMulticastAccepted(deps.db, id, accepted.requestId)
     }),
     ...pushes.map(async (item) => {
       const body = prepareBody('push', { to: item.lineUid, messages: item.messages })
@@ -118,15 +126,15 @@ async function replyOutcome(
  * identical messages for two or more people become new chunks of at most 500; the rest push.
  */
 async function planMulticasts(deps: Pick<Deps, 'db'>, items: LineItem[]) {
-  const multicasts: { retryKey: string; items: LineItem[] }[] = []
-  const earlier = new Map<string, { retryKey: string; items: LineItem[] }>()
+  type Chunk = { id: string; retryKey: string; items: LineItem[] }
+  const multicasts: Chunk[] = []
+  const earlier = new Map<string, Chunk>()
   const byContent = new Map<string, LineItem[]>()
   for (const item of items) {
     if (item.multicast) {
-      const chunk = earlier.get(item.multicast.requestId)
+      const chunk = earlier.get(item.multicast.id)
       if (chunk) chunk.items.push(item)
-      else
-        earlier.set(item.multicast.requestId, { retryKey: item.multicast.retryKey, items: [item] })
+      else earlier.set(item.multicast.id, { ...item.multicast, items: [item] })
       continue
     }
     const same = byContent.get(item.contentKey)
@@ -142,11 +150,11 @@ async function planMulticasts(deps: Pick<Deps, 'db'>, items: LineItem[]) {
     }
     for (let i = 0; i < group.length; i += MULTICAST_MAX_RECIPIENTS) {
       const chunk = group.slice(i, i + MULTICAST_MAX_RECIPIENTS)
-      const retryKey = await createMulticastRequest(
+      const request = await createMulticastRequest(
         deps.db,
         chunk.map((c) => c.id),
       )
-      multicasts.push({ retryKey, items: chunk })
+      multicasts.push({ ...request, items: chunk })
     }
   }
   return { multicasts, pushes }

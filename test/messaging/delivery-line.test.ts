@@ -86,6 +86,7 @@ describe('LINE deliveries', () => {
       .where('id', '=', rows[0]!.multicast_request_id!)
       .executeTakeFirstOrThrow()
     expect(request!.headers['x-line-retry-key']).toBe(mr.line_retry_key)
+    expect(mr.line_request_id).toBe(request!.requestId)
     for (const row of rows) {
       expect(row.multicast_request_id).toBe(mr.id)
       expect(row.channel).toBe('line')
