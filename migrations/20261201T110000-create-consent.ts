@@ -24,11 +24,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     select c.id, 'marketing', ch.channel, false, 'import'
     from customer c cross join (values ('line'), ('email')) as ch(channel)
     where not c.marketing_consent`.execute(db)
-  await sql`
-    insert into consent (customer_id, category, channel, granted, source)
-    select c.id, 'marketing', 'email', true, 'import'
-    from customer c
-    where c.marketing_consent and c.email is not null`.execute(db)
+  // `marketing_consent` defaulted to true for everyone, so true says nothing about email: only
+  // the refusals carry over (marketing email needs an explicit yes).
   await db.schema.alterTable('customer').dropColumn('marketing_consent').execute()
 }
 

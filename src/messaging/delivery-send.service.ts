@@ -1,8 +1,9 @@
 import type { messagingApi } from '@line/bot-sdk'
+import pLimit from 'p-limit'
 import { lineLoadsImageUrl } from '../cards/card-url.ts'
 import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
-import { renderEmailMessage, renderLineMessage } from '../flex/message-template.ts'
+import { renderEmailMessage, renderLineMessage, TemplateError } from '../flex/message-template.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { ClaimedDelivery, DeliveryOutcome, RecentMarketing } from './delivery.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
@@ -11,6 +12,8 @@ import type { MessageVarsLoaders } from './message-vars.ts'
 import { chooseChannel, quietHoursEnd } from './send-rules.ts'
 
 const WEEK_MS = 7 * 24 * 60 * 60 * 1000
+/** Emails on their way at once per process: about the SMTP pool's connections, so none waits long. */
+const emailSlots = pLimit(8)
 
 export type SendTools = { mailer: Mailer; limiters: LineLimiters; loaders: MessageVarsLoaders }
 
@@ -61,9 +64,15 @@ export async function sendClaimedDeliveries(
           contentKey: content.key,
           retryKey: row.line_retry_key,
           replyToken: replyTokenIfFresh(row, now),
+          // Tried before alone (a push with its own key): a new chunk's key could send it twice.
+          mayMulticast: row.attempts === 1,
           multicast:
-            row.multicast_request_id && row.multicast_retry_key
-              ? { id: row.multicast_request_id, retryKey: row.multicast_retry_key }
+            row.multicast_request_id && row.multicast_retry_key && row.multicast_body
+              ? {
+                  id: row.multicast_request_id,
+                  retryKey: row.multicast_retry_key,
+                  body: row.multicast_body,
+                }
               : null,
         })
       } else if (choice.channel === 'email' && rendered.email) {
@@ -79,7 +88,7 @@ export async function sendClaimedDeliveries(
   )
   const [line, emails] = await Promise.all([
     sendLineBatch(deps, tools.limiters, lineItems),
-    Promise.all(emailItems.map((item) => sendEmail(deps, tools.mailer, item))),
+    Promise.all(emailItems.map((item) => emailSlots(() => sendEmail(deps, tools.mailer, item)))),
   ])
   outcomes.push(...line.outcomes, ...emails)
   return { outcomes, rateLimited: line.rateLimited }
@@ -156,7 +165,10 @@ async function contentOf(
     const key = `${row.template_id}\0${JSON.stringify(vars)}`
     return { templateId: row.template_id, vars, key }
   } catch (error) {
-    return { outcome: failed(row, error) }
+    // A loader's database error is worth another try; bad variables are not.
+    if (error instanceof TemplateError) return { outcome: failed(row, error) }
+    const message = error instanceof Error ? error.message : String(error)
+    return { outcome: { id: row.id, status: 'pending', error: `loader: ${message}` } }
   }
 }
 

@@ -63,8 +63,12 @@ export async function cancelDeliveryRows(
   return Number(result.numUpdatedRows)
 }
 
-/** A row in `sending` longer than this was abandoned (a crashed worker): it may be claimed again. */
-export const SENDING_LEASE_SECONDS = 120
+/**
+ * A row in `sending` longer than this was abandoned (a crashed worker): it may be claimed again.
+ * Far longer than a batch takes (limiter waits, a slow SMTP relay), so a live send is never
+ * taken over.
+ */
+export const SENDING_LEASE_SECONDS = 600
 
 /** A claimed delivery with what its send needs: the customer's address and LINE friend status. */
 export type ClaimedDelivery = Awaited<ReturnType<typeof claimDeliveries>>[number]
@@ -97,12 +101,14 @@ export async function claimDeliveries(db: Db, ids: string[]) {
       line_friend: boolean
       multicast_request_id: string | null
       multicast_retry_key: string | null
+      /** The chunk's request as first sent (JSON text), to repeat exactly. */
+      multicast_body: string | null
       /** An answer to the person's own message or tap (a reply), not a message they didn't ask for. */
       answers_person: boolean
     }>`
     with claimed as (
       update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
-      where id = any(${ids}::uuid[]) and send_after <= now() + interval '1 second'
+      where id = any(${ids}::uuid[]) and send_after <= now() + interval '250 milliseconds'
         and (status = 'pending' or (status = 'sending'
           and updated_at < now() - make_interval(secs => ${SENDING_LEASE_SECONDS})))
       returning *
@@ -112,6 +118,7 @@ export async function claimDeliveries(db: Db, ids: string[]) {
       c.email, c.erased_at is not null as erased,
       lu.id as line_user_id, lu.line_uid, coalesce(lu.status = 'friend', false) as line_friend,
       d.multicast_request_id, mr.line_retry_key as multicast_retry_key,
+      mr.body as multicast_body,
       d.line_user_id is not null as answers_person
     from claimed d
     join customer c on c.id = d.customer_id
@@ -217,9 +224,12 @@ const MARKETING_LOCK = 0x6b7a6361
 export async function createMulticastRequest(
   db: Db,
   deliveryIds: string[],
+  body: string,
 ): Promise<{ id: string; retryKey: string }> {
   const result = await sql<{ id: string; line_retry_key: string }>`
-    with mr as (insert into multicast_request default values returning id, line_retry_key),
+    with mr as (
+      insert into multicast_request (body) values (${body}) returning id, line_retry_key
+    ),
     tagged as (
       update delivery set multicast_request_id = (select id from mr)
       where id = any(${deliveryIds}::uuid[]) and status = 'sending'

@@ -86,7 +86,8 @@ export async function enqueueDeliveries(
   const later: { id: string; delay: number }[] = []
   for (const d of deliveries) {
     const delay = d.sendAfter ? d.sendAfter.getTime() - now : 0
-    if (delay > 0) later.push({ id: d.id, delay })
+    // Within the claim's tolerance (250 ms: a delayed job may fire a moment early) it is due.
+    if (delay > 250) later.push({ id: d.id, delay })
     else due.push(d.id)
   }
   const jobs: { data: { deliveryIds: string[] }; jobId: string; delay?: number }[] = []

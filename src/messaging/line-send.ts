@@ -2,7 +2,7 @@ import type { messagingApi } from '@line/bot-sdk'
 import type { LimitFunction } from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
-import { prepareBody } from '../platform/line-send-transport.ts'
+import { prepareBody, preparedBody } from '../platform/line-send-transport.ts'
 import type { SharedLimiter } from '../platform/shared-limiter.ts'
 import {
   createMulticastRequest,
@@ -32,8 +32,10 @@ export type LineItem = {
   retryKey: string
   /** A reply token still fresh on the first attempt. */
   replyToken: string | null
-  /** Set when an earlier attempt sent it in this multicast: resend the same chunk, same key. */
-  multicast: { id: string; retryKey: string } | null
+  /** First attempt: may join a new multicast chunk (a retried one keeps its own retry key). */
+  mayMulticast: boolean
+  /** Set when an earlier attempt sent it in this multicast: the same request again, same key. */
+  multicast: { id: string; retryKey: string; body: string } | null
 }
 
 export type LineBatchResult = {
@@ -67,22 +69,28 @@ export async function sendLineBatch(
       return null
     }),
   )
-  const { multicasts, pushes } = await planMulticasts(
+  const { multicasts, pushes, unplanned } = await planMulticasts(
     deps,
     unanswered.filter((i) => i !== null),
   )
+  for (const item of unplanned) {
+    result.outcomes.push({ id: item.id, status: 'pending', error: 'could not plan the multicast' })
+  }
   await Promise.all([
-    ...multicasts.map(async ({ id, retryKey, items: chunk }) => {
+    ...multicasts.map(async ({ id, retryKey, body, items: chunk }) => {
       const ids = chunk.map((i) => i.id)
-      const body = prepareBody('multicast', {
-        to: chunk.map((i) => i.lineUid),
-        messages: chunk[0]!.messages,
-      })
-      const sent = await callLine(limiters, 'multicast', ids, () => deps.line.send(body, retryKey))
+      const request = preparedBody('multicast', body)
+      const sent = await callLine(limiters, 'multicast', ids, () =>
+        deps.line.send(request, retryKey),
+      )
       record(sent)
       const accepted = sent.outcomes.find((o) => o.status === 'sent')
-      if (accepted?.status === 'sent')
-        await recordMulticastAccepted(deps.db, id, accepted.requestId)
+      if (accepted?.status === 'sent') {
+        // Informational: the deliveries carry the request id already.
+        await recordMulticastAccepted(deps.db, id, accepted.requestId).catch((err: unknown) =>
+          deps.log.warn({ err, multicastRequestId: id }, 'could not record the multicast'),
+        )
+      }
     }),
     ...pushes.map(async (item) => {
       const body = prepareBody('push', { to: item.lineUid, messages: item.messages })
@@ -114,9 +122,14 @@ async function replyOutcome(
     const { requestId } = await send()
     return { id, status: 'sent', channel: 'line', requestId }
   } catch (error) {
-    // A reply that failed sent nothing; the push carries the retry key.
-    const why = classifyLineError(error).kind
-    deps.log.info({ deliveryId: id, why }, 'reply failed, pushing')
+    const failure = classifyLineError(error)
+    if (failure.kind === 'transient') {
+      // A timeout or 5xx may have delivered it, and a reply has no retry key: a push now could
+      // send it twice, so it is not retried.
+      return { id, status: 'failed', error: `reply outcome unknown: ${failure.message}` }
+    }
+    // Refused (expired token, 4xx, 429): nothing was sent; the push carries the retry key.
+    deps.log.info({ deliveryId: id, why: failure.kind }, 'reply failed, pushing')
     return null
   }
 }
@@ -125,16 +138,24 @@ async function replyOutcome(
  * Items an earlier attempt put in a multicast go again in that chunk with its key. Otherwise
  * identical messages for two or more people become new chunks of at most 500; the rest push.
  */
-async function planMulticasts(deps: Pick<Deps, 'db'>, items: LineItem[]) {
-  type Chunk = { id: string; retryKey: string; items: LineItem[] }
+async function planMulticasts(deps: Pick<Deps, 'db' | 'log'>, items: LineItem[]) {
+  type Chunk = { id: string; retryKey: string; body: string; items: LineItem[] }
   const multicasts: Chunk[] = []
   const earlier = new Map<string, Chunk>()
   const byContent = new Map<string, LineItem[]>()
+  const pushes: LineItem[] = []
+  const unplanned: LineItem[] = []
   for (const item of items) {
     if (item.multicast) {
+      // The stored request goes again whole (the same body under the same key), even if only
+      // some of its deliveries are retried here; outcomes are written for these only.
       const chunk = earlier.get(item.multicast.id)
       if (chunk) chunk.items.push(item)
       else earlier.set(item.multicast.id, { ...item.multicast, items: [item] })
+      continue
+    }
+    if (!item.mayMulticast) {
+      pushes.push(item)
       continue
     }
     const same = byContent.get(item.contentKey)
@@ -142,7 +163,6 @@ async function planMulticasts(deps: Pick<Deps, 'db'>, items: LineItem[]) {
     else byContent.set(item.contentKey, [item])
   }
   multicasts.push(...earlier.values())
-  const pushes: LineItem[] = []
   for (const group of byContent.values()) {
     if (group.length < 2) {
       pushes.push(...group)
@@ -150,14 +170,25 @@ async function planMulticasts(deps: Pick<Deps, 'db'>, items: LineItem[]) {
     }
     for (let i = 0; i < group.length; i += MULTICAST_MAX_RECIPIENTS) {
       const chunk = group.slice(i, i + MULTICAST_MAX_RECIPIENTS)
-      const request = await createMulticastRequest(
-        deps.db,
-        chunk.map((c) => c.id),
-      )
-      multicasts.push({ ...request, items: chunk })
+      const body = prepareBody('multicast', {
+        to: chunk.map((c) => c.lineUid),
+        messages: chunk[0]!.messages,
+      }).json
+      try {
+        const ids = chunk.map((c) => c.id)
+        multicasts.push({
+          ...(await createMulticastRequest(deps.db, ids, body)),
+          body,
+          items: chunk,
+        })
+      } catch (err) {
+        // Nothing sent: these go again with the job's retry.
+        deps.log.warn({ err }, 'could not store a multicast chunk')
+        unplanned.push(...chunk)
+      }
     }
   }
-  return { multicasts, pushes }
+  return { multicasts, pushes, unplanned }
 }
 
 type OutcomeOf<T> = T extends unknown ? Omit<T, 'id'> : never

@@ -204,6 +204,7 @@ export interface MergeAudit {
 }
 
 export interface MulticastRequest {
+  body: string | null;
   created_at: Generated<Timestamp>;
   id: Generated<string>;
   line_request_id: string | null;

@@ -17,6 +17,14 @@ export type PreparedBody<E extends LineSendEndpoint> = {
   readonly endpoint: E
 }
 
+/** A body serialised before (a multicast chunk's stored request, repeated on a retry). */
+export function preparedBody<E extends LineSendEndpoint>(
+  endpoint: E,
+  json: string,
+): PreparedBody<E> {
+  return { json, endpoint }
+}
+
 export function prepareBody<E extends LineSendEndpoint>(
   endpoint: E,
   body: SendBodies[E],

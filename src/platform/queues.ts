@@ -10,6 +10,19 @@ export const defaultJobOptions: JobsOptions = {
   removeOnFail: { age: 604_800 },
 }
 
+/**
+ * Deliveries retry for longer: LINE honours a retry key for 24 hours, and an SMTP relay or LINE
+ * outage of a few minutes must not fail every message sent during it (10 tries over ~30 min).
+ */
+const QUEUE_JOB_OPTIONS: Partial<Record<QueueName, JobsOptions>> = {
+  delivery: { attempts: 10, backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 } },
+}
+
+const jobOptionsOf = (queue: QueueName): JobsOptions => ({
+  ...defaultJobOptions,
+  ...QUEUE_JOB_OPTIONS[queue],
+})
+
 export type Queues = {
   prefix: string
   byName: Record<QueueName, Queue>
@@ -28,7 +41,7 @@ export type Queues = {
 export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'): Queues {
   const byName = Object.fromEntries(
     QUEUE_NAMES.map((name) => {
-      const queue = new Queue(name, { connection, prefix, defaultJobOptions })
+      const queue = new Queue(name, { connection, prefix, defaultJobOptions: jobOptionsOf(name) })
       queue.on('error', (error) => log.error({ err: error, queue: name }, 'queue error'))
       return [name, queue]
     }),
@@ -50,7 +63,7 @@ export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'):
         items.map((item) => ({
           name,
           data: parse(name, item.data),
-          opts: { ...defaultJobOptions, jobId: item.jobId, delay: item.delay },
+          opts: { ...jobOptionsOf(JOBS[name].queue), jobId: item.jobId, delay: item.delay },
         })),
       )
     },

@@ -39,7 +39,13 @@ describe('logs', () => {
     line.setWebhookUrl(`${k.baseUrl}/webhooks/line`)
 
     const user = line.users.create({ displayName: 'Secret Name' })
-    line.failNext({ method: 'POST', path: '/v2/bot/message/reply', status: 500 })
+    // A refused reply (the push follows, logging why) exercises one more log line.
+    line.failNext({
+      method: 'POST',
+      path: '/v2/bot/message/reply',
+      status: 400,
+      body: { message: 'Invalid reply token' },
+    })
     await line.users.follow(user.userId)
     await line.users.sendText(user.userId, 'my phone is 090-1234-5678')
     await line.users.postback(user.userId, 'action=unknown-thing')

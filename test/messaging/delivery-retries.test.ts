@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { expectNoRejectedRequests } from '../support/line.ts'
+import { eventually } from '../support/wait.ts'
+import {
+  campaign,
+  campaignInbox,
+  deliveryRows,
+  MULTICAST,
+  newFriend,
+  PUSH,
+  pushesTo,
+  waitForStatus,
+} from './support.ts'
+
+/** Retries that must not send a message twice or lose it (LINE-API.md §2.4). */
+describe('delivery retries', () => {
+  let k: TestKizuna
+
+  beforeAll(async () => {
+    k = await startTestKizuna({ QUIET_HOURS: '' })
+  })
+  afterAll(async () => {
+    await k.stopAll()
+  })
+  beforeEach(() => {
+    k.line.clearFailures()
+  })
+
+  const sendAlone = (ids: string[]) =>
+    k.deps.queues.enqueue(
+      'messaging.send-deliveries',
+      { deliveryIds: ids },
+      { jobId: `delivery-test-${randomUUID()}` },
+    )
+
+  it('a multicast chunk retried in parts repeats its whole stored request under its key', async () => {
+    const friends = [await newFriend(k), await newFriend(k), await newFriend(k)]
+    k.line.failNext({ method: 'POST', path: MULTICAST, status: 500, count: 1 })
+    const ids = await scheduleDeliveries(
+      k.deps,
+      friends.map((f) => campaign(f, { displayName: 'お客様' })),
+    )
+    await eventually(async () => {
+      const rows = await deliveryRows(k, ids)
+      expect(rows.every((r) => r.status === 'pending' && r.multicast_request_id)).toBe(true)
+    })
+    // One of the three goes again on its own (as a sweep would split them).
+    await sendAlone([ids[0]!])
+    await waitForStatus(k, ids, 'sent', 15_000)
+
+    const [failed, ...retries] = k.line.requestsTo('POST', MULTICAST)
+    expect(retries.length).toBeGreaterThanOrEqual(1)
+    for (const retry of retries) {
+      expect(retry.headers['x-line-retry-key']).toBe(failed!.headers['x-line-retry-key'])
+      expect(retry.body).toEqual(failed!.body)
+    }
+    for (const f of friends) expect(campaignInbox(k, f.userId)).toHaveLength(1)
+    expectNoRejectedRequests(k.line)
+  })
+
+  it('deliveries that were pushed alone before never join a new multicast', async () => {
+    const friends = [await newFriend(k), await newFriend(k)]
+    k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 2 })
+    // Scheduled apart, each goes alone (a push), and both pushes fail.
+    const ids: string[] = []
+    for (const f of friends) {
+      ids.push(...(await scheduleDeliveries(k.deps, [campaign(f, { displayName: 'お客様' })])))
+    }
+    await eventually(async () => {
+      const rows = await deliveryRows(k, ids)
+      expect(rows.map((r) => [r.status, r.attempts])).toEqual([
+        ['pending', 1],
+        ['pending', 1],
+      ])
+    })
+    await sendAlone(ids) // together now, with the same content
+    const rows = await waitForStatus(k, ids, 'sent', 15_000)
+
+    const multicastTo = k.line
+      .requestsTo('POST', MULTICAST)
+      .flatMap((r) => (r.body as { to: string[] }).to)
+    for (const f of friends) expect(multicastTo).not.toContain(f.userId)
+    rows.forEach((row, i) => {
+      const pushes = pushesTo(k, friends[i]!.userId)
+      expect(pushes.map((p) => p.headers['x-line-retry-key'])).toEqual([
+        row.line_retry_key,
+        row.line_retry_key,
+      ])
+      expect(row.multicast_request_id).toBeNull()
+      expect(campaignInbox(k, friends[i]!.userId)).toHaveLength(1)
+    })
+  })
+
+  it('a reply that got a 500 is not pushed after it: it may have been delivered', async () => {
+    const user = k.line.users.create()
+    k.line.failNext({ method: 'POST', path: '/v2/bot/message/reply', status: 500, count: 1 })
+    await k.line.users.follow(user.userId)
+    const welcome = await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('delivery')
+        .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+        .select(['delivery.status', 'delivery.last_error'])
+        .where('line_user.line_uid', '=', user.userId)
+        .executeTakeFirstOrThrow()
+      expect(row.status).toBe('failed')
+      return row
+    })
+    expect(welcome.last_error).toMatch(/^reply outcome unknown/)
+    expect(pushesTo(k, user.userId)).toHaveLength(0)
+  })
+})
