@@ -3,9 +3,9 @@ import { Agent, setGlobalDispatcher } from 'undici'
 let tuned = false
 
 /**
- * The LINE SDK calls the global fetch. Its default dispatcher opens connections without bound
- * and tears them down early; at LINE's 2,000 pushes a second that is most of a process's CPU.
- * One keep-alive pool per origin, sized for the rate, makes each call a write on a warm socket.
+ * The LINE SDK calls the global fetch (profiles, link tokens, rich menus; sends have their own
+ * pool in line-send-transport.ts). One keep-alive pool per origin keeps those calls on warm
+ * sockets instead of new connections.
  */
 export function tuneHttpClient(): void {
   if (tuned) return
