@@ -38,6 +38,8 @@ export async function sendClaimedDeliveries(
   )
   const lineItems: LineItem[] = []
   const emailItems: EmailItem[] = []
+  // The local LINE stand-in loads http images; LINE itself only https.
+  const lineOpts = { allowHttpImages: lineLoadsImageUrl(deps.env, 'http:') }
   await Promise.all(
     ready.map(async (row) => {
       const content = await contentOf(deps, tools.loaders, row)
@@ -54,7 +56,7 @@ export async function sendClaimedDeliveries(
         return
       }
       // Only the version that goes out is rendered.
-      const rendered = render(deps, row, content, choice.channel)
+      const rendered = render(row, content, choice.channel, lineOpts)
       if ('outcome' in rendered) outcomes.push(rendered.outcome)
       else if (choice.channel === 'line' && rendered.line) {
         lineItems.push({
@@ -178,16 +180,15 @@ type Rendered =
   | { outcome: DeliveryOutcome }
 
 function render(
-  deps: Pick<Deps, 'env'>,
   row: ClaimedDelivery,
   content: Exclude<Content, { outcome: DeliveryOutcome }>,
   channel: 'line' | 'email',
+  lineOpts: { allowHttpImages: boolean },
 ): Rendered {
   if (content.templateId === null) return { line: content.messages }
   try {
     if (channel === 'email') return { email: renderEmailMessage(content.templateId, content.vars) }
-    const opts = { allowHttpImages: lineLoadsImageUrl(deps.env, 'http:') }
-    return { line: [renderLineMessage(content.templateId, content.vars, opts)] }
+    return { line: [renderLineMessage(content.templateId, content.vars, lineOpts)] }
   } catch (error) {
     return { outcome: failed(row, error) }
   }

@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import {
   loadMessageTemplate,
+  renderLineMessage,
   renderMessage,
   TemplateError,
 } from '../../src/flex/message-template.ts'
-import { listFlexTemplateIds, loadFlexSample, renderFlexTemplate } from '../../src/flex/render.ts'
+import { listFlexTemplateIds, loadFlexSample } from '../../src/flex/render.ts'
+
+/** The local LINE stand-in loads http images; LINE itself does not. */
+const STAND_IN = { allowHttpImages: true }
+
 import { loadOpenApiValidator, messagingApiSpecPath } from '../../src/sandbox/openapi-validator.ts'
 import { bubbleTemplate, templateFolder } from './template-folder.ts'
 
@@ -47,27 +52,22 @@ describe('flex-templates/', () => {
     const { line } = renderMessage('campaign-sample', loadFlexSample('campaign-sample'))
     expect(Buffer.byteLength(JSON.stringify(line))).toBeLessThan(3_000)
   })
-
-  it('renders 2,000 messages well within a second', () => {
-    const sample = loadFlexSample('purchase-follow-up')
-    const started = performance.now()
-    for (let i = 0; i < 2_000; i++)
-      renderMessage('purchase-follow-up', { ...sample, total: `¥${i}` })
-    expect(performance.now() - started).toBeLessThan(1_000)
-  })
 })
 
 describe('member-card', () => {
   const sample = loadFlexSample('member-card')
 
   it('takes the flat vars cards.service passes, points formatted or as an integer', () => {
-    const { altText, contents } = renderFlexTemplate('member-card', {
-      ...sample,
-      points: '1,250 pt',
-    })
+    const { altText, contents } = renderLineMessage(
+      'member-card',
+      { ...sample, points: '1,250 pt' },
+      STAND_IN,
+    )
     expect(altText).toBe('山田 花子 様の会員証 / Member card')
     expect(JSON.stringify(contents)).toContain('"1,250 pt"')
-    expect(JSON.stringify(renderFlexTemplate('member-card', sample).contents)).toContain('"1250"')
+    expect(JSON.stringify(renderLineMessage('member-card', sample, STAND_IN).contents)).toContain(
+      '"1250"',
+    )
   })
 
   it('shows the coupon only when there is a coupon code', () => {
@@ -92,15 +92,15 @@ describe('member-card', () => {
   })
 
   it('returns a fresh object every time (callers may edit it)', () => {
-    const a = renderFlexTemplate('member-card', sample).contents
-    const b = renderFlexTemplate('member-card', sample).contents
+    const a = renderLineMessage('member-card', sample, STAND_IN).contents
+    const b = renderLineMessage('member-card', sample, STAND_IN).contents
     expect(a).not.toBe(b)
     expect(a).toEqual(b)
   })
 
-  it('lets renderFlexTemplate keep http images for the local stand-in, not renderMessage', () => {
+  it('keeps http images only when told the local stand-in loads them', () => {
     const vars = { ...sample, barcodeUrl: 'http://localhost:3000/cards/t/barcode.png' }
-    expect(renderFlexTemplate('member-card', vars).contents).toMatchObject({
+    expect(renderLineMessage('member-card', vars, STAND_IN).contents).toMatchObject({
       hero: { url: vars.barcodeUrl },
     })
     expect(() => renderMessage('member-card', vars)).toThrow(
