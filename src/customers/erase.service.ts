@@ -26,7 +26,8 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
  * - card identities (member_card, legacy_card) keep only a tombstone of their number, pointing
  *   at the erased customer, so a scan answers 410; every other identity is deleted;
  * - purchases stay for statistics, anonymised (stored register answers removed);
- * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row).
+ * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row);
+ * - the webhook events of the person's LINE user ids keep only their type and id.
  * A merged id leads to the surviving customer, which is the same person.
  */
 export async function eraseCustomer(db: Database, customerId: string): Promise<EraseResult> {
@@ -108,6 +109,19 @@ export async function eraseCustomer(db: Database, customerId: string): Promise<E
         })
         .where('id', '=', lineUser.id)
         .execute()
+    }
+
+    // The webhook inbox keeps each event as LINE sent it (user id, message text, postback
+    // data): the person's events keep only their type and id. An event still waiting to be
+    // processed is then skipped (outcome 'erased').
+    const lineUids = lineUsers.map((l) => l.line_uid).filter((uid) => !uid.startsWith(TOMBSTONE))
+    if (lineUids.length > 0) {
+      await sql`
+        update webhook_event
+        set payload = jsonb_build_object('type', type, 'webhookEventId', webhook_event_id,
+              'erased', true),
+            updated_at = now()
+        where payload->'source'->>'userId' = any(${lineUids}::text[])`.execute(trx)
     }
 
     await trx

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto'
 import { sql, type Transaction } from 'kysely'
+import { v7 as uuidv7 } from 'uuid'
 import type { DB } from '../platform/db.ts'
 import { applyPurchasesToCustomers, type PurchaseTotals } from '../purchases/purchase.repo.ts'
 import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
@@ -109,7 +109,7 @@ export async function writeOrderBatch(
     const pending = customerId ? null : pendingIdentityOf(order.customer)
     const plan: Planned = {
       order,
-      id: randomUUID(),
+      id: uuidv7(),
       customerId,
       reportedCustomerId: customerId,
       pending,

@@ -252,7 +252,6 @@ export interface Purchase {
 }
 
 export interface PurchaseLine {
-  id: Generated<string>;
   line_no: number;
   name: string | null;
   purchase_id: string;

@@ -5,7 +5,7 @@ import pg from 'pg'
 import type { Env } from '../config/env.ts'
 import type { DB } from './db.generated.ts'
 import { pgliteDialect } from './pglite-dialect.ts'
-import { PreparingClient } from './prepared.ts'
+import { PreparingClient, registerPreparedDb } from './prepared.ts'
 
 export type { DB }
 export type Database = Kysely<DB>
@@ -19,16 +19,24 @@ export async function createDb(
   opts: { poolSize?: number } = {},
 ): Promise<Database> {
   if (env.DATABASE_URL) {
-    const pool = new pg.Pool({
-      connectionString: env.DATABASE_URL,
-      max: opts.poolSize ?? 20,
-      connectionTimeoutMillis: 5_000,
-      Client: PreparingClient as unknown as typeof pg.Client,
-    })
-    pool.on('error', () => {
-      // An idle client lost its connection; the pool replaces it. Queries report their own errors.
-    })
-    return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+    const size = opts.poolSize ?? 20
+    const pool = createPool(env.DATABASE_URL, size)
+    // Prepared statements get connections of their own that always use the generic plan: with
+    // the default (`auto`) Postgres went on planning the register scan's statement at every
+    // execution (~1.2 ms of the ~3.4 ms it cost), as custom plans looked cheaper on paper. Only
+    // there: other statements keep per-value plans (a generic plan cannot use a partial index
+    // such as `where status = 'pending'` for `status = $1`).
+    const preparedPool = createPool(env.DATABASE_URL, Math.max(1, Math.ceil(size / 2)), [
+      '-c plan_cache_mode=force_generic_plan',
+    ])
+    const endMain = pool.end.bind(pool)
+    pool.end = (async () => {
+      await preparedPool.end()
+      await endMain()
+    }) as typeof pool.end
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+    registerPreparedDb(db, new Kysely<DB>({ dialect: new PostgresDialect({ pool: preparedPool }) }))
+    return db
   }
   const { PGlite } = await import('@electric-sql/pglite')
   const dataDir = resolve(env.DATA_DIR, 'pglite')
@@ -37,4 +45,18 @@ export async function createDb(
     parsers: { [INT8_OID]: (value: string) => value },
   })
   return new Kysely<DB>({ dialect: pgliteDialect(embedded) })
+}
+
+function createPool(connectionString: string, max: number, options: string[] = []): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    connectionTimeoutMillis: 5_000,
+    Client: PreparingClient as unknown as typeof pg.Client,
+    ...(options.length > 0 ? { options: options.join(' ') } : {}),
+  })
+  pool.on('error', () => {
+    // An idle client lost its connection; the pool replaces it. Queries report their own errors.
+  })
+  return pool
 }

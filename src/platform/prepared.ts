@@ -26,8 +26,19 @@ export class PreparingClient extends pg.Client {
   }
 }
 
-/** Runs a raw query as a prepared statement (see PREPARE): for hot statements with a fixed text. */
+const preparedDbs = new WeakMap<object, Db>()
+
+/** Where `db`'s prepared statements run outside a transaction (createDb's generic-plan pool). */
+export function registerPreparedDb(db: Db, preparedDb: Db): void {
+  preparedDbs.set(db, preparedDb)
+}
+
+/**
+ * Runs a raw query as a prepared statement (see PREPARE): for hot statements with a fixed text.
+ * Outside a transaction it runs on the connections that plan it once (generic plan).
+ */
 export async function executePrepared<R>(db: Db, query: RawBuilder<R>): Promise<QueryResult<R>> {
-  const compiled = query.compile(db)
-  return db.executeQuery<R>(CompiledQuery.raw(PREPARE + compiled.sql, [...compiled.parameters]))
+  const target = db.isTransaction ? db : (preparedDbs.get(db) ?? db)
+  const compiled = query.compile(target)
+  return target.executeQuery<R>(CompiledQuery.raw(PREPARE + compiled.sql, [...compiled.parameters]))
 }

@@ -14,4 +14,12 @@ export type EventContext = {
 }
 
 /** What became of an event; stored on the webhook_event row and counted in metrics. */
-export type EventOutcome = 'handled' | 'standby' | 'stale' | 'stored' | 'ignored' | 'unrouted'
+export type EventOutcome =
+  | 'handled'
+  | 'standby'
+  | 'stale'
+  | 'stored'
+  | 'ignored'
+  | 'unrouted'
+  /** The person was erased before the event was processed: nothing of it is left to act on. */
+  | 'erased'

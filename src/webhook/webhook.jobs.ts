@@ -39,21 +39,27 @@ export async function processWebhookEvent(deps: Deps, webhookEventId: string): P
     }
     if (row.status !== 'pending') return null
     const event = row.payload as unknown as webhook.Event
-    const outcome: EventOutcome = await dispatchEvent(
-      {
-        deps,
-        trx,
-        webhookEventId,
-        receivedAt: row.received_at,
-        standby: row.mode === 'standby',
-        afterCommit: (fn) => afterCommit.push(fn),
-      },
-      event,
-    )
+    const outcome: EventOutcome = isErased(row.payload)
+      ? 'erased'
+      : await dispatchEvent(
+          {
+            deps,
+            trx,
+            webhookEventId,
+            receivedAt: row.received_at,
+            standby: row.mode === 'standby',
+            afterCommit: (fn) => afterCommit.push(fn),
+          },
+          event,
+        )
     await markWebhookEventDone(trx, row.id, outcome)
     return { type: row.type, outcome }
   })
   if (!result) return
   deps.metrics.webhookEvents.inc({ type: result.type, outcome: result.outcome })
   for (const fn of afterCommit) await fn()
+}
+
+function isErased(payload: unknown): boolean {
+  return (payload as { erased?: unknown } | null)?.erased === true
 }

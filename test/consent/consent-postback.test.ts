@@ -85,13 +85,16 @@ describe('LINE postbacks action=optout / action=optin', () => {
     // The confirmation still goes out: it answers the person's own tap.
     const confirmation = await nthMessage(userId, 2)
     expect(JSON.stringify(confirmation)).toContain('receipts')
-    const reply = await k.deps.db
-      .selectFrom('delivery')
-      .select(['status', 'channel'])
-      .where('customer_id', '=', customerId)
-      .where('kind', '=', 'consent-optout')
-      .executeTakeFirstOrThrow()
-    expect(reply).toEqual({ status: 'sent', channel: 'line' })
+    // The row is marked sent once LINE's answer is back, just after the message arrives.
+    await eventually(async () => {
+      const reply = await k.deps.db
+        .selectFrom('delivery')
+        .select(['status', 'channel'])
+        .where('customer_id', '=', customerId)
+        .where('kind', '=', 'consent-optout')
+        .executeTakeFirstOrThrow()
+      expect(reply).toEqual({ status: 'sent', channel: 'line' })
+    })
     expect(await loadConsent(k.deps.db, customerId)).toEqual({
       transactional: { line: false, email: true },
       marketing: { line: true, email: false },

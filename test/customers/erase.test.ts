@@ -3,11 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent } from '../../src/consent/consent.service.ts'
 import { eraseCustomer, erasedValue } from '../../src/customers/erase.service.ts'
+import { closeDeps, createDeps } from '../../src/main/deps.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
+import { createLogger } from '../../src/platform/logger.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
+import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { legacyCardNumber, makeCustomer } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
-import { TEST_DATABASE_URL } from '../support/env.ts'
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
 let db: Database
@@ -69,7 +72,27 @@ async function personWithEverything() {
       send_after: new Date(Date.now() + 86_400_000),
     })
     .execute()
-  return { ...c, legacy, lineUid }
+  // What LINE sent: a message from this person (handled) and a postback still pending, and a
+  // message from someone else.
+  const otherUid = `U${randomUUID().replaceAll('-', '')}`
+  const prefix = `01ERASE${randomUUID().replaceAll('-', '').slice(0, 18).toUpperCase()}`
+  const event = (uid: string, n: number, extra: object) => ({
+    webhook_event_id: `${prefix}${n}`,
+    type: 'message',
+    mode: 'active',
+    occurred_at: new Date(),
+    payload: JSON.stringify({ type: 'message', source: { type: 'user', userId: uid }, ...extra }),
+  })
+  const events = [
+    { ...event(lineUid, 1, { message: { type: 'text', text: 'Suzuki here, call 09012345678' } }) },
+    { ...event(lineUid, 2, { postback: { data: 'action=card' } }), type: 'postback' },
+    { ...event(otherUid, 3, { message: { type: 'text', text: 'someone else' } }) },
+  ]
+  await db
+    .insertInto('webhook_event')
+    .values(events.map((e, i) => ({ ...e, status: i === 0 ? 'done' : 'pending' })))
+    .execute()
+  return { ...c, legacy, lineUid, eventIds: events.map((e) => e.webhook_event_id) }
 }
 
 describe('eraseCustomer', () => {
@@ -126,7 +149,41 @@ describe('eraseCustomer', () => {
       .where('customer_id', '=', p.id)
       .execute()
     expect(deliveries).toEqual([{ status: 'skipped', vars: {}, messages: [] }])
-    const everything = JSON.stringify({ customer, identities, lineUser, deliveries })
+    const events = await db
+      .selectFrom('webhook_event')
+      .select(['webhook_event_id', 'type', 'payload', 'status'])
+      .where('webhook_event_id', 'in', p.eventIds)
+      .orderBy('webhook_event_id')
+      .execute()
+    expect(events.map((e) => e.payload)).toEqual([
+      { type: 'message', webhookEventId: p.eventIds[0], erased: true },
+      { type: 'postback', webhookEventId: p.eventIds[1], erased: true },
+      expect.objectContaining({ message: { type: 'text', text: 'someone else' } }),
+    ])
+    // The pending one is then done without acting on it.
+    const deps = await createDeps(
+      loadEnv({
+        DATABASE_URL: TEST_DATABASE_URL,
+        REDIS_URL: TEST_REDIS_URL,
+        LINE_CHANNEL_SECRET: 'erase-test',
+        LINE_CHANNEL_ACCESS_TOKEN: 'erase-test',
+      }),
+      {
+        log: createLogger('silent'),
+      },
+    )
+    try {
+      await processWebhookEvent(deps, p.eventIds[1]!)
+    } finally {
+      await closeDeps(deps)
+    }
+    const processed = await db
+      .selectFrom('webhook_event')
+      .select(['status', 'outcome'])
+      .where('webhook_event_id', '=', p.eventIds[1]!)
+      .executeTakeFirstOrThrow()
+    expect(processed).toEqual({ status: 'done', outcome: 'erased' })
+    const everything = JSON.stringify({ customer, identities, lineUser, deliveries, events })
     for (const secret of ['Suzuki', 'ichiro@', '0901234', p.card, p.legacy, p.lineUid]) {
       expect(everything).not.toContain(secret)
     }

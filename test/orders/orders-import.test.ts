@@ -22,7 +22,7 @@ const purchases = (source: string) =>
     .selectFrom('purchase')
     .leftJoin('purchase_line', 'purchase_line.purchase_id', 'purchase.id')
     .select(['purchase.external_id', 'purchase.customer_id', 'purchase.total'])
-    .select((eb) => eb.fn.count<string>('purchase_line.id').as('lines'))
+    .select((eb) => eb.fn.count<string>('purchase_line.line_no').as('lines'))
     .where('purchase.source', '=', source)
     .groupBy('purchase.id')
     .orderBy('purchase.external_id')

@@ -4,12 +4,14 @@ import { createDb } from '../../src/platform/db.ts'
 import { executePrepared, PREPARE } from '../../src/platform/prepared.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 
-// One connection, so the session's prepared statements are visible to the next query.
+// One connection per pool, so a session's prepared statements are visible to the next query.
 const db = await createDb({ DATABASE_URL: TEST_DATABASE_URL, DATA_DIR: '' }, { poolSize: 1 })
 afterAll(() => db.destroy())
 
-const preparedStatements = async () =>
-  (await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(db)).rows
+const LIST = sql<{ statement: string }>`select statement from pg_prepared_statements`
+/** What the connection that runs prepared statements has prepared (this listing included). */
+const preparedStatements = async () => (await executePrepared(db, LIST)).rows
+const planCacheMode = sql<{ mode: string }>`select current_setting('plan_cache_mode') as mode`
 
 describe('prepared statements', () => {
   it('prepares marked statements once per connection and answers them as usual', async () => {
@@ -19,13 +21,25 @@ describe('prepared statements', () => {
     expect(first.rows).toEqual([{ n: 42 }])
     expect(again.rows).toEqual([{ n: 2 }])
     const marked = (await preparedStatements()).filter((s) => s.statement.startsWith(PREPARE))
-    expect(marked).toHaveLength(1)
-    expect(marked[0]?.statement).toContain('select $1::int + 1 as n')
+    expect(marked.map((s) => s.statement)).toHaveLength(2) // the sum and the listing
+    expect(marked.filter((s) => s.statement.includes('select $1::int + 1 as n'))).toHaveLength(1)
   })
 
   it('leaves unmarked statements unprepared', async () => {
     await sql`select 'plain' as x`.execute(db)
-    const texts = (await preparedStatements()).map((s) => s.statement)
-    expect(texts.some((t) => t.includes("'plain'"))).toBe(false)
+    const mine = (await LIST.execute(db)).rows.map((s) => s.statement)
+    expect(mine.some((t) => t.includes("'plain'"))).toBe(false)
+    const theirs = (await preparedStatements()).map((s) => s.statement)
+    expect(theirs.some((t) => t.includes("'plain'"))).toBe(false)
+  })
+
+  it('plans prepared statements once (generic plan), everything else per execution', async () => {
+    expect((await executePrepared(db, planCacheMode)).rows).toEqual([
+      { mode: 'force_generic_plan' },
+    ])
+    expect((await planCacheMode.execute(db)).rows).toEqual([{ mode: 'auto' }])
+    // In a transaction a prepared statement stays on the transaction's connection.
+    const inTrx = await db.transaction().execute((trx) => executePrepared(trx, planCacheMode))
+    expect(inTrx.rows).toEqual([{ mode: 'auto' }])
   })
 })

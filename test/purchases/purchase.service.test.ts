@@ -65,6 +65,25 @@ describe('recordPurchase', () => {
     expect(ledger).toEqual([{ delta: 120, reason: 'earn' }])
   })
 
+  it('gives purchases and ledger rows time-ordered (version 7) ids', async () => {
+    const customer = await makeCustomer(db)
+    const first = await record(receipt(customer.id))
+    const second = await record(receipt(customer.id))
+    const v7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+    expect(first.purchaseId).toMatch(v7)
+    expect(second.purchaseId > first.purchaseId).toBe(true)
+    const ledger = await db
+      .selectFrom('points_ledger')
+      .select(['id', 'purchase_id'])
+      .where('customer_id', '=', customer.id)
+      .orderBy('created_at')
+      .execute()
+    expect(ledger.map((l) => l.purchase_id)).toEqual([first.purchaseId, second.purchaseId])
+    for (const l of ledger) expect(l.id).toMatch(v7)
+    // Postgres's uuid_v7() orders by millisecond (the rest is random within one).
+    expect(ledger[1]!.id.slice(0, 13) >= ledger[0]!.id.slice(0, 13)).toBe(true)
+  })
+
   it('counts only the last 365 days in spend_12m and refreshes it as purchases age', async () => {
     const c = await makeCustomer(db)
     await record(receipt(c.id, { total: 60_000, purchasedAt: new Date(Date.now() - 400 * DAY) }))

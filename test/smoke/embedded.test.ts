@@ -100,6 +100,16 @@ describe('first run: embedded PGlite and the built-in LINE sandbox', () => {
     expect(mailbox).toContain('List-Unsubscribe: &lt;')
     expect(mailbox).toMatch(/<iframe[^>]*sandbox[^>]*srcdoc="[^"]*Mail Tester/)
 
+    // Appended rows take time-ordered ids on the embedded engine too (uuid_v7() in SQL).
+    const deliveries = await k.deps.db
+      .selectFrom('delivery')
+      .select(['id', 'created_at'])
+      .orderBy('created_at')
+      .execute()
+    expect(deliveries.length).toBeGreaterThanOrEqual(2)
+    for (const d of deliveries) expect(d.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab]/)
+    expect(deliveries.map((d) => d.id)).toEqual(deliveries.map((d) => d.id).sort())
+
     // The embedded database keeps its data across a restart.
     await k.stop()
     k = await startKizuna(env, { queuePrefix: prefix, log: createLogger('silent') })
