@@ -44,7 +44,16 @@ export async function upsertConsentRows(
           source: (eb) => eb.ref('excluded.source'),
           updated_at: sql`now()`,
         })
-        .where('consent.granted', 'is distinct from', (eb) => eb.ref('excluded.granted')),
+        .where('consent.granted', 'is distinct from', (eb) => eb.ref('excluded.granted'))
+        // A bulk import may always withdraw consent, but grants only over its own rows: it
+        // never re-grants what the person (or staff) refused.
+        .where((eb) =>
+          eb.or([
+            eb('excluded.source', '<>', 'import'),
+            eb('excluded.granted', '=', false),
+            eb('consent.source', '=', 'import'),
+          ]),
+        ),
     )
     .returning('customer_id')
     .execute()

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
-import { loadConsent } from '../../src/consent/consent.service.ts'
+import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
@@ -81,6 +81,29 @@ describe('kizuna import customers', () => {
       .where('value', 'like', `%${tag}%`)
       .executeTakeFirstOrThrow()
     expect(count.n).toBe('3')
+  })
+
+  it('withdraws marketing consent, but never re-grants what the person refused', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const row = (consent: string) => `shop-${tag},,Aoi,,,,${consent}`
+    expect((await cli(['import', 'customers', await csv([HEADER, row('true')])])).code).toBe(0)
+    const aoi = await customerWith('online_customer', `shop-${tag}`)
+    // The shopper opts out of marketing on LINE.
+    await setConsent(db, aoi!.id, {
+      category: 'marketing',
+      channel: 'line',
+      granted: false,
+      source: 'line-postback',
+    })
+    // The shop's next export still says yes: email (the import's own row) stays granted, LINE
+    // stays refused.
+    await cli(['import', 'customers', await csv([HEADER, row('true')])])
+    expect((await loadConsent(db, aoi!.id)).marketing).toEqual({ line: false, email: true })
+    // A "no" from the shop is taken; a later "yes" restores only what the import itself set.
+    await cli(['import', 'customers', await csv([HEADER, row('false')])])
+    expect((await loadConsent(db, aoi!.id)).marketing).toEqual({ line: false, email: false })
+    await cli(['import', 'customers', await csv([HEADER, row('true')])])
+    expect((await loadConsent(db, aoi!.id)).marketing).toEqual({ line: false, email: true })
   })
 
   it('reports bad rows by line and field, skips them and imports the rest', async () => {
