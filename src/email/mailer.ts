@@ -10,6 +10,8 @@ export type Mail = {
   text: string
   html?: string
   headers?: Record<string, string>
+  /** The Message-ID to send with (`<…@…>`); nodemailer makes one up without it. */
+  messageId?: string
 }
 
 export type Mailer = {

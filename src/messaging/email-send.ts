@@ -28,6 +28,9 @@ export async function sendEmail(
       category: item.category,
     })
     const { messageId } = await mailer.send({
+      // The same Message-ID on every attempt: when an SMTP answer is lost after the server took
+      // the message, the retry is a duplicate that mail systems recognise and drop.
+      messageId: deliveryMessageId(item.id, deps.env.MAIL_FROM),
       to: item.to,
       subject: item.email.subject,
       text: `${item.email.text}\n\n---\nUnsubscribe / 配信停止: ${tracking.unsubscribeUrl}\n`,
@@ -50,4 +53,10 @@ export async function sendEmail(
     deps.log.warn({ deliveryId: item.id, code, responseCode }, 'email not sent, will retry')
     return { id: item.id, status: 'pending', error: `email: ${message}` }
   }
+}
+
+/** `<kizuna.delivery.<id>@<the sender's domain>>`: one per delivery, whatever the attempt. */
+export function deliveryMessageId(deliveryId: string, mailFrom: string): string {
+  const domain = /@([^\s>]+)/.exec(mailFrom)?.[1] ?? 'kizuna.local'
+  return `<kizuna.delivery.${deliveryId}@${domain}>`
 }

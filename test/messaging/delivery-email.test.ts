@@ -281,6 +281,9 @@ describe('delivery by email (SMTP)', () => {
     const mails = smtp.mailsTo(c.email)
     expect(mails).toHaveLength(1)
     expect(row.email_message_id).toBe(parseMail(mails[0]?.raw ?? '').headers.get('message-id'))
+    // One Message-ID per delivery, whatever the attempt: a resend after a lost SMTP answer is a
+    // duplicate that mail systems drop.
+    expect(row.email_message_id).toBe(`<kizuna.delivery.${id}@kizuna.test>`)
   })
 
   it('fails at once when the SMTP server refuses for good (550), without retrying', async () => {
