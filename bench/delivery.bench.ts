@@ -47,6 +47,8 @@ export async function run(): Promise<void> {
         'url', 'https://kizuna.example.com/campaigns/winter-sale?c=' || c.id,
         'period', '2026年12月1日〜7日 / Dec 1–7')
     from customer c`)
+  // As scheduleDeliveries does after writing a big batch (ANALYZE_AFTER_ROWS).
+  await pool.query('analyze delivery')
   const { rows: ids } = await pool.query<{ id: string }>('select id from delivery order by id')
 
   const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: null })

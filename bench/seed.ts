@@ -262,12 +262,16 @@ export async function seedFriends(url: string, count: number): Promise<void> {
     chunked(count, (i) => `${customerId(i)}\tお客様 ${i}\n`),
   )
   const at = new Date().toISOString()
+  // Friends as a running system has them: profile fetched at follow time. (Without it the
+  // sweeper backfills 1,000 profiles every 30 s during the benchmark it seeds.)
   await copyInto(
     url,
-    'copy line_user (id, customer_id, line_uid, status, status_changed_at, followed_at) from stdin',
+    'copy line_user (id, customer_id, line_uid, status, status_changed_at, followed_at, ' +
+      'display_name, language, profile_fetched_at) from stdin',
     chunked(
       count,
-      (i) => `${seedUuid(4, i)}\t${customerId(i)}\t${lineUid(i)}\tfriend\t${at}\t${at}\n`,
+      (i) =>
+        `${seedUuid(4, i)}\t${customerId(i)}\t${lineUid(i)}\tfriend\t${at}\t${at}\tお客様 ${i}\tja\t${at}\n`,
     ),
   )
 }

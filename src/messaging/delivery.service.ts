@@ -3,7 +3,12 @@ import { jobIds } from '../jobs.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { Queues } from '../platform/queues.ts'
-import { cancelDeliveryRows, insertDeliveries, insertDelivery } from './delivery.repo.ts'
+import {
+  analyzeDeliveries,
+  cancelDeliveryRows,
+  insertDeliveries,
+  insertDelivery,
+} from './delivery.repo.ts'
 
 /** LINE accepts a reply token for about a minute after the webhook; keep a margin. */
 export const REPLY_TOKEN_TTL_MS = 50_000
@@ -66,9 +71,13 @@ export async function scheduleDeliveries(
   intents: DeliveryIntent[],
 ): Promise<string[]> {
   const rows = await insertDeliveries(deps.db, intents)
+  if (rows.length >= ANALYZE_AFTER_ROWS) await analyzeDeliveries(deps.db)
   await enqueueDeliveries(deps.queues, rows)
   return rows.map((r) => r.id)
 }
+
+/** A batch this big changes what the planner should know about the table (analyzeDeliveries). */
+export const ANALYZE_AFTER_ROWS = 5_000
 
 /**
  * Queues deliveries by id. Due ones travel in groups of DELIVERIES_PER_JOB; later ones are
