@@ -40,54 +40,52 @@ export async function sendClaimedDeliveries(
   const emailItems: EmailItem[] = []
   // The local LINE stand-in loads http images; LINE itself only https.
   const lineOpts = { allowHttpImages: lineLoadsImageUrl(deps.env, 'http:') }
-  await Promise.all(
-    ready.map(async (row) => {
-      const content = await contentOf(deps, tools.loaders, row)
-      if ('outcome' in content) {
-        outcomes.push(content.outcome)
-        return
-      }
-      const choice = chooseChannel(row, consents.get(row.customer_id) ?? DEFAULT_CONSENTS, {
-        hasVersion: content.templateId !== null,
-        configured: tools.mailer.kind !== 'none',
+  await inSlices(ready, async (row) => {
+    const content = await contentOf(deps, tools.loaders, row)
+    if ('outcome' in content) {
+      outcomes.push(content.outcome)
+      return
+    }
+    const choice = chooseChannel(row, consents.get(row.customer_id) ?? DEFAULT_CONSENTS, {
+      hasVersion: content.templateId !== null,
+      configured: tools.mailer.kind !== 'none',
+    })
+    if (choice.channel === null) {
+      outcomes.push({ id: row.id, status: 'skipped', reason: choice.reason })
+      return
+    }
+    // Only the version that goes out is rendered.
+    const rendered = render(row, content, choice.channel, lineOpts)
+    if ('outcome' in rendered) outcomes.push(rendered.outcome)
+    else if (choice.channel === 'line' && rendered.line) {
+      lineItems.push({
+        id: row.id,
+        lineUid: choice.lineUid,
+        messages: rendered.line,
+        contentKey: content.key,
+        retryKey: row.line_retry_key,
+        replyToken: replyTokenIfFresh(row, now),
+        // Tried before alone (a push with its own key): a new chunk's key could send it twice.
+        mayMulticast: row.attempts === 1,
+        multicast:
+          row.multicast_request_id && row.multicast_retry_key && row.multicast_body
+            ? {
+                id: row.multicast_request_id,
+                retryKey: row.multicast_retry_key,
+                body: row.multicast_body,
+              }
+            : null,
       })
-      if (choice.channel === null) {
-        outcomes.push({ id: row.id, status: 'skipped', reason: choice.reason })
-        return
-      }
-      // Only the version that goes out is rendered.
-      const rendered = render(row, content, choice.channel, lineOpts)
-      if ('outcome' in rendered) outcomes.push(rendered.outcome)
-      else if (choice.channel === 'line' && rendered.line) {
-        lineItems.push({
-          id: row.id,
-          lineUid: choice.lineUid,
-          messages: rendered.line,
-          contentKey: content.key,
-          retryKey: row.line_retry_key,
-          replyToken: replyTokenIfFresh(row, now),
-          // Tried before alone (a push with its own key): a new chunk's key could send it twice.
-          mayMulticast: row.attempts === 1,
-          multicast:
-            row.multicast_request_id && row.multicast_retry_key && row.multicast_body
-              ? {
-                  id: row.multicast_request_id,
-                  retryKey: row.multicast_retry_key,
-                  body: row.multicast_body,
-                }
-              : null,
-        })
-      } else if (choice.channel === 'email' && rendered.email) {
-        emailItems.push({
-          id: row.id,
-          customerId: row.customer_id,
-          category: row.category,
-          to: choice.to,
-          email: rendered.email,
-        })
-      }
-    }),
-  )
+    } else if (choice.channel === 'email' && rendered.email) {
+      emailItems.push({
+        id: row.id,
+        customerId: row.customer_id,
+        category: row.category,
+        to: choice.to,
+        email: rendered.email,
+      })
+    }
+  })
   const [line, emails] = await Promise.all([
     sendLineBatch(deps, tools.limiters, lineItems),
     Promise.all(emailItems.map((item) => emailSlots(() => sendEmail(deps, tools.mailer, item)))),
@@ -205,4 +203,19 @@ function replyTokenIfFresh(row: ClaimedDelivery, now: Date): string | null {
     row.attempts === 1 &&
     (row.reply_token_expires_at?.getTime() ?? 0) > now.getTime()
   return fresh ? row.reply_token : null
+}
+
+/** Rows rendered between two turns of the event loop. */
+const RENDER_SLICE = 10
+
+/**
+ * Runs `each` over the rows a slice at a time, giving the event loop a turn between slices: a
+ * job renders 100 personalised messages (~25 ms of CPU here), and sends already granted by the
+ * limiter must not wait behind that and then leave together (LINE counts arrivals per second).
+ */
+async function inSlices<T>(rows: T[], each: (row: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < rows.length; i += RENDER_SLICE) {
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve))
+    await Promise.all(rows.slice(i, i + RENDER_SLICE).map(each))
+  }
 }
