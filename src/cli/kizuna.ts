@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { registerCustomerCommands } from './customers.command.ts'
+import { registerDeliveryCommands } from './deliveries.command.ts'
 import { registerFlexCommands } from './flex.command.ts'
 import { registerImportCommands } from './import.command.ts'
 import { registerMigrateCommand } from './migrate.command.ts'
@@ -16,5 +17,6 @@ registerStoreCommands(program)
 registerCustomerCommands(program)
 registerImportCommands(program)
 registerFlexCommands(program)
+registerDeliveryCommands(program)
 
 await program.parseAsync(process.argv)

@@ -305,3 +305,35 @@ export async function listStaleDeliveries(db: Db, olderThan: Date, limit: number
 export async function analyzeDeliveries(db: Db): Promise<void> {
   await sql`analyze delivery`.execute(db)
 }
+
+/** Statuses an operator may send back to the queue (`kizuna deliveries retry`). */
+export const RETRYABLE_STATUSES = ['quota_exceeded', 'failed'] as const
+export type RetryableStatus = (typeof RETRYABLE_STATUSES)[number]
+
+/**
+ * Puts parked deliveries back to pending (the month's quota renewed, a template fixed): the
+ * sweeper queues them at its next pass. Not for erased customers, nor replies whose outcome is
+ * unknown. Each keeps its retry key (and a multicast chunk its stored body), so a request LINE
+ * already accepted cannot go out twice. Returns how many were put back.
+ */
+export async function requeueDeliveries(
+  db: Db,
+  filter: { status: RetryableStatus; kind?: string },
+): Promise<number> {
+  let query = db
+    .updateTable('delivery')
+    .set({ status: 'pending', send_after: sql`least(send_after, now())`, updated_at: sql`now()` })
+    .where('status', '=', filter.status)
+    .where('customer_id', 'in', (eb) =>
+      eb.selectFrom('customer').select('id').where('erased_at', 'is', null),
+    )
+  // A reply whose answer was lost may have arrived: sending it again could send it twice.
+  if (filter.status === 'failed') {
+    query = query.where((eb) =>
+      eb.or([eb('last_error', 'is', null), eb('last_error', 'not like', 'reply outcome unknown%')]),
+    )
+  }
+  if (filter.kind) query = query.where('kind', '=', filter.kind)
+  const result = await query.executeTakeFirst()
+  return Number(result.numUpdatedRows)
+}

@@ -1,0 +1,38 @@
+import type { Command } from 'commander'
+import { SWEEP_GRACE_MS } from '../maintenance/sweep.jobs.ts'
+import {
+  RETRYABLE_STATUSES,
+  type RetryableStatus,
+  requeueDeliveries,
+} from '../messaging/delivery.repo.ts'
+import { UsageError, withDb } from './with-db.ts'
+
+export function registerDeliveryCommands(program: Command): void {
+  const deliveries = program.command('deliveries').description('messages to customers')
+  deliveries
+    .command('retry')
+    .description(
+      'send parked deliveries again: quota_exceeded (after the LINE monthly quota renews or the ' +
+        'plan is raised) or failed (after fixing their template); the sweeper queues them',
+    )
+    .option('--status <status>', `${RETRYABLE_STATUSES.join(' | ')}`, 'quota_exceeded')
+    .option('--kind <kind>', 'only deliveries of this kind (e.g. campaign, post-purchase)')
+    .action((opts: { status: string; kind?: string }) =>
+      withDb(async (db, env) => {
+        if (!(RETRYABLE_STATUSES as readonly string[]).includes(opts.status)) {
+          throw new UsageError(
+            `--status: must be one of ${RETRYABLE_STATUSES.join(', ')} (got ${opts.status})`,
+          )
+        }
+        const count = await requeueDeliveries(db, {
+          status: opts.status as RetryableStatus,
+          kind: opts.kind,
+        })
+        const within = Math.ceil((env.SWEEP_INTERVAL_MS + SWEEP_GRACE_MS) / 1000)
+        console.log(
+          `${count} ${opts.status} deliveries back to pending; a running worker sends them ` +
+            `within about ${within} s`,
+        )
+      }),
+    )
+}

@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { makeCustomer } from '../purchases/fixtures.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+
+let db: Database
+beforeAll(async () => {
+  db = await createDb(loadEnv({ DATABASE_URL: TEST_DATABASE_URL }), { poolSize: 2 })
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+async function parked(customerId: string, status: string, kind: string, lastError?: string) {
+  const row = await db
+    .insertInto('delivery')
+    .values({
+      dedupe_key: `retry-test:${randomUUID()}`,
+      kind,
+      category: 'marketing',
+      customer_id: customerId,
+      template_id: 'campaign-sample',
+      vars: JSON.stringify({}),
+      status,
+      last_error: lastError ?? null,
+      send_after: new Date(Date.now() + 3_600_000),
+    })
+    .returning(['id', 'line_retry_key'])
+    .executeTakeFirstOrThrow()
+  return row
+}
+const statusOf = async (id: string) =>
+  await db
+    .selectFrom('delivery')
+    .select(['status', 'line_retry_key', 'send_after'])
+    .where('id', '=', id)
+    .executeTakeFirstOrThrow()
+
+describe('kizuna deliveries retry', () => {
+  it('puts quota_exceeded deliveries of a kind back to pending, keeping their retry keys', async () => {
+    const kind = `campaign-${randomUUID().slice(0, 8)}`
+    const c = await makeCustomer(db)
+    const quota = await parked(c.id, 'quota_exceeded', kind)
+    const failed = await parked(c.id, 'failed', kind, 'LINE 400: invalid')
+    const otherKind = await parked(c.id, 'quota_exceeded', `${kind}-other`)
+    const erased = await makeCustomer(db)
+    await db
+      .updateTable('customer')
+      .set({ erased_at: new Date() })
+      .where('id', '=', erased.id)
+      .execute()
+    const ofErased = await parked(erased.id, 'quota_exceeded', kind)
+
+    const run = await cli(['deliveries', 'retry', '--kind', kind])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toMatch(/^1 quota_exceeded deliveries back to pending/)
+    const after = await statusOf(quota.id)
+    expect(after.status).toBe('pending')
+    expect(after.line_retry_key).toBe(quota.line_retry_key)
+    expect(after.send_after.getTime()).toBeLessThanOrEqual(Date.now())
+    expect((await statusOf(failed.id)).status).toBe('failed')
+    expect((await statusOf(otherKind.id)).status).toBe('quota_exceeded')
+    expect((await statusOf(ofErased.id)).status).toBe('quota_exceeded')
+  })
+
+  it('retries failed ones on request, never a reply whose outcome is unknown', async () => {
+    const kind = `campaign-${randomUUID().slice(0, 8)}`
+    const c = await makeCustomer(db)
+    const failed = await parked(c.id, 'failed', kind, 'LINE 400: invalid')
+    const unknown = await parked(c.id, 'failed', kind, 'reply outcome unknown: timeout')
+    const run = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
+    expect(run.stdout).toMatch(/^1 failed deliveries back to pending/)
+    expect((await statusOf(failed.id)).status).toBe('pending')
+    expect((await statusOf(unknown.id)).status).toBe('failed')
+  })
+
+  it('refuses an unknown status, naming the option, and changes nothing', async () => {
+    const kind = `campaign-${randomUUID().slice(0, 8)}`
+    const c = await makeCustomer(db)
+    const quota = await parked(c.id, 'quota_exceeded', kind)
+    const run = await cli(['deliveries', 'retry', '--status', 'sent', '--kind', kind])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain('--status: must be one of quota_exceeded, failed (got sent)')
+    expect((await statusOf(quota.id)).status).toBe('quota_exceeded')
+  })
+})
