@@ -32,6 +32,10 @@ export const JOBS = {
     queue: 'maintenance',
     schema: z.object({}).strict(),
   },
+  'maintenance.prune-webhook-events': {
+    queue: 'maintenance',
+    schema: z.object({}).strict(),
+  },
 } as const
 
 export type JobName = keyof typeof JOBS

@@ -67,6 +67,9 @@ export const envSchema = z.object({
   ]),
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(16),
   SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
+  // Processed webhook events (LINE's payloads: user ids, message texts) are deleted this many
+  // days after they arrived; 0 keeps them.
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
 })
 
 type Problem = { variable: string; message: string }

@@ -3,6 +3,7 @@ import { memberCardVars } from '../cards/cards.service.ts'
 import type { Env } from '../config/env.ts'
 import type { Mailer } from '../email/mailer.ts'
 import { fetchProfile } from '../identity/identity.jobs.ts'
+import { pruneWebhookEvents } from '../maintenance/prune-webhook-events.jobs.ts'
 import { refreshSpend } from '../maintenance/refresh-spend.jobs.ts'
 import { sweep } from '../maintenance/sweep.jobs.ts'
 import { createSendDeliveries } from '../messaging/delivery.jobs.ts'
@@ -53,5 +54,6 @@ export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Process
     'identity.fetch-profile': fetchProfile,
     'maintenance.sweep': sweep,
     'maintenance.refresh-spend': refreshSpend,
+    'maintenance.prune-webhook-events': pruneWebhookEvents,
   }
 }

@@ -74,7 +74,7 @@ export function startWorkers(
 /**
  * Periodic work runs on BullMQ Job Schedulers: one schedule each, whichever worker takes it.
  * The sweeper re-queues unfinished rows; the daily refresh keeps 12-month spend and tiers right
- * as purchases age out of the window.
+ * as purchases age out of the window; the daily prune deletes old processed webhook events.
  */
 export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promise<void> {
   const opts = { removeOnComplete: true, removeOnFail: 100 }
@@ -88,5 +88,10 @@ export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promi
     'refresh-spend',
     { pattern: '15 4 * * *', tz: deps.env.TZ_STORE },
     { name: 'maintenance.refresh-spend', data: {}, opts },
+  )
+  await maintenance.upsertJobScheduler(
+    'prune-webhook-events',
+    { pattern: '45 4 * * *', tz: deps.env.TZ_STORE },
+    { name: 'maintenance.prune-webhook-events', data: {}, opts },
   )
 }

@@ -82,3 +82,25 @@ export async function listStalePendingEvents(db: Db, olderThan: Date, limit: num
     .execute()
   return rows.map((r) => r.webhook_event_id)
 }
+
+/**
+ * Deletes processed (done or failed) events that arrived before `olderThan`, a batch at a time
+ * so no statement holds many locks; pending ones stay whatever their age. Returns the count.
+ */
+export async function deleteProcessedWebhookEvents(
+  db: Db,
+  olderThan: Date,
+  batch = 10_000,
+): Promise<number> {
+  let deleted = 0
+  for (;;) {
+    const result = await sql`
+      delete from webhook_event where id in (
+        select id from webhook_event
+        where status <> 'pending' and received_at < ${olderThan}
+        limit ${batch})`.execute(db)
+    const n = Number(result.numAffectedRows ?? 0)
+    deleted += n
+    if (n < batch) return deleted
+  }
+}
