@@ -72,3 +72,4 @@ function maxWindow(times: number[]): number {
   }
   return best
 }
+process.on('SIGTERM', () => process.exit(0))
