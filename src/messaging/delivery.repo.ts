@@ -306,6 +306,12 @@ export async function analyzeDeliveries(db: Db): Promise<void> {
   await sql`analyze delivery`.execute(db)
 }
 
+/**
+ * How a reply that may have arrived is failed (a timeout or 5xx, and replies have no retry key):
+ * never sent again, not even by `kizuna deliveries retry`.
+ */
+export const REPLY_OUTCOME_UNKNOWN = 'reply outcome unknown'
+
 /** Statuses an operator may send back to the queue (`kizuna deliveries retry`). */
 export const RETRYABLE_STATUSES = ['quota_exceeded', 'failed'] as const
 export type RetryableStatus = (typeof RETRYABLE_STATUSES)[number]
@@ -330,7 +336,10 @@ export async function requeueDeliveries(
   // A reply whose answer was lost may have arrived: sending it again could send it twice.
   if (filter.status === 'failed') {
     query = query.where((eb) =>
-      eb.or([eb('last_error', 'is', null), eb('last_error', 'not like', 'reply outcome unknown%')]),
+      eb.or([
+        eb('last_error', 'is', null),
+        eb('last_error', 'not like', `${REPLY_OUTCOME_UNKNOWN}%`),
+      ]),
     )
   }
   if (filter.kind) query = query.where('kind', '=', filter.kind)

@@ -62,6 +62,9 @@ export async function scheduleDelivery(
   return id
 }
 
+/** A batch this big changes what the planner should know about the table (analyzeDeliveries). */
+const ANALYZE_AFTER_ROWS = 5_000
+
 /**
  * Many deliveries at once (a campaign): rows in bulk, then jobs of DELIVERIES_PER_JOB ids.
  * Returns the ids created (existing dedupe keys are skipped).
@@ -75,9 +78,6 @@ export async function scheduleDeliveries(
   await enqueueDeliveries(deps.queues, rows)
   return rows.map((r) => r.id)
 }
-
-/** A batch this big changes what the planner should know about the table (analyzeDeliveries). */
-export const ANALYZE_AFTER_ROWS = 5_000
 
 /**
  * Queues deliveries by id. Due ones travel in groups of DELIVERIES_PER_JOB; later ones are

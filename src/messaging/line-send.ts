@@ -7,6 +7,7 @@ import type { SharedLimiter } from '../platform/shared-limiter.ts'
 import {
   createMulticastRequest,
   type DeliveryOutcome,
+  REPLY_OUTCOME_UNKNOWN,
   recordMulticastAccepted,
 } from './delivery.repo.ts'
 
@@ -126,7 +127,7 @@ async function replyOutcome(
     if (failure.kind === 'transient') {
       // A timeout or 5xx may have delivered it, and a reply has no retry key: a push now could
       // send it twice, so it is not retried.
-      return { id, status: 'failed', error: `reply outcome unknown: ${failure.message}` }
+      return { id, status: 'failed', error: `${REPLY_OUTCOME_UNKNOWN}: ${failure.message}` }
     }
     // Refused (expired token, 4xx, 429): nothing was sent; the push carries the retry key.
     deps.log.info({ deliveryId: id, why: failure.kind }, 'reply failed, pushing')
