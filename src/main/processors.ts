@@ -34,6 +34,7 @@ export function createLineLimiters(deps: Pick<Deps, 'redis' | 'queues' | 'env'>)
     createSharedLimiter(deps.redis, {
       key: `${deps.queues.prefix}:line-limit:${endpoint}`,
       perSecond,
+      inFlight: LINE_SEND_CONNECTIONS,
     })
   return {
     inflight: pLimit(LINE_SEND_CONNECTIONS),

@@ -108,10 +108,9 @@ function tryReply(
   replyToken: string,
 ): Promise<DeliveryOutcome | null> {
   const body = prepareBody('reply', { replyToken, messages: item.messages })
-  return limiters.inflight(async () => {
-    await limiters.reply.acquire()
-    return replyOutcome(deps, item.id, () => deps.line.send(body))
-  })
+  return limiters.inflight(() =>
+    limiters.reply.run(() => replyOutcome(deps, item.id, () => deps.line.send(body))),
+  )
 }
 
 async function replyOutcome(
@@ -201,10 +200,7 @@ async function callLine(
   ids: string[],
   send: () => Promise<{ requestId: string | null }>,
 ): Promise<LineBatchResult> {
-  return limiters.inflight(async () => {
-    await limiters[endpoint].acquire()
-    return outcomesOf(ids, send)
-  })
+  return limiters.inflight(() => limiters[endpoint].run(() => outcomesOf(ids, send)))
 }
 
 async function outcomesOf(
