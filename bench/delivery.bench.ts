@@ -12,6 +12,7 @@ import { freshDatabase, lineUid, seedFriends } from './seed.ts'
 import {
   BENCH_DATABASE_URL,
   BENCH_REDIS_URL,
+  cpuSecondsOf,
   freePort,
   startFlags,
   startProcess,
@@ -194,17 +195,6 @@ function rssOf(pid: number | undefined): number {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
     const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
     return kb * 1024
-  } catch {
-    return 0
-  }
-}
-
-/** User + system CPU seconds a process has used (Linux /proc). */
-function cpuSecondsOf(pid: number | undefined): number {
-  if (pid === undefined) return 0
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    return Number(((Number(fields[11]) + Number(fields[12])) / 100).toFixed(1))
   } catch {
     return 0
   }

@@ -88,3 +88,14 @@ export function startFlags(): string {
   }
   return /^node (.*) src\/main\/start\.ts$/.exec(pkg.scripts.start)?.[1] ?? ''
 }
+
+/** User + system CPU seconds a process has used (Linux /proc). */
+export function cpuSecondsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return Number(((Number(fields[11]) + Number(fields[12])) / 100).toFixed(1))
+  } catch {
+    return 0
+  }
+}

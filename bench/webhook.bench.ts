@@ -6,6 +6,7 @@ import { freshDatabase } from './seed.ts'
 import {
   BENCH_DATABASE_URL,
   BENCH_REDIS_URL,
+  cpuSecondsOf,
   freePort,
   type LoadResult,
   load,
@@ -55,7 +56,7 @@ function webhookRequests() {
 async function measure(
   script: string,
   env: Record<string, string>,
-): Promise<LoadResult & { accepted: number }> {
+): Promise<LoadResult & { accepted: number; cpuUsPerRequest: number }> {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const child = await startProcess(script, { ...env, PORT: String(port) }, `${base}/healthz`)
@@ -65,11 +66,13 @@ async function measure(
       seconds: WARMUP_SECONDS,
       connections: CONNECTIONS,
     })
+    const cpuBefore = cpuSecondsOf(child.pid)
     const run = await load(`${base}/webhooks/line`, next, {
       seconds: SECONDS,
       connections: CONNECTIONS,
     })
-    return { ...run, accepted: warm.ok + run.ok }
+    const cpuUsPerRequest = ((cpuSecondsOf(child.pid) - cpuBefore) * 1e6) / Math.max(1, run.ok)
+    return { ...run, accepted: warm.ok + run.ok, cpuUsPerRequest }
   } finally {
     await stopProcess(child)
   }
@@ -95,14 +98,17 @@ export async function run(): Promise<void> {
       process.env.BENCH_CPU_PROF ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` : '',
     ].join(' '),
   }
-  const rounds: { bare: LoadResult; kizuna: LoadResult & { accepted: number } }[] = []
+  type Measured = Awaited<ReturnType<typeof measure>>
+  const rounds: { bare: Measured; kizuna: Measured }[] = []
   for (let round = 1; round <= ROUNDS; round++) {
     const bare = await measure(bareScript, {})
     const kizuna = await measure(kizunaScript, kizunaEnv)
     rounds.push({ bare, kizuna })
     console.log(
       `round ${round}: bare Hono ${bare.rps.toFixed(0)} req/s  p50 ${bare.p50} ms  p99 ${bare.p99} ms` +
+        `  ${bare.cpuUsPerRequest.toFixed(0)} µs CPU/req` +
         ` | Kizuna ${kizuna.rps.toFixed(0)} events/s  p50 ${kizuna.p50} ms  p99 ${kizuna.p99} ms` +
+        `  ${kizuna.cpuUsPerRequest.toFixed(0)} µs CPU/event` +
         `  (${kizuna.errors} errors)  ratio ${(kizuna.rps / bare.rps).toFixed(3)}`,
     )
   }
