@@ -38,7 +38,17 @@ export function registerPreparedDb(db: Db, preparedDb: Db): void {
  * Outside a transaction it runs on the connections that plan it once (generic plan).
  */
 export async function executePrepared<R>(db: Db, query: RawBuilder<R>): Promise<QueryResult<R>> {
+  const compiled = query.compile(db)
+  return executePreparedText<R>(db, PREPARE + compiled.sql, compiled.parameters)
+}
+
+/** executePrepared for SQL text already marked with PREPARE (and compacted by its caller). */
+export async function executePreparedText<R>(
+  db: Db,
+  text: string,
+  parameters: readonly unknown[],
+): Promise<QueryResult<R>> {
+  if (!text.startsWith(PREPARE)) throw new Error('executePreparedText: the text is not marked')
   const target = db.isTransaction ? db : (preparedDbs.get(db) ?? db)
-  const compiled = query.compile(target)
-  return target.executeQuery<R>(CompiledQuery.raw(PREPARE + compiled.sql, [...compiled.parameters]))
+  return target.executeQuery<R>(CompiledQuery.raw(text, [...parameters]))
 }
