@@ -82,11 +82,12 @@ export async function scheduleDeliveries(
 /**
  * Queues deliveries by id. Due ones travel in groups of DELIVERIES_PER_JOB; later ones are
  * delayed jobs of their own. Repeats are harmless: the row's status decides what happens.
+ * `soon`: together with other callers' jobs (queues.enqueueSoon), for callers nobody waits on.
  */
 export async function enqueueDeliveries(
   queues: Queues,
   deliveries: { id: string; sendAfter?: Date | null }[],
-  opts: { now?: number; cause?: string } = {},
+  opts: { now?: number; cause?: string; soon?: boolean } = {},
 ): Promise<void> {
   const now = opts.now ?? Date.now()
   // A cause (the sweeper) gives new job ids: the first job of a delivery may still be kept.
@@ -109,7 +110,8 @@ export async function enqueueDeliveries(
     const jobId = jobIds.deliveryAt(d.id, now + d.delay) + suffix
     jobs.push({ data: { deliveryIds: [d.id] }, jobId, delay: d.delay })
   }
-  await queues.enqueueBulk('messaging.send-deliveries', jobs)
+  if (opts.soon) await queues.enqueueSoon('messaging.send-deliveries', jobs)
+  else await queues.enqueueBulk('messaging.send-deliveries', jobs)
 }
 
 /** Cancels deliveries not yet sent (a voided receipt); returns how many were cancelled. */

@@ -1,5 +1,6 @@
 import { type JobsOptions, Queue } from 'bullmq'
 import { JOBS, type JobData, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
+import { createBatcher } from './batcher.ts'
 import type { Logger } from './logger.ts'
 import type { Redis } from './redis.ts'
 
@@ -35,8 +36,20 @@ export type Queues = {
     name: N,
     items: { data: JobData<N>; jobId: string; delay?: number }[],
   ): Promise<void>
+  /**
+   * enqueueBulk for jobs nobody waits on (queued after the answer): the jobs of concurrent
+   * callers go to Redis together, one round trip per 20 ms instead of one per caller.
+   */
+  enqueueSoon<N extends JobName>(
+    name: N,
+    items: { data: JobData<N>; jobId: string; delay?: number }[],
+  ): Promise<void>
   close(): Promise<void>
 }
+
+/** How long enqueueSoon waits for company. */
+const SOON_LINGER_MS = 20
+type AnyJob = { data: never; jobId: string; delay?: number }
 
 export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'): Queues {
   const byName = Object.fromEntries(
@@ -49,6 +62,19 @@ export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'):
 
   const parse = <N extends JobName>(name: N, data: JobData<N>) => JOBS[name].schema.parse(data)
 
+  const enqueueBulk: Queues['enqueueBulk'] = async (name, items) => {
+    if (items.length === 0) return
+    const queue = byName[JOBS[name].queue]
+    await queue.addBulk(
+      items.map((item) => ({
+        name,
+        data: parse(name, item.data),
+        opts: { ...jobOptionsOf(JOBS[name].queue), jobId: item.jobId, delay: item.delay },
+      })),
+    )
+  }
+  const soon = new Map<JobName, ReturnType<typeof createBatcher<AnyJob, true>>>()
+
   return {
     prefix,
     byName,
@@ -56,18 +82,24 @@ export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'):
       if (!opts.jobId) throw new Error(`job ${name} needs a jobId`)
       await byName[JOBS[name].queue].add(name, parse(name, data), opts)
     },
-    async enqueueBulk(name, items) {
+    enqueueBulk,
+    async enqueueSoon(name, items) {
       if (items.length === 0) return
-      const queue = byName[JOBS[name].queue]
-      await queue.addBulk(
-        items.map((item) => ({
-          name,
-          data: parse(name, item.data),
-          opts: { ...jobOptionsOf(JOBS[name].queue), jobId: item.jobId, delay: item.delay },
-        })),
-      )
+      let batcher = soon.get(name)
+      if (!batcher) {
+        batcher = createBatcher<AnyJob, true>(
+          async (jobs) => {
+            await enqueueBulk(name, jobs)
+            return jobs.map(() => true as const)
+          },
+          { lingerMs: SOON_LINGER_MS },
+        )
+        soon.set(name, batcher)
+      }
+      await batcher.run(items as AnyJob[])
     },
     async close() {
+      await Promise.all([...soon.values()].map((b) => b.drain()))
       await Promise.all(Object.values(byName).map((q) => q.close()))
     },
   }

@@ -37,7 +37,8 @@ export async function enqueueFollowUp(
 ): Promise<void> {
   if (!followUp) return
   try {
-    await enqueueDeliveries(deps.queues, [followUp])
+    // With the follow-ups of other registers' scans: one Redis round trip per 20 ms.
+    await enqueueDeliveries(deps.queues, [followUp], { soon: true })
   } catch (err) {
     deps.log.warn({ err, deliveryId: followUp.id }, 'could not queue the purchase follow-up')
   }

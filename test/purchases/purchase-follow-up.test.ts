@@ -6,6 +6,7 @@ import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import { createPurchaseFollowUpVars } from '../../src/purchases/purchase-follow-up.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
 import { makeCustomer, makeStoreKey, receipt, recordOnlinePurchase } from './fixtures.ts'
 
 /** Two hours: nothing becomes due while the tests run (sending is tested with the engine). */
@@ -65,11 +66,14 @@ describe('post-purchase follow-up', () => {
     expect(due).toBeGreaterThanOrEqual(before + DELAY_SECONDS * 1000 - 1_000)
     expect(due).toBeLessThanOrEqual(after + DELAY_SECONDS * 1000 + 1_000)
 
-    // The job id scheme belongs to the delivery engine: find the job by its payload.
-    const delayed = await k.deps.queues.byName.delivery.getJobs(['delayed'])
-    const jobs = delayed.filter((j) => j.data.deliveryIds?.includes(row.id))
-    expect(jobs).toHaveLength(1)
-    const job = jobs[0]!
+    // The job id scheme belongs to the delivery engine: find the job by its payload. It is
+    // queued after the answer, with other scans' follow-ups (within ~20 ms).
+    const job = await eventually(async () => {
+      const delayed = await k.deps.queues.byName.delivery.getJobs(['delayed'])
+      const jobs = delayed.filter((j) => j.data.deliveryIds?.includes(row.id))
+      expect(jobs).toHaveLength(1)
+      return jobs[0]!
+    })
     expect(job.name).toBe('messaging.send-deliveries')
     expect(job.data).toEqual({ deliveryIds: [row.id] })
     expect(job.opts.delay).toBeGreaterThan(DELAY_SECONDS * 1000 - 10_000)
