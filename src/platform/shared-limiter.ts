@@ -66,14 +66,16 @@ const HORIZON_MS = 20
 export const LATE_SLOT_MS = 20
 
 /**
- * Paces calls so that LINE never counts more than `perSecond` in any sliding second, in three
- * layers. Globally, slots from the shared schedule in Redis (GCRA), reserved up to 20 ms ahead
- * and topped up before they run out, so a process makes ~70 Redis calls a second however much
- * it sends. Locally, a log of this process's last `budget` starts: a call that waited (a busy
- * event loop, a slow answer) starts only when the last second holds fewer than `budget`, so
- * catching up never bunches into more. And at most `inFlight` calls under way, so arrivals in
- * any second are at most `budget + inFlight = perSecond`: exactly for one process, and with
- * several, up to LATE_SLOT_MS of the rate more.
+ * Paces calls to LINE's limit of `perSecond` in any sliding second (counted as LINE counts them,
+ * on arrival), in three layers. Globally, slots from the shared schedule in Redis (GCRA),
+ * reserved up to 20 ms ahead and topped up before they run out, so a process makes ~70 Redis
+ * calls a second however much it sends. Locally, a log of this process's last `budget` starts:
+ * a call that waited (a busy event loop, a slow answer) starts only when the last second holds
+ * fewer than `budget`, so catching up never bunches into more. And at most `inFlight` calls
+ * under way, so arrivals in any second are at most `budget + inFlight = perSecond` for one
+ * process. With several, the starts keep to the shared schedule, but a second can also receive
+ * each one's calls under way and up to LATE_SLOT_MS of catching up (LINE answers that with a
+ * 429, which slows the queue).
  */
 export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): SharedLimiter {
   const inFlight = Math.max(1, opts.inFlight)
