@@ -49,7 +49,6 @@ export type Queues = {
 
 /** How long enqueueSoon waits for company. */
 const SOON_LINGER_MS = 20
-type AnyJob = { data: never; jobId: string; delay?: number }
 
 export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'): Queues {
   const byName = Object.fromEntries(
@@ -62,18 +61,17 @@ export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'):
 
   const parse = <N extends JobName>(name: N, data: JobData<N>) => JOBS[name].schema.parse(data)
 
-  const enqueueBulk: Queues['enqueueBulk'] = async (name, items) => {
-    if (items.length === 0) return
-    const queue = byName[JOBS[name].queue]
-    await queue.addBulk(
-      items.map((item) => ({
-        name,
-        data: parse(name, item.data),
-        opts: { ...jobOptionsOf(JOBS[name].queue), jobId: item.jobId, delay: item.delay },
-      })),
-    )
-  }
-  const soon = new Map<JobName, ReturnType<typeof createBatcher<AnyJob, true>>>()
+  /** A job as addBulk takes it, its data checked against the job's schema (throws if bad). */
+  const bulkJob = <N extends JobName>(
+    name: N,
+    item: { data: JobData<N>; jobId: string; delay?: number },
+  ) => ({
+    name,
+    data: parse(name, item.data),
+    opts: { ...jobOptionsOf(JOBS[name].queue), jobId: item.jobId, delay: item.delay },
+  })
+  type BulkJob = ReturnType<typeof bulkJob>
+  const soon = new Map<QueueName, ReturnType<typeof createBatcher<BulkJob, true>>>()
 
   return {
     prefix,
@@ -82,21 +80,28 @@ export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'):
       if (!opts.jobId) throw new Error(`job ${name} needs a jobId`)
       await byName[JOBS[name].queue].add(name, parse(name, data), opts)
     },
-    enqueueBulk,
+    async enqueueBulk(name, items) {
+      if (items.length === 0) return
+      await byName[JOBS[name].queue].addBulk(items.map((item) => bulkJob(name, item)))
+    },
     async enqueueSoon(name, items) {
       if (items.length === 0) return
-      let batcher = soon.get(name)
+      // Checked now: a bad job fails its own caller, not the callers it would travel with.
+      const jobs = items.map((item) => bulkJob(name, item))
+      const queueName = JOBS[name].queue
+      let batcher = soon.get(queueName)
       if (!batcher) {
-        batcher = createBatcher<AnyJob, true>(
-          async (jobs) => {
-            await enqueueBulk(name, jobs)
-            return jobs.map(() => true as const)
+        const queue = byName[queueName]
+        batcher = createBatcher<BulkJob, true>(
+          async (batch) => {
+            await queue.addBulk(batch)
+            return batch.map(() => true as const)
           },
           { lingerMs: SOON_LINGER_MS },
         )
-        soon.set(name, batcher)
+        soon.set(queueName, batcher)
       }
-      await batcher.run(items as AnyJob[])
+      await batcher.run(jobs)
     },
     async close() {
       await Promise.all([...soon.values()].map((b) => b.drain()))

@@ -34,6 +34,17 @@ describe('queues.enqueueSoon', () => {
         expect.arrayContaining(first.map((j) => j.jobId)),
       )
 
+      // A bad job fails its own caller only, not the jobs it would have travelled with.
+      const good = job()
+      const bad = queues.enqueueSoon('identity.fetch-profile', [
+        { data: { lineUserId: 'not-a-uuid' }, jobId: 'profile-bad' },
+      ])
+      const fine = queues.enqueueSoon('identity.fetch-profile', [good])
+      await expect(bad).rejects.toThrow()
+      await fine
+      expect(await reader.getJob(good.jobId)).toBeDefined()
+      expect(await reader.getJob('profile-bad')).toBeUndefined()
+
       // A job handed over just before shutdown is not lost.
       const late = job()
       void queues.enqueueSoon('identity.fetch-profile', [late])
