@@ -48,9 +48,9 @@ export type SharedLimiterOptions = {
   /** The endpoint's limit: requests in any one-second window never exceed it. */
   perSecond: number
   /**
-   * The most calls of this process under way at once (at least 1). LINE counts arrivals, and a
-   * call started before a second began can arrive in it (a pause on either side), so calls
-   * start at `perSecond - inFlight` a second at most.
+   * The most calls of this process under way at once (at least 1, at most 5% of `perSecond`).
+   * LINE counts arrivals, and a call started before a second began can arrive in it (a pause on
+   * either side), so calls start at `perSecond - inFlight` a second at most.
    */
   inFlight: number
 }
@@ -78,7 +78,8 @@ export const LATE_SLOT_MS = 20
  * 429, which slows the queue).
  */
 export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): SharedLimiter {
-  const inFlight = Math.max(1, opts.inFlight)
+  // Capped at 5% of the rate: at a low limit, many calls under way would eat the budget.
+  const inFlight = Math.max(1, Math.min(opts.inFlight, Math.floor(opts.perSecond / 20)))
   const budget = Math.max(1, opts.perSecond - inFlight)
   const intervalMs = 1000 / budget
   const chunk = Math.max(1, Math.floor(HORIZON_MS / intervalMs))

@@ -100,6 +100,30 @@ describe('shared limiter', () => {
     await redisA.del(key)
   })
 
+  it('at a low limit, keeps at most 5% of it under way so the calls under way cannot eat the budget', async () => {
+    const key = `test:line-limit:${randomUUID()}`
+    const limiter = createSharedLimiter(redisA, { key, perSecond: 60, inFlight: 48 })
+    const starts: number[] = []
+    let active = 0
+    let mostActive = 0
+    await Promise.all(
+      Array.from({ length: 90 }, () =>
+        limiter.run(async () => {
+          starts.push(performance.now())
+          active += 1
+          mostActive = Math.max(mostActive, active)
+          await new Promise((r) => setTimeout(r, 30))
+          active -= 1
+        }),
+      ),
+    )
+    expect(mostActive).toBeLessThanOrEqual(3)
+    // 57 a second (60 − 3), not 12 (60 − 48).
+    expect(busiestWindow(starts, 1_000)).toBeLessThanOrEqual(57)
+    expect(busiestWindow(starts, 1_000)).toBeGreaterThan(40)
+    await redisA.del(key)
+  })
+
   it('busiestWindow counts a sliding window, not calendar seconds', () => {
     // Two calendar seconds of 60 each, bunched around the boundary: 120 in one sliding second.
     const times = [
