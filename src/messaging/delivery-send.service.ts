@@ -61,7 +61,7 @@ export async function sendClaimedDeliveries(
       lineItems.push({
         id: row.id,
         lineUid: choice.lineUid,
-        messages: rendered.line,
+        messagesJson: JSON.stringify(rendered.line),
         contentKey: content.key,
         retryKey: row.line_retry_key,
         replyToken: replyTokenIfFresh(row, now),

@@ -1,4 +1,3 @@
-import type { messagingApi } from '@line/bot-sdk'
 import type { LimitFunction } from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
@@ -27,7 +26,8 @@ export type LineLimiters = Record<'push' | 'multicast' | 'reply', SharedLimiter>
 export type LineItem = {
   id: string
   lineUid: string
-  messages: messagingApi.Message[]
+  /** The messages, serialised once when rendered (`JSON.stringify(messages)`). */
+  messagesJson: string
   /** Equal keys mean equal messages (a template and its final vars): candidates for multicast. */
   contentKey: string
   retryKey: string
@@ -94,7 +94,7 @@ export async function sendLineBatch(
       }
     }),
     ...pushes.map(async (item) => {
-      const body = prepareBody('push', { to: item.lineUid, messages: item.messages })
+      const body = prepareBody('push', { to: item.lineUid }, item.messagesJson)
       record(await callLine(limiters, 'push', [item.id], () => deps.line.send(body, item.retryKey)))
     }),
   ])
@@ -107,7 +107,7 @@ function tryReply(
   item: LineItem,
   replyToken: string,
 ): Promise<DeliveryOutcome | null> {
-  const body = prepareBody('reply', { replyToken, messages: item.messages })
+  const body = prepareBody('reply', { replyToken }, item.messagesJson)
   return limiters.inflight(() =>
     limiters.reply.run(() => replyOutcome(deps, item.id, () => deps.line.send(body))),
   )
@@ -170,10 +170,11 @@ async function planMulticasts(deps: Pick<Deps, 'db' | 'log'>, items: LineItem[])
     }
     for (let i = 0; i < group.length; i += MULTICAST_MAX_RECIPIENTS) {
       const chunk = group.slice(i, i + MULTICAST_MAX_RECIPIENTS)
-      const body = prepareBody('multicast', {
-        to: chunk.map((c) => c.lineUid),
-        messages: chunk[0]!.messages,
-      }).json
+      const body = prepareBody(
+        'multicast',
+        { to: chunk.map((c) => c.lineUid) },
+        chunk[0]!.messagesJson,
+      ).json
       try {
         const ids = chunk.map((c) => c.id)
         multicasts.push({

@@ -25,11 +25,22 @@ export function preparedBody<E extends LineSendEndpoint>(
   return { json, endpoint }
 }
 
+/**
+ * A request body around messages serialised before (`JSON.stringify(messages)`): the delivery
+ * engine keeps a batch's messages as strings while they wait for the limiter, not as object
+ * trees (kept that long, the trees were promoted and collected as old objects).
+ */
 export function prepareBody<E extends LineSendEndpoint>(
   endpoint: E,
-  body: SendBodies[E],
+  fields: Omit<SendBodies[E], 'messages'>,
+  messagesJson: string,
 ): PreparedBody<E> {
-  return { json: JSON.stringify(body), endpoint }
+  const head = JSON.stringify(fields)
+  const json =
+    head === '{}'
+      ? `{"messages":${messagesJson}}`
+      : `${head.slice(0, -1)},"messages":${messagesJson}}`
+  return { json, endpoint }
 }
 
 /** The sending calls, on the hot path of every delivery. */
