@@ -45,7 +45,7 @@ export type SharedLimiter = {
 
 export type SharedLimiterOptions = {
   key: string
-  /** The endpoint's limit: requests in any one-second window never exceed it. */
+  /** The endpoint's limit, per sliding second (how exactly it holds: createSharedLimiter). */
   perSecond: number
   /**
    * The most calls of this process under way at once (at least 1, at most 5% of `perSecond`).
