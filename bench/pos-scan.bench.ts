@@ -143,9 +143,9 @@ export async function run(): Promise<void> {
       LINE_CHANNEL_SECRET: 'bench-secret',
       LINE_CHANNEL_ACCESS_TOKEN: 'bench-token',
       LOG_LEVEL: 'warn',
-      // As `npm start` runs it (its V8 heap flags), unless BENCH_NODE_OPTIONS says otherwise.
+      // As `npm run start:web` runs it (its V8 heap flags), unless BENCH_NODE_OPTIONS says otherwise.
       NODE_OPTIONS: [
-        process.env.BENCH_NODE_OPTIONS ?? startFlags(),
+        process.env.BENCH_NODE_OPTIONS ?? startFlags('start:web'),
         profileDir ? `--cpu-prof --cpu-prof-dir=${profileDir}` : '',
       ].join(' '),
     },

@@ -81,12 +81,17 @@ export async function load(
   }
 }
 
-/** The node flags of `npm start` (package.json `scripts.start`). */
-export function startFlags(): string {
+/** The node flags of `npm start`, or of `npm run start:web` / `start:worker` (package.json). */
+export function startFlags(script: 'start' | 'start:web' | 'start:worker' = 'start'): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    scripts: { start: string }
+    scripts: Record<string, string>
   }
-  return /^node (.*) src\/main\/start\.ts$/.exec(pkg.scripts.start)?.[1] ?? ''
+  const flags = /^(?:ROLE=\w+ )?node (.*) src\/main\/start\.ts$/.exec(
+    pkg.scripts[script] ?? '',
+  )?.[1]
+  if (flags === undefined)
+    throw new Error(`package.json has no "${script}" script to take flags from`)
+  return flags
 }
 
 /** User + system CPU seconds a process has used (Linux /proc). */

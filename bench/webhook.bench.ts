@@ -92,9 +92,9 @@ export async function run(): Promise<void> {
     LINE_CHANNEL_SECRET: SECRET,
     LINE_CHANNEL_ACCESS_TOKEN: 'bench-token',
     LOG_LEVEL: 'warn',
-    // As `npm start` runs it (its V8 heap flags), unless BENCH_NODE_OPTIONS says otherwise.
+    // As `npm run start:web` runs it (its V8 heap flags), unless BENCH_NODE_OPTIONS says otherwise.
     NODE_OPTIONS: [
-      process.env.BENCH_NODE_OPTIONS ?? startFlags(),
+      process.env.BENCH_NODE_OPTIONS ?? startFlags('start:web'),
       process.env.BENCH_CPU_PROF ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` : '',
     ].join(' '),
   }

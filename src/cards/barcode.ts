@@ -1,4 +1,3 @@
-import { toBuffer } from 'bwip-js/node'
 import { isValidEan13 } from './ean13.ts'
 
 /**
@@ -7,6 +6,8 @@ import { isValidEan13 } from './ean13.ts'
  */
 export async function renderEan13Png(code: string): Promise<Buffer> {
   if (!isValidEan13(code)) throw new Error('not a valid EAN-13 code')
+  // Loaded at the first card image: ~14 MB that workers and most web processes never use.
+  const { toBuffer } = await import('bwip-js/node')
   return toBuffer({
     bcid: 'ean13',
     text: code,

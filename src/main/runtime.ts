@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { type ServerType, serve } from '@hono/node-server'
+import type { Hono } from 'hono'
 import { createApp } from '../app.ts'
 import { type Env, isSandbox } from '../config/env.ts'
 import { createMailer } from '../email/mailer.ts'
@@ -9,8 +10,6 @@ import { tuneHttpClient } from '../platform/http-client.ts'
 import { assertRedisReachable, createWorkerRedis } from '../platform/redis.ts'
 import { scheduleSweeper, startWorkers, type Workers } from '../platform/workers.ts'
 import type { LinePlatform } from '../sandbox/platform.ts'
-import { startLinePlatform } from '../sandbox/platform.ts'
-import { createSandboxUi } from '../sandbox/ui.routes.ts'
 import { createInbox } from '../webhook/inbox.ts'
 import { closeDeps, createDeps, type DepsOptions } from './deps.ts'
 import { migrateToLatest } from './migrate.ts'
@@ -33,7 +32,14 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
   await assertRedisReachable(envIn.REDIS_URL)
   let env = envIn
   let sandbox: LinePlatform | null = null
+  let sandboxUi: Hono | undefined
   if (isSandbox(env)) {
+    // Loaded only in sandbox mode: the stand-in and its pages are ~25 MB of modules that a
+    // process talking to LINE itself never needs.
+    const [{ startLinePlatform }, { createSandboxUi }] = await Promise.all([
+      import('../sandbox/platform.ts'),
+      import('../sandbox/ui.routes.ts'),
+    ])
     sandbox = await startLinePlatform({
       channelSecret: randomBytes(16).toString('hex'),
       channelAccessToken: randomBytes(24).toString('base64url'),
@@ -45,6 +51,7 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
       LINE_API_BASE_URL: sandbox.apiBaseUrl,
       LINE_DATA_API_BASE_URL: sandbox.dataApiBaseUrl,
     }
+    sandboxUi = createSandboxUi(sandbox)
   }
 
   tuneHttpClient()
@@ -56,11 +63,7 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
   let server: ServerType | null = null
   let port: number | null = null
   if (env.ROLE !== 'worker') {
-    const app = createApp(deps, {
-      inbox,
-      mailer,
-      sandboxUi: sandbox ? createSandboxUi(sandbox) : undefined,
-    })
+    const app = createApp(deps, { inbox, mailer, sandboxUi })
     const listening = await new Promise<ServerType>((resolve) => {
       const s = serve({ fetch: app.fetch, port: env.PORT, hostname: '0.0.0.0' }, () => resolve(s))
     })
