@@ -13,14 +13,30 @@ export const PREPARE = '/*prepare*/ '
 
 type QueryArgs = Parameters<pg.Client['query']>
 
-/** A pg client that prepares marked statements (pg keeps the names it prepared per connection). */
+/**
+ * The pool's client: prepares marked statements (pg keeps the names it prepared per connection),
+ * and never lets a lost connection crash the process. pg emits `error` on a client whose
+ * connection ends, and pg-pool listens only while the client is idle: a connection lost during a
+ * query (Postgres restarted, a network partition ending) was an uncaught exception. The query
+ * itself rejects with the same error, and the pool drops the client when it is released.
+ */
 export class PreparingClient extends pg.Client {
+  constructor(...args: ConstructorParameters<typeof pg.Client>) {
+    super(...args)
+    this.on('error', () => {})
+  }
+
   // @ts-expect-error pg's query() is overloaded; this forwards every form unchanged.
   override query(...args: QueryArgs) {
     const [text, values] = args as unknown[]
     if (typeof text === 'string' && text.startsWith(PREPARE) && typeof values !== 'function') {
       const name = `k${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`
-      return super.query({ name, text, values: values as unknown[] | undefined })
+      const result = super.query({ name, text, values: values as unknown[] | undefined })
+      return result.catch((error: unknown) => {
+        // This connection's statement no longer fits: the pool drops the client on release.
+        if (isStalePrepared(error)) void this.end().catch(() => {})
+        throw error
+      })
     }
     return (super.query as (...a: unknown[]) => unknown)(...args)
   }
@@ -50,5 +66,26 @@ export async function executePreparedText<R>(
 ): Promise<QueryResult<R>> {
   if (!text.startsWith(PREPARE)) throw new Error('executePreparedText: the text is not marked')
   const target = db.isTransaction ? db : (preparedDbs.get(db) ?? db)
-  return target.executeQuery<R>(CompiledQuery.raw(text, [...parameters]))
+  const query = CompiledQuery.raw(text, [...parameters])
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await target.executeQuery<R>(query)
+    } catch (error) {
+      // Outside a transaction nothing ran: again, on another connection (each stale one is
+      // closed as it fails). In a transaction the caller's retry starts over.
+      if (db.isTransaction || attempt >= STALE_RETRIES || !isStalePrepared(error)) throw error
+    }
+  }
+}
+
+/** How often a statement is tried on connections whose prepared version went stale. */
+const STALE_RETRIES = 5
+
+/**
+ * A statement prepared on a connection before a migration changed a table it reads: Postgres
+ * refuses it ("cached plan must not change result type"), or it is gone (`DISCARD ALL`).
+ */
+function isStalePrepared(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === '0A000' || code === '26000'
 }

@@ -3,6 +3,7 @@ import { JOBS, type JobData, type JobName, QUEUE_NAMES, type QueueName } from '.
 import { createBatcher } from './batcher.ts'
 import type { Logger } from './logger.ts'
 import type { Redis } from './redis.ts'
+import { withTimeout } from './timeout.ts'
 
 export const defaultJobOptions: JobsOptions = {
   attempts: 5,
@@ -49,6 +50,24 @@ export type Queues = {
 
 /** How long enqueueSoon waits for company. */
 const SOON_LINGER_MS = 20
+/**
+ * How long an enqueueSoon flush may take. A Redis that stops answering without closing the
+ * connection (a partition) would otherwise hold every later caller, and shutdown, until TCP
+ * gives up (~15 min). The callers' rows are the truth: the sweeper queues them later.
+ */
+export const SOON_TIMEOUT_MS = 2_000
+
+/**
+ * Job ids are required (they make enqueueing idempotent). BullMQ refuses ids with `:` or made
+ * of digits only, inside addBulk, which would fail every job sent with the bad one.
+ */
+function checkJobId(name: string, jobId: string): string {
+  if (!jobId) throw new Error(`job ${name} needs a jobId`)
+  if (jobId.includes(':') || /^\d+$/.test(jobId)) {
+    throw new Error(`job ${name}: a jobId may not contain ":" or be only digits`)
+  }
+  return jobId
+}
 
 export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'): Queues {
   const byName = Object.fromEntries(
@@ -68,7 +87,11 @@ export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'):
   ) => ({
     name,
     data: parse(name, item.data),
-    opts: { ...jobOptionsOf(JOBS[name].queue), jobId: item.jobId, delay: item.delay },
+    opts: {
+      ...jobOptionsOf(JOBS[name].queue),
+      jobId: checkJobId(name, item.jobId),
+      delay: item.delay,
+    },
   })
   type BulkJob = ReturnType<typeof bulkJob>
   const soon = new Map<QueueName, ReturnType<typeof createBatcher<BulkJob, true>>>()
@@ -77,7 +100,7 @@ export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'):
     prefix,
     byName,
     async enqueue(name, data, opts) {
-      if (!opts.jobId) throw new Error(`job ${name} needs a jobId`)
+      checkJobId(name, opts.jobId)
       await byName[JOBS[name].queue].add(name, parse(name, data), opts)
     },
     async enqueueBulk(name, items) {
@@ -94,7 +117,7 @@ export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'):
         const queue = byName[queueName]
         batcher = createBatcher<BulkJob, true>(
           async (batch) => {
-            await queue.addBulk(batch)
+            await withTimeout(queue.addBulk(batch), SOON_TIMEOUT_MS, `enqueue ${queueName} jobs`)
             return batch.map(() => true as const)
           },
           { lingerMs: SOON_LINGER_MS },

@@ -154,7 +154,7 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
     if (!recorded) throw new AppError('NOT_FOUND', 'no customer with this id')
     return recorded
   })
-  await enqueueFollowUp(deps, linked.followUp) // after the commit
+  void enqueueFollowUp(deps, linked.followUp) // after the commit; never waits on Redis
   return linked.answer
 }
 

@@ -1,6 +1,7 @@
+import pLimit from 'p-limit'
 import { createBatcher } from '../platform/batcher.ts'
 import type { Deps } from '../platform/deps.ts'
-import { withTimeout } from '../platform/timeout.ts'
+import { TimeoutError, withTimeout } from '../platform/timeout.ts'
 import { enqueueWebhookEvents } from './webhook.enqueue.ts'
 import { insertWebhookBodies } from './webhook.repo.ts'
 
@@ -10,6 +11,15 @@ export type InboxRequest = { body: string; webhookEventIds: string[] }
 export type InboxResult = { fresh: Set<string> } | { error: unknown }
 
 const ENQUEUE_TIMEOUT_MS = 1_000
+/**
+ * How long a request waits for its insert before it is answered 503. Only a Postgres that stops
+ * answering without closing the connection (a partition) gets there: it would otherwise hold
+ * this request and every later one. LINE redelivers; the late insert, if it commits after all,
+ * queues its new events itself (the redelivered copies are duplicates by then).
+ */
+export const STORE_TIMEOUT_MS = 10_000
+/** Requests of a failed batch retried one by one, this many at a time (the pool has 20). */
+const FALLBACK_CONCURRENCY = 4
 /**
  * One insert at a time: a second concurrent flush only splits the batch, and Postgres spends
  * a fixed ~0.4 ms per statement (57 vs 70 µs of Postgres CPU per event in the benchmark).
@@ -28,18 +38,37 @@ const ENQUEUE_LINGER_MS = 20
  * that request fails. Enqueueing happens after the commit and never fails a request: the sweeper
  * re-enqueues anything Redis did not take.
  */
-export function createInbox(deps: Pick<Deps, 'db' | 'queues' | 'log'>) {
+export function createInbox(
+  deps: Pick<Deps, 'db' | 'queues' | 'log'>,
+  opts: { storeTimeoutMs?: number } = {},
+) {
+  const storeTimeoutMs = opts.storeTimeoutMs ?? STORE_TIMEOUT_MS
+  async function insert(bodies: string[]): Promise<Set<string>> {
+    const insertion = insertWebhookBodies(deps.db, bodies)
+    try {
+      return await withTimeout(insertion, storeTimeoutMs, 'store webhook events')
+    } catch (error) {
+      if (error instanceof TimeoutError) {
+        insertion.then(
+          (fresh) => enqueue([...fresh]),
+          () => {},
+        )
+      }
+      throw error
+    }
+  }
   const writer = createBatcher<InboxRequest, InboxResult>(
     async (requests) => {
       try {
-        const fresh = await insertWebhookBodies(
-          deps.db,
-          requests.map((r) => r.body),
-        )
+        const fresh = await insert(requests.map((r) => storableBody(r.body)))
         return requests.map(() => ({ fresh }))
       } catch (error) {
-        if (requests.length === 1 || isConnectionError(error)) throw error
-        return Promise.all(requests.map(insertOne))
+        // Postgres unreachable: every request fails (503). Otherwise one request may be bad:
+        // retried one by one, only that one fails (500).
+        if (isConnectionError(error)) throw error
+        if (requests.length === 1) return [{ error }]
+        const retry = pLimit(FALLBACK_CONCURRENCY)
+        return Promise.all(requests.map((r) => retry(() => insertOne(r))))
       }
     },
     { concurrency: INSERT_CONCURRENCY },
@@ -47,8 +76,9 @@ export function createInbox(deps: Pick<Deps, 'db' | 'queues' | 'log'>) {
 
   async function insertOne(request: InboxRequest): Promise<InboxResult> {
     try {
-      return { fresh: await insertWebhookBodies(deps.db, [request.body]) }
+      return { fresh: await insert([storableBody(request.body)]) }
     } catch (error) {
+      if (isConnectionError(error)) throw error
       return { error }
     }
   }
@@ -65,23 +95,25 @@ export function createInbox(deps: Pick<Deps, 'db' | 'queues' | 'log'>) {
     { concurrency: ENQUEUE_CONCURRENCY, lingerMs: ENQUEUE_LINGER_MS },
   )
 
+  /** Best effort, after commit; failures are logged and left to the sweeper. */
+  function enqueue(webhookEventIds: string[]): Promise<void> {
+    return enqueuer.run(webhookEventIds).then(
+      () => undefined,
+      (err: unknown) =>
+        deps.log.warn(
+          { err, count: webhookEventIds.length },
+          'enqueue failed; the sweeper will pick these events up',
+        ),
+    )
+  }
+
   return {
     /** Resolves once the events are committed (or rejects: nothing was stored). */
     async store(request: InboxRequest): Promise<InboxResult> {
       const [result] = await writer.run([request])
       return result!
     },
-    /** Best effort, after commit; failures are logged and left to the sweeper. */
-    enqueue(webhookEventIds: string[]): Promise<void> {
-      return enqueuer.run(webhookEventIds).then(
-        () => undefined,
-        (err: unknown) =>
-          deps.log.warn(
-            { err, count: webhookEventIds.length },
-            'enqueue failed; the sweeper will pick these events up',
-          ),
-      )
-    },
+    enqueue,
     async drain(): Promise<void> {
       await writer.drain()
       await enqueuer.drain()
@@ -91,8 +123,21 @@ export function createInbox(deps: Pick<Deps, 'db' | 'queues' | 'log'>) {
 
 export type Inbox = ReturnType<typeof createInbox>
 
+/**
+ * The body as Postgres can store it: jsonb has no NUL character, so a `\u0000` escape (which
+ * JSON allows, and which would fail the request at every redelivery) becomes U+FFFD. An escaped
+ * backslash followed by `u0000` is text and stays.
+ */
+export function storableBody(body: string): string {
+  if (!body.includes('u0000')) return body
+  return body.replace(/(\\+)u0000/g, (match, slashes: string) =>
+    slashes.length % 2 === 1 ? `${slashes.slice(0, -1)}\\ufffd` : match,
+  )
+}
+
 /** Errors that mean "Postgres is not there", as opposed to "this row is bad". */
 export function isConnectionError(error: unknown): boolean {
+  if (error instanceof TimeoutError) return true
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string') {
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE'].includes(code))

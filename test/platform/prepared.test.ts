@@ -29,6 +29,22 @@ describe('prepared statements', () => {
     expect(marked.filter((s) => s.statement.includes('select $1::int + 1 as n'))).toHaveLength(1)
   })
 
+  it('runs a statement again on a fresh connection when a migration changed what it returns', async () => {
+    const table = `prep_${randomUUID().replaceAll('-', '')}`
+    await sql`create table ${sql.table(table)} (id int primary key, label varchar(10))`.execute(db)
+    try {
+      await sql`insert into ${sql.table(table)} values (1, 'one')`.execute(db)
+      const read = sql<{ label: string }>`select label from ${sql.table(table)} where id = ${1}`
+      expect((await executePrepared(db, read)).rows).toEqual([{ label: 'one' }])
+      // As a migration run by a newer process would, while this one's connections stay open.
+      await sql`alter table ${sql.table(table)} alter column label type text`.execute(db)
+      expect((await executePrepared(db, read)).rows).toEqual([{ label: 'one' }])
+      expect((await executePrepared(db, read)).rows).toEqual([{ label: 'one' }])
+    } finally {
+      await sql`drop table ${sql.table(table)}`.execute(db)
+    }
+  })
+
   it('leaves unmarked statements unprepared', async () => {
     await sql`select 'plain' as x`.execute(db)
     const mine = (await LIST.execute(db)).rows.map((s) => s.statement)

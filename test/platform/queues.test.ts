@@ -3,8 +3,10 @@ import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/platform/logger.ts'
-import { createQueues } from '../../src/platform/queues.ts'
+import { createQueues, SOON_TIMEOUT_MS } from '../../src/platform/queues.ts'
+import { createProducerRedis } from '../../src/platform/redis.ts'
 import { TEST_REDIS_URL } from '../support/env.ts'
+import { startFrozenProxy } from '../support/frozen-proxy.ts'
 
 const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null })
 afterAll(() => redis.quit())
@@ -53,6 +55,69 @@ describe('queues.enqueueSoon', () => {
     } finally {
       await reader.obliterate({ force: true })
       await reader.close()
+    }
+  })
+
+  it('a job id BullMQ would refuse fails its own caller, not the batch it would join', async () => {
+    const prefix = `test-soon-${randomUUID()}`
+    const queues = createQueues(redis, createLogger('silent'), prefix)
+    const reader = new Queue('identity', { connection: redis, prefix })
+    try {
+      const good = job()
+      const lineUserId = randomUUID()
+      const calls = [
+        queues.enqueueSoon('identity.fetch-profile', [{ data: { lineUserId }, jobId: 'p:1' }]),
+        queues.enqueueSoon('identity.fetch-profile', [{ data: { lineUserId }, jobId: '123' }]),
+        queues.enqueueSoon('identity.fetch-profile', [{ data: { lineUserId }, jobId: '' }]),
+        queues.enqueueSoon('identity.fetch-profile', [good]),
+      ]
+      const results = await Promise.allSettled(calls)
+      expect(results.map((r) => r.status)).toEqual([
+        'rejected',
+        'rejected',
+        'rejected',
+        'fulfilled',
+      ])
+      expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/jobId/)
+      expect(await reader.getJobs(['waiting'])).toHaveLength(1)
+      expect((await reader.getJob(good.jobId))?.data).toEqual(good.data)
+      await expect(
+        queues.enqueue('identity.fetch-profile', { lineUserId }, { jobId: 'a:b' }),
+      ).rejects.toThrow(/jobId/)
+    } finally {
+      await queues.close()
+      await reader.obliterate({ force: true })
+      await reader.close()
+    }
+  })
+
+  it('gives up after a few seconds when Redis stops answering, and close() does not hang', async () => {
+    const target = new URL(TEST_REDIS_URL)
+    const proxy = await startFrozenProxy({
+      host: target.hostname,
+      port: Number(target.port || 6379),
+    })
+    const partitioned = createProducerRedis(`redis://127.0.0.1:${proxy.port}`)
+    const queues = createQueues(partitioned, createLogger('silent'), `test-soon-${randomUUID()}`)
+    try {
+      await queues.enqueueSoon('identity.fetch-profile', [job()])
+      proxy.freeze()
+      const started = Date.now()
+      const outcome = await queues.enqueueSoon('identity.fetch-profile', [job()]).then(
+        () => 'queued',
+        (err: unknown) => String(err),
+      )
+      expect(outcome).toMatch(/timed out/)
+      expect(Date.now() - started).toBeLessThan(SOON_TIMEOUT_MS + 1_000)
+      void queues.enqueueSoon('identity.fetch-profile', [job()]).catch(() => {})
+      const closed = await Promise.race([
+        queues.close().then(() => 'closed'),
+        new Promise((r) => setTimeout(() => r('still closing'), SOON_TIMEOUT_MS + 2_000)),
+      ])
+      expect(closed).toBe('closed')
+    } finally {
+      partitioned.disconnect()
+      await proxy.close()
     }
   })
 })

@@ -3,8 +3,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createApp } from '../../src/app.ts'
 import { createMailer } from '../../src/email/mailer.ts'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
+import { migrateToLatest } from '../../src/main/migrate.ts'
 import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { createInbox } from '../../src/webhook/inbox.ts'
+import { startFrozenProxy } from '../support/frozen-proxy.ts'
 import {
   errorOf,
   sign,
@@ -13,6 +15,7 @@ import {
   TEST_CHANNEL_TOKEN,
   testEnv,
 } from '../support/harness.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
 import { startPrivateRedis } from '../support/private-redis.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -26,7 +29,13 @@ describe('webhook during outages', () => {
     const redis = await startPrivateRedis()
     let current = redis
     cleanups.push(() => current.stop())
-    const k = await startTestKizuna({ REDIS_URL: redis.url, SWEEP_INTERVAL_MS: '1000' })
+    const database = await createPrivateDatabase()
+    cleanups.push(() => database.drop())
+    const k = await startTestKizuna({
+      REDIS_URL: redis.url,
+      DATABASE_URL: database.url,
+      SWEEP_INTERVAL_MS: '1000',
+    })
     cleanups.push(() => k.stopAll())
 
     await redis.stop()
@@ -73,5 +82,53 @@ describe('webhook during outages', () => {
     })
     expect(res.status).toBe(503)
     expect((await errorOf(res)).code).toBe('UNAVAILABLE')
+  })
+
+  it('answers 503 within seconds when Postgres stops answering, and keeps answering', async () => {
+    // Its own database: the event stored before the freeze is never processed here, and on the
+    // shared one another test's Kizuna would sweep it up and send it through its own stand-in.
+    const database = await createPrivateDatabase()
+    cleanups.push(() => database.drop())
+    const target = new URL(database.url)
+    const proxy = await startFrozenProxy({
+      host: target.hostname,
+      port: Number(target.port || 5432),
+    })
+    const viaProxy = new URL(database.url)
+    viaProxy.host = `127.0.0.1:${proxy.port}`
+    const line = await startLinePlatform({
+      channelSecret: TEST_CHANNEL_SECRET,
+      channelAccessToken: TEST_CHANNEL_TOKEN,
+    })
+    cleanups.push(() => line.close())
+    const deps = await createDeps(testEnv({ DATABASE_URL: viaProxy.toString() }), {
+      queuePrefix: `test-${randomUUID()}`,
+    })
+    await migrateToLatest(deps.db)
+    cleanups.push(() => closeDeps(deps))
+    // Runs first: closing the connections ends the queries that would never be answered.
+    cleanups.push(() => proxy.close())
+    const mailer = createMailer(deps.env, deps.db, { sandbox: false })
+    const storeTimeoutMs = 1_000
+    const app = createApp(deps, { inbox: createInbox(deps, { storeTimeoutMs }), mailer })
+    const post = () => {
+      const user = line.users.create()
+      const body = JSON.stringify(line.envelope([line.buildEvent('follow', user.userId, {})]))
+      return app.request('/webhooks/line', {
+        method: 'POST',
+        headers: { 'x-line-signature': sign(body), 'content-type': 'application/json' },
+        body,
+      })
+    }
+    expect((await post()).status).toBe(200)
+
+    proxy.freeze()
+    for (let i = 0; i < 2; i++) {
+      const started = Date.now()
+      const res = await post()
+      expect(res.status).toBe(503)
+      expect((await errorOf(res)).code).toBe('UNAVAILABLE')
+      expect(Date.now() - started).toBeLessThan(storeTimeoutMs + 1_000)
+    }
   })
 })

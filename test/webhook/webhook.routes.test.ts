@@ -65,6 +65,34 @@ describe('POST /webhooks/line', () => {
     )
   })
 
+  it('stores a text with a NUL character (jsonb has none) as U+FFFD, alone or with others', async () => {
+    const user = k.line.users.create()
+    const bodies = ['nul', 'other'].map((text) =>
+      JSON.stringify(k.line.envelope([k.line.buildEvent('text', user.userId, { text })])).replace(
+        '"text":"nul"',
+        '"text":"a\\u0000b \\\\u0000 kept"',
+      ),
+    )
+    expect(bodies[0]).toContain('a\\u0000b')
+    const alone = await postWebhook(k.baseUrl!, bodies[0]!)
+    expect(alone.status).toBe(200)
+    // Again together with another request (one grouped insert): both are stored.
+    const again = bodies.map((b) =>
+      b.replaceAll(/"webhookEventId":"[^"]+"/g, () => `"webhookEventId":"${randomUUID()}"`),
+    )
+    const both = await Promise.all(
+      again.map((b) => postWebhook(k.baseUrl!, b, { 'x-line-signature': sign(b) })),
+    )
+    expect(both.map((r) => r.status)).toEqual([200, 200])
+    for (const body of [bodies[0]!, ...again]) {
+      const id = JSON.parse(body).events[0].webhookEventId as string
+      const row = await eventRow(id)
+      expect(row).toBeDefined()
+      const text = (row!.payload as { message: { text: string } }).message.text
+      expect(text === 'other' || text === 'a\ufffdb \\u0000 kept').toBe(true)
+    }
+  })
+
   it('answers 200 to an empty events array (the console Verify button)', async () => {
     const body = JSON.stringify({ destination: k.line.botUserId, events: [] })
     expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
