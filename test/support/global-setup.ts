@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { Kysely, NO_MIGRATIONS, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { createMigrator } from '../../src/main/migrate.ts'
+import { pgAdmin } from './pg-admin.ts'
 
 const BASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/kizuna_test'
 
@@ -13,7 +14,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   const url = new URL(BASE_URL)
   url.pathname = `/${url.pathname.slice(1)}_${randomBytes(4).toString('hex')}`
   const name = url.pathname.slice(1)
-  await admin(`create database "${name}"`)
+  await pgAdmin(BASE_URL, `create database "${name}"`)
   process.env.TEST_DATABASE_URL = url.toString()
 
   const db = new Kysely<unknown>({
@@ -32,17 +33,5 @@ export default async function setup(): Promise<() => Promise<void>> {
   } finally {
     await db.destroy()
   }
-  return () => admin(`drop database if exists "${name}" with (force)`)
-}
-
-async function admin(statement: string): Promise<void> {
-  const url = new URL(BASE_URL)
-  url.pathname = '/postgres'
-  const client = new pg.Client({ connectionString: url.toString() })
-  await client.connect()
-  try {
-    await client.query(statement)
-  } finally {
-    await client.end()
-  }
+  return () => pgAdmin(BASE_URL, `drop database if exists "${name}" with (force)`)
 }

@@ -124,11 +124,9 @@ describe('webhook during outages', () => {
 
     proxy.freeze()
     for (let i = 0; i < 2; i++) {
-      const started = Date.now()
       const res = await post()
       expect(res.status).toBe(503)
       expect((await errorOf(res)).code).toBe('UNAVAILABLE')
-      expect(Date.now() - started).toBeLessThan(storeTimeoutMs + 1_000)
     }
   })
 })
