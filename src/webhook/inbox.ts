@@ -60,7 +60,7 @@ export function createInbox(
   const writer = createBatcher<InboxRequest, InboxResult>(
     async (requests) => {
       try {
-        const fresh = await insert(requests.map((r) => storableBody(r.body)))
+        const fresh = await insert(requests.map((r) => r.body))
         return requests.map(() => ({ fresh }))
       } catch (error) {
         // Postgres unreachable: every request fails (503). Otherwise one request may be bad:
@@ -76,7 +76,7 @@ export function createInbox(
 
   async function insertOne(request: InboxRequest): Promise<InboxResult> {
     try {
-      return { fresh: await insert([storableBody(request.body)]) }
+      return { fresh: await insert([request.body]) }
     } catch (error) {
       if (isConnectionError(error)) throw error
       return { error }
@@ -110,7 +110,7 @@ export function createInbox(
   return {
     /** Resolves once the events are committed (or rejects: nothing was stored). */
     async store(request: InboxRequest): Promise<InboxResult> {
-      const [result] = await writer.run([request])
+      const [result] = await writer.run([{ ...request, body: storableBody(request.body) }])
       return result!
     },
     enqueue,
