@@ -1,4 +1,3 @@
-import pLimit from 'p-limit'
 import { memberCardVars } from '../cards/cards.service.ts'
 import type { Env } from '../config/env.ts'
 import type { Mailer } from '../email/mailer.ts'
@@ -10,7 +9,7 @@ import { createSendDeliveries } from '../messaging/delivery.jobs.ts'
 import type { LineLimiters } from '../messaging/line-send.ts'
 import type { MessageVarsLoaders } from '../messaging/message-vars.ts'
 import type { Deps } from '../platform/deps.ts'
-import { LINE_SEND_CONNECTIONS } from '../platform/line-send-transport.ts'
+import { LINE_CALLS_UNDER_WAY } from '../platform/line-send-transport.ts'
 import { createSharedLimiter } from '../platform/shared-limiter.ts'
 import type { Processors } from '../platform/worker-types.ts'
 import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
@@ -34,10 +33,9 @@ export function createLineLimiters(deps: Pick<Deps, 'redis' | 'queues' | 'env'>)
     createSharedLimiter(deps.redis, {
       key: `${deps.queues.prefix}:line-limit:${endpoint}`,
       perSecond,
-      inFlight: LINE_SEND_CONNECTIONS,
+      inFlight: LINE_CALLS_UNDER_WAY,
     })
   return {
-    inflight: pLimit(LINE_SEND_CONNECTIONS),
     push: limiter('push', deps.env.LINE_PUSH_RATE_PER_SECOND),
     reply: limiter('reply', deps.env.LINE_PUSH_RATE_PER_SECOND),
     multicast: limiter('multicast', 200),

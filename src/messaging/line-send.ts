@@ -1,4 +1,3 @@
-import type { LimitFunction } from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody, preparedBody } from '../platform/line-send-transport.ts'
@@ -13,14 +12,14 @@ import {
 /** LINE: a multicast reaches at most 500 user ids. */
 export const MULTICAST_MAX_RECIPIENTS = 500
 
-export type LineLimiters = Record<'push' | 'multicast' | 'reply', SharedLimiter> & {
-  /**
-   * Requests on the wire at once, at most the transport's connections: a token is taken only
-   * when a connection is free, so granted requests never queue in the client and then leave in
-   * a bunch (which would crowd more than the limit into one second).
-   */
-  inflight: LimitFunction
-}
+/**
+ * One shared limiter per sending endpoint. Each starts a call at its slot and keeps at most its
+ * own `inFlight` under way, and the transport has a connection for every one of them, so a call
+ * never waits for a connection after its slot (it would then leave in a bunch with others and
+ * crowd more than the limit into one second), and calls waiting for one endpoint's slots never
+ * hold up another endpoint's.
+ */
+export type LineLimiters = Record<'push' | 'multicast' | 'reply', SharedLimiter>
 
 /** One delivery going out on LINE. */
 export type LineItem = {
@@ -108,9 +107,7 @@ function tryReply(
   replyToken: string,
 ): Promise<DeliveryOutcome | null> {
   const body = prepareBody('reply', { replyToken }, item.messagesJson)
-  return limiters.inflight(() =>
-    limiters.reply.run(() => replyOutcome(deps, item.id, () => deps.line.send(body))),
-  )
+  return limiters.reply.run(() => replyOutcome(deps, item.id, () => deps.line.send(body)))
 }
 
 async function replyOutcome(
@@ -201,7 +198,7 @@ async function callLine(
   ids: string[],
   send: () => Promise<{ requestId: string | null }>,
 ): Promise<LineBatchResult> {
-  return limiters.inflight(() => limiters[endpoint].run(() => outcomesOf(ids, send)))
+  return limiters[endpoint].run(() => outcomesOf(ids, send))
 }
 
 async function outcomesOf(

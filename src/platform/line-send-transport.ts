@@ -58,11 +58,13 @@ export type LineSendTransport = {
 }
 
 /**
- * Connections to LINE per process; callers keep at most this many sends on the wire. The rate
- * limiters leave this many requests of room under LINE's limit (sent in one second, answered in
- * the next), so more connections cost rate: 48 sent the most in the delivery benchmark.
+ * Sends under way at once per endpoint and process. The rate limiters leave this many requests
+ * of room under LINE's limit (sent in one second, answered in the next), so more cost rate: 48
+ * sent the most in the delivery benchmark.
  */
-export const LINE_SEND_CONNECTIONS = 48
+export const LINE_CALLS_UNDER_WAY = 48
+/** A connection for every call the three endpoints' limiters may have under way. */
+const LINE_SEND_CONNECTIONS = 3 * LINE_CALLS_UNDER_WAY
 
 const PATHS: Record<LineSendEndpoint, string> = {
   push: '/v2/bot/message/push',
