@@ -89,7 +89,7 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
   if (!(opts.perSecond >= 2)) throw new Error('a shared limiter needs perSecond of at least 2')
   // Capped at 5% of the rate: at a low limit, many calls under way would eat the budget.
   const inFlight = Math.max(1, Math.min(opts.inFlight, Math.floor(opts.perSecond / 20)))
-  const budget = Math.max(1, opts.perSecond - inFlight)
+  const budget = opts.perSecond - inFlight // at least 1: perSecond >= 2, inFlight <= 5% or 1
   const intervalMs = 1000 / budget
   const chunk = Math.max(1, Math.floor(HORIZON_MS / intervalMs))
   const horizonMs = Math.max(HORIZON_MS, intervalMs)

@@ -108,9 +108,13 @@ export function createInbox(
   }
 
   return {
-    /** Resolves once the events are committed (or rejects: nothing was stored). */
+    /**
+     * Resolves once the events are committed; rejects when they are not known to be (nothing
+     * stored, or an insert that did not answer in time and queues its events itself if it commits).
+     */
     async store(request: InboxRequest): Promise<InboxResult> {
-      const [result] = await writer.run([{ ...request, body: storableBody(request.body) }])
+      const body = storableBody(request.body)
+      const [result] = await writer.run([body === request.body ? request : { ...request, body }])
       return result!
     },
     enqueue,

@@ -1,6 +1,6 @@
-import { CompiledQuery, sql } from 'kysely'
+import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
-import { PREPARE } from '../platform/prepared.ts'
+import { executePreparedText, PREPARE } from '../platform/prepared.ts'
 
 const INSERT_BODIES_SQL = `${PREPARE}
   insert into webhook_event (webhook_event_id, type, mode, is_redelivery, occurred_at, payload)
@@ -20,9 +20,9 @@ const INSERT_BODIES_SQL = `${PREPARE}
  */
 export async function insertWebhookBodies(db: Db, bodies: string[]): Promise<Set<string>> {
   if (bodies.length === 0) return new Set()
-  const inserted = await db.executeQuery<{ webhook_event_id: string }>(
-    CompiledQuery.raw(INSERT_BODIES_SQL, [`[${bodies.join(',')}]`]),
-  )
+  const inserted = await executePreparedText<{ webhook_event_id: string }>(db, INSERT_BODIES_SQL, [
+    `[${bodies.join(',')}]`,
+  ])
   const fresh = new Set<string>()
   for (const row of inserted.rows) fresh.add(row.webhook_event_id)
   return fresh
