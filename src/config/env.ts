@@ -46,7 +46,7 @@ export const envSchema = z.object({
   LINE_CHANNEL_ACCESS_TOKEN: z.string().min(1).optional(),
   LINE_API_BASE_URL: z.url().default('https://api.line.me'),
   LINE_DATA_API_BASE_URL: z.url().default('https://api-data.line.me'),
-  LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().min(2).default(2000),
+  LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().min(1).default(2000),
   LINE_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   MAIL_FROM: z.string().min(3).default('Kizuna <no-reply@kizuna.local>'),
