@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { createApiKey, SCOPES, type Scope } from '../auth/api-key.service.ts'
-import { describeZodError } from '../platform/http.ts'
+import { checkInput, describeFields } from '../platform/input.ts'
 import { findStoreByCode, insertStore, listStores } from '../stores/store.repo.ts'
 import { newStoreSchema } from '../stores/store.schemas.ts'
 import { UsageError, withDb } from './with-db.ts'
@@ -14,10 +14,10 @@ export function registerStoreCommands(program: Command): void {
     .requiredOption('--name <name>', 'store name, e.g. Shibuya')
     .action((opts: { code: string; name: string }) =>
       withDb(async (db) => {
-        const parsed = newStoreSchema.safeParse(opts)
-        if (!parsed.success) throw new UsageError(describeZodError(parsed.error).message)
-        const store = await insertStore(db, parsed.data)
-        if (!store) throw new UsageError(`store ${parsed.data.code} already exists`)
+        const checked = checkInput(newStoreSchema, opts)
+        if (!checked.ok) throw new UsageError(describeFields(checked.fields))
+        const store = await insertStore(db, checked.data)
+        if (!store) throw new UsageError(`store ${checked.data.code} already exists`)
         console.log(`added store ${store.code} (${store.name})`)
       }),
     )

@@ -4,7 +4,8 @@ import { requireKey } from '../auth/require-key.ts'
 import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
-import { type AppEnv, describeZodError } from '../platform/http.ts'
+import type { AppEnv } from '../platform/http.ts'
+import { parseInput } from '../platform/input.ts'
 import { consentUpdateSchema, customerIdSchema } from './consent.schemas.ts'
 import { loadConsent, setConsent } from './consent.service.ts'
 
@@ -46,13 +47,9 @@ export function consentRoutes(deps: Pick<Deps, 'db'>) {
         } catch {
           throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
         }
-        const parsed = consentUpdateSchema.safeParse(json)
-        if (!parsed.success) {
-          const { message, fields } = describeZodError(parsed.error)
-          throw new AppError('BAD_REQUEST', message, { details: fields })
-        }
+        const update = parseInput(consentUpdateSchema, json)
         const customerId = await currentCustomerId(deps, c.req.param('id'))
-        const result = await setConsent(deps.db, customerId, { ...parsed.data, source: 'admin' })
+        const result = await setConsent(deps.db, customerId, { ...update, source: 'admin' })
         return c.json(result)
       },
     )

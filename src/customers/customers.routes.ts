@@ -2,8 +2,8 @@ import { Hono } from 'hono'
 import { z } from 'zod'
 import { requireKey } from '../auth/require-key.ts'
 import type { Deps } from '../platform/deps.ts'
-import { AppError } from '../platform/errors.ts'
-import { type AppEnv, describeZodError } from '../platform/http.ts'
+import type { AppEnv } from '../platform/http.ts'
+import { parseInput } from '../platform/input.ts'
 import { getCustomerProfileByIdentity } from './customer-profile.service.ts'
 import { identityQuerySchema } from './identity-values.ts'
 
@@ -14,11 +14,7 @@ const lookupQuerySchema = z.object({
 /** Admin lookups: `GET /api/customers?identity=kind:value` (scope admin). */
 export function customerRoutes(deps: Pick<Deps, 'db'>) {
   return new Hono<AppEnv>().get('/', requireKey(deps.db, 'admin'), async (c) => {
-    const parsed = lookupQuerySchema.safeParse({ identity: c.req.query('identity') })
-    if (!parsed.success) {
-      const { message, fields } = describeZodError(parsed.error)
-      throw new AppError('BAD_REQUEST', message, { details: fields })
-    }
-    return c.json(await getCustomerProfileByIdentity(deps.db, parsed.data.identity))
+    const query = parseInput(lookupQuerySchema, { identity: c.req.query('identity') })
+    return c.json(await getCustomerProfileByIdentity(deps.db, query.identity))
   })
 }

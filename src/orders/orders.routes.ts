@@ -2,7 +2,8 @@ import { Hono } from 'hono'
 import { requireKey } from '../auth/require-key.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
-import { type AppEnv, describeZodError } from '../platform/http.ts'
+import type { AppEnv } from '../platform/http.ts'
+import { parseInput } from '../platform/input.ts'
 import { readRawBody } from '../platform/raw-body.ts'
 import { orderSchema } from './order.schemas.ts'
 import { recordOrder } from './order.service.ts'
@@ -19,14 +20,8 @@ export function orderRoutes(deps: Pick<Deps, 'db' | 'env'>) {
     } catch {
       throw new AppError('BAD_REQUEST', '(body): not valid JSON')
     }
-    const parsed = orderSchema.safeParse(body)
-    if (!parsed.success) {
-      const { message, fields } = describeZodError(parsed.error)
-      throw new AppError('BAD_REQUEST', message, { details: fields })
-    }
-    const outcome = await deps.db
-      .transaction()
-      .execute((trx) => recordOrder(trx, deps.env, parsed.data))
+    const order = parseInput(orderSchema, body)
+    const outcome = await deps.db.transaction().execute((trx) => recordOrder(trx, deps.env, order))
     return c.json(outcome, outcome.created ? 201 : 200)
   })
 }

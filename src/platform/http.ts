@@ -3,6 +3,7 @@ import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
 import type { ZodError } from 'zod'
 import { AppError, type ErrorCode, statusOf } from './errors.ts'
+import { describeFields, type FieldProblem, fieldName } from './input.ts'
 import type { Logger } from './logger.ts'
 
 export type AppEnv = { Variables: { requestId: string; log: Logger } }
@@ -51,13 +52,10 @@ export const notFound: NotFoundHandler<AppEnv> = (c) =>
   c.json(errorBody(c, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404)
 
 /** Turns a zod error into `field: problem` lines naming every bad field. */
-export function describeZodError(error: ZodError): { message: string; fields: unknown[] } {
+export function describeZodError(error: ZodError): { message: string; fields: FieldProblem[] } {
   const fields = error.issues.map((issue) => ({
-    field: issue.path.map(String).join('.') || '(body)',
+    field: fieldName(issue.path),
     message: issue.message,
   }))
-  return {
-    message: fields.map((f) => `${f.field}: ${f.message}`).join('; '),
-    fields,
-  }
+  return { message: describeFields(fields), fields }
 }

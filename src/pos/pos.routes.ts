@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { type KeyEnv, requireKey } from '../auth/require-key.ts'
 import { AppError } from '../platform/errors.ts'
-import { describeZodError } from '../platform/http.ts'
+import { parseInput } from '../platform/input.ts'
 import { findStoreCodeById } from './pos.repo.ts'
 import { scanBodySchema, voidParamsSchema } from './pos.schemas.ts'
 import { type PosDeps, type PosStore, scan, voidReceipt } from './pos.service.ts'
@@ -44,24 +44,15 @@ export function posRoutes(deps: PosDeps) {
       } catch {
         throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
       }
-      const parsed = scanBodySchema.safeParse(json)
-      if (!parsed.success) {
-        const { message, fields } = describeZodError(parsed.error)
-        throw new AppError('BAD_REQUEST', message, { details: fields })
-      }
-      return c.json(await scan(deps, store, parsed.data), 200)
+      return c.json(await scan(deps, store, parseInput(scanBodySchema, json)), 200)
     },
   )
 
   // Takes a recorded receipt back (a return at the register, a mistake): see voidPurchase.
   app.post('/receipts/:receiptId/void', requireKey(deps.db, 'pos'), async (c) => {
     const store = await storeOf(c.get('caller').storeId)
-    const parsed = voidParamsSchema.safeParse({ receiptId: c.req.param('receiptId') })
-    if (!parsed.success) {
-      const { message, fields } = describeZodError(parsed.error)
-      throw new AppError('BAD_REQUEST', message, { details: fields })
-    }
-    return c.json(await voidReceipt(deps, store, parsed.data.receiptId), 200)
+    const params = parseInput(voidParamsSchema, { receiptId: c.req.param('receiptId') })
+    return c.json(await voidReceipt(deps, store, params.receiptId), 200)
   })
   return app
 }

@@ -7,7 +7,8 @@ import { basePath } from 'hono/route'
 import { authenticate } from '../auth/api-key.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
-import { type AppEnv, describeZodError } from '../platform/http.ts'
+import type { AppEnv } from '../platform/http.ts'
+import { parseInput } from '../platform/input.ts'
 import { POS_MAX_BYTES } from '../pos/pos.routes.ts'
 import { scan } from '../pos/pos.service.ts'
 import { loginPage, scanPage } from './staff.pages.ts'
@@ -69,9 +70,8 @@ export function staffRoutes(deps: StaffDeps) {
   })
 
   async function logIn(c: Context<AppEnv>, rawKey: unknown): Promise<StaffSession> {
-    const form = staffLoginSchema.safeParse({ key: rawKey })
-    if (!form.success) throw new AppError('BAD_REQUEST', describeZodError(form.error).message)
-    const caller = await authenticate(deps.db, `Bearer ${form.data.key}`, 'pos')
+    const form = parseInput(staffLoginSchema, { key: rawKey })
+    const caller = await authenticate(deps.db, `Bearer ${form.key}`, 'pos')
     const store = caller.storeId ? await findStoreById(deps.db, caller.storeId) : undefined
     if (!store) throw new AppError('FORBIDDEN', 'this API key does not belong to a store')
     const session = {
@@ -126,13 +126,9 @@ export function staffRoutes(deps: StaffDeps) {
         } catch {
           throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
         }
-        const parsed = staffScanSchema.safeParse(json)
-        if (!parsed.success) {
-          const { message, fields } = describeZodError(parsed.error)
-          throw new AppError('BAD_REQUEST', message, { details: fields })
-        }
+        const body = parseInput(staffScanSchema, json)
         const store = { id: session.storeId, code: session.storeCode }
-        return c.json(await scan(deps, store, parsed.data), 200)
+        return c.json(await scan(deps, store, body), 200)
       },
     )
 }

@@ -78,11 +78,14 @@ describe('kizuna import orders', () => {
       order('N2', { total: -1 }),
       '',
       order('N3', { lines: [] }),
+      order('N4', { lines: [{ sku: 'PARA\u0000SOL-1', quantity: 1, unitPrice: 12000 }] }),
     ])
     const result = await cli(['import', 'orders', ndjson])
-    expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 2')
+    expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 3')
     expect(result.stderr).toContain('line 2: total:')
     expect(result.stderr).toContain('line 4: lines: an order has at least one line')
+    // Postgres text cannot hold a NUL: the line is reported, not the whole batch failed.
+    expect(result.stderr).toContain('line 5: lines.0.sku: contains a NUL character')
     expect(await purchases(source)).toEqual([
       { external_id: 'N1', customer_id: null, total: 12000, lines: '1' },
     ])

@@ -117,6 +117,19 @@ describe('POST /api/orders', () => {
     expect(notJson.status).toBe(400)
   })
 
+  it('answers 400 naming the field for a NUL character, which no Postgres text can hold, and records nothing', async () => {
+    const body = order({
+      orderId: `W-${randomUUID()}`,
+      lines: [{ sku: 'SOFA-1', name: 'So\u0000fa', quantity: 1, unitPrice: 167000 }],
+    })
+    const res = await postOrder(body)
+    expect(res.status).toBe(400)
+    const error = await errorOf(res)
+    expect(error.code).toBe('BAD_REQUEST')
+    expect(error.message).toContain('lines.0.name')
+    expect(await purchaseOf(body.orderId)).toHaveLength(0)
+  })
+
   it('needs a key with the import scope', async () => {
     const admin = (await createApiKey(kizuna.deps.db, { storeId: null, scopes: ['admin'] })).key
     expect((await postOrder(order(), admin)).status).toBe(403)

@@ -184,6 +184,18 @@ describe('POST /api/pos/scans', () => {
     expect((await post('{nope')).status).toBe(400)
     expect(await purchasesOf(c.id)).toHaveLength(0)
   })
+
+  it('answers 400 naming the field that holds a NUL character (Postgres text cannot), and writes nothing', async () => {
+    const c = await makeCustomer(db)
+    const r = receipt()
+    const res = await post({ barcode: c.card, receipt: { ...r, id: `R\u0000${r.id}` } })
+    expect(res.status).toBe(400)
+    const error = await errorOf(res)
+    expect(error.message).toBe(
+      'receipt.id: contains a NUL character (\\u0000), which cannot be stored',
+    )
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+  })
 })
 
 describe('POST /api/pos/scans with linkBarcode', () => {

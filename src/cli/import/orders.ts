@@ -8,6 +8,7 @@ import {
 import { recordOrderBatch } from '../../orders/order.service.ts'
 import { csvFieldOf, orderFromCsvRows } from '../../orders/order-csv.ts'
 import type { Database } from '../../platform/db.ts'
+import { checkInput } from '../../platform/input.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
 import { formatOf, openRecords } from './read-records.ts'
 import { parseRow } from './rows.ts'
@@ -66,17 +67,17 @@ export async function importOrdersFile(
     writing.catch(() => {})
   }
   const accept = async (candidate: unknown, line: number, lines: number[] | null) => {
-    const parsed = orderSchema.safeParse(candidate)
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        const path = issue.path.map(String).join('.') || '(row)'
+    const checked = checkInput(orderSchema, candidate)
+    if (!checked.ok) {
+      for (const problem of checked.fields) {
+        const path = problem.field === '(body)' ? '(row)' : problem.field
         const { column, row } = lines ? csvFieldOf(path) : { column: path, row: null }
-        reportBadRow(row !== null ? (lines?.[row] ?? line) : line, `${column}: ${issue.message}`)
+        reportBadRow(row !== null ? (lines?.[row] ?? line) : line, `${column}: ${problem.message}`)
       }
       tally.skipped++
       return
     }
-    batch.push({ order: parsed.data, line })
+    batch.push({ order: checked.data, line })
     if (batch.length >= BATCH) await flush()
   }
   const closeGroup = async () => {

@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import { describeZodError } from '../../platform/http.ts'
+import { checkInput, describeFields } from '../../platform/input.ts'
 import { reportBadRow } from './progress.ts'
 import type { SourceRecord } from './read-records.ts'
 
@@ -12,8 +12,8 @@ export function parseRow<T extends z.ZodType>(
     reportBadRow(item.line, item.error)
     return undefined
   }
-  const parsed = schema.safeParse(item.record)
-  if (parsed.success) return parsed.data
-  reportBadRow(item.line, describeZodError(parsed.error).message.replaceAll('(body)', '(row)'))
+  const checked = checkInput(schema, item.record)
+  if (checked.ok) return checked.data
+  reportBadRow(item.line, describeFields(checked.fields).replaceAll('(body)', '(row)'))
   return undefined
 }

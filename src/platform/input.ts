@@ -1,0 +1,64 @@
+import type { z } from 'zod'
+import { AppError } from './errors.ts'
+
+/** One bad field: its path (`lines.0.name`, `(body)` for the whole) and what is wrong. */
+export type FieldProblem = { field: string; message: string }
+
+export type Checked<T> = { ok: true; data: T } | { ok: false; fields: FieldProblem[] }
+
+const NUL_MESSAGE = 'contains a NUL character (\\u0000), which cannot be stored'
+
+/**
+ * Checks input against `schema`, every bad field at once. Strings and keys holding a NUL
+ * character are bad wherever they are: Postgres text and jsonb cannot hold one, so they would
+ * fail at the insert with a 500 instead of here with the field's name.
+ */
+export function checkInput<S extends z.ZodType>(schema: S, input: unknown): Checked<z.output<S>> {
+  const fields = nulFields(input)
+  const parsed = schema.safeParse(input)
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      fields.push({ field: fieldName(issue.path), message: issue.message })
+    }
+  }
+  if (fields.length > 0 || !parsed.success) return { ok: false, fields }
+  return { ok: true, data: parsed.data }
+}
+
+/** Like checkInput, for a request: throws a 400 naming every bad field. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const checked = checkInput(schema, input)
+  if (checked.ok) return checked.data
+  throw new AppError('BAD_REQUEST', describeFields(checked.fields), { details: checked.fields })
+}
+
+/** `field: problem; field: problem`. */
+export function describeFields(fields: FieldProblem[]): string {
+  return fields.map((f) => `${f.field}: ${f.message}`).join('; ')
+}
+
+export function fieldName(path: readonly PropertyKey[]): string {
+  return path.map(String).join('.') || '(body)'
+}
+
+/** The fields of a parsed JSON value whose string or key holds a NUL character. */
+function nulFields(value: unknown): FieldProblem[] {
+  const found: FieldProblem[] = []
+  const walk = (v: unknown, path: PropertyKey[]) => {
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) found.push({ field: fieldName(path), message: NUL_MESSAGE })
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) walk(v[i], [...path, i])
+    } else if (v !== null && typeof v === 'object') {
+      for (const [key, item] of Object.entries(v)) {
+        if (key.includes('\u0000')) {
+          found.push({ field: fieldName(path), message: `a key ${NUL_MESSAGE}` })
+        } else {
+          walk(item, [...path, key])
+        }
+      }
+    }
+  }
+  walk(value, [])
+  return found
+}

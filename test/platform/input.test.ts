@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { AppError } from '../../src/platform/errors.ts'
+import { checkInput, parseInput } from '../../src/platform/input.ts'
+
+const schema = z.object({
+  name: z.string().max(5),
+  tags: z.array(z.string()),
+  extra: z.record(z.string(), z.string()).optional(),
+})
+
+describe('checkInput', () => {
+  it('names every bad field at once: NUL characters (in values and keys, however deep) and the schema’s own', () => {
+    const checked = checkInput(schema, {
+      name: 'too long for five',
+      tags: ['ok', 'b\u0000d'],
+      extra: { 'k\u0000': 'v' },
+    })
+    expect(checked).toEqual({
+      ok: false,
+      fields: [
+        {
+          field: 'tags.1',
+          message: 'contains a NUL character (\\u0000), which cannot be stored',
+        },
+        {
+          field: 'extra',
+          message: 'a key contains a NUL character (\\u0000), which cannot be stored',
+        },
+        { field: 'name', message: expect.stringContaining('5') },
+      ],
+    })
+  })
+
+  it('refuses a NUL even where the schema would accept the string', () => {
+    expect(checkInput(z.string(), 'a\u0000b')).toEqual({
+      ok: false,
+      fields: [{ field: '(body)', message: expect.stringContaining('NUL') }],
+    })
+  })
+
+  it('passes valid input through the schema', () => {
+    expect(checkInput(schema, { name: 'Yui', tags: ['\u00001'.slice(1)] })).toEqual({
+      ok: true,
+      data: { name: 'Yui', tags: ['1'] },
+    })
+  })
+
+  it('parseInput throws a 400 AppError whose details list the fields', () => {
+    try {
+      parseInput(schema, { name: 'x\u0000', tags: [] })
+      expect.unreachable()
+    } catch (error) {
+      expect(error).toBeInstanceOf(AppError)
+      const e = error as AppError
+      expect(e.status).toBe(400)
+      expect(e.message).toBe('name: contains a NUL character (\\u0000), which cannot be stored')
+      expect(e.details).toEqual([{ field: 'name', message: expect.stringContaining('NUL') }])
+    }
+  })
+})
