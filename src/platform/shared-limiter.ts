@@ -76,11 +76,12 @@ const MAX_WAIT_MS = 250
 
 /**
  * Paces calls to LINE's limit of `perSecond` in any sliding second, counted as LINE counts them:
- * on arrival, which for any call falls between its start and its answer. Two layers.
+ * on arrival, which for any call falls between its start and its answer (a call given up on,
+ * after LINE_TIMEOUT_MS, is counted as answered then: a request that reaches LINE even later is
+ * the one case this does not cover). Two layers.
  *
  * Globally, slots from the shared schedule in Redis (GCRA), `perSecond` a second, reserved up to
- * 20 ms ahead and topped up before they run out, so a process makes ~70 Redis calls a second
- * however much it sends.
+ * 20 ms ahead and topped up before they run out: ~90 Redis calls a second at 2,000 sends.
  *
  * Locally, a call starts only while fewer than `perSecond` of this process's calls could arrive in
  * a second that contains its start: the calls under way and those answered within the last
@@ -97,8 +98,11 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
   if (!(Number.isInteger(opts.perSecond) && opts.perSecond >= 1)) {
     throw new Error('a shared limiter needs a whole perSecond of at least 1')
   }
+  if (!(Number.isInteger(opts.inFlight) && opts.inFlight >= 1)) {
+    throw new Error('a shared limiter needs a whole inFlight of at least 1')
+  }
   const limit = opts.perSecond
-  const inFlight = Math.max(1, Math.min(opts.inFlight, limit))
+  const inFlight = Math.min(opts.inFlight, limit)
   const intervalMs = 1000 / limit
   const chunk = Math.max(1, Math.floor(HORIZON_MS / intervalMs))
   const horizonMs = Math.max(HORIZON_MS, intervalMs)
@@ -109,7 +113,10 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
   const answered = new Float64Array(limit)
   let answeredHead = 0
   let answeredCount = 0
-  /** Local times of reserved, unused slots, in order. */
+  /**
+   * Local times of reserved, unused slots: in order within a refill, and a later refill's are
+   * never earlier by more than an event-loop pause (each is timed from its own answer).
+   */
   const slots: number[] = []
   const waiting: (() => void)[] = []
   let active = 0
@@ -164,7 +171,8 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
       answeredCount -= 1
     }
     if (active + answeredCount < limit) return 0
-    return answered[answeredHead]! + 1000 - now
+    // At least a little: within a rounding step of the second, the difference can come out 0.
+    return Math.max(answered[answeredHead]! + 1000 - now, 0.001)
   }
 
   async function pump(): Promise<void> {
@@ -179,16 +187,23 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
       }
       const now = performance.now()
       while (slots.length > 0 && slots[0]! < now - OWN_SLOT_KEEP_MS) slots.shift()
+      // First, the call must not make a second hold more than `limit` of this process's
+      // arrivals. Until it can, no slots are reserved: they would expire unused, lost to the
+      // other processes too.
+      const full = arrivalsWait(now)
+      if (full > 0) {
+        await sleep(full)
+        continue
+      }
       const refilled = topUp(now)
       if (slots.length === 0) {
         await refilled
         continue
       }
-      // The next slot has come (within a timer's resolution: early by a little, each call of a
-      // bunch would be early), and the call cannot make a second hold more than `limit`.
-      const full = arrivalsWait(now)
-      if (slots[0]! > now + 0.5 || full > 0) {
-        await sleep(Math.max(slots[0]! - now, full))
+      // The next slot has come, within a timer's resolution (early by a little, each call of a
+      // bunch would be early).
+      if (slots[0]! > now + 0.5) {
+        await sleep(slots[0]! - now)
         continue
       }
       slots.shift()
@@ -198,7 +213,8 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
   }
 
   function ended(): void {
-    // Stamped after the answer came, so never before the call arrived.
+    // Stamped once the answer came, so never before the call arrived, and before the caller's
+    // code goes on.
     const at = performance.now()
     active -= 1
     // Room: a call starts only while active + answeredCount < limit.
@@ -216,11 +232,22 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
           active += 1
           let result: Promise<T>
           try {
-            result = call()
+            // Started now; a caller handing back a plain value or a foreign thenable must not
+            // break the pump.
+            result = Promise.resolve(call())
           } catch (error) {
             result = Promise.reject(error)
           }
-          result.then(resolve, reject).finally(ended)
+          result.then(
+            (value) => {
+              ended()
+              resolve(value)
+            },
+            (error: unknown) => {
+              ended()
+              reject(error)
+            },
+          )
         })
         void pump()
       })

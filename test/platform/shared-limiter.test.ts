@@ -218,12 +218,26 @@ describe('shared limiter', () => {
     await redisA.del(key)
   })
 
-  it('refuses a limit that is not a whole number of at least 1 a second', () => {
-    for (const perSecond of [0, 0.5, 2.5, Number.NaN]) {
-      expect(() => createSharedLimiter(redisA, { key: 'x', perSecond, inFlight: 1 })).toThrow(
-        /at least 1/,
+  it('refuses a limit, or a number of calls under way, that is not a whole number of at least 1', () => {
+    for (const bad of [0, 0.5, 2.5, Number.NaN]) {
+      expect(() => createSharedLimiter(redisA, { key: 'x', perSecond: bad, inFlight: 1 })).toThrow(
+        /whole perSecond of at least 1/,
+      )
+      expect(() => createSharedLimiter(redisA, { key: 'x', perSecond: 10, inFlight: bad })).toThrow(
+        /whole inFlight of at least 1/,
       )
     }
+  })
+
+  it('keeps serving when a call hands back a plain value instead of a promise', async () => {
+    const key = `test:line-limit:${randomUUID()}`
+    const limiter = createSharedLimiter(redisA, { key, perSecond: 100, inFlight: 1 })
+    const plain = (() => 'plain') as unknown as () => Promise<string>
+    expect(await limiter.run(plain)).toBe('plain')
+    const next = limiter.run(async () => 'next')
+    const liveness = new Promise((r) => setTimeout(() => r('stuck'), 3_000))
+    expect(await Promise.race([next, liveness])).toBe('next')
+    await redisA.del(key)
   })
 
   it('mostPossibleArrivals counts every call whose start-to-answer span meets the window', () => {
