@@ -87,17 +87,31 @@ function row(name: string, r: OpenLoopResult): string {
   return `${name.padEnd(16)}${cells.join('')}   ${r.errors} errors`
 }
 
+/** The bench store of an earlier seeded run (BENCH_REUSE=1), or null when there is none. */
+async function seededStore(): Promise<string | null> {
+  const client = new pg.Client({ connectionString: DATABASE_URL })
+  try {
+    await client.connect()
+    const { rows } = await client.query<{ id: string }>(
+      "select id from store where code = 'S001' and exists (select from purchase_line limit 1)",
+    )
+    return rows[0]?.id ?? null
+  } catch {
+    return null // no such database yet, or not migrated
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
 export async function run(): Promise<void> {
   const started = performance.now()
-  const reuse = process.env.BENCH_REUSE === '1'
   let seedTimes: Record<string, number> = {}
   let storeId: string
-  if (reuse) {
-    const client = new pg.Client({ connectionString: DATABASE_URL })
-    await client.connect()
-    storeId = (await client.query("select id from store where code = 'S001'")).rows[0].id
-    await client.end()
+  const seeded = process.env.BENCH_REUSE === '1' ? await seededStore() : null
+  if (seeded) {
+    storeId = seeded
   } else {
+    if (process.env.BENCH_REUSE === '1') console.log(`nothing to reuse in ${DATABASE_URL}: seeding`)
     await freshDatabase(DATABASE_URL)
     const client = new pg.Client({ connectionString: DATABASE_URL })
     await client.connect()
@@ -196,7 +210,7 @@ export async function run(): Promise<void> {
       customers: CUSTOMERS,
       lines: LINES,
       seed_s: Number(seedSeconds.toFixed(1)),
-      ...(reuse ? { reused_db: true } : {}),
+      ...(seeded ? { reused_db: true } : {}),
     }),
   )
 }

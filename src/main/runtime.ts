@@ -67,6 +67,7 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
     const listening = await new Promise<ServerType>((resolve) => {
       const s = serve({ fetch: app.fetch, port: env.PORT, hostname: '0.0.0.0' }, () => resolve(s))
     })
+    keepConnectionsOpen(listening)
     server = listening
     port = (listening.address() as AddressInfo).port
   }
@@ -107,4 +108,19 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
       return stopping
     },
   }
+}
+
+/**
+ * Idle keep-alive connections stay open 65 s, not Node's 5 s: the client (a register's HTTP
+ * library, a load balancer with the usual 60 s idle timeout) closes them first. When the server
+ * closed first, a request sent on a connection just as it closed failed with ECONNRESET, and
+ * for a scan the register could not tell whether it was recorded (8 of 6,000 in a pos-scan run).
+ */
+const KEEP_ALIVE_MS = 65_000
+
+function keepConnectionsOpen(server: ServerType): void {
+  if (!('keepAliveTimeout' in server)) return
+  server.keepAliveTimeout = KEEP_ALIVE_MS
+  // Node wants the headers timeout above the keep-alive one.
+  server.headersTimeout = KEEP_ALIVE_MS + 1_000
 }
