@@ -71,6 +71,7 @@ export async function run(): Promise<void> {
       STANDIN_USERS: usersFile,
       STANDIN_SECRET: 'bench-secret',
       STANDIN_TOKEN: 'bench-token',
+      STANDIN_LATENCY_MS: process.env.BENCH_LINE_LATENCY_MS ?? '0',
     },
     `http://127.0.0.1:${standinPort}/bench/ready`,
   )

@@ -1,7 +1,9 @@
 /**
  * The LINE stand-in as its own process for the delivery benchmark: LINE's push limit, every
  * request validated against LINE's OpenAPI spec, and the arrival time of every push recorded.
- * Env: STANDIN_PORT, STANDIN_USERS (user ids file, one per line), STANDIN_SECRET, STANDIN_TOKEN.
+ * Env: STANDIN_PORT, STANDIN_USERS (user ids file, one per line), STANDIN_SECRET, STANDIN_TOKEN,
+ * STANDIN_LATENCY_MS (default 0: the round trip to LINE, added before every answer, as from a
+ * server far from LINE's).
  * `GET /bench/stats` on the same port answers the push count, 2xx count and the most pushes
  * seen in any one-second window.
  */
@@ -25,6 +27,7 @@ for (const userId of readFileSync(process.env.STANDIN_USERS ?? '', 'utf8').split
   })
 }
 
+const LATENCY_MS = Number(process.env.STANDIN_LATENCY_MS ?? 0)
 const arrivals: number[] = []
 let accepted = 0
 // The bench sends 100k messages: keep counts, not the recorded requests and inboxes. Dropped
@@ -64,6 +67,7 @@ serve({
     const push = pathname === '/v2/bot/message/push'
     if (push) arrivals.push(performance.now())
     const res = await platform.apiApp.fetch(req)
+    if (LATENCY_MS > 0) await new Promise((r) => setTimeout(r, LATENCY_MS))
     if (push && res.status === 200) accepted += 1
     return res
   },

@@ -48,6 +48,7 @@ export const envSchema = z.object({
   LINE_DATA_API_BASE_URL: z.url().default('https://api-data.line.me'),
   LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().min(1).default(2000),
   LINE_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  LINE_CALLS_UNDER_WAY: z.coerce.number().int().min(1).max(1000).default(200),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   MAIL_FROM: z.string().min(3).default('Kizuna <no-reply@kizuna.local>'),
   /** Account link through the shop's own login (with LINK_ASSERTION_SECRET); else email codes. */

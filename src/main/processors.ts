@@ -9,7 +9,6 @@ import { createSendDeliveries } from '../messaging/delivery.jobs.ts'
 import type { LineLimiters } from '../messaging/line-send.ts'
 import type { MessageVarsLoaders } from '../messaging/message-vars.ts'
 import type { Deps } from '../platform/deps.ts'
-import { LINE_CALLS_UNDER_WAY } from '../platform/line-send-transport.ts'
 import { createSharedLimiter } from '../platform/shared-limiter.ts'
 import type { Processors } from '../platform/worker-types.ts'
 import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
@@ -33,7 +32,7 @@ export function createLineLimiters(deps: Pick<Deps, 'redis' | 'queues' | 'env'>)
     createSharedLimiter(deps.redis, {
       key: `${deps.queues.prefix}:line-limit:${endpoint}`,
       perSecond,
-      inFlight: LINE_CALLS_UNDER_WAY,
+      inFlight: deps.env.LINE_CALLS_UNDER_WAY,
     })
   return {
     push: limiter('push', deps.env.LINE_PUSH_RATE_PER_SECOND),

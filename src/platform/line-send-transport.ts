@@ -57,15 +57,6 @@ export type LineSendTransport = {
   close(): Promise<void>
 }
 
-/**
- * Sends under way at once per endpoint and process: at 2,000/s, answers slower than 24 ms (a
- * pause on either side) hold the next sends. The rate limiter counts every call under way
- * against the second, so these cost no rate; 96 were no faster than 48 in the delivery benchmark.
- */
-export const LINE_CALLS_UNDER_WAY = 48
-/** A connection for every call the three endpoints' limiters may have under way. */
-const LINE_SEND_CONNECTIONS = 3 * LINE_CALLS_UNDER_WAY
-
 const PATHS: Record<LineSendEndpoint, string> = {
   push: '/v2/bot/message/push',
   multicast: '/v2/bot/message/multicast',
@@ -80,12 +71,17 @@ const PATHS: Record<LineSendEndpoint, string> = {
  * LINE call still goes through the SDK. The timeout aborts the request.
  */
 export function createLineSendTransport(
-  env: Pick<Env, 'LINE_CHANNEL_ACCESS_TOKEN' | 'LINE_API_BASE_URL' | 'LINE_TIMEOUT_MS'>,
+  env: Pick<
+    Env,
+    'LINE_CHANNEL_ACCESS_TOKEN' | 'LINE_API_BASE_URL' | 'LINE_TIMEOUT_MS' | 'LINE_CALLS_UNDER_WAY'
+  >,
   metrics: Metrics,
 ): LineSendTransport {
   const origin = new URL(env.LINE_API_BASE_URL).origin
   const dispatcher = new Agent({
-    connections: LINE_SEND_CONNECTIONS,
+    // A connection for every call the three endpoints' limiters may have under way (opened as
+    // they are needed), so a call never waits for one after its slot.
+    connections: 3 * env.LINE_CALLS_UNDER_WAY,
     keepAliveTimeout: 30_000,
     headersTimeout: env.LINE_TIMEOUT_MS,
     bodyTimeout: env.LINE_TIMEOUT_MS,

@@ -24,7 +24,11 @@ export type Line = {
 export function createLine(
   env: Pick<
     Env,
-    'LINE_CHANNEL_ACCESS_TOKEN' | 'LINE_API_BASE_URL' | 'LINE_DATA_API_BASE_URL' | 'LINE_TIMEOUT_MS'
+    | 'LINE_CHANNEL_ACCESS_TOKEN'
+    | 'LINE_API_BASE_URL'
+    | 'LINE_DATA_API_BASE_URL'
+    | 'LINE_TIMEOUT_MS'
+    | 'LINE_CALLS_UNDER_WAY'
   >,
   metrics: Metrics,
 ): Line {
