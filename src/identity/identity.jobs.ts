@@ -1,4 +1,5 @@
 import { UnrecoverableError } from 'bullmq'
+import { storableText } from '../platform/input.ts'
 import { classifyLineError } from '../platform/line.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { fillCustomerName, findLineUserById, saveLineProfile } from './identity.repo.ts'
@@ -9,7 +10,12 @@ export const fetchProfile: Processor<'identity.fetch-profile'> = {
     const lineUser = await findLineUserById(deps.db, lineUserId)
     if (!lineUser) throw new UnrecoverableError('LINE user row not found')
     try {
-      const profile = await deps.line.call('profile', (c) => c.getProfile(lineUser.line_uid))
+      const fetched = await deps.line.call('profile', (c) => c.getProfile(lineUser.line_uid))
+      const profile = {
+        displayName: storableText(fetched.displayName),
+        language: storableText(fetched.language),
+        pictureUrl: storableText(fetched.pictureUrl),
+      }
       await saveLineProfile(deps.db, lineUser.id, profile)
       if (profile.displayName) {
         await fillCustomerName(deps.db, lineUser.customer_id, profile.displayName)

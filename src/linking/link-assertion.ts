@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { emailSchema } from '../customers/identity-values.ts'
 import { AppError } from '../platform/errors.ts'
+import { checkInput, describeFields } from '../platform/input.ts'
 import { hmacBase64url, sameSecret } from './link-crypto.ts'
 
 /**
@@ -41,12 +42,12 @@ export function verifyLinkAssertion(secret: string, raw: unknown, now: Date): Li
   } catch {
     throw bad('malformed payload')
   }
-  const parsed = payloadSchema.safeParse(json)
-  if (!parsed.success) throw bad(parsed.error.issues[0]?.message ?? 'invalid payload')
-  if (parsed.data.exp * 1000 <= now.getTime()) {
+  const checked = checkInput(payloadSchema, json)
+  if (!checked.ok) throw bad(describeFields(checked.fields))
+  if (checked.data.exp * 1000 <= now.getTime()) {
     throw new AppError('GONE', 'assertion: expired; log in again')
   }
-  const { externalId, email, linkToken } = parsed.data
+  const { externalId, email, linkToken } = checked.data
   return {
     linkToken,
     identity: externalId

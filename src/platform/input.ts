@@ -32,6 +32,14 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   throw new AppError('BAD_REQUEST', describeFields(checked.fields), { details: checked.fields })
 }
 
+/**
+ * Text from elsewhere that must be kept, not refused (a LINE profile): its NUL characters, which
+ * no Postgres text can hold, become U+FFFD, as the webhook inbox does for its bodies.
+ */
+export function storableText<T extends string | undefined>(text: T): T {
+  return (text?.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text) as T
+}
+
 /** `field: problem; field: problem`. */
 export function describeFields(fields: FieldProblem[]): string {
   return fields.map((f) => `${f.field}: ${f.message}`).join('; ')

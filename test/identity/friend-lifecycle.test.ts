@@ -72,6 +72,23 @@ describe('friend lifecycle', () => {
     expectNoRejectedRequests(k.line)
   })
 
+  it('stores a LINE profile whose name holds a NUL character, the NUL as U+FFFD (Postgres text has none)', async () => {
+    const user = k.line.users.create({ displayName: 'Taro\u0000Y', language: 'ja' })
+    expect((await k.line.users.follow(user.userId)).status).toBe(200)
+    await eventually(async () => {
+      const row = await lineUser(user.userId)
+      expect(row?.profile_fetched_at).not.toBeNull()
+      expect(row?.display_name).toBe('Taro\uFFFDY')
+    })
+    const row = (await lineUser(user.userId))!
+    const customer = await k.deps.db
+      .selectFrom('customer')
+      .select('display_name')
+      .where('id', '=', row.customer_id)
+      .executeTakeFirstOrThrow()
+    expect(customer.display_name).toBe('Taro\uFFFDY')
+  })
+
   it('pushes with a stored retry key when the reply token is stale, reusing it on retry', async () => {
     const user = friendOnLine()
     const event = k.line.buildEvent('follow', user.userId, {}, { timestamp: Date.now() })

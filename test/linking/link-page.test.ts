@@ -159,4 +159,11 @@ describe('shop login assertions', () => {
     const none = signLinkAssertion(secret, { linkToken: 't', exp })
     expect(() => verifyLinkAssertion(secret, none, now)).toThrow('externalId or email')
   })
+
+  it('refuses, naming the field, an account id holding a NUL character (it would be looked up in Postgres)', () => {
+    const nul = signLinkAssertion(secret, { externalId: 'C-1\u0000', linkToken: 't', exp })
+    expect(() => verifyLinkAssertion(secret, nul, now)).toThrow(
+      'assertion: externalId: contains a NUL character',
+    )
+  })
 })
