@@ -46,7 +46,7 @@ export const envSchema = z.object({
   LINE_CHANNEL_ACCESS_TOKEN: z.string().min(1).optional(),
   LINE_API_BASE_URL: z.url().default('https://api.line.me'),
   LINE_DATA_API_BASE_URL: z.url().default('https://api-data.line.me'),
-  LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().min(1).default(2000),
+  LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(2000),
   LINE_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
   LINE_CALLS_UNDER_WAY: z.coerce.number().int().min(1).max(1000).default(200),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
