@@ -5,7 +5,7 @@ import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
-import { parseInput } from '../platform/input.ts'
+import { jsonInput } from '../platform/input.ts'
 import { consentUpdateSchema, customerIdSchema } from './consent.schemas.ts'
 import { loadConsent, setConsent } from './consent.service.ts'
 
@@ -41,13 +41,7 @@ export function consentRoutes(deps: Pick<Deps, 'db'>) {
       }),
       requireKey(deps.db, 'admin'),
       async (c) => {
-        let json: unknown
-        try {
-          json = await c.req.json()
-        } catch {
-          throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
-        }
-        const update = parseInput(consentUpdateSchema, json)
+        const update = await jsonInput(c, consentUpdateSchema)
         const customerId = await currentCustomerId(deps, c.req.param('id'))
         const result = await setConsent(deps.db, customerId, { ...update, source: 'admin' })
         return c.json(result)

@@ -3,7 +3,7 @@ import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
 import type { ZodError } from 'zod'
 import { AppError, type ErrorCode, statusOf } from './errors.ts'
-import { describeFields, type FieldProblem, fieldName } from './input.ts'
+import { describeFields, type FieldProblem, zodFields } from './input.ts'
 import type { Logger } from './logger.ts'
 
 export type AppEnv = { Variables: { requestId: string; log: Logger } }
@@ -53,9 +53,6 @@ export const notFound: NotFoundHandler<AppEnv> = (c) =>
 
 /** Turns a zod error into `field: problem` lines naming every bad field. */
 export function describeZodError(error: ZodError): { message: string; fields: FieldProblem[] } {
-  const fields = error.issues.map((issue) => ({
-    field: fieldName(issue.path),
-    message: issue.message,
-  }))
+  const fields = zodFields(error)
   return { message: describeFields(fields), fields }
 }

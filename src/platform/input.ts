@@ -1,4 +1,5 @@
-import type { z } from 'zod'
+import type { Context } from 'hono'
+import type { ZodError, z } from 'zod'
 import { AppError } from './errors.ts'
 
 /** One bad field: its path (`lines.0.name`, `(body)` for the whole) and what is wrong. */
@@ -14,15 +15,10 @@ const NUL_MESSAGE = 'contains a NUL character (\\u0000), which cannot be stored'
  * fail at the insert with a 500 instead of here with the field's name.
  */
 export function checkInput<S extends z.ZodType>(schema: S, input: unknown): Checked<z.output<S>> {
-  const fields = nulFields(input)
+  const nul = nulFields(input)
   const parsed = schema.safeParse(input)
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      fields.push({ field: fieldName(issue.path), message: issue.message })
-    }
-  }
-  if (fields.length > 0 || !parsed.success) return { ok: false, fields }
-  return { ok: true, data: parsed.data }
+  if (parsed.success && nul.length === 0) return { ok: true, data: parsed.data }
+  return { ok: false, fields: parsed.success ? nul : [...nul, ...zodFields(parsed.error)] }
 }
 
 /** Like checkInput, for a request: throws a 400 naming every bad field. */
@@ -30,6 +26,17 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   const checked = checkInput(schema, input)
   if (checked.ok) return checked.data
   throw new AppError('BAD_REQUEST', describeFields(checked.fields), { details: checked.fields })
+}
+
+/** A request's JSON body through parseInput: 400 for a body that is not JSON, or a bad field. */
+export async function jsonInput<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  let json: unknown
+  try {
+    json = await c.req.json()
+  } catch {
+    throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
+  }
+  return parseInput(schema, json)
 }
 
 /**
@@ -45,28 +52,43 @@ export function describeFields(fields: FieldProblem[]): string {
   return fields.map((f) => `${f.field}: ${f.message}`).join('; ')
 }
 
-export function fieldName(path: readonly PropertyKey[]): string {
+/** Every issue of a zod error as a field and its problem. */
+export function zodFields(error: ZodError): FieldProblem[] {
+  return error.issues.map((issue) => ({ field: fieldName(issue.path), message: issue.message }))
+}
+
+function fieldName(path: readonly PropertyKey[]): string {
   return path.map(String).join('.') || '(body)'
 }
 
-/** The fields of a parsed JSON value whose string or key holds a NUL character. */
+/**
+ * The fields of a parsed JSON value whose string or key holds a NUL character. On the register
+ * scan's path: one path stack for the walk, a field name built only for a find.
+ */
 function nulFields(value: unknown): FieldProblem[] {
   const found: FieldProblem[] = []
-  const walk = (v: unknown, path: PropertyKey[]) => {
+  const path: PropertyKey[] = []
+  const walk = (v: unknown) => {
     if (typeof v === 'string') {
       if (v.includes('\u0000')) found.push({ field: fieldName(path), message: NUL_MESSAGE })
     } else if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) walk(v[i], [...path, i])
+      for (let i = 0; i < v.length; i++) {
+        path.push(i)
+        walk(v[i])
+        path.pop()
+      }
     } else if (v !== null && typeof v === 'object') {
       for (const [key, item] of Object.entries(v)) {
         if (key.includes('\u0000')) {
           found.push({ field: fieldName(path), message: `a key ${NUL_MESSAGE}` })
-        } else {
-          walk(item, [...path, key])
+          continue
         }
+        path.push(key)
+        walk(item)
+        path.pop()
       }
     }
   }
-  walk(value, [])
+  walk(value)
   return found
 }

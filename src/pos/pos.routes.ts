@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { type KeyEnv, requireKey } from '../auth/require-key.ts'
 import { AppError } from '../platform/errors.ts'
-import { parseInput } from '../platform/input.ts'
+import { jsonInput, parseInput } from '../platform/input.ts'
 import { findStoreCodeById } from './pos.repo.ts'
 import { scanBodySchema, voidParamsSchema } from './pos.schemas.ts'
 import { type PosDeps, type PosStore, scan, voidReceipt } from './pos.service.ts'
@@ -38,13 +38,7 @@ export function posRoutes(deps: PosDeps) {
     requireKey(deps.db, 'pos'),
     async (c) => {
       const store = await storeOf(c.get('caller').storeId)
-      let json: unknown
-      try {
-        json = await c.req.json()
-      } catch {
-        throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
-      }
-      return c.json(await scan(deps, store, parseInput(scanBodySchema, json)), 200)
+      return c.json(await scan(deps, store, await jsonInput(c, scanBodySchema)), 200)
     },
   )
 

@@ -8,7 +8,7 @@ import { authenticate } from '../auth/api-key.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
-import { parseInput } from '../platform/input.ts'
+import { jsonInput, parseInput } from '../platform/input.ts'
 import { POS_MAX_BYTES } from '../pos/pos.routes.ts'
 import { scan } from '../pos/pos.service.ts'
 import { loginPage, scanPage } from './staff.pages.ts'
@@ -120,13 +120,7 @@ export function staffRoutes(deps: StaffDeps) {
       async (c) => {
         const session = await sessionOf(c)
         if (!session) throw new AppError('UNAUTHORIZED', 'your staff session ended: log in again')
-        let json: unknown
-        try {
-          json = await c.req.json()
-        } catch {
-          throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
-        }
-        const body = parseInput(staffScanSchema, json)
+        const body = await jsonInput(c, staffScanSchema)
         const store = { id: session.storeId, code: session.storeCode }
         return c.json(await scan(deps, store, body), 200)
       },
