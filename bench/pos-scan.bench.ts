@@ -93,7 +93,7 @@ async function seededStore(): Promise<string | null> {
   try {
     await client.connect()
     const { rows } = await client.query<{ id: string }>(
-      "select id from store where code = 'S001' and exists (select from purchase_line limit 1)",
+      "select id from store where code = 'S001' and exists (select from purchase limit 1)",
     )
     return rows[0]?.id ?? null
   } catch {

@@ -76,21 +76,10 @@ async function listRecentPurchases(db: Db, customerId: string) {
     .selectFrom('purchase')
     .select(['id', 'channel', 'source', 'external_id', 'purchased_at', 'total', 'voided_at'])
     .select(['points_earned', 'points_used'])
+    .select(['line_skus', 'line_names', 'line_quantities', 'line_unit_prices'])
     .where('customer_id', '=', customerId)
     .orderBy('purchased_at', 'desc')
     .limit(RECENT_PURCHASES)
-    .execute()
-  if (purchases.length === 0) return []
-  const lines = await db
-    .selectFrom('purchase_line')
-    .select(['purchase_id', 'sku', 'name', 'quantity', 'unit_price'])
-    .where(
-      'purchase_id',
-      'in',
-      purchases.map((p) => p.id),
-    )
-    .orderBy('purchase_id')
-    .orderBy('line_no')
     .execute()
   return purchases.map((p) => ({
     id: p.id,
@@ -102,8 +91,11 @@ async function listRecentPurchases(db: Db, customerId: string) {
     pointsEarned: p.points_earned,
     pointsUsed: p.points_used,
     voided: p.voided_at !== null,
-    lines: lines
-      .filter((l) => l.purchase_id === p.id)
-      .map((l) => ({ sku: l.sku, name: l.name, quantity: l.quantity, unitPrice: l.unit_price })),
+    lines: p.line_skus.map((sku, i) => ({
+      sku,
+      name: p.line_names[i] ?? null,
+      quantity: p.line_quantities[i],
+      unitPrice: p.line_unit_prices[i],
+    })),
   }))
 }

@@ -1,7 +1,11 @@
 import { sql, type Transaction } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import type { DB } from '../platform/db.ts'
-import { applyPurchasesToCustomers, type PurchaseTotals } from '../purchases/purchase.repo.ts'
+import {
+  applyPurchasesToCustomers,
+  lineArrays,
+  type PurchaseTotals,
+} from '../purchases/purchase.repo.ts'
 import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
 import { type Order, pendingIdentityOf } from './order.schemas.ts'
 import type { OrderOutcome } from './order.service.ts'
@@ -59,7 +63,7 @@ type Planned = {
 /**
  * Records orders as recordOrder does, one after the other, with a handful of statements for
  * the whole batch: match customers, attach online ids found by email (and the purchases that
- * waited for them), insert purchases once per (source, orderId), their lines, points ledger
+ * waited for them), insert purchases (with their lines) once per (source, orderId), points ledger
  * rows and the customers' stats. Throws NeedsPerOrderPath when an order would merge customers.
  */
 export async function writeOrderBatch(
@@ -169,44 +173,40 @@ export async function writeOrderBatch(
   // The purchases, once per (source, orderId): the first of the batch wins, as one by one.
   // One JSON parameter: JSON.stringify is much cheaper than pg's array literals.
   const purchases = JSON.stringify(
-    planned.map((p, ord) => ({
-      ord,
-      id: p.id,
-      c: p.customerId,
-      s: p.order.source,
-      x: p.order.orderId,
-      at: p.order.orderedAt,
-      t: p.order.total,
-      pe: p.customerId ? pointsFor(p.order.total, env) : 0,
-      pk: p.pending?.kind ?? null,
-      pv: p.pending?.value ?? null,
-    })),
+    planned.map((p, ord) => {
+      const lines = lineArrays(p.order.lines)
+      return {
+        ord,
+        id: p.id,
+        c: p.customerId,
+        s: p.order.source,
+        x: p.order.orderId,
+        at: p.order.orderedAt,
+        t: p.order.total,
+        pe: p.customerId ? pointsFor(p.order.total, env) : 0,
+        pk: p.pending?.kind ?? null,
+        pv: p.pending?.value ?? null,
+        ls: lines.skus,
+        ln: lines.names,
+        lq: lines.quantities,
+        lu: lines.unitPrices,
+      }
+    }),
   )
   const { rows: inserted } = await sql<{ id: string }>`
     insert into purchase (id, customer_id, channel, source, external_id, purchased_at, total,
-      points_earned, pending_identity_kind, pending_identity_value)
-    select id, c, 'online', s, x, at, t, pe, pk, pv
+      points_earned, pending_identity_kind, pending_identity_value, line_skus, line_names,
+      line_quantities, line_unit_prices)
+    select id, c, 'online', s, x, at, t, pe, pk, pv, ls, ln, lq, lu
     from json_to_recordset(${purchases}::json) as u(ord int, id uuid, c uuid, s text, x text,
-      at timestamptz, t int, pe int, pk text, pv text)
+      at timestamptz, t int, pe int, pk text, pv text, ls text[], ln text[], lq int[], lu int[])
     order by ord
     on conflict (channel, source, external_id) do nothing
     returning id`.execute(trx)
   const created = new Set(inserted.map((r) => r.id))
 
-  const lines: { p: string; n: number; s: string; m: string | null; q: number; u: number }[] = []
   for (const p of planned) {
-    if (!created.has(p.id)) continue
-    p.order.lines.forEach((line, i) => {
-      lines.push({
-        p: p.id,
-        n: i + 1,
-        s: line.sku,
-        m: line.name ?? null,
-        q: line.quantity,
-        u: line.unitPrice,
-      })
-    })
-    if (p.customerId) {
+    if (created.has(p.id) && p.customerId) {
       credited.push({
         customerId: p.customerId,
         purchaseId: p.id,
@@ -215,12 +215,6 @@ export async function writeOrderBatch(
         at: p.order.orderedAt,
       })
     }
-  }
-  if (lines.length > 0) {
-    await sql`
-      insert into purchase_line (purchase_id, line_no, sku, name, quantity, unit_price)
-      select p, n, s, m, q, u from json_to_recordset(${JSON.stringify(lines)}::json)
-        as l(p uuid, n int, s text, m text, q int, u int)`.execute(trx)
   }
 
   // Points earned and the customers' stats.

@@ -238,6 +238,10 @@ export interface Purchase {
   customer_id: string | null;
   external_id: string;
   id: Generated<string>;
+  line_names: string[];
+  line_quantities: number[];
+  line_skus: string[];
+  line_unit_prices: number[];
   pending_identity_kind: string | null;
   pending_identity_value: string | null;
   points_earned: Generated<number>;
@@ -249,15 +253,6 @@ export interface Purchase {
   store_id: string | null;
   total: number;
   voided_at: Timestamp | null;
-}
-
-export interface PurchaseLine {
-  line_no: number;
-  name: string | null;
-  purchase_id: string;
-  quantity: number;
-  sku: string;
-  unit_price: number;
 }
 
 export interface SandboxMail {
@@ -316,7 +311,6 @@ export interface DB {
   points_ledger: PointsLedger;
   product: Product;
   purchase: Purchase;
-  purchase_line: PurchaseLine;
   sandbox_mail: SandboxMail;
   store: Store;
   webhook_event: WebhookEvent;

@@ -1,6 +1,13 @@
 import { sql } from 'kysely'
-import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { Db } from '../platform/db.ts'
+
+type FollowUpLine = {
+  sku: string
+  name: string | null
+  quantity: number
+  unit_price: number
+  product_name: string | null
+}
 
 /** A purchase with its store, its customer's name and its lines (with product names): one query. */
 export async function findFollowUpPurchase(db: Db, purchaseId: string) {
@@ -8,7 +15,7 @@ export async function findFollowUpPurchase(db: Db, purchaseId: string) {
     .selectFrom('purchase')
     .leftJoin('store', 'store.id', 'purchase.store_id')
     .leftJoin('customer', 'customer.id', 'purchase.customer_id')
-    .select((eb) => [
+    .select([
       'purchase.id',
       'purchase.customer_id',
       'purchase.source',
@@ -17,20 +24,13 @@ export async function findFollowUpPurchase(db: Db, purchaseId: string) {
       'purchase.voided_at',
       'store.name as store_name',
       'customer.display_name',
-      jsonArrayFrom(
-        eb
-          .selectFrom('purchase_line')
-          .leftJoin('product', 'product.sku', 'purchase_line.sku')
-          .select([
-            'purchase_line.sku',
-            'purchase_line.name',
-            'purchase_line.quantity',
-            'purchase_line.unit_price',
-            'product.name as product_name',
-          ])
-          .whereRef('purchase_line.purchase_id', '=', 'purchase.id')
-          .orderBy('purchase_line.line_no'),
-      ).as('lines'),
+      // The lines in order, with their products' names.
+      sql<FollowUpLine[]>`(select coalesce(jsonb_agg(jsonb_build_object('sku', l.sku,
+          'name', l.name, 'quantity', l.quantity, 'unit_price', l.unit_price,
+          'product_name', product.name) order by l.n), '[]'::jsonb)
+        from unnest(purchase.line_skus, purchase.line_names, purchase.line_quantities,
+          purchase.line_unit_prices) with ordinality as l(sku, name, quantity, unit_price, n)
+        left join product on product.sku = l.sku)`.as('lines'),
     ])
     .where('purchase.id', '=', purchaseId)
     .executeTakeFirst()
@@ -55,17 +55,19 @@ export async function findRecommendedProducts(
   const { rows } = await sql<RecommendedProduct>`
     with related as (
       select r.sku, row_number() over (order by pl.line_no, r.ord) as pos
-      from purchase_line pl
+      from purchase bp
+      cross join unnest(bp.line_skus) with ordinality as pl(sku, line_no)
       join product bought on bought.sku = pl.sku
       cross join lateral unnest(bought.related_skus) with ordinality as r(sku, ord)
-      where pl.purchase_id = ${opts.purchaseId}
+      where bp.id = ${opts.purchaseId}
     ),
     firsts as (select sku, min(pos) as pos from related group by sku)
     select p.sku, p.name, p.price, p.image_url
     from firsts f join product p on p.sku = f.sku
     where not exists (
-      select 1 from purchase_line owned join purchase op on op.id = owned.purchase_id
-      where owned.sku = f.sku and op.customer_id = ${opts.customerId} and op.voided_at is null
+      select 1 from purchase op
+      where op.customer_id = ${opts.customerId} and op.voided_at is null
+        and f.sku = any (op.line_skus)
     )
     order by f.pos
     limit ${opts.limit}`.execute(db)

@@ -50,30 +50,37 @@ export async function lockCustomerById(trx: Transaction<DB>, id: string) {
   return rows[0]
 }
 
-export async function insertPurchaseOnce(
-  trx: Transaction<DB>,
-  row: {
-    id: string
-    customer_id: string | null
-    channel: string
-    source: string
-    external_id: string
-    store_id: string | null
-    register_id: string | null
-    purchased_at: Date
-    total: number
-    points_earned: number
-    points_used: number
-    pending_identity_kind: string | null
-    pending_identity_value: string | null
-  },
-) {
-  return trx
-    .insertInto('purchase')
-    .values(row)
-    .onConflict((oc) => oc.columns(['channel', 'source', 'external_id']).doNothing())
-    .returning('id')
-    .executeTakeFirst()
+/** The columns of a purchase row that the caller decides (its lines go beside it). */
+export type PurchaseRow = {
+  id: string
+  channel: string
+  source: string
+  external_id: string
+  store_id: string | null
+  register_id: string | null
+  purchased_at: Date
+  total: number
+  points_earned: number
+  points_used: number
+  pending_identity_kind: string | null
+  pending_identity_value: string | null
+}
+
+export type PurchaseLine = {
+  sku: string
+  name?: string | null
+  quantity: number
+  unitPrice: number
+}
+
+/** A purchase's lines as its row keeps them: parallel arrays, line i + 1 at index i. */
+export function lineArrays(lines: readonly PurchaseLine[]) {
+  return {
+    skus: lines.map((l) => l.sku),
+    names: lines.map((l) => l.name ?? null),
+    quantities: lines.map((l) => l.quantity),
+    unitPrices: lines.map((l) => l.unitPrice),
+  }
 }
 
 export async function findPurchaseByKey(

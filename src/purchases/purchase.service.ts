@@ -8,6 +8,7 @@ import {
   findPurchaseByKey,
   type LockedCustomer,
   lockCustomerById,
+  type PurchaseLine,
   refreshSpend,
 } from './purchase.repo.ts'
 import { recordPurchaseOnce } from './record-purchase.repo.ts'
@@ -26,7 +27,7 @@ export type PurchaseInput = {
   /** … until this identity appears (see attachPendingPurchases). */
   pendingIdentity?: { kind: string; value: string } | null
   purchasedAt: Date
-  lines: { sku: string; name?: string | null; quantity: number; unitPrice: number }[]
+  lines: PurchaseLine[]
   total: number
   pointsUsed?: number
   couponCodes?: string[]
@@ -145,13 +146,7 @@ export async function recordPurchaseFor(
         pending_identity_kind: hasCustomer ? null : (input.pendingIdentity?.kind ?? null),
         pending_identity_value: hasCustomer ? null : (input.pendingIdentity?.value ?? null),
       },
-      lines: input.lines.map((line, i) => ({
-        line_no: i + 1,
-        sku: line.sku,
-        name: line.name ?? null,
-        quantity: line.quantity,
-        unit_price: line.unitPrice,
-      })),
+      lines: input.lines,
       // A duplicate makes the count guard fail: nothing is written, then refused below.
       couponCodes: unique.length === couponCodes.length ? unique : [...unique, ''],
       ledger: [

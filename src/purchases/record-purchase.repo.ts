@@ -1,9 +1,13 @@
 import { type RawBuilder, sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 import { executePreparedText, PREPARE } from '../platform/prepared.ts'
-import { type insertPurchaseOnce, type TierThreshold, tierFor } from './purchase.repo.ts'
-
-export type PurchaseRow = Omit<Parameters<typeof insertPurchaseOnce>[1], 'customer_id'>
+import {
+  lineArrays,
+  type PurchaseLine,
+  type PurchaseRow,
+  type TierThreshold,
+  tierFor,
+} from './purchase.repo.ts'
 
 /** What recordPurchaseOnce found and did; `purchase_id` null means nothing was written. */
 export type RecordOutcome = {
@@ -37,8 +41,8 @@ export type RecordOutcome = {
  * (`start`: at most one row of customer_id, via, coupon, followed through merges), locks it and the
  * coupons listed, and only when every guard holds (customer live and unchanged since the
  * snapshot, `points >= pointsUsed`, every coupon this customer's, unused, valid at the purchase
- * time) inserts the purchase once per (channel, source, external_id) and, only if inserted, its
- * lines, the coupons' use, the ledger rows and the customer's points, stats, spend_12m and tier.
+ * time) inserts the purchase with its lines once per (channel, source, external_id) and, only if
+ * inserted, the coupons' use, the ledger rows and the customer's points, stats, spend_12m and tier.
  * The new points, spend and tier are computed once (CTE calc) and used both for the customer
  * row and for the stored answer. With `followUp`, the same statement writes the purchase's
  * follow-up delivery (`post-purchase:<purchase id>`, due `delaySeconds` after now(), not after
@@ -50,13 +54,7 @@ export async function recordPurchaseOnce(
   opts: {
     start: RawBuilder<unknown> | null
     row: PurchaseRow
-    lines: {
-      line_no: number
-      sku: string
-      name: string | null
-      quantity: number
-      unit_price: number
-    }[]
+    lines: PurchaseLine[]
     couponCodes: string[]
     ledger: { delta: number; reason: string }[]
     thresholds: TierThreshold[]
@@ -65,6 +63,7 @@ export async function recordPurchaseOnce(
   },
 ) {
   const r = opts.row
+  const lines = lineArrays(opts.lines)
   const at = sql`${r.purchased_at}::timestamptz`
   const spend = sql`s.spend`
   const start =
@@ -160,20 +159,16 @@ export async function recordPurchaseOnce(
     ins as (
       insert into purchase (id, customer_id, channel, source, external_id, store_id, register_id,
         purchased_at, total, points_earned, points_used, pending_identity_kind,
-        pending_identity_value, result)
+        pending_identity_value, result, line_skus, line_names, line_quantities, line_unit_prices)
       select ${r.id}::uuid, (select id from locked), ${r.channel}, ${r.source}, ${r.external_id},
         ${r.store_id}::uuid, ${r.register_id}, ${at}, ${r.total}::int, ${r.points_earned}::int,
         ${r.points_used}::int, ${r.pending_identity_kind}, ${r.pending_identity_value},
-        (select ${result} from (select 1) one left join calc on true)
+        (select ${result} from (select 1) one left join calc on true),
+        ${lines.skus}::text[], ${lines.names}::text[], ${lines.quantities}::int[],
+        ${lines.unitPrices}::int[]
       from status where status.ok
       on conflict (channel, source, external_id) do nothing
       returning id, result
-    ),
-    line as (
-      insert into purchase_line (purchase_id, line_no, sku, name, quantity, unit_price)
-      select ins.id, l.line_no, l.sku, l.name, l.quantity, l.unit_price
-      from ins cross join jsonb_to_recordset(${JSON.stringify(opts.lines)}::jsonb)
-        as l(line_no int, sku text, name text, quantity int, unit_price int)
     ),
     cup as (
       update coupon set used_at = now(), used_purchase_id = ins.id

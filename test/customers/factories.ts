@@ -100,20 +100,13 @@ export async function createPurchase(
       external_id: randomUUID(),
       purchased_at: purchasedAt,
       total: opts.total,
+      line_skus: [opts.sku ?? 'SOFA-1'],
+      line_names: ['Sofa'],
+      line_quantities: [1],
+      line_unit_prices: [opts.total],
     })
     .returning('id')
     .executeTakeFirstOrThrow()
-  await db
-    .insertInto('purchase_line')
-    .values({
-      purchase_id: purchase.id,
-      line_no: 1,
-      sku: opts.sku ?? 'SOFA-1',
-      name: 'Sofa',
-      quantity: 1,
-      unit_price: opts.total,
-    })
-    .execute()
   return { id: purchase.id, purchasedAt }
 }
 

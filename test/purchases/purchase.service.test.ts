@@ -52,11 +52,16 @@ describe('recordPurchase', () => {
     expect(row).toMatchObject({ spend_12m: '12000', tier: 'silver' })
     expect(row.first_purchase_at).toEqual(input.purchasedAt)
     const lines = await db
-      .selectFrom('purchase_line')
-      .select(['sku', 'line_no'])
-      .where('purchase_id', '=', first.purchaseId)
-      .execute()
-    expect(lines).toEqual([{ sku: 'SOFA-1', line_no: 1 }])
+      .selectFrom('purchase')
+      .select(['line_skus', 'line_names', 'line_quantities', 'line_unit_prices'])
+      .where('id', '=', first.purchaseId)
+      .executeTakeFirstOrThrow()
+    expect(lines).toEqual({
+      line_skus: input.lines.map((l) => l.sku),
+      line_names: input.lines.map((l) => l.name ?? null),
+      line_quantities: input.lines.map((l) => l.quantity),
+      line_unit_prices: input.lines.map((l) => l.unitPrice),
+    })
     const ledger = await db
       .selectFrom('points_ledger')
       .select(['delta', 'reason'])
