@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely'
-import { v7 as uuidv7 } from 'uuid'
+import { copyFromStdin, copyRow } from '../platform/copy.ts'
 import type { DB } from '../platform/db.ts'
+import { newTimeOrderedId } from '../platform/ids.ts'
 import {
   applyPurchasesToCustomers,
   lineArrays,
@@ -113,7 +114,7 @@ export async function writeOrderBatch(
     const pending = customerId ? null : pendingIdentityOf(order.customer)
     const plan: Planned = {
       order,
-      id: uuidv7(),
+      id: newTimeOrderedId(),
       customerId,
       reportedCustomerId: customerId,
       pending,
@@ -170,40 +171,7 @@ export async function writeOrderBatch(
     }
   }
 
-  // The purchases, once per (source, orderId): the first of the batch wins, as one by one.
-  // One JSON parameter: JSON.stringify is much cheaper than pg's array literals.
-  const purchases = JSON.stringify(
-    planned.map((p, ord) => {
-      const lines = lineArrays(p.order.lines)
-      return {
-        ord,
-        id: p.id,
-        c: p.customerId,
-        s: p.order.source,
-        x: p.order.orderId,
-        at: p.order.orderedAt,
-        t: p.order.total,
-        pe: p.customerId ? pointsFor(p.order.total, env) : 0,
-        pk: p.pending?.kind ?? null,
-        pv: p.pending?.value ?? null,
-        ls: lines.skus,
-        ln: lines.names,
-        lq: lines.quantities,
-        lu: lines.unitPrices,
-      }
-    }),
-  )
-  const { rows: inserted } = await sql<{ id: string }>`
-    insert into purchase (id, customer_id, channel, source, external_id, purchased_at, total,
-      points_earned, pending_identity_kind, pending_identity_value, line_skus, line_names,
-      line_quantities, line_unit_prices)
-    select id, c, 'online', s, x, at, t, pe, pk, pv, ls, ln, lq, lu
-    from json_to_recordset(${purchases}::json) as u(ord int, id uuid, c uuid, s text, x text,
-      at timestamptz, t int, pe int, pk text, pv text, ls text[], ln text[], lq int[], lu int[])
-    order by ord
-    on conflict (channel, source, external_id) do nothing
-    returning id`.execute(trx)
-  const created = new Set(inserted.map((r) => r.id))
+  const { created, ids } = await insertPurchasesOnce(trx, env, planned)
 
   for (const p of planned) {
     if (created.has(p.id) && p.customerId) {
@@ -248,23 +216,89 @@ export async function writeOrderBatch(
   }
   await applyPurchasesToCustomers(trx, [...perCustomer.values()], env.TIER_THRESHOLDS)
 
-  // Orders recorded before: their first purchase's id.
-  const replays = planned.filter((p) => !created.has(p.id))
-  const firstIds = new Map<string, string>()
-  if (replays.length > 0) {
-    const { rows } = await sql<{ id: string; source: string; external_id: string }>`
-      select p.id, p.source, p.external_id from purchase p
-      join unnest(${replays.map((p) => p.order.source)}::text[],
-        ${replays.map((p) => p.order.orderId)}::text[]) as k(source, external_id)
-        on p.channel = 'online' and p.source = k.source and p.external_id = k.external_id`.execute(
-      trx,
-    )
-    for (const r of rows) firstIds.set(key(r.source, r.external_id), r.id)
-  }
   return planned.map((p) => {
     const createdNow = created.has(p.id)
-    const purchaseId = createdNow ? p.id : firstIds.get(key(p.order.source, p.order.orderId))
+    const purchaseId = ids.get(key(p.order.source, p.order.orderId))
     if (!purchaseId) throw new Error('purchase conflict without a row')
     return { purchaseId, created: createdNow, customerId: p.reportedCustomerId }
   })
+}
+
+const PURCHASE_COLUMNS = `id, customer_id, channel, source, external_id, purchased_at, total,
+  points_earned, pending_identity_kind, pending_identity_value, line_skus, line_names,
+  line_quantities, line_unit_prices`
+
+/**
+ * Inserts the batch's purchases (with their lines) once per (source, orderId), the first of
+ * the batch winning, as one by one. Returns the ids inserted, and each order's purchase id.
+ *
+ * With COPY, much the cheapest way in for Postgres and for us (a 1M-line import: ~5 s of
+ * Postgres against ~11 s as `insert … select … on conflict`). COPY has no `on conflict`: when
+ * one of the orders was recorded before (a re-run, or another writer), the savepoint takes the
+ * COPY back and the same rows go through a temporary table and `on conflict do nothing`.
+ */
+async function insertPurchasesOnce(
+  trx: Transaction<DB>,
+  env: PurchaseEnv,
+  planned: Planned[],
+): Promise<{ created: Set<string>; ids: Map<string, string> }> {
+  const firsts = new Map<string, Planned>()
+  let rows = ''
+  for (const p of planned) {
+    const k = key(p.order.source, p.order.orderId)
+    if (firsts.has(k)) continue
+    firsts.set(k, p)
+    const lines = lineArrays(p.order.lines)
+    rows += copyRow([
+      p.id,
+      p.customerId,
+      'online',
+      p.order.source,
+      p.order.orderId,
+      p.order.orderedAt.toISOString(),
+      p.order.total,
+      p.customerId ? pointsFor(p.order.total, env) : 0,
+      p.pending?.kind ?? null,
+      p.pending?.value ?? null,
+      lines.skus,
+      lines.names,
+      lines.quantities,
+      lines.unitPrices,
+    ])
+  }
+  const ids = new Map([...firsts].map(([k, p]) => [k, p.id]))
+
+  await sql`savepoint kizuna_copy`.execute(trx)
+  try {
+    await copyFromStdin(trx, `copy purchase (${PURCHASE_COLUMNS}) from stdin`, rows)
+    await sql`release savepoint kizuna_copy`.execute(trx)
+    return { created: new Set(ids.values()), ids }
+  } catch (error) {
+    if ((error as { constraint?: string }).constraint !== 'purchase_channel_source_external_id_key')
+      throw error
+    await sql`rollback to savepoint kizuna_copy`.execute(trx)
+  }
+
+  await sql`create temporary table if not exists purchase_import
+    (like purchase including defaults) on commit delete rows`.execute(trx)
+  await copyFromStdin(trx, `copy purchase_import (${PURCHASE_COLUMNS}) from stdin`, rows)
+  const { rows: inserted } = await sql<{ id: string }>`
+    insert into purchase (${sql.raw(PURCHASE_COLUMNS)})
+    select ${sql.raw(PURCHASE_COLUMNS)} from purchase_import
+    on conflict (channel, source, external_id) do nothing
+    returning id`.execute(trx)
+  await sql`truncate purchase_import`.execute(trx)
+  const created = new Set(inserted.map((r) => r.id))
+  const before = [...firsts.values()].filter((p) => !created.has(p.id))
+  if (before.length > 0) {
+    const { rows: known } = await sql<{ id: string; source: string; external_id: string }>`
+      select p.id, p.source, p.external_id from purchase p
+      join unnest(${before.map((p) => p.order.source)}::text[],
+        ${before.map((p) => p.order.orderId)}::text[]) as k(source, external_id)
+        on p.channel = 'online' and p.source = k.source and p.external_id = k.external_id`.execute(
+      trx,
+    )
+    for (const r of known) ids.set(key(r.source, r.external_id), r.id)
+  }
+  return { created, ids }
 }

@@ -11,6 +11,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { COPY_FROM_STDIN } from './copy.ts'
 
 /**
  * Kysely dialect for embedded PGlite (one in-process Postgres, one session).
@@ -31,7 +32,14 @@ function createDriver(pg: PGlite): Driver {
   const releases = new WeakMap<DatabaseConnection, () => void>()
   const connection = (): DatabaseConnection => ({
     async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-      const result = await pg.query<R>(query.sql, [...query.parameters])
+      const copy = query.sql.startsWith(COPY_FROM_STDIN)
+      const result = copy
+        ? await pg.query<R>(
+            query.sql.slice(COPY_FROM_STDIN.length).replace(/stdin$/i, "'/dev/blob'"),
+            [],
+            { blob: new Blob([String(query.parameters[0])]) },
+          )
+        : await pg.query<R>(query.sql, [...query.parameters])
       return {
         rows: result.rows,
         numAffectedRows:

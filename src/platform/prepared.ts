@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { CompiledQuery, type QueryResult, type RawBuilder } from 'kysely'
 import pg from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
+import { COPY_FROM_STDIN } from './copy.ts'
 import type { Db } from './db.ts'
 
 /**
@@ -15,6 +19,7 @@ type QueryArgs = Parameters<pg.Client['query']>
 
 /**
  * The pool's client: prepares marked statements (pg keeps the names it prepared per connection),
+ * runs marked COPY statements (see copyFromStdin),
  * and never lets a lost connection crash the process. pg emits `error` on a client whose
  * connection ends, and pg-pool listens only while the client is idle: a connection lost during a
  * query (Postgres restarted, a network partition ending) was an uncaught exception. The query
@@ -29,6 +34,9 @@ export class PreparingClient extends pg.Client {
   // @ts-expect-error pg's query() is overloaded; this forwards every form unchanged.
   override query(...args: QueryArgs) {
     const [text, values] = args as unknown[]
+    if (typeof text === 'string' && text.startsWith(COPY_FROM_STDIN) && Array.isArray(values)) {
+      return this.runCopy(text.slice(COPY_FROM_STDIN.length), String(values[0]))
+    }
     if (typeof text === 'string' && text.startsWith(PREPARE) && typeof values !== 'function') {
       const name = `k${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`
       const result = super.query({ name, text, values: values as unknown[] | undefined })
@@ -39,6 +47,16 @@ export class PreparingClient extends pg.Client {
       })
     }
     return (super.query as (...a: unknown[]) => unknown)(...args)
+  }
+
+  /**
+   * `copy … from stdin` with `data`, answered the way pg answers a query; as an INSERT, which
+   * it is, so that Kysely passes the row count on.
+   */
+  private async runCopy(statement: string, data: string) {
+    const copy = super.query(copyFrom(statement))
+    await pipeline(Readable.from([data]), copy)
+    return { command: 'INSERT', rowCount: copy.rowCount, rows: [], fields: [] }
   }
 }
 

@@ -1,8 +1,8 @@
 import { type RawBuilder, sql, type Transaction } from 'kysely'
-import { v7 as uuidv7 } from 'uuid'
 import type { Env } from '../config/env.ts'
 import type { DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
+import { newTimeOrderedId } from '../platform/ids.ts'
 import {
   applyPurchasesToCustomer,
   findPurchaseByKey,
@@ -123,7 +123,7 @@ export async function recordPurchaseFor(
   const hasCustomer = opts.start !== null
   const unique = [...new Set(couponCodes)]
   const pointsEarned = hasCustomer ? pointsFor(input.total, env) : 0
-  const purchaseId = uuidv7() // time-ordered: appended at the index's right edge
+  const purchaseId = newTimeOrderedId() // time-ordered: appended at the index's right edge
   const followUp =
     input.channel === 'store' && hasCustomer && opts.followUpDelaySeconds !== undefined
       ? { delaySeconds: opts.followUpDelaySeconds }

@@ -89,4 +89,54 @@ describe('kizuna import orders', () => {
       { external_id: 'N1', customer_id: null, total: 12000, lines: '1' },
     ])
   })
+
+  it('refuses a file with an unknown column before writing anything', async () => {
+    const source = `shop${randomUUID().slice(0, 8)}`
+    const csv = await file('csv', [
+      'order_id,ordered_at,sku,quantity,unitprice,total',
+      'U1,2026-11-02T10:00:00+09:00,ARM-1,1,39000,39000',
+    ])
+    const result = await cli(['import', 'orders', '--source', source, csv])
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toContain('unknown column "unitprice"')
+    expect(await purchases(source)).toEqual([])
+  })
+
+  it('keeps line numbers across quoted line breaks, reports short rows, and keeps characters whole across read chunks', async () => {
+    const source = `shop${randomUUID().slice(0, 8)}`
+    // Japanese names (three bytes a character), one of them split by the 64 KB read chunks.
+    const name = '北欧風ソファ'.repeat(50)
+    const header =
+      'order_id,customer_external_id,customer_email,ordered_at,sku,name,quantity,unit_price,total'
+    const lines = (pad: string) => [
+      header,
+      'Q1,,,2026-11-02T10:00:00+09:00,SOFA-1,"two',
+      'lines",1,1000,1000',
+      'Q2,,,2026-11-02T10:00:00+09:00,SOFA-1',
+      'Q3,,,2026-11-02T10:00:00+09:00,SOFA-1,,0,1000,1000',
+      ...Array.from(
+        { length: 100 },
+        (_, i) => `B${pad}${i},,,2026-11-02T10:00:00+09:00,SOFA-1,${name},1,1000,1000`,
+      ),
+    ]
+    const pad = ['', 'x', 'xx'].find((p) =>
+      Buffer.from(lines(p).join('\n')).subarray(0, 65_536).toString().endsWith('\uFFFD'),
+    )
+    const csv = await file('csv', lines(pad ?? ''))
+    const result = await cli(['import', 'orders', '--source', source, csv])
+    expect(pad).toBeDefined()
+    expect(result.stdout).toContain('orders: created 0, unmatched 101, unchanged 0, skipped 2')
+    expect(result.stderr).toContain('line 4: (row): 5 cells where the header has 9')
+    expect(result.stderr).toContain('line 5: quantity: a whole number above 0')
+    const names = await db
+      .selectFrom('purchase')
+      .select(['external_id', 'line_names'])
+      .where('source', '=', source)
+      .orderBy('external_id')
+      .execute()
+    expect(names).toHaveLength(101)
+    const q1 = names.find((n) => n.external_id === 'Q1')
+    expect(q1?.line_names).toEqual(['two\nlines'])
+    expect(names.filter((n) => n.line_names[0] === name)).toHaveLength(100)
+  })
 })

@@ -9,13 +9,44 @@ import { recordOrderBatch } from '../../orders/order.service.ts'
 import { csvFieldOf, orderFromCsvRows } from '../../orders/order-csv.ts'
 import type { Database } from '../../platform/db.ts'
 import { checkInput } from '../../platform/input.ts'
+import { UsageError } from '../with-db.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
-import { formatOf, openRecords } from './read-records.ts'
-import { parseRow } from './rows.ts'
+import { formatOf, openRecords, type SourceRecord } from './read-records.ts'
 
 const BATCH = 5000
 
 type Group = { key: string; rows: OrderCsvRow[]; lines: number[]; bad: boolean }
+
+const ORDER_COLUMNS = new Set(orderCsvRowSchema.keyof().options)
+
+/**
+ * The header, checked once for the whole file (its rows are strings by construction, and are
+ * checked as orders): an unknown column, or no order_id, refuses the file before anything is
+ * written. True once there was a header to check.
+ */
+function checkOrderColumns(columns: string[] | null): boolean {
+  if (!columns) return false
+  const unknown = columns.filter((c) => !ORDER_COLUMNS.has(c as never))
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `FILE: unknown column ${unknown.map((c) => `"${c}"`).join(', ')}; the columns are ${[...ORDER_COLUMNS].join(', ')}`,
+    )
+  }
+  if (!columns.includes('order_id')) throw new UsageError('FILE: the header needs order_id')
+  return true
+}
+
+/** One CSV row as an order line, or undefined (reported) when it cannot be one. */
+function csvOrderRow(item: SourceRecord): OrderCsvRow | undefined {
+  if (item.error !== undefined) {
+    reportBadRow(item.line, item.error)
+    return undefined
+  }
+  const row = item.record as OrderCsvRow
+  if (row.order_id !== undefined) return row
+  reportBadRow(item.line, 'order_id: an order needs its id')
+  return undefined
+}
 
 /**
  * `kizuna import orders FILE`: CSV (one row per line item, the rows of an order adjacent) or
@@ -35,6 +66,7 @@ export async function importOrdersFile(
   let batch: { order: Order; line: number }[] = []
   const seen = new Set<string>()
   let group = null as Group | null
+  let columnsChecked = false
 
   // One batch is written while the next one is read.
   let writing: Promise<void> = Promise.resolve()
@@ -100,9 +132,10 @@ export async function importOrdersFile(
         }
         continue
       }
-      const row = parseRow(orderCsvRowSchema, item)
-      const orderId = row?.order_id ?? item.record?.order_id
-      const key = `${row?.source ?? item.record?.source ?? opts.source}\u0000${orderId}`
+      if (!columnsChecked) columnsChecked = checkOrderColumns(input.columns())
+      const row = csvOrderRow(item)
+      const record = item.record as OrderCsvRow | undefined
+      const key = `${record?.source ?? opts.source}\u0000${record?.order_id}`
       if (group?.key !== key) {
         await closeGroup()
         if (seen.has(key)) {

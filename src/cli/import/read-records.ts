@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { createInterface } from 'node:readline'
-import { parse } from 'csv-parse'
+import Papa from 'papaparse'
 import { UsageError } from '../with-db.ts'
 
 export type Format = 'csv' | 'ndjson'
@@ -16,6 +16,8 @@ export type RecordSource = {
   size: number
   /** Bytes read so far, for the progress bar. */
   bytesRead(): number
+  /** A CSV file's column names (trimmed, lower case) once its first record is read. */
+  columns(): string[] | null
   records: AsyncGenerator<SourceRecord>
 }
 
@@ -35,47 +37,124 @@ export async function openRecords(file: string, format: Format): Promise<RecordS
   const info = await stat(file).catch(() => {
     throw new UsageError(`FILE: cannot read ${file}`)
   })
-  const stream = createReadStream(file)
+  // Decoded as UTF-8 by the stream, so a character split between two chunks stays whole.
+  const stream = createReadStream(file, { encoding: 'utf8' })
   // Bytes the parser has consumed (the stream itself reads ahead).
-  const done = { bytes: 0 }
+  const done: Progress = { bytes: 0, header: null }
   return {
     size: info.size,
     bytesRead: () => done.bytes,
+    columns: () => done.header,
     records: format === 'csv' ? csvRecords(stream, done) : ndjsonRecords(stream, done),
   }
 }
 
+type Progress = { bytes: number; header: string[] | null }
+
+/** Rows papaparse has read and the importer has not taken yet; it pauses above this. */
+const CSV_QUEUE = 2000
+
+/**
+ * CSV records (papaparse) keyed by the header's trimmed, lower-cased names; empty cells are left
+ * out ("not given"). A row with a different number of cells than the header, or an unreadable
+ * one, is reported by line and skipped. `line` is where the record ends, counting newlines
+ * inside quoted cells.
+ */
 async function* csvRecords(
-  stream: NodeJS.ReadableStream,
-  done: { bytes: number },
+  stream: NodeJS.ReadableStream & { bytesRead?: number },
+  done: Progress,
 ): AsyncGenerator<SourceRecord> {
-  const skipped: SourceRecord[] = []
-  const parser = stream.pipe(
-    parse({
-      bom: true,
-      columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
-      skip_empty_lines: true,
-      trim: true,
-      info: true,
-      skip_records_with_error: true,
-      on_skip: (err) => {
-        const line = (err as { lines?: number } | undefined)?.lines ?? 0
-        skipped.push({ line, error: `(row): ${err?.message ?? 'unreadable CSV row'}` })
-        return undefined
-      },
-    }),
-  )
-  for await (const item of parser as AsyncIterable<{
-    record: Record<string, string>
-    info: { lines: number; bytes: number }
-  }>) {
-    done.bytes = item.info.bytes
-    yield* skipped.splice(0)
-    // Empty cells mean "not given".
-    const record = Object.fromEntries(Object.entries(item.record).filter(([, v]) => v !== ''))
-    yield { line: item.info.lines, record }
+  const queue: Papa.ParseStepResult<string[]>[] = []
+  let parser: Papa.Parser | null = null
+  let paused = false
+  let finished = false
+  let failure: unknown = null
+  let wake: (() => void) | null = null
+  const notify = () => {
+    wake?.()
+    wake = null
   }
-  yield* skipped.splice(0)
+  Papa.parse<string[]>(stream as unknown as Papa.LocalFile, {
+    header: false,
+    delimiter: ',',
+    skipEmptyLines: false,
+    step(result, p) {
+      parser = p
+      queue.push(result)
+      if (queue.length >= CSV_QUEUE && !paused) {
+        paused = true
+        p.pause()
+      }
+      notify()
+    },
+    complete() {
+      finished = true
+      notify()
+    },
+    error(error: Error) {
+      failure = error
+      notify()
+    },
+  })
+
+  let header: string[] | null = null
+  let line = 0
+  for (;;) {
+    const result = queue.shift()
+    if (!result) {
+      if (failure) throw failure
+      if (finished) return
+      if (paused) {
+        // resume() may parse (and queue, and pause again) before it returns: look again.
+        paused = false
+        ;(parser as Papa.Parser | null)?.resume()
+        continue
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve
+      })
+      continue
+    }
+    done.bytes = stream.bytesRead ?? done.bytes
+    const cells = result.data
+    line++
+    // Queued rows are taken on microtasks, which hold off all I/O: a turn of the event loop
+    // now and then lets the importer's writes reach Postgres while it reads on.
+    if ((line & 255) === 0) await new Promise(setImmediate)
+    for (const cell of cells) {
+      for (let i = cell.indexOf('\n'); i !== -1; i = cell.indexOf('\n', i + 1)) line++
+    }
+    if (cells.length === 1 && cells[0]?.trim() === '') continue
+    if (result.errors.length > 0) {
+      yield { line, error: `(row): ${result.errors[0]?.message ?? 'unreadable CSV row'}` }
+      continue
+    }
+    if (!header) {
+      header = cells.map((h, i) => (i === 0 ? h.replace(/^\uFEFF/, '') : h).trim().toLowerCase())
+      done.header = header
+      continue
+    }
+    if (cells.length !== header.length) {
+      yield {
+        line,
+        error: `(row): ${cells.length} cells where the header has ${header.length}`,
+      }
+      continue
+    }
+    const record: Record<string, string> = {}
+    for (let i = 0; i < cells.length; i++) {
+      const value = trimmed(cells[i] as string)
+      // Empty cells mean "not given".
+      if (value !== '') record[header[i] as string] = value
+    }
+    yield { line, record }
+  }
+}
+
+/** The cell without surrounding whitespace (most cells have none: no copy then). */
+function trimmed(cell: string): string {
+  if (cell === '') return cell
+  return cell.charCodeAt(0) <= 32 || cell.charCodeAt(cell.length - 1) <= 32 ? cell.trim() : cell
 }
 
 async function* ndjsonRecords(
