@@ -15,7 +15,13 @@ import { formatOf, openRecords, type SourceRecord } from './read-records.ts'
 
 const BATCH = 5000
 
-type Group = { key: string; rows: OrderCsvRow[]; lines: number[]; bad: boolean }
+type Group = {
+  source: string | undefined
+  orderId: string | undefined
+  rows: OrderCsvRow[]
+  lines: number[]
+  bad: boolean
+}
 
 const ORDER_COLUMNS = new Set(orderCsvRowSchema.keyof().options)
 
@@ -135,15 +141,17 @@ export async function importOrdersFile(
       if (!columnsChecked) columnsChecked = checkOrderColumns(input.columns())
       const row = csvOrderRow(item)
       const record = item.record as OrderCsvRow | undefined
-      const key = `${record?.source ?? opts.source}\u0000${record?.order_id}`
-      if (group?.key !== key) {
+      const source = record?.source ?? opts.source
+      const orderId = record?.order_id
+      if (!group || group.source !== source || group.orderId !== orderId) {
         await closeGroup()
+        const key = `${source}\u0000${orderId}`
         if (seen.has(key)) {
           reportBadRow(item.line, 'order_id: the rows of one order must be next to each other')
           continue
         }
         seen.add(key)
-        group = { key, rows: [], lines: [], bad: false }
+        group = { source, orderId, rows: [], lines: [], bad: false }
       }
       const current = group
       if (row) {
