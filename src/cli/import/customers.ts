@@ -12,21 +12,22 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
   const tally = { created: 0, updated: 0, unchanged: 0, skipped: 0 }
   const progress = startProgress(source.size, source.bytesRead)
   try {
-    for await (const item of source.records) {
-      progress.tick()
-      const row = parseRow(customerImportRowSchema, item)
-      if (!row) {
-        tally.skipped++
-        continue
+    for await (const items of source.records)
+      for (const item of items) {
+        progress.tick()
+        const row = parseRow(customerImportRowSchema, item)
+        if (!row) {
+          tally.skipped++
+          continue
+        }
+        try {
+          tally[await importCustomerRow(db, env, row)]++
+        } catch (error) {
+          if (!(error instanceof RowError)) throw error
+          reportBadRow(item.line, `${error.field}: ${error.message}`)
+          tally.skipped++
+        }
       }
-      try {
-        tally[await importCustomerRow(db, env, row)]++
-      } catch (error) {
-        if (!(error instanceof RowError)) throw error
-        reportBadRow(item.line, `${error.field}: ${error.message}`)
-        tally.skipped++
-      }
-    }
   } finally {
     progress.stop()
   }

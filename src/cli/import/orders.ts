@@ -56,8 +56,8 @@ function csvOrderRow(item: SourceRecord): OrderCsvRow | undefined {
 
 /**
  * `kizuna import orders FILE`: CSV (one row per line item, the rows of an order adjacent) or
- * NDJSON (one order per line). Orders are saved in transactions of 5000, once per (source,
- * order id); a bad order is reported by line and field and skipped.
+ * NDJSON (one order per line). Orders are saved in transactions of about 5000, once per
+ * (source, order id); a bad order is reported by line and field and skipped.
  */
 export async function importOrdersFile(
   db: Database,
@@ -104,7 +104,7 @@ export async function importOrdersFile(
     // Keeps an unhandled rejection from ending the process before the next await.
     writing.catch(() => {})
   }
-  const accept = async (candidate: unknown, line: number, lines: number[] | null) => {
+  const accept = (candidate: unknown, line: number, lines: number[] | null) => {
     const checked = checkInput(orderSchema, candidate)
     if (!checked.ok) {
       for (const problem of checked.fields) {
@@ -116,50 +116,52 @@ export async function importOrdersFile(
       return
     }
     batch.push({ order: checked.data, line })
-    if (batch.length >= BATCH) await flush()
   }
-  const closeGroup = async () => {
+  const closeGroup = () => {
     if (!group) return
     const done = group
     group = null
     if (done.bad) tally.skipped++
-    else await accept(orderFromCsvRows(done.rows, opts.source), done.lines[0] ?? 0, done.lines)
+    else accept(orderFromCsvRows(done.rows, opts.source), done.lines[0] ?? 0, done.lines)
+  }
+  const take = (item: SourceRecord) => {
+    if (format === 'ndjson') {
+      if (item.error !== undefined) {
+        reportBadRow(item.line, item.error)
+        tally.skipped++
+      } else {
+        accept({ source: opts.source, ...item.record }, item.line, null)
+      }
+      return
+    }
+    if (!columnsChecked) columnsChecked = checkOrderColumns(input.columns())
+    const row = csvOrderRow(item)
+    const record = item.record as OrderCsvRow | undefined
+    const source = record?.source ?? opts.source
+    const orderId = record?.order_id
+    if (!group || group.source !== source || group.orderId !== orderId) {
+      closeGroup()
+      const key = `${source}\u0000${orderId}`
+      if (seen.has(key)) {
+        reportBadRow(item.line, 'order_id: the rows of one order must be next to each other')
+        return
+      }
+      seen.add(key)
+      group = { source, orderId, rows: [], lines: [], bad: false }
+    }
+    if (row) {
+      group.rows.push(row)
+      group.lines.push(item.line)
+    } else group.bad = true
   }
 
   try {
-    for await (const item of input.records) {
-      progress.tick()
-      if (format === 'ndjson') {
-        if (item.error !== undefined) {
-          reportBadRow(item.line, item.error)
-          tally.skipped++
-        } else {
-          await accept({ source: opts.source, ...item.record }, item.line, null)
-        }
-        continue
-      }
-      if (!columnsChecked) columnsChecked = checkOrderColumns(input.columns())
-      const row = csvOrderRow(item)
-      const record = item.record as OrderCsvRow | undefined
-      const source = record?.source ?? opts.source
-      const orderId = record?.order_id
-      if (!group || group.source !== source || group.orderId !== orderId) {
-        await closeGroup()
-        const key = `${source}\u0000${orderId}`
-        if (seen.has(key)) {
-          reportBadRow(item.line, 'order_id: the rows of one order must be next to each other')
-          continue
-        }
-        seen.add(key)
-        group = { source, orderId, rows: [], lines: [], bad: false }
-      }
-      const current = group
-      if (row) {
-        current.rows.push(row)
-        current.lines.push(item.line)
-      } else current.bad = true
+    for await (const items of input.records) {
+      progress.tick(items.length)
+      for (const item of items) take(item)
+      if (batch.length >= BATCH) await flush()
     }
-    await closeGroup()
+    closeGroup()
     await flush()
     await writing
   } finally {

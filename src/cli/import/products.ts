@@ -23,16 +23,17 @@ export async function importProductsFile(db: Database, file: string): Promise<vo
     batch = []
   }
   try {
-    for await (const item of source.records) {
-      progress.tick()
-      const product = parseRow(productImportSchema, item)
-      if (!product) {
-        tally.skipped++
-        continue
+    for await (const items of source.records)
+      for (const item of items) {
+        progress.tick()
+        const product = parseRow(productImportSchema, item)
+        if (!product) {
+          tally.skipped++
+          continue
+        }
+        batch.push(product)
+        if (batch.length >= BATCH) await flush()
       }
-      batch.push(product)
-      if (batch.length >= BATCH) await flush()
-    }
     await flush()
   } finally {
     progress.stop()

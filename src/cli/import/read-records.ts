@@ -18,7 +18,8 @@ export type RecordSource = {
   bytesRead(): number
   /** A CSV file's column names (trimmed, lower case) once its first record is read. */
   columns(): string[] | null
-  records: AsyncGenerator<SourceRecord>
+  /** The records in file order, a few hundred at a time (one await per record cost ~1 s per 1M). */
+  records: AsyncGenerator<SourceRecord[]>
 }
 
 /** `.csv` → CSV; `.ndjson`, `.jsonl` → one JSON object per line. */
@@ -51,6 +52,9 @@ export async function openRecords(file: string, format: Format): Promise<RecordS
 
 type Progress = { bytes: number; header: string[] | null }
 
+/** Records handed over at once. */
+const RECORDS_AT_ONCE = 256
+
 /** Rows papaparse has read and the importer has not taken yet; it pauses above this. */
 const CSV_QUEUE = 2000
 
@@ -63,7 +67,7 @@ const CSV_QUEUE = 2000
 async function* csvRecords(
   stream: NodeJS.ReadableStream & { bytesRead?: number },
   done: Progress,
-): AsyncGenerator<SourceRecord> {
+): AsyncGenerator<SourceRecord[]> {
   const queue: Papa.ParseStepResult<string[]>[] = []
   let parser: Papa.Parser | null = null
   let paused = false
@@ -99,9 +103,14 @@ async function* csvRecords(
 
   let header: string[] | null = null
   let line = 0
+  let out: SourceRecord[] = []
   for (;;) {
     const result = queue.shift()
     if (!result) {
+      if (out.length > 0) {
+        yield out
+        out = []
+      }
       if (failure) throw failure
       if (finished) return
       if (paused) {
@@ -115,18 +124,22 @@ async function* csvRecords(
       })
       continue
     }
+    if (out.length >= RECORDS_AT_ONCE) {
+      yield out
+      out = []
+      // The records are taken on microtasks, which hold off all I/O: a turn of the event loop
+      // now and then lets the importer's writes reach Postgres while it reads on.
+      await new Promise(setImmediate)
+    }
     done.bytes = stream.bytesRead ?? done.bytes
     const cells = result.data
     line++
-    // Queued rows are taken on microtasks, which hold off all I/O: a turn of the event loop
-    // now and then lets the importer's writes reach Postgres while it reads on.
-    if ((line & 255) === 0) await new Promise(setImmediate)
     for (const cell of cells) {
       for (let i = cell.indexOf('\n'); i !== -1; i = cell.indexOf('\n', i + 1)) line++
     }
     if (cells.length === 1 && cells[0]?.trim() === '') continue
     if (result.errors.length > 0) {
-      yield { line, error: `(row): ${result.errors[0]?.message ?? 'unreadable CSV row'}` }
+      out.push({ line, error: `(row): ${result.errors[0]?.message ?? 'unreadable CSV row'}` })
       continue
     }
     if (!header) {
@@ -135,10 +148,10 @@ async function* csvRecords(
       continue
     }
     if (cells.length !== header.length) {
-      yield {
+      out.push({
         line,
         error: `(row): ${cells.length} cells where the header has ${header.length}`,
-      }
+      })
       continue
     }
     const record: Record<string, string> = {}
@@ -147,7 +160,7 @@ async function* csvRecords(
       // Empty cells mean "not given".
       if (value !== '') record[header[i] as string] = value
     }
-    yield { line, record }
+    out.push({ line, record })
   }
 }
 
@@ -160,21 +173,27 @@ function trimmed(cell: string): string {
 async function* ndjsonRecords(
   stream: NodeJS.ReadableStream,
   done: { bytes: number },
-): AsyncGenerator<SourceRecord> {
+): AsyncGenerator<SourceRecord[]> {
   let line = 0
+  let out: SourceRecord[] = []
   for await (const text of createInterface({ input: stream, crlfDelay: Infinity })) {
     line++
     done.bytes += Buffer.byteLength(text) + 1
     if (text.trim() === '') continue
+    if (out.length >= RECORDS_AT_ONCE) {
+      yield out
+      out = []
+    }
     try {
       const value: unknown = JSON.parse(text)
       if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        yield { line, error: '(row): each line must be one JSON object' }
+        out.push({ line, error: '(row): each line must be one JSON object' })
       } else {
-        yield { line, record: value as Record<string, unknown> }
+        out.push({ line, record: value as Record<string, unknown> })
       }
     } catch {
-      yield { line, error: '(row): not valid JSON' }
+      out.push({ line, error: '(row): not valid JSON' })
     }
   }
+  if (out.length > 0) yield out
 }
