@@ -1,5 +1,4 @@
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { requireKey } from '../auth/require-key.ts'
 import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -31,20 +30,10 @@ export function consentRoutes(deps: Pick<Deps, 'db'>) {
       const customerId = await currentCustomerId(deps, c.req.param('id'))
       return c.json({ customerId, consent: await loadConsent(deps.db, customerId) })
     })
-    .put(
-      '/:id/consent',
-      bodyLimit({
-        maxSize: MAX_BODY_BYTES,
-        onError: () => {
-          throw new AppError('PAYLOAD_TOO_LARGE', `the body is larger than ${MAX_BODY_BYTES} bytes`)
-        },
-      }),
-      requireKey(deps.db, 'admin'),
-      async (c) => {
-        const update = await jsonInput(c, consentUpdateSchema)
-        const customerId = await currentCustomerId(deps, c.req.param('id'))
-        const result = await setConsent(deps.db, customerId, { ...update, source: 'admin' })
-        return c.json(result)
-      },
-    )
+    .put('/:id/consent', requireKey(deps.db, 'admin'), async (c) => {
+      const update = await jsonInput(c, consentUpdateSchema, MAX_BODY_BYTES)
+      const customerId = await currentCustomerId(deps, c.req.param('id'))
+      const result = await setConsent(deps.db, customerId, { ...update, source: 'admin' })
+      return c.json(result)
+    })
 }

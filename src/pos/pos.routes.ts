@@ -1,5 +1,4 @@
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { type KeyEnv, requireKey } from '../auth/require-key.ts'
 import { AppError } from '../platform/errors.ts'
 import { jsonInput, parseInput } from '../platform/input.ts'
@@ -27,20 +26,10 @@ export function posRoutes(deps: PosDeps) {
     return { id: storeId, code }
   }
 
-  const app = new Hono<KeyEnv>().post(
-    '/scans',
-    bodyLimit({
-      maxSize: POS_MAX_BYTES,
-      onError: () => {
-        throw new AppError('PAYLOAD_TOO_LARGE', `the body is larger than ${POS_MAX_BYTES} bytes`)
-      },
-    }),
-    requireKey(deps.db, 'pos'),
-    async (c) => {
-      const store = await storeOf(c.get('caller').storeId)
-      return c.json(await scan(deps, store, await jsonInput(c, scanBodySchema)), 200)
-    },
-  )
+  const app = new Hono<KeyEnv>().post('/scans', requireKey(deps.db, 'pos'), async (c) => {
+    const store = await storeOf(c.get('caller').storeId)
+    return c.json(await scan(deps, store, await jsonInput(c, scanBodySchema, POS_MAX_BYTES)), 200)
+  })
 
   // Takes a recorded receipt back (a return at the register, a mistake): see voidPurchase.
   app.post('/receipts/:receiptId/void', requireKey(deps.db, 'pos'), async (c) => {

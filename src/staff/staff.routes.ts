@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs'
 import { type Context, Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { createMiddleware } from 'hono/factory'
 import { basePath } from 'hono/route'
@@ -108,21 +107,11 @@ export function staffRoutes(deps: StaffDeps) {
       deleteCookie(c, STAFF_COOKIE, cookieOptions(c))
       return c.redirect('scan', 303)
     })
-    .post(
-      '/scan',
-      sameOrigin,
-      bodyLimit({
-        maxSize: POS_MAX_BYTES,
-        onError: () => {
-          throw new AppError('PAYLOAD_TOO_LARGE', `the body is larger than ${POS_MAX_BYTES} bytes`)
-        },
-      }),
-      async (c) => {
-        const session = await sessionOf(c)
-        if (!session) throw new AppError('UNAUTHORIZED', 'your staff session ended: log in again')
-        const body = await jsonInput(c, staffScanSchema)
-        const store = { id: session.storeId, code: session.storeCode }
-        return c.json(await scan(deps, store, body), 200)
-      },
-    )
+    .post('/scan', sameOrigin, async (c) => {
+      const session = await sessionOf(c)
+      if (!session) throw new AppError('UNAUTHORIZED', 'your staff session ended: log in again')
+      const body = await jsonInput(c, staffScanSchema, POS_MAX_BYTES)
+      const store = { id: session.storeId, code: session.storeCode }
+      return c.json(await scan(deps, store, body), 200)
+    })
 }

@@ -185,6 +185,30 @@ describe('POST /api/pos/scans', () => {
     expect(await purchasesOf(c.id)).toHaveLength(0)
   })
 
+  it('answers 413 for a body over 256 KB, with or without a Content-Length, and writes nothing', async () => {
+    const c = await makeCustomer(db)
+    const big = receipt()
+    const lines = Array.from({ length: 500 }, (_, i) => ({
+      sku: `SKU-${i}`,
+      name: 'x'.repeat(600),
+      quantity: 1,
+      unitPrice: 0,
+    }))
+    const body = JSON.stringify({ barcode: c.card, receipt: { ...big, lines } })
+    expect(body.length).toBeGreaterThan(256 * 1024)
+    const res = await post(body)
+    expect(res.status).toBe(413)
+    expect((await errorOf(res)).code).toBe('PAYLOAD_TOO_LARGE')
+    const chunked = await fetch(`${k.baseUrl}/api/pos/scans`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: new Blob([body]).stream(),
+      duplex: 'half',
+    } as RequestInit)
+    expect(chunked.status).toBe(413)
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+  })
+
   it('answers 400 naming the field that holds a NUL character (Postgres text cannot), and writes nothing', async () => {
     const c = await makeCustomer(db)
     const r = receipt()
