@@ -29,6 +29,8 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   throw new AppError('BAD_REQUEST', describeFields(checked.fields), { details: checked.fields })
 }
 
+const utf8 = new TextDecoder()
+
 /**
  * A request's JSON body through parseInput: 413 beyond `maxBytes`, 400 for a body that is not
  * JSON or a bad field. Read with readRawBody: Hono's bodyLimit rebuilt a full web Request for
@@ -42,7 +44,8 @@ export async function jsonInput<S extends z.ZodType>(
   const raw = await readRawBody(c, maxBytes)
   let json: unknown
   try {
-    json = JSON.parse(raw.toString('utf8'))
+    // TextDecoder drops a leading byte-order mark, as Request.json() did.
+    json = JSON.parse(utf8.decode(raw))
   } catch {
     throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
   }

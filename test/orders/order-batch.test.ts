@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import type { Order } from '../../src/orders/order.schemas.ts'
 import { recordOrderBatch } from '../../src/orders/order.service.ts'
+import { writeOrderBatch } from '../../src/orders/order-batch.repo.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
 import { createCustomer } from '../customers/factories.ts'
@@ -159,5 +160,34 @@ describe('recordOrderBatch', () => {
     expect('outcome' in results[0]! && results[0].outcome.customerId).toBe(live.id)
     expect('error' in results[1]!).toBe(true)
     expect(await stats(live.id)).toMatchObject({ purchase_count: 1, total_spent: '2000' })
+  })
+
+  it('writes a batch holding orders recorded before and repeated ones without falling back to one by one', async () => {
+    const src = source()
+    const customer = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: `${src}-c` }],
+    })
+    const known = order(src, { externalId: `${src}-c` }, 3, 20_000)
+    const [first] = await db.transaction().execute((trx) => writeOrderBatch(trx, env, [known]))
+    const fresh = order(src, { externalId: `${src}-c` }, 2, 30_000)
+    const twice = { ...fresh, total: 1 } // same (source, orderId): the first of the batch wins
+    // writeOrderBatch itself, not recordOrderBatch (whose one-by-one retry would hide a failure).
+    const outcomes = await db
+      .transaction()
+      .execute((trx) => writeOrderBatch(trx, env, [known, fresh, twice]))
+    expect(outcomes.map((o) => o.created)).toEqual([false, true, false])
+    expect(outcomes[0]?.purchaseId).toBe(first?.purchaseId)
+    expect(outcomes[2]?.purchaseId).toBe(outcomes[1]?.purchaseId)
+    const rows = await db
+      .selectFrom('purchase')
+      .select(['total', 'customer_id'])
+      .where('source', '=', src)
+      .orderBy('total')
+      .execute()
+    expect(rows).toEqual([
+      { total: 20_000, customer_id: customer.id },
+      { total: 30_000, customer_id: customer.id },
+    ])
+    expect(await stats(customer.id)).toMatchObject({ purchase_count: 2, total_spent: '50000' })
   })
 })

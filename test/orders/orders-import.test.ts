@@ -139,4 +139,41 @@ describe('kizuna import orders', () => {
     expect(q1?.line_names).toEqual(['two\nlines'])
     expect(names.filter((n) => n.line_names[0] === name)).toHaveLength(100)
   })
+
+  it('reads what spreadsheets write: a byte-order mark before a quoted header, a trailing comma, a space before a quoted cell', async () => {
+    const source = `shop${randomUUID().slice(0, 8)}`
+    const csv = await file('csv', [
+      '\uFEFF"order_id",ordered_at,sku,name,quantity,unit_price,total,',
+      'S1,2026-11-02T10:00:00+09:00,SOFA-1, "Sofa ""Oslo""",1,1000,1000,',
+      'S2,2026-11-02T10:00:00+09:00,SOFA-1, "Sofa, large",1,1000,1000,',
+      'S3,2026-11-02T10:00:00+09:00,SOFA-1,Sofa,1,1000,1000,oops',
+    ])
+    const result = await cli(['import', 'orders', '--source', source, csv])
+    expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 2')
+    expect(result.stderr).toContain('line 3: (row): 9 cells where the header has 8 (a space before')
+    expect(result.stderr).toContain('line 4: (row): a value in a column without a name')
+    const rows = await db
+      .selectFrom('purchase')
+      .select(['external_id', 'line_names'])
+      .where('source', '=', source)
+      .execute()
+    expect(rows).toEqual([{ external_id: 'S1', line_names: ['Sofa "Oslo"'] }])
+  })
+
+  it('skips the whole order when one of its rows cannot be read, never a part of it', async () => {
+    const source = `shop${randomUUID().slice(0, 8)}`
+    const csv = await file('csv', [
+      'order_id,ordered_at,sku,quantity,unit_price,total',
+      'P1,2026-11-02T10:00:00+09:00,A,1,100,300',
+      'P1,2026-11-02T10:00:00+09:00,B,1,100,300,extra',
+      'P1,2026-11-02T10:00:00+09:00,C,1,100,300',
+      'P2,2026-11-02T10:00:00+09:00,A,1,100,100',
+    ])
+    const result = await cli(['import', 'orders', '--source', source, csv])
+    expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 1')
+    expect(result.stderr).toContain('line 3: (row): 7 cells where the header has 6')
+    expect(await purchases(source)).toEqual([
+      { external_id: 'P2', customer_id: null, total: 100, lines: '1' },
+    ])
+  })
 })

@@ -185,6 +185,13 @@ describe('POST /api/pos/scans', () => {
     expect(await purchasesOf(c.id)).toHaveLength(0)
   })
 
+  it('reads a JSON body that starts with a byte-order mark', async () => {
+    const c = await makeCustomer(db)
+    const res = await post(`\uFEFF${JSON.stringify({ barcode: c.card })}`)
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as ScanResponse).customer.id).toBe(c.id)
+  })
+
   it('answers 413 for a body over 256 KB, with or without a Content-Length, and writes nothing', async () => {
     const c = await makeCustomer(db)
     const big = receipt()

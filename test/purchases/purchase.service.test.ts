@@ -186,4 +186,47 @@ describe('recordPurchase', () => {
       .execute((trx) => attachPendingPurchases(trx, env, c.id, pending))
     expect(again).toBe(0)
   })
+
+  it('keeps lines as strictly as a table would: no missing sku, quantity or price, arrays of one length', async () => {
+    const insert = (lines: {
+      line_skus: (string | null)[]
+      line_names: (string | null)[]
+      line_quantities: (number | null)[]
+      line_unit_prices: (number | null)[]
+    }) =>
+      db
+        .insertInto('purchase')
+        .values({
+          channel: 'online',
+          source: 'check',
+          external_id: randomUUID(),
+          purchased_at: new Date(),
+          total: 0,
+          // Nulls the generated types do not allow, on purpose.
+          ...(lines as unknown as {
+            line_skus: string[]
+            line_names: string[]
+            line_quantities: number[]
+            line_unit_prices: number[]
+          }),
+        })
+        .execute()
+    const good = {
+      line_skus: ['A'],
+      line_names: [null],
+      line_quantities: [1],
+      line_unit_prices: [0],
+    }
+    await expect(insert(good)).resolves.toBeDefined()
+    for (const bad of [
+      { ...good, line_quantities: [null] },
+      { ...good, line_unit_prices: [null] },
+      { ...good, line_skus: [null] },
+      { ...good, line_quantities: [0] },
+      { ...good, line_unit_prices: [-1] },
+      { ...good, line_names: [] },
+    ]) {
+      await expect(insert(bad)).rejects.toMatchObject({ constraint: 'purchase_lines_check' })
+    }
+  })
 })

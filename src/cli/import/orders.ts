@@ -136,7 +136,8 @@ export async function importOrdersFile(
     }
     if (!columnsChecked) columnsChecked = checkOrderColumns(input.columns())
     const row = csvOrderRow(item)
-    const record = item.record as OrderCsvRow | undefined
+    // A bad row still names its order when it can: that whole order is then skipped.
+    const record = (item.record ?? item.partial) as OrderCsvRow | undefined
     const source = record?.source ?? opts.source
     const orderId = record?.order_id
     if (!group || group.source !== source || group.orderId !== orderId) {
