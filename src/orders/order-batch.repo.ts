@@ -288,16 +288,13 @@ async function insertPurchasesOnce(
     select k.s, k.x, (select p.id from purchase p
       where p.channel = 'online' and p.source = k.s and p.external_id = k.x) as id
     from json_to_recordset(${JSON.stringify(keys)}::json) as k(s text, x text)`.execute(trx)
+  for (const r of known) if (r.id) ids.set(key(r.s, r.x), r.id)
   const created = new Set<string>()
   let rows = ''
-  for (const r of known) {
-    const k = key(r.s, r.x)
-    const p = firsts.get(k)
-    if (r.id) ids.set(k, r.id)
-    else if (p && !created.has(p.id)) {
-      created.add(p.id)
-      rows += rowOf(p)
-    }
+  for (const p of firsts.values()) {
+    if (ids.get(key(p.order.source, p.order.orderId)) !== p.id) continue
+    created.add(p.id)
+    rows += rowOf(p)
   }
   await copyFromStdin(trx, COPY_PURCHASES, rows)
   return { created, ids }

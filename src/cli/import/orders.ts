@@ -23,7 +23,7 @@ type Group = {
   bad: boolean
 }
 
-const ORDER_COLUMNS = new Set(orderCsvRowSchema.keyof().options)
+const ORDER_COLUMNS = new Set<string>(orderCsvRowSchema.keyof().options)
 
 /**
  * The header, checked once for the whole file (its rows are strings by construction, and are
@@ -32,7 +32,7 @@ const ORDER_COLUMNS = new Set(orderCsvRowSchema.keyof().options)
  */
 function checkOrderColumns(columns: string[] | null): boolean {
   if (!columns) return false
-  const unknown = columns.filter((c) => !ORDER_COLUMNS.has(c as never))
+  const unknown = columns.filter((c) => !ORDER_COLUMNS.has(c))
   if (unknown.length > 0) {
     throw new UsageError(
       `FILE: unknown column ${unknown.map((c) => `"${c}"`).join(', ')}; the columns are ${[...ORDER_COLUMNS].join(', ')}`,

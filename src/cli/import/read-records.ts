@@ -46,7 +46,8 @@ export async function openRecords(file: string, format: Format): Promise<RecordS
   })
   // Decoded as UTF-8 by the stream, so a character split between two chunks stays whole.
   const stream = createReadStream(file, { encoding: 'utf8' })
-  // Bytes the parser has consumed (the stream itself reads ahead).
+  // Bytes read from the file: the stream pauses while the parsed rows wait, so this stays near
+  // what the importer has taken.
   const done: Progress = { bytes: 0, header: null }
   return {
     size: info.size,
