@@ -44,7 +44,9 @@ export type RecordOutcome = {
  * time) inserts the purchase with its lines once per (channel, source, external_id) and, only if
  * inserted, the coupons' use, the ledger rows and the customer's points, stats, spend_12m and tier.
  * The new points, spend and tier are computed once (CTE calc) and used both for the customer
- * row and for the stored answer. With `followUp`, the same statement writes the purchase's
+ * row and for the stored answer. The 12-month spend is the row's, plus this purchase: the
+ * register never sums purchase rows (reading them was most of the scan's disk reads), and
+ * refreshStaleSpend takes out what ages past 365 days. With `followUp`, the same statement writes the purchase's
  * follow-up delivery (`post-purchase:<purchase id>`, due `delaySeconds` after now(), not after
  * the purchase time: a receipt replayed from an offline register still waits the full delay).
  * The caller reads the outcome, throws or replays, and queues the follow-up after commit.
@@ -65,7 +67,7 @@ export async function recordPurchaseOnce(
   const r = opts.row
   const lines = lineArrays(opts.lines)
   const at = sql`${r.purchased_at}::timestamptz`
-  const spend = sql`s.spend`
+  const spend = sql`calc_spend.spend`
   const start =
     opts.start ??
     sql`select null::uuid as customer_id, null::text as via, null::text as coupon
@@ -119,7 +121,8 @@ export async function recordPurchaseOnce(
     ),
     snap as (select c.xmin::text as x from customer c where c.id = (select id from last)),
     locked as (
-      select c.id, c.points, c.merged_into_id, c.erased_at, c.display_name, c.xmin::text as x
+      select c.id, c.points, c.merged_into_id, c.erased_at, c.display_name, c.spend_12m,
+        c.xmin::text as x
       from customer c where c.id = (select id from last)
       for update
     ),
@@ -142,19 +145,14 @@ export async function recordPurchaseOnce(
         else true end as ok
       from (select 1) one left join locked l on true
     ),
-    s as (
-      /* The new purchase is not visible to this statement: added when inside the window. */
-      select (coalesce(sum(p.total), 0)
-          + case when ${at} > now() - interval '365 days' then ${r.total}::int else 0 end
-        )::bigint as spend
-      from purchase p
-      where p.customer_id = (select id from locked) and p.voided_at is null
-        and p.purchased_at > now() - interval '365 days'
-    ),
     calc as (
+      /* The 12-month spend as kept on the row (refreshStaleSpend takes out what ages past 365
+         days), plus this purchase when it is inside the window. */
       select l.id, l.display_name, l.points + ${r.points_earned - r.points_used}::int as points,
-        s.spend, ${tierFor(spend, opts.thresholds)} as tier
-      from locked l cross join s
+        calc_spend.spend, ${tierFor(spend, opts.thresholds)} as tier
+      from locked l cross join lateral (select (l.spend_12m
+          + case when ${at} > now() - interval '365 days' then ${r.total}::int else 0 end
+        )::bigint as spend) calc_spend
     ),
     ins as (
       insert into purchase (id, customer_id, channel, source, external_id, store_id, register_id,

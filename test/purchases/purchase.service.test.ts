@@ -109,6 +109,21 @@ describe('recordPurchase', () => {
     expect(await customerRow(d.id)).toMatchObject({ spend_12m: '0', tier: 'regular' })
   })
 
+  it('adds a purchase to the kept 12-month spend without summing purchases; the refresh ages it', async () => {
+    const c = await makeCustomer(db)
+    await record(receipt(c.id, { total: 60_000, purchasedAt: new Date(Date.now() - 300 * DAY) }))
+    // It leaves the window; until the daily refresh runs, the customer row still counts it.
+    await db
+      .updateTable('purchase')
+      .set({ purchased_at: new Date(Date.now() - 366 * DAY) })
+      .where('customer_id', '=', c.id)
+      .execute()
+    await record(receipt(c.id, { total: 5_000 }))
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '65000', tier: 'gold' })
+    await refreshStaleSpend(db, env, { since: new Date(Date.now() - 2 * DAY) })
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '5000', tier: 'regular' })
+  })
+
   it('redeems points, refuses more than the balance and writes nothing then', async () => {
     const c = await makeCustomer(db, { points: 300 })
     await expect(record(receipt(c.id, { pointsUsed: 301 }))).rejects.toMatchObject({
