@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
+import { executePrepared } from '../platform/prepared.ts'
 
 export const SCOPES = ['pos', 'import', 'admin'] as const
 export type Scope = (typeof SCOPES)[number]
@@ -55,6 +56,8 @@ async function touchKey(db: Db, id: string, lastUsedAt: Date | null): Promise<vo
     .execute()
 }
 
+type KeyRow = { id: string; store_id: string | null; scopes: string[]; last_used_at: Date | null }
+
 export type Caller = { keyId: string; storeId: string | null; scopes: Scope[] }
 
 /** Resolves a bearer key: 401 for a missing, unknown or revoked key; 403 without the scope. */
@@ -66,12 +69,13 @@ export async function authenticate(
   const key = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1]
   if (!key) throw new AppError('UNAUTHORIZED', 'send an API key: Authorization: Bearer <key>')
   if (!KEY_PATTERN.test(key)) throw new AppError('UNAUTHORIZED', 'this API key is not valid')
-  const row = await db
-    .selectFrom('api_key')
-    .select(['id', 'store_id', 'scopes', 'last_used_at'])
-    .where('key_hash', '=', hashKey(key))
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst()
+  // Every register request runs it: prepared once per connection instead of parsed each time.
+  const { rows } = await executePrepared<KeyRow>(
+    db,
+    sql`select id, store_id, scopes, last_used_at from api_key
+      where key_hash = ${hashKey(key)} and revoked_at is null`,
+  )
+  const row = rows[0]
   if (!row) throw new AppError('UNAUTHORIZED', 'this API key is not valid')
   const scopes = row.scopes as Scope[]
   if (!scopes.includes(scope)) {

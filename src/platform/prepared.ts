@@ -38,7 +38,7 @@ export class PreparingClient extends pg.Client {
       return this.runCopy(text.slice(COPY_FROM_STDIN.length), String(values[0]))
     }
     if (typeof text === 'string' && text.startsWith(PREPARE) && typeof values !== 'function') {
-      const name = `k${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`
+      const name = statementName(text)
       const result = super.query({ name, text, values: values as unknown[] | undefined })
       return result.catch((error: unknown) => {
         // This connection's statement no longer fits: the pool drops the client on release.
@@ -58,6 +58,20 @@ export class PreparingClient extends pg.Client {
     await pipeline(Readable.from([data]), copy)
     return { command: 'INSERT', rowCount: copy.rowCount, rows: [], fields: [] }
   }
+}
+
+/** Names by statement text: hashing a scan's ~5 kB text on every call showed in profiles. */
+const names = new Map<string, string>()
+const MAX_NAMES = 1_000
+
+function statementName(text: string): string {
+  let name = names.get(text)
+  if (!name) {
+    name = `k${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`
+    if (names.size >= MAX_NAMES) names.clear() // hot statements have a handful of texts
+    names.set(text, name)
+  }
+  return name
 }
 
 const preparedDbs = new WeakMap<object, Db>()
