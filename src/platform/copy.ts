@@ -65,7 +65,7 @@ function arrayLiteral(items: readonly (string | number | null)[]): string {
       ARRAY_SPECIAL.test(item) ||
       (item.length === 4 && item.toUpperCase() === 'NULL')
     ) {
-      out += `"${item.replace(/["\\]/g, '\\$&')}"`
+      out += `"${item.includes('"') || item.includes('\\') ? item.replace(/["\\]/g, '\\$&') : item}"`
     } else out += item
   }
   return `${out}}`

@@ -70,7 +70,7 @@ export async function importOrdersFile(
   const tally = { created: 0, unmatched: 0, unchanged: 0, skipped: 0 }
   const progress = startProgress(input.size, input.bytesRead)
   let batch: { order: Order; line: number }[] = []
-  const seen = new Set<string>()
+  const seen = new Map<string | undefined, Set<string>>()
   let group = null as Group | null
   let columnsChecked = false
 
@@ -142,12 +142,17 @@ export async function importOrdersFile(
     const orderId = record?.order_id
     if (!group || group.source !== source || group.orderId !== orderId) {
       closeGroup()
-      const key = `${source}\u0000${orderId}`
-      if (seen.has(key)) {
+      // By source, then order id: no key string to build per order.
+      let ids = seen.get(source)
+      if (!ids) {
+        ids = new Set()
+        seen.set(source, ids)
+      }
+      if (orderId !== undefined && ids.has(orderId)) {
         reportBadRow(item.line, 'order_id: the rows of one order must be next to each other')
         return
       }
-      seen.add(key)
+      if (orderId !== undefined) ids.add(orderId)
       group = { source, orderId, rows: [], lines: [], bad: false }
     }
     if (row) {

@@ -174,7 +174,7 @@ function csvRecord(header: string[], cells: string[], line: number): SourceRecor
     const cell = cells[i] as string
     let value = trimmed(cell)
     if (value === '') continue // Empty cells mean "not given".
-    if (SPACED_QUOTE.test(cell) && value.length > 1 && value.endsWith('"')) {
+    if (value !== cell && SPACED_QUOTE.test(cell) && value.length > 1 && value.endsWith('"')) {
       value = value.slice(1, -1).replaceAll('""', '"')
     }
     const name = header[i] as string
