@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
-import type { Db } from '../platform/db.ts'
+import type { Database, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { executePrepared } from '../platform/prepared.ts'
 
@@ -94,4 +94,70 @@ export async function isKeyActive(db: Db, keyId: string): Promise<boolean> {
     .where('revoked_at', 'is', null)
     .executeTakeFirst()
   return row !== undefined
+}
+
+export type KeySummary = {
+  prefix: string
+  storeCode: string | null
+  scopes: string[]
+  label: string | null
+  createdAt: Date
+  lastUsedAt: Date | null
+  revokedAt: Date | null
+}
+
+/** Every key, newest first, without its hash: what `kizuna keys list` shows. */
+export async function listApiKeys(db: Db): Promise<KeySummary[]> {
+  const rows = await db
+    .selectFrom('api_key')
+    .leftJoin('store', 'store.id', 'api_key.store_id')
+    .select([
+      'api_key.prefix',
+      'store.code',
+      'api_key.scopes',
+      'api_key.label',
+      'api_key.created_at',
+      'api_key.last_used_at',
+      'api_key.revoked_at',
+    ])
+    .orderBy('api_key.created_at', 'desc')
+    .execute()
+  return rows.map((r) => ({
+    prefix: r.prefix,
+    storeCode: r.code,
+    scopes: r.scopes,
+    label: r.label,
+    createdAt: r.created_at,
+    lastUsedAt: r.last_used_at,
+    revokedAt: r.revoked_at,
+  }))
+}
+
+/**
+ * Revokes the live key with this prefix (the 8 characters after `kz_`, as `keys list` shows
+ * them); requests with it are refused from then on, and staff pages opened with it end. Throws
+ * NOT_FOUND when no live key has it, CONFLICT when several do (then nothing is revoked).
+ */
+export async function revokeApiKey(db: Database, prefix: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const live = await trx
+      .selectFrom('api_key')
+      .select('id')
+      .where('prefix', '=', prefix)
+      .where('revoked_at', 'is', null)
+      .forUpdate()
+      .execute()
+    if (live.length === 0) throw new AppError('NOT_FOUND', `no live API key starts kz_${prefix}_`)
+    if (live.length > 1) {
+      throw new AppError(
+        'CONFLICT',
+        `${live.length} live API keys start kz_${prefix}_; none revoked`,
+      )
+    }
+    await trx
+      .updateTable('api_key')
+      .set({ revoked_at: sql`now()` })
+      .where('id', '=', live[0]?.id ?? '')
+      .execute()
+  })
 }

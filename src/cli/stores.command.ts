@@ -1,5 +1,12 @@
 import type { Command } from 'commander'
-import { createApiKey, SCOPES, type Scope } from '../auth/api-key.service.ts'
+import {
+  createApiKey,
+  listApiKeys,
+  revokeApiKey,
+  SCOPES,
+  type Scope,
+} from '../auth/api-key.service.ts'
+import { AppError } from '../platform/errors.ts'
 import { checkInput, describeFields } from '../platform/input.ts'
 import { findStoreByCode, insertStore, listStores } from '../stores/store.repo.ts'
 import { newStoreSchema } from '../stores/store.schemas.ts'
@@ -59,6 +66,44 @@ export function registerStoreCommands(program: Command): void {
         })
         console.error('The key is shown once. Store it now; Kizuna keeps only its hash.')
         console.log(key)
+      }),
+    )
+  keys
+    .command('list')
+    .description('list API keys (prefix, store, scopes, label, created, last used, revoked)')
+    .action(() =>
+      withDb(async (db) => {
+        const day = (d: Date | null) => (d ? d.toISOString().slice(0, 16).replace('T', ' ') : '-')
+        for (const k of await listApiKeys(db)) {
+          const cells = [
+            `kz_${k.prefix}_…`,
+            k.storeCode ?? '-',
+            k.scopes.join(','),
+            k.label ?? '-',
+            day(k.createdAt),
+            day(k.lastUsedAt),
+            k.revokedAt ? `revoked ${day(k.revokedAt)}` : 'live',
+          ]
+          console.log(cells.join('\t'))
+        }
+      }),
+    )
+  keys
+    .command('revoke')
+    .description('revoke a key: requests with it are refused from now on')
+    .argument('<prefix>', 'the 8 characters after kz_ (as keys list shows them)')
+    .action((prefix: string) =>
+      withDb(async (db) => {
+        // The prefix alone, or the prefix with kz_ (and the rest of the key, when pasted whole).
+        const bare = prefix.match(/^(?:kz_)?([0-9a-f]{8})(?:_.*)?$/)?.[1]
+        if (!bare) throw new UsageError('PREFIX: the 8 hex characters after kz_, e.g. 1a2b3c4d')
+        try {
+          await revokeApiKey(db, bare)
+        } catch (error) {
+          if (error instanceof AppError) throw new UsageError(error.message)
+          throw error
+        }
+        console.log(`revoked kz_${bare}_…`)
       }),
     )
 }

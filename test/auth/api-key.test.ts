@@ -51,6 +51,77 @@ describe('kizuna stores and keys', () => {
   })
 })
 
+describe('kizuna keys list and revoke', () => {
+  it('lists keys without their secret and revokes one by prefix: it is refused from then on', async () => {
+    const code = storeCode()
+    await cli(['stores', 'add', '--code', code, '--name', 'Ginza'])
+    const created = await cli([
+      'keys',
+      'create',
+      '--store',
+      code,
+      '--scope',
+      'pos',
+      '--label',
+      'R1',
+    ])
+    const key = created.stdout.trim().split('\n').at(-1)!
+    const prefix = key.slice(3, 11)
+    await expect(authenticate(db, `Bearer ${key}`, 'pos')).resolves.toBeDefined()
+
+    const listed = await cli(['keys', 'list'])
+    expect(listed.code).toBe(0)
+    const line = listed.stdout.split('\n').find((l) => l.startsWith(`kz_${prefix}_`))
+    expect(line?.split('\t')).toEqual([
+      `kz_${prefix}_…`,
+      code,
+      'pos',
+      'R1',
+      expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d$/),
+      expect.stringMatching(/^\d{4}-/), // used just now
+      'live',
+    ])
+    expect(listed.stdout).not.toContain(key)
+
+    const revoked = await cli(['keys', 'revoke', prefix])
+    expect(revoked).toMatchObject({ code: 0, stdout: `revoked kz_${prefix}_…\n` })
+    await expect(authenticate(db, `Bearer ${key}`, 'pos')).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+    })
+    expect((await cli(['keys', 'list'])).stdout).toMatch(
+      new RegExp(`kz_${prefix}_….*\trevoked \\d{4}-`),
+    )
+    const again = await cli(['keys', 'revoke', `kz_${prefix}`])
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain(`no live API key starts kz_${prefix}_`)
+  })
+
+  it('refuses a malformed prefix, and a prefix two live keys share, revoking nothing', async () => {
+    const bad = await cli(['keys', 'revoke', 'abcd123'])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain('PREFIX: the 8 hex characters after kz_')
+    const prefix = randomUUID().slice(0, 8)
+    const ids = await db
+      .insertInto('api_key')
+      .values([1, 2].map((n) => ({ prefix, key_hash: `twin-${prefix}-${n}`, scopes: ['import'] })))
+      .returning('id')
+      .execute()
+    const twin = await cli(['keys', 'revoke', prefix])
+    expect(twin.code).toBe(1)
+    expect(twin.stderr).toContain(`2 live API keys start kz_${prefix}_; none revoked`)
+    const rows = await db
+      .selectFrom('api_key')
+      .select('revoked_at')
+      .where(
+        'id',
+        'in',
+        ids.map((r) => r.id),
+      )
+      .execute()
+    expect(rows).toEqual([{ revoked_at: null }, { revoked_at: null }])
+  })
+})
+
 describe('authenticate', () => {
   it('accepts a key with the scope and refuses missing, unknown, revoked or out-of-scope keys', async () => {
     const { id, key } = await createApiKey(db, { storeId: null, scopes: ['import'] })
