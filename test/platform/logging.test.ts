@@ -52,6 +52,18 @@ describe('logs', () => {
     await eventually(() => expect(line.inbox(user.userId)).toHaveLength(1))
     await eventually(() => expect(lines.join('')).toContain('no route for this event'))
 
+    // Every request's line carries the request id its answer had.
+    const res = await fetch(`${k.baseUrl}/healthz`)
+    const requestId = res.headers.get('x-request-id')
+    await eventually(() =>
+      expect(lines.map((l) => JSON.parse(l))).toContainEqual(
+        expect.objectContaining({ msg: 'request', route: '/healthz', requestId, status: 200 }),
+      ),
+    )
+    const requests = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request')
+    expect(requests.filter((r) => r.route === '/webhooks/line').length).toBeGreaterThanOrEqual(3)
+    for (const r of requests) expect(r.requestId).toEqual(expect.any(String))
+
     const all = lines.join('')
     expect(lines.length).toBeGreaterThan(3)
     expect(all).not.toContain(user.userId)
