@@ -1,4 +1,4 @@
-import { type RawBuilder, sql, type Transaction } from 'kysely'
+import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely'
 import type { DB, Db } from '../platform/db.ts'
 
 export type TierThreshold = { tier: string; minSpend: number }
@@ -139,9 +139,32 @@ export async function applyPurchasesToCustomer(
   return row
 }
 
+/**
+ * Locks customers, in id order (as merges do), before their spend is recomputed from purchase
+ * rows. The next statement's snapshot then holds every purchase of theirs, and none can commit
+ * meanwhile (the register takes the customer's lock before it writes). Without it, a scan that
+ * committed while a recompute ran was missing from spend_12m, which later scans only add to.
+ */
+async function lockForRecompute(trx: Transaction<DB>, customerIds: string[]): Promise<void> {
+  await sql`select from customer where id = any(${customerIds}::uuid[]) order by id for update`.execute(
+    trx,
+  )
+}
+
 /** Recomputes spend_12m and tier for the given customers from their purchases. */
-export async function refreshSpend(db: Db, customerIds: string[], thresholds: TierThreshold[]) {
+export async function refreshSpend(
+  db: Db,
+  customerIds: string[],
+  thresholds: TierThreshold[],
+): Promise<number> {
   if (customerIds.length === 0) return 0
+  if (!db.isTransaction) {
+    return (db as Kysely<DB>)
+      .transaction()
+      .execute((trx) => refreshSpend(trx, customerIds, thresholds))
+  }
+  const trx = db as Transaction<DB>
+  await lockForRecompute(trx, customerIds)
   const spend = sql`coalesce(s.spend, 0)`
   const result = await sql`
     with s as (
@@ -155,7 +178,7 @@ export async function refreshSpend(db: Db, customerIds: string[], thresholds: Ti
     from (select unnest(${customerIds}::uuid[]) as id) ids
     left join s on s.customer_id = ids.id
     where c.id = ids.id and (c.spend_12m <> ${spend} or c.tier <> ${tierFor(spend, thresholds)})
-  `.execute(db)
+  `.execute(trx)
   return Number(result.numAffectedRows ?? 0)
 }
 
@@ -171,6 +194,7 @@ export async function applyPurchasesToCustomers(
 ): Promise<number> {
   if (rows.length === 0) return 0
   const ids = rows.map((r) => r.customerId)
+  await lockForRecompute(trx, ids)
   const spend = sql`coalesce(s.spend, 0)::bigint`
   const result = await sql`
     with d as (

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
@@ -9,6 +10,7 @@ import {
   refreshStaleSpend,
 } from '../../src/purchases/purchase.service.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
+import { eventually } from '../support/wait.ts'
 import { makeCoupon, makeCustomer } from './fixtures.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL, TIER_THRESHOLDS: 'silver:10000,gold:50000' })
@@ -121,6 +123,43 @@ describe('recordPurchase', () => {
     await record(receipt(c.id, { total: 5_000 }))
     expect(await customerRow(c.id)).toMatchObject({ spend_12m: '65000', tier: 'gold' })
     await refreshStaleSpend(db, env, { since: new Date(Date.now() - 2 * DAY) })
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '5000', tier: 'regular' })
+  })
+
+  it('a refresh running while a scan commits keeps that purchase in spend_12m', async () => {
+    const c = await makeCustomer(db)
+    await record(receipt(c.id, { total: 60_000, purchasedAt: new Date(Date.now() - 300 * DAY) }))
+    await db
+      .updateTable('purchase')
+      .set({ purchased_at: new Date(Date.now() - 366 * DAY) })
+      .where('customer_id', '=', c.id)
+      .execute()
+    // A register's purchase, recorded and not yet committed: it holds the customer's lock.
+    let commit!: () => void
+    const held = new Promise<void>((resolve) => {
+      commit = resolve
+    })
+    let recorded!: () => void
+    const isRecorded = new Promise<void>((resolve) => {
+      recorded = resolve
+    })
+    const scan = db.transaction().execute(async (trx) => {
+      await recordPurchase(trx, env, receipt(c.id, { total: 5_000 }))
+      recorded()
+      await held
+    })
+    await isRecorded
+    const refresh = refreshStaleSpend(db, env, { since: new Date(Date.now() - 2 * DAY) })
+    // The refresh waits on that lock; then the purchase commits.
+    await eventually(async () => {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'
+          and query like '%customer%'`.execute(db)
+      expect(rows[0]?.n).toBeGreaterThan(0)
+    })
+    commit()
+    await scan
+    await refresh
     expect(await customerRow(c.id)).toMatchObject({ spend_12m: '5000', tier: 'regular' })
   })
 
