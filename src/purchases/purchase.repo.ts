@@ -140,8 +140,8 @@ export async function applyPurchasesToCustomer(
 }
 
 /**
- * Locks customers, in id order (as merges do), before their spend is recomputed from purchase
- * rows. The next statement's snapshot then holds every purchase of theirs, and none can commit
+ * Locks customers, in id order (as merges do), before the refresh recomputes their spend from
+ * purchase rows. The next statement's snapshot then holds every purchase of theirs, and none can commit
  * meanwhile (the register takes the customer's lock before it writes). Without it, a scan that
  * committed while a recompute ran was missing from spend_12m, which later scans only add to.
  */
@@ -194,7 +194,8 @@ export async function applyPurchasesToCustomers(
 ): Promise<number> {
   if (rows.length === 0) return 0
   const ids = rows.map((r) => r.customerId)
-  await lockForRecompute(trx, ids)
+  // No lockForRecompute: writing the purchases (their customer_id foreign key) already locked
+  // these customers against the register in this transaction.
   const spend = sql`coalesce(s.spend, 0)::bigint`
   const result = await sql`
     with d as (

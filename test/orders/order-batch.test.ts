@@ -9,6 +9,7 @@ import { createDb, type Database } from '../../src/platform/db.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
+import { eventually } from '../support/wait.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL, TIER_THRESHOLDS: 'silver:10000,gold:50000' })
 let db: Database
@@ -75,6 +76,53 @@ const ledger = (id: string) =>
     .execute()
 
 describe('recordOrderBatch', () => {
+  // The batch's purchases lock their customer (foreign key) before the spend is recomputed.
+  it('keeps a register purchase that commits while the batch recomputes the spend', async () => {
+    const src = source()
+    const onlineId = `oc-${src}`
+    const c = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: onlineId }],
+    })
+    // A scan for the same customer, recorded and not yet committed: it holds the customer's lock.
+    let commit!: () => void
+    const held = new Promise<void>((resolve) => {
+      commit = resolve
+    })
+    let recorded!: () => void
+    const isRecorded = new Promise<void>((resolve) => {
+      recorded = resolve
+    })
+    const scan = db.transaction().execute(async (trx) => {
+      await recordPurchase(trx, env, {
+        channel: 'store',
+        source: `${src}-store`,
+        externalId: randomUUID(),
+        customerId: c.id,
+        purchasedAt: new Date(),
+        lines: [{ sku: 'LAMP-1', quantity: 1, unitPrice: 7_000 }],
+        total: 7_000,
+      })
+      recorded()
+      await held
+    })
+    await isRecorded
+    const batch = recordOrderBatch(db, env, [order(src, { externalId: onlineId }, 3, 30_000)])
+    await eventually(async () => {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'
+          and query like '%customer%'`.execute(db)
+      expect(rows[0]?.n).toBeGreaterThan(0)
+    })
+    commit()
+    await scan
+    expect((await batch)[0]).toMatchObject({ outcome: { created: true, customerId: c.id } })
+    expect(await stats(c.id)).toMatchObject({
+      purchase_count: 2,
+      total_spent: '37000',
+      spend_12m: '37000',
+    })
+  })
+
   it('gives matched customers the same stats and points as recordPurchase', async () => {
     const src = source()
     const onlineId = `oc-${src}`
