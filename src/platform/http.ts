@@ -49,6 +49,10 @@ function lazyChild(log: Logger, bindings: () => Record<string, unknown>): Logger
       const value = Reflect.get(real, prop, real)
       return typeof value === 'function' ? value.bind(real) : value
     },
+    // Anything set (say, `level`) goes to the request's logger, never to the process's.
+    set(_log, prop, value) {
+      return Reflect.set(target(), prop, value)
+    },
   })
 }
 
