@@ -141,14 +141,14 @@ export async function applyPurchasesToCustomer(
 
 /**
  * Locks customers, in id order (as merges do), before the refresh recomputes their spend from
- * purchase rows. The next statement's snapshot then holds every purchase of theirs, and none can commit
- * meanwhile (the register takes the customer's lock before it writes). Without it, a scan that
- * committed while a recompute ran was missing from spend_12m, which later scans only add to.
+ * purchase rows. The next statement's snapshot then holds every purchase of theirs, and none
+ * can commit meanwhile (the register takes the customer's lock before it writes). Without it,
+ * a scan that committed while a recompute ran was missing from spend_12m, which later scans
+ * only add to.
  */
 async function lockForRecompute(trx: Transaction<DB>, customerIds: string[]): Promise<void> {
-  await sql`select from customer where id = any(${customerIds}::uuid[]) order by id for update`.execute(
-    trx,
-  )
+  await sql`select from customer where id = any(${customerIds}::uuid[])
+    order by id for update`.execute(trx)
 }
 
 /** Recomputes spend_12m and tier for the given customers from their purchases. */
