@@ -9,7 +9,7 @@ import { createDb, type Database } from '../../src/platform/db.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
-import { eventually } from '../support/wait.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL, TIER_THRESHOLDS: 'silver:10000,gold:50000' })
 let db: Database
@@ -84,15 +84,7 @@ describe('recordOrderBatch', () => {
       identities: [{ kind: 'online_customer', value: onlineId }],
     })
     // A scan for the same customer, recorded and not yet committed: it holds the customer's lock.
-    let commit!: () => void
-    const held = new Promise<void>((resolve) => {
-      commit = resolve
-    })
-    let recorded!: () => void
-    const isRecorded = new Promise<void>((resolve) => {
-      recorded = resolve
-    })
-    const scan = db.transaction().execute(async (trx) => {
+    const scan = await heldTransaction(db, async (trx) => {
       await recordPurchase(trx, env, {
         channel: 'store',
         source: `${src}-store`,
@@ -102,19 +94,11 @@ describe('recordOrderBatch', () => {
         lines: [{ sku: 'LAMP-1', quantity: 1, unitPrice: 7_000 }],
         total: 7_000,
       })
-      recorded()
-      await held
     })
-    await isRecorded
     const batch = recordOrderBatch(db, env, [order(src, { externalId: onlineId }, 3, 30_000)])
-    await eventually(async () => {
-      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'
-          and query like '%customer%'`.execute(db)
-      expect(rows[0]?.n).toBeGreaterThan(0)
-    })
-    commit()
-    await scan
+    await lockWaitOn(db, 'customer')
+    scan.commit()
+    await scan.committed
     expect((await batch)[0]).toMatchObject({ outcome: { created: true, customerId: c.id } })
     expect(await stats(c.id)).toMatchObject({
       purchase_count: 2,

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
@@ -10,7 +9,7 @@ import {
   refreshStaleSpend,
 } from '../../src/purchases/purchase.service.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
-import { eventually } from '../support/wait.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 import { makeCoupon, makeCustomer } from './fixtures.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL, TIER_THRESHOLDS: 'silver:10000,gold:50000' })
@@ -135,30 +134,14 @@ describe('recordPurchase', () => {
       .where('customer_id', '=', c.id)
       .execute()
     // A register's purchase, recorded and not yet committed: it holds the customer's lock.
-    let commit!: () => void
-    const held = new Promise<void>((resolve) => {
-      commit = resolve
-    })
-    let recorded!: () => void
-    const isRecorded = new Promise<void>((resolve) => {
-      recorded = resolve
-    })
-    const scan = db.transaction().execute(async (trx) => {
+    const scan = await heldTransaction(db, async (trx) => {
       await recordPurchase(trx, env, receipt(c.id, { total: 5_000 }))
-      recorded()
-      await held
     })
-    await isRecorded
     const refresh = refreshStaleSpend(db, env, { since: new Date(Date.now() - 2 * DAY) })
     // The refresh waits on that lock; then the purchase commits.
-    await eventually(async () => {
-      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'
-          and query like '%customer%'`.execute(db)
-      expect(rows[0]?.n).toBeGreaterThan(0)
-    })
-    commit()
-    await scan
+    await lockWaitOn(db, 'customer')
+    scan.commit()
+    await scan.committed
     await refresh
     expect(await customerRow(c.id)).toMatchObject({ spend_12m: '5000', tier: 'regular' })
   })
