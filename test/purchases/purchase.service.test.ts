@@ -39,6 +39,19 @@ const record = (input: PurchaseInput) =>
 const customerRow = (id: string) =>
   db.selectFrom('customer').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
 
+/** A gold customer whose 60,000 purchase, recorded 300 days ago, has since aged past a year. */
+async function customerWithAgedPurchase() {
+  const c = await makeCustomer(db)
+  await record(receipt(c.id, { total: 60_000, purchasedAt: new Date(Date.now() - 300 * DAY) }))
+  expect(await customerRow(c.id)).toMatchObject({ tier: 'gold' })
+  await db
+    .updateTable('purchase')
+    .set({ purchased_at: new Date(Date.now() - 366 * DAY) })
+    .where('customer_id', '=', c.id)
+    .execute()
+  return c
+}
+
 describe('recordPurchase', () => {
   it('records lines, earns points, updates stats and tier, and is idempotent', async () => {
     const c = await makeCustomer(db)
@@ -97,28 +110,15 @@ describe('recordPurchase', () => {
     expect(await customerRow(c.id)).toMatchObject({ spend_12m: '5000', tier: 'regular' })
 
     // A purchase that was inside the window when recorded, and has left it since.
-    const d = await makeCustomer(db)
-    await record(receipt(d.id, { total: 60_000, purchasedAt: new Date(Date.now() - 300 * DAY) }))
-    expect(await customerRow(d.id)).toMatchObject({ tier: 'gold' })
-    await db
-      .updateTable('purchase')
-      .set({ purchased_at: new Date(Date.now() - 366 * DAY) })
-      .where('customer_id', '=', d.id)
-      .execute()
+    const d = await customerWithAgedPurchase()
     const changed = await refreshStaleSpend(db, env, { since: new Date(Date.now() - 2 * DAY) })
     expect(changed).toBeGreaterThanOrEqual(1)
     expect(await customerRow(d.id)).toMatchObject({ spend_12m: '0', tier: 'regular' })
   })
 
   it('adds a purchase to the kept 12-month spend without summing purchases; the refresh ages it', async () => {
-    const c = await makeCustomer(db)
-    await record(receipt(c.id, { total: 60_000, purchasedAt: new Date(Date.now() - 300 * DAY) }))
-    // It leaves the window; until the daily refresh runs, the customer row still counts it.
-    await db
-      .updateTable('purchase')
-      .set({ purchased_at: new Date(Date.now() - 366 * DAY) })
-      .where('customer_id', '=', c.id)
-      .execute()
+    // Until the daily refresh runs, the customer row still counts the aged purchase.
+    const c = await customerWithAgedPurchase()
     await record(receipt(c.id, { total: 5_000 }))
     expect(await customerRow(c.id)).toMatchObject({ spend_12m: '65000', tier: 'gold' })
     await refreshStaleSpend(db, env, { since: new Date(Date.now() - 2 * DAY) })
@@ -126,13 +126,7 @@ describe('recordPurchase', () => {
   })
 
   it('a refresh running while a scan commits keeps that purchase in spend_12m', async () => {
-    const c = await makeCustomer(db)
-    await record(receipt(c.id, { total: 60_000, purchasedAt: new Date(Date.now() - 300 * DAY) }))
-    await db
-      .updateTable('purchase')
-      .set({ purchased_at: new Date(Date.now() - 366 * DAY) })
-      .where('customer_id', '=', c.id)
-      .execute()
+    const c = await customerWithAgedPurchase()
     // A register's purchase, recorded and not yet committed: it holds the customer's lock.
     const scan = await heldTransaction(db, async (trx) => {
       await recordPurchase(trx, env, receipt(c.id, { total: 5_000 }))
