@@ -70,7 +70,9 @@ export function registerStoreCommands(program: Command): void {
     )
   keys
     .command('list')
-    .description('list API keys (prefix, store, scopes, label, created, last used, revoked)')
+    .description(
+      'list API keys: prefix, store, scopes, label, created, last used, live or revoked (UTC)',
+    )
     .action(() =>
       withDb(async (db) => {
         const day = (d: Date | null) => (d ? d.toISOString().slice(0, 16).replace('T', ' ') : '-')
