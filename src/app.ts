@@ -25,7 +25,7 @@ export type AppOptions = {
 /** The whole HTTP surface; never listens (src/main/server.ts does). */
 export function createApp(deps: Deps, opts: AppOptions) {
   const app = new Hono<AppEnv>()
-  app.use(...requestContext(deps.log))
+  app.use(...requestContext(deps.log, deps.metrics))
   app.onError(onError)
   app.notFound(notFound)
   app.route('/', opsRoutes(deps))

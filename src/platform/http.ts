@@ -5,10 +5,14 @@ import type { ZodError } from 'zod'
 import { AppError, type ErrorCode, statusOf } from './errors.ts'
 import { describeFields, type FieldProblem, zodFields } from './input.ts'
 import type { Logger } from './logger.ts'
+import type { Metrics } from './metrics.ts'
 
 export type AppEnv = { Variables: { requestId: string; log: Logger } }
 
-export function requestContext(log: Logger): MiddlewareHandler<AppEnv>[] {
+export function requestContext(
+  log: Logger,
+  metrics: Pick<Metrics, 'httpRequests'>,
+): MiddlewareHandler<AppEnv>[] {
   return [
     requestId(),
     async (c, next) => {
@@ -18,17 +22,14 @@ export function requestContext(log: Logger): MiddlewareHandler<AppEnv>[] {
         lazyChild(log, () => ({ requestId: c.get('requestId') })),
       )
       await next()
-      if (!log.isLevelEnabled('debug')) return
+      const ms = performance.now() - started
       // The route template, never the concrete path: paths can carry ids.
-      c.get('log').debug(
-        {
-          method: c.req.method,
-          route: c.req.routePath,
-          status: c.res.status,
-          ms: Math.round((performance.now() - started) * 10) / 10,
-        },
-        'request',
-      )
+      const route = c.req.routePath
+      const { method } = c.req
+      const status = c.res.status
+      metrics.httpRequests.observe({ route, method, status: String(status) }, ms / 1000)
+      if (!log.isLevelEnabled('debug')) return
+      c.get('log').debug({ method, route, status, ms: Math.round(ms * 10) / 10 }, 'request')
     },
   ]
 }

@@ -20,6 +20,13 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
       registers: [registry],
     }),
+    httpRequests: new Histogram({
+      name: 'kizuna_http_request_seconds',
+      help: 'Time to answer an HTTP request, by route template, method and status',
+      labelNames: ['route', 'method', 'status'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
     jobs: new Counter({
       name: 'kizuna_jobs_total',
       help: 'Queue jobs by queue and outcome',

@@ -34,6 +34,26 @@ describe('operations endpoints', () => {
     })
   })
 
+  it('GET /metrics times requests by route template, method and status', async () => {
+    const count = async (labels: string) => {
+      const text = await (await fetch(`${k.baseUrl}/metrics`)).text()
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith(`kizuna_http_request_seconds_count{${labels}}`))
+      return Number(line?.split(' ').at(-1) ?? 0)
+    }
+    const healthz = 'route="/healthz",method="GET",status="200"'
+    const card = 'route="/cards/:token/barcode.png",method="GET",status="404"'
+    const [healthBefore, cardBefore] = [await count(healthz), await count(card)]
+    await fetch(`${k.baseUrl}/healthz`)
+    await fetch(`${k.baseUrl}/healthz`)
+    // A path with a token in it is counted under its template, never the token.
+    expect((await fetch(`${k.baseUrl}/cards/not-a-token/barcode.png`)).status).toBe(404)
+    expect(await count(healthz)).toBe(healthBefore + 2)
+    expect(await count(card)).toBe(cardBefore + 1)
+    expect(await (await fetch(`${k.baseUrl}/metrics`)).text()).not.toContain('not-a-token')
+  })
+
   it('answers unknown routes with the one error shape', async () => {
     const res = await fetch(`${k.baseUrl}/nope`)
     expect(res.status).toBe(404)
