@@ -104,3 +104,45 @@ export function cpuSecondsOf(pid: number | undefined): number {
     return 0
   }
 }
+
+/** One histogram series of a process's GET /metrics: bucket upper bound (s) → cumulative count. */
+export async function histogramBuckets(
+  metricsUrl: string,
+  name: string,
+  labels: Record<string, string>,
+): Promise<Map<number, number>> {
+  const text = await (await fetch(metricsUrl)).text()
+  const buckets = new Map<number, number>()
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}_bucket{`)) continue
+    const [series, value] = [
+      line.slice(0, line.lastIndexOf(' ')),
+      line.slice(line.lastIndexOf(' ') + 1),
+    ]
+    const found = Object.fromEntries(
+      [...series.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']),
+    )
+    if (Object.entries(labels).some(([k, v]) => found[k] !== v)) continue
+    buckets.set(found.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(found.le), Number(value))
+  }
+  return buckets
+}
+
+/**
+ * The upper bound (ms) of the bucket holding the p-th percentile of what was observed between
+ * two snapshots of the same histogram: server-side latency at the histogram's resolution.
+ */
+export function bucketPercentile(
+  before: Map<number, number>,
+  after: Map<number, number>,
+  p: number,
+): number {
+  const bounds = [...after.keys()].sort((a, b) => a - b)
+  const total =
+    (after.get(Number.POSITIVE_INFINITY) ?? 0) - (before.get(Number.POSITIVE_INFINITY) ?? 0)
+  if (total <= 0) return Number.NaN
+  for (const le of bounds) {
+    if ((after.get(le) ?? 0) - (before.get(le) ?? 0) >= (p / 100) * total) return le * 1000
+  }
+  return Number.POSITIVE_INFINITY
+}

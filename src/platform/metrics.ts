@@ -24,7 +24,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       name: 'kizuna_http_request_seconds',
       help: 'Time to answer an HTTP request, by route template, method and status',
       labelNames: ['route', 'method', 'status'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      // Fine around the register scan's goal (15 ms at p99).
+      buckets: [
+        0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1,
+        2.5,
+      ],
       registers: [registry],
     }),
     jobs: new Counter({
