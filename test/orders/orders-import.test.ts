@@ -27,9 +27,15 @@ const purchases = (source: string) =>
     .orderBy('external_id')
     .execute()
 
+const newSource = () => `shop${randomUUID().slice(0, 8)}`
+
+/** `kizuna import orders --source SOURCE FILE.csv`, as a real process. */
+const importCsv = async (source: string, csv: string) =>
+  cli(['import', 'orders', '--source', source, csv])
+
 describe('kizuna import orders', () => {
   it('groups CSV rows into orders, matches by email, and is idempotent on re-run', async () => {
-    const source = `shop${randomUUID().slice(0, 8)}`
+    const source = newSource()
     const email = `${source}@example.com`
     const customer = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
     const csv = await file('csv', [
@@ -40,7 +46,7 @@ describe('kizuna import orders', () => {
       'A3,,,2026-11-02T10:00:00+09:00,ARM-1,,x,39000,39000',
       'A4,,,2026-11-02,ARM-1,,1,39000,39000',
     ])
-    const first = await cli(['import', 'orders', '--source', source, csv])
+    const first = await importCsv(source, csv)
     expect(first.code).toBe(0)
     expect(first.stdout).toContain('orders: created 1, unmatched 1, unchanged 0, skipped 2')
     expect(first.stderr).toContain('line 5: quantity: a whole number above 0')
@@ -50,7 +56,7 @@ describe('kizuna import orders', () => {
       { external_id: 'A2', customer_id: null, total: 78000, lines: '1' },
     ])
 
-    const again = await cli(['import', 'orders', '--source', source, csv])
+    const again = await importCsv(source, csv)
     expect(again.stdout).toContain('orders: created 0, unmatched 0, unchanged 2, skipped 2')
     expect(await purchases(source)).toHaveLength(2)
     const stats = await db
@@ -62,7 +68,7 @@ describe('kizuna import orders', () => {
   })
 
   it('reads NDJSON, one order per line, and reports bad lines by field', async () => {
-    const source = `shop${randomUUID().slice(0, 8)}`
+    const source = newSource()
     const order = (orderId: string, extra: Record<string, unknown> = {}) =>
       JSON.stringify({
         source,
@@ -91,19 +97,19 @@ describe('kizuna import orders', () => {
   })
 
   it('refuses a file with an unknown column before writing anything', async () => {
-    const source = `shop${randomUUID().slice(0, 8)}`
+    const source = newSource()
     const csv = await file('csv', [
       'order_id,ordered_at,sku,quantity,unitprice,total',
       'U1,2026-11-02T10:00:00+09:00,ARM-1,1,39000,39000',
     ])
-    const result = await cli(['import', 'orders', '--source', source, csv])
+    const result = await importCsv(source, csv)
     expect(result.code).not.toBe(0)
     expect(result.stderr).toContain('unknown column "unitprice"')
     expect(await purchases(source)).toEqual([])
   })
 
   it('keeps line numbers across quoted line breaks, reports short rows, and keeps characters whole across read chunks', async () => {
-    const source = `shop${randomUUID().slice(0, 8)}`
+    const source = newSource()
     // Japanese names (three bytes a character), one of them split by the 64 KB read chunks.
     const name = '北欧風ソファ'.repeat(50)
     const header =
@@ -123,7 +129,7 @@ describe('kizuna import orders', () => {
       Buffer.from(lines(p).join('\n')).subarray(0, 65_536).toString().endsWith('\uFFFD'),
     )
     const csv = await file('csv', lines(pad ?? ''))
-    const result = await cli(['import', 'orders', '--source', source, csv])
+    const result = await importCsv(source, csv)
     expect(pad).toBeDefined()
     expect(result.stdout).toContain('orders: created 0, unmatched 101, unchanged 0, skipped 2')
     expect(result.stderr).toContain('line 4: (row): 5 cells where the header has 9')
@@ -141,14 +147,14 @@ describe('kizuna import orders', () => {
   })
 
   it('reads what spreadsheets write: a byte-order mark before a quoted header, a trailing comma, a space before a quoted cell', async () => {
-    const source = `shop${randomUUID().slice(0, 8)}`
+    const source = newSource()
     const csv = await file('csv', [
       '\uFEFF"order_id",ordered_at,sku,name,quantity,unit_price,total,',
       'S1,2026-11-02T10:00:00+09:00,SOFA-1, "Sofa ""Oslo""",1,1000,1000,',
       'S2,2026-11-02T10:00:00+09:00,SOFA-1, "Sofa, large",1,1000,1000,',
       'S3,2026-11-02T10:00:00+09:00,SOFA-1,Sofa,1,1000,1000,oops',
     ])
-    const result = await cli(['import', 'orders', '--source', source, csv])
+    const result = await importCsv(source, csv)
     expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 2')
     expect(result.stderr).toContain('line 3: (row): 9 cells where the header has 8 (a space before')
     expect(result.stderr).toContain('line 4: (row): a value in a column without a name')
@@ -161,7 +167,7 @@ describe('kizuna import orders', () => {
   })
 
   it('skips the whole order when one of its rows cannot be read, never a part of it', async () => {
-    const source = `shop${randomUUID().slice(0, 8)}`
+    const source = newSource()
     const csv = await file('csv', [
       'order_id,ordered_at,sku,quantity,unit_price,total',
       'P1,2026-11-02T10:00:00+09:00,A,1,100,300',
@@ -169,7 +175,7 @@ describe('kizuna import orders', () => {
       'P1,2026-11-02T10:00:00+09:00,C,1,100,300',
       'P2,2026-11-02T10:00:00+09:00,A,1,100,100',
     ])
-    const result = await cli(['import', 'orders', '--source', source, csv])
+    const result = await importCsv(source, csv)
     expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 1')
     expect(result.stderr).toContain('line 3: (row): 7 cells where the header has 6')
     expect(await purchases(source)).toEqual([
