@@ -2,7 +2,11 @@ import { sql, type Transaction } from 'kysely'
 import { mergeConsents } from '../consent/consent.service.ts'
 import type { DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
-import { attachPendingPurchases, type PurchaseEnv } from '../purchases/purchase.service.ts'
+import {
+  attachPendingPurchases,
+  lockPurchaser,
+  type PurchaseEnv,
+} from '../purchases/purchase.service.ts'
 import {
   type Customer,
   countLineIdentities,
@@ -152,9 +156,11 @@ export async function attachIdentity(
   const normalised = normaliseIdentity(kind, rawValue)
   if (!normalised.ok) throw new AppError('BAD_REQUEST', `${kind}: ${normalised.message}`)
   const value = normalised.value
-  const target = await findSurvivingCustomer(trx, customerId)
+  // Locked before the identity row is written: that row's foreign key share-locks the customer,
+  // and two attaches to one customer that both held that lock and then asked for this one
+  // deadlocked (two legacy cards linked to one member at two registers at once).
+  const target = await lockPurchaser(trx, customerId)
   if (!target) throw new AppError('NOT_FOUND', 'the customer does not exist')
-  if (target.erased_at) throw new AppError('GONE', 'the customer was erased')
 
   let result: AttachResult = { customerId: target.id, created: false, mergedCustomerId: null }
   if (await insertIdentityIfAbsent(trx, target.id, kind, value)) {
