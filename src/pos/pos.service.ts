@@ -1,6 +1,7 @@
 import { type RawBuilder, sql } from 'kysely'
 import { erasedValue } from '../customers/erase.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
+import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
@@ -17,7 +18,7 @@ import {
   findMemberSummary,
   findPurchaseResult,
 } from './pos.repo.ts'
-import type { ScanBody, ScanResponse } from './pos.schemas.ts'
+import type { Receipt, ScanBody, ScanResponse } from './pos.schemas.ts'
 
 /**
  * queues and log queue a receipt's follow-up; without them (the staff page's deps) the row waits
@@ -190,13 +191,40 @@ async function recordReceipt(
     { start, withResult: true, followUpDelaySeconds: deps.env.POST_PURCHASE_DELAY_SECONDS },
   )
   if (recorded.notFound) return undefined
-  if (!recorded.created) return { answer: await replayOf(db, recorded.purchaseId) }
+  if (!recorded.created) {
+    return { answer: await replayOf(db, recorded.purchaseId, receipt, recorded.customerId) }
+  }
   return { answer: recorded.result as ScanResponse, followUp: recorded.followUp }
 }
 
-/** The answer given the first time, marked as a replay (rebuilt if none was stored). */
-async function replayOf(trx: Db, purchaseId: string): Promise<ScanResponse> {
+/**
+ * The answer given the first time, marked as a replay (rebuilt if none was stored). A receipt id
+ * that comes back with another member's card or another total is not a replay but a second sale
+ * under a used number: 409, and the first member's data stays at the register that recorded it.
+ */
+async function replayOf(
+  trx: Db,
+  purchaseId: string,
+  receipt: Receipt,
+  scannedCustomerId: string | null | undefined,
+): Promise<ScanResponse> {
   const row = await findPurchaseResult(trx, purchaseId)
+  if (row.total !== receipt.total) {
+    throw new AppError(
+      'CONFLICT',
+      `receipt ${receipt.id} was already recorded with total ${row.total}; a different sale ` +
+        'needs its own receipt id',
+      { details: [{ field: 'receipt.id', message: 'already used for another sale' }] },
+    )
+  }
+  if (row.customer_id !== scannedCustomerId && !(await sameCustomer(trx, row, scannedCustomerId))) {
+    throw new AppError(
+      'CONFLICT',
+      `receipt ${receipt.id} was already recorded for another member; a different sale needs ` +
+        'its own receipt id',
+      { details: [{ field: 'receipt.id', message: 'already used for another member' }] },
+    )
+  }
   // A voided purchase keeps what the void did next to the answer (`void`): not the register's.
   const { void: _void, ...stored } = (row.result ?? {}) as ScanResponse & { void?: unknown }
   if (stored.purchase) return { ...stored, purchase: { ...stored.purchase, replayed: true } }
@@ -213,6 +241,16 @@ async function replayOf(trx: Db, purchaseId: string): Promise<ScanResponse> {
       replayed: true,
     },
   }
+}
+
+/** Whether the receipt's customer is, after any merge since, the one scanned now. */
+async function sameCustomer(
+  db: Db,
+  row: { customer_id: string | null },
+  scannedCustomerId: string | null | undefined,
+): Promise<boolean> {
+  if (!row.customer_id || !scannedCustomerId) return row.customer_id === scannedCustomerId
+  return (await findCurrentCustomer(db, row.customer_id))?.id === scannedCustomerId
 }
 
 const UNKNOWN_RECEIPT =

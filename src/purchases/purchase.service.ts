@@ -93,6 +93,8 @@ export type RecordedPurchaseFor = RecordedPurchase & {
   notFound?: boolean
   /** How the customer was found (the `via` of `start`). */
   via?: string | null
+  /** The customer `start` found, on a replay: whose receipt the caller thinks it is. */
+  customerId?: string | null
   /** The stored answer (withResult), when created. */
   result?: unknown
   /** The post-purchase follow-up written with it (queue it after commit: enqueueFollowUp). */
@@ -181,7 +183,7 @@ export async function recordPurchaseFor(
     }
     // Nothing written: a replay (recorded before, or concurrently), or a refused guard.
     const first = await findPurchaseByKey(db, input)
-    if (first) return { purchaseId: first.id, created: false, via }
+    if (first) return { purchaseId: first.id, created: false, via, customerId: out.customer_id }
     if (out.ok) throw new Error('purchase conflict without a row')
     const balance = out.points ?? 0
     if (balance < pointsUsed) {

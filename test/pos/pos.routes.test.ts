@@ -89,9 +89,13 @@ describe('POST /api/pos/scans', () => {
     })
     expect(body.customer).toMatchObject({ points: 80, tier: 'silver' })
 
-    const again = await post({ barcode: c.card, receipt: { ...r, total: 9_999 } })
+    const again = await post({ barcode: c.card, receipt: r })
     expect(again.status).toBe(200)
     expect(await again.json()).toEqual({ ...body, purchase: { ...body.purchase, replayed: true } })
+    // The same number with another total is a second sale, not a replay: refused, not dropped.
+    const changed = await post({ barcode: c.card, receipt: { ...r, total: 7_999 } })
+    expect(changed.status).toBe(409)
+    expect((await errorOf(changed)).message).toContain('already recorded with total 8000')
 
     const rows = await purchasesOf(c.id)
     expect(rows).toHaveLength(1)
@@ -110,6 +114,21 @@ describe('POST /api/pos/scans', () => {
       .orderBy('delta')
       .execute()
     expect(ledger.map((l) => l.delta)).toEqual([-50, 80])
+  })
+
+  it('refuses a receipt id already recorded for another member with 409, showing nothing of theirs', async () => {
+    const first = await makeCustomer(db, { displayName: 'Sato Hanako', points: 300 })
+    const second = await makeCustomer(db, { displayName: 'Suzuki Taro' })
+    const r = receipt()
+    expect((await post({ barcode: first.card, receipt: r })).status).toBe(200)
+    const res = await post({ barcode: second.card, receipt: r })
+    expect(res.status).toBe(409)
+    const text = await res.text()
+    expect(text).toContain('already recorded for another member')
+    expect(text).not.toContain('Sato')
+    expect(text).not.toContain(first.id)
+    expect(await purchasesOf(second.id)).toHaveLength(0)
+    expect(await customerRow(second.id)).toMatchObject({ points: 0, purchase_count: 0 })
   })
 
   it('refuses more points than the balance with 409 and writes nothing', async () => {
