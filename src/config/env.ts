@@ -61,7 +61,14 @@ export const envSchema = z.object({
     .string()
     .regex(/^\d{2,3}$/, 'use 2 or 3 digits')
     .default('29'),
-  POINTS_RATE_PERCENT: z.coerce.number().min(0).max(100).default(1),
+  POINTS_RATE_PERCENT: z.coerce
+    .number()
+    .min(0)
+    .max(100)
+    .refine((rate) => Math.abs(rate * 100 - Math.round(rate * 100)) < 1e-6, {
+      error: 'use at most two decimals, e.g. 1.25',
+    })
+    .default(1),
   TIER_THRESHOLDS: tierThresholds.default([
     { tier: 'silver', minSpend: 50_000 },
     { tier: 'gold', minSpend: 200_000 },

@@ -35,8 +35,14 @@ export type PurchaseInput = {
 
 export type RecordedPurchase = { purchaseId: string; created: boolean }
 
+/**
+ * Points for a total, rounded down, in whole numbers: the rate in hundredths of a percent, so
+ * that 0.7% of 11,000 is 77 (in floating point, 11000 * 0.7 / 100 is 76.99999999999999). The
+ * same as `floor(total * rate / 100)` in SQL numeric, which attachPendingPurchases uses.
+ */
 export function pointsFor(total: number, env: PurchaseEnv): number {
-  return Math.floor((total * env.POINTS_RATE_PERCENT) / 100)
+  const basisPoints = Math.round(env.POINTS_RATE_PERCENT * 100)
+  return Math.floor((total * basisPoints) / 10_000)
 }
 
 /**

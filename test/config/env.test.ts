@@ -26,6 +26,7 @@ describe('loadEnv', () => {
         TZ_STORE: 'Mars/Olympus',
         QUIET_HOURS: '9pm-9am',
         LINE_CHANNEL_SECRET: 'only-the-secret',
+        POINTS_RATE_PERCENT: '0.125',
       })
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError)
@@ -37,6 +38,7 @@ describe('loadEnv', () => {
       'TZ_STORE',
       'QUIET_HOURS',
       'LINE_CHANNEL_ACCESS_TOKEN',
+      'POINTS_RATE_PERCENT',
     ]) {
       expect(message).toContain(name)
     }

@@ -218,6 +218,19 @@ describe('recordPurchase', () => {
     expect(again).toBe(0)
   })
 
+  it('earns whole points at a fractional rate, the same at the register and when an order attaches', async () => {
+    const rated = { ...env, POINTS_RATE_PERCENT: 0.7 }
+    const c = await makeCustomer(db)
+    await db
+      .transaction()
+      .execute((trx) => recordPurchase(trx, rated, receipt(c.id, { total: 11_000 })))
+    expect(await customerRow(c.id)).toMatchObject({ points: 77 }) // not 76: 11000 * 0.7 / 100
+    const pending = { kind: 'online_customer', value: `shop-${randomUUID()}` }
+    await record(receipt(null, { pendingIdentity: pending, total: 11_000 }))
+    await db.transaction().execute((trx) => attachPendingPurchases(trx, rated, c.id, pending))
+    expect(await customerRow(c.id)).toMatchObject({ points: 154 })
+  })
+
   it('keeps lines as strictly as a table would: no missing sku, quantity or price, arrays of one length', async () => {
     const insert = (lines: {
       line_skus: (string | null)[]
