@@ -67,7 +67,15 @@ export function describeFields(fields: FieldProblem[]): string {
 
 /** Every issue of a zod error as a field and its problem. */
 export function zodFields(error: ZodError): FieldProblem[] {
-  return error.issues.map((issue) => ({ field: fieldName(issue.path), message: issue.message }))
+  return error.issues.flatMap((issue) =>
+    // A strict object's unknown keys, each named as its own field (a typo shows where it is).
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({
+          field: fieldName([...issue.path, key]),
+          message: 'is not a known field',
+        }))
+      : [{ field: fieldName(issue.path), message: issue.message }],
+  )
 }
 
 function fieldName(path: readonly PropertyKey[]): string {

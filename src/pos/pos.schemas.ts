@@ -2,7 +2,7 @@ import { z } from 'zod'
 
 const yen = z.number().int('use whole yen').min(0).max(100_000_000)
 
-export const receiptLineSchema = z.object({
+export const receiptLineSchema = z.strictObject({
   sku: z.string().trim().min(1, 'required').max(64),
   name: z.string().trim().max(200).nullish(),
   quantity: z.number().int().min(1).max(10_000),
@@ -11,16 +11,66 @@ export const receiptLineSchema = z.object({
 
 const receiptId = z.string().trim().min(1, 'required').max(100)
 
-export const receiptSchema = z.object({
+/** A register's clock may run a little fast. */
+const CLOCK_SKEW_MS = 10 * 60_000
+/**
+ * How old a receipt may be when it reaches us: a register that was offline replays its backlog
+ * within days. Older sales belong in an orders import; a backdated receipt would otherwise count
+ * coupons as valid at a time they were, and move first/last purchase dates.
+ */
+export const RECEIPT_MAX_AGE_DAYS = 30
+
+const purchasedAt = z.iso
+  .datetime({ offset: true, error: 'use an ISO 8601 date-time, e.g. 2026-11-23T10:15:00+09:00' })
+  .transform((s) => new Date(s))
+  .refine((at) => at.getTime() <= Date.now() + CLOCK_SKEW_MS, {
+    error: 'is in the future: check the register clock',
+  })
+  .refine((at) => at.getTime() >= Date.now() - RECEIPT_MAX_AGE_DAYS * 86_400_000, {
+    error: `is more than ${RECEIPT_MAX_AGE_DAYS} days ago: import older sales as orders`,
+  })
+
+const linesSum = (lines: { quantity: number; unitPrice: number }[]) =>
+  lines.reduce((sum, l) => sum + l.quantity * l.unitPrice, 0)
+
+/**
+ * Unknown fields are refused (a misspelt `couponUsed` would otherwise leave the coupon unused).
+ * `total` is what was paid: discounts may take it below the lines' sum, nothing above; points
+ * pay for part of the sale, never more than the lines are worth.
+ */
+export const receiptFields = {
   id: receiptId,
-  purchasedAt: z.iso
-    .datetime({ offset: true, error: 'use an ISO 8601 date-time, e.g. 2026-11-23T10:15:00+09:00' })
-    .transform((s) => new Date(s)),
+  purchasedAt,
   lines: z.array(receiptLineSchema).min(1, 'a receipt has at least one line').max(500),
   total: yen,
   pointsUsed: z.number().int().min(0).max(100_000_000).default(0),
   couponsUsed: z.array(z.string().trim().min(1).max(64)).max(20).default([]),
-})
+}
+
+/** The checks across a receipt's fields (for receiptSchema and the staff page's variant). */
+export function checkReceiptSums(
+  r: { lines: { quantity: number; unitPrice: number }[]; total: number; pointsUsed: number },
+  ctx: z.RefinementCtx,
+): void {
+  if (r.lines.length === 0) return // the staff page may record a total without lines
+  const sum = linesSum(r.lines)
+  if (r.total > sum) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['total'],
+      message: `is more than the lines add up to (${sum})`,
+    })
+  }
+  if (r.pointsUsed > sum) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['pointsUsed'],
+      message: `is more than the lines are worth (${sum})`,
+    })
+  }
+}
+
+export const receiptSchema = z.strictObject(receiptFields).superRefine(checkReceiptSums)
 
 const barcode = z
   .string({ error: 'required: the scanned barcode' })
@@ -28,7 +78,7 @@ const barcode = z
   .min(1, 'required: the scanned barcode')
   .max(64)
 
-export const scanBodySchema = z.object({
+export const scanBodySchema = z.strictObject({
   barcode,
   registerId: z.string().trim().min(1).max(64).nullish(),
   /** A legacy plastic card scanned together with the member card: bound to the same person. */

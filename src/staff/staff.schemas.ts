@@ -1,13 +1,19 @@
 import { z } from 'zod'
-import { receiptLineSchema, receiptSchema, scanBodySchema } from '../pos/pos.schemas.ts'
+import {
+  checkReceiptSums,
+  receiptFields,
+  receiptLineSchema,
+  scanBodySchema,
+} from '../pos/pos.schemas.ts'
 
 /**
  * The staff page sends the POS scan body, except that receipt lines are optional: staff at a
  * register without itemised data record the total only (the purchase service accepts no lines).
  */
 export const staffScanSchema = scanBodySchema.omit({ linkBarcode: true }).extend({
-  receipt: receiptSchema
-    .extend({ lines: z.array(receiptLineSchema).max(50).default([]) })
+  receipt: z
+    .strictObject({ ...receiptFields, lines: z.array(receiptLineSchema).max(50).default([]) })
+    .superRefine(checkReceiptSums)
     .optional(),
 })
 

@@ -204,6 +204,41 @@ describe('POST /api/pos/scans', () => {
     expect(await purchasesOf(c.id)).toHaveLength(0)
   })
 
+  it('refuses a receipt that cannot be a sale, naming the field, and writes nothing', async () => {
+    const c = await makeCustomer(db, { points: 10_000 })
+    const code = await makeCoupon(db, c.id)
+    const lines = [{ sku: 'MUG-1', quantity: 2, unitPrice: 1_000 }]
+    const day = 86_400_000
+    const cases: [Record<string, unknown>, string][] = [
+      [{ lines, total: 2_001 }, 'receipt.total: is more than the lines add up to (2000)'],
+      [{ lines, total: 2_000, pointsUsed: 2_001 }, 'receipt.pointsUsed: is more than the lines'],
+      [
+        { purchasedAt: new Date(Date.now() + day).toISOString() },
+        'receipt.purchasedAt: is in the future',
+      ],
+      [
+        { purchasedAt: new Date(Date.now() - 31 * day).toISOString() },
+        'receipt.purchasedAt: is more than 30 days ago',
+      ],
+      // A misspelt field would otherwise leave the coupon unused and the sale recorded.
+      [{ couponUsed: [code] }, 'receipt.couponUsed: is not a known field'],
+    ]
+    for (const [change, message] of cases) {
+      const res = await post({ barcode: c.card, receipt: { ...receipt(), ...change } })
+      expect(res.status, message).toBe(400)
+      expect((await errorOf(res)).message).toContain(message)
+    }
+    // Discounts may take the total below the lines' sum; a register clock a minute fast is fine.
+    const discounted = receipt({ lines, total: 1_500 })
+    const ok = await post({
+      barcode: c.card,
+      receipt: { ...discounted, purchasedAt: new Date(Date.now() + 60_000).toISOString() },
+    })
+    expect(ok.status).toBe(200)
+    expect(await purchasesOf(c.id)).toHaveLength(1)
+    expect(await customerRow(c.id)).toMatchObject({ points: 10_015, purchase_count: 1 })
+  })
+
   it('reads a JSON body that starts with a byte-order mark', async () => {
     const c = await makeCustomer(db)
     const res = await post(`\uFEFF${JSON.stringify({ barcode: c.card })}`)

@@ -69,14 +69,20 @@ export async function makeStoreKey(db: Db, scopes: Scope[] = ['pos']) {
 
 export const legacyCardNumber = () => `L${randomInt(10 ** 9, 10 ** 10)}`
 
-/** A register receipt body (`POST /api/pos/scans`): one sofa at ¥8,000 unless overridden. */
-export const receipt = (over: Record<string, unknown> = {}) => ({
-  id: `R-${randomUUID()}`,
-  purchasedAt: new Date().toISOString(),
-  lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 8_000 }],
-  total: 8_000,
-  ...over,
-})
+/**
+ * A register receipt body (`POST /api/pos/scans`): one sofa at ¥8,000 unless overridden; a
+ * total given without lines is the sofa's price.
+ */
+export const receipt = (over: Record<string, unknown> = {}) => {
+  const total = typeof over.total === 'number' ? over.total : 8_000
+  return {
+    id: `R-${randomUUID()}`,
+    purchasedAt: new Date().toISOString(),
+    lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: total }],
+    total,
+    ...over,
+  }
+}
 
 /** An online order for this customer, one of each sku (no follow-up: not a store purchase). */
 export function recordOnlinePurchase(

@@ -173,10 +173,14 @@ describe('purchaseFollowUpVars', () => {
       .where('id', '=', voided.purchaseId)
       .execute()
 
+    // 23:30 UTC two days ago: 08:30 the next day in Tokyo.
+    const at = new Date(Date.now() - 2 * 86_400_000)
+    at.setUTCHours(23, 30, 0, 0)
+    const day = (d: Date) => d.toISOString().slice(0, 10).replaceAll('-', '/')
     const purchase = await scanReceipt(
       c.card,
       receipt({
-        purchasedAt: '2026-11-23T23:30:00Z',
+        purchasedAt: at.toISOString(),
         lines: [
           { sku: sku('SOFA'), name: 'sofa (register)', quantity: 1, unitPrice: 98_000 },
           { sku: sku('CUSHION'), name: 'cushion', quantity: 2, unitPrice: 1_500 },
@@ -193,7 +197,7 @@ describe('purchaseFollowUpVars', () => {
     expect(vars).toEqual({
       displayName: 'Sato Hanako',
       storeName: 'Test store',
-      purchasedAt: '2026/11/24 08:30',
+      purchasedAt: `${day(new Date(at.getTime() + 86_400_000))} 08:30`,
       total: '¥101,000',
       lines: [
         { name: 'Sofa Classic', quantity: 1, amount: '¥98,000' },
@@ -218,7 +222,7 @@ describe('purchaseFollowUpVars', () => {
       customerId: c.id,
       vars: { purchaseId: purchase.id },
     })
-    expect(utc?.purchasedAt).toBe('2026/11/23 23:30')
+    expect(utc?.purchasedAt).toBe(`${day(at)} 23:30`)
   })
 
   it("says 'お客様' without a name, and gives no recommendations when none are left", async () => {
