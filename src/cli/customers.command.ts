@@ -1,10 +1,8 @@
 import type { Command } from 'commander'
 import { z } from 'zod'
 import { eraseCustomer } from '../customers/erase.service.ts'
-import { refreshStaleSpend } from '../purchases/purchase.service.ts'
+import { refreshSpendSinceLastRun } from '../maintenance/refresh-spend.service.ts'
 import { UsageError, withDb } from './with-db.ts'
-
-const DAY_MS = 86_400_000
 
 export function registerCustomerCommands(program: Command): void {
   const customers = program.command('customers').description('customers (members)')
@@ -29,14 +27,20 @@ export function registerCustomerCommands(program: Command): void {
     )
   customers
     .command('refresh-spend')
-    .description('recompute 12-month spend and tier for customers whose purchases aged out')
-    .option('--since <date>', 'the previous run (ISO 8601); default: 24 hours ago')
+    .description(
+      'recompute 12-month spend and tier for customers whose purchases aged out (and every tier, when the thresholds changed)',
+    )
+    .option('--since <date>', 'the previous run (ISO 8601); default: the last successful run')
     .action((opts: { since?: string }) =>
       withDb(async (db, env) => {
-        const since = opts.since ? new Date(opts.since) : new Date(Date.now() - DAY_MS)
-        if (Number.isNaN(since.getTime())) throw new UsageError('--since: not a date')
-        const changed = await refreshStaleSpend(db, env, { since })
-        console.log(`${changed} customers updated`)
+        const since = opts.since ? new Date(opts.since) : undefined
+        if (since && Number.isNaN(since.getTime())) throw new UsageError('--since: not a date')
+        const result = await refreshSpendSinceLastRun(db, env, { now: new Date(), since })
+        const retiered =
+          result.retiered === null ? '' : `; thresholds changed: ${result.retiered} tiers re-set`
+        console.log(
+          `${result.changed} customers updated since ${result.since.toISOString()}${retiered}`,
+        )
       }),
     )
 }

@@ -194,6 +194,13 @@ export interface LinkToken {
   token_hash: string;
 }
 
+export interface MaintenanceRun {
+  last_success_at: Timestamp;
+  name: string;
+  state: Generated<Json>;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface MergeAudit {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
@@ -306,6 +313,7 @@ export interface DB {
   link_code: LinkCode;
   link_nonce: LinkNonce;
   link_token: LinkToken;
+  maintenance_run: MaintenanceRun;
   merge_audit: MergeAudit;
   multicast_request: MulticastRequest;
   points_ledger: PointsLedger;

@@ -183,6 +183,38 @@ export async function refreshSpend(
 }
 
 /**
+ * Sets the tier from the kept 12-month spend for up to `limit` customers after `afterId` (in id
+ * order; erased and merged-away rows are left alone). Batches keep each statement's row locks
+ * short: the register waits on them. Returns the last id looked at (null: no more) and how many
+ * tiers changed.
+ */
+export async function retierCustomerBatch(
+  db: Db,
+  thresholds: TierThreshold[],
+  afterId: string | null,
+  limit: number,
+): Promise<{ lastId: string | null; changed: number }> {
+  const tier = tierFor(sql`c.spend_12m`, thresholds)
+  const { rows } = await sql<{ last_id: string | null; changed: string }>`
+    with batch as (
+      select id from customer
+      where (${afterId}::uuid is null or id > ${afterId}::uuid)
+      order by id limit ${limit}
+    ),
+    changed as (
+      update customer c set tier = ${tier}, updated_at = now()
+      from batch
+      where c.id = batch.id and c.erased_at is null and c.merged_into_id is null
+        and c.tier is distinct from ${tier}
+      returning 1
+    )
+    select (select id from batch order by id desc limit 1) as last_id, (select count(*) from changed) as changed
+  `.execute(db)
+  const row = rows[0]
+  return { lastId: row?.last_id ?? null, changed: Number(row?.changed ?? 0) }
+}
+
+/**
  * applyPurchasesToCustomer for many customers in one statement: each row adds its purchases
  * to one customer's stats and points (one row per customer), and spend_12m and tier are
  * recomputed from the purchase rows, as applyPurchasesToCustomer does.

@@ -10,6 +10,7 @@ import {
   lockCustomerById,
   type PurchaseLine,
   refreshSpend,
+  retierCustomerBatch,
 } from './purchase.repo.ts'
 import { recordPurchaseOnce } from './record-purchase.repo.ts'
 
@@ -293,4 +294,29 @@ export async function refreshStaleSpend(
     changed += await refreshSpend(db, ids.slice(i, i + size), env.TIER_THRESHOLDS)
   }
   return changed
+}
+
+/**
+ * Sets every customer's tier from their kept 12-month spend, a batch at a time: after the tier
+ * thresholds changed, nobody waits for their next purchase to be re-tiered. Returns how many
+ * tiers changed.
+ */
+export async function retierAllCustomers(
+  db: Db,
+  env: Pick<Env, 'TIER_THRESHOLDS'>,
+  opts: { batchSize?: number } = {},
+): Promise<number> {
+  let afterId: string | null = null
+  let changed = 0
+  for (;;) {
+    const batch: { lastId: string | null; changed: number } = await retierCustomerBatch(
+      db,
+      env.TIER_THRESHOLDS,
+      afterId,
+      opts.batchSize ?? 1000,
+    )
+    changed += batch.changed
+    if (!batch.lastId) return changed
+    afterId = batch.lastId
+  }
 }

@@ -1,0 +1,24 @@
+import type { Db } from '../platform/db.ts'
+
+export async function findMaintenanceRun(db: Db, name: string) {
+  return db
+    .selectFrom('maintenance_run')
+    .select(['last_success_at', 'state'])
+    .where('name', '=', name)
+    .executeTakeFirst()
+}
+
+/** Records a successful run that started at `startedAt`, with what it ran with. */
+export async function recordMaintenanceRun(
+  db: Db,
+  name: string,
+  startedAt: Date,
+  state: Record<string, unknown>,
+): Promise<void> {
+  const values = { last_success_at: startedAt, state: JSON.stringify(state) }
+  await db
+    .insertInto('maintenance_run')
+    .values({ name, ...values })
+    .onConflict((oc) => oc.column('name').doUpdateSet({ ...values, updated_at: new Date() }))
+    .execute()
+}

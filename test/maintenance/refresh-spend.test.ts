@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { migrateToLatest } from '../../src/main/migrate.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { recordPurchase } from '../../src/purchases/purchase.service.ts'
+import { makeCustomer } from '../purchases/fixtures.ts'
+import { cli } from '../support/cli.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
+
+// A database of its own: re-tiering touches every customer, and other test files keep theirs
+// under other thresholds.
+let privateDb: Awaited<ReturnType<typeof createPrivateDatabase>>
+let db: Database
+const DAY = 86_400_000
+const THRESHOLDS = 'silver:5000,gold:50000'
+
+beforeAll(async () => {
+  privateDb = await createPrivateDatabase()
+  db = await createDb(loadEnv({ DATABASE_URL: privateDb.url }), { poolSize: 2 })
+  await migrateToLatest(db)
+})
+afterAll(async () => {
+  await db.destroy()
+  await privateDb.drop()
+})
+
+const refresh = (env: Record<string, string> = {}) =>
+  cli(['customers', 'refresh-spend'], {
+    DATABASE_URL: privateDb.url,
+    TIER_THRESHOLDS: THRESHOLDS,
+    ...env,
+  })
+const customerRow = (id: string) =>
+  db.selectFrom('customer').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+
+/** A silver customer (8,000 in the last year under THRESHOLDS) with the purchase `daysAgo`. */
+async function silverCustomer(daysAgo: number) {
+  const c = await makeCustomer(db)
+  const env = loadEnv({ DATABASE_URL: privateDb.url, TIER_THRESHOLDS: THRESHOLDS })
+  await db.transaction().execute((trx) =>
+    recordPurchase(trx, env, {
+      channel: 'online',
+      source: 'shop',
+      externalId: randomUUID(),
+      customerId: c.id,
+      purchasedAt: new Date(Date.now() - 300 * DAY),
+      lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 8_000 }],
+      total: 8_000,
+    }),
+  )
+  await db
+    .updateTable('purchase')
+    .set({ purchased_at: new Date(Date.now() - daysAgo * DAY) })
+    .where('customer_id', '=', c.id)
+    .execute()
+  expect(await customerRow(c.id)).toMatchObject({ spend_12m: '8000', tier: 'silver' })
+  return c
+}
+
+describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)', () => {
+  it('picks up from the last successful run: nights missed are caught up, not skipped', async () => {
+    expect((await refresh()).code).toBe(0) // the first run: records itself
+    // The last run was five days ago; the purchase left the 12-month window four days ago.
+    await db
+      .updateTable('maintenance_run')
+      .set({ last_success_at: new Date(Date.now() - 5 * DAY) })
+      .where('name', '=', 'refresh-spend')
+      .execute()
+    const c = await silverCustomer(369)
+    const run = await refresh()
+    expect(run.stdout).toContain('1 customers updated since')
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '0', tier: 'regular' })
+    const recorded = await db
+      .selectFrom('maintenance_run')
+      .select('last_success_at')
+      .where('name', '=', 'refresh-spend')
+      .executeTakeFirstOrThrow()
+    expect(Date.now() - recorded.last_success_at.getTime()).toBeLessThan(60_000)
+  })
+
+  it('re-tiers every customer once when the tier thresholds change', async () => {
+    expect((await refresh()).code).toBe(0)
+    const c = await silverCustomer(10)
+    const raised = await refresh({ TIER_THRESHOLDS: 'silver:10000,gold:50000' })
+    expect(raised.stdout).toMatch(/thresholds changed: [1-9]\d* tiers re-set/)
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '8000', tier: 'regular' })
+    const again = await refresh({ TIER_THRESHOLDS: 'silver:10000,gold:50000' })
+    expect(again.stdout).not.toContain('thresholds changed')
+    await refresh() // back to THRESHOLDS
+    expect(await customerRow(c.id)).toMatchObject({ tier: 'silver' })
+  })
+})
