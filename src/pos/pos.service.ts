@@ -133,7 +133,11 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
   }
   const linked = await deps.db.transaction().execute(async (trx) => {
     const resolved = await resolveBarcode(trx, body.barcode, shape)
-    if (classifyBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX) !== 'other') {
+    const linkShape = classifyBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX)
+    if (linkShape === 'misread_member_card') {
+      throw new AppError('UNPROCESSABLE', 'linkBarcode: misread barcode, scan again')
+    }
+    if (linkShape !== 'other') {
       throw new AppError(
         'BAD_REQUEST',
         'linkBarcode: a member card cannot be linked as a legacy card',

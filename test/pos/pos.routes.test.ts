@@ -305,6 +305,23 @@ describe('POST /api/pos/scans with linkBarcode', () => {
     expect(await customerRow(old.id)).toMatchObject({ merged_into_id: c.id })
   })
 
+  it('answers 422 for a misread card in linkBarcode, 400 for a member card, and binds nothing', async () => {
+    const c = await makeCustomer(db)
+    const other = await makeCustomer(db)
+    const misreadLink = await post({ barcode: c.card, linkBarcode: misread(other.card) })
+    expect(misreadLink.status).toBe(422)
+    expect((await errorOf(misreadLink)).message).toContain('misread barcode, scan again')
+    const memberLink = await post({ barcode: c.card, linkBarcode: other.card })
+    expect(memberLink.status).toBe(400)
+    const bound = await db
+      .selectFrom('identity')
+      .select('kind')
+      .where('customer_id', '=', c.id)
+      .where('kind', '=', 'legacy_card')
+      .execute()
+    expect(bound).toHaveLength(0)
+  })
+
   it('links two legacy cards to one member at two registers at once (no deadlock)', async () => {
     // Each round is a race; the deadlock it guards against showed in about half of them.
     for (let round = 0; round < 6; round++) {
