@@ -98,7 +98,13 @@ export async function requestLinkCode(
   } catch (err) {
     await deps.db.deleteFrom('link_code').where('id', '=', codeId).execute()
     if (err instanceof AppError) throw err
-    deps.log.warn({ err: { message: (err as Error).message } }, 'link code email not sent')
+    // The relay's reply can quote the address (`550 5.1.1 <a@b.jp>: Recipient address
+    // rejected`): log its codes only, as email-send does.
+    const reply = (err ?? {}) as { code?: string; responseCode?: number }
+    deps.log.warn(
+      { code: reply.code, responseCode: reply.responseCode },
+      'link code email not sent',
+    )
     throw new AppError('UNAVAILABLE', 'the email could not be sent; try again in a moment')
   }
   return { codeId, email }

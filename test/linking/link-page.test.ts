@@ -1,9 +1,14 @@
 import { randomUUID } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
+import { SMTPServer } from 'smtp-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import { sandboxMailRoutes } from '../../src/email/sandbox-mailbox.ts'
+import { linkRoutes } from '../../src/linking/link.routes.ts'
 import { signLinkAssertion, verifyLinkAssertion } from '../../src/linking/link-assertion.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
+import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 import { codeMailedTo, friend, hidden, post, type Smtp, startSmtp, tapLink } from './support.ts'
@@ -120,6 +125,49 @@ describe('when LINE or email is unavailable', () => {
     await eventually(() =>
       expect(JSON.stringify(k.line.inbox(user.userId))).toContain('not available right now'),
     )
+  })
+
+  it('keeps the address out of the logs when the relay refuses it', async () => {
+    // A Postfix-style refusal, which quotes the recipient in its reply.
+    const relay = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onRcptTo(address, _session, callback) {
+        const reply = `5.1.1 <${address.address}>: Recipient address rejected: User unknown`
+        callback(Object.assign(new Error(reply), { responseCode: 550 }))
+      },
+    })
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+    const port = (relay.server.address() as AddressInfo).port
+    const mailer = createMailer(
+      { SMTP_URL: `smtp://127.0.0.1:${port}`, MAIL_FROM: 'Shop <shop@example.jp>' },
+      k.deps.db,
+      { sandbox: false },
+    )
+    const logged: string[] = []
+    const log = createLogger(
+      'debug',
+      new Writable({
+        write(chunk, _encoding, done) {
+          logged.push(String(chunk))
+          done()
+        },
+      }),
+    )
+    try {
+      const email = newEmail()
+      const res = await linkRoutes({ ...k.deps, log }, mailer).request('/link/email', {
+        method: 'POST',
+        body: new URLSearchParams({ linkToken: await freshLinkToken(), email }),
+      })
+      expect(res.status).toBe(503)
+      expect(logged.join('')).not.toContain(email)
+      expect(logged.join('')).toContain('"responseCode":550')
+    } finally {
+      mailer.close()
+      await new Promise<void>((resolve) => relay.close(() => resolve()))
+    }
   })
 
   it('keeps sandbox mail in the sandbox mailbox, shown escaped', async () => {
