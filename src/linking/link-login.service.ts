@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto'
-import { sql } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import { z } from 'zod'
 import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
 import { emailSchema } from '../customers/identity-values.ts'
 import type { Mailer } from '../email/mailer.ts'
+import type { DB } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import { getAppSecret } from '../platform/secrets.ts'
 import {
   countCodesSince,
+  countWrongCodesSince,
   findLinkCode,
   findLinkToken,
   insertLinkCode,
@@ -23,6 +25,12 @@ export const MAX_CODE_ATTEMPTS = 5
 /** Codes one email address, and one link token, may be sent per 10 minutes. */
 export const CODES_PER_EMAIL = 3
 export const CODES_PER_LINK_TOKEN = 5
+/**
+ * Wrong codes one email address, and one LINE account, may enter per 24 hours, whatever the
+ * codes: the limits above alone let ~2,000 guesses a day at one address through.
+ */
+export const WRONG_CODES_PER_DAY = 10
+const DAY_MS = 24 * 60 * 60_000
 
 const LINE_ACCOUNT_LINK_URL = 'https://access.line.me/dialog/bot/accountLink'
 
@@ -64,9 +72,8 @@ export async function requestLinkCode(
 
   await deps.db.transaction().execute(async (trx) => {
     // One request at a time per address, so the counts below cannot be raced past.
-    await sql`select pg_advisory_xact_lock(hashtextextended(${`link-code:${email}`}, 7))`.execute(
-      trx,
-    )
+    await lockAttempts(trx, `link-code:${email}`)
+    await refuseWhenLockedOut(trx, { email, lineUserId: token.lineUserId }, now)
     if ((await countCodesSince(trx, { email }, since)) >= CODES_PER_EMAIL) {
       throw new AppError('TOO_MANY_REQUESTS', 'email: too many codes sent; wait 10 minutes')
     }
@@ -117,8 +124,9 @@ const codeSchema = z
   .pipe(z.string().regex(/^\d{6}$/))
 
 /**
- * Checks a code (each try uses one of 5 attempts); when right, issues the nonce and returns
- * LINE's account-link URL to redirect to.
+ * Checks a code (each try uses one of 5 attempts, and one of the day's 10 wrong codes of the
+ * address and of the LINE account); when right, issues the nonce and returns LINE's
+ * account-link URL to redirect to.
  */
 export async function verifyLinkCode(
   deps: LoginDeps,
@@ -130,16 +138,29 @@ export async function verifyLinkCode(
   const code = codeSchema.safeParse(typeof input.code === 'string' ? input.code : '')
   if (!code.success) throw new AppError('BAD_REQUEST', 'code: enter the 6 digits from the email')
   const now = deps.clock.now()
-  const row = await spendCodeAttempt(deps.db, {
-    id: codeId.data,
-    linkTokenHash: token.tokenHash,
-    now,
-    maxAttempts: MAX_CODE_ATTEMPTS,
+  const spent = await deps.db.transaction().execute(async (trx) => {
+    // One check-and-spend at a time per LINE account, then per address (requestLinkCode takes
+    // only the address lock: no cycle), so the daily cap cannot be raced past.
+    await lockAttempts(trx, `link-line-user:${token.lineUserId}`)
+    const found = await findLinkCode(trx, codeId.data)
+    const email = found?.link_token_hash === token.tokenHash ? found.email : undefined
+    if (email !== undefined) await lockAttempts(trx, `link-code:${email}`)
+    const wrongBefore = await refuseWhenLockedOut(trx, { email, lineUserId: token.lineUserId }, now)
+    const row = await spendCodeAttempt(trx, {
+      id: codeId.data,
+      linkTokenHash: token.tokenHash,
+      now,
+      maxAttempts: MAX_CODE_ATTEMPTS,
+    })
+    return row && { row, wrongBefore }
   })
-  if (!row) throw await whyNoAttempt(deps, codeId.data, token.tokenHash, now)
+  if (!spent) throw await whyNoAttempt(deps, codeId.data, token.tokenHash, now)
+  const { row, wrongBefore } = spent
   const secret = await getAppSecret(deps.db, 'tokens')
   if (!sameSecret(row.code_hash, hashCode(secret, row.id, code.data))) {
-    const left = MAX_CODE_ATTEMPTS - row.attempts
+    const dayLeft = WRONG_CODES_PER_DAY - wrongBefore - 1
+    if (dayLeft <= 0) throw lockedOut()
+    const left = Math.min(MAX_CODE_ATTEMPTS - row.attempts, dayLeft)
     if (left <= 0) {
       throw new AppError('TOO_MANY_REQUESTS', 'code: too many wrong codes; request a new code')
     }
@@ -152,6 +173,34 @@ export async function verifyLinkCode(
     throw new AppError('GONE', 'code: already used; request a new code')
   }
   return issueNonceRedirect(deps, token, { kind: 'email', value: row.email })
+}
+
+/** Holds `key` until the transaction ends. */
+async function lockAttempts(trx: Transaction<DB>, key: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 7))`.execute(trx)
+}
+
+/**
+ * Refuses an address or a LINE account that entered WRONG_CODES_PER_DAY wrong codes in the
+ * last 24 hours (stored as the codes' attempts); returns the larger count of the two.
+ */
+async function refuseWhenLockedOut(
+  trx: Transaction<DB>,
+  who: { email: string | undefined; lineUserId: string },
+  now: Date,
+): Promise<number> {
+  const since = new Date(now.getTime() - DAY_MS)
+  const byEmail = who.email ? await countWrongCodesSince(trx, { email: who.email }, since) : 0
+  const byLineUser = await countWrongCodesSince(trx, { lineUserId: who.lineUserId }, since)
+  if (Math.max(byEmail, byLineUser) >= WRONG_CODES_PER_DAY) throw lockedOut()
+  return Math.max(byEmail, byLineUser)
+}
+
+function lockedOut(): AppError {
+  return new AppError(
+    'TOO_MANY_REQUESTS',
+    'too many wrong codes: linking this email address or LINE account is locked for 24 hours',
+  )
 }
 
 async function whyNoAttempt(deps: LoginDeps, id: string, tokenHash: string, now: Date) {

@@ -42,6 +42,34 @@ export async function countCodesSince(
   return Number(row.n)
 }
 
+/**
+ * Wrong codes entered for an email address, or from a LINE account (through its link tokens),
+ * in codes sent since `since`: every attempt but the one that verified a code. The codes are
+ * kept a day past expiry (purgeExpiredLinkRows), so a window of up to a day sees them all.
+ */
+export async function countWrongCodesSince(
+  db: Db,
+  by: { email: string } | { lineUserId: string },
+  since: Date,
+): Promise<number> {
+  const row = await db
+    .selectFrom('link_code')
+    .select(sql<string>`coalesce(sum(attempts - (verified_at is not null)::int), 0)::int8`.as('n'))
+    .where('created_at', '>', since)
+    .$call((qb) =>
+      'email' in by
+        ? qb.where('email', '=', by.email)
+        : qb.where('link_token_hash', 'in', (eb) =>
+            eb
+              .selectFrom('link_token')
+              .select('token_hash')
+              .where('line_user_id', '=', by.lineUserId),
+          ),
+    )
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
 export async function insertLinkCode(
   db: Db,
   row: { id: string; linkTokenHash: string; email: string; codeHash: string; expiresAt: Date },
@@ -89,7 +117,10 @@ export async function markCodeVerified(db: Db, id: string, now: Date): Promise<b
   return Number(result.numUpdatedRows) === 1
 }
 
-/** Drops codes, tokens and nonces a day past expiry (they hold emails; keep them briefly). */
+/**
+ * Drops codes, tokens and nonces a day past expiry (they hold emails; keep them briefly). The
+ * daily cap on wrong codes (countWrongCodesSince) counts the codes kept: keep them at least a day.
+ */
 export async function purgeExpiredLinkRows(db: Db, now: Date): Promise<void> {
   const before = new Date(now.getTime() - 86_400_000)
   await db.deleteFrom('link_code').where('expires_at', '<', before).execute()

@@ -117,6 +117,78 @@ describe('the account-link page', () => {
   })
 })
 
+describe('the daily cap on wrong codes', () => {
+  async function sendCode(linkToken: string, email: string) {
+    const before = smtp.mails.length
+    const page = await post(`${k.baseUrl}/link/email`, { linkToken, email })
+    expect(page.status).toBe(200)
+    const codeId = hidden(await page.text(), 'codeId')
+    const code = await codeMailedTo(smtp, email, before)
+    return { codeId, code, wrong: code === '000000' ? '111111' : '000000' }
+  }
+  const enter = (linkToken: string, codeId: string, code: string) =>
+    post(`${k.baseUrl}/link/code`, { linkToken, codeId, code })
+  const lockedOut = 'linking this email address or LINE account is locked for 24 hours'
+
+  it('locks an address for 24 hours after 10 wrong codes, whatever the codes and LINE accounts', async () => {
+    const email = newEmail()
+    // 4 + 4 wrong tries on two codes, from two LINE accounts.
+    for (let n = 0; n < 2; n++) {
+      const linkToken = await freshLinkToken()
+      const sent = await sendCode(linkToken, email)
+      for (let i = 0; i < 4; i++)
+        expect((await enter(linkToken, sent.codeId, sent.wrong)).status).toBe(400)
+    }
+    const linkToken = await freshLinkToken()
+    const third = await sendCode(linkToken, email)
+    const ninth = await enter(linkToken, third.codeId, third.wrong)
+    expect(await ninth.text()).toContain('wrong code, 1 try left')
+    const tenth = await enter(linkToken, third.codeId, third.wrong)
+    expect(tenth.status).toBe(429)
+    expect(await tenth.text()).toContain(lockedOut)
+    // Even the right code, and a new code from another LINE account, are refused now.
+    const right = await enter(linkToken, third.codeId, third.code)
+    expect(right.status).toBe(429)
+    expect(await right.text()).toContain(lockedOut)
+    const again = await post(`${k.baseUrl}/link/email`, {
+      linkToken: await freshLinkToken(),
+      email,
+    })
+    expect(again.status).toBe(429)
+    expect(await again.text()).toContain(lockedOut)
+
+    // A day later (the codes' times moved back rather than waited for), the address is free.
+    await k.deps.db
+      .updateTable('link_code')
+      .set({ created_at: new Date(Date.now() - 24 * 60 * 60_000 - 60_000) })
+      .where('email', '=', email)
+      .execute()
+    const laterToken = await freshLinkToken()
+    const later = await sendCode(laterToken, email)
+    expect((await enter(laterToken, later.codeId, later.code)).status).toBe(302)
+  })
+
+  it('locks a LINE account after 10 wrong codes, whatever the addresses', async () => {
+    const linkToken = await freshLinkToken()
+    for (const tries of [4, 4, 1]) {
+      const sent = await sendCode(linkToken, newEmail())
+      for (let i = 0; i < tries; i++) await enter(linkToken, sent.codeId, sent.wrong)
+      if (tries === 1) {
+        const tenth = await enter(linkToken, sent.codeId, sent.wrong)
+        expect(await tenth.text()).toContain(lockedOut)
+      }
+    }
+    const email = newEmail()
+    const refused = await post(`${k.baseUrl}/link/email`, { linkToken, email })
+    expect(refused.status).toBe(429)
+    expect(await refused.text()).toContain(lockedOut)
+    // The address itself is not locked: another LINE account links it.
+    const other = await freshLinkToken()
+    const sent = await sendCode(other, email)
+    expect((await enter(other, sent.codeId, sent.code)).status).toBe(302)
+  })
+})
+
 describe('when LINE or email is unavailable', () => {
   it('tells the shopper to try again when LINE refuses a link token', async () => {
     const user = await friend(k)
