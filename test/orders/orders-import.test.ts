@@ -182,4 +182,55 @@ describe('kizuna import orders', () => {
       { external_id: 'P2', customer_id: null, total: 100, lines: '1' },
     ])
   })
+
+  it('skips an order whose rows are not next to each other, however far apart, never a part of it', async () => {
+    const source = newSource()
+    const header = 'order_id,ordered_at,sku,quantity,unit_price,total'
+    const row = (id: string, sku: string) => `${id},2026-11-02T10:00:00+09:00,${sku},1,100,200`
+    // More orders between F1's rows than one write batch holds (5000).
+    const between = Array.from(
+      { length: 5001 },
+      (_, i) => `G${i},2026-11-02T10:00:00+09:00,A,1,100,100`,
+    )
+    const split = await file('csv', [
+      header,
+      row('O1', 'A'),
+      'O2,2026-11-02T10:00:00+09:00,A,1,100,100',
+      row('O1', 'B'),
+      row('F1', 'A'),
+      ...between,
+      row('F1', 'B'),
+    ])
+    const first = await importCsv(source, split)
+    expect(first.code).toBe(0)
+    expect(first.stdout).toContain('orders: created 0, unmatched 5002, unchanged 0, skipped 2')
+    expect(first.stderr).toContain(
+      'line 2: order_id: the rows of this order are not next to each other (line 4 is one of them): the whole order is skipped',
+    )
+    expect(first.stderr).toContain(
+      'line 5: order_id: the rows of this order are not next to each other (line 5007 is',
+    )
+    expect(first.stderr).not.toContain('line 4:')
+    const saved = await purchases(source)
+    expect(saved).toHaveLength(5002)
+    expect(saved.filter((p) => p.external_id === 'O1' || p.external_id === 'F1')).toEqual([])
+
+    // The corrected file saves both orders whole.
+    const fixed = await file('csv', [
+      header,
+      row('O1', 'A'),
+      row('O1', 'B'),
+      'O2,2026-11-02T10:00:00+09:00,A,1,100,100',
+      row('F1', 'A'),
+      row('F1', 'B'),
+      ...between,
+    ])
+    const again = await importCsv(source, fixed)
+    expect(again.stdout).toContain('orders: created 0, unmatched 2, unchanged 5002, skipped 0')
+    const whole = (await purchases(source)).filter((p) => ['O1', 'F1'].includes(p.external_id))
+    expect(whole).toEqual([
+      { external_id: 'F1', customer_id: null, total: 200, lines: '2' },
+      { external_id: 'O1', customer_id: null, total: 200, lines: '2' },
+    ])
+  })
 })
