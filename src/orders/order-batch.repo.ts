@@ -8,7 +8,7 @@ import {
   type PurchaseTotals,
 } from '../purchases/purchase.repo.ts'
 import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
-import { type Order, pendingIdentityOf } from './order.schemas.ts'
+import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
 import type { OrderOutcome } from './order.service.ts'
 
 /** The holder of an identity: its live customer after merges, or null when that one is erased. */
@@ -60,6 +60,8 @@ type Planned = {
   /** What the per-order path reports: null for an order that waited, then got attached. */
   reportedCustomerId: string | null
   pending: { kind: string; value: string } | null
+  /** The email it waits for too (pendingEmailOf). */
+  pendingEmail: string | null
 }
 
 /**
@@ -103,6 +105,7 @@ export async function writeOrderBatch(
           for (const p of waiting.get(externalId) ?? []) {
             p.customerId = customerId
             p.pending = null
+            p.pendingEmail = null
           }
           waiting.delete(externalId)
         } else if (holder.liveId !== customerId) {
@@ -112,13 +115,13 @@ export async function writeOrderBatch(
       }
     }
     customerId = customerId ?? null
-    const pending = customerId ? null : pendingIdentityOf(order.customer)
     const plan: Planned = {
       order,
       id: newTimeOrderedId(),
       customerId,
       reportedCustomerId: customerId,
-      pending,
+      pending: customerId ? null : pendingIdentityOf(order.customer),
+      pendingEmail: customerId ? null : pendingEmailOf(order.customer),
     }
     if (!customerId && externalId) {
       const list = waiting.get(externalId) ?? []
@@ -156,7 +159,8 @@ export async function writeOrderBatch(
       purchased_at: Date
     }>`
       update purchase p set customer_id = a.c, pending_identity_kind = null,
-        pending_identity_value = null, points_earned = floor(p.total * ${rate}::numeric / 100)::int
+        pending_identity_value = null, pending_email = null,
+        points_earned = floor(p.total * ${rate}::numeric / 100)::int
       from unnest(${[...attachPending.keys()]}::text[], ${[...attachPending.values()]}::uuid[]) as a(v, c)
       where p.customer_id is null and p.pending_identity_kind = 'online_customer'
         and p.pending_identity_value = a.v
@@ -226,8 +230,8 @@ export async function writeOrderBatch(
 }
 
 const COPY_PURCHASES = `copy purchase (id, customer_id, channel, source, external_id,
-  purchased_at, total, points_earned, pending_identity_kind, pending_identity_value, line_skus,
-  line_names, line_quantities, line_unit_prices) from stdin`
+  purchased_at, total, points_earned, pending_identity_kind, pending_identity_value, pending_email,
+  line_skus, line_names, line_quantities, line_unit_prices) from stdin`
 
 /**
  * Inserts the batch's purchases (with their lines) once per (source, orderId), the first of
@@ -263,6 +267,7 @@ async function insertPurchasesOnce(
       p.customerId ? pointsFor(p.order.total, env) : 0,
       p.pending?.kind ?? null,
       p.pending?.value ?? null,
+      p.pendingEmail,
       lines.skus,
       lines.names,
       lines.quantities,

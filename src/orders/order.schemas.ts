@@ -54,12 +54,21 @@ export const orderCsvRowSchema = z.strictObject({
 })
 export type OrderCsvRow = z.infer<typeof orderCsvRowSchema>
 
+type OrderCustomer = { externalId?: string | null; email?: string | null }
+
 /** The identity an unmatched order waits for: the shop's customer id, else the email. */
-export function pendingIdentityOf(customer: {
-  externalId?: string | null
-  email?: string | null
-}): { kind: 'online_customer' | 'email'; value: string } | null {
+export function pendingIdentityOf(
+  customer: OrderCustomer,
+): { kind: 'online_customer' | 'email'; value: string } | null {
   if (customer.externalId) return { kind: 'online_customer', value: customer.externalId }
   if (customer.email) return { kind: 'email', value: customer.email }
   return null
+}
+
+/**
+ * The email an unmatched order waits for besides the shop's customer id (the purchase's
+ * pending_email): with both, it attaches to whichever appears first.
+ */
+export function pendingEmailOf(customer: OrderCustomer): string | null {
+  return customer.externalId && customer.email ? customer.email : null
 }

@@ -3,7 +3,8 @@ import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { type PurchaseEnv, recordPurchase } from '../purchases/purchase.service.ts'
-import { type Order, pendingIdentityOf } from './order.schemas.ts'
+import { setPendingEmail } from './order.repo.ts'
+import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
 import { writeOrderBatch } from './order-batch.repo.ts'
 
 export type OrderOutcome = {
@@ -15,7 +16,7 @@ export type OrderOutcome = {
 
 /**
  * Records one online order once per (source, orderId), matched to a customer by online
- * customer id, else by email. An unmatched order waits on its online id (else its email).
+ * customer id, else by email. An unmatched order waits on its online id and on its email.
  */
 export async function recordOrder(
   trx: Transaction<DB>,
@@ -46,6 +47,9 @@ export async function recordOrder(
     lines: order.lines,
     total: order.total,
   })
+  const pendingEmail = customerId ? null : pendingEmailOf(order.customer)
+  if (recorded.created && pendingEmail)
+    await setPendingEmail(trx, recorded.purchaseId, pendingEmail)
   return { ...recorded, customerId }
 }
 

@@ -249,6 +249,7 @@ export interface Purchase {
   line_quantities: number[];
   line_skus: string[];
   line_unit_prices: number[];
+  pending_email: string | null;
   pending_identity_kind: string | null;
   pending_identity_value: string | null;
   points_earned: Generated<number>;

@@ -222,4 +222,39 @@ describe('recordOrderBatch', () => {
     ])
     expect(await stats(customer.id)).toMatchObject({ purchase_count: 2, total_spent: '50000' })
   })
+
+  it('keeps an unmatched order waiting on its email too, until its shop id is attached', async () => {
+    const src = source()
+    const waitingEmail = `${src}-w@example.com`
+    const knownEmail = `${src}-k@example.com`
+    const customer = await createCustomer(db, {
+      identities: [{ kind: 'email', value: knownEmail }],
+    })
+    const waiting = order(src, { externalId: `${src}-c`, email: waitingEmail }, 2, 10_000)
+    await recordOrderBatch(db, env, [waiting])
+    const pending = () =>
+      db
+        .selectFrom('purchase')
+        .select(['customer_id', 'pending_identity_kind', 'pending_identity_value', 'pending_email'])
+        .where('source', '=', src)
+        .where('external_id', '=', waiting.orderId)
+        .executeTakeFirstOrThrow()
+    expect(await pending()).toEqual({
+      customer_id: null,
+      pending_identity_kind: 'online_customer',
+      pending_identity_value: `${src}-c`,
+      pending_email: waitingEmail,
+    })
+
+    // A later order matched by email gives the shop id to its customer, and with it the order.
+    await recordOrderBatch(db, env, [
+      order(src, { externalId: `${src}-c`, email: knownEmail }, 1, 5_000),
+    ])
+    expect(await pending()).toEqual({
+      customer_id: customer.id,
+      pending_identity_kind: null,
+      pending_identity_value: null,
+      pending_email: null,
+    })
+  })
 })

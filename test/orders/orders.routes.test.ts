@@ -84,6 +84,8 @@ describe('POST /api/orders', () => {
       customer_id: null,
       pending_identity_kind: 'online_customer',
       pending_identity_value: shopId,
+      // It waits on the email too, whichever appears first.
+      pending_email: `${shopId}@example.com`,
     })
 
     const dir = await mkdtemp(join(tmpdir(), 'kizuna-orders-'))
