@@ -232,11 +232,20 @@ export async function attachPendingPurchases(
       customer_id: customer.id,
       pending_identity_kind: null,
       pending_identity_value: null,
+      pending_email: null,
       points_earned: sql<number>`floor(total * ${rate}::numeric / 100)::int`,
     })
     .where('customer_id', 'is', null)
-    .where('pending_identity_kind', '=', identity.kind)
-    .where('pending_identity_value', '=', identity.value)
+    .where((eb) => {
+      const waited = eb.and([
+        eb('pending_identity_kind', '=', identity.kind),
+        eb('pending_identity_value', '=', identity.value),
+      ])
+      // An order naming the shop's customer id and an email waits on the email too.
+      return identity.kind === 'email'
+        ? eb.or([waited, eb('pending_email', '=', identity.value)])
+        : waited
+    })
     .returning(['id', 'total', 'points_earned', 'purchased_at'])
     .execute()
   if (attached.length === 0) return 0

@@ -95,13 +95,38 @@ describe('POST /api/orders', () => {
 
     const [purchase] = await purchaseOf(body.orderId)
     expect(purchase?.customer_id).toBeTruthy()
-    expect(purchase).toMatchObject({ pending_identity_kind: null, points_earned: 1670 })
+    expect(purchase).toMatchObject({
+      pending_identity_kind: null,
+      pending_email: null,
+      points_earned: 1670,
+    })
     const customer = await kizuna.deps.db
       .selectFrom('customer')
       .select(['display_name', 'purchase_count', 'points'])
       .where('id', '=', purchase!.customer_id!)
       .executeTakeFirstOrThrow()
     expect(customer).toEqual({ display_name: 'Yui', purchase_count: 1, points: 1670 })
+  })
+
+  it('keeps an order naming a shop id and an email, which attaches when only the email appears', async () => {
+    const shopId = `shop-${randomUUID()}`
+    const email = `${shopId}@example.com`
+    const body = order({ customer: { externalId: shopId, email } })
+    expect(await (await postOrder(body)).json()).toMatchObject({ customerId: null })
+
+    const dir = await mkdtemp(join(tmpdir(), 'kizuna-orders-'))
+    const csv = join(dir, 'customers.csv')
+    await writeFile(csv, `email,name\n${email},Yui\n`)
+    expect((await cli(['import', 'customers', csv])).stdout).toContain('created 1')
+
+    const [purchase] = await purchaseOf(body.orderId)
+    expect(purchase?.customer_id).toBeTruthy()
+    expect(purchase).toMatchObject({
+      pending_identity_kind: null,
+      pending_identity_value: null,
+      pending_email: null,
+      points_earned: 1670,
+    })
   })
 
   it('answers 400 naming the field and records nothing', async () => {
