@@ -38,7 +38,12 @@ export async function insertLineUser(
     .executeTakeFirstOrThrow()
 }
 
-/** Last writer wins by event time: an older event never overwrites a newer status. */
+/**
+ * Last writer wins by event time: an older event never overwrites a newer status. A follow and
+ * an unfollow with the same timestamp cannot be ordered (LINE's event ids are not), so on a tie
+ * `blocked` wins whichever arrives first: the same state for both orders, and the safe one (no
+ * messages to someone who may have blocked us).
+ */
 export async function updateLineUserStatusIfNewer(
   db: Db,
   id: string,
@@ -54,7 +59,14 @@ export async function updateLineUserStatusIfNewer(
       updated_at: sql`now()`,
     })
     .where('id', '=', id)
-    .where('status_changed_at', '<', at)
+    .where((eb) =>
+      status === 'blocked'
+        ? eb.or([
+            eb('status_changed_at', '<', at),
+            eb.and([eb('status_changed_at', '=', at), eb('status', '=', 'friend')]),
+          ])
+        : eb('status_changed_at', '<', at),
+    )
     .executeTakeFirst()
   return Number(result.numUpdatedRows) > 0
 }

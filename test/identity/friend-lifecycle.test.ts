@@ -184,6 +184,30 @@ describe('friend lifecycle', () => {
     expect(await deliveriesOf(user.userId)).toHaveLength(0)
   })
 
+  it('a follow and an unfollow with the same timestamp leave the user blocked in either order', async () => {
+    const t = Date.now() - 1_000
+    for (const order of ['follow first', 'unfollow first']) {
+      const user = friendOnLine()
+      const follow = k.line.buildEvent('follow', user.userId, {}, { timestamp: t })
+      const unfollow = k.line.buildEvent('unfollow', user.userId, {}, { timestamp: t })
+      const events = order === 'follow first' ? [follow, unfollow] : [unfollow, follow]
+      for (const event of events) {
+        expect((await k.line.deliverWebhook([event])).status).toBe(200)
+        await eventually(async () => {
+          const row = await k.deps.db
+            .selectFrom('webhook_event')
+            .select('status')
+            .where('webhook_event_id', '=', event.webhookEventId)
+            .executeTakeFirst()
+          expect(row?.status).toBe('done')
+        })
+      }
+      const row = await lineUser(user.userId)
+      expect({ order, status: row?.status }).toEqual({ order, status: 'blocked' })
+      expect(row?.status_changed_at.getTime()).toBe(t)
+    }
+  })
+
   it('one request with many events from many users: each takes effect once', async () => {
     const users = Array.from({ length: 5 }, friendOnLine)
     const events = users.flatMap((u) => [
