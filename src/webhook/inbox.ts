@@ -127,16 +127,25 @@ export function createInbox(
 
 export type Inbox = ReturnType<typeof createInbox>
 
+/** Quick test: the body has a `\u0000` or a `\uD800`-`\uDFFF` escape (rare: LINE sends UTF-8). */
+const SUSPECT_ESCAPE = /\\u(?:0000|[dD][89a-fA-F])/
 /**
- * The body as Postgres can store it: jsonb has no NUL character, so a `\u0000` escape (which
- * JSON allows, and which would fail the request at every redelivery) becomes U+FFFD. An escaped
- * backslash followed by `u0000` is text and stays.
+ * Every backslash escape, left to right, so an escaped backslash (`\\`) is consumed whole and
+ * the `u0000` after it stays text. Alternatives in order: a surrogate pair, a lone surrogate, a
+ * NUL, any other escape.
+ */
+const ESCAPE =
+  /\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\\u0000)|\\[\s\S]/g
+
+/**
+ * The body as Postgres can store it. jsonb has no NUL character and no lone UTF-16 surrogate,
+ * though JSON allows both as escapes (`\u0000`, a `\ud83d` without its pair): either would fail
+ * the request at every redelivery, and the other events in it with it. They become U+FFFD.
+ * Escaped backslashes and correctly paired surrogates (`\ud83e\udd28`) stay as they are.
  */
 export function storableBody(body: string): string {
-  if (!body.includes('u0000')) return body
-  return body.replace(/(\\+)u0000/g, (match, slashes: string) =>
-    slashes.length % 2 === 1 ? `${slashes.slice(0, -1)}\\ufffd` : match,
-  )
+  if (!SUSPECT_ESCAPE.test(body)) return body
+  return body.replace(ESCAPE, (match, bad: string | undefined) => (bad ? '\\ufffd' : match))
 }
 
 /** Errors that mean "Postgres is not there", as opposed to "this row is bad". */

@@ -93,6 +93,24 @@ describe('POST /webhooks/line', () => {
     }
   })
 
+  it('stores lone surrogate escapes (jsonb has none) as U+FFFD, with the other events', async () => {
+    const [a, b] = [k.line.users.create(), k.line.users.create()]
+    const lone = k.line.buildEvent('text', a.userId, { text: 'lone' })
+    const other = k.line.buildEvent('text', b.userId, { text: 'fine' })
+    // As a client may send it: a high and a low surrogate without their pair, a correct pair,
+    // and escaped backslashes before surrogate-like text (kept as it is).
+    const body = JSON.stringify(k.line.envelope([lone, other])).replace(
+      '"text":"lone"',
+      String.raw`"text":"a\ud83db\udc00 \ud83e\udd28 \\ud83d \\\udc00"`,
+    )
+    const res = await postWebhook(k.baseUrl!, body)
+    expect(res.status).toBe(200)
+    const textOf = async (id: string) =>
+      ((await eventRow(id))?.payload as { message: { text: string } } | undefined)?.message.text
+    expect(await textOf(lone.webhookEventId)).toBe('a\uFFFDb\uFFFD 🤨 \\ud83d \\\uFFFD')
+    expect(await textOf(other.webhookEventId)).toBe('fine')
+  })
+
   it('answers 200 to an empty events array (the console Verify button)', async () => {
     const body = JSON.stringify({ destination: k.line.botUserId, events: [] })
     expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
