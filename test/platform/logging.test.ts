@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
+import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startKizuna } from '../../src/main/runtime.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startLinePlatform } from '../../src/sandbox/platform.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN, testEnv } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -69,5 +71,49 @@ describe('logs', () => {
     expect(all).not.toContain(user.userId)
     expect(all).not.toContain('Secret Name')
     expect(all).not.toContain('090-1234-5678')
+  })
+
+  it('carry no row data from database errors (detail, where), even inside an aggregate', async () => {
+    const lines: string[] = []
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk))
+        done()
+      },
+    })
+    const log = createLogger('info', sink)
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL })
+    await client.connect()
+    cleanups.push(() => client.end())
+    const failure = (query: string, values: unknown[]) =>
+      client.query(query, values).then(
+        () => expect.unreachable(),
+        (err: unknown) => err as Error,
+      )
+    // Postgres quotes the JSON it could not parse in `where`, the duplicate key in `detail`.
+    const badJson = await failure('select $1::jsonb', ['{"text":"090-1234-5678 \\ud83d"}'])
+    await client.query('create temp table logged (email text unique)')
+    await client.query('insert into logged values ($1)', ['hanako@example.com'])
+    const duplicate = await failure('insert into logged values ($1)', ['hanako@example.com'])
+    expect((badJson as { where?: string }).where).toContain('090-1234-5678')
+    expect((duplicate as { detail?: string }).detail).toContain('hanako@example.com')
+
+    log.error({ err: badJson }, 'webhook events could not be stored')
+    log.error({ err: new AggregateError([duplicate], 'one failed') }, 'job attempt failed')
+    log.error(duplicate, 'as the first argument')
+
+    const all = lines.join('')
+    expect(all).not.toContain('090-1234-5678')
+    expect(all).not.toContain('hanako@example.com')
+    const [first, second, third] = lines.map((l) => JSON.parse(l))
+    expect(first.err).toMatchObject({
+      code: '22P02',
+      message: 'invalid input syntax for type json',
+    })
+    expect(second.err.aggregateErrors[0]).toMatchObject({
+      code: '23505',
+      constraint: 'logged_email_key',
+    })
+    expect(third.err).toMatchObject({ code: '23505', table: 'logged' })
   })
 })
