@@ -45,8 +45,12 @@ export const QUEUE_NAMES = [...new Set(Object.values(JOBS).map((j) => j.queue))]
 
 /** Job ids come from business keys: `<kind>-<id>`, never `:`, never all digits. */
 export const jobIds = {
-  /** The same group of events always gets the same id (BullMQ drops the repeat). */
-  webhookEvents: (webhookEventIds: string[]) => groupJobId('webhook-event', webhookEventIds),
+  /**
+   * The same group of events always gets the same id (BullMQ drops the repeat). A cause (the
+   * sweeper) gives a new id: BullMQ keeps a failed job a week and would drop the sweeper's too.
+   */
+  webhookEvents: (webhookEventIds: string[], cause?: string) =>
+    groupJobId('webhook-event', webhookEventIds) + (cause ? `-${cause}` : ''),
   /** The same group of deliveries always gets the same id. */
   deliveries: (deliveryIds: string[]) => groupJobId('delivery', deliveryIds),
   /** A delivery due later (post-purchase delay, quiet hours): one job per due time. */

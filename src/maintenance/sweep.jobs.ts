@@ -10,10 +10,15 @@ import { listStalePendingEvents } from '../webhook/webhook.repo.ts'
 const BATCH = 1_000
 /** Rows younger than this are still on their way through the queue. */
 export const SWEEP_GRACE_MS = 10_000
+/** A missing profile is asked for again at most this often (it only fills in a name). */
+export const PROFILE_RETRY_MS = 3_600_000
 
 /**
  * Re-enqueues work that Postgres says is unfinished but Redis may not know about (a Redis outage
- * at webhook time, a crash between commit and enqueue). Safe to repeat: job ids repeat.
+ * at webhook time, a crash between commit and enqueue), or whose job failed without the row
+ * saying so (Postgres down through every attempt, a worker that crashed twice). Such a job is
+ * kept a week under its id, so each sweep uses ids of its own; the row lock and status check
+ * make a second job for the same row harmless.
  */
 export async function sweepOnce(
   deps: Pick<Deps, 'db' | 'queues' | 'clock' | 'log'>,
@@ -21,7 +26,8 @@ export async function sweepOnce(
 ) {
   const cutoff = new Date(deps.clock.now().getTime() - graceMs)
   const events = await listStalePendingEvents(deps.db, cutoff, BATCH)
-  await enqueueWebhookEvents(deps.queues, events)
+  const cause = `sweep-${cutoff.getTime()}`
+  await enqueueWebhookEvents(deps.queues, events, { cause })
   // A campaign's backlog waits in the queue longer than the grace: while jobs are waiting the
   // queue is not losing work, so lost deliveries are looked for once it has caught up.
   const backlog = await deps.queues.byName.delivery.getWaitingCount()
@@ -29,19 +35,23 @@ export async function sweepOnce(
   await enqueueDeliveries(
     deps.queues,
     deliveries.map((id) => ({ id })),
-    { cause: `sweep-${cutoff.getTime()}` },
+    { cause },
   )
+  // One id per hour, not per sweep: a profile LINE keeps refusing (or a LINE outage) would
+  // otherwise cost a call per user every sweep.
   const profiles = await listLineUsersWithoutProfile(deps.db, cutoff, BATCH)
+  const hour = Math.floor(cutoff.getTime() / PROFILE_RETRY_MS)
   await deps.queues.enqueueBulk(
     'identity.fetch-profile',
     profiles.map((lineUserId) => ({
       data: { lineUserId },
-      jobId: jobIds.profile(lineUserId, 'sweep'),
+      jobId: jobIds.profile(lineUserId, `sweep-${hour}`),
     })),
   )
   const counts = { events: events.length, deliveries: deliveries.length, profiles: profiles.length }
   if (counts.events + counts.deliveries + counts.profiles > 0) {
-    deps.log.info(counts, 'sweeper re-enqueued unfinished work')
+    // Found, not necessarily queued: a profile already asked for this hour keeps its job.
+    deps.log.info(counts, 'sweeper found unfinished work')
   }
   return counts
 }

@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto'
+import { UnrecoverableError, Worker } from 'bullmq'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createMailer } from '../../src/email/mailer.ts'
+import type { QueueName } from '../../src/jobs.ts'
+import { closeDeps, createDeps } from '../../src/main/deps.ts'
+import { migrateToLatest } from '../../src/main/migrate.ts'
+import { createProcessors } from '../../src/main/processors.ts'
+import { PROFILE_RETRY_MS, sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import { createWorkerRedis } from '../../src/platform/redis.ts'
+import { startWorkers } from '../../src/platform/workers.ts'
+import { startLinePlatform } from '../../src/sandbox/platform.ts'
+import { enqueueWebhookEvents } from '../../src/webhook/webhook.enqueue.ts'
+import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
+import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
+import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN, testEnv } from '../support/harness.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
+import { eventually } from '../support/wait.ts'
+
+const cleanups: (() => Promise<void>)[] = []
+afterAll(async () => {
+  for (const fn of cleanups.reverse()) await fn()
+})
+
+describe('sweeper', () => {
+  it('queues again an event and a profile whose jobs failed without the rows saying so', async () => {
+    // Its own database: the sweeper takes every stale row it sees.
+    const database = await createPrivateDatabase()
+    cleanups.push(() => database.drop())
+    const line = await startLinePlatform({
+      channelSecret: TEST_CHANNEL_SECRET,
+      channelAccessToken: TEST_CHANNEL_TOKEN,
+    })
+    cleanups.push(() => line.close())
+    const env = testEnv({
+      DATABASE_URL: database.url,
+      LINE_API_BASE_URL: line.apiBaseUrl,
+      LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+    })
+    const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}` })
+    cleanups.push(async () => {
+      const queues = Object.values(deps.queues.byName)
+      await Promise.all(queues.map((q) => q.obliterate({ force: true })))
+      await closeDeps(deps)
+    })
+    await migrateToLatest(deps.db)
+    const redis = createWorkerRedis(env.REDIS_URL)
+    cleanups.push(async () => redis.disconnect())
+
+    // A follow stored and queued as the inbox does it, and a friend whose profile is missing.
+    const follower = line.users.create()
+    follower.friendship = 'friend'
+    const follow = line.buildEvent('follow', follower.userId, {})
+    const friend = line.users.create({ displayName: 'Sweep Friend' })
+    friend.friendship = 'friend'
+    const friendFollow = line.buildEvent('follow', friend.userId, {})
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow, friendFollow]))])
+    await enqueueWebhookEvents(deps.queues, [follow.webhookEventId])
+    await processWebhookEvent(deps, friendFollow.webhookEventId)
+    await sweepOnce(deps, 0)
+
+    // Every job so far fails for good, and the rows are not told (as when Postgres is down
+    // through every attempt, or a worker crashes twice): the follow stays pending, the
+    // profile missing, and BullMQ keeps the failed jobs under their ids for a week.
+    const failing = (['webhook', 'identity'] as QueueName[]).map(
+      (queue) =>
+        new Worker(
+          queue,
+          async () => {
+            throw new UnrecoverableError('lost')
+          },
+          { connection: redis, prefix: deps.queues.prefix },
+        ),
+    )
+    await eventually(async () => {
+      for (const queue of ['webhook', 'identity'] as const) {
+        const counts = await deps.queues.byName[queue].getJobCounts('wait', 'active', 'failed')
+        expect({ queue, ...counts }).toMatchObject({ queue, wait: 0, active: 0 })
+        expect(counts.failed).toBeGreaterThan(0)
+      }
+    })
+    await Promise.all(failing.map((w) => w.close()))
+
+    // The next sweep (an hour on, when a missing profile is asked for again) queues both again.
+    const later = { ...deps, clock: { now: () => new Date(Date.now() + PROFILE_RETRY_MS) } }
+    expect(await sweepOnce(later, 0)).toMatchObject({ events: 1, profiles: 1 })
+    const mailer = createMailer(env, deps.db, { sandbox: false })
+    const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, {
+      queues: ['webhook', 'identity'],
+    })
+    cleanups.push(() => workers.close())
+    await eventually(async () => {
+      const event = await deps.db
+        .selectFrom('webhook_event')
+        .select('status')
+        .where('webhook_event_id', '=', follow.webhookEventId)
+        .executeTakeFirstOrThrow()
+      expect(event.status).toBe('done')
+      const profile = await deps.db
+        .selectFrom('line_user')
+        .select('display_name')
+        .where('line_uid', '=', friend.userId)
+        .executeTakeFirstOrThrow()
+      expect(profile.display_name).toBe('Sweep Friend')
+    })
+  }, 60_000)
+})
