@@ -1,32 +1,74 @@
 import type { webhook } from '@line/bot-sdk'
+import pLimit from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { dispatchEvent } from './dispatch.ts'
 import type { EventOutcome } from './event-context.ts'
-import { lockWebhookEvent, markWebhookEventDone, markWebhookEventFailed } from './webhook.repo.ts'
+import {
+  listEventSenders,
+  lockWebhookEvent,
+  markWebhookEventDone,
+  markWebhookEventFailed,
+} from './webhook.repo.ts'
 
-/** Events of one job processed side by side (each in its own transaction). */
-const PARALLEL_EVENTS = 4
+/** Users whose events one job processes side by side (each event in its own transaction). */
+const PARALLEL_USERS = 4
 
 /**
  * Processes a group of stored events, each at most once: its row is locked, its effects and the
  * `done` mark commit together, and work for other queues is enqueued only after that commit.
- * If any event fails the job is retried; events already done are skipped on the retry.
+ * One user's events go one after another in the order they happened (an opt-out then an opt-in
+ * must not end opted out); different users' go side by side. If any event fails the job is
+ * retried; events already done are skipped on the retry.
  */
 export const processWebhookEvents: Processor<'webhook.process-events'> = {
   async run(deps, { webhookEventIds }) {
     const errors: unknown[] = []
-    for (let i = 0; i < webhookEventIds.length; i += PARALLEL_EVENTS) {
-      const slice = webhookEventIds.slice(i, i + PARALLEL_EVENTS)
-      const results = await Promise.allSettled(slice.map((id) => processWebhookEvent(deps, id)))
-      for (const r of results) if (r.status === 'rejected') errors.push(r.reason)
-    }
+    const limit = pLimit(PARALLEL_USERS)
+    const lanes = await eventsByUser(deps, webhookEventIds)
+    await Promise.all(
+      lanes.map((lane) =>
+        limit(async () => {
+          for (const id of lane) {
+            try {
+              await processWebhookEvent(deps, id)
+            } catch (error) {
+              // The user's later events wait for the retry: run now, they would overtake it.
+              errors.push(error)
+              return
+            }
+          }
+        }),
+      ),
+    )
     if (errors.length === 1) throw errors[0]
     if (errors.length > 1) throw new AggregateError(errors, `${errors.length} events failed`)
   },
   async onFinalFailure(deps, { webhookEventIds }, error) {
     for (const id of webhookEventIds) await markWebhookEventFailed(deps.db, id, error.message)
   },
+}
+
+/**
+ * The job's events as lanes: one per LINE user, in event time order (the job's order on a tie),
+ * and one per event without a user (or without a row: processing logs it).
+ */
+async function eventsByUser(deps: Pick<Deps, 'db'>, ids: string[]): Promise<string[][]> {
+  if (ids.length === 1) return [ids]
+  const senders = new Map(
+    (await listEventSenders(deps.db, ids)).map((row) => [row.webhook_event_id, row]),
+  )
+  const lanes = new Map<string, { id: string; at: number; index: number }[]>()
+  ids.forEach((id, index) => {
+    const sender = senders.get(id)
+    const key = sender?.user_id ? `user ${sender.user_id}` : `event ${id}`
+    const lane = lanes.get(key) ?? []
+    lane.push({ id, at: sender?.occurred_at.getTime() ?? 0, index })
+    lanes.set(key, lane)
+  })
+  return [...lanes.values()].map((lane) =>
+    lane.sort((a, b) => a.at - b.at || a.index - b.index).map((e) => e.id),
+  )
 }
 
 export async function processWebhookEvent(deps: Deps, webhookEventId: string): Promise<void> {

@@ -28,6 +28,19 @@ export async function insertWebhookBodies(db: Db, bodies: string[]): Promise<Set
   return fresh
 }
 
+/** Who sent each stored event and when, to apply one user's events in the order they happened. */
+export async function listEventSenders(db: Db, webhookEventIds: string[]) {
+  return db
+    .selectFrom('webhook_event')
+    .select([
+      'webhook_event_id',
+      'occurred_at',
+      sql<string | null>`payload->'source'->>'userId'`.as('user_id'),
+    ])
+    .where('webhook_event_id', 'in', webhookEventIds)
+    .execute()
+}
+
 export async function lockWebhookEvent(db: Db, webhookEventId: string) {
   return db
     .selectFrom('webhook_event')
