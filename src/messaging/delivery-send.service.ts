@@ -5,7 +5,12 @@ import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
 import { renderEmailMessage, renderLineMessage, TemplateError } from '../flex/message-template.ts'
 import type { Deps } from '../platform/deps.ts'
-import type { ClaimedDelivery, DeliveryOutcome, RecentMarketing } from './delivery.repo.ts'
+import {
+  type ClaimedDelivery,
+  type DeliveryOutcome,
+  REPLY_OUTCOME_UNKNOWN,
+  type RecentMarketing,
+} from './delivery.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
 import { type LineItem, type LineLimiters, sendLineBatch } from './line-send.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
@@ -31,7 +36,8 @@ export async function sendClaimedDeliveries(
 ): Promise<BatchResult> {
   const now = deps.clock.now()
   const outcomes: DeliveryOutcome[] = []
-  const ready = applyMarketingRules(deps, rows, recent, now, outcomes)
+  const live = settleStoppedReplies(rows, outcomes)
+  const ready = applyMarketingRules(deps, live, recent, now, outcomes)
   const consents = await loadConsents(
     deps.db,
     ready.map((r) => r.customer_id),
@@ -92,6 +98,23 @@ export async function sendClaimedDeliveries(
   ])
   outcomes.push(...line.outcomes, ...emails)
   return { outcomes, rateLimited: line.rateLimited }
+}
+
+/**
+ * A row still marked `trying` was claimed again after a worker stopped during its reply, before
+ * the outcome was recorded: the reply may have arrived and has no retry key, so, as after a
+ * reply that timed out, it is failed and never pushed. Returns the other rows.
+ */
+function settleStoppedReplies(
+  rows: ClaimedDelivery[],
+  outcomes: DeliveryOutcome[],
+): ClaimedDelivery[] {
+  return rows.filter((row) => {
+    if (row.reply_state !== 'trying') return true
+    const error = `${REPLY_OUTCOME_UNKNOWN}: the worker stopped during the reply`
+    outcomes.push({ id: row.id, status: 'failed', error })
+    return false
+  })
 }
 
 /**

@@ -105,6 +105,8 @@ export async function claimDeliveries(db: Db, ids: string[]) {
       multicast_body: string | null
       /** An answer to the person's own message or tap (a reply), not a message they didn't ask for. */
       answers_person: boolean
+      /** `trying`: an earlier attempt stopped during its reply; `refused`: its reply sent nothing. */
+      reply_state: ReplyState | null
     }>`
     with claimed as (
       update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
@@ -119,7 +121,7 @@ export async function claimDeliveries(db: Db, ids: string[]) {
       lu.id as line_user_id, lu.line_uid, coalesce(lu.status = 'friend', false) as line_friend,
       d.multicast_request_id, mr.line_retry_key as multicast_retry_key,
       mr.body as multicast_body,
-      d.line_user_id is not null as answers_person
+      d.line_user_id is not null as answers_person, d.reply_state
     from claimed d
     join customer c on c.id = d.customer_id
     left join lateral (
@@ -133,6 +135,23 @@ export async function claimDeliveries(db: Db, ids: string[]) {
   `,
   )
   return result.rows
+}
+
+/** Where a delivery's reply stands (see the migration that adds `reply_state`). */
+export type ReplyState = 'trying' | 'refused'
+
+/**
+ * Marks the rows' replies, in a statement of its own: `trying` is committed before the call, so
+ * a worker that stops before recording the outcome leaves a trace the next claim sees.
+ */
+export async function setReplyState(db: Db, ids: string[], state: ReplyState): Promise<void> {
+  if (ids.length === 0) return
+  await db
+    .updateTable('delivery')
+    .set({ reply_state: state })
+    .where('id', 'in', ids)
+    .where('status', '=', 'sending')
+    .execute()
 }
 
 /** What became of one claimed delivery. */
@@ -307,8 +326,9 @@ export async function analyzeDeliveries(db: Db): Promise<void> {
 }
 
 /**
- * How a reply that may have arrived is failed (a timeout or 5xx, and replies have no retry key):
- * never sent again, not even by `kizuna deliveries retry`.
+ * How a reply that may have arrived is failed (a timeout or 5xx, or a worker that stopped before
+ * recording the outcome; replies have no retry key): never sent again, not even by
+ * `kizuna deliveries retry`.
  */
 export const REPLY_OUTCOME_UNKNOWN = 'reply outcome unknown'
 

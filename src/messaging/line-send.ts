@@ -7,6 +7,7 @@ import {
   type DeliveryOutcome,
   REPLY_OUTCOME_UNKNOWN,
   recordMulticastAccepted,
+  setReplyState,
 } from './delivery.repo.ts'
 
 /** LINE: a multicast reaches at most 500 user ids. */
@@ -45,7 +46,7 @@ export type LineBatchResult = {
 }
 
 /**
- * Sends a batch: fresh reply tokens first (a failed reply sent nothing, so the push follows);
+ * Sends a batch: fresh reply tokens first (a refused reply sent nothing, so the push follows);
  * then the same messages to several people by multicast (chunks of 500, each with a retry key
  * stored before the first call); the rest by push with the row's retry key. Every call waits
  * for the shared limiter of its endpoint. Failures become outcomes, never exceptions.
@@ -60,19 +61,11 @@ export async function sendLineBatch(
     result.outcomes.push(...r.outcomes)
     result.rateLimited ||= r.rateLimited
   }
-  const unanswered = await Promise.all(
-    items.map(async (item) => {
-      if (!item.replyToken || item.multicast) return item
-      const sent = await tryReply(deps, limiters, item, item.replyToken)
-      if (!sent) return item
-      result.outcomes.push(sent)
-      return null
-    }),
-  )
-  const { multicasts, pushes, unplanned } = await planMulticasts(
-    deps,
-    unanswered.filter((i) => i !== null),
-  )
+  const replying: LineItem[] = []
+  const unanswered: LineItem[] = []
+  for (const item of items) (item.replyToken && !item.multicast ? replying : unanswered).push(item)
+  unanswered.push(...(await sendReplies(deps, limiters, replying, result)))
+  const { multicasts, pushes, unplanned } = await planMulticasts(deps, unanswered)
   for (const item of unplanned) {
     result.outcomes.push({ id: item.id, status: 'pending', error: 'could not plan the multicast' })
   }
@@ -98,6 +91,53 @@ export async function sendLineBatch(
     }),
   ])
   return result
+}
+
+/**
+ * Replies to fresh tokens. The rows are marked `trying` first, in a statement of their own: a
+ * worker that stops before recording the outcome leaves the mark, and the next claim fails the
+ * row instead of pushing it (the reply may have arrived, and it had no retry key). Replies LINE
+ * refused sent nothing: they are marked `refused` (never a reply again) and returned for a push.
+ */
+async function sendReplies(
+  deps: Pick<Deps, 'db' | 'line' | 'log'>,
+  limiters: LineLimiters,
+  items: LineItem[],
+  result: LineBatchResult,
+): Promise<LineItem[]> {
+  if (items.length === 0) return []
+  try {
+    await setReplyState(
+      deps.db,
+      items.map((i) => i.id),
+      'trying',
+    )
+  } catch (err) {
+    // Nothing sent: these go again with the job's retry.
+    deps.log.warn({ err }, 'could not mark the replies')
+    for (const i of items) {
+      result.outcomes.push({ id: i.id, status: 'pending', error: 'could not mark the reply' })
+    }
+    return []
+  }
+  const refused: LineItem[] = []
+  await Promise.all(
+    items.map(async (item) => {
+      const sent = await tryReply(deps, limiters, item, item.replyToken!)
+      if (sent) result.outcomes.push(sent)
+      else refused.push(item)
+    }),
+  )
+  await setReplyState(
+    deps.db,
+    refused.map((i) => i.id),
+    'refused',
+  ).catch((err: unknown) =>
+    // The pushes still go (with their retry keys). Only a worker stopping before their outcomes
+    // are recorded would find `trying` and fail the rows as replies of unknown outcome.
+    deps.log.warn({ err }, 'could not mark the refused replies'),
+  )
+  return refused
 }
 
 function tryReply(

@@ -111,6 +111,7 @@ export interface Delivery {
   messages: Json | null;
   multicast_request_id: string | null;
   over_cap: Generated<string>;
+  reply_state: string | null;
   reply_token: string | null;
   reply_token_expires_at: Timestamp | null;
   send_after: Generated<Timestamp>;

@@ -1,12 +1,22 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createMailer } from '../../src/email/mailer.ts'
+import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
+import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
+import {
+  claimDeliveriesWithMarketingCounts,
+  SENDING_LEASE_SECONDS,
+} from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { type SendTools, sendClaimedDeliveries } from '../../src/messaging/delivery-send.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually } from '../support/wait.ts'
 import {
   campaign,
   campaignInbox,
+  deliveryRow,
   deliveryRows,
   MULTICAST,
   newFriend,
@@ -110,5 +120,50 @@ describe('delivery retries', () => {
     })
     expect(welcome.last_error).toMatch(/^reply outcome unknown/)
     expect(pushesTo(k, user.userId)).toHaveLength(0)
+  })
+
+  it('a reply whose worker stopped before recording it is failed when claimed again, not pushed', async () => {
+    const user = k.line.users.create()
+    const queue = k.deps.queues.byName.delivery
+    const tools: SendTools = {
+      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
+      limiters: createLineLimiters(k.deps),
+      loaders: messageVarsLoaders(k.deps.env),
+    }
+    await queue.pause() // this test plays the workers
+    try {
+      await k.line.users.follow(user.userId)
+      const id = await eventually(async () => {
+        const row = await k.deps.db
+          .selectFrom('delivery')
+          .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+          .select('delivery.id')
+          .where('line_user.line_uid', '=', user.userId)
+          .where('delivery.kind', '=', 'welcome')
+          .executeTakeFirstOrThrow()
+        return row.id
+      })
+      // A worker claims the welcome card and replies, then stops before recording the outcome.
+      const claimed = await claimDeliveriesWithMarketingCounts(k.deps.db, [id], 0)
+      const first = await sendClaimedDeliveries(k.deps, tools, claimed)
+      expect(first.outcomes.map((o) => o.status)).toEqual(['sent'])
+      // Its lease runs out and another worker claims the row.
+      const lapsed = SENDING_LEASE_SECONDS + 60
+      await sql`update delivery set updated_at = now() - make_interval(secs => ${lapsed})
+        where id = ${id}`.execute(k.deps.db)
+      await createSendDeliveries(tools).run(
+        k.deps,
+        { deliveryIds: [id] },
+        { job: {} as never, worker: {} as never, token: 'test' },
+      )
+
+      const row = await deliveryRow(k, id)
+      expect([row.status, row.attempts]).toEqual(['failed', 2])
+      expect(row.last_error).toMatch(/^reply outcome unknown/)
+      expect(k.line.inbox(user.userId).map((m) => m.endpoint)).toEqual(['reply'])
+      expect(pushesTo(k, user.userId)).toHaveLength(0)
+    } finally {
+      await queue.resume()
+    }
   })
 })
