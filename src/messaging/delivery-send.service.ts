@@ -220,10 +220,15 @@ function failed(row: ClaimedDelivery, error: unknown): DeliveryOutcome {
   return { id: row.id, status: 'failed', error: `template: ${message}` }
 }
 
+/**
+ * A reply goes while its token is fresh and nothing went out for the row before: no reply under
+ * way or refused (a refused one was followed by a push; after that, only the push's key is safe).
+ * A reply a rate-limit 429 refused is tried again.
+ */
 function replyTokenIfFresh(row: ClaimedDelivery, now: Date): string | null {
   const fresh =
     row.reply_token !== null &&
-    row.attempts === 1 &&
+    row.reply_state === null &&
     (row.reply_token_expires_at?.getTime() ?? 0) > now.getTime()
   return fresh ? row.reply_token : null
 }

@@ -142,9 +142,14 @@ export type ReplyState = 'trying' | 'refused'
 
 /**
  * Marks the rows' replies, in a statement of its own: `trying` is committed before the call, so
- * a worker that stops before recording the outcome leaves a trace the next claim sees.
+ * a worker that stops before recording the outcome leaves a trace the next claim sees. Null: the
+ * reply sent nothing and may be tried again.
  */
-export async function setReplyState(db: Db, ids: string[], state: ReplyState): Promise<void> {
+export async function setReplyState(
+  db: Db,
+  ids: string[],
+  state: ReplyState | null,
+): Promise<void> {
   if (ids.length === 0) return
   await db
     .updateTable('delivery')

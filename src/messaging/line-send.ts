@@ -31,7 +31,7 @@ export type LineItem = {
   /** Equal keys mean equal messages (a template and its final vars): candidates for multicast. */
   contentKey: string
   retryKey: string
-  /** A reply token still fresh on the first attempt. */
+  /** A fresh reply token, if no reply for the row was under way or refused before. */
   replyToken: string | null
   /** First attempt: may join a new multicast chunk (a retried one keeps its own retry key). */
   mayMulticast: boolean
@@ -46,10 +46,11 @@ export type LineBatchResult = {
 }
 
 /**
- * Sends a batch: fresh reply tokens first (a refused reply sent nothing, so the push follows);
- * then the same messages to several people by multicast (chunks of 500, each with a retry key
- * stored before the first call); the rest by push with the row's retry key. Every call waits
- * for the shared limiter of its endpoint. Failures become outcomes, never exceptions.
+ * Sends a batch: fresh reply tokens first (a refused reply sent nothing, so the push follows; a
+ * rate-limited one is tried again after the pause); then the same messages to several people by
+ * multicast (chunks of 500, each with a retry key stored before the first call); the rest by
+ * push with the row's retry key. Every call waits for the shared limiter of its endpoint.
+ * Failures become outcomes, never exceptions.
  */
 export async function sendLineBatch(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
@@ -121,13 +122,25 @@ async function sendReplies(
     return []
   }
   const refused: LineItem[] = []
+  const rateLimited: string[] = []
   await Promise.all(
     items.map(async (item) => {
-      const sent = await tryReply(deps, limiters, item, item.replyToken!)
-      if (sent) result.outcomes.push(sent)
-      else refused.push(item)
+      const answer = await tryReply(deps, limiters, item, item.replyToken!)
+      if (answer === 'refused') refused.push(item)
+      else if (answer.status === 'pending') rateLimited.push(item.id)
+      if (typeof answer === 'object') result.outcomes.push(answer)
     }),
   )
+  if (rateLimited.length > 0) {
+    // LINE-API.md §2.5: a rate-limit 429 is backed off and retried. A reply costs no quota and
+    // this one sent nothing: it goes again after the pause while its token is fresh (a push
+    // only once it is not).
+    result.rateLimited = true
+    await setReplyState(deps.db, rateLimited, null).catch((err: unknown) =>
+      // Left `trying`, the rows are failed at their next claim: never sent twice, but lost.
+      deps.log.warn({ err }, 'could not unmark the rate-limited replies'),
+    )
+  }
   await setReplyState(
     deps.db,
     refused.map((i) => i.id),
@@ -145,7 +158,7 @@ function tryReply(
   limiters: LineLimiters,
   item: LineItem,
   replyToken: string,
-): Promise<DeliveryOutcome | null> {
+): Promise<DeliveryOutcome | 'refused'> {
   const body = prepareBody('reply', { replyToken }, item.messagesJson)
   return limiters.reply.run(() => replyOutcome(deps, item.id, () => deps.line.send(body)))
 }
@@ -154,7 +167,7 @@ async function replyOutcome(
   deps: Pick<Deps, 'log'>,
   id: string,
   send: () => Promise<{ requestId: string | null }>,
-): Promise<DeliveryOutcome | null> {
+): Promise<DeliveryOutcome | 'refused'> {
   try {
     const { requestId } = await send()
     return { id, status: 'sent', channel: 'line', requestId }
@@ -165,9 +178,10 @@ async function replyOutcome(
       // send it twice, so it is not retried.
       return { id, status: 'failed', error: `${REPLY_OUTCOME_UNKNOWN}: ${failure.message}` }
     }
-    // Refused (expired token, 4xx, 429): nothing was sent; the push carries the retry key.
+    if (failure.kind === 'rate_limited') return { id, status: 'pending', error: failure.message }
+    // Refused (expired token, other 4xx): nothing was sent; the push carries the retry key.
     deps.log.info({ deliveryId: id, why: failure.kind }, 'reply failed, pushing')
-    return null
+    return 'refused'
   }
 }
 

@@ -10,6 +10,7 @@ import {
 } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { type SendTools, sendClaimedDeliveries } from '../../src/messaging/delivery-send.service.ts'
+import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually } from '../support/wait.ts'
@@ -120,6 +121,34 @@ describe('delivery retries', () => {
     })
     expect(welcome.last_error).toMatch(/^reply outcome unknown/)
     expect(pushesTo(k, user.userId)).toHaveLength(0)
+  })
+
+  it('a reply refused by a rate-limit 429 is tried again after the pause, not pushed', async () => {
+    const user = k.line.users.create()
+    k.line.failNext({
+      method: 'POST',
+      path: '/v2/bot/message/reply',
+      status: 429,
+      body: { message: RATE_LIMITED },
+      count: 1,
+    })
+    await k.line.users.follow(user.userId)
+    const welcome = await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('delivery')
+        .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+        .select(['delivery.status', 'delivery.attempts'])
+        .where('line_user.line_uid', '=', user.userId)
+        .executeTakeFirstOrThrow()
+      expect(row.status).toBe('sent')
+      return row
+    }, 15_000)
+    // A push would spend the month's quota on what a reply sends for free.
+    expect(welcome.attempts).toBe(2)
+    expect(pushesTo(k, user.userId)).toHaveLength(0)
+    expect(k.line.inbox(user.userId).map((m) => m.endpoint)).toEqual(['reply'])
+    const replies = k.line.requestsTo('POST', '/v2/bot/message/reply')
+    expect(replies.map((r) => r.status).slice(-2)).toEqual([429, 200])
   })
 
   it('a reply whose worker stopped before recording it is failed when claimed again, not pushed', async () => {
