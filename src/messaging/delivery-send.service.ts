@@ -12,7 +12,7 @@ import {
   type RecentMarketing,
 } from './delivery.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
-import { type LineItem, type LineLimiters, sendLineBatch } from './line-send.ts'
+import { type LineItem, type LineLimiters, type StoredPush, sendLineBatch } from './line-send.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
 import { chooseChannel, quietHoursEnd } from './send-rules.ts'
 
@@ -26,8 +26,9 @@ export type BatchResult = { outcomes: DeliveryOutcome[]; rateLimited: boolean }
 
 /**
  * Sends claimed deliveries. Marketing waits out quiet hours and the weekly cap; each delivery
- * gets its content (template + loader, or ready LINE messages) and its channel, decided now;
- * then LINE and email go out together. Returns one outcome per delivery.
+ * gets its channel and content (template + loader, or ready LINE messages), decided now, unless
+ * it goes again on LINE as the push an earlier attempt stored; then LINE and email go out
+ * together. Returns one outcome per delivery.
  */
 export async function sendClaimedDeliveries(
   deps: Deps,
@@ -43,18 +44,30 @@ export async function sendClaimedDeliveries(
     ready.map((r) => r.customer_id),
   )
   const lineItems: LineItem[] = []
+  const again: StoredPush[] = []
   const emailItems: EmailItem[] = []
   // The local LINE stand-in loads http images; LINE itself only https.
   const lineOpts = { allowHttpImages: lineLoadsImageUrl(deps.env, 'http:') }
+  const configured = tools.mailer.kind !== 'none'
   await inSlices(ready, async (row) => {
+    const consent = consents.get(row.customer_id) ?? DEFAULT_CONSENTS
+    if (row.push_body !== null) {
+      // Pushed before: the same request goes again under the same key (LINE-API.md §2.4), not
+      // one rendered anew, even if its loader would now read other points or sign a new link.
+      const hasVersion = row.template_id !== null
+      if (chooseChannel(row, consent, { hasVersion, configured }).channel === 'line') {
+        again.push({ id: row.id, retryKey: row.line_retry_key, body: row.push_body })
+        return
+      }
+    }
     const content = await contentOf(deps, tools.loaders, row)
     if ('outcome' in content) {
       outcomes.push(content.outcome)
       return
     }
-    const choice = chooseChannel(row, consents.get(row.customer_id) ?? DEFAULT_CONSENTS, {
+    const choice = chooseChannel(row, consent, {
       hasVersion: content.templateId !== null,
-      configured: tools.mailer.kind !== 'none',
+      configured,
     })
     if (choice.channel === null) {
       outcomes.push({ id: row.id, status: 'skipped', reason: choice.reason })
@@ -93,7 +106,7 @@ export async function sendClaimedDeliveries(
     }
   })
   const [line, emails] = await Promise.all([
-    sendLineBatch(deps, tools.limiters, lineItems),
+    sendLineBatch(deps, tools.limiters, lineItems, again),
     Promise.all(emailItems.map((item) => emailSlots(() => sendEmail(deps, tools.mailer, item)))),
   ])
   outcomes.push(...line.outcomes, ...emails)

@@ -56,7 +56,7 @@ export async function cancelDeliveryRows(
   if (dedupeKeys.length === 0) return 0
   const result = await db
     .updateTable('delivery')
-    .set({ status: 'cancelled', skip_reason: reason, updated_at: sql`now()` })
+    .set({ status: 'cancelled', skip_reason: reason, push_body: null, updated_at: sql`now()` })
     .where('dedupe_key', 'in', dedupeKeys)
     .where('status', '=', 'pending')
     .executeTakeFirst()
@@ -107,6 +107,8 @@ export async function claimDeliveries(db: Db, ids: string[]) {
       answers_person: boolean
       /** `trying`: an earlier attempt stopped during its reply; `refused`: its reply sent nothing. */
       reply_state: ReplyState | null
+      /** The push request an earlier attempt sent (JSON text), to repeat exactly. */
+      push_body: string | null
     }>`
     with claimed as (
       update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
@@ -121,7 +123,7 @@ export async function claimDeliveries(db: Db, ids: string[]) {
       lu.id as line_user_id, lu.line_uid, coalesce(lu.status = 'friend', false) as line_friend,
       d.multicast_request_id, mr.line_retry_key as multicast_retry_key,
       mr.body as multicast_body,
-      d.line_user_id is not null as answers_person, d.reply_state
+      d.line_user_id is not null as answers_person, d.reply_state, d.push_body
     from claimed d
     join customer c on c.id = d.customer_id
     left join lateral (
@@ -159,6 +161,26 @@ export async function setReplyState(
     .execute()
 }
 
+/**
+ * Stores each push request before it is sent, in a statement of its own: a retry, even after
+ * the worker stopped, repeats that body under the row's retry key (LINE-API.md §2.4).
+ */
+export async function storePushBodies(
+  db: Db,
+  pushes: { id: string; body: string }[],
+): Promise<void> {
+  if (pushes.length === 0) return
+  await executePrepared(
+    db,
+    sql`
+    update delivery d set push_body = b.body
+    from unnest(${pushes.map((p) => p.id)}::uuid[], ${pushes.map((p) => p.body)}::text[])
+      as b(id, body)
+    where d.id = b.id and d.status = 'sending'
+  `,
+  )
+}
+
 /** What became of one claimed delivery. */
 export type DeliveryOutcome =
   | { id: string; status: 'sent'; channel: 'line' | 'email'; requestId: string | null }
@@ -183,6 +205,9 @@ export async function recordOutcomes(db: Db, outcomes: DeliveryOutcome[]): Promi
       skip_reason = coalesce(o.reason, d.skip_reason),
       last_error = case when o.status = 'sent' then null else coalesce(o.error, d.last_error) end,
       sent_at = case when o.status = 'sent' then now() else d.sent_at end,
+      -- Kept while LINE may have accepted the push (a 5xx or timeout, to retry): any other
+      -- outcome is final or was refused whole, and a requeued row is rendered again.
+      push_body = case when o.status = 'pending' then d.push_body end,
       send_after = coalesce(o.send_after, d.send_after),
       updated_at = now()
     from unnest(

@@ -8,6 +8,7 @@ import {
   REPLY_OUTCOME_UNKNOWN,
   recordMulticastAccepted,
   setReplyState,
+  storePushBodies,
 } from './delivery.repo.ts'
 
 /** LINE: a multicast reaches at most 500 user ids. */
@@ -39,6 +40,9 @@ export type LineItem = {
   multicast: { id: string; retryKey: string; body: string } | null
 }
 
+/** A push request as first sent (JSON text): sent again byte for byte under the same key. */
+export type StoredPush = { id: string; retryKey: string; body: string }
+
 export type LineBatchResult = {
   outcomes: DeliveryOutcome[]
   /** A rate-limit 429 was seen: the whole queue should slow down. */
@@ -49,13 +53,15 @@ export type LineBatchResult = {
  * Sends a batch: fresh reply tokens first (a refused reply sent nothing, so the push follows; a
  * rate-limited one is tried again after the pause); then the same messages to several people by
  * multicast (chunks of 500, each with a retry key stored before the first call); the rest by
- * push with the row's retry key. Every call waits for the shared limiter of its endpoint.
- * Failures become outcomes, never exceptions.
+ * push with the row's retry key, each request stored before its first call. Pushes an earlier
+ * attempt sent (`again`) repeat their stored request. Every call waits for the shared limiter
+ * of its endpoint. Failures become outcomes, never exceptions.
  */
 export async function sendLineBatch(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
   limiters: LineLimiters,
   items: LineItem[],
+  again: StoredPush[] = [],
 ): Promise<LineBatchResult> {
   const result: LineBatchResult = { outcomes: [], rateLimited: false }
   const record = (r: LineBatchResult) => {
@@ -70,6 +76,15 @@ export async function sendLineBatch(
   for (const item of unplanned) {
     result.outcomes.push({ id: item.id, status: 'pending', error: 'could not plan the multicast' })
   }
+  const push = async ({ id, retryKey, body }: StoredPush) => {
+    const request = preparedBody('push', body)
+    record(await callLine(limiters, 'push', [id], () => deps.line.send(request, retryKey)))
+  }
+  const fresh = pushes.map((item) => ({
+    id: item.id,
+    retryKey: item.retryKey,
+    body: prepareBody('push', { to: item.lineUid }, item.messagesJson).json,
+  }))
   await Promise.all([
     ...multicasts.map(async ({ id, retryKey, body, items: chunk }) => {
       const ids = chunk.map((i) => i.id)
@@ -86,12 +101,29 @@ export async function sendLineBatch(
         )
       }
     }),
-    ...pushes.map(async (item) => {
-      const body = prepareBody('push', { to: item.lineUid }, item.messagesJson)
-      record(await callLine(limiters, 'push', [item.id], () => deps.line.send(body, item.retryKey)))
-    }),
+    ...again.map(push),
+    storePushes(deps, fresh, result).then((stored) => Promise.all(stored.map(push))),
   ])
   return result
+}
+
+/** Stores new push requests before they go; any that could not be stored wait for a retry. */
+async function storePushes(
+  deps: Pick<Deps, 'db' | 'log'>,
+  pushes: StoredPush[],
+  result: LineBatchResult,
+): Promise<StoredPush[]> {
+  try {
+    await storePushBodies(deps.db, pushes)
+    return pushes
+  } catch (err) {
+    // Nothing sent: these go again with the job's retry.
+    deps.log.warn({ err }, 'could not store the push requests')
+    for (const p of pushes) {
+      result.outcomes.push({ id: p.id, status: 'pending', error: 'could not store the push' })
+    }
+    return []
+  }
 }
 
 /**

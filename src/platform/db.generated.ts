@@ -111,6 +111,7 @@ export interface Delivery {
   messages: Json | null;
   multicast_request_id: string | null;
   over_cap: Generated<string>;
+  push_body: string | null;
   reply_state: string | null;
   reply_token: string | null;
   reply_token_expires_at: Timestamp | null;

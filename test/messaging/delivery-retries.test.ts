@@ -105,6 +105,38 @@ describe('delivery retries', () => {
     })
   })
 
+  it('a push retried after a 500 repeats its first request byte for byte, under the same key', async () => {
+    const user = k.line.users.create()
+    user.friendship = 'friend'
+    const follow = k.line.buildEvent('follow', user.userId, {})
+    // The reply token is spent, so the welcome card (a signed barcode link, points) is pushed.
+    const replyToken = (follow as { replyToken: string }).replyToken
+    k.line.context.state.replyTokens.get(replyToken)!.used = true
+    k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
+    await k.line.deliverWebhook([follow])
+
+    const [failed, retry] = await eventually(() => {
+      const pushes = pushesTo(k, user.userId)
+      expect(pushes.map((p) => p.status)).toEqual([500, 200])
+      return pushes
+    }, 15_000)
+    expect(retry!.headers['x-line-retry-key']).toBe(failed!.headers['x-line-retry-key'])
+    expect(JSON.stringify(retry!.body)).toBe(JSON.stringify(failed!.body))
+    expect(k.line.inbox(user.userId)).toHaveLength(1)
+    const row = await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('delivery')
+        .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+        .select(['delivery.status', 'delivery.attempts', 'delivery.push_body'])
+        .where('line_user.line_uid', '=', user.userId)
+        .executeTakeFirstOrThrow()
+      expect(row.status).toBe('sent')
+      return row
+    })
+    expect(row.attempts).toBe(2)
+    expect(row.push_body).toBeNull() // kept only while it may go again
+  })
+
   it('a reply that got a 500 is not pushed after it: it may have been delivered', async () => {
     const user = k.line.users.create()
     k.line.failNext({ method: 'POST', path: '/v2/bot/message/reply', status: 500, count: 1 })
