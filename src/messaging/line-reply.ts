@@ -1,0 +1,97 @@
+import type { Deps } from '../platform/deps.ts'
+import { classifyLineError } from '../platform/line.ts'
+import { prepareBody } from '../platform/line-send-transport.ts'
+import { type DeliveryOutcome, REPLY_OUTCOME_UNKNOWN, setReplyState } from './delivery.repo.ts'
+import type { LineBatchResult, LineItem, LineLimiters } from './line-send.ts'
+
+/**
+ * Replies to fresh tokens. The rows are marked `trying` first, in a statement of their own: a
+ * worker that stops before recording the outcome leaves the mark, and the next claim fails the
+ * row instead of pushing it (the reply may have arrived, and it had no retry key). Replies LINE
+ * refused sent nothing: they are marked `refused` (never a reply again) and returned for a push;
+ * a rate-limit 429 clears the mark instead, and the row replies again after the queue's pause.
+ */
+export async function sendReplies(
+  deps: Pick<Deps, 'db' | 'line' | 'log'>,
+  limiters: LineLimiters,
+  items: LineItem[],
+  result: LineBatchResult,
+): Promise<LineItem[]> {
+  if (items.length === 0) return []
+  try {
+    await setReplyState(
+      deps.db,
+      items.map((i) => i.id),
+      'trying',
+    )
+  } catch (err) {
+    // Nothing sent: these go again with the job's retry.
+    deps.log.warn({ err }, 'could not mark the replies')
+    for (const i of items) {
+      result.outcomes.push({ id: i.id, status: 'pending', error: 'could not mark the reply' })
+    }
+    return []
+  }
+  const refused: LineItem[] = []
+  const rateLimited: string[] = []
+  await Promise.all(
+    items.map(async (item) => {
+      const answer = await tryReply(deps, limiters, item, item.replyToken!)
+      if (answer === 'refused') refused.push(item)
+      else if (answer.status === 'pending') rateLimited.push(item.id)
+      if (typeof answer === 'object') result.outcomes.push(answer)
+    }),
+  )
+  if (rateLimited.length > 0) {
+    // LINE-API.md §2.5: a rate-limit 429 is backed off and retried. A reply costs no quota and
+    // this one sent nothing: it goes again after the pause while its token is fresh (a push
+    // only once it is not).
+    result.rateLimited = true
+    await setReplyState(deps.db, rateLimited, null).catch((err: unknown) =>
+      // Left `trying`, the rows are failed at their next claim: never sent twice, but lost.
+      deps.log.warn({ err }, 'could not unmark the rate-limited replies'),
+    )
+  }
+  await setReplyState(
+    deps.db,
+    refused.map((i) => i.id),
+    'refused',
+  ).catch((err: unknown) =>
+    // The pushes still go (with their retry keys). Only a worker stopping before their outcomes
+    // are recorded would find `trying` and fail the rows as replies of unknown outcome.
+    deps.log.warn({ err }, 'could not mark the refused replies'),
+  )
+  return refused
+}
+
+function tryReply(
+  deps: Pick<Deps, 'line' | 'log'>,
+  limiters: LineLimiters,
+  item: LineItem,
+  replyToken: string,
+): Promise<DeliveryOutcome | 'refused'> {
+  const body = prepareBody('reply', { replyToken }, item.messagesJson)
+  return limiters.reply.run(() => replyOutcome(deps, item.id, () => deps.line.send(body)))
+}
+
+async function replyOutcome(
+  deps: Pick<Deps, 'log'>,
+  id: string,
+  send: () => Promise<{ requestId: string | null }>,
+): Promise<DeliveryOutcome | 'refused'> {
+  try {
+    const { requestId } = await send()
+    return { id, status: 'sent', channel: 'line', requestId }
+  } catch (error) {
+    const failure = classifyLineError(error)
+    if (failure.kind === 'transient') {
+      // A timeout or 5xx may have delivered it, and a reply has no retry key: a push now could
+      // send it twice, so it is not retried.
+      return { id, status: 'failed', error: `${REPLY_OUTCOME_UNKNOWN}: ${failure.message}` }
+    }
+    if (failure.kind === 'rate_limited') return { id, status: 'pending', error: failure.message }
+    // Refused (expired token, other 4xx): nothing was sent; the push carries the retry key.
+    deps.log.info({ deliveryId: id, why: failure.kind }, 'reply failed, pushing')
+    return 'refused'
+  }
+}
