@@ -1,9 +1,11 @@
+import type { Transaction } from 'kysely'
 import { setMarketingConsent } from '../consent/consent.service.ts'
-import type { Database } from '../platform/db.ts'
+import type { Database, DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
 import { findIdentityOwner, findSurvivingCustomer, insertCustomerRow } from './customer.repo.ts'
 import type { CustomerImportRow } from './customer.schemas.ts'
+import { isErasedIdentity } from './erase.service.ts'
 import type { IdentityKind } from './identity-values.ts'
 import { attachIdentity } from './merge.service.ts'
 
@@ -26,30 +28,51 @@ const ID_COLUMNS = [
   ['phone', 'phone'],
 ] as const satisfies readonly (readonly [keyof CustomerImportRow, IdentityKind])[]
 
+type RowId = { column: (typeof ID_COLUMNS)[number][0]; kind: IdentityKind; value: string }
+
+const ERASED = 'this customer was erased on request'
+
+/** The live customer holding the id (after merges); RowError if it is an erased person's. */
+async function ownerOf(trx: Transaction<DB>, id: RowId): Promise<string | undefined> {
+  const owner = await findIdentityOwner(trx, id.kind, id.value)
+  if (!owner) {
+    // Erasure leaves a tombstone, not the value: an old export must not re-create the person.
+    if (await isErasedIdentity(trx, id.kind, id.value)) throw new RowError(id.column, ERASED)
+    return undefined
+  }
+  const customer = await findSurvivingCustomer(trx, owner.customer_id)
+  if (!customer || customer.erased_at) throw new RowError(id.column, ERASED)
+  return customer.id
+}
+
+/** The customer the row's first known id finds, or undefined for a new one. */
+async function findRowCustomer(trx: Transaction<DB>, ids: RowId[]) {
+  let customerId: string | undefined
+  for (const id of ids) {
+    // Every id is looked at: any of them may be an erased person's.
+    const owner = await ownerOf(trx, id)
+    customerId ??= owner
+  }
+  return customerId
+}
+
 /**
  * Creates or updates the customer a row describes, in one transaction. The row's ids find the
  * customer; ids held by different customers merge them (attachIdentity rules: never two LINE
- * accounts). Given profile fields overwrite; absent ones are left alone.
+ * accounts). Given profile fields overwrite; absent ones are left alone. An id of an erased
+ * person refuses the row.
  */
 export async function importCustomerRow(
   db: Database,
   env: PurchaseEnv,
   row: CustomerImportRow,
 ): Promise<ImportOutcome> {
-  const ids = ID_COLUMNS.flatMap(([column, kind]) => {
+  const ids: RowId[] = ID_COLUMNS.flatMap(([column, kind]) => {
     const value = row[column]
     return typeof value === 'string' ? [{ column, kind, value }] : []
   })
   return db.transaction().execute(async (trx) => {
-    let customerId: string | undefined
-    for (const id of ids) {
-      const owner = await findIdentityOwner(trx, id.kind, id.value)
-      if (!owner) continue
-      const customer = await findSurvivingCustomer(trx, owner.customer_id)
-      if (customer?.erased_at) throw new RowError(id.column, 'this customer was erased on request')
-      customerId = customer?.id
-      break
-    }
+    let customerId = await findRowCustomer(trx, ids)
     const created = customerId === undefined
     customerId ??= await insertCustomerRow(trx)
 

@@ -1,19 +1,40 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import { setMarketingConsent } from '../consent/consent.service.ts'
-import type { Database } from '../platform/db.ts'
+import type { Database, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
+import { findIdentityOwner } from './customer.repo.ts'
 
-/** Card kinds whose number keeps a tombstone, so a scan of an erased card answers 410. */
-const CARD_KINDS = ['member_card', 'legacy_card'] as const
+/**
+ * Identity kinds that keep a tombstone (a hash of kind and value, never the value) pointing at
+ * the erased customer:
+ * - cards, so a later scan of the card answers 410 and the card is never bound again;
+ * - the shop's account id and the email, so re-running an old customer import cannot re-create
+ *   the person from the shop's data (the importer refuses a row whose id is only a tombstone).
+ *   Keeping a hash to honour the erasure is the usual suppression list; a person who comes back
+ *   and proves the email themselves (account link) may use it again: a live identity wins.
+ * Phone numbers keep none: households share them, and a tombstone would refuse the others.
+ */
+export const TOMBSTONE_KINDS: readonly string[] = [
+  'member_card',
+  'legacy_card',
+  'online_customer',
+  'email',
+]
 const TOMBSTONE = 'erased:'
 
 /**
- * What an erased card number (or LINE user id) is stored as: a SHA-256, never the number.
+ * What an erased identity value (or LINE user id) is stored as: a SHA-256, never the value.
  * Scans look the tombstone up to tell "erased" (410) from "unknown" (404).
  */
 export function erasedValue(kind: string, value: string): string {
   return TOMBSTONE + createHash('sha256').update(`${kind}:${value}`).digest('hex')
+}
+
+/** Whether (kind, value) belonged to a customer erased on request (its tombstone exists). */
+export async function isErasedIdentity(db: Db, kind: string, value: string): Promise<boolean> {
+  if (!TOMBSTONE_KINDS.includes(kind)) return false
+  return (await findIdentityOwner(db, kind, erasedValue(kind, value))) !== undefined
 }
 
 export type EraseResult = { customerId: string; alreadyErased: boolean }
@@ -23,7 +44,7 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
  * - profile (name, email, phone, birthday) and the LINE profile are cleared; marketing consent
  *   is revoked on every channel; the LINE user row stays (status history) with its user id
  *   replaced by a tombstone;
- * - card identities (member_card, legacy_card) keep only a tombstone of their number, pointing
+ * - card, shop account and email identities keep only a tombstone (TOMBSTONE_KINDS), pointing
  *   at the erased customer, so a scan answers 410; every other identity is deleted;
  * - purchases stay for statistics, anonymised (stored register answers removed);
  * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row);
@@ -74,15 +95,20 @@ export async function eraseCustomer(db: Database, customerId: string): Promise<E
       .where('customer_id', '=', id)
       .execute()
     for (const identity of identities) {
-      const isCard = (CARD_KINDS as readonly string[]).includes(identity.kind)
-      if (!isCard) {
-        await trx.deleteFrom('identity').where('id', '=', identity.id).execute()
-      } else if (!identity.value.startsWith(TOMBSTONE)) {
+      if (identity.value.startsWith(TOMBSTONE)) continue
+      const tombstone = erasedValue(identity.kind, identity.value)
+      // A person erased before keeps the tombstone they left then (one per kind and value).
+      const kept =
+        TOMBSTONE_KINDS.includes(identity.kind) &&
+        !(await findIdentityOwner(trx, identity.kind, tombstone))
+      if (kept) {
         await trx
           .updateTable('identity')
-          .set({ value: erasedValue(identity.kind, identity.value) })
+          .set({ value: tombstone })
           .where('id', '=', identity.id)
           .execute()
+      } else {
+        await trx.deleteFrom('identity').where('id', '=', identity.id).execute()
       }
     }
 
@@ -92,9 +118,18 @@ export async function eraseCustomer(db: Database, customerId: string): Promise<E
       .where('customer_id', '=', id)
       .execute()
     for (const lineUser of lineUsers) {
-      const scrubbed = lineUser.line_uid.startsWith(TOMBSTONE)
-        ? lineUser.line_uid
-        : erasedValue('line', lineUser.line_uid)
+      let scrubbed = lineUser.line_uid
+      if (!scrubbed.startsWith(TOMBSTONE)) {
+        scrubbed = erasedValue('line', lineUser.line_uid)
+        // The same LINE account erased once before (it came back as a new friend): its first
+        // row holds that tombstone, and line_uid is unique.
+        const taken = await trx
+          .selectFrom('line_user')
+          .select('id')
+          .where('line_uid', '=', scrubbed)
+          .executeTakeFirst()
+        if (taken) scrubbed = `${TOMBSTONE}${lineUser.id}`
+      }
       await trx
         .updateTable('line_user')
         .set({

@@ -20,7 +20,11 @@ import {
   recomputeCustomerStats,
   type TierThreshold,
 } from './customer.repo.ts'
+import { isErasedIdentity } from './erase.service.ts'
 import { type IdentityKind, normaliseIdentity } from './identity-values.ts'
+
+/** Kinds a person carries as a card: refused for good once their holder is erased. */
+const CARD_KINDS: readonly IdentityKind[] = ['member_card', 'legacy_card']
 
 export type MergeInput = {
   survivorId: string
@@ -145,6 +149,7 @@ export type AttachResult = {
  * Gives `customerId` the identity (kind, value). When another customer holds it, the two are
  * merged (the one with a LINE account survives, else `customerId`), unless both have their own
  * LINE account: then CONFLICT and nothing changes. Orders that waited for the identity attach.
+ * An erased customer's card is GONE, and so is an erased target customer.
  */
 export async function attachIdentity(
   trx: Transaction<DB>,
@@ -156,6 +161,12 @@ export async function attachIdentity(
   const normalised = normaliseIdentity(kind, rawValue)
   if (!normalised.ok) throw new AppError('BAD_REQUEST', `${kind}: ${normalised.message}`)
   const value = normalised.value
+  // An erased person's card stays erased: bound again, its scan would no longer answer 410. (The
+  // shop account id and email keep tombstones too, but a person who comes back and proves them
+  // may use them again; the customer import refuses them itself.)
+  if (CARD_KINDS.includes(kind) && (await isErasedIdentity(trx, kind, value))) {
+    throw new AppError('GONE', `this ${kind} belonged to a customer erased on request`)
+  }
   // Locked before the identity row is written: that row's foreign key share-locks the customer,
   // and two attaches to one customer that both held that lock and then asked for this one
   // deadlocked (two legacy cards linked to one member at two registers at once).

@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
+import { resolveBarcode } from '../../src/pos/pos.service.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { cardNumber, createCustomer } from './factories.ts'
@@ -167,5 +169,38 @@ describe('kizuna import customers', () => {
     expect(await customerWith('online_customer', `shop-${tag}`)).toMatchObject({ id: friend.id })
     expect((await loadConsent(db, friend.id)).marketing).toEqual({ line: false, email: false })
     expect(await customerWith('member_card', otherCard)).toMatchObject({ id: a.id })
+  })
+
+  it('never re-creates an erased person from an old file: the row is reported and skipped', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const card = cardNumber()
+    const email = `gone.${tag}@example.com`
+    const file = await csv([HEADER, `shop-${tag},${email},Sora,03-1111-2222,,${card},true`])
+    expect((await cli(['import', 'customers', file])).stdout).toContain('created 1')
+    const sora = await customerWith('online_customer', `shop-${tag}`)
+    await eraseCustomer(db, sora!.id)
+
+    const again = await cli(['import', 'customers', file])
+    expect(again.code).toBe(0)
+    expect(again.stderr).toContain('line 2: external_id: this customer was erased on request')
+    expect(again.stdout).toContain('created 0, updated 0, unchanged 0, skipped 1')
+    // Each id alone is refused too (the phone keeps no tombstone: households share one).
+    const alone = await csv([
+      HEADER,
+      `,,Sora,,,${card},`,
+      `,${email},Sora,,,,`,
+      `,,Sora,03-1111-2222,,,`,
+    ])
+    const result = await cli(['import', 'customers', alone])
+    expect(result.stderr).toContain('line 2: member_card: this customer was erased on request')
+    expect(result.stderr).toContain('line 3: email: this customer was erased on request')
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 2')
+    const live = await db
+      .selectFrom('identity')
+      .select('kind')
+      .where('value', 'in', [`shop-${tag}`, card, email])
+      .execute()
+    expect(live).toEqual([])
+    await expect(resolveBarcode(db, card, 'member_card')).rejects.toMatchObject({ code: 'GONE' })
   })
 })

@@ -25,16 +25,17 @@ async function personWithEverything() {
   const legacy = legacyCardNumber()
   const c = await makeCustomer(db, { legacyCard: legacy, points: 40, displayName: 'Suzuki Ichiro' })
   const lineUid = `U${randomUUID().replaceAll('-', '')}`
+  const email = `ichiro.${randomUUID().slice(0, 8)}@example.com`
   await db
     .updateTable('customer')
-    .set({ email: 'ichiro@example.com', phone: '09012345678', birthday: new Date('1990-01-02') })
+    .set({ email, phone: '09012345678', birthday: new Date('1990-01-02') })
     .where('id', '=', c.id)
     .execute()
   await db
     .insertInto('identity')
     .values([
       { customer_id: c.id, kind: 'line', value: lineUid },
-      { customer_id: c.id, kind: 'email', value: 'ichiro@example.com' },
+      { customer_id: c.id, kind: 'email', value: email },
     ])
     .execute()
   await db
@@ -92,7 +93,7 @@ async function personWithEverything() {
     .insertInto('webhook_event')
     .values(events.map((e, i) => ({ ...e, status: i === 0 ? 'done' : 'pending' })))
     .execute()
-  return { ...c, legacy, lineUid, eventIds: events.map((e) => e.webhook_event_id) }
+  return { ...c, legacy, lineUid, email, eventIds: events.map((e) => e.webhook_event_id) }
 }
 
 describe('eraseCustomer', () => {
@@ -124,6 +125,7 @@ describe('eraseCustomer', () => {
       .orderBy('kind')
       .execute()
     expect(identities).toEqual([
+      { kind: 'email', value: erasedValue('email', p.email) },
       { kind: 'legacy_card', value: erasedValue('legacy_card', p.legacy) },
       { kind: 'member_card', value: erasedValue('member_card', p.card) },
     ])
@@ -184,7 +186,7 @@ describe('eraseCustomer', () => {
       .executeTakeFirstOrThrow()
     expect(processed).toEqual({ status: 'done', outcome: 'erased' })
     const everything = JSON.stringify({ customer, identities, lineUser, deliveries, events })
-    for (const secret of ['Suzuki', 'ichiro@', '0901234', p.card, p.legacy, p.lineUid]) {
+    for (const secret of ['Suzuki', p.email, '0901234', p.card, p.legacy, p.lineUid]) {
       expect(everything).not.toContain(secret)
     }
   })
@@ -215,5 +217,43 @@ describe('eraseCustomer', () => {
     const missing = await cli(['customers', 'erase', randomUUID()])
     expect(missing.code).toBe(1)
     expect(missing.stderr).toContain('no customer')
+  })
+
+  it('erases a person who came back after an erasure (same LINE account and email) again', async () => {
+    const p = await personWithEverything()
+    await eraseCustomer(db, p.id)
+    const back = await makeCustomer(db, { displayName: 'Ichiro' })
+    await db
+      .insertInto('identity')
+      .values([
+        { customer_id: back.id, kind: 'line', value: p.lineUid },
+        { customer_id: back.id, kind: 'email', value: p.email },
+      ])
+      .execute()
+    const row = await db
+      .insertInto('line_user')
+      .values({
+        customer_id: back.id,
+        line_uid: p.lineUid,
+        status: 'friend',
+        status_changed_at: new Date(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+
+    expect(await eraseCustomer(db, back.id)).toEqual({ customerId: back.id, alreadyErased: false })
+    const lineUser = await db
+      .selectFrom('line_user')
+      .select('line_uid')
+      .where('id', '=', row.id)
+      .executeTakeFirstOrThrow()
+    expect(lineUser.line_uid).toBe(`erased:${row.id}`)
+    // One tombstone per value: the email keeps the one the first erasure left.
+    const identities = await db
+      .selectFrom('identity')
+      .select(['kind', 'customer_id'])
+      .where('value', 'in', [p.email, p.lineUid, erasedValue('email', p.email)])
+      .execute()
+    expect(identities).toEqual([{ kind: 'email', customer_id: p.id }])
   })
 })

@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent } from '../../src/consent/consent.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { attachIdentity, mergeCustomers } from '../../src/customers/merge.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
+import { resolveBarcode } from '../../src/pos/pos.service.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { cardNumber, createCoupon, createCustomer, createPurchase } from './factories.ts'
 
@@ -138,5 +140,34 @@ describe('attachIdentity', () => {
       .execute((trx) => attachIdentity(trx, other.id, 'member_card', card, { env }))
     await expect(refused).rejects.toMatchObject({ code: 'CONFLICT' })
     expect((await customer(other.id)).merged_into_id).toBeNull()
+  })
+
+  it("refuses an erased customer's card with 410 and binds it to no one", async () => {
+    const legacy = `L${randomUUID().slice(0, 10)}`
+    const card = cardNumber()
+    const erased = await createCustomer(db, {
+      identities: [
+        { kind: 'legacy_card', value: legacy },
+        { kind: 'member_card', value: card },
+      ],
+    })
+    await eraseCustomer(db, erased.id)
+    const other = await createCustomer(db, { line: true })
+    for (const [kind, value] of [
+      ['legacy_card', legacy],
+      ['member_card', card],
+    ] as const) {
+      const attached = db
+        .transaction()
+        .execute((trx) => attachIdentity(trx, other.id, kind, value, { env, reason: 'scan' }))
+      await expect(attached).rejects.toMatchObject({ code: 'GONE' })
+    }
+    const live = await db
+      .selectFrom('identity')
+      .select('customer_id')
+      .where('value', 'in', [legacy, card])
+      .execute()
+    expect(live).toEqual([])
+    await expect(resolveBarcode(db, legacy, 'other')).rejects.toMatchObject({ code: 'GONE' })
   })
 })
