@@ -3,7 +3,12 @@ import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
-import { findIdentityOwner, findSurvivingCustomer, insertCustomerRow } from './customer.repo.ts'
+import {
+  findIdentityOwner,
+  findSurvivingCustomer,
+  insertCustomerRow,
+  listIdentities,
+} from './customer.repo.ts'
 import type { CustomerImportRow } from './customer.schemas.ts'
 import { isErasedIdentity } from './erase.service.ts'
 import type { IdentityKind } from './identity-values.ts'
@@ -30,6 +35,9 @@ const ID_COLUMNS = [
 
 type RowId = { column: (typeof ID_COLUMNS)[number][0]; kind: IdentityKind; value: string }
 
+/** Ids that name one person: they find the customer, and may merge two (one person). */
+const PERSONAL_KINDS: readonly IdentityKind[] = ['online_customer', 'member_card']
+
 const ERASED = 'this customer was erased on request'
 
 /** The live customer holding the id (after merges); RowError if it is an erased person's. */
@@ -45,22 +53,53 @@ async function ownerOf(trx: Transaction<DB>, id: RowId): Promise<string | undefi
   return customer.id
 }
 
-/** The customer the row's first known id finds, or undefined for a new one. */
-async function findRowCustomer(trx: Transaction<DB>, ids: RowId[]) {
-  let customerId: string | undefined
+async function shopAccountsOf(trx: Transaction<DB>, customerId: string): Promise<string[]> {
+  const identities = await listIdentities(trx, customerId)
+  return identities.filter((i) => i.kind === 'online_customer').map((i) => i.value)
+}
+
+/**
+ * The customer the row describes, or undefined for a new one. External id, else member card,
+ * finds it; else email, else phone. An email or phone never brings two shop accounts together
+ * (households share a phone, sometimes an email): when one is held by a customer with another
+ * external id, the row is refused as a conflict, naming the column.
+ */
+async function findRowCustomer(trx: Transaction<DB>, row: CustomerImportRow, ids: RowId[]) {
+  const owners = new Map<RowId, string>()
   for (const id of ids) {
-    // Every id is looked at: any of them may be an erased person's.
     const owner = await ownerOf(trx, id)
-    customerId ??= owner
+    if (owner) owners.set(id, owner)
+  }
+  const personal = ids.filter((id) => PERSONAL_KINDS.includes(id.kind))
+  const personalOwners = new Set(personal.flatMap((id) => owners.get(id) ?? []))
+  const accounts = new Set(row.external_id === undefined ? [] : [row.external_id])
+  for (const owner of personalOwners) {
+    for (const account of await shopAccountsOf(trx, owner)) accounts.add(account)
+  }
+  let customerId = personal.map((id) => owners.get(id)).find((owner) => owner !== undefined)
+  for (const id of ids) {
+    const owner = owners.get(id)
+    if (!owner || personalOwners.has(owner) || owner === customerId) continue
+    const theirs = await shopAccountsOf(trx, owner)
+    if (accounts.size > 0 && theirs.length > 0) {
+      throw new RowError(
+        id.column,
+        'held by a customer with another external_id; two shop accounts are not merged',
+      )
+    }
+    if (customerId === undefined) {
+      customerId = owner
+      for (const account of theirs) accounts.add(account)
+    }
   }
   return customerId
 }
 
 /**
- * Creates or updates the customer a row describes, in one transaction. The row's ids find the
- * customer; ids held by different customers merge them (attachIdentity rules: never two LINE
- * accounts). Given profile fields overwrite; absent ones are left alone. An id of an erased
- * person refuses the row.
+ * Creates or updates the customer a row describes, in one transaction (findRowCustomer finds
+ * it). The row's other ids are attached; one held by another customer merges the two
+ * (attachIdentity rules: never two LINE accounts). Given profile fields overwrite; absent ones
+ * are left alone. An id of an erased person refuses the row.
  */
 export async function importCustomerRow(
   db: Database,
@@ -72,7 +111,7 @@ export async function importCustomerRow(
     return typeof value === 'string' ? [{ column, kind, value }] : []
   })
   return db.transaction().execute(async (trx) => {
-    let customerId = await findRowCustomer(trx, ids)
+    let customerId = await findRowCustomer(trx, row, ids)
     const created = customerId === undefined
     customerId ??= await insertCustomerRow(trx)
 

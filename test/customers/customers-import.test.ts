@@ -203,4 +203,33 @@ describe('kizuna import customers', () => {
     expect(live).toEqual([])
     await expect(resolveBarcode(db, card, 'member_card')).rejects.toMatchObject({ code: 'GONE' })
   })
+
+  it('never merges two shop accounts that share a phone or an email: the row is a conflict', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const phone = `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
+    const file = await csv([
+      HEADER,
+      `a-${tag},mother.${tag}@example.com,Hanako,${phone},,,`,
+      `b-${tag},son.${tag}@example.com,Taro,${phone},,,`,
+      `c-${tag},mother.${tag}@example.com,Jiro,,,,`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain('line 3: phone: held by a customer with another external_id')
+    expect(result.stderr).toContain('line 4: email: held by a customer with another external_id')
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 2')
+
+    const hanako = await customerWith('online_customer', `a-${tag}`)
+    expect(hanako).toMatchObject({ display_name: 'Hanako', email: `mother.${tag}@example.com` })
+    const identities = await db
+      .selectFrom('identity')
+      .select(['kind', 'value', 'customer_id'])
+      .where('value', 'like', `%${tag}%`)
+      .orderBy('value')
+      .execute()
+    expect(identities).toEqual([
+      { kind: 'online_customer', value: `a-${tag}`, customer_id: hanako!.id },
+      { kind: 'email', value: `mother.${tag}@example.com`, customer_id: hanako!.id },
+    ])
+  })
 })
