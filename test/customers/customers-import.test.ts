@@ -232,4 +232,13 @@ describe('kizuna import customers', () => {
       { kind: 'email', value: `mother.${tag}@example.com`, customer_id: hanako!.id },
     ])
   })
+
+  it('refuses a file with an unknown column before writing anything', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv(['external_id,name,e-mail', `shop-${tag},Mio,mio.${tag}@example.com`])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('unknown column "e-mail"')
+    expect(await customerWith('online_customer', `shop-${tag}`)).toBeUndefined()
+  })
 })

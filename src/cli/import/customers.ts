@@ -2,17 +2,38 @@ import type { Env } from '../../config/env.ts'
 import { customerImportRowSchema } from '../../customers/customer.schemas.ts'
 import { importCustomerRow, RowError } from '../../customers/customer-import.service.ts'
 import type { Database } from '../../platform/db.ts'
+import { UsageError } from '../with-db.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
 import { formatOf, openRecords } from './read-records.ts'
 import { parseRow } from './rows.ts'
+
+const CUSTOMER_COLUMNS = new Set<string>(customerImportRowSchema.keyof().options)
+
+/**
+ * The header, checked once: an unknown column (a typo such as "e-mail") refuses the file before
+ * anything is written, as the orders import does, rather than refusing every row. True once
+ * there was a header to check.
+ */
+function checkCustomerColumns(columns: string[] | null): boolean {
+  if (!columns) return false
+  const unknown = columns.filter((c) => !CUSTOMER_COLUMNS.has(c))
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `FILE: unknown column ${unknown.map((c) => `"${c}"`).join(', ')}; the columns are ${[...CUSTOMER_COLUMNS].join(', ')}`,
+    )
+  }
+  return true
+}
 
 /** `kizuna import customers FILE.csv`: one transaction per row; bad rows are skipped. */
 export async function importCustomersFile(db: Database, env: Env, file: string): Promise<void> {
   const source = await openRecords(file, formatOf(file, ['csv']))
   const tally = { created: 0, updated: 0, unchanged: 0, skipped: 0 }
   const progress = startProgress(source.size, source.bytesRead)
+  let columnsChecked = false
   try {
-    for await (const items of source.records)
+    for await (const items of source.records) {
+      if (!columnsChecked) columnsChecked = checkCustomerColumns(source.columns())
       for (const item of items) {
         progress.tick()
         const row = parseRow(customerImportRowSchema, item)
@@ -28,6 +49,7 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
           tally.skipped++
         }
       }
+    }
   } finally {
     progress.stop()
   }
