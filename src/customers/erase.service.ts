@@ -4,6 +4,7 @@ import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { findIdentityOwner } from './customer.repo.ts'
+import { eraseTraces } from './erase-traces.repo.ts'
 
 /**
  * Identity kinds that keep a tombstone (a hash of kind and value, never the value) pointing at
@@ -48,17 +49,21 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
  *   at the erased customer, so a scan answers 410; every other identity is deleted;
  * - purchases stay for statistics, anonymised (stored register answers removed);
  * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row);
- * - the webhook events of the person's LINE user ids keep only their type and id.
+ * - the webhook events of the person's LINE user ids keep only their type and id;
+ * - account-link codes and nonces, stored multicast requests and delivery errors lose the
+ *   person's email and LINE user id (eraseTraces).
  * A merged id leads to the surviving customer, which is the same person.
  */
 export async function eraseCustomer(db: Database, customerId: string): Promise<EraseResult> {
   return db.transaction().execute(async (trx) => {
     let id = customerId
-    let customer: { id: string; erased_at: Date | null; points: number } | undefined
+    let customer:
+      | { id: string; erased_at: Date | null; points: number; email: string | null }
+      | undefined
     for (let hop = 0; hop < 10 && !customer; hop++) {
       const row = await trx
         .selectFrom('customer')
-        .select(['id', 'erased_at', 'points', 'merged_into_id'])
+        .select(['id', 'erased_at', 'points', 'email', 'merged_into_id'])
         .where('id', '=', id)
         .forUpdate()
         .executeTakeFirst()
@@ -159,6 +164,19 @@ export async function eraseCustomer(db: Database, customerId: string): Promise<E
         where payload->'source'->>'userId' = any(${lineUids}::text[])`.execute(trx)
     }
 
+    const valuesOf = (kind: string) =>
+      identities
+        .filter((i) => i.kind === kind && !i.value.startsWith(TOMBSTONE))
+        .map((i) => i.value)
+    const emails = valuesOf('email')
+    if (customer.email) emails.push(customer.email)
+    await eraseTraces(trx, {
+      customerId: id,
+      emails,
+      shopAccounts: valuesOf('online_customer'),
+      lineUids,
+      lineUserIds: lineUsers.map((l) => l.id),
+    })
     await trx
       .updateTable('purchase')
       .set({ result: null, pending_identity_kind: null, pending_identity_value: null })

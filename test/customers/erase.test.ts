@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent } from '../../src/consent/consent.service.ts'
@@ -255,5 +256,140 @@ describe('eraseCustomer', () => {
       .where('value', 'in', [p.email, p.lineUid, erasedValue('email', p.email)])
       .execute()
     expect(identities).toEqual([{ kind: 'email', customer_id: p.id }])
+  })
+
+  it('leaves neither the email nor the LINE user id in any row around the person', async () => {
+    const p = await personWithEverything()
+    const lineUser = await db
+      .selectFrom('line_user')
+      .select('id')
+      .where('line_uid', '=', p.lineUid)
+      .executeTakeFirstOrThrow()
+    const tokenHash = `erase-test-${randomUUID()}`
+    const expiresAt = new Date(Date.now() + 600_000)
+    await db
+      .insertInto('link_token')
+      .values({ token_hash: tokenHash, line_user_id: lineUser.id, expires_at: expiresAt })
+      .execute()
+    // Codes sent to the address, one of them asked for by someone else, and one to a typo.
+    const typo = p.email.replace('@', '@@')
+    await db
+      .insertInto('link_code')
+      .values(
+        [
+          [tokenHash, p.email],
+          [`someone-else-${randomUUID()}`, p.email],
+          [tokenHash, typo],
+        ].map(([hash, email]) => ({
+          link_token_hash: hash as string,
+          email: email as string,
+          code_hash: 'x',
+          expires_at: expiresAt,
+        })),
+      )
+      .execute()
+    // An abandoned nonce still holding the address.
+    await db
+      .insertInto('link_nonce')
+      .values({
+        nonce_hash: `erase-test-${randomUUID()}`,
+        link_token_hash: tokenHash,
+        line_user_id: lineUser.id,
+        identity_kind: 'email',
+        identity_value: p.email,
+        expires_at: expiresAt,
+      })
+      .execute()
+    // A multicast chunk shared with someone else, one that reached only this person, and an SMTP
+    // rejection quoting the address.
+    const other = `U${randomUUID().replaceAll('-', '')}`
+    const messages = [{ type: 'text', text: 'Sale' }]
+    const chunks = await db
+      .insertInto('multicast_request')
+      .values([
+        { body: JSON.stringify({ to: [p.lineUid, other], messages }) },
+        { body: JSON.stringify({ to: [p.lineUid], messages }) },
+      ])
+      .returning('id')
+      .execute()
+    const delivery = (n: number, extra: object) => ({
+      dedupe_key: `erase-test:${p.id}:${n}`,
+      kind: 'campaign',
+      category: 'marketing',
+      customer_id: p.id,
+      template_id: 'campaign-sample',
+      status: 'sent',
+      ...extra,
+    })
+    await db
+      .insertInto('delivery')
+      .values([
+        delivery(1, { multicast_request_id: chunks[0]!.id }),
+        delivery(2, { multicast_request_id: chunks[1]!.id }),
+        delivery(3, {
+          status: 'failed',
+          channel: 'email',
+          last_error: `email: all recipients were rejected: 550 5.1.1 <${p.email}>: User unknown`,
+        }),
+      ])
+      .execute()
+    // An online order waiting for the address to appear.
+    await db
+      .insertInto('purchase')
+      .values({
+        channel: 'online',
+        source: 'shop',
+        external_id: randomUUID(),
+        purchased_at: new Date(),
+        total: 1_000,
+        pending_identity_kind: 'email',
+        pending_identity_value: p.email,
+        line_skus: ['SOFA-1'],
+        line_names: ['Sofa'],
+        line_quantities: [1],
+        line_unit_prices: [1_000],
+      })
+      .execute()
+
+    await eraseCustomer(db, p.id)
+
+    // Every table but the sandbox mailbox, which stands for the person's own inbox.
+    const { rows: tables } = await sql<{ name: string }>`
+      select table_name as name from information_schema.tables
+      where table_schema = 'public' and table_type = 'BASE TABLE'
+        and table_name not like 'kysely%' and table_name <> 'sandbox_mail'`.execute(db)
+    expect(tables.map((t) => t.name)).toEqual(
+      expect.arrayContaining(['link_code', 'link_nonce', 'multicast_request', 'delivery']),
+    )
+    const found: string[] = []
+    for (const { name } of tables) {
+      for (const secret of [p.email, p.lineUid]) {
+        const { rows } = await sql<{ n: number }>`
+          select count(*)::int as n from ${sql.table(name)} t
+          where strpos(t::text, ${secret}) > 0`.execute(db)
+        if (rows[0]?.n) found.push(`${name}: ${rows[0].n} row(s) with ${secret}`)
+      }
+    }
+    expect(found).toEqual([])
+    const codes = await db
+      .selectFrom('link_code')
+      .select('email')
+      .where('email', 'in', [p.email, typo])
+      .execute()
+    expect(codes).toEqual([])
+    const bodies = await db
+      .selectFrom('multicast_request')
+      .select('body')
+      .where(
+        'id',
+        'in',
+        chunks.map((c) => c.id),
+      )
+      .execute()
+    // The chunk shared with someone else keeps its body for a retry, without this person.
+    expect(bodies.map((b) => b.body).sort()).toEqual([
+      null,
+      JSON.stringify({ to: [other], messages }),
+    ])
   })
 })

@@ -1,0 +1,108 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+
+/** What an erased person leaves outside their own rows, found by these values. */
+export type Traces = {
+  customerId: string
+  /** The person's email addresses (profile and identities), as stored. */
+  emails: string[]
+  /** Their shop account ids (online_customer identities). */
+  shopAccounts: string[]
+  /** Their LINE user ids as LINE knows them (before the tombstone). */
+  lineUids: string[]
+  /** Their line_user rows. */
+  lineUserIds: string[]
+}
+
+/** Replaces an error text that may quote the person (an SMTP reply names the address). */
+const ERROR_REMOVED = 'error text removed on erasure'
+
+/**
+ * Scrubs the person's email and LINE user id from the rows around them: account-link codes
+ * (deleted: they live minutes and hold the address), nonces (their address dropped, as when one
+ * is used), stored multicast requests (their user id taken out of `to`), the error texts of
+ * their deliveries, and online orders still waiting for their email or shop account to appear
+ * (kept unmatched for good, without it).
+ */
+export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
+  const tokens = t.lineUserIds.length
+    ? trx.selectFrom('link_token').select('token_hash').where('line_user_id', 'in', t.lineUserIds)
+    : null
+  // Codes the person asked for (any address they typed), and any code sent to their address.
+  if (t.emails.length > 0 || tokens) {
+    await trx
+      .deleteFrom('link_code')
+      .where((eb) =>
+        eb.or([
+          ...(t.emails.length > 0 ? [eb('email', 'in', t.emails)] : []),
+          ...(tokens ? [eb('link_token_hash', 'in', tokens)] : []),
+        ]),
+      )
+      .execute()
+  }
+  await trx
+    .updateTable('link_nonce')
+    .set({ identity_value: null })
+    .where('identity_value', 'is not', null)
+    .where((eb) =>
+      eb.or([
+        eb('customer_id', '=', t.customerId),
+        ...(t.lineUserIds.length > 0 ? [eb('line_user_id', 'in', t.lineUserIds)] : []),
+        ...(t.emails.length > 0 ? [eb('identity_value', 'in', t.emails)] : []),
+      ]),
+    )
+    .execute()
+  await trx
+    .updateTable('delivery')
+    .set({ last_error: ERROR_REMOVED })
+    .where('customer_id', '=', t.customerId)
+    .where('last_error', 'is not', null)
+    .execute()
+  const waitingOn = [
+    ...t.emails.map((value) => ['email', value] as const),
+    ...t.shopAccounts.map((value) => ['online_customer', value] as const),
+  ]
+  if (waitingOn.length > 0) {
+    await trx
+      .updateTable('purchase')
+      .set({ pending_identity_kind: null, pending_identity_value: null })
+      .where('customer_id', 'is', null)
+      .where((eb) =>
+        eb.or(
+          waitingOn.map(([kind, value]) =>
+            eb.and([
+              eb('pending_identity_kind', '=', kind),
+              eb('pending_identity_value', '=', value),
+            ]),
+          ),
+        ),
+      )
+      .execute()
+  }
+  if (t.lineUids.length > 0) await scrubMulticasts(trx, t.customerId, t.lineUids)
+}
+
+/**
+ * A multicast chunk keeps its request body for retries under the same retry key. The person's
+ * user id is taken out of its `to` (LINE answers a retry of an accepted request with 409 whatever
+ * the body); a chunk left with no one keeps no body (its messages may be the person's alone).
+ */
+async function scrubMulticasts(trx: Db, customerId: string, lineUids: string[]): Promise<void> {
+  const { rows } = await sql<{ id: string; body: string }>`
+    select mr.id, mr.body from multicast_request mr
+    where mr.body is not null
+      and mr.id in (select multicast_request_id from delivery where customer_id = ${customerId})
+    for update of mr`.execute(trx)
+  for (const row of rows) {
+    let body: string | null = null
+    try {
+      const request = JSON.parse(row.body) as { to?: unknown }
+      const to = Array.isArray(request.to) ? request.to.filter((u) => !lineUids.includes(u)) : []
+      if (to.length > 0) body = JSON.stringify({ ...request, to })
+    } catch {
+      // Not JSON: nothing of it can be kept safely.
+    }
+    if (body === row.body) continue
+    await trx.updateTable('multicast_request').set({ body }).where('id', '=', row.id).execute()
+  }
+}
