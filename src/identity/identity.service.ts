@@ -7,34 +7,51 @@ import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import {
   findLineUserByUid,
   insertLineUser,
-  type LineStatus,
   lockLineUid,
   updateLineUserStatusIfNewer,
 } from './identity.repo.ts'
-
-/**
- * Applies a friend/blocked status from an event at time `at`. Creates the customer and LINE
- * identity on first sight. Returns whether this event decided the current status.
- */
-async function applyLineStatus(
-  ctx: Pick<EventContext, 'trx'>,
-  lineUid: string,
-  status: LineStatus,
-  at: Date,
-) {
-  await lockLineUid(ctx.trx, lineUid)
-  const existing = await findLineUserByUid(ctx.trx, lineUid)
-  if (!existing) {
-    const customerId = await createCustomer(ctx.trx)
-    const created = await insertLineUser(ctx.trx, { customerId, lineUid, status, at })
-    return { lineUser: created, applied: true, created: true, previous: null }
-  }
-  const applied = await updateLineUserStatusIfNewer(ctx.trx, existing.id, status, at)
-  return { lineUser: existing, applied, created: false, previous: existing.status }
-}
+import { findLastUnfollowAt } from './unfollow-event.repo.ts'
 
 /** Status time for an identity first seen through a message: any follow or unfollow wins. */
 const UNKNOWN_STATUS_TIME = new Date(0)
+
+type Applied = {
+  lineUser: Awaited<ReturnType<typeof insertLineUser>>
+  /** Whether this event decided the current status. */
+  applied: boolean
+  created: boolean
+  previous: string | null
+}
+
+/**
+ * Applies a friend status from an event at time `at`, creating the customer and LINE identity on
+ * first sight. LINE's events may arrive out of order, and an unfollow from an unknown user keeps
+ * nothing but its event: when one stored there happened at or after `at`, a follow is stale
+ * (undefined: nothing is created), and someone who talks to us is created blocked as of then.
+ */
+async function applyFriend(
+  ctx: Pick<EventContext, 'trx'>,
+  lineUid: string,
+  at: Date,
+  opts: { createBlocked: boolean },
+): Promise<Applied | undefined> {
+  await lockLineUid(ctx.trx, lineUid)
+  const existing = await findLineUserByUid(ctx.trx, lineUid)
+  if (existing) {
+    const applied = await updateLineUserStatusIfNewer(ctx.trx, existing.id, 'friend', at)
+    return { lineUser: existing, applied, created: false, previous: existing.status }
+  }
+  const unfollowedAt = await findLastUnfollowAt(ctx.trx, lineUid)
+  const blocked = unfollowedAt !== undefined && unfollowedAt >= at
+  if (blocked && !opts.createBlocked) return undefined
+  const customerId = await createCustomer(ctx.trx)
+  const lineUser = await insertLineUser(ctx.trx, {
+    customerId,
+    lineUid,
+    ...(blocked ? { status: 'blocked', at: unfollowedAt } : { status: 'friend', at }),
+  })
+  return { lineUser, applied: !blocked, created: true, previous: null }
+}
 
 /**
  * The LINE identity of someone who talks to us (a message or postback can overtake their
@@ -44,9 +61,11 @@ export async function ensureLineUser(
   ctx: Pick<EventContext, 'trx' | 'deps' | 'afterCommit' | 'webhookEventId'>,
   lineUid: string,
 ) {
-  const { lineUser, created } = await applyLineStatus(ctx, lineUid, 'friend', UNKNOWN_STATUS_TIME)
-  if (created) enqueueProfileFetch(ctx, lineUser.id)
-  return lineUser
+  const result = await applyFriend(ctx, lineUid, UNKNOWN_STATUS_TIME, { createBlocked: true })
+  if (!result) throw new Error('a LINE user who talks to us is always created')
+  // LINE has no profile to give for someone who has blocked us.
+  if (result.created && result.applied) enqueueProfileFetch(ctx, result.lineUser.id)
+  return result.lineUser
 }
 
 function enqueueProfileFetch(
@@ -69,7 +88,9 @@ export async function handleFollow(
   const lineUid = event.source?.userId
   if (!lineUid) return 'ignored'
   const at = new Date(event.timestamp)
-  const { lineUser, applied, created, previous } = await applyLineStatus(ctx, lineUid, 'friend', at)
+  const result = await applyFriend(ctx, lineUid, at, { createBlocked: false })
+  if (!result) return 'stale'
+  const { lineUser, applied, created, previous } = result
 
   if (created || event.follow?.isUnblocked) enqueueProfileFetch(ctx, lineUser.id)
   if (!applied) return 'stale'
@@ -77,7 +98,11 @@ export async function handleFollow(
   await ensureMemberCard(ctx.trx, lineUser.customer_id, cardIssueOptions(ctx.deps))
   if (ctx.standby) return 'standby'
 
-  const returning = !created && (event.follow?.isUnblocked === true || previous === 'blocked')
+  // "Welcome back" only after a follow we saw: not to someone first met through a message, nor
+  // to a row that an unfollow alone created (older data).
+  const followedBefore = (lineUser.followed_at?.getTime() ?? 0) > UNKNOWN_STATUS_TIME.getTime()
+  const returning =
+    !created && followedBefore && (event.follow?.isUnblocked === true || previous === 'blocked')
   // The welcome is the member card, rendered when it is sent (points and coupon as they are then).
   await scheduleDelivery(ctx, {
     dedupeKey: `welcome:${ctx.webhookEventId}`,
@@ -94,12 +119,21 @@ export async function handleFollow(
   return 'handled'
 }
 
+/**
+ * An unfollow blocks a known friend. From a user Kizuna does not know (never seen, or erased:
+ * their user id is a tombstone now) it creates nothing: the stored event is all that is kept,
+ * and a follow that happened before it finds it there (applyFriend).
+ */
 export async function handleUnfollow(
   ctx: EventContext,
   event: webhook.UnfollowEvent,
 ): Promise<EventOutcome> {
   const lineUid = event.source?.userId
   if (!lineUid) return 'ignored'
-  const { applied } = await applyLineStatus(ctx, lineUid, 'blocked', new Date(event.timestamp))
+  await lockLineUid(ctx.trx, lineUid)
+  const existing = await findLineUserByUid(ctx.trx, lineUid)
+  if (!existing) return 'stored'
+  const at = new Date(event.timestamp)
+  const applied = await updateLineUserStatusIfNewer(ctx.trx, existing.id, 'blocked', at)
   return applied ? 'handled' : 'stale'
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually } from '../support/wait.ts'
@@ -27,6 +28,25 @@ const deliveriesOf = (lineUid: string) =>
     .where('line_user.line_uid', '=', lineUid)
     .orderBy('delivery.created_at')
     .execute()
+
+const countCustomers = async () =>
+  Number(
+    (
+      await k.deps.db
+        .selectFrom('customer')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  )
+
+const outcomeOf = async (webhookEventId: string) =>
+  (
+    await k.deps.db
+      .selectFrom('webhook_event')
+      .select('outcome')
+      .where('webhook_event_id', '=', webhookEventId)
+      .executeTakeFirst()
+  )?.outcome ?? null
 
 /** A user LINE counts as a friend, whose follow event the test builds and sends itself. */
 function friendOnLine() {
@@ -162,26 +182,64 @@ describe('friend lifecycle', () => {
     })
   })
 
-  it('an unfollow that arrives before an older follow leaves the user blocked and sends nothing', async () => {
+  it('an unfollow from an unknown user keeps only its event; an older follow arriving after it is stale', async () => {
     const user = k.line.users.create()
     const t = Date.now()
     const follow = k.line.buildEvent('follow', user.userId, {}, { timestamp: t - 5_000 })
     const unfollow = k.line.buildEvent('unfollow', user.userId, {}, { timestamp: t })
+    const customersBefore = await countCustomers()
     expect((await k.line.deliverWebhook([unfollow])).status).toBe(200)
-    await eventually(async () => expect((await lineUser(user.userId))?.status).toBe('blocked'))
+    await eventually(async () => expect(await outcomeOf(unfollow.webhookEventId)).toBe('stored'))
     expect((await k.line.deliverWebhook([follow])).status).toBe(200)
-    await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('webhook_event')
-        .select('outcome')
-        .where('webhook_event_id', '=', follow.webhookEventId)
-        .executeTakeFirst()
-      expect(row?.outcome).toBe('stale')
-    })
+    await eventually(async () => expect(await outcomeOf(follow.webhookEventId)).toBe('stale'))
+    expect(await lineUser(user.userId)).toBeUndefined()
+    expect(await countCustomers()).toBe(customersBefore)
+    expect(k.line.inbox(user.userId)).toHaveLength(0)
+
+    // A message that happened before the unfollow, arriving after it: someone to answer, blocked.
+    const text = k.line.buildEvent('text', user.userId, { text: 'help' }, { timestamp: t - 1_000 })
+    expect((await k.line.deliverWebhook([text])).status).toBe(200)
+    await eventually(async () => expect(await outcomeOf(text.webhookEventId)).not.toBeNull())
     const row = await lineUser(user.userId)
     expect(row?.status).toBe('blocked')
     expect(row?.status_changed_at.getTime()).toBe(t)
-    expect(await deliveriesOf(user.userId)).toHaveLength(0)
+  })
+
+  it('an erased person who blocks and adds the account again is welcomed as new, not back', async () => {
+    const user = k.line.users.create()
+    await k.line.users.follow(user.userId)
+    await eventually(async () => expect((await deliveriesOf(user.userId))[0]?.status).toBe('sent'))
+    const erased = (await lineUser(user.userId))!
+    await eraseCustomer(k.deps.db, erased.customer_id)
+
+    const customersBefore = await countCustomers()
+    const block = await k.line.users.block(user.userId)
+    const blockId = block.body.events[0]!.webhookEventId
+    await eventually(async () => expect(await outcomeOf(blockId)).toBe('stored'))
+    expect(await lineUser(user.userId)).toBeUndefined()
+    expect(await countCustomers()).toBe(customersBefore)
+
+    await k.line.users.follow(user.userId)
+    await eventually(async () => {
+      const kinds = (await deliveriesOf(user.userId)).map((d) => `${d.kind}:${d.status}`)
+      expect(kinds).toEqual(['welcome:sent'])
+    })
+    expect((await lineUser(user.userId))?.customer_id).not.toBe(erased.customer_id)
+  })
+
+  it('someone first met through a message who blocks and unblocks is welcomed, not welcomed back', async () => {
+    const user = friendOnLine()
+    await k.line.users.sendText(user.userId, 'help')
+    await eventually(async () => expect((await lineUser(user.userId))?.status).toBe('friend'))
+    await k.line.users.block(user.userId)
+    await eventually(async () => expect((await lineUser(user.userId))?.status).toBe('blocked'))
+    await k.line.users.follow(user.userId)
+    await eventually(async () => {
+      const kinds = (await deliveriesOf(user.userId)).map((d) => `${d.kind}:${d.status}`)
+      expect(kinds).toContain('welcome:sent')
+    })
+    const kinds = (await deliveriesOf(user.userId)).map((d) => d.kind)
+    expect(kinds).not.toContain('welcome-back')
   })
 
   it('a follow and an unfollow with the same timestamp leave the user blocked in either order', async () => {
