@@ -58,6 +58,13 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
     .where('customer_id', '=', t.customerId)
     .where('last_error', 'is not', null)
     .execute()
+  // A push kept for its retry holds the rendered message (name, coupon, card link).
+  await trx
+    .updateTable('delivery')
+    .set({ push_body: null })
+    .where('customer_id', '=', t.customerId)
+    .where('push_body', 'is not', null)
+    .execute()
   const waitingOn = [
     ...t.emails.map((value) => ['email', value] as const),
     ...t.shopAccounts.map((value) => ['online_customer', value] as const),
@@ -65,17 +72,18 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
   if (waitingOn.length > 0) {
     await trx
       .updateTable('purchase')
-      .set({ pending_identity_kind: null, pending_identity_value: null })
+      .set({ pending_identity_kind: null, pending_identity_value: null, pending_email: null })
       .where('customer_id', 'is', null)
       .where((eb) =>
-        eb.or(
-          waitingOn.map(([kind, value]) =>
+        eb.or([
+          ...waitingOn.map(([kind, value]) =>
             eb.and([
               eb('pending_identity_kind', '=', kind),
               eb('pending_identity_value', '=', value),
             ]),
           ),
-        ),
+          ...(t.emails.length > 0 ? [eb('pending_email', 'in', t.emails)] : []),
+        ]),
       )
       .execute()
   }

@@ -179,7 +179,12 @@ export async function eraseCustomer(db: Database, customerId: string): Promise<E
     })
     await trx
       .updateTable('purchase')
-      .set({ result: null, pending_identity_kind: null, pending_identity_value: null })
+      .set({
+        result: null,
+        pending_identity_kind: null,
+        pending_identity_value: null,
+        pending_email: null,
+      })
       .where('customer_id', '=', id)
       .execute()
     await trx

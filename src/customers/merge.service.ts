@@ -11,7 +11,6 @@ import {
   type Customer,
   countLineIdentities,
   findIdentityOwner,
-  findSurvivingCustomer,
   insertIdentityIfAbsent,
   lockCustomers,
   moveCustomerRows,

@@ -331,6 +331,11 @@ describe('eraseCustomer', () => {
           channel: 'email',
           last_error: `email: all recipients were rejected: 550 5.1.1 <${p.email}>: User unknown`,
         }),
+        // A push kept for its retry, byte for byte.
+        delivery(4, {
+          status: 'sending',
+          push_body: JSON.stringify({ to: p.lineUid, messages }),
+        }),
       ])
       .execute()
     // An online order waiting for the address to appear.
@@ -344,6 +349,24 @@ describe('eraseCustomer', () => {
         total: 1_000,
         pending_identity_kind: 'email',
         pending_identity_value: p.email,
+        line_skus: ['SOFA-1'],
+        line_names: ['Sofa'],
+        line_quantities: [1],
+        line_unit_prices: [1_000],
+      })
+      .execute()
+    // And one waiting for a shop account id, with the address beside it.
+    await db
+      .insertInto('purchase')
+      .values({
+        channel: 'online',
+        source: 'shop',
+        external_id: randomUUID(),
+        purchased_at: new Date(),
+        total: 1_000,
+        pending_identity_kind: 'online_customer',
+        pending_identity_value: `shop-${randomUUID()}`,
+        pending_email: p.email,
         line_skus: ['SOFA-1'],
         line_names: ['Sofa'],
         line_quantities: [1],
