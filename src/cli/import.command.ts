@@ -30,7 +30,8 @@ export function registerImportCommands(program: Command): void {
     .description(
       'record online orders once per (source, order id). CSV: one row per line item with ' +
         'source, order_id, customer_external_id, customer_email, ordered_at, sku, name, ' +
-        'quantity, unit_price, total (rows of one order adjacent). NDJSON: one order per line, ' +
+        'quantity, unit_price, total (rows of one order next to each other; an order whose ' +
+        'rows are split is skipped whole). NDJSON: one order per line, ' +
         'as POST /api/orders takes it',
     )
     .argument('<file>', 'a .csv, .ndjson or .jsonl file')
