@@ -12,11 +12,19 @@ export const IDENTITY_KINDS = [
 export type IdentityKind = (typeof IDENTITY_KINDS)[number]
 export type IdentityRef = { kind: IdentityKind; value: string }
 
+/**
+ * An address as Japanese carriers issued them until 2009 may have two dots in a row or a dot
+ * before the `@` (`taro..yamada.@docomo.ne.jp`); those people still use them and mail reaches
+ * them, so the local part takes dots anywhere. The domain is checked as usual.
+ */
+const EMAIL =
+  /^[A-Za-z0-9._%+\-!#$&'*/=?^`{|}~]+@([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}$/
+
 export const emailSchema = z
   .string()
   .trim()
   .toLowerCase()
-  .pipe(z.email('not a valid email address'))
+  .pipe(z.email({ pattern: EMAIL, error: 'not a valid email address' }).max(254))
 
 /** Phone numbers keep digits only ("090-1234-5678" → "09012345678", "+81 90…" → "8190…"). */
 export const phoneSchema = z

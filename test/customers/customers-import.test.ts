@@ -113,6 +113,8 @@ describe('kizuna import customers', () => {
     const file = await csv([
       HEADER,
       `shop-${tag},,Good,,,,`,
+      // An address as Japanese carriers issued them: two dots in a row, a dot before the @.
+      `shop-jp-${tag},Taro..Yamada.${tag}@docomo.ne.jp,Carrier,,,,`,
       ',,No id,,,,',
       `shop-b-${tag},not-an-email,Bad,,,,`,
       `shop-c-${tag},,Bad,,1990-13-01,4006381333932,maybe`,
@@ -120,13 +122,14 @@ describe('kizuna import customers', () => {
     const result = await cli(['import', 'customers', file])
     expect(result.code).toBe(0)
     expect(result.stderr).toContain(
-      'line 3: external_id: give at least one of external_id, email, member_card, phone',
+      'line 4: external_id: give at least one of external_id, email, member_card, phone',
     )
-    expect(result.stderr).toContain('line 4: email: not a valid email address')
+    expect(result.stderr).toContain('line 5: email: not a valid email address')
     expect(result.stderr).toMatch(
-      /line 5: birthday: .*; member_card: .*EAN-13.*; marketing_consent/,
+      /line 6: birthday: .*; member_card: .*EAN-13.*; marketing_consent/,
     )
-    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 3')
+    expect(result.stdout).toContain('created 2, updated 0, unchanged 0, skipped 3')
+    expect(await customerWith('email', `taro..yamada.${tag}@docomo.ne.jp`)).toBeDefined()
     expect(await customerWith('online_customer', `shop-b-${tag}`)).toBeUndefined()
   })
 
