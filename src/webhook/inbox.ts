@@ -12,12 +12,13 @@ export type InboxResult = { fresh: Set<string> } | { error: unknown }
 
 const ENQUEUE_TIMEOUT_MS = 1_000
 /**
- * How long a request waits for its insert before it is answered 503. Only a Postgres that stops
- * answering without closing the connection (a partition) gets there: it would otherwise hold
- * this request and every later one. LINE redelivers; the late insert, if it commits after all,
+ * How long a request waits for its insert before it is answered 503: inside LINE's 2-second
+ * limit, so LINE sees a 503 (and redelivers, where redelivery is on) rather than a timeout of its
+ * own; waiting longer gains nothing, as LINE has given up on the request by then. Only a Postgres
+ * that stalls (a partition, a lock held) gets there. The late insert, if it commits after all,
  * queues its new events itself (the redelivered copies are duplicates by then).
  */
-export const STORE_TIMEOUT_MS = 10_000
+export const STORE_TIMEOUT_MS = 1_500
 /** Requests of a failed batch retried one by one, this many at a time (the pool has 20). */
 const FALLBACK_CONCURRENCY = 4
 /**
