@@ -25,11 +25,13 @@ export async function sweepOnce(
   graceMs = SWEEP_GRACE_MS,
 ) {
   const cutoff = new Date(deps.clock.now().getTime() - graceMs)
-  const events = await listStalePendingEvents(deps.db, cutoff, BATCH)
+  // A backlog (a burst of webhooks, a campaign) waits in its queue longer than the grace: while
+  // jobs are waiting the queue is not losing work, and each sweep would queue the waiting rows
+  // again under ids of its own. Lost rows are looked for once the queue has caught up.
+  const eventBacklog = await deps.queues.byName.webhook.getWaitingCount()
+  const events = eventBacklog > 0 ? [] : await listStalePendingEvents(deps.db, cutoff, BATCH)
   const cause = `sweep-${cutoff.getTime()}`
   await enqueueWebhookEvents(deps.queues, events, { cause })
-  // A campaign's backlog waits in the queue longer than the grace: while jobs are waiting the
-  // queue is not losing work, so lost deliveries are looked for once it has caught up.
   const backlog = await deps.queues.byName.delivery.getWaitingCount()
   const deliveries = backlog > 0 ? [] : await listStaleDeliveries(deps.db, cutoff, BATCH)
   await enqueueDeliveries(

@@ -57,7 +57,9 @@ describe('sweeper', () => {
     await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow, friendFollow]))])
     await enqueueWebhookEvents(deps.queues, [follow.webhookEventId])
     await processWebhookEvent(deps, friendFollow.webhookEventId)
-    await sweepOnce(deps, 0)
+    // The follow's job is still waiting (no worker yet): not queued a second time.
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0, profiles: 1 })
+    expect(await deps.queues.byName.webhook.getWaitingCount()).toBe(1)
 
     // Every job so far fails for good, and the rows are not told (as when Postgres is down
     // through every attempt, or a worker crashes twice): the follow stays pending, the
