@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { type Context, Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { createMiddleware } from 'hono/factory'
 import { basePath } from 'hono/route'
@@ -45,6 +46,14 @@ const securityHeaders = createMiddleware<AppEnv>(async (c, next) => {
  * replaced by a signed, HttpOnly, SameSite=Strict session cookie; every POST must also come
  * from this origin (CSRF). Relative URLs keep the pages working under the mount path.
  */
+/** The login form holds one key: anything larger is not it. */
+const MAX_FORM_BYTES = 8 * 1024
+
+const formLimit = bodyLimit({
+  maxSize: MAX_FORM_BYTES,
+  onError: (c) => c.html(loginPage('The form is too large.'), 413),
+})
+
 export function staffRoutes(deps: StaffDeps) {
   /** CSRF: browsers send `Origin` on every POST; it must be this server (or PUBLIC_BASE_URL). */
   const sameOrigin = createMiddleware<AppEnv>(async (c, next) => {
@@ -93,8 +102,9 @@ export function staffRoutes(deps: StaffDeps) {
       const session = await sessionOf(c)
       return c.html(session ? scanPage(session) : loginPage())
     })
-    .post('/login', sameOrigin, async (c) => {
-      const body = await c.req.parseBody()
+    .post('/login', sameOrigin, formLimit, async (c) => {
+      // A body that is not a form reads as an empty one: "enter the key", not a 500.
+      const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>)
       try {
         await logIn(c, body.key)
       } catch (error) {
@@ -103,7 +113,7 @@ export function staffRoutes(deps: StaffDeps) {
       }
       return c.redirect('scan', 303)
     })
-    .post('/logout', sameOrigin, (c) => {
+    .post('/logout', sameOrigin, formLimit, (c) => {
       deleteCookie(c, STAFF_COOKIE, cookieOptions(c))
       return c.redirect('scan', 303)
     })

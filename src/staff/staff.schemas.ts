@@ -18,7 +18,11 @@ export const staffScanSchema = scanBodySchema.omit({ linkBarcode: true }).extend
 })
 
 export const staffLoginSchema = z.object({
-  key: z.string().trim().min(1, 'enter the store API key').max(200),
+  key: z
+    .string({ error: 'enter the store API key' })
+    .trim()
+    .min(1, 'enter the store API key')
+    .max(200),
 })
 
 export type StaffScanBody = z.infer<typeof staffScanSchema>

@@ -61,6 +61,23 @@ describe('POST /staff/login', () => {
     expect(noScope.headers.get('set-cookie')).toBeNull()
   })
 
+  it('answers 413 to an oversized login form and 400 to one that is not a form, never a 500', async () => {
+    const huge = await fetch(`${base}/staff/login`, {
+      method: 'POST',
+      headers: { origin: base, 'content-type': 'application/x-www-form-urlencoded' },
+      body: `key=${'x'.repeat(64 * 1024)}`,
+    })
+    expect(huge.status).toBe(413)
+    expect(huge.headers.get('set-cookie')).toBeNull()
+    const garbage = await fetch(`${base}/staff/login`, {
+      method: 'POST',
+      headers: { origin: base, 'content-type': 'multipart/form-data' },
+      body: 'garbage',
+    })
+    expect(garbage.status).toBe(400)
+    expect(await garbage.text()).toContain('enter the store API key')
+  })
+
   it('refuses a cross-site login form (CSRF)', async () => {
     const res = await login(key, 'https://evil.example')
     expect(res.status).toBe(403)
