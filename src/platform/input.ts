@@ -17,6 +17,8 @@ const NUL_MESSAGE = 'contains a NUL character (\\u0000), which cannot be stored'
  */
 export function checkInput<S extends z.ZodType>(schema: S, input: unknown): Checked<z.output<S>> {
   const nul = nulFields(input)
+  // Too deep for any schema of ours: refused before zod walks it too.
+  if (nul.some((f) => f.message === TOO_DEEP)) return { ok: false, fields: nul }
   const parsed = schema.safeParse(input)
   if (parsed.success && nul.length === 0) return { ok: true, data: parsed.data }
   return { ok: false, fields: parsed.success ? nul : [...nul, ...zodFields(parsed.error)] }
@@ -82,9 +84,14 @@ function fieldName(path: readonly PropertyKey[]): string {
   return path.map(String).join('.') || '(body)'
 }
 
+/** Deeper than any body we take; deeper ones are refused before anything else reads them. */
+export const MAX_JSON_DEPTH = 64
+const TOO_DEEP = `is nested deeper than ${MAX_JSON_DEPTH} levels`
+
 /**
- * The fields of a parsed JSON value whose string or key holds a NUL character. On the register
- * scan's path: one path stack for the walk, a field name built only for a find.
+ * The fields of a parsed JSON value whose string or key holds a NUL character, and a value
+ * nested deeper than MAX_JSON_DEPTH (a walk of it, or zod's, would exhaust the stack: a 500). On
+ * the register scan's path: one path stack for the walk, a field name built only for a find.
  */
 function nulFields(value: unknown): FieldProblem[] {
   const found: FieldProblem[] = []
@@ -92,22 +99,32 @@ function nulFields(value: unknown): FieldProblem[] {
   const walk = (v: unknown) => {
     if (typeof v === 'string') {
       if (v.includes('\u0000')) found.push({ field: fieldName(path), message: NUL_MESSAGE })
-    } else if (Array.isArray(v)) {
+      return
+    }
+    if (v === null || typeof v !== 'object') return
+    if (path.length >= MAX_JSON_DEPTH) {
+      found.push({
+        field: fieldName(path),
+        message: TOO_DEEP,
+      })
+      return
+    }
+    if (Array.isArray(v)) {
       for (let i = 0; i < v.length; i++) {
         path.push(i)
         walk(v[i])
         path.pop()
       }
-    } else if (v !== null && typeof v === 'object') {
-      for (const [key, item] of Object.entries(v)) {
-        if (key.includes('\u0000')) {
-          found.push({ field: fieldName(path), message: `a key ${NUL_MESSAGE}` })
-          continue
-        }
-        path.push(key)
-        walk(item)
-        path.pop()
+      return
+    }
+    for (const [key, item] of Object.entries(v)) {
+      if (key.includes('\u0000')) {
+        found.push({ field: fieldName(path), message: `a key ${NUL_MESSAGE}` })
+        continue
       }
+      path.push(key)
+      walk(item)
+      path.pop()
     }
   }
   walk(value)

@@ -239,6 +239,17 @@ describe('POST /api/pos/scans', () => {
     expect(await customerRow(c.id)).toMatchObject({ points: 10_015, purchase_count: 1 })
   })
 
+  it('answers 400 for a body nested too deep to walk, never a 500', async () => {
+    const c = await makeCustomer(db)
+    const deep = `{"barcode":"${c.card}","receipt":${'['.repeat(100_000)}${']'.repeat(100_000)}}`
+    const res = await post(deep)
+    expect(res.status).toBe(400)
+    expect((await errorOf(res)).message).toContain('is nested deeper than 64 levels')
+    const array = await post(`${'['.repeat(100_000)}${']'.repeat(100_000)}`)
+    expect(array.status).toBe(400)
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+  })
+
   it('reads a JSON body that starts with a byte-order mark', async () => {
     const c = await makeCustomer(db)
     const res = await post(`\uFEFF${JSON.stringify({ barcode: c.card })}`)
