@@ -133,8 +133,12 @@ export async function recordPurchaseFor(
   const unique = [...new Set(couponCodes)]
   const pointsEarned = hasCustomer ? pointsFor(input.total, env) : 0
   const purchaseId = newTimeOrderedId() // time-ordered: appended at the index's right edge
+  // A receipt without lines (a total typed on the staff page) has nothing to follow up on.
   const followUp =
-    input.channel === 'store' && hasCustomer && opts.followUpDelaySeconds !== undefined
+    input.channel === 'store' &&
+    hasCustomer &&
+    input.lines.length > 0 &&
+    opts.followUpDelaySeconds !== undefined
       ? { delaySeconds: opts.followUpDelaySeconds }
       : null
   let start = opts.start

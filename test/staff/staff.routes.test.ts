@@ -95,6 +95,13 @@ describe('POST /staff/scan', () => {
     expect(res.status).toBe(200)
     const body = (await res.json()) as ScanResponse
     expect(body.purchase).toMatchObject({ pointsEarned: 5, points: 8 })
+    // Nothing to follow up on without lines: no follow-up that its template would refuse.
+    const deliveries = await db
+      .selectFrom('delivery')
+      .select('template_id')
+      .where('customer_id', '=', c.id)
+      .execute()
+    expect(deliveries).toEqual([])
   })
 
   it('answers 401 without a session or with a forged one', async () => {
