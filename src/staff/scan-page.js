@@ -9,6 +9,11 @@
   const result = $('result')
   /** The barcode of the member on screen: the receipt is recorded against it. */
   let current = null
+  /**
+   * The newest lookup or receipt. An answer that arrives after a newer one started (a receipt
+   * still on its way when the next card is scanned) never replaces the member on screen.
+   */
+  let latest = 0
 
   const TITLES = {
     400: '入力を確認してください / Check the form',
@@ -88,7 +93,9 @@
     const code = barcode.trim()
     if (!code) return
     result.replaceChildren()
+    const seq = ++latest
     const body = await post({ barcode: code })
+    if (seq !== latest) return
     if (!body) {
       hideMember()
       return
@@ -130,6 +137,7 @@
     const button = receiptForm.querySelector('button[type=submit]')
     button.disabled = true
     result.replaceChildren()
+    const seq = ++latest
     const body = await post({
       barcode: current,
       receipt: {
@@ -143,18 +151,22 @@
     })
     button.disabled = false
     if (!body) return
-    showMember(body.customer)
+    // Another card was scanned meanwhile: it stays on screen; this receipt is still reported.
+    const stale = seq !== latest
+    if (!stale) showMember(body.customer)
     const p = body.purchase
     const heading = document.createElement('p')
     const strong = document.createElement('strong')
     strong.textContent = `+${p.pointsEarned.toLocaleString('ja-JP')} pt`
     heading.append(
+      stale ? `${body.customer.displayName ?? ''}: ` : '',
       p.replayed ? '登録済み / Already recorded: ' : '登録しました / Recorded: ',
       strong,
     )
     const balance = document.createElement('p')
     balance.textContent = `新しい残高 / New balance: ${p.points.toLocaleString('ja-JP')} pt (使用 / used ${p.pointsUsed} pt, 合計 / total ${p.total.toLocaleString('ja-JP')}円)`
     result.replaceChildren(heading, balance)
+    if (stale) return
     receiptForm.reset()
     barcodeInput.focus()
   })

@@ -144,6 +144,49 @@ describe('GET /staff/scan in Chromium', () => {
     expect(rows).toHaveLength(0)
   })
 
+  it('keeps the next member on screen when a slow receipt answer arrives after their scan', async () => {
+    const first = await makeCustomer(db, { displayName: 'Ito Aoi' })
+    const next = await makeCustomer(db, { displayName: 'Kato Ren' })
+    await scanCard(first.card)
+    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Ito Aoi')
+    // The first receipt's answer is held back until the next card has been scanned.
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    await page.route('**/staff/scan', async (route) => {
+      if ((route.request().postData() ?? '').includes('"receipt"')) await held
+      await route.continue()
+    })
+    const firstReceipt = `R-${randomUUID()}`
+    await page.getByLabel(/Receipt id/).fill(firstReceipt)
+    await page.getByLabel(/Total/).fill('1000')
+    await page.getByRole('button', { name: /Record/ }).click()
+    await scanCard(next.card)
+    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Kato Ren')
+    release()
+    await expect.poll(() => page.locator('#result').textContent()).toContain('Ito Aoi')
+    expect(await page.locator('#member-name').textContent()).toBe('Kato Ren')
+    await page.unroute('**/staff/scan')
+
+    // What is on screen is who the next receipt goes to.
+    const nextReceipt = `R-${randomUUID()}`
+    await page.getByLabel(/Receipt id/).fill(nextReceipt)
+    await page.getByLabel(/Total/).fill('2000')
+    await page.getByRole('button', { name: /Record/ }).click()
+    await expect.poll(() => page.locator('#result').textContent()).toContain('Recorded')
+    const owners = await db
+      .selectFrom('purchase')
+      .select(['external_id', 'customer_id'])
+      .where('external_id', 'in', [firstReceipt, nextReceipt])
+      .orderBy('total')
+      .execute()
+    expect(owners).toEqual([
+      { external_id: firstReceipt, customer_id: first.id },
+      { external_id: nextReceipt, customer_id: next.id },
+    ])
+  })
+
   it('logs out: the session cookie is gone and the login form is back', async () => {
     await page.getByRole('button', { name: /Log out/ }).click()
     await page.getByRole('heading', { name: /Staff login/ }).waitFor()
