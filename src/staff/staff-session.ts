@@ -56,8 +56,9 @@ export async function verifyStaffSession(
   if (!match) return undefined
   const [, payload = '', sig = ''] = match
   const secret = await getAppSecret(db, 'tokens')
-  const given = Buffer.from(sig, 'base64url')
-  const expected = signature(secret, payload)
+  // Compared as text: decoding first let four spellings of the last character through.
+  const given = Buffer.from(sig)
+  const expected = Buffer.from(signature(secret, payload).toString('base64url'))
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined
   let decoded: unknown
   try {
