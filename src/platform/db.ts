@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import { Kysely, PostgresDialect, type Transaction } from 'kysely'
 import pg from 'pg'
 import type { Env } from '../config/env.ts'
+import { lockDataDir } from './data-dir-lock.ts'
 import type { DB } from './db.generated.ts'
 import { pgliteDialect } from './pglite-dialect.ts'
 import { PreparingClient, registerPreparedDb } from './prepared.ts'
@@ -47,10 +48,23 @@ export async function createDb(
   const { PGlite } = await import('@electric-sql/pglite')
   const dataDir = resolve(env.DATA_DIR, 'pglite')
   await mkdir(dataDir, { recursive: true })
-  const embedded = await PGlite.create(dataDir, {
-    parsers: { [INT8_OID]: (value: string) => value },
-  })
-  return new Kysely<DB>({ dialect: pgliteDialect(embedded) })
+  const release = await lockDataDir(resolve(env.DATA_DIR))
+  let embedded: Awaited<ReturnType<typeof PGlite.create>>
+  try {
+    embedded = await PGlite.create(dataDir, {
+      parsers: { [INT8_OID]: (value: string) => value },
+    })
+  } catch (error) {
+    await release()
+    throw error
+  }
+  const db = new Kysely<DB>({ dialect: pgliteDialect(embedded) })
+  const destroy = db.destroy.bind(db)
+  db.destroy = async () => {
+    await destroy()
+    await release()
+  }
+  return db
 }
 
 /**

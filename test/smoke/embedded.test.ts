@@ -9,6 +9,7 @@ import { setConsent } from '../../src/consent/consent.service.ts'
 import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { createLogger } from '../../src/platform/logger.ts'
+import { cli } from '../support/cli.ts'
 import { TEST_REDIS_URL } from '../support/env.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -118,5 +119,17 @@ describe('first run: embedded PGlite and the built-in LINE sandbox', () => {
       .select((eb) => eb.fn.countAll<string>().as('n'))
       .executeTakeFirstOrThrow()
     expect(count.n).toBe('1')
+
+    // A `kizuna` command beside the running process is refused, not let in to corrupt the
+    // folder; once Kizuna has stopped it runs.
+    const cliEnv = { DATABASE_URL: '', DATA_DIR: dataDir, LOG_LEVEL: 'silent' }
+    const beside = await cli(['stores', 'add', '--code', 'S777', '--name', 'Beside'], cliEnv)
+    expect(beside.code).not.toBe(0)
+    expect(beside.stderr).toContain(`is in use by process ${process.pid}`)
+    await k.stop()
+    k = undefined
+    const after = await cli(['stores', 'add', '--code', 'S777', '--name', 'After'], cliEnv)
+    expect(after).toMatchObject({ code: 0 })
+    expect((await cli(['stores', 'list'], cliEnv)).stdout).toContain('S777')
   }, 60_000)
 })
