@@ -5,6 +5,7 @@ import type { Hono } from 'hono'
 import { createApp } from '../app.ts'
 import { type Env, isSandbox } from '../config/env.ts'
 import { createMailer } from '../email/mailer.ts'
+import { createOpsApp } from '../ops/ops.app.ts'
 import type { Deps } from '../platform/deps.ts'
 import { tuneHttpClient } from '../platform/http-client.ts'
 import { assertRedisReachable, createWorkerRedis } from '../platform/redis.ts'
@@ -17,16 +18,19 @@ import { createProcessors } from './processors.ts'
 
 export type Kizuna = {
   deps: Deps
-  /** The port the web server listens on (when ROLE serves web). */
-  port: number | null
-  baseUrl: string | null
+  /** The port the server listens on: the whole app, or only the ops routes for ROLE=worker. */
+  port: number
+  /** The address it listens on. */
+  host: string
+  baseUrl: string
   sandbox: LinePlatform | null
   stop(): Promise<void>
 }
 
 /**
  * Starts Kizuna for a role: checks Redis, opens the database and applies migrations, then serves
- * HTTP and/or runs workers. Without LINE credentials it first starts the built-in LINE sandbox.
+ * HTTP (only the ops routes for ROLE=worker) and runs workers (unless ROLE=web). Without LINE
+ * credentials it first starts the built-in LINE sandbox.
  */
 export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<Kizuna> {
   await assertRedisReachable(envIn.REDIS_URL)
@@ -60,19 +64,17 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
   await migrateToLatest(deps.db)
   const inbox = createInbox(deps)
 
-  let server: ServerType | null = null
-  let port: number | null = null
-  if (env.ROLE !== 'worker') {
-    const app = createApp(deps, { inbox, mailer, sandboxUi })
-    const listening = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: app.fetch, port: env.PORT, hostname: '0.0.0.0' }, () => resolve(s))
-    })
-    keepConnectionsOpen(listening)
-    server = listening
-    port = (listening.address() as AddressInfo).port
-  }
-  const baseUrl = port === null ? null : `http://127.0.0.1:${port}`
-  if (sandbox && baseUrl) sandbox.setWebhookUrl(`${baseUrl}/webhooks/line`)
+  // A worker still answers health checks and metrics scrapes on PORT, and nothing else.
+  const app =
+    env.ROLE === 'worker' ? createOpsApp(deps) : createApp(deps, { inbox, mailer, sandboxUi })
+  const hostname = '0.0.0.0'
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: env.PORT, hostname }, () => resolve(s))
+  })
+  keepConnectionsOpen(server)
+  const { port, address: host } = server.address() as AddressInfo
+  const baseUrl = `http://127.0.0.1:${port}`
+  if (sandbox) sandbox.setWebhookUrl(`${baseUrl}/webhooks/line`)
 
   let workers: Workers | null = null
   let workerRedis: ReturnType<typeof createWorkerRedis> | null = null
@@ -90,14 +92,12 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
   return {
     deps,
     port,
+    host,
     baseUrl,
     sandbox,
     stop() {
       stopping ??= (async () => {
-        if (server) {
-          const s = server
-          await new Promise<void>((resolve) => s.close(() => resolve()))
-        }
+        await new Promise<void>((resolve) => server.close(() => resolve()))
         await inbox.drain()
         await workers?.close()
         mailer.close()

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     },
     'Kizuna started',
   )
-  if (kizuna.sandbox && kizuna.baseUrl) {
+  if (kizuna.sandbox) {
     console.log(`\nKizuna is running at ${kizuna.baseUrl}`)
     console.log('No LINE credentials are set, so it talks to the built-in LINE sandbox:')
     console.log(`  simulated LINE app:  ${kizuna.baseUrl}/sandbox`)
