@@ -20,7 +20,7 @@ export type Kizuna = {
   deps: Deps
   /** The port the server listens on: the whole app, or only the ops routes for ROLE=worker. */
   port: number
-  /** The address it listens on. */
+  /** The address it listens on: loopback only in sandbox mode, every interface otherwise. */
   host: string
   baseUrl: string
   sandbox: LinePlatform | null
@@ -67,7 +67,8 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
   // A worker still answers health checks and metrics scrapes on PORT, and nothing else.
   const app =
     env.ROLE === 'worker' ? createOpsApp(deps) : createApp(deps, { inbox, mailer, sandboxUi })
-  const hostname = '0.0.0.0'
+  // /sandbox lets anyone act as any LINE user and read their card links: never on the network.
+  const hostname = sandbox ? '127.0.0.1' : '0.0.0.0'
   const server = await new Promise<ServerType>((resolve) => {
     const s = serve({ fetch: app.fetch, port: env.PORT, hostname }, () => resolve(s))
   })

@@ -1,0 +1,47 @@
+import { randomUUID } from 'node:crypto'
+import { networkInterfaces } from 'node:os'
+import { describe, expect, it } from 'vitest'
+import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
+import { createLogger } from '../../src/platform/logger.ts'
+import { startTestKizuna, testEnv } from '../support/harness.ts'
+
+/** An IPv4 address of this machine other than loopback, if it has one. */
+function networkAddress(): string | undefined {
+  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? [])
+  return all.find((a) => a.family === 'IPv4' && !a.internal)?.address
+}
+
+async function stop(k: Kizuna): Promise<void> {
+  const queues = Object.values(k.deps.queues.byName)
+  await Promise.all(queues.map((q) => q.obliterate({ force: true }).catch(() => {})))
+  await k.stop()
+}
+
+describe('the address Kizuna listens on', () => {
+  it('in sandbox mode is loopback only: /sandbox must not answer on the network', async () => {
+    const env = testEnv({ LINE_CHANNEL_SECRET: '', LINE_CHANNEL_ACCESS_TOKEN: '' })
+    const k = await startKizuna(env, {
+      queuePrefix: `test-${randomUUID()}`,
+      log: createLogger('silent'),
+    })
+    try {
+      expect(k.sandbox).not.toBeNull()
+      expect(k.host).toBe('127.0.0.1')
+      expect((await fetch(`${k.baseUrl}/sandbox`)).status).toBe(200)
+      const outside = networkAddress()
+      if (outside) await expect(fetch(`http://${outside}:${k.port}/sandbox`)).rejects.toThrow()
+    } finally {
+      await stop(k)
+    }
+  })
+
+  it('with real LINE credentials is every interface', async () => {
+    const k = await startTestKizuna()
+    try {
+      expect(k.sandbox).toBeNull()
+      expect(k.host).toBe('0.0.0.0')
+    } finally {
+      await k.stopAll()
+    }
+  })
+})
