@@ -39,6 +39,12 @@ export const envSchema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   DATA_DIR: z.string().min(1).default('./.data'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  // Each Kizuna sharing one Redis needs its own: BullMQ keys are `<prefix>:<queue>:…`, and two
+  // instances on one prefix take each other's jobs and schedules. No ':' (it would split keys).
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, - and _ only')
+    .default('kizuna'),
   PUBLIC_BASE_URL: z.url().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TZ_STORE: timeZone.default('Asia/Tokyo'),

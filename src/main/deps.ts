@@ -11,6 +11,7 @@ import { createProducerRedis } from '../platform/redis.ts'
 export type DepsOptions = {
   log?: Logger
   clock?: Clock
+  /** Tests' own prefix; else QUEUE_PREFIX. */
   queuePrefix?: string
   defaultMetrics?: boolean
 }
@@ -20,7 +21,7 @@ export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics })
   const db = await createDb(env)
   const redis = createProducerRedis(env.REDIS_URL)
-  const queues = createQueues(redis, log, opts.queuePrefix)
+  const queues = createQueues(redis, log, opts.queuePrefix ?? env.QUEUE_PREFIX)
   const line = createLine(env, metrics)
   return { env, db, queues, redis, line, log, clock: opts.clock ?? systemClock, metrics }
 }

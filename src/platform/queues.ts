@@ -69,7 +69,7 @@ function checkJobId(name: string, jobId: string): string {
   return jobId
 }
 
-export function createQueues(connection: Redis, log: Logger, prefix = 'kizuna'): Queues {
+export function createQueues(connection: Redis, log: Logger, prefix: string): Queues {
   const byName = Object.fromEntries(
     QUEUE_NAMES.map((name) => {
       const queue = new Queue(name, { connection, prefix, defaultJobOptions: jobOptionsOf(name) })

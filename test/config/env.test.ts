@@ -48,6 +48,13 @@ describe('loadEnv', () => {
     expect(loadEnv({ QUIET_HOURS: '' }).QUIET_HOURS).toBe('')
   })
 
+  it('takes a QUEUE_PREFIX of letters, digits, - and _, never one with ":"', () => {
+    expect(loadEnv({}).QUEUE_PREFIX).toBe('kizuna')
+    expect(loadEnv({ QUEUE_PREFIX: 'shop-2_b' }).QUEUE_PREFIX).toBe('shop-2_b')
+    expect(() => loadEnv({ QUEUE_PREFIX: 'shop:2' })).toThrow(/QUEUE_PREFIX/)
+    expect(() => loadEnv({ QUEUE_PREFIX: 'shop 2' })).toThrow(/QUEUE_PREFIX/)
+  })
+
   it('refuses split roles on the embedded database', () => {
     expect(() =>
       loadEnv({ ROLE: 'worker', LINE_CHANNEL_SECRET: 's', LINE_CHANNEL_ACCESS_TOKEN: 't' }),
