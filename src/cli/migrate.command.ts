@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { NO_MIGRATIONS } from 'kysely'
 import { loadEnv } from '../config/env.ts'
-import { createMigrator, migrateToLatest } from '../main/migrate.ts'
+import { createMigrator, explainDatabaseError, migrateToLatest } from '../main/migrate.ts'
 import { createDb } from '../platform/db.ts'
 
 export function registerMigrateCommand(program: Command): void {
@@ -21,7 +21,7 @@ export function registerMigrateCommand(program: Command): void {
             : await migrator.migrateDown()
           for (const r of results ?? [])
             console.log(`${r.status.toLowerCase()}: ${r.migrationName}`)
-          if (error) throw error
+          if (error) throw explainDatabaseError(error)
           return
         }
         const results = await migrateToLatest(db)

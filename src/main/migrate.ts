@@ -13,12 +13,53 @@ export function createMigrator(db: Kysely<any>): Migrator {
   })
 }
 
+/** The database could not be reached or logged in to: no migration ran, none failed. */
+export class DatabaseUnreachableError extends Error {
+  override name = 'DatabaseUnreachableError'
+}
+
+// Network errors, 3D000 (no such database), 08xxx (connection exception), 28xxx (login refused).
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  '3D000',
+])
+
+function isConnectionError(error: Error): boolean {
+  const code = (error as { code?: unknown }).code
+  if (typeof code === 'string') {
+    if (NETWORK_CODES.has(code) || code.startsWith('08') || code.startsWith('28')) return true
+  }
+  // node-postgres' pool timeout carries no code.
+  return /connection timeout|Connection terminated/i.test(error.message)
+}
+
+/**
+ * A connection error as DATABASE_URL's fault, or the error as it is. Node's connection to
+ * `localhost` (IPv4 and IPv6) fails with an AggregateError whose own message is empty.
+ */
+export function explainDatabaseError(error: unknown): unknown {
+  if (!(error instanceof Error) || !isConnectionError(error)) return error
+  const inner = error instanceof AggregateError ? error.errors.map((e) => String(e?.message)) : []
+  const detail = error.message || inner.join('; ') || String((error as { code?: unknown }).code)
+  // Drivers name hosts and users, not passwords; a URL in a message loses its password anyway.
+  const safe = detail.replace(/(\/\/[^/:@\s]*):[^@\s]*@/g, '$1:***@')
+  return new DatabaseUnreachableError(`cannot reach the database (DATABASE_URL): ${safe}`)
+}
+
 /** Applies every pending migration; throws with the failing migration's name. */
 // biome-ignore lint/suspicious/noExplicitAny: see createMigrator
 export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResult[]> {
   const { error, results } = await createMigrator(db).migrateToLatest()
   const failed = results?.find((r) => r.status === 'Error')
   if (error) {
+    const explained = explainDatabaseError(error)
+    if (explained instanceof DatabaseUnreachableError) throw explained
     throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed`, { cause: error })
   }
   return results ?? []

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+
+describe('kizuna migrate', () => {
+  it('says the database cannot be reached when nothing listens at DATABASE_URL', async () => {
+    const res = await cli(['migrate'], {
+      DATABASE_URL: 'postgres://postgres:hunter2secret@127.0.0.1:1/kizuna',
+    })
+    expect(res.code).not.toBe(0)
+    expect(res.stderr).toContain('cannot reach the database (DATABASE_URL): ')
+    expect(res.stderr).not.toContain('migration (unknown) failed')
+    expect(res.stderr + res.stdout).not.toContain('hunter2secret')
+  })
+
+  it('says the database cannot be reached when the database does not exist', async () => {
+    const missing = new URL(TEST_DATABASE_URL)
+    missing.pathname = '/kizuna_no_such_database'
+    missing.password = 'hunter2secret'
+    const res = await cli(['migrate'], { DATABASE_URL: missing.toString() })
+    expect(res.code).not.toBe(0)
+    expect(res.stderr).toMatch(/cannot reach the database \(DATABASE_URL\): .*does not exist/)
+    expect(res.stderr + res.stdout).not.toContain('hunter2secret')
+  })
+
+  it('does the same for --down', async () => {
+    const res = await cli(['migrate', '--down'], {
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/kizuna',
+    })
+    expect(res.code).not.toBe(0)
+    expect(res.stderr).toContain('cannot reach the database (DATABASE_URL): ')
+  })
+})
