@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { NO_MIGRATIONS } from 'kysely'
 import { loadEnv } from '../config/env.ts'
 import { createMigrator, explainDatabaseError, migrateToLatest } from '../main/migrate.ts'
-import { createDb } from '../platform/db.ts'
+import { createDb, type Database } from '../platform/db.ts'
 
 export function registerMigrateCommand(program: Command): void {
   program
@@ -11,9 +11,10 @@ export function registerMigrateCommand(program: Command): void {
     .option('--down', 'revert the most recent migration instead')
     .option('--reset', 'revert every migration (drops all Kizuna tables)')
     .action(async (opts: { down?: boolean; reset?: boolean }) => {
-      const env = loadEnv()
-      const db = await createDb(env, { poolSize: 1 })
+      // Inside the try: a bad variable is reported like any other error, every one of them.
+      let db: Database | undefined
       try {
+        db = await createDb(loadEnv(), { poolSize: 1 })
         if (opts.down || opts.reset) {
           const migrator = createMigrator(db)
           const { error, results } = opts.reset
@@ -32,7 +33,7 @@ export function registerMigrateCommand(program: Command): void {
         if (error instanceof Error && error.cause) console.error(error.cause)
         process.exitCode = 1
       } finally {
-        await db.destroy()
+        await db?.destroy()
       }
     })
 }

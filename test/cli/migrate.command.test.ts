@@ -31,3 +31,16 @@ describe('kizuna migrate', () => {
     expect(res.stderr).toContain('cannot reach the database (DATABASE_URL): ')
   })
 })
+
+describe('a bad variable', () => {
+  it('is reported with the others, without a stack, and exits 1', async () => {
+    for (const args of [['migrate'], ['stores', 'list']]) {
+      const res = await cli(args, { PORT: 'abc', QUIET_HOURS: 'late' })
+      expect(res.code, args.join(' ')).toBe(1)
+      expect(res.stderr).toContain('Invalid configuration')
+      expect(res.stderr).toMatch(/→ at PORT/)
+      expect(res.stderr).toMatch(/→ at QUIET_HOURS/)
+      expect(res.stderr).not.toMatch(/\n\s+at /)
+    }
+  })
+})
