@@ -16,6 +16,17 @@ const timeZone = z.string().refine((tz) => {
   }
 }, 'unknown IANA time zone')
 
+/** Links in messages and LINE's hosts: a `javascript:` or `ftp:` URL is a mistake, never intended. */
+const httpUrl = () => z.url({ protocol: /^https?$/, error: 'use an http(s) URL' })
+
+/** The LINE SDK keeps only scheme, host and port of a base URL: a path would silently vanish. */
+const lineBaseUrl = (fallback: string) =>
+  httpUrl()
+    .refine((url) => new URL(url).pathname === '/', {
+      error: 'use scheme, host and port only: the LINE SDK drops base-URL paths',
+    })
+    .default(fallback)
+
 /** `silver:50000,gold:200000` → tiers by 12-month spend in yen, ascending; below all: `regular`. */
 const tierThresholds = z
   .string()
@@ -45,20 +56,20 @@ export const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, - and _ only')
     .default('kizuna'),
-  PUBLIC_BASE_URL: z.url().optional(),
+  PUBLIC_BASE_URL: httpUrl().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TZ_STORE: timeZone.default('Asia/Tokyo'),
   LINE_CHANNEL_SECRET: z.string().min(1).optional(),
   LINE_CHANNEL_ACCESS_TOKEN: z.string().min(1).optional(),
-  LINE_API_BASE_URL: z.url().default('https://api.line.me'),
-  LINE_DATA_API_BASE_URL: z.url().default('https://api-data.line.me'),
+  LINE_API_BASE_URL: lineBaseUrl('https://api.line.me'),
+  LINE_DATA_API_BASE_URL: lineBaseUrl('https://api-data.line.me'),
   LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(2000),
   LINE_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
   LINE_CALLS_UNDER_WAY: z.coerce.number().int().min(1).max(1000).default(200),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   MAIL_FROM: z.string().min(3).default('Kizuna <no-reply@kizuna.local>'),
   /** Account link through the shop's own login (with LINK_ASSERTION_SECRET); else email codes. */
-  LINK_LOGIN_URL: z.url({ protocol: /^https?$/ }).optional(),
+  LINK_LOGIN_URL: httpUrl().optional(),
   LINK_ASSERTION_SECRET: z.string().min(32, 'use at least 32 characters').optional(),
   POST_PURCHASE_DELAY_SECONDS: z.coerce.number().int().min(0).default(3600),
   QUIET_HOURS: quietHours.default('21:00-09:00'),
@@ -100,6 +111,14 @@ function crossFieldProblems(raw: Record<string, string | undefined>): Problem[] 
       message: 'set both LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN, or neither (sandbox)',
     })
   }
+  const hasLoginUrl = raw.LINK_LOGIN_URL !== undefined
+  if (hasLoginUrl !== (raw.LINK_ASSERTION_SECRET !== undefined)) {
+    // Half of it would quietly fall back to email codes, or leave the secret unused.
+    problems.push({
+      variable: hasLoginUrl ? 'LINK_ASSERTION_SECRET' : 'LINK_LOGIN_URL',
+      message: 'set both LINK_LOGIN_URL and LINK_ASSERTION_SECRET, or neither (email codes)',
+    })
+  }
   if (role !== 'all' && raw.DATABASE_URL === undefined) {
     problems.push({
       variable: 'ROLE',
@@ -128,8 +147,19 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
   )
   // QUIET_HOURS may be deliberately empty (= no quiet hours).
   if (source.QUIET_HOURS === '') cleaned.QUIET_HOURS = ''
+  // Only spaces is a mistake, not "unset": numbers would read it as 0 (PORT=' ' → any port).
+  const blank = Object.keys(envSchema.shape).filter(
+    (name) => cleaned[name] !== '' && cleaned[name]?.trim() === '',
+  )
+  for (const name of blank) delete cleaned[name]
   const result = envSchema.safeParse(cleaned)
-  const problems = crossFieldProblems(cleaned)
+  const problems = [
+    ...blank.map((variable) => ({
+      variable,
+      message: 'only spaces: set a value, or leave it empty for the default',
+    })),
+    ...crossFieldProblems(cleaned),
+  ]
   if (!result.success || problems.length > 0) {
     const lines = [
       ...(result.success ? [] : [z.prettifyError(result.error)]),

@@ -55,6 +55,54 @@ describe('loadEnv', () => {
     expect(() => loadEnv({ QUEUE_PREFIX: 'shop 2' })).toThrow(/QUEUE_PREFIX/)
   })
 
+  it('wants LINK_LOGIN_URL and LINK_ASSERTION_SECRET together, naming both', () => {
+    const secret = 'x'.repeat(32)
+    for (const half of [
+      { LINK_LOGIN_URL: 'https://shop.example/login' },
+      { LINK_ASSERTION_SECRET: secret },
+    ]) {
+      expect(() => loadEnv(half)).toThrow(/LINK_LOGIN_URL and LINK_ASSERTION_SECRET/)
+    }
+    const both = loadEnv({
+      LINK_LOGIN_URL: 'https://shop.example/login',
+      LINK_ASSERTION_SECRET: secret,
+    })
+    expect(both.LINK_LOGIN_URL).toBe('https://shop.example/login')
+  })
+
+  it('takes only http(s) URLs for links and LINE hosts', () => {
+    for (const name of [
+      'PUBLIC_BASE_URL',
+      'LINK_LOGIN_URL',
+      'LINE_API_BASE_URL',
+      'LINE_DATA_API_BASE_URL',
+    ]) {
+      for (const bad of ['javascript://x/%0aalert(1)', 'ftp://shop.example/']) {
+        expect(() => loadEnv({ [name]: bad }), `${name}=${bad}`).toThrow(new RegExp(`at ${name}`))
+      }
+    }
+    expect(loadEnv({ PUBLIC_BASE_URL: 'http://shop.example' }).PUBLIC_BASE_URL).toBe(
+      'http://shop.example',
+    )
+  })
+
+  it('refuses a path on a LINE base URL, which the SDK would drop', () => {
+    for (const name of ['LINE_API_BASE_URL', 'LINE_DATA_API_BASE_URL']) {
+      expect(() => loadEnv({ [name]: 'https://proxy.example/line' })).toThrow(
+        /drops base-URL paths/,
+      )
+      expect(loadEnv({ [name]: 'http://127.0.0.1:8080/' })[name as 'LINE_API_BASE_URL']).toBe(
+        'http://127.0.0.1:8080/',
+      )
+    }
+  })
+
+  it('refuses a PORT (or any variable) of only spaces instead of reading 0', () => {
+    expect(() => loadEnv({ PORT: ' ' })).toThrow(/only spaces[^]*→ at PORT/)
+    expect(() => loadEnv({ REDIS_URL: '  ' })).toThrow(/→ at REDIS_URL/)
+    expect(loadEnv({ PORT: '' }).PORT).toBe(3000)
+  })
+
   it('refuses split roles on the embedded database', () => {
     expect(() =>
       loadEnv({ ROLE: 'worker', LINE_CHANNEL_SECRET: 's', LINE_CHANNEL_ACCESS_TOKEN: 't' }),
