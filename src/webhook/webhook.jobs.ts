@@ -4,8 +4,10 @@ import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { dispatchEvent } from './dispatch.ts'
 import type { EventOutcome } from './event-context.ts'
+import { enqueueWebhookEvents } from './webhook.enqueue.ts'
 import {
   listEventSenders,
+  listPendingEventIds,
   lockWebhookEvent,
   markWebhookEventDone,
   markWebhookEventFailed,
@@ -44,8 +46,23 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
     if (errors.length === 1) throw errors[0]
     if (errors.length > 1) throw new AggregateError(errors, `${errors.length} events failed`)
   },
+  /**
+   * In each user's lane the first event not done is the one that failed; the user's later ones
+   * never ran (they waited for it). Only that one is failed; the later ones go to a job of their
+   * own, to be applied now that nothing is ahead of them (an unfollow behind a failing message
+   * must still block).
+   */
   async onFinalFailure(deps, { webhookEventIds }, error) {
-    for (const id of webhookEventIds) await markWebhookEventFailed(deps.db, id, error.message)
+    const pending = new Set(await listPendingEventIds(deps.db, webhookEventIds))
+    const later: string[] = []
+    for (const lane of await eventsByUser(deps, webhookEventIds)) {
+      const [failed, ...rest] = lane.filter((id) => pending.has(id))
+      if (failed) await markWebhookEventFailed(deps.db, failed, error.message)
+      later.push(...rest)
+    }
+    if (later.length > 0) {
+      await enqueueWebhookEvents(deps.queues, later, { cause: `after-failed-${Date.now()}` })
+    }
   },
 }
 

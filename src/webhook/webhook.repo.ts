@@ -41,6 +41,17 @@ export async function listEventSenders(db: Db, webhookEventIds: string[]) {
     .execute()
 }
 
+/** Which of these events are still pending. */
+export async function listPendingEventIds(db: Db, webhookEventIds: string[]): Promise<string[]> {
+  const rows = await db
+    .selectFrom('webhook_event')
+    .select('webhook_event_id')
+    .where('webhook_event_id', 'in', webhookEventIds)
+    .where('status', '=', 'pending')
+    .execute()
+  return rows.map((r) => r.webhook_event_id)
+}
+
 export async function lockWebhookEvent(db: Db, webhookEventId: string) {
   return db
     .selectFrom('webhook_event')

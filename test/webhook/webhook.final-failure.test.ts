@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
+import { afterAll, describe, expect, it } from 'vitest'
+import { closeDeps, createDeps } from '../../src/main/deps.ts'
+import { migrateToLatest } from '../../src/main/migrate.ts'
+import { startLinePlatform } from '../../src/sandbox/platform.ts'
+import { processWebhookEvent, processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
+import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
+import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN, testEnv } from '../support/harness.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
+
+const cleanups: (() => Promise<void>)[] = []
+afterAll(async () => {
+  for (const fn of cleanups.reverse()) await fn()
+})
+
+describe('webhook.process-events, given up on', () => {
+  it("fails only the event that failed; the user's later unfollow is still applied", async () => {
+    // Its own database: a trigger there makes every consent change fail, as a bug would.
+    const database = await createPrivateDatabase()
+    cleanups.push(() => database.drop())
+    const line = await startLinePlatform({
+      channelSecret: TEST_CHANNEL_SECRET,
+      channelAccessToken: TEST_CHANNEL_TOKEN,
+    })
+    cleanups.push(() => line.close())
+    const env = testEnv({
+      DATABASE_URL: database.url,
+      LINE_API_BASE_URL: line.apiBaseUrl,
+      LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+    })
+    const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}` })
+    cleanups.push(async () => {
+      const queues = Object.values(deps.queues.byName)
+      await Promise.all(queues.map((q) => q.obliterate({ force: true })))
+      await closeDeps(deps)
+    })
+    await migrateToLatest(deps.db)
+    await sql`create function refuse() returns trigger language plpgsql as
+      $$ begin raise exception 'consent is broken'; end $$`.execute(deps.db)
+    await sql`create trigger refuse before insert or update on consent
+      for each row execute function refuse()`.execute(deps.db)
+
+    const user = line.users.create()
+    user.friendship = 'friend'
+    const t = Date.now() - 60_000
+    const follow = line.buildEvent('follow', user.userId, {}, { timestamp: t })
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
+    await processWebhookEvent(deps, follow.webhookEventId)
+    const optout = line.buildEvent(
+      'postback',
+      user.userId,
+      { data: 'action=optout' },
+      { timestamp: t + 1_000 },
+    )
+    const unfollow = line.buildEvent('unfollow', user.userId, {}, { timestamp: t + 2_000 })
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([optout, unfollow]))])
+
+    // Every attempt fails on the opt-out; the unfollow waits behind it. Then BullMQ gives up.
+    const data = { webhookEventIds: [optout.webhookEventId, unfollow.webhookEventId] }
+    const error = await processWebhookEvents.run(deps, data, {} as never).catch((e: Error) => e)
+    expect(error).toBeInstanceOf(Error)
+    await processWebhookEvents.onFinalFailure?.(deps, data, error as Error)
+
+    const rows = await deps.db
+      .selectFrom('webhook_event')
+      .select(['webhook_event_id', 'status'])
+      .where('webhook_event_id', 'in', data.webhookEventIds)
+      .execute()
+    const statusOf = (id: string) => rows.find((r) => r.webhook_event_id === id)?.status
+    expect(statusOf(optout.webhookEventId)).toBe('failed')
+    expect(statusOf(unfollow.webhookEventId)).toBe('pending')
+    // The unfollow went to a job of its own.
+    const jobs = await deps.queues.byName.webhook.getJobs(['waiting'])
+    const queued = jobs.flatMap((j) => (j.data as { webhookEventIds: string[] }).webhookEventIds)
+    expect(queued).toEqual([unfollow.webhookEventId])
+    await processWebhookEvents.run(deps, { webhookEventIds: queued }, {} as never)
+    const friend = await deps.db
+      .selectFrom('line_user')
+      .select('status')
+      .where('line_uid', '=', user.userId)
+      .executeTakeFirstOrThrow()
+    expect(friend.status).toBe('blocked')
+  }, 60_000)
+})
