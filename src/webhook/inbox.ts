@@ -115,7 +115,14 @@ export function createInbox(
      */
     async store(request: InboxRequest): Promise<InboxResult> {
       const body = storableBody(request.body)
-      const [result] = await writer.run([body === request.body ? request : { ...request, body }])
+      // The deadline runs from this request's arrival: one waiting behind a stalled insert
+      // would otherwise wait for that insert's timeout and then its own (up to twice as long).
+      // Its events, if they commit after all, are queued by the sweeper.
+      const [result] = await withTimeout(
+        writer.run([body === request.body ? request : { ...request, body }]),
+        storeTimeoutMs,
+        'store webhook events',
+      )
       return result!
     },
     enqueue,

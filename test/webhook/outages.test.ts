@@ -128,5 +128,15 @@ describe('webhook during outages', () => {
       expect(res.status).toBe(503)
       expect((await errorOf(res)).code).toBe('UNAVAILABLE')
     }
+    // A request queued behind a stalled insert keeps its own deadline, not the insert's plus
+    // its own (which took it past LINE's 2 s).
+    const first = post()
+    await new Promise((r) => setTimeout(r, 400))
+    const sent = performance.now()
+    const queued = await post()
+    const waited = performance.now() - sent
+    expect(queued.status).toBe(503)
+    expect(waited).toBeLessThan(storeTimeoutMs + 450)
+    expect((await first).status).toBe(503)
   })
 })
