@@ -210,8 +210,11 @@ describe('POST /api/pos/scans', () => {
     const lines = [{ sku: 'MUG-1', quantity: 2, unitPrice: 1_000 }]
     const day = 86_400_000
     const cases: [Record<string, unknown>, string][] = [
-      [{ lines, total: 2_001 }, 'receipt.total: is more than the lines add up to (2000)'],
-      [{ lines, total: 2_000, pointsUsed: 2_001 }, 'receipt.pointsUsed: is more than the lines'],
+      [
+        { lines, total: 2_201 },
+        'receipt.total: is more than the lines add up to with 10% tax (2200)',
+      ],
+      [{ lines, total: 2_000, pointsUsed: 2_201 }, 'receipt.pointsUsed: is more than the lines'],
       [
         { purchasedAt: new Date(Date.now() + day).toISOString() },
         'receipt.purchasedAt: is in the future',
@@ -228,15 +231,19 @@ describe('POST /api/pos/scans', () => {
       expect(res.status, message).toBe(400)
       expect((await errorOf(res)).message).toContain(message)
     }
-    // Discounts may take the total below the lines' sum; a register clock a minute fast is fine.
+    // Discounts may take the total below the lines' sum, tax above it (prices before tax); a
+    // register clock some minutes fast is fine.
     const discounted = receipt({ lines, total: 1_500 })
     const ok = await post({
       barcode: c.card,
-      receipt: { ...discounted, purchasedAt: new Date(Date.now() + 60_000).toISOString() },
+      receipt: { ...discounted, purchasedAt: new Date(Date.now() + 5 * 60_000).toISOString() },
     })
     expect(ok.status).toBe(200)
-    expect(await purchasesOf(c.id)).toHaveLength(1)
-    expect(await customerRow(c.id)).toMatchObject({ points: 10_015, purchase_count: 1 })
+    expect(
+      (await post({ barcode: c.card, receipt: receipt({ lines, total: 2_200 }) })).status,
+    ).toBe(200)
+    expect(await purchasesOf(c.id)).toHaveLength(2)
+    expect(await customerRow(c.id)).toMatchObject({ points: 10_037, purchase_count: 2 })
   })
 
   it('answers 400 for a body nested too deep to walk, never a 500', async () => {

@@ -104,6 +104,21 @@ describe('POST /staff/scan', () => {
     expect(deliveries).toEqual([])
   })
 
+  it('records a receipt with only some of its lines itemised (the total is what was paid)', async () => {
+    const c = await makeCustomer(db)
+    const res = await scan({
+      barcode: c.card,
+      receipt: {
+        id: `R-${randomUUID()}`,
+        purchasedAt: new Date().toISOString(),
+        total: 3_000,
+        lines: [{ sku: 'MUG-1', quantity: 1, unitPrice: 500 }],
+      },
+    })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as ScanResponse).purchase).toMatchObject({ total: 3_000 })
+  })
+
   it('answers 401 without a session or with a forged one', async () => {
     const c = await makeCustomer(db)
     expect((await scan({ barcode: c.card }, { cookie: '' })).status).toBe(401)
