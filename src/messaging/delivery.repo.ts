@@ -314,7 +314,13 @@ export async function failUnfinishedDeliveries(
 ): Promise<void> {
   await db
     .updateTable('delivery')
-    .set({ status: 'failed', last_error: error.slice(0, 2_000), updated_at: sql`now()` })
+    // A push kept for its retry goes with it: it names the person (and no retry follows).
+    .set({
+      status: 'failed',
+      last_error: error.slice(0, 2_000),
+      push_body: null,
+      updated_at: sql`now()`,
+    })
     .where('id', 'in', ids)
     .where('status', '=', 'pending')
     .where('attempts', '>', 0)

@@ -6,6 +6,7 @@ import { createLineLimiters, messageVarsLoaders } from '../../src/main/processor
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import {
   claimDeliveriesWithMarketingCounts,
+  failUnfinishedDeliveries,
   SENDING_LEASE_SECONDS,
 } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
@@ -135,6 +136,35 @@ describe('delivery retries', () => {
     })
     expect(row.attempts).toBe(2)
     expect(row.push_body).toBeNull() // kept only while it may go again
+  })
+
+  it('a delivery failed for good keeps no stored push (it names the person)', async () => {
+    const customer = await k.deps.db
+      .insertInto('customer')
+      .values({ display_name: 'Sato Hanako' })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    const row = await k.deps.db
+      .insertInto('delivery')
+      .values({
+        dedupe_key: `retry-test:${randomUUID()}`,
+        kind: 'campaign',
+        category: 'marketing',
+        customer_id: customer.id,
+        template_id: 'campaign-sample',
+        attempts: 10,
+        push_body: JSON.stringify({ to: 'U0', messages: [{ type: 'text', text: 'Sato Hanako' }] }),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    await failUnfinishedDeliveries(k.deps.db, [row.id], 'LINE kept answering 500')
+    expect(
+      await k.deps.db
+        .selectFrom('delivery')
+        .select(['status', 'push_body'])
+        .where('id', '=', row.id)
+        .executeTakeFirstOrThrow(),
+    ).toEqual({ status: 'failed', push_body: null })
   })
 
   it('a reply that got a 500 is not pushed after it: it may have been delivered', async () => {
