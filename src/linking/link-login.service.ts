@@ -26,10 +26,19 @@ export const MAX_CODE_ATTEMPTS = 5
 export const CODES_PER_EMAIL = 3
 export const CODES_PER_LINK_TOKEN = 5
 /**
- * Wrong codes one email address, and one LINE account, may enter per 24 hours, whatever the
- * codes: the limits above alone let ~2,000 guesses a day at one address through.
+ * Wrong codes per 24 hours, whatever the codes: the limits above alone let ~2,000 guesses a
+ * day at one address through. One LINE account may enter 10 (on any addresses): that stops
+ * one attacker. An address takes 50 from all LINE accounts together: that bounds guessing
+ * with many accounts (50 a day: about 1 chance in 20,000 a day of hitting a 6-digit code).
+ *
+ * The trade-off: the address cap is shared, so it is high enough that one or two attacker
+ * accounts (capped at 10 each) cannot reach it and lock the owner out; an attacker with 5+ LINE
+ * accounts still can, for a day, as the price of bounding their guesses. Other accounts'
+ * failures never refuse a LINE account's code *request* (refuseRequestWhenLockedOut): only its
+ * own failures do, so one account cannot stop another from asking for a code.
  */
-export const WRONG_CODES_PER_DAY = 10
+export const WRONG_CODES_PER_LINE_ACCOUNT = 10
+export const WRONG_CODES_PER_ADDRESS = 50
 const DAY_MS = 24 * 60 * 60_000
 
 const LINE_ACCOUNT_LINK_URL = 'https://access.line.me/dialog/bot/accountLink'
@@ -73,7 +82,7 @@ export async function requestLinkCode(
   await deps.db.transaction().execute(async (trx) => {
     // One request at a time per address, so the counts below cannot be raced past.
     await lockAttempts(trx, `link-code:${email}`)
-    await refuseWhenLockedOut(trx, { email, lineUserId: token.lineUserId }, now)
+    await refuseRequestWhenLockedOut(trx, email, token.lineUserId, now)
     if ((await countCodesSince(trx, { email }, since)) >= CODES_PER_EMAIL) {
       throw new AppError('TOO_MANY_REQUESTS', 'email: too many codes sent; wait 10 minutes')
     }
@@ -124,8 +133,8 @@ const codeSchema = z
   .pipe(z.string().regex(/^\d{6}$/))
 
 /**
- * Checks a code (each try uses one of 5 attempts, and one of the day's 10 wrong codes of the
- * address and of the LINE account); when right, issues the nonce and returns LINE's
+ * Checks a code (each try uses one of 5 attempts, one of the LINE account's 10 wrong codes a
+ * day and one of the address's 50); when right, issues the nonce and returns LINE's
  * account-link URL to redirect to.
  */
 export async function verifyLinkCode(
@@ -145,21 +154,23 @@ export async function verifyLinkCode(
     const found = await findLinkCode(trx, codeId.data)
     const email = found?.link_token_hash === token.tokenHash ? found.email : undefined
     if (email !== undefined) await lockAttempts(trx, `link-code:${email}`)
-    const wrongBefore = await refuseWhenLockedOut(trx, { email, lineUserId: token.lineUserId }, now)
+    const dayLeft = await wrongCodesLeftToday(trx, email, token.lineUserId, now)
     const row = await spendCodeAttempt(trx, {
       id: codeId.data,
       linkTokenHash: token.tokenHash,
       now,
       maxAttempts: MAX_CODE_ATTEMPTS,
     })
-    return row && { row, wrongBefore }
+    return row && { row, dayLeft }
   })
   if (!spent) throw await whyNoAttempt(deps, codeId.data, token.tokenHash, now)
-  const { row, wrongBefore } = spent
+  const { row } = spent
   const secret = await getAppSecret(deps.db, 'tokens')
   if (!sameSecret(row.code_hash, hashCode(secret, row.id, code.data))) {
-    const dayLeft = WRONG_CODES_PER_DAY - wrongBefore - 1
-    if (dayLeft <= 0) throw lockedOut()
+    // This wrong code used one of each day's budget.
+    if (spent.dayLeft.account <= 1) throw accountLockedOut()
+    if (spent.dayLeft.address <= 1) throw addressLockedOut()
+    const dayLeft = Math.min(spent.dayLeft.account, spent.dayLeft.address) - 1
     const left = Math.min(MAX_CODE_ATTEMPTS - row.attempts, dayLeft)
     if (left <= 0) {
       throw new AppError('TOO_MANY_REQUESTS', 'code: too many wrong codes; request a new code')
@@ -180,26 +191,65 @@ async function lockAttempts(trx: Transaction<DB>, key: string): Promise<void> {
   await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 7))`.execute(trx)
 }
 
+const dayAgo = (now: Date) => new Date(now.getTime() - DAY_MS)
+
 /**
- * Refuses an address or a LINE account that entered WRONG_CODES_PER_DAY wrong codes in the
- * last 24 hours (stored as the codes' attempts); returns the larger count of the two.
+ * Refuses a code request from a LINE account that used its day's wrong codes, or that itself
+ * entered wrong codes for this address once the address used its day's: a LINE account that
+ * has not failed on the address is never refused for what other accounts did (its code then
+ * meets the address cap when entered; see WRONG_CODES_PER_ADDRESS).
  */
-async function refuseWhenLockedOut(
+async function refuseRequestWhenLockedOut(
   trx: Transaction<DB>,
-  who: { email: string | undefined; lineUserId: string },
+  email: string,
+  lineUserId: string,
   now: Date,
-): Promise<number> {
-  const since = new Date(now.getTime() - DAY_MS)
-  const byEmail = who.email ? await countWrongCodesSince(trx, { email: who.email }, since) : 0
-  const byLineUser = await countWrongCodesSince(trx, { lineUserId: who.lineUserId }, since)
-  if (Math.max(byEmail, byLineUser) >= WRONG_CODES_PER_DAY) throw lockedOut()
-  return Math.max(byEmail, byLineUser)
+): Promise<void> {
+  const since = dayAgo(now)
+  if ((await countWrongCodesSince(trx, { lineUserId }, since)) >= WRONG_CODES_PER_LINE_ACCOUNT) {
+    throw accountLockedOut()
+  }
+  if (
+    (await countWrongCodesSince(trx, { email, lineUserId }, since)) > 0 &&
+    (await countWrongCodesSince(trx, { email }, since)) >= WRONG_CODES_PER_ADDRESS
+  ) {
+    throw addressLockedOut()
+  }
 }
 
-function lockedOut(): AppError {
+/**
+ * The wrong codes the LINE account, and the address (when the code is known), may still enter
+ * in the 24 hours; refuses either when none are left.
+ */
+async function wrongCodesLeftToday(
+  trx: Transaction<DB>,
+  email: string | undefined,
+  lineUserId: string,
+  now: Date,
+): Promise<{ account: number; address: number }> {
+  const since = dayAgo(now)
+  const account =
+    WRONG_CODES_PER_LINE_ACCOUNT - (await countWrongCodesSince(trx, { lineUserId }, since))
+  if (account <= 0) throw accountLockedOut()
+  const address =
+    email === undefined
+      ? WRONG_CODES_PER_ADDRESS
+      : WRONG_CODES_PER_ADDRESS - (await countWrongCodesSince(trx, { email }, since))
+  if (address <= 0) throw addressLockedOut()
+  return { account, address }
+}
+
+function accountLockedOut(): AppError {
   return new AppError(
     'TOO_MANY_REQUESTS',
-    'too many wrong codes: linking this email address or LINE account is locked for 24 hours',
+    'too many wrong codes: linking from this LINE account is locked for 24 hours',
+  )
+}
+
+function addressLockedOut(): AppError {
+  return new AppError(
+    'TOO_MANY_REQUESTS',
+    'too many wrong codes for this email address: linking it is locked for 24 hours',
   )
 }
 

@@ -43,28 +43,28 @@ export async function countCodesSince(
 }
 
 /**
- * Wrong codes entered for an email address, or from a LINE account (through its link tokens),
- * in codes sent since `since`: every attempt but the one that verified a code. The codes are
- * kept a day past expiry (purgeExpiredLinkRows), so a window of up to a day sees them all.
+ * Wrong codes entered for an email address, from a LINE account (through its link tokens), or
+ * both (that account on that address), in codes sent since `since`: every attempt but the one
+ * that verified a code. The codes are kept a day past expiry (purgeExpiredLinkRows), so a window
+ * of up to a day sees them all.
  */
 export async function countWrongCodesSince(
   db: Db,
-  by: { email: string } | { lineUserId: string },
+  by: { email: string; lineUserId?: string } | { email?: string; lineUserId: string },
   since: Date,
 ): Promise<number> {
   const row = await db
     .selectFrom('link_code')
     .select(sql<string>`coalesce(sum(attempts - (verified_at is not null)::int), 0)::int8`.as('n'))
     .where('created_at', '>', since)
-    .$call((qb) =>
-      'email' in by
-        ? qb.where('email', '=', by.email)
-        : qb.where('link_token_hash', 'in', (eb) =>
-            eb
-              .selectFrom('link_token')
-              .select('token_hash')
-              .where('line_user_id', '=', by.lineUserId),
-          ),
+    .$if(by.email !== undefined, (qb) => qb.where('email', '=', by.email ?? ''))
+    .$if(by.lineUserId !== undefined, (qb) =>
+      qb.where('link_token_hash', 'in', (eb) =>
+        eb
+          .selectFrom('link_token')
+          .select('token_hash')
+          .where('line_user_id', '=', by.lineUserId ?? ''),
+      ),
     )
     .executeTakeFirstOrThrow()
   return Number(row.n)
