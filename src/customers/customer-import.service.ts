@@ -40,12 +40,25 @@ const PERSONAL_KINDS: readonly IdentityKind[] = ['online_customer', 'member_card
 
 const ERASED = 'this customer was erased on request'
 
-/** The live customer holding the id (after merges); RowError if it is an erased person's. */
-async function ownerOf(trx: Transaction<DB>, id: RowId): Promise<string | undefined> {
+/**
+ * The live customer holding the id (after merges); RowError if it is an erased person's, unless
+ * `shopAccountRow` and the id is not one naming the person (email, phone).
+ */
+async function ownerOf(
+  trx: Transaction<DB>,
+  id: RowId,
+  shopAccountRow: boolean,
+): Promise<string | undefined> {
   const owner = await findIdentityOwner(trx, id.kind, id.value)
   if (!owner) {
     // Erasure leaves a tombstone, not the value: an old export must not re-create the person.
-    if (await isErasedIdentity(trx, id.kind, id.value)) throw new RowError(id.column, ERASED)
+    // An old export names them by their erased external id or card; a row with a live (or new)
+    // external id is someone's current shop account, e.g. the person signing up again, whose
+    // email then becomes a live identity again (as account link allows).
+    const reusable = shopAccountRow && !PERSONAL_KINDS.includes(id.kind)
+    if (!reusable && (await isErasedIdentity(trx, id.kind, id.value))) {
+      throw new RowError(id.column, ERASED)
+    }
     return undefined
   }
   const customer = await findSurvivingCustomer(trx, owner.customer_id)
@@ -66,8 +79,10 @@ async function shopAccountsOf(trx: Transaction<DB>, customerId: string): Promise
  */
 async function findRowCustomer(trx: Transaction<DB>, row: CustomerImportRow, ids: RowId[]) {
   const owners = new Map<RowId, string>()
+  // ids lists external_id first: an erased one refuses the row before its email is looked at.
+  const shopAccountRow = row.external_id !== undefined
   for (const id of ids) {
-    const owner = await ownerOf(trx, id)
+    const owner = await ownerOf(trx, id, shopAccountRow)
     if (owner) owners.set(id, owner)
   }
   const personal = ids.filter((id) => PERSONAL_KINDS.includes(id.kind))
@@ -99,7 +114,8 @@ async function findRowCustomer(trx: Transaction<DB>, row: CustomerImportRow, ids
  * Creates or updates the customer a row describes, in one transaction (findRowCustomer finds
  * it). The row's other ids are attached; one held by another customer merges the two
  * (attachIdentity rules: never two LINE accounts). Given profile fields overwrite; absent ones
- * are left alone. An id of an erased person refuses the row.
+ * are left alone. An erased person's external id or card refuses the row, as does their email
+ * or phone on a row without an external id.
  */
 export async function importCustomerRow(
   db: Database,

@@ -205,6 +205,18 @@ describe('kizuna import customers', () => {
       .execute()
     expect(live).toEqual([])
     await expect(resolveBarcode(db, card, 'member_card')).rejects.toMatchObject({ code: 'GONE' })
+
+    // Sora signs up again: a new shop account with the same email is a new registration.
+    const back = await csv([HEADER, `shop2-${tag},${email},Sora,,,,`])
+    const returned = await cli(['import', 'customers', back])
+    expect(returned.stderr).toBe('')
+    expect(returned.stdout).toContain('created 1, updated 0, unchanged 0, skipped 0')
+    const sora2 = await customerWith('email', email)
+    expect(sora2).toMatchObject({ display_name: 'Sora', email, erased_at: null })
+    expect((await customerWith('online_customer', `shop2-${tag}`))?.id).toBe(sora2?.id)
+    // The old file still cannot bring back the erased shop account or card.
+    const old = await cli(['import', 'customers', file])
+    expect(old.stderr).toContain('line 2: external_id: this customer was erased on request')
   })
 
   it('never merges two shop accounts that share a phone or an email: the row is a conflict', async () => {
