@@ -74,10 +74,15 @@ async function shopAccountsOf(trx: Transaction<DB>, customerId: string): Promise
 /**
  * The customer the row describes, or undefined for a new one. External id, else member card,
  * finds it; else email, else phone. An email or phone never brings two shop accounts together
- * (households share a phone, sometimes an email): when one is held by a customer with another
- * external id, the row is refused as a conflict, naming the column.
+ * (households share a phone, sometimes an email): one held by a customer with another external
+ * id is a conflict, returned to be left off (the rest of the row still applies: refusing it
+ * would drop a family member, or an opt-out, because of a shared phone).
  */
-async function findRowCustomer(trx: Transaction<DB>, row: CustomerImportRow, ids: RowId[]) {
+async function findRowCustomer(
+  trx: Transaction<DB>,
+  row: CustomerImportRow,
+  ids: RowId[],
+): Promise<{ customerId: string | undefined; conflicts: Set<RowId> }> {
   const owners = new Map<RowId, string>()
   // ids lists external_id first: an erased one refuses the row before its email is looked at.
   const shopAccountRow = row.external_id !== undefined
@@ -92,47 +97,53 @@ async function findRowCustomer(trx: Transaction<DB>, row: CustomerImportRow, ids
     for (const account of await shopAccountsOf(trx, owner)) accounts.add(account)
   }
   let customerId = personal.map((id) => owners.get(id)).find((owner) => owner !== undefined)
+  const conflicts = new Set<RowId>()
   for (const id of ids) {
     const owner = owners.get(id)
     if (!owner || personalOwners.has(owner) || owner === customerId) continue
     const theirs = await shopAccountsOf(trx, owner)
     if (accounts.size > 0 && theirs.length > 0) {
-      throw new RowError(
-        id.column,
-        'held by a customer with another external_id; two shop accounts are not merged',
-      )
+      conflicts.add(id)
+      continue
     }
     if (customerId === undefined) {
       customerId = owner
       for (const account of theirs) accounts.add(account)
     }
   }
-  return customerId
+  return { customerId, conflicts }
 }
+
+/** What the import tells of an id it left off a row it otherwise applied. */
+export type RowWarning = (field: string, message: string) => void
 
 /**
  * Creates or updates the customer a row describes, in one transaction (findRowCustomer finds
  * it). The row's other ids are attached; one held by another customer merges the two
  * (attachIdentity rules: never two LINE accounts). Given profile fields overwrite; absent ones
- * are left alone. An erased person's external id or card refuses the row, as does their email
+ * are left alone; an email or phone of another shop account's customer is not attached (the
+ * profile field is still set) and `warn` is told. An erased person's external id or card refuses the row, as does their email
  * or phone on a row without an external id.
  */
 export async function importCustomerRow(
   db: Database,
   env: PurchaseEnv,
   row: CustomerImportRow,
+  warn: RowWarning = () => {},
 ): Promise<ImportOutcome> {
   const ids: RowId[] = ID_COLUMNS.flatMap(([column, kind]) => {
     const value = row[column]
     return typeof value === 'string' ? [{ column, kind, value }] : []
   })
   return db.transaction().execute(async (trx) => {
-    let customerId = await findRowCustomer(trx, row, ids)
+    const found = await findRowCustomer(trx, row, ids)
+    let customerId = found.customerId
     const created = customerId === undefined
     customerId ??= await insertCustomerRow(trx)
 
     let changed = created
     for (const id of ids) {
+      if (found.conflicts.has(id)) continue
       try {
         const result = await attachIdentity(trx, customerId, id.kind, id.value, {
           env,
@@ -174,6 +185,13 @@ export async function importCustomerRow(
         'import',
       )
       changed ||= consentChanged
+    }
+    // Told only once nothing below can refuse the row (a RowError rolls it all back).
+    for (const id of found.conflicts) {
+      warn(
+        id.column,
+        'held by a customer with another external_id; not attached (two shop accounts are never merged)',
+      )
     }
     if (created) return 'created'
     return changed ? 'updated' : 'unchanged'

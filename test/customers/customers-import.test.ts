@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
+import { customerImportRowSchema } from '../../src/customers/customer.schemas.ts'
+import { importCustomerRow } from '../../src/customers/customer-import.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { resolveBarcode } from '../../src/pos/pos.service.ts'
@@ -219,33 +221,46 @@ describe('kizuna import customers', () => {
     expect(old.stderr).toContain('line 2: external_id: this customer was erased on request')
   })
 
-  it('never merges two shop accounts that share a phone or an email: the row is a conflict', async () => {
+  it('never merges two shop accounts that share a phone or an email: only that id is left off', async () => {
+    const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
     const tag = randomUUID().slice(0, 8)
     const phone = `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
-    const file = await csv([
-      HEADER,
-      `a-${tag},mother.${tag}@example.com,Hanako,${phone},,,`,
-      `b-${tag},son.${tag}@example.com,Taro,${phone},,,`,
-      `c-${tag},mother.${tag}@example.com,Jiro,,,,`,
+    const warnings: string[] = []
+    const run = (line: number, row: Record<string, string>) =>
+      importCustomerRow(db, env, customerImportRowSchema.parse(row), (field, message) =>
+        warnings.push(`${line} ${field}: ${message}`),
+      )
+    const mother = `mother.${tag}@example.com`
+    expect(await run(2, { external_id: `a-${tag}`, email: mother, name: 'Hanako', phone })).toBe(
+      'created',
+    )
+    expect(await run(3, { external_id: `b-${tag}`, name: 'Taro', phone })).toBe('created')
+    expect(await run(4, { external_id: `c-${tag}`, email: mother, name: 'Jiro' })).toBe('created')
+    expect(await run(5, { external_id: `d-${tag}`, marketing_consent: 'true' })).toBe('created')
+    // The son opts out; the shop's row also carries the family phone.
+    expect(await run(6, { external_id: `d-${tag}`, phone, marketing_consent: 'false' })).toBe(
+      'updated',
+    )
+    const conflict = 'held by a customer with another external_id; not attached'
+    expect(warnings).toEqual([
+      expect.stringContaining(`3 phone: ${conflict}`),
+      expect.stringContaining(`4 email: ${conflict}`),
+      expect.stringContaining(`6 phone: ${conflict}`),
     ])
-    const result = await cli(['import', 'customers', file])
-    expect(result.code).toBe(0)
-    expect(result.stderr).toContain('line 3: phone: held by a customer with another external_id')
-    expect(result.stderr).toContain('line 4: email: held by a customer with another external_id')
-    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 2')
 
     const hanako = await customerWith('online_customer', `a-${tag}`)
-    expect(hanako).toMatchObject({ display_name: 'Hanako', email: `mother.${tag}@example.com` })
+    expect(hanako).toMatchObject({ display_name: 'Hanako', email: mother, phone })
+    const taro = await customerWith('online_customer', `b-${tag}`)
+    expect(taro).toMatchObject({ display_name: 'Taro', phone })
+    const son = await customerWith('online_customer', `d-${tag}`)
+    expect((await loadConsent(db, son!.id)).marketing).toEqual({ line: false, email: false })
     const identities = await db
       .selectFrom('identity')
       .select(['kind', 'value', 'customer_id'])
-      .where('value', 'like', `%${tag}%`)
-      .orderBy('value')
+      .where((eb) => eb.or([eb('value', 'like', `%${tag}%`), eb('value', '=', phone)]))
       .execute()
-    expect(identities).toEqual([
-      { kind: 'online_customer', value: `a-${tag}`, customer_id: hanako!.id },
-      { kind: 'email', value: `mother.${tag}@example.com`, customer_id: hanako!.id },
-    ])
+    expect(new Set(identities.map((i) => i.customer_id)).size).toBe(4)
+    expect(identities.filter((i) => i.customer_id === hanako!.id)).toHaveLength(3)
   })
 
   it('refuses a file with an unknown column before writing anything', async () => {
