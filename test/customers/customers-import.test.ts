@@ -221,6 +221,20 @@ describe('kizuna import customers', () => {
     expect(old.stderr).toContain('line 2: external_id: this customer was erased on request')
   })
 
+  it('prints a warning by line for a shared phone, and creates both', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const phone = `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
+    const file = await csv([
+      HEADER,
+      `w1-${tag},,Mother,${phone},,,`,
+      `w2-${tag},,Father,${phone},,,`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain('line 3: warning: phone: held by a customer with another')
+    expect(result.stdout).toContain('created 2')
+  })
+
   it('never merges two shop accounts that share a phone or an email: only that id is left off', async () => {
     const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
     const tag = randomUUID().slice(0, 8)

@@ -42,7 +42,9 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
           continue
         }
         try {
-          tally[await importCustomerRow(db, env, row)]++
+          const warn = (field: string, message: string) =>
+            reportBadRow(item.line, `warning: ${field}: ${message}`)
+          tally[await importCustomerRow(db, env, row, warn)]++
         } catch (error) {
           if (!(error instanceof RowError)) throw error
           reportBadRow(item.line, `${error.field}: ${error.message}`)
