@@ -98,7 +98,7 @@ describe('loadEnv', () => {
   })
 
   it('refuses a PORT (or any variable) of only spaces instead of reading 0', () => {
-    expect(() => loadEnv({ PORT: ' ' })).toThrow(/only spaces[^]*→ at PORT/)
+    expect(() => loadEnv({ PORT: ' ' })).toThrow(/only spaces[\s\S]*→ at PORT/)
     expect(() => loadEnv({ REDIS_URL: '  ' })).toThrow(/→ at REDIS_URL/)
     expect(loadEnv({ PORT: '' }).PORT).toBe(3000)
   })

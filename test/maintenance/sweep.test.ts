@@ -1,20 +1,15 @@
-import { randomUUID } from 'node:crypto'
 import { UnrecoverableError, Worker } from 'bullmq'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import type { QueueName } from '../../src/jobs.ts'
-import { closeDeps, createDeps } from '../../src/main/deps.ts'
-import { migrateToLatest } from '../../src/main/migrate.ts'
 import { createProcessors } from '../../src/main/processors.ts'
 import { PROFILE_RETRY_MS, sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { startWorkers } from '../../src/platform/workers.ts'
-import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { enqueueWebhookEvents } from '../../src/webhook/webhook.enqueue.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
-import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN, testEnv } from '../support/harness.ts'
-import { createPrivateDatabase } from '../support/private-database.ts'
+import { startPrivateDeps } from '../support/private-deps.ts'
 import { eventually } from '../support/wait.ts'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -25,25 +20,7 @@ afterAll(async () => {
 describe('sweeper', () => {
   it('queues again an event and a profile whose jobs failed without the rows saying so', async () => {
     // Its own database: the sweeper takes every stale row it sees.
-    const database = await createPrivateDatabase()
-    cleanups.push(() => database.drop())
-    const line = await startLinePlatform({
-      channelSecret: TEST_CHANNEL_SECRET,
-      channelAccessToken: TEST_CHANNEL_TOKEN,
-    })
-    cleanups.push(() => line.close())
-    const env = testEnv({
-      DATABASE_URL: database.url,
-      LINE_API_BASE_URL: line.apiBaseUrl,
-      LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
-    })
-    const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}` })
-    cleanups.push(async () => {
-      const queues = Object.values(deps.queues.byName)
-      await Promise.all(queues.map((q) => q.obliterate({ force: true })))
-      await closeDeps(deps)
-    })
-    await migrateToLatest(deps.db)
+    const { deps, env, line } = await startPrivateDeps(cleanups)
     const redis = createWorkerRedis(env.REDIS_URL)
     cleanups.push(async () => redis.disconnect())
 

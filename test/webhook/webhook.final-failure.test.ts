@@ -1,13 +1,8 @@
-import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
-import { closeDeps, createDeps } from '../../src/main/deps.ts'
-import { migrateToLatest } from '../../src/main/migrate.ts'
-import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { processWebhookEvent, processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
-import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN, testEnv } from '../support/harness.ts'
-import { createPrivateDatabase } from '../support/private-database.ts'
+import { startPrivateDeps } from '../support/private-deps.ts'
 
 const cleanups: (() => Promise<void>)[] = []
 afterAll(async () => {
@@ -17,25 +12,7 @@ afterAll(async () => {
 describe('webhook.process-events, given up on', () => {
   it("fails only the event that failed; the user's later unfollow is still applied", async () => {
     // Its own database: a trigger there makes every consent change fail, as a bug would.
-    const database = await createPrivateDatabase()
-    cleanups.push(() => database.drop())
-    const line = await startLinePlatform({
-      channelSecret: TEST_CHANNEL_SECRET,
-      channelAccessToken: TEST_CHANNEL_TOKEN,
-    })
-    cleanups.push(() => line.close())
-    const env = testEnv({
-      DATABASE_URL: database.url,
-      LINE_API_BASE_URL: line.apiBaseUrl,
-      LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
-    })
-    const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}` })
-    cleanups.push(async () => {
-      const queues = Object.values(deps.queues.byName)
-      await Promise.all(queues.map((q) => q.obliterate({ force: true })))
-      await closeDeps(deps)
-    })
-    await migrateToLatest(deps.db)
+    const { deps, line } = await startPrivateDeps(cleanups)
     await sql`create function refuse() returns trigger language plpgsql as
       $$ begin raise exception 'consent is broken'; end $$`.execute(deps.db)
     await sql`create trigger refuse before insert or update on consent
