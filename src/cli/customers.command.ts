@@ -14,16 +14,20 @@ export function registerCustomerCommands(program: Command): void {
     )
     .argument('<id>', 'customer id (uuid)')
     .action((id: string) =>
-      withDb(async (db) => {
-        if (!z.uuid().safeParse(id).success) throw new UsageError(`<id>: not a uuid: ${id}`)
-        const result = await eraseCustomer(db, id)
-        const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
-        console.log(
-          result.alreadyErased
-            ? `customer ${result.customerId}${note} was already erased; checked again`
-            : `erased customer ${result.customerId}${note}`,
-        )
-      }),
+      withDb(
+        async (db) => {
+          const result = await eraseCustomer(db, id)
+          const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
+          console.log(
+            result.alreadyErased
+              ? `customer ${result.customerId}${note} was already erased; checked again`
+              : `erased customer ${result.customerId}${note}`,
+          )
+        },
+        () => {
+          if (!z.uuid().safeParse(id).success) throw new UsageError(`<id>: not a uuid: ${id}`)
+        },
+      ),
     )
   customers
     .command('refresh-spend')
@@ -32,15 +36,21 @@ export function registerCustomerCommands(program: Command): void {
     )
     .option('--since <date>', 'the previous run (ISO 8601); default: the last successful run')
     .action((opts: { since?: string }) =>
-      withDb(async (db, env) => {
-        const since = opts.since ? new Date(opts.since) : undefined
-        if (since && Number.isNaN(since.getTime())) throw new UsageError('--since: not a date')
-        const result = await refreshSpendSinceLastRun(db, env, { now: new Date(), since })
-        const retiered =
-          result.retiered === null ? '' : `; thresholds changed: ${result.retiered} tiers re-set`
-        console.log(
-          `${result.changed} customers updated since ${result.since.toISOString()}${retiered}`,
-        )
-      }),
+      withDb(
+        async (db, env) => {
+          const since = opts.since ? new Date(opts.since) : undefined
+          const result = await refreshSpendSinceLastRun(db, env, { now: new Date(), since })
+          const retiered =
+            result.retiered === null ? '' : `; thresholds changed: ${result.retiered} tiers re-set`
+          console.log(
+            `${result.changed} customers updated since ${result.since.toISOString()}${retiered}`,
+          )
+        },
+        () => {
+          if (opts.since && Number.isNaN(new Date(opts.since).getTime())) {
+            throw new UsageError('--since: not a date')
+          }
+        },
+      ),
     )
 }

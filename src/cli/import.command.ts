@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { importCustomersFile } from './import/customers.ts'
 import { importOrdersFile } from './import/orders.ts'
 import { importProductsFile } from './import/products.ts'
+import { checkImportFile } from './import/read-records.ts'
 import { withDb } from './with-db.ts'
 
 export function registerImportCommands(program: Command): void {
@@ -16,7 +17,12 @@ export function registerImportCommands(program: Command): void {
         'member_card, phone per row); safe to re-run',
     )
     .argument('<file>', 'a .csv file')
-    .action((file: string) => withDb((db, env) => importCustomersFile(db, env, file)))
+    .action((file: string) =>
+      withDb(
+        (db, env) => importCustomersFile(db, env, file),
+        () => checkImportFile(file, ['csv']),
+      ),
+    )
   imports
     .command('products')
     .description(
@@ -24,7 +30,12 @@ export function registerImportCommands(program: Command): void {
         'related_skus (";"-separated in CSV, an array in NDJSON), warranty_months',
     )
     .argument('<file>', 'a .csv, .ndjson or .jsonl file')
-    .action((file: string) => withDb((db) => importProductsFile(db, file)))
+    .action((file: string) =>
+      withDb(
+        (db) => importProductsFile(db, file),
+        () => checkImportFile(file, ['csv', 'ndjson']),
+      ),
+    )
   imports
     .command('orders')
     .description(
@@ -37,6 +48,9 @@ export function registerImportCommands(program: Command): void {
     .argument('<file>', 'a .csv, .ndjson or .jsonl file')
     .option('--source <name>', 'the shop system, for rows that do not name one')
     .action((file: string, opts: { source?: string }) =>
-      withDb((db, env) => importOrdersFile(db, env, file, opts)),
+      withDb(
+        (db, env) => importOrdersFile(db, env, file, opts),
+        () => checkImportFile(file, ['csv', 'ndjson']),
+      ),
     )
 }

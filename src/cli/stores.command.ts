@@ -20,13 +20,14 @@ export function registerStoreCommands(program: Command): void {
     .requiredOption('--code <code>', 'store code, e.g. S001')
     .requiredOption('--name <name>', 'store name, e.g. Shibuya')
     .action((opts: { code: string; name: string }) =>
-      withDb(async (db) => {
-        const checked = checkInput(newStoreSchema, opts)
-        if (!checked.ok) throw new UsageError(describeFields(checked.fields))
-        const store = await insertStore(db, checked.data)
-        if (!store) throw new UsageError(`store ${checked.data.code} already exists`)
-        console.log(`added store ${store.code} (${store.name})`)
-      }),
+      withDb(
+        async (db) => {
+          const store = await insertStore(db, parseStore(opts))
+          if (!store) throw new UsageError(`store ${opts.code.trim()} already exists`)
+          console.log(`added store ${store.code} (${store.name})`)
+        },
+        () => parseStore(opts),
+      ),
     )
   stores
     .command('list')
@@ -45,28 +46,27 @@ export function registerStoreCommands(program: Command): void {
     .requiredOption('--scope <scopes>', `comma-separated: ${SCOPES.join(', ')}`)
     .option('--label <label>', 'a note to recognise the key by')
     .action((opts: { store?: string; scope: string; label?: string }) =>
-      withDb(async (db) => {
-        const scopes = opts.scope.split(',').map((s) => s.trim())
-        const bad = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s))
-        if (bad.length > 0 || scopes.length === 0) {
-          throw new UsageError(`--scope: unknown scope ${bad.join(', ')}; use ${SCOPES.join(', ')}`)
-        }
-        let storeId: string | null = null
-        if (opts.store) {
-          const store = await findStoreByCode(db, opts.store)
-          if (!store) throw new UsageError(`--store: no store with code ${opts.store}`)
-          storeId = store.id
-        } else if (scopes.includes('pos')) {
-          throw new UsageError('--store: a key with scope pos must belong to a store')
-        }
-        const { key } = await createApiKey(db, {
-          storeId,
-          scopes: scopes as Scope[],
-          label: opts.label,
-        })
-        console.error('The key is shown once. Store it now; Kizuna keeps only its hash.')
-        console.log(key)
-      }),
+      withDb(
+        async (db) => {
+          const scopes = parseScopes(opts.scope)
+          let storeId: string | null = null
+          if (opts.store) {
+            const store = await findStoreByCode(db, opts.store)
+            if (!store) throw new UsageError(`--store: no store with code ${opts.store}`)
+            storeId = store.id
+          } else if (scopes.includes('pos')) {
+            throw new UsageError('--store: a key with scope pos must belong to a store')
+          }
+          const { key } = await createApiKey(db, {
+            storeId,
+            scopes: scopes as Scope[],
+            label: opts.label,
+          })
+          console.error('The key is shown once. Store it now; Kizuna keeps only its hash.')
+          console.log(key)
+        },
+        () => parseScopes(opts.scope),
+      ),
     )
   keys
     .command('list')
@@ -95,17 +95,40 @@ export function registerStoreCommands(program: Command): void {
     .description('revoke a key: requests with it are refused from now on')
     .argument('<prefix>', 'the 8 characters after kz_ (as keys list shows them)')
     .action((prefix: string) =>
-      withDb(async (db) => {
-        // The prefix alone, or the prefix with kz_ (and the rest of the key, when pasted whole).
-        const bare = prefix.match(/^(?:kz_)?([0-9a-f]{8})(?:_.*)?$/)?.[1]
-        if (!bare) throw new UsageError('PREFIX: the 8 hex characters after kz_, e.g. 1a2b3c4d')
-        try {
-          await revokeApiKey(db, bare)
-        } catch (error) {
-          if (error instanceof AppError) throw new UsageError(error.message)
-          throw error
-        }
-        console.log(`revoked kz_${bare}_…`)
-      }),
+      withDb(
+        async (db) => {
+          const bare = parsePrefix(prefix)
+          try {
+            await revokeApiKey(db, bare)
+          } catch (error) {
+            if (error instanceof AppError) throw new UsageError(error.message)
+            throw error
+          }
+          console.log(`revoked kz_${bare}_…`)
+        },
+        () => parsePrefix(prefix),
+      ),
     )
+}
+
+function parseStore(opts: { code: string; name: string }) {
+  const checked = checkInput(newStoreSchema, opts)
+  if (!checked.ok) throw new UsageError(describeFields(checked.fields))
+  return checked.data
+}
+
+function parseScopes(scope: string): Scope[] {
+  const scopes = scope.split(',').map((s) => s.trim())
+  const bad = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s))
+  if (bad.length > 0 || scopes.length === 0) {
+    throw new UsageError(`--scope: unknown scope ${bad.join(', ')}; use ${SCOPES.join(', ')}`)
+  }
+  return scopes as Scope[]
+}
+
+/** The prefix alone, or with kz_ (and the rest of the key, when pasted whole). */
+function parsePrefix(prefix: string): string {
+  const bare = prefix.match(/^(?:kz_)?([0-9a-f]{8})(?:_.*)?$/)?.[1]
+  if (!bare) throw new UsageError('PREFIX: the 8 hex characters after kz_, e.g. 1a2b3c4d')
+  return bare
 }

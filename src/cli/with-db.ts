@@ -2,10 +2,18 @@ import { type Env, loadEnv } from '../config/env.ts'
 import { migrateToLatest } from '../main/migrate.ts'
 import { createDb, type Database } from '../platform/db.ts'
 
-/** Runs a CLI action with a migrated database; prints a clear error and sets exit code 1. */
-export async function withDb(fn: (db: Database, env: Env) => Promise<void>): Promise<void> {
+/**
+ * Runs a CLI action with a migrated database; prints a clear error and sets exit code 1.
+ * `checkArgs` throws a UsageError for bad arguments before any database is opened (an embedded
+ * one would otherwise be created and migrated only to refuse a typo).
+ */
+export async function withDb(
+  fn: (db: Database, env: Env) => Promise<void>,
+  checkArgs?: () => void,
+): Promise<void> {
   let db: Database | undefined
   try {
+    checkArgs?.()
     const env = loadEnv()
     db = await createDb(env, { poolSize: 4 })
     await migrateToLatest(db)

@@ -1,4 +1,4 @@
-import { createReadStream, type ReadStream } from 'node:fs'
+import { createReadStream, existsSync, type ReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -38,6 +38,12 @@ export function formatOf(file: string, allowed: Format[]): Format {
     throw new UsageError(`FILE: use a ${names} file`)
   }
   return format
+}
+
+/** The file's format, checked before anything opens a database: a readable file of `allowed`. */
+export function checkImportFile(file: string, allowed: Format[]): void {
+  formatOf(file, allowed)
+  if (!existsSync(file)) throw new UsageError(`FILE: cannot read ${file}`)
 }
 
 export async function openRecords(file: string, format: Format): Promise<RecordSource> {

@@ -1,0 +1,34 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { cli } from '../support/cli.ts'
+
+const dirs: string[] = []
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true })
+})
+
+describe('kizuna with a bad argument', () => {
+  it('says which argument, exits 1, and opens no database (an embedded one is not created)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kizuna-args-'))
+    dirs.push(dir)
+    const env = { DATABASE_URL: '', DATA_DIR: dir }
+    const cases: [string[], string][] = [
+      [['keys', 'revoke', 'zz'], 'PREFIX: the 8 hex characters after kz_'],
+      [['keys', 'create', '--scope', 'root'], '--scope: unknown scope root'],
+      [['stores', 'add', '--code', ' ', '--name', 'X'], 'code'],
+      [['customers', 'erase', 'not-a-uuid'], '<id>: not a uuid'],
+      [['customers', 'refresh-spend', '--since', 'yesterday'], '--since: not a date'],
+      [['import', 'orders', join(dir, 'missing.csv')], 'FILE: cannot read'],
+      [['import', 'customers', join(dir, 'members.xlsx')], 'FILE: use a .csv file'],
+    ]
+    for (const [args, message] of cases) {
+      const result = await cli(args, env)
+      expect({ args, code: result.code }).toEqual({ args, code: 1 })
+      expect(result.stderr).toContain(message)
+    }
+    expect(existsSync(join(dir, 'pglite'))).toBe(false)
+  })
+})
