@@ -276,6 +276,12 @@ export interface SandboxMail {
   to_address: string;
 }
 
+export interface StaffSessionEnd {
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp;
+  session_id: string;
+}
+
 export interface Store {
   code: string;
   created_at: Generated<Timestamp>;
@@ -323,6 +329,7 @@ export interface DB {
   product: Product;
   purchase: Purchase;
   sandbox_mail: SandboxMail;
+  staff_session_end: StaffSessionEnd;
   store: Store;
   webhook_event: WebhookEvent;
 }

@@ -1,8 +1,8 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
-import { isKeyActive } from '../auth/api-key.service.ts'
 import type { Db } from '../platform/db.ts'
 import { getAppSecret } from '../platform/secrets.ts'
+import { isStaffSessionLive } from './staff.repo.ts'
 
 /** A register shift; logging in again renews it. */
 export const STAFF_SESSION_TTL_SECONDS = 8 * 3600
@@ -12,6 +12,8 @@ export const STAFF_COOKIE = 'kizuna_staff'
 const PURPOSE = 'kizuna.staff-session.v1.'
 
 const payloadSchema = z.object({
+  // The session's own id, new at each login: logging out ends this one, not the key's others.
+  i: z.uuid(),
   k: z.uuid(),
   s: z.uuid(),
   c: z.string().min(1).max(64),
@@ -21,6 +23,9 @@ const payloadSchema = z.object({
 
 /** Who is logged in: the API key's id and its store; never the key itself. */
 export type StaffSession = { keyId: string; storeId: string; storeCode: string; storeName: string }
+
+/** A verified session, with what logging out needs to end it. */
+export type VerifiedStaffSession = StaffSession & { sessionId: string; expiresAt: Date }
 
 function signature(secret: string, payload: string): Buffer {
   return createHmac('sha256', secret)
@@ -36,6 +41,7 @@ export async function signStaffSession(
 ): Promise<string> {
   const secret = await getAppSecret(db, 'tokens')
   const body = {
+    i: randomUUID(),
     k: session.keyId,
     s: session.storeId,
     c: session.storeCode,
@@ -46,12 +52,15 @@ export async function signStaffSession(
   return `${payload}.${signature(secret, payload).toString('base64url')}`
 }
 
-/** The session in a cookie value, or undefined when it is missing, forged or expired. */
+/**
+ * The session in a cookie value, or undefined when it is missing, forged, expired, logged out
+ * or its key is revoked.
+ */
 export async function verifyStaffSession(
   db: Db,
   token: string | undefined,
   now: Date,
-): Promise<StaffSession | undefined> {
+): Promise<VerifiedStaffSession | undefined> {
   const match = token ? /^([A-Za-z0-9_-]{1,1000})\.([A-Za-z0-9_-]{43})$/.exec(token) : null
   if (!match) return undefined
   const [, payload = '', sig = ''] = match
@@ -68,7 +77,14 @@ export async function verifyStaffSession(
   }
   const parsed = payloadSchema.safeParse(decoded)
   if (!parsed.success || parsed.data.exp * 1000 <= now.getTime()) return undefined
-  const { k, s, c, n } = parsed.data
-  if (!(await isKeyActive(db, k))) return undefined
-  return { keyId: k, storeId: s, storeCode: c, storeName: n }
+  const { i, k, s, c, n, exp } = parsed.data
+  if (!(await isStaffSessionLive(db, k, i))) return undefined
+  return {
+    keyId: k,
+    storeId: s,
+    storeCode: c,
+    storeName: n,
+    sessionId: i,
+    expiresAt: new Date(exp * 1000),
+  }
 }

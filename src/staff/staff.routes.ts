@@ -12,7 +12,7 @@ import { jsonInput, parseInput } from '../platform/input.ts'
 import { POS_MAX_BYTES } from '../pos/pos.routes.ts'
 import { scan } from '../pos/pos.service.ts'
 import { loginPage, scanPage } from './staff.pages.ts'
-import { findStoreById } from './staff.repo.ts'
+import { endStaffSession, findStoreById } from './staff.repo.ts'
 import { staffLoginSchema, staffScanSchema } from './staff.schemas.ts'
 import {
   STAFF_COOKIE,
@@ -113,7 +113,12 @@ export function staffRoutes(deps: StaffDeps) {
       }
       return c.redirect('scan', 303)
     })
-    .post('/logout', sameOrigin, formLimit, (c) => {
+    .post('/logout', sameOrigin, formLimit, async (c) => {
+      // Deleting the cookie alone would leave any copy of it working until it expires.
+      const session = await sessionOf(c)
+      if (session) {
+        await endStaffSession(deps.db, session.sessionId, session.expiresAt, deps.clock.now())
+      }
       deleteCookie(c, STAFF_COOKIE, cookieOptions(c))
       return c.redirect('scan', 303)
     })

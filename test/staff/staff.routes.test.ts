@@ -143,6 +143,25 @@ describe('POST /staff/scan', () => {
     expect((await scan({ barcode: c.card }, { cookie: session })).status).toBe(401)
   })
 
+  it("ends the logged-out session for any copy of its cookie, not the key's other sessions", async () => {
+    const loggedOut = (await login(key)).headers.get('set-cookie')?.split(';')[0] ?? ''
+    const other = (await login(key)).headers.get('set-cookie')?.split(';')[0] ?? ''
+    const c = await makeCustomer(db)
+    expect((await scan({ barcode: c.card }, { cookie: loggedOut })).status).toBe(200)
+    const out = await fetch(`${base}/staff/logout`, {
+      method: 'POST',
+      headers: { origin: base, cookie: loggedOut },
+      redirect: 'manual',
+    })
+    expect(out.status).toBe(303)
+    // The browser drops the cookie; a copy of it must not outlive the logout.
+    const res = await scan({ barcode: c.card }, { cookie: loggedOut })
+    expect(res.status).toBe(401)
+    expect((await errorOf(res)).message).toContain('log in again')
+    expect((await scan({ barcode: c.card }, { cookie: other })).status).toBe(200)
+    expect((await scan({ barcode: c.card })).status).toBe(200)
+  })
+
   it('refuses a request from another origin or without Origin (CSRF)', async () => {
     const c = await makeCustomer(db)
     expect((await scan({ barcode: c.card }, { origin: 'https://evil.example' })).status).toBe(403)
