@@ -1,8 +1,9 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
+import { isKeyActive } from '../auth/api-key.service.ts'
 import type { Db } from '../platform/db.ts'
 import { getAppSecret } from '../platform/secrets.ts'
-import { isStaffSessionLive } from './staff.repo.ts'
+import { isStaffSessionEnded } from './staff.repo.ts'
 
 /** A register shift; logging in again renews it. */
 export const STAFF_SESSION_TTL_SECONDS = 8 * 3600
@@ -78,7 +79,8 @@ export async function verifyStaffSession(
   const parsed = payloadSchema.safeParse(decoded)
   if (!parsed.success || parsed.data.exp * 1000 <= now.getTime()) return undefined
   const { i, k, s, c, n, exp } = parsed.data
-  if (!(await isStaffSessionLive(db, k, i))) return undefined
+  // The key's status is auth's to tell; whether this session was logged out is ours.
+  if (!(await isKeyActive(db, k)) || (await isStaffSessionEnded(db, i))) return undefined
   return {
     keyId: k,
     storeId: s,

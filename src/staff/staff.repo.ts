@@ -9,25 +9,12 @@ export async function findStoreById(db: Db, id: string) {
     .executeTakeFirst()
 }
 
-/**
- * Whether a staff session may still be used: its key is not revoked and it was not logged out.
- * One query, both primary-key lookups, because it runs on every staff request.
- */
-export async function isStaffSessionLive(db: Db, keyId: string, sessionId: string) {
+/** Whether a staff session was logged out (a primary-key lookup, on every staff request). */
+export async function isStaffSessionEnded(db: Db, sessionId: string): Promise<boolean> {
   const row = await db
-    .selectFrom('api_key')
-    .select('api_key.id')
-    .where('api_key.id', '=', keyId)
-    .where('api_key.revoked_at', 'is', null)
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('staff_session_end')
-            .select('staff_session_end.session_id')
-            .where('staff_session_end.session_id', '=', sessionId),
-        ),
-      ),
-    )
+    .selectFrom('staff_session_end')
+    .select('session_id')
+    .where('session_id', '=', sessionId)
     .executeTakeFirst()
   return row !== undefined
 }
