@@ -1,3 +1,4 @@
+import { fetchWelcomeProfile } from '../identity/profile.service.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { CARD_TOKEN_TTL_SECONDS, signCardToken } from './card-token.ts'
@@ -68,11 +69,12 @@ async function giveWelcomeCoupon(trx: Db, customerId: string, now: Date): Promis
   throw new Error(`no free coupon code after ${MAX_TRIES} tries`)
 }
 
-type CardDeps = Pick<Deps, 'db' | 'env' | 'clock'>
+type CardDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'line' | 'log'>
 
 /**
  * The member-card template's variables, at send time (loader of `member-card`): the card (issued
- * now if missing), tier, points, the first usable coupon and a fresh signed barcode URL.
+ * now if missing), tier, points, the first usable coupon and a fresh signed barcode URL. A welcome
+ * card first fetches a new friend's profile (bounded wait), so it greets them by name.
  */
 export async function memberCardVars(
   deps: CardDeps,
@@ -80,6 +82,8 @@ export async function memberCardVars(
 ): Promise<Record<string, unknown>> {
   const welcome = delivery.vars?.welcome
   const greeting = welcome === 'new' || welcome === 'back' ? GREETINGS[welcome] : ''
+  // Before the transaction: the LINE call holds no connection.
+  if (greeting) await fetchWelcomeProfile(deps, delivery.customerId)
   const now = deps.clock.now()
   return deps.db.transaction().execute(async (trx) => {
     const { card } = await ensureMemberCard(trx, delivery.customerId, cardIssueOptions(deps))

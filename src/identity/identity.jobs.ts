@@ -1,36 +1,17 @@
 import { UnrecoverableError } from 'bullmq'
-import { storableText } from '../platform/input.ts'
-import { classifyLineError } from '../platform/line.ts'
 import type { Processor } from '../platform/worker-types.ts'
-import { fillCustomerName, findLineUserById, saveLineProfile } from './identity.repo.ts'
+import { findLineUserById } from './identity.repo.ts'
+import { fetchLineProfile } from './profile.service.ts'
 
 /** Fetches a friend's LINE profile (name, language, picture). A 404 means "not available". */
 export const fetchProfile: Processor<'identity.fetch-profile'> = {
-  async run(deps, { lineUserId }) {
+  async run(deps, { lineUserId }, ctx) {
     const lineUser = await findLineUserById(deps.db, lineUserId)
     if (!lineUser) throw new UnrecoverableError('LINE user row not found')
-    try {
-      const fetched = await deps.line.call('profile', (c) => c.getProfile(lineUser.line_uid))
-      const profile = {
-        displayName: storableText(fetched.displayName),
-        language: storableText(fetched.language),
-        pictureUrl: storableText(fetched.pictureUrl),
-      }
-      await saveLineProfile(deps.db, lineUser.id, profile)
-      if (profile.displayName) {
-        await fillCustomerName(deps.db, lineUser.customer_id, profile.displayName)
-      }
-    } catch (error) {
-      const failure = classifyLineError(error)
-      if (failure.kind === 'rejected' && failure.status === 404) {
-        // Blocked or not a friend any more: events, not profiles, decide the status.
-        await saveLineProfile(deps.db, lineUser.id, null)
-        return
-      }
-      if (failure.kind === 'rejected') {
-        throw new UnrecoverableError(`profile fetch rejected (${failure.status})`)
-      }
-      throw error
-    }
+    // Fetched since this job was asked for (a welcome card fetches it first): done, no second
+    // call. An older fetch (an unblock asks for a fresh one) does not count.
+    const fetchedAt = lineUser.profile_fetched_at?.getTime()
+    if (fetchedAt !== undefined && ctx?.job && fetchedAt >= ctx.job.timestamp) return
+    await fetchLineProfile(deps, lineUser)
   },
 }

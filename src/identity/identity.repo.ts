@@ -113,3 +113,14 @@ export async function listLineUsersWithoutProfile(db: Db, olderThan: Date, limit
     .execute()
   return rows.map((r) => r.id)
 }
+
+/** The customer's LINE friend whose profile was never fetched (none once it was, or if blocked). */
+export async function findProfilelessFriendOf(db: Db, customerId: string) {
+  return db
+    .selectFrom('line_user')
+    .select(['id', 'line_uid', 'customer_id'])
+    .where('customer_id', '=', customerId)
+    .where('profile_fetched_at', 'is', null)
+    .where('status', '=', 'friend')
+    .executeTakeFirst()
+}

@@ -56,6 +56,34 @@ function friendOnLine() {
 }
 
 describe('friend lifecycle', () => {
+  it('greets a new friend by their LINE name even when the card outruns the profile job, with one profile call', async () => {
+    // The profile job held back: the welcome card goes first, as on embedded PGlite.
+    const identity = k.deps.queues.byName.identity
+    await identity.pause()
+    try {
+      const user = k.line.users.create({ displayName: '佐藤 一郎' })
+      expect((await k.line.users.follow(user.userId)).status).toBe(200)
+      await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
+      const card = JSON.stringify(k.line.inbox(user.userId)[0]?.message)
+      expect(card).toContain('佐藤 一郎')
+      expect(card).not.toContain('Member 様')
+      const profileCalls = () => k.line.requestsTo('GET', `/v2/bot/profile/${user.userId}`)
+      expect(profileCalls()).toHaveLength(1)
+
+      // The job, let go, finds the profile fetched and asks LINE nothing more.
+      await identity.resume()
+      await eventually(async () => {
+        const counts = await identity.getJobCounts('waiting', 'active', 'completed')
+        expect((counts.waiting ?? 0) + (counts.active ?? 0)).toBe(0)
+        expect(counts.completed ?? 0).toBeGreaterThan(0)
+      })
+      expect(profileCalls()).toHaveLength(1)
+      expect((await lineUser(user.userId))?.display_name).toBe('佐藤 一郎')
+    } finally {
+      await identity.resume()
+    }
+  })
+
   it('follow creates the customer and LINE identity, fetches the profile and replies the member card', async () => {
     const user = k.line.users.create({ displayName: '山田 花子', language: 'ja' })
     expect((await k.line.users.follow(user.userId)).status).toBe(200)

@@ -1,0 +1,69 @@
+import { UnrecoverableError } from 'bullmq'
+import type { Deps } from '../platform/deps.ts'
+import { storableText } from '../platform/input.ts'
+import { classifyLineError } from '../platform/line.ts'
+import { withTimeout } from '../platform/timeout.ts'
+import { fillCustomerName, findProfilelessFriendOf, saveLineProfile } from './identity.repo.ts'
+
+type ProfileDeps = Pick<Deps, 'db' | 'line'>
+
+/**
+ * Fetches a LINE user's profile (name, language, picture) and saves it; the customer takes the
+ * name if they have none. A 404 means "not available": saved as fetched, with nothing. Outside
+ * any transaction: the LINE call must not hold a connection (embedded PGlite has one).
+ */
+export async function fetchLineProfile(
+  deps: ProfileDeps,
+  lineUser: { id: string; line_uid: string; customer_id: string },
+): Promise<void> {
+  try {
+    const fetched = await deps.line.call('profile', (c) => c.getProfile(lineUser.line_uid))
+    const profile = {
+      displayName: storableText(fetched.displayName),
+      language: storableText(fetched.language),
+      pictureUrl: storableText(fetched.pictureUrl),
+    }
+    await saveLineProfile(deps.db, lineUser.id, profile)
+    if (profile.displayName) {
+      await fillCustomerName(deps.db, lineUser.customer_id, profile.displayName)
+    }
+  } catch (error) {
+    const failure = classifyLineError(error)
+    if (failure.kind === 'rejected' && failure.status === 404) {
+      // Blocked or not a friend any more: events, not profiles, decide the status.
+      await saveLineProfile(deps.db, lineUser.id, null)
+      return
+    }
+    if (failure.kind === 'rejected') {
+      throw new UnrecoverableError(`profile fetch rejected (${failure.status})`)
+    }
+    throw error
+  }
+}
+
+/** How long a welcome card waits for its friend's name: well inside the reply token's minute. */
+export const WELCOME_PROFILE_WAIT_MS = 2_000
+
+/**
+ * Before a welcome card is rendered: the profile of the customer's LINE friend whose profile was
+ * never fetched, so the card greets them by name. The profile job is queued beside the welcome
+ * and often loses the race (always on embedded PGlite); this fetch saves what the job would, so
+ * the job finds it done. Bounded: after `waitMs` (or on any failure) the card goes without the
+ * name, and the fetch still under way, or the job, saves it for later.
+ */
+export async function fetchWelcomeProfile(
+  deps: ProfileDeps & Pick<Deps, 'log'>,
+  customerId: string,
+  waitMs = WELCOME_PROFILE_WAIT_MS,
+): Promise<void> {
+  const lineUser = await findProfilelessFriendOf(deps.db, customerId)
+  if (!lineUser) return
+  const fetching = fetchLineProfile(deps, lineUser)
+  try {
+    await withTimeout(fetching, waitMs, 'welcome profile')
+  } catch (error) {
+    // The job retries a failed fetch; the card does not wait for it.
+    fetching.catch(() => {})
+    deps.log.warn({ err: error, lineUserId: lineUser.id }, 'welcome card sent without the profile')
+  }
+}
