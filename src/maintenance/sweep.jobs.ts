@@ -25,13 +25,18 @@ export async function sweepOnce(
   graceMs = SWEEP_GRACE_MS,
 ) {
   const cutoff = new Date(deps.clock.now().getTime() - graceMs)
-  // A backlog (a burst of webhooks, a campaign) waits in its queue longer than the grace: while
-  // jobs are waiting the queue is not losing work, and each sweep would queue the waiting rows
-  // again under ids of its own. Lost rows are looked for once the queue has caught up.
-  const eventBacklog = await deps.queues.byName.webhook.getWaitingCount()
-  const events = eventBacklog > 0 ? [] : await listStalePendingEvents(deps.db, cutoff, BATCH)
+  // A backlog (a burst of webhooks, a campaign) waits in its queue longer than the grace, and
+  // each sweep would queue the waiting rows again under ids of its own. Events are looked for
+  // only among those stored well before the oldest waiting job was queued: under steady load
+  // there is always a backlog, and a Redis outage's events would otherwise wait for it to drain.
+  const [oldestWaiting] = await deps.queues.byName.webhook.getJobs(['wait'], 0, 0, true)
+  const eventCutoff = oldestWaiting
+    ? new Date(Math.min(cutoff.getTime(), oldestWaiting.timestamp - SWEEP_GRACE_MS))
+    : cutoff
+  const events = await listStalePendingEvents(deps.db, eventCutoff, BATCH)
   const cause = `sweep-${cutoff.getTime()}`
   await enqueueWebhookEvents(deps.queues, events, { cause })
+  // A campaign's deliveries: looked for once the queue has caught up.
   const backlog = await deps.queues.byName.delivery.getWaitingCount()
   const deliveries = backlog > 0 ? [] : await listStaleDeliveries(deps.db, cutoff, BATCH)
   await enqueueDeliveries(

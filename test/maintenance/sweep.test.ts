@@ -83,4 +83,25 @@ describe('sweeper', () => {
       expect(profile.display_name).toBe('Sweep Friend')
     })
   }, 60_000)
+
+  it('finds an event lost long before a backlog, and leaves the backlog alone', async () => {
+    const { deps, line } = await startPrivateDeps(cleanups)
+    const event = () => line.buildEvent('follow', line.users.create().userId, {})
+    const [queued, lost] = [event(), event()]
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([lost]))])
+    // Stored a minute ago, and its job never reached Redis (an outage then).
+    await deps.db
+      .updateTable('webhook_event')
+      .set({ received_at: new Date(Date.now() - 60_000) })
+      .where('webhook_event_id', '=', lost.webhookEventId)
+      .execute()
+    // A backlog: a job waiting for a worker since now.
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([queued]))])
+    await enqueueWebhookEvents(deps.queues, [queued.webhookEventId])
+
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 1 })
+    const waiting = await deps.queues.byName.webhook.getJobs(['wait'])
+    const ids = waiting.map((j) => (j.data as { webhookEventIds: string[] }).webhookEventIds)
+    expect(ids.sort()).toEqual([[lost.webhookEventId], [queued.webhookEventId]].sort())
+  })
 })
