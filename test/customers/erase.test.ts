@@ -338,40 +338,35 @@ describe('eraseCustomer', () => {
         }),
       ])
       .execute()
-    // An online order waiting for the address to appear.
+    // Online orders waiting for the address to appear, or for a shop account id with the
+    // address beside it.
+    const order = {
+      channel: 'online',
+      source: 'shop',
+      purchased_at: new Date(),
+      total: 1_000,
+      line_skus: ['SOFA-1'],
+      line_names: ['Sofa'],
+      line_quantities: [1],
+      line_unit_prices: [1_000],
+    }
     await db
       .insertInto('purchase')
-      .values({
-        channel: 'online',
-        source: 'shop',
-        external_id: randomUUID(),
-        purchased_at: new Date(),
-        total: 1_000,
-        pending_identity_kind: 'email',
-        pending_identity_value: p.email,
-        line_skus: ['SOFA-1'],
-        line_names: ['Sofa'],
-        line_quantities: [1],
-        line_unit_prices: [1_000],
-      })
-      .execute()
-    // And one waiting for a shop account id, with the address beside it.
-    await db
-      .insertInto('purchase')
-      .values({
-        channel: 'online',
-        source: 'shop',
-        external_id: randomUUID(),
-        purchased_at: new Date(),
-        total: 1_000,
-        pending_identity_kind: 'online_customer',
-        pending_identity_value: `shop-${randomUUID()}`,
-        pending_email: p.email,
-        line_skus: ['SOFA-1'],
-        line_names: ['Sofa'],
-        line_quantities: [1],
-        line_unit_prices: [1_000],
-      })
+      .values([
+        {
+          ...order,
+          external_id: randomUUID(),
+          pending_identity_kind: 'email',
+          pending_identity_value: p.email,
+        },
+        {
+          ...order,
+          external_id: randomUUID(),
+          pending_identity_kind: 'online_customer',
+          pending_identity_value: `shop-${randomUUID()}`,
+          pending_email: p.email,
+        },
+      ])
       .execute()
 
     await eraseCustomer(db, p.id)
