@@ -9,7 +9,7 @@ import { startWorkers } from '../../src/platform/workers.ts'
 import { enqueueWebhookEvents } from '../../src/webhook/webhook.enqueue.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
+import { startPrivateDeps, waitingWebhookJobs } from '../support/private-deps.ts'
 import { eventually } from '../support/wait.ts'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -100,8 +100,7 @@ describe('sweeper', () => {
     await enqueueWebhookEvents(deps.queues, [queued.webhookEventId])
 
     expect(await sweepOnce(deps, 0)).toMatchObject({ events: 1 })
-    const waiting = await deps.queues.byName.webhook.getJobs(['wait'])
-    const ids = waiting.map((j) => (j.data as { webhookEventIds: string[] }).webhookEventIds)
-    expect(ids.sort()).toEqual([[lost.webhookEventId], [queued.webhookEventId]].sort())
+    const jobs = await waitingWebhookJobs(deps)
+    expect(jobs.sort()).toEqual([[lost.webhookEventId], [queued.webhookEventId]].sort())
   })
 })

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
 import { migrateToLatest } from '../../src/main/migrate.ts'
+import type { Deps } from '../../src/platform/deps.ts'
 import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN, testEnv } from './harness.ts'
 import { createPrivateDatabase } from './private-database.ts'
@@ -31,4 +32,10 @@ export async function startPrivateDeps(cleanups: (() => Promise<void>)[]) {
   })
   await migrateToLatest(deps.db)
   return { deps, env, line }
+}
+
+/** The event ids of each webhook job waiting for a worker, a list per job. */
+export async function waitingWebhookJobs(deps: Deps): Promise<string[][]> {
+  const jobs = await deps.queues.byName.webhook.getJobs(['wait'])
+  return jobs.map((job) => (job.data as { webhookEventIds: string[] }).webhookEventIds)
 }

@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { processWebhookEvent, processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
+import { startPrivateDeps, waitingWebhookJobs } from '../support/private-deps.ts'
 
 const cleanups: (() => Promise<void>)[] = []
 afterAll(async () => {
@@ -48,8 +48,7 @@ describe('webhook.process-events, given up on', () => {
     expect(statusOf(optout.webhookEventId)).toBe('failed')
     expect(statusOf(unfollow.webhookEventId)).toBe('pending')
     // The unfollow went to a job of its own.
-    const jobs = await deps.queues.byName.webhook.getJobs(['waiting'])
-    const queued = jobs.flatMap((j) => (j.data as { webhookEventIds: string[] }).webhookEventIds)
+    const queued = (await waitingWebhookJobs(deps)).flat()
     expect(queued).toEqual([unfollow.webhookEventId])
     await processWebhookEvents.run(deps, { webhookEventIds: queued }, {} as never)
     const friend = await deps.db
