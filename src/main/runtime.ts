@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { type ServerType, serve } from '@hono/node-server'
 import type { Hono } from 'hono'
@@ -73,6 +74,7 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
     const s = serve({ fetch: app.fetch, port: env.PORT, hostname }, () => resolve(s))
   })
   keepConnectionsOpen(server)
+  const closeServer = closeGracefully(server)
   const { port, address: host } = server.address() as AddressInfo
   const baseUrl = `http://127.0.0.1:${port}`
   if (sandbox) sandbox.setWebhookUrl(`${baseUrl}/webhooks/line`)
@@ -98,7 +100,7 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
     sandbox,
     stop() {
       stopping ??= (async () => {
-        await new Promise<void>((resolve) => server.close(() => resolve()))
+        await closeServer()
         await inbox.drain()
         await workers?.close()
         mailer.close()
@@ -124,4 +126,41 @@ function keepConnectionsOpen(server: ServerType): void {
   server.keepAliveTimeout = KEEP_ALIVE_MS
   // Node wants the headers timeout above the keep-alive one.
   server.headersTimeout = KEEP_ALIVE_MS + 1_000
+}
+
+/**
+ * server.close() as shutdown needs it. close() ends idle connections, but one whose request is
+ * under way stays open after its answer (keep-alive, 65 s), and close() waits for it: a load
+ * balancer or register holding a busy connection at SIGTERM kept the process past its 30 s
+ * deadline, so it was killed before its workers finished their jobs. From the moment stopping
+ * starts, every answer (those under way included) says `Connection: close`, so its connection
+ * ends with it.
+ */
+function closeGracefully(server: ServerType): () => Promise<void> {
+  const close = () => new Promise<void>((resolve) => server.close(() => resolve()))
+  if (!('keepAliveTimeout' in server)) return close
+  const http = server as Server
+  const underWay = new Set<ServerResponse>()
+  let closing = false
+  const endWithAnswer = (res: ServerResponse) => {
+    if (!res.headersSent) {
+      res.setHeader('connection', 'close')
+      return
+    }
+    // Its headers already went out saying keep-alive: end the connection once it is answered.
+    const socket = res.socket
+    res.once('finish', () => socket?.end())
+  }
+  // First, so the header is set before the app could answer.
+  http.prependListener('request', (_req, res) => {
+    if (closing) return endWithAnswer(res)
+    underWay.add(res)
+    res.once('close', () => underWay.delete(res))
+  })
+  return () => {
+    closing = true
+    const answered = close()
+    for (const res of underWay) endWithAnswer(res)
+    return answered
+  }
 }

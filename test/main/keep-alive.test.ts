@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { startTestKizuna } from '../support/harness.ts'
+import { sign, startTestKizuna } from '../support/harness.ts'
 
 /** Sends one keep-alive request on `socket` and resolves with the status line of the answer. */
 async function ask(socket: Socket, host: string): Promise<string> {
@@ -39,6 +39,41 @@ describe('HTTP keep-alive', () => {
       const stopped = kizuna.stopAll().then(() => 'stopped')
       const hung = new Promise((r) => setTimeout(() => r('hung'), 15_000))
       expect(await Promise.race([stopped, hung])).toBe('stopped')
+      socket.destroy()
+    }
+  }, 30_000)
+
+  it('shuts down at once when a request was under way on a keep-alive connection, closing it after the answer', async () => {
+    const kizuna = await startTestKizuna()
+    const { port, hostname: host } = new URL(kizuna.baseUrl ?? '')
+    const socket = connect(Number(port), host)
+    await once(socket, 'connect')
+    let received = ''
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1')
+    })
+    const closed = once(socket, 'close')
+    try {
+      // A webhook whose body is still arriving when SIGTERM comes: it is under way.
+      const body = JSON.stringify({ destination: 'U0123456789abcdef0123456789abcdef', events: [] })
+      socket.write(
+        `POST /webhooks/line HTTP/1.1\r\nHost: ${host}\r\nConnection: keep-alive\r\n` +
+          'Content-Type: application/json\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nx-line-signature: ${sign(body)}\r\n\r\n` +
+          body.slice(0, 10),
+      )
+      await new Promise((r) => setTimeout(r, 200))
+      const stopped = kizuna.stopAll().then(() => 'stopped')
+      await new Promise((r) => setTimeout(r, 200))
+      socket.write(body.slice(10))
+      // It is answered, told the connection ends, and the connection is closed: stopping waits
+      // for neither the 65 s keep-alive nor a client that never closes its side.
+      const hung = new Promise((r) => setTimeout(() => r('hung'), 15_000))
+      expect(await Promise.race([stopped, hung])).toBe('stopped')
+      await closed
+      expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+      expect(received.toLowerCase()).toContain('\r\nconnection: close\r\n')
+    } finally {
       socket.destroy()
     }
   }, 30_000)
