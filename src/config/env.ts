@@ -64,14 +64,28 @@ export const envSchema = z.object({
   LINE_API_BASE_URL: lineBaseUrl('https://api.line.me'),
   LINE_DATA_API_BASE_URL: lineBaseUrl('https://api-data.line.me'),
   LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(2000),
-  LINE_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  // At most 5 minutes, half the delivery lease (a call never outlives its claim); Node would also
+  // run a timer past 2^31-1 ms after 1 ms, timing every call out at once.
+  LINE_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(300_000, 'use at most 300000 (5 minutes)')
+    .default(10_000),
   LINE_CALLS_UNDER_WAY: z.coerce.number().int().min(1).max(1000).default(200),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   MAIL_FROM: z.string().min(3).default('Kizuna <no-reply@kizuna.local>'),
   /** Account link through the shop's own login (with LINK_ASSERTION_SECRET); else email codes. */
   LINK_LOGIN_URL: httpUrl().optional(),
   LINK_ASSERTION_SECRET: z.string().min(32, 'use at least 32 characters').optional(),
-  POST_PURCHASE_DELAY_SECONDS: z.coerce.number().int().min(0).default(3600),
+  // At most 30 days: a follow-up is about the purchase. (Postgres adds it as a 32-bit integer,
+  // so a huge value failed every receipt scanned.)
+  POST_PURCHASE_DELAY_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2_592_000, 'use at most 2592000 (30 days)')
+    .default(3600),
   QUIET_HOURS: quietHours.default('21:00-09:00'),
   MARKETING_WEEKLY_CAP: z.coerce.number().int().min(0).default(3),
   MEMBER_CARD_PREFIX: z

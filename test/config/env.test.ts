@@ -103,6 +103,19 @@ describe('loadEnv', () => {
     expect(loadEnv({ PORT: '' }).PORT).toBe(3000)
   })
 
+  it('refuses a LINE timeout or follow-up delay too long to mean anything, instead of breaking on it', () => {
+    // Node runs a timer over 2^31-1 ms after 1 ms: every LINE call would time out at once.
+    expect(() => loadEnv({ LINE_TIMEOUT_MS: '3000000000' })).toThrow(/→ at LINE_TIMEOUT_MS/)
+    // Postgres counts the delay in a 32-bit integer: every receipt scanned would be a 500.
+    expect(() => loadEnv({ POST_PURCHASE_DELAY_SECONDS: '2147483648' })).toThrow(
+      /→ at POST_PURCHASE_DELAY_SECONDS/,
+    )
+    expect(loadEnv({ LINE_TIMEOUT_MS: '300000' }).LINE_TIMEOUT_MS).toBe(300_000)
+    expect(loadEnv({ POST_PURCHASE_DELAY_SECONDS: '2592000' }).POST_PURCHASE_DELAY_SECONDS).toBe(
+      2_592_000,
+    )
+  })
+
   it('refuses split roles on the embedded database', () => {
     expect(() =>
       loadEnv({ ROLE: 'worker', LINE_CHANNEL_SECRET: 's', LINE_CHANNEL_ACCESS_TOKEN: 't' }),
