@@ -28,7 +28,7 @@ export function checkFlexMessage(
 ): TemplateProblem[] {
   const problems: TemplateProblem[] = []
   const add = (path: string, message: string) => problems.push({ path, message })
-  const alt = charLength(message.altText)
+  const alt = message.altText.length
   if (alt < 1 || alt > ALT_TEXT_MAX) {
     add('line.altText', `must be 1 to ${ALT_TEXT_MAX} characters (is ${alt})`)
   }
@@ -113,16 +113,16 @@ function checkImageUrl(url: unknown, at: () => string, opts: LimitOptions, add: 
 
 /** Action objects (LINE-API.md §3 "Actions"), as used inside Flex. */
 export function checkAction(action: Obj, path: string, add: Add): void {
-  maxChars(action.label, `${path}.label`, FLEX_LABEL_MAX, add)
+  maxChars(action.label, `${path}.label`, FLEX_LABEL_MAX, add, graphemeLength)
   switch (action.type) {
     case 'postback':
       maxChars(action.data, `${path}.data`, ACTION_TEXT_MAX, add)
-      maxChars(action.displayText, `${path}.displayText`, ACTION_TEXT_MAX, add)
-      maxChars(action.text, `${path}.text`, ACTION_TEXT_MAX, add)
-      maxChars(action.fillInText, `${path}.fillInText`, ACTION_TEXT_MAX, add)
+      maxChars(action.displayText, `${path}.displayText`, ACTION_TEXT_MAX, add, graphemeLength)
+      maxChars(action.text, `${path}.text`, ACTION_TEXT_MAX, add, graphemeLength)
+      maxChars(action.fillInText, `${path}.fillInText`, ACTION_TEXT_MAX, add, graphemeLength)
       break
     case 'message':
-      maxChars(action.text, `${path}.text`, ACTION_TEXT_MAX, add)
+      maxChars(action.text, `${path}.text`, ACTION_TEXT_MAX, add, graphemeLength)
       break
     case 'datetimepicker':
       maxChars(action.data, `${path}.data`, ACTION_TEXT_MAX, add)
@@ -132,7 +132,7 @@ export function checkAction(action: Obj, path: string, add: Add): void {
       if (isObj(action.altUri)) checkUri(action.altUri.desktop, `${path}.altUri.desktop`, add)
       break
     case 'clipboard':
-      if (typeof action.clipboardText === 'string' && charLength(action.clipboardText) < 1) {
+      if (typeof action.clipboardText === 'string' && action.clipboardText.length < 1) {
         add(`${path}.clipboardText`, 'must not be empty')
       }
       maxChars(action.clipboardText, `${path}.clipboardText`, URI_MAX, add)
@@ -160,16 +160,32 @@ function checkUri(uri: unknown, path: string, add: Add): void {
   }
 }
 
-function maxChars(value: unknown, path: string, max: number, add: Add): void {
+/**
+ * LINE counts characters in UTF-16 code units (🍎 or 𠮷 is two), except action labels and
+ * the texts a user sees as their own message (postback displayText/fillInText/text, message
+ * text), which are counted in grapheme clusters (👨‍👩‍👧‍👦 is one). [DOCS:text-character-count]
+ */
+function maxChars(
+  value: unknown,
+  path: string,
+  max: number,
+  add: Add,
+  count: (text: string) => number = utf16Length,
+): void {
   if (typeof value !== 'string') return
-  const n = charLength(value)
+  const n = count(value)
   if (n > max) add(path, `must be at most ${max} characters (is ${n})`)
 }
 
-/** LINE counts characters, not UTF-16 units: an emoji or a rare kanji is one. */
-export function charLength(text: string): number {
+function utf16Length(text: string): number {
+  return text.length
+}
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
+
+function graphemeLength(text: string): number {
   let n = 0
-  for (const _ of text) n++
+  for (const _ of graphemes.segment(text)) n++
   return n
 }
 

@@ -61,11 +61,35 @@ describe('LINE limits after rendering', () => {
     expect(check(bubble([text('hello')]))).toEqual([])
   })
 
-  it('altText is 1 to 1500 characters (characters, not UTF-16 units)', () => {
+  it('altText is 1 to 1500 characters, counted in UTF-16 units as LINE does', () => {
     expect(check(bubble([]), '')).toEqual(['line.altText must be 1 to 1500 characters (is 0)'])
-    expect(check(bubble([]), '𠮷'.repeat(1500))).toEqual([])
+    expect(check(bubble([]), 'a'.repeat(1500))).toEqual([])
     expect(check(bubble([]), 'a'.repeat(1501))).toEqual([
       'line.altText must be 1 to 1500 characters (is 1501)',
+    ])
+    // LINE: "🍎 is two characters long, not one"; so is a kanji outside the BMP.
+    expect(check(bubble([]), '🍎'.repeat(750))).toEqual([])
+    expect(check(bubble([]), `${'𠮷'.repeat(750)}a`)).toEqual([
+      'line.altText must be 1 to 1500 characters (is 1501)',
+    ])
+  })
+
+  it('labels and action texts count grapheme clusters, postback data UTF-16 units', () => {
+    // One family emoji is 1 grapheme cluster, 7 code points, 11 UTF-16 units.
+    const family = '👨‍👩‍👧‍👦'
+    const postback = (extra: Record<string, unknown>) =>
+      check(bubble([button({ type: 'postback', label: 'ok', data: 'd', ...extra })]))
+    expect(postback({ label: family.repeat(40) })).toEqual([])
+    expect(postback({ label: family.repeat(41) })).toEqual([
+      `${at}.label must be at most 40 characters (is 41)`,
+    ])
+    expect(postback({ displayText: '🇯🇵'.repeat(300) })).toEqual([])
+    expect(
+      check(bubble([button({ type: 'message', label: 'ok', text: family.repeat(300) })])),
+    ).toEqual([])
+    expect(postback({ data: '🍎'.repeat(150) })).toEqual([])
+    expect(postback({ data: `${'🍎'.repeat(150)}x` })).toEqual([
+      `${at}.data must be at most 300 characters (is 301)`,
     ])
   })
 
