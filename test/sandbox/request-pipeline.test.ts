@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { messagingApi } from '@line/bot-sdk'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type LinePlatform, startLinePlatform } from '../../src/sandbox/platform.ts'
-import { channelAccessToken, channelSecret, fetchError } from './fixtures.ts'
+import { channelAccessToken, channelSecret, fetchError, richMenuRequest } from './fixtures.ts'
 
 let platform: LinePlatform
 let client: messagingApi.MessagingApiClient
@@ -105,6 +105,50 @@ describe('authentication and request checks', () => {
     expect(push.status).toBe(400)
     expect(await push.json()).toMatchObject({
       details: [{ message: 'must be a valid uuid', property: 'X-Line-Retry-Key' }],
+    })
+  })
+
+  it('counts string lengths like LINE: UTF-16 units, grapheme clusters for menu texts', async () => {
+    // LINE's "Character counting in a text": 🍎 is two characters; labels, a rich menu's name
+    // and chatBarText count grapheme clusters (a family emoji is one).
+    const withData = (data: string) =>
+      JSON.stringify({
+        messages: [
+          {
+            type: 'flex',
+            altText: 'alt',
+            contents: {
+              type: 'bubble',
+              body: {
+                type: 'box',
+                layout: 'vertical',
+                contents: [{ type: 'button', action: { type: 'postback', label: 'Go', data } }],
+              },
+            },
+          },
+        ],
+      })
+    expect((await post('/v2/bot/message/validate/push', withData('🍎'.repeat(150)))).status).toBe(
+      200,
+    )
+    const tooLong = await post('/v2/bot/message/validate/push', withData(`${'🍎'.repeat(150)}x`))
+    expect(tooLong.status).toBe(400)
+    expect(await tooLong.json()).toMatchObject({
+      details: [
+        {
+          message: 'Length must be between 0 and 300',
+          property: 'messages[0].contents.body.contents[0].action.data',
+        },
+      ],
+    })
+    const family = '👨‍👩‍👧‍👦'
+    const menu = (chatBarText: string) =>
+      post('/v2/bot/richmenu/validate', JSON.stringify({ ...richMenuRequest, chatBarText }))
+    expect((await menu(family.repeat(14))).status).toBe(200)
+    const longMenu = await menu(family.repeat(15))
+    expect(longMenu.status).toBe(400)
+    expect(await longMenu.json()).toMatchObject({
+      details: [{ message: 'Length must be between 0 and 14', property: 'chatBarText' }],
     })
   })
 
