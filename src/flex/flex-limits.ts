@@ -81,6 +81,10 @@ function walk(node: unknown, keys: (string | number)[], opts: LimitOptions, add:
     return
   }
   if (!isObj(node)) return
+  // LINE answers 400 "must be non-empty text" (its schema allows ""); with spans it ignores text.
+  if (node.type === 'text' && node.text === '' && !hasItems(node.contents)) {
+    add(pathOf(keys, 'text'), 'must be non-empty text')
+  }
   if (node.type === 'image' || node.type === 'icon' || node.type === 'video') {
     checkImageUrl(node.url, () => pathOf(keys, 'url'), opts, add)
     if (node.type === 'video')
@@ -191,6 +195,10 @@ function graphemeLength(text: string): number {
 
 function clip(text: string): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
+
+function hasItems(value: unknown): boolean {
+  return Array.isArray(value) && value.length > 0
 }
 
 function isObj(value: unknown): value is Obj {

@@ -93,6 +93,24 @@ describe('LINE limits after rendering', () => {
     ])
   })
 
+  it('a text component needs text: LINE refuses "" with "must be non-empty text"', async () => {
+    const dir = await templateFolder({
+      nickname: {
+        template: bubbleTemplate({
+          body: [text('{{nickname}}')],
+          properties: { nickname: { type: 'string', maxLength: 20 } },
+        }),
+      },
+    })
+    expect(() => renderMessage('nickname', { nickname: 'Hana' }, { dir })).not.toThrow()
+    expect(() => renderMessage('nickname', { nickname: '' }, { dir })).toThrow(
+      /: line\.contents\.body\.contents\[0\]\.text must be non-empty text$/,
+    )
+    // With spans LINE ignores `text`.
+    const spans = { type: 'text', text: '', contents: [{ type: 'span', text: 'x' }] }
+    expect(check(bubble([spans]))).toEqual([])
+  })
+
   it('a bubble is at most 30 KB of JSON', () => {
     const [problem] = check(bubble([text('x'.repeat(30_000))]))
     expect(problem).toMatch(/^line\.contents is 30\d{3} bytes of JSON; LINE takes at most 30000$/)
