@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import { parse } from 'yaml'
+import { addLineKeywords, addLineRules } from './openapi-line-rules.ts'
 import { createSchemaConverter, dispatchName, isObject, type JsonSchema } from './openapi-schema.ts'
 
 /** One problem in a request, shaped like LINE's `details[]` entries. */
@@ -37,17 +38,6 @@ export type OpenApiValidator = {
 }
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options']
-/**
- * LINE counts string lengths in UTF-16 code units (🍎 is two), except a few properties it
- * counts in grapheme clusters (a family emoji is one) [DOCS:text-character-count]. Of those, only
- * the rich menu's `name` and `chatBarText` carry a `maxLength` in the spec; it becomes
- * `maxGraphemes` here.
- */
-const GRAPHEME_COUNTED: Record<string, string[]> = {
-  RichMenuRequest: ['name', 'chatBarText'],
-  RichMenuResponse: ['name', 'chatBarText'],
-}
-const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
 // ajv-formats is CommonJS; its default export is the plugin function.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
 const cache = new Map<string, OpenApiValidator>()
@@ -72,7 +62,7 @@ export function createOpenApiValidator(doc: unknown, id = 'urn:kizuna:spec'): Op
   const schemas =
     isObject(doc.components) && isObject(doc.components.schemas) ? doc.components.schemas : {}
   const converter = createSchemaConverter(schemas, id)
-  countGraphemes(converter.defs)
+  addLineRules(converter.defs)
   const ajv = new Ajv({
     allErrors: true,
     verbose: true,
@@ -82,28 +72,7 @@ export function createOpenApiValidator(doc: unknown, id = 'urn:kizuna:spec'): Op
     inlineRefs: false,
   })
   addFormats(ajv)
-  // LINE counts UTF-16 units; Ajv's own minLength/maxLength count code points (and its
-  // `unicode: false` switch is deprecated), so these two are replaced.
-  ajv.removeKeyword('minLength')
-  ajv.removeKeyword('maxLength')
-  ajv.addKeyword({
-    keyword: 'minLength',
-    type: 'string',
-    schemaType: 'number',
-    validate: (min: number, data: string) => data.length >= min,
-  })
-  ajv.addKeyword({
-    keyword: 'maxLength',
-    type: 'string',
-    schemaType: 'number',
-    validate: (max: number, data: string) => data.length <= max,
-  })
-  ajv.addKeyword({
-    keyword: 'maxGraphemes',
-    type: 'string',
-    schemaType: 'number',
-    validate: (max: number, data: string) => graphemeLength(data) <= max,
-  })
+  addLineKeywords(ajv)
   for (const format of collectFormats(doc)) if (!ajv.formats[format]) ajv.addFormat(format, true)
   ajv.addSchema({ $id: id, $defs: converter.defs })
 
@@ -191,26 +160,6 @@ function readOperations(doc: Record<string, unknown>, convert: (s: unknown) => J
   return operations
 }
 
-/** Moves `maxLength` to `maxGraphemes` on the properties LINE counts in grapheme clusters. */
-function countGraphemes(defs: Record<string, JsonSchema>): void {
-  for (const [name, props] of Object.entries(GRAPHEME_COUNTED)) {
-    const properties = defs[name]?.properties
-    if (!isObject(properties)) continue
-    for (const prop of props) {
-      const schema = properties[prop]
-      if (!isObject(schema) || typeof schema.maxLength !== 'number') continue
-      const { maxLength, ...rest } = schema
-      properties[prop] = { ...rest, maxGraphemes: maxLength }
-    }
-  }
-}
-
-function graphemeLength(text: string): number {
-  let n = 0
-  for (const _ of graphemes.segment(text)) n++
-  return n
-}
-
 function templateMatcher(template: string) {
   const names: string[] = []
   const source = template
@@ -268,6 +217,8 @@ function describe(error: ErrorObject): string {
       return range(parent.minLength, parent.maxLength ?? parent.maxGraphemes, 'Length')
     case 'maxGraphemes':
       return range(parent.minLength, parent.maxGraphemes, 'Length')
+    case 'nonEmptyText':
+      return 'must be non-empty text'
     case 'enum':
       return `must be one of the following values: [${(error.params.allowedValues as unknown[]).join(', ')}]`
     case 'format':

@@ -152,6 +152,39 @@ describe('authentication and request checks', () => {
     })
   })
 
+  it('rejects a Flex text "" like LINE ("must be non-empty text"), unless it has spans', async () => {
+    const withText = (component: Record<string, unknown>) =>
+      post(
+        '/v2/bot/message/validate/push',
+        JSON.stringify({
+          messages: [
+            {
+              type: 'flex',
+              altText: 'alt',
+              contents: {
+                type: 'bubble',
+                body: { type: 'box', layout: 'vertical', contents: [component] },
+              },
+            },
+          ],
+        }),
+      )
+    const empty = await withText({ type: 'text', text: '' })
+    expect(empty.status).toBe(400)
+    expect(await empty.json()).toEqual({
+      message: 'The request body has 1 error(s)',
+      details: [
+        {
+          message: 'must be non-empty text',
+          property: 'messages[0].contents.body.contents[0].text',
+        },
+      ],
+    })
+    const spans = { type: 'text', text: '', contents: [{ type: 'span', text: 'x' }] }
+    expect((await withText(spans)).status).toBe(200)
+    expect((await withText({ type: 'text', text: 'x' })).status).toBe(200)
+  })
+
   it('records every request with lowercased headers and the parsed body', async () => {
     platform.clearRequests()
     await client.pushMessage({ to: userId, messages: [{ type: 'text', text: 'recorded' }] })
