@@ -12,7 +12,13 @@ import {
   type RecentMarketing,
 } from './delivery.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
-import { type LineItem, type LineLimiters, type StoredPush, sendLineBatch } from './line-send.ts'
+import {
+  type LeftOut,
+  type LineItem,
+  type LineLimiters,
+  type StoredPush,
+  sendLineBatch,
+} from './line-send.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
 import { chooseChannel, quietHoursEnd } from './send-rules.ts'
 
@@ -105,12 +111,37 @@ export async function sendClaimedDeliveries(
       })
     }
   })
+  const onLine = new Set([...lineItems.map((i) => i.id), ...again.map((a) => a.id)])
+  const leftOut = settledOffChunks(ready, onLine, outcomes)
   const [line, emails] = await Promise.all([
-    sendLineBatch(deps, tools.limiters, lineItems, again),
+    sendLineBatch(deps, tools.limiters, lineItems, again, leftOut),
     Promise.all(emailItems.map((item) => emailSlots(() => sendEmail(deps, tools.mailer, item)))),
   ])
   outcomes.push(...line.outcomes, ...emails)
   return { outcomes, rateLimited: line.rateLimited }
+}
+
+/**
+ * Deliveries sent before in a multicast chunk (a 5xx or timeout) that this attempt settled
+ * otherwise: skipped (an opt-out, a block), failed, or by email. The chunk goes again without
+ * them. Ones that wait (quiet hours, the cap, a loader error) stay in it: their own retry repeats
+ * the chunk and counts its 409 as sent, so leaving them out could lose their message.
+ */
+function settledOffChunks(
+  rows: ClaimedDelivery[],
+  onLine: Set<string>,
+  outcomes: DeliveryOutcome[],
+): LeftOut {
+  const leftOut: LeftOut = new Map()
+  const waiting = new Set(outcomes.filter((o) => o.status === 'pending').map((o) => o.id))
+  for (const row of rows) {
+    const chunk = row.multicast_request_id
+    if (!chunk || !row.line_uid || onLine.has(row.id) || waiting.has(row.id)) continue
+    const uids = leftOut.get(chunk) ?? new Set<string>()
+    uids.add(row.line_uid)
+    leftOut.set(chunk, uids)
+  }
+  return leftOut
 }
 
 /**

@@ -293,6 +293,15 @@ export async function createMulticastRequest(
   return { id: row.id, retryKey: row.line_retry_key }
 }
 
+/**
+ * Replaces a chunk's stored request before it goes again: the same key, with recipients taken
+ * out whose deliveries were settled otherwise since (LINE answers a retry of an accepted request
+ * with 409 whatever the body; one never accepted must not reach them now).
+ */
+export async function updateMulticastBody(db: Db, id: string, body: string): Promise<void> {
+  await db.updateTable('multicast_request').set({ body }).where('id', '=', id).execute()
+}
+
 /** LINE's request id for an accepted multicast chunk. */
 export async function recordMulticastAccepted(
   db: Db,

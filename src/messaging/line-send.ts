@@ -7,6 +7,7 @@ import {
   type DeliveryOutcome,
   recordMulticastAccepted,
   storePushBodies,
+  updateMulticastBody,
 } from './delivery.repo.ts'
 import { sendReplies } from './line-reply.ts'
 
@@ -42,6 +43,12 @@ export type LineItem = {
 /** A push request as first sent (JSON text): sent again byte for byte under the same key. */
 export type StoredPush = { id: string; retryKey: string; body: string }
 
+/**
+ * Multicast chunks sent before (by id) and the user ids in them whose deliveries this attempt
+ * settled otherwise (skipped, failed, or by email): left out when the chunk goes again.
+ */
+export type LeftOut = Map<string, Set<string>>
+
 export type LineBatchResult = {
   outcomes: DeliveryOutcome[]
   /** A rate-limit 429 was seen: the whole queue should slow down. */
@@ -61,6 +68,7 @@ export async function sendLineBatch(
   limiters: LineLimiters,
   items: LineItem[],
   again: StoredPush[] = [],
+  leftOut: LeftOut = new Map(),
 ): Promise<LineBatchResult> {
   const result: LineBatchResult = { outcomes: [], rateLimited: false }
   const record = (r: LineBatchResult) => {
@@ -71,7 +79,7 @@ export async function sendLineBatch(
   const unanswered: LineItem[] = []
   for (const item of items) (item.replyToken && !item.multicast ? replying : unanswered).push(item)
   unanswered.push(...(await sendReplies(deps, limiters, replying, result)))
-  const { multicasts, pushes, unplanned } = await planMulticasts(deps, unanswered)
+  const { multicasts, pushes, unplanned } = await planMulticasts(deps, unanswered, leftOut)
   for (const item of unplanned) {
     result.outcomes.push({ id: item.id, status: 'pending', error: 'could not plan the multicast' })
   }
@@ -126,10 +134,11 @@ async function storePushes(
 }
 
 /**
- * Items an earlier attempt put in a multicast go again in that chunk with its key. Otherwise
- * identical messages for two or more people become new chunks of at most 500; the rest push.
+ * Items an earlier attempt put in a multicast go again in that chunk with its key, without the
+ * people whose deliveries were settled otherwise meanwhile. Otherwise identical messages for two
+ * or more people become new chunks of at most 500; the rest push.
  */
-async function planMulticasts(deps: Pick<Deps, 'db' | 'log'>, items: LineItem[]) {
+async function planMulticasts(deps: Pick<Deps, 'db' | 'log'>, items: LineItem[], leftOut: LeftOut) {
   type Chunk = { id: string; retryKey: string; body: string; items: LineItem[] }
   const multicasts: Chunk[] = []
   const earlier = new Map<string, Chunk>()
@@ -153,7 +162,16 @@ async function planMulticasts(deps: Pick<Deps, 'db' | 'log'>, items: LineItem[])
     if (same) same.push(item)
     else byContent.set(item.contentKey, [item])
   }
-  multicasts.push(...earlier.values())
+  for (const chunk of earlier.values()) {
+    try {
+      chunk.body = await withoutSettled(deps, chunk, leftOut.get(chunk.id))
+      multicasts.push(chunk)
+    } catch (err) {
+      // Nothing sent: these go again with the job's retry.
+      deps.log.warn({ err, multicastRequestId: chunk.id }, 'could not update a multicast chunk')
+      unplanned.push(...chunk.items)
+    }
+  }
   for (const group of byContent.values()) {
     if (group.length < 2) {
       pushes.push(...group)
@@ -181,6 +199,27 @@ async function planMulticasts(deps: Pick<Deps, 'db' | 'log'>, items: LineItem[])
     }
   }
   return { multicasts, pushes, unplanned }
+}
+
+/**
+ * The chunk's request without the user ids whose deliveries were settled otherwise (someone who
+ * opted out or blocked since the chunk's 500 must not get it now, nor get it by email and LINE),
+ * stored before it goes, so that a later retry of the rest leaves them out too. Ids of this
+ * attempt's own recipients stay (the same person may have two deliveries in one chunk).
+ */
+async function withoutSettled(
+  deps: Pick<Deps, 'db'>,
+  chunk: { id: string; body: string; items: LineItem[] },
+  settled: Set<string> | undefined,
+): Promise<string> {
+  if (!settled) return chunk.body
+  const sending = new Set(chunk.items.map((i) => i.lineUid))
+  const request = JSON.parse(chunk.body) as { to: string[] }
+  const to = request.to.filter((uid) => sending.has(uid) || !settled.has(uid))
+  if (to.length === request.to.length) return chunk.body
+  const body = JSON.stringify({ ...request, to })
+  await updateMulticastBody(deps.db, chunk.id, body)
+  return body
 }
 
 type OutcomeOf<T> = T extends unknown ? Omit<T, 'id'> : never

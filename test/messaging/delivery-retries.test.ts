@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { setConsent } from '../../src/consent/consent.service.ts'
 import { createMailer } from '../../src/email/mailer.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
@@ -253,6 +254,57 @@ describe('delivery retries', () => {
       expect(row.last_error).toMatch(/^reply outcome unknown/)
       expect(k.line.inbox(user.userId).map((m) => m.endpoint)).toEqual(['reply'])
       expect(pushesTo(k, user.userId)).toHaveLength(0)
+    } finally {
+      await queue.resume()
+    }
+  })
+
+  it('a multicast chunk sent again leaves out whoever may no longer get it on LINE', async () => {
+    k.line.clearRequests() // an earlier test spent a reply token on purpose (a 400)
+    const [stays, optsOut] = [await newFriend(k), await newFriend(k)]
+    const queue = k.deps.queues.byName.delivery
+    const tools: SendTools = {
+      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
+      limiters: createLineLimiters(k.deps),
+      loaders: messageVarsLoaders(k.deps.env),
+    }
+    const send = (ids: string[]) =>
+      createSendDeliveries(tools).run(
+        k.deps,
+        { deliveryIds: ids },
+        { job: {} as never, worker: {} as never, token: 'test' },
+      )
+    await queue.pause() // this test plays the workers
+    try {
+      const ids = await scheduleDeliveries(
+        k.deps,
+        [stays, optsOut].map((f) => campaign(f, { displayName: 'お客様' })),
+      )
+      k.line.failNext({ method: 'POST', path: MULTICAST, status: 500, count: 2 })
+      await expect(send(ids)).rejects.toThrow(/failed for now/)
+      // Before the retry, one of them opts out of marketing on LINE (and has no email).
+      await setConsent(k.deps.db, optsOut.customerId, {
+        category: 'marketing',
+        channel: 'line',
+        granted: false,
+        source: 'line-postback',
+      })
+      await expect(send(ids)).rejects.toThrow(/failed for now/)
+      // The opted-out delivery is settled; the chunk goes again for the other one alone.
+      await send(ids)
+
+      const [kept, skipped] = await deliveryRows(k, ids)
+      expect(kept!.status).toBe('sent')
+      expect(skipped!.status).toBe('skipped')
+      const multicasts = k.line.requestsTo('POST', MULTICAST).slice(-3)
+      expect(multicasts.map((m) => m.status)).toEqual([500, 500, 200])
+      const keys = new Set(multicasts.map((m) => m.headers['x-line-retry-key']))
+      expect(keys.size).toBe(1)
+      for (const m of multicasts.slice(1))
+        expect((m.body as { to: string[] }).to).toEqual([stays.userId])
+      expect(campaignInbox(k, stays.userId)).toHaveLength(1)
+      expect(campaignInbox(k, optsOut.userId)).toHaveLength(0)
+      expectNoRejectedRequests(k.line)
     } finally {
       await queue.resume()
     }
