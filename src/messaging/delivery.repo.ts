@@ -259,7 +259,9 @@ export async function claimDeliveriesWithMarketingCounts(
         -- heap rows filtered away per call on a 100k campaign), so only the customer index fits.
         and status in ('sent', 'sending')
         and coalesce(sent_at, now()) > now() - interval '7 days'
-        and not (status = 'sending' and id = any(${ids}::uuid[]))
+        -- Only the rows this claim took (they count in the batch): one the job names that
+        -- another job is sending counts here, or both jobs would see room for it.
+        and not (status = 'sending' and id = any(${rows.map((r) => r.id)}::uuid[]))
       group by customer_id`.execute(trx)
     return {
       rows,

@@ -1,8 +1,13 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createMailer } from '../../src/email/mailer.ts'
 import { jobIds } from '../../src/jobs.ts'
+import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
+import { claimDeliveriesWithMarketingCounts } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 import {
@@ -192,6 +197,37 @@ describe('weekly marketing cap', () => {
       return rows
     })
     expect(rows.filter((r) => r.status === 'sent')).toHaveLength(1)
+  })
+
+  it('a job that also names a delivery another job is sending counts that send', async () => {
+    const f = await newFriend(k)
+    const queue = k.deps.queues.byName.delivery
+    const tools: SendTools = {
+      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
+      limiters: createLineLimiters(k.deps),
+      loaders: messageVarsLoaders(k.deps.env),
+    }
+    await queue.pause() // this test plays the workers
+    try {
+      const [a] = await scheduleDeliveries(k.deps, [campaign(f)])
+      const [b] = await scheduleDeliveries(k.deps, [campaign(f)])
+      // One job has claimed `a` and is sending it (waiting for the limiter, say)...
+      const first = await claimDeliveriesWithMarketingCounts(k.deps.db, [a!], 1)
+      expect(first.rows.map((r) => r.id)).toEqual([a])
+      // ...when another job names both (the sweeper regroups unfinished rows as it finds them).
+      await createSendDeliveries(tools).run(
+        k.deps,
+        { deliveryIds: [a!, b!] },
+        { job: {} as never, worker: {} as never, token: 'test' },
+      )
+
+      const later = await deliveryRow(k, b!)
+      expect(later.status).toBe('pending')
+      expect(later.send_after.getTime()).toBeGreaterThan(Date.now() + WEEK_MS / 2)
+      expect(pushesTo(k, f.userId)).toHaveLength(0)
+    } finally {
+      await queue.resume()
+    }
   })
 })
 
