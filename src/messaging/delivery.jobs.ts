@@ -36,7 +36,10 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
       const deferred = outcomes.flatMap((o) =>
         o.status === 'pending' && o.sendAfter ? [{ id: o.id, sendAfter: o.sendAfter }] : [],
       )
-      await enqueueDeliveries(deps.queues, deferred, { now: deps.clock.now().getTime() })
+      await enqueueDeliveries(deps.queues, deferred, {
+        now: deps.clock.now().getTime(),
+        deferred: true,
+      })
       const retry = outcomes.filter((o) => o.status === 'pending' && !o.sendAfter).length
       if (rateLimited) {
         await worker.rateLimit(RATE_LIMIT_BACKOFF_MS)

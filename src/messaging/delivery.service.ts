@@ -83,11 +83,14 @@ export async function scheduleDeliveries(
  * Queues deliveries by id. Due ones travel in groups of DELIVERIES_PER_JOB; later ones are
  * delayed jobs of their own. Repeats are harmless: the row's status decides what happens.
  * `soon`: together with other callers' jobs (queues.enqueueSoon), for callers nobody waits on.
+ * `deferred`: the send job moved them to a new time (quiet hours, the cap): each gets a job of
+ * its own for it, however near. Grouped as due, they would get the id of the job deferring them
+ * (the same ids), which BullMQ drops while that job exists.
  */
 export async function enqueueDeliveries(
   queues: Queues,
   deliveries: { id: string; sendAfter?: Date | null }[],
-  opts: { now?: number; cause?: string; soon?: boolean } = {},
+  opts: { now?: number; cause?: string; soon?: boolean; deferred?: boolean } = {},
 ): Promise<void> {
   const now = opts.now ?? Date.now()
   // A cause (the sweeper) gives new job ids: the first job of a delivery may still be kept.
@@ -97,7 +100,7 @@ export async function enqueueDeliveries(
   for (const d of deliveries) {
     const delay = d.sendAfter ? d.sendAfter.getTime() - now : 0
     // Within the claim's tolerance (250 ms: a delayed job may fire a moment early) it is due.
-    if (delay > 250) later.push({ id: d.id, delay })
+    if (delay > 250 || opts.deferred) later.push({ id: d.id, delay: Math.max(delay, 0) })
     else due.push(d.id)
   }
   const jobs: { data: { deliveryIds: string[] }; jobId: string; delay?: number }[] = []

@@ -97,10 +97,44 @@ describe('quiet hours', () => {
     })
     await sendDueAfterWindow(k, ids)
   })
+
+  // A job that runs in the last moments of the window defers its deliveries by less than the
+  // claim's tolerance (250 ms). They must still get a job for the window's end: grouped as due,
+  // they had the running job's own id, which BullMQ dropped, and waited for the sweeper (which
+  // looks only once the queue is idle: after the rest of the campaign).
+  it('a delivery deferred in the window’s last moments still gets a job for its end', async () => {
+    const friends = [await newFriend(k), await newFriend(k)]
+    const realClock = k.deps.clock
+    k.deps.clock = { now: () => new Date(windowEnd.getTime() - 100) }
+    try {
+      const ids = await scheduleDeliveries(
+        k.deps,
+        friends.map((f) => campaign(f)),
+      )
+      const rows = await eventually(async () => {
+        const rows = await deliveryRows(k, ids)
+        expect(rows.map((r) => [r.status, r.attempts])).toEqual([
+          ['pending', 1],
+          ['pending', 1],
+        ])
+        return rows
+      })
+      for (const row of rows) {
+        expect(row.send_after.getTime()).toBe(windowEnd.getTime())
+        const due = await k.deps.queues.byName.delivery.getJob(
+          jobIds.deliveryAt(row.id, windowEnd.getTime()),
+        )
+        expect(due?.data).toEqual({ deliveryIds: [row.id] })
+      }
+    } finally {
+      k.deps.clock = realClock
+    }
+  })
 })
 
 /**
- * As if the quiet hours were over: the rows are due (send_after now, in SQL) and the clock is
+ * As if the quiet hours were over:
+ the rows are due (send_after now, in SQL) and the clock is
  * past the window's end; the delayed jobs are still hours away, so only the sweeper can send them.
  */
 async function sendDueAfterWindow(k: TestKizuna, ids: string[]) {
