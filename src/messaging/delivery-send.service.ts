@@ -124,7 +124,7 @@ export async function sendClaimedDeliveries(
 /**
  * Deliveries sent before in a multicast chunk (a 5xx or timeout) that this attempt settled
  * otherwise: skipped (an opt-out, a block), failed, or by email. The chunk goes again without
- * them. Ones that wait (quiet hours, the cap, a loader error) stay in it: their own retry repeats
+ * them. Ones that wait (quiet hours, a loader error) stay in it: their own retry repeats
  * the chunk and counts its 409 as sent, so leaving them out could lose their message.
  */
 function settledOffChunks(
@@ -163,8 +163,9 @@ function settleStoppedReplies(
 
 /**
  * Quiet hours defer every marketing delivery to the window's end. Over the weekly cap a delivery
- * waits until the oldest counted send turns a week old, or is skipped if its sender said so.
- * Transactional deliveries pass untouched. Returns the deliveries that may go now.
+ * waits until the oldest counted send turns a week old, or is skipped if its sender said so,
+ * unless its request may already have reached LINE (mayHaveReachedLine). Transactional
+ * deliveries pass untouched. Returns the deliveries that may go now.
  */
 function applyMarketingRules(
   deps: Deps,
@@ -187,7 +188,7 @@ function applyMarketingRules(
     if (cap === 0) return true
     const before = recent.get(row.customer_id) ?? { count: 0, roomAt: null }
     const added = addedNow.get(row.customer_id) ?? 0
-    if (before.count + added < cap) {
+    if (before.count + added < cap || mayHaveReachedLine(row)) {
       addedNow.set(row.customer_id, added + 1)
       return true
     }
@@ -201,6 +202,17 @@ function applyMarketingRules(
     }
     return false
   })
+}
+
+/**
+ * An earlier attempt's push or multicast got no answer (a 5xx or timeout): LINE may have taken
+ * it. Its retry repeats that request under its key, which LINE honours for 24 hours only
+ * (LINE-API.md §2.4), so it is not held back by the cap (up to a week): it was within the cap
+ * when it first went, and sent after the key expired it could arrive twice (a multicast chunk,
+ * to everyone in it). Quiet hours still apply: a window is shorter than the key's life.
+ */
+function mayHaveReachedLine(row: ClaimedDelivery): boolean {
+  return row.push_body !== null || row.multicast_request_id !== null
 }
 
 type Content =

@@ -263,6 +263,66 @@ describe('weekly marketing cap', () => {
       await queue.resume()
     }
   })
+
+  // A push whose answer was lost (a timeout after LINE took it) goes again under its retry key,
+  // which LINE honours for 24 hours. Deferred by the cap (up to a week), it went after that, as
+  // a new request: the person got the message twice.
+  it('a push that may have reached LINE is retried under its key, not deferred past its life', async () => {
+    const f = await newFriend(k)
+    const queue = k.deps.queues.byName.delivery
+    const tools: SendTools = {
+      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
+      limiters: createLineLimiters(k.deps),
+      loaders: messageVarsLoaders(k.deps.env),
+    }
+    const send = (id: string) =>
+      createSendDeliveries(tools).run(
+        k.deps,
+        { deliveryIds: [id] },
+        { job: {} as never, worker: {} as never, token: 'test' },
+      )
+    const received = (name: string) =>
+      k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith(name))
+    await queue.pause() // this test plays the workers
+    try {
+      const [first] = await scheduleDeliveries(k.deps, [campaign(f, { displayName: 'first' })])
+      await send(first!)
+      expect(received('first')).toHaveLength(1)
+      // LINE took the push, but its answer was lost: the row waits for a retry with the request
+      // it stored, as after a timeout.
+      const [push] = pushesTo(k, f.userId)
+      await k.deps.db
+        .updateTable('delivery')
+        .set({ status: 'pending', sent_at: null, push_body: JSON.stringify(push!.body) })
+        .where('id', '=', first!)
+        .execute()
+      // Meanwhile another campaign reaches the customer and fills the week's cap (1).
+      const [second] = await scheduleDeliveries(k.deps, [campaign(f, { displayName: 'second' })])
+      await send(second!)
+      expect(received('second')).toHaveLength(1)
+
+      await send(first!) // the retry
+      // Were it deferred until the cap has room, LINE would have forgotten its retry key.
+      await k.deps.db
+        .updateTable('delivery')
+        .set({ send_after: sql<Date>`now()`, sent_at: sql<Date>`now() - interval '8 days'` })
+        .where('id', '=', first!)
+        .where('status', '=', 'pending')
+        .execute()
+      await k.deps.db
+        .updateTable('delivery')
+        .set({ sent_at: sql<Date>`now() - interval '8 days'` })
+        .where('id', '=', second!)
+        .execute()
+      for (const entry of k.line.context.state.retryKeys.values()) entry.at -= 8 * 24 * 3600_000
+      await send(first!)
+
+      expect((await deliveryRow(k, first!)).status).toBe('sent')
+      expect(received('first')).toHaveLength(1)
+    } finally {
+      await queue.resume()
+    }
+  })
 })
 
 describe('the sweeper and a campaign backlog', () => {
