@@ -1,5 +1,6 @@
 import type { messagingApi, webhook } from '@line/bot-sdk'
 import { sql } from 'kysely'
+import { cardIssueOptions, ensureMemberCard } from '../cards/cards.service.ts'
 import type { ConversationContext } from '../conversation/conversation.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
@@ -115,8 +116,10 @@ export async function handleAccountLink(
 /**
  * Postback `action=unlink`. After a link the LINE account and the online account are one
  * customer, so unlinking gives the LINE account a new customer of its own; purchases, points,
- * cards, email and the rest stay with the (online) customer. A new member card is issued to the
- * LINE-only customer the next time one is needed.
+ * cards, coupons, email and the rest stay with the (online) customer. The LINE-only customer gets
+ * its member card now, without the welcome coupon: this person had theirs (it stayed with the
+ * online customer), and a card issued later would bring a new one on every unlink, all of them
+ * back on one customer when the accounts are linked again.
  */
 export async function unlinkAccount(ctx: ConversationContext): Promise<void> {
   const lineUser = await ensureLineUser(ctx, ctx.lineUid)
@@ -126,6 +129,10 @@ export async function unlinkAccount(ctx: ConversationContext): Promise<void> {
     return
   }
   const newCustomerId = await moveLineAccountToNewCustomer(ctx.trx, lineUser)
+  await ensureMemberCard(ctx.trx, newCustomerId, {
+    ...cardIssueOptions(ctx.deps),
+    welcomeCoupon: false,
+  })
   await markUnlinked(ctx.trx, link.id, newCustomerId, ctx.deps.clock.now())
   await insertLinkAudit(ctx.trx, {
     action: 'unlink',

@@ -209,7 +209,8 @@ describe('LINE account link', () => {
     expect(lu.customer_id).not.toBe(linked)
     // The split-off LINE customer keeps the opt-out: never more consent than the person gave.
     expect((await loadConsent(k.deps.db, lu.customer_id)).marketing.line).toBe(false)
-    expect(await identitiesOf(lu.customer_id)).toEqual(['line'])
+    // A card of its own, without a second welcome coupon; the first card stays.
+    expect(await identitiesOf(lu.customer_id)).toEqual(['line', 'member_card'])
     expect(await identitiesOf(linked)).toEqual(['email', 'member_card'])
     expect(await purchasesOf(linked)).toBe(1)
     const audit = await k.deps.db
@@ -222,5 +223,49 @@ describe('LINE account link', () => {
 
     await k.line.users.postback(user.userId, 'action=unlink')
     await waitForText(user.userId, 'No online account is linked')
+  })
+
+  it('gives one welcome coupon however often a LINE account is unlinked and linked again', async () => {
+    const email = newEmail()
+    const first = await linkedUpTo(email)
+    const { user } = first
+    await k.line.users.accountLink(user.userId, first.nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    const linked = (await lineUser(user.userId)).customer_id
+
+    await k.line.users.postback(user.userId, 'action=unlink')
+    await waitForText(user.userId, 'has been unlinked')
+    const cards = k.line.inbox(user.userId).filter((e) => e.message.type === 'flex').length
+    await k.line.users.postback(user.userId, 'action=card')
+    await eventually(() =>
+      expect(k.line.inbox(user.userId).filter((e) => e.message.type === 'flex')).toHaveLength(
+        cards + 1,
+      ),
+    )
+    const invites = k.line.inbox(user.userId).filter((e) => e.message.type === 'template').length
+    await k.line.users.postback(user.userId, 'action=link')
+    const invite = await eventually(() => {
+      const found = k.line.inbox(user.userId).filter((e) => e.message.type === 'template')
+      expect(found).toHaveLength(invites + 1)
+      return found.at(-1)
+    })
+    const template = invite?.message.template as { actions: { uri: string }[] }
+    const linkToken = new URL(template.actions[0]?.uri ?? '').searchParams.get('linkToken') ?? ''
+    const nonce = await proveEmail(k, smtp, linkToken, email)
+    const before = texts(user.userId).filter((t) => t.includes('now linked')).length
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await eventually(() =>
+      expect(texts(user.userId).filter((t) => t.includes('now linked'))).toHaveLength(before + 1),
+    )
+
+    // The person holds every coupon they ever had again, on one customer: one welcome coupon.
+    const now = (await lineUser(user.userId)).customer_id
+    const welcome = await k.deps.db
+      .selectFrom('coupon')
+      .select('customer_id')
+      .where('customer_id', 'in', [now, linked])
+      .where('kind', '=', 'welcome')
+      .execute()
+    expect(welcome.map((c) => c.customer_id)).toEqual([now])
   })
 })
