@@ -71,12 +71,17 @@ export async function updateLineUserStatusIfNewer(
   return Number(result.numUpdatedRows) > 0
 }
 
+/**
+ * Saves a profile fetched for `lineUser` while the row still holds the LINE user id it was
+ * fetched for: an erasure that committed during the call replaced that id with a tombstone and
+ * nothing is written. Returns the row's customer now (undefined when nothing was written).
+ */
 export async function saveLineProfile(
   db: Db,
-  id: string,
+  lineUser: { id: string; line_uid: string },
   profile: { displayName?: string; language?: string; pictureUrl?: string } | null,
-): Promise<void> {
-  await db
+): Promise<string | undefined> {
+  const row = await db
     .updateTable('line_user')
     .set({
       ...(profile
@@ -89,16 +94,22 @@ export async function saveLineProfile(
       profile_fetched_at: sql`now()`,
       updated_at: sql`now()`,
     })
-    .where('id', '=', id)
-    .execute()
+    .where('id', '=', lineUser.id)
+    .where('line_uid', '=', lineUser.line_uid)
+    .returning('customer_id')
+    .executeTakeFirst()
+  return row?.customer_id
 }
 
+/** Names a customer who has no name, unless erased or merged away (their data is cleared). */
 export async function fillCustomerName(db: Db, customerId: string, name: string): Promise<void> {
   await db
     .updateTable('customer')
     .set({ display_name: name, updated_at: sql`now()` })
     .where('id', '=', customerId)
     .where('display_name', 'is', null)
+    .where('erased_at', 'is', null)
+    .where('merged_into_id', 'is', null)
     .execute()
 }
 

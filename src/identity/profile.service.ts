@@ -14,7 +14,7 @@ type ProfileDeps = Pick<Deps, 'db' | 'line'>
  */
 export async function fetchLineProfile(
   deps: ProfileDeps,
-  lineUser: { id: string; line_uid: string; customer_id: string },
+  lineUser: { id: string; line_uid: string },
 ): Promise<void> {
   try {
     const fetched = await deps.line.call('profile', (c) => c.getProfile(lineUser.line_uid))
@@ -23,15 +23,18 @@ export async function fetchLineProfile(
       language: storableText(fetched.language),
       pictureUrl: storableText(fetched.pictureUrl),
     }
-    await saveLineProfile(deps.db, lineUser.id, profile)
-    if (profile.displayName) {
-      await fillCustomerName(deps.db, lineUser.customer_id, profile.displayName)
+    // The call took a while: the person may have been erased (nothing is saved then) or their
+    // LINE account moved to another customer (an unlink) meanwhile; the name goes to the
+    // customer the row has now, never to an erased one.
+    const customerId = await saveLineProfile(deps.db, lineUser, profile)
+    if (customerId && profile.displayName) {
+      await fillCustomerName(deps.db, customerId, profile.displayName)
     }
   } catch (error) {
     const failure = classifyLineError(error)
     if (failure.kind === 'rejected' && failure.status === 404) {
       // Blocked or not a friend any more: events, not profiles, decide the status.
-      await saveLineProfile(deps.db, lineUser.id, null)
+      await saveLineProfile(deps.db, lineUser, null)
       return
     }
     if (failure.kind === 'rejected') {

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
+import { fetchLineProfile } from '../../src/identity/profile.service.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+
+let k: TestKizuna
+
+beforeAll(async () => {
+  k = await startTestKizuna()
+})
+afterAll(async () => {
+  await k.stopAll()
+})
+beforeEach(() => {
+  k.line.clearRequests()
+  k.line.clearFailures()
+})
+
+/** A LINE friend known to Kizuna whose profile was never fetched (no job queued for it). */
+async function profilelessFriend(displayName: string) {
+  const user = k.line.users.create({ displayName })
+  user.friendship = 'friend'
+  return k.deps.db.transaction().execute(async (trx) => {
+    const customer = await trx
+      .insertInto('customer')
+      .defaultValues()
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    await trx
+      .insertInto('identity')
+      .values({ customer_id: customer.id, kind: 'line', value: user.userId })
+      .execute()
+    const lineUser = await trx
+      .insertInto('line_user')
+      .values({
+        customer_id: customer.id,
+        line_uid: user.userId,
+        status: 'friend',
+        status_changed_at: new Date(),
+        followed_at: new Date(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    return { user, lineUser }
+  })
+}
+
+/** LINE answers the profile lookup only after `ms`: the fetch is under way meanwhile. */
+function slowProfile(userId: string, displayName: string, ms: number) {
+  k.line.failNext({
+    method: 'GET',
+    path: `/v2/bot/profile/${userId}`,
+    timeoutMs: ms,
+    status: 200,
+    body: { userId, displayName, language: 'ja', pictureUrl: 'https://profile.line-scdn.net/x' },
+  })
+}
+
+describe('LINE profile fetch', () => {
+  it('saves nothing of a profile that arrives after its person was erased', async () => {
+    const { user, lineUser } = await profilelessFriend('消える 人')
+    slowProfile(user.userId, '消える 人', 700)
+    const fetching = fetchLineProfile(k.deps, lineUser)
+    await eventually(() =>
+      expect(k.line.requestsTo('GET', `/v2/bot/profile/${user.userId}`)).toHaveLength(1),
+    )
+    await eraseCustomer(k.deps.db, lineUser.customer_id)
+    await fetching
+
+    const row = await k.deps.db
+      .selectFrom('line_user')
+      .select(['display_name', 'picture_url', 'language'])
+      .where('id', '=', lineUser.id)
+      .executeTakeFirstOrThrow()
+    expect(row).toEqual({ display_name: null, picture_url: null, language: null })
+    const customer = await k.deps.db
+      .selectFrom('customer')
+      .select(['display_name', 'erased_at'])
+      .where('id', '=', lineUser.customer_id)
+      .executeTakeFirstOrThrow()
+    expect(customer.erased_at).not.toBeNull()
+    expect(customer.display_name).toBeNull()
+  })
+})
