@@ -60,8 +60,12 @@ export async function handleAccountLink(
     await scheduleReply(ctx, to, messages, kind)
   }
 
+  // The nonce had to be valid when the shopper confirmed in LINE (the event's time, signed by
+  // LINE), not when a worker gets to the event: the inbox may hold it through an outage. Single
+  // use still stops a replay; a clock ahead of ours never extends the nonce.
+  const confirmedAt = Math.min(event.timestamp, now.getTime())
   const identityValue = nonce?.identity_value
-  if (nonce?.status !== 'issued' || nonce.expires_at <= now || !identityValue) {
+  if (nonce?.status !== 'issued' || nonce.expires_at.getTime() <= confirmedAt || !identityValue) {
     await reply(linkExpiredMessages(), 'account-link-expired')
     return 'handled'
   }

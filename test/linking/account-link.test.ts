@@ -155,6 +155,31 @@ describe('LINE account link', () => {
     expect(await identitiesOf((await lineUser(user.userId)).customer_id)).not.toContain('email')
   })
 
+  it('links when LINE confirmed the link in time, however late the event is processed', async () => {
+    const email = newEmail()
+    const { user, nonce } = await linkedUpTo(email)
+    // The shopper confirmed in LINE two minutes ago, while the nonce was valid; the event waited
+    // in the inbox (a worker or Redis outage) until after the nonce's expiry.
+    await k.deps.db
+      .updateTable('link_nonce')
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .where('nonce_hash', '=', sha256(nonce))
+      .execute()
+    const event = k.line.buildEvent(
+      'accountLink',
+      user.userId,
+      { nonce, result: 'ok' },
+      { timestamp: Date.now() - 120_000 },
+    )
+    expect((await k.line.deliverWebhook([event])).status).toBe(200)
+    await eventually(() =>
+      expect(texts(user.userId).some((t) => /now linked|expired or was already used/.test(t))).toBe(
+        true,
+      ),
+    )
+    expect(await identitiesOf((await lineUser(user.userId)).customer_id)).toContain('email')
+  })
+
   it('ends the nonce on a failed link, without a reply', async () => {
     const { user, nonce } = await linkedUpTo(newEmail())
     const inboxBefore = k.line.inbox(user.userId).length
