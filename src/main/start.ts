@@ -32,6 +32,14 @@ async function main(): Promise<void> {
     },
     'Kizuna started',
   )
+  if (!kizuna.sandbox && !env.PUBLIC_BASE_URL) {
+    // Links in messages would name an address only this host reaches: email unsubscribe links
+    // that do nothing, account-link pages that do not open.
+    log.warn(
+      'PUBLIC_BASE_URL is unset: links in LINE messages and emails (unsubscribe, account link, ' +
+        'member-card barcodes) point to this host; set it to the https address shoppers reach',
+    )
+  }
   if (kizuna.sandbox) {
     console.log(`\nKizuna is running at ${kizuna.baseUrl}`)
     console.log('No LINE credentials are set, so it talks to the built-in LINE sandbox:')
