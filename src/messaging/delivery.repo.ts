@@ -163,7 +163,8 @@ export async function setReplyState(
 
 /**
  * Stores each push request before it is sent, in a statement of its own: a retry, even after
- * the worker stopped, repeats that body under the row's retry key (LINE-API.md §2.4).
+ * the worker stopped, repeats that body under the row's retry key (LINE-API.md §2.4). The first
+ * time a request goes under that key is noted too: LINE honours it for 24 hours from then.
  */
 export async function storePushBodies(
   db: Db,
@@ -173,7 +174,8 @@ export async function storePushBodies(
   await executePrepared(
     db,
     sql`
-    update delivery d set push_body = b.body
+    update delivery d set push_body = b.body,
+      line_first_call_at = coalesce(d.line_first_call_at, now())
     from unnest(${pushes.map((p) => p.id)}::uuid[], ${pushes.map((p) => p.body)}::text[])
       as b(id, body)
     where d.id = b.id and d.status = 'sending'
@@ -275,7 +277,10 @@ export async function claimDeliveriesWithMarketingCounts(
 /** Advisory-lock namespace of the weekly marketing cap (first key of the two-key form). */
 const MARKETING_LOCK = 0x6b7a6361
 
-/** Groups rows for one multicast: a retry key of their own, kept for every retry of the chunk. */
+/**
+ * Groups rows for one multicast: a retry key of their own, kept for every retry of the chunk.
+ * Each row notes when a request of its first went to LINE (see storePushBodies).
+ */
 export async function createMulticastRequest(
   db: Db,
   deliveryIds: string[],
@@ -286,7 +291,8 @@ export async function createMulticastRequest(
       insert into multicast_request (body) values (${body}) returning id, line_retry_key
     ),
     tagged as (
-      update delivery set multicast_request_id = (select id from mr)
+      update delivery set multicast_request_id = (select id from mr),
+        line_first_call_at = coalesce(line_first_call_at, now())
       where id = any(${deliveryIds}::uuid[]) and status = 'sending'
     )
     select id, line_retry_key from mr

@@ -105,6 +105,7 @@ export interface Delivery {
   id: Generated<string>;
   kind: string;
   last_error: string | null;
+  line_first_call_at: Timestamp | null;
   line_request_id: string | null;
   line_retry_key: Generated<string>;
   line_user_id: string | null;
