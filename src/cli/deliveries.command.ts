@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { SWEEP_GRACE_MS } from '../maintenance/sweep.jobs.ts'
 import {
+  RETRY_KEY_SAFE_HOURS,
   RETRYABLE_STATUSES,
   type RetryableStatus,
   requeueDeliveries,
@@ -13,7 +14,8 @@ export function registerDeliveryCommands(program: Command): void {
     .command('retry')
     .description(
       'send parked deliveries again: quota_exceeded (after the LINE monthly quota renews or the ' +
-        'plan is raised) or failed (after fixing their template); the sweeper queues them',
+        'plan is raised) or failed (after fixing their template; not those whose request may have ' +
+        `reached LINE over ${RETRY_KEY_SAFE_HOURS} hours ago); the sweeper queues them`,
     )
     .option('--status <status>', `${RETRYABLE_STATUSES.join(' | ')}`, 'quota_exceeded')
     .option('--kind <kind>', 'only deliveries of this kind (e.g. campaign, post-purchase)')
@@ -24,15 +26,24 @@ export function registerDeliveryCommands(program: Command): void {
             `--status: must be one of ${RETRYABLE_STATUSES.join(', ')} (got ${opts.status})`,
           )
         }
-        const count = await requeueDeliveries(db, {
+        const { requeued, keyExpired } = await requeueDeliveries(db, {
           status: opts.status as RetryableStatus,
           kind: opts.kind,
         })
         const within = Math.ceil((env.SWEEP_INTERVAL_MS + SWEEP_GRACE_MS) / 1000)
         console.log(
-          `${count} ${opts.status} deliveries back to pending; a running worker sends them ` +
+          `${requeued} ${opts.status} deliveries back to pending; a running worker sends them ` +
             `within about ${within} s`,
         )
+        if (keyExpired > 0) {
+          const what =
+            keyExpired === 1 ? 'delivery left as it is: its' : 'deliveries left as they are: their'
+          console.log(
+            `${keyExpired} failed ${what} request may have reached LINE more than ` +
+              `${RETRY_KEY_SAFE_HOURS} hours ago, and sending again could deliver twice ` +
+              '(LINE takes a retry key as new after 24 hours)',
+          )
+        }
       }),
     )
 }

@@ -10,6 +10,7 @@ import {
   type DeliveryOutcome,
   REPLY_OUTCOME_UNKNOWN,
   type RecentMarketing,
+  TEMPLATE_FAILED,
 } from './delivery.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
 import {
@@ -273,7 +274,7 @@ function render(
 
 function failed(row: ClaimedDelivery, error: unknown): DeliveryOutcome {
   const message = error instanceof Error ? error.message : String(error)
-  return { id: row.id, status: 'failed', error: `template: ${message}` }
+  return { id: row.id, status: 'failed', error: `${TEMPLATE_FAILED} ${message}` }
 }
 
 /**

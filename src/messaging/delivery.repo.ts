@@ -390,32 +390,74 @@ export const RETRYABLE_STATUSES = ['quota_exceeded', 'failed'] as const
 export type RetryableStatus = (typeof RETRYABLE_STATUSES)[number]
 
 /**
+ * LINE honours a retry key for 24 hours from its first request (LINE-API.md §2.4). A failed
+ * delivery whose request may have reached LINE is sent again only while its key is younger than
+ * this: the margin covers the wait for the sweeper and a queue backlog.
+ */
+export const RETRY_KEY_SAFE_HOURS = 23
+
+/**
+ * How a delivery LINE refused is failed (`LINE 400: message details`, from line-send.ts): LINE
+ * validated the request and took nothing under its key (a key it had accepted gets a 409).
+ * Other LINE answers (401, 403, 404) say nothing about an earlier request under the key.
+ */
+const LINE_REFUSED = 'LINE 400:'
+/** How a delivery whose template or variables could not be rendered is failed. */
+export const TEMPLATE_FAILED = 'template:'
+
+export type RequeueResult = {
+  /** Put back to pending. */
+  requeued: number
+  /**
+   * Failed ones left as they are: a request under their key may have reached LINE (a 5xx or
+   * timeout, never a clear refusal) more than RETRY_KEY_SAFE_HOURS ago, and LINE would take the
+   * same key now as a new request.
+   */
+  keyExpired: number
+}
+
+/**
  * Puts parked deliveries back to pending (the month's quota renewed, a template fixed): the
  * sweeper queues them at its next pass. Not for erased customers, nor replies whose outcome is
  * unknown. Each keeps its retry key (and a multicast chunk its stored body), so a request LINE
- * already accepted cannot go out twice. Returns how many were put back.
+ * accepted within the last 24 hours cannot go out twice (LINE answers 409). After that LINE takes
+ * the key as new: a failed delivery whose request may have reached LINE (a LINE call went out
+ * under its key and was not clearly refused) more than RETRY_KEY_SAFE_HOURS ago stays failed and
+ * is counted in `keyExpired`. Deliveries LINE refused with a 400, whose template failed, or that
+ * never reached a LINE call may go again at any age.
  */
 export async function requeueDeliveries(
   db: Db,
   filter: { status: RetryableStatus; kind?: string },
-): Promise<number> {
-  let query = db
-    .updateTable('delivery')
-    .set({ status: 'pending', send_after: sql`least(send_after, now())`, updated_at: sql`now()` })
-    .where('status', '=', filter.status)
-    .where('customer_id', 'in', (eb) =>
-      eb.selectFrom('customer').select('id').where('erased_at', 'is', null),
+): Promise<RequeueResult> {
+  const keyExpired = sql<boolean>`(
+    line_first_call_at is not null
+    and line_first_call_at < now() - make_interval(hours => ${RETRY_KEY_SAFE_HOURS})
+    and coalesce(last_error, '') not like ${`${LINE_REFUSED}%`}
+    and coalesce(last_error, '') not like ${`${TEMPLATE_FAILED}%`}
+  )`
+  const held = filter.status === 'failed' ? keyExpired : sql<boolean>`false`
+  const result = await sql<{ requeued: number; key_expired: number }>`
+    with candidates as (
+      select id, ${held} as held from delivery
+      where status = ${filter.status}
+        and (${filter.kind ?? null}::text is null or kind = ${filter.kind ?? null})
+        and customer_id in (select id from customer where erased_at is null)
+        -- A reply whose answer was lost may have arrived: sending it again could send it twice.
+        and (${filter.status} <> 'failed'
+          or coalesce(last_error, '') not like ${`${REPLY_OUTCOME_UNKNOWN}%`})
+      for update
+    ),
+    requeued as (
+      update delivery d
+      set status = 'pending', send_after = least(d.send_after, now()), updated_at = now()
+      from candidates c
+      where d.id = c.id and not c.held
+      returning d.id
     )
-  // A reply whose answer was lost may have arrived: sending it again could send it twice.
-  if (filter.status === 'failed') {
-    query = query.where((eb) =>
-      eb.or([
-        eb('last_error', 'is', null),
-        eb('last_error', 'not like', `${REPLY_OUTCOME_UNKNOWN}%`),
-      ]),
-    )
-  }
-  if (filter.kind) query = query.where('kind', '=', filter.kind)
-  const result = await query.executeTakeFirst()
-  return Number(result.numUpdatedRows)
+    select (select count(*) from requeued)::int as requeued,
+      (select count(*) from candidates where held)::int as key_expired
+  `.execute(db)
+  const row = result.rows[0]!
+  return { requeued: row.requeued, keyExpired: row.key_expired }
 }

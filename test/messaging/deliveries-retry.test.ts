@@ -14,7 +14,13 @@ afterAll(async () => {
   await db.destroy()
 })
 
-async function parked(customerId: string, status: string, kind: string, lastError?: string) {
+async function parked(
+  customerId: string,
+  status: string,
+  kind: string,
+  lastError?: string,
+  firstCallHoursAgo?: number,
+) {
   const row = await db
     .insertInto('delivery')
     .values({
@@ -26,6 +32,10 @@ async function parked(customerId: string, status: string, kind: string, lastErro
       vars: JSON.stringify({}),
       status,
       last_error: lastError ?? null,
+      line_first_call_at:
+        firstCallHoursAgo === undefined
+          ? null
+          : new Date(Date.now() - firstCallHoursAgo * 3600_000),
       send_after: new Date(Date.now() + 3_600_000),
     })
     .returning(['id', 'line_retry_key'])
@@ -75,6 +85,36 @@ describe('kizuna deliveries retry', () => {
     expect(run.stdout).toMatch(/^1 failed deliveries back to pending/)
     expect((await statusOf(failed.id)).status).toBe('pending')
     expect((await statusOf(unknown.id)).status).toBe('failed')
+  })
+
+  it('leaves failed ones whose request may have reached LINE over 23 hours ago, and says so', async () => {
+    const kind = `campaign-${randomUUID().slice(0, 8)}`
+    const c = await makeCustomer(db)
+    const unknown = 'LINE 500: Internal server error'
+    const expired = await parked(c.id, 'failed', kind, unknown, 25)
+    const expiredToo = await parked(c.id, 'failed', kind, '3 of 3 deliveries failed for now', 24)
+    const young = await parked(c.id, 'failed', kind, unknown, 22)
+    const refused = await parked(c.id, 'failed', kind, 'LINE 400: invalid', 72)
+    const template = await parked(c.id, 'failed', kind, 'template: bad vars', 72)
+    const neverCalled = await parked(c.id, 'failed', kind, 'loader: timeout')
+    const quota = await parked(c.id, 'quota_exceeded', kind, 'monthly limit', 24 * 30)
+
+    const run = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toMatch(/^4 failed deliveries back to pending/)
+    expect(run.stdout).toContain(
+      '2 failed deliveries left as they are: their request may have reached LINE more than ' +
+        '23 hours ago, and sending again could deliver twice',
+    )
+    for (const row of [expired, expiredToo]) expect((await statusOf(row.id)).status).toBe('failed')
+    for (const row of [young, refused, template, neverCalled]) {
+      expect((await statusOf(row.id)).status).toBe('pending')
+    }
+    // A quota 429 is LINE's answer: parked rows go again when the quota renews.
+    const again = await cli(['deliveries', 'retry', '--kind', kind])
+    expect(again.stdout).toMatch(/^1 quota_exceeded deliveries back to pending/)
+    expect(again.stdout).not.toContain('left as')
+    expect((await statusOf(quota.id)).status).toBe('pending')
   })
 
   it('refuses an unknown status, naming the option, and changes nothing', async () => {

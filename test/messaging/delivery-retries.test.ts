@@ -13,6 +13,7 @@ import {
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { type SendTools, sendClaimedDeliveries } from '../../src/messaging/delivery-send.service.ts'
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
+import { cli } from '../support/cli.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually } from '../support/wait.ts'
@@ -305,6 +306,84 @@ describe('delivery retries', () => {
       expect(campaignInbox(k, stays.userId)).toHaveLength(1)
       expect(campaignInbox(k, optsOut.userId)).toHaveLength(0)
       expectNoRejectedRequests(k.line)
+    } finally {
+      await queue.resume()
+    }
+  })
+
+  it('`deliveries retry` leaves a failed push that may have reached LINE over 23 hours ago', async () => {
+    const [unknown, refused] = [await newFriend(k), await newFriend(k)]
+    const kind = `campaign-${randomUUID().slice(0, 8)}`
+    const queue = k.deps.queues.byName.delivery
+    const tools: SendTools = {
+      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
+      limiters: createLineLimiters(k.deps),
+      loaders: messageVarsLoaders(k.deps.env),
+    }
+    const job = createSendDeliveries(tools)
+    const send = (ids: string[]) =>
+      job.run(
+        k.deps,
+        { deliveryIds: ids },
+        { job: {} as never, worker: {} as never, token: 'test' },
+      )
+    const intent = (f: typeof unknown) => ({
+      ...campaign(f, { category: 'transactional' }),
+      kind,
+    })
+    await queue.pause() // this test plays the workers
+    try {
+      const [maybe] = await scheduleDeliveries(k.deps, [intent(unknown)])
+      await send([maybe!])
+      expect(campaignInbox(k, unknown.userId)).toHaveLength(1)
+      // LINE took the push, but its answer was lost (as after a timeout): the row waits for a
+      // retry with the request it stored, and every retry gets a 500 until the job gives up.
+      const [push] = pushesTo(k, unknown.userId)
+      await k.deps.db
+        .updateTable('delivery')
+        .set({ status: 'pending', sent_at: null, push_body: JSON.stringify(push!.body) })
+        .where('id', '=', maybe!)
+        .execute()
+      k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
+      await expect(send([maybe!])).rejects.toThrow(/failed for now/)
+      await job.onFinalFailure?.(k.deps, { deliveryIds: [maybe!] }, new Error('LINE kept failing'))
+      // The other one LINE refused with a 400: nothing went out.
+      const [bad] = await scheduleDeliveries(k.deps, [intent(refused)])
+      k.line.failNext({
+        method: 'POST',
+        path: PUSH,
+        status: 400,
+        count: 1,
+        body: {
+          message: 'The request body has 1 error(s)',
+          details: [{ message: 'invalid uri', property: 'messages[0].contents' }],
+        },
+      })
+      await send([bad!])
+      expect((await deliveryRows(k, [maybe!, bad!])).map((r) => r.status)).toEqual([
+        'failed',
+        'failed',
+      ])
+
+      // A day later (LINE forgets a retry key after 24 hours), the operator retries failed ones.
+      await sql`update delivery
+        set line_first_call_at = line_first_call_at - interval '25 hours',
+          updated_at = updated_at - interval '25 hours'
+        where id in (${maybe!}, ${bad!})`.execute(k.deps.db)
+      for (const entry of k.line.context.state.retryKeys.values()) entry.at -= 25 * 3600_000
+      const run = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
+      expect(run.code).toBe(0)
+      await send([maybe!, bad!])
+
+      expect(campaignInbox(k, unknown.userId)).toHaveLength(1) // not twice
+      expect(campaignInbox(k, refused.userId)).toHaveLength(1)
+      const [left, requeued] = await deliveryRows(k, [maybe!, bad!])
+      expect(left!.status).toBe('failed')
+      expect(requeued!.status).toBe('sent')
+      expect(run.stdout).toMatch(/^1 failed deliveries back to pending/)
+      expect(run.stdout).toContain(
+        '1 failed delivery left as it is: its request may have reached LINE more than 23 hours ago',
+      )
     } finally {
       await queue.resume()
     }
