@@ -86,7 +86,7 @@ export function startFlags(script: 'start' | 'start:web' | 'start:worker' = 'sta
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     scripts: Record<string, string>
   }
-  const flags = /^(?:ROLE=\w+ )?node (.*) src\/main\/start\.ts$/.exec(
+  const flags = /^(?:ROLE=\w+ )?(?:exec )?node (.*) src\/main\/start\.ts$/.exec(
     pkg.scripts[script] ?? '',
   )?.[1]
   if (flags === undefined)
