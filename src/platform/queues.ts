@@ -14,7 +14,8 @@ export const defaultJobOptions: JobsOptions = {
 
 /**
  * Deliveries retry for longer: LINE honours a retry key for 24 hours, and an SMTP relay or LINE
- * outage of a few minutes must not fail every message sent during it (10 tries over ~30 min).
+ * outage of a few minutes must not fail every message sent during it (10 tries: 9 waits from 2 s
+ * doubling, jittered down by up to half, 9–17 min in all).
  */
 const QUEUE_JOB_OPTIONS: Partial<Record<QueueName, JobsOptions>> = {
   delivery: { attempts: 10, backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 } },
