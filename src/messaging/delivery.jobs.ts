@@ -49,7 +49,9 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
       if (retry > 0) throw new Error(`${retry} of ${rows.length} deliveries failed for now`)
     },
     async onFinalFailure(deps, { deliveryIds }, error) {
-      await failUnfinishedDeliveries(deps.db, deliveryIds, error.message)
+      const failed = await failUnfinishedDeliveries(deps.db, deliveryIds, error.message)
+      // Each earlier try counted as `pending`; the end of its tries counts as `failed`.
+      if (failed > 0) deps.metrics.deliveries.inc({ channel: 'none', status: 'failed' }, failed)
     },
   }
 }

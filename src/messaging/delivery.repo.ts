@@ -323,13 +323,13 @@ export async function recordMulticastAccepted(
     .execute()
 }
 
-/** After the last retry: deliveries a job left waiting for a retry are failed. */
+/** After the last retry: deliveries a job left waiting for a retry are failed; how many. */
 export async function failUnfinishedDeliveries(
   db: Db,
   ids: string[],
   error: string,
-): Promise<void> {
-  await db
+): Promise<number> {
+  const result = await db
     .updateTable('delivery')
     // A push kept for its retry goes with it: it names the person (and no retry follows).
     .set({
@@ -342,7 +342,8 @@ export async function failUnfinishedDeliveries(
     .where('status', '=', 'pending')
     .where('attempts', '>', 0)
     .where('send_after', '<=', sql<Date>`now()`)
-    .execute()
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows)
 }
 
 /**

@@ -169,6 +169,52 @@ describe('delivery retries', () => {
     ).toEqual({ status: 'failed', push_body: null })
   })
 
+  it('deliveries failed after their last try count as failed in kizuna_deliveries_total', async () => {
+    const failedSoFar = async () =>
+      (await k.deps.metrics.deliveries.get()).values
+        .filter((v) => v.labels.status === 'failed')
+        .reduce((sum, v) => sum + v.value, 0)
+    const before = await failedSoFar()
+    const customer = await k.deps.db
+      .insertInto('customer')
+      .values({ display_name: 'Metric Tester' })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    const rows = await k.deps.db
+      .insertInto('delivery')
+      .values(
+        [1, 2].map((n) => ({
+          dedupe_key: `retry-metric-test:${n}:${randomUUID()}`,
+          kind: 'campaign',
+          category: 'marketing' as const,
+          customer_id: customer.id,
+          template_id: 'campaign-sample',
+          attempts: 10,
+        })),
+      )
+      .returning('id')
+      .execute()
+    const tools: SendTools = {
+      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
+      limiters: createLineLimiters(k.deps),
+      loaders: messageVarsLoaders(k.deps.env),
+    }
+    await createSendDeliveries(tools).onFinalFailure?.(
+      k.deps,
+      { deliveryIds: rows.map((r) => r.id) },
+      new Error('2 of 2 deliveries failed for now'),
+    )
+    expect(
+      (
+        await deliveryRows(
+          k,
+          rows.map((r) => r.id),
+        )
+      ).map((r) => r.status),
+    ).toEqual(['failed', 'failed'])
+    expect(await failedSoFar()).toBe(before + 2)
+  })
+
   it('a reply that got a 500 is not pushed after it: it may have been delivered', async () => {
     const user = k.line.users.create()
     k.line.failNext({ method: 'POST', path: '/v2/bot/message/reply', status: 500, count: 1 })
