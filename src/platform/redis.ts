@@ -42,7 +42,8 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
     await redis.connect()
     await redis.ping()
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error)
+    // ioredis's own messages may end with a period ("Connection is closed.").
+    const why = (error instanceof Error ? error.message : String(error)).replace(/\.+$/, '')
     throw new Error(
       `Redis is unreachable at REDIS_URL (${redactUrl(url)}): ${why}. ` +
         'Start Redis or set REDIS_URL to a reachable server.',

@@ -126,5 +126,8 @@ describe('loadEnv', () => {
 describe('assertRedisReachable', () => {
   it('names REDIS_URL when Redis is not there', async () => {
     await expect(assertRedisReachable('redis://127.0.0.1:1', 500)).rejects.toThrow(/REDIS_URL/)
+    // ioredis's reason ends with its own period: never "closed.. Start Redis".
+    const error = await assertRedisReachable('redis://127.0.0.1:1', 500).catch((e: Error) => e)
+    expect(String(error)).toMatch(/[^.]\. Start Redis or set REDIS_URL/)
   })
 })
