@@ -44,6 +44,10 @@ const tierThresholds = z
       .sort((a, b) => a.minSpend - b.minSpend),
   )
 
+/** A sender: `addr@host`, or a display name (no `<`, `>` or line break) and `<addr@host>`. */
+const MAIL_FROM_PATTERN =
+  /^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+)$/
+
 export const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   ROLE: z.enum(['all', 'web', 'worker']).default('all'),
@@ -74,7 +78,11 @@ export const envSchema = z.object({
     .default(10_000),
   LINE_CALLS_UNDER_WAY: z.coerce.number().int().min(1).max(1000).default(200),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
-  MAIL_FROM: z.string().min(3).default('Kizuna <no-reply@kizuna.local>'),
+  // `addr@host` or `Name <addr@host>`: anything else fails every email at send time instead.
+  MAIL_FROM: z
+    .string()
+    .regex(MAIL_FROM_PATTERN, 'use an address, or a name and an address: Shop <shop@example.jp>')
+    .default('Kizuna <no-reply@kizuna.local>'),
   /** Account link through the shop's own login (with LINK_ASSERTION_SECRET); else email codes. */
   LINK_LOGIN_URL: httpUrl().optional(),
   LINK_ASSERTION_SECRET: z.string().min(32, 'use at least 32 characters').optional(),

@@ -124,6 +124,15 @@ describe('loadEnv', () => {
 })
 
 describe('assertRedisReachable', () => {
+  it('takes MAIL_FROM as an address or a name and an address, nothing else', () => {
+    for (const ok of ['shop@example.jp', 'Shop <shop@example.jp>', '"店舗" <shop@example.jp>']) {
+      expect(loadEnv({ MAIL_FROM: ok }).MAIL_FROM).toBe(ok)
+    }
+    for (const bad of ['Shop', 'shop@localhost', 'Shop <shop@example.jp', 'a\r\nBcc: x <s@e.jp>']) {
+      expect(() => loadEnv({ MAIL_FROM: bad }), bad).toThrow(/MAIL_FROM/)
+    }
+  })
+
   it('names REDIS_URL when Redis is not there', async () => {
     await expect(assertRedisReachable('redis://127.0.0.1:1', 500)).rejects.toThrow(/REDIS_URL/)
     // ioredis's reason ends with its own period: never "closed.. Start Redis".
