@@ -9,6 +9,7 @@ import {
   type ClaimedDelivery,
   type DeliveryOutcome,
   REPLY_OUTCOME_UNKNOWN,
+  RETRY_KEY_SAFE_HOURS,
   type RecentMarketing,
   TEMPLATE_FAILED,
 } from './delivery.repo.ts'
@@ -24,6 +25,17 @@ import type { MessageVarsLoaders } from './message-vars.ts'
 import { chooseChannel, quietHoursEnd } from './send-rules.ts'
 
 const WEEK_MS = 7 * 24 * 60 * 60 * 1000
+
+/**
+ * How a delivery is failed instead of going to LINE again under a retry key LINE may have
+ * accepted more than RETRY_KEY_SAFE_HOURS ago: LINE takes a key older than 24 hours as a new
+ * request (LINE-API.md §2.4), so whatever held it up (retries, quiet hours, the weekly cap,
+ * `kizuna deliveries retry`), the person could get the message twice.
+ */
+export const KEY_EXPIRED =
+  `retry key expired: the first request may have reached LINE over ${RETRY_KEY_SAFE_HOURS} ` +
+  'hours ago; not sent again, to never send twice'
+
 /** Emails on their way at once per process: about the SMTP pool's connections, so none waits long. */
 const emailSlots = pLimit(8)
 
@@ -34,8 +46,9 @@ export type BatchResult = { outcomes: DeliveryOutcome[]; rateLimited: boolean }
 /**
  * Sends claimed deliveries. Marketing waits out quiet hours and the weekly cap; each delivery
  * gets its channel and content (template + loader, or ready LINE messages), decided now, unless
- * it goes again on LINE as the push an earlier attempt stored; then LINE and email go out
- * together. Returns one outcome per delivery.
+ * it goes again on LINE as the push an earlier attempt stored, or is failed because a request
+ * under its retry key may have reached LINE too long ago (KEY_EXPIRED); then LINE and email go
+ * out together. Returns one outcome per delivery.
  */
 export async function sendClaimedDeliveries(
   deps: Deps,
@@ -58,14 +71,20 @@ export async function sendClaimedDeliveries(
   const configured = tools.mailer.kind !== 'none'
   await inSlices(ready, async (row) => {
     const consent = consents.get(row.customer_id) ?? DEFAULT_CONSENTS
-    if (row.push_body !== null) {
+    // The channel chosen below, after the content, is the same: a template has an email version.
+    const onLine = () =>
+      chooseChannel(row, consent, { hasVersion: row.template_id !== null, configured }).channel ===
+      'line'
+    if (row.line_key_expired && onLine()) {
+      deps.log.warn({ deliveryId: row.id }, 'retry key expired: delivery failed, not sent again')
+      outcomes.push({ id: row.id, status: 'failed', error: KEY_EXPIRED })
+      return
+    }
+    if (row.push_body !== null && onLine()) {
       // Pushed before: the same request goes again under the same key (LINE-API.md §2.4), not
       // one rendered anew, even if its loader would now read other points or sign a new link.
-      const hasVersion = row.template_id !== null
-      if (chooseChannel(row, consent, { hasVersion, configured }).channel === 'line') {
-        again.push({ id: row.id, retryKey: row.line_retry_key, body: row.push_body })
-        return
-      }
+      again.push({ id: row.id, retryKey: row.line_retry_key, body: row.push_body })
+      return
     }
     const content = await contentOf(deps, tools.loaders, row)
     if ('outcome' in content) {
@@ -93,6 +112,7 @@ export async function sendClaimedDeliveries(
         replyToken: replyTokenIfFresh(row, now),
         // Tried before alone (a push with its own key): a new chunk's key could send it twice.
         mayMulticast: row.attempts === 1,
+        firstCallNoted: row.line_first_call_at !== null,
         multicast:
           row.multicast_request_id && row.multicast_retry_key && row.multicast_body
             ? {
@@ -210,10 +230,15 @@ function applyMarketingRules(
  * it. Its retry repeats that request under its key, which LINE honours for 24 hours only
  * (LINE-API.md §2.4), so it is not held back by the cap (up to a week): it was within the cap
  * when it first went, and sent after the key expired it could arrive twice (a multicast chunk,
- * to everyone in it). Quiet hours still apply: a window is shorter than the key's life.
+ * to everyone in it). Quiet hours still apply: a window is shorter than the key's life, and a
+ * retry they hold past it is failed when it comes up again (KEY_EXPIRED).
  */
 function mayHaveReachedLine(row: ClaimedDelivery): boolean {
-  return row.push_body !== null || row.multicast_request_id !== null
+  // A failed one requeued by `kizuna deliveries retry` has neither body nor chunk (it is
+  // rendered again), but its first call is noted. One past its key's life is failed, not sent
+  // (KEY_EXPIRED), so it takes no room.
+  if (row.line_key_expired) return false
+  return row.push_body !== null || row.multicast_request_id !== null || row.line_key_used
 }
 
 type Content =

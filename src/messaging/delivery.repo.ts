@@ -109,6 +109,12 @@ export async function claimDeliveries(db: Db, ids: string[]) {
       reply_state: ReplyState | null
       /** The push request an earlier attempt sent (JSON text), to repeat exactly. */
       push_body: string | null
+      /** When a request under the row's retry key (its own or its chunk's) first went to LINE. */
+      line_first_call_at: Date | null
+      /** A request under the key may have reached LINE (see keyMayBeTaken). */
+      line_key_used: boolean
+      /** ...more than RETRY_KEY_SAFE_HOURS ago: it must not go again under that key. */
+      line_key_expired: boolean
     }>`
     with claimed as (
       update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
@@ -123,7 +129,9 @@ export async function claimDeliveries(db: Db, ids: string[]) {
       lu.id as line_user_id, lu.line_uid, coalesce(lu.status = 'friend', false) as line_friend,
       d.multicast_request_id, mr.line_retry_key as multicast_retry_key,
       mr.body as multicast_body,
-      d.line_user_id is not null as answers_person, d.reply_state, d.push_body
+      d.line_user_id is not null as answers_person, d.reply_state, d.push_body,
+      d.line_first_call_at, ${keyMayBeTaken} as line_key_used,
+      ${keyMayBeTaken} and ${keyPastSafeAge} as line_key_expired
     from claimed d
     join customer c on c.id = d.customer_id
     left join lateral (
@@ -310,6 +318,19 @@ export async function updateMulticastBody(db: Db, id: string, body: string): Pro
   await db.updateTable('multicast_request').set({ body }).where('id', '=', id).execute()
 }
 
+/**
+ * Notes when a request under their chunk's key first goes to LINE for rows that have none (a
+ * chunk requeued after LINE refused it: the key's 24 hours start again). Before the call.
+ */
+export async function noteFirstCalls(db: Db, deliveryIds: string[]): Promise<void> {
+  await db
+    .updateTable('delivery')
+    .set({ line_first_call_at: sql`coalesce(line_first_call_at, now())` })
+    .where('id', 'in', deliveryIds)
+    .where('status', '=', 'sending')
+    .execute()
+}
+
 /** LINE's request id for an accepted multicast chunk. */
 export async function recordMulticastAccepted(
   db: Db,
@@ -391,9 +412,10 @@ export const RETRYABLE_STATUSES = ['quota_exceeded', 'failed'] as const
 export type RetryableStatus = (typeof RETRYABLE_STATUSES)[number]
 
 /**
- * LINE honours a retry key for 24 hours from its first request (LINE-API.md §2.4). A failed
- * delivery whose request may have reached LINE is sent again only while its key is younger than
- * this: the margin covers the wait for the sweeper and a queue backlog.
+ * LINE honours a retry key for 24 hours from its first request (LINE-API.md §2.4). A delivery
+ * whose request may have reached LINE goes again under its key only while the key is younger than
+ * this (checked by `kizuna deliveries retry` and again when it is about to go): the margin covers
+ * the wait for the sweeper, a queue backlog and the call itself.
  */
 export const RETRY_KEY_SAFE_HOURS = 23
 
@@ -403,8 +425,23 @@ export const RETRY_KEY_SAFE_HOURS = 23
  * Other LINE answers (401, 403, 404) say nothing about an earlier request under the key.
  */
 const LINE_REFUSED = 'LINE 400:'
-/** How a delivery whose template or variables could not be rendered is failed. */
+/**
+ * How a delivery whose template or variables could not be rendered is failed. No request went
+ * out in that attempt, but an earlier one may have (a chunk or push that timed out, rendered again
+ * on its retry): that is told by `line_first_call_at`, not by this.
+ */
 export const TEMPLATE_FAILED = 'template:'
+
+/**
+ * A request under the delivery's retry key (`d`: its own, or its chunk's) may have reached LINE:
+ * one went out (`line_first_call_at`, cleared when a requeue finds LINE refused the last one) and
+ * LINE's last answer was not a 400 (a row requeued before requeues cleared it).
+ */
+const keyMayBeTaken = sql<boolean>`(d.line_first_call_at is not null
+  and coalesce(d.last_error, '') not like ${`${LINE_REFUSED}%`})`
+/** The key's first request went out more than RETRY_KEY_SAFE_HOURS ago (the database's clock). */
+const keyPastSafeAge = sql<boolean>`(d.line_first_call_at
+  < now() - make_interval(hours => ${RETRY_KEY_SAFE_HOURS}))`
 
 export type RequeueResult = {
   /** Put back to pending. */
@@ -424,23 +461,25 @@ export type RequeueResult = {
  * accepted within the last 24 hours cannot go out twice (LINE answers 409). After that LINE takes
  * the key as new: a failed delivery whose request may have reached LINE (a LINE call went out
  * under its key and was not clearly refused) more than RETRY_KEY_SAFE_HOURS ago stays failed and
- * is counted in `keyExpired`. Deliveries LINE refused with a 400, whose template failed, or that
- * never reached a LINE call may go again at any age.
+ * is counted in `keyExpired`; a template failure on a retry after such a call is no exception.
+ * Deliveries LINE refused (a 400, the monthly quota's 429) go again at any age, their first call
+ * forgotten: LINE took nothing under the key, so its 24 hours start with the next request. Those
+ * that never reached a LINE call go again at any age too.
  */
 export async function requeueDeliveries(
   db: Db,
   filter: { status: RetryableStatus; kind?: string },
 ): Promise<RequeueResult> {
-  const keyExpired = sql<boolean>`(
-    line_first_call_at is not null
-    and line_first_call_at < now() - make_interval(hours => ${RETRY_KEY_SAFE_HOURS})
-    and coalesce(last_error, '') not like ${`${LINE_REFUSED}%`}
-    and coalesce(last_error, '') not like ${`${TEMPLATE_FAILED}%`}
-  )`
-  const held = filter.status === 'failed' ? keyExpired : sql<boolean>`false`
+  const held =
+    filter.status === 'failed' ? sql<boolean>`${keyMayBeTaken} and ${keyPastSafeAge}` : sql`false`
+  // LINE answered the last request under the key with a refusal: it took nothing under it.
+  const refused =
+    filter.status === 'quota_exceeded'
+      ? sql<boolean>`true`
+      : sql<boolean>`coalesce(d.last_error, '') like ${`${LINE_REFUSED}%`}`
   const result = await sql<{ requeued: number; key_expired: number }>`
     with candidates as (
-      select id, ${held} as held from delivery
+      select id, ${held} as held, ${refused} as refused from delivery d
       where status = ${filter.status}
         and (${filter.kind ?? null}::text is null or kind = ${filter.kind ?? null})
         and customer_id in (select id from customer where erased_at is null)
@@ -451,7 +490,10 @@ export async function requeueDeliveries(
     ),
     requeued as (
       update delivery d
-      set status = 'pending', send_after = least(d.send_after, now()), updated_at = now()
+      set status = 'pending', send_after = least(d.send_after, now()), updated_at = now(),
+        -- The key's 24 hours start again with its next request (noted by storePushBodies,
+        -- createMulticastRequest or noteFirstCalls).
+        line_first_call_at = case when c.refused then null else d.line_first_call_at end
       from candidates c
       where d.id = c.id and not c.held
       returning d.id

@@ -5,6 +5,7 @@ import type { SharedLimiter } from '../platform/shared-limiter.ts'
 import {
   createMulticastRequest,
   type DeliveryOutcome,
+  noteFirstCalls,
   recordMulticastAccepted,
   storePushBodies,
   updateMulticastBody,
@@ -36,6 +37,8 @@ export type LineItem = {
   replyToken: string | null
   /** First attempt: may join a new multicast chunk (a retried one keeps its own retry key). */
   mayMulticast: boolean
+  /** A request under its key went to LINE before and was not refused (`line_first_call_at`). */
+  firstCallNoted: boolean
   /** Set when an earlier attempt sent it in this multicast: the same request again, same key. */
   multicast: { id: string; retryKey: string; body: string } | null
 }
@@ -165,6 +168,9 @@ async function planMulticasts(deps: Pick<Deps, 'db' | 'log'>, items: LineItem[],
   for (const chunk of earlier.values()) {
     try {
       chunk.body = await withoutSettled(deps, chunk, leftOut.get(chunk.id))
+      // Requeued after LINE refused the chunk: its key's 24 hours start with this call.
+      const unnoted = chunk.items.filter((i) => !i.firstCallNoted).map((i) => i.id)
+      if (unnoted.length > 0) await noteFirstCalls(deps.db, unnoted)
       multicasts.push(chunk)
     } catch (err) {
       // Nothing sent: these go again with the job's retry.

@@ -45,7 +45,7 @@ async function parked(
 const statusOf = async (id: string) =>
   await db
     .selectFrom('delivery')
-    .select(['status', 'line_retry_key', 'send_after'])
+    .select(['status', 'line_retry_key', 'send_after', 'line_first_call_at'])
     .where('id', '=', id)
     .executeTakeFirstOrThrow()
 
@@ -95,7 +95,9 @@ describe('kizuna deliveries retry', () => {
     const expiredToo = await parked(c.id, 'failed', kind, '3 of 3 deliveries failed for now', 24)
     const young = await parked(c.id, 'failed', kind, unknown, 22)
     const refused = await parked(c.id, 'failed', kind, 'LINE 400: invalid', 72)
-    const template = await parked(c.id, 'failed', kind, 'template: bad vars', 72)
+    const template = await parked(c.id, 'failed', kind, 'template: bad vars')
+    // Its template failed on a retry, after a request that timed out: LINE may have taken that.
+    const templateAfterCall = await parked(c.id, 'failed', kind, 'template: bad vars', 72)
     const neverCalled = await parked(c.id, 'failed', kind, 'loader: timeout')
     const quota = await parked(c.id, 'quota_exceeded', kind, 'monthly limit', 24 * 30)
 
@@ -103,18 +105,23 @@ describe('kizuna deliveries retry', () => {
     expect(run.code).toBe(0)
     expect(run.stdout).toMatch(/^4 failed deliveries back to pending/)
     expect(run.stdout).toContain(
-      '2 failed deliveries left as they are: their request may have reached LINE more than ' +
+      '3 failed deliveries left as they are: their request may have reached LINE more than ' +
         '23 hours ago, and sending again could deliver twice',
     )
-    for (const row of [expired, expiredToo]) expect((await statusOf(row.id)).status).toBe('failed')
+    for (const row of [expired, expiredToo, templateAfterCall]) {
+      expect((await statusOf(row.id)).status).toBe('failed')
+    }
     for (const row of [young, refused, template, neverCalled]) {
       expect((await statusOf(row.id)).status).toBe('pending')
     }
+    // LINE took nothing under a refused key: its 24 hours start again with the next request.
+    expect((await statusOf(refused.id)).line_first_call_at).toBeNull()
+    expect((await statusOf(young.id)).line_first_call_at).not.toBeNull()
     // A quota 429 is LINE's answer: parked rows go again when the quota renews.
     const again = await cli(['deliveries', 'retry', '--kind', kind])
     expect(again.stdout).toMatch(/^1 quota_exceeded deliveries back to pending/)
     expect(again.stdout).not.toContain('left as')
-    expect((await statusOf(quota.id)).status).toBe('pending')
+    expect(await statusOf(quota.id)).toMatchObject({ status: 'pending', line_first_call_at: null })
   })
 
   it('refuses an unknown status, naming the option, and changes nothing', async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
@@ -5,7 +6,10 @@ import { jobIds } from '../../src/jobs.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
-import { claimDeliveriesWithMarketingCounts } from '../../src/messaging/delivery.repo.ts'
+import {
+  claimDeliveriesWithMarketingCounts,
+  requeueDeliveries,
+} from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -319,6 +323,52 @@ describe('weekly marketing cap', () => {
 
       expect((await deliveryRow(k, first!)).status).toBe('sent')
       expect(received('first')).toHaveLength(1)
+    } finally {
+      await queue.resume()
+    }
+  })
+
+  // `kizuna deliveries retry` puts back a push that failed after 5xx answers (LINE may have taken
+  // it) without its stored request. Held up by the cap, it would go after LINE forgot its key.
+  it('a requeued push that may have reached LINE is not held up by the cap', async () => {
+    const f = await newFriend(k)
+    const kind = `campaign-${randomUUID().slice(0, 8)}`
+    const queue = k.deps.queues.byName.delivery
+    const tools: SendTools = {
+      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
+      limiters: createLineLimiters(k.deps),
+      loaders: messageVarsLoaders(k.deps.env),
+    }
+    const send = (id: string) =>
+      createSendDeliveries(tools).run(
+        k.deps,
+        { deliveryIds: [id] },
+        { job: {} as never, worker: {} as never, token: 'test' },
+      )
+    const received = (name: string) =>
+      k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith(name))
+    await queue.pause() // this test plays the workers
+    try {
+      const [first] = await scheduleDeliveries(k.deps, [
+        { ...campaign(f, { displayName: 'first' }), kind },
+      ])
+      await send(first!)
+      // LINE took it, but every answer was lost until the job gave up.
+      await k.deps.db
+        .updateTable('delivery')
+        .set({ status: 'failed', sent_at: null, last_error: 'LINE 500: Internal server error' })
+        .where('id', '=', first!)
+        .execute()
+      const [second] = await scheduleDeliveries(k.deps, [campaign(f, { displayName: 'second' })])
+      await send(second!) // the week's cap (1) is full
+      await requeueDeliveries(k.deps.db, { status: 'failed', kind })
+
+      await send(first!)
+
+      const row = await deliveryRow(k, first!)
+      expect(row.status).toBe('sent') // LINE answered 409: it had it
+      expect(received('first')).toHaveLength(1)
+      expect(received('second')).toHaveLength(1)
     } finally {
       await queue.resume()
     }
