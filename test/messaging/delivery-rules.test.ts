@@ -216,9 +216,8 @@ describe('weekly marketing cap', () => {
     expect((await deliveryRow(k, deferId!)).status).toBe('pending')
   })
 
-  // BUG (reported, not fixed here): the cap is read, then the send happens, with no lock per
-  // customer. Jobs running at the same time (worker concurrency 4, more processes) all see room
-  // and all send. Remove `.fails` once concurrent jobs respect the cap.
+  // Jobs running at the same time (worker concurrency 4, more processes) must not all see room:
+  // the claim counts the customer's marketing sends under a lock per customer.
   it('campaigns whose jobs run at the same time still send at most the cap', async () => {
     const f = await newFriend(k)
     const scheduled = await Promise.all(
