@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
+import { sparePort } from '../support/ports.ts'
 import { eventually } from '../support/wait.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -13,14 +13,6 @@ const cleanups: (() => Promise<void>)[] = []
 afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
 
 /** The processes below `pid` (Linux /proc), children first. */
 function descendants(pid: number): number[] {
@@ -64,7 +56,7 @@ function alive(pid: number): boolean {
 // running, orphaned, never shutting down.
 describe.each(['start', 'start:web', 'start:worker'])('npm run %s', (script) => {
   it('passes SIGTERM to Kizuna, which shuts down and exits 0', async () => {
-    const port = await freePort()
+    const port = await sparePort()
     const child = spawn('npm', ['run', '--silent', script], {
       cwd: root,
       env: {

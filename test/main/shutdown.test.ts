@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN } from '../support/harness.ts'
+import { sparePort } from '../support/ports.ts'
 import { eventually } from '../support/wait.ts'
 
 const start = fileURLToPath(new URL('../../src/main/start.ts', import.meta.url))
@@ -14,14 +14,6 @@ afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
-
 describe('npm start (src/main/start.ts)', () => {
   it('serves, processes, and on SIGTERM finishes its work and exits 0', async () => {
     const line = await startLinePlatform({
@@ -29,7 +21,7 @@ describe('npm start (src/main/start.ts)', () => {
       channelAccessToken: TEST_CHANNEL_TOKEN,
     })
     cleanups.push(() => line.close())
-    const port = await freePort()
+    const port = await sparePort()
     const child = spawn(process.execPath, [start], {
       env: {
         ...process.env,

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
+import { sparePort } from './ports.ts'
 
 /** A throw-away redis-server on a spare port, which a test may stop and start again. */
 export async function startPrivateRedis(port?: number) {
@@ -32,13 +32,4 @@ export async function startPrivateRedis(port?: number) {
       await once(child, 'exit')
     },
   }
-}
-
-async function sparePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  if (!address || typeof address === 'string') throw new Error('no spare port')
-  return address.port
 }
