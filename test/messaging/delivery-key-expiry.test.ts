@@ -1,12 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createMailer } from '../../src/email/mailer.ts'
-import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
-import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import { requeueDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
-import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import {
   campaign,
@@ -21,6 +17,7 @@ import {
   PUSH,
   pushesTo,
   QUOTA_EXCEEDED,
+  sendJob,
 } from './support.ts'
 
 const FAILED_ON_NO_CHANNEL = 'kizuna_deliveries_total{channel="none",status="failed"}'
@@ -37,18 +34,10 @@ describe('a retry key LINE may have forgotten', () => {
 
   beforeAll(async () => {
     k = await startTestKizuna({ QUIET_HOURS: '' })
-    const tools: SendTools = {
-      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
-      limiters: createLineLimiters(k.deps),
-      loaders: messageVarsLoaders(k.deps.env),
+    const job = sendJob(k)
+    send = async (ids) => {
+      await job(ids)
     }
-    const job = createSendDeliveries(tools)
-    send = (ids) =>
-      job.run(
-        k.deps,
-        { deliveryIds: ids },
-        { job: {} as never, worker: {} as never, token: 'test' },
-      )
   })
   afterAll(async () => {
     await k.stopAll()

@@ -2,8 +2,6 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { setConsent } from '../../src/consent/consent.service.ts'
-import { createMailer } from '../../src/email/mailer.ts'
-import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import {
   claimDeliveriesWithMarketingCounts,
@@ -11,7 +9,7 @@ import {
   SENDING_LEASE_SECONDS,
 } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
-import { type SendTools, sendClaimedDeliveries } from '../../src/messaging/delivery-send.service.ts'
+import { sendClaimedDeliveries } from '../../src/messaging/delivery-send.service.ts'
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { cli } from '../support/cli.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -26,6 +24,8 @@ import {
   newFriend,
   PUSH,
   pushesTo,
+  sendJob,
+  sendTools,
   waitForStatus,
 } from './support.ts'
 
@@ -194,11 +194,7 @@ describe('delivery retries', () => {
       )
       .returning('id')
       .execute()
-    const tools: SendTools = {
-      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
-      limiters: createLineLimiters(k.deps),
-      loaders: messageVarsLoaders(k.deps.env),
-    }
+    const tools = sendTools(k)
     await createSendDeliveries(tools).onFinalFailure?.(
       k.deps,
       { deliveryIds: rows.map((r) => r.id) },
@@ -264,11 +260,7 @@ describe('delivery retries', () => {
   it('a reply whose worker stopped before recording it is failed when claimed again, not pushed', async () => {
     const user = k.line.users.create()
     const queue = k.deps.queues.byName.delivery
-    const tools: SendTools = {
-      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
-      limiters: createLineLimiters(k.deps),
-      loaders: messageVarsLoaders(k.deps.env),
-    }
+    const tools = sendTools(k)
     await queue.pause() // this test plays the workers
     try {
       await k.line.users.follow(user.userId)
@@ -290,11 +282,7 @@ describe('delivery retries', () => {
       const lapsed = SENDING_LEASE_SECONDS + 60
       await sql`update delivery set updated_at = now() - make_interval(secs => ${lapsed})
         where id = ${id}`.execute(k.deps.db)
-      await createSendDeliveries(tools).run(
-        k.deps,
-        { deliveryIds: [id] },
-        { job: {} as never, worker: {} as never, token: 'test' },
-      )
+      await sendJob(k, tools)([id])
 
       const row = await deliveryRow(k, id)
       expect([row.status, row.attempts]).toEqual(['failed', 2])
@@ -310,17 +298,7 @@ describe('delivery retries', () => {
     k.line.clearRequests() // an earlier test spent a reply token on purpose (a 400)
     const [stays, optsOut] = [await newFriend(k), await newFriend(k)]
     const queue = k.deps.queues.byName.delivery
-    const tools: SendTools = {
-      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
-      limiters: createLineLimiters(k.deps),
-      loaders: messageVarsLoaders(k.deps.env),
-    }
-    const send = (ids: string[]) =>
-      createSendDeliveries(tools).run(
-        k.deps,
-        { deliveryIds: ids },
-        { job: {} as never, worker: {} as never, token: 'test' },
-      )
+    const send = sendJob(k)
     await queue.pause() // this test plays the workers
     try {
       const ids = await scheduleDeliveries(
@@ -361,18 +339,7 @@ describe('delivery retries', () => {
     const [unknown, refused] = [await newFriend(k), await newFriend(k)]
     const kind = `campaign-${randomUUID().slice(0, 8)}`
     const queue = k.deps.queues.byName.delivery
-    const tools: SendTools = {
-      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
-      limiters: createLineLimiters(k.deps),
-      loaders: messageVarsLoaders(k.deps.env),
-    }
-    const job = createSendDeliveries(tools)
-    const send = (ids: string[]) =>
-      job.run(
-        k.deps,
-        { deliveryIds: ids },
-        { job: {} as never, worker: {} as never, token: 'test' },
-      )
+    const send = sendJob(k)
     const intent = (f: typeof unknown) => ({
       ...campaign(f, { category: 'transactional' }),
       kind,
@@ -392,7 +359,11 @@ describe('delivery retries', () => {
         .execute()
       k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
       await expect(send([maybe!])).rejects.toThrow(/failed for now/)
-      await job.onFinalFailure?.(k.deps, { deliveryIds: [maybe!] }, new Error('LINE kept failing'))
+      await createSendDeliveries(sendTools(k)).onFinalFailure?.(
+        k.deps,
+        { deliveryIds: [maybe!] },
+        new Error('LINE kept failing'),
+      )
       // The other one LINE refused with a 400: nothing went out.
       const [bad] = await scheduleDeliveries(k.deps, [intent(refused)])
       k.line.failNext({

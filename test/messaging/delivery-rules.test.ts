@@ -1,17 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createMailer } from '../../src/email/mailer.ts'
 import { jobIds } from '../../src/jobs.ts'
-import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
-import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import {
   claimDeliveriesWithMarketingCounts,
   requeueDeliveries,
 } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
-import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 import {
@@ -23,6 +19,7 @@ import {
   newFriend,
   pushesTo,
   SAMPLE,
+  sendJob,
   tokyoHhMm,
   WEEK_MS,
   waitForStatus,
@@ -239,11 +236,7 @@ describe('weekly marketing cap', () => {
   it('a job that also names a delivery another job is sending counts that send', async () => {
     const f = await newFriend(k)
     const queue = k.deps.queues.byName.delivery
-    const tools: SendTools = {
-      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
-      limiters: createLineLimiters(k.deps),
-      loaders: messageVarsLoaders(k.deps.env),
-    }
+    const send = sendJob(k)
     await queue.pause() // this test plays the workers
     try {
       const [a] = await scheduleDeliveries(k.deps, [campaign(f)])
@@ -252,11 +245,7 @@ describe('weekly marketing cap', () => {
       const first = await claimDeliveriesWithMarketingCounts(k.deps.db, [a!], 1)
       expect(first.rows.map((r) => r.id)).toEqual([a])
       // ...when another job names both (the sweeper regroups unfinished rows as it finds them).
-      await createSendDeliveries(tools).run(
-        k.deps,
-        { deliveryIds: [a!, b!] },
-        { job: {} as never, worker: {} as never, token: 'test' },
-      )
+      await send([a!, b!])
 
       const later = await deliveryRow(k, b!)
       expect(later.status).toBe('pending')
@@ -273,17 +262,8 @@ describe('weekly marketing cap', () => {
   it('a push that may have reached LINE is retried under its key, not deferred past its life', async () => {
     const f = await newFriend(k)
     const queue = k.deps.queues.byName.delivery
-    const tools: SendTools = {
-      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
-      limiters: createLineLimiters(k.deps),
-      loaders: messageVarsLoaders(k.deps.env),
-    }
-    const send = (id: string) =>
-      createSendDeliveries(tools).run(
-        k.deps,
-        { deliveryIds: [id] },
-        { job: {} as never, worker: {} as never, token: 'test' },
-      )
+    const sendIds = sendJob(k)
+    const send = (id: string) => sendIds([id])
     const received = (name: string) =>
       k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith(name))
     await queue.pause() // this test plays the workers
@@ -333,17 +313,8 @@ describe('weekly marketing cap', () => {
     const f = await newFriend(k)
     const kind = `campaign-${randomUUID().slice(0, 8)}`
     const queue = k.deps.queues.byName.delivery
-    const tools: SendTools = {
-      mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
-      limiters: createLineLimiters(k.deps),
-      loaders: messageVarsLoaders(k.deps.env),
-    }
-    const send = (id: string) =>
-      createSendDeliveries(tools).run(
-        k.deps,
-        { deliveryIds: [id] },
-        { job: {} as never, worker: {} as never, token: 'test' },
-      )
+    const sendIds = sendJob(k)
+    const send = (id: string) => sendIds([id])
     const received = (name: string) =>
       k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith(name))
     await queue.pause() // this test plays the workers

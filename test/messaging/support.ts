@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { expect } from 'vitest'
+import { createMailer } from '../../src/email/mailer.ts'
 import { jobIds } from '../../src/jobs.ts'
+import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
+import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import type { DeliveryCategory, DeliveryIntent } from '../../src/messaging/delivery.service.ts'
+import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -124,4 +128,20 @@ export function tokyoHhMm(at: Date): string {
     minute: '2-digit',
     hourCycle: 'h23',
   }).format(at)
+}
+
+/** What a delivery worker sends with: the real mailer (no sandbox), limiters and loaders. */
+export function sendTools(k: TestKizuna): SendTools {
+  return {
+    mailer: createMailer(k.deps.env, k.deps.db, { sandbox: false }),
+    limiters: createLineLimiters(k.deps),
+    loaders: messageVarsLoaders(k.deps.env),
+  }
+}
+
+/** The send job run on these delivery ids as a worker would run it (the test plays the workers). */
+export function sendJob(k: TestKizuna, tools: SendTools = sendTools(k)) {
+  const job = createSendDeliveries(tools)
+  return (ids: string[]) =>
+    job.run(k.deps, { deliveryIds: ids }, { job: {} as never, worker: {} as never, token: 'test' })
 }
