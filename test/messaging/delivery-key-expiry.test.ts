@@ -14,9 +14,9 @@ import {
   metricValue,
   multicastsTo,
   newFriend,
-  PUSH,
   pushesTo,
   QUOTA_EXCEEDED,
+  refuseNextPush,
   sendJob,
 } from './support.ts'
 
@@ -165,16 +165,7 @@ describe('a retry key LINE may have forgotten', () => {
     await playingWorkers(async () => {
       const kind = `campaign-${randomUUID().slice(0, 8)}`
       const [id] = await scheduleDeliveries(k.deps, [intent(f, kind)])
-      k.line.failNext({
-        method: 'POST',
-        path: PUSH,
-        status: 400,
-        count: 1,
-        body: {
-          message: 'The request body has 1 error(s)',
-          details: [{ message: 'invalid uri', property: 'messages[0].contents' }],
-        },
-      })
+      refuseNextPush(k)
       await send([id!])
       expect((await deliveryRow(k, id!)).status).toBe('failed')
       await aDayLater([id!])

@@ -24,6 +24,7 @@ import {
   newFriend,
   PUSH,
   pushesTo,
+  refuseNextPush,
   sendJob,
   sendTools,
   waitForStatus,
@@ -366,16 +367,7 @@ describe('delivery retries', () => {
       )
       // The other one LINE refused with a 400: nothing went out.
       const [bad] = await scheduleDeliveries(k.deps, [intent(refused)])
-      k.line.failNext({
-        method: 'POST',
-        path: PUSH,
-        status: 400,
-        count: 1,
-        body: {
-          message: 'The request body has 1 error(s)',
-          details: [{ message: 'invalid uri', property: 'messages[0].contents' }],
-        },
-      })
+      refuseNextPush(k)
       await send([bad!])
       expect((await deliveryRows(k, [maybe!, bad!])).map((r) => r.status)).toEqual([
         'failed',

@@ -145,3 +145,17 @@ export function sendJob(k: TestKizuna, tools: SendTools = sendTools(k)) {
   return (ids: string[]) =>
     job.run(k.deps, { deliveryIds: ids }, { job: {} as never, worker: {} as never, token: 'test' })
 }
+
+/** The stand-in answers the next push with LINE's 400 for a bad message (LINE took nothing). */
+export function refuseNextPush(k: TestKizuna): void {
+  k.line.failNext({
+    method: 'POST',
+    path: PUSH,
+    status: 400,
+    count: 1,
+    body: {
+      message: 'The request body has 1 error(s)',
+      details: [{ message: 'invalid uri', property: 'messages[0].contents' }],
+    },
+  })
+}
