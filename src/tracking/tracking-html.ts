@@ -23,11 +23,12 @@ export function trackableUrl(href: string): string | null {
 
 /**
  * Rewrites the `href` of every `<a>`/`<area>` whose target is http(s) through `track` (given the
- * decoded, normalised URL) and inserts `pixel` before `</body>`, or at the end without one.
+ * decoded, normalised URL) and inserts `ending` (the unsubscribe link and the open pixel) before
+ * `</body>`, or at the end without one.
  * The HTML is tokenised by htmlparser2, so comments, scripts and attribute quoting are read as
  * a browser reads them; everything else is copied through byte for byte.
  */
-export function rewriteEmailHtml(html: string, track: (url: string) => string, pixel: string) {
+export function rewriteEmailHtml(html: string, track: (url: string) => string, ending: string) {
   const edits: { start: number; end: number; text: string }[] = []
   let tag = ''
   let hrefSeen = false
@@ -59,7 +60,7 @@ export function rewriteEmailHtml(html: string, track: (url: string) => string, p
   parser.end(html)
 
   const at = bodyEnd < 0 ? html.length : bodyEnd
-  edits.push({ start: at, end: at, text: pixel })
+  edits.push({ start: at, end: at, text: ending })
   let out = ''
   let from = 0
   for (const edit of edits.sort((a, b) => a.start - b.start)) {
@@ -71,4 +72,16 @@ export function rewriteEmailHtml(html: string, track: (url: string) => string, p
 
 export function pixelTag(src: string): string {
   return `<img src="${escapeAttribute(src)}" width="1" height="1" alt="">`
+}
+
+/**
+ * The unsubscribe link shown at the end of the HTML body: many mail apps show no button for the
+ * List-Unsubscribe header, and the HTML part is what most people read.
+ */
+export function unsubscribeFooterTag(href: string): string {
+  return (
+    '<p style="margin:16px 0;font-size:12px;color:#888888;text-align:center">' +
+    `<a href="${escapeAttribute(href)}" style="color:#888888">` +
+    '配信停止 / Unsubscribe</a></p>'
+  )
 }

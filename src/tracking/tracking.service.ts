@@ -5,7 +5,7 @@ import type { Database } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { getAppSecret } from '../platform/secrets.ts'
 import { insertDeliveryEvent } from './tracking.repo.ts'
-import { pixelTag, rewriteEmailHtml } from './tracking-html.ts'
+import { pixelTag, rewriteEmailHtml, unsubscribeFooterTag } from './tracking-html.ts'
 import { signTrackingToken, type TrackingPayload, verifyTrackingToken } from './tracking-token.ts'
 
 export type EmailTracking = {
@@ -13,7 +13,10 @@ export type EmailTracking = {
   unsubscribeUrl: string
   /** `/o/:token`: a 1×1 image that records the open. */
   openPixelUrl: string
-  /** Every http(s) link through `/r/:token`, and the open pixel before `</body>`. */
+  /**
+   * Every http(s) link through `/r/:token`, then the unsubscribe link (untracked) and the open
+   * pixel before `</body>`.
+   */
   rewriteHtml(html: string): string
 }
 
@@ -29,18 +32,20 @@ export async function emailTracking(
   const base = publicBaseUrl(deps.env)
   const url = (path: 'o' | 'r' | 'u', token: string) => `${base}/${path}/${token}`
   const openPixelUrl = url('o', signTrackingToken<'o'>(secret, ['o', d.deliveryId]))
-  const pixel = pixelTag(openPixelUrl)
+  const unsubscribeUrl = url(
+    'u',
+    signTrackingToken<'u'>(secret, ['u', d.deliveryId, d.customerId, d.category]),
+  )
+  // Added after the links are rewritten: unsubscribing is not a click on the message.
+  const ending = unsubscribeFooterTag(unsubscribeUrl) + pixelTag(openPixelUrl)
   return {
-    unsubscribeUrl: url(
-      'u',
-      signTrackingToken<'u'>(secret, ['u', d.deliveryId, d.customerId, d.category]),
-    ),
+    unsubscribeUrl,
     openPixelUrl,
     rewriteHtml: (html) =>
       rewriteEmailHtml(
         html,
         (target) => url('r', signTrackingToken<'r'>(secret, ['r', d.deliveryId, target])),
-        pixel,
+        ending,
       ),
   }
 }

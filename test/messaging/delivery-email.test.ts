@@ -129,8 +129,9 @@ describe('delivery by email (SMTP)', () => {
     expect(unsubscribe).toMatch(new RegExp(`^${PUBLIC_BASE_URL}/u/[^/]+$`))
     expect(mail.headers.get('list-unsubscribe-post')).toBe('List-Unsubscribe=One-Click')
 
-    // Every http(s) link goes through /r/; the open pixel is there; the campaign URL is not bare.
-    const links = hrefs(mail.html)
+    // Every http(s) link of the template goes through /r/; the open pixel is there; the
+    // campaign URL is not bare. The unsubscribe link is the mail's own, not a tracked click.
+    const links = hrefs(mail.html).filter((link) => link !== unsubscribe)
     expect(links.length).toBeGreaterThanOrEqual(2)
     for (const link of links) expect(link).toMatch(new RegExp(`^${PUBLIC_BASE_URL}/r/[^/]+$`))
     expect(mail.html).toMatch(new RegExp(`<img src="${PUBLIC_BASE_URL}/o/[^"/]+"`))
@@ -142,6 +143,18 @@ describe('delivery by email (SMTP)', () => {
     expect(row).toMatchObject({ status: 'sent', channel: 'email', last_error: null })
     expect(row.email_message_id).toBe(mail.headers.get('message-id'))
     expect(linePushes(requestsBefore)).toEqual([])
+  })
+
+  it('shows the unsubscribe link in the HTML body, not only in the header and the text', async () => {
+    const { mail } = await campaignByEmail()
+    // Most readers see the HTML part, and many mail apps show no List-Unsubscribe button: the
+    // way out must be in the body they read (Japan's Specified Electronic Mail Act, art. 4).
+    const unsubscribe = /^<(.+)>$/.exec(mail.headers.get('list-unsubscribe') ?? '')?.[1] ?? ''
+    expect(unsubscribe).not.toBe('')
+    expect(hrefs(mail.html)).toContain(unsubscribe)
+    expect(mail.html).toContain('配信停止')
+    // Before the end of the body, where a reader looks for it.
+    expect(mail.html.indexOf(unsubscribe)).toBeLessThan(mail.html.indexOf('</body>'))
   })
 
   it('follows clicks and opens, unsubscribes in one click, and still sends transactional mail', async () => {
