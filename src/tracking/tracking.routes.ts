@@ -32,6 +32,12 @@ const notOurs = (c: Context<AppEnv>) =>
   )
 
 /**
+ * Hono answers HEAD with the GET handler. A HEAD comes from a link checker or a proxy probing
+ * the URL, never from a person opening the mail or following the link: it records nothing.
+ */
+const isHead = (c: Context<AppEnv>) => c.req.method === 'HEAD'
+
+/**
  * Email tracking: `GET /o/:token` (open pixel), `GET /r/:token` (tracked click → 302),
  * `GET|POST /u/:token` (unsubscribe: GET asks, POST `List-Unsubscribe=One-Click` does it, RFC 8058).
  * Opens and clicks are best effort: a database hiccup never breaks the image or the redirect.
@@ -41,7 +47,7 @@ export function trackingRoutes(deps: Pick<Deps, 'db'>) {
 
   app.get('/o/:token', async (c) => {
     try {
-      await recordOpen(deps.db, c.req.param('token'))
+      if (!isHead(c)) await recordOpen(deps.db, c.req.param('token'))
     } catch (err) {
       c.get('log').warn({ err }, 'email open not recorded')
     }
@@ -56,7 +62,7 @@ export function trackingRoutes(deps: Pick<Deps, 'db'>) {
     const click = await clickTarget(deps.db, c.req.param('token'))
     if (!click) return notOurs(c)
     try {
-      await recordClick(deps.db, click)
+      if (!isHead(c)) await recordClick(deps.db, click)
     } catch (err) {
       c.get('log').warn({ err }, 'email click not recorded')
     }

@@ -97,6 +97,23 @@ describe('GET /r/:token', () => {
     expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'click', url: target }])
   })
 
+  it('answers a HEAD (a link checker, not a person) without recording a click or an open', async () => {
+    const { deliveryId, tracking } = await sentEmail()
+    const target = 'https://shop.example/sale'
+    const [tracked = ''] = hrefs(tracking.rewriteHtml(`<a href="${target}">x</a>`))
+    const head = await fetch(tracked, { method: 'HEAD', redirect: 'manual' })
+    expect(head.status).toBe(302)
+    expect(head.headers.get('location')).toBe(target)
+    const pixel = await fetch(tracking.openPixelUrl, { method: 'HEAD' })
+    expect(pixel.status).toBe(200)
+    expect(pixel.headers.get('content-type')).toBe('image/gif')
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([])
+
+    // The person's own GET still counts.
+    await fetch(tracked, { redirect: 'manual' })
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'click', url: target }])
+  })
+
   it('answers 404 to a forged or altered token and records nothing (no open redirect)', async () => {
     const { deliveryId, tracking } = await sentEmail()
     const [tracked = ''] = hrefs(tracking.rewriteHtml('<a href="https://shop.example/">x</a>'))
