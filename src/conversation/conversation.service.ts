@@ -57,7 +57,10 @@ async function conversationContext(
   event: webhook.MessageEvent | webhook.PostbackEvent,
   params: URLSearchParams,
 ): Promise<ConversationContext | null> {
-  const lineUid = event.source?.userId
+  // Only a one-to-one chat: in a group or room the reply is read by everyone in it (a member
+  // card, an account-link page), and the member may never have added the account as a friend.
+  if (event.source?.type !== 'user') return null
+  const lineUid = event.source.userId
   if (!lineUid) return null
   const replyToken = event.replyToken
   return {
