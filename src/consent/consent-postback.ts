@@ -39,12 +39,19 @@ async function changeLineConsent(ctx: ConversationContext, granted: boolean): Pr
   }
   const category = parsed.data
   const lineUser = await ensureLineUser(ctx, ctx.lineUid)
-  await setConsent(ctx.trx, lineUser.customer_id, {
+  const { consent } = await setConsent(ctx.trx, lineUser.customer_id, {
     category,
     channel: 'line',
     granted,
     source: 'line-postback',
+    decidedAt: ctx.occurredAt,
   })
+  if (consent[category].line !== granted) {
+    // A later choice (a tap processed first, staff, an unsubscribe) already holds: it stands,
+    // and it was confirmed when it was made.
+    ctx.deps.log.info({ webhookEventId: ctx.webhookEventId }, 'consent postback overtaken')
+    return
+  }
   await ctx.reply([confirmation(category, granted)], granted ? 'consent-optin' : 'consent-optout')
 }
 

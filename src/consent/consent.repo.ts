@@ -24,35 +24,45 @@ export type ConsentWrite = { category: ConsentCategory; channel: ConsentChannel;
 
 /**
  * Writes these consent rows for the customer; a row that already holds the same value is left
- * alone (its source and time stay). Returns how many rows were inserted or changed.
+ * alone (its source and time stay). A LINE postback carries the time the person tapped
+ * (`decidedAt`): it applies only over a choice made before it, so postbacks processed out of
+ * order end with the last one tapped. Returns how many rows were inserted or changed.
  */
 export async function upsertConsentRows(
   db: Db,
   customerId: string,
   writes: ConsentWrite[],
   source: ConsentSource,
+  decidedAt: Date | null = null,
 ): Promise<number> {
   if (writes.length === 0) return 0
   const rows = await db
     .insertInto('consent')
-    .values(writes.map((w) => ({ customer_id: customerId, ...w, source })))
+    .values(writes.map((w) => ({ customer_id: customerId, ...w, source, decided_at: decidedAt })))
     .onConflict((oc) =>
       oc
         .columns(['customer_id', 'category', 'channel'])
         .doUpdateSet({
           granted: (eb) => eb.ref('excluded.granted'),
           source: (eb) => eb.ref('excluded.source'),
+          decided_at: (eb) => eb.ref('excluded.decided_at'),
           updated_at: sql`now()`,
         })
-        .where('consent.granted', 'is distinct from', (eb) => eb.ref('excluded.granted'))
-        // A bulk import may always withdraw consent, but grants only over its own rows: it
-        // never re-grants what the person (or staff) refused.
         .where((eb) =>
-          eb.or([
-            eb('excluded.source', '<>', 'import'),
-            eb('excluded.granted', '=', false),
-            eb('consent.source', '=', 'import'),
-          ]),
+          decidedAt
+            ? // Newer than the row's choice; the same value too, so that an older opposite
+              // tap processed later finds the newer time.
+              eb(eb.fn.coalesce('consent.decided_at', 'consent.updated_at'), '<', decidedAt)
+            : eb.and([
+                eb('consent.granted', 'is distinct from', eb.ref('excluded.granted')),
+                // A bulk import may always withdraw consent, but grants only over its own rows:
+                // it never re-grants what the person (or staff) refused.
+                eb.or([
+                  eb('excluded.source', '<>', 'import'),
+                  eb('excluded.granted', '=', false),
+                  eb('consent.source', '=', 'import'),
+                ]),
+              ]),
         ),
     )
     .returning('customer_id')
@@ -67,7 +77,8 @@ export async function deleteConsentRows(db: Db, customerId: string): Promise<voi
 /** Copies the rows of one customer to another (which has none yet), keeping their sources. */
 export async function copyConsentRows(db: Db, fromId: string, toId: string): Promise<void> {
   await sql`
-    insert into consent (customer_id, category, channel, granted, source)
-    select ${toId}, category, channel, granted, source from consent where customer_id = ${fromId}
+    insert into consent (customer_id, category, channel, granted, source, decided_at)
+    select ${toId}, category, channel, granted, source, decided_at
+    from consent where customer_id = ${fromId}
     on conflict (customer_id, category, channel) do nothing`.execute(db)
 }

@@ -32,6 +32,7 @@ export const consentUpdateSchema = z.strictObject({
 })
 export type ConsentUpdate = z.infer<typeof consentUpdateSchema>
 
-export type ConsentChange = ConsentUpdate & { source: ConsentSource }
+/** `decidedAt`: when the person chose, for a choice that may be processed late (a LINE postback). */
+export type ConsentChange = ConsentUpdate & { source: ConsentSource; decidedAt?: Date }
 
 export const customerIdSchema = z.uuid('not a customer id')

@@ -76,7 +76,8 @@ export async function setConsent(
       throw new AppError('GONE', 'this customer was erased on request')
     }
     const { category, channel, granted } = change
-    await upsertConsentRows(trx, customer.id, [{ category, channel, granted }], change.source)
+    const write = [{ category, channel, granted }]
+    await upsertConsentRows(trx, customer.id, write, change.source, change.decidedAt ?? null)
     return { customerId: customer.id, consent: await loadConsent(trx, customer.id) }
   })
 }

@@ -14,6 +14,8 @@ export type Replier = (
 export type ConversationContext = EventContext & {
   lineUid: string
   params: URLSearchParams
+  /** When the person sent the message or tapped (LINE's event time), not when it is processed. */
+  occurredAt: Date
   /** The event's reply token (fresh for about a minute after `receivedAt`). */
   replyToken: string | null
   reply: Replier
@@ -67,6 +69,7 @@ async function conversationContext(
     ...ctx,
     lineUid,
     params,
+    occurredAt: new Date(event.timestamp),
     replyToken: replyToken ?? null,
     async reply(content, kind) {
       const lineUser = await ensureLineUser(ctx, lineUid)

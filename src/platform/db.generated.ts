@@ -57,6 +57,7 @@ export interface Consent {
   category: string;
   channel: string;
   customer_id: string;
+  decided_at: Timestamp | null;
   granted: boolean;
   source: string;
   updated_at: Generated<Timestamp>;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConsent } from '../../src/consent/consent.service.ts'
+import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually } from '../support/wait.ts'
@@ -115,5 +115,83 @@ describe('LINE postbacks action=optout / action=optin', () => {
     })
     expect(await consentRow(customerId, 'marketing')).toBeUndefined()
     expect(k.line.inbox(userId)).toHaveLength(1)
+  })
+
+  it('ends with the last tap when an earlier opt-out is processed after a later opt-in', async () => {
+    const { userId, customerId } = await friend()
+    const tappedAt = Date.now()
+    const optout = k.line.buildEvent(
+      'postback',
+      userId,
+      { data: 'action=optout' },
+      { timestamp: tappedAt },
+    )
+    const optin = k.line.buildEvent(
+      'postback',
+      userId,
+      { data: 'action=optin' },
+      { timestamp: tappedAt + 1_000 },
+    )
+    const doneAt = (webhookEventId: string) =>
+      eventually(async () => {
+        const row = await k.deps.db
+          .selectFrom('webhook_event')
+          .select('status')
+          .where('webhook_event_id', '=', webhookEventId)
+          .executeTakeFirst()
+        expect(row?.status).toBe('done')
+      })
+    // Two requests in the wrong order (LINE does not promise order; a retried job does the same).
+    expect((await k.line.deliverWebhook([optin])).status).toBe(200)
+    await doneAt(optin.webhookEventId)
+    expect((await k.line.deliverWebhook([optout])).status).toBe(200)
+    await doneAt(optout.webhookEventId)
+
+    expect((await loadConsent(k.deps.db, customerId)).marketing.line).toBe(true)
+    // Only the choice that stands was confirmed.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const kinds = await k.deps.db
+      .selectFrom('delivery')
+      .select('kind')
+      .where('customer_id', '=', customerId)
+      .where('kind', 'like', 'consent-%')
+      .execute()
+    expect(kinds.map((d) => d.kind)).toEqual(['consent-optin'])
+  })
+
+  it('a tap made before staff changed the consent does not undo the change', async () => {
+    const { userId, customerId } = await friend()
+    const tappedAt = Date.now() - 5_000
+    await setConsent(k.deps.db, customerId, {
+      category: 'marketing',
+      channel: 'line',
+      granted: false,
+      source: 'admin',
+    })
+    const optin = k.line.buildEvent(
+      'postback',
+      userId,
+      { data: 'action=optin' },
+      { timestamp: tappedAt },
+    )
+    expect((await k.line.deliverWebhook([optin])).status).toBe(200)
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('webhook_event')
+        .select('status')
+        .where('webhook_event_id', '=', optin.webhookEventId)
+        .executeTakeFirst()
+      expect(row?.status).toBe('done')
+    })
+    expect(await consentRow(customerId, 'marketing')).toEqual({ granted: false, source: 'admin' })
+
+    // A tap after the change applies as usual.
+    await k.line.users.postback(userId, 'action=optin')
+    await eventually(async () =>
+      expect(await consentRow(customerId, 'marketing')).toEqual({
+        granted: true,
+        source: 'line-postback',
+      }),
+    )
   })
 })
