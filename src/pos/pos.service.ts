@@ -133,6 +133,14 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
   }
   const linked = await deps.db.transaction().execute(async (trx) => {
     const resolved = await resolveBarcode(trx, body.barcode, shape)
+    // A coupon code names its owner but is no proof of who is at the register: shoppers pass
+    // coupons on, and linking would merge the card holder (points, purchases, email) into them.
+    if (resolved.via === 'coupon') {
+      throw new AppError(
+        'BAD_REQUEST',
+        'barcode: scan the member card to link a legacy card; a coupon does not identify its holder',
+      )
+    }
     const linkShape = classifyBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX)
     if (linkShape === 'misread_member_card') {
       throw new AppError('UNPROCESSABLE', 'linkBarcode: misread barcode, scan again')
@@ -152,9 +160,8 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
     )
     const customerId = attached.customerId
     if (!body.receipt) return { answer: { customer: await memberSummary(trx, customerId) } }
-    const coupon = resolved.via === 'coupon' ? body.barcode : null
     const start = sql`select ${customerId}::uuid as customer_id, ${resolved.via}::text as via,
-      ${coupon}::text as coupon`
+      null::text as coupon`
     const recorded = await recordReceipt(trx, deps, store, body, start)
     if (!recorded) throw new AppError('NOT_FOUND', 'no customer with this id')
     return recorded

@@ -376,4 +376,29 @@ describe('POST /api/pos/scans with linkBarcode', () => {
     expect(await purchasesOf(c.id)).toHaveLength(0)
     expect(await customerRow(old.id)).toMatchObject({ merged_into_id: null })
   })
+
+  it('refuses a coupon code as the card to link to (a coupon can be handed on), and merges no one', async () => {
+    const owner = await makeCustomer(db, { displayName: 'Sato Hanako' })
+    const coupon = await makeCoupon(db, owner.id)
+    const legacy = legacyCardNumber()
+    const holder = await makeCustomer(db, { legacyCard: legacy, points: 200 })
+    for (const body of [
+      { barcode: coupon, linkBarcode: legacy },
+      { barcode: coupon, linkBarcode: legacy, receipt: receipt() },
+    ]) {
+      const res = await post(body)
+      expect(res.status).toBe(400)
+      expect((await errorOf(res)).message).toContain('barcode: scan the member card')
+    }
+    expect(await customerRow(holder.id)).toMatchObject({ merged_into_id: null, points: 200 })
+    expect(await customerRow(owner.id)).toMatchObject({ points: 0, purchase_count: 0 })
+    const rescan = (await (await post({ barcode: legacy })).json()) as ScanResponse
+    expect(rescan.customer.id).toBe(holder.id)
+    const unused = await db
+      .selectFrom('coupon')
+      .select('used_at')
+      .where('code', '=', coupon)
+      .execute()
+    expect(unused).toEqual([{ used_at: null }])
+  })
 })
