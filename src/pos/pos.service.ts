@@ -203,7 +203,15 @@ async function recordReceipt(
   )
   if (recorded.notFound) return undefined
   if (!recorded.created) {
-    return { answer: await replayOf(db, recorded.purchaseId, receipt, recorded.customerId) }
+    const scannedCoupon = recorded.via === 'coupon' ? body.barcode : null
+    const answer = await replayOf(
+      db,
+      recorded.purchaseId,
+      receipt,
+      recorded.customerId,
+      scannedCoupon,
+    )
+    return { answer }
   }
   return { answer: recorded.result as ScanResponse, followUp: recorded.followUp }
 }
@@ -212,12 +220,17 @@ async function recordReceipt(
  * The answer given the first time, marked as a replay (rebuilt if none was stored). A receipt id
  * that comes back with another member's card or another total is not a replay but a second sale
  * under a used number: 409, and the first member's data stays at the register that recorded it.
+ * So is one that claims points or coupons (listed, or scanned as the barcode) the sale did not
+ * use: answered as a replay, the register would give a discount nothing paid for. A retry that
+ * leaves them out gets the first answer, which says what was used. (A voided sale gave its
+ * coupons back: only its points are compared.)
  */
 async function replayOf(
   trx: Db,
   purchaseId: string,
   receipt: Receipt,
   scannedCustomerId: string | null | undefined,
+  scannedCoupon: string | null,
 ): Promise<ScanResponse> {
   const row = await findPurchaseResult(trx, purchaseId)
   if (row.total !== receipt.total) {
@@ -234,6 +247,25 @@ async function replayOf(
       `receipt ${receipt.id} was already recorded for another member; a different sale needs ` +
         'its own receipt id',
       { details: [{ field: 'receipt.id', message: 'already used for another member' }] },
+    )
+  }
+  if (receipt.pointsUsed > 0 && receipt.pointsUsed !== row.points_used) {
+    throw new AppError(
+      'CONFLICT',
+      `receipt ${receipt.id} was already recorded with ${row.points_used} points used; a ` +
+        'different sale needs its own receipt id',
+      { details: [{ field: 'receipt.pointsUsed', message: 'differs from the recorded sale' }] },
+    )
+  }
+  const listed = [...receipt.couponsUsed, ...(scannedCoupon ? [scannedCoupon] : [])]
+  const usedCodes = [...row.coupons_used].sort()
+  if (!row.voided_at && listed.some((code) => !usedCodes.includes(code))) {
+    const used = usedCodes.length > 0 ? `coupons ${usedCodes.join(', ')}` : 'no coupon'
+    throw new AppError(
+      'CONFLICT',
+      `receipt ${receipt.id} was already recorded with ${used}; a different sale needs its own ` +
+        'receipt id',
+      { details: [{ field: 'receipt.couponsUsed', message: 'differs from the recorded sale' }] },
     )
   }
   // A voided purchase keeps what the void did next to the answer (`void`): not the register's.

@@ -116,6 +116,47 @@ describe('POST /api/pos/scans', () => {
     expect(ledger.map((l) => l.delta)).toEqual([-50, 80])
   })
 
+  it('refuses a receipt id replayed with points or coupons the sale did not use with 409', async () => {
+    const c = await makeCustomer(db, { points: 500 })
+    const [first, other] = [await makeCoupon(db, c.id), await makeCoupon(db, c.id)]
+    const r = receipt({ pointsUsed: 100, couponsUsed: [first] })
+    expect((await post({ barcode: c.card, receipt: r })).status).toBe(200)
+    const before = await customerRow(c.id)
+    expect(before.points).toBe(480)
+
+    for (const changed of [
+      { barcode: c.card, receipt: { ...r, pointsUsed: 400 } },
+      { barcode: c.card, receipt: { ...r, couponsUsed: [other] } },
+      { barcode: c.card, receipt: { ...r, couponsUsed: [first, other] } },
+      { barcode: other, receipt: r },
+    ]) {
+      const res = await post(changed)
+      expect(res.status).toBe(409)
+      expect((await errorOf(res)).message).toContain(`receipt ${r.id} was already recorded with`)
+    }
+    expect(await customerRow(c.id)).toEqual(before)
+    const unused = await db
+      .selectFrom('coupon')
+      .select('used_at')
+      .where('code', '=', other)
+      .execute()
+    expect(unused).toEqual([{ used_at: null }])
+
+    // The same sale, its coupon scanned rather than listed, or a retry that leaves out what was
+    // used: a replay, whose answer says what was used.
+    for (const same of [
+      { barcode: c.card, receipt: r },
+      { barcode: first, receipt: { ...r, couponsUsed: [] } },
+      { barcode: c.card, receipt: { ...r, pointsUsed: 0, couponsUsed: [] } },
+    ]) {
+      const res = await post(same)
+      expect(res.status).toBe(200)
+      const body = (await res.json()) as ScanResponse
+      expect(body.purchase).toMatchObject({ replayed: true, pointsUsed: 100 })
+    }
+    expect(await purchasesOf(c.id)).toHaveLength(1)
+  })
+
   it('refuses a receipt id already recorded for another member with 409, showing nothing of theirs', async () => {
     const first = await makeCustomer(db, { displayName: 'Sato Hanako', points: 300 })
     const second = await makeCustomer(db, { displayName: 'Suzuki Taro' })
