@@ -7,6 +7,7 @@ import { createLineLimiters, messageVarsLoaders } from '../../src/main/processor
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import type { DeliveryCategory, DeliveryIntent } from '../../src/messaging/delivery.service.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
+import type { Deps } from '../../src/platform/deps.ts'
 import type { TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -139,11 +140,14 @@ export function sendTools(k: TestKizuna): SendTools {
   }
 }
 
-/** The send job run on these delivery ids as a worker would run it (the test plays the workers). */
-export function sendJob(k: TestKizuna, tools: SendTools = sendTools(k)) {
+/**
+ * The send job run on these delivery ids as a worker would run it (the test plays the workers),
+ * with k's deps or others (a logger the test reads).
+ */
+export function sendJob(k: TestKizuna, tools: SendTools = sendTools(k), deps: Deps = k.deps) {
   const job = createSendDeliveries(tools)
   return (ids: string[]) =>
-    job.run(k.deps, { deliveryIds: ids }, { job: {} as never, worker: {} as never, token: 'test' })
+    job.run(deps, { deliveryIds: ids }, { job: {} as never, worker: {} as never, token: 'test' })
 }
 
 /** The stand-in answers the next push with LINE's 400 for a bad message (LINE took nothing). */

@@ -3,18 +3,47 @@ import { SMTPServer } from 'smtp-server'
 
 export type ReceivedMail = { to: string[]; raw: string }
 
+/** An SMTP error reply, as smtp-server sends it for an error passed to a callback. */
+const reply = (code: number, message: string) =>
+  Object.assign(new Error(message), { responseCode: code })
+
 /**
  * A real SMTP server on a free port that keeps what it receives. `refuseNext` makes the next
- * messages fail at the end of DATA with an SMTP reply (451: try again later), as a relay would.
+ * messages fail at the end of DATA with an SMTP reply (451: try again later), as a relay would;
+ * `refuseSender` and `refuseRecipient` answer MAIL FROM or RCPT TO with one. With `login`, the
+ * server wants AUTH (PLAIN or LOGIN) with that user and password before MAIL FROM (530 without
+ * it) and answers 535 to any other; `acceptLogin` changes what it takes.
  */
-export async function startSmtp() {
+export async function startSmtp(opts: { login?: { user: string; password: string } } = {}) {
   const mails: ReceivedMail[] = []
   const refusals: { code: number; message: string }[] = []
+  const refusedRecipients = new Map<string, { code: number; message: string }>()
+  let refusedSender: { code: number; message: string } | null = null
+  let login = opts.login
   let refused = 0
+  let loginsRefused = 0
   const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
+    authOptional: !login,
+    // No TLS here: AUTH goes in the clear to this local test server.
+    allowInsecureAuth: true,
+    authMethods: ['PLAIN', 'LOGIN'],
+    disabledCommands: login ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
     logger: false,
+    onAuth(auth, _session, callback) {
+      if (login && auth.username === login.user && auth.password === login.password) {
+        callback(null, { user: auth.username })
+        return
+      }
+      loginsRefused += 1
+      callback(reply(535, '5.7.8 Authentication credentials invalid'))
+    },
+    onMailFrom(_address, _session, callback) {
+      callback(refusedSender ? reply(refusedSender.code, refusedSender.message) : undefined)
+    },
+    onRcptTo(address, _session, callback) {
+      const refusal = refusedRecipients.get(address.address.toLowerCase())
+      callback(refusal ? reply(refusal.code, refusal.message) : undefined)
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = []
       stream.on('data', (c: Buffer) => chunks.push(c))
@@ -22,7 +51,7 @@ export async function startSmtp() {
         const refusal = refusals.shift()
         if (refusal) {
           refused += 1
-          callback(Object.assign(new Error(refusal.message), { responseCode: refusal.code }))
+          callback(reply(refusal.code, refusal.message))
           return
         }
         mails.push({
@@ -37,11 +66,30 @@ export async function startSmtp() {
   const port = (server.server.address() as AddressInfo).port
   return {
     url: `smtp://127.0.0.1:${port}`,
+    /** `url` with this login in it, as an operator writes SMTP_URL. */
+    urlWithLogin: (user: string, password: string) =>
+      `smtp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}`,
     mails,
     /** Mail received for this address, oldest first. */
     mailsTo: (address: string) => mails.filter((m) => m.to.includes(address)),
     refuseNext(code = 451, message = 'Try again later', count = 1) {
       for (let i = 0; i < count; i++) refusals.push({ code, message })
+    },
+    /** Answers MAIL FROM with this reply from now on (null: accepts senders again). */
+    refuseSender(refusal: { code: number; message: string } | null) {
+      refusedSender = refusal
+    },
+    /** Answers RCPT TO for this address with this reply from now on. */
+    refuseRecipient(address: string, code = 550, message = '5.1.1 No such user here') {
+      refusedRecipients.set(address.toLowerCase(), { code, message })
+    },
+    /** From now on the server takes this login (and no other). */
+    acceptLogin(user: string, password: string) {
+      login = { user, password }
+    },
+    /** How many logins were refused so far. */
+    get loginsRefused() {
+      return loginsRefused
     },
     /** How many messages were refused so far. */
     get refused() {
