@@ -13,8 +13,10 @@ export type EmailItem = {
 
 /**
  * Sends one delivery's email: links through `/r/`, an open pixel, and RFC 8058 one-click
- * unsubscribe for the delivery's category. A temporary SMTP failure (4xx, connection) leaves the
- * delivery to be retried; a permanent one (5xx) fails it.
+ * unsubscribe for the delivery's category. A 5xx refusal of the recipient (RCPT TO) or of this
+ * message (DATA) fails the delivery. Anything else leaves it to be retried: a temporary failure
+ * (4xx, connection), and a refusal of Kizuna's own setup (its login, its sender, its connection),
+ * which would fail every email alike until an operator fixes SMTP_URL or MAIL_FROM.
  */
 export async function sendEmail(
   deps: Pick<Deps, 'db' | 'env' | 'log'>,
@@ -44,15 +46,67 @@ export async function sendEmail(
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     // SMTP replies can quote the address: log codes only.
-    const { code, responseCode } = (error ?? {}) as { code?: string; responseCode?: number }
-    // A 5xx reply is permanent (unknown mailbox, refused): retrying cannot help.
-    if (responseCode !== undefined && responseCode >= 500) {
-      deps.log.warn({ deliveryId: item.id, code, responseCode }, 'email refused')
+    const smtp = (error ?? {}) as SmtpError
+    const fields = {
+      deliveryId: item.id,
+      code: smtp.code,
+      command: smtp.command,
+      responseCode: smtp.responseCode,
+    }
+    const setup = setupRefusal(smtp)
+    if (setup) {
+      // Every email fails the same way until the setting is fixed: say which one, loudly.
+      deps.log.error(fields, `email not sent: ${setup}; will retry`)
+      return { id: item.id, status: 'pending', error: `email: ${setup}: ${message}` }
+    }
+    if (refusedForGood(smtp)) {
+      deps.log.warn(fields, 'email refused')
       return { id: item.id, status: 'failed', error: `email: ${message}` }
     }
-    deps.log.warn({ deliveryId: item.id, code, responseCode }, 'email not sent, will retry')
+    deps.log.warn(fields, 'email not sent, will retry')
     return { id: item.id, status: 'pending', error: `email: ${message}` }
   }
+}
+
+/**
+ * What nodemailer's SMTP errors carry: `code` (EAUTH, EENVELOPE, EMESSAGE, ECONNECTION, …), the
+ * SMTP `command` answered (`AUTH PLAIN`, `MAIL FROM`, `RCPT TO`, `DATA`, `CONN`, …) and the
+ * reply's `responseCode`.
+ */
+type SmtpError = { code?: unknown; command?: unknown; responseCode?: unknown }
+
+/**
+ * Replies about logging in (RFC 4954), whatever command they answer: 530 authentication
+ * required, 534 mechanism too weak, 535 credentials invalid, 538 encryption required.
+ */
+const LOGIN_REPLIES = new Set([530, 534, 535, 538])
+
+const permanentReply = (e: SmtpError): e is SmtpError & { responseCode: number } =>
+  typeof e.responseCode === 'number' && e.responseCode >= 500
+
+/**
+ * A permanent refusal of Kizuna's own setup rather than of this email, as an operator should read
+ * it; null otherwise. Decided on nodemailer's codes and the command answered, not the reply text.
+ */
+function setupRefusal(e: SmtpError): string | null {
+  // A 4xx (454 during AUTH too) is temporary whatever it answered.
+  if (typeof e.responseCode === 'number' && e.responseCode < 500) return null
+  if (e.code === 'EAUTH' || (permanentReply(e) && LOGIN_REPLIES.has(e.responseCode))) {
+    return 'the SMTP server refused the login (check the user and password in SMTP_URL)'
+  }
+  // No reply at all (a connection refused, a timeout) is an outage: retried as such.
+  if (!permanentReply(e)) return null
+  if (e.command === 'MAIL FROM') {
+    return 'the SMTP server refused the sender (check that MAIL_FROM may send through SMTP_URL)'
+  }
+  if (e.command === 'RCPT TO' || e.command === 'DATA') return null
+  // The greeting, EHLO, STARTTLS: the server turned the connection away.
+  return 'the SMTP server refused the connection (check SMTP_URL)'
+}
+
+/** A 5xx reply to this email's recipient (RCPT TO) or content (DATA): retrying cannot help. */
+function refusedForGood(e: SmtpError): boolean {
+  return permanentReply(e) && (e.command === 'RCPT TO' || e.command === 'DATA')
 }
 
 /** `<kizuna.delivery.<id>@<the sender's domain>>`: one per delivery, whatever the attempt. */
