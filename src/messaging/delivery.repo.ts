@@ -344,7 +344,10 @@ export async function recordMulticastAccepted(
     .execute()
 }
 
-/** After the last retry: deliveries a job left waiting for a retry are failed; how many. */
+/**
+ * After the last retry: deliveries a job left waiting for a retry are failed, keeping their last
+ * try's reason when they have one (else the job's error); returns how many.
+ */
 export async function failUnfinishedDeliveries(
   db: Db,
   ids: string[],
@@ -352,10 +355,11 @@ export async function failUnfinishedDeliveries(
 ): Promise<number> {
   const result = await db
     .updateTable('delivery')
-    // A push kept for its retry goes with it: it names the person (and no retry follows).
+    // A push kept for its retry goes with it: it names the person (and no retry follows). The
+    // last try's own reason (a refused SMTP login, LINE's 500) says more than the job's.
     .set({
       status: 'failed',
-      last_error: error.slice(0, 2_000),
+      last_error: sql<string>`coalesce(last_error, ${error.slice(0, 2_000)})`,
       push_body: null,
       updated_at: sql`now()`,
     })

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
+import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import { createLogger } from '../../src/platform/logger.ts'
@@ -128,6 +129,25 @@ describe('delivery by email when the SMTP server refuses', () => {
     } finally {
       wrong.mailer.close()
       smtp.acceptLogin(USER, PASSWORD)
+    }
+  })
+
+  it('keeps the reason an operator can act on when the tries run out', async () => {
+    const { id } = await emailDelivery()
+    const wrong = withPassword(WRONG_PASSWORD)
+    try {
+      await expect(sendJob(k, wrong)([id])).rejects.toThrow(/failed for now/)
+      // The job's last try: the row is failed, with the setting to check, not the job's message.
+      await createSendDeliveries(wrong).onFinalFailure?.(
+        k.deps,
+        { deliveryIds: [id] },
+        new Error('1 of 1 deliveries failed for now'),
+      )
+      const row = await deliveryRow(k, id)
+      expect(row.status).toBe('failed')
+      expect(row.last_error).toMatch(/^email: the SMTP server refused the login .*SMTP_URL/)
+    } finally {
+      wrong.mailer.close()
     }
   })
 
