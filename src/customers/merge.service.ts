@@ -19,6 +19,7 @@ import {
   recomputeCustomerStats,
   type TierThreshold,
 } from './customer.repo.ts'
+import { lockAttachParties } from './customer-lock.repo.ts'
 import { isErasedIdentity } from './erase.service.ts'
 import { type IdentityKind, normaliseIdentity } from './identity-values.ts'
 
@@ -168,7 +169,11 @@ export async function attachIdentity(
   }
   // Locked before the identity row is written: that row's foreign key share-locks the customer,
   // and two attaches to one customer that both held that lock and then asked for this one
-  // deadlocked (two legacy cards linked to one member at two registers at once).
+  // deadlocked (two legacy cards linked to one member at two registers at once). The holder the
+  // identity may merge is locked with it, in id order: locked only at the merge, after the
+  // target, two attaches going opposite ways deadlocked (two registers each linking one member's
+  // card with the other's legacy card). lockPurchaser then finds these rows held.
+  await lockAttachParties(trx, customerId, kind, value)
   const target = await lockPurchaser(trx, customerId)
   if (!target) throw new AppError('NOT_FOUND', 'the customer does not exist')
 

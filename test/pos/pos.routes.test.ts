@@ -12,6 +12,7 @@ import {
   receipt,
 } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 
 let k: TestKizuna
 let db: Database
@@ -398,6 +399,46 @@ describe('POST /api/pos/scans with linkBarcode', () => {
         .execute()
       expect(bound.map((r) => r.value).sort()).toEqual([...cards].sort())
       expect(await purchasesOf(c.id)).toHaveLength(2)
+    }
+  })
+
+  it("links crosswise at two registers at once (each member's card with the other's legacy card): no deadlock", async () => {
+    for (let round = 0; round < 3; round++) {
+      const [legacyA, legacyB] = [legacyCardNumber(), legacyCardNumber()]
+      const a = await makeCustomer(db, { legacyCard: legacyA })
+      const b = await makeCustomer(db, { legacyCard: legacyB })
+      // Both members held, so both scans wait at their first lock and go on together: each then
+      // needs the member the other scan is linking.
+      const held = await heldTransaction(db, async (trx) => {
+        await trx
+          .selectFrom('customer')
+          .select('id')
+          .where('id', 'in', [a.id, b.id])
+          .forUpdate()
+          .execute()
+      })
+      const answers = Promise.all([
+        post({ barcode: a.card, linkBarcode: legacyB, receipt: receipt() }),
+        post({ barcode: b.card, linkBarcode: legacyA, receipt: receipt() }),
+      ])
+      await lockWaitOn(db, 'customer', 2)
+      held.commit()
+      await held.committed
+      const statuses = await Promise.all(
+        (await answers).map(async (r) => (r.status === 200 ? 200 : (await errorOf(r)).message)),
+      )
+      expect(statuses).toEqual([200, 200])
+      const rows = await Promise.all([customerRow(a.id), customerRow(b.id)])
+      const survivor = rows.find((r) => r.merged_into_id === null)
+      expect(survivor).toBeDefined()
+      expect(rows.filter((r) => r.merged_into_id === survivor?.id)).toHaveLength(1)
+      const bound = await db
+        .selectFrom('identity')
+        .select('value')
+        .where('customer_id', '=', survivor?.id ?? '')
+        .execute()
+      expect(bound.map((r) => r.value).sort()).toEqual([a.card, b.card, legacyA, legacyB].sort())
+      expect(await purchasesOf(survivor?.id ?? '')).toHaveLength(2)
     }
   })
 

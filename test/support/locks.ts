@@ -28,12 +28,12 @@ export async function heldTransaction(
   return { commit, committed }
 }
 
-/** Waits until a statement of this database that names `table` is waiting on a lock. */
-export async function lockWaitOn(db: Database, table: string): Promise<void> {
+/** Waits until `count` statements of this database that name `table` are waiting on a lock. */
+export async function lockWaitOn(db: Database, table: string, count = 1): Promise<void> {
   await eventually(async () => {
     const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
       where datname = current_database() and wait_event_type = 'Lock'
         and query like ${`%${table}%`}`.execute(db)
-    expect(rows[0]?.n).toBeGreaterThan(0)
+    expect(rows[0]?.n).toBeGreaterThanOrEqual(count)
   })
 }
