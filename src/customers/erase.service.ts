@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
-import { sql } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import { setMarketingConsent } from '../consent/consent.service.ts'
-import type { Database, Db } from '../platform/db.ts'
+import type { Database, DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
-import { findIdentityOwner } from './customer.repo.ts'
+import { findIdentityOwner, findSurvivingCustomer } from './customer.repo.ts'
 import { eraseTraces } from './erase-traces.repo.ts'
 
 /**
@@ -55,149 +55,155 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
  * A merged id leads to the surviving customer, which is the same person.
  */
 export async function eraseCustomer(db: Database, customerId: string): Promise<EraseResult> {
-  return db.transaction().execute(async (trx) => {
-    let id = customerId
-    let customer:
-      | { id: string; erased_at: Date | null; points: number; email: string | null }
-      | undefined
-    for (let hop = 0; hop < 10 && !customer; hop++) {
-      const row = await trx
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const erased = await db.transaction().execute(async (trx) => {
+      // The chain is followed without locks and only its end is locked: a merged row locked on
+      // the way would deadlock with a merge of its survivor, which re-points it. Merged while
+      // we waited for it, the survivor has moved on: start again (the lock goes with the
+      // transaction).
+      const survivor = await findSurvivingCustomer(trx, customerId)
+      if (!survivor) throw new AppError('NOT_FOUND', `no customer ${customerId}`)
+      const customer = await trx
         .selectFrom('customer')
         .select(['id', 'erased_at', 'points', 'email', 'merged_into_id'])
-        .where('id', '=', id)
+        .where('id', '=', survivor.id)
         .forUpdate()
-        .executeTakeFirst()
-      if (!row) throw new AppError('NOT_FOUND', `no customer ${id}`)
-      if (row.merged_into_id) id = row.merged_into_id
-      else customer = row
-    }
-    if (!customer) throw new Error('customer merge chain is too long')
+        .executeTakeFirstOrThrow()
+      return customer.merged_into_id ? undefined : eraseLocked(trx, customer)
+    })
+    if (erased) return erased
+  }
+  throw new Error('customer merge chain is too long')
+}
 
-    if (customer.points > 0) {
+/** Erases the customer locked in `trx` (not merged). */
+async function eraseLocked(
+  trx: Transaction<DB>,
+  customer: { id: string; erased_at: Date | null; points: number; email: string | null },
+): Promise<EraseResult> {
+  const id = customer.id
+  if (customer.points > 0) {
+    await trx
+      .insertInto('points_ledger')
+      .values({ customer_id: id, delta: -customer.points, reason: 'erased' })
+      .execute()
+  }
+  await trx
+    .updateTable('customer')
+    .set({
+      display_name: null,
+      email: null,
+      phone: null,
+      birthday: null,
+      points: 0,
+      erased_at: sql`coalesce(erased_at, now())`,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', id)
+    .execute()
+  await setMarketingConsent(trx, id, false, 'erasure')
+
+  const identities = await trx
+    .selectFrom('identity')
+    .select(['id', 'kind', 'value'])
+    .where('customer_id', '=', id)
+    .execute()
+  for (const identity of identities) {
+    if (identity.value.startsWith(TOMBSTONE)) continue
+    const tombstone = erasedValue(identity.kind, identity.value)
+    // A person erased before keeps the tombstone they left then (one per kind and value).
+    const kept =
+      TOMBSTONE_KINDS.includes(identity.kind) &&
+      !(await findIdentityOwner(trx, identity.kind, tombstone))
+    if (kept) {
       await trx
-        .insertInto('points_ledger')
-        .values({ customer_id: id, delta: -customer.points, reason: 'erased' })
+        .updateTable('identity')
+        .set({ value: tombstone })
+        .where('id', '=', identity.id)
         .execute()
+    } else {
+      await trx.deleteFrom('identity').where('id', '=', identity.id).execute()
+    }
+  }
+
+  const lineUsers = await trx
+    .selectFrom('line_user')
+    .select(['id', 'line_uid'])
+    .where('customer_id', '=', id)
+    .execute()
+  for (const lineUser of lineUsers) {
+    let scrubbed = lineUser.line_uid
+    if (!scrubbed.startsWith(TOMBSTONE)) {
+      scrubbed = erasedValue('line', lineUser.line_uid)
+      // The same LINE account erased once before (it came back as a new friend): its first
+      // row holds that tombstone, and line_uid is unique.
+      const taken = await trx
+        .selectFrom('line_user')
+        .select('id')
+        .where('line_uid', '=', scrubbed)
+        .executeTakeFirst()
+      if (taken) scrubbed = `${TOMBSTONE}${lineUser.id}`
     }
     await trx
-      .updateTable('customer')
+      .updateTable('line_user')
       .set({
+        line_uid: scrubbed,
         display_name: null,
-        email: null,
-        phone: null,
-        birthday: null,
-        points: 0,
-        erased_at: sql`coalesce(erased_at, now())`,
+        picture_url: null,
+        language: null,
+        // Nothing is fetched for or sent to an erased person again.
+        profile_fetched_at: sql`now()`,
+        status: 'blocked',
         updated_at: sql`now()`,
       })
-      .where('id', '=', id)
+      .where('id', '=', lineUser.id)
       .execute()
-    await setMarketingConsent(trx, id, false, 'erasure')
+  }
 
-    const identities = await trx
-      .selectFrom('identity')
-      .select(['id', 'kind', 'value'])
-      .where('customer_id', '=', id)
-      .execute()
-    for (const identity of identities) {
-      if (identity.value.startsWith(TOMBSTONE)) continue
-      const tombstone = erasedValue(identity.kind, identity.value)
-      // A person erased before keeps the tombstone they left then (one per kind and value).
-      const kept =
-        TOMBSTONE_KINDS.includes(identity.kind) &&
-        !(await findIdentityOwner(trx, identity.kind, tombstone))
-      if (kept) {
-        await trx
-          .updateTable('identity')
-          .set({ value: tombstone })
-          .where('id', '=', identity.id)
-          .execute()
-      } else {
-        await trx.deleteFrom('identity').where('id', '=', identity.id).execute()
-      }
-    }
-
-    const lineUsers = await trx
-      .selectFrom('line_user')
-      .select(['id', 'line_uid'])
-      .where('customer_id', '=', id)
-      .execute()
-    for (const lineUser of lineUsers) {
-      let scrubbed = lineUser.line_uid
-      if (!scrubbed.startsWith(TOMBSTONE)) {
-        scrubbed = erasedValue('line', lineUser.line_uid)
-        // The same LINE account erased once before (it came back as a new friend): its first
-        // row holds that tombstone, and line_uid is unique.
-        const taken = await trx
-          .selectFrom('line_user')
-          .select('id')
-          .where('line_uid', '=', scrubbed)
-          .executeTakeFirst()
-        if (taken) scrubbed = `${TOMBSTONE}${lineUser.id}`
-      }
-      await trx
-        .updateTable('line_user')
-        .set({
-          line_uid: scrubbed,
-          display_name: null,
-          picture_url: null,
-          language: null,
-          // Nothing is fetched for or sent to an erased person again.
-          profile_fetched_at: sql`now()`,
-          status: 'blocked',
-          updated_at: sql`now()`,
-        })
-        .where('id', '=', lineUser.id)
-        .execute()
-    }
-
-    // The webhook inbox keeps each event as LINE sent it (user id, message text, postback
-    // data): the person's events keep only their type and id. An event still waiting to be
-    // processed is then skipped (outcome 'erased').
-    const lineUids = lineUsers.map((l) => l.line_uid).filter((uid) => !uid.startsWith(TOMBSTONE))
-    if (lineUids.length > 0) {
-      await sql`
+  // The webhook inbox keeps each event as LINE sent it (user id, message text, postback
+  // data): the person's events keep only their type and id. An event still waiting to be
+  // processed is then skipped (outcome 'erased').
+  const lineUids = lineUsers.map((l) => l.line_uid).filter((uid) => !uid.startsWith(TOMBSTONE))
+  if (lineUids.length > 0) {
+    await sql`
         update webhook_event
         set payload = jsonb_build_object('type', type, 'webhookEventId', webhook_event_id,
               'erased', true),
             updated_at = now()
         where payload->'source'->>'userId' = any(${lineUids}::text[])`.execute(trx)
-    }
+  }
 
-    const valuesOf = (kind: string) =>
-      identities
-        .filter((i) => i.kind === kind && !i.value.startsWith(TOMBSTONE))
-        .map((i) => i.value)
-    const emails = valuesOf('email')
-    if (customer.email) emails.push(customer.email)
-    await eraseTraces(trx, {
-      customerId: id,
-      emails,
-      shopAccounts: valuesOf('online_customer'),
-      lineUids,
-      lineUserIds: lineUsers.map((l) => l.id),
-    })
-    await trx
-      .updateTable('purchase')
-      .set({
-        result: null,
-        pending_identity_kind: null,
-        pending_identity_value: null,
-        pending_email: null,
-      })
-      .where('customer_id', '=', id)
-      .execute()
-    await trx
-      .updateTable('delivery')
-      .set({ status: 'skipped', skip_reason: 'customer erased', updated_at: sql`now()` })
-      .where('customer_id', '=', id)
-      .where('status', 'in', ['pending', 'quota_exceeded'])
-      .execute()
-    await trx
-      .updateTable('delivery')
-      .set({ messages: JSON.stringify([]), vars: JSON.stringify({}), reply_token: null })
-      .where('customer_id', '=', id)
-      .execute()
-    return { customerId: id, alreadyErased: customer.erased_at !== null }
+  const valuesOf = (kind: string) =>
+    identities.filter((i) => i.kind === kind && !i.value.startsWith(TOMBSTONE)).map((i) => i.value)
+  const emails = valuesOf('email')
+  if (customer.email) emails.push(customer.email)
+  await eraseTraces(trx, {
+    customerId: id,
+    emails,
+    shopAccounts: valuesOf('online_customer'),
+    lineUids,
+    lineUserIds: lineUsers.map((l) => l.id),
   })
+  await trx
+    .updateTable('purchase')
+    .set({
+      result: null,
+      pending_identity_kind: null,
+      pending_identity_value: null,
+      pending_email: null,
+    })
+    .where('customer_id', '=', id)
+    .execute()
+  await trx
+    .updateTable('delivery')
+    .set({ status: 'skipped', skip_reason: 'customer erased', updated_at: sql`now()` })
+    .where('customer_id', '=', id)
+    .where('status', 'in', ['pending', 'quota_exceeded'])
+    .execute()
+  await trx
+    .updateTable('delivery')
+    .set({ messages: JSON.stringify([]), vars: JSON.stringify({}), reply_token: null })
+    .where('customer_id', '=', id)
+    .execute()
+  return { customerId: id, alreadyErased: customer.erased_at !== null }
 }

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent } from '../../src/consent/consent.service.ts'
 import { eraseCustomer, erasedValue } from '../../src/customers/erase.service.ts'
+import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { createLogger } from '../../src/platform/logger.ts'
@@ -12,6 +13,7 @@ import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { legacyCardNumber, makeCustomer } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
 let db: Database
@@ -189,6 +191,51 @@ describe('eraseCustomer', () => {
     const everything = JSON.stringify({ customer, identities, lineUser, deliveries, events })
     for (const secret of ['Suzuki', p.email, '0901234', p.card, p.legacy, p.lineUid]) {
       expect(everything).not.toContain(secret)
+    }
+  })
+
+  it('erases a merged id while its survivor is merged on into a third customer (no deadlock)', async () => {
+    // Its own pool: the held lock, the merge, the erasure and the lock watch each need a connection.
+    const racing = await createDb(env, { poolSize: 4 })
+    try {
+      for (let round = 0; round < 3; round++) {
+        const a = await makeCustomer(db)
+        const [b, c] = (await Promise.all([makeCustomer(db), makeCustomer(db)])).sort((x, y) =>
+          x.id < y.id ? -1 : 1,
+        )
+        const merge = (survivorId: string, mergedId: string) =>
+          racing
+            .transaction()
+            .execute((trx) => mergeCustomers(trx, { survivorId, mergedId, reason: 'test' }))
+        await merge(b.id, a.id)
+        // The merge of b into c locks b (the lower id) and waits for c, held here, while the
+        // erasure of a walks a → b. Released, the merge re-points a at c.
+        const held = await heldTransaction(racing, async (trx) => {
+          await trx.selectFrom('customer').select('id').where('id', '=', c.id).forUpdate().execute()
+        })
+        const merging = merge(c.id, b.id)
+        await lockWaitOn(racing, 'customer', 1)
+        const erasing = eraseCustomer(racing, a.id)
+        await lockWaitOn(racing, 'customer', 2)
+        held.commit()
+        await held.committed
+        const outcomes = await Promise.allSettled([merging, erasing])
+        expect(
+          outcomes.map((o) =>
+            o.status === 'fulfilled' ? 'ok' : String(o.reason?.code ?? o.reason),
+          ),
+        ).toEqual(['ok', 'ok'])
+        expect(await erasing).toEqual({ customerId: c.id, alreadyErased: false })
+        const rows = await db
+          .selectFrom('customer')
+          .select(['id', 'merged_into_id', 'erased_at'])
+          .where('id', 'in', [a.id, b.id, c.id])
+          .execute()
+        expect(rows.find((r) => r.id === c.id)?.erased_at).not.toBeNull()
+        expect(rows.filter((r) => r.merged_into_id === c.id)).toHaveLength(2)
+      }
+    } finally {
+      await racing.destroy()
     }
   })
 
