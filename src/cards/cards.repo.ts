@@ -11,10 +11,10 @@ export type NewCoupon = {
 }
 
 /** Serialises card issuing for one customer inside the caller's transaction. */
-export async function lockCustomerForCard(db: Db, customerId: string): Promise<void> {
-  await db
+export async function lockCustomerForCard(db: Db, customerId: string) {
+  return db
     .selectFrom('customer')
-    .select('id')
+    .select(['id', 'merged_into_id'])
     .where('id', '=', customerId)
     .forUpdate()
     .executeTakeFirstOrThrow(() => new Error('customer not found'))

@@ -1,3 +1,4 @@
+import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import { fetchWelcomeProfile } from '../identity/profile.service.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -38,19 +39,36 @@ export function cardIssueOptions(deps: Pick<Deps, 'env' | 'clock'>): IssueOption
  */
 export async function ensureMemberCard(
   trx: Db,
-  customerId: string,
+  id: string,
   opts: IssueOptions,
-): Promise<{ card: MemberCard; issued: boolean }> {
-  await lockCustomerForCard(trx, customerId)
+): Promise<{ card: MemberCard; issued: boolean; customerId: string }> {
+  const customerId = await lockCardHolder(trx, id)
   const existing = await findMemberCardOf(trx, customerId)
-  if (existing) return { card: existing, issued: false }
+  if (existing) return { card: existing, issued: false, customerId }
   for (let i = 0; i < MAX_TRIES; i++) {
     const card = await insertMemberCard(trx, customerId, await issueCardNumber(trx, opts.prefix))
     if (!card) continue
     if (opts.welcomeCoupon !== false) await giveWelcomeCoupon(trx, customerId, opts.now)
-    return { card, issued: true }
+    return { card, issued: true, customerId }
   }
   throw new Error(`no free member-card number after ${MAX_TRIES} tries`)
+}
+
+/**
+ * Locks the customer that holds `id`'s data now and returns its id. A caller's id read before a
+ * merge committed (a delivery's customer) leads to the survivor: a card issued to the merged
+ * row would be one the person never sees again, with its welcome coupon. The chain is followed
+ * before the lock, so no merged row is held while a merge of its survivor re-points it.
+ */
+async function lockCardHolder(trx: Db, id: string): Promise<string> {
+  let next = (await findCurrentCustomer(trx, id))?.id ?? id
+  for (let hop = 0; hop < 10; hop++) {
+    const locked = await lockCustomerForCard(trx, next)
+    if (!locked.merged_into_id) return locked.id
+    // Merged while we waited for the lock: on to the survivor.
+    next = locked.merged_into_id
+  }
+  throw new Error('customer merge chain is too long')
 }
 
 async function giveWelcomeCoupon(trx: Db, customerId: string, now: Date): Promise<void> {
@@ -86,9 +104,14 @@ export async function memberCardVars(
   if (greeting) await fetchWelcomeProfile(deps, delivery.customerId)
   const now = deps.clock.now()
   return deps.db.transaction().execute(async (trx) => {
-    const { card } = await ensureMemberCard(trx, delivery.customerId, cardIssueOptions(deps))
-    const holder = await findCardHolder(trx, delivery.customerId)
-    const coupon = await findUsableCoupon(trx, delivery.customerId, now)
+    // The customer who holds the card now: a merge may have committed since the delivery was read.
+    const { card, customerId } = await ensureMemberCard(
+      trx,
+      delivery.customerId,
+      cardIssueOptions(deps),
+    )
+    const holder = await findCardHolder(trx, customerId)
+    const coupon = await findUsableCoupon(trx, customerId, now)
     // Through the transaction: embedded PGlite has one connection, which the transaction holds.
     const token = await signCardToken(
       trx,

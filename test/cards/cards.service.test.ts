@@ -3,8 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { lineLoadsImageUrl } from '../../src/cards/card-url.ts'
 import { ensureMemberCard, memberCardVars } from '../../src/cards/cards.service.ts'
 import { formatCardNumber, isValidEan13 } from '../../src/cards/ean13.ts'
+import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { renderMessage } from '../../src/flex/message-template.ts'
+import { makeCustomer } from '../purchases/fixtures.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 
 let k: TestKizuna
 
@@ -68,6 +71,29 @@ describe('ensureMemberCard', () => {
     expect(issued).toBe(true)
     expect(card.value).not.toBe(taken)
     expect(await count('coupon', customerId)).toBe(0)
+  })
+})
+
+describe('memberCardVars', () => {
+  it("renders the survivor's card when the customer is merged away meanwhile, and issues none", async () => {
+    for (let round = 0; round < 3; round++) {
+      const merged = await makeCustomer(k.deps.db)
+      const survivor = await makeCustomer(k.deps.db, { points: 300 })
+      // The delivery was read for `merged`; the merge commits while its card is being rendered.
+      const merging = await heldTransaction(k.deps.db, async (trx) => {
+        await mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' })
+      })
+      const rendering = memberCardVars(k.deps, { customerId: merged.id })
+      await lockWaitOn(k.deps.db, 'customer')
+      merging.commit()
+      await merging.committed
+      const vars = await rendering
+      expect(await count('identity', merged.id)).toBe(0)
+      expect(await count('coupon', merged.id)).toBe(0)
+      expect([merged.card, survivor.card]).toContain(vars.cardNumber)
+      expect(vars.points).toBe('300 pt')
+      expect(await count('identity', survivor.id)).toBe(2)
+    }
   })
 })
 
