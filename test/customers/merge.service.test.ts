@@ -7,6 +7,7 @@ import { attachIdentity, mergeCustomers } from '../../src/customers/merge.servic
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { resolveBarcode } from '../../src/pos/pos.service.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 import { cardNumber, createCoupon, createCustomer, createPurchase } from './factories.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
@@ -140,6 +141,58 @@ describe('attachIdentity', () => {
       .execute((trx) => attachIdentity(trx, other.id, 'member_card', card, { env }))
     await expect(refused).rejects.toMatchObject({ code: 'CONFLICT' })
     expect((await customer(other.id)).merged_into_id).toBeNull()
+  })
+
+  it('attaches going opposite ways at once (an account link and a register link) without a deadlock', async () => {
+    for (let round = 0; round < 3; round++) {
+      // A LINE friend links the shop account of a customer whose legacy card the register is
+      // linking to the friend's member card at the same moment.
+      const card = cardNumber()
+      const shopId = `shop-${randomUUID()}`
+      const legacy = `L${randomUUID().slice(0, 10)}`
+      const friend = await createCustomer(db, {
+        line: true,
+        identities: [{ kind: 'member_card', value: card }],
+      })
+      const shopper = await createCustomer(db, {
+        identities: [
+          { kind: 'online_customer', value: shopId },
+          { kind: 'legacy_card', value: legacy },
+        ],
+      })
+      // Both held, so both attaches wait at their first lock and go on together.
+      const held = await heldTransaction(db, async (trx) => {
+        await trx
+          .selectFrom('customer')
+          .select('id')
+          .where('id', 'in', [friend.id, shopper.id])
+          .forUpdate()
+          .execute()
+      })
+      const attach = (id: string, kind: 'online_customer' | 'member_card', value: string) =>
+        db.transaction().execute((trx) => attachIdentity(trx, id, kind, value, { env }))
+      const attaching = Promise.allSettled([
+        attach(friend.id, 'online_customer', shopId),
+        attach(shopper.id, 'member_card', card),
+      ])
+      await lockWaitOn(db, 'customer', 2)
+      held.commit()
+      await held.committed
+      const outcomes = await attaching
+      expect(
+        outcomes.map((o) =>
+          o.status === 'fulfilled' ? o.value.customerId : String(o.reason?.code ?? o.reason),
+        ),
+      ).toEqual([friend.id, friend.id])
+      expect((await customer(shopper.id)).merged_into_id).toBe(friend.id)
+      const values = await db
+        .selectFrom('identity')
+        .select('value')
+        .where('customer_id', '=', friend.id)
+        .where('kind', '!=', 'line')
+        .execute()
+      expect(values.map((v) => v.value).sort()).toEqual([card, legacy, shopId].sort())
+    }
   })
 
   it("refuses an erased customer's card with 410 and binds it to no one", async () => {
