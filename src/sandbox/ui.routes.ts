@@ -1,7 +1,11 @@
 import { type Context, Hono } from 'hono'
-import { html } from 'hono/html'
+import { html, raw } from 'hono/html'
 import { basePath } from 'hono/route'
 import type { HtmlEscapedString } from 'hono/utils/html'
+import { flexCss } from '../flex/flex-css.ts'
+import { renderFlexHtml } from '../flex/flex-html.ts'
+import { actionOf, asNode } from '../flex/flex-html-parts.ts'
+import { el, escapeHtml } from '../flex/flex-style.ts'
 import type { SandboxPlatform } from './platform.ts'
 import type { InboxEntry, SimUser } from './state.ts'
 
@@ -82,6 +86,20 @@ function page(platform: SandboxPlatform): Html {
       .msg { background: #e9f9e5; border-radius: 8px; padding: 0.4rem 0.6rem; margin: 0.3rem 0; }
       .meta { color: #777; font-size: 0.8em; }
       pre { white-space: pre-wrap; font-size: 0.8em; }
+      .chat { background: #8cabd9; border-radius: 8px; padding: 0.5rem; margin: 0.5rem 0; }
+      .chat .msg { background: #fff; max-width: 320px; }
+      .chat .msg-rich { background: transparent; padding: 0; max-width: none; }
+      .chat .meta { color: #eef2f8; }
+      .msg-text { white-space: pre-wrap; overflow-wrap: anywhere; }
+      .tpl { width: 300px; background: #fff; border-radius: 17px; overflow: hidden; }
+      .tpl img { display: block; width: 100%; aspect-ratio: 1.51; object-fit: cover; }
+      .tpl-body { padding: 12px 16px; white-space: pre-wrap; overflow-wrap: anywhere; }
+      .tpl-title { font-weight: bold; }
+      .tpl .fx-action { display: block; padding: 12px; border-top: 1px solid #e5e5e5;
+        text-align: center; color: #42659a; text-decoration: none; }
+      .msg-rich details { color: #eef2f8; }
+      .msg-rich pre { background: #fff; color: #111; padding: 0.4rem; border-radius: 6px; }
+      ${raw(flexCss)}
     </style>
   </head>
   <body>
@@ -96,6 +114,7 @@ function page(platform: SandboxPlatform): Html {
     </form>
     ${users.length === 0 ? html`<p>No simulated users yet.</p>` : ''}
     ${users.map((user) => userSection(platform, user))}
+    <script>${raw(TAP_SCRIPT)}</script>
   </body>
 </html>`
 }
@@ -103,7 +122,7 @@ function page(platform: SandboxPlatform): Html {
 function userSection(platform: SandboxPlatform, user: SimUser): Html {
   const base = `users/${encodeURIComponent(user.userId)}`
   const menu = platform.richMenuOf(user.userId)
-  return html`<section>
+  return html`<section data-user="${user.userId}">
   <h2>${user.displayName}</h2>
   <p class="meta">
     ${user.userId} · ${statusLabel(user)}${menu ? html` · rich menu ${menu}` : ''}
@@ -121,7 +140,7 @@ function userSection(platform: SandboxPlatform, user: SimUser): Html {
   <form method="post" action="${base}/postback">
     <input name="data" placeholder="Postback data" required /><button>Tap postback</button>
   </form>
-  ${platform.inbox(user.userId).map(messageView)}
+  <div class="chat">${platform.inbox(user.userId).map(messageView)}</div>
 </section>`
 }
 
@@ -137,12 +156,94 @@ function messageView(entry: InboxEntry): Html {
     ${new Date(entry.at).toISOString()} · ${entry.endpoint}
   </div>`
   if (message.type === 'text') {
-    return html`<div class="msg">${meta}${String(message.text ?? '')}</div>`
+    return html`<div class="msg">${meta}<div class="msg-text">${String(message.text ?? '')}</div></div>`
   }
-  const summary =
-    message.type === 'flex' ? String(message.altText ?? '') : `[${String(message.type)}]`
-  return html`<div class="msg">
-  ${meta}${summary}
+  // Flex and template messages drawn as the LINE app shows them; their buttons are taps
+  // (data-action, handled by TAP_SCRIPT). The JSON stays one click away.
+  const shown =
+    message.type === 'flex'
+      ? renderFlexHtml(message.contents)
+      : message.type === 'template'
+        ? renderTemplateHtml(message.template)
+        : message.type === 'image' && typeof message.originalContentUrl === 'string'
+          ? el(
+              'img',
+              { src: message.originalContentUrl, alt: '', style: 'max-width:240px' },
+              '',
+              true,
+            )
+          : ''
+  const summary = message.type === 'flex' ? '' : `[${String(message.type)}]`
+  return html`<div class="msg msg-rich" title="${String(message.altText ?? '')}">
+  ${meta}${shown ? raw(shown) : summary}
   <details><summary>JSON</summary><pre>${JSON.stringify(message, null, 2)}</pre></details>
 </div>`
 }
+
+/** A buttons, confirm or carousel template, roughly as LINE draws it (escaped, no script). */
+function renderTemplateHtml(value: unknown): string {
+  const t = asNode(value)
+  if (!t) return ''
+  const card = (c: Record<string, unknown>) => {
+    const image =
+      typeof c.thumbnailImageUrl === 'string'
+        ? el('img', { src: c.thumbnailImageUrl, alt: '' }, '', true)
+        : ''
+    const title =
+      typeof c.title === 'string' ? el('div', { class: 'tpl-title' }, escapeHtml(c.title)) : ''
+    const text = typeof c.text === 'string' ? escapeHtml(c.text) : ''
+    const actions = (Array.isArray(c.actions) ? c.actions : []).map((a) => {
+      const view = actionOf(a, false)
+      const label = asNode(a)?.label
+      return el(
+        view.href ? 'a' : 'button',
+        { class: view.cls.trim(), ...view.attrs, type: view.href ? undefined : 'button' },
+        escapeHtml(typeof label === 'string' ? label : ''),
+      )
+    })
+    return el(
+      'div',
+      { class: 'tpl' },
+      `${image}${el('div', { class: 'tpl-body' }, title + text)}${actions.join('')}`,
+    )
+  }
+  if (t.type === 'carousel' && Array.isArray(t.columns)) {
+    return el(
+      'div',
+      { style: 'display:flex;gap:9px;overflow-x:auto' },
+      t.columns.map((c) => card(asNode(c) ?? {})).join(''),
+    )
+  }
+  return card(t)
+}
+
+/**
+ * One delegated listener: a tapped postback or message action posts the user's event, like
+ * the LINE app; uri actions are plain links.
+ */
+const TAP_SCRIPT = `
+document.addEventListener('click', function (event) {
+  var target = event.target.closest('[data-action]')
+  var section = target && target.closest('[data-user]')
+  if (!section || target.getAttribute('href')) return
+  var action
+  try { action = JSON.parse(target.getAttribute('data-action')) } catch (e) { return }
+  var path, fields
+  if (action.type === 'postback') { path = 'postback'; fields = { data: action.data } }
+  else if (action.type === 'message') { path = 'text'; fields = { text: action.text } }
+  else return
+  event.preventDefault()
+  var form = document.createElement('form')
+  form.method = 'post'
+  form.action = 'users/' + encodeURIComponent(section.getAttribute('data-user')) + '/' + path
+  Object.keys(fields).forEach(function (name) {
+    var input = document.createElement('input')
+    input.type = 'hidden'
+    input.name = name
+    input.value = String(fields[name] == null ? '' : fields[name])
+    form.appendChild(input)
+  })
+  document.body.appendChild(form)
+  form.submit()
+})
+`

@@ -1,0 +1,149 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createLinePlatform, type SandboxPlatform } from '../../src/sandbox/platform.ts'
+import { createSandboxUi } from '../../src/sandbox/ui.routes.ts'
+import { launchChromium } from '../support/browser.ts'
+import { channelAccessToken, channelSecret } from './fixtures.ts'
+
+let platform: SandboxPlatform
+let server: Server
+let baseUrl: string
+let browser: Browser
+let page: Page
+let dialogs: string[]
+
+beforeAll(async () => {
+  browser = await launchChromium()
+})
+afterAll(async () => {
+  await browser?.close()
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
+})
+
+beforeEach(async () => {
+  if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
+  platform = createLinePlatform({ channelSecret, channelAccessToken })
+  const app = new Hono().route('/sandbox', createSandboxUi(platform))
+  server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
+      resolve(s as Server),
+    ) as Server
+  })
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
+  page.setDefaultTimeout(10_000)
+  dialogs = []
+  page.on('dialog', (d) => {
+    dialogs.push(d.message())
+    void d.dismiss()
+  })
+})
+
+async function push(to: string, messages: unknown[]) {
+  const res = await platform.apiApp.request('/v2/bot/message/push', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${channelAccessToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ to, messages }),
+  })
+  expect(res.status).toBe(200)
+}
+
+/** The postback and message events the page sent for taps, oldest first. */
+function tapEvents() {
+  return platform.webhookDeliveries
+    .flatMap((d) => (d.body as { events: Record<string, unknown>[] }).events)
+    .filter((e) => e.type === 'postback' || e.type === 'message')
+}
+
+const CARD = {
+  type: 'flex',
+  altText: 'Member card',
+  contents: {
+    type: 'bubble',
+    header: {
+      type: 'box',
+      layout: 'vertical',
+      contents: [{ type: 'text', text: '<img src=x onerror=alert(1)>Yui' }],
+    },
+    body: {
+      type: 'box',
+      layout: 'vertical',
+      contents: [{ type: 'text', text: '2900000000018', weight: 'bold' }],
+    },
+    footer: {
+      type: 'box',
+      layout: 'vertical',
+      contents: [
+        {
+          type: 'button',
+          style: 'primary',
+          action: { type: 'postback', label: 'Show card', data: `action=card&x="');alert(2)//` },
+        },
+        { type: 'button', action: { type: 'message', label: 'Say hi', text: '会員証' } },
+      ],
+    },
+  },
+}
+
+describe('the /sandbox page in Chromium', () => {
+  it('draws Flex messages as LINE does and sends a tapped button as the user', async () => {
+    const user = platform.users.create({ displayName: '<img src=x onerror=alert(3)>Ren' })
+    await platform.users.follow(user.userId)
+    await push(user.userId, [CARD])
+
+    await page.goto(`${baseUrl}/sandbox/`)
+    const bubble = page.locator('.fx-bubble')
+    await expect.poll(() => bubble.count()).toBe(1)
+    expect(await bubble.locator('.fx-header').textContent()).toBe('<img src=x onerror=alert(1)>Yui')
+    expect(await bubble.locator('.fx-body').textContent()).toContain('2900000000018')
+    expect(await page.locator('img[src=x]').count()).toBe(0)
+
+    await bubble.getByText('Show card').click()
+    await page.waitForURL(`${baseUrl}/sandbox/`)
+    await expect.poll(() => tapEvents().length).toBe(1)
+    expect(tapEvents()[0]).toMatchObject({
+      type: 'postback',
+      source: { userId: user.userId },
+      postback: { data: `action=card&x="');alert(2)//` },
+    })
+
+    await page.locator('.fx-bubble').getByText('Say hi').click()
+    await expect.poll(() => tapEvents().length).toBe(2)
+    expect(tapEvents()[1]).toMatchObject({ type: 'message', message: { text: '会員証' } })
+    expect(dialogs).toEqual([])
+  })
+
+  it('draws a buttons template with its link and postback actions', async () => {
+    const user = platform.users.create({ displayName: 'Mio' })
+    await platform.users.follow(user.userId)
+    await push(user.userId, [
+      {
+        type: 'template',
+        altText: 'Link your account',
+        template: {
+          type: 'buttons',
+          text: 'Link your online shop account',
+          actions: [
+            { type: 'uri', label: 'Link account', uri: 'https://shop.example/link?linkToken=t1' },
+            { type: 'postback', label: 'Not now', data: 'action=dismiss' },
+          ],
+        },
+      },
+    ])
+
+    await page.goto(`${baseUrl}/sandbox/`)
+    const link = page.getByRole('link', { name: 'Link account' })
+    expect(await link.getAttribute('href')).toBe('https://shop.example/link?linkToken=t1')
+    expect(await page.getByText('Link your online shop account', { exact: true }).isVisible()).toBe(
+      true,
+    )
+
+    await page.getByRole('button', { name: 'Not now' }).click()
+    await expect.poll(() => tapEvents().length).toBe(1)
+    expect(tapEvents()[0]).toMatchObject({ postback: { data: 'action=dismiss' } })
+  })
+})
