@@ -37,7 +37,14 @@ export function createApp(deps: Deps, opts: AppOptions) {
   app.route('/api/pos', posRoutes(deps))
   app.route('/staff', staffRoutes(deps))
   app.route('/', trackingRoutes(deps))
-  app.route('/', linkRoutes(deps, opts.mailer))
+  app.route(
+    '/',
+    linkRoutes(deps, opts.mailer, {
+      // The sandbox page stands in for LINE's account-link dialog (a path on this server, so
+      // the link page's CSP form-action 'self' allows the redirect after the code form).
+      accountLinkDialogUrl: opts.sandboxUi ? '/sandbox/dialog/bot/accountLink' : undefined,
+    }),
+  )
   if (opts.sandboxUi) app.route('/sandbox', opts.sandboxUi)
   return app
 }

@@ -41,7 +41,8 @@ export const WRONG_CODES_PER_LINE_ACCOUNT = 10
 export const WRONG_CODES_PER_ADDRESS = 50
 const DAY_MS = 24 * 60 * 60_000
 
-const LINE_ACCOUNT_LINK_URL = 'https://access.line.me/dialog/bot/accountLink'
+/** LINE's account-link dialog; a sandbox run has its own stand-in (`/sandbox/dialog/...`). */
+export const LINE_ACCOUNT_LINK_URL = 'https://access.line.me/dialog/bot/accountLink'
 
 type LoginDeps = Pick<Deps, 'db' | 'clock' | 'log'>
 export type LinkTokenRef = { linkToken: string; tokenHash: string; lineUserId: string }
@@ -141,6 +142,7 @@ export async function verifyLinkCode(
   deps: LoginDeps,
   token: LinkTokenRef,
   input: { codeId: unknown; code: unknown },
+  dialogUrl = LINE_ACCOUNT_LINK_URL,
 ): Promise<string> {
   const codeId = codeIdSchema.safeParse(input.codeId)
   if (!codeId.success) throw new AppError('BAD_REQUEST', 'codeId: missing or malformed')
@@ -183,7 +185,7 @@ export async function verifyLinkCode(
   if (!(await markCodeVerified(deps.db, row.id, now))) {
     throw new AppError('GONE', 'code: already used; request a new code')
   }
-  return issueNonceRedirect(deps, token, { kind: 'email', value: row.email })
+  return issueNonceRedirect(deps, token, { kind: 'email', value: row.email }, dialogUrl)
 }
 
 /** Holds `key` until the transaction ends. */
@@ -275,6 +277,7 @@ export async function issueNonceRedirect(
   deps: LoginDeps,
   token: LinkTokenRef,
   identity: { kind: 'email' | 'online_customer'; value: string },
+  dialogUrl = LINE_ACCOUNT_LINK_URL,
 ): Promise<string> {
   const nonce = newNonce()
   const customerId = await findCustomerByIdentity(deps.db, identity.kind, identity.value)
@@ -287,8 +290,6 @@ export async function issueNonceRedirect(
     identityValue: identity.value,
     expiresAt: new Date(deps.clock.now().getTime() + LINK_TTL_MS),
   })
-  const url = new URL(LINE_ACCOUNT_LINK_URL)
-  url.searchParams.set('linkToken', token.linkToken)
-  url.searchParams.set('nonce', nonce)
-  return url.toString()
+  // The dialog URL may be a path on this server (the sandbox's stand-in for LINE's dialog).
+  return `${dialogUrl}?${new URLSearchParams({ linkToken: token.linkToken, nonce })}`
 }

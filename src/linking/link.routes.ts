@@ -10,6 +10,7 @@ import { verifyLinkAssertion } from './link-assertion.ts'
 import {
   checkLinkToken,
   issueNonceRedirect,
+  LINE_ACCOUNT_LINK_URL,
   requestLinkCode,
   verifyLinkCode,
 } from './link-login.service.ts'
@@ -32,7 +33,15 @@ type LinkDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'log'>
  * or the shop's own login when LINK_LOGIN_URL is set), then goes to LINE's account-link dialog
  * with a nonce. Also `/sandbox/mail` on sandbox runs without SMTP_URL.
  */
-export function linkRoutes(deps: LinkDeps, mailer: Mailer) {
+export function linkRoutes(
+  deps: LinkDeps,
+  mailer: Mailer,
+  opts: {
+    /** Where the shopper confirms the link: LINE's dialog, or the sandbox's stand-in. */
+    accountLinkDialogUrl?: string
+  } = {},
+) {
+  const dialogUrl = opts.accountLinkDialogUrl ?? LINE_ACCOUNT_LINK_URL
   const shopLogin =
     deps.env.LINK_LOGIN_URL && deps.env.LINK_ASSERTION_SECRET
       ? { url: deps.env.LINK_LOGIN_URL, secret: deps.env.LINK_ASSERTION_SECRET }
@@ -77,7 +86,12 @@ export function linkRoutes(deps: LinkDeps, mailer: Mailer) {
       c,
       async () => {
         const token = await checkLinkToken(deps, form.linkToken)
-        const url = await verifyLinkCode(deps, token, { codeId: form.codeId, code: form.code })
+        const url = await verifyLinkCode(
+          deps,
+          token,
+          { codeId: form.codeId, code: form.code },
+          dialogUrl,
+        )
         return c.redirect(url, 302)
       },
       (message) =>
@@ -96,7 +110,7 @@ export function linkRoutes(deps: LinkDeps, mailer: Mailer) {
       if (!shopLogin) throw new AppError('NOT_FOUND', 'the shop login is not configured')
       const verified = verifyLinkAssertion(shopLogin.secret, assertion, deps.clock.now())
       const token = await checkLinkToken(deps, verified.linkToken)
-      return c.redirect(await issueNonceRedirect(deps, token, verified.identity), 302)
+      return c.redirect(await issueNonceRedirect(deps, token, verified.identity, dialogUrl), 302)
     })
   })
 

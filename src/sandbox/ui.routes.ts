@@ -35,6 +35,21 @@ export function createSandboxUi(platform: SandboxPlatform) {
       return c.redirect(`${mount(c)}/`, 303)
     }
 
+  // Stands in for LINE's account-link dialog (access.line.me/dialog/bot/accountLink): Kizuna's
+  // /link page sends the shopper here with the link token and nonce; LINE would then send the
+  // `accountLink` event and return to the chat.
+  app.get('/dialog/bot/accountLink', async (c) => {
+    const linkToken = c.req.query('linkToken') ?? ''
+    const nonce = c.req.query('nonce') ?? ''
+    const issued = platform.context.state.linkTokens.get(linkToken)
+    if (!issued || issued.expiresAt <= platform.context.now() || !nonce) {
+      return c.text('This link token is unknown, used or expired: tap "Link account" again.', 400)
+    }
+    platform.context.state.linkTokens.delete(linkToken)
+    await platform.users.accountLink(issued.userId, nonce, 'ok')
+    return c.redirect(`${mount(c)}/`, 303)
+  })
+
   app.get('/*', (c) => {
     const base = mount(c)
     // Relative form actions need the trailing slash (`/sandbox` → `/sandbox/`).

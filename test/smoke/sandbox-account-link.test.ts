@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Browser } from 'playwright-core'
+import { afterAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
+import { createLogger } from '../../src/platform/logger.ts'
+import { launchChromium } from '../support/browser.ts'
+import { TEST_REDIS_URL } from '../support/env.ts'
+import { eventually } from '../support/wait.ts'
+
+const cleanups: (() => Promise<void>)[] = []
+afterAll(async () => {
+  for (const fn of cleanups.reverse()) await fn()
+})
+
+describe('first run: account link from the /sandbox page', () => {
+  it('goes from the "link" tap through the mailbox code to a linked account', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'kizuna-link-'))
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }))
+    const env = loadEnv({
+      PORT: '0',
+      DATA_DIR: dataDir,
+      REDIS_URL: TEST_REDIS_URL,
+      LOG_LEVEL: 'silent',
+    })
+    const k: Kizuna = await startKizuna(env, {
+      queuePrefix: `test-${randomUUID()}`,
+      log: createLogger('silent'),
+    })
+    cleanups.push(() => k.stop())
+    const sandbox = k.sandbox!
+    const browser: Browser = await launchChromium()
+    cleanups.push(() => browser.close())
+    const page = await browser.newPage()
+    page.setDefaultTimeout(10_000)
+
+    const user = sandbox.users.create({ displayName: 'Link Tester' })
+    await sandbox.users.follow(user.userId)
+    await sandbox.users.postback(user.userId, 'action=link')
+    const entry = await eventually(() => {
+      const found = sandbox.inbox(user.userId).find((e) => e.message.type === 'template')
+      expect(found).toBeDefined()
+      return found!
+    })
+    const template = entry.message.template as { actions: { uri: string }[] }
+    const link = new URL(template.actions[0]!.uri)
+
+    // The link page, as the shopper's browser opens it from the button.
+    await page.goto(`${k.baseUrl}${link.pathname}${link.search}`)
+    await page.locator('input[name=email]').fill('link.tester@example.com')
+    await page.locator('button').first().click()
+    await page.locator('input[name=code]').waitFor()
+
+    const mail = await browser.newPage()
+    await mail.goto(`${k.baseUrl}/sandbox/mail`)
+    const code = /\b(\d{6})\b/.exec((await mail.locator('pre').first().textContent()) ?? '')?.[1]
+    expect(code).toMatch(/^\d{6}$/)
+
+    await page.locator('input[name=code]').fill(code!)
+    await page.locator('button').first().click()
+    // LINE's dialog would confirm the link and return to the chat: the sandbox does the same.
+    await page.waitForURL(`${k.baseUrl}/sandbox/`)
+
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('identity as i')
+        .innerJoin('line_user as l', 'l.customer_id', 'i.customer_id')
+        .select(['i.value'])
+        .where('l.line_uid', '=', user.userId)
+        .where('i.kind', '=', 'email')
+        .executeTakeFirst()
+      expect(row).toEqual({ value: 'link.tester@example.com' })
+    })
+    const events = sandbox.webhookDeliveries.flatMap(
+      (d) => (d.body as { events: { type: string }[] }).events,
+    )
+    expect(events.filter((e) => e.type === 'accountLink')).toMatchObject([
+      { source: { userId: user.userId }, link: { result: 'ok' } },
+    ])
+  }, 60_000)
+})
