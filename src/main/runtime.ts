@@ -77,6 +77,9 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
   const closeServer = closeGracefully(server)
   const { port, address: host } = server.address() as AddressInfo
   const baseUrl = `http://127.0.0.1:${port}`
+  // PORT=0 picked a free port: links in messages (card barcodes, account link, unsubscribe)
+  // name the server's port when PUBLIC_BASE_URL is unset, so they must name the real one.
+  if (deps.env.PORT !== port) deps.env = { ...deps.env, PORT: port }
   if (sandbox) sandbox.setWebhookUrl(`${baseUrl}/webhooks/line`)
 
   let workers: Workers | null = null
