@@ -44,6 +44,8 @@ async function main(): Promise<void> {
     console.log(`\nKizuna is running at ${kizuna.baseUrl}`)
     console.log('No LINE credentials are set, so it talks to the built-in LINE sandbox:')
     console.log(`  simulated LINE app:  ${kizuna.baseUrl}/sandbox`)
+    // Without SMTP_URL, email (account-link codes, messages) lands in the sandbox mailbox.
+    if (!env.SMTP_URL) console.log(`  sandbox mailbox:     ${kizuna.baseUrl}/sandbox/mail`)
     console.log(`  sandbox LINE API:    ${kizuna.sandbox.apiBaseUrl}\n`)
   }
 
