@@ -48,7 +48,7 @@ describe('npm start (src/main/start.ts)', () => {
     })
     await eventually(() => expect(output).toContain('Kizuna started'), 30_000)
     // Real LINE credentials without PUBLIC_BASE_URL: the links it would send are unreachable.
-    expect(output).toContain('PUBLIC_BASE_URL is unset')
+    await eventually(() => expect(output).toContain('PUBLIC_BASE_URL is unset'))
     line.setWebhookUrl(`http://127.0.0.1:${port}/webhooks/line`)
 
     const user = line.users.create()
