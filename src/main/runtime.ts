@@ -103,6 +103,8 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
     sandbox,
     stop() {
       stopping ??= (async () => {
+        // Ends the sandbox page's live streams first: the server would wait for them.
+        sandbox?.context.closing.abort()
         await closeServer()
         await inbox.drain()
         await workers?.close()

@@ -89,6 +89,10 @@ export type WebhookDelivery = {
 export type SandboxState = {
   users: Map<string, SimUser>
   inboxes: Map<string, InboxEntry[]>
+  /** Every inbox entry in delivery order, as (user, index in their inbox): the page's feed. */
+  inboxLog: { userId: string; index: number }[]
+  /** Called after each delivery (the sandbox page's live streams). */
+  inboxListeners: Set<() => void>
   replyTokens: Map<string, ReplyTokenState>
   linkTokens: Map<string, { userId: string; expiresAt: number }>
   richMenus: Map<string, RichMenuState>
@@ -131,7 +135,7 @@ export type SandboxContext = {
   limiter: RateLimiter
   newWebhookEventId: () => string
   newMessageId: () => string
-  /** Aborted on close, so scripted hangs end. */
+  /** Aborted on close, so scripted hangs and the sandbox page's live streams end. */
   closing: AbortController
 }
 
@@ -150,6 +154,8 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
     state: {
       users: new Map(),
       inboxes: new Map(),
+      inboxLog: [],
+      inboxListeners: new Set(),
       replyTokens: new Map(),
       linkTokens: new Map(),
       richMenus: new Map(),

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import type { Browser, Page } from 'playwright-core'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createLinePlatform, type SandboxPlatform } from '../../src/sandbox/platform.ts'
 import { createSandboxUi } from '../../src/sandbox/ui.routes.ts'
 import { launchChromium } from '../support/browser.ts'
@@ -22,6 +22,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close()
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
+})
+
+// An open page holds its live-update stream, which server.close() would wait for.
+afterEach(async () => {
+  await page?.close()
 })
 
 beforeEach(async () => {
@@ -145,5 +150,44 @@ describe('the /sandbox page in Chromium', () => {
     await page.getByRole('button', { name: 'Not now' }).click()
     await expect.poll(() => tapEvents().length).toBe(1)
     expect(tapEvents()[0]).toMatchObject({ postback: { data: 'action=dismiss' } })
+  })
+
+  it('shows a reply that arrives after the page loaded, without a reload', async () => {
+    const user = platform.users.create({ displayName: 'Aoi' })
+    await platform.users.follow(user.userId)
+    await page.goto(`${baseUrl}/sandbox/`)
+    const section = page.locator(`section[data-user="${user.userId}"]`)
+
+    // Typed and sent through the page: the form posts, then the page loads again.
+    await section.locator('input[name=text]').fill('会員証')
+    const reloaded = page.waitForEvent('load')
+    await section.getByRole('button', { name: 'Send text' }).click()
+    await reloaded
+    expect(tapEvents()).toMatchObject([{ type: 'message', message: { text: '会員証' } }])
+    await page.evaluate(() => Object.assign(globalThis, { samePage: true }))
+
+    // Kizuna answers later, from its queue: the reply comes after the page was drawn.
+    const { replyToken } = tapEvents()[0] as { replyToken: string }
+    const res = await platform.apiApp.request('/v2/bot/message/reply', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${channelAccessToken}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ replyToken, messages: [{ type: 'text', text: '<b>Here</b>' }, CARD] }),
+    })
+    expect(res.status).toBe(200)
+
+    const bubble = section.locator('.fx-bubble')
+    await bubble.waitFor()
+    expect(await bubble.locator('.fx-header').textContent()).toBe('<img src=x onerror=alert(1)>Yui')
+    expect(await section.locator('.msg-text').last().textContent()).toBe('<b>Here</b>')
+    expect(await page.locator('img[src=x], b').count()).toBe(0)
+    expect(await page.evaluate(() => 'samePage' in globalThis)).toBe(true)
+
+    // Buttons in a message that arrived live tap like any other.
+    await bubble.getByText('Show card').click()
+    await expect.poll(() => tapEvents().length).toBe(2)
+    expect(dialogs).toEqual([])
   })
 })

@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import { beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createLinePlatform, type SandboxPlatform } from '../../src/sandbox/platform.ts'
 import { createSandboxUi } from '../../src/sandbox/ui.routes.ts'
 import { channelAccessToken, channelSecret } from './fixtures.ts'
@@ -90,5 +90,52 @@ describe('POST /sandbox/users...', () => {
       'postback',
     ])
     expect(events[2]).toMatchObject({ follow: { isUnblocked: true } })
+  })
+})
+
+describe('GET /sandbox/events', () => {
+  /** Reads the stream until `text` has come (or it ended); returns everything read so far. */
+  async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, text: string) {
+    let seen = ''
+    const decoder = new TextDecoder()
+    while (!seen.includes(text)) {
+      const { done, value } = await reader.read()
+      if (done) return `${seen}<end>`
+      seen += decoder.decode(value, { stream: true })
+    }
+    return seen
+  }
+
+  it('sends the messages after the page cursor, then new ones, until the sandbox closes', async () => {
+    const user = platform.users.create({ displayName: 'Yui' })
+    await platform.users.follow(user.userId)
+    await push(user.userId, [{ type: 'text', text: 'drawn' }])
+    await push(user.userId, [{ type: 'text', text: 'missed' }])
+
+    const res = await app.request('/sandbox/events?after=1')
+    expect(res.headers.get('content-type')).toBe('text/event-stream')
+    const reader = res.body!.getReader()
+    const backlog = await readUntil(reader, 'missed')
+    expect(backlog).not.toContain('drawn')
+    expect(backlog).toContain('id: 2\n')
+
+    await push(user.userId, [{ type: 'text', text: '<img src=x onerror=alert(1)>' }])
+    const live = await readUntil(reader, 'id: 3\n')
+    const data = JSON.parse(/^data: (.*)$/m.exec(live)![1]!) as { user: string; html: string }
+    expect(data.user).toBe(user.userId)
+    expect(data.html).toContain('&lt;img src=x onerror=alert(1)&gt;')
+    expect(data.html).not.toContain('<img')
+    expect(platform.context.state.inboxListeners.size).toBe(1)
+
+    platform.context.closing.abort()
+    expect(await readUntil(reader, '<never>')).toBe('<end>')
+    expect(platform.context.state.inboxListeners.size).toBe(0)
+  })
+
+  it('stops listening when the page goes away', async () => {
+    const res = await app.request('/sandbox/events')
+    expect(platform.context.state.inboxListeners.size).toBe(1)
+    await res.body!.cancel()
+    await vi.waitFor(() => expect(platform.context.state.inboxListeners.size).toBe(0))
   })
 })

@@ -54,6 +54,35 @@ describe('first run on PORT=0: the /sandbox page', () => {
   })
 })
 
+describe('first run: the /sandbox page shows replies as they come', () => {
+  it('sends 会員証 from the page and shows the member card without a reload', async () => {
+    const sandbox = k.sandbox!
+    const user = sandbox.users.create({ displayName: 'Live Tester' })
+    await sandbox.users.follow(user.userId)
+    await eventually(() => expect(sandbox.inbox(user.userId)).toHaveLength(1))
+    const page = await browser.newPage()
+    page.setDefaultTimeout(10_000)
+    const failed: string[] = []
+    page.on('response', (r) => {
+      if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`)
+    })
+    await page.goto(`${k.baseUrl}/sandbox/`)
+    const section = page.locator(`section[data-user="${user.userId}"]`)
+    await section.locator('.fx-bubble').first().waitFor()
+
+    await section.locator('input[name=text]').fill('会員証')
+    const reloaded = page.waitForEvent('load')
+    await section.getByRole('button', { name: 'Send text' }).click()
+    await reloaded
+    await page.evaluate(() => Object.assign(globalThis, { samePage: true }))
+    await eventually(() => expect(sandbox.inbox(user.userId)).toHaveLength(2))
+    await section.locator('.fx-bubble').nth(1).waitFor()
+    expect(await page.evaluate(() => 'samePage' in globalThis)).toBe(true)
+    expect(failed).toEqual([])
+    await page.close()
+  })
+})
+
 describe('first run: account link from the /sandbox page', () => {
   it('goes from the "link" tap through the mailbox code to a linked account', async () => {
     const sandbox = k.sandbox!
