@@ -28,6 +28,8 @@ export function createApp(deps: Deps, opts: AppOptions) {
   app.use(...requestContext(deps.log, deps.metrics))
   app.onError(onError)
   app.notFound(notFound)
+  // Browsers ask for it on every page: no icon, and no 404 in their consoles and our logs.
+  app.get('/favicon.ico', (c) => c.body(null, 204))
   app.route('/', opsRoutes(deps))
   app.route('/webhooks', webhookRoutes(deps, opts.inbox))
   app.route('/cards', cardRoutes(deps))

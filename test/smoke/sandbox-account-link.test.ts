@@ -80,6 +80,8 @@ describe('first run: the /sandbox page shows replies as they come', () => {
     expect(await page.evaluate(() => 'samePage' in globalThis)).toBe(true)
     expect(failed).toEqual([])
     await page.close()
+    // Chromium asks for one on every page (Playwright doesn't report that request).
+    expect((await fetch(`${k.baseUrl}/favicon.ico`)).status).toBe(204)
   })
 })
 
