@@ -3,6 +3,7 @@ import { loadConsent } from '../consent/consent.service.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { findIdentityOwner, findSurvivingCustomer, listIdentities } from './customer.repo.ts'
+import { isErasedIdentity } from './erase.service.ts'
 import type { IdentityRef } from './identity-values.ts'
 
 const RECENT_PURCHASES = 20
@@ -10,7 +11,13 @@ const RECENT_PURCHASES = 20
 /** The profile of whoever holds `identity`, after merges (404 unknown, 410 erased). */
 export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef) {
   const owner = await findIdentityOwner(db, identity.kind, identity.value)
-  if (!owner) throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
+  if (!owner) {
+    // Erasure keeps only a tombstone of a card, shop account or email: it answers 410, not 404.
+    if (await isErasedIdentity(db, identity.kind, identity.value)) {
+      throw new AppError('GONE', 'this customer was erased on request')
+    }
+    throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
+  }
   const customer = await findSurvivingCustomer(db, owner.customer_id)
   if (!customer) throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
   if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { cardNumber, createCoupon, createCustomer, createPurchase } from './factories.ts'
@@ -88,6 +89,30 @@ describe('GET /api/customers', () => {
       .where('id', '=', erased.id)
       .execute()
     expect((await lookup(`member_card:${card}`)).status).toBe(410)
+  })
+
+  it('answers 410 for the card, shop account or email of a customer erased on request', async () => {
+    const db = kizuna.deps.db
+    const card = cardNumber()
+    const tag = Math.random().toString(36).slice(2, 10)
+    const customer = await createCustomer(db, {
+      email: `erased.${tag}@example.com`,
+      identities: [
+        { kind: 'member_card', value: card },
+        { kind: 'online_customer', value: `shop-${tag}` },
+        { kind: 'email', value: `erased.${tag}@example.com` },
+      ],
+    })
+    await eraseCustomer(db, customer.id)
+    for (const identity of [
+      `member_card:${card}`,
+      `online_customer:shop-${tag}`,
+      `email:Erased.${tag}@example.com`,
+    ]) {
+      const res = await lookup(identity)
+      expect(res.status, identity).toBe(410)
+      expect((await errorOf(res)).message).toContain('erased')
+    }
   })
 
   it('needs an admin key', async () => {
