@@ -26,10 +26,27 @@ export const emailSchema = z
   .toLowerCase()
   .pipe(z.email({ pattern: EMAIL, error: 'not a valid email address' }).max(254))
 
-/** Phone numbers keep digits only ("090-1234-5678" → "09012345678", "+81 90…" → "8190…"). */
+/**
+ * Phone numbers keep digits only, as the domestic number: full-width digits and hyphens (as
+ * Japanese spreadsheets write them) are read as ASCII, and the country code +81 becomes the
+ * trunk 0 ("+81 90-1234-5678", "０９０－１２３４－５６７８" → "09012345678"), so one number is
+ * one identity however it was typed. Letters ("ext 12") are refused, not dropped into the digits.
+ */
 export const phoneSchema = z
   .string()
-  .transform((s) => s.replace(/\D/g, ''))
+  .transform((s) => s.normalize('NFKC').trim())
+  .pipe(
+    z
+      .string()
+      .regex(
+        /^\+?[\d\s\-‐−ー().]+$/,
+        'use digits, with spaces or hyphens (and + for a country code)',
+      ),
+  )
+  .transform((s) => {
+    const digits = s.replace(/\D/g, '')
+    return s.startsWith('+81') ? `0${digits.slice(2).replace(/^0/, '')}` : digits
+  })
   .pipe(z.string().regex(/^\d{7,15}$/, 'use 7-15 digits'))
 
 export const memberCardSchema = z

@@ -277,6 +277,32 @@ describe('kizuna import customers', () => {
     expect(identities.filter((i) => i.customer_id === hanako!.id)).toHaveLength(3)
   })
 
+  it('stores a phone written +81, with full-width digits or hyphens as the one domestic number', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const digits = randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)
+    const local = `090${digits}`
+    const wide = (s: string) =>
+      s.replace(/[0-9-]/g, (c) =>
+        c === '-' ? '－' : String.fromCharCode(c.charCodeAt(0) + 0xfee0),
+      )
+    const dashed = `090-${digits.slice(0, 4)}-${digits.slice(4)}`
+    const file = await csv([
+      HEADER,
+      `p-${tag},,Yui,+81 90-${digits.slice(0, 4)}-${digits.slice(4)},,,`,
+      `,,Yui,${wide(dashed)},,,`,
+      `p2-${tag},,Extension,${dashed} ext 12,,,`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain('line 4: phone:')
+    expect(result.stderr).not.toContain(digits)
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 1, skipped 1')
+    const yui = await customerWith('phone', local)
+    expect(yui).toMatchObject({ display_name: 'Yui', phone: local })
+    expect(await customerWith('online_customer', `p-${tag}`)).toMatchObject({ id: yui!.id })
+    expect(await customerWith('online_customer', `p2-${tag}`)).toBeUndefined()
+  })
+
   it('refuses a file with an unknown column before writing anything', async () => {
     const tag = randomUUID().slice(0, 8)
     const file = await csv(['external_id,name,e-mail', `shop-${tag},Mio,mio.${tag}@example.com`])
