@@ -9,6 +9,17 @@ const consentSchema = z.preprocess((v) => {
   return YES.includes(word) ? true : NO.includes(word) ? false : v
 }, z.boolean('use true or false'))
 
+/**
+ * A real calendar date (2026-02-30 is refused) that is not in the future nor before 1900
+ * ("today" leaves a day's slack, for a store time zone ahead of UTC).
+ */
+const birthdaySchema = z.iso
+  .date('use YYYY-MM-DD')
+  .refine(
+    (d) => d >= '1900-01-01' && d <= new Date(Date.now() + 86_400_000).toISOString().slice(0, 10),
+    'not a plausible birthday: use a date from 1900-01-01 to today',
+  )
+
 /** One row of `kizuna import customers` (CSV columns; empty cells are absent). */
 export const customerImportRowSchema = z
   .strictObject({
@@ -16,7 +27,7 @@ export const customerImportRowSchema = z
     email: emailSchema.optional(),
     name: z.string().trim().min(1).max(200).optional(),
     phone: phoneSchema.optional(),
-    birthday: z.iso.date('use YYYY-MM-DD').optional(),
+    birthday: birthdaySchema.optional(),
     member_card: memberCardSchema.optional(),
     marketing_consent: consentSchema.optional(),
   })

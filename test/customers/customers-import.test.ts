@@ -303,6 +303,24 @@ describe('kizuna import customers', () => {
     expect(await customerWith('online_customer', `p2-${tag}`)).toBeUndefined()
   })
 
+  it('refuses a birthday in the future or before 1900, naming the field', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const tomorrow = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10)
+    const file = await csv([
+      HEADER,
+      `bd1-${tag},,Future,,${tomorrow},,`,
+      `bd2-${tag},,Ancient,,1800-01-01,,`,
+      `bd3-${tag},,Leap,,2024-02-29,,`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toMatch(/line 2: birthday: /)
+    expect(result.stderr).toMatch(/line 3: birthday: /)
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 2')
+    expect(await customerWith('online_customer', `bd1-${tag}`)).toBeUndefined()
+    expect(await customerWith('online_customer', `bd2-${tag}`)).toBeUndefined()
+  })
+
   it('refuses a file with an unknown column before writing anything', async () => {
     const tag = randomUUID().slice(0, 8)
     const file = await csv(['external_id,name,e-mail', `shop-${tag},Mio,mio.${tag}@example.com`])
