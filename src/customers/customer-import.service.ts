@@ -1,4 +1,5 @@
 import type { Transaction } from 'kysely'
+import type { Env } from '../config/env.ts'
 import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
@@ -127,10 +128,17 @@ export type RowWarning = (field: string, message: string) => void
  */
 export async function importCustomerRow(
   db: Database,
-  env: PurchaseEnv,
+  env: PurchaseEnv & Pick<Env, 'MEMBER_CARD_PREFIX'>,
   row: CustomerImportRow,
   warn: RowWarning = () => {},
 ): Promise<ImportOutcome> {
+  // A scan reads only numbers in the store's prefix as member cards: another would never be found.
+  if (row.member_card !== undefined && !row.member_card.startsWith(env.MEMBER_CARD_PREFIX)) {
+    throw new RowError(
+      'member_card',
+      `not one of this store's member cards (they start with prefix ${env.MEMBER_CARD_PREFIX})`,
+    )
+  }
   const ids: RowId[] = ID_COLUMNS.flatMap(([column, kind]) => {
     const value = row[column]
     return typeof value === 'string' ? [{ column, kind, value }] : []

@@ -321,6 +321,16 @@ describe('kizuna import customers', () => {
     expect(await customerWith('online_customer', `bd2-${tag}`)).toBeUndefined()
   })
 
+  it("refuses a member card outside this store's prefix, which no scan would find", async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv([HEADER, `mc-${tag},,Jan,,,4901234567894,`])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toMatch(/line 2: member_card: .*prefix 29/)
+    expect(result.stdout).toContain('skipped 1')
+    expect(await customerWith('online_customer', `mc-${tag}`)).toBeUndefined()
+  })
+
   it('refuses a file with an unknown column before writing anything', async () => {
     const tag = randomUUID().slice(0, 8)
     const file = await csv(['external_id,name,e-mail', `shop-${tag},Mio,mio.${tag}@example.com`])
