@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createMigrator } from '../../src/main/migrate.ts'
+import type { DB } from '../../src/platform/db.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
+
+const BEFORE = '20261208T120000-index-coupon-used-purchase'
+
+describe('first-call backfill: deliveries as the send path leaves them (channel set only when sent)', () => {
+  const cleanups: (() => Promise<void>)[] = []
+  afterAll(async () => {
+    for (const fn of cleanups.reverse()) await fn()
+  })
+
+  it('gives unsent pushes that may have reached LINE their creation time, and no other row', async () => {
+    const database = await createPrivateDatabase()
+    cleanups.push(() => database.drop())
+    const db = new Kysely<DB>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url }) }),
+    })
+    cleanups.push(() => db.destroy())
+    const migrator = createMigrator(db)
+    expect((await migrator.migrateTo(BEFORE)).error).toBeUndefined()
+
+    const { id: customerId } = await db
+      .insertInto('customer')
+      .values({ display_name: null })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    const created = new Date('2026-12-01T00:00:00Z')
+    // recordOutcomes sets `channel` only on a `sent` outcome: an unsent row has none.
+    const row = (
+      status: string,
+      attempts: number,
+      lastError: string | null,
+      pushBody: string | null = null,
+    ) => ({
+      customer_id: customerId,
+      dedupe_key: `test:${randomUUID()}`,
+      kind: 'campaign',
+      template_id: 'campaign-sample',
+      status,
+      channel: null,
+      attempts,
+      last_error: lastError,
+      push_body: pushBody,
+      created_at: created,
+    })
+    const body = JSON.stringify({ to: 'U0', messages: [{ type: 'text', text: 'hi' }] })
+    const rows = await db
+      .insertInto('delivery')
+      .values([
+        // A push that ran out of retries after 500s (the job's error on the row): may have
+        // reached LINE.
+        row('failed', 5, '1 of 1 deliveries failed for now'),
+        // A push waiting for its retry after a timeout (its body kept for it).
+        row('pending', 2, 'LINE timeout', body),
+        // Never went to LINE: a template that does not render, an email refused, LINE's 400.
+        row('failed', 1, 'template: missing variable'),
+        row('failed', 1, 'email: 550 no such user'),
+        row('failed', 1, 'LINE 400: bad request'),
+        // Held back by the weekly cap: tried, but nothing went out.
+        row('pending', 1, null),
+      ])
+      .returning('id')
+      .execute()
+
+    expect((await migrator.migrateToLatest()).error).toBeUndefined()
+    const after = await db
+      .selectFrom('delivery')
+      .select(['id', 'line_first_call_at as first'])
+      .where(
+        'id',
+        'in',
+        rows.map((r) => r.id),
+      )
+      .execute()
+    const firstOf = (i: number) => after.find((a) => a.id === rows[i]?.id)?.first ?? null
+    expect([firstOf(0), firstOf(1)]).toEqual([created, created])
+    expect([firstOf(2), firstOf(3), firstOf(4), firstOf(5)]).toEqual([null, null, null, null])
+  })
+})
