@@ -238,7 +238,9 @@ function mayHaveReachedLine(row: ClaimedDelivery): boolean {
   // rendered again), but its first call is noted. One past its key's life is failed, not sent
   // (KEY_EXPIRED), so it takes no room.
   if (row.line_key_expired) return false
-  return row.push_body !== null || row.multicast_request_id !== null || row.line_key_used
+  // A chunk LINE refused (a 400, the monthly quota's 429) took nothing under its key: requeued,
+  // its first call is forgotten (line_key_used is false) and it waits for room like a new send.
+  return row.push_body !== null || row.line_key_used
 }
 
 type Content =
