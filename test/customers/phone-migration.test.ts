@@ -1,9 +1,5 @@
-import { Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createMigrator } from '../../src/main/migrate.ts'
-import type { DB } from '../../src/platform/db.ts'
-import { createPrivateDatabase } from '../support/private-database.ts'
+import { databaseMigratedTo } from '../support/migrated-database.ts'
 
 const BEFORE = '20261208T140000-backfill-delivery-line-first-call-unsent'
 
@@ -14,14 +10,9 @@ describe('migration 20261208T150000: phones stored with +81 become the domestic 
   })
 
   it('rewrites 81… to 0…, unless another identity already holds the new form', async () => {
-    const database = await createPrivateDatabase()
-    cleanups.push(() => database.drop())
-    const db = new Kysely<DB>({
-      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url }) }),
-    })
-    cleanups.push(() => db.destroy())
-    const migrator = createMigrator(db)
-    expect((await migrator.migrateTo(BEFORE)).error).toBeUndefined()
+    const migrated = await databaseMigratedTo(BEFORE)
+    cleanups.push(() => migrated.close())
+    const { db } = migrated
 
     const customer = async (phone: string) => {
       const { id } = await db
@@ -40,7 +31,7 @@ describe('migration 20261208T150000: phones stored with +81 become the domestic 
     const taken = await customer('818011112222') // its new form is someone else's already
     const other = await customer('08011112222')
 
-    expect((await migrator.migrateToLatest()).error).toBeUndefined()
+    await migrated.migrateToLatest()
     const phones = await db
       .selectFrom('identity')
       .innerJoin('customer', 'customer.id', 'identity.customer_id')

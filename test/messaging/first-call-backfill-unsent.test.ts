@@ -1,10 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createMigrator } from '../../src/main/migrate.ts'
-import type { DB } from '../../src/platform/db.ts'
-import { createPrivateDatabase } from '../support/private-database.ts'
+import { databaseMigratedTo } from '../support/migrated-database.ts'
 
 const BEFORE = '20261208T120000-index-coupon-used-purchase'
 
@@ -15,14 +11,9 @@ describe('first-call backfill: deliveries as the send path leaves them (channel 
   })
 
   it('gives unsent pushes that may have reached LINE their creation time, and no other row', async () => {
-    const database = await createPrivateDatabase()
-    cleanups.push(() => database.drop())
-    const db = new Kysely<DB>({
-      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url }) }),
-    })
-    cleanups.push(() => db.destroy())
-    const migrator = createMigrator(db)
-    expect((await migrator.migrateTo(BEFORE)).error).toBeUndefined()
+    const migrated = await databaseMigratedTo(BEFORE)
+    cleanups.push(() => migrated.close())
+    const { db } = migrated
 
     const { id: customerId } = await db
       .insertInto('customer')
@@ -67,7 +58,7 @@ describe('first-call backfill: deliveries as the send path leaves them (channel 
       .returning('id')
       .execute()
 
-    expect((await migrator.migrateToLatest()).error).toBeUndefined()
+    await migrated.migrateToLatest()
     const after = await db
       .selectFrom('delivery')
       .select(['id', 'line_first_call_at as first'])

@@ -1,0 +1,29 @@
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { expect } from 'vitest'
+import { createMigrator } from '../../src/main/migrate.ts'
+import type { DB } from '../../src/platform/db.ts'
+import { createPrivateDatabase } from './private-database.ts'
+
+/**
+ * A database of its own migrated up to `before` (inclusive), for testing what a later migration
+ * does to rows written before it; `migrateToLatest` then runs the rest. `close` drops it.
+ */
+export async function databaseMigratedTo(before: string) {
+  const database = await createPrivateDatabase()
+  const db = new Kysely<DB>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url }) }),
+  })
+  const migrator = createMigrator(db)
+  expect((await migrator.migrateTo(before)).error).toBeUndefined()
+  return {
+    db,
+    async migrateToLatest() {
+      expect((await migrator.migrateToLatest()).error).toBeUndefined()
+    },
+    async close() {
+      await db.destroy()
+      await database.drop()
+    },
+  }
+}
