@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -6,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
 import { sparePort } from '../support/ports.ts'
+import { spawnWithOutput } from '../support/spawned.ts'
 import { eventually } from '../support/wait.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -57,7 +57,7 @@ function alive(pid: number): boolean {
 describe.each(['start', 'start:web', 'start:worker'])('npm run %s', (script) => {
   it('passes SIGTERM to Kizuna, which shuts down and exits 0', async () => {
     const port = await sparePort()
-    const child = spawn('npm', ['run', '--silent', script], {
+    const { child, output } = spawnWithOutput('npm', ['run', '--silent', script], {
       cwd: root,
       env: {
         ...process.env,
@@ -72,28 +72,20 @@ describe.each(['start', 'start:web', 'start:worker'])('npm run %s', (script) => 
         LINE_DATA_API_BASE_URL: 'http://127.0.0.1:9',
         LOG_LEVEL: 'info',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.on('data', (d) => {
-      output += String(d)
-    })
-    child.stderr.on('data', (d) => {
-      output += String(d)
     })
     let below: number[] = []
     cleanups.push(async () => {
       for (const pid of below) if (alive(pid)) process.kill(pid, 'SIGKILL')
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     })
-    await eventually(() => expect(output).toContain('Kizuna started'), 30_000)
+    await eventually(() => expect(output()).toContain('Kizuna started'), 30_000)
     below = descendants(child.pid ?? 0)
     expect(below.length).toBeGreaterThan(0)
 
     child.kill('SIGTERM')
     await once(child, 'exit')
     await eventually(() => expect(below.filter(alive)).toEqual([]), 10_000)
-    expect(output).toContain('shutting down')
-    expect(output).toContain('"msg":"stopped"')
+    expect(output()).toContain('shutting down')
+    expect(output()).toContain('"msg":"stopped"')
   }, 60_000)
 })

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -6,6 +5,7 @@ import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN } from '../support/harness.ts'
 import { sparePort } from '../support/ports.ts'
+import { spawnWithOutput } from '../support/spawned.ts'
 import { eventually } from '../support/wait.ts'
 
 const start = fileURLToPath(new URL('../../src/main/start.ts', import.meta.url))
@@ -22,7 +22,7 @@ describe('npm start (src/main/start.ts)', () => {
     })
     cleanups.push(() => line.close())
     const port = await sparePort()
-    const child = spawn(process.execPath, [start], {
+    const { child, output } = spawnWithOutput(process.execPath, [start], {
       env: {
         ...process.env,
         PORT: String(port),
@@ -34,21 +34,13 @@ describe('npm start (src/main/start.ts)', () => {
         LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
         LOG_LEVEL: 'info',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.on('data', (d) => {
-      output += String(d)
-    })
-    child.stderr.on('data', (d) => {
-      output += String(d)
     })
     cleanups.push(async () => {
       if (child.exitCode === null) child.kill('SIGKILL')
     })
-    await eventually(() => expect(output).toContain('Kizuna started'), 30_000)
+    await eventually(() => expect(output()).toContain('Kizuna started'), 30_000)
     // Real LINE credentials without PUBLIC_BASE_URL: the links it would send are unreachable.
-    await eventually(() => expect(output).toContain('PUBLIC_BASE_URL is unset'))
+    await eventually(() => expect(output()).toContain('PUBLIC_BASE_URL is unset'))
     line.setWebhookUrl(`http://127.0.0.1:${port}/webhooks/line`)
 
     const user = line.users.create()
@@ -58,8 +50,8 @@ describe('npm start (src/main/start.ts)', () => {
     child.kill('SIGTERM')
     const [code] = await once(child, 'exit')
     expect(code).toBe(0)
-    expect(output).toContain('shutting down')
-    expect(output).toContain('"msg":"stopped"')
+    expect(output()).toContain('shutting down')
+    expect(output()).toContain('"msg":"stopped"')
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow()
   }, 60_000)
 })

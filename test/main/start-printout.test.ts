@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
 import { sparePort } from '../support/ports.ts'
+import { spawnWithOutput } from '../support/spawned.ts'
 import { eventually } from '../support/wait.ts'
 
 const start = fileURLToPath(new URL('../../src/main/start.ts', import.meta.url))
@@ -16,7 +16,7 @@ afterAll(async () => {
 describe('npm start without LINE credentials', () => {
   it('prints where the simulated LINE app and the sandbox mailbox are, and both answer', async () => {
     const port = await sparePort()
-    const child = spawn(process.execPath, [start], {
+    const { child, output } = spawnWithOutput(process.execPath, [start], {
       env: {
         ...process.env,
         PORT: String(port),
@@ -25,21 +25,16 @@ describe('npm start without LINE credentials', () => {
         QUEUE_PREFIX: `test-${randomUUID()}`,
         LOG_LEVEL: 'warn',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.on('data', (d) => {
-      output += String(d)
     })
     cleanups.push(async () => {
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGTERM')
       await once(child, 'exit')
     })
-    await eventually(() => expect(output).toContain('sandbox LINE API'), 30_000)
+    await eventually(() => expect(output()).toContain('sandbox LINE API'), 30_000)
     const base = `http://127.0.0.1:${port}`
-    expect(output).toContain(`simulated LINE app:  ${base}/sandbox`)
-    expect(output).toContain(`sandbox mailbox:     ${base}/sandbox/mail`)
+    expect(output()).toContain(`simulated LINE app:  ${base}/sandbox`)
+    expect(output()).toContain(`sandbox mailbox:     ${base}/sandbox/mail`)
     expect((await fetch(`${base}/sandbox/mail`)).status).toBe(200)
     expect((await fetch(`${base}/sandbox/`)).status).toBe(200)
   }, 60_000)
