@@ -6,10 +6,9 @@ import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import {
   campaign,
   deliveryRows,
-  MULTICAST,
   multicastsTo,
   newFriend,
-  QUOTA_EXCEEDED,
+  quotaOnNextMulticast,
   sendJob,
   WEEK_MS,
 } from './support.ts'
@@ -37,13 +36,7 @@ describe('weekly marketing cap after `kizuna deliveries retry`', () => {
         k.deps,
         friends.map((f) => ({ ...campaign(f, { displayName: 'お客様' }), kind })),
       )
-      k.line.failNext({
-        method: 'POST',
-        path: MULTICAST,
-        status: 429,
-        count: 1,
-        body: { message: QUOTA_EXCEEDED },
-      })
+      quotaOnNextMulticast(k)
       await send(ids)
       for (const row of await deliveryRows(k, ids)) expect(row.status).toBe('quota_exceeded')
 

@@ -15,7 +15,7 @@ import {
   multicastsTo,
   newFriend,
   pushesTo,
-  QUOTA_EXCEEDED,
+  quotaOnNextMulticast,
   refuseNextPush,
   sendJob,
 } from './support.ts'
@@ -193,13 +193,7 @@ describe('a retry key LINE may have forgotten', () => {
         k.deps,
         friends.map((f) => intent(f, kind, 'お客様')),
       )
-      k.line.failNext({
-        method: 'POST',
-        path: MULTICAST,
-        status: 429,
-        count: 1,
-        body: { message: QUOTA_EXCEEDED },
-      })
+      quotaOnNextMulticast(k)
       await send(ids)
       for (const row of await deliveryRows(k, ids)) expect(row.status).toBe('quota_exceeded')
       await sql`update delivery set line_first_call_at = line_first_call_at - interval '20 days'

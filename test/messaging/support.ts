@@ -163,3 +163,14 @@ export function refuseNextPush(k: TestKizuna): void {
     },
   })
 }
+
+/** The stand-in answers the next multicast with LINE's monthly-quota 429 (LINE took nothing). */
+export function quotaOnNextMulticast(k: TestKizuna): void {
+  k.line.failNext({
+    method: 'POST',
+    path: MULTICAST,
+    status: 429,
+    count: 1,
+    body: { message: QUOTA_EXCEEDED },
+  })
+}
