@@ -153,6 +153,8 @@ export interface LineUser {
   line_uid: string;
   picture_url: string | null;
   profile_fetched_at: Timestamp | null;
+  richmenu_linked_at: Timestamp | null;
+  richmenu_version_id: string | null;
   status: string;
   status_changed_at: Timestamp;
   updated_at: Generated<Timestamp>;
@@ -267,6 +269,19 @@ export interface Purchase {
   voided_at: Timestamp | null;
 }
 
+export interface RichmenuVersion {
+  alias: string | null;
+  content_hash: string;
+  created_at: Generated<Timestamp>;
+  deployed_at: Timestamp | null;
+  id: Generated<string>;
+  is_default: Generated<boolean>;
+  line_rich_menu_id: string | null;
+  name: string;
+  retired_at: Timestamp | null;
+  segments: string[];
+}
+
 export interface SandboxMail {
   created_at: Generated<Timestamp>;
   from_address: string;
@@ -330,6 +345,7 @@ export interface DB {
   points_ledger: PointsLedger;
   product: Product;
   purchase: Purchase;
+  richmenu_version: RichmenuVersion;
   sandbox_mail: SandboxMail;
   staff_session_end: StaffSessionEnd;
   store: Store;
