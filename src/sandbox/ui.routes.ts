@@ -7,6 +7,7 @@ import type { SandboxPlatform } from './platform.ts'
 import type { SimUser } from './state.ts'
 import { LIVE_SCRIPT, liveEvents } from './ui.live.ts'
 import { messageView } from './ui.messages.ts'
+import { RICHMENU_CSS, richMenuImage, richMenuView, switchRichMenu } from './ui.richmenu.ts'
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>
 
@@ -50,6 +51,7 @@ export function createSandboxUi(platform: SandboxPlatform) {
   })
 
   app.get('/events', liveEvents(platform))
+  app.get('/richmenus/:richMenuId/image', richMenuImage(platform))
   app.get('/*', (c) => {
     const base = mount(c)
     // Relative form actions need the trailing slash (`/sandbox` → `/sandbox/`).
@@ -81,6 +83,10 @@ export function createSandboxUi(platform: SandboxPlatform) {
   app.post(
     '/users/:userId/postback',
     act((form, userId) => platform.users.postback(userId, form.data ?? '')),
+  )
+  app.post(
+    '/users/:userId/richmenuswitch',
+    act((form, userId) => switchRichMenu(platform, userId, form.alias ?? '', form.data ?? '')),
   )
   return app
 }
@@ -115,6 +121,7 @@ function page(platform: SandboxPlatform): Html {
       .msg-rich details { color: #eef2f8; }
       .msg-rich pre { background: #fff; color: #111; padding: 0.4rem; border-radius: 6px; }
       ${raw(flexCss)}
+      ${raw(RICHMENU_CSS)}
     </style>
   </head>
   <body data-feed="${platform.context.state.inboxLog.length}">
@@ -157,6 +164,7 @@ function userSection(platform: SandboxPlatform, user: SimUser): Html {
     <input name="data" placeholder="Postback data" required /><button>Tap postback</button>
   </form>
   <div class="chat">${platform.inbox(user.userId).map(messageView)}</div>
+  ${richMenuView(platform, user)}
 </section>`
 }
 
@@ -168,7 +176,7 @@ function statusLabel(user: SimUser): string {
 
 /**
  * One delegated listener: a tapped postback or message action posts the user's event, like
- * the LINE app; uri actions are plain links.
+ * the LINE app (a rich menu's richmenuswitch too); uri actions are plain links.
  */
 const TAP_SCRIPT = `
 document.addEventListener('click', function (event) {
@@ -180,6 +188,9 @@ document.addEventListener('click', function (event) {
   var path, fields
   if (action.type === 'postback') { path = 'postback'; fields = { data: action.data } }
   else if (action.type === 'message') { path = 'text'; fields = { text: action.text } }
+  else if (action.type === 'richmenuswitch') {
+    path = 'richmenuswitch'; fields = { alias: action.richMenuAliasId, data: action.data }
+  }
   else return
   event.preventDefault()
   var form = document.createElement('form')

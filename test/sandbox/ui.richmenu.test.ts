@@ -1,0 +1,211 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createLinePlatform, type SandboxPlatform } from '../../src/sandbox/platform.ts'
+import { createSandboxUi } from '../../src/sandbox/ui.routes.ts'
+import { launchChromium } from '../support/browser.ts'
+import { channelAccessToken, channelSecret } from './fixtures.ts'
+
+let platform: SandboxPlatform
+let server: Server
+let baseUrl: string
+let browser: Browser
+let page: Page
+let dialogs: string[]
+
+// A 1×1 PNG: the page stretches it over the menu; the areas are what is tested.
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+  'base64',
+)
+const auth = { authorization: `Bearer ${channelAccessToken}` }
+
+beforeAll(async () => {
+  browser = await launchChromium()
+})
+afterAll(async () => {
+  await browser?.close()
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
+})
+afterEach(async () => {
+  await page?.close()
+})
+
+beforeEach(async () => {
+  if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
+  platform = createLinePlatform({ channelSecret, channelAccessToken })
+  const app = new Hono().route('/sandbox', createSandboxUi(platform))
+  server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
+      resolve(s as Server),
+    ) as Server
+  })
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  page = await browser.newPage({ viewport: { width: 1000, height: 1200 } })
+  page.setDefaultTimeout(10_000)
+  dialogs = []
+  page.on('dialog', (d) => {
+    dialogs.push(d.message())
+    void d.dismiss()
+  })
+})
+
+/** Creates a menu through the stand-in's API (validated against LINE's spec), with its image. */
+async function createMenu(chatBarText: string, areas: unknown[]): Promise<string> {
+  const res = await platform.apiApp.request('/v2/bot/richmenu', {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      size: { width: 2500, height: 843 },
+      selected: true,
+      name: chatBarText,
+      chatBarText,
+      areas,
+    }),
+  })
+  expect(res.status).toBe(200)
+  const { richMenuId } = (await res.json()) as { richMenuId: string }
+  const upload = await platform.dataApp.request(`/v2/bot/richmenu/${richMenuId}/content`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'image/png' },
+    body: PNG,
+  })
+  expect(upload.status).toBe(200)
+  return richMenuId
+}
+
+async function api(path: string, body?: unknown) {
+  const res = await platform.apiApp.request(path, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  expect(res.status).toBe(200)
+}
+
+const area = (x: number, action: Record<string, unknown>) => ({
+  bounds: { x, y: 0, width: 1250, height: 843 },
+  action,
+})
+
+/** The postback events the page sent for taps, oldest first. */
+function postbacks() {
+  return platform.webhookDeliveries
+    .flatMap((d) => (d.body as { events: Record<string, unknown>[] }).events)
+    .filter((e) => e.type === 'postback')
+}
+
+describe('rich menus on the /sandbox page in Chromium', () => {
+  it("draws a user's linked menu over its image and sends a tapped area as a postback", async () => {
+    const main = await createMenu('Menu', [
+      area(0, { type: 'postback', label: 'Card', data: `action=card&x="');alert(1)//` }),
+      area(1250, {
+        type: 'richmenuswitch',
+        label: 'More',
+        richMenuAliasId: 'more',
+        data: 'tab=more',
+      }),
+    ])
+    const more = await createMenu('More', [
+      area(0, { type: 'uri', label: 'Shop', uri: 'https://shop.example/' }),
+      area(1250, {
+        type: 'richmenuswitch',
+        label: 'Back',
+        richMenuAliasId: 'main',
+        data: 'tab=main',
+      }),
+    ])
+    await api('/v2/bot/richmenu/alias', { richMenuAliasId: 'main', richMenuId: main })
+    await api('/v2/bot/richmenu/alias', { richMenuAliasId: 'more', richMenuId: more })
+    const user = platform.users.create({ displayName: 'Rin' })
+    await platform.users.follow(user.userId)
+    await api(`/v2/bot/user/${user.userId}/richmenu/${main}`)
+
+    await page.goto(`${baseUrl}/sandbox/`)
+    const board = page.locator(`section[data-user="${user.userId}"] .richmenu`)
+    expect(await board.getAttribute('data-richmenu')).toBe(main)
+    expect(await board.locator('summary').textContent()).toBe('Menu')
+    // The image loads from the page, and each area sits where its bounds say (in % of the menu).
+    expect(
+      await board
+        .locator('img')
+        .evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth),
+    ).toBe(1)
+    const boardBox = await board.locator('.richmenu-board').boundingBox()
+    const moreBox = await board.getByRole('button', { name: 'More' }).boundingBox()
+    expect(boardBox && moreBox).toBeTruthy()
+    if (!boardBox || !moreBox) return
+    expect(moreBox.x - boardBox.x).toBeCloseTo(boardBox.width / 2, 0)
+    expect(moreBox.width).toBeCloseTo(boardBox.width / 2, 0)
+    expect(boardBox.width / boardBox.height).toBeCloseTo(2500 / 843, 1)
+
+    await board.getByRole('button', { name: 'Card' }).click()
+    await expect.poll(() => postbacks().length).toBe(1)
+    expect(postbacks()[0]).toMatchObject({
+      source: { userId: user.userId },
+      postback: { data: `action=card&x="');alert(1)//` },
+    })
+
+    // A richmenuswitch tap: LINE shows the alias's menu and tells the bot which one.
+    await page.waitForURL(`${baseUrl}/sandbox/`)
+    await page
+      .locator(`section[data-user="${user.userId}"] .richmenu`)
+      .getByRole('button', { name: 'More' })
+      .click()
+    await expect.poll(() => postbacks().length).toBe(2)
+    expect(postbacks()[1]).toMatchObject({
+      postback: { data: 'tab=more', params: { newRichMenuAliasId: 'more', status: 'SUCCESS' } },
+    })
+    await expect
+      .poll(() =>
+        page.locator(`section[data-user="${user.userId}"] .richmenu`).getAttribute('data-richmenu'),
+      )
+      .toBe(more)
+    const shop = page.locator(`section[data-user="${user.userId}"] .richmenu a`)
+    expect(await shop.getAttribute('href')).toBe('https://shop.example/')
+    expect(dialogs).toEqual([])
+  })
+
+  it('shows the default menu to friends without their own, and none after a block', async () => {
+    const menu = await createMenu('Tap here', [
+      area(0, { type: 'postback', label: 'Help', data: 'action=help' }),
+    ])
+    await api(`/v2/bot/user/all/richmenu/${menu}`)
+    const user = platform.users.create({ displayName: 'Sora' })
+    await platform.users.follow(user.userId)
+    const other = platform.users.create({ displayName: 'Kai' })
+    await platform.users.follow(other.userId)
+    await platform.users.block(other.userId)
+
+    await page.goto(`${baseUrl}/sandbox/`)
+    expect(
+      await page
+        .locator(`section[data-user="${user.userId}"] .richmenu`)
+        .getAttribute('data-richmenu'),
+    ).toBe(menu)
+    expect(await page.locator(`section[data-user="${other.userId}"] .richmenu`).count()).toBe(0)
+  })
+
+  it('answers an unknown alias with RICHMENU_ALIAS_ID_NOTFOUND and keeps the menu', async () => {
+    const menu = await createMenu('Menu', [
+      area(0, { type: 'richmenuswitch', label: 'Gone', richMenuAliasId: 'gone', data: 'tab=gone' }),
+    ])
+    const user = platform.users.create({ displayName: 'Nao' })
+    await platform.users.follow(user.userId)
+    await api(`/v2/bot/user/${user.userId}/richmenu/${menu}`)
+
+    await page.goto(`${baseUrl}/sandbox/`)
+    await page.getByRole('button', { name: 'Gone' }).click()
+    await expect.poll(() => postbacks().length).toBe(1)
+    expect(postbacks()[0]).toMatchObject({
+      postback: {
+        data: 'tab=gone',
+        params: { newRichMenuAliasId: 'gone', status: 'RICHMENU_ALIAS_ID_NOTFOUND' },
+      },
+    })
+    expect(platform.richMenuOf(user.userId)).toBe(menu)
+  })
+})
