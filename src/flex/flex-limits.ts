@@ -5,6 +5,7 @@ import {
   CONTAINER_MAX_BYTES,
   FLEX_LABEL_MAX,
   IMAGE_URL_MAX,
+  RICH_MENU_LABEL_MAX,
   URI_MAX,
   URI_SCHEMES,
 } from './flex.schemas.ts'
@@ -62,7 +63,10 @@ export function checkFlexMessage(
   return problems
 }
 
-type Add = (path: string, message: string) => void
+export type Add = (path: string, message: string) => void
+
+/** Where an action sits: the label limit and the allowed types differ (LINE-API.md §3). */
+export type ActionPlace = 'flex' | 'richmenu'
 
 function checkBytes(node: unknown, path: string, max: number, add: Add): void {
   const bytes = Buffer.byteLength(JSON.stringify(node))
@@ -115,9 +119,15 @@ function checkImageUrl(url: unknown, at: () => string, opts: LimitOptions, add: 
   else if (url.length > IMAGE_URL_MAX) add(at(), `must be at most ${IMAGE_URL_MAX} characters`)
 }
 
-/** Action objects (LINE-API.md §3 "Actions"), as used inside Flex. */
-export function checkAction(action: Obj, path: string, add: Add): void {
-  maxChars(action.label, `${path}.label`, FLEX_LABEL_MAX, add, graphemeLength)
+/** Action objects (LINE-API.md §3 "Actions"), as used inside Flex or a rich menu's areas. */
+export function checkAction(
+  action: Obj,
+  path: string,
+  add: Add,
+  place: ActionPlace = 'flex',
+): void {
+  const labelMax = place === 'flex' ? FLEX_LABEL_MAX : RICH_MENU_LABEL_MAX
+  maxChars(action.label, `${path}.label`, labelMax, add, graphemeLength)
   switch (action.type) {
     case 'postback':
       maxChars(action.data, `${path}.data`, ACTION_TEXT_MAX, add)
@@ -142,7 +152,8 @@ export function checkAction(action: Obj, path: string, add: Add): void {
       maxChars(action.clipboardText, `${path}.clipboardText`, URI_MAX, add)
       break
     case 'richmenuswitch':
-      add(`${path}.type`, 'richmenuswitch works only in rich menus')
+      if (place !== 'richmenu') add(`${path}.type`, 'richmenuswitch works only in rich menus')
+      maxChars(action.data, `${path}.data`, ACTION_TEXT_MAX, add)
       break
     case 'camera':
     case 'cameraRoll':
@@ -169,7 +180,7 @@ function checkUri(uri: unknown, path: string, add: Add): void {
  * the texts a user sees as their own message (postback displayText/fillInText/text, message
  * text), which are counted in grapheme clusters (👨‍👩‍👧‍👦 is one). [DOCS:text-character-count]
  */
-function maxChars(
+export function maxChars(
   value: unknown,
   path: string,
   max: number,
@@ -187,7 +198,7 @@ function utf16Length(text: string): number {
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
 
-function graphemeLength(text: string): number {
+export function graphemeLength(text: string): number {
   let n = 0
   for (const _ of graphemes.segment(text)) n++
   return n

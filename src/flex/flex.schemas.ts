@@ -7,6 +7,8 @@ export const CAROUSEL_MAX_BUBBLES = 12
 export const ACTION_TEXT_MAX = 300
 export const URI_MAX = 1000
 export const FLEX_LABEL_MAX = 40
+/** Rich menu (and template, quick reply) action labels. */
+export const RICH_MENU_LABEL_MAX = 20
 export const IMAGE_URL_MAX = 2000
 export const URI_SCHEMES = ['http:', 'https:', 'line:', 'tel:'] as const
 

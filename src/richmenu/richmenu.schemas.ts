@@ -28,3 +28,42 @@ export const richMenuFileSchema = z
   })
   .strict()
 export type RichMenuFileJson = z.infer<typeof richMenuFileSchema>
+
+/** A menu folder's name: what `kizuna richmenu draw <name>` and a deploy call it. */
+export const MENU_FOLDER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/
+
+/** LINE's rules on a rich menu and its image (LINE-API.md §4). */
+export const RICH_MENU_LIMITS = {
+  widthMin: 800,
+  widthMax: 2500,
+  heightMin: 250,
+  /** width / height at least this. */
+  ratioMin: 1.45,
+  nameMax: 300,
+  chatBarTextMax: 14,
+  areasMax: 20,
+  richMenuAliasIdMax: 32,
+  /** "1 MB"; the stand-in and LINE take 1,048,576 bytes. */
+  imageBytesMax: 1024 * 1024,
+} as const
+
+/** Action types LINE takes in a rich menu area; camera, cameraRoll and location are quick reply only. */
+export const RICH_MENU_ACTION_TYPES = [
+  'postback',
+  'message',
+  'uri',
+  'datetimepicker',
+  'richmenuswitch',
+  'clipboard',
+] as const
+
+/** The keys each action type needs (LINE's reference marks them required; its schema does not). */
+export const RICH_MENU_ACTION_REQUIRED: Record<(typeof RICH_MENU_ACTION_TYPES)[number], string[]> =
+  {
+    postback: ['data'],
+    message: ['text'],
+    uri: ['uri'],
+    datetimepicker: ['data', 'mode'],
+    richmenuswitch: ['richMenuAliasId', 'data'],
+    clipboard: ['clipboardText'],
+  }
