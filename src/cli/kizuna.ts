@@ -5,6 +5,7 @@ import { registerDeliveryCommands } from './deliveries.command.ts'
 import { registerFlexCommands } from './flex.command.ts'
 import { registerImportCommands } from './import.command.ts'
 import { registerMigrateCommand } from './migrate.command.ts'
+import { registerRichMenuCommands } from './richmenu.command.ts'
 import { registerStoreCommands } from './stores.command.ts'
 
 const program = new Command()
@@ -18,5 +19,6 @@ registerCustomerCommands(program)
 registerImportCommands(program)
 registerFlexCommands(program)
 registerDeliveryCommands(program)
+registerRichMenuCommands(program)
 
 await program.parseAsync(process.argv)
