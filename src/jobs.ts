@@ -36,6 +36,10 @@ export const JOBS = {
     queue: 'maintenance',
     schema: z.object({}).strict(),
   },
+  'richmenu.deploy': {
+    queue: 'richmenu',
+    schema: z.object({}).strict(),
+  },
 } as const
 
 export type JobName = keyof typeof JOBS
@@ -56,6 +60,8 @@ export const jobIds = {
   /** A delivery due later (post-purchase delay, quiet hours): one job per due time. */
   deliveryAt: (deliveryId: string, dueMs: number) => `delivery-${deliveryId}-at-${dueMs}`,
   profile: (lineUserId: string, cause: string) => `profile-${lineUserId}-${cause}`,
+  /** One deploy per cause (a start): BullMQ keeps a finished job's id for a day. */
+  richmenuDeploy: (cause: string) => `richmenu-deploy-${cause}`,
 }
 
 /** `<kind>-<id>` for one, `<kind>s-<hash of the ids>` for a group. */

@@ -6,6 +6,7 @@ import { registerFlexCommands } from './flex.command.ts'
 import { registerImportCommands } from './import.command.ts'
 import { registerMigrateCommand } from './migrate.command.ts'
 import { registerRichMenuCommands } from './richmenu.command.ts'
+import { registerRichMenuDeployCommand } from './richmenu-deploy.command.ts'
 import { registerStoreCommands } from './stores.command.ts'
 
 const program = new Command()
@@ -20,5 +21,6 @@ registerImportCommands(program)
 registerFlexCommands(program)
 registerDeliveryCommands(program)
 registerRichMenuCommands(program)
+registerRichMenuDeployCommand(program)
 
 await program.parseAsync(process.argv)

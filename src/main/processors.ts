@@ -12,6 +12,7 @@ import type { Deps } from '../platform/deps.ts'
 import { createSharedLimiter } from '../platform/shared-limiter.ts'
 import type { Processors } from '../platform/worker-types.ts'
 import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
+import { createDeployRichMenus } from '../richmenu/richmenu.jobs.ts'
 import { processWebhookEvents } from '../webhook/webhook.jobs.ts'
 
 /** Templates whose variables are completed at send time. */
@@ -53,5 +54,6 @@ export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Process
     'maintenance.sweep': sweep,
     'maintenance.refresh-spend': refreshSpend,
     'maintenance.prune-webhook-events': pruneWebhookEvents,
+    'richmenu.deploy': createDeployRichMenus(),
   }
 }

@@ -6,6 +6,7 @@ import type { Hono } from 'hono'
 import { createApp } from '../app.ts'
 import { type Env, isSandbox } from '../config/env.ts'
 import { createMailer } from '../email/mailer.ts'
+import { jobIds } from '../jobs.ts'
 import { createOpsApp } from '../ops/ops.app.ts'
 import type { Deps } from '../platform/deps.ts'
 import { tuneHttpClient } from '../platform/http-client.ts'
@@ -88,6 +89,12 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
     workerRedis = createWorkerRedis(env.REDIS_URL)
     workers = startWorkers(deps, createProcessors(deps, { mailer }), workerRedis)
     await scheduleSweeper(deps)
+    // Deploys richmenus/ (to the sandbox too, which starts empty); unchanged menus cost one call.
+    await deps.queues.enqueue(
+      'richmenu.deploy',
+      {},
+      { jobId: jobIds.richmenuDeploy(`start-${Date.now()}`) },
+    )
     // A Redis that restarted empty has lost the schedule: put it back on every reconnect.
     deps.redis.on('ready', () => {
       scheduleSweeper(deps).catch((err) => deps.log.warn({ err }, 'could not schedule the sweeper'))

@@ -19,6 +19,7 @@ export function workerOptions(deps: Pick<Deps, 'env'>): Record<QueueName, Partia
     },
     identity: { concurrency: 8 },
     maintenance: { concurrency: 1 },
+    richmenu: { concurrency: 1 },
   }
 }
 

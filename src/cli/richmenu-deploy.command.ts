@@ -1,0 +1,79 @@
+import { resolve } from 'node:path'
+import type { Command } from 'commander'
+import { pino } from 'pino'
+import { isSandbox, loadEnv } from '../config/env.ts'
+import { systemClock } from '../platform/clock.ts'
+import { AppError } from '../platform/errors.ts'
+import { createLine } from '../platform/line.ts'
+import { createLogger } from '../platform/logger.ts'
+import { createMetrics } from '../platform/metrics.ts'
+import { deployRichMenus, type RichMenuDeploySummary } from '../richmenu/richmenu-deploy.service.ts'
+import { type RichMenuProblem, richMenusDir } from '../richmenu/richmenu-files.ts'
+import { UsageError, withDb } from './with-db.ts'
+
+const SANDBOX_MESSAGE =
+  'no LINE credentials (LINE_CHANNEL_SECRET, LINE_CHANNEL_ACCESS_TOKEN): nothing to deploy to. ' +
+  '`npm start` deploys richmenus/ to its LINE sandbox itself at every start.'
+
+/** `kizuna richmenu deploy`: attached to the `richmenu` command, made here when absent. */
+export function registerRichMenuDeployCommand(program: Command): void {
+  const richmenu =
+    program.commands.find((c) => c.name() === 'richmenu') ??
+    program.command('richmenu').description('rich menus in richmenus/')
+  richmenu
+    .command('deploy')
+    .description(
+      'make LINE rich menus match richmenus/: unchanged menus make no call, a changed one is ' +
+        'created anew (alias moved, default set) and the old one retired, then deleted once ' +
+        'nobody is linked to it; one line per menu, exit 1 on any problem',
+    )
+    .option('--dir <dir>', 'the rich menus folder', richMenusDir)
+    .option('--check-line', "first compare with LINE's list and recreate menus LINE lost")
+    .action((opts: { dir: string; checkLine?: boolean }) =>
+      withDb(
+        async (db, env) => {
+          // Logs go to stderr: stdout is the one-line-per-menu report.
+          const log = createLogger(env.LOG_LEVEL, pino.destination(2))
+          const line = createLine(env, createMetrics())
+          try {
+            const summary = await deployRichMenus(
+              { db, line, log, clock: systemClock },
+              { dir: resolve(opts.dir), checkLine: opts.checkLine },
+            )
+            printSummary(summary)
+          } catch (error) {
+            if (error instanceof AppError && error.code === 'UNPROCESSABLE') {
+              for (const p of error.details as RichMenuProblem[]) {
+                console.error(`${p.file}: ${p.field}: ${p.message}`)
+              }
+            }
+            throw error
+          } finally {
+            await line.close()
+          }
+        },
+        () => {
+          if (isSandbox(loadEnv())) throw new UsageError(SANDBOX_MESSAGE)
+        },
+      ),
+    )
+}
+
+function printSummary(s: RichMenuDeploySummary): void {
+  const rows: [string, string[]][] = [
+    ['created', s.created],
+    ['unchanged', s.unchanged],
+    ['retired', s.retired],
+    ['deleted', s.deleted],
+    ['waiting', s.waiting],
+  ]
+  for (const [outcome, names] of rows) {
+    for (const name of names) console.log(`${outcome.padEnd(10)}${name}`)
+  }
+  if (s.waiting.length > 0) {
+    console.error(
+      `${s.waiting.length} retired menu(s) still linked to people: deleted by a later deploy, ` +
+        'once they are re-linked',
+    )
+  }
+}

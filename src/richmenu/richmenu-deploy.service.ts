@@ -1,0 +1,234 @@
+import { existsSync } from 'node:fs'
+import { sql } from 'kysely'
+import type { Database } from '../platform/db.ts'
+import type { Deps } from '../platform/deps.ts'
+import { AppError } from '../platform/errors.ts'
+import {
+  clearRetiredAlias,
+  findOrInsertVersion,
+  forgetLineRichMenu,
+  listCurrentVersions,
+  listRetiredAliases,
+  listRetiredOnLine,
+  listVersionsOnLine,
+  markDeployed,
+  type RichMenuVersion,
+  retireOthers,
+  retireRemovedFolders,
+  reviveVersion,
+  setLineRichMenuId,
+} from './richmenu.repo.ts'
+import {
+  clearDefaultRichMenu,
+  createLineRichMenu,
+  deleteLineRichMenu,
+  deleteRichMenuAlias,
+  listLineRichMenuIds,
+  pointRichMenuAlias,
+  setDefaultRichMenu,
+  uploadRichMenuImage,
+} from './richmenu-deploy-line.ts'
+import { loadRichMenus, type RichMenuFile, richMenusDir } from './richmenu-files.ts'
+
+export type RichMenuDeployDeps = Pick<Deps, 'db' | 'line' | 'log' | 'clock'>
+
+/** Folder names, one entry per version touched (a changed folder is both created and retired). */
+export type RichMenuDeploySummary = {
+  created: string[]
+  unchanged: string[]
+  retired: string[]
+  deleted: string[]
+  /** Retired versions LINE still has because someone is linked to them (deleted later). */
+  waiting: string[]
+  /** A menu was created or retired: people must be re-linked. */
+  changed: boolean
+}
+
+export type RichMenuDeployOptions = {
+  dir?: string
+  /**
+   * First compares Kizuna's records with LINE's list of menus (one call) and forgets the menus
+   * LINE no longer has, so they are created again: a fresh sandbox at every start, or menus
+   * deleted in the LINE Official Account Manager.
+   */
+  checkLine?: boolean
+  /**
+   * Called after a deploy that changed something, or that left retired versions people are
+   * still linked to: re-linking them is what lets a later deploy delete those versions.
+   */
+  afterChange?: (summary: RichMenuDeploySummary) => Promise<void>
+}
+
+/**
+ * Makes LINE's rich menus match `richmenus/` (DESIGN.md flow 6, STYLE.md §9). Idempotent: a
+ * folder whose content hash has a live version makes no LINE call. A changed folder gets a new
+ * menu (LINE can't replace an image), its alias moved and the default set, then the previous
+ * version is retired; a removed folder's version is retired and its alias deleted. Retired
+ * versions nobody is linked to are deleted at LINE. Every step is recorded as it is done, so a
+ * deploy stopped by a crash or LINE's 100-an-hour limit carries on where it stopped.
+ *
+ * The default: set by the menu that says `"default": true`; when no menu says so any more, the
+ * channel's default is cleared (people without a linked menu then see none, or OA Manager's).
+ *
+ * Refuses (AppError UNPROCESSABLE with the problems as `details`) before any call when a
+ * folder has a problem. Two deploys never run at once (a Postgres advisory lock).
+ */
+export async function deployRichMenus(
+  deps: RichMenuDeployDeps,
+  opts: RichMenuDeployOptions = {},
+): Promise<RichMenuDeploySummary> {
+  const dir = opts.dir ?? richMenusDir
+  if (!existsSync(dir)) {
+    // Deploying an empty set would retire every menu: a mistyped --dir must not.
+    throw new AppError('NOT_FOUND', `no rich-menu folder at ${dir}; nothing was sent to LINE`)
+  }
+  const { menus, problems } = loadRichMenus(dir)
+  if (problems.length > 0) {
+    throw new AppError(
+      'UNPROCESSABLE',
+      `${problems.length} problem(s) in ${dir}; nothing was sent to LINE`,
+      { details: problems },
+    )
+  }
+  const summary: RichMenuDeploySummary = {
+    created: [],
+    unchanged: [],
+    retired: [],
+    deleted: [],
+    waiting: [],
+    changed: false,
+  }
+  try {
+    await withDeployLock(deps.db, (db) => deployLocked({ ...deps, db }, menus, opts, summary))
+  } catch (error) {
+    // What went live before the stop still needs its people re-linked.
+    if (summary.changed) await opts.afterChange?.(summary)
+    throw error
+  }
+  if (summary.changed || summary.waiting.length > 0) await opts.afterChange?.(summary)
+  return summary
+}
+
+async function deployLocked(
+  deps: RichMenuDeployDeps,
+  menus: RichMenuFile[],
+  opts: RichMenuDeployOptions,
+  summary: RichMenuDeploySummary,
+): Promise<void> {
+  const { db } = deps
+  if (opts.checkLine) await forgetMenusLineLost(deps)
+  const current = await listCurrentVersions(db)
+  const retired: RichMenuVersion[] = []
+  const noteRetired = (rows: RichMenuVersion[]) => {
+    retired.push(...rows)
+    summary.retired.push(...rows.map((r) => r.name))
+    if (rows.length > 0) summary.changed = true
+  }
+  for (const menu of menus) {
+    const live = current.find((v) => v.name === menu.name && v.content_hash === menu.contentHash)
+    if (live) {
+      summary.unchanged.push(menu.name)
+      // Leftovers of an attempt abandoned mid-way under another content.
+      noteRetired(await retireOthers(db, menu.name, live.id, deps.clock.now()))
+      continue
+    }
+    const version = await deployVersion(deps, menu)
+    summary.created.push(menu.name)
+    summary.changed = true
+    noteRetired(await markDeployed(db, version, deps.clock.now()))
+  }
+  const names = menus.map((m) => m.name)
+  noteRetired(await retireRemovedFolders(db, names, deps.clock.now()))
+  for (const v of retired) deps.log.info({ menu: v.name, versionId: v.id }, 'rich menu retired')
+
+  if (!menus.some((m) => m.isDefault) && retired.some((v) => v.is_default)) {
+    await clearDefaultRichMenu(deps.line)
+    deps.log.info('rich menu default cleared: no menu is the default any more')
+  }
+  await settleRetiredAliases(deps, menus)
+  await deleteUnusedRetiredMenus(deps, summary)
+}
+
+/** Creates (or resumes) the menu of a folder's new content, up to the moment it is live. */
+async function deployVersion(deps: RichMenuDeployDeps, menu: RichMenuFile) {
+  const { db, line, log } = deps
+  let version = await findOrInsertVersion(db, menu)
+  if (version.retired_at) {
+    await reviveVersion(db, version.id, menu)
+    version = { ...version, retired_at: null, deployed_at: null }
+  }
+  let richMenuId = version.line_rich_menu_id
+  for (;;) {
+    if (!richMenuId) {
+      richMenuId = await createLineRichMenu(line, menu.name, menu.richMenu)
+      await setLineRichMenuId(db, version.id, richMenuId)
+      log.info({ menu: menu.name, richMenuId }, 'rich menu created')
+    }
+    const upload = await uploadRichMenuImage(line, menu.name, richMenuId, menu.image)
+    if (upload === 'uploaded') break
+    if (richMenuId !== version.line_rich_menu_id) {
+      throw new AppError('INTERNAL', `LINE lost the menu of ${menu.name} just created`)
+    }
+    log.warn({ menu: menu.name, richMenuId }, 'rich menu gone at LINE: creating it again')
+    await setLineRichMenuId(db, version.id, null)
+    richMenuId = null
+  }
+  if (menu.alias) await pointRichMenuAlias(line, menu.alias, richMenuId)
+  if (menu.isDefault) await setDefaultRichMenu(line, menu.name, richMenuId)
+  return { ...version, line_rich_menu_id: richMenuId }
+}
+
+/**
+ * An alias of a retired version is either used by a live menu (moved there by the update) or
+ * deleted at LINE. Either way the retired rows stop naming it, so it is settled once.
+ */
+async function settleRetiredAliases(deps: RichMenuDeployDeps, menus: RichMenuFile[]) {
+  const inUse = new Set(menus.flatMap((m) => (m.alias ? [m.alias] : [])))
+  for (const alias of await listRetiredAliases(deps.db)) {
+    if (!inUse.has(alias)) {
+      await deleteRichMenuAlias(deps.line, alias)
+      deps.log.info({ alias }, 'rich menu alias deleted')
+    }
+    await clearRetiredAlias(deps.db, alias)
+  }
+}
+
+/** Retired versions nobody is linked to are deleted at LINE; the others wait for a re-link. */
+async function deleteUnusedRetiredMenus(deps: RichMenuDeployDeps, summary: RichMenuDeploySummary) {
+  const { deletable, waiting } = await listRetiredOnLine(deps.db)
+  for (const v of deletable) {
+    if (!v.line_rich_menu_id) continue
+    await deleteLineRichMenu(deps.line, v.name, v.line_rich_menu_id)
+    await setLineRichMenuId(deps.db, v.id, null)
+    summary.deleted.push(v.name)
+    deps.log.info({ menu: v.name, richMenuId: v.line_rich_menu_id }, 'rich menu deleted')
+  }
+  summary.waiting.push(...waiting.map((v) => v.name))
+}
+
+async function forgetMenusLineLost(deps: RichMenuDeployDeps) {
+  const onLine = await listLineRichMenuIds(deps.line)
+  for (const v of await listVersionsOnLine(deps.db)) {
+    if (v.line_rich_menu_id && !onLine.has(v.line_rich_menu_id)) {
+      await forgetLineRichMenu(deps.db, v.id)
+      deps.log.info({ menu: v.name, richMenuId: v.line_rich_menu_id }, 'rich menu gone at LINE')
+    }
+  }
+}
+
+const LOCK = sql`hashtextextended('kizuna.richmenu-deploy', 7)`
+
+/**
+ * Runs `fn` on one connection holding a session-level advisory lock: a deploy's steps commit
+ * one by one (a crash keeps what was done), so a transaction-level lock would not do.
+ */
+async function withDeployLock<T>(db: Database, fn: (db: Database) => Promise<T>): Promise<T> {
+  return db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(${LOCK})`.execute(conn)
+    try {
+      return await fn(conn)
+    } finally {
+      await sql`select pg_advisory_unlock(${LOCK})`.execute(conn)
+    }
+  })
+}

@@ -1,0 +1,184 @@
+import type { Selectable } from 'kysely'
+import type { Database, DB, Db } from '../platform/db.ts'
+import type { RichMenuFile } from './richmenu-files.ts'
+
+export type RichMenuVersion = Selectable<DB['richmenu_version']>
+
+/**
+ * The row of a folder's content: found, or inserted first so that a crash after LINE's create
+ * leaves the menu's id on a row the next deploy finds.
+ */
+export async function findOrInsertVersion(db: Db, menu: RichMenuFile): Promise<RichMenuVersion> {
+  await db
+    .insertInto('richmenu_version')
+    .values({
+      name: menu.name,
+      content_hash: menu.contentHash,
+      segments: menu.segments,
+      alias: menu.alias,
+      is_default: menu.isDefault,
+    })
+    .onConflict((oc) => oc.columns(['name', 'content_hash']).doNothing())
+    .execute()
+  return db
+    .selectFrom('richmenu_version')
+    .selectAll()
+    .where('name', '=', menu.name)
+    .where('content_hash', '=', menu.contentHash)
+    .executeTakeFirstOrThrow()
+}
+
+/** A retired content that came back (an edit undone): deployed again from the start. */
+export async function reviveVersion(db: Db, id: string, menu: RichMenuFile): Promise<void> {
+  await db
+    .updateTable('richmenu_version')
+    .set({
+      retired_at: null,
+      deployed_at: null,
+      segments: menu.segments,
+      alias: menu.alias,
+      is_default: menu.isDefault,
+    })
+    .where('id', '=', id)
+    .execute()
+}
+
+export async function setLineRichMenuId(db: Db, id: string, lineRichMenuId: string | null) {
+  await db
+    .updateTable('richmenu_version')
+    .set({ line_rich_menu_id: lineRichMenuId })
+    .where('id', '=', id)
+    .execute()
+}
+
+/**
+ * The version is live: every other unretired row of its folder (the previous version, or an
+ * attempt abandoned mid-way under an older content) is retired.
+ */
+export async function markDeployed(db: Database, version: RichMenuVersion, at: Date) {
+  return db.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('richmenu_version')
+      .set({ deployed_at: at })
+      .where('id', '=', version.id)
+      .execute()
+    return retireOthers(trx, version.name, version.id, at)
+  })
+}
+
+/** Retires the unretired rows of `name` other than `keepId`; returns them. */
+export async function retireOthers(
+  db: Db,
+  name: string,
+  keepId: string,
+  at: Date,
+): Promise<RichMenuVersion[]> {
+  return db
+    .updateTable('richmenu_version')
+    .set({ retired_at: at })
+    .where('name', '=', name)
+    .where('id', '!=', keepId)
+    .where('retired_at', 'is', null)
+    .returningAll()
+    .execute()
+}
+
+/** Retires every unretired row whose folder is gone; returns them. */
+export async function retireRemovedFolders(
+  db: Db,
+  names: string[],
+  at: Date,
+): Promise<RichMenuVersion[]> {
+  let query = db
+    .updateTable('richmenu_version')
+    .set({ retired_at: at })
+    .where('retired_at', 'is', null)
+  if (names.length > 0) query = query.where('name', 'not in', names)
+  return query.returningAll().execute()
+}
+
+/** Live versions: deployed and not retired. */
+export async function listCurrentVersions(db: Db): Promise<RichMenuVersion[]> {
+  return db
+    .selectFrom('richmenu_version')
+    .selectAll()
+    .where('deployed_at', 'is not', null)
+    .where('retired_at', 'is', null)
+    .orderBy('name')
+    .execute()
+}
+
+/** Every version that names a LINE menu: what a check against LINE's list compares. */
+export async function listVersionsOnLine(db: Db): Promise<RichMenuVersion[]> {
+  return db
+    .selectFrom('richmenu_version')
+    .selectAll()
+    .where('line_rich_menu_id', 'is not', null)
+    .execute()
+}
+
+/** LINE no longer has the version's menu: it is created again on the next deploy. */
+export async function forgetLineRichMenu(db: Db, id: string): Promise<void> {
+  await db
+    .updateTable('richmenu_version')
+    .set({ line_rich_menu_id: null, deployed_at: null })
+    .where('id', '=', id)
+    .where('retired_at', 'is', null)
+    .execute()
+  await db
+    .updateTable('richmenu_version')
+    .set({ line_rich_menu_id: null })
+    .where('id', '=', id)
+    .execute()
+}
+
+/**
+ * Retired versions still on LINE, split by whether a person is still linked to them
+ * (`line_user.richmenu_version_id`): only the unreferenced ones may be deleted.
+ */
+export async function listRetiredOnLine(db: Db) {
+  const rows = await db
+    .selectFrom('richmenu_version as v')
+    .selectAll('v')
+    .select((eb) =>
+      eb
+        .exists(
+          eb
+            .selectFrom('line_user as u')
+            .select('u.id')
+            .whereRef('u.richmenu_version_id', '=', 'v.id'),
+        )
+        .as('referenced'),
+    )
+    .where('v.retired_at', 'is not', null)
+    .where('v.line_rich_menu_id', 'is not', null)
+    .orderBy('v.retired_at')
+    .execute()
+  return {
+    deletable: rows.filter((r) => !r.referenced),
+    waiting: rows.filter((r) => r.referenced),
+  }
+}
+
+/** Aliases still recorded on retired versions: moved to a live menu, or to be deleted. */
+export async function listRetiredAliases(db: Db): Promise<string[]> {
+  const rows = await db
+    .selectFrom('richmenu_version')
+    .select('alias')
+    .distinct()
+    .where('retired_at', 'is not', null)
+    .where('alias', 'is not', null)
+    .orderBy('alias')
+    .execute()
+  return rows.flatMap((r) => (r.alias ? [r.alias] : []))
+}
+
+/** The alias is settled (moved or deleted at LINE): retired versions stop naming it. */
+export async function clearRetiredAlias(db: Db, alias: string): Promise<void> {
+  await db
+    .updateTable('richmenu_version')
+    .set({ alias: null })
+    .where('retired_at', 'is not', null)
+    .where('alias', '=', alias)
+    .execute()
+}
