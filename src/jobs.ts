@@ -5,6 +5,8 @@ import { z } from 'zod'
 export const MAX_EVENTS_PER_JOB = 500
 /** Deliveries travel in groups too (a campaign); most jobs carry one. */
 export const MAX_DELIVERIES_PER_JOB = 500
+/** LINE users per rich menu link job: LINE's bulk link takes 500. */
+export const MAX_RICHMENU_USERS_PER_JOB = 500
 
 /** Every job: its queue and payload schema. Payloads carry ids only, never personal data. */
 export const JOBS = {
@@ -23,6 +25,16 @@ export const JOBS = {
   'identity.fetch-profile': {
     queue: 'identity',
     schema: z.object({ lineUserId: z.uuid() }).strict(),
+  },
+  'richmenu.link-users': {
+    queue: 'richmenu',
+    schema: z
+      .object({ lineUserIds: z.array(z.uuid()).min(1).max(MAX_RICHMENU_USERS_PER_JOB) })
+      .strict(),
+  },
+  'richmenu.relink': {
+    queue: 'richmenu',
+    schema: z.object({}).strict(),
   },
   'maintenance.sweep': {
     queue: 'maintenance',
@@ -62,6 +74,11 @@ export const jobIds = {
   profile: (lineUserId: string, cause: string) => `profile-${lineUserId}-${cause}`,
   /** One deploy per cause (a start): BullMQ keeps a finished job's id for a day. */
   richmenuDeploy: (cause: string) => `richmenu-deploy-${cause}`,
+  /** The menus of these LINE users, once per cause (a webhook event, a purchase). */
+  richMenuLink: (lineUserIds: string[], cause: string) =>
+    `${groupJobId('richmenu-link', lineUserIds)}-${cause}`,
+  /** Every mismatched friend, once per cause (a deploy, a refresh run, an import minute). */
+  richMenuRelink: (cause: string) => `richmenu-relink-${cause}`,
 }
 
 /** `<kind>-<id>` for one, `<kind>s-<hash of the ids>` for a group. */

@@ -3,6 +3,7 @@ import { cardIssueOptions, ensureMemberCard, memberCardContent } from '../cards/
 import { createCustomer } from '../customers/customer.service.ts'
 import { jobIds } from '../jobs.ts'
 import { replyTokenExpiry, scheduleDelivery } from '../messaging/delivery.service.ts'
+import { forgetRichMenuOf, linkRichMenuAfterCommit } from '../richmenu/richmenu-link.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import {
   findLineUserByUid,
@@ -116,6 +117,9 @@ export async function handleFollow(
       lineUserId: lineUser.id,
     },
   })
+  // The menu of their segment; after a block, whatever was linked before is sent again.
+  if (!created) await forgetRichMenuOf(ctx.trx, lineUser.id)
+  linkRichMenuAfterCommit(ctx, lineUser.id, ctx.webhookEventId)
   return 'handled'
 }
 

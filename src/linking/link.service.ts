@@ -6,6 +6,7 @@ import { attachIdentity } from '../customers/merge.service.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
 import { scheduleReply } from '../messaging/delivery.service.ts'
 import { AppError } from '../platform/errors.ts'
+import { linkRichMenuAfterCommit } from '../richmenu/richmenu-link.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import {
   finishNonce,
@@ -113,6 +114,8 @@ export async function handleAccountLink(
     customerId: attached.customerId,
     detail: { kind, mergedCustomerId: attached.mergedCustomerId, created: attached.created },
   })
+  // Linked to an online account: the menu of their new segment.
+  linkRichMenuAfterCommit(ctx, lineUser.id, ctx.webhookEventId)
   await reply(linkedMessages(), 'account-link-done')
   return 'handled'
 }
@@ -144,5 +147,7 @@ export async function unlinkAccount(ctx: ConversationContext): Promise<void> {
     customerId: lineUser.customer_id,
     detail: { newCustomerId },
   })
+  // A customer of its own now: the menu of that customer's segment.
+  linkRichMenuAfterCommit(ctx, lineUser.id, ctx.webhookEventId)
   await ctx.reply(unlinkedMessages(), 'account-unlink-done')
 }

@@ -13,6 +13,7 @@ import { createSharedLimiter } from '../platform/shared-limiter.ts'
 import type { Processors } from '../platform/worker-types.ts'
 import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
 import { createDeployRichMenus } from '../richmenu/richmenu.jobs.ts'
+import { linkUsers, relink } from '../richmenu/richmenu-link.jobs.ts'
 import { processWebhookEvents } from '../webhook/webhook.jobs.ts'
 
 /** Templates whose variables are completed at send time. */
@@ -51,6 +52,8 @@ export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Process
       loaders: messageVarsLoaders(deps.env),
     }),
     'identity.fetch-profile': fetchProfile,
+    'richmenu.link-users': linkUsers,
+    'richmenu.relink': relink,
     'maintenance.sweep': sweep,
     'maintenance.refresh-spend': refreshSpend,
     'maintenance.prune-webhook-events': pruneWebhookEvents,

@@ -1,12 +1,17 @@
 import type { Processor } from '../platform/worker-types.ts'
+import { enqueueRelink } from '../richmenu/richmenu-link.service.ts'
 import { refreshSpendSinceLastRun } from './refresh-spend.service.ts'
 
 export const refreshSpend: Processor<'maintenance.refresh-spend'> = {
   async run(deps) {
-    const result = await refreshSpendSinceLastRun(deps.db, deps.env, { now: deps.clock.now() })
+    const now = deps.clock.now()
+    const result = await refreshSpendSinceLastRun(deps.db, deps.env, { now })
     deps.log.info(
       { since: result.since, changed: result.changed, retiered: result.retiered },
       'refreshed 12-month spend and tiers',
     )
+    // Tiers moved (and anything a lost link job or an import left behind): one relink a day finds
+    // every friend whose menu differs, instead of a job per customer.
+    await enqueueRelink(deps, `refresh-spend-${now.toISOString().slice(0, 10)}`)
   },
 }

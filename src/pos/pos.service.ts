@@ -8,6 +8,7 @@ import { AppError } from '../platform/errors.ts'
 import { recordPurchaseFor } from '../purchases/purchase.service.ts'
 import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
 import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
+import { relinkCustomersSoon } from '../richmenu/richmenu-link.service.ts'
 import { type BarcodeShape, classifyBarcode } from './barcode.ts'
 import {
   type CardOwner,
@@ -126,6 +127,7 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
       // The register doesn't wait for Redis: the row is the truth (the sweeper queues it if this
       // is lost), and the follow-up is due an hour from now.
       void enqueueFollowUp(deps, recorded.followUp)
+      relinkMenusAfter(deps, recorded.answer)
       return recorded.answer
     }
     await resolveBarcode(deps.db, body.barcode, shape) // says why no one was found (404, 410)
@@ -167,7 +169,18 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
     return recorded
   })
   void enqueueFollowUp(deps, linked.followUp) // after the commit; never waits on Redis
+  relinkMenusAfter(deps, linked.answer)
   return linked.answer
+}
+
+/**
+ * A new purchase may make its customer a member or move their tier (a link may merge them):
+ * their LINE friends' menus follow, queued after the commit without making the register wait.
+ */
+function relinkMenusAfter(deps: PosDeps, answer: ScanResponse): void {
+  const purchase = answer.purchase
+  if (!purchase || purchase.replayed) return
+  void relinkCustomersSoon(deps, [answer.customer.id], `purchase-${purchase.id}`)
 }
 
 /**
@@ -312,5 +325,9 @@ export async function voidReceipt(
     externalId: receiptId,
   })
   if (!voided) throw new AppError('NOT_FOUND', UNKNOWN_RECEIPT)
+  // The tier may have dropped: the customer's menus follow (a repeat finds nothing to change).
+  if (voided.customer) {
+    void relinkCustomersSoon(deps, [voided.customer.id], `void-${voided.purchase.id}`)
+  }
   return voided
 }

@@ -1,0 +1,208 @@
+import type { Env } from '../config/env.ts'
+import { jobIds } from '../jobs.ts'
+import type { Db } from '../platform/db.ts'
+import type { Deps } from '../platform/deps.ts'
+import { classifyLineError } from '../platform/line.ts'
+import type { EventContext } from '../webhook/event-context.ts'
+import {
+  findMismatchedFriends,
+  findWantedMenus,
+  forgetLinkedMenu,
+  recordLinkedMenus,
+  type WantedMenu,
+} from './richmenu-segment.repo.ts'
+
+/** LINE's bulk link and unlink take 1..500 user ids (LINE-API.md §4). */
+export const MAX_USERS_PER_LINK_CALL = 500
+
+export type LinkDeps = Pick<Deps, 'db' | 'line' | 'log' | 'env'>
+export type LinkCounts = { linked: number; unlinked: number; rejected: number; calls: number }
+
+/** The vip tier: the one with the highest minSpend (null: no tiers, nobody is vip). */
+export function topTierOf(env: Pick<Env, 'TIER_THRESHOLDS'>): string | null {
+  const highest = [...env.TIER_THRESHOLDS].sort((a, b) => b.minSpend - a.minSpend)[0]
+  return highest?.tier ?? null
+}
+
+const needsChange = (r: WantedMenu) =>
+  r.status === 'friend' && r.wanted_version_id !== r.linked_version_id
+
+/**
+ * Gives each of these LINE users the menu of their segment: friends whose wanted version differs
+ * from the one last linked are linked to it (one call per menu and 500 users), or unlinked when
+ * no live menu serves their segment (the default applies). Blocked and erased people: nothing.
+ */
+export async function linkRichMenus(deps: LinkDeps, lineUserIds: string[]): Promise<LinkCounts> {
+  const rows = await findWantedMenus(deps.db, { lineUserIds }, topTierOf(deps.env))
+  const batch = createLinkBatch(deps)
+  for (const row of rows) if (needsChange(row)) await batch.add(row)
+  return batch.finish()
+}
+
+/**
+ * Every friend whose linked menu is not the one of their segment, page by page (after a deploy,
+ * a tier refresh, an import): users wanting the same menu are gathered into calls of 500.
+ */
+export async function relinkRichMenus(deps: LinkDeps): Promise<LinkCounts & { pages: number }> {
+  const topTier = topTierOf(deps.env)
+  const batch = createLinkBatch(deps)
+  let afterId: string | null = null
+  let pages = 0
+  for (;;) {
+    const page = await findMismatchedFriends(deps.db, {
+      afterId,
+      limit: MAX_USERS_PER_LINK_CALL,
+      topTier,
+    })
+    pages++
+    for (const row of page.rows) await batch.add(row)
+    if (!page.nextAfterId) break
+    afterId = page.nextAfterId
+  }
+  return { ...(await batch.finish()), pages }
+}
+
+/**
+ * Users gathered per wanted version ('' = unlink); a group is sent when it reaches 500, the rest
+ * at `finish`. Each group is recorded once LINE accepted it.
+ */
+function createLinkBatch(deps: LinkDeps) {
+  const groups = new Map<string, { menuId: string | null; users: WantedMenu[] }>()
+  const counts: LinkCounts = { linked: 0, unlinked: 0, rejected: 0, calls: 0 }
+  const send = async (versionId: string | null, menuId: string | null, users: WantedMenu[]) => {
+    counts.calls++
+    const accepted = await callLine(deps, menuId, users)
+    if (!accepted) {
+      counts.rejected += users.length
+      return
+    }
+    await recordLinkedMenus(
+      deps.db,
+      users.map((u) => u.id),
+      versionId,
+    )
+    if (menuId) counts.linked += users.length
+    else counts.unlinked += users.length
+  }
+  return {
+    async add(row: WantedMenu) {
+      const key = row.wanted_version_id ?? ''
+      let group = groups.get(key)
+      if (!group) {
+        group = { menuId: row.wanted_rich_menu_id, users: [] }
+        groups.set(key, group)
+      }
+      group.users.push(row)
+      if (group.users.length >= MAX_USERS_PER_LINK_CALL) {
+        groups.delete(key)
+        await send(key || null, group.menuId, group.users)
+      }
+    },
+    async finish(): Promise<LinkCounts> {
+      for (const [key, group] of groups) await send(key || null, group.menuId, group.users)
+      groups.clear()
+      return counts
+    },
+  }
+}
+
+/**
+ * One LINE call: link `menuId` (null: unlink) to the users; one user goes by the per-user
+ * endpoint (immediate), more by bulk (202, asynchronous). Returns false when LINE refused it
+ * (4xx other than 429: logged, rows left as they were so a later relink tries again); throws
+ * on 429, 5xx, a timeout or a network error so that the job is retried.
+ */
+async function callLine(
+  deps: LinkDeps,
+  menuId: string | null,
+  users: WantedMenu[],
+): Promise<boolean> {
+  const userIds = users.map((u) => u.line_uid)
+  const [one] = userIds
+  try {
+    if (menuId) {
+      await deps.line.call('richmenu.link', (c) =>
+        userIds.length === 1 && one
+          ? c.linkRichMenuIdToUser(one, menuId)
+          : c.linkRichMenuIdToUsers({ richMenuId: menuId, userIds }),
+      )
+    } else {
+      await deps.line.call('richmenu.unlink', (c) =>
+        userIds.length === 1 && one
+          ? c.unlinkRichMenuIdFromUser(one)
+          : c.unlinkRichMenuIdFromUsers({ userIds }),
+      )
+    }
+    return true
+  } catch (error) {
+    const failure = classifyLineError(error)
+    if (failure.kind === 'rejected' || failure.kind === 'invalid_reply_token') {
+      // LINE user ids stay out of logs: our row ids name the people.
+      deps.log.warn(
+        {
+          status: failure.status,
+          message: failure.message,
+          richMenuId: menuId,
+          users: users.length,
+          lineUserIds: users.slice(0, 5).map((u) => u.id),
+        },
+        menuId ? 'LINE refused to link a rich menu' : 'LINE refused to unlink a rich menu',
+      )
+      return false
+    }
+    throw error
+  }
+}
+
+/**
+ * After a follow (new friend, or back after a block): LINE links nothing to someone who has
+ * blocked the account, so what was recorded before the block no longer counts.
+ */
+export async function forgetRichMenuOf(trx: Db, lineUserId: string): Promise<void> {
+  await forgetLinkedMenu(trx, lineUserId)
+}
+
+/** Queues the menu link of one LINE user once `ctx` commits (follow, account link, unlink). */
+export function linkRichMenuAfterCommit(
+  ctx: Pick<EventContext, 'deps' | 'afterCommit'>,
+  lineUserId: string,
+  cause: string,
+): void {
+  ctx.afterCommit(() =>
+    ctx.deps.queues.enqueue(
+      'richmenu.link-users',
+      { lineUserIds: [lineUserId] },
+      { jobId: jobIds.richMenuLink([lineUserId], cause) },
+    ),
+  )
+}
+
+/**
+ * After a purchase (or its void) was committed: queues the link of the customer's friends whose
+ * menu no longer fits (a first purchase, a new tier). Never throws and is not awaited by the
+ * register: a lost one is caught by the nightly relink.
+ */
+export async function relinkCustomersSoon(
+  deps: Pick<Deps, 'db' | 'queues' | 'log' | 'env'>,
+  customerIds: string[],
+  cause: string,
+): Promise<void> {
+  try {
+    const rows = await findWantedMenus(deps.db, { customerIds }, topTierOf(deps.env))
+    const ids = rows.filter(needsChange).map((r) => r.id)
+    if (ids.length === 0) return
+    await deps.queues.enqueueSoon('richmenu.link-users', [
+      { data: { lineUserIds: ids }, jobId: jobIds.richMenuLink(ids, cause) },
+    ])
+  } catch (err) {
+    deps.log.warn({ err }, 'could not queue the rich menu link after a purchase')
+  }
+}
+
+/**
+ * Queues a relink of every friend whose menu differs (after bulk changes: an order import, the
+ * nightly tier refresh, a deploy). `cause` dedupes: one relink per cause.
+ */
+export async function enqueueRelink(deps: Pick<Deps, 'queues'>, cause: string): Promise<void> {
+  await deps.queues.enqueue('richmenu.relink', {}, { jobId: jobIds.richMenuRelink(cause) })
+}

@@ -1,0 +1,136 @@
+import { type RawBuilder, sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+
+/** A LINE user, the menu version Kizuna last linked to them, and the one they should have. */
+export type WantedMenu = {
+  id: string
+  line_uid: string
+  /** 'friend' or 'blocked'; nothing is linked to the blocked (nor asked about the erased). */
+  status: string
+  linked_version_id: string | null
+  /** null: no live menu for their segment, the channel's default applies. */
+  wanted_version_id: string | null
+  wanted_rich_menu_id: string | null
+}
+
+/**
+ * The live menu version of each segment (deployed, not retired, created on LINE). While a deploy
+ * replaces a menu, two versions may be live for a segment for a moment: the newest one wins.
+ */
+const liveMenus = sql`select distinct on (seg) seg, v.id, v.line_rich_menu_id
+  from richmenu_version v cross join lateral unnest(v.segments) as seg
+  where v.deployed_at is not null and v.retired_at is null and v.line_rich_menu_id is not null
+  order by seg, v.deployed_at desc, v.id`
+
+/**
+ * The segment of the surviving customer `s` (richmenu.schemas.ts SEGMENTS: the first that fits).
+ * `topTier` null: no tiers configured, nobody is vip.
+ */
+function segmentOf(topTier: string | null): RawBuilder<string> {
+  return sql<string>`case
+    when s.tier = ${topTier}::text then 'vip'
+    when exists (select 1 from identity i
+      where i.customer_id = s.id and i.kind = 'online_customer') then 'linked'
+    when s.purchase_count > 0 then 'member'
+    else 'new_friend' end`
+}
+
+/**
+ * `lu` joined to the customer holding its data now. mergeCustomers moves line_user rows to the
+ * survivor and re-points earlier merges straight at it, so one hop always reaches it.
+ */
+const survivorJoin = sql`join customer c on c.id = lu.customer_id
+  join customer s on s.id = coalesce(c.merged_into_id, c.id)`
+
+/**
+ * The wanted menu version of each of these LINE users (or of these customers' LINE users), in
+ * one statement. Users of an erased customer are left out (nothing is linked to them, nothing
+ * about them is read).
+ */
+export async function findWantedMenus(
+  db: Db,
+  of: { lineUserIds: string[] } | { customerIds: string[] },
+  topTier: string | null,
+): Promise<WantedMenu[]> {
+  const ids = 'lineUserIds' in of ? of.lineUserIds : of.customerIds
+  if (ids.length === 0) return []
+  const which = 'lineUserIds' in of ? sql`lu.id` : sql`lu.customer_id`
+  const { rows } = await sql<WantedMenu>`
+    with live as (${liveMenus})
+    select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
+      live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
+    from line_user lu ${survivorJoin}
+    left join live on live.seg = ${segmentOf(topTier)}
+    where ${which} = any(${ids}::uuid[]) and s.erased_at is null
+    order by lu.id`.execute(db)
+  return rows
+}
+
+/** How many LINE users a relink page looks at, at most: one short statement per page. */
+export const RELINK_SCAN_WINDOW = 5_000
+
+export type MismatchPage = {
+  /** Friends whose linked version differs from the wanted one (at most `limit`), by id. */
+  rows: WantedMenu[]
+  /** Where the next page starts (keyset on line_user.id); null: the end of the table. */
+  nextAfterId: string | null
+}
+
+/**
+ * One page of friends (after `afterId`, in id order) whose linked menu version is not the wanted
+ * one. Looks at the next RELINK_SCAN_WINDOW line users at most (the primary key's index, then
+ * index lookups per row), so a page costs the same however few mismatches there are.
+ */
+export async function findMismatchedFriends(
+  db: Db,
+  opts: { afterId: string | null; limit: number; topTier: string | null; window?: number },
+): Promise<MismatchPage> {
+  const { rows } = await sql<WantedMenu & { scanned_to: string | null; found: boolean }>`
+    with live as (${liveMenus}),
+    win as (
+      select id from line_user
+      where ${opts.afterId}::uuid is null or id > ${opts.afterId}::uuid
+      order by id limit ${opts.window ?? RELINK_SCAN_WINDOW}
+    ),
+    m as (
+      select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
+        live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
+      from win join line_user lu on lu.id = win.id ${survivorJoin}
+      left join live on live.seg = ${segmentOf(opts.topTier)}
+      where lu.status = 'friend' and s.erased_at is null
+        and live.id is distinct from lu.richmenu_version_id
+      order by lu.id limit ${opts.limit}
+    )
+    select (select id from win order by id desc limit 1) as scanned_to, m.id is not null as found, m.*
+    from (select 1) one left join m on true
+    order by m.id`.execute(db)
+  const found = rows.filter((r) => r.found).map(({ scanned_to: _s, found: _f, ...row }) => row)
+  const scannedTo = rows[0]?.scanned_to ?? null
+  // A full page may have stopped inside the window: go on after its last row.
+  const nextAfterId = found.length >= opts.limit ? (found.at(-1)?.id ?? null) : scannedTo
+  return { rows: found, nextAfterId }
+}
+
+/** Records what LINE accepted: these users now have `versionId` (null: the default menu). */
+export async function recordLinkedMenus(
+  db: Db,
+  lineUserIds: string[],
+  versionId: string | null,
+): Promise<void> {
+  if (lineUserIds.length === 0) return
+  await db
+    .updateTable('line_user')
+    .set({ richmenu_version_id: versionId, richmenu_linked_at: sql`now()`, updated_at: sql`now()` })
+    .where('id', 'in', lineUserIds)
+    .execute()
+}
+
+/** Forgets the menu recorded for a LINE user: the next link sends theirs again. */
+export async function forgetLinkedMenu(db: Db, lineUserId: string): Promise<void> {
+  await db
+    .updateTable('line_user')
+    .set({ richmenu_version_id: null, richmenu_linked_at: null })
+    .where('id', '=', lineUserId)
+    .where('richmenu_version_id', 'is not', null)
+    .execute()
+}

@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto'
+import type { Deps } from '../../src/platform/deps.ts'
+import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
+
+/** Any bytes will do for the stand-in; LINE checks the PNG itself. */
+const IMAGE = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0])
+
+export type LiveMenu = { versionId: string; richMenuId: string }
+
+/**
+ * A menu created on the LINE stand-in (with its image unless `image: false`) and a live
+ * richmenu_version row for `segments`, as a deploy leaves them.
+ */
+export async function createLiveMenu(
+  deps: Pick<Deps, 'db' | 'line'>,
+  segments: Segment[],
+  opts: { image?: boolean } = {},
+): Promise<LiveMenu> {
+  const { richMenuId } = await deps.line.client.createRichMenu({
+    size: { width: 2500, height: 843 },
+    selected: false,
+    name: `test ${segments.join(' ')}`,
+    chatBarText: 'Menu',
+    areas: [
+      {
+        bounds: { x: 0, y: 0, width: 2500, height: 843 },
+        action: { type: 'message', label: 'Hi', text: 'hi' },
+      },
+    ],
+  })
+  if (opts.image !== false) {
+    await deps.line.client.setRichMenuImage(richMenuId, new Blob([IMAGE], { type: 'image/png' }))
+  }
+  const row = await deps.db
+    .insertInto('richmenu_version')
+    .values({
+      name: `test-${segments.join('-')}-${randomUUID().slice(0, 8)}`,
+      content_hash: randomUUID(),
+      segments,
+      line_rich_menu_id: richMenuId,
+      deployed_at: new Date(),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  return { versionId: row.id, richMenuId }
+}
+
+/** Retires menu versions (none live is left behind for other test files). */
+export async function retireMenus(deps: Pick<Deps, 'db'>, versionIds: string[]): Promise<void> {
+  if (versionIds.length === 0) return
+  await deps.db
+    .updateTable('richmenu_version')
+    .set({ retired_at: new Date() })
+    .where('id', 'in', versionIds)
+    .execute()
+}
+
+/** A customer with a LINE user row (no webhook): a friend unless told otherwise. */
+export async function insertFriend(
+  deps: Pick<Deps, 'db'>,
+  opts: {
+    lineUid?: string
+    status?: 'friend' | 'blocked'
+    customer?: { purchase_count?: number; tier?: string; merged_into_id?: string; erased?: boolean }
+    customerId?: string
+  } = {},
+) {
+  const customerId =
+    opts.customerId ??
+    (
+      await deps.db
+        .insertInto('customer')
+        .values({
+          purchase_count: opts.customer?.purchase_count ?? 0,
+          tier: opts.customer?.tier ?? 'regular',
+          merged_into_id: opts.customer?.merged_into_id ?? null,
+          erased_at: opts.customer?.erased ? new Date() : null,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow()
+    ).id
+  const lineUid = opts.lineUid ?? `U${randomUUID().replaceAll('-', '')}`
+  const status = opts.status ?? 'friend'
+  const lineUser = await deps.db
+    .insertInto('line_user')
+    .values({
+      customer_id: customerId,
+      line_uid: lineUid,
+      status,
+      status_changed_at: new Date(),
+      followed_at: new Date(),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  return { lineUserId: lineUser.id, customerId, lineUid }
+}
