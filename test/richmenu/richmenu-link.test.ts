@@ -1,0 +1,198 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { attachIdentity } from '../../src/customers/merge.service.ts'
+import { recordOrder } from '../../src/orders/order.service.ts'
+import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
+import { friend, proveEmail, type Smtp, startSmtp, tapLink } from '../linking/support.ts'
+import { makeStoreKey, receipt } from '../purchases/fixtures.ts'
+import { startTestKizuna, TEST_CHANNEL_TOKEN, type TestKizuna } from '../support/harness.ts'
+import { expectNoRejectedRequests } from '../support/line.ts'
+import { eventually } from '../support/wait.ts'
+import { createLiveMenu, type LiveMenu, retireMenus } from './richmenu-link-fixtures.ts'
+
+let k: TestKizuna
+let smtp: Smtp
+let storeKey: string
+const menus = {} as Record<Segment, LiveMenu>
+
+beforeAll(async () => {
+  smtp = await startSmtp()
+  k = await startTestKizuna({
+    SMTP_URL: smtp.url,
+    PUBLIC_BASE_URL: 'https://shop.example',
+    TIER_THRESHOLDS: 'silver:5000,gold:50000',
+  })
+  for (const segment of ['new_friend', 'member', 'linked', 'vip'] as const) {
+    menus[segment] = await createLiveMenu(k.deps, [segment])
+  }
+  ;({ key: storeKey } = await makeStoreKey(k.deps.db))
+})
+afterAll(async () => {
+  // The test database is shared: no live menu of this file is left for the next one.
+  await retireMenus(
+    k.deps,
+    Object.values(menus).map((m) => m.versionId),
+  )
+  await k?.stopAll()
+  await smtp?.close()
+})
+beforeEach(() => {
+  k.line.clearFailures()
+})
+
+/** The menu LINE shows this user, asked over HTTP as Kizuna would (404: none linked). */
+async function menuOnLine(lineUid: string): Promise<string | null> {
+  const res = await fetch(`${k.line.apiBaseUrl}/v2/bot/user/${lineUid}/richmenu`, {
+    headers: { authorization: `Bearer ${TEST_CHANNEL_TOKEN}` },
+  })
+  if (res.status === 404) return null
+  expect(res.status).toBe(200)
+  return ((await res.json()) as { richMenuId: string }).richMenuId
+}
+
+const lineUserRow = (lineUid: string) =>
+  k.deps.db
+    .selectFrom('line_user')
+    .selectAll()
+    .where('line_uid', '=', lineUid)
+    .executeTakeFirstOrThrow()
+
+/** LINE shows `segment`'s menu and the row records its version. */
+async function expectMenu(lineUid: string, segment: Segment) {
+  await eventually(async () => {
+    expect(await menuOnLine(lineUid)).toBe(menus[segment].richMenuId)
+    const row = await lineUserRow(lineUid)
+    expect(row.richmenu_version_id).toBe(menus[segment].versionId)
+    expect(row.richmenu_linked_at).not.toBeNull()
+  })
+}
+
+async function memberCardOf(lineUid: string): Promise<string> {
+  const row = await lineUserRow(lineUid)
+  const card = await k.deps.db
+    .selectFrom('identity')
+    .select('value')
+    .where('customer_id', '=', row.customer_id)
+    .where('kind', '=', 'member_card')
+    .executeTakeFirstOrThrow()
+  return card.value
+}
+
+async function scan(barcode: string, total: number) {
+  const body = { barcode, receipt: receipt({ total }) }
+  const res = await fetch(`${k.baseUrl}/api/pos/scans`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${storeKey}` },
+    body: JSON.stringify(body),
+  })
+  expect(res.status).toBe(200)
+  return body.receipt.id
+}
+
+const linkCallsFor = (lineUid: string) =>
+  k.line
+    .requestsTo('POST', new RegExp(`^/v2/bot/user/${lineUid}/richmenu/`))
+    .concat(
+      k.line
+        .requestsTo('POST', '/v2/bot/richmenu/bulk/link')
+        .filter((r) => (r.body as { userIds: string[] }).userIds.includes(lineUid)),
+    )
+
+describe('rich menu per segment', () => {
+  it('a new friend gets the new_friend menu; purchases move them to member, then vip; a void back', async () => {
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    expect(
+      k.line.requestsTo(
+        'POST',
+        `/v2/bot/user/${user.userId}/richmenu/${menus.new_friend.richMenuId}`,
+      ),
+    ).toHaveLength(1)
+
+    const card = await memberCardOf(user.userId)
+    await scan(card, 1_000)
+    await expectMenu(user.userId, 'member')
+
+    // A second purchase that changes nothing: no call to LINE.
+    const before = linkCallsFor(user.userId).length
+    await scan(card, 1_000)
+    const vipReceipt = await scan(card, 60_000)
+    await expectMenu(user.userId, 'vip')
+    expect(linkCallsFor(user.userId).length).toBe(before + 1)
+
+    const voided = await fetch(
+      `${k.baseUrl}/api/pos/receipts/${encodeURIComponent(vipReceipt)}/void`,
+      { method: 'POST', headers: { authorization: `Bearer ${storeKey}` } },
+    )
+    expect(voided.status).toBe(200)
+    await expectMenu(user.userId, 'member')
+    expectNoRejectedRequests(k.line)
+  })
+
+  it('an account link moves the friend to the linked menu; an unlink back to new_friend', async () => {
+    const email = `shopper-${randomUUID().slice(0, 8)}@example.jp`
+    // An online-shop customer: shop account, email, one order.
+    await k.deps.db.transaction().execute(async (trx) => {
+      const { id } = await trx
+        .insertInto('customer')
+        .defaultValues()
+        .returning('id')
+        .executeTakeFirstOrThrow()
+      await attachIdentity(trx, id, 'email', email, { env: k.deps.env })
+      await attachIdentity(trx, id, 'online_customer', `shop-${randomUUID()}`, {
+        env: k.deps.env,
+      })
+      await recordOrder(trx, k.deps.env, {
+        source: 'webshop',
+        orderId: `o-${randomUUID()}`,
+        customer: { email },
+        orderedAt: new Date(),
+        lines: [{ sku: 'SOFA-1', quantity: 1, unitPrice: 1_000 }],
+        total: 1_000,
+      })
+    })
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    const url = await tapLink(k, user.userId)
+    const nonce = await proveEmail(k, smtp, url.searchParams.get('linkToken') ?? '', email)
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await expectMenu(user.userId, 'linked')
+
+    await k.line.users.postback(user.userId, 'action=unlink')
+    await expectMenu(user.userId, 'new_friend')
+    expectNoRejectedRequests(k.line)
+  })
+
+  it('links nothing while blocked; the unblock (a follow) brings the menu of their segment now', async () => {
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    await k.line.users.block(user.userId)
+    await eventually(async () => expect((await lineUserRow(user.userId)).status).toBe('blocked'))
+
+    const before = linkCallsFor(user.userId).length
+    await scan(await memberCardOf(user.userId), 2_000)
+    // The purchase's link was never asked for: give its queueing a moment, then check.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(linkCallsFor(user.userId)).toHaveLength(before)
+    expect((await lineUserRow(user.userId)).richmenu_version_id).toBe(menus.new_friend.versionId)
+
+    await k.line.users.follow(user.userId)
+    await expectMenu(user.userId, 'member')
+  })
+})
+
+describe('rich menu after an unblock', () => {
+  it('links the menu again even when the segment did not change (LINE links nothing to the blocked)', async () => {
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    await k.line.users.block(user.userId)
+    await eventually(async () => expect((await lineUserRow(user.userId)).status).toBe('blocked'))
+    // What LINE shows this person is not known while they block us: say nothing is linked.
+    const sim = k.line.users.get(user.userId)
+    if (sim) delete sim.richMenuId
+    expect(await menuOnLine(user.userId)).toBeNull()
+
+    await k.line.users.follow(user.userId)
+    await expectMenu(user.userId, 'new_friend')
+  })
+})
