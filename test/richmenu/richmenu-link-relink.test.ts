@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { refreshSpend } from '../../src/maintenance/refresh-spend.jobs.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import { relink } from '../../src/richmenu/richmenu-link.jobs.ts'
 import {
@@ -252,6 +253,18 @@ describe('richmenu.relink', () => {
     await retireMenus(deps, [next.versionId])
     await settle()
     expect(line.richMenuOf(a.lineUid)).toBe(menus.member.richMenuId)
+  })
+
+  it('is queued by the nightly spend refresh, once a day', async () => {
+    await deps.queues.byName.richmenu.drain()
+    await refreshSpend.run(deps, {}, undefined as never)
+    await refreshSpend.run(deps, {}, undefined as never)
+    const jobs = await deps.queues.byName.richmenu.getJobs(['wait'])
+    const day = deps.clock.now().toISOString().slice(0, 10)
+    expect(jobs.map((j) => [j.name, j.id])).toEqual([
+      ['richmenu.relink', `richmenu-relink-refresh-spend-${day}`],
+    ])
+    await deps.queues.byName.richmenu.drain()
   })
 
   it('is queued once per cause', async () => {

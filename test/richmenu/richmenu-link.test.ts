@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
@@ -127,6 +128,31 @@ describe('rich menu per segment', () => {
     expect(voided.status).toBe(200)
     await expectMenu(user.userId, 'member')
     expectNoRejectedRequests(k.line)
+  })
+
+  it('an online order (POST /api/orders) makes a friend a member', async () => {
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    const email = `buyer-${randomUUID().slice(0, 8)}@example.jp`
+    const row = await lineUserRow(user.userId)
+    await k.deps.db
+      .transaction()
+      .execute((trx) => attachIdentity(trx, row.customer_id, 'email', email, { env: k.deps.env }))
+    const { key } = await createApiKey(k.deps.db, { storeId: null, scopes: ['import'] })
+    const res = await fetch(`${k.baseUrl}/api/orders`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        source: 'webshop',
+        orderId: `o-${randomUUID()}`,
+        customer: { email },
+        orderedAt: new Date().toISOString(),
+        lines: [{ sku: 'SOFA-1', quantity: 1, unitPrice: 1_000 }],
+        total: 1_000,
+      }),
+    })
+    expect(res.status).toBe(201)
+    await expectMenu(user.userId, 'member')
   })
 
   it('an account link moves the friend to the linked menu; an unlink back to new_friend', async () => {
