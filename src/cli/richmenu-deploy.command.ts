@@ -1,14 +1,17 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { pino } from 'pino'
-import { isSandbox, loadEnv } from '../config/env.ts'
+import { type Env, isSandbox, loadEnv } from '../config/env.ts'
 import { systemClock } from '../platform/clock.ts'
 import { AppError } from '../platform/errors.ts'
 import { createLine } from '../platform/line.ts'
-import { createLogger } from '../platform/logger.ts'
+import { createLogger, type Logger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
+import { createQueues } from '../platform/queues.ts'
+import { createProducerRedis } from '../platform/redis.ts'
 import { deployRichMenus, type RichMenuDeploySummary } from '../richmenu/richmenu-deploy.service.ts'
 import { type RichMenuProblem, richMenusDir } from '../richmenu/richmenu-files.ts'
+import { enqueueRelink } from '../richmenu/richmenu-link.service.ts'
 import { UsageError, withDb } from './with-db.ts'
 
 const SANDBOX_MESSAGE =
@@ -38,7 +41,11 @@ export function registerRichMenuDeployCommand(program: Command): void {
           try {
             const summary = await deployRichMenus(
               { db, line, log, clock: systemClock },
-              { dir: resolve(opts.dir), checkLine: opts.checkLine },
+              {
+                dir: resolve(opts.dir),
+                checkLine: opts.checkLine,
+                afterChange: () => queueRelink(env, log),
+              },
             )
             printSummary(summary)
           } catch (error) {
@@ -57,6 +64,27 @@ export function registerRichMenuDeployCommand(program: Command): void {
         },
       ),
     )
+}
+
+/**
+ * People whose menu changed are re-linked by the workers: the relink job goes through Redis.
+ * Without Redis it waits for the next start's deploy or the nightly relink.
+ */
+async function queueRelink(env: Env, log: Logger): Promise<void> {
+  const redis = createProducerRedis(env.REDIS_URL)
+  const queues = createQueues(redis, log, env.QUEUE_PREFIX)
+  try {
+    await enqueueRelink({ queues }, `deploy-${Date.now()}`)
+    console.error('re-linking queued: the workers link people to their new menus')
+  } catch (error) {
+    console.error(
+      `could not queue the re-linking (${error instanceof Error ? error.message : String(error)}): ` +
+        "it happens at Kizuna's next start or in the nightly relink",
+    )
+  } finally {
+    await queues.close()
+    redis.disconnect()
+  }
 }
 
 function printSummary(s: RichMenuDeploySummary): void {

@@ -14,6 +14,7 @@ import type { Processors } from '../platform/worker-types.ts'
 import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
 import { createDeployRichMenus } from '../richmenu/richmenu.jobs.ts'
 import { linkUsers, relink } from '../richmenu/richmenu-link.jobs.ts'
+import { enqueueRelink } from '../richmenu/richmenu-link.service.ts'
 import { processWebhookEvents } from '../webhook/webhook.jobs.ts'
 
 /** Templates whose variables are completed at send time. */
@@ -57,6 +58,10 @@ export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Process
     'maintenance.sweep': sweep,
     'maintenance.refresh-spend': refreshSpend,
     'maintenance.prune-webhook-events': pruneWebhookEvents,
-    'richmenu.deploy': createDeployRichMenus(),
+    // A deploy that changed menus (or left retired ones people still see) re-links everyone whose
+    // menu differs; the relink lets the next deploy delete the retired menus.
+    'richmenu.deploy': createDeployRichMenus({
+      afterChange: (jobDeps) => enqueueRelink(jobDeps, `deploy-${Date.now()}`),
+    }),
   }
 }

@@ -107,14 +107,29 @@ describe('kizuna richmenu deploy', () => {
     LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
     LINE_API_BASE_URL: line.apiBaseUrl,
     LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+    REDIS_URL: env.REDIS_URL,
+    QUEUE_PREFIX: deps.queues.prefix,
   })
+  /** The relink jobs the CLI queued for the workers (none run in this test). */
+  const relinkJobs = async () =>
+    (
+      await deps.queues.byName.richmenu.getJobs([
+        'waiting',
+        'delayed',
+        'active',
+        'prioritized',
+        'completed',
+        'failed',
+      ])
+    ).filter((j) => j.name === 'richmenu.relink')
 
   it('prints one line per menu, and unchanged on the second run', async () => {
     await folder.write('main', { alias: 'main', default: true, shade: 1 })
     await folder.write('vip', { alias: 'vip', shade: 2 })
     const first = await cli(['richmenu', 'deploy', '--dir', folder.dir], lineEnv())
-    expect(first.stderr).toBe('')
+    expect(first.stderr).toBe('re-linking queued: the workers link people to their new menus\n')
     expect(first).toMatchObject({ code: 0, stdout: 'created   main\ncreated   vip\n' })
+    expect(await relinkJobs()).toHaveLength(1)
 
     await folder.remove('vip')
     const second = await cli(['richmenu', 'deploy', '--dir', folder.dir], lineEnv())
@@ -133,6 +148,7 @@ describe('kizuna richmenu deploy', () => {
     expect(res.stderr).toMatch(/bad\/menu\.json: richMenu: /)
     expect(res.stderr).toMatch(/nothing was sent to LINE/)
     expect(line.requests).toEqual([])
+    expect(await relinkJobs()).toEqual([])
   })
 
   it('says that npm start deploys to the sandbox when there are no LINE credentials', async () => {
