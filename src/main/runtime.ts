@@ -34,7 +34,12 @@ export type Kizuna = {
  * HTTP (only the ops routes for ROLE=worker) and runs workers (unless ROLE=web). Without LINE
  * credentials it first starts the built-in LINE sandbox.
  */
-export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<Kizuna> {
+export type StartOptions = DepsOptions & {
+  /** Deploy richmenus/ when workers start (the default); tests with menus of their own say no. */
+  deployRichMenus?: boolean
+}
+
+export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<Kizuna> {
   await assertRedisReachable(envIn.REDIS_URL)
   let env = envIn
   let sandbox: LinePlatform | null = null
@@ -90,11 +95,13 @@ export async function startKizuna(envIn: Env, opts: DepsOptions = {}): Promise<K
     workers = startWorkers(deps, createProcessors(deps, { mailer }), workerRedis)
     await scheduleSweeper(deps)
     // Deploys richmenus/ (to the sandbox too, which starts empty); unchanged menus cost one call.
-    await deps.queues.enqueue(
-      'richmenu.deploy',
-      {},
-      { jobId: jobIds.richmenuDeploy(`start-${Date.now()}`) },
-    )
+    if (opts.deployRichMenus !== false) {
+      await deps.queues.enqueue(
+        'richmenu.deploy',
+        {},
+        { jobId: jobIds.richmenuDeploy(`start-${Date.now()}`) },
+      )
+    }
     // A Redis that restarted empty has lost the schedule: put it back on every reconnect.
     deps.redis.on('ready', () => {
       scheduleSweeper(deps).catch((err) => deps.log.warn({ err }, 'could not schedule the sweeper'))

@@ -62,10 +62,25 @@ describe('first run: embedded PGlite and the built-in LINE sandbox', () => {
       expect(row).toEqual({ status: 'friend', display_name: 'Smoke Tester' })
     })
 
+    // The shipped richmenus/ went to the sandbox at start; the new friend got the new_friend one.
+    const linked = await eventually(async () => {
+      const row = await k!.deps.db
+        .selectFrom('line_user')
+        .innerJoin('richmenu_version as v', 'v.id', 'line_user.richmenu_version_id')
+        .select(['v.name', 'v.line_rich_menu_id'])
+        .where('line_uid', '=', user.userId)
+        .executeTakeFirst()
+      expect(row?.name).toBe('new-friend')
+      return row
+    })
+    expect(sandbox.context.state.users.get(user.userId)?.richMenuId).toBe(linked?.line_rich_menu_id)
+    expect(sandbox.context.state.richMenus.get(linked?.line_rich_menu_id ?? '')?.image).toBeTruthy()
+
     const page = await fetch(`${k.baseUrl}/sandbox`)
     expect(page.status).toBe(200)
     const html = await page.text()
     expect(html).toContain('Smoke Tester')
+    expect(html).toContain(`data-richmenu="${linked?.line_rich_menu_id}"`)
     expect(html).toContain('友だち追加ありがとうございます')
 
     // Without SMTP_URL a sandbox run keeps its email in the sandbox mailbox, HTML and headers too.

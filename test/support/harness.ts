@@ -27,7 +27,10 @@ export type TestKizuna = Kizuna & { line: LinePlatform; stopAll(): Promise<void>
  * Kizuna for real (HTTP server, workers, Postgres, Redis) against its own LINE stand-in,
  * with a private BullMQ prefix so test files never see each other's jobs.
  */
-export async function startTestKizuna(overrides: Record<string, string> = {}): Promise<TestKizuna> {
+export async function startTestKizuna(
+  overrides: Record<string, string> = {},
+  opts: { deployRichMenus?: boolean } = {},
+): Promise<TestKizuna> {
   const line = await startLinePlatform({
     channelSecret: TEST_CHANNEL_SECRET,
     channelAccessToken: TEST_CHANNEL_TOKEN,
@@ -41,6 +44,8 @@ export async function startTestKizuna(overrides: Record<string, string> = {}): P
   const kizuna = await startKizuna(env, {
     queuePrefix: prefix,
     log: createLogger(env.LOG_LEVEL),
+    // The shipped richmenus/ would be every test's menus: only tests that ask get them.
+    deployRichMenus: opts.deployRichMenus ?? false,
   })
   if (kizuna.baseUrl) line.setWebhookUrl(`${kizuna.baseUrl}/webhooks/line`)
   return {
