@@ -127,7 +127,7 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
       // The register doesn't wait for Redis: the row is the truth (the sweeper queues it if this
       // is lost), and the follow-up is due an hour from now.
       void enqueueFollowUp(deps, recorded.followUp)
-      relinkMenusAfter(deps, recorded.answer)
+      if (recorded.segmentInputsChanged) relinkMenusAfter(deps, recorded.answer)
       return recorded.answer
     }
     await resolveBarcode(deps.db, body.barcode, shape) // says why no one was found (404, 410)
@@ -169,13 +169,15 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
     return recorded
   })
   void enqueueFollowUp(deps, linked.followUp) // after the commit; never waits on Redis
+  // A link may have merged two customers: their menus are checked whatever the purchase did.
   relinkMenusAfter(deps, linked.answer)
   return linked.answer
 }
 
 /**
- * A new purchase may make its customer a member or move their tier (a link may merge them):
- * their LINE friends' menus follow, queued after the commit without making the register wait.
+ * A first purchase makes its customer a member, and a purchase may move their tier (a link may
+ * merge them): their LINE friends' menus follow, queued after the commit without making the
+ * register wait. Other purchases change no segment and cost nothing here.
  */
 function relinkMenusAfter(deps: PosDeps, answer: ScanResponse): void {
   const purchase = answer.purchase
@@ -193,7 +195,9 @@ async function recordReceipt(
   store: PosStore,
   body: ScanBody,
   start: RawBuilder<unknown>,
-): Promise<{ answer: ScanResponse; followUp?: FollowUp } | undefined> {
+): Promise<
+  { answer: ScanResponse; followUp?: FollowUp; segmentInputsChanged?: boolean } | undefined
+> {
   const receipt = body.receipt
   if (!receipt) throw new Error('recordReceipt needs a receipt')
   const recorded = await recordPurchaseFor(
@@ -226,7 +230,11 @@ async function recordReceipt(
     )
     return { answer }
   }
-  return { answer: recorded.result as ScanResponse, followUp: recorded.followUp }
+  return {
+    answer: recorded.result as ScanResponse,
+    followUp: recorded.followUp,
+    segmentInputsChanged: recorded.segmentInputsChanged,
+  }
 }
 
 /**

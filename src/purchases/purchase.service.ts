@@ -106,6 +106,8 @@ export type RecordedPurchaseFor = RecordedPurchase & {
   result?: unknown
   /** The post-purchase follow-up written with it (queue it after commit: enqueueFollowUp). */
   followUp?: { id: string; sendAfter: Date }
+  /** Written as the customer's first purchase, or it changed their tier (rich-menu segments). */
+  segmentInputsChanged?: boolean
 }
 
 /**
@@ -178,6 +180,7 @@ export async function recordPurchaseFor(
         created: true,
         via,
         result: out.result,
+        segmentInputsChanged: out.segment_inputs_changed === true,
         ...(id && sendAfter ? { followUp: { id, sendAfter } } : {}),
       }
     }

@@ -28,6 +28,11 @@ export type RecordOutcome = {
   stale: boolean | null
   /** The balance before this purchase. */
   points: number | null
+  /**
+   * Written, and the customer's first purchase or a new tier: what a rich menu's segment
+   * (member, vip) follows. Null when nothing was written or no customer.
+   */
+  segment_inputs_changed: boolean | null
   /** The listed coupons that are usable (locked for this purchase). */
   usable_codes: string[] | null
   ok: boolean
@@ -122,7 +127,7 @@ export async function recordPurchaseOnce(
     snap as (select c.xmin::text as x from customer c where c.id = (select id from last)),
     locked as (
       select c.id, c.points, c.merged_into_id, c.erased_at, c.display_name, c.spend_12m,
-        c.xmin::text as x
+        c.purchase_count, c.tier, c.xmin::text as x
       from customer c where c.id = (select id from last)
       for update
     ),
@@ -195,7 +200,10 @@ export async function recordPurchaseOnce(
     select (select id from ins) as purchase_id, (select result from ins) as result,
       st.id as customer_id, (select via from last) as via, (select hop from last) as hop,
       (select coupon from start) as coupon, array(select code from codes) as codes,
-      st.erased, st.merged_into_id, st.stale, st.points, st.usable_codes, st.ok, ${followUpOut}
+      st.erased, st.merged_into_id, st.stale, st.points, st.usable_codes, st.ok,
+      (select l.purchase_count = 0 or l.tier is distinct from calc.tier
+        from locked l cross join calc where exists (select from ins)) as segment_inputs_changed,
+      ${followUpOut}
     from status st`.compile(db)
   const text = compacted(query.sql)
   // Planned once per connection (generic plan) outside a transaction: re-planning it cost more

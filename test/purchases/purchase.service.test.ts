@@ -4,8 +4,10 @@ import { loadEnv } from '../../src/config/env.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import {
   attachPendingPurchases,
+  customerStart,
   type PurchaseInput,
   recordPurchase,
+  recordPurchaseFor,
   refreshStaleSpend,
 } from '../../src/purchases/purchase.service.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
@@ -82,6 +84,21 @@ describe('recordPurchase', () => {
       .where('customer_id', '=', c.id)
       .execute()
     expect(ledger).toEqual([{ delta: 120, reason: 'earn' }])
+  })
+
+  it('says when a purchase could move a rich-menu segment: a first purchase, a new tier', async () => {
+    const c = await makeCustomer(db)
+    const scan = (total: number) =>
+      recordPurchaseFor(db, env, receipt(null, { channel: 'store', total, lines: [] }), {
+        start: customerStart(c.id),
+        withResult: true,
+      })
+    expect(await scan(1_000)).toMatchObject({ created: true, segmentInputsChanged: true })
+    expect(await scan(1_000)).toMatchObject({ created: true, segmentInputsChanged: false })
+    // 2,000 + 9,000 passes silver's 10,000.
+    expect(await scan(9_000)).toMatchObject({ created: true, segmentInputsChanged: true })
+    expect(await customerRow(c.id)).toMatchObject({ tier: 'silver', purchase_count: 3 })
+    expect(await scan(500)).toMatchObject({ created: true, segmentInputsChanged: false })
   })
 
   it('gives purchases and ledger rows time-ordered (version 7) ids', async () => {
