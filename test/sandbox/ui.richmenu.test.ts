@@ -1,20 +1,17 @@
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { serve } from '@hono/node-server'
-import { Hono } from 'hono'
-import type { Browser, Page } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createLinePlatform, type SandboxPlatform } from '../../src/sandbox/platform.ts'
-import { createSandboxUi } from '../../src/sandbox/ui.routes.ts'
-import { launchChromium } from '../support/browser.ts'
-import { channelAccessToken, channelSecret } from './fixtures.ts'
+import type { Page } from 'playwright-core'
+import { beforeEach, describe, expect, it } from 'vitest'
+import type { SandboxPlatform } from '../../src/sandbox/platform.ts'
+import { channelAccessToken } from './fixtures.ts'
+import { useSandboxPage } from './page-fixture.ts'
 
+const sandbox = useSandboxPage({ width: 1000, height: 1200 })
 let platform: SandboxPlatform
-let server: Server
 let baseUrl: string
-let browser: Browser
 let page: Page
 let dialogs: string[]
+beforeEach(() => {
+  ;({ platform, baseUrl, page, dialogs } = sandbox)
+})
 
 // A 1×1 PNG: the page stretches it over the menu; the areas are what is tested.
 const PNG = Buffer.from(
@@ -22,36 +19,6 @@ const PNG = Buffer.from(
   'base64',
 )
 const auth = { authorization: `Bearer ${channelAccessToken}` }
-
-beforeAll(async () => {
-  browser = await launchChromium()
-})
-afterAll(async () => {
-  await browser?.close()
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
-})
-afterEach(async () => {
-  await page?.close()
-})
-
-beforeEach(async () => {
-  if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
-  platform = createLinePlatform({ channelSecret, channelAccessToken })
-  const app = new Hono().route('/sandbox', createSandboxUi(platform))
-  server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
-      resolve(s as Server),
-    ) as Server
-  })
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  page = await browser.newPage({ viewport: { width: 1000, height: 1200 } })
-  page.setDefaultTimeout(10_000)
-  dialogs = []
-  page.on('dialog', (d) => {
-    dialogs.push(d.message())
-    void d.dismiss()
-  })
-})
 
 /** Creates a menu through the stand-in's API (validated against LINE's spec), with its image. */
 async function createMenu(chatBarText: string, areas: unknown[]): Promise<string> {
