@@ -134,7 +134,9 @@ export async function forgetLineRichMenu(db: Db, id: string): Promise<void> {
 
 /**
  * Retired versions still on LINE, split by whether a person is still linked to them
- * (`line_user.richmenu_version_id`): only the unreferenced ones may be deleted.
+ * (`line_user.richmenu_version_id`): only the unreferenced ones may be deleted. Only friends
+ * count: relinks pass the blocked (and the erased, whose rows are blocked) by, a follow links
+ * them afresh, and their rows would otherwise hold retired menus at LINE for good.
  */
 export async function listRetiredOnLine(db: Db) {
   const rows = await db
@@ -146,7 +148,8 @@ export async function listRetiredOnLine(db: Db) {
           eb
             .selectFrom('line_user as u')
             .select('u.id')
-            .whereRef('u.richmenu_version_id', '=', 'v.id'),
+            .whereRef('u.richmenu_version_id', '=', 'v.id')
+            .where('u.status', '=', 'friend'),
         )
         .as('referenced'),
     )

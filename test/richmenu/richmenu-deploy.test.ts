@@ -167,6 +167,24 @@ describe('deployRichMenus', () => {
     expect(lineState(line).menus).not.toContain(old.line_rich_menu_id)
   })
 
+  it('deletes a retired menu that only blocked (or erased) people were linked to', async () => {
+    await twoMenus()
+    await deployRichMenus(deps, { dir: folder.dir })
+    const old = await liveVersion('vip')
+    // Relinks pass the blocked by (an erased person's row is blocked too): their row would keep
+    // the retired version for good, and LINE's 1000 menus fill up one deploy at a time.
+    const { lineUid } = await createCustomer(deps.db, { line: true })
+    await deps.db
+      .updateTable('line_user')
+      .set({ richmenu_version_id: old.id, status: 'blocked' })
+      .where('line_uid', '=', lineUid ?? '')
+      .execute()
+    await folder.write('vip', { alias: 'vip', segments: ['vip'], shade: 78 })
+    const summary = await deployRichMenus(deps, { dir: folder.dir })
+    expect(summary).toMatchObject({ retired: ['vip'], deleted: ['vip'], waiting: [] })
+    expect(lineState(line).menus).not.toContain(old.line_rich_menu_id)
+  })
+
   it('retires a removed folder, deletes its menu and alias, and clears the default it held', async () => {
     // No tabs between them: vip's switch to main would stop the deploy once main is gone.
     await folder.write('main', { alias: 'main', default: true, shade: 10 })
