@@ -169,8 +169,9 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
     return recorded
   })
   void enqueueFollowUp(deps, linked.followUp) // after the commit; never waits on Redis
-  // A link may have merged two customers: their menus are checked whatever the purchase did.
-  relinkMenusAfter(deps, linked.answer)
+  // A link may have merged two customers (or attached the card's waiting purchases): their menus
+  // are checked whatever the purchase did, with no receipt or a replayed one too.
+  relinkMenusAfter(deps, linked.answer, { always: true })
   return linked.answer
 }
 
@@ -179,10 +180,12 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
  * merge them): their LINE friends' menus follow, queued after the commit without making the
  * register wait. Other purchases change no segment and cost nothing here.
  */
-function relinkMenusAfter(deps: PosDeps, answer: ScanResponse): void {
+function relinkMenusAfter(deps: PosDeps, answer: ScanResponse, opts?: { always: true }): void {
   const purchase = answer.purchase
-  if (!purchase || purchase.replayed) return
-  void relinkCustomersSoon(deps, [answer.customer.id], `purchase-${purchase.id}`)
+  const fresh = purchase && !purchase.replayed
+  if (!fresh && !opts?.always) return
+  const cause = fresh ? `purchase-${purchase.id}` : `card-link-${Date.now()}`
+  void relinkCustomersSoon(deps, [answer.customer.id], cause)
 }
 
 /**

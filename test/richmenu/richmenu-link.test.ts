@@ -5,7 +5,7 @@ import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
 import { friend, proveEmail, type Smtp, startSmtp, tapLink } from '../linking/support.ts'
-import { makeStoreKey, receipt } from '../purchases/fixtures.ts'
+import { legacyCardNumber, makeCustomer, makeStoreKey, receipt } from '../purchases/fixtures.ts'
 import { startTestKizuna, TEST_CHANNEL_TOKEN, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually } from '../support/wait.ts'
@@ -128,6 +128,21 @@ describe('rich menu per segment', () => {
     expect(voided.status).toBe(200)
     await expectMenu(user.userId, 'member')
     expectNoRejectedRequests(k.line)
+  })
+
+  it('a legacy card linked at the register without a receipt brings its purchases: member', async () => {
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    const legacy = legacyCardNumber()
+    await makeCustomer(k.deps.db, { legacyCard: legacy })
+    await scan(legacy, 1_000) // the old plastic card's purchase
+    const res = await fetch(`${k.baseUrl}/api/pos/scans`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${storeKey}` },
+      body: JSON.stringify({ barcode: await memberCardOf(user.userId), linkBarcode: legacy }),
+    })
+    expect(res.status).toBe(200)
+    await expectMenu(user.userId, 'member')
   })
 
   it('an online order (POST /api/orders) makes a friend a member', async () => {
