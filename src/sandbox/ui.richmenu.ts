@@ -1,6 +1,7 @@
 import type { Context } from 'hono'
 import { html } from 'hono/html'
 import type { HtmlEscapedString } from 'hono/utils/html'
+import { safeHref } from '../flex/flex-style.ts'
 import type { SandboxPlatform } from './platform.ts'
 import type { RichMenuState, SimUser } from './state.ts'
 
@@ -43,8 +44,10 @@ export function richMenuView(
         `left:${pct(b.x, width)};top:${pct(b.y, height)};` +
         `width:${pct(b.width, width)};height:${pct(b.height, height)}`
       const label = typeof action.label === 'string' ? action.label : String(action.type ?? '')
-      return action.type === 'uri' && typeof action.uri === 'string'
-        ? html`<a class="richmenu-area" style="${style}" href="${action.uri}" target="_blank" rel="noopener" title="${label}">${label}</a>`
+      // Only LINE's uri schemes become links (a `javascript:` uri would run in the page).
+      const href = action.type === 'uri' ? safeHref(action.uri) : undefined
+      return href
+        ? html`<a class="richmenu-area" style="${style}" href="${href}" target="_blank" rel="noopener" title="${label}">${label}</a>`
         : html`<button type="button" class="richmenu-area" style="${style}" title="${label}" data-action="${JSON.stringify(action)}">${label}</button>`
     })}
   </div>

@@ -175,4 +175,22 @@ describe('rich menus on the /sandbox page in Chromium', () => {
     })
     expect(platform.richMenuOf(user.userId)).toBe(menu)
   })
+
+  it('never makes a uri area with a script scheme a live link', async () => {
+    const menu = await createMenu('Menu', [
+      area(0, { type: 'uri', label: 'Evil', uri: 'javascript:alert(1)' }),
+      area(1250, { type: 'uri', label: 'Shop', uri: 'https://shop.example/' }),
+    ])
+    const user = platform.users.create({ displayName: 'Mio' })
+    await platform.users.follow(user.userId)
+    await api(`/v2/bot/user/${user.userId}/richmenu/${menu}`)
+
+    await page.goto(`${baseUrl}/sandbox/`)
+    const board = page.locator(`section[data-user="${user.userId}"] .richmenu`)
+    expect(await board.locator('a[href^="javascript" i]').count()).toBe(0)
+    await board.getByText('Evil').click()
+    await page.waitForTimeout(200)
+    expect(dialogs).toEqual([])
+    expect(await board.locator('a').getAttribute('href')).toBe('https://shop.example/')
+  })
 })
