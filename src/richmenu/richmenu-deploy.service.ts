@@ -116,7 +116,8 @@ async function deployLocked(
   summary: RichMenuDeploySummary,
 ): Promise<void> {
   const { db } = deps
-  if (opts.checkLine) await forgetMenusLineLost(deps)
+  // People LINE unlinked from a lost menu need a relink.
+  if (opts.checkLine && (await forgetMenusLineLost(deps))) summary.changed = true
   const current = await listCurrentVersions(db)
   const retired: RichMenuVersion[] = []
   const noteRetired = (rows: RichMenuVersion[]) => {
@@ -206,14 +207,18 @@ async function deleteUnusedRetiredMenus(deps: RichMenuDeployDeps, summary: RichM
   summary.waiting.push(...waiting.map((v) => v.name))
 }
 
-async function forgetMenusLineLost(deps: RichMenuDeployDeps) {
+/** Returns whether LINE had lost any menu. */
+async function forgetMenusLineLost(deps: RichMenuDeployDeps): Promise<boolean> {
   const onLine = await listLineRichMenuIds(deps.line)
+  let lost = false
   for (const v of await listVersionsOnLine(deps.db)) {
     if (v.line_rich_menu_id && !onLine.has(v.line_rich_menu_id)) {
       await forgetLineRichMenu(deps.db, v.id)
+      lost = true
       deps.log.info({ menu: v.name, richMenuId: v.line_rich_menu_id }, 'rich menu gone at LINE')
     }
   }
+  return lost
 }
 
 const LOCK = sql`hashtextextended('kizuna.richmenu-deploy', 7)`

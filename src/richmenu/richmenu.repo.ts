@@ -117,8 +117,17 @@ export async function listVersionsOnLine(db: Db): Promise<RichMenuVersion[]> {
     .execute()
 }
 
-/** LINE no longer has the version's menu: it is created again on the next deploy. */
+/**
+ * LINE no longer has the version's menu: it is created again on the next deploy. LINE unlinked
+ * everyone from it, so the people recorded on it are forgotten too: the relink after the deploy
+ * links them to the new menu (their version id would otherwise still match the wanted one).
+ */
 export async function forgetLineRichMenu(db: Db, id: string): Promise<void> {
+  await db
+    .updateTable('line_user')
+    .set({ richmenu_version_id: null, richmenu_linked_at: null })
+    .where('richmenu_version_id', '=', id)
+    .execute()
   await db
     .updateTable('richmenu_version')
     .set({ line_rich_menu_id: null, deployed_at: null })
