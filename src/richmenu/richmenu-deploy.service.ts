@@ -7,6 +7,7 @@ import {
   clearRetiredAlias,
   findOrInsertVersion,
   forgetLineRichMenu,
+  hasAbandonedOnLine,
   listCurrentVersions,
   listRetiredAliases,
   listRetiredOnLine,
@@ -129,7 +130,12 @@ async function deployLocked(
     const live = current.find((v) => v.name === menu.name && v.content_hash === menu.contentHash)
     if (live) {
       summary.unchanged.push(menu.name)
-      // Leftovers of an attempt abandoned mid-way under another content.
+      // Leftovers of an attempt abandoned mid-way under another content. It may have moved the
+      // alias or the default to its menu, deleted below: they come back first (a stop in
+      // between leaves the leftover unretired, so the next run does this again).
+      if (live.line_rich_menu_id && (await hasAbandonedOnLine(db, menu.name, live.id))) {
+        await pointLiveMenuBack(deps, menu, live.line_rich_menu_id)
+      }
       noteRetired(await retireOthers(db, menu.name, live.id, deps.clock.now()))
       continue
     }
@@ -177,6 +183,11 @@ async function deployVersion(deps: RichMenuDeployDeps, menu: RichMenuFile) {
   if (menu.alias) await pointRichMenuAlias(line, menu.alias, richMenuId)
   if (menu.isDefault) await setDefaultRichMenu(line, menu.name, richMenuId)
   return { ...version, line_rich_menu_id: richMenuId }
+}
+
+async function pointLiveMenuBack(deps: RichMenuDeployDeps, menu: RichMenuFile, id: string) {
+  if (menu.alias) await pointRichMenuAlias(deps.line, menu.alias, id)
+  if (menu.isDefault) await setDefaultRichMenu(deps.line, menu.name, id)
 }
 
 /**

@@ -83,6 +83,19 @@ export async function retireOthers(
     .execute()
 }
 
+/** Whether `name` has an unretired row other than `keepId` that made a menu at LINE. */
+export async function hasAbandonedOnLine(db: Db, name: string, keepId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('richmenu_version')
+    .select('id')
+    .where('name', '=', name)
+    .where('id', '!=', keepId)
+    .where('retired_at', 'is', null)
+    .where('line_rich_menu_id', 'is not', null)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
 /** Retires every unretired row whose folder is gone; returns them. */
 export async function retireRemovedFolders(
   db: Db,
