@@ -5,9 +5,11 @@ import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import {
   clearRetiredAlias,
+  clearRetiredDefault,
   findOrInsertVersion,
   forgetLineRichMenu,
   hasAbandonedOnLine,
+  hasRetiredDefault,
   listCurrentVersions,
   listRetiredAliases,
   listRetiredOnLine,
@@ -148,8 +150,10 @@ async function deployLocked(
   noteRetired(await retireRemovedFolders(db, names, deps.clock.now()))
   for (const v of retired) deps.log.info({ menu: v.name, versionId: v.id }, 'rich menu retired')
 
-  if (!menus.some((m) => m.isDefault) && retired.some((v) => v.is_default)) {
+  // Read from the rows, not this run's retirements: a clear that failed is done by the next run.
+  if (!menus.some((m) => m.isDefault) && (await hasRetiredDefault(db))) {
     await clearDefaultRichMenu(deps.line)
+    await clearRetiredDefault(db)
     deps.log.info('rich menu default cleared: no menu is the default any more')
   }
   await settleRetiredAliases(deps, menus)

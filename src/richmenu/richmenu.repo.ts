@@ -207,3 +207,24 @@ export async function clearRetiredAlias(db: Db, alias: string): Promise<void> {
     .where('alias', '=', alias)
     .execute()
 }
+
+/** A retired version still says it is the default: LINE's default may still be its menu. */
+export async function hasRetiredDefault(db: Db): Promise<boolean> {
+  const row = await db
+    .selectFrom('richmenu_version')
+    .select('id')
+    .where('retired_at', 'is not', null)
+    .where('is_default', '=', true)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+/** LINE's default is cleared: retired versions stop saying they are it, so it is done once. */
+export async function clearRetiredDefault(db: Db): Promise<void> {
+  await db
+    .updateTable('richmenu_version')
+    .set({ is_default: false })
+    .where('retired_at', 'is not', null)
+    .where('is_default', '=', true)
+    .execute()
+}
