@@ -72,6 +72,12 @@ function createLinkBatch(deps: LinkDeps) {
   const send = async (versionId: string | null, menuId: string | null, users: WantedMenu[]) => {
     counts.calls++
     const accepted = await callLine(deps, menuId, users)
+    if (!accepted && users.length > 1) {
+      // LINE refuses a bulk call whole for one bad user id (an account since deleted): one
+      // call each, so the others get their menu and only that one waits for a later relink.
+      for (const user of users) await send(versionId, menuId, [user])
+      return
+    }
     if (!accepted) {
       counts.rejected += users.length
       return

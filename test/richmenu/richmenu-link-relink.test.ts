@@ -181,6 +181,24 @@ describe('linkRichMenus', () => {
     }
   })
 
+  it('links the others one by one when LINE refuses a bulk call (one bad user id)', async () => {
+    await settle()
+    const [a, b, c] = [await simFriend(), await simFriend(), await simFriend()]
+    line.failNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/link', status: 400 })
+    line.failNext({
+      method: 'POST',
+      path: `/v2/bot/user/${b.lineUid}/richmenu/${menus.new_friend.richMenuId}`,
+      status: 400,
+    })
+    const counts = await linkRichMenus(deps, [a.lineUserId, b.lineUserId, c.lineUserId])
+    expect(counts).toMatchObject({ linked: 2, rejected: 1, calls: 4 })
+    expect(line.richMenuOf(a.lineUid)).toBe(menus.new_friend.richMenuId)
+    expect(line.richMenuOf(c.lineUid)).toBe(menus.new_friend.richMenuId)
+    expect(await recorded(a.lineUserId)).toBe(menus.new_friend.versionId)
+    expect(await recorded(c.lineUserId)).toBe(menus.new_friend.versionId)
+    expect(await recorded(b.lineUserId)).toBeNull()
+  })
+
   it('throws on a 5xx or 429 so the job is retried, and records nothing for that call', async () => {
     await settle()
     const a = await simFriend()
