@@ -1,0 +1,174 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { Env } from '../../src/config/env.ts'
+import type { Deps } from '../../src/platform/deps.ts'
+import {
+  linkRichMenus,
+  relinkCustomersSoon,
+  relinkRichMenus,
+} from '../../src/richmenu/richmenu-link.service.ts'
+import type { LinePlatform } from '../../src/sandbox/platform.ts'
+import { createLiveMenu, insertFriend, type LiveMenu } from '../richmenu/richmenu-link-fixtures.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN } from '../support/harness.ts'
+import { startPrivateDeps } from '../support/private-deps.ts'
+
+// A database of its own: the relink after the erasure looks at every LINE user.
+const cleanups: (() => Promise<void>)[] = []
+let deps: Deps
+let env: Env
+let line: LinePlatform
+let menu: LiveMenu
+
+beforeAll(async () => {
+  ;({ deps, env, line } = await startPrivateDeps(cleanups))
+  menu = await createLiveMenu(deps, ['new_friend'])
+})
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup()
+})
+beforeEach(() => {
+  line.clearFailures()
+  line.clearRequests()
+})
+
+const lineEnv = () => ({
+  DATABASE_URL: env.DATABASE_URL ?? '',
+  LINE_CHANNEL_SECRET: TEST_CHANNEL_SECRET,
+  LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
+  LINE_API_BASE_URL: line.apiBaseUrl,
+  LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+})
+
+/** A friend on the stand-in and in Kizuna; `linked`: Kizuna linked them to the live menu. */
+async function friend(opts: { linked: boolean; customerId?: string }) {
+  const user = line.users.create()
+  user.friendship = 'friend'
+  const f = await insertFriend(deps, { lineUid: user.userId, customerId: opts.customerId })
+  if (opts.linked) {
+    expect(await linkRichMenus(deps, [f.lineUserId])).toMatchObject({ linked: 1 })
+    expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+  }
+  return f
+}
+
+const row = (lineUserId: string) =>
+  deps.db
+    .selectFrom('line_user')
+    .select(['line_uid', 'richmenu_version_id', 'status'])
+    .where('id', '=', lineUserId)
+    .executeTakeFirstOrThrow()
+
+const unlinkRequests = () =>
+  line.requests.filter((r) => r.path.endsWith('/richmenu') || r.path.includes('/bulk/unlink'))
+
+/** Nothing links a menu to these LINE users again: not a link, a relink, nor a purchase. */
+async function expectNeverLinkedAgain(
+  customerId: string,
+  lineUids: string[],
+  lineUserIds: string[],
+) {
+  line.clearRequests()
+  await linkRichMenus(deps, lineUserIds)
+  await relinkRichMenus(deps)
+  await relinkCustomersSoon(deps, [customerId], 'erase-test')
+  const touching = line.requests.filter((r) =>
+    lineUids.some((uid) => r.path.includes(uid) || JSON.stringify(r.body ?? '').includes(uid)),
+  )
+  expect(touching).toEqual([])
+  for (const uid of lineUids) expect(line.richMenuOf(uid)).toBeUndefined()
+}
+
+describe('kizuna customers erase and the rich menu', () => {
+  it('unlinks the menu at LINE first, then tombstones the row with no menu recorded', async () => {
+    const f = await friend({ linked: true })
+    const res = await cli(['customers', 'erase', f.customerId], lineEnv())
+    expect(res.stderr).toBe('')
+    expect(res.code).toBe(0)
+    expect(res.stdout).toContain(`erased customer ${f.customerId}`)
+    expect(res.stdout).not.toContain(f.lineUid)
+
+    expect(line.requestsTo('DELETE', `/v2/bot/user/${f.lineUid}/richmenu`)).toHaveLength(1)
+    expect(line.richMenuOf(f.lineUid)).toBeUndefined()
+    const after = await row(f.lineUserId)
+    expect(after.line_uid).toMatch(/^erased:/)
+    expect(after.richmenu_version_id).toBeNull()
+    await expectNeverLinkedAgain(f.customerId, [f.lineUid], [f.lineUserId])
+  })
+
+  it('unlinks every LINE user of the survivor of a merge with a menu, and only those', async () => {
+    const a = await friend({ linked: true })
+    const b = await friend({ linked: true, customerId: a.customerId })
+    const none = await friend({ linked: false, customerId: a.customerId })
+    // The id of a customer merged into a's.
+    const merged = await deps.db
+      .insertInto('customer')
+      .values({ merged_into_id: a.customerId })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    line.clearRequests()
+
+    const res = await cli(['customers', 'erase', merged.id], lineEnv())
+    expect(res.code).toBe(0)
+    expect(res.stdout).toContain(`erased customer ${a.customerId}`)
+    const bulk = line.requestsTo('POST', '/v2/bot/richmenu/bulk/unlink')
+    expect(bulk).toHaveLength(1)
+    expect((bulk[0]?.body as { userIds: string[] } | undefined)?.userIds.sort()).toEqual(
+      [a.lineUid, b.lineUid].sort(),
+    )
+    expect(unlinkRequests()).toHaveLength(1)
+    expect(line.richMenuOf(a.lineUid)).toBeUndefined()
+    expect(line.richMenuOf(b.lineUid)).toBeUndefined()
+    for (const id of [a, b, none].map((x) => x.lineUserId)) {
+      expect(await row(id)).toMatchObject({ line_uid: expect.stringMatching(/^erased:/) })
+      expect((await row(id)).richmenu_version_id).toBeNull()
+    }
+  })
+
+  it('still erases when LINE refuses or cannot be reached, and says the menu stayed', async () => {
+    // A 5xx, a refusal, and a connection dropped after 50 ms.
+    for (const failure of [{ status: 500 }, { status: 400 }, { timeoutMs: 50 }]) {
+      const f = await friend({ linked: true })
+      line.failNext({ method: 'DELETE', path: /\/richmenu$/, ...failure })
+      const res = await cli(['customers', 'erase', f.customerId], {
+        ...lineEnv(),
+        LOG_LEVEL: 'warn',
+      })
+      expect(res.code).toBe(0)
+      expect(res.stdout).toContain(`erased customer ${f.customerId}`)
+      const said = `${res.stdout}${res.stderr}`
+      expect(said).toContain('rich menu could not be unlinked')
+      expect(said).toContain('"users":1')
+      expect(said).not.toContain(f.lineUid)
+      expect(said).not.toContain(f.lineUid.slice(1))
+      // The stand-in refused: the menu stays at LINE, but the row is erased all the same.
+      expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+      const after = await row(f.lineUserId)
+      expect(after.line_uid).toMatch(/^erased:/)
+      expect(after.richmenu_version_id).toBeNull()
+    }
+  })
+
+  it('makes no LINE call for a person without a recorded menu', async () => {
+    const f = await friend({ linked: false })
+    const res = await cli(['customers', 'erase', f.customerId], lineEnv())
+    expect(res.code).toBe(0)
+    expect(res.stdout).toContain(`erased customer ${f.customerId}`)
+    expect(line.requests).toEqual([])
+    expect((await row(f.lineUserId)).line_uid).toMatch(/^erased:/)
+  })
+
+  it('in sandbox mode (no LINE credentials) erases and notes that the menu was not unlinked', async () => {
+    const f = await friend({ linked: true })
+    line.clearRequests()
+    const res = await cli(['customers', 'erase', f.customerId], {
+      DATABASE_URL: env.DATABASE_URL ?? '',
+    })
+    expect(res.code).toBe(0)
+    expect(res.stdout).toContain(`erased customer ${f.customerId}`)
+    expect(`${res.stdout}${res.stderr}`).toContain('sandbox')
+    expect(line.requests).toEqual([])
+    const after = await row(f.lineUserId)
+    expect(after.line_uid).toMatch(/^erased:/)
+    expect(after.richmenu_version_id).toBeNull()
+  })
+})
