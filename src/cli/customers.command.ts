@@ -1,7 +1,14 @@
 import type { Command } from 'commander'
+import { pino } from 'pino'
 import { z } from 'zod'
+import { type Env, isSandbox } from '../config/env.ts'
 import { eraseCustomer } from '../customers/erase.service.ts'
+import { type ErasedMenus, unlinkMenusBeforeErasure } from '../customers/erase-richmenu.service.ts'
 import { refreshSpendSinceLastRun } from '../maintenance/refresh-spend.service.ts'
+import type { Database } from '../platform/db.ts'
+import { createLine } from '../platform/line.ts'
+import { createLogger } from '../platform/logger.ts'
+import { createMetrics } from '../platform/metrics.ts'
 import { UsageError, withDb } from './with-db.ts'
 
 export function registerCustomerCommands(program: Command): void {
@@ -15,7 +22,9 @@ export function registerCustomerCommands(program: Command): void {
     .argument('<id>', 'customer id (uuid)')
     .action((id: string) =>
       withDb(
-        async (db) => {
+        async (db, env) => {
+          // The menu first, while the LINE user ids are known; the erasure replaces them.
+          const menus = await unlinkMenus(db, env, id)
           const result = await eraseCustomer(db, id)
           const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
           console.log(
@@ -23,6 +32,7 @@ export function registerCustomerCommands(program: Command): void {
               ? `customer ${result.customerId}${note} was already erased; checked again`
               : `erased customer ${result.customerId}${note}`,
           )
+          printMenus(menus)
         },
         () => {
           if (!z.uuid().safeParse(id).success) throw new UsageError(`<id>: not a uuid: ${id}`)
@@ -53,4 +63,35 @@ export function registerCustomerCommands(program: Command): void {
         },
       ),
     )
+}
+
+/** Unlinks the person's rich menus at LINE; in sandbox mode there is no LINE to reach here. */
+async function unlinkMenus(db: Database, env: Env, id: string): Promise<ErasedMenus> {
+  // Logs go to stderr: stdout is the result.
+  const log = createLogger(env.LOG_LEVEL, pino.destination(2))
+  if (isSandbox(env)) return unlinkMenusBeforeErasure({ db, line: undefined, log }, id)
+  const line = createLine(env, createMetrics())
+  try {
+    return await unlinkMenusBeforeErasure({ db, line, log }, id)
+  } finally {
+    await line.close()
+  }
+}
+
+/** What became of the menus, by count only: no LINE user id is printed. */
+function printMenus(m: ErasedMenus): void {
+  if (m.unlinked > 0) console.log(`rich menu unlinked at LINE for ${m.unlinked} LINE user(s)`)
+  if (m.failed > 0) {
+    console.error(
+      `warning: the rich menu could not be unlinked at LINE for ${m.failed} LINE user(s) ` +
+        `(${m.failure}); the erasure went ahead. LINE shows that menu until it is retired ` +
+        '(a deploy without it deletes it at LINE).',
+    )
+  }
+  if (m.skipped > 0) {
+    console.error(
+      `note: sandbox mode (no LINE credentials): the rich menu of ${m.skipped} LINE user(s) was ` +
+        'not unlinked; the LINE sandbox lives in the `npm start` process.',
+    )
+  }
 }

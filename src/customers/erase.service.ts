@@ -51,7 +51,9 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
  * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row);
  * - the webhook events of the person's LINE user ids keep only their type and id;
  * - account-link codes and nonces, stored multicast requests and delivery errors lose the
- *   person's email and LINE user id (eraseTraces).
+ *   person's email and LINE user id (eraseTraces);
+ * - the recorded rich menu is cleared: the caller unlinks it at LINE first, while the LINE user
+ *   id is known (unlinkMenusBeforeErasure); this transaction makes no network call.
  * A merged id leads to the surviving customer, which is the same person.
  */
 export async function eraseCustomer(db: Database, customerId: string): Promise<EraseResult> {
@@ -154,6 +156,9 @@ async function eraseLocked(
         // Nothing is fetched for or sent to an erased person again.
         profile_fetched_at: sql`now()`,
         status: 'blocked',
+        // Its menu was unlinked at LINE before (unlinkMenusBeforeErasure): the id is gone now.
+        richmenu_version_id: null,
+        richmenu_linked_at: null,
         updated_at: sql`now()`,
       })
       .where('id', '=', lineUser.id)

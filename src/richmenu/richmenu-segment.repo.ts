@@ -141,3 +141,21 @@ export async function forgetLinkedMenu(db: Db, lineUserId: string): Promise<void
     .where('richmenu_version_id', 'is not', null)
     .execute()
 }
+
+/**
+ * The LINE users of a customer that Kizuna linked a menu to and whose LINE user id is still
+ * known (an erased row holds a tombstone): what an erasure unlinks at LINE first.
+ */
+export async function findLinkedUsersOfCustomer(
+  db: Db,
+  customerId: string,
+): Promise<{ id: string; line_uid: string }[]> {
+  return db
+    .selectFrom('line_user')
+    .select(['id', 'line_uid'])
+    .where('customer_id', '=', customerId)
+    .where('richmenu_version_id', 'is not', null)
+    .where('line_uid', 'not like', 'erased:%')
+    .orderBy('id')
+    .execute()
+}
