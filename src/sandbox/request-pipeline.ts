@@ -66,6 +66,10 @@ export function requestPipeline(
     const script = takeFailure(ctx, entry)
     if (script) {
       entry.scripted = true
+      if (script.carriedOut) {
+        const early = checkRequest(ctx, c, match, raw, json)
+        if (!early) await next()
+      }
       const res = await scriptedResponse(ctx, c, script)
       if (!res) return new Response(null) // connection already dropped
       c.res = res

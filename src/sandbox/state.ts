@@ -73,6 +73,11 @@ export type FailNextOptions = {
   headers?: Record<string, string>
   /** Waits this long before answering; without `status` the connection is then dropped. */
   timeoutMs?: number
+  /**
+   * The platform carries the request out first (LINE made the menu, sent the message), then
+   * the scripted answer replaces its own: an answer lost after the work was done.
+   */
+  carriedOut?: boolean
 }
 
 export type FailureScript = FailNextOptions & { remaining: number }

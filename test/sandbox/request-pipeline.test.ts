@@ -282,4 +282,13 @@ describe('failNext', () => {
       scripted: true,
     })
   })
+
+  it('carries the request out before losing its answer when carriedOut is set', async () => {
+    const before = (await client.getRichMenuList()).richmenus.length
+    platform.failNext({ method: 'POST', path: '/v2/bot/richmenu', timeoutMs: 50, carriedOut: true })
+    await expect(client.createRichMenu(richMenuRequest)).rejects.toThrow(TypeError)
+    const after = (await client.getRichMenuList()).richmenus
+    expect(after).toHaveLength(before + 1)
+    for (const m of after) await client.deleteRichMenu(m.richMenuId)
+  })
 })
