@@ -276,6 +276,7 @@ export interface RichmenuVersion {
   deployed_at: Timestamp | null;
   id: Generated<string>;
   is_default: Generated<boolean>;
+  line_create_attempted_at: Timestamp | null;
   line_rich_menu_id: string | null;
   name: string;
   retired_at: Timestamp | null;

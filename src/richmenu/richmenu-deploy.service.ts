@@ -7,13 +7,12 @@ import {
   clearRetiredAlias,
   clearRetiredDefault,
   findOrInsertVersion,
-  forgetLineRichMenu,
   hasAbandonedOnLine,
   hasRetiredDefault,
   listCurrentVersions,
   listRetiredAliases,
   listRetiredOnLine,
-  listVersionsOnLine,
+  markCreateAttempted,
   markDeployed,
   type RichMenuVersion,
   retireOthers,
@@ -21,15 +20,16 @@ import {
   reviveVersion,
   setLineRichMenuId,
 } from './richmenu.repo.ts'
+import { adoptLostCreate, checkAgainstLine } from './richmenu-deploy-adopt.ts'
 import {
   clearDefaultRichMenu,
   createLineRichMenu,
   deleteLineRichMenu,
   deleteRichMenuAlias,
-  listLineRichMenuIds,
   pointRichMenuAlias,
   setDefaultRichMenu,
   uploadRichMenuImage,
+  validateLineRichMenu,
 } from './richmenu-deploy-line.ts'
 import { loadRichMenus, type RichMenuFile, richMenusDir } from './richmenu-files.ts'
 
@@ -52,7 +52,8 @@ export type RichMenuDeployOptions = {
   /**
    * First compares Kizuna's records with LINE's list of menus (one call) and forgets the menus
    * LINE no longer has, so they are created again: a fresh sandbox at every start, or menus
-   * deleted in the LINE Official Account Manager.
+   * deleted in the LINE Official Account Manager. Menus left by a lost create are adopted or
+   * deleted (richmenu-deploy-adopt.ts).
    */
   checkLine?: boolean
   /**
@@ -120,7 +121,7 @@ async function deployLocked(
 ): Promise<void> {
   const { db } = deps
   // People LINE unlinked from a lost menu need a relink.
-  if (opts.checkLine && (await forgetMenusLineLost(deps))) summary.changed = true
+  if (opts.checkLine && (await checkAgainstLine(deps, menus))) summary.changed = true
   const current = await listCurrentVersions(db)
   const retired: RichMenuVersion[] = []
   const noteRetired = (rows: RichMenuVersion[]) => {
@@ -169,10 +170,17 @@ async function deployVersion(deps: RichMenuDeployDeps, menu: RichMenuFile) {
     version = { ...version, retired_at: null, deployed_at: null }
   }
   let richMenuId = version.line_rich_menu_id
+  // A create asked before without its answer recorded: LINE may have made the menu.
+  let mayExist = version.line_create_attempted_at !== null
   for (;;) {
+    if (!richMenuId && mayExist) richMenuId = await adoptLostCreate(deps, version, menu)
     if (!richMenuId) {
+      await validateLineRichMenu(line, menu.name, menu.richMenu)
+      await markCreateAttempted(db, version.id, deps.clock.now())
+      mayExist = true
       richMenuId = await createLineRichMenu(line, menu.name, menu.richMenu)
       await setLineRichMenuId(db, version.id, richMenuId)
+      mayExist = false
       log.info({ menu: menu.name, richMenuId }, 'rich menu created')
     }
     const upload = await uploadRichMenuImage(line, menu.name, richMenuId, menu.image)
@@ -220,20 +228,6 @@ async function deleteUnusedRetiredMenus(deps: RichMenuDeployDeps, summary: RichM
     deps.log.info({ menu: v.name, richMenuId: v.line_rich_menu_id }, 'rich menu deleted')
   }
   summary.waiting.push(...waiting.map((v) => v.name))
-}
-
-/** Returns whether LINE had lost any menu. */
-async function forgetMenusLineLost(deps: RichMenuDeployDeps): Promise<boolean> {
-  const onLine = await listLineRichMenuIds(deps.line)
-  let lost = false
-  for (const v of await listVersionsOnLine(deps.db)) {
-    if (v.line_rich_menu_id && !onLine.has(v.line_rich_menu_id)) {
-      await forgetLineRichMenu(deps.db, v.id)
-      lost = true
-      deps.log.info({ menu: v.name, richMenuId: v.line_rich_menu_id }, 'rich menu gone at LINE')
-    }
-  }
-  return lost
 }
 
 const LOCK = sql`hashtextextended('kizuna.richmenu-deploy', 7)`

@@ -43,11 +43,40 @@ export async function reviveVersion(db: Db, id: string, menu: RichMenuFile): Pro
     .execute()
 }
 
+/** Records (or forgets) the version's LINE menu; a create attempt, if any, is settled. */
 export async function setLineRichMenuId(db: Db, id: string, lineRichMenuId: string | null) {
   await db
     .updateTable('richmenu_version')
-    .set({ line_rich_menu_id: lineRichMenuId })
+    .set({ line_rich_menu_id: lineRichMenuId, line_create_attempted_at: null })
     .where('id', '=', id)
+    .execute()
+}
+
+/**
+ * Recorded before LINE is asked to create the version's menu: if the answer is lost, the next
+ * deploy knows LINE may have made it and looks for it before creating another.
+ */
+export async function markCreateAttempted(db: Db, id: string, at: Date) {
+  await db
+    .updateTable('richmenu_version')
+    .set({ line_create_attempted_at: at })
+    .where('id', '=', id)
+    .execute()
+}
+
+/** The LINE menu ids any version records (live, pending or retired). */
+export async function listRecordedLineIds(db: Db): Promise<Set<string>> {
+  const rows = await listVersionsOnLine(db)
+  return new Set(rows.flatMap((r) => (r.line_rich_menu_id ? [r.line_rich_menu_id] : [])))
+}
+
+/** Unretired versions (live or pending). */
+export async function listUnretiredVersions(db: Db): Promise<RichMenuVersion[]> {
+  return db
+    .selectFrom('richmenu_version')
+    .selectAll()
+    .where('retired_at', 'is', null)
+    .orderBy('created_at')
     .execute()
 }
 

@@ -11,7 +11,10 @@ import { createPrivateDatabase } from './private-database.ts'
  * stand-in and a private queue prefix: for tests that sweep, or change the schema. Each part's
  * cleanup is pushed onto `cleanups`, to run in reverse order.
  */
-export async function startPrivateDeps(cleanups: (() => Promise<void>)[]) {
+export async function startPrivateDeps(
+  cleanups: (() => Promise<void>)[],
+  envOverrides: Record<string, string> = {},
+) {
   const database = await createPrivateDatabase()
   cleanups.push(() => database.drop())
   const line = await startLinePlatform({
@@ -23,6 +26,7 @@ export async function startPrivateDeps(cleanups: (() => Promise<void>)[]) {
     DATABASE_URL: database.url,
     LINE_API_BASE_URL: line.apiBaseUrl,
     LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+    ...envOverrides,
   })
   const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}` })
   cleanups.push(async () => {
