@@ -7,6 +7,7 @@ import {
   clearRetiredAlias,
   clearRetiredDefault,
   findOrInsertVersion,
+  forgetLinkedVersions,
   hasAbandonedOnLine,
   hasRetiredDefault,
   listCurrentVersions,
@@ -124,6 +125,13 @@ async function deployLocked(
   if (opts.checkLine && (await checkAgainstLine(deps, menus))) summary.changed = true
   const current = await listCurrentVersions(db)
   const retired: RichMenuVersion[] = []
+  // Live versions with a tab switch: their people may be showing a tab at LINE.
+  const withTabs: string[] = []
+  const noteLive = (menu: RichMenuFile, versionId: string) => {
+    if ((menu.richMenu.areas ?? []).some((a) => a.action?.type === 'richmenuswitch')) {
+      withTabs.push(versionId)
+    }
+  }
   const noteRetired = (rows: RichMenuVersion[]) => {
     retired.push(...rows)
     summary.retired.push(...rows.map((r) => r.name))
@@ -133,6 +141,7 @@ async function deployLocked(
     const live = current.find((v) => v.name === menu.name && v.content_hash === menu.contentHash)
     if (live) {
       summary.unchanged.push(menu.name)
+      noteLive(menu, live.id)
       // Leftovers of an attempt abandoned mid-way under another content. It may have moved the
       // alias or the default to its menu, deleted below: they come back first (a stop in
       // between leaves the leftover unretired, so the next run does this again).
@@ -144,6 +153,7 @@ async function deployLocked(
     }
     const version = await deployVersion(deps, menu)
     summary.created.push(menu.name)
+    noteLive(menu, version.id)
     summary.changed = true
     noteRetired(await markDeployed(db, version, deps.clock.now()))
   }
@@ -158,7 +168,7 @@ async function deployLocked(
     deps.log.info('rich menu default cleared: no menu is the default any more')
   }
   await settleRetiredAliases(deps, menus)
-  await deleteUnusedRetiredMenus(deps, summary)
+  await deleteUnusedRetiredMenus(deps, summary, withTabs)
 }
 
 /** Creates (or resumes) the menu of a folder's new content, up to the moment it is live. */
@@ -217,11 +227,26 @@ async function settleRetiredAliases(deps: RichMenuDeployDeps, menus: RichMenuFil
   }
 }
 
-/** Retired versions nobody is linked to are deleted at LINE; the others wait for a re-link. */
-async function deleteUnusedRetiredMenus(deps: RichMenuDeployDeps, summary: RichMenuDeploySummary) {
+/**
+ * Retired versions nobody is linked to are deleted at LINE; the others wait for a re-link.
+ * A tab (no segments) is linked by LINE itself when someone taps a `richmenuswitch` area, so
+ * no row says who shows it: deleting it drops them to the default. First, the people recorded
+ * on a live menu with a tab switch are forgotten, so the relink after the deploy links them to
+ * their own menu again.
+ */
+async function deleteUnusedRetiredMenus(
+  deps: RichMenuDeployDeps,
+  summary: RichMenuDeploySummary,
+  withTabs: string[],
+) {
   const { deletable, waiting } = await listRetiredOnLine(deps.db)
+  let tabsForgotten = false
   for (const v of deletable) {
     if (!v.line_rich_menu_id) continue
+    if (v.segments.length === 0 && !tabsForgotten) {
+      tabsForgotten = true
+      if ((await forgetLinkedVersions(deps.db, withTabs)) > 0) summary.changed = true
+    }
     await deleteLineRichMenu(deps.line, v.name, v.line_rich_menu_id)
     await setLineRichMenuId(deps.db, v.id, null)
     summary.deleted.push(v.name)

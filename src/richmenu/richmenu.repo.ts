@@ -183,6 +183,18 @@ export async function forgetLineRichMenu(db: Db, id: string): Promise<void> {
     .execute()
 }
 
+/** Forgets the menu recorded for the friends on these versions; returns how many. */
+export async function forgetLinkedVersions(db: Db, versionIds: string[]): Promise<number> {
+  if (versionIds.length === 0) return 0
+  const result = await db
+    .updateTable('line_user')
+    .set({ richmenu_version_id: null, richmenu_linked_at: null })
+    .where('richmenu_version_id', 'in', versionIds)
+    .where('status', '=', 'friend')
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows)
+}
+
 /**
  * Retired versions still on LINE, split by whether a person is still linked to them
  * (`line_user.richmenu_version_id`): only the unreferenced ones may be deleted. Only friends

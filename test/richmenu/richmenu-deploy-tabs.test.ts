@@ -1,0 +1,77 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Deps } from '../../src/platform/deps.ts'
+import {
+  deployRichMenus,
+  type RichMenuDeploySummary,
+} from '../../src/richmenu/richmenu-deploy.service.ts'
+import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import type { LinePlatform } from '../../src/sandbox/platform.ts'
+import { startPrivateDeps } from '../support/private-deps.ts'
+import { menusFolder } from './richmenu-deploy-fixtures.ts'
+import { insertFriend } from './richmenu-link-fixtures.ts'
+
+let cleanups: (() => Promise<void>)[] = []
+let deps: Deps
+let line: LinePlatform
+let folder: Awaited<ReturnType<typeof menusFolder>>
+
+beforeEach(async () => {
+  cleanups = []
+  ;({ deps, line } = await startPrivateDeps(cleanups))
+  folder = await menusFolder()
+  cleanups.push(() => folder.drop())
+})
+
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup()
+})
+
+const liveId = async (name: string) => {
+  const row = await deps.db
+    .selectFrom('richmenu_version')
+    .selectAll()
+    .where('name', '=', name)
+    .where('retired_at', 'is', null)
+    .executeTakeFirstOrThrow()
+  return { versionId: row.id, richMenuId: row.line_rich_menu_id }
+}
+
+describe('deployRichMenus, tabs', () => {
+  it('re-links the people showing a tab whose menu a deploy replaces', async () => {
+    await folder.write('welcome', { segments: ['new_friend'], default: true, shade: 60 })
+    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
+    await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 61 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const user = line.users.create()
+    user.friendship = 'friend'
+    const friend = await insertFriend(deps, {
+      lineUid: user.userId,
+      customer: { purchase_count: 1 },
+    })
+    await relinkRichMenus(deps)
+    const member = await liveId('member')
+    expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
+    // They tap the member menu's tab: the LINE app links the tab's menu to them.
+    user.richMenuId = (await liveId('member-more')).richMenuId ?? undefined
+
+    await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 62 })
+    const changes: RichMenuDeploySummary[] = []
+    const summary = await deployRichMenus(deps, {
+      dir: folder.dir,
+      afterChange: async (s) => {
+        changes.push(s)
+      },
+    })
+    expect(summary.deleted).toEqual(['member-more'])
+    expect(changes).toHaveLength(1)
+    const recorded = await deps.db
+      .selectFrom('line_user')
+      .select('richmenu_version_id')
+      .where('id', '=', friend.lineUserId)
+      .executeTakeFirstOrThrow()
+    expect(recorded.richmenu_version_id).toBeNull()
+
+    await relinkRichMenus(deps)
+    expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
+  })
+})
