@@ -32,9 +32,14 @@ const needsChange = (r: WantedMenu) =>
  * from the one last linked are linked to it (one call per menu and 500 users), or unlinked when
  * no live menu serves their segment (the default applies). Blocked and erased people: nothing.
  */
-export async function linkRichMenus(deps: LinkDeps, lineUserIds: string[]): Promise<LinkCounts> {
+export async function linkRichMenus(
+  deps: LinkDeps,
+  lineUserIds: string[],
+  /** How many more times people another job linked meanwhile are linked again (see send). */
+  racedRetries = 2,
+): Promise<LinkCounts> {
   const rows = await findWantedMenus(deps.db, { lineUserIds }, topTierOf(deps.env))
-  const batch = createLinkBatch(deps)
+  const batch = createLinkBatch(deps, racedRetries)
   for (const row of rows) if (needsChange(row)) await batch.add(row)
   return batch.finish()
 }
@@ -66,7 +71,7 @@ export async function relinkRichMenus(deps: LinkDeps): Promise<LinkCounts & { pa
  * Users gathered per wanted version ('' = unlink); a group is sent when it reaches 500, the rest
  * at `finish`. Each group is recorded once LINE accepted it.
  */
-function createLinkBatch(deps: LinkDeps) {
+function createLinkBatch(deps: LinkDeps, racedRetries = 2) {
   const groups = new Map<string, { menuId: string | null; users: WantedMenu[] }>()
   const counts: LinkCounts = { linked: 0, unlinked: 0, rejected: 0, calls: 0 }
   const send = async (versionId: string | null, menuId: string | null, users: WantedMenu[]) => {
@@ -82,13 +87,17 @@ function createLinkBatch(deps: LinkDeps) {
       counts.rejected += users.length
       return
     }
-    await recordLinkedMenus(
-      deps.db,
-      users.map((u) => u.id),
-      versionId,
-    )
-    if (menuId) counts.linked += users.length
-    else counts.unlinked += users.length
+    const raced = await recordLinkedMenus(deps.db, users, versionId)
+    if (menuId) counts.linked += users.length - raced.length
+    else counts.unlinked += users.length - raced.length
+    // Linked by another job while this call was under way: LINE shows whichever call landed
+    // last, so they are linked again to what they want now (their rows were forgotten).
+    if (raced.length > 0 && racedRetries > 0) {
+      const again = await linkRichMenus(deps, raced, racedRetries - 1)
+      for (const key of ['linked', 'unlinked', 'rejected', 'calls'] as const) {
+        counts[key] += again[key]
+      }
+    }
   }
   return {
     async add(row: WantedMenu) {

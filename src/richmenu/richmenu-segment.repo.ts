@@ -8,6 +8,8 @@ export type WantedMenu = {
   /** 'friend' or 'blocked'; nothing is linked to the blocked (nor asked about the erased). */
   status: string
   linked_version_id: string | null
+  /** When it was recorded, as Postgres writes it (text: a Date would lose the microseconds). */
+  linked_at: string | null
   /** null: no live menu for their segment, the channel's default applies. */
   wanted_version_id: string | null
   wanted_rich_menu_id: string | null
@@ -62,6 +64,7 @@ export async function findWantedMenus(
   const { rows } = await sql<WantedMenu>`
     with live as (${liveMenus})
     select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
+      lu.richmenu_linked_at::text as linked_at,
       live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
     from line_user lu ${survivorJoin}
     left join live on live.seg = ${segmentOf(topTier)}
@@ -95,12 +98,14 @@ export async function findMismatchedFriends(
   const { rows } = await sql<WantedMenu & { scanned_to: string | null; found: boolean }>`
     with live as (${liveMenus}),
     win as (
-      select id, customer_id, line_uid, status, richmenu_version_id from line_user
+      select id, customer_id, line_uid, status, richmenu_version_id, richmenu_linked_at
+      from line_user
       where ${opts.afterId}::uuid is null or id > ${opts.afterId}::uuid
       order by id limit ${opts.window ?? RELINK_SCAN_WINDOW}
     ),
     m as (
       select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
+        lu.richmenu_linked_at::text as linked_at,
         live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
       from win lu ${survivorJoin}
       left join live on live.seg = ${segmentOf(opts.topTier)}
@@ -121,15 +126,31 @@ export async function findMismatchedFriends(
 /** Records what LINE accepted: these users now have `versionId` (null: the default menu). */
 export async function recordLinkedMenus(
   db: Db,
-  lineUserIds: string[],
+  users: Pick<WantedMenu, 'id' | 'linked_version_id' | 'linked_at'>[],
   versionId: string | null,
-): Promise<void> {
-  if (lineUserIds.length === 0) return
-  await db
-    .updateTable('line_user')
-    .set({ richmenu_version_id: versionId, richmenu_linked_at: sql`now()`, updated_at: sql`now()` })
-    .where('id', 'in', lineUserIds)
-    .execute()
+): Promise<string[]> {
+  if (users.length === 0) return []
+  // Only rows still as they were read: another job that linked one of them meanwhile may have
+  // reached LINE before or after this call, so what LINE shows is unknown. Those are forgotten
+  // (the caller links them again) and returned.
+  const { rows } = await sql<{ id: string }>`
+    update line_user lu
+    set richmenu_version_id = ${versionId}::uuid, richmenu_linked_at = now(), updated_at = now()
+    from unnest(${users.map((u) => u.id)}::uuid[], ${users.map((u) => u.linked_version_id)}::uuid[],
+      ${users.map((u) => u.linked_at)}::text[]) as e(id, version_id, linked_at)
+    where lu.id = e.id and lu.richmenu_version_id is not distinct from e.version_id
+      and lu.richmenu_linked_at::text is not distinct from e.linked_at
+    returning lu.id`.execute(db)
+  const recorded = new Set(rows.map((r) => r.id))
+  const raced = users.map((u) => u.id).filter((id) => !recorded.has(id))
+  if (raced.length > 0) {
+    await db
+      .updateTable('line_user')
+      .set({ richmenu_version_id: null, richmenu_linked_at: null })
+      .where('id', 'in', raced)
+      .execute()
+  }
+  return raced
 }
 
 /** Forgets the menu recorded for a LINE user: the next link sends theirs again. */

@@ -199,6 +199,34 @@ describe('linkRichMenus', () => {
     expect(await recorded(b.lineUserId)).toBeNull()
   })
 
+  it('links again someone another job linked while its call was under way', async () => {
+    await settle()
+    const racer = await simFriend()
+    await deps.db
+      .updateTable('line_user')
+      .set({ richmenu_version_id: null, richmenu_linked_at: null })
+      .where('id', '=', racer.lineUserId)
+      .execute()
+    // Job A: LINE links the new_friend menu at once, but its answer takes 300 ms.
+    const slowPath = `/v2/bot/user/${racer.lineUid}/richmenu/${menus.new_friend.richMenuId}`
+    line.failNext({ method: 'POST', path: slowPath, status: 200, timeoutMs: 300, carriedOut: true })
+    const jobA = linkRichMenus(deps, [racer.lineUserId])
+    await expect.poll(() => line.requestsTo('POST', slowPath).length).toBe(1)
+    // Meanwhile a first purchase makes them a member, and job B links and records that.
+    await deps.db
+      .updateTable('customer')
+      .set({ purchase_count: 1 })
+      .where('id', '=', racer.customerId)
+      .execute()
+    await linkRichMenus(deps, [racer.lineUserId])
+    expect(line.richMenuOf(racer.lineUid)).toBe(menus.member.richMenuId)
+    await jobA
+
+    // A's record would say new_friend while LINE shows member: A links them again instead.
+    expect(await recorded(racer.lineUserId)).toBe(menus.member.versionId)
+    expect(line.richMenuOf(racer.lineUid)).toBe(menus.member.richMenuId)
+  })
+
   it('throws on a 5xx or 429 so the job is retried, and records nothing for that call', async () => {
     await settle()
     const a = await simFriend()
