@@ -171,7 +171,17 @@ function checkBounds(
   return b
 }
 
-/** An area's action: a type LINE takes in rich menus, its required keys, then its limits. */
+/** The keys of each action type in LINE's messaging-api.yml (Action's `type`, `label` and its own). */
+const ACTION_KEYS: Record<(typeof RICH_MENU_ACTION_TYPES)[number], string[]> = {
+  postback: ['type', 'label', 'data', 'displayText', 'text', 'inputOption', 'fillInText'],
+  message: ['type', 'label', 'text'],
+  uri: ['type', 'label', 'uri', 'altUri'],
+  datetimepicker: ['type', 'label', 'data', 'mode', 'initial', 'max', 'min'],
+  richmenuswitch: ['type', 'label', 'richMenuAliasId', 'data'],
+  clipboard: ['type', 'label', 'clipboardText'],
+}
+
+/** An area's action: a type LINE takes in rich menus, its known and required keys, its limits. */
 function checkRichMenuAction(action: Obj, at: string, add: (f: string, m: string) => void): void {
   const type = action.type
   if (!(RICH_MENU_ACTION_TYPES as readonly unknown[]).includes(type)) {
@@ -181,6 +191,8 @@ function checkRichMenuAction(action: Obj, at: string, add: (f: string, m: string
     )
     return
   }
+  // LINE drops a key it does not know without a word: a misspelt `labl` or `displaytext` is lost.
+  unknownKeys(action, ACTION_KEYS[type as keyof typeof ACTION_KEYS], at, add)
   for (const key of RICH_MENU_ACTION_REQUIRED[type as keyof typeof RICH_MENU_ACTION_REQUIRED]) {
     if (typeof action[key] !== 'string')
       add(`${at}.${key}`, `is missing; a ${type} action needs it`)

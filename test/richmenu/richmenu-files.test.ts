@@ -197,6 +197,55 @@ describe("loadRichMenus: LINE's rules on the menu", () => {
     )
   })
 
+  it('refuses a misspelt key in an action (LINE would drop it silently)', () => {
+    const a = 'richMenu.areas[0].action'
+    expectProblem(
+      withAction({ type: 'postback', labl: 'Help', data: 'action=help' }),
+      `${a}.labl`,
+      /not a key LINE knows here; use type, label, data, displayText/,
+    )
+    expectProblem(
+      withAction({ type: 'postback', label: 'Help', data: 'action=help', displaytext: 'Help' }),
+      `${a}.displaytext`,
+      /not a key/,
+    )
+    expectProblem(
+      withAction({ type: 'uri', label: 'Shop', uri: 'https://example.com/', data: 'x' }),
+      `${a}.data`,
+      /use type, label, uri, altUri/,
+    )
+    // Every key LINE documents for an action is taken.
+    const { dir, add } = menuFolder()
+    add(
+      'm',
+      menuJson(
+        {},
+        {
+          areas: [
+            area(0, 400, {
+              type: 'postback',
+              label: 'a',
+              data: 'd',
+              displayText: 't',
+              inputOption: 'openKeyboard',
+              fillInText: 'f',
+            }),
+            area(400, 400, {
+              type: 'datetimepicker',
+              label: 'b',
+              data: 'd',
+              mode: 'date',
+              initial: '2026-01-01',
+              max: '2027-01-01',
+              min: '2025-01-01',
+            }),
+          ],
+        },
+      ),
+    )
+    expect(loadRichMenus(dir).problems).toEqual([])
+  })
+
   it("refuses each action's limits", () => {
     const a = 'richMenu.areas[0].action'
     const long = (n: number) => 'x'.repeat(n)
