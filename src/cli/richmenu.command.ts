@@ -24,6 +24,8 @@ export function registerRichMenuCommands(program: Command): void {
     .action((opts: { dir: string }) =>
       run(() => {
         const dir = resolve(opts.dir)
+        // A mistyped --dir would otherwise pass as "0 menus, 0 with errors".
+        if (!existsSync(dir)) throw new Error(`no folder ${dir}`)
         const { problems, warnings } = loadRichMenus(dir)
         const names = listMenuFolders(dir)
         for (const name of names) {
@@ -52,6 +54,10 @@ export function registerRichMenuCommands(program: Command): void {
     .action((name: string, opts: { dir: string; out?: string; force?: boolean }) =>
       run(() => {
         const dir = resolve(opts.dir)
+        const names = listMenuFolders(dir)
+        if (!names.includes(name)) {
+          throw new Error(`no menu "${name}" in ${dir}; the menus there: ${names.join(', ')}`)
+        }
         const menu = readMenuJson(dir, name)
         if (!menu.data || menu.problems.length > 0) {
           throw new Error(`${menu.file}: fix these first: ${describe(menu.problems)}`)

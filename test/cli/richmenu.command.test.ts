@@ -49,6 +49,13 @@ describe('kizuna richmenu validate', () => {
       'ok    overlap  warning: menu.json richMenu.areas[1].bounds: overlaps areas[0]; a tap on the overlap may go to either',
     ])
   })
+
+  it('fails on a folder that does not exist rather than passing 0 menus', async () => {
+    const { dir } = menuFolder()
+    const res = await cli(['richmenu', 'validate', '--dir', join(dir, 'richmenu')])
+    expect(res.code).toBe(1)
+    expect(res.stderr).toBe(`error: no folder ${join(dir, 'richmenu')}\n`)
+  })
 })
 
 describe('kizuna richmenu draw', () => {
@@ -84,6 +91,7 @@ describe('kizuna richmenu draw', () => {
     expect(existsSync(join(dir, 'm', 'image.png'))).toBe(false)
     const missing = await cli(['richmenu', 'draw', 'nope', '--dir', dir])
     expect(missing.code).toBe(1)
-    expect(missing.stderr).toContain('a menu folder needs menu.json')
+    expect(missing.stderr).toBe(`error: no menu "nope" in ${dir}; the menus there: m\n`)
+    expect(existsSync(join(dir, 'nope'))).toBe(false)
   })
 })
