@@ -7,13 +7,33 @@ import type { ConversationContext } from './conversation.service.ts'
 
 export type ConversationRoute = { handle: (ctx: ConversationContext) => Promise<void> }
 
+/**
+ * What the menu and keywords do, with buttons for the card and offers off/on (a menu without
+ * "Get offers", as vip's, still leaves the way back).
+ */
 const help: ConversationRoute = {
   async handle(ctx) {
+    const button = (label: string, data: string) => ({
+      type: 'action' as const,
+      action: { type: 'postback' as const, label, data, displayText: label },
+    })
     await ctx.reply(
       [
         {
           type: 'text',
-          text: 'Send "help" at any time to see this menu again.\n「ヘルプ」と送るとこのメニューを表示します。',
+          text:
+            'Member card: send "card" or tap Member card. Link account: your online shop ' +
+            'purchases and points in one place. Stop offers / Get offers: turn offers and news ' +
+            'on LINE off or on.\n' +
+            '「会員証」と送ると会員証を表示します。オンラインショップのアカウント連携、' +
+            'お得な情報の配信停止・再開もメニューからできます。「ヘルプ」でこの案内を表示します。',
+          quickReply: {
+            items: [
+              button('Member card', 'action=card'),
+              button('Stop offers', 'action=optout&category=marketing'),
+              button('Get offers', 'action=optin&category=marketing'),
+            ],
+          },
         },
       ],
       'help',

@@ -40,6 +40,25 @@ describe('keyword and postback routing', () => {
     expect(JSON.stringify(reply?.message)).toContain('ヘルプ')
   })
 
+  it("answers the menu's Help with what Kizuna does and buttons for the card and offers on/off", async () => {
+    const user = await friend()
+    await k.line.users.postback(user.userId, 'action=help')
+    await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(2))
+    const message = k.line.inbox(user.userId)[1]?.message as {
+      text: string
+      quickReply?: { items: { action: { data?: string } }[] }
+    }
+    // Not "send help to see this menu again": say what the menu and keywords do.
+    expect(message.text).toContain('会員証')
+    expect(message.text).toMatch(/offers/)
+    // A menu without "Get offers" (vip) still leaves a way back to offers.
+    expect(message.quickReply?.items.map((i) => i.action.data)).toEqual([
+      'action=card',
+      'action=optout&category=marketing',
+      'action=optin&category=marketing',
+    ])
+  })
+
   it('routes a postback on its action and logs an unknown one without replying', async () => {
     const user = await friend()
     const help = await k.line.users.postback(user.userId, 'action=help&from=richmenu')
