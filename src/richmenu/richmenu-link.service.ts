@@ -76,14 +76,15 @@ function createLinkBatch(deps: LinkDeps, racedRetries = 2) {
   const counts: LinkCounts = { linked: 0, unlinked: 0, rejected: 0, calls: 0 }
   const send = async (versionId: string | null, menuId: string | null, users: WantedMenu[]) => {
     counts.calls++
-    const accepted = await callLine(deps, menuId, users)
-    if (!accepted && users.length > 1) {
+    const answer = await callLine(deps, menuId, users)
+    if (answer === 'refused' && users.length > 1) {
       // LINE refuses a bulk call whole for one bad user id (an account since deleted): one
       // call each, so the others get their menu and only that one waits for a later relink.
+      // Not when it refused the menu itself (gone, no image): every single call would fail too.
       for (const user of users) await send(versionId, menuId, [user])
       return
     }
-    if (!accepted) {
+    if (answer !== 'accepted') {
       counts.rejected += users.length
       return
     }
@@ -123,15 +124,17 @@ function createLinkBatch(deps: LinkDeps, racedRetries = 2) {
 
 /**
  * One LINE call: link `menuId` (null: unlink) to the users; one user goes by the per-user
- * endpoint (immediate), more by bulk (202, asynchronous). Returns false when LINE refused it
- * (4xx other than 429: logged, rows left as they were so a later relink tries again); throws
- * on 429, 5xx, a timeout or a network error so that the job is retried.
+ * endpoint (immediate), more by bulk (202, asynchronous). Returns `refused` when LINE refused it
+ * (4xx other than 429: logged, rows left as they were so a later relink tries again), or
+ * `menu-refused` when the refusal is about the menu (LINE lost it: 404; it has no image), which
+ * no user of the call can change; throws on 429, 5xx, a timeout or a network error so that the
+ * job is retried.
  */
 async function callLine(
   deps: LinkDeps,
   menuId: string | null,
   users: WantedMenu[],
-): Promise<boolean> {
+): Promise<'accepted' | 'refused' | 'menu-refused'> {
   const userIds = users.map((u) => u.line_uid)
   const [one] = userIds
   try {
@@ -148,7 +151,7 @@ async function callLine(
           : c.unlinkRichMenuIdFromUsers({ userIds }),
       )
     }
-    return true
+    return 'accepted'
   } catch (error) {
     const failure = classifyLineError(error)
     if (failure.kind === 'rejected' || failure.kind === 'invalid_reply_token') {
@@ -163,7 +166,9 @@ async function callLine(
         },
         menuId ? 'LINE refused to link a rich menu' : 'LINE refused to unlink a rich menu',
       )
-      return false
+      const aboutMenu =
+        menuId !== null && (failure.status === 404 || /richmenu image/i.test(failure.message))
+      return aboutMenu ? 'menu-refused' : 'refused'
     }
     throw error
   }
