@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util'
 import type { messagingApi } from '@line/bot-sdk'
 import {
   forgetLineRichMenu,
+  forgetLinkedVersions,
   listRecordedLineIds,
   listUnretiredVersions,
   listVersionsOnLine,
@@ -18,6 +19,11 @@ import type { RichMenuFile } from './richmenu-files.ts'
  * selected, name, chatBarText, areas) equal to a version's, and by no version recording it.
  * Menus that match no version are never touched: other tools may share the channel.
  */
+
+/** Whether the menu has an area that switches to a tab (LINE links the tab when it is tapped). */
+export function hasTabSwitch(menu: RichMenuFile): boolean {
+  return (menu.richMenu.areas ?? []).some((a) => a.action?.type === 'richmenuswitch')
+}
 
 /** LINE's object without its id, keys sorted and empty values dropped: what is compared. */
 function canonical(value: unknown): unknown {
@@ -72,15 +78,28 @@ export async function checkAgainstLine(
   const onLine = await listLineRichMenus(deps.line)
   const onLineIds = new Set(onLine.map((m) => m.richMenuId))
   let lost = false
+  let lostTab = false
   for (const v of await listVersionsOnLine(db)) {
     if (v.line_rich_menu_id && !onLineIds.has(v.line_rich_menu_id)) {
       await forgetLineRichMenu(db, v.id)
       lost = true
+      if (v.retired_at === null && v.segments.length === 0) lostTab = true
       log.info({ menu: v.name, richMenuId: v.line_rich_menu_id }, 'rich menu gone at LINE')
     }
   }
   const recorded = await listRecordedLineIds(db)
   const unretired = await listUnretiredVersions(db)
+  if (lostTab) {
+    // LINE unlinked the people showing the tab, and no row names them (LINE linked it on a
+    // richmenuswitch tap): the friends on a menu with a tab switch are linked to theirs again.
+    const withTabs = unretired.filter((v) =>
+      menus.some((m) => m.name === v.name && m.contentHash === v.content_hash && hasTabSwitch(m)),
+    )
+    await forgetLinkedVersions(
+      db,
+      withTabs.map((v) => v.id),
+    )
+  }
   for (const lineMenu of onLine) {
     if (recorded.has(lineMenu.richMenuId)) continue
     const versions = menus

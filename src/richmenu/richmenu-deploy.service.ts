@@ -21,7 +21,7 @@ import {
   reviveVersion,
   setLineRichMenuId,
 } from './richmenu.repo.ts'
-import { adoptLostCreate, checkAgainstLine } from './richmenu-deploy-adopt.ts'
+import { adoptLostCreate, checkAgainstLine, hasTabSwitch } from './richmenu-deploy-adopt.ts'
 import {
   clearDefaultRichMenu,
   createLineRichMenu,
@@ -128,7 +128,7 @@ async function deployLocked(
   // Live versions with a tab switch: their people may be showing a tab at LINE.
   const withTabs: string[] = []
   const noteLive = (menu: RichMenuFile, versionId: string) => {
-    if ((menu.richMenu.areas ?? []).some((a) => a.action?.type === 'richmenuswitch')) {
+    if (hasTabSwitch(menu)) {
       withTabs.push(versionId)
     }
   }

@@ -74,4 +74,27 @@ describe('deployRichMenus, tabs', () => {
     await relinkRichMenus(deps)
     expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
   })
+
+  it('re-links the people showing a tab whose menu LINE lost, once checkLine made it again', async () => {
+    await folder.write('welcome', { segments: ['new_friend'], default: true, shade: 60 })
+    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
+    await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 61 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const user = line.users.create()
+    user.friendship = 'friend'
+    await insertFriend(deps, { lineUid: user.userId, customer: { purchase_count: 1 } })
+    await relinkRichMenus(deps)
+    const member = await liveId('member')
+    const tab = await liveId('member-more')
+    user.richMenuId = tab.richMenuId ?? undefined
+
+    // Deleted by another tool: LINE unlinks everyone showing it (the default shows).
+    await deps.line.client.deleteRichMenu(tab.richMenuId ?? '')
+    expect(line.richMenuOf(user.userId)).toBe((await liveId('welcome')).richMenuId)
+
+    const summary = await deployRichMenus(deps, { dir: folder.dir, checkLine: true })
+    expect(summary.changed).toBe(true)
+    await relinkRichMenus(deps)
+    expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
+  })
 })
