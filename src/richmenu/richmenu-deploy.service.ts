@@ -106,8 +106,13 @@ export async function deployRichMenus(
   try {
     await withDeployLock(deps.db, (db) => deployLocked({ ...deps, db }, menus, opts, summary))
   } catch (error) {
-    // What went live before the stop still needs its people re-linked.
-    if (summary.changed) await opts.afterChange?.(summary)
+    // What went live before the stop still needs its people re-linked; the stop is what the
+    // caller must hear about (a relink that could not be queued happens at the next start).
+    if (summary.changed) {
+      await opts.afterChange?.(summary).catch((err: unknown) => {
+        deps.log.warn({ err }, 'could not queue the rich menu relink after a stopped deploy')
+      })
+    }
     throw error
   }
   if (summary.changed || summary.waiting.length > 0) await opts.afterChange?.(summary)

@@ -92,6 +92,18 @@ describe('deployRichMenus, stopped and resumed', () => {
     expect(creates().filter((r) => r.status === 200)).toHaveLength(1)
   })
 
+  it('says why a deploy stopped even when queuing the re-link fails too (Redis down)', async () => {
+    await folder.write('a-menu', { shade: 5 })
+    await folder.write('b-menu', { shade: 6 })
+    line.setRateLimit('POST /v2/bot/richmenu', { capacity: 1, perMs: 3_600_000 })
+    const afterChange = async () => {
+      throw new Error('Connection is closed.')
+    }
+    const error = await failure(() => deployRichMenus(deps, { dir: folder.dir, afterChange }))
+    expect((error as AppError).code).toBe('TOO_MANY_REQUESTS')
+    line.setRateLimit('POST /v2/bot/richmenu', null)
+  })
+
   it('creates each menu once when two deploys run at once', async () => {
     await folder.write('main', { alias: 'main', default: true, shade: 3 })
     await folder.write('vip', { alias: 'vip', shade: 4 })
