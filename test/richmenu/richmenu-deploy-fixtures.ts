@@ -2,8 +2,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { crc32, deflateSync } from 'node:zlib'
+import { afterEach, beforeEach } from 'vitest'
+import type { Deps } from '../../src/platform/deps.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { TEST_CHANNEL_TOKEN } from '../support/harness.ts'
+import { startPrivateDeps } from '../support/private-deps.ts'
 
 export const WIDTH = 800
 export const HEIGHT = 270
@@ -79,6 +82,30 @@ export async function menusFolder() {
     remove: (name: string) => rm(join(dir, name), { recursive: true }),
     drop: () => rm(dir, { recursive: true, force: true }),
   }
+}
+
+export type MenusFolder = Awaited<ReturnType<typeof menusFolder>>
+export type DeployWorld = { deps: Deps; line: LinePlatform; folder: MenusFolder }
+
+/**
+ * Registers the hooks of a deploy test: for each test its own database, Redis prefix and LINE
+ * stand-in (startPrivateDeps) and a throw-away richmenus/ folder, all gone after it. Read the
+ * fields in a test or a later beforeEach (they change for every test).
+ */
+export function useDeployWorld(envOverrides: Record<string, string> = {}): DeployWorld {
+  const world = {} as DeployWorld
+  let cleanups: (() => Promise<void>)[] = []
+  beforeEach(async () => {
+    cleanups = []
+    const { deps, line } = await startPrivateDeps(cleanups, envOverrides)
+    const folder = await menusFolder()
+    cleanups.push(() => folder.drop())
+    Object.assign(world, { deps, line, folder })
+  })
+  afterEach(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup()
+  })
+  return world
 }
 
 /** The image LINE stores for a menu, read back over HTTP from the data host. */

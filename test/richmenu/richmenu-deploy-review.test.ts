@@ -1,26 +1,17 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
 import { deployRichMenus } from '../../src/richmenu/richmenu-deploy.service.ts'
 import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
-import { lineState, menusFolder } from './richmenu-deploy-fixtures.ts'
+import { lineState, type MenusFolder, useDeployWorld } from './richmenu-deploy-fixtures.ts'
 import { insertFriend } from './richmenu-link-fixtures.ts'
 
-let cleanups: (() => Promise<void>)[] = []
+const world = useDeployWorld()
 let deps: Deps
 let line: LinePlatform
-let folder: Awaited<ReturnType<typeof menusFolder>>
-
-beforeEach(async () => {
-  cleanups = []
-  ;({ deps, line } = await startPrivateDeps(cleanups))
-  folder = await menusFolder()
-  cleanups.push(() => folder.drop())
-})
-
-afterEach(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup()
+let folder: MenusFolder
+beforeEach(() => {
+  ;({ deps, line, folder } = world)
 })
 
 const failure = (fn: () => Promise<unknown>) =>

@@ -1,26 +1,23 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
 import { deployRichMenus } from '../../src/richmenu/richmenu-deploy.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
-import { downloadImage, lineState, menusFolder, png } from './richmenu-deploy-fixtures.ts'
+import {
+  downloadImage,
+  lineState,
+  type MenusFolder,
+  png,
+  useDeployWorld,
+} from './richmenu-deploy-fixtures.ts'
 
-let cleanups: (() => Promise<void>)[] = []
+const world = useDeployWorld()
 let deps: Deps
 let line: LinePlatform
-let folder: Awaited<ReturnType<typeof menusFolder>>
-
-beforeEach(async () => {
-  cleanups = []
-  ;({ deps, line } = await startPrivateDeps(cleanups))
-  folder = await menusFolder()
-  cleanups.push(() => folder.drop())
-})
-
-afterEach(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup()
+let folder: MenusFolder
+beforeEach(() => {
+  ;({ deps, line, folder } = world)
 })
 
 const versions = () =>
