@@ -1,37 +1,14 @@
-import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadEnv } from '../../src/config/env.ts'
-import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
-import { createLogger } from '../../src/platform/logger.ts'
-import { launchChromium } from '../support/browser.ts'
-import { TEST_REDIS_URL } from '../support/env.ts'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { Kizuna } from '../../src/main/runtime.ts'
 import { eventually } from '../support/wait.ts'
+import { useFirstRun } from './first-run.ts'
 
-const cleanups: (() => Promise<void>)[] = []
-afterAll(async () => {
-  for (const fn of cleanups.reverse()) await fn()
-})
-
+const run = useFirstRun()
 let k: Kizuna
 let browser: Browser
-beforeAll(async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'kizuna-link-'))
-  cleanups.push(() => rm(dataDir, { recursive: true, force: true }))
-  // PORT=0 as the README allows (a free port): links must still name the real one.
-  const env = loadEnv({
-    PORT: '0',
-    DATA_DIR: dataDir,
-    REDIS_URL: TEST_REDIS_URL,
-    LOG_LEVEL: 'silent',
-  })
-  k = await startKizuna(env, { queuePrefix: `test-${randomUUID()}`, log: createLogger('silent') })
-  cleanups.push(() => k.stop())
-  browser = await launchChromium()
-  cleanups.push(() => browser.close())
+beforeAll(() => {
+  ;({ k, browser } = run)
 })
 
 describe('first run on PORT=0: the /sandbox page', () => {

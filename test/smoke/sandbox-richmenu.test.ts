@@ -1,19 +1,12 @@
-import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
-import { loadEnv } from '../../src/config/env.ts'
 import { findPostbackRoute, parsePostbackData } from '../../src/conversation/routes.ts'
-import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
-import { createLogger } from '../../src/platform/logger.ts'
+import type { Kizuna } from '../../src/main/runtime.ts'
 import { listMenuFolders } from '../../src/richmenu/richmenu-files.ts'
-import { launchChromium } from '../support/browser.ts'
-import { TEST_REDIS_URL } from '../support/env.ts'
 import { eventually } from '../support/wait.ts'
+import { useFirstRun } from './first-run.ts'
 
 type Area = {
   bounds: { x: number; y: number; width: number; height: number }
@@ -26,26 +19,11 @@ const menuJson = (name: string) =>
     richMenu: { size: { width: number; height: number }; areas: Area[] }
   }
 
-const cleanups: (() => Promise<void>)[] = []
-afterAll(async () => {
-  for (const fn of cleanups.reverse()) await fn()
-})
-
+const run = useFirstRun()
 let k: Kizuna
 let browser: Browser
-beforeAll(async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'kizuna-richmenu-'))
-  cleanups.push(() => rm(dataDir, { recursive: true, force: true }))
-  const env = loadEnv({
-    PORT: '0',
-    DATA_DIR: dataDir,
-    REDIS_URL: TEST_REDIS_URL,
-    LOG_LEVEL: 'silent',
-  })
-  k = await startKizuna(env, { queuePrefix: `test-${randomUUID()}`, log: createLogger('silent') })
-  cleanups.push(() => k.stop())
-  browser = await launchChromium()
-  cleanups.push(() => browser.close())
+beforeAll(() => {
+  ;({ k, browser } = run)
 })
 
 async function menuOf(page: Page, userId: string) {
