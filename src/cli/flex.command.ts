@@ -10,6 +10,7 @@ import {
   renderMessageDraft,
 } from '../flex/message-template.ts'
 import { loadFlexSample } from '../flex/render.ts'
+import { runCommand } from './with-db.ts'
 
 export function registerFlexCommands(program: Command): void {
   const flex = program
@@ -23,7 +24,7 @@ export function registerFlexCommands(program: Command): void {
     )
     .option('--dir <dir>', 'the templates folder', flexTemplatesDir)
     .action((opts: { dir: string }) =>
-      run(() => {
+      runCommand(() => {
         const reports = validateTemplateFolder(resolve(opts.dir))
         for (const r of reports) {
           console.log(
@@ -45,7 +46,7 @@ export function registerFlexCommands(program: Command): void {
     .option('--out <file>', 'where to write the page (default: ./<id>.preview.html)')
     .option('--dir <dir>', 'the templates folder', flexTemplatesDir)
     .action((id: string, opts: { vars?: string; out?: string; dir: string }) =>
-      run(() => {
+      runCommand(() => {
         const dir = resolve(opts.dir)
         const template = loadMessageTemplate(id, dir)
         const vars = opts.vars ? readVars(opts.vars) : loadFlexSample(id, dir)
@@ -63,13 +64,4 @@ function readVars(file: string): Record<string, unknown> {
   const parsed = messageVarsSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')))
   if (!parsed.success) throw new Error(`${file}: the variables must be a JSON object`)
   return parsed.data
-}
-
-function run(fn: () => void): void {
-  try {
-    fn()
-  } catch (error) {
-    console.error(`error: ${error instanceof Error ? error.message : String(error)}`)
-    process.exitCode = 1
-  }
 }

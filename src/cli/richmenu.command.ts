@@ -9,6 +9,7 @@ import {
   readMenuJson,
   richMenusDir,
 } from '../richmenu/richmenu-files.ts'
+import { runCommand } from './with-db.ts'
 
 export function registerRichMenuCommands(program: Command): void {
   const richmenu = program
@@ -22,7 +23,7 @@ export function registerRichMenuCommands(program: Command): void {
     )
     .option('--dir <dir>', 'the menus folder', richMenusDir)
     .action((opts: { dir: string }) =>
-      run(() => {
+      runCommand(() => {
         const dir = resolve(opts.dir)
         // A mistyped --dir would otherwise pass as "0 menus, 0 with errors".
         if (!existsSync(dir)) throw new Error(`no folder ${dir}`)
@@ -52,7 +53,7 @@ export function registerRichMenuCommands(program: Command): void {
     .option('--out <file>', 'where to write the PNG (default: <dir>/<name>/image.png)')
     .option('--force', 'replace an existing image')
     .action((name: string, opts: { dir: string; out?: string; force?: boolean }) =>
-      run(() => {
+      runCommand(() => {
         const dir = resolve(opts.dir)
         const names = listMenuFolders(dir)
         if (!names.includes(name)) {
@@ -84,13 +85,4 @@ function folderOf(dir: string, p: RichMenuProblem): string {
 /** `menu.json richMenu.areas[3].action.label: message; …`, as one line. */
 function describe(problems: RichMenuProblem[]): string {
   return problems.map((p) => `${basename(p.file)} ${p.field}: ${p.message}`).join('; ')
-}
-
-function run(fn: () => void): void {
-  try {
-    fn()
-  } catch (error) {
-    console.error(`error: ${error instanceof Error ? error.message : String(error)}`)
-    process.exitCode = 1
-  }
 }

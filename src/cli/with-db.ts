@@ -26,6 +26,16 @@ export async function withDb(
   }
 }
 
+/** Runs a CLI action that needs no database; prints a clear error and sets exit code 1. */
+export function runCommand(fn: () => void): void {
+  try {
+    fn()
+  } catch (error) {
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}`)
+    process.exitCode = 1
+  }
+}
+
 /** For bad command-line input: the message is printed as is. */
 export class UsageError extends Error {
   override name = 'UsageError'

@@ -4,6 +4,22 @@ import { databaseMigratedTo } from '../support/migrated-database.ts'
 
 const BEFORE = '20261208T120000-index-coupon-used-purchase'
 
+type MigratedDb = Awaited<ReturnType<typeof databaseMigratedTo>>['db']
+
+/** After the migrations: the first-call time of the i-th inserted row (null: none). */
+async function firstCallsOf(db: MigratedDb, rows: { id: string }[]) {
+  const after = await db
+    .selectFrom('delivery')
+    .select(['id', 'line_first_call_at as first'])
+    .where(
+      'id',
+      'in',
+      rows.map((r) => r.id),
+    )
+    .execute()
+  return (i: number) => after.find((a) => a.id === rows[i]?.id)?.first ?? null
+}
+
 /**
  * Two backfills run in order: the first (20261208T130000) covers only rows with `channel =
  * 'line'`, which the send path writes on sent rows alone; the second (…140000) covers the rows
@@ -49,16 +65,7 @@ describe('migrations 20261208T130000 and …140000: first-call times for deliver
       .execute()
 
     await migrated.migrateToLatest()
-    const after = await db
-      .selectFrom('delivery')
-      .select(['id', 'line_first_call_at as first'])
-      .where(
-        'id',
-        'in',
-        rows.map((r) => r.id),
-      )
-      .execute()
-    const firstOf = (i: number) => after.find((a) => a.id === rows[i]?.id)?.first ?? null
+    const firstOf = await firstCallsOf(db, rows)
     expect(firstOf(0)).toEqual(created)
     expect(firstOf(1)).toEqual(created)
     expect([firstOf(2), firstOf(3), firstOf(4)]).toEqual([null, null, null])
@@ -113,16 +120,7 @@ describe('migrations 20261208T130000 and …140000: first-call times for deliver
       .execute()
 
     await migrated.migrateToLatest()
-    const after = await db
-      .selectFrom('delivery')
-      .select(['id', 'line_first_call_at as first'])
-      .where(
-        'id',
-        'in',
-        rows.map((r) => r.id),
-      )
-      .execute()
-    const firstOf = (i: number) => after.find((a) => a.id === rows[i]?.id)?.first ?? null
+    const firstOf = await firstCallsOf(db, rows)
     expect([firstOf(0), firstOf(1)]).toEqual([created, created])
     expect([firstOf(2), firstOf(3), firstOf(4), firstOf(5)]).toEqual([null, null, null, null])
   })
