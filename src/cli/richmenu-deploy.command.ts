@@ -1,14 +1,16 @@
+import { once } from 'node:events'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { pino } from 'pino'
 import { type Env, isSandbox, loadEnv } from '../config/env.ts'
 import { systemClock } from '../platform/clock.ts'
 import { AppError } from '../platform/errors.ts'
+import { createHourlyBudget } from '../platform/hourly-budget.ts'
 import { createLine } from '../platform/line.ts'
 import { createLogger, type Logger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
 import { createQueues } from '../platform/queues.ts'
-import { createProducerRedis } from '../platform/redis.ts'
+import { assertRedisReachable, createProducerRedis, type Redis } from '../platform/redis.ts'
 import { deployRichMenus, type RichMenuDeploySummary } from '../richmenu/richmenu-deploy.service.ts'
 import { type RichMenuProblem, richMenusDir } from '../richmenu/richmenu-files.ts'
 import { enqueueRelink } from '../richmenu/richmenu-link.service.ts'
@@ -37,14 +39,16 @@ export function registerRichMenuDeployCommand(program: Command): void {
         async (db, env) => {
           // Logs go to stderr: stdout is the one-line-per-menu report.
           const log = createLogger(env.LOG_LEVEL, pino.destination(2))
-          const line = createLine(env, createMetrics())
+          // LINE's hourly budget for creating and deleting menus is the workers' one, in Redis.
+          const redis = await connectRedis(env)
+          const line = createLine(env, createMetrics(), createHourlyBudget(redis, env.QUEUE_PREFIX))
           try {
             const summary = await deployRichMenus(
               { db, line, log, clock: systemClock },
               {
                 dir: resolve(opts.dir),
                 checkLine: opts.checkLine,
-                afterChange: () => queueRelink(env, log),
+                afterChange: () => queueRelink(redis, env, log),
               },
             )
             printSummary(summary)
@@ -57,6 +61,7 @@ export function registerRichMenuDeployCommand(program: Command): void {
             throw error
           } finally {
             await line.close()
+            redis.disconnect()
           }
         },
         () => {
@@ -66,12 +71,19 @@ export function registerRichMenuDeployCommand(program: Command): void {
     )
 }
 
+/** Redis, ready for commands (a producer connection refuses them until then). */
+async function connectRedis(env: Env): Promise<Redis> {
+  await assertRedisReachable(env.REDIS_URL)
+  const redis = createProducerRedis(env.REDIS_URL)
+  if (redis.status !== 'ready') await once(redis, 'ready', { signal: AbortSignal.timeout(3_000) })
+  return redis
+}
+
 /**
  * People whose menu changed are re-linked by the workers: the relink job goes through Redis.
- * Without Redis it waits for the next start's deploy or the nightly relink.
+ * When it cannot be queued, it happens at the next start's deploy or in the nightly relink.
  */
-async function queueRelink(env: Env, log: Logger): Promise<void> {
-  const redis = createProducerRedis(env.REDIS_URL)
+async function queueRelink(redis: Redis, env: Env, log: Logger): Promise<void> {
   const queues = createQueues(redis, log, env.QUEUE_PREFIX)
   try {
     await enqueueRelink({ queues }, `deploy-${Date.now()}`)
@@ -83,7 +95,6 @@ async function queueRelink(env: Env, log: Logger): Promise<void> {
     )
   } finally {
     await queues.close()
-    redis.disconnect()
   }
 }
 

@@ -2,6 +2,7 @@ import type { Env } from '../config/env.ts'
 import { type Clock, systemClock } from '../platform/clock.ts'
 import { createDb } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
+import { createHourlyBudget } from '../platform/hourly-budget.ts'
 import { createLine } from '../platform/line.ts'
 import { createLogger, type Logger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
@@ -22,7 +23,7 @@ export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps
   const db = await createDb(env)
   const redis = createProducerRedis(env.REDIS_URL)
   const queues = createQueues(redis, log, opts.queuePrefix ?? env.QUEUE_PREFIX)
-  const line = createLine(env, metrics)
+  const line = createLine(env, metrics, createHourlyBudget(redis, queues.prefix))
   return { env, db, queues, redis, line, log, clock: opts.clock ?? systemClock, metrics }
 }
 

@@ -1,12 +1,19 @@
 import { HTTPFetchError, LineBotClient } from '@line/bot-sdk'
 import type { Env } from '../config/env.ts'
+import { type HourlyBudget, HourlyLimitReached } from './hourly-budget.ts'
 import { createLineSendTransport, type LineSendTransport } from './line-send-transport.ts'
 import type { Metrics } from './metrics.ts'
 import { TimeoutError, withTimeout } from './timeout.ts'
 
 export type LineFailure =
   | { kind: 'already_accepted'; status: 409; acceptedRequestId: string | null }
-  | { kind: 'rate_limited'; status: 429; message: string }
+  | {
+      kind: 'rate_limited'
+      status: 429
+      message: string
+      /** Known when Kizuna held the call back itself (an hourly budget used up). */
+      retryInMs?: number
+    }
   | { kind: 'quota_exceeded'; status: 429; message: string }
   | { kind: 'invalid_reply_token'; status: 400; message: string }
   | { kind: 'rejected'; status: number; message: string; details: unknown }
@@ -14,7 +21,10 @@ export type LineFailure =
 
 export type Line = {
   client: LineBotClient
-  /** Runs one LINE call with a timeout, counting it by endpoint and status. */
+  /**
+   * Runs one LINE call with a timeout, counting it by endpoint and status. An endpoint limited
+   * per hour takes from the channel's hourly budget first (HourlyLimitReached when used up).
+   */
   call<T>(endpoint: string, fn: (client: LineBotClient) => Promise<T>): Promise<T>
   /** Reply, push and multicast: the delivery engine's hot path (see line-send-transport.ts). */
   send: LineSendTransport['send']
@@ -31,6 +41,8 @@ export function createLine(
     | 'LINE_CALLS_UNDER_WAY'
   >,
   metrics: Metrics,
+  /** The channel's hourly budget, shared in Redis; without it nothing is held back here. */
+  hourly?: HourlyBudget,
 ): Line {
   if (!env.LINE_CHANNEL_ACCESS_TOKEN) throw new Error('LINE_CHANNEL_ACCESS_TOKEN is not set')
   const client = LineBotClient.fromChannelAccessToken({
@@ -44,6 +56,12 @@ export function createLine(
     send: transport.send,
     close: transport.close,
     async call(endpoint, fn) {
+      try {
+        await hourly?.take(endpoint)
+      } catch (error) {
+        if (error instanceof HourlyLimitReached) metrics.lineCalls.inc({ endpoint, status: 'held' })
+        throw error
+      }
       try {
         const result = await withTimeout(fn(client), env.LINE_TIMEOUT_MS, `LINE ${endpoint}`)
         metrics.lineCalls.inc({ endpoint, status: '2xx' })
@@ -64,6 +82,14 @@ export function createLine(
 
 /** Sorts a failed LINE call into what the caller should do about it (LINE-API.md §2.4–2.6). */
 export function classifyLineError(error: unknown): LineFailure {
+  if (error instanceof HourlyLimitReached) {
+    return {
+      kind: 'rate_limited',
+      status: 429,
+      message: error.message,
+      retryInMs: error.retryInMs,
+    }
+  }
   if (!(error instanceof HTTPFetchError)) {
     const message = error instanceof Error ? error.message : String(error)
     return { kind: 'transient', status: null, message }

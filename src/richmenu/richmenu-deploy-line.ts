@@ -133,13 +133,20 @@ async function ignoringNotFound(what: string, fn: () => Promise<unknown>): Promi
  */
 function toAppError(what: string, error: unknown): unknown {
   const failure = classifyLineError(error)
-  if (failure.status === 429) {
+  if (failure.kind === 'rate_limited' || failure.kind === 'quota_exceeded') {
+    const retryInMs = failure.kind === 'rate_limited' ? failure.retryInMs : undefined
+    const stoppedBy =
+      retryInMs === undefined
+        ? "LINE's rate limit stopped the deploy"
+        : 'The deploy stopped before using more than LINE allows'
     return new AppError(
       'TOO_MANY_REQUESTS',
-      `LINE's rate limit stopped the deploy at "${what}" (creating and deleting menus and ` +
-        `deleting aliases: 100 an hour). The steps already done are recorded: run the deploy ` +
-        `again later and it carries on.`,
-      { cause: error },
+      `${stoppedBy} at "${what}" (creating and deleting menus and deleting aliases: 100 an ` +
+        'hour each). The steps already done are recorded: the deploy carries on from there ' +
+        (retryInMs === undefined
+          ? 'when run again later.'
+          : `when run again in ${Math.ceil(retryInMs / 60_000)} min or later.`),
+      { cause: error, details: { retryInMs: retryInMs ?? null } },
     )
   }
   if (failure.kind === 'rejected') {

@@ -1,4 +1,5 @@
 import { UnrecoverableError } from 'bullmq'
+import { jobIds } from '../jobs.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import type { Processor } from '../platform/worker-types.ts'
@@ -15,8 +16,9 @@ export type DeployRichMenusJobOptions = {
 /**
  * `richmenu.deploy`, queued at every start: deploys richmenus/ after checking Kizuna's records
  * against LINE's list (a sandbox starts empty; a menu may have been deleted by hand). Problems in
- * the folders are logged (file, field, message: no personal data) and the job ends; a LINE 429
- * or refusal ends it too (the next start carries on); a 5xx or timeout is retried.
+ * the folders are logged (file, field, message: no personal data) and the job ends; a refusal
+ * ends it too (the next start carries on); a 5xx or timeout is retried. LINE's hourly limits
+ * (a 429, or Kizuna's own budget used up) queue the deploy again for when there is room.
  */
 export function createDeployRichMenus(
   opts: DeployRichMenusJobOptions = {},
@@ -53,9 +55,32 @@ export function createDeployRichMenus(
           deps.log.info(error.message)
           return
         }
+        if (error.code === 'TOO_MANY_REQUESTS') {
+          await resumeLater(deps, error)
+          return
+        }
         deps.log.error({ err: error }, 'rich menu deploy stopped')
         throw new UnrecoverableError(error.message)
       }
     },
   }
+}
+
+/** After LINE's own 429 the hour's room is unknown: the deploy tries again this much later. */
+export const RESUME_AFTER_LINE_429_MS = 15 * 60_000
+
+/** Queues the stopped deploy again for when LINE's hourly limit has room (the steps done stay). */
+async function resumeLater(deps: Deps, error: AppError): Promise<void> {
+  const known = (error.details as { retryInMs?: number | null } | null)?.retryInMs
+  const delay = known ?? RESUME_AFTER_LINE_429_MS
+  const at = deps.clock.now().getTime() + delay
+  await deps.queues.enqueue(
+    'richmenu.deploy',
+    {},
+    { jobId: jobIds.richmenuDeploy(`resume-${at}`), delay },
+  )
+  deps.log.warn(
+    { resumeAt: new Date(at).toISOString() },
+    `rich menu deploy paused: ${error.message}`,
+  )
 }

@@ -5,10 +5,14 @@ import { createMailer } from '../../src/email/mailer.ts'
 import { jobIds } from '../../src/jobs.ts'
 import { createProcessors } from '../../src/main/processors.ts'
 import type { Deps } from '../../src/platform/deps.ts'
+import { createHourlyBudget } from '../../src/platform/hourly-budget.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { startWorkers } from '../../src/platform/workers.ts'
-import { createDeployRichMenus } from '../../src/richmenu/richmenu.jobs.ts'
+import {
+  createDeployRichMenus,
+  RESUME_AFTER_LINE_429_MS,
+} from '../../src/richmenu/richmenu.jobs.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN } from '../support/harness.ts'
@@ -100,6 +104,65 @@ describe('richmenu.deploy (the job queued at start)', () => {
   })
 })
 
+/** Uses up this channel's 100 menu creates of the hour, as other deploys would have. */
+async function useUpCreates() {
+  const budget = createHourlyBudget(deps.redis, deps.queues.prefix)
+  for (let i = 0; i < 100; i++) await budget.take('richmenu-create')
+}
+
+const createRequests = () => line.requestsTo('POST', '/v2/bot/richmenu')
+
+/** The deploy jobs queued to resume a stopped deploy. */
+const resumeJobs = async () =>
+  (await deps.queues.byName.richmenu.getJobs(['delayed', 'waiting'])).filter(
+    (j) => j.name === 'richmenu.deploy',
+  )
+
+describe("LINE's 100 menu creates an hour", () => {
+  it('counts every create in the shared budget', async () => {
+    await folder.write('main', { alias: 'main', shade: 1 })
+    await folder.write('vip', { alias: 'vip', shade: 2 })
+    await createDeployRichMenus({ dir: folder.dir }).run(deps, {}, ctx)
+    expect(createRequests()).toHaveLength(2)
+    const key = `${deps.queues.prefix}:line-limit-hourly:richmenu-create`
+    expect(await deps.redis.zcard(key)).toBe(2)
+  })
+
+  it('sends no create once the hour is used up, and queues the deploy for when there is room', async () => {
+    await folder.write('main', { alias: 'main', default: true })
+    await useUpCreates()
+    const { log, lines } = capturedLog()
+    await createDeployRichMenus({ dir: folder.dir }).run({ ...deps, log }, {}, ctx)
+
+    expect(createRequests()).toEqual([])
+    const [resume, ...more] = await resumeJobs()
+    expect(more).toEqual([])
+    expect(resume?.opts.delay).toBeGreaterThan(3_590_000)
+    expect(resume?.opts.delay).toBeLessThanOrEqual(3_600_000)
+    const paused = lines.find((l) => String(l.msg).startsWith('rich menu deploy paused'))
+    expect(paused?.msg).toMatch(/before using more than LINE allows at "create main"/)
+    expect(Date.parse(String(paused?.resumeAt))).toBeGreaterThan(Date.now() + 3_590_000)
+    const row = await deps.db
+      .selectFrom('richmenu_version')
+      .select(['deployed_at', 'line_rich_menu_id'])
+      .executeTakeFirstOrThrow()
+    expect(row).toEqual({ deployed_at: null, line_rich_menu_id: null })
+  })
+
+  it("queues the deploy again 15 minutes later when LINE's own 429 stops it", async () => {
+    await folder.write('a-menu', { shade: 1 })
+    await folder.write('b-menu', { shade: 2 })
+    line.setRateLimit('POST /v2/bot/richmenu', { capacity: 1, perMs: 3_600_000 })
+    await createDeployRichMenus({ dir: folder.dir }).run(deps, {}, ctx)
+    line.setRateLimit('POST /v2/bot/richmenu', null)
+
+    expect(createRequests().map((r) => r.status)).toEqual([200, 429])
+    const [resume] = await resumeJobs()
+    expect(resume?.opts.delay).toBe(RESUME_AFTER_LINE_429_MS)
+    expect(RESUME_AFTER_LINE_429_MS).toBe(15 * 60_000)
+  })
+})
+
 describe('kizuna richmenu deploy', () => {
   const lineEnv = () => ({
     DATABASE_URL: env.DATABASE_URL ?? '',
@@ -149,6 +212,17 @@ describe('kizuna richmenu deploy', () => {
     expect(res.stderr).toMatch(/nothing was sent to LINE/)
     expect(line.requests).toEqual([])
     expect(await relinkJobs()).toEqual([])
+  })
+
+  it("stops before a create LINE's hourly limit would refuse, and says when to run it again", async () => {
+    await folder.write('main', { alias: 'main', default: true })
+    await useUpCreates()
+    const res = await cli(['richmenu', 'deploy', '--dir', folder.dir], lineEnv())
+    expect(res.code).toBe(1)
+    expect(res.stderr).toMatch(
+      /stopped before using more than LINE allows at "create main".*when run again in 60 min/,
+    )
+    expect(createRequests()).toEqual([])
   })
 
   it('says that npm start deploys to the sandbox when there are no LINE credentials', async () => {
