@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { pino } from 'pino'
@@ -7,13 +6,12 @@ import { systemClock } from '../platform/clock.ts'
 import { AppError } from '../platform/errors.ts'
 import { createHourlyBudget } from '../platform/hourly-budget.ts'
 import { createLine } from '../platform/line.ts'
-import { createLogger, type Logger } from '../platform/logger.ts'
+import { createLogger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
-import { createQueues } from '../platform/queues.ts'
-import { assertRedisReachable, createProducerRedis, type Redis } from '../platform/redis.ts'
+import type { Redis } from '../platform/redis.ts'
 import { deployRichMenus, type RichMenuDeploySummary } from '../richmenu/richmenu-deploy.service.ts'
 import { type RichMenuProblem, richMenusDir } from '../richmenu/richmenu-files.ts'
-import { enqueueRelink } from '../richmenu/richmenu-link.service.ts'
+import { connectRedis, queueRelinkFromCli } from './relink.ts'
 import { UsageError, withDb } from './with-db.ts'
 
 const SANDBOX_MESSAGE =
@@ -48,7 +46,7 @@ export function registerRichMenuDeployCommand(program: Command): void {
               {
                 dir: resolve(opts.dir),
                 checkLine: opts.checkLine,
-                afterChange: () => queueRelink(redis, env, log),
+                afterChange: () => queueRelink(redis, env),
               },
             )
             printSummary(summary)
@@ -71,31 +69,20 @@ export function registerRichMenuDeployCommand(program: Command): void {
     )
 }
 
-/** Redis, ready for commands (a producer connection refuses them until then). */
-async function connectRedis(env: Env): Promise<Redis> {
-  await assertRedisReachable(env.REDIS_URL)
-  const redis = createProducerRedis(env.REDIS_URL)
-  if (redis.status !== 'ready') await once(redis, 'ready', { signal: AbortSignal.timeout(3_000) })
-  return redis
-}
-
 /**
  * People whose menu changed are re-linked by the workers: the relink job goes through Redis.
  * When it cannot be queued, it happens at the next start's deploy or in the nightly relink.
  */
-async function queueRelink(redis: Redis, env: Env, log: Logger): Promise<void> {
-  const queues = createQueues(redis, log, env.QUEUE_PREFIX)
-  try {
-    await enqueueRelink({ queues }, `deploy-${Date.now()}`)
+async function queueRelink(redis: Redis, env: Env): Promise<void> {
+  const result = await queueRelinkFromCli(env, 'deploy', redis)
+  if (result.queued) {
     console.error('re-linking queued: the workers link people to their new menus')
-  } catch (error) {
-    console.error(
-      `could not queue the re-linking (${error instanceof Error ? error.message : String(error)}): ` +
-        "it happens at Kizuna's next start or in the nightly relink",
-    )
-  } finally {
-    await queues.close()
+    return
   }
+  console.error(
+    `could not queue the re-linking (${result.why}): ` +
+      "it happens at Kizuna's next start or in the nightly relink",
+  )
 }
 
 function printSummary(s: RichMenuDeploySummary): void {

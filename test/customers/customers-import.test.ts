@@ -12,6 +12,7 @@ import { createDb, type Database } from '../../src/platform/db.ts'
 import { resolveBarcode } from '../../src/pos/pos.service.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
+import { relinkQueue } from '../support/relink-queue.ts'
 import { cardNumber, createCustomer } from './factories.ts'
 
 let db: Database
@@ -43,6 +44,25 @@ async function customerWith(kind: string, value: string) {
 }
 
 describe('kizuna import customers', () => {
+  it('queues one rich-menu re-link when it created or updated customers, and none otherwise', async () => {
+    const queue = relinkQueue()
+    try {
+      const tag = randomUUID().slice(0, 8)
+      const file = await csv([HEADER, `shop-${tag},${tag}@example.com,Aoi,,,,`])
+      const first = await cli(['import', 'customers', file], queue.env)
+      expect(first.stdout).toContain('customers: created 1')
+      expect(first.stdout).toContain('rich menus: re-linking queued')
+      expect(await queue.relinkJobs()).toHaveLength(1)
+
+      const again = await cli(['import', 'customers', file], queue.env)
+      expect(again.stdout).toContain('created 0, updated 0, unchanged 1')
+      expect(again.stdout).not.toContain('re-linking')
+      expect(await queue.relinkJobs()).toHaveLength(1)
+    } finally {
+      await queue.close()
+    }
+  })
+
   it('creates customers with normalised identities, and a re-run changes nothing', async () => {
     const tag = randomUUID().slice(0, 8)
     const card = cardNumber()

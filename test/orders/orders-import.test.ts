@@ -7,6 +7,7 @@ import { createCustomer } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { tempFiles } from '../support/files.ts'
+import { relinkQueue } from '../support/relink-queue.ts'
 
 let db: Database
 let file: Awaited<ReturnType<typeof tempFiles>>
@@ -34,6 +35,55 @@ const importCsv = async (source: string, csv: string) =>
   cli(['import', 'orders', '--source', source, csv])
 
 describe('kizuna import orders', () => {
+  it('queues one rich-menu re-link when orders matched customers, and none otherwise', async () => {
+    const queue = relinkQueue()
+    try {
+      const source = newSource()
+      const email = `${source}@example.com`
+      await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
+      const row = (id: string, who: string) =>
+        `${id},,${who},2026-11-01T10:00:00+09:00,SOFA-1,Sofa,1,89000,89000`
+      const header =
+        'order_id,customer_external_id,customer_email,ordered_at,sku,name,quantity,unit_price,total'
+
+      const unmatched = await cli(
+        [
+          'import',
+          'orders',
+          '--source',
+          source,
+          await file('csv', [header, row('B1', 'x@example.com')]),
+        ],
+        queue.env,
+      )
+      expect(unmatched.stdout).toContain('orders: created 0, unmatched 1')
+      expect(unmatched.stdout).not.toContain('re-linking')
+      expect(await queue.relinkJobs()).toEqual([])
+
+      const matched = await cli(
+        ['import', 'orders', '--source', source, await file('csv', [header, row('B2', email)])],
+        queue.env,
+      )
+      expect(matched.stdout).toContain('orders: created 1, unmatched 0')
+      expect(matched.stdout).toContain('rich menus: re-linking queued')
+      expect(await queue.relinkJobs()).toHaveLength(1)
+
+      // Redis away: the orders are saved all the same, and the import says what happens instead.
+      const noRedis = await cli(
+        ['import', 'orders', '--source', source, await file('csv', [header, row('B3', email)])],
+        { ...queue.env, REDIS_URL: 'redis://127.0.0.1:1' },
+      )
+      expect(noRedis.code).toBe(0)
+      expect(noRedis.stdout).toContain('orders: created 1, unmatched 0')
+      expect(noRedis.stderr).toMatch(
+        /could not queue the re-linking \(Redis is unreachable.*the nightly relink does it/,
+      )
+      expect((await purchases(source)).map((p) => p.external_id)).toEqual(['B1', 'B2', 'B3'])
+    } finally {
+      await queue.close()
+    }
+  })
+
   it('groups CSV rows into orders, matches by email, and is idempotent on re-run', async () => {
     const source = newSource()
     const email = `${source}@example.com`

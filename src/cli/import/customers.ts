@@ -5,6 +5,7 @@ import type { Database } from '../../platform/db.ts'
 import { UsageError } from '../with-db.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
 import { formatOf, openRecords } from './read-records.ts'
+import { relinkAfterImport } from './relink-after-import.ts'
 import { parseRow } from './rows.ts'
 
 const CUSTOMER_COLUMNS = new Set<string>(customerImportRowSchema.keyof().options)
@@ -56,4 +57,6 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
     progress.stop()
   }
   console.log(`customers: ${summary(tally)}`)
+  // Identities attached here (a member card, a shop account) can change a friend's segment.
+  if (tally.created + tally.updated > 0) await relinkAfterImport(env)
 }

@@ -12,6 +12,7 @@ import { checkInput } from '../../platform/input.ts'
 import { UsageError } from '../with-db.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
 import { formatOf, openRecords, type RecordSource, type SourceRecord } from './read-records.ts'
+import { relinkAfterImport } from './relink-after-import.ts'
 
 const BATCH = 5000
 
@@ -243,4 +244,6 @@ export async function importOrdersFile(
     progress.stop()
   }
   console.log(`orders: ${summary(tally)}`)
+  // A matched order can move its customer to another segment, and so another rich menu.
+  if (tally.created > 0) await relinkAfterImport(env)
 }
