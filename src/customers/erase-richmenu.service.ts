@@ -3,7 +3,7 @@ import { classifyLineError, type Line } from '../platform/line.ts'
 import type { Logger } from '../platform/logger.ts'
 import { TimeoutError } from '../platform/timeout.ts'
 import { MAX_USERS_PER_LINK_CALL } from '../richmenu/richmenu-link.service.ts'
-import { findLinkedUsersOfCustomer } from '../richmenu/richmenu-segment.repo.ts'
+import { findLineUsersOfCustomer } from '../richmenu/richmenu-segment.repo.ts'
 import { findSurvivingCustomer } from './customer.repo.ts'
 
 /**
@@ -19,8 +19,9 @@ export type ErasedMenus = {
 }
 
 /**
- * Before eraseCustomer: unlinks at LINE the menu Kizuna linked to each LINE user of the customer
- * (the survivor of a merge chain), while their LINE user ids are still known; the erasure then
+ * Before eraseCustomer: unlinks at LINE the menu of each LINE user of the customer (the
+ * survivor of a merge chain), linked or not as far as Kizuna knows, while their LINE user ids
+ * are still known; the erasure then
  * replaces them with tombstones and clears the recorded menu. Never throws for LINE: the erasure
  * is a legal duty and goes ahead, the menu left at LINE being the lesser harm (logged without
  * the LINE user id). `line` undefined (sandbox mode): nothing is sent, the users count as
@@ -34,7 +35,7 @@ export async function unlinkMenusBeforeErasure(
   const result: ErasedMenus = { unlinked: 0, failed: 0, skipped: 0 }
   const survivor = await findSurvivingCustomer(deps.db, customerId)
   if (!survivor) return result
-  const users = await findLinkedUsersOfCustomer(deps.db, survivor.id)
+  const users = await findLineUsersOfCustomer(deps.db, survivor.id)
   if (!deps.line) {
     result.skipped = users.length
     return result

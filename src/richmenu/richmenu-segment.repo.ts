@@ -164,10 +164,12 @@ export async function forgetLinkedMenu(db: Db, lineUserId: string): Promise<void
 }
 
 /**
- * The LINE users of a customer that Kizuna linked a menu to and whose LINE user id is still
- * known (an erased row holds a tombstone): what an erasure unlinks at LINE first.
+ * The LINE users of a customer whose LINE user id is still known (an erased row holds a
+ * tombstone): what an erasure unlinks at LINE first. Those without a recorded menu too: a
+ * record is forgotten on purpose (a tab menu LINE lost, so the relink moves its people) while
+ * LINE may still show a menu.
  */
-export async function findLinkedUsersOfCustomer(
+export async function findLineUsersOfCustomer(
   db: Db,
   customerId: string,
 ): Promise<{ id: string; line_uid: string }[]> {
@@ -175,7 +177,6 @@ export async function findLinkedUsersOfCustomer(
     .selectFrom('line_user')
     .select(['id', 'line_uid'])
     .where('customer_id', '=', customerId)
-    .where('richmenu_version_id', 'is not', null)
     .where('line_uid', 'not like', 'erased:%')
     .orderBy('id')
     .execute()

@@ -95,7 +95,7 @@ describe('kizuna customers erase and the rich menu', () => {
     await expectNeverLinkedAgain(f.customerId, [f.lineUid], [f.lineUserId])
   })
 
-  it('unlinks every LINE user of the survivor of a merge with a menu, and only those', async () => {
+  it('unlinks every LINE user of the survivor of a merge, in one bulk call', async () => {
     const a = await friend({ linked: true })
     const b = await friend({ linked: true, customerId: a.customerId })
     const none = await friend({ linked: false, customerId: a.customerId })
@@ -113,7 +113,7 @@ describe('kizuna customers erase and the rich menu', () => {
     const bulk = line.requestsTo('POST', '/v2/bot/richmenu/bulk/unlink')
     expect(bulk).toHaveLength(1)
     expect((bulk[0]?.body as { userIds: string[] } | undefined)?.userIds.sort()).toEqual(
-      [a.lineUid, b.lineUid].sort(),
+      [a.lineUid, b.lineUid, none.lineUid].sort(),
     )
     expect(unlinkRequests()).toHaveLength(1)
     expect(line.richMenuOf(a.lineUid)).toBeUndefined()
@@ -148,12 +148,19 @@ describe('kizuna customers erase and the rich menu', () => {
     }
   })
 
-  it('makes no LINE call for a person without a recorded menu', async () => {
-    const f = await friend({ linked: false })
+  it('unlinks at LINE a menu Kizuna no longer records (forgotten when a tab menu was lost)', async () => {
+    const f = await friend({ linked: true })
+    await deps.db
+      .updateTable('line_user')
+      .set({ richmenu_version_id: null })
+      .where('id', '=', f.lineUserId)
+      .execute()
+    line.clearRequests()
     const res = await cli(['customers', 'erase', f.customerId], lineEnv())
     expect(res.code).toBe(0)
     expect(res.stdout).toContain(`erased customer ${f.customerId}`)
-    expect(line.requests).toEqual([])
+    expect(line.requestsTo('DELETE', `/v2/bot/user/${f.lineUid}/richmenu`)).toHaveLength(1)
+    expect(line.richMenuOf(f.lineUid)).toBeUndefined()
     expect((await row(f.lineUserId)).line_uid).toMatch(/^erased:/)
   })
 
