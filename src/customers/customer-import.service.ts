@@ -67,23 +67,33 @@ async function ownerOf(
   return customer.id
 }
 
-async function shopAccountsOf(trx: Transaction<DB>, customerId: string): Promise<string[]> {
+/** A customer's shop accounts, and whether they have their own LINE account. */
+async function accountsOf(trx: Transaction<DB>, customerId: string) {
   const identities = await listIdentities(trx, customerId)
-  return identities.filter((i) => i.kind === 'online_customer').map((i) => i.value)
+  return {
+    shop: identities.filter((i) => i.kind === 'online_customer').map((i) => i.value),
+    line: identities.some((i) => i.kind === 'line'),
+  }
 }
+
+const OTHER_SHOP_ACCOUNT =
+  'held by a customer with another external_id; not attached (two shop accounts are never merged)'
+const OTHER_LINE_ACCOUNT =
+  'held by another customer with their own LINE account; not attached (two LINE accounts are never merged)'
 
 /**
  * The customer the row describes, or undefined for a new one. External id, else member card,
- * finds it; else email, else phone. An email or phone never brings two shop accounts together
- * (households share a phone, sometimes an email): one held by a customer with another external
- * id is a conflict, returned to be left off (the rest of the row still applies: refusing it
- * would drop a family member, or an opt-out, because of a shared phone).
+ * finds it; else email, else phone. An email or phone never brings two shop accounts, or two
+ * LINE accounts, together (households share a phone, sometimes an email): one held by a
+ * customer with another external id or their own LINE account is a conflict, returned (with
+ * why) to be left off (the rest of the row still applies: refusing it would drop a family
+ * member, or an opt-out, because of a shared phone).
  */
 async function findRowCustomer(
   trx: Transaction<DB>,
   row: CustomerImportRow,
   ids: RowId[],
-): Promise<{ customerId: string | undefined; conflicts: Set<RowId> }> {
+): Promise<{ customerId: string | undefined; conflicts: Map<RowId, string> }> {
   const owners = new Map<RowId, string>()
   // ids lists external_id first: an erased one refuses the row before its email is looked at.
   const shopAccountRow = row.external_id !== undefined
@@ -94,22 +104,30 @@ async function findRowCustomer(
   const personal = ids.filter((id) => PERSONAL_KINDS.includes(id.kind))
   const personalOwners = new Set(personal.flatMap((id) => owners.get(id) ?? []))
   const accounts = new Set(row.external_id === undefined ? [] : [row.external_id])
+  let hasLine = false
   for (const owner of personalOwners) {
-    for (const account of await shopAccountsOf(trx, owner)) accounts.add(account)
+    const theirs = await accountsOf(trx, owner)
+    for (const account of theirs.shop) accounts.add(account)
+    hasLine ||= theirs.line
   }
   let customerId = personal.map((id) => owners.get(id)).find((owner) => owner !== undefined)
-  const conflicts = new Set<RowId>()
+  const conflicts = new Map<RowId, string>()
   for (const id of ids) {
     const owner = owners.get(id)
     if (!owner || personalOwners.has(owner) || owner === customerId) continue
-    const theirs = await shopAccountsOf(trx, owner)
-    if (accounts.size > 0 && theirs.length > 0) {
-      conflicts.add(id)
+    const theirs = await accountsOf(trx, owner)
+    if (accounts.size > 0 && theirs.shop.length > 0) {
+      conflicts.set(id, OTHER_SHOP_ACCOUNT)
+      continue
+    }
+    if (hasLine && theirs.line) {
+      conflicts.set(id, OTHER_LINE_ACCOUNT)
       continue
     }
     if (customerId === undefined) {
       customerId = owner
-      for (const account of theirs) accounts.add(account)
+      for (const account of theirs.shop) accounts.add(account)
+      hasLine ||= theirs.line
     }
   }
   return { customerId, conflicts }
@@ -122,9 +140,9 @@ export type RowWarning = (field: string, message: string) => void
  * Creates or updates the customer a row describes, in one transaction (findRowCustomer finds
  * it). The row's other ids are attached; one held by another customer merges the two
  * (attachIdentity rules: never two LINE accounts). Given profile fields overwrite; absent ones
- * are left alone; an email or phone of another shop account's customer is not attached (the
- * profile field is still set) and `warn` is told. An erased person's external id or card refuses the row, as does their email
- * or phone on a row without an external id.
+ * are left alone; an email or phone of another shop account's or LINE friend's customer is not
+ * attached (the profile field is still set) and `warn` is told. An erased person's external id
+ * or card refuses the row, as does their email or phone on a row without an external id.
  */
 export async function importCustomerRow(
   db: Database,
@@ -195,12 +213,7 @@ export async function importCustomerRow(
       changed ||= consentChanged
     }
     // Told only once nothing below can refuse the row (a RowError rolls it all back).
-    for (const id of found.conflicts) {
-      warn(
-        id.column,
-        'held by a customer with another external_id; not attached (two shop accounts are never merged)',
-      )
-    }
+    for (const [id, why] of found.conflicts) warn(id.column, why)
     if (created) return 'created'
     return changed ? 'updated' : 'unchanged'
   })

@@ -297,6 +297,39 @@ describe('kizuna import customers', () => {
     expect(identities.filter((i) => i.customer_id === hanako!.id)).toHaveLength(3)
   })
 
+  it("applies a LINE friend's row whose phone another LINE friend holds, leaving only the phone off", async () => {
+    const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
+    const phone = `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
+    const [motherCard, sonCard] = [cardNumber(), cardNumber()]
+    const mother = await createCustomer(db, {
+      line: true,
+      identities: [{ kind: 'member_card', value: motherCard }],
+    })
+    const son = await createCustomer(db, {
+      line: true,
+      marketingConsent: true,
+      identities: [{ kind: 'member_card', value: sonCard }],
+    })
+    const warnings: string[] = []
+    const run = (row: Record<string, string>) =>
+      importCustomerRow(db, env, customerImportRowSchema.parse(row), (field, message) =>
+        warnings.push(`${field}: ${message}`),
+      )
+    expect(await run({ member_card: motherCard, phone })).toBe('updated')
+    // The son opts out; the shop's row also carries the family phone.
+    expect(
+      await run({ member_card: sonCard, name: 'Ren', phone, marketing_consent: 'false' }),
+    ).toBe('updated')
+    expect(warnings).toEqual([expect.stringMatching(/^phone: .*LINE account/)])
+    expect((await loadConsent(db, son.id)).marketing).toEqual({ line: false, email: false })
+    expect(await customerWith('member_card', sonCard)).toMatchObject({
+      id: son.id,
+      display_name: 'Ren',
+      phone,
+    })
+    expect(await customerWith('phone', phone)).toMatchObject({ id: mother.id })
+  })
+
   it('stores a phone written +81, with full-width digits or hyphens as the one domestic number', async () => {
     const tag = randomUUID().slice(0, 8)
     const digits = randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)
