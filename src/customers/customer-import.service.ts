@@ -67,12 +67,13 @@ async function ownerOf(
   return customer.id
 }
 
-/** A customer's shop accounts, and whether they have their own LINE account. */
+/** A customer's shop accounts, and whether they have their own LINE account or member card. */
 async function accountsOf(trx: Transaction<DB>, customerId: string) {
   const identities = await listIdentities(trx, customerId)
   return {
     shop: identities.filter((i) => i.kind === 'online_customer').map((i) => i.value),
     line: identities.some((i) => i.kind === 'line'),
+    card: identities.some((i) => i.kind === 'member_card'),
   }
 }
 
@@ -80,14 +81,17 @@ const OTHER_SHOP_ACCOUNT =
   'held by a customer with another external_id; not attached (two shop accounts are never merged)'
 const OTHER_LINE_ACCOUNT =
   'held by another customer with their own LINE account; not attached (two LINE accounts are never merged)'
+const OTHER_PERSON =
+  'held by another customer with their own shop account or member card; not attached (a shared phone never merges two people)'
 
 /**
  * The customer the row describes, or undefined for a new one. External id, else member card,
  * finds it; else email, else phone. An email or phone never brings two shop accounts, or two
  * LINE accounts, together (households share a phone, sometimes an email): one held by a
- * customer with another external id or their own LINE account is a conflict, returned (with
- * why) to be left off (the rest of the row still applies: refusing it would drop a family
- * member, or an opt-out, because of a shared phone).
+ * customer with another external id or their own LINE account is a conflict, and so is a phone
+ * held by someone with a shop account or card of their own when the row names its person by
+ * one too. A conflict is returned (with why) to be left off (the rest of the row still
+ * applies: refusing it would drop a family member, or an opt-out, because of a shared phone).
  */
 async function findRowCustomer(
   trx: Transaction<DB>,
@@ -122,6 +126,10 @@ async function findRowCustomer(
     }
     if (hasLine && theirs.line) {
       conflicts.set(id, OTHER_LINE_ACCOUNT)
+      continue
+    }
+    if (id.kind === 'phone' && personal.length > 0 && (theirs.shop.length > 0 || theirs.card)) {
+      conflicts.set(id, OTHER_PERSON)
       continue
     }
     if (customerId === undefined) {

@@ -330,6 +330,47 @@ describe('kizuna import customers', () => {
     expect(await customerWith('phone', phone)).toMatchObject({ id: mother.id })
   })
 
+  it('never merges a shop customer and a member through a household phone, either way round', async () => {
+    const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
+    const tag = randomUUID().slice(0, 8)
+    const phone = () => `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
+    const [home, home2] = [phone(), phone()]
+    const [hanakoCard, yukiCard] = [cardNumber(), cardNumber()]
+    const hanako = await createCustomer(db, {
+      line: true,
+      identities: [{ kind: 'member_card', value: hanakoCard }],
+    })
+    const yuki = await createCustomer(db, {
+      line: true,
+      identities: [{ kind: 'member_card', value: yukiCard }],
+    })
+    const warnings: string[] = []
+    const run = (row: Record<string, string>) =>
+      importCustomerRow(db, env, customerImportRowSchema.parse(row), (field, message) =>
+        warnings.push(`${field}: ${message}`),
+      )
+    // Taro's shop account first, then the member card of Hanako with the same home phone.
+    expect(await run({ external_id: `taro-${tag}`, name: 'Taro', phone: home })).toBe('created')
+    expect(await run({ member_card: hanakoCard, name: 'Hanako', phone: home })).toBe('updated')
+    // The other way round: Yuki's card with a phone, then Jiro's shop account with it.
+    expect(await run({ member_card: yukiCard, phone: home2 })).toBe('updated')
+    expect(await run({ external_id: `jiro-${tag}`, name: 'Jiro', phone: home2 })).toBe('created')
+
+    expect(warnings).toEqual([expect.stringMatching(/^phone: /), expect.stringMatching(/^phone: /)])
+    const taro = await customerWith('online_customer', `taro-${tag}`)
+    expect(taro).toMatchObject({ display_name: 'Taro', merged_into_id: null, phone: home })
+    expect(await customerWith('member_card', hanakoCard)).toMatchObject({
+      id: hanako.id,
+      display_name: 'Hanako',
+      phone: home,
+    })
+    const jiro = await customerWith('online_customer', `jiro-${tag}`)
+    expect(jiro).toMatchObject({ display_name: 'Jiro', merged_into_id: null })
+    expect(jiro?.id).not.toBe(yuki.id)
+    expect(await customerWith('phone', home)).toMatchObject({ id: taro?.id })
+    expect(await customerWith('phone', home2)).toMatchObject({ id: yuki.id })
+  })
+
   it('stores a phone written +81, with full-width digits or hyphens as the one domestic number', async () => {
     const tag = randomUUID().slice(0, 8)
     const digits = randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)
