@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 
-type FollowUpLine = {
+export type FollowUpLine = {
   sku: string
   name: string | null
   quantity: number

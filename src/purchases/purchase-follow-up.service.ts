@@ -1,11 +1,21 @@
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import type { MessageVarsLoader } from '../messaging/message-vars.ts'
 import type { Deps } from '../platform/deps.ts'
-import { findFollowUpPurchase, findRecommendedProducts } from './purchase-follow-up.repo.ts'
+import {
+  type FollowUpLine,
+  findFollowUpPurchase,
+  findRecommendedProducts,
+} from './purchase-follow-up.repo.ts'
 
 /** The template the follow-up delivery is rendered with (flex-templates/purchase-follow-up.json). */
 export const PURCHASE_FOLLOW_UP_TEMPLATE = 'purchase-follow-up'
 export const MAX_RECOMMENDATIONS = 3
+/**
+ * Receipt lines shown (the last one sums up the rest when there are more): a receipt takes up to
+ * 500 lines, the template 40, and LINE a bubble of 30 KB, which 15 lines with the longest names
+ * and everything else at its longest still fit (~26 KB).
+ */
+export const MAX_LINES = 15
 
 /** The variables of the `purchase-follow-up` template. */
 export type PurchaseFollowUpVars = {
@@ -96,11 +106,7 @@ export function createPurchaseFollowUpVars(timeZone: string): MessageVarsLoader 
       storeName: purchase.store_name ?? purchase.source,
       purchasedAt: formatDateTime(purchase.purchased_at),
       total: formatYen(purchase.total),
-      lines: purchase.lines.map((line) => ({
-        name: clip(line.product_name || line.name || line.sku),
-        quantity: line.quantity,
-        amount: formatYen(line.quantity * line.unit_price),
-      })),
+      lines: shownLines(purchase.lines),
       recommendations: products.map((p) => ({
         sku: p.sku,
         name: clip(p.name),
@@ -110,4 +116,26 @@ export function createPurchaseFollowUpVars(timeZone: string): MessageVarsLoader 
     }
     return vars
   }
+}
+
+/** The receipt's lines, at most MAX_LINES: past that, the last shown sums up the rest. */
+function shownLines(lines: FollowUpLine[]): PurchaseFollowUpVars['lines'] {
+  const show = (name: string, quantity: number, yen: number) => ({
+    name: clip(name),
+    quantity,
+    amount: formatYen(yen),
+  })
+  const each = (l: FollowUpLine) =>
+    show(l.product_name || l.name || l.sku, l.quantity, l.quantity * l.unit_price)
+  if (lines.length <= MAX_LINES) return lines.map(each)
+  const rest = lines.slice(MAX_LINES - 1)
+  const sum = (pick: (l: FollowUpLine) => number) => rest.reduce((n, l) => n + pick(l), 0)
+  return [
+    ...lines.slice(0, MAX_LINES - 1).map(each),
+    show(
+      `ほか${rest.length}品目 / ${rest.length} more items`,
+      sum((l) => l.quantity),
+      sum((l) => l.quantity * l.unit_price),
+    ),
+  ]
 }

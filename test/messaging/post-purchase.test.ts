@@ -156,6 +156,51 @@ describe('post-purchase follow-up, 1 s after the scan', () => {
     expectNoRejectedRequests(k.line)
   })
 
+  it("sends the follow-up of a long receipt (60 lines, long names) within LINE's bubble size", async () => {
+    const { k, db, key } = ctx
+    const f = await friendWithCard(ctx)
+    const lines = Array.from({ length: 60 }, (_, i) => ({
+      sku: `ITEM-${s}-${i}`,
+      name: `${'長い商品名'.repeat(30)} ${i}`,
+      quantity: 1,
+      unitPrice: 100,
+    }))
+    const res = await fetch(`${k.baseUrl}/api/pos/scans`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({
+        barcode: f.card,
+        receipt: {
+          id: `R-${randomUUID()}`,
+          purchasedAt: new Date().toISOString(),
+          lines,
+          total: 6_000,
+        },
+      }),
+    })
+    expect(res.status).toBe(200)
+    const purchase = ((await res.json()) as ScanResponse).purchase!
+    const row = await db
+      .selectFrom('delivery')
+      .select('id')
+      .where('dedupe_key', '=', `post-purchase:${purchase.id}`)
+      .executeTakeFirstOrThrow()
+    await jobDone(ctx, row.id)
+    const done = await deliveryRow(db, row.id)
+    expect(done.last_error).toBeNull()
+    expect(done).toMatchObject({ status: 'sent', channel: 'line' })
+    const message = k.line.inbox(f.userId)[1]?.message as { contents: unknown }
+    const flex = JSON.stringify(message)
+    expect(Buffer.byteLength(JSON.stringify(message.contents))).toBeLessThanOrEqual(30_000)
+    // The first lines shown, the rest summed up (46 items, ¥4,600), the receipt's total kept.
+    expect(flex).toContain(`${'長い商品名'.repeat(30)} 0`)
+    expect(flex).toContain('ほか46品目 / 46 more items')
+    expect(flex).toContain('×46')
+    expect(flex).toContain('¥4,600')
+    expect(flex).toContain('¥6,000')
+    expectNoRejectedRequests(k.line)
+  })
+
   it('mails the follow-up to a customer who is not a LINE friend but has an email', async () => {
     const { k, db } = ctx
     const c = await makeCustomer(db, { displayName: 'Suzuki Taro' })
