@@ -62,8 +62,11 @@ export function formatYen(amount: number): string {
   return `¥${grouping.format(amount)}`
 }
 
-/** The template takes names up to 200 characters; product names may be longer. */
-const clip = (name: string) => (name.length > 200 ? `${name.slice(0, 199)}…` : name)
+/**
+ * The template takes product names up to 200 characters (product names may be longer) and the
+ * customer's name up to 100 (an imported name may have 200).
+ */
+const clip = (name: string, max = 200) => (name.length > max ? `${name.slice(0, max - 1)}…` : name)
 
 /** `YYYY/MM/DD HH:mm` in `timeZone`. */
 export function dateTimeFormatter(timeZone: string): (at: Date) => string {
@@ -102,7 +105,7 @@ export function createPurchaseFollowUpVars(timeZone: string): MessageVarsLoader 
       limit: MAX_RECOMMENDATIONS,
     })
     const vars: PurchaseFollowUpVars = {
-      displayName: purchase.display_name || 'お客様',
+      displayName: clip(purchase.display_name?.trim() || 'お客様', 100),
       storeName: purchase.store_name ?? purchase.source,
       purchasedAt: formatDateTime(purchase.purchased_at),
       total: formatYen(purchase.total),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { saveProducts } from '../../src/catalogue/product.service.ts'
+import { renderEmailMessage, renderLineMessage } from '../../src/flex/message-template.ts'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import { createPurchaseFollowUpVars } from '../../src/purchases/purchase-follow-up.service.ts'
@@ -247,6 +248,20 @@ describe('purchaseFollowUpVars', () => {
       lines: [{ name: 'Cushion Soft', quantity: 1, amount: '¥500' }],
       recommendations: [{ sku: sku('VASE'), name: 'Vase', price: '¥2,000' }],
     })
+  })
+
+  it('renders for a customer imported with a name of up to 200 characters', async () => {
+    const name = '山'.repeat(150)
+    const c = await makeCustomer(db, { displayName: name })
+    const purchase = await scanReceipt(c.card, receipt())
+    const vars = await purchaseFollowUpVars(db, {
+      customerId: c.id,
+      vars: { purchaseId: purchase.id },
+    })
+    expect(vars?.displayName).toBe(`${'山'.repeat(99)}…`)
+    const line = renderLineMessage('purchase-follow-up', vars!, { allowHttpImages: false })
+    expect(JSON.stringify(line)).toContain('山'.repeat(99))
+    expect(renderEmailMessage('purchase-follow-up', vars!).html).toContain('山'.repeat(99))
   })
 
   it('returns null for a voided, unknown or foreign purchase', async () => {
