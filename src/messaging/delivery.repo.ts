@@ -319,16 +319,21 @@ export async function updateMulticastBody(db: Db, id: string, body: string): Pro
 }
 
 /**
- * Notes when a request under their chunk's key first goes to LINE for rows that have none (a
- * chunk requeued after LINE refused it: the key's 24 hours start again). Before the call.
+ * Notes when a request under a chunk's key first goes to LINE for the chunk's rows that have
+ * none (a chunk requeued after LINE refused it: the key's 24 hours start again), whichever job
+ * holds them: the request names them all. Found through the user ids it goes to (indexed, where
+ * the chunk id is not). Before the call.
  */
-export async function noteFirstCalls(db: Db, deliveryIds: string[]): Promise<void> {
-  await db
-    .updateTable('delivery')
-    .set({ line_first_call_at: sql`coalesce(line_first_call_at, now())` })
-    .where('id', 'in', deliveryIds)
-    .where('status', '=', 'sending')
-    .execute()
+export async function noteFirstCalls(
+  db: Db,
+  chunk: { id: string; lineUids: string[] },
+): Promise<void> {
+  await sql`
+    update delivery d set line_first_call_at = now()
+    from line_user lu
+    where lu.line_uid = any(${chunk.lineUids}::text[]) and d.customer_id = lu.customer_id
+      and d.multicast_request_id = ${chunk.id} and d.line_first_call_at is null
+  `.execute(db)
 }
 
 /** LINE's request id for an accepted multicast chunk. */

@@ -168,9 +168,13 @@ async function planMulticasts(deps: Pick<Deps, 'db' | 'log'>, items: LineItem[],
   for (const chunk of earlier.values()) {
     try {
       chunk.body = await withoutSettled(deps, chunk, leftOut.get(chunk.id))
-      // Requeued after LINE refused the chunk: its key's 24 hours start with this call.
-      const unnoted = chunk.items.filter((i) => !i.firstCallNoted).map((i) => i.id)
-      if (unnoted.length > 0) await noteFirstCalls(deps.db, unnoted)
+      // Requeued after LINE refused the chunk: its key's 24 hours start with this call, for
+      // everyone in it, not only this attempt's (one waiting for room in the weekly cap gets it
+      // now too, and must not send the chunk again after LINE forgot the key).
+      if (chunk.items.some((i) => !i.firstCallNoted)) {
+        const { to } = JSON.parse(chunk.body) as { to: string[] }
+        await noteFirstCalls(deps.db, { id: chunk.id, lineUids: to })
+      }
       multicasts.push(chunk)
     } catch (err) {
       // Nothing sent: these go again with the job's retry.

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { requeueDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
@@ -6,6 +7,7 @@ import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import {
   campaign,
   deliveryRows,
+  type Friend,
   multicastsTo,
   newFriend,
   quotaOnNextMulticast,
@@ -59,6 +61,52 @@ describe('weekly marketing cap after `kizuna deliveries retry`', () => {
         expect(row.send_after.getTime()).toBeGreaterThan(Date.now() + WEEK_MS / 2)
       }
       expect(multicastsTo(k, friends[0]!.userId)).toHaveLength(before)
+    } finally {
+      await queue.resume()
+    }
+  })
+
+  // The chunk goes to the one with room, and with it to the one held by the cap (their uid is in
+  // the stored request): LINE took the key then, for both. When the held one comes up again days
+  // later, that key is older than LINE keeps keys, and the chunk must not go again (to both).
+  it('a requeued chunk that went while one of its people waited for room never reaches anyone twice', async () => {
+    const [held, free] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
+    const queue = k.deps.queues.byName.delivery
+    const send = sendJob(k)
+    const chunkMessages = (f: Friend) =>
+      k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith('お客様 様へ'))
+    await queue.pause() // this test plays the workers
+    try {
+      const kind = `campaign-${randomUUID().slice(0, 8)}`
+      const ids = await scheduleDeliveries(
+        k.deps,
+        [held, free].map((f) => ({ ...campaign(f, { displayName: 'お客様' }), kind })),
+      )
+      quotaOnNextMulticast(k)
+      await send(ids)
+      for (const row of await deliveryRows(k, ids)) expect(row.status).toBe('quota_exceeded')
+      // One of the two gets another marketing message: their week is full.
+      const [other] = await scheduleDeliveries(k.deps, [campaign(held)])
+      await send([other!])
+
+      await requeueDeliveries(k.deps.db, { status: 'quota_exceeded', kind })
+      await send(ids)
+      const [heldRow, freeRow] = await deliveryRows(k, ids)
+      expect(freeRow!.status).toBe('sent')
+      expect(heldRow!.status).toBe('pending')
+      expect(chunkMessages(free)).toHaveLength(1)
+
+      // Two days on: the held one's week has room, and LINE has forgotten the chunk's key.
+      await sql`update delivery set line_first_call_at = line_first_call_at - interval '2 days'
+        where id = any(${ids}::uuid[])`.execute(k.deps.db)
+      await sql`update delivery set sent_at = sent_at - interval '8 days'
+        where id = ${other!}`.execute(k.deps.db)
+      await sql`update delivery set send_after = now() where id = ${heldRow!.id}`.execute(k.deps.db)
+      for (const entry of k.line.context.state.retryKeys.values()) entry.at -= 48 * 3600_000
+      await send([heldRow!.id])
+
+      expect(chunkMessages(free)).toHaveLength(1)
+      expect(chunkMessages(held).length).toBeLessThanOrEqual(1)
     } finally {
       await queue.resume()
     }
