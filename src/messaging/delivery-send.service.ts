@@ -133,7 +133,8 @@ export async function sendClaimedDeliveries(
     }
   })
   const onLine = new Set([...lineItems.map((i) => i.id), ...again.map((a) => a.id)])
-  const leftOut = settledOffChunks(ready, onLine, outcomes)
+  // Over every row: one the weekly cap skipped is settled too, and must not get the chunk.
+  const leftOut = settledOffChunks(live, onLine, outcomes)
   const [line, emails] = await Promise.all([
     sendLineBatch(deps, tools.limiters, lineItems, again, leftOut),
     Promise.all(emailItems.map((item) => emailSlots(() => sendEmail(deps, tools.mailer, item)))),
@@ -143,8 +144,9 @@ export async function sendClaimedDeliveries(
 }
 
 /**
- * Deliveries sent before in a multicast chunk (a 5xx or timeout) that this attempt settled
- * otherwise: skipped (an opt-out, a block), failed, or by email. The chunk goes again without
+ * Deliveries sent before in a multicast chunk (a 5xx or timeout, a refusal then a requeue) that
+ * this attempt settled otherwise: skipped (an opt-out, a block, the weekly cap), failed, or by
+ * email. The chunk goes again without
  * them. Ones that wait (quiet hours, a loader error) stay in it: their own retry repeats
  * the chunk and counts its 409 as sent, so leaving them out could lose their message.
  */

@@ -66,6 +66,39 @@ describe('weekly marketing cap after `kizuna deliveries retry`', () => {
     }
   })
 
+  it('a requeued chunk leaves out whoever the cap skips', async () => {
+    const [held, free] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
+    const queue = k.deps.queues.byName.delivery
+    const send = sendJob(k)
+    const chunkMessages = (f: Friend) =>
+      k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith('お客様 様へ'))
+    await queue.pause() // this test plays the workers
+    try {
+      const kind = `campaign-${randomUUID().slice(0, 8)}`
+      const ids = await scheduleDeliveries(
+        k.deps,
+        [held, free].map((f) => ({
+          ...campaign(f, { displayName: 'お客様', overCap: 'skip' }),
+          kind,
+        })),
+      )
+      quotaOnNextMulticast(k)
+      await send(ids)
+      const [other] = await scheduleDeliveries(k.deps, [campaign(held)])
+      await send([other!])
+
+      await requeueDeliveries(k.deps.db, { status: 'quota_exceeded', kind })
+      await send(ids)
+      const [heldRow, freeRow] = await deliveryRows(k, ids)
+      expect(freeRow!.status).toBe('sent')
+      expect(heldRow).toMatchObject({ status: 'skipped', skip_reason: 'weekly_cap' })
+      expect(chunkMessages(free)).toHaveLength(1)
+      expect(chunkMessages(held)).toHaveLength(0)
+    } finally {
+      await queue.resume()
+    }
+  })
+
   // The chunk goes to the one with room, and with it to the one held by the cap (their uid is in
   // the stored request): LINE took the key then, for both. When the held one comes up again days
   // later, that key is older than LINE keeps keys, and the chunk must not go again (to both).
