@@ -1,4 +1,5 @@
 import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
+import { clipToLength } from '../flex/flex-limits.ts'
 import { fetchWelcomeProfile } from '../identity/profile.service.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -121,7 +122,8 @@ export async function memberCardVars(
     const url = barcodeImageUrl(deps.env, token)
     return {
       greeting,
-      displayName: holder.display_name?.trim() || 'Member',
+      // The card takes 100 characters; an imported name may have 200.
+      displayName: clipToLength(holder.display_name?.trim() || 'Member', 100),
       tier: holder.tier.charAt(0).toUpperCase() + holder.tier.slice(1),
       points: `${holder.points.toLocaleString('en-US')} pt`,
       couponTitle: coupon?.title ?? '現在のクーポンはありません / No coupons right now',

@@ -196,6 +196,16 @@ function utf16Length(text: string): number {
   return text.length
 }
 
+/**
+ * `text` cut to at most `max` characters as a template's schema counts them (code points, so a
+ * surrogate pair is never split), the last one an ellipsis: for data longer than a template
+ * takes (a name imported with 200 characters into a card that shows 100).
+ */
+export function clipToLength(text: string, max: number): string {
+  const chars = Array.from(text)
+  return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : text
+}
+
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
 
 export function graphemeLength(text: string): number {

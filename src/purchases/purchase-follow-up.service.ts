@@ -1,3 +1,4 @@
+import { clipToLength } from '../flex/flex-limits.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import type { MessageVarsLoader } from '../messaging/message-vars.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -66,7 +67,7 @@ export function formatYen(amount: number): string {
  * The template takes product names up to 200 characters (product names may be longer) and the
  * customer's name up to 100 (an imported name may have 200).
  */
-const clip = (name: string, max = 200) => (name.length > max ? `${name.slice(0, max - 1)}…` : name)
+const clip = (name: string, max = 200) => clipToLength(name, max)
 
 /** `YYYY/MM/DD HH:mm` in `timeZone`. */
 export function dateTimeFormatter(timeZone: string): (at: Date) => string {

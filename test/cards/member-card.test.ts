@@ -164,4 +164,19 @@ describe('asking for the card', () => {
     expect(JSON.stringify(card.contents)).toContain(JSON.stringify('佐藤 "さくら"'))
     expectNoRejectedRequests(k.line)
   })
+
+  it('cuts a name longer than the card takes (an import takes 200 characters) instead of sending nothing', async () => {
+    const { user, customerId } = await newFriend()
+    const long = `${'長'.repeat(150)}`
+    await k.deps.db
+      .updateTable('customer')
+      .set({ display_name: long })
+      .where('id', '=', customerId)
+      .execute()
+    await k.line.users.sendText(user.userId, '会員証')
+    await eventually(() => expect(flexIn(user.userId)).toHaveLength(2))
+    const card = flexIn(user.userId)[1]!
+    expect(JSON.stringify(card.contents)).toContain(JSON.stringify(`${'長'.repeat(99)}…`))
+    expectNoRejectedRequests(k.line)
+  })
 })
