@@ -42,11 +42,13 @@ export async function handlePostback(
   const params = parsePostbackData(event.postback.data)
   const route = findPostbackRoute(params.get('action'))
   if (!route) return unrouted(ctx, `postback action ${params.get('action') ?? '(none)'}`)
-  if (ctx.standby) return 'standby'
+  // A choice the person made (offers off, unlink) holds whoever has the chat; only the answer
+  // is left out (no reply token in standby, and the bot must send nothing).
+  if (ctx.standby && !route.appliesInStandby) return 'standby'
   const conv = await conversationContext(ctx, event, params)
   if (!conv) return 'ignored'
   await route.handle(conv)
-  return 'handled'
+  return ctx.standby ? 'standby' : 'handled'
 }
 
 function unrouted(ctx: EventContext, what: string): EventOutcome {
@@ -72,6 +74,7 @@ async function conversationContext(
     occurredAt: new Date(event.timestamp),
     replyToken: replyToken ?? null,
     async reply(content, kind) {
+      if (ctx.standby) return
       const lineUser = await ensureLineUser(ctx, lineUid)
       const to = {
         customerId: lineUser.customer_id,

@@ -5,7 +5,11 @@ import { unlinkAccount } from '../linking/link.service.ts'
 import { startAccountLink } from '../linking/link-start.service.ts'
 import type { ConversationContext } from './conversation.service.ts'
 
-export type ConversationRoute = { handle: (ctx: ConversationContext) => Promise<void> }
+export type ConversationRoute = {
+  handle: (ctx: ConversationContext) => Promise<void>
+  /** A postback that records the person's choice: applied in standby mode too, unanswered. */
+  appliesInStandby?: boolean
+}
 
 /**
  * What the menu and keywords do, with buttons for the card and offers off/on (a menu without
@@ -54,11 +58,11 @@ const card: ConversationRoute = {
 const link: ConversationRoute = { handle: startAccountLink }
 
 /** Remove that link; the shopper may do it at any time. */
-const unlink: ConversationRoute = { handle: unlinkAccount }
+const unlink: ConversationRoute = { handle: unlinkAccount, appliesInStandby: true }
 
 /** Stop or resume a message category on LINE (`&category=marketing|transactional`). */
-const optout: ConversationRoute = { handle: optOutOnLine }
-const optin: ConversationRoute = { handle: optInOnLine }
+const optout: ConversationRoute = { handle: optOutOnLine, appliesInStandby: true }
+const optin: ConversationRoute = { handle: optInOnLine, appliesInStandby: true }
 
 /** Keyword → handler. Matching ignores case, width and surrounding space. */
 const KEYWORDS: [string[], ConversationRoute][] = [

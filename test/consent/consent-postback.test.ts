@@ -159,6 +159,37 @@ describe('LINE postbacks action=optout / action=optin', () => {
     expect(kinds.map((d) => d.kind)).toEqual(['consent-optin'])
   })
 
+  it('records an opt-out tapped while another channel holds the chat (standby), sending nothing', async () => {
+    const { userId, customerId } = await friend()
+    const optout = k.line.buildEvent(
+      'postback',
+      userId,
+      { data: 'action=optout' },
+      { mode: 'standby' },
+    )
+    k.line.clearRequests()
+    expect((await k.line.deliverWebhook([optout])).status).toBe(200)
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('webhook_event')
+        .select('status')
+        .where('webhook_event_id', '=', optout.webhookEventId)
+        .executeTakeFirst()
+      expect(row?.status).toBe('done')
+    })
+    expect((await loadConsent(k.deps.db, customerId)).marketing.line).toBe(false)
+    // LINE gives no reply token in standby and the bot must send nothing.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(k.line.requestsTo('POST', /\/v2\/bot\/message\//)).toHaveLength(0)
+    const replies = await k.deps.db
+      .selectFrom('delivery')
+      .select('kind')
+      .where('customer_id', '=', customerId)
+      .where('kind', 'like', 'consent-%')
+      .execute()
+    expect(replies).toEqual([])
+  })
+
   it('a tap made before staff changed the consent does not undo the change', async () => {
     const { userId, customerId } = await friend()
     const tappedAt = Date.now() - 5_000
