@@ -25,8 +25,10 @@ export async function handleTextMessage(
   ctx: EventContext,
   event: webhook.MessageEvent,
 ): Promise<EventOutcome> {
-  if (event.message.type !== 'text') return 'ignored'
-  const route = findKeywordRoute((event.message as webhook.TextMessageContent).text)
+  const { text } = event.message as Partial<webhook.TextMessageContent>
+  // Not text, or unsent before it was processed (its text is gone): nothing to answer.
+  if (event.message.type !== 'text' || typeof text !== 'string') return 'ignored'
+  const route = findKeywordRoute(text)
   if (!route) return unrouted(ctx, 'keyword')
   if (ctx.standby) return 'standby'
   const conv = await conversationContext(ctx, event, new URLSearchParams())

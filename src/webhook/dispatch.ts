@@ -3,6 +3,10 @@ import { handlePostback, handleTextMessage } from '../conversation/conversation.
 import { handleFollow, handleUnfollow } from '../identity/identity.service.ts'
 import { handleAccountLink } from '../linking/link.service.ts'
 import type { EventContext, EventOutcome } from './event-context.ts'
+import { forgetUnsentMessage } from './webhook.repo.ts'
+
+/** LINE lets a message be unsent for 24 hours; the margin covers clocks that differ. */
+const UNSEND_WINDOW_MS = 25 * 60 * 60_000
 
 /** Events later features read from the inbox (LINE membership). */
 const STORED_FOR_LATER = new Set(['membership'])
@@ -22,6 +26,14 @@ export async function dispatchEvent(
       return handlePostback(ctx, event)
     case 'accountLink':
       return handleAccountLink(ctx, event)
+    case 'unsend': {
+      const found = await forgetUnsentMessage(ctx.trx, {
+        id: event.unsend.messageId,
+        userId: event.source?.userId ?? null,
+        since: new Date(event.timestamp - UNSEND_WINDOW_MS),
+      })
+      return found ? 'handled' : 'ignored'
+    }
     default:
       if (STORED_FOR_LATER.has(event.type)) return 'stored'
       ctx.deps.log.info({ webhookEventId: ctx.webhookEventId, type: event.type }, 'event ignored')

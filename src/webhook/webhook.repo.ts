@@ -95,6 +95,28 @@ export async function markWebhookEventFailed(
     .execute()
 }
 
+/**
+ * Forgets what a message said once its sender unsent it (LINE asks for that): the stored
+ * message event keeps its id and type, marked `unsent`. Only events stored since `since` are
+ * looked at (their ids are time-ordered: a range of the primary key, not the whole table).
+ * Returns whether one was found.
+ */
+export async function forgetUnsentMessage(
+  db: Db,
+  message: { id: string; userId: string | null; since: Date },
+): Promise<boolean> {
+  const result = await sql`
+    update webhook_event
+    set payload = jsonb_set(payload, '{message}', jsonb_build_object(
+          'id', payload->'message'->'id', 'type', payload->'message'->'type', 'unsent', true)),
+        updated_at = now()
+    where id >= (lpad(to_hex(${message.since.getTime()}::bigint), 12, '0') || repeat('0', 20))::uuid
+      and type = 'message'
+      and payload->'message'->>'id' = ${message.id}
+      and payload->'source'->>'userId' is not distinct from ${message.userId}`.execute(db)
+  return Number(result.numAffectedRows ?? 0) > 0
+}
+
 export async function listStalePendingEvents(db: Db, olderThan: Date, limit: number) {
   const rows = await db
     .selectFrom('webhook_event')

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
+import { postWebhook, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+
+let k: TestKizuna
+
+beforeAll(async () => {
+  k = await startTestKizuna()
+})
+afterAll(async () => {
+  await k.stopAll()
+})
+
+const payloadOf = async (webhookEventId: string) =>
+  await k.deps.db
+    .selectFrom('webhook_event')
+    .select(['status', 'payload'])
+    .where('webhook_event_id', '=', webhookEventId)
+    .executeTakeFirstOrThrow()
+
+/** An `unsend` event as LINE sends it (the sandbox has no unsend button). */
+function unsendEvent(userId: string, messageId: string, webhookEventId: string) {
+  return {
+    type: 'unsend',
+    mode: 'active',
+    timestamp: Date.now(),
+    webhookEventId,
+    deliveryContext: { isRedelivery: false },
+    source: { type: 'user', userId },
+    unsend: { messageId },
+  }
+}
+
+describe('unsend events', () => {
+  it('forgets the text of a message its sender unsent; other messages keep theirs', async () => {
+    const user = k.line.users.create()
+    user.friendship = 'friend'
+    const secret = 'my phone is 090-1234-5678'
+    const sent = k.line.buildEvent('text', user.userId, { text: secret })
+    const kept = k.line.buildEvent('text', user.userId, { text: 'thanks for the sofa' })
+    expect((await k.line.deliverWebhook([sent, kept])).status).toBe(200)
+    await eventually(async () => expect((await payloadOf(sent.webhookEventId)).status).toBe('done'))
+
+    const messageId = (sent as { message: { id: string } }).message.id
+    const unsendId = `01UNSEND${sent.webhookEventId.slice(8)}`
+    const body = JSON.stringify(
+      k.line.envelope([unsendEvent(user.userId, messageId, unsendId) as never]),
+    )
+    expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+    await eventually(async () => expect((await payloadOf(unsendId)).status).toBe('done'))
+
+    const stored = await payloadOf(sent.webhookEventId)
+    expect(JSON.stringify(stored.payload)).not.toContain('090-1234-5678')
+    expect(stored.payload).toMatchObject({ message: { id: messageId, unsent: true } })
+    expect(JSON.stringify((await payloadOf(kept.webhookEventId)).payload)).toContain('sofa')
+  })
+
+  it('an unsend processed before its message leaves nothing to answer', async () => {
+    const user = k.line.users.create()
+    user.friendship = 'friend'
+    const sent = k.line.buildEvent('text', user.userId, { text: 'card' })
+    const messageId = (sent as { message: { id: string } }).message.id
+    const unsendId = `01UNSEND${sent.webhookEventId.slice(8)}`
+    const unsend = unsendEvent(user.userId, messageId, unsendId)
+    // Two requests, two jobs: the unsend's may run first (LINE does not promise order).
+    await k.deps.queues.byName.webhook.pause()
+    try {
+      expect((await k.line.deliverWebhook([sent])).status).toBe(200)
+      const body = JSON.stringify(k.line.envelope([unsend as never]))
+      expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+      await processWebhookEvent(k.deps, unsendId)
+    } finally {
+      await k.deps.queues.byName.webhook.resume()
+    }
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('webhook_event')
+        .select(['status', 'outcome'])
+        .where('webhook_event_id', '=', sent.webhookEventId)
+        .executeTakeFirstOrThrow()
+      expect(row).toEqual({ status: 'done', outcome: 'ignored' })
+    })
+    expect(k.line.inbox(user.userId)).toHaveLength(0)
+  })
+})
