@@ -1,7 +1,7 @@
 import { cardIssueOptions, ensureMemberCard, memberCardContent } from '../cards/cards.service.ts'
 import { optInOnLine, optOutOnLine } from '../consent/consent-postback.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
-import { unlinkAccount } from '../linking/link.service.ts'
+import { isLinkedToOnlineAccount, unlinkAccount } from '../linking/link.service.ts'
 import { startAccountLink } from '../linking/link-start.service.ts'
 import type { ConversationContext } from './conversation.service.ts'
 
@@ -13,7 +13,8 @@ export type ConversationRoute = {
 
 /**
  * What the menu and keywords do, with buttons for the card and offers off/on (a menu without
- * "Get offers", as vip's, still leaves the way back).
+ * "Get offers", as vip's, still leaves the way back), and unlink for a linked shopper (vip's menu
+ * has no Unlink button, and LINE requires that they can unlink at any time).
  */
 const help: ConversationRoute = {
   async handle(ctx) {
@@ -21,6 +22,8 @@ const help: ConversationRoute = {
       type: 'action' as const,
       action: { type: 'postback' as const, label, data, displayText: label },
     })
+    const lineUser = await ensureLineUser(ctx, ctx.lineUid)
+    const linked = await isLinkedToOnlineAccount(ctx.trx, lineUser.id)
     await ctx.reply(
       [
         {
@@ -28,14 +31,18 @@ const help: ConversationRoute = {
           text:
             'Member card: send "card" or tap Member card. Link account: your online shop ' +
             'purchases and points in one place. Stop offers / Get offers: turn offers and news ' +
-            'on LINE off or on.\n' +
+            'on LINE off or on.' +
+            (linked ? ' Unlink account: below, at any time.' : '') +
+            '\n' +
             '「会員証」と送ると会員証を表示します。オンラインショップのアカウント連携、' +
-            'お得な情報の配信停止・再開もメニューからできます。「ヘルプ」でこの案内を表示します。',
+            'お得な情報の配信停止・再開もメニューからできます。「ヘルプ」でこの案内を表示します。' +
+            (linked ? 'アカウント連携の解除は下のボタンからいつでもできます。' : ''),
           quickReply: {
             items: [
               button('Member card', 'action=card'),
               button('Stop offers', 'action=optout&category=marketing'),
               button('Get offers', 'action=optin&category=marketing'),
+              ...(linked ? [button('Unlink account', 'action=unlink')] : []),
             ],
           },
         },

@@ -3,8 +3,8 @@ import type { messagingApi } from '@line/bot-sdk'
 type Message = messagingApi.Message
 
 const UNLINK_HINT =
-  'You can unlink at any time: tap "Unlink account" in the menu.\n' +
-  '連携はいつでも解除できます（メニューの「連携解除」）。'
+  'You can unlink at any time: tap "Unlink account" in the menu, or Help.\n' +
+  '連携はいつでも解除できます（メニューの「連携解除」または「ヘルプ」から）。'
 
 /** The link button (LINE requires telling the shopper they can unlink at any time). */
 export function linkInviteMessages(url: string): Message[] {

@@ -5,10 +5,12 @@ import type { ConversationContext } from '../conversation/conversation.service.t
 import { attachIdentity } from '../customers/merge.service.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
 import { scheduleReply } from '../messaging/delivery.service.ts'
+import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { linkRichMenuAfterCommit } from '../richmenu/richmenu-link.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import {
+  findLinkedCustomer,
   finishNonce,
   insertAccountLink,
   insertLinkAudit,
@@ -118,6 +120,11 @@ export async function handleAccountLink(
   linkRichMenuAfterCommit(ctx, lineUser.id, ctx.webhookEventId)
   await reply(linkedMessages(), 'account-link-done')
   return 'handled'
+}
+
+/** Whether the LINE user's account is linked to an online account now. */
+export async function isLinkedToOnlineAccount(db: Db, lineUserId: string): Promise<boolean> {
+  return (await findLinkedCustomer(db, lineUserId)) !== undefined
 }
 
 /**

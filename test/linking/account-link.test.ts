@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
@@ -248,6 +249,34 @@ describe('LINE account link', () => {
 
     await k.line.users.postback(user.userId, 'action=unlink')
     await waitForText(user.userId, 'No online account is linked')
+  })
+
+  it('lets a linked shopper unlink from Help on any menu, vip included (it has no Unlink button)', async () => {
+    const vip = JSON.stringify(
+      JSON.parse(readFileSync(new URL('../../richmenus/vip/menu.json', import.meta.url), 'utf8')),
+    )
+    expect(vip).toContain('action=help')
+    expect(vip).not.toContain('action=unlink')
+    const { user, nonce } = await linkedUpTo(newEmail())
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    expect(texts(user.userId).join()).toContain('Help')
+
+    await k.line.users.postback(user.userId, 'action=help')
+    const help = await eventually(() => {
+      const found = k.line.inbox(user.userId).findLast((e) => e.message.type === 'text')
+      expect(JSON.stringify(found?.message)).toContain('Member card: send')
+      return found?.message as {
+        text: string
+        quickReply?: { items: { action: { data?: string } }[] }
+      }
+    })
+    const unlink = help.quickReply?.items.find((i) => i.action.data === 'action=unlink')
+    expect(unlink).toBeDefined()
+    expect(help.text).toContain('Unlink')
+
+    await k.line.users.postback(user.userId, unlink?.action.data ?? '')
+    await waitForText(user.userId, 'has been unlinked')
   })
 
   it('gives one welcome coupon however often a LINE account is unlinked and linked again', async () => {
