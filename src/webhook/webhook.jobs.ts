@@ -4,6 +4,7 @@ import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { dispatchEvent } from './dispatch.ts'
 import type { EventOutcome } from './event-context.ts'
+import { isConnectionError } from './inbox.ts'
 import { enqueueWebhookEvents } from './webhook.enqueue.ts'
 import {
   listEventSenders,
@@ -53,6 +54,12 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
    * must still block).
    */
   async onFinalFailure(deps, { webhookEventIds }, error) {
+    // Postgres was not there (down, refusing connections): no event got to run, so none is to
+    // blame. They stay pending, and the sweeper queues them again.
+    if (isUnreachableDatabase(error)) {
+      deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
+      return
+    }
     const pending = new Set(await listPendingEventIds(deps.db, webhookEventIds))
     const later: string[] = []
     for (const lane of await eventsByUser(deps, webhookEventIds)) {
@@ -64,6 +71,12 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
       await enqueueWebhookEvents(deps.queues, later, { cause: `after-failed-${Date.now()}` })
     }
   },
+}
+
+function isUnreachableDatabase(error: Error): boolean {
+  return error instanceof AggregateError
+    ? error.errors.length > 0 && error.errors.every(isConnectionError)
+    : isConnectionError(error)
 }
 
 /**

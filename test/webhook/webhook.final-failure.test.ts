@@ -1,4 +1,5 @@
-import { sql } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { processWebhookEvent, processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
@@ -57,5 +58,41 @@ describe('webhook.process-events, given up on', () => {
       .where('line_uid', '=', user.userId)
       .executeTakeFirstOrThrow()
     expect(friend.status).toBe('blocked')
+  }, 60_000)
+
+  it('leaves the events pending for the sweeper when Postgres was unreachable through every attempt', async () => {
+    const { deps, line } = await startPrivateDeps(cleanups)
+    const users = [line.users.create(), line.users.create()]
+    const follows = users.map((u) => line.buildEvent('follow', u.userId, {}))
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope(follows))])
+    const data = { webhookEventIds: follows.map((e) => e.webhookEventId) }
+
+    // Every attempt finds Postgres refusing connections; it is back when BullMQ gives up.
+    const pool = new pg.Pool({ host: '127.0.0.1', port: 1, connectionTimeoutMillis: 1_000 })
+    const unreachable = new Kysely<never>({ dialect: new PostgresDialect({ pool }) })
+    cleanups.push(() => unreachable.destroy())
+    const down = { ...deps, db: unreachable as unknown as typeof deps.db }
+    const error = await processWebhookEvents.run(down, data, {} as never).catch((e: Error) => e)
+    expect(error).toBeInstanceOf(Error)
+    await processWebhookEvents.onFinalFailure?.(deps, data, error as Error)
+
+    // Neither follow ever ran: both wait for the sweeper, which applies them.
+    const rows = await deps.db
+      .selectFrom('webhook_event')
+      .select('status')
+      .where('webhook_event_id', 'in', data.webhookEventIds)
+      .execute()
+    expect(rows.map((r) => r.status)).toEqual(['pending', 'pending'])
+    await processWebhookEvents.run(deps, data, {} as never)
+    const friends = await deps.db
+      .selectFrom('line_user')
+      .select('status')
+      .where(
+        'line_uid',
+        'in',
+        users.map((u) => u.userId),
+      )
+      .execute()
+    expect(friends.map((f) => f.status)).toEqual(['friend', 'friend'])
   }, 60_000)
 })
