@@ -1,4 +1,13 @@
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
+
+/**
+ * The Kizuna folder. `npm start` runs there (npm runs scripts in the package folder), so a
+ * relative DATA_DIR is read from there by every command: `npx kizuna` run in a subfolder used to
+ * create and fill an empty database of its own.
+ */
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url))
 
 const quietHours = z
   .string()
@@ -52,7 +61,11 @@ export const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   ROLE: z.enum(['all', 'web', 'worker']).default('all'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
-  DATA_DIR: z.string().min(1).default('./.data'),
+  DATA_DIR: z
+    .string()
+    .min(1)
+    .default('.data')
+    .transform((dir) => resolve(projectRoot, dir)),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   // Each Kizuna sharing one Redis needs its own: BullMQ keys are `<prefix>:<queue>:…`, and two
   // instances on one prefix take each other's jobs and schedules. No ':' (it would split keys).

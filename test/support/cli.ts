@@ -6,10 +6,15 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env.ts'
 const run = promisify(execFile)
 const kizuna = fileURLToPath(new URL('../../src/cli/kizuna.ts', import.meta.url))
 
-/** Runs `kizuna <args>` as a real process against the test database. */
-export async function cli(args: string[], env: Record<string, string> = {}) {
+/** Runs `kizuna <args>` as a real process against the test database (in `cwd` if given). */
+export async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { cwd?: string } = {},
+) {
   try {
     const { stdout, stderr } = await run(process.execPath, [kizuna, ...args], {
+      ...opts,
       env: {
         ...process.env,
         DATABASE_URL: TEST_DATABASE_URL,
