@@ -76,8 +76,11 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
     env.ROLE === 'worker' ? createOpsApp(deps) : createApp(deps, { inbox, mailer, sandboxUi })
   // /sandbox lets anyone act as any LINE user and read their card links: never on the network.
   const hostname = sandbox ? '127.0.0.1' : '0.0.0.0'
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: env.PORT, hostname }, () => resolve(s))
+  const server = await listen(app, env.PORT, hostname).catch(async (error: unknown) => {
+    mailer.close()
+    await closeDeps(deps)
+    await sandbox?.close()
+    throw error
   })
   keepConnectionsOpen(server)
   const closeServer = closeGracefully(server)
@@ -130,6 +133,33 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
       return stopping
     },
   }
+}
+
+/**
+ * Serves `app` on the port. A port already taken (often 3000, by another dev server) rejects
+ * with a message naming PORT: Node's 'error' event, unhandled, crashed the process with a trace.
+ */
+function listen(
+  app: { fetch: Parameters<typeof serve>[0]['fetch'] },
+  port: number,
+  hostname: string,
+): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(
+              `PORT ${port} is in use on ${hostname} (another Kizuna or another program): ` +
+                'stop it, or set PORT to a free port',
+            )
+          : error,
+      )
+    const server = serve({ fetch: app.fetch, port, hostname }, () => {
+      server.off('error', failed)
+      resolve(server)
+    })
+    server.once('error', failed)
+  })
 }
 
 /**

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { createServer, type Server } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
@@ -42,6 +43,24 @@ describe('the address Kizuna listens on', () => {
       expect(k.host).toBe('0.0.0.0')
     } finally {
       await k.stopAll()
+    }
+  })
+
+  it('when PORT is taken, start-up fails naming PORT (no crash on an unhandled error event)', async () => {
+    const taken: Server = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const port = (taken.address() as { port: number }).port
+    try {
+      const env = testEnv({
+        LINE_CHANNEL_SECRET: '',
+        LINE_CHANNEL_ACCESS_TOKEN: '',
+        PORT: String(port),
+      })
+      await expect(
+        startKizuna(env, { queuePrefix: `test-${randomUUID()}`, log: createLogger('silent') }),
+      ).rejects.toThrow(`PORT ${port} is in use`)
+    } finally {
+      await new Promise((resolve) => taken.close(resolve))
     }
   })
 })
