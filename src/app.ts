@@ -47,6 +47,10 @@ export function createApp(deps: Deps, opts: AppOptions) {
       accountLinkDialogUrl: opts.sandboxUi ? '/sandbox/dialog/bot/accountLink' : undefined,
     }),
   )
-  if (opts.sandboxUi) app.route('/sandbox', opts.sandboxUi)
+  if (opts.sandboxUi) {
+    app.route('/sandbox', opts.sandboxUi)
+    // `npm start` prints the root's address first: a newcomer opening it lands on the phone.
+    app.get('/', (c) => c.redirect('/sandbox/'))
+  }
   return app
 }

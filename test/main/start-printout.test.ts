@@ -37,5 +37,10 @@ describe('npm start without LINE credentials', () => {
     expect(output()).toContain(`sandbox mailbox:     ${base}/sandbox/mail`)
     expect((await fetch(`${base}/sandbox/mail`)).status).toBe(200)
     expect((await fetch(`${base}/sandbox/`)).status).toBe(200)
+    // The address printed first ("Kizuna is running at …") opens the simulated LINE app.
+    expect(output()).toContain(`Kizuna is running at ${base}\n`)
+    const root = await fetch(`${base}/`, { redirect: 'manual' })
+    expect(root.status).toBe(302)
+    expect(root.headers.get('location')).toBe('/sandbox/')
   }, 60_000)
 })
