@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { FileMigrationProvider, type Kysely, type MigrationResult, Migrator } from 'kysely'
+import { FileMigrationProvider, type Kysely, type MigrationResult, Migrator, sql } from 'kysely'
 
 export const migrationFolder = fileURLToPath(new URL('../../migrations', import.meta.url))
 
@@ -52,9 +52,31 @@ export function explainDatabaseError(error: unknown): unknown {
   return new DatabaseUnreachableError(`cannot reach the database (DATABASE_URL): ${safe}`)
 }
 
+/**
+ * A database in another encoding than UTF8 (SQL_ASCII, which Debian's package makes when no
+ * locale is set) stores Japanese text as bytes: length('あ') is 3, and jsonb refuses "\u3042".
+ */
+// biome-ignore lint/suspicious/noExplicitAny: see createMigrator
+async function assertUtf8(db: Kysely<any>): Promise<void> {
+  let encoding: string | undefined
+  try {
+    const { rows } = await sql<{ server_encoding: string }>`show server_encoding`.execute(db)
+    encoding = rows[0]?.server_encoding
+  } catch (error) {
+    throw explainDatabaseError(error)
+  }
+  if (encoding !== 'UTF8') {
+    throw new Error(
+      `the database (DATABASE_URL) is encoded ${encoding}; Kizuna stores Japanese text and needs ` +
+        'UTF8: create it with `createdb -E UTF8 -T template0 NAME`',
+    )
+  }
+}
+
 /** Applies every pending migration; throws with the failing migration's name. */
 // biome-ignore lint/suspicious/noExplicitAny: see createMigrator
 export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResult[]> {
+  await assertUtf8(db)
   const { error, results } = await createMigrator(db).migrateToLatest()
   const failed = results?.find((r) => r.status === 'Error')
   if (error) {

@@ -1,3 +1,4 @@
+import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
@@ -21,6 +22,34 @@ describe('kizuna migrate', () => {
     expect(res.code).not.toBe(0)
     expect(res.stderr).toMatch(/cannot reach the database \(DATABASE_URL\): .*does not exist/)
     expect(res.stderr + res.stdout).not.toContain('hunter2secret')
+  })
+
+  it('refuses a database that is not UTF8, and creates nothing in it', async () => {
+    const name = `kizuna_ascii_${process.pid}_${Date.now()}`
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
+    await admin.connect()
+    try {
+      await admin.query(
+        `create database ${name} encoding 'SQL_ASCII' template template0 lc_collate 'C' lc_ctype 'C'`,
+      )
+      const url = new URL(TEST_DATABASE_URL)
+      url.pathname = `/${name}`
+      const res = await cli(['migrate'], { DATABASE_URL: url.toString() })
+      expect(res.code).toBe(1)
+      expect(res.stderr).toContain(
+        'the database (DATABASE_URL) is encoded SQL_ASCII; Kizuna stores Japanese text and needs UTF8',
+      )
+      const db = new pg.Client({ connectionString: url.toString() })
+      await db.connect()
+      const { rows } = await db.query(
+        "select count(*)::int as n from information_schema.tables where table_schema = 'public'",
+      )
+      await db.end()
+      expect(rows[0].n).toBe(0)
+    } finally {
+      await admin.query(`drop database if exists ${name} with (force)`)
+      await admin.end()
+    }
   })
 
   it('does the same for --down', async () => {
