@@ -103,6 +103,7 @@ export async function sendClaimedDeliveries(
     const rendered = render(row, content, choice.channel, lineOpts)
     if ('outcome' in rendered) outcomes.push(rendered.outcome)
     else if (choice.channel === 'line' && rendered.line) {
+      const refused = refusedChunk(row)
       lineItems.push({
         id: row.id,
         lineUid: choice.lineUid,
@@ -111,10 +112,10 @@ export async function sendClaimedDeliveries(
         retryKey: row.line_retry_key,
         replyToken: replyTokenIfFresh(row, now),
         // Tried before alone (a push with its own key): a new chunk's key could send it twice.
-        mayMulticast: row.attempts === 1,
-        firstCallNoted: row.line_first_call_at !== null,
+        // One whose chunk LINE refused is a new send: it may join a new chunk.
+        mayMulticast: row.attempts === 1 || refused,
         multicast:
-          row.multicast_request_id && row.multicast_retry_key && row.multicast_body
+          !refused && row.multicast_request_id && row.multicast_retry_key && row.multicast_body
             ? {
                 id: row.multicast_request_id,
                 retryKey: row.multicast_retry_key,
@@ -144,11 +145,26 @@ export async function sendClaimedDeliveries(
 }
 
 /**
- * Deliveries sent before in a multicast chunk (a 5xx or timeout, a refusal then a requeue) that
+ * A multicast chunk LINE refused whole (the monthly quota's 429, a 400) and `kizuna deliveries
+ * retry` requeued (its first call forgotten): LINE took nothing under its key. Its stored request
+ * is not sent again. It names everyone in the chunk, and the sweeper spreads the chunk's rows over
+ * jobs of 100: a job holding some of them would send it to people whose rows it does not hold
+ * (opted out, blocked, erased since, or waiting for room in the weekly cap), and two jobs would
+ * each send it. Each row is sent like a new delivery instead, by the one job that claimed it (a
+ * new chunk of that job's rows under a new key, or a push under its own key), after its consent
+ * and the cap are checked now; the old key is never used again. A chunk that may have reached
+ * LINE (a 5xx or timeout) still goes again under its key: LINE answers 409 if it took it.
+ */
+function refusedChunk(row: ClaimedDelivery): boolean {
+  return row.multicast_request_id !== null && row.line_first_call_at === null
+}
+
+/**
+ * Deliveries sent before in a multicast chunk that may have reached LINE (a 5xx or timeout) that
  * this attempt settled otherwise: skipped (an opt-out, a block, the weekly cap), failed, or by
- * email. The chunk goes again without
- * them. Ones that wait (quiet hours, a loader error) stay in it: their own retry repeats
- * the chunk and counts its 409 as sent, so leaving them out could lose their message.
+ * email. The chunk goes again without them. Ones that wait (quiet hours, a loader error) stay in
+ * it: their own retry repeats the chunk and counts its 409 as sent, so leaving them out could
+ * lose their message.
  */
 function settledOffChunks(
   rows: ClaimedDelivery[],

@@ -172,7 +172,8 @@ export async function setReplyState(
 /**
  * Stores each push request before it is sent, in a statement of its own: a retry, even after
  * the worker stopped, repeats that body under the row's retry key (LINE-API.md §2.4). The first
- * time a request goes under that key is noted too: LINE honours it for 24 hours from then.
+ * time a request goes under that key is noted too: LINE honours it for 24 hours from then. A
+ * row of a chunk LINE refused leaves the chunk: its retries repeat this push, never the chunk.
  */
 export async function storePushBodies(
   db: Db,
@@ -182,7 +183,7 @@ export async function storePushBodies(
   await executePrepared(
     db,
     sql`
-    update delivery d set push_body = b.body,
+    update delivery d set push_body = b.body, multicast_request_id = null,
       line_first_call_at = coalesce(d.line_first_call_at, now())
     from unnest(${pushes.map((p) => p.id)}::uuid[], ${pushes.map((p) => p.body)}::text[])
       as b(id, body)
@@ -316,24 +317,6 @@ export async function createMulticastRequest(
  */
 export async function updateMulticastBody(db: Db, id: string, body: string): Promise<void> {
   await db.updateTable('multicast_request').set({ body }).where('id', '=', id).execute()
-}
-
-/**
- * Notes when a request under a chunk's key first goes to LINE for the chunk's rows that have
- * none (a chunk requeued after LINE refused it: the key's 24 hours start again), whichever job
- * holds them: the request names them all. Found through the user ids it goes to (indexed, where
- * the chunk id is not). Before the call.
- */
-export async function noteFirstCalls(
-  db: Db,
-  chunk: { id: string; lineUids: string[] },
-): Promise<void> {
-  await sql`
-    update delivery d set line_first_call_at = now()
-    from line_user lu
-    where lu.line_uid = any(${chunk.lineUids}::text[]) and d.customer_id = lu.customer_id
-      and d.multicast_request_id = ${chunk.id} and d.line_first_call_at is null
-  `.execute(db)
 }
 
 /** LINE's request id for an accepted multicast chunk. */
@@ -500,8 +483,8 @@ export async function requeueDeliveries(
     requeued as (
       update delivery d
       set status = 'pending', send_after = least(d.send_after, now()), updated_at = now(),
-        -- The key's 24 hours start again with its next request (noted by storePushBodies,
-        -- createMulticastRequest or noteFirstCalls).
+        -- The key's 24 hours start again with its next request (noted by storePushBodies or
+        -- createMulticastRequest). A chunk refused is not sent again (see refusedChunk).
         line_first_call_at = case when c.refused then null else d.line_first_call_at end
       from candidates c
       where d.id = c.id and not c.held

@@ -5,7 +5,6 @@ import type { SharedLimiter } from '../platform/shared-limiter.ts'
 import {
   createMulticastRequest,
   type DeliveryOutcome,
-  noteFirstCalls,
   recordMulticastAccepted,
   storePushBodies,
   updateMulticastBody,
@@ -35,10 +34,11 @@ export type LineItem = {
   retryKey: string
   /** A fresh reply token, if no reply for the row was under way or refused before. */
   replyToken: string | null
-  /** First attempt: may join a new multicast chunk (a retried one keeps its own retry key). */
+  /**
+   * May join a new multicast chunk: a first attempt, or one whose chunk LINE refused (a retried
+   * push keeps its own retry key).
+   */
   mayMulticast: boolean
-  /** A request under its key went to LINE before and was not refused (`line_first_call_at`). */
-  firstCallNoted: boolean
   /** Set when an earlier attempt sent it in this multicast: the same request again, same key. */
   multicast: { id: string; retryKey: string; body: string } | null
 }
@@ -168,13 +168,6 @@ async function planMulticasts(deps: Pick<Deps, 'db' | 'log'>, items: LineItem[],
   for (const chunk of earlier.values()) {
     try {
       chunk.body = await withoutSettled(deps, chunk, leftOut.get(chunk.id))
-      // Requeued after LINE refused the chunk: its key's 24 hours start with this call, for
-      // everyone in it, not only this attempt's (one waiting for room in the weekly cap gets it
-      // now too, and must not send the chunk again after LINE forgot the key).
-      if (chunk.items.some((i) => !i.firstCallNoted)) {
-        const { to } = JSON.parse(chunk.body) as { to: string[] }
-        await noteFirstCalls(deps.db, { id: chunk.id, lineUids: to })
-      }
       multicasts.push(chunk)
     } catch (err) {
       // Nothing sent: these go again with the job's retry.

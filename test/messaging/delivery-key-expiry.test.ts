@@ -203,7 +203,7 @@ describe('a retry key LINE may have forgotten', () => {
         requeued: 2,
         keyExpired: 0,
       })
-      // The chunk went again under its key; the first request of those 24 hours is noted.
+      // They go again (in a new chunk, under its key); the first request of its 24 hours is noted.
       k.line.failNext({ method: 'POST', path: MULTICAST, status: 500, count: 1 })
       await expect(send(ids)).rejects.toThrow(/failed for now/)
       const rows = await deliveryRows(k, ids)
