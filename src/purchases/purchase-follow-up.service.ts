@@ -1,3 +1,4 @@
+import { IMAGE_URL_MAX } from '../flex/flex.schemas.ts'
 import { clipToLength } from '../flex/flex-limits.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import type { MessageVarsLoader } from '../messaging/message-vars.ts'
@@ -111,15 +112,28 @@ export function createPurchaseFollowUpVars(timeZone: string): MessageVarsLoader 
       purchasedAt: formatDateTime(purchase.purchased_at),
       total: formatYen(purchase.total),
       lines: shownLines(purchase.lines),
-      recommendations: products.map((p) => ({
-        sku: p.sku,
-        name: clip(p.name),
-        price: p.price === null ? '' : formatYen(p.price),
-        ...(p.image_url?.startsWith('https://') ? { imageUrl: p.image_url } : {}),
-      })),
+      recommendations: products.map((p) => {
+        const imageUrl = imageUrlOf(p.image_url)
+        return {
+          sku: p.sku,
+          name: clip(p.name),
+          price: p.price === null ? '' : formatYen(p.price),
+          ...(imageUrl ? { imageUrl } : {}),
+        }
+      }),
     }
     return vars
   }
+}
+
+/**
+ * A product's image as LINE and the template take it: https, percent-encoded as UTF-8 (the
+ * product import keeps `https://…/商品 写真.jpg` as written), at most 2000 characters.
+ */
+function imageUrlOf(url: string | null): string | undefined {
+  if (!url?.startsWith('https://') || !URL.canParse(url)) return undefined
+  const { href } = new URL(url)
+  return href.length <= IMAGE_URL_MAX ? href : undefined
 }
 
 /** The receipt's lines, at most MAX_LINES: past that, the last shown sums up the rest. */

@@ -264,6 +264,31 @@ describe('purchaseFollowUpVars', () => {
     expect(renderEmailMessage('purchase-follow-up', vars!).html).toContain('山'.repeat(99))
   })
 
+  it('renders a product image whose URL has Japanese characters or a space (the import takes it)', async () => {
+    const c = await makeCustomer(db)
+    const own = sku('JP')
+    await saveProducts(db, [
+      { sku: own, name: '花瓶', related_skus: [sku('JPIMG')] },
+      { sku: sku('JPIMG'), name: '一輪挿し', image_url: 'https://img.example/商品 写真.jpg' },
+    ])
+    const purchase = await scanReceipt(
+      c.card,
+      receipt({ lines: [{ sku: own, quantity: 1, unitPrice: 500 }], total: 500 }),
+    )
+    const vars = await purchaseFollowUpVars(db, {
+      customerId: c.id,
+      vars: { purchaseId: purchase.id },
+    })
+    // Percent-encoded as UTF-8, as LINE asks of URLs.
+    const encoded = 'https://img.example/%E5%95%86%E5%93%81%20%E5%86%99%E7%9C%9F.jpg'
+    expect(vars?.recommendations).toEqual([
+      { sku: sku('JPIMG'), name: '一輪挿し', price: '', imageUrl: encoded },
+    ])
+    const line = renderLineMessage('purchase-follow-up', vars!)
+    expect(JSON.stringify(line)).toContain(encoded)
+    expect(renderEmailMessage('purchase-follow-up', vars!).html).toContain(encoded)
+  })
+
   it('returns null for a voided, unknown or foreign purchase', async () => {
     const c = await makeCustomer(db)
     const other = await makeCustomer(db)
