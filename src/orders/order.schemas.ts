@@ -6,6 +6,9 @@ export const orderSourceSchema = z
   .trim()
   .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 letters, digits, ".", "_" or "-"')
 
+/** A shop system's clock may run a little fast; an order from tomorrow is a wrong date. */
+const CLOCK_SKEW_MS = 60 * 60_000
+
 const yen = (what: string) =>
   z.number(`${what} in whole yen`).int(`${what} in whole yen`).min(0).max(2_000_000_000)
 
@@ -28,7 +31,10 @@ export const orderSchema = z.strictObject({
     .default({}),
   orderedAt: z.iso
     .datetime({ offset: true, error: 'use an ISO 8601 date-time, e.g. 2026-11-23T10:00:00+09:00' })
-    .transform((s) => new Date(s)),
+    .transform((s) => new Date(s))
+    .refine((at) => at.getTime() <= Date.now() + CLOCK_SKEW_MS, {
+      error: "is in the future: check the shop system's dates",
+    }),
   lines: z.array(orderLineSchema).min(1, 'an order has at least one line').max(1000),
   total: yen('the total'),
 })

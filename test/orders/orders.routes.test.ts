@@ -144,6 +144,22 @@ describe('POST /api/orders', () => {
     expect(notJson.status).toBe(400)
   })
 
+  it('answers 400 for an order dated in the future, which would count in spend and tier for years', async () => {
+    const shopId = `shop-${randomUUID()}`
+    await createCustomer(kizuna.deps.db, {
+      identities: [{ kind: 'online_customer', value: shopId }],
+    })
+    const nextYear = new Date(Date.now() + 400 * 86_400_000).toISOString()
+    const body = order({ customer: { externalId: shopId }, orderedAt: nextYear })
+    const res = await postOrder(body)
+    expect(res.status).toBe(400)
+    expect((await errorOf(res)).message).toContain('orderedAt: is in the future')
+    expect(await purchaseOf(body.orderId)).toHaveLength(0)
+    // A shop clock a few minutes fast is fine.
+    const soon = order({ orderedAt: new Date(Date.now() + 5 * 60_000).toISOString() })
+    expect((await postOrder(soon)).status).toBe(201)
+  })
+
   it('answers 400 naming the field for a NUL character, which no Postgres text can hold, and records nothing', async () => {
     const body = order({
       orderId: `W-${randomUUID()}`,
