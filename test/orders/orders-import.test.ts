@@ -146,6 +146,23 @@ describe('kizuna import orders', () => {
     ])
   })
 
+  it('reads NDJSON that Windows tools wrote: a byte-order mark and CRLF line ends', async () => {
+    const source = newSource()
+    const order = (orderId: string) =>
+      JSON.stringify({
+        source,
+        orderId,
+        orderedAt: '2026-11-03T12:00:00Z',
+        lines: [{ sku: 'PARASOL-1', quantity: 1, unitPrice: 12000 }],
+        total: 12000,
+      })
+    const ndjson = await file('ndjson', [`\uFEFF${order('B1')}\r`, `${order('B2')}\r`])
+    const result = await cli(['import', 'orders', ndjson])
+    expect(result.stderr).not.toContain('line 1')
+    expect(result.stdout).toContain('orders: created 0, unmatched 2, unchanged 0, skipped 0')
+    expect((await purchases(source)).map((p) => p.external_id)).toEqual(['B1', 'B2'])
+  })
+
   it('refuses a file with an unknown column before writing anything', async () => {
     const source = newSource()
     const csv = await file('csv', [

@@ -211,9 +211,11 @@ async function* ndjsonRecords(stream: ReadStream, done: Progress): AsyncGenerato
   let line = 0
   let out: SourceRecord[] = []
   try {
-    for await (const text of createInterface({ input: stream, crlfDelay: Infinity })) {
+    for await (const read of createInterface({ input: stream, crlfDelay: Infinity })) {
       line++
-      done.bytes += Buffer.byteLength(text) + 1
+      done.bytes += Buffer.byteLength(read) + 1
+      // A byte-order mark (Windows tools write one) is not part of the first object.
+      const text = line === 1 ? read.replace(/^\uFEFF/, '') : read
       if (text.trim() === '') continue
       if (out.length >= RECORDS_AT_ONCE) {
         yield out
