@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { messageVarsSchema } from '../flex/flex.schemas.ts'
@@ -7,6 +7,7 @@ import { describeProblems, validateTemplateFolder } from '../flex/flex-validate.
 import {
   flexTemplatesDir,
   loadMessageTemplate,
+  readJsonFile,
   renderMessageDraft,
 } from '../flex/message-template.ts'
 import { loadFlexSample } from '../flex/render.ts'
@@ -61,7 +62,7 @@ export function registerFlexCommands(program: Command): void {
 }
 
 function readVars(file: string): Record<string, unknown> {
-  const parsed = messageVarsSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')))
+  const parsed = messageVarsSchema.safeParse(readJsonFile(file))
   if (!parsed.success) throw new Error(`${file}: the variables must be a JSON object`)
   return parsed.data
 }

@@ -177,7 +177,7 @@ function compileTemplate(id: string, path: string): MessageTemplate {
   const file = displayPath(path)
   let raw: unknown
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'))
+    raw = readJsonFile(path)
   } catch (error) {
     throw new TemplateError(file, { path: '', message: errorText(error) }, { cause: error })
   }
@@ -211,6 +211,11 @@ function compileTemplate(id: string, path: string): MessageTemplate {
       text: compileEmail(file, 'email.text', email.text, true),
     },
   }
+}
+
+/** A JSON file as an editor saved it: a leading byte-order mark (Windows editors) is dropped. */
+export function readJsonFile(path: string): unknown {
+  return JSON.parse(readFileSync(path, 'utf8').replace(/^\uFEFF/, ''))
 }
 
 /** Handlebars: HTML-escaping (attribute-safe) for html; none for text and subject. */

@@ -1,7 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { flexTemplateIdSchema, type MessageVars, messageVarsSchema } from './flex.schemas.ts'
-import { flexTemplatesDir } from './message-template.ts'
+import { flexTemplatesDir, readJsonFile } from './message-template.ts'
 import { displayPath, TemplateError } from './template-error.ts'
 
 export { flexTemplatesDir } from './message-template.ts'
@@ -19,7 +19,7 @@ export function loadFlexSample(id: string, dir = flexTemplatesDir): MessageVars 
   const path = join(dir, `${flexTemplateIdSchema.parse(id)}.sample.json`)
   let raw: unknown
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'))
+    raw = readJsonFile(path)
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     throw new TemplateError(displayPath(path), { path: '', message }, { cause: error })

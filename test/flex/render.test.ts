@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
   loadMessageTemplate,
@@ -170,6 +172,22 @@ describe('loading', () => {
     expect(error.file).toMatch(/broken\.json$/)
     expect(error.message).toMatch(/broken\.json: line\.altText/)
     expect(() => loadMessageTemplate('notjson', dir)).toThrow(/notjson\.json: .*JSON/)
+  })
+
+  it('reads a template and its sample saved with a byte-order mark (Windows editors write one)', async () => {
+    const template = bubbleTemplate({
+      body: [{ type: 'text', text: 'Hi {{name}}' }],
+      properties: { name: { type: 'string' } },
+      required: ['name'],
+    })
+    const dir = await templateFolder({
+      bom: { template: null, rawTemplate: `\uFEFF${JSON.stringify(template)}` },
+    })
+    writeFileSync(join(dir, 'bom.sample.json'), `\uFEFF${JSON.stringify({ name: 'Yui' })}`)
+    const vars = loadFlexSample('bom', dir)
+    expect(vars).toEqual({ name: 'Yui' })
+    const line = renderLineMessage('bom', vars, { dir })
+    expect(JSON.stringify(line)).toContain('Hi Yui')
   })
 })
 
