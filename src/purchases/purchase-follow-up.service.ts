@@ -132,8 +132,13 @@ export function createPurchaseFollowUpVars(timeZone: string): MessageVarsLoader 
  */
 function imageUrlOf(url: string | null): string | undefined {
   if (!url?.startsWith('https://') || !URL.canParse(url)) return undefined
-  const { href } = new URL(url)
-  return href.length <= IMAGE_URL_MAX ? href : undefined
+  const { origin, href } = new URL(url)
+  // The URL parser leaves `|`, `[`, `]` and a stray `%` as they are; RFC 3986 refuses them.
+  const rest = href
+    .slice(origin.length)
+    .replace(/%(?![0-9A-Fa-f]{2})|[|[\]]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  const encoded = origin + rest
+  return encoded.length <= IMAGE_URL_MAX ? encoded : undefined
 }
 
 /** The receipt's lines, at most MAX_LINES: past that, the last shown sums up the rest. */

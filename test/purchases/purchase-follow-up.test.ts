@@ -264,12 +264,16 @@ describe('purchaseFollowUpVars', () => {
     expect(renderEmailMessage('purchase-follow-up', vars!).html).toContain('山'.repeat(99))
   })
 
-  it('renders a product image whose URL has Japanese characters or a space (the import takes it)', async () => {
+  it('renders a product image whose URL has Japanese characters, a space or a | (the import takes it)', async () => {
     const c = await makeCustomer(db)
     const own = sku('JP')
     await saveProducts(db, [
       { sku: own, name: '花瓶', related_skus: [sku('JPIMG')] },
-      { sku: sku('JPIMG'), name: '一輪挿し', image_url: 'https://img.example/商品 写真.jpg' },
+      {
+        sku: sku('JPIMG'),
+        name: '一輪挿し',
+        image_url: 'https://img.example/商品 写真|[1].jpg?v=100%',
+      },
     ])
     const purchase = await scanReceipt(
       c.card,
@@ -280,13 +284,17 @@ describe('purchaseFollowUpVars', () => {
       vars: { purchaseId: purchase.id },
     })
     // Percent-encoded as UTF-8, as LINE asks of URLs.
-    const encoded = 'https://img.example/%E5%95%86%E5%93%81%20%E5%86%99%E7%9C%9F.jpg'
+    const encoded =
+      'https://img.example/%E5%95%86%E5%93%81%20%E5%86%99%E7%9C%9F%7C%5B1%5D.jpg?v=100%25'
     expect(vars?.recommendations).toEqual([
       { sku: sku('JPIMG'), name: '一輪挿し', price: '', imageUrl: encoded },
     ])
     const line = renderLineMessage('purchase-follow-up', vars!)
     expect(JSON.stringify(line)).toContain(encoded)
-    expect(renderEmailMessage('purchase-follow-up', vars!).html).toContain(encoded)
+    // Handlebars writes `=` as `&#x3D;` (attribute-safe).
+    expect(renderEmailMessage('purchase-follow-up', vars!).html).toContain(
+      encoded.replace('=', '&#x3D;'),
+    )
   })
 
   it('returns null for a voided, unknown or foreign purchase', async () => {
