@@ -52,8 +52,12 @@ export function registerCustomerCommands(program: Command): void {
           const result = await refreshSpendSinceLastRun(db, env, { now: new Date(), since })
           const retiered =
             result.retiered === null ? '' : `; thresholds changed: ${result.retiered} tiers re-set`
+          const attached =
+            result.attached === 0
+              ? ''
+              : `; ${result.attached} waiting purchases attached to customers holding their id`
           console.log(
-            `${result.changed} customers updated since ${result.since.toISOString()}${retiered}`,
+            `${result.changed} customers updated since ${result.since.toISOString()}${retiered}${attached}`,
           )
         },
         () => {

@@ -7,7 +7,12 @@ export const refreshSpend: Processor<'maintenance.refresh-spend'> = {
     const now = deps.clock.now()
     const result = await refreshSpendSinceLastRun(deps.db, deps.env, { now })
     deps.log.info(
-      { since: result.since, changed: result.changed, retiered: result.retiered },
+      {
+        since: result.since,
+        changed: result.changed,
+        retiered: result.retiered,
+        attached: result.attached,
+      },
       'refreshed 12-month spend and tiers',
     )
     // Tiers moved (and anything a lost link job or an import left behind): one relink a day finds

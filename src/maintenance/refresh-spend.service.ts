@@ -1,22 +1,34 @@
 import type { Env } from '../config/env.ts'
 import type { Db } from '../platform/db.ts'
-import { refreshStaleSpend, retierAllCustomers } from '../purchases/purchase.service.ts'
+import {
+  type PurchaseEnv,
+  refreshStaleSpend,
+  retierAllCustomers,
+} from '../purchases/purchase.service.ts'
+import { attachStrandedPurchases } from '../purchases/stranded-purchases.service.ts'
 import { findMaintenanceRun, recordMaintenanceRun } from './maintenance-run.repo.ts'
 
 const RUN = 'refresh-spend'
 /** The first run has no record to go on: the purchases that aged out in the last two days. */
 const FIRST_LOOKBACK_MS = 2 * 86_400_000
 
-export type SpendRefresh = { since: Date; changed: number; retiered: number | null }
+export type SpendRefresh = {
+  since: Date
+  changed: number
+  retiered: number | null
+  /** Purchases that waited for an identity their customer already held (attachStrandedPurchases). */
+  attached: number
+}
 
 /**
  * The nightly 12-month spend refresh, from where the last successful run started: nights missed
  * (workers down, the job failing) are caught up, not skipped. When the tier thresholds differ
  * from the last run's, every customer is re-tiered. `since` overrides the start (the CLI).
+ * First, purchases left waiting by a race with their identity are attached.
  */
 export async function refreshSpendSinceLastRun(
   db: Db,
-  env: Pick<Env, 'TIER_THRESHOLDS'>,
+  env: Pick<Env, 'TIER_THRESHOLDS'> & PurchaseEnv,
   opts: { now: Date; since?: Date },
 ): Promise<SpendRefresh> {
   const last = await findMaintenanceRun(db, RUN)
@@ -24,10 +36,11 @@ export async function refreshSpendSinceLastRun(
     opts.since ?? last?.last_success_at ?? new Date(opts.now.getTime() - FIRST_LOOKBACK_MS)
   const thresholds = thresholdsKey(env.TIER_THRESHOLDS)
   const previous = (last?.state as { thresholds?: string } | undefined)?.thresholds
+  const attached = await attachStrandedPurchases(db, env)
   const changed = await refreshStaleSpend(db, env, { since })
   const retiered = previous === thresholds ? null : await retierAllCustomers(db, env)
   await recordMaintenanceRun(db, RUN, opts.now, { thresholds })
-  return { since, changed, retiered }
+  return { since, changed, retiered, attached }
 }
 
 function thresholdsKey(thresholds: Env['TIER_THRESHOLDS']): string {

@@ -59,6 +59,49 @@ async function silverCustomer(daysAgo: number) {
 }
 
 describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)', () => {
+  it('attaches an order left waiting for an id its customer already holds (a race with the link)', async () => {
+    const c = await makeCustomer(db)
+    const email = `stranded-${randomUUID()}@example.com`
+    await db
+      .insertInto('identity')
+      .values({ customer_id: c.id, kind: 'email', value: email })
+      .execute()
+    // As an order batch records it while the email is being attached, neither seeing the other.
+    const env = loadEnv({ DATABASE_URL: privateDb.url, TIER_THRESHOLDS: THRESHOLDS })
+    const order = await db.transaction().execute((trx) =>
+      recordPurchase(trx, env, {
+        channel: 'online',
+        source: 'shop',
+        externalId: randomUUID(),
+        customerId: null,
+        pendingIdentity: { kind: 'email', value: email },
+        purchasedAt: new Date(Date.now() - 3 * DAY),
+        lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 9_000 }],
+        total: 9_000,
+      }),
+    )
+
+    const run = await refresh()
+    expect(run.stdout).toContain('1 waiting purchases attached to customers holding their id')
+    const purchase = await db
+      .selectFrom('purchase')
+      .select(['customer_id', 'points_earned'])
+      .where('id', '=', order.purchaseId)
+      .executeTakeFirstOrThrow()
+    expect(purchase.customer_id).toBe(c.id)
+    expect(purchase.points_earned).toBeGreaterThan(0)
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '9000', tier: 'silver' })
+    const ledger = await db
+      .selectFrom('points_ledger')
+      .select(['delta', 'reason'])
+      .where('purchase_id', '=', order.purchaseId)
+      .execute()
+    expect(ledger).toEqual([{ delta: purchase.points_earned, reason: 'earn' }])
+
+    const again = await refresh()
+    expect(again.stdout).not.toContain('waiting purchases attached')
+  })
+
   it('picks up from the last successful run: nights missed are caught up, not skipped', async () => {
     expect((await refresh()).code).toBe(0) // the first run: records itself
     // The last run was five days ago; the purchase left the 12-month window four days ago.

@@ -1,0 +1,31 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+import { attachPendingPurchases, type PurchaseEnv } from './purchase.service.ts'
+
+/**
+ * Gives customers the purchases that still wait for an identity they already hold. An order
+ * recorded while its shop id or email was being attached (an import row, an account link) sees
+ * neither the other's uncommitted identity nor is seen by it, and waited for good; the nightly
+ * refresh attaches it (points credited, stats updated), one identity per transaction. Reads
+ * the unmatched purchases once (a scan of `purchase`, nightly). Returns how many were attached.
+ */
+export async function attachStrandedPurchases(db: Db, env: PurchaseEnv): Promise<number> {
+  const { rows } = await sql<{ customer_id: string; kind: string; value: string }>`
+    select i.customer_id, i.kind, i.value
+    from purchase p join identity i
+      on i.kind = p.pending_identity_kind and i.value = p.pending_identity_value
+    where p.customer_id is null
+    union
+    select i.customer_id, i.kind, i.value
+    from purchase p join identity i on i.kind = 'email' and i.value = p.pending_email
+    where p.customer_id is null and p.pending_email is not null`.execute(db)
+  let attached = 0
+  for (const r of rows) {
+    attached += await db
+      .transaction()
+      .execute((trx) =>
+        attachPendingPurchases(trx, env, r.customer_id, { kind: r.kind, value: r.value }),
+      )
+  }
+  return attached
+}
