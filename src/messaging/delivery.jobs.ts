@@ -1,4 +1,4 @@
-import { Worker } from 'bullmq'
+import { type Job, Worker } from 'bullmq'
 import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import {
@@ -22,7 +22,7 @@ const RATE_LIMIT_BACKOFF_MS = 1_000
  */
 export function createSendDeliveries(tools: SendTools): Processor<'messaging.send-deliveries'> {
   return {
-    async run(deps, { deliveryIds }, { worker, token }) {
+    async run(deps, { deliveryIds }, { job, worker, token }) {
       const claimed = await claimDeliveriesWithMarketingCounts(
         deps.db,
         deliveryIds,
@@ -31,7 +31,7 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
       const rows = claimed.rows
       if (rows.length === 0) return
       const { outcomes, rateLimited } = await sendClaimedDeliveries(deps, tools, claimed)
-      await recordOutcomes(deps.db, outcomes)
+      await recordOutcomes(deps.db, outcomes, nextTryWithinMs(job))
       countOutcomes(deps, outcomes)
       const deferred = outcomes.flatMap((o) =>
         o.status === 'pending' && o.sendAfter ? [{ id: o.id, sendAfter: o.sendAfter }] : [],
@@ -54,6 +54,19 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
       if (failed > 0) deps.metrics.deliveries.inc({ channel: 'none', status: 'failed' }, failed)
     },
   }
+}
+
+/**
+ * The longest BullMQ waits before this job's next try (its backoff before jitter, which only
+ * shortens it); 0 when no try follows.
+ */
+function nextTryWithinMs(job: Pick<Job, 'attemptsMade' | 'opts'>): number {
+  const { attempts = 1, backoff } = job.opts ?? {}
+  const made = job.attemptsMade ?? 0
+  if (made + 1 >= attempts || backoff === undefined) return 0
+  if (typeof backoff === 'number') return backoff
+  const delay = backoff.delay ?? 0
+  return backoff.type === 'exponential' ? 2 ** made * delay : delay
 }
 
 function countOutcomes(deps: Pick<Deps, 'metrics'>, outcomes: DeliveryOutcome[]): void {

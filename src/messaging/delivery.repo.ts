@@ -200,8 +200,16 @@ export type DeliveryOutcome =
   /** Try again: now (a retry of the job) or at `sendAfter` (quiet hours, the weekly cap). */
   | { id: string; status: 'pending'; error?: string; sendAfter?: Date }
 
-/** Records every outcome of a batch in one statement (rows still `sending` only). */
-export async function recordOutcomes(db: Db, outcomes: DeliveryOutcome[]): Promise<void> {
+/**
+ * Records every outcome of a batch in one statement (rows still `sending` only). `retryWithinMs`:
+ * how long the job's next try may take to come (its backoff); rows left to it are not the
+ * sweeper's until then.
+ */
+export async function recordOutcomes(
+  db: Db,
+  outcomes: DeliveryOutcome[],
+  retryWithinMs = 0,
+): Promise<void> {
   if (outcomes.length === 0) return
   const col = <T>(pick: (o: DeliveryOutcome) => T | undefined) =>
     outcomes.map((o) => pick(o) ?? null)
@@ -220,6 +228,8 @@ export async function recordOutcomes(db: Db, outcomes: DeliveryOutcome[]): Promi
       -- outcome is final or was refused whole, and a requeued row is rendered again.
       push_body = case when o.status = 'pending' then d.push_body end,
       send_after = coalesce(o.send_after, d.send_after),
+      retry_at = case when o.status = 'pending' and o.send_after is null
+        then now() + make_interval(secs => ${retryWithinMs / 1000}) end,
       updated_at = now()
     from unnest(
       ${col((o) => o.id)}::uuid[], ${col((o) => o.status)}::text[],
@@ -360,7 +370,8 @@ export async function failUnfinishedDeliveries(
 }
 
 /**
- * Due deliveries nobody is working on: pending ones older than the grace (their job was lost),
+ * Due deliveries nobody is working on: pending ones older than the grace (their job was lost)
+ * and not waiting for their job's next try (a LINE 5xx: retry_at), or whose try is that late,
  * and ones left in `sending` past the lease (a crashed worker).
  */
 export async function listStaleDeliveries(db: Db, olderThan: Date, limit: number) {
@@ -369,7 +380,11 @@ export async function listStaleDeliveries(db: Db, olderThan: Date, limit: number
     .select('id')
     .where((eb) =>
       eb.or([
-        eb.and([eb('status', '=', 'pending'), eb('updated_at', '<', olderThan)]),
+        eb.and([
+          eb('status', '=', 'pending'),
+          eb('updated_at', '<', olderThan),
+          eb.or([eb('retry_at', 'is', null), eb('retry_at', '<', olderThan)]),
+        ]),
         eb.and([
           eb('status', '=', 'sending'),
           eb('updated_at', '<', sql<Date>`now() - make_interval(secs => ${SENDING_LEASE_SECONDS})`),

@@ -117,6 +117,7 @@ export interface Delivery {
   reply_state: string | null;
   reply_token: string | null;
   reply_token_expires_at: Timestamp | null;
+  retry_at: Timestamp | null;
   send_after: Generated<Timestamp>;
   sent_at: Timestamp | null;
   skip_reason: string | null;

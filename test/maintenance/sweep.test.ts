@@ -1,9 +1,18 @@
+import { randomUUID } from 'node:crypto'
 import { UnrecoverableError, Worker } from 'bullmq'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import type { QueueName } from '../../src/jobs.ts'
-import { createProcessors } from '../../src/main/processors.ts'
-import { PROFILE_RETRY_MS, sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import { jobIds } from '../../src/jobs.ts'
+import {
+  createLineLimiters,
+  createProcessors,
+  messageVarsLoaders,
+} from '../../src/main/processors.ts'
+import { PROFILE_RETRY_MS, SWEEP_GRACE_MS, sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
+import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
+import { enqueueDeliveries } from '../../src/messaging/delivery.service.ts'
 import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { startWorkers } from '../../src/platform/workers.ts'
 import { enqueueWebhookEvents } from '../../src/webhook/webhook.enqueue.ts'
@@ -102,5 +111,60 @@ describe('sweeper', () => {
     expect(await sweepOnce(deps, 0)).toMatchObject({ events: 1 })
     const jobs = await waitingWebhookJobs(deps)
     expect(jobs.sort()).toEqual([[lost.webhookEventId], [queued.webhookEventId]].sort())
+  })
+
+  it('leaves a delivery waiting for its retry after a LINE 5xx alone until that retry is overdue', async () => {
+    const { deps, env, line } = await startPrivateDeps(cleanups)
+    const friend = line.users.create()
+    friend.friendship = 'friend'
+    const follow = line.buildEvent('follow', friend.userId, {})
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
+    await processWebhookEvent(deps, follow.webhookEventId)
+    // Only the delivery below is unfinished, and no job waits (no worker here).
+    await deps.db.updateTable('delivery').set({ status: 'sent' }).execute()
+    await deps.queues.byName.delivery.drain(true)
+    const { customer_id } = await deps.db
+      .selectFrom('line_user')
+      .select('customer_id')
+      .where('line_uid', '=', friend.userId)
+      .executeTakeFirstOrThrow()
+    const [row] = await insertDeliveries(deps.db, [
+      {
+        dedupeKey: `sweep-test:${randomUUID()}`,
+        kind: 'notice',
+        category: 'transactional',
+        customerId: customer_id!,
+        content: { messages: [{ type: 'text', text: 'お知らせ' }] },
+      },
+    ])
+    const id = row!.id
+
+    // The job's sixth try meets a LINE 500: BullMQ tries again within 64 s (2 s doubling).
+    await enqueueDeliveries(deps.queues, [{ id }])
+    const job = (await deps.queues.byName.delivery.getJob(jobIds.deliveries([id])))!
+    await job.remove()
+    job.attemptsMade = 5
+    line.failNext({ method: 'POST', path: '/v2/bot/message/push', status: 500, count: 1 })
+    const tools = {
+      mailer: createMailer(env, deps.db, { sandbox: false }),
+      limiters: createLineLimiters(deps),
+      loaders: messageVarsLoaders(env),
+    }
+    const send = createSendDeliveries(tools)
+    await expect(
+      send.run(deps, { deliveryIds: [id] }, { job, worker: {} as never, token: 'test' }),
+    ).rejects.toThrow('failed for now')
+
+    const at = (ms: number) => ({ ...deps, clock: { now: () => new Date(Date.now() + ms) } })
+    // Sweeps while the retry is still to come queue nothing.
+    for (const ms of [SWEEP_GRACE_MS + 1_000, 40_000, 60_000]) {
+      expect(await sweepOnce(at(ms))).toMatchObject({ deliveries: 0 })
+    }
+    expect(await deps.queues.byName.delivery.getJobCounts('wait', 'delayed')).toEqual({
+      wait: 0,
+      delayed: 0,
+    })
+    // Its retry overdue (its job lost with Redis): queued again.
+    expect(await sweepOnce(at(64_000 + SWEEP_GRACE_MS + 2_000))).toMatchObject({ deliveries: 1 })
   })
 })
