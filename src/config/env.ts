@@ -73,7 +73,14 @@ export const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, - and _ only')
     .default('kizuna'),
-  PUBLIC_BASE_URL: httpUrl().optional(),
+  // The app answers at the root of its address: its pages post and redirect to /u/…, /link/…,
+  // /staff/…, which a path here (a proxy's sub-path) would escape.
+  PUBLIC_BASE_URL: httpUrl()
+    .refine((url) => new URL(url).pathname === '/' && !/[?#]/.test(url), {
+      error:
+        'use scheme, host and port only: Kizuna answers at the root of its address, so give it a host of its own (e.g. https://crm.shop.example), not a path',
+    })
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TZ_STORE: timeZone.default('Asia/Tokyo'),
   LINE_CHANNEL_SECRET: z.string().min(1).optional(),

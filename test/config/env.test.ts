@@ -97,6 +97,24 @@ describe('loadEnv', () => {
     }
   })
 
+  it('refuses a PUBLIC_BASE_URL with a path, query or fragment, which the pages would escape', () => {
+    // Kizuna answers at the root of its address: its pages post to /u/…, /link/…, /staff/….
+    for (const bad of [
+      'https://shop.example/kizuna',
+      'https://shop.example/kizuna/',
+      'https://shop.example/?a=1',
+      'https://shop.example/#x',
+      'https://shop.example?',
+    ]) {
+      expect(() => loadEnv({ PUBLIC_BASE_URL: bad }), bad).toThrow(
+        /host of its own[\s\S]*→ at PUBLIC_BASE_URL/,
+      )
+    }
+    for (const good of ['https://crm.shop.example', 'https://crm.shop.example/', 'http://h:8080']) {
+      expect(loadEnv({ PUBLIC_BASE_URL: good }).PUBLIC_BASE_URL).toBe(good)
+    }
+  })
+
   it('refuses a PORT (or any variable) of only spaces instead of reading 0', () => {
     expect(() => loadEnv({ PORT: ' ' })).toThrow(/only spaces[\s\S]*→ at PORT/)
     expect(() => loadEnv({ REDIS_URL: '  ' })).toThrow(/→ at REDIS_URL/)
