@@ -23,12 +23,16 @@ export function trackableUrl(href: string): string | null {
 
 /**
  * Rewrites the `href` of every `<a>`/`<area>` whose target is http(s) through `track` (given the
- * decoded, normalised URL) and inserts `ending` (the unsubscribe link and the open pixel) before
+ * decoded, normalised URL; null leaves the link as written) and inserts `ending` (the unsubscribe link and the open pixel) before
  * `</body>`, or at the end without one.
  * The HTML is tokenised by htmlparser2, so comments, scripts and attribute quoting are read as
  * a browser reads them; everything else is copied through byte for byte.
  */
-export function rewriteEmailHtml(html: string, track: (url: string) => string, ending: string) {
+export function rewriteEmailHtml(
+  html: string,
+  track: (url: string) => string | null,
+  ending: string,
+) {
   const edits: { start: number; end: number; text: string }[] = []
   let tag = ''
   let hrefSeen = false
@@ -44,11 +48,12 @@ export function rewriteEmailHtml(html: string, track: (url: string) => string, e
         if (name !== 'href' || hrefSeen || !LINK_TAGS.has(tag)) return
         hrefSeen = true
         const url = trackableUrl(value)
-        if (url === null) return
+        const tracked = url === null ? null : track(url)
+        if (tracked === null) return
         edits.push({
           start: parser.startIndex,
           end: parser.endIndex,
-          text: `href="${escapeAttribute(track(url))}"`,
+          text: `href="${escapeAttribute(tracked)}"`,
         })
       },
       onclosetag(name, implied) {

@@ -14,11 +14,20 @@ export type EmailTracking = {
   /** `/o/:token`: a 1×1 image that records the open. */
   openPixelUrl: string
   /**
-   * Every http(s) link through `/r/:token`, then the unsubscribe link (untracked) and the open
+   * Every http(s) link through `/r/:token` (one whose tracked URL would be longer than
+   * MAX_TRACKED_URL_LENGTH stays as written), then the unsubscribe link (untracked) and the open
    * pixel before `</body>`.
    */
   rewriteHtml(html: string): string
 }
+
+/**
+ * The longest `/r/:token` URL made: a longer one (from a link of about 6,000 characters) would be
+ * refused by proxies on the way (8 KiB request lines, as nginx's default) or by the token check
+ * (12,000 characters), and the click would end on an error page. Such a link is left as written:
+ * it still works, uncounted.
+ */
+export const MAX_TRACKED_URL_LENGTH = 8_000
 
 /**
  * The tracked URLs of one email (built when the delivery engine sends it). Signing happens here
@@ -44,7 +53,10 @@ export async function emailTracking(
     rewriteHtml: (html) =>
       rewriteEmailHtml(
         html,
-        (target) => url('r', signTrackingToken<'r'>(secret, ['r', d.deliveryId, target])),
+        (target) => {
+          const tracked = url('r', signTrackingToken<'r'>(secret, ['r', d.deliveryId, target]))
+          return tracked.length > MAX_TRACKED_URL_LENGTH ? null : tracked
+        },
         ending,
       ),
   }

@@ -114,6 +114,26 @@ describe('GET /r/:token', () => {
     expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'click', url: target }])
   })
 
+  it('leaves a link too long to carry in a token as written, so it still leads where it says', async () => {
+    const { deliveryId, tracking } = await sentEmail()
+    const long = `https://shop.example/search?q=${'a'.repeat(9_500)}`
+    const short = `https://shop.example/search?q=${'b'.repeat(5_000)}`
+    const [longHref = '', shortHref = ''] = hrefs(
+      tracking.rewriteHtml(`<a href="${long}">x</a><a href="${short}">y</a>`),
+    )
+    // Whatever the email holds, following it reaches the link's own address.
+    const reached = async (href: string) => {
+      if (!href.startsWith(`${k.baseUrl}/`)) return href
+      const res = await fetch(href, { redirect: 'manual' })
+      return res.headers.get('location') ?? `${res.status} from ${k.baseUrl}`
+    }
+    expect(await reached(longHref)).toBe(long)
+    // One that fits (a tracked URL under the 8,000 characters proxies take) is still tracked.
+    expect(shortHref.length).toBeLessThanOrEqual(8_000)
+    expect(await reached(shortHref)).toBe(short)
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'click', url: short }])
+  })
+
   it('answers 404 to a forged or altered token and records nothing (no open redirect)', async () => {
     const { deliveryId, tracking } = await sentEmail()
     const [tracked = ''] = hrefs(tracking.rewriteHtml('<a href="https://shop.example/">x</a>'))
