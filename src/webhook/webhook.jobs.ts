@@ -129,7 +129,16 @@ export async function processWebhookEvent(deps: Deps, webhookEventId: string): P
   })
   if (!result) return
   deps.metrics.webhookEvents.inc({ type: result.type, outcome: result.outcome })
-  for (const fn of afterCommit) await fn()
+  // Each step on its own: a Redis blip failing one (the profile fetch) must not cost the others
+  // (the welcome, the menu link). The event is done, so a retry would not run them again; what
+  // failed is left to the sweeper and the nightly relink.
+  for (const fn of afterCommit) {
+    try {
+      await fn()
+    } catch (err) {
+      deps.log.warn({ err, webhookEventId }, 'work after a webhook event could not be queued')
+    }
+  }
 }
 
 function isErased(payload: unknown): boolean {

@@ -87,3 +87,39 @@ describe('webhook.process-events', () => {
     }
   })
 })
+
+describe('after an event commits', () => {
+  it('still queues the welcome and the menu link when the profile fetch cannot be queued', async () => {
+    // Redis refuses every job of the profile queue (its job counter is not a number), as a
+    // blip would refuse one; the other queues work.
+    const identity = k.deps.queues.byName.identity
+    const counter = identity.keys.id ?? `${k.deps.queues.prefix}:identity:id`
+    const before = await k.deps.redis.get(counter)
+    await k.deps.redis.set(counter, 'broken')
+    try {
+      const user = k.line.users.create()
+      await k.line.users.follow(user.userId)
+      await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
+      const lineUser = await k.deps.db
+        .selectFrom('line_user')
+        .select('id')
+        .where('line_uid', '=', user.userId)
+        .executeTakeFirstOrThrow()
+      const menuJobs = await k.deps.queues.byName.richmenu.getJobs([
+        'wait',
+        'active',
+        'delayed',
+        'completed',
+        'failed',
+      ])
+      expect(
+        menuJobs.some((j) =>
+          (j.data as { lineUserIds?: string[] }).lineUserIds?.includes(lineUser.id),
+        ),
+      ).toBe(true)
+    } finally {
+      if (before === null) await k.deps.redis.del(counter)
+      else await k.deps.redis.set(counter, before)
+    }
+  })
+})
