@@ -7,6 +7,7 @@ import type { EventOutcome } from './event-context.ts'
 import { isConnectionError } from './inbox.ts'
 import { enqueueWebhookEvents } from './webhook.enqueue.ts'
 import {
+  countUnreachableRound,
   listEventSenders,
   listPendingEventIds,
   lockWebhookEvent,
@@ -16,6 +17,12 @@ import {
 
 /** Users whose events one job processes side by side (each event in its own transaction). */
 const PARALLEL_USERS = 4
+/**
+ * Jobs given up on as if Postgres were unreachable, after which the events are failed all the
+ * same: Postgres answered each time (it counted them), so it is the events that fail (a
+ * statement timeout, a message naming a connection); the sweeper would queue them forever.
+ */
+export const MAX_UNREACHABLE_ROUNDS = 10
 
 /**
  * Processes a group of stored events, each at most once: its row is locked, its effects and the
@@ -54,17 +61,35 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
    * must still block).
    */
   async onFinalFailure(deps, { webhookEventIds }, error) {
-    // Postgres was not there (down, refusing connections): no event got to run, so none is to
-    // blame. They stay pending, and the sweeper queues them again.
-    if (isUnreachableDatabase(error)) {
-      deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
-      return
+    const unreachable = isUnreachableDatabase(error)
+    let lanes: string[][]
+    try {
+      const pending = new Set(await listPendingEventIds(deps.db, webhookEventIds))
+      lanes = (await eventsByUser(deps, webhookEventIds))
+        .map((lane) => lane.filter((id) => pending.has(id)))
+        .filter((lane) => lane.length > 0)
+    } catch (dbError) {
+      if (!unreachable) throw dbError
+      lanes = []
     }
-    const pending = new Set(await listPendingEventIds(deps.db, webhookEventIds))
+    let reason = error.message
+    // Postgres was not there (down, refusing connections): no event got to run, so none is to
+    // blame. They stay pending, and the sweeper queues them again. Each time is counted on the
+    // events that ran: one failing this way while Postgres answers (it counted) is failed in
+    // the end rather than queued by every sweep forever.
+    if (unreachable) {
+      const heads = lanes.map(([head]) => head as string)
+      const rounds =
+        heads.length > 0 ? await countUnreachableRound(deps.db, heads).catch(() => 0) : 0
+      if (rounds < MAX_UNREACHABLE_ROUNDS) {
+        deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
+        return
+      }
+      reason = `${reason} (given up: failed ${rounds} times as if the database were unreachable, though it answered)`
+    }
     const later: string[] = []
-    for (const lane of await eventsByUser(deps, webhookEventIds)) {
-      const [failed, ...rest] = lane.filter((id) => pending.has(id))
-      if (failed) await markWebhookEventFailed(deps.db, failed, error.message)
+    for (const [failed, ...rest] of lanes) {
+      if (failed) await markWebhookEventFailed(deps.db, failed, reason)
       later.push(...rest)
     }
     if (later.length > 0) {

@@ -96,6 +96,21 @@ export async function markWebhookEventFailed(
 }
 
 /**
+ * Counts one more time a job gave up on these events as if Postgres were unreachable; they stay
+ * pending (`attempts` of a pending row counts nothing else). Returns the highest count.
+ */
+export async function countUnreachableRound(db: Db, webhookEventIds: string[]): Promise<number> {
+  const rows = await db
+    .updateTable('webhook_event')
+    .set({ attempts: sql`attempts + 1`, updated_at: sql`now()` })
+    .where('webhook_event_id', 'in', webhookEventIds)
+    .where('status', '=', 'pending')
+    .returning('attempts')
+    .execute()
+  return Math.max(0, ...rows.map((r) => r.attempts))
+}
+
+/**
  * Forgets what a message said once its sender unsent it (LINE asks for that): the stored
  * message event keeps its id and type, marked `unsent`. Only events stored since `since` are
  * looked at (their ids are time-ordered: a range of the primary key, not the whole table).

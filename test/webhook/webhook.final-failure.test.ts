@@ -1,7 +1,12 @@
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
-import { processWebhookEvent, processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
+import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import {
+  MAX_UNREACHABLE_ROUNDS,
+  processWebhookEvent,
+  processWebhookEvents,
+} from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
 import { startPrivateDeps, waitingWebhookJobs } from '../support/private-deps.ts'
 
@@ -74,6 +79,8 @@ describe('webhook.process-events, given up on', () => {
     const down = { ...deps, db: unreachable as unknown as typeof deps.db }
     const error = await processWebhookEvents.run(down, data, {} as never).catch((e: Error) => e)
     expect(error).toBeInstanceOf(Error)
+    // Still down when BullMQ gives up, or back: either way nothing is failed.
+    await processWebhookEvents.onFinalFailure?.(down, data, error as Error)
     await processWebhookEvents.onFinalFailure?.(deps, data, error as Error)
 
     // Neither follow ever ran: both wait for the sweeper, which applies them.
@@ -94,5 +101,40 @@ describe('webhook.process-events, given up on', () => {
       )
       .execute()
     expect(friends.map((f) => f.status)).toEqual(['friend', 'friend'])
+  }, 60_000)
+
+  it('gives up on an event that keeps failing as if Postgres were unreachable while it answers', async () => {
+    // Every new friend's insert times out (a statement timeout reads like an unreachable database),
+    // while Postgres itself answers: the sweeper must not queue the follow again forever.
+    const { deps, line } = await startPrivateDeps(cleanups)
+    await sql`create function time_out() returns trigger language plpgsql as
+      $$ begin raise exception 'canceling statement due to statement timeout'
+         using errcode = '57014'; end $$`.execute(deps.db)
+    await sql`create trigger time_out before insert on line_user
+      for each row execute function time_out()`.execute(deps.db)
+    const user = line.users.create()
+    user.friendship = 'friend'
+    const follow = line.buildEvent('follow', user.userId, {}, { timestamp: Date.now() - 60_000 })
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
+    const data = { webhookEventIds: [follow.webhookEventId] }
+    const row = () =>
+      deps.db
+        .selectFrom('webhook_event')
+        .select(['status', 'last_error'])
+        .where('webhook_event_id', '=', follow.webhookEventId)
+        .executeTakeFirstOrThrow()
+
+    // Each round: every attempt of the job fails, BullMQ gives up, the sweeper queues it again.
+    for (let round = 1; round <= MAX_UNREACHABLE_ROUNDS; round++) {
+      expect(await row()).toMatchObject({ status: 'pending' })
+      const error = await processWebhookEvents.run(deps, data, {} as never).catch((e: Error) => e)
+      expect(error).toBeInstanceOf(Error)
+      await processWebhookEvents.onFinalFailure?.(deps, data, error as Error)
+    }
+    const given = await row()
+    expect(given.status).toBe('failed')
+    expect(given.last_error).toContain('statement timeout')
+    expect(given.last_error).toContain(`${MAX_UNREACHABLE_ROUNDS} times`)
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
   }, 60_000)
 })
