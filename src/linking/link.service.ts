@@ -72,13 +72,14 @@ export async function handleAccountLink(
     await reply(linkExpiredMessages(), 'account-link-expired')
     return 'handled'
   }
-  await finishNonce(ctx.trx, nonce.nonce_hash, 'used', now)
   if (nonce.line_user_id !== lineUser.id) {
-    // Issued for another LINE account's link token: never link across accounts.
+    // Issued for another LINE account's link token: never link across accounts. The nonce is
+    // left as it is: its own LINE account may still use it.
     await insertLinkAudit(ctx.trx, { action: 'link-rejected', lineUserId: lineUser.id })
     await reply(linkExpiredMessages(), 'account-link-expired')
     return 'handled'
   }
+  await finishNonce(ctx.trx, nonce.nonce_hash, 'used', now)
   const kind = nonce.identity_kind === 'online_customer' ? 'online_customer' : 'email'
 
   await sql`savepoint kizuna_link`.execute(ctx.trx)

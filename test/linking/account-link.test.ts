@@ -205,6 +205,19 @@ describe('LINE account link', () => {
     await waitForText(user.userId, 'expired or was already used')
   })
 
+  it('refuses a nonce issued for another LINE account, and it still works for its own', async () => {
+    const email = newEmail()
+    const { user, nonce } = await linkedUpTo(email)
+    const other = await friend(k)
+    await k.line.users.accountLink(other.userId, nonce, 'ok')
+    await waitForText(other.userId, 'expired or was already used')
+    expect(await identitiesOf((await lineUser(other.userId)).customer_id)).not.toContain('email')
+
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    expect(await identitiesOf((await lineUser(user.userId)).customer_id)).toContain('email')
+  })
+
   it('refuses an online account that another LINE friend already linked', async () => {
     const email = newEmail()
     const first = await linkedUpTo(email)
