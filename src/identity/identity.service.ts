@@ -113,7 +113,7 @@ export async function handleFollow(
     content: memberCardContent(returning ? 'back' : 'new'),
     reply: {
       token: event.replyToken,
-      expiresAt: replyTokenExpiry(ctx.receivedAt),
+      expiresAt: replyTokenExpiry(ctx),
       lineUserId: lineUser.id,
     },
   })

@@ -29,12 +29,13 @@ export async function startAccountLink(ctx: ConversationContext): Promise<void> 
     await ctx.reply(alreadyLinkedMessages(), 'account-link-already')
     return
   }
-  const { deps, webhookEventId, receivedAt, lineUid, replyToken } = ctx
+  const { deps, webhookEventId, receivedAt, occurredAt, lineUid, replyToken } = ctx
   ctx.afterCommit(async () => {
     try {
       await issueAndInvite(deps, {
         webhookEventId,
         receivedAt,
+        occurredAt,
         replyToken,
         lineUid,
         lineUserId: lineUser.id,
@@ -51,6 +52,7 @@ async function issueAndInvite(
   job: {
     webhookEventId: string
     receivedAt: Date
+    occurredAt: Date
     replyToken: string | null
     lineUid: string
     lineUserId: string

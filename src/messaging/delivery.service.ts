@@ -12,6 +12,12 @@ import {
 
 /** LINE accepts a reply token for about a minute after the webhook; keep a margin. */
 export const REPLY_TOKEN_TTL_MS = 50_000
+/**
+ * Nor, even in a redelivered event, once this long has passed since the event happened
+ * (LINE-API.md §2.2): a late redelivery reaching us first would try the reply for nothing (400)
+ * before pushing.
+ */
+export const REPLY_TOKEN_MAX_AGE_MS = 20 * 60_000
 /** Ids per send job: one claim, one render pass, one status update for the lot. */
 export const DELIVERIES_PER_JOB = 100
 
@@ -126,13 +132,19 @@ export async function cancelDeliveries(
   return cancelDeliveryRows(db, dedupeKeys, reason)
 }
 
-export function replyTokenExpiry(receivedAt: Date): Date {
-  return new Date(receivedAt.getTime() + REPLY_TOKEN_TTL_MS)
+/** Until when an event's reply token may be used: shortly after it reached us, if still young. */
+export function replyTokenExpiry(event: { receivedAt: Date; occurredAt: Date }): Date {
+  return new Date(
+    Math.min(
+      event.receivedAt.getTime() + REPLY_TOKEN_TTL_MS,
+      event.occurredAt.getTime() + REPLY_TOKEN_MAX_AGE_MS,
+    ),
+  )
 }
 
 /** Answers a webhook event: a transactional delivery keyed on the event, by reply while fresh. */
 export async function scheduleReply(
-  ctx: TxContext & { webhookEventId: string; receivedAt: Date },
+  ctx: TxContext & { webhookEventId: string; receivedAt: Date; occurredAt: Date },
   to: { customerId: string; lineUserId: string; replyToken: string | null },
   content: messagingApi.Message[] | { templateId: string; vars?: Record<string, unknown> },
   kind: string,
@@ -145,7 +157,7 @@ export async function scheduleReply(
     content: Array.isArray(content) ? { messages: content } : content,
     reply: {
       token: to.replyToken,
-      expiresAt: replyTokenExpiry(ctx.receivedAt),
+      expiresAt: replyTokenExpiry(ctx),
       lineUserId: to.lineUserId,
     },
   })

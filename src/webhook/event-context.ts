@@ -8,6 +8,8 @@ export type EventContext = {
   trx: Transaction<DB>
   webhookEventId: string
   receivedAt: Date
+  /** When it happened (LINE's event time): a reply token is no use 20 minutes after it. */
+  occurredAt: Date
   /** True when another channel holds the chat (mode: standby): never send anything. */
   standby: boolean
   afterCommit: (fn: () => Promise<void>) => void

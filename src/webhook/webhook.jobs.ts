@@ -144,6 +144,7 @@ export async function processWebhookEvent(deps: Deps, webhookEventId: string): P
             trx,
             webhookEventId,
             receivedAt: row.received_at,
+            occurredAt: row.occurred_at,
             standby: row.mode === 'standby',
             afterCommit: (fn) => afterCommit.push(fn),
           },

@@ -160,6 +160,24 @@ describe('friend lifecycle', () => {
     expect(k.line.inbox(user.userId)).toHaveLength(1)
   })
 
+  it('pushes, without trying the reply token, a redelivered follow older than 20 minutes', async () => {
+    const user = friendOnLine()
+    // LINE sent it 25 minutes ago and we did not answer; its first copy reaching us is a
+    // redelivery, whose reply token LINE no longer takes (LINE-API.md §2.2).
+    const at = Date.now() - 25 * 60_000
+    const event = k.line.buildEvent('follow', user.userId, {}, { timestamp: at })
+    const token = (event as { replyToken: string }).replyToken
+    k.line.context.state.replyTokens.get(token)!.expiresAt = at + 60_000
+    expect((await k.line.deliverWebhook([event], { redelivery: true })).status).toBe(200)
+
+    await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
+    expect(k.line.inbox(user.userId)[0]?.endpoint).toBe('push')
+    const replies = k.line
+      .requestsTo('POST', '/v2/bot/message/reply')
+      .filter((r) => (r.body as { replyToken?: string }).replyToken === token)
+    expect(replies).toEqual([])
+  })
+
   it('counts a 409 "retry key already accepted" as sent, without a second message', async () => {
     const user = friendOnLine()
     const event = k.line.buildEvent('follow', user.userId, {})
