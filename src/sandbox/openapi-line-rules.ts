@@ -1,4 +1,5 @@
 import type { Ajv } from 'ajv'
+import { addMessageLimits } from './openapi-message-limits.ts'
 import { isObject, type JsonSchema } from './openapi-schema.ts'
 
 /**
@@ -22,6 +23,7 @@ const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
 /** Patches the converted component schemas in place. */
 export function addLineRules(defs: Record<string, JsonSchema>): void {
   countGraphemes(defs)
+  addMessageLimits(defs)
   // A Flex text of "" is a 400 "must be non-empty text" (e.g. cofacts/rumors-line-bot#212);
   // with spans (`contents`) LINE ignores `text`.
   const flexText = defs.FlexText
@@ -33,7 +35,10 @@ export function addLineRules(defs: Record<string, JsonSchema>): void {
   }
 }
 
-/** `minLength`/`maxLength` in UTF-16 units, plus `maxGraphemes` and `nonEmptyText`. */
+/**
+ * `minLength`/`maxLength` in UTF-16 units, plus `maxGraphemes`, `nonEmptyText`, `maxJsonBytes`
+ * (a Flex container's size) and `sameBubbleSize` (a carousel's bubbles).
+ */
 export function addLineKeywords(ajv: Ajv): void {
   // Ajv's own minLength/maxLength count code points (its `unicode: false` switch is deprecated).
   ajv.removeKeyword('minLength')
@@ -48,6 +53,19 @@ export function addLineKeywords(ajv: Ajv): void {
     type: 'string',
     schemaType: 'boolean',
     validate: (on: boolean, s: string) => !on || s.length > 0,
+  })
+  ajv.addKeyword({
+    keyword: 'maxJsonBytes',
+    type: 'object',
+    schemaType: 'number',
+    validate: (max: number, data: unknown) => Buffer.byteLength(JSON.stringify(data)) <= max,
+  })
+  ajv.addKeyword({
+    keyword: 'sameBubbleSize',
+    type: 'array',
+    schemaType: 'boolean',
+    validate: (on: boolean, bubbles: unknown[]) =>
+      !on || new Set(bubbles.map((b) => (isObject(b) ? (b.size ?? 'mega') : 'mega'))).size <= 1,
   })
 }
 

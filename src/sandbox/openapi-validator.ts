@@ -223,6 +223,14 @@ function describe(error: ErrorObject): string {
       return `must be one of the following values: [${(error.params.allowedValues as unknown[]).join(', ')}]`
     case 'format':
       return `must be a valid ${error.params.format}`
+    case 'pattern':
+      return `must match ${String(error.params.pattern)}`
+    case 'not':
+      return 'is not allowed here'
+    case 'maxJsonBytes':
+      return `must be at most ${String(error.schema)} bytes of JSON`
+    case 'sameBubbleSize':
+      return 'every bubble must have the same size'
     default:
       return error.message ?? 'is invalid'
   }

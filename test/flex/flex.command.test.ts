@@ -54,6 +54,7 @@ describe('kizuna flex validate', () => {
     expect(line('long-label')).toContain(
       `${join(dir, 'long-label.json')}: line.contents.footer.contents[0].action.label must be at most 40 characters`,
     )
+    expect(line('long-label')).not.toContain("LINE's schema")
     expect(line('bad-sample')).toContain(
       `${join(dir, 'bad-sample.json')}: vars/name must be string`,
     )

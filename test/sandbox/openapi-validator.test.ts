@@ -151,6 +151,122 @@ describe('createOpenApiValidator', () => {
   })
 })
 
+describe("LINE's message limits beyond its spec (LINE-API.md §3)", () => {
+  const send = (...messages: unknown[]) => api.validateBody(push, { to: 'U1', messages })
+  const postback = (label: string) => ({ type: 'postback', label, data: 'a=1' })
+  const buttons = (template: Record<string, unknown>) => ({
+    type: 'template',
+    altText: 'alt',
+    template: { type: 'buttons', text: 'Pick', actions: [postback('Go')], ...template },
+  })
+
+  it('refuses text over 5000 characters and a Flex altText over 1500', () => {
+    expect(send(text('x'.repeat(5000)))).toEqual([])
+    expect(send(text('x'.repeat(5001)))).toEqual([
+      { message: 'Length must be between 0 and 5000', property: 'messages[0].text' },
+    ])
+    const alt = { ...bubble([{ type: 'text', text: 'hi' }]), altText: 'a'.repeat(1501) }
+    expect(send(alt)).toEqual([
+      { message: 'Length must be between 0 and 1500', property: 'messages[0].altText' },
+    ])
+  })
+
+  it('limits labels by place: 20 in a quick reply or template, 40 in Flex', () => {
+    const quick = {
+      ...text('pick'),
+      quickReply: { items: [{ type: 'action', action: postback('x'.repeat(21)) }] },
+    }
+    expect(send(quick)).toEqual([
+      {
+        message: 'Length must be between 0 and 20',
+        property: 'messages[0].quickReply.items[0].action.label',
+      },
+    ])
+    expect(send(buttons({ actions: [postback('x'.repeat(21))] }))).toEqual([
+      {
+        message: 'Length must be between 0 and 20',
+        property: 'messages[0].template.actions[0].label',
+      },
+    ])
+    const flexButton = (label: string) => bubble([{ type: 'button', action: postback(label) }])
+    expect(send(flexButton('x'.repeat(40)))).toEqual([])
+    // Labels count grapheme clusters: 40 family emoji are 40, not 440.
+    expect(send(flexButton('👨‍👩‍👧‍👦'.repeat(40)))).toEqual([])
+    expect(send(flexButton('x'.repeat(41)))).toEqual([
+      {
+        message: 'Length must be between 0 and 40',
+        property: 'messages[0].contents.body.contents[0].action.label',
+      },
+    ])
+  })
+
+  it('limits action texts and URIs, and refuses actions outside their place', () => {
+    const act = (action: unknown) => bubble([{ type: 'button', action }])
+    expect(send(act({ type: 'message', label: 'Hi', text: 'x'.repeat(301) }))[0]?.message).toBe(
+      'Length must be between 0 and 300',
+    )
+    expect(
+      send(act({ type: 'postback', label: 'Hi', data: 'a', displayText: 'x'.repeat(301) })),
+    ).toHaveLength(1)
+    expect(
+      send(act({ type: 'uri', label: 'Go', uri: `https://x.example/${'a'.repeat(1000)}` })),
+    ).toHaveLength(1)
+    expect(send(act({ type: 'uri', label: 'Go', uri: 'ftp://x.example/' }))).toEqual([
+      {
+        message: 'must match ^(https?|line|tel):',
+        property: 'messages[0].contents.body.contents[0].action.uri',
+      },
+    ])
+    expect(send(act({ type: 'richmenuswitch', richMenuAliasId: 'a', data: 'd' }))).toEqual([
+      {
+        message: 'is not allowed here',
+        property: 'messages[0].contents.body.contents[0].action.type',
+      },
+    ])
+    const camera = {
+      ...text('pick'),
+      quickReply: { items: [{ type: 'action', action: { type: 'camera', label: 'Cam' } }] },
+    }
+    expect(send(camera)).toEqual([])
+  })
+
+  it('limits templates: altText 400, buttons text 160 (60 with a title), 4 actions', () => {
+    expect(send({ ...buttons({}), altText: 'a'.repeat(401) })).toHaveLength(1)
+    expect(send(buttons({ text: 'x'.repeat(160) }))).toEqual([])
+    expect(send(buttons({ text: 'x'.repeat(161) }))).toHaveLength(1)
+    expect(send(buttons({ title: 'T', text: 'x'.repeat(61) }))).toEqual([
+      { message: 'Length must be between 0 and 60', property: 'messages[0].template.text' },
+    ])
+    const five = Array.from({ length: 5 }, () => postback('Go'))
+    expect(send(buttons({ actions: five }))).toEqual([
+      { message: 'Size must be between 0 and 4', property: 'messages[0].template.actions' },
+    ])
+  })
+
+  it('limits Flex containers: 30 KB a bubble, 12 bubbles of one size in a carousel', () => {
+    const big = bubble([{ type: 'text', text: 'x'.repeat(30_000) }])
+    expect(send(big)).toEqual([
+      { message: 'must be at most 30000 bytes of JSON', property: 'messages[0].contents' },
+    ])
+    const small = { type: 'bubble', body: { type: 'box', layout: 'vertical', contents: [] } }
+    const carousel = (contents: unknown[]) => ({
+      type: 'flex',
+      altText: 'alt',
+      contents: { type: 'carousel', contents },
+    })
+    expect(send(carousel(Array.from({ length: 12 }, () => small)))).toEqual([])
+    expect(send(carousel(Array.from({ length: 13 }, () => small)))).toEqual([
+      { message: 'Size must be between 1 and 12', property: 'messages[0].contents.contents' },
+    ])
+    expect(send(carousel([small, { ...small, size: 'kilo' }]))).toEqual([
+      {
+        message: 'every bubble must have the same size',
+        property: 'messages[0].contents.contents',
+      },
+    ])
+  })
+})
+
 describe('toLinePath', () => {
   it('writes array indexes in brackets and object keys with dots', () => {
     const data = { messages: [{ contents: { '0': { a: 1 } } }] }

@@ -177,10 +177,27 @@ describe('rich menus on the /sandbox page in Chromium', () => {
   })
 
   it('never makes a uri area with a script scheme a live link', async () => {
+    const evil = area(0, { type: 'uri', label: 'Evil', uri: 'javascript:alert(1)' })
     const menu = await createMenu('Menu', [
-      area(0, { type: 'uri', label: 'Evil', uri: 'javascript:alert(1)' }),
+      area(0, { type: 'uri', label: 'Evil', uri: 'https://placeholder.example/' }),
       area(1250, { type: 'uri', label: 'Shop', uri: 'https://shop.example/' }),
     ])
+    // LINE refuses such a uri (so does the stand-in); the page must stay safe if one slips in.
+    const refused = await platform.apiApp.request('/v2/bot/richmenu/validate', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        size: { width: 2500, height: 843 },
+        selected: true,
+        name: 'Menu',
+        chatBarText: 'Menu',
+        areas: [evil],
+      }),
+    })
+    expect(refused.status).toBe(400)
+    const stored = platform.context.state.richMenus.get(menu)!
+    const areas = stored.request.areas as unknown[]
+    stored.request = { ...stored.request, areas: [evil, areas[1]] }
     const user = platform.users.create({ displayName: 'Mio' })
     await platform.users.follow(user.userId)
     await api(`/v2/bot/user/${user.userId}/richmenu/${menu}`)
