@@ -42,8 +42,12 @@ export function createSandboxUi(platform: SandboxPlatform) {
     const linkToken = c.req.query('linkToken') ?? ''
     const nonce = c.req.query('nonce') ?? ''
     const issued = platform.context.state.linkTokens.get(linkToken)
-    if (!issued || issued.expiresAt <= platform.context.now() || !nonce) {
+    if (!issued || issued.expiresAt <= platform.context.now()) {
       return c.text('This link token is unknown, used or expired: tap "Link account" again.', 400)
+    }
+    // LINE takes a nonce of 10 to 255 characters (LINE-API.md §6).
+    if (nonce.length < 10 || nonce.length > 255) {
+      return c.text(`The nonce must be 10 to 255 characters (is ${nonce.length}).`, 400)
     }
     platform.context.state.linkTokens.delete(linkToken)
     await platform.users.accountLink(issued.userId, nonce, 'ok')

@@ -139,3 +139,40 @@ describe('GET /sandbox/events', () => {
     await vi.waitFor(() => expect(platform.context.state.inboxListeners.size).toBe(0))
   })
 })
+
+describe('GET /sandbox/dialog/bot/accountLink (LINE-API.md §6)', () => {
+  async function linkToken(userId: string): Promise<string> {
+    const res = await platform.apiApp.request(`/v2/bot/user/${userId}/linkToken`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${channelAccessToken}` },
+    })
+    expect(res.status).toBe(200)
+    return ((await res.json()) as { linkToken: string }).linkToken
+  }
+  const dialog = (linkToken: string, nonce: string) =>
+    app.request(`/sandbox/dialog/bot/accountLink?${new URLSearchParams({ linkToken, nonce })}`)
+  const linkEvents = () =>
+    platform.webhookDeliveries
+      .flatMap((d) => (d.body as { events: { type: string }[] }).events)
+      .filter((e) => e.type === 'accountLink')
+
+  it('refuses a nonce outside 10 to 255 characters, sending no event', async () => {
+    const user = platform.users.create()
+    await platform.users.follow(user.userId)
+    const token = await linkToken(user.userId)
+    expect((await dialog(token, 'x'.repeat(9))).status).toBe(400)
+    expect((await dialog(token, 'x'.repeat(256))).status).toBe(400)
+    expect(linkEvents()).toEqual([])
+    expect((await dialog(token, 'x'.repeat(10))).status).toBe(303)
+    expect(linkEvents()).toHaveLength(1)
+  })
+
+  it('takes a link token once', async () => {
+    const user = platform.users.create()
+    await platform.users.follow(user.userId)
+    const token = await linkToken(user.userId)
+    expect((await dialog(token, 'n'.repeat(22))).status).toBe(303)
+    expect((await dialog(token, 'm'.repeat(22))).status).toBe(400)
+    expect(linkEvents()).toHaveLength(1)
+  })
+})
