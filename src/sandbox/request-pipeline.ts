@@ -120,6 +120,10 @@ function checkRequest(
   }
   if (!op.jsonBody) return undefined
   if (raw.byteLength > MAX_BODY_BYTES) return c.json({ message: 'Request Entity Too Large' }, 413)
+  // LINE reads a JSON body only as such (LINE-API.md §2.6: 415 unsupported media type).
+  if (!/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? '')) {
+    return c.json({ message: 'Unsupported Media Type' }, 415)
+  }
   const parsed = json ?? parseJson(raw)
   if (!parsed.ok) return c.json({ message: 'The request body could not be parsed as JSON' }, 400)
   const body = parsed.value

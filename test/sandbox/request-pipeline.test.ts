@@ -52,6 +52,22 @@ describe('authentication and request checks', () => {
     expect(await res.json()).toEqual({ message: 'The request body could not be parsed as JSON' })
   })
 
+  it('returns 415 for a JSON endpoint called without a JSON content type, sending nothing', async () => {
+    const body = JSON.stringify({ to: userId, messages: [{ type: 'text', text: 'hi' }] })
+    const before = platform.inbox(userId).length
+    const plain = await post('/v2/bot/message/push', body, { 'content-type': 'text/plain' })
+    expect(plain.status).toBe(415)
+    const form = await post('/v2/bot/message/push', body, {
+      'content-type': 'application/x-www-form-urlencoded',
+    })
+    expect(form.status).toBe(415)
+    expect(platform.inbox(userId)).toHaveLength(before)
+    const charset = await post('/v2/bot/message/validate/push', body, {
+      'content-type': 'application/json; charset=utf-8',
+    })
+    expect(charset.status).toBe(200)
+  })
+
   it('rejects invalid bodies with LINE-style details', async () => {
     const res = await post(
       '/v2/bot/message/push',
