@@ -1,4 +1,5 @@
 import { Hono } from 'hono'
+import { imageSize } from 'image-size'
 import { withErrorHandlers } from './api.routes.ts'
 import { requestPipeline, type SandboxEnv } from './request-pipeline.ts'
 import type { SandboxContext } from './state.ts'
@@ -26,6 +27,8 @@ export function createLineDataApp(ctx: SandboxContext) {
     if (menu.image) {
       return c.json({ message: 'An image has already been uploaded to the richmenu' }, 400)
     }
+    const problem = imageProblem(bytes)
+    if (problem) return c.json({ message: problem }, 400)
     menu.image = { contentType, bytes }
     return c.json({})
   })
@@ -37,4 +40,23 @@ export function createLineDataApp(ctx: SandboxContext) {
   })
 
   return withErrorHandlers(app)
+}
+
+/**
+ * LINE's rule on a rich menu image (LINE-API.md §4): PNG or JPEG, 800 to 2500 pixels wide, at
+ * least 250 high, width / height at least 1.45.
+ */
+function imageProblem(bytes: Uint8Array): string | undefined {
+  let dims: { type?: string; width?: number; height?: number }
+  try {
+    dims = imageSize(bytes)
+  } catch {
+    return 'The image could not be read as PNG or JPEG'
+  }
+  const { type, width = 0, height = 0 } = dims
+  if (type !== 'png' && type !== 'jpg') return 'The image must be PNG or JPEG'
+  if (width < 800 || width > 2500 || height < 250 || width / height < 1.45) {
+    return `The image size ${width}x${height} is invalid: width 800 to 2500, height 250 or more, width / height 1.45 or more`
+  }
+  return undefined
 }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import type { Deps } from '../../src/platform/deps.ts'
 import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
+import { image } from './menu-folder.ts'
 
-/** Any bytes will do for the stand-in; LINE checks the PNG itself. */
-const IMAGE = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0])
+/** The menu's image: a PNG of its size, as LINE (and the stand-in) checks. */
+const IMAGE = image(2500, 843)
 
 export type LiveMenu = { versionId: string; richMenuId: string }
 

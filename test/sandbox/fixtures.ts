@@ -1,13 +1,20 @@
 import { HTTPFetchError } from '@line/bot-sdk'
+import { createCanvas } from '@napi-rs/canvas'
 
 export const channelSecret = 'sandbox-test-secret-0123456789ab'
 export const channelAccessToken = 'sandbox-test-token'
 
-/** A 1×1 PNG. */
-export const pngBytes = Buffer.from(
-  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
-  'base64',
-)
+/** A flat image of the given size, as a rich menu image (PNG unless told). */
+export function imageBytes(width: number, height: number, type: 'png' | 'jpeg' = 'png'): Buffer {
+  const canvas = createCanvas(width, height)
+  const ctx = canvas.getContext('2d')
+  ctx.fillStyle = '#06c755'
+  ctx.fillRect(0, 0, width, height)
+  return type === 'png' ? canvas.toBuffer('image/png') : canvas.toBuffer('image/jpeg')
+}
+
+/** A 2500×843 PNG: a rich menu image LINE takes. */
+export const pngBytes = imageBytes(2500, 843)
 
 export const richMenuRequest = {
   size: { width: 2500, height: 843 },

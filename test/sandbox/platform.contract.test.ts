@@ -6,6 +6,7 @@ import {
   channelAccessToken,
   channelSecret,
   fetchError,
+  imageBytes,
   pngBytes,
   richMenuRequest,
 } from './fixtures.ts'
@@ -227,6 +228,31 @@ describe('rich menus', () => {
     await client.cancelDefaultRichMenu()
     await client.deleteRichMenu(richMenuId)
     expect((await fetchError(client.getRichMenu(richMenuId))).status).toBe(404)
+  })
+
+  it('refuses an image that is not a PNG or JPEG of 800-2500 × 250+ pixels, ratio 1.45+', async () => {
+    const upload = async (bytes: Buffer, type = 'image/png') => {
+      const { richMenuId } = await client.createRichMenu(richMenuRequest)
+      const error = await blob.setRichMenuImage(richMenuId, new Blob([bytes], { type })).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      const stored = platform.context.state.richMenus.get(richMenuId)?.image !== undefined
+      return {
+        status: error instanceof Error ? (error as { status?: number }).status : 200,
+        stored,
+      }
+    }
+    expect(await upload(Buffer.from('not an image at all'))).toEqual({ status: 400, stored: false })
+    expect(await upload(imageBytes(799, 540))).toEqual({ status: 400, stored: false })
+    expect(await upload(imageBytes(2501, 843))).toEqual({ status: 400, stored: false })
+    expect(await upload(imageBytes(1000, 249))).toEqual({ status: 400, stored: false })
+    expect(await upload(imageBytes(1450, 1001))).toEqual({ status: 400, stored: false })
+    expect(await upload(imageBytes(800, 270))).toEqual({ status: 200, stored: true })
+    expect(await upload(imageBytes(1200, 810, 'jpeg'), 'image/jpeg')).toEqual({
+      status: 200,
+      stored: true,
+    })
   })
 
   it('rejects a rich menu LINE would refuse', async () => {

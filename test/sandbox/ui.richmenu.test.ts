@@ -1,7 +1,7 @@
 import type { Page } from 'playwright-core'
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { SandboxPlatform } from '../../src/sandbox/platform.ts'
-import { channelAccessToken } from './fixtures.ts'
+import { channelAccessToken, pngBytes } from './fixtures.ts'
 import { useSandboxPage } from './page-fixture.ts'
 
 const sandbox = useSandboxPage({ width: 1000, height: 1200 })
@@ -13,11 +13,8 @@ beforeEach(() => {
   ;({ platform, baseUrl, page, dialogs } = sandbox)
 })
 
-// A 1×1 PNG: the page stretches it over the menu; the areas are what is tested.
-const PNG = Buffer.from(
-  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
-  'base64',
-)
+// A flat 2500×843 PNG (LINE takes no smaller): the areas over it are what is tested.
+const PNG = pngBytes
 const auth = { authorization: `Bearer ${channelAccessToken}` }
 
 /** Creates a menu through the stand-in's API (validated against LINE's spec), with its image. */
@@ -100,7 +97,7 @@ describe('rich menus on the /sandbox page in Chromium', () => {
       await board
         .locator('img')
         .evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth),
-    ).toBe(1)
+    ).toBe(2500)
     const boardBox = await board.locator('.richmenu-board').boundingBox()
     const moreBox = await board.getByRole('button', { name: 'More' }).boundingBox()
     expect(boardBox && moreBox).toBeTruthy()
