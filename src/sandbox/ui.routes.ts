@@ -161,12 +161,16 @@ function userSection(platform: SandboxPlatform, user: SimUser): Html {
           <button>${user.friendship === 'blocked' ? 'Unblock' : 'Add friend'}</button>
         </form>`
   }
-  <form method="post" action="${base}/text">
-    <input name="text" placeholder="Message" required /><button>Send text</button>
-  </form>
-  <form method="post" action="${base}/postback">
-    <input name="data" placeholder="Postback data" required /><button>Tap postback</button>
-  </form>
+  ${
+    user.friendship === 'blocked'
+      ? html`<p class="meta">Unblock to send messages or tap postbacks.</p>`
+      : html`<form method="post" action="${base}/text">
+          <input name="text" placeholder="Message" required /><button>Send text</button>
+        </form>
+        <form method="post" action="${base}/postback">
+          <input name="data" placeholder="Postback data" required /><button>Tap postback</button>
+        </form>`
+  }
   <div class="chat">${platform.inbox(user.userId).map(messageView)}</div>
   ${richMenuView(platform, user)}
 </section>`

@@ -75,6 +75,11 @@ describe('POST /sandbox/users...', () => {
     expect(platform.users.get(id)?.friendship).toBe('blocked')
     const blockedText = await app.request(`/sandbox/users/${id}/text`, form({ text: 'hi' }))
     expect(blockedText.status).toBe(400)
+    // A blocked user can't chat: the page offers Unblock instead of forms that only fail.
+    const page = await (await app.request('/sandbox/')).text()
+    expect(page).not.toContain(`action="users/${id}/text"`)
+    expect(page).not.toContain(`action="users/${id}/postback"`)
+    expect(page).toContain('Unblock to send messages')
 
     await app.request(`/sandbox/users/${id}/follow`, form({}))
     await app.request(`/sandbox/users/${id}/text`, form({ text: 'hello' }))
