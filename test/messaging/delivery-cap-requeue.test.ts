@@ -25,6 +25,30 @@ describe('weekly marketing cap after `kizuna deliveries retry`', () => {
     await k.stopAll()
   })
 
+  /**
+   * A campaign chunk to `friends` that LINE refused (the monthly quota's 429), parked as
+   * quota_exceeded. The caller plays the workers: the delivery queue is paused.
+   */
+  async function parkedChunk(
+    send: ReturnType<typeof sendJob>,
+    friends: Friend[],
+    seed: { overCap?: 'skip' } = {},
+  ) {
+    const kind = `campaign-${randomUUID().slice(0, 8)}`
+    const ids = await scheduleDeliveries(
+      k.deps,
+      friends.map((f) => ({ ...campaign(f, { displayName: 'お客様', ...seed }), kind })),
+    )
+    quotaOnNextMulticast(k)
+    await send(ids)
+    for (const row of await deliveryRows(k, ids)) expect(row.status).toBe('quota_exceeded')
+    return { ids, kind }
+  }
+
+  /** The chunk's message as `f` received it. */
+  const chunkMessages = (f: Friend) =>
+    k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith('お客様 様へ'))
+
   // LINE refused the chunk (the monthly quota's 429) and took nothing under its key: requeued,
   // it is a new send like any other, and waits when the person's week is full.
   it('holds a requeued multicast chunk that LINE refused over the cap', async () => {
@@ -33,14 +57,7 @@ describe('weekly marketing cap after `kizuna deliveries retry`', () => {
     const send = sendJob(k)
     await queue.pause() // this test plays the workers
     try {
-      const kind = `campaign-${randomUUID().slice(0, 8)}`
-      const ids = await scheduleDeliveries(
-        k.deps,
-        friends.map((f) => ({ ...campaign(f, { displayName: 'お客様' }), kind })),
-      )
-      quotaOnNextMulticast(k)
-      await send(ids)
-      for (const row of await deliveryRows(k, ids)) expect(row.status).toBe('quota_exceeded')
+      const { ids, kind } = await parkedChunk(send, friends)
 
       // Each person gets another marketing message: their week is full.
       const others = await scheduleDeliveries(
@@ -70,20 +87,9 @@ describe('weekly marketing cap after `kizuna deliveries retry`', () => {
     const [held, free] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
     const queue = k.deps.queues.byName.delivery
     const send = sendJob(k)
-    const chunkMessages = (f: Friend) =>
-      k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith('お客様 様へ'))
     await queue.pause() // this test plays the workers
     try {
-      const kind = `campaign-${randomUUID().slice(0, 8)}`
-      const ids = await scheduleDeliveries(
-        k.deps,
-        [held, free].map((f) => ({
-          ...campaign(f, { displayName: 'お客様', overCap: 'skip' }),
-          kind,
-        })),
-      )
-      quotaOnNextMulticast(k)
-      await send(ids)
+      const { ids, kind } = await parkedChunk(send, [held, free], { overCap: 'skip' })
       const [other] = await scheduleDeliveries(k.deps, [campaign(held)])
       await send([other!])
 
@@ -106,18 +112,9 @@ describe('weekly marketing cap after `kizuna deliveries retry`', () => {
     const [held, free] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
     const queue = k.deps.queues.byName.delivery
     const send = sendJob(k)
-    const chunkMessages = (f: Friend) =>
-      k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith('お客様 様へ'))
     await queue.pause() // this test plays the workers
     try {
-      const kind = `campaign-${randomUUID().slice(0, 8)}`
-      const ids = await scheduleDeliveries(
-        k.deps,
-        [held, free].map((f) => ({ ...campaign(f, { displayName: 'お客様' }), kind })),
-      )
-      quotaOnNextMulticast(k)
-      await send(ids)
-      for (const row of await deliveryRows(k, ids)) expect(row.status).toBe('quota_exceeded')
+      const { ids, kind } = await parkedChunk(send, [held, free])
       // One of the two gets another marketing message: their week is full.
       const [other] = await scheduleDeliveries(k.deps, [campaign(held)])
       await send([other!])

@@ -31,8 +31,19 @@ const purchases = (source: string) =>
 const newSource = () => `shop${randomUUID().slice(0, 8)}`
 
 /** `kizuna import orders --source SOURCE FILE.csv`, as a real process. */
-const importCsv = async (source: string, csv: string) =>
-  cli(['import', 'orders', '--source', source, csv])
+const importCsv = async (source: string, csv: string, env: Record<string, string> = {}) =>
+  cli(['import', 'orders', '--source', source, csv], env)
+
+/** One NDJSON order line of a one-line parasol order. */
+const ndjsonOrder = (source: string, orderId: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    source,
+    orderId,
+    orderedAt: '2026-11-03T12:00:00Z',
+    lines: [{ sku: 'PARASOL-1', quantity: 1, unitPrice: 12000 }],
+    total: 12000,
+    ...extra,
+  })
 
 describe('kizuna import orders', () => {
   it('queues one rich-menu re-link when orders matched customers, and none otherwise', async () => {
@@ -46,22 +57,18 @@ describe('kizuna import orders', () => {
       const header =
         'order_id,customer_external_id,customer_email,ordered_at,sku,name,quantity,unit_price,total'
 
-      const unmatched = await cli(
-        [
-          'import',
-          'orders',
-          '--source',
-          source,
-          await file('csv', [header, row('B1', 'x@example.com')]),
-        ],
+      const unmatched = await importCsv(
+        source,
+        await file('csv', [header, row('B1', 'x@example.com')]),
         queue.env,
       )
       expect(unmatched.stdout).toContain('orders: created 0, unmatched 1')
       expect(unmatched.stdout).not.toContain('re-linking')
       expect(await queue.relinkJobs()).toEqual([])
 
-      const matched = await cli(
-        ['import', 'orders', '--source', source, await file('csv', [header, row('B2', email)])],
+      const matched = await importCsv(
+        source,
+        await file('csv', [header, row('B2', email)]),
         queue.env,
       )
       expect(matched.stdout).toContain('orders: created 1, unmatched 0')
@@ -69,10 +76,10 @@ describe('kizuna import orders', () => {
       expect(await queue.relinkJobs()).toHaveLength(1)
 
       // Redis away: the orders are saved all the same, and the import says what happens instead.
-      const noRedis = await cli(
-        ['import', 'orders', '--source', source, await file('csv', [header, row('B3', email)])],
-        { ...queue.env, REDIS_URL: 'redis://127.0.0.1:1' },
-      )
+      const noRedis = await importCsv(source, await file('csv', [header, row('B3', email)]), {
+        ...queue.env,
+        REDIS_URL: 'redis://127.0.0.1:1',
+      })
       expect(noRedis.code).toBe(0)
       expect(noRedis.stdout).toContain('orders: created 1, unmatched 0')
       expect(noRedis.stderr).toMatch(
@@ -120,14 +127,7 @@ describe('kizuna import orders', () => {
   it('reads NDJSON, one order per line, and reports bad lines by field', async () => {
     const source = newSource()
     const order = (orderId: string, extra: Record<string, unknown> = {}) =>
-      JSON.stringify({
-        source,
-        orderId,
-        orderedAt: '2026-11-03T12:00:00Z',
-        lines: [{ sku: 'PARASOL-1', quantity: 1, unitPrice: 12000 }],
-        total: 12000,
-        ...extra,
-      })
+      ndjsonOrder(source, orderId, extra)
     const ndjson = await file('ndjson', [
       order('N1', { customer: { externalId: `c-${source}` } }),
       order('N2', { total: -1 }),
@@ -148,14 +148,7 @@ describe('kizuna import orders', () => {
 
   it('reads NDJSON that Windows tools wrote: a byte-order mark and CRLF line ends', async () => {
     const source = newSource()
-    const order = (orderId: string) =>
-      JSON.stringify({
-        source,
-        orderId,
-        orderedAt: '2026-11-03T12:00:00Z',
-        lines: [{ sku: 'PARASOL-1', quantity: 1, unitPrice: 12000 }],
-        total: 12000,
-      })
+    const order = (orderId: string) => ndjsonOrder(source, orderId)
     const ndjson = await file('ndjson', [`\uFEFF${order('B1')}\r`, `${order('B2')}\r`])
     const result = await cli(['import', 'orders', ndjson])
     expect(result.stderr).not.toContain('line 1')
