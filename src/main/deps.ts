@@ -15,6 +15,12 @@ export type DepsOptions = {
   /** Tests' own prefix; else QUEUE_PREFIX. */
   queuePrefix?: string
   defaultMetrics?: boolean
+  /**
+   * Count LINE's hourly-limited calls in Redis (the default). Off for the sandbox: each start is
+   * a new, empty channel whose stand-in keeps LINE's limits itself, and a budget kept across
+   * starts would leave a developer restarting it often without rich menus for an hour.
+   */
+  lineHourlyBudget?: boolean
 }
 
 export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps> {
@@ -23,7 +29,9 @@ export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps
   const db = await createDb(env)
   const redis = createProducerRedis(env.REDIS_URL)
   const queues = createQueues(redis, log, opts.queuePrefix ?? env.QUEUE_PREFIX)
-  const line = createLine(env, metrics, createHourlyBudget(redis, queues.prefix))
+  const hourly =
+    opts.lineHourlyBudget === false ? undefined : createHourlyBudget(redis, queues.prefix)
+  const line = createLine(env, metrics, hourly)
   return { env, db, queues, redis, line, log, clock: opts.clock ?? systemClock, metrics }
 }
 

@@ -66,7 +66,7 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
   }
 
   tuneHttpClient()
-  const deps = await createDeps(env, opts)
+  const deps = await createDeps(env, { ...opts, lineHourlyBudget: sandbox === null })
   const mailer = createMailer(env, deps.db, { sandbox: sandbox !== null })
   await migrateToLatest(deps.db)
   const inbox = createInbox(deps)
