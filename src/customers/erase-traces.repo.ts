@@ -21,7 +21,7 @@ const ERROR_REMOVED = 'error text removed on erasure'
  * Scrubs the person's email and LINE user id from the rows around them: account-link codes
  * (deleted: they live minutes and hold the address), nonces (their address dropped, as when one
  * is used), stored multicast requests (their user id taken out of `to`), the error texts of
- * their deliveries, and online orders still waiting for their email or shop account to appear
+ * their deliveries, mail a sandbox run kept for their address, and online orders still waiting for their email or shop account to appear
  * (kept unmatched for good, without it).
  */
 export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
@@ -88,6 +88,17 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
       .execute()
   }
   if (t.lineUids.length > 0) await scrubMulticasts(trx, t.customerId, t.lineUids)
+  // A sandbox run keeps the mail it would have sent (codes, campaigns with their name).
+  if (t.emails.length > 0) {
+    await trx
+      .deleteFrom('sandbox_mail')
+      .where(
+        sql<string>`lower(to_address)`,
+        'in',
+        t.emails.map((e) => e.toLowerCase()),
+      )
+      .execute()
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent } from '../../src/consent/consent.service.ts'
 import { eraseCustomer, erasedValue } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
+import { insertSandboxMail } from '../../src/email/sandbox-mailbox.ts'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { createLogger } from '../../src/platform/logger.ts'
@@ -456,5 +457,28 @@ describe('eraseCustomer', () => {
       null,
       JSON.stringify({ to: [other], messages }),
     ])
+  })
+
+  it('removes the mail a sandbox run kept for the person (codes, campaigns with their name)', async () => {
+    const p = await personWithEverything()
+    const other = `someone.${randomUUID().slice(0, 8)}@example.com`
+    const mail = (to: string) => ({
+      from: 'shop@kizuna.test',
+      to,
+      subject: 'Winter sale',
+      text: 'Dear Suzuki Ichiro, …',
+      html: '<p>Dear Suzuki Ichiro</p>',
+    })
+    await insertSandboxMail(db, mail(p.email))
+    await insertSandboxMail(db, mail(p.email.toUpperCase()))
+    await insertSandboxMail(db, mail(other))
+
+    await eraseCustomer(db, p.id)
+    const left = await db
+      .selectFrom('sandbox_mail')
+      .select('to_address')
+      .where(sql<string>`lower(to_address)`, 'in', [p.email, other])
+      .execute()
+    expect(left).toEqual([{ to_address: other }])
   })
 })
