@@ -69,13 +69,23 @@ export function staffRoutes(deps: StaffDeps) {
   })
   const sessionOf = (c: Context<AppEnv>) =>
     verifyStaffSession(deps.db, getCookie(c, STAFF_COOKIE), deps.clock.now())
-  const cookieOptions = (c: Context<AppEnv>) => ({
-    path: '/staff',
-    httpOnly: true,
-    sameSite: 'Strict' as const,
-    secure:
-      new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https',
-  })
+  const publicUrl = deps.env.PUBLIC_BASE_URL ? new URL(deps.env.PUBLIC_BASE_URL) : undefined
+  const publicHttps = publicUrl?.protocol === 'https:' ? publicUrl.host : undefined
+  const cookieOptions = (c: Context<AppEnv>) => {
+    const url = new URL(c.req.url)
+    return {
+      path: '/staff',
+      httpOnly: true,
+      sameSite: 'Strict' as const,
+      // A TLS proxy need not say so (nginx sends no X-Forwarded-Proto unless told): a request
+      // for PUBLIC_BASE_URL's https host is https too. Another host (a register on the LAN
+      // over http) keeps a plain cookie, which such a browser can store.
+      secure:
+        url.protocol === 'https:' ||
+        c.req.header('x-forwarded-proto') === 'https' ||
+        url.host === publicHttps,
+    }
+  }
 
   async function logIn(c: Context<AppEnv>, rawKey: unknown): Promise<StaffSession> {
     const form = parseInput(staffLoginSchema, { key: rawKey })

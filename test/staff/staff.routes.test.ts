@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto'
+import { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hashKey } from '../../src/auth/api-key.service.ts'
 import type { Database } from '../../src/platform/db.ts'
+import { type AppEnv, onError } from '../../src/platform/http.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import { staffRoutes } from '../../src/staff/staff.routes.ts'
 import { makeCustomer, makeStoreKey } from '../purchases/fixtures.ts'
-import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { errorOf, startTestKizuna, type TestKizuna, testEnv } from '../support/harness.ts'
 
 let k: TestKizuna
 let db: Database
@@ -76,6 +79,26 @@ describe('POST /staff/login', () => {
     })
     expect(garbage.status).toBe(400)
     expect(await garbage.text()).toContain('enter the store API key')
+  })
+
+  it('marks the cookie Secure when PUBLIC_BASE_URL is https, behind a proxy that says nothing', async () => {
+    // nginx's proxy_pass sends no X-Forwarded-Proto unless told to: Kizuna sees plain http.
+    const app = new Hono<AppEnv>()
+    app.onError(onError)
+    app.route(
+      '/staff',
+      staffRoutes({ ...k.deps, env: testEnv({ PUBLIC_BASE_URL: 'https://shop.example' }) }),
+    )
+    const res = await app.request('http://shop.example/staff/login', {
+      method: 'POST',
+      headers: {
+        origin: 'https://shop.example',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ key }),
+    })
+    expect(res.status).toBe(303)
+    expect(res.headers.get('set-cookie')).toMatch(/; Secure/)
   })
 
   it('refuses a cross-site login form (CSRF)', async () => {
