@@ -1,4 +1,4 @@
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import { cardRoutes } from './cards/cards.routes.ts'
 import { consentRoutes } from './consent/consent.routes.ts'
 import { customerRoutes } from './customers/customers.routes.ts'
@@ -7,6 +7,7 @@ import { linkRoutes } from './linking/link.routes.ts'
 import { opsRoutes } from './ops/ops.routes.ts'
 import { orderRoutes } from './orders/orders.routes.ts'
 import type { Deps } from './platform/deps.ts'
+import { AppError } from './platform/errors.ts'
 import { type AppEnv, notFound, onError, requestContext } from './platform/http.ts'
 import { posRoutes } from './pos/pos.routes.ts'
 import { staffRoutes } from './staff/staff.routes.ts'
@@ -28,6 +29,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   app.use(...requestContext(deps.log, deps.metrics))
   app.onError(onError)
   app.notFound(notFound)
+  if (opts.sandboxUi) app.use(loopbackHostOnly(deps.env.PUBLIC_BASE_URL))
   // Browsers ask for it on every page: no icon, and no 404 in their consoles and our logs.
   app.get('/favicon.ico', (c) => c.body(null, 204))
   app.route('/', opsRoutes(deps))
@@ -53,4 +55,25 @@ export function createApp(deps: Deps, opts: AppOptions) {
     app.get('/', (c) => c.redirect('/sandbox/'))
   }
   return app
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
+
+/**
+ * A sandbox run listens on loopback only, but a web page whose name its owner re-points at
+ * 127.0.0.1 (DNS rebinding) reaches the port from the browser and reads the answers: /sandbox
+ * (act as any LINE user) and /sandbox/mail (link codes, addresses). Its requests name its own
+ * host, so only loopback names (and PUBLIC_BASE_URL's, set on purpose) are answered.
+ */
+function loopbackHostOnly(publicBaseUrl: string | undefined): MiddlewareHandler<AppEnv> {
+  const allowed = new Set(LOOPBACK_HOSTS)
+  if (publicBaseUrl) allowed.add(new URL(publicBaseUrl).hostname)
+  return async (c, next) => {
+    const host = c.req.header('host') ?? ''
+    const name = URL.canParse(`http://${host}`) ? new URL(`http://${host}`).hostname : ''
+    if (!allowed.has(name)) {
+      throw new AppError('FORBIDDEN', 'a sandbox run answers only at 127.0.0.1 or localhost')
+    }
+    await next()
+  }
 }

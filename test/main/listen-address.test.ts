@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { request } from 'node:http'
 import { createServer, type Server } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { describe, expect, it } from 'vitest'
@@ -10,6 +11,22 @@ import { startTestKizuna, testEnv } from '../support/harness.ts'
 function networkAddress(): string | undefined {
   const all = Object.values(networkInterfaces()).flatMap((list) => list ?? [])
   return all.find((a) => a.family === 'IPv4' && !a.internal)?.address
+}
+
+/** A GET naming `host` in its Host header (fetch sets its own). */
+function getWithHost(port: number, host: string, path: string) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        body += chunk
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
 }
 
 async function stop(k: Kizuna): Promise<void> {
@@ -31,6 +48,30 @@ describe('the address Kizuna listens on', () => {
       expect((await fetch(`${k.baseUrl}/sandbox`)).status).toBe(200)
       const outside = networkAddress()
       if (outside) await expect(fetch(`http://${outside}:${k.port}/sandbox`)).rejects.toThrow()
+    } finally {
+      await stop(k)
+    }
+  })
+
+  it('in sandbox mode answers only requests naming a loopback host (DNS rebinding)', async () => {
+    const env = testEnv({ LINE_CHANNEL_SECRET: '', LINE_CHANNEL_ACCESS_TOKEN: '' })
+    const k = await startKizuna(env, {
+      queuePrefix: `test-${randomUUID()}`,
+      log: createLogger('silent'),
+    })
+    try {
+      // A web page whose name an attacker re-pointed at 127.0.0.1 reaches the port, but its
+      // requests name the attacker's host.
+      const rebound = await getWithHost(
+        k.port,
+        `rebind.attacker.example:${k.port}`,
+        '/sandbox/mail',
+      )
+      expect(rebound.status).toBe(403)
+      expect(rebound.body).not.toContain('Sandbox mailbox')
+      for (const host of [`localhost:${k.port}`, `127.0.0.1:${k.port}`, `[::1]:${k.port}`]) {
+        expect((await getWithHost(k.port, host, '/sandbox/mail')).status).toBe(200)
+      }
     } finally {
       await stop(k)
     }
