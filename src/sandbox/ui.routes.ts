@@ -23,6 +23,13 @@ export function createSandboxUi(platform: SandboxPlatform) {
   const act =
     (run: (form: Record<string, string>, userId: string) => Promise<unknown>) =>
     async (c: Context) => {
+      // A page of another site must not act here as the developer's simulated users: browsers
+      // send Origin on every POST (`null` from a sandboxed frame). Clients that send none are
+      // not browsers a page could drive.
+      const origin = c.req.header('origin')
+      if (origin !== undefined && !sameHost(origin, c.req.url)) {
+        return c.text('cross-origin request refused: use the sandbox page itself', 403)
+      }
       const raw = await c.req.parseBody()
       const form = Object.fromEntries(
         Object.entries(raw).map(([k, v]) => [k, typeof v === 'string' ? v : '']),
@@ -215,3 +222,7 @@ document.addEventListener('click', function (event) {
   form.submit()
 })
 `
+
+function sameHost(origin: string, url: string): boolean {
+  return URL.canParse(origin) && new URL(origin).host === new URL(url).host
+}

@@ -96,6 +96,26 @@ describe('POST /sandbox/users...', () => {
     ])
     expect(events[2]).toMatchObject({ follow: { isUnblocked: true } })
   })
+
+  it("refuses a form posted from another site's page, and changes nothing", async () => {
+    const from = (origin: string) => ({
+      ...form({ displayName: 'Mallory' }),
+      headers: { origin },
+    })
+    for (const origin of ['https://evil.example', 'null']) {
+      const res = await app.request('http://127.0.0.1:3000/sandbox/users', from(origin))
+      expect(res.status).toBe(403)
+    }
+    expect(platform.users.list()).toEqual([])
+    expect(platform.webhookDeliveries).toEqual([])
+    // The page's own forms (same origin) go through.
+    const own = await app.request(
+      'http://127.0.0.1:3000/sandbox/users',
+      from('http://127.0.0.1:3000'),
+    )
+    expect(own.status).toBe(303)
+    expect(platform.users.list()).toHaveLength(1)
+  })
 })
 
 describe('GET /sandbox/events', () => {
