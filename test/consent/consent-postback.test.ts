@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
-import { eventually } from '../support/wait.ts'
+import { eventually, eventuallyProcessed } from '../support/wait.ts'
 
 let k: TestKizuna
 beforeAll(async () => {
@@ -105,14 +105,7 @@ describe('LINE postbacks action=optout / action=optin', () => {
     const { userId, customerId } = await friend()
     const result = await k.line.users.postback(userId, 'action=optout&category=everything')
     const eventId = result.body.events[0]!.webhookEventId
-    await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('webhook_event')
-        .select('status')
-        .where('webhook_event_id', '=', eventId)
-        .executeTakeFirst()
-      expect(row?.status).toBe('done')
-    })
+    await eventuallyProcessed(k.deps.db, eventId)
     expect(await consentRow(customerId, 'marketing')).toBeUndefined()
     expect(k.line.inbox(userId)).toHaveLength(1)
   })
@@ -132,15 +125,7 @@ describe('LINE postbacks action=optout / action=optin', () => {
       { data: 'action=optin' },
       { timestamp: tappedAt + 1_000 },
     )
-    const doneAt = (webhookEventId: string) =>
-      eventually(async () => {
-        const row = await k.deps.db
-          .selectFrom('webhook_event')
-          .select('status')
-          .where('webhook_event_id', '=', webhookEventId)
-          .executeTakeFirst()
-        expect(row?.status).toBe('done')
-      })
+    const doneAt = (webhookEventId: string) => eventuallyProcessed(k.deps.db, webhookEventId)
     // Two requests in the wrong order (LINE does not promise order; a retried job does the same).
     expect((await k.line.deliverWebhook([optin])).status).toBe(200)
     await doneAt(optin.webhookEventId)
@@ -169,14 +154,7 @@ describe('LINE postbacks action=optout / action=optin', () => {
     )
     k.line.clearRequests()
     expect((await k.line.deliverWebhook([optout])).status).toBe(200)
-    await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('webhook_event')
-        .select('status')
-        .where('webhook_event_id', '=', optout.webhookEventId)
-        .executeTakeFirst()
-      expect(row?.status).toBe('done')
-    })
+    await eventuallyProcessed(k.deps.db, optout.webhookEventId)
     expect((await loadConsent(k.deps.db, customerId)).marketing.line).toBe(false)
     // LINE gives no reply token in standby and the bot must send nothing.
     await new Promise((resolve) => setTimeout(resolve, 300))
@@ -206,14 +184,7 @@ describe('LINE postbacks action=optout / action=optin', () => {
       { timestamp: tappedAt },
     )
     expect((await k.line.deliverWebhook([optin])).status).toBe(200)
-    await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('webhook_event')
-        .select('status')
-        .where('webhook_event_id', '=', optin.webhookEventId)
-        .executeTakeFirst()
-      expect(row?.status).toBe('done')
-    })
+    await eventuallyProcessed(k.deps.db, optin.webhookEventId)
     expect(await consentRow(customerId, 'marketing')).toEqual({ granted: false, source: 'admin' })
 
     // A tap after the change applies as usual.

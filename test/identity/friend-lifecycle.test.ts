@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
-import { eventually } from '../support/wait.ts'
+import { eventually, eventuallyProcessed } from '../support/wait.ts'
 
 let k: TestKizuna
 
@@ -297,14 +297,7 @@ describe('friend lifecycle', () => {
       const events = order === 'follow first' ? [follow, unfollow] : [unfollow, follow]
       for (const event of events) {
         expect((await k.line.deliverWebhook([event])).status).toBe(200)
-        await eventually(async () => {
-          const row = await k.deps.db
-            .selectFrom('webhook_event')
-            .select('status')
-            .where('webhook_event_id', '=', event.webhookEventId)
-            .executeTakeFirst()
-          expect(row?.status).toBe('done')
-        })
+        await eventuallyProcessed(k.deps.db, event.webhookEventId)
       }
       const row = await lineUser(user.userId)
       if (order === 'follow first') {
