@@ -1,6 +1,7 @@
 import { Hono, type MiddlewareHandler } from 'hono'
 import { cardRoutes } from './cards/cards.routes.ts'
 import { consentRoutes } from './consent/consent.routes.ts'
+import { customerTagRoutes } from './customers/customer-tags.routes.ts'
 import { customerRoutes } from './customers/customers.routes.ts'
 import type { Mailer } from './email/mailer.ts'
 import { linkRoutes } from './linking/link.routes.ts'
@@ -37,6 +38,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   app.route('/cards', cardRoutes(deps))
   app.route('/api/customers', customerRoutes(deps))
   app.route('/api/customers', consentRoutes(deps))
+  app.route('/api/customers', customerTagRoutes(deps))
   app.route('/api/orders', orderRoutes(deps))
   app.route('/api/pos', posRoutes(deps))
   app.route('/staff', staffRoutes(deps))

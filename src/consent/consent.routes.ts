@@ -1,23 +1,13 @@
 import { Hono } from 'hono'
 import { requireKey } from '../auth/require-key.ts'
-import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
+import { requireCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Deps } from '../platform/deps.ts'
-import { AppError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
 import { jsonInput } from '../platform/input.ts'
-import { consentUpdateSchema, customerIdSchema } from './consent.schemas.ts'
+import { consentUpdateSchema } from './consent.schemas.ts'
 import { loadConsent, setConsent } from './consent.service.ts'
 
 const MAX_BODY_BYTES = 4 * 1024
-
-/** A merged id leads to the customer it was merged into (the same person). */
-async function currentCustomerId(deps: Pick<Deps, 'db'>, id: string): Promise<string> {
-  const customer = customerIdSchema.safeParse(id).success
-    ? await findCurrentCustomer(deps.db, id)
-    : undefined
-  if (!customer) throw new AppError('NOT_FOUND', `no customer ${id}`)
-  return customer.id
-}
 
 /**
  * Admin consent API (scope admin), mounted under /api/customers:
@@ -27,12 +17,12 @@ async function currentCustomerId(deps: Pick<Deps, 'db'>, id: string): Promise<st
 export function consentRoutes(deps: Pick<Deps, 'db'>) {
   return new Hono<AppEnv>()
     .get('/:id/consent', requireKey(deps.db, 'admin'), async (c) => {
-      const customerId = await currentCustomerId(deps, c.req.param('id'))
+      const { id: customerId } = await requireCurrentCustomer(deps.db, c.req.param('id'))
       return c.json({ customerId, consent: await loadConsent(deps.db, customerId) })
     })
     .put('/:id/consent', requireKey(deps.db, 'admin'), async (c) => {
       const update = await jsonInput(c, consentUpdateSchema, MAX_BODY_BYTES)
-      const customerId = await currentCustomerId(deps, c.req.param('id'))
+      const { id: customerId } = await requireCurrentCustomer(deps.db, c.req.param('id'))
       const result = await setConsent(deps.db, customerId, { ...update, source: 'admin' })
       return c.json(result)
     })

@@ -34,5 +34,3 @@ export type ConsentUpdate = z.infer<typeof consentUpdateSchema>
 
 /** `decidedAt`: when the person chose, for a choice that may be processed late (a LINE postback). */
 export type ConsentChange = ConsentUpdate & { source: ConsentSource; decidedAt?: Date }
-
-export const customerIdSchema = z.uuid('not a customer id')

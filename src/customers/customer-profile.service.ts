@@ -3,6 +3,7 @@ import { loadConsent } from '../consent/consent.service.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { findIdentityOwner, findSurvivingCustomer, listIdentities } from './customer.repo.ts'
+import { listCustomerTags } from './customer-tag.repo.ts'
 import { isErasedIdentity } from './erase.service.ts'
 import type { IdentityRef } from './identity-values.ts'
 
@@ -22,7 +23,7 @@ export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef
   if (!customer) throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
   if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')
 
-  const [identities, lineUsers, purchases, coupons, consent] = await Promise.all([
+  const [identities, lineUsers, purchases, coupons, consent, tags] = await Promise.all([
     listIdentities(db, customer.id),
     db
       .selectFrom('line_user')
@@ -40,6 +41,7 @@ export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef
       .orderBy('expires_at')
       .execute(),
     loadConsent(db, customer.id),
+    listCustomerTags(db, customer.id),
   ])
   const line = lineUsers.find((l) => l.status === 'friend') ?? lineUsers[0]
   return {
@@ -49,6 +51,7 @@ export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef
     phone: customer.phone,
     birthday: customer.birthday ? isoDate(customer.birthday) : null,
     consent,
+    tags,
     tier: customer.tier,
     points: customer.points,
     stats: {

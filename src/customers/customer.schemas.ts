@@ -36,3 +36,5 @@ export const customerImportRowSchema = z
     message: 'give at least one of external_id, email, member_card, phone',
   })
 export type CustomerImportRow = z.infer<typeof customerImportRowSchema>
+
+export const customerIdSchema = z.uuid('not a customer id')

@@ -95,6 +95,12 @@ export interface Customer {
   updated_at: Generated<Timestamp>;
 }
 
+export interface CustomerTag {
+  created_at: Generated<Timestamp>;
+  customer_id: string;
+  tag: string;
+}
+
 export interface Delivery {
   attempts: Generated<number>;
   category: Generated<string>;
@@ -333,6 +339,7 @@ export interface DB {
   consent: Consent;
   coupon: Coupon;
   customer: Customer;
+  customer_tag: CustomerTag;
   delivery: Delivery;
   delivery_event: DeliveryEvent;
   identity: Identity;

@@ -1,0 +1,40 @@
+import type { Database, Db } from '../platform/db.ts'
+import { AppError } from '../platform/errors.ts'
+import type { Customer } from './customer.repo.ts'
+import { deleteCustomerTags, insertCustomerTags, listCustomerTags } from './customer-tag.repo.ts'
+import { lockSurvivingCustomer } from './surviving-customer.service.ts'
+
+export type CustomerTags = { customerId: string; tags: string[] }
+
+export type TagChange = { add?: readonly string[]; remove?: readonly string[] }
+
+function taggable(customer: Customer | undefined): Customer {
+  if (!customer) throw new AppError('NOT_FOUND', 'no such customer')
+  if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')
+  return customer
+}
+
+/** The tags of `customer` (the current one, merges followed); GONE once erased. */
+export async function getCustomerTags(db: Db, customer: Customer): Promise<CustomerTags> {
+  const { id } = taggable(customer)
+  return { customerId: id, tags: await listCustomerTags(db, id) }
+}
+
+/**
+ * Adds and removes tags (already normalised: tag-values.ts), idempotently, on the customer
+ * `customerId` leads to (a merged id: its survivor). The customer is share-locked meanwhile, so
+ * a merge or erasure running at once waits and then takes the tags along (or deletes them).
+ * NOT_FOUND for an unknown customer, GONE for an erased one; returns the tags afterwards.
+ */
+export async function changeCustomerTags(
+  db: Database,
+  customerId: string,
+  change: TagChange,
+): Promise<CustomerTags> {
+  return db.transaction().execute(async (trx) => {
+    const { id } = taggable(await lockSurvivingCustomer(trx, customerId))
+    await insertCustomerTags(trx, id, change.add ?? [])
+    await deleteCustomerTags(trx, id, change.remove ?? [])
+    return { customerId: id, tags: await listCustomerTags(trx, id) }
+  })
+}

@@ -1,0 +1,31 @@
+import { Hono } from 'hono'
+import { requireKey } from '../auth/require-key.ts'
+import type { Deps } from '../platform/deps.ts'
+import type { AppEnv } from '../platform/http.ts'
+import { changeCustomerTags, getCustomerTags } from './customer-tag.service.ts'
+import { requireCurrentCustomer } from './surviving-customer.service.ts'
+import { parseTag } from './tag-values.ts'
+
+/**
+ * Admin tags API (scope admin), mounted under /api/customers. Each answers `{ customerId, tags }`
+ * (the tags sorted, after the change); a merged id leads to the surviving customer:
+ * `GET /:id/tags`; `PUT /:id/tags/:tag` adds the tag, `DELETE /:id/tags/:tag` removes it (both
+ * idempotent). A bad tag is 400 naming `tag`; an erased customer 410; an unknown one 404.
+ */
+export function customerTagRoutes(deps: Pick<Deps, 'db'>) {
+  return new Hono<AppEnv>()
+    .get('/:id/tags', requireKey(deps.db, 'admin'), async (c) => {
+      const customer = await requireCurrentCustomer(deps.db, c.req.param('id'))
+      return c.json(await getCustomerTags(deps.db, customer))
+    })
+    .put('/:id/tags/:tag', requireKey(deps.db, 'admin'), async (c) => {
+      const tag = parseTag(c.req.param('tag'))
+      const customer = await requireCurrentCustomer(deps.db, c.req.param('id'))
+      return c.json(await changeCustomerTags(deps.db, customer.id, { add: [tag] }))
+    })
+    .delete('/:id/tags/:tag', requireKey(deps.db, 'admin'), async (c) => {
+      const tag = parseTag(c.req.param('tag'))
+      const customer = await requireCurrentCustomer(deps.db, c.req.param('id'))
+      return c.json(await changeCustomerTags(deps.db, customer.id, { remove: [tag] }))
+    })
+}

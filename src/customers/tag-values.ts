@@ -1,0 +1,51 @@
+import { z } from 'zod'
+import { AppError } from '../platform/errors.ts'
+
+export const MAX_TAG_LENGTH = 50
+
+/** Control characters (tab, newline, NUL, …) and the Unicode line and paragraph separators. */
+const CONTROL = /[\p{Cc}\p{Zl}\p{Zp}]/u
+/** They separate tags in an import's `tags` cell (and commas its columns). */
+const SEPARATOR = /[,;]/
+
+/**
+ * A tag as it is stored: Unicode NFKC (full-width letters and digits become ASCII, half-width
+ * katakana full-width), lower case and trimmed, so "VIP", "ｖｉｐ" and " vip " are one tag;
+ * Japanese stays as written ("ソファ購入"). 1 to 50 characters (code points), no control
+ * characters, no commas or semicolons (NFKC turns "，" and "；" into them). Returns the problem
+ * when the tag is refused.
+ */
+export function normaliseTag(
+  raw: string,
+): { ok: true; value: string } | { ok: false; message: string } {
+  const value = raw.normalize('NFKC').toLowerCase().normalize('NFKC').trim()
+  const length = [...value].length
+  if (length === 0) return { ok: false, message: 'empty: give 1 to 50 characters' }
+  if (length > MAX_TAG_LENGTH) {
+    return { ok: false, message: `too long (${length} characters): at most ${MAX_TAG_LENGTH}` }
+  }
+  if (CONTROL.test(value)) {
+    return { ok: false, message: 'contains a control character (tab, line break, …)' }
+  }
+  if (SEPARATOR.test(value)) {
+    return { ok: false, message: 'contains a comma or semicolon (they separate tags)' }
+  }
+  return { ok: true, value }
+}
+
+/** One tag, normalised (normaliseTag), for input schemas. */
+export const tagSchema = z.string().transform((raw, ctx) => {
+  const tag = normaliseTag(raw)
+  if (tag.ok) return tag.value
+  ctx.addIssue({ code: 'custom', message: tag.message })
+  return z.NEVER
+})
+
+/** The tag `raw`, normalised; a refused one is BAD_REQUEST naming `field` and the rule. */
+export function parseTag(raw: string, field = 'tag'): string {
+  const tag = normaliseTag(raw)
+  if (tag.ok) return tag.value
+  throw new AppError('BAD_REQUEST', `${field}: ${tag.message}`, {
+    details: [{ field, message: tag.message }],
+  })
+}
