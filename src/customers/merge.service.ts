@@ -20,6 +20,7 @@ import {
   type TierThreshold,
 } from './customer.repo.ts'
 import { lockAttachParties } from './customer-lock.repo.ts'
+import { moveCustomerTags } from './customer-tag.repo.ts'
 import { isErasedIdentity } from './erase.service.ts'
 import { type IdentityKind, normaliseIdentity } from './identity-values.ts'
 
@@ -35,7 +36,8 @@ export type MergeInput = {
   tierThresholds?: TierThreshold[]
 }
 
-export type MergeCounts = Record<OwnedTable | 'points', number>
+/** Rows moved per table (`customer_tag`: the tags the survivor did not carry yet), and points. */
+export type MergeCounts = Record<OwnedTable | 'customer_tag' | 'points', number>
 
 function usable(customer: Customer | undefined, role: string): Customer {
   if (!customer) throw new AppError('NOT_FOUND', `the ${role} customer does not exist`)
@@ -60,9 +62,10 @@ export async function assertMergeable(trx: Transaction<DB>, ids: [string, string
 
 /**
  * Moves everything of `mergedId` onto `survivorId` in the caller's transaction: identities,
- * LINE users, purchases, points (ledger and balance), coupons and deliveries. Keeps the most
- * restrictive consent per category and channel, fills the survivor's missing profile fields,
- * recomputes its stats, keeps the merged row as a pointer (personal data cleared) and writes merge_audit.
+ * LINE users, purchases, points (ledger and balance), coupons, deliveries and tags (the union of
+ * both customers' tags: one both carry stays once). Keeps the most restrictive consent per
+ * category and channel, fills the survivor's missing profile fields, recomputes its stats, keeps
+ * the merged row as a pointer (personal data cleared) and writes merge_audit.
  */
 export async function mergeCustomers(
   trx: Transaction<DB>,
@@ -86,6 +89,7 @@ export async function mergeCustomers(
   for (const table of OWNED_TABLES) {
     moved[table] = await moveCustomerRows(trx, table, mergedId, survivorId)
   }
+  moved.customer_tag = await moveCustomerTags(trx, mergedId, survivorId)
 
   await trx
     .updateTable('customer')

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent } from '../../src/consent/consent.service.ts'
+import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { attachIdentity, mergeCustomers } from '../../src/customers/merge.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
@@ -95,6 +96,37 @@ describe('mergeCustomers', () => {
         mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'import' }),
       )
     expect((await loadConsent(db, survivor.id)).marketing).toEqual({ line: false, email: false })
+  })
+
+  it('gives the survivor the union of both tag sets, a shared tag once, and audits the move', async () => {
+    const survivor = await createCustomer(db)
+    const merged = await createCustomer(db)
+    await changeCustomerTags(db, survivor.id, { add: ['vip', 'ソファ購入'] })
+    await changeCustomerTags(db, merged.id, { add: ['vip', 'garden'] })
+    const result = await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'scan' }),
+      )
+    const tagsOf = async (id: string) =>
+      (
+        await db
+          .selectFrom('customer_tag')
+          .select('tag')
+          .where('customer_id', '=', id)
+          .orderBy('tag')
+          .execute()
+      ).map((r) => r.tag)
+    expect(await tagsOf(survivor.id)).toEqual(['garden', 'vip', 'ソファ購入'])
+    expect(await tagsOf(merged.id)).toEqual([])
+    // "garden" moved; "vip" the survivor had already.
+    expect(result.moved.customer_tag).toBe(1)
+    const audit = await db
+      .selectFrom('merge_audit')
+      .select('moved')
+      .where('merged_customer_id', '=', merged.id)
+      .executeTakeFirstOrThrow()
+    expect(audit.moved).toMatchObject({ customer_tag: 1 })
   })
 
   it('refuses two customers with their own LINE account with 409 and changes nothing', async () => {
