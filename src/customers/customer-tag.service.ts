@@ -3,6 +3,7 @@ import { AppError } from '../platform/errors.ts'
 import type { Customer } from './customer.repo.ts'
 import { deleteCustomerTags, insertCustomerTags, listCustomerTags } from './customer-tag.repo.ts'
 import { lockSurvivingCustomer } from './surviving-customer.service.ts'
+import { parseTag } from './tag-values.ts'
 
 export type CustomerTags = { customerId: string; tags: string[] }
 
@@ -21,7 +22,8 @@ export async function getCustomerTags(db: Db, customer: Customer): Promise<Custo
 }
 
 /**
- * Adds and removes tags (already normalised: tag-values.ts), idempotently, on the customer
+ * Adds and removes tags (normalised as tag-values.ts says; a bad one is BAD_REQUEST naming
+ * `tag`, before anything changes), idempotently, on the customer
  * `customerId` leads to (a merged id: its survivor). The customer is share-locked meanwhile, so
  * a merge or erasure running at once waits and then takes the tags along (or deletes them).
  * NOT_FOUND for an unknown customer, GONE for an erased one; returns the tags afterwards.
@@ -31,10 +33,12 @@ export async function changeCustomerTags(
   customerId: string,
   change: TagChange,
 ): Promise<CustomerTags> {
+  const add = (change.add ?? []).map((tag) => parseTag(tag))
+  const remove = (change.remove ?? []).map((tag) => parseTag(tag))
   return db.transaction().execute(async (trx) => {
     const { id } = taggable(await lockSurvivingCustomer(trx, customerId))
-    await insertCustomerTags(trx, id, change.add ?? [])
-    await deleteCustomerTags(trx, id, change.remove ?? [])
+    await insertCustomerTags(trx, id, add)
+    await deleteCustomerTags(trx, id, remove)
     return { customerId: id, tags: await listCustomerTags(trx, id) }
   })
 }

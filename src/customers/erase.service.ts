@@ -4,6 +4,7 @@ import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { findIdentityOwner, findSurvivingCustomer } from './customer.repo.ts'
+import { deleteCustomerTags } from './customer-tag.repo.ts'
 import { eraseTraces } from './erase-traces.repo.ts'
 
 /**
@@ -49,6 +50,7 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
  *   at the erased customer, so a scan answers 410; every other identity is deleted;
  * - purchases stay for statistics, anonymised (stored register answers removed);
  * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row);
+ * - the marketers' tags are deleted (one may say something personal: "妊娠中", a complaint);
  * - the webhook events of the person's LINE user ids keep only their type and id;
  * - account-link codes and nonces, stored multicast requests and delivery errors lose the
  *   person's email and LINE user id (eraseTraces);
@@ -104,6 +106,7 @@ async function eraseLocked(
     .where('id', '=', id)
     .execute()
   await setMarketingConsent(trx, id, false, 'erasure')
+  await deleteCustomerTags(trx, id)
 
   const identities = await trx
     .selectFrom('identity')

@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import sample from '../../flex-templates/campaign-sample.sample.json' with { type: 'json' }
 import { setConsent } from '../../src/consent/consent.service.ts'
+import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
@@ -186,9 +187,19 @@ describe('customers erase leaves nothing of the person in any table', () => {
     const click = await fetch(`${k.baseUrl}${new URL(link).pathname}`, { redirect: 'manual' })
     expect(click.status).toBe(302)
 
+    // A marketer's tag can say something personal too.
+    await changeCustomerTags(db, customerId, { add: [`${said} 相談`] })
+
     const secrets = [lineName, shopName, email, phone, user.userId, card.value, said]
     const before = await findAnywhere(secrets)
-    for (const table of ['customer', 'line_user', 'webhook_event', 'delivery', 'identity']) {
+    for (const table of [
+      'customer',
+      'line_user',
+      'webhook_event',
+      'delivery',
+      'identity',
+      'customer_tag',
+    ]) {
       expect(before.some((f) => f.startsWith(`${table}.`))).toBe(true)
     }
 

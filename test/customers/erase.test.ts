@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent } from '../../src/consent/consent.service.ts'
+import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer, erasedValue } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { insertSandboxMail } from '../../src/email/sandbox-mailbox.ts'
@@ -238,6 +239,26 @@ describe('eraseCustomer', () => {
     } finally {
       await racing.destroy()
     }
+  })
+
+  it("deletes the person's tags (a tag can say something personal), a merged customer's too", async () => {
+    const survivor = await makeCustomer(db, {})
+    const merged = await makeCustomer(db, {})
+    const other = await makeCustomer(db, {})
+    await changeCustomerTags(db, merged.id, { add: ['妊娠中', 'vip'] })
+    await changeCustomerTags(db, other.id, { add: ['vip'] })
+    await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
+      )
+    await eraseCustomer(db, merged.id)
+    const tags = await db
+      .selectFrom('customer_tag')
+      .select(['customer_id', 'tag'])
+      .where('customer_id', 'in', [survivor.id, merged.id, other.id])
+      .execute()
+    expect(tags).toEqual([{ customer_id: other.id, tag: 'vip' }])
   })
 
   it('is idempotent, and the CLI erases by id and refuses a bad id', async () => {
