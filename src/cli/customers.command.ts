@@ -1,9 +1,11 @@
 import type { Command } from 'commander'
 import { pino } from 'pino'
-import { z } from 'zod'
 import { type Env, isSandbox } from '../config/env.ts'
+import { customerIdSchema } from '../customers/customer.schemas.ts'
+import { changeCustomerTags } from '../customers/customer-tag.service.ts'
 import { eraseCustomer } from '../customers/erase.service.ts'
 import { type ErasedMenus, unlinkMenusBeforeErasure } from '../customers/erase-richmenu.service.ts'
+import { MAX_TAG_LENGTH, normaliseTag } from '../customers/tag-values.ts'
 import { refreshSpendSinceLastRun } from '../maintenance/refresh-spend.service.ts'
 import type { Database } from '../platform/db.ts'
 import { createLine } from '../platform/line.ts'
@@ -34,11 +36,37 @@ export function registerCustomerCommands(program: Command): void {
           )
           printMenus(menus)
         },
-        () => {
-          if (!z.uuid().safeParse(id).success) throw new UsageError(`<id>: not a uuid: ${id}`)
-        },
+        () => checkCustomerId(id),
       ),
     )
+  for (const [name, description, change] of [
+    ['tag', 'add tags to a customer (kept once each; a merged id tags its survivor)', 'add'],
+    ['untag', 'remove tags from a customer (one it does not carry is fine)', 'remove'],
+  ] as const) {
+    customers
+      .command(name)
+      .description(description)
+      .argument('<id>', 'customer id (uuid)')
+      .argument('<tag...>', `1 to ${MAX_TAG_LENGTH} characters each, no comma or semicolon`)
+      .action((id: string, tags: string[]) =>
+        withDb(
+          async (db) => {
+            const result = await changeCustomerTags(db, id, { [change]: tags })
+            const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
+            const list = result.tags.length > 0 ? `tags ${result.tags.join(', ')}` : 'no tags'
+            console.log(`customer ${id}${note}: ${list}`)
+          },
+          () => {
+            checkCustomerId(id)
+            for (const tag of tags) {
+              const checked = normaliseTag(tag)
+              if (!checked.ok)
+                throw new UsageError(`<tag>: ${JSON.stringify(tag)} ${checked.message}`)
+            }
+          },
+        ),
+      )
+  }
   customers
     .command('refresh-spend')
     .description(
@@ -67,6 +95,10 @@ export function registerCustomerCommands(program: Command): void {
         },
       ),
     )
+}
+
+function checkCustomerId(id: string): void {
+  if (!customerIdSchema.safeParse(id).success) throw new UsageError(`<id>: not a uuid: ${id}`)
 }
 
 /** Unlinks the person's rich menus at LINE; in sandbox mode there is no LINE to reach here. */

@@ -9,15 +9,15 @@ export type CustomerTags = { customerId: string; tags: string[] }
 
 export type TagChange = { add?: readonly string[]; remove?: readonly string[] }
 
-function taggable(customer: Customer | undefined): Customer {
-  if (!customer) throw new AppError('NOT_FOUND', 'no such customer')
+function taggable(customer: Customer | undefined, id: string): Customer {
+  if (!customer) throw new AppError('NOT_FOUND', `no customer ${id}`)
   if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')
   return customer
 }
 
 /** The tags of `customer` (the current one, merges followed); GONE once erased. */
 export async function getCustomerTags(db: Db, customer: Customer): Promise<CustomerTags> {
-  const { id } = taggable(customer)
+  const { id } = taggable(customer, customer.id)
   return { customerId: id, tags: await listCustomerTags(db, id) }
 }
 
@@ -36,7 +36,7 @@ export async function changeCustomerTags(
   const add = (change.add ?? []).map((tag) => parseTag(tag))
   const remove = (change.remove ?? []).map((tag) => parseTag(tag))
   return db.transaction().execute(async (trx) => {
-    const { id } = taggable(await lockSurvivingCustomer(trx, customerId))
+    const { id } = taggable(await lockSurvivingCustomer(trx, customerId), customerId)
     await insertCustomerTags(trx, id, add)
     await deleteCustomerTags(trx, id, remove)
     return { customerId: id, tags: await listCustomerTags(trx, id) }

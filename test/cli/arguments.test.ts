@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -20,6 +21,13 @@ describe('kizuna with a bad argument', () => {
       [['keys', 'create', '--scope', 'root'], '--scope: unknown scope root'],
       [['stores', 'add', '--code', ' ', '--name', 'X'], 'code'],
       [['customers', 'erase', 'not-a-uuid'], '<id>: not a uuid'],
+      [['customers', 'tag', 'not-a-uuid', 'vip'], '<id>: not a uuid'],
+      [
+        ['customers', 'tag', randomUUID(), 'vip', 'a;b'],
+        '<tag>: "a;b" contains a comma or semicolon',
+      ],
+      [['customers', 'untag', randomUUID(), 'x'.repeat(51)], '<tag>: "xxxx'],
+      [['customers', 'untag', randomUUID()], "missing required argument 'tag'"],
       [['customers', 'refresh-spend', '--since', 'yesterday'], '--since: not a date'],
       [['import', 'orders', join(dir, 'missing.csv')], 'FILE: cannot read'],
       [['import', 'customers', join(dir, 'members.xlsx')], 'FILE: use a .csv file'],
