@@ -11,6 +11,7 @@ import {
   listIdentities,
 } from './customer.repo.ts'
 import type { CustomerImportRow } from './customer.schemas.ts'
+import { insertCustomerTags } from './customer-tag.repo.ts'
 import { isErasedIdentity } from './erase.service.ts'
 import type { IdentityKind } from './identity-values.ts'
 import { attachIdentity } from './merge.service.ts'
@@ -148,9 +149,10 @@ export type RowWarning = (field: string, message: string) => void
  * Creates or updates the customer a row describes, in one transaction (findRowCustomer finds
  * it). The row's other ids are attached; one held by another customer merges the two
  * (attachIdentity rules: never two LINE accounts). Given profile fields overwrite; absent ones
- * are left alone; an email or phone of another shop account's or LINE friend's customer is not
- * attached (the profile field is still set) and `warn` is told. An erased person's external id
- * or card refuses the row, as does their email or phone on a row without an external id.
+ * are left alone; tags are added to the customer's (none removed). An email or phone of another
+ * shop account's or LINE friend's customer is not attached (the profile field is still set) and
+ * `warn` is told. An erased person's external id or card refuses the row, as does their email or
+ * phone on a row without an external id.
  */
 export async function importCustomerRow(
   db: Database,
@@ -219,6 +221,11 @@ export async function importCustomerRow(
         'import',
       )
       changed ||= consentChanged
+    }
+    // Tags are only ever added: a file is a list of what a shop knows, not all it knows.
+    if (row.tags !== undefined) {
+      const added = await insertCustomerTags(trx, customerId, row.tags)
+      changed ||= added > 0
     }
     // Told only once nothing below can refuse the row (a RowError rolls it all back).
     for (const [id, why] of found.conflicts) warn(id.column, why)

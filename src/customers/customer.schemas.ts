@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { emailSchema, memberCardSchema, phoneSchema } from './identity-values.ts'
+import { tagListSchema } from './tag-values.ts'
 
 const YES = ['true', '1', 'yes', 'y']
 const NO = ['false', '0', 'no', 'n']
@@ -30,6 +31,8 @@ export const customerImportRowSchema = z
     birthday: birthdaySchema.optional(),
     member_card: memberCardSchema.optional(),
     marketing_consent: consentSchema.optional(),
+    /** Added to the customer's tags, never replacing them. */
+    tags: tagListSchema.optional(),
   })
   .refine((row) => row.external_id ?? row.email ?? row.member_card ?? row.phone, {
     path: ['external_id'],

@@ -41,6 +41,25 @@ export const tagSchema = z.string().transform((raw, ctx) => {
   return z.NEVER
 })
 
+/**
+ * An import cell of tags separated by `;` ("vip; ソファ購入"; a full-width "；" separates too, as
+ * NFKC reads it): each normalised, each once, empty pieces skipped. A bad tag is named by its
+ * place in the cell ("tag 2: too long …"), not quoted: the import reports it by line and field.
+ */
+export const tagListSchema = z.string().transform((raw, ctx) => {
+  const tags = new Set<string>()
+  raw
+    .normalize('NFKC')
+    .split(';')
+    .forEach((piece, i) => {
+      if (piece.trim() === '') return
+      const tag = normaliseTag(piece)
+      if (tag.ok) tags.add(tag.value)
+      else ctx.addIssue({ code: 'custom', message: `tag ${i + 1}: ${tag.message}` })
+    })
+  return [...tags]
+})
+
 /** The tag `raw`, normalised; a refused one is BAD_REQUEST naming `field` and the rule. */
 export function parseTag(raw: string, field = 'tag'): string {
   const tag = normaliseTag(raw)

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { customerImportRowSchema } from '../../src/customers/customer.schemas.ts'
 import { importCustomerRow } from '../../src/customers/customer-import.service.ts'
+import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { resolveBarcode } from '../../src/pos/pos.service.ts'
@@ -32,6 +34,16 @@ async function csv(lines: string[]): Promise<string> {
 }
 
 const HEADER = 'external_id,email,name,phone,birthday,member_card,marketing_consent'
+
+async function tagsOf(customerId: string) {
+  const rows = await db
+    .selectFrom('customer_tag')
+    .select('tag')
+    .where('customer_id', '=', customerId)
+    .orderBy(sql`tag collate "C"`)
+    .execute()
+  return rows.map((r) => r.tag)
+}
 
 async function customerWith(kind: string, value: string) {
   return db
@@ -423,6 +435,48 @@ describe('kizuna import customers', () => {
     expect(result.stderr).toMatch(/line 2: member_card: .*prefix 29/)
     expect(result.stdout).toContain('skipped 1')
     expect(await customerWith('online_customer', `mc-${tag}`)).toBeUndefined()
+  })
+
+  it('adds the tags column (separated by ;) to the customer, never removing one it had', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const known = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: `tags-old-${tag}` }],
+    })
+    await changeCustomerTags(db, known.id, { add: ['dm-ok'] })
+    const file = await csv([
+      'external_id,name,tags',
+      `tags-new-${tag},Nao,"VIP; ソファ購入;;ｶﾞｰﾃﾞﾝ；Sofa "`,
+      `tags-old-${tag},Rin,vip`,
+    ])
+    const first = await cli(['import', 'customers', file])
+    expect(first.stderr).toBe('')
+    expect(first.stdout).toContain('created 1, updated 1, unchanged 0, skipped 0')
+    const nao = await customerWith('online_customer', `tags-new-${tag}`)
+    expect(await tagsOf(nao!.id)).toEqual(['sofa', 'vip', 'ガーデン', 'ソファ購入'])
+    expect(await tagsOf(known.id)).toEqual(['dm-ok', 'vip'])
+
+    const again = await cli(['import', 'customers', file])
+    expect(again.stdout).toContain('created 0, updated 0, unchanged 2, skipped 0')
+    expect(await tagsOf(known.id)).toEqual(['dm-ok', 'vip'])
+  })
+
+  it('reports a bad tag by line and field and skips the row, tags and all', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv([
+      'external_id,name,tags',
+      `badtag-a-${tag},Kai,vip;${'x'.repeat(51)}`,
+      `badtag-b-${tag},Emi,"vip,sofa"`,
+      `badtag-c-${tag},Sho,vip`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain('line 2: tags: tag 2: too long (51 characters): at most 50')
+    expect(result.stderr).toContain('line 3: tags: tag 1: contains a comma or semicolon')
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 2')
+    expect(await customerWith('online_customer', `badtag-a-${tag}`)).toBeUndefined()
+    expect(await customerWith('online_customer', `badtag-b-${tag}`)).toBeUndefined()
+    const sho = await customerWith('online_customer', `badtag-c-${tag}`)
+    expect(await tagsOf(sho!.id)).toEqual(['vip'])
   })
 
   it('refuses a file with an unknown column before writing anything', async () => {
