@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
+import { listCustomerTags } from '../../src/customers/customer-tag.repo.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
-import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
-import { createCustomer } from '../customers/factories.ts'
+import { createCustomer, mergeInto } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 
@@ -16,15 +16,7 @@ afterAll(async () => {
   await db.destroy()
 })
 
-const tagsOf = async (customerId: string) =>
-  (
-    await db
-      .selectFrom('customer_tag')
-      .select('tag')
-      .where('customer_id', '=', customerId)
-      .orderBy('tag')
-      .execute()
-  ).map((r) => r.tag)
+const tagsOf = (customerId: string) => listCustomerTags(db, customerId)
 
 describe('kizuna customers tag / untag', () => {
   it('adds and removes several tags at once, idempotently, and prints the tags after', async () => {
@@ -50,11 +42,7 @@ describe('kizuna customers tag / untag', () => {
   it('tags the survivor of a merged id and says so', async () => {
     const survivor = await createCustomer(db)
     const merged = await createCustomer(db)
-    await db
-      .transaction()
-      .execute((trx) =>
-        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
-      )
+    await mergeInto(db, survivor.id, merged.id)
     const result = await cli(['customers', 'tag', merged.id, 'vip'])
     expect(result.code).toBe(0)
     expect(result.stdout).toBe(`customer ${merged.id} (merged into ${survivor.id}): tags vip\n`)

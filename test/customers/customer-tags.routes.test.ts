@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { listCustomerTags } from '../../src/customers/customer-tag.repo.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
-import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { cardNumber, createCustomer } from './factories.ts'
+import { cardNumber, createCustomer, mergeInto } from './factories.ts'
 
 let k: TestKizuna
 let adminKey: string
@@ -26,15 +26,7 @@ const list = (id: string, key?: string) => call('GET', id, undefined, key)
 const add = (id: string, tag: string, key?: string) => call('PUT', id, tag, key)
 const remove = (id: string, tag: string, key?: string) => call('DELETE', id, tag, key)
 
-const storedTags = async (customerId: string) =>
-  (
-    await k.deps.db
-      .selectFrom('customer_tag')
-      .select('tag')
-      .where('customer_id', '=', customerId)
-      .orderBy('tag')
-      .execute()
-  ).map((r) => r.tag)
+const storedTags = (customerId: string) => listCustomerTags(k.deps.db, customerId)
 
 describe('admin tags API', () => {
   it('adds, lists (sorted) and removes tags, Japanese ones included, normalised', async () => {
@@ -106,11 +98,7 @@ describe('admin tags API', () => {
     const survivor = await createCustomer(k.deps.db)
     const merged = await createCustomer(k.deps.db)
     await add(survivor.id, 'vip')
-    await k.deps.db
-      .transaction()
-      .execute((trx) =>
-        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
-      )
+    await mergeInto(k.deps.db, survivor.id, merged.id)
     expect(await (await list(merged.id)).json()).toEqual({
       customerId: survivor.id,
       tags: ['vip'],

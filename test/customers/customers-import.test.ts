@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { customerImportRowSchema } from '../../src/customers/customer.schemas.ts'
 import { importCustomerRow } from '../../src/customers/customer-import.service.ts'
+import { listCustomerTags } from '../../src/customers/customer-tag.repo.ts'
 import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
@@ -35,15 +35,7 @@ async function csv(lines: string[]): Promise<string> {
 
 const HEADER = 'external_id,email,name,phone,birthday,member_card,marketing_consent'
 
-async function tagsOf(customerId: string) {
-  const rows = await db
-    .selectFrom('customer_tag')
-    .select('tag')
-    .where('customer_id', '=', customerId)
-    .orderBy(sql`tag collate "C"`)
-    .execute()
-  return rows.map((r) => r.tag)
-}
+const tagsOf = (customerId: string) => listCustomerTags(db, customerId)
 
 async function customerWith(kind: string, value: string) {
   return db

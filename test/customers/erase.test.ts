@@ -16,6 +16,7 @@ import { legacyCardNumber, makeCustomer } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
+import { mergeInto } from './factories.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
 let db: Database
@@ -247,11 +248,7 @@ describe('eraseCustomer', () => {
     const other = await makeCustomer(db, {})
     await changeCustomerTags(db, merged.id, { add: ['妊娠中', 'vip'] })
     await changeCustomerTags(db, other.id, { add: ['vip'] })
-    await db
-      .transaction()
-      .execute((trx) =>
-        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
-      )
+    await mergeInto(db, survivor.id, merged.id)
     await eraseCustomer(db, merged.id)
     const tags = await db
       .selectFrom('customer_tag')

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { ean13CheckDigit } from '../../src/cards/ean13.ts'
+import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import type { Database } from '../../src/platform/db.ts'
 
 /** A fresh valid EAN-13 member card number (restricted-circulation prefix 29). */
@@ -123,4 +124,9 @@ export async function createCoupon(db: Database, customerId: string) {
     })
     .execute()
   return code
+}
+
+/** Merges `mergedId` into `survivorId` in a transaction of its own; returns what moved. */
+export function mergeInto(db: Database, survivorId: string, mergedId: string, reason = 'test') {
+  return db.transaction().execute((trx) => mergeCustomers(trx, { survivorId, mergedId, reason }))
 }

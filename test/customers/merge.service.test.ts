@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent } from '../../src/consent/consent.service.ts'
+import { listCustomerTags } from '../../src/customers/customer-tag.repo.ts'
 import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { attachIdentity, mergeCustomers } from '../../src/customers/merge.service.ts'
@@ -9,7 +10,7 @@ import { createDb, type Database } from '../../src/platform/db.ts'
 import { resolveBarcode } from '../../src/pos/pos.service.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
-import { cardNumber, createCoupon, createCustomer, createPurchase } from './factories.ts'
+import { cardNumber, createCoupon, createCustomer, createPurchase, mergeInto } from './factories.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
 let db: Database
@@ -103,22 +104,9 @@ describe('mergeCustomers', () => {
     const merged = await createCustomer(db)
     await changeCustomerTags(db, survivor.id, { add: ['vip', 'ソファ購入'] })
     await changeCustomerTags(db, merged.id, { add: ['vip', 'garden'] })
-    const result = await db
-      .transaction()
-      .execute((trx) =>
-        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'scan' }),
-      )
-    const tagsOf = async (id: string) =>
-      (
-        await db
-          .selectFrom('customer_tag')
-          .select('tag')
-          .where('customer_id', '=', id)
-          .orderBy('tag')
-          .execute()
-      ).map((r) => r.tag)
-    expect(await tagsOf(survivor.id)).toEqual(['garden', 'vip', 'ソファ購入'])
-    expect(await tagsOf(merged.id)).toEqual([])
+    const result = await mergeInto(db, survivor.id, merged.id, 'scan')
+    expect(await listCustomerTags(db, survivor.id)).toEqual(['garden', 'vip', 'ソファ購入'])
+    expect(await listCustomerTags(db, merged.id)).toEqual([])
     // "garden" moved; "vip" the survivor had already.
     expect(result.moved.customer_tag).toBe(1)
     const audit = await db
