@@ -35,6 +35,11 @@ const UNKNOWN =
   'the barcode, or ask the shopper to show the member card in LINE'
 const ERASED = "this member's data was erased on request; the card is no longer valid"
 
+/** A refusal of the scanned barcode (422, 404, 410): its body names the field, as a 400's does. */
+function barcodeError(code: 'UNPROCESSABLE' | 'NOT_FOUND' | 'GONE', message: string): AppError {
+  return new AppError(code, message, { details: [{ field: 'barcode', message }] })
+}
+
 /** Follows merges to the surviving customer; an erased one is GONE. */
 async function survivorOf(
   db: Db,
@@ -42,16 +47,16 @@ async function survivorOf(
 ) {
   let row: typeof start | undefined = start
   for (let hop = 0; hop < 10 && row; hop++) {
-    if (row.erased_at) throw new AppError('GONE', ERASED)
+    if (row.erased_at) throw barcodeError('GONE', ERASED)
     if (!row.merged_into_id) return row.customer_id
     row = await findCustomerLink(db, row.merged_into_id)
   }
-  throw new AppError('NOT_FOUND', UNKNOWN)
+  throw barcodeError('NOT_FOUND', UNKNOWN)
 }
 
 function cardLookup(barcode: string, shape: BarcodeShape) {
   if (shape === 'misread_member_card') {
-    throw new AppError('UNPROCESSABLE', 'misread barcode, scan again')
+    throw barcodeError('UNPROCESSABLE', 'misread barcode, scan again')
   }
   const kinds = shape === 'member_card' ? ['member_card', 'legacy_card'] : ['legacy_card']
   const values = [barcode, ...kinds.map((kind) => erasedValue(kind, barcode))]
@@ -72,10 +77,10 @@ export async function resolveBarcode(
     const via = owner.kind === 'member_card' ? 'member_card' : 'legacy_card'
     return { customerId: await survivorOf(db, owner), via }
   }
-  if (owners.length > 0) throw new AppError('GONE', ERASED)
+  if (owners.length > 0) throw barcodeError('GONE', ERASED)
   const couponOwner = shape === 'other' ? await findCouponOwner(db, barcode) : undefined
   if (couponOwner) return { customerId: await survivorOf(db, couponOwner), via: 'coupon' }
-  throw new AppError('NOT_FOUND', UNKNOWN)
+  throw barcodeError('NOT_FOUND', UNKNOWN)
 }
 
 export async function memberSummary(db: Db, customerId: string): Promise<ScanResponse['customer']> {
@@ -131,7 +136,7 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
       return recorded.answer
     }
     await resolveBarcode(deps.db, body.barcode, shape) // says why no one was found (404, 410)
-    throw new AppError('NOT_FOUND', UNKNOWN)
+    throw barcodeError('NOT_FOUND', UNKNOWN)
   }
   const linked = await deps.db.transaction().execute(async (trx) => {
     const resolved = await resolveBarcode(trx, body.barcode, shape)
@@ -220,7 +225,12 @@ async function recordReceipt(
       couponCodes: [...new Set(receipt.couponsUsed)],
     },
     { start, withResult: true, followUpDelaySeconds: deps.env.POST_PURCHASE_DELAY_SECONDS },
-  )
+  ).catch((error: unknown) => {
+    // The customer `start` found is the barcode's (a coupon of an erased member still names
+    // them): the register gets the lookup's 410, not the purchase service's.
+    if (error instanceof AppError && error.code === 'GONE') throw barcodeError('GONE', ERASED)
+    throw error
+  })
   if (recorded.notFound) return undefined
   if (!recorded.created) {
     const scannedCoupon = recorded.via === 'coupon' ? body.barcode : null

@@ -9,6 +9,7 @@ import {
   makeStoreKey,
   memberCardNumber,
   misread,
+  postPos,
   receipt,
 } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -27,16 +28,7 @@ afterAll(async () => {
   await k.stopAll()
 })
 
-function post(body: unknown, auth: string | null = key) {
-  return fetch(`${k.baseUrl}/api/pos/scans`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(auth ? { authorization: `Bearer ${auth}` } : {}),
-    },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  })
-}
+const post = (body: unknown, auth: string | null = key) => postPos(k.baseUrl, '/scans', body, auth)
 const purchasesOf = (customerId: string) =>
   db.selectFrom('purchase').selectAll().where('customer_id', '=', customerId).execute()
 const customerRow = (id: string) =>

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import type { VoidedPurchase } from '../../src/purchases/void-purchase.service.ts'
-import { makeCoupon, makeCustomer, makeStoreKey, receipt } from '../purchases/fixtures.ts'
+import { makeCoupon, makeCustomer, makeStoreKey, postPos, receipt } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 
 /** Nothing becomes due while the tests run: the sending itself is the delivery engine's test. */
@@ -24,16 +24,8 @@ afterAll(async () => {
   await k.stopAll()
 })
 
-function post(path: string, body: unknown, auth: string | null = key) {
-  return fetch(`${k.baseUrl}/api/pos${path}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(auth ? { authorization: `Bearer ${auth}` } : {}),
-    },
-    body: JSON.stringify(body),
-  })
-}
+const post = (path: string, body: unknown, auth: string | null = key) =>
+  postPos(k.baseUrl, path, body, auth)
 const voidReceipt = (receiptId: string, auth: string | null = key) =>
   post(`/receipts/${encodeURIComponent(receiptId)}/void`, {}, auth)
 

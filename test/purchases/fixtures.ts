@@ -67,6 +67,21 @@ export async function makeStoreKey(db: Db, scopes: Scope[] = ['pos']) {
   return { storeId: store.id, storeCode: code, key }
 }
 
+/**
+ * POSTs to the register API (`path` after `/api/pos`) with a store's Bearer key (null: none):
+ * JSON, or a string body sent as it is.
+ */
+export function postPos(baseUrl: string, path: string, body: unknown, key: string | null) {
+  return fetch(`${baseUrl}/api/pos${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(key ? { authorization: `Bearer ${key}` } : {}),
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+}
+
 export const legacyCardNumber = () => `L${randomInt(10 ** 9, 10 ** 10)}`
 
 /**
