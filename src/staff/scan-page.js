@@ -26,9 +26,13 @@
     422: '読み取りエラー / Misread',
   }
 
+  /** A problem of the page itself (the camera): said as it is, with what to do. */
+  function showAlert(text) {
+    alertBox.textContent = text
+  }
   function showError(status, message) {
     const title = TITLES[status] ?? `エラー / Error ${status}`
-    alertBox.textContent = `${title} (${status}): ${message}`
+    showAlert(`${title} (${status}): ${message}`)
   }
   const clearError = () => {
     alertBox.textContent = ''
@@ -175,31 +179,60 @@
   const cameraButton = $('camera')
   const video = $('camera-view')
   let stream = null
+  /** Waiting for the camera (or the permission prompt): another tap then does nothing. */
+  let starting = false
   let timer = 0
 
+  const CAMERA_PROBLEMS = {
+    NotAllowedError:
+      'カメラが許可されていません / Camera not allowed: allow the camera for this page in the browser settings, or use the scanner',
+    NotFoundError: 'カメラが見つかりません / No camera found: use the scanner',
+    NotReadableError:
+      'カメラを使えません / Camera in use: close the other app using it, or use the scanner',
+  }
+  const cameraProblem = (error) =>
+    CAMERA_PROBLEMS[error?.name] ??
+    `カメラを使えません / Camera unavailable (${error?.message ?? error}): use the scanner`
+
+  /** The camera goes off; the scanner (a keyboard wedge types where the focus is) takes over. */
   function stopCamera() {
     clearTimeout(timer)
     for (const track of stream?.getTracks() ?? []) track.stop()
     stream = null
+    video.srcObject = null
     video.hidden = true
     cameraButton.setAttribute('aria-pressed', 'false')
+    barcodeInput.focus()
   }
 
   async function startCamera() {
-    const detector = new window.BarcodeDetector({ formats: ['ean_13'] })
+    if (starting) return
+    starting = true
+    let opened = null
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } })
+      const detector = new window.BarcodeDetector({ formats: ['ean_13'] })
+      opened = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } })
+      stream = opened
+      video.srcObject = opened
+      video.hidden = false
+      cameraButton.setAttribute('aria-pressed', 'true')
+      await video.play()
+      readFrames(detector, opened)
     } catch (error) {
-      showError(0, `カメラを使えません / camera unavailable: ${error.message}`)
-      return
+      if (opened && stream !== opened) return // turned off before it played
+      stopCamera()
+      showAlert(cameraProblem(error))
+    } finally {
+      starting = false
     }
-    video.srcObject = stream
-    video.hidden = false
-    cameraButton.setAttribute('aria-pressed', 'true')
-    await video.play()
+  }
+
+  /** Looks for a card in a frame every 200 ms while `mine` is the camera on. */
+  function readFrames(detector, mine) {
     const tick = async () => {
-      if (!stream) return
+      if (stream !== mine) return
       const codes = await detector.detect(video).catch(() => [])
+      if (stream !== mine) return
       const found = codes.find((c) => /^\d{13}$/.test(c.rawValue))
       if (found) {
         stopCamera()
