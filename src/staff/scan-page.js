@@ -49,7 +49,10 @@
         credentials: 'same-origin',
       })
     } catch {
-      showError(0, 'サーバーに接続できません / cannot reach the server')
+      showAlert(
+        'サーバーに接続できません。ネットワークを確認して、もう一度スキャンしてください / ' +
+          'cannot reach Kizuna: check the network, then scan again',
+      )
       return null
     }
     const json = await res.json().catch(() => ({}))

@@ -122,6 +122,24 @@ describe('GET /staff/scan in Chromium', () => {
     expect(await alert.textContent()).toContain('check the number')
   })
 
+  it('says the server cannot be reached, with what to do, when the network drops a scan', async () => {
+    const member = await makeCustomer(db)
+    await page.route('**/staff/scan', (route) =>
+      route.request().method() === 'POST' ? route.abort('internetdisconnected') : route.continue(),
+    )
+    try {
+      await scanCard(member.card)
+      const alert = page.getByRole('alert')
+      await expect.poll(() => alert.textContent()).toContain('cannot reach Kizuna')
+      expect(await alert.textContent()).not.toMatch(/Error 0|\(0\)/)
+    } finally {
+      await page.unroute('**/staff/scan')
+    }
+    await scanCard(member.card)
+    await page.locator('#member').waitFor()
+    expect(await page.locator('#alert').textContent()).toBe('')
+  })
+
   it('shows a 409 from the API when the points exceed the balance', async () => {
     const member = await makeCustomer(db, { points: 5 })
     await scanCard(member.card)
