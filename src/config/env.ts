@@ -215,3 +215,11 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
 export function isSandbox(env: Env): boolean {
   return env.LINE_CHANNEL_SECRET === undefined
 }
+
+/** Where email goes: SMTP_URL; else, on a sandbox run, the sandbox mailbox; else nowhere. */
+export type MailKind = 'smtp' | 'sandbox' | 'none'
+
+export function mailKind(env: Pick<Env, 'SMTP_URL'>, opts: { sandbox: boolean }): MailKind {
+  if (env.SMTP_URL) return 'smtp'
+  return opts.sandbox ? 'sandbox' : 'none'
+}

@@ -1,5 +1,5 @@
 import nodemailer from 'nodemailer'
-import type { Env } from '../config/env.ts'
+import { type Env, type MailKind, mailKind } from '../config/env.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { insertSandboxMail } from './sandbox-mailbox.ts'
@@ -16,7 +16,7 @@ export type Mail = {
 
 export type Mailer = {
   /** `smtp`: SMTP_URL; `sandbox`: the sandbox mailbox table; `none`: email is not configured. */
-  kind: 'smtp' | 'sandbox' | 'none'
+  kind: MailKind
   /** Resolves with the Message-ID the message went out with (null in the sandbox mailbox). */
   send(mail: Mail): Promise<{ messageId: string | null }>
   /** Closes pooled SMTP connections (shutdown). */
@@ -35,7 +35,8 @@ export function createMailer(
   db: Db,
   opts: { sandbox: boolean },
 ): Mailer {
-  if (env.SMTP_URL) {
+  const kind = mailKind(env, opts)
+  if (kind === 'smtp') {
     const transport = nodemailer.createTransport({
       url: env.SMTP_URL,
       // One pool of SMTP connections per process: a campaign doesn't reconnect per message.
@@ -53,7 +54,7 @@ export function createMailer(
       close: () => transport.close(),
     }
   }
-  if (opts.sandbox) {
+  if (kind === 'sandbox') {
     return {
       kind: 'sandbox',
       async send(mail) {

@@ -36,6 +36,13 @@ export const linkUnavailableMessages = (): Message[] =>
       '現在アカウント連携を開始できません。しばらくしてからもう一度お試しください。',
   )
 
+/** No way to prove an online account on this server (see accountProof): trying again won't help. */
+export const linkNotOfferedMessages = (): Message[] =>
+  text(
+    'Sorry, linking your online shop account is not available yet.\n' +
+      'オンラインショップのアカウント連携は、まだご利用いただけません。',
+  )
+
 export const alreadyLinkedMessages = (): Message[] =>
   text(
     'Your online account is already linked.\nオンラインアカウントは連携済みです。\n\n' +

@@ -10,8 +10,10 @@ import { LINK_TTL_MS, sha256 } from './link-crypto.ts'
 import {
   alreadyLinkedMessages,
   linkInviteMessages,
+  linkNotOfferedMessages,
   linkUnavailableMessages,
 } from './link-messages.ts'
+import { accountProof } from './link-proof.ts'
 
 /** The page a link token opens: `${PUBLIC_BASE_URL}/link?linkToken=…`. */
 export function linkPageUrl(env: Deps['env'], linkToken: string): string {
@@ -19,7 +21,7 @@ export function linkPageUrl(env: Deps['env'], linkToken: string): string {
 }
 
 /**
- * Postback `action=link`. The webhook job holds a DB transaction, so the LINE call that issues
+ * Postback `action=link` (when this server has a way to prove an online account). The webhook job holds a DB transaction, so the LINE call that issues
  * the link token runs after it commits; the token and the reply are then written in a short
  * transaction of their own and the reply goes out through the delivery queue (reply token).
  */
@@ -27,6 +29,11 @@ export async function startAccountLink(ctx: ConversationContext): Promise<void> 
   const lineUser = await ensureLineUser(ctx, ctx.lineUid)
   if (await findLinkedCustomer(ctx.trx, lineUser.id)) {
     await ctx.reply(alreadyLinkedMessages(), 'account-link-already')
+    return
+  }
+  if (!accountProof(ctx.deps)) {
+    // The page could not prove an online account: no link token, no button to a dead end.
+    await ctx.reply(linkNotOfferedMessages(), 'account-link-not-offered')
     return
   }
   const { deps, webhookEventId, receivedAt, occurredAt, lineUid, replyToken } = ctx

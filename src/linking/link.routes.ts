@@ -15,6 +15,7 @@ import {
   verifyLinkCode,
 } from './link-login.service.ts'
 import { codePage, emailPage, errorPage } from './link-page.ts'
+import { accountProof } from './link-proof.ts'
 
 const MAX_FORM_BYTES = 8 * 1024
 
@@ -26,7 +27,7 @@ const HEADERS = {
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https://access.line.me; frame-ancestors 'none'",
 }
 
-type LinkDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'log'>
+type LinkDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'log' | 'mail'>
 
 /**
  * `GET /link?linkToken=…`: the shopper proves their online account (email + one-time code,
@@ -42,10 +43,8 @@ export function linkRoutes(
   } = {},
 ) {
   const dialogUrl = opts.accountLinkDialogUrl ?? LINE_ACCOUNT_LINK_URL
-  const shopLogin =
-    deps.env.LINK_LOGIN_URL && deps.env.LINK_ASSERTION_SECRET
-      ? { url: deps.env.LINK_LOGIN_URL, secret: deps.env.LINK_ASSERTION_SECRET }
-      : null
+  const proof = accountProof(deps)
+  const shopLogin = proof?.kind === 'shop-login' ? proof : null
   const limit = bodyLimit({
     maxSize: MAX_FORM_BYTES,
     onError: (c) => c.html(errorPage('The form is too large.'), 413, HEADERS),
@@ -55,6 +54,8 @@ export function linkRoutes(
   app.get('/link', async (c) => {
     const linkToken = c.req.query('linkToken')
     return page(c, async () => {
+      // A link token issued before email was turned off: say so rather than ask for an email.
+      if (!proof) throw new AppError('UNAVAILABLE', 'account linking is not available yet')
       const token = await checkLinkToken(deps, linkToken)
       if (shopLogin) {
         const to = new URL(shopLogin.url)

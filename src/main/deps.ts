@@ -1,4 +1,4 @@
-import type { Env } from '../config/env.ts'
+import { type Env, mailKind } from '../config/env.ts'
 import { type Clock, systemClock } from '../platform/clock.ts'
 import { createDb } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -21,6 +21,8 @@ export type DepsOptions = {
    * starts would leave a developer restarting it often without rich menus for an hour.
    */
   lineHourlyBudget?: boolean
+  /** A sandbox run: without SMTP_URL its email goes to the sandbox mailbox. */
+  sandbox?: boolean
 }
 
 export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps> {
@@ -32,7 +34,8 @@ export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps
   const hourly =
     opts.lineHourlyBudget === false ? undefined : createHourlyBudget(redis, queues.prefix)
   const line = createLine(env, metrics, hourly)
-  return { env, db, queues, redis, line, log, clock: opts.clock ?? systemClock, metrics }
+  const mail = mailKind(env, { sandbox: opts.sandbox ?? false })
+  return { env, db, queues, redis, line, log, clock: opts.clock ?? systemClock, metrics, mail }
 }
 
 export async function closeDeps(deps: Deps): Promise<void> {

@@ -66,7 +66,11 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
   }
 
   tuneHttpClient()
-  const deps = await createDeps(env, { ...opts, lineHourlyBudget: sandbox === null })
+  const deps = await createDeps(env, {
+    ...opts,
+    lineHourlyBudget: sandbox === null,
+    sandbox: sandbox !== null,
+  })
   const mailer = createMailer(env, deps.db, { sandbox: sandbox !== null })
   await migrateToLatest(deps.db)
   const inbox = createInbox(deps)

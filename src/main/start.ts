@@ -1,4 +1,5 @@
 import { ConfigError, loadEnv } from '../config/env.ts'
+import { accountProof, NO_ACCOUNT_PROOF_WARNING } from '../linking/link-proof.ts'
 import { createLogger } from '../platform/logger.ts'
 import { startKizuna } from './runtime.ts'
 
@@ -40,6 +41,8 @@ async function main(): Promise<void> {
         'member-card barcodes) point to this host; set it to the https address shoppers reach',
     )
   }
+  // A sandbox run has its mailbox, so only a run against LINE itself can have no way at all.
+  if (!accountProof(kizuna.deps)) log.warn(NO_ACCOUNT_PROOF_WARNING)
   if (kizuna.sandbox) {
     console.log(`\nKizuna is running at ${kizuna.baseUrl}`)
     console.log('No LINE credentials are set, so it talks to the built-in LINE sandbox:')

@@ -1,4 +1,4 @@
-import type { Env } from '../config/env.ts'
+import type { Env, MailKind } from '../config/env.ts'
 import type { Clock } from './clock.ts'
 import type { Database } from './db.ts'
 import type { Line } from './line.ts'
@@ -17,4 +17,9 @@ export type Deps = {
   log: Logger
   clock: Clock
   metrics: Metrics
+  /**
+   * Where this process's email goes. A sandbox run's `env` carries the stand-in's LINE
+   * credentials, so it cannot tell by itself that mail has the sandbox mailbox.
+   */
+  mail: MailKind
 }

@@ -41,6 +41,12 @@ describe('npm start (src/main/start.ts)', () => {
     await eventually(() => expect(output()).toContain('Kizuna started'), 30_000)
     // Real LINE credentials without PUBLIC_BASE_URL: the links it would send are unreachable.
     await eventually(() => expect(output()).toContain('PUBLIC_BASE_URL is unset'))
+    // Nor SMTP_URL or LINK_LOGIN_URL: no shopper could prove an online account. One warning says so.
+    const accountLinkOff = output()
+      .split('\n')
+      .filter((line) => line.includes('SMTP_URL') && line.includes('LINK_LOGIN_URL'))
+    expect(accountLinkOff).toHaveLength(1)
+    expect(JSON.parse(accountLinkOff[0] ?? '{}')).toMatchObject({ level: 40 })
     line.setWebhookUrl(`http://127.0.0.1:${port}/webhooks/line`)
 
     const user = line.users.create()

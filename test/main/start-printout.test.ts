@@ -36,6 +36,8 @@ describe('npm start without LINE credentials', () => {
     expect(output()).toContain(`simulated LINE app:  ${base}/sandbox`)
     expect(output()).toContain(`sandbox mailbox:     ${base}/sandbox/mail`)
     expect((await fetch(`${base}/sandbox/mail`)).status).toBe(200)
+    // The sandbox mailbox takes the account-link codes: linking works, nothing to warn about.
+    expect(output()).not.toContain('LINK_LOGIN_URL')
     expect((await fetch(`${base}/sandbox/`)).status).toBe(200)
     // The address printed first ("Kizuna is running at …") opens the simulated LINE app.
     expect(output()).toContain(`Kizuna is running at ${base}\n`)
