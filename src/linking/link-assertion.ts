@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { emailSchema } from '../customers/identity-values.ts'
 import { AppError } from '../platform/errors.ts'
 import { checkInput, describeFields } from '../platform/input.ts'
-import { hmacBase64url, sameSecret } from './link-crypto.ts'
+import { hmacBase64url, sameSecret, sha256 } from './link-crypto.ts'
 
 /**
  * The shop's own login (LINK_LOGIN_URL) sends the shopper back to `/link/callback?assertion=…`
@@ -23,6 +23,8 @@ const payloadSchema = z
 export type LinkAssertion = {
   linkToken: string
   identity: { kind: 'online_customer' | 'email'; value: string }
+  /** sha256 of the signed part: the assertion is single use (one nonce at most). */
+  hash: string
 }
 
 export function signLinkAssertion(secret: string, payload: Record<string, unknown>): string {
@@ -50,6 +52,7 @@ export function verifyLinkAssertion(secret: string, raw: unknown, now: Date): Li
   const { externalId, email, linkToken } = checked.data
   return {
     linkToken,
+    hash: sha256(body),
     identity: externalId
       ? { kind: 'online_customer', value: externalId }
       : { kind: 'email', value: email as string },

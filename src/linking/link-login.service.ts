@@ -271,17 +271,19 @@ async function whyNoAttempt(deps: LoginDeps, id: string, tokenHash: string, now:
 /**
  * The online account is proven: stores a single-use nonce (sha256) for it and returns LINE's
  * account-link dialog URL. The customer owning the identity is noted when there is one; when
- * there is none, nothing is created until LINE confirms the link (no orphan customers).
+ * there is none, nothing is created until LINE confirms the link (no orphan customers). Proven
+ * by the shop's login, the assertion's hash goes with the nonce: one nonce per assertion.
  */
 export async function issueNonceRedirect(
   deps: LoginDeps,
   token: LinkTokenRef,
   identity: { kind: 'email' | 'online_customer'; value: string },
   dialogUrl = LINE_ACCOUNT_LINK_URL,
+  proof: { assertionHash?: string } = {},
 ): Promise<string> {
   const nonce = newNonce()
   const customerId = await findCustomerByIdentity(deps.db, identity.kind, identity.value)
-  await insertNonce(deps.db, {
+  const issued = await insertNonce(deps.db, {
     nonceHash: sha256(nonce),
     linkTokenHash: token.tokenHash,
     lineUserId: token.lineUserId,
@@ -289,7 +291,9 @@ export async function issueNonceRedirect(
     identityKind: identity.kind,
     identityValue: identity.value,
     expiresAt: new Date(deps.clock.now().getTime() + LINK_TTL_MS),
+    assertionHash: proof.assertionHash,
   })
+  if (!issued) throw new AppError('GONE', 'assertion: already used; log in again from LINE')
   // The dialog URL may be a path on this server (the sandbox's stand-in for LINE's dialog).
   return `${dialogUrl}?${new URLSearchParams({ linkToken: token.linkToken, nonce })}`
 }

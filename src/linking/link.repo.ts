@@ -143,10 +143,13 @@ export type NewNonce = {
   identityKind: 'email' | 'online_customer'
   identityValue: string
   expiresAt: Date
+  /** The shop login's assertion it is issued for (single use); none for an emailed code. */
+  assertionHash?: string
 }
 
-export async function insertNonce(db: Db, n: NewNonce): Promise<void> {
-  await db
+/** False (nothing written) when a nonce was already issued for the same assertion. */
+export async function insertNonce(db: Db, n: NewNonce): Promise<boolean> {
+  const inserted = await db
     .insertInto('link_nonce')
     .values({
       nonce_hash: n.nonceHash,
@@ -156,8 +159,12 @@ export async function insertNonce(db: Db, n: NewNonce): Promise<void> {
       identity_kind: n.identityKind,
       identity_value: n.identityValue,
       expires_at: n.expiresAt,
+      assertion_hash: n.assertionHash ?? null,
     })
-    .execute()
+    .onConflict((oc) => oc.column('assertion_hash').doNothing())
+    .returning('nonce_hash')
+    .executeTakeFirst()
+  return inserted !== undefined
 }
 
 export async function lockNonce(trx: Db, nonceHash: string) {

@@ -111,7 +111,10 @@ export function linkRoutes(
       if (!shopLogin) throw new AppError('NOT_FOUND', 'the shop login is not configured')
       const verified = verifyLinkAssertion(shopLogin.secret, assertion, deps.clock.now())
       const token = await checkLinkToken(deps, verified.linkToken)
-      return c.redirect(await issueNonceRedirect(deps, token, verified.identity, dialogUrl), 302)
+      const url = await issueNonceRedirect(deps, token, verified.identity, dialogUrl, {
+        assertionHash: verified.hash,
+      })
+      return c.redirect(url, 302)
     })
   })
 

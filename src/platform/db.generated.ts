@@ -188,6 +188,7 @@ export interface LinkCode {
 }
 
 export interface LinkNonce {
+  assertion_hash: string | null;
   created_at: Generated<Timestamp>;
   customer_id: string | null;
   expires_at: Timestamp;

@@ -2,12 +2,20 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
-import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
-import { friend, proveEmail, type Smtp, startSmtp, tapLink } from './support.ts'
+import {
+  friend,
+  linkReads,
+  onlineCustomer,
+  onlineOrder,
+  proveEmail,
+  type Smtp,
+  startSmtp,
+  tapLink,
+} from './support.ts'
 
 let k: TestKizuna
 let smtp: Smtp
@@ -22,55 +30,7 @@ afterAll(async () => {
 })
 
 const newEmail = () => `shopper-${randomUUID().slice(0, 8)}@example.jp`
-const order = (email: string, total = 50_000) => ({
-  source: 'webshop',
-  orderId: `o-${randomUUID()}`,
-  customer: { email },
-  orderedAt: new Date(),
-  lines: [{ sku: 'SOFA-1', quantity: 1, unitPrice: total }],
-  total,
-})
-
-/** An online-shop customer (email identity) with one order. */
-async function onlineCustomer(email: string): Promise<string> {
-  return k.deps.db.transaction().execute(async (trx) => {
-    const { id } = await trx
-      .insertInto('customer')
-      .defaultValues()
-      .returning('id')
-      .executeTakeFirstOrThrow()
-    await attachIdentity(trx, id, 'email', email, { env: k.deps.env })
-    await recordOrder(trx, k.deps.env, order(email))
-    return id
-  })
-}
-
-const lineUser = (uid: string) =>
-  k.deps.db
-    .selectFrom('line_user')
-    .selectAll()
-    .where('line_uid', '=', uid)
-    .executeTakeFirstOrThrow()
-const identitiesOf = async (customerId: string) =>
-  (
-    await k.deps.db
-      .selectFrom('identity')
-      .select(['kind'])
-      .where('customer_id', '=', customerId)
-      .orderBy('kind')
-      .execute()
-  ).map((i) => i.kind)
-const purchasesOf = async (customerId: string) =>
-  (
-    await k.deps.db
-      .selectFrom('purchase')
-      .select('id')
-      .where('customer_id', '=', customerId)
-      .execute()
-  ).length
-const texts = (uid: string) => k.line.inbox(uid).map((e) => JSON.stringify(e.message))
-const waitForText = (uid: string, part: string) =>
-  eventually(() => expect(texts(uid).some((t) => t.includes(part))).toBe(true))
+const { lineUser, identitiesOf, purchasesOf, texts, waitForText } = linkReads(() => k)
 
 /** Friend → link button → email code → nonce. */
 async function linkedUpTo(email: string) {
@@ -83,7 +43,7 @@ async function linkedUpTo(email: string) {
 describe('LINE account link', () => {
   it('links a LINE friend to their online account, purchases included', async () => {
     const email = newEmail()
-    const online = await onlineCustomer(email)
+    const online = await onlineCustomer(k, { email })
     const user = await friend(k)
     const url = await tapLink(k, user.userId)
     expect(k.line.requestsTo('POST', `/v2/bot/user/${user.userId}/linkToken`)).toHaveLength(1)
@@ -135,7 +95,7 @@ describe('LINE account link', () => {
     const email = newEmail()
     await k.deps.db
       .transaction()
-      .execute((trx) => recordOrder(trx, k.deps.env, order(email, 8_000)))
+      .execute((trx) => recordOrder(trx, k.deps.env, onlineOrder({ email }, 8_000)))
     const { user, nonce } = await linkedUpTo(email)
     await k.line.users.accountLink(user.userId, nonce, 'ok')
     await waitForText(user.userId, 'now linked')
@@ -234,7 +194,7 @@ describe('LINE account link', () => {
 
   it('unlinks: the LINE account leaves, purchases stay with the online account', async () => {
     const email = newEmail()
-    await onlineCustomer(email)
+    await onlineCustomer(k, { email })
     const { user, nonce } = await linkedUpTo(email)
     await k.line.users.accountLink(user.userId, nonce, 'ok')
     await waitForText(user.userId, 'now linked')

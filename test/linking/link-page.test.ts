@@ -296,6 +296,7 @@ describe('shop login assertions', () => {
     const a = signLinkAssertion(secret, { externalId: 'C-1', linkToken: 't', exp })
     expect(verifyLinkAssertion(secret, a, now)).toEqual({
       linkToken: 't',
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
       identity: { kind: 'online_customer', value: 'C-1' },
     })
   })

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto'
 import { expect } from 'vitest'
+import { attachIdentity } from '../../src/customers/merge.service.ts'
+import { recordOrder } from '../../src/orders/order.service.ts'
 import type { TestKizuna } from '../support/harness.ts'
 import type { ReceivedMail, Smtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
@@ -60,4 +63,74 @@ export async function proveEmail(
   expect(`${to.origin}${to.pathname}`).toBe('https://access.line.me/dialog/bot/accountLink')
   expect(to.searchParams.get('linkToken')).toBe(linkToken)
   return to.searchParams.get('nonce') ?? ''
+}
+
+/**
+ * Reads for link tests: a LINE user's row, a customer's identity kinds and purchase count, the
+ * texts LINE showed a user. `kizuna` is read at each call (it is started in beforeAll).
+ */
+export function linkReads(kizuna: () => TestKizuna) {
+  const db = () => kizuna().deps.db
+  const texts = (uid: string) =>
+    kizuna()
+      .line.inbox(uid)
+      .map((e) => JSON.stringify(e.message))
+  return {
+    lineUser: (uid: string) =>
+      db()
+        .selectFrom('line_user')
+        .selectAll()
+        .where('line_uid', '=', uid)
+        .executeTakeFirstOrThrow(),
+    identitiesOf: async (customerId: string) =>
+      (
+        await db()
+          .selectFrom('identity')
+          .select(['kind'])
+          .where('customer_id', '=', customerId)
+          .orderBy('kind')
+          .execute()
+      ).map((i) => i.kind),
+    purchasesOf: async (customerId: string) =>
+      (
+        await db()
+          .selectFrom('purchase')
+          .select('id')
+          .where('customer_id', '=', customerId)
+          .execute()
+      ).length,
+    texts,
+    waitForText: (uid: string, part: string) =>
+      eventually(() => expect(texts(uid).some((t) => t.includes(part))).toBe(true)),
+  }
+}
+
+type ShopAccount = { email: string } | { externalId: string }
+
+/** An online order by the shop account (its email or its shop customer id). */
+export const onlineOrder = (customer: ShopAccount, total = 50_000) => ({
+  source: 'webshop',
+  orderId: `o-${randomUUID()}`,
+  customer,
+  orderedAt: new Date(),
+  lines: [{ sku: 'SOFA-1', quantity: 1, unitPrice: total }],
+  total,
+})
+
+/** An online-shop customer (an email or shop customer id identity) with one order. */
+export async function onlineCustomer(k: TestKizuna, account: ShopAccount): Promise<string> {
+  return k.deps.db.transaction().execute(async (trx) => {
+    const { id } = await trx
+      .insertInto('customer')
+      .defaultValues()
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    const [kind, value] =
+      'email' in account
+        ? (['email', account.email] as const)
+        : (['online_customer', account.externalId] as const)
+    await attachIdentity(trx, id, kind, value, { env: k.deps.env })
+    await recordOrder(trx, k.deps.env, onlineOrder(account))
+    return id
+  })
 }

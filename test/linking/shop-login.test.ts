@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signLinkAssertion } from '../../src/linking/link-assertion.ts'
+import { sha256 } from '../../src/linking/link-crypto.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { friend, linkReads, onlineCustomer, tapLink } from './support.ts'
+
+// Account link through the shop's own login (LINK_LOGIN_URL), and no SMTP_URL: the login is the
+// only way to prove an account, and it is enough to offer the link.
+const SECRET = 'shop-login-assertion-secret-0123456789'
+const LOGIN_URL = 'https://shop.example/login?lang=ja'
+const PUBLIC_BASE_URL = 'https://kizuna.example'
+let k: TestKizuna
+
+beforeAll(async () => {
+  k = await startTestKizuna({
+    LINK_LOGIN_URL: LOGIN_URL,
+    LINK_ASSERTION_SECRET: SECRET,
+    PUBLIC_BASE_URL,
+  })
+})
+afterAll(async () => {
+  await k?.stopAll()
+})
+
+const { lineUser, identitiesOf, purchasesOf, waitForText } = linkReads(() => k)
+const newShopId = () => `SHOP-${randomUUID().slice(0, 8)}`
+
+/** What the shop's login sends back: the account, the link token, valid for `seconds`. */
+const assertionFor = (linkToken: string, account: object, seconds = 300, secret = SECRET) =>
+  signLinkAssertion(secret, {
+    ...account,
+    linkToken,
+    exp: Math.floor(Date.now() / 1000) + seconds,
+  })
+
+/** The shop's login returning the shopper to Kizuna (`returnTo` + `?assertion=`). */
+const callback = (assertion: string) =>
+  fetch(`${k.baseUrl}/link/callback?assertion=${encodeURIComponent(assertion)}`, {
+    redirect: 'manual',
+  })
+
+/** A friend who tapped "link": their LINE user and the link token on the button. */
+async function linkStarted() {
+  const user = await friend(k)
+  const url = await tapLink(k, user.userId)
+  return { user, linkToken: url.searchParams.get('linkToken') ?? '' }
+}
+
+/** The customer holding the shop customer id now. */
+const holderOf = async (externalId: string) =>
+  (
+    await k.deps.db
+      .selectFrom('identity')
+      .select('customer_id')
+      .where('kind', '=', 'online_customer')
+      .where('value', '=', externalId)
+      .executeTakeFirstOrThrow()
+  ).customer_id
+
+const noncesFor = (linkToken: string) =>
+  k.deps.db
+    .selectFrom('link_nonce')
+    .selectAll()
+    .where('link_token_hash', '=', sha256(linkToken))
+    .execute()
+
+/** Expects LINE's account-link dialog for this link token; returns the nonce. */
+function nonceOf(res: Response, linkToken: string): string {
+  expect(res.status).toBe(302)
+  const to = new URL(res.headers.get('location') ?? '')
+  expect(`${to.origin}${to.pathname}`).toBe('https://access.line.me/dialog/bot/accountLink')
+  expect(to.searchParams.get('linkToken')).toBe(linkToken)
+  return to.searchParams.get('nonce') ?? ''
+}
+
+/** An error page (HTML, not cached) saying `message`, and no nonce issued for the link token. */
+async function expectRefused(res: Response, status: number, message: string, linkToken: string) {
+  expect(res.status).toBe(status)
+  expect(res.headers.get('content-type')).toContain('text/html')
+  expect(res.headers.get('cache-control')).toBe('no-store')
+  expect(await res.text()).toContain(message)
+  expect(await noncesFor(linkToken)).toEqual([])
+}
+
+describe("GET /link with the shop's own login", () => {
+  it("sends the shopper to LINK_LOGIN_URL with the link token and Kizuna's callback to return to", async () => {
+    const { user, linkToken } = await linkStarted()
+    expect(k.line.requestsTo('POST', `/v2/bot/user/${user.userId}/linkToken`)).toHaveLength(1)
+
+    const res = await fetch(`${k.baseUrl}/link?linkToken=${encodeURIComponent(linkToken)}`, {
+      redirect: 'manual',
+    })
+    expect(res.status).toBe(302)
+    const to = new URL(res.headers.get('location') ?? '')
+    expect(`${to.origin}${to.pathname}`).toBe('https://shop.example/login')
+    expect(to.searchParams.get('lang')).toBe('ja')
+    expect(to.searchParams.get('linkToken')).toBe(linkToken)
+    expect(to.searchParams.get('returnTo')).toBe(`${PUBLIC_BASE_URL}/link/callback`)
+  })
+
+  it('answers an unknown link token with an error page, not a redirect', async () => {
+    const res = await fetch(`${k.baseUrl}/link?linkToken=never-issued`, { redirect: 'manual' })
+    expect(res.status).toBe(404)
+    expect(await res.text()).toContain('unknown link')
+  })
+})
+
+describe('GET /link/callback', () => {
+  it('links the shop account the assertion names: nonce, LINE dialog, then the accountLink event merges it', async () => {
+    const externalId = newShopId()
+    const online = await onlineCustomer(k, { externalId })
+    const { user, linkToken } = await linkStarted()
+
+    const nonce = nonceOf(await callback(assertionFor(linkToken, { externalId })), linkToken)
+    expect(nonce.length).toBeGreaterThanOrEqual(22)
+    const lu = await lineUser(user.userId)
+    expect(await noncesFor(linkToken)).toMatchObject([
+      {
+        nonce_hash: sha256(nonce),
+        line_user_id: lu.id,
+        customer_id: online,
+        identity_kind: 'online_customer',
+        identity_value: externalId,
+        status: 'issued',
+      },
+    ])
+
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    const linked = (await lineUser(user.userId)).customer_id
+    expect(await identitiesOf(linked)).toEqual(['line', 'member_card', 'online_customer'])
+    expect(await holderOf(externalId)).toBe(linked)
+    expect(await purchasesOf(linked)).toBe(1)
+    const merged = await k.deps.db
+      .selectFrom('customer')
+      .select('merged_into_id')
+      .where('id', '=', online)
+      .executeTakeFirstOrThrow()
+    expect(merged.merged_into_id).toBe(linked)
+    const link = await k.deps.db
+      .selectFrom('account_link')
+      .select(['customer_id', 'identity_kind'])
+      .where('line_user_id', '=', lu.id)
+      .where('unlinked_at', 'is', null)
+      .executeTakeFirstOrThrow()
+    expect(link).toEqual({ customer_id: linked, identity_kind: 'online_customer' })
+  })
+
+  it('attaches a shop account id nobody holds yet to the LINE customer', async () => {
+    const externalId = newShopId()
+    const { user, linkToken } = await linkStarted()
+    const nonce = nonceOf(await callback(assertionFor(linkToken, { externalId })), linkToken)
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    const lu = await lineUser(user.userId)
+    expect(await holderOf(externalId)).toBe(lu.customer_id)
+  })
+
+  it('refuses an assertion with a bad signature, or whose payload was changed, and writes nothing', async () => {
+    const { linkToken } = await linkStarted()
+    const forged = assertionFor(linkToken, { externalId: newShopId() }, 300, 'x'.repeat(40))
+    await expectRefused(await callback(forged), 400, 'bad signature', linkToken)
+
+    const [, signature] = assertionFor(linkToken, { externalId: newShopId() }).split('.')
+    const otherBody = Buffer.from(
+      JSON.stringify({ externalId: newShopId(), linkToken, exp: Date.now() / 1000 + 300 }),
+    ).toString('base64url')
+    await expectRefused(
+      await callback(`${otherBody}.${signature}`),
+      400,
+      'bad signature',
+      linkToken,
+    )
+  })
+
+  it('refuses an expired assertion and writes nothing', async () => {
+    const { linkToken } = await linkStarted()
+    const expired = assertionFor(linkToken, { externalId: newShopId() }, -1)
+    await expectRefused(await callback(expired), 410, 'expired', linkToken)
+  })
+
+  it('refuses an assertion used once already, and writes nothing more', async () => {
+    const externalId = newShopId()
+    const { user, linkToken } = await linkStarted()
+    const assertion = assertionFor(linkToken, { externalId })
+    const nonce = nonceOf(await callback(assertion), linkToken)
+
+    // The callback URL again (browser history, a shared link, a proxy log): no second nonce.
+    const again = await callback(assertion)
+    expect(again.status).toBe(410)
+    expect(await again.text()).toContain('already used')
+    expect((await noncesFor(linkToken)).map((n) => n.nonce_hash)).toEqual([sha256(nonce)])
+
+    // The first one still links.
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    expect(await callback(assertion).then((r) => r.status)).toBe(410)
+    expect(await noncesFor(linkToken)).toHaveLength(1)
+  })
+})
