@@ -31,8 +31,8 @@ export function registerCustomerCommands(program: Command): void {
           const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
           console.log(
             result.alreadyErased
-              ? `customer ${result.customerId}${note} was already erased; checked again`
-              : `erased customer ${result.customerId}${note}`,
+              ? `customer ${id}${note} was already erased; checked again`
+              : `erased customer ${id}${note}`,
           )
           printMenus(menus)
         },

@@ -286,6 +286,15 @@ describe('eraseCustomer', () => {
     expect(missing.stderr).toContain('no customer')
   })
 
+  it('names the given id and the survivor it leads to when the CLI erases a merged id', async () => {
+    const survivor = await makeCustomer(db, {})
+    const merged = await makeCustomer(db, {})
+    await mergeInto(db, survivor.id, merged.id)
+    const result = await cli(['customers', 'erase', merged.id])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(`erased customer ${merged.id} (merged into ${survivor.id})`)
+  })
+
   it('erases a person who came back after an erasure (same LINE account and email) again', async () => {
     const p = await personWithEverything()
     await eraseCustomer(db, p.id)
