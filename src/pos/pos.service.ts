@@ -35,9 +35,13 @@ const UNKNOWN =
   'the barcode, or ask the shopper to show the member card in LINE'
 const ERASED = "this member's data was erased on request; the card is no longer valid"
 
-/** A refusal of the scanned barcode (422, 404, 410): its body names the field, as a 400's does. */
-function barcodeError(code: 'UNPROCESSABLE' | 'NOT_FOUND' | 'GONE', message: string): AppError {
-  return new AppError(code, message, { details: [{ field: 'barcode', message }] })
+/** A refusal of a scanned barcode (400, 422, 404, 410): its body names the field. */
+function barcodeError(
+  code: 'BAD_REQUEST' | 'UNPROCESSABLE' | 'NOT_FOUND' | 'GONE',
+  message: string,
+  field: 'barcode' | 'linkBarcode' = 'barcode',
+): AppError {
+  return new AppError(code, message, { details: [{ field, message }] })
 }
 
 /** Follows merges to the surviving customer; an erased one is GONE. */
@@ -143,19 +147,20 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
     // A coupon code names its owner but is no proof of who is at the register: shoppers pass
     // coupons on, and linking would merge the card holder (points, purchases, email) into them.
     if (resolved.via === 'coupon') {
-      throw new AppError(
+      throw barcodeError(
         'BAD_REQUEST',
         'barcode: scan the member card to link a legacy card; a coupon does not identify its holder',
       )
     }
     const linkShape = classifyBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX)
     if (linkShape === 'misread_member_card') {
-      throw new AppError('UNPROCESSABLE', 'linkBarcode: misread barcode, scan again')
+      throw barcodeError('UNPROCESSABLE', 'linkBarcode: misread barcode, scan again', 'linkBarcode')
     }
     if (linkShape !== 'other') {
-      throw new AppError(
+      throw barcodeError(
         'BAD_REQUEST',
         'linkBarcode: a member card cannot be linked as a legacy card',
+        'linkBarcode',
       )
     }
     const attached = await attachIdentity(

@@ -362,9 +362,15 @@ describe('POST /api/pos/scans with linkBarcode', () => {
     const other = await makeCustomer(db)
     const misreadLink = await post({ barcode: c.card, linkBarcode: misread(other.card) })
     expect(misreadLink.status).toBe(422)
-    expect((await errorOf(misreadLink)).message).toContain('misread barcode, scan again')
+    expect(await errorOf(misreadLink)).toMatchObject({
+      message: expect.stringContaining('misread barcode, scan again'),
+      details: [{ field: 'linkBarcode', message: expect.stringContaining('misread') }],
+    })
     const memberLink = await post({ barcode: c.card, linkBarcode: other.card })
     expect(memberLink.status).toBe(400)
+    expect(await errorOf(memberLink)).toMatchObject({
+      details: [{ field: 'linkBarcode', message: expect.stringContaining('member card') }],
+    })
     const bound = await db
       .selectFrom('identity')
       .select('kind')
