@@ -33,14 +33,47 @@ export async function findMemberCardOf(db: Db, customerId: string) {
     .executeTakeFirst()
 }
 
-/** Inserts the card; undefined when the number already belongs to someone (e.g. an import). */
-export async function insertMemberCard(db: Db, customerId: string, cardNumber: string) {
+/**
+ * Locks these customers in id order (as merges lock theirs), each as it stands once locked: a
+ * customer merged or erased meanwhile says so, and whether it holds a member card.
+ */
+export async function lockCustomersForCards(db: Db, customerIds: string[]) {
+  return db
+    .selectFrom('customer as c')
+    .select((eb) => [
+      'c.id',
+      'c.merged_into_id',
+      'c.erased_at',
+      eb
+        .exists(
+          eb
+            .selectFrom('identity as i')
+            .select('i.id')
+            .whereRef('i.customer_id', '=', 'c.id')
+            .where('i.kind', '=', 'member_card'),
+        )
+        .as('has_card'),
+    ])
+    .where('c.id', 'in', customerIds)
+    .orderBy('c.id')
+    .forUpdate()
+    .execute()
+}
+
+/** Inserts the cards; a number that already belongs to someone (e.g. an import) is left out. */
+export async function insertMemberCards(
+  db: Db,
+  cards: { customerId: string; cardNumber: string }[],
+) {
+  if (cards.length === 0) return []
   return db
     .insertInto('identity')
-    .values({ customer_id: customerId, kind: 'member_card', value: cardNumber })
+    .values(
+      cards.map((c) => ({ customer_id: c.customerId, kind: 'member_card', value: c.cardNumber })),
+    )
     .onConflict((oc) => oc.columns(['kind', 'value']).doNothing())
-    .returning(['id', 'value'])
-    .executeTakeFirst()
+    .returning(['id', 'value', 'customer_id'])
+    .execute()
 }
 
 /** Inserts a coupon; false when the code is taken. */

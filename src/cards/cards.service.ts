@@ -1,7 +1,7 @@
 import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import { clipToLength } from '../flex/flex-limits.ts'
 import { fetchWelcomeProfile } from '../identity/profile.service.ts'
-import type { Db } from '../platform/db.ts'
+import type { Database, Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { CARD_TOKEN_TTL_SECONDS, signCardToken } from './card-token.ts'
 import { barcodeImageUrl, lineLoadsImageUrl } from './card-url.ts'
@@ -10,11 +10,12 @@ import {
   findMemberCardOf,
   findUsableCoupon,
   insertCouponIfCodeFree,
-  insertMemberCard,
+  insertMemberCards,
   lockCustomerForCard,
+  lockCustomersForCards,
 } from './cards.repo.ts'
 import { randomCouponCode, WELCOME_COUPON } from './coupon.ts'
-import { issueCardNumber } from './ean13.ts'
+import { issueCardNumbers } from './ean13.ts'
 
 export type MemberCard = { id: string; value: string }
 
@@ -22,7 +23,7 @@ export type IssueOptions = {
   /** `env.MEMBER_CARD_PREFIX`. */
   prefix: string
   now: Date
-  /** Give a welcome coupon with a newly issued card (default true; imports may say no). */
+  /** Give a welcome coupon with a newly issued card (default true; an unlink says no). */
   welcomeCoupon?: boolean
 }
 
@@ -46,13 +47,60 @@ export async function ensureMemberCard(
   const customerId = await lockCardHolder(trx, id)
   const existing = await findMemberCardOf(trx, customerId)
   if (existing) return { card: existing, issued: false, customerId }
-  for (let i = 0; i < MAX_TRIES; i++) {
-    const card = await insertMemberCard(trx, customerId, await issueCardNumber(trx, opts.prefix))
-    if (!card) continue
-    if (opts.welcomeCoupon !== false) await giveWelcomeCoupon(trx, customerId, opts.now)
-    return { card, issued: true, customerId }
+  const card = (await insertNewCards(trx, [customerId], opts.prefix)).get(customerId)
+  if (!card) throw new Error('member card not inserted')
+  if (opts.welcomeCoupon !== false) await giveWelcomeCoupon(trx, customerId, opts.now)
+  return { card, issued: true, customerId }
+}
+
+/**
+ * A member card for each of these customers that has none, as the customer import gives them:
+ * without the welcome coupon (a card from an import is no welcome; the coupon comes with the
+ * friend add, which issues the LINE friend's own card). Set-based, for a batch of rows at once:
+ * one transaction locks them all (in id order), draws their numbers and inserts their cards. A
+ * customer merged or erased since its row was written gets none here (a re-run of the import
+ * finds the survivor). Returns how many cards were issued.
+ */
+export async function issueMissingMemberCards(
+  db: Database,
+  customerIds: string[],
+  prefix: string,
+): Promise<number> {
+  const ids = [...new Set(customerIds)]
+  if (ids.length === 0) return 0
+  return db.transaction().execute(async (trx) => {
+    const locked = await lockCustomersForCards(trx, ids)
+    const lacking = locked
+      .filter((c) => !c.merged_into_id && !c.erased_at && !c.has_card)
+      .map((c) => c.id)
+    return (await insertNewCards(trx, lacking, prefix)).size
+  })
+}
+
+/**
+ * Inserts a freshly numbered card for each customer (locked by the caller, holding none): a
+ * number someone already has (an imported card in our prefix) is skipped and a new one drawn.
+ */
+async function insertNewCards(
+  trx: Db,
+  customerIds: string[],
+  prefix: string,
+): Promise<Map<string, MemberCard>> {
+  const issued = new Map<string, MemberCard>()
+  let lacking = customerIds
+  for (let i = 0; i < MAX_TRIES && lacking.length > 0; i++) {
+    const numbers = await issueCardNumbers(trx, prefix, lacking.length)
+    const cards = lacking.map((customerId, n) => {
+      const cardNumber = numbers[n]
+      if (cardNumber === undefined) throw new Error('member_card_seq returned too few numbers')
+      return { customerId, cardNumber }
+    })
+    const rows = await insertMemberCards(trx, cards)
+    for (const row of rows) issued.set(row.customer_id, { id: row.id, value: row.value })
+    lacking = lacking.filter((id) => !issued.has(id))
   }
-  throw new Error(`no free member-card number after ${MAX_TRIES} tries`)
+  if (lacking.length > 0) throw new Error(`no free member-card number after ${MAX_TRIES} tries`)
+  return issued
 }
 
 /**

@@ -28,15 +28,10 @@ export function formatCardNumber(prefix: string, serial: bigint): string {
   return first12 + ean13CheckDigit(first12)
 }
 
-/** A fresh card number drawn from the `member_card_seq` sequence. */
-export async function issueCardNumber(
-  db: Db,
-  prefix: string = DEFAULT_MEMBER_CARD_PREFIX,
-): Promise<string> {
-  const { rows } = await sql<{ n: string }>`select nextval('member_card_seq')::text as n`.execute(
-    db,
-  )
-  const n = rows[0]?.n
-  if (n === undefined) throw new Error('member_card_seq returned no value')
-  return formatCardNumber(prefix, BigInt(n))
+/** `count` fresh card numbers from `member_card_seq`, in one statement. */
+export async function issueCardNumbers(db: Db, prefix: string, count: number): Promise<string[]> {
+  if (count === 0) return []
+  const { rows } = await sql<{ n: string }>`
+    select nextval('member_card_seq')::text as n from generate_series(1, ${count}::int)`.execute(db)
+  return rows.map((row) => formatCardNumber(prefix, BigInt(row.n)))
 }

@@ -17,6 +17,8 @@ import type { IdentityKind } from './identity-values.ts'
 import { attachIdentity } from './merge.service.ts'
 
 export type ImportOutcome = 'created' | 'updated' | 'unchanged'
+/** What a row did, and the customer it describes (the survivor, when it merged two). */
+export type ImportResult = { outcome: ImportOutcome; customerId: string }
 
 /** A row refused because of one field; the import reports it and goes on. */
 export class RowError extends Error {
@@ -152,14 +154,15 @@ export type RowWarning = (field: string, message: string) => void
  * are left alone; tags are added to the customer's (none removed). An email or phone of another
  * shop account's or LINE friend's customer is not attached (the profile field is still set) and
  * `warn` is told. An erased person's external id or card refuses the row, as does their email or
- * phone on a row without an external id.
+ * phone on a row without an external id. A customer without a member card gets one afterwards,
+ * for many rows at once (issueMissingMemberCards).
  */
 export async function importCustomerRow(
   db: Database,
   env: PurchaseEnv & Pick<Env, 'MEMBER_CARD_PREFIX'>,
   row: CustomerImportRow,
   warn: RowWarning = () => {},
-): Promise<ImportOutcome> {
+): Promise<ImportResult> {
   // A scan reads only numbers in the store's prefix as member cards: another would never be found.
   if (row.member_card !== undefined && !row.member_card.startsWith(env.MEMBER_CARD_PREFIX)) {
     throw new RowError(
@@ -229,7 +232,7 @@ export async function importCustomerRow(
     }
     // Told only once nothing below can refuse the row (a RowError rolls it all back).
     for (const [id, why] of found.conflicts) warn(id.column, why)
-    if (created) return 'created'
-    return changed ? 'updated' : 'unchanged'
+    const outcome = created ? 'created' : changed ? 'updated' : 'unchanged'
+    return { outcome, customerId }
   })
 }

@@ -37,6 +37,15 @@ const HEADER = 'external_id,email,name,phone,birthday,member_card,marketing_cons
 
 const tagsOf = (customerId: string) => listCustomerTags(db, customerId)
 
+/** One row through importCustomerRow; its warnings are pushed as `<label><field>: <message>`. */
+async function importRow(warnings: string[], row: Record<string, string>, label = '') {
+  const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
+  const result = await importCustomerRow(db, env, customerImportRowSchema.parse(row), (f, m) =>
+    warnings.push(`${label}${f}: ${m}`),
+  )
+  return result.outcome
+}
+
 async function customerWith(kind: string, value: string) {
   return db
     .selectFrom('identity')
@@ -260,14 +269,10 @@ describe('kizuna import customers', () => {
   })
 
   it('never merges two shop accounts that share a phone or an email: only that id is left off', async () => {
-    const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
     const tag = randomUUID().slice(0, 8)
     const phone = `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
     const warnings: string[] = []
-    const run = (line: number, row: Record<string, string>) =>
-      importCustomerRow(db, env, customerImportRowSchema.parse(row), (field, message) =>
-        warnings.push(`${line} ${field}: ${message}`),
-      )
+    const run = (line: number, row: Record<string, string>) => importRow(warnings, row, `${line} `)
     const mother = `mother.${tag}@example.com`
     expect(await run(2, { external_id: `a-${tag}`, email: mother, name: 'Hanako', phone })).toBe(
       'created',
@@ -302,7 +307,6 @@ describe('kizuna import customers', () => {
   })
 
   it("applies a LINE friend's row whose phone another LINE friend holds, leaving only the phone off", async () => {
-    const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
     const phone = `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
     const [motherCard, sonCard] = [cardNumber(), cardNumber()]
     const mother = await createCustomer(db, {
@@ -315,10 +319,7 @@ describe('kizuna import customers', () => {
       identities: [{ kind: 'member_card', value: sonCard }],
     })
     const warnings: string[] = []
-    const run = (row: Record<string, string>) =>
-      importCustomerRow(db, env, customerImportRowSchema.parse(row), (field, message) =>
-        warnings.push(`${field}: ${message}`),
-      )
+    const run = (row: Record<string, string>) => importRow(warnings, row)
     expect(await run({ member_card: motherCard, phone })).toBe('updated')
     // The son opts out; the shop's row also carries the family phone.
     expect(
@@ -335,7 +336,6 @@ describe('kizuna import customers', () => {
   })
 
   it('never merges a shop customer and a member through a household phone, either way round', async () => {
-    const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
     const tag = randomUUID().slice(0, 8)
     const phone = () => `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
     const [home, home2] = [phone(), phone()]
@@ -349,10 +349,7 @@ describe('kizuna import customers', () => {
       identities: [{ kind: 'member_card', value: yukiCard }],
     })
     const warnings: string[] = []
-    const run = (row: Record<string, string>) =>
-      importCustomerRow(db, env, customerImportRowSchema.parse(row), (field, message) =>
-        warnings.push(`${field}: ${message}`),
-      )
+    const run = (row: Record<string, string>) => importRow(warnings, row)
     // Taro's shop account first, then the member card of Hanako with the same home phone.
     expect(await run({ external_id: `taro-${tag}`, name: 'Taro', phone: home })).toBe('created')
     expect(await run({ member_card: hanakoCard, name: 'Hanako', phone: home })).toBe('updated')

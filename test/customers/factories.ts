@@ -12,6 +12,18 @@ export function cardNumber(): string {
   return body + ean13CheckDigit(body)
 }
 
+/** The customer's member-card numbers, oldest first (the one LINE shows). */
+export async function memberCardsOf(db: Database, customerId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('identity')
+    .select('value')
+    .where('customer_id', '=', customerId)
+    .where('kind', '=', 'member_card')
+    .orderBy('created_at')
+    .execute()
+  return rows.map((r) => r.value)
+}
+
 export const uid = () => `U${randomUUID().replaceAll('-', '')}`
 
 type CustomerSeed = {

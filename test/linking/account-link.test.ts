@@ -1,9 +1,17 @@
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
+import { findCustomerByIdentity } from '../../src/customers/customer-lookup.service.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import { memberCardsOf } from '../customers/factories.ts'
+import { makeStoreKey } from '../purchases/fixtures.ts'
+import { cli } from '../support/cli.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 import {
@@ -294,5 +302,44 @@ describe('LINE account link', () => {
       .where('kind', '=', 'welcome')
       .execute()
     expect(welcome.map((c) => c.customer_id)).toEqual([now])
+  })
+
+  it("keeps an imported member's card through their follow and link: it scans to them, LINE shows it", async () => {
+    const email = newEmail()
+    const file = join(tmpdir(), `kizuna-link-${randomUUID()}.csv`)
+    await writeFile(file, `email,name\n${email},Hana\n`)
+    expect((await cli(['import', 'customers', file])).stdout).toContain('member cards issued 1')
+    const imported = await findCustomerByIdentity(k.deps.db, 'email', email)
+    const [card] = await memberCardsOf(k.deps.db, imported ?? '')
+
+    // The follow cannot know who the new friend is: they get a card and the welcome coupon of
+    // their own, and the link then brings the imported customer (and its card) to them.
+    const { user, nonce } = await linkedUpTo(email)
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    const linked = (await lineUser(user.userId)).customer_id
+    const cards = await memberCardsOf(k.deps.db, linked)
+    expect(cards[0]).toBe(card)
+    expect(cards).toHaveLength(2)
+    const coupons = await k.deps.db
+      .selectFrom('coupon')
+      .select('kind')
+      .where('customer_id', '=', linked)
+      .execute()
+    expect(coupons).toEqual([{ kind: 'welcome' }])
+
+    const { key } = await makeStoreKey(k.deps.db)
+    for (const barcode of cards) {
+      const res = await fetch(`${k.baseUrl}/api/pos/scans`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+        body: JSON.stringify({ barcode }),
+      })
+      expect(res.status).toBe(200)
+      expect(((await res.json()) as ScanResponse).customer.id).toBe(linked)
+    }
+    // The card LINE shows from now on is the imported one (the oldest).
+    await k.line.users.sendText(user.userId, 'card')
+    await waitForText(user.userId, card ?? 'no card')
   })
 })

@@ -1,3 +1,4 @@
+import { issueMissingMemberCards } from '../../cards/cards.service.ts'
 import type { Env } from '../../config/env.ts'
 import { customerImportRowSchema } from '../../customers/customer.schemas.ts'
 import { importCustomerRow, RowError } from '../../customers/customer-import.service.ts'
@@ -26,15 +27,20 @@ function checkCustomerColumns(columns: string[] | null): boolean {
   return true
 }
 
-/** `kizuna import customers FILE.csv`: one transaction per row; bad rows are skipped. */
+/**
+ * `kizuna import customers FILE.csv`: one transaction per row; bad rows are skipped. Then the
+ * customers of each batch of rows that have no member card get one (one transaction a batch).
+ */
 export async function importCustomersFile(db: Database, env: Env, file: string): Promise<void> {
   const source = await openRecords(file, formatOf(file, ['csv']))
   const tally = { created: 0, updated: 0, unchanged: 0, skipped: 0 }
+  let cardsIssued = 0
   const progress = startProgress(source.size, source.bytesRead)
   let columnsChecked = false
   try {
     for await (const items of source.records) {
       if (!columnsChecked) columnsChecked = checkCustomerColumns(source.columns())
+      const customerIds: string[] = []
       for (const item of items) {
         progress.tick()
         const row = parseRow(customerImportRowSchema, item)
@@ -45,18 +51,21 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
         try {
           const warn = (field: string, message: string) =>
             reportBadRow(item.line, `warning: ${field}: ${message}`)
-          tally[await importCustomerRow(db, env, row, warn)]++
+          const result = await importCustomerRow(db, env, row, warn)
+          tally[result.outcome]++
+          customerIds.push(result.customerId)
         } catch (error) {
           if (!(error instanceof RowError)) throw error
           reportBadRow(item.line, `${error.field}: ${error.message}`)
           tally.skipped++
         }
       }
+      cardsIssued += await issueMissingMemberCards(db, customerIds, env.MEMBER_CARD_PREFIX)
     }
   } finally {
     progress.stop()
   }
-  console.log(`customers: ${summary(tally)}`)
+  console.log(`customers: ${summary({ ...tally, 'member cards issued': cardsIssued })}`)
   // Identities attached here (a member card, a shop account) can change a friend's segment.
   if (tally.created + tally.updated > 0) await relinkAfterImport(env)
 }

@@ -1,0 +1,164 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { isValidEan13 } from '../../src/cards/ean13.ts'
+import { findCustomerByIdentity } from '../../src/customers/customer-lookup.service.ts'
+import type { IdentityKind } from '../../src/customers/identity-values.ts'
+import type { Database } from '../../src/platform/db.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import { makeStoreKey, receipt } from '../purchases/fixtures.ts'
+import { cli } from '../support/cli.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { cardNumber, createCustomer, memberCardsOf } from './factories.ts'
+
+let k: TestKizuna
+let db: Database
+let dir: string
+let posKey: string
+let adminKey: string
+let staffCookie: string
+beforeAll(async () => {
+  k = await startTestKizuna()
+  db = k.deps.db
+  dir = await mkdtemp(join(tmpdir(), 'kizuna-customer-cards-'))
+  posKey = (await makeStoreKey(db)).key
+  adminKey = (await createApiKey(db, { storeId: null, scopes: ['admin'] })).key
+  const login = await fetch(`${k.baseUrl}/staff/login`, {
+    method: 'POST',
+    headers: { origin: k.baseUrl ?? '', 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ key: posKey }),
+    redirect: 'manual',
+  })
+  staffCookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
+})
+afterAll(async () => {
+  await k?.stopAll()
+})
+
+async function csv(lines: string[]): Promise<string> {
+  const file = join(dir, `${randomUUID()}.csv`)
+  await writeFile(file, `${lines.join('\n')}\n`)
+  return file
+}
+
+const idOf = async (kind: IdentityKind, value: string) => findCustomerByIdentity(db, kind, value)
+const cardsOf = (customerId: string) => memberCardsOf(db, customerId)
+
+const couponsOf = (customerId: string) =>
+  db.selectFrom('coupon').select('kind').where('customer_id', '=', customerId).execute()
+
+const posScan = (body: unknown) =>
+  fetch(`${k.baseUrl}/api/pos/scans`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${posKey}` },
+    body: JSON.stringify(body),
+  })
+
+const staffScan = (barcode: string) =>
+  fetch(`${k.baseUrl}/staff/scan`, {
+    method: 'POST',
+    headers: { origin: k.baseUrl ?? '', cookie: staffCookie, 'content-type': 'application/json' },
+    body: JSON.stringify({ barcode }),
+  })
+
+async function scannedCustomer(res: Response): Promise<string> {
+  expect(res.status).toBe(200)
+  return ((await res.json()) as ScanResponse).customer.id
+}
+
+describe('kizuna import customers: member cards', () => {
+  it('issues a card, without a welcome coupon, to each customer lacking one; a re-run issues none', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const kept = cardNumber()
+    const carded = await createCustomer(db, {
+      identities: [
+        { kind: 'online_customer', value: `c-old-${tag}` },
+        { kind: 'member_card', value: kept },
+      ],
+    })
+    // Imported before cards came with imports: the next run gives them one.
+    const earlier = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: `c-earlier-${tag}` }],
+    })
+    const file = await csv([
+      'external_id,email,name',
+      `c-new-${tag},new.${tag}@example.com,Nana`,
+      `c-earlier-${tag},,Eri`,
+      `c-old-${tag},,Oto`,
+      `,mail-only.${tag}@example.com,Mai`,
+    ])
+    const first = await cli(['import', 'customers', file])
+    expect(first.stderr).toBe('')
+    expect(first.stdout).toContain(
+      'customers: created 2, updated 2, unchanged 0, skipped 0, member cards issued 3',
+    )
+
+    const nana = await idOf('online_customer', `c-new-${tag}`)
+    const mai = await idOf('email', `mail-only.${tag}@example.com`)
+    const issued = [
+      ...(await cardsOf(nana ?? '')),
+      ...(await cardsOf(earlier.id)),
+      ...(await cardsOf(mai ?? '')),
+    ]
+    expect(issued).toHaveLength(3)
+    for (const card of issued) {
+      expect(card).toMatch(/^29\d{11}$/)
+      expect(isValidEan13(card)).toBe(true)
+    }
+    expect(await cardsOf(carded.id)).toEqual([kept])
+    for (const id of [nana, earlier.id, mai, carded.id]) {
+      expect(await couponsOf(id ?? '')).toEqual([])
+    }
+
+    const again = await cli(['import', 'customers', file])
+    expect(again.stdout).toContain(
+      'customers: created 0, updated 0, unchanged 4, skipped 0, member cards issued 0',
+    )
+    expect([
+      ...(await cardsOf(nana ?? '')),
+      ...(await cardsOf(earlier.id)),
+      ...(await cardsOf(mai ?? '')),
+    ]).toEqual(issued)
+    expect(await cardsOf(carded.id)).toEqual([kept])
+  })
+
+  it("gives a card once to a row's customer named twice in a file, and none to a skipped row", async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv([
+      'external_id,name,birthday',
+      `twice-${tag},Ko,`,
+      `twice-${tag},Ko,1990-01-01`,
+      `bad-${tag},Bad,1990-13-01`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.stdout).toContain(
+      'created 1, updated 1, unchanged 0, skipped 1, member cards issued 1',
+    )
+    expect(await cardsOf((await idOf('online_customer', `twice-${tag}`)) ?? '')).toHaveLength(1)
+    expect(await idOf('online_customer', `bad-${tag}`)).toBeUndefined()
+  })
+
+  it("the imported member's card works at the register, on the staff page and in the admin lookup", async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv(['external_id,name', `reg-${tag},Rika`])
+    expect((await cli(['import', 'customers', file])).stdout).toContain('member cards issued 1')
+    const rika = (await idOf('online_customer', `reg-${tag}`)) ?? ''
+    const [card] = await cardsOf(rika)
+
+    expect(await scannedCustomer(await posScan({ barcode: card }))).toBe(rika)
+    const sale = await posScan({ barcode: card, receipt: receipt({ total: 2_000 }) })
+    expect(sale.status).toBe(200)
+    expect(((await sale.json()) as ScanResponse).purchase).toMatchObject({ total: 2_000 })
+    expect(await scannedCustomer(await staffScan(card ?? ''))).toBe(rika)
+
+    const lookup = await fetch(
+      `${k.baseUrl}/api/customers?identity=${encodeURIComponent(`member_card:${card}`)}`,
+      { headers: { authorization: `Bearer ${adminKey}` } },
+    )
+    expect(lookup.status).toBe(200)
+    expect(await lookup.json()).toMatchObject({ id: rika, displayName: 'Rika' })
+  })
+})
