@@ -13,9 +13,10 @@ export function registerImportCommands(program: Command): void {
     .command('customers')
     .description(
       'create or update customers from a CSV with columns external_id, email, name, phone, ' +
-        'birthday, member_card, marketing_consent, tags (";"-separated, added to the ' +
-        "customer's) (at least one of external_id, email, member_card, phone per row); " +
-        'customers without a member card get one (no welcome coupon); safe to re-run',
+        'birthday, member_card, legacy_card (an old plastic card), marketing_consent, tags ' +
+        '(";"-separated, added to the customer\'s) (at least one of external_id, email, ' +
+        'member_card, legacy_card, phone per row); customers without a member card get one ' +
+        '(no welcome coupon); safe to re-run',
     )
     .argument('<file>', 'a .csv file')
     .action((file: string) =>

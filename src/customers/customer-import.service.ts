@@ -3,6 +3,7 @@ import type { Env } from '../config/env.ts'
 import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
+import { classifyBarcode } from '../pos/barcode.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
 import {
   findIdentityOwner,
@@ -33,6 +34,7 @@ export class RowError extends Error {
 const ID_COLUMNS = [
   ['external_id', 'online_customer'],
   ['member_card', 'member_card'],
+  ['legacy_card', 'legacy_card'],
   ['email', 'email'],
   ['phone', 'phone'],
 ] as const satisfies readonly (readonly [keyof CustomerImportRow, IdentityKind])[]
@@ -40,7 +42,7 @@ const ID_COLUMNS = [
 type RowId = { column: (typeof ID_COLUMNS)[number][0]; kind: IdentityKind; value: string }
 
 /** Ids that name one person: they find the customer, and may merge two (one person). */
-const PERSONAL_KINDS: readonly IdentityKind[] = ['online_customer', 'member_card']
+const PERSONAL_KINDS: readonly IdentityKind[] = ['online_customer', 'member_card', 'legacy_card']
 
 const ERASED = 'this customer was erased on request'
 
@@ -89,7 +91,7 @@ const OTHER_PERSON =
 
 /**
  * The customer the row describes, or undefined for a new one. External id, else member card,
- * finds it; else email, else phone. An email or phone never brings two shop accounts, or two
+ * else legacy card, finds it; else email, else phone. An email or phone never brings two shop accounts, or two
  * LINE accounts, together (households share a phone, sometimes an email): one held by a
  * customer with another external id or their own LINE account is a conflict, and so is a phone
  * held by someone with a shop account or card of their own when the row names its person by
@@ -168,6 +170,17 @@ export async function importCustomerRow(
     throw new RowError(
       'member_card',
       `not one of this store's member cards (they start with prefix ${env.MEMBER_CARD_PREFIX})`,
+    )
+  }
+  // ...and any such number as one, never as a legacy card (the register refuses to link one too).
+  if (
+    row.legacy_card !== undefined &&
+    classifyBarcode(row.legacy_card, env.MEMBER_CARD_PREFIX) !== 'other'
+  ) {
+    throw new RowError(
+      'legacy_card',
+      `13 digits with this store's member-card prefix ${env.MEMBER_CARD_PREFIX}: a register ` +
+        'reads it as a member card, never as a legacy card (a member card goes in member_card)',
     )
   }
   const ids: RowId[] = ID_COLUMNS.flatMap(([column, kind]) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { emailSchema, memberCardSchema, phoneSchema } from './identity-values.ts'
+import { emailSchema, legacyCardSchema, memberCardSchema, phoneSchema } from './identity-values.ts'
 import { tagListSchema } from './tag-values.ts'
 
 const YES = ['true', '1', 'yes', 'y']
@@ -30,14 +30,19 @@ export const customerImportRowSchema = z
     phone: phoneSchema.optional(),
     birthday: birthdaySchema.optional(),
     member_card: memberCardSchema.optional(),
+    /** An old plastic card's number, bound to the customer (as a register links one). */
+    legacy_card: legacyCardSchema.optional(),
     marketing_consent: consentSchema.optional(),
     /** Added to the customer's tags, never replacing them. */
     tags: tagListSchema.optional(),
   })
-  .refine((row) => row.external_id ?? row.email ?? row.member_card ?? row.phone, {
-    path: ['external_id'],
-    message: 'give at least one of external_id, email, member_card, phone',
-  })
+  .refine(
+    (row) => row.external_id ?? row.email ?? row.member_card ?? row.legacy_card ?? row.phone,
+    {
+      path: ['external_id'],
+      message: 'give at least one of external_id, email, member_card, legacy_card, phone',
+    },
+  )
 export type CustomerImportRow = z.infer<typeof customerImportRowSchema>
 
 export const customerIdSchema = z.uuid('not a customer id')

@@ -56,10 +56,21 @@ export const memberCardSchema = z
 
 const plainValue = z.string().trim().min(1, 'empty').max(200)
 
+/**
+ * An old plastic card's number as a register sends it (`POST /api/pos/scans` takes barcodes of
+ * up to 64 characters). Whether it looks like one of this store's member cards depends on
+ * `MEMBER_CARD_PREFIX` (classifyBarcode in src/pos/barcode.ts), checked by its callers.
+ */
+export const legacyCardSchema = z
+  .string()
+  .trim()
+  .min(1, 'empty')
+  .max(64, 'at most 64 characters (the longest barcode a register sends)')
+
 const valueSchemas: Record<IdentityKind, z.ZodType<string, string>> = {
   line: plainValue,
   member_card: memberCardSchema,
-  legacy_card: plainValue,
+  legacy_card: legacyCardSchema,
   online_customer: plainValue,
   email: emailSchema,
   phone: phoneSchema,

@@ -6,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { isValidEan13 } from '../../src/cards/ean13.ts'
 import { findCustomerByIdentity } from '../../src/customers/customer-lookup.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import type { IdentityKind } from '../../src/customers/identity-values.ts'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
-import { makeStoreKey, receipt } from '../purchases/fixtures.ts'
+import { legacyCardNumber, makeStoreKey, misread, receipt } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { cardNumber, createCustomer, memberCardsOf } from './factories.ts'
@@ -160,5 +161,128 @@ describe('kizuna import customers: member cards', () => {
     )
     expect(lookup.status).toBe(200)
     expect(await lookup.json()).toMatchObject({ id: rika, displayName: 'Rika' })
+  })
+})
+
+describe('kizuna import customers: legacy_card column', () => {
+  it('binds an old plastic card to the customer, who gets a member card too; both scan', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const [alone, withAccount] = [legacyCardNumber(), legacyCardNumber()]
+    const known = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: `lc-${tag}` }],
+    })
+    const file = await csv([
+      'external_id,name,legacy_card',
+      `,Yoshi,  ${alone} `,
+      `lc-${tag},Kumi,${withAccount}`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.stderr).toBe('')
+    expect(result.stdout).toContain(
+      'created 1, updated 1, unchanged 0, skipped 0, member cards issued 2',
+    )
+    const yoshi = (await idOf('legacy_card', alone)) ?? ''
+    expect(yoshi).not.toBe('')
+    expect(await idOf('legacy_card', withAccount)).toBe(known.id)
+
+    expect(await scannedCustomer(await posScan({ barcode: alone }))).toBe(yoshi)
+    expect(await scannedCustomer(await staffScan(withAccount))).toBe(known.id)
+    const [card] = await cardsOf(yoshi)
+    expect(await scannedCustomer(await posScan({ barcode: card }))).toBe(yoshi)
+
+    // The card alone finds its customer again: a re-run changes nothing.
+    const again = await cli(['import', 'customers', file])
+    expect(again.stdout).toContain('unchanged 2, skipped 0, member cards issued 0')
+  })
+
+  it('refuses, by line and field, a legacy card a register could not scan as one', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv([
+      'external_id,name,legacy_card',
+      // A number of this store's member cards: the register reads it as a member card.
+      `lb1-${tag},A,${cardNumber()}`,
+      // Our prefix, 13 digits, wrong check digit: the register answers "misread, scan again".
+      `lb2-${tag},B,${misread(cardNumber())}`,
+      `lb3-${tag},C,L${'1'.repeat(64)}`,
+      `lb4-${tag},D,${legacyCardNumber()}`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toMatch(/line 2: legacy_card: .*member-card prefix 29/)
+    expect(result.stderr).toMatch(/line 3: legacy_card: .*member-card prefix 29/)
+    expect(result.stderr).toMatch(/line 4: legacy_card: .*64/)
+    expect(result.stdout).toContain(
+      'created 1, updated 0, unchanged 0, skipped 3, member cards issued 1',
+    )
+    for (const id of ['lb1', 'lb2', 'lb3']) {
+      expect(await idOf('online_customer', `${id}-${tag}`)).toBeUndefined()
+    }
+  })
+
+  it('never re-binds a card another LINE friend holds: the row is reported and skipped', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const legacy = legacyCardNumber()
+    const holder = await createCustomer(db, {
+      line: true,
+      identities: [
+        { kind: 'member_card', value: cardNumber() },
+        { kind: 'legacy_card', value: legacy },
+      ],
+    })
+    const otherCard = cardNumber()
+    const other = await createCustomer(db, {
+      line: true,
+      identities: [{ kind: 'member_card', value: otherCard }],
+    })
+    const file = await csv(['member_card,name,legacy_card', `${otherCard},Ami,${legacy}`])
+    const result = await cli(['import', 'customers', file])
+    expect(result.stderr).toMatch(/^line 2: legacy_card: .*LINE account/m)
+    expect(result.stdout).toContain('created 0, updated 0, unchanged 0, skipped 1')
+    expect(await idOf('legacy_card', legacy)).toBe(holder.id)
+    expect(await scannedCustomer(await posScan({ barcode: legacy }))).toBe(holder.id)
+    const ami = await db
+      .selectFrom('customer')
+      .select(['display_name', 'merged_into_id'])
+      .where('id', '=', other.id)
+      .executeTakeFirstOrThrow()
+    expect(ami).toEqual({ display_name: null, merged_into_id: null })
+
+    // The shop account of the LINE friend who linked the card at the register joins them (the
+    // register's rule: merged, as a member_card would).
+    const online = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: `web-${tag}` }],
+    })
+    const joined = await cli([
+      'import',
+      'customers',
+      await csv(['external_id,legacy_card', `web-${tag},${legacy}`]),
+    ])
+    expect(joined.stdout).toContain('updated 1, unchanged 0, skipped 0, member cards issued 0')
+    expect(await idOf('online_customer', `web-${tag}`)).toBe(holder.id)
+    expect(
+      (
+        await db
+          .selectFrom('customer')
+          .select('merged_into_id')
+          .where('id', '=', online.id)
+          .executeTakeFirstOrThrow()
+      ).merged_into_id,
+    ).toBe(holder.id)
+  })
+
+  it("refuses an erased person's legacy card, which never comes back", async () => {
+    const legacy = legacyCardNumber()
+    const gone = await createCustomer(db, {
+      identities: [{ kind: 'legacy_card', value: legacy }],
+    })
+    await eraseCustomer(db, gone.id)
+    const result = await cli([
+      'import',
+      'customers',
+      await csv(['name,legacy_card', `Sora,${legacy}`]),
+    ])
+    expect(result.stderr).toContain('line 2: legacy_card: this customer was erased on request')
+    expect(result.stdout).toContain('created 0, updated 0, unchanged 0, skipped 1')
+    expect((await posScan({ barcode: legacy })).status).toBe(410)
   })
 })

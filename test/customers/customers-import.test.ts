@@ -157,7 +157,7 @@ describe('kizuna import customers', () => {
     const result = await cli(['import', 'customers', file])
     expect(result.code).toBe(0)
     expect(result.stderr).toContain(
-      'line 4: external_id: give at least one of external_id, email, member_card, phone',
+      'line 4: external_id: give at least one of external_id, email, member_card, legacy_card, phone',
     )
     expect(result.stderr).toContain('line 5: email: not a valid email address')
     expect(result.stderr).toMatch(
