@@ -52,6 +52,25 @@ export async function findIdentityHolders(
 /** Thrown when a batch needs what only the per-order path does (e.g. a merge); not an error. */
 export class NeedsPerOrderPath extends Error {}
 
+/**
+ * Locks the customers the batch writes to before anything is written (in id order, as merges
+ * and the nightly refresh lock), with the lock the batch's update of their stats takes anyway.
+ * They were found live without a lock: one merged or erased since (an account link, a card
+ * linked at the register, an erasure, committing meanwhile) would get the purchases on its
+ * merged row, where no one sees them, or on its erased one. The per-order path follows the merge
+ * under its lock instead (NeedsPerOrderPath).
+ */
+async function lockLiveHolders(trx: Transaction<DB>, customerIds: string[]): Promise<void> {
+  if (customerIds.length === 0) return
+  const { rows } = await sql<{ live: boolean }>`
+    select merged_into_id is null and erased_at is null as live from customer
+    where id = any(${[...new Set(customerIds)]}::uuid[])
+    order by id for no key update`.execute(trx)
+  if (rows.some((r) => !r.live)) {
+    throw new NeedsPerOrderPath('a customer was merged or erased while importing')
+  }
+}
+
 type Planned = {
   order: Order
   id: string
@@ -130,6 +149,11 @@ export async function writeOrderBatch(
     }
     return plan
   })
+
+  await lockLiveHolders(trx, [
+    ...planned.flatMap((p) => (p.customerId ? [p.customerId] : [])),
+    ...attachPending.values(),
+  ])
 
   // Attached online ids: the identity rows, then the purchases that waited for them.
   if (newIdentities.length > 0) {

@@ -226,8 +226,8 @@ export async function applyPurchasesToCustomers(
 ): Promise<number> {
   if (rows.length === 0) return 0
   const ids = rows.map((r) => r.customerId)
-  // No lockForRecompute: writing the purchases (their customer_id foreign key) already locked
-  // these customers against the register in this transaction.
+  // No lockForRecompute: the caller locked these customers before writing their purchases (the
+  // order batch's lockLiveHolders), against the register, merges and erasures.
   const spend = sql`coalesce(s.spend, 0)::bigint`
   const result = await sql`
     with d as (

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
+import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import type { Order } from '../../src/orders/order.schemas.ts'
 import { recordOrderBatch } from '../../src/orders/order.service.ts'
 import { writeOrderBatch } from '../../src/orders/order-batch.repo.ts'
@@ -105,6 +106,30 @@ describe('recordOrderBatch', () => {
       total_spent: '37000',
       spend_12m: '37000',
     })
+  })
+
+  it('gives an order to the survivor when its customer is merged while the batch is written', async () => {
+    const src = source()
+    const onlineId = `oc-${src}`
+    const shop = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: onlineId }],
+    })
+    const friend = await createCustomer(db, { line: true })
+    // An account link merging the shop customer into the LINE friend, not yet committed: the
+    // batch finds the shop customer still live, then waits for it.
+    const link = await heldTransaction(db, async (trx) => {
+      await mergeCustomers(trx, { survivorId: friend.id, mergedId: shop.id, reason: 'test' })
+    })
+    const batch = recordOrderBatch(db, env, [order(src, { externalId: onlineId }, 3, 30_000)])
+    await lockWaitOn(db, 'customer')
+    link.commit()
+    await link.committed
+    expect((await batch)[0]).toMatchObject({ outcome: { created: true, customerId: friend.id } })
+    const purchases = db.selectFrom('purchase').select('customer_id').where('source', '=', src)
+    expect(await purchases.execute()).toEqual([{ customer_id: friend.id }])
+    expect(await stats(friend.id)).toMatchObject({ points: 300, purchase_count: 1 })
+    expect(await stats(shop.id)).toMatchObject({ points: 0, purchase_count: 0 })
+    expect(await ledger(friend.id)).toEqual([{ delta: 300, reason: 'earn' }])
   })
 
   it('gives matched customers the same stats and points as recordPurchase', async () => {
