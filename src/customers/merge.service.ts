@@ -165,12 +165,6 @@ export async function attachIdentity(
   const normalised = normaliseIdentity(kind, rawValue)
   if (!normalised.ok) throw new AppError('BAD_REQUEST', `${kind}: ${normalised.message}`)
   const value = normalised.value
-  // An erased person's card stays erased: bound again, its scan would no longer answer 410. (The
-  // shop account id and email keep tombstones too, but a person who comes back and proves them
-  // may use them again; the customer import refuses them itself.)
-  if (CARD_KINDS.includes(kind) && (await isErasedIdentity(trx, kind, value))) {
-    throw new AppError('GONE', `this ${kind} belonged to a customer erased on request`)
-  }
   // Locked before the identity row is written: that row's foreign key share-locks the customer,
   // and two attaches to one customer that both held that lock and then asked for this one
   // deadlocked (two legacy cards linked to one member at two registers at once). The holder the
@@ -178,6 +172,14 @@ export async function attachIdentity(
   // target, two attaches going opposite ways deadlocked (two registers each linking one member's
   // card with the other's legacy card). lockPurchaser then finds these rows held.
   await lockAttachParties(trx, customerId, kind, value)
+  // An erased person's card stays erased: bound again, its scan would no longer answer 410. (The
+  // shop account id and email keep tombstones too, but a person who comes back and proves them
+  // may use them again; the customer import refuses them itself.) Asked once the holder is
+  // locked: an erasure of them that committed while we waited left only the tombstone, and the
+  // card, free by then, would be bound to this customer.
+  if (CARD_KINDS.includes(kind) && (await isErasedIdentity(trx, kind, value))) {
+    throw new AppError('GONE', `this ${kind} belonged to a customer erased on request`)
+  }
   const target = await lockPurchaser(trx, customerId)
   if (!target) throw new AppError('NOT_FOUND', 'the customer does not exist')
 

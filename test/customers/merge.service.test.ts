@@ -243,4 +243,42 @@ describe('attachIdentity', () => {
     expect(live).toEqual([])
     await expect(resolveBarcode(db, legacy, 'other')).rejects.toMatchObject({ code: 'GONE' })
   })
+
+  it('refuses a card whose holder is erased while the attach waits for them, and binds it to no one', async () => {
+    const legacy = `L${randomUUID().slice(0, 10)}`
+    const holder = await createCustomer(db, {
+      identities: [{ kind: 'legacy_card', value: legacy }],
+    })
+    const other = await createCustomer(db, { line: true })
+    // Something holds the card's holder (a scan, say); the erasure waits for it, and then the
+    // register's link of the card to another member, which reads the card as still live.
+    const held = await heldTransaction(db, async (trx) => {
+      await trx
+        .selectFrom('customer')
+        .select('id')
+        .where('id', '=', holder.id)
+        .forUpdate()
+        .execute()
+    })
+    const erasing = eraseCustomer(db, holder.id)
+    await lockWaitOn(db, 'customer', 1)
+    const attaching = db
+      .transaction()
+      .execute((trx) =>
+        attachIdentity(trx, other.id, 'legacy_card', legacy, { env, reason: 'scan' }),
+      )
+      .catch((error: unknown) => error)
+    await lockWaitOn(db, 'customer', 2)
+    held.commit()
+    await held.committed
+    await erasing
+    expect(await attaching).toMatchObject({ code: 'GONE' })
+    const live = await db
+      .selectFrom('identity')
+      .select('customer_id')
+      .where('value', '=', legacy)
+      .execute()
+    expect(live).toEqual([])
+    await expect(resolveBarcode(db, legacy, 'other')).rejects.toMatchObject({ code: 'GONE' })
+  })
 })
