@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { sql, type Transaction } from 'kysely'
 import { setMarketingConsent } from '../consent/consent.service.ts'
+import { lockLineUsers } from '../identity/line-user-lock.service.ts'
 import type { Database, DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { findIdentityOwner, findSurvivingCustomer } from './customer.repo.ts'
@@ -67,23 +68,59 @@ export async function eraseCustomer(db: Database, customerId: string): Promise<E
       // transaction).
       const survivor = await findSurvivingCustomer(trx, customerId)
       if (!survivor) throw new AppError('NOT_FOUND', `no customer ${customerId}`)
+      const lineUids = await liveLineUidsOf(trx, survivor.id)
+      const eventIds = await lockLineEvents(trx, lineUids)
       const customer = await trx
         .selectFrom('customer')
         .select(['id', 'erased_at', 'points', 'email', 'merged_into_id'])
         .where('id', '=', survivor.id)
         .forUpdate()
         .executeTakeFirstOrThrow()
-      return customer.merged_into_id ? undefined : eraseLocked(trx, customer)
+      if (customer.merged_into_id) return undefined
+      // A LINE account that came to them while we waited has events not locked: start again.
+      if (String(await liveLineUidsOf(trx, customer.id)) !== String(lineUids)) return undefined
+      return eraseLocked(trx, customer, eventIds)
     })
     if (erased) return erased
   }
   throw new Error('customer merge chain is too long')
 }
 
-/** Erases the customer locked in `trx` (not merged). */
+/** The customer's LINE user ids (the ones not erased yet), sorted; read without a lock. */
+async function liveLineUidsOf(db: Db, customerId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('line_user')
+    .select('line_uid')
+    .where('customer_id', '=', customerId)
+    .execute()
+  return rows
+    .map((r) => r.line_uid)
+    .filter((uid) => !uid.startsWith(TOMBSTONE))
+    .sort()
+}
+
+/**
+ * Locks what the webhook worker locks to apply an event of these LINE users, in its order: the
+ * stored events, then the users (the caller then locks the customer, as the worker does). Taken
+ * the other way round (the customer first, the events last to scrub them), an erasure and a
+ * worker applying one of the person's events (an unfollow, a follow) each waited for the other,
+ * and the erasure could fail on the deadlock. An event stored from now on waits for the erasure,
+ * then finds no one with that LINE user id (a follow makes a new friend). Returns the events' ids.
+ */
+async function lockLineEvents(trx: Transaction<DB>, lineUids: string[]): Promise<string[]> {
+  if (lineUids.length === 0) return []
+  const { rows } = await sql<{ id: string }>`
+    select id from webhook_event where payload->'source'->>'userId' = any(${lineUids}::text[])
+    order by id for update`.execute(trx)
+  await lockLineUsers(trx, lineUids)
+  return rows.map((r) => r.id)
+}
+
+/** Erases the customer locked in `trx` (not merged), with their LINE events (`eventIds`). */
 async function eraseLocked(
   trx: Transaction<DB>,
   customer: { id: string; erased_at: Date | null; points: number; email: string | null },
+  eventIds: string[],
 ): Promise<EraseResult> {
   const id = customer.id
   if (customer.points > 0) {
@@ -172,13 +209,13 @@ async function eraseLocked(
   // data): the person's events keep only their type and id. An event still waiting to be
   // processed is then skipped (outcome 'erased').
   const lineUids = lineUsers.map((l) => l.line_uid).filter((uid) => !uid.startsWith(TOMBSTONE))
-  if (lineUids.length > 0) {
+  if (eventIds.length > 0) {
     await sql`
         update webhook_event
         set payload = jsonb_build_object('type', type, 'webhookEventId', webhook_event_id,
               'erased', true),
             updated_at = now()
-        where payload->'source'->>'userId' = any(${lineUids}::text[])`.execute(trx)
+        where id = any(${eventIds}::uuid[])`.execute(trx)
   }
 
   const valuesOf = (kind: string) =>

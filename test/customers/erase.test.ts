@@ -7,8 +7,10 @@ import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer, erasedValue } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { insertSandboxMail } from '../../src/email/sandbox-mailbox.ts'
+import { lockLineUid } from '../../src/identity/identity.repo.ts'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
+import type { Deps } from '../../src/platform/deps.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
@@ -21,7 +23,7 @@ import { mergeInto } from './factories.ts'
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
 let db: Database
 beforeAll(async () => {
-  db = await createDb(env, { poolSize: 2 })
+  db = await createDb(env, { poolSize: 4 })
 })
 afterAll(async () => {
   await db.destroy()
@@ -102,6 +104,24 @@ async function personWithEverything() {
   return { ...c, legacy, lineUid, email, eventIds: events.map((e) => e.webhook_event_id) }
 }
 
+/** A worker's deps (processWebhookEvent) for the length of `work`. */
+async function withWorkerDeps<T>(work: (deps: Deps) => Promise<T>): Promise<T> {
+  const deps = await createDeps(
+    loadEnv({
+      DATABASE_URL: TEST_DATABASE_URL,
+      REDIS_URL: TEST_REDIS_URL,
+      LINE_CHANNEL_SECRET: 'erase-test',
+      LINE_CHANNEL_ACCESS_TOKEN: 'erase-test',
+    }),
+    { log: createLogger('silent') },
+  )
+  try {
+    return await work(deps)
+  } finally {
+    await closeDeps(deps)
+  }
+}
+
 describe('eraseCustomer', () => {
   it('removes personal data and identities, keeps card tombstones and anonymised purchases', async () => {
     const p = await personWithEverything()
@@ -169,22 +189,7 @@ describe('eraseCustomer', () => {
       expect.objectContaining({ message: { type: 'text', text: 'someone else' } }),
     ])
     // The pending one is then done without acting on it.
-    const deps = await createDeps(
-      loadEnv({
-        DATABASE_URL: TEST_DATABASE_URL,
-        REDIS_URL: TEST_REDIS_URL,
-        LINE_CHANNEL_SECRET: 'erase-test',
-        LINE_CHANNEL_ACCESS_TOKEN: 'erase-test',
-      }),
-      {
-        log: createLogger('silent'),
-      },
-    )
-    try {
-      await processWebhookEvent(deps, p.eventIds[1]!)
-    } finally {
-      await closeDeps(deps)
-    }
+    await withWorkerDeps((deps) => processWebhookEvent(deps, p.eventIds[1]!))
     const processed = await db
       .selectFrom('webhook_event')
       .select(['status', 'outcome'])
@@ -240,6 +245,62 @@ describe('eraseCustomer', () => {
     } finally {
       await racing.destroy()
     }
+  })
+
+  it('erases a person whose unfollow a worker is applying at that moment (no deadlock)', async () => {
+    const p = await personWithEverything()
+    const eventId = `01UNFOLLOW${randomUUID().replaceAll('-', '').slice(0, 16).toUpperCase()}`
+    const at = Date.now()
+    await db
+      .insertInto('webhook_event')
+      .values({
+        webhook_event_id: eventId,
+        type: 'unfollow',
+        mode: 'active',
+        occurred_at: new Date(at),
+        status: 'pending',
+        payload: JSON.stringify({
+          type: 'unfollow',
+          mode: 'active',
+          timestamp: at,
+          webhookEventId: eventId,
+          deliveryContext: { isRedelivery: false },
+          source: { type: 'user', userId: p.lineUid },
+        }),
+      })
+      .execute()
+    await withWorkerDeps(async (deps) => {
+      // The worker locks the event, then waits for its LINE user (held here, as by another of
+      // their events); the erasure starts meanwhile. Let go, the worker blocks the LINE user.
+      const held = await heldTransaction(db, (trx) => lockLineUid(trx, p.lineUid))
+      const applying = processWebhookEvent(deps, eventId)
+      await lockWaitOn(db, 'pg_advisory_xact_lock')
+      const erasing = eraseCustomer(db, p.id)
+      await lockWaitOn(db, 'webhook_event')
+      held.commit()
+      await held.committed
+      const outcomes = await Promise.allSettled([applying, erasing])
+      expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : String(o.reason)))).toEqual([
+        'ok',
+        'ok',
+      ])
+    })
+    const event = await db
+      .selectFrom('webhook_event')
+      .select(['status', 'outcome', 'payload'])
+      .where('webhook_event_id', '=', eventId)
+      .executeTakeFirstOrThrow()
+    expect(event).toEqual({
+      status: 'done',
+      outcome: 'handled',
+      payload: { type: 'unfollow', webhookEventId: eventId, erased: true },
+    })
+    const lineUser = await db
+      .selectFrom('line_user')
+      .select(['status', 'line_uid'])
+      .where('customer_id', '=', p.id)
+      .executeTakeFirstOrThrow()
+    expect(lineUser).toEqual({ status: 'blocked', line_uid: erasedValue('line', p.lineUid) })
   })
 
   it("deletes the person's tags (a tag can say something personal), a merged customer's too", async () => {
