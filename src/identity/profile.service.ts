@@ -26,10 +26,14 @@ export async function fetchLineProfile(
     // The call took a while: the person may have been erased (nothing is saved then) or their
     // LINE account moved to another customer (an unlink) meanwhile; the name goes to the
     // customer the row has now, never to an erased one.
-    const customerId = await saveLineProfile(deps.db, lineUser, profile)
-    if (customerId && profile.displayName) {
-      await fillCustomerName(deps.db, customerId, profile.displayName)
-    }
+    // Together: saved as fetched without the name, a worker stopping in between left the
+    // customer nameless for good (a fetched profile is not fetched again).
+    await deps.db.transaction().execute(async (trx) => {
+      const customerId = await saveLineProfile(trx, lineUser, profile)
+      if (customerId && profile.displayName) {
+        await fillCustomerName(trx, customerId, profile.displayName)
+      }
+    })
   } catch (error) {
     const failure = classifyLineError(error)
     if (failure.kind === 'rejected' && failure.status === 404) {

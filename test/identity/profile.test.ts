@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { fetchLineProfile } from '../../src/identity/profile.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 import { eventually } from '../support/wait.ts'
 
 let k: TestKizuna
@@ -58,6 +59,40 @@ function slowProfile(userId: string, displayName: string, ms: number) {
 }
 
 describe('LINE profile fetch', () => {
+  it("saves the profile and the customer's name together: never one without the other", async () => {
+    const { lineUser } = await profilelessFriend('佐藤 花子')
+    const db = k.deps.db
+    // The customer is held (a scan, say) when the profile comes back: the name waits for it.
+    const held = await heldTransaction(db, async (trx) => {
+      await trx
+        .selectFrom('customer')
+        .select('id')
+        .where('id', '=', lineUser.customer_id)
+        .forUpdate()
+        .execute()
+    })
+    const fetching = fetchLineProfile(k.deps, lineUser)
+    await lockWaitOn(db, 'customer')
+    const saved = () =>
+      db
+        .selectFrom('line_user')
+        .innerJoin('customer', 'customer.id', 'line_user.customer_id')
+        .select(['line_user.display_name', 'customer.display_name as customer_name'])
+        .select((eb) => eb('line_user.profile_fetched_at', 'is not', null).as('fetched'))
+        .where('line_user.id', '=', lineUser.id)
+        .executeTakeFirstOrThrow()
+    // Seen as fetched now, the customer would keep no name should the worker stop here.
+    expect(await saved()).toEqual({ display_name: null, customer_name: null, fetched: false })
+    held.commit()
+    await held.committed
+    await fetching
+    expect(await saved()).toEqual({
+      display_name: '佐藤 花子',
+      customer_name: '佐藤 花子',
+      fetched: true,
+    })
+  })
+
   it('saves nothing of a profile that arrives after its person was erased', async () => {
     const { user, lineUser } = await profilelessFriend('消える 人')
     slowProfile(user.userId, '消える 人', 700)
