@@ -1,4 +1,5 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { TimeoutError } from './timeout.ts'
 
 const STATUS = {
   BAD_REQUEST: 400,
@@ -34,4 +35,21 @@ export class AppError extends Error {
 
 export function statusOf(code: ErrorCode): ContentfulStatusCode {
   return STATUS[code]
+}
+
+/**
+ * Errors that mean "Postgres (or Redis) is not there", as opposed to "this row is bad": refused
+ * or lost connections, a pool or call that timed out, Postgres shutting down or out of
+ * connections.
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (error instanceof TimeoutError) return true
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code === 'string') {
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE'].includes(code))
+      return true
+    if (/^(08|57P|53)/.test(code)) return true // connection exception, shutdown, resources
+  }
+  const message = error instanceof Error ? error.message : ''
+  return /connect|terminat|timeout|Connection/i.test(message)
 }

@@ -2,7 +2,7 @@ import type { Context, ErrorHandler, MiddlewareHandler, NotFoundHandler } from '
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
 import type { ZodError } from 'zod'
-import { AppError, type ErrorCode, statusOf } from './errors.ts'
+import { AppError, type ErrorCode, isConnectionError, statusOf } from './errors.ts'
 import { describeFields, type FieldProblem, zodFields } from './input.ts'
 import type { Logger } from './logger.ts'
 import type { Metrics } from './metrics.ts'
@@ -63,17 +63,31 @@ export function errorBody(c: Context<AppEnv>, code: ErrorCode, message: string, 
   return { error }
 }
 
+/**
+ * Answers every error in the one shape. A 5xx is logged with its cause: the webhook's 503s while
+ * Postgres was away left no line at all, so the operator saw LINE's error count and nothing
+ * here. A database that cannot be reached is a 503 saying so (a register may try again in a
+ * moment), not an "internal error".
+ */
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof AppError) {
+    if (err.status >= 500) c.get('log').error({ err }, err.message)
     return c.json(errorBody(c, err.code, err.message, err.details), err.status)
   }
   if (err instanceof HTTPException && err.status < 500) {
     const code = err.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST'
     return c.json(errorBody(c, code, err.message || 'bad request'), statusOf(code))
   }
+  if (isConnectionError(err)) {
+    c.get('log').error({ err }, UNREACHABLE)
+    return c.json(errorBody(c, 'UNAVAILABLE', UNREACHABLE), 503)
+  }
   c.get('log').error({ err }, 'unhandled error')
   return c.json(errorBody(c, 'INTERNAL', 'internal error'), 500)
 }
+
+const UNREACHABLE =
+  'Kizuna cannot reach a service it needs (its database, queue or LINE) right now; try again in a moment'
 
 export const notFound: NotFoundHandler<AppEnv> = (c) =>
   c.json(errorBody(c, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404)

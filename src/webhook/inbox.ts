@@ -1,6 +1,7 @@
 import pLimit from 'p-limit'
 import { createBatcher } from '../platform/batcher.ts'
 import type { Deps } from '../platform/deps.ts'
+import { isConnectionError } from '../platform/errors.ts'
 import { TimeoutError, withTimeout } from '../platform/timeout.ts'
 import { enqueueWebhookEvents } from './webhook.enqueue.ts'
 import { insertWebhookBodies } from './webhook.repo.ts'
@@ -154,17 +155,4 @@ const ESCAPE =
 export function storableBody(body: string): string {
   if (!SUSPECT_ESCAPE.test(body)) return body
   return body.replace(ESCAPE, (match, bad: string | undefined) => (bad ? '\\ufffd' : match))
-}
-
-/** Errors that mean "Postgres is not there", as opposed to "this row is bad". */
-export function isConnectionError(error: unknown): boolean {
-  if (error instanceof TimeoutError) return true
-  const code = (error as { code?: unknown } | null)?.code
-  if (typeof code === 'string') {
-    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE'].includes(code))
-      return true
-    if (/^(08|57P|53)/.test(code)) return true // connection exception, shutdown, resources
-  }
-  const message = error instanceof Error ? error.message : ''
-  return /connect|terminat|timeout|Connection/i.test(message)
 }

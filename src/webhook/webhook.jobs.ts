@@ -1,10 +1,10 @@
 import type { webhook } from '@line/bot-sdk'
 import pLimit from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
+import { isConnectionError } from '../platform/errors.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { dispatchEvent } from './dispatch.ts'
 import type { EventOutcome } from './event-context.ts'
-import { isConnectionError } from './inbox.ts'
 import { enqueueWebhookEvents } from './webhook.enqueue.ts'
 import {
   countUnreachableRound,

@@ -41,8 +41,9 @@ export function webhookRoutes(deps: Pick<Deps, 'env' | 'metrics'>, inbox: Inbox)
         throw new AppError('UNAVAILABLE', 'the event store is unavailable; retry later', { cause })
       }
       if ('error' in result) {
-        c.get('log').error({ err: result.error }, 'webhook events could not be stored')
-        throw new AppError('INTERNAL', 'an event in this request could not be stored')
+        throw new AppError('INTERNAL', 'an event in this request could not be stored', {
+          cause: result.error,
+        })
       }
       const fresh: string[] = []
       for (const event of events) {

@@ -4,6 +4,7 @@ import { createApp } from '../../src/app.ts'
 import { createMailer } from '../../src/email/mailer.ts'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
 import { migrateToLatest } from '../../src/main/migrate.ts'
+import { createLogger } from '../../src/platform/logger.ts'
 import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { createInbox } from '../../src/webhook/inbox.ts'
 import { startFrozenProxy } from '../support/frozen-proxy.ts'
@@ -15,6 +16,7 @@ import {
   TEST_CHANNEL_TOKEN,
   testEnv,
 } from '../support/harness.ts'
+import { logSink } from '../support/log-sink.ts'
 import { createPrivateDatabase } from '../support/private-database.ts'
 import { startPrivateRedis } from '../support/private-redis.ts'
 import { eventually } from '../support/wait.ts'
@@ -69,7 +71,11 @@ describe('webhook during outages', () => {
     })
     cleanups.push(() => line.close())
     const env = testEnv({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' })
-    const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}` })
+    const logs = logSink()
+    const deps = await createDeps(env, {
+      queuePrefix: `test-${randomUUID()}`,
+      log: createLogger('info', logs.sink),
+    })
     cleanups.push(() => closeDeps(deps))
     const mailer = createMailer(deps.env, deps.db, { sandbox: false })
     const app = createApp(deps, { inbox: createInbox(deps), mailer })
@@ -81,7 +87,27 @@ describe('webhook during outages', () => {
       body,
     })
     expect(res.status).toBe(503)
-    expect((await errorOf(res)).code).toBe('UNAVAILABLE')
+    const { requestId } = await errorOf(res)
+    // The operator sees why LINE got 503s: the request, and the unreachable database behind it.
+    const logged = logs.entries().find((l) => l.requestId === requestId)
+    expect(logged).toMatchObject({ level: 50, msg: expect.stringContaining('event store') })
+    expect(JSON.stringify(logged)).toContain('ECONNREFUSED')
+
+    // A register's scan is told the same, not "internal error": it may try again in a moment.
+    const scan = await app.request('/api/pos/scans', {
+      method: 'POST',
+      headers: { authorization: `Bearer kz_0000000a_${'x'.repeat(32)}` },
+      body: JSON.stringify({ barcode: '2900000000001' }),
+    })
+    expect(scan.status).toBe(503)
+    const scanError = await errorOf(scan)
+    expect(scanError).toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringMatching(/database/),
+    })
+    expect(
+      JSON.stringify(logs.entries().find((l) => l.requestId === scanError.requestId)),
+    ).toContain('ECONNREFUSED')
   })
 
   it('answers 503 within seconds when Postgres stops answering, and keeps answering', async () => {
