@@ -5,8 +5,10 @@ import pg from 'pg'
 import type { Env } from '../config/env.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import type { DB } from './db.generated.ts'
+import type { Logger } from './logger.ts'
 import { pgliteDialect } from './pglite-dialect.ts'
 import { PreparingClient, registerPreparedDb } from './prepared.ts'
+import { watchStalledConnections } from './stalled-connections.ts'
 
 export type { DB }
 export type Database = Kysely<DB>
@@ -17,7 +19,13 @@ const INT8_OID = 20
 
 export async function createDb(
   env: Pick<Env, 'DATABASE_URL' | 'DATA_DIR'>,
-  opts: { poolSize?: number } = {},
+  opts: {
+    poolSize?: number
+    /** Says when connections Postgres no longer answered on were closed. */
+    log?: Logger
+    /** See watchStalledConnections (tests shorten it). */
+    stalledAfterMs?: number
+  } = {},
 ): Promise<Database> {
   if (env.DATABASE_URL) {
     const size = opts.poolSize ?? 20
@@ -36,8 +44,15 @@ export async function createDb(
       options: '-c plan_cache_mode=force_generic_plan',
       min: preparedSize,
     })
+    const watch = watchStalledConnections({
+      connectionString: env.DATABASE_URL,
+      clients: () => [...clientsOf(pool), ...clientsOf(preparedPool)],
+      stalledAfterMs: opts.stalledAfterMs,
+      log: opts.log,
+    })
     const endMain = pool.end.bind(pool)
     pool.end = (async () => {
+      watch.stop()
       await preparedPool.end()
       await endMain()
     }) as typeof pool.end
@@ -65,6 +80,11 @@ export async function createDb(
     await release()
   }
   return db
+}
+
+/** The pool's connections, idle and in use (pg-pool keeps no public list). */
+function clientsOf(pool: pg.Pool): PreparingClient[] {
+  return (pool as unknown as { _clients: PreparingClient[] })._clients
 }
 
 /**

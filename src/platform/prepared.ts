@@ -6,6 +6,7 @@ import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { COPY_FROM_STDIN } from './copy.ts'
 import type { Db } from './db.ts'
+import type { WatchedClient } from './stalled-connections.ts'
 
 /**
  * Statements whose text starts with this comment run as named prepared statements on each pooled
@@ -25,14 +26,41 @@ type QueryArgs = Parameters<pg.Client['query']>
  * query (Postgres restarted, a network partition ending) was an uncaught exception. The query
  * itself rejects with the same error, and the pool drops the client when it is released.
  */
-export class PreparingClient extends pg.Client {
+export class PreparingClient extends pg.Client implements WatchedClient {
+  /** The Postgres backend's pid (pg sets it at connect; its types leave it out). */
+  declare readonly processID: number | null
+  /** Queries sent and not yet answered, and when the oldest of them went out. */
+  private unanswered = 0
+  private sentAt = 0
+
   constructor(...args: ConstructorParameters<typeof pg.Client>) {
     super(...args)
     this.on('error', () => {})
   }
 
+  get waitingSince(): number | null {
+    return this.unanswered > 0 ? this.sentAt : null
+  }
+
+  abandon(reason: Error): void {
+    // The socket's error fails every query under way with `reason`; the pool drops the client.
+    this.connection.stream.destroy(reason)
+  }
+
   // @ts-expect-error pg's query() is overloaded; this forwards every form unchanged.
   override query(...args: QueryArgs) {
+    const result = this.send(args)
+    if (result instanceof Promise) {
+      if (this.unanswered++ === 0) this.sentAt = performance.now()
+      const answered = () => {
+        if (--this.unanswered > 0) this.sentAt = performance.now()
+      }
+      result.then(answered, answered)
+    }
+    return result
+  }
+
+  private send(args: QueryArgs) {
     const [text, values] = args as unknown[]
     if (typeof text === 'string' && text.startsWith(COPY_FROM_STDIN) && Array.isArray(values)) {
       return this.runCopy(text.slice(COPY_FROM_STDIN.length), String(values[0]))

@@ -9,6 +9,7 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net'
 export async function startFrozenProxy(target: { host: string; port: number }) {
   let frozen = false
   const sockets = new Set<Socket>()
+  const silenced = new Set<Socket>()
   const server = createServer((client) => {
     const upstream = connect(target.port, target.host)
     for (const s of [client, upstream]) {
@@ -16,11 +17,12 @@ export async function startFrozenProxy(target: { host: string; port: number }) {
       s.on('error', () => {})
       s.on('close', () => sockets.delete(s))
     }
+    const passes = () => !frozen && !silenced.has(client)
     client.on('data', (chunk) => {
-      if (!frozen) upstream.write(chunk)
+      if (passes()) upstream.write(chunk)
     })
     upstream.on('data', (chunk) => {
-      if (!frozen) client.write(chunk)
+      if (passes()) client.write(chunk)
     })
     client.on('close', () => upstream.destroy())
     upstream.on('close', () => client.destroy())
@@ -31,6 +33,13 @@ export async function startFrozenProxy(target: { host: string; port: number }) {
     port: (server.address() as AddressInfo).port,
     freeze() {
       frozen = true
+    },
+    /**
+     * The connections open now forward nothing any more, and are never closed; new ones pass:
+     * a failover, or a firewall that silently dropped them (the old peer never answers again).
+     */
+    silenceExisting() {
+      for (const s of sockets) silenced.add(s)
     },
     async close() {
       for (const s of sockets) s.destroy()
