@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type WorkerOptions } from 'bullmq'
+import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq'
 import { JOBS, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
 import type { Deps } from './deps.ts'
 import type { Redis } from './redis.ts'
@@ -34,30 +34,36 @@ export function startWorkers(
   opts: { queues?: QueueName[] } = {},
 ): Workers {
   const options = workerOptions(deps)
+  const running = new Set<Promise<unknown>>()
   const workers = (opts.queues ?? QUEUE_NAMES).map((queue) => {
     const worker: Worker = new Worker(
       queue,
-      async (job, token) => {
-        const name = job.name as JobName
-        const def = JOBS[name]
-        if (!def || def.queue !== queue) throw new UnrecoverableError(`unknown job ${job.name}`)
-        const parsed = def.schema.safeParse(job.data)
-        if (!parsed.success) throw new UnrecoverableError(`bad payload for ${name}`)
-        const processor = processors[name] as Processor<JobName>
-        try {
-          await processor.run(deps, parsed.data as never, { job, worker, token })
-        } catch (error) {
-          const err = error instanceof Error ? error : new Error(String(error))
-          const final =
-            err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
-          if (final && err.name !== 'RateLimitError' && processor.onFinalFailure) {
-            await processor.onFinalFailure(deps, parsed.data as never, err)
-          }
-          throw err
-        }
+      (job, token) => {
+        const run = runJob(job, token)
+        running.add(run)
+        return run.finally(() => running.delete(run))
       },
       { connection, prefix: deps.queues.prefix, autorun: true, ...options[queue] },
     )
+    async function runJob(job: Job, token: string | undefined) {
+      const name = job.name as JobName
+      const def = JOBS[name]
+      if (!def || def.queue !== queue) throw new UnrecoverableError(`unknown job ${job.name}`)
+      const parsed = def.schema.safeParse(job.data)
+      if (!parsed.success) throw new UnrecoverableError(`bad payload for ${name}`)
+      const processor = processors[name] as Processor<JobName>
+      try {
+        await processor.run(deps, parsed.data as never, { job, worker, token })
+      } catch (error) {
+        const err = error instanceof Error ? error : new Error(String(error))
+        const final =
+          err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+        if (final && err.name !== 'RateLimitError' && processor.onFinalFailure) {
+          await processor.onFinalFailure(deps, parsed.data as never, err)
+        }
+        throw err
+      }
+    }
     worker.on('error', (err) => deps.log.error({ err, queue }, 'worker error'))
     worker.on('failed', (job, err) => {
       deps.metrics.jobs.inc({ queue, outcome: 'failed' })
@@ -72,10 +78,22 @@ export function startWorkers(
   return {
     workers,
     async close() {
-      await Promise.all(workers.map((w) => w.close()))
+      // BullMQ stops taking jobs at once, then waits for those under way. It then waits for its
+      // blocking connection to end, which never happens while that connection is reconnecting
+      // (Redis down, or back a moment ago: taskforcesh/bullmq#4656): a SIGTERM then ran into the
+      // 30 s deadline and exit 1. Once our jobs are done, it gets a moment, then we go on.
+      const closed = Promise.all(workers.map((w) => w.close()))
+      const jobsDone = (async () => {
+        while (running.size > 0) await Promise.allSettled([...running])
+        await new Promise((r) => setTimeout(r, CLOSE_AFTER_JOBS_MS).unref())
+      })()
+      await Promise.race([closed, jobsDone])
     },
   }
 }
+
+/** How long a worker may take to close once its jobs are done (see Workers.close). */
+const CLOSE_AFTER_JOBS_MS = 1_000
 
 /**
  * Periodic work runs on BullMQ Job Schedulers: one schedule each, whichever worker takes it.
