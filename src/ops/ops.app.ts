@@ -7,7 +7,7 @@ import { opsRoutes } from './ops.routes.ts'
  * What a ROLE=worker process serves: health, readiness and metrics only. The job, LINE-call and
  * delivery counters live in the worker's registry, so without this they could not be scraped.
  */
-export function createOpsApp(deps: Pick<Deps, 'db' | 'redis' | 'metrics' | 'log'>) {
+export function createOpsApp(deps: Pick<Deps, 'db' | 'redis' | 'metrics' | 'log' | 'env'>) {
   const app = new Hono<AppEnv>()
   app.use(...requestContext(deps.log, deps.metrics))
   app.onError(onError)

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { startPrivateRedis } from '../support/private-redis.ts'
 import { eventually } from '../support/wait.ts'
 
 let k: TestKizuna
@@ -60,5 +61,38 @@ describe('operations endpoints', () => {
     const error = await errorOf(res)
     expect(error.code).toBe('NOT_FOUND')
     expect(error.requestId).toBe(res.headers.get('x-request-id'))
+  })
+})
+
+describe('GET /readyz while Redis is down', () => {
+  it('keeps a web process ready (its webhook still stores events) and says Redis is not connected; a worker is not ready', async () => {
+    const redis = await startPrivateRedis()
+    let current = redis
+    const web = await startTestKizuna({ ROLE: 'web', REDIS_URL: redis.url })
+    const worker = await startTestKizuna({ ROLE: 'worker', REDIS_URL: redis.url })
+    try {
+      await redis.stop()
+      await eventually(async () => {
+        const res = await fetch(`${web.baseUrl}/readyz`)
+        // A load balancer taking the web process out would answer LINE's webhooks itself, with
+        // an error: with redelivery off, those events would be lost.
+        expect(res.status).toBe(200)
+        expect(await res.json()).toEqual({
+          status: 'degraded',
+          postgres: 'ok',
+          redis: expect.stringMatching(/^not connected/),
+        })
+        const workerReady = await fetch(`${worker.baseUrl}/readyz`)
+        expect(workerReady.status).toBe(503)
+        expect(await workerReady.json()).toMatchObject({
+          redis: expect.stringMatching(/^not connected/),
+        })
+      })
+    } finally {
+      current = await startPrivateRedis(redis.port)
+      await worker.stopAll()
+      await web.stopAll()
+      await current.stop()
+    }
   })
 })
