@@ -29,7 +29,7 @@ export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps
   const log = opts.log ?? createLogger(env.LOG_LEVEL)
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics })
   const db = await createDb(env, { log })
-  const redis = createProducerRedis(env.REDIS_URL)
+  const redis = createProducerRedis(env.REDIS_URL, log)
   const queues = createQueues(redis, log, opts.queuePrefix ?? env.QUEUE_PREFIX)
   const hourly =
     opts.lineHourlyBudget === false ? undefined : createHourlyBudget(redis, queues.prefix)

@@ -2,7 +2,7 @@ import { type JobsOptions, Queue } from 'bullmq'
 import { JOBS, type JobData, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
 import { createBatcher } from './batcher.ts'
 import type { Logger } from './logger.ts'
-import type { Redis } from './redis.ts'
+import { isRedisOutage, type Redis } from './redis.ts'
 import { withTimeout } from './timeout.ts'
 
 export const defaultJobOptions: JobsOptions = {
@@ -74,7 +74,9 @@ export function createQueues(connection: Redis, log: Logger, prefix: string): Qu
   const byName = Object.fromEntries(
     QUEUE_NAMES.map((name) => {
       const queue = new Queue(name, { connection, prefix, defaultJobOptions: jobOptionsOf(name) })
-      queue.on('error', (error) => log.error({ err: error, queue: name }, 'queue error'))
+      queue.on('error', (error) => {
+        if (!isRedisOutage(connection, error)) log.error({ err: error, queue: name }, 'queue error')
+      })
       return [name, queue]
     }),
   ) as Record<QueueName, Queue>

@@ -1,19 +1,79 @@
 import { Redis } from 'ioredis'
+import { isConnectionError } from './errors.ts'
+import type { Logger } from './logger.ts'
 
 export type { Redis }
 
-/** Producers fail fast while Redis is away (the webhook must still answer). */
-export function createProducerRedis(url: string): Redis {
+/**
+ * Producers fail fast while Redis is away (the webhook must still answer). With `log`, an outage
+ * is logged once, and its end (see isRedisOutage); reconnection is automatic.
+ */
+export function createProducerRedis(url: string, log?: Logger): Redis {
   const redis = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   })
-  redis.on('error', () => {
-    // Reported through readiness checks and failed commands; reconnection is automatic.
+  const outage = log ? watchOutage(redis, url, log) : null
+  if (outage) outages.set(redis, outage)
+  redis.on('error', (err) => {
+    outage?.absorb(err)
   })
   return redis
+}
+
+type Outage = { absorb(err: unknown): boolean }
+const outages = new WeakMap<Redis, Outage>()
+const RECHECK_MS = 1_000
+
+/**
+ * True when `err` means Redis is away: a refused or lost connection, a command that timed out,
+ * or any failure while the connection is down. The outage is logged once, naming REDIS_URL, and
+ * its end once, so the caller logs nothing more. Each queue, worker and webhook request logged
+ * every failure and reconnection attempt of its own: ~70 lines in five seconds of outage.
+ */
+export function isRedisOutage(redis: Redis, err: unknown): boolean {
+  return outages.get(redis)?.absorb(err) ?? false
+}
+
+function watchOutage(redis: Redis, url: string, log: Logger): Outage {
+  let downSince: number | null = null
+  let recheck: NodeJS.Timeout | undefined
+  let pinging = false
+  // Back when this connection answers again, whichever connection saw the outage.
+  const checkBack = async () => {
+    if (pinging || redis.status !== 'ready') return
+    pinging = true
+    try {
+      await redis.ping()
+      const seconds = Math.round((Date.now() - (downSince ?? Date.now())) / 1000)
+      log.info({ seconds }, `Redis is reachable again (REDIS_URL ${redactUrl(url)})`)
+      downSince = null
+      clearInterval(recheck)
+    } catch {
+      // Still away.
+    } finally {
+      pinging = false
+    }
+  }
+  redis.on('end', () => clearInterval(recheck))
+  return {
+    absorb(err) {
+      if (redis.status === 'ready' && !isConnectionError(err)) return false
+      if (downSince === null) {
+        downSince = Date.now()
+        log.error(
+          { err },
+          `Redis is unreachable at REDIS_URL (${redactUrl(url)}): jobs wait, and webhook events ` +
+            'stay stored in Postgres until the sweeper queues them; retrying',
+        )
+        recheck = setInterval(() => void checkBack(), RECHECK_MS)
+        recheck.unref()
+      }
+      return true
+    },
+  }
 }
 
 /** Workers wait for Redis to come back (BullMQ requires maxRetriesPerRequest: null). */

@@ -1,7 +1,7 @@
 import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq'
 import { JOBS, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
 import type { Deps } from './deps.ts'
-import type { Redis } from './redis.ts'
+import { isRedisOutage, type Redis } from './redis.ts'
 import type { Processor, Processors } from './worker-types.ts'
 
 /** Per-queue worker settings in one place. */
@@ -64,7 +64,9 @@ export function startWorkers(
         throw err
       }
     }
-    worker.on('error', (err) => deps.log.error({ err, queue }, 'worker error'))
+    worker.on('error', (err) => {
+      if (!isRedisOutage(deps.redis, err)) deps.log.error({ err, queue }, 'worker error')
+    })
     worker.on('failed', (job, err) => {
       deps.metrics.jobs.inc({ queue, outcome: 'failed' })
       deps.log.warn(

@@ -2,6 +2,7 @@ import pLimit from 'p-limit'
 import { createBatcher } from '../platform/batcher.ts'
 import type { Deps } from '../platform/deps.ts'
 import { isConnectionError } from '../platform/errors.ts'
+import { isRedisOutage } from '../platform/redis.ts'
 import { TimeoutError, withTimeout } from '../platform/timeout.ts'
 import { enqueueWebhookEvents } from './webhook.enqueue.ts'
 import { insertWebhookBodies } from './webhook.repo.ts'
@@ -41,7 +42,7 @@ const ENQUEUE_LINGER_MS = 20
  * re-enqueues anything Redis did not take.
  */
 export function createInbox(
-  deps: Pick<Deps, 'db' | 'queues' | 'log'>,
+  deps: Pick<Deps, 'db' | 'queues' | 'log' | 'redis'>,
   opts: { storeTimeoutMs?: number } = {},
 ) {
   const storeTimeoutMs = opts.storeTimeoutMs ?? STORE_TIMEOUT_MS
@@ -101,11 +102,13 @@ export function createInbox(
   function enqueue(webhookEventIds: string[]): Promise<void> {
     return enqueuer.run(webhookEventIds).then(
       () => undefined,
-      (err: unknown) =>
+      (err: unknown) => {
+        if (isRedisOutage(deps.redis, err)) return
         deps.log.warn(
           { err, count: webhookEventIds.length },
           'enqueue failed; the sweeper will pick these events up',
-        ),
+        )
+      },
     )
   }
 

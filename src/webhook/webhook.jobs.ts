@@ -2,6 +2,7 @@ import type { webhook } from '@line/bot-sdk'
 import pLimit from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
 import { isConnectionError } from '../platform/errors.ts'
+import { isRedisOutage } from '../platform/redis.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { dispatchEvent } from './dispatch.ts'
 import type { EventOutcome } from './event-context.ts'
@@ -162,6 +163,7 @@ export async function processWebhookEvent(deps: Deps, webhookEventId: string): P
     try {
       await fn()
     } catch (err) {
+      if (isRedisOutage(deps.redis, err)) continue
       deps.log.warn({ err, webhookEventId }, 'work after a webhook event could not be queued')
     }
   }

@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto'
 import { type Env, loadEnv } from '../../src/config/env.ts'
 import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
-import { createLogger } from '../../src/platform/logger.ts'
+import { createLogger, type Logger } from '../../src/platform/logger.ts'
 import { type LinePlatform, startLinePlatform } from '../../src/sandbox/platform.ts'
 import { OFFICIAL_VECTOR, TEST_DATABASE_URL, TEST_REDIS_URL } from './env.ts'
 
@@ -29,7 +29,7 @@ export type TestKizuna = Kizuna & { line: LinePlatform; stopAll(): Promise<void>
  */
 export async function startTestKizuna(
   overrides: Record<string, string> = {},
-  opts: { deployRichMenus?: boolean } = {},
+  opts: { deployRichMenus?: boolean; log?: Logger } = {},
 ): Promise<TestKizuna> {
   const line = await startLinePlatform({
     channelSecret: TEST_CHANNEL_SECRET,
@@ -43,7 +43,7 @@ export async function startTestKizuna(
   const prefix = `test-${randomUUID()}`
   const kizuna = await startKizuna(env, {
     queuePrefix: prefix,
-    log: createLogger(env.LOG_LEVEL),
+    log: opts.log ?? createLogger(env.LOG_LEVEL),
     // The shipped richmenus/ would be every test's menus: only tests that ask get them.
     deployRichMenus: opts.deployRichMenus ?? false,
   })

@@ -33,14 +33,16 @@ describe('webhook during outages', () => {
     cleanups.push(() => current.stop())
     const database = await createPrivateDatabase()
     cleanups.push(() => database.drop())
-    const k = await startTestKizuna({
-      REDIS_URL: redis.url,
-      DATABASE_URL: database.url,
-      SWEEP_INTERVAL_MS: '1000',
-    })
+    const logs = logSink()
+    const k = await startTestKizuna(
+      { REDIS_URL: redis.url, DATABASE_URL: database.url, SWEEP_INTERVAL_MS: '1000' },
+      { log: createLogger('info', logs.sink) },
+    )
     cleanups.push(() => k.stopAll())
 
     await redis.stop()
+    // Long enough for every connection to try again a few times.
+    await new Promise((r) => setTimeout(r, 2_500))
     const user = k.line.users.create()
     const result = await k.line.users.follow(user.userId)
     expect(result.status).toBe(200) // the stand-in gives up after 2 s like LINE
@@ -62,6 +64,20 @@ describe('webhook during outages', () => {
       expect(after.status).toBe('done')
       expect(k.line.inbox(user.userId)).toHaveLength(1)
     }, 40_000)
+
+    // The outage is said once, naming REDIS_URL, and so is its end: not a line per queue, worker
+    // and request at every reconnection attempt (thousands in a ten-minute outage).
+    const problems = logs.entries().filter((l) => (l.level as number) >= 40)
+    expect(problems).toEqual([
+      expect.objectContaining({ level: 50, msg: expect.stringContaining('REDIS_URL') }),
+    ])
+    expect(String(problems[0]?.msg)).toContain(`127.0.0.1:${redis.port}`)
+    expect(logs.entries()).toContainEqual(
+      expect.objectContaining({
+        level: 30,
+        msg: expect.stringContaining('Redis is reachable again'),
+      }),
+    )
   }, 60_000)
 
   it('answers 503 when Postgres is unreachable, so LINE knows it was not stored', async () => {
