@@ -27,6 +27,8 @@ export type Kizuna = {
   baseUrl: string
   sandbox: LinePlatform | null
   stop(): Promise<void>
+  /** What a stop under way is waiting for (for a shutdown that takes too long to say). */
+  stopWaitsFor(): string
 }
 
 /**
@@ -116,6 +118,7 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
   }
 
   let stopping: Promise<void> | null = null
+  let waitsFor = 'nothing: not stopping'
   return {
     deps,
     port,
@@ -126,15 +129,24 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
       stopping ??= (async () => {
         // Ends the sandbox page's live streams first: the server would wait for them.
         sandbox?.context.closing.abort()
+        waitsFor = 'HTTP requests under way'
         await closeServer()
+        waitsFor = 'webhook events being stored and queued'
         await inbox.drain()
+        waitsFor = 'jobs under way'
         await workers?.close()
+        waitsFor = 'closing Redis and the database'
         mailer.close()
         workerRedis?.disconnect()
         await closeDeps(deps)
         await sandbox?.close()
+        waitsFor = 'nothing: stopped'
       })()
       return stopping
+    },
+    stopWaitsFor() {
+      const jobs = waitsFor === 'jobs under way' ? workers?.underWay() : ''
+      return jobs ? `${waitsFor} (${jobs})` : waitsFor
     },
   }
 }

@@ -52,10 +52,21 @@ async function main(): Promise<void> {
     console.log(`  sandbox LINE API:    ${kizuna.sandbox.apiBaseUrl}\n`)
   }
 
+  // A second signal (Ctrl-C again, a process manager losing patience) exits at once; both this
+  // and the deadline say what the shutdown was still waiting for. What they cut short is left
+  // pending for the sweeper, as after a crash.
+  let shuttingDown = false
   const shutdown = async (signal: string) => {
+    if (shuttingDown) {
+      log.error(`second ${signal}: exiting now, still waiting for ${kizuna.stopWaitsFor()}`)
+      process.exit(1)
+    }
+    shuttingDown = true
     log.info({ signal }, 'shutting down: finishing in-flight requests and jobs')
     const force = setTimeout(() => {
-      log.error('shutdown took too long; exiting')
+      log.error(
+        `shutdown took longer than 30 s, still waiting for ${kizuna.stopWaitsFor()}; exiting`,
+      )
       process.exit(1)
     }, 30_000)
     force.unref()
@@ -63,8 +74,8 @@ async function main(): Promise<void> {
     log.info('stopped')
     process.exit(0)
   }
-  process.once('SIGTERM', () => void shutdown('SIGTERM'))
-  process.once('SIGINT', () => void shutdown('SIGINT'))
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
 }
 
 await main()

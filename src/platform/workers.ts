@@ -25,7 +25,12 @@ export function workerOptions(deps: Pick<Deps, 'env'>): Record<QueueName, Partia
   }
 }
 
-export type Workers = { workers: Worker[]; close(): Promise<void> }
+export type Workers = {
+  workers: Worker[]
+  /** The jobs under way, by queue (`webhook 1, delivery 2`), or '' when none. */
+  underWay(): string
+  close(): Promise<void>
+}
 
 export function startWorkers(
   deps: Deps,
@@ -34,13 +39,13 @@ export function startWorkers(
   opts: { queues?: QueueName[] } = {},
 ): Workers {
   const options = workerOptions(deps)
-  const running = new Set<Promise<unknown>>()
+  const running = new Map<Promise<unknown>, QueueName>()
   const workers = (opts.queues ?? QUEUE_NAMES).map((queue) => {
     const worker: Worker = new Worker(
       queue,
       (job, token) => {
         const run = runJob(job, token)
-        running.add(run)
+        running.set(run, queue)
         return run.finally(() => running.delete(run))
       },
       { connection, prefix: deps.queues.prefix, autorun: true, ...options[queue] },
@@ -79,6 +84,11 @@ export function startWorkers(
   })
   return {
     workers,
+    underWay() {
+      const counts = new Map<QueueName, number>()
+      for (const queue of running.values()) counts.set(queue, (counts.get(queue) ?? 0) + 1)
+      return [...counts].map(([queue, n]) => `${queue} ${n}`).join(', ')
+    },
     async close() {
       // BullMQ stops taking jobs at once, then waits for those under way. It then waits for its
       // blocking connection to end, which never happens while that connection is reconnecting
@@ -86,7 +96,7 @@ export function startWorkers(
       // 30 s deadline and exit 1. Once our jobs are done, it gets a moment, then we go on.
       const closed = Promise.all(workers.map((w) => w.close()))
       const jobsDone = (async () => {
-        while (running.size > 0) await Promise.allSettled([...running])
+        while (running.size > 0) await Promise.allSettled([...running.keys()])
         await new Promise((r) => setTimeout(r, CLOSE_AFTER_JOBS_MS).unref())
       })()
       await Promise.race([closed, jobsDone])

@@ -14,31 +14,37 @@ afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
 
+/** `npm start` (ROLE=all) against its own LINE stand-in, started and serving. */
+async function startKizunaProcess() {
+  const line = await startLinePlatform({
+    channelSecret: TEST_CHANNEL_SECRET,
+    channelAccessToken: TEST_CHANNEL_TOKEN,
+  })
+  cleanups.push(() => line.close())
+  const port = await sparePort()
+  const { child, output } = spawnWithOutput(process.execPath, [start], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      DATABASE_URL: TEST_DATABASE_URL,
+      REDIS_URL: TEST_REDIS_URL,
+      LINE_CHANNEL_SECRET: TEST_CHANNEL_SECRET,
+      LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
+      LINE_API_BASE_URL: line.apiBaseUrl,
+      LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+      LOG_LEVEL: 'info',
+    },
+  })
+  cleanups.push(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  })
+  await eventually(() => expect(output()).toContain('Kizuna started'), 30_000)
+  return { line, port, child, output }
+}
+
 describe('npm start (src/main/start.ts)', () => {
   it('serves, processes, and on SIGTERM finishes its work and exits 0', async () => {
-    const line = await startLinePlatform({
-      channelSecret: TEST_CHANNEL_SECRET,
-      channelAccessToken: TEST_CHANNEL_TOKEN,
-    })
-    cleanups.push(() => line.close())
-    const port = await sparePort()
-    const { child, output } = spawnWithOutput(process.execPath, [start], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        DATABASE_URL: TEST_DATABASE_URL,
-        REDIS_URL: TEST_REDIS_URL,
-        LINE_CHANNEL_SECRET: TEST_CHANNEL_SECRET,
-        LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
-        LINE_API_BASE_URL: line.apiBaseUrl,
-        LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
-        LOG_LEVEL: 'info',
-      },
-    })
-    cleanups.push(async () => {
-      if (child.exitCode === null) child.kill('SIGKILL')
-    })
-    await eventually(() => expect(output()).toContain('Kizuna started'), 30_000)
+    const { line, port, child, output } = await startKizunaProcess()
     // Real LINE credentials without PUBLIC_BASE_URL: the links it would send are unreachable.
     await eventually(() => expect(output()).toContain('PUBLIC_BASE_URL is unset'))
     // Nor SMTP_URL or LINK_LOGIN_URL: no shopper could prove an online account. One warning says so.
@@ -59,5 +65,30 @@ describe('npm start (src/main/start.ts)', () => {
     expect(output()).toContain('shutting down')
     expect(output()).toContain('"msg":"stopped"')
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow()
+  }, 60_000)
+
+  it('exits at once on a second SIGTERM, saying what the shutdown was still waiting for', async () => {
+    const { line, port, child, output } = await startKizunaProcess()
+    line.setWebhookUrl(`http://127.0.0.1:${port}/webhooks/line`)
+    // LINE takes its time to answer the welcome: the job sending it is under way.
+    line.failNext({ method: 'POST', path: '/v2/bot/message/reply', timeoutMs: 8_000, status: 200 })
+    const user = line.users.create()
+    expect((await line.users.follow(user.userId)).status).toBe(200)
+    await eventually(() => expect(line.requestsTo('POST', '/v2/bot/message/reply')).toHaveLength(1))
+
+    child.kill('SIGTERM')
+    await new Promise((r) => setTimeout(r, 300))
+    expect(child.exitCode).toBeNull() // waiting for the job
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    const [code] = await exited
+    expect(code).toBe(1)
+    const last = JSON.parse(output().trim().split('\n').at(-1) ?? '{}')
+    expect(last).toMatchObject({
+      level: 50,
+      msg: expect.stringMatching(
+        /^second SIGTERM: exiting now, still waiting for jobs under way \((webhook|delivery) 1\)/,
+      ),
+    })
   }, 60_000)
 })
