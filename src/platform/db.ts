@@ -6,6 +6,7 @@ import type { Env } from '../config/env.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import type { DB } from './db.generated.ts'
 import type { Logger } from './logger.ts'
+import { createOutage, type Outage } from './outage.ts'
 import { pgliteDialect } from './pglite-dialect.ts'
 import { PreparingClient, registerPreparedDb } from './prepared.ts'
 import { watchStalledConnections } from './stalled-connections.ts'
@@ -29,7 +30,17 @@ export async function createDb(
 ): Promise<Database> {
   if (env.DATABASE_URL) {
     const size = opts.poolSize ?? 20
-    const pool = createPool(env.DATABASE_URL, size)
+    const outage = opts.log
+      ? createOutage(opts.log, {
+          name: 'Postgres',
+          envVar: 'DATABASE_URL',
+          url: env.DATABASE_URL,
+          meanwhile:
+            'the webhook answers 503 (LINE knows the events were not stored), APIs answer 503, ' +
+            'and jobs are retried',
+        })
+      : undefined
+    const pool = createPool(env.DATABASE_URL, size, { outage })
     // Prepared statements get connections of their own that always use the generic plan: with
     // the default (`auto`) Postgres went on planning the register scan's statement at every
     // execution (~1.2 ms of the ~3.4 ms it cost), as custom plans looked cheaper on paper. Only
@@ -43,6 +54,7 @@ export async function createDb(
     const preparedPool = createPool(env.DATABASE_URL, preparedSize, {
       options: '-c plan_cache_mode=force_generic_plan',
       min: preparedSize,
+      outage,
     })
     const watch = watchStalledConnections({
       connectionString: env.DATABASE_URL,
@@ -89,12 +101,13 @@ function clientsOf(pool: pg.Pool): PreparingClient[] {
 
 /**
  * `options`: server settings for every connection (`-c name=value`); `min`: how many idle
- * connections stay open (above it, an idle connection closes after 10 s).
+ * connections stay open (above it, an idle connection closes after 10 s); `outage`: told when
+ * connecting fails and succeeds (see PreparingClient.connect).
  */
 function createPool(
   connectionString: string,
   max: number,
-  extra: { options?: string; min?: number } = {},
+  extra: { options?: string; min?: number; outage?: Outage } = {},
 ): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
@@ -103,6 +116,7 @@ function createPool(
     connectionTimeoutMillis: 5_000,
     Client: PreparingClient as unknown as typeof pg.Client,
     ...(extra.options ? { options: extra.options } : {}),
+    ...(extra.outage ? { outage: extra.outage } : {}),
   })
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it. Queries report their own errors.

@@ -6,6 +6,7 @@ import { AppError, type ErrorCode, isConnectionError, statusOf } from './errors.
 import { describeFields, type FieldProblem, zodFields } from './input.ts'
 import type { Logger } from './logger.ts'
 import type { Metrics } from './metrics.ts'
+import { isOutageError } from './outage.ts'
 
 export type AppEnv = { Variables: { requestId: string; log: Logger } }
 
@@ -66,12 +67,14 @@ export function errorBody(c: Context<AppEnv>, code: ErrorCode, message: string, 
 /**
  * Answers every error in the one shape. A 5xx is logged with its cause: the webhook's 503s while
  * Postgres was away left no line at all, so the operator saw LINE's error count and nothing
- * here. A database that cannot be reached is a 503 saying so (a register may try again in a
+ * here (one an outage caused was logged as the outage, once). A database that cannot be reached is a 503 saying so (a register may try again in a
  * moment), not an "internal error".
  */
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
+  // What an outage caused was logged once, as the outage.
+  const logged = isOutageError(err)
   if (err instanceof AppError) {
-    if (err.status >= 500) c.get('log').error({ err }, err.message)
+    if (err.status >= 500 && !logged) c.get('log').error({ err }, err.message)
     return c.json(errorBody(c, err.code, err.message, err.details), err.status)
   }
   if (err instanceof HTTPException && err.status < 500) {
@@ -79,7 +82,7 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     return c.json(errorBody(c, code, err.message || 'bad request'), statusOf(code))
   }
   if (isConnectionError(err)) {
-    c.get('log').error({ err }, UNREACHABLE)
+    if (!logged) c.get('log').error({ err }, UNREACHABLE)
     return c.json(errorBody(c, 'UNAVAILABLE', UNREACHABLE), 503)
   }
   c.get('log').error({ err }, 'unhandled error')

@@ -6,6 +6,7 @@ import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { COPY_FROM_STDIN } from './copy.ts'
 import type { Db } from './db.ts'
+import { markOutageError, type Outage } from './outage.ts'
 import type { WatchedClient } from './stalled-connections.ts'
 
 /**
@@ -33,9 +34,36 @@ export class PreparingClient extends pg.Client implements WatchedClient {
   private unanswered = 0
   private sentAt = 0
 
+  /** Told whether Postgres could be reached at each connect (createDb's pool option). */
+  private readonly outage: Outage | undefined
+
   constructor(...args: ConstructorParameters<typeof pg.Client>) {
     super(...args)
+    this.outage = (args[0] as { outage?: Outage } | undefined)?.outage
     this.on('error', () => {})
+  }
+
+  // @ts-expect-error pg's connect() is overloaded (callback or promise); this keeps both.
+  override connect(callback?: (err: Error | null) => void) {
+    const noted = (err: Error | null) => {
+      if (!this.outage) return
+      if (!err) return this.outage.answered()
+      this.outage.failed(err)
+      markOutageError(err)
+    }
+    if (callback) {
+      return super.connect((err: Error | null) => {
+        noted(err)
+        callback(err)
+      })
+    }
+    return super.connect().then(
+      () => noted(null),
+      (err: Error) => {
+        noted(err)
+        throw err
+      },
+    )
   }
 
   get waitingSince(): number | null {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis'
 import { isConnectionError } from './errors.ts'
 import type { Logger } from './logger.ts'
+import { createOutage, redactUrl } from './outage.ts'
 
 export type { Redis }
 
@@ -23,22 +24,26 @@ export function createProducerRedis(url: string, log?: Logger): Redis {
   return redis
 }
 
-type Outage = { absorb(err: unknown): boolean }
-const outages = new WeakMap<Redis, Outage>()
+const outages = new WeakMap<Redis, { absorb(err: unknown): boolean }>()
 const RECHECK_MS = 1_000
 
 /**
  * True when `err` means Redis is away: a refused or lost connection, a command that timed out,
  * or any failure while the connection is down. The outage is logged once, naming REDIS_URL, and
- * its end once, so the caller logs nothing more. Each queue, worker and webhook request logged
- * every failure and reconnection attempt of its own: ~70 lines in five seconds of outage.
+ * its end once (see createOutage), so the caller logs nothing more.
  */
 export function isRedisOutage(redis: Redis, err: unknown): boolean {
   return outages.get(redis)?.absorb(err) ?? false
 }
 
-function watchOutage(redis: Redis, url: string, log: Logger): Outage {
-  let downSince: number | null = null
+function watchOutage(redis: Redis, url: string, log: Logger) {
+  const outage = createOutage(log, {
+    name: 'Redis',
+    envVar: 'REDIS_URL',
+    url,
+    meanwhile:
+      'jobs wait, and webhook events stay stored in Postgres until the sweeper queues them',
+  })
   let recheck: NodeJS.Timeout | undefined
   let pinging = false
   // Back when this connection answers again, whichever connection saw the outage.
@@ -47,9 +52,7 @@ function watchOutage(redis: Redis, url: string, log: Logger): Outage {
     pinging = true
     try {
       await redis.ping()
-      const seconds = Math.round((Date.now() - (downSince ?? Date.now())) / 1000)
-      log.info({ seconds }, `Redis is reachable again (REDIS_URL ${redactUrl(url)})`)
-      downSince = null
+      outage.answered()
       clearInterval(recheck)
     } catch {
       // Still away.
@@ -59,15 +62,10 @@ function watchOutage(redis: Redis, url: string, log: Logger): Outage {
   }
   redis.on('end', () => clearInterval(recheck))
   return {
-    absorb(err) {
+    absorb(err: unknown) {
       if (redis.status === 'ready' && !isConnectionError(err)) return false
-      if (downSince === null) {
-        downSince = Date.now()
-        log.error(
-          { err },
-          `Redis is unreachable at REDIS_URL (${redactUrl(url)}): jobs wait, and webhook events ` +
-            'stay stored in Postgres until the sweeper queues them; retrying',
-        )
+      if (!outage.down) {
+        outage.failed(err)
         recheck = setInterval(() => void checkBack(), RECHECK_MS)
         recheck.unref()
       }
@@ -110,15 +108,5 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
     )
   } finally {
     redis.disconnect()
-  }
-}
-
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password) parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return '(unparseable)'
   }
 }

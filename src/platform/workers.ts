@@ -1,6 +1,7 @@
 import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq'
 import { JOBS, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
 import type { Deps } from './deps.ts'
+import { isOutageError } from './outage.ts'
 import { isRedisOutage, type Redis } from './redis.ts'
 import type { Processor, Processors } from './worker-types.ts'
 
@@ -74,6 +75,8 @@ export function startWorkers(
     })
     worker.on('failed', (job, err) => {
       deps.metrics.jobs.inc({ queue, outcome: 'failed' })
+      // A Postgres outage was logged once, as the outage; its retries are counted only.
+      if (isOutageError(err)) return
       deps.log.warn(
         { err, queue, jobId: job?.id, attempts: job?.attemptsMade },
         'job attempt failed',

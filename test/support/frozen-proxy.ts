@@ -4,13 +4,19 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net'
 /**
  * A TCP proxy in front of a real server (Redis, Postgres) that a test can freeze: while frozen
  * it forwards nothing in either direction and closes nothing, like a network partition (the
- * peer neither answers nor resets the connection).
+ * peer neither answers nor resets the connection). It can also cut: every connection is reset
+ * and new ones are refused until it is restored, like a server that went down.
  */
 export async function startFrozenProxy(target: { host: string; port: number }) {
   let frozen = false
+  let cut = false
   const sockets = new Set<Socket>()
   const silenced = new Set<Socket>()
   const server = createServer((client) => {
+    if (cut) {
+      client.resetAndDestroy()
+      return
+    }
     const upstream = connect(target.port, target.host)
     for (const s of [client, upstream]) {
       sockets.add(s)
@@ -33,6 +39,13 @@ export async function startFrozenProxy(target: { host: string; port: number }) {
     port: (server.address() as AddressInfo).port,
     freeze() {
       frozen = true
+    },
+    cut() {
+      cut = true
+      for (const s of sockets) s.resetAndDestroy()
+    },
+    restore() {
+      cut = false
     },
     /**
      * The connections open now forward nothing any more, and are never closed; new ones pass:
