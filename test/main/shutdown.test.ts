@@ -1,14 +1,10 @@
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startLinePlatform } from '../../src/sandbox/platform.ts'
-import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN } from '../support/harness.ts'
-import { sparePort } from '../support/ports.ts'
-import { spawnWithOutput } from '../support/spawned.ts'
+import { spawnKizuna } from '../support/spawned.ts'
 import { eventually } from '../support/wait.ts'
 
-const start = fileURLToPath(new URL('../../src/main/start.ts', import.meta.url))
 const cleanups: (() => Promise<void>)[] = []
 afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
@@ -21,19 +17,12 @@ async function startKizunaProcess() {
     channelAccessToken: TEST_CHANNEL_TOKEN,
   })
   cleanups.push(() => line.close())
-  const port = await sparePort()
-  const { child, output } = spawnWithOutput(process.execPath, [start], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      DATABASE_URL: TEST_DATABASE_URL,
-      REDIS_URL: TEST_REDIS_URL,
-      LINE_CHANNEL_SECRET: TEST_CHANNEL_SECRET,
-      LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
-      LINE_API_BASE_URL: line.apiBaseUrl,
-      LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
-      LOG_LEVEL: 'info',
-    },
+  const { port, child, output } = await spawnKizuna({
+    LINE_CHANNEL_SECRET: TEST_CHANNEL_SECRET,
+    LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
+    LINE_API_BASE_URL: line.apiBaseUrl,
+    LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+    LOG_LEVEL: 'info',
   })
   cleanups.push(async () => {
     if (child.exitCode === null) child.kill('SIGKILL')

@@ -1,13 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
-import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
-import { sparePort } from '../support/ports.ts'
-import { spawnWithOutput } from '../support/spawned.ts'
+import { spawnKizuna } from '../support/spawned.ts'
 import { eventually } from '../support/wait.ts'
 
-const start = fileURLToPath(new URL('../../src/main/start.ts', import.meta.url))
 const cleanups: (() => Promise<void>)[] = []
 afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
@@ -15,16 +11,9 @@ afterAll(async () => {
 
 describe('npm start without LINE credentials', () => {
   it('prints where the simulated LINE app and the sandbox mailbox are, and both answer', async () => {
-    const port = await sparePort()
-    const { child, output } = spawnWithOutput(process.execPath, [start], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        DATABASE_URL: TEST_DATABASE_URL,
-        REDIS_URL: TEST_REDIS_URL,
-        QUEUE_PREFIX: `test-${randomUUID()}`,
-        LOG_LEVEL: 'warn',
-      },
+    const { port, child, output } = await spawnKizuna({
+      QUEUE_PREFIX: `test-${randomUUID()}`,
+      LOG_LEVEL: 'warn',
     })
     cleanups.push(async () => {
       if (child.exitCode !== null || child.signalCode !== null) return
