@@ -46,6 +46,7 @@ function watchOutage(redis: Redis, url: string, log: Logger) {
   })
   let recheck: NodeJS.Timeout | undefined
   let pinging = false
+  let endedAt = 0
   // Back when this connection answers again, whichever connection saw the outage.
   const checkBack = async () => {
     if (pinging || redis.status !== 'ready') return
@@ -53,6 +54,7 @@ function watchOutage(redis: Redis, url: string, log: Logger) {
     try {
       await redis.ping()
       outage.answered()
+      endedAt = Date.now()
       clearInterval(recheck)
     } catch {
       // Still away.
@@ -63,6 +65,9 @@ function watchOutage(redis: Redis, url: string, log: Logger) {
   redis.on('end', () => clearInterval(recheck))
   return {
     absorb(err: unknown) {
+      // A job under way when Redis restarted empty: BullMQ cannot record its end (twice per
+      // job); its row in Postgres is the truth, and the sweeper queues what is unfinished.
+      if (isLostJob(err) && (outage.down || Date.now() - endedAt < LOST_JOBS_MS)) return true
       if (redis.status === 'ready' && !isConnectionError(err)) return false
       if (!outage.down) {
         outage.failed(err)
@@ -72,6 +77,13 @@ function watchOutage(redis: Redis, url: string, log: Logger) {
       return true
     },
   }
+}
+
+/** After an outage, how long BullMQ's "Missing key for job" errors are taken as its doing. */
+const LOST_JOBS_MS = 60_000
+
+function isLostJob(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('Missing key for job')
 }
 
 /** Workers wait for Redis to come back (BullMQ requires maxRetriesPerRequest: null). */

@@ -40,6 +40,19 @@ describe('webhook during outages', () => {
     )
     cleanups.push(() => k.stopAll())
 
+    // A job under way through the outage: LINE answers its welcome slowly. Its end cannot be
+    // recorded in the Redis that restarts empty.
+    k.line.failNext({
+      method: 'POST',
+      path: '/v2/bot/message/reply',
+      timeoutMs: 2_000,
+      carriedOut: true,
+    })
+    const early = k.line.users.create()
+    expect((await k.line.users.follow(early.userId)).status).toBe(200)
+    await eventually(() =>
+      expect(k.line.requestsTo('POST', '/v2/bot/message/reply')).toHaveLength(1),
+    )
     await redis.stop()
     // Long enough for every connection to try again a few times.
     await new Promise((r) => setTimeout(r, 2_500))
@@ -148,7 +161,8 @@ describe('webhook during outages', () => {
       expect((await k.line.users.follow(k.line.users.create().userId)).status).toBe(503)
     }
     // A job that needs Postgres fails meanwhile, and is retried.
-    await k.deps.queues.enqueue('maintenance.sweep', {}, { jobId: `sweep-${randomUUID()}` })
+    const jobId = `sweep-${randomUUID()}`
+    await k.deps.queues.enqueue('maintenance.sweep', {}, { jobId })
     await eventually(async () => {
       const text = await k.deps.metrics.registry.metrics()
       expect(text).toMatch(/kizuna_jobs_total\{queue="maintenance",outcome="failed"\} [1-9]/)
@@ -158,14 +172,19 @@ describe('webhook during outages', () => {
     const user = k.line.users.create()
     expect((await k.line.users.follow(user.userId)).status).toBe(200)
     await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
-    const problems = logs.entries().filter((l) => (l.level as number) >= 40)
-    expect(problems).toEqual([
+    const entries = logs.entries()
+    expect(entries.filter((l) => (l.level as number) >= 50)).toEqual([
       expect.objectContaining({
         level: 50,
         msg: expect.stringContaining('Postgres is unreachable at DATABASE_URL'),
       }),
     ])
-    expect(logs.entries()).toContainEqual(
+    // Only work under way at the cut (the first scheduled sweep, if it ran just then) may log
+    // the connection it lost; what the outage failed afterwards logs nothing.
+    const warnings = entries.filter((l) => l.level === 40)
+    expect(warnings.filter((l) => l.jobId === jobId)).toEqual([])
+    expect(warnings.length).toBeLessThanOrEqual(1)
+    expect(entries).toContainEqual(
       expect.objectContaining({
         level: 30,
         msg: expect.stringContaining('Postgres is reachable again'),
