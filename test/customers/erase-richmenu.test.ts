@@ -109,7 +109,7 @@ describe('kizuna customers erase and the rich menu', () => {
 
     const res = await cli(['customers', 'erase', merged.id], lineEnv())
     expect(res.code).toBe(0)
-    expect(res.stdout).toContain(`erased customer ${a.customerId}`)
+    expect(res.stdout).toContain(`erased customer ${merged.id} (merged into ${a.customerId})`)
     const bulk = line.requestsTo('POST', '/v2/bot/richmenu/bulk/unlink')
     expect(bulk).toHaveLength(1)
     expect((bulk[0]?.body as { userIds: string[] } | undefined)?.userIds.sort()).toEqual(
