@@ -32,12 +32,17 @@ export function signLinkAssertion(secret: string, payload: Record<string, unknow
   return `${body}.${hmacBase64url(secret, body)}`
 }
 
+/** The refusal of an assertion signed with another secret than LINK_ASSERTION_SECRET. */
+export const BAD_SIGNATURE = 'assertion: bad signature'
+
 export function verifyLinkAssertion(secret: string, raw: unknown, now: Date): LinkAssertion {
   const bad = (why: string) => new AppError('BAD_REQUEST', `assertion: ${why}`)
   if (typeof raw !== 'string' || raw.length > 4_000) throw bad('missing or too long')
   const [body, signature, extra] = raw.split('.')
   if (!body || !signature || extra !== undefined) throw bad('malformed')
-  if (!sameSecret(signature, hmacBase64url(secret, body))) throw bad('bad signature')
+  if (!sameSecret(signature, hmacBase64url(secret, body))) {
+    throw new AppError('BAD_REQUEST', BAD_SIGNATURE)
+  }
   let json: unknown
   try {
     json = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'))

@@ -6,7 +6,7 @@ import { sandboxMailRoutes } from '../email/sandbox-mailbox.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
-import { verifyLinkAssertion } from './link-assertion.ts'
+import { BAD_SIGNATURE, verifyLinkAssertion } from './link-assertion.ts'
 import {
   checkLinkToken,
   issueNonceRedirect,
@@ -109,7 +109,18 @@ export function linkRoutes(
     const assertion = c.req.query('assertion')
     return page(c, async () => {
       if (!shopLogin) throw new AppError('NOT_FOUND', 'the shop login is not configured')
-      const verified = verifyLinkAssertion(shopLogin.secret, assertion, deps.clock.now())
+      let verified: ReturnType<typeof verifyLinkAssertion>
+      try {
+        verified = verifyLinkAssertion(shopLogin.secret, assertion, deps.clock.now())
+      } catch (error) {
+        // Every shopper sees "bad signature" when the two secrets differ: the operator is told.
+        if (error instanceof AppError && error.message === BAD_SIGNATURE) {
+          c.get('log').warn(
+            "shop login assertion refused: bad signature; check that LINK_ASSERTION_SECRET is the shop login's secret",
+          )
+        }
+        throw error
+      }
       const token = await checkLinkToken(deps, verified.linkToken)
       const url = await issueNonceRedirect(deps, token, verified.identity, dialogUrl, {
         assertionHash: verified.hash,

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signLinkAssertion } from '../../src/linking/link-assertion.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
+import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { logSink } from '../support/log-sink.ts'
 import { friend, linkReads, onlineCustomer, tapLink } from './support.ts'
 
 // Account link through the shop's own login (LINK_LOGIN_URL), and no SMTP_URL: the login is the
@@ -11,13 +13,13 @@ const SECRET = 'shop-login-assertion-secret-0123456789'
 const LOGIN_URL = 'https://shop.example/login?lang=ja'
 const PUBLIC_BASE_URL = 'https://kizuna.example'
 let k: TestKizuna
+const logs = logSink()
 
 beforeAll(async () => {
-  k = await startTestKizuna({
-    LINK_LOGIN_URL: LOGIN_URL,
-    LINK_ASSERTION_SECRET: SECRET,
-    PUBLIC_BASE_URL,
-  })
+  k = await startTestKizuna(
+    { LINK_LOGIN_URL: LOGIN_URL, LINK_ASSERTION_SECRET: SECRET, PUBLIC_BASE_URL },
+    { log: createLogger('info', logs.sink) },
+  )
 })
 afterAll(async () => {
   await k?.stopAll()
@@ -160,7 +162,13 @@ describe('GET /link/callback', () => {
   it('refuses an assertion with a bad signature, or whose payload was changed, and writes nothing', async () => {
     const { linkToken } = await linkStarted()
     const forged = assertionFor(linkToken, { externalId: newShopId() }, 300, 'x'.repeat(40))
+    const before = logs.lines.length
     await expectRefused(await callback(forged), 400, 'bad signature', linkToken)
+    // The operator learns why every shopper is refused: the secrets do not match.
+    const warned = logs.lines.slice(before).filter((l) => l.includes('LINK_ASSERTION_SECRET'))
+    expect(warned).toHaveLength(1)
+    expect(JSON.parse(warned[0] ?? '{}')).toMatchObject({ level: 40 })
+    expect(warned[0]).not.toContain(forged.split('.')[0])
 
     const [, signature] = assertionFor(linkToken, { externalId: newShopId() }).split('.')
     const otherBody = Buffer.from(
