@@ -143,6 +143,8 @@ describe('GET /staff/scan in Chromium', () => {
   it('shows a 409 from the API when the points exceed the balance', async () => {
     const member = await makeCustomer(db, { points: 5 })
     await scanCard(member.card)
+    // This member on screen, not the last test's (the receipt form may still show for that one).
+    await expect.poll(() => page.locator('#member-points').textContent()).toBe('5 pt')
     await page.locator('#receipt-form').waitFor()
     await page.getByLabel(/Receipt id/).fill(`R-${randomUUID()}`)
     await page.getByLabel(/Total/).fill('1000')
