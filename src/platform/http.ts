@@ -65,10 +65,10 @@ export function errorBody(c: Context<AppEnv>, code: ErrorCode, message: string, 
 }
 
 /**
- * Answers every error in the one shape. A 5xx is logged with its cause: the webhook's 503s while
- * Postgres was away left no line at all, so the operator saw LINE's error count and nothing
- * here (one an outage caused was logged as the outage, once). A database that cannot be reached is a 503 saying so (a register may try again in a
- * moment), not an "internal error".
+ * Answers every error in the one shape. A 5xx is logged with its cause (the webhook's 503s while
+ * Postgres was away used to leave no line at all); one an outage caused is not, as the outage
+ * was logged once already. A database that cannot be reached is a 503 saying so (a register
+ * may try again in a moment), not an "internal error".
  */
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   // What an outage caused was logged once, as the outage.
