@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
+import { afterKeyset, type Keyset } from '../platform/keyset.ts'
 
 export type LineStatus = 'friend' | 'blocked'
 
@@ -113,16 +114,27 @@ export async function fillCustomerName(db: Db, customerId: string, name: string)
     .execute()
 }
 
-export async function listLineUsersWithoutProfile(db: Db, olderThan: Date, limit: number) {
-  const rows = await db
+/**
+ * Friends whose profile was never fetched, added before `olderThan`, from after the row `after`
+ * (the last of the page before): each page is a range of line_user_profileless_idx, and none is
+ * read twice.
+ */
+export async function listLineUsersWithoutProfile(
+  db: Db,
+  olderThan: Date,
+  limit: number,
+  after?: Keyset,
+) {
+  return db
     .selectFrom('line_user')
-    .select('id')
-    .where('profile_fetched_at', 'is', null)
-    .where('status', '=', 'friend')
+    .select(['id', sql<string>`created_at::text`.as('at')])
+    .where(sql<boolean>`profile_fetched_at is null and status = 'friend'`)
     .where('created_at', '<', olderThan)
+    .where(afterKeyset('created_at', after))
+    .orderBy('created_at')
+    .orderBy('id')
     .limit(limit)
     .execute()
-  return rows.map((r) => r.id)
 }
 
 /** The customer's LINE friend whose profile was never fetched (none once it was, or if blocked). */

@@ -3,11 +3,19 @@ import { jobIds } from '../jobs.ts'
 import { listStaleDeliveries } from '../messaging/delivery.repo.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import type { Deps } from '../platform/deps.ts'
+import { readByKeyset } from '../platform/keyset.ts'
 import type { Processor } from '../platform/worker-types.ts'
-import { enqueueWebhookEvents } from '../webhook/webhook.enqueue.ts'
+import { enqueueWebhookEventsByUser } from '../webhook/webhook.enqueue.ts'
 import { listStalePendingEvents } from '../webhook/webhook.repo.ts'
 
-const BATCH = 1_000
+/** Rows one read takes. */
+const PAGE = 1_000
+/**
+ * Rows of each kind one sweep queues at most. A Redis outage leaves all it lasted unqueued (ten
+ * minutes of webhooks at 100 events/s are 60,000): read a page a sweep, they waited an hour
+ * while newer events overtook them; a sweep now takes them all, or the next one the rest.
+ */
+export const SWEEP_MAX = 50_000
 /** Rows younger than this are still on their way through the queue. */
 export const SWEEP_GRACE_MS = 10_000
 /** A missing profile is asked for again at most this often (it only fills in a name). */
@@ -33,28 +41,44 @@ export async function sweepOnce(
   const eventCutoff = oldestWaiting
     ? new Date(Math.min(cutoff.getTime(), oldestWaiting.timestamp - SWEEP_GRACE_MS))
     : cutoff
-  const events = await listStalePendingEvents(deps.db, eventCutoff, BATCH)
+  const pages = { page: PAGE, max: SWEEP_MAX }
+  const events = await readByKeyset(
+    (after, limit) => listStalePendingEvents(deps.db, eventCutoff, limit, after),
+    pages,
+  )
   const cause = `sweep-${cutoff.getTime()}`
-  await enqueueWebhookEvents(deps.queues, events, { cause })
+  await enqueueWebhookEventsByUser(deps.queues, events, { cause })
   // A campaign's deliveries: looked for once the queue has caught up.
   const backlog = await deps.queues.byName.delivery.getWaitingCount()
-  const deliveries = backlog > 0 ? [] : await listStaleDeliveries(deps.db, cutoff, BATCH)
+  const deliveries =
+    backlog > 0
+      ? []
+      : await readByKeyset(
+          (after, limit) => listStaleDeliveries(deps.db, cutoff, limit, after),
+          pages,
+        )
   await enqueueDeliveries(
     deps.queues,
-    deliveries.map((id) => ({ id })),
+    deliveries.map(({ id }) => ({ id })),
     { cause },
   )
   // One id per hour, not per sweep: a profile LINE keeps refusing (or a LINE outage) would
   // otherwise cost a call per user every sweep.
-  const profiles = await listLineUsersWithoutProfile(deps.db, cutoff, BATCH)
-  const hour = Math.floor(cutoff.getTime() / PROFILE_RETRY_MS)
-  await deps.queues.enqueueBulk(
-    'identity.fetch-profile',
-    profiles.map((lineUserId) => ({
-      data: { lineUserId },
-      jobId: jobIds.profile(lineUserId, `sweep-${hour}`),
-    })),
+  const profiles = await readByKeyset(
+    (after, limit) => listLineUsersWithoutProfile(deps.db, cutoff, limit, after),
+    pages,
   )
+  const hour = Math.floor(cutoff.getTime() / PROFILE_RETRY_MS)
+  // A page to a request: one request for 50,000 jobs would hold Redis for a while.
+  for (let i = 0; i < profiles.length; i += PAGE) {
+    await deps.queues.enqueueBulk(
+      'identity.fetch-profile',
+      profiles.slice(i, i + PAGE).map(({ id }) => ({
+        data: { lineUserId: id },
+        jobId: jobIds.profile(id, `sweep-${hour}`),
+      })),
+    )
+  }
   const counts = { events: events.length, deliveries: deliveries.length, profiles: profiles.length }
   if (counts.events + counts.deliveries + counts.profiles > 0) {
     // Found, not necessarily queued: a profile already asked for this hour keeps its job.

@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { Database, Db } from '../platform/db.ts'
+import { afterKeyset, type Keyset } from '../platform/keyset.ts'
 import { executePrepared } from '../platform/prepared.ts'
 import type { DeliveryIntent as Intent } from './delivery.service.ts'
 
@@ -372,12 +373,17 @@ export async function failUnfinishedDeliveries(
 /**
  * Due deliveries nobody is working on: pending ones older than the grace (their job was lost)
  * and not waiting for their job's next try (a LINE 5xx: retry_at), or whose try is that late,
- * and ones left in `sending` past the lease (a crashed worker).
+ * and ones left in `sending` past the lease (a crashed worker). Oldest change first, from after
+ * the row `after` (the last of the page before): each page is a range of delivery_unfinished_idx,
+ * and none is read twice (a row written meanwhile moves past the end).
  */
-export async function listStaleDeliveries(db: Db, olderThan: Date, limit: number) {
-  const rows = await db
+export async function listStaleDeliveries(db: Db, olderThan: Date, limit: number, after?: Keyset) {
+  const leaseStart = sql<Date>`now() - make_interval(secs => ${SENDING_LEASE_SECONDS})`
+  return db
     .selectFrom('delivery')
-    .select('id')
+    .select(['id', sql<string>`updated_at::text`.as('at')])
+    .where(sql<boolean>`status in ('pending', 'sending')`)
+    .where('updated_at', '<', sql<Date>`greatest(${olderThan}::timestamptz, ${leaseStart})`)
     .where((eb) =>
       eb.or([
         eb.and([
@@ -385,16 +391,15 @@ export async function listStaleDeliveries(db: Db, olderThan: Date, limit: number
           eb('updated_at', '<', olderThan),
           eb.or([eb('retry_at', 'is', null), eb('retry_at', '<', olderThan)]),
         ]),
-        eb.and([
-          eb('status', '=', 'sending'),
-          eb('updated_at', '<', sql<Date>`now() - make_interval(secs => ${SENDING_LEASE_SECONDS})`),
-        ]),
+        eb.and([eb('status', '=', 'sending'), eb('updated_at', '<', leaseStart)]),
       ]),
     )
     .where('send_after', '<=', sql<Date>`now()`)
+    .where(afterKeyset('updated_at', after))
+    .orderBy('updated_at')
+    .orderBy('id')
     .limit(limit)
     .execute()
-  return rows.map((r) => r.id)
 }
 
 /**

@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
+import { afterKeyset, type Keyset } from '../platform/keyset.ts'
 import { executePreparedText, PREPARE } from '../platform/prepared.ts'
 
 const INSERT_BODIES_SQL = `${PREPARE}
@@ -132,16 +133,31 @@ export async function forgetUnsentMessage(
   return Number(result.numAffectedRows ?? 0) > 0
 }
 
-export async function listStalePendingEvents(db: Db, olderThan: Date, limit: number) {
-  const rows = await db
+/**
+ * Pending events stored before `olderThan`, oldest first, from after the row `after` (the last
+ * of the page before): each page is a range of webhook_event_pending_idx, and none is read twice.
+ */
+export async function listStalePendingEvents(
+  db: Db,
+  olderThan: Date,
+  limit: number,
+  after?: Keyset,
+) {
+  return db
     .selectFrom('webhook_event')
-    .select('webhook_event_id')
+    .select([
+      'id',
+      sql<string>`received_at::text`.as('at'),
+      'webhook_event_id',
+      sql<string | null>`payload->'source'->>'userId'`.as('user_id'),
+    ])
     .where('status', '=', 'pending')
     .where('received_at', '<', olderThan)
+    .where(afterKeyset('received_at', after))
     .orderBy('received_at')
+    .orderBy('id')
     .limit(limit)
     .execute()
-  return rows.map((r) => r.webhook_event_id)
 }
 
 /**

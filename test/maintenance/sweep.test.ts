@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { UnrecoverableError, Worker } from 'bullmq'
+import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import type { QueueName } from '../../src/jobs.ts'
@@ -111,6 +112,122 @@ describe('sweeper', () => {
     expect(await sweepOnce(deps, 0)).toMatchObject({ events: 1 })
     const jobs = await waitingWebhookJobs(deps)
     expect(jobs.sort()).toEqual([[lost.webhookEventId], [queued.webhookEventId]].sort())
+  })
+
+  it('queues every event stored through a long Redis outage in one sweep, each once', async () => {
+    const { deps, env, line } = await startPrivateDeps(cleanups)
+    const redis = createWorkerRedis(env.REDIS_URL)
+    cleanups.push(async () => redis.disconnect())
+    // Stored while Redis took nothing (the webhook answered 200, no job reached Redis): more
+    // than one of the sweeper's reads, in writes whose events share their received_at (a page
+    // may end inside such a run). One user's first event and last are far apart.
+    const regular = line.users.create().userId
+    const unfollow = (userId: string) => line.buildEvent('unfollow', userId, {})
+    const writes = [1_200, 1_200, 100].map((n) =>
+      Array.from({ length: n }, () => unfollow(line.users.create().userId)),
+    )
+    const [firstOfUser, lastOfUser] = [unfollow(regular), unfollow(regular)]
+    writes[0]!.unshift(firstOfUser)
+    writes[2]!.push(lastOfUser)
+    for (const events of writes) {
+      await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope(events))])
+    }
+    const stored = writes.flat().map((e) => e.webhookEventId)
+
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: stored.length })
+    const jobs = await waitingWebhookJobs(deps)
+    const queued = jobs.flat()
+    expect(queued).toHaveLength(stored.length)
+    expect(new Set(queued)).toEqual(new Set(stored))
+    // The user's events go in one job, to be applied one after the other.
+    expect(jobs.find((ids) => ids.includes(firstOfUser.webhookEventId))).toContain(
+      lastOfUser.webhookEventId,
+    )
+
+    const mailer = createMailer(env, deps.db, { sandbox: false })
+    const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, {
+      queues: ['webhook'],
+    })
+    cleanups.push(() => workers.close())
+    await eventually(async () => {
+      const rows = await deps.db
+        .selectFrom('webhook_event')
+        .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
+        .groupBy('status')
+        .execute()
+      expect(rows.map((r) => ({ status: r.status, n: Number(r.n) }))).toEqual([
+        { status: 'done', n: stored.length },
+      ])
+    }, 60_000)
+  }, 90_000)
+
+  it('queues every unsent delivery in one sweep, each once', async () => {
+    const { deps, env, line } = await startPrivateDeps(cleanups)
+    const redis = createWorkerRedis(env.REDIS_URL)
+    cleanups.push(async () => redis.disconnect())
+    const friend = line.users.create()
+    friend.friendship = 'friend'
+    const follow = line.buildEvent('follow', friend.userId, {})
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
+    await processWebhookEvent(deps, follow.webhookEventId)
+    await deps.db.updateTable('delivery').set({ status: 'sent' }).execute()
+    await deps.queues.byName.delivery.drain(true)
+    const { customer_id } = await deps.db
+      .selectFrom('line_user')
+      .select('customer_id')
+      .where('line_uid', '=', friend.userId)
+      .executeTakeFirstOrThrow()
+    // Written in one statement (one updated_at) and never queued (Redis down meanwhile).
+    const rows = await insertDeliveries(
+      deps.db,
+      Array.from({ length: 1_500 }, (_, i) => ({
+        dedupeKey: `sweep-backlog:${randomUUID()}`,
+        kind: 'notice',
+        category: 'transactional' as const,
+        customerId: customer_id!,
+        content: { messages: [{ type: 'text' as const, text: `お知らせ ${i}` }] },
+      })),
+    )
+    const ids = rows.map((r) => r.id)
+
+    expect(await sweepOnce(deps, 0)).toMatchObject({ deliveries: ids.length })
+    const jobs = await deps.queues.byName.delivery.getJobs(['wait'])
+    const queued = jobs.flatMap((job) => job.data.deliveryIds as string[])
+    expect(queued).toHaveLength(ids.length)
+    expect(new Set(queued)).toEqual(new Set(ids))
+
+    const mailer = createMailer(env, deps.db, { sandbox: false })
+    const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, {
+      queues: ['delivery'],
+    })
+    cleanups.push(() => workers.close())
+    await eventually(async () => {
+      const sent = await deps.db
+        .selectFrom('delivery')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('id', 'in', ids)
+        .where('status', '=', 'sent')
+        .executeTakeFirstOrThrow()
+      expect(Number(sent.n)).toBe(ids.length)
+    }, 60_000)
+  }, 90_000)
+
+  it('asks for every missing profile in one sweep, each once', async () => {
+    const { deps } = await startPrivateDeps(cleanups)
+    // Friends whose profile jobs never reached Redis, added in one statement (one created_at).
+    const friends = await sql<{ id: string }>`
+      with c as (insert into customer (id) select gen_random_uuid()
+                 from generate_series(1, 1500) returning id)
+      insert into line_user (customer_id, line_uid, status, status_changed_at)
+      select id, 'U' || md5(id::text), 'friend', now() from c
+      returning id`.execute(deps.db)
+    const ids = friends.rows.map((r) => r.id)
+
+    expect(await sweepOnce(deps, 0)).toMatchObject({ profiles: ids.length })
+    const jobs = await deps.queues.byName.identity.getJobs(['wait'])
+    const queued = jobs.map((job) => job.data.lineUserId as string)
+    expect(queued).toHaveLength(ids.length)
+    expect(new Set(queued)).toEqual(new Set(ids))
   })
 
   it('leaves a delivery waiting for its retry after a LINE 5xx alone until that retry is overdue', async () => {
