@@ -15,14 +15,15 @@ export type Traces = {
 }
 
 /** Replaces an error text that may quote the person (an SMTP reply names the address). */
-const ERROR_REMOVED = 'error text removed on erasure'
+export const ERROR_REMOVED = 'error text removed on erasure'
 
 /**
  * Scrubs the person's email and LINE user id from the rows around them: account-link codes
  * (deleted: they live minutes and hold the address), nonces (their address dropped, as when one
  * is used), stored multicast requests (their user id taken out of `to`), the error texts of
- * their deliveries, mail a sandbox run kept for their address, and online orders still waiting for their email or shop account to appear
- * (kept unmatched for good, without it).
+ * their deliveries and the links clicked in them, mail a sandbox run kept for their address, and
+ * online orders still waiting for their email or shop account to appear (kept unmatched for
+ * good, without it).
  */
 export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
   const tokens = t.lineUserIds.length
@@ -64,6 +65,16 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
     .set({ push_body: null })
     .where('customer_id', '=', t.customerId)
     .where('push_body', 'is not', null)
+    .execute()
+  // A link clicked in their email may have been made for them (their name, their member page):
+  // the click is kept, not where it led.
+  await trx
+    .updateTable('delivery_event')
+    .set({ url: null })
+    .where('delivery_id', 'in', (eb) =>
+      eb.selectFrom('delivery').select('id').where('customer_id', '=', t.customerId),
+    )
+    .where('url', 'is not', null)
     .execute()
   const waitingOn = [
     ...t.emails.map((value) => ['email', value] as const),

@@ -6,7 +6,7 @@ import type { Database, DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { findIdentityOwner, findSurvivingCustomer } from './customer.repo.ts'
 import { deleteCustomerTags } from './customer-tag.repo.ts'
-import { eraseTraces } from './erase-traces.repo.ts'
+import { ERROR_REMOVED, eraseTraces } from './erase-traces.repo.ts'
 
 /**
  * Identity kinds that keep a tombstone (a hash of kind and value, never the value) pointing at
@@ -52,9 +52,10 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
  * - purchases stay for statistics, anonymised (stored register answers removed);
  * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row);
  * - the marketers' tags are deleted (one may say something personal: "妊娠中", a complaint);
- * - the webhook events of the person's LINE user ids keep only their type and id;
- * - account-link codes and nonces, stored multicast requests and delivery errors lose the
- *   person's email and LINE user id (eraseTraces);
+ * - the webhook events of the person's LINE user ids (a group's join or leave naming them too)
+ *   keep only their type and id, and lose their error text;
+ * - account-link codes and nonces, stored multicast requests, delivery errors and the links
+ *   clicked in their emails lose the person's email and LINE user id (eraseTraces);
  * - the recorded rich menu is cleared: the caller unlinks it at LINE first, while the LINE user
  *   id is known (unlinkMenusBeforeErasure); this transaction makes no network call.
  * A merged id leads to the surviving customer, which is the same person.
@@ -109,8 +110,12 @@ async function liveLineUidsOf(db: Db, customerId: string): Promise<string[]> {
  */
 async function lockLineEvents(trx: Transaction<DB>, lineUids: string[]): Promise<string[]> {
   if (lineUids.length === 0) return []
+  // A group's join or leave names its members outside `source`.
+  const members = lineUids.map((userId) => JSON.stringify([{ userId }]))
   const { rows } = await sql<{ id: string }>`
     select id from webhook_event where payload->'source'->>'userId' = any(${lineUids}::text[])
+      or payload->'joined'->'members' @> any(${members}::jsonb[])
+      or payload->'left'->'members' @> any(${members}::jsonb[])
     order by id for update`.execute(trx)
   await lockLineUsers(trx, lineUids)
   return rows.map((r) => r.id)
@@ -206,14 +211,16 @@ async function eraseLocked(
   }
 
   // The webhook inbox keeps each event as LINE sent it (user id, message text, postback
-  // data): the person's events keep only their type and id. An event still waiting to be
-  // processed is then skipped (outcome 'erased').
+  // data): the person's events keep only their type and id, and no error text (one given up
+  // on may quote what it held). An event still waiting to be processed is then skipped
+  // (outcome 'erased').
   const lineUids = lineUsers.map((l) => l.line_uid).filter((uid) => !uid.startsWith(TOMBSTONE))
   if (eventIds.length > 0) {
     await sql`
         update webhook_event
         set payload = jsonb_build_object('type', type, 'webhookEventId', webhook_event_id,
               'erased', true),
+            last_error = case when last_error is not null then ${ERROR_REMOVED} end,
             updated_at = now()
         where id = any(${eventIds}::uuid[])`.execute(trx)
   }

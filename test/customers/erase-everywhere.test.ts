@@ -8,6 +8,8 @@ import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Database } from '../../src/platform/db.ts'
+import { processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
+import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
 import { friend, proveEmail, tapLink } from '../linking/support.ts'
 import { makeStoreKey, receipt } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
@@ -172,8 +174,10 @@ describe('customers erase leaves nothing of the person in any table', () => {
         .executeTakeFirstOrThrow()
       expect(lu.status).toBe('blocked')
     })
+    // Its link is made for them (the shop's page greets them by name): the click records it.
+    const personal = `https://shop.example.jp/winter-sale?for=${shopName}`
     const byEmail = await scheduleDeliveries(k.deps, [
-      campaign(customerId, { ...sample, displayName: shopName }, 'mail'),
+      campaign(customerId, { ...sample, displayName: shopName, url: personal }, 'mail'),
     ])
     await settled(byEmail)
     const mail = parseMail(
@@ -186,6 +190,24 @@ describe('customers erase leaves nothing of the person in any table', () => {
     const link = /href="([^"]+\/r\/[^"]+)"/.exec(mail.html)?.[1] ?? ''
     const click = await fetch(`${k.baseUrl}${new URL(link).pathname}`, { redirect: 'manual' })
     expect(click.status).toBe(302)
+    expect(click.headers.get('location')).toBe(personal)
+
+    // One of their events the worker gave up on, its error quoting what they wrote (as a
+    // handler's error can quote its input).
+    const lost = k.line.buildEvent('postback', user.userId, { data: `action=${said}` })
+    await insertWebhookBodies(db, [JSON.stringify(k.line.envelope([lost]))])
+    const data = { webhookEventIds: [lost.webhookEventId] }
+    await processWebhookEvents.onFinalFailure?.(
+      k.deps,
+      data,
+      new Error(`postback "action=${said}" from ${user.userId} could not be applied`),
+    )
+    const failed = await db
+      .selectFrom('webhook_event')
+      .select(['status', 'last_error'])
+      .where('webhook_event_id', '=', lost.webhookEventId)
+      .executeTakeFirstOrThrow()
+    expect(failed.status).toBe('failed')
 
     // A marketer's tag can say something personal too.
     await changeCustomerTags(db, customerId, { add: [`${said} 相談`] })
@@ -197,11 +219,13 @@ describe('customers erase leaves nothing of the person in any table', () => {
       'line_user',
       'webhook_event',
       'delivery',
+      'delivery_event',
       'identity',
       'customer_tag',
     ]) {
       expect(before.some((f) => f.startsWith(`${table}.`))).toBe(true)
     }
+    expect(before.some((f) => f.startsWith('webhook_event.last_error'))).toBe(true)
 
     const erased = await cli(['customers', 'erase', customerId], {
       LINE_CHANNEL_SECRET: k.deps.env.LINE_CHANNEL_SECRET ?? '',

@@ -474,6 +474,22 @@ describe('eraseCustomer', () => {
         }),
       ])
       .execute()
+    // The person joining a group the account is in: LINE names the members outside `source`.
+    await db
+      .insertInto('webhook_event')
+      .values({
+        webhook_event_id: `01JOIN${randomUUID().replaceAll('-', '').toUpperCase()}`,
+        type: 'memberJoined',
+        mode: 'active',
+        occurred_at: new Date(),
+        payload: JSON.stringify({
+          type: 'memberJoined',
+          source: { type: 'group', groupId: `C${randomUUID().replaceAll('-', '')}` },
+          joined: { members: [{ type: 'user', userId: p.lineUid }] },
+        }),
+        status: 'done',
+      })
+      .execute()
     // Online orders waiting for the address to appear, or for a shop account id with the
     // address beside it.
     const order = {
