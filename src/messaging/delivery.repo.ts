@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { ERROR_REMOVED } from '../customers/erase-traces.repo.ts'
 import type { Database, Db } from '../platform/db.ts'
 import { afterKeyset, type Keyset } from '../platform/keyset.ts'
 import { executePrepared } from '../platform/prepared.ts'
@@ -223,7 +224,12 @@ export async function recordOutcomes(
       line_request_id = case when o.channel = 'line' then o.request_id else d.line_request_id end,
       email_message_id = case when o.channel = 'email' then o.request_id else d.email_message_id end,
       skip_reason = coalesce(o.reason, d.skip_reason),
-      last_error = case when o.status = 'sent' then null else coalesce(o.error, d.last_error) end,
+      -- A customer erased while this send was under way keeps no error text (an SMTP reply
+      -- names the address); looked up only when there is one.
+      last_error = case when o.status = 'sent' or coalesce(o.error, d.last_error) is null then null
+        when exists (select from customer c where c.id = d.customer_id and c.erased_at is not null)
+        then ${ERROR_REMOVED}
+        else coalesce(o.error, d.last_error) end,
       sent_at = case when o.status = 'sent' then now() else d.sent_at end,
       -- Kept while LINE may have accepted the push (a 5xx or timeout, to retry): any other
       -- outcome is final or was refused whole, and a requeued row is rendered again.

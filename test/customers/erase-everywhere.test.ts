@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import sample from '../../flex-templates/campaign-sample.sample.json' with { type: 'json' }
 import { setConsent } from '../../src/consent/consent.service.ts'
 import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
@@ -245,5 +246,46 @@ describe('customers erase leaves nothing of the person in any table', () => {
       .orderBy('total')
       .execute()
     expect(purchases).toEqual([{ total: 8_000 }, { total: 30_000 }])
+  }, 60_000)
+
+  it('erases someone while an email to them is under way, and the relay then refuses it', async () => {
+    const tag = randomUUID().replaceAll('-', '').slice(0, 10)
+    const name = `Okada${tag}`
+    const email = `okada.${tag}@example.jp`
+    const { id } = await db
+      .insertInto('customer')
+      .values({ display_name: name, email })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    await setConsent(db, id, {
+      category: 'marketing',
+      channel: 'email',
+      granted: true,
+      source: 'admin',
+    })
+    // The relay keeps the message waiting at RCPT TO while the person is erased.
+    const held = smtp.holdRecipient(email)
+    const ids = await scheduleDeliveries(k.deps, [
+      {
+        content: { templateId: 'campaign-sample', vars: { ...sample, displayName: name } },
+        kind: 'campaign',
+        category: 'marketing',
+        dedupeKey: `erase-everywhere:under-way:${id}`,
+        customerId: id,
+      },
+    ])
+    await held.reached
+    await eraseCustomer(db, id)
+    // Then refuses it, quoting the address, as relays do.
+    held.answer({ code: 550, message: `5.1.1 <${email}>: Recipient address rejected` })
+    await settled(ids)
+    const row = await db
+      .selectFrom('delivery')
+      .select(['status', 'last_error'])
+      .where('id', 'in', ids)
+      .executeTakeFirstOrThrow()
+    expect(row.status).toBe('failed')
+    expect(row.last_error).not.toBeNull()
+    expect(await findAnywhere([name, email])).toEqual([])
   }, 60_000)
 })

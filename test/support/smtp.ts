@@ -10,7 +10,8 @@ const reply = (code: number, message: string) =>
 /**
  * A real SMTP server on a free port that keeps what it receives. `refuseNext` makes the next
  * messages fail at the end of DATA with an SMTP reply (451: try again later), as a relay would;
- * `refuseSender` and `refuseRecipient` answer MAIL FROM or RCPT TO with one. With `login`, the
+ * `refuseSender` and `refuseRecipient` answer MAIL FROM or RCPT TO with one, and `holdRecipient`
+ * keeps RCPT TO waiting for the test's answer (a message under way). With `login`, the
  * server wants AUTH (PLAIN or LOGIN) with that user and password before MAIL FROM (530 without
  * it) and answers 535 to any other; `acceptLogin` changes what it takes.
  */
@@ -18,6 +19,8 @@ export async function startSmtp(opts: { login?: { user: string; password: string
   const mails: ReceivedMail[] = []
   const refusals: { code: number; message: string }[] = []
   const refusedRecipients = new Map<string, { code: number; message: string }>()
+  type Refusal = { code: number; message: string } | null
+  const heldRecipients = new Map<string, { reached: () => void; answer: Promise<Refusal> }>()
   let refusedSender: { code: number; message: string } | null = null
   let login = opts.login
   let refused = 0
@@ -41,6 +44,15 @@ export async function startSmtp(opts: { login?: { user: string; password: string
       callback(refusedSender ? reply(refusedSender.code, refusedSender.message) : undefined)
     },
     onRcptTo(address, _session, callback) {
+      const held = heldRecipients.get(address.address.toLowerCase())
+      if (held) {
+        heldRecipients.delete(address.address.toLowerCase())
+        held.reached()
+        void held.answer.then((refusal) =>
+          callback(refusal ? reply(refusal.code, refusal.message) : undefined),
+        )
+        return
+      }
       const refusal = refusedRecipients.get(address.address.toLowerCase())
       callback(refusal ? reply(refusal.code, refusal.message) : undefined)
     },
@@ -82,6 +94,24 @@ export async function startSmtp(opts: { login?: { user: string; password: string
     /** Answers RCPT TO for this address with this reply from now on. */
     refuseRecipient(address: string, code = 550, message = '5.1.1 No such user here') {
       refusedRecipients.set(address.toLowerCase(), { code, message })
+    },
+    /**
+     * Keeps the next RCPT TO for this address waiting: `reached` resolves when a message to it
+     * gets there, and `answer` replies (a refusal, or null to take it).
+     */
+    holdRecipient(address: string) {
+      let reached!: () => void
+      let answer!: (refusal: Refusal) => void
+      const held = {
+        reached: new Promise<void>((resolve) => {
+          reached = resolve
+        }),
+        answer: new Promise<Refusal>((resolve) => {
+          answer = resolve
+        }),
+      }
+      heldRecipients.set(address.toLowerCase(), { reached, answer: held.answer })
+      return { reached: held.reached, answer }
     },
     /** From now on the server takes this login (and no other). */
     acceptLogin(user: string, password: string) {
