@@ -27,6 +27,41 @@ afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
 
+type PrivateDeps = Awaited<ReturnType<typeof startPrivateDeps>>
+
+/** A friend whose welcome is sent and whose delivery jobs are gone: nothing of theirs is unfinished. */
+async function friendWithNothingUnfinished(
+  deps: PrivateDeps['deps'],
+  line: PrivateDeps['line'],
+): Promise<string> {
+  const friend = line.users.create()
+  friend.friendship = 'friend'
+  const follow = line.buildEvent('follow', friend.userId, {})
+  await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
+  await processWebhookEvent(deps, follow.webhookEventId)
+  await deps.db.updateTable('delivery').set({ status: 'sent' }).execute()
+  await deps.queues.byName.delivery.drain(true)
+  const { customer_id } = await deps.db
+    .selectFrom('line_user')
+    .select('customer_id')
+    .where('line_uid', '=', friend.userId)
+    .executeTakeFirstOrThrow()
+  return customer_id
+}
+
+/** Kizuna's workers for these queues, until the file's cleanups. */
+function startQueueWorkers(
+  deps: PrivateDeps['deps'],
+  env: PrivateDeps['env'],
+  queues: QueueName[],
+) {
+  const redis = createWorkerRedis(env.REDIS_URL)
+  cleanups.push(async () => redis.disconnect())
+  const mailer = createMailer(env, deps.db, { sandbox: false })
+  const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, { queues })
+  cleanups.push(() => workers.close())
+}
+
 describe('sweeper', () => {
   it('queues again an event and a profile whose jobs failed without the rows saying so', async () => {
     // Its own database: the sweeper takes every stale row it sees.
@@ -116,8 +151,6 @@ describe('sweeper', () => {
 
   it('queues every event stored through a long Redis outage in one sweep, each once', async () => {
     const { deps, env, line } = await startPrivateDeps(cleanups)
-    const redis = createWorkerRedis(env.REDIS_URL)
-    cleanups.push(async () => redis.disconnect())
     // Stored while Redis took nothing (the webhook answered 200, no job reached Redis): more
     // than one of the sweeper's reads, in writes whose events share their received_at (a page
     // may end inside such a run). One user's first event and last are far apart.
@@ -144,11 +177,7 @@ describe('sweeper', () => {
       lastOfUser.webhookEventId,
     )
 
-    const mailer = createMailer(env, deps.db, { sandbox: false })
-    const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, {
-      queues: ['webhook'],
-    })
-    cleanups.push(() => workers.close())
+    startQueueWorkers(deps, env, ['webhook'])
     await eventually(async () => {
       const rows = await deps.db
         .selectFrom('webhook_event')
@@ -163,20 +192,7 @@ describe('sweeper', () => {
 
   it('queues every unsent delivery in one sweep, each once', async () => {
     const { deps, env, line } = await startPrivateDeps(cleanups)
-    const redis = createWorkerRedis(env.REDIS_URL)
-    cleanups.push(async () => redis.disconnect())
-    const friend = line.users.create()
-    friend.friendship = 'friend'
-    const follow = line.buildEvent('follow', friend.userId, {})
-    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
-    await processWebhookEvent(deps, follow.webhookEventId)
-    await deps.db.updateTable('delivery').set({ status: 'sent' }).execute()
-    await deps.queues.byName.delivery.drain(true)
-    const { customer_id } = await deps.db
-      .selectFrom('line_user')
-      .select('customer_id')
-      .where('line_uid', '=', friend.userId)
-      .executeTakeFirstOrThrow()
+    const customerId = await friendWithNothingUnfinished(deps, line)
     // Written in one statement (one updated_at) and never queued (Redis down meanwhile).
     const rows = await insertDeliveries(
       deps.db,
@@ -184,7 +200,7 @@ describe('sweeper', () => {
         dedupeKey: `sweep-backlog:${randomUUID()}`,
         kind: 'notice',
         category: 'transactional' as const,
-        customerId: customer_id!,
+        customerId,
         content: { messages: [{ type: 'text' as const, text: `お知らせ ${i}` }] },
       })),
     )
@@ -196,11 +212,7 @@ describe('sweeper', () => {
     expect(queued).toHaveLength(ids.length)
     expect(new Set(queued)).toEqual(new Set(ids))
 
-    const mailer = createMailer(env, deps.db, { sandbox: false })
-    const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, {
-      queues: ['delivery'],
-    })
-    cleanups.push(() => workers.close())
+    startQueueWorkers(deps, env, ['delivery'])
     await eventually(async () => {
       const sent = await deps.db
         .selectFrom('delivery')
@@ -232,25 +244,14 @@ describe('sweeper', () => {
 
   it('leaves a delivery waiting for its retry after a LINE 5xx alone until that retry is overdue', async () => {
     const { deps, env, line } = await startPrivateDeps(cleanups)
-    const friend = line.users.create()
-    friend.friendship = 'friend'
-    const follow = line.buildEvent('follow', friend.userId, {})
-    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
-    await processWebhookEvent(deps, follow.webhookEventId)
     // Only the delivery below is unfinished, and no job waits (no worker here).
-    await deps.db.updateTable('delivery').set({ status: 'sent' }).execute()
-    await deps.queues.byName.delivery.drain(true)
-    const { customer_id } = await deps.db
-      .selectFrom('line_user')
-      .select('customer_id')
-      .where('line_uid', '=', friend.userId)
-      .executeTakeFirstOrThrow()
+    const customerId = await friendWithNothingUnfinished(deps, line)
     const [row] = await insertDeliveries(deps.db, [
       {
         dedupeKey: `sweep-test:${randomUUID()}`,
         kind: 'notice',
         category: 'transactional',
-        customerId: customer_id!,
+        customerId,
         content: { messages: [{ type: 'text', text: 'お知らせ' }] },
       },
     ])
