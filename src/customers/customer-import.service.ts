@@ -3,7 +3,7 @@ import type { Env } from '../config/env.ts'
 import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
-import { classifyBarcode } from '../pos/barcode.ts'
+import { readBarcode } from '../pos/barcode.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
 import {
   findIdentityOwner,
@@ -175,7 +175,7 @@ export async function importCustomerRow(
   // ...and any such number as one, never as a legacy card (the register refuses to link one too).
   if (
     row.legacy_card !== undefined &&
-    classifyBarcode(row.legacy_card, env.MEMBER_CARD_PREFIX) !== 'other'
+    readBarcode(row.legacy_card, env.MEMBER_CARD_PREFIX).shape !== 'other'
   ) {
     throw new RowError(
       'legacy_card',

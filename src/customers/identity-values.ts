@@ -27,6 +27,24 @@ export const emailSchema = z
   .pipe(z.email({ pattern: EMAIL, error: 'not a valid email address' }).max(254))
 
 /**
+ * A card number, barcode or coupon code as it arrives: Unicode NFKC, trimmed. A keyboard-wedge
+ * scanner typing while the IME is in full-width mode, staff typing a number by hand the same way
+ * and legacy systems' CSV files give "２９１２…" and "Ｌ１２３"; NFKC reads them as ASCII (and
+ * U+3000 as a space). What is inside stays: a legacy card's hyphens and spaces are its number's.
+ */
+export const readCode = (raw: string): string => raw.normalize('NFKC').trim()
+
+/**
+ * The digits of a number typed with spaces or dashes between them ("2 912345 678904", as printed
+ * under a card's bars; "2912-3456…"; ー is the dash a Japanese IME types), or undefined when
+ * anything else is in it.
+ */
+export function digitsOf(code: string): string | undefined {
+  const digits = code.replace(/[\s\-‐−ー]/g, '')
+  return /^\d+$/.test(digits) ? digits : undefined
+}
+
+/**
  * Phone numbers keep digits only, as the domestic number: full-width digits and hyphens (as
  * Japanese spreadsheets write them) are read as ASCII, and the country code +81 becomes the
  * trunk 0 ("+81 90-1234-5678", "０９０－１２３４－５６７８" → "09012345678"), so one number is
@@ -49,23 +67,31 @@ export const phoneSchema = z
   })
   .pipe(z.string().regex(/^\d{7,15}$/, 'use 7-15 digits'))
 
+/** A member card number: its 13 digits, however it was typed (readCode, digitsOf). */
 export const memberCardSchema = z
   .string()
-  .trim()
+  .transform((raw) => {
+    const code = readCode(raw)
+    return digitsOf(code) ?? code
+  })
   .refine(isValidEan13, 'not a valid EAN-13 member card number (13 digits, GS1 check digit)')
 
 const plainValue = z.string().trim().min(1, 'empty').max(200)
 
 /**
- * An old plastic card's number as a register sends it (`POST /api/pos/scans` takes barcodes of
- * up to 64 characters). Whether it looks like one of this store's member cards depends on
- * `MEMBER_CARD_PREFIX` (classifyBarcode in src/pos/barcode.ts), checked by its callers.
+ * An old plastic card's number as a register reads it (`POST /api/pos/scans` takes barcodes of
+ * up to 64 characters; readCode). Whether it looks like one of this store's member cards depends
+ * on `MEMBER_CARD_PREFIX` (readBarcode in src/pos/barcode.ts), checked by its callers.
  */
 export const legacyCardSchema = z
   .string()
-  .trim()
-  .min(1, 'empty')
-  .max(64, 'at most 64 characters (the longest barcode a register sends)')
+  .transform(readCode)
+  .pipe(
+    z
+      .string()
+      .min(1, 'empty')
+      .max(64, 'at most 64 characters (the longest barcode a register sends)'),
+  )
 
 const valueSchemas: Record<IdentityKind, z.ZodType<string, string>> = {
   line: plainValue,

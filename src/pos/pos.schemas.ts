@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { readCode } from '../customers/identity-values.ts'
 
 const yen = z.number().int('use whole yen').min(0).max(100_000_000)
 
@@ -37,6 +38,11 @@ const purchasedAt = z.iso
 const linesWorth = (lines: { quantity: number; unitPrice: number }[]) =>
   Math.ceil((lines.reduce((sum, l) => sum + l.quantity * l.unitPrice, 0) * 110) / 100)
 
+/** A barcode or coupon code as scanned or typed (readCode: full width, spaces around). */
+function scannedCode(required: string) {
+  return z.string({ error: required }).transform(readCode).pipe(z.string().min(1, required).max(64))
+}
+
 /**
  * Unknown fields are refused (a misspelt `couponUsed` would otherwise leave the coupon unused).
  * `total` is what was paid: discounts may take it below the lines' sum, and tax at most 10%
@@ -48,7 +54,7 @@ export const receiptFields = {
   lines: z.array(receiptLineSchema).min(1, 'a receipt has at least one line').max(500),
   total: yen,
   pointsUsed: z.number().int().min(0).max(100_000_000).default(0),
-  couponsUsed: z.array(z.string().trim().min(1).max(64)).max(20).default([]),
+  couponsUsed: z.array(scannedCode('required')).max(20).default([]),
 }
 
 /** The checks across a receipt's fields (for receiptSchema and the staff page's variant). */
@@ -75,11 +81,7 @@ function checkReceiptSums(
 
 export const receiptSchema = z.strictObject(receiptFields).superRefine(checkReceiptSums)
 
-const barcode = z
-  .string({ error: 'required: the scanned barcode' })
-  .trim()
-  .min(1, 'required: the scanned barcode')
-  .max(64)
+const barcode = scannedCode('required: the scanned barcode')
 
 export const scanBodySchema = z.strictObject({
   barcode,

@@ -9,7 +9,7 @@ import { recordPurchaseFor } from '../purchases/purchase.service.ts'
 import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
 import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
 import { relinkCustomersSoon } from '../richmenu/richmenu-link.service.ts'
-import { type BarcodeShape, classifyBarcode } from './barcode.ts'
+import { type BarcodeShape, readBarcode } from './barcode.ts'
 import {
   type CardOwner,
   cardOwnerStart,
@@ -116,8 +116,14 @@ function toSummary(row: {
  * The register scan: who the member is and, with a receipt, the purchase recorded once per
  * (store, receipt id). Everything happens in one transaction; any error writes nothing.
  */
-export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Promise<ScanResponse> {
-  const shape = classifyBarcode(body.barcode, deps.env.MEMBER_CARD_PREFIX)
+export async function scan(
+  deps: PosDeps,
+  store: PosStore,
+  scanned: ScanBody,
+): Promise<ScanResponse> {
+  // A member card typed with spaces or dashes is its digits from here on (replays compare them).
+  const { code, shape } = readBarcode(scanned.barcode, deps.env.MEMBER_CARD_PREFIX)
+  const body = { ...scanned, barcode: code }
   if (!body.receipt && !body.linkBarcode) {
     const { customerId } = await resolveBarcode(deps.db, body.barcode, shape)
     return { customer: await memberSummary(deps.db, customerId) }
@@ -152,24 +158,21 @@ export async function scan(deps: PosDeps, store: PosStore, body: ScanBody): Prom
         'barcode: scan the member card to link a legacy card; a coupon does not identify its holder',
       )
     }
-    const linkShape = classifyBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX)
-    if (linkShape === 'misread_member_card') {
+    const link = readBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX)
+    if (link.shape === 'misread_member_card') {
       throw barcodeError('UNPROCESSABLE', 'linkBarcode: misread barcode, scan again', 'linkBarcode')
     }
-    if (linkShape !== 'other') {
+    if (link.shape !== 'other') {
       throw barcodeError(
         'BAD_REQUEST',
         'linkBarcode: a member card cannot be linked as a legacy card',
         'linkBarcode',
       )
     }
-    const attached = await attachIdentity(
-      trx,
-      resolved.customerId,
-      'legacy_card',
-      body.linkBarcode ?? '',
-      { env: deps.env, reason: 'scan' },
-    )
+    const attached = await attachIdentity(trx, resolved.customerId, 'legacy_card', link.code, {
+      env: deps.env,
+      reason: 'scan',
+    })
     const customerId = attached.customerId
     if (!body.receipt) return { answer: { customer: await memberSummary(trx, customerId) } }
     const start = sql`select ${customerId}::uuid as customer_id, ${resolved.via}::text as via,

@@ -10,7 +10,14 @@ import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import type { IdentityKind } from '../../src/customers/identity-values.ts'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
-import { legacyCardNumber, makeStoreKey, misread, receipt } from '../purchases/fixtures.ts'
+import {
+  fullWidth,
+  legacyCardNumber,
+  makeStoreKey,
+  misread,
+  printedCardNumber,
+  receipt,
+} from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { cardNumber, createCustomer, memberCardsOf } from './factories.ts'
@@ -284,5 +291,71 @@ describe('kizuna import customers: legacy_card column', () => {
     expect(result.stderr).toContain('line 2: legacy_card: this customer was erased on request')
     expect(result.stdout).toContain('created 0, updated 0, unchanged 0, skipped 1')
     expect((await posScan({ barcode: legacy })).status).toBe(410)
+  })
+})
+
+describe('kizuna import customers: card numbers in full width or with spaces', () => {
+  it('stores them as a register reads them, so the same cards scan and look up however typed', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const [card, printed] = [cardNumber(), cardNumber()]
+    const [legacy, spaced] = [legacyCardNumber(), `AB-${legacyCardNumber()} 7`]
+    // A legacy system's export: full-width digits, U+3000 around them, a card as printed.
+    const file = await csv([
+      'external_id,name,member_card,legacy_card',
+      `fw1-${tag},Aki,\u3000${fullWidth(card)}\u3000,${fullWidth(legacy)}`,
+      `fw2-${tag},Bun,${printedCardNumber(printed)}, ${fullWidth(spaced)}\u3000`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.stderr).toBe('')
+    expect(result.stdout).toContain('created 2, updated 0, unchanged 0, skipped 0')
+    const aki = (await idOf('online_customer', `fw1-${tag}`)) ?? ''
+    const bun = (await idOf('online_customer', `fw2-${tag}`)) ?? ''
+    const stored = await db
+      .selectFrom('identity')
+      .select(['customer_id', 'kind', 'value'])
+      .where('customer_id', 'in', [aki, bun])
+      .where('kind', 'in', ['member_card', 'legacy_card'])
+      .orderBy('kind')
+      .execute()
+    expect(stored.filter((i) => i.customer_id === aki)).toEqual([
+      { customer_id: aki, kind: 'legacy_card', value: legacy },
+      { customer_id: aki, kind: 'member_card', value: card },
+    ])
+    expect(stored.filter((i) => i.customer_id === bun)).toEqual([
+      { customer_id: bun, kind: 'legacy_card', value: spaced },
+      { customer_id: bun, kind: 'member_card', value: printed },
+    ])
+
+    for (const barcode of [card, fullWidth(card), legacy, fullWidth(legacy)]) {
+      expect(await scannedCustomer(await posScan({ barcode })), barcode).toBe(aki)
+    }
+    for (const barcode of [printedCardNumber(printed), fullWidth(printed), spaced]) {
+      expect(await scannedCustomer(await staffScan(barcode)), barcode).toBe(bun)
+    }
+
+    // The same file in ASCII finds the same customers and changes nothing.
+    const ascii = await csv([
+      'external_id,name,member_card,legacy_card',
+      `fw1-${tag},Aki,${card},${legacy}`,
+      `fw2-${tag},Bun,${printed},${spaced}`,
+    ])
+    expect((await cli(['import', 'customers', ascii])).stdout).toContain(
+      'created 0, updated 0, unchanged 2, skipped 0, member cards issued 0',
+    )
+  })
+
+  it('refuses a full-width misread member card, and a full-width member card given as legacy_card', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv([
+      'external_id,name,member_card,legacy_card',
+      `fm1-${tag},A,${fullWidth(misread(cardNumber()))},`,
+      `fm2-${tag},B,,${fullWidth(cardNumber())}`,
+      `fm3-${tag},C,,${printedCardNumber(cardNumber())}`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.stderr).toMatch(/line 2: member_card: .*check digit/)
+    expect(result.stderr).toMatch(/line 3: legacy_card: .*member-card prefix 29/)
+    expect(result.stderr).toMatch(/line 4: legacy_card: .*member-card prefix 29/)
+    expect(result.stdout).toContain('created 0, updated 0, unchanged 0, skipped 3')
   })
 })

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
+import { fullWidth, legacyCardNumber, misread, printedCardNumber } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { cardNumber, createCoupon, createCustomer, createPurchase } from './factories.ts'
 
@@ -113,6 +114,29 @@ describe('GET /api/customers', () => {
       expect(res.status, identity).toBe(410)
       expect((await errorOf(res)).message).toContain('erased')
     }
+  })
+
+  it('finds a card typed in full width or as printed, as the register does', async () => {
+    const [card, legacy] = [cardNumber(), `AB-${legacyCardNumber()} 7`]
+    const customer = await createCustomer(kizuna.deps.db, {
+      identities: [
+        { kind: 'member_card', value: card },
+        { kind: 'legacy_card', value: legacy },
+      ],
+    })
+    for (const identity of [
+      `member_card:${fullWidth(card)}`,
+      `member_card:${printedCardNumber(card)}`,
+      `member_card:\u3000${fullWidth(printedCardNumber(card))}`,
+      `legacy_card:${fullWidth(legacy)}`,
+    ]) {
+      const res = await lookup(identity)
+      expect(res.status, identity).toBe(200)
+      expect(await res.json()).toMatchObject({ id: customer.id })
+    }
+    const misreadCard = await lookup(`member_card:${fullWidth(misread(card))}`)
+    expect(misreadCard.status).toBe(400)
+    expect((await errorOf(misreadCard)).message).toContain('check digit')
   })
 
   it('needs an admin key', async () => {

@@ -84,6 +84,19 @@ export function postPos(baseUrl: string, path: string, body: unknown, key: strin
 
 export const legacyCardNumber = () => `L${randomInt(10 ** 9, 10 ** 10)}`
 
+/** A member card number as printed under its bars, in groups: "2 912345 678904". */
+export const printedCardNumber = (card: string) =>
+  `${card.slice(0, 1)} ${card.slice(1, 7)} ${card.slice(7)}`
+
+/**
+ * The text as a scanner or a person types it with a Japanese IME in full-width mode: ASCII
+ * letters, digits and signs as their full-width forms (２９１２…, Ｌ１２３, －), spaces as U+3000.
+ */
+export const fullWidth = (text: string) =>
+  text
+    .replace(/[!-~]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0))
+    .replaceAll(' ', '\u3000')
+
 /**
  * A register receipt body (`POST /api/pos/scans`): one sofa at ¥8,000 unless overridden; a
  * total given without lines is the sofa's price.

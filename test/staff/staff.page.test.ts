@@ -3,11 +3,13 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
 import {
+  fullWidth,
   makeCoupon,
   makeCustomer,
   makeStoreKey,
   memberCardNumber,
   misread,
+  printedCardNumber,
 } from '../purchases/fixtures.ts'
 import { launchChromium } from '../support/browser.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -205,6 +207,31 @@ describe('GET /staff/scan in Chromium', () => {
       { external_id: firstReceipt, customer_id: first.id },
       { external_id: nextReceipt, customer_id: next.id },
     ])
+  })
+
+  it('finds a card typed in full width or as printed (IME on), and records the receipt for it', async () => {
+    const member = await makeCustomer(db, { displayName: 'Mori Yui' })
+    await scanCard(fullWidth(member.card))
+    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Mori Yui')
+    const receiptId = `R-${randomUUID()}`
+    await page.getByLabel(/Receipt id/).fill(receiptId)
+    await page.getByLabel(/Total/).fill('3000')
+    await page.getByRole('button', { name: /Record/ }).click()
+    await expect.poll(() => page.locator('#result').textContent()).toContain('Recorded')
+    const rows = await db
+      .selectFrom('purchase')
+      .select(['external_id', 'total'])
+      .where('customer_id', '=', member.id)
+      .execute()
+    expect(rows).toEqual([{ external_id: receiptId, total: 3000 }])
+
+    const other = await makeCustomer(db, { displayName: 'Abe Sho' })
+    await scanCard(fullWidth(printedCardNumber(other.card)))
+    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Abe Sho')
+    await scanCard(fullWidth(misread(other.card)))
+    await expect
+      .poll(() => page.getByRole('alert').textContent())
+      .toContain('(422): misread barcode, scan again')
   })
 
   it('logs out: the session cookie is gone and the login form is back', async () => {

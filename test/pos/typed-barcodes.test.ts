@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Database } from '../../src/platform/db.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import {
+  fullWidth,
+  legacyCardNumber,
+  makeCoupon,
+  makeCustomer,
+  makeStoreKey,
+  misread,
+  postPos,
+  printedCardNumber,
+  receipt,
+} from '../purchases/fixtures.ts'
+import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+
+// A keyboard-wedge scanner typing while the IME is in full-width mode sends "２９１２…", and
+// staff typing a number by hand may do the same, with the spaces or hyphens printed under the
+// bars: each is the one card the register would read from ASCII digits.
+
+let k: TestKizuna
+let db: Database
+let key: string
+beforeAll(async () => {
+  k = await startTestKizuna()
+  db = k.deps.db
+  ;({ key } = await makeStoreKey(db))
+})
+afterAll(async () => {
+  await k?.stopAll()
+})
+
+const post = (body: unknown) => postPos(k.baseUrl, '/scans', body, key)
+
+async function scannedId(body: unknown): Promise<string> {
+  const res = await post(body)
+  expect(res.status, JSON.stringify(body)).toBe(200)
+  return ((await res.json()) as ScanResponse).customer.id
+}
+
+const identitiesOf = (customerId: string) =>
+  db
+    .selectFrom('identity')
+    .select(['kind', 'value'])
+    .where('customer_id', '=', customerId)
+    .orderBy('kind')
+    .execute()
+
+describe('POST /api/pos/scans with a number typed in full width, or with spaces', () => {
+  it('finds the member card, legacy card and coupon however the number was typed', async () => {
+    const legacy = legacyCardNumber()
+    const c = await makeCustomer(db, { legacyCard: legacy })
+    const coupon = await makeCoupon(db, c.id)
+    const typed = [
+      fullWidth(c.card),
+      `\u3000${fullWidth(c.card)}\u3000`,
+      printedCardNumber(c.card),
+      fullWidth(printedCardNumber(c.card)),
+      `${c.card.slice(0, 4)}-${c.card.slice(4, 8)}-${c.card.slice(8)}`,
+      fullWidth(`${c.card.slice(0, 4)}-${c.card.slice(4)}`),
+      fullWidth(legacy),
+      ` ${fullWidth(legacy)}\u3000`,
+      fullWidth(coupon),
+    ]
+    for (const barcode of typed) expect(await scannedId({ barcode }), barcode).toBe(c.id)
+  })
+
+  it('keeps what is inside a legacy card number: its hyphens and spaces are part of it', async () => {
+    const legacy = `AB-${legacyCardNumber()} 7`
+    const c = await makeCustomer(db, { legacyCard: legacy })
+    expect(await scannedId({ barcode: fullWidth(legacy) })).toBe(c.id)
+    const squeezed = await post({ barcode: legacy.replaceAll(/[- ]/g, '') })
+    expect(squeezed.status).toBe(404)
+  })
+
+  it('records a receipt for a full-width card with a full-width coupon, once', async () => {
+    const c = await makeCustomer(db, { points: 100 })
+    const coupon = await makeCoupon(db, c.id)
+    const r = receipt({ pointsUsed: 100, couponsUsed: [fullWidth(coupon)] })
+    const first = await post({ barcode: fullWidth(c.card), receipt: r })
+    expect(first.status).toBe(200)
+    const body = (await first.json()) as ScanResponse
+    expect(body.customer.id).toBe(c.id)
+    expect(body.purchase).toMatchObject({ pointsUsed: 100, replayed: false })
+    const used = await db
+      .selectFrom('coupon')
+      .select(['used_purchase_id'])
+      .where('code', '=', coupon)
+      .executeTakeFirstOrThrow()
+    expect(used.used_purchase_id).toBe(body.purchase?.id)
+
+    // The register retries with the number as printed: the same sale, not a second one.
+    const again = await post({ barcode: printedCardNumber(c.card), receipt: r })
+    expect(again.status).toBe(200)
+    expect(((await again.json()) as ScanResponse).purchase).toMatchObject({
+      id: body.purchase?.id,
+      replayed: true,
+    })
+    // A coupon scanned as the barcode, in full width, pays for its own owner's sale.
+    const other = await makeCustomer(db)
+    const otherCoupon = await makeCoupon(db, other.id)
+    const byCoupon = await post({ barcode: fullWidth(otherCoupon), receipt: receipt() })
+    expect(byCoupon.status).toBe(200)
+    expect(((await byCoupon.json()) as ScanResponse).customer.id).toBe(other.id)
+    const purchases = await db
+      .selectFrom('purchase')
+      .select('customer_id')
+      .where('customer_id', 'in', [c.id, other.id])
+      .execute()
+    expect(purchases.map((p) => p.customer_id).sort()).toEqual([c.id, other.id].sort())
+  })
+
+  it('answers 422 "misread barcode, scan again" for a wrong check digit in full width', async () => {
+    const c = await makeCustomer(db)
+    for (const barcode of [fullWidth(misread(c.card)), printedCardNumber(misread(c.card))]) {
+      for (const body of [{ barcode }, { barcode, receipt: receipt() }]) {
+        const res = await post(body)
+        expect(res.status, barcode).toBe(422)
+        expect(await errorOf(res)).toMatchObject({
+          message: 'misread barcode, scan again',
+          details: [{ field: 'barcode', message: 'misread barcode, scan again' }],
+        })
+      }
+    }
+    const purchases = await db
+      .selectFrom('purchase')
+      .select('id')
+      .where('customer_id', '=', c.id)
+      .execute()
+    expect(purchases).toEqual([])
+  })
+
+  it('links a legacy card typed in full width as the number a scanner reads', async () => {
+    const c = await makeCustomer(db)
+    const legacy = legacyCardNumber()
+    expect(await scannedId({ barcode: fullWidth(c.card), linkBarcode: fullWidth(legacy) })).toBe(
+      c.id,
+    )
+    expect(await identitiesOf(c.id)).toEqual([
+      { kind: 'legacy_card', value: legacy },
+      { kind: 'member_card', value: c.card },
+    ])
+    expect(await scannedId({ barcode: legacy })).toBe(c.id)
+
+    // A member card in full width, or as printed, is still a member card, never a legacy one.
+    const other = await makeCustomer(db)
+    for (const linkBarcode of [fullWidth(other.card), printedCardNumber(other.card)]) {
+      const res = await post({ barcode: c.card, linkBarcode })
+      expect(res.status, linkBarcode).toBe(400)
+      expect(await errorOf(res)).toMatchObject({
+        details: [{ field: 'linkBarcode', message: expect.stringContaining('member card') }],
+      })
+    }
+    const misreadLink = await post({ barcode: c.card, linkBarcode: fullWidth(misread(other.card)) })
+    expect(misreadLink.status).toBe(422)
+    expect(await identitiesOf(c.id)).toHaveLength(2)
+  })
+})
