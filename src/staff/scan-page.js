@@ -120,6 +120,22 @@
     barcodeInput.focus()
   })
 
+  // A scanner (or staff) typing while the IME is in full-width mode: the digits are composed and
+  // the Enter goes to the IME (keyCode 229), which confirms them, and the form is not submitted,
+  // so each scan would need a second Enter. An Enter that confirms the card field's text looks
+  // it up too: at compositionend (Chrome, Firefox), or at once when it comes after (Safari).
+  let enterConfirms = false
+  barcodeInput.addEventListener('keydown', (event) => {
+    const enter = event.code === 'Enter' || event.code === 'NumpadEnter'
+    enterConfirms = enter && event.isComposing
+    if (enter && !event.isComposing && event.keyCode === 229) scanForm.requestSubmit()
+  })
+  barcodeInput.addEventListener('compositionend', () => {
+    if (!enterConfirms) return
+    enterConfirms = false
+    scanForm.requestSubmit()
+  })
+
   function readLines(form) {
     const skus = form.querySelectorAll('[name=sku]')
     const qtys = form.querySelectorAll('[name=qty]')

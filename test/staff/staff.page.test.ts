@@ -234,6 +234,39 @@ describe('GET /staff/scan in Chromium', () => {
       .toContain('(422): misread barcode, scan again')
   })
 
+  it("looks the card up when the scanner's Enter only confirms the IME's full-width digits", async () => {
+    const member = await makeCustomer(db, { displayName: 'Ueda Mei' })
+    const typed = fullWidth(member.card)
+    await page.locator('#barcode').focus()
+    // As Chromium sees a scanner typing through a Japanese IME in full-width mode: the digits
+    // are composed, and its Enter goes to the IME (keyCode 229), which confirms them; the page
+    // gets no Enter of its own, so the form is never submitted by it.
+    const cdp = await page.context().newCDPSession(page)
+    await cdp.send('Input.imeSetComposition', {
+      text: typed,
+      selectionStart: typed.length,
+      selectionEnd: typed.length,
+    })
+    await cdp.send('Input.dispatchKeyEvent', {
+      type: 'rawKeyDown',
+      key: 'Process',
+      code: 'Enter',
+      windowsVirtualKeyCode: 229,
+      nativeVirtualKeyCode: 229,
+    })
+    await cdp.send('Input.insertText', { text: typed })
+    await cdp.send('Input.dispatchKeyEvent', {
+      type: 'keyUp',
+      key: 'Enter',
+      code: 'Enter',
+      windowsVirtualKeyCode: 13,
+      nativeVirtualKeyCode: 13,
+    })
+    await cdp.detach()
+    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Ueda Mei')
+    expect(await page.locator('#barcode').inputValue()).toBe('')
+  })
+
   it('logs out: the session cookie is gone and the login form is back', async () => {
     await page.getByRole('button', { name: /Log out/ }).click()
     await page.getByRole('heading', { name: /Staff login/ }).waitFor()
