@@ -12,10 +12,11 @@ import {
   listIdentities,
 } from './customer.repo.ts'
 import type { CustomerImportRow } from './customer.schemas.ts'
+import { lockIdentityHolders } from './customer-lock.repo.ts'
 import { insertCustomerTags } from './customer-tag.repo.ts'
 import { isErasedIdentity } from './erase.service.ts'
 import type { IdentityKind } from './identity-values.ts'
-import { attachIdentity } from './merge.service.ts'
+import { attachIdentity, HolderChanged } from './merge.service.ts'
 
 export type ImportOutcome = 'created' | 'updated' | 'unchanged'
 /** What a row did, and the customer it describes (the survivor, when it merged two). */
@@ -187,65 +188,93 @@ export async function importCustomerRow(
     const value = row[column]
     return typeof value === 'string' ? [{ column, kind, value }] : []
   })
-  return db.transaction().execute(async (trx) => {
-    const found = await findRowCustomer(trx, row, ids)
-    let customerId = found.customerId
-    const created = customerId === undefined
-    customerId ??= await insertCustomerRow(trx)
-
-    let changed = created
-    for (const id of ids) {
-      if (found.conflicts.has(id)) continue
-      try {
-        const result = await attachIdentity(trx, customerId, id.kind, id.value, {
-          env,
-          reason: 'import:customers',
-        })
-        changed ||= result.created || result.mergedCustomerId !== null
-        customerId = result.customerId
-      } catch (error) {
-        if (error instanceof AppError) throw new RowError(id.column, error.message)
-        throw error
+  // An id given to a customer the row's check never saw (an account link or a register linking
+  // it after the holders were locked: nothing locks an id no one holds yet) sends the row round
+  // again, with that customer locked and checked too.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction().execute((trx) => applyRow(trx, env, row, ids, warn))
+    } catch (error) {
+      if (!(error instanceof HolderChanged)) throw error
+      if (attempt === MAX_ATTEMPTS) {
+        const column = ids.find((id) => id.kind === error.kind)?.column ?? 'external_id'
+        throw new RowError(column, `${error.message} each time; run the import again`)
       }
     }
+  }
+}
 
-    const fields = {
-      display_name: row.name,
-      email: row.email,
-      phone: row.phone,
-      birthday: row.birthday,
+const MAX_ATTEMPTS = 3
+
+/** importCustomerRow's transaction. */
+async function applyRow(
+  trx: Transaction<DB>,
+  env: PurchaseEnv,
+  row: CustomerImportRow,
+  ids: RowId[],
+  warn: RowWarning,
+): Promise<ImportResult> {
+  // The holders are locked before they are checked: an account link, a follow or a register
+  // changing what they hold then waits for this row, and what the row decides stays true.
+  const checkedHolders = await lockIdentityHolders(trx, ids)
+  const found = await findRowCustomer(trx, row, ids)
+  let customerId = found.customerId
+  const created = customerId === undefined
+  customerId ??= await insertCustomerRow(trx)
+
+  let changed = created
+  for (const id of ids) {
+    if (found.conflicts.has(id)) continue
+    try {
+      const result = await attachIdentity(trx, customerId, id.kind, id.value, {
+        env,
+        reason: 'import:customers',
+        checkedHolders,
+      })
+      changed ||= result.created || result.mergedCustomerId !== null
+      customerId = result.customerId
+    } catch (error) {
+      if (error instanceof AppError) throw new RowError(id.column, error.message)
+      throw error
     }
-    const given = Object.entries(fields).filter(([, v]) => v !== undefined) as [
-      keyof typeof fields,
-      string,
-    ][]
-    if (given.length > 0) {
-      const updated = await trx
-        .updateTable('customer')
-        .set({ ...Object.fromEntries(given), updated_at: new Date() })
-        .where('id', '=', customerId)
-        .where((eb) => eb.or(given.map(([column, value]) => eb(column, 'is distinct from', value))))
-        .executeTakeFirst()
-      changed ||= Number(updated.numUpdatedRows) > 0
-    }
-    // true grants marketing on LINE and email, false revokes both.
-    if (row.marketing_consent !== undefined) {
-      const consentChanged = await setMarketingConsent(
-        trx,
-        customerId,
-        row.marketing_consent,
-        'import',
-      )
-      changed ||= consentChanged
-    }
-    // Tags are only ever added: a file is a list of what a shop knows, not all it knows.
-    if (row.tags !== undefined) {
-      const added = await insertCustomerTags(trx, customerId, row.tags)
-      changed ||= added > 0
-    }
-    // Told only once nothing below can refuse the row (a RowError rolls it all back).
-    for (const [id, why] of found.conflicts) warn(id.column, why)
-    const outcome = created ? 'created' : changed ? 'updated' : 'unchanged'
-    return { outcome, customerId }
-  })
+  }
+
+  const fields = {
+    display_name: row.name,
+    email: row.email,
+    phone: row.phone,
+    birthday: row.birthday,
+  }
+  const given = Object.entries(fields).filter(([, v]) => v !== undefined) as [
+    keyof typeof fields,
+    string,
+  ][]
+  if (given.length > 0) {
+    const updated = await trx
+      .updateTable('customer')
+      .set({ ...Object.fromEntries(given), updated_at: new Date() })
+      .where('id', '=', customerId)
+      .where((eb) => eb.or(given.map(([column, value]) => eb(column, 'is distinct from', value))))
+      .executeTakeFirst()
+    changed ||= Number(updated.numUpdatedRows) > 0
+  }
+  // true grants marketing on LINE and email, false revokes both.
+  if (row.marketing_consent !== undefined) {
+    const consentChanged = await setMarketingConsent(
+      trx,
+      customerId,
+      row.marketing_consent,
+      'import',
+    )
+    changed ||= consentChanged
+  }
+  // Tags are only ever added: a file is a list of what a shop knows, not all it knows.
+  if (row.tags !== undefined) {
+    const added = await insertCustomerTags(trx, customerId, row.tags)
+    changed ||= added > 0
+  }
+  // Told only once nothing below can refuse the row (a RowError rolls it all back).
+  for (const [id, why] of found.conflicts) warn(id.column, why)
+  const outcome = created ? 'created' : changed ? 'updated' : 'unchanged'
+  return { outcome, customerId }
 }

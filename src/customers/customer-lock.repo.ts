@@ -36,3 +36,32 @@ export async function lockAttachParties(
     order by c.id
     for update of c`.execute(trx)
 }
+
+/**
+ * Locks (for update, in id order, in one statement) the customers holding any of the identities,
+ * then reads who holds them now: a merge or link that committed while we waited may have moved
+ * one, and its new holder is locked too, until every holder is. Returns the locked customers; a
+ * caller that checks them afterwards sees facts that stay true until it commits.
+ */
+export async function lockIdentityHolders(
+  trx: Db,
+  identities: readonly { kind: string; value: string }[],
+): Promise<ReadonlySet<string>> {
+  const locked = new Set<string>()
+  if (identities.length === 0) return locked
+  const pairs = sql.join(identities.map((i) => sql`(${i.kind}, ${i.value})`))
+  const holders = sql<{ id: string }>`
+    select customer_id as id from identity where (kind, value) in (${pairs})`
+  for (let round = 0; round < 10; round++) {
+    const { rows } = await sql<{ id: string }>`
+      select c.id from customer c where c.id in (${holders}) order by c.id for update of c`.execute(
+      trx,
+    )
+    // No holder: nothing was waited for, and what was read is still what is held.
+    if (locked.size === 0 && rows.length === 0) return locked
+    for (const row of rows) locked.add(row.id)
+    const now = await holders.execute(trx)
+    if (now.rows.every((row) => locked.has(row.id))) return locked
+  }
+  throw new Error('the identities kept moving between customers while their holders were locked')
+}

@@ -142,6 +142,20 @@ export async function mergeCustomers(
   return { survivorId, mergedId, moved }
 }
 
+/**
+ * Thrown by attachIdentity when the identity is held by a customer the caller had not checked
+ * (`checkedHolders`): another transaction gave it to them meanwhile. Nothing was merged; the
+ * caller checks again from the start.
+ */
+export class HolderChanged extends Error {
+  override name = 'HolderChanged'
+  readonly kind: IdentityKind
+  constructor(kind: IdentityKind) {
+    super(`this ${kind} was given to another customer meanwhile`)
+    this.kind = kind
+  }
+}
+
 export type AttachResult = {
   /** The customer that holds the identity now (the survivor when a merge happened). */
   customerId: string
@@ -153,14 +167,16 @@ export type AttachResult = {
  * Gives `customerId` the identity (kind, value). When another customer holds it, the two are
  * merged (the one with a LINE account survives, else `customerId`), unless both have their own
  * LINE account: then CONFLICT and nothing changes. Orders that waited for the identity attach.
- * An erased customer's card is GONE, and so is an erased target customer.
+ * An erased customer's card is GONE, and so is an erased target customer. A caller that decided
+ * from what it read of the holders (the customer import) names them, locked, in
+ * `checkedHolders`: one it did not check holding the identity is HolderChanged, never a merge.
  */
 export async function attachIdentity(
   trx: Transaction<DB>,
   customerId: string,
   kind: IdentityKind,
   rawValue: string,
-  opts: { env: PurchaseEnv; reason?: string },
+  opts: { env: PurchaseEnv; reason?: string; checkedHolders?: ReadonlySet<string> },
 ): Promise<AttachResult> {
   const normalised = normaliseIdentity(kind, rawValue)
   if (!normalised.ok) throw new AppError('BAD_REQUEST', `${kind}: ${normalised.message}`)
@@ -190,6 +206,9 @@ export async function attachIdentity(
     const owner = await findIdentityOwner(trx, kind, value)
     if (!owner) throw new AppError('CONFLICT', `this ${kind} changed while attaching; try again`)
     if (owner.customer_id !== target.id) {
+      if (opts.checkedHolders && !opts.checkedHolders.has(owner.customer_id)) {
+        throw new HolderChanged(kind)
+      }
       const lines = await assertMergeable(trx, [target.id, owner.customer_id])
       const ownerHasLine = (lines.get(owner.customer_id) ?? 0) > 0
       const [survivorId, mergedId] = ownerHasLine

@@ -12,17 +12,25 @@ export function cardNumber(): string {
   return body + ean13CheckDigit(body)
 }
 
-/** The customer's member-card numbers, oldest first (the one LINE shows). */
-export async function memberCardsOf(db: Database, customerId: string): Promise<string[]> {
+/** The values of the customer's identities of `kind`, oldest first. */
+export async function identityValuesOf(
+  db: Database,
+  customerId: string,
+  kind: string,
+): Promise<string[]> {
   const rows = await db
     .selectFrom('identity')
     .select('value')
     .where('customer_id', '=', customerId)
-    .where('kind', '=', 'member_card')
+    .where('kind', '=', kind)
     .orderBy('created_at')
     .execute()
   return rows.map((r) => r.value)
 }
+
+/** The customer's member-card numbers, oldest first (the one LINE shows). */
+export const memberCardsOf = (db: Database, customerId: string) =>
+  identityValuesOf(db, customerId, 'member_card')
 
 export const uid = () => `U${randomUUID().replaceAll('-', '')}`
 

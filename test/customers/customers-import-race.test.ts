@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto'
+import type { Transaction } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Env, loadEnv } from '../../src/config/env.ts'
+import { findCustomerByIdentity } from '../../src/customers/customer-lookup.service.ts'
+import { attachIdentity } from '../../src/customers/merge.service.ts'
+import { createDb, type Database, type DB } from '../../src/platform/db.ts'
+import { legacyCardNumber } from '../purchases/fixtures.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+import { tempFiles } from '../support/files.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
+import { cardNumber, createCustomer, identityValuesOf } from './factories.ts'
+
+// The import decides from what the customers holding a row's ids have (a shop account, a LINE
+// account) whether to attach or merge. An account link or a card linked at the register that
+// commits while the import works on the row must not leave it acting on what it read before:
+// each race is forced by holding that other transaction open until the import waits for it.
+
+let db: Database
+let env: Env
+let file: Awaited<ReturnType<typeof tempFiles>>
+beforeAll(async () => {
+  env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
+  db = await createDb(env, { poolSize: 4 })
+  file = await tempFiles('customers-race')
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+/** `kizuna import customers` of these CSV lines, as a process of its own. */
+const importCsv = async (lines: string[]) => cli(['import', 'customers', await file('csv', lines)])
+
+/** What an account link does to the LINE friend's customer (in the caller's transaction). */
+const linkShopAccount = (trx: Transaction<DB>, customerId: string, account: string) =>
+  attachIdentity(trx, customerId, 'online_customer', account, { env, reason: 'account-link' })
+
+/**
+ * The file's shop account is a customer of its own, not the LINE friend who linked another one
+ * meanwhile (two shop accounts are never one customer), and the import said why the email was
+ * left off.
+ */
+async function expectApart(
+  result: { stdout: string; stderr: string },
+  friendId: string,
+  tag: string,
+) {
+  expect(await shopAccountsOf(friendId)).toEqual([`web-${tag}`])
+  const imported = await findCustomerByIdentity(db, 'online_customer', `shop-${tag}`)
+  expect(imported).toBeDefined()
+  expect(imported).not.toBe(friendId)
+  expect(result.stderr).toMatch(
+    /^line 2: warning: email: held by a customer with another external_id/m,
+  )
+  expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 0')
+}
+
+const shopAccountsOf = (customerId: string) => identityValuesOf(db, customerId, 'online_customer')
+
+const mergedInto = async (customerId: string) =>
+  (
+    await db
+      .selectFrom('customer')
+      .select('merged_into_id')
+      .where('id', '=', customerId)
+      .executeTakeFirstOrThrow()
+  ).merged_into_id
+
+describe('kizuna import customers while an account link or a register changes its customers', () => {
+  it('leaves the email off when its holder links another shop account meanwhile', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const email = `nao.${tag}@example.com`
+    // A LINE friend who gave this email; the file's shop account would join them.
+    const friend = await createCustomer(db, {
+      line: true,
+      email,
+      identities: [{ kind: 'email', value: email }],
+    })
+    // Meanwhile the friend links their own shop account in LINE (the account link's attach).
+    const linking = await heldTransaction(db, async (trx) => {
+      await linkShopAccount(trx, friend.id, `web-${tag}`)
+    })
+    const importing = importCsv(['external_id,email,name', `shop-${tag},${email},Nao`])
+    await lockWaitOn(db, 'customer')
+    linking.commit()
+    await linking.committed
+    await expectApart(await importing, friend.id, tag)
+    expect(await findCustomerByIdentity(db, 'email', email)).toBe(friend.id)
+  })
+
+  it('waits for the customer its email moved to while it waited, then sees what they have', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const email = `sae.${tag}@example.com`
+    const legacy = legacyCardNumber()
+    const shopper = await createCustomer(db, {
+      email,
+      identities: [
+        { kind: 'email', value: email },
+        { kind: 'legacy_card', value: legacy },
+      ],
+    })
+    const friend = await createCustomer(db, { line: true })
+    // The register links the shopper's plastic card to the LINE friend: the shopper, email and
+    // all, is merged into them. The import waits for that.
+    const merging = await heldTransaction(db, async (trx) => {
+      await attachIdentity(trx, friend.id, 'legacy_card', legacy, { env, reason: 'scan' })
+    })
+    const importing = importCsv(['external_id,email,name', `shop-${tag},${email},Sae`])
+    await lockWaitOn(db, 'customer')
+    // The friend's account link queues behind the merge for the friend's row.
+    const linking = heldTransaction(db, async (trx) => {
+      await linkShopAccount(trx, friend.id, `web-${tag}`)
+    })
+    await lockWaitOn(db, 'customer', 2)
+    merging.commit()
+    await merging.committed
+    const linked = await linking
+    // The import, now holding the shopper, finds the email on the friend and waits for them.
+    await lockWaitOn(db, 'customer')
+    linked.commit()
+    await linked.committed
+    await expectApart(await importing, friend.id, tag)
+    expect(await mergedInto(shopper.id)).toBe(friend.id)
+  })
+
+  it('never merges two shop accounts when the row’s legacy card is linked to another member meanwhile', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const email = `rin.${tag}@example.com`
+    const legacy = legacyCardNumber()
+    // The email's holder has a shop account; so does the LINE friend who links the card.
+    const shopper = await createCustomer(db, {
+      email,
+      identities: [
+        { kind: 'online_customer', value: `shop-${tag}` },
+        { kind: 'email', value: email },
+      ],
+    })
+    const member = await createCustomer(db, {
+      line: true,
+      identities: [
+        { kind: 'online_customer', value: `web-${tag}` },
+        { kind: 'member_card', value: cardNumber() },
+      ],
+    })
+    // The register links the plastic card to the member; it commits once the import waits.
+    const linking = await heldTransaction(db, async (trx) => {
+      await attachIdentity(trx, member.id, 'legacy_card', legacy, { env, reason: 'scan' })
+    })
+    const importing = importCsv(['email,name,legacy_card', `${email},Rin,${legacy}`])
+    await lockWaitOn(db, 'identity')
+    linking.commit()
+    await linking.committed
+    const result = await importing
+
+    expect(await mergedInto(shopper.id)).toBeNull()
+    expect(await shopAccountsOf(member.id)).toEqual([`web-${tag}`])
+    expect(await shopAccountsOf(shopper.id)).toEqual([`shop-${tag}`])
+    // As if the link had committed first: the card names the member, the email is left off.
+    expect(await findCustomerByIdentity(db, 'legacy_card', legacy)).toBe(member.id)
+    expect(await findCustomerByIdentity(db, 'email', email)).toBe(shopper.id)
+    expect(result.stderr).toMatch(
+      /^line 2: warning: email: held by a customer with another external_id/m,
+    )
+    expect(result.stdout).toContain('created 0, updated 1, unchanged 0, skipped 0')
+  })
+})
