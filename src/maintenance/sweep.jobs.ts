@@ -1,6 +1,6 @@
 import { listLineUsersWithoutProfile } from '../identity/identity.repo.ts'
 import { jobIds } from '../jobs.ts'
-import { listStaleDeliveries } from '../messaging/delivery.repo.ts'
+import { listStaleDeliveries, SENDING_LEASE_SECONDS } from '../messaging/delivery.repo.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import { readByKeyset } from '../platform/keyset.ts'
@@ -26,11 +26,13 @@ export const PROFILE_RETRY_MS = 3_600_000
  * at webhook time, a crash between commit and enqueue), or whose job failed without the row
  * saying so (Postgres down through every attempt, a worker that crashed twice). Such a job is
  * kept a week under its id, so each sweep uses ids of its own; the row lock and status check
- * make a second job for the same row harmless.
+ * make a second job for the same row harmless. A delivery in `sending` is unfinished once its
+ * lease (`leaseSeconds`, the send jobs' own) has run out.
  */
 export async function sweepOnce(
   deps: Pick<Deps, 'db' | 'queues' | 'clock' | 'log'>,
   graceMs = SWEEP_GRACE_MS,
+  leaseSeconds = SENDING_LEASE_SECONDS,
 ) {
   const cutoff = new Date(deps.clock.now().getTime() - graceMs)
   // A backlog (a burst of webhooks, a campaign) waits in its queue longer than the grace, and
@@ -54,7 +56,7 @@ export async function sweepOnce(
     backlog > 0
       ? []
       : await readByKeyset(
-          (after, limit) => listStaleDeliveries(deps.db, cutoff, limit, after),
+          (after, limit) => listStaleDeliveries(deps.db, cutoff, limit, after, leaseSeconds),
           pages,
         )
   await enqueueDeliveries(

@@ -39,7 +39,13 @@ export const KEY_EXPIRED =
 /** Emails on their way at once per process: about the SMTP pool's connections, so none waits long. */
 const emailSlots = pLimit(8)
 
-export type SendTools = { mailer: Mailer; limiters: LineLimiters; loaders: MessageVarsLoaders }
+export type SendTools = {
+  mailer: Mailer
+  limiters: LineLimiters
+  loaders: MessageVarsLoaders
+  /** How long a claim holds its rows (SENDING_LEASE_SECONDS unless a test makes it short). */
+  leaseSeconds?: number
+}
 
 export type BatchResult = { outcomes: DeliveryOutcome[]; rateLimited: boolean }
 

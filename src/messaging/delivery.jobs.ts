@@ -27,6 +27,7 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
         deps.db,
         deliveryIds,
         deps.env.MARKETING_WEEKLY_CAP,
+        tools.leaseSeconds,
       )
       const rows = claimed.rows
       if (rows.length === 0) return

@@ -78,9 +78,10 @@ export type ClaimedDelivery = Awaited<ReturnType<typeof claimDeliveries>>[number
 /**
  * Moves due rows to `sending` for one attempt and returns them with the customer's email and
  * LINE identity (the one the delivery names, else the customer's friend, else any), in one
- * statement. Rows already finished, not yet due, or being sent by another worker are left out.
+ * statement. Rows already finished, not yet due, or being sent by another worker (in `sending`
+ * for less than the lease) are left out.
  */
-export async function claimDeliveries(db: Db, ids: string[]) {
+export async function claimDeliveries(db: Db, ids: string[], leaseSeconds = SENDING_LEASE_SECONDS) {
   const result = await executePrepared(
     db,
     sql<{
@@ -122,7 +123,7 @@ export async function claimDeliveries(db: Db, ids: string[]) {
       update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
       where id = any(${ids}::uuid[]) and send_after <= now() + interval '250 milliseconds'
         and (status = 'pending' or (status = 'sending'
-          and updated_at < now() - make_interval(secs => ${SENDING_LEASE_SECONDS})))
+          and updated_at < now() - make_interval(secs => ${leaseSeconds})))
       returning *
     )
     select d.id, d.kind, d.category, d.customer_id, d.template_id, d.vars, d.messages,
@@ -263,8 +264,9 @@ export async function claimDeliveriesWithMarketingCounts(
   db: Database,
   ids: string[],
   cap: number,
+  leaseSeconds = SENDING_LEASE_SECONDS,
 ): Promise<{ rows: ClaimedDelivery[]; recent: RecentMarketing }> {
-  if (cap === 0) return { rows: await claimDeliveries(db, ids), recent: new Map() }
+  if (cap === 0) return { rows: await claimDeliveries(db, ids, leaseSeconds), recent: new Map() }
   return db.transaction().execute(async (trx) => {
     const customers = await sql<{ customer_id: string }>`
       select distinct customer_id from delivery
@@ -272,10 +274,10 @@ export async function claimDeliveriesWithMarketingCounts(
       order by customer_id`.execute(trx)
     const customerIds = customers.rows.map((r) => r.customer_id)
     if (customerIds.length === 0)
-      return { rows: await claimDeliveries(trx, ids), recent: new Map() }
+      return { rows: await claimDeliveries(trx, ids, leaseSeconds), recent: new Map() }
     await sql`select pg_advisory_xact_lock(${MARKETING_LOCK}, hashtext(c::text))
       from unnest(${customerIds}::uuid[]) c order by c`.execute(trx)
-    const rows = await claimDeliveries(trx, ids)
+    const rows = await claimDeliveries(trx, ids, leaseSeconds)
     const recent = await sql<{ customer_id: string; count: number; room_at: Date | null }>`
       select customer_id, count(*)::int as count,
         (array_agg(coalesce(sent_at, now()) order by coalesce(sent_at, now()) desc))[${cap}]
@@ -383,8 +385,14 @@ export async function failUnfinishedDeliveries(
  * the row `after` (the last of the page before): each page is a range of delivery_unfinished_idx,
  * and none is read twice (a row written meanwhile moves past the end).
  */
-export async function listStaleDeliveries(db: Db, olderThan: Date, limit: number, after?: Keyset) {
-  const leaseStart = sql<Date>`now() - make_interval(secs => ${SENDING_LEASE_SECONDS})`
+export async function listStaleDeliveries(
+  db: Db,
+  olderThan: Date,
+  limit: number,
+  after?: Keyset,
+  leaseSeconds = SENDING_LEASE_SECONDS,
+) {
+  const leaseStart = sql<Date>`now() - make_interval(secs => ${leaseSeconds})`
   return db
     .selectFrom('delivery')
     .select(['id', sql<string>`updated_at::text`.as('at')])
