@@ -88,8 +88,9 @@ export const envSchema = z.object({
   LINE_API_BASE_URL: lineBaseUrl('https://api.line.me'),
   LINE_DATA_API_BASE_URL: lineBaseUrl('https://api-data.line.me'),
   LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(2000),
-  // At most 5 minutes, half the delivery lease (a call never outlives its claim); Node would also
-  // run a timer past 2^31-1 ms after 1 ms, timing every call out at once.
+  // At most 5 minutes, half the delivery lease: one call is a small part of a claim (the wait for
+  // its send slot is not; a row taken over after the lease goes again under its retry key: see
+  // SendWindow). Node would also run a timer past 2^31-1 ms after 1 ms, timing every call out.
   LINE_TIMEOUT_MS: z.coerce
     .number()
     .int()

@@ -17,13 +17,30 @@ export type Mail = {
 export type Mailer = {
   /** `smtp`: SMTP_URL; `sandbox`: the sandbox mailbox table; `none`: email is not configured. */
   kind: MailKind
-  /** Resolves with the Message-ID the message went out with (null in the sandbox mailbox). */
-  send(mail: Mail): Promise<{ messageId: string | null }>
+  /**
+   * Resolves with the Message-ID the message went out with (null in the sandbox mailbox).
+   * `signal` gives up on it (EABORT), waiting for a connection or under way: its connection is
+   * closed. See messageMayHaveArrived for what such an error, or any, says about the message.
+   */
+  send(mail: Mail, opts?: { signal?: AbortSignal }): Promise<{ messageId: string | null }>
   /** Closes pooled SMTP connections (shutdown). */
   close(): void
 }
 
 const SMTP_TIMEOUT_MS = 10_000
+
+/** Errors of sends that failed with the whole message written out and no answer to it. */
+const unanswered = new WeakSet<object>()
+
+/**
+ * The send failed after the whole message had been written to the SMTP server, and no answer
+ * came (a timeout, a dropped connection, the caller's signal): the server may have taken it (RFC
+ * 5321 §4.5.3.2.6: a client giving up while the server answers "would typically result in
+ * delivery of multiple copies"). Before that point, or with an answer (a 4xx or 5xx), it did not.
+ */
+export function messageMayHaveArrived(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && unanswered.has(error)
+}
 
 /**
  * Sends through `SMTP_URL` when it is set. Without it, a sandbox run (no LINE credentials)
@@ -45,11 +62,36 @@ export function createMailer(
       greetingTimeout: SMTP_TIMEOUT_MS,
       socketTimeout: SMTP_TIMEOUT_MS,
     })
+    // Each send's signal (nodemailer passes it along as given) to what notes that its message
+    // was read to its end. The SMTP connection reads it only once the server said go ahead
+    // (354 to DATA), and writes the final dot after its end; the stream's end comes after its
+    // consumer read it all (it is the last stage: no DKIM, no newline conversion).
+    const written = new WeakMap<AbortSignal, () => void>()
+    transport.use('stream', (message, done) => {
+      const onEnd = message.data.signal ? written.get(message.data.signal) : undefined
+      // Applied to each reading: a message sent again over another connection is read again.
+      if (onEnd) message.message?.processFunc((output) => output.once('end', onEnd))
+      done()
+    })
     return {
       kind: 'smtp',
-      async send(mail) {
-        const info = await transport.sendMail({ from: env.MAIL_FROM, ...mail })
-        return { messageId: info.messageId ?? null }
+      async send(mail, opts = {}) {
+        // A signal of its own for each send, even without the caller's.
+        const signal = AbortSignal.any(opts.signal ? [opts.signal] : [])
+        let whole = false
+        written.set(signal, () => {
+          whole = true
+        })
+        try {
+          const info = await transport.sendMail({ from: env.MAIL_FROM, ...mail, signal })
+          return { messageId: info.messageId ?? null }
+        } catch (error) {
+          const answered = typeof (error as { responseCode?: unknown })?.responseCode === 'number'
+          if (whole && !answered && typeof error === 'object' && error !== null) {
+            unanswered.add(error)
+          }
+          throw error
+        }
       },
       close: () => transport.close(),
     }

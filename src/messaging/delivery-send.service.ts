@@ -23,6 +23,7 @@ import {
 } from './line-send.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
 import { chooseChannel, quietHoursEnd } from './send-rules.ts'
+import type { SendWindow } from './send-window.ts'
 
 const WEEK_MS = 7 * 24 * 60 * 60 * 1000
 
@@ -36,7 +37,11 @@ export const KEY_EXPIRED =
   `retry key expired: the first request may have reached LINE over ${RETRY_KEY_SAFE_HOURS} ` +
   'hours ago; not sent again, to never send twice'
 
-/** Emails on their way at once per process: about the SMTP pool's connections, so none waits long. */
+/**
+ * Emails on their way at once per process: a few more than the SMTP pool's 5 connections, so the
+ * next message is ready when one is free. Its send window is checked when it takes a slot; its
+ * own time limit counts the wait for a connection too.
+ */
 const emailSlots = pLimit(8)
 
 export type SendTools = {
@@ -54,12 +59,14 @@ export type BatchResult = { outcomes: DeliveryOutcome[]; rateLimited: boolean }
  * gets its channel and content (template + loader, or ready LINE messages), decided now, unless
  * it goes again on LINE as the push an earlier attempt stored, or is failed because a request
  * under its retry key may have reached LINE too long ago (KEY_EXPIRED); then LINE and email go
- * out together. Returns one outcome per delivery.
+ * out together, emails while the job's send window is open (the rest are `notStarted`). Returns
+ * one outcome per delivery.
  */
 export async function sendClaimedDeliveries(
   deps: Deps,
   tools: SendTools,
   { rows, recent }: { rows: ClaimedDelivery[]; recent: RecentMarketing },
+  window: SendWindow,
 ): Promise<BatchResult> {
   const now = deps.clock.now()
   const outcomes: DeliveryOutcome[] = []
@@ -144,7 +151,15 @@ export async function sendClaimedDeliveries(
   const leftOut = settledOffChunks(live, onLine, outcomes)
   const [line, emails] = await Promise.all([
     sendLineBatch(deps, tools.limiters, lineItems, again, leftOut),
-    Promise.all(emailItems.map((item) => emailSlots(() => sendEmail(deps, tools.mailer, item)))),
+    Promise.all(
+      emailItems.map((item) =>
+        emailSlots(() =>
+          window.isOpen()
+            ? sendEmail(deps, tools.mailer, item, window.emailMs)
+            : ({ id: item.id, status: 'pending', notStarted: true } as const),
+        ),
+      ),
+    ),
   ])
   outcomes.push(...line.outcomes, ...emails)
   return { outcomes, rateLimited: line.rateLimited }

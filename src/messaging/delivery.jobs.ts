@@ -9,6 +9,7 @@ import {
 } from './delivery.repo.ts'
 import { enqueueDeliveries } from './delivery.service.ts'
 import { type SendTools, sendClaimedDeliveries } from './delivery-send.service.ts'
+import { openSendWindow } from './send-window.ts'
 
 /** After a rate-limit 429 the whole delivery queue pauses this long. */
 const RATE_LIMIT_BACKOFF_MS = 1_000
@@ -17,12 +18,17 @@ const RATE_LIMIT_BACKOFF_MS = 1_000
  * Sends a group of deliveries: claim the due ones, send, record every outcome in one statement.
  * Deferred ones (quiet hours, weekly cap) get a delayed job. Deliveries that failed for now
  * (5xx, timeout, SMTP) are back to `pending` and the job is retried with backoff; a rate-limit
- * 429 slows the whole queue instead. A delivery is never sent twice: pushes carry the row's retry
- * key (LINE answers 409 to a repeat, which counts as sent), and only pending rows are claimed.
+ * 429 slows the whole queue instead. Emails the send window left unsent are back to `pending` and
+ * queued again at once, in a job of their own: not a failed try. A delivery is never sent twice:
+ * pushes carry the row's retry key (LINE answers 409 to a repeat, which counts as sent), only
+ * pending rows are claimed (or rows past the lease, which no live job still sends: SendWindow),
+ * and an email that may have arrived is not sent again.
  */
 export function createSendDeliveries(tools: SendTools): Processor<'messaging.send-deliveries'> {
   return {
     async run(deps, { deliveryIds }, { job, worker, token }) {
+      // Timed from before the claim: the lease starts with it.
+      const window = openSendWindow(tools.leaseSeconds)
       const claimed = await claimDeliveriesWithMarketingCounts(
         deps.db,
         deliveryIds,
@@ -31,7 +37,7 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
       )
       const rows = claimed.rows
       if (rows.length === 0) return
-      const { outcomes, rateLimited } = await sendClaimedDeliveries(deps, tools, claimed)
+      const { outcomes, rateLimited } = await sendClaimedDeliveries(deps, tools, claimed, window)
       await recordOutcomes(deps.db, outcomes, nextTryWithinMs(job))
       countOutcomes(deps, outcomes)
       const deferred = outcomes.flatMap((o) =>
@@ -41,20 +47,54 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
         now: deps.clock.now().getTime(),
         deferred: true,
       })
-      const retry = outcomes.filter((o) => o.status === 'pending' && !o.sendAfter).length
+      await queueNotStarted(deps, outcomes)
+      const retry = outcomes.flatMap((o) =>
+        o.status === 'pending' && !o.sendAfter && !o.notStarted ? [o.id] : [],
+      )
       if (rateLimited) {
         await worker.rateLimit(RATE_LIMIT_BACKOFF_MS)
         if (token === undefined) throw new Error('LINE rate limit')
         throw Worker.RateLimitError()
       }
-      if (retry > 0) throw new Error(`${retry} of ${rows.length} deliveries failed for now`)
+      if (retry.length > 0) throw new LeftForRetry(retry, rows.length)
     },
     async onFinalFailure(deps, { deliveryIds }, error) {
-      const failed = await failUnfinishedDeliveries(deps.db, deliveryIds, error.message)
+      // The last try's own list when it got that far: rows it handed to a job of their own
+      // (not started in its send window) are that job's, not to be failed here.
+      const ids = error instanceof LeftForRetry ? error.ids : deliveryIds
+      const failed = await failUnfinishedDeliveries(deps.db, ids, error.message)
       // Each earlier try counted as `pending`; the end of its tries counts as `failed`.
       if (failed > 0) deps.metrics.deliveries.inc({ channel: 'none', status: 'failed' }, failed)
     },
   }
+}
+
+/** A try that left deliveries for the job's next one: which. */
+class LeftForRetry extends Error {
+  readonly ids: string[]
+  constructor(ids: string[], of: number) {
+    super(`${ids.length} of ${of} deliveries failed for now`)
+    this.ids = ids
+  }
+}
+
+/**
+ * Emails the send window closed on (a slow SMTP server, a backlog of emails) go to a job of
+ * their own at once, under an id of their own (this job's is still taken while it runs).
+ */
+async function queueNotStarted(
+  deps: Pick<Deps, 'queues' | 'clock' | 'log'>,
+  outcomes: DeliveryOutcome[],
+): Promise<void> {
+  const ids = outcomes.flatMap((o) =>
+    o.status === 'pending' && o.notStarted ? [{ id: o.id }] : [],
+  )
+  if (ids.length === 0) return
+  deps.log.warn(
+    { deliveries: ids.length },
+    'emails not started within half the sending lease (a slow SMTP server?): queued again, unsent',
+  )
+  await enqueueDeliveries(deps.queues, ids, { cause: `unsent-${deps.clock.now().getTime()}` })
 }
 
 /**

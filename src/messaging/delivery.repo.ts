@@ -200,8 +200,11 @@ export type DeliveryOutcome =
   | { id: string; status: 'sent'; channel: 'line' | 'email'; requestId: string | null }
   | { id: string; status: 'skipped'; reason: string }
   | { id: string; status: 'failed' | 'quota_exceeded'; error: string }
-  /** Try again: now (a retry of the job) or at `sendAfter` (quiet hours, the weekly cap). */
-  | { id: string; status: 'pending'; error?: string; sendAfter?: Date }
+  /**
+   * Try again: now (a retry of the job), at `sendAfter` (quiet hours, the weekly cap), or, when
+   * `notStarted` (the job's send window closed before it went), in a job queued at once.
+   */
+  | { id: string; status: 'pending'; error?: string; sendAfter?: Date; notStarted?: true }
 
 /**
  * Records every outcome of a batch in one statement (rows still `sending` only). `retryWithinMs`:
@@ -433,6 +436,14 @@ export async function analyzeDeliveries(db: Db): Promise<void> {
  */
 export const REPLY_OUTCOME_UNKNOWN = 'reply outcome unknown'
 
+/**
+ * How an email that may have arrived is failed: its whole message went to the SMTP server and no
+ * answer came (a timeout, a dropped connection, the email's deadline). A mail system does not
+ * drop a second copy for its Message-ID, so, as a reply, it is never sent again, not even by
+ * `kizuna deliveries retry`.
+ */
+export const EMAIL_OUTCOME_UNKNOWN = 'email outcome unknown'
+
 /** Statuses an operator may send back to the queue (`kizuna deliveries retry`). */
 export const RETRYABLE_STATUSES = ['quota_exceeded', 'failed'] as const
 export type RetryableStatus = (typeof RETRYABLE_STATUSES)[number]
@@ -482,12 +493,13 @@ export type RequeueResult = {
 
 /**
  * Puts parked deliveries back to pending (the month's quota renewed, a template fixed): the
- * sweeper queues them at its next pass. Not for erased customers, nor replies whose outcome is
- * unknown. Each keeps its retry key (and a multicast chunk its stored body), so a request LINE
- * accepted within the last 24 hours cannot go out twice (LINE answers 409). After that LINE takes
- * the key as new: a failed delivery whose request may have reached LINE (a LINE call went out
- * under its key and was not clearly refused) more than RETRY_KEY_SAFE_HOURS ago stays failed and
- * is counted in `keyExpired`; a template failure on a retry after such a call is no exception.
+ * sweeper queues them at its next pass. Not for erased customers, nor replies or emails whose
+ * outcome is unknown. Each keeps its retry key (and a multicast chunk its stored body), so a
+ * request LINE accepted within the last 24 hours cannot go out twice (LINE answers 409). After
+ * that LINE takes the key as new: a failed delivery whose request may have reached LINE (a LINE
+ * call went out under its key and was not clearly refused) more than RETRY_KEY_SAFE_HOURS ago
+ * stays failed and is counted in `keyExpired`; a template failure on a retry after such a call is
+ * no exception.
  * Deliveries LINE refused (a 400, the monthly quota's 429) go again at any age, their first call
  * forgotten: LINE took nothing under the key, so its 24 hours start with the next request. Those
  * that never reached a LINE call go again at any age too.
@@ -509,9 +521,11 @@ export async function requeueDeliveries(
       where status = ${filter.status}
         and (${filter.kind ?? null}::text is null or kind = ${filter.kind ?? null})
         and customer_id in (select id from customer where erased_at is null)
-        -- A reply whose answer was lost may have arrived: sending it again could send it twice.
+        -- A reply or email whose answer was lost may have arrived: sending it again could send
+        -- it twice.
         and (${filter.status} <> 'failed'
-          or coalesce(last_error, '') not like ${`${REPLY_OUTCOME_UNKNOWN}%`})
+          or (coalesce(last_error, '') not like ${`${REPLY_OUTCOME_UNKNOWN}%`}
+            and coalesce(last_error, '') not like ${`${EMAIL_OUTCOME_UNKNOWN}%`}))
       for update
     ),
     requeued as (

@@ -1,7 +1,7 @@
-import type { Mailer } from '../email/mailer.ts'
+import { type Mailer, messageMayHaveArrived } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import { emailTracking } from '../tracking/tracking.service.ts'
-import type { DeliveryOutcome } from './delivery.repo.ts'
+import { type DeliveryOutcome, EMAIL_OUTCOME_UNKNOWN } from './delivery.repo.ts'
 
 export type EmailItem = {
   id: string
@@ -12,26 +12,32 @@ export type EmailItem = {
 }
 
 /**
- * Sends one delivery's email: links through `/r/`, an open pixel, and RFC 8058 one-click
- * unsubscribe for the delivery's category. A 5xx refusal of the recipient (RCPT TO) or of this
- * message (DATA) fails the delivery. Anything else leaves it to be retried: a temporary failure
- * (4xx, connection), and a refusal of Kizuna's own setup (its login, its sender, its connection),
- * which would fail every email alike until an operator fixes SMTP_URL or MAIL_FROM.
+ * Sends one delivery's email, given `timeoutMs` at most: links through `/r/`, an open pixel, and
+ * RFC 8058 one-click unsubscribe for the delivery's category. A 5xx refusal of the recipient
+ * (RCPT TO) or of this message (DATA) fails the delivery. So does a message the server got whole
+ * and never answered (a timeout, a dropped connection, the deadline): it may have arrived, and is
+ * failed as EMAIL_OUTCOME_UNKNOWN. Anything else leaves it to be retried: a temporary failure
+ * (4xx, or a connection lost before the message was sent), and a refusal of Kizuna's own setup
+ * (its login, its sender, its connection), which would fail every email alike until an operator
+ * fixes SMTP_URL or MAIL_FROM.
  */
 export async function sendEmail(
   deps: Pick<Deps, 'db' | 'env' | 'log'>,
   mailer: Mailer,
   item: EmailItem,
+  timeoutMs: number,
 ): Promise<DeliveryOutcome> {
+  const signal = AbortSignal.timeout(timeoutMs)
   try {
     const tracking = await emailTracking(deps, {
       deliveryId: item.id,
       customerId: item.customerId,
       category: item.category,
     })
-    const { messageId } = await mailer.send({
-      // The same Message-ID on every attempt: when an SMTP answer is lost after the server took
-      // the message, the retry is a duplicate that mail systems recognise and drop.
+    const message = {
+      // The same Message-ID on every attempt: the relay's log tells by it whether a message whose
+      // outcome is unknown arrived, and a mail system may drop a copy sent again after a worker
+      // stopped before recording the outcome.
       messageId: deliveryMessageId(item.id, deps.env.MAIL_FROM),
       to: item.to,
       subject: item.email.subject,
@@ -41,10 +47,15 @@ export async function sendEmail(
         'List-Unsubscribe': `<${tracking.unsubscribeUrl}>`,
         'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
       },
-    })
+    }
+    const { messageId } = await mailer.send(message, { signal })
     return { id: item.id, status: 'sent', channel: 'email', requestId: messageId }
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error)
+    const message = signal.aborted
+      ? `the send took over ${timeoutMs / 1000} s`
+      : error instanceof Error
+        ? error.message
+        : String(error)
     // SMTP replies can quote the address: log codes only.
     const smtp = (error ?? {}) as SmtpError
     const fields = {
@@ -52,6 +63,10 @@ export async function sendEmail(
       code: smtp.code,
       command: smtp.command,
       responseCode: smtp.responseCode,
+    }
+    if (messageMayHaveArrived(error)) {
+      deps.log.warn(fields, 'email outcome unknown: the server got it all and did not answer')
+      return { id: item.id, status: 'failed', error: `${EMAIL_OUTCOME_UNKNOWN}: ${message}` }
     }
     const setup = setupRefusal(smtp)
     if (setup) {

@@ -76,15 +76,17 @@ describe('kizuna deliveries retry', () => {
     expect((await statusOf(ofErased.id)).status).toBe('quota_exceeded')
   })
 
-  it('retries failed ones on request, never a reply whose outcome is unknown', async () => {
+  it('retries failed ones on request, never a reply or email whose outcome is unknown', async () => {
     const kind = `campaign-${randomUUID().slice(0, 8)}`
     const c = await makeCustomer(db)
     const failed = await parked(c.id, 'failed', kind, 'LINE 400: invalid')
     const unknown = await parked(c.id, 'failed', kind, 'reply outcome unknown: timeout')
+    const email = await parked(c.id, 'failed', kind, 'email outcome unknown: Timeout')
     const run = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
     expect(run.stdout).toMatch(/^1 failed deliveries back to pending/)
     expect((await statusOf(failed.id)).status).toBe('pending')
     expect((await statusOf(unknown.id)).status).toBe('failed')
+    expect((await statusOf(email.id)).status).toBe('failed')
   })
 
   it('leaves failed ones whose request may have reached LINE over 23 hours ago, and says so', async () => {

@@ -10,6 +10,7 @@ import {
 } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { sendClaimedDeliveries } from '../../src/messaging/delivery-send.service.ts'
+import { openSendWindow } from '../../src/messaging/send-window.ts'
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { cli } from '../support/cli.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -277,7 +278,7 @@ describe('delivery retries', () => {
       })
       // A worker claims the welcome card and replies, then stops before recording the outcome.
       const claimed = await claimDeliveriesWithMarketingCounts(k.deps.db, [id], 0)
-      const first = await sendClaimedDeliveries(k.deps, tools, claimed)
+      const first = await sendClaimedDeliveries(k.deps, tools, claimed, openSendWindow())
       expect(first.outcomes.map((o) => o.status)).toEqual(['sent'])
       // Its lease runs out and another worker claims the row.
       const lapsed = SENDING_LEASE_SECONDS + 60

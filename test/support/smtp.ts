@@ -13,7 +13,8 @@ const reply = (code: number, message: string) =>
  * `refuseSender` and `refuseRecipient` answer MAIL FROM or RCPT TO with one, and `holdRecipient`
  * keeps RCPT TO waiting for the test's answer (a message under way). With `login`, the
  * server wants AUTH (PLAIN or LOGIN) with that user and password before MAIL FROM (530 without
- * it) and answers 535 to any other; `acceptLogin` changes what it takes.
+ * it) and answers 535 to any other; `acceptLogin` changes what it takes. `stall` makes it a slow
+ * server that leaves MAIL FROM, or the end of the message, unanswered until told.
  */
 export async function startSmtp(opts: { login?: { user: string; password: string } } = {}) {
   const mails: ReceivedMail[] = []
@@ -25,6 +26,13 @@ export async function startSmtp(opts: { login?: { user: string; password: string
   let login = opts.login
   let refused = 0
   let loginsRefused = 0
+  let stalling: 'MAIL FROM' | 'DATA' | null = null
+  const stalled: (() => void)[] = []
+  /** Answers now, or when `answerStalled` is called if the server is stalling `command`. */
+  const answer = (command: 'MAIL FROM' | 'DATA', send: () => void) => {
+    if (stalling === command) stalled.push(send)
+    else send()
+  }
   const server = new SMTPServer({
     authOptional: !login,
     // No TLS here: AUTH goes in the clear to this local test server.
@@ -41,7 +49,10 @@ export async function startSmtp(opts: { login?: { user: string; password: string
       callback(reply(535, '5.7.8 Authentication credentials invalid'))
     },
     onMailFrom(_address, _session, callback) {
-      callback(refusedSender ? reply(refusedSender.code, refusedSender.message) : undefined)
+      const refusal = refusedSender
+      answer('MAIL FROM', () =>
+        callback(refusal ? reply(refusal.code, refusal.message) : undefined),
+      )
     },
     onRcptTo(address, _session, callback) {
       const held = heldRecipients.get(address.address.toLowerCase())
@@ -66,11 +77,13 @@ export async function startSmtp(opts: { login?: { user: string; password: string
           callback(reply(refusal.code, refusal.message))
           return
         }
+        // Kept once it is all here, answered or not: a server may take a message and never
+        // get its answer through.
         mails.push({
           to: session.envelope.rcptTo.map((r) => r.address),
           raw: Buffer.concat(chunks).toString('utf8'),
         })
-        callback()
+        answer('DATA', () => callback())
       })
     },
   })
@@ -116,6 +129,22 @@ export async function startSmtp(opts: { login?: { user: string; password: string
     /** From now on the server takes this login (and no other). */
     acceptLogin(user: string, password: string) {
       login = { user, password }
+    },
+    /**
+     * From now on the server leaves its answer to `command` unsent (`MAIL FROM`: before the
+     * message is sent; `DATA`: after the whole message arrived, and is kept) until
+     * `answerStalled`; `stall(null)` answers new ones at once again.
+     */
+    stall(command: 'MAIL FROM' | 'DATA' | null) {
+      stalling = command
+    },
+    /** Sends every answer the server stalled (to clients still connected). */
+    answerStalled() {
+      for (const send of stalled.splice(0)) send()
+    },
+    /** How many answers the server stalled and has not sent (to a client gone or not). */
+    get stalled() {
+      return stalled.length
     },
     /** How many logins were refused so far. */
     get loginsRefused() {
