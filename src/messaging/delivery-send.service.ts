@@ -11,6 +11,7 @@ import {
   REPLY_OUTCOME_UNKNOWN,
   RETRY_KEY_SAFE_HOURS,
   type RecentMarketing,
+  recordOutcomes,
   TEMPLATE_FAILED,
 } from './delivery.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
@@ -153,16 +154,33 @@ export async function sendClaimedDeliveries(
     sendLineBatch(deps, tools.limiters, lineItems, again, leftOut),
     Promise.all(
       emailItems.map((item) =>
-        emailSlots(() =>
-          window.isOpen()
-            ? sendEmail(deps, tools.mailer, item, window.emailMs)
-            : ({ id: item.id, status: 'pending', notStarted: true } as const),
-        ),
+        emailSlots(async (): Promise<DeliveryOutcome> => {
+          if (!window.isOpen()) return { id: item.id, status: 'pending', notStarted: true }
+          const outcome = await sendEmail(deps, tools.mailer, item, window.emailMs)
+          await recordSettledEmail(deps, outcome)
+          return outcome
+        }),
       ),
     ),
   ])
   outcomes.push(...line.outcomes, ...emails)
   return { outcomes, rateLimited: line.rateLimited }
+}
+
+/**
+ * Records an email's outcome as soon as it is final (sent, failed), not with the job's: a worker
+ * that stops later in the job (a crash, a shutdown cut short) leaves it recorded, and the rows
+ * taken over after the lease are only those it had not settled. The job records every outcome
+ * again at its end (rows no longer `sending` are left alone), which also covers a failure here.
+ */
+async function recordSettledEmail(
+  deps: Pick<Deps, 'db' | 'log'>,
+  outcome: DeliveryOutcome,
+): Promise<void> {
+  if (outcome.status !== 'sent' && outcome.status !== 'failed') return
+  await recordOutcomes(deps.db, [outcome]).catch((err: unknown) =>
+    deps.log.warn({ err, deliveryId: outcome.id }, 'could not record the email yet'),
+  )
 }
 
 /**

@@ -15,8 +15,9 @@ import { openSendWindow } from './send-window.ts'
 const RATE_LIMIT_BACKOFF_MS = 1_000
 
 /**
- * Sends a group of deliveries: claim the due ones, send, record every outcome in one statement.
- * Deferred ones (quiet hours, weekly cap) get a delayed job. Deliveries that failed for now
+ * Sends a group of deliveries: claim the due ones, send, record every outcome in one statement
+ * (an email's also as soon as it is sent or failed, so a worker stopping later in the job does
+ * not leave it to be sent again). Deferred ones (quiet hours, weekly cap) get a delayed job. Deliveries that failed for now
  * (5xx, timeout, SMTP) are back to `pending` and the job is retried with backoff; a rate-limit
  * 429 slows the whole queue instead. Emails the send window left unsent are back to `pending` and
  * queued again at once, in a job of their own: not a failed try. A delivery is never sent twice:

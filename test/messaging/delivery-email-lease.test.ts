@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
-import { insertDeliveries, requeueDeliveries } from '../../src/messaging/delivery.repo.ts'
+import {
+  insertDeliveries,
+  requeueDeliveries,
+  SENDING_LEASE_SECONDS,
+} from '../../src/messaging/delivery.repo.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
@@ -32,20 +36,28 @@ beforeAll(async () => {
   deps = started.deps
   tools = sendTools()
 })
+beforeEach(() => {
+  // An earlier test's server stalls no more (its clients gave up).
+  smtp.stall(null)
+  smtp.answerStalled()
+})
 afterAll(async () => {
   smtp?.answerStalled()
   for (const fn of cleanups.reverse()) await fn()
 })
 
-/** What a worker sends with, on the short lease; each worker process has its own mailer. */
-function sendTools(): SendTools {
+/**
+ * What a worker sends with, on the short lease (or the real one); each worker process has its
+ * own mailer.
+ */
+function sendTools(leaseSeconds = LEASE_SECONDS): SendTools {
   const mailer = createMailer(deps.env, deps.db, { sandbox: false })
   cleanups.push(async () => mailer.close())
   return {
     mailer,
     limiters: createLineLimiters(deps),
     loaders: messageVarsLoaders(deps.env),
-    leaseSeconds: LEASE_SECONDS,
+    leaseSeconds,
   }
 }
 
@@ -129,7 +141,6 @@ describe('email deliveries and the sending lease', () => {
     // The server answers nothing: each email is given up after a quarter of the lease, and the
     // job starts none after half of it. It is the job's last try.
     smtp.stall('MAIL FROM')
-    const stalledBefore = smtp.stalled
     const job = createSendDeliveries(tools)
     const lastTry = { attemptsMade: 9, opts: { attempts: 10 } }
     const ctx = { job: lastTry as never, worker: {} as never, token: 't' }
@@ -145,8 +156,8 @@ describe('email deliveries and the sending lease', () => {
 
     // The ones tried (at the server, or waiting for a connection) are failed with the job; the
     // others wait in a job of their own.
-    expect(smtp.stalled - stalledBefore).toBeGreaterThan(0)
-    expect(smtp.stalled - stalledBefore).toBeLessThanOrEqual(tried.length)
+    expect(smtp.stalled).toBeGreaterThan(0)
+    expect(smtp.stalled).toBeLessThanOrEqual(tried.length)
     for (const r of await rowsOf(tried)) {
       expect(r).toMatchObject({ status: 'failed', last_error: 'email: the send took over 1.25 s' })
     }
@@ -158,6 +169,33 @@ describe('email deliveries and the sending lease', () => {
     const mailed = addresses.filter((a) => smtp.mailsTo(a).length > 0)
     expect(mailed).toHaveLength(unsent.length)
     for (const address of mailed) expect(smtp.mailsTo(address)).toHaveLength(1)
+  })
+
+  it('records each email once the server took it, not when the job ends', async () => {
+    const { addresses, ids } = await emails(10)
+    // The real lease: the job waits for the slow server, and two of its emails get through.
+    smtp.stall('MAIL FROM')
+    const job = sendJob(sendTools(SENDING_LEASE_SECONDS), ids)
+    await eventually(() => expect(smtp.stalled).toBe(5))
+    smtp.answerStalled(2)
+    const taken = await eventually(() => {
+      const mailed = addresses.filter((a) => smtp.mailsTo(a).length > 0)
+      expect(mailed).toHaveLength(2)
+      return mailed
+    })
+
+    // While the job is still under way, their rows say so: a worker that stopped now would
+    // leave the others to be taken over after the lease, and only them.
+    const sentIds = ids.filter((_, i) => taken.includes(addresses[i]!))
+    await eventually(async () => expect(await statuses(sentIds)).toEqual(['sent', 'sent']))
+    const others = ids.filter((id) => !sentIds.includes(id))
+    expect(await statuses(others)).toEqual(others.map(() => 'sending'))
+
+    smtp.stall(null)
+    smtp.answerStalled()
+    await job
+    expect(await statuses(ids)).toEqual(ids.map(() => 'sent'))
+    for (const address of addresses) expect(smtp.mailsTo(address)).toHaveLength(1)
   })
 
   it('fails an email the server got whole but never answered, and never sends it again', async () => {

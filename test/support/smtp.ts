@@ -138,9 +138,9 @@ export async function startSmtp(opts: { login?: { user: string; password: string
     stall(command: 'MAIL FROM' | 'DATA' | null) {
       stalling = command
     },
-    /** Sends every answer the server stalled (to clients still connected). */
-    answerStalled() {
-      for (const send of stalled.splice(0)) send()
+    /** Sends the answers the server stalled, the oldest `count` (all by default). */
+    answerStalled(count = stalled.length) {
+      for (const send of stalled.splice(0, count)) send()
     },
     /** How many answers the server stalled and has not sent (to a client gone or not). */
     get stalled() {
