@@ -100,7 +100,7 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
   let workers: Workers | null = null
   let workerRedis: ReturnType<typeof createWorkerRedis> | null = null
   if (env.ROLE !== 'web') {
-    workerRedis = createWorkerRedis(env.REDIS_URL)
+    workerRedis = createWorkerRedis(env.REDIS_URL, deps.redis)
     workers = startWorkers(deps, createProcessors(deps, { mailer }), workerRedis)
     await scheduleSweeper(deps)
     // Deploys richmenus/ (to the sandbox too, which starts empty); unchanged menus cost one call.

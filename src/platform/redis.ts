@@ -6,14 +6,30 @@ import { createOutage, redactUrl } from './outage.ts'
 export type { Redis }
 
 /**
+ * A connection on which Redis has sent nothing for this long while a command waits is closed
+ * and replaced (ioredis's socketTimeout), and its commands go again on the new one. After a
+ * failover, or a NAT or load balancer dropping the connection without a word, they waited for
+ * the kernel to give up (12-15 min: TCP keepalive's probe interval and count are the kernel's,
+ * not Node's, and a proxy in between answers them itself), and a worker took no job meanwhile.
+ * ioredis's commandTimeout would fail the commands but keep the dead connection. Above BullMQ's
+ * longest wait for a job (10 s), which it abandons a second late and reconnects for itself.
+ */
+export const SILENT_AFTER_MS = 15_000
+
+/**
  * Producers fail fast while Redis is away (the webhook must still answer). With `log`, an outage
  * is logged once, and its end (see isRedisOutage); reconnection is automatic.
  */
-export function createProducerRedis(url: string, log?: Logger): Redis {
+export function createProducerRedis(
+  url: string,
+  log?: Logger,
+  silentAfterMs = SILENT_AFTER_MS,
+): Redis {
   const redis = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
+    socketTimeout: silentAfterMs,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   })
   const outage = log ? watchOutage(redis, url, log) : null
@@ -24,7 +40,8 @@ export function createProducerRedis(url: string, log?: Logger): Redis {
   return redis
 }
 
-const outages = new WeakMap<Redis, { absorb(err: unknown): boolean }>()
+type Watch = { absorb(err: unknown): boolean; include(other: Redis): void }
+const outages = new WeakMap<Redis, Watch>()
 const RECHECK_MS = 1_000
 
 /**
@@ -36,7 +53,7 @@ export function isRedisOutage(redis: Redis, err: unknown): boolean {
   return outages.get(redis)?.absorb(err) ?? false
 }
 
-function watchOutage(redis: Redis, url: string, log: Logger) {
+function watchOutage(redis: Redis, url: string, log: Logger): Watch {
   const outage = createOutage(log, {
     name: 'Redis',
     envVar: 'REDIS_URL',
@@ -47,12 +64,15 @@ function watchOutage(redis: Redis, url: string, log: Logger) {
   let recheck: NodeJS.Timeout | undefined
   let pinging = false
   let endedAt = 0
-  // Back when this connection answers again, whichever connection saw the outage.
+  // The worker's connection too: one gone silent is then found and replaced during the outage,
+  // not later as an outage of its own.
+  const connections = new Set([redis])
+  // Back when every connection answers again, whichever of them saw the outage.
   const checkBack = async () => {
-    if (pinging || redis.status !== 'ready') return
+    if (pinging || [...connections].some((c) => c.status !== 'ready')) return
     pinging = true
     try {
-      await redis.ping()
+      await Promise.all([...connections].map((c) => c.ping()))
       outage.answered()
       endedAt = Date.now()
       clearInterval(recheck)
@@ -64,6 +84,10 @@ function watchOutage(redis: Redis, url: string, log: Logger) {
   }
   redis.on('end', () => clearInterval(recheck))
   return {
+    include(other) {
+      connections.add(other)
+      other.on('end', () => connections.delete(other))
+    },
     absorb(err: unknown) {
       // A job under way when Redis restarted empty: BullMQ cannot record its end (twice per
       // job); its row in Postgres is the truth, and the sweeper queues what is unfinished.
@@ -86,15 +110,24 @@ function isLostJob(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('Missing key for job')
 }
 
-/** Workers wait for Redis to come back (BullMQ requires maxRetriesPerRequest: null). */
-export function createWorkerRedis(url: string): Redis {
+/**
+ * Workers wait for Redis to come back (BullMQ requires maxRetriesPerRequest: null). Their Redis
+ * outages are the producer connection's (isRedisOutage(producer, …)): over when both answer.
+ */
+export function createWorkerRedis(
+  url: string,
+  producer?: Redis,
+  silentAfterMs = SILENT_AFTER_MS,
+): Redis {
   const redis = new Redis(url, {
     maxRetriesPerRequest: null,
+    socketTimeout: silentAfterMs,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   })
   redis.on('error', () => {
     // Workers log their own connection errors through worker.on('error').
   })
+  if (producer) outages.get(producer)?.include(redis)
   return redis
 }
 
