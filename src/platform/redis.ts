@@ -90,7 +90,9 @@ function watchOutage(redis: Redis, url: string, log: Logger): Watch {
     },
     absorb(err: unknown) {
       // A job under way when Redis restarted empty: BullMQ cannot record its end (twice per
-      // job); its row in Postgres is the truth, and the sweeper queues what is unfinished.
+      // job); its row in Postgres is the truth, and the sweeper queues what is unfinished. Or
+      // one whose end Redis recorded but whose answer a silent connection lost: sent again on
+      // the new one, it finds the job's lock gone.
       if (isLostJob(err) && (outage.down || Date.now() - endedAt < LOST_JOBS_MS)) return true
       if (redis.status === 'ready' && !isConnectionError(err)) return false
       if (!outage.down) {
@@ -103,11 +105,11 @@ function watchOutage(redis: Redis, url: string, log: Logger): Watch {
   }
 }
 
-/** After an outage, how long BullMQ's "Missing key for job" errors are taken as its doing. */
+/** After an outage, how long BullMQ's "Missing key/lock for job" errors are taken as its doing. */
 const LOST_JOBS_MS = 60_000
 
 function isLostJob(err: unknown): boolean {
-  return err instanceof Error && err.message.startsWith('Missing key for job')
+  return err instanceof Error && /^Missing (key|lock) for job/.test(err.message)
 }
 
 /**

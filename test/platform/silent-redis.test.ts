@@ -1,3 +1,4 @@
+import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { jobIds } from '../../src/jobs.ts'
@@ -109,12 +110,33 @@ describe('a worker whose Redis connections go silent', () => {
     await fetchProfile(before.lineUserId)
     await eventually(async () => expect(await savedName(before.lineUserId)).toBe('前の人'))
 
-    // A failover, a NAT or a load balancer dropping them: no answer, no FIN, no RST, ever.
+    // One job is under way (LINE answers its profile lookup in 2 s) when a failover, a NAT or a
+    // load balancer drops the connections: no answer, no FIN, no RST, ever.
+    const during = await profilelessFriend(k, '途中の人')
+    k.line.failNext({
+      method: 'GET',
+      path: `/v2/bot/profile/${during.userId}`,
+      timeoutMs: 2_000,
+      status: 200,
+      body: { userId: during.userId, displayName: '途中の人' },
+    })
+    await fetchProfile(during.lineUserId)
+    await eventually(() =>
+      expect(k.line.requestsTo('GET', `/v2/bot/profile/${during.userId}`)).toHaveLength(1),
+    )
     proxy.silenceExisting()
     const after = await profilelessFriend(k, '後の人')
     await fetchProfile(after.lineUserId)
     await eventually(async () => expect(await savedName(after.lineUserId)).toBe('後の人'), 60_000)
-    expect(k.line.requestsTo('GET', `/v2/bot/profile/${after.userId}`)).toHaveLength(1)
+    // Both done, in Redis too, and each asked LINE once.
+    const reader = new Queue('identity', { connection: direct, prefix: k.deps.queues.prefix })
+    cleanups.push(() => reader.close())
+    for (const friend of [during, after]) {
+      expect(await savedName(friend.lineUserId)).not.toBeNull()
+      const jobId = jobIds.profile(friend.lineUserId, 'silent-redis-test')
+      await eventually(async () => expect(await reader.getJobState(jobId)).toBe('completed'))
+      expect(k.line.requestsTo('GET', `/v2/bot/profile/${friend.userId}`)).toHaveLength(1)
+    }
 
     // The operator reads one line naming REDIS_URL, and one when it is back.
     await back(logs)
@@ -159,6 +181,9 @@ describe('a worker whose Redis connections go silent', () => {
     proxy.silenceExisting()
     // The producer finds it; nothing waits on the worker's connection meanwhile.
     await producer.ping().catch(() => {})
+    // A job's end that Redis recorded before its answer was lost, sent again (BullMQ's words).
+    const endAgain = new Error('Missing lock for job profile-x. moveToFinished')
+    expect(isRedisOutage(producer, endAgain)).toBe(true)
     await back(logs)
     expect(await worker.ping()).toBe('PONG')
     expect(problems(logs)).toEqual([OUTAGE_LINE])
