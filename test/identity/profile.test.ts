@@ -4,6 +4,7 @@ import { fetchLineProfile } from '../../src/identity/profile.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 import { eventually } from '../support/wait.ts'
+import { profilelessFriend } from './profileless-friend.ts'
 
 let k: TestKizuna
 
@@ -18,35 +19,6 @@ beforeEach(() => {
   k.line.clearFailures()
 })
 
-/** A LINE friend known to Kizuna whose profile was never fetched (no job queued for it). */
-async function profilelessFriend(displayName: string) {
-  const user = k.line.users.create({ displayName })
-  user.friendship = 'friend'
-  return k.deps.db.transaction().execute(async (trx) => {
-    const customer = await trx
-      .insertInto('customer')
-      .defaultValues()
-      .returning('id')
-      .executeTakeFirstOrThrow()
-    await trx
-      .insertInto('identity')
-      .values({ customer_id: customer.id, kind: 'line', value: user.userId })
-      .execute()
-    const lineUser = await trx
-      .insertInto('line_user')
-      .values({
-        customer_id: customer.id,
-        line_uid: user.userId,
-        status: 'friend',
-        status_changed_at: new Date(),
-        followed_at: new Date(),
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow()
-    return { user, lineUser }
-  })
-}
-
 /** LINE answers the profile lookup only after `ms`: the fetch is under way meanwhile. */
 function slowProfile(userId: string, displayName: string, ms: number) {
   k.line.failNext({
@@ -60,7 +32,7 @@ function slowProfile(userId: string, displayName: string, ms: number) {
 
 describe('LINE profile fetch', () => {
   it("saves the profile and the customer's name together: never one without the other", async () => {
-    const { lineUser } = await profilelessFriend('佐藤 花子')
+    const { lineUser } = await profilelessFriend(k, '佐藤 花子')
     const db = k.deps.db
     // The customer is held (a scan, say) when the profile comes back: the name waits for it.
     const held = await heldTransaction(db, async (trx) => {
@@ -94,7 +66,7 @@ describe('LINE profile fetch', () => {
   })
 
   it('saves nothing of a profile that arrives after its person was erased', async () => {
-    const { user, lineUser } = await profilelessFriend('消える 人')
+    const { user, lineUser } = await profilelessFriend(k, '消える 人')
     slowProfile(user.userId, '消える 人', 700)
     const fetching = fetchLineProfile(k.deps, lineUser)
     await eventually(() =>

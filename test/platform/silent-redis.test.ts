@@ -5,9 +5,10 @@ import { jobIds } from '../../src/jobs.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { createQueues } from '../../src/platform/queues.ts'
 import { createProducerRedis, createWorkerRedis, isRedisOutage } from '../../src/platform/redis.ts'
+import { profilelessFriend } from '../identity/profileless-friend.ts'
 import { TEST_REDIS_URL } from '../support/env.ts'
 import { startFrozenProxy } from '../support/frozen-proxy.ts'
-import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { startTestKizuna } from '../support/harness.ts'
 import { logSink } from '../support/log-sink.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -50,31 +51,6 @@ const back = (logs: ReturnType<typeof logSink>) =>
     60_000,
   )
 
-/** A LINE friend whose profile Kizuna has not fetched yet. */
-async function profilelessFriend(k: TestKizuna, displayName: string) {
-  const user = k.line.users.create({ displayName })
-  user.friendship = 'friend'
-  const lineUser = await k.deps.db.transaction().execute(async (trx) => {
-    const customer = await trx
-      .insertInto('customer')
-      .defaultValues()
-      .returning('id')
-      .executeTakeFirstOrThrow()
-    return trx
-      .insertInto('line_user')
-      .values({
-        customer_id: customer.id,
-        line_uid: user.userId,
-        status: 'friend',
-        status_changed_at: new Date(),
-        followed_at: new Date(),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow()
-  })
-  return { userId: user.userId, lineUserId: lineUser.id }
-}
-
 describe('a worker whose Redis connections go silent', () => {
   it('reconnects on its own and processes the jobs queued after, once each', async () => {
     const { proxy, url } = await redisProxy()
@@ -107,35 +83,35 @@ describe('a worker whose Redis connections go silent', () => {
 
     // The worker is at work: its connections are open and in use.
     const before = await profilelessFriend(k, '前の人')
-    await fetchProfile(before.lineUserId)
-    await eventually(async () => expect(await savedName(before.lineUserId)).toBe('前の人'))
+    await fetchProfile(before.lineUser.id)
+    await eventually(async () => expect(await savedName(before.lineUser.id)).toBe('前の人'))
 
     // One job is under way (LINE answers its profile lookup in 2 s) when a failover, a NAT or a
     // load balancer drops the connections: no answer, no FIN, no RST, ever.
     const during = await profilelessFriend(k, '途中の人')
     k.line.failNext({
       method: 'GET',
-      path: `/v2/bot/profile/${during.userId}`,
+      path: `/v2/bot/profile/${during.user.userId}`,
       timeoutMs: 2_000,
       status: 200,
-      body: { userId: during.userId, displayName: '途中の人' },
+      body: { userId: during.user.userId, displayName: '途中の人' },
     })
-    await fetchProfile(during.lineUserId)
+    await fetchProfile(during.lineUser.id)
     await eventually(() =>
-      expect(k.line.requestsTo('GET', `/v2/bot/profile/${during.userId}`)).toHaveLength(1),
+      expect(k.line.requestsTo('GET', `/v2/bot/profile/${during.user.userId}`)).toHaveLength(1),
     )
     proxy.silenceExisting()
     const after = await profilelessFriend(k, '後の人')
-    await fetchProfile(after.lineUserId)
-    await eventually(async () => expect(await savedName(after.lineUserId)).toBe('後の人'), 60_000)
+    await fetchProfile(after.lineUser.id)
+    await eventually(async () => expect(await savedName(after.lineUser.id)).toBe('後の人'), 60_000)
     // Both done, in Redis too, and each asked LINE once.
     const reader = new Queue('identity', { connection: direct, prefix: k.deps.queues.prefix })
     cleanups.push(() => reader.close())
     for (const friend of [during, after]) {
-      expect(await savedName(friend.lineUserId)).not.toBeNull()
-      const jobId = jobIds.profile(friend.lineUserId, 'silent-redis-test')
+      expect(await savedName(friend.lineUser.id)).toBe(friend.user.displayName)
+      const jobId = jobIds.profile(friend.lineUser.id, 'silent-redis-test')
       await eventually(async () => expect(await reader.getJobState(jobId)).toBe('completed'))
-      expect(k.line.requestsTo('GET', `/v2/bot/profile/${friend.userId}`)).toHaveLength(1)
+      expect(k.line.requestsTo('GET', `/v2/bot/profile/${friend.user.userId}`)).toHaveLength(1)
     }
 
     // The operator reads one line naming REDIS_URL, and one when it is back.
