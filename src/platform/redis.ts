@@ -14,7 +14,7 @@ export type { Redis }
  * ioredis's commandTimeout would fail the commands but keep the dead connection. Above BullMQ's
  * longest wait for a job (10 s), which it abandons a second late and reconnects for itself.
  */
-export const SILENT_AFTER_MS = 15_000
+const SILENT_AFTER_MS = 15_000
 
 /**
  * Producers fail fast while Redis is away (the webhook must still answer). With `log`, an outage
