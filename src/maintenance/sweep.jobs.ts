@@ -16,6 +16,8 @@ const PAGE = 1_000
  * while newer events overtook them; a sweep now takes them all, or the next one the rest.
  */
 export const SWEEP_MAX = 50_000
+/** Before a sweep's time (or hour) in the ids of the jobs it queues. */
+const SWEEP_CAUSE = 'sweep-'
 /** Rows younger than this are still on their way through the queue. */
 export const SWEEP_GRACE_MS = 10_000
 /** A missing profile is asked for again at most this often (it only fills in a name). */
@@ -35,20 +37,28 @@ export async function sweepOnce(
   leaseSeconds = SENDING_LEASE_SECONDS,
 ) {
   const cutoff = new Date(deps.clock.now().getTime() - graceMs)
+  const cause = `${SWEEP_CAUSE}${cutoff.getTime()}`
+  const pages = { page: PAGE, max: SWEEP_MAX }
   // A backlog (a burst of webhooks, a campaign) waits in its queue longer than the grace, and
   // each sweep would queue the waiting rows again under ids of its own. Events are looked for
   // only among those stored well before the oldest waiting job was queued: under steady load
   // there is always a backlog, and a Redis outage's events would otherwise wait for it to drain.
-  const [oldestWaiting] = await deps.queues.byName.webhook.getJobs(['wait'], 0, 0, true)
-  const eventCutoff = oldestWaiting
-    ? new Date(Math.min(cutoff.getTime(), oldestWaiting.timestamp - SWEEP_GRACE_MS))
+  // A sweep's own jobs hold events minutes older than they are, so while one of them waits or
+  // runs no event is looked for (the sweep after them finds what they left); they go ahead of
+  // the jobs waiting, so the next to run is one of them while any waits.
+  const webhook = deps.queues.byName.webhook
+  const [next] = await webhook.getJobs(['wait'], 0, 0, true)
+  const running = await webhook.getRanges(['active'])
+  const sweepUnderWay = [next?.id, ...running].some((id) => id?.includes(`-${SWEEP_CAUSE}`))
+  const eventCutoff = next
+    ? new Date(Math.min(cutoff.getTime(), next.timestamp - SWEEP_GRACE_MS))
     : cutoff
-  const pages = { page: PAGE, max: SWEEP_MAX }
-  const events = await readByKeyset(
-    (after, limit) => listStalePendingEvents(deps.db, eventCutoff, limit, after),
-    pages,
-  )
-  const cause = `sweep-${cutoff.getTime()}`
+  const events = sweepUnderWay
+    ? []
+    : await readByKeyset(
+        (after, limit) => listStalePendingEvents(deps.db, eventCutoff, limit, after),
+        pages,
+      )
   await enqueueWebhookEventsByUser(deps.queues, events, { cause })
   // A campaign's deliveries: looked for once the queue has caught up.
   const backlog = await deps.queues.byName.delivery.getWaitingCount()
@@ -77,7 +87,7 @@ export async function sweepOnce(
       'identity.fetch-profile',
       profiles.slice(i, i + PAGE).map(({ id }) => ({
         data: { lineUserId: id },
-        jobId: jobIds.profile(id, `sweep-${hour}`),
+        jobId: jobIds.profile(id, `${SWEEP_CAUSE}${hour}`),
       })),
     )
   }

@@ -34,9 +34,10 @@ export type Queues = {
     data: JobData<N>,
     opts: { jobId: string; delay?: number },
   ): Promise<void>
+  /** `first`: ahead of the jobs waiting (BullMQ's lifo), the last item first of all. */
   enqueueBulk<N extends JobName>(
     name: N,
-    items: { data: JobData<N>; jobId: string; delay?: number }[],
+    items: { data: JobData<N>; jobId: string; delay?: number; first?: boolean }[],
   ): Promise<void>
   /**
    * enqueueBulk for jobs nobody waits on (queued after the answer): the jobs of concurrent
@@ -86,7 +87,7 @@ export function createQueues(connection: Redis, log: Logger, prefix: string): Qu
   /** A job as addBulk takes it, its data checked against the job's schema (throws if bad). */
   const bulkJob = <N extends JobName>(
     name: N,
-    item: { data: JobData<N>; jobId: string; delay?: number },
+    item: { data: JobData<N>; jobId: string; delay?: number; first?: boolean },
   ) => ({
     name,
     data: parse(name, item.data),
@@ -94,6 +95,7 @@ export function createQueues(connection: Redis, log: Logger, prefix: string): Qu
       ...jobOptionsOf(JOBS[name].queue),
       jobId: checkJobId(name, item.jobId),
       delay: item.delay,
+      lifo: item.first,
     },
   })
   type BulkJob = ReturnType<typeof bulkJob>

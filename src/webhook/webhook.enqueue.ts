@@ -20,7 +20,8 @@ export async function enqueueWebhookEvents(
 /**
  * enqueueWebhookEvents for events found long after they arrived (a Redis outage's, by the
  * sweeper), oldest first: each user's go in one job, which applies them in the order they
- * happened, where jobs run side by side. A user with more than a job's worth is split.
+ * happened, where jobs run side by side. A user with more than a job's worth is split. The jobs
+ * go ahead of those waiting (their events happened before), the oldest events' job first.
  */
 export async function enqueueWebhookEventsByUser(
   queues: Queues,
@@ -34,14 +35,17 @@ export async function enqueueWebhookEventsByUser(
     if (lane) lane.push(event.webhook_event_id)
     else lanes.set(key, [event.webhook_event_id])
   }
-  await enqueueLanes(queues, [...lanes.values()], opts)
+  await enqueueLanes(queues, [...lanes.values()], { ...opts, first: true })
 }
 
-/** One job per group of up to MAX_EVENTS_PER_JOB ids, never splitting a lane that fits in one. */
+/**
+ * One job per group of up to MAX_EVENTS_PER_JOB ids, never splitting a lane that fits in one;
+ * `first`: ahead of the jobs waiting, in the same order among themselves.
+ */
 async function enqueueLanes(
   queues: Queues,
   lanes: string[][],
-  opts: { cause?: string },
+  opts: { cause?: string; first?: boolean },
 ): Promise<void> {
   const groups: string[][] = []
   let group: string[] = []
@@ -57,11 +61,11 @@ async function enqueueLanes(
     }
   }
   if (group.length > 0) groups.push(group)
-  await queues.enqueueBulk(
-    'webhook.process-events',
-    groups.map((webhookEventIds) => ({
-      data: { webhookEventIds },
-      jobId: jobIds.webhookEvents(webhookEventIds, opts.cause),
-    })),
-  )
+  const jobs = groups.map((webhookEventIds) => ({
+    data: { webhookEventIds },
+    jobId: jobIds.webhookEvents(webhookEventIds, opts.cause),
+    first: opts.first,
+  }))
+  // Each job put first goes ahead of the one before: the first group last.
+  await queues.enqueueBulk('webhook.process-events', opts.first ? jobs.reverse() : jobs)
 }

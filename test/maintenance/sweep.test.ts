@@ -18,7 +18,8 @@ import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { startWorkers } from '../../src/platform/workers.ts'
 import { enqueueWebhookEvents } from '../../src/webhook/webhook.enqueue.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
-import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
+import { insertWebhookBodies, lockWebhookEvent } from '../../src/webhook/webhook.repo.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 import { startPrivateDeps, waitingWebhookJobs } from '../support/private-deps.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -190,6 +191,88 @@ describe('sweeper', () => {
     }, 60_000)
   }, 90_000)
 
+  it("queues an outage's events once, however many sweeps run before they are processed", async () => {
+    const { deps, env, line } = await startPrivateDeps(cleanups)
+    const webhook = deps.queues.byName.webhook
+    const unfollow = () => line.buildEvent('unfollow', line.users.create().userId, {})
+    const store = async (events: ReturnType<typeof unfollow>[], agoMs: number) => {
+      await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope(events))])
+      await deps.db
+        .updateTable('webhook_event')
+        .set({ received_at: new Date(Date.now() - agoMs) })
+        .where(
+          'webhook_event_id',
+          'in',
+          events.map((e) => e.webhookEventId),
+        )
+        .execute()
+    }
+    // Stored some minutes ago while Redis took nothing: more than one job's worth, the first
+    // and the last apart from the rest.
+    const [first, last] = [unfollow(), unfollow()]
+    const outage = [first, ...Array.from({ length: 1_200 }, unfollow), last]
+    await store([first], 700_000)
+    await store(outage.slice(1, -1), 600_000)
+    await store([last], 500_000)
+    // A live event queued as the inbox does, its job waiting through the sweeps below.
+    const live = unfollow()
+    await store([live], 0)
+    await enqueueWebhookEvents(deps.queues, [live.webhookEventId])
+
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: outage.length })
+    const runOrder = async () =>
+      (await webhook.getJobs(['wait'], 0, -1, true)).map(
+        (job) => (job.data as { webhookEventIds: string[] }).webhookEventIds,
+      )
+    const jobs = await runOrder()
+    expect(jobs).toHaveLength(4)
+
+    // An event lost meanwhile (its job never reached Redis), and sweeps every 30 s before any
+    // worker takes a job: the outage's events are not queued again, nor is the lost one yet.
+    const lost = unfollow()
+    await store([lost], 60_000)
+    for (let i = 0; i < 3; i++) {
+      expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
+    }
+    expect(await runOrder()).toEqual(jobs)
+    // The outage's jobs go first, the oldest events' first: they happened before the live one.
+    expect(jobs[0]).toContain(first.webhookEventId)
+    expect(jobs[2]).toContain(last.webhookEventId)
+    expect(jobs[3]).toEqual([live.webhookEventId])
+
+    // The last of the outage's jobs held up while it runs (a row lock on its last event): its
+    // events are not queued again either.
+    const held = await heldTransaction(deps.db, async (trx) => {
+      await lockWebhookEvent(trx, last.webhookEventId)
+    })
+    startQueueWorkers(deps, env, ['webhook'])
+    await lockWaitOn(deps.db, 'webhook_event')
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
+    held.commit()
+    await held.committed
+
+    await eventually(async () => {
+      expect(await webhook.getJobCounts('wait', 'active', 'completed')).toEqual({
+        wait: 0,
+        active: 0,
+        completed: jobs.length,
+      })
+    }, 60_000)
+    // The sweep's jobs done, the next sweep finds the lost event.
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 1 })
+    await eventually(async () => {
+      const rows = await deps.db
+        .selectFrom('webhook_event')
+        .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
+        .groupBy('status')
+        .execute()
+      expect(rows.map((r) => ({ status: r.status, n: Number(r.n) }))).toEqual([
+        { status: 'done', n: outage.length + 2 },
+      ])
+      expect(await webhook.getCompletedCount()).toBe(jobs.length + 1)
+    }, 60_000)
+  }, 90_000)
+
   it('queues every unsent delivery in one sweep, each once', async () => {
     const { deps, env, line } = await startPrivateDeps(cleanups)
     const customerId = await friendWithNothingUnfinished(deps, line)
@@ -211,6 +294,9 @@ describe('sweeper', () => {
     const queued = jobs.flatMap((job) => job.data.deliveryIds as string[])
     expect(queued).toHaveLength(ids.length)
     expect(new Set(queued)).toEqual(new Set(ids))
+    // The next sweep, before any worker took a job, leaves them to their jobs.
+    expect(await sweepOnce(deps, 0)).toMatchObject({ deliveries: 0 })
+    expect(await deps.queues.byName.delivery.getWaitingCount()).toBe(jobs.length)
 
     startQueueWorkers(deps, env, ['delivery'])
     await eventually(async () => {
@@ -235,11 +321,17 @@ describe('sweeper', () => {
       returning id`.execute(deps.db)
     const ids = friends.rows.map((r) => r.id)
 
-    expect(await sweepOnce(deps, 0)).toMatchObject({ profiles: ids.length })
+    // Both sweeps below in the same hour (a profile is asked for once an hour).
+    const now = new Date()
+    const sweep = () => sweepOnce({ ...deps, clock: { now: () => now } }, 0)
+    expect(await sweep()).toMatchObject({ profiles: ids.length })
     const jobs = await deps.queues.byName.identity.getJobs(['wait'])
     const queued = jobs.map((job) => job.data.lineUserId as string)
     expect(queued).toHaveLength(ids.length)
     expect(new Set(queued)).toEqual(new Set(ids))
+    // The next sweep finds them again, and their jobs' ids keep them once.
+    expect(await sweep()).toMatchObject({ profiles: ids.length })
+    expect(await deps.queues.byName.identity.getWaitingCount()).toBe(ids.length)
   })
 
   it('leaves a delivery waiting for its retry after a LINE 5xx alone until that retry is overdue', async () => {
