@@ -5,7 +5,8 @@ import { type Kysely, sql } from 'kysely'
  * before, by (time, id): many rows share a time (one statement writes a whole batch of webhook
  * events, or a campaign's deliveries). The indexes it reads carry the id after the time, so each
  * page is a range of the index. Friends whose profile was never fetched get a small index of
- * their own (the sweeper read the whole of line_user for them).
+ * their own (the sweeper read the whole of line_user for them); its condition leaves the status
+ * out, or every follow and unfollow would write all of line_user's indexes (no HOT update).
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.dropIndex('webhook_event_pending_idx').execute()
@@ -26,7 +27,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .createIndex('line_user_profileless_idx')
     .on('line_user')
     .columns(['created_at', 'id'])
-    .where(sql<boolean>`profile_fetched_at is null and status = 'friend'`)
+    .where(sql.ref('profile_fetched_at'), 'is', null)
     .execute()
 }
 

@@ -116,8 +116,9 @@ export async function fillCustomerName(db: Db, customerId: string, name: string)
 
 /**
  * Friends whose profile was never fetched, added before `olderThan`, from after the row `after`
- * (the last of the page before): each page is a range of line_user_profileless_idx, and none is
- * read twice.
+ * (the last of the page before): each page is a range of line_user_profileless_idx (which holds
+ * the blocked too: a status in its condition would cost every status change its HOT update),
+ * and none is read twice.
  */
 export async function listLineUsersWithoutProfile(
   db: Db,
@@ -128,7 +129,8 @@ export async function listLineUsersWithoutProfile(
   return db
     .selectFrom('line_user')
     .select(['id', sql<string>`created_at::text`.as('at')])
-    .where(sql<boolean>`profile_fetched_at is null and status = 'friend'`)
+    .where('profile_fetched_at', 'is', null)
+    .where('status', '=', 'friend')
     .where('created_at', '<', olderThan)
     .where(afterKeyset('created_at', after))
     .orderBy('created_at')

@@ -3,6 +3,7 @@ import { UnrecoverableError, Worker } from 'bullmq'
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
+import { insertLineUser, updateLineUserStatusIfNewer } from '../../src/identity/identity.repo.ts'
 import type { QueueName } from '../../src/jobs.ts'
 import { jobIds } from '../../src/jobs.ts'
 import {
@@ -332,6 +333,34 @@ describe('sweeper', () => {
     // The next sweep finds them again, and their jobs' ids keep them once.
     expect(await sweep()).toMatchObject({ profiles: ids.length })
     expect(await deps.queues.byName.identity.getWaitingCount()).toBe(ids.length)
+  })
+
+  it("leaves a friend's follow and unfollow HOT updates: its index of missing profiles does not read the status", async () => {
+    // A table of its own: the row's page has room for its new version (HOT needs that too).
+    const { deps } = await startPrivateDeps(cleanups)
+    const hotUpdates = await deps.db.transaction().execute(async (trx) => {
+      const customer = await trx
+        .insertInto('customer')
+        .defaultValues()
+        .returning('id')
+        .executeTakeFirstOrThrow()
+      const friend = await insertLineUser(trx, {
+        customerId: customer.id,
+        lineUid: `U${randomUUID().replaceAll('-', '')}`,
+        status: 'friend',
+        at: new Date(Date.now() - 2_000),
+      })
+      // An unfollow and a follow again, their profile never fetched.
+      expect(
+        await updateLineUserStatusIfNewer(trx, friend.id, 'blocked', new Date(Date.now() - 1_000)),
+      ).toBe(true)
+      expect(await updateLineUserStatusIfNewer(trx, friend.id, 'friend', new Date())).toBe(true)
+      const { rows } = await sql<{ n: string }>`
+        select pg_stat_get_xact_tuples_hot_updated('line_user'::regclass) as n`.execute(trx)
+      return Number(rows[0]!.n)
+    })
+    // Neither wrote the table's indexes.
+    expect(hotUpdates).toBe(2)
   })
 
   it('leaves a delivery waiting for its retry after a LINE 5xx alone until that retry is overdue', async () => {
