@@ -1,6 +1,5 @@
-import type { Transaction } from 'kysely'
 import { lockSurvivingCustomer } from '../customers/surviving-customer.service.ts'
-import type { DB, Db } from '../platform/db.ts'
+import { type Db, inTransaction } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import {
   type ConsentWrite,
@@ -52,11 +51,6 @@ export async function loadConsents(db: Db, customerIds: string[]): Promise<Map<s
 
 export async function loadConsent(db: Db, customerId: string): Promise<Consents> {
   return (await loadConsents(db, [customerId])).get(customerId) ?? defaults()
-}
-
-/** Runs `fn` in the caller's transaction, or in a new one. */
-function inTransaction<T>(db: Db, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
-  return db.isTransaction ? fn(db as Transaction<DB>) : db.transaction().execute(fn)
 }
 
 /**

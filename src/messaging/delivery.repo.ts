@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import { ERROR_REMOVED } from '../customers/erase-traces.repo.ts'
-import type { Database, Db } from '../platform/db.ts'
+import { type Database, type Db, inTransaction } from '../platform/db.ts'
 import { afterKeyset, type Keyset } from '../platform/keyset.ts'
 import { executePrepared } from '../platform/prepared.ts'
 import type { DeliveryIntent as Intent } from './delivery.service.ts'
@@ -209,12 +209,41 @@ export type DeliveryOutcome =
 /**
  * Records every outcome of a batch in one statement (rows still `sending` only). `retryWithinMs`:
  * how long the job's next try may take to come (its backoff); rows left to it are not the
- * sweeper's until then.
+ * sweeper's until then. A customer erased while the send was under way keeps no error text (an
+ * SMTP reply names the address).
  */
 export async function recordOutcomes(
   db: Db,
   outcomes: DeliveryOutcome[],
   retryWithinMs = 0,
+): Promise<void> {
+  const withError = outcomes.flatMap((o) => ('error' in o && o.error ? [o.id] : []))
+  if (withError.length === 0) return writeOutcomes(db, outcomes, retryWithinMs)
+  await inTransaction(db, async (trx) => {
+    await writeOutcomes(trx, outcomes, retryWithinMs)
+    // Looked for by a statement of its own: one inside the update would see the customers as
+    // they were when it began, and an erasure committing while it waited for the rows (the
+    // erasure writes every delivery of the person) would get the error text after all.
+    await trx
+      .updateTable('delivery')
+      .set({ last_error: ERROR_REMOVED })
+      .where('id', 'in', withError)
+      .where('last_error', '<>', ERROR_REMOVED)
+      .where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('customer')
+            .whereRef('customer.id', '=', 'delivery.customer_id')
+            .where('customer.erased_at', 'is not', null),
+        ),
+      )
+      .execute()
+  })
+}
+
+async function writeOutcomes(
+  db: Db,
+  outcomes: DeliveryOutcome[],
+  retryWithinMs: number,
 ): Promise<void> {
   if (outcomes.length === 0) return
   const col = <T>(pick: (o: DeliveryOutcome) => T | undefined) =>
@@ -228,12 +257,7 @@ export async function recordOutcomes(
       line_request_id = case when o.channel = 'line' then o.request_id else d.line_request_id end,
       email_message_id = case when o.channel = 'email' then o.request_id else d.email_message_id end,
       skip_reason = coalesce(o.reason, d.skip_reason),
-      -- A customer erased while this send was under way keeps no error text (an SMTP reply
-      -- names the address); looked up only when there is one.
-      last_error = case when o.status = 'sent' or coalesce(o.error, d.last_error) is null then null
-        when exists (select from customer c where c.id = d.customer_id and c.erased_at is not null)
-        then ${ERROR_REMOVED}
-        else coalesce(o.error, d.last_error) end,
+      last_error = case when o.status <> 'sent' then coalesce(o.error, d.last_error) end,
       sent_at = case when o.status = 'sent' then now() else d.sent_at end,
       -- Kept while LINE may have accepted the push (a 5xx or timeout, to retry): any other
       -- outcome is final or was refused whole, and a requeued row is rendered again.

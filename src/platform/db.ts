@@ -15,6 +15,11 @@ export type { DB }
 export type Database = Kysely<DB>
 export type Db = Kysely<DB> | Transaction<DB>
 
+/** Runs `fn` in the caller's transaction, or in a new one. */
+export function inTransaction<T>(db: Db, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  return db.isTransaction ? fn(db as Transaction<DB>) : db.transaction().execute(fn)
+}
+
 // int8 (count(*), sums) as strings on both engines, like node-postgres does by default.
 const INT8_OID = 20
 

@@ -5,10 +5,12 @@ import { loadEnv } from '../../src/config/env.ts'
 import { loadConsent } from '../../src/consent/consent.service.ts'
 import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer, erasedValue } from '../../src/customers/erase.service.ts'
+import { ERROR_REMOVED } from '../../src/customers/erase-traces.repo.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { insertSandboxMail } from '../../src/email/sandbox-mailbox.ts'
 import { lockLineUid } from '../../src/identity/identity.repo.ts'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
+import { insertDeliveries, recordOutcomes } from '../../src/messaging/delivery.repo.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import { createLogger } from '../../src/platform/logger.ts'
@@ -301,6 +303,57 @@ describe('eraseCustomer', () => {
       .where('customer_id', '=', p.id)
       .executeTakeFirstOrThrow()
     expect(lineUser).toEqual({ status: 'blocked', line_uid: erasedValue('line', p.lineUid) })
+  })
+
+  it('keeps no error text from a send whose outcome is recorded while they are being erased', async () => {
+    const c = await makeCustomer(db, { displayName: 'Kato Jun' })
+    const email = `jun.${randomUUID().slice(0, 8)}@example.com`
+    await db.updateTable('customer').set({ email }).where('id', '=', c.id).execute()
+    const notice = (n: number) => ({
+      dedupeKey: `erase-outcome:${randomUUID()}`,
+      kind: 'notice',
+      category: 'transactional' as const,
+      customerId: c.id,
+      content: { messages: [{ type: 'text' as const, text: `お知らせ ${n}` }] },
+    })
+    const [sending, pending] = await insertDeliveries(db, [notice(1), notice(2)])
+    // One being sent again, its earlier try's error kept (the erasure locks it to scrub that).
+    await db
+      .updateTable('delivery')
+      .set({ status: 'sending', channel: 'email', last_error: '421 try again later' })
+      .where('id', '=', sending!.id)
+      .execute()
+    // The erasure held up at their other delivery (locked here), the first already locked.
+    const held = await heldTransaction(db, async (trx) => {
+      await trx
+        .selectFrom('delivery')
+        .select('id')
+        .where('id', '=', pending!.id)
+        .forUpdate()
+        .execute()
+    })
+    const erasing = eraseCustomer(db, c.id)
+    await lockWaitOn(db, 'delivery', 1)
+    // The relay refuses the email meanwhile, quoting the address; its outcome waits for the
+    // erasure, then is written.
+    const recording = recordOutcomes(db, [
+      {
+        id: sending!.id,
+        status: 'failed',
+        error: `550 5.1.1 <${email}>: Recipient address rejected`,
+      },
+    ])
+    await lockWaitOn(db, 'delivery', 2)
+    held.commit()
+    await held.committed
+    await erasing
+    await recording
+    const row = await db
+      .selectFrom('delivery')
+      .select(['status', 'last_error'])
+      .where('id', '=', sending!.id)
+      .executeTakeFirstOrThrow()
+    expect(row).toEqual({ status: 'failed', last_error: ERROR_REMOVED })
   })
 
   it("deletes the person's tags (a tag can say something personal), a merged customer's too", async () => {
