@@ -64,6 +64,16 @@ function startQueueWorkers(
   cleanups.push(() => workers.close())
 }
 
+/** How many stored webhook events are in each status. */
+async function eventsByStatus(deps: PrivateDeps['deps']) {
+  const rows = await deps.db
+    .selectFrom('webhook_event')
+    .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
+    .groupBy('status')
+    .execute()
+  return rows.map((r) => ({ status: r.status, n: Number(r.n) }))
+}
+
 describe('sweeper', () => {
   it('queues again an event and a profile whose jobs failed without the rows saying so', async () => {
     // Its own database: the sweeper takes every stale row it sees.
@@ -181,14 +191,7 @@ describe('sweeper', () => {
 
     startQueueWorkers(deps, env, ['webhook'])
     await eventually(async () => {
-      const rows = await deps.db
-        .selectFrom('webhook_event')
-        .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
-        .groupBy('status')
-        .execute()
-      expect(rows.map((r) => ({ status: r.status, n: Number(r.n) }))).toEqual([
-        { status: 'done', n: stored.length },
-      ])
+      expect(await eventsByStatus(deps)).toEqual([{ status: 'done', n: stored.length }])
     }, 60_000)
   }, 90_000)
 
@@ -262,14 +265,7 @@ describe('sweeper', () => {
     // The sweep's jobs done, the next sweep finds the lost event.
     expect(await sweepOnce(deps, 0)).toMatchObject({ events: 1 })
     await eventually(async () => {
-      const rows = await deps.db
-        .selectFrom('webhook_event')
-        .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
-        .groupBy('status')
-        .execute()
-      expect(rows.map((r) => ({ status: r.status, n: Number(r.n) }))).toEqual([
-        { status: 'done', n: outage.length + 2 },
-      ])
+      expect(await eventsByStatus(deps)).toEqual([{ status: 'done', n: outage.length + 2 }])
       expect(await webhook.getCompletedCount()).toBe(jobs.length + 1)
     }, 60_000)
   }, 90_000)
