@@ -409,7 +409,8 @@ export async function failUnfinishedDeliveries(
  * Due deliveries nobody is working on: pending ones older than the grace (their job was lost)
  * and not waiting for their job's next try (a LINE 5xx: retry_at), or whose try is that late,
  * and ones left in `sending` past the lease (a crashed worker). Oldest change first, from after
- * the row `after` (the last of the page before): each page is a range of delivery_unfinished_idx,
+ * the row `after` (the last of the page before): each page is a range of delivery_unfinished_idx
+ * (by time: a campaign's rows share one, and a page inside such a run reads it from its start),
  * and none is read twice (a row written meanwhile moves past the end).
  */
 export async function listStaleDeliveries(

@@ -135,7 +135,8 @@ export async function forgetUnsentMessage(
 
 /**
  * Pending events stored before `olderThan`, oldest first, from after the row `after` (the last
- * of the page before): each page is a range of webhook_event_pending_idx, and none is read twice.
+ * of the page before): each page is a range of webhook_event_pending_idx (by time; rows sharing
+ * the page's first time are sorted), and none is read twice.
  */
 export async function listStalePendingEvents(
   db: Db,
