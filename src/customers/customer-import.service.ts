@@ -40,7 +40,13 @@ const ID_COLUMNS = [
   ['phone', 'phone'],
 ] as const satisfies readonly (readonly [keyof CustomerImportRow, IdentityKind])[]
 
-type RowId = { column: (typeof ID_COLUMNS)[number][0]; kind: IdentityKind; value: string }
+/** `typed`: the value as the file gave it, trimmed only (a card's; tombstonesOf). */
+type RowId = {
+  column: (typeof ID_COLUMNS)[number][0]
+  kind: IdentityKind
+  value: string
+  typed: string
+}
 
 /** Ids that name one person: they find the customer, and may merge two (one person). */
 const PERSONAL_KINDS: readonly IdentityKind[] = ['online_customer', 'member_card', 'legacy_card']
@@ -63,7 +69,7 @@ async function ownerOf(
     // external id is someone's current shop account, e.g. the person signing up again, whose
     // email then becomes a live identity again (as account link allows).
     const reusable = shopAccountRow && !PERSONAL_KINDS.includes(id.kind)
-    if (!reusable && (await isErasedIdentity(trx, id.kind, id.value))) {
+    if (!reusable && (await isErasedIdentity(trx, id.kind, id.value, id.typed))) {
       throw new RowError(id.column, ERASED)
     }
     return undefined
@@ -167,7 +173,7 @@ export async function importCustomerRow(
   warn: RowWarning = () => {},
 ): Promise<ImportResult> {
   // A scan reads only numbers in the store's prefix as member cards: another would never be found.
-  if (row.member_card !== undefined && !row.member_card.startsWith(env.MEMBER_CARD_PREFIX)) {
+  if (row.member_card !== undefined && !row.member_card.value.startsWith(env.MEMBER_CARD_PREFIX)) {
     throw new RowError(
       'member_card',
       `not one of this store's member cards (they start with prefix ${env.MEMBER_CARD_PREFIX})`,
@@ -176,7 +182,7 @@ export async function importCustomerRow(
   // ...and any such number as one, never as a legacy card (the register refuses to link one too).
   if (
     row.legacy_card !== undefined &&
-    readBarcode(row.legacy_card, env.MEMBER_CARD_PREFIX).shape !== 'other'
+    readBarcode(row.legacy_card.value, env.MEMBER_CARD_PREFIX).shape !== 'other'
   ) {
     throw new RowError(
       'legacy_card',
@@ -185,8 +191,13 @@ export async function importCustomerRow(
     )
   }
   const ids: RowId[] = ID_COLUMNS.flatMap(([column, kind]) => {
-    const value = row[column]
-    return typeof value === 'string' ? [{ column, kind, value }] : []
+    const given = row[column]
+    if (given === undefined) return []
+    return [
+      typeof given === 'string'
+        ? { column, kind, value: given, typed: given }
+        : { column, kind, ...given },
+    ]
   })
   // An id given to a customer the row's check never saw (an account link or a register linking
   // it after the holders were locked: nothing locks an id no one holds yet) sends the row round
@@ -226,7 +237,8 @@ async function applyRow(
   for (const id of ids) {
     if (found.conflicts.has(id)) continue
     try {
-      const result = await attachIdentity(trx, customerId, id.kind, id.value, {
+      // As the file gave it: attachIdentity reads it, and asks the tombstone of this form too.
+      const result = await attachIdentity(trx, customerId, id.kind, id.typed, {
         env,
         reason: 'import:customers',
         checkedHolders,

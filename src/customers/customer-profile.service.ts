@@ -14,7 +14,7 @@ export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef
   const owner = await findIdentityOwner(db, identity.kind, identity.value)
   if (!owner) {
     // Erasure keeps only a tombstone of a card, shop account or email: it answers 410, not 404.
-    if (await isErasedIdentity(db, identity.kind, identity.value)) {
+    if (await isErasedIdentity(db, identity.kind, identity.value, identity.typed)) {
       throw new AppError('GONE', 'this customer was erased on request')
     }
     throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { emailSchema, legacyCardSchema, memberCardSchema, phoneSchema } from './identity-values.ts'
+import { emailSchema, normaliseIdentity, phoneSchema } from './identity-values.ts'
 import { tagListSchema } from './tag-values.ts'
 
 const YES = ['true', '1', 'yes', 'y']
@@ -21,6 +21,19 @@ const birthdaySchema = z.iso
     'not a plausible birthday: use a date from 1900-01-01 to today',
   )
 
+/**
+ * A card column: the number as stored and looked up (`value`, normaliseIdentity) and as the file
+ * gave it, trimmed only (`typed`): an erasure before card numbers were read with NFKC hashed that
+ * form (tombstonesOf).
+ */
+const cardColumn = (kind: 'member_card' | 'legacy_card') =>
+  z.string().transform((raw, ctx) => {
+    const read = normaliseIdentity(kind, raw)
+    if (read.ok) return { value: read.value, typed: raw.trim() }
+    ctx.addIssue({ code: 'custom', message: read.message })
+    return z.NEVER
+  })
+
 /** One row of `kizuna import customers` (CSV columns; empty cells are absent). */
 export const customerImportRowSchema = z
   .strictObject({
@@ -29,9 +42,9 @@ export const customerImportRowSchema = z
     name: z.string().trim().min(1).max(200).optional(),
     phone: phoneSchema.optional(),
     birthday: birthdaySchema.optional(),
-    member_card: memberCardSchema.optional(),
+    member_card: cardColumn('member_card').optional(),
     /** An old plastic card's number, bound to the customer (as a register links one). */
-    legacy_card: legacyCardSchema.optional(),
+    legacy_card: cardColumn('legacy_card').optional(),
     marketing_consent: consentSchema.optional(),
     /** Added to the customer's tags, never replacing them. */
     tags: tagListSchema.optional(),

@@ -34,10 +34,35 @@ export function erasedValue(kind: string, value: string): string {
   return TOMBSTONE + createHash('sha256').update(`${kind}:${value}`).digest('hex')
 }
 
-/** Whether (kind, value) belonged to a customer erased on request (its tombstone exists). */
-export async function isErasedIdentity(db: Db, kind: string, value: string): Promise<boolean> {
+/**
+ * The tombstones an erasure may have left of (kind, value): the hash of the value as read now
+ * and of it as it arrived, trimmed only (`typed`). Before card numbers were read with NFKC
+ * (readCode), a card was stored as it came ("Ｌ１２３", a scanner typing through the IME in
+ * full-width mode), and its erasure hashed that form: the migration that rewrote the live cards
+ * cannot rewrite a hash.
+ */
+export function tombstonesOf(kind: string, value: string, typed = value): string[] {
+  return [...new Set([value, typed.trim()])].map((v) => erasedValue(kind, v))
+}
+
+/**
+ * Whether (kind, value) belonged to a customer erased on request (its tombstone exists); `typed`
+ * is the value as it arrived (tombstonesOf).
+ */
+export async function isErasedIdentity(
+  db: Db,
+  kind: string,
+  value: string,
+  typed = value,
+): Promise<boolean> {
   if (!TOMBSTONE_KINDS.includes(kind)) return false
-  return (await findIdentityOwner(db, kind, erasedValue(kind, value))) !== undefined
+  const tombstone = await db
+    .selectFrom('identity')
+    .select('id')
+    .where('kind', '=', kind)
+    .where('value', 'in', tombstonesOf(kind, value, typed))
+    .executeTakeFirst()
+  return tombstone !== undefined
 }
 
 export type EraseResult = { customerId: string; alreadyErased: boolean }

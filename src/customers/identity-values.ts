@@ -10,7 +10,11 @@ export const IDENTITY_KINDS = [
   'phone',
 ] as const
 export type IdentityKind = (typeof IDENTITY_KINDS)[number]
-export type IdentityRef = { kind: IdentityKind; value: string }
+/**
+ * `typed`: the value as it arrived, trimmed only, where it differs from `value` (a card in full
+ * width): an erasure before card numbers were read with NFKC hashed that form (tombstonesOf).
+ */
+export type IdentityRef = { kind: IdentityKind; value: string; typed?: string }
 
 /**
  * An address as Japanese carriers issued them until 2009 may have two dots in a row or a dot
@@ -128,5 +132,5 @@ export const identityQuerySchema = z.string().transform((raw, ctx): IdentityRef 
     ctx.addIssue({ code: 'custom', message: `${kind}: ${normalised.message}` })
     return z.NEVER
   }
-  return { kind: kind as IdentityKind, value: normalised.value }
+  return { kind: kind as IdentityKind, value: normalised.value, typed: raw.slice(at + 1).trim() }
 })

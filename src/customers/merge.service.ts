@@ -192,8 +192,9 @@ export async function attachIdentity(
   // shop account id and email keep tombstones too, but a person who comes back and proves them
   // may use them again; the customer import refuses them itself.) Asked once the holder is
   // locked: an erasure of them that committed while we waited left only the tombstone, and the
-  // card, free by then, would be bound to this customer.
-  if (CARD_KINDS.includes(kind) && (await isErasedIdentity(trx, kind, value))) {
+  // card, free by then, would be bound to this customer. The card as it came (`rawValue`) is
+  // asked too: one erased before cards were read with NFKC left the hash of that form.
+  if (CARD_KINDS.includes(kind) && (await isErasedIdentity(trx, kind, value, rawValue))) {
     throw new AppError('GONE', `this ${kind} belonged to a customer erased on request`)
   }
   const target = await lockPurchaser(trx, customerId)

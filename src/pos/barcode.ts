@@ -1,21 +1,32 @@
 import { isValidEan13 } from '../cards/ean13.ts'
-import { digitsOf } from '../customers/identity-values.ts'
+import { digitsOf, readCode } from '../customers/identity-values.ts'
 
 /** What a scanned barcode looks like before any lookup. */
 export type BarcodeShape = 'member_card' | 'misread_member_card' | 'other'
 
+/** A barcode as a register reads it (readBarcode). */
+export type ReadBarcode = {
+  /** What it is looked up by: a member card's 13 digits, else `read`. */
+  code: string
+  shape: BarcodeShape
+  /** readCode's reading, spaces and hyphens inside kept: a legacy card's number. */
+  read: string
+  /** As it arrived, trimmed only: the form older erasures hashed (tombstonesOf). */
+  typed: string
+}
+
 /**
- * A scanned or typed barcode (already read by readCode) and what it looks like: 13 digits with
- * our prefix are a member card, also typed with spaces or dashes between them, and then the code
- * is those digits; a wrong GS1 check digit means a misread. Anything else is kept as it is.
+ * A scanned or typed barcode and what it looks like, once read by readCode: 13 digits with our
+ * prefix are a member card, also typed with spaces or dashes between them, and then the code is
+ * those digits; a wrong GS1 check digit means a misread. Anything else is kept as it is read.
  */
-export function readBarcode(
-  barcode: string,
-  memberCardPrefix: string,
-): { code: string; shape: BarcodeShape } {
-  const digits = digitsOf(barcode)
+export function readBarcode(barcode: string, memberCardPrefix: string): ReadBarcode {
+  const typed = barcode.trim()
+  const read = readCode(barcode)
+  const digits = digitsOf(read)
   if (digits?.length !== 13 || !digits.startsWith(memberCardPrefix)) {
-    return { code: barcode, shape: 'other' }
+    return { code: read, shape: 'other', read, typed }
   }
-  return { code: digits, shape: isValidEan13(digits) ? 'member_card' : 'misread_member_card' }
+  const shape = isValidEan13(digits) ? 'member_card' : 'misread_member_card'
+  return { code: digits, shape, read, typed }
 }

@@ -81,7 +81,15 @@ function checkReceiptSums(
 
 export const receiptSchema = z.strictObject(receiptFields).superRefine(checkReceiptSums)
 
-const barcode = scannedCode('required: the scanned barcode')
+/**
+ * The scanned barcode as it came, trimmed: scan() reads it (readBarcode), and asks an erasure's
+ * tombstone of this form too (one left before codes were read with NFKC hashed it).
+ */
+const barcode = z
+  .string({ error: 'required: the scanned barcode' })
+  .trim()
+  .min(1, 'required: the scanned barcode')
+  .max(64)
 
 export const scanBodySchema = z.strictObject({
   barcode,

@@ -1,5 +1,5 @@
 import { type RawBuilder, sql } from 'kysely'
-import { erasedValue } from '../customers/erase.service.ts'
+import { tombstonesOf } from '../customers/erase.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
 import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Db } from '../platform/db.ts'
@@ -9,7 +9,7 @@ import { recordPurchaseFor } from '../purchases/purchase.service.ts'
 import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
 import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
 import { relinkCustomersSoon } from '../richmenu/richmenu-link.service.ts'
-import { type BarcodeShape, readBarcode } from './barcode.ts'
+import { type ReadBarcode, readBarcode } from './barcode.ts'
 import {
   type CardOwner,
   cardOwnerStart,
@@ -58,22 +58,20 @@ async function survivorOf(
   throw barcodeError('NOT_FOUND', UNKNOWN)
 }
 
-function cardLookup(barcode: string, shape: BarcodeShape) {
+/** The card identities a barcode may be, and their tombstones (as read and as typed). */
+function cardLookup({ code, shape, typed }: ReadBarcode) {
   if (shape === 'misread_member_card') {
     throw barcodeError('UNPROCESSABLE', 'misread barcode, scan again')
   }
   const kinds = shape === 'member_card' ? ['member_card', 'legacy_card'] : ['legacy_card']
-  const values = [barcode, ...kinds.map((kind) => erasedValue(kind, barcode))]
+  const values = [code, ...kinds.flatMap((kind) => tombstonesOf(kind, code, typed))]
   return { kinds, values }
 }
 
 /** Barcode → customer: member card, else legacy card, else coupon code; tombstones → 410. */
-export async function resolveBarcode(
-  db: Db,
-  barcode: string,
-  shape: BarcodeShape,
-): Promise<Resolved> {
-  const { kinds, values } = cardLookup(barcode, shape)
+export async function resolveBarcode(db: Db, scanned: ReadBarcode): Promise<Resolved> {
+  const { code: barcode, shape } = scanned
+  const { kinds, values } = cardLookup(scanned)
   const owners = await findCardOwners(db, kinds, values)
   const live = owners.filter((o) => o.value === barcode)
   const owner = live.find((o) => o.kind === 'member_card') ?? live[0]
@@ -122,20 +120,20 @@ export async function scan(
   scanned: ScanBody,
 ): Promise<ScanResponse> {
   // A member card typed with spaces or dashes is its digits from here on (replays compare them).
-  const { code, shape } = readBarcode(scanned.barcode, deps.env.MEMBER_CARD_PREFIX)
-  const body = { ...scanned, barcode: code }
+  const read = readBarcode(scanned.barcode, deps.env.MEMBER_CARD_PREFIX)
+  const body = { ...scanned, barcode: read.code }
   if (!body.receipt && !body.linkBarcode) {
-    const { customerId } = await resolveBarcode(deps.db, body.barcode, shape)
+    const { customerId } = await resolveBarcode(deps.db, read)
     return { customer: await memberSummary(deps.db, customerId) }
   }
   if (!body.linkBarcode) {
     // One statement, atomic on its own: no transaction needed.
-    const { kinds, values } = cardLookup(body.barcode, shape)
+    const { kinds, values } = cardLookup(read)
     const start = cardOwnerStart({
       barcode: body.barcode,
       kinds,
       values,
-      withCoupon: shape === 'other',
+      withCoupon: read.shape === 'other',
     })
     const recorded = await recordReceipt(deps.db, deps, store, body, start)
     if (recorded) {
@@ -145,11 +143,11 @@ export async function scan(
       if (recorded.segmentInputsChanged) relinkMenusAfter(deps, recorded.answer)
       return recorded.answer
     }
-    await resolveBarcode(deps.db, body.barcode, shape) // says why no one was found (404, 410)
+    await resolveBarcode(deps.db, read) // says why no one was found (404, 410)
     throw barcodeError('NOT_FOUND', UNKNOWN)
   }
   const linked = await deps.db.transaction().execute(async (trx) => {
-    const resolved = await resolveBarcode(trx, body.barcode, shape)
+    const resolved = await resolveBarcode(trx, read)
     // A coupon code names its owner but is no proof of who is at the register: shoppers pass
     // coupons on, and linking would merge the card holder (points, purchases, email) into them.
     if (resolved.via === 'coupon') {
@@ -169,7 +167,8 @@ export async function scan(
         'linkBarcode',
       )
     }
-    const attached = await attachIdentity(trx, resolved.customerId, 'legacy_card', link.code, {
+    // As it came: attachIdentity reads it, and asks the tombstone of this form too.
+    const attached = await attachIdentity(trx, resolved.customerId, 'legacy_card', link.typed, {
       env: deps.env,
       reason: 'scan',
     })

@@ -11,6 +11,7 @@ import { listCustomerTags } from '../../src/customers/customer-tag.repo.ts'
 import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
+import { readBarcode } from '../../src/pos/barcode.ts'
 import { resolveBarcode } from '../../src/pos/pos.service.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
@@ -239,7 +240,9 @@ describe('kizuna import customers', () => {
       .where('value', 'in', [`shop-${tag}`, card, email])
       .execute()
     expect(live).toEqual([])
-    await expect(resolveBarcode(db, card, 'member_card')).rejects.toMatchObject({ code: 'GONE' })
+    await expect(resolveBarcode(db, readBarcode(card, '29'))).rejects.toMatchObject({
+      code: 'GONE',
+    })
 
     // Sora signs up again: a new shop account with the same email is a new registration.
     const back = await csv([HEADER, `shop2-${tag},${email},Sora,,,,`])
