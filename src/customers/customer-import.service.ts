@@ -180,10 +180,10 @@ export async function importCustomerRow(
     )
   }
   // ...and any such number as one, never as a legacy card (the register refuses to link one too).
-  if (
-    row.legacy_card !== undefined &&
-    readBarcode(row.legacy_card.value, env.MEMBER_CARD_PREFIX).shape !== 'other'
-  ) {
+  // The number itself only: a legacy card keeps the spaces or hyphens inside its number ("29 0012
+  // 3456 789"), and a register that finds no member card in them finds the legacy card by them.
+  const legacy = row.legacy_card && readBarcode(row.legacy_card.value, env.MEMBER_CARD_PREFIX)
+  if (legacy && legacy.shape !== 'other' && legacy.code === legacy.read) {
     throw new RowError(
       'legacy_card',
       `13 digits with this store's member-card prefix ${env.MEMBER_CARD_PREFIX}: a register ` +

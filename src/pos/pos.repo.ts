@@ -29,12 +29,13 @@ export async function findCardOwners(db: Db, kinds: string[], values: string[]) 
 
 /**
  * Barcode → its customer, as a `start` for recordPurchaseFor (which follows merges): a live
- * member card, else a live legacy card, else (`withCoupon`, and no card identity at all, not
- * even a tombstone) the coupon's owner. No row: unknown or erased, which resolveBarcode tells
- * apart.
+ * member card, else a live legacy card (`codes` in order), else (`withCoupon`, and no card
+ * identity at all, not even a tombstone) the coupon's owner. No row: unknown or erased, which
+ * resolveBarcode tells apart.
  */
 export function cardOwnerStart(opts: {
   barcode: string
+  codes: string[]
   kinds: string[]
   values: string[]
   withCoupon: boolean
@@ -47,14 +48,15 @@ export function cardOwnerStart(opts: {
     select customer_id, via, case when via = 'coupon' then ${opts.barcode}::text end as coupon from (
       select customer_id,
         case when kind = 'member_card' then 'member_card' else 'legacy_card' end as via,
-        case when kind = 'member_card' then 0 else 1 end as rank
-      from owners where value = ${opts.barcode}
+        case when kind = 'member_card' then 0 else array_position(${opts.codes}::text[], value) end
+          as rank
+      from owners where value = any(${opts.codes}::text[])
       union all
-      select cp.customer_id, 'coupon', 2 from coupon cp
+      select cp.customer_id, 'coupon', null from coupon cp
       where ${opts.withCoupon}::boolean and cp.code = ${opts.barcode}
         and not exists (select 1 from owners)
     ) s
-    order by rank limit 1`
+    order by rank nulls last limit 1`
 }
 
 export async function findCouponOwner(db: Db, code: string) {

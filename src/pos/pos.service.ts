@@ -34,6 +34,7 @@ const UNKNOWN =
   'no member card, legacy card or coupon has this number: check the number printed under ' +
   'the barcode, or ask the shopper to show the member card in LINE'
 const ERASED = "this member's data was erased on request; the card is no longer valid"
+const MISREAD = 'misread barcode, scan again'
 
 /** A refusal of a scanned barcode (400, 422, 404, 410): its body names the field. */
 function barcodeError(
@@ -58,30 +59,38 @@ async function survivorOf(
   throw barcodeError('NOT_FOUND', UNKNOWN)
 }
 
-/** The card identities a barcode may be, and their tombstones (as read and as typed). */
-function cardLookup({ code, shape, typed }: ReadBarcode) {
-  if (shape === 'misread_member_card') {
-    throw barcodeError('UNPROCESSABLE', 'misread barcode, scan again')
-  }
+/**
+ * The card identities a barcode may be (`codes`, best first) and the tombstones they may have
+ * left, of each code as read and of the barcode as typed (tombstonesOf). A number whose spaces or
+ * hyphens hide 13 digits with our prefix may be an old plastic card's own number ("29 0012 3456
+ * 789", bound before such numbers were read as member cards): it is asked as typed too, after the
+ * member card, before a 422 or 404, in the same statement. Misread without such spaces: 422.
+ */
+function cardLookup({ code, shape, read, typed }: ReadBarcode) {
+  const asLegacy = shape !== 'other' && read !== code ? [read] : []
+  const codes = shape === 'misread_member_card' ? asLegacy : [code, ...asLegacy]
+  if (codes.length === 0) throw barcodeError('UNPROCESSABLE', MISREAD)
   const kinds = shape === 'member_card' ? ['member_card', 'legacy_card'] : ['legacy_card']
-  const values = [code, ...kinds.flatMap((kind) => tombstonesOf(kind, code, typed))]
-  return { kinds, values }
+  const tombstones = kinds.flatMap((kind) => codes.flatMap((c) => tombstonesOf(kind, c, typed)))
+  return { kinds, codes, values: [...new Set([...codes, ...tombstones])] }
 }
 
 /** Barcode → customer: member card, else legacy card, else coupon code; tombstones → 410. */
 export async function resolveBarcode(db: Db, scanned: ReadBarcode): Promise<Resolved> {
-  const { code: barcode, shape } = scanned
-  const { kinds, values } = cardLookup(scanned)
+  const { kinds, codes, values } = cardLookup(scanned)
   const owners = await findCardOwners(db, kinds, values)
-  const live = owners.filter((o) => o.value === barcode)
-  const owner = live.find((o) => o.kind === 'member_card') ?? live[0]
+  const rank = (o: { kind: string; value: string }) =>
+    o.kind === 'member_card' ? 0 : 1 + codes.indexOf(o.value)
+  const owner = owners.filter((o) => codes.includes(o.value)).sort((a, b) => rank(a) - rank(b))[0]
   if (owner) {
     const via = owner.kind === 'member_card' ? 'member_card' : 'legacy_card'
     return { customerId: await survivorOf(db, owner), via }
   }
   if (owners.length > 0) throw barcodeError('GONE', ERASED)
-  const couponOwner = shape === 'other' ? await findCouponOwner(db, barcode) : undefined
+  const couponOwner =
+    scanned.shape === 'other' ? await findCouponOwner(db, scanned.code) : undefined
   if (couponOwner) return { customerId: await survivorOf(db, couponOwner), via: 'coupon' }
+  if (scanned.shape === 'misread_member_card') throw barcodeError('UNPROCESSABLE', MISREAD)
   throw barcodeError('NOT_FOUND', UNKNOWN)
 }
 
@@ -128,9 +137,10 @@ export async function scan(
   }
   if (!body.linkBarcode) {
     // One statement, atomic on its own: no transaction needed.
-    const { kinds, values } = cardLookup(read)
+    const { kinds, codes, values } = cardLookup(read)
     const start = cardOwnerStart({
       barcode: body.barcode,
+      codes,
       kinds,
       values,
       withCoupon: read.shape === 'other',
@@ -143,7 +153,7 @@ export async function scan(
       if (recorded.segmentInputsChanged) relinkMenusAfter(deps, recorded.answer)
       return recorded.answer
     }
-    await resolveBarcode(deps.db, read) // says why no one was found (404, 410)
+    await resolveBarcode(deps.db, read) // says why no one was found (404, 410, 422)
     throw barcodeError('NOT_FOUND', UNKNOWN)
   }
   const linked = await deps.db.transaction().execute(async (trx) => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import {
@@ -7,6 +8,7 @@ import {
   makeCoupon,
   makeCustomer,
   makeStoreKey,
+  memberCardNumber,
   misread,
   postPos,
   printedCardNumber,
@@ -154,5 +156,58 @@ describe('POST /api/pos/scans with a number typed in full width, or with spaces'
     const misreadLink = await post({ barcode: c.card, linkBarcode: fullWidth(misread(other.card)) })
     expect(misreadLink.status).toBe(422)
     expect(await identitiesOf(c.id)).toHaveLength(2)
+  })
+})
+
+/**
+ * An old plastic card's number whose spaces, once gone, leave 13 digits with the store's prefix
+ * ("29 0012 3456 789"): with a valid check digit, or (9 in 10) not.
+ */
+function spacedLegacyCard(validCheckDigit: boolean): string {
+  const digits = validCheckDigit ? memberCardNumber() : misread(memberCardNumber())
+  return `${digits.slice(0, 2)} ${digits.slice(2, 6)} ${digits.slice(6, 10)} ${digits.slice(10)}`
+}
+
+describe('POST /api/pos/scans with a legacy card whose spaces hide 13 digits with our prefix', () => {
+  it('finds its holder by the number as typed, with or without a receipt', async () => {
+    for (const valid of [false, true]) {
+      const legacy = spacedLegacyCard(valid)
+      const c = await makeCustomer(db, { legacyCard: legacy })
+      for (const barcode of [legacy, fullWidth(legacy)]) {
+        expect(await scannedId({ barcode }), `${barcode} (${valid})`).toBe(c.id)
+      }
+      const res = await post({ barcode: legacy, receipt: receipt() })
+      expect(res.status, legacy).toBe(200)
+      const body = (await res.json()) as ScanResponse
+      expect(body.customer.id).toBe(c.id)
+      const purchase = await db
+        .selectFrom('purchase')
+        .select('customer_id')
+        .where('id', '=', body.purchase?.id ?? '')
+        .executeTakeFirstOrThrow()
+      expect(purchase.customer_id).toBe(c.id)
+    }
+  })
+
+  it('answers 410 for an erased holder, and still 422 or 404 for a number no one has', async () => {
+    for (const valid of [false, true]) {
+      const legacy = spacedLegacyCard(valid)
+      const c = await makeCustomer(db, { legacyCard: legacy })
+      await eraseCustomer(db, c.id)
+      for (const body of [{ barcode: legacy }, { barcode: legacy, receipt: receipt() }]) {
+        expect((await post(body)).status, `${legacy} (${valid})`).toBe(410)
+      }
+      const unknown = spacedLegacyCard(valid)
+      for (const body of [{ barcode: unknown }, { barcode: unknown, receipt: receipt() }]) {
+        expect((await post(body)).status, unknown).toBe(valid ? 404 : 422)
+      }
+    }
+  })
+
+  it('still finds the member card with those digits first', async () => {
+    const member = await makeCustomer(db)
+    const printed = `${member.card.slice(0, 2)} ${member.card.slice(2, 6)} ${member.card.slice(6, 10)} ${member.card.slice(10)}`
+    await makeCustomer(db, { legacyCard: printed })
+    expect(await scannedId({ barcode: printed })).toBe(member.id)
   })
 })
