@@ -2,7 +2,7 @@ import type { Transaction } from 'kysely'
 import type { Env } from '../config/env.ts'
 import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB } from '../platform/db.ts'
-import { AppError } from '../platform/errors.ts'
+import { AppError, isDeadlock } from '../platform/errors.ts'
 import { readBarcode } from '../pos/barcode.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
 import {
@@ -12,11 +12,11 @@ import {
   listIdentities,
 } from './customer.repo.ts'
 import type { CustomerImportRow } from './customer.schemas.ts'
-import { lockIdentityHolders } from './customer-lock.repo.ts'
+import { HolderChanged, lockIdentityHolders } from './customer-lock.repo.ts'
 import { insertCustomerTags } from './customer-tag.repo.ts'
 import { isErasedIdentity } from './erase.service.ts'
 import type { IdentityKind } from './identity-values.ts'
-import { attachIdentity, HolderChanged } from './merge.service.ts'
+import { attachIdentity } from './merge.service.ts'
 
 export type ImportOutcome = 'created' | 'updated' | 'unchanged'
 /** What a row did, and the customer it describes (the survivor, when it merged two). */
@@ -199,23 +199,41 @@ export async function importCustomerRow(
         : { column, kind, ...given },
     ]
   })
-  // An id given to a customer the row's check never saw (an account link or a register linking
-  // it after the holders were locked: nothing locks an id no one holds yet) sends the row round
-  // again, with that customer locked and checked too.
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction().execute((trx) => applyRow(trx, env, row, ids, warn))
     } catch (error) {
-      if (!(error instanceof HolderChanged)) throw error
+      const again = tryAgainFor(error, ids)
+      if (!again) throw error
       if (attempt === MAX_ATTEMPTS) {
-        const column = ids.find((id) => id.kind === error.kind)?.column ?? 'external_id'
-        throw new RowError(column, `${error.message} each time; run the import again`)
+        throw new RowError(again.field, `${again.message} each time; run the import again`)
       }
     }
   }
 }
 
 const MAX_ATTEMPTS = 3
+
+/**
+ * Why a row's transaction, rolled back whole, goes round again: an id given to a customer the
+ * row's check never saw (an account link or a register linking it after the holders were
+ * locked: nothing locks an id no one holds yet; the next round locks and checks them too), or a
+ * deadlock with such a change (the holders it locks meanwhile, or an id it waits for, may come
+ * before ones it holds), which Postgres broke by aborting the row. Undefined for any other error.
+ */
+function tryAgainFor(error: unknown, ids: RowId[]): RowError | undefined {
+  if (error instanceof HolderChanged) {
+    const column = ids.find((id) => id.kind === error.kind)?.column ?? 'external_id'
+    return new RowError(column, error.message)
+  }
+  if (isDeadlock(error)) {
+    return new RowError(
+      '(row)',
+      'deadlocked with another change to its customers (a register or an account link)',
+    )
+  }
+  return undefined
+}
 
 /** importCustomerRow's transaction. */
 async function applyRow(

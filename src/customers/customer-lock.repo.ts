@@ -1,6 +1,22 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 import type { Customer } from './customer.repo.ts'
+import type { IdentityKind } from './identity-values.ts'
+
+/**
+ * An identity is held by a customer the caller had not checked (attachIdentity's
+ * `checkedHolders`), or kept moving while its holders were locked (lockIdentityHolders): another
+ * transaction gave it to them meanwhile. Nothing was merged; the caller checks again from the
+ * start.
+ */
+export class HolderChanged extends Error {
+  override name = 'HolderChanged'
+  readonly kind: IdentityKind
+  constructor(kind: IdentityKind) {
+    super(`this ${kind} was given to another customer meanwhile`)
+    this.kind = kind
+  }
+}
 
 /** Share-locks the customer row: a merge or erasure of it waits for the caller's commit. */
 export async function lockCustomerForShare(trx: Db, id: string): Promise<Customer | undefined> {
@@ -40,19 +56,21 @@ export async function lockAttachParties(
 /**
  * Locks (for update, in id order, in one statement) the customers holding any of the identities,
  * then reads who holds them now: a merge or link that committed while we waited may have moved
- * one, and its new holder is locked too, until every holder is. Returns the locked customers; a
- * caller that checks them afterwards sees facts that stay true until it commits.
+ * one, and its new holder is locked too, until every holder is (HolderChanged after 10 rounds).
+ * Returns the locked customers; a caller that checks them afterwards sees facts that stay true
+ * until it commits. A new holder locked in a later round may come before one already held: a
+ * caller runs again a transaction Postgres aborted in a deadlock (isDeadlock).
  */
 export async function lockIdentityHolders(
   trx: Db,
-  identities: readonly { kind: string; value: string }[],
+  identities: readonly { kind: IdentityKind; value: string }[],
 ): Promise<ReadonlySet<string>> {
   const locked = new Set<string>()
   if (identities.length === 0) return locked
   const pairs = sql.join(identities.map((i) => sql`(${i.kind}, ${i.value})`))
   const holders = sql<{ id: string }>`
     select customer_id as id from identity where (kind, value) in (${pairs})`
-  for (let round = 0; round < 10; round++) {
+  for (let round = 1; ; round++) {
     const { rows } = await sql<{ id: string }>`
       select c.id from customer c where c.id in (${holders}) order by c.id for update of c`.execute(
       trx,
@@ -60,8 +78,10 @@ export async function lockIdentityHolders(
     // No holder: nothing was waited for, and what was read is still what is held.
     if (locked.size === 0 && rows.length === 0) return locked
     for (const row of rows) locked.add(row.id)
-    const now = await holders.execute(trx)
-    if (now.rows.every((row) => locked.has(row.id))) return locked
+    const now = await sql<{ id: string; kind: IdentityKind }>`
+      select customer_id as id, kind from identity where (kind, value) in (${pairs})`.execute(trx)
+    const moved = now.rows.find((row) => !locked.has(row.id))
+    if (!moved) return locked
+    if (round === 10) throw new HolderChanged(moved.kind)
   }
-  throw new Error('the identities kept moving between customers while their holders were locked')
 }

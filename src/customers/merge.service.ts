@@ -19,7 +19,7 @@ import {
   recomputeCustomerStats,
   type TierThreshold,
 } from './customer.repo.ts'
-import { lockAttachParties } from './customer-lock.repo.ts'
+import { HolderChanged, lockAttachParties } from './customer-lock.repo.ts'
 import { moveCustomerTags } from './customer-tag.repo.ts'
 import { isErasedIdentity } from './erase.service.ts'
 import { type IdentityKind, normaliseIdentity } from './identity-values.ts'
@@ -140,20 +140,6 @@ export async function mergeCustomers(
     })
     .execute()
   return { survivorId, mergedId, moved }
-}
-
-/**
- * Thrown by attachIdentity when the identity is held by a customer the caller had not checked
- * (`checkedHolders`): another transaction gave it to them meanwhile. Nothing was merged; the
- * caller checks again from the start.
- */
-export class HolderChanged extends Error {
-  override name = 'HolderChanged'
-  readonly kind: IdentityKind
-  constructor(kind: IdentityKind) {
-    super(`this ${kind} was given to another customer meanwhile`)
-    this.kind = kind
-  }
 }
 
 export type AttachResult = {

@@ -38,6 +38,14 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
 }
 
 /**
+ * Postgres aborted the transaction because it and another each waited for a lock the other held
+ * (40P01): nothing it did stayed, and it may be run again.
+ */
+export function isDeadlock(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '40P01'
+}
+
+/**
  * Errors that mean "Postgres (or Redis) is not there", as opposed to "this row is bad": refused
  * or lost connections, a pool or call that timed out, Postgres shutting down or out of
  * connections.

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Transaction } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Env, loadEnv } from '../../src/config/env.ts'
 import { findCustomerByIdentity } from '../../src/customers/customer-lookup.service.ts'
@@ -163,5 +163,163 @@ describe('kizuna import customers while an account link or a register changes it
       /^line 2: warning: email: held by a customer with another external_id/m,
     )
     expect(result.stdout).toContain('created 0, updated 1, unchanged 0, skipped 0')
+  })
+})
+
+/**
+ * A register binding `card` to `memberId` (`inserted` once it has, uncommitted) that, once told
+ * (`grab`), also wants `customerId`'s row: an import holding that row and waiting for the card
+ * deadlocks with it. This transaction looks for a deadlock only after 60 s, so Postgres aborts
+ * the import's (which looks first); `grab` resolves once this one holds the row. `end` commits
+ * or rolls back.
+ */
+function cardLinkThatDeadlocks(card: string, memberId: string, customerId: string) {
+  const signal = () => {
+    let fire!: () => void
+    const fired = new Promise<void>((resolve) => {
+      fire = resolve
+    })
+    return { fire, fired }
+  }
+  const [inserted, told, holding] = [signal(), signal(), signal()]
+  let end!: (commit: boolean) => void
+  const ended = new Promise<boolean>((resolve) => {
+    end = resolve
+  })
+  class RolledBack extends Error {}
+  const done = db
+    .transaction()
+    .execute(async (trx) => {
+      await sql`set local deadlock_timeout = '60s'`.execute(trx)
+      await trx
+        .insertInto('identity')
+        .values({ customer_id: memberId, kind: 'legacy_card', value: card })
+        .execute()
+      inserted.fire()
+      await told.fired
+      await sql`select id from customer where id = ${customerId} for update`.execute(trx)
+      holding.fire()
+      if (!(await ended)) throw new RolledBack()
+    })
+    .catch((error: unknown) => {
+      if (!(error instanceof RolledBack)) throw error
+    })
+  return {
+    inserted: inserted.fired,
+    grab: async () => {
+      told.fire()
+      await holding.fired
+    },
+    end: async (commit: boolean) => {
+      end(commit)
+      await done
+    },
+  }
+}
+
+/** The import's row waits for a card another transaction is binding (its insert). */
+const importWaitsForCard = () => lockWaitOn(db, 'on conflict')
+
+/** The import's other connection waits this long before it looks for a deadlock. */
+const IMPORT_DEADLOCK_TIMEOUT = { PGOPTIONS: '-c deadlock_timeout=2s' }
+
+describe('kizuna import customers when a row deadlocks with a register', () => {
+  it('tries the row again, keeps the rows before it and goes on with the rest', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const email = `aoi.${tag}@example.com`
+    const card = legacyCardNumber()
+    const shopper = await createCustomer(db, {
+      email,
+      identities: [{ kind: 'email', value: email }],
+    })
+    const member = await createCustomer(db, {
+      identities: [{ kind: 'member_card', value: cardNumber() }],
+    })
+    const register = cardLinkThatDeadlocks(card, member.id, shopper.id)
+    await register.inserted
+    const importing = cli(
+      [
+        'import',
+        'customers',
+        await file('csv', [
+          'external_id,email,name,legacy_card',
+          `first-${tag},,First,`,
+          `,${email},Aoi,${card}`,
+          `last-${tag},,Last,`,
+        ]),
+      ],
+      IMPORT_DEADLOCK_TIMEOUT,
+    )
+    // The row holds the shopper (the email's holder) and waits for the card the register binds.
+    await importWaitsForCard()
+    try {
+      await register.grab() // the deadlock: the import's row is rolled back, the register goes on
+    } finally {
+      await register.end(true)
+    }
+    const result = await importing
+
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain('created 2, updated 1, unchanged 0, skipped 0')
+    expect(await findCustomerByIdentity(db, 'online_customer', `first-${tag}`)).toBeDefined()
+    expect(await findCustomerByIdentity(db, 'online_customer', `last-${tag}`)).toBeDefined()
+    // Tried again after the register's commit: the card names the member, the email joins them.
+    expect(await findCustomerByIdentity(db, 'legacy_card', card)).toBe(member.id)
+    expect(await findCustomerByIdentity(db, 'email', email)).toBe(member.id)
+    expect(await mergedInto(shopper.id)).toBe(member.id)
+  })
+
+  it('reports the row by line after three deadlocks, and goes on with the rest', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const email = `ren.${tag}@example.com`
+    const card = legacyCardNumber()
+    const shopper = await createCustomer(db, {
+      email,
+      identities: [{ kind: 'email', value: email }],
+    })
+    const member = await createCustomer(db, {
+      identities: [{ kind: 'member_card', value: cardNumber() }],
+    })
+    let register = cardLinkThatDeadlocks(card, member.id, shopper.id)
+    await register.inserted
+    const importing = cli(
+      [
+        'import',
+        'customers',
+        await file('csv', [
+          'external_id,email,name,legacy_card',
+          `first-${tag},,First,`,
+          `,${email},Ren,${card}`,
+          `last-${tag},,Last,`,
+        ]),
+      ],
+      IMPORT_DEADLOCK_TIMEOUT,
+    )
+    try {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        await importWaitsForCard()
+        await register.grab()
+        if (attempt === 3) break
+        // The row, tried again, waits for the shopper, and the next register for the card: this
+        // register rolls back, the next one binds the card first, and the row waits for it again.
+        await lockWaitOn(db, 'for update of c')
+        const next = cardLinkThatDeadlocks(card, member.id, shopper.id)
+        await lockWaitOn(db, 'identity', 2)
+        await register.end(false)
+        await next.inserted
+        register = next
+      }
+    } finally {
+      await register.end(false)
+    }
+    const result = await importing
+
+    expect(result.code).toBe(0)
+    expect(result.stderr).toMatch(/^line 3: \(row\): .*deadlock.*run the import again/m)
+    expect(result.stdout).toContain('created 2, updated 0, unchanged 0, skipped 1')
+    expect(await findCustomerByIdentity(db, 'online_customer', `last-${tag}`)).toBeDefined()
+    expect(await findCustomerByIdentity(db, 'legacy_card', card)).toBeUndefined()
+    expect(await mergedInto(shopper.id)).toBeNull()
   })
 })
