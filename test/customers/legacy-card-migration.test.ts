@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { erasedValue } from '../../src/customers/erase.service.ts'
+import { cli } from '../support/cli.ts'
 import { databaseMigratedTo } from '../support/migrated-database.ts'
 
 const BEFORE = '20261211T100000-create-customer-tag'
@@ -38,7 +39,8 @@ describe('migration 20261212T101500: legacy cards stored in full width take the 
     const tombstone = erasedValue('legacy_card', 'Ｌ５５５')
     const erased = await holding(tombstone)
 
-    await migrated.migrateToLatest()
+    const migrate = await cli(['migrate'], { DATABASE_URL: migrated.url })
+    expect(migrate.code).toBe(0)
     const rows = await db
       .selectFrom('identity')
       .select(['customer_id', 'value'])
@@ -51,5 +53,25 @@ describe('migration 20261212T101500: legacy cards stored in full width take the 
     expect([cardOf(twiceWide), cardOf(twiceAscii)]).toEqual(['Ｌ８８８', 'L888'])
     expect([cardOf(halfWide), cardOf(allWide)]).toEqual(['L９９９', 'Ｌ９９９'])
     expect(cardOf(erased)).toBe(tombstone)
+
+    // The operator is told how many it left (a scan does not find them) and whose, by ids only.
+    const told = migrate.stderr.split('\n').filter((line) => line.includes('legacy card'))
+    expect(told).toHaveLength(1)
+    const [message = ''] = told
+    expect(message).toMatch(/3 legacy cards left as they were/)
+    const leftIds = await db
+      .selectFrom('identity')
+      .select('id')
+      .where('customer_id', 'in', [twiceWide, halfWide, allWide])
+      .execute()
+    for (const id of [twiceWide, halfWide, allWide, ...leftIds.map((r) => r.id)]) {
+      expect(message).toContain(id)
+    }
+    for (const id of [wide, spaced, ascii, twiceAscii, erased]) expect(message).not.toContain(id)
+    for (const card of ['８８８', '888', '９９９', '999', '１２３', '123']) {
+      expect(message).not.toContain(`L${card}`)
+      expect(message).not.toContain(`Ｌ${card}`)
+    }
+    expect(message).toContain('README')
   })
 })

@@ -7,7 +7,8 @@ import { createPrivateDatabase } from './private-database.ts'
 
 /**
  * A database of its own migrated up to `before` (inclusive), for testing what a later migration
- * does to rows written before it; `migrateToLatest` then runs the rest. `close` drops it.
+ * does to rows written before it; `migrateToLatest` then runs the rest (or `kizuna migrate` with
+ * DATABASE_URL `url`, to see what it prints). `close` drops it.
  */
 export async function databaseMigratedTo(before: string) {
   const database = await createPrivateDatabase()
@@ -18,6 +19,7 @@ export async function databaseMigratedTo(before: string) {
   expect((await migrator.migrateTo(before)).error).toBeUndefined()
   return {
     db,
+    url: database.url,
     async migrateToLatest() {
       expect((await migrator.migrateToLatest()).error).toBeUndefined()
     },
