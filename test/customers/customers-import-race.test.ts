@@ -220,36 +220,38 @@ function cardLinkThatDeadlocks(card: string, memberId: string, customerId: strin
 /** The import's row waits for a card another transaction is binding (its insert). */
 const importWaitsForCard = () => lockWaitOn(db, 'on conflict')
 
-/** The import's other connection waits this long before it looks for a deadlock. */
-const IMPORT_DEADLOCK_TIMEOUT = { PGOPTIONS: '-c deadlock_timeout=2s' }
+/**
+ * A shopper with an email, a member, and a register binding a card to the member (uncommitted),
+ * while `kizuna import customers` runs a file whose second row names the shopper's email and the
+ * card, between two rows of new customers. The import's connection looks for a deadlock after
+ * 2 s (the register's after 60 s).
+ */
+async function importRacingRegister(name: string) {
+  const tag = randomUUID().slice(0, 8)
+  const email = `${name.toLowerCase()}.${tag}@example.com`
+  const card = legacyCardNumber()
+  const shopper = await createCustomer(db, { email, identities: [{ kind: 'email', value: email }] })
+  const member = await createCustomer(db, {
+    identities: [{ kind: 'member_card', value: cardNumber() }],
+  })
+  const register = cardLinkThatDeadlocks(card, member.id, shopper.id)
+  await register.inserted
+  const lines = [
+    'external_id,email,name,legacy_card',
+    `first-${tag},,First,`,
+    `,${email},${name},${card}`,
+    `last-${tag},,Last,`,
+  ]
+  const importing = cli(['import', 'customers', await file('csv', lines)], {
+    PGOPTIONS: '-c deadlock_timeout=2s',
+  })
+  return { tag, email, card, shopper, member, register, importing }
+}
 
 describe('kizuna import customers when a row deadlocks with a register', () => {
   it('tries the row again, keeps the rows before it and goes on with the rest', async () => {
-    const tag = randomUUID().slice(0, 8)
-    const email = `aoi.${tag}@example.com`
-    const card = legacyCardNumber()
-    const shopper = await createCustomer(db, {
-      email,
-      identities: [{ kind: 'email', value: email }],
-    })
-    const member = await createCustomer(db, {
-      identities: [{ kind: 'member_card', value: cardNumber() }],
-    })
-    const register = cardLinkThatDeadlocks(card, member.id, shopper.id)
-    await register.inserted
-    const importing = cli(
-      [
-        'import',
-        'customers',
-        await file('csv', [
-          'external_id,email,name,legacy_card',
-          `first-${tag},,First,`,
-          `,${email},Aoi,${card}`,
-          `last-${tag},,Last,`,
-        ]),
-      ],
-      IMPORT_DEADLOCK_TIMEOUT,
-    )
+    const { tag, email, card, shopper, member, register, importing } =
+      await importRacingRegister('Aoi')
     // The row holds the shopper (the email's holder) and waits for the card the register binds.
     await importWaitsForCard()
     try {
@@ -271,31 +273,9 @@ describe('kizuna import customers when a row deadlocks with a register', () => {
   })
 
   it('reports the row by line after three deadlocks, and goes on with the rest', async () => {
-    const tag = randomUUID().slice(0, 8)
-    const email = `ren.${tag}@example.com`
-    const card = legacyCardNumber()
-    const shopper = await createCustomer(db, {
-      email,
-      identities: [{ kind: 'email', value: email }],
-    })
-    const member = await createCustomer(db, {
-      identities: [{ kind: 'member_card', value: cardNumber() }],
-    })
-    let register = cardLinkThatDeadlocks(card, member.id, shopper.id)
-    await register.inserted
-    const importing = cli(
-      [
-        'import',
-        'customers',
-        await file('csv', [
-          'external_id,email,name,legacy_card',
-          `first-${tag},,First,`,
-          `,${email},Ren,${card}`,
-          `last-${tag},,Last,`,
-        ]),
-      ],
-      IMPORT_DEADLOCK_TIMEOUT,
-    )
+    const scene = await importRacingRegister('Ren')
+    const { tag, card, shopper, member, importing } = scene
+    let register = scene.register
     try {
       for (let attempt = 1; attempt <= 3; attempt++) {
         await importWaitsForCard()
@@ -318,6 +298,7 @@ describe('kizuna import customers when a row deadlocks with a register', () => {
     expect(result.code).toBe(0)
     expect(result.stderr).toMatch(/^line 3: \(row\): .*deadlock.*run the import again/m)
     expect(result.stdout).toContain('created 2, updated 0, unchanged 0, skipped 1')
+    expect(await findCustomerByIdentity(db, 'online_customer', `first-${tag}`)).toBeDefined()
     expect(await findCustomerByIdentity(db, 'online_customer', `last-${tag}`)).toBeDefined()
     expect(await findCustomerByIdentity(db, 'legacy_card', card)).toBeUndefined()
     expect(await mergedInto(shopper.id)).toBeNull()
