@@ -68,18 +68,16 @@ export async function lockIdentityHolders(
   const locked = new Set<string>()
   if (identities.length === 0) return locked
   const pairs = sql.join(identities.map((i) => sql`(${i.kind}, ${i.value})`))
-  const holders = sql<{ id: string }>`
-    select customer_id as id from identity where (kind, value) in (${pairs})`
+  const held = sql`identity where (kind, value) in (${pairs})`
   for (let round = 1; ; round++) {
     const { rows } = await sql<{ id: string }>`
-      select c.id from customer c where c.id in (${holders}) order by c.id for update of c`.execute(
-      trx,
-    )
+      select c.id from customer c where c.id in (select customer_id from ${held})
+      order by c.id for update of c`.execute(trx)
     // No holder: nothing was waited for, and what was read is still what is held.
     if (locked.size === 0 && rows.length === 0) return locked
     for (const row of rows) locked.add(row.id)
     const now = await sql<{ id: string; kind: IdentityKind }>`
-      select customer_id as id, kind from identity where (kind, value) in (${pairs})`.execute(trx)
+      select customer_id as id, kind from ${held}`.execute(trx)
     const moved = now.rows.find((row) => !locked.has(row.id))
     if (!moved) return locked
     if (round === 10) throw new HolderChanged(moved.kind)
