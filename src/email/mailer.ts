@@ -27,7 +27,16 @@ export type Mailer = {
   close(): void
 }
 
+/** Connecting and the server's greeting. */
 const SMTP_TIMEOUT_MS = 10_000
+/**
+ * Silence from the server while it owes an answer. RFC 5321 §4.5.3.2.6 asks a client to wait
+ * up to 10 minutes for the answer to a whole message: relays that scan what they receive often
+ * take more than 10 s, and an email given up on there may have arrived (it is then neither sent
+ * again nor called sent). Two minutes, inside the quarter of the sending lease a delivery's email
+ * may take (send-window.ts); a caller that cannot wait that long passes a signal (the link code).
+ */
+export const SMTP_SOCKET_TIMEOUT_MS = 120_000
 
 /** Errors of sends that failed with the whole message written out and no answer to it. */
 const unanswered = new WeakSet<object>()
@@ -60,7 +69,7 @@ export function createMailer(
       pool: true,
       connectionTimeout: SMTP_TIMEOUT_MS,
       greetingTimeout: SMTP_TIMEOUT_MS,
-      socketTimeout: SMTP_TIMEOUT_MS,
+      socketTimeout: SMTP_SOCKET_TIMEOUT_MS,
     })
     // Each send's signal (nodemailer passes it along as given) to what notes that its message
     // was read to its end. The SMTP connection reads it only once the server said go ahead

@@ -40,6 +40,11 @@ export const CODES_PER_LINK_TOKEN = 5
 export const WRONG_CODES_PER_LINE_ACCOUNT = 10
 export const WRONG_CODES_PER_ADDRESS = 50
 const DAY_MS = 24 * 60 * 60_000
+/**
+ * How long the shopper's page waits for the code's email: a relay slower than this gets "try
+ * again" (and the code is withdrawn) rather than a page that hangs for the mailer's two minutes.
+ */
+export const CODE_EMAIL_TIMEOUT_MS = 15_000
 
 /** LINE's account-link dialog; a sandbox run has its own stand-in (`/sandbox/dialog/...`). */
 export const LINE_ACCOUNT_LINK_URL = 'https://access.line.me/dialog/bot/accountLink'
@@ -104,14 +109,17 @@ export async function requestLinkCode(
   })
   // Sent after the commit: no transaction is held across the SMTP conversation.
   try {
-    await mailer.send({
-      to: email,
-      subject: `Your verification code: ${code}`,
-      text:
-        `Your code to link your LINE account: ${code}\n` +
-        'It is valid for 10 minutes. If you did not ask for it, ignore this email.\n\n' +
-        `LINEアカウント連携の確認コード: ${code}（10分間有効）\n`,
-    })
+    await mailer.send(
+      {
+        to: email,
+        subject: `Your verification code: ${code}`,
+        text:
+          `Your code to link your LINE account: ${code}\n` +
+          'It is valid for 10 minutes. If you did not ask for it, ignore this email.\n\n' +
+          `LINEアカウント連携の確認コード: ${code}（10分間有効）\n`,
+      },
+      { signal: AbortSignal.timeout(CODE_EMAIL_TIMEOUT_MS) },
+    )
   } catch (err) {
     await deps.db.deleteFrom('link_code').where('id', '=', codeId).execute()
     if (err instanceof AppError) throw err
