@@ -5,13 +5,13 @@ import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
 import { renderEmailMessage, renderLineMessage, TemplateError } from '../flex/message-template.ts'
 import type { Deps } from '../platform/deps.ts'
+import type { ClaimOutcomes } from './claim-outcomes.ts'
 import {
   type ClaimedDelivery,
   type DeliveryOutcome,
   REPLY_OUTCOME_UNKNOWN,
   RETRY_KEY_SAFE_HOURS,
   type RecentMarketing,
-  recordOutcomes,
   TEMPLATE_FAILED,
 } from './delivery.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
@@ -60,14 +60,16 @@ export type BatchResult = { outcomes: DeliveryOutcome[]; rateLimited: boolean }
  * gets its channel and content (template + loader, or ready LINE messages), decided now, unless
  * it goes again on LINE as the push an earlier attempt stored, or is failed because a request
  * under its retry key may have reached LINE too long ago (KEY_EXPIRED); then LINE and email go
- * out together, emails while the job's send window is open (the rest are `notStarted`). Returns
- * one outcome per delivery.
+ * out together, emails while the job's send window is open (the rest are `notStarted`). Each
+ * email's outcome is recorded as soon as it is decided (ClaimOutcomes.settle); returns one
+ * outcome per delivery.
  */
 export async function sendClaimedDeliveries(
   deps: Deps,
   tools: SendTools,
   { rows, recent }: { rows: ClaimedDelivery[]; recent: RecentMarketing },
   window: SendWindow,
+  recorder: Pick<ClaimOutcomes, 'settle'>,
 ): Promise<BatchResult> {
   const now = deps.clock.now()
   const outcomes: DeliveryOutcome[] = []
@@ -155,9 +157,10 @@ export async function sendClaimedDeliveries(
     Promise.all(
       emailItems.map((item) =>
         emailSlots(async (): Promise<DeliveryOutcome> => {
-          if (!window.isOpen()) return { id: item.id, status: 'pending', notStarted: true }
-          const outcome = await sendEmail(deps, tools.mailer, item, window.emailMs)
-          await recordSettledEmail(deps, outcome)
+          const outcome: DeliveryOutcome = window.isOpen()
+            ? await sendEmail(deps, tools.mailer, item, window.emailMs)
+            : { id: item.id, status: 'pending', notStarted: true }
+          await recorder.settle(outcome)
           return outcome
         }),
       ),
@@ -165,22 +168,6 @@ export async function sendClaimedDeliveries(
   ])
   outcomes.push(...line.outcomes, ...emails)
   return { outcomes, rateLimited: line.rateLimited }
-}
-
-/**
- * Records an email's outcome as soon as it is final (sent, failed), not with the job's: a worker
- * that stops later in the job (a crash, a shutdown cut short) leaves it recorded, and the rows
- * taken over after the lease are only those it had not settled. The job records every outcome
- * again at its end (rows no longer `sending` are left alone), which also covers a failure here.
- */
-async function recordSettledEmail(
-  deps: Pick<Deps, 'db' | 'log'>,
-  outcome: DeliveryOutcome,
-): Promise<void> {
-  if (outcome.status !== 'sent' && outcome.status !== 'failed') return
-  await recordOutcomes(deps.db, [outcome]).catch((err: unknown) =>
-    deps.log.warn({ err, deliveryId: outcome.id }, 'could not record the email yet'),
-  )
 }
 
 /**

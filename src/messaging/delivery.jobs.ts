@@ -1,11 +1,13 @@
 import { type Job, Worker } from 'bullmq'
 import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
+import { ClaimOutcomes } from './claim-outcomes.ts'
 import {
+  type Claim,
   claimDeliveriesWithMarketingCounts,
+  claimOf,
   type DeliveryOutcome,
   failUnfinishedDeliveries,
-  recordOutcomes,
 } from './delivery.repo.ts'
 import { enqueueDeliveries } from './delivery.service.ts'
 import { type SendTools, sendClaimedDeliveries } from './delivery-send.service.ts'
@@ -16,14 +18,17 @@ const RATE_LIMIT_BACKOFF_MS = 1_000
 
 /**
  * Sends a group of deliveries: claim the due ones, send, record every outcome in one statement
- * (an email's also as soon as it is sent or failed, so a worker stopping later in the job does
- * not leave it to be sent again). Deferred ones (quiet hours, weekly cap) get a delayed job. Deliveries that failed for now
- * (5xx, timeout, SMTP) are back to `pending` and the job is retried with backoff; a rate-limit
- * 429 slows the whole queue instead. Emails the send window left unsent are back to `pending` and
- * queued again at once, in a job of their own: not a failed try. A delivery is never sent twice:
- * pushes carry the row's retry key (LINE answers 409 to a repeat, which counts as sent), only
- * pending rows are claimed (or rows past the lease, which no live job still sends: SendWindow),
- * and an email that may have arrived is not sent again.
+ * (an email's as soon as it is decided instead, so a worker stopping later in the job does not
+ * leave it to be sent again). Every outcome is written only on a row this job's claim still
+ * holds: a job that outlived the lease (LINE calls have no time limit) leaves rows another job
+ * claimed since to that job, unwritten and not queued again (ClaimOutcomes). Deferred ones
+ * (quiet hours, weekly cap) get a delayed job. Deliveries that failed for now (5xx, timeout,
+ * SMTP) are back to `pending` and the job is retried with backoff; a rate-limit 429 slows the
+ * whole queue instead. Emails the send window left unsent are back to `pending` and queued again
+ * at once, in a job of their own: not a failed try. A delivery is never sent twice: pushes carry
+ * the row's retry key (LINE answers 409 to a repeat, which counts as sent), only pending rows are
+ * claimed (or rows past the lease, which no live job still sends: SendWindow), and an email that
+ * may have arrived is not sent again.
  */
 export function createSendDeliveries(tools: SendTools): Processor<'messaging.send-deliveries'> {
   return {
@@ -38,44 +43,60 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
       )
       const rows = claimed.rows
       if (rows.length === 0) return
-      const { outcomes, rateLimited } = await sendClaimedDeliveries(deps, tools, claimed, window)
-      await recordOutcomes(deps.db, outcomes, nextTryWithinMs(job))
-      countOutcomes(deps, outcomes)
-      const deferred = outcomes.flatMap((o) =>
-        o.status === 'pending' && o.sendAfter ? [{ id: o.id, sendAfter: o.sendAfter }] : [],
-      )
-      await enqueueDeliveries(deps.queues, deferred, {
-        now: deps.clock.now().getTime(),
-        deferred: true,
-      })
-      await queueNotStarted(deps, outcomes)
-      const retry = outcomes.flatMap((o) =>
-        o.status === 'pending' && !o.sendAfter && !o.notStarted ? [o.id] : [],
-      )
-      if (rateLimited) {
-        await worker.rateLimit(RATE_LIMIT_BACKOFF_MS)
-        if (token === undefined) throw new Error('LINE rate limit')
-        throw Worker.RateLimitError()
+      const recorder = new ClaimOutcomes(deps, claimOf(rows), nextTryWithinMs(job))
+      // The rows this try leaves for its retry, once its outcomes are recorded.
+      let left: Claim | null = null
+      try {
+        const sent = await sendClaimedDeliveries(deps, tools, claimed, window, recorder)
+        const outcomes = await recorder.recordRest(sent.outcomes)
+        countOutcomes(deps, outcomes)
+        const retry = outcomes.flatMap((o) =>
+          o.status === 'pending' && !o.sendAfter && !o.notStarted ? [o.id] : [],
+        )
+        left = new Map(retry.map((id) => [id, recorder.claim.get(id)!]))
+        const deferred = outcomes.flatMap((o) =>
+          o.status === 'pending' && o.sendAfter ? [{ id: o.id, sendAfter: o.sendAfter }] : [],
+        )
+        await enqueueDeliveries(deps.queues, deferred, {
+          now: deps.clock.now().getTime(),
+          deferred: true,
+        })
+        await queueNotStarted(deps, outcomes)
+        if (sent.rateLimited) {
+          await worker.rateLimit(RATE_LIMIT_BACKOFF_MS)
+          if (token === undefined) throw new Error('LINE rate limit')
+          throw Worker.RateLimitError()
+        }
+        if (retry.length > 0) throw new LeftForRetry(retry.length, rows.length)
+      } catch (error) {
+        // Before its outcomes were recorded: its rows but those handed to a job of their own.
+        if (error instanceof Error) leftBy.set(error, left ?? recorder.notHandedBack())
+        throw error
       }
-      if (retry.length > 0) throw new LeftForRetry(retry, rows.length)
     },
     async onFinalFailure(deps, { deliveryIds }, error) {
-      // The last try's own list when it got that far: rows it handed to a job of their own
-      // (not started in its send window) are that job's, not to be failed here.
-      const ids = error instanceof LeftForRetry ? error.ids : deliveryIds
-      const failed = await failUnfinishedDeliveries(deps.db, ids, error.message)
+      // The last try's own rows when it claimed any, still as it claimed them: rows it handed to
+      // a job of their own (not started in its send window) are that job's, and rows another
+      // job claimed since are that one's. A Redis error after the outcomes were recorded leaves
+      // those to the sweeper.
+      const failed = await failUnfinishedDeliveries(
+        deps.db,
+        leftBy.get(error) ?? deliveryIds,
+        error.message,
+      )
       // Each earlier try counted as `pending`; the end of its tries counts as `failed`.
       if (failed > 0) deps.metrics.deliveries.inc({ channel: 'none', status: 'failed' }, failed)
     },
   }
 }
 
+/** The rows a failed try of a send job left for its retry, by the error it ended with. */
+const leftBy = new WeakMap<Error, Claim>()
+
 /** A try that left deliveries for the job's next one: which. */
 class LeftForRetry extends Error {
-  readonly ids: string[]
-  constructor(ids: string[], of: number) {
-    super(`${ids.length} of ${of} deliveries failed for now`)
-    this.ids = ids
+  constructor(count: number, of: number) {
+    super(`${count} of ${of} deliveries failed for now`)
   }
 }
 

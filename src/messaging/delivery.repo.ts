@@ -207,20 +207,33 @@ export type DeliveryOutcome =
   | { id: string; status: 'pending'; error?: string; sendAfter?: Date; notStarted?: true }
 
 /**
- * Records every outcome of a batch in one statement (rows still `sending` only). `retryWithinMs`:
- * how long the job's next try may take to come (its backoff); rows left to it are not the
- * sweeper's until then. A customer erased while the send was under way keeps no error text (an
- * SMTP reply names the address).
+ * Which rows a job's claim took, each with its `attempts` as the claim left it: the claim token.
+ * Only a claim raises `attempts`, so a row whose count moved on was claimed again since (its
+ * lease ran out and another job took it), and is that job's.
+ */
+export type Claim = ReadonlyMap<string, number>
+
+export function claimOf(rows: Pick<ClaimedDelivery, 'id' | 'attempts'>[]): Claim {
+  return new Map(rows.map((r) => [r.id, r.attempts]))
+}
+
+/**
+ * Records every outcome of a batch in one statement, on rows still `sending` under `claim` only:
+ * a row claimed again since (this job outlived the lease) belongs to the job that took it.
+ * Returns the ids written. `retryWithinMs`: how long the job's next try may take to come (its
+ * backoff); rows left to it are not the sweeper's until then. A customer erased while the send
+ * was under way keeps no error text (an SMTP reply names the address).
  */
 export async function recordOutcomes(
   db: Db,
   outcomes: DeliveryOutcome[],
+  claim: Claim,
   retryWithinMs = 0,
-): Promise<void> {
+): Promise<Set<string>> {
   const withError = outcomes.flatMap((o) => ('error' in o && o.error ? [o.id] : []))
-  if (withError.length === 0) return writeOutcomes(db, outcomes, retryWithinMs)
-  await inTransaction(db, async (trx) => {
-    await writeOutcomes(trx, outcomes, retryWithinMs)
+  if (withError.length === 0) return writeOutcomes(db, outcomes, claim, retryWithinMs)
+  return inTransaction(db, async (trx) => {
+    const written = await writeOutcomes(trx, outcomes, claim, retryWithinMs)
     // Looked for by a statement of its own: one inside the update would see the customers as
     // they were when it began, and an erasure committing while it waited for the rows (the
     // erasure writes every delivery of the person) would get the error text after all.
@@ -237,20 +250,22 @@ export async function recordOutcomes(
         ),
       )
       .execute()
+    return written
   })
 }
 
 async function writeOutcomes(
   db: Db,
   outcomes: DeliveryOutcome[],
+  claim: Claim,
   retryWithinMs: number,
-): Promise<void> {
-  if (outcomes.length === 0) return
+): Promise<Set<string>> {
+  if (outcomes.length === 0) return new Set()
   const col = <T>(pick: (o: DeliveryOutcome) => T | undefined) =>
     outcomes.map((o) => pick(o) ?? null)
-  await executePrepared(
+  const result = await executePrepared(
     db,
-    sql`
+    sql<{ id: string }>`
     update delivery d set
       status = o.status,
       channel = coalesce(o.channel, d.channel),
@@ -267,16 +282,19 @@ async function writeOutcomes(
         then now() + make_interval(secs => ${retryWithinMs / 1000}) end,
       updated_at = now()
     from unnest(
-      ${col((o) => o.id)}::uuid[], ${col((o) => o.status)}::text[],
+      ${col((o) => o.id)}::uuid[], ${col((o) => claim.get(o.id))}::int[],
+      ${col((o) => o.status)}::text[],
       ${col((o) => ('channel' in o ? o.channel : undefined))}::text[],
       ${col((o) => ('requestId' in o ? o.requestId : undefined))}::text[],
       ${col((o) => ('reason' in o ? o.reason : undefined))}::text[],
       ${col((o) => ('error' in o ? o.error?.slice(0, 2_000) : undefined))}::text[],
       ${col((o) => ('sendAfter' in o ? o.sendAfter?.toISOString() : undefined))}::timestamptz[]
-    ) as o(id, status, channel, request_id, reason, error, send_after)
-    where d.id = o.id and d.status = 'sending'
+    ) as o(id, attempts, status, channel, request_id, reason, error, send_after)
+    where d.id = o.id and d.status = 'sending' and d.attempts = o.attempts
+    returning d.id
   `,
   )
+  return new Set(result.rows.map((r) => r.id))
 }
 
 export type RecentMarketing = Map<string, { count: number; roomAt: Date | null }>
@@ -380,29 +398,28 @@ export async function recordMulticastAccepted(
 
 /**
  * After the last retry: deliveries a job left waiting for a retry are failed, keeping their last
- * try's reason when they have one (else the job's error); returns how many.
+ * try's reason when they have one (else the job's error); returns how many. Given the last try's
+ * claim, only rows that claim left (not claimed again since); given ids, any of them.
  */
 export async function failUnfinishedDeliveries(
   db: Db,
-  ids: string[],
+  left: string[] | Claim,
   error: string,
 ): Promise<number> {
-  const result = await db
-    .updateTable('delivery')
-    // A push kept for its retry goes with it: it names the person (and no retry follows). The
-    // last try's own reason (a refused SMTP login, LINE's 500) says more than the job's.
-    .set({
-      status: 'failed',
-      last_error: sql<string>`coalesce(last_error, ${error.slice(0, 2_000)})`,
-      push_body: null,
-      updated_at: sql`now()`,
-    })
-    .where('id', 'in', ids)
-    .where('status', '=', 'pending')
-    .where('attempts', '>', 0)
-    .where('send_after', '<=', sql<Date>`now()`)
-    .executeTakeFirst()
-  return Number(result.numUpdatedRows)
+  const ids = Array.isArray(left) ? left : [...left.keys()]
+  const attempts = Array.isArray(left) ? ids.map(() => null) : [...left.values()]
+  if (ids.length === 0) return 0
+  // A push kept for its retry goes with it: it names the person (and no retry follows). The
+  // last try's own reason (a refused SMTP login, LINE's 500) says more than the job's.
+  const result = await sql`
+    update delivery d set status = 'failed',
+      last_error = coalesce(d.last_error, ${error.slice(0, 2_000)}), push_body = null,
+      updated_at = now()
+    from unnest(${ids}::uuid[], ${attempts}::int[]) as l(id, attempts)
+    where d.id = l.id and (l.attempts is null or d.attempts = l.attempts)
+      and d.status = 'pending' and d.attempts > 0 and d.send_after <= now()
+  `.execute(db)
+  return Number(result.numAffectedRows ?? 0)
 }
 
 /**

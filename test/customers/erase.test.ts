@@ -336,13 +336,18 @@ describe('eraseCustomer', () => {
     await lockWaitOn(db, 'delivery', 1)
     // The relay refuses the email meanwhile, quoting the address; its outcome waits for the
     // erasure, then is written.
-    const recording = recordOutcomes(db, [
-      {
-        id: sending!.id,
-        status: 'failed',
-        error: `550 5.1.1 <${email}>: Recipient address rejected`,
-      },
-    ])
+    const recording = recordOutcomes(
+      db,
+      [
+        {
+          id: sending!.id,
+          status: 'failed',
+          error: `550 5.1.1 <${email}>: Recipient address rejected`,
+        },
+      ],
+      // Claimed by no job here: its count of attempts as written.
+      new Map([[sending!.id, 0]]),
+    )
     await lockWaitOn(db, 'delivery', 2)
     held.commit()
     await held.committed

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
@@ -11,10 +12,11 @@ import {
 } from '../../src/messaging/delivery.repo.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
+import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
 import { type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
-import { SAMPLE } from './support.ts'
+import { PUSH, SAMPLE } from './support.ts'
 
 /** A lease of seconds, not ten minutes: rows in `sending` this long are taken as abandoned. */
 const LEASE_SECONDS = 5
@@ -22,6 +24,7 @@ const LEASE_SECONDS = 5
 const cleanups: (() => Promise<void>)[] = []
 let smtp: Smtp
 let deps: Deps
+let line: LinePlatform
 let tools: SendTools
 beforeAll(async () => {
   smtp = await startSmtp()
@@ -34,12 +37,16 @@ beforeAll(async () => {
     QUIET_HOURS: '',
   })
   deps = started.deps
+  line = started.line
   tools = sendTools()
 })
-beforeEach(() => {
+beforeEach(async () => {
   // An earlier test's server stalls no more (its clients gave up).
   smtp.stall(null)
   smtp.answerStalled()
+  // The sweeper looks for deliveries once their queue has caught up: no earlier test's jobs
+  // wait (the tests play the workers).
+  await deps.queues.byName.delivery.drain()
 })
 afterAll(async () => {
   smtp?.answerStalled()
@@ -79,18 +86,44 @@ async function emails(count: number) {
     .values(addresses.map((email) => ({ display_name: 'Yamada Hanako', email })))
     .returning('id')
     .execute()
-  // Written, not queued: the test runs the jobs.
+  return { addresses, ids: await notices(customers.map((c) => c.id)) }
+}
+
+/** A transactional notice to each customer, written, not queued: the test runs the jobs. */
+async function notices(customerIds: string[]): Promise<string[]> {
   const rows = await insertDeliveries(
     deps.db,
-    customers.map((c) => ({
+    customerIds.map((customerId) => ({
       dedupeKey: `lease-test:${randomUUID()}`,
       kind: 'notice',
       category: 'transactional' as const,
-      customerId: c.id,
+      customerId,
       content: { templateId: 'campaign-sample', vars: SAMPLE },
     })),
   )
-  return { addresses, ids: rows.map((r) => r.id) }
+  return rows.map((r) => r.id)
+}
+
+/** A LINE friend without an email address, and a notice to them (sent on LINE). */
+async function lineNotice(): Promise<{ userId: string; id: string }> {
+  const user = line.users.create()
+  await line.users.follow(user.userId)
+  const customer = await deps.db
+    .insertInto('customer')
+    .values({ display_name: 'Sato Taro' })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  await deps.db
+    .insertInto('line_user')
+    .values({
+      customer_id: customer.id,
+      line_uid: user.userId,
+      status: 'friend',
+      status_changed_at: new Date(),
+    })
+    .execute()
+  const [id] = await notices([customer.id])
+  return { userId: user.userId, id: id! }
 }
 
 const rowsOf = (ids: string[]) =>
@@ -131,6 +164,9 @@ describe('email deliveries and the sending lease', () => {
     // The slow server answers the first job at last.
     smtp.answerStalled()
     await first
+    // Emails the first job handed back meanwhile (timed out, or not started) go with its retry
+    // or the job it queued for them.
+    await sendJob(sendTools(), ids)
 
     for (const address of addresses) expect(smtp.mailsTo(address)).toHaveLength(1)
     expect(await statuses(ids)).toEqual(ids.map(() => 'sent'))
@@ -196,6 +232,69 @@ describe('email deliveries and the sending lease', () => {
     await job
     expect(await statuses(ids)).toEqual(ids.map(() => 'sent'))
     for (const address of addresses) expect(smtp.mailsTo(address)).toHaveLength(1)
+  })
+
+  it('leaves an email another job took over after the lease to that job, and sends it once', async () => {
+    const email = await emails(1)
+    const [emailId] = email.ids
+    const address = email.addresses[0]!
+    const onLine = await lineNotice()
+    // Job A: the relay asks for the email again later (451), and LINE keeps the push waiting,
+    // then answers 500 (a LINE call may take up to 5 minutes, past the lease).
+    const refusedBefore = smtp.refused
+    smtp.refuseNext(451)
+    line.failNext({ method: 'POST', path: PUSH, timeoutMs: 3_000, status: 500 })
+    const a = sendJob(sendTools(SENDING_LEASE_SECONDS), [emailId!, onLine.id])
+    await eventually(() => expect(smtp.refused).toBe(refusedBefore + 1))
+
+    // A's lease runs out meanwhile (its claim is moved back past it), and job B takes the email:
+    // the relay holds B's message.
+    const lapsed = SENDING_LEASE_SECONDS + 60
+    await sql`update delivery set updated_at = now() - make_interval(secs => ${lapsed})
+      where id = ${emailId!}`.execute(deps.db)
+    const held = smtp.holdRecipient(address)
+    const b = sendJob(sendTools(SENDING_LEASE_SECONDS), [emailId!])
+    await held.reached
+
+    // A ends: the email is still B's, and A's next try (as BullMQ makes it) leaves it alone.
+    await a
+    expect(await statuses([emailId!])).toEqual(['sending'])
+    await sendJob(tools, [emailId!, onLine.id])
+    held.answer(null)
+    await b
+    expect(await statuses([emailId!, onLine.id].sort())).toEqual(['sent', 'sent'])
+    expect(smtp.mailsTo(address)).toHaveLength(1)
+  })
+
+  it('fails only its own rows after its last try, not one another job claimed since', async () => {
+    const email = await emails(1)
+    const [emailId] = email.ids
+    const onLine = await lineNotice()
+    // Job A's try, as above: the email is asked for again later, LINE answers 500 at last.
+    const refusedBefore = smtp.refused
+    smtp.refuseNext(451)
+    line.failNext({ method: 'POST', path: PUSH, timeoutMs: 3_000, status: 500 })
+    const job = createSendDeliveries(sendTools(SENDING_LEASE_SECONDS))
+    const ctx = { job: {} as never, worker: {} as never, token: 't' }
+    const a = job.run(deps, { deliveryIds: [emailId!, onLine.id] }, ctx).catch((e: Error) => e)
+    await eventually(() => expect(smtp.refused).toBe(refusedBefore + 1))
+    // A's lease runs out; job B takes the email, which the relay asks for again later too: it
+    // waits for B's next try.
+    const lapsed = SENDING_LEASE_SECONDS + 60
+    await sql`update delivery set updated_at = now() - make_interval(secs => ${lapsed})
+      where id = ${emailId!}`.execute(deps.db)
+    smtp.refuseNext(451)
+    await sendJob(sendTools(SENDING_LEASE_SECONDS), [emailId!])
+    expect(await statuses([emailId!])).toEqual(['pending'])
+
+    // A's try was its last: its final failure fails its LINE delivery, not B's email.
+    const error = (await a) as Error
+    await job.onFinalFailure?.(deps, { deliveryIds: [emailId!, onLine.id] }, error)
+    expect((await rowsOf([onLine.id]))[0]?.status).toBe('failed')
+    expect(await statuses([emailId!])).toEqual(['pending'])
+    await sendJob(tools, [emailId!])
+    expect(await statuses([emailId!])).toEqual(['sent'])
+    expect(smtp.mailsTo(email.addresses[0]!)).toHaveLength(1)
   })
 
   it('fails an email the server got whole but never answered, and never sends it again', async () => {

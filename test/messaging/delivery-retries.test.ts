@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { setConsent } from '../../src/consent/consent.service.ts'
+import { ClaimOutcomes } from '../../src/messaging/claim-outcomes.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import {
   claimDeliveriesWithMarketingCounts,
+  claimOf,
   failUnfinishedDeliveries,
   SENDING_LEASE_SECONDS,
 } from '../../src/messaging/delivery.repo.ts'
@@ -278,7 +280,8 @@ describe('delivery retries', () => {
       })
       // A worker claims the welcome card and replies, then stops before recording the outcome.
       const claimed = await claimDeliveriesWithMarketingCounts(k.deps.db, [id], 0)
-      const first = await sendClaimedDeliveries(k.deps, tools, claimed, openSendWindow())
+      const recorder = new ClaimOutcomes(k.deps, claimOf(claimed.rows), 0)
+      const first = await sendClaimedDeliveries(k.deps, tools, claimed, openSendWindow(), recorder)
       expect(first.outcomes.map((o) => o.status)).toEqual(['sent'])
       // Its lease runs out and another worker claims the row.
       const lapsed = SENDING_LEASE_SECONDS + 60
