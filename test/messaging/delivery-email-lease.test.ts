@@ -1,22 +1,18 @@
-import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
-import {
-  insertDeliveries,
-  requeueDeliveries,
-  SENDING_LEASE_SECONDS,
-} from '../../src/messaging/delivery.repo.ts'
+import { requeueDeliveries, SENDING_LEASE_SECONDS } from '../../src/messaging/delivery.repo.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
+import { insertFriend } from '../richmenu/richmenu-link-fixtures.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
 import { type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
-import { PUSH, SAMPLE } from './support.ts'
+import { deliveryRows, emailNotices, notices, PUSH } from './support.ts'
 
 /** A lease of seconds, not ten minutes: rows in `sending` this long are taken as abandoned. */
 const LEASE_SECONDS = 5
@@ -79,60 +75,18 @@ function sendJob(withTools: SendTools, ids: string[]): Promise<unknown> {
 }
 
 /** Transactional emails to customers without LINE, one each: their addresses and delivery ids. */
-async function emails(count: number) {
-  const addresses = Array.from({ length: count }, () => `c-${randomUUID()}@example.com`)
-  const customers = await deps.db
-    .insertInto('customer')
-    .values(addresses.map((email) => ({ display_name: 'Yamada Hanako', email })))
-    .returning('id')
-    .execute()
-  return { addresses, ids: await notices(customers.map((c) => c.id)) }
-}
-
-/** A transactional notice to each customer, written, not queued: the test runs the jobs. */
-async function notices(customerIds: string[]): Promise<string[]> {
-  const rows = await insertDeliveries(
-    deps.db,
-    customerIds.map((customerId) => ({
-      dedupeKey: `lease-test:${randomUUID()}`,
-      kind: 'notice',
-      category: 'transactional' as const,
-      customerId,
-      content: { templateId: 'campaign-sample', vars: SAMPLE },
-    })),
-  )
-  return rows.map((r) => r.id)
-}
+const emails = (count: number) => emailNotices(deps, count)
 
 /** A LINE friend without an email address, and a notice to them (sent on LINE). */
 async function lineNotice(): Promise<{ userId: string; id: string }> {
   const user = line.users.create()
   await line.users.follow(user.userId)
-  const customer = await deps.db
-    .insertInto('customer')
-    .values({ display_name: 'Sato Taro' })
-    .returning('id')
-    .executeTakeFirstOrThrow()
-  await deps.db
-    .insertInto('line_user')
-    .values({
-      customer_id: customer.id,
-      line_uid: user.userId,
-      status: 'friend',
-      status_changed_at: new Date(),
-    })
-    .execute()
-  const [id] = await notices([customer.id])
+  const { customerId } = await insertFriend(deps, { lineUid: user.userId })
+  const [id] = await notices(deps, [customerId])
   return { userId: user.userId, id: id! }
 }
 
-const rowsOf = (ids: string[]) =>
-  deps.db
-    .selectFrom('delivery')
-    .select(['id', 'status', 'last_error'])
-    .where('id', 'in', ids)
-    .orderBy('id')
-    .execute()
+const rowsOf = (ids: string[]) => deliveryRows({ deps }, ids)
 const statuses = async (ids: string[]) => (await rowsOf(ids)).map((r) => r.status)
 
 /** The deliveries of each job waiting in the queue, among these ids. */

@@ -1,16 +1,14 @@
-import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
-import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
 import { startPrivateRedis } from '../support/private-redis.ts'
 import { type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
-import { SAMPLE } from './support.ts'
+import { deliveryRows, emailNotices } from './support.ts'
 
 /** A lease of seconds, not ten minutes: the job starts emails during its first half only. */
 const LEASE_SECONDS = 5
@@ -52,42 +50,11 @@ afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
 
-/** Transactional emails to customers without LINE, one each: their delivery ids. */
-async function emails(count: number): Promise<string[]> {
-  const customers = await deps.db
-    .insertInto('customer')
-    .values(
-      Array.from({ length: count }, () => ({
-        display_name: 'Yamada Hanako',
-        email: `c-${randomUUID()}@example.com`,
-      })),
-    )
-    .returning('id')
-    .execute()
-  const rows = await insertDeliveries(
-    deps.db,
-    customers.map((c) => ({
-      dedupeKey: `redis-down-test:${randomUUID()}`,
-      kind: 'notice',
-      category: 'transactional' as const,
-      customerId: c.id,
-      content: { templateId: 'campaign-sample', vars: SAMPLE },
-    })),
-  )
-  return rows.map((r) => r.id)
-}
-
-const rowsOf = (ids: string[]) =>
-  deps.db
-    .selectFrom('delivery')
-    .select(['id', 'status', 'last_error'])
-    .where('id', 'in', ids)
-    .orderBy('id')
-    .execute()
+const rowsOf = (ids: string[]) => deliveryRows({ deps }, ids)
 
 describe('a send job whose last try meets a Redis outage', () => {
   it('fails the emails it tried, and leaves those it handed back unsent to the sweeper', async () => {
-    const ids = await emails(20)
+    const { ids } = await emailNotices(deps, 20)
     // The server answers nothing: each email is given up after a quarter of the lease, and the
     // job starts none after half of it. Redis is down when it queues those again.
     smtp.stall('MAIL FROM')

@@ -5,6 +5,7 @@ import { createMailer } from '../../src/email/mailer.ts'
 import { jobIds } from '../../src/jobs.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
+import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import type { DeliveryCategory, DeliveryIntent } from '../../src/messaging/delivery.service.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
@@ -65,7 +66,8 @@ export function campaign(
   }
 }
 
-export function deliveryRows(k: TestKizuna, ids: string[]) {
+/** The deliveries' rows, in the order of `ids`. */
+export function deliveryRows(k: { deps: Pick<Deps, 'db'> }, ids: string[]) {
   return k.deps.db
     .selectFrom('delivery')
     .selectAll()
@@ -173,4 +175,36 @@ export function quotaOnNextMulticast(k: TestKizuna): void {
     count: 1,
     body: { message: QUOTA_EXCEEDED },
   })
+}
+
+/** A transactional notice to each customer, written, not queued (the test runs the jobs). */
+export async function notices(deps: Pick<Deps, 'db'>, customerIds: string[]): Promise<string[]> {
+  const rows = await insertDeliveries(
+    deps.db,
+    customerIds.map((customerId) => ({
+      dedupeKey: `notice-test:${randomUUID()}`,
+      kind: 'notice',
+      category: 'transactional' as const,
+      customerId,
+      content: { templateId: 'campaign-sample', vars: SAMPLE },
+    })),
+  )
+  return rows.map((r) => r.id)
+}
+
+/** Notices by email to customers without LINE, one each: their addresses and delivery ids. */
+export async function emailNotices(deps: Pick<Deps, 'db'>, count: number) {
+  const addresses = Array.from({ length: count }, () => `c-${randomUUID()}@example.com`)
+  const customers = await deps.db
+    .insertInto('customer')
+    .values(addresses.map((email) => ({ display_name: 'Yamada Hanako', email })))
+    .returning('id')
+    .execute()
+  return {
+    addresses,
+    ids: await notices(
+      deps,
+      customers.map((c) => c.id),
+    ),
+  }
 }
