@@ -29,9 +29,12 @@ export class ClaimOutcomes {
   async settle(outcome: DeliveryOutcome): Promise<void> {
     try {
       const written = await recordOutcomes(this.deps.db, [outcome], this.claim, this.retryWithinMs)
-      if (written.has(outcome.id)) this.settled.set(outcome.id, outcome)
-      else this.lost.add(outcome.id)
-      if (this.lost.has(outcome.id)) this.warnTakenOver(1)
+      if (written.has(outcome.id)) {
+        this.settled.set(outcome.id, outcome)
+      } else {
+        this.lost.add(outcome.id)
+        this.warnTakenOver(1)
+      }
     } catch (err) {
       this.deps.log.warn({ err, deliveryId: outcome.id }, 'could not record the email yet')
     }
