@@ -2,7 +2,8 @@ import { z } from 'zod'
 import { emailSchema } from '../customers/identity-values.ts'
 import { AppError } from '../platform/errors.ts'
 import { checkInput, describeFields } from '../platform/input.ts'
-import { hmacBase64url, sameSecret, sha256 } from './link-crypto.ts'
+import { sameSecret } from '../platform/secrets.ts'
+import { hmacBase64url, sha256 } from './link-crypto.ts'
 
 /**
  * The shop's own login (LINK_LOGIN_URL) sends the shopper back to `/link/callback?assertion=…`

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, randomBytes, randomInt } from 'node:crypto'
 
 /** How long a link token (LINE's own limit), a one-time code and a nonce stay valid. */
 export const LINK_TTL_MS = 10 * 60_000
@@ -28,11 +28,4 @@ export function hashCode(secret: string, codeId: string, code: string): string {
 
 export function hmacBase64url(secret: string, data: string): string {
   return createHmac('sha256', secret).update(data).digest('base64url')
-}
-
-/** Compares two strings in constant time for their length. */
-export function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
 }

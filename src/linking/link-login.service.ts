@@ -7,7 +7,7 @@ import type { Mailer } from '../email/mailer.ts'
 import type { DB } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
-import { getAppSecret } from '../platform/secrets.ts'
+import { getAppSecret, sameSecret } from '../platform/secrets.ts'
 import {
   countCodesSince,
   countWrongCodesSince,
@@ -19,7 +19,7 @@ import {
   purgeExpiredLinkRows,
   spendCodeAttempt,
 } from './link.repo.ts'
-import { hashCode, LINK_TTL_MS, newCode, newNonce, sameSecret, sha256 } from './link-crypto.ts'
+import { hashCode, LINK_TTL_MS, newCode, newNonce, sha256 } from './link-crypto.ts'
 
 export const MAX_CODE_ATTEMPTS = 5
 /** Codes one email address, and one link token, may be sent per 10 minutes. */
