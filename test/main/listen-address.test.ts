@@ -1,17 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { request } from 'node:http'
 import { createServer, type Server } from 'node:net'
-import { networkInterfaces } from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, testEnv } from '../support/harness.ts'
-
-/** An IPv4 address of this machine other than loopback, if it has one. */
-function networkAddress(): string | undefined {
-  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? [])
-  return all.find((a) => a.family === 'IPv4' && !a.internal)?.address
-}
+import { networkAddress } from '../support/ports.ts'
 
 /** A GET naming `host` in its Host header (fetch sets its own). */
 function getWithHost(port: number, host: string, path: string) {

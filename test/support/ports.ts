@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import { networkInterfaces } from 'node:os'
 
 /** A loopback port free right now, for a process a test starts (a private Redis, `npm start`). */
 export async function sparePort(): Promise<number> {
@@ -9,4 +10,10 @@ export async function sparePort(): Promise<number> {
   server.close()
   if (!address || typeof address === 'string') throw new Error('no spare port')
   return address.port
+}
+
+/** An IPv4 address of this machine other than loopback, if it has one. */
+export function networkAddress(): string | undefined {
+  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? [])
+  return all.find((a) => a.family === 'IPv4' && !a.internal)?.address
 }
