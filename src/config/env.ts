@@ -81,6 +81,13 @@ export const envSchema = z.object({
         'use scheme, host and port only: Kizuna answers at the root of its address, so give it a host of its own (e.g. https://crm.shop.example), not a path',
     })
     .optional(),
+  // Bearer token GET /metrics wants; unset, /metrics answers only requests straight from loopback.
+  // Printable ASCII: a header carries nothing else, and a space would end the token.
+  METRICS_TOKEN: z
+    .string()
+    .min(16, 'use at least 16 characters, e.g. from `openssl rand -hex 32`')
+    .regex(/^[\x21-\x7e]+$/, 'use printable ASCII without spaces, e.g. from `openssl rand -hex 32`')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TZ_STORE: timeZone.default('Asia/Tokyo'),
   LINE_CHANNEL_SECRET: z.string().min(1).optional(),

@@ -134,6 +134,18 @@ describe('loadEnv', () => {
     )
   })
 
+  it('takes a METRICS_TOKEN of 16 or more characters without spaces, naming it otherwise', () => {
+    expect(loadEnv({}).METRICS_TOKEN).toBeUndefined()
+    const token = 'a'.repeat(16)
+    expect(loadEnv({ METRICS_TOKEN: token }).METRICS_TOKEN).toBe(token)
+    expect(() => loadEnv({ METRICS_TOKEN: 'short' })).toThrow(
+      /at least 16 characters[\s\S]*→ at METRICS_TOKEN/,
+    )
+    for (const bad of ['sixteen chars ok', `${token}\t`, `${token}é`]) {
+      expect(() => loadEnv({ METRICS_TOKEN: bad }), bad).toThrow(/spaces[\s\S]*→ at METRICS_TOKEN/)
+    }
+  })
+
   it('refuses split roles on the embedded database', () => {
     expect(() =>
       loadEnv({ ROLE: 'worker', LINE_CHANNEL_SECRET: 's', LINE_CHANNEL_ACCESS_TOKEN: 't' }),
