@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import type { Deps } from '../platform/deps.ts'
 import type { AppEnv } from '../platform/http.ts'
 import { withTimeout } from '../platform/timeout.ts'
+import { metricsAccess } from './metrics-access.ts'
 
 const CHECK_TIMEOUT_MS = 2_000
 
@@ -11,7 +12,8 @@ const CHECK_TIMEOUT_MS = 2_000
  * the webhook still stores events (the sweeper queues them later) and scans are recorded, so a
  * process that serves HTTP stays ready, `degraded`. A load balancer that took it out would
  * answer LINE itself with an error, and with LINE's redelivery off those events were lost.
- * A ROLE=worker process can do nothing without Redis.
+ * A ROLE=worker process can do nothing without Redis. Both stay public (load balancers probe them);
+ * `/metrics` does not (see metricsAccess).
  */
 export function opsRoutes(deps: Pick<Deps, 'db' | 'redis' | 'metrics' | 'env'>) {
   const needsRedis = deps.env.ROLE === 'worker'
@@ -26,7 +28,7 @@ export function opsRoutes(deps: Pick<Deps, 'db' | 'redis' | 'metrics' | 'env'>) 
       const status = !ready ? 'unavailable' : redis === 'ok' ? 'ready' : 'degraded'
       return c.json({ status, postgres, redis }, ready ? 200 : 503)
     })
-    .get('/metrics', async (c) => {
+    .get('/metrics', metricsAccess(deps.env), async (c) => {
       c.header('content-type', deps.metrics.registry.contentType)
       return c.body(await deps.metrics.registry.metrics())
     })
