@@ -1,7 +1,6 @@
 import { type RawBuilder, sql } from 'kysely'
 import { tombstonesOf } from '../customers/erase.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
-import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
@@ -10,16 +9,16 @@ import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
 import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
 import { relinkCustomersSoon } from '../richmenu/richmenu-link.service.ts'
 import { type ReadBarcode, readBarcode } from './barcode.ts'
+import { memberSummary } from './member-summary.ts'
 import {
   type CardOwner,
   cardOwnerStart,
   findCardOwners,
   findCouponOwner,
   findCustomerLink,
-  findMemberSummary,
-  findPurchaseResult,
 } from './pos.repo.ts'
-import type { Receipt, ScanBody, ScanResponse } from './pos.schemas.ts'
+import type { ScanBody, ScanResponse } from './pos.schemas.ts'
+import { replayOf } from './receipt-replay.ts'
 
 /**
  * queues and log queue a receipt's follow-up; without them (the staff page's deps) the row waits
@@ -92,31 +91,6 @@ export async function resolveBarcode(db: Db, scanned: ReadBarcode): Promise<Reso
   if (couponOwner) return { customerId: await survivorOf(db, couponOwner), via: 'coupon' }
   if (scanned.shape === 'misread_member_card') throw barcodeError('UNPROCESSABLE', MISREAD)
   throw barcodeError('NOT_FOUND', UNKNOWN)
-}
-
-export async function memberSummary(db: Db, customerId: string): Promise<ScanResponse['customer']> {
-  return toSummary(await findMemberSummary(db, customerId))
-}
-
-function toSummary(row: {
-  id: string
-  display_name: string | null
-  tier: string
-  points: number
-  coupons: { code: string; title: string; discount_yen: number; expires_at: string | Date | null }[]
-}): ScanResponse['customer'] {
-  return {
-    id: row.id,
-    displayName: row.display_name,
-    tier: row.tier,
-    points: row.points,
-    coupons: row.coupons.map((c) => ({
-      code: c.code,
-      title: c.title,
-      discountYen: c.discount_yen,
-      expiresAt: c.expires_at === null ? null : new Date(c.expires_at).toISOString(),
-    })),
-  }
 }
 
 /**
@@ -265,86 +239,6 @@ async function recordReceipt(
     followUp: recorded.followUp,
     segmentInputsChanged: recorded.segmentInputsChanged,
   }
-}
-
-/**
- * The answer given the first time, marked as a replay (rebuilt if none was stored). A receipt id
- * that comes back with another member's card or another total is not a replay but a second sale
- * under a used number: 409, and the first member's data stays at the register that recorded it.
- * So is one that claims points or coupons (listed, or scanned as the barcode) the sale did not
- * use: answered as a replay, the register would give a discount nothing paid for. A retry that
- * leaves them out gets the first answer, which says what was used. (A voided sale gave its
- * coupons back: only its points are compared.)
- */
-async function replayOf(
-  trx: Db,
-  purchaseId: string,
-  receipt: Receipt,
-  scannedCustomerId: string | null | undefined,
-  scannedCoupon: string | null,
-): Promise<ScanResponse> {
-  const row = await findPurchaseResult(trx, purchaseId)
-  if (row.total !== receipt.total) {
-    throw new AppError(
-      'CONFLICT',
-      `receipt ${receipt.id} was already recorded with total ${row.total}; a different sale ` +
-        'needs its own receipt id',
-      { details: [{ field: 'receipt.id', message: 'already used for another sale' }] },
-    )
-  }
-  if (row.customer_id !== scannedCustomerId && !(await sameCustomer(trx, row, scannedCustomerId))) {
-    throw new AppError(
-      'CONFLICT',
-      `receipt ${receipt.id} was already recorded for another member; a different sale needs ` +
-        'its own receipt id',
-      { details: [{ field: 'receipt.id', message: 'already used for another member' }] },
-    )
-  }
-  if (receipt.pointsUsed > 0 && receipt.pointsUsed !== row.points_used) {
-    throw new AppError(
-      'CONFLICT',
-      `receipt ${receipt.id} was already recorded with ${row.points_used} points used; a ` +
-        'different sale needs its own receipt id',
-      { details: [{ field: 'receipt.pointsUsed', message: 'differs from the recorded sale' }] },
-    )
-  }
-  const listed = [...receipt.couponsUsed, ...(scannedCoupon ? [scannedCoupon] : [])]
-  const usedCodes = [...row.coupons_used].sort()
-  if (!row.voided_at && listed.some((code) => !usedCodes.includes(code))) {
-    const used = usedCodes.length > 0 ? `coupons ${usedCodes.join(', ')}` : 'no coupon'
-    throw new AppError(
-      'CONFLICT',
-      `receipt ${receipt.id} was already recorded with ${used}; a different sale needs its own ` +
-        'receipt id',
-      { details: [{ field: 'receipt.couponsUsed', message: 'differs from the recorded sale' }] },
-    )
-  }
-  // A voided purchase keeps what the void did next to the answer (`void`): not the register's.
-  const { void: _void, ...stored } = (row.result ?? {}) as ScanResponse & { void?: unknown }
-  if (stored.purchase) return { ...stored, purchase: { ...stored.purchase, replayed: true } }
-  if (!row.customer_id) throw new AppError('CONFLICT', 'this receipt was recorded without a member')
-  const customer = await memberSummary(trx, row.customer_id)
-  return {
-    customer,
-    purchase: {
-      id: row.id,
-      total: row.total,
-      pointsEarned: row.points_earned,
-      pointsUsed: row.points_used,
-      points: customer.points,
-      replayed: true,
-    },
-  }
-}
-
-/** Whether the receipt's customer is, after any merge since, the one scanned now. */
-async function sameCustomer(
-  db: Db,
-  row: { customer_id: string | null },
-  scannedCustomerId: string | null | undefined,
-): Promise<boolean> {
-  if (!row.customer_id || !scannedCustomerId) return row.customer_id === scannedCustomerId
-  return (await findCurrentCustomer(db, row.customer_id))?.id === scannedCustomerId
 }
 
 const UNKNOWN_RECEIPT =
