@@ -11,8 +11,8 @@ import type { Receipt, ScanResponse } from './pos.schemas.ts'
  * under a used number: 409, and the first member's data stays at the register that recorded it.
  * So is one that claims points or coupons (listed, or scanned as the barcode) the sale did not
  * use: answered as a replay, the register would give a discount nothing paid for. A retry that
- * leaves them out gets the first answer, which says what was used. (A voided sale gave its
- * coupons back: only its points are compared.)
+ * leaves them out gets the first answer, which says what was used. A voided receipt is a 409
+ * whatever comes with it (voidedConflict): its first answer no longer stands.
  */
 export async function replayOf(
   trx: Db,
@@ -22,6 +22,7 @@ export async function replayOf(
   scannedCoupon: string | null,
 ): Promise<ScanResponse> {
   const row = await findPurchaseResult(trx, purchaseId)
+  if (row.voided_at) throw voidedConflict(receipt.id, row.voided_at)
   if (row.total !== receipt.total) {
     throw new AppError(
       'CONFLICT',
@@ -48,7 +49,7 @@ export async function replayOf(
   }
   const listed = [...receipt.couponsUsed, ...(scannedCoupon ? [scannedCoupon] : [])]
   const usedCodes = [...row.coupons_used].sort()
-  if (!row.voided_at && listed.some((code) => !usedCodes.includes(code))) {
+  if (listed.some((code) => !usedCodes.includes(code))) {
     const used = usedCodes.length > 0 ? `coupons ${usedCodes.join(', ')}` : 'no coupon'
     throw new AppError(
       'CONFLICT',
@@ -57,9 +58,8 @@ export async function replayOf(
       { details: [{ field: 'receipt.couponsUsed', message: 'differs from the recorded sale' }] },
     )
   }
-  // A voided purchase keeps what the void did next to the answer (`void`): not the register's.
-  const { void: _void, ...stored } = (row.result ?? {}) as ScanResponse & { void?: unknown }
-  if (stored.purchase) return { ...stored, purchase: { ...stored.purchase, replayed: true } }
+  const stored = row.result as ScanResponse | null
+  if (stored?.purchase) return { ...stored, purchase: { ...stored.purchase, replayed: true } }
   if (!row.customer_id) throw new AppError('CONFLICT', 'this receipt was recorded without a member')
   const customer = await memberSummary(trx, row.customer_id)
   return {
@@ -73,6 +73,23 @@ export async function replayOf(
       replayed: true,
     },
   }
+}
+
+/**
+ * A voided receipt sent again: the register went offline before the answer came, the sale was
+ * voided meanwhile, and the register replays it. Its first answer would show the points the void
+ * took back as earned (a field marking it voided would go unseen by a register that does not know
+ * it), and recording it again would undo the void: it is refused, naming the receipt and when it
+ * was voided, and nothing is written.
+ */
+function voidedConflict(receiptId: string, voidedAt: Date): AppError {
+  const when = voidedAt.toISOString()
+  return new AppError(
+    'CONFLICT',
+    `receipt ${receiptId} was voided at ${when}; a voided receipt is not recorded again: a new ` +
+      'sale needs its own receipt id',
+    { details: [{ field: 'receipt.id', message: `voided at ${when}` }] },
+  )
 }
 
 /** Whether the receipt's customer is, after any merge since, the one scanned now. */

@@ -5,6 +5,7 @@ import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import type { VoidedPurchase } from '../../src/purchases/void-purchase.service.ts'
 import { makeCoupon, makeCustomer, makeStoreKey, postPos, receipt } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { receiptRowsOf } from './receipt-rows.ts'
 
 /** Nothing becomes due while the tests run: the sending itself is the delivery engine's test. */
 const DELAY_SECONDS = 3_600
@@ -37,37 +38,7 @@ async function scanReceipt(card: string, r: Record<string, unknown>, auth = key)
   return body.purchase
 }
 
-/** Every row a void may touch, to check that a refused or repeated void changes nothing. */
-async function snapshot(customerId: string) {
-  const [customer, purchases, ledger, coupons, deliveries] = await Promise.all([
-    db.selectFrom('customer').selectAll().where('id', '=', customerId).executeTakeFirstOrThrow(),
-    db
-      .selectFrom('purchase')
-      .selectAll()
-      .where('customer_id', '=', customerId)
-      .orderBy('id')
-      .execute(),
-    db
-      .selectFrom('points_ledger')
-      .selectAll()
-      .where('customer_id', '=', customerId)
-      .orderBy('id')
-      .execute(),
-    db
-      .selectFrom('coupon')
-      .selectAll()
-      .where('customer_id', '=', customerId)
-      .orderBy('id')
-      .execute(),
-    db
-      .selectFrom('delivery')
-      .selectAll()
-      .where('customer_id', '=', customerId)
-      .orderBy('id')
-      .execute(),
-  ])
-  return { customer, purchases, ledger, coupons, deliveries }
-}
+const snapshot = (customerId: string) => receiptRowsOf(db, customerId)
 
 describe('POST /api/pos/receipts/:receiptId/void', () => {
   it('voids a receipt: points back, coupons usable, stats recomputed, follow-up cancelled', async () => {
@@ -130,7 +101,7 @@ describe('POST /api/pos/receipts/:receiptId/void', () => {
     expect(scanned.customer.coupons.map((x) => x.code)).toEqual([coupon])
   })
 
-  it('voiding twice answers the same and changes nothing; a replayed scan adds nothing', async () => {
+  it('voiding twice answers the same and changes nothing', async () => {
     const c = await makeCustomer(db)
     const coupon = await makeCoupon(db, c.id)
     const r = receipt({ couponsUsed: [coupon] })
@@ -143,14 +114,6 @@ describe('POST /api/pos/receipts/:receiptId/void', () => {
     const second = await voidReceipt(r.id)
     expect(second.status).toBe(200)
     expect(await second.json()).toEqual(firstBody)
-    expect(await snapshot(c.id)).toEqual(before)
-
-    // The register replays the voided receipt: the first answer, no new rows, no `void` in it.
-    const replay = await post('/scans', { barcode: c.card, receipt: r })
-    expect(replay.status).toBe(200)
-    const replayed = (await replay.json()) as Record<string, unknown>
-    expect(Object.keys(replayed).sort()).toEqual(['customer', 'purchase'])
-    expect(replayed.purchase).toMatchObject({ replayed: true })
     expect(await snapshot(c.id)).toEqual(before)
   })
 
