@@ -7,6 +7,7 @@ import { AppError } from '../platform/errors.ts'
 import { findIdentityOwner, findSurvivingCustomer } from './customer.repo.ts'
 import { deleteCustomerTags } from './customer-tag.repo.ts'
 import { ERROR_REMOVED, eraseTraces } from './erase-traces.repo.ts'
+import { widthFormsOf } from './identity-values.ts'
 
 /**
  * Identity kinds that keep a tombstone (a hash of kind and value, never the value) pointing at
@@ -37,12 +38,17 @@ export function erasedValue(kind: string, value: string): string {
 /**
  * The tombstones an erasure may have left of (kind, value): the hash of the value as read now
  * and of it as it arrived, trimmed only (`typed`). Before card numbers were read with NFKC
- * (readCode), a card was stored as it came ("Ｌ１２３", a scanner typing through the IME in
- * full-width mode), and its erasure hashed that form: the migration that rewrote the live cards
- * cannot rewrite a hash.
+ * (readCode), a legacy card was stored as it came ("Ｌ１２３", a scanner typing through the IME
+ * in full-width mode; "１２３４-５６７８" from a spreadsheet), and its erasure hashed that form;
+ * so did an erasure of a card the migration left in full width (README, "Legacy cards left in
+ * full width"). A hash cannot be read back, so no migration can rewrite them: a legacy card's
+ * value is also asked in the widths it may have come in then (widthFormsOf), so the card is
+ * erased however it is typed now, as it was found however it was typed while it lived. Member
+ * cards were always stored as 13 ASCII digits.
  */
 export function tombstonesOf(kind: string, value: string, typed = value): string[] {
-  return [...new Set([value, typed.trim()])].map((v) => erasedValue(kind, v))
+  const forms = kind === 'legacy_card' ? widthFormsOf(value) : [value]
+  return [...new Set([...forms, typed.trim()])].map((v) => erasedValue(kind, v))
 }
 
 /**

@@ -38,6 +38,26 @@ export const emailSchema = z
  */
 export const readCode = (raw: string): string => raw.normalize('NFKC').trim()
 
+/** ASCII digits, letters, signs and the space: each may have come in either width. */
+const WIDTH_CLASSES = [/[0-9]/g, /[A-Za-z]/g, /[!-/:-@[-`{-~]/g, / /g]
+const wide = (c: string) => (c === ' ' ? '\u3000' : String.fromCharCode(c.charCodeAt(0) + 0xfee0))
+
+/**
+ * The forms readCode reads as `code` that a number was typed in, as far as they can be told:
+ * its digits, letters, signs and spaces each in ASCII or in full width (U+3000 for the space).
+ * A scanner typing through the IME in full-width mode sends all of them wide ("ＡＢ－１２　３４"),
+ * a spreadsheet may have digits wide and hyphens not ("１２３４-５６７８"). At most 16 forms,
+ * `code` first. Not told: one class typed in both widths within a number ("１2３").
+ */
+export function widthFormsOf(code: string): string[] {
+  let forms = [code]
+  for (const chars of WIDTH_CLASSES) {
+    if (code.replace(chars, wide) === code) continue
+    forms = forms.flatMap((form) => [form, form.replace(chars, wide)])
+  }
+  return forms
+}
+
 /**
  * The digits of a number typed with spaces or dashes between them ("2 912345 678904", as printed
  * under a card's bars; "2912-3456…"; ー is the dash a Japanese IME types), or undefined when

@@ -60,10 +60,11 @@ async function survivorOf(
 
 /**
  * The card identities a barcode may be (`codes`, best first) and the tombstones they may have
- * left, of each code as read and of the barcode as typed (tombstonesOf). A number whose spaces or
- * hyphens hide 13 digits with our prefix may be an old plastic card's own number ("29 0012 3456
- * 789", bound before such numbers were read as member cards): it is asked as typed too, after the
- * member card, before a 422 or 404, in the same statement. Misread without such spaces: 422.
+ * left, of each code as read (a legacy card's in each width it may have been stored in) and of
+ * the barcode as typed (tombstonesOf). A number whose spaces or hyphens hide 13 digits with our
+ * prefix may be an old plastic card's own number ("29 0012 3456 789", bound before such numbers
+ * were read as member cards): it is asked as typed too, after the member card, before a 422 or
+ * 404, in the same statement. Misread without such spaces: 422.
  */
 function cardLookup({ code, shape, read, typed }: ReadBarcode) {
   const asLegacy = shape !== 'other' && read !== code ? [read] : []
