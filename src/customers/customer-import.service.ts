@@ -2,7 +2,8 @@ import type { Transaction } from 'kysely'
 import type { Env } from '../config/env.ts'
 import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB } from '../platform/db.ts'
-import { AppError, isDeadlock } from '../platform/errors.ts'
+import { AppError } from '../platform/errors.ts'
+import { runAgainIfAborted } from '../platform/run-again.ts'
 import { readBarcode } from '../pos/barcode.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
 import {
@@ -199,40 +200,28 @@ export async function importCustomerRow(
         : { column, kind, ...given },
     ]
   })
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction().execute((trx) => applyRow(trx, env, row, ids, warn))
-    } catch (error) {
-      const again = tryAgainFor(error, ids)
-      if (!again) throw error
-      if (attempt === MAX_ATTEMPTS) {
-        throw new RowError(again.field, `${again.message} each time; run the import again`)
-      }
-    }
-  }
+  // A row's transaction, rolled back whole, goes round again when an id was given to a customer
+  // the row's check never saw (an account link or a register linking it after the holders were
+  // locked: nothing locks an id no one holds yet; the next round locks and checks them too), or
+  // it deadlocked with such a change (the holders it locks meanwhile, or an id it waits for, may
+  // come before ones it holds), which Postgres broke by aborting the row.
+  return runAgainIfAborted(
+    () => db.transaction().execute((trx) => applyRow(trx, env, row, ids, warn)),
+    { again: (error) => error instanceof HolderChanged, busy: (error) => givenUp(error, ids) },
+  )
 }
 
-const MAX_ATTEMPTS = 3
-
-/**
- * Why a row's transaction, rolled back whole, goes round again: an id given to a customer the
- * row's check never saw (an account link or a register linking it after the holders were
- * locked: nothing locks an id no one holds yet; the next round locks and checks them too), or a
- * deadlock with such a change (the holders it locks meanwhile, or an id it waits for, may come
- * before ones it holds), which Postgres broke by aborting the row. Undefined for any other error.
- */
-function tryAgainFor(error: unknown, ids: RowId[]): RowError | undefined {
+/** The row's refusal after its last round (runAgainIfAborted) ended as the others did. */
+function givenUp(error: unknown, ids: RowId[]): RowError {
+  const again = 'each time; run the import again'
   if (error instanceof HolderChanged) {
     const column = ids.find((id) => id.kind === error.kind)?.column ?? 'external_id'
-    return new RowError(column, error.message)
+    return new RowError(column, `${error.message} ${again}`)
   }
-  if (isDeadlock(error)) {
-    return new RowError(
-      '(row)',
-      'deadlocked with another change to its customers (a register or an account link)',
-    )
-  }
-  return undefined
+  return new RowError(
+    '(row)',
+    `deadlocked with another change to its customers (a register or an account link) ${again}`,
+  )
 }
 
 /** importCustomerRow's transaction. */

@@ -59,7 +59,7 @@ export async function lockAttachParties(
  * one, and its new holder is locked too, until every holder is (HolderChanged after 10 rounds).
  * Returns the locked customers; a caller that checks them afterwards sees facts that stay true
  * until it commits. A new holder locked in a later round may come before one already held: a
- * caller runs again a transaction Postgres aborted in a deadlock (isDeadlock).
+ * caller runs again a transaction Postgres aborted in a deadlock (runAgainIfAborted).
  */
 export async function lockIdentityHolders(
   trx: Db,

@@ -38,11 +38,13 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
 }
 
 /**
- * Postgres aborted the transaction because it and another each waited for a lock the other held
- * (40P01): nothing it did stayed, and it may be run again.
+ * Postgres aborted the transaction whole because it and another each waited for a lock the other
+ * held (40P01, a deadlock) or because it could not be ordered with another (40001, a
+ * serialization failure): nothing it did stayed, and it may be run again (runAgainIfAborted).
  */
-export function isDeadlock(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === '40P01'
+export function isAbortedTransaction(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === '40P01' || code === '40001'
 }
 
 /**
