@@ -1,9 +1,11 @@
-import { type RawBuilder, sql } from 'kysely'
+import { type RawBuilder, sql, type Transaction } from 'kysely'
 import { tombstonesOf } from '../customers/erase.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
-import type { Db } from '../platform/db.ts'
+import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
+import type { DB, Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
+import { runAgainIfAborted } from '../platform/run-again.ts'
 import { recordPurchaseFor } from '../purchases/purchase.service.ts'
 import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
 import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
@@ -34,6 +36,12 @@ const UNKNOWN =
   'the barcode, or ask the shopper to show the member card in LINE'
 const ERASED = "this member's data was erased on request; the card is no longer valid"
 const MISREAD = 'misread barcode, scan again'
+const BUSY =
+  "busy: this member's record is being changed by another task (an import, an account link) " +
+  'right now; scan again'
+
+/** A scan that lost to another change to its customers each time it ran (503). */
+const busy = (cause: unknown) => new AppError('UNAVAILABLE', BUSY, { cause })
 
 /** A refusal of a scanned barcode (400, 422, 404, 410): its body names the field. */
 function barcodeError(
@@ -96,7 +104,10 @@ export async function resolveBarcode(db: Db, scanned: ReadBarcode): Promise<Reso
 
 /**
  * The register scan: who the member is and, with a receipt, the purchase recorded once per
- * (store, receipt id). Everything happens in one transaction; any error writes nothing.
+ * (store, receipt id). Everything happens in one transaction; any error writes nothing. One
+ * Postgres aborted (a deadlock with the customer import or an account link) runs again, up to 3
+ * times in all, and then answers 503 "busy, scan again"; the follow-up and menus are queued once,
+ * after the commit.
  */
 export async function scan(
   deps: PosDeps,
@@ -111,7 +122,7 @@ export async function scan(
     return { customer: await memberSummary(deps.db, customerId) }
   }
   if (!body.linkBarcode) {
-    // One statement, atomic on its own: no transaction needed.
+    // One statement, atomic on its own: no transaction needed (nor one to run again).
     const { kinds, codes, values } = cardLookup(read)
     const start = cardOwnerStart({
       barcode: body.barcode,
@@ -120,7 +131,10 @@ export async function scan(
       values,
       withCoupon: read.shape === 'other',
     })
-    const recorded = await recordReceipt(deps.db, deps, store, body, start)
+    const recorded = await runAgainIfAborted(
+      () => recordReceipt(deps.db, deps, store, body, start),
+      { busy },
+    )
     if (recorded) {
       // The register doesn't wait for Redis: the row is the truth (the sweeper queues it if this
       // is lost), and the follow-up is due an hour from now.
@@ -131,45 +145,60 @@ export async function scan(
     await resolveBarcode(deps.db, read) // says why no one was found (404, 410, 422)
     throw barcodeError('NOT_FOUND', UNKNOWN)
   }
-  const linked = await deps.db.transaction().execute(async (trx) => {
-    const resolved = await resolveBarcode(trx, read)
-    // A coupon code names its owner but is no proof of who is at the register: shoppers pass
-    // coupons on, and linking would merge the card holder (points, purchases, email) into them.
-    if (resolved.via === 'coupon') {
-      throw barcodeError(
-        'BAD_REQUEST',
-        'barcode: scan the member card to link a legacy card; a coupon does not identify its holder',
-      )
-    }
-    const link = readBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX)
-    if (link.shape === 'misread_member_card') {
-      throw barcodeError('UNPROCESSABLE', 'linkBarcode: misread barcode, scan again', 'linkBarcode')
-    }
-    if (link.shape !== 'other') {
-      throw barcodeError(
-        'BAD_REQUEST',
-        'linkBarcode: a member card cannot be linked as a legacy card',
-        'linkBarcode',
-      )
-    }
-    // As it came: attachIdentity reads it, and asks the tombstone of this form too.
-    const attached = await attachIdentity(trx, resolved.customerId, 'legacy_card', link.typed, {
-      env: deps.env,
-      reason: 'scan',
-    })
-    const customerId = attached.customerId
-    if (!body.receipt) return { answer: { customer: await memberSummary(trx, customerId) } }
-    const start = sql`select ${customerId}::uuid as customer_id, ${resolved.via}::text as via,
-      null::text as coupon`
-    const recorded = await recordReceipt(trx, deps, store, body, start)
-    if (!recorded) throw new AppError('NOT_FOUND', 'no customer with this id')
-    return recorded
-  })
+  const linked = await runAgainIfAborted(
+    () => deps.db.transaction().execute((trx) => linkCardAndRecord(trx, deps, store, body, read)),
+    { busy },
+  )
   void enqueueFollowUp(deps, linked.followUp) // after the commit; never waits on Redis
   // A link may have merged two customers (or attached the card's waiting purchases): their menus
   // are checked whatever the purchase did, with no receipt or a replayed one too.
   relinkMenusAfter(deps, linked.answer, { always: true })
   return linked.answer
+}
+
+/**
+ * The scan's legacy card (`linkBarcode`) given to the member the barcode names, which may merge
+ * its holder into them, and the receipt recorded, in `trx`.
+ */
+async function linkCardAndRecord(
+  trx: Transaction<DB>,
+  deps: PosDeps,
+  store: PosStore,
+  body: ScanBody,
+  read: ReadBarcode,
+): Promise<{ answer: ScanResponse; followUp?: FollowUp }> {
+  const resolved = await resolveBarcode(trx, read)
+  // A coupon code names its owner but is no proof of who is at the register: shoppers pass
+  // coupons on, and linking would merge the card holder (points, purchases, email) into them.
+  if (resolved.via === 'coupon') {
+    throw barcodeError(
+      'BAD_REQUEST',
+      'barcode: scan the member card to link a legacy card; a coupon does not identify its holder',
+    )
+  }
+  const link = readBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX)
+  if (link.shape === 'misread_member_card') {
+    throw barcodeError('UNPROCESSABLE', 'linkBarcode: misread barcode, scan again', 'linkBarcode')
+  }
+  if (link.shape !== 'other') {
+    throw barcodeError(
+      'BAD_REQUEST',
+      'linkBarcode: a member card cannot be linked as a legacy card',
+      'linkBarcode',
+    )
+  }
+  // As it came: attachIdentity reads it, and asks the tombstone of this form too.
+  const attached = await attachIdentity(trx, resolved.customerId, 'legacy_card', link.typed, {
+    env: deps.env,
+    reason: 'scan',
+  })
+  const customerId = attached.customerId
+  if (!body.receipt) return { answer: { customer: await memberSummary(trx, customerId) } }
+  const start = sql`select ${customerId}::uuid as customer_id, ${resolved.via}::text as via,
+    null::text as coupon`
+  const recorded = await recordReceipt(trx, deps, store, body, start)
+  if (!recorded) throw new AppError('NOT_FOUND', 'no customer with this id')
+  return recorded
 }
 
 /**

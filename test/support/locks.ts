@@ -37,3 +37,76 @@ export async function lockWaitOn(db: Database, table: string, count = 1): Promis
     expect(rows[0]?.n).toBeGreaterThanOrEqual(count)
   })
 }
+
+/** Takes a lock in the caller's transaction. */
+export type TakeLock = (trx: Transaction<DB>) => Promise<unknown>
+
+/** Locks the customer row (for update). */
+export const customerLock =
+  (id: string): TakeLock =>
+  (trx) =>
+    sql`select id from customer where id = ${id} for update`.execute(trx)
+
+/**
+ * Stands in for a transaction that takes two locks in the other order than the code under test
+ * (`kizuna import customers` holding a customer, then wanting one the register holds): takes
+ * `first`, and each time another connection waits for it, takes `second`, which that
+ * connection's transaction already holds: a deadlock. This transaction looks for one
+ * only after 60 s, so Postgres aborts the other one (which looks after 1 s); `second` is given
+ * back (to a savepoint), `first` kept, for the next round. After `rounds` deadlocks (Infinity:
+ * until `end()`) it rolls back: it writes nothing. `done` resolves to the deadlocks it caused.
+ */
+export async function deadlockingTransaction(
+  db: Database,
+  opts: { first: TakeLock; second: TakeLock; rounds?: number },
+): Promise<{ end: () => void; done: Promise<number> }> {
+  let ended = false
+  let holding!: () => void
+  const held = new Promise<void>((resolve) => {
+    holding = resolve
+  })
+  class RolledBack extends Error {}
+  let rounds = 0
+  const done = db
+    .transaction()
+    .execute(async (trx) => {
+      await sql`set local deadlock_timeout = '60s'`.execute(trx)
+      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)
+      const pid = rows[0]?.pid ?? 0
+      await opts.first(trx)
+      holding()
+      while (rounds < (opts.rounds ?? 1)) {
+        if (!(await waitedFor(db, pid, () => ended))) break
+        await sql`savepoint deadlocking`.execute(trx)
+        await opts.second(trx) // granted once Postgres aborted the other transaction
+        await sql`rollback to savepoint deadlocking`.execute(trx)
+        rounds++
+      }
+      throw new RolledBack()
+    })
+    .catch((error: unknown) => {
+      if (!(error instanceof RolledBack)) throw error
+      return rounds
+    })
+  await Promise.race([held, done])
+  return {
+    end: () => {
+      ended = true
+    },
+    done,
+  }
+}
+
+/**
+ * Waits until another connection waits for backend `pid`'s locks; false once `ended()`. Asked on
+ * another connection: a transaction sees pg_stat_activity as it first read it.
+ */
+async function waitedFor(db: Database, pid: number, ended: () => boolean): Promise<boolean> {
+  while (!ended()) {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+      where ${pid}::int = any(pg_blocking_pids(pid))`.execute(db)
+    if ((rows[0]?.n ?? 0) > 0) return true
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return false
+}

@@ -1,0 +1,160 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Database } from '../../src/platform/db.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import {
+  legacyCardNumber,
+  makeCoupon,
+  makeCustomer,
+  makeStoreKey,
+  postPos,
+  receipt,
+} from '../purchases/fixtures.ts'
+import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { customerLock, deadlockingTransaction } from '../support/locks.ts'
+
+// A register scan that loses a deadlock (Postgres aborted its whole transaction) against
+// `kizuna import customers`, which locks the customers it checks and then ones it finds later,
+// is run again rather than answered with a 500. The import's side is a transaction of the test
+// taking the same rows in the other order, until the scan's backend finds the deadlock.
+
+let k: TestKizuna
+let db: Database
+let key: string
+beforeAll(async () => {
+  k = await startTestKizuna()
+  db = k.deps.db
+  ;({ key } = await makeStoreKey(db))
+})
+afterAll(async () => {
+  await k.stopAll()
+})
+
+const post = (body: unknown) => postPos(k.baseUrl, '/scans', body, key)
+
+/** A member scanned with a legacy card to link that another customer holds, sorted ids. */
+async function memberAndCardHolder() {
+  const legacy = legacyCardNumber()
+  const member = await makeCustomer(db)
+  const holder = await makeCustomer(db, { legacyCard: legacy })
+  const [low, high] = [member.id, holder.id].sort()
+  return { legacy, member, holder, low: low as string, high: high as string }
+}
+
+/**
+ * The import's side of a link's deadlock: it holds the customer the scan locks second, and takes
+ * the one it locks first once the scan waits (attachIdentity locks both in id order).
+ */
+const importLockingBackwards = (low: string, high: string, rounds: number) =>
+  deadlockingTransaction(db, {
+    first: customerLock(high),
+    second: customerLock(low),
+    rounds,
+  })
+
+const holderOf = async (legacyCard: string) =>
+  (
+    await db
+      .selectFrom('identity')
+      .select('customer_id')
+      .where('kind', '=', 'legacy_card')
+      .where('value', '=', legacyCard)
+      .executeTakeFirstOrThrow()
+  ).customer_id
+
+const rowsOf = async (customerIds: string[]) => ({
+  purchases: await db
+    .selectFrom('purchase')
+    .select(['id', 'customer_id', 'external_id'])
+    .where('customer_id', 'in', customerIds)
+    .execute(),
+  merges: await db
+    .selectFrom('merge_audit')
+    .select(['surviving_customer_id', 'merged_customer_id', 'reason'])
+    .where('merged_customer_id', 'in', customerIds)
+    .execute(),
+  followUps: await db
+    .selectFrom('delivery')
+    .select('id')
+    .where('customer_id', 'in', customerIds)
+    .where('kind', '=', 'post-purchase')
+    .execute(),
+  ledger: await db
+    .selectFrom('points_ledger')
+    .select(['delta', 'reason'])
+    .where('customer_id', 'in', customerIds)
+    .execute(),
+})
+
+describe('POST /api/pos/scans deadlocked by a concurrent customer import', () => {
+  it('links the legacy card and records the receipt once after losing a deadlock', async () => {
+    const { legacy, member, holder, low, high } = await memberAndCardHolder()
+    const importing = await importLockingBackwards(low, high, 1)
+    const r = receipt()
+    const res = await post({ barcode: member.card, linkBarcode: legacy, receipt: r })
+    const status = res.status === 200 ? 200 : (await errorOf(res)).message
+    expect(status).toBe(200)
+    expect(await importing.done).toBe(1)
+    const body = (await res.json()) as ScanResponse
+    expect(body.customer.id).toBe(member.id)
+    expect(body.purchase).toMatchObject({ total: 8_000, pointsEarned: 80, replayed: false })
+
+    const rows = await rowsOf([member.id, holder.id])
+    expect(rows.purchases).toEqual([
+      { id: body.purchase?.id, customer_id: member.id, external_id: r.id },
+    ])
+    expect(rows.merges).toEqual([
+      { surviving_customer_id: member.id, merged_customer_id: holder.id, reason: 'scan' },
+    ])
+    expect(rows.followUps).toHaveLength(1)
+    expect(rows.ledger).toEqual([{ delta: 80, reason: 'earn' }])
+    expect(await holderOf(legacy)).toBe(member.id)
+  })
+
+  it('records a receipt scanned by legacy card once after losing a deadlock over its coupon', async () => {
+    const legacy = legacyCardNumber()
+    const member = await makeCustomer(db, { legacyCard: legacy })
+    const coupon = await makeCoupon(db, member.id)
+    // The scan's one statement locks the customer, then the coupon it uses.
+    const other = await deadlockingTransaction(db, {
+      first: (trx) => sql`select code from coupon where code = ${coupon} for update`.execute(trx),
+      second: customerLock(member.id),
+    })
+    const r = receipt({ couponsUsed: [coupon] })
+    const res = await post({ barcode: legacy, receipt: r })
+    const status = res.status === 200 ? 200 : (await errorOf(res)).message
+    expect(status).toBe(200)
+    expect(await other.done).toBe(1)
+
+    const rows = await rowsOf([member.id])
+    expect(rows.purchases).toHaveLength(1)
+    expect(rows.followUps).toHaveLength(1)
+    expect(rows.ledger).toEqual([{ delta: 80, reason: 'earn' }])
+    const used = await db
+      .selectFrom('coupon')
+      .select('used_purchase_id')
+      .where('code', '=', coupon)
+      .executeTakeFirstOrThrow()
+    expect(used.used_purchase_id).toBe(rows.purchases[0]?.id)
+  })
+
+  it('answers 503 "scan again" and writes nothing when it loses every time', async () => {
+    const { legacy, member, holder, low, high } = await memberAndCardHolder()
+    const importing = await importLockingBackwards(low, high, Number.POSITIVE_INFINITY)
+    let res: Response
+    try {
+      res = await post({ barcode: member.card, linkBarcode: legacy, receipt: receipt() })
+    } finally {
+      importing.end()
+    }
+    expect(await importing.done).toBe(3)
+    expect(res.status).toBe(503)
+    const error = await errorOf(res)
+    expect(error.code).toBe('UNAVAILABLE')
+    expect(error.message).toMatch(/busy.*scan again/)
+
+    const rows = await rowsOf([member.id, holder.id])
+    expect(rows).toEqual({ purchases: [], merges: [], followUps: [], ledger: [] })
+    expect(await holderOf(legacy)).toBe(holder.id)
+  })
+})
