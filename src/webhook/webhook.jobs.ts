@@ -3,6 +3,7 @@ import pLimit from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
 import { isConnectionError } from '../platform/errors.ts'
 import { isRedisOutage } from '../platform/redis.ts'
+import { runAgainIfAborted } from '../platform/run-again.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { dispatchEvent } from './dispatch.ts'
 import type { EventOutcome } from './event-context.ts'
@@ -127,7 +128,30 @@ async function eventsByUser(deps: Pick<Deps, 'db'>, ids: string[]): Promise<stri
   )
 }
 
+/**
+ * Applies one event in one transaction, run again at once when Postgres aborted it (an account
+ * link's merge deadlocked with the customer import): the work queued after the commit is that of
+ * the run that committed.
+ */
 export async function processWebhookEvent(deps: Deps, webhookEventId: string): Promise<void> {
+  const { result, afterCommit } = await runAgainIfAborted(() => applyEvent(deps, webhookEventId))
+  if (!result) return
+  deps.metrics.webhookEvents.inc({ type: result.type, outcome: result.outcome })
+  // Each step on its own: a Redis blip failing one (the profile fetch) must not cost the others
+  // (the welcome, the menu link). The event is done, so a retry would not run them again; what
+  // failed is left to the sweeper and the nightly relink.
+  for (const fn of afterCommit) {
+    try {
+      await fn()
+    } catch (err) {
+      if (isRedisOutage(deps.redis, err)) continue
+      deps.log.warn({ err, webhookEventId }, 'work after a webhook event could not be queued')
+    }
+  }
+}
+
+/** processWebhookEvent's transaction, and the work it leaves for after its commit. */
+async function applyEvent(deps: Deps, webhookEventId: string) {
   const afterCommit: (() => Promise<void>)[] = []
   const result = await deps.db.transaction().execute(async (trx) => {
     const row = await lockWebhookEvent(trx, webhookEventId)
@@ -154,19 +178,7 @@ export async function processWebhookEvent(deps: Deps, webhookEventId: string): P
     await markWebhookEventDone(trx, row.id, outcome)
     return { type: row.type, outcome }
   })
-  if (!result) return
-  deps.metrics.webhookEvents.inc({ type: result.type, outcome: result.outcome })
-  // Each step on its own: a Redis blip failing one (the profile fetch) must not cost the others
-  // (the welcome, the menu link). The event is done, so a retry would not run them again; what
-  // failed is left to the sweeper and the nightly relink.
-  for (const fn of afterCommit) {
-    try {
-      await fn()
-    } catch (err) {
-      if (isRedisOutage(deps.redis, err)) continue
-      deps.log.warn({ err, webhookEventId }, 'work after a webhook event could not be queued')
-    }
-  }
+  return { result, afterCommit }
 }
 
 function isErased(payload: unknown): boolean {

@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLogger } from '../../src/platform/logger.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { customerLock, deadlockingTransaction } from '../support/locks.ts'
+import { logSink } from '../support/log-sink.ts'
+import {
+  friend,
+  linkReads,
+  onlineCustomer,
+  proveEmail,
+  type Smtp,
+  startSmtp,
+  tapLink,
+} from './support.ts'
+
+// LINE's accountLink event merges the shop account's customer into the LINE friend's. When that
+// merge loses a deadlock against `kizuna import customers` (which locks customers it checks,
+// then ones it finds later), the event's transaction is run again at once: the link is made once,
+// the shopper told once, and the job does not fail.
+
+let k: TestKizuna
+let smtp: Smtp
+const logs = logSink()
+
+beforeAll(async () => {
+  smtp = await startSmtp()
+  k = await startTestKizuna(
+    { SMTP_URL: smtp.url, PUBLIC_BASE_URL: 'https://shop.example' },
+    { log: createLogger('info', logs.sink) },
+  )
+})
+afterAll(async () => {
+  await k?.stopAll()
+  await smtp?.close()
+})
+
+const { lineUser, identitiesOf, purchasesOf, texts, waitForText } = linkReads(() => k)
+
+describe('LINE account link deadlocked by a concurrent customer import', () => {
+  it('merges the shop account once after losing a deadlock, and the job does not fail', async () => {
+    const email = `shopper-${randomUUID().slice(0, 8)}@example.jp`
+    const online = await onlineCustomer(k, { email })
+    const user = await friend(k)
+    const linkToken = (await tapLink(k, user.userId)).searchParams.get('linkToken') ?? ''
+    const nonce = await proveEmail(k, smtp, linkToken, email)
+    const friendCustomer = (await lineUser(user.userId)).customer_id
+    // The merge locks both customers in id order; the import holds the second and then wants
+    // the first.
+    const [low, high] = [online, friendCustomer].sort() as [string, string]
+    const importing = await deadlockingTransaction(k.deps.db, {
+      first: customerLock(high),
+      second: customerLock(low),
+    })
+
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    expect(await importing.done).toBe(1)
+
+    expect(await identitiesOf(friendCustomer)).toEqual(['email', 'line', 'member_card'])
+    expect(await purchasesOf(friendCustomer)).toBe(1)
+    const merged = await k.deps.db
+      .selectFrom('customer')
+      .select('merged_into_id')
+      .where('id', '=', online)
+      .executeTakeFirstOrThrow()
+    expect(merged.merged_into_id).toBe(friendCustomer)
+    const audits = await k.deps.db
+      .selectFrom('merge_audit')
+      .select('reason')
+      .where('merged_customer_id', '=', online)
+      .execute()
+    expect(audits).toEqual([{ reason: 'account-link' }])
+    const links = await k.deps.db
+      .selectFrom('link_audit')
+      .select('action')
+      .where('line_user_id', '=', (await lineUser(user.userId)).id)
+      .execute()
+    expect(links.map((l) => l.action)).toEqual(['link'])
+    // Told once, and nothing failed on the way (a failed job would be tried again later).
+    expect(texts(user.userId).filter((t) => t.includes('now linked'))).toHaveLength(1)
+    const failed = logs
+      .entries()
+      .filter((e) => e.msg === 'job attempt failed' || e.level === 50)
+      .map((e) => ({ msg: e.msg, err: (e.err as { message?: string } | undefined)?.message }))
+    expect(failed).toEqual([])
+  })
+})
