@@ -4,6 +4,7 @@ import { setMarketingConsent } from '../consent/consent.service.ts'
 import { lockLineUsers } from '../identity/line-user-lock.service.ts'
 import type { Database, DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
+import { runAgainIfAborted } from '../platform/run-again.ts'
 import { findIdentityOwner, findSurvivingCustomer } from './customer.repo.ts'
 import { deleteCustomerTags } from './customer-tag.repo.ts'
 import { ERROR_REMOVED, eraseTraces } from './erase-traces.repo.ts'
@@ -89,33 +90,46 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
  *   clicked in their emails lose the person's email and LINE user id (eraseTraces);
  * - the recorded rich menu is cleared: the caller unlinks it at LINE first, while the LINE user
  *   id is known (unlinkMenusBeforeErasure); this transaction makes no network call.
- * A merged id leads to the surviving customer, which is the same person.
+ * A merged id leads to the surviving customer, which is the same person. A transaction Postgres
+ * aborted (a deadlock) runs again, 3 times in all, then fails as busy, to be run again.
  */
 export async function eraseCustomer(db: Database, customerId: string): Promise<EraseResult> {
   for (let attempt = 0; attempt < 10; attempt++) {
-    const erased = await db.transaction().execute(async (trx) => {
-      // The chain is followed without locks and only its end is locked: a merged row locked on
-      // the way would deadlock with a merge of its survivor, which re-points it. Merged while
-      // we waited for it, the survivor has moved on: start again (the lock goes with the
-      // transaction).
-      const survivor = await findSurvivingCustomer(trx, customerId)
-      if (!survivor) throw new AppError('NOT_FOUND', `no customer ${customerId}`)
-      const lineUids = await liveLineUidsOf(trx, survivor.id)
-      const eventIds = await lockLineEvents(trx, lineUids)
-      const customer = await trx
-        .selectFrom('customer')
-        .select(['id', 'erased_at', 'points', 'email', 'merged_into_id'])
-        .where('id', '=', survivor.id)
-        .forUpdate()
-        .executeTakeFirstOrThrow()
-      if (customer.merged_into_id) return undefined
-      // A LINE account that came to them while we waited has events not locked: start again.
-      if (String(await liveLineUidsOf(trx, customer.id)) !== String(lineUids)) return undefined
-      return eraseLocked(trx, customer, eventIds)
-    })
+    const erased = await runAgainIfAborted(() => eraseOnce(db, customerId), { busy })
     if (erased) return erased
   }
   throw new Error('customer merge chain is too long')
+}
+
+const busy = (cause: unknown) =>
+  new Error(
+    'busy: the customer is being changed by another task (an import, a scan) right now; ' +
+      'run the erasure again',
+    { cause },
+  )
+
+/** eraseCustomer's transaction; undefined when the customer was merged meanwhile. */
+function eraseOnce(db: Database, customerId: string): Promise<EraseResult | undefined> {
+  return db.transaction().execute(async (trx) => {
+    // The chain is followed without locks and only its end is locked: a merged row locked on
+    // the way would deadlock with a merge of its survivor, which re-points it. Merged while
+    // we waited for it, the survivor has moved on: start again (the lock goes with the
+    // transaction).
+    const survivor = await findSurvivingCustomer(trx, customerId)
+    if (!survivor) throw new AppError('NOT_FOUND', `no customer ${customerId}`)
+    const lineUids = await liveLineUidsOf(trx, survivor.id)
+    const eventIds = await lockLineEvents(trx, lineUids)
+    const customer = await trx
+      .selectFrom('customer')
+      .select(['id', 'erased_at', 'points', 'email', 'merged_into_id'])
+      .where('id', '=', survivor.id)
+      .forUpdate()
+      .executeTakeFirstOrThrow()
+    if (customer.merged_into_id) return undefined
+    // A LINE account that came to them while we waited has events not locked: start again.
+    if (String(await liveLineUidsOf(trx, customer.id)) !== String(lineUids)) return undefined
+    return eraseLocked(trx, customer, eventIds)
+  })
 }
 
 /** The customer's LINE user ids (the ones not erased yet), sorted; read without a lock. */
