@@ -1,7 +1,6 @@
 import { type RawBuilder, sql, type Transaction } from 'kysely'
 import { tombstonesOf } from '../customers/erase.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
-import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { DB, Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
