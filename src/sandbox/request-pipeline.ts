@@ -139,7 +139,8 @@ function takeFailure(ctx: SandboxContext, entry: RecordedRequest): FailureScript
   const script = ctx.state.failures.find(
     (s) =>
       (!s.method || s.method.toUpperCase() === entry.method) &&
-      matchesPath(s.path, entry.path, entry.template),
+      matchesPath(s.path, entry.path, entry.template) &&
+      (!s.match || s.match(entry)),
   )
   if (!script) return undefined
   script.remaining -= 1

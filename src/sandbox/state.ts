@@ -67,6 +67,9 @@ export type RecordedRequest = {
 export type FailNextOptions = {
   method?: string
   path: string | RegExp
+  /** Only requests this accepts (e.g. a push to one user: `(r) => r.body.to === id`). */
+  match?: (request: RecordedRequest) => boolean
+  /** How many matching requests get this answer (1 by default; `Infinity`: every one). */
   count?: number
   status?: number
   body?: unknown

@@ -275,6 +275,26 @@ describe('failNext', () => {
     expect(error.body.message).toBe('The API rate limit has been exceeded. Try again later.')
   })
 
+  it('fails only the requests `match` accepts, every time with an infinite count', async () => {
+    const other = platform.users.create().userId
+    await platform.users.follow(other)
+    platform.failNext({
+      method: 'POST',
+      path: '/v2/bot/message/push',
+      status: 429,
+      count: Number.POSITIVE_INFINITY,
+      match: (r) => (r.body as { to?: string }).to === userId,
+    })
+    try {
+      const push = (to: string) =>
+        client.pushMessage({ to, messages: [{ type: 'text', text: 'x' }] })
+      for (let i = 0; i < 3; i++) expect((await fetchError(push(userId))).status).toBe(429)
+      expect((await push(other)).sentMessages).toHaveLength(1)
+    } finally {
+      platform.clearFailures()
+    }
+  })
+
   it('hangs for timeoutMs before answering', async () => {
     platform.failNext({ path: '/v2/bot/info', timeoutMs: 300, status: 503, count: 2 })
     const get = (signal?: AbortSignal) =>
