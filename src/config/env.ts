@@ -105,6 +105,9 @@ export const envSchema = z.object({
     .max(300_000, 'use at most 300000 (5 minutes)')
     .default(10_000),
   LINE_CALLS_UNDER_WAY: z.coerce.number().int().min(1).max(1000).default(200),
+  // A delivery LINE answers a rate-limit 429 this many times is parked (failed, for
+  // `kizuna deliveries retry`): a person LINE keeps refusing must not be tried for ever.
+  LINE_RATE_LIMIT_TRIES: z.coerce.number().int().min(1).max(50).default(10),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   // `addr@host` or `Name <addr@host>`: anything else fails every email at send time instead.
   MAIL_FROM: z

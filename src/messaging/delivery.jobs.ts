@@ -1,4 +1,4 @@
-import { type Job, Worker } from 'bullmq'
+import type { Job } from 'bullmq'
 import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { ClaimOutcomes } from './claim-outcomes.ts'
@@ -11,10 +11,8 @@ import {
 } from './delivery.repo.ts'
 import { enqueueDeliveries } from './delivery.service.ts'
 import { type SendTools, sendClaimedDeliveries } from './delivery-send.service.ts'
+import { backOffRateLimited } from './rate-limit-backoff.ts'
 import { openSendWindow } from './send-window.ts'
-
-/** After a rate-limit 429 the whole delivery queue pauses this long. */
-const RATE_LIMIT_BACKOFF_MS = 1_000
 
 /**
  * Sends a group of deliveries: claim the due ones, send, record every outcome in one statement
@@ -23,16 +21,18 @@ const RATE_LIMIT_BACKOFF_MS = 1_000
  * holds: a job that outlived the lease (LINE calls have no time limit) leaves rows another job
  * claimed since to that job, unwritten and not queued again (ClaimOutcomes). Deferred ones
  * (quiet hours, weekly cap) get a delayed job. Deliveries that failed for now (5xx, timeout,
- * SMTP) are back to `pending` and the job is retried with backoff; a rate-limit 429 slows the
- * whole queue instead. Emails the send window left unsent are back to `pending` and queued again
- * at once, in a job of their own: not a failed try. A delivery is never sent twice: pushes carry
+ * SMTP) are back to `pending` and the job is retried with backoff. Deliveries LINE answered a
+ * rate-limit 429 wait in a delayed job of their own, longer after each, and are parked after
+ * LINE_RATE_LIMIT_TRIES (backOffRateLimited): the rest of the queue does not wait. Emails the
+ * send window left unsent are back to `pending` and queued again at once, in a job of their
+ * own: not a failed try. A delivery is never sent twice: pushes carry
  * the row's retry key (LINE answers 409 to a repeat, which counts as sent), only pending rows are
  * claimed (or rows past the lease, which no live job still sends: SendWindow), and an email that
  * may have arrived is not sent again.
  */
 export function createSendDeliveries(tools: SendTools): Processor<'messaging.send-deliveries'> {
   return {
-    async run(deps, { deliveryIds }, { job, worker, token }) {
+    async run(deps, { deliveryIds }, { job }) {
       // Timed from before the claim: the lease starts with it.
       const window = openSendWindow(tools.leaseSeconds)
       const claimed = await claimDeliveriesWithMarketingCounts(
@@ -48,7 +48,8 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
       let left: Claim | null = null
       try {
         const sent = await sendClaimedDeliveries(deps, tools, claimed, window, recorder)
-        const outcomes = await recorder.recordRest(sent.outcomes)
+        const decided = await backOffRateLimited(deps, recorder.claim, sent.outcomes)
+        const outcomes = await recorder.recordRest(decided)
         countOutcomes(deps, outcomes)
         const retry = outcomes.flatMap((o) =>
           o.status === 'pending' && !o.sendAfter && !o.notStarted ? [o.id] : [],
@@ -62,11 +63,6 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
           deferred: true,
         })
         await queueNotStarted(deps, outcomes)
-        if (sent.rateLimited) {
-          await worker.rateLimit(RATE_LIMIT_BACKOFF_MS)
-          if (token === undefined) throw new Error('LINE rate limit')
-          throw Worker.RateLimitError()
-        }
         if (retry.length > 0) throw new LeftForRetry(retry.length, rows.length)
       } catch (error) {
         // Before its outcomes were recorded: its rows but those handed to a job of their own.
@@ -135,7 +131,8 @@ function nextTryWithinMs(job: Pick<Job, 'attemptsMade' | 'opts'>): number {
 function countOutcomes(deps: Pick<Deps, 'metrics'>, outcomes: DeliveryOutcome[]): void {
   for (const o of outcomes) {
     const channel = 'channel' in o ? o.channel : 'none'
-    const status = o.status === 'pending' && o.sendAfter ? 'deferred' : o.status
+    const waits = o.status === 'pending' && o.sendAfter
+    const status = waits ? (o.rateLimited ? 'rate_limited' : 'deferred') : o.status
     deps.metrics.deliveries.inc({ channel, status })
   }
 }

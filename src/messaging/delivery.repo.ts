@@ -203,8 +203,17 @@ export type DeliveryOutcome =
   /**
    * Try again: now (a retry of the job), at `sendAfter` (quiet hours, the weekly cap), or, when
    * `notStarted` (the job's send window closed before it went), in a job queued at once.
+   * `rateLimited`: LINE answered a rate-limit 429 (with its Retry-After, if any): the send job
+   * backs the delivery off, or parks it (rate-limit-backoff.ts).
    */
-  | { id: string; status: 'pending'; error?: string; sendAfter?: Date; notStarted?: true }
+  | {
+      id: string
+      status: 'pending'
+      error?: string
+      sendAfter?: Date
+      notStarted?: true
+      rateLimited?: { retryAfterMs: number | null }
+    }
 
 /**
  * Which rows a job's claim took, each with its `attempts` as the claim left it: the claim token.

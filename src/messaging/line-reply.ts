@@ -9,7 +9,8 @@ import type { LineBatchResult, LineItem, LineLimiters } from './line-send.ts'
  * worker that stops before recording the outcome leaves the mark, and the next claim fails the
  * row instead of pushing it (the reply may have arrived, and it had no retry key). Replies LINE
  * refused sent nothing: they are marked `refused` (never a reply again) and returned for a push;
- * a rate-limit 429 clears the mark instead, and the row replies again after the queue's pause.
+ * a rate-limit 429 clears the mark instead, and the row replies again after its wait (a push
+ * once the token is stale).
  */
 export async function sendReplies(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
@@ -44,7 +45,7 @@ export async function sendReplies(
   )
   if (rateLimited.length > 0) {
     // LINE-API.md §2.5: a rate-limit 429 is backed off and retried. A reply costs no quota and
-    // this one sent nothing: it goes again after the pause while its token is fresh (a push
+    // this one sent nothing: it goes again after its wait while its token is fresh (a push
     // only once it is not).
     result.rateLimited = true
     await setReplyState(deps.db, rateLimited, null).catch((err: unknown) =>
@@ -89,7 +90,10 @@ async function replyOutcome(
       // send it twice, so it is not retried.
       return { id, status: 'failed', error: `${REPLY_OUTCOME_UNKNOWN}: ${failure.message}` }
     }
-    if (failure.kind === 'rate_limited') return { id, status: 'pending', error: failure.message }
+    if (failure.kind === 'rate_limited') {
+      const rateLimited = { retryAfterMs: failure.retryAfterMs ?? null }
+      return { id, status: 'pending', error: failure.message, rateLimited }
+    }
     // Refused (expired token, other 4xx): nothing was sent; the push carries the retry key.
     deps.log.info({ deliveryId: id, why: failure.kind }, 'reply failed, pushing')
     return 'refused'

@@ -54,13 +54,13 @@ export type LeftOut = Map<string, Set<string>>
 
 export type LineBatchResult = {
   outcomes: DeliveryOutcome[]
-  /** A rate-limit 429 was seen: the whole queue should slow down. */
+  /** A rate-limit 429 was seen (its deliveries are backed off: rate-limit-backoff.ts). */
   rateLimited: boolean
 }
 
 /**
  * Sends a batch: fresh reply tokens first (a refused reply sent nothing, so the push follows; a
- * rate-limited one is tried again after the pause); then the same messages to several people by
+ * rate-limited one is tried again after its wait); then the same messages to several people by
  * multicast (chunks of 500, each with a retry key stored before the first call); the rest by
  * push with the row's retry key, each request stored before its first call. Pushes an earlier
  * attempt sent (`again`) repeat their stored request. Every call waits for the shared limiter
@@ -253,8 +253,13 @@ async function outcomesOf(
           outcomes: each({ status: 'sent', channel: 'line', requestId: f.acceptedRequestId }),
           rateLimited: false,
         }
-      case 'rate_limited':
-        return { outcomes: each({ status: 'pending', error: f.message }), rateLimited: true }
+      case 'rate_limited': {
+        const rateLimited = { retryAfterMs: f.retryAfterMs ?? null }
+        return {
+          outcomes: each({ status: 'pending', error: f.message, rateLimited }),
+          rateLimited: true,
+        }
+      }
       case 'quota_exceeded':
         return {
           outcomes: each({ status: 'quota_exceeded', error: f.message }),

@@ -120,6 +120,7 @@ export interface Delivery {
   multicast_request_id: string | null;
   over_cap: Generated<string>;
   push_body: string | null;
+  rate_limit_tries: Generated<number>;
   reply_state: string | null;
   reply_token: string | null;
   reply_token_expires_at: Timestamp | null;

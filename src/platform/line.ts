@@ -13,6 +13,8 @@ export type LineFailure =
       message: string
       /** Known when Kizuna held the call back itself (an hourly budget used up). */
       retryInMs?: number
+      /** LINE's Retry-After, when it sent one (undocumented: LINE-API.md §2.5). */
+      retryAfterMs?: number
     }
   | { kind: 'quota_exceeded'; status: 429; message: string }
   | { kind: 'invalid_reply_token'; status: 400; message: string }
@@ -104,15 +106,29 @@ export function classifyLineError(error: unknown): LineFailure {
     }
   }
   if (error.status === 429) {
-    return /monthly limit/i.test(message)
-      ? { kind: 'quota_exceeded', status: 429, message }
-      : { kind: 'rate_limited', status: 429, message }
+    if (/monthly limit/i.test(message)) return { kind: 'quota_exceeded', status: 429, message }
+    const retryAfterMs = retryAfterOf(error.headers.get('retry-after'))
+    return {
+      kind: 'rate_limited',
+      status: 429,
+      message,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    }
   }
   if (error.status === 400 && /invalid reply token/i.test(message)) {
     return { kind: 'invalid_reply_token', status: 400, message }
   }
   if (error.status >= 500) return { kind: 'transient', status: error.status, message }
   return { kind: 'rejected', status: error.status, message, details: body?.details ?? null }
+}
+
+/** A Retry-After header in ms from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function retryAfterOf(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined
+  const text = value.trim()
+  if (/^\d+$/.test(text)) return Number(text) * 1000
+  const at = Date.parse(text)
+  return Number.isNaN(at) ? undefined : Math.max(at - now, 0)
 }
 
 function parseBody(text: string): { message?: unknown; details?: unknown } | null {

@@ -39,7 +39,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     deliveries: new Counter({
       name: 'kizuna_deliveries_total',
-      help: 'Delivery attempts by channel and outcome (sent, skipped, deferred, quota_exceeded, ...)',
+      help: 'Delivery attempts by channel and outcome (sent, skipped, deferred, rate_limited, quota_exceeded, ...)',
       labelNames: ['channel', 'status'] as const,
       registers: [registry],
     }),

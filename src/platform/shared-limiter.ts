@@ -92,7 +92,7 @@ const MAX_WAIT_MS = 250
  * 0.4% of the rate) rather than a fixed share for the calls that may be under way. With several
  * processes, the starts keep to the shared schedule, but a second can also receive each one's
  * calls under way, LATE_SLOT_MS of catching up and OWN_SLOT_KEEP_MS of slots used late (LINE
- * answers that with a 429, which slows the queue).
+ * answers that with a 429, which backs those deliveries off).
  */
 export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): SharedLimiter {
   if (!(Number.isInteger(opts.perSecond) && opts.perSecond >= 1)) {

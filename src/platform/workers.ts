@@ -13,11 +13,9 @@ export function workerOptions(deps: Pick<Deps, 'env'>): Record<QueueName, Partia
     // ~200 ms of sends waiting at LINE's rate while the next job claims and renders. With eight
     // the waiting messages outgrew the young generation and were promoted: the delivery
     // benchmark's worker used 39-43 s of CPU against 35-38 s with four (ratio 0.925-0.944 against
-    // 0.941-0.953, run alternately). The queue limiter is what worker.rateLimit pauses.
-    delivery: {
-      concurrency: 4,
-      limiter: { max: deps.env.LINE_PUSH_RATE_PER_SECOND, duration: 1_000 },
-    },
+    // 0.941-0.953, run alternately). No BullMQ limiter: a LINE 429 backs off the deliveries it
+    // refused (backOffRateLimited), never the whole queue.
+    delivery: { concurrency: 4 },
     identity: { concurrency: 8 },
     // Link jobs (one call per 500 users) and relinks: two at once stay far below LINE's 2,000/s;
     // deploys take a Postgres advisory lock, so a second one waits for the first.
