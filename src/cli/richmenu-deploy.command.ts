@@ -6,6 +6,7 @@ import { systemClock } from '../platform/clock.ts'
 import { AppError } from '../platform/errors.ts'
 import { createHourlyBudget } from '../platform/hourly-budget.ts'
 import { createLine } from '../platform/line.ts'
+import { createLinePacing } from '../platform/line-pacing.ts'
 import { createLogger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
 import type { Redis } from '../platform/redis.ts'
@@ -39,7 +40,13 @@ export function registerRichMenuDeployCommand(program: Command): void {
           const log = createLogger(env.LOG_LEVEL, pino.destination(2))
           // LINE's hourly budget for creating and deleting menus is the workers' one, in Redis.
           const redis = await connectRedis(env)
-          const line = createLine(env, createMetrics(), createHourlyBudget(redis, env.QUEUE_PREFIX))
+          // So are the per-second limits (the list: 10/s).
+          const line = createLine(env, createMetrics(), {
+            hourly: createHourlyBudget(redis, env.QUEUE_PREFIX),
+            pacing: createLinePacing(redis, env.QUEUE_PREFIX, {
+              inFlight: env.LINE_CALLS_UNDER_WAY,
+            }),
+          })
           try {
             const summary = await deployRichMenus(
               { db, line, log, clock: systemClock },

@@ -4,6 +4,7 @@ import { createDb } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { createHourlyBudget } from '../platform/hourly-budget.ts'
 import { createLine } from '../platform/line.ts'
+import { createLinePacing } from '../platform/line-pacing.ts'
 import { createLogger, type Logger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
 import { createQueues } from '../platform/queues.ts'
@@ -33,7 +34,9 @@ export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps
   const queues = createQueues(redis, log, opts.queuePrefix ?? env.QUEUE_PREFIX)
   const hourly =
     opts.lineHourlyBudget === false ? undefined : createHourlyBudget(redis, queues.prefix)
-  const line = createLine(env, metrics, hourly)
+  // Every other LINE call waits for its endpoint's slot, one schedule per endpoint in Redis.
+  const pacing = createLinePacing(redis, queues.prefix, { inFlight: env.LINE_CALLS_UNDER_WAY })
+  const line = createLine(env, metrics, { hourly, pacing })
   const mail = mailKind(env, { sandbox: opts.sandbox ?? false })
   return { env, db, queues, redis, line, log, clock: opts.clock ?? systemClock, metrics, mail }
 }

@@ -9,7 +9,7 @@ import { createSendDeliveries } from '../messaging/delivery.jobs.ts'
 import type { LineLimiters } from '../messaging/line-send.ts'
 import type { MessageVarsLoaders } from '../messaging/message-vars.ts'
 import type { Deps } from '../platform/deps.ts'
-import { createSharedLimiter } from '../platform/shared-limiter.ts'
+import { createLinePacing } from '../platform/line-pacing.ts'
 import type { Processors } from '../platform/worker-types.ts'
 import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
 import { createDeployRichMenus } from '../richmenu/richmenu.jobs.ts'
@@ -31,17 +31,17 @@ export function messageVarsLoaders(env: Pick<Env, 'TZ_STORE'>): MessageVarsLoade
  * (LINE-API.md §2.5): push and reply at LINE_PUSH_RATE_PER_SECOND, multicast at 200/s.
  */
 export function createLineLimiters(deps: Pick<Deps, 'redis' | 'queues' | 'env'>): LineLimiters {
-  const limiter = (endpoint: string, perSecond: number) =>
-    createSharedLimiter(deps.redis, {
-      key: `${deps.queues.prefix}:line-limit:${endpoint}`,
-      perSecond,
-      inFlight: deps.env.LINE_CALLS_UNDER_WAY,
-    })
-  return {
-    push: limiter('push', deps.env.LINE_PUSH_RATE_PER_SECOND),
-    reply: limiter('reply', deps.env.LINE_PUSH_RATE_PER_SECOND),
-    multicast: limiter('multicast', 200),
+  const perSecond = deps.env.LINE_PUSH_RATE_PER_SECOND
+  const pacing = createLinePacing(deps.redis, deps.queues.prefix, {
+    inFlight: deps.env.LINE_CALLS_UNDER_WAY,
+    rates: { push: perSecond, reply: perSecond },
+  })
+  const limiter = (endpoint: keyof LineLimiters) => {
+    const found = pacing.limiter(endpoint)
+    if (!found) throw new Error(`no per-second limit for LINE ${endpoint}`)
+    return found
   }
+  return { push: limiter('push'), reply: limiter('reply'), multicast: limiter('multicast') }
 }
 
 export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Processors {

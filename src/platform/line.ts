@@ -1,6 +1,7 @@
 import { HTTPFetchError, LineBotClient } from '@line/bot-sdk'
 import type { Env } from '../config/env.ts'
 import { type HourlyBudget, HourlyLimitReached } from './hourly-budget.ts'
+import type { LinePacing } from './line-pacing.ts'
 import { createLineSendTransport, type LineSendTransport } from './line-send-transport.ts'
 import type { Metrics } from './metrics.ts'
 import { TimeoutError, withTimeout } from './timeout.ts'
@@ -25,7 +26,8 @@ export type Line = {
   client: LineBotClient
   /**
    * Runs one LINE call with a timeout, counting it by endpoint and status. An endpoint limited
-   * per hour takes from the channel's hourly budget first (HourlyLimitReached when used up).
+   * per hour takes from the channel's hourly budget first (HourlyLimitReached when used up);
+   * any other waits for its slot in the endpoint's shared per-second limiter.
    */
   call<T>(endpoint: string, fn: (client: LineBotClient) => Promise<T>): Promise<T>
   /** Reply, push and multicast: the delivery engine's hot path (see line-send-transport.ts). */
@@ -43,9 +45,13 @@ export function createLine(
     | 'LINE_CALLS_UNDER_WAY'
   >,
   metrics: Metrics,
-  /** The channel's hourly budget, shared in Redis; without it nothing is held back here. */
-  hourly?: HourlyBudget,
+  /**
+   * The channel's hourly budget and per-second limiters, shared in Redis; without them nothing
+   * is held back here (a CLI command without Redis, making a call or two).
+   */
+  limits: { hourly?: HourlyBudget; pacing?: LinePacing } = {},
 ): Line {
+  const { hourly, pacing } = limits
   if (!env.LINE_CHANNEL_ACCESS_TOKEN) throw new Error('LINE_CHANNEL_ACCESS_TOKEN is not set')
   const client = LineBotClient.fromChannelAccessToken({
     channelAccessToken: env.LINE_CHANNEL_ACCESS_TOKEN,
@@ -64,8 +70,9 @@ export function createLine(
         if (error instanceof HourlyLimitReached) metrics.lineCalls.inc({ endpoint, status: 'held' })
         throw error
       }
+      const attempt = () => withTimeout(fn(client), env.LINE_TIMEOUT_MS, `LINE ${endpoint}`)
       try {
-        const result = await withTimeout(fn(client), env.LINE_TIMEOUT_MS, `LINE ${endpoint}`)
+        const result = await (pacing ? pacing.run(endpoint, attempt) : attempt())
         metrics.lineCalls.inc({ endpoint, status: '2xx' })
         return result
       } catch (error) {

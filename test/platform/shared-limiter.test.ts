@@ -6,6 +6,7 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSharedLimiter } from '../../src/platform/shared-limiter.ts'
 import { TEST_REDIS_URL } from '../support/env.ts'
+import { busiestWindow } from '../support/windows.ts'
 
 const run = promisify(execFile)
 const limiterModule = new URL('../../src/platform/shared-limiter.ts', import.meta.url).href
@@ -21,17 +22,6 @@ beforeAll(() => {
 afterAll(async () => {
   await Promise.all([redisA.quit(), redisB.quit()])
 })
-
-/** The most grants in any window [t, t + windowMs) over the sorted grant times. */
-function busiestWindow(sortedTimes: number[], windowMs: number): number {
-  let most = 0
-  let start = 0
-  for (let end = 0; end < sortedTimes.length; end++) {
-    while (sortedTimes[end]! - sortedTimes[start]! >= windowMs) start++
-    most = Math.max(most, end - start + 1)
-  }
-  return most
-}
 
 /**
  * The most calls that could arrive in one window [t, t + windowMs), each arriving at some time
