@@ -1,11 +1,19 @@
 import { sql, type Transaction } from 'kysely'
 import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
+import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { type PurchaseEnv, recordPurchase } from '../purchases/purchase.service.ts'
+import { findRecordedPurchase } from '../purchases/purchase-lookup.service.ts'
 import { setPendingEmail } from './order.repo.ts'
 import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
 import { writeOrderBatch } from './order-batch.repo.ts'
+import {
+  changedField,
+  changedOrderError,
+  type RecordedOrder,
+  type SentOrder,
+} from './order-replay.ts'
 
 export type OrderOutcome = {
   purchaseId: string
@@ -17,17 +25,18 @@ export type OrderOutcome = {
 /**
  * Records one online order once per (source, orderId), matched to a customer by online
  * customer id, else by email. An unmatched order waits on its online id and on its email.
+ * Sent again, it is checked against the recorded one (replayOfOrder) and nothing is written.
  */
 export async function recordOrder(
   trx: Transaction<DB>,
   env: PurchaseEnv,
   order: Order,
 ): Promise<OrderOutcome> {
+  const key = { channel: 'online', source: order.source, externalId: order.orderId } as const
+  const first = await findRecordedPurchase(trx, key)
+  if (first) return replayOfOrder(trx, order, first)
   const { externalId, email } = order.customer
-  let customerId =
-    (externalId && (await findCustomerByIdentity(trx, 'online_customer', externalId))) ||
-    (email && (await findCustomerByIdentity(trx, 'email', email))) ||
-    null
+  let customerId = await findOrderCustomer(trx, order.customer)
   if (customerId && externalId && email) {
     // Matched by email: the shop account id now leads to this customer too.
     const attached = await attachIdentity(trx, customerId, 'online_customer', externalId, {
@@ -47,10 +56,55 @@ export async function recordOrder(
     lines: order.lines,
     total: order.total,
   })
+  if (!recorded.created) {
+    // Recorded meanwhile by another request: checked the same way (a 409 takes the shop id
+    // attached above back with the transaction).
+    const raced = await findRecordedPurchase(trx, key)
+    if (!raced) throw new Error('purchase conflict without a row')
+    return replayOfOrder(trx, order, raced)
+  }
   const pendingEmail = customerId ? null : pendingEmailOf(order.customer)
-  if (recorded.created && pendingEmail)
-    await setPendingEmail(trx, recorded.purchaseId, pendingEmail)
+  if (pendingEmail) await setPendingEmail(trx, recorded.purchaseId, pendingEmail)
   return { ...recorded, customerId }
+}
+
+/** The live customer an order's online customer id, else its email, leads to. */
+async function findOrderCustomer(trx: Transaction<DB>, customer: Order['customer']) {
+  const { externalId, email } = customer
+  return (
+    (externalId && (await findCustomerByIdentity(trx, 'online_customer', externalId))) ||
+    (email && (await findCustomerByIdentity(trx, 'email', email))) ||
+    null
+  )
+}
+
+/**
+ * An order sent again (the shop missed our answer): the first answer, with the customer who holds
+ * the order now (merges followed; null when erased), and nothing is written, not even an identity
+ * it names. A different order under its id (another customer, another total) is a 409 naming the
+ * field. An erased customer's order has no identities left to compare: only its total is checked.
+ */
+async function replayOfOrder(
+  trx: Transaction<DB>,
+  order: Order,
+  recorded: RecordedOrder & { id: string },
+): Promise<OrderOutcome> {
+  const owner = recorded.customer_id
+    ? await findCurrentCustomer(trx, recorded.customer_id)
+    : undefined
+  const erased = Boolean(owner?.erased_at)
+  const ownerId = owner && !erased ? owner.id : null
+  const sent: SentOrder = erased
+    ? { total: order.total, customerId: null, pending: null, pendingEmail: null }
+    : {
+        total: order.total,
+        customerId: await findOrderCustomer(trx, order.customer),
+        pending: pendingIdentityOf(order.customer),
+        pendingEmail: pendingEmailOf(order.customer),
+      }
+  const changed = changedField({ ...recorded, customer_id: ownerId }, sent)
+  if (changed) throw changedOrderError(order, changed)
+  return { purchaseId: recorded.id, created: false, customerId: ownerId }
 }
 
 export type BatchResult = { outcome: OrderOutcome } | { error: unknown }

@@ -1,0 +1,49 @@
+import { AppError } from '../platform/errors.ts'
+import type { FieldProblem } from '../platform/input.ts'
+import type { Order } from './order.schemas.ts'
+
+/** What an order sent again is checked against: the purchase recorded for it. */
+export type RecordedOrder = {
+  customer_id: string | null
+  total: number
+  pending_identity_kind: string | null
+  pending_identity_value: string | null
+  pending_email: string | null
+}
+
+/** The order as sent again: the customer it leads to, or the identities it waits on. */
+export type SentOrder = {
+  total: number
+  customerId: string | null
+  pending: { kind: string; value: string } | null
+  pendingEmail: string | null
+}
+
+/**
+ * How an order sent again under a recorded (source, orderId) differs from the recorded one, or
+ * null: the same order. The customer is checked first, and then says nothing of the recorded
+ * order (it may be someone else's). A recorded order without a customer is the same when it
+ * names the identities it waits on (one of them held by now is the nightly refresh's to attach).
+ */
+export function changedField(recorded: RecordedOrder, sent: SentOrder): FieldProblem | null {
+  const sameCustomer =
+    recorded.customer_id !== null
+      ? recorded.customer_id === sent.customerId
+      : recorded.pending_identity_kind === (sent.pending?.kind ?? null) &&
+        recorded.pending_identity_value === (sent.pending?.value ?? null) &&
+        recorded.pending_email === sent.pendingEmail
+  if (!sameCustomer)
+    return { field: 'customer', message: 'was recorded before for another customer' }
+  if (recorded.total !== sent.total) {
+    return { field: 'total', message: `was recorded before with total ${recorded.total}` }
+  }
+  return null
+}
+
+/** A 409 naming the field an order sent again changed: a changed order needs its own id. */
+export function changedOrderError(order: Order, changed: FieldProblem): AppError {
+  const message =
+    `${changed.field}: order ${order.orderId} ${changed.message}; nothing was changed: a ` +
+    'different order needs its own order id'
+  return new AppError('CONFLICT', message, { details: [changed] })
+}
