@@ -1,20 +1,14 @@
 import { sql, type Transaction } from 'kysely'
-import { copyFromStdin, copyRow } from '../platform/copy.ts'
 import type { DB } from '../platform/db.ts'
 import { newTimeOrderedId } from '../platform/ids.ts'
-import {
-  applyPurchasesToCustomers,
-  lineArrays,
-  type PurchaseTotals,
-} from '../purchases/purchase.repo.ts'
+import { applyPurchasesToCustomers, type PurchaseTotals } from '../purchases/purchase.repo.ts'
 import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
 import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
 import type { OrderOutcome } from './order.service.ts'
+import { insertPurchasesOnce, batchKey as key } from './order-copy.repo.ts'
 
 /** The holder of an identity: its live customer after merges, or null when that one is erased. */
 type Holder = { ownerId: string; liveId: string | null }
-
-const key = (kind: string, value: string) => `${kind}\u0000${value}`
 
 /**
  * Who holds each (kind, value), following `merged_into_id` (at most 20 hops, as
@@ -251,80 +245,4 @@ export async function writeOrderBatch(
     if (!purchaseId) throw new Error('purchase conflict without a row')
     return { purchaseId, created: createdNow, customerId: p.reportedCustomerId }
   })
-}
-
-const COPY_PURCHASES = `copy purchase (id, customer_id, channel, source, external_id,
-  purchased_at, total, points_earned, pending_identity_kind, pending_identity_value, pending_email,
-  line_skus, line_names, line_quantities, line_unit_prices) from stdin`
-
-/**
- * Inserts the batch's purchases (with their lines) once per (source, orderId), the first of
- * the batch winning, as one by one. Returns the ids inserted, and each order's purchase id.
- *
- * With COPY, much the cheapest way in for Postgres and for us (a 1M-line import: ~5 s of
- * Postgres against ~11 s as `insert … select … on conflict`). COPY has no `on conflict`: when
- * one of the orders was recorded before (a re-run), the savepoint takes the COPY back, the
- * orders recorded before are looked up, and only the others are copied. A writer recording one
- * of those meanwhile fails the batch, which recordOrderBatch then records one order at a time.
- */
-async function insertPurchasesOnce(
-  trx: Transaction<DB>,
-  env: PurchaseEnv,
-  planned: Planned[],
-): Promise<{ created: Set<string>; ids: Map<string, string> }> {
-  const firsts = new Map<string, Planned>()
-  for (const p of planned) {
-    const k = key(p.order.source, p.order.orderId)
-    if (!firsts.has(k)) firsts.set(k, p)
-  }
-  const ids = new Map([...firsts].map(([k, p]) => [k, p.id]))
-  const rowOf = (p: Planned) => {
-    const lines = lineArrays(p.order.lines)
-    return copyRow([
-      p.id,
-      p.customerId,
-      'online',
-      p.order.source,
-      p.order.orderId,
-      p.order.orderedAt.toISOString(),
-      p.order.total,
-      p.customerId ? pointsFor(p.order.total, env) : 0,
-      p.pending?.kind ?? null,
-      p.pending?.value ?? null,
-      p.pendingEmail,
-      lines.skus,
-      lines.names,
-      lines.quantities,
-      lines.unitPrices,
-    ])
-  }
-
-  await sql`savepoint kizuna_copy`.execute(trx)
-  try {
-    await copyFromStdin(trx, COPY_PURCHASES, [...firsts.values()].map(rowOf).join(''))
-    await sql`release savepoint kizuna_copy`.execute(trx)
-    return { created: new Set(ids.values()), ids }
-  } catch (error) {
-    if ((error as { constraint?: string }).constraint !== 'purchase_channel_source_external_id_key')
-      throw error
-    await sql`rollback to savepoint kizuna_copy`.execute(trx)
-  }
-
-  // One index probe per order (a subquery per key: a join could turn into a scan of the whole
-  // table under statistics that lag behind an import).
-  const keys = [...firsts.values()].map((p) => ({ s: p.order.source, x: p.order.orderId }))
-  const { rows: known } = await sql<{ s: string; x: string; id: string | null }>`
-    select k.s, k.x, (select p.id from purchase p
-      where p.channel = 'online' and p.source = k.s and p.external_id = k.x) as id
-    from json_to_recordset(${JSON.stringify(keys)}::json) as k(s text, x text)`.execute(trx)
-  for (const r of known) if (r.id) ids.set(key(r.s, r.x), r.id)
-  const created = new Set<string>()
-  let rows = ''
-  for (const p of firsts.values()) {
-    if (ids.get(key(p.order.source, p.order.orderId)) !== p.id) continue
-    created.add(p.id)
-    rows += rowOf(p)
-  }
-  await copyFromStdin(trx, COPY_PURCHASES, rows)
-  return { created, ids }
 }
