@@ -6,6 +6,7 @@ import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
 import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
 import type { OrderOutcome } from './order.service.ts'
 import { insertPurchasesOnce, batchKey as key } from './order-copy.repo.ts'
+import { changedField, type RecordedOrder } from './order-replay.ts'
 
 /** The holder of an identity: its live customer after merges, or null when that one is erased. */
 type Holder = { ownerId: string; liveId: string | null }
@@ -75,6 +76,8 @@ type Planned = {
   pending: { kind: string; value: string } | null
   /** The email it waits for too (pendingEmailOf). */
   pendingEmail: string | null
+  /** It attaches its online id to the customer its email leads to. */
+  attaches: boolean
 }
 
 /**
@@ -105,6 +108,7 @@ export async function writeOrderBatch(
   const attachPending = new Map<string, string>()
   const planned: Planned[] = orders.map((order) => {
     const { externalId, email } = order.customer
+    let attaches = false
     let customerId =
       (externalId && (attachedIds.get(externalId) ?? live('online_customer', externalId))) ||
       live('email', email) ||
@@ -115,6 +119,7 @@ export async function writeOrderBatch(
         if (!holder) {
           attachedIds.set(externalId, customerId)
           newIdentities.push({ customerId, value: externalId })
+          attaches = true
           for (const p of waiting.get(externalId) ?? []) {
             p.customerId = customerId
             p.pending = null
@@ -135,6 +140,7 @@ export async function writeOrderBatch(
       reportedCustomerId: customerId,
       pending: customerId ? null : pendingIdentityOf(order.customer),
       pendingEmail: customerId ? null : pendingEmailOf(order.customer),
+      attaches,
     }
     if (!customerId && externalId) {
       const list = waiting.get(externalId) ?? []
@@ -194,7 +200,8 @@ export async function writeOrderBatch(
     }
   }
 
-  const { created, ids } = await insertPurchasesOnce(trx, env, planned)
+  const { created, ids, recorded } = await insertPurchasesOnce(trx, env, planned)
+  checkRepeatedOrders(planned, created, recorded)
 
   for (const p of planned) {
     if (created.has(p.id) && p.customerId) {
@@ -243,6 +250,48 @@ export async function writeOrderBatch(
     const createdNow = created.has(p.id)
     const purchaseId = ids.get(key(p.order.source, p.order.orderId))
     if (!purchaseId) throw new Error('purchase conflict without a row')
-    return { purchaseId, created: createdNow, customerId: p.reportedCustomerId }
+    const before = recorded.get(key(p.order.source, p.order.orderId))
+    const customerId = before ? before.customer_id : p.reportedCustomerId
+    return { purchaseId, created: createdNow, customerId }
   })
+}
+
+/**
+ * An order recorded before (a re-run) or met earlier in the batch is left as it is when it is the
+ * same order (changedField); one that changed, or that would attach its online id (recordOrder
+ * attaches nothing for an order recorded before), is NeedsPerOrderPath: recordOrder refuses it
+ * there by itself, naming the field. A check of the rows already read, no statement of its own.
+ */
+function checkRepeatedOrders(
+  planned: Planned[],
+  created: Set<string>,
+  recorded: Map<string, RecordedOrder>,
+): void {
+  const firsts = new Map<string, Planned>()
+  for (const p of planned) {
+    const k = key(p.order.source, p.order.orderId)
+    if (created.has(p.id)) {
+      firsts.set(k, p)
+      continue
+    }
+    const first = firsts.get(k)
+    const before: RecordedOrder | undefined =
+      recorded.get(k) ??
+      (first && {
+        customer_id: first.customerId,
+        total: first.order.total,
+        pending_identity_kind: first.pending?.kind ?? null,
+        pending_identity_value: first.pending?.value ?? null,
+        pending_email: first.pendingEmail,
+      })
+    const sent = {
+      total: p.order.total,
+      customerId: p.customerId,
+      pending: pendingIdentityOf(p.order.customer),
+      pendingEmail: pendingEmailOf(p.order.customer),
+    }
+    if (!before || p.attaches || changedField(before, sent)) {
+      throw new NeedsPerOrderPath('an order recorded before comes with other content')
+    }
+  }
 }

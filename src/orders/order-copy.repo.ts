@@ -4,6 +4,7 @@ import type { DB } from '../platform/db.ts'
 import { lineArrays } from '../purchases/purchase.repo.ts'
 import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
 import type { Order } from './order.schemas.ts'
+import type { RecordedOrder } from './order-replay.ts'
 
 /** A map key of two strings (an identity's kind and value, an order's source and id). */
 export const batchKey = (a: string, b: string) => `${a}\u0000${b}`
@@ -23,7 +24,8 @@ const COPY_PURCHASES = `copy purchase (id, customer_id, channel, source, externa
 
 /**
  * Inserts the batch's purchases (with their lines) once per (source, orderId), the first of
- * the batch winning, as one by one. Returns the ids inserted, and each order's purchase id.
+ * the batch winning, as one by one. Returns the ids inserted, each order's purchase id, and the
+ * orders recorded before (what writeOrderBatch checks a repeat against).
  *
  * With COPY, much the cheapest way in for Postgres and for us (a 1M-line import: ~5 s of
  * Postgres against ~11 s as `insert … select … on conflict`). COPY has no `on conflict`: when
@@ -35,7 +37,12 @@ export async function insertPurchasesOnce(
   trx: Transaction<DB>,
   env: PurchaseEnv,
   planned: CopyPlan[],
-): Promise<{ created: Set<string>; ids: Map<string, string> }> {
+): Promise<{
+  created: Set<string>
+  ids: Map<string, string>
+  /** The orders recorded before, by batchKey(source, orderId). */
+  recorded: Map<string, RecordedOrder>
+}> {
   const firsts = new Map<string, CopyPlan>()
   for (const p of planned) {
     const k = batchKey(p.order.source, p.order.orderId)
@@ -67,21 +74,27 @@ export async function insertPurchasesOnce(
   try {
     await copyFromStdin(trx, COPY_PURCHASES, [...firsts.values()].map(rowOf).join(''))
     await sql`release savepoint kizuna_copy`.execute(trx)
-    return { created: new Set(ids.values()), ids }
+    return { created: new Set(ids.values()), ids, recorded: new Map() }
   } catch (error) {
     if ((error as { constraint?: string }).constraint !== 'purchase_channel_source_external_id_key')
       throw error
     await sql`rollback to savepoint kizuna_copy`.execute(trx)
   }
 
-  // One index probe per order (a subquery per key: a join could turn into a scan of the whole
-  // table under statistics that lag behind an import).
+  // One index probe per order (a lateral subquery per key: a join could turn into a scan of the
+  // whole table under statistics that lag behind an import), with what a repeat is checked against.
   const keys = [...firsts.values()].map((p) => ({ s: p.order.source, x: p.order.orderId }))
-  const { rows: known } = await sql<{ s: string; x: string; id: string | null }>`
-    select k.s, k.x, (select p.id from purchase p
-      where p.channel = 'online' and p.source = k.s and p.external_id = k.x) as id
-    from json_to_recordset(${JSON.stringify(keys)}::json) as k(s text, x text)`.execute(trx)
-  for (const r of known) if (r.id) ids.set(batchKey(r.s, r.x), r.id)
+  const { rows: known } = await sql<RecordedOrder & { s: string; x: string; id: string }>`
+    select k.s, k.x, p.*
+    from json_to_recordset(${JSON.stringify(keys)}::json) as k(s text, x text)
+    join lateral (select p.id, p.customer_id, p.total, p.pending_identity_kind,
+        p.pending_identity_value, p.pending_email from purchase p
+      where p.channel = 'online' and p.source = k.s and p.external_id = k.x) p on true`.execute(trx)
+  const recorded = new Map<string, RecordedOrder>()
+  for (const r of known) {
+    ids.set(batchKey(r.s, r.x), r.id)
+    recorded.set(batchKey(r.s, r.x), r)
+  }
   const created = new Set<string>()
   let rows = ''
   for (const p of firsts.values()) {
@@ -90,5 +103,5 @@ export async function insertPurchasesOnce(
     rows += rowOf(p)
   }
   await copyFromStdin(trx, COPY_PURCHASES, rows)
-  return { created, ids }
+  return { created, ids, recorded }
 }

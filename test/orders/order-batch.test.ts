@@ -227,7 +227,8 @@ describe('recordOrderBatch', () => {
     const known = order(src, { externalId: `${src}-c` }, 3, 20_000)
     const [first] = await db.transaction().execute((trx) => writeOrderBatch(trx, env, [known]))
     const fresh = order(src, { externalId: `${src}-c` }, 2, 30_000)
-    const twice = { ...fresh, total: 1 } // same (source, orderId): the first of the batch wins
+    // The same order twice in the batch: the first wins (a changed one: order-batch-replay.test.ts).
+    const twice = { ...fresh }
     // writeOrderBatch itself, not recordOrderBatch (whose one-by-one retry would hide a failure).
     const outcomes = await db
       .transaction()

@@ -8,6 +8,7 @@ import {
 import { recordOrderBatch } from '../../orders/order.service.ts'
 import { csvFieldOf, orderFromCsvRows } from '../../orders/order-csv.ts'
 import type { Database } from '../../platform/db.ts'
+import { AppError } from '../../platform/errors.ts'
 import { checkInput } from '../../platform/input.ts'
 import { UsageError } from '../with-db.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
@@ -156,9 +157,14 @@ export async function importOrdersFile(
         else tally.unmatched++
         return
       }
-      // pg's own message names the constraint, never the values (those are in `detail`).
-      const message = result.error instanceof Error ? result.error.message : 'could not be saved'
-      reportBadRow(orders[i]?.line ?? 0, `order: ${message}`)
+      // Ours names the field (an order recorded before with another customer or total); pg's
+      // names the constraint, never the values (those are in `detail`).
+      const { error } = result
+      const message =
+        error instanceof AppError
+          ? error.message
+          : `order: ${error instanceof Error ? error.message : 'could not be saved'}`
+      reportBadRow(orders[i]?.line ?? 0, message)
       tally.skipped++
     })
   }

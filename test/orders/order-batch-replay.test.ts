@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import type { Order } from '../../src/orders/order.schemas.ts'
+import { recordOrderBatch } from '../../src/orders/order.service.ts'
+import { NeedsPerOrderPath, writeOrderBatch } from '../../src/orders/order-batch.repo.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { AppError } from '../../src/platform/errors.ts'
+import { createCustomer } from '../customers/factories.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+import { tempFiles } from '../support/files.ts'
+
+// An import run again, or a shop export that changed an order since: the same order is left as
+// it is ("unchanged"); a different one under a recorded order id is reported by line, as the API
+// answers it (409 naming the field), and nothing of it is written.
+
+const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
+let db: Database
+let file: Awaited<ReturnType<typeof tempFiles>>
+beforeAll(async () => {
+  db = await createDb(env, { poolSize: 4 })
+  file = await tempFiles('order-replay')
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+const newSource = () => `shop${randomUUID().slice(0, 8)}`
+const order = (source: string, orderId: string, over: Partial<Order> = {}): Order => ({
+  source,
+  orderId,
+  customer: {},
+  orderedAt: new Date(Date.now() - 86_400_000),
+  lines: [{ sku: 'PARASOL-1', quantity: 1, unitPrice: over.total ?? 12_000 }],
+  total: 12_000,
+  ...over,
+})
+const ndjson = (o: Order) => JSON.stringify({ ...o, orderedAt: o.orderedAt.toISOString() })
+const purchases = (source: string) =>
+  db
+    .selectFrom('purchase')
+    .select(['external_id', 'customer_id', 'total'])
+    .where('source', '=', source)
+    .orderBy('external_id')
+    .execute()
+const holderOf = async (value: string) =>
+  (await db.selectFrom('identity').select('customer_id').where('value', '=', value).execute()).map(
+    (r) => r.customer_id,
+  )
+
+describe('an order imported again', () => {
+  it('is reported by line when it names another customer or total, and nothing of it is written', async () => {
+    const source = newSource()
+    const e1 = `shop-${randomUUID()}`
+    const e2 = `shop-${randomUUID()}`
+    const mail = `${randomUUID().slice(0, 8)}@example.com`
+    const a = await createCustomer(db, { identities: [{ kind: 'online_customer', value: e1 }] })
+    await createCustomer(db, { identities: [{ kind: 'email', value: mail }] })
+    const n1 = order(source, 'N1', { customer: { externalId: e1 } })
+    const n2 = order(source, 'N2')
+    const n4 = order(source, 'N4', { customer: { externalId: e1 } })
+    const first = await cli(['import', 'orders', await file('ndjson', [n1, n2, n4].map(ndjson))])
+    expect(first.stdout).toContain('orders: created 2, unmatched 1, unchanged 0, skipped 0')
+    const before = await purchases(source)
+
+    const again = await cli([
+      'import',
+      'orders',
+      await file('ndjson', [
+        ndjson(n1), // the same: unchanged
+        ndjson({ ...n2, total: 5 }),
+        ndjson(order(source, 'N3')),
+        ndjson({ ...n4, customer: { externalId: e2, email: mail } }),
+        ndjson(order(source, 'N5')),
+        ndjson(order(source, 'N5', { total: 7 })), // twice in the file, changed
+      ]),
+    ])
+    expect(again.stdout).toContain('orders: created 0, unmatched 2, unchanged 1, skipped 3')
+    expect(again.stderr).toContain('line 2: total: order N2 was recorded before with total 12000')
+    expect(again.stderr).toContain('line 4: customer: order N4 was recorded before for another')
+    expect(again.stderr).toContain('line 6: total: order N5 was recorded before with total 12000')
+    expect(again.stderr).not.toMatch(/line [135]:/)
+    expect(await purchases(source)).toEqual([
+      ...before.slice(0, 2),
+      { external_id: 'N3', customer_id: null, total: 12_000 },
+      before[2],
+      { external_id: 'N5', customer_id: null, total: 12_000 },
+    ])
+    expect(before[2]).toEqual({ external_id: 'N4', customer_id: a.id, total: 12_000 })
+    expect(await holderOf(e2)).toEqual([])
+  })
+
+  it('is left to the one-by-one path by a batch, which refuses it alone', async () => {
+    const source = newSource()
+    const e1 = `shop-${randomUUID()}`
+    await createCustomer(db, { identities: [{ kind: 'online_customer', value: e1 }] })
+    const known = order(source, 'K1', { customer: { externalId: e1 } })
+    await db.transaction().execute((trx) => writeOrderBatch(trx, env, [known]))
+    // Changed since: the batch leaves it to the one-by-one path, which refuses it alone.
+    const changed = { ...known, total: 1 }
+    await expect(
+      db.transaction().execute((trx) => writeOrderBatch(trx, env, [changed])),
+    ).rejects.toBeInstanceOf(NeedsPerOrderPath)
+    const results = await recordOrderBatch(db, env, [changed, order(source, 'K3')])
+    const refused = 'error' in results[0]! ? results[0].error : null
+    expect(refused).toBeInstanceOf(AppError)
+    expect((refused as AppError).details).toEqual([
+      { field: 'total', message: 'was recorded before with total 12000' },
+    ])
+    expect(results[1]).toMatchObject({ outcome: { created: true } })
+    expect((await purchases(source)).map((p) => [p.external_id, p.total])).toEqual([
+      ['K1', 12_000],
+      ['K3', 12_000],
+    ])
+  })
+})
