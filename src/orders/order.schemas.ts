@@ -8,6 +8,13 @@ export const orderSourceSchema = z
 
 /** A shop system's clock may run a little fast; an order from tomorrow is a wrong date. */
 const CLOCK_SKEW_MS = 60 * 60_000
+/**
+ * The earliest order date taken (1990-01-01 in Japan): a retailer's oldest kept sales, register
+ * history imported as orders, come from the 1990s at the earliest. An older date is a wrong one
+ * (a blank turned into year 0, which Postgres kept as 1 BC and COPY refused, sending the import's
+ * whole batch one order at a time).
+ */
+const EARLIEST_ORDER = new Date('1990-01-01T00:00:00+09:00')
 
 const yen = (what: string) =>
   z.number(`${what} in whole yen`).int(`${what} in whole yen`).min(0).max(2_000_000_000)
@@ -34,6 +41,9 @@ export const orderSchema = z.strictObject({
     .transform((s) => new Date(s))
     .refine((at) => at.getTime() <= Date.now() + CLOCK_SKEW_MS, {
       error: "is in the future: check the shop system's dates",
+    })
+    .refine((at) => at >= EARLIEST_ORDER, {
+      error: "is before 1990-01-01 (Japan time): check the shop system's dates",
     }),
   lines: z.array(orderLineSchema).min(1, 'an order has at least one line').max(1000),
   total: yen('the total'),

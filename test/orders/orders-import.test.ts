@@ -134,9 +134,11 @@ describe('kizuna import orders', () => {
       '',
       order('N3', { lines: [] }),
       order('N4', { lines: [{ sku: 'PARA\u0000SOL-1', quantity: 1, unitPrice: 12000 }] }),
+      order('N5', { orderedAt: '0000-01-01T00:00:00Z' }), // COPY refused it
     ])
     const result = await cli(['import', 'orders', ndjson])
-    expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 3')
+    expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 4')
+    expect(result.stderr).toContain('line 6: orderedAt: is before 1990-01-01')
     expect(result.stderr).toContain('line 2: total:')
     expect(result.stderr).toContain('line 4: lines: an order has at least one line')
     // Postgres text cannot hold a NUL: the line is reported, not the whole batch failed.

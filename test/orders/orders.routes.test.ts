@@ -160,6 +160,23 @@ describe('POST /api/orders', () => {
     expect((await postOrder(soon)).status).toBe(201)
   })
 
+  it('answers 400 for an order dated before 1990, which no shop history holds (year 0 was stored as 1 BC)', async () => {
+    for (const at of [
+      '0000-01-01T00:00:00Z',
+      '1900-01-01T00:00:00Z',
+      '1989-12-31T23:59:59+09:00',
+    ]) {
+      const body = order({ orderedAt: at })
+      const res = await postOrder(body)
+      expect(res.status, at).toBe(400)
+      const error = await errorOf(res)
+      expect(error.message).toContain('orderedAt: is before 1990-01-01')
+      expect(error.details).toEqual([{ field: 'orderedAt', message: expect.any(String) }])
+      expect(await purchaseOf(body.orderId)).toHaveLength(0)
+    }
+    expect((await postOrder(order({ orderedAt: '1990-01-01T00:00:00+09:00' }))).status).toBe(201)
+  })
+
   it('answers 400 naming the field for a NUL character, which no Postgres text can hold, and records nothing', async () => {
     const body = order({
       orderId: `W-${randomUUID()}`,
