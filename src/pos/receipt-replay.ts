@@ -8,7 +8,9 @@ import type { Receipt, ScanResponse } from './pos.schemas.ts'
 /**
  * The answer given the first time, marked as a replay (rebuilt if none was stored). A receipt id
  * that comes back with another member's card or another total is not a replay but a second sale
- * under a used number: 409, and the first member's data stays at the register that recorded it.
+ * under a used number: 409. The member is checked first: another member's register is told the
+ * id is taken and nothing else (not the total, not a void), and the first member's data stays at
+ * the register that recorded it.
  * So is one that claims points or coupons (listed, or scanned as the barcode) the sale did not
  * use: answered as a replay, the register would give a discount nothing paid for. A retry that
  * leaves them out gets the first answer, which says what was used. A voided receipt is a 409
@@ -22,6 +24,15 @@ export async function replayOf(
   scannedCoupon: string | null,
 ): Promise<ScanResponse> {
   const row = await findPurchaseResult(trx, purchaseId)
+  // First: another member's register learns nothing of the sale (its total, its void).
+  if (row.customer_id !== scannedCustomerId && !(await sameCustomer(trx, row, scannedCustomerId))) {
+    throw new AppError(
+      'CONFLICT',
+      `receipt ${receipt.id} was already recorded for another member; a different sale needs ` +
+        'its own receipt id',
+      { details: [{ field: 'receipt.id', message: 'already used for another member' }] },
+    )
+  }
   if (row.voided_at) throw voidedConflict(receipt.id, row.voided_at)
   if (row.total !== receipt.total) {
     throw new AppError(
@@ -29,14 +40,6 @@ export async function replayOf(
       `receipt ${receipt.id} was already recorded with total ${row.total}; a different sale ` +
         'needs its own receipt id',
       { details: [{ field: 'receipt.id', message: 'already used for another sale' }] },
-    )
-  }
-  if (row.customer_id !== scannedCustomerId && !(await sameCustomer(trx, row, scannedCustomerId))) {
-    throw new AppError(
-      'CONFLICT',
-      `receipt ${receipt.id} was already recorded for another member; a different sale needs ` +
-        'its own receipt id',
-      { details: [{ field: 'receipt.id', message: 'already used for another member' }] },
     )
   }
   if (receipt.pointsUsed > 0 && receipt.pointsUsed !== row.points_used) {
