@@ -121,6 +121,7 @@ export async function mergeCustomers(
       purchase_count: 0,
       total_spent: 0,
       spend_12m: 0,
+      tier: 'regular',
       first_purchase_at: null,
       last_purchase_at: null,
       updated_at: sql`now()`,

@@ -76,7 +76,24 @@ export async function findCustomerLink(db: Db, id: string) {
     .executeTakeFirst()
 }
 
-/** Name, tier, points and the coupons usable now (soonest to expire first), in one query. */
+/**
+ * The customer holding `customerId`'s data now: merges followed (at most 10 hops, as the
+ * register's purchase does), in the statement that reads it.
+ */
+function survivorIdOf(customerId: string) {
+  return sql<string>`(with recursive chain(id, next, hop) as (
+      select id, merged_into_id, 0 from customer where id = ${customerId}
+      union all
+      select c.id, c.merged_into_id, chain.hop + 1 from chain join customer c on c.id = chain.next
+      where chain.hop < 10
+    ) select id from chain order by hop desc limit 1)`
+}
+
+/**
+ * Name, tier, points and the coupons usable now (soonest to expire first), in one query, of the
+ * customer holding `customerId`'s data now: one merged since it was read (a link committing
+ * between a scan's lookup and this) leads to its survivor, not to the emptied merged row.
+ */
 export async function findMemberSummary(db: Db, customerId: string) {
   return db
     .selectFrom('customer')
@@ -96,7 +113,7 @@ export async function findMemberSummary(db: Db, customerId: string) {
           .limit(20),
       ).as('coupons'),
     ])
-    .where('customer.id', '=', customerId)
+    .where('customer.id', '=', survivorIdOf(customerId))
     .executeTakeFirstOrThrow()
 }
 
