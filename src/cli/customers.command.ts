@@ -77,7 +77,7 @@ export function registerCustomerCommands(program: Command): void {
       withDb(
         async (db, env) => {
           const since = opts.since ? new Date(opts.since) : undefined
-          const result = await refreshSpendSinceLastRun(db, env, { now: new Date(), since })
+          const result = await refreshSpendSinceLastRun(db, env, { since })
           const retiered =
             result.retiered === null ? '' : `; thresholds changed: ${result.retiered} tiers re-set`
           const attached =

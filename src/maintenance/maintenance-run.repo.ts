@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 
 export async function findMaintenanceRun(db: Db, name: string) {
@@ -21,4 +22,12 @@ export async function recordMaintenanceRun(
     .values({ name, ...values })
     .onConflict((oc) => oc.column('name').doUpdateSet({ ...values, updated_at: new Date() }))
     .execute()
+}
+
+/** The database's clock (now() in SQL): the one purchases age by. */
+export async function readDatabaseNow(db: Db): Promise<Date> {
+  const { rows } = await sql<{ now: Date }>`select now() as now`.execute(db)
+  const row = rows[0]
+  if (!row) throw new Error('select now() returned no row')
+  return row.now
 }

@@ -4,8 +4,7 @@ import { refreshSpendSinceLastRun } from './refresh-spend.service.ts'
 
 export const refreshSpend: Processor<'maintenance.refresh-spend'> = {
   async run(deps) {
-    const now = deps.clock.now()
-    const result = await refreshSpendSinceLastRun(deps.db, deps.env, { now })
+    const result = await refreshSpendSinceLastRun(deps.db, deps.env)
     deps.log.info(
       {
         since: result.since,
@@ -17,6 +16,6 @@ export const refreshSpend: Processor<'maintenance.refresh-spend'> = {
     )
     // Tiers moved (and anything a lost link job or an import left behind): one relink a day finds
     // every friend whose menu differs, instead of a job per customer.
-    await enqueueRelink(deps, `refresh-spend-${now.toISOString().slice(0, 10)}`)
+    await enqueueRelink(deps, `refresh-spend-${deps.clock.now().toISOString().slice(0, 10)}`)
   },
 }

@@ -6,7 +6,11 @@ import {
   retierAllCustomers,
 } from '../purchases/purchase.service.ts'
 import { attachStrandedPurchases } from '../purchases/stranded-purchases.service.ts'
-import { findMaintenanceRun, recordMaintenanceRun } from './maintenance-run.repo.ts'
+import {
+  findMaintenanceRun,
+  readDatabaseNow,
+  recordMaintenanceRun,
+} from './maintenance-run.repo.ts'
 
 const RUN = 'refresh-spend'
 /** The first run has no record to go on: the purchases that aged out in the last two days. */
@@ -14,6 +18,8 @@ const FIRST_LOOKBACK_MS = 2 * 86_400_000
 
 export type SpendRefresh = {
   since: Date
+  /** When the run started, by the database's clock: the next run's `since`. */
+  until: Date
   changed: number
   retiered: number | null
   /** Purchases that waited for an identity their customer already held (attachStrandedPurchases). */
@@ -24,23 +30,25 @@ export type SpendRefresh = {
  * The nightly 12-month spend refresh, from where the last successful run started: nights missed
  * (workers down, the job failing) are caught up, not skipped. When the tier thresholds differ
  * from the last run's, every customer is re-tiered. `since` overrides the start (the CLI).
- * First, purchases left waiting by a race with their identity are attached.
+ * First, purchases left waiting by a race with their identity are attached. Every time is the
+ * database's, read once at the start (purchases age by now() in SQL): with the app's clock ahead,
+ * a window ending at the database's now but recorded at the app's skipped what aged in between.
  */
 export async function refreshSpendSinceLastRun(
   db: Db,
   env: Pick<Env, 'TIER_THRESHOLDS'> & PurchaseEnv,
-  opts: { now: Date; since?: Date },
+  opts: { since?: Date } = {},
 ): Promise<SpendRefresh> {
+  const until = await readDatabaseNow(db)
   const last = await findMaintenanceRun(db, RUN)
-  const since =
-    opts.since ?? last?.last_success_at ?? new Date(opts.now.getTime() - FIRST_LOOKBACK_MS)
+  const since = opts.since ?? last?.last_success_at ?? new Date(until.getTime() - FIRST_LOOKBACK_MS)
   const thresholds = thresholdsKey(env.TIER_THRESHOLDS)
   const previous = (last?.state as { thresholds?: string } | undefined)?.thresholds
   const attached = await attachStrandedPurchases(db, env)
-  const changed = await refreshStaleSpend(db, env, { since })
+  const changed = await refreshStaleSpend(db, env, { since, until })
   const retiered = previous === thresholds ? null : await retierAllCustomers(db, env)
-  await recordMaintenanceRun(db, RUN, opts.now, { thresholds })
-  return { since, changed, retiered, attached }
+  await recordMaintenanceRun(db, RUN, until, { thresholds })
+  return { since, until, changed, retiered, attached }
 }
 
 function thresholdsKey(thresholds: Env['TIER_THRESHOLDS']): string {

@@ -287,20 +287,22 @@ export async function attachPendingPurchases(
 /**
  * Keeps spend_12m and tier right as time passes: a purchase leaves the 365-day window without
  * any write to the customer. Recomputes the customers who have a purchase that left the window
- * between `since` and now (run it daily from the sweeper or `kizuna`, with `since` = last run).
+ * between `since` and `until` (default now(); both by the database's clock, which purchases age
+ * by: run it daily from the sweeper or `kizuna`, with `since` = last run's `until`).
  * Over large tables this wants an index on purchase(purchased_at) (not there yet).
  */
 export async function refreshStaleSpend(
   db: Db,
   env: Pick<Env, 'TIER_THRESHOLDS'>,
-  opts: { since: Date; batchSize?: number },
+  opts: { since: Date; until?: Date; batchSize?: number },
 ): Promise<number> {
+  const until = opts.until ? sql`${opts.until}::timestamptz` : sql`now()`
   const rows = await db
     .selectFrom('purchase')
     .select('customer_id')
     .distinct()
     .where('customer_id', 'is not', null)
-    .where('purchased_at', '<=', sql<Date>`now() - interval '365 days'`)
+    .where('purchased_at', '<=', sql<Date>`${until} - interval '365 days'`)
     .where('purchased_at', '>', sql<Date>`${opts.since}::timestamptz - interval '365 days'`)
     .execute()
   const ids = rows.flatMap((r) => (r.customer_id ? [r.customer_id] : []))
