@@ -1,7 +1,8 @@
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody } from '../platform/line-send-transport.ts'
-import { type DeliveryOutcome, REPLY_OUTCOME_UNKNOWN, setReplyState } from './delivery.repo.ts'
+import { type DeliveryOutcome, REPLY_OUTCOME_UNKNOWN } from './delivery.repo.ts'
+import { setReplyState } from './line-claim.repo.ts'
 import type { LineBatchResult, LineItem, LineLimiters } from './line-send.ts'
 
 /**

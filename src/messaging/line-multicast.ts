@@ -1,0 +1,101 @@
+import type { Deps } from '../platform/deps.ts'
+import { prepareBody } from '../platform/line-send-transport.ts'
+import { updateMulticastBody } from './delivery.repo.ts'
+import { createMulticastRequest } from './line-claim.repo.ts'
+import type { LeftOut, LineItem } from './line-send.ts'
+
+/** LINE: a multicast reaches at most 500 user ids. */
+export const MULTICAST_MAX_RECIPIENTS = 500
+
+/**
+ * Items an earlier attempt put in a multicast go again in that chunk with its key, without the
+ * people whose deliveries were settled otherwise meanwhile. Otherwise identical messages for two
+ * or more people become new chunks of at most 500; the rest push.
+ */
+export async function planMulticasts(
+  deps: Pick<Deps, 'db' | 'log'>,
+  items: LineItem[],
+  leftOut: LeftOut,
+) {
+  type Chunk = { id: string; retryKey: string; body: string; items: LineItem[] }
+  const multicasts: Chunk[] = []
+  const earlier = new Map<string, Chunk>()
+  const byContent = new Map<string, LineItem[]>()
+  const pushes: LineItem[] = []
+  const unplanned: LineItem[] = []
+  for (const item of items) {
+    if (item.multicast) {
+      // The stored request goes again whole (the same body under the same key), even if only
+      // some of its deliveries are retried here; outcomes are written for these only.
+      const chunk = earlier.get(item.multicast.id)
+      if (chunk) chunk.items.push(item)
+      else earlier.set(item.multicast.id, { ...item.multicast, items: [item] })
+      continue
+    }
+    if (!item.mayMulticast) {
+      pushes.push(item)
+      continue
+    }
+    const same = byContent.get(item.contentKey)
+    if (same) same.push(item)
+    else byContent.set(item.contentKey, [item])
+  }
+  for (const chunk of earlier.values()) {
+    try {
+      chunk.body = await withoutSettled(deps, chunk, leftOut.get(chunk.id))
+      multicasts.push(chunk)
+    } catch (err) {
+      // Nothing sent: these go again with the job's retry.
+      deps.log.warn({ err, multicastRequestId: chunk.id }, 'could not update a multicast chunk')
+      unplanned.push(...chunk.items)
+    }
+  }
+  for (const group of byContent.values()) {
+    if (group.length < 2) {
+      pushes.push(...group)
+      continue
+    }
+    for (let i = 0; i < group.length; i += MULTICAST_MAX_RECIPIENTS) {
+      const chunk = group.slice(i, i + MULTICAST_MAX_RECIPIENTS)
+      const body = prepareBody(
+        'multicast',
+        { to: chunk.map((c) => c.lineUid) },
+        chunk[0]!.messagesJson,
+      ).json
+      try {
+        const ids = chunk.map((c) => c.id)
+        multicasts.push({
+          ...(await createMulticastRequest(deps.db, ids, body)),
+          body,
+          items: chunk,
+        })
+      } catch (err) {
+        // Nothing sent: these go again with the job's retry.
+        deps.log.warn({ err }, 'could not store a multicast chunk')
+        unplanned.push(...chunk)
+      }
+    }
+  }
+  return { multicasts, pushes, unplanned }
+}
+
+/**
+ * The chunk's request without the user ids whose deliveries were settled otherwise (someone who
+ * opted out or blocked since the chunk's 500 must not get it now, nor get it by email and LINE),
+ * stored before it goes, so that a later retry of the rest leaves them out too. Ids of this
+ * attempt's own recipients stay (the same person may have two deliveries in one chunk).
+ */
+async function withoutSettled(
+  deps: Pick<Deps, 'db'>,
+  chunk: { id: string; body: string; items: LineItem[] },
+  settled: Set<string> | undefined,
+): Promise<string> {
+  if (!settled) return chunk.body
+  const sending = new Set(chunk.items.map((i) => i.lineUid))
+  const request = JSON.parse(chunk.body) as { to: string[] }
+  const to = request.to.filter((uid) => sending.has(uid) || !settled.has(uid))
+  if (to.length === request.to.length) return chunk.body
+  const body = JSON.stringify({ ...request, to })
+  await updateMulticastBody(deps.db, chunk.id, body)
+  return body
+}
