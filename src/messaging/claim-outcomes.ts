@@ -7,7 +7,8 @@ import { type Claim, type DeliveryOutcome, recordOutcomes } from './delivery.rep
  * to it, neither written nor queued again. An email's outcome is written as soon as it is decided
  * (`settle`), so a worker stopping later in the job leaves it recorded, and the rows taken over
  * after the lease are only those it had not settled; the others are written together at the end
- * (`recordRest`, one statement).
+ * (`recordRest`, one statement). Rows the LINE side finds claimed again before its call are
+ * `takenOver`: not sent, no outcome.
  */
 export class ClaimOutcomes {
   readonly claim: Claim
@@ -49,6 +50,19 @@ export class ClaimOutcomes {
     const written = await recordOutcomes(this.deps.db, rest, this.claim, this.retryWithinMs)
     if (written.size < rest.length) this.warnTakenOver(rest.length - written.size)
     return outcomes.filter((o) => this.settled.has(o.id) || written.has(o.id))
+  }
+
+  /**
+   * Rows the job found claimed again before it went to LINE for them (see line-claim.repo.ts):
+   * another job's, left to it, with no outcome from this one.
+   */
+  takenOver(ids: string[]): void {
+    if (ids.length === 0) return
+    for (const id of ids) this.lost.add(id)
+    this.deps.log.warn(
+      { deliveries: ids.length },
+      'not sent on LINE: another job claimed the deliveries after the sending lease',
+    )
   }
 
   private warnTakenOver(deliveries: number): void {

@@ -69,7 +69,7 @@ export async function sendClaimedDeliveries(
   tools: SendTools,
   { rows, recent }: { rows: ClaimedDelivery[]; recent: RecentMarketing },
   window: SendWindow,
-  recorder: Pick<ClaimOutcomes, 'settle'>,
+  recorder: Pick<ClaimOutcomes, 'settle' | 'claim' | 'takenOver'>,
 ): Promise<BatchResult> {
   const now = deps.clock.now()
   const outcomes: DeliveryOutcome[] = []
@@ -153,7 +153,7 @@ export async function sendClaimedDeliveries(
   // Over every row: one the weekly cap skipped is settled too, and must not get the chunk.
   const leftOut = settledOffChunks(live, onLine, outcomes)
   const [line, emails] = await Promise.all([
-    sendLineBatch(deps, tools.limiters, lineItems, again, leftOut),
+    sendLineBatch(deps, tools.limiters, recorder, lineItems, again, leftOut),
     Promise.all(
       emailItems.map((item) =>
         emailSlots(async (): Promise<DeliveryOutcome> => {

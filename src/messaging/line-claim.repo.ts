@@ -1,25 +1,51 @@
 import { sql } from 'kysely'
-import type { Db } from '../platform/db.ts'
+import { type Db, inTransaction } from '../platform/db.ts'
 import { executePrepared } from '../platform/prepared.ts'
-import type { ReplyState } from './delivery.repo.ts'
+import type { Claim, ReplyState } from './delivery.repo.ts'
+
+/*
+ * A delivery's LINE-side writes, each on rows still in `sending` under the job's claim (their
+ * `attempts` as the claim left it, see Claim), in the statement that writes them; each returns
+ * the rows it wrote. A job that outlived the lease (a LINE call has no time limit) finds rows
+ * another job claimed since: it leaves them to that job and makes no LINE call for them. Every
+ * call is preceded by one of these, which fixes what goes out under which key before the call
+ * (a reply marked under way, a push stored, a chunk tagged): a job that takes the row over later
+ * finds it and repeats that request under the same key, or fails the reply; never another key.
+ */
+
+/** The rows `ids` as the claim holds them: `held(id, attempts)`, to join on both. */
+function held(claim: Claim, ids: string[]) {
+  const attempts = ids.map((id) => claim.get(id) ?? null)
+  return sql`unnest(${ids}::uuid[], ${attempts}::int[]) as held(id, attempts)`
+}
+const stillHeld = sql`d.id = held.id and d.attempts = held.attempts and d.status = 'sending'`
+
+/** Which of `ids` the claim still holds (read just before a call that writes nothing first). */
+export async function heldRows(db: Db, ids: string[], claim: Claim): Promise<Set<string>> {
+  if (ids.length === 0) return new Set()
+  const result = await sql<{ id: string }>`
+    select d.id from delivery d, ${held(claim, ids)} where ${stillHeld}`.execute(db)
+  return new Set(result.rows.map((r) => r.id))
+}
 
 /**
  * Marks the rows' replies, in a statement of its own: `trying` is committed before the call, so
- * a worker that stops before recording the outcome leaves a trace the next claim sees. Null: the
- * reply sent nothing and may be tried again.
+ * a worker that stops before recording the outcome leaves a trace the next claim sees, and a
+ * job that takes the row over after the lease fails it instead of replying or pushing (the token
+ * is spent or the reply may have arrived). Null: the reply sent nothing and may be tried again.
  */
 export async function setReplyState(
   db: Db,
   ids: string[],
+  claim: Claim,
   state: ReplyState | null,
-): Promise<void> {
-  if (ids.length === 0) return
-  await db
-    .updateTable('delivery')
-    .set({ reply_state: state })
-    .where('id', 'in', ids)
-    .where('status', '=', 'sending')
-    .execute()
+): Promise<Set<string>> {
+  if (ids.length === 0) return new Set()
+  const result = await sql<{ id: string }>`
+    update delivery d set reply_state = ${state}::text
+    from ${held(claim, ids)} where ${stillHeld}
+    returning d.id`.execute(db)
+  return new Set(result.rows.map((r) => r.id))
 }
 
 /**
@@ -31,40 +57,57 @@ export async function setReplyState(
 export async function storePushBodies(
   db: Db,
   pushes: { id: string; body: string }[],
-): Promise<void> {
-  if (pushes.length === 0) return
-  await executePrepared(
+  claim: Claim,
+): Promise<Set<string>> {
+  if (pushes.length === 0) return new Set()
+  const ids = pushes.map((p) => p.id)
+  const result = await executePrepared(
     db,
-    sql`
-    update delivery d set push_body = b.body, multicast_request_id = null,
+    sql<{ id: string }>`
+    update delivery d set push_body = held.body, multicast_request_id = null,
       line_first_call_at = coalesce(d.line_first_call_at, now())
-    from unnest(${pushes.map((p) => p.id)}::uuid[], ${pushes.map((p) => p.body)}::text[])
-      as b(id, body)
-    where d.id = b.id and d.status = 'sending'
+    from unnest(${ids}::uuid[], ${ids.map((id) => claim.get(id) ?? null)}::int[],
+      ${pushes.map((p) => p.body)}::text[]) as held(id, attempts, body)
+    where ${stillHeld}
+    returning d.id
   `,
   )
+  return new Set(result.rows.map((r) => r.id))
 }
 
 /**
- * Groups rows for one multicast: a retry key of their own, kept for every retry of the chunk.
- * Each row notes when a request of its first went to LINE (see storePushBodies).
+ * Groups the rows the claim still holds for one multicast: a retry key of its own, kept for
+ * every retry of the chunk, and the request (`bodyOf` those rows) stored before it goes. Each
+ * row notes when a request of its first went to LINE (see storePushBodies). The rows are locked
+ * while the chunk is made, so none is claimed again in between. Null when it holds none.
  */
 export async function createMulticastRequest(
   db: Db,
-  deliveryIds: string[],
-  body: string,
-): Promise<{ id: string; retryKey: string }> {
-  const result = await sql<{ id: string; line_retry_key: string }>`
-    with mr as (
-      insert into multicast_request (body) values (${body}) returning id, line_retry_key
-    ),
-    tagged as (
-      update delivery set multicast_request_id = (select id from mr),
-        line_first_call_at = coalesce(line_first_call_at, now())
-      where id = any(${deliveryIds}::uuid[]) and status = 'sending'
-    )
-    select id, line_retry_key from mr
-  `.execute(db)
-  const row = result.rows[0]!
-  return { id: row.id, retryKey: row.line_retry_key }
+  ids: string[],
+  claim: Claim,
+  bodyOf: (ids: string[]) => string,
+): Promise<{ id: string; retryKey: string; body: string; tagged: string[] } | null> {
+  return inTransaction(db, async (trx) => {
+    const locked = await sql<{ id: string }>`
+      select d.id from delivery d, ${held(claim, ids)} where ${stillHeld}
+      order by d.id for update of d`.execute(trx)
+    const holds = new Set(locked.rows.map((r) => r.id))
+    const tagged = ids.filter((id) => holds.has(id))
+    if (tagged.length === 0) return null
+    const body = bodyOf(tagged)
+    const chunk = await trx
+      .insertInto('multicast_request')
+      .values({ body })
+      .returning(['id', 'line_retry_key'])
+      .executeTakeFirstOrThrow()
+    await trx
+      .updateTable('delivery')
+      .set({
+        multicast_request_id: chunk.id,
+        line_first_call_at: sql`coalesce(line_first_call_at, now())`,
+      })
+      .where('id', 'in', tagged)
+      .execute()
+    return { id: chunk.id, retryKey: chunk.line_retry_key, body, tagged }
+  })
 }

@@ -3,27 +3,32 @@ import { classifyLineError } from '../platform/line.ts'
 import { prepareBody } from '../platform/line-send-transport.ts'
 import { type DeliveryOutcome, REPLY_OUTCOME_UNKNOWN } from './delivery.repo.ts'
 import { setReplyState } from './line-claim.repo.ts'
-import type { LineBatchResult, LineItem, LineLimiters } from './line-send.ts'
+import type { LineBatchResult, LineClaim, LineItem, LineLimiters } from './line-send.ts'
 
 /**
  * Replies to fresh tokens. The rows are marked `trying` first, in a statement of their own: a
  * worker that stops before recording the outcome leaves the mark, and the next claim fails the
- * row instead of pushing it (the reply may have arrived, and it had no retry key). Replies LINE
- * refused sent nothing: they are marked `refused` (never a reply again) and returned for a push;
- * a rate-limit 429 clears the mark instead, and the row replies again after its wait (a push
- * once the token is stale).
+ * row instead of pushing it (the reply may have arrived, and it had no retry key). Only rows the
+ * job's claim still holds are marked and replied to: another job that claimed one since may be
+ * replying (a token is spent once; the reply LINE then refused would be followed by a push).
+ * Replies LINE refused sent nothing: they are marked `refused` (never a reply again) and returned
+ * for a push; a rate-limit 429 clears the mark instead, and the row replies again after its wait
+ * (a push once the token is stale).
  */
 export async function sendReplies(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
   limiters: LineLimiters,
+  held: LineClaim,
   items: LineItem[],
   result: LineBatchResult,
 ): Promise<LineItem[]> {
   if (items.length === 0) return []
+  let marked: Set<string>
   try {
-    await setReplyState(
+    marked = await setReplyState(
       deps.db,
       items.map((i) => i.id),
+      held.claim,
       'trying',
     )
   } catch (err) {
@@ -34,10 +39,12 @@ export async function sendReplies(
     }
     return []
   }
+  held.takenOver(items.flatMap((i) => (marked.has(i.id) ? [] : [i.id])))
   const refused: LineItem[] = []
   const rateLimited: string[] = []
   await Promise.all(
     items.map(async (item) => {
+      if (!marked.has(item.id)) return
       const answer = await tryReply(deps, limiters, item, item.replyToken!)
       if (answer === 'refused') refused.push(item)
       else if (answer.status === 'pending') rateLimited.push(item.id)
@@ -49,14 +56,16 @@ export async function sendReplies(
     // this one sent nothing: it goes again after its wait while its token is fresh (a push
     // only once it is not).
     result.rateLimited = true
-    await setReplyState(deps.db, rateLimited, null).catch((err: unknown) =>
+    await setReplyState(deps.db, rateLimited, held.claim, null).catch((err: unknown) =>
       // Left `trying`, the rows are failed at their next claim: never sent twice, but lost.
       deps.log.warn({ err }, 'could not unmark the rate-limited replies'),
     )
   }
+  // A row claimed again meanwhile keeps its mark; it is not pushed (see storePushBodies).
   await setReplyState(
     deps.db,
     refused.map((i) => i.id),
+    held.claim,
     'refused',
   ).catch((err: unknown) =>
     // The pushes still go (with their retry keys). Only a worker stopping before their outcomes

@@ -2,6 +2,7 @@ import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody, preparedBody } from '../platform/line-send-transport.ts'
 import type { SharedLimiter } from '../platform/shared-limiter.ts'
+import type { ClaimOutcomes } from './claim-outcomes.ts'
 import { type DeliveryOutcome, recordMulticastAccepted } from './delivery.repo.ts'
 import { storePushBodies } from './line-claim.repo.ts'
 import { planMulticasts } from './line-multicast.ts'
@@ -45,6 +46,12 @@ export type StoredPush = { id: string; retryKey: string; body: string }
  */
 export type LeftOut = Map<string, Set<string>>
 
+/**
+ * The job's claim on its rows: the writes before each LINE call require it, and rows found
+ * claimed again since (the job outlived the lease) are reported taken over and not sent.
+ */
+export type LineClaim = Pick<ClaimOutcomes, 'claim' | 'takenOver'>
+
 export type LineBatchResult = {
   outcomes: DeliveryOutcome[]
   /** A rate-limit 429 was seen (its deliveries are backed off: rate-limit-backoff.ts). */
@@ -56,12 +63,15 @@ export type LineBatchResult = {
  * rate-limited one is tried again after its wait); then the same messages to several people by
  * multicast (chunks of 500, each with a retry key stored before the first call); the rest by
  * push with the row's retry key, each request stored before its first call. Pushes an earlier
- * attempt sent (`again`) repeat their stored request. Every call waits for the shared limiter
- * of its endpoint. Failures become outcomes, never exceptions.
+ * attempt sent (`again`) repeat their stored request. Each call goes only for rows the job's
+ * claim still holds, as the write or read before it finds (line-claim.repo.ts); the others get
+ * no outcome. Every call waits for the shared limiter of its endpoint. Failures become outcomes,
+ * never exceptions.
  */
 export async function sendLineBatch(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
   limiters: LineLimiters,
+  held: LineClaim,
   items: LineItem[],
   again: StoredPush[] = [],
   leftOut: LeftOut = new Map(),
@@ -74,8 +84,8 @@ export async function sendLineBatch(
   const replying: LineItem[] = []
   const unanswered: LineItem[] = []
   for (const item of items) (item.replyToken && !item.multicast ? replying : unanswered).push(item)
-  unanswered.push(...(await sendReplies(deps, limiters, replying, result)))
-  const { multicasts, pushes, unplanned } = await planMulticasts(deps, unanswered, leftOut)
+  unanswered.push(...(await sendReplies(deps, limiters, held, replying, result)))
+  const { multicasts, pushes, unplanned } = await planMulticasts(deps, held, unanswered, leftOut)
   for (const item of unplanned) {
     result.outcomes.push({ id: item.id, status: 'pending', error: 'could not plan the multicast' })
   }
@@ -104,21 +114,27 @@ export async function sendLineBatch(
         )
       }
     }),
-    ...again.map(push),
-    storePushes(deps, fresh, result).then((stored) => Promise.all(stored.map(push))),
+    storePushes(deps, held, [...again, ...fresh], result).then((stored) =>
+      Promise.all(stored.map(push)),
+    ),
   ])
   return result
 }
 
-/** Stores new push requests before they go; any that could not be stored wait for a retry. */
+/**
+ * Stores push requests before they go (one sent before, again: the same body), on the rows the
+ * claim still holds, and returns those; any that could not be stored wait for a retry.
+ */
 async function storePushes(
   deps: Pick<Deps, 'db' | 'log'>,
+  held: LineClaim,
   pushes: StoredPush[],
   result: LineBatchResult,
 ): Promise<StoredPush[]> {
   try {
-    await storePushBodies(deps.db, pushes)
-    return pushes
+    const stored = await storePushBodies(deps.db, pushes, held.claim)
+    held.takenOver(pushes.flatMap((p) => (stored.has(p.id) ? [] : [p.id])))
+    return pushes.filter((p) => stored.has(p.id))
   } catch (err) {
     // Nothing sent: these go again with the job's retry.
     deps.log.warn({ err }, 'could not store the push requests')

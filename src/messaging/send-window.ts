@@ -10,7 +10,8 @@ import { SENDING_LEASE_SECONDS } from './delivery.repo.ts'
  * left for recording the outcomes. LINE calls are not held to the window (the wait for a limiter
  * slot can outlast it): a row another job takes over after the lease repeats the request stored
  * for it (its push or its chunk) under the same retry key, which LINE does not deliver twice, and
- * a reply marked under way is failed rather than pushed.
+ * a reply marked under way is failed rather than pushed. The job that outlived the lease stores
+ * nothing on such a row and makes no call for it (line-claim.repo.ts).
  */
 export type SendWindow = {
   /** Whether an email may still start. */
