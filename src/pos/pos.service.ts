@@ -121,7 +121,7 @@ export async function scan(
     return { customer: await memberSummary(deps.db, customerId) }
   }
   if (!body.linkBarcode) {
-    // One statement, atomic on its own: no transaction needed (nor one to run again).
+    // One statement, atomic on its own: no transaction needed; run again if Postgres aborts it.
     const { kinds, codes, values } = cardLookup(read)
     const start = cardOwnerStart({
       barcode: body.barcode,
