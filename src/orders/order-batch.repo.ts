@@ -3,46 +3,12 @@ import type { DB } from '../platform/db.ts'
 import { newTimeOrderedId } from '../platform/ids.ts'
 import { applyPurchasesToCustomers, type PurchaseTotals } from '../purchases/purchase.repo.ts'
 import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
+import { findIdentityHolders } from './identity-holders.repo.ts'
 import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
 import type { OrderOutcome } from './order.service.ts'
-import { insertPurchasesOnce, batchKey as key } from './order-copy.repo.ts'
+import { insertPurchasesOnce } from './order-copy.repo.ts'
 import { changedField, type RecordedOrder } from './order-replay.ts'
-
-/** The holder of an identity: its live customer after merges, or null when that one is erased. */
-type Holder = { ownerId: string; liveId: string | null }
-
-/**
- * Who holds each (kind, value), following `merged_into_id` (at most 20 hops, as
- * findSurvivingCustomer does). One statement for the whole batch; the pairs go as one JSON
- * parameter (much cheaper to build than pg's array literals).
- */
-export async function findIdentityHolders(
-  trx: Transaction<DB>,
-  identities: { kind: string; value: string }[],
-): Promise<Map<string, Holder>> {
-  const holders = new Map<string, Holder>()
-  if (identities.length === 0) return holders
-  const { rows } = await sql<{ kind: string; value: string; owner_id: string; live_id: string }>`
-    with recursive v(kind, value) as (
-      select distinct kind, value
-      from json_to_recordset(${JSON.stringify(identities)}::json) as i(kind text, value text)
-    ), chain(kind, value, owner_id, id, merged_into_id, erased_at, hops) as (
-      select v.kind, v.value, i.customer_id, c.id, c.merged_into_id, c.erased_at, 0
-      from v join identity i on i.kind = v.kind and i.value = v.value
-      join customer c on c.id = i.customer_id
-      union all
-      select chain.kind, chain.value, chain.owner_id, c.id, c.merged_into_id, c.erased_at,
-        chain.hops + 1
-      from chain join customer c on c.id = chain.merged_into_id
-      where chain.hops < 20
-    )
-    select kind, value, owner_id, case when erased_at is null then id end as live_id
-    from chain where merged_into_id is null or hops = 20
-  `.execute(trx)
-  for (const r of rows)
-    holders.set(key(r.kind, r.value), { ownerId: r.owner_id, liveId: r.live_id })
-  return holders
-}
+import { findRecordedOrders, batchKey as key } from './recorded-order.repo.ts'
 
 /** Thrown when a batch needs what only the per-order path does (e.g. a merge); not an error. */
 export class NeedsPerOrderPath extends Error {}
@@ -100,6 +66,16 @@ export async function writeOrderBatch(
   const holders = await findIdentityHolders(trx, lookups)
   const live = (kind: string, value: string | undefined) =>
     value === undefined ? null : (holders.get(key(kind, value))?.liveId ?? null)
+  // Orders that would attach their online id to the customer their email leads to (or need a
+  // merge), looked up before anything is written: one recorded before attaches nothing (as
+  // recordOrder's replay), and is checked as a repeat (checkRepeatedOrders).
+  const recordedBefore = await findRecordedOrders(
+    trx,
+    orders.filter(
+      ({ customer: c }) =>
+        c.externalId && c.email && !live('online_customer', c.externalId) && live('email', c.email),
+    ),
+  )
 
   // Online ids attached by an earlier order of this batch, and the orders waiting on them.
   const attachedIds = new Map<string, string>()
@@ -113,7 +89,12 @@ export async function writeOrderBatch(
       (externalId && (attachedIds.get(externalId) ?? live('online_customer', externalId))) ||
       live('email', email) ||
       null
-    if (customerId && externalId && email) {
+    if (
+      customerId &&
+      externalId &&
+      email &&
+      !recordedBefore.has(key(order.source, order.orderId))
+    ) {
       const holder = holders.get(key('online_customer', externalId))
       if (!attachedIds.has(externalId)) {
         if (!holder) {
@@ -278,7 +259,9 @@ function checkRepeatedOrders(
     const before: RecordedOrder | undefined =
       recorded.get(k) ??
       (first && {
+        id: first.id,
         customer_id: first.customerId,
+        erased: false,
         total: first.order.total,
         pending_identity_kind: first.pending?.kind ?? null,
         pending_identity_value: first.pending?.value ?? null,

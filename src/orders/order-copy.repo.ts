@@ -5,9 +5,7 @@ import { lineArrays } from '../purchases/purchase.repo.ts'
 import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
 import type { Order } from './order.schemas.ts'
 import type { RecordedOrder } from './order-replay.ts'
-
-/** A map key of two strings (an identity's kind and value, an order's source and id). */
-export const batchKey = (a: string, b: string) => `${a}\u0000${b}`
+import { batchKey, findRecordedOrders } from './recorded-order.repo.ts'
 
 /** An order of a batch as it is to be written (writeOrderBatch's plan). */
 export type CopyPlan = {
@@ -81,20 +79,11 @@ export async function insertPurchasesOnce(
     await sql`rollback to savepoint kizuna_copy`.execute(trx)
   }
 
-  // One index probe per order (a lateral subquery per key: a join could turn into a scan of the
-  // whole table under statistics that lag behind an import), with what a repeat is checked against.
-  const keys = [...firsts.values()].map((p) => ({ s: p.order.source, x: p.order.orderId }))
-  const { rows: known } = await sql<RecordedOrder & { s: string; x: string; id: string }>`
-    select k.s, k.x, p.*
-    from json_to_recordset(${JSON.stringify(keys)}::json) as k(s text, x text)
-    join lateral (select p.id, p.customer_id, p.total, p.pending_identity_kind,
-        p.pending_identity_value, p.pending_email from purchase p
-      where p.channel = 'online' and p.source = k.s and p.external_id = k.x) p on true`.execute(trx)
-  const recorded = new Map<string, RecordedOrder>()
-  for (const r of known) {
-    ids.set(batchKey(r.s, r.x), r.id)
-    recorded.set(batchKey(r.s, r.x), r)
-  }
+  const recorded = await findRecordedOrders(
+    trx,
+    [...firsts.values()].map((p) => p.order),
+  )
+  for (const [k, r] of recorded) ids.set(k, r.id)
   const created = new Set<string>()
   let rows = ''
   for (const p of firsts.values()) {

@@ -2,12 +2,17 @@ import { AppError } from '../platform/errors.ts'
 import type { FieldProblem } from '../platform/input.ts'
 import type { Order } from './order.schemas.ts'
 
-/** What an order sent again is checked against: the purchase recorded for it. */
+/** What an order sent again is checked against: the purchase recorded for it (findRecordedOrders). */
 export type RecordedOrder = {
+  id: string
+  /** The customer holding it now (merges followed); null when unmatched or that one is erased. */
   customer_id: string | null
+  /** Its customer was erased since. */
+  erased: boolean
   total: number
   pending_identity_kind: string | null
   pending_identity_value: string | null
+  /** null also for an order recorded before it was kept (migration 20261207T040100). */
   pending_email: string | null
 }
 
@@ -21,17 +26,21 @@ export type SentOrder = {
 
 /**
  * How an order sent again under a recorded (source, orderId) differs from the recorded one, or
- * null: the same order. The customer is checked first, and then says nothing of the recorded
- * order (it may be someone else's). A recorded order without a customer is the same when it
- * names the identities it waits on (one of them held by now is the nightly refresh's to attach).
+ * null: the same order. The one definition of "the same order", for one order (recordOrder) and
+ * for a batch (writeOrderBatch). The customer is checked first, and then says nothing of the
+ * recorded order (it may be someone else's). A recorded order without a customer is the same when
+ * it names the identities it waits on (one of them held by now is the nightly refresh's to
+ * attach); a recorded pending email of null is unknown (kept only since 20261207T040100), not
+ * "none". An erased customer's order has no identities left to compare: only its total is.
  */
 export function changedField(recorded: RecordedOrder, sent: SentOrder): FieldProblem | null {
   const sameCustomer =
-    recorded.customer_id !== null
+    recorded.erased ||
+    (recorded.customer_id !== null
       ? recorded.customer_id === sent.customerId
       : recorded.pending_identity_kind === (sent.pending?.kind ?? null) &&
         recorded.pending_identity_value === (sent.pending?.value ?? null) &&
-        recorded.pending_email === sent.pendingEmail
+        (recorded.pending_email === null || recorded.pending_email === sent.pendingEmail))
   if (!sameCustomer)
     return { field: 'customer', message: 'was recorded before for another customer' }
   if (recorded.total !== sent.total) {

@@ -1,10 +1,8 @@
 import { sql, type Transaction } from 'kysely'
 import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
-import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { type PurchaseEnv, recordPurchase } from '../purchases/purchase.service.ts'
-import { findRecordedPurchase } from '../purchases/purchase-lookup.service.ts'
 import { setPendingEmail } from './order.repo.ts'
 import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
 import { writeOrderBatch } from './order-batch.repo.ts'
@@ -14,6 +12,7 @@ import {
   type RecordedOrder,
   type SentOrder,
 } from './order-replay.ts'
+import { batchKey, findRecordedOrders } from './recorded-order.repo.ts'
 
 export type OrderOutcome = {
   purchaseId: string
@@ -32,8 +31,7 @@ export async function recordOrder(
   env: PurchaseEnv,
   order: Order,
 ): Promise<OrderOutcome> {
-  const key = { channel: 'online', source: order.source, externalId: order.orderId } as const
-  const first = await findRecordedPurchase(trx, key)
+  const first = await findRecordedOrder(trx, order)
   if (first) return replayOfOrder(trx, order, first)
   const { externalId, email } = order.customer
   let customerId = await findOrderCustomer(trx, order.customer)
@@ -59,13 +57,19 @@ export async function recordOrder(
   if (!recorded.created) {
     // Recorded meanwhile by another request: checked the same way (a 409 takes the shop id
     // attached above back with the transaction).
-    const raced = await findRecordedPurchase(trx, key)
+    const raced = await findRecordedOrder(trx, order)
     if (!raced) throw new Error('purchase conflict without a row')
     return replayOfOrder(trx, order, raced)
   }
   const pendingEmail = customerId ? null : pendingEmailOf(order.customer)
   if (pendingEmail) await setPendingEmail(trx, recorded.purchaseId, pendingEmail)
   return { ...recorded, customerId }
+}
+
+/** The order recorded under the order's (source, orderId), as changedField reads it. */
+async function findRecordedOrder(trx: Transaction<DB>, order: Order) {
+  const recorded = await findRecordedOrders(trx, [order])
+  return recorded.get(batchKey(order.source, order.orderId))
 }
 
 /** The live customer an order's online customer id, else its email, leads to. */
@@ -81,30 +85,23 @@ async function findOrderCustomer(trx: Transaction<DB>, customer: Order['customer
 /**
  * An order sent again (the shop missed our answer): the first answer, with the customer who holds
  * the order now (merges followed; null when erased), and nothing is written, not even an identity
- * it names. A different order under its id (another customer, another total) is a 409 naming the
- * field. An erased customer's order has no identities left to compare: only its total is checked.
+ * it names. A different order under its id (another customer, another total: changedField) is a
+ * 409 naming the field.
  */
 async function replayOfOrder(
   trx: Transaction<DB>,
   order: Order,
-  recorded: RecordedOrder & { id: string },
+  recorded: RecordedOrder,
 ): Promise<OrderOutcome> {
-  const owner = recorded.customer_id
-    ? await findCurrentCustomer(trx, recorded.customer_id)
-    : undefined
-  const erased = Boolean(owner?.erased_at)
-  const ownerId = owner && !erased ? owner.id : null
-  const sent: SentOrder = erased
-    ? { total: order.total, customerId: null, pending: null, pendingEmail: null }
-    : {
-        total: order.total,
-        customerId: await findOrderCustomer(trx, order.customer),
-        pending: pendingIdentityOf(order.customer),
-        pendingEmail: pendingEmailOf(order.customer),
-      }
-  const changed = changedField({ ...recorded, customer_id: ownerId }, sent)
+  const sent: SentOrder = {
+    total: order.total,
+    customerId: recorded.erased ? null : await findOrderCustomer(trx, order.customer),
+    pending: pendingIdentityOf(order.customer),
+    pendingEmail: pendingEmailOf(order.customer),
+  }
+  const changed = changedField(recorded, sent)
   if (changed) throw changedOrderError(order, changed)
-  return { purchaseId: recorded.id, created: false, customerId: ownerId }
+  return { purchaseId: recorded.id, created: false, customerId: recorded.customer_id }
 }
 
 export type BatchResult = { outcome: OrderOutcome } | { error: unknown }

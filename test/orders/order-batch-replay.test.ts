@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import type { Order } from '../../src/orders/order.schemas.ts'
-import { recordOrderBatch } from '../../src/orders/order.service.ts'
+import { recordOrder, recordOrderBatch } from '../../src/orders/order.service.ts'
 import { NeedsPerOrderPath, writeOrderBatch } from '../../src/orders/order-batch.repo.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { AppError } from '../../src/platform/errors.ts'
-import { createCustomer } from '../customers/factories.ts'
+import { createCustomer, mergeInto } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { tempFiles } from '../support/files.ts'
@@ -113,5 +114,55 @@ describe('an order imported again', () => {
       ['K1', 12_000],
       ['K3', 12_000],
     ])
+  })
+
+  // A re-run's batch written as a batch (writeOrderBatch resolves: no NeedsPerOrderPath) answers
+  // what the one-by-one path answers for each order (recordOrder, which writes nothing for them).
+  const batchAgain = (orders: Order[]) =>
+    db.transaction().execute((trx) => writeOrderBatch(trx, env, orders))
+  const oneAgain = (o: Order) => db.transaction().execute((trx) => recordOrder(trx, env, o))
+
+  it('is written as a batch, unchanged, when its customer was merged or erased since', async () => {
+    const source = newSource()
+    const e1 = `shop-${randomUUID()}`
+    const e2 = `shop-${randomUUID()}`
+    const a = await createCustomer(db, { identities: [{ kind: 'online_customer', value: e1 }] })
+    const b = await createCustomer(db, { identities: [{ kind: 'online_customer', value: e2 }] })
+    const s = await createCustomer(db)
+    const erased = order(source, 'E1', { customer: { externalId: e1 } })
+    const merged = order(source, 'M1', { customer: { externalId: e2 } })
+    await batchAgain([erased, merged])
+    await eraseCustomer(db, a.id)
+    await mergeInto(db, s.id, b.id)
+    const before = await purchases(source)
+
+    const outcomes = await batchAgain([erased, merged])
+    expect(outcomes.map((o) => [o.created, o.customerId])).toEqual([
+      [false, null],
+      [false, s.id],
+    ])
+    expect(outcomes).toEqual([await oneAgain(erased), await oneAgain(merged)])
+    expect(await purchases(source)).toEqual(before)
+  })
+
+  it('is written as a batch, unchanged, when its email leads to a customer since', async () => {
+    const source = newSource()
+    const e1 = `shop-${randomUUID()}`
+    const mail = `${randomUUID().slice(0, 8)}@example.com`
+    const waiting = order(source, 'W1', { customer: { externalId: e1, email: mail } })
+    await batchAgain([waiting])
+    await createCustomer(db, { identities: [{ kind: 'email', value: mail }] })
+
+    const outcomes = await batchAgain([waiting])
+    expect(outcomes).toEqual([expect.objectContaining({ created: false, customerId: null })])
+    expect(outcomes).toEqual([await oneAgain(waiting)])
+    // As one by one: an order recorded before attaches nothing (the nightly refresh will).
+    expect(await holderOf(e1)).toEqual([])
+    expect(await purchases(source)).toEqual([
+      { external_id: 'W1', customer_id: null, total: 12_000 },
+    ])
+
+    const again = await cli(['import', 'orders', await file('ndjson', [ndjson(waiting)])])
+    expect(again.stdout).toContain('orders: created 0, unmatched 0, unchanged 1, skipped 0')
   })
 })

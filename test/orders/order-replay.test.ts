@@ -144,4 +144,22 @@ describe('POST /api/orders sent again', () => {
       expect.objectContaining({ customer_id: null, pending_identity_value: e4 }),
     ])
   })
+
+  it('replays an unmatched order recorded before its email was kept (pending_email null)', async () => {
+    const first = order({ externalId: shopId(), email: email() })
+    expect((await postOrder(first)).status).toBe(201)
+    // Orders recorded before migration 20261207T040100 kept no pending email.
+    await db
+      .updateTable('purchase')
+      .set({ pending_email: null })
+      .where('external_id', '=', first.orderId)
+      .execute()
+    const replay = await postOrder(first)
+    expect(replay.status).toBe(200)
+    expect(await replay.json()).toMatchObject({ created: false, customerId: null })
+    await expectChanged(
+      await postOrder({ ...first, customer: { externalId: shopId(), email: email() } }),
+      'customer',
+    )
+  })
 })

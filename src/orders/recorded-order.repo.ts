@@ -1,0 +1,39 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+import type { RecordedOrder } from './order-replay.ts'
+
+/** A map key of two strings (an identity's kind and value, an order's source and id). */
+export const batchKey = (a: string, b: string) => `${a}\u0000${b}`
+
+/**
+ * The orders recorded under these (source, orderId), by batchKey, as an order sent again is
+ * checked against them (changedField): each with the customer holding it now, merges followed
+ * (at most 20 hops, as findSurvivingCustomer does), and whether that customer is erased. One
+ * index probe per order (a lateral subquery per key: a join could turn into a scan of the whole
+ * table under statistics that lag behind an import), in one statement for the lot.
+ */
+export async function findRecordedOrders(
+  db: Db,
+  keys: { source: string; orderId: string }[],
+): Promise<Map<string, RecordedOrder>> {
+  const recorded = new Map<string, RecordedOrder>()
+  if (keys.length === 0) return recorded
+  const pairs = keys.map((k) => ({ s: k.source, x: k.orderId }))
+  const { rows } = await sql<RecordedOrder & { s: string; x: string }>`
+    select k.s, k.x, p.id, p.total, p.pending_identity_kind, p.pending_identity_value,
+      p.pending_email, case when o.erased_at is null then o.id end as customer_id,
+      o.erased_at is not null as erased
+    from json_to_recordset(${JSON.stringify(pairs)}::json) as k(s text, x text)
+    join lateral (select p.id, p.customer_id, p.total, p.pending_identity_kind,
+        p.pending_identity_value, p.pending_email from purchase p
+      where p.channel = 'online' and p.source = k.s and p.external_id = k.x) p on true
+    left join lateral (with recursive chain(id, next, erased_at, hop) as (
+        select c.id, c.merged_into_id, c.erased_at, 0 from customer c where c.id = p.customer_id
+        union all
+        select c.id, c.merged_into_id, c.erased_at, chain.hop + 1
+        from chain join customer c on c.id = chain.next
+        where chain.hop < 20
+      ) select id, erased_at from chain order by hop desc limit 1) o on true`.execute(db)
+  for (const { s, x, ...r } of rows) recorded.set(batchKey(s, x), r)
+  return recorded
+}
