@@ -239,9 +239,11 @@ export async function writeOrderBatch(
 
 /**
  * An order recorded before (a re-run) or met earlier in the batch is left as it is when it is the
- * same order (changedField); one that changed, or that would attach its online id (recordOrder
- * attaches nothing for an order recorded before), is NeedsPerOrderPath: recordOrder refuses it
- * there by itself, naming the field. A check of the rows already read, no statement of its own.
+ * same order (changedField, as recordOrder checks it); one that changed, or that attached its
+ * online id (met again in the batch, or recorded by another writer after writeOrderBatch looked:
+ * recordOrder attaches nothing for an order recorded before), is NeedsPerOrderPath: recordOrder
+ * refuses it there by itself, naming the field. A check of the rows already read, no statement of
+ * its own.
  */
 function checkRepeatedOrders(
   planned: Planned[],

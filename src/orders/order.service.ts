@@ -35,8 +35,12 @@ export async function recordOrder(
   if (first) return replayOfOrder(trx, order, first)
   const { externalId, email } = order.customer
   let customerId = await findOrderCustomer(trx, order.customer)
+  let attaching = false
   if (customerId && externalId && email) {
-    // Matched by email: the shop account id now leads to this customer too.
+    // Matched by email: the shop account id now leads to this customer too. Taken back when
+    // another request records the order meanwhile: an order sent again writes nothing.
+    await sql`savepoint kizuna_order_attach`.execute(trx)
+    attaching = true
     const attached = await attachIdentity(trx, customerId, 'online_customer', externalId, {
       env,
       reason: 'order',
@@ -55,8 +59,8 @@ export async function recordOrder(
     total: order.total,
   })
   if (!recorded.created) {
-    // Recorded meanwhile by another request: checked the same way (a 409 takes the shop id
-    // attached above back with the transaction).
+    // Recorded meanwhile by another request: checked the same way, with nothing written.
+    if (attaching) await sql`rollback to savepoint kizuna_order_attach`.execute(trx)
     const raced = await findRecordedOrder(trx, order)
     if (!raced) throw new Error('purchase conflict without a row')
     return replayOfOrder(trx, order, raced)

@@ -2,9 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
+import { orderSchema } from '../../src/orders/order.schemas.ts'
+import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Database } from '../../src/platform/db.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 
 // A shop system sends an order again when it missed our answer. The same order gets the first
 // answer; a different one under a used order id is refused, and changes nothing.
@@ -161,5 +164,27 @@ describe('POST /api/orders sent again', () => {
       await postOrder({ ...first, customer: { externalId: shopId(), email: email() } }),
       'customer',
     )
+  })
+
+  it('writes nothing for an order another request records meanwhile, not even the shop id', async () => {
+    const e5 = shopId()
+    const mail = email()
+    const body = order({ externalId: e5, email: mail })
+    // Request A records it unmatched (no customer has the email yet) and has not committed...
+    const a = await heldTransaction(db, async (trx) => {
+      await recordOrder(trx, kizuna.deps.env, orderSchema.parse(body))
+    })
+    // ...when the email's customer appears, and request B, sent again, finds that customer,
+    // attaches the shop id to them and waits on A's order row.
+    const c = await createCustomer(db, { identities: [{ kind: 'email', value: mail }] })
+    const b = postOrder(body)
+    await lockWaitOn(db, 'purchase')
+    a.commit()
+    await a.committed
+    const replay = await b
+    expect(replay.status).toBe(200)
+    expect(await replay.json()).toMatchObject({ created: false, customerId: null })
+    expect(await holderOf(e5)).toEqual([])
+    expect(await stats(c.id)).toEqual({ purchase_count: 0, total_spent: '0', points: 0 })
   })
 })
