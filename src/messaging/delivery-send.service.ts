@@ -171,8 +171,8 @@ export async function sendClaimedDeliveries(
 }
 
 /**
- * A multicast chunk LINE refused whole (the monthly quota's 429, a 400) and `kizuna deliveries
- * retry` requeued (its first call forgotten): LINE took nothing under its key. Its stored request
+ * A multicast chunk LINE refused whole (the monthly quota's 429 or a 400, and `kizuna deliveries
+ * retry` requeued it; a rate-limit 429), its first call forgotten: LINE took nothing under its key. Its stored request
  * is not sent again. It names everyone in the chunk, and the sweeper spreads the chunk's rows over
  * jobs of 100: a job holding some of them would send it to people whose rows it does not hold
  * (opted out, blocked, erased since, or waiting for room in the weekly cap), and two jobs would
@@ -273,18 +273,16 @@ function applyMarketingRules(
  * An earlier attempt's push or multicast got no answer (a 5xx or timeout): LINE may have taken
  * it. Its retry repeats that request under its key, which LINE honours for 24 hours only
  * (LINE-API.md §2.4), so it is not held back by the cap (up to a week): it was within the cap
- * when it first went, and sent after the key expired it could arrive twice (a multicast chunk,
- * to everyone in it). Quiet hours still apply: a window is shorter than the key's life, and a
- * retry they hold past it is failed when it comes up again (KEY_EXPIRED).
+ * when it first went, and it counts for the person's other sends while it waits (see
+ * claimDeliveriesWithMarketingCounts); sent after the key expired it could arrive twice (a
+ * multicast chunk, to everyone in it). Quiet hours still apply: a window is shorter than the
+ * key's life, and a retry they hold past it is failed when it comes up again (KEY_EXPIRED).
+ * One past its key's life is failed, not sent, so it takes no room. A request LINE refused (a
+ * 400, a 429) took nothing: its first call is forgotten (line_key_used is false) and it waits
+ * for room like a new send.
  */
 function mayHaveReachedLine(row: ClaimedDelivery): boolean {
-  // A failed one requeued by `kizuna deliveries retry` has neither body nor chunk (it is
-  // rendered again), but its first call is noted. One past its key's life is failed, not sent
-  // (KEY_EXPIRED), so it takes no room.
-  if (row.line_key_expired) return false
-  // A chunk LINE refused (a 400, the monthly quota's 429) took nothing under its key: requeued,
-  // its first call is forgotten (line_key_used is false) and it waits for room like a new send.
-  return row.push_body !== null || row.line_key_used
+  return row.line_key_used && !row.line_key_expired
 }
 
 type Content =

@@ -157,12 +157,15 @@ export type ReplyState = 'trying' | 'refused'
 export type DeliveryOutcome =
   | { id: string; status: 'sent'; channel: 'line' | 'email'; requestId: string | null }
   | { id: string; status: 'skipped'; reason: string }
-  | { id: string; status: 'failed' | 'quota_exceeded'; error: string }
+  /** `keyUnused`: as for `pending` (a delivery parked after rate-limit 429s, rate-limit-backoff.ts). */
+  | { id: string; status: 'failed' | 'quota_exceeded'; error: string; keyUnused?: true }
   /**
    * Try again: now (a retry of the job), at `sendAfter` (quiet hours, the weekly cap), or, when
    * `notStarted` (the job's send window closed before it went), in a job queued at once.
    * `rateLimited`: LINE answered a rate-limit 429 (with its Retry-After, if any): the send job
    * backs the delivery off, or parks it (rate-limit-backoff.ts).
+   * `keyUnused`: LINE refused the first request under the row's key (a rate-limit 429), so it
+   * took nothing: the key's first call is forgotten and the request not kept (see keyMayBeTaken).
    */
   | {
       id: string
@@ -171,6 +174,7 @@ export type DeliveryOutcome =
       sendAfter?: Date
       notStarted?: true
       rateLimited?: { retryAfterMs: number | null }
+      keyUnused?: true
     }
 
 /**
@@ -242,8 +246,11 @@ async function writeOutcomes(
       last_error = case when o.status <> 'sent' then coalesce(o.error, d.last_error) end,
       sent_at = case when o.status = 'sent' then now() else d.sent_at end,
       -- Kept while LINE may have accepted the push (a 5xx or timeout, to retry): any other
-      -- outcome is final or was refused whole, and a requeued row is rendered again.
-      push_body = case when o.status = 'pending' then d.push_body end,
+      -- outcome is final or was refused whole (a rate-limit 429 too: LINE took nothing under
+      -- the key), and a requeued row is rendered again.
+      push_body = case when o.status = 'pending' and not coalesce(o.key_unused, false)
+        then d.push_body end,
+      line_first_call_at = case when o.key_unused then null else d.line_first_call_at end,
       send_after = coalesce(o.send_after, d.send_after),
       retry_at = case when o.status = 'pending' and o.send_after is null
         then now() + make_interval(secs => ${retryWithinMs / 1000}) end,
@@ -255,8 +262,9 @@ async function writeOutcomes(
       ${col((o) => ('requestId' in o ? o.requestId : undefined))}::text[],
       ${col((o) => ('reason' in o ? o.reason : undefined))}::text[],
       ${col((o) => ('error' in o ? o.error?.slice(0, 2_000) : undefined))}::text[],
-      ${col((o) => ('sendAfter' in o ? o.sendAfter?.toISOString() : undefined))}::timestamptz[]
-    ) as o(id, attempts, status, channel, request_id, reason, error, send_after)
+      ${col((o) => ('sendAfter' in o ? o.sendAfter?.toISOString() : undefined))}::timestamptz[],
+      ${col((o) => ('keyUnused' in o ? o.keyUnused : undefined))}::boolean[]
+    ) as o(id, attempts, status, channel, request_id, reason, error, send_after, key_unused)
     where d.id = o.id and d.status = 'sending' and d.attempts = o.attempts
     returning d.id
   `,
@@ -270,7 +278,8 @@ export type RecentMarketing = Map<string, { count: number; roomAt: Date | null }
  * Claims deliveries (see claimDeliveries) and, for their marketing customers, counts the
  * marketing sends of the rolling week. The weekly cap must hold across jobs running at once: the
  * customers are locked (advisory, in id order) before the claim, so a job counts what another
- * claimed first, and rows another job is sending count too.
+ * claimed first, and rows another job is sending count too, as do rows waiting for a retry whose
+ * request may have reached LINE.
  */
 export async function claimDeliveriesWithMarketingCounts(
   db: Database,
@@ -290,17 +299,22 @@ export async function claimDeliveriesWithMarketingCounts(
     await sql`select pg_advisory_xact_lock(${MARKETING_LOCK}, hashtext(c::text))
       from unnest(${customerIds}::uuid[]) c order by c`.execute(trx)
     const rows = await claimDeliveries(trx, ids, leaseSeconds)
+    // When each counted send reached, or may have reached, the person: a row waiting for a
+    // retry after a 5xx or timeout counts from its first call (LINE may have delivered it then).
+    const at = sql`coalesce(d.sent_at, d.line_first_call_at, now())`
     const recent = await sql<{ customer_id: string; count: number; room_at: Date | null }>`
       select customer_id, count(*)::int as count,
-        (array_agg(coalesce(sent_at, now()) order by coalesce(sent_at, now()) desc))[${cap}]
-          + interval '7 days' as room_at
-      from delivery
+        (array_agg(${at} order by ${at} desc))[${cap}] + interval '7 days' as room_at
+      from delivery d
       where customer_id = any(${customerIds}::uuid[]) and category = 'marketing'
         -- No branch on status = 'sending' alone: given one, Postgres OR-ed in the partial index
         -- of unfinished rows and read all of it (the whole campaign's pending rows, 50,000
         -- heap rows filtered away per call on a 100k campaign), so only the customer index fits.
-        and status in ('sent', 'sending')
-        and coalesce(sent_at, now()) > now() - interval '7 days'
+        and status in ('sent', 'sending', 'pending')
+        -- A pending row counts when its request may have reached LINE: its retry goes whatever
+        -- the cap says (mayHaveReachedLine), so another send must not take its place.
+        and (status <> 'pending' or ${keyMayBeTaken})
+        and ${at} > now() - interval '7 days'
         -- Only the rows this claim took (they count in the batch): one the job names that
         -- another job is sending counts here, or both jobs would see room for it.
         and not (status = 'sending' and id = any(${rows.map((r) => r.id)}::uuid[]))

@@ -7,8 +7,17 @@ import type { LeftOut, LineClaim, LineItem } from './line-send.ts'
 /** LINE: a multicast reaches at most 500 user ids. */
 export const MULTICAST_MAX_RECIPIENTS = 500
 
-/** One multicast request to make: its chunk's id, key and body, and the items it sends. */
-export type Chunk = { id: string; retryKey: string; body: string; items: LineItem[] }
+/**
+ * One multicast request to make: its chunk's id, key and body, the items it sends, and whether
+ * it is the chunk's first request (`isNew`) or repeats one an earlier attempt sent.
+ */
+export type Chunk = {
+  id: string
+  retryKey: string
+  body: string
+  items: LineItem[]
+  isNew: boolean
+}
 
 /**
  * Items an earlier attempt put in a multicast go again in that chunk with its key, without the
@@ -33,7 +42,7 @@ export async function planMulticasts(
       // some of its deliveries are retried here; outcomes are written for these only.
       const chunk = earlier.get(item.multicast.id)
       if (chunk) chunk.items.push(item)
-      else earlier.set(item.multicast.id, { ...item.multicast, items: [item] })
+      else earlier.set(item.multicast.id, { ...item.multicast, items: [item], isNew: false })
       continue
     }
     if (!item.mayMulticast) {
@@ -89,9 +98,8 @@ async function newChunk(
     const made = await createMulticastRequest(deps.db, ids, held.claim, bodyOf)
     const tagged = new Set(made?.tagged)
     held.takenOver(ids.filter((id) => !tagged.has(id)))
-    return (
-      made && { id: made.id, retryKey: made.retryKey, body: made.body, items: among(made.tagged) }
-    )
+    const chunk = made && { id: made.id, retryKey: made.retryKey, body: made.body }
+    return chunk && { ...chunk, items: among(made.tagged), isNew: true }
   } catch (err) {
     // Nothing sent: these go again with the job's retry.
     deps.log.warn({ err }, 'could not store a multicast chunk')

@@ -66,7 +66,8 @@ export type LineBatchResult = {
  * attempt sent (`again`) repeat their stored request. Each call goes only for rows the job's
  * claim still holds, as the write or read before it finds (line-claim.repo.ts); the others get
  * no outcome. Every call waits for the shared limiter of its endpoint. Failures become outcomes,
- * never exceptions.
+ * never exceptions; a rate-limit 429 to a new request marks it `keyUnused` (LINE took nothing
+ * under the key).
  */
 export async function sendLineBatch(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
@@ -89,9 +90,12 @@ export async function sendLineBatch(
   for (const item of unplanned) {
     result.outcomes.push({ id: item.id, status: 'pending', error: 'could not plan the multicast' })
   }
+  // Pushes sent before (`again`) repeat a request under a key LINE may hold; the rest are new.
+  const repeated = new Set(again.map((p) => p.id))
   const push = async ({ id, retryKey, body }: StoredPush) => {
     const request = preparedBody('push', body)
-    record(await callLine(limiters, 'push', [id], () => deps.line.send(request, retryKey)))
+    const send = () => deps.line.send(request, retryKey)
+    record(await callLine(limiters, 'push', [id], !repeated.has(id), send))
   }
   const fresh = pushes.map((item) => ({
     id: item.id,
@@ -99,12 +103,11 @@ export async function sendLineBatch(
     body: prepareBody('push', { to: item.lineUid }, item.messagesJson).json,
   }))
   await Promise.all([
-    ...multicasts.map(async ({ id, retryKey, body, items: chunk }) => {
+    ...multicasts.map(async ({ id, retryKey, body, items: chunk, isNew }) => {
       const ids = chunk.map((i) => i.id)
       const request = preparedBody('multicast', body)
-      const sent = await callLine(limiters, 'multicast', ids, () =>
-        deps.line.send(request, retryKey),
-      )
+      const send = () => deps.line.send(request, retryKey)
+      const sent = await callLine(limiters, 'multicast', ids, isNew, send)
       record(sent)
       const accepted = sent.outcomes.find((o) => o.status === 'sent')
       if (accepted?.status === 'sent') {
@@ -147,18 +150,23 @@ async function storePushes(
 
 type OutcomeOf<T> = T extends unknown ? Omit<T, 'id'> : never
 
-/** One retry-keyed LINE call for these deliveries, turned into their outcomes. */
+/**
+ * One retry-keyed LINE call for these deliveries, turned into their outcomes. `isNew`: the first
+ * request under its key (none went before).
+ */
 async function callLine(
   limiters: LineLimiters,
   endpoint: 'push' | 'multicast',
   ids: string[],
+  isNew: boolean,
   send: () => Promise<{ requestId: string | null }>,
 ): Promise<LineBatchResult> {
-  return limiters[endpoint].run(() => outcomesOf(ids, send))
+  return limiters[endpoint].run(() => outcomesOf(ids, isNew, send))
 }
 
 async function outcomesOf(
   ids: string[],
+  isNew: boolean,
   send: () => Promise<{ requestId: string | null }>,
 ): Promise<LineBatchResult> {
   const each = (o: OutcomeOf<DeliveryOutcome>) => ids.map((id) => ({ ...o, id }) as DeliveryOutcome)
@@ -174,9 +182,12 @@ async function outcomesOf(
           rateLimited: false,
         }
       case 'rate_limited': {
+        // LINE refused it: a new request leaves its key unused (its first call forgotten, so
+        // the row neither skips the weekly cap nor counts in it, and a chunk is dissolved).
         const rateLimited = { retryAfterMs: f.retryAfterMs ?? null }
+        const unused = isNew ? { keyUnused: true as const } : {}
         return {
-          outcomes: each({ status: 'pending', error: f.message, rateLimited }),
+          outcomes: each({ status: 'pending', error: f.message, rateLimited, ...unused }),
           rateLimited: true,
         }
       }

@@ -60,7 +60,13 @@ export async function backOffRateLimited(
       const error =
         `${RATE_LIMIT_PARKED} LINE answered 429 to ${n} tries (${o.error ?? 'no message'}); ` +
         'send it again with `kizuna deliveries retry --status failed`'
-      return { id: o.id, status: 'failed', error }
+      // LINE took nothing under a new request's key (see keyUnused): requeued, a new send.
+      return {
+        id: o.id,
+        status: 'failed',
+        error,
+        ...(o.keyUnused ? { keyUnused: o.keyUnused } : {}),
+      }
     }
     const sendAfter = new Date(now + rateLimitWaitMs(n, o.rateLimited.retryAfterMs))
     return { ...o, sendAfter }

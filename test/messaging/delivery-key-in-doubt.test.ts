@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { setConsent } from '../../src/consent/consent.service.ts'
+import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import {
+  campaign,
+  campaignInbox,
+  deliveryRow,
+  deliveryRows,
+  type Friend,
+  MULTICAST,
+  newFriend,
+  PUSH,
+  pushesTo,
+  sendJob,
+  WEEK_MS,
+} from './support.ts'
+
+/**
+ * A delivery whose request got a 5xx or no answer may have reached LINE under its retry key: it
+ * counts in the weekly cap, and it goes again only as that request, never by email. A rate-limit
+ * 429 is LINE refusing the request: nothing was taken under the key.
+ */
+describe('a delivery whose LINE request may have arrived', () => {
+  let k: TestKizuna
+
+  beforeAll(async () => {
+    k = await startTestKizuna({ QUIET_HOURS: '', MARKETING_WEEKLY_CAP: '1' })
+  })
+  afterAll(async () => {
+    await k?.stopAll()
+  })
+
+  /** Runs the test with the delivery queue paused: the test plays the workers. */
+  async function playingWorkers(test: (send: ReturnType<typeof sendJob>) => Promise<void>) {
+    const queue = k.deps.queues.byName.delivery
+    await queue.pause()
+    try {
+      await test(sendJob(k))
+    } finally {
+      await queue.resume()
+    }
+  }
+
+  const rateLimitNext = (path: string) =>
+    k.line.failNext({ method: 'POST', path, status: 429, body: { message: RATE_LIMITED } })
+  /** The rate-limited deliveries' wait (a delayed job of their own) is over. */
+  const waitOver = (ids: string[]) =>
+    k.deps.db
+      .updateTable('delivery')
+      .set({ send_after: new Date() })
+      .where('id', 'in', ids)
+      .execute()
+
+  it('a push that got a 500 counts in the weekly cap while it waits for its retry', async () => {
+    const f = await newFriend(k)
+    await playingWorkers(async (send) => {
+      const [first] = (await scheduleDeliveries(k.deps, [campaign(f)])) as [string]
+      k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
+      await expect(send([first])).rejects.toThrow(/failed for now/)
+      const [second] = (await scheduleDeliveries(k.deps, [campaign(f)])) as [string]
+      await send([second])
+      await send([first])
+
+      const [sent, held] = await deliveryRows(k, [first, second])
+      expect(sent!.status).toBe('sent')
+      expect(held!.status).toBe('pending')
+      expect(held!.send_after.getTime()).toBeGreaterThan(Date.now() + WEEK_MS / 2)
+      expect(campaignInbox(k, f.userId)).toHaveLength(1)
+    })
+  })
+
+  it('a push refused by a rate-limit 429 took nothing: it waits for room like a new send', async () => {
+    const f = await newFriend(k)
+    await playingWorkers(async (send) => {
+      const [first] = (await scheduleDeliveries(k.deps, [campaign(f)])) as [string]
+      rateLimitNext(PUSH)
+      await send([first])
+      const refused = await deliveryRow(k, first)
+      expect(refused).toMatchObject({
+        status: 'pending',
+        line_first_call_at: null,
+        push_body: null,
+      })
+      await waitOver([first])
+      const [second] = (await scheduleDeliveries(k.deps, [campaign(f)])) as [string]
+      await send([second])
+      await send([first])
+
+      const [held, sent] = await deliveryRows(k, [first, second])
+      expect(sent!.status).toBe('sent')
+      expect(held!.status).toBe('pending')
+      expect(held!.send_after.getTime()).toBeGreaterThan(Date.now() + WEEK_MS / 2)
+      expect(campaignInbox(k, f.userId)).toHaveLength(1)
+    })
+  })
+
+  it('a chunk refused by a rate-limit 429 goes again as a new chunk, without one who opted out', async () => {
+    const [stays, optsOut] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
+    await playingWorkers(async (send) => {
+      const ids = await scheduleDeliveries(
+        k.deps,
+        [stays, optsOut].map((f) => campaign(f, { displayName: 'お客様' })),
+      )
+      rateLimitNext(MULTICAST)
+      await send(ids)
+      await waitOver(ids)
+      const refused = k.line.requestsTo('POST', MULTICAST).at(-1)!
+      await setConsent(k.deps.db, optsOut.customerId, {
+        category: 'marketing',
+        channel: 'line',
+        granted: false,
+        source: 'line-postback',
+      })
+      await send(ids)
+
+      const [sent, skipped] = await deliveryRows(k, ids)
+      expect(sent!.status).toBe('sent')
+      expect(skipped!.status).toBe('skipped')
+      const pushes = pushesTo(k, stays.userId)
+      expect(pushes).toHaveLength(1)
+      expect(pushes[0]!.headers['x-line-retry-key']).not.toBe(refused.headers['x-line-retry-key'])
+      expect(campaignInbox(k, optsOut.userId)).toHaveLength(0)
+    })
+  })
+})
