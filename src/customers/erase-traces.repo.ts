@@ -113,26 +113,34 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
 }
 
 /**
- * A multicast chunk keeps its request body for retries under the same retry key. The person's
- * user id is taken out of its `to` (LINE answers a retry of an accepted request with 409 whatever
- * the body); a chunk left with no one keeps no body (its messages may be the person's alone).
+ * A multicast chunk keeps its request body for retries under the same retry key. Once LINE took
+ * the chunk (answered 200 or 409), the person's user id is taken out of its `to`: a retry of the
+ * others gets 409 whatever the body. Before that, the request is dropped: a changed body under a
+ * key LINE may hold is undefined (LINE-API.md §9), so the chunk cannot go again (its deliveries
+ * are failed when they come up). A chunk left with no one keeps no body (its messages may be the
+ * person's alone).
  */
 async function scrubMulticasts(trx: Db, customerId: string, lineUids: string[]): Promise<void> {
-  const { rows } = await sql<{ id: string; body: string }>`
-    select mr.id, mr.body from multicast_request mr
+  const { rows } = await sql<{ id: string; body: string; accepted: boolean }>`
+    select mr.id, mr.body, mr.line_request_id is not null as accepted from multicast_request mr
     where mr.body is not null
       and mr.id in (select multicast_request_id from delivery where customer_id = ${customerId})
     for update of mr`.execute(trx)
   for (const row of rows) {
-    let body: string | null = null
-    try {
-      const request = JSON.parse(row.body) as { to?: unknown }
-      const to = Array.isArray(request.to) ? request.to.filter((u) => !lineUids.includes(u)) : []
-      if (to.length > 0) body = JSON.stringify({ ...request, to })
-    } catch {
-      // Not JSON: nothing of it can be kept safely.
-    }
+    const body = row.accepted ? withoutUids(row.body, lineUids) : null
     if (body === row.body) continue
     await trx.updateTable('multicast_request').set({ body }).where('id', '=', row.id).execute()
+  }
+}
+
+/** The request without these user ids in `to`; null when no one is left or it is not JSON. */
+function withoutUids(text: string, lineUids: string[]): string | null {
+  try {
+    const request = JSON.parse(text) as { to?: unknown }
+    const to = Array.isArray(request.to) ? request.to.filter((u) => !lineUids.includes(u)) : []
+    return to.length > 0 ? JSON.stringify({ ...request, to }) : null
+  } catch {
+    // Not JSON: nothing of it can be kept safely.
+    return null
   }
 }

@@ -10,33 +10,22 @@ import {
   type ClaimedDelivery,
   type DeliveryOutcome,
   REPLY_OUTCOME_UNKNOWN,
-  RETRY_KEY_SAFE_HOURS,
   type RecentMarketing,
   TEMPLATE_FAILED,
 } from './delivery.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
 import {
-  type LeftOut,
   type LineItem,
   type LineLimiters,
-  type StoredPush,
+  type StoredRequests,
   sendLineBatch,
 } from './line-send.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
 import { chooseChannel, quietHoursEnd } from './send-rules.ts'
 import type { SendWindow } from './send-window.ts'
+import { CHUNK_HELD, type ChunkItem, heldChunks, storedRequestOf } from './stored-requests.ts'
 
 const WEEK_MS = 7 * 24 * 60 * 60 * 1000
-
-/**
- * How a delivery is failed instead of going to LINE again under a retry key LINE may have
- * accepted more than RETRY_KEY_SAFE_HOURS ago: LINE takes a key older than 24 hours as a new
- * request (LINE-API.md §2.4), so whatever held it up (retries, quiet hours, the weekly cap,
- * `kizuna deliveries retry`), the person could get the message twice.
- */
-export const KEY_EXPIRED =
-  `retry key expired: the first request may have reached LINE over ${RETRY_KEY_SAFE_HOURS} ` +
-  'hours ago; not sent again, to never send twice'
 
 /**
  * Emails on their way at once per process: a few more than the SMTP pool's 5 connections, so the
@@ -58,8 +47,8 @@ export type BatchResult = { outcomes: DeliveryOutcome[]; rateLimited: boolean }
 /**
  * Sends claimed deliveries. Marketing waits out quiet hours and the weekly cap; each delivery
  * gets its channel and content (template + loader, or ready LINE messages), decided now, unless
- * it goes again on LINE as the push an earlier attempt stored, or is failed because a request
- * under its retry key may have reached LINE too long ago (KEY_EXPIRED); then LINE and email go
+ * a request under its retry key may have reached LINE: then it goes again as the push or chunk
+ * an earlier attempt stored, or not at all (storedRequestOf, heldChunks). LINE and email go
  * out together, emails while the job's send window is open (the rest are `notStarted`). Each
  * email's outcome is recorded as soon as it is decided (ClaimOutcomes.settle); returns one
  * outcome per delivery.
@@ -80,26 +69,25 @@ export async function sendClaimedDeliveries(
     ready.map((r) => r.customer_id),
   )
   const lineItems: LineItem[] = []
-  const again: StoredPush[] = []
+  const again: StoredRequests = { pushes: [], chunks: [] }
+  const chunkItems: ChunkItem[] = []
   const emailItems: EmailItem[] = []
   // The local LINE stand-in loads http images; LINE itself only https.
   const lineOpts = { allowHttpImages: lineLoadsImageUrl(deps.env, 'http:') }
   const configured = tools.mailer.kind !== 'none'
   await inSlices(ready, async (row) => {
     const consent = consents.get(row.customer_id) ?? DEFAULT_CONSENTS
-    // The channel chosen below, after the content, is the same: a template has an email version.
-    const onLine = () =>
-      chooseChannel(row, consent, { hasVersion: row.template_id !== null, configured }).channel ===
-      'line'
-    if (row.line_key_expired && onLine()) {
-      deps.log.warn({ deliveryId: row.id }, 'retry key expired: delivery failed, not sent again')
-      outcomes.push({ id: row.id, status: 'failed', error: KEY_EXPIRED })
-      return
-    }
-    if (row.push_body !== null && onLine()) {
-      // Pushed before: the same request goes again under the same key (LINE-API.md §2.4), not
-      // one rendered anew, even if its loader would now read other points or sign a new link.
-      again.push({ id: row.id, retryKey: row.line_retry_key, body: row.push_body })
+    if (row.line_key_used) {
+      // The same request goes again under the same key (LINE-API.md §2.4), not one rendered
+      // anew, even if its loader would now read other points or sign a new link.
+      const stored = storedRequestOf(row, consent, configured)
+      if ('push' in stored) again.pushes.push(stored.push)
+      else if ('chunk' in stored) chunkItems.push(stored.chunk)
+      else outcomes.push(stored.outcome)
+      if ('outcome' in stored && stored.outcome.status === 'failed') {
+        const { error } = stored.outcome
+        deps.log.warn({ deliveryId: row.id, error }, 'delivery failed, not sent again')
+      }
       return
     }
     const content = await contentOf(deps, tools.loaders, row)
@@ -119,7 +107,12 @@ export async function sendClaimedDeliveries(
     const rendered = render(row, content, choice.channel, lineOpts)
     if ('outcome' in rendered) outcomes.push(rendered.outcome)
     else if (choice.channel === 'line' && rendered.line) {
-      const refused = refusedChunk(row)
+      // Nothing went under its key, or LINE refused what did (a 400, a 429): a new send. A
+      // chunk LINE refused is not sent again as stored: it names people whose rows other jobs
+      // hold (the sweeper spreads rows over jobs of 100), who may have opted out or be waiting
+      // for room in the cap; each of its rows goes like a new one, its consent and the cap
+      // checked by the job that claimed it, and the old key is not used.
+      const refusedChunk = row.multicast_request_id !== null
       lineItems.push({
         id: row.id,
         lineUid: choice.lineUid,
@@ -129,15 +122,7 @@ export async function sendClaimedDeliveries(
         replyToken: replyTokenIfFresh(row, now),
         // Tried before alone (a push with its own key): a new chunk's key could send it twice.
         // One whose chunk LINE refused is a new send: it may join a new chunk.
-        mayMulticast: row.attempts === 1 || refused,
-        multicast:
-          !refused && row.multicast_request_id && row.multicast_retry_key && row.multicast_body
-            ? {
-                id: row.multicast_request_id,
-                retryKey: row.multicast_retry_key,
-                body: row.multicast_body,
-              }
-            : null,
+        mayMulticast: row.attempts === 1 || refusedChunk,
       })
     } else if (choice.channel === 'email' && rendered.email) {
       emailItems.push({
@@ -149,11 +134,9 @@ export async function sendClaimedDeliveries(
       })
     }
   })
-  const onLine = new Set([...lineItems.map((i) => i.id), ...again.map((a) => a.id)])
-  // Over every row: one the weekly cap skipped is settled too, and must not get the chunk.
-  const leftOut = settledOffChunks(live, onLine, outcomes)
+  again.chunks = await unheldChunks(deps, chunkItems, rows, outcomes)
   const [line, emails] = await Promise.all([
-    sendLineBatch(deps, tools.limiters, recorder, lineItems, again, leftOut),
+    sendLineBatch(deps, tools.limiters, recorder, lineItems, again),
     Promise.all(
       emailItems.map((item) =>
         emailSlots(async (): Promise<DeliveryOutcome> => {
@@ -171,42 +154,33 @@ export async function sendClaimedDeliveries(
 }
 
 /**
- * A multicast chunk LINE refused whole (the monthly quota's 429 or a 400, and `kizuna deliveries
- * retry` requeued it; a rate-limit 429), its first call forgotten: LINE took nothing under its key. Its stored request
- * is not sent again. It names everyone in the chunk, and the sweeper spreads the chunk's rows over
- * jobs of 100: a job holding some of them would send it to people whose rows it does not hold
- * (opted out, blocked, erased since, or waiting for room in the weekly cap), and two jobs would
- * each send it. Each row is sent like a new delivery instead, by the one job that claimed it (a
- * new chunk of that job's rows under a new key, or a push under its own key), after its consent
- * and the cap are checked now; the old key is never used again. A chunk that may have reached
- * LINE (a 5xx or timeout) still goes again under its key: LINE answers 409 if it took it.
+ * The stored chunks that may go again (heldChunks); the deliveries of the others are failed
+ * (CHUNK_HELD), and all wait for a retry if the check cannot be made.
  */
-function refusedChunk(row: ClaimedDelivery): boolean {
-  return row.multicast_request_id !== null && row.line_first_call_at === null
-}
-
-/**
- * Deliveries sent before in a multicast chunk that may have reached LINE (a 5xx or timeout) that
- * this attempt settled otherwise: skipped (an opt-out, a block, the weekly cap), failed, or by
- * email. The chunk goes again without them. Ones that wait (quiet hours, a loader error) stay in
- * it: their own retry repeats the chunk and counts its 409 as sent, so leaving them out could
- * lose their message.
- */
-function settledOffChunks(
+async function unheldChunks(
+  deps: Deps,
+  items: ChunkItem[],
   rows: ClaimedDelivery[],
-  onLine: Set<string>,
   outcomes: DeliveryOutcome[],
-): LeftOut {
-  const leftOut: LeftOut = new Map()
-  const waiting = new Set(outcomes.filter((o) => o.status === 'pending').map((o) => o.id))
-  for (const row of rows) {
-    const chunk = row.multicast_request_id
-    if (!chunk || !row.line_uid || onLine.has(row.id) || waiting.has(row.id)) continue
-    const uids = leftOut.get(chunk) ?? new Set<string>()
-    uids.add(row.line_uid)
-    leftOut.set(chunk, uids)
+): Promise<ChunkItem[]> {
+  if (items.length === 0) return []
+  let held: Set<string>
+  try {
+    held = await heldChunks(deps, items, rows, outcomes)
+  } catch (err) {
+    deps.log.warn({ err }, 'could not check the multicast chunks to send again')
+    for (const { id } of items) outcomes.push({ id, status: 'pending', error: 'chunk not checked' })
+    return []
   }
-  return leftOut
+  for (const multicastRequestId of held) {
+    const deliveries = items.filter((i) => i.chunkId === multicastRequestId)
+    deps.log.warn(
+      { multicastRequestId, deliveries: deliveries.length },
+      'multicast chunk not sent again: someone in it may no longer get it',
+    )
+    for (const { id } of deliveries) outcomes.push({ id, status: 'failed', error: CHUNK_HELD })
+  }
+  return items.filter((i) => !held.has(i.chunkId))
 }
 
 /**

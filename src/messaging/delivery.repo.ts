@@ -245,10 +245,13 @@ async function writeOutcomes(
       skip_reason = coalesce(o.reason, d.skip_reason),
       last_error = case when o.status <> 'sent' then coalesce(o.error, d.last_error) end,
       sent_at = case when o.status = 'sent' then now() else d.sent_at end,
-      -- Kept while LINE may have accepted the push (a 5xx or timeout, to retry): any other
-      -- outcome is final or was refused whole (a rate-limit 429 too: LINE took nothing under
-      -- the key), and a requeued row is rendered again.
-      push_body = case when o.status = 'pending' and not coalesce(o.key_unused, false)
+      -- Kept while LINE may have taken the push (a 5xx or timeout): its retry, even one that
+      -- "deliveries retry" requeues after a failure, repeats it byte for byte under the same key.
+      -- Dropped once sent, skipped, refused (a 400, a 429: LINE took nothing under the key), or
+      -- past its key's life (it names the person, and no retry follows).
+      push_body = case when not coalesce(o.key_unused, false) and (o.status = 'pending'
+          or (o.status = 'failed' and coalesce(o.error, '') not like ${`${LINE_REFUSED}%`}
+            and o.error <> ${KEY_EXPIRED}))
         then d.push_body end,
       line_first_call_at = case when o.key_unused then null else d.line_first_call_at end,
       send_after = coalesce(o.send_after, d.send_after),
@@ -331,15 +334,6 @@ export async function claimDeliveriesWithMarketingCounts(
 /** Advisory-lock namespace of the weekly marketing cap (first key of the two-key form). */
 const MARKETING_LOCK = 0x6b7a6361
 
-/**
- * Replaces a chunk's stored request before it goes again: the same key, with recipients taken
- * out whose deliveries were settled otherwise since (LINE answers a retry of an accepted request
- * with 409 whatever the body; one never accepted must not reach them now).
- */
-export async function updateMulticastBody(db: Db, id: string, body: string): Promise<void> {
-  await db.updateTable('multicast_request').set({ body }).where('id', '=', id).execute()
-}
-
 /** LINE's request id for an accepted multicast chunk. */
 export async function recordMulticastAccepted(
   db: Db,
@@ -366,12 +360,12 @@ export async function failUnfinishedDeliveries(
   const ids = Array.isArray(left) ? left : [...left.keys()]
   const attempts = Array.isArray(left) ? ids.map(() => null) : [...left.values()]
   if (ids.length === 0) return 0
-  // A push kept for its retry goes with it: it names the person (and no retry follows). The
-  // last try's own reason (a refused SMTP login, LINE's 500) says more than the job's.
+  // A push kept for its retry stays (LINE may have taken it): `deliveries retry` repeats it under
+  // the same key, never a new rendering. The last try's own reason (a refused SMTP login, LINE's
+  // 500) says more than the job's.
   const result = await sql`
     update delivery d set status = 'failed',
-      last_error = coalesce(d.last_error, ${error.slice(0, 2_000)}), push_body = null,
-      updated_at = now()
+      last_error = coalesce(d.last_error, ${error.slice(0, 2_000)}), updated_at = now()
     from unnest(${ids}::uuid[], ${attempts}::int[]) as l(id, attempts)
     where d.id = l.id and (l.attempts is null or d.attempts = l.attempts)
       and d.status = 'pending' and d.attempts > 0 and d.send_after <= now()
@@ -456,6 +450,16 @@ export type RetryableStatus = (typeof RETRYABLE_STATUSES)[number]
 export const RETRY_KEY_SAFE_HOURS = 23
 
 /**
+ * How a delivery is failed instead of going to LINE again under a retry key LINE may have
+ * accepted more than RETRY_KEY_SAFE_HOURS ago: LINE takes a key older than 24 hours as a new
+ * request (LINE-API.md §2.4), so whatever held it up (retries, quiet hours, the weekly cap,
+ * `kizuna deliveries retry`), the person could get the message twice.
+ */
+export const KEY_EXPIRED =
+  `retry key expired: the first request may have reached LINE over ${RETRY_KEY_SAFE_HOURS} ` +
+  'hours ago; not sent again, to never send twice'
+
+/**
  * How a delivery LINE refused is failed (`LINE 400: message details`, from line-send.ts): LINE
  * validated the request and took nothing under its key (a key it had accepted gets a 409).
  * Other LINE answers (401, 403, 404) say nothing about an earlier request under the key.
@@ -493,8 +497,9 @@ export type RequeueResult = {
 /**
  * Puts parked deliveries back to pending (the month's quota renewed, a template fixed): the
  * sweeper queues them at its next pass. Not for erased customers, nor replies or emails whose
- * outcome is unknown. Each keeps its retry key (and a multicast chunk its stored body), so a
- * request LINE accepted within the last 24 hours cannot go out twice (LINE answers 409). After
+ * outcome is unknown. Each keeps its retry key and the push or chunk request it stored (a fixed
+ * template does not change one that may have reached LINE), so a request LINE accepted within
+ * the last 24 hours cannot go out twice (LINE answers 409). After
  * that LINE takes the key as new: a failed delivery whose request may have reached LINE (a LINE
  * call went out under its key and was not clearly refused) more than RETRY_KEY_SAFE_HOURS ago
  * stays failed and is counted in `keyExpired`; a template failure on a retry after such a call is

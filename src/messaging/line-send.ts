@@ -33,18 +33,19 @@ export type LineItem = {
    * push keeps its own retry key).
    */
   mayMulticast: boolean
-  /** Set when an earlier attempt sent it in this multicast: the same request again, same key. */
-  multicast: { id: string; retryKey: string; body: string } | null
 }
 
 /** A push request as first sent (JSON text): sent again byte for byte under the same key. */
 export type StoredPush = { id: string; retryKey: string; body: string }
 
 /**
- * Multicast chunks sent before (by id) and the user ids in them whose deliveries this attempt
- * settled otherwise (skipped, failed, or by email): left out when the chunk goes again.
+ * A delivery of a multicast chunk sent before (`chunkId`), whose request (JSON text) goes again
+ * byte for byte under the chunk's key, for this and every other delivery in it.
  */
-export type LeftOut = Map<string, Set<string>>
+export type StoredChunk = StoredPush & { chunkId: string }
+
+/** Requests an earlier attempt sent that may have reached LINE: repeated as they are. */
+export type StoredRequests = { pushes: StoredPush[]; chunks: StoredChunk[] }
 
 /**
  * The job's claim on its rows: the writes before each LINE call require it, and rows found
@@ -62,20 +63,19 @@ export type LineBatchResult = {
  * Sends a batch: fresh reply tokens first (a refused reply sent nothing, so the push follows; a
  * rate-limited one is tried again after its wait); then the same messages to several people by
  * multicast (chunks of 500, each with a retry key stored before the first call); the rest by
- * push with the row's retry key, each request stored before its first call. Pushes an earlier
- * attempt sent (`again`) repeat their stored request. Each call goes only for rows the job's
- * claim still holds, as the write or read before it finds (line-claim.repo.ts); the others get
- * no outcome. Every call waits for the shared limiter of its endpoint. Failures become outcomes,
- * never exceptions; a rate-limit 429 to a new request marks it `keyUnused` (LINE took nothing
- * under the key).
+ * push with the row's retry key, each request stored before its first call. Pushes and chunks an
+ * earlier attempt sent (`again`) repeat their stored request. Each call goes only for rows the
+ * job's claim still holds, as the write or read before it finds (line-claim.repo.ts); the others
+ * get no outcome. Every call waits for the shared limiter of its endpoint. Failures become
+ * outcomes, never exceptions; a rate-limit 429 to a new request marks it `keyUnused` (LINE took
+ * nothing under the key).
  */
 export async function sendLineBatch(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
   limiters: LineLimiters,
   held: LineClaim,
   items: LineItem[],
-  again: StoredPush[] = [],
-  leftOut: LeftOut = new Map(),
+  again: StoredRequests = { pushes: [], chunks: [] },
 ): Promise<LineBatchResult> {
   const result: LineBatchResult = { outcomes: [], rateLimited: false }
   const record = (r: LineBatchResult) => {
@@ -84,14 +84,19 @@ export async function sendLineBatch(
   }
   const replying: LineItem[] = []
   const unanswered: LineItem[] = []
-  for (const item of items) (item.replyToken && !item.multicast ? replying : unanswered).push(item)
+  for (const item of items) (item.replyToken ? replying : unanswered).push(item)
   unanswered.push(...(await sendReplies(deps, limiters, held, replying, result)))
-  const { multicasts, pushes, unplanned } = await planMulticasts(deps, held, unanswered, leftOut)
-  for (const item of unplanned) {
-    result.outcomes.push({ id: item.id, status: 'pending', error: 'could not plan the multicast' })
+  const { multicasts, pushes, unplanned } = await planMulticasts(
+    deps,
+    held,
+    unanswered,
+    again.chunks,
+  )
+  for (const id of unplanned) {
+    result.outcomes.push({ id, status: 'pending', error: 'could not plan the multicast' })
   }
   // Pushes sent before (`again`) repeat a request under a key LINE may hold; the rest are new.
-  const repeated = new Set(again.map((p) => p.id))
+  const repeated = new Set(again.pushes.map((p) => p.id))
   const push = async ({ id, retryKey, body }: StoredPush) => {
     const request = preparedBody('push', body)
     const send = () => deps.line.send(request, retryKey)
@@ -103,8 +108,7 @@ export async function sendLineBatch(
     body: prepareBody('push', { to: item.lineUid }, item.messagesJson).json,
   }))
   await Promise.all([
-    ...multicasts.map(async ({ id, retryKey, body, items: chunk, isNew }) => {
-      const ids = chunk.map((i) => i.id)
+    ...multicasts.map(async ({ id, retryKey, body, ids, isNew }) => {
       const request = preparedBody('multicast', body)
       const send = () => deps.line.send(request, retryKey)
       const sent = await callLine(limiters, 'multicast', ids, isNew, send)
@@ -117,7 +121,7 @@ export async function sendLineBatch(
         )
       }
     }),
-    storePushes(deps, held, [...again, ...fresh], result).then((stored) =>
+    storePushes(deps, held, [...again.pushes, ...fresh], result).then((stored) =>
       Promise.all(stored.map(push)),
     ),
   ])

@@ -188,11 +188,14 @@ describe('friend lifecycle', () => {
       expect(welcome?.status).toBe('sent')
     })
     // As if LINE accepted the push but its answer was lost: the same delivery is sent again
-    // with the same retry key, LINE answers 409, and that counts as sent.
+    // (the request it stored) with the same retry key, LINE answers 409, and that counts as sent.
     const [welcome] = await deliveriesOf(user.userId)
+    const [push] = k.line
+      .requestsTo('POST', '/v2/bot/message/push')
+      .filter((r) => (r.body as { to?: string }).to === user.userId)
     await k.deps.db
       .updateTable('delivery')
-      .set({ status: 'pending' })
+      .set({ status: 'pending', push_body: JSON.stringify(push!.body) })
       .where('id', '=', welcome!.id)
       .execute()
     await k.deps.queues.enqueue(

@@ -1,8 +1,14 @@
+import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setConsent } from '../../src/consent/consent.service.ts'
+import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
+import { cli } from '../support/cli.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { type Smtp, startSmtp } from '../support/smtp.ts'
+import { eventually } from '../support/wait.ts'
 import {
   campaign,
   campaignInbox,
@@ -14,6 +20,7 @@ import {
   PUSH,
   pushesTo,
   sendJob,
+  sendTools,
   WEEK_MS,
 } from './support.ts'
 
@@ -24,12 +31,20 @@ import {
  */
 describe('a delivery whose LINE request may have arrived', () => {
   let k: TestKizuna
+  let smtp: Smtp
 
   beforeAll(async () => {
-    k = await startTestKizuna({ QUIET_HOURS: '', MARKETING_WEEKLY_CAP: '1' })
+    smtp = await startSmtp()
+    k = await startTestKizuna({
+      QUIET_HOURS: '',
+      MARKETING_WEEKLY_CAP: '1',
+      SMTP_URL: smtp.url,
+      MAIL_FROM: 'Kizuna Shop <shop@kizuna.test>',
+    })
   })
   afterAll(async () => {
     await k?.stopAll()
+    await smtp?.close()
   })
 
   /** Runs the test with the delivery queue paused: the test plays the workers. */
@@ -124,4 +139,95 @@ describe('a delivery whose LINE request may have arrived', () => {
       expect(campaignInbox(k, optsOut.userId)).toHaveLength(0)
     })
   })
+
+  it('a push failed for good and requeued repeats its first request byte for byte', async () => {
+    const f = await newFriend(k)
+    const kind = `notice-${randomUUID().slice(0, 8)}`
+    await playingWorkers(async (send) => {
+      const [id] = (await scheduleDeliveries(k.deps, [
+        { ...campaign(f, { category: 'transactional' }), kind },
+      ])) as [string]
+      k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
+      await expect(send([id])).rejects.toThrow(/failed for now/)
+      await createSendDeliveries(sendTools(k)).onFinalFailure?.(
+        k.deps,
+        { deliveryIds: [id] },
+        new Error('LINE kept failing'),
+      )
+      expect((await deliveryRow(k, id)).status).toBe('failed')
+      // What it says would render otherwise now (a fixed template, points read again).
+      await sql`update delivery set vars = vars || '{"displayName": "別の名前"}'::jsonb
+        where id = ${id}`.execute(k.deps.db)
+      const run = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
+      expect(run.code).toBe(0)
+      await send([id])
+
+      expect((await deliveryRow(k, id)).status).toBe('sent')
+      const pushes = pushesTo(k, f.userId)
+      expect(pushes.map((p) => p.status)).toEqual([500, 200])
+      expect(pushes[1]!.headers['x-line-retry-key']).toBe(pushes[0]!.headers['x-line-retry-key'])
+      expect(pushes[1]!.body).toEqual(pushes[0]!.body)
+    })
+  })
+
+  const cases = [
+    {
+      name: 'blocks the account',
+      category: 'transactional' as const,
+      after: async (f: Friend) => {
+        expect((await k.line.users.block(f.userId)).status).toBe(200)
+        await eventually(async () => {
+          const lu = await k.deps.db
+            .selectFrom('line_user')
+            .select('status')
+            .where('line_uid', '=', f.userId)
+            .executeTakeFirst()
+          expect(lu?.status).toBe('blocked')
+        })
+      },
+    },
+    {
+      name: 'takes marketing off LINE and allows it by email',
+      category: 'marketing' as const,
+      after: async (f: Friend) => {
+        for (const [channel, granted] of [
+          ['line', false],
+          ['email', true],
+        ] as const) {
+          await setConsent(k.deps.db, f.customerId, {
+            category: 'marketing',
+            channel,
+            granted,
+            source: 'admin',
+          })
+        }
+      },
+    },
+  ]
+  for (const c of cases) {
+    it(`a push that got a 500 is not emailed after the person ${c.name}`, async () => {
+      const f = await newFriend(k)
+      const email = `c-${randomUUID()}@example.com`
+      await k.deps.db
+        .updateTable('customer')
+        .set({ email })
+        .where('id', '=', f.customerId)
+        .execute()
+      await playingWorkers(async (send) => {
+        const [id] = (await scheduleDeliveries(k.deps, [
+          campaign(f, { category: c.category }),
+        ])) as [string]
+        k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
+        await expect(send([id])).rejects.toThrow(/failed for now/)
+        await c.after(f)
+        await send([id])
+
+        const row = await deliveryRow(k, id)
+        expect(row.status).toBe('failed')
+        expect(row.last_error).toMatch(/not sent by email/)
+        expect(smtp.mailsTo(email)).toHaveLength(0)
+        expect(pushesTo(k, f.userId)).toHaveLength(1)
+      })
+    })
+  }
 })

@@ -315,7 +315,7 @@ describe('weekly marketing cap', () => {
   })
 
   // `kizuna deliveries retry` puts back a push that failed after 5xx answers (LINE may have taken
-  // it) without its stored request. Held up by the cap, it would go after LINE forgot its key.
+  // it) with its stored request. Held up by the cap, it would go after LINE forgot its key.
   it('a requeued push that may have reached LINE is not held up by the cap', async () => {
     const f = await newFriend(k)
     const kind = `campaign-${randomUUID().slice(0, 8)}`
@@ -331,9 +331,15 @@ describe('weekly marketing cap', () => {
       ])
       await send(first!)
       // LINE took it, but every answer was lost until the job gave up.
+      const [push] = pushesTo(k, f.userId)
       await k.deps.db
         .updateTable('delivery')
-        .set({ status: 'failed', sent_at: null, last_error: 'LINE 500: Internal server error' })
+        .set({
+          status: 'failed',
+          sent_at: null,
+          last_error: 'LINE 500: Internal server error',
+          push_body: JSON.stringify(push!.body),
+        })
         .where('id', '=', first!)
         .execute()
       const [second] = await scheduleDeliveries(k.deps, [campaign(f, { displayName: 'second' })])

@@ -1,0 +1,56 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+
+/** A delivery of a stored multicast chunk, found by a user id its request names. */
+export type ChunkDelivery = {
+  id: string
+  chunk_id: string
+  /** The user id in the chunk's `to` by which it was found (its customer's LINE user). */
+  named_uid: string
+  /** That user follows the account now: LINE delivers nothing to one who blocked it. */
+  line_friend: boolean
+  status: string
+  channel: string | null
+  category: 'transactional' | 'marketing'
+  customer_id: string
+  erased: boolean
+  answers_person: boolean
+}
+
+/**
+ * The deliveries of these chunks, found through the user ids each chunk's stored request names
+ * (their customers' deliveries tagged with the chunk: indexed lookups, where the chunk's rows
+ * have no index of their own), with where the person stands now. A user id no delivery of the
+ * chunk answers to has no row.
+ */
+export async function chunkDeliveries(
+  db: Db,
+  chunks: { id: string; to: string[] }[],
+): Promise<ChunkDelivery[]> {
+  const pairs = chunks.flatMap((c) => c.to.map((uid) => [c.id, uid] as const))
+  if (pairs.length === 0) return []
+  const result = await sql<ChunkDelivery>`
+    select d.id, d.multicast_request_id as chunk_id, t.uid as named_uid, d.status, d.channel,
+      d.category, d.customer_id, c.erased_at is not null as erased,
+      named.status = 'friend' as line_friend,
+      d.line_user_id is not null as answers_person
+    from unnest(${pairs.map((p) => p[0])}::uuid[], ${pairs.map((p) => p[1])}::text[])
+      as t(chunk_id, uid)
+    join line_user named on named.line_uid = t.uid
+    join delivery d on d.customer_id = named.customer_id and d.multicast_request_id = t.chunk_id
+    join customer c on c.id = d.customer_id
+  `.execute(db)
+  return result.rows
+}
+
+/** The chunks LINE answered 200 or 409 for (recordMulticastAccepted): it took their key. */
+export async function acceptedChunks(db: Db, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set()
+  const rows = await db
+    .selectFrom('multicast_request')
+    .select('id')
+    .where('id', 'in', ids)
+    .where('line_request_id', 'is not', null)
+    .execute()
+  return new Set(rows.map((r) => r.id))
+}
