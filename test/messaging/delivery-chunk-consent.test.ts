@@ -1,21 +1,22 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { setConsent } from '../../src/consent/consent.service.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import { requeueDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
-import { eventually } from '../support/wait.ts'
 import {
+  blockAccount,
   campaign,
   deliveryRows,
   type Friend,
   MULTICAST,
   multicastsTo,
   newFriend,
+  optOutOfLineMarketing,
+  playingWorkers,
   pushesTo,
-  sendJob,
+  type sendJob,
   sendTools,
 } from './support.ts'
 
@@ -38,13 +39,7 @@ describe('a multicast chunk that may have reached LINE, sent again', () => {
   const chunkMessages = (f: Friend) =>
     k.line.inbox(f.userId).filter((m) => String(m.message.altText).startsWith('お客様 様へ'))
   const multicastsSince = (n: number) => k.line.requestsTo('POST', MULTICAST).slice(n)
-  const optOut = (f: Friend) =>
-    setConsent(k.deps.db, f.customerId, {
-      category: 'marketing',
-      channel: 'line',
-      granted: false,
-      source: 'line-postback',
-    })
+  const optOut = (f: Friend) => optOutOfLineMarketing(k, f.customerId)
 
   /** One campaign chunk to these friends whose multicast got a 500: every row waits to retry. */
   async function chunkAfter500(send: ReturnType<typeof sendJob>, friends: Friend[], kind: string) {
@@ -60,20 +55,9 @@ describe('a multicast chunk that may have reached LINE, sent again', () => {
     return ids
   }
 
-  /** Runs the test with the delivery queue paused: the test plays the workers. */
-  async function playingWorkers(test: (send: ReturnType<typeof sendJob>) => Promise<void>) {
-    const queue = k.deps.queues.byName.delivery
-    await queue.pause()
-    try {
-      await test(sendJob(k))
-    } finally {
-      await queue.resume()
-    }
-  }
-
   it('never reaches someone who opted out, from a job holding only another’s delivery', async () => {
     const [stays, optsOut] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
-    await playingWorkers(async (send) => {
+    await playingWorkers(k, async (send) => {
       const [staysId, optsOutId] = (await chunkAfter500(send, [stays, optsOut], 'campaign')) as [
         string,
         string,
@@ -103,7 +87,7 @@ describe('a multicast chunk that may have reached LINE, sent again', () => {
   it('never reaches someone who opted out after the chunk was failed and requeued', async () => {
     const [stays, optsOut] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
     const kind = `campaign-${randomUUID().slice(0, 8)}`
-    await playingWorkers(async (send) => {
+    await playingWorkers(k, async (send) => {
       const ids = await chunkAfter500(send, [stays, optsOut], kind)
       // The job's retries run out: both are failed, keeping their chunk and its first call.
       await createSendDeliveries(sendTools(k)).onFinalFailure?.(
@@ -127,7 +111,7 @@ describe('a multicast chunk that may have reached LINE, sent again', () => {
 
   it('goes again unchanged from a job holding part of it while the others may still get it', async () => {
     const friends = [await newFriend(k), await newFriend(k), await newFriend(k)]
-    await playingWorkers(async (send) => {
+    await playingWorkers(k, async (send) => {
       const ids = await chunkAfter500(send, friends, 'campaign')
       const first = k.line.requestsTo('POST', MULTICAST).at(-1)!
       await send([ids[0]!])
@@ -146,18 +130,10 @@ describe('a multicast chunk that may have reached LINE, sent again', () => {
 
   it('goes again unchanged with someone who blocked the account since (LINE drops theirs)', async () => {
     const [stays, blocks] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
-    await playingWorkers(async (send) => {
+    await playingWorkers(k, async (send) => {
       const ids = await chunkAfter500(send, [stays, blocks], 'campaign')
       const first = k.line.requestsTo('POST', MULTICAST).at(-1)!
-      expect((await k.line.users.block(blocks.userId)).status).toBe(200)
-      await eventually(async () => {
-        const lu = await k.deps.db
-          .selectFrom('line_user')
-          .select('status')
-          .where('line_uid', '=', blocks.userId)
-          .executeTakeFirst()
-        expect(lu?.status).toBe('blocked')
-      })
+      await blockAccount(k, blocks.userId)
       await send(ids)
 
       const [retry] = multicastsSince(k.line.requestsTo('POST', MULTICAST).indexOf(first) + 1)

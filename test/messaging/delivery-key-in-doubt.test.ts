@@ -8,8 +8,8 @@ import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { cli } from '../support/cli.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { type Smtp, startSmtp } from '../support/smtp.ts'
-import { eventually } from '../support/wait.ts'
 import {
+  blockAccount,
   campaign,
   campaignInbox,
   deliveryRow,
@@ -17,9 +17,10 @@ import {
   type Friend,
   MULTICAST,
   newFriend,
+  optOutOfLineMarketing,
   PUSH,
+  playingWorkers,
   pushesTo,
-  sendJob,
   sendTools,
   WEEK_MS,
 } from './support.ts'
@@ -47,17 +48,6 @@ describe('a delivery whose LINE request may have arrived', () => {
     await smtp?.close()
   })
 
-  /** Runs the test with the delivery queue paused: the test plays the workers. */
-  async function playingWorkers(test: (send: ReturnType<typeof sendJob>) => Promise<void>) {
-    const queue = k.deps.queues.byName.delivery
-    await queue.pause()
-    try {
-      await test(sendJob(k))
-    } finally {
-      await queue.resume()
-    }
-  }
-
   const rateLimitNext = (path: string) =>
     k.line.failNext({ method: 'POST', path, status: 429, body: { message: RATE_LIMITED } })
   /** The rate-limited deliveries' wait (a delayed job of their own) is over. */
@@ -70,7 +60,7 @@ describe('a delivery whose LINE request may have arrived', () => {
 
   it('a push that got a 500 counts in the weekly cap while it waits for its retry', async () => {
     const f = await newFriend(k)
-    await playingWorkers(async (send) => {
+    await playingWorkers(k, async (send) => {
       const [first] = (await scheduleDeliveries(k.deps, [campaign(f)])) as [string]
       k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
       await expect(send([first])).rejects.toThrow(/failed for now/)
@@ -88,7 +78,7 @@ describe('a delivery whose LINE request may have arrived', () => {
 
   it('a push refused by a rate-limit 429 took nothing: it waits for room like a new send', async () => {
     const f = await newFriend(k)
-    await playingWorkers(async (send) => {
+    await playingWorkers(k, async (send) => {
       const [first] = (await scheduleDeliveries(k.deps, [campaign(f)])) as [string]
       rateLimitNext(PUSH)
       await send([first])
@@ -113,7 +103,7 @@ describe('a delivery whose LINE request may have arrived', () => {
 
   it('a chunk refused by a rate-limit 429 goes again as a new chunk, without one who opted out', async () => {
     const [stays, optsOut] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
-    await playingWorkers(async (send) => {
+    await playingWorkers(k, async (send) => {
       const ids = await scheduleDeliveries(
         k.deps,
         [stays, optsOut].map((f) => campaign(f, { displayName: 'お客様' })),
@@ -122,12 +112,7 @@ describe('a delivery whose LINE request may have arrived', () => {
       await send(ids)
       await waitOver(ids)
       const refused = k.line.requestsTo('POST', MULTICAST).at(-1)!
-      await setConsent(k.deps.db, optsOut.customerId, {
-        category: 'marketing',
-        channel: 'line',
-        granted: false,
-        source: 'line-postback',
-      })
+      await optOutOfLineMarketing(k, optsOut.customerId)
       await send(ids)
 
       const [sent, skipped] = await deliveryRows(k, ids)
@@ -143,7 +128,7 @@ describe('a delivery whose LINE request may have arrived', () => {
   it('a push failed for good and requeued repeats its first request byte for byte', async () => {
     const f = await newFriend(k)
     const kind = `notice-${randomUUID().slice(0, 8)}`
-    await playingWorkers(async (send) => {
+    await playingWorkers(k, async (send) => {
       const [id] = (await scheduleDeliveries(k.deps, [
         { ...campaign(f, { category: 'transactional' }), kind },
       ])) as [string]
@@ -174,17 +159,7 @@ describe('a delivery whose LINE request may have arrived', () => {
     {
       name: 'blocks the account',
       category: 'transactional' as const,
-      after: async (f: Friend) => {
-        expect((await k.line.users.block(f.userId)).status).toBe(200)
-        await eventually(async () => {
-          const lu = await k.deps.db
-            .selectFrom('line_user')
-            .select('status')
-            .where('line_uid', '=', f.userId)
-            .executeTakeFirst()
-          expect(lu?.status).toBe('blocked')
-        })
-      },
+      after: (f: Friend) => blockAccount(k, f.userId),
     },
     {
       name: 'takes marketing off LINE and allows it by email',
@@ -213,7 +188,7 @@ describe('a delivery whose LINE request may have arrived', () => {
         .set({ email })
         .where('id', '=', f.customerId)
         .execute()
-      await playingWorkers(async (send) => {
+      await playingWorkers(k, async (send) => {
         const [id] = (await scheduleDeliveries(k.deps, [
           campaign(f, { category: c.category }),
         ])) as [string]

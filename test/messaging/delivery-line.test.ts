@@ -4,8 +4,8 @@ import { RATE_LIMIT_FIRST_WAIT_MS } from '../../src/messaging/rate-limit-backoff
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
-import { eventually } from '../support/wait.ts'
 import {
+  blockAccount,
   campaign,
   campaignInbox,
   deliveryRow,
@@ -263,15 +263,7 @@ describe('LINE deliveries', () => {
 
   it('a friend who blocked the account and has no email is skipped, nothing pushed', async () => {
     const f = await newFriend(k)
-    expect((await k.line.users.block(f.userId)).status).toBe(200)
-    await eventually(async () => {
-      const lu = await k.deps.db
-        .selectFrom('line_user')
-        .select('status')
-        .where('line_uid', '=', f.userId)
-        .executeTakeFirst()
-      expect(lu?.status).toBe('blocked')
-    })
+    await blockAccount(k, f.userId)
     const [id] = await scheduleDeliveries(k.deps, [campaign(f)])
 
     const [row] = await waitForStatus(k, [id!], 'skipped')

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { expect } from 'vitest'
+import { setConsent } from '../../src/consent/consent.service.ts'
 import { createMailer } from '../../src/email/mailer.ts'
 import { jobIds } from '../../src/jobs.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
@@ -151,6 +152,45 @@ export function sendJob(k: TestKizuna, tools: SendTools = sendTools(k), deps: De
   return (ids: string[]) =>
     job.run(deps, { deliveryIds: ids }, { job: {} as never, worker: {} as never, token: 'test' })
 }
+
+/**
+ * Runs `test` with the delivery queue paused: the test plays the workers, with `send` running
+ * the send job on the ids it is given.
+ */
+export async function playingWorkers(
+  k: TestKizuna,
+  test: (send: ReturnType<typeof sendJob>) => Promise<void>,
+): Promise<void> {
+  const queue = k.deps.queues.byName.delivery
+  await queue.pause()
+  try {
+    await test(sendJob(k))
+  } finally {
+    await queue.resume()
+  }
+}
+
+/** The friend blocks the account, and Kizuna has applied the unfollow. */
+export async function blockAccount(k: TestKizuna, userId: string): Promise<void> {
+  expect((await k.line.users.block(userId)).status).toBe(200)
+  await eventually(async () => {
+    const lu = await k.deps.db
+      .selectFrom('line_user')
+      .select('status')
+      .where('line_uid', '=', userId)
+      .executeTakeFirst()
+    expect(lu?.status).toBe('blocked')
+  })
+}
+
+/** The customer opts out of marketing on LINE (the postback). */
+export const optOutOfLineMarketing = (k: TestKizuna, customerId: string) =>
+  setConsent(k.deps.db, customerId, {
+    category: 'marketing',
+    channel: 'line',
+    granted: false,
+    source: 'line-postback',
+  })
 
 /** The stand-in answers the next push with LINE's 400 for a bad message (LINE took nothing). */
 export function refuseNextPush(k: TestKizuna): void {
