@@ -69,8 +69,9 @@ export const jobIds = {
     groupJobId('webhook-event', webhookEventIds) + (cause ? `-${cause}` : ''),
   /** The same group of deliveries always gets the same id. */
   deliveries: (deliveryIds: string[]) => groupJobId('delivery', deliveryIds),
-  /** A delivery due later (post-purchase delay, quiet hours): one job per due time. */
-  deliveryAt: (deliveryId: string, dueMs: number) => `delivery-${deliveryId}-at-${dueMs}`,
+  /** Deliveries due later (post-purchase delay, quiet hours, a rate-limit wait), by due time. */
+  deliveriesAt: (deliveryIds: string[], dueMs: number) =>
+    `${groupJobId('delivery', deliveryIds)}-at-${dueMs}`,
   profile: (lineUserId: string, cause: string) => `profile-${lineUserId}-${cause}`,
   /** One deploy per cause (a start): BullMQ keeps a finished job's id for a day. */
   richmenuDeploy: (cause: string) => `richmenu-deploy-${cause}`,

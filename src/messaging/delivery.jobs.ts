@@ -23,8 +23,8 @@ import { openSendWindow } from './send-window.ts'
  * the writes before each LINE call (line-claim.repo.ts). Deferred ones (quiet hours, weekly cap)
  * get a delayed job. Deliveries that failed for now (5xx, timeout, SMTP) are back to `pending`
  * and the job is retried with backoff. Deliveries LINE answered a rate-limit 429 wait in a
- * delayed job of their own, longer after each, and are parked after LINE_RATE_LIMIT_TRIES
- * (backOffRateLimited): the rest of the queue does not wait. Emails the send window left unsent
+ * delayed job (a refused multicast's together), longer after each, and are parked after
+ * LINE_RATE_LIMIT_TRIES (backOffRateLimited): the rest of the queue does not wait. Emails the send window left unsent
  * are back to `pending` and queued again at once, in a job of their
  * own: not a failed try. A delivery is never sent twice: pushes carry
  * the row's retry key (LINE answers 409 to a repeat, which counts as sent), only pending rows are

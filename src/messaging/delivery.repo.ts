@@ -162,8 +162,9 @@ export type DeliveryOutcome =
   /**
    * Try again: now (a retry of the job), at `sendAfter` (quiet hours, the weekly cap), or, when
    * `notStarted` (the job's send window closed before it went), in a job queued at once.
-   * `rateLimited`: LINE answered a rate-limit 429 (with its Retry-After, if any): the send job
-   * backs the delivery off, or parks it (rate-limit-backoff.ts).
+   * `rateLimited`: LINE answered a rate-limit 429 (with its Retry-After, if any) to the call
+   * that sent it (`call`: a multicast chunk's id; none, a call for this delivery alone): the
+   * send job backs the call's deliveries off together, or parks them (rate-limit-backoff.ts).
    * `keyUnused`: LINE refused the first request under the row's key (a rate-limit 429), so it
    * took nothing: the key's first call is forgotten and the request not kept (see keyMayBeTaken).
    */
@@ -173,7 +174,7 @@ export type DeliveryOutcome =
       error?: string
       sendAfter?: Date
       notStarted?: true
-      rateLimited?: { retryAfterMs: number | null }
+      rateLimited?: { retryAfterMs: number | null; call?: string }
       keyUnused?: true
     }
 
@@ -535,6 +536,8 @@ export async function requeueDeliveries(
     requeued as (
       update delivery d
       set status = 'pending', send_after = least(d.send_after, now()), updated_at = now(),
+        -- A fresh set of LINE_RATE_LIMIT_TRIES, whatever failed it.
+        rate_limit_tries = 0,
         -- The key's 24 hours start again with its next request (noted by storePushBodies or
         -- createMulticastRequest). A chunk refused is not sent again (see refusedChunk).
         line_first_call_at = case when c.refused then null else d.line_first_call_at end

@@ -86,12 +86,13 @@ export async function scheduleDeliveries(
 }
 
 /**
- * Queues deliveries by id. Due ones travel in groups of DELIVERIES_PER_JOB; later ones are
- * delayed jobs of their own. Repeats are harmless: the row's status decides what happens.
+ * Queues deliveries by id, in groups of DELIVERIES_PER_JOB: due ones together, later ones by due
+ * time (so the deliveries of a multicast LINE rate-limited, which share their wait, go again in
+ * one job and one call). Repeats are harmless: the row's status decides what happens.
  * `soon`: together with other callers' jobs (queues.enqueueSoon), for callers nobody waits on.
- * `deferred`: the send job moved them to a new time (quiet hours, the cap): each gets a job of
- * its own for it, however near. Grouped as due, they would get the id of the job deferring them
- * (the same ids), which BullMQ drops while that job exists.
+ * `deferred`: the send job moved them to a new time (quiet hours, the cap, a rate-limit wait):
+ * they get a job for that time, however near. Grouped as due, they would get the id of the job
+ * deferring them (the same ids), which BullMQ drops while that job exists.
  */
 export async function enqueueDeliveries(
   queues: Queues,
@@ -102,22 +103,27 @@ export async function enqueueDeliveries(
   // A cause (the sweeper) gives new job ids: the first job of a delivery may still be kept.
   const suffix = opts.cause ? `-${opts.cause}` : ''
   const due: string[] = []
-  const later: { id: string; delay: number }[] = []
+  const later = new Map<number, string[]>()
   for (const d of deliveries) {
     const delay = d.sendAfter ? d.sendAfter.getTime() - now : 0
     // Within the claim's tolerance (250 ms: a delayed job may fire a moment early) it is due.
-    if (delay > 250 || opts.deferred) later.push({ id: d.id, delay: Math.max(delay, 0) })
-    else due.push(d.id)
+    if (delay > 250 || opts.deferred) {
+      const delayMs = Math.max(delay, 0)
+      later.set(delayMs, [...(later.get(delayMs) ?? []), d.id])
+    } else due.push(d.id)
   }
   const jobs: { data: { deliveryIds: string[] }; jobId: string; delay?: number }[] = []
   for (let i = 0; i < due.length; i += DELIVERIES_PER_JOB) {
     const ids = due.slice(i, i + DELIVERIES_PER_JOB)
     jobs.push({ data: { deliveryIds: ids }, jobId: jobIds.deliveries(ids) + suffix })
   }
-  for (const d of later) {
-    // Its own id per due time: a deferred delivery's earlier job may still exist.
-    const jobId = jobIds.deliveryAt(d.id, now + d.delay) + suffix
-    jobs.push({ data: { deliveryIds: [d.id] }, jobId, delay: d.delay })
+  for (const [delay, all] of later) {
+    for (let i = 0; i < all.length; i += DELIVERIES_PER_JOB) {
+      const ids = all.slice(i, i + DELIVERIES_PER_JOB)
+      // Its own id per due time: a deferred delivery's earlier job may still exist.
+      const jobId = jobIds.deliveriesAt(ids, now + delay) + suffix
+      jobs.push({ data: { deliveryIds: ids }, jobId, delay })
+    }
   }
   if (opts.soon) await queues.enqueueSoon('messaging.send-deliveries', jobs)
   else await queues.enqueueBulk('messaging.send-deliveries', jobs)

@@ -111,7 +111,7 @@ export async function sendLineBatch(
     ...multicasts.map(async ({ id, retryKey, body, ids, isNew }) => {
       const request = preparedBody('multicast', body)
       const send = () => deps.line.send(request, retryKey)
-      const sent = await callLine(limiters, 'multicast', ids, isNew, send)
+      const sent = await callLine(limiters, 'multicast', ids, isNew, send, id)
       record(sent)
       const accepted = sent.outcomes.find((o) => o.status === 'sent')
       if (accepted?.status === 'sent') {
@@ -156,7 +156,8 @@ type OutcomeOf<T> = T extends unknown ? Omit<T, 'id'> : never
 
 /**
  * One retry-keyed LINE call for these deliveries, turned into their outcomes. `isNew`: the first
- * request under its key (none went before).
+ * request under its key (none went before). `call` names a call made for several (a multicast
+ * chunk's id): their rate-limit 429 is backed off as one.
  */
 async function callLine(
   limiters: LineLimiters,
@@ -164,14 +165,16 @@ async function callLine(
   ids: string[],
   isNew: boolean,
   send: () => Promise<{ requestId: string | null }>,
+  call?: string,
 ): Promise<LineBatchResult> {
-  return limiters[endpoint].run(() => outcomesOf(ids, isNew, send))
+  return limiters[endpoint].run(() => outcomesOf(ids, isNew, send, call))
 }
 
 async function outcomesOf(
   ids: string[],
   isNew: boolean,
   send: () => Promise<{ requestId: string | null }>,
+  call: string | undefined,
 ): Promise<LineBatchResult> {
   const each = (o: OutcomeOf<DeliveryOutcome>) => ids.map((id) => ({ ...o, id }) as DeliveryOutcome)
   try {
@@ -188,7 +191,7 @@ async function outcomesOf(
       case 'rate_limited': {
         // LINE refused it: a new request leaves its key unused (its first call forgotten, so
         // the row neither skips the weekly cap nor counts in it, and a chunk is dissolved).
-        const rateLimited = { retryAfterMs: f.retryAfterMs ?? null }
+        const rateLimited = { retryAfterMs: f.retryAfterMs ?? null, ...(call ? { call } : {}) }
         const unused = isNew ? { keyUnused: true as const } : {}
         return {
           outcomes: each({ status: 'pending', error: f.message, rateLimited, ...unused }),

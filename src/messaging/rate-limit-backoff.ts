@@ -13,48 +13,64 @@ export const RATE_LIMIT_MAX_WAIT_MS = 5 * 60_000
 export const RETRY_AFTER_MAX_MS = 60 * 60_000
 
 /**
- * How long a delivery waits after its `tries`-th rate-limit 429 (since it was last parked): LINE's Retry-After
- * when it sent one, else exponential backoff from RATE_LIMIT_FIRST_WAIT_MS, capped, and jittered
- * down by up to half so that deliveries refused together do not come back together.
+ * How long the deliveries of a LINE call wait after its `tries`-th rate-limit 429: exponential
+ * backoff from RATE_LIMIT_FIRST_WAIT_MS, capped, jittered down by up to half so that calls
+ * refused together do not come back together; and never less than LINE's Retry-After when it
+ * sent one (capped), which the jitter then only lengthens. A Retry-After of 0 or a past date
+ * does not make the next try immediate.
  */
 export function rateLimitWaitMs(
   tries: number,
   retryAfterMs: number | null,
   random: () => number = Math.random,
 ): number {
-  if (retryAfterMs !== null) return Math.min(Math.max(retryAfterMs, 0), RETRY_AFTER_MAX_MS)
   const full = Math.min(
     RATE_LIMIT_FIRST_WAIT_MS * 2 ** Math.max(tries - 1, 0),
     RATE_LIMIT_MAX_WAIT_MS,
   )
-  return Math.round(full * (0.5 + random() * 0.5))
+  const after = Math.min(Math.max(retryAfterMs ?? 0, 0), RETRY_AFTER_MAX_MS)
+  return Math.round(Math.max(after, full / 2) + (random() * full) / 2)
 }
 
 /** How a delivery parked after LINE_RATE_LIMIT_TRIES rate-limit 429s is failed. */
 export const RATE_LIMIT_PARKED = 'rate limited:'
 
 /**
- * The outcomes with each rate-limit 429 (LINE-API.md §2.5) counted on its row and decided: the
- * delivery waits (rateLimitWaitMs) in a delayed job of its own, while the rest of the queue goes
- * on, or, at its LINE_RATE_LIMIT_TRIES-th, it is parked as failed (RATE_LIMIT_PARKED) for
- * `kizuna deliveries retry`. So a person LINE keeps refusing (a push 429 for "a large number of
- * messages to the same user" does not clear in a second) costs a few calls, not the queue.
- * Rows the claim no longer holds are left as they are (recordOutcomes does not write them).
+ * The outcomes with each rate-limit 429 (LINE-API.md §2.5) counted on its row and decided per
+ * LINE call (a multicast chunk's deliveries were refused by one call and go again in one): its
+ * deliveries wait (rateLimitWaitMs, one wait for the call, from the most tries among them) in a
+ * delayed job, while the rest of the queue goes on, or, at LINE_RATE_LIMIT_TRIES, they are parked
+ * as failed (RATE_LIMIT_PARKED) for `kizuna deliveries retry`. So a person LINE keeps refusing (a
+ * push 429 for "a large number of messages to the same user" does not clear in a second) costs a
+ * few calls, not the queue. Rows the claim no longer holds are left as they are (recordOutcomes
+ * does not write them).
  */
 export async function backOffRateLimited(
   deps: Pick<Deps, 'db' | 'env' | 'clock' | 'log'>,
   claim: Claim,
   outcomes: DeliveryOutcome[],
 ): Promise<DeliveryOutcome[]> {
-  const limited = outcomes.flatMap((o) => (o.status === 'pending' && o.rateLimited ? [o.id] : []))
+  const callOf = (o: DeliveryOutcome) =>
+    o.status === 'pending' && o.rateLimited ? (o.rateLimited.call ?? o.id) : null
+  const limited = outcomes.flatMap((o) => (callOf(o) === null ? [] : [o.id]))
   if (limited.length === 0) return outcomes
   const park = deps.env.LINE_RATE_LIMIT_TRIES
-  const tries = await countRateLimitTries(deps.db, limited, claim, park)
+  const tries = await countRateLimitTries(deps.db, limited, claim)
+  const triesOfCall = new Map<string, number>()
+  for (const o of outcomes) {
+    const call = callOf(o)
+    const n = tries.get(o.id)
+    if (call !== null && n !== undefined) {
+      triesOfCall.set(call, Math.max(n, triesOfCall.get(call) ?? 0))
+    }
+  }
   const now = deps.clock.now().getTime()
+  const waits = new Map<string, Date>()
   let parked = 0
   const decided = outcomes.map((o): DeliveryOutcome => {
-    const n = tries.get(o.id)
-    if (o.status !== 'pending' || !o.rateLimited || n === undefined) return o
+    const call = callOf(o)
+    if (o.status !== 'pending' || !o.rateLimited || call === null || !tries.has(o.id)) return o
+    const n = triesOfCall.get(call)!
     if (n >= park) {
       parked += 1
       const error =
@@ -68,7 +84,11 @@ export async function backOffRateLimited(
         ...(o.keyUnused ? { keyUnused: o.keyUnused } : {}),
       }
     }
-    const sendAfter = new Date(now + rateLimitWaitMs(n, o.rateLimited.retryAfterMs))
+    let sendAfter = waits.get(call)
+    if (!sendAfter) {
+      sendAfter = new Date(now + rateLimitWaitMs(n, o.rateLimited.retryAfterMs))
+      waits.set(call, sendAfter)
+    }
     return { ...o, sendAfter }
   })
   if (parked > 0) {

@@ -4,15 +4,13 @@ import type { Claim } from './delivery.repo.ts'
 
 /**
  * Counts one more rate-limit 429 on each of these deliveries, on rows `claim` still holds only
- * (see recordOutcomes), and returns each one's count with it. A delivery reaching `park` tries
- * is counted back to 0 as it is parked: requeued by `kizuna deliveries retry`, it gets as many
- * tries again.
+ * (see recordOutcomes), and returns each one's count with it. The count starts again at 0 when
+ * `kizuna deliveries retry` requeues the delivery (requeueDeliveries), whatever failed it.
  */
 export async function countRateLimitTries(
   db: Db,
   ids: string[],
   claim: Claim,
-  park: number,
 ): Promise<Map<string, number>> {
   if (ids.length === 0) return new Map()
   const result = await sql<{ id: string; tries: number }>`
@@ -26,7 +24,7 @@ export async function countRateLimitTries(
     ),
     noted as (
       update delivery d
-      set rate_limit_tries = case when c.tries >= ${park} then 0 else c.tries end
+      set rate_limit_tries = c.tries
       from counted c
       where d.id = c.id
     )

@@ -129,11 +129,19 @@ export function classifyLineError(error: unknown): LineFailure {
   return { kind: 'rejected', status: error.status, message, details: body?.details ?? null }
 }
 
-/** A Retry-After header in ms from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+/** An HTTP date as servers must send it (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`. */
+const IMF_FIXDATE =
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/
+
+/**
+ * A Retry-After header in ms from now: delta-seconds or an IMF-fixdate (RFC 9110 §10.2.3), else
+ * undefined. Checked before Date.parse, which takes "-5", "1.5" or "May 2" as (past) dates.
+ */
 export function retryAfterOf(value: string | null, now = Date.now()): number | undefined {
   if (value === null) return undefined
   const text = value.trim()
   if (/^\d+$/.test(text)) return Number(text) * 1000
+  if (!IMF_FIXDATE.test(text)) return undefined
   const at = Date.parse(text)
   return Number.isNaN(at) ? undefined : Math.max(at - now, 0)
 }

@@ -16,8 +16,11 @@ import {
   campaign,
   campaignInbox,
   deliveryRow,
+  deliveryRows,
   type Friend,
+  MULTICAST,
   metricValue,
+  multicastsTo,
   newFriend,
   PUSH,
   pushesTo,
@@ -113,6 +116,70 @@ describe('rate-limit 429s on deliveries', () => {
     expect(keys).toEqual(new Set([row!.line_retry_key]))
   }, 60_000)
 
+  it('one multicast LINE refused goes again once, not once per recipient', async () => {
+    const friends: Friend[] = []
+    for (let i = 0; i < 6; i++) friends.push(await newFriend(k))
+    const to = new Set(friends.map((f) => f.userId))
+    k.line.failNext({
+      method: 'POST',
+      path: MULTICAST,
+      status: 429,
+      body: { message: RATE_LIMITED },
+      count: 1,
+      match: (r) => ((r.body as { to?: string[] }).to ?? []).some((u) => to.has(u)),
+    })
+    const ids = await scheduleDeliveries(
+      k.deps,
+      friends.map((f) => ({ ...notice(f), content: campaign(f, { displayName: 'all' }).content })),
+    )
+
+    await waitForStatus(k, ids, 'sent', 15_000)
+    await sleep(1_000)
+    const calls = multicastsTo(k, friends[0]!.userId)
+    expect(calls.map((c) => c.status)).toEqual([429, 200])
+    expect((calls[1]!.body as { to: string[] }).to).toHaveLength(6)
+    for (const f of friends) expect(campaignInbox(k, f.userId)).toHaveLength(1)
+    for (const row of await deliveryRows(k, ids)) expect(row.attempts).toBe(2)
+  })
+
+  it('a Retry-After of 0 does not cancel the backoff', async () => {
+    const f = await newFriend(k)
+    refusePushesTo(f.userId, { retryAfter: '0' })
+    const [id] = await scheduleDeliveries(k.deps, [notice(f)])
+
+    await waitForStatus(k, [id!], 'failed', 15_000)
+    const refused = pushesTo(k, f.userId)
+    expect(refused.map((p) => p.status)).toEqual([429, 429])
+    expect(refused[1]!.at - refused[0]!.at).toBeGreaterThanOrEqual(RATE_LIMIT_FIRST_WAIT_MS / 2)
+  })
+
+  it('a delivery requeued by `deliveries retry` gets all its rate-limit tries again', async () => {
+    const f = await newFriend(k)
+    const kind = `rate-test-${randomUUID().slice(0, 8)}`
+    refusePushesTo(f.userId, { count: 1 })
+    const [id] = await scheduleDeliveries(k.deps, [notice(f, kind)])
+    await eventually(() => expect(pushesTo(k, f.userId)).toHaveLength(1))
+    // Its next try fails for another reason (LINE refuses the message itself).
+    k.line.failNext({
+      method: 'POST',
+      path: PUSH,
+      status: 400,
+      body: { message: 'The request body has 1 error(s)' },
+      count: 1,
+      match: (r) => (r.body as { to?: string }).to === f.userId,
+    })
+    await waitForStatus(k, [id!], 'failed', 15_000)
+
+    const run = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
+    expect(run.stdout).toMatch(/^1 failed deliveries back to pending/)
+    // One 429 on the retry is the first of its LINE_RATE_LIMIT_TRIES, not the last.
+    refusePushesTo(f.userId, { count: 1 })
+    await enqueueDeliveries(k.deps.queues, [{ id: id! }], { cause: `requeued-${Date.now()}` })
+    await waitForStatus(k, [id!], 'sent', 15_000)
+    expect(pushesTo(k, f.userId).map((p) => p.status)).toEqual([429, 400, 429, 200])
+    expect(campaignInbox(k, f.userId)).toHaveLength(1)
+  })
+
   it("waits as long as LINE's Retry-After says when LINE sends one", async () => {
     const f = await newFriend(k)
     refusePushesTo(f.userId, { count: 1, retryAfter: '3' })
@@ -138,10 +205,14 @@ describe('rateLimitWaitMs', () => {
     expect(rateLimitWaitMs(40, null, low)).toBe(RATE_LIMIT_MAX_WAIT_MS / 2)
   })
 
-  it("takes LINE's Retry-After as it is, up to an hour", () => {
-    expect(rateLimitWaitMs(1, 30_000)).toBe(30_000)
-    expect(rateLimitWaitMs(7, 0)).toBe(0)
-    expect(rateLimitWaitMs(1, 5 * RETRY_AFTER_MAX_MS)).toBe(RETRY_AFTER_MAX_MS)
+  it("waits at least LINE's Retry-After (up to an hour) and at least the backoff, jittered up", () => {
+    const low = () => 0
+    const high = () => 1 - Number.EPSILON
+    expect(rateLimitWaitMs(1, 30_000, low)).toBe(30_000)
+    expect(rateLimitWaitMs(1, 30_000, high)).toBe(30_000 + RATE_LIMIT_FIRST_WAIT_MS / 2)
+    expect(rateLimitWaitMs(3, 0, low)).toBeGreaterThanOrEqual(2_000)
+    expect(rateLimitWaitMs(3, 0, high)).toBe(4 * RATE_LIMIT_FIRST_WAIT_MS)
+    expect(rateLimitWaitMs(1, 5 * RETRY_AFTER_MAX_MS, low)).toBe(RETRY_AFTER_MAX_MS)
   })
 })
 
@@ -153,6 +224,10 @@ describe('retryAfterOf', () => {
     expect(retryAfterOf('Tue, 15 Dec 2026 09:00:30 GMT', now)).toBe(30_000)
     expect(retryAfterOf('Tue, 15 Dec 2026 08:00:00 GMT', now)).toBe(0)
     expect(retryAfterOf('soon', now)).toBeUndefined()
+    // Not delta-seconds nor an IMF-fixdate, though V8's Date.parse takes them (as past dates).
+    for (const odd of ['-5', '1.5', '2 5', 'May 2', '2026-12-15T09:00:30Z']) {
+      expect(retryAfterOf(odd, now), odd).toBeUndefined()
+    }
     expect(retryAfterOf(null, now)).toBeUndefined()
   })
 })
