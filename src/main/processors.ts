@@ -35,6 +35,9 @@ export function createLineLimiters(deps: Pick<Deps, 'redis' | 'queues' | 'env'>)
   const pacing = createLinePacing(deps.redis, deps.queues.prefix, {
     inFlight: deps.env.LINE_CALLS_UNDER_WAY,
     rates: { push: perSecond, reply: perSecond },
+    // A send waits for Redis however long: a reply is marked `trying` before its slot, and one
+    // given up on would be failed at its next claim as of unknown outcome.
+    redisWaitMs: Number.POSITIVE_INFINITY,
   })
   const limiter = (endpoint: keyof LineLimiters) => {
     const found = pacing.limiter(endpoint)

@@ -29,7 +29,20 @@ export type LinePacingOptions = {
   inFlight: number
   /** Limits other than LINE's, by endpoint (push and reply: LINE_PUSH_RATE_PER_SECOND; tests). */
   rates?: Readonly<Record<string, number>>
+  /**
+   * How long a call waits for a Redis that does not answer before it fails, unsent
+   * (PacingUnavailable): REDIS_WAIT_MS unless given; `Infinity` waits however long.
+   */
+  redisWaitMs?: number
 }
+
+/**
+ * While Redis does not answer, a call gives up after this long: a transient failure its job is
+ * retried for, rather than a job, a webhook lane or a deploy (holding its lock) held for as long
+ * as the outage lasts, or a shutdown held past its 30 s. Long enough for a reconnect (every 2 s
+ * at most) after a restart or a failover.
+ */
+export const REDIS_WAIT_MS = 5_000
 
 /**
  * One shared limiter per LINE endpoint for every process on this Redis, under
@@ -55,6 +68,7 @@ export function createLinePacing(
               key: `${keyPrefix}:line-limit:${endpoint}`,
               perSecond,
               inFlight: opts.inFlight,
+              redisWaitMs: opts.redisWaitMs ?? REDIS_WAIT_MS,
             })
       limiters.set(endpoint, found)
     }

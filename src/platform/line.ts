@@ -4,6 +4,7 @@ import { type HourlyBudget, HourlyLimitReached } from './hourly-budget.ts'
 import type { LinePacing } from './line-pacing.ts'
 import { createLineSendTransport, type LineSendTransport } from './line-send-transport.ts'
 import type { Metrics } from './metrics.ts'
+import { PacingUnavailable } from './pacing-unavailable.ts'
 import { TimeoutError, withTimeout } from './timeout.ts'
 
 export type LineFailure =
@@ -76,12 +77,15 @@ export function createLine(
         metrics.lineCalls.inc({ endpoint, status: '2xx' })
         return result
       } catch (error) {
+        // A call the pacing gave up on (Redis away) was held back, never sent.
         const status =
           error instanceof HTTPFetchError
             ? String(error.status)
             : error instanceof TimeoutError
               ? 'timeout'
-              : 'network'
+              : error instanceof PacingUnavailable
+                ? 'held'
+                : 'network'
         metrics.lineCalls.inc({ endpoint, status })
         throw error
       }

@@ -1,4 +1,6 @@
+import { PacingUnavailable } from './pacing-unavailable.ts'
 import type { Redis } from './redis.ts'
+import { withTimeout } from './timeout.ts'
 
 /**
  * Send slots from a schedule in Redis shared by every worker process: the LINE limits are per
@@ -54,6 +56,12 @@ export type SharedLimiterOptions = {
   perSecond: number
   /** The most calls of this process under way at once (its connections to LINE). */
   inFlight: number
+  /**
+   * How long a call waits while the schedule in Redis gives no answer (errors, or silence)
+   * before it is rejected with PacingUnavailable, never started. Unset: however long it takes.
+   * Waiting on a schedule that answers (a busy one) is never cut short.
+   */
+  redisWaitMs?: number
 }
 
 /** How far ahead one Redis call reserves slots: at 2,000/s, 40 slots per call. */
@@ -118,11 +126,16 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
    * never earlier by more than an event-loop pause (each is timed from its own answer).
    */
   const slots: number[] = []
-  const waiting: (() => void)[] = []
+  /** Calls not started yet, oldest first, with when each began to wait. */
+  const waiting: { start: () => void; fail: (error: Error) => void; since: number }[] = []
   let active = 0
   let callEnded: (() => void) | null = null
   let running = false
   let refilling: Promise<void> | null = null
+  const redisWaitMs = opts.redisWaitMs ?? Number.POSITIVE_INFINITY
+  /** When the schedule last answered (local clock), and why the asks since then failed. */
+  let heardAt = Number.NEGATIVE_INFINITY
+  let lastError: unknown = null
 
   if (!('kizunaReserveSlots' in redis)) {
     redis.defineCommand('kizunaReserveSlots', { numberOfKeys: 1, lua: RESERVE_SCRIPT })
@@ -139,13 +152,16 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
   async function refill(): Promise<void> {
     try {
       const [granted, firstIn, waitMs] = await reserve(chunk)
+      heardAt = performance.now()
+      lastError = null
       // Slot times on this clock, counted from the answer: never earlier than Redis meant.
       const at = performance.now() + Number(firstIn)
       for (let i = 0; i < granted; i++) slots.push(at + i * intervalMs)
       // Capped: whatever the schedule says, ask again soon rather than sleep on a stale answer.
       if (granted === 0) await sleep(Math.min(Number(waitMs), MAX_WAIT_MS))
-    } catch {
-      // Redis away: callers keep waiting rather than exceed LINE's limit.
+    } catch (error) {
+      // Redis away: callers wait (up to redisWaitMs) rather than exceed LINE's limit.
+      lastError = error
       await sleep(200)
     }
   }
@@ -197,7 +213,7 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
       }
       const refilled = topUp(now)
       if (slots.length === 0) {
-        await refilled
+        await untilAnswered(refilled, now)
         continue
       }
       // The next slot has come, within a timer's resolution (early by a little, each call of a
@@ -207,9 +223,25 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
         continue
       }
       slots.shift()
-      waiting.shift()!()
+      waiting.shift()!.start()
     }
     running = false
+  }
+
+  /**
+   * Waits for the refill, or until the oldest call has waited redisWaitMs since the schedule
+   * last answered (a silent Redis can keep a command 15 s), and rejects the calls that have.
+   */
+  async function untilAnswered(refilled: Promise<void> | null, now: number): Promise<void> {
+    if (!Number.isFinite(redisWaitMs)) return void (await refilled)
+    const deadline = (since: number) => Math.max(since, heardAt) + redisWaitMs
+    const left = Math.max(deadline(waiting[0]!.since) - now, 1)
+    await withTimeout(Promise.resolve(refilled), left, 'slot').catch(() => {})
+    const at = performance.now()
+    // Oldest first: once one has waited less, so have the rest.
+    while (waiting.length > 0 && deadline(waiting[0]!.since) <= at) {
+      waiting.shift()!.fail(new PacingUnavailable(opts.key, redisWaitMs, lastError))
+    }
   }
 
   function ended(): void {
@@ -228,7 +260,7 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
   return {
     run<T>(call: () => Promise<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
-        waiting.push(() => {
+        const start = () => {
           active += 1
           let result: Promise<T>
           try {
@@ -248,7 +280,8 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
               reject(error)
             },
           )
-        })
+        }
+        waiting.push({ start, fail: reject, since: performance.now() })
         void pump()
       })
     },
