@@ -158,7 +158,11 @@ export function createSharedLimiter(redis: Redis, opts: SharedLimiterOptions): S
       const at = performance.now() + Number(firstIn)
       for (let i = 0; i < granted; i++) slots.push(at + i * intervalMs)
       // Capped: whatever the schedule says, ask again soon rather than sleep on a stale answer.
-      if (granted === 0) await sleep(Math.min(Number(waitMs), MAX_WAIT_MS))
+      if (granted === 0) {
+        await sleep(Math.min(Number(waitMs), MAX_WAIT_MS))
+        // Its answer held until now: the sleep is not time Redis left unanswered.
+        heardAt = performance.now()
+      }
     } catch (error) {
       // Redis away: callers wait (up to redisWaitMs) rather than exceed LINE's limit.
       lastError = error

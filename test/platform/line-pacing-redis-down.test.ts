@@ -65,6 +65,8 @@ describe('paced LINE calls while Redis is away', () => {
     await line.call('profile', (c) => c.getProfile(userId))
 
     await redisServer.stop()
+    // The slots the first call reserved (20 ms ahead, usable 50 ms late) are gone.
+    await new Promise((r) => setTimeout(r, 100))
     platform.clearRequests()
     const started = performance.now()
     const outcome = await outcomeWithin(
@@ -101,13 +103,13 @@ describe('paced LINE calls while Redis is away', () => {
       pacing: createLinePacing(redis, `test-${randomUUID()}`, {
         inFlight: 4,
         rates: { profile: 2 },
-        redisWaitMs: 300,
+        redisWaitMs: 1_000,
       }),
     })
     cleanups.push(() => line.close())
-    // At 2 a second, the last of five waits ~2 s for its slot: far longer than the bound.
-    const calls = Array.from({ length: 5 }, () => line.call('profile', (c) => c.getProfile(userId)))
-    const outcomes = await outcomeWithin(Promise.all(calls), 6_000)
+    // At 2 a second, the last of seven waits ~3 s for its slot: far longer than the bound.
+    const calls = Array.from({ length: 7 }, () => line.call('profile', (c) => c.getProfile(userId)))
+    const outcomes = await outcomeWithin(Promise.all(calls), 8_000)
     expect(outcomes).toMatchObject({ ok: true })
   }, 15_000)
 })

@@ -6,15 +6,19 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env.ts'
 const run = promisify(execFile)
 const kizuna = fileURLToPath(new URL('../../src/cli/kizuna.ts', import.meta.url))
 
-/** Runs `kizuna <args>` as a real process against the test database (in `cwd` if given). */
+/**
+ * Runs `kizuna <args>` as a real process against the test database (in `cwd` if given); with
+ * `timeoutMs`, one still running then is killed (its code is then null).
+ */
 export async function cli(
   args: string[],
   env: Record<string, string> = {},
-  opts: { cwd?: string } = {},
+  opts: { cwd?: string; timeoutMs?: number } = {},
 ) {
   try {
     const { stdout, stderr } = await run(process.execPath, [kizuna, ...args], {
-      ...opts,
+      cwd: opts.cwd,
+      timeout: opts.timeoutMs,
       env: {
         ...process.env,
         DATABASE_URL: TEST_DATABASE_URL,
@@ -25,7 +29,8 @@ export async function cli(
     })
     return { code: 0, stdout, stderr }
   } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string }
-    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
+    const e = error as { code?: number | null; killed?: boolean; stdout?: string; stderr?: string }
+    const code = e.killed ? null : (e.code ?? 1)
+    return { code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
   }
 }

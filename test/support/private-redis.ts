@@ -27,7 +27,8 @@ export async function startPrivateRedis(port?: number) {
     port: chosen,
     url: `redis://127.0.0.1:${chosen}`,
     async stop() {
-      if (child.exitCode !== null) return
+      // Gone already (a SIGKILL leaves exitCode null): 'exit' will not come again.
+      if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGKILL')
       await once(child, 'exit')
     },
