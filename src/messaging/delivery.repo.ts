@@ -235,9 +235,38 @@ async function writeOutcomes(
   if (outcomes.length === 0) return new Set()
   const col = <T>(pick: (o: DeliveryOutcome) => T | undefined) =>
     outcomes.map((o) => pick(o) ?? null)
+  // LINE refused a new request under the key (a rate-limit 429): it took nothing under it, unless
+  // it is a chunk's key and another job repeated the chunk meanwhile (this job outlived its lease
+  // and that job took one of the chunk's rows over). So the key counts as unused only if every
+  // row tagged with the chunk is still `sending` under this claim, read with the rows locked.
+  const unused = sql<boolean>`(coalesce(o.key_unused, false)
+    and not coalesce(d.multicast_request_id = any(in_doubt.chunks), false))`
   const result = await executePrepared(
     db,
     sql<{ id: string }>`
+    with o as (
+      select * from unnest(
+        ${col((o) => o.id)}::uuid[], ${col((o) => claim.get(o.id))}::int[],
+        ${col((o) => o.status)}::text[],
+        ${col((o) => ('channel' in o ? o.channel : undefined))}::text[],
+        ${col((o) => ('requestId' in o ? o.requestId : undefined))}::text[],
+        ${col((o) => ('reason' in o ? o.reason : undefined))}::text[],
+        ${col((o) => ('error' in o ? o.error?.slice(0, 2_000) : undefined))}::text[],
+        ${col((o) => ('sendAfter' in o ? o.sendAfter?.toISOString() : undefined))}::timestamptz[],
+        ${col((o) => ('keyUnused' in o ? o.keyUnused : undefined))}::boolean[]
+      ) as o(id, attempts, status, channel, request_id, reason, error, send_after, key_unused)
+    ),
+    chunk_rows as materialized (
+      select x.id, x.multicast_request_id as chunk, x.status, x.attempts from delivery x
+      where x.multicast_request_id in (select y.multicast_request_id from delivery y
+        join o on o.id = y.id where o.key_unused)
+      order by x.id for update of x
+    ),
+    in_doubt as materialized (
+      select coalesce(array_agg(distinct c.chunk), '{}') as chunks
+      from chunk_rows c left join o on o.id = c.id
+      where c.status <> 'sending' or c.attempts is distinct from o.attempts
+    )
     update delivery d set
       status = o.status,
       channel = coalesce(o.channel, d.channel),
@@ -250,25 +279,16 @@ async function writeOutcomes(
       -- "deliveries retry" requeues after a failure, repeats it byte for byte under the same key.
       -- Dropped once sent, skipped, refused (a 400, a 429: LINE took nothing under the key), or
       -- past its key's life (it names the person, and no retry follows).
-      push_body = case when not coalesce(o.key_unused, false) and (o.status = 'pending'
+      push_body = case when not ${unused} and (o.status = 'pending'
           or (o.status = 'failed' and coalesce(o.error, '') not like ${`${LINE_REFUSED}%`}
             and o.error <> ${KEY_EXPIRED}))
         then d.push_body end,
-      line_first_call_at = case when o.key_unused then null else d.line_first_call_at end,
+      line_first_call_at = case when ${unused} then null else d.line_first_call_at end,
       send_after = coalesce(o.send_after, d.send_after),
       retry_at = case when o.status = 'pending' and o.send_after is null
         then now() + make_interval(secs => ${retryWithinMs / 1000}) end,
       updated_at = now()
-    from unnest(
-      ${col((o) => o.id)}::uuid[], ${col((o) => claim.get(o.id))}::int[],
-      ${col((o) => o.status)}::text[],
-      ${col((o) => ('channel' in o ? o.channel : undefined))}::text[],
-      ${col((o) => ('requestId' in o ? o.requestId : undefined))}::text[],
-      ${col((o) => ('reason' in o ? o.reason : undefined))}::text[],
-      ${col((o) => ('error' in o ? o.error?.slice(0, 2_000) : undefined))}::text[],
-      ${col((o) => ('sendAfter' in o ? o.sendAfter?.toISOString() : undefined))}::timestamptz[],
-      ${col((o) => ('keyUnused' in o ? o.keyUnused : undefined))}::boolean[]
-    ) as o(id, attempts, status, channel, request_id, reason, error, send_after, key_unused)
+    from o, in_doubt
     where d.id = o.id and d.status = 'sending' and d.attempts = o.attempts
     returning d.id
   `,
