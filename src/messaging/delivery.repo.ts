@@ -194,7 +194,8 @@ export function claimOf(rows: Pick<ClaimedDelivery, 'id' | 'attempts'>[]): Claim
  * a row claimed again since (this job outlived the lease) belongs to the job that took it.
  * Returns the ids written. `retryWithinMs`: how long the job's next try may take to come (its
  * backoff); rows left to it are not the sweeper's until then. A customer erased while the send
- * was under way keeps no error text (an SMTP reply names the address).
+ * was under way keeps no error text (an SMTP reply names the address), nor a push kept for a
+ * retry (it names them; no retry follows).
  */
 export async function recordOutcomes(
   db: Db,
@@ -202,28 +203,45 @@ export async function recordOutcomes(
   claim: Claim,
   retryWithinMs = 0,
 ): Promise<Set<string>> {
-  const withError = outcomes.flatMap((o) => ('error' in o && o.error ? [o.id] : []))
-  if (withError.length === 0) return writeOutcomes(db, outcomes, claim, retryWithinMs)
+  // Rows that may keep an error text or a push: failed or waiting for a retry.
+  const mayKeep = outcomes.flatMap((o) =>
+    ('error' in o && o.error) || o.status === 'pending' || o.status === 'failed' ? [o.id] : [],
+  )
+  if (mayKeep.length === 0) return writeOutcomes(db, outcomes, claim, retryWithinMs)
   return inTransaction(db, async (trx) => {
     const written = await writeOutcomes(trx, outcomes, claim, retryWithinMs)
     // Looked for by a statement of its own: one inside the update would see the customers as
     // they were when it began, and an erasure committing while it waited for the rows (the
     // erasure writes every delivery of the person) would get the error text after all.
-    await trx
-      .updateTable('delivery')
-      .set({ last_error: ERROR_REMOVED })
-      .where('id', 'in', withError)
-      .where('last_error', '<>', ERROR_REMOVED)
-      .where(({ exists, selectFrom }) =>
-        exists(
-          selectFrom('customer')
-            .whereRef('customer.id', '=', 'delivery.customer_id')
-            .where('customer.erased_at', 'is not', null),
-        ),
-      )
-      .execute()
+    await dropErasedTraces(trx, mayKeep)
     return written
   })
+}
+
+/** Error texts and pushes kept on these deliveries of erased customers are removed. */
+async function dropErasedTraces(db: Db, ids: string[]): Promise<void> {
+  if (ids.length === 0) return
+  await db
+    .updateTable('delivery')
+    .set({
+      last_error: sql`case when last_error is null then null else ${ERROR_REMOVED}::text end`,
+      push_body: null,
+    })
+    .where('id', 'in', ids)
+    .where((eb) =>
+      eb.or([
+        eb('push_body', 'is not', null),
+        eb.and([eb('last_error', 'is not', null), eb('last_error', '<>', ERROR_REMOVED)]),
+      ]),
+    )
+    .where(({ exists, selectFrom }) =>
+      exists(
+        selectFrom('customer')
+          .whereRef('customer.id', '=', 'delivery.customer_id')
+          .where('customer.erased_at', 'is not', null),
+      ),
+    )
+    .execute()
 }
 
 async function writeOutcomes(

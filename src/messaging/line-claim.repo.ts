@@ -53,47 +53,69 @@ export async function setReplyState(
  * the worker stopped, repeats that body under the row's retry key (LINE-API.md §2.4). The first
  * time a request goes under that key is noted too: LINE honours it for 24 hours from then. A
  * row of a chunk LINE refused leaves the chunk: its retries repeat this push, never the chunk.
+ * Rows of a customer erased since the claim are not stored (`erased`): the push names them, and
+ * must not go.
  */
 export async function storePushBodies(
   db: Db,
   pushes: { id: string; body: string }[],
   claim: Claim,
-): Promise<Set<string>> {
-  if (pushes.length === 0) return new Set()
+): Promise<{ stored: Set<string>; erased: Set<string> }> {
+  if (pushes.length === 0) return { stored: new Set(), erased: new Set() }
   const ids = pushes.map((p) => p.id)
   const result = await executePrepared(
     db,
-    sql<{ id: string }>`
-    update delivery d set push_body = held.body, multicast_request_id = null,
-      line_first_call_at = coalesce(d.line_first_call_at, now())
-    from unnest(${ids}::uuid[], ${ids.map((id) => claim.get(id) ?? null)}::int[],
-      ${pushes.map((p) => p.body)}::text[]) as held(id, attempts, body)
-    where ${stillHeld}
-    returning d.id
+    sql<{ id: string; stored: boolean }>`
+    with held as (
+      select * from unnest(${ids}::uuid[], ${ids.map((id) => claim.get(id) ?? null)}::int[],
+        ${pushes.map((p) => p.body)}::text[]) as held(id, attempts, body)
+    ),
+    erased as (
+      select d.id from delivery d, held where ${stillHeld} and ${erasedCustomer}
+    ),
+    stored as (
+      update delivery d set push_body = held.body, multicast_request_id = null,
+        line_first_call_at = coalesce(d.line_first_call_at, now())
+      from held
+      where ${stillHeld} and d.id not in (select id from erased)
+      returning d.id
+    )
+    select id, true as stored from stored union all select id, false from erased
   `,
   )
-  return new Set(result.rows.map((r) => r.id))
+  const of = (stored: boolean) =>
+    new Set(result.rows.flatMap((r) => (r.stored === stored ? [r.id] : [])))
+  return { stored: of(true), erased: of(false) }
 }
+
+/** The row's customer was erased (read when the statement starts). */
+const erasedCustomer = sql<boolean>`exists (select 1 from customer c
+  where c.id = d.customer_id and c.erased_at is not null)`
 
 /**
  * Groups the rows the claim still holds for one multicast: a retry key of its own, kept for
  * every retry of the chunk, and the request (`bodyOf` those rows) stored before it goes. Each
  * row notes when a request of its first went to LINE (see storePushBodies). The rows are locked
- * while the chunk is made, so none is claimed again in between. Null when it holds none.
+ * while the chunk is made, so none is claimed again in between. Rows of a customer erased
+ * since the claim are left out of it (`erased`). Null when it holds none to send.
  */
 export async function createMulticastRequest(
   db: Db,
   ids: string[],
   claim: Claim,
   bodyOf: (ids: string[]) => string,
-): Promise<{ id: string; retryKey: string; body: string; tagged: string[] } | null> {
+): Promise<{
+  erased: string[]
+  chunk: { id: string; retryKey: string; body: string; tagged: string[] } | null
+}> {
   return inTransaction(db, async (trx) => {
-    const locked = await sql<{ id: string }>`
-      select d.id from delivery d, ${held(claim, ids)} where ${stillHeld}
-      order by d.id for update of d`.execute(trx)
-    const holds = new Set(locked.rows.map((r) => r.id))
+    const locked = await sql<{ id: string; erased: boolean }>`
+      select d.id, ${erasedCustomer} as erased from delivery d, ${held(claim, ids)}
+      where ${stillHeld} order by d.id for update of d`.execute(trx)
+    const holds = new Set(locked.rows.flatMap((r) => (r.erased ? [] : [r.id])))
+    const erased = locked.rows.flatMap((r) => (r.erased ? [r.id] : []))
     const tagged = ids.filter((id) => holds.has(id))
-    if (tagged.length === 0) return null
+    if (tagged.length === 0) return { erased, chunk: null }
     const body = bodyOf(tagged)
     const chunk = await trx
       .insertInto('multicast_request')
@@ -108,6 +130,6 @@ export async function createMulticastRequest(
       })
       .where('id', 'in', tagged)
       .execute()
-    return { id: chunk.id, retryKey: chunk.line_retry_key, body, tagged }
+    return { erased, chunk: { id: chunk.id, retryKey: chunk.line_retry_key, body, tagged } }
   })
 }

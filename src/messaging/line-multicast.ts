@@ -23,7 +23,8 @@ export type Chunk = {
  * even if only some of their deliveries are retried here; outcomes are written for these only.
  * Otherwise identical messages for two or more people become new chunks of at most 500; the
  * rest push. Only deliveries the job's claim still holds are planned; those that could not be
- * planned (a database error) wait for a retry (`unplanned`, by id).
+ * planned (a database error) wait for a retry (`unplanned`, by id), and those of a customer
+ * erased since the claim are not sent (`erased`, by id).
  */
 export async function planMulticasts(
   deps: Pick<Deps, 'db' | 'log'>,
@@ -40,6 +41,7 @@ export async function planMulticasts(
   const byContent = new Map<string, LineItem[]>()
   const pushes: LineItem[] = []
   const unplanned: string[] = []
+  const erased: string[] = []
   for (const item of items) {
     if (!item.mayMulticast) {
       pushes.push(item)
@@ -57,22 +59,24 @@ export async function planMulticasts(
     }
     for (let i = 0; i < group.length; i += MULTICAST_MAX_RECIPIENTS) {
       const chunk = group.slice(i, i + MULTICAST_MAX_RECIPIENTS)
-      const made = await newChunk(deps, held, chunk)
+      const made = await newChunk(deps, held, chunk, erased)
       if (made === 'unplanned') unplanned.push(...chunk.map((c) => c.id))
       else if (made) multicasts.push(made)
     }
   }
-  return { multicasts, pushes, unplanned }
+  return { multicasts, pushes, unplanned, erased }
 }
 
 /**
  * A new chunk of these items, its rows tagged and its request stored before it goes: the rows
- * the claim still holds only (null when it holds none of them).
+ * the claim still holds only (null when it holds none of them); those of a customer erased since
+ * the claim are left out, added to `erased`.
  */
 async function newChunk(
   deps: Pick<Deps, 'db' | 'log'>,
   held: LineClaim,
   items: LineItem[],
+  erased: string[],
 ): Promise<Chunk | null | 'unplanned'> {
   const among = (ids: string[]) => {
     const tagged = new Set(ids)
@@ -82,8 +86,14 @@ async function newChunk(
     prepareBody('multicast', { to: among(ids).map((c) => c.lineUid) }, items[0]!.messagesJson).json
   try {
     const ids = items.map((c) => c.id)
-    const made = await createMulticastRequest(deps.db, ids, held.claim, bodyOf)
-    const tagged = new Set(made?.tagged)
+    const { chunk: made, erased: gone } = await createMulticastRequest(
+      deps.db,
+      ids,
+      held.claim,
+      bodyOf,
+    )
+    erased.push(...gone)
+    const tagged = new Set([...(made?.tagged ?? []), ...gone])
     held.takenOver(ids.filter((id) => !tagged.has(id)))
     const chunk = made && { id: made.id, retryKey: made.retryKey, body: made.body }
     return chunk && { ...chunk, ids: made.tagged, isNew: true }

@@ -86,7 +86,7 @@ export async function sendLineBatch(
   const unanswered: LineItem[] = []
   for (const item of items) (item.replyToken ? replying : unanswered).push(item)
   unanswered.push(...(await sendReplies(deps, limiters, held, replying, result)))
-  const { multicasts, pushes, unplanned } = await planMulticasts(
+  const { multicasts, pushes, unplanned, erased } = await planMulticasts(
     deps,
     held,
     unanswered,
@@ -95,6 +95,7 @@ export async function sendLineBatch(
   for (const id of unplanned) {
     result.outcomes.push({ id, status: 'pending', error: 'could not plan the multicast' })
   }
+  for (const id of erased) result.outcomes.push(erasedOutcome(id))
   // Pushes sent before (`again`) repeat a request under a key LINE may hold; the rest are new.
   const repeated = new Set(again.pushes.map((p) => p.id))
   const push = async ({ id, retryKey, body }: StoredPush) => {
@@ -130,7 +131,8 @@ export async function sendLineBatch(
 
 /**
  * Stores push requests before they go (one sent before, again: the same body), on the rows the
- * claim still holds, and returns those; any that could not be stored wait for a retry.
+ * claim still holds, and returns those; any that could not be stored wait for a retry, and those
+ * of a customer erased since the claim are skipped.
  */
 async function storePushes(
   deps: Pick<Deps, 'db' | 'log'>,
@@ -139,8 +141,9 @@ async function storePushes(
   result: LineBatchResult,
 ): Promise<StoredPush[]> {
   try {
-    const stored = await storePushBodies(deps.db, pushes, held.claim)
-    held.takenOver(pushes.flatMap((p) => (stored.has(p.id) ? [] : [p.id])))
+    const { stored, erased } = await storePushBodies(deps.db, pushes, held.claim)
+    for (const id of erased) result.outcomes.push(erasedOutcome(id))
+    held.takenOver(pushes.flatMap((p) => (stored.has(p.id) || erased.has(p.id) ? [] : [p.id])))
     return pushes.filter((p) => stored.has(p.id))
   } catch (err) {
     // Nothing sent: these go again with the job's retry.
@@ -151,6 +154,9 @@ async function storePushes(
     return []
   }
 }
+
+/** A delivery whose customer was erased after the claim: not sent (its request names them). */
+const erasedOutcome = (id: string): DeliveryOutcome => ({ id, status: 'skipped', reason: 'erased' })
 
 type OutcomeOf<T> = T extends unknown ? Omit<T, 'id'> : never
 

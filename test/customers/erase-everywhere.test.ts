@@ -1,5 +1,4 @@
 import { randomInt, randomUUID } from 'node:crypto'
-import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import sample from '../../flex-templates/campaign-sample.sample.json' with { type: 'json' }
 import { setConsent } from '../../src/consent/consent.service.ts'
@@ -14,6 +13,7 @@ import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
 import { friend, proveEmail, tapLink } from '../linking/support.ts'
 import { makeStoreKey, receipt } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
+import { findAnywhere as findIn } from '../support/find-anywhere.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { parseMail, type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
@@ -32,28 +32,7 @@ afterAll(async () => {
   await smtp?.close()
 })
 
-/** Every text, json and array column of every table, as `table.column`. */
-async function textColumns(): Promise<{ table: string; column: string }[]> {
-  const { rows } = await sql<{ table: string; column: string }>`
-    select table_name as table, column_name as column from information_schema.columns
-    where table_schema = current_schema()
-      and data_type in ('text', 'character varying', 'json', 'jsonb', 'ARRAY')
-      and table_name not like 'kysely_%'
-    order by 1, 2`.execute(db)
-  return rows
-}
-
-/** Where any of `secrets` still appears, as `table.column: value`. */
-async function findAnywhere(secrets: string[]): Promise<string[]> {
-  const found: string[] = []
-  for (const { table, column } of await textColumns()) {
-    const { rows } = await sql<{ v: string }>`
-      select ${sql.ref(column)}::text as v from ${sql.table(table)}
-      where ${sql.ref(column)}::text ilike any(${secrets.map((s) => `%${s}%`)}::text[])`.execute(db)
-    for (const row of rows) found.push(`${table}.${column}: ${row.v.slice(0, 300)}`)
-  }
-  return found
-}
+const findAnywhere = (secrets: string[]) => findIn(db, secrets)
 
 const FINAL = ['sent', 'skipped', 'failed', 'cancelled', 'quota_exceeded']
 const settled = (ids: string[]) =>
