@@ -320,8 +320,8 @@ export type RecentMarketing = Map<string, { count: number; roomAt: Date | null }
  * Claims deliveries (see claimDeliveries) and, for their marketing customers, counts the
  * marketing sends of the rolling week. The weekly cap must hold across jobs running at once: the
  * customers are locked (advisory, in id order) before the claim, so a job counts what another
- * claimed first, and rows another job is sending count too, as do rows waiting for a retry whose
- * request may have reached LINE.
+ * claimed first, and rows another job is sending count too, as do rows waiting for a retry, or
+ * failed, whose request may have reached LINE.
  */
 export async function claimDeliveriesWithMarketingCounts(
   db: Database,
@@ -352,10 +352,11 @@ export async function claimDeliveriesWithMarketingCounts(
         -- No branch on status = 'sending' alone: given one, Postgres OR-ed in the partial index
         -- of unfinished rows and read all of it (the whole campaign's pending rows, 50,000
         -- heap rows filtered away per call on a 100k campaign), so only the customer index fits.
-        and status in ('sent', 'sending', 'pending')
-        -- A pending row counts when its request may have reached LINE: its retry goes whatever
-        -- the cap says (mayHaveReachedLine), so another send must not take its place.
-        and (status <> 'pending' or ${keyMayBeTaken})
+        and status in ('sent', 'sending', 'pending', 'failed')
+        -- A pending or failed row counts when its request may have reached LINE: LINE may have
+        -- delivered it, and its retry (a failed one's after 'deliveries retry') goes whatever the
+        -- cap says (mayHaveReachedLine), so another send must not take its place.
+        and (status not in ('pending', 'failed') or ${keyMayBeTaken})
         and ${at} > now() - interval '7 days'
         -- Only the rows this claim took (they count in the batch): one the job names that
         -- another job is sending counts here, or both jobs would see room for it.
@@ -400,16 +401,24 @@ export async function failUnfinishedDeliveries(
   const attempts = Array.isArray(left) ? ids.map(() => null) : [...left.values()]
   if (ids.length === 0) return 0
   // A push kept for its retry stays (LINE may have taken it): `deliveries retry` repeats it under
-  // the same key, never a new rendering. The last try's own reason (a refused SMTP login, LINE's
+  // the same key, never a new rendering; not an erased customer's. The last try's own reason (a refused SMTP login, LINE's
   // 500) says more than the job's.
-  const result = await sql`
-    update delivery d set status = 'failed',
-      last_error = coalesce(d.last_error, ${error.slice(0, 2_000)}), updated_at = now()
-    from unnest(${ids}::uuid[], ${attempts}::int[]) as l(id, attempts)
-    where d.id = l.id and (l.attempts is null or d.attempts = l.attempts)
-      and d.status = 'pending' and d.attempts > 0 and d.send_after <= now()
-  `.execute(db)
-  return Number(result.numAffectedRows ?? 0)
+  return inTransaction(db, async (trx) => {
+    const result = await sql<{ id: string }>`
+      update delivery d set status = 'failed',
+        last_error = coalesce(d.last_error, ${error.slice(0, 2_000)}), updated_at = now()
+      from unnest(${ids}::uuid[], ${attempts}::int[]) as l(id, attempts)
+      where d.id = l.id and (l.attempts is null or d.attempts = l.attempts)
+        and d.status = 'pending' and d.attempts > 0 and d.send_after <= now()
+      returning d.id
+    `.execute(trx)
+    // An erased customer's keeps neither (see recordOutcomes).
+    await dropErasedTraces(
+      trx,
+      result.rows.map((r) => r.id),
+    )
+    return result.rows.length
+  })
 }
 
 /**

@@ -155,6 +155,33 @@ describe('a delivery whose LINE request may have arrived', () => {
     })
   })
 
+  it('a push failed for good after a 500 counts in the weekly cap: `deliveries retry` may send it', async () => {
+    const f = await newFriend(k)
+    const kind = `campaign-${randomUUID().slice(0, 8)}`
+    await playingWorkers(k, async (send) => {
+      const [first] = (await scheduleDeliveries(k.deps, [{ ...campaign(f), kind }])) as [string]
+      k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
+      await expect(send([first])).rejects.toThrow(/failed for now/)
+      await createSendDeliveries(sendTools(k)).onFinalFailure?.(
+        k.deps,
+        { deliveryIds: [first] },
+        new Error('LINE kept failing'),
+      )
+      expect((await deliveryRow(k, first)).status).toBe('failed')
+      const [second] = (await scheduleDeliveries(k.deps, [campaign(f)])) as [string]
+      await send([second])
+      const run = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
+      expect(run.code).toBe(0)
+      await send([first])
+
+      const [sent, held] = await deliveryRows(k, [first, second])
+      expect(sent!.status).toBe('sent')
+      expect(held!.status).toBe('pending')
+      expect(held!.send_after.getTime()).toBeGreaterThan(Date.now() + WEEK_MS / 2)
+      expect(campaignInbox(k, f.userId)).toHaveLength(1)
+    })
+  })
+
   const cases = [
     {
       name: 'blocks the account',
