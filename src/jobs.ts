@@ -69,9 +69,13 @@ export const jobIds = {
     groupJobId('webhook-event', webhookEventIds) + (cause ? `-${cause}` : ''),
   /** The same group of deliveries always gets the same id. */
   deliveries: (deliveryIds: string[]) => groupJobId('delivery', deliveryIds),
-  /** Deliveries due later (post-purchase delay, quiet hours, a rate-limit wait), by due time. */
-  deliveriesAt: (deliveryIds: string[], dueMs: number) =>
-    `${groupJobId('delivery', deliveryIds)}-at-${dueMs}`,
+  /**
+   * Deliveries due later (post-purchase delay, quiet hours, a rate-limit wait), by due time, and
+   * by the claim that deferred them (`attempts`, the most among them): a job that fired a moment
+   * early and is deferred to the same time again must not get its own running job's id.
+   */
+  deliveriesAt: (deliveryIds: string[], dueMs: number, attempts?: number) =>
+    `${groupJobId('delivery', deliveryIds)}-at-${dueMs}${attempts ? `-try-${attempts}` : ''}`,
   profile: (lineUserId: string, cause: string) => `profile-${lineUserId}-${cause}`,
   /** One deploy per cause (a start): BullMQ keeps a finished job's id for a day. */
   richmenuDeploy: (cause: string) => `richmenu-deploy-${cause}`,

@@ -57,7 +57,9 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
         )
         left = new Map(retry.map((id) => [id, recorder.claim.get(id)!]))
         const deferred = outcomes.flatMap((o) =>
-          o.status === 'pending' && o.sendAfter ? [{ id: o.id, sendAfter: o.sendAfter }] : [],
+          o.status === 'pending' && o.sendAfter
+            ? [{ id: o.id, sendAfter: o.sendAfter, attempts: recorder.claim.get(o.id) }]
+            : [],
         )
         await enqueueDeliveries(deps.queues, deferred, {
           now: deps.clock.now().getTime(),

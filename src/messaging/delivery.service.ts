@@ -92,11 +92,12 @@ export async function scheduleDeliveries(
  * `soon`: together with other callers' jobs (queues.enqueueSoon), for callers nobody waits on.
  * `deferred`: the send job moved them to a new time (quiet hours, the cap, a rate-limit wait):
  * they get a job for that time, however near. Grouped as due, they would get the id of the job
- * deferring them (the same ids), which BullMQ drops while that job exists.
+ * deferring them (the same ids), which BullMQ drops while that job exists; `attempts` (the
+ * deferring claim's) keeps a job deferred again to its own due time from its own id.
  */
 export async function enqueueDeliveries(
   queues: Queues,
-  deliveries: { id: string; sendAfter?: Date | null }[],
+  deliveries: { id: string; sendAfter?: Date | null; attempts?: number }[],
   opts: { now?: number; cause?: string; soon?: boolean; deferred?: boolean } = {},
 ): Promise<void> {
   const now = opts.now ?? Date.now()
@@ -104,6 +105,7 @@ export async function enqueueDeliveries(
   const suffix = opts.cause ? `-${opts.cause}` : ''
   const due: string[] = []
   const later = new Map<number, string[]>()
+  const attempts = new Map(deliveries.map((d) => [d.id, d.attempts ?? 0]))
   for (const d of deliveries) {
     const delay = d.sendAfter ? d.sendAfter.getTime() - now : 0
     // Within the claim's tolerance (250 ms: a delayed job may fire a moment early) it is due.
@@ -120,8 +122,10 @@ export async function enqueueDeliveries(
   for (const [delay, all] of later) {
     for (let i = 0; i < all.length; i += DELIVERIES_PER_JOB) {
       const ids = all.slice(i, i + DELIVERIES_PER_JOB)
-      // Its own id per due time: a deferred delivery's earlier job may still exist.
-      const jobId = jobIds.deliveriesAt(ids, now + delay) + suffix
+      // Its own id per due time and claim: a deferred delivery's earlier job may still exist,
+      // even the one deferring it again (fired a moment early, deferred to the same time).
+      const claimed = Math.max(...ids.map((id) => attempts.get(id) ?? 0))
+      const jobId = jobIds.deliveriesAt(ids, now + delay, claimed) + suffix
       jobs.push({ data: { deliveryIds: ids }, jobId, delay })
     }
   }

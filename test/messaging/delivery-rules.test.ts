@@ -63,7 +63,7 @@ describe('quiet hours', () => {
     ).toContain('transactional')
     // It is not forgotten: a job is due at the window's end.
     const due = await k.deps.queues.byName.delivery.getJob(
-      jobIds.deliveriesAt([marketingId!], marketing.send_after.getTime()),
+      jobIds.deliveriesAt([marketingId!], marketing.send_after.getTime(), marketing.attempts),
     )
     expect(await due?.getState()).toBe('delayed')
     expect(due!.data).toEqual({ deliveryIds: [marketingId] })
@@ -126,7 +126,7 @@ describe('quiet hours', () => {
       const due = delayed.filter((j) => j.data.deliveryIds.some((id: string) => ids.includes(id)))
       expect(due).toHaveLength(1)
       expect(new Set(due[0]!.data.deliveryIds)).toEqual(new Set(ids))
-      expect(due[0]!.id).toBe(jobIds.deliveriesAt(due[0]!.data.deliveryIds, windowEnd.getTime()))
+      expect(due[0]!.id).toBe(jobIds.deliveriesAt(due[0]!.data.deliveryIds, windowEnd.getTime(), 1))
     } finally {
       k.deps.clock = realClock
     }
