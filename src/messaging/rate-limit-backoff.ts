@@ -39,8 +39,10 @@ export const RATE_LIMIT_PARKED = 'rate limited:'
  * The outcomes with each rate-limit 429 (LINE-API.md §2.5) counted on its row and decided per
  * LINE call (a multicast chunk's deliveries were refused by one call and go again in one): its
  * deliveries wait (rateLimitWaitMs, one wait for the call, from the most tries among them) in a
- * delayed job, while the rest of the queue goes on, or, at LINE_RATE_LIMIT_TRIES, they are parked
- * as failed (RATE_LIMIT_PARKED) for `kizuna deliveries retry`. So a person LINE keeps refusing (a
+ * delayed job, while the rest of the queue goes on, or, each at its own LINE_RATE_LIMIT_TRIES,
+ * are parked as failed (RATE_LIMIT_PARKED) for `kizuna deliveries retry` (a requeued row in a
+ * chunk with rows near the limit is not parked with them). If the count cannot be written, the
+ * rate-limited deliveries wait for the job's retry and the other outcomes stand. So a person LINE keeps refusing (a
  * push 429 for "a large number of messages to the same user" does not clear in a second) costs a
  * few calls, not the queue. Rows the claim no longer holds are left as they are (recordOutcomes
  * does not write them).
@@ -55,12 +57,26 @@ export async function backOffRateLimited(
   const limited = outcomes.flatMap((o) => (callOf(o) === null ? [] : [o.id]))
   if (limited.length === 0) return outcomes
   const park = deps.env.LINE_RATE_LIMIT_TRIES
-  const tries = await countRateLimitTries(deps.db, limited, claim)
+  let tries: Map<string, number>
+  try {
+    tries = await countRateLimitTries(deps.db, limited, claim)
+  } catch (err) {
+    // The others' outcomes must still be recorded (sent ones would stay `sending` for the
+    // lease): these wait for the job's retry, as after a 5xx.
+    deps.log.warn({ err, deliveries: limited.length }, 'could not count the rate-limit 429s')
+    return outcomes.map((o) => {
+      if (callOf(o) === null || o.status !== 'pending') return o
+      const { rateLimited: _, ...plain } = o
+      return plain
+    })
+  }
+  // The wait of a call's deliveries going again, from the most tries among them: a row that
+  // reached the limit is parked, the others are not, whatever its count.
   const triesOfCall = new Map<string, number>()
   for (const o of outcomes) {
     const call = callOf(o)
     const n = tries.get(o.id)
-    if (call !== null && n !== undefined) {
+    if (call !== null && n !== undefined && n < park) {
       triesOfCall.set(call, Math.max(n, triesOfCall.get(call) ?? 0))
     }
   }
@@ -70,7 +86,7 @@ export async function backOffRateLimited(
   const decided = outcomes.map((o): DeliveryOutcome => {
     const call = callOf(o)
     if (o.status !== 'pending' || !o.rateLimited || call === null || !tries.has(o.id)) return o
-    const n = triesOfCall.get(call)!
+    const n = tries.get(o.id)!
     if (n >= park) {
       parked += 1
       const error =
@@ -86,7 +102,8 @@ export async function backOffRateLimited(
     }
     let sendAfter = waits.get(call)
     if (!sendAfter) {
-      sendAfter = new Date(now + rateLimitWaitMs(n, o.rateLimited.retryAfterMs))
+      const most = triesOfCall.get(call) ?? n
+      sendAfter = new Date(now + rateLimitWaitMs(most, o.rateLimited.retryAfterMs))
       waits.set(call, sendAfter)
     }
     return { ...o, sendAfter }
