@@ -58,6 +58,18 @@ describe('a delivery whose LINE request may have arrived', () => {
       .where('id', 'in', ids)
       .execute()
 
+  /** The push gets LINE's 500, and the job gives up: failed, its request may have arrived. */
+  async function failedAfter500(send: (ids: string[]) => Promise<unknown>, id: string) {
+    k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
+    await expect(send([id])).rejects.toThrow(/failed for now/)
+    await createSendDeliveries(sendTools(k)).onFinalFailure?.(
+      k.deps,
+      { deliveryIds: [id] },
+      new Error('LINE kept failing'),
+    )
+    expect((await deliveryRow(k, id)).status).toBe('failed')
+  }
+
   it('a push that got a 500 counts in the weekly cap while it waits for its retry', async () => {
     const f = await newFriend(k)
     await playingWorkers(k, async (send) => {
@@ -132,14 +144,7 @@ describe('a delivery whose LINE request may have arrived', () => {
       const [id] = (await scheduleDeliveries(k.deps, [
         { ...campaign(f, { category: 'transactional' }), kind },
       ])) as [string]
-      k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
-      await expect(send([id])).rejects.toThrow(/failed for now/)
-      await createSendDeliveries(sendTools(k)).onFinalFailure?.(
-        k.deps,
-        { deliveryIds: [id] },
-        new Error('LINE kept failing'),
-      )
-      expect((await deliveryRow(k, id)).status).toBe('failed')
+      await failedAfter500(send, id)
       // What it says would render otherwise now (a fixed template, points read again).
       await sql`update delivery set vars = vars || '{"displayName": "別の名前"}'::jsonb
         where id = ${id}`.execute(k.deps.db)
@@ -160,14 +165,7 @@ describe('a delivery whose LINE request may have arrived', () => {
     const kind = `campaign-${randomUUID().slice(0, 8)}`
     await playingWorkers(k, async (send) => {
       const [first] = (await scheduleDeliveries(k.deps, [{ ...campaign(f), kind }])) as [string]
-      k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
-      await expect(send([first])).rejects.toThrow(/failed for now/)
-      await createSendDeliveries(sendTools(k)).onFinalFailure?.(
-        k.deps,
-        { deliveryIds: [first] },
-        new Error('LINE kept failing'),
-      )
-      expect((await deliveryRow(k, first)).status).toBe('failed')
+      await failedAfter500(send, first)
       const [second] = (await scheduleDeliveries(k.deps, [campaign(f)])) as [string]
       await send([second])
       const run = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
