@@ -2,6 +2,7 @@ import { Redis } from 'ioredis'
 import { isConnectionError } from './errors.ts'
 import type { Logger } from './logger.ts'
 import { createOutage, redactUrl } from './outage.ts'
+import { PacingUnavailable } from './pacing-unavailable.ts'
 
 export type { Redis }
 
@@ -94,7 +95,15 @@ function watchOutage(redis: Redis, url: string, log: Logger): Watch {
       // one whose end Redis recorded but whose answer a silent connection lost: sent again on
       // the new one, it finds the job's lock gone.
       if (isLostJob(err) && (outage.down || Date.now() - endedAt < LOST_JOBS_MS)) return true
-      if (redis.status === 'ready' && !isConnectionError(err)) return false
+      // A LINE call not made because Redis held its pacing slot unanswered (PacingUnavailable) is
+      // an outage even on a connection that still looks ready: one gone silent.
+      if (
+        redis.status === 'ready' &&
+        !isConnectionError(err) &&
+        !(err instanceof PacingUnavailable)
+      ) {
+        return false
+      }
       if (!outage.down) {
         outage.failed(err)
         recheck = setInterval(() => void checkBack(), RECHECK_MS)

@@ -2,6 +2,7 @@ import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq
 import { JOBS, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
 import type { Deps } from './deps.ts'
 import { isOutageError } from './outage.ts'
+import { PacingUnavailable } from './pacing-unavailable.ts'
 import { isRedisOutage, type Redis } from './redis.ts'
 import type { Processor, Processors } from './worker-types.ts'
 
@@ -73,8 +74,10 @@ export function startWorkers(
     })
     worker.on('failed', (job, err) => {
       deps.metrics.jobs.inc({ queue, outcome: 'failed' })
-      // A Postgres outage was logged once, as the outage; its retries are counted only.
+      // A Postgres outage was logged once, as the outage; its retries are counted only. So is a
+      // Redis outage that held a LINE call's pacing slot (PacingUnavailable: Redis did not answer).
       if (isOutageError(err)) return
+      if (err instanceof PacingUnavailable && isRedisOutage(deps.redis, err)) return
       deps.log.warn(
         { err, queue, jobId: job?.id, attempts: job?.attemptsMade },
         'job attempt failed',
