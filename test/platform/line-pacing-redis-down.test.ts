@@ -76,8 +76,9 @@ describe('paced LINE calls while Redis is away', () => {
     const took = performance.now() - started
     expect(outcome).not.toBe('stuck')
     if (outcome === 'stuck' || outcome.ok) throw new Error('the call should have failed')
+    // It waited for the bound, not failing at once; that it ended at all is outcomeWithin's
+    // check above (a ceiling on our own time here would only fail on a busy machine).
     expect(took).toBeGreaterThanOrEqual(REDIS_WAIT_MS - 50)
-    expect(took).toBeLessThan(REDIS_WAIT_MS + 1_500)
     expect(classifyLineError(outcome.error)).toMatchObject({ kind: 'transient' })
     expect((outcome.error as Error).message).toMatch(/REDIS_URL/)
     // Held back, never sent: LINE's limit is not risked.
