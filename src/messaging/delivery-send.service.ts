@@ -42,7 +42,7 @@ export type SendTools = {
   leaseSeconds?: number
 }
 
-export type BatchResult = { outcomes: DeliveryOutcome[]; rateLimited: boolean }
+export type BatchResult = { outcomes: DeliveryOutcome[] }
 
 /**
  * Sends claimed deliveries. Marketing waits out quiet hours and the weekly cap; each delivery
@@ -150,7 +150,7 @@ export async function sendClaimedDeliveries(
     ),
   ])
   outcomes.push(...line.outcomes, ...emails)
-  return { outcomes, rateLimited: line.rateLimited }
+  return { outcomes }
 }
 
 /**

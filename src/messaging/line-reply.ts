@@ -55,7 +55,6 @@ export async function sendReplies(
     // LINE-API.md §2.5: a rate-limit 429 is backed off and retried. A reply costs no quota and
     // this one sent nothing: it goes again after its wait while its token is fresh (a push
     // only once it is not).
-    result.rateLimited = true
     await setReplyState(deps.db, rateLimited, held.claim, null).catch((err: unknown) =>
       // Left `trying`, the rows are failed at their next claim: never sent twice, but lost.
       deps.log.warn({ err }, 'could not unmark the rate-limited replies'),

@@ -53,11 +53,8 @@ export type StoredRequests = { pushes: StoredPush[]; chunks: StoredChunk[] }
  */
 export type LineClaim = Pick<ClaimOutcomes, 'claim' | 'takenOver'>
 
-export type LineBatchResult = {
-  outcomes: DeliveryOutcome[]
-  /** A rate-limit 429 was seen (its deliveries are backed off: rate-limit-backoff.ts). */
-  rateLimited: boolean
-}
+/** Each delivery's outcome; a rate-limited one says so itself (backed off: rate-limit-backoff.ts). */
+export type LineBatchResult = { outcomes: DeliveryOutcome[] }
 
 /**
  * Sends a batch: fresh reply tokens first (a refused reply sent nothing, so the push follows; a
@@ -77,10 +74,9 @@ export async function sendLineBatch(
   items: LineItem[],
   again: StoredRequests = { pushes: [], chunks: [] },
 ): Promise<LineBatchResult> {
-  const result: LineBatchResult = { outcomes: [], rateLimited: false }
+  const result: LineBatchResult = { outcomes: [] }
   const record = (r: LineBatchResult) => {
     result.outcomes.push(...r.outcomes)
-    result.rateLimited ||= r.rateLimited
   }
   const replying: LineItem[] = []
   const unanswered: LineItem[] = []
@@ -185,14 +181,13 @@ async function outcomesOf(
   const each = (o: OutcomeOf<DeliveryOutcome>) => ids.map((id) => ({ ...o, id }) as DeliveryOutcome)
   try {
     const { requestId } = await send()
-    return { outcomes: each({ status: 'sent', channel: 'line', requestId }), rateLimited: false }
+    return { outcomes: each({ status: 'sent', channel: 'line', requestId }) }
   } catch (error) {
     const f = classifyLineError(error)
     switch (f.kind) {
       case 'already_accepted':
         return {
           outcomes: each({ status: 'sent', channel: 'line', requestId: f.acceptedRequestId }),
-          rateLimited: false,
         }
       case 'rate_limited': {
         // LINE refused it: a new request leaves its key unused (its first call forgotten, so
@@ -201,20 +196,18 @@ async function outcomesOf(
         const unused = isNew ? { keyUnused: true as const } : {}
         return {
           outcomes: each({ status: 'pending', error: f.message, rateLimited, ...unused }),
-          rateLimited: true,
         }
       }
       case 'quota_exceeded':
         return {
           outcomes: each({ status: 'quota_exceeded', error: f.message }),
-          rateLimited: false,
         }
       case 'transient':
-        return { outcomes: each({ status: 'pending', error: f.message }), rateLimited: false }
+        return { outcomes: each({ status: 'pending', error: f.message }) }
       default: {
         const details = 'details' in f ? JSON.stringify(f.details) : ''
         const error = `LINE ${f.status}: ${f.message} ${details}`.trim()
-        return { outcomes: each({ status: 'failed', error }), rateLimited: false }
+        return { outcomes: each({ status: 'failed', error }) }
       }
     }
   }
