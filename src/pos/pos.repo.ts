@@ -122,11 +122,19 @@ export async function findStoreCodeById(db: Db, id: string) {
   return row?.code
 }
 
-/** The stored answer and what the sale used (its coupons found by customer: coupons move with it). */
+/**
+ * The stored answer and what the sale was (its lines) and used (its coupons found by customer:
+ * coupons move with it), read only for a receipt sent again.
+ */
 export async function findPurchaseResult(db: Db, purchaseId: string) {
   return db
     .selectFrom('purchase')
     .select(['id', 'customer_id', 'total', 'points_earned', 'points_used', 'result', 'voided_at'])
+    .select([
+      'line_skus as skus',
+      'line_quantities as quantities',
+      'line_unit_prices as unitPrices',
+    ])
     .select(
       sql<string[]>`array(select c.code from coupon c where c.customer_id = purchase.customer_id
         and c.used_purchase_id = purchase.id)`.as('coupons_used'),

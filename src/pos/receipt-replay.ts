@@ -1,14 +1,16 @@
 import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
+import { linesChange } from '../purchases/same-lines.ts'
 import { memberSummary } from './member-summary.ts'
 import { findPurchaseResult } from './pos.repo.ts'
 import type { Receipt, ScanResponse } from './pos.schemas.ts'
 
 /**
  * The answer given the first time, marked as a replay (rebuilt if none was stored). A receipt id
- * that comes back with another member's card or another total is not a replay but a second sale
- * under a used number: 409. The member is checked first: another member's register is told the
+ * that comes back with another member's card, another total or other goods (linesChange: the same
+ * goods in another order of lines are a retry) is not a replay but a second sale under a used
+ * number: 409. The member is checked first: another member's register is told the
  * id is taken and nothing else (not the total, not a void), and the first member's data stays at
  * the register that recorded it.
  * So is one that claims points or coupons (listed, or scanned as the barcode) the sale did not
@@ -40,6 +42,15 @@ export async function replayOf(
       `receipt ${receipt.id} was already recorded with total ${row.total}; a different sale ` +
         'needs its own receipt id',
       { details: [{ field: 'receipt.id', message: 'already used for another sale' }] },
+    )
+  }
+  const lines = linesChange(row, receipt.lines)
+  if (lines) {
+    throw new AppError(
+      'CONFLICT',
+      `receipt ${receipt.id} was already recorded with other lines (${lines}); a different sale ` +
+        'needs its own receipt id',
+      { details: [{ field: 'receipt.lines', message: 'differ from the recorded sale' }] },
     )
   }
   if (receipt.pointsUsed > 0 && receipt.pointsUsed !== row.points_used) {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import { makeCustomer, makeStoreKey, postPos, receipt } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { receiptRowsOf } from './receipt-rows.ts'
@@ -64,5 +65,105 @@ describe("a receipt id reused with another member's card", () => {
     // The member of the sale is still told it was voided.
     const own = await post('/scans', { barcode: a.card, receipt: r })
     expect((await errorOf(own)).message).toContain('was voided at')
+  })
+})
+
+// A receipt id sent again with the same total but other goods is a second sale under a used
+// number (a register whose counter was reset): answered as a replay, its lines would be dropped
+// while the register thinks it recorded them. A retry of the same sale, however the register
+// serialises it again, is still a replay.
+describe('a receipt id sent again with the same total', () => {
+  const sofa = { sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 6_000 }
+  const lamps = { sku: 'LAMP-2', name: 'Lamp', quantity: 2, unitPrice: 1_000 }
+  const lamp = { ...lamps, quantity: 1 }
+
+  it('is a 409 naming receipt.lines for other skus, quantities or prices, and writes nothing', async () => {
+    const c = await makeCustomer(db)
+    const r = receipt({ lines: [sofa, lamps] })
+    expect((await post('/scans', { barcode: c.card, receipt: r })).status).toBe(200)
+    const before = await receiptRowsOf(db, c.id)
+
+    for (const [lines, difference] of [
+      [[{ sku: 'ARMCHAIR-3', quantity: 1, unitPrice: 8_000 }], 'SOFA-1 at 6000 yen: 1 recorded, 0'],
+      [[sofa, { ...lamps, sku: 'LAMP-9' }], 'LAMP-2 at 1000 yen: 2 recorded, 0 sent'],
+      [[{ ...sofa, unitPrice: 7_000 }, lamp], 'SOFA-1 at 6000 yen: 1 recorded, 0 sent'],
+      [
+        [
+          { ...sofa, unitPrice: 4_000 },
+          { ...lamps, quantity: 4 },
+        ],
+        'SOFA-1 at 6000 yen',
+      ],
+      [[sofa, { ...lamps, quantity: 1, unitPrice: 2_000 }], 'LAMP-2 at 1000 yen: 2 recorded, 0'],
+      [[sofa, lamp, lamps], 'LAMP-2 at 1000 yen: 2 recorded, 3 sent'], // one lamp more
+    ] as const) {
+      const res = await post('/scans', { barcode: c.card, receipt: { ...r, lines } })
+      expect(res.status).toBe(409)
+      const error = await errorOf(res)
+      expect(error).toMatchObject({
+        code: 'CONFLICT',
+        details: [{ field: 'receipt.lines', message: 'differ from the recorded sale' }],
+      })
+      expect(error.message).toContain(
+        `receipt ${r.id} was already recorded with other lines (${difference}`,
+      )
+      expect(error.message).toContain('); a different sale needs its own receipt id')
+    }
+    expect(await receiptRowsOf(db, c.id)).toEqual(before)
+  })
+
+  it('is a replay for the same goods: resent as it was, re-serialised, reordered or regrouped', async () => {
+    const c = await makeCustomer(db)
+    const r = receipt({ lines: [sofa, lamps] })
+    const first = await post('/scans', { barcode: c.card, receipt: r })
+    expect(first.status).toBe(200)
+    const answer = (await first.json()) as ScanResponse
+    const replayed = { ...answer, purchase: { ...answer.purchase, replayed: true } }
+    const before = await receiptRowsOf(db, c.id)
+
+    // Keys in another order, indented, a sku with a space the schema trims, names left out or
+    // spelt otherwise (labels, not what was sold).
+    const reserialised = JSON.stringify(
+      {
+        receipt: {
+          total: r.total,
+          lines: [
+            { unitPrice: 6_000, quantity: 1, sku: ' SOFA-1' },
+            { unitPrice: 1_000, quantity: 2, sku: 'LAMP-2', name: 'ランプ' },
+          ],
+          purchasedAt: r.purchasedAt,
+          id: r.id,
+        },
+        barcode: c.card,
+      },
+      null,
+      2,
+    )
+    for (const body of [
+      { barcode: c.card, receipt: r },
+      reserialised,
+      { barcode: c.card, receipt: { ...r, lines: [lamps, sofa] } },
+      { barcode: c.card, receipt: { ...r, lines: [lamp, sofa, lamp] } },
+    ]) {
+      const res = await post('/scans', body)
+      expect(res.status).toBe(200)
+      expect(await res.json()).toEqual(replayed)
+    }
+    expect(await receiptRowsOf(db, c.id)).toEqual(before)
+  })
+
+  it("tells another member's register only that the id is taken, not that its lines differ", async () => {
+    const a = await makeCustomer(db)
+    const b = await makeCustomer(db)
+    const r = receipt({ lines: [sofa, lamps] })
+    expect((await post('/scans', { barcode: a.card, receipt: r })).status).toBe(200)
+    const before = await receiptRowsOf(db, b.id)
+    const lines = [{ sku: 'PARASOL-7', quantity: 1, unitPrice: 8_000 }]
+    const text = await expectOtherMember(
+      await post('/scans', { barcode: b.card, receipt: { ...r, lines } }),
+    )
+    expect(text).not.toContain('SOFA')
+    expect(text).not.toContain('LAMP')
+    expect(await receiptRowsOf(db, b.id)).toEqual(before)
   })
 })
