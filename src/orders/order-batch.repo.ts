@@ -1,7 +1,11 @@
 import { sql, type Transaction } from 'kysely'
 import type { DB } from '../platform/db.ts'
 import { newTimeOrderedId } from '../platform/ids.ts'
-import { applyPurchasesToCustomers, type PurchaseTotals } from '../purchases/purchase.repo.ts'
+import {
+  applyPurchasesToCustomers,
+  lineArrays,
+  type PurchaseTotals,
+} from '../purchases/purchase.repo.ts'
 import { type PurchaseEnv, pointsFor } from '../purchases/purchase.service.ts'
 import { findIdentityHolders } from './identity-holders.repo.ts'
 import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
@@ -268,9 +272,11 @@ function checkRepeatedOrders(
         pending_identity_kind: first.pending?.kind ?? null,
         pending_identity_value: first.pending?.value ?? null,
         pending_email: first.pendingEmail,
+        ...lineArrays(first.order.lines),
       })
     const sent = {
       total: p.order.total,
+      lines: p.order.lines,
       customerId: p.customerId,
       pending: pendingIdentityOf(p.order.customer),
       pendingEmail: pendingEmailOf(p.order.customer),

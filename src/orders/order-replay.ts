@@ -1,9 +1,11 @@
 import { AppError } from '../platform/errors.ts'
 import type { FieldProblem } from '../platform/input.ts'
+import type { PurchaseLine } from '../purchases/purchase.repo.ts'
+import { linesChange, type RecordedLines } from '../purchases/same-lines.ts'
 import type { Order } from './order.schemas.ts'
 
 /** What an order sent again is checked against: the purchase recorded for it (findRecordedOrders). */
-export type RecordedOrder = {
+export type RecordedOrder = RecordedLines & {
   id: string
   /** The customer holding it now (merges followed); null when unmatched or that one is erased. */
   customer_id: string | null
@@ -19,6 +21,7 @@ export type RecordedOrder = {
 /** The order as sent again: the customer it leads to, or the identities it waits on. */
 export type SentOrder = {
   total: number
+  lines: readonly PurchaseLine[]
   customerId: string | null
   pending: { kind: string; value: string } | null
   pendingEmail: string | null
@@ -31,7 +34,8 @@ export type SentOrder = {
  * recorded order (it may be someone else's). A recorded order without a customer is the same when
  * it names the identities it waits on (one of them held by now is the nightly refresh's to
  * attach); a recorded pending email of null is unknown (kept only since 20261207T040100), not
- * "none". An erased customer's order has no identities left to compare: only its total is.
+ * "none". An erased customer's order has no identities left to compare: only its total and
+ * lines are (kept, anonymised). The same total with other goods is another order (linesChange).
  */
 export function changedField(recorded: RecordedOrder, sent: SentOrder): FieldProblem | null {
   const sameCustomer =
@@ -46,6 +50,8 @@ export function changedField(recorded: RecordedOrder, sent: SentOrder): FieldPro
   if (recorded.total !== sent.total) {
     return { field: 'total', message: `was recorded before with total ${recorded.total}` }
   }
+  const lines = linesChange(recorded, sent.lines)
+  if (lines) return { field: 'lines', message: `was recorded before with other lines (${lines})` }
   return null
 }
 

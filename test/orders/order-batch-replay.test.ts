@@ -75,20 +75,43 @@ describe('an order imported again', () => {
         ndjson({ ...n4, customer: { externalId: e2, email: mail } }),
         ndjson(order(source, 'N5')),
         ndjson(order(source, 'N5', { total: 7 })), // twice in the file, changed
+        ndjson({ ...n1, lines: [{ sku: 'PARASOL-2', quantity: 1, unitPrice: 12_000 }] }),
+        ndjson(order(source, 'N6')),
+        ndjson({
+          ...order(source, 'N6'),
+          lines: [{ sku: 'BASE-1', quantity: 2, unitPrice: 6_000 }],
+        }),
       ]),
     ])
-    expect(again.stdout).toContain('orders: created 0, unmatched 2, unchanged 1, skipped 3')
+    expect(again.stdout).toContain('orders: created 0, unmatched 3, unchanged 1, skipped 5')
     expect(again.stderr).toContain('line 2: total: order N2 was recorded before with total 12000')
     expect(again.stderr).toContain('line 4: customer: order N4 was recorded before for another')
     expect(again.stderr).toContain('line 6: total: order N5 was recorded before with total 12000')
-    expect(again.stderr).not.toMatch(/line [135]:/)
+    expect(again.stderr).toContain('line 7: lines: order N1 was recorded before with other lines')
+    expect(again.stderr).toContain('line 9: lines: order N6 was recorded before with other lines')
+    expect(again.stderr).not.toMatch(/line [1358]:/)
     expect(await purchases(source)).toEqual([
       ...before.slice(0, 2),
       { external_id: 'N3', customer_id: null, total: 12_000 },
       before[2],
       { external_id: 'N5', customer_id: null, total: 12_000 },
+      { external_id: 'N6', customer_id: null, total: 12_000 },
     ])
     expect(before[2]).toEqual({ external_id: 'N4', customer_id: a.id, total: 12_000 })
+    const lines = await db
+      .selectFrom('purchase')
+      .select(['external_id', 'line_skus', 'line_quantities'])
+      .where('source', '=', source)
+      .where('external_id', 'in', ['N1', 'N6'])
+      .orderBy('external_id')
+      .execute()
+    expect(lines).toEqual(
+      ['N1', 'N6'].map((id) => ({
+        external_id: id,
+        line_skus: ['PARASOL-1'],
+        line_quantities: [1],
+      })),
+    )
     expect(await holderOf(e2)).toEqual([])
   })
 

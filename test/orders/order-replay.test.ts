@@ -59,7 +59,7 @@ const stats = (id: string) =>
     .where('id', '=', id)
     .executeTakeFirstOrThrow()
 
-async function expectChanged(res: Response, field: 'customer' | 'total') {
+async function expectChanged(res: Response, field: 'customer' | 'total' | 'lines') {
   expect(res.status).toBe(409)
   const error = await errorOf(res)
   expect(error.code).toBe('CONFLICT')
@@ -106,6 +106,37 @@ describe('POST /api/orders sent again', () => {
     expect(error.message).toContain('with total 1000')
     expect((await purchaseOf(first.orderId))[0]).toMatchObject({ customer_id: a.id, total: 1_000 })
     expect(await stats(a.id)).toEqual({ purchase_count: 1, total_spent: '1000', points: 10 })
+  })
+
+  it('answers 409 naming the lines for the same total and other lines, the same goods replayed', async () => {
+    const e1 = shopId()
+    const a = await createCustomer(db, { identities: [{ kind: 'online_customer', value: e1 }] })
+    const lamps = { sku: 'LAMP-1', quantity: 2, unitPrice: 300 }
+    const shade = { sku: 'SHADE-1', name: 'Shade', quantity: 1, unitPrice: 400 }
+    const first = { ...order({ externalId: e1 }), lines: [lamps, shade] }
+    const created = (await (await postOrder(first)).json()) as Record<string, unknown>
+    expect(created).toMatchObject({ created: true, customerId: a.id })
+    const before = await purchaseOf(first.orderId)
+
+    for (const lines of [
+      [{ sku: 'CHAIR-1', quantity: 1, unitPrice: 1_000 }],
+      [
+        { ...lamps, quantity: 1 },
+        { ...shade, unitPrice: 700 },
+      ],
+    ]) {
+      const error = await expectChanged(await postOrder({ ...first, lines }), 'lines')
+      expect(error.message).toContain(`order ${first.orderId} was recorded before with other lines`)
+    }
+    expect(await purchaseOf(first.orderId)).toEqual(before)
+    expect(await stats(a.id)).toEqual({ purchase_count: 1, total_spent: '1000', points: 10 })
+
+    // The same goods in another order of lines, or one of them split in two: the first answer.
+    const regrouped = [shade, { ...lamps, quantity: 1 }, { ...lamps, quantity: 1 }]
+    const replay = await postOrder({ ...first, lines: regrouped })
+    expect(replay.status).toBe(200)
+    expect(await replay.json()).toEqual({ ...created, created: false })
+    expect(await purchaseOf(first.orderId)).toEqual(before)
   })
 
   it("answers the order's owner, after a merge too, and attaches nothing the replay names", async () => {
