@@ -1,19 +1,13 @@
-import type { messagingApi } from '@line/bot-sdk'
 import pLimit from 'p-limit'
 import { lineLoadsImageUrl } from '../cards/card-url.ts'
 import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
-import { renderEmailMessage, renderLineMessage, TemplateError } from '../flex/message-template.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
-import {
-  type ClaimedDelivery,
-  type DeliveryOutcome,
-  REPLY_OUTCOME_UNKNOWN,
-  type RecentMarketing,
-  TEMPLATE_FAILED,
-} from './delivery.repo.ts'
+import type { ClaimedDelivery, DeliveryOutcome, RecentMarketing } from './delivery.repo.ts'
+import { contentOf, render } from './delivery-content.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
+import { replyTokenIfFresh, settleStoppedReplies } from './line-reply.ts'
 import {
   type LineItem,
   type LineLimiters,
@@ -21,11 +15,9 @@ import {
   sendLineBatch,
 } from './line-send.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
-import { chooseChannel, quietHoursEnd } from './send-rules.ts'
+import { applyMarketingRules, chooseChannel } from './send-rules.ts'
 import type { SendWindow } from './send-window.ts'
-import { CHUNK_HELD, type ChunkItem, heldChunks, storedRequestOf } from './stored-requests.ts'
-
-const WEEK_MS = 7 * 24 * 60 * 60 * 1000
+import { type ChunkItem, storedRequestOf, unheldChunks } from './stored-requests.ts'
 
 /**
  * Emails on their way at once per process: a few more than the SMTP pool's 5 connections, so the
@@ -151,186 +143,6 @@ export async function sendClaimedDeliveries(
   ])
   outcomes.push(...line.outcomes, ...emails)
   return { outcomes }
-}
-
-/**
- * The stored chunks that may go again (heldChunks); the deliveries of the others are failed
- * (CHUNK_HELD), and all wait for a retry if the check cannot be made.
- */
-async function unheldChunks(
-  deps: Deps,
-  items: ChunkItem[],
-  rows: ClaimedDelivery[],
-  outcomes: DeliveryOutcome[],
-): Promise<ChunkItem[]> {
-  if (items.length === 0) return []
-  let held: Set<string>
-  try {
-    held = await heldChunks(deps, items, rows, outcomes)
-  } catch (err) {
-    deps.log.warn({ err }, 'could not check the multicast chunks to send again')
-    for (const { id } of items) outcomes.push({ id, status: 'pending', error: 'chunk not checked' })
-    return []
-  }
-  for (const multicastRequestId of held) {
-    const deliveries = items.filter((i) => i.chunkId === multicastRequestId)
-    deps.log.warn(
-      { multicastRequestId, deliveries: deliveries.length },
-      'multicast chunk not sent again: someone in it may no longer get it',
-    )
-    for (const { id } of deliveries) outcomes.push({ id, status: 'failed', error: CHUNK_HELD })
-  }
-  return items.filter((i) => !held.has(i.chunkId))
-}
-
-/**
- * A row still marked `trying` was claimed again after a worker stopped during its reply, before
- * the outcome was recorded: the reply may have arrived and has no retry key, so, as after a
- * reply that timed out, it is failed and never pushed. Returns the other rows.
- */
-function settleStoppedReplies(
-  rows: ClaimedDelivery[],
-  outcomes: DeliveryOutcome[],
-): ClaimedDelivery[] {
-  return rows.filter((row) => {
-    if (row.reply_state !== 'trying') return true
-    const error = `${REPLY_OUTCOME_UNKNOWN}: the worker stopped during the reply`
-    outcomes.push({ id: row.id, status: 'failed', error })
-    return false
-  })
-}
-
-/**
- * Quiet hours defer every marketing delivery to the window's end. Over the weekly cap a delivery
- * waits until the oldest counted send turns a week old, or is skipped if its sender said so,
- * unless its request may already have reached LINE (mayHaveReachedLine). Transactional
- * deliveries pass untouched. Returns the deliveries that may go now.
- */
-function applyMarketingRules(
-  deps: Deps,
-  rows: ClaimedDelivery[],
-  recent: RecentMarketing,
-  now: Date,
-  outcomes: DeliveryOutcome[],
-): ClaimedDelivery[] {
-  const marketing = rows.filter((r) => r.category === 'marketing')
-  if (marketing.length === 0) return rows
-  const quietUntil = quietHoursEnd(now, deps.env.QUIET_HOURS, deps.env.TZ_STORE)
-  const cap = deps.env.MARKETING_WEEKLY_CAP
-  const addedNow = new Map<string, number>()
-  return rows.filter((row) => {
-    if (row.category !== 'marketing') return true
-    if (quietUntil) {
-      outcomes.push({ id: row.id, status: 'pending', sendAfter: quietUntil })
-      return false
-    }
-    if (cap === 0) return true
-    const before = recent.get(row.customer_id) ?? { count: 0, roomAt: null }
-    const added = addedNow.get(row.customer_id) ?? 0
-    if (before.count + added < cap || mayHaveReachedLine(row)) {
-      addedNow.set(row.customer_id, added + 1)
-      return true
-    }
-    if (row.over_cap === 'skip') {
-      outcomes.push({ id: row.id, status: 'skipped', reason: 'weekly_cap' })
-    } else {
-      // Room opens when the cap-th most recent send turns a week old (sends of this batch: a week).
-      const roomAt =
-        added === 0 && before.roomAt ? before.roomAt : new Date(now.getTime() + WEEK_MS)
-      outcomes.push({ id: row.id, status: 'pending', sendAfter: roomAt })
-    }
-    return false
-  })
-}
-
-/**
- * An earlier attempt's push or multicast got no answer (a 5xx or timeout): LINE may have taken
- * it. Its retry repeats that request under its key, which LINE honours for 24 hours only
- * (LINE-API.md §2.4), so it is not held back by the cap (up to a week): it was within the cap
- * when it first went, and it counts for the person's other sends while it waits (see
- * claimDeliveriesWithMarketingCounts); sent after the key expired it could arrive twice (a
- * multicast chunk, to everyone in it). Quiet hours still apply: a window is shorter than the
- * key's life, and a retry they hold past it is failed when it comes up again (KEY_EXPIRED).
- * One past its key's life is failed, not sent, so it takes no room. A request LINE refused (a
- * 400, a 429) took nothing: its first call is forgotten (line_key_used is false) and it waits
- * for room like a new send.
- */
-function mayHaveReachedLine(row: ClaimedDelivery): boolean {
-  return row.line_key_used && !row.line_key_expired
-}
-
-type Content =
-  | { templateId: string; vars: Record<string, unknown>; key: string }
-  | { templateId: null; messages: messagingApi.Message[]; key: string }
-  | { outcome: DeliveryOutcome }
-
-/**
- * What one delivery says: its stored LINE messages, or its template with the variables its
- * loader completes now. The key is equal for equal messages (rendering is deterministic).
- */
-async function contentOf(
-  deps: Deps,
-  loaders: MessageVarsLoaders,
-  row: ClaimedDelivery,
-): Promise<Content> {
-  if (!row.template_id) {
-    const messages = (row.messages ?? []) as messagingApi.Message[]
-    return { templateId: null, messages, key: JSON.stringify(messages) }
-  }
-  try {
-    const loader = loaders[row.template_id]
-    const vars = loader
-      ? await loader(deps, { customerId: row.customer_id, vars: row.vars })
-      : row.vars
-    if (vars === null) {
-      return { outcome: { id: row.id, status: 'skipped', reason: 'nothing_to_send' } }
-    }
-    const key = `${row.template_id}\0${JSON.stringify(vars)}`
-    return { templateId: row.template_id, vars, key }
-  } catch (error) {
-    // A loader's database error is worth another try; bad variables are not.
-    if (error instanceof TemplateError) return { outcome: failed(row, error) }
-    const message = error instanceof Error ? error.message : String(error)
-    return { outcome: { id: row.id, status: 'pending', error: `loader: ${message}` } }
-  }
-}
-
-type Rendered =
-  | { line: messagingApi.Message[]; email?: undefined }
-  | { email: EmailItem['email']; line?: undefined }
-  | { outcome: DeliveryOutcome }
-
-function render(
-  row: ClaimedDelivery,
-  content: Exclude<Content, { outcome: DeliveryOutcome }>,
-  channel: 'line' | 'email',
-  lineOpts: { allowHttpImages: boolean },
-): Rendered {
-  if (content.templateId === null) return { line: content.messages }
-  try {
-    if (channel === 'email') return { email: renderEmailMessage(content.templateId, content.vars) }
-    return { line: [renderLineMessage(content.templateId, content.vars, lineOpts)] }
-  } catch (error) {
-    return { outcome: failed(row, error) }
-  }
-}
-
-function failed(row: ClaimedDelivery, error: unknown): DeliveryOutcome {
-  const message = error instanceof Error ? error.message : String(error)
-  return { id: row.id, status: 'failed', error: `${TEMPLATE_FAILED} ${message}` }
-}
-
-/**
- * A reply goes while its token is fresh and nothing went out for the row before: no reply under
- * way or refused (a refused one was followed by a push; after that, only the push's key is safe).
- * A reply a rate-limit 429 refused is tried again.
- */
-function replyTokenIfFresh(row: ClaimedDelivery, now: Date): string | null {
-  const fresh =
-    row.reply_token !== null &&
-    row.reply_state === null &&
-    (row.reply_token_expires_at?.getTime() ?? 0) > now.getTime()
-  return fresh ? row.reply_token : null
 }
 
 /** Rows rendered between two turns of the event loop. */

@@ -1,7 +1,11 @@
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody } from '../platform/line-send-transport.ts'
-import { type DeliveryOutcome, REPLY_OUTCOME_UNKNOWN } from './delivery.repo.ts'
+import {
+  type ClaimedDelivery,
+  type DeliveryOutcome,
+  REPLY_OUTCOME_UNKNOWN,
+} from './delivery.repo.ts'
 import { setReplyState } from './line-claim.repo.ts'
 import type { LineBatchResult, LineClaim, LineItem, LineLimiters } from './line-send.ts'
 
@@ -107,4 +111,34 @@ async function replyOutcome(
     deps.log.info({ deliveryId: id, why: failure.kind }, 'reply failed, pushing')
     return 'refused'
   }
+}
+
+/**
+ * A row still marked `trying` was claimed again after a worker stopped during its reply, before
+ * the outcome was recorded: the reply may have arrived and has no retry key, so, as after a
+ * reply that timed out, it is failed and never pushed. Returns the other rows.
+ */
+export function settleStoppedReplies(
+  rows: ClaimedDelivery[],
+  outcomes: DeliveryOutcome[],
+): ClaimedDelivery[] {
+  return rows.filter((row) => {
+    if (row.reply_state !== 'trying') return true
+    const error = `${REPLY_OUTCOME_UNKNOWN}: the worker stopped during the reply`
+    outcomes.push({ id: row.id, status: 'failed', error })
+    return false
+  })
+}
+
+/**
+ * A reply goes while its token is fresh and nothing went out for the row before: no reply under
+ * way or refused (a refused one was followed by a push; after that, only the push's key is safe).
+ * A reply a rate-limit 429 refused is tried again.
+ */
+export function replyTokenIfFresh(row: ClaimedDelivery, now: Date): string | null {
+  const fresh =
+    row.reply_token !== null &&
+    row.reply_state === null &&
+    (row.reply_token_expires_at?.getTime() ?? 0) > now.getTime()
+  return fresh ? row.reply_token : null
 }

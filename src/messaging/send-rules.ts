@@ -1,5 +1,6 @@
 import type { Consents } from '../consent/consent.service.ts'
-import type { ClaimedDelivery } from './delivery.repo.ts'
+import type { Deps } from '../platform/deps.ts'
+import type { ClaimedDelivery, DeliveryOutcome, RecentMarketing } from './delivery.repo.ts'
 
 const MINUTES_PER_DAY = 24 * 60
 
@@ -80,4 +81,65 @@ export function chooseChannel(
   else if (!email.configured) why.push('email_not_configured')
   else return { channel: 'email', to: d.email }
   return { channel: null, reason: why.join(',') }
+}
+
+const WEEK_MS = 7 * 24 * 60 * 60 * 1000
+
+/**
+ * Quiet hours defer every marketing delivery to the window's end. Over the weekly cap a delivery
+ * waits until the oldest counted send turns a week old, or is skipped if its sender said so,
+ * unless its request may already have reached LINE (mayHaveReachedLine). Transactional
+ * deliveries pass untouched. Returns the deliveries that may go now.
+ */
+export function applyMarketingRules(
+  deps: Deps,
+  rows: ClaimedDelivery[],
+  recent: RecentMarketing,
+  now: Date,
+  outcomes: DeliveryOutcome[],
+): ClaimedDelivery[] {
+  const marketing = rows.filter((r) => r.category === 'marketing')
+  if (marketing.length === 0) return rows
+  const quietUntil = quietHoursEnd(now, deps.env.QUIET_HOURS, deps.env.TZ_STORE)
+  const cap = deps.env.MARKETING_WEEKLY_CAP
+  const addedNow = new Map<string, number>()
+  return rows.filter((row) => {
+    if (row.category !== 'marketing') return true
+    if (quietUntil) {
+      outcomes.push({ id: row.id, status: 'pending', sendAfter: quietUntil })
+      return false
+    }
+    if (cap === 0) return true
+    const before = recent.get(row.customer_id) ?? { count: 0, roomAt: null }
+    const added = addedNow.get(row.customer_id) ?? 0
+    if (before.count + added < cap || mayHaveReachedLine(row)) {
+      addedNow.set(row.customer_id, added + 1)
+      return true
+    }
+    if (row.over_cap === 'skip') {
+      outcomes.push({ id: row.id, status: 'skipped', reason: 'weekly_cap' })
+    } else {
+      // Room opens when the cap-th most recent send turns a week old (sends of this batch: a week).
+      const roomAt =
+        added === 0 && before.roomAt ? before.roomAt : new Date(now.getTime() + WEEK_MS)
+      outcomes.push({ id: row.id, status: 'pending', sendAfter: roomAt })
+    }
+    return false
+  })
+}
+
+/**
+ * An earlier attempt's push or multicast got no answer (a 5xx or timeout): LINE may have taken
+ * it. Its retry repeats that request under its key, which LINE honours for 24 hours only
+ * (LINE-API.md §2.4), so it is not held back by the cap (up to a week): it was within the cap
+ * when it first went, and it counts for the person's other sends while it waits (see
+ * claimDeliveriesWithMarketingCounts); sent after the key expired it could arrive twice (a
+ * multicast chunk, to everyone in it). Quiet hours still apply: a window is shorter than the
+ * key's life, and a retry they hold past it is failed when it comes up again (KEY_EXPIRED).
+ * One past its key's life is failed, not sent, so it takes no room. A request LINE refused (a
+ * 400, a 429) took nothing: its first call is forgotten (line_key_used is false) and it waits
+ * for room like a new send.
+ */
+function mayHaveReachedLine(row: ClaimedDelivery): boolean {
+  return row.line_key_used && !row.line_key_expired
 }

@@ -124,6 +124,36 @@ export async function heldChunks(
   return held
 }
 
+/**
+ * The stored chunks that may go again (heldChunks); the deliveries of the others are failed
+ * (CHUNK_HELD), and all wait for a retry if the check cannot be made.
+ */
+export async function unheldChunks(
+  deps: Deps,
+  items: ChunkItem[],
+  rows: ClaimedDelivery[],
+  outcomes: DeliveryOutcome[],
+): Promise<ChunkItem[]> {
+  if (items.length === 0) return []
+  let held: Set<string>
+  try {
+    held = await heldChunks(deps, items, rows, outcomes)
+  } catch (err) {
+    deps.log.warn({ err }, 'could not check the multicast chunks to send again')
+    for (const { id } of items) outcomes.push({ id, status: 'pending', error: 'chunk not checked' })
+    return []
+  }
+  for (const multicastRequestId of held) {
+    const deliveries = items.filter((i) => i.chunkId === multicastRequestId)
+    deps.log.warn(
+      { multicastRequestId, deliveries: deliveries.length },
+      'multicast chunk not sent again: someone in it may no longer get it',
+    )
+    for (const { id } of deliveries) outcomes.push({ id, status: 'failed', error: CHUNK_HELD })
+  }
+  return items.filter((i) => !held.has(i.chunkId))
+}
+
 function recipientsOf(body: string): string[] | null {
   try {
     const { to } = JSON.parse(body) as { to?: unknown }

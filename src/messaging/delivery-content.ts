@@ -1,0 +1,67 @@
+import type { messagingApi } from '@line/bot-sdk'
+import { renderEmailMessage, renderLineMessage, TemplateError } from '../flex/message-template.ts'
+import type { Deps } from '../platform/deps.ts'
+import { type ClaimedDelivery, type DeliveryOutcome, TEMPLATE_FAILED } from './delivery.repo.ts'
+import type { EmailItem } from './email-send.ts'
+import type { MessageVarsLoaders } from './message-vars.ts'
+
+type Content =
+  | { templateId: string; vars: Record<string, unknown>; key: string }
+  | { templateId: null; messages: messagingApi.Message[]; key: string }
+  | { outcome: DeliveryOutcome }
+
+/**
+ * What one delivery says: its stored LINE messages, or its template with the variables its
+ * loader completes now. The key is equal for equal messages (rendering is deterministic).
+ */
+export async function contentOf(
+  deps: Deps,
+  loaders: MessageVarsLoaders,
+  row: ClaimedDelivery,
+): Promise<Content> {
+  if (!row.template_id) {
+    const messages = (row.messages ?? []) as messagingApi.Message[]
+    return { templateId: null, messages, key: JSON.stringify(messages) }
+  }
+  try {
+    const loader = loaders[row.template_id]
+    const vars = loader
+      ? await loader(deps, { customerId: row.customer_id, vars: row.vars })
+      : row.vars
+    if (vars === null) {
+      return { outcome: { id: row.id, status: 'skipped', reason: 'nothing_to_send' } }
+    }
+    const key = `${row.template_id}\0${JSON.stringify(vars)}`
+    return { templateId: row.template_id, vars, key }
+  } catch (error) {
+    // A loader's database error is worth another try; bad variables are not.
+    if (error instanceof TemplateError) return { outcome: failed(row, error) }
+    const message = error instanceof Error ? error.message : String(error)
+    return { outcome: { id: row.id, status: 'pending', error: `loader: ${message}` } }
+  }
+}
+
+type Rendered =
+  | { line: messagingApi.Message[]; email?: undefined }
+  | { email: EmailItem['email']; line?: undefined }
+  | { outcome: DeliveryOutcome }
+
+export function render(
+  row: ClaimedDelivery,
+  content: Exclude<Content, { outcome: DeliveryOutcome }>,
+  channel: 'line' | 'email',
+  lineOpts: { allowHttpImages: boolean },
+): Rendered {
+  if (content.templateId === null) return { line: content.messages }
+  try {
+    if (channel === 'email') return { email: renderEmailMessage(content.templateId, content.vars) }
+    return { line: [renderLineMessage(content.templateId, content.vars, lineOpts)] }
+  } catch (error) {
+    return { outcome: failed(row, error) }
+  }
+}
+
+function failed(row: ClaimedDelivery, error: unknown): DeliveryOutcome {
+  const message = error instanceof Error ? error.message : String(error)
+  return { id: row.id, status: 'failed', error: `${TEMPLATE_FAILED} ${message}` }
+}
