@@ -1,11 +1,11 @@
 import type { Command } from 'commander'
 import { SWEEP_GRACE_MS } from '../maintenance/sweep.jobs.ts'
 import {
-  RETRY_KEY_SAFE_HOURS,
   RETRYABLE_STATUSES,
   type RetryableStatus,
   requeueDeliveries,
-} from '../messaging/delivery.repo.ts'
+} from '../messaging/delivery-requeue.repo.ts'
+import { RETRY_KEY_SAFE_HOURS } from '../messaging/retry-key.ts'
 import { UsageError, withDb } from './with-db.ts'
 
 export function registerDeliveryCommands(program: Command): void {

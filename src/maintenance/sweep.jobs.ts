@@ -1,7 +1,7 @@
 import { listLineUsersWithoutProfile } from '../identity/identity.repo.ts'
 import { jobIds } from '../jobs.ts'
-import { listStaleDeliveries, SENDING_LEASE_SECONDS } from '../messaging/delivery.repo.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
+import { listStaleDeliveries, SENDING_LEASE_SECONDS } from '../messaging/delivery-claim.repo.ts'
 import type { Deps } from '../platform/deps.ts'
 import { readByKeyset } from '../platform/keyset.ts'
 import type { Processor } from '../platform/worker-types.ts'

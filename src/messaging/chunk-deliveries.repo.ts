@@ -54,3 +54,16 @@ export async function acceptedChunks(db: Db, ids: string[]): Promise<Set<string>
     .execute()
   return new Set(rows.map((r) => r.id))
 }
+
+/** LINE's request id for an accepted multicast chunk. */
+export async function recordMulticastAccepted(
+  db: Db,
+  id: string,
+  lineRequestId: string | null,
+): Promise<void> {
+  await db
+    .updateTable('multicast_request')
+    .set({ line_request_id: lineRequestId })
+    .where('id', '=', id)
+    .execute()
+}

@@ -1,5 +1,6 @@
 import type { Deps } from '../platform/deps.ts'
-import { type Claim, type DeliveryOutcome, recordOutcomes } from './delivery.repo.ts'
+import type { Claim } from './delivery-claim.repo.ts'
+import { type DeliveryOutcome, recordOutcomes } from './delivery-outcomes.repo.ts'
 
 /**
  * The outcomes of one job's claim, written only on rows the claim still holds: a job that outlived

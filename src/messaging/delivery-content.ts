@@ -1,9 +1,17 @@
 import type { messagingApi } from '@line/bot-sdk'
 import { renderEmailMessage, renderLineMessage, TemplateError } from '../flex/message-template.ts'
 import type { Deps } from '../platform/deps.ts'
-import { type ClaimedDelivery, type DeliveryOutcome, TEMPLATE_FAILED } from './delivery.repo.ts'
+import type { ClaimedDelivery } from './delivery-claim.repo.ts'
+import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import type { EmailItem } from './email-send.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
+
+/**
+ * How a delivery whose template or variables could not be rendered is failed. No request went
+ * out in that attempt, but an earlier one may have (a chunk or push that timed out, rendered again
+ * on its retry): that is told by `line_first_call_at`, not by this.
+ */
+export const TEMPLATE_FAILED = 'template:'
 
 type Content =
   | { templateId: string; vars: Record<string, unknown>; key: string }

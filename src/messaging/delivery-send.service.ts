@@ -4,8 +4,9 @@ import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
-import type { ClaimedDelivery, DeliveryOutcome, RecentMarketing } from './delivery.repo.ts'
+import type { ClaimedDelivery } from './delivery-claim.repo.ts'
 import { contentOf, render } from './delivery-content.ts'
+import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
 import { replyTokenIfFresh, settleStoppedReplies } from './line-reply.ts'
 import {
@@ -14,6 +15,7 @@ import {
   type StoredRequests,
   sendLineBatch,
 } from './line-send.ts'
+import type { RecentMarketing } from './marketing-cap.repo.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
 import { applyMarketingRules, chooseChannel } from './send-rules.ts'
 import type { SendWindow } from './send-window.ts'

@@ -2,15 +2,11 @@ import type { Job } from 'bullmq'
 import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { ClaimOutcomes } from './claim-outcomes.ts'
-import {
-  type Claim,
-  claimDeliveriesWithMarketingCounts,
-  claimOf,
-  type DeliveryOutcome,
-  failUnfinishedDeliveries,
-} from './delivery.repo.ts'
 import { enqueueDeliveries } from './delivery.service.ts'
+import { type Claim, claimOf } from './delivery-claim.repo.ts'
+import { type DeliveryOutcome, failUnfinishedDeliveries } from './delivery-outcomes.repo.ts'
 import { type SendTools, sendClaimedDeliveries } from './delivery-send.service.ts'
+import { claimDeliveriesWithMarketingCounts } from './marketing-cap.repo.ts'
 import { backOffRateLimited } from './rate-limit-backoff.ts'
 import { openSendWindow } from './send-window.ts'
 

@@ -1,7 +1,8 @@
 import { type Mailer, messageMayHaveArrived } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import { emailTracking } from '../tracking/tracking.service.ts'
-import { type DeliveryOutcome, EMAIL_OUTCOME_UNKNOWN } from './delivery.repo.ts'
+import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
+import { EMAIL_OUTCOME_UNKNOWN } from './outcome-unknown.ts'
 
 export type EmailItem = {
   id: string

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { type Db, inTransaction } from '../platform/db.ts'
 import { executePrepared } from '../platform/prepared.ts'
-import type { Claim, ReplyState } from './delivery.repo.ts'
+import type { Claim, ReplyState } from './delivery-claim.repo.ts'
 
 /*
  * A delivery's LINE-side writes, each on rows still in `sending` under the job's claim (their

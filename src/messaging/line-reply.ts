@@ -1,13 +1,11 @@
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody } from '../platform/line-send-transport.ts'
-import {
-  type ClaimedDelivery,
-  type DeliveryOutcome,
-  REPLY_OUTCOME_UNKNOWN,
-} from './delivery.repo.ts'
+import type { ClaimedDelivery } from './delivery-claim.repo.ts'
+import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import { setReplyState } from './line-claim.repo.ts'
 import type { LineBatchResult, LineClaim, LineItem, LineLimiters } from './line-send.ts'
+import { REPLY_OUTCOME_UNKNOWN } from './outcome-unknown.ts'
 
 /**
  * Replies to fresh tokens. The rows are marked `trying` first, in a statement of their own: a

@@ -1,5 +1,6 @@
 import type { Deps } from '../platform/deps.ts'
-import type { Claim, DeliveryOutcome } from './delivery.repo.ts'
+import type { Claim } from './delivery-claim.repo.ts'
+import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import { countRateLimitTries } from './rate-limit.repo.ts'
 
 /** The wait after a delivery's first rate-limit 429 (LINE-API.md §2.5), doubled after each one. */

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
-import type { Claim } from './delivery.repo.ts'
+import type { Claim } from './delivery-claim.repo.ts'
 
 /**
  * Counts one more rate-limit 429 on each of these deliveries, on rows `claim` still holds only

@@ -1,6 +1,8 @@
 import type { Consents } from '../consent/consent.service.ts'
 import type { Deps } from '../platform/deps.ts'
-import type { ClaimedDelivery, DeliveryOutcome, RecentMarketing } from './delivery.repo.ts'
+import type { ClaimedDelivery } from './delivery-claim.repo.ts'
+import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
+import type { RecentMarketing } from './marketing-cap.repo.ts'
 
 const MINUTES_PER_DAY = 24 * 60
 

@@ -1,4 +1,4 @@
-import { SENDING_LEASE_SECONDS } from './delivery.repo.ts'
+import { SENDING_LEASE_SECONDS } from './delivery-claim.repo.ts'
 
 /**
  * How a send job keeps within the lease on the rows it claims (SENDING_LEASE_SECONDS): a row

@@ -2,8 +2,10 @@ import type { Consents } from '../consent/consent.schemas.ts'
 import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import { acceptedChunks, type ChunkDelivery, chunkDeliveries } from './chunk-deliveries.repo.ts'
-import { type ClaimedDelivery, type DeliveryOutcome, KEY_EXPIRED } from './delivery.repo.ts'
+import type { ClaimedDelivery } from './delivery-claim.repo.ts'
+import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import type { StoredChunk, StoredPush } from './line-send.ts'
+import { KEY_EXPIRED } from './retry-key.ts'
 import { chooseChannel } from './send-rules.ts'
 
 /*

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SENDING_LEASE_SECONDS } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { SENDING_LEASE_SECONDS } from '../../src/messaging/delivery-claim.repo.ts'
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { requeueDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { requeueDeliveries } from '../../src/messaging/delivery-requeue.repo.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import {
   campaign,

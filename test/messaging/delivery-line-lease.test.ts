@@ -5,14 +5,12 @@ import { setConsent } from '../../src/consent/consent.service.ts'
 import { createMailer } from '../../src/email/mailer.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
-import {
-  insertDeliveries,
-  REPLY_OUTCOME_UNKNOWN,
-  requeueDeliveries,
-  SENDING_LEASE_SECONDS,
-} from '../../src/messaging/delivery.repo.ts'
+import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import type { DeliveryIntent } from '../../src/messaging/delivery.service.ts'
+import { SENDING_LEASE_SECONDS } from '../../src/messaging/delivery-claim.repo.ts'
+import { requeueDeliveries } from '../../src/messaging/delivery-requeue.repo.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
+import { REPLY_OUTCOME_UNKNOWN } from '../../src/messaging/outcome-unknown.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { insertFriend } from '../richmenu/richmenu-link-fixtures.ts'

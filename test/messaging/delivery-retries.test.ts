@@ -4,14 +4,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { setConsent } from '../../src/consent/consent.service.ts'
 import { ClaimOutcomes } from '../../src/messaging/claim-outcomes.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
-import {
-  claimDeliveriesWithMarketingCounts,
-  claimOf,
-  failUnfinishedDeliveries,
-  SENDING_LEASE_SECONDS,
-} from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { claimOf, SENDING_LEASE_SECONDS } from '../../src/messaging/delivery-claim.repo.ts'
+import { failUnfinishedDeliveries } from '../../src/messaging/delivery-outcomes.repo.ts'
 import { sendClaimedDeliveries } from '../../src/messaging/delivery-send.service.ts'
+import { claimDeliveriesWithMarketingCounts } from '../../src/messaging/marketing-cap.repo.ts'
 import { openSendWindow } from '../../src/messaging/send-window.ts'
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { cli } from '../support/cli.ts'

@@ -3,11 +3,9 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { jobIds } from '../../src/jobs.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
-import {
-  claimDeliveriesWithMarketingCounts,
-  requeueDeliveries,
-} from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { requeueDeliveries } from '../../src/messaging/delivery-requeue.repo.ts'
+import { claimDeliveriesWithMarketingCounts } from '../../src/messaging/marketing-cap.repo.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 import {

@@ -1,0 +1,143 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+import { afterKeyset, type Keyset } from '../platform/keyset.ts'
+import { executePrepared } from '../platform/prepared.ts'
+import { keyMayBeTaken, keyPastSafeAge } from './retry-key.ts'
+
+/**
+ * A row in `sending` longer than this was abandoned (a crashed worker): it may be claimed again.
+ * Far longer than a batch takes (limiter waits, a slow SMTP relay), so a live send is never
+ * taken over.
+ */
+export const SENDING_LEASE_SECONDS = 600
+
+/** A claimed delivery with what its send needs: the customer's address and LINE friend status. */
+export type ClaimedDelivery = Awaited<ReturnType<typeof claimDeliveries>>[number]
+
+/**
+ * Moves due rows to `sending` for one attempt and returns them with the customer's email and
+ * LINE identity (the one the delivery names, else the customer's friend, else any), in one
+ * statement. Rows already finished, not yet due, or being sent by another worker (in `sending`
+ * for less than the lease) are left out.
+ */
+export async function claimDeliveries(db: Db, ids: string[], leaseSeconds = SENDING_LEASE_SECONDS) {
+  const result = await executePrepared(
+    db,
+    sql<{
+      id: string
+      kind: string
+      category: 'transactional' | 'marketing'
+      customer_id: string
+      template_id: string | null
+      vars: Record<string, unknown>
+      messages: unknown[] | null
+      reply_token: string | null
+      reply_token_expires_at: Date | null
+      line_retry_key: string
+      attempts: number
+      over_cap: 'defer' | 'skip'
+      email: string | null
+      erased: boolean
+      line_user_id: string | null
+      line_uid: string | null
+      line_friend: boolean
+      multicast_request_id: string | null
+      multicast_retry_key: string | null
+      /** The chunk's request as first sent (JSON text), to repeat exactly. */
+      multicast_body: string | null
+      /** An answer to the person's own message or tap (a reply), not a message they didn't ask for. */
+      answers_person: boolean
+      /** `trying`: an earlier attempt stopped during its reply; `refused`: its reply sent nothing. */
+      reply_state: ReplyState | null
+      /** The push request an earlier attempt sent (JSON text), to repeat exactly. */
+      push_body: string | null
+      /** When a request under the row's retry key (its own or its chunk's) first went to LINE. */
+      line_first_call_at: Date | null
+      /** A request under the key may have reached LINE (see keyMayBeTaken). */
+      line_key_used: boolean
+      /** ...more than RETRY_KEY_SAFE_HOURS ago: it must not go again under that key. */
+      line_key_expired: boolean
+    }>`
+    with claimed as (
+      update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
+      where id = any(${ids}::uuid[]) and send_after <= now() + interval '250 milliseconds'
+        and (status = 'pending' or (status = 'sending'
+          and updated_at < now() - make_interval(secs => ${leaseSeconds})))
+      returning *
+    )
+    select d.id, d.kind, d.category, d.customer_id, d.template_id, d.vars, d.messages,
+      d.reply_token, d.reply_token_expires_at, d.line_retry_key, d.attempts, d.over_cap,
+      c.email, c.erased_at is not null as erased,
+      lu.id as line_user_id, lu.line_uid, coalesce(lu.status = 'friend', false) as line_friend,
+      d.multicast_request_id, mr.line_retry_key as multicast_retry_key,
+      mr.body as multicast_body,
+      d.line_user_id is not null as answers_person, d.reply_state, d.push_body,
+      d.line_first_call_at, ${keyMayBeTaken} as line_key_used,
+      ${keyMayBeTaken} and ${keyPastSafeAge} as line_key_expired
+    from claimed d
+    join customer c on c.id = d.customer_id
+    left join lateral (
+      select id, line_uid, status from line_user
+      where customer_id = d.customer_id
+      order by id = d.line_user_id desc nulls last, status = 'friend' desc, status_changed_at desc
+      limit 1
+    ) lu on true
+    left join multicast_request mr on mr.id = d.multicast_request_id
+    order by d.id
+  `,
+  )
+  return result.rows
+}
+
+/** Where a delivery's reply stands (see the migration that adds `reply_state`). */
+export type ReplyState = 'trying' | 'refused'
+
+/**
+ * Which rows a job's claim took, each with its `attempts` as the claim left it: the claim token.
+ * Only a claim raises `attempts`, so a row whose count moved on was claimed again since (its
+ * lease ran out and another job took it), and is that job's.
+ */
+export type Claim = ReadonlyMap<string, number>
+
+export function claimOf(rows: Pick<ClaimedDelivery, 'id' | 'attempts'>[]): Claim {
+  return new Map(rows.map((r) => [r.id, r.attempts]))
+}
+
+/**
+ * Due deliveries nobody is working on: pending ones older than the grace (their job was lost)
+ * and not waiting for their job's next try (a LINE 5xx: retry_at), or whose try is that late,
+ * and ones left in `sending` past the lease (a crashed worker). Oldest change first, from after
+ * the row `after` (the last of the page before): each page is a range of delivery_unfinished_idx
+ * (by time: a campaign's rows share one, and a page inside such a run reads it from its start),
+ * and none is read twice (a row written meanwhile moves past the end).
+ */
+export async function listStaleDeliveries(
+  db: Db,
+  olderThan: Date,
+  limit: number,
+  after?: Keyset,
+  leaseSeconds = SENDING_LEASE_SECONDS,
+) {
+  const leaseStart = sql<Date>`now() - make_interval(secs => ${leaseSeconds})`
+  return db
+    .selectFrom('delivery')
+    .select(['id', sql<string>`updated_at::text`.as('at')])
+    .where(sql<boolean>`status in ('pending', 'sending')`)
+    .where('updated_at', '<', sql<Date>`greatest(${olderThan}::timestamptz, ${leaseStart})`)
+    .where((eb) =>
+      eb.or([
+        eb.and([
+          eb('status', '=', 'pending'),
+          eb('updated_at', '<', olderThan),
+          eb.or([eb('retry_at', 'is', null), eb('retry_at', '<', olderThan)]),
+        ]),
+        eb.and([eb('status', '=', 'sending'), eb('updated_at', '<', leaseStart)]),
+      ]),
+    )
+    .where('send_after', '<=', sql<Date>`now()`)
+    .where(afterKeyset('updated_at', after))
+    .orderBy('updated_at')
+    .orderBy('id')
+    .limit(limit)
+    .execute()
+}

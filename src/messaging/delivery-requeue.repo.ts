@@ -1,0 +1,76 @@
+import { sql } from 'kysely'
+import type { Db } from '../platform/db.ts'
+import { EMAIL_OUTCOME_UNKNOWN, REPLY_OUTCOME_UNKNOWN } from './outcome-unknown.ts'
+import { keyMayBeTaken, keyPastSafeAge, LINE_REFUSED } from './retry-key.ts'
+
+/** Statuses an operator may send back to the queue (`kizuna deliveries retry`). */
+export const RETRYABLE_STATUSES = ['quota_exceeded', 'failed'] as const
+export type RetryableStatus = (typeof RETRYABLE_STATUSES)[number]
+
+export type RequeueResult = {
+  /** Put back to pending. */
+  requeued: number
+  /**
+   * Failed ones left as they are: a request under their key may have reached LINE (a 5xx or
+   * timeout, never a clear refusal) more than RETRY_KEY_SAFE_HOURS ago, and LINE would take the
+   * same key now as a new request.
+   */
+  keyExpired: number
+}
+
+/**
+ * Puts parked deliveries back to pending (the month's quota renewed, a template fixed): the
+ * sweeper queues them at its next pass. Not for erased customers, nor replies or emails whose
+ * outcome is unknown. Each keeps its retry key and the push or chunk request it stored (a fixed
+ * template does not change one that may have reached LINE), so a request LINE accepted within
+ * the last 24 hours cannot go out twice (LINE answers 409). After
+ * that LINE takes the key as new: a failed delivery whose request may have reached LINE (a LINE
+ * call went out under its key and was not clearly refused) more than RETRY_KEY_SAFE_HOURS ago
+ * stays failed and is counted in `keyExpired`; a template failure on a retry after such a call is
+ * no exception.
+ * Deliveries LINE refused (a 400, the monthly quota's 429) go again at any age, their first call
+ * forgotten: LINE took nothing under the key, so its 24 hours start with the next request. Those
+ * that never reached a LINE call go again at any age too.
+ */
+export async function requeueDeliveries(
+  db: Db,
+  filter: { status: RetryableStatus; kind?: string },
+): Promise<RequeueResult> {
+  const held =
+    filter.status === 'failed' ? sql<boolean>`${keyMayBeTaken} and ${keyPastSafeAge}` : sql`false`
+  // LINE answered the last request under the key with a refusal: it took nothing under it.
+  const refused =
+    filter.status === 'quota_exceeded'
+      ? sql<boolean>`true`
+      : sql<boolean>`coalesce(d.last_error, '') like ${`${LINE_REFUSED}%`}`
+  const result = await sql<{ requeued: number; key_expired: number }>`
+    with candidates as (
+      select id, ${held} as held, ${refused} as refused from delivery d
+      where status = ${filter.status}
+        and (${filter.kind ?? null}::text is null or kind = ${filter.kind ?? null})
+        and customer_id in (select id from customer where erased_at is null)
+        -- A reply or email whose answer was lost may have arrived: sending it again could send
+        -- it twice.
+        and (${filter.status} <> 'failed'
+          or (coalesce(last_error, '') not like ${`${REPLY_OUTCOME_UNKNOWN}%`}
+            and coalesce(last_error, '') not like ${`${EMAIL_OUTCOME_UNKNOWN}%`}))
+      for update
+    ),
+    requeued as (
+      update delivery d
+      set status = 'pending', send_after = least(d.send_after, now()), updated_at = now(),
+        -- A fresh set of LINE_RATE_LIMIT_TRIES, whatever failed it.
+        rate_limit_tries = 0,
+        -- The key's 24 hours start again with its next request (noted by storePushBodies or
+        -- createMulticastRequest). A chunk refused is not sent again (see refusedChunk).
+        line_first_call_at = case when c.refused then null else d.line_first_call_at end
+      from candidates c
+      where d.id = c.id and not c.held
+      returning d.id
+    )
+    select (select count(*) from requeued)::int as requeued,
+      (select count(*) from candidates where held)::int as key_expired
+  `.execute(db)
+  const row = result.rows[0]!
+  return { requeued: row.requeued, keyExpired: row.key_expired }
+}

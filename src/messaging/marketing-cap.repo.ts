@@ -1,0 +1,68 @@
+import { sql } from 'kysely'
+import type { Database } from '../platform/db.ts'
+import {
+  type ClaimedDelivery,
+  claimDeliveries,
+  SENDING_LEASE_SECONDS,
+} from './delivery-claim.repo.ts'
+import { keyMayBeTaken } from './retry-key.ts'
+
+export type RecentMarketing = Map<string, { count: number; roomAt: Date | null }>
+
+/**
+ * Claims deliveries (see claimDeliveries) and, for their marketing customers, counts the
+ * marketing sends of the rolling week. The weekly cap must hold across jobs running at once: the
+ * customers are locked (advisory, in id order) before the claim, so a job counts what another
+ * claimed first, and rows another job is sending count too, as do rows waiting for a retry, or
+ * failed, whose request may have reached LINE.
+ */
+export async function claimDeliveriesWithMarketingCounts(
+  db: Database,
+  ids: string[],
+  cap: number,
+  leaseSeconds = SENDING_LEASE_SECONDS,
+): Promise<{ rows: ClaimedDelivery[]; recent: RecentMarketing }> {
+  if (cap === 0) return { rows: await claimDeliveries(db, ids, leaseSeconds), recent: new Map() }
+  return db.transaction().execute(async (trx) => {
+    const customers = await sql<{ customer_id: string }>`
+      select distinct customer_id from delivery
+      where id = any(${ids}::uuid[]) and category = 'marketing' and status in ('pending', 'sending')
+      order by customer_id`.execute(trx)
+    const customerIds = customers.rows.map((r) => r.customer_id)
+    if (customerIds.length === 0)
+      return { rows: await claimDeliveries(trx, ids, leaseSeconds), recent: new Map() }
+    await sql`select pg_advisory_xact_lock(${MARKETING_LOCK}, hashtext(c::text))
+      from unnest(${customerIds}::uuid[]) c order by c`.execute(trx)
+    const rows = await claimDeliveries(trx, ids, leaseSeconds)
+    // When each counted send reached, or may have reached, the person: a row waiting for a
+    // retry after a 5xx or timeout counts from its first call (LINE may have delivered it then).
+    const at = sql`coalesce(d.sent_at, d.line_first_call_at, now())`
+    const recent = await sql<{ customer_id: string; count: number; room_at: Date | null }>`
+      select customer_id, count(*)::int as count,
+        (array_agg(${at} order by ${at} desc))[${cap}] + interval '7 days' as room_at
+      from delivery d
+      where customer_id = any(${customerIds}::uuid[]) and category = 'marketing'
+        -- No branch on status = 'sending' alone: given one, Postgres OR-ed in the partial index
+        -- of unfinished rows and read all of it (the whole campaign's pending rows, 50,000
+        -- heap rows filtered away per call on a 100k campaign), so only the customer index fits.
+        and status in ('sent', 'sending', 'pending', 'failed')
+        -- A pending or failed row counts when its request may have reached LINE: LINE may have
+        -- delivered it, and its retry (a failed one's after 'deliveries retry') goes whatever the
+        -- cap says (mayHaveReachedLine), so another send must not take its place.
+        and (status not in ('pending', 'failed') or ${keyMayBeTaken})
+        and ${at} > now() - interval '7 days'
+        -- Only the rows this claim took (they count in the batch): one the job names that
+        -- another job is sending counts here, or both jobs would see room for it.
+        and not (status = 'sending' and id = any(${rows.map((r) => r.id)}::uuid[]))
+      group by customer_id`.execute(trx)
+    return {
+      rows,
+      recent: new Map(
+        recent.rows.map((r) => [r.customer_id, { count: r.count, roomAt: r.room_at }]),
+      ),
+    }
+  })
+}
+
+/** Advisory-lock namespace of the weekly marketing cap (first key of the two-key form). */
+const MARKETING_LOCK = 0x6b7a6361
