@@ -3,7 +3,7 @@ import { handlePostback, handleTextMessage } from '../conversation/conversation.
 import { handleFollow, handleUnfollow } from '../identity/identity.service.ts'
 import { handleAccountLink } from '../linking/link.service.ts'
 import type { EventContext, EventOutcome } from './event-context.ts'
-import { forgetUnsentMessage } from './webhook.repo.ts'
+import { forgetUnsentMessage, isMessageUnsent, stripMessageEvent } from './webhook.repo.ts'
 
 /** LINE lets a message be unsent for 24 hours; the margin covers clocks that differ. */
 const UNSEND_WINDOW_MS = 25 * 60 * 60_000
@@ -20,8 +20,16 @@ export async function dispatchEvent(
       return handleFollow(ctx, event)
     case 'unfollow':
       return handleUnfollow(ctx, event)
-    case 'message':
+    case 'message': {
+      // Unsent before it reached us (its request failed and LINE sent it again after the
+      // unsend, or the two came out of order): forgotten, never answered.
+      const message = { id: event.message.id, userId: event.source?.userId ?? null }
+      if (await isMessageUnsent(ctx.trx, message)) {
+        await stripMessageEvent(ctx.trx, ctx.webhookEventId)
+        return 'ignored'
+      }
       return handleTextMessage(ctx, event)
+    }
     case 'postback':
       return handlePostback(ctx, event)
     case 'accountLink':

@@ -111,6 +111,10 @@ export async function countUnreachableRound(db: Db, webhookEventIds: string[]): 
   return Math.max(0, ...rows.map((r) => r.attempts))
 }
 
+/** A message event's payload kept to its message's id and type, marked `unsent`. */
+const STRIPPED_MESSAGE = sql`jsonb_set(payload, '{message}', jsonb_build_object(
+  'id', payload->'message'->'id', 'type', payload->'message'->'type', 'unsent', true))`
+
 /**
  * Forgets what a message said once its sender unsent it (LINE asks for that): the stored
  * message event keeps its id and type, marked `unsent`. Only events stored since `since` are
@@ -122,15 +126,40 @@ export async function forgetUnsentMessage(
   message: { id: string; userId: string | null; since: Date },
 ): Promise<boolean> {
   const result = await sql`
-    update webhook_event
-    set payload = jsonb_set(payload, '{message}', jsonb_build_object(
-          'id', payload->'message'->'id', 'type', payload->'message'->'type', 'unsent', true)),
-        updated_at = now()
+    update webhook_event set payload = ${STRIPPED_MESSAGE}, updated_at = now()
     where id >= (lpad(to_hex(${message.since.getTime()}::bigint), 12, '0') || repeat('0', 20))::uuid
       and type = 'message'
       and payload->'message'->>'id' = ${message.id}
       and payload->'source'->>'userId' is not distinct from ${message.userId}`.execute(db)
   return Number(result.numAffectedRows ?? 0) > 0
+}
+
+/**
+ * Whether an unsend of this message is stored, processed or not: a message that reaches us
+ * after it (redelivered, or out of order) is to be forgotten, not answered. The stored unsend is
+ * committed before either event's job runs, so whichever job commits first one of them sees the
+ * other: the unsend's rewrite finds the message's row, or the message's job finds the unsend.
+ * Uses webhook_event_unsend_message_idx (the type a literal, as the index's condition).
+ */
+export async function isMessageUnsent(
+  db: Db,
+  message: { id: string; userId: string | null },
+): Promise<boolean> {
+  const row = await db
+    .selectFrom('webhook_event')
+    .select('id')
+    .where(sql<boolean>`type = 'unsend'`)
+    .where(sql`payload->'unsend'->>'messageId'`, '=', message.id)
+    .where(sql<boolean>`payload->'source'->>'userId' is not distinct from ${message.userId}`)
+    .limit(1)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+/** forgetUnsentMessage for the message event being processed (its row is locked). */
+export async function stripMessageEvent(db: Db, webhookEventId: string): Promise<void> {
+  await sql`update webhook_event set payload = ${STRIPPED_MESSAGE}, updated_at = now()
+    where webhook_event_id = ${webhookEventId} and type = 'message'`.execute(db)
 }
 
 /**

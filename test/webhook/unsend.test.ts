@@ -19,6 +19,15 @@ const payloadOf = async (webhookEventId: string) =>
     .where('webhook_event_id', '=', webhookEventId)
     .executeTakeFirstOrThrow()
 
+const outcomeOf = async (webhookEventId: string) =>
+  (
+    await k.deps.db
+      .selectFrom('webhook_event')
+      .select('outcome')
+      .where('webhook_event_id', '=', webhookEventId)
+      .executeTakeFirstOrThrow()
+  ).outcome
+
 /** An `unsend` event as LINE sends it (the sandbox has no unsend button). */
 function unsendEvent(userId: string, messageId: string, webhookEventId: string) {
   return {
@@ -54,6 +63,58 @@ describe('unsend events', () => {
     expect(JSON.stringify(stored.payload)).not.toContain('090-1234-5678')
     expect(stored.payload).toMatchObject({ message: { id: messageId, unsent: true } })
     expect(JSON.stringify((await payloadOf(kept.webhookEventId)).payload)).toContain('sofa')
+  })
+
+  it('an unsend processed before its message arrives: the late message is scrubbed and not answered', async () => {
+    const user = k.line.users.create()
+    user.friendship = 'friend'
+    // A keyword Kizuna answers. Its request got a 503 or timed out: LINE redelivers it after
+    // the unsend was processed.
+    const sent = k.line.buildEvent('text', user.userId, { text: 'card' })
+    const messageId = (sent as { message: { id: string } }).message.id
+    const unsendId = `01UNSEND${sent.webhookEventId.slice(8)}`
+    const body = JSON.stringify(
+      k.line.envelope([unsendEvent(user.userId, messageId, unsendId) as never]),
+    )
+    expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+    await eventually(async () => expect((await payloadOf(unsendId)).status).toBe('done'))
+
+    expect((await k.line.deliverWebhook([sent])).status).toBe(200)
+    await eventually(async () => expect((await payloadOf(sent.webhookEventId)).status).toBe('done'))
+    expect(await outcomeOf(sent.webhookEventId)).toBe('ignored')
+    const stored = await payloadOf(sent.webhookEventId)
+    expect((stored.payload as { message: unknown }).message).toEqual({
+      id: messageId,
+      type: 'text',
+      unsent: true,
+    })
+    expect(k.line.inbox(user.userId)).toHaveLength(0)
+  })
+
+  it("a message processed while its unsend's job has not run yet (another job) is not answered", async () => {
+    const user = k.line.users.create()
+    user.friendship = 'friend'
+    const sent = k.line.buildEvent('text', user.userId, { text: 'card' })
+    const messageId = (sent as { message: { id: string } }).message.id
+    const unsendId = `01UNSEND${sent.webhookEventId.slice(8)}`
+    const unsend = unsendEvent(user.userId, messageId, unsendId)
+    await k.deps.queues.byName.webhook.pause()
+    try {
+      expect((await k.line.deliverWebhook([sent])).status).toBe(200)
+      const body = JSON.stringify(k.line.envelope([unsend as never]))
+      expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+      // Both are stored; the message's job runs first (the unsend's has not committed).
+      await processWebhookEvent(k.deps, sent.webhookEventId)
+      expect(await outcomeOf(sent.webhookEventId)).toBe('ignored')
+      expect((await payloadOf(sent.webhookEventId)).payload).toMatchObject({
+        message: { id: messageId, unsent: true },
+      })
+      expect(JSON.stringify((await payloadOf(sent.webhookEventId)).payload)).not.toContain('card')
+    } finally {
+      await k.deps.queues.byName.webhook.resume()
+    }
+    await eventually(async () => expect((await payloadOf(unsendId)).status).toBe('done'))
+    expect(k.line.inbox(user.userId)).toHaveLength(0)
   })
 
   it('an unsend processed before its message leaves nothing to answer', async () => {
