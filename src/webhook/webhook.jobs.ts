@@ -35,7 +35,7 @@ export const MAX_UNREACHABLE_ROUNDS = 10
  */
 export const processWebhookEvents: Processor<'webhook.process-events'> = {
   async run(deps, { webhookEventIds }) {
-    const errors: unknown[] = []
+    const failed = new Map<string, unknown>()
     const limit = pLimit(PARALLEL_USERS)
     const lanes = await eventsByUser(deps, webhookEventIds)
     await Promise.all(
@@ -46,24 +46,27 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
               await processWebhookEvent(deps, id)
             } catch (error) {
               // The user's later events wait for the retry: run now, they would overtake it.
-              errors.push(error)
+              failed.set(id, error)
               return
             }
           }
         }),
       ),
     )
-    if (errors.length === 1) throw errors[0]
-    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} events failed`)
+    if (failed.size === 1) throw [...failed.values()][0]
+    if (failed.size > 1) throw new EventsFailed(failed)
   },
   /**
    * In each user's lane the first event not done is the one that failed; the user's later ones
    * never ran (they waited for it). Only that one is failed; the later ones go to a job of their
    * own, to be applied now that nothing is ahead of them (an unfollow behind a failing message
-   * must still block).
+   * must still block). An event whose own error says Postgres was unreachable (down, refusing
+   * connections) is to blame for nothing, whatever the other lanes' errors: its lane stays
+   * pending, and the sweeper queues it again. Each time is counted on the event: one failing
+   * this way while Postgres answers (it counted) is failed in the end rather than queued by every
+   * sweep forever.
    */
   async onFinalFailure(deps, { webhookEventIds }, error) {
-    const unreachable = isUnreachableDatabase(error)
     let lanes: string[][]
     try {
       const pending = new Set(await listPendingEventIds(deps.db, webhookEventIds))
@@ -71,36 +74,59 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
         .map((lane) => lane.filter((id) => pending.has(id)))
         .filter((lane) => lane.length > 0)
     } catch (dbError) {
-      if (!unreachable) throw dbError
-      lanes = []
+      if (!isUnreachableDatabase(error)) throw dbError
+      deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
+      return
     }
-    let reason = error.message
-    // Postgres was not there (down, refusing connections): no event got to run, so none is to
-    // blame. They stay pending, and the sweeper queues them again. Each time is counted on the
-    // events that ran: one failing this way while Postgres answers (it counted) is failed in
-    // the end rather than queued by every sweep forever.
-    if (unreachable) {
-      const heads = lanes.map(([head]) => head as string)
-      const rounds =
-        heads.length > 0 ? await countUnreachableRound(deps.db, heads).catch(() => 0) : 0
-      if (rounds < MAX_UNREACHABLE_ROUNDS) {
-        deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
-        return
-      }
-      reason = `${reason} (given up: failed ${rounds} times as if the database were unreachable, though it answered)`
-    }
+    // A lane's own error; a single error (or one before any lane ran) is every lane's.
+    const errorOf = (id: string) => (error instanceof EventsFailed ? error.errorOf(id) : error)
+    const waiting = lanes
+      .map(([head]) => head as string)
+      .filter((id) => isUnreachableDatabase(errorOf(id)))
+    const rounds =
+      waiting.length > 0
+        ? await countUnreachableRound(deps.db, waiting).catch(() => new Map<string, number>())
+        : new Map<string, number>()
     const later: string[] = []
+    let left = false
     for (const [failed, ...rest] of lanes) {
-      if (failed) await markWebhookEventFailed(deps.db, failed, reason)
+      if (!failed) continue
+      const own = errorOf(failed)
+      let reason = own instanceof Error ? own.message : String(own)
+      if (isUnreachableDatabase(own)) {
+        const times = rounds.get(failed) ?? 0
+        if (times < MAX_UNREACHABLE_ROUNDS) {
+          left = true
+          continue
+        }
+        reason = `${reason} (given up: failed ${times} times as if the database were unreachable, though it answered)`
+      }
+      await markWebhookEventFailed(deps.db, failed, reason)
       later.push(...rest)
     }
+    if (left) deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
     if (later.length > 0) {
       await enqueueWebhookEvents(deps.queues, later, { cause: `after-failed-${Date.now()}` })
     }
   },
 }
 
-function isUnreachableDatabase(error: Error): boolean {
+/** A job's events that failed, each with its own error (another lane's may be an outage). */
+class EventsFailed extends AggregateError {
+  // Private: not copied into the logged error.
+  readonly #byEvent: Map<string, unknown>
+  constructor(byEvent: Map<string, unknown>) {
+    super([...byEvent.values()], `${byEvent.size} events failed`)
+    this.#byEvent = byEvent
+  }
+
+  /** The error the event failed with; the whole job's for one that did not fail in it. */
+  errorOf(webhookEventId: string): unknown {
+    return this.#byEvent.has(webhookEventId) ? this.#byEvent.get(webhookEventId) : this
+  }
+}
+
+function isUnreachableDatabase(error: unknown): boolean {
   return error instanceof AggregateError
     ? error.errors.length > 0 && error.errors.every(isConnectionError)
     : isConnectionError(error)

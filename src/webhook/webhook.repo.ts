@@ -98,17 +98,20 @@ export async function markWebhookEventFailed(
 
 /**
  * Counts one more time a job gave up on these events as if Postgres were unreachable; they stay
- * pending (`attempts` of a pending row counts nothing else). Returns the highest count.
+ * pending (`attempts` of a pending row counts nothing else). Returns each one's count.
  */
-export async function countUnreachableRound(db: Db, webhookEventIds: string[]): Promise<number> {
+export async function countUnreachableRound(
+  db: Db,
+  webhookEventIds: string[],
+): Promise<Map<string, number>> {
   const rows = await db
     .updateTable('webhook_event')
     .set({ attempts: sql`attempts + 1`, updated_at: sql`now()` })
     .where('webhook_event_id', 'in', webhookEventIds)
     .where('status', '=', 'pending')
-    .returning('attempts')
+    .returning(['webhook_event_id', 'attempts'])
     .execute()
-  return Math.max(0, ...rows.map((r) => r.attempts))
+  return new Map(rows.map((r) => [r.webhook_event_id, r.attempts]))
 }
 
 /** A message event's payload kept to its message's id and type, marked `unsent`. */

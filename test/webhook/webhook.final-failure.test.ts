@@ -65,6 +65,63 @@ describe('webhook.process-events, given up on', () => {
     expect(friend.status).toBe('blocked')
   }, 60_000)
 
+  it("fails only the event whose own error was real; another user's that found Postgres unreachable waits for the sweeper", async () => {
+    // One user's opt-out fails on a bug (a trigger); another user's follow times out as if
+    // Postgres were unreachable. The job ends with both errors in one AggregateError.
+    const { deps, line } = await startPrivateDeps(cleanups)
+    const known = line.users.create()
+    known.friendship = 'friend'
+    const t = Date.now() - 60_000
+    const first = line.buildEvent('follow', known.userId, {}, { timestamp: t })
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([first]))])
+    await processWebhookEvent(deps, first.webhookEventId)
+    await sql`create function refuse() returns trigger language plpgsql as
+      $$ begin raise exception 'consent is broken'; end $$`.execute(deps.db)
+    await sql`create trigger refuse before insert or update on consent
+      for each row execute function refuse()`.execute(deps.db)
+    await sql`create function time_out() returns trigger language plpgsql as
+      $$ begin raise exception 'canceling statement due to statement timeout'
+         using errcode = '57014'; end $$`.execute(deps.db)
+    await sql`create trigger time_out before insert on line_user
+      for each row execute function time_out()`.execute(deps.db)
+
+    const newcomer = line.users.create()
+    newcomer.friendship = 'friend'
+    const optout = line.buildEvent(
+      'postback',
+      known.userId,
+      { data: 'action=optout' },
+      { timestamp: t + 1_000 },
+    )
+    const follow = line.buildEvent('follow', newcomer.userId, {}, { timestamp: t + 1_000 })
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([optout, follow]))])
+    const data = { webhookEventIds: [optout.webhookEventId, follow.webhookEventId] }
+    const error = await processWebhookEvents.run(deps, data, {} as never).catch((e: Error) => e)
+    expect(error).toBeInstanceOf(AggregateError)
+    await processWebhookEvents.onFinalFailure?.(deps, data, error as Error)
+
+    const rows = await deps.db
+      .selectFrom('webhook_event')
+      .select(['webhook_event_id', 'status', 'last_error'])
+      .where('webhook_event_id', 'in', data.webhookEventIds)
+      .execute()
+    const rowOf = (id: string) => rows.find((r) => r.webhook_event_id === id)
+    expect(rowOf(follow.webhookEventId)?.status).toBe('pending')
+    expect(rowOf(optout.webhookEventId)).toMatchObject({ status: 'failed' })
+    // Its own error, not the job's ("2 events failed").
+    expect(rowOf(optout.webhookEventId)?.last_error).toContain('consent is broken')
+
+    // Postgres answers again: the sweeper's job makes the newcomer a friend.
+    await sql`drop trigger time_out on line_user`.execute(deps.db)
+    await processWebhookEvents.run(deps, { webhookEventIds: [follow.webhookEventId] }, {} as never)
+    const friend = await deps.db
+      .selectFrom('line_user')
+      .select('status')
+      .where('line_uid', '=', newcomer.userId)
+      .executeTakeFirstOrThrow()
+    expect(friend.status).toBe('friend')
+  }, 60_000)
+
   it('leaves the events pending for the sweeper when Postgres was unreachable through every attempt', async () => {
     const { deps, line } = await startPrivateDeps(cleanups)
     const users = [line.users.create(), line.users.create()]
