@@ -19,15 +19,6 @@ const payloadOf = async (webhookEventId: string) =>
     .where('webhook_event_id', '=', webhookEventId)
     .executeTakeFirstOrThrow()
 
-const outcomeOf = async (webhookEventId: string) =>
-  (
-    await k.deps.db
-      .selectFrom('webhook_event')
-      .select('outcome')
-      .where('webhook_event_id', '=', webhookEventId)
-      .executeTakeFirstOrThrow()
-  ).outcome
-
 /** An `unsend` event as LINE sends it (the sandbox has no unsend button). */
 function unsendEvent(userId: string, messageId: string, webhookEventId: string) {
   return {
@@ -39,6 +30,46 @@ function unsendEvent(userId: string, messageId: string, webhookEventId: string) 
     source: { type: 'user', userId },
     unsend: { messageId },
   }
+}
+
+/** A friend's message Kizuna answers (a keyword), and the unsend of it. */
+function messageAndUnsend() {
+  const user = k.line.users.create()
+  user.friendship = 'friend'
+  const sent = k.line.buildEvent('text', user.userId, { text: 'card' })
+  const messageId = (sent as { message: { id: string } }).message.id
+  const unsendId = `01UNSEND${sent.webhookEventId.slice(8)}`
+  const unsendBody = JSON.stringify(
+    k.line.envelope([unsendEvent(user.userId, messageId, unsendId) as never]),
+  )
+  return { user, sent, messageId, unsendId, unsendBody }
+}
+
+/** Stores the message and its unsend (two requests, two jobs), then runs `first` by hand. */
+async function storeBothThenRun(m: ReturnType<typeof messageAndUnsend>, first: string) {
+  await k.deps.queues.byName.webhook.pause()
+  try {
+    expect((await k.line.deliverWebhook([m.sent])).status).toBe(200)
+    expect((await postWebhook(k.baseUrl!, m.unsendBody)).status).toBe(200)
+    await processWebhookEvent(k.deps, first)
+  } finally {
+    await k.deps.queues.byName.webhook.resume()
+  }
+}
+
+/** The message event was ignored and keeps only its message's id and type. */
+async function expectForgotten(webhookEventId: string, messageId: string) {
+  const row = await k.deps.db
+    .selectFrom('webhook_event')
+    .select(['status', 'outcome', 'payload'])
+    .where('webhook_event_id', '=', webhookEventId)
+    .executeTakeFirstOrThrow()
+  expect(row).toMatchObject({ status: 'done', outcome: 'ignored' })
+  expect((row.payload as { message: unknown }).message).toEqual({
+    id: messageId,
+    type: 'text',
+    unsent: true,
+  })
 }
 
 describe('unsend events', () => {
@@ -66,82 +97,34 @@ describe('unsend events', () => {
   })
 
   it('an unsend processed before its message arrives: the late message is scrubbed and not answered', async () => {
-    const user = k.line.users.create()
-    user.friendship = 'friend'
-    // A keyword Kizuna answers. Its request got a 503 or timed out: LINE redelivers it after
-    // the unsend was processed.
-    const sent = k.line.buildEvent('text', user.userId, { text: 'card' })
-    const messageId = (sent as { message: { id: string } }).message.id
-    const unsendId = `01UNSEND${sent.webhookEventId.slice(8)}`
-    const body = JSON.stringify(
-      k.line.envelope([unsendEvent(user.userId, messageId, unsendId) as never]),
-    )
-    expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+    const { user, sent, unsendId, unsendBody, messageId } = messageAndUnsend()
+    // The message's request got a 503 or timed out: LINE redelivers it after the unsend was
+    // processed.
+    expect((await postWebhook(k.baseUrl!, unsendBody)).status).toBe(200)
     await eventually(async () => expect((await payloadOf(unsendId)).status).toBe('done'))
-
     expect((await k.line.deliverWebhook([sent])).status).toBe(200)
     await eventually(async () => expect((await payloadOf(sent.webhookEventId)).status).toBe('done'))
-    expect(await outcomeOf(sent.webhookEventId)).toBe('ignored')
-    const stored = await payloadOf(sent.webhookEventId)
-    expect((stored.payload as { message: unknown }).message).toEqual({
-      id: messageId,
-      type: 'text',
-      unsent: true,
-    })
+    await expectForgotten(sent.webhookEventId, messageId)
     expect(k.line.inbox(user.userId)).toHaveLength(0)
   })
 
   it("a message processed while its unsend's job has not run yet (another job) is not answered", async () => {
-    const user = k.line.users.create()
-    user.friendship = 'friend'
-    const sent = k.line.buildEvent('text', user.userId, { text: 'card' })
-    const messageId = (sent as { message: { id: string } }).message.id
-    const unsendId = `01UNSEND${sent.webhookEventId.slice(8)}`
-    const unsend = unsendEvent(user.userId, messageId, unsendId)
-    await k.deps.queues.byName.webhook.pause()
-    try {
-      expect((await k.line.deliverWebhook([sent])).status).toBe(200)
-      const body = JSON.stringify(k.line.envelope([unsend as never]))
-      expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
-      // Both are stored; the message's job runs first (the unsend's has not committed).
-      await processWebhookEvent(k.deps, sent.webhookEventId)
-      expect(await outcomeOf(sent.webhookEventId)).toBe('ignored')
-      expect((await payloadOf(sent.webhookEventId)).payload).toMatchObject({
-        message: { id: messageId, unsent: true },
-      })
-      expect(JSON.stringify((await payloadOf(sent.webhookEventId)).payload)).not.toContain('card')
-    } finally {
-      await k.deps.queues.byName.webhook.resume()
-    }
-    await eventually(async () => expect((await payloadOf(unsendId)).status).toBe('done'))
-    expect(k.line.inbox(user.userId)).toHaveLength(0)
+    const m = messageAndUnsend()
+    // Both are stored; the message's job commits first (the unsend's has not run).
+    await storeBothThenRun(m, m.sent.webhookEventId)
+    await expectForgotten(m.sent.webhookEventId, m.messageId)
+    await eventually(async () => expect((await payloadOf(m.unsendId)).status).toBe('done'))
+    expect(k.line.inbox(m.user.userId)).toHaveLength(0)
   })
 
   it('an unsend processed before its message leaves nothing to answer', async () => {
-    const user = k.line.users.create()
-    user.friendship = 'friend'
-    const sent = k.line.buildEvent('text', user.userId, { text: 'card' })
-    const messageId = (sent as { message: { id: string } }).message.id
-    const unsendId = `01UNSEND${sent.webhookEventId.slice(8)}`
-    const unsend = unsendEvent(user.userId, messageId, unsendId)
+    const m = messageAndUnsend()
     // Two requests, two jobs: the unsend's may run first (LINE does not promise order).
-    await k.deps.queues.byName.webhook.pause()
-    try {
-      expect((await k.line.deliverWebhook([sent])).status).toBe(200)
-      const body = JSON.stringify(k.line.envelope([unsend as never]))
-      expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
-      await processWebhookEvent(k.deps, unsendId)
-    } finally {
-      await k.deps.queues.byName.webhook.resume()
-    }
-    await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('webhook_event')
-        .select(['status', 'outcome'])
-        .where('webhook_event_id', '=', sent.webhookEventId)
-        .executeTakeFirstOrThrow()
-      expect(row).toEqual({ status: 'done', outcome: 'ignored' })
-    })
-    expect(k.line.inbox(user.userId)).toHaveLength(0)
+    await storeBothThenRun(m, m.unsendId)
+    await eventually(async () =>
+      expect((await payloadOf(m.sent.webhookEventId)).status).toBe('done'),
+    )
+    await expectForgotten(m.sent.webhookEventId, m.messageId)
+    expect(k.line.inbox(m.user.userId)).toHaveLength(0)
   })
 })

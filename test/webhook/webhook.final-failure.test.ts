@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import type { Database } from '../../src/platform/db.ts'
 import {
   MAX_UNREACHABLE_ROUNDS,
   processWebhookEvent,
@@ -15,14 +16,28 @@ afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
 
+/** Every consent change fails, as a bug would. */
+async function refuseConsentChanges(db: Database) {
+  await sql`create function refuse() returns trigger language plpgsql as
+    $$ begin raise exception 'consent is broken'; end $$`.execute(db)
+  await sql`create trigger refuse before insert or update on consent
+    for each row execute function refuse()`.execute(db)
+}
+
+/** Every new friend's insert times out, which reads like an unreachable database. */
+async function timeOutNewFriends(db: Database) {
+  await sql`create function time_out() returns trigger language plpgsql as
+    $$ begin raise exception 'canceling statement due to statement timeout'
+       using errcode = '57014'; end $$`.execute(db)
+  await sql`create trigger time_out before insert on line_user
+    for each row execute function time_out()`.execute(db)
+}
+
 describe('webhook.process-events, given up on', () => {
   it("fails only the event that failed; the user's later unfollow is still applied", async () => {
     // Its own database: a trigger there makes every consent change fail, as a bug would.
     const { deps, line } = await startPrivateDeps(cleanups)
-    await sql`create function refuse() returns trigger language plpgsql as
-      $$ begin raise exception 'consent is broken'; end $$`.execute(deps.db)
-    await sql`create trigger refuse before insert or update on consent
-      for each row execute function refuse()`.execute(deps.db)
+    await refuseConsentChanges(deps.db)
 
     const user = line.users.create()
     user.friendship = 'friend'
@@ -75,15 +90,8 @@ describe('webhook.process-events, given up on', () => {
     const first = line.buildEvent('follow', known.userId, {}, { timestamp: t })
     await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([first]))])
     await processWebhookEvent(deps, first.webhookEventId)
-    await sql`create function refuse() returns trigger language plpgsql as
-      $$ begin raise exception 'consent is broken'; end $$`.execute(deps.db)
-    await sql`create trigger refuse before insert or update on consent
-      for each row execute function refuse()`.execute(deps.db)
-    await sql`create function time_out() returns trigger language plpgsql as
-      $$ begin raise exception 'canceling statement due to statement timeout'
-         using errcode = '57014'; end $$`.execute(deps.db)
-    await sql`create trigger time_out before insert on line_user
-      for each row execute function time_out()`.execute(deps.db)
+    await refuseConsentChanges(deps.db)
+    await timeOutNewFriends(deps.db)
 
     const newcomer = line.users.create()
     newcomer.friendship = 'friend'
@@ -164,11 +172,7 @@ describe('webhook.process-events, given up on', () => {
     // Every new friend's insert times out (a statement timeout reads like an unreachable database),
     // while Postgres itself answers: the sweeper must not queue the follow again forever.
     const { deps, line } = await startPrivateDeps(cleanups)
-    await sql`create function time_out() returns trigger language plpgsql as
-      $$ begin raise exception 'canceling statement due to statement timeout'
-         using errcode = '57014'; end $$`.execute(deps.db)
-    await sql`create trigger time_out before insert on line_user
-      for each row execute function time_out()`.execute(deps.db)
+    await timeOutNewFriends(deps.db)
     const user = line.users.create()
     user.friendship = 'friend'
     const follow = line.buildEvent('follow', user.userId, {}, { timestamp: Date.now() - 60_000 })
