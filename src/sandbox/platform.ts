@@ -41,6 +41,14 @@ export type SandboxPlatform = {
   /** The next `count` (default 1) matching requests get this answer, before any validation. */
   failNext(opts: FailNextOptions): void
   clearFailures(): void
+  /**
+   * The next matching request waits until `release()` (or the platform's close), then is
+   * carried out and answered as usual; `arrived` resolves once it has come in.
+   */
+  holdNext(opts: { method?: string; path: string | RegExp }): {
+    arrived: Promise<void>
+    release: () => void
+  }
   /** Messages the user received (reply, push, multicast, ...), oldest first. */
   inbox(userId: string): InboxEntry[]
   /** The rich menu the user sees: their linked one, else the default. */
@@ -101,6 +109,18 @@ export function createLinePlatform(opts: SandboxOptions): SandboxPlatform {
     },
     clearFailures: () => {
       state.failures.length = 0
+    },
+    holdNext: ({ method, path }) => {
+      const arrived = Promise.withResolvers<void>()
+      const released = Promise.withResolvers<void>()
+      state.holds.push({
+        method,
+        path,
+        remaining: 1,
+        arrived: arrived.resolve,
+        released: released.promise,
+      })
+      return { arrived: arrived.promise, release: released.resolve }
     },
     inbox: (userId) => state.inboxes.get(userId) ?? [],
     richMenuOf: (userId) => state.users.get(userId)?.richMenuId ?? state.defaultRichMenuId,

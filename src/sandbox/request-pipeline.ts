@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { HttpBindings } from '@hono/node-server'
 import type { Context, MiddlewareHandler } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { OperationMatch } from './openapi-validator.ts'
-import type { FailureScript, RecordedRequest, SandboxContext } from './state.ts'
+import type { FailureScript, HoldScript, RecordedRequest, SandboxContext } from './state.ts'
 
 export type SandboxEnv = {
   Bindings: Partial<HttpBindings>
@@ -25,8 +26,8 @@ export const AUTH_FAILED =
 export const RATE_LIMITED = 'The API rate limit has been exceeded. Try again later.'
 
 /**
- * Runs before every route, in LINE's order of concerns: record → scripted failure → auth →
- * rate limit → header and body validation. Every response gets an `x-line-request-id`.
+ * Runs before every route, in LINE's order of concerns: record → hold (holdNext) → scripted
+ * failure → auth → rate limit → header and body validation. Every response gets an `x-line-request-id`.
  */
 export function requestPipeline(
   ctx: SandboxContext,
@@ -63,7 +64,12 @@ export function requestPipeline(
     }
     ctx.state.requests.push(entry)
 
-    const script = takeFailure(ctx, entry)
+    const hold = takeScript(ctx.state.holds, entry)
+    if (hold) {
+      hold.arrived()
+      await Promise.race([hold.released, once(ctx.closing.signal, 'abort')])
+    }
+    const script = takeScript(ctx.state.failures, entry)
     if (script) {
       entry.scripted = true
       if (script.carriedOut) {
@@ -135,16 +141,20 @@ function checkRequest(
   return undefined
 }
 
-function takeFailure(ctx: SandboxContext, entry: RecordedRequest): FailureScript | undefined {
-  const script = ctx.state.failures.find(
+/** The first script `entry` matches, counted as used once (removed when used up). */
+function takeScript<S extends FailureScript | HoldScript>(
+  scripts: S[],
+  entry: RecordedRequest,
+): S | undefined {
+  const script = scripts.find(
     (s) =>
       (!s.method || s.method.toUpperCase() === entry.method) &&
       matchesPath(s.path, entry.path, entry.template) &&
-      (!s.match || s.match(entry)),
+      (!('match' in s) || !s.match || s.match(entry)),
   )
   if (!script) return undefined
   script.remaining -= 1
-  if (script.remaining <= 0) ctx.state.failures.splice(ctx.state.failures.indexOf(script), 1)
+  if (script.remaining <= 0) scripts.splice(scripts.indexOf(script), 1)
   return script
 }
 

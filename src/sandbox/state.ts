@@ -85,6 +85,15 @@ export type FailNextOptions = {
 
 export type FailureScript = FailNextOptions & { remaining: number }
 
+/** The next matching request waits for `released` (or the platform's close), then goes on. */
+export type HoldScript = {
+  method?: string
+  path: string | RegExp
+  remaining: number
+  arrived: () => void
+  released: Promise<void>
+}
+
 export type WebhookDelivery = {
   at: number
   url: string
@@ -110,6 +119,7 @@ export type SandboxState = {
   narrowcasts: Map<string, { acceptedAt: number; targetCount: number }>
   requests: RecordedRequest[]
   failures: FailureScript[]
+  holds: HoldScript[]
   quota: { limit: number | undefined; totalUsage: number }
   webhookDeliveries: WebhookDelivery[]
 }
@@ -173,6 +183,7 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
       narrowcasts: new Map(),
       requests: [],
       failures: [],
+      holds: [],
       quota: { limit: opts.quota?.limit, totalUsage: 0 },
       webhookDeliveries: [],
     },

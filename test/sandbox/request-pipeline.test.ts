@@ -328,3 +328,22 @@ describe('failNext', () => {
     for (const m of after) await client.deleteRichMenu(m.richMenuId)
   })
 })
+
+describe('holdNext', () => {
+  it('holds the next matching request until released, then carries it out as usual', async () => {
+    const held = platform.holdNext({ method: 'POST', path: '/v2/bot/message/push' })
+    const before = platform.inbox(userId).length
+    const push = client.pushMessage({ to: userId, messages: [{ type: 'text', text: 'held' }] })
+    await held.arrived
+    expect(platform.requestsTo('POST', '/v2/bot/message/push').at(-1)?.status).toBe(0)
+    expect(platform.inbox(userId)).toHaveLength(before)
+    // Only the next one: another request goes through meanwhile.
+    expect((await client.getProfile(userId)).userId).toBe(userId)
+
+    held.release()
+    expect((await push).sentMessages).toHaveLength(1)
+    expect(platform.inbox(userId)).toHaveLength(before + 1)
+    const again = await client.pushMessage({ to: userId, messages: [{ type: 'text', text: 'x' }] })
+    expect(again.sentMessages).toHaveLength(1)
+  })
+})
