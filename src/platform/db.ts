@@ -20,6 +20,16 @@ export function inTransaction<T>(db: Db, fn: (trx: Transaction<DB>) => Promise<T
   return db.isTransaction ? fn(db as Transaction<DB>) : db.transaction().execute(fn)
 }
 
+const embeddedDirs = new WeakMap<Database, string>()
+
+/**
+ * The folder of the embedded PGlite database `db` runs on (undefined on Postgres). PGlite has one
+ * session: whatever holds a connection holds up every other query of the process.
+ */
+export function embeddedDataDir(db: Database): string | undefined {
+  return embeddedDirs.get(db)
+}
+
 // int8 (count(*), sums) as strings on both engines, like node-postgres does by default.
 const INT8_OID = 20
 
@@ -91,6 +101,7 @@ export async function createDb(
     throw error
   }
   const db = new Kysely<DB>({ dialect: pgliteDialect(embedded) })
+  embeddedDirs.set(db, dataDir)
   const destroy = db.destroy.bind(db)
   db.destroy = async () => {
     await destroy()

@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs'
-import { sql } from 'kysely'
-import type { Database } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
+import { withTaskLock } from '../platform/task-lock.ts'
 import {
   clearRetiredAlias,
   clearRetiredDefault,
@@ -33,6 +32,9 @@ import {
   validateLineRichMenu,
 } from './richmenu-deploy-line.ts'
 import { loadRichMenus, type RichMenuFile, richMenusDir } from './richmenu-files.ts'
+
+/** The deploy's withTaskLock: on Postgres the advisory lock earlier versions took too. */
+const DEPLOY_TASK = 'kizuna.richmenu-deploy'
 
 export type RichMenuDeployDeps = Pick<Deps, 'db' | 'line' | 'log' | 'clock'>
 
@@ -76,7 +78,9 @@ export type RichMenuDeployOptions = {
  * channel's default is cleared (people without a linked menu then see none, or OA Manager's).
  *
  * Refuses (AppError UNPROCESSABLE with the problems as `details`) before any call when a
- * folder has a problem. Two deploys never run at once (a Postgres advisory lock).
+ * folder has a problem. Two deploys never run at once (withTaskLock: on Postgres an advisory
+ * lock; on the embedded database, which has one connection, no connection is held while LINE
+ * answers).
  */
 export async function deployRichMenus(
   deps: RichMenuDeployDeps,
@@ -104,7 +108,9 @@ export async function deployRichMenus(
     changed: false,
   }
   try {
-    await withDeployLock(deps.db, (db) => deployLocked({ ...deps, db }, menus, opts, summary))
+    await withTaskLock(deps.db, DEPLOY_TASK, (db) =>
+      deployLocked({ ...deps, db }, menus, opts, summary),
+    )
   } catch (error) {
     // What went live before the stop still needs its people re-linked; the stop is what the
     // caller must hear about (a relink that could not be queued happens at the next start).
@@ -258,21 +264,4 @@ async function deleteUnusedRetiredMenus(
     deps.log.info({ menu: v.name, richMenuId: v.line_rich_menu_id }, 'rich menu deleted')
   }
   summary.waiting.push(...waiting.map((v) => v.name))
-}
-
-const LOCK = sql`hashtextextended('kizuna.richmenu-deploy', 7)`
-
-/**
- * Runs `fn` on one connection holding a session-level advisory lock: a deploy's steps commit
- * one by one (a crash keeps what was done), so a transaction-level lock would not do.
- */
-async function withDeployLock<T>(db: Database, fn: (db: Database) => Promise<T>): Promise<T> {
-  return db.connection().execute(async (conn) => {
-    await sql`select pg_advisory_lock(${LOCK})`.execute(conn)
-    try {
-      return await fn(conn)
-    } finally {
-      await sql`select pg_advisory_unlock(${LOCK})`.execute(conn)
-    }
-  })
 }

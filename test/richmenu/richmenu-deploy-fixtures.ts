@@ -2,10 +2,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { crc32, deflateSync } from 'node:zlib'
-import { afterEach, beforeEach } from 'vitest'
+import { afterEach, beforeEach, expect } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
+import { deployRichMenus } from '../../src/richmenu/richmenu-deploy.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { TEST_CHANNEL_TOKEN } from '../support/harness.ts'
+import { expectNoRejectedRequests } from '../support/line.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
 
 export const WIDTH = 800
@@ -125,4 +127,18 @@ export function lineState(line: LinePlatform) {
     aliases: Object.fromEntries(state.aliases),
     defaultRichMenuId: state.defaultRichMenuId,
   }
+}
+
+/** Two deploys of two new menus started at once: one creates both, the other finds them done. */
+export async function expectTwoDeploysCreateOnce({ deps, line, folder }: DeployWorld) {
+  await folder.write('main', { alias: 'main', default: true, shade: 3 })
+  await folder.write('vip', { alias: 'vip', shade: 4 })
+  const [one, two] = await Promise.all([
+    deployRichMenus(deps, { dir: folder.dir }),
+    deployRichMenus(deps, { dir: folder.dir }),
+  ])
+  expect([one.created, two.created].sort()).toEqual([[], ['main', 'vip']])
+  expect(line.requestsTo('POST', '/v2/bot/richmenu')).toHaveLength(2)
+  expect(lineState(line).menus).toHaveLength(2)
+  expectNoRejectedRequests(line)
 }
