@@ -11,6 +11,7 @@ import type { Database } from '../platform/db.ts'
 import { createLine } from '../platform/line.ts'
 import { createLogger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
+import { checkSinceOption, readSinceOption } from './since-option.ts'
 import { UsageError, withDb } from './with-db.ts'
 
 export function registerCustomerCommands(program: Command): void {
@@ -72,11 +73,17 @@ export function registerCustomerCommands(program: Command): void {
     .description(
       'recompute 12-month spend and tier for customers whose purchases aged out (and every tier, when the thresholds changed)',
     )
-    .option('--since <date>', 'the previous run (ISO 8601); default: the last successful run')
+    .option(
+      '--since <date>',
+      'also cover purchases that aged out from this time on, when it is before the last successful run ' +
+        '(a date, from 00:00 in TZ_STORE, or an ISO 8601 date-time with offset); default: the last successful run',
+    )
     .action((opts: { since?: string }) =>
       withDb(
         async (db, env) => {
-          const since = opts.since ? new Date(opts.since) : undefined
+          const since = opts.since
+            ? readSinceOption(opts.since, env.TZ_STORE, new Date())
+            : undefined
           const result = await refreshSpendSinceLastRun(db, env, { since })
           const retiered =
             result.retiered === null ? '' : `; thresholds changed: ${result.retiered} tiers re-set`
@@ -89,9 +96,7 @@ export function registerCustomerCommands(program: Command): void {
           )
         },
         () => {
-          if (opts.since && Number.isNaN(new Date(opts.since).getTime())) {
-            throw new UsageError('--since: not a date')
-          }
+          if (opts.since) checkSinceOption(opts.since)
         },
       ),
     )

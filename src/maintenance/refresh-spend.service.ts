@@ -29,7 +29,11 @@ export type SpendRefresh = {
 /**
  * The nightly 12-month spend refresh, from where the last successful run started: nights missed
  * (workers down, the job failing) are caught up, not skipped. When the tier thresholds differ
- * from the last run's, every customer is re-tiered. `since` overrides the start (the CLI).
+ * from the last run's, every customer is re-tiered. `since` (the CLI) can only start the window
+ * earlier: the run is recorded as the last success, so the next run starts at its end, and a
+ * window starting after the last success would leave the purchases that aged out in between
+ * unseen for good (their customers kept a stale spend and tier). Starting earlier only recomputes
+ * some customers again, which changes nothing for them.
  * First, purchases left waiting by a race with their identity are attached. Every time is the
  * database's, read once at the start (purchases age by now() in SQL): with the app's clock ahead,
  * a window ending at the database's now but recorded at the app's skipped what aged in between.
@@ -41,7 +45,8 @@ export async function refreshSpendSinceLastRun(
 ): Promise<SpendRefresh> {
   const until = await readDatabaseNow(db)
   const last = await findMaintenanceRun(db, RUN)
-  const since = opts.since ?? last?.last_success_at ?? new Date(until.getTime() - FIRST_LOOKBACK_MS)
+  const usual = last?.last_success_at ?? new Date(until.getTime() - FIRST_LOOKBACK_MS)
+  const since = opts.since && opts.since < usual ? opts.since : usual
   const thresholds = thresholdsKey(env.TIER_THRESHOLDS)
   const previous = (last?.state as { thresholds?: string } | undefined)?.thresholds
   const attached = await attachStrandedPurchases(db, env)

@@ -25,8 +25,8 @@ afterAll(async () => {
   await privateDb.drop()
 })
 
-const refresh = (env: Record<string, string> = {}) =>
-  cli(['customers', 'refresh-spend'], {
+const refresh = (env: Record<string, string> = {}, args: string[] = []) =>
+  cli(['customers', 'refresh-spend', ...args], {
     DATABASE_URL: privateDb.url,
     TIER_THRESHOLDS: THRESHOLDS,
     ...env,
@@ -57,6 +57,21 @@ async function silverCustomer(daysAgo: number) {
   expect(await customerRow(c.id)).toMatchObject({ spend_12m: '8000', tier: 'silver' })
   return c
 }
+
+const lastSuccess = async () =>
+  (
+    await db
+      .selectFrom('maintenance_run')
+      .select('last_success_at')
+      .where('name', '=', 'refresh-spend')
+      .executeTakeFirstOrThrow()
+  ).last_success_at
+const setLastSuccess = (at: Date) =>
+  db
+    .updateTable('maintenance_run')
+    .set({ last_success_at: at })
+    .where('name', '=', 'refresh-spend')
+    .execute()
 
 describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)', () => {
   it('attaches an order left waiting for an id its customer already holds (a race with the link)', async () => {
@@ -105,21 +120,46 @@ describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)
   it('picks up from the last successful run: nights missed are caught up, not skipped', async () => {
     expect((await refresh()).code).toBe(0) // the first run: records itself
     // The last run was five days ago; the purchase left the 12-month window four days ago.
-    await db
-      .updateTable('maintenance_run')
-      .set({ last_success_at: new Date(Date.now() - 5 * DAY) })
-      .where('name', '=', 'refresh-spend')
-      .execute()
+    await setLastSuccess(new Date(Date.now() - 5 * DAY))
     const c = await silverCustomer(369)
     const run = await refresh()
     expect(run.stdout).toContain('1 customers updated since')
     expect(await customerRow(c.id)).toMatchObject({ spend_12m: '0', tier: 'regular' })
-    const recorded = await db
-      .selectFrom('maintenance_run')
-      .select('last_success_at')
-      .where('name', '=', 'refresh-spend')
-      .executeTakeFirstOrThrow()
-    expect(Date.now() - recorded.last_success_at.getTime()).toBeLessThan(60_000)
+    expect(Date.now() - (await lastSuccess()).getTime()).toBeLessThan(60_000)
+  })
+
+  it('never records a run as covering a window it skipped: --since only reaches further back', async () => {
+    expect((await refresh()).code).toBe(0)
+    // The last run was five days ago; the purchase left the 12-month window three days ago.
+    await setLastSuccess(new Date(Date.now() - 5 * DAY))
+    const c = await silverCustomer(368)
+    // A --since later than the last run (a day ago) once meant a window from there: the purchase
+    // was skipped, the run recorded as done until now, and no later run looked back for it.
+    const run = await refresh({}, ['--since', new Date(Date.now() - DAY).toISOString()])
+    expect(run.code).toBe(0)
+    await refresh() // the next plain (nightly) run
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '0', tier: 'regular' })
+
+    // An earlier day reaches back: a date is the start of that day in the store's time zone.
+    const day = new Date(Date.now() - 10 * DAY).toISOString().slice(0, 10)
+    const back = await refresh({ TZ_STORE: 'Asia/Tokyo' }, ['--since', day])
+    expect(back.stdout).toContain(`since ${new Date(`${day}T00:00:00+09:00`).toISOString()}`)
+  })
+
+  it('refuses a --since that is not a real ISO date, or in the future, and changes nothing', async () => {
+    expect((await refresh()).code).toBe(0)
+    const lastRun = new Date(Date.now() - 5 * DAY)
+    await setLastSuccess(lastRun)
+    const c = await silverCustomer(368)
+    const future = new Date(Date.now() + DAY).toISOString()
+    for (const since of ['2099-01-01', future, '12', '2026-02-30', '2026-01-01T00:00:00']) {
+      const run = await refresh({}, ['--since', since])
+      expect({ since, code: run.code }).toEqual({ since, code: 1 })
+      expect(run.stderr).toContain('--since')
+      expect(run.stdout).toBe('')
+    }
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '8000', tier: 'silver' })
+    expect((await lastSuccess()).getTime()).toBe(lastRun.getTime())
   })
 
   it('re-tiers every customer once when the tier thresholds change', async () => {
