@@ -1,5 +1,6 @@
 import { type Mailer, messageMayHaveArrived } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
+import { AppError } from '../platform/errors.ts'
 import { emailTracking } from '../tracking/tracking.service.ts'
 import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import { EMAIL_OUTCOME_UNKNOWN } from './outcome-unknown.ts'
@@ -52,35 +53,43 @@ export async function sendEmail(
     const { messageId } = await mailer.send(message, { signal })
     return { id: item.id, status: 'sent', channel: 'email', requestId: messageId }
   } catch (error) {
-    const message = signal.aborted
-      ? `the send took over ${timeoutMs / 1000} s`
-      : error instanceof Error
-        ? error.message
-        : String(error)
-    // SMTP replies can quote the address: log codes only.
+    // SMTP replies can quote the address (`550 5.1.1 <a@b.jp>: Recipient address rejected`):
+    // the log and the row keep their codes and our own words, never the reply's text.
     const smtp = (error ?? {}) as SmtpError
+    const codes = smtpCodes(error)
     const fields = {
       deliveryId: item.id,
       code: smtp.code,
       command: smtp.command,
       responseCode: smtp.responseCode,
     }
+    const timedOut = `the send took over ${timeoutMs / 1000} s`
     if (messageMayHaveArrived(error)) {
       deps.log.warn(fields, 'email outcome unknown: the server got it all and did not answer')
-      return { id: item.id, status: 'failed', error: `${EMAIL_OUTCOME_UNKNOWN}: ${message}` }
+      const why = signal.aborted ? timedOut : `the server got it all and did not answer (${codes})`
+      return { id: item.id, status: 'failed', error: `${EMAIL_OUTCOME_UNKNOWN}: ${why}` }
     }
     const setup = setupRefusal(smtp)
     if (setup) {
       // Every email fails the same way until the setting is fixed: say which one, loudly.
       deps.log.error(fields, `email not sent: ${setup}; will retry`)
-      return { id: item.id, status: 'pending', error: `email: ${setup}: ${message}` }
+      return { id: item.id, status: 'pending', error: `email: ${setup} (${codes})` }
     }
     if (refusedForGood(smtp)) {
       deps.log.warn(fields, 'email refused')
-      return { id: item.id, status: 'failed', error: `email: ${message}` }
+      const what = smtp.command === 'RCPT TO' ? 'recipient' : 'message'
+      return {
+        id: item.id,
+        status: 'failed',
+        error: `email: the SMTP server refused the ${what} (${codes})`,
+      }
     }
     deps.log.warn(fields, 'email not sent, will retry')
-    return { id: item.id, status: 'pending', error: `email: ${message}` }
+    // Our own errors (email not configured) say what to do; the rest by their codes.
+    const why = signal.aborted
+      ? timedOut
+      : `not sent: ${error instanceof AppError ? error.message : codes}`
+    return { id: item.id, status: 'pending', error: `email: ${why}` }
   }
 }
 
@@ -90,6 +99,23 @@ export async function sendEmail(
  * reply's `responseCode`.
  */
 type SmtpError = { code?: unknown; command?: unknown; responseCode?: unknown }
+
+/**
+ * An SMTP error by its codes alone (`reply 550 to RCPT TO, EENVELOPE`), for the delivery row;
+ * the error's name when it has none.
+ */
+function smtpCodes(error: unknown): string {
+  const e = (error ?? {}) as SmtpError
+  const parts = [
+    typeof e.responseCode === 'number' ? `reply ${e.responseCode}` : null,
+    typeof e.command === 'string' && /^[A-Z][A-Z ]{0,19}$/.test(e.command)
+      ? `to ${e.command}`
+      : null,
+    typeof e.code === 'string' && /^[A-Z0-9_]{1,30}$/.test(e.code) ? e.code : null,
+  ].filter((p) => p !== null)
+  if (parts.length > 0) return parts.join(', ')
+  return error instanceof Error ? error.name : 'unknown error'
+}
 
 /**
  * Replies about logging in (RFC 4954), whatever command they answer: 530 authentication

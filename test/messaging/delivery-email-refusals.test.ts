@@ -199,12 +199,15 @@ describe('delivery by email when the SMTP server refuses', () => {
 
   it('fails a delivery at once when the server refuses its recipient (550 on RCPT TO)', async () => {
     const { id, email } = await emailDelivery()
-    smtp.refuseRecipient(email, 550, '5.1.1 No such user here')
+    // Relays quote the address they refuse: the row keeps the codes, never the reply's text.
+    smtp.refuseRecipient(email, 550, `5.1.1 <${email}>: Recipient address rejected: User unknown`)
     const send = sendJob(k, tools, { ...k.deps, log })
     await send([id]) // nothing left to retry: the job is done
     const row = await deliveryRow(k, id)
     expect(row).toMatchObject({ status: 'failed', attempts: 1, sent_at: null })
-    expect(row.last_error).toMatch(/^email: .*550/)
+    expect(row.last_error).toMatch(/^email: the SMTP server refused the recipient .*550/)
+    expect(row.last_error).toContain('RCPT TO')
+    expect(row.last_error).not.toContain(email)
     expect(logsOf(id)).toMatchObject([
       { level: 40, code: 'EENVELOPE', command: 'RCPT TO', responseCode: 550 },
     ])
