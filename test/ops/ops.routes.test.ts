@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { createOpsApp } from '../../src/ops/ops.app.ts'
+import { createDb } from '../../src/platform/db.ts'
+import { createLogger } from '../../src/platform/logger.ts'
+import { createMetrics } from '../../src/platform/metrics.ts'
+import { createProducerRedis } from '../../src/platform/redis.ts'
+import { TEST_REDIS_URL } from '../support/env.ts'
+import { errorOf, startTestKizuna, type TestKizuna, testEnv } from '../support/harness.ts'
+import { logSink } from '../support/log-sink.ts'
 import { startPrivateRedis } from '../support/private-redis.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -80,19 +87,83 @@ describe('GET /readyz while Redis is down', () => {
         expect(await res.json()).toEqual({
           status: 'degraded',
           postgres: 'ok',
-          redis: expect.stringMatching(/^not connected/),
+          redis: 'unreachable',
         })
         const workerReady = await fetch(`${worker.baseUrl}/readyz`)
         expect(workerReady.status).toBe(503)
-        expect(await workerReady.json()).toMatchObject({
-          redis: expect.stringMatching(/^not connected/),
-        })
+        expect(await workerReady.json()).toMatchObject({ redis: 'unreachable' })
       })
     } finally {
       current = await startPrivateRedis(redis.port)
       await worker.stopAll()
       await web.stopAll()
       await current.stop()
+    }
+  })
+})
+
+describe('GET /readyz with a wrong DATABASE_URL or REDIS_URL', () => {
+  /** The ops app of a process with these URLs (real clients, which cannot connect). */
+  async function opsWith(urls: { DATABASE_URL: string; REDIS_URL: string }) {
+    const logs = logSink()
+    const log = createLogger('info', logs.sink)
+    const env = testEnv({ ROLE: 'worker', ...urls })
+    const db = await createDb(env, { poolSize: 1, log })
+    const redis = createProducerRedis(env.REDIS_URL, log)
+    const app = createOpsApp({ db, redis, metrics: createMetrics(), log, env })
+    return {
+      logs,
+      readyz: async () => {
+        const res = await app.request('/readyz')
+        return { status: res.status, text: await res.text() }
+      },
+      close: async () => {
+        redis.disconnect()
+        await db.destroy()
+      },
+    }
+  }
+
+  it('answers in fixed words, never the role or host names the errors quote, and logs the cause once', async () => {
+    const ops = await opsWith({
+      DATABASE_URL: 'postgres://nosuchrole@127.0.0.1:5432/kizuna_nosuchdb',
+      REDIS_URL: 'redis://redis-host.invalid:6379',
+    })
+    try {
+      const first = await ops.readyz()
+      const second = await ops.readyz()
+      for (const answer of [first, second]) {
+        expect(answer.status).toBe(503)
+        expect(JSON.parse(answer.text)).toEqual({
+          status: 'unavailable',
+          postgres: 'failed',
+          redis: 'unreachable',
+        })
+      }
+      // The cause is for the operator's log, once per failure, not one line per probe.
+      const readiness = ops.logs.entries().filter((l) => /^readiness/.test(String(l.msg)))
+      expect(readiness.map((l) => l.msg).sort()).toEqual([
+        'readiness: postgres failed',
+        'readiness: redis unreachable',
+      ])
+      expect(ops.logs.lines.join('')).toContain('nosuchrole')
+    } finally {
+      await ops.close()
+    }
+  })
+
+  it('says unreachable for a Postgres host that does not resolve, without naming it', async () => {
+    const ops = await opsWith({
+      DATABASE_URL: 'postgres://kizuna@db-host.invalid:5432/kizuna',
+      REDIS_URL: TEST_REDIS_URL,
+    })
+    try {
+      const answer = await ops.readyz()
+      expect(answer.status).toBe(503)
+      expect(answer.text).not.toContain('db-host')
+      expect(JSON.parse(answer.text)).toMatchObject({ postgres: 'unreachable' })
+    } finally {
+      await ops.close()
     }
   })
 })
