@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
 import { requireKey } from '../auth/require-key.ts'
 import type { Deps } from '../platform/deps.ts'
+import { AppError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
 import { changeCustomerTags, getCustomerTags } from './customer-tag.service.ts'
 import { requireCurrentCustomer } from './surviving-customer.service.ts'
@@ -19,13 +20,32 @@ export function customerTagRoutes(deps: Pick<Deps, 'db'>) {
       return c.json(await getCustomerTags(deps.db, customer))
     })
     .put('/:id/tags/:tag', requireKey(deps.db, 'admin'), async (c) => {
-      const tag = parseTag(c.req.param('tag'))
+      const tag = tagOfPath(c.req.url)
       const customer = await requireCurrentCustomer(deps.db, c.req.param('id'))
       return c.json(await changeCustomerTags(deps.db, customer.id, { add: [tag] }))
     })
     .delete('/:id/tags/:tag', requireKey(deps.db, 'admin'), async (c) => {
-      const tag = parseTag(c.req.param('tag'))
+      const tag = tagOfPath(c.req.url)
       const customer = await requireCurrentCustomer(deps.db, c.req.param('id'))
       return c.json(await changeCustomerTags(deps.db, customer.id, { remove: [tag] }))
     })
+}
+
+const BAD_ENCODING = 'not valid percent-encoded UTF-8'
+
+/**
+ * The path's `:tag` (its last segment), decoded strictly: Hono's param keeps a segment that does
+ * not decode as it came (`%E0%A4%A`), which was then stored as the tag `%e0%a4%a`.
+ */
+function tagOfPath(url: string): string {
+  const raw = new URL(url).pathname.split('/').at(-1) ?? ''
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(raw)
+  } catch {
+    throw new AppError('BAD_REQUEST', `tag: ${BAD_ENCODING}`, {
+      details: [{ field: 'tag', message: BAD_ENCODING }],
+    })
+  }
+  return parseTag(decoded)
 }

@@ -94,6 +94,27 @@ describe('admin tags API', () => {
     expect(await storedTags(c.id)).toEqual(['vip', '𠮷'.repeat(50)])
   })
 
+  it('refuses a tag whose percent-encoding does not decode (400 naming tag), changing nothing', async () => {
+    const c = await createCustomer(k.deps.db)
+    await add(c.id, 'vip')
+    // A cut-off UTF-8 sequence, a lone continuation byte, a lone %: the path keeps them undecoded.
+    for (const raw of ['%E0%A4%A', '%80', 'vip%', '%E3%81']) {
+      for (const method of ['PUT', 'DELETE']) {
+        const res = await fetch(`${url(c.id)}/${raw}`, {
+          method,
+          headers: { authorization: `Bearer ${adminKey}` },
+        })
+        expect(res.status, `${method} ${raw}`).toBe(400)
+        const error = await errorOf(res)
+        expect(error).toMatchObject({ code: 'BAD_REQUEST', details: [{ field: 'tag' }] })
+        expect(error.message).toMatch(/^tag: /)
+      }
+    }
+    expect(await storedTags(c.id)).toEqual(['vip'])
+    // A % sent as %25 is a tag like any other.
+    expect(await (await add(c.id, '100%')).json()).toMatchObject({ tags: ['100%', 'vip'] })
+  })
+
   it('follows a merged id to the surviving customer, whose tags it shows and changes', async () => {
     const survivor = await createCustomer(k.deps.db)
     const merged = await createCustomer(k.deps.db)
