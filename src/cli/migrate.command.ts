@@ -30,10 +30,28 @@ export function registerMigrateCommand(program: Command): void {
         console.log(results.length === 0 ? 'database is up to date' : `${results.length} applied`)
       } catch (error) {
         console.error(error instanceof Error ? error.message : error)
-        if (error instanceof Error && error.cause) console.error(error.cause)
+        if (error instanceof Error && error.cause) console.error(describeCause(error.cause))
         process.exitCode = 1
       } finally {
         await db?.destroy()
       }
     })
+}
+
+/**
+ * What a failed migration's cause may print. Postgres quotes rows in a database error's `detail`
+ * (`Failing row contains (…, L881234, …)`) and `where`: only its message, code, table and
+ * constraint are printed, as the logger keeps (platform/logger.ts). Any other error (a mistake
+ * in a migration's code) is printed with its stack.
+ */
+function describeCause(cause: unknown): string {
+  if (!(cause instanceof Error)) return String(cause)
+  const e = cause as Error & Record<'code' | 'table' | 'constraint', unknown>
+  if (!(typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code))) {
+    return cause.stack ?? cause.message
+  }
+  const fields = (['code', 'table', 'constraint'] as const)
+    .filter((key) => typeof e[key] === 'string' && e[key] !== '')
+    .map((key) => `${key}: ${e[key]}`)
+  return `${cause.message} (${fields.join(', ')})`
 }

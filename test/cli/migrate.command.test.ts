@@ -1,7 +1,9 @@
+import { sql } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
+import { databaseMigratedTo } from '../support/migrated-database.ts'
 
 describe('kizuna migrate', () => {
   it('says the database cannot be reached when nothing listens at DATABASE_URL', async () => {
@@ -58,6 +60,40 @@ describe('kizuna migrate', () => {
     })
     expect(res.code).not.toBe(0)
     expect(res.stderr).toContain('cannot reach the database (DATABASE_URL): ')
+  })
+})
+
+describe('kizuna migrate when a migration fails', () => {
+  it('prints what failed (message, code, table, constraint), never the row Postgres quotes', async () => {
+    // The legacy-card migration rewrites a full-width card number into a row that a constraint of
+    // this database (one an operator added) refuses: Postgres's detail quotes the whole row.
+    const migrated = await databaseMigratedTo('20261211T100000-create-customer-tag')
+    try {
+      const { db } = migrated
+      const { id } = await db
+        .insertInto('customer')
+        .values({ display_name: null })
+        .returning('id')
+        .executeTakeFirstOrThrow()
+      await db
+        .insertInto('identity')
+        .values({ customer_id: id, kind: 'legacy_card', value: 'Ｌ８８１２３４' })
+        .execute()
+      await sql`alter table identity add constraint identity_no_l881234
+        check (value <> 'L881234')`.execute(db)
+
+      const res = await cli(['migrate'], { DATABASE_URL: migrated.url })
+      expect(res.code).toBe(1)
+      expect(res.stderr).toContain('migration 20261212T101500-normalise-legacy-card-width failed')
+      expect(res.stderr).toContain('violates check constraint')
+      expect(res.stderr).toMatch(/code: 23514/)
+      expect(res.stderr).toMatch(/table: identity/)
+      expect(res.stderr).toMatch(/constraint: identity_no_l881234/)
+      expect(res.stderr).not.toContain('L881234')
+      expect(res.stderr).not.toContain(id)
+    } finally {
+      await migrated.close()
+    }
   })
 })
 
