@@ -49,9 +49,15 @@ export async function jsonInput<S extends z.ZodType>(
     // TextDecoder drops a leading byte-order mark, as Request.json() did.
     json = JSON.parse(utf8.decode(raw))
   } catch {
-    throw new AppError('BAD_REQUEST', 'the body is not valid JSON')
+    throw notJsonError()
   }
   return parseInput(schema, json)
+}
+
+/** A body that is not JSON: a 400 naming the whole body (`(body)`), as any bad field is named. */
+export function notJsonError(): AppError {
+  const fields = [{ field: '(body)', message: 'is not valid JSON' }]
+  return new AppError('BAD_REQUEST', describeFields(fields), { details: fields })
 }
 
 /**

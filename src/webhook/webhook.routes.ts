@@ -3,6 +3,7 @@ import { Hono } from 'hono'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import { type AppEnv, describeZodError } from '../platform/http.ts'
+import { notJsonError } from '../platform/input.ts'
 import { readRawBody } from '../platform/raw-body.ts'
 import type { Inbox, InboxResult } from './inbox.ts'
 import { callbackRequestSchema } from './webhook.schemas.ts'
@@ -28,7 +29,7 @@ export function webhookRoutes(deps: Pick<Deps, 'env' | 'metrics'>, inbox: Inbox)
     try {
       json = JSON.parse(text)
     } catch {
-      throw new AppError('BAD_REQUEST', 'body is not valid JSON')
+      throw notJsonError()
     }
     const { events } = parseEnvelope(json)
 

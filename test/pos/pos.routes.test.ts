@@ -234,7 +234,14 @@ describe('POST /api/pos/scans', () => {
     expect(error.message).toContain('receipt.total')
     expect(error.message).toContain('receipt.lines')
     expect((await errorOf(await post({}))).message).toContain('barcode')
-    expect((await post('{nope')).status).toBe(400)
+    const notJson = await post('{nope')
+    expect(notJson.status).toBe(400)
+    // Named like any bad field: the whole body.
+    expect(await errorOf(notJson)).toMatchObject({
+      code: 'BAD_REQUEST',
+      message: '(body): is not valid JSON',
+      details: [{ field: '(body)', message: 'is not valid JSON' }],
+    })
     expect(await purchasesOf(c.id)).toHaveLength(0)
   })
 

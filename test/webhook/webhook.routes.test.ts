@@ -120,7 +120,10 @@ describe('POST /webhooks/line', () => {
     const badJson = '{"destination":'
     const res1 = await postWebhook(k.baseUrl!, badJson)
     expect(res1.status).toBe(400)
-    expect((await errorOf(res1)).message).toMatch(/JSON/)
+    expect(await errorOf(res1)).toMatchObject({
+      message: '(body): is not valid JSON',
+      details: [{ field: '(body)', message: 'is not valid JSON' }],
+    })
 
     const body = JSON.stringify({
       destination: k.line.botUserId,
