@@ -3,7 +3,7 @@ import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
-import { databaseMigratedTo } from '../support/migrated-database.ts'
+import { customerWithLegacyCard, databaseMigratedTo } from '../support/migrated-database.ts'
 
 describe('kizuna migrate', () => {
   it('says the database cannot be reached when nothing listens at DATABASE_URL', async () => {
@@ -70,15 +70,7 @@ describe('kizuna migrate when a migration fails', () => {
     const migrated = await databaseMigratedTo('20261211T100000-create-customer-tag')
     try {
       const { db } = migrated
-      const { id } = await db
-        .insertInto('customer')
-        .values({ display_name: null })
-        .returning('id')
-        .executeTakeFirstOrThrow()
-      await db
-        .insertInto('identity')
-        .values({ customer_id: id, kind: 'legacy_card', value: 'Ｌ８８１２３４' })
-        .execute()
+      const id = await customerWithLegacyCard(db, 'Ｌ８８１２３４')
       await sql`alter table identity add constraint identity_no_l881234
         check (value <> 'L881234')`.execute(db)
 

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { erasedValue } from '../../src/customers/erase.service.ts'
 import { cli } from '../support/cli.ts'
-import { databaseMigratedTo } from '../support/migrated-database.ts'
+import { customerWithLegacyCard, databaseMigratedTo } from '../support/migrated-database.ts'
 
 const BEFORE = '20261211T100000-create-customer-tag'
 
@@ -16,18 +16,7 @@ describe('migration 20261212T101500: legacy cards stored in full width take the 
     cleanups.push(() => migrated.close())
     const { db } = migrated
 
-    const holding = async (value: string) => {
-      const { id } = await db
-        .insertInto('customer')
-        .values({ display_name: null })
-        .returning('id')
-        .executeTakeFirstOrThrow()
-      await db
-        .insertInto('identity')
-        .values({ customer_id: id, kind: 'legacy_card', value })
-        .execute()
-      return id
-    }
+    const holding = (value: string) => customerWithLegacyCard(db, value)
     // Linked at a register whose scanner typed through the IME in full-width mode.
     const wide = await holding('Ｌ１２３４５６')
     const spaced = await holding('ＡＢ－１２　３４')
