@@ -49,21 +49,39 @@ export async function contentOf(
   }
 }
 
-type Rendered =
-  | { line: messagingApi.Message[]; email?: undefined }
-  | { email: EmailItem['email']; line?: undefined }
-  | { outcome: DeliveryOutcome }
+/**
+ * How a delivery chosen for email is failed when it has no email version: its content is LINE
+ * messages only (chooseChannel does not pick email for one; this keeps it from staying in
+ * `sending` until the lease ends if it ever did).
+ */
+const NO_EMAIL_VERSION = 'no email version: the delivery holds LINE messages only'
 
-export function render(
+type Ready = Exclude<Content, { outcome: DeliveryOutcome }>
+
+/** The LINE version of the delivery: its stored messages, or its template rendered. */
+export function renderLine(
   row: ClaimedDelivery,
-  content: Exclude<Content, { outcome: DeliveryOutcome }>,
-  channel: 'line' | 'email',
+  content: Ready,
   lineOpts: { allowHttpImages: boolean },
-): Rendered {
+): { line: messagingApi.Message[] } | { outcome: DeliveryOutcome } {
   if (content.templateId === null) return { line: content.messages }
   try {
-    if (channel === 'email') return { email: renderEmailMessage(content.templateId, content.vars) }
     return { line: [renderLineMessage(content.templateId, content.vars, lineOpts)] }
+  } catch (error) {
+    return { outcome: failed(row, error) }
+  }
+}
+
+/** The email version of the delivery's template. */
+export function renderEmail(
+  row: ClaimedDelivery,
+  content: Ready,
+): { email: EmailItem['email'] } | { outcome: DeliveryOutcome } {
+  if (content.templateId === null) {
+    return { outcome: { id: row.id, status: 'failed', error: NO_EMAIL_VERSION } }
+  }
+  try {
+    return { email: renderEmailMessage(content.templateId, content.vars) }
   } catch (error) {
     return { outcome: failed(row, error) }
   }

@@ -5,7 +5,7 @@ import type { Mailer } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
 import type { ClaimedDelivery } from './delivery-claim.repo.ts'
-import { contentOf, render } from './delivery-content.ts'
+import { contentOf, renderEmail, renderLine } from './delivery-content.ts'
 import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
 import { replyTokenIfFresh, settleStoppedReplies } from './line-reply.ts'
@@ -98,35 +98,37 @@ export async function sendClaimedDeliveries(
       return
     }
     // Only the version that goes out is rendered.
-    const rendered = render(row, content, choice.channel, lineOpts)
-    if ('outcome' in rendered) outcomes.push(rendered.outcome)
-    else if (choice.channel === 'line' && rendered.line) {
-      // Nothing went under its key, or LINE refused what did (a 400, a 429): a new send. A
-      // chunk LINE refused is not sent again as stored: it names people whose rows other jobs
-      // hold (the sweeper spreads rows over jobs of 100), who may have opted out or be waiting
-      // for room in the cap; each of its rows goes like a new one, its consent and the cap
-      // checked by the job that claimed it, and the old key is not used.
-      const refusedChunk = row.multicast_request_id !== null
-      lineItems.push({
-        id: row.id,
-        lineUid: choice.lineUid,
-        messagesJson: JSON.stringify(rendered.line),
-        contentKey: content.key,
-        retryKey: row.line_retry_key,
-        replyToken: replyTokenIfFresh(row, now),
-        // Tried before alone (a push with its own key): a new chunk's key could send it twice.
-        // One whose chunk LINE refused is a new send: it may join a new chunk.
-        mayMulticast: row.attempts === 1 || refusedChunk,
-      })
-    } else if (choice.channel === 'email' && rendered.email) {
-      emailItems.push({
-        id: row.id,
-        customerId: row.customer_id,
-        category: row.category,
-        to: choice.to,
-        email: rendered.email,
-      })
+    if (choice.channel === 'email') {
+      const rendered = renderEmail(row, content)
+      if ('outcome' in rendered) outcomes.push(rendered.outcome)
+      else {
+        const { category, customer_id: customerId } = row
+        emailItems.push({ id: row.id, customerId, category, to: choice.to, email: rendered.email })
+      }
+      return
     }
+    const rendered = renderLine(row, content, lineOpts)
+    if ('outcome' in rendered) {
+      outcomes.push(rendered.outcome)
+      return
+    }
+    // Nothing went under its key, or LINE refused what did (a 400, a 429): a new send. A chunk
+    // LINE refused is not sent again as stored: it names people whose rows other jobs hold (the
+    // sweeper spreads rows over jobs of 100), who may have opted out or be waiting for room in
+    // the cap; each of its rows goes like a new one, its consent and the cap checked by the job
+    // that claimed it, and the old key is not used.
+    const refusedChunk = row.multicast_request_id !== null
+    lineItems.push({
+      id: row.id,
+      lineUid: choice.lineUid,
+      messagesJson: JSON.stringify(rendered.line),
+      contentKey: content.key,
+      retryKey: row.line_retry_key,
+      replyToken: replyTokenIfFresh(row, now),
+      // Tried before alone (a push with its own key): a new chunk's key could send it twice.
+      // One whose chunk LINE refused is a new send: it may join a new chunk.
+      mayMulticast: row.attempts === 1 || refusedChunk,
+    })
   })
   again.chunks = await unheldChunks(deps, chunkItems, rows, outcomes)
   const [line, emails] = await Promise.all([
