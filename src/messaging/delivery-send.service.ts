@@ -1,5 +1,6 @@
 import pLimit from 'p-limit'
 import { lineLoadsImageUrl } from '../cards/card-url.ts'
+import type { Consents } from '../consent/consent.schemas.ts'
 import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -12,12 +13,13 @@ import { replyTokenIfFresh, settleStoppedReplies } from './line-reply.ts'
 import {
   type LineItem,
   type LineLimiters,
+  type StoredPush,
   type StoredRequests,
   sendLineBatch,
 } from './line-send.ts'
 import type { RecentMarketing } from './marketing-cap.repo.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
-import { applyMarketingRules, chooseChannel } from './send-rules.ts'
+import { applyWeeklyCap, chooseChannel, deferQuietHours } from './send-rules.ts'
 import type { SendWindow } from './send-window.ts'
 import { type ChunkItem, storedRequestOf, unheldChunks } from './stored-requests.ts'
 
@@ -39,13 +41,14 @@ export type SendTools = {
 export type BatchResult = { outcomes: DeliveryOutcome[] }
 
 /**
- * Sends claimed deliveries. Marketing waits out quiet hours and the weekly cap; each delivery
- * gets its channel and content (template + loader, or ready LINE messages), decided now, unless
- * a request under its retry key may have reached LINE: then it goes again as the push or chunk
- * an earlier attempt stored, or not at all (storedRequestOf, heldChunks). LINE and email go
- * out together, emails while the job's send window is open (the rest are `notStarted`). Each
- * email's outcome is recorded as soon as it is decided (ClaimOutcomes.settle); returns one
- * outcome per delivery.
+ * Sends claimed deliveries. Marketing waits out quiet hours; each delivery gets its channel and
+ * content (template + loader, or ready LINE messages), decided now, unless a request under its
+ * retry key may have reached LINE: then it goes again as the push or chunk an earlier attempt
+ * stored, or not at all (storedRequestOf, heldChunks). The weekly cap then holds back what is
+ * over it among the deliveries that go (applyWeeklyCap): one that sends nothing takes no room.
+ * LINE and email go out together, emails while the job's send window is open (the rest are
+ * `notStarted`). Each email's outcome is recorded as soon as it is decided
+ * (ClaimOutcomes.settle); returns one outcome per delivery.
  */
 export async function sendClaimedDeliveries(
   deps: Deps,
@@ -56,80 +59,34 @@ export async function sendClaimedDeliveries(
 ): Promise<BatchResult> {
   const now = deps.clock.now()
   const outcomes: DeliveryOutcome[] = []
-  const live = settleStoppedReplies(rows, outcomes)
-  const ready = applyMarketingRules(deps, live, recent, now, outcomes)
+  const ready = deferQuietHours(deps, settleStoppedReplies(rows, outcomes), now, outcomes)
   const consents = await loadConsents(
     deps.db,
     ready.map((r) => r.customer_id),
   )
+  // The local LINE stand-in loads http images; LINE itself only https.
+  const lineOpts = { allowHttpImages: lineLoadsImageUrl(deps.env, 'http:') }
+  const configured = tools.mailer.kind !== 'none'
+  const sends = new Map<string, Send>()
+  await inSlices(ready, async (row) => {
+    const consent = consents.get(row.customer_id) ?? DEFAULT_CONSENTS
+    sends.set(row.id, await sendOf(deps, tools, row, consent, { configured, lineOpts, now }))
+  })
+  const decided = ready.map((row) => ({ row, goes: !('outcome' in sends.get(row.id)!) }))
+  const held = applyWeeklyCap(deps, decided, recent, now, outcomes)
   const lineItems: LineItem[] = []
   const again: StoredRequests = { pushes: [], chunks: [] }
   const chunkItems: ChunkItem[] = []
   const emailItems: EmailItem[] = []
-  // The local LINE stand-in loads http images; LINE itself only https.
-  const lineOpts = { allowHttpImages: lineLoadsImageUrl(deps.env, 'http:') }
-  const configured = tools.mailer.kind !== 'none'
-  await inSlices(ready, async (row) => {
-    const consent = consents.get(row.customer_id) ?? DEFAULT_CONSENTS
-    if (row.line_key_used) {
-      // The same request goes again under the same key (LINE-API.md §2.4), not one rendered
-      // anew, even if its loader would now read other points or sign a new link.
-      const stored = storedRequestOf(row, consent, configured)
-      if ('push' in stored) again.pushes.push(stored.push)
-      else if ('chunk' in stored) chunkItems.push(stored.chunk)
-      else outcomes.push(stored.outcome)
-      if ('outcome' in stored && stored.outcome.status === 'failed') {
-        const { error } = stored.outcome
-        deps.log.warn({ deliveryId: row.id, error }, 'delivery failed, not sent again')
-      }
-      return
-    }
-    const content = await contentOf(deps, tools.loaders, row)
-    if ('outcome' in content) {
-      outcomes.push(content.outcome)
-      return
-    }
-    const choice = chooseChannel(row, consent, {
-      hasVersion: content.templateId !== null,
-      configured,
-    })
-    if (choice.channel === null) {
-      outcomes.push({ id: row.id, status: 'skipped', reason: choice.reason })
-      return
-    }
-    // Only the version that goes out is rendered.
-    if (choice.channel === 'email') {
-      const rendered = renderEmail(row, content)
-      if ('outcome' in rendered) outcomes.push(rendered.outcome)
-      else {
-        const { category, customer_id: customerId } = row
-        emailItems.push({ id: row.id, customerId, category, to: choice.to, email: rendered.email })
-      }
-      return
-    }
-    const rendered = renderLine(row, content, lineOpts)
-    if ('outcome' in rendered) {
-      outcomes.push(rendered.outcome)
-      return
-    }
-    // Nothing went under its key, or LINE refused what did (a 400, a 429): a new send. A chunk
-    // LINE refused is not sent again as stored: it names people whose rows other jobs hold (the
-    // sweeper spreads rows over jobs of 100), who may have opted out or be waiting for room in
-    // the cap; each of its rows goes like a new one, its consent and the cap checked by the job
-    // that claimed it, and the old key is not used.
-    const refusedChunk = row.multicast_request_id !== null
-    lineItems.push({
-      id: row.id,
-      lineUid: choice.lineUid,
-      messagesJson: JSON.stringify(rendered.line),
-      contentKey: content.key,
-      retryKey: row.line_retry_key,
-      replyToken: replyTokenIfFresh(row, now),
-      // Tried before alone (a push with its own key): a new chunk's key could send it twice.
-      // One whose chunk LINE refused is a new send: it may join a new chunk.
-      mayMulticast: row.attempts === 1 || refusedChunk,
-    })
-  })
+  for (const { row } of decided) {
+    const send = sends.get(row.id)!
+    if (held.has(row.id)) continue
+    if ('outcome' in send) outcomes.push(send.outcome)
+    else if ('push' in send) again.pushes.push(send.push)
+    else if ('chunk' in send) chunkItems.push(send.chunk)
+    else if ('line' in send) lineItems.push(send.line)
+    else emailItems.push(send.email)
+  }
   again.chunks = await unheldChunks(deps, chunkItems, rows, outcomes)
   const [line, emails] = await Promise.all([
     sendLineBatch(deps, tools.limiters, recorder, lineItems, again),
@@ -147,6 +104,74 @@ export async function sendClaimedDeliveries(
   ])
   outcomes.push(...line.outcomes, ...emails)
   return { outcomes }
+}
+
+/**
+ * What one delivery comes to before the weekly cap: the request or email that takes it out, or
+ * an outcome without one (nothing to send, no channel, a template that does not render, a stored
+ * request that must not go again).
+ */
+type Send =
+  | { outcome: DeliveryOutcome }
+  | { push: StoredPush }
+  | { chunk: ChunkItem }
+  | { line: LineItem }
+  | { email: EmailItem }
+
+async function sendOf(
+  deps: Deps,
+  tools: SendTools,
+  row: ClaimedDelivery,
+  consent: Consents,
+  opts: { configured: boolean; lineOpts: { allowHttpImages: boolean }; now: Date },
+): Promise<Send> {
+  if (row.line_key_used) {
+    // The same request goes again under the same key (LINE-API.md §2.4), not one rendered
+    // anew, even if its loader would now read other points or sign a new link.
+    const stored = storedRequestOf(row, consent, opts.configured)
+    if ('outcome' in stored && stored.outcome.status === 'failed') {
+      const { error } = stored.outcome
+      deps.log.warn({ deliveryId: row.id, error }, 'delivery failed, not sent again')
+    }
+    return stored
+  }
+  const content = await contentOf(deps, tools.loaders, row)
+  if ('outcome' in content) return content
+  const choice = chooseChannel(row, consent, {
+    hasVersion: content.templateId !== null,
+    configured: opts.configured,
+  })
+  if (choice.channel === null) {
+    return { outcome: { id: row.id, status: 'skipped', reason: choice.reason } }
+  }
+  // Only the version that goes out is rendered.
+  if (choice.channel === 'email') {
+    const rendered = renderEmail(row, content)
+    if ('outcome' in rendered) return rendered
+    const { category, customer_id: customerId } = row
+    return { email: { id: row.id, customerId, category, to: choice.to, email: rendered.email } }
+  }
+  const rendered = renderLine(row, content, opts.lineOpts)
+  if ('outcome' in rendered) return rendered
+  // Nothing went under its key, or LINE refused what did (a 400, a 429): a new send. A chunk
+  // LINE refused is not sent again as stored: it names people whose rows other jobs hold (the
+  // sweeper spreads rows over jobs of 100), who may have opted out or be waiting for room in
+  // the cap; each of its rows goes like a new one, its consent and the cap checked by the job
+  // that claimed it, and the old key is not used.
+  const refusedChunk = row.multicast_request_id !== null
+  return {
+    line: {
+      id: row.id,
+      lineUid: choice.lineUid,
+      messagesJson: JSON.stringify(rendered.line),
+      contentKey: content.key,
+      retryKey: row.line_retry_key,
+      replyToken: replyTokenIfFresh(row, opts.now),
+      // Tried before alone (a push with its own key): a new chunk's key could send it twice.
+      // One whose chunk LINE refused is a new send: it may join a new chunk.
+      mayMulticast: row.attempts === 1 || refusedChunk,
+    },
+  }
 }
 
 /** Rows rendered between two turns of the event loop. */

@@ -88,36 +88,59 @@ export function chooseChannel(
 const WEEK_MS = 7 * 24 * 60 * 60 * 1000
 
 /**
- * Quiet hours defer every marketing delivery to the window's end. Over the weekly cap a delivery
- * waits until the oldest counted send turns a week old, or is skipped if its sender said so,
- * unless its request may already have reached LINE (mayHaveReachedLine). Transactional
- * deliveries pass untouched. Returns the deliveries that may go now.
+ * Quiet hours defer every marketing delivery to the window's end. Transactional deliveries pass
+ * untouched. Returns the deliveries that may go now.
  */
-export function applyMarketingRules(
-  deps: Deps,
+export function deferQuietHours(
+  deps: Pick<Deps, 'env'>,
   rows: ClaimedDelivery[],
-  recent: RecentMarketing,
   now: Date,
   outcomes: DeliveryOutcome[],
 ): ClaimedDelivery[] {
-  const marketing = rows.filter((r) => r.category === 'marketing')
-  if (marketing.length === 0) return rows
+  if (!rows.some((r) => r.category === 'marketing')) return rows
   const quietUntil = quietHoursEnd(now, deps.env.QUIET_HOURS, deps.env.TZ_STORE)
-  const cap = deps.env.MARKETING_WEEKLY_CAP
-  const addedNow = new Map<string, number>()
+  if (!quietUntil) return rows
   return rows.filter((row) => {
     if (row.category !== 'marketing') return true
-    if (quietUntil) {
-      outcomes.push({ id: row.id, status: 'pending', sendAfter: quietUntil })
-      return false
-    }
-    if (cap === 0) return true
+    outcomes.push({ id: row.id, status: 'pending', sendAfter: quietUntil })
+    return false
+  })
+}
+
+/**
+ * The weekly cap over a claim's deliveries once each one's send is decided (`goes`: a request or
+ * an email goes out now). Room is taken only by what may reach the person: first the requests
+ * that may already have reached LINE within the week (reachedWithinWeek; one under a key young
+ * enough goes again whatever the cap says, mayHaveReachedLine), then each new send that goes, in
+ * the claim's order. A delivery that sends nothing (skipped, failed before any call, left for a
+ * retry) takes none, as the cap's count after this attempt would not find it either. Over the
+ * cap a new send waits until the oldest counted send turns a week old, or is skipped if its
+ * sender said so. Returns the ids held back, their outcomes added to `outcomes`.
+ */
+export function applyWeeklyCap(
+  deps: Pick<Deps, 'env'>,
+  decided: { row: ClaimedDelivery; goes: boolean }[],
+  recent: RecentMarketing,
+  now: Date,
+  outcomes: DeliveryOutcome[],
+): Set<string> {
+  const held = new Set<string>()
+  const cap = deps.env.MARKETING_WEEKLY_CAP
+  const marketing = decided.filter((d) => d.row.category === 'marketing')
+  if (cap === 0 || marketing.length === 0) return held
+  const addedNow = new Map<string, number>()
+  const count = (row: ClaimedDelivery) =>
+    addedNow.set(row.customer_id, (addedNow.get(row.customer_id) ?? 0) + 1)
+  for (const { row } of marketing) if (reachedWithinWeek(row, now)) count(row)
+  for (const { row, goes } of marketing) {
+    if (!goes || mayHaveReachedLine(row)) continue
     const before = recent.get(row.customer_id) ?? { count: 0, roomAt: null }
     const added = addedNow.get(row.customer_id) ?? 0
-    if (before.count + added < cap || mayHaveReachedLine(row)) {
-      addedNow.set(row.customer_id, added + 1)
-      return true
+    if (before.count + added < cap) {
+      count(row)
+      continue
     }
+    held.add(row.id)
     if (row.over_cap === 'skip') {
       outcomes.push({ id: row.id, status: 'skipped', reason: 'weekly_cap' })
     } else {
@@ -126,8 +149,18 @@ export function applyMarketingRules(
         added === 0 && before.roomAt ? before.roomAt : new Date(now.getTime() + WEEK_MS)
       outcomes.push({ id: row.id, status: 'pending', sendAfter: roomAt })
     }
-    return false
-  })
+  }
+  return held
+}
+
+/**
+ * A request under the delivery's key may have reached the person within the week, counted from
+ * its first call as the cap's count does (claimDeliveriesWithMarketingCounts): whether it goes
+ * again now (mayHaveReachedLine) or not (its key too old, the person gone from LINE).
+ */
+function reachedWithinWeek(row: ClaimedDelivery, now: Date): boolean {
+  const first = row.line_first_call_at?.getTime()
+  return row.line_key_used && first !== undefined && first > now.getTime() - WEEK_MS
 }
 
 /**
@@ -138,9 +171,9 @@ export function applyMarketingRules(
  * claimDeliveriesWithMarketingCounts); sent after the key expired it could arrive twice (a
  * multicast chunk, to everyone in it). Quiet hours still apply: a window is shorter than the
  * key's life, and a retry they hold past it is failed when it comes up again (KEY_EXPIRED).
- * One past its key's life is failed, not sent, so it takes no room. A request LINE refused (a
- * 400, a 429) took nothing: its first call is forgotten (line_key_used is false) and it waits
- * for room like a new send.
+ * One past its key's life is failed, not sent (it counts only as what may have arrived, see
+ * reachedWithinWeek). A request LINE refused (a 400, a 429) took nothing:
+ * its first call is forgotten (line_key_used is false) and it waits for room like a new send.
  */
 function mayHaveReachedLine(row: ClaimedDelivery): boolean {
   return row.line_key_used && !row.line_key_expired
