@@ -14,8 +14,8 @@ export function registerDeliveryCommands(program: Command): void {
     .command('retry')
     .description(
       'send parked deliveries again: quota_exceeded (after the LINE monthly quota renews or the ' +
-        'plan is raised) or failed (after fixing their template; not those whose request may have ' +
-        `reached LINE over ${RETRY_KEY_SAFE_HOURS} hours ago); the sweeper queues them`,
+        'plan is raised) or failed (after fixing their template), not those whose request may ' +
+        `have reached LINE over ${RETRY_KEY_SAFE_HOURS} hours ago; the sweeper queues them`,
     )
     .option('--status <status>', `${RETRYABLE_STATUSES.join(' | ')}`, 'quota_exceeded')
     .option('--kind <kind>', 'only deliveries of this kind (e.g. campaign, post-purchase)')
@@ -39,7 +39,7 @@ export function registerDeliveryCommands(program: Command): void {
           const what =
             keyExpired === 1 ? 'delivery left as it is: its' : 'deliveries left as they are: their'
           console.log(
-            `${keyExpired} failed ${what} request may have reached LINE more than ` +
+            `${keyExpired} ${opts.status} ${what} request may have reached LINE more than ` +
               `${RETRY_KEY_SAFE_HOURS} hours ago, and sending again could deliver twice ` +
               '(LINE takes a retry key as new after 24 hours)',
           )

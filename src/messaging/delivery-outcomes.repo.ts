@@ -9,7 +9,10 @@ import { KEY_EXPIRED, LINE_REFUSED } from './retry-key.ts'
 export type DeliveryOutcome =
   | { id: string; status: 'sent'; channel: 'line' | 'email'; requestId: string | null }
   | { id: string; status: 'skipped'; reason: string }
-  /** `keyUnused`: as for `pending` (a delivery parked after rate-limit 429s, rate-limit-backoff.ts). */
+  /**
+   * `keyUnused`: as for `pending` (a delivery parked after rate-limit 429s, rate-limit-backoff.ts,
+   * or by the monthly quota's 429 to the first request under its key).
+   */
   | { id: string; status: 'failed' | 'quota_exceeded'; error: string; keyUnused?: true }
   /**
    * Try again: now (a retry of the job), at `sendAfter` (quiet hours, the weekly cap), or, when
@@ -94,7 +97,7 @@ async function writeOutcomes(
   if (outcomes.length === 0) return new Set()
   const col = <T>(pick: (o: DeliveryOutcome) => T | undefined) =>
     outcomes.map((o) => pick(o) ?? null)
-  // LINE refused a new request under the key (a rate-limit 429): it took nothing under it, unless
+  // LINE refused a new request under the key (a 429): it took nothing under it, unless
   // it is a chunk's key and another job repeated the chunk meanwhile (this job outlived its lease
   // and that job took one of the chunk's rows over). So the key counts as unused only if every
   // row tagged with the chunk is still `sending` under this claim, read with the rows locked.
@@ -135,10 +138,11 @@ async function writeOutcomes(
       last_error = case when o.status <> 'sent' then coalesce(o.error, d.last_error) end,
       sent_at = case when o.status = 'sent' then now() else d.sent_at end,
       -- Kept while LINE may have taken the push (a 5xx or timeout): its retry, even one that
-      -- "deliveries retry" requeues after a failure, repeats it byte for byte under the same key.
-      -- Dropped once sent, skipped, refused (a 400, a 429: LINE took nothing under the key), or
-      -- past its key's life (it names the person, and no retry follows).
-      push_body = case when not ${unused} and (o.status = 'pending'
+      -- "deliveries retry" requeues after a failure or the quota's 429, repeats it byte for byte
+      -- under the same key. Dropped once sent, skipped, refused (a 400, or a 429 to the first
+      -- request under the key: LINE took nothing under it), or past its key's life (it names
+      -- the person, and no retry follows).
+      push_body = case when not ${unused} and (o.status in ('pending', 'quota_exceeded')
           or (o.status = 'failed' and coalesce(o.error, '') not like ${`${LINE_REFUSED}%`}
             and o.error <> ${KEY_EXPIRED}))
         then d.push_body end,

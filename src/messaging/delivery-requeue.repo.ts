@@ -11,9 +11,9 @@ export type RequeueResult = {
   /** Put back to pending. */
   requeued: number
   /**
-   * Failed ones left as they are: a request under their key may have reached LINE (a 5xx or
-   * timeout, never a clear refusal) more than RETRY_KEY_SAFE_HOURS ago, and LINE would take the
-   * same key now as a new request.
+   * Left as they are: a request under their key may have reached LINE (a 5xx or timeout, not
+   * answered by a refusal of the first request under the key) more than RETRY_KEY_SAFE_HOURS
+   * ago, and LINE would take the same key now as a new request.
    */
   keyExpired: number
 }
@@ -23,26 +23,22 @@ export type RequeueResult = {
  * sweeper queues them at its next pass. Not for erased customers, nor replies or emails whose
  * outcome is unknown. Each keeps its retry key and the push or chunk request it stored (a fixed
  * template does not change one that may have reached LINE), so a request LINE accepted within
- * the last 24 hours cannot go out twice (LINE answers 409). After
- * that LINE takes the key as new: a failed delivery whose request may have reached LINE (a LINE
- * call went out under its key and was not clearly refused) more than RETRY_KEY_SAFE_HOURS ago
- * stays failed and is counted in `keyExpired`; a template failure on a retry after such a call is
- * no exception.
- * Deliveries LINE refused (a 400, the monthly quota's 429) go again at any age, their first call
- * forgotten: LINE took nothing under the key, so its 24 hours start with the next request. Those
- * that never reached a LINE call go again at any age too.
+ * the last 24 hours cannot go out twice (LINE answers 409). After that LINE takes the key as
+ * new: a delivery whose request may have reached LINE (a LINE call went out under its key and
+ * was not clearly refused) more than RETRY_KEY_SAFE_HOURS ago stays as it is and is counted in
+ * `keyExpired`; a template failure, or the quota's 429, on a retry after such a call is no
+ * exception. Deliveries LINE refused (a 400; a 429 to the first request under the key, whose
+ * first call the outcome forgot already) go again at any age, their first call forgotten: LINE
+ * took nothing under the key, so its 24 hours start with the next request. Those that never
+ * reached a LINE call go again at any age too.
  */
 export async function requeueDeliveries(
   db: Db,
   filter: { status: RetryableStatus; kind?: string },
 ): Promise<RequeueResult> {
-  const held =
-    filter.status === 'failed' ? sql<boolean>`${keyMayBeTaken} and ${keyPastSafeAge}` : sql`false`
+  const held = sql<boolean>`${keyMayBeTaken} and ${keyPastSafeAge}`
   // LINE answered the last request under the key with a refusal: it took nothing under it.
-  const refused =
-    filter.status === 'quota_exceeded'
-      ? sql<boolean>`true`
-      : sql<boolean>`coalesce(d.last_error, '') like ${`${LINE_REFUSED}%`}`
+  const refused = sql<boolean>`coalesce(d.last_error, '') like ${`${LINE_REFUSED}%`}`
   const result = await sql<{ requeued: number; key_expired: number }>`
     with candidates as (
       select id, ${held} as held, ${refused} as refused from delivery d

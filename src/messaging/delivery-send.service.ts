@@ -153,11 +153,11 @@ async function sendOf(
   }
   const rendered = renderLine(row, content, opts.lineOpts)
   if ('outcome' in rendered) return rendered
-  // Nothing went under its key, or LINE refused what did (a 400, a 429): a new send. A chunk
-  // LINE refused is not sent again as stored: it names people whose rows other jobs hold (the
-  // sweeper spreads rows over jobs of 100), who may have opted out or be waiting for room in
-  // the cap; each of its rows goes like a new one, its consent and the cap checked by the job
-  // that claimed it, and the old key is not used.
+  // Nothing went under its key, or LINE refused what did (a 400; a 429 to its first request): a
+  // new send. A chunk LINE refused is not sent again as stored: it names people whose rows other
+  // jobs hold (the sweeper spreads rows over jobs of 100), who may have opted out or be waiting
+  // for room in the cap; each of its rows goes like a new one, its consent and the cap checked
+  // by the job that claimed it, and the old key is not used.
   const refusedChunk = row.multicast_request_id !== null
   return {
     line: {

@@ -65,8 +65,8 @@ export type LineBatchResult = { outcomes: DeliveryOutcome[] }
  * earlier attempt sent (`again`) repeat their stored request. Each call goes only for rows the
  * job's claim still holds, as the write or read before it finds (line-claim.repo.ts); the others
  * get no outcome. Every call waits for the shared limiter of its endpoint. Failures become
- * outcomes, never exceptions; a rate-limit 429 to a new request marks it `keyUnused` (LINE took
- * nothing under the key).
+ * outcomes, never exceptions; a 429 (rate limit or monthly quota) to a new request marks it
+ * `keyUnused` (LINE took nothing under the key).
  */
 export async function sendLineBatch(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
@@ -199,10 +199,12 @@ async function outcomesOf(
           outcomes: each({ status: 'pending', error: f.message, rateLimited, ...unused }),
         }
       }
-      case 'quota_exceeded':
-        return {
-          outcomes: each({ status: 'quota_exceeded', error: f.message }),
-        }
+      case 'quota_exceeded': {
+        // Parked. Refused too, but as above only the first request under the key proves LINE
+        // took nothing: a repeat (after a 5xx) may have been delivered, and keeps what it stored.
+        const unused = isNew ? { keyUnused: true as const } : {}
+        return { outcomes: each({ status: 'quota_exceeded', error: f.message, ...unused }) }
+      }
       case 'transient':
         return { outcomes: each({ status: 'pending', error: f.message }) }
       default: {

@@ -172,8 +172,9 @@ function reachedWithinWeek(row: ClaimedDelivery, now: Date): boolean {
  * multicast chunk, to everyone in it). Quiet hours still apply: a window is shorter than the
  * key's life, and a retry they hold past it is failed when it comes up again (KEY_EXPIRED).
  * One past its key's life is failed, not sent (it counts only as what may have arrived, see
- * reachedWithinWeek). A request LINE refused (a 400, a 429) took nothing:
- * its first call is forgotten (line_key_used is false) and it waits for room like a new send.
+ * reachedWithinWeek). A request LINE refused (a 400; a 429 to the first request under its key)
+ * took nothing: its first call is forgotten (line_key_used is false) and it waits for room like
+ * a new send.
  */
 function mayHaveReachedLine(row: ClaimedDelivery): boolean {
   return row.line_key_used && !row.line_key_expired

@@ -13,8 +13,9 @@ import { chooseChannel } from './send-rules.ts'
  * (LINE-API.md §2.4: even a 500 may have been delivered). LINE runs a key once, and what it does
  * with the same key and another body is undefined (§9), so such a delivery goes again only as
  * the request first sent, byte for byte, or not at all: never rendered anew, never under another
- * key, never by email. Only a request LINE clearly refused (a 400, a 429) took nothing under
- * its key, and is sent like a new one.
+ * key, never by email. Only a request LINE clearly refused (a 400; a 429, rate limit or monthly
+ * quota, to the first request under the key) took nothing under its key, and is sent like a
+ * new one.
  */
 
 const NOT_AGAIN = 'not sent again: its request may have reached LINE (a 5xx or timeout)'

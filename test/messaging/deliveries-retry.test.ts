@@ -101,7 +101,10 @@ describe('kizuna deliveries retry', () => {
     // Its template failed on a retry, after a request that timed out: LINE may have taken that.
     const templateAfterCall = await parked(c.id, 'failed', kind, 'template: bad vars', 72)
     const neverCalled = await parked(c.id, 'failed', kind, 'loader: timeout')
-    const quota = await parked(c.id, 'quota_exceeded', kind, 'monthly limit', 24 * 30)
+    // The quota's 429 to the first request under the key: LINE took nothing (no first call kept).
+    const quota = await parked(c.id, 'quota_exceeded', kind, 'monthly limit')
+    // ...to a retry after a request that timed out: LINE may have taken that.
+    const quotaAfterCall = await parked(c.id, 'quota_exceeded', kind, 'monthly limit', 24 * 30)
 
     const run = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
     expect(run.code).toBe(0)
@@ -119,11 +122,15 @@ describe('kizuna deliveries retry', () => {
     // LINE took nothing under a refused key: its 24 hours start again with the next request.
     expect((await statusOf(refused.id)).line_first_call_at).toBeNull()
     expect((await statusOf(young.id)).line_first_call_at).not.toBeNull()
-    // A quota 429 is LINE's answer: parked rows go again when the quota renews.
+    // Parked by the quota, they go again when it renews, but for one whose key may be taken.
     const again = await cli(['deliveries', 'retry', '--kind', kind])
     expect(again.stdout).toMatch(/^1 quota_exceeded deliveries back to pending/)
-    expect(again.stdout).not.toContain('left as')
+    expect(again.stdout).toContain(
+      '1 quota_exceeded delivery left as it is: its request may have reached LINE more than ' +
+        '23 hours ago',
+    )
     expect(await statusOf(quota.id)).toMatchObject({ status: 'pending', line_first_call_at: null })
+    expect((await statusOf(quotaAfterCall.id)).status).toBe('quota_exceeded')
   })
 
   it('refuses an unknown status, naming the option, and changes nothing', async () => {
