@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
-import { EMAIL_OUTCOME_UNKNOWN, REPLY_OUTCOME_UNKNOWN } from './outcome-unknown.ts'
+import { outcomeUnknown } from './outcome-unknown.ts'
 import { keyMayBeTaken, keyPastSafeAge, LINE_REFUSED } from './retry-key.ts'
 
 /** Statuses an operator may send back to the queue (`kizuna deliveries retry`). */
@@ -47,9 +47,7 @@ export async function requeueDeliveries(
         and customer_id in (select id from customer where erased_at is null)
         -- A reply or email whose answer was lost may have arrived: sending it again could send
         -- it twice.
-        and (${filter.status} <> 'failed'
-          or (coalesce(last_error, '') not like ${`${REPLY_OUTCOME_UNKNOWN}%`}
-            and coalesce(last_error, '') not like ${`${EMAIL_OUTCOME_UNKNOWN}%`}))
+        and not ${outcomeUnknown}
       for update
     ),
     requeued as (

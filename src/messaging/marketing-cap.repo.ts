@@ -5,6 +5,7 @@ import {
   claimDeliveries,
   SENDING_LEASE_SECONDS,
 } from './delivery-claim.repo.ts'
+import { outcomeUnknown } from './outcome-unknown.ts'
 import { keyMayBeTaken } from './retry-key.ts'
 
 export type RecentMarketing = Map<string, { count: number; roomAt: Date | null }>
@@ -13,8 +14,9 @@ export type RecentMarketing = Map<string, { count: number; roomAt: Date | null }
  * Claims deliveries (see claimDeliveries) and, for their marketing customers, counts the
  * marketing sends of the rolling week. The weekly cap must hold across jobs running at once: the
  * customers are locked (advisory, in id order) before the claim, so a job counts what another
- * claimed first, and rows another job is sending count too, as do rows waiting for a retry, or
- * failed, whose request may have reached LINE.
+ * claimed first, and rows another job is sending count too, as do rows whose outcome is unknown:
+ * waiting for a retry, failed or parked by the quota while their request may have reached LINE,
+ * and replies and emails failed as of unknown outcome.
  */
 export async function claimDeliveriesWithMarketingCounts(
   db: Database,
@@ -35,8 +37,10 @@ export async function claimDeliveriesWithMarketingCounts(
       from unnest(${customerIds}::uuid[]) c order by c`.execute(trx)
     const rows = await claimDeliveries(trx, ids, leaseSeconds)
     // When each counted send reached, or may have reached, the person: a row waiting for a
-    // retry after a 5xx or timeout counts from its first call (LINE may have delivered it then).
-    const at = sql`coalesce(d.sent_at, d.line_first_call_at, now())`
+    // retry after a 5xx or timeout counts from its first call (LINE may have delivered it then),
+    // a reply or email of unknown outcome from when it failed (its try, moments before).
+    const at = sql`coalesce(d.sent_at, d.line_first_call_at,
+      case when ${outcomeUnknown} then d.updated_at end, now())`
     const recent = await sql<{ customer_id: string; count: number; room_at: Date | null }>`
       select customer_id, count(*)::int as count,
         (array_agg(${at} order by ${at} desc))[${cap}] + interval '7 days' as room_at
@@ -45,11 +49,13 @@ export async function claimDeliveriesWithMarketingCounts(
         -- No branch on status = 'sending' alone: given one, Postgres OR-ed in the partial index
         -- of unfinished rows and read all of it (the whole campaign's pending rows, 50,000
         -- heap rows filtered away per call on a 100k campaign), so only the customer index fits.
-        and status in ('sent', 'sending', 'pending', 'failed')
-        -- A pending or failed row counts when its request may have reached LINE: LINE may have
-        -- delivered it, and its retry (a failed one's after 'deliveries retry') goes whatever the
-        -- cap says (mayHaveReachedLine), so another send must not take its place.
-        and (status not in ('pending', 'failed') or ${keyMayBeTaken})
+        and status in ('sent', 'sending', 'pending', 'failed', 'quota_exceeded')
+        -- A pending, failed or parked row counts when its request may have reached LINE: LINE
+        -- may have delivered it, and its retry (a parked one's after 'deliveries retry') goes
+        -- whatever the cap says (mayHaveReachedLine), so another send must not take its place.
+        -- So does a reply or email failed as of unknown outcome: it may have arrived.
+        and (status not in ('pending', 'failed', 'quota_exceeded') or ${keyMayBeTaken}
+          or ${outcomeUnknown})
         and ${at} > now() - interval '7 days'
         -- Only the rows this claim took (they count in the batch): one the job names that
         -- another job is sending counts here, or both jobs would see room for it.

@@ -1,3 +1,5 @@
+import { sql } from 'kysely'
+
 /**
  * How a reply that may have arrived is failed (a timeout or 5xx, or a worker that stopped before
  * recording the outcome; replies have no retry key): never sent again, not even by
@@ -12,3 +14,11 @@ export const REPLY_OUTCOME_UNKNOWN = 'reply outcome unknown'
  * `kizuna deliveries retry`.
  */
 export const EMAIL_OUTCOME_UNKNOWN = 'email outcome unknown'
+
+/**
+ * The delivery `d` failed as a reply or email whose outcome is unknown: it may have arrived (and
+ * is never sent again).
+ */
+export const outcomeUnknown = sql<boolean>`(d.status = 'failed'
+  and (coalesce(d.last_error, '') like ${`${REPLY_OUTCOME_UNKNOWN}%`}
+    or coalesce(d.last_error, '') like ${`${EMAIL_OUTCOME_UNKNOWN}%`}))`
