@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { setConsent } from '../../src/consent/consent.service.ts'
 import { type DeliveryIntent, scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { type Smtp, startSmtp } from '../support/smtp.ts'
@@ -8,6 +7,7 @@ import {
   campaign,
   campaignInbox,
   deliveryRow,
+  emailCustomer,
   newFriend,
   PUSH,
   QUOTA_EXCEEDED,
@@ -61,18 +61,7 @@ describe('the weekly cap and deliveries of unknown outcome', () => {
   const pauseQueue = () => k.deps.queues.byName.delivery.pause() // the test plays the workers
 
   it('an email the server got whole and never answered counts', async () => {
-    const email = `c-${randomUUID()}@example.com`
-    const { id: customerId } = await k.deps.db
-      .insertInto('customer')
-      .values({ display_name: 'Yamada Hanako', email })
-      .returning('id')
-      .executeTakeFirstOrThrow()
-    await setConsent(k.deps.db, customerId, {
-      category: 'marketing',
-      channel: 'email',
-      granted: true,
-      source: 'admin',
-    })
+    const { id: customerId, email } = await emailCustomer(k.deps, { marketingEmail: true })
     const byEmail = (): DeliveryIntent => ({
       dedupeKey: `campaign-test:${randomUUID()}`,
       kind: 'campaign',

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import sample from '../../flex-templates/campaign-sample.sample.json' with { type: 'json' }
-import { setConsent } from '../../src/consent/consent.service.ts'
 import { renderMessage } from '../../src/flex/message-template.ts'
 import { type DeliveryIntent, scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import type { Database } from '../../src/platform/db.ts'
@@ -9,6 +8,10 @@ import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { type ParsedMail, parseMail, type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
+import {
+  emailCustomer as emailCustomerOf,
+  grantMarketingEmail as grantMarketingEmailTo,
+} from './support.ts'
 
 /** Not this server's address: links are followed against k.baseUrl by path. */
 const PUBLIC_BASE_URL = 'https://crm.kizuna.test'
@@ -28,24 +31,9 @@ afterAll(async () => {
   await smtp?.close()
 })
 
-/** A customer without LINE; with `marketingEmail`, marketing email consent given at the desk. */
-async function emailCustomer(opts: { marketingEmail?: boolean; email?: string | null } = {}) {
-  const email = opts.email === undefined ? `c-${randomUUID()}@example.com` : opts.email
-  const { id } = await db
-    .insertInto('customer')
-    .values({ display_name: 'Yamada Hanako', email })
-    .returning('id')
-    .executeTakeFirstOrThrow()
-  if (opts.marketingEmail) await grantMarketingEmail(id)
-  return { id, email: email ?? '' }
-}
-const grantMarketingEmail = (customerId: string) =>
-  setConsent(db, customerId, {
-    category: 'marketing',
-    channel: 'email',
-    granted: true,
-    source: 'admin',
-  })
+const emailCustomer = (opts: Parameters<typeof emailCustomerOf>[1] = {}) =>
+  emailCustomerOf(k.deps, opts)
+const grantMarketingEmail = (customerId: string) => grantMarketingEmailTo(k.deps, customerId)
 
 /** A LINE friend (welcomed), optionally with an email address on the customer. */
 async function lineFriend(email?: string) {

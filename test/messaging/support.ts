@@ -232,6 +232,29 @@ export async function notices(deps: Pick<Deps, 'db'>, customerIds: string[]): Pr
   return rows.map((r) => r.id)
 }
 
+/** A customer without LINE; with `marketingEmail`, marketing email consent given at the desk. */
+export async function emailCustomer(
+  deps: Pick<Deps, 'db'>,
+  opts: { marketingEmail?: boolean; email?: string | null } = {},
+) {
+  const email = opts.email === undefined ? `c-${randomUUID()}@example.com` : opts.email
+  const { id } = await deps.db
+    .insertInto('customer')
+    .values({ display_name: 'Yamada Hanako', email })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  if (opts.marketingEmail) await grantMarketingEmail(deps, id)
+  return { id, email: email ?? '' }
+}
+
+export const grantMarketingEmail = (deps: Pick<Deps, 'db'>, customerId: string) =>
+  setConsent(deps.db, customerId, {
+    category: 'marketing',
+    channel: 'email',
+    granted: true,
+    source: 'admin',
+  })
+
 /** Notices by email to customers without LINE, one each: their addresses and delivery ids. */
 export async function emailNotices(deps: Pick<Deps, 'db'>, count: number) {
   const addresses = Array.from({ length: count }, () => `c-${randomUUID()}@example.com`)
