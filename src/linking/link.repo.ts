@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { type Expression, sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 
 // ---- link tokens -------------------------------------------------------------------------
@@ -192,14 +192,22 @@ export async function finishNonce(
 
 // ---- active links and audit ---------------------------------------------------------------
 
-export async function lockActiveLink(trx: Db, lineUserId: string) {
-  return trx
+/**
+ * The LINE account's active link (account_link_line_user_id_key: one at most): the one definition
+ * of "linked to an online account" (LINE account link, LINE-API.md §6), which the menu segment
+ * (`linked`: richmenu-segment.repo.ts), the help's Unlink button, the link and the unlink all
+ * read. An identity alone (a shop customer id from an import or an order) is no link: the
+ * shopper never linked, and has nothing to unlink.
+ */
+export function activeLinkOf(db: Db, lineUserId: string | Expression<string>) {
+  return db
     .selectFrom('account_link')
-    .selectAll()
-    .where('line_user_id', '=', lineUserId)
-    .where('unlinked_at', 'is', null)
-    .forUpdate()
-    .executeTakeFirst()
+    .where('account_link.line_user_id', '=', lineUserId)
+    .where('account_link.unlinked_at', 'is', null)
+}
+
+export async function lockActiveLink(trx: Db, lineUserId: string) {
+  return activeLinkOf(trx, lineUserId).selectAll().forUpdate().executeTakeFirst()
 }
 
 export async function insertAccountLink(
@@ -252,10 +260,5 @@ export async function insertLinkAudit(
 }
 
 export async function findLinkedCustomer(db: Db, lineUserId: string) {
-  return db
-    .selectFrom('account_link')
-    .select(['id', 'customer_id'])
-    .where('line_user_id', '=', lineUserId)
-    .where('unlinked_at', 'is', null)
-    .executeTakeFirst()
+  return activeLinkOf(db, lineUserId).select(['id', 'customer_id']).executeTakeFirst()
 }

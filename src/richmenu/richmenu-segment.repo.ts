@@ -1,4 +1,5 @@
 import { type RawBuilder, sql } from 'kysely'
+import { activeLinkOf } from '../linking/link.repo.ts'
 import type { Db } from '../platform/db.ts'
 
 /** A LINE user, the menu version Kizuna last linked to them, and the one they should have. */
@@ -37,16 +38,19 @@ function segmentOf(topTier: string | null): RawBuilder<string> {
 }
 
 /**
- * `lu` joined to the customer holding its data now, and whether that customer has a shop account
- * (`online.yes`). mergeCustomers moves line_user rows to the survivor and re-points earlier merges
- * straight at it, so one hop always reaches it. The shop account is looked up per customer
- * (identity_customer_id_idx): as an EXISTS, Postgres hashed every online_customer identity of the
- * table for each page instead (120 ms a page with 200k of them).
+ * `lu` joined to the customer holding its data now, and whether the LINE account is linked to
+ * an online account (`online.yes`: its active account link, activeLinkOf, the definition the
+ * help and the unlink read too). mergeCustomers moves line_user rows to the survivor and
+ * re-points earlier merges straight at it, so one hop always reaches it. The link is looked up
+ * per LINE user (account_link_line_user_id_key), in a lateral with a limit so that Postgres does
+ * not hash every active link of the table for each page as it would for an EXISTS.
  */
-const survivorJoin = sql`join customer c on c.id = lu.customer_id
+function survivorJoin(db: Db): RawBuilder<unknown> {
+  const linked = activeLinkOf(db, sql.ref<string>('lu.id')).select(sql<boolean>`true`.as('yes'))
+  return sql`join customer c on c.id = lu.customer_id
   join customer s on s.id = coalesce(c.merged_into_id, c.id)
-  left join lateral (select true as yes from identity i
-    where i.customer_id = s.id and i.kind = 'online_customer' limit 1) online on true`
+  left join lateral (${linked.limit(1)}) online on true`
+}
 
 /**
  * The wanted menu version of each of these LINE users (or of these customers' LINE users), in
@@ -66,7 +70,7 @@ export async function findWantedMenus(
     select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
       lu.richmenu_linked_at::text as linked_at,
       live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
-    from line_user lu ${survivorJoin}
+    from line_user lu ${survivorJoin(db)}
     left join live on live.seg = ${segmentOf(topTier)}
     where ${which} = any(${ids}::uuid[]) and s.erased_at is null
     order by lu.id`.execute(db)
@@ -107,7 +111,7 @@ export async function findMismatchedFriends(
       select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
         lu.richmenu_linked_at::text as linked_at,
         live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
-      from win lu ${survivorJoin}
+      from win lu ${survivorJoin(db)}
       left join live on live.seg = ${segmentOf(opts.topTier)}
       where lu.status = 'friend' and s.erased_at is null
         and live.id is distinct from lu.richmenu_version_id

@@ -2,8 +2,9 @@ import { z } from 'zod'
 
 /**
  * Who sees a menu. A person is in exactly one segment, the first that fits:
- * `vip` (the top tier of TIER_THRESHOLDS), `linked` (an online-shop account linked),
- * `member` (at least one purchase), else `new_friend`.
+ * `vip` (the top tier of TIER_THRESHOLDS), `linked` (the LINE account has an active account
+ * link: activeLinkOf in linking/link.repo.ts), `member` (at least one purchase), else
+ * `new_friend`.
  */
 export const SEGMENTS = ['vip', 'linked', 'member', 'new_friend'] as const
 export const segmentSchema = z.enum(SEGMENTS)

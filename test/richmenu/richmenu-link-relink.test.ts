@@ -71,13 +71,14 @@ describe('linkRichMenus', () => {
   it("links each friend to their segment's menu: vip, linked, member, new friend, a merged customer's survivor", async () => {
     await settle()
     const vip = await simFriend({ tier: 'gold', purchase_count: 3 })
+    // Linked: an active account link (a shop customer id alone is none: see richmenu-link.test).
     const linked = await simFriend({ purchase_count: 1 })
     await deps.db
-      .insertInto('identity')
+      .insertInto('account_link')
       .values({
+        line_user_id: linked.lineUserId,
         customer_id: linked.customerId,
-        kind: 'online_customer',
-        value: `shop-${linked.lineUserId}`,
+        identity_kind: 'email',
       })
       .execute()
     const member = await simFriend({ purchase_count: 1, tier: 'silver' })

@@ -4,7 +4,14 @@ import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
-import { friend, proveEmail, type Smtp, startSmtp, tapLink } from '../linking/support.ts'
+import {
+  friend,
+  onlineOrder,
+  proveEmail,
+  type Smtp,
+  startSmtp,
+  tapLink,
+} from '../linking/support.ts'
 import { legacyCardNumber, makeCustomer, makeStoreKey, receipt } from '../purchases/fixtures.ts'
 import { startTestKizuna, TEST_CHANNEL_TOKEN, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
@@ -202,6 +209,54 @@ describe('rich menu per segment', () => {
     await k.line.users.postback(user.userId, 'action=unlink')
     await expectMenu(user.userId, 'new_friend')
     expectNoRejectedRequests(k.line)
+  })
+
+  it('an account link proven by a new email (no shop customer yet) is linked too; the unlink back', async () => {
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    const url = await tapLink(k, user.userId)
+    const email = `new-${randomUUID().slice(0, 8)}@example.jp`
+    const nonce = await proveEmail(k, smtp, url.searchParams.get('linkToken') ?? '', email)
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await expectMenu(user.userId, 'linked')
+
+    await k.line.users.postback(user.userId, 'action=unlink')
+    await expectMenu(user.userId, 'new_friend')
+    expectNoRejectedRequests(k.line)
+  })
+
+  it('a shop customer id met in an order is no account link: the member menu, no Unlink in help', async () => {
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    const email = `buyer-${randomUUID().slice(0, 8)}@example.jp`
+    const row = await lineUserRow(user.userId)
+    await k.deps.db
+      .transaction()
+      .execute((trx) => attachIdentity(trx, row.customer_id, 'email', email, { env: k.deps.env }))
+    const { key } = await createApiKey(k.deps.db, { storeId: null, scopes: ['import'] })
+    const res = await fetch(`${k.baseUrl}/api/orders`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify(onlineOrder({ email, externalId: `shop-${randomUUID()}` }, 1_000)),
+    })
+    expect(res.status).toBe(201)
+    const kinds = await k.deps.db
+      .selectFrom('identity')
+      .select('kind')
+      .where('customer_id', '=', row.customer_id)
+      .execute()
+    expect(kinds.map((i) => i.kind)).toContain('online_customer')
+    await expectMenu(user.userId, 'member')
+
+    await k.line.users.sendText(user.userId, 'help')
+    const help = await eventually(() => {
+      const found = k.line
+        .inbox(user.userId)
+        .find((e) => JSON.stringify(e.message).includes('Get offers'))
+      expect(found).toBeDefined()
+      return found?.message as { quickReply: { items: { action: { data: string } }[] } }
+    })
+    expect(help.quickReply.items.map((i) => i.action.data)).not.toContain('action=unlink')
   })
 
   it('links nothing while blocked; the unblock (a follow) brings the menu of their segment now', async () => {
