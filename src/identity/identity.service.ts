@@ -91,20 +91,30 @@ export async function handleFollow(
   const at = new Date(event.timestamp)
   const result = await applyFriend(ctx, lineUid, at, { createBlocked: false })
   if (!result) return 'stale'
-  const { lineUser, applied, created, previous } = result
+  const { lineUser, applied, created } = result
 
   if (created || event.follow?.isUnblocked) enqueueProfileFetch(ctx, lineUser.id)
   if (!applied) return 'stale'
   // Issued with the customer on the first follow (same transaction); an unblock keeps the card.
   await ensureMemberCard(ctx.trx, lineUser.customer_id, cardIssueOptions(ctx.deps))
-  if (ctx.standby) return 'standby'
+  // After a block, the menu recorded no longer counts (LINE links nothing to a blocker):
+  // forgotten, or neither the link below nor a relink would send it again.
+  if (!created) await forgetRichMenuOf(ctx.trx, lineUser.id)
+  if (!ctx.standby) await scheduleWelcome(ctx, event, result)
+  // The menu of their segment, in standby mode too: a menu link is no message (standby holds
+  // back messages only, LINE-API.md §9.11), and the unlink and the relink link in standby too.
+  linkRichMenuAfterCommit(ctx, lineUser.id, ctx.webhookEventId)
+  return ctx.standby ? 'standby' : 'handled'
+}
 
+/** The welcome: the member card, rendered when it is sent (points and coupon as they are then). */
+async function scheduleWelcome(ctx: EventContext, event: webhook.FollowEvent, follow: Applied) {
+  const { lineUser, created, previous } = follow
   // "Welcome back" only after a follow we saw: not to someone first met through a message, nor
   // to a row that an unfollow alone created (older data).
   const followedBefore = (lineUser.followed_at?.getTime() ?? 0) > UNKNOWN_STATUS_TIME.getTime()
   const returning =
     !created && followedBefore && (event.follow?.isUnblocked === true || previous === 'blocked')
-  // The welcome is the member card, rendered when it is sent (points and coupon as they are then).
   await scheduleDelivery(ctx, {
     dedupeKey: `welcome:${ctx.webhookEventId}`,
     kind: returning ? 'welcome-back' : 'welcome',
@@ -117,10 +127,6 @@ export async function handleFollow(
       lineUserId: lineUser.id,
     },
   })
-  // The menu of their segment; after a block, whatever was linked before is sent again.
-  if (!created) await forgetRichMenuOf(ctx.trx, lineUser.id)
-  linkRichMenuAfterCommit(ctx, lineUser.id, ctx.webhookEventId)
-  return 'handled'
 }
 
 /**

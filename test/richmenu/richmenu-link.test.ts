@@ -4,6 +4,7 @@ import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
+import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import {
   friend,
   onlineOrder,
@@ -290,5 +291,40 @@ describe('rich menu after an unblock', () => {
 
     await k.line.users.follow(user.userId)
     await expectMenu(user.userId, 'new_friend')
+  })
+
+  it('forgets the menu on an unblock in standby mode too, so the relink links it (no message sent)', async () => {
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    await k.line.users.block(user.userId)
+    await eventually(async () => expect((await lineUserRow(user.userId)).status).toBe('blocked'))
+    const sim = k.line.users.get(user.userId)
+    if (sim) delete sim.richMenuId
+    const before = linkCallsFor(user.userId).length
+    const messages = k.line.inbox(user.userId).length
+
+    // Back while a module channel holds the chat: LINE sends the follow in standby mode.
+    if (sim) sim.friendship = 'friend'
+    const unblock = k.line.buildEvent(
+      'follow',
+      user.userId,
+      { isUnblocked: true },
+      { mode: 'standby' },
+    )
+    expect((await k.line.deliverWebhook([unblock])).status).toBe(200)
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('webhook_event')
+        .select('outcome')
+        .where('webhook_event_id', '=', unblock.webhookEventId)
+        .executeTakeFirstOrThrow()
+      expect(row.outcome).toBe('standby')
+    })
+    expect((await lineUserRow(user.userId)).status).toBe('friend')
+
+    await relinkRichMenus(k.deps)
+    await expectMenu(user.userId, 'new_friend')
+    expect(linkCallsFor(user.userId).length).toBeGreaterThan(before)
+    expect(k.line.inbox(user.userId)).toHaveLength(messages)
   })
 })
