@@ -161,6 +161,7 @@ export interface LineUser {
   line_uid: string;
   picture_url: string | null;
   profile_fetched_at: Timestamp | null;
+  richmenu_generation: Generated<number>;
   richmenu_linked_at: Timestamp | null;
   richmenu_version_id: string | null;
   status: string;

@@ -7,7 +7,7 @@ import type { EventContext } from '../webhook/event-context.ts'
 import {
   findMismatchedFriends,
   findWantedMenus,
-  forgetLinkedMenu,
+  forgetLinkedMenus,
   recordLinkedMenus,
   type WantedMenu,
 } from './richmenu-segment.repo.ts'
@@ -179,7 +179,7 @@ async function callLine(
  * blocked the account, so what was recorded before the block no longer counts.
  */
 export async function forgetRichMenuOf(trx: Db, lineUserId: string): Promise<void> {
-  await forgetLinkedMenu(trx, lineUserId)
+  await forgetLinkedMenus(trx, [lineUserId])
 }
 
 /** Queues the menu link of one LINE user once `ctx` commits (follow, account link, unlink). */

@@ -9,8 +9,8 @@ export type WantedMenu = {
   /** 'friend' or 'blocked'; nothing is linked to the blocked (nor asked about the erased). */
   status: string
   linked_version_id: string | null
-  /** When it was recorded, as Postgres writes it (text: a Date would lose the microseconds). */
-  linked_at: string | null
+  /** How many times the record was written (line_user.richmenu_generation): what a record checks. */
+  generation: number
   /** null: no live menu for their segment, the channel's default applies. */
   wanted_version_id: string | null
   wanted_rich_menu_id: string | null
@@ -68,7 +68,7 @@ export async function findWantedMenus(
   const { rows } = await sql<WantedMenu>`
     with live as (${liveMenus})
     select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
-      lu.richmenu_linked_at::text as linked_at,
+      lu.richmenu_generation as generation,
       live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
     from line_user lu ${survivorJoin(db)}
     left join live on live.seg = ${segmentOf(topTier)}
@@ -102,14 +102,14 @@ export async function findMismatchedFriends(
   const { rows } = await sql<WantedMenu & { scanned_to: string | null; found: boolean }>`
     with live as (${liveMenus}),
     win as (
-      select id, customer_id, line_uid, status, richmenu_version_id, richmenu_linked_at
+      select id, customer_id, line_uid, status, richmenu_version_id, richmenu_generation
       from line_user
       where ${opts.afterId}::uuid is null or id > ${opts.afterId}::uuid
       order by id limit ${opts.window ?? RELINK_SCAN_WINDOW}
     ),
     m as (
       select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
-        lu.richmenu_linked_at::text as linked_at,
+        lu.richmenu_generation as generation,
         live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
       from win lu ${survivorJoin(db)}
       left join live on live.seg = ${segmentOf(opts.topTier)}
@@ -130,40 +130,44 @@ export async function findMismatchedFriends(
 /** Records what LINE accepted: these users now have `versionId` (null: the default menu). */
 export async function recordLinkedMenus(
   db: Db,
-  users: Pick<WantedMenu, 'id' | 'linked_version_id' | 'linked_at'>[],
+  users: Pick<WantedMenu, 'id' | 'linked_version_id' | 'generation'>[],
   versionId: string | null,
 ): Promise<string[]> {
   if (users.length === 0) return []
-  // Only rows still as they were read: another job that linked one of them meanwhile may have
-  // reached LINE before or after this call, so what LINE shows is unknown. Those are forgotten
-  // (the caller links them again) and returned.
+  // Only rows still as they were read (the record's generation: every record and forget counts
+  // it up): another job that linked one of them meanwhile may have reached LINE before or after
+  // this call, and an unblock forgot what LINE dropped, so what LINE shows is unknown. Those are
+  // forgotten (the caller links them again) and returned.
   const { rows } = await sql<{ id: string }>`
     update line_user lu
-    set richmenu_version_id = ${versionId}::uuid, richmenu_linked_at = now(), updated_at = now()
+    set richmenu_version_id = ${versionId}::uuid, richmenu_linked_at = now(),
+      richmenu_generation = lu.richmenu_generation + 1, updated_at = now()
     from unnest(${users.map((u) => u.id)}::uuid[], ${users.map((u) => u.linked_version_id)}::uuid[],
-      ${users.map((u) => u.linked_at)}::text[]) as e(id, version_id, linked_at)
+      ${users.map((u) => u.generation)}::int4[]) as e(id, version_id, generation)
     where lu.id = e.id and lu.richmenu_version_id is not distinct from e.version_id
-      and lu.richmenu_linked_at::text is not distinct from e.linked_at
+      and lu.richmenu_generation = e.generation
     returning lu.id`.execute(db)
   const recorded = new Set(rows.map((r) => r.id))
   const raced = users.map((u) => u.id).filter((id) => !recorded.has(id))
-  if (raced.length > 0) {
-    await db
-      .updateTable('line_user')
-      .set({ richmenu_version_id: null, richmenu_linked_at: null })
-      .where('id', 'in', raced)
-      .execute()
-  }
+  await forgetLinkedMenus(db, raced)
   return raced
 }
 
-/** Forgets the menu recorded for a LINE user: the next link sends theirs again. */
-export async function forgetLinkedMenu(db: Db, lineUserId: string): Promise<void> {
+/**
+ * Forgets the menu recorded for these LINE users: the next link sends theirs again. Counts the
+ * generation up even where nothing was recorded, so that a link call already under way (read
+ * before) does not record over it.
+ */
+export async function forgetLinkedMenus(db: Db, lineUserIds: string[]): Promise<void> {
+  if (lineUserIds.length === 0) return
   await db
     .updateTable('line_user')
-    .set({ richmenu_version_id: null, richmenu_linked_at: null })
-    .where('id', '=', lineUserId)
-    .where('richmenu_version_id', 'is not', null)
+    .set((eb) => ({
+      richmenu_version_id: null,
+      richmenu_linked_at: null,
+      richmenu_generation: eb('richmenu_generation', '+', 1),
+    }))
+    .where('id', 'in', lineUserIds)
     .execute()
 }
 
