@@ -36,6 +36,15 @@ export const JOBS = {
     queue: 'richmenu',
     schema: z.object({}).strict(),
   },
+  'richmenu.check-links': {
+    queue: 'richmenu',
+    schema: z
+      .object({
+        versionId: z.uuid(),
+        lineUserIds: z.array(z.uuid()).min(1).max(MAX_RICHMENU_USERS_PER_JOB),
+      })
+      .strict(),
+  },
   'maintenance.sweep': {
     queue: 'maintenance',
     schema: z.object({}).strict(),
@@ -84,6 +93,9 @@ export const jobIds = {
     `${groupJobId('richmenu-link', lineUserIds)}-${cause}`,
   /** Every mismatched friend, once per cause (a deploy, a refresh run, an import minute). */
   richMenuRelink: (cause: string) => `richmenu-relink-${cause}`,
+  /** The check of one bulk link LINE accepted (its users, the menu version, when it was sent). */
+  richMenuCheck: (lineUserIds: string[], versionId: string, sentAt: number) =>
+    `${groupJobId('richmenu-check', lineUserIds)}-${versionId}-${sentAt}`,
 }
 
 /** `<kind>-<id>` for one, `<kind>s-<hash of the ids>` for a group. */

@@ -15,7 +15,13 @@ import {
 /** LINE's bulk link and unlink take 1..500 user ids (LINE-API.md §4). */
 export const MAX_USERS_PER_LINK_CALL = 500
 
-export type LinkDeps = Pick<Deps, 'db' | 'line' | 'log' | 'env'>
+/**
+ * How long after a bulk link its users are checked: LINE carries one out "normally within a few
+ * seconds" (LINE-API.md §4); a minute leaves room without leaving someone menuless for long.
+ */
+export const LINK_CHECK_DELAY_MS = 60_000
+
+export type LinkDeps = Pick<Deps, 'db' | 'line' | 'log' | 'env' | 'queues' | 'clock'>
 export type LinkCounts = { linked: number; unlinked: number; rejected: number; calls: number }
 
 /** The vip tier: the one with the highest minSpend (null: no tiers, nobody is vip). */
@@ -35,11 +41,10 @@ const needsChange = (r: WantedMenu) =>
 export async function linkRichMenus(
   deps: LinkDeps,
   lineUserIds: string[],
-  /** How many more times people another job linked meanwhile are linked again (see send). */
-  racedRetries = 2,
+  opts: LinkOptions = {},
 ): Promise<LinkCounts> {
   const rows = await findWantedMenus(deps.db, { lineUserIds }, topTierOf(deps.env))
-  const batch = createLinkBatch(deps, racedRetries)
+  const batch = createLinkBatch(deps, opts)
   for (const row of rows) if (needsChange(row)) await batch.add(row)
   return batch.finish()
 }
@@ -67,11 +72,20 @@ export async function relinkRichMenus(deps: LinkDeps): Promise<LinkCounts & { pa
   return { ...(await batch.finish()), pages }
 }
 
+type LinkOptions = {
+  /** How many more times people another job linked meanwhile are linked again (see send). */
+  racedRetries?: number
+  /** One call per user (immediate at LINE), never a bulk link (202, checked back later). */
+  perUser?: boolean
+}
+
 /**
- * Users gathered per wanted version ('' = unlink); a group is sent when it reaches 500, the rest
- * at `finish`. Each group is recorded once LINE accepted it.
+ * Users gathered per wanted version ('' = unlink); a group is sent when it reaches 500 (1 with
+ * `perUser`), the rest at `finish`. Each group is recorded once LINE accepted it; a bulk link's
+ * users are checked back later (queueLinkCheck).
  */
-function createLinkBatch(deps: LinkDeps, racedRetries = 2) {
+function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: LinkOptions = {}) {
+  const perCall = perUser ? 1 : MAX_USERS_PER_LINK_CALL
   const groups = new Map<string, { menuId: string | null; users: WantedMenu[] }>()
   const counts: LinkCounts = { linked: 0, unlinked: 0, rejected: 0, calls: 0 }
   const send = async (versionId: string | null, menuId: string | null, users: WantedMenu[]) => {
@@ -91,10 +105,15 @@ function createLinkBatch(deps: LinkDeps, racedRetries = 2) {
     const raced = await recordLinkedMenus(deps.db, users, versionId)
     if (menuId) counts.linked += users.length - raced.length
     else counts.unlinked += users.length - raced.length
+    if (versionId && users.length > 1) {
+      const racedIds = new Set(raced)
+      const recordedIds = users.flatMap((u) => (racedIds.has(u.id) ? [] : [u.id]))
+      await queueLinkCheck(deps, versionId, recordedIds)
+    }
     // Linked by another job while this call was under way: LINE shows whichever call landed
     // last, so they are linked again to what they want now (their rows were forgotten).
     if (raced.length > 0 && racedRetries > 0) {
-      const again = await linkRichMenus(deps, raced, racedRetries - 1)
+      const again = await linkRichMenus(deps, raced, { racedRetries: racedRetries - 1, perUser })
       for (const key of ['linked', 'unlinked', 'rejected', 'calls'] as const) {
         counts[key] += again[key]
       }
@@ -109,7 +128,7 @@ function createLinkBatch(deps: LinkDeps, racedRetries = 2) {
         groups.set(key, group)
       }
       group.users.push(row)
-      if (group.users.length >= MAX_USERS_PER_LINK_CALL) {
+      if (group.users.length >= perCall) {
         groups.delete(key)
         await send(key || null, group.menuId, group.users)
       }
@@ -119,6 +138,26 @@ function createLinkBatch(deps: LinkDeps, racedRetries = 2) {
       groups.clear()
       return counts
     },
+  }
+}
+
+/**
+ * LINE carries a bulk link out later and does not promise it (202: LINE-API.md §4, §9.7), so its
+ * users are checked back once it should be done (richmenu-link-check.service.ts). Never throws:
+ * the link itself went through, and a check not queued leaves the record as it was before checks
+ * existed.
+ */
+async function queueLinkCheck(deps: LinkDeps, versionId: string, lineUserIds: string[]) {
+  if (lineUserIds.length === 0) return
+  const sentAt = deps.clock.now().getTime()
+  try {
+    await deps.queues.enqueue(
+      'richmenu.check-links',
+      { versionId, lineUserIds },
+      { jobId: jobIds.richMenuCheck(lineUserIds, versionId, sentAt), delay: LINK_CHECK_DELAY_MS },
+    )
+  } catch (err) {
+    deps.log.warn({ err, users: lineUserIds.length }, 'could not queue the check of a bulk link')
   }
 }
 

@@ -1,4 +1,4 @@
-import { type RawBuilder, sql } from 'kysely'
+import { type NotNull, type RawBuilder, sql } from 'kysely'
 import { activeLinkOf } from '../linking/link.repo.ts'
 import type { Db } from '../platform/db.ts'
 
@@ -169,6 +169,57 @@ export async function forgetLinkedMenus(db: Db, lineUserIds: string[]): Promise<
     }))
     .where('id', 'in', lineUserIds)
     .execute()
+}
+
+/** A LINE user recorded on a menu version, and that version's menu at LINE. */
+export type RecordedMenu = {
+  id: string
+  line_uid: string
+  generation: number
+  line_rich_menu_id: string
+}
+
+/**
+ * Those of these LINE users still recorded on `versionId` (friends; the version still on LINE):
+ * what a check of the bulk link that recorded them asks LINE about.
+ */
+export async function findRecordedOn(
+  db: Db,
+  lineUserIds: string[],
+  versionId: string,
+): Promise<RecordedMenu[]> {
+  if (lineUserIds.length === 0) return []
+  return db
+    .selectFrom('line_user as lu')
+    .innerJoin('richmenu_version as v', 'v.id', 'lu.richmenu_version_id')
+    .select(['lu.id', 'lu.line_uid', 'lu.richmenu_generation as generation', 'v.line_rich_menu_id'])
+    .where('lu.id', 'in', lineUserIds)
+    .where('lu.richmenu_version_id', '=', versionId)
+    .where('lu.status', '=', 'friend')
+    .where('v.line_rich_menu_id', 'is not', null)
+    .$narrowType<{ line_rich_menu_id: NotNull }>()
+    .orderBy('lu.id')
+    .execute()
+}
+
+/**
+ * Forgets the menu recorded for these LINE users where the record is still the generation read
+ * (not written since: another link's record is that link's own); returns whom it forgot.
+ */
+export async function forgetUnchangedMenus(
+  db: Db,
+  users: Pick<RecordedMenu, 'id' | 'generation'>[],
+): Promise<string[]> {
+  if (users.length === 0) return []
+  const { rows } = await sql<{ id: string }>`
+    update line_user lu
+    set richmenu_version_id = null, richmenu_linked_at = null,
+      richmenu_generation = lu.richmenu_generation + 1
+    from unnest(${users.map((u) => u.id)}::uuid[], ${users.map((u) => u.generation)}::int4[])
+      as e(id, generation)
+    where lu.id = e.id and lu.richmenu_generation = e.generation
+    returning lu.id`.execute(db)
+  return rows.map((r) => r.id).sort()
 }
 
 /**

@@ -53,6 +53,11 @@ export type SandboxPlatform = {
   inbox(userId: string): InboxEntry[]
   /** The rich menu the user sees: their linked one, else the default. */
   richMenuOf(userId: string): string | undefined
+  /**
+   * The next bulk link naming this user is accepted (202) but leaves them as they were: LINE
+   * carries a bulk link out later and does not promise it (LINE-API.md §4).
+   */
+  missInNextBulkLink(userId: string): void
   webhookDeliveries: WebhookDelivery[]
   readonly webhookUrl: string | undefined
   setWebhookUrl(url: string | undefined): void
@@ -124,6 +129,9 @@ export function createLinePlatform(opts: SandboxOptions): SandboxPlatform {
     },
     inbox: (userId) => state.inboxes.get(userId) ?? [],
     richMenuOf: (userId) => state.users.get(userId)?.richMenuId ?? state.defaultRichMenuId,
+    missInNextBulkLink: (userId) => {
+      state.bulkLinkMisses.add(userId)
+    },
     webhookDeliveries: state.webhookDeliveries,
     get webhookUrl() {
       return ctx.webhookUrl

@@ -55,7 +55,10 @@ export function createRichMenuRoutes(ctx: SandboxContext) {
     const target = menu(richMenuId)
     if (!target) return c.json(NOT_FOUND, 404)
     if (!target.image) return c.json(NO_IMAGE, 400)
-    for (const userId of userIds) linkIfFriend(userId, richMenuId)
+    // 202 is no promise (LINE-API.md §4): a user scripted to be missed is left as they were.
+    for (const userId of userIds) {
+      if (!state.bulkLinkMisses.delete(userId)) linkIfFriend(userId, richMenuId)
+    }
     return c.json({}, 202)
   })
 

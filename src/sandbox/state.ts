@@ -113,6 +113,8 @@ export type SandboxState = {
   replyTokens: Map<string, ReplyTokenState>
   linkTokens: Map<string, { userId: string; expiresAt: number }>
   richMenus: Map<string, RichMenuState>
+  /** Users the next bulk link naming them accepts (202) but leaves unlinked, as LINE may. */
+  bulkLinkMisses: Set<string>
   aliases: Map<string, string>
   defaultRichMenuId: string | undefined
   retryKeys: Map<string, { requestId: string; at: number; sentMessages?: SentMessage[] }>
@@ -177,6 +179,7 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
       replyTokens: new Map(),
       linkTokens: new Map(),
       richMenus: new Map(),
+      bulkLinkMisses: new Set(),
       aliases: new Map(),
       defaultRichMenuId: undefined,
       retryKeys: new Map(),

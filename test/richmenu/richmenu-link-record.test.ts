@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
-import { forgetRichMenuOf, linkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import {
+  forgetRichMenuOf,
+  LINK_CHECK_DELAY_MS,
+  linkRichMenus,
+} from '../../src/richmenu/richmenu-link.service.ts'
+import { checkBulkLink } from '../../src/richmenu/richmenu-link-check.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
 import { createLiveMenu, insertFriend, type LiveMenu } from './richmenu-link-fixtures.ts'
@@ -30,6 +35,8 @@ async function simFriend() {
   return insertFriend(deps, { lineUid: user.userId })
 }
 
+type Friend = Awaited<ReturnType<typeof simFriend>>
+
 const recorded = async (lineUserId: string) =>
   (
     await deps.db
@@ -56,5 +63,81 @@ describe('a link call LINE answered while the user blocked us', () => {
 
     expect(line.richMenuOf(racer.lineUid)).toBe(menu.richMenuId)
     expect(await recorded(racer.lineUserId)).toBe(menu.versionId)
+  })
+})
+
+describe('a bulk link LINE accepted (202) but did not carry out for someone', () => {
+  it('is checked back later: the user LINE shows no menu is linked again', async () => {
+    const friends = [await simFriend(), await simFriend(), await simFriend()]
+    const [a, missed, c] = friends as [Friend, Friend, Friend]
+    line.missInNextBulkLink(missed.lineUid)
+    await linkRichMenus(
+      deps,
+      friends.map((f) => f.lineUserId),
+    )
+    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/link')).toHaveLength(1)
+    expect(line.richMenuOf(missed.lineUid)).toBeUndefined()
+    expect(await recorded(missed.lineUserId)).toBe(menu.versionId)
+
+    // LINE carries a bulk link out within seconds: the check is queued for later.
+    const checks = (await deps.queues.byName.richmenu.getJobs(['delayed'])).filter(
+      (j) => j.name === 'richmenu.check-links',
+    )
+    expect(checks).toHaveLength(1)
+    const [check] = checks
+    expect(check?.opts.delay).toBe(LINK_CHECK_DELAY_MS)
+    expect(check?.data).toEqual({
+      versionId: menu.versionId,
+      lineUserIds: expect.arrayContaining(friends.map((f) => f.lineUserId)),
+    })
+
+    line.clearRequests()
+    expect(await checkBulkLink(deps, check?.data)).toEqual({
+      checked: 3,
+      missed: 1,
+      linked: 1,
+      unknown: 0,
+    })
+    expect(line.requestsTo('GET', /^\/v2\/bot\/user\/U[0-9a-f]+\/richmenu$/)).toHaveLength(3)
+    // Linked again one call each (immediate at LINE: nothing more to check).
+    expect(line.requestsTo('POST', /^\/v2\/bot\/user\/U[0-9a-f]+\/richmenu\//)).toEqual([
+      expect.objectContaining({
+        path: `/v2/bot/user/${missed.lineUid}/richmenu/${menu.richMenuId}`,
+      }),
+    ])
+    expect(line.richMenuOf(missed.lineUid)).toBe(menu.richMenuId)
+    expect(await recorded(missed.lineUserId)).toBe(menu.versionId)
+    for (const f of [a, c]) expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+
+    // Checked again (a retried job): everyone shows the menu, nothing changes.
+    line.clearRequests()
+    expect(await checkBulkLink(deps, check?.data)).toMatchObject({ checked: 3, missed: 0 })
+    expect(line.requestsTo('POST', /richmenu/)).toHaveLength(0)
+  })
+
+  it('leaves out whoever blocked or was forgotten since, and throws on a 5xx to ask again', async () => {
+    const friends = [await simFriend(), await simFriend(), await simFriend()]
+    const [blocker, forgotten, kept] = friends as [Friend, Friend, Friend]
+    await linkRichMenus(
+      deps,
+      friends.map((f) => f.lineUserId),
+    )
+    await deps.db
+      .updateTable('line_user')
+      .set({ status: 'blocked' })
+      .where('id', '=', blocker.lineUserId)
+      .execute()
+    // Forgotten by an unblock, say: its own link job links them, not this check.
+    await forgetRichMenuOf(deps.db, forgotten.lineUserId)
+    const job = { versionId: menu.versionId, lineUserIds: friends.map((f) => f.lineUserId) }
+
+    line.clearRequests()
+    line.failNext({ method: 'GET', path: /\/richmenu$/, status: 500 })
+    await expect(checkBulkLink(deps, job)).rejects.toThrow()
+    expect(await checkBulkLink(deps, job)).toMatchObject({ checked: 1, missed: 0 })
+    expect(line.requestsTo('GET', /\/richmenu$/).map((r) => r.path)).toEqual([
+      `/v2/bot/user/${kept.lineUid}/richmenu`,
+      `/v2/bot/user/${kept.lineUid}/richmenu`,
+    ])
   })
 })

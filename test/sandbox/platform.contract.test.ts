@@ -230,6 +230,28 @@ describe('rich menus', () => {
     expect((await fetchError(client.getRichMenu(richMenuId))).status).toBe(404)
   })
 
+  it('accepts a bulk link (202) that leaves a user it was told to miss unlinked, once', async () => {
+    const [a, b] = [await friend('A'), await friend('B')]
+    const { richMenuId } = await client.createRichMenu(richMenuRequest)
+    await blob.setRichMenuImage(richMenuId, new Blob([pngBytes], { type: 'image/png' }))
+    platform.missInNextBulkLink(b.userId)
+    const bulk = await client.linkRichMenuIdToUsersWithHttpInfo({
+      richMenuId,
+      userIds: [a.userId, b.userId],
+    })
+    expect(bulk.httpResponse.status).toBe(202)
+    expect(await client.getRichMenuIdOfUser(a.userId)).toEqual({ richMenuId })
+    expect((await fetchError(client.getRichMenuIdOfUser(b.userId))).status).toBe(404)
+    // Both asked through the spec's operation (headers checked like any other).
+    expect(
+      platform.requestsTo('GET', /^\/v2\/bot\/user\/U[0-9a-f]+\/richmenu$/).map((r) => r.template),
+    ).toContain('/v2/bot/user/{userId}/richmenu')
+
+    await client.linkRichMenuIdToUsers({ richMenuId, userIds: [a.userId, b.userId] })
+    expect(await client.getRichMenuIdOfUser(b.userId)).toEqual({ richMenuId })
+    await client.deleteRichMenu(richMenuId)
+  })
+
   it('refuses an image that is not a PNG or JPEG of 800-2500 × 250+ pixels, ratio 1.45+', async () => {
     const upload = async (bytes: Buffer, type = 'image/png') => {
       const { richMenuId } = await client.createRichMenu(richMenuRequest)

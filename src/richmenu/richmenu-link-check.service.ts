@@ -1,0 +1,60 @@
+import { classifyLineError } from '../platform/line.ts'
+import { type LinkDeps, linkRichMenus } from './richmenu-link.service.ts'
+import { findRecordedOn, forgetUnchangedMenus, type RecordedMenu } from './richmenu-segment.repo.ts'
+
+/** Users asked about at once; the shared limiter keeps the asking under LINE's 2,000/s. */
+const ASKED_AT_ONCE = 20
+
+export type LinkCheckCounts = {
+  /** Users LINE was asked about. */
+  checked: number
+  /** LINE showed them another menu or none: their record was forgotten. */
+  missed: number
+  /** Of those, linked again (one call each). */
+  linked: number
+  /** LINE would not say (a 4xx other than 404: an account since deleted): left as they were. */
+  unknown: number
+}
+
+/**
+ * Checks back a bulk link LINE accepted (202 is no promise: LINE-API.md §4, §9.7). Each of its
+ * users still recorded on the version is looked up at LINE (GET /v2/bot/user/{userId}/richmenu,
+ * limited apart from the links, 2,000/s); someone who blocked, was linked again or forgotten
+ * meanwhile is not this call's any more and is left out. Those LINE shows another menu or none
+ * are forgotten (unless their record changed while LINE was asked) and linked again one call
+ * each: the per-user link is immediate, so no check follows it and none loops. A 429, a 5xx or
+ * a timeout throws, and the job asks again.
+ */
+export async function checkBulkLink(
+  deps: LinkDeps,
+  job: { versionId: string; lineUserIds: string[] },
+): Promise<LinkCheckCounts> {
+  const rows = await findRecordedOn(deps.db, job.lineUserIds, job.versionId)
+  const missed: RecordedMenu[] = []
+  let unknown = 0
+  for (let i = 0; i < rows.length; i += ASKED_AT_ONCE) {
+    const part = rows.slice(i, i + ASKED_AT_ONCE)
+    const shown = await Promise.all(part.map((row) => menuShownTo(deps, row.line_uid)))
+    part.forEach((row, k) => {
+      if (shown[k] === undefined) unknown++
+      else if (shown[k] !== row.line_rich_menu_id) missed.push(row)
+    })
+  }
+  const forgotten = await forgetUnchangedMenus(deps.db, missed)
+  const again = await linkRichMenus(deps, forgotten, { perUser: true })
+  return { checked: rows.length, missed: forgotten.length, linked: again.linked, unknown }
+}
+
+/** The menu LINE links to the user (null: none, 404); undefined when LINE refuses to say. */
+async function menuShownTo(deps: LinkDeps, lineUid: string): Promise<string | null | undefined> {
+  try {
+    const { richMenuId } = await deps.line.call('richmenu.get-user', (c) =>
+      c.getRichMenuIdOfUser(lineUid),
+    )
+    return richMenuId
+  } catch (error) {
+    const failure = classifyLineError(error)
+    if (failure.kind !== 'rejected') throw error
+    return failure.status === 404 ? null : undefined
+  }
+}
