@@ -118,7 +118,11 @@ export const onlineOrder = (customer: ShopAccount, total = 50_000) => ({
 })
 
 /** An online-shop customer (an email or shop customer id identity) with one order. */
-export async function onlineCustomer(k: TestKizuna, account: ShopAccount): Promise<string> {
+export async function onlineCustomer(
+  k: TestKizuna,
+  account: ShopAccount,
+  total?: number,
+): Promise<string> {
   return k.deps.db.transaction().execute(async (trx) => {
     const { id } = await trx
       .insertInto('customer')
@@ -130,7 +134,7 @@ export async function onlineCustomer(k: TestKizuna, account: ShopAccount): Promi
         ? (['email', account.email] as const)
         : (['online_customer', account.externalId] as const)
     await attachIdentity(trx, id, kind, value, { env: k.deps.env })
-    await recordOrder(trx, k.deps.env, onlineOrder(account))
+    await recordOrder(trx, k.deps.env, onlineOrder(account, total))
     return id
   })
 }

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
-import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
 import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import {
   friend,
+  onlineCustomer,
   onlineOrder,
   proveEmail,
   type Smtp,
@@ -16,7 +16,7 @@ import {
 import { legacyCardNumber, makeCustomer, makeStoreKey, receipt } from '../purchases/fixtures.ts'
 import { startTestKizuna, TEST_CHANNEL_TOKEN, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
-import { eventually } from '../support/wait.ts'
+import { eventually, eventuallyProcessed } from '../support/wait.ts'
 import { createLiveMenu, type LiveMenu, retireMenus } from './richmenu-link-fixtures.ts'
 
 let k: TestKizuna
@@ -107,6 +107,40 @@ const linkCallsFor = (lineUid: string) =>
         .filter((r) => (r.body as { userIds: string[] }).userIds.includes(lineUid)),
     )
 
+/**
+ * An online order (POST /api/orders) by the email the friend's customer holds (attached first),
+ * with `externalId`, the shop's customer id, if given. Returns the friend's line_user row.
+ */
+async function orderByFriend(lineUid: string, shop: { externalId?: string }) {
+  const email = `buyer-${randomUUID().slice(0, 8)}@example.jp`
+  const row = await lineUserRow(lineUid)
+  await k.deps.db
+    .transaction()
+    .execute((trx) => attachIdentity(trx, row.customer_id, 'email', email, { env: k.deps.env }))
+  const { key } = await createApiKey(k.deps.db, { storeId: null, scopes: ['import'] })
+  const res = await fetch(`${k.baseUrl}/api/orders`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(onlineOrder({ email, ...shop }, 1_000)),
+  })
+  expect(res.status).toBe(201)
+  return row
+}
+
+/** A new friend links the online account of `email` (emailed code), then unlinks it. */
+async function linkThenUnlink(email: string) {
+  const user = await friend(k)
+  await expectMenu(user.userId, 'new_friend')
+  const url = await tapLink(k, user.userId)
+  const nonce = await proveEmail(k, smtp, url.searchParams.get('linkToken') ?? '', email)
+  await k.line.users.accountLink(user.userId, nonce, 'ok')
+  await expectMenu(user.userId, 'linked')
+
+  await k.line.users.postback(user.userId, 'action=unlink')
+  await expectMenu(user.userId, 'new_friend')
+  expectNoRejectedRequests(k.line)
+}
+
 describe('rich menu per segment', () => {
   it('a new friend gets the new_friend menu; purchases move them to member, then vip; a void back', async () => {
     const user = await friend(k)
@@ -156,91 +190,25 @@ describe('rich menu per segment', () => {
   it('an online order (POST /api/orders) makes a friend a member', async () => {
     const user = await friend(k)
     await expectMenu(user.userId, 'new_friend')
-    const email = `buyer-${randomUUID().slice(0, 8)}@example.jp`
-    const row = await lineUserRow(user.userId)
-    await k.deps.db
-      .transaction()
-      .execute((trx) => attachIdentity(trx, row.customer_id, 'email', email, { env: k.deps.env }))
-    const { key } = await createApiKey(k.deps.db, { storeId: null, scopes: ['import'] })
-    const res = await fetch(`${k.baseUrl}/api/orders`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        source: 'webshop',
-        orderId: `o-${randomUUID()}`,
-        customer: { email },
-        orderedAt: new Date().toISOString(),
-        lines: [{ sku: 'SOFA-1', quantity: 1, unitPrice: 1_000 }],
-        total: 1_000,
-      }),
-    })
-    expect(res.status).toBe(201)
+    await orderByFriend(user.userId, {})
     await expectMenu(user.userId, 'member')
   })
 
   it('an account link moves the friend to the linked menu; an unlink back to new_friend', async () => {
     const email = `shopper-${randomUUID().slice(0, 8)}@example.jp`
-    // An online-shop customer: shop account, email, one order.
-    await k.deps.db.transaction().execute(async (trx) => {
-      const { id } = await trx
-        .insertInto('customer')
-        .defaultValues()
-        .returning('id')
-        .executeTakeFirstOrThrow()
-      await attachIdentity(trx, id, 'email', email, { env: k.deps.env })
-      await attachIdentity(trx, id, 'online_customer', `shop-${randomUUID()}`, {
-        env: k.deps.env,
-      })
-      await recordOrder(trx, k.deps.env, {
-        source: 'webshop',
-        orderId: `o-${randomUUID()}`,
-        customer: { email },
-        orderedAt: new Date(),
-        lines: [{ sku: 'SOFA-1', quantity: 1, unitPrice: 1_000 }],
-        total: 1_000,
-      })
-    })
-    const user = await friend(k)
-    await expectMenu(user.userId, 'new_friend')
-    const url = await tapLink(k, user.userId)
-    const nonce = await proveEmail(k, smtp, url.searchParams.get('linkToken') ?? '', email)
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
-    await expectMenu(user.userId, 'linked')
-
-    await k.line.users.postback(user.userId, 'action=unlink')
-    await expectMenu(user.userId, 'new_friend')
-    expectNoRejectedRequests(k.line)
+    // An online-shop customer (email, one order, below vip) whose purchases the link brings.
+    await onlineCustomer(k, { email }, 1_000)
+    await linkThenUnlink(email)
   })
 
   it('an account link proven by a new email (no shop customer yet) is linked too; the unlink back', async () => {
-    const user = await friend(k)
-    await expectMenu(user.userId, 'new_friend')
-    const url = await tapLink(k, user.userId)
-    const email = `new-${randomUUID().slice(0, 8)}@example.jp`
-    const nonce = await proveEmail(k, smtp, url.searchParams.get('linkToken') ?? '', email)
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
-    await expectMenu(user.userId, 'linked')
-
-    await k.line.users.postback(user.userId, 'action=unlink')
-    await expectMenu(user.userId, 'new_friend')
-    expectNoRejectedRequests(k.line)
+    await linkThenUnlink(`new-${randomUUID().slice(0, 8)}@example.jp`)
   })
 
   it('a shop customer id met in an order is no account link: the member menu, no Unlink in help', async () => {
     const user = await friend(k)
     await expectMenu(user.userId, 'new_friend')
-    const email = `buyer-${randomUUID().slice(0, 8)}@example.jp`
-    const row = await lineUserRow(user.userId)
-    await k.deps.db
-      .transaction()
-      .execute((trx) => attachIdentity(trx, row.customer_id, 'email', email, { env: k.deps.env }))
-    const { key } = await createApiKey(k.deps.db, { storeId: null, scopes: ['import'] })
-    const res = await fetch(`${k.baseUrl}/api/orders`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify(onlineOrder({ email, externalId: `shop-${randomUUID()}` }, 1_000)),
-    })
-    expect(res.status).toBe(201)
+    const row = await orderByFriend(user.userId, { externalId: `shop-${randomUUID()}` })
     const kinds = await k.deps.db
       .selectFrom('identity')
       .select('kind')
@@ -279,32 +247,32 @@ describe('rich menu per segment', () => {
 })
 
 describe('rich menu after an unblock', () => {
-  it('links the menu again even when the segment did not change (LINE links nothing to the blocked)', async () => {
+  /** A friend on the new_friend menu who blocked us. */
+  async function blockedFriend() {
     const user = await friend(k)
     await expectMenu(user.userId, 'new_friend')
     await k.line.users.block(user.userId)
     await eventually(async () => expect((await lineUserRow(user.userId)).status).toBe('blocked'))
     // What LINE shows this person is not known while they block us: say nothing is linked.
-    const sim = k.line.users.get(user.userId)
-    if (sim) delete sim.richMenuId
+    delete user.richMenuId
     expect(await menuOnLine(user.userId)).toBeNull()
+    return user
+  }
+
+  it('links the menu again even when the segment did not change (LINE links nothing to the blocked)', async () => {
+    const user = await blockedFriend()
 
     await k.line.users.follow(user.userId)
     await expectMenu(user.userId, 'new_friend')
   })
 
   it('forgets the menu on an unblock in standby mode too, so the relink links it (no message sent)', async () => {
-    const user = await friend(k)
-    await expectMenu(user.userId, 'new_friend')
-    await k.line.users.block(user.userId)
-    await eventually(async () => expect((await lineUserRow(user.userId)).status).toBe('blocked'))
-    const sim = k.line.users.get(user.userId)
-    if (sim) delete sim.richMenuId
+    const user = await blockedFriend()
     const before = linkCallsFor(user.userId).length
     const messages = k.line.inbox(user.userId).length
 
     // Back while a module channel holds the chat: LINE sends the follow in standby mode.
-    if (sim) sim.friendship = 'friend'
+    user.friendship = 'friend'
     const unblock = k.line.buildEvent(
       'follow',
       user.userId,
@@ -312,14 +280,7 @@ describe('rich menu after an unblock', () => {
       { mode: 'standby' },
     )
     expect((await k.line.deliverWebhook([unblock])).status).toBe(200)
-    await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('webhook_event')
-        .select('outcome')
-        .where('webhook_event_id', '=', unblock.webhookEventId)
-        .executeTakeFirstOrThrow()
-      expect(row.outcome).toBe('standby')
-    })
+    await eventuallyProcessed(k.deps.db, unblock.webhookEventId)
     expect((await lineUserRow(user.userId)).status).toBe('friend')
 
     await relinkRichMenus(k.deps)
