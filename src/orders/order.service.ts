@@ -2,6 +2,8 @@ import { sql, type Transaction } from 'kysely'
 import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
 import type { Database, DB } from '../platform/db.ts'
+import { AppError, isAbortedTransaction, isConnectionError } from '../platform/errors.ts'
+import { runAgainIfAborted } from '../platform/run-again.ts'
 import { type PurchaseEnv, recordPurchase } from '../purchases/purchase.service.ts'
 import { setPendingEmail } from './order.repo.ts'
 import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
@@ -112,9 +114,23 @@ async function replayOfOrder(
 export type BatchResult = { outcome: OrderOutcome } | { error: unknown }
 
 /**
- * Records orders in one transaction with a handful of set-based statements (writeOrderBatch).
- * When that fails, the batch is recorded again one order at a time, each under a savepoint,
- * so one failing order is reported without losing the others.
+ * An order Postgres aborted each time it ran (a deadlock with an account link, a register or
+ * another import changing its customer): nothing of it was written.
+ */
+const BUSY =
+  "busy: this order's customer was being changed by another task (an account link, a register, " +
+  'another import) each time it was saved, so it was not; import the file again (the orders ' +
+  'saved are then counted unchanged)'
+
+/** An error no order causes: Postgres cannot be reached, or cannot write. */
+const isOutage = (error: unknown) => !(error instanceof AppError) && isConnectionError(error)
+
+/**
+ * Records orders in one transaction with a handful of set-based statements (writeOrderBatch),
+ * run again when Postgres aborted it (a deadlock with an account link or a register: nothing of
+ * it stayed, and one order at a time costs ~5 ms an order, ~25 s a batch). When it fails
+ * otherwise, or keeps being aborted, the batch is recorded again one order at a time, so one
+ * failing order is reported without losing the others.
  */
 export async function recordOrderBatch(
   db: Database,
@@ -123,31 +139,72 @@ export async function recordOrderBatch(
 ): Promise<BatchResult[]> {
   if (orders.length === 0) return []
   try {
-    const outcomes = await db.transaction().execute((trx) => writeOrderBatch(trx, env, orders))
+    const outcomes = await runAgainIfAborted(() =>
+      db.transaction().execute((trx) => writeOrderBatch(trx, env, orders)),
+    )
     return outcomes.map((outcome) => ({ outcome }))
   } catch {
     return recordOrdersOneByOne(db, env, orders)
   }
 }
 
-/** Records orders in one transaction, each under a savepoint. */
+/**
+ * Records orders one at a time, in order: in one transaction, each under a savepoint. An order
+ * Postgres aborted (a deadlock) is taken back to its savepoint, the orders before it are
+ * committed (their locks held on could abort it again), and it is run again on its own as
+ * `POST /api/orders` runs it (runAgainIfAborted; after the last run it is reported busy), then
+ * the others go on in a new transaction. Nothing of an aborted run stays: recorded once.
+ */
 export async function recordOrdersOneByOne(
   db: Database,
   env: PurchaseEnv,
   orders: Order[],
 ): Promise<BatchResult[]> {
-  return db.transaction().execute(async (trx) => {
-    const results: BatchResult[] = []
-    for (const order of orders) {
-      await sql`savepoint kizuna_order`.execute(trx)
-      try {
-        results.push({ outcome: await recordOrder(trx, env, order) })
-        await sql`release savepoint kizuna_order`.execute(trx)
-      } catch (error) {
-        await sql`rollback to savepoint kizuna_order`.execute(trx)
-        results.push({ error })
-      }
+  const results: BatchResult[] = []
+  while (results.length < orders.length) {
+    const rest = orders.slice(results.length)
+    results.push(...(await db.transaction().execute((trx) => recordUntilAborted(trx, env, rest))))
+    const aborted = orders[results.length]
+    if (aborted) results.push(await recordAlone(db, env, aborted))
+  }
+  return results
+}
+
+/**
+ * Records orders in the caller's transaction, each under a savepoint, up to the first one
+ * Postgres aborted (taken back; its result is not in the list).
+ */
+async function recordUntilAborted(
+  trx: Transaction<DB>,
+  env: PurchaseEnv,
+  orders: Order[],
+): Promise<BatchResult[]> {
+  const results: BatchResult[] = []
+  for (const order of orders) {
+    await sql`savepoint kizuna_order`.execute(trx)
+    try {
+      results.push({ outcome: await recordOrder(trx, env, order) })
+      await sql`release savepoint kizuna_order`.execute(trx)
+    } catch (error) {
+      if (isOutage(error)) throw error
+      await sql`rollback to savepoint kizuna_order`.execute(trx)
+      if (isAbortedTransaction(error)) break
+      results.push({ error })
     }
-    return results
-  })
+  }
+  return results
+}
+
+/** One order in transactions of its own, run again while Postgres aborts it. */
+async function recordAlone(db: Database, env: PurchaseEnv, order: Order): Promise<BatchResult> {
+  try {
+    const outcome = await runAgainIfAborted(
+      () => db.transaction().execute((trx) => recordOrder(trx, env, order)),
+      { busy: (cause) => new AppError('UNAVAILABLE', BUSY, { cause }) },
+    )
+    return { outcome }
+  } catch (error) {
+    if (isOutage(error)) throw error
+    return { error }
+  }
 }

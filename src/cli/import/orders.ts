@@ -5,7 +5,7 @@ import {
   orderCsvRowSchema,
   orderSchema,
 } from '../../orders/order.schemas.ts'
-import { recordOrderBatch } from '../../orders/order.service.ts'
+import { type BatchResult, recordOrderBatch } from '../../orders/order.service.ts'
 import { csvFieldOf, orderFromCsvRows } from '../../orders/order-csv.ts'
 import type { Database } from '../../platform/db.ts'
 import { AppError } from '../../platform/errors.ts'
@@ -28,6 +28,9 @@ type Group = {
   /** Its order has rows elsewhere in the file too, from findSplitOrders. */
   split: Split | undefined
 }
+
+/** busy: orders Postgres kept aborting (a deadlock), to import again; skipped: bad ones. */
+type OrderTally = Record<'created' | 'unmatched' | 'unchanged' | 'skipped' | 'busy', number>
 
 /** An order whose rows are not all next to each other: a line away from the others. */
 type Split = { strayLine: number; reported: boolean }
@@ -119,9 +122,9 @@ function csvOrderRow(item: SourceRecord): OrderCsvRow | undefined {
 /**
  * `kizuna import orders FILE`: CSV (one row per line item, the rows of an order adjacent) or
  * NDJSON (one order per line). Orders are saved in transactions of about 5000, once per
- * (source, order id); a bad order is reported by line and field and skipped. A CSV file is read
- * twice: first for orders whose rows are not next to each other, skipped whole (never saved in
- * part), then to save the others.
+ * (source, order id); a bad order is reported by line and field and skipped, one Postgres kept
+ * aborting (a deadlock) is reported busy. A CSV file is read twice: first for orders whose rows
+ * are not next to each other, skipped whole (never saved in part), then to save the others.
  */
 export async function importOrdersFile(
   db: Database,
@@ -133,7 +136,7 @@ export async function importOrdersFile(
   // CSV is read twice (findSplitOrders, then the import): one progress bar over both reads.
   const firstRead = format === 'csv' ? await openRecords(file, format) : null
   let input = firstRead ?? (await openRecords(file, format))
-  const tally = { created: 0, unmatched: 0, unchanged: 0, skipped: 0 }
+  const tally: OrderTally = { created: 0, unmatched: 0, unchanged: 0, skipped: 0, busy: 0 }
   const progress = startProgress(input.size * (firstRead ? 2 : 1), () =>
     firstRead && input !== firstRead ? input.size + input.bytesRead() : input.bytesRead(),
   )
@@ -144,12 +147,7 @@ export async function importOrdersFile(
 
   // One batch is written while the next one is read.
   let writing: Promise<void> = Promise.resolve()
-  const write = async (orders: { order: Order; line: number }[]) => {
-    const results = await recordOrderBatch(
-      db,
-      env,
-      orders.map((b) => b.order),
-    )
+  const count = (orders: { line: number }[], results: BatchResult[]) => {
     results.forEach((result, i) => {
       if ('outcome' in result) {
         if (!result.outcome.created) tally.unchanged++
@@ -157,16 +155,27 @@ export async function importOrdersFile(
         else tally.unmatched++
         return
       }
-      // Ours names the field (an order recorded before with another customer or total); pg's
-      // names the constraint, never the values (those are in `detail`).
+      // Ours names the field (an order recorded before with another customer or total), or says
+      // it was busy; pg's names the constraint, never the values (those are in `detail`).
       const { error } = result
       const message =
         error instanceof AppError
           ? error.message
           : `order: ${error instanceof Error ? error.message : 'could not be saved'}`
       reportBadRow(orders[i]?.line ?? 0, message)
-      tally.skipped++
+      if (error instanceof AppError && error.code === 'UNAVAILABLE') tally.busy++
+      else tally.skipped++
     })
+  }
+  const write = async (orders: { order: Order; line: number }[]) => {
+    count(
+      orders,
+      await recordOrderBatch(
+        db,
+        env,
+        orders.map((b) => b.order),
+      ),
+    )
   }
   const flush = async () => {
     if (batch.length === 0) return
@@ -249,7 +258,8 @@ export async function importOrdersFile(
   } finally {
     progress.stop()
   }
-  console.log(`orders: ${summary(tally)}`)
+  const { busy, ...counted } = tally
+  console.log(`orders: ${summary(busy > 0 ? tally : counted)}`)
   // A matched order can move its customer to another segment, and so another rich menu.
   if (tally.created > 0) await relinkAfterImport(env)
 }
