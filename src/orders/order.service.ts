@@ -122,6 +122,20 @@ const BUSY =
   'another import) each time it was saved, so it was not; import the file again (the orders ' +
   'saved are then counted unchanged)'
 
+/**
+ * A batch cut short by what no order causes, Postgres going away (or unable to write) above all:
+ * the import stops rather than reporting every order after as a bad one. `saved`: the batch's
+ * orders committed before (recordOrdersOneByOne commits those before an order it runs again).
+ */
+export class BatchCutShort extends Error {
+  override name = 'BatchCutShort'
+  readonly saved: BatchResult[]
+  constructor(saved: BatchResult[], cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause })
+    this.saved = saved
+  }
+}
+
 /** An error no order causes: Postgres cannot be reached, or cannot write. */
 const isOutage = (error: unknown) => !(error instanceof AppError) && isConnectionError(error)
 
@@ -130,7 +144,8 @@ const isOutage = (error: unknown) => !(error instanceof AppError) && isConnectio
  * run again when Postgres aborted it (a deadlock with an account link or a register: nothing of
  * it stayed, and one order at a time costs ~5 ms an order, ~25 s a batch). When it fails
  * otherwise, or keeps being aborted, the batch is recorded again one order at a time, so one
- * failing order is reported without losing the others.
+ * failing order is reported without losing the others. Throws BatchCutShort when Postgres went
+ * away.
  */
 export async function recordOrderBatch(
   db: Database,
@@ -143,7 +158,8 @@ export async function recordOrderBatch(
       db.transaction().execute((trx) => writeOrderBatch(trx, env, orders)),
     )
     return outcomes.map((outcome) => ({ outcome }))
-  } catch {
+  } catch (error) {
+    if (isOutage(error)) throw new BatchCutShort([], error)
     return recordOrdersOneByOne(db, env, orders)
   }
 }
@@ -161,11 +177,15 @@ export async function recordOrdersOneByOne(
   orders: Order[],
 ): Promise<BatchResult[]> {
   const results: BatchResult[] = []
-  while (results.length < orders.length) {
-    const rest = orders.slice(results.length)
-    results.push(...(await db.transaction().execute((trx) => recordUntilAborted(trx, env, rest))))
-    const aborted = orders[results.length]
-    if (aborted) results.push(await recordAlone(db, env, aborted))
+  try {
+    while (results.length < orders.length) {
+      const rest = orders.slice(results.length)
+      results.push(...(await db.transaction().execute((trx) => recordUntilAborted(trx, env, rest))))
+      const aborted = orders[results.length]
+      if (aborted) results.push(await recordAlone(db, env, aborted))
+    }
+  } catch (error) {
+    throw new BatchCutShort(results, error)
   }
   return results
 }

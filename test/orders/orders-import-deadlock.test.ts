@@ -9,7 +9,15 @@ import { createCustomer } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { tempFiles } from '../support/files.ts'
-import { customerLock, deadlockingTransaction } from '../support/locks.ts'
+import { startDatabaseProxy } from '../support/frozen-proxy.ts'
+import {
+  backendPid,
+  customerLock,
+  deadlockingTransaction,
+  heldTransaction,
+  lockWaitFor,
+} from '../support/locks.ts'
+import { eventually } from '../support/wait.ts'
 import { erasedHolderOf, type OrderLine, orderOf } from './order-import-fixtures.ts'
 
 // `kizuna import orders` while a transaction takes the same rows the other way round: a batch,
@@ -129,9 +137,9 @@ describe('kizuna import orders deadlocked by a concurrent transaction', () => {
     const busy = await cli(['import', 'orders', s.ndjson])
     other.end()
     // Its run with the others, then ABORTED_RUNS on its own.
-    expect(await other.done).toBe(1 + ABORTED_RUNS)
+    expect(await other.done, busy.stderr).toBe(1 + ABORTED_RUNS)
     expect(busy.code).toBe(0)
-    expect(busy.stdout).toContain(
+    expect(busy.stdout, busy.stderr).toContain(
       'orders: created 0, unmatched 0, unchanged 0, skipped 1, busy 1\n',
     )
     expect(busy.stderr).toContain(
@@ -151,7 +159,50 @@ describe('kizuna import orders deadlocked by a concurrent transaction', () => {
     expect(shopIds).toEqual([])
 
     const again = await cli(['import', 'orders', s.ndjson])
-    expect(again.stdout).toContain('orders: created 1, unmatched 0, unchanged 0, skipped 1\n')
+    expect(again.stdout, again.stderr).toContain(
+      'orders: created 1, unmatched 0, unchanged 0, skipped 1\n',
+    )
     await expectImportedOnce(s)
+  })
+
+  it('says what it saved, the order it ran again included, when Postgres goes away after it', async () => {
+    const shopId = `shop-${randomUUID()}`
+    const held = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: shopId }],
+    })
+    const s = await scene({
+      oneByOne: true,
+      more: (source) => [orderOf(source, { externalId: shopId }, 2), orderOf(source, {}, 3)],
+    })
+    const proxy = await startDatabaseProxy(TEST_DATABASE_URL)
+    const other = await s.deadlock(1)
+    // The order after the one run again waits for this customer, and Postgres goes away.
+    let holder = 0
+    const lock = await heldTransaction(db, async (trx) => {
+      holder = await backendPid(trx)
+      await customerLock(held.id)(trx)
+    })
+    try {
+      const importing = cli(['import', 'orders', s.ndjson], { DATABASE_URL: proxy.url })
+      expect(await other.done).toBe(1)
+      await eventually(async () => expect(await purchasesOf(s.source)).toHaveLength(2))
+      await lockWaitFor(db, holder)
+      proxy.cut()
+      const result = await importing
+
+      expect(result.code).toBe(1)
+      expect(result.stderr).toMatch(/^line 1: /m)
+      expect(result.stderr).toContain(
+        'error: the import stopped at line 3: Postgres (DATABASE_URL) went away or cannot write: ',
+      )
+      expect(result.stderr).toContain(
+        'Saved before line 3: created 1, unmatched 0, unchanged 0 (skipped 1, busy 0: reported above)',
+      )
+      await expectImportedOnce(s)
+    } finally {
+      lock.commit()
+      await lock.committed
+      await proxy.close()
+    }
   })
 })

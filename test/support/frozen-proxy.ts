@@ -61,3 +61,15 @@ export async function startFrozenProxy(target: { host: string; port: number }) {
     },
   }
 }
+
+/** A frozen proxy in front of the Postgres of `databaseUrl`, with the URL that goes through it. */
+export async function startDatabaseProxy(databaseUrl: string) {
+  const target = new URL(databaseUrl)
+  const proxy = await startFrozenProxy({
+    host: target.hostname,
+    port: Number(target.port || 5432),
+  })
+  const url = new URL(databaseUrl)
+  url.host = `127.0.0.1:${proxy.port}`
+  return { ...proxy, url: url.toString() }
+}

@@ -38,6 +38,20 @@ export async function lockWaitOn(db: Database, table: string, count = 1): Promis
   })
 }
 
+/** The Postgres backend (pg_stat_activity.pid) of the caller's transaction. */
+export async function backendPid(trx: Transaction<DB>): Promise<number> {
+  const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)
+  return rows[0]?.pid ?? 0
+}
+
+/**
+ * Waits until a connection waits for a lock backend `pid` holds: unlike lockWaitOn, not one
+ * another test file's transactions wait for.
+ */
+export async function lockWaitFor(db: Database, pid: number): Promise<void> {
+  await eventually(async () => expect(await waitersOf(db, pid)).toBeGreaterThan(0))
+}
+
 /** Takes a lock in the caller's transaction. */
 export type TakeLock = (trx: Transaction<DB>) => Promise<unknown>
 
@@ -71,8 +85,7 @@ export async function deadlockingTransaction(
     .transaction()
     .execute(async (trx) => {
       await sql`set local deadlock_timeout = '60s'`.execute(trx)
-      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)
-      const pid = rows[0]?.pid ?? 0
+      const pid = await backendPid(trx)
       await opts.first(trx)
       holding()
       while (rounds < (opts.rounds ?? 1)) {
@@ -103,10 +116,15 @@ export async function deadlockingTransaction(
  */
 async function waitedFor(db: Database, pid: number, ended: () => boolean): Promise<boolean> {
   while (!ended()) {
-    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-      where ${pid}::int = any(pg_blocking_pids(pid))`.execute(db)
-    if ((rows[0]?.n ?? 0) > 0) return true
+    if ((await waitersOf(db, pid)) > 0) return true
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   return false
+}
+
+/** How many connections wait for backend `pid`'s locks (asked on another connection). */
+async function waitersOf(db: Database, pid: number): Promise<number> {
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+    where ${pid}::int = any(pg_blocking_pids(pid))`.execute(db)
+  return rows[0]?.n ?? 0
 }

@@ -5,10 +5,10 @@ import {
   orderCsvRowSchema,
   orderSchema,
 } from '../../orders/order.schemas.ts'
-import { type BatchResult, recordOrderBatch } from '../../orders/order.service.ts'
+import { BatchCutShort, type BatchResult, recordOrderBatch } from '../../orders/order.service.ts'
 import { csvFieldOf, orderFromCsvRows } from '../../orders/order-csv.ts'
 import type { Database } from '../../platform/db.ts'
-import { AppError } from '../../platform/errors.ts'
+import { AppError, isConnectionError } from '../../platform/errors.ts'
 import { checkInput } from '../../platform/input.ts'
 import { UsageError } from '../with-db.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
@@ -120,11 +120,31 @@ function csvOrderRow(item: SourceRecord): OrderCsvRow | undefined {
 }
 
 /**
+ * The import stopped while the orders from `line` on were written (Postgres went away): what
+ * was saved before, and that importing the file again picks up the rest. Those orders were not
+ * saved, or not all (a commit whose answer was lost), so no number is given for them.
+ */
+function stoppedAt(line: number, cause: unknown, tally: OrderTally): Error {
+  const detail = cause instanceof Error ? cause.message : String(cause)
+  const outage = isConnectionError(cause)
+  const { created, unmatched, unchanged, skipped, busy } = tally
+  return new Error(
+    `the import stopped at line ${line}: ` +
+      `${outage ? 'Postgres (DATABASE_URL) went away or cannot write: ' : ''}${detail}. ` +
+      `Saved before line ${line}: ${summary({ created, unmatched, unchanged })} ` +
+      `(${summary({ skipped, busy })}: reported above); the orders from line ${line} on are not ` +
+      `saved, or not all. Import the file again once ${outage ? 'Postgres is back' : 'that is fixed'}: ` +
+      'the orders saved are then counted unchanged',
+  )
+}
+
+/**
  * `kizuna import orders FILE`: CSV (one row per line item, the rows of an order adjacent) or
  * NDJSON (one order per line). Orders are saved in transactions of about 5000, once per
  * (source, order id); a bad order is reported by line and field and skipped, one Postgres kept
- * aborting (a deadlock) is reported busy. A CSV file is read twice: first for orders whose rows
- * are not next to each other, skipped whole (never saved in part), then to save the others.
+ * aborting (a deadlock) is reported busy, and when Postgres goes away the import stops, saying
+ * what it saved (stoppedAt). A CSV file is read twice: first for orders whose rows are not next
+ * to each other, skipped whole (never saved in part), then to save the others.
  */
 export async function importOrdersFile(
   db: Database,
@@ -168,14 +188,20 @@ export async function importOrdersFile(
     })
   }
   const write = async (orders: { order: Order; line: number }[]) => {
-    count(
-      orders,
-      await recordOrderBatch(
-        db,
-        env,
-        orders.map((b) => b.order),
-      ),
-    )
+    try {
+      count(
+        orders,
+        await recordOrderBatch(
+          db,
+          env,
+          orders.map((b) => b.order),
+        ),
+      )
+    } catch (error) {
+      if (!(error instanceof BatchCutShort)) throw error
+      count(orders, error.saved)
+      throw stoppedAt(orders[error.saved.length]?.line ?? 0, error.cause, tally)
+    }
   }
   const flush = async () => {
     if (batch.length === 0) return
