@@ -6,8 +6,8 @@ import {
   SCOPES,
   type Scope,
 } from '../auth/api-key.service.ts'
-import { AppError } from '../platform/errors.ts'
-import { checkInput, describeFields } from '../platform/input.ts'
+import { AppError, describeFields } from '../platform/errors.ts'
+import { checkInput } from '../platform/input.ts'
 import { findStoreByCode, insertStore, listStores } from '../stores/store.repo.ts'
 import { newStoreSchema } from '../stores/store.schemas.ts'
 import { UsageError, withDb } from './with-db.ts'

@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { requireKey } from '../auth/require-key.ts'
 import type { Deps } from '../platform/deps.ts'
-import { AppError } from '../platform/errors.ts'
+import { invalidField } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
 import { changeCustomerTags, getCustomerTags } from './customer-tag.service.ts'
 import { requireCurrentCustomer } from './surviving-customer.service.ts'
@@ -43,9 +43,7 @@ function tagOfPath(url: string): string {
   try {
     decoded = decodeURIComponent(raw)
   } catch {
-    throw new AppError('BAD_REQUEST', `tag: ${BAD_ENCODING}`, {
-      details: [{ field: 'tag', message: BAD_ENCODING }],
-    })
+    throw invalidField('tag', BAD_ENCODING)
   }
   return parseTag(decoded)
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { AppError } from '../platform/errors.ts'
+import { invalidField } from '../platform/errors.ts'
 
 export const MAX_TAG_LENGTH = 50
 
@@ -64,7 +64,5 @@ export const tagListSchema = z.string().transform((raw, ctx) => {
 export function parseTag(raw: string, field = 'tag'): string {
   const tag = normaliseTag(raw)
   if (tag.ok) return tag.value
-  throw new AppError('BAD_REQUEST', `${field}: ${tag.message}`, {
-    details: [{ field, message: tag.message }],
-  })
+  throw invalidField(field, tag.message)
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { emailSchema } from '../customers/identity-values.ts'
-import { AppError } from '../platform/errors.ts'
-import { checkInput, describeFields } from '../platform/input.ts'
+import { AppError, describeFields } from '../platform/errors.ts'
+import { checkInput } from '../platform/input.ts'
 import { sameSecret } from '../platform/secrets.ts'
 import { hmacBase64url, sha256 } from './link-crypto.ts'
 

@@ -1,5 +1,4 @@
-import { AppError } from '../platform/errors.ts'
-import type { FieldProblem } from '../platform/input.ts'
+import { AppError, type FieldProblem } from '../platform/errors.ts'
 import type { PurchaseLine } from '../purchases/purchase.repo.ts'
 import { linesChange, type RecordedLines } from '../purchases/same-lines.ts'
 import type { Order } from './order.schemas.ts'

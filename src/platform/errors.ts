@@ -37,6 +37,28 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
   return STATUS[code]
 }
 
+/** One bad field: its path (`lines.0.name`, `(body)` for the whole) and what is wrong. */
+export type FieldProblem = { field: string; message: string }
+
+/** `field: problem; field: problem`. */
+export function describeFields(fields: FieldProblem[]): string {
+  return fields.map((f) => `${f.field}: ${f.message}`).join('; ')
+}
+
+/**
+ * The one shape of a refused input: the message names every field with its problem
+ * (`field: problem; …`), and `details` lists them. A 400 unless another code is given (a 413 of
+ * a body too large, a 422 of a misread barcode).
+ */
+export function fieldsError(fields: FieldProblem[], code: ErrorCode = 'BAD_REQUEST'): AppError {
+  return new AppError(code, describeFields(fields), { details: fields })
+}
+
+/** fieldsError for one field: `field: problem`. */
+export function invalidField(field: string, message: string, code?: ErrorCode): AppError {
+  return fieldsError([{ field, message }], code)
+}
+
 /**
  * Postgres aborted the transaction whole because it and another each waited for a lock the other
  * held (40P01, a deadlock) or because it could not be ordered with another (40001, a

@@ -2,8 +2,15 @@ import type { Context, ErrorHandler, MiddlewareHandler, NotFoundHandler } from '
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
 import type { ZodError } from 'zod'
-import { AppError, type ErrorCode, isConnectionError, statusOf } from './errors.ts'
-import { describeFields, type FieldProblem, zodFields } from './input.ts'
+import {
+  AppError,
+  describeFields,
+  type ErrorCode,
+  type FieldProblem,
+  isConnectionError,
+  statusOf,
+} from './errors.ts'
+import { zodFields } from './input.ts'
 import type { Logger } from './logger.ts'
 import type { Metrics } from './metrics.ts'
 import { isOutageError } from './outage.ts'

@@ -1,10 +1,7 @@
 import type { Context } from 'hono'
 import type { ZodError, z } from 'zod'
-import { AppError } from './errors.ts'
+import { type AppError, type FieldProblem, fieldsError, invalidField } from './errors.ts'
 import { readRawBody } from './raw-body.ts'
-
-/** One bad field: its path (`lines.0.name`, `(body)` for the whole) and what is wrong. */
-export type FieldProblem = { field: string; message: string }
 
 export type Checked<T> = { ok: true; data: T } | { ok: false; fields: FieldProblem[] }
 
@@ -28,7 +25,7 @@ export function checkInput<S extends z.ZodType>(schema: S, input: unknown): Chec
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
   const checked = checkInput(schema, input)
   if (checked.ok) return checked.data
-  throw new AppError('BAD_REQUEST', describeFields(checked.fields), { details: checked.fields })
+  throw fieldsError(checked.fields)
 }
 
 const utf8 = new TextDecoder()
@@ -56,8 +53,7 @@ export async function jsonInput<S extends z.ZodType>(
 
 /** A body that is not JSON: a 400 naming the whole body (`(body)`), as any bad field is named. */
 export function notJsonError(): AppError {
-  const fields = [{ field: '(body)', message: 'is not valid JSON' }]
-  return new AppError('BAD_REQUEST', describeFields(fields), { details: fields })
+  return invalidField('(body)', 'is not valid JSON')
 }
 
 /**
@@ -66,11 +62,6 @@ export function notJsonError(): AppError {
  */
 export function storableText<T extends string | undefined>(text: T): T {
   return (text?.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text) as T
-}
-
-/** `field: problem; field: problem`. */
-export function describeFields(fields: FieldProblem[]): string {
-  return fields.map((f) => `${f.field}: ${f.message}`).join('; ')
 }
 
 /** Every issue of a zod error as a field and its problem. */

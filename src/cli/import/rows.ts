@@ -1,5 +1,6 @@
 import type { z } from 'zod'
-import { checkInput, describeFields } from '../../platform/input.ts'
+import { describeFields } from '../../platform/errors.ts'
+import { checkInput } from '../../platform/input.ts'
 import { reportBadRow } from './progress.ts'
 import type { SourceRecord } from './read-records.ts'
 
