@@ -102,6 +102,10 @@ export const memberCardSchema = z
 
 const plainValue = z.string().trim().min(1, 'empty').max(200)
 
+/** The longest barcode a register sends (`POST /api/pos/scans`), and its refusal. */
+export const MAX_BARCODE_LENGTH = 64
+export const BARCODE_TOO_LONG = `at most ${MAX_BARCODE_LENGTH} characters (the longest barcode a register sends)`
+
 /**
  * An old plastic card's number as a register reads it (`POST /api/pos/scans` takes barcodes of
  * up to 64 characters; readCode). Whether it looks like one of this store's member cards depends
@@ -110,12 +114,7 @@ const plainValue = z.string().trim().min(1, 'empty').max(200)
 export const legacyCardSchema = z
   .string()
   .transform(readCode)
-  .pipe(
-    z
-      .string()
-      .min(1, 'empty')
-      .max(64, 'at most 64 characters (the longest barcode a register sends)'),
-  )
+  .pipe(z.string().min(1, 'empty').max(MAX_BARCODE_LENGTH, BARCODE_TOO_LONG))
 
 const valueSchemas: Record<IdentityKind, z.ZodType<string, string>> = {
   line: plainValue,

@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely'
 import { mergeConsents } from '../consent/consent.service.ts'
 import type { DB } from '../platform/db.ts'
-import { AppError } from '../platform/errors.ts'
+import { AppError, invalidField } from '../platform/errors.ts'
 import {
   attachPendingPurchases,
   lockPurchaser,
@@ -166,7 +166,8 @@ export async function attachIdentity(
   opts: { env: PurchaseEnv; reason?: string; checkedHolders?: ReadonlySet<string> },
 ): Promise<AttachResult> {
   const normalised = normaliseIdentity(kind, rawValue)
-  if (!normalised.ok) throw new AppError('BAD_REQUEST', `${kind}: ${normalised.message}`)
+  // Its callers check the value first, each under its own field's name (a scan's linkBarcode).
+  if (!normalised.ok) throw invalidField(kind, normalised.message)
   const value = normalised.value
   // Locked before the identity row is written: that row's foreign key share-locks the customer,
   // and two attaches to one customer that both held that lock and then asked for this one

@@ -1,5 +1,10 @@
 import { z } from 'zod'
-import { readCode } from '../customers/identity-values.ts'
+import {
+  BARCODE_TOO_LONG,
+  MAX_BARCODE_LENGTH,
+  normaliseIdentity,
+  readCode,
+} from '../customers/identity-values.ts'
 
 const yen = z.number().int('use whole yen').min(0).max(100_000_000)
 
@@ -40,7 +45,10 @@ const linesWorth = (lines: { quantity: number; unitPrice: number }[]) =>
 
 /** A barcode or coupon code as scanned or typed (readCode: full width, spaces around). */
 function scannedCode(required: string) {
-  return z.string({ error: required }).transform(readCode).pipe(z.string().min(1, required).max(64))
+  return z
+    .string({ error: required })
+    .transform(readCode)
+    .pipe(z.string().min(1, required).max(MAX_BARCODE_LENGTH, BARCODE_TOO_LONG))
 }
 
 /**
@@ -89,13 +97,25 @@ const barcode = z
   .string({ error: 'required: the scanned barcode' })
   .trim()
   .min(1, 'required: the scanned barcode')
-  .max(64)
+  // Its own message: the string's error above would otherwise say "required" of this too.
+  .max(MAX_BARCODE_LENGTH, BARCODE_TOO_LONG)
+
+/**
+ * A legacy plastic card scanned together with the member card, bound to the same person: stored
+ * as read (normaliseIdentity), so checked that way here too, with the body's other fields (a
+ * number within 64 characters as sent may be longer once read: "㍿" reads as 4).
+ */
+const linkBarcode = barcode.pipe(
+  z.string().superRefine((raw, ctx) => {
+    const read = normaliseIdentity('legacy_card', raw)
+    if (!read.ok) ctx.addIssue({ code: 'custom', message: read.message })
+  }),
+)
 
 export const scanBodySchema = z.strictObject({
   barcode,
   registerId: z.string().trim().min(1).max(64).nullish(),
-  /** A legacy plastic card scanned together with the member card: bound to the same person. */
-  linkBarcode: barcode.optional(),
+  linkBarcode: linkBarcode.optional(),
   receipt: receiptSchema.optional(),
 })
 

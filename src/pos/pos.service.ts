@@ -3,7 +3,7 @@ import { tombstonesOf } from '../customers/erase.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
 import type { DB, Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
-import { AppError } from '../platform/errors.ts'
+import { AppError, invalidField } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import { recordPurchaseFor } from '../purchases/purchase.service.ts'
 import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
@@ -42,13 +42,9 @@ const BUSY =
 /** A scan that lost to another change to its customers each time it ran (503). */
 const busy = (cause: unknown) => new AppError('UNAVAILABLE', BUSY, { cause })
 
-/** A refusal of a scanned barcode (400, 422, 404, 410): its body names the field. */
-function barcodeError(
-  code: 'BAD_REQUEST' | 'UNPROCESSABLE' | 'NOT_FOUND' | 'GONE',
-  message: string,
-  field: 'barcode' | 'linkBarcode' = 'barcode',
-): AppError {
-  return new AppError(code, message, { details: [{ field, message }] })
+/** A refusal of the scanned barcode (422, 404, 410): its body names the field. */
+function barcodeError(code: 'UNPROCESSABLE' | 'NOT_FOUND' | 'GONE', message: string): AppError {
+  return new AppError(code, message, { details: [{ field: 'barcode', message }] })
 }
 
 /** Follows merges to the surviving customer; an erased one is GONE. */
@@ -170,21 +166,17 @@ async function linkCardAndRecord(
   // A coupon code names its owner but is no proof of who is at the register: shoppers pass
   // coupons on, and linking would merge the card holder (points, purchases, email) into them.
   if (resolved.via === 'coupon') {
-    throw barcodeError(
-      'BAD_REQUEST',
-      'barcode: scan the member card to link a legacy card; a coupon does not identify its holder',
+    throw invalidField(
+      'barcode',
+      'scan the member card to link a legacy card; a coupon does not identify its holder',
     )
   }
   const link = readBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX)
   if (link.shape === 'misread_member_card') {
-    throw barcodeError('UNPROCESSABLE', 'linkBarcode: misread barcode, scan again', 'linkBarcode')
+    throw invalidField('linkBarcode', MISREAD, 'UNPROCESSABLE')
   }
   if (link.shape !== 'other') {
-    throw barcodeError(
-      'BAD_REQUEST',
-      'linkBarcode: a member card cannot be linked as a legacy card',
-      'linkBarcode',
-    )
+    throw invalidField('linkBarcode', 'a member card cannot be linked as a legacy card')
   }
   // As it came: attachIdentity reads it, and asks the tombstone of this form too.
   const attached = await attachIdentity(trx, resolved.customerId, 'legacy_card', link.typed, {
