@@ -7,6 +7,7 @@ import { AppError, invalidField } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import { recordPurchaseFor } from '../purchases/purchase.service.ts'
 import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
+import type { PurchaseFields } from '../purchases/purchase-refusal.ts'
 import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
 import { relinkCustomersSoon } from '../richmenu/richmenu-link.service.ts'
 import { type ReadBarcode, readBarcode } from './barcode.ts'
@@ -18,7 +19,7 @@ import {
   findCouponOwner,
   findCustomerLink,
 } from './pos.repo.ts'
-import type { ScanBody, ScanResponse } from './pos.schemas.ts'
+import type { Receipt, ScanBody, ScanResponse } from './pos.schemas.ts'
 import { replayOf } from './receipt-replay.ts'
 
 /**
@@ -236,7 +237,12 @@ async function recordReceipt(
       pointsUsed: receipt.pointsUsed,
       couponCodes: [...new Set(receipt.couponsUsed)],
     },
-    { start, withResult: true, followUpDelaySeconds: deps.env.POST_PURCHASE_DELAY_SECONDS },
+    {
+      start,
+      withResult: true,
+      followUpDelaySeconds: deps.env.POST_PURCHASE_DELAY_SECONDS,
+      fields: receiptFieldNames(receipt),
+    },
   ).catch((error: unknown) => {
     // The customer `start` found is the barcode's (a coupon of an erased member still names
     // them): the register gets the lookup's 410, not the purchase service's.
@@ -259,6 +265,20 @@ async function recordReceipt(
     answer: recorded.result as ScanResponse,
     followUp: recorded.followUp,
     segmentInputsChanged: recorded.segmentInputsChanged,
+  }
+}
+
+/**
+ * The body's fields a refusal of its points or coupons names: a coupon by its place in
+ * `receipt.couponsUsed` (as read), else the scanned barcode it came as.
+ */
+function receiptFieldNames(receipt: Receipt): PurchaseFields {
+  return {
+    pointsUsed: 'receipt.pointsUsed',
+    coupon: (code) => {
+      const at = receipt.couponsUsed.indexOf(code)
+      return at >= 0 ? `receipt.couponsUsed.${at}` : 'barcode'
+    },
   }
 }
 

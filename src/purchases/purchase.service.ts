@@ -12,6 +12,7 @@ import {
   refreshSpend,
   retierCustomerBatch,
 } from './purchase.repo.ts'
+import { type PurchaseFields, purchaseRefusal } from './purchase-refusal.ts'
 import { recordPurchaseOnce } from './record-purchase.repo.ts'
 
 export type PurchaseEnv = Pick<Env, 'POINTS_RATE_PERCENT' | 'TIER_THRESHOLDS'>
@@ -124,10 +125,13 @@ export async function recordPurchaseFor(
     withResult: boolean
     /** A store purchase with a customer gets a follow-up delivery this long after now. */
     followUpDelaySeconds?: number
+    /** What the caller's request calls the points and coupons a refusal names. */
+    fields?: PurchaseFields
   },
 ): Promise<RecordedPurchaseFor> {
   const pointsUsed = input.pointsUsed ?? 0
   const couponCodes = input.couponCodes ?? []
+  // Not reachable from a request (a scan always has a `start`; orders use no points): no field.
   if (!opts.start && (pointsUsed > 0 || couponCodes.length > 0)) {
     throw new AppError('BAD_REQUEST', 'points and coupons can only be used by a known customer')
   }
@@ -199,23 +203,7 @@ export async function recordPurchaseFor(
     const first = await findPurchaseByKey(db, input)
     if (first) return { purchaseId: first.id, created: false, via, customerId: out.customer_id }
     if (out.ok) throw new Error('purchase conflict without a row')
-    const balance = out.points ?? 0
-    if (balance < pointsUsed) {
-      throw new AppError(
-        'CONFLICT',
-        `not enough points: the balance is ${balance}, the receipt uses ${pointsUsed}`,
-      )
-    }
-    if (unique.length !== couponCodes.length) {
-      throw new AppError('CONFLICT', 'a coupon is listed twice; each coupon can be used once')
-    }
-    const usable = new Set(out.usable_codes ?? [])
-    const refused = out.codes.filter((code) => !usable.has(code))
-    throw new AppError(
-      'CONFLICT',
-      `coupon ${refused.join(', ')} cannot be used: already used, expired, or not this customer's`,
-      { details: { coupons: refused } },
-    )
+    throw purchaseRefusal(out, { pointsUsed, couponCodes }, opts.fields)
   }
   throw new Error('the customer kept changing while recording a purchase')
 }

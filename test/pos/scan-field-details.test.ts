@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
 import {
   legacyCardNumber,
+  makeCoupon,
   makeCustomer,
   makeStoreKey,
   postPos,
@@ -46,6 +47,57 @@ describe('POST /api/pos/scans: refusals name the field', () => {
         details: [{ field: 'linkBarcode', message: expect.stringContaining('64 characters') }],
       })
     }
+    expect(await receiptRowsOf(db, c.id)).toEqual(before)
+  })
+
+  it('more points than the balance is a 409 naming receipt.pointsUsed; nothing is written', async () => {
+    const c = await makeCustomer(db, { points: 10 })
+    const before = await receiptRowsOf(db, c.id)
+    const res = await post({ barcode: c.card, receipt: receipt({ pointsUsed: 11 }) })
+    expect(res.status).toBe(409)
+    expect(await errorOf(res)).toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringContaining('not enough points'),
+      details: [
+        {
+          field: 'receipt.pointsUsed',
+          message: expect.stringContaining('more than the balance of 10'),
+        },
+      ],
+    })
+    expect(await receiptRowsOf(db, c.id)).toEqual(before)
+  })
+
+  it('a coupon that cannot be used is a 409 naming its place in receipt.couponsUsed; nothing is written', async () => {
+    const c = await makeCustomer(db)
+    const other = await makeCustomer(db)
+    const mine = await makeCoupon(db, c.id)
+    const foreign = await makeCoupon(db, other.id)
+    const before = await Promise.all([receiptRowsOf(db, c.id), receiptRowsOf(db, other.id)])
+    const res = await post({ barcode: c.card, receipt: receipt({ couponsUsed: [mine, foreign] }) })
+    expect(res.status).toBe(409)
+    expect(await errorOf(res)).toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringContaining(`coupon ${foreign} cannot be used`),
+      details: [
+        { field: 'receipt.couponsUsed.1', message: expect.stringContaining('cannot be used') },
+      ],
+    })
+    expect(await Promise.all([receiptRowsOf(db, c.id), receiptRowsOf(db, other.id)])).toEqual(
+      before,
+    )
+  })
+
+  it('a used coupon scanned as the barcode is a 409 naming barcode; nothing is written', async () => {
+    const c = await makeCustomer(db)
+    const coupon = await makeCoupon(db, c.id)
+    expect((await post({ barcode: coupon, receipt: receipt() })).status).toBe(200)
+    const before = await receiptRowsOf(db, c.id)
+    const res = await post({ barcode: coupon, receipt: receipt() })
+    expect(res.status).toBe(409)
+    expect(await errorOf(res)).toMatchObject({
+      details: [{ field: 'barcode', message: expect.stringContaining(`coupon ${coupon}`) }],
+    })
     expect(await receiptRowsOf(db, c.id)).toEqual(before)
   })
 
