@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import { AppError } from './errors.ts'
+import { type AppError, invalidField } from './errors.ts'
 
 /**
  * The request body as raw bytes, at most `maxBytes` (413 beyond). With a Content-Length the
@@ -28,5 +28,5 @@ export async function readRawBody(c: Context, maxBytes: number): Promise<Buffer>
 function tooLarge(c: Context, maxBytes: number): AppError {
   // The rest of the body is never read, so the connection cannot be reused.
   c.header('connection', 'close')
-  return new AppError('PAYLOAD_TOO_LARGE', `body is larger than ${maxBytes} bytes`)
+  return invalidField('(body)', `is larger than ${maxBytes} bytes`, 'PAYLOAD_TOO_LARGE')
 }

@@ -117,6 +117,17 @@ describe('POST /api/pos/scans: refusals name the field', () => {
     expect((await receiptRowsOf(db, c.id)).identities).toHaveLength(1) // its member card
   })
 
+  it('a body over 256 KB is a 413 naming the whole body', async () => {
+    const c = await makeCustomer(db)
+    const res = await post({ barcode: c.card, pad: 'x'.repeat(300 * 1024) })
+    expect(res.status).toBe(413)
+    expect(await errorOf(res)).toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+      message: '(body): is larger than 262144 bytes',
+      details: [{ field: '(body)', message: 'is larger than 262144 bytes' }],
+    })
+  })
+
   it('a legacy card in linkBarcode still binds (the length is of the number as read)', async () => {
     const c = await makeCustomer(db)
     const legacy = legacyCardNumber()
