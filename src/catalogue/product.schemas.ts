@@ -27,12 +27,17 @@ const skuList = z.preprocess(
 /** One product of `kizuna import products`: a CSV row (related_skus `a;b`) or an NDJSON object. */
 export const productImportSchema = z.strictObject({
   sku,
-  name: z.string('a product needs a name').trim().min(1, 'a product needs a name').max(300),
+  // The max's own message: the string's error would otherwise say the name is missing.
+  name: z
+    .string('a product needs a name')
+    .trim()
+    .min(1, 'a product needs a name')
+    .max(300, 'at most 300 characters'),
   category: z.string().trim().min(1).max(100).optional(),
   price: wholeNumber('use whole yen, e.g. 12800').optional(),
   image_url: z
     .url({ protocol: /^https$/, error: 'use an https:// URL' })
-    .max(2000)
+    .max(2000, 'at most 2000 characters')
     .optional(),
   related_skus: skuList.optional(),
   warranty_months: wholeNumber('use whole months, e.g. 24').optional(),

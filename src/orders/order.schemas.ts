@@ -16,13 +16,25 @@ const CLOCK_SKEW_MS = 60 * 60_000
  */
 const EARLIEST_ORDER = new Date('1990-01-01T00:00:00+09:00')
 
+/**
+ * Each check with its own message: the number's own error (`what in whole yen`) would otherwise
+ * be said of a negative or too large one too.
+ */
 const yen = (what: string) =>
-  z.number(`${what} in whole yen`).int(`${what} in whole yen`).min(0).max(2_000_000_000)
+  z
+    .number(`${what} in whole yen`)
+    .int(`${what} in whole yen`)
+    .min(0, `${what} in whole yen, not below 0`)
+    .max(2_000_000_000, `${what} in whole yen, at most 2000000000`)
 
 export const orderLineSchema = z.strictObject({
   sku: z.string().trim().min(1, 'a line needs a sku').max(64),
   name: z.string().trim().min(1).max(300).optional(),
-  quantity: z.number('a whole number above 0').int('a whole number above 0').min(1).max(100_000),
+  quantity: z
+    .number('a whole number above 0')
+    .int('a whole number above 0')
+    .min(1, 'a whole number above 0')
+    .max(100_000, 'at most 100000'),
   unitPrice: yen('the price'),
 })
 

@@ -92,6 +92,23 @@ describe('kizuna import products', () => {
     expect(rows.map((p) => p.sku)).toContain(`PARASOL-${tag}`)
   })
 
+  it('says a name or image URL is too long, not that it is missing or not https', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const ndjson = await file('ndjson', [
+      JSON.stringify({ sku: `LONG-${tag}`, name: 'x'.repeat(301) }),
+      JSON.stringify({
+        sku: `IMG-${tag}`,
+        name: 'Lamp',
+        image_url: `https://img.example.com/${'x'.repeat(2000)}.png`,
+      }),
+    ])
+    const result = await cli(['import', 'products', ndjson])
+    expect(result.stdout).toContain('skipped 2')
+    expect(result.stderr).toContain('line 1: name: at most 300 characters')
+    expect(result.stderr).toContain('line 2: image_url: at most 2000 characters')
+    expect(await products(tag)).toEqual([])
+  })
+
   it('refuses a file that is neither CSV nor NDJSON', async () => {
     const result = await cli(['import', 'products', await file('xlsx', ['x'])])
     expect(result.code).toBe(1)

@@ -144,6 +144,21 @@ describe('POST /api/orders', () => {
     expect(notJson.status).toBe(400)
   })
 
+  it('says what is wrong with a number out of range, not that it is not whole', async () => {
+    const body = order({
+      lines: [{ sku: 'SOFA-1', quantity: 100_001, unitPrice: -1 }],
+      total: 2_000_000_001,
+    })
+    const res = await postOrder(body)
+    expect(res.status).toBe(400)
+    expect((await errorOf(res)).details).toEqual([
+      { field: 'lines.0.quantity', message: 'at most 100000' },
+      { field: 'lines.0.unitPrice', message: 'the price in whole yen, not below 0' },
+      { field: 'total', message: 'the total in whole yen, at most 2000000000' },
+    ])
+    expect(await purchaseOf(body.orderId)).toHaveLength(0)
+  })
+
   it('answers 400 for an order dated in the future, which would count in spend and tier for years', async () => {
     const shopId = `shop-${randomUUID()}`
     await createCustomer(kizuna.deps.db, {
