@@ -6,6 +6,10 @@ export type DeliveryEventKind = 'open' | 'click' | 'unsubscribe'
 /**
  * Records an event of a delivery that exists (a token for a delivery that does not records
  * nothing). One unsubscribe per delivery: a repeat is ignored. Returns whether a row was written.
+ * A click in the email of an erased customer is counted without its URL, as the erasure left
+ * their earlier clicks (the link may have been made for them: their name, their member page);
+ * the customer row is key-share locked, so a click racing the erasure (which holds it for
+ * update) is either recorded before it, and blanked by it, or waits and sees it.
  */
 export async function insertDeliveryEvent(
   db: Db,
@@ -13,8 +17,10 @@ export async function insertDeliveryEvent(
 ): Promise<boolean> {
   const result = await sql`
     insert into delivery_event (delivery_id, kind, url)
-    select d.id, ${event.kind}, ${event.url ?? null}::text from delivery d
+    select d.id, ${event.kind}, case when c.erased_at is null then ${event.url ?? null}::text end
+    from delivery d join customer c on c.id = d.customer_id
     where d.id = ${event.deliveryId}
+    for key share of c
     on conflict do nothing`.execute(db)
   return Number(result.numAffectedRows ?? 0) > 0
 }

@@ -1,6 +1,7 @@
 import { DomUtils, parseDocument } from 'htmlparser2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { emailTracking } from '../../src/tracking/tracking.service.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -132,6 +133,22 @@ describe('GET /r/:token', () => {
     expect(shortHref.length).toBeLessThanOrEqual(8_000)
     expect(await reached(shortHref)).toBe(short)
     expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'click', url: short }])
+  })
+
+  it('after the customer is erased, still redirects and counts the click without its URL', async () => {
+    const { customerId, deliveryId, tracking } = await sentEmail()
+    const target = 'https://shop.example/members/taro-yamada'
+    const [tracked = ''] = hrefs(tracking.rewriteHtml(`<a href="${target}">x</a>`))
+    await fetch(tracked, { redirect: 'manual' })
+    await eraseCustomer(k.deps.db, customerId)
+    // Tokens do not expire: the old email's link is followed again after the erasure.
+    const res = await fetch(tracked, { redirect: 'manual' })
+    expect(res.status).toBe(302)
+    expect(res.headers.get('location')).toBe(target)
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([
+      { kind: 'click', url: null },
+      { kind: 'click', url: null },
+    ])
   })
 
   it('answers 404 to a forged or altered token and records nothing (no open redirect)', async () => {
