@@ -36,6 +36,9 @@ const lineBaseUrl = (fallback: string) =>
     })
     .default(fallback)
 
+/** The member card shows the tier (flex-templates/member-card.json: `tier` maxLength 40). */
+const TIER_NAME_MAX = 40
+
 /** `silver:50000,gold:200000` → tiers by 12-month spend in yen, ascending; below all: `regular`. */
 const tierThresholds = z
   .string()
@@ -43,6 +46,10 @@ const tierThresholds = z
     /^[a-z][a-z0-9_-]*:\d+(,[a-z][a-z0-9_-]*:\d+)*$/,
     'use tier:yen,tier:yen, e.g. silver:50000',
   )
+  // A longer name would fail every member card of that tier at send time.
+  .refine((value) => value.split(',').every((pair) => pair.indexOf(':') <= TIER_NAME_MAX), {
+    error: `use tier names of at most ${TIER_NAME_MAX} characters (the member card shows the tier)`,
+  })
   .transform((value) =>
     value
       .split(',')

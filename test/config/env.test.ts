@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ConfigError, isSandbox, loadEnv } from '../../src/config/env.ts'
+import { renderLineMessage } from '../../src/flex/message-template.ts'
 import { assertRedisReachable } from '../../src/platform/redis.ts'
 
 describe('loadEnv', () => {
@@ -144,6 +145,24 @@ describe('loadEnv', () => {
     for (const bad of ['sixteen chars ok', `${token}\t`, `${token}é`]) {
       expect(() => loadEnv({ METRICS_TOKEN: bad }), bad).toThrow(/spaces[\s\S]*→ at METRICS_TOKEN/)
     }
+  })
+
+  it('takes tier names the member card can show (40 characters), naming TIER_THRESHOLDS otherwise', () => {
+    const longest = `platinum_${'x'.repeat(31)}`
+    const env = loadEnv({ TIER_THRESHOLDS: `silver:50000,${longest}:200000` })
+    expect(env.TIER_THRESHOLDS.at(-1)?.tier).toBe(longest)
+    // Every card of that tier renders (the template takes a tier of at most 40 characters).
+    const card = renderLineMessage('member-card', {
+      displayName: 'Member',
+      cardNumber: '2900000000018',
+      tier: longest,
+      points: '0 pt',
+      greeting: '',
+    })
+    expect(JSON.stringify(card)).toContain(longest)
+    expect(() => loadEnv({ TIER_THRESHOLDS: `silver:50000,${longest}x:200000` })).toThrow(
+      /40 characters[\s\S]*→ at TIER_THRESHOLDS/,
+    )
   })
 
   it('refuses split roles on the embedded database', () => {
