@@ -11,6 +11,7 @@ import { createOpsApp } from '../ops/ops.app.ts'
 import type { Deps } from '../platform/deps.ts'
 import { tuneHttpClient } from '../platform/http-client.ts'
 import { assertRedisReachable, createWorkerRedis } from '../platform/redis.ts'
+import { getAppSecret } from '../platform/secrets.ts'
 import { scheduleSweeper, startWorkers, type Workers } from '../platform/workers.ts'
 import type { LinePlatform } from '../sandbox/platform.ts'
 import { createInbox } from '../webhook/inbox.ts'
@@ -75,6 +76,10 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
   })
   const mailer = createMailer(env, deps.db, { sandbox: sandbox !== null })
   await migrateToLatest(deps.db)
+  // Loaded now, while the database answers: checking a link's token (an email click's redirect,
+  // a card barcode, a staff session) then needs no database, so an outage that starts before
+  // anyone used one cannot break the redirect.
+  await getAppSecret(deps.db, 'tokens')
   const inbox = createInbox(deps)
 
   // A worker still answers health checks and metrics scrapes on PORT, and nothing else.

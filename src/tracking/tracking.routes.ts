@@ -59,6 +59,7 @@ export function trackingRoutes(deps: Pick<Deps, 'db'>) {
   })
 
   app.get('/r/:token', async (c) => {
+    // No query: the signing secret was loaded at start-up (startKizuna).
     const click = await clickTarget(deps.db, c.req.param('token'))
     if (!click) return notOurs(c)
     try {

@@ -1,0 +1,48 @@
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
+import { afterAll, describe, expect, it } from 'vitest'
+import { signTrackingToken } from '../../src/tracking/tracking-token.ts'
+import { startFrozenProxy } from '../support/frozen-proxy.ts'
+import { startTestKizuna } from '../support/harness.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
+
+const cleanups: (() => Promise<void>)[] = []
+afterAll(async () => {
+  for (const fn of cleanups.reverse()) await fn()
+})
+
+/** The signing secret, read past Kizuna (which must not load it here). */
+async function tokensSecret(databaseUrl: string): Promise<string> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    const { rows } = await client.query(`select value from app_secret where name = 'tokens'`)
+    return rows[0].value
+  } finally {
+    await client.end()
+  }
+}
+
+describe('GET /r/:token while Postgres is unreachable', () => {
+  it('still redirects a process that had not followed any link before the outage', async () => {
+    const database = await createPrivateDatabase()
+    cleanups.push(() => database.drop())
+    const target = new URL(database.url)
+    const proxy = await startFrozenProxy({ host: target.hostname, port: Number(target.port) })
+    cleanups.push(() => proxy.close())
+    const viaProxy = new URL(database.url)
+    viaProxy.host = `127.0.0.1:${proxy.port}`
+    const k = await startTestKizuna({ DATABASE_URL: viaProxy.toString() })
+    cleanups.push(() => k.stopAll())
+    const url = 'https://shop.example/sale'
+    const token = signTrackingToken<'r'>(await tokensSecret(database.url), ['r', randomUUID(), url])
+
+    proxy.cut()
+    const res = await fetch(`${k.baseUrl}/r/${token}`, { redirect: 'manual' })
+    expect(res.status).toBe(302)
+    expect(res.headers.get('location')).toBe(url)
+    // A forged token is still refused: the check did not go.
+    const forged = signTrackingToken<'r'>('not-our-secret', ['r', randomUUID(), url])
+    expect((await fetch(`${k.baseUrl}/r/${forged}`, { redirect: 'manual' })).status).toBe(404)
+  }, 60_000)
+})
