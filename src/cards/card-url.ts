@@ -1,4 +1,5 @@
 import type { Env } from '../config/env.ts'
+import type { Deps } from '../platform/deps.ts'
 
 /**
  * Where shoppers' phones (through LINE's image proxy) reach this server: `PUBLIC_BASE_URL`, or
@@ -14,9 +15,10 @@ export function barcodeImageUrl(env: Pick<Env, 'PUBLIC_BASE_URL' | 'PORT'>, toke
 
 /**
  * The real LINE platform only loads HTTPS images (LINE-API.md §3) and rejects a Flex message
- * that holds another URL. The local stand-in (sandbox, tests) takes any absolute URL.
+ * that holds another URL. Kizuna's stand-in (a sandbox run's, tests') takes any absolute URL.
+ * Which one this is comes from how Kizuna started, not from LINE_API_BASE_URL: a proxy in front
+ * of LINE has a host of its own.
  */
-export function lineLoadsImageUrl(env: Pick<Env, 'LINE_API_BASE_URL'>, url: string): boolean {
-  if (url.startsWith('https://')) return true
-  return new URL(env.LINE_API_BASE_URL).hostname !== 'api.line.me'
+export function lineLoadsImageUrl(deps: Pick<Deps, 'lineStandIn'>, url: string): boolean {
+  return url.startsWith('https://') || deps.lineStandIn
 }

@@ -136,7 +136,7 @@ async function giveWelcomeCoupon(trx: Db, customerId: string, now: Date): Promis
   throw new Error(`no free coupon code after ${MAX_TRIES} tries`)
 }
 
-type CardDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'line' | 'log'>
+type CardDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'line' | 'log' | 'lineStandIn'>
 
 /**
  * The member-card template's variables, at send time (loader of `member-card`): the card (issued
@@ -178,7 +178,7 @@ export async function memberCardVars(
       couponCode: coupon?.code ?? '-',
       cardNumber: card.value,
       // LINE refuses a whole message over an http image: then the card goes without it.
-      barcodeUrl: lineLoadsImageUrl(deps.env, url) ? url : undefined,
+      barcodeUrl: lineLoadsImageUrl(deps, url) ? url : undefined,
     }
   })
 }

@@ -24,6 +24,8 @@ export type DepsOptions = {
   lineHourlyBudget?: boolean
   /** A sandbox run: without SMTP_URL its email goes to the sandbox mailbox. */
   sandbox?: boolean
+  /** LINE is Kizuna's stand-in (Deps.lineStandIn); by default only on a sandbox run. */
+  lineStandIn?: boolean
 }
 
 export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps> {
@@ -38,7 +40,19 @@ export async function createDeps(env: Env, opts: DepsOptions = {}): Promise<Deps
   const pacing = createLinePacing(redis, queues.prefix, { inFlight: env.LINE_CALLS_UNDER_WAY })
   const line = createLine(env, metrics, { hourly, pacing })
   const mail = mailKind(env, { sandbox: opts.sandbox ?? false })
-  return { env, db, queues, redis, line, log, clock: opts.clock ?? systemClock, metrics, mail }
+  const lineStandIn = opts.lineStandIn ?? opts.sandbox ?? false
+  return {
+    env,
+    db,
+    queues,
+    redis,
+    line,
+    log,
+    clock: opts.clock ?? systemClock,
+    metrics,
+    mail,
+    lineStandIn,
+  }
 }
 
 export async function closeDeps(deps: Deps): Promise<void> {

@@ -64,8 +64,8 @@ export async function sendClaimedDeliveries(
     deps.db,
     ready.map((r) => r.customer_id),
   )
-  // The local LINE stand-in loads http images; LINE itself only https.
-  const lineOpts = { allowHttpImages: lineLoadsImageUrl(deps.env, 'http:') }
+  // Kizuna's LINE stand-in loads http images; LINE itself only https.
+  const lineOpts = { allowHttpImages: lineLoadsImageUrl(deps, 'http:') }
   const configured = tools.mailer.kind !== 'none'
   const sends = new Map<string, Send>()
   await inSlices(ready, async (row) => {

@@ -22,4 +22,10 @@ export type Deps = {
    * credentials, so it cannot tell by itself that mail has the sandbox mailbox.
    */
   mail: MailKind
+  /**
+   * LINE here is Kizuna's own stand-in (a sandbox run's built-in one, or a test's), which loads
+   * http images too. Real LINE, however it is reached (LINE_API_BASE_URL may name a proxy), loads
+   * only https images and refuses a whole message holding another (lineLoadsImageUrl).
+   */
+  lineStandIn: boolean
 }

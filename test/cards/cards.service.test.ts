@@ -8,6 +8,7 @@ import { renderMessage } from '../../src/flex/message-template.ts'
 import { makeCustomer } from '../purchases/fixtures.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
+import { eventually } from '../support/wait.ts'
 
 let k: TestKizuna
 
@@ -99,16 +100,35 @@ describe('memberCardVars', () => {
 
 describe('barcode image URL', () => {
   it('LINE itself loads only https images; the stand-in takes http too', () => {
-    const real = { LINE_API_BASE_URL: 'https://api.line.me' }
-    const standIn = { LINE_API_BASE_URL: 'http://127.0.0.1:4010' }
+    const real = { lineStandIn: false }
+    const standIn = { lineStandIn: true }
     expect(lineLoadsImageUrl(real, 'https://shop.example/cards/t/barcode.png')).toBe(true)
     expect(lineLoadsImageUrl(real, 'http://localhost:3000/cards/t/barcode.png')).toBe(false)
     expect(lineLoadsImageUrl(standIn, 'http://localhost:3000/cards/t/barcode.png')).toBe(true)
   })
 
+  it('with LINE credentials and LINE_API_BASE_URL naming another host (a proxy), follows LINE: no http barcode', async () => {
+    // This Kizuna is not told its LINE is a stand-in, as one reaching LINE through a proxy.
+    const proxied = await startTestKizuna({}, { lineStandIn: false })
+    try {
+      expect(new URL(proxied.deps.env.LINE_API_BASE_URL).hostname).not.toBe('api.line.me')
+      const user = proxied.line.users.create()
+      await proxied.line.users.follow(user.userId)
+      const card = await eventually(() => {
+        const [entry] = proxied.line.inbox(user.userId)
+        expect(entry?.message.type).toBe('flex')
+        return entry!.message as { contents: { hero?: unknown; body: unknown } }
+      })
+      expect(card.contents.hero).toBeUndefined()
+      expect(JSON.stringify(card.contents.body)).toMatch(/\b29\d{11}\b/)
+    } finally {
+      await proxied.stopAll()
+    }
+  })
+
   it('sends the card without the barcode image when real LINE could not load it', async () => {
     const customerId = await newCustomer()
-    const deps = { ...k.deps, env: { ...k.deps.env, LINE_API_BASE_URL: 'https://api.line.me' } }
+    const deps = { ...k.deps, lineStandIn: false }
     const vars = await memberCardVars(deps, { customerId })
     expect(vars.barcodeUrl).toBeUndefined()
     const contents = renderMessage('member-card', vars).line.contents as {

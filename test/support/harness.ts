@@ -29,7 +29,8 @@ export type TestKizuna = Kizuna & { line: LinePlatform; stopAll(): Promise<void>
  */
 export async function startTestKizuna(
   overrides: Record<string, string> = {},
-  opts: { deployRichMenus?: boolean; log?: Logger } = {},
+  /** lineStandIn: false = a Kizuna not told its LINE is the stand-in (as one behind a proxy). */
+  opts: { deployRichMenus?: boolean; log?: Logger; lineStandIn?: boolean } = {},
 ): Promise<TestKizuna> {
   const line = await startLinePlatform({
     channelSecret: TEST_CHANNEL_SECRET,
@@ -46,6 +47,7 @@ export async function startTestKizuna(
     log: opts.log ?? createLogger(env.LOG_LEVEL),
     // The shipped richmenus/ would be every test's menus: only tests that ask get them.
     deployRichMenus: opts.deployRichMenus ?? false,
+    lineStandIn: opts.lineStandIn ?? true,
   })
   if (kizuna.baseUrl) line.setWebhookUrl(`${kizuna.baseUrl}/webhooks/line`)
   return {

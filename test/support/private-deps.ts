@@ -28,7 +28,7 @@ export async function startPrivateDeps(
     LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
     ...envOverrides,
   })
-  const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}` })
+  const deps = await createDeps(env, { queuePrefix: `test-${randomUUID()}`, lineStandIn: true })
   cleanups.push(async () => {
     const queues = Object.values(deps.queues.byName)
     await Promise.all(queues.map((q) => q.obliterate({ force: true })))
