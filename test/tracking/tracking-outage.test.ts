@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { signTrackingToken } from '../../src/tracking/tracking-token.ts'
-import { startFrozenProxy } from '../support/frozen-proxy.ts'
+import { startDatabaseProxy } from '../support/frozen-proxy.ts'
 import { startTestKizuna } from '../support/harness.ts'
 import { createPrivateDatabase } from '../support/private-database.ts'
 
@@ -27,15 +27,13 @@ describe('GET /r/:token while Postgres is unreachable', () => {
   it('still redirects a process that had not followed any link before the outage', async () => {
     const database = await createPrivateDatabase()
     cleanups.push(() => database.drop())
-    const target = new URL(database.url)
-    const proxy = await startFrozenProxy({ host: target.hostname, port: Number(target.port) })
+    const proxy = await startDatabaseProxy(database.url)
     cleanups.push(() => proxy.close())
-    const viaProxy = new URL(database.url)
-    viaProxy.host = `127.0.0.1:${proxy.port}`
-    const k = await startTestKizuna({ DATABASE_URL: viaProxy.toString() })
+    const k = await startTestKizuna({ DATABASE_URL: proxy.url })
     cleanups.push(() => k.stopAll())
     const url = 'https://shop.example/sale'
-    const token = signTrackingToken<'r'>(await tokensSecret(database.url), ['r', randomUUID(), url])
+    const secret = await tokensSecret(database.url)
+    const token = signTrackingToken<'r'>(secret, ['r', randomUUID(), url])
 
     proxy.cut()
     const res = await fetch(`${k.baseUrl}/r/${token}`, { redirect: 'manual' })
