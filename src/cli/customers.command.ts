@@ -35,6 +35,15 @@ export function registerCustomerCommands(program: Command): void {
               ? `customer ${id}${note} was already erased; checked again`
               : `erased customer ${id}${note}`,
           )
+          for (const linked of result.linked) {
+            // Every id erased is named: the operator's record of the request lists them all.
+            const why = '(the same person: an account link joined them before an unlink)'
+            console.log(
+              linked.alreadyErased
+                ? `customer ${linked.customerId} ${why} was already erased; checked again`
+                : `erased customer ${linked.customerId} ${why}`,
+            )
+          }
           printMenus(menus)
         },
         () => checkCustomerId(id),

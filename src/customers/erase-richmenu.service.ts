@@ -4,7 +4,7 @@ import type { Logger } from '../platform/logger.ts'
 import { TimeoutError } from '../platform/timeout.ts'
 import { MAX_USERS_PER_LINK_CALL } from '../richmenu/richmenu-link.service.ts'
 import { findLineUsersOfCustomer } from '../richmenu/richmenu-segment.repo.ts'
-import { findSurvivingCustomer } from './customer.repo.ts'
+import { findCustomersToErase } from './linked-customers.repo.ts'
 
 /**
  * What became of the per-user menus of a person about to be erased: `failed` ones stay shown at
@@ -19,9 +19,10 @@ export type ErasedMenus = {
 }
 
 /**
- * Before eraseCustomer: unlinks at LINE the menu of each LINE user of the customer (the
- * survivor of a merge chain), linked or not as far as Kizuna knows, while their LINE user ids
- * are still known; the erasure then
+ * Before eraseCustomer: unlinks at LINE the menu of each LINE user of the customers it erases
+ * (the survivor of a merge chain and those account links proved the same person:
+ * findCustomersToErase), linked or not as far as Kizuna knows, while their LINE user ids are
+ * still known; the erasure then
  * replaces them with tombstones and clears the recorded menu. Never throws for LINE: the erasure
  * is a legal duty and goes ahead, the menu left at LINE being the lesser harm (logged without
  * the LINE user id). `line` undefined (sandbox mode): nothing is sent, the users count as
@@ -33,9 +34,10 @@ export async function unlinkMenusBeforeErasure(
   customerId: string,
 ): Promise<ErasedMenus> {
   const result: ErasedMenus = { unlinked: 0, failed: 0, skipped: 0 }
-  const survivor = await findSurvivingCustomer(deps.db, customerId)
-  if (!survivor) return result
-  const users = await findLineUsersOfCustomer(deps.db, survivor.id)
+  const ids = await findCustomersToErase(deps.db, customerId)
+  if (!ids) return result
+  const users: { id: string; line_uid: string }[] = []
+  for (const id of ids) users.push(...(await findLineUsersOfCustomer(deps.db, id)))
   if (!deps.line) {
     result.skipped = users.length
     return result
@@ -58,7 +60,7 @@ export async function unlinkMenusBeforeErasure(
       result.failed += userIds.length
       result.failure ??= String(status)
       deps.log.warn(
-        { customerId: survivor.id, users: userIds.length, status },
+        { customerId: ids[0], users: userIds.length, status },
         'could not unlink the rich menu of a person being erased; the erasure goes ahead',
       )
     }

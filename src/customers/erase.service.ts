@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto'
 import { sql, type Transaction } from 'kysely'
 import { setMarketingConsent } from '../consent/consent.service.ts'
-import { lockLineUsers } from '../identity/line-user-lock.service.ts'
 import type { Database, DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
-import { findIdentityOwner, findSurvivingCustomer } from './customer.repo.ts'
+import { findIdentityOwner } from './customer.repo.ts'
 import { deleteCustomerTags } from './customer-tag.repo.ts'
-import { ERROR_REMOVED, eraseTraces } from './erase-traces.repo.ts'
+import { lockLineEvents, scrubLineEvents } from './erase-events.repo.ts'
+import { eraseTraces } from './erase-traces.repo.ts'
 import { widthFormsOf } from './identity-values.ts'
+import { findCustomersToErase } from './linked-customers.repo.ts'
 
 /**
  * Identity kinds that keep a tombstone (a hash of kind and value, never the value) pointing at
@@ -72,7 +73,15 @@ export async function isErasedIdentity(
   return tombstone !== undefined
 }
 
-export type EraseResult = { customerId: string; alreadyErased: boolean }
+export type ErasedCustomer = { customerId: string; alreadyErased: boolean }
+
+export type EraseResult = ErasedCustomer & {
+  /**
+   * The customers erased with it: an account link proved them the same person, and an unlink
+   * split them again (findLinkedCustomers).
+   */
+  linked: ErasedCustomer[]
+}
 
 /**
  * Erases a customer on request (APPI / GDPR), idempotently, in one transaction:
@@ -90,8 +99,11 @@ export type EraseResult = { customerId: string; alreadyErased: boolean }
  *   clicked in their emails lose the person's email and LINE user id (eraseTraces);
  * - the recorded rich menu is cleared: the caller unlinks it at LINE first, while the LINE user
  *   id is known (unlinkMenusBeforeErasure); this transaction makes no network call.
- * A merged id leads to the surviving customer, which is the same person. A transaction Postgres
- * aborted (a deadlock) runs again, 3 times in all, then fails as busy, to be run again.
+ * A merged id leads to the surviving customer, which is the same person. So do account links:
+ * a LINE account linked to an online account and then unlinked left the person on two
+ * customers (the online side, and the LINE account's new one), and both are erased, in the same
+ * transaction (`linked`). A transaction Postgres aborted (a deadlock) runs again, 3 times in
+ * all, then fails as busy, to be run again.
  */
 export async function eraseCustomer(db: Database, customerId: string): Promise<EraseResult> {
   for (let attempt = 0; attempt < 10; attempt++) {
@@ -108,36 +120,47 @@ const busy = (cause: unknown) =>
     { cause },
   )
 
-/** eraseCustomer's transaction; undefined when the customer was merged meanwhile. */
+/** eraseCustomer's transaction; undefined when a customer was merged or linked meanwhile. */
 function eraseOnce(db: Database, customerId: string): Promise<EraseResult | undefined> {
   return db.transaction().execute(async (trx) => {
-    // The chain is followed without locks and only its end is locked: a merged row locked on
-    // the way would deadlock with a merge of its survivor, which re-points it. Merged while
-    // we waited for it, the survivor has moved on: start again (the lock goes with the
-    // transaction).
-    const survivor = await findSurvivingCustomer(trx, customerId)
-    if (!survivor) throw new AppError('NOT_FOUND', `no customer ${customerId}`)
-    const lineUids = await liveLineUidsOf(trx, survivor.id)
+    // Merge chains and links are followed without locks and only the customers they end in
+    // are locked: a merged row locked on the way would deadlock with a merge of its survivor,
+    // which re-points it. Merged (or linked, or unlinked) while we waited for them, they lead
+    // elsewhere now: start again (the locks go with the transaction).
+    const ids = await findCustomersToErase(trx, customerId)
+    if (!ids) throw new AppError('NOT_FOUND', `no customer ${customerId}`)
+    const lineUids = await liveLineUidsOf(trx, ids)
     const eventIds = await lockLineEvents(trx, lineUids)
-    const customer = await trx
+    const customers = await trx
       .selectFrom('customer')
       .select(['id', 'erased_at', 'points', 'email', 'merged_into_id'])
-      .where('id', '=', survivor.id)
+      .where('id', 'in', ids)
+      .orderBy('id')
       .forUpdate()
-      .executeTakeFirstOrThrow()
-    if (customer.merged_into_id) return undefined
+      .execute()
+    if (customers.some((c) => c.merged_into_id)) return undefined
+    if (String(await findCustomersToErase(trx, customerId)) !== String(ids)) return undefined
     // A LINE account that came to them while we waited has events not locked: start again.
-    if (String(await liveLineUidsOf(trx, customer.id)) !== String(lineUids)) return undefined
-    return eraseLocked(trx, customer, eventIds)
+    if (String(await liveLineUidsOf(trx, ids)) !== String(lineUids)) return undefined
+    await scrubLineEvents(trx, eventIds)
+    const erased: ErasedCustomer[] = []
+    for (const id of ids) {
+      const customer = customers.find((c) => c.id === id)
+      if (!customer) throw new AppError('NOT_FOUND', `no customer ${id}`)
+      erased.push(await eraseLocked(trx, customer))
+    }
+    const [first, ...linked] = erased
+    if (!first) throw new Error('no customer to erase')
+    return { ...first, linked }
   })
 }
 
-/** The customer's LINE user ids (the ones not erased yet), sorted; read without a lock. */
-async function liveLineUidsOf(db: Db, customerId: string): Promise<string[]> {
+/** The LINE user ids of these customers (the ones not erased yet), sorted; read without a lock. */
+async function liveLineUidsOf(db: Db, customerIds: string[]): Promise<string[]> {
   const rows = await db
     .selectFrom('line_user')
     .select('line_uid')
-    .where('customer_id', '=', customerId)
+    .where('customer_id', 'in', customerIds)
     .execute()
   return rows
     .map((r) => r.line_uid)
@@ -145,33 +168,11 @@ async function liveLineUidsOf(db: Db, customerId: string): Promise<string[]> {
     .sort()
 }
 
-/**
- * Locks what the webhook worker locks to apply an event of these LINE users, in its order: the
- * stored events, then the users (the caller then locks the customer, as the worker does). Taken
- * the other way round (the customer first, the events last to scrub them), an erasure and a
- * worker applying one of the person's events (an unfollow, a follow) each waited for the other,
- * and the erasure could fail on the deadlock. An event stored from now on waits for the erasure,
- * then finds no one with that LINE user id (a follow makes a new friend). Returns the events' ids.
- */
-async function lockLineEvents(trx: Transaction<DB>, lineUids: string[]): Promise<string[]> {
-  if (lineUids.length === 0) return []
-  // A group's join or leave names its members outside `source`.
-  const members = lineUids.map((userId) => JSON.stringify([{ userId }]))
-  const { rows } = await sql<{ id: string }>`
-    select id from webhook_event where payload->'source'->>'userId' = any(${lineUids}::text[])
-      or payload->'joined'->'members' @> any(${members}::jsonb[])
-      or payload->'left'->'members' @> any(${members}::jsonb[])
-    order by id for update`.execute(trx)
-  await lockLineUsers(trx, lineUids)
-  return rows.map((r) => r.id)
-}
-
-/** Erases the customer locked in `trx` (not merged), with their LINE events (`eventIds`). */
+/** Erases the customer locked in `trx` (not merged); their LINE events are scrubbed apart. */
 async function eraseLocked(
   trx: Transaction<DB>,
   customer: { id: string; erased_at: Date | null; points: number; email: string | null },
-  eventIds: string[],
-): Promise<EraseResult> {
+): Promise<ErasedCustomer> {
   const id = customer.id
   if (customer.points > 0) {
     await trx
@@ -255,20 +256,7 @@ async function eraseLocked(
       .execute()
   }
 
-  // The webhook inbox keeps each event as LINE sent it (user id, message text, postback
-  // data): the person's events keep only their type and id, and no error text (one given up
-  // on may quote what it held). An event still waiting to be processed is then skipped
-  // (outcome 'erased').
   const lineUids = lineUsers.map((l) => l.line_uid).filter((uid) => !uid.startsWith(TOMBSTONE))
-  if (eventIds.length > 0) {
-    await sql`
-        update webhook_event
-        set payload = jsonb_build_object('type', type, 'webhookEventId', webhook_event_id,
-              'erased', true),
-            last_error = case when last_error is not null then ${ERROR_REMOVED} end,
-            updated_at = now()
-        where id = any(${eventIds}::uuid[])`.execute(trx)
-  }
 
   const valuesOf = (kind: string) =>
     identities.filter((i) => i.kind === kind && !i.value.startsWith(TOMBSTONE)).map((i) => i.value)

@@ -35,7 +35,11 @@ describe('eraseCustomer deadlocked by a concurrent transaction', () => {
       second: (trx) => lockLineUid(trx, lineUid),
     })
 
-    expect(await eraseCustomer(db, c.id)).toEqual({ customerId: c.id, alreadyErased: false })
+    expect(await eraseCustomer(db, c.id)).toEqual({
+      customerId: c.id,
+      alreadyErased: false,
+      linked: [],
+    })
     expect(await other.done).toBe(1)
     const row = await db
       .selectFrom('customer')

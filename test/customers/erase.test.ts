@@ -128,7 +128,11 @@ async function withWorkerDeps<T>(work: (deps: Deps) => Promise<T>): Promise<T> {
 describe('eraseCustomer', () => {
   it('removes personal data and identities, keeps card tombstones and anonymised purchases', async () => {
     const p = await personWithEverything()
-    expect(await eraseCustomer(db, p.id)).toEqual({ customerId: p.id, alreadyErased: false })
+    expect(await eraseCustomer(db, p.id)).toEqual({
+      customerId: p.id,
+      alreadyErased: false,
+      linked: [],
+    })
 
     const customer = await db
       .selectFrom('customer')
@@ -236,7 +240,7 @@ describe('eraseCustomer', () => {
             o.status === 'fulfilled' ? 'ok' : String(o.reason?.code ?? o.reason),
           ),
         ).toEqual(['ok', 'ok'])
-        expect(await erasing).toEqual({ customerId: c.id, alreadyErased: false })
+        expect(await erasing).toEqual({ customerId: c.id, alreadyErased: false, linked: [] })
         const rows = await db
           .selectFrom('customer')
           .select(['id', 'merged_into_id', 'erased_at'])
@@ -437,7 +441,11 @@ describe('eraseCustomer', () => {
       .returning('id')
       .executeTakeFirstOrThrow()
 
-    expect(await eraseCustomer(db, back.id)).toEqual({ customerId: back.id, alreadyErased: false })
+    expect(await eraseCustomer(db, back.id)).toEqual({
+      customerId: back.id,
+      alreadyErased: false,
+      linked: [],
+    })
     const lineUser = await db
       .selectFrom('line_user')
       .select('line_uid')

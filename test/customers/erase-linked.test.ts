@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
+import { MAX_LINKED_CUSTOMERS } from '../../src/customers/linked-customers.repo.ts'
+import { attachIdentity, mergeCustomers } from '../../src/customers/merge.service.ts'
+import { recordOrder } from '../../src/orders/order.service.ts'
+import type { Database } from '../../src/platform/db.ts'
+import { linkReads, onlineOrder, proveEmail, tapLink } from '../linking/support.ts'
+import { cli } from '../support/cli.ts'
+import { findAnywhere } from '../support/find-anywhere.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { type Smtp, startSmtp } from '../support/smtp.ts'
+import { eventually } from '../support/wait.ts'
+
+// Erasure and account linking: a link proved that a LINE account and an online account are
+// one person, and an unlink splits them over two customers.
+let smtp: Smtp
+let k: TestKizuna
+let db: Database
+beforeAll(async () => {
+  smtp = await startSmtp()
+  k = await startTestKizuna({ SMTP_URL: smtp.url, PUBLIC_BASE_URL: 'https://shop.example' })
+  db = k.deps.db
+})
+afterAll(async () => {
+  await k?.stopAll()
+  await smtp?.close()
+})
+
+const { lineUser, waitForText } = linkReads(() => k)
+
+/** `kizuna customers erase ID`, with LINE credentials (the stand-in). */
+const eraseByCli = (id: string) =>
+  cli(['customers', 'erase', id], {
+    LINE_CHANNEL_SECRET: k.deps.env.LINE_CHANNEL_SECRET ?? '',
+    LINE_CHANNEL_ACCESS_TOKEN: k.deps.env.LINE_CHANNEL_ACCESS_TOKEN ?? '',
+    LINE_API_BASE_URL: k.line.apiBaseUrl,
+    LINE_DATA_API_BASE_URL: k.line.dataApiBaseUrl,
+  })
+
+/**
+ * An online customer (name, email, an order) whose LINE friend links the account, then
+ * unlinks: the online side stays on `online`, the LINE account goes to `split`.
+ */
+async function linkedThenUnlinked() {
+  const tag = randomUUID().replaceAll('-', '').slice(0, 10)
+  const shopName = `Shop${tag}`
+  const lineName = `Line${tag}`
+  const email = `split.${tag}@example.jp`
+  await db.transaction().execute(async (trx) => {
+    const { id } = await trx
+      .insertInto('customer')
+      .values({ display_name: shopName })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    await attachIdentity(trx, id, 'email', email, { env: k.deps.env })
+    await recordOrder(trx, k.deps.env, onlineOrder({ email }))
+  })
+  const user = k.line.users.create({ displayName: lineName })
+  await k.line.users.follow(user.userId)
+  await eventually(async () => expect((await lineUser(user.userId)).display_name).toBe(lineName))
+  const url = await tapLink(k, user.userId)
+  const nonce = await proveEmail(k, smtp, url.searchParams.get('linkToken') ?? '', email)
+  await k.line.users.accountLink(user.userId, nonce, 'ok')
+  await waitForText(user.userId, 'now linked')
+  const online = (await lineUser(user.userId)).customer_id
+  await k.line.users.postback(user.userId, 'action=unlink')
+  await waitForText(user.userId, 'has been unlinked')
+  const split = (await lineUser(user.userId)).customer_id
+  expect(split).not.toBe(online)
+  const secrets = [email, user.userId, lineName, shopName]
+  expect((await findAnywhere(db, secrets)).length).toBeGreaterThan(0)
+  return { online, split, secrets }
+}
+
+describe('customers erase after an account link and unlink', () => {
+  it('erasing the online customer (found by email) erases the LINE customer split off it', async () => {
+    const p = await linkedThenUnlinked()
+    const erased = await eraseByCli(p.online)
+    expect(erased.stderr).toBe('')
+    expect(erased.code).toBe(0)
+    expect(await findAnywhere(db, p.secrets)).toEqual([])
+    expect(erased.stdout).toContain(`erased customer ${p.online}`)
+    expect(erased.stdout).toContain(`erased customer ${p.split}`)
+    // The LINE account is on the split-off customer: its menu was unlinked at LINE too.
+    expect(erased.stdout).toContain('rich menu unlinked at LINE for 1 LINE user(s)')
+    const rows = await db
+      .selectFrom('customer')
+      .select('erased_at')
+      .where('id', 'in', [p.online, p.split])
+      .execute()
+    expect(rows.map((r) => r.erased_at !== null)).toEqual([true, true])
+  }, 60_000)
+
+  it('erasing the split-off LINE customer erases the online customer it was linked to', async () => {
+    const p = await linkedThenUnlinked()
+    const erased = await eraseByCli(p.split)
+    expect(erased.stderr).toBe('')
+    expect(erased.code).toBe(0)
+    expect(await findAnywhere(db, p.secrets)).toEqual([])
+    expect(erased.stdout).toContain(`erased customer ${p.split}`)
+    expect(erased.stdout).toContain(`erased customer ${p.online}`)
+  }, 60_000)
+})
+
+/** A customer with a LINE account of its own: a LINE-only customer, as an unlink leaves. */
+async function lineCustomer(): Promise<{ id: string; lineUserId: string }> {
+  const { id } = await db
+    .insertInto('customer')
+    .defaultValues()
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  const lineUser = await db
+    .insertInto('line_user')
+    .values({
+      customer_id: id,
+      line_uid: `U${randomUUID().replaceAll('-', '')}`,
+      status: 'friend',
+      status_changed_at: new Date(),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  return { id, lineUserId: lineUser.id }
+}
+
+/** What an unlink records: the LINE account left `from` for `to`. */
+async function unlinked(from: string, to: { id: string; lineUserId: string }) {
+  await db
+    .insertInto('account_link')
+    .values({
+      line_user_id: to.lineUserId,
+      customer_id: from,
+      identity_kind: 'email',
+      unlinked_at: new Date(),
+      unlinked_to_customer_id: to.id,
+    })
+    .execute()
+}
+
+const erasedOf = async (ids: string[]) =>
+  (await db.selectFrom('customer').select(['id', 'erased_at']).where('id', 'in', ids).execute())
+    .filter((c) => c.erased_at !== null)
+    .map((c) => c.id)
+    .sort()
+
+describe('eraseCustomer and account links', () => {
+  it('follows links transitively and through merges: two LINE accounts of one person on one online account', async () => {
+    // The online account; the person's first LINE account links it and unlinks.
+    const { id: online } = await db
+      .insertInto('customer')
+      .defaultValues()
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    const first = await lineCustomer()
+    await unlinked(online, first)
+    // Their second LINE account links the same online account (merged into its customer), and
+    // unlinks too.
+    const second = await lineCustomer()
+    await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: second.id, mergedId: online, reason: 'account-link' }),
+      )
+    const third = await lineCustomer()
+    await unlinked(second.id, third)
+    const stranger = await lineCustomer()
+
+    const result = await eraseCustomer(db, first.id)
+    expect(result.customerId).toBe(first.id)
+    const all = [first.id, second.id, third.id].sort()
+    expect(result.linked.map((l) => l.customerId)).toEqual(all.filter((id) => id !== first.id))
+    expect(await erasedOf([...all, online, stranger.id])).toEqual(all)
+    // Run again from the merged online id: the same three, already erased.
+    const again = await eraseCustomer(db, online)
+    expect(again.customerId).toBe(second.id)
+    expect([again, ...again.linked].every((r) => r.alreadyErased)).toBe(true)
+  })
+
+  it(`refuses, erasing nothing, when links lead to more than ${MAX_LINKED_CUSTOMERS} customers`, async () => {
+    const chain = [await lineCustomer()]
+    for (let i = 0; i <= MAX_LINKED_CUSTOMERS; i++) {
+      const next = await lineCustomer()
+      await unlinked(chain.at(-1)?.id ?? '', next)
+      chain.push(next)
+    }
+    await expect(eraseCustomer(db, chain[0]?.id ?? '')).rejects.toThrow(
+      `more than ${MAX_LINKED_CUSTOMERS} other customers; nothing was changed`,
+    )
+    expect(await erasedOf(chain.map((c) => c.id))).toEqual([])
+  })
+})
