@@ -14,22 +14,32 @@ export async function setCustomerEmailIfEmpty(trx: Db, customerId: string, email
 
 /**
  * Moves a LINE account (its line_user row and `line` identity) from its customer to a new
- * customer of its own, which starts with the old one's display name and consent rows
- * (never more consent than the person gave). Everything else stays. Returns the new id.
+ * customer of its own, which starts with the old one's consent rows (never more consent than
+ * the person gave) and the name of the LINE profile. Everything else stays, the old customer's
+ * name too: it may be the shop's (a customer import overwrites it), which is the online
+ * account's, not the LINE account's. The profile was fetched once for the LINE user and is not
+ * fetched again for the new customer, so its name is taken from the row here (null until a
+ * fetch still under way saves it, which then names the customer the row has now). Returns the
+ * new id.
  */
 export async function moveLineAccountToNewCustomer(
   trx: Db,
   lineUser: { id: string; line_uid: string; customer_id: string },
 ): Promise<string> {
-  const from = await trx
+  await trx
     .selectFrom('customer')
-    .select(['display_name'])
+    .select('id')
     .where('id', '=', lineUser.customer_id)
     .forUpdate()
     .executeTakeFirstOrThrow()
+  const profile = await trx
+    .selectFrom('line_user')
+    .select('display_name')
+    .where('id', '=', lineUser.id)
+    .executeTakeFirstOrThrow()
   const created = await trx
     .insertInto('customer')
-    .values({ display_name: from.display_name })
+    .values({ display_name: profile.display_name })
     .returning('id')
     .executeTakeFirstOrThrow()
   await copyConsents(trx, lineUser.customer_id, created.id)

@@ -232,6 +232,37 @@ describe('LINE account link', () => {
     await waitForText(user.userId, 'No online account is linked')
   })
 
+  it("unlinks into a customer named as the LINE profile, never with the online account's name", async () => {
+    const email = newEmail()
+    await onlineCustomer(k, { email })
+    const { user, nonce } = await linkedUpTo(email)
+    const lineName = user.displayName
+    await eventually(async () => expect((await lineUser(user.userId)).display_name).toBe(lineName))
+    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await waitForText(user.userId, 'now linked')
+    // The shop's data names the linked customer (a customer import overwrites the name).
+    const linked = (await lineUser(user.userId)).customer_id
+    const shopName = `Shop name ${randomUUID().slice(0, 8)}`
+    await k.deps.db
+      .updateTable('customer')
+      .set({ display_name: shopName })
+      .where('id', '=', linked)
+      .execute()
+
+    await k.line.users.postback(user.userId, 'action=unlink')
+    await waitForText(user.userId, 'has been unlinked')
+    const split = (await lineUser(user.userId)).customer_id
+    const names = await k.deps.db
+      .selectFrom('customer')
+      .select(['id', 'display_name'])
+      .where('id', 'in', [linked, split])
+      .execute()
+    expect(Object.fromEntries(names.map((c) => [c.id, c.display_name]))).toEqual({
+      [linked]: shopName,
+      [split]: lineName,
+    })
+  })
+
   it('lets a linked shopper unlink from Help on any menu, vip included (it has no Unlink button)', async () => {
     const vip = JSON.stringify(
       JSON.parse(readFileSync(new URL('../../richmenus/vip/menu.json', import.meta.url), 'utf8')),
