@@ -57,6 +57,10 @@ export const JOBS = {
     queue: 'maintenance',
     schema: z.object({}).strict(),
   },
+  'maintenance.purge-link-rows': {
+    queue: 'maintenance',
+    schema: z.object({}).strict(),
+  },
   'richmenu.deploy': {
     queue: 'richmenu',
     schema: z.object({}).strict(),

@@ -16,7 +16,6 @@ import {
   insertLinkCode,
   insertNonce,
   markCodeVerified,
-  purgeExpiredLinkRows,
   spendCodeAttempt,
 } from './link.repo.ts'
 import { hashCode, LINK_TTL_MS, newCode, newNonce, sha256 } from './link-crypto.ts'
@@ -98,7 +97,6 @@ export async function requestLinkCode(
     ) {
       throw new AppError('TOO_MANY_REQUESTS', 'too many codes for this link; wait 10 minutes')
     }
-    await purgeExpiredLinkRows(trx, now)
     await insertLinkCode(trx, {
       id: codeId,
       linkTokenHash: token.tokenHash,

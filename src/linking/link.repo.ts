@@ -118,19 +118,31 @@ export async function markCodeVerified(db: Db, id: string, now: Date): Promise<b
 }
 
 /**
- * Drops codes, tokens and nonces a day past expiry (they hold emails; keep them briefly). The
- * daily cap on wrong codes (countWrongCodesSince) counts the codes kept: keep them at least a day.
+ * Drops codes, tokens and nonces a day past expiry (they hold emails and shop account ids; keep
+ * them briefly), nightly (maintenance.purge-link-rows); idempotent. The daily cap on wrong codes
+ * (countWrongCodesSince) counts the codes kept: keep them at least a day. Returns the counts.
  */
-export async function purgeExpiredLinkRows(db: Db, now: Date): Promise<void> {
+export async function purgeExpiredLinkRows(
+  db: Db,
+  now: Date,
+): Promise<{ codes: number; tokens: number; nonces: number }> {
   const before = new Date(now.getTime() - 86_400_000)
-  await db.deleteFrom('link_code').where('expires_at', '<', before).execute()
-  await db.deleteFrom('link_token').where('expires_at', '<', before).execute()
-  await db
+  const codes = await db.deleteFrom('link_code').where('expires_at', '<', before).executeTakeFirst()
+  const tokens = await db
+    .deleteFrom('link_token')
+    .where('expires_at', '<', before)
+    .executeTakeFirst()
+  const nonces = await db
     .updateTable('link_nonce')
     .set({ identity_value: null })
     .where('expires_at', '<', before)
     .where('identity_value', 'is not', null)
-    .execute()
+    .executeTakeFirst()
+  return {
+    codes: Number(codes.numDeletedRows),
+    tokens: Number(tokens.numDeletedRows),
+    nonces: Number(nonces.numUpdatedRows),
+  }
 }
 
 // ---- nonces --------------------------------------------------------------------------------

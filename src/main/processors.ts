@@ -3,6 +3,7 @@ import type { Env } from '../config/env.ts'
 import type { Mailer } from '../email/mailer.ts'
 import { fetchProfile } from '../identity/identity.jobs.ts'
 import { pruneWebhookEvents } from '../maintenance/prune-webhook-events.jobs.ts'
+import { purgeLinkRows } from '../maintenance/purge-link-rows.jobs.ts'
 import { refreshSpend } from '../maintenance/refresh-spend.jobs.ts'
 import { sweep } from '../maintenance/sweep.jobs.ts'
 import { createSendDeliveries } from '../messaging/delivery.jobs.ts'
@@ -62,6 +63,7 @@ export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Process
     'maintenance.sweep': sweep,
     'maintenance.refresh-spend': refreshSpend,
     'maintenance.prune-webhook-events': pruneWebhookEvents,
+    'maintenance.purge-link-rows': purgeLinkRows,
     // A deploy that changed menus (or left retired ones people still see) re-links everyone whose
     // menu differs; the relink lets the next deploy delete the retired menus.
     'richmenu.deploy': createDeployRichMenus({

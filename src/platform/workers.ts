@@ -114,7 +114,8 @@ const CLOSE_AFTER_JOBS_MS = 1_000
 /**
  * Periodic work runs on BullMQ Job Schedulers: one schedule each, whichever worker takes it.
  * The sweeper re-queues unfinished rows; the daily refresh keeps 12-month spend and tiers right
- * as purchases age out of the window; the daily prune deletes old processed webhook events.
+ * as purchases age out of the window; the daily prune deletes old processed webhook events,
+ * and the daily purge what expired account-link rows hold.
  */
 export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promise<void> {
   const opts = { removeOnComplete: true, removeOnFail: 100 }
@@ -133,5 +134,10 @@ export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promi
     'prune-webhook-events',
     { pattern: '45 4 * * *', tz: deps.env.TZ_STORE },
     { name: 'maintenance.prune-webhook-events', data: {}, opts },
+  )
+  await maintenance.upsertJobScheduler(
+    'purge-link-rows',
+    { pattern: '50 4 * * *', tz: deps.env.TZ_STORE },
+    { name: 'maintenance.purge-link-rows', data: {}, opts },
   )
 }
