@@ -53,7 +53,11 @@ export type LinkTokenRef = { linkToken: string; tokenHash: string; lineUserId: s
 
 const linkTokenSchema = z.string().trim().min(1, 'missing').max(200, 'too long')
 
-/** The link token of a page request: one we issued and not expired, else a clear error. */
+/**
+ * The link token of a page request: one we issued and not expired, else a clear error. The
+ * token of a LINE user erased since is refused as expired: for its last minutes it would
+ * otherwise take the person's email again (and mail them a code).
+ */
 export async function checkLinkToken(deps: LoginDeps, raw: unknown): Promise<LinkTokenRef> {
   const parsed = linkTokenSchema.safeParse(raw)
   if (!parsed.success) {
@@ -62,7 +66,7 @@ export async function checkLinkToken(deps: LoginDeps, raw: unknown): Promise<Lin
   const tokenHash = sha256(parsed.data)
   const row = await findLinkToken(deps.db, tokenHash)
   if (!row) throw new AppError('NOT_FOUND', 'unknown link: open LINE and tap "Link account" again')
-  if (row.expires_at <= deps.clock.now()) {
+  if (row.erased || row.expires_at <= deps.clock.now()) {
     throw new AppError('GONE', 'this link has expired: open LINE and tap "Link account" again')
   }
   return { linkToken: parsed.data, tokenHash, lineUserId: row.line_user_id }

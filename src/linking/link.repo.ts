@@ -14,11 +14,17 @@ export async function insertLinkToken(
     .execute()
 }
 
+/** A link token, and whether its LINE user was erased since (the user id is a tombstone). */
 export async function findLinkToken(db: Db, tokenHash: string) {
   return db
     .selectFrom('link_token')
-    .selectAll()
-    .where('token_hash', '=', tokenHash)
+    .innerJoin('line_user', 'line_user.id', 'link_token.line_user_id')
+    .select([
+      'link_token.line_user_id',
+      'link_token.expires_at',
+      sql<boolean>`line_user.line_uid like 'erased:%'`.as('erased'),
+    ])
+    .where('link_token.token_hash', '=', tokenHash)
     .executeTakeFirst()
 }
 

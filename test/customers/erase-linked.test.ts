@@ -5,7 +5,7 @@ import { MAX_LINKED_CUSTOMERS } from '../../src/customers/linked-customers.repo.
 import { attachIdentity, mergeCustomers } from '../../src/customers/merge.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Database } from '../../src/platform/db.ts'
-import { linkReads, onlineOrder, proveEmail, tapLink } from '../linking/support.ts'
+import { linkReads, onlineOrder, post, proveEmail, tapLink } from '../linking/support.ts'
 import { cli } from '../support/cli.ts'
 import { findAnywhere } from '../support/find-anywhere.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -101,6 +101,28 @@ describe('customers erase after an account link and unlink', () => {
     expect(erased.stdout).toContain(`erased customer ${p.split}`)
     expect(erased.stdout).toContain(`erased customer ${p.online}`)
   }, 60_000)
+})
+
+describe("an erased person's link token", () => {
+  it('no longer opens the link page nor takes an email, though it has not expired', async () => {
+    const user = k.line.users.create()
+    await k.line.users.follow(user.userId)
+    await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
+    const url = await tapLink(k, user.userId)
+    const linkToken = url.searchParams.get('linkToken') ?? ''
+    await eraseCustomer(db, (await lineUser(user.userId)).customer_id)
+
+    const page = await fetch(`${k.baseUrl}/link?linkToken=${encodeURIComponent(linkToken)}`)
+    expect(page.status).toBe(410)
+    expect(await page.text()).not.toContain('name="email"')
+    const email = `after.${randomUUID().slice(0, 8)}@example.jp`
+    const mails = smtp.mails.length
+    const res = await post(`${k.baseUrl}/link/email`, { linkToken, email })
+    expect(res.status).toBe(410)
+    expect(await res.text()).toContain('open LINE and tap')
+    expect(smtp.mails.length).toBe(mails)
+    expect(await findAnywhere(db, [email])).toEqual([])
+  })
 })
 
 /** A customer with a LINE account of its own: a LINE-only customer, as an unlink leaves. */
