@@ -1,4 +1,4 @@
-import { type Context, Hono } from 'hono'
+import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { publicBaseUrl } from '../cards/card-url.ts'
 import type { Mailer } from '../email/mailer.ts'
@@ -50,6 +50,17 @@ export function linkRoutes(
     onError: (c) => c.html(errorPage('The form is too large.'), 413, HEADERS),
   })
   const app = new Hono<AppEnv>()
+  // The shop's own login is then the only proof: a link token posted straight to the email-code
+  // routes would prove an account by email instead, around the shop's password. They are not
+  // there (404, writing nothing), as /link/callback is not without the shop login.
+  const emailCodesOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+    if (!shopLogin) return next()
+    return c.html(
+      errorPage('this page is not used here: open LINE and tap "Link account" again'),
+      404,
+      HEADERS,
+    )
+  }
 
   app.get('/link', async (c) => {
     const linkToken = c.req.query('linkToken')
@@ -67,7 +78,7 @@ export function linkRoutes(
     })
   })
 
-  app.post('/link/email', limit, async (c) => {
+  app.post('/link/email', emailCodesOnly, limit, async (c) => {
     const form = await readForm(c)
     return page(
       c,
@@ -81,7 +92,7 @@ export function linkRoutes(
     )
   })
 
-  app.post('/link/code', limit, async (c) => {
+  app.post('/link/code', emailCodesOnly, limit, async (c) => {
     const form = await readForm(c)
     return page(
       c,
