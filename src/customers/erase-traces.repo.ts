@@ -19,8 +19,8 @@ export const ERROR_REMOVED = 'error text removed on erasure'
 
 /**
  * Scrubs the person's email and LINE user id from the rows around them: account-link codes
- * (deleted: they live minutes and hold the address), nonces (their address dropped, as when one
- * is used), stored multicast requests (their user id taken out of `to`), the error texts of
+ * (deleted: they live minutes and hold the address), nonces (their address or shop account id
+ * dropped, as when one is used, whichever LINE account they were issued for), stored multicast requests (their user id taken out of `to`), the error texts of
  * their deliveries and the links clicked in them, mail a sandbox run kept for their address, and
  * online orders still waiting for their email or shop account to appear (kept unmatched for
  * good, without it).
@@ -50,6 +50,15 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
         eb('customer_id', '=', t.customerId),
         ...(t.lineUserIds.length > 0 ? [eb('line_user_id', 'in', t.lineUserIds)] : []),
         ...(t.emails.length > 0 ? [eb('identity_value', 'in', t.emails)] : []),
+        // Proven by the shop's login, possibly from someone else's LINE account.
+        ...(t.shopAccounts.length > 0
+          ? [
+              eb.and([
+                eb('identity_kind', '=', 'online_customer'),
+                eb('identity_value', 'in', t.shopAccounts),
+              ]),
+            ]
+          : []),
       ]),
     )
     .execute()

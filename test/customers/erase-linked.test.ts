@@ -3,9 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { MAX_LINKED_CUSTOMERS } from '../../src/customers/linked-customers.repo.ts'
 import { attachIdentity, mergeCustomers } from '../../src/customers/merge.service.ts'
+import { sha256 } from '../../src/linking/link-crypto.ts'
+import { issueNonceRedirect } from '../../src/linking/link-login.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Database } from '../../src/platform/db.ts'
-import { linkReads, onlineOrder, post, proveEmail, tapLink } from '../linking/support.ts'
+import {
+  linkReads,
+  onlineCustomer,
+  onlineOrder,
+  post,
+  proveEmail,
+  tapLink,
+} from '../linking/support.ts'
 import { cli } from '../support/cli.ts'
 import { findAnywhere } from '../support/find-anywhere.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -122,6 +131,28 @@ describe("an erased person's link token", () => {
     expect(await res.text()).toContain('open LINE and tap')
     expect(smtp.mails.length).toBe(mails)
     expect(await findAnywhere(db, [email])).toEqual([])
+  })
+})
+
+describe('an erasure and the nonces naming the person', () => {
+  it("clears a nonce holding the person's shop account id, issued under another LINE user's link token", async () => {
+    const externalId = `SHOP-${randomUUID().slice(0, 8)}`
+    // Someone logged in to the shop as this person from their own LINE account, before the
+    // shop account reached Kizuna: the nonce names no customer.
+    const other = await lineCustomer()
+    const linkToken = `token-${randomUUID()}`
+    const token = { linkToken, tokenHash: sha256(linkToken), lineUserId: other.lineUserId }
+    await issueNonceRedirect(k.deps, token, { kind: 'online_customer', value: externalId })
+    const person = await onlineCustomer(k, { externalId })
+
+    await eraseCustomer(db, person)
+    const nonces = await db
+      .selectFrom('link_nonce')
+      .select('identity_value')
+      .where('link_token_hash', '=', token.tokenHash)
+      .execute()
+    expect(nonces).toEqual([{ identity_value: null }])
+    expect(await findAnywhere(db, [externalId])).toEqual([])
   })
 })
 
