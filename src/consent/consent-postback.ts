@@ -44,7 +44,7 @@ async function changeLineConsent(ctx: ConversationContext, granted: boolean): Pr
     channel: 'line',
     granted,
     source: 'line-postback',
-    decidedAt: ctx.occurredAt,
+    decided: { at: ctx.occurredAt, receivedAt: ctx.receivedAt },
   })
   if (consent[category].line !== granted) {
     // A later choice (a tap processed first, staff, an unsubscribe) already holds: it stands,

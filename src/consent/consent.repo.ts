@@ -1,6 +1,11 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
-import type { ConsentCategory, ConsentChannel, ConsentSource } from './consent.schemas.ts'
+import type {
+  ConsentCategory,
+  ConsentChannel,
+  ConsentDecided,
+  ConsentSource,
+} from './consent.schemas.ts'
 
 export type ConsentRow = {
   customer_id: string
@@ -24,18 +29,25 @@ export type ConsentWrite = { category: ConsentCategory; channel: ConsentChannel;
 
 /**
  * Writes these consent rows for the customer; a row that already holds the same value is left
- * alone (its source and time stay). A LINE postback carries the time the person tapped
- * (`decidedAt`): it applies only over a choice made before it, so postbacks processed out of
- * order end with the last one tapped. Returns how many rows were inserted or changed.
+ * alone (its source and time stay). A LINE postback carries when the person tapped (`decided`):
+ * it applies only over a choice made before it. Over their own earlier tap (`decided_at`, by
+ * LINE's clock) that is LINE's time, so postbacks processed out of order end with the last one
+ * tapped. Over anyone else's change (staff, an import, an unsubscribe: `updated_at`, by the
+ * database's clock) the two clocks may disagree, and the restrictive choice wins: a grant
+ * applies only when the change is older than the tap by both the tap's time and the time the
+ * event was stored, a withdrawal when it is older by either (a database clock running ahead of
+ * LINE's never makes an opt-out tapped after the change look older; one running behind never
+ * lets an opt-in tapped before it undo it). Returns how many rows were inserted or changed.
  */
 export async function upsertConsentRows(
   db: Db,
   customerId: string,
   writes: ConsentWrite[],
   source: ConsentSource,
-  decidedAt: Date | null = null,
+  decided: ConsentDecided | null = null,
 ): Promise<number> {
   if (writes.length === 0) return 0
+  const decidedAt = decided?.at ?? null
   const rows = await db
     .insertInto('consent')
     .values(writes.map((w) => ({ customer_id: customerId, ...w, source, decided_at: decidedAt })))
@@ -49,10 +61,23 @@ export async function upsertConsentRows(
           updated_at: sql`now()`,
         })
         .where((eb) =>
-          decidedAt
+          decided
             ? // Newer than the row's choice; the same value too, so that an older opposite
               // tap processed later finds the newer time.
-              eb(eb.fn.coalesce('consent.decided_at', 'consent.updated_at'), '<', decidedAt)
+              eb.or([
+                eb('consent.decided_at', '<', decided.at),
+                eb.and([
+                  eb('consent.decided_at', 'is', null),
+                  eb(
+                    'consent.updated_at',
+                    '<',
+                    sql<Date>`case when excluded.granted
+                    then least(${decided.at}::timestamptz, ${decided.receivedAt}::timestamptz)
+                    else greatest(${decided.at}::timestamptz, ${decided.receivedAt}::timestamptz)
+                    end`,
+                  ),
+                ]),
+              ])
             : eb.and([
                 eb('consent.granted', 'is distinct from', eb.ref('excluded.granted')),
                 // A bulk import may always withdraw consent, but grants only over its own rows:

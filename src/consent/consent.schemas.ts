@@ -32,5 +32,10 @@ export const consentUpdateSchema = z.strictObject({
 })
 export type ConsentUpdate = z.infer<typeof consentUpdateSchema>
 
-/** `decidedAt`: when the person chose, for a choice that may be processed late (a LINE postback). */
-export type ConsentChange = ConsentUpdate & { source: ConsentSource; decidedAt?: Date }
+/**
+ * When the person chose, for a choice that may be processed late (a LINE postback): `at` by
+ * LINE's clock (the event's time), `receivedAt` by the database's (when the event was stored).
+ */
+export type ConsentDecided = { at: Date; receivedAt: Date }
+
+export type ConsentChange = ConsentUpdate & { source: ConsentSource; decided?: ConsentDecided }

@@ -71,7 +71,7 @@ export async function setConsent(
     }
     const { category, channel, granted } = change
     const write = [{ category, channel, granted }]
-    await upsertConsentRows(trx, customer.id, write, change.source, change.decidedAt ?? null)
+    await upsertConsentRows(trx, customer.id, write, change.source, change.decided ?? null)
     return { customerId: customer.id, consent: await loadConsent(trx, customer.id) }
   })
 }

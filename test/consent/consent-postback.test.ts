@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
+import { processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
+import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually, eventuallyProcessed } from '../support/wait.ts'
@@ -195,5 +197,51 @@ describe('LINE postbacks action=optout / action=optin', () => {
         source: 'line-postback',
       }),
     )
+  })
+
+  it("applies an opt-out tapped just after staff granted consent, though the database's clock runs ahead of LINE's", async () => {
+    const { userId, customerId } = await friend()
+    await setConsent(k.deps.db, customerId, {
+      category: 'marketing',
+      channel: 'line',
+      granted: true,
+      source: 'admin',
+    })
+    // The tap comes after the grant; LINE's clock reads 30 s behind the database's (which
+    // stamped the grant), so by the two clocks the tap looks older than the grant.
+    const optout = k.line.buildEvent(
+      'postback',
+      userId,
+      { data: 'action=optout' },
+      { timestamp: Date.now() - 30_000 },
+    )
+    expect((await k.line.deliverWebhook([optout])).status).toBe(200)
+    await eventuallyProcessed(k.deps.db, optout.webhookEventId)
+    expect(await consentRow(customerId, 'marketing')).toEqual({
+      granted: false,
+      source: 'line-postback',
+    })
+    expect(JSON.stringify(await nthMessage(userId, 2))).toContain('no longer receive offers')
+  })
+
+  it("keeps a staff opt-out made after an opt-in reached us, though LINE's clock runs ahead of the database's", async () => {
+    const { userId, customerId } = await friend()
+    // The tap is stored (its time 30 s ahead of the database's), then staff opt the person
+    // out before a worker gets to the event.
+    const optin = k.line.buildEvent(
+      'postback',
+      userId,
+      { data: 'action=optin' },
+      { timestamp: Date.now() + 30_000 },
+    )
+    await insertWebhookBodies(k.deps.db, [JSON.stringify(k.line.envelope([optin]))])
+    await setConsent(k.deps.db, customerId, {
+      category: 'marketing',
+      channel: 'line',
+      granted: false,
+      source: 'admin',
+    })
+    await processWebhookEvents.run(k.deps, { webhookEventIds: [optin.webhookEventId] }, {} as never)
+    expect(await consentRow(customerId, 'marketing')).toEqual({ granted: false, source: 'admin' })
   })
 })
