@@ -20,6 +20,7 @@ import { findAnywhere } from '../support/find-anywhere.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
+import { createCustomer } from './factories.ts'
 
 // Erasure and account linking: a link proved that a LINE account and an online account are
 // one person, and an unlink splits them over two customers.
@@ -82,33 +83,35 @@ async function linkedThenUnlinked() {
   return { online, split, secrets }
 }
 
+/** Erases `id` by the CLI: nothing of the person is left, and both customers are named. */
+async function eraseBoth(id: string, p: Awaited<ReturnType<typeof linkedThenUnlinked>>) {
+  const erased = await eraseByCli(id)
+  expect(erased.stderr).toBe('')
+  expect(erased.code).toBe(0)
+  expect(await findAnywhere(db, p.secrets)).toEqual([])
+  for (const customer of [p.online, p.split]) {
+    expect(erased.stdout).toContain(`erased customer ${customer}`)
+  }
+  const rows = await db
+    .selectFrom('customer')
+    .select('erased_at')
+    .where('id', 'in', [p.online, p.split])
+    .execute()
+  expect(rows.map((r) => r.erased_at !== null)).toEqual([true, true])
+  return erased.stdout
+}
+
 describe('customers erase after an account link and unlink', () => {
   it('erasing the online customer (found by email) erases the LINE customer split off it', async () => {
     const p = await linkedThenUnlinked()
-    const erased = await eraseByCli(p.online)
-    expect(erased.stderr).toBe('')
-    expect(erased.code).toBe(0)
-    expect(await findAnywhere(db, p.secrets)).toEqual([])
-    expect(erased.stdout).toContain(`erased customer ${p.online}`)
-    expect(erased.stdout).toContain(`erased customer ${p.split}`)
+    const stdout = await eraseBoth(p.online, p)
     // The LINE account is on the split-off customer: its menu was unlinked at LINE too.
-    expect(erased.stdout).toContain('rich menu unlinked at LINE for 1 LINE user(s)')
-    const rows = await db
-      .selectFrom('customer')
-      .select('erased_at')
-      .where('id', 'in', [p.online, p.split])
-      .execute()
-    expect(rows.map((r) => r.erased_at !== null)).toEqual([true, true])
+    expect(stdout).toContain('rich menu unlinked at LINE for 1 LINE user(s)')
   }, 60_000)
 
   it('erasing the split-off LINE customer erases the online customer it was linked to', async () => {
     const p = await linkedThenUnlinked()
-    const erased = await eraseByCli(p.split)
-    expect(erased.stderr).toBe('')
-    expect(erased.code).toBe(0)
-    expect(await findAnywhere(db, p.secrets)).toEqual([])
-    expect(erased.stdout).toContain(`erased customer ${p.split}`)
-    expect(erased.stdout).toContain(`erased customer ${p.online}`)
+    await eraseBoth(p.split, p)
   }, 60_000)
 })
 
@@ -158,20 +161,11 @@ describe('an erasure and the nonces naming the person', () => {
 
 /** A customer with a LINE account of its own: a LINE-only customer, as an unlink leaves. */
 async function lineCustomer(): Promise<{ id: string; lineUserId: string }> {
-  const { id } = await db
-    .insertInto('customer')
-    .defaultValues()
-    .returning('id')
-    .executeTakeFirstOrThrow()
+  const { id } = await createCustomer(db, { line: true })
   const lineUser = await db
-    .insertInto('line_user')
-    .values({
-      customer_id: id,
-      line_uid: `U${randomUUID().replaceAll('-', '')}`,
-      status: 'friend',
-      status_changed_at: new Date(),
-    })
-    .returning('id')
+    .selectFrom('line_user')
+    .select('id')
+    .where('customer_id', '=', id)
     .executeTakeFirstOrThrow()
   return { id, lineUserId: lineUser.id }
 }

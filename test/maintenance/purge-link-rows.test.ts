@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { purgeLinkRows } from '../../src/maintenance/purge-link-rows.jobs.ts'
+import { createCustomer } from '../customers/factories.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -19,20 +20,11 @@ const DAY = 86_400_000
 
 /** A friend's line_user id, for the rows' foreign keys. */
 async function lineUserId(): Promise<string> {
-  const { id } = await k.deps.db
-    .insertInto('customer')
-    .defaultValues()
-    .returning('id')
-    .executeTakeFirstOrThrow()
+  const { id } = await createCustomer(k.deps.db, { line: true })
   const row = await k.deps.db
-    .insertInto('line_user')
-    .values({
-      customer_id: id,
-      line_uid: `U${randomUUID().replaceAll('-', '')}`,
-      status: 'friend',
-      status_changed_at: new Date(),
-    })
-    .returning('id')
+    .selectFrom('line_user')
+    .select('id')
+    .where('customer_id', '=', id)
     .executeTakeFirstOrThrow()
   return row.id
 }
@@ -73,29 +65,24 @@ async function linkRows(tag: string, ageMs: number) {
   return tokenHash
 }
 
-const left = async (tokenHash: string) => ({
-  tokens: (
-    await k.deps.db
-      .selectFrom('link_token')
-      .select('token_hash')
-      .where('token_hash', '=', tokenHash)
-      .execute()
-  ).length,
-  codes: (
-    await k.deps.db
-      .selectFrom('link_code')
-      .select('email')
-      .where('link_token_hash', '=', tokenHash)
-      .execute()
-  ).map((c) => c.email),
-  nonces: (
-    await k.deps.db
+/** What is left of the rows under a link token. */
+async function left(tokenHash: string) {
+  const db = k.deps.db
+  const [tokens, codes, nonces] = await Promise.all([
+    db.selectFrom('link_token').select('token_hash').where('token_hash', '=', tokenHash).execute(),
+    db.selectFrom('link_code').select('email').where('link_token_hash', '=', tokenHash).execute(),
+    db
       .selectFrom('link_nonce')
       .select('identity_value')
       .where('link_token_hash', '=', tokenHash)
-      .execute()
-  ).map((n) => n.identity_value),
-})
+      .execute(),
+  ])
+  return {
+    tokens: tokens.length,
+    codes: codes.map((c) => c.email),
+    nonces: nonces.map((n) => n.identity_value),
+  }
+}
 
 describe('maintenance.purge-link-rows', () => {
   it('purges rows a day past expiry, keeps younger ones, and changes nothing when run again', async () => {
