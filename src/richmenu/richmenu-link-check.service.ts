@@ -1,4 +1,5 @@
 import { classifyLineError } from '../platform/line.ts'
+import { listVersionsOnLine } from './richmenu.repo.ts'
 import { type LinkDeps, linkRichMenus } from './richmenu-link.service.ts'
 import { findRecordedOn, forgetUnchangedMenus, type RecordedMenu } from './richmenu-segment.repo.ts'
 
@@ -8,7 +9,7 @@ const ASKED_AT_ONCE = 20
 export type LinkCheckCounts = {
   /** Users LINE was asked about. */
   checked: number
-  /** LINE showed them another menu or none: their record was forgotten. */
+  /** LINE showed them no menu or another of Kizuna's (not a tab): their record was forgotten. */
   missed: number
   /** Of those, linked again (one call each). */
   linked: number
@@ -20,16 +21,17 @@ export type LinkCheckCounts = {
  * Checks back a bulk link LINE accepted (202 is no promise: LINE-API.md §4, §9.7). Each of its
  * users still recorded on the version is looked up at LINE (GET /v2/bot/user/{userId}/richmenu,
  * limited apart from the links, 2,000/s); someone who blocked, was linked again or forgotten
- * meanwhile is not this call's any more and is left out. Those LINE shows another menu or none
- * are forgotten (unless their record changed while LINE was asked) and linked again one call
- * each: the per-user link is immediate, so no check follows it and none loops. A 429, a 5xx or
- * a timeout throws, and the job asks again.
+ * meanwhile is not this call's any more and is left out. Those LINE shows no menu, or a menu of
+ * Kizuna's other than the version's and its tabs (missedLink), are forgotten (unless their record
+ * changed while LINE was asked) and linked again one call each: the per-user link is immediate,
+ * so no check follows it and none loops. A 429, a 5xx or a timeout throws, and the job asks again.
  */
 export async function checkBulkLink(
   deps: LinkDeps,
   job: { versionId: string; lineUserIds: string[] },
 ): Promise<LinkCheckCounts> {
   const rows = await findRecordedOn(deps.db, job.lineUserIds, job.versionId)
+  const missedLink = await missedLinkTest(deps)
   const missed: RecordedMenu[] = []
   let unknown = 0
   for (let i = 0; i < rows.length; i += ASKED_AT_ONCE) {
@@ -37,12 +39,32 @@ export async function checkBulkLink(
     const shown = await Promise.all(part.map((row) => menuShownTo(deps, row.line_uid)))
     part.forEach((row, k) => {
       if (shown[k] === undefined) unknown++
-      else if (shown[k] !== row.line_rich_menu_id) missed.push(row)
+      else if (missedLink(shown[k], row.line_rich_menu_id)) missed.push(row)
     })
   }
   const forgotten = await forgetUnchangedMenus(deps.db, missed)
   const again = await linkRichMenus(deps, forgotten, { perUser: true })
   return { checked: rows.length, missed: forgotten.length, linked: again.linked, unknown }
+}
+
+/**
+ * Whether a user LINE shows `shown` (null: no menu of their own) missed the link of `linked`.
+ * A tab (a live version of no segment) is opened by a richmenuswitch tap, which makes LINE link
+ * it to the user (richmenus/README.md): someone on one was linked and moved on, and linking the
+ * version again would close the tab under them. A menu no version records is another tool's:
+ * left alone (richmenu-deploy-adopt.ts). Retired versions count as misses: a tap after the link
+ * opens the live tab its alias points at.
+ */
+async function missedLinkTest(deps: LinkDeps) {
+  const versions = await listVersionsOnLine(deps.db)
+  const kizuna = new Set(versions.map((v) => v.line_rich_menu_id))
+  const tabs = new Set(
+    versions
+      .filter((v) => v.retired_at === null && v.segments.length === 0)
+      .map((v) => v.line_rich_menu_id),
+  )
+  return (shown: string | null, linked: string) =>
+    shown === null || (shown !== linked && kizuna.has(shown) && !tabs.has(shown))
 }
 
 /** The menu LINE links to the user (null: none, 404); undefined when LINE refuses to say. */

@@ -7,8 +7,14 @@ import {
 } from '../../src/richmenu/richmenu-link.service.ts'
 import { checkBulkLink } from '../../src/richmenu/richmenu-link-check.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
+import { switchRichMenu } from '../../src/sandbox/ui.richmenu.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
-import { createLiveMenu, insertFriend, type LiveMenu } from './richmenu-link-fixtures.ts'
+import {
+  createLiveMenu,
+  insertFriend,
+  type LiveMenu,
+  retireMenus,
+} from './richmenu-link-fixtures.ts'
 
 /** The menu recorded for a LINE user stays what LINE shows them, whatever LINE did with a call. */
 const cleanups: (() => Promise<void>)[] = []
@@ -29,10 +35,10 @@ beforeEach(() => {
 })
 
 /** A friend on the stand-in and in Kizuna, no menu recorded yet. */
-async function simFriend() {
+async function simFriend(purchases = 0) {
   const user = line.users.create()
   user.friendship = 'friend'
-  return insertFriend(deps, { lineUid: user.userId })
+  return insertFriend(deps, { lineUid: user.userId, customer: { purchase_count: purchases } })
 }
 
 type Friend = Awaited<ReturnType<typeof simFriend>>
@@ -113,6 +119,42 @@ describe('a bulk link LINE accepted (202) but did not carry out for someone', ()
     line.clearRequests()
     expect(await checkBulkLink(deps, check?.data)).toMatchObject({ checked: 3, missed: 0 })
     expect(line.requestsTo('POST', /richmenu/)).toHaveLength(0)
+  })
+
+  it('leaves alone whoever opened a tab of the menu since, and links again whoever shows another segment menu', async () => {
+    // The member menu switches to a tab (a menu of no segment, opened by its alias): the LINE
+    // app links the tab to whoever taps it (LINE-API.md §3 richmenuswitch).
+    const member = await createLiveMenu(deps, ['member'])
+    const tab = await createLiveMenu(deps, [])
+    await deps.line.client.createRichMenuAlias({
+      richMenuAliasId: 'member-more',
+      richMenuId: tab.richMenuId,
+    })
+    const members = [await simFriend(1), await simFriend(1), await simFriend(1)]
+    const [tapper, stays, elsewhere] = members as [Friend, Friend, Friend]
+    line.missInNextBulkLink(elsewhere.lineUid)
+    await linkRichMenus(
+      deps,
+      members.map((f) => f.lineUserId),
+    )
+    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/link')).toHaveLength(1)
+    await switchRichMenu(line, tapper.lineUid, 'member-more', 'action=tab&tab=member-more')
+    // Left on the new-friend menu by the bulk link LINE did not carry out for them.
+    await deps.line.client.linkRichMenuIdToUser(elsewhere.lineUid, menu.richMenuId)
+    expect(line.richMenuOf(tapper.lineUid)).toBe(tab.richMenuId)
+
+    line.clearRequests()
+    const job = { versionId: member.versionId, lineUserIds: members.map((f) => f.lineUserId) }
+    expect(await checkBulkLink(deps, job)).toEqual({ checked: 3, missed: 1, linked: 1, unknown: 0 })
+    expect(line.richMenuOf(tapper.lineUid)).toBe(tab.richMenuId)
+    expect(await recorded(tapper.lineUserId)).toBe(member.versionId)
+    expect(line.requestsTo('POST', /^\/v2\/bot\/user\/U[0-9a-f]+\/richmenu\//)).toEqual([
+      expect.objectContaining({
+        path: `/v2/bot/user/${elsewhere.lineUid}/richmenu/${member.richMenuId}`,
+      }),
+    ])
+    for (const f of [stays, elsewhere]) expect(line.richMenuOf(f.lineUid)).toBe(member.richMenuId)
+    await retireMenus(deps, [member.versionId, tab.versionId])
   })
 
   it('leaves out whoever blocked or was forgotten since, and throws on a 5xx to ask again', async () => {
