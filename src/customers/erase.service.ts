@@ -4,6 +4,7 @@ import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
+import { forgottenMenu } from '../richmenu/richmenu-segment.repo.ts'
 import { findIdentityOwner } from './customer.repo.ts'
 import { deleteCustomerTags } from './customer-tag.repo.ts'
 import { lockLineEvents, scrubLineEvents } from './erase-events.repo.ts'
@@ -247,9 +248,9 @@ async function eraseLocked(
         // Nothing is fetched for or sent to an erased person again.
         profile_fetched_at: sql`now()`,
         status: 'blocked',
-        // Its menu was unlinked at LINE before (unlinkMenusBeforeErasure): the id is gone now.
-        richmenu_version_id: null,
-        richmenu_linked_at: null,
+        // Its menu was unlinked at LINE before (unlinkMenusBeforeErasure): the id is gone now,
+        // and a link call under way (read before) records nothing here (the generation).
+        ...forgottenMenu,
         updated_at: sql`now()`,
       })
       .where('id', '=', lineUser.id)

@@ -127,6 +127,20 @@ export async function findMismatchedFriends(
   return { rows: found, nextAfterId }
 }
 
+/** A menu record's next generation (richmenu_generation): every record and forget writes it. */
+const nextGeneration = sql<number>`richmenu_generation + 1`
+
+/**
+ * What forgetting a LINE user's menu record sets (every forget: an unblock, a check, a deploy's,
+ * an erasure): no menu, and the generation counted up even where nothing was recorded, so that
+ * a link call already under way (read before) does not record over it.
+ */
+export const forgottenMenu = {
+  richmenu_version_id: null,
+  richmenu_linked_at: null,
+  richmenu_generation: nextGeneration,
+}
+
 /** Records what LINE accepted: these users now have `versionId` (null: the default menu). */
 export async function recordLinkedMenus(
   db: Db,
@@ -135,13 +149,14 @@ export async function recordLinkedMenus(
 ): Promise<string[]> {
   if (users.length === 0) return []
   // Only rows still as they were read (the record's generation: every record and forget counts
-  // it up): another job that linked one of them meanwhile may have reached LINE before or after
-  // this call, and an unblock forgot what LINE dropped, so what LINE shows is unknown. Those are
-  // forgotten (the caller links them again) and returned.
+  // it up, nextGeneration): another job that linked one of them meanwhile may have reached LINE
+  // before or after this call, an unblock forgot what LINE dropped, an erasure the person, so
+  // what LINE shows is unknown. Those are forgotten (the caller links them again) and returned;
+  // an erased person's link finds nothing to link (findWantedMenus).
   const { rows } = await sql<{ id: string }>`
     update line_user lu
     set richmenu_version_id = ${versionId}::uuid, richmenu_linked_at = now(),
-      richmenu_generation = lu.richmenu_generation + 1, updated_at = now()
+      richmenu_generation = ${nextGeneration}, updated_at = now()
     from unnest(${users.map((u) => u.id)}::uuid[], ${users.map((u) => u.linked_version_id)}::uuid[],
       ${users.map((u) => u.generation)}::int4[]) as e(id, version_id, generation)
     where lu.id = e.id and lu.richmenu_version_id is not distinct from e.version_id
@@ -153,22 +168,10 @@ export async function recordLinkedMenus(
   return raced
 }
 
-/**
- * Forgets the menu recorded for these LINE users: the next link sends theirs again. Counts the
- * generation up even where nothing was recorded, so that a link call already under way (read
- * before) does not record over it.
- */
+/** Forgets the menu recorded for these LINE users: the next link sends theirs again. */
 export async function forgetLinkedMenus(db: Db, lineUserIds: string[]): Promise<void> {
   if (lineUserIds.length === 0) return
-  await db
-    .updateTable('line_user')
-    .set((eb) => ({
-      richmenu_version_id: null,
-      richmenu_linked_at: null,
-      richmenu_generation: eb('richmenu_generation', '+', 1),
-    }))
-    .where('id', 'in', lineUserIds)
-    .execute()
+  await db.updateTable('line_user').set(forgottenMenu).where('id', 'in', lineUserIds).execute()
 }
 
 /** A LINE user recorded on a menu version, and that version's menu at LINE. */
@@ -211,14 +214,17 @@ export async function forgetUnchangedMenus(
   users: Pick<RecordedMenu, 'id' | 'generation'>[],
 ): Promise<string[]> {
   if (users.length === 0) return []
-  const { rows } = await sql<{ id: string }>`
-    update line_user lu
-    set richmenu_version_id = null, richmenu_linked_at = null,
-      richmenu_generation = lu.richmenu_generation + 1
-    from unnest(${users.map((u) => u.id)}::uuid[], ${users.map((u) => u.generation)}::int4[])
-      as e(id, generation)
-    where lu.id = e.id and lu.richmenu_generation = e.generation
-    returning lu.id`.execute(db)
+  const rows = await db
+    .updateTable('line_user as lu')
+    .set(forgottenMenu)
+    .from(
+      sql<{ id: string; generation: number }>`unnest(${users.map((u) => u.id)}::uuid[],
+        ${users.map((u) => u.generation)}::int4[])`.as<'e'>(sql`e(id, generation)`),
+    )
+    .whereRef('lu.id', '=', 'e.id')
+    .whereRef('lu.richmenu_generation', '=', 'e.generation')
+    .returning('lu.id')
+    .execute()
   return rows.map((r) => r.id).sort()
 }
 

@@ -1,6 +1,7 @@
 import type { Selectable } from 'kysely'
 import type { Database, DB, Db } from '../platform/db.ts'
 import type { RichMenuFile } from './richmenu-files.ts'
+import { forgottenMenu } from './richmenu-segment.repo.ts'
 
 export type RichMenuVersion = Selectable<DB['richmenu_version']>
 
@@ -167,7 +168,7 @@ export async function listVersionsOnLine(db: Db): Promise<RichMenuVersion[]> {
 export async function forgetLineRichMenu(db: Db, id: string): Promise<void> {
   await db
     .updateTable('line_user')
-    .set({ richmenu_version_id: null, richmenu_linked_at: null })
+    .set(forgottenMenu)
     .where('richmenu_version_id', '=', id)
     .execute()
   await db
@@ -188,7 +189,7 @@ export async function forgetLinkedVersions(db: Db, versionIds: string[]): Promis
   if (versionIds.length === 0) return 0
   const result = await db
     .updateTable('line_user')
-    .set({ richmenu_version_id: null, richmenu_linked_at: null })
+    .set(forgottenMenu)
     .where('richmenu_version_id', 'in', versionIds)
     .where('status', '=', 'friend')
     .executeTakeFirst()

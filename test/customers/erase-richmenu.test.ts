@@ -95,6 +95,26 @@ describe('kizuna customers erase and the rich menu', () => {
     await expectNeverLinkedAgain(f.customerId, [f.lineUid], [f.lineUserId])
   })
 
+  it('is not undone by a link call under way: its answer is not recorded on the erased row', async () => {
+    const f = await friend({ linked: false })
+    // A link job read the row (no menu recorded) and asked LINE; the answer comes after the
+    // erasure, which found nothing recorded to compare against but the generation.
+    const held = line.holdNext({
+      method: 'POST',
+      path: `/v2/bot/user/${f.lineUid}/richmenu/${menu.richMenuId}`,
+    })
+    const job = linkRichMenus(deps, [f.lineUserId])
+    await held.arrived
+    const res = await cli(['customers', 'erase', f.customerId], lineEnv())
+    expect(res.code).toBe(0)
+    held.release()
+    await job
+
+    const after = await row(f.lineUserId)
+    expect(after.line_uid).toMatch(/^erased:/)
+    expect(after.richmenu_version_id).toBeNull()
+  })
+
   it('unlinks every LINE user of the survivor of a merge, in one bulk call', async () => {
     const a = await friend({ linked: true })
     const b = await friend({ linked: true, customerId: a.customerId })
