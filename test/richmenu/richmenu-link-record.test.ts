@@ -43,6 +43,22 @@ async function simFriend(purchases = 0) {
 
 type Friend = Awaited<ReturnType<typeof simFriend>>
 
+/** Three friends linked in one bulk call that LINE accepts (202) but skips `missedAt` in. */
+async function bulkLinkThree(opts: { missedAt: 0 | 1 | 2; purchases?: number }) {
+  const friends: [Friend, Friend, Friend] = [
+    await simFriend(opts.purchases),
+    await simFriend(opts.purchases),
+    await simFriend(opts.purchases),
+  ]
+  line.missInNextBulkLink(friends[opts.missedAt].lineUid)
+  await linkRichMenus(
+    deps,
+    friends.map((f) => f.lineUserId),
+  )
+  expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/link')).toHaveLength(1)
+  return friends
+}
+
 const recorded = async (lineUserId: string) =>
   (
     await deps.db
@@ -74,14 +90,8 @@ describe('a link call LINE answered while the user blocked us', () => {
 
 describe('a bulk link LINE accepted (202) but did not carry out for someone', () => {
   it('is checked back later: the user LINE shows no menu is linked again', async () => {
-    const friends = [await simFriend(), await simFriend(), await simFriend()]
-    const [a, missed, c] = friends as [Friend, Friend, Friend]
-    line.missInNextBulkLink(missed.lineUid)
-    await linkRichMenus(
-      deps,
-      friends.map((f) => f.lineUserId),
-    )
-    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/link')).toHaveLength(1)
+    const friends = await bulkLinkThree({ missedAt: 1 })
+    const [a, missed, c] = friends
     expect(line.richMenuOf(missed.lineUid)).toBeUndefined()
     expect(await recorded(missed.lineUserId)).toBe(menu.versionId)
 
@@ -130,14 +140,8 @@ describe('a bulk link LINE accepted (202) but did not carry out for someone', ()
       richMenuAliasId: 'member-more',
       richMenuId: tab.richMenuId,
     })
-    const members = [await simFriend(1), await simFriend(1), await simFriend(1)]
-    const [tapper, stays, elsewhere] = members as [Friend, Friend, Friend]
-    line.missInNextBulkLink(elsewhere.lineUid)
-    await linkRichMenus(
-      deps,
-      members.map((f) => f.lineUserId),
-    )
-    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/link')).toHaveLength(1)
+    const members = await bulkLinkThree({ missedAt: 2, purchases: 1 })
+    const [tapper, stays, elsewhere] = members
     await switchRichMenu(line, tapper.lineUid, 'member-more', 'action=tab&tab=member-more')
     // Left on the new-friend menu by the bulk link LINE did not carry out for them.
     await deps.line.client.linkRichMenuIdToUser(elsewhere.lineUid, menu.richMenuId)
