@@ -249,7 +249,8 @@ async function eraseLocked(
         profile_fetched_at: sql`now()`,
         status: 'blocked',
         // Its menu was unlinked at LINE before (unlinkMenusBeforeErasure): the id is gone now,
-        // and a link call under way (read before) records nothing here (the generation).
+        // and a link call under way (read before) records nothing here (the generation) and
+        // takes its link back at LINE (unlinkErased in richmenu-link.service.ts).
         ...forgottenMenu,
         updated_at: sql`now()`,
       })

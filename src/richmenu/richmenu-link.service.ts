@@ -3,8 +3,10 @@ import { jobIds } from '../jobs.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
+import { TimeoutError } from '../platform/timeout.ts'
 import type { EventContext } from '../webhook/event-context.ts'
 import {
+  findErasedLineUsers,
   findMismatchedFriends,
   findWantedMenus,
   forgetLinkedMenus,
@@ -103,6 +105,7 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
       return
     }
     const raced = await recordLinkedMenus(deps.db, users, versionId)
+    if (menuId && raced.length > 0) await unlinkErased(deps, users, raced)
     if (menuId) counts.linked += users.length - raced.length
     else counts.unlinked += users.length - raced.length
     if (versionId && users.length > 1) {
@@ -210,6 +213,29 @@ async function callLine(
       return aboutMenu ? 'menu-refused' : 'refused'
     }
     throw error
+  }
+}
+
+/**
+ * Takes back at LINE a link that landed after the erasure of some of its users: the job read them
+ * before, the erasure unlinked their menus and tombstoned their rows (so the record failed), and
+ * nothing else knows their LINE user ids any more. Only erased rows: another job's link or a
+ * follow (the record moved for them too) leaves LINE as it is. Never throws: the job's retry
+ * would not find them again; a failure is logged without the ids.
+ */
+async function unlinkErased(deps: LinkDeps, users: WantedMenu[], raced: string[]) {
+  const erased = new Set(await findErasedLineUsers(deps.db, raced))
+  const gone = users.filter((u) => erased.has(u.id))
+  if (gone.length === 0) return
+  try {
+    await callLine(deps, null, gone)
+  } catch (error) {
+    const status =
+      classifyLineError(error).status ?? (error instanceof TimeoutError ? 'timeout' : 'network')
+    deps.log.warn(
+      { users: gone.length, status },
+      'could not unlink the rich menu a link showed to people erased meanwhile',
+    )
   }
 }
 

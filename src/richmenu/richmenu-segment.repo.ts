@@ -152,7 +152,8 @@ export async function recordLinkedMenus(
   // it up, nextGeneration): another job that linked one of them meanwhile may have reached LINE
   // before or after this call, an unblock forgot what LINE dropped, an erasure the person, so
   // what LINE shows is unknown. Those are forgotten (the caller links them again) and returned;
-  // an erased person's link finds nothing to link (findWantedMenus).
+  // an erased person's link finds nothing to link (findWantedMenus), and the caller unlinks at
+  // LINE what its call showed them (findErasedLineUsers).
   const { rows } = await sql<{ id: string }>`
     update line_user lu
     set richmenu_version_id = ${versionId}::uuid, richmenu_linked_at = now(),
@@ -166,6 +167,18 @@ export async function recordLinkedMenus(
   const raced = users.map((u) => u.id).filter((id) => !recorded.has(id))
   await forgetLinkedMenus(db, raced)
   return raced
+}
+
+/** Those of these LINE users erased (their row holds a tombstone, not the LINE user id). */
+export async function findErasedLineUsers(db: Db, lineUserIds: string[]): Promise<string[]> {
+  if (lineUserIds.length === 0) return []
+  const rows = await db
+    .selectFrom('line_user')
+    .select('id')
+    .where('id', 'in', lineUserIds)
+    .where('line_uid', 'like', 'erased:%')
+    .execute()
+  return rows.map((r) => r.id)
 }
 
 /** Forgets the menu recorded for these LINE users: the next link sends theirs again. */

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Env } from '../../src/config/env.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import {
+  forgetRichMenuOf,
   linkRichMenus,
   relinkCustomersSoon,
   relinkRichMenus,
@@ -78,6 +79,31 @@ async function expectNeverLinkedAgain(
   for (const uid of lineUids) expect(line.richMenuOf(uid)).toBeUndefined()
 }
 
+/**
+ * A link job for these friends whose call LINE holds while `meanwhile` runs; the requests LINE
+ * received until then are cleared, and the job is done when this returns.
+ */
+async function linkHeldWhile(
+  friends: { lineUserId: string; lineUid: string }[],
+  meanwhile: () => Promise<void>,
+) {
+  const [one] = friends
+  const path =
+    friends.length === 1 && one
+      ? `/v2/bot/user/${one.lineUid}/richmenu/${menu.richMenuId}`
+      : '/v2/bot/richmenu/bulk/link'
+  const held = line.holdNext({ method: 'POST', path })
+  const job = linkRichMenus(
+    deps,
+    friends.map((f) => f.lineUserId),
+  )
+  await held.arrived
+  await meanwhile()
+  line.clearRequests()
+  held.release()
+  await job
+}
+
 describe('kizuna customers erase and the rich menu', () => {
   it('unlinks the menu at LINE first, then tombstones the row with no menu recorded', async () => {
     const f = await friend({ linked: true })
@@ -99,20 +125,42 @@ describe('kizuna customers erase and the rich menu', () => {
     const f = await friend({ linked: false })
     // A link job read the row (no menu recorded) and asked LINE; the answer comes after the
     // erasure, which found nothing recorded to compare against but the generation.
-    const held = line.holdNext({
-      method: 'POST',
-      path: `/v2/bot/user/${f.lineUid}/richmenu/${menu.richMenuId}`,
+    await linkHeldWhile([f], async () => {
+      expect((await cli(['customers', 'erase', f.customerId], lineEnv())).code).toBe(0)
     })
-    const job = linkRichMenus(deps, [f.lineUserId])
-    await held.arrived
-    const res = await cli(['customers', 'erase', f.customerId], lineEnv())
-    expect(res.code).toBe(0)
-    held.release()
-    await job
 
     const after = await row(f.lineUserId)
     expect(after.line_uid).toMatch(/^erased:/)
     expect(after.richmenu_version_id).toBeNull()
+    // The link landed after the erasure's unlink: the job takes it back at LINE.
+    expect(line.requestsTo('DELETE', `/v2/bot/user/${f.lineUid}/richmenu`)).toHaveLength(1)
+    expect(line.richMenuOf(f.lineUid)).toBeUndefined()
+  })
+
+  it('takes back a bulk link that landed after the erasure, in one bulk unlink', async () => {
+    const a = await friend({ linked: false })
+    const b = await friend({ linked: false, customerId: a.customerId })
+    await linkHeldWhile([a, b], async () => {
+      expect((await cli(['customers', 'erase', a.customerId], lineEnv())).code).toBe(0)
+    })
+
+    const bulk = line.requestsTo('POST', '/v2/bot/richmenu/bulk/unlink')
+    expect((bulk[0]?.body as { userIds: string[] } | undefined)?.userIds.sort()).toEqual(
+      [a.lineUid, b.lineUid].sort(),
+    )
+    expect(unlinkRequests()).toHaveLength(1)
+    expect(line.richMenuOf(a.lineUid)).toBeUndefined()
+    expect(line.richMenuOf(b.lineUid)).toBeUndefined()
+  })
+
+  it('does not unlink when the record moved for another reason than an erasure (a follow)', async () => {
+    const f = await friend({ linked: false })
+    // What a follow does meanwhile: the record forgotten, the generation counted up.
+    await linkHeldWhile([f], () => forgetRichMenuOf(deps.db, f.lineUserId))
+
+    expect(unlinkRequests()).toEqual([])
+    expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+    expect((await row(f.lineUserId)).richmenu_version_id).toBe(menu.versionId)
   })
 
   it('unlinks every LINE user of the survivor of a merge, in one bulk call', async () => {
