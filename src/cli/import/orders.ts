@@ -1,19 +1,21 @@
 import type { Env } from '../../config/env.ts'
-import {
-  type Order,
-  type OrderCsvRow,
-  orderCsvRowSchema,
-  orderSchema,
-} from '../../orders/order.schemas.ts'
+import { type Order, type OrderCsvRow, orderSchema } from '../../orders/order.schemas.ts'
 import { BatchCutShort, type BatchResult, recordOrderBatch } from '../../orders/order.service.ts'
 import { csvFieldOf, orderFromCsvRows } from '../../orders/order-csv.ts'
 import type { Database } from '../../platform/db.ts'
 import { AppError, isConnectionError } from '../../platform/errors.ts'
 import { checkInput } from '../../platform/input.ts'
-import { UsageError } from '../with-db.ts'
-import { reportBadRow, startProgress, summary } from './progress.ts'
-import { formatOf, openRecords, type RecordSource, type SourceRecord } from './read-records.ts'
+import { holdReports } from './held-reports.ts'
+import { startProgress, summary } from './progress.ts'
+import { formatOf, openRecords, type SourceRecord } from './read-records.ts'
 import { relinkAfterImport } from './relink-after-import.ts'
+import {
+  checkOrderColumns,
+  findSplitOrders,
+  type IdsBySource,
+  orderKeyOf,
+  type Split,
+} from './split-orders.ts'
 
 const BATCH = 5000
 
@@ -32,97 +34,18 @@ type Group = {
 /** busy: orders Postgres kept aborting (a deadlock), to import again; skipped: bad ones. */
 type OrderTally = Record<'created' | 'unmatched' | 'unchanged' | 'skipped' | 'busy', number>
 
-/** An order whose rows are not all next to each other: a line away from the others. */
-type Split = { strayLine: number; reported: boolean }
-
-/** Order ids by source (by source, then order id: no key string to build per row). */
-type IdsBySource<T> = Map<string | undefined, T>
-
-const ORDER_COLUMNS = new Set<string>(orderCsvRowSchema.keyof().options)
-
-/**
- * The header, checked once for the whole file (its rows are strings by construction, and are
- * checked as orders): an unknown column, or no order_id, refuses the file before anything is
- * written. True once there was a header to check.
- */
-function checkOrderColumns(columns: string[] | null): boolean {
-  if (!columns) return false
-  const unknown = columns.filter((c) => !ORDER_COLUMNS.has(c))
-  if (unknown.length > 0) {
-    throw new UsageError(
-      `FILE: unknown column ${unknown.map((c) => `"${c}"`).join(', ')}; the columns are ${[...ORDER_COLUMNS].join(', ')}`,
-    )
-  }
-  if (!columns.includes('order_id')) throw new UsageError('FILE: the header needs order_id')
-  return true
-}
-
-/** Which order a CSV row belongs to; a bad row still names its order when it can. */
-function orderKeyOf(item: SourceRecord, defaultSource: string | undefined) {
-  const record = (item.record ?? item.partial) as OrderCsvRow | undefined
-  return { source: record?.source ?? defaultSource, orderId: record?.order_id }
-}
-
-/**
- * The first read of a CSV file: the orders whose rows are not all next to each other, each with
- * the line of a row away from the others. Orders are written in batches while the file is read,
- * so a row further down could otherwise find the first part of its order saved already (and a
- * re-run would find it recorded, and leave it so). Reading twice costs about 1.4 s per million
- * rows; it holds every order id once, as the adjacency check always did, then only these.
- */
-async function findSplitOrders(
-  input: RecordSource,
-  defaultSource: string | undefined,
-  progress: () => void,
-): Promise<IdsBySource<Map<string, Split>>> {
-  const seen: IdsBySource<Set<string>> = new Map()
-  const split: IdsBySource<Map<string, Split>> = new Map()
-  let columnsChecked = false
-  let current: { source: string | undefined; orderId: string | undefined } | null = null
-  for await (const items of input.records) {
-    progress()
-    for (const item of items) {
-      if (!columnsChecked) columnsChecked = checkOrderColumns(input.columns())
-      const { source, orderId } = orderKeyOf(item, defaultSource)
-      if (current && current.source === source && current.orderId === orderId) continue
-      current = { source, orderId }
-      if (orderId === undefined) continue
-      let ids = seen.get(source)
-      if (!ids) {
-        ids = new Set()
-        seen.set(source, ids)
-      }
-      if (!ids.has(orderId)) {
-        ids.add(orderId)
-        continue
-      }
-      let stray = split.get(source)
-      if (!stray) {
-        stray = new Map()
-        split.set(source, stray)
-      }
-      if (!stray.has(orderId)) stray.set(orderId, { strayLine: item.line, reported: false })
-    }
-  }
-  return split
-}
-
-/** One CSV row as an order line, or undefined (reported) when it cannot be one. */
-function csvOrderRow(item: SourceRecord): OrderCsvRow | undefined {
-  if (item.error !== undefined) {
-    reportBadRow(item.line, item.error)
-    return undefined
-  }
+/** One CSV row as an order line, or why it cannot be one. */
+function csvOrderRow(item: SourceRecord): OrderCsvRow | { error: string } {
+  if (item.error !== undefined) return { error: item.error }
   const row = item.record as OrderCsvRow
-  if (row.order_id !== undefined) return row
-  reportBadRow(item.line, 'order_id: an order needs its id')
-  return undefined
+  return row.order_id !== undefined ? row : { error: 'order_id: an order needs its id' }
 }
 
 /**
  * The import stopped while the orders from `line` on were written (Postgres went away): what
  * was saved before, and that importing the file again picks up the rest. Those orders were not
- * saved, or not all (a commit whose answer was lost), so no number is given for them.
+ * saved, or not all (a commit whose answer was lost), so no number is given for them; the bad
+ * rows counted and reported are those before `line` (holdReports).
  */
 function stoppedAt(line: number, cause: unknown, tally: OrderTally): Error {
   const detail = cause instanceof Error ? cause.message : String(cause)
@@ -143,7 +66,7 @@ function stoppedAt(line: number, cause: unknown, tally: OrderTally): Error {
  * NDJSON (one order per line). Orders are saved in transactions of about 5000, once per
  * (source, order id); a bad order is reported by line and field and skipped, one Postgres kept
  * aborting (a deadlock) is reported busy, and when Postgres goes away the import stops, saying
- * what it saved (stoppedAt). A CSV file is read twice: first for orders whose rows are not next
+ * what it saved (stoppedAt; the relink is still queued for it). A CSV file is read twice: first for orders whose rows are not next
  * to each other, skipped whole (never saved in part), then to save the others.
  */
 export async function importOrdersFile(
@@ -162,8 +85,13 @@ export async function importOrdersFile(
   )
   let split: IdsBySource<Map<string, Split>> = new Map()
   let batch: { order: Order; line: number }[] = []
+  // Bad rows are reported and counted once the orders before them are written.
+  const bad = holdReports(tally)
+  let inFlight: { line: number }[] = []
+  const firstUnwritten = () => inFlight[0]?.line ?? batch[0]?.line ?? Number.POSITIVE_INFINITY
   let group = null as Group | null
   let columnsChecked = false
+  let failure: unknown
 
   // One batch is written while the next one is read.
   let writing: Promise<void> = Promise.resolve()
@@ -182,12 +110,12 @@ export async function importOrdersFile(
         error instanceof AppError
           ? error.message
           : `order: ${error instanceof Error ? error.message : 'could not be saved'}`
-      reportBadRow(orders[i]?.line ?? 0, message)
-      if (error instanceof AppError && error.code === 'UNAVAILABLE') tally.busy++
-      else tally.skipped++
+      const busy = error instanceof AppError && error.code === 'UNAVAILABLE'
+      bad.add(orders[i]?.line ?? 0, message, busy ? 'busy' : 'skipped')
     })
   }
   const write = async (orders: { order: Order; line: number }[]) => {
+    inFlight = orders
     try {
       count(
         orders,
@@ -200,14 +128,19 @@ export async function importOrdersFile(
     } catch (error) {
       if (!(error instanceof BatchCutShort)) throw error
       count(orders, error.saved)
-      throw stoppedAt(orders[error.saved.length]?.line ?? 0, error.cause, tally)
+      const line = orders[error.saved.length]?.line ?? 0
+      bad.stop(line)
+      throw stoppedAt(line, error.cause, tally)
     }
+    inFlight = []
+    bad.release(firstUnwritten())
   }
   const flush = async () => {
+    // The batch stays unwritten (firstUnwritten) until its write starts.
+    await writing
     if (batch.length === 0) return
     const orders = batch
     batch = []
-    await writing
     writing = write(orders)
     // Keeps an unhandled rejection from ending the process before the next await.
     writing.catch(() => {})
@@ -218,9 +151,9 @@ export async function importOrdersFile(
       for (const problem of checked.fields) {
         const path = problem.field === '(body)' ? '(row)' : problem.field
         const { column, row } = lines ? csvFieldOf(path) : { column: path, row: null }
-        reportBadRow(row !== null ? (lines?.[row] ?? line) : line, `${column}: ${problem.message}`)
+        bad.add(row !== null ? (lines?.[row] ?? line) : line, `${column}: ${problem.message}`)
       }
-      tally.skipped++
+      bad.add(line, undefined, 'skipped')
       return
     }
     batch.push({ order: checked.data, line })
@@ -233,22 +166,20 @@ export async function importOrdersFile(
       // Reported and counted at its first rows; its later rows are skipped with it.
       if (done.split.reported) return
       done.split.reported = true
-      reportBadRow(
+      bad.add(
         done.first,
         `order_id: the rows of this order are not next to each other (line ` +
           `${done.split.strayLine} is one of them): the whole order is skipped; put its rows ` +
           'together and import again',
+        'skipped',
       )
-      tally.skipped++
-    } else if (done.bad) tally.skipped++
+    } else if (done.bad) bad.add(done.first, undefined, 'skipped')
     else accept(orderFromCsvRows(done.rows, opts.source), done.lines[0] ?? 0, done.lines)
   }
   const take = (item: SourceRecord) => {
     if (format === 'ndjson') {
-      if (item.error !== undefined) {
-        reportBadRow(item.line, item.error)
-        tally.skipped++
-      } else {
+      if (item.error !== undefined) bad.add(item.line, item.error, 'skipped')
+      else {
         accept({ source: opts.source, ...item.record }, item.line, null)
       }
       return
@@ -262,10 +193,13 @@ export async function importOrdersFile(
       const stray = orderId === undefined ? undefined : split.get(source)?.get(orderId)
       group = { source, orderId, rows: [], lines: [], bad: false, first: item.line, split: stray }
     }
-    if (row) {
+    if ('error' in row) {
+      bad.add(item.line, row.error)
+      group.bad = true
+    } else {
       group.rows.push(row)
       group.lines.push(item.line)
-    } else group.bad = true
+    }
   }
 
   try {
@@ -276,16 +210,25 @@ export async function importOrdersFile(
     for await (const items of input.records) {
       progress.tick(items.length)
       for (const item of items) take(item)
-      if (batch.length >= BATCH) await flush()
+      if (firstUnwritten() === Number.POSITIVE_INFINITY) bad.release(Number.POSITIVE_INFINITY)
+      if (batch.length >= BATCH || bad.size >= BATCH) await flush()
     }
     closeGroup()
     await flush()
     await writing
+  } catch (error) {
+    failure = error
   } finally {
     progress.stop()
   }
-  const { busy, ...counted } = tally
-  console.log(`orders: ${summary(busy > 0 ? tally : counted)}`)
-  // A matched order can move its customer to another segment, and so another rich menu.
+  // After a stop, only what came before its line is still held.
+  bad.release(Number.POSITIVE_INFINITY)
+  if (failure === undefined) {
+    const { busy, ...counted } = tally
+    console.log(`orders: ${summary(busy > 0 ? tally : counted)}`)
+  }
+  // A matched order can move its customer to another segment, and so another rich menu. The
+  // relink needs Redis only: it is queued for the orders saved before a stop too.
   if (tally.created > 0) await relinkAfterImport(env)
+  if (failure !== undefined) throw failure
 }
