@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { HttpBindings } from '@hono/node-server'
 import type { Context, MiddlewareHandler } from 'hono'
@@ -67,7 +66,7 @@ export function requestPipeline(
     const hold = takeScript(ctx.state.holds, entry)
     if (hold) {
       hold.arrived()
-      await Promise.race([hold.released, once(ctx.closing.signal, 'abort')])
+      await untilReleased(hold.released, ctx.closing.signal)
     }
     const script = takeScript(ctx.state.failures, entry)
     if (script) {
@@ -87,6 +86,22 @@ export function requestPipeline(
     entry.status = c.res.status
     return c.res
   }
+}
+
+/**
+ * A held request waits for its release or the platform's close (at once when it is closing
+ * already), and leaves no listener on `closing` once released.
+ */
+function untilReleased(released: Promise<void>, closing: AbortSignal): Promise<void> {
+  if (closing.aborted) return Promise.resolve()
+  return new Promise((resolve) => {
+    const onClose = () => resolve()
+    closing.addEventListener('abort', onClose, { once: true })
+    void released.then(() => {
+      closing.removeEventListener('abort', onClose)
+      resolve()
+    })
+  })
 }
 
 function checkRequest(

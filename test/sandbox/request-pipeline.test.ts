@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { getEventListeners } from 'node:events'
 import { messagingApi } from '@line/bot-sdk'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type LinePlatform, startLinePlatform } from '../../src/sandbox/platform.ts'
@@ -345,5 +346,34 @@ describe('holdNext', () => {
     expect(platform.inbox(userId)).toHaveLength(before + 1)
     const again = await client.pushMessage({ to: userId, messages: [{ type: 'text', text: 'x' }] })
     expect(again.sentMessages).toHaveLength(1)
+  })
+
+  it('leaves no listener on the platform closing once a held request is released', async () => {
+    const closing = platform.context.closing.signal
+    const listening = getEventListeners(closing, 'abort').length
+    for (let i = 0; i < 2; i++) {
+      const held = platform.holdNext({ method: 'GET', path: '/v2/bot/info' })
+      const info = client.getBotInfo()
+      await held.arrived
+      held.release()
+      await info
+    }
+    expect(getEventListeners(closing, 'abort')).toHaveLength(listening)
+  })
+
+  it('lets a held request through when the platform is closing already', async () => {
+    const closing = await startLinePlatform({ channelSecret, channelAccessToken })
+    try {
+      closing.holdNext({ method: 'GET', path: '/v2/bot/info' })
+      closing.context.closing.abort()
+      // Never released: it goes on because the platform is closing (a bound, not a timing).
+      const res = await fetch(new URL('/v2/bot/info', closing.apiBaseUrl), {
+        headers: { authorization: `Bearer ${channelAccessToken}` },
+        signal: AbortSignal.timeout(10_000),
+      })
+      expect(res.status).toBe(200)
+    } finally {
+      await closing.close()
+    }
   })
 })
