@@ -6,6 +6,7 @@ import { changeCustomerTags } from '../customers/customer-tag.service.ts'
 import { eraseCustomer } from '../customers/erase.service.ts'
 import { type ErasedMenus, unlinkMenusBeforeErasure } from '../customers/erase-richmenu.service.ts'
 import { MAX_TAG_LENGTH, normaliseTag } from '../customers/tag-values.ts'
+import { readDatabaseNow } from '../maintenance/maintenance-run.repo.ts'
 import { refreshSpendSinceLastRun } from '../maintenance/refresh-spend.service.ts'
 import type { Database } from '../platform/db.ts'
 import { createLine } from '../platform/line.ts'
@@ -90,10 +91,12 @@ export function registerCustomerCommands(program: Command): void {
     .action((opts: { since?: string }) =>
       withDb(
         async (db, env) => {
+          // The window is the database's clock's (refreshSpendSinceLastRun): so is the future.
           const since = opts.since
-            ? readSinceOption(opts.since, env.TZ_STORE, new Date())
+            ? readSinceOption(opts.since, env.TZ_STORE, await readDatabaseNow(db))
             : undefined
           const result = await refreshSpendSinceLastRun(db, env, { since })
+          if (since && since > result.since) laterThanLastRun(opts.since ?? '', result.since)
           const retiered =
             result.retiered === null ? '' : `; thresholds changed: ${result.retiered} tiers re-set`
           const attached =
@@ -109,6 +112,15 @@ export function registerCustomerCommands(program: Command): void {
         },
       ),
     )
+}
+
+/** `--since` after the last successful run, which the window then starts at: why. */
+function laterThanLastRun(text: string, lastRun: Date): void {
+  console.error(
+    `note: --since ${text} is after the last successful run, so the window starts at that run ` +
+      `(${lastRun.toISOString()}): a run is recorded as covering all since its start, and a ` +
+      'later start would leave the purchases that aged out in between unseen',
+  )
 }
 
 function checkCustomerId(id: string): void {

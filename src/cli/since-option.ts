@@ -18,7 +18,11 @@ export function checkSinceOption(text: string): void {
   }
 }
 
-/** The instant `--since` names; a time in the future (a typo, or 2099) is refused. */
+/**
+ * The instant `--since` names; a time after `now` (a typo, or 2099) is refused. `now` is the
+ * database's clock when the window is (refresh-spend's: purchases age by now() in SQL), so that
+ * an app clock off the database's neither refuses a past time nor takes a future one.
+ */
 export function readSinceOption(text: string, timeZone: string, now: Date): Date {
   checkSinceOption(text)
   const at = text.length === 10 ? startOfDayIn(text, timeZone) : new Date(text)

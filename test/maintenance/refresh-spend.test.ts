@@ -6,6 +6,7 @@ import { createDb, type Database } from '../../src/platform/db.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
 import { makeCustomer } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
+import { cliClockOffset } from '../support/clock-offset.ts'
 import { createPrivateDatabase } from '../support/private-database.ts'
 
 // A database of its own: re-tiering touches every customer, and other test files keep theirs
@@ -160,6 +161,29 @@ describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)
     }
     expect(await customerRow(c.id)).toMatchObject({ spend_12m: '8000', tier: 'silver' })
     expect((await lastSuccess()).getTime()).toBe(lastRun.getTime())
+  })
+
+  it("judges --since by the database's clock, as its window, and says when it starts earlier", async () => {
+    expect((await refresh()).code).toBe(0)
+    const lastRun = new Date(Date.now() - 5 * DAY)
+    await setLastSuccess(lastRun)
+    // The command's clock an hour ahead of the database's: ten minutes from now is in the future.
+    const soon = new Date(Date.now() + 10 * 60_000).toISOString()
+    const future = await refresh(cliClockOffset(3_600_000), ['--since', soon])
+    expect(future.code).toBe(1)
+    expect(future.stderr).toContain(`--since: ${soon} is in the future`)
+    expect(await lastSuccess()).toEqual(lastRun)
+
+    // After the last run: the window starts at the last run instead, and the command says why.
+    const dayAgo = new Date(Date.now() - DAY).toISOString()
+    const later = await refresh({}, ['--since', dayAgo])
+    expect(later.code).toBe(0)
+    expect(later.stdout).toContain(`customers updated since ${lastRun.toISOString()}`)
+    expect(later.stderr).toBe(
+      `note: --since ${dayAgo} is after the last successful run, so the window starts at that ` +
+        `run (${lastRun.toISOString()}): a run is recorded as covering all since its start, and ` +
+        'a later start would leave the purchases that aged out in between unseen\n',
+    )
   })
 
   it('re-tiers every customer once when the tier thresholds change', async () => {
