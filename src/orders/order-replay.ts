@@ -34,7 +34,9 @@ export type SentOrder = {
  * it names the identities it waits on (one of them held by now is the nightly refresh's to
  * attach); a recorded pending email of null is unknown (kept only since 20261207T040100), not
  * "none". An erased customer's order has no identities left to compare: only its total and
- * lines are (kept, anonymised). The same total with other goods is another order (linesChange).
+ * lines are (kept, anonymised), and anyone may send its id, so its 409 names the field but
+ * never the recorded total or goods (the erased person's purchase). The same total with other
+ * goods is another order (linesChange).
  */
 export function changedField(recorded: RecordedOrder, sent: SentOrder): FieldProblem | null {
   const sameCustomer =
@@ -47,11 +49,13 @@ export function changedField(recorded: RecordedOrder, sent: SentOrder): FieldPro
   if (!sameCustomer)
     return { field: 'customer', message: 'was recorded before for another customer' }
   if (recorded.total !== sent.total) {
-    return { field: 'total', message: `was recorded before with total ${recorded.total}` }
+    const told = recorded.erased ? 'another total' : `total ${recorded.total}`
+    return { field: 'total', message: `was recorded before with ${told}` }
   }
   const lines = linesChange(recorded, sent.lines)
-  if (lines) return { field: 'lines', message: `was recorded before with other lines (${lines})` }
-  return null
+  if (!lines) return null
+  const told = recorded.erased ? '' : ` (${lines})`
+  return { field: 'lines', message: `was recorded before with other lines${told}` }
 }
 
 /** A 409 naming the field an order sent again changed: a changed order needs its own id. */

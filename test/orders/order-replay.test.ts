@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { orderSchema } from '../../src/orders/order.schemas.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
@@ -136,6 +137,27 @@ describe('POST /api/orders sent again', () => {
     const replay = await postOrder({ ...first, lines: regrouped })
     expect(replay.status).toBe(200)
     expect(await replay.json()).toEqual({ ...created, created: false })
+    expect(await purchaseOf(first.orderId)).toEqual(before)
+  })
+
+  it("tells nothing of an erased customer's order in a 409: the field, not its total or goods", async () => {
+    const e1 = shopId()
+    const a = await createCustomer(db, { identities: [{ kind: 'online_customer', value: e1 }] })
+    const lamps = { sku: 'LAMP-7', quantity: 2, unitPrice: 617 }
+    const first = { ...order({ externalId: e1 }, 1_234), lines: [lamps] }
+    expect((await postOrder(first)).status).toBe(201)
+    await eraseCustomer(db, a.id)
+    const before = await purchaseOf(first.orderId)
+
+    // Anyone sending that order id again: another total, or the same total with other goods.
+    const total = await expectChanged(await postOrder({ ...first, total: 999 }), 'total')
+    const chair = { sku: 'CHAIR-1', quantity: 1, unitPrice: 1_234 }
+    const lines = await expectChanged(await postOrder({ ...first, lines: [chair] }), 'lines')
+    for (const error of [total, lines]) {
+      const told = JSON.stringify([error.message, error.details]).replace(first.orderId, '')
+      for (const recorded of ['LAMP-7', '617', '2 recorded']) expect(told).not.toContain(recorded)
+    }
+    expect(total.message.replace(first.orderId, '')).not.toContain('1234')
     expect(await purchaseOf(first.orderId)).toEqual(before)
   })
 
