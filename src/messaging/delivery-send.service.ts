@@ -45,7 +45,8 @@ export type BatchResult = { outcomes: DeliveryOutcome[] }
  * content (template + loader, or ready LINE messages), decided now, unless a request under its
  * retry key may have reached LINE: then it goes again as the push or chunk an earlier attempt
  * stored, or not at all (storedRequestOf, heldChunks). The weekly cap then holds back what is
- * over it among the deliveries that go (applyWeeklyCap): one that sends nothing takes no room.
+ * over it among the deliveries that go (applyWeeklyCap): one that sends nothing takes no room,
+ * a reply settled as stopped (it may have arrived) does.
  * LINE and email go out together, emails while the job's send window is open (the rest are
  * `notStarted`). Each email's outcome is recorded as soon as it is decided
  * (ClaimOutcomes.settle); returns one outcome per delivery.
@@ -59,7 +60,8 @@ export async function sendClaimedDeliveries(
 ): Promise<BatchResult> {
   const now = deps.clock.now()
   const outcomes: DeliveryOutcome[] = []
-  const ready = deferQuietHours(deps, settleStoppedReplies(rows, outcomes), now, outcomes)
+  const live = settleStoppedReplies(rows, outcomes)
+  const ready = deferQuietHours(deps, live, now, outcomes)
   const consents = await loadConsents(
     deps.db,
     ready.map((r) => r.customer_id),
@@ -73,7 +75,9 @@ export async function sendClaimedDeliveries(
     sends.set(row.id, await sendOf(deps, tools, row, consent, { configured, lineOpts, now }))
   })
   const decided = ready.map((row) => ({ row, goes: !('outcome' in sends.get(row.id)!) }))
-  const held = applyWeeklyCap(deps, decided, recent, now, outcomes)
+  // A reply settled as stopped may have arrived: it takes its room before the others.
+  const stopped = rows.filter((row) => !live.includes(row))
+  const held = applyWeeklyCap(deps, decided, recent, now, outcomes, stopped)
   const lineItems: LineItem[] = []
   const again: StoredRequests = { pushes: [], chunks: [] }
   const chunkItems: ChunkItem[] = []

@@ -109,10 +109,11 @@ export function deferQuietHours(
 
 /**
  * The weekly cap over a claim's deliveries once each one's send is decided (`goes`: a request or
- * an email goes out now). Room is taken only by what may reach the person: first the requests
- * that may already have reached LINE within the week (reachedWithinWeek; one under a key young
- * enough goes again whatever the cap says, mayHaveReachedLine), then each new send that goes, in
- * the claim's order. A delivery that sends nothing (skipped, failed before any call, left for a
+ * an email goes out now). Room is taken only by what may reach the person: first the claim's
+ * sends settled before (`unknown`: a reply the worker stopped during, failed as of unknown
+ * outcome, which the cap's count finds from now on) and the requests that may already have
+ * reached LINE within the week (reachedWithinWeek; one under a key young enough goes again
+ * whatever the cap says, mayHaveReachedLine), then each new send that goes, in the claim's order. A delivery that sends nothing (skipped, failed before any call, left for a
  * retry) takes none, as the cap's count after this attempt would not find it either. Over the
  * cap a new send waits until the oldest counted send turns a week old, or is skipped if its
  * sender said so. Returns the ids held back, their outcomes added to `outcomes`.
@@ -123,6 +124,7 @@ export function applyWeeklyCap(
   recent: RecentMarketing,
   now: Date,
   outcomes: DeliveryOutcome[],
+  unknown: ClaimedDelivery[] = [],
 ): Set<string> {
   const held = new Set<string>()
   const cap = deps.env.MARKETING_WEEKLY_CAP
@@ -131,6 +133,7 @@ export function applyWeeklyCap(
   const addedNow = new Map<string, number>()
   const count = (row: ClaimedDelivery) =>
     addedNow.set(row.customer_id, (addedNow.get(row.customer_id) ?? 0) + 1)
+  for (const row of unknown) if (row.category === 'marketing') count(row)
   for (const { row } of marketing) if (reachedWithinWeek(row, now)) count(row)
   for (const { row, goes } of marketing) {
     if (!goes || mayHaveReachedLine(row)) continue

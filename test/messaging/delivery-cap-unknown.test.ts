@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { type DeliveryIntent, scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -8,6 +9,7 @@ import {
   campaignInbox,
   deliveryRow,
   emailCustomer,
+  type Friend,
   newFriend,
   PUSH,
   QUOTA_EXCEEDED,
@@ -50,15 +52,26 @@ describe('the weekly cap and deliveries of unknown outcome', () => {
     await k.deps.queues.byName.delivery.resume()
   })
 
-  /** The second campaign waits for room a week on, unsent. */
-  async function expectHeld(id: string) {
-    await send([id])
+  /** The second campaign waits for room a week on, unsent (sent in one job with `claim`). */
+  async function expectHeld(id: string, claim = [id]) {
+    await send(claim)
     const row = await deliveryRow(k, id)
     expect(row.status).toBe('pending')
     expect(row.send_after.getTime()).toBeGreaterThan(Date.now() + WEEK_MS / 2)
   }
 
   const pauseQueue = () => k.deps.queues.byName.delivery.pause() // the test plays the workers
+
+  /** A campaign answering the friend's tap, by reply while the token is fresh. */
+  async function replyCampaign(f: Friend): Promise<DeliveryIntent> {
+    const lineUser = await k.deps.db
+      .selectFrom('line_user')
+      .select('id')
+      .where('line_uid', '=', f.userId)
+      .executeTakeFirstOrThrow()
+    const reply = { token: randomUUID(), expiresAt: new Date(Date.now() + 50_000) }
+    return { ...campaign(f), reply: { ...reply, lineUserId: lineUser.id } }
+  }
 
   it('an email the server got whole and never answered counts', async () => {
     const { id: customerId, email } = await emailCustomer(k.deps, { marketingEmail: true })
@@ -83,23 +96,30 @@ describe('the weekly cap and deliveries of unknown outcome', () => {
 
   it('a reply that got a 500 counts', async () => {
     const f = await newFriend(k)
-    const lineUser = await k.deps.db
-      .selectFrom('line_user')
-      .select('id')
-      .where('line_uid', '=', f.userId)
-      .executeTakeFirstOrThrow()
     await pauseQueue()
-    // An answer to the person's tap, by reply while the token is fresh.
-    const reply = { token: randomUUID(), expiresAt: new Date(Date.now() + 50_000) }
-    const [first] = (await scheduleDeliveries(k.deps, [
-      { ...campaign(f), reply: { ...reply, lineUserId: lineUser.id } },
-    ])) as [string]
+    const [first] = (await scheduleDeliveries(k.deps, [await replyCampaign(f)])) as [string]
     k.line.failNext({ method: 'POST', path: REPLY, status: 500, count: 1 })
     await send([first])
     expect((await deliveryRow(k, first)).last_error).toMatch(/^reply outcome unknown/)
     const [second] = (await scheduleDeliveries(k.deps, [campaign(f)])) as [string]
 
     await expectHeld(second)
+  })
+
+  it('a reply the worker stopped during counts for another delivery of the same claim', async () => {
+    const f = await newFriend(k)
+    await pauseQueue()
+    const [first, second] = (await scheduleDeliveries(k.deps, [
+      await replyCampaign(f),
+      campaign(f),
+    ])) as [string, string]
+    // A worker stopped while LINE had its reply (it may have arrived), and its lease ran out.
+    await sql`update delivery set status = 'sending', attempts = 1, reply_state = 'trying',
+      updated_at = now() - interval '1 hour' where id = ${first}`.execute(k.deps.db)
+
+    await expectHeld(second, [first, second])
+    expect((await deliveryRow(k, first)).last_error).toMatch(/^reply outcome unknown/)
+    expect(campaignInbox(k, f.userId)).toHaveLength(0)
   })
 
   it('a push parked by the quota after a 500 counts', async () => {
