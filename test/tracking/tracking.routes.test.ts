@@ -77,6 +77,37 @@ describe('GET /o/:token', () => {
     expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'open', url: null }])
   })
 
+  it('records an open while the customer row is held for update (a merge), taking no lock on it', async () => {
+    const { customerId, deliveryId, tracking } = await sentEmail()
+    let release = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let locked = () => {}
+    const isLocked = new Promise<void>((resolve) => {
+      locked = resolve
+    })
+    const holder = k.deps.db.transaction().execute(async (trx) => {
+      await trx
+        .selectFrom('customer')
+        .select('id')
+        .where('id', '=', customerId)
+        .forUpdate()
+        .execute()
+      locked()
+      await released
+    })
+    await isLocked
+    try {
+      const res = await fetch(tracking.openPixelUrl)
+      expect(res.status).toBe(200)
+      expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'open', url: null }])
+    } finally {
+      release()
+      await holder
+    }
+  })
+
   it('answers the GIF for a tampered token too, recording nothing', async () => {
     const { deliveryId, tracking } = await sentEmail()
     const res = await fetch(tamper(tracking.openPixelUrl))
