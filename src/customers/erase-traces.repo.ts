@@ -20,10 +20,10 @@ export const ERROR_REMOVED = 'error text removed on erasure'
 /**
  * Scrubs the person's email and LINE user id from the rows around them: account-link codes
  * (deleted: they live minutes and hold the address), nonces (their address or shop account id
- * dropped, as when one is used, whichever LINE account they were issued for), stored multicast requests (their user id taken out of `to`), the error texts of
- * their deliveries and the links clicked in them, mail a sandbox run kept for their address, and
- * online orders still waiting for their email or shop account to appear (kept unmatched for
- * good, without it).
+ * dropped, as when one is used, whichever LINE account they were issued for), stored multicast
+ * requests (their user id taken out of `to`), the error texts of their deliveries and the links
+ * clicked in them, mail a sandbox run kept for their address, and online orders still waiting for
+ * their email or shop account to appear (kept unmatched for good, without it).
  */
 export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
   const tokens = t.lineUserIds.length

@@ -173,8 +173,8 @@ export async function failUnfinishedDeliveries(
   const attempts = Array.isArray(left) ? ids.map(() => null) : [...left.values()]
   if (ids.length === 0) return 0
   // A push kept for its retry stays (LINE may have taken it): `deliveries retry` repeats it under
-  // the same key, never a new rendering; not an erased customer's. The last try's own reason (a refused SMTP login, LINE's
-  // 500) says more than the job's.
+  // the same key, never a new rendering; not an erased customer's. The last try's own reason (a
+  // refused SMTP login, LINE's 500) says more than the job's.
   return inTransaction(db, async (trx) => {
     const result = await sql<{ id: string }>`
       update delivery d set status = 'failed',

@@ -108,15 +108,16 @@ export function deferQuietHours(
 }
 
 /**
- * The weekly cap over a claim's deliveries once each one's send is decided (`goes`: a request or
- * an email goes out now). Room is taken only by what may reach the person: first the claim's
- * sends settled before (`unknown`: a reply the worker stopped during, failed as of unknown
- * outcome, which the cap's count finds from now on) and the requests that may already have
- * reached LINE within the week (reachedWithinWeek; one under a key young enough goes again
- * whatever the cap says, mayHaveReachedLine), then each new send that goes, in the claim's order. A delivery that sends nothing (skipped, failed before any call, left for a
- * retry) takes none, as the cap's count after this attempt would not find it either. Over the
- * cap a new send waits until the oldest counted send turns a week old, or is skipped if its
- * sender said so. Returns the ids held back, their outcomes added to `outcomes`.
+ * The weekly cap over a claim's deliveries once each one's send is decided (`goes`: a request or an
+ * email goes out now). Room is taken only by what may reach the person: first the claim's sends
+ * settled before (`unknown`: a reply the worker stopped during, failed as of unknown outcome, which
+ * the cap's count finds from now on) and the requests that may already have reached LINE within the
+ * week (reachedWithinWeek; one under a key young enough goes again whatever the cap says,
+ * mayHaveReachedLine), then each new send that goes, in the claim's order. A delivery that sends
+ * nothing (skipped, failed before any call, left for a retry) takes none, as the cap's count after
+ * this attempt would not find it either. Over the cap a new send waits until the oldest counted
+ * send turns a week old, or is skipped if its sender said so. Returns the ids held back, their
+ * outcomes added to `outcomes`.
  */
 export function applyWeeklyCap(
   deps: Pick<Deps, 'env'>,

@@ -66,8 +66,9 @@ function stoppedAt(line: number, cause: unknown, tally: OrderTally): Error {
  * NDJSON (one order per line). Orders are saved in transactions of about 5000, once per
  * (source, order id); a bad order is reported by line and field and skipped, one Postgres kept
  * aborting (a deadlock) is reported busy, and when Postgres goes away the import stops, saying
- * what it saved (stoppedAt; the relink is still queued for it). A CSV file is read twice: first for orders whose rows are not next
- * to each other, skipped whole (never saved in part), then to save the others.
+ * what it saved (stoppedAt; the relink is still queued for it). A CSV file is read twice: first
+ * for orders whose rows are not next to each other, skipped whole (never saved in part), then to
+ * save the others.
  */
 export async function importOrdersFile(
   db: Database,
