@@ -4,11 +4,11 @@ import { type Env, isSandbox } from '../config/env.ts'
 import { customerIdSchema } from '../customers/customer.schemas.ts'
 import { changeCustomerTags } from '../customers/customer-tag.service.ts'
 import { eraseCustomer } from '../customers/erase.service.ts'
-import { type ErasedMenus, unlinkMenusBeforeErasure } from '../customers/erase-richmenu.service.ts'
+import { type ErasedMenus, unlinkMenusAfterErasure } from '../customers/erase-richmenu.service.ts'
+import type { LinkedChoice } from '../customers/linked-customers.repo.ts'
 import { MAX_TAG_LENGTH, normaliseTag } from '../customers/tag-values.ts'
 import { readDatabaseNow } from '../maintenance/maintenance-run.repo.ts'
 import { refreshSpendSinceLastRun } from '../maintenance/refresh-spend.service.ts'
-import type { Database } from '../platform/db.ts'
 import { createLine } from '../platform/line.ts'
 import { createLogger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
@@ -21,15 +21,24 @@ export function registerCustomerCommands(program: Command): void {
     .command('erase')
     .description(
       'erase a customer on request (APPI / GDPR): personal data and identities removed, ' +
-        'card numbers kept only as tombstones (scans answer 410), purchases kept anonymised',
+        'card numbers kept only as tombstones (scans answer 410), purchases kept anonymised. ' +
+        'A customer an account link joined to others that an unlink split again (possibly the ' +
+        'same person, possibly a wrong link corrected) is refused, naming them, unless ' +
+        '--with-linked or --only says what to do',
     )
     .argument('<id>', 'customer id (uuid)')
-    .action((id: string) =>
+    .option(
+      '--with-linked',
+      'also erase the customers account links joined to it (the same person)',
+    )
+    .option('--only', 'erase this customer only, leaving those account links joined to it')
+    .action((id: string, opts: { withLinked?: boolean; only?: boolean }) =>
       withDb(
         async (db, env) => {
-          // The menu first, while the LINE user ids are known; the erasure replaces them.
-          const menus = await unlinkMenus(db, env, id)
-          const result = await eraseCustomer(db, id)
+          const linked: LinkedChoice = opts.withLinked ? 'erase' : opts.only ? 'only' : 'refuse'
+          const result = await eraseCustomer(db, id, { linked })
+          // The menus after the commit (unlinkMenusAfterErasure), with the ids it replaced.
+          const menus = await unlinkMenus(env, result.lineUids)
           const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
           console.log(
             result.alreadyErased
@@ -38,7 +47,7 @@ export function registerCustomerCommands(program: Command): void {
           )
           for (const linked of result.linked) {
             // Every id erased is named: the operator's record of the request lists them all.
-            const why = '(the same person: an account link joined them before an unlink)'
+            const why = '(joined to it by an account link before an unlink; --with-linked)'
             console.log(
               linked.alreadyErased
                 ? `customer ${linked.customerId} ${why} was already erased; checked again`
@@ -47,7 +56,12 @@ export function registerCustomerCommands(program: Command): void {
           }
           printMenus(menus)
         },
-        () => checkCustomerId(id),
+        () => {
+          checkCustomerId(id)
+          if (opts.withLinked && opts.only) {
+            throw new UsageError('--with-linked and --only: choose one')
+          }
+        },
       ),
     )
   for (const [name, description, change] of [
@@ -127,14 +141,14 @@ function checkCustomerId(id: string): void {
   if (!customerIdSchema.safeParse(id).success) throw new UsageError(`<id>: not a uuid: ${id}`)
 }
 
-/** Unlinks the person's rich menus at LINE; in sandbox mode there is no LINE to reach here. */
-async function unlinkMenus(db: Database, env: Env, id: string): Promise<ErasedMenus> {
+/** Unlinks the erased person's rich menus at LINE; in sandbox mode there is no LINE to reach. */
+async function unlinkMenus(env: Env, lineUids: string[]): Promise<ErasedMenus> {
   // Logs go to stderr: stdout is the result.
   const log = createLogger(env.LOG_LEVEL, pino.destination(2))
-  if (isSandbox(env)) return unlinkMenusBeforeErasure({ db, line: undefined, log }, id)
+  if (isSandbox(env)) return unlinkMenusAfterErasure({ line: undefined, log }, lineUids)
   const line = createLine(env, createMetrics())
   try {
-    return await unlinkMenusBeforeErasure({ db, line, log }, id)
+    return await unlinkMenusAfterErasure({ line, log }, lineUids)
   } finally {
     await line.close()
   }

@@ -10,7 +10,7 @@ import { deleteCustomerTags } from './customer-tag.repo.ts'
 import { lockLineEvents, scrubLineEvents } from './erase-events.repo.ts'
 import { eraseTraces } from './erase-traces.repo.ts'
 import { widthFormsOf } from './identity-values.ts'
-import { findCustomersToErase } from './linked-customers.repo.ts'
+import { findCustomersToErase, type LinkedChoice } from './linked-customers.repo.ts'
 
 /**
  * Identity kinds that keep a tombstone (a hash of kind and value, never the value) pointing at
@@ -78,10 +78,15 @@ export type ErasedCustomer = { customerId: string; alreadyErased: boolean }
 
 export type EraseResult = ErasedCustomer & {
   /**
-   * The customers erased with it: an account link proved them the same person, and an unlink
-   * split them again (findLinkedCustomers).
+   * The customers erased with it: an account link joined them to it, and an unlink
+   * split them again (findLinkedCustomers), erased as `linked: 'erase'` asked.
    */
   linked: ErasedCustomer[]
+  /**
+   * The LINE user ids the erasure replaced with tombstones, for the caller to unlink their menus
+   * at LINE once it committed (unlinkMenusAfterErasure); personal data: never log them.
+   */
+  lineUids: string[]
 }
 
 /**
@@ -98,17 +103,23 @@ export type EraseResult = ErasedCustomer & {
  *   keep only their type and id, and lose their error text;
  * - account-link codes and nonces, stored multicast requests, delivery errors and the links
  *   clicked in their emails lose the person's email and LINE user id (eraseTraces);
- * - the recorded rich menu is cleared: the caller unlinks it at LINE first, while the LINE user
- *   id is known (unlinkMenusBeforeErasure); this transaction makes no network call.
- * A merged id leads to the surviving customer, which is the same person. So do account links:
- * a LINE account linked to an online account and then unlinked left the person on two
- * customers (the online side, and the LINE account's new one), and both are erased, in the same
- * transaction (`linked`). A transaction Postgres aborted (a deadlock) runs again, 3 times in
+ * - the recorded rich menu is cleared: the caller unlinks it at LINE once this committed, with
+ *   the LINE user ids returned (`lineUids`); this transaction makes no network call.
+ * A merged id leads to the surviving customer, which is the same person. Account links may: a
+ * LINE account linked to an online account and then unlinked left two customers (the online
+ * side, and the LINE account's new one), one person or two (a wrong link corrected). By default
+ * (`linked: 'refuse'`) such a customer is not erased (a CONFLICT names the others); `erase`
+ * erases them all in the same transaction (`linked`), `only` the one asked for. A transaction Postgres aborted (a deadlock) runs again, 3 times in
  * all, then fails as busy, to be run again.
  */
-export async function eraseCustomer(db: Database, customerId: string): Promise<EraseResult> {
+export async function eraseCustomer(
+  db: Database,
+  customerId: string,
+  opts: { linked?: LinkedChoice } = {},
+): Promise<EraseResult> {
+  const linked = opts.linked ?? 'refuse'
   for (let attempt = 0; attempt < 10; attempt++) {
-    const erased = await runAgainIfAborted(() => eraseOnce(db, customerId), { busy })
+    const erased = await runAgainIfAborted(() => eraseOnce(db, customerId, linked), { busy })
     if (erased) return erased
   }
   throw new Error('customer merge chain is too long')
@@ -122,13 +133,17 @@ const busy = (cause: unknown) =>
   )
 
 /** eraseCustomer's transaction; undefined when a customer was merged or linked meanwhile. */
-function eraseOnce(db: Database, customerId: string): Promise<EraseResult | undefined> {
+function eraseOnce(
+  db: Database,
+  customerId: string,
+  linkedChoice: LinkedChoice,
+): Promise<EraseResult | undefined> {
   return db.transaction().execute(async (trx) => {
     // Merge chains and links are followed without locks and only the customers they end in
     // are locked: a merged row locked on the way would deadlock with a merge of its survivor,
     // which re-points it. Merged (or linked, or unlinked) while we waited for them, they lead
     // elsewhere now: start again (the locks go with the transaction).
-    const ids = await findCustomersToErase(trx, customerId)
+    const ids = await findCustomersToErase(trx, customerId, linkedChoice)
     if (!ids) throw new AppError('NOT_FOUND', `no customer ${customerId}`)
     const lineUids = await liveLineUidsOf(trx, ids)
     const eventIds = await lockLineEvents(trx, lineUids)
@@ -140,7 +155,8 @@ function eraseOnce(db: Database, customerId: string): Promise<EraseResult | unde
       .forUpdate()
       .execute()
     if (customers.some((c) => c.merged_into_id)) return undefined
-    if (String(await findCustomersToErase(trx, customerId)) !== String(ids)) return undefined
+    const again = await findCustomersToErase(trx, customerId, linkedChoice)
+    if (String(again) !== String(ids)) return undefined
     // A LINE account that came to them while we waited has events not locked: start again.
     if (String(await liveLineUidsOf(trx, ids)) !== String(lineUids)) return undefined
     await scrubLineEvents(trx, eventIds)
@@ -152,7 +168,7 @@ function eraseOnce(db: Database, customerId: string): Promise<EraseResult | unde
     }
     const [first, ...linked] = erased
     if (!first) throw new Error('no customer to erase')
-    return { ...first, linked }
+    return { ...first, linked, lineUids }
   })
 }
 
@@ -248,9 +264,10 @@ async function eraseLocked(
         // Nothing is fetched for or sent to an erased person again.
         profile_fetched_at: sql`now()`,
         status: 'blocked',
-        // Its menu was unlinked at LINE before (unlinkMenusBeforeErasure): the id is gone now,
-        // and a link call under way (read before) records nothing here (the generation) and
-        // takes its link back at LINE (unlinkErased in richmenu-link.service.ts).
+        // Its menu is unlinked at LINE once this commits (unlinkMenusAfterErasure, with the ids
+        // returned): a link recorded before is undone by it, and a link call under way (read
+        // before) records nothing here (the generation) and takes its link back at LINE
+        // (unlinkErased in richmenu-link.service.ts).
         ...forgottenMenu,
         updated_at: sql`now()`,
       })

@@ -1,22 +1,45 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
+import { AppError } from '../platform/errors.ts'
 import { findSurvivingCustomer } from './customer.repo.ts'
 
 /**
+ * What an erasure does with the customers an account link joined to the one asked for and an
+ * unlink split off again (findLinkedCustomers): an unlink is often how a wrong link is
+ * corrected (a family member who knew the shop password), so they may be someone else.
+ * `refuse`: nothing is erased while there are any (the operator chooses); `erase`: they are
+ * erased too; `only`: the one asked for alone.
+ */
+export type LinkedChoice = 'refuse' | 'erase' | 'only'
+
+/**
  * The customers an erasure of `customerId` erases: the one it leads to (merges followed),
- * then the others account links proved the same person (findLinkedCustomers). Read without
- * locks; undefined for an unknown id.
+ * then, as `linked` says, the others account links joined to it (findLinkedCustomers). Read
+ * without locks; undefined for an unknown id. Throws a CONFLICT naming them for `refuse`.
  */
 export async function findCustomersToErase(
   db: Db,
   customerId: string,
+  linked: LinkedChoice,
 ): Promise<string[] | undefined> {
   const survivor = await findSurvivingCustomer(db, customerId)
   if (!survivor) return undefined
-  return [survivor.id, ...(await findLinkedCustomers(db, survivor.id))]
+  if (linked === 'only') return [survivor.id]
+  const others = await findLinkedCustomers(db, survivor.id)
+  if (linked === 'refuse' && others.length > 0) {
+    throw new AppError(
+      'CONFLICT',
+      `customer ${customerId} has linked customers: ${others.join(', ')} (account link, later ` +
+        'unlinked: possibly the same person, or a wrong link corrected by the unlink); nothing ' +
+        'was changed. Run again with --with-linked to erase them all, or with --only to erase ' +
+        'just this one',
+      { details: { linked: others } },
+    )
+  }
+  return [survivor.id, ...others]
 }
 
-/** The most customers one person may span through account links (the erasure's bound). */
+/** The most customers an erasure spans through account links, the one asked for included. */
 export const MAX_LINKED_CUSTOMERS = 50
 
 /**
@@ -25,8 +48,8 @@ export const MAX_LINKED_CUSTOMERS = 50
  * account's one customer; an unlink then splits them again, the online side staying and the
  * LINE account going to a new customer (`account_link.unlinked_to_customer_id`). Both sides of
  * every such split are followed, transitively (linked, unlinked, linked again, unlinked…),
- * each to the customer holding it now (merges followed). Throws when they are more than
- * MAX_LINKED_CUSTOMERS: the caller acts on all of them or on none.
+ * each to the customer holding it now (merges followed). Throws when they and `customerId` are
+ * more than MAX_LINKED_CUSTOMERS: the caller acts on all of them or on none.
  */
 export async function findLinkedCustomers(db: Db, customerId: string): Promise<string[]> {
   const edges = await splitEdges(db)
@@ -36,9 +59,9 @@ export async function findLinkedCustomers(db: Db, customerId: string): Promise<s
     for (const other of edges.get(next) ?? []) {
       if (found.has(other)) continue
       found.add(other)
-      if (found.size > MAX_LINKED_CUSTOMERS + 1) {
+      if (found.size > MAX_LINKED_CUSTOMERS) {
         throw new Error(
-          `customer ${customerId}: account links lead to more than ${MAX_LINKED_CUSTOMERS} other ` +
+          `customer ${customerId}: account links lead to more than ${MAX_LINKED_CUSTOMERS} ` +
             'customers; nothing was changed',
         )
       }

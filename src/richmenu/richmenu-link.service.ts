@@ -3,19 +3,19 @@ import { jobIds } from '../jobs.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
-import { TimeoutError } from '../platform/timeout.ts'
 import type { EventContext } from '../webhook/event-context.ts'
 import {
   findErasedLineUsers,
+  findLiveLineUids,
   findMismatchedFriends,
   findWantedMenus,
   forgetLinkedMenus,
   recordLinkedMenus,
   type WantedMenu,
 } from './richmenu-segment.repo.ts'
+import { MAX_USERS_PER_LINK_CALL, unlinkAtLine } from './richmenu-unlink.ts'
 
-/** LINE's bulk link and unlink take 1..500 user ids (LINE-API.md §4). */
-export const MAX_USERS_PER_LINK_CALL = 500
+export { MAX_USERS_PER_LINK_CALL }
 
 /**
  * How long after a bulk link its users are checked: LINE carries one out "normally within a few
@@ -220,23 +220,21 @@ async function callLine(
  * Takes back at LINE a link that landed after the erasure of some of its users: the job read them
  * before, the erasure unlinked their menus and tombstoned their rows (so the record failed), and
  * nothing else knows their LINE user ids any more. Only erased rows: another job's link or a
- * follow (the record moved for them too) leaves LINE as it is. Never throws: the job's retry
- * would not find them again; a failure is logged without the ids.
+ * follow (the record moved for them too) leaves LINE as it is; so does a LINE user id a live row
+ * holds now (the person followed again after the erasure, a new row: its menu is theirs). Never
+ * throws: the job's retry would not find them again; a failure is logged without the ids.
  */
 async function unlinkErased(deps: LinkDeps, users: WantedMenu[], raced: string[]) {
   const erased = new Set(await findErasedLineUsers(deps.db, raced))
-  const gone = users.filter((u) => erased.has(u.id))
-  if (gone.length === 0) return
-  try {
-    await callLine(deps, null, gone)
-  } catch (error) {
-    const status =
-      classifyLineError(error).status ?? (error instanceof TimeoutError ? 'timeout' : 'network')
-    deps.log.warn(
-      { users: gone.length, status },
-      'could not unlink the rich menu a link showed to people erased meanwhile',
-    )
-  }
+  const gone = users.filter((u) => erased.has(u.id)).map((u) => u.line_uid)
+  const back = new Set(await findLiveLineUids(deps.db, gone))
+  const uids = gone.filter((uid) => !back.has(uid))
+  if (uids.length === 0) return
+  await unlinkAtLine(
+    deps,
+    uids,
+    'could not unlink the rich menu a link showed to people erased meanwhile',
+  )
 }
 
 /**

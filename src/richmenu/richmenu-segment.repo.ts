@@ -181,6 +181,17 @@ export async function findErasedLineUsers(db: Db, lineUserIds: string[]): Promis
   return rows.map((r) => r.id)
 }
 
+/** Those of these LINE user ids a row holds (a live one: an erased row holds a tombstone). */
+export async function findLiveLineUids(db: Db, lineUids: string[]): Promise<string[]> {
+  if (lineUids.length === 0) return []
+  const rows = await db
+    .selectFrom('line_user')
+    .select('line_uid')
+    .where('line_uid', 'in', lineUids)
+    .execute()
+  return rows.map((r) => r.line_uid)
+}
+
 /** Forgets the menu recorded for these LINE users: the next link sends theirs again. */
 export async function forgetLinkedMenus(db: Db, lineUserIds: string[]): Promise<void> {
   if (lineUserIds.length === 0) return

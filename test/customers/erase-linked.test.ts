@@ -39,9 +39,9 @@ afterAll(async () => {
 
 const { lineUser, waitForText } = linkReads(() => k)
 
-/** `kizuna customers erase ID`, with LINE credentials (the stand-in). */
-const eraseByCli = (id: string) =>
-  cli(['customers', 'erase', id], {
+/** `kizuna customers erase ID [flags]`, with LINE credentials (the stand-in). */
+const eraseByCli = (id: string, ...flags: string[]) =>
+  cli(['customers', 'erase', id, ...flags], {
     LINE_CHANNEL_SECRET: k.deps.env.LINE_CHANNEL_SECRET ?? '',
     LINE_CHANNEL_ACCESS_TOKEN: k.deps.env.LINE_CHANNEL_ACCESS_TOKEN ?? '',
     LINE_API_BASE_URL: k.line.apiBaseUrl,
@@ -85,7 +85,7 @@ async function linkedThenUnlinked() {
 
 /** Erases `id` by the CLI: nothing of the person is left, and both customers are named. */
 async function eraseBoth(id: string, p: Awaited<ReturnType<typeof linkedThenUnlinked>>) {
-  const erased = await eraseByCli(id)
+  const erased = await eraseByCli(id, '--with-linked')
   expect(erased.stderr).toBe('')
   expect(erased.code).toBe(0)
   expect(await findAnywhere(db, p.secrets)).toEqual([])
@@ -113,6 +113,50 @@ describe('customers erase after an account link and unlink', () => {
     const p = await linkedThenUnlinked()
     await eraseBoth(p.split, p)
   }, 60_000)
+})
+
+describe('customers erase of a customer with linked customers, without --with-linked', () => {
+  it('refuses by default, naming the other customer and why, and changes nothing', async () => {
+    const p = await linkedThenUnlinked()
+    const res = await eraseByCli(p.online)
+    expect(res.code).toBe(1)
+    expect(res.stdout).toBe('')
+    expect(res.stderr).toContain(p.split)
+    expect(res.stderr).toContain('account link, later unlinked')
+    expect(res.stderr).toContain('--with-linked')
+    expect(res.stderr).toContain('--only')
+    expect(await erasedOf([p.online, p.split])).toEqual([])
+    expect((await findAnywhere(db, p.secrets)).length).toBeGreaterThan(0)
+    // Nothing was unlinked at LINE either: the LINE account is on the split-off customer.
+    const lineUid = p.secrets[1] ?? ''
+    expect(k.line.requestsTo('DELETE', `/v2/bot/user/${lineUid}/richmenu`)).toEqual([])
+  }, 60_000)
+
+  it('--only erases just this customer and leaves the linked one intact', async () => {
+    const p = await linkedThenUnlinked()
+    const [email, lineUid] = p.secrets as [string, string]
+    const res = await eraseByCli(p.split, '--only')
+    expect(res.stderr).toBe('')
+    expect(res.code).toBe(0)
+    expect(res.stdout).toContain(`erased customer ${p.split}`)
+    expect(res.stdout).not.toContain(p.online)
+    expect(await erasedOf([p.online, p.split])).toEqual([p.split])
+    // The LINE account is gone; the online customer keeps its name and email.
+    expect(await findAnywhere(db, [lineUid])).toEqual([])
+    const online = await db
+      .selectFrom('customer')
+      .select(['display_name', 'email'])
+      .where('id', '=', p.online)
+      .executeTakeFirstOrThrow()
+    expect(online.display_name).not.toBeNull()
+    expect((await findAnywhere(db, [email])).length).toBeGreaterThan(0)
+  }, 60_000)
+
+  it('refuses both flags at once', async () => {
+    const res = await eraseByCli(randomUUID(), '--only', '--with-linked')
+    expect(res.code).toBe(1)
+    expect(res.stderr).toContain('--only')
+  })
 })
 
 describe("an erased person's link token", () => {
@@ -212,26 +256,49 @@ describe('eraseCustomer and account links', () => {
     await unlinked(second.id, third)
     const stranger = await lineCustomer()
 
-    const result = await eraseCustomer(db, first.id)
+    const result = await eraseCustomer(db, first.id, { linked: 'erase' })
     expect(result.customerId).toBe(first.id)
     const all = [first.id, second.id, third.id].sort()
     expect(result.linked.map((l) => l.customerId)).toEqual(all.filter((id) => id !== first.id))
     expect(await erasedOf([...all, online, stranger.id])).toEqual(all)
     // Run again from the merged online id: the same three, already erased.
-    const again = await eraseCustomer(db, online)
+    const again = await eraseCustomer(db, online, { linked: 'erase' })
     expect(again.customerId).toBe(second.id)
     expect([again, ...again.linked].every((r) => r.alreadyErased)).toBe(true)
   })
 
-  it(`refuses, erasing nothing, when links lead to more than ${MAX_LINKED_CUSTOMERS} customers`, async () => {
+  it('refuses by default, and erases only the one asked for with linked: only', async () => {
+    const a = await lineCustomer()
+    const b = await lineCustomer()
+    await unlinked(a.id, b)
+    await expect(eraseCustomer(db, a.id)).rejects.toThrow(b.id)
+    expect(await erasedOf([a.id, b.id])).toEqual([])
+    const result = await eraseCustomer(db, a.id, { linked: 'only' })
+    expect(result.linked).toEqual([])
+    expect(await erasedOf([a.id, b.id])).toEqual([a.id])
+  })
+
+  it(`erases ${MAX_LINKED_CUSTOMERS} customers linked together`, async () => {
     const chain = [await lineCustomer()]
-    for (let i = 0; i <= MAX_LINKED_CUSTOMERS; i++) {
+    for (let i = 1; i < MAX_LINKED_CUSTOMERS; i++) {
       const next = await lineCustomer()
       await unlinked(chain.at(-1)?.id ?? '', next)
       chain.push(next)
     }
-    await expect(eraseCustomer(db, chain[0]?.id ?? '')).rejects.toThrow(
-      `more than ${MAX_LINKED_CUSTOMERS} other customers; nothing was changed`,
+    const atBound = await eraseCustomer(db, chain[1]?.id ?? '', { linked: 'erase' })
+    expect(atBound.linked).toHaveLength(MAX_LINKED_CUSTOMERS - 1)
+    expect(await erasedOf(chain.map((c) => c.id))).toHaveLength(MAX_LINKED_CUSTOMERS)
+  })
+
+  it(`refuses, erasing nothing, when links lead to more than ${MAX_LINKED_CUSTOMERS} customers`, async () => {
+    const chain = [await lineCustomer()]
+    for (let i = 0; i < MAX_LINKED_CUSTOMERS; i++) {
+      const next = await lineCustomer()
+      await unlinked(chain.at(-1)?.id ?? '', next)
+      chain.push(next)
+    }
+    await expect(eraseCustomer(db, chain[0]?.id ?? '', { linked: 'erase' })).rejects.toThrow(
+      `more than ${MAX_LINKED_CUSTOMERS} customers; nothing was changed`,
     )
     expect(await erasedOf(chain.map((c) => c.id))).toEqual([])
   })

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Env } from '../../src/config/env.ts'
 import type { Deps } from '../../src/platform/deps.ts'
@@ -12,6 +13,7 @@ import { createLiveMenu, insertFriend, type LiveMenu } from '../richmenu/richmen
 import { cli } from '../support/cli.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN } from '../support/harness.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
+import { eventually } from '../support/wait.ts'
 
 // A database of its own: the relink after the erasure looks at every LINE user.
 const cleanups: (() => Promise<void>)[] = []
@@ -104,6 +106,34 @@ async function linkHeldWhile(
   await job
 }
 
+/** Holds `customerId`'s row lock in a transaction of its own until `release`. */
+async function holdRowLock(customerId: string) {
+  const locked = Promise.withResolvers<void>()
+  const done = Promise.withResolvers<void>()
+  const trx = deps.db.transaction().execute(async (t) => {
+    await t.selectFrom('customer').select('id').where('id', '=', customerId).forUpdate().execute()
+    locked.resolve()
+    await done.promise
+  })
+  await locked.promise
+  return {
+    release: async () => {
+      done.resolve()
+      await trx
+    },
+  }
+}
+
+/** Until a session of this database waits for a lock (the erasure, blocked by holdRowLock). */
+async function waitForLockWait() {
+  await eventually(async () => {
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`.execute(deps.db)
+    expect(rows[0]?.n).toBeGreaterThan(0)
+  })
+}
+
 describe('kizuna customers erase and the rich menu', () => {
   it('unlinks the menu at LINE first, then tombstones the row with no menu recorded', async () => {
     const f = await friend({ linked: true })
@@ -135,6 +165,44 @@ describe('kizuna customers erase and the rich menu', () => {
     // The link landed after the erasure's unlink: the job takes it back at LINE.
     expect(line.requestsTo('DELETE', `/v2/bot/user/${f.lineUid}/richmenu`)).toHaveLength(1)
     expect(line.richMenuOf(f.lineUid)).toBeUndefined()
+  })
+
+  it('takes back a link recorded while the erasure waited for its lock, after it commits', async () => {
+    const f = await friend({ linked: false })
+    // The erasure starts (and would have unlinked at LINE) but waits for the customer's lock;
+    // meanwhile the link job's call lands at LINE and is recorded under the generation it read.
+    const lock = await holdRowLock(f.customerId)
+    let erasure: ReturnType<typeof cli> | undefined
+    await linkHeldWhile([f], async () => {
+      erasure = cli(['customers', 'erase', f.customerId], lineEnv())
+      await waitForLockWait()
+    })
+    expect((await row(f.lineUserId)).richmenu_version_id).toBe(menu.versionId)
+    await lock.release()
+    const res = await erasure
+    expect(res?.stderr).toBe('')
+    expect(res?.code).toBe(0)
+
+    const after = await row(f.lineUserId)
+    expect(after.line_uid).toMatch(/^erased:/)
+    expect(after.richmenu_version_id).toBeNull()
+    expect(line.richMenuOf(f.lineUid)).toBeUndefined()
+  })
+
+  it("leaves the menu of a returning friend holding the erased person's LINE user id", async () => {
+    const f = await friend({ linked: false })
+    let again: Awaited<ReturnType<typeof insertFriend>> | undefined
+    // A stale link job read the row; the person is erased, follows again (a new row with the
+    // same LINE user id), and is linked; then the stale call lands.
+    await linkHeldWhile([f], async () => {
+      expect((await cli(['customers', 'erase', f.customerId], lineEnv())).code).toBe(0)
+      again = await insertFriend(deps, { lineUid: f.lineUid })
+      expect(await linkRichMenus(deps, [again.lineUserId])).toMatchObject({ linked: 1 })
+    })
+
+    expect(unlinkRequests()).toEqual([])
+    expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+    expect((await row(again?.lineUserId ?? '')).richmenu_version_id).toBe(menu.versionId)
   })
 
   it('takes back a bulk link that landed after the erasure, in one bulk unlink', async () => {

@@ -132,6 +132,7 @@ describe('eraseCustomer', () => {
       customerId: p.id,
       alreadyErased: false,
       linked: [],
+      lineUids: [p.lineUid],
     })
 
     const customer = await db
@@ -240,7 +241,7 @@ describe('eraseCustomer', () => {
             o.status === 'fulfilled' ? 'ok' : String(o.reason?.code ?? o.reason),
           ),
         ).toEqual(['ok', 'ok'])
-        expect(await erasing).toEqual({ customerId: c.id, alreadyErased: false, linked: [] })
+        expect(await erasing).toMatchObject({ customerId: c.id, alreadyErased: false, linked: [] })
         const rows = await db
           .selectFrom('customer')
           .select(['id', 'merged_into_id', 'erased_at'])
@@ -445,6 +446,7 @@ describe('eraseCustomer', () => {
       customerId: back.id,
       alreadyErased: false,
       linked: [],
+      lineUids: [p.lineUid],
     })
     const lineUser = await db
       .selectFrom('line_user')
