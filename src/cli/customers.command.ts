@@ -9,6 +9,7 @@ import type { LinkedChoice } from '../customers/linked-customers.repo.ts'
 import { MAX_TAG_LENGTH, normaliseTag } from '../customers/tag-values.ts'
 import { readDatabaseNow } from '../maintenance/maintenance-run.repo.ts'
 import { refreshSpendSinceLastRun } from '../maintenance/refresh-spend.service.ts'
+import type { Database } from '../platform/db.ts'
 import { createLine } from '../platform/line.ts'
 import { createLogger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
@@ -38,7 +39,7 @@ export function registerCustomerCommands(program: Command): void {
           const linked: LinkedChoice = opts.withLinked ? 'erase' : opts.only ? 'only' : 'refuse'
           const result = await eraseCustomer(db, id, { linked })
           // The menus after the commit (unlinkMenusAfterErasure), with the ids it replaced.
-          const menus = await unlinkMenus(env, result.lineUids)
+          const menus = await unlinkMenus(db, env, result.lineUids)
           const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
           console.log(
             result.alreadyErased
@@ -142,13 +143,13 @@ function checkCustomerId(id: string): void {
 }
 
 /** Unlinks the erased person's rich menus at LINE; in sandbox mode there is no LINE to reach. */
-async function unlinkMenus(env: Env, lineUids: string[]): Promise<ErasedMenus> {
+async function unlinkMenus(db: Database, env: Env, lineUids: string[]): Promise<ErasedMenus> {
   // Logs go to stderr: stdout is the result.
   const log = createLogger(env.LOG_LEVEL, pino.destination(2))
-  if (isSandbox(env)) return unlinkMenusAfterErasure({ line: undefined, log }, lineUids)
+  if (isSandbox(env)) return unlinkMenusAfterErasure({ db, line: undefined, log }, lineUids)
   const line = createLine(env, createMetrics())
   try {
-    return await unlinkMenusAfterErasure({ line, log }, lineUids)
+    return await unlinkMenusAfterErasure({ db, line, log }, lineUids)
   } finally {
     await line.close()
   }

@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Env } from '../../src/config/env.ts'
+import { unlinkMenusAfterErasure } from '../../src/customers/erase-richmenu.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import {
   forgetRichMenuOf,
@@ -203,6 +204,17 @@ describe('kizuna customers erase and the rich menu', () => {
     expect(unlinkRequests()).toEqual([])
     expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
     expect((await row(again?.lineUserId ?? '')).richmenu_version_id).toBe(menu.versionId)
+  })
+
+  it('after the commit, unlinks only LINE user ids no live row holds (not a friend who followed again)', async () => {
+    const returning = await friend({ linked: true })
+    const gone = line.users.create()
+    gone.friendship = 'friend'
+    line.clearRequests()
+    const menus = await unlinkMenusAfterErasure(deps, [returning.lineUid, gone.userId])
+    expect(menus).toEqual({ unlinked: 1, failed: 0, skipped: 0 })
+    expect(unlinkRequests().map((r) => r.path)).toEqual([`/v2/bot/user/${gone.userId}/richmenu`])
+    expect(line.richMenuOf(returning.lineUid)).toBe(menu.richMenuId)
   })
 
   it('takes back a bulk link that landed after the erasure, in one bulk unlink', async () => {
