@@ -39,6 +39,7 @@ describe('eraseCustomer deadlocked by a concurrent transaction', () => {
       customerId: c.id,
       alreadyErased: false,
       linked: [],
+      lineUids: [lineUid],
     })
     expect(await other.done).toBe(1)
     const row = await db
