@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { sql, type Transaction } from 'kysely'
 import { setMarketingConsent } from '../consent/consent.service.ts'
+import { TOMBSTONE } from '../identity/tombstone.ts'
 import type { Database, DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
@@ -28,7 +29,6 @@ export const TOMBSTONE_KINDS: readonly string[] = [
   'online_customer',
   'email',
 ]
-const TOMBSTONE = 'erased:'
 
 /**
  * What an erased identity value (or LINE user id) is stored as: a SHA-256, never the value.

@@ -1,4 +1,5 @@
 import { type Expression, sql } from 'kysely'
+import { ERASED_PATTERN } from '../identity/tombstone.ts'
 import type { Db } from '../platform/db.ts'
 
 // ---- link tokens -------------------------------------------------------------------------
@@ -22,7 +23,7 @@ export async function findLinkToken(db: Db, tokenHash: string) {
     .select([
       'link_token.line_user_id',
       'link_token.expires_at',
-      sql<boolean>`line_user.line_uid like 'erased:%'`.as('erased'),
+      sql<boolean>`line_user.line_uid like ${ERASED_PATTERN}`.as('erased'),
     ])
     .where('link_token.token_hash', '=', tokenHash)
     .executeTakeFirst()

@@ -1,4 +1,5 @@
 import { type NotNull, type RawBuilder, sql } from 'kysely'
+import { ERASED_PATTERN } from '../identity/tombstone.ts'
 import { activeLinkOf } from '../linking/link.repo.ts'
 import type { Db } from '../platform/db.ts'
 
@@ -176,7 +177,7 @@ export async function findErasedLineUsers(db: Db, lineUserIds: string[]): Promis
     .selectFrom('line_user')
     .select('id')
     .where('id', 'in', lineUserIds)
-    .where('line_uid', 'like', 'erased:%')
+    .where('line_uid', 'like', ERASED_PATTERN)
     .execute()
   return rows.map((r) => r.id)
 }
@@ -266,7 +267,7 @@ export async function findLineUsersOfCustomer(
     .selectFrom('line_user')
     .select(['id', 'line_uid'])
     .where('customer_id', '=', customerId)
-    .where('line_uid', 'not like', 'erased:%')
+    .where('line_uid', 'not like', ERASED_PATTERN)
     .orderBy('id')
     .execute()
 }
