@@ -29,8 +29,11 @@ const program = new Command()
   .showHelpAfterError()
 
 const named = COMMANDS[process.argv[2] ?? '']
+// A set: `stores` and `keys` share one module, which registers both once.
+const registers = new Set<Register>()
 for (const load of named ? [named] : Object.values(COMMANDS)) {
-  for (const register of await load()) register(program)
+  for (const register of await load()) registers.add(register)
 }
+for (const register of registers) register(program)
 
 await program.parseAsync(process.argv)

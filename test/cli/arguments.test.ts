@@ -40,3 +40,26 @@ describe('kizuna with a bad argument', () => {
     expect(existsSync(join(dir, 'pglite'))).toBe(false)
   })
 })
+
+describe('kizuna --help', () => {
+  it('lists every command and exits 0; an unknown command is named', async () => {
+    const help = await cli(['--help'], { DATABASE_URL: '' })
+    expect(help.stderr).toBe('')
+    expect(help.code).toBe(0)
+    for (const command of [
+      'migrate',
+      'stores',
+      'keys',
+      'customers',
+      'import',
+      'flex',
+      'deliveries',
+      'richmenu',
+    ]) {
+      expect(help.stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'))
+    }
+    const unknown = await cli(['frobnicate'], { DATABASE_URL: '' })
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toContain("unknown command 'frobnicate'")
+  })
+})
