@@ -158,6 +158,12 @@ async function unlinkMenus(db: Database, env: Env, lineUids: string[]): Promise<
 /** What became of the menus, by count only: no LINE user id is printed. */
 function printMenus(m: ErasedMenus): void {
   if (m.unlinked > 0) console.log(`rich menu unlinked at LINE for ${m.unlinked} LINE user(s)`)
+  if (m.refused > 0) {
+    console.error(
+      `note: LINE refused ${m.refused} LINE user id(s) as invalid (400): it links no menu to ` +
+        'them, so there was none to unlink',
+    )
+  }
   if (m.failed > 0) {
     console.error(
       `warning: the rich menu could not be unlinked at LINE for ${m.failed} LINE user(s) ` +

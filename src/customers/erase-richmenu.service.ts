@@ -8,7 +8,7 @@ import { type UnlinkOutcome, unlinkAtLine } from '../richmenu/richmenu-unlink.ts
  * What became of the per-user menus of an erased person: `failed` ones stay shown at LINE
  * (until that menu is retired and deleted), `skipped` ones too (sandbox: no LINE here).
  */
-export type ErasedMenus = UnlinkOutcome & { skipped: number }
+export type ErasedMenus = Omit<UnlinkOutcome, 'settled'> & { skipped: number }
 
 /**
  * After eraseCustomer committed: unlinks at LINE the menu of each LINE user it erased (its
@@ -26,9 +26,9 @@ export async function unlinkMenusAfterErasure(
   deps: { db: Db; line: Line | undefined; log: Logger },
   lineUids: string[],
 ): Promise<ErasedMenus> {
-  if (!deps.line) return { unlinked: 0, failed: 0, skipped: lineUids.length }
+  if (!deps.line) return { unlinked: 0, refused: 0, failed: 0, skipped: lineUids.length }
   const live = new Set(await findLiveLineUids(deps.db, lineUids))
-  const outcome = await unlinkAtLine(
+  const { settled: _, ...outcome } = await unlinkAtLine(
     { line: deps.line, log: deps.log },
     lineUids.filter((uid) => !live.has(uid)),
     'could not unlink the rich menu of an erased person; the erasure is done',

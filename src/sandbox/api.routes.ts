@@ -2,9 +2,8 @@ import { Hono } from 'hono'
 import { createMessageRoutes } from './message.routes.ts'
 import { requestPipeline, type SandboxEnv } from './request-pipeline.ts'
 import { createRichMenuRoutes } from './richmenu.routes.ts'
-import { isFriend, randomHex, type SandboxContext } from './state.ts'
+import { isFriend, randomHex, type SandboxContext, USER_ID } from './state.ts'
 
-const USER_ID = /^U[0-9a-f]{32}$/
 const LINK_TOKEN_TTL_MS = 10 * 60 * 1000
 
 /** The api host (`https://api.line.me`): everything under `/v2/bot/...` except binary content. */

@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import type { ValidationDetail } from './openapi-validator.ts'
 import type { SandboxEnv } from './request-pipeline.ts'
-import { isFriend, type RichMenuState, randomHex, type SandboxContext } from './state.ts'
+import { isFriend, type RichMenuState, randomHex, type SandboxContext, USER_ID } from './state.ts'
 
 type MenuRequest = Record<string, unknown> & {
   size?: { width?: number; height?: number }
@@ -15,6 +15,7 @@ const MAX_MENUS = 1000
 const MAX_ALIASES = 1000
 const NOT_FOUND = { message: 'Not found' }
 const NO_IMAGE = { message: 'must upload richmenu image before applying it to user' }
+const INVALID_USER_ID = { message: "The value for the 'userId' parameter is invalid" }
 
 /** Rich menus, defaults, per-user links and aliases (api host). Images live on the data host. */
 export function createRichMenuRoutes(ctx: SandboxContext) {
@@ -62,8 +63,16 @@ export function createRichMenuRoutes(ctx: SandboxContext) {
     return c.json({}, 202)
   })
 
+  // A malformed id refuses the whole call: no one is unlinked (LINE's reference, "Unlink rich
+  // menus from multiple users"). One that is well formed but unknown is accepted and ignored.
   app.post('/v2/bot/richmenu/bulk/unlink', (c) => {
-    for (const userId of (c.get('body') as { userIds: string[] }).userIds) {
+    const { userIds } = c.get('body') as { userIds: string[] }
+    const bad = userIds.findIndex((userId) => !USER_ID.test(userId))
+    if (bad >= 0) {
+      const message = `The property, 'userIds[${bad}]', in the request body is invalid (line: -, column: -)`
+      return c.json({ message }, 400)
+    }
+    for (const userId of userIds) {
       const user = state.users.get(userId)
       if (user) delete user.richMenuId
     }
@@ -158,6 +167,7 @@ export function createRichMenuRoutes(ctx: SandboxContext) {
   })
 
   app.delete('/v2/bot/user/:userId/richmenu', (c) => {
+    if (!USER_ID.test(c.req.param('userId'))) return c.json(INVALID_USER_ID, 400)
     const user = state.users.get(c.req.param('userId'))
     if (user) delete user.richMenuId
     return c.json({})

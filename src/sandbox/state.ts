@@ -201,6 +201,9 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
   }
 }
 
+/** A LINE user id: `U` and 32 hex digits (LINE-API.md §5). */
+export const USER_ID = /^U[0-9a-f]{32}$/
+
 export function randomHex(bytes: number): string {
   return randomBytes(bytes).toString('hex')
 }

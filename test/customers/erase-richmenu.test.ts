@@ -9,6 +9,7 @@ import {
   relinkCustomersSoon,
   relinkRichMenus,
 } from '../../src/richmenu/richmenu-link.service.ts'
+import { unlinkAtLine } from '../../src/richmenu/richmenu-unlink.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { createLiveMenu, insertFriend, type LiveMenu } from '../richmenu/richmenu-link-fixtures.ts'
 import { cli } from '../support/cli.ts'
@@ -212,7 +213,7 @@ describe('kizuna customers erase and the rich menu', () => {
     gone.friendship = 'friend'
     line.clearRequests()
     const menus = await unlinkMenusAfterErasure(deps, [returning.lineUid, gone.userId])
-    expect(menus).toEqual({ unlinked: 1, failed: 0, skipped: 0 })
+    expect(menus).toEqual({ unlinked: 1, refused: 0, failed: 0, skipped: 0 })
     expect(unlinkRequests().map((r) => r.path)).toEqual([`/v2/bot/user/${gone.userId}/richmenu`])
     expect(line.richMenuOf(returning.lineUid)).toBe(menu.richMenuId)
   })
@@ -272,9 +273,43 @@ describe('kizuna customers erase and the rich menu', () => {
     }
   })
 
+  it('unlinks the others one by one when LINE refuses the bulk unlink (a malformed LINE user id)', async () => {
+    const a = await friend({ linked: true })
+    const b = await friend({ linked: true, customerId: a.customerId })
+    // LINE refuses a bulk call naming a malformed id as a whole (400), unlinking no one.
+    const bad = await insertFriend(deps, { lineUid: 'U-malformed', customerId: a.customerId })
+    line.clearRequests()
+
+    const res = await cli(['customers', 'erase', a.customerId], { ...lineEnv(), LOG_LEVEL: 'warn' })
+    expect(res.code).toBe(0)
+    expect(res.stdout).toContain(`erased customer ${a.customerId}`)
+    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/unlink').map((r) => r.status)).toEqual([
+      400,
+    ])
+    expect(line.richMenuOf(a.lineUid)).toBeUndefined()
+    expect(line.richMenuOf(b.lineUid)).toBeUndefined()
+    expect(res.stdout).toContain('rich menu unlinked at LINE for 2 LINE user(s)')
+    expect(res.stderr).toContain('LINE refused 1 LINE user id(s) as invalid (400)')
+    expect(`${res.stdout}${res.stderr}`).not.toContain(bad.lineUid)
+  })
+
+  it('stops unlinking one by one when LINE refuses a call for another reason than the ids (403)', async () => {
+    const users = [line.users.create(), line.users.create(), line.users.create()]
+    line.failNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/unlink', status: 403 })
+    line.failNext({ method: 'DELETE', path: /\/richmenu$/, status: 403, count: Infinity })
+    const menus = await unlinkAtLine(
+      deps,
+      users.map((u) => u.userId),
+      'could not unlink',
+    )
+    expect(menus).toMatchObject({ unlinked: 0, failed: 3, failure: '403' })
+    // The bulk call, then one of them alone: the refusal was not about an id.
+    expect(unlinkRequests()).toHaveLength(2)
+  })
+
   it('still erases when LINE refuses or cannot be reached, and says the menu stayed', async () => {
-    // A 5xx, a refusal, and a connection dropped after 50 ms.
-    for (const failure of [{ status: 500 }, { status: 400 }, { timeoutMs: 50 }]) {
+    // A 5xx, a refusal (not of the id: a 400 is), and a connection dropped after 50 ms.
+    for (const failure of [{ status: 500 }, { status: 403 }, { timeoutMs: 50 }]) {
       const f = await friend({ linked: true })
       line.failNext({ method: 'DELETE', path: /\/richmenu$/, ...failure })
       const res = await cli(['customers', 'erase', f.customerId], {

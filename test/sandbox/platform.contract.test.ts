@@ -252,6 +252,30 @@ describe('rich menus', () => {
     await client.deleteRichMenu(richMenuId)
   })
 
+  it('refuses a bulk unlink naming a malformed user id as a whole (400), and one such unlink', async () => {
+    const [a, b] = [await friend('A'), await friend('B')]
+    const { richMenuId } = await client.createRichMenu(richMenuRequest)
+    await blob.setRichMenuImage(richMenuId, new Blob([pngBytes], { type: 'image/png' }))
+    await client.linkRichMenuIdToUsers({ richMenuId, userIds: [a.userId, b.userId] })
+    const bad = 'U-not-a-user-id'
+
+    const bulk = await fetchError(client.unlinkRichMenuIdFromUsers({ userIds: [a.userId, bad] }))
+    expect(bulk.status).toBe(400)
+    expect(bulk.body).toEqual({
+      message: "The property, 'userIds[1]', in the request body is invalid (line: -, column: -)",
+    })
+    // Refused as a whole: nobody's menu was unlinked.
+    expect(await client.getRichMenuIdOfUser(a.userId)).toEqual({ richMenuId })
+    const one = await fetchError(client.unlinkRichMenuIdFromUser(bad))
+    expect(one.status).toBe(400)
+    expect(one.body).toEqual({ message: "The value for the 'userId' parameter is invalid" })
+
+    await client.unlinkRichMenuIdFromUsers({ userIds: [a.userId, b.userId] })
+    expect((await fetchError(client.getRichMenuIdOfUser(a.userId))).status).toBe(404)
+    expect((await fetchError(client.getRichMenuIdOfUser(b.userId))).status).toBe(404)
+    await client.deleteRichMenu(richMenuId)
+  })
+
   it('refuses an image that is not a PNG or JPEG of 800-2500 × 250+ pixels, ratio 1.45+', async () => {
     const upload = async (bytes: Buffer, type = 'image/png') => {
       const { richMenuId } = await client.createRichMenu(richMenuRequest)
