@@ -15,9 +15,9 @@ import {
 import type { CustomerImportRow } from './customer.schemas.ts'
 import { HolderChanged, lockIdentityHolders } from './customer-lock.repo.ts'
 import { insertCustomerTags } from './customer-tag.repo.ts'
-import { isErasedIdentity } from './erase.service.ts'
 import type { IdentityKind } from './identity-values.ts'
 import { attachIdentity } from './merge.service.ts'
+import { isErasedIdentity } from './tombstones.ts'
 
 export type ImportOutcome = 'created' | 'updated' | 'unchanged'
 /** What a row did, and the customer it describes (the survivor, when it merged two). */

@@ -4,8 +4,8 @@ import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { findIdentityOwner, findSurvivingCustomer, listIdentities } from './customer.repo.ts'
 import { listCustomerTags } from './customer-tag.repo.ts'
-import { isErasedIdentity } from './erase.service.ts'
 import type { IdentityRef } from './identity-values.ts'
+import { isErasedIdentity } from './tombstones.ts'
 
 const RECENT_PURCHASES = 20
 

@@ -21,8 +21,8 @@ import {
 } from './customer.repo.ts'
 import { HolderChanged, lockAttachParties } from './customer-lock.repo.ts'
 import { moveCustomerTags } from './customer-tag.repo.ts'
-import { isErasedIdentity } from './erase.service.ts'
 import { type IdentityKind, normaliseIdentity } from './identity-values.ts'
+import { isErasedIdentity } from './tombstones.ts'
 
 /** Kinds a person carries as a card: refused for good once their holder is erased. */
 const CARD_KINDS: readonly IdentityKind[] = ['member_card', 'legacy_card']

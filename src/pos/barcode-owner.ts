@@ -1,4 +1,4 @@
-import { tombstonesOf } from '../customers/erase.service.ts'
+import { tombstonesOf } from '../customers/tombstones.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import type { ReadBarcode } from './barcode.ts'

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { erasedValue } from '../../src/customers/erase.service.ts'
+import { erasedValue } from '../../src/customers/tombstones.ts'
 import { cli } from '../support/cli.ts'
 import { customerWithLegacyCard, databaseMigratedTo } from '../support/migrated-database.ts'
 
