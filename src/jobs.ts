@@ -45,6 +45,12 @@ export const JOBS = {
       })
       .strict(),
   },
+  'richmenu.unlink-erased': {
+    queue: 'richmenu',
+    schema: z
+      .object({ unlinkIds: z.array(z.uuid()).min(1).max(MAX_RICHMENU_USERS_PER_JOB) })
+      .strict(),
+  },
   'maintenance.sweep': {
     queue: 'maintenance',
     schema: z.object({}).strict(),
@@ -97,6 +103,9 @@ export const jobIds = {
     `${groupJobId('richmenu-link', lineUserIds)}-${cause}`,
   /** Every mismatched friend, once per cause (a deploy, a refresh run, an import minute). */
   richMenuRelink: (cause: string) => `richmenu-relink-${cause}`,
+  /** Erased people's menus still to unlink (erased_menu_unlink rows), once per sweep. */
+  erasedUnlink: (unlinkIds: string[], cause: string) =>
+    `${groupJobId('richmenu-unlink', unlinkIds)}-${cause}`,
   /** The check of one bulk link LINE accepted (its users, the menu version, when it was sent). */
   richMenuCheck: (lineUserIds: string[], versionId: string, sentAt: number) =>
     `${groupJobId('richmenu-check', lineUserIds)}-${versionId}-${sentAt}`,

@@ -38,8 +38,8 @@ export function registerCustomerCommands(program: Command): void {
         async (db, env) => {
           const linked: LinkedChoice = opts.withLinked ? 'erase' : opts.only ? 'only' : 'refuse'
           const result = await eraseCustomer(db, id, { linked })
-          // The menus after the commit (unlinkMenusAfterErasure), with the ids it replaced.
-          const menus = await unlinkMenus(db, env, result.lineUids)
+          // The menus after the commit (unlinkMenusAfterErasure), with the unlinks it recorded.
+          const menus = await unlinkMenus(db, env, result.menuUnlinks)
           const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
           console.log(
             result.alreadyErased
@@ -143,13 +143,13 @@ function checkCustomerId(id: string): void {
 }
 
 /** Unlinks the erased person's rich menus at LINE; in sandbox mode there is no LINE to reach. */
-async function unlinkMenus(db: Database, env: Env, lineUids: string[]): Promise<ErasedMenus> {
+async function unlinkMenus(db: Database, env: Env, menuUnlinks: string[]): Promise<ErasedMenus> {
   // Logs go to stderr: stdout is the result.
   const log = createLogger(env.LOG_LEVEL, pino.destination(2))
-  if (isSandbox(env)) return unlinkMenusAfterErasure({ db, line: undefined, log }, lineUids)
+  if (isSandbox(env)) return unlinkMenusAfterErasure({ db, line: undefined, log }, menuUnlinks)
   const line = createLine(env, createMetrics())
   try {
-    return await unlinkMenusAfterErasure({ db, line, log }, lineUids)
+    return await unlinkMenusAfterErasure({ db, line, log }, menuUnlinks)
   } finally {
     await line.close()
   }
@@ -167,14 +167,15 @@ function printMenus(m: ErasedMenus): void {
   if (m.failed > 0) {
     console.error(
       `warning: the rich menu could not be unlinked at LINE for ${m.failed} LINE user(s) ` +
-        `(${m.failure}); the erasure went ahead. LINE shows that menu until it is retired ` +
-        '(a deploy without it deletes it at LINE).',
+        `(${m.failure}); the erasure went ahead. The worker's sweeper (npm start) tries again ` +
+        'until LINE confirms, for up to 30 days; LINE shows that menu until then.',
     )
   }
   if (m.skipped > 0) {
     console.error(
       `note: sandbox mode (no LINE credentials): the rich menu of ${m.skipped} LINE user(s) was ` +
-        'not unlinked; the LINE sandbox lives in the `npm start` process.',
+        'not unlinked here; the LINE sandbox lives in the `npm start` process, whose sweeper ' +
+        'unlinks it.',
     )
   }
 }

@@ -4,6 +4,7 @@ import { TOMBSTONE } from '../identity/tombstone.ts'
 import type { Database, DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
+import { insertErasedUnlinks } from '../richmenu/erased-unlink.repo.ts'
 import { forgottenMenu } from '../richmenu/richmenu-segment.repo.ts'
 import { findIdentityOwner } from './customer.repo.ts'
 import { deleteCustomerTags } from './customer-tag.repo.ts'
@@ -21,10 +22,11 @@ export type EraseResult = ErasedCustomer & {
    */
   linked: ErasedCustomer[]
   /**
-   * The LINE user ids the erasure replaced with tombstones, for the caller to unlink their menus
-   * at LINE once it committed (unlinkMenusAfterErasure); personal data: never log them.
+   * The menus to unlink at LINE for the LINE user ids the erasure replaced with tombstones: the
+   * erased_menu_unlink rows it wrote (their ids), for the caller to unlink once it committed
+   * (unlinkMenusAfterErasure); what it leaves, the sweeper retries.
    */
-  lineUids: string[]
+  menuUnlinks: string[]
 }
 
 /**
@@ -41,8 +43,10 @@ export type EraseResult = ErasedCustomer & {
  *   keep only their type and id, and lose their error text;
  * - account-link codes and nonces, stored multicast requests, delivery errors and the links
  *   clicked in their emails lose the person's email and LINE user id (eraseTraces);
- * - the recorded rich menu is cleared: the caller unlinks it at LINE once this committed, with
- *   the LINE user ids returned (`lineUids`); this transaction makes no network call.
+ * - the recorded rich menu is cleared, and its unlink at LINE recorded (erased_menu_unlink, the
+ *   one row that holds their LINE user id on, until LINE confirms): the caller unlinks it once
+ *   this committed, with the rows returned (`menuUnlinks`), the sweeper if it cannot; this
+ *   transaction makes no network call.
  * A merged id leads to the surviving customer, which is the same person. Account links may: a
  * LINE account linked to an online account and then unlinked left two customers (the online
  * side, and the LINE account's new one), one person or two (a wrong link corrected). By default
@@ -106,7 +110,8 @@ function eraseOnce(
     }
     const [first, ...linked] = erased
     if (!first) throw new Error('no customer to erase')
-    return { ...first, linked, lineUids }
+    const menuUnlinks = await insertErasedUnlinks(trx, lineUids)
+    return { ...first, linked, menuUnlinks }
   })
 }
 
@@ -202,8 +207,8 @@ async function eraseLocked(
         // Nothing is fetched for or sent to an erased person again.
         profile_fetched_at: sql`now()`,
         status: 'blocked',
-        // Its menu is unlinked at LINE once this commits (unlinkMenusAfterErasure, with the ids
-        // returned): a link recorded before is undone by it, and a link call under way (read
+        // Its menu is unlinked at LINE once this commits (unlinkMenusAfterErasure, with the rows
+        // recorded): a link recorded before is undone by it, and a link call under way (read
         // before) records nothing here (the generation) and takes its link back at LINE
         // (unlinkErased in richmenu-link.service.ts).
         ...forgottenMenu,

@@ -14,7 +14,7 @@ import { createLinePacing } from '../platform/line-pacing.ts'
 import type { Processors } from '../platform/worker-types.ts'
 import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
 import { createDeployRichMenus } from '../richmenu/richmenu.jobs.ts'
-import { checkLinks, linkUsers, relink } from '../richmenu/richmenu-link.jobs.ts'
+import { checkLinks, linkUsers, relink, unlinkErasedUsers } from '../richmenu/richmenu-link.jobs.ts'
 import { enqueueRelink } from '../richmenu/richmenu-link.service.ts'
 import { processWebhookEvents } from '../webhook/webhook.jobs.ts'
 
@@ -60,6 +60,7 @@ export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Process
     'richmenu.link-users': linkUsers,
     'richmenu.relink': relink,
     'richmenu.check-links': checkLinks,
+    'richmenu.unlink-erased': unlinkErasedUsers,
     'maintenance.sweep': sweep,
     'maintenance.refresh-spend': refreshSpend,
     'maintenance.prune-webhook-events': pruneWebhookEvents,

@@ -5,6 +5,7 @@ import { listStaleDeliveries, SENDING_LEASE_SECONDS } from '../messaging/deliver
 import type { Deps } from '../platform/deps.ts'
 import { readByKeyset } from '../platform/keyset.ts'
 import type { Processor } from '../platform/worker-types.ts'
+import { sweepErasedUnlinks } from '../richmenu/erased-unlink.service.ts'
 import { enqueueWebhookEventsByUser } from '../webhook/webhook.enqueue.ts'
 import { listStalePendingEvents } from '../webhook/webhook.repo.ts'
 
@@ -29,7 +30,8 @@ export const PROFILE_RETRY_MS = 3_600_000
  * saying so (Postgres down through every attempt, a worker that crashed twice). Such a job is
  * kept a week under its id, so each sweep uses ids of its own; the row lock and status check
  * make a second job for the same row harmless. A delivery in `sending` is unfinished once its
- * lease (`leaseSeconds`, the send jobs' own) has run out.
+ * lease (`leaseSeconds`, the send jobs' own) has run out. So is the unlink at LINE of an erased
+ * person's menu until LINE confirmed it (sweepErasedUnlinks).
  */
 export async function sweepOnce(
   deps: Pick<Deps, 'db' | 'queues' | 'clock' | 'log'>,
@@ -91,8 +93,15 @@ export async function sweepOnce(
       })),
     )
   }
-  const counts = { events: events.length, deliveries: deliveries.length, profiles: profiles.length }
-  if (counts.events + counts.deliveries + counts.profiles > 0) {
+  // Erased people's menus LINE has not confirmed unlinking (the command died, LINE refused).
+  const unlinks = await sweepErasedUnlinks(deps, cutoff, cause, pages)
+  const counts = {
+    events: events.length,
+    deliveries: deliveries.length,
+    profiles: profiles.length,
+    unlinks,
+  }
+  if (counts.events + counts.deliveries + counts.profiles + counts.unlinks > 0) {
     // Found, not necessarily queued: a profile already asked for this hour keeps its job.
     deps.log.info(counts, 'sweeper found unfinished work')
   }

@@ -142,6 +142,15 @@ export interface DeliveryEvent {
   url: string | null;
 }
 
+export interface ErasedMenuUnlink {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  last_failure: string | null;
+  line_uid: string;
+  not_before: Timestamp | null;
+  tries: Generated<number>;
+}
+
 export interface Identity {
   created_at: Generated<Timestamp>;
   customer_id: string;
@@ -345,6 +354,7 @@ export interface DB {
   customer_tag: CustomerTag;
   delivery: Delivery;
   delivery_event: DeliveryEvent;
+  erased_menu_unlink: ErasedMenuUnlink;
   identity: Identity;
   line_user: LineUser;
   link_audit: LinkAudit;

@@ -1,4 +1,5 @@
 import type { Processor } from '../platform/worker-types.ts'
+import { unlinkErasedMenus } from './erased-unlink.service.ts'
 import { linkRichMenus, relinkRichMenus } from './richmenu-link.service.ts'
 import { checkBulkLink } from './richmenu-link-check.service.ts'
 
@@ -24,5 +25,12 @@ export const checkLinks: Processor<'richmenu.check-links'> = {
     if (counts.missed > 0 || counts.unknown > 0) {
       deps.log.warn(counts, 'a bulk rich menu link left users without their menu')
     }
+  },
+}
+
+/** Unlinks at LINE the menus of erased people the sweeper found still waiting (their row ids). */
+export const unlinkErasedUsers: Processor<'richmenu.unlink-erased'> = {
+  async run(deps, { unlinkIds }) {
+    await unlinkErasedMenus(deps, unlinkIds)
   },
 }

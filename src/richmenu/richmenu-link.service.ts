@@ -4,16 +4,17 @@ import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import type { EventContext } from '../webhook/event-context.ts'
+import { insertErasedUnlinks } from './erased-unlink.repo.ts'
+import { unlinkErasedMenus } from './erased-unlink.service.ts'
 import {
   findErasedLineUsers,
-  findLiveLineUids,
   findMismatchedFriends,
   findWantedMenus,
   forgetLinkedMenus,
   recordLinkedMenus,
   type WantedMenu,
 } from './richmenu-segment.repo.ts'
-import { MAX_USERS_PER_LINK_CALL, unlinkAtLine } from './richmenu-unlink.ts'
+import { MAX_USERS_PER_LINK_CALL } from './richmenu-unlink.ts'
 
 export { MAX_USERS_PER_LINK_CALL }
 
@@ -221,20 +222,16 @@ async function callLine(
  * before, the erasure unlinked their menus and tombstoned their rows (so the record failed), and
  * nothing else knows their LINE user ids any more. Only erased rows: another job's link or a
  * follow (the record moved for them too) leaves LINE as it is; so does a LINE user id a live row
- * holds now (the person followed again after the erasure, a new row: its menu is theirs). Never
- * throws: the job's retry would not find them again; a failure is logged without the ids.
+ * holds now (the person followed again after the erasure, a new row: its menu is theirs). The
+ * unlink is recorded first (erased_menu_unlink), as the erasure's is: one LINE does not confirm
+ * is retried by the sweeper, as the job's own retry would not find them again. Never throws for
+ * LINE.
  */
 async function unlinkErased(deps: LinkDeps, users: WantedMenu[], raced: string[]) {
   const erased = new Set(await findErasedLineUsers(deps.db, raced))
   const gone = users.filter((u) => erased.has(u.id)).map((u) => u.line_uid)
-  const back = new Set(await findLiveLineUids(deps.db, gone))
-  const uids = gone.filter((uid) => !back.has(uid))
-  if (uids.length === 0) return
-  await unlinkAtLine(
-    deps,
-    uids,
-    'could not unlink the rich menu a link showed to people erased meanwhile',
-  )
+  if (gone.length === 0) return
+  await unlinkErasedMenus(deps, await insertErasedUnlinks(deps.db, gone))
 }
 
 /**

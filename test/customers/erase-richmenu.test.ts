@@ -3,19 +3,18 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Env } from '../../src/config/env.ts'
 import { unlinkMenusAfterErasure } from '../../src/customers/erase-richmenu.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
+import { insertErasedUnlinks } from '../../src/richmenu/erased-unlink.repo.ts'
 import {
   forgetRichMenuOf,
   linkRichMenus,
   relinkCustomersSoon,
   relinkRichMenus,
 } from '../../src/richmenu/richmenu-link.service.ts'
-import { unlinkAtLine } from '../../src/richmenu/richmenu-unlink.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
-import { createLiveMenu, insertFriend, type LiveMenu } from '../richmenu/richmenu-link-fixtures.ts'
+import { insertFriend, type LiveMenu } from '../richmenu/richmenu-link-fixtures.ts'
 import { cli } from '../support/cli.ts'
-import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN } from '../support/harness.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
 import { eventually } from '../support/wait.ts'
+import { commandEnv, standInFriend, startWithLiveMenu } from './erase-richmenu-fixtures.ts'
 
 // A database of its own: the relink after the erasure looks at every LINE user.
 const cleanups: (() => Promise<void>)[] = []
@@ -25,8 +24,7 @@ let line: LinePlatform
 let menu: LiveMenu
 
 beforeAll(async () => {
-  ;({ deps, env, line } = await startPrivateDeps(cleanups))
-  menu = await createLiveMenu(deps, ['new_friend'])
+  ;({ deps, env, line, menu } = await startWithLiveMenu(cleanups))
 })
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup()
@@ -36,25 +34,9 @@ beforeEach(() => {
   line.clearRequests()
 })
 
-const lineEnv = () => ({
-  DATABASE_URL: env.DATABASE_URL ?? '',
-  LINE_CHANNEL_SECRET: TEST_CHANNEL_SECRET,
-  LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
-  LINE_API_BASE_URL: line.apiBaseUrl,
-  LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
-})
-
-/** A friend on the stand-in and in Kizuna; `linked`: Kizuna linked them to the live menu. */
-async function friend(opts: { linked: boolean; customerId?: string }) {
-  const user = line.users.create()
-  user.friendship = 'friend'
-  const f = await insertFriend(deps, { lineUid: user.userId, customerId: opts.customerId })
-  if (opts.linked) {
-    expect(await linkRichMenus(deps, [f.lineUserId])).toMatchObject({ linked: 1 })
-    expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
-  }
-  return f
-}
+const lineEnv = () => commandEnv(env, line)
+const friend = (opts: { linked: boolean; customerId?: string }) =>
+  standInFriend({ deps, line, menu }, opts)
 
 const row = (lineUserId: string) =>
   deps.db
@@ -212,7 +194,8 @@ describe('kizuna customers erase and the rich menu', () => {
     const gone = line.users.create()
     gone.friendship = 'friend'
     line.clearRequests()
-    const menus = await unlinkMenusAfterErasure(deps, [returning.lineUid, gone.userId])
+    const unlinks = await insertErasedUnlinks(deps.db, [returning.lineUid, gone.userId])
+    const menus = await unlinkMenusAfterErasure(deps, unlinks)
     expect(menus).toEqual({ unlinked: 1, refused: 0, failed: 0, skipped: 0 })
     expect(unlinkRequests().map((r) => r.path)).toEqual([`/v2/bot/user/${gone.userId}/richmenu`])
     expect(line.richMenuOf(returning.lineUid)).toBe(menu.richMenuId)
@@ -271,40 +254,6 @@ describe('kizuna customers erase and the rich menu', () => {
       expect(await row(id)).toMatchObject({ line_uid: expect.stringMatching(/^erased:/) })
       expect((await row(id)).richmenu_version_id).toBeNull()
     }
-  })
-
-  it('unlinks the others one by one when LINE refuses the bulk unlink (a malformed LINE user id)', async () => {
-    const a = await friend({ linked: true })
-    const b = await friend({ linked: true, customerId: a.customerId })
-    // LINE refuses a bulk call naming a malformed id as a whole (400), unlinking no one.
-    const bad = await insertFriend(deps, { lineUid: 'U-malformed', customerId: a.customerId })
-    line.clearRequests()
-
-    const res = await cli(['customers', 'erase', a.customerId], { ...lineEnv(), LOG_LEVEL: 'warn' })
-    expect(res.code).toBe(0)
-    expect(res.stdout).toContain(`erased customer ${a.customerId}`)
-    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/unlink').map((r) => r.status)).toEqual([
-      400,
-    ])
-    expect(line.richMenuOf(a.lineUid)).toBeUndefined()
-    expect(line.richMenuOf(b.lineUid)).toBeUndefined()
-    expect(res.stdout).toContain('rich menu unlinked at LINE for 2 LINE user(s)')
-    expect(res.stderr).toContain('LINE refused 1 LINE user id(s) as invalid (400)')
-    expect(`${res.stdout}${res.stderr}`).not.toContain(bad.lineUid)
-  })
-
-  it('stops unlinking one by one when LINE refuses a call for another reason than the ids (403)', async () => {
-    const users = [line.users.create(), line.users.create(), line.users.create()]
-    line.failNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/unlink', status: 403 })
-    line.failNext({ method: 'DELETE', path: /\/richmenu$/, status: 403, count: Infinity })
-    const menus = await unlinkAtLine(
-      deps,
-      users.map((u) => u.userId),
-      'could not unlink',
-    )
-    expect(menus).toMatchObject({ unlinked: 0, failed: 3, failure: '403' })
-    // The bulk call, then one of them alone: the refusal was not about an id.
-    expect(unlinkRequests()).toHaveLength(2)
   })
 
   it('still erases when LINE refuses or cannot be reached, and says the menu stayed', async () => {

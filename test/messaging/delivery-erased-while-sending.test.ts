@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
+import { unlinkMenusAfterErasure } from '../../src/customers/erase-richmenu.service.ts'
 import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { findAnywhere } from '../support/find-anywhere.ts'
@@ -82,7 +83,9 @@ describe('a delivery whose customer is erased while it is sent', () => {
       const job = send([answerId, id]).catch((e: unknown) => e)
       await eventually(() => expect(k.line.requestsTo('POST', REPLY)[before]).toBeDefined())
       // The job holds both rows and waits for the reply: the customer is erased meanwhile.
-      await eraseCustomer(k.deps.db, erased.customerId)
+      const erasure = await eraseCustomer(k.deps.db, erased.customerId)
+      // The menu's unlink at LINE after the commit, as the command does: the last of the id.
+      await unlinkMenusAfterErasure(k.deps, erasure.menuUnlinks)
       await job
 
       const [row] = await deliveryRows(k, [id])
