@@ -52,11 +52,12 @@ export const MAX_LINKED_CUSTOMERS = 50
  * more than MAX_LINKED_CUSTOMERS: the caller acts on all of them or on none.
  */
 export async function findLinkedCustomers(db: Db, customerId: string): Promise<string[]> {
-  const edges = await splitEdges(db)
   const found = new Set([customerId])
-  const queue = [customerId]
-  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-    for (const other of edges.get(next) ?? []) {
+  // Breadth first, a query per step: each reads the unlinks of the step's customers only.
+  let step = [customerId]
+  while (step.length > 0) {
+    const next: string[] = []
+    for (const other of await splitFrom(db, step)) {
       if (found.has(other)) continue
       found.add(other)
       if (found.size > MAX_LINKED_CUSTOMERS) {
@@ -65,42 +66,46 @@ export async function findLinkedCustomers(db: Db, customerId: string): Promise<s
             'customers; nothing was changed',
         )
       }
-      queue.push(other)
+      next.push(other)
     }
+    step = next
   }
   found.delete(customerId)
   return [...found].sort()
 }
 
 /**
- * Every unlink as a pair of the customers its two sides are held by now (merges followed),
- * both ways: customer → the customers it was split from or split off. Unlinks only: a link
- * alone left one customer.
+ * The customers the unlinks of `customerIds` (survivors of merges) split them from or off, each
+ * as held now (merges followed, 20 hops at most). An unlink's side may be a customer merged into
+ * one of them since: those are found through the merge index, and the unlinks of all through
+ * the account_link indexes on either side, unlinked rows only. Each step is a lookup per row
+ * (LATERAL; the primary key's `limit 1` keeps the planner from joining every customer by hash):
+ * with every unlinked account link of the shop read instead, an erasure took 0.9 s per call at
+ * 100,000 of them (EXPLAIN ANALYZE), under 1 ms this way.
  */
-async function splitEdges(db: Db): Promise<Map<string, string[]>> {
-  const { rows } = await sql<{ a: string; b: string }>`
-    with recursive side(link_id, side, id, hop) as (
-      select id, 0, customer_id, 0 from account_link where unlinked_to_customer_id is not null
+async function splitFrom(db: Db, customerIds: string[]): Promise<string[]> {
+  const { rows } = await sql<{ root: string; id: string }>`
+    with recursive members(root, id, hop) as (
+      select c, c, 0 from unnest(${customerIds}::uuid[]) c
       union all
-      select id, 1, unlinked_to_customer_id, 0 from account_link
-      where unlinked_to_customer_id is not null
-      union all
-      select s.link_id, s.side, c.merged_into_id, s.hop + 1 from side s
-      join customer c on c.id = s.id
-      where c.merged_into_id is not null and s.hop < 20
+      select m.root, c.id, m.hop + 1 from members m
+      join customer c on c.merged_into_id = m.id
+      where m.hop < 20
     ),
-    now_held(link_id, side, id) as (
-      select distinct on (link_id, side) link_id, side, id from side
-      order by link_id, side, hop desc
+    held(root, link_id, id, hop) as (
+      select m.root, al.link_id, al.other, 0 from members m
+      cross join lateral (
+        select id as link_id, unlinked_to_customer_id as other from account_link
+        where customer_id = m.id and unlinked_to_customer_id is not null
+        union all
+        select id, customer_id from account_link where unlinked_to_customer_id = m.id
+      ) al
+      union all
+      select h.root, h.link_id, c.merged_into_id, h.hop + 1 from held h
+      cross join lateral (select merged_into_id from customer where id = h.id limit 1) c
+      where c.merged_into_id is not null and h.hop < 20
     )
-    select a.id as a, b.id as b from now_held a
-    join now_held b on b.link_id = a.link_id and b.side = 1
-    where a.side = 0 and a.id <> b.id`.execute(db)
-  const edges = new Map<string, string[]>()
-  const add = (from: string, to: string) => edges.set(from, [...(edges.get(from) ?? []), to])
-  for (const { a, b } of rows) {
-    add(a, b)
-    add(b, a)
-  }
-  return edges
+    select distinct on (root, link_id) root, id from held
+    order by root, link_id, hop desc`.execute(db)
+  return rows.filter((r) => r.root !== r.id).map((r) => r.id)
 }
