@@ -58,6 +58,12 @@ async function expectNeverLinkedAgain(
   await linkRichMenus(deps, lineUserIds)
   await relinkRichMenus(deps)
   await relinkCustomersSoon(deps, [customerId], 'erase-test')
+  // No worker runs here: what the purchase's relink would do is the job it queued, if any.
+  const queued = await deps.queues.byName.richmenu.getJobs(['waiting', 'prioritized', 'delayed'])
+  const linkingThem = queued.filter((job) =>
+    lineUserIds.some((id) => JSON.stringify(job.data).includes(id)),
+  )
+  expect(linkingThem).toEqual([])
   const touching = line.requests.filter((r) =>
     lineUids.some((uid) => r.path.includes(uid) || JSON.stringify(r.body ?? '').includes(uid)),
   )
@@ -299,8 +305,11 @@ describe('kizuna customers erase and the rich menu', () => {
   it('in sandbox mode (no LINE credentials) erases and notes that the menu was not unlinked', async () => {
     const f = await friend({ linked: true })
     line.clearRequests()
+    // LINE's addresses point at the stand-in, without credentials: a call would be recorded.
     const res = await cli(['customers', 'erase', f.customerId], {
       DATABASE_URL: env.DATABASE_URL ?? '',
+      LINE_API_BASE_URL: line.apiBaseUrl,
+      LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
     })
     expect(res.code).toBe(0)
     expect(res.stdout).toContain(`erased customer ${f.customerId}`)
