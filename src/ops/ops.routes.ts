@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { sql } from 'kysely'
 import type { Deps } from '../platform/deps.ts'
-import { isConnectionError } from '../platform/errors.ts'
+import { isUnavailableError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
 import type { Logger } from '../platform/logger.ts'
 import { TimeoutError, withTimeout } from '../platform/timeout.ts'
@@ -67,7 +67,7 @@ function createCheck(log: Logger, name: string, probe: () => Promise<unknown>) {
       word =
         error instanceof TimeoutError
           ? 'timeout'
-          : error instanceof NotConnected || isConnectionError(error)
+          : error instanceof NotConnected || isUnavailableError(error)
             ? 'unreachable'
             : 'failed'
     }

@@ -70,18 +70,65 @@ export function isAbortedTransaction(error: unknown): boolean {
 }
 
 /**
- * Errors that mean "Postgres (or Redis) is not there", as opposed to "this row is bad": refused
- * or lost connections, a pool or call that timed out, Postgres shutting down or out of
- * connections.
+ * Postgres gave up on a statement: a statement timeout or a cancel (57014) or a lock timeout
+ * (55P03). As with a deadlock, the transaction is aborted and nothing of it stayed; Postgres is
+ * there and can write, so this is no outage, and the same work may well succeed when run again
+ * (the imports do: runAgainIfAborted's `again`).
+ */
+export function isTimedOutStatement(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === '57014' || code === '55P03'
+}
+
+/** Node's codes of a connection refused, reset, timed out or not found (DNS). */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+])
+
+/**
+ * SQLSTATEs of Postgres not there or unable to write: a connection exception (08), the server
+ * shutting down, crashed, starting or the connection ended (57P), out of resources (53: disk
+ * full, too many connections), a session ended for idling in a transaction (25P03), and a write
+ * on a read-only server (25006: the primary failed over and this connection is on a standby, or
+ * the database was set read-only).
+ */
+const OUTAGE_SQLSTATE = /^(08|57P|53|25P03$|25006$)/
+
+/** A Postgres error code: five digits or capitals (Node's own, EPIPE, are told apart first). */
+const SQLSTATE = /^[0-9A-Z]{5}$/
+
+/**
+ * Errors that mean "Postgres (or Redis) is not there, or cannot write", as opposed to "this row
+ * is bad": refused or lost connections, a pool or call that timed out, Postgres shutting down,
+ * out of connections or read-only. A Postgres error (one with a SQLSTATE) is told by its code
+ * only: its message may name a connection (a trigger's, a constraint's) and mean none. One
+ * without (node-postgres' "Connection terminated", a pool's "timeout exceeded when trying to
+ * connect", ioredis' "Connection is closed") is told by its message.
  */
 export function isConnectionError(error: unknown): boolean {
   if (error instanceof TimeoutError) return true
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string') {
-    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE'].includes(code))
-      return true
-    if (/^(08|57P|53)/.test(code)) return true // connection exception, shutdown, resources
+    if (NETWORK_CODES.has(code)) return true
+    if (SQLSTATE.test(code)) return OUTAGE_SQLSTATE.test(code)
   }
   const message = error instanceof Error ? error.message : ''
   return /connect|terminat|timeout|Connection/i.test(message)
+}
+
+/**
+ * Nothing the request or job did wrong: Postgres or Redis is away or cannot write
+ * (isConnectionError), or Postgres gave up on a statement (isTimedOutStatement: a timeout, busy
+ * rows). A request is answered 503 ("try again in a moment"); a job's events wait for a retry.
+ */
+export function isUnavailableError(error: unknown): boolean {
+  return isConnectionError(error) || isTimedOutStatement(error)
 }

@@ -7,7 +7,7 @@ import {
   describeFields,
   type ErrorCode,
   type FieldProblem,
-  isConnectionError,
+  isUnavailableError,
   statusOf,
 } from './errors.ts'
 import { zodFields } from './input.ts'
@@ -88,7 +88,7 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     const code = err.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST'
     return c.json(errorBody(c, code, err.message || 'bad request'), statusOf(code))
   }
-  if (isConnectionError(err)) {
+  if (isUnavailableError(err)) {
     if (!logged) c.get('log').error({ err }, UNREACHABLE)
     return c.json(errorBody(c, 'UNAVAILABLE', UNREACHABLE), 503)
   }

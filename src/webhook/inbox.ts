@@ -1,7 +1,7 @@
 import pLimit from 'p-limit'
 import { createBatcher } from '../platform/batcher.ts'
 import type { Deps } from '../platform/deps.ts'
-import { isConnectionError } from '../platform/errors.ts'
+import { isUnavailableError } from '../platform/errors.ts'
 import { isRedisOutage } from '../platform/redis.ts'
 import { TimeoutError, withTimeout } from '../platform/timeout.ts'
 import { enqueueWebhookEvents } from './webhook.enqueue.ts'
@@ -66,9 +66,9 @@ export function createInbox(
         const fresh = await insert(requests.map((r) => r.body))
         return requests.map(() => ({ fresh }))
       } catch (error) {
-        // Postgres unreachable: every request fails (503). Otherwise one request may be bad:
-        // retried one by one, only that one fails (500).
-        if (isConnectionError(error)) throw error
+        // Postgres unreachable, read-only or timing out: every request fails (503). Otherwise
+        // one request may be bad: retried one by one, only that one fails (500).
+        if (isUnavailableError(error)) throw error
         if (requests.length === 1) return [{ error }]
         const retry = pLimit(FALLBACK_CONCURRENCY)
         return Promise.all(requests.map((r) => retry(() => insertOne(r))))
@@ -81,7 +81,7 @@ export function createInbox(
     try {
       return { fresh: await insert([request.body]) }
     } catch (error) {
-      if (isConnectionError(error)) throw error
+      if (isUnavailableError(error)) throw error
       return { error }
     }
   }

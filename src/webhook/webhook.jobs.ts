@@ -1,7 +1,7 @@
 import type { webhook } from '@line/bot-sdk'
 import pLimit from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
-import { isConnectionError } from '../platform/errors.ts'
+import { isUnavailableError } from '../platform/errors.ts'
 import { isRedisOutage } from '../platform/redis.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import type { Processor } from '../platform/worker-types.ts'
@@ -22,7 +22,7 @@ const PARALLEL_USERS = 4
 /**
  * Jobs given up on as if Postgres were unreachable, after which the events are failed all the
  * same: Postgres answered each time (it counted them), so it is the events that fail (a
- * statement timeout, a message naming a connection); the sweeper would queue them forever.
+ * statement that times out each time); the sweeper would queue them forever.
  */
 export const MAX_UNREACHABLE_ROUNDS = 10
 
@@ -128,8 +128,8 @@ class EventsFailed extends AggregateError {
 
 function isUnreachableDatabase(error: unknown): boolean {
   return error instanceof AggregateError
-    ? error.errors.length > 0 && error.errors.every(isConnectionError)
-    : isConnectionError(error)
+    ? error.errors.length > 0 && error.errors.every(isUnavailableError)
+    : isUnavailableError(error)
 }
 
 /**
