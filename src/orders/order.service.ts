@@ -2,7 +2,12 @@ import { sql, type Transaction } from 'kysely'
 import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
 import type { Database, DB } from '../platform/db.ts'
-import { AppError, isAbortedTransaction, isConnectionError } from '../platform/errors.ts'
+import {
+  AppError,
+  isAbortedTransaction,
+  isConnectionError,
+  isTimedOutStatement,
+} from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import { type PurchaseEnv, recordPurchase } from '../purchases/purchase.service.ts'
 import { setPendingEmail } from './order.repo.ts'
@@ -115,12 +120,22 @@ export type BatchResult = { outcome: OrderOutcome } | { error: unknown }
 
 /**
  * An order Postgres aborted each time it ran (a deadlock with an account link, a register or
- * another import changing its customer): nothing of it was written.
+ * another import changing its customer), or gave up on (a lock or statement timeout: its customer
+ * held by another task that long, or Postgres that slow): nothing of it was written.
  */
-const BUSY =
-  "busy: this order's customer was being changed by another task (an account link, a register, " +
-  'another import) each time it was saved, so it was not; import the file again (the orders ' +
-  'saved are then counted unchanged)'
+function busyOrder(cause: unknown): AppError {
+  const why = isTimedOutStatement(cause)
+    ? 'Postgres gave up on this order (a lock or statement timeout)'
+    : "this order's customer was being changed by another task (an account link, a register, " +
+      'another import)'
+  const message =
+    `busy: ${why} each time it was saved, so it was not; import the file again (the orders ` +
+    'saved are then counted unchanged)'
+  return new AppError('UNAVAILABLE', message, { cause })
+}
+
+/** Postgres aborted it (a deadlock) or gave up on it (a timeout): nothing stayed, run it again. */
+const runsAgain = (error: unknown) => isAbortedTransaction(error) || isTimedOutStatement(error)
 
 /**
  * A batch cut short by what no order causes, Postgres going away (or unable to write) above all:
@@ -136,16 +151,17 @@ export class BatchCutShort extends Error {
   }
 }
 
-/** An error no order causes: Postgres cannot be reached, or cannot write. */
+/** An error no order causes: Postgres cannot be reached, or cannot write (read-only). */
 const isOutage = (error: unknown) => !(error instanceof AppError) && isConnectionError(error)
 
 /**
  * Records orders in one transaction with a handful of set-based statements (writeOrderBatch),
- * run again when Postgres aborted it (a deadlock with an account link or a register: nothing of
- * it stayed, and one order at a time costs ~5 ms an order, ~25 s a batch). When it fails
+ * run again when Postgres aborted it (a deadlock with an account link or a register) or gave up
+ * on it (a lock or statement timeout): nothing of it stayed, and one order at a time costs ~5 ms
+ * an order, ~25 s a batch. When it fails
  * otherwise, or keeps being aborted, the batch is recorded again one order at a time, so one
  * failing order is reported without losing the others. Throws BatchCutShort when Postgres went
- * away.
+ * away or cannot write.
  */
 export async function recordOrderBatch(
   db: Database,
@@ -154,8 +170,9 @@ export async function recordOrderBatch(
 ): Promise<BatchResult[]> {
   if (orders.length === 0) return []
   try {
-    const outcomes = await runAgainIfAborted(() =>
-      db.transaction().execute((trx) => writeOrderBatch(trx, env, orders)),
+    const outcomes = await runAgainIfAborted(
+      () => db.transaction().execute((trx) => writeOrderBatch(trx, env, orders)),
+      { again: isTimedOutStatement },
     )
     return outcomes.map((outcome) => ({ outcome }))
   } catch (error) {
@@ -166,7 +183,7 @@ export async function recordOrderBatch(
 
 /**
  * Records orders one at a time, in order: in one transaction, each under a savepoint. An order
- * Postgres aborted (a deadlock) is taken back to its savepoint, the orders before it are
+ * Postgres aborted or gave up on (runsAgain) is taken back to its savepoint, the orders before it are
  * committed (their locks held on could abort it again), and it is run again on its own as
  * `POST /api/orders` runs it (runAgainIfAborted; after the last run it is reported busy), then
  * the others go on in a new transaction. Nothing of an aborted run stays: recorded once.
@@ -192,7 +209,7 @@ export async function recordOrdersOneByOne(
 
 /**
  * Records orders in the caller's transaction, each under a savepoint, up to the first one
- * Postgres aborted (taken back; its result is not in the list).
+ * Postgres aborted or gave up on (taken back; its result is not in the list).
  */
 async function recordUntilAborted(
   trx: Transaction<DB>,
@@ -208,19 +225,19 @@ async function recordUntilAborted(
     } catch (error) {
       if (isOutage(error)) throw error
       await sql`rollback to savepoint kizuna_order`.execute(trx)
-      if (isAbortedTransaction(error)) break
+      if (runsAgain(error)) break
       results.push({ error })
     }
   }
   return results
 }
 
-/** One order in transactions of its own, run again while Postgres aborts it. */
+/** One order in transactions of its own, run again while Postgres aborts it or gives up on it. */
 async function recordAlone(db: Database, env: PurchaseEnv, order: Order): Promise<BatchResult> {
   try {
     const outcome = await runAgainIfAborted(
       () => db.transaction().execute((trx) => recordOrder(trx, env, order)),
-      { busy: (cause) => new AppError('UNAVAILABLE', BUSY, { cause }) },
+      { again: isTimedOutStatement, busy: busyOrder },
     )
     return { outcome }
   } catch (error) {

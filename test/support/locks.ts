@@ -128,3 +128,24 @@ async function waitersOf(db: Database, pid: number): Promise<number> {
     where ${pid}::int = any(pg_blocking_pids(pid))`.execute(db)
   return rows[0]?.n ?? 0
 }
+
+/**
+ * Waits until a statement waits for backend `pid`'s locks, then until another one does (a new
+ * statement: its own start time): the first gave up (a lock or statement timeout) and the work
+ * was run again.
+ */
+export async function waitedForAgain(db: Database, pid: number): Promise<void> {
+  const startsOf = async () => {
+    const { rows } = await sql<{ started: string }>`select query_start::text as started
+      from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`.execute(db)
+    return rows.map((r) => r.started)
+  }
+  const first = await eventually(async () => {
+    const starts = await startsOf()
+    expect(starts.length).toBeGreaterThan(0)
+    return starts
+  })
+  await eventually(async () => {
+    expect((await startsOf()).some((s) => !first.includes(s))).toBe(true)
+  })
+}

@@ -31,7 +31,10 @@ type Group = {
   split: Split | undefined
 }
 
-/** busy: orders Postgres kept aborting (a deadlock), to import again; skipped: bad ones. */
+/**
+ * busy: orders Postgres kept aborting or giving up on (a deadlock, a timeout), to import again;
+ * skipped: bad ones.
+ */
 type OrderTally = Record<'created' | 'unmatched' | 'unchanged' | 'skipped' | 'busy', number>
 
 /** One CSV row as an order line, or why it cannot be one. */
@@ -65,8 +68,8 @@ function stoppedAt(line: number, cause: unknown, tally: OrderTally): Error {
  * `kizuna import orders FILE`: CSV (one row per line item, the rows of an order adjacent) or
  * NDJSON (one order per line). Orders are saved in transactions of about 5000, once per
  * (source, order id); a bad order is reported by line and field and skipped, one Postgres kept
- * aborting (a deadlock) is reported busy, and when Postgres goes away the import stops, saying
- * what it saved (stoppedAt; the relink is still queued for it). A CSV file is read twice: first
+ * aborting or giving up on (a deadlock, a lock or statement timeout) is reported busy, and when
+ * Postgres goes away or cannot write (read-only) the import stops, saying what it saved (stoppedAt; the relink is still queued for it). A CSV file is read twice: first
  * for orders whose rows are not next to each other, skipped whole (never saved in part), then to
  * save the others.
  */
