@@ -1,3 +1,4 @@
+import type { AppError, FieldProblem } from '../platform/errors.ts'
 import type { OrderCsvRow } from './order.schemas.ts'
 
 /** "12" → 12; anything else stays as it is, for the order schema to refuse by field. */
@@ -45,4 +46,20 @@ export function csvFieldOf(path: string): { column: string; row: number | null }
   const line = path.match(/^lines\.(\d+)\.(.+)$/)
   if (line) return { column: CSV_FIELDS[line[2] ?? ''] ?? path, row: Number(line[1]) }
   return { column: CSV_FIELDS[path] ?? path, row: null }
+}
+
+/**
+ * A refusal of an order (`customer.externalId: …`, fieldsError's shape) as a CSV file names its
+ * fields: by their columns (`customer_external_id: …`).
+ */
+export function inCsvColumns(error: AppError): string {
+  const fields = Array.isArray(error.details) ? (error.details as FieldProblem[]) : []
+  let message = error.message
+  for (const { field } of fields) {
+    const { column } = csvFieldOf(field)
+    if (column === field) continue
+    const named = new RegExp(`(^|; )${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `, 'g')
+    message = message.replace(named, `$1${column}: `)
+  }
+  return message
 }

@@ -10,6 +10,7 @@ import {
 } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import { type PurchaseEnv, recordPurchase } from '../purchases/purchase.service.ts'
+import { erasedCustomerError } from './erased-order-customer.ts'
 import { setPendingEmail } from './order.repo.ts'
 import { type Order, pendingEmailOf, pendingIdentityOf } from './order.schemas.ts'
 import { writeOrderBatch } from './order-batch.repo.ts'
@@ -32,8 +33,25 @@ export type OrderOutcome = {
  * Records one online order once per (source, orderId), matched to a customer by online
  * customer id, else by email. An unmatched order waits on its online id and on its email.
  * Sent again, it is checked against the recorded one (replayOfOrder) and nothing is written.
+ * One that leads to a customer erased on request is GONE, naming the field that leads there
+ * (erasedCustomerError).
  */
 export async function recordOrder(
+  trx: Transaction<DB>,
+  env: PurchaseEnv,
+  order: Order,
+): Promise<OrderOutcome> {
+  try {
+    return await matchAndRecord(trx, env, order)
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'GONE') {
+      throw await erasedCustomerError(trx, order.customer)
+    }
+    throw error
+  }
+}
+
+async function matchAndRecord(
   trx: Transaction<DB>,
   env: PurchaseEnv,
   order: Order,

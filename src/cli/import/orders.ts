@@ -1,7 +1,7 @@
 import type { Env } from '../../config/env.ts'
 import { type Order, type OrderCsvRow, orderSchema } from '../../orders/order.schemas.ts'
 import { BatchCutShort, type BatchResult, recordOrderBatch } from '../../orders/order.service.ts'
-import { csvFieldOf, orderFromCsvRows } from '../../orders/order-csv.ts'
+import { csvFieldOf, inCsvColumns, orderFromCsvRows } from '../../orders/order-csv.ts'
 import type { Database } from '../../platform/db.ts'
 import { AppError, isConnectionError } from '../../platform/errors.ts'
 import { checkInput } from '../../platform/input.ts'
@@ -112,7 +112,9 @@ export async function importOrdersFile(
       const { error } = result
       const message =
         error instanceof AppError
-          ? error.message
+          ? format === 'csv'
+            ? inCsvColumns(error)
+            : error.message
           : `order: ${error instanceof Error ? error.message : 'could not be saved'}`
       const busy = error instanceof AppError && error.code === 'UNAVAILABLE'
       bad.add(orders[i]?.line ?? 0, message, busy ? 'busy' : 'skipped')
