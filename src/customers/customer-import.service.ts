@@ -2,157 +2,20 @@ import type { Transaction } from 'kysely'
 import type { Env } from '../config/env.ts'
 import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB } from '../platform/db.ts'
-import { AppError } from '../platform/errors.ts'
+import { AppError, isTimedOutStatement } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import { readBarcode } from '../pos/barcode.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
-import {
-  findIdentityOwner,
-  findSurvivingCustomer,
-  insertCustomerRow,
-  listIdentities,
-} from './customer.repo.ts'
+import { insertCustomerRow } from './customer.repo.ts'
 import type { CustomerImportRow } from './customer.schemas.ts'
 import { HolderChanged, lockIdentityHolders } from './customer-lock.repo.ts'
+import { findRowCustomer, ID_COLUMNS, RowError, type RowId } from './customer-row-match.ts'
 import { insertCustomerTags } from './customer-tag.repo.ts'
-import type { IdentityKind } from './identity-values.ts'
 import { attachIdentity } from './merge.service.ts'
-import { isErasedIdentity } from './tombstones.ts'
 
 export type ImportOutcome = 'created' | 'updated' | 'unchanged'
 /** What a row did, and the customer it describes (the survivor, when it merged two). */
 export type ImportResult = { outcome: ImportOutcome; customerId: string }
-
-/** A row refused because of one field; the import reports it and goes on. */
-export class RowError extends Error {
-  override name = 'RowError'
-  readonly field: string
-  constructor(field: string, message: string) {
-    super(message)
-    this.field = field
-  }
-}
-
-const ID_COLUMNS = [
-  ['external_id', 'online_customer'],
-  ['member_card', 'member_card'],
-  ['legacy_card', 'legacy_card'],
-  ['email', 'email'],
-  ['phone', 'phone'],
-] as const satisfies readonly (readonly [keyof CustomerImportRow, IdentityKind])[]
-
-/** `typed`: the value as the file gave it, trimmed only (a card's; tombstonesOf). */
-type RowId = {
-  column: (typeof ID_COLUMNS)[number][0]
-  kind: IdentityKind
-  value: string
-  typed: string
-}
-
-/** Ids that name one person: they find the customer, and may merge two (one person). */
-const PERSONAL_KINDS: readonly IdentityKind[] = ['online_customer', 'member_card', 'legacy_card']
-
-const ERASED = 'this customer was erased on request'
-
-/**
- * The live customer holding the id (after merges); RowError if it is an erased person's, unless
- * `shopAccountRow` and the id is not one naming the person (email, phone).
- */
-async function ownerOf(
-  trx: Transaction<DB>,
-  id: RowId,
-  shopAccountRow: boolean,
-): Promise<string | undefined> {
-  const owner = await findIdentityOwner(trx, id.kind, id.value)
-  if (!owner) {
-    // Erasure leaves a tombstone, not the value: an old export must not re-create the person.
-    // An old export names them by their erased external id or card; a row with a live (or new)
-    // external id is someone's current shop account, e.g. the person signing up again, whose
-    // email then becomes a live identity again (as account link allows).
-    const reusable = shopAccountRow && !PERSONAL_KINDS.includes(id.kind)
-    if (!reusable && (await isErasedIdentity(trx, id.kind, id.value, id.typed))) {
-      throw new RowError(id.column, ERASED)
-    }
-    return undefined
-  }
-  const customer = await findSurvivingCustomer(trx, owner.customer_id)
-  if (!customer || customer.erased_at) throw new RowError(id.column, ERASED)
-  return customer.id
-}
-
-/** A customer's shop accounts, and whether they have their own LINE account or member card. */
-async function accountsOf(trx: Transaction<DB>, customerId: string) {
-  const identities = await listIdentities(trx, customerId)
-  return {
-    shop: identities.filter((i) => i.kind === 'online_customer').map((i) => i.value),
-    line: identities.some((i) => i.kind === 'line'),
-    card: identities.some((i) => i.kind === 'member_card'),
-  }
-}
-
-const OTHER_SHOP_ACCOUNT =
-  'held by a customer with another external_id; not attached (two shop accounts are never merged)'
-const OTHER_LINE_ACCOUNT =
-  'held by another customer with their own LINE account; not attached (two LINE accounts are never merged)'
-const OTHER_PERSON =
-  'held by another customer with their own shop account or member card; not attached (a shared phone never merges two people)'
-
-/**
- * The customer the row describes, or undefined for a new one. External id, else member card,
- * else legacy card, finds it; else email, else phone. An email or phone never brings two shop accounts, or two
- * LINE accounts, together (households share a phone, sometimes an email): one held by a
- * customer with another external id or their own LINE account is a conflict, and so is a phone
- * held by someone with a shop account or card of their own when the row names its person by
- * one too. A conflict is returned (with why) to be left off (the rest of the row still
- * applies: refusing it would drop a family member, or an opt-out, because of a shared phone).
- */
-async function findRowCustomer(
-  trx: Transaction<DB>,
-  row: CustomerImportRow,
-  ids: RowId[],
-): Promise<{ customerId: string | undefined; conflicts: Map<RowId, string> }> {
-  const owners = new Map<RowId, string>()
-  // ids lists external_id first: an erased one refuses the row before its email is looked at.
-  const shopAccountRow = row.external_id !== undefined
-  for (const id of ids) {
-    const owner = await ownerOf(trx, id, shopAccountRow)
-    if (owner) owners.set(id, owner)
-  }
-  const personal = ids.filter((id) => PERSONAL_KINDS.includes(id.kind))
-  const personalOwners = new Set(personal.flatMap((id) => owners.get(id) ?? []))
-  const accounts = new Set(row.external_id === undefined ? [] : [row.external_id])
-  let hasLine = false
-  for (const owner of personalOwners) {
-    const theirs = await accountsOf(trx, owner)
-    for (const account of theirs.shop) accounts.add(account)
-    hasLine ||= theirs.line
-  }
-  let customerId = personal.map((id) => owners.get(id)).find((owner) => owner !== undefined)
-  const conflicts = new Map<RowId, string>()
-  for (const id of ids) {
-    const owner = owners.get(id)
-    if (!owner || personalOwners.has(owner) || owner === customerId) continue
-    const theirs = await accountsOf(trx, owner)
-    if (accounts.size > 0 && theirs.shop.length > 0) {
-      conflicts.set(id, OTHER_SHOP_ACCOUNT)
-      continue
-    }
-    if (hasLine && theirs.line) {
-      conflicts.set(id, OTHER_LINE_ACCOUNT)
-      continue
-    }
-    if (id.kind === 'phone' && personal.length > 0 && (theirs.shop.length > 0 || theirs.card)) {
-      conflicts.set(id, OTHER_PERSON)
-      continue
-    }
-    if (customerId === undefined) {
-      customerId = owner
-      for (const account of theirs.shop) accounts.add(account)
-      hasLine ||= theirs.line
-    }
-  }
-  return { customerId, conflicts }
-}
 
 /** What the import tells of an id it left off a row it otherwise applied. */
 export type RowWarning = (field: string, message: string) => void
@@ -205,10 +68,14 @@ export async function importCustomerRow(
   // the row's check never saw (an account link or a register linking it after the holders were
   // locked: nothing locks an id no one holds yet; the next round locks and checks them too), or
   // it deadlocked with such a change (the holders it locks meanwhile, or an id it waits for, may
-  // come before ones it holds), which Postgres broke by aborting the row.
+  // come before ones it holds), which Postgres broke by aborting the row, or Postgres gave up on
+  // it (a lock or statement timeout: a customer it needs held that long by another task).
   return runAgainIfAborted(
     () => db.transaction().execute((trx) => applyRow(trx, env, row, ids, warn)),
-    { again: (error) => error instanceof HolderChanged, busy: (error) => givenUp(error, ids) },
+    {
+      again: (error) => error instanceof HolderChanged || isTimedOutStatement(error),
+      busy: (error) => givenUp(error, ids),
+    },
   )
 }
 
@@ -218,6 +85,9 @@ function givenUp(error: unknown, ids: RowId[]): RowError {
   if (error instanceof HolderChanged) {
     const column = ids.find((id) => id.kind === error.kind)?.column ?? 'external_id'
     return new RowError(column, `${error.message} ${again}`)
+  }
+  if (isTimedOutStatement(error)) {
+    return new RowError('(row)', `Postgres gave up on it (a lock or statement timeout) ${again}`)
   }
   return new RowError(
     '(row)',

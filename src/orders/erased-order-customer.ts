@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely'
 import { findIdentityOwner, findSurvivingCustomer } from '../customers/customer.repo.ts'
-import { isErasedIdentity } from '../customers/erase.service.ts'
+import { isErasedIdentity } from '../customers/tombstones.ts'
 import type { DB } from '../platform/db.ts'
 import { type AppError, invalidField } from '../platform/errors.ts'
 import type { Order } from './order.schemas.ts'

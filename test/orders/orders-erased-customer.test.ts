@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
-import { erasedValue } from '../../src/customers/erase.service.ts'
+import { erasedValue } from '../../src/customers/tombstones.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { tempFiles } from '../support/files.ts'

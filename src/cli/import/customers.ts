@@ -1,13 +1,17 @@
 import { issueMissingMemberCards } from '../../cards/cards.service.ts'
 import type { Env } from '../../config/env.ts'
 import { customerImportRowSchema } from '../../customers/customer.schemas.ts'
-import { importCustomerRow, RowError } from '../../customers/customer-import.service.ts'
+import { importCustomerRow } from '../../customers/customer-import.service.ts'
+import { RowError } from '../../customers/customer-row-match.ts'
 import type { Database } from '../../platform/db.ts'
+import { isTimedOutStatement } from '../../platform/errors.ts'
+import { runAgainIfAborted } from '../../platform/run-again.ts'
 import { UsageError } from '../with-db.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
 import { formatOf, openRecords } from './read-records.ts'
 import { relinkAfterImport } from './relink-after-import.ts'
 import { parseRow } from './rows.ts'
+import { stoppedAt } from './stopped.ts'
 
 const CUSTOMER_COLUMNS = new Set<string>(customerImportRowSchema.keyof().options)
 
@@ -30,6 +34,8 @@ function checkCustomerColumns(columns: string[] | null): boolean {
 /**
  * `kizuna import customers FILE.csv`: one transaction per row; bad rows are skipped. Then the
  * customers of each batch of rows that have no member card get one (one transaction a batch).
+ * When Postgres goes away or cannot write, or a batch's cards keep failing, the import stops,
+ * saying what it saved before which line (stoppedAt; the relink is still queued for it).
  */
 export async function importCustomersFile(db: Database, env: Env, file: string): Promise<void> {
   const source = await openRecords(file, formatOf(file, ['csv']))
@@ -37,6 +43,12 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
   let cardsIssued = 0
   const progress = startProgress(source.size, source.bytesRead)
   let columnsChecked = false
+  let failure: unknown
+  const stop = (line: number, cause: unknown) => {
+    const { created, updated, unchanged, skipped } = tally
+    const saved = { created, updated, unchanged, 'member cards issued': cardsIssued }
+    return stoppedAt(line, cause, { what: 'rows', saved, reported: { skipped } })
+  }
   try {
     for await (const items of source.records) {
       if (!columnsChecked) columnsChecked = checkCustomerColumns(source.columns())
@@ -55,17 +67,30 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
           tally[result.outcome]++
           customerIds.push(result.customerId)
         } catch (error) {
-          if (!(error instanceof RowError)) throw error
+          if (!(error instanceof RowError)) throw stop(item.line, error)
           reportBadRow(item.line, `${error.field}: ${error.message}`)
           tally.skipped++
         }
       }
-      cardsIssued += await issueMissingMemberCards(db, customerIds, env.MEMBER_CARD_PREFIX)
+      try {
+        cardsIssued += await runAgainIfAborted(
+          () => issueMissingMemberCards(db, customerIds, env.MEMBER_CARD_PREFIX),
+          { again: isTimedOutStatement },
+        )
+      } catch (error) {
+        // The batch's rows are saved; their cards are issued when the file is imported again.
+        throw stop((items.at(-1)?.line ?? 0) + 1, error)
+      }
     }
+  } catch (error) {
+    failure = error
   } finally {
     progress.stop()
   }
-  console.log(`customers: ${summary({ ...tally, 'member cards issued': cardsIssued })}`)
+  if (failure === undefined) {
+    console.log(`customers: ${summary({ ...tally, 'member cards issued': cardsIssued })}`)
+  }
   // Identities attached here (a member card, a shop account) can change a friend's segment.
   if (tally.created + tally.updated > 0) await relinkAfterImport(env)
+  if (failure !== undefined) throw failure
 }

@@ -3,7 +3,7 @@ import { type Order, type OrderCsvRow, orderSchema } from '../../orders/order.sc
 import { BatchCutShort, type BatchResult, recordOrderBatch } from '../../orders/order.service.ts'
 import { csvFieldOf, inCsvColumns, orderFromCsvRows } from '../../orders/order-csv.ts'
 import type { Database } from '../../platform/db.ts'
-import { AppError, isConnectionError } from '../../platform/errors.ts'
+import { AppError } from '../../platform/errors.ts'
 import { checkInput } from '../../platform/input.ts'
 import { holdReports } from './held-reports.ts'
 import { startProgress, summary } from './progress.ts'
@@ -16,6 +16,7 @@ import {
   orderKeyOf,
   type Split,
 } from './split-orders.ts'
+import { stoppedAt } from './stopped.ts'
 
 const BATCH = 5000
 
@@ -42,26 +43,6 @@ function csvOrderRow(item: SourceRecord): OrderCsvRow | { error: string } {
   if (item.error !== undefined) return { error: item.error }
   const row = item.record as OrderCsvRow
   return row.order_id !== undefined ? row : { error: 'order_id: an order needs its id' }
-}
-
-/**
- * The import stopped while the orders from `line` on were written (Postgres went away): what
- * was saved before, and that importing the file again picks up the rest. Those orders were not
- * saved, or not all (a commit whose answer was lost), so no number is given for them; the bad
- * rows counted and reported are those before `line` (holdReports).
- */
-function stoppedAt(line: number, cause: unknown, tally: OrderTally): Error {
-  const detail = cause instanceof Error ? cause.message : String(cause)
-  const outage = isConnectionError(cause)
-  const { created, unmatched, unchanged, skipped, busy } = tally
-  return new Error(
-    `the import stopped at line ${line}: ` +
-      `${outage ? 'Postgres (DATABASE_URL) went away or cannot write: ' : ''}${detail}. ` +
-      `Saved before line ${line}: ${summary({ created, unmatched, unchanged })} ` +
-      `(${summary({ skipped, busy })}: reported above); the orders from line ${line} on are not ` +
-      `saved, or not all. Import the file again once ${outage ? 'Postgres is back' : 'that is fixed'}: ` +
-      'the orders saved are then counted unchanged',
-  )
 }
 
 /**
@@ -136,7 +117,12 @@ export async function importOrdersFile(
       count(orders, error.saved)
       const line = orders[error.saved.length]?.line ?? 0
       bad.stop(line)
-      throw stoppedAt(line, error.cause, tally)
+      const { created, unmatched, unchanged, skipped, busy } = tally
+      throw stoppedAt(line, error.cause, {
+        what: 'orders',
+        saved: { created, unmatched, unchanged },
+        reported: { skipped, busy },
+      })
     }
     inFlight = []
     bad.release(firstUnwritten())
