@@ -1,42 +1,73 @@
 import { type ProductImport, productImportSchema } from '../../catalogue/product.schemas.ts'
 import { saveProducts } from '../../catalogue/product.service.ts'
 import type { Database } from '../../platform/db.ts'
+import { isTimedOutStatement } from '../../platform/errors.ts'
+import { runAgainIfAborted } from '../../platform/run-again.ts'
+import { holdReports } from './held-reports.ts'
 import { startProgress, summary } from './progress.ts'
 import { formatOf, openRecords } from './read-records.ts'
-import { parseRow } from './rows.ts'
+import { checkRow } from './rows.ts'
+import { stoppedAt } from './stopped.ts'
 
 const BATCH = 500
 
-/** `kizuna import products FILE.csv|FILE.ndjson`: upsert by sku in batches; bad rows skipped. */
+/**
+ * `kizuna import products FILE.csv|FILE.ndjson`: upsert by sku in batches; bad rows skipped. A
+ * batch Postgres aborted or gave up on (a deadlock, a lock or statement timeout) is run again;
+ * when Postgres goes away or cannot write, or keeps giving up, the import stops, saying what it
+ * saved before which line (stoppedAt). Bad rows are reported once the batches before them are
+ * saved: a stop reports none after its line, which the next run reads again.
+ */
 export async function importProductsFile(db: Database, file: string): Promise<void> {
   const source = await openRecords(file, formatOf(file, ['csv', 'ndjson']))
   const tally = { created: 0, updated: 0, unchanged: 0, skipped: 0 }
+  const bad = holdReports(tally)
   const progress = startProgress(source.size, source.bytesRead)
   let batch: ProductImport[] = []
+  /** The line of the batch's first product. */
+  let first = Number.POSITIVE_INFINITY
   const flush = async () => {
-    if (batch.length === 0) return
-    const distinct = new Set(batch.map((p) => p.sku)).size
-    const { inserted, updated } = await saveProducts(db, batch)
-    tally.created += inserted
-    tally.updated += updated
-    tally.unchanged += distinct - inserted - updated
+    if (batch.length > 0) {
+      const distinct = new Set(batch.map((p) => p.sku)).size
+      try {
+        const { inserted, updated } = await runAgainIfAborted(() => saveProducts(db, batch), {
+          again: isTimedOutStatement,
+        })
+        tally.created += inserted
+        tally.updated += updated
+        tally.unchanged += distinct - inserted - updated
+      } catch (error) {
+        bad.stop(first)
+        const { skipped, ...saved } = tally
+        throw stoppedAt(first, error, { what: 'products', saved, reported: { skipped } })
+      }
+    }
     batch = []
+    first = Number.POSITIVE_INFINITY
   }
   try {
     for await (const items of source.records)
       for (const item of items) {
         progress.tick()
-        const product = parseRow(productImportSchema, item)
-        if (!product) {
-          tally.skipped++
+        const checked = checkRow(productImportSchema, item)
+        if (checked.error !== undefined) {
+          bad.add(item.line, checked.error, 'skipped')
+          // Nothing waits to be written before it: given now.
+          if (batch.length === 0) bad.release(Number.POSITIVE_INFINITY)
           continue
         }
-        batch.push(product)
-        if (batch.length >= BATCH) await flush()
+        if (batch.length === 0) first = item.line
+        batch.push(checked.value)
+        if (batch.length >= BATCH) {
+          await flush()
+          bad.release(Number.POSITIVE_INFINITY)
+        }
       }
     await flush()
   } finally {
     progress.stop()
+    // After a stop, only what came before its line is still held.
+    bad.release(Number.POSITIVE_INFINITY)
   }
   console.log(`products: ${summary(tally)}`)
 }
