@@ -6,8 +6,8 @@ import { createDb, type Database } from '../../src/platform/db.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { tempFiles } from '../support/files.ts'
-import { startDatabaseProxy } from '../support/frozen-proxy.ts'
-import { backendPid, customerLock, heldTransaction, lockWaitFor } from '../support/locks.ts'
+import { cliCutOffWhileWaiting, cliReadOnly, expectStoppedAt } from '../support/import-stops.ts'
+import { customerLock, heldTransaction } from '../support/locks.ts'
 import { createCustomer } from './factories.ts'
 
 // `kizuna import customers` when Postgres goes away, cannot write (a failed-over primary) or
@@ -50,54 +50,36 @@ const exists = async (shopId: string) =>
 describe('kizuna import customers when Postgres cannot write or goes away', () => {
   it('stops at the first row, saying Postgres cannot write', async () => {
     const { tag, csv } = await scene()
-    const result = await cli(['import', 'customers', csv], {
-      PGOPTIONS: '-c default_transaction_read_only=on',
-    })
+    const result = await cliReadOnly(['import', 'customers', csv])
 
-    expect(result.code).toBe(1)
-    expect(result.stderr).toContain(
-      'error: the import stopped at line 2: Postgres (DATABASE_URL) went away or cannot write: ',
+    expectStoppedAt(
+      result,
+      2,
+      'created 0, updated 0, unchanged 0, member cards issued 0 (skipped 0: reported above); ' +
+        'the rows from line 2 on are not saved, or not all. Import the file again once ' +
+        'Postgres is back: the rows saved are then counted unchanged',
     )
     expect(result.stderr).toContain('read-only transaction')
-    expect(result.stderr).toContain(
-      'Saved before line 2: created 0, updated 0, unchanged 0, member cards issued 0 ' +
-        '(skipped 0: reported above); the rows from line 2 on are not saved, or not all. ' +
-        'Import the file again once Postgres is back: the rows saved are then counted unchanged',
-    )
     expect(result.stderr).not.toMatch(/^line \d+:/m)
     expect(await exists(`first-${tag}`)).toBe(false)
   })
 
   it('stops at the row it was writing when Postgres goes away, with what it saved before', async () => {
     const { tag, held, csv } = await scene()
-    const proxy = await startDatabaseProxy(TEST_DATABASE_URL)
-    let holder = 0
-    const lock = await heldTransaction(db, async (trx) => {
-      holder = await backendPid(trx)
-      await customerLock(held.id)(trx)
-    })
-    try {
-      const importing = cli(['import', 'customers', csv], { DATABASE_URL: proxy.url })
-      await lockWaitFor(db, holder)
-      proxy.cut()
-      const result = await importing
+    const result = await cliCutOffWhileWaiting(
+      db,
+      ['import', 'customers', csv],
+      customerLock(held.id),
+    )
 
-      expect(result.code).toBe(1)
-      expect(result.stderr).toContain(
-        'error: the import stopped at line 4: Postgres (DATABASE_URL) went away or cannot write: ',
-      )
-      expect(result.stderr).toContain(
-        'Saved before line 4: created 1, updated 0, unchanged 0, member cards issued 0 ' +
-          '(skipped 1: reported above)',
-      )
-      expect(result.stderr.match(/^line \d+:/gm)).toEqual(['line 3:'])
-      expect(await exists(`first-${tag}`)).toBe(true)
-      expect(await exists(`last-${tag}`)).toBe(false)
-    } finally {
-      lock.commit()
-      await lock.committed
-      await proxy.close()
-    }
+    expectStoppedAt(
+      result,
+      4,
+      'created 1, updated 0, unchanged 0, member cards issued 0 (skipped 1: reported above)',
+    )
+    expect(result.stderr.match(/^line \d+:/gm)).toEqual(['line 3:'])
+    expect(await exists(`first-${tag}`)).toBe(true)
+    expect(await exists(`last-${tag}`)).toBe(false)
   })
 })
 

@@ -6,7 +6,8 @@ import { createCustomer } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { tempFiles } from '../support/files.ts'
-import { backendPid, customerLock, heldTransaction, waitedForAgain } from '../support/locks.ts'
+import { cliReadOnly, cliTimingOutOnce, expectStoppedAt } from '../support/import-stops.ts'
+import { customerLock, heldTransaction } from '../support/locks.ts'
 import { orderOf } from './order-import-fixtures.ts'
 
 // `kizuna import orders` against a Postgres that cannot write (a primary that failed over: the
@@ -49,18 +50,14 @@ async function scene() {
 describe('kizuna import orders when Postgres cannot write', () => {
   it('stops at the first order, saying Postgres cannot write, rather than reporting every order as bad', async () => {
     const { source, ndjson } = await scene()
-    const result = await cli(['import', 'orders', ndjson], {
-      PGOPTIONS: '-c default_transaction_read_only=on',
-    })
+    const result = await cliReadOnly(['import', 'orders', ndjson])
 
-    expect(result.code).toBe(1)
-    expect(result.stderr).toContain(
-      'error: the import stopped at line 1: Postgres (DATABASE_URL) went away or cannot write: ',
+    expectStoppedAt(
+      result,
+      1,
+      'created 0, unmatched 0, unchanged 0 (skipped 0, busy 0: reported above)',
     )
     expect(result.stderr).toContain('read-only transaction')
-    expect(result.stderr).toContain(
-      'Saved before line 1: created 0, unmatched 0, unchanged 0 (skipped 0, busy 0: reported above)',
-    )
     expect(result.stderr).not.toMatch(/^line \d+:/m)
     expect(await purchasesOf(source)).toEqual([])
   })
@@ -96,19 +93,11 @@ describe('kizuna import orders when Postgres gives up on a statement', () => {
 
   it('runs an order that timed out again, and saves it once', async () => {
     const { source, customer, ndjson } = await scene()
-    let holder = 0
-    const lock = await heldTransaction(db, async (trx) => {
-      holder = await backendPid(trx)
-      await customerLock(customer.id)(trx)
-    })
-    const importing = cli(['import', 'orders', ndjson], { PGOPTIONS: '-c lock_timeout=500ms' })
-    try {
-      await waitedForAgain(db, holder)
-    } finally {
-      lock.commit()
-      await lock.committed
-    }
-    const result = await importing
+    const result = await cliTimingOutOnce(
+      db,
+      ['import', 'orders', ndjson],
+      customerLock(customer.id),
+    )
 
     expect(result.code, result.stderr).toBe(0)
     expect(result.stdout).toContain('orders: created 1, unmatched 1, unchanged 0, skipped 0\n')
