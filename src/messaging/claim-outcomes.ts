@@ -8,7 +8,7 @@ import { type DeliveryOutcome, recordOutcomes } from './delivery-outcomes.repo.t
  * to it, neither written nor queued again. An email's outcome is written as soon as it is decided
  * (`settle`), so a worker stopping later in the job leaves it recorded, and the rows taken over
  * after the lease are only those it had not settled; the others are written together at the end
- * (`recordRest`, one statement). Rows the LINE side finds claimed again before its call are
+ * (`recordRest`, one statement). Rows found claimed again before their LINE call or email are
  * `takenOver`: not sent, no outcome.
  */
 export class ClaimOutcomes {
@@ -54,15 +54,16 @@ export class ClaimOutcomes {
   }
 
   /**
-   * Rows the job found claimed again before it went to LINE for them (see line-claim.repo.ts):
-   * another job's, left to it, with no outcome from this one.
+   * Rows the job found claimed again before it went to LINE or the SMTP server for them (see
+   * line-claim.repo.ts, email-claim.repo.ts): another job's, left to it, with no outcome from
+   * this one.
    */
   takenOver(ids: string[]): void {
     if (ids.length === 0) return
     for (const id of ids) this.lost.add(id)
     this.deps.log.warn(
       { deliveries: ids.length },
-      'not sent on LINE: another job claimed the deliveries after the sending lease',
+      'not sent: another job claimed the deliveries after the sending lease',
     )
   }
 

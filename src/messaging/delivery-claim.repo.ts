@@ -57,9 +57,17 @@ export async function claimDeliveries(db: Db, ids: string[], leaseSeconds = SEND
       line_key_used: boolean
       /** ...more than RETRY_KEY_SAFE_HOURS ago: it must not go again under that key. */
       line_key_expired: boolean
+      /**
+       * An earlier claim was handing the email to the SMTP server and its outcome was never
+       * recorded (a worker stopped, Postgres was away): it may have arrived.
+       */
+      email_in_doubt: boolean
     }>`
     with claimed as (
-      update delivery set status = 'sending', attempts = attempts + 1, updated_at = now()
+      update delivery set status = 'sending', attempts = attempts + 1, updated_at = now(),
+        -- The email mark of a row back to pending is that of an attempt whose outcome was
+        -- recorded since; one on a row left in 'sending' says the email may have gone.
+        email_trying_at = case when status = 'pending' then null else email_trying_at end
       where id = any(${ids}::uuid[]) and send_after <= now() + interval '250 milliseconds'
         and (status = 'pending' or (status = 'sending'
           and updated_at < now() - make_interval(secs => ${leaseSeconds})))
@@ -73,7 +81,8 @@ export async function claimDeliveries(db: Db, ids: string[], leaseSeconds = SEND
       mr.body as multicast_body,
       d.line_user_id is not null as answers_person, d.reply_state, d.push_body,
       d.line_first_call_at, ${keyMayBeTaken} as line_key_used,
-      ${keyMayBeTaken} and ${keyPastSafeAge} as line_key_expired
+      ${keyMayBeTaken} and ${keyPastSafeAge} as line_key_expired,
+      d.email_trying_at is not null as email_in_doubt
     from claimed d
     join customer c on c.id = d.customer_id
     left join lateral (
@@ -98,6 +107,15 @@ export type ReplyState = 'trying' | 'refused'
  * lease ran out and another job took it), and is that job's.
  */
 export type Claim = ReadonlyMap<string, number>
+
+/** The rows `ids` as the claim holds them: `held(id, attempts)`, to join on both. */
+export function held(claim: Claim, ids: string[]) {
+  const attempts = ids.map((id) => claim.get(id) ?? null)
+  return sql`unnest(${ids}::uuid[], ${attempts}::int[]) as held(id, attempts)`
+}
+
+/** The delivery `d` is still `sending` under the claim (joined with `held` on its id). */
+export const stillHeld = sql`d.id = held.id and d.attempts = held.attempts and d.status = 'sending'`
 
 export function claimOf(rows: Pick<ClaimedDelivery, 'id' | 'attempts'>[]): Claim {
   return new Map(rows.map((r) => [r.id, r.attempts]))

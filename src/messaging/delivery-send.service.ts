@@ -1,4 +1,3 @@
-import pLimit from 'p-limit'
 import { lineLoadsImageUrl } from '../cards/card-url.ts'
 import type { Consents } from '../consent/consent.schemas.ts'
 import { DEFAULT_CONSENTS, loadConsents } from '../consent/consent.service.ts'
@@ -8,8 +7,9 @@ import type { ClaimOutcomes } from './claim-outcomes.ts'
 import type { ClaimedDelivery } from './delivery-claim.repo.ts'
 import { contentOf, renderEmail, renderLine } from './delivery-content.ts'
 import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
-import { type EmailItem, sendEmail } from './email-send.ts'
-import { replyTokenIfFresh, settleStoppedReplies } from './line-reply.ts'
+import { sendEmails } from './email-batch.ts'
+import type { EmailItem } from './email-send.ts'
+import { replyTokenIfFresh } from './line-reply.ts'
 import {
   type LineItem,
   type LineLimiters,
@@ -19,16 +19,10 @@ import {
 } from './line-send.ts'
 import type { RecentMarketing } from './marketing-cap.repo.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
+import { settleStoppedSends } from './outcome-unknown.ts'
 import { applyWeeklyCap, chooseChannel, deferQuietHours } from './send-rules.ts'
 import type { SendWindow } from './send-window.ts'
 import { type ChunkItem, storedRequestOf, unheldChunks } from './stored-requests.ts'
-
-/**
- * Emails on their way at once per process: a few more than the SMTP pool's 5 connections, so the
- * next message is ready when one is free. Its send window is checked when it takes a slot; its
- * own time limit counts the wait for a connection too.
- */
-const emailSlots = pLimit(8)
 
 export type SendTools = {
   mailer: Mailer
@@ -46,10 +40,10 @@ export type BatchResult = { outcomes: DeliveryOutcome[] }
  * retry key may have reached LINE: then it goes again as the push or chunk an earlier attempt
  * stored, or not at all (storedRequestOf, heldChunks). The weekly cap then holds back what is
  * over it among the deliveries that go (applyWeeklyCap): one that sends nothing takes no room,
- * a reply settled as stopped (it may have arrived) does.
- * LINE and email go out together, emails while the job's send window is open (the rest are
- * `notStarted`). Each email's outcome is recorded as soon as it is decided
- * (ClaimOutcomes.settle); returns one outcome per delivery.
+ * a reply or email settled as stopped (it may have arrived: settleStoppedSends) does.
+ * LINE and email go out together, emails while the job's send window is open (sendEmails: the
+ * rest are `notStarted`), each email's outcome recorded as soon as it is decided; returns one
+ * outcome per delivery.
  */
 export async function sendClaimedDeliveries(
   deps: Deps,
@@ -60,7 +54,7 @@ export async function sendClaimedDeliveries(
 ): Promise<BatchResult> {
   const now = deps.clock.now()
   const outcomes: DeliveryOutcome[] = []
-  const live = settleStoppedReplies(rows, outcomes)
+  const live = settleStoppedSends(rows, outcomes)
   const ready = deferQuietHours(deps, live, now, outcomes)
   const consents = await loadConsents(
     deps.db,
@@ -75,7 +69,7 @@ export async function sendClaimedDeliveries(
     sends.set(row.id, await sendOf(deps, tools, row, consent, { configured, lineOpts, now }))
   })
   const decided = ready.map((row) => ({ row, goes: !('outcome' in sends.get(row.id)!) }))
-  // A reply settled as stopped may have arrived: it takes its room before the others.
+  // A reply or email settled as stopped may have arrived: it takes its room before the others.
   const stopped = rows.filter((row) => !live.includes(row))
   const held = applyWeeklyCap(deps, decided, recent, now, outcomes, stopped)
   const lineItems: LineItem[] = []
@@ -94,17 +88,7 @@ export async function sendClaimedDeliveries(
   again.chunks = await unheldChunks(deps, chunkItems, rows, outcomes)
   const [line, emails] = await Promise.all([
     sendLineBatch(deps, tools.limiters, recorder, lineItems, again),
-    Promise.all(
-      emailItems.map((item) =>
-        emailSlots(async (): Promise<DeliveryOutcome> => {
-          const outcome: DeliveryOutcome = window.isOpen()
-            ? await sendEmail(deps, tools.mailer, item, window.emailMs)
-            : { id: item.id, status: 'pending', notStarted: true }
-          await recorder.settle(outcome)
-          return outcome
-        }),
-      ),
-    ),
+    sendEmails(deps, tools.mailer, recorder, window, emailItems),
   ])
   outcomes.push(...line.outcomes, ...emails)
   return { outcomes }

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { type Db, inTransaction } from '../platform/db.ts'
 import { executePrepared } from '../platform/prepared.ts'
-import type { Claim, ReplyState } from './delivery-claim.repo.ts'
+import { type Claim, held, type ReplyState, stillHeld } from './delivery-claim.repo.ts'
 
 /*
  * A delivery's LINE-side writes, each on rows still in `sending` under the job's claim (their
@@ -12,13 +12,6 @@ import type { Claim, ReplyState } from './delivery-claim.repo.ts'
  * (a reply marked under way, a push stored, a chunk tagged): a job that takes the row over later
  * finds it and repeats that request under the same key, or fails the reply; never another key.
  */
-
-/** The rows `ids` as the claim holds them: `held(id, attempts)`, to join on both. */
-function held(claim: Claim, ids: string[]) {
-  const attempts = ids.map((id) => claim.get(id) ?? null)
-  return sql`unnest(${ids}::uuid[], ${attempts}::int[]) as held(id, attempts)`
-}
-const stillHeld = sql`d.id = held.id and d.attempts = held.attempts and d.status = 'sending'`
 
 /** Which of `ids` the claim still holds (read just before a call that writes nothing first). */
 export async function heldRows(db: Db, ids: string[], claim: Claim): Promise<Set<string>> {

@@ -112,23 +112,6 @@ async function replyOutcome(
 }
 
 /**
- * A row still marked `trying` was claimed again after a worker stopped during its reply, before
- * the outcome was recorded: the reply may have arrived and has no retry key, so, as after a
- * reply that timed out, it is failed and never pushed. Returns the other rows.
- */
-export function settleStoppedReplies(
-  rows: ClaimedDelivery[],
-  outcomes: DeliveryOutcome[],
-): ClaimedDelivery[] {
-  return rows.filter((row) => {
-    if (row.reply_state !== 'trying') return true
-    const error = `${REPLY_OUTCOME_UNKNOWN}: the worker stopped during the reply`
-    outcomes.push({ id: row.id, status: 'failed', error })
-    return false
-  })
-}
-
-/**
  * A reply goes while its token is fresh and nothing went out for the row before: no reply under
  * way or refused (a refused one was followed by a push; after that, only the push's key is safe).
  * A reply a rate-limit 429 refused is tried again.

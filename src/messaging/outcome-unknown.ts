@@ -1,4 +1,6 @@
 import { sql } from 'kysely'
+import type { ClaimedDelivery } from './delivery-claim.repo.ts'
+import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 
 /**
  * How a reply that may have arrived is failed (a timeout or 5xx, or a worker that stopped before
@@ -22,3 +24,27 @@ export const EMAIL_OUTCOME_UNKNOWN = 'email outcome unknown'
 export const outcomeUnknown = sql<boolean>`(d.status = 'failed'
   and (coalesce(d.last_error, '') like ${`${REPLY_OUTCOME_UNKNOWN}%`}
     or coalesce(d.last_error, '') like ${`${EMAIL_OUTCOME_UNKNOWN}%`}))`
+
+/**
+ * Rows an earlier claim left in `sending` during a send with no retry key: a reply marked
+ * `trying` (line-reply.ts) or an email marked before it went (markEmailsTrying), whose outcome
+ * was never recorded (a worker stopped, Postgres was away). Either may have arrived: each is
+ * failed as of unknown outcome, never sent again, as after a reply or email that got no answer.
+ * Returns the other rows.
+ */
+export function settleStoppedSends(
+  rows: ClaimedDelivery[],
+  outcomes: DeliveryOutcome[],
+): ClaimedDelivery[] {
+  return rows.filter((row) => {
+    const error =
+      row.reply_state === 'trying'
+        ? `${REPLY_OUTCOME_UNKNOWN}: the worker stopped during the reply`
+        : row.email_in_doubt
+          ? `${EMAIL_OUTCOME_UNKNOWN}: the worker stopped, or lost Postgres, before recording the send`
+          : null
+    if (error === null) return true
+    outcomes.push({ id: row.id, status: 'failed', error })
+    return false
+  })
+}

@@ -109,6 +109,7 @@ export interface Delivery {
   customer_id: string;
   dedupe_key: string;
   email_message_id: string | null;
+  email_trying_at: Timestamp | null;
   id: Generated<string>;
   kind: string;
   last_error: string | null;

@@ -24,7 +24,8 @@ const REPLY = '/v2/bot/message/reply'
 /**
  * A marketing delivery whose outcome is unknown may have reached the person: it counts in their
  * week like one sent, so another campaign waits for room. So do a reply or an email failed as of
- * unknown outcome (never sent again), and a push parked by the quota's 429 after a 5xx.
+ * unknown outcome (never sent again), one a stopped worker left under way, and a push parked by
+ * the quota's 429 after a 5xx.
  */
 describe('the weekly cap and deliveries of unknown outcome', () => {
   let k: TestKizuna
@@ -73,22 +74,24 @@ describe('the weekly cap and deliveries of unknown outcome', () => {
     return { ...campaign(f), reply: { ...reply, lineUserId: lineUser.id } }
   }
 
+  /** A marketing campaign by email to this customer. */
+  const byEmail = (customerId: string): DeliveryIntent => ({
+    dedupeKey: `campaign-test:${randomUUID()}`,
+    kind: 'campaign',
+    category: 'marketing',
+    customerId,
+    content: { templateId: 'campaign-sample', vars: SAMPLE },
+  })
+
   it('an email the server got whole and never answered counts', async () => {
     const { id: customerId, email } = await emailCustomer(k.deps, { marketingEmail: true })
-    const byEmail = (): DeliveryIntent => ({
-      dedupeKey: `campaign-test:${randomUUID()}`,
-      kind: 'campaign',
-      category: 'marketing',
-      customerId,
-      content: { templateId: 'campaign-sample', vars: SAMPLE },
-    })
     await pauseQueue()
-    const [first] = (await scheduleDeliveries(k.deps, [byEmail()])) as [string]
+    const [first] = (await scheduleDeliveries(k.deps, [byEmail(customerId)])) as [string]
     smtp.stall('DATA')
     await send([first])
     smtp.stall(null)
     expect((await deliveryRow(k, first)).last_error).toMatch(/^email outcome unknown/)
-    const [second] = (await scheduleDeliveries(k.deps, [byEmail()])) as [string]
+    const [second] = (await scheduleDeliveries(k.deps, [byEmail(customerId)])) as [string]
 
     await expectHeld(second)
     expect(smtp.mailsTo(email)).toHaveLength(1)
@@ -120,6 +123,23 @@ describe('the weekly cap and deliveries of unknown outcome', () => {
     await expectHeld(second, [first, second])
     expect((await deliveryRow(k, first)).last_error).toMatch(/^reply outcome unknown/)
     expect(campaignInbox(k, f.userId)).toHaveLength(0)
+  })
+
+  it('an email the worker stopped during counts for another delivery of the same claim', async () => {
+    const { id: customerId, email } = await emailCustomer(k.deps, { marketingEmail: true })
+    await pauseQueue()
+    const [first, second] = (await scheduleDeliveries(k.deps, [
+      byEmail(customerId),
+      byEmail(customerId),
+    ])) as [string, string]
+    // A worker stopped while the server had the email (it may have arrived), and its lease ran
+    // out.
+    await sql`update delivery set status = 'sending', attempts = 1, email_trying_at = now(),
+      updated_at = now() - interval '1 hour' where id = ${first}`.execute(k.deps.db)
+
+    await expectHeld(second, [first, second])
+    expect((await deliveryRow(k, first)).last_error).toMatch(/^email outcome unknown/)
+    expect(smtp.mailsTo(email)).toHaveLength(0)
   })
 
   it('a push parked by the quota after a 500 counts', async () => {

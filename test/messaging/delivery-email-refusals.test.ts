@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { requeueDeliveries } from '../../src/messaging/delivery-requeue.repo.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -56,7 +57,7 @@ const logsOf = (deliveryId: string) =>
     .filter((l) => l.deliveryId === deliveryId)
 
 /** A transactional email delivery to a new customer without LINE. */
-async function emailDelivery() {
+async function emailDelivery(kind = 'member-card') {
   const email = `c-${randomUUID()}@example.com`
   const { id: customerId } = await k.deps.db
     .insertInto('customer')
@@ -66,7 +67,7 @@ async function emailDelivery() {
   const [id] = await scheduleDeliveries(k.deps, [
     {
       dedupeKey: `test:${randomUUID()}`,
-      kind: 'member-card',
+      kind,
       category: 'transactional',
       customerId,
       content: { templateId: 'member-card' },
@@ -132,8 +133,9 @@ describe('delivery by email when the SMTP server refuses', () => {
     }
   })
 
-  it('keeps the reason an operator can act on when the tries run out', async () => {
-    const { id } = await emailDelivery()
+  it('keeps the reason an operator can act on when the tries run out, and sends it on a retry', async () => {
+    const kind = `member-card-${randomUUID().slice(0, 8)}`
+    const { id, email } = await emailDelivery(kind)
     const wrong = withPassword(WRONG_PASSWORD)
     try {
       await expect(sendJob(k, wrong)([id])).rejects.toThrow(/failed for now/)
@@ -149,6 +151,14 @@ describe('delivery by email when the SMTP server refuses', () => {
     } finally {
       wrong.mailer.close()
     }
+    // The operator fixes SMTP_URL and sends it again (`kizuna deliveries retry --status failed`):
+    // its tries got no further than the login, so nothing holds it back.
+    expect(await requeueDeliveries(k.deps.db, { status: 'failed', kind })).toMatchObject({
+      requeued: 1,
+    })
+    await sendJob(k, tools)([id])
+    expect(await deliveryRow(k, id)).toMatchObject({ status: 'sent', last_error: null })
+    expect(smtp.mailsTo(email)).toHaveLength(1)
   })
 
   it('retries when SMTP_URL has no login and the server wants one (530 on MAIL FROM)', async () => {

@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createMailer } from '../../src/email/mailer.ts'
+import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
+import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
+import { requeueDeliveries } from '../../src/messaging/delivery-requeue.repo.ts'
+import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
+import type { Deps } from '../../src/platform/deps.ts'
+import { startDatabaseProxy } from '../support/frozen-proxy.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
+import { startPrivateDeps } from '../support/private-deps.ts'
+import { type Smtp, startSmtp } from '../support/smtp.ts'
+import { eventually } from '../support/wait.ts'
+import { deliveryRows, emailNotices } from './support.ts'
+
+/** A lease of seconds, not ten minutes: rows in `sending` this long are taken as abandoned. */
+const LEASE_SECONDS = 3
+
+const cleanups: (() => Promise<void>)[] = []
+let smtp: Smtp
+let deps: Deps
+let tools: SendTools
+let proxy: Awaited<ReturnType<typeof startDatabaseProxy>>
+beforeAll(async () => {
+  smtp = await startSmtp()
+  cleanups.push(() => smtp.close())
+  // Kizuna reaches its own database through a proxy the tests cut: Postgres goes away.
+  const database = await createPrivateDatabase()
+  cleanups.push(() => database.drop())
+  proxy = await startDatabaseProxy(database.url)
+  cleanups.push(() => proxy.close())
+  const started = await startPrivateDeps(cleanups, {
+    DATABASE_URL: proxy.url,
+    SMTP_URL: smtp.url,
+    MAIL_FROM: 'Kizuna Shop <shop@kizuna.test>',
+    PUBLIC_BASE_URL: 'https://crm.kizuna.test',
+    QUIET_HOURS: '',
+  })
+  deps = started.deps
+  const mailer = createMailer(deps.env, deps.db, { sandbox: false })
+  cleanups.push(async () => mailer.close())
+  tools = {
+    mailer,
+    limiters: createLineLimiters(deps),
+    loaders: messageVarsLoaders(deps.env),
+    leaseSeconds: LEASE_SECONDS,
+  }
+})
+beforeEach(async () => {
+  proxy.restore()
+  // The sweeper looks for deliveries once their queue has caught up (the tests play the workers).
+  await eventually(() => deps.queues.byName.delivery.drain())
+})
+afterAll(async () => {
+  proxy?.restore()
+  for (const fn of cleanups.reverse()) await fn()
+})
+
+/** The send job run as a worker runs it (the test plays the workers), to its end. */
+function sendJob(ids: string[]): Promise<unknown> {
+  const job = createSendDeliveries(tools)
+  const ctx = { job: {} as never, worker: {} as never, token: 't' }
+  return job.run(deps, { deliveryIds: ids }, ctx).catch((error: unknown) => error)
+}
+
+/** Postgres is back; once the lease is over, the sweeper finds the rows and a job takes them. */
+async function sweptAndSentAgain(ids: string[]): Promise<void> {
+  proxy.restore()
+  // The job's retry (BullMQ's backoff is shorter than the lease) finds them still leased.
+  await sendJob(ids)
+  await eventually(
+    async () => {
+      expect((await sweepOnce(deps, 0, LEASE_SECONDS)).deliveries).toBeGreaterThan(0)
+    },
+    4 * LEASE_SECONDS * 1000,
+  )
+  await deps.queues.byName.delivery.drain()
+  await sendJob(ids)
+}
+
+describe('a send whose outcome Postgres was away to record', () => {
+  it('does not send an email again that the SMTP server took', async () => {
+    const { addresses, ids } = await emailNotices(deps, 1)
+    const address = addresses[0]!
+    // The server takes the message just as Postgres goes away.
+    const held = smtp.holdRecipient(address)
+    const job = sendJob(ids)
+    await held.reached
+    proxy.cut()
+    held.answer(null)
+    expect(await job).toBeInstanceOf(Error)
+    expect(smtp.mailsTo(address)).toHaveLength(1)
+
+    await sweptAndSentAgain(ids)
+    expect(smtp.mailsTo(address)).toHaveLength(1)
+    const [row] = await deliveryRows({ deps }, ids)
+    expect(row).toMatchObject({ status: 'failed' })
+    expect(row!.last_error).toMatch(/^email outcome unknown: /)
+    // Never sent again, not even by `kizuna deliveries retry`.
+    expect((await requeueDeliveries(deps.db, { status: 'failed', kind: 'notice' })).requeued).toBe(
+      0,
+    )
+  }, 30_000)
+})
