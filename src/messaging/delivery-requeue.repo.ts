@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 import { outcomeUnknown } from './outcome-unknown.ts'
-import { keyMayBeTaken, keyPastSafeAge, LINE_REFUSED } from './retry-key.ts'
+import { keyMayBeTaken, keyPastSafeAge } from './retry-key.ts'
 
 /** Statuses an operator may send back to the queue (`kizuna deliveries retry`). */
 export const RETRYABLE_STATUSES = ['quota_exceeded', 'failed'] as const
@@ -27,21 +27,20 @@ export type RequeueResult = {
  * new: a delivery whose request may have reached LINE (a LINE call went out under its key and
  * was not clearly refused) more than RETRY_KEY_SAFE_HOURS ago stays as it is and is counted in
  * `keyExpired`; a template failure, or the quota's 429, on a retry after such a call is no
- * exception. Deliveries LINE refused (a 400; a 429 to the first request under the key, whose
- * first call the outcome forgot already) go again at any age, their first call forgotten: LINE
- * took nothing under the key, so its 24 hours start with the next request. Those that never
- * reached a LINE call go again at any age too.
+ * exception. Deliveries LINE refused (a 400; a 429 to the first request under the key) go again
+ * at any age: their outcome forgot the key's first call (LINE took nothing under it), so its 24
+ * hours start with the next request (noted by storePushBodies or createMulticastRequest), and a
+ * chunk refused is not sent again (see refusedChunk). Those that never reached a LINE call go
+ * again at any age too.
  */
 export async function requeueDeliveries(
   db: Db,
   filter: { status: RetryableStatus; kind?: string },
 ): Promise<RequeueResult> {
   const held = sql<boolean>`${keyMayBeTaken} and ${keyPastSafeAge}`
-  // LINE answered the last request under the key with a refusal: it took nothing under it.
-  const refused = sql<boolean>`coalesce(d.last_error, '') like ${`${LINE_REFUSED}%`}`
   const result = await sql<{ requeued: number; key_expired: number }>`
     with candidates as (
-      select id, ${held} as held, ${refused} as refused from delivery d
+      select id, ${held} as held from delivery d
       where status = ${filter.status}
         and (${filter.kind ?? null}::text is null or kind = ${filter.kind ?? null})
         and customer_id in (select id from customer where erased_at is null)
@@ -54,10 +53,7 @@ export async function requeueDeliveries(
       update delivery d
       set status = 'pending', send_after = least(d.send_after, now()), updated_at = now(),
         -- A fresh set of LINE_RATE_LIMIT_TRIES, whatever failed it.
-        rate_limit_tries = 0,
-        -- The key's 24 hours start again with its next request (noted by storePushBodies or
-        -- createMulticastRequest). A chunk refused is not sent again (see refusedChunk).
-        line_first_call_at = case when c.refused then null else d.line_first_call_at end
+        rate_limit_tries = 0
       from candidates c
       where d.id = c.id and not c.held
       returning d.id

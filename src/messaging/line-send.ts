@@ -65,8 +65,8 @@ export type LineBatchResult = { outcomes: DeliveryOutcome[] }
  * earlier attempt sent (`again`) repeat their stored request. Each call goes only for rows the
  * job's claim still holds, as the write or read before it finds (line-claim.repo.ts); the others
  * get no outcome. Every call waits for the shared limiter of its endpoint. Failures become
- * outcomes, never exceptions; a 429 (rate limit or monthly quota) to a new request marks it
- * `keyUnused` (LINE took nothing under the key).
+ * outcomes, never exceptions; a 400, and a 429 (rate limit or monthly quota) to a new request,
+ * mark it `keyUnused` (LINE took nothing under the key).
  */
 export async function sendLineBatch(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
@@ -210,7 +210,11 @@ async function outcomesOf(
       default: {
         const details = 'details' in f ? JSON.stringify(f.details) : ''
         const error = `LINE ${f.status}: ${f.message} ${details}`.trim()
-        return { outcomes: each({ status: 'failed', error }) }
+        // A 400 (LINE_REFUSED): LINE validated the request and took nothing under its key (one
+        // it had accepted gets a 409), so the key's first call is forgotten now, as for a 429 to
+        // a new request. Other answers (401, 403, 404) say nothing about an earlier request.
+        const unused = f.status === 400 ? { keyUnused: true as const } : {}
+        return { outcomes: each({ status: 'failed', error, ...unused }) }
       }
     }
   }

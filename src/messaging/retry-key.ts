@@ -20,18 +20,20 @@ export const KEY_EXPIRED =
 
 /**
  * How a delivery LINE refused is failed (`LINE 400: message details`, from line-send.ts): LINE
- * validated the request and took nothing under its key (a key it had accepted gets a 409).
- * Other LINE answers (401, 403, 404) say nothing about an earlier request under the key.
+ * validated the request and took nothing under its key (a key it had accepted gets a 409), and
+ * the key's first call is forgotten with the outcome (`keyUnused`). Other LINE answers (401,
+ * 403, 404) say nothing about an earlier request under the key.
  */
 export const LINE_REFUSED = 'LINE 400:'
 
 /**
  * A request under the delivery's retry key (`d`: its own, or its chunk's) may have reached LINE:
- * one went out (`line_first_call_at`, cleared when a requeue finds LINE refused the last one) and
- * LINE's last answer was not a 400 (a row requeued before requeues cleared it).
+ * one went out (`line_first_call_at`), and LINE has not refused it since (a 400, or a 429 to the
+ * first request under the key, forgets it as its outcome is recorded). Not read from
+ * `last_error`: a refusal's text outlives a requeue, and the next round's request, taken by
+ * LINE, would look refused.
  */
-export const keyMayBeTaken = sql<boolean>`(d.line_first_call_at is not null
-  and coalesce(d.last_error, '') not like ${`${LINE_REFUSED}%`})`
+export const keyMayBeTaken = sql<boolean>`(d.line_first_call_at is not null)`
 /** The key's first request went out more than RETRY_KEY_SAFE_HOURS ago (the database's clock). */
 export const keyPastSafeAge = sql<boolean>`(d.line_first_call_at
   < now() - make_interval(hours => ${RETRY_KEY_SAFE_HOURS}))`

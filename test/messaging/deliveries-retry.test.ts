@@ -96,7 +96,8 @@ describe('kizuna deliveries retry', () => {
     const expired = await parked(c.id, 'failed', kind, unknown, 25)
     const expiredToo = await parked(c.id, 'failed', kind, '3 of 3 deliveries failed for now', 24)
     const young = await parked(c.id, 'failed', kind, unknown, 22)
-    const refused = await parked(c.id, 'failed', kind, 'LINE 400: invalid', 72)
+    // Refused by LINE (days ago): the outcome forgot its key's first call, LINE took nothing.
+    const refused = await parked(c.id, 'failed', kind, 'LINE 400: invalid')
     const template = await parked(c.id, 'failed', kind, 'template: bad vars')
     // Its template failed on a retry, after a request that timed out: LINE may have taken that.
     const templateAfterCall = await parked(c.id, 'failed', kind, 'template: bad vars', 72)
@@ -119,7 +120,7 @@ describe('kizuna deliveries retry', () => {
     for (const row of [young, refused, template, neverCalled]) {
       expect((await statusOf(row.id)).status).toBe('pending')
     }
-    // LINE took nothing under a refused key: its 24 hours start again with the next request.
+    // LINE took nothing under a refused key: its 24 hours start with the next request.
     expect((await statusOf(refused.id)).line_first_call_at).toBeNull()
     expect((await statusOf(young.id)).line_first_call_at).not.toBeNull()
     // Parked by the quota, they go again when it renews, but for one whose key may be taken.

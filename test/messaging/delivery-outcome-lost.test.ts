@@ -6,12 +6,14 @@ import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import { requeueDeliveries } from '../../src/messaging/delivery-requeue.repo.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
+import type { LinePlatform } from '../../src/sandbox/platform.ts'
+import { insertFriend } from '../richmenu/richmenu-link-fixtures.ts'
 import { startDatabaseProxy } from '../support/frozen-proxy.ts'
 import { createPrivateDatabase } from '../support/private-database.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
 import { type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
-import { deliveryRows, emailNotices } from './support.ts'
+import { deliveryRows, emailNotices, MULTICAST, notices, SAMPLE } from './support.ts'
 
 /** A lease of seconds, not ten minutes: rows in `sending` this long are taken as abandoned. */
 const LEASE_SECONDS = 3
@@ -19,6 +21,7 @@ const LEASE_SECONDS = 3
 const cleanups: (() => Promise<void>)[] = []
 let smtp: Smtp
 let deps: Deps
+let line: LinePlatform
 let tools: SendTools
 let proxy: Awaited<ReturnType<typeof startDatabaseProxy>>
 beforeAll(async () => {
@@ -37,6 +40,7 @@ beforeAll(async () => {
     QUIET_HOURS: '',
   })
   deps = started.deps
+  line = started.line
   const mailer = createMailer(deps.env, deps.db, { sandbox: false })
   cleanups.push(async () => mailer.close())
   tools = {
@@ -100,5 +104,54 @@ describe('a send whose outcome Postgres was away to record', () => {
     expect((await requeueDeliveries(deps.db, { status: 'failed', kind: 'notice' })).requeued).toBe(
       0,
     )
+  }, 30_000)
+
+  it('repeats a requeued multicast chunk LINE took under its key, not under a new one', async () => {
+    const users = [line.users.create(), line.users.create()]
+    const customers: string[] = []
+    for (const u of users) {
+      await line.users.follow(u.userId)
+      customers.push((await insertFriend(deps, { lineUid: u.userId })).customerId)
+    }
+    const ids = await notices(deps, customers)
+    const received = (userId: string) =>
+      line.inbox(userId).filter((m) => String(m.message.altText).includes(SAMPLE.headline!))
+    // LINE refuses the chunk (400); the template is fixed, and the operator sends it again.
+    line.failNext({
+      method: 'POST',
+      path: MULTICAST,
+      status: 400,
+      count: 1,
+      body: { message: 'bad' },
+    })
+    await sendJob(ids)
+    const refused = await deliveryRows({ deps }, ids)
+    expect(refused.map((r) => r.status)).toEqual(['failed', 'failed'])
+    expect(refused[0]!.last_error).toMatch(/^LINE 400: /)
+    // LINE took nothing under the chunk's key: its first call is forgotten with the outcome.
+    expect(refused.map((r) => r.line_first_call_at)).toEqual([null, null])
+    expect((await requeueDeliveries(deps.db, { status: 'failed', kind: 'notice' })).requeued).toBe(
+      2,
+    )
+
+    // The new chunk goes; LINE takes it just as Postgres goes away.
+    const call = line.holdNext({ method: 'POST', path: MULTICAST })
+    const job = sendJob(ids)
+    await call.arrived
+    proxy.cut()
+    call.release()
+    expect(await job).toBeInstanceOf(Error)
+    for (const u of users) expect(received(u.userId)).toHaveLength(1)
+
+    await sweptAndSentAgain(ids)
+    for (const u of users) expect(received(u.userId)).toHaveLength(1)
+    const multicasts = line.requestsTo('POST', MULTICAST)
+    // The refused one, the one LINE took, and its repeat under the same key (a 409).
+    expect(multicasts).toHaveLength(3)
+    expect(multicasts[2]!.headers['x-line-retry-key']).toBe(
+      multicasts[1]!.headers['x-line-retry-key'],
+    )
+    const rows = await deliveryRows({ deps }, ids)
+    expect(rows.map((r) => r.status)).toEqual(['sent', 'sent'])
   }, 30_000)
 })
