@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
-import { databaseMigratedTo } from '../support/migrated-database.ts'
+import { databaseMigratedTo, legacyDeliveries } from '../support/migrated-database.ts'
 
 const BEFORE = '20261219T090000-add-delivery-email-trying'
 
@@ -18,43 +17,22 @@ describe('migration 20261219T100000: rows failed by a LINE 400 forget their firs
   it('clears it on failed rows whose last answer was a 400 only', async () => {
     const migrated = await databaseMigratedTo(BEFORE)
     cleanups.push(() => migrated.close())
-    const { db } = migrated
-    const { id: customerId } = await db
-      .insertInto('customer')
-      .values({ display_name: null })
-      .returning('id')
-      .executeTakeFirstOrThrow()
     const firstCall = new Date('2026-12-01T00:00:00Z')
     const row = (status: string, lastError: string) => ({
-      customer_id: customerId,
-      dedupe_key: `test:${randomUUID()}`,
-      kind: 'campaign',
-      template_id: 'campaign-sample',
       status,
       attempts: 2,
       last_error: lastError,
       line_first_call_at: firstCall,
     })
-    const [refused, unanswered, sending] = await db
-      .insertInto('delivery')
-      .values([
-        row('failed', 'LINE 400: The request body has 1 error(s)'),
-        row('failed', 'LINE 500: Internal server error'),
-        row('sending', 'LINE 400: The request body has 1 error(s)'),
-      ])
-      .returning('id')
-      .execute()
+    const refused = 'LINE 400: The request body has 1 error(s)'
+    const rows = await legacyDeliveries(migrated.db, [
+      row('failed', refused),
+      row('failed', 'LINE 500: Internal server error'),
+      row('sending', refused),
+    ])
 
     await migrated.migrateToLatest()
 
-    const after = await db
-      .selectFrom('delivery')
-      .select(['id', 'line_first_call_at'])
-      .where('customer_id', '=', customerId)
-      .execute()
-    const firstCallOf = (id: string) => after.find((r) => r.id === id)?.line_first_call_at
-    expect(firstCallOf(refused!.id)).toBeNull()
-    expect(firstCallOf(unanswered!.id)).toEqual(firstCall)
-    expect(firstCallOf(sending!.id)).toEqual(firstCall)
+    expect(await rows.firstCalls()).toEqual([null, firstCall, firstCall])
   })
 })

@@ -1,4 +1,5 @@
-import { Kysely, PostgresDialect } from 'kysely'
+import { randomUUID } from 'node:crypto'
+import { type Insertable, Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { expect } from 'vitest'
 import { createMigrator } from '../../src/main/migrate.ts'
@@ -39,4 +40,45 @@ export async function customerWithLegacyCard(db: Kysely<DB>, value: string): Pro
     .executeTakeFirstOrThrow()
   await db.insertInto('identity').values({ customer_id: id, kind: 'legacy_card', value }).execute()
   return id
+}
+
+/**
+ * Campaign deliveries of a new customer as an earlier schema held them (each row's columns over
+ * the defaults), in a database migrated part of the way: their ids, in order, and what
+ * `line_first_call_at` each has once the test ran the migrations.
+ */
+export async function legacyDeliveries(
+  db: Kysely<DB>,
+  rows: Partial<Insertable<DB['delivery']>>[],
+) {
+  const { id: customerId } = await db
+    .insertInto('customer')
+    .values({ display_name: null })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  const inserted = await db
+    .insertInto('delivery')
+    .values(
+      rows.map((row) => ({
+        customer_id: customerId,
+        dedupe_key: `test:${randomUUID()}`,
+        kind: 'campaign',
+        template_id: 'campaign-sample',
+        ...row,
+      })),
+    )
+    .returning('id')
+    .execute()
+  const ids = inserted.map((r) => r.id)
+  return {
+    ids,
+    async firstCalls(): Promise<(Date | null)[]> {
+      const after = await db
+        .selectFrom('delivery')
+        .select(['id', 'line_first_call_at'])
+        .where('id', 'in', ids)
+        .execute()
+      return ids.map((id) => after.find((r) => r.id === id)?.line_first_call_at ?? null)
+    },
+  }
 }
