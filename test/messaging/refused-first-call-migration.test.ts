@@ -1,14 +1,14 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { databaseMigratedTo, legacyDeliveries } from '../support/migrated-database.ts'
 
-const BEFORE = '20261219T090000-add-delivery-email-trying'
+const BEFORE = '20261219T110000-add-delivery-email-trying'
 
 /**
  * Rows LINE refused (a 400) kept their key's first call, and `last_error` said it was unused:
  * now the first call alone says it, and the refused rows forget it. A row under way again with
  * the old text keeps it: LINE may have taken its new request.
  */
-describe('migration 20261219T100000: rows failed by a LINE 400 forget their first call', () => {
+describe('migration 20261219T120000: rows failed by a LINE 400 forget their first call', () => {
   const cleanups: (() => Promise<void>)[] = []
   afterAll(async () => {
     for (const fn of cleanups.reverse()) await fn()
