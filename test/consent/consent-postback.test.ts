@@ -50,6 +50,17 @@ const consentRow = (customerId: string, category: string) =>
     .where('channel', '=', 'line')
     .executeTakeFirst()
 
+/** The kinds of the consent confirmations (replies) scheduled for the customer. */
+const consentReplies = async (customerId: string) =>
+  (
+    await k.deps.db
+      .selectFrom('delivery')
+      .select('kind')
+      .where('customer_id', '=', customerId)
+      .where('kind', 'like', 'consent-%')
+      .execute()
+  ).map((d) => d.kind)
+
 describe('LINE postbacks action=optout / action=optin', () => {
   it('opts out of marketing on LINE, replies with a way back, and opts in again', async () => {
     const { userId, customerId } = await friend()
@@ -109,6 +120,8 @@ describe('LINE postbacks action=optout / action=optin', () => {
     const eventId = result.body.events[0]!.webhookEventId
     await eventuallyProcessed(k.deps.db, eventId)
     expect(await consentRow(customerId, 'marketing')).toBeUndefined()
+    // A reply is a delivery row written in the event's transaction (it reaches LINE later).
+    expect(await consentReplies(customerId)).toEqual([])
     expect(k.line.inbox(userId)).toHaveLength(1)
   })
 
@@ -137,13 +150,7 @@ describe('LINE postbacks action=optout / action=optin', () => {
     expect((await loadConsent(k.deps.db, customerId)).marketing.line).toBe(true)
     // Only the choice that stands was confirmed.
     await new Promise((resolve) => setTimeout(resolve, 300))
-    const kinds = await k.deps.db
-      .selectFrom('delivery')
-      .select('kind')
-      .where('customer_id', '=', customerId)
-      .where('kind', 'like', 'consent-%')
-      .execute()
-    expect(kinds.map((d) => d.kind)).toEqual(['consent-optin'])
+    expect(await consentReplies(customerId)).toEqual(['consent-optin'])
   })
 
   it('records an opt-out tapped while another channel holds the chat (standby), sending nothing', async () => {
@@ -161,13 +168,7 @@ describe('LINE postbacks action=optout / action=optin', () => {
     // LINE gives no reply token in standby and the bot must send nothing.
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(k.line.requestsTo('POST', /\/v2\/bot\/message\//)).toHaveLength(0)
-    const replies = await k.deps.db
-      .selectFrom('delivery')
-      .select('kind')
-      .where('customer_id', '=', customerId)
-      .where('kind', 'like', 'consent-%')
-      .execute()
-    expect(replies).toEqual([])
+    expect(await consentReplies(customerId)).toEqual([])
   })
 
   it('a tap made before staff changed the consent does not undo the change', async () => {
