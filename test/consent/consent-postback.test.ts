@@ -122,7 +122,6 @@ describe('LINE postbacks action=optout / action=optin', () => {
     expect(await consentRow(customerId, 'marketing')).toBeUndefined()
     // A reply is a delivery row written in the event's transaction (it reaches LINE later).
     expect(await consentReplies(customerId)).toEqual([])
-    expect(k.line.inbox(userId)).toHaveLength(1)
   })
 
   it('ends with the last tap when an earlier opt-out is processed after a later opt-in', async () => {
