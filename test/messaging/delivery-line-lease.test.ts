@@ -288,7 +288,11 @@ describe('LINE deliveries and the sending lease', () => {
     lock.commit()
     await lock.committed
     await a
-    const bHeld = await eventually(() => line.requestsTo('POST', PUSH)[pushesBefore]!)
+    const bHeld = await eventually(() => {
+      const held = line.requestsTo('POST', PUSH)[pushesBefore]
+      expect(held).toBeDefined()
+      return held!
+    })
     expect(bHeld.status).toBe(0)
     await b
 
