@@ -3,16 +3,13 @@ import { serve } from '@hono/node-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createOpsApp } from '../../src/ops/ops.app.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { networkAddress } from '../support/ports.ts'
+import { NO_NETWORK, networkAddress } from '../support/ports.ts'
 
 const TOKEN = 'metrics-token-0123456789abcdef'
 const METRICS_TEXT = '# TYPE kizuna_http_request_seconds histogram'
 
 /** This machine's address on the network: requests to it come from a non-loopback peer. */
 const outside = networkAddress()
-const NO_NETWORK = outside
-  ? ''
-  : ' (skipped: this machine has no non-loopback IPv4 address to connect from)'
 
 let open: TestKizuna
 let guarded: TestKizuna

@@ -17,3 +17,8 @@ export function networkAddress(): string | undefined {
   const all = Object.values(networkInterfaces()).flatMap((list) => list ?? [])
   return all.find((a) => a.family === 'IPv4' && !a.internal)?.address
 }
+
+/** Said in the name of a test that needs networkAddress() when this machine has none. */
+export const NO_NETWORK = networkAddress()
+  ? ''
+  : ' (skipped: this machine has no non-loopback IPv4 address to connect from)'
