@@ -1,9 +1,8 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
-import { loadEnv } from '../../src/config/env.ts'
 import { cli } from '../support/cli.ts'
 
 /** Where `npm start` runs (npm runs scripts in the package folder). */
@@ -15,9 +14,32 @@ afterAll(async () => {
 })
 
 describe('the embedded database folder', () => {
-  it("is the Kizuna folder's .data by default, wherever the command runs", () => {
-    expect(loadEnv({}).DATA_DIR).toBe(join(projectRoot, '.data'))
-  })
+  it("is the Kizuna folder's .data by default, wherever the command runs", async () => {
+    // A copy of Kizuna, so its .data is this test's: a Kizuna running from it holds that folder
+    // (the lock file names this process). A command run elsewhere must find it in use, not make
+    // a database of its own where it runs.
+    const root = await mkdtemp(join(tmpdir(), 'kizuna-root-'))
+    const elsewhere = await mkdtemp(join(tmpdir(), 'kizuna-cwd-'))
+    dirs.push(root, elsewhere)
+    for (const part of ['src', 'package.json']) {
+      await cp(join(projectRoot, part), join(root, part), { recursive: true })
+    }
+    await symlink(join(projectRoot, 'node_modules'), join(root, 'node_modules'), 'dir')
+    await mkdir(join(root, '.data'))
+    await writeFile(join(root, '.data', 'kizuna.lock'), String(process.pid))
+
+    for (const cwd of [elsewhere, join(root, 'src', 'cli')]) {
+      const listed = await cli(
+        ['stores', 'list'],
+        { DATABASE_URL: '', DATA_DIR: undefined },
+        { cwd, script: join(root, 'src', 'cli', 'kizuna.ts'), timeoutMs: 30_000 },
+      )
+      expect(listed.stderr).toContain(`database in ${join(root, '.data')} is in use`)
+      expect(listed.code).toBe(1)
+    }
+    expect(await readdir(elsewhere)).toEqual([])
+    expect(await readdir(join(root, 'src', 'cli'))).not.toContain('.data')
+  }, 60_000)
 
   it('is the same for `npx kizuna` run from another folder as for `npm start`', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'kizuna-data-'))

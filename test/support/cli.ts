@@ -8,15 +8,16 @@ const kizuna = fileURLToPath(new URL('../../src/cli/kizuna.ts', import.meta.url)
 
 /**
  * Runs `kizuna <args>` as a real process against the test database (in `cwd` if given); with
- * `timeoutMs`, one still running then is killed (its code is then null).
+ * `timeoutMs`, one still running then is killed (its code is then null). An `env` value left
+ * undefined unsets that variable; `script` runs another copy's src/cli/kizuna.ts.
  */
 export async function cli(
   args: string[],
-  env: Record<string, string> = {},
-  opts: { cwd?: string; timeoutMs?: number } = {},
+  env: Record<string, string | undefined> = {},
+  opts: { cwd?: string; timeoutMs?: number; script?: string } = {},
 ) {
   try {
-    const { stdout, stderr } = await run(process.execPath, [kizuna, ...args], {
+    const { stdout, stderr } = await run(process.execPath, [opts.script ?? kizuna, ...args], {
       cwd: opts.cwd,
       timeout: opts.timeoutMs,
       env: {
