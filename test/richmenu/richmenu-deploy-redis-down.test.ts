@@ -26,7 +26,8 @@ describe('kizuna richmenu deploy while Redis goes away', () => {
         body: {},
         timeoutMs: 300,
       })
-      const started = performance.now()
+      // Killed if still running long past the bound (its code is then null, not 1): it waited
+      // for the outage instead of giving up.
       const res = await cli(
         ['richmenu', 'deploy', '--dir', folder.dir],
         {
@@ -37,15 +38,14 @@ describe('kizuna richmenu deploy while Redis goes away', () => {
           LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
           REDIS_URL: redis.url,
         },
-        { timeoutMs: REDIS_WAIT_MS + 10_000 },
+        { timeoutMs: REDIS_WAIT_MS + 30_000 },
       )
       expect(res.code).toBe(1)
       expect(res.stderr).toMatch(/error: .*Redis \(REDIS_URL\).*did not answer/)
-      expect(performance.now() - started).toBeLessThan(REDIS_WAIT_MS + 8_000)
       // Nothing after the image went to LINE.
       expect(line.requestsTo('POST', '/v2/bot/richmenu/alias')).toEqual([])
     } finally {
       await redis.stop()
     }
-  }, 40_000)
+  }, 60_000)
 })
