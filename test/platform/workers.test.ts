@@ -7,16 +7,14 @@ afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
 
-/** How long `stop()` took, or 'hung' past 8 s. */
-async function timeToStop(stop: () => Promise<void>): Promise<number | 'hung'> {
-  const started = performance.now()
-  const hung = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 8_000).unref())
-  const outcome = await Promise.race([stop().then(() => 'stopped' as const), hung])
-  return outcome === 'hung' ? 'hung' : performance.now() - started
+/** Whether `stop()` ended, or 'hung' when it had not after 15 s (a shutdown's deadline is 30 s). */
+async function stopOutcome(stop: () => Promise<void>): Promise<'stopped' | 'hung'> {
+  const hung = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000).unref())
+  return Promise.race([stop().then(() => 'stopped' as const), hung])
 }
 
 describe('stopping the workers', () => {
-  it('takes seconds while Redis is down or reconnecting (BullMQ alone waited forever)', async () => {
+  it('ends while Redis is down or reconnecting (BullMQ alone waited forever)', async () => {
     const redis = await startPrivateRedis()
     let current = redis
     cleanups.push(() => current.stop())
@@ -24,12 +22,12 @@ describe('stopping the workers', () => {
     const reconnecting = await startTestKizuna({ ROLE: 'worker', REDIS_URL: redis.url })
     await redis.stop()
     await new Promise((r) => setTimeout(r, 500))
-    expect(await timeToStop(() => down.stop())).toBeLessThan(5_000)
+    expect(await stopOutcome(() => down.stop())).toBe('stopped')
 
     // Back a moment ago: the workers' connections are still waiting to try again.
     current = await startPrivateRedis(redis.port)
-    expect(await timeToStop(() => reconnecting.stop())).toBeLessThan(5_000)
+    expect(await stopOutcome(() => reconnecting.stop())).toBe('stopped')
     await down.line.close()
     await reconnecting.line.close()
-  }, 30_000)
+  }, 60_000)
 })
