@@ -171,7 +171,7 @@ describe('shared limiter', () => {
     await redisA.del(key)
   })
 
-  it('starts the first call at once in a new process', async () => {
+  it('starts the first call at once in a new process, not after its first second', async () => {
     // performance.now() counts from the process's start: a log of "no starts yet" read as
     // starts at time 0 once held every call of a process's first second.
     const script = `
@@ -180,17 +180,28 @@ describe('shared limiter', () => {
       const redis = new Redis(process.env.REDIS_URL)
       const limiter = createSharedLimiter(redis, { key: process.env.KEY, perSecond: 100, inFlight: 1 })
       const asked = performance.now()
-      await limiter.run(async () => {})
-      console.log(JSON.stringify({ asked, waited: performance.now() - asked }))
-      await redis.quit()`
-    const key = `test:line-limit:${randomUUID()}`
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
-      env: { ...process.env, REDIS_URL: TEST_REDIS_URL, KEY: key },
-    })
-    const { asked, waited } = JSON.parse(stdout) as { asked: number; waited: number }
-    expect(asked).toBeLessThan(1_000) // the process was young enough for this to mean something
-    expect(waited).toBeLessThan(150)
-    await redisA.del(key)
+      const firstSecondOver = new Promise((r) =>
+        setTimeout(() => r('held past the first second'), 1000 - asked).unref(),
+      )
+      const first = await Promise.race([limiter.run(async () => 'started'), firstSecondOver])
+      console.log(JSON.stringify({ asked, first }))
+      // A call still held would keep asking the schedule.
+      redis.disconnect()
+      process.exit(0)`
+    // A process already most of a second old when it asks cannot tell (a busy machine): the
+    // next one may be younger.
+    for (let child = 0; child < 5; child++) {
+      const key = `test:line-limit:${randomUUID()}`
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, REDIS_URL: TEST_REDIS_URL, KEY: key },
+      })
+      await redisA.del(key)
+      const { asked, first } = JSON.parse(stdout) as { asked: number; first: string }
+      if (asked > 600) continue
+      expect(first).toBe('started')
+      return
+    }
+    throw new Error('no process asked within its first 600 ms: too busy a machine to tell')
   })
 
   it('after the schedule was idle, a burst gets at most 20 ms of unused slots at once', async () => {
