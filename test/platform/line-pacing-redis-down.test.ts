@@ -68,31 +68,25 @@ describe('paced LINE calls while Redis is away', () => {
     // The slots the first call reserved (20 ms ahead, usable 50 ms late) are gone.
     await new Promise((r) => setTimeout(r, 100))
     platform.clearRequests()
-    const started = performance.now()
     const outcome = await outcomeWithin(
       line.call('profile', (c) => c.getProfile(userId)),
-      REDIS_WAIT_MS + 4_000,
+      REDIS_WAIT_MS + 10_000,
     )
-    const took = performance.now() - started
     expect(outcome).not.toBe('stuck')
     if (outcome === 'stuck' || outcome.ok) throw new Error('the call should have failed')
-    // It waited for the bound, not failing at once; that it ended at all is outcomeWithin's
-    // check above (a ceiling on our own time here would only fail on a busy machine).
-    expect(took).toBeGreaterThanOrEqual(REDIS_WAIT_MS - 50)
     expect(classifyLineError(outcome.error)).toMatchObject({ kind: 'transient' })
     expect((outcome.error as Error).message).toMatch(/REDIS_URL/)
     // Held back, never sent: LINE's limit is not risked.
     expect(platform.requests).toEqual([])
 
+    // A call made while Redis is still away waits for it rather than failing at once: Redis
+    // comes back while it waits (well inside the bound), and it goes through.
+    const waiting = line.call('profile', (c) => c.getProfile(userId))
+    expect(await outcomeWithin(waiting, 500)).toBe('stuck')
     redisServer = await startPrivateRedis(redisServer.port)
-    if (redis.status !== 'ready') await once(redis, 'ready')
-    const back = await outcomeWithin(
-      line.call('profile', (c) => c.getProfile(userId)),
-      3_000,
-    )
-    expect(back).toMatchObject({ ok: true })
+    expect(await outcomeWithin(waiting, REDIS_WAIT_MS + 10_000)).toMatchObject({ ok: true })
     expect(platform.requestsTo('GET', '/v2/bot/profile/{userId}')).toHaveLength(1)
-  }, 30_000)
+  }, 60_000)
 
   it('a slot on a busy schedule in a Redis that answers is waited for however long it takes', async () => {
     const redisServer = await startPrivateRedis()
