@@ -2,6 +2,7 @@ import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 import type { Customer } from './customer.repo.ts'
 import type { IdentityKind } from './identity-values.ts'
+import { survivorCtes } from './surviving-customer.repo.ts'
 
 /**
  * An identity is held by a customer the caller had not checked (attachIdentity's
@@ -37,14 +38,9 @@ export async function lockAttachParties(
   value: string,
 ): Promise<void> {
   await sql`
-    with recursive chain(id, hop) as (
-      select ${customerId}::uuid, 0
-      union all
-      select c.merged_into_id, chain.hop + 1 from chain join customer c on c.id = chain.id
-      where c.merged_into_id is not null and chain.hop < 10
-    ),
+    with recursive ${survivorCtes(sql`select ${customerId}::uuid as customer_id`)},
     parties(id) as (
-      (select id from chain order by hop desc limit 1)
+      select id from survivor
       union
       select customer_id from identity where kind = ${kind} and value = ${value}
     )

@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
+import { survivorIdOf } from '../customers/surviving-customer.repo.ts'
 import type { Db } from '../platform/db.ts'
 
 export type CardOwner = {
@@ -74,19 +75,6 @@ export async function findCustomerLink(db: Db, id: string) {
     .select(['id as customer_id', 'erased_at', 'merged_into_id'])
     .where('id', '=', id)
     .executeTakeFirst()
-}
-
-/**
- * The customer holding `customerId`'s data now: merges followed (at most 10 hops, as the
- * register's purchase does), in the statement that reads it.
- */
-function survivorIdOf(customerId: string) {
-  return sql<string>`(with recursive chain(id, next, hop) as (
-      select id, merged_into_id, 0 from customer where id = ${customerId}
-      union all
-      select c.id, c.merged_into_id, chain.hop + 1 from chain join customer c on c.id = chain.next
-      where chain.hop < 10
-    ) select id from chain order by hop desc limit 1)`
 }
 
 /**

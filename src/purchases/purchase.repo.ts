@@ -1,4 +1,5 @@
 import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely'
+import { survivorCtes } from '../customers/surviving-customer.repo.ts'
 import type { DB, Db } from '../platform/db.ts'
 
 export type TierThreshold = { tier: string; minSpend: number }
@@ -28,17 +29,10 @@ export type LockedCustomer = {
  */
 export function lockedSurvivorQuery(start: RawBuilder<unknown>) {
   return sql<LockedCustomer & { hop: number; via: string | null }>`
-    with recursive start as (${start}),
-    chain(id, via, hop) as (
-      select customer_id, via, 0 from start
-      union all
-      select c.merged_into_id, chain.via, chain.hop + 1 from chain join customer c on c.id = chain.id
-      where c.merged_into_id is not null and c.erased_at is null and chain.hop < 10
-    ),
-    last as (select id, via, hop from chain order by hop desc limit 1)
-    select c.id, c.points, c.merged_into_id, c.erased_at, (select via from last) as via,
-      (select hop from last) as hop
-    from customer c where c.id = (select id from last)
+    with recursive ${survivorCtes(start, { carry: ['via'], stopAtErased: true })}
+    select c.id, c.points, c.merged_into_id, c.erased_at, (select via from survivor) as via,
+      (select hop from survivor) as hop
+    from customer c where c.id = (select id from survivor)
     for update of c`
 }
 

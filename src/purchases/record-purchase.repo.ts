@@ -1,4 +1,5 @@
 import { type RawBuilder, sql } from 'kysely'
+import { survivorCtes } from '../customers/surviving-customer.repo.ts'
 import type { Db } from '../platform/db.ts'
 import { executePreparedText, PREPARE } from '../platform/prepared.ts'
 import {
@@ -113,22 +114,16 @@ export async function recordPurchaseOnce(
     : sql`null::uuid as follow_up_id, null::timestamptz as follow_up_send_after`
   const query = sql<RecordOutcome>`
     with recursive start as (${start}),
-    chain(id, via, hop) as (
-      select customer_id, via, 0 from start
-      union all
-      select c.merged_into_id, chain.via, chain.hop + 1 from chain join customer c on c.id = chain.id
-      where c.merged_into_id is not null and c.erased_at is null and chain.hop < 10
-    ),
-    last as (select id, via, hop from chain order by hop desc limit 1),
+    ${survivorCtes(sql`select customer_id, via from start`, { carry: ['via'], stopAtErased: true })},
     codes as (
       select distinct code from unnest(${opts.couponCodes}::text[]
         || array(select coupon from start where coupon is not null)) as code
     ),
-    snap as (select c.xmin::text as x from customer c where c.id = (select id from last)),
+    snap as (select c.xmin::text as x from customer c where c.id = (select id from survivor)),
     locked as (
       select c.id, c.points, c.merged_into_id, c.erased_at, c.display_name, c.spend_12m,
         c.purchase_count, c.tier, c.xmin::text as x
-      from customer c where c.id = (select id from last)
+      from customer c where c.id = (select id from survivor)
       for update
     ),
     cup_lock as (
@@ -198,7 +193,7 @@ export async function recordPurchaseOnce(
       where customer.id = calc.id
     )${followUp}
     select (select id from ins) as purchase_id, (select result from ins) as result,
-      st.id as customer_id, (select via from last) as via, (select hop from last) as hop,
+      st.id as customer_id, (select via from survivor) as via, (select hop from survivor) as hop,
       (select coupon from start) as coupon, array(select code from codes) as codes,
       st.erased, st.merged_into_id, st.stale, st.points, st.usable_codes, st.ok,
       (select l.purchase_count = 0 or l.tier is distinct from calc.tier

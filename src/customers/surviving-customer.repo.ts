@@ -1,0 +1,41 @@
+import { type RawBuilder, sql } from 'kysely'
+
+/**
+ * Two CTEs for a `with recursive`, to follow merges inside the caller's statement:
+ * `merge_chain(id, merged_into_id, erased_at, hop, …carry)`, the customer `start` names (its
+ * column `customer_id`, at most one row; the `carry` columns are copied onto every row), then
+ * each customer `merged_into_id` leads to, one primary-key lookup a hop, at most 10 hops on
+ * and, with `stopAtErased`, none on from an erased customer; and `survivor`, its last row. The
+ * survivor's merged_into_id is set only when the chain was cut short (the caller checks it);
+ * an unknown customer_id gives no row.
+ */
+export function survivorCtes(
+  start: RawBuilder<unknown>,
+  opts: { carry?: readonly string[]; stopAtErased?: boolean } = {},
+): RawBuilder<unknown> {
+  // `, "via"` in the column list, `, "s"."via"` and `, "merge_chain"."via"` in the selects.
+  const carried = (table?: string) =>
+    sql.join(
+      (opts.carry ?? []).map((c) => sql`, ${sql.ref(table ? `${table}.${c}` : c)}`),
+      sql``,
+    )
+  const stop = opts.stopAtErased ? sql`and merge_chain.erased_at is null` : sql``
+  return sql`merge_chain(id, merged_into_id, erased_at, hop${carried()}) as (
+      select c.id, c.merged_into_id, c.erased_at, 0${carried('s')}
+      from (${start}) s join customer c on c.id = s.customer_id
+      union all
+      select c.id, c.merged_into_id, c.erased_at, merge_chain.hop + 1${carried('merge_chain')}
+      from merge_chain join customer c on c.id = merge_chain.merged_into_id
+      where merge_chain.hop < 10 ${stop}
+    ),
+    survivor as (select * from merge_chain order by hop desc limit 1)`
+}
+
+/**
+ * The id of the customer holding `customerId`'s data now (merges followed, erased or not; see
+ * survivorCtes), as a scalar subquery for the caller's statement: null for an unknown id.
+ */
+export function survivorIdOf(customerId: string): RawBuilder<string> {
+  const start = sql`select ${customerId}::uuid as customer_id`
+  return sql<string>`(with recursive ${survivorCtes(start)} select id from survivor)`
+}
