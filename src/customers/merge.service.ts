@@ -2,11 +2,8 @@ import { sql, type Transaction } from 'kysely'
 import { mergeConsents } from '../consent/consent.service.ts'
 import type { DB } from '../platform/db.ts'
 import { AppError, invalidField } from '../platform/errors.ts'
-import {
-  attachPendingPurchases,
-  lockPurchaser,
-  type PurchaseEnv,
-} from '../purchases/purchase.service.ts'
+import { attachPendingPurchases } from '../purchases/pending-purchases.service.ts'
+import { lockPurchaser, type PurchaseEnv } from '../purchases/purchase.service.ts'
 import {
   type Customer,
   countLineIdentities,

@@ -1,10 +1,7 @@
 import type { Env } from '../config/env.ts'
 import type { Db } from '../platform/db.ts'
-import {
-  type PurchaseEnv,
-  refreshStaleSpend,
-  retierAllCustomers,
-} from '../purchases/purchase.service.ts'
+import type { PurchaseEnv } from '../purchases/purchase.service.ts'
+import { refreshStaleSpend, retierAllCustomers } from '../purchases/spend-refresh.service.ts'
 import { attachStrandedPurchases } from '../purchases/stranded-purchases.service.ts'
 import {
   findMaintenanceRun,

@@ -4,13 +4,10 @@ import type { DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { newTimeOrderedId } from '../platform/ids.ts'
 import {
-  applyPurchasesToCustomer,
   findPurchaseByKey,
   type LockedCustomer,
   lockCustomerById,
   type PurchaseLine,
-  refreshSpend,
-  retierCustomerBatch,
 } from './purchase.repo.ts'
 import { type PurchaseFields, purchaseRefusal } from './purchase-refusal.ts'
 import { recordPurchaseOnce } from './record-purchase.repo.ts'
@@ -206,123 +203,4 @@ export async function recordPurchaseFor(
     throw purchaseRefusal(out, { pointsUsed, couponCodes }, opts.fields)
   }
   throw new Error('the customer kept changing while recording a purchase')
-}
-
-/**
- * Gives a customer the purchases that waited for `identity` (online orders placed before the
- * shop account was linked): points are credited and stats updated. Returns how many.
- */
-export async function attachPendingPurchases(
-  trx: Transaction<DB>,
-  env: PurchaseEnv,
-  customerId: string,
-  identity: { kind: string; value: string },
-): Promise<number> {
-  const customer = await lockPurchaser(trx, customerId)
-  if (!customer) throw new AppError('NOT_FOUND', 'no customer with this id')
-  const rate = env.POINTS_RATE_PERCENT
-  const attached = await trx
-    .updateTable('purchase')
-    .set({
-      customer_id: customer.id,
-      pending_identity_kind: null,
-      pending_identity_value: null,
-      pending_email: null,
-      points_earned: sql<number>`floor(total * ${rate}::numeric / 100)::int`,
-    })
-    .where('customer_id', 'is', null)
-    .where((eb) => {
-      const waited = eb.and([
-        eb('pending_identity_kind', '=', identity.kind),
-        eb('pending_identity_value', '=', identity.value),
-      ])
-      // An order naming the shop's customer id and an email waits on the email too.
-      return identity.kind === 'email'
-        ? eb.or([waited, eb('pending_email', '=', identity.value)])
-        : waited
-    })
-    .returning(['id', 'total', 'points_earned', 'purchased_at'])
-    .execute()
-  if (attached.length === 0) return 0
-
-  const earning = attached.filter((p) => p.points_earned > 0)
-  if (earning.length > 0) {
-    await trx
-      .insertInto('points_ledger')
-      .values(
-        earning.map((p) => ({
-          customer_id: customer.id,
-          delta: p.points_earned,
-          reason: 'earn',
-          purchase_id: p.id,
-        })),
-      )
-      .execute()
-  }
-  const times = attached.map((p) => p.purchased_at.getTime())
-  await applyPurchasesToCustomer(trx, {
-    customerId: customer.id,
-    count: attached.length,
-    total: attached.reduce((sum, p) => sum + p.total, 0),
-    pointsDelta: earning.reduce((sum, p) => sum + p.points_earned, 0),
-    firstAt: new Date(Math.min(...times)),
-    lastAt: new Date(Math.max(...times)),
-    thresholds: env.TIER_THRESHOLDS,
-  })
-  return attached.length
-}
-
-/**
- * Keeps spend_12m and tier right as time passes: a purchase leaves the 365-day window without
- * any write to the customer. Recomputes the customers who have a purchase that left the window
- * between `since` and `until` (default now(); both by the database's clock, which purchases age
- * by: run it daily from the sweeper or `kizuna`, with `since` = last run's `until`).
- * Over large tables this wants an index on purchase(purchased_at) (not there yet).
- */
-export async function refreshStaleSpend(
-  db: Db,
-  env: Pick<Env, 'TIER_THRESHOLDS'>,
-  opts: { since: Date; until?: Date; batchSize?: number },
-): Promise<number> {
-  const until = opts.until ? sql`${opts.until}::timestamptz` : sql`now()`
-  const rows = await db
-    .selectFrom('purchase')
-    .select('customer_id')
-    .distinct()
-    .where('customer_id', 'is not', null)
-    .where('purchased_at', '<=', sql<Date>`${until} - interval '365 days'`)
-    .where('purchased_at', '>', sql<Date>`${opts.since}::timestamptz - interval '365 days'`)
-    .execute()
-  const ids = rows.flatMap((r) => (r.customer_id ? [r.customer_id] : []))
-  const size = opts.batchSize ?? 1000
-  let changed = 0
-  for (let i = 0; i < ids.length; i += size) {
-    changed += await refreshSpend(db, ids.slice(i, i + size), env.TIER_THRESHOLDS)
-  }
-  return changed
-}
-
-/**
- * Sets every customer's tier from their kept 12-month spend, a batch at a time: after the tier
- * thresholds changed, nobody waits for their next purchase to be re-tiered. Returns how many
- * tiers changed.
- */
-export async function retierAllCustomers(
-  db: Db,
-  env: Pick<Env, 'TIER_THRESHOLDS'>,
-  opts: { batchSize?: number } = {},
-): Promise<number> {
-  let afterId: string | null = null
-  let changed = 0
-  for (;;) {
-    const batch: { lastId: string | null; changed: number } = await retierCustomerBatch(
-      db,
-      env.TIER_THRESHOLDS,
-      afterId,
-      opts.batchSize ?? 1000,
-    )
-    changed += batch.changed
-    if (!batch.lastId) return changed
-    afterId = batch.lastId
-  }
 }

@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
-import { attachPendingPurchases, type PurchaseEnv } from './purchase.service.ts'
+import { attachPendingPurchases } from './pending-purchases.service.ts'
+import type { PurchaseEnv } from './purchase.service.ts'
 
 /**
  * Gives customers the purchases that still wait for an identity they already hold. An order

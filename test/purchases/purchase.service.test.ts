@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
+import { attachPendingPurchases } from '../../src/purchases/pending-purchases.service.ts'
 import {
-  attachPendingPurchases,
   customerStart,
   type PurchaseInput,
   recordPurchase,
   recordPurchaseFor,
-  refreshStaleSpend,
 } from '../../src/purchases/purchase.service.ts'
+import { refreshStaleSpend } from '../../src/purchases/spend-refresh.service.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 import { makeCoupon, makeCustomer } from './fixtures.ts'

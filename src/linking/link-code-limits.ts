@@ -1,0 +1,87 @@
+import { sql, type Transaction } from 'kysely'
+import type { DB } from '../platform/db.ts'
+import { AppError } from '../platform/errors.ts'
+import { countWrongCodesSince } from './link.repo.ts'
+
+/**
+ * Wrong codes per 24 hours, whatever the codes: the 10-minute limits (CODES_PER_EMAIL, CODES_PER_LINK_TOKEN) alone let ~2,000 guesses a
+ * day at one address through. One LINE account may enter 10 (on any addresses): that stops
+ * one attacker. An address takes 50 from all LINE accounts together: that bounds guessing
+ * with many accounts (50 a day: about 1 chance in 20,000 a day of hitting a 6-digit code).
+ *
+ * The trade-off: the address cap is shared, so it is high enough that one or two attacker
+ * accounts (capped at 10 each) cannot reach it and lock the owner out; an attacker with 5+ LINE
+ * accounts still can, for a day, as the price of bounding their guesses. Other accounts'
+ * failures never refuse a LINE account's code *request* (refuseRequestWhenLockedOut): only its
+ * own failures do, so one account cannot stop another from asking for a code.
+ */
+export const WRONG_CODES_PER_LINE_ACCOUNT = 10
+export const WRONG_CODES_PER_ADDRESS = 50
+const DAY_MS = 24 * 60 * 60_000
+
+/** Holds `key` until the transaction ends. */
+export async function lockAttempts(trx: Transaction<DB>, key: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 7))`.execute(trx)
+}
+
+const dayAgo = (now: Date) => new Date(now.getTime() - DAY_MS)
+
+/**
+ * Refuses a code request from a LINE account that used its day's wrong codes, or that itself
+ * entered wrong codes for this address once the address used its day's: a LINE account that
+ * has not failed on the address is never refused for what other accounts did (its code then
+ * meets the address cap when entered; see WRONG_CODES_PER_ADDRESS).
+ */
+export async function refuseRequestWhenLockedOut(
+  trx: Transaction<DB>,
+  email: string,
+  lineUserId: string,
+  now: Date,
+): Promise<void> {
+  const since = dayAgo(now)
+  if ((await countWrongCodesSince(trx, { lineUserId }, since)) >= WRONG_CODES_PER_LINE_ACCOUNT) {
+    throw accountLockedOut()
+  }
+  if (
+    (await countWrongCodesSince(trx, { email, lineUserId }, since)) > 0 &&
+    (await countWrongCodesSince(trx, { email }, since)) >= WRONG_CODES_PER_ADDRESS
+  ) {
+    throw addressLockedOut()
+  }
+}
+
+/**
+ * The wrong codes the LINE account, and the address (when the code is known), may still enter
+ * in the 24 hours; refuses either when none are left.
+ */
+export async function wrongCodesLeftToday(
+  trx: Transaction<DB>,
+  email: string | undefined,
+  lineUserId: string,
+  now: Date,
+): Promise<{ account: number; address: number }> {
+  const since = dayAgo(now)
+  const account =
+    WRONG_CODES_PER_LINE_ACCOUNT - (await countWrongCodesSince(trx, { lineUserId }, since))
+  if (account <= 0) throw accountLockedOut()
+  const address =
+    email === undefined
+      ? WRONG_CODES_PER_ADDRESS
+      : WRONG_CODES_PER_ADDRESS - (await countWrongCodesSince(trx, { email }, since))
+  if (address <= 0) throw addressLockedOut()
+  return { account, address }
+}
+
+export function accountLockedOut(): AppError {
+  return new AppError(
+    'TOO_MANY_REQUESTS',
+    'too many wrong codes: linking from this LINE account is locked for 24 hours',
+  )
+}
+
+export function addressLockedOut(): AppError {
+  return new AppError(
+    'TOO_MANY_REQUESTS',
+    'too many wrong codes for this email address: linking it is locked for 24 hours',
+  )
+}
