@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, beforeEach } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
 import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
+import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import type { LinePlatform } from '../../src/sandbox/platform.ts'
+import { startPrivateDeps } from '../support/private-deps.ts'
 import { image } from './menu-folder.ts'
 
 /** The menu's image: a PNG of its size, as LINE (and the stand-in) checks. */
@@ -95,3 +99,64 @@ export async function insertFriend(
     .executeTakeFirstOrThrow()
   return { lineUserId: lineUser.id, customerId, lineUid }
 }
+
+export type LinkWorld = {
+  deps: Deps
+  line: LinePlatform
+  menus: Record<'new_friend' | 'member' | 'linked' | 'vip', LiveMenu>
+}
+
+/**
+ * Private deps and the LINE stand-in for a test file, with a live menu for each segment; LINE's
+ * recorded requests and scripted failures are cleared before each test.
+ */
+export function useLinkWorld(): LinkWorld {
+  const cleanups: (() => Promise<void>)[] = []
+  const world = { menus: {} } as LinkWorld
+  beforeAll(async () => {
+    Object.assign(world, await startPrivateDeps(cleanups))
+    for (const segment of ['new_friend', 'member', 'linked', 'vip'] as const) {
+      world.menus[segment] = await createLiveMenu(world.deps, [segment])
+    }
+  })
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup()
+  })
+  beforeEach(() => {
+    world.line.clearRequests()
+    world.line.clearFailures()
+  })
+  return world
+}
+
+/** A friend on the stand-in too, so that its per-user link shows there. */
+export async function simFriend(
+  world: LinkWorld,
+  customer: NonNullable<Parameters<typeof insertFriend>[1]>['customer'] = {},
+) {
+  const user = world.line.users.create()
+  user.friendship = 'friend'
+  return insertFriend(world.deps, { lineUid: user.userId, customer })
+}
+
+/** Brings every friend's menu in line, so that each test starts from no mismatch. */
+export async function settle(world: LinkWorld) {
+  await relinkRichMenus(world.deps)
+  world.line.clearRequests()
+}
+
+/** The bulk link calls the stand-in received. */
+export const bulkLinks = (line: LinePlatform) =>
+  line
+    .requestsTo('POST', '/v2/bot/richmenu/bulk/link')
+    .map((r) => r.body as { richMenuId: string; userIds: string[] })
+
+/** The menu version recorded for a LINE user. */
+export const recorded = async (deps: Pick<Deps, 'db'>, lineUserId: string) =>
+  (
+    await deps.db
+      .selectFrom('line_user')
+      .select('richmenu_version_id')
+      .where('id', '=', lineUserId)
+      .executeTakeFirstOrThrow()
+  ).richmenu_version_id
