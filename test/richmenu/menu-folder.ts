@@ -2,6 +2,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createCanvas } from '@napi-rs/canvas'
+import { expect } from 'vitest'
+import { loadRichMenus } from '../../src/richmenu/richmenu-files.ts'
 
 /** A small valid menu.json: 800×400, two postback areas side by side. */
 export function menuJson(
@@ -59,4 +61,23 @@ export function menuFolder() {
     return join(dir, name)
   }
   return { dir, add }
+}
+
+/** Loads one folder `m` with this menu.json (and image) and returns its problems by field. */
+export function problemsOf(json: unknown, files?: Record<string, Buffer | null>) {
+  const { dir, add } = menuFolder()
+  add('m', json, files)
+  const { menus, problems } = loadRichMenus(dir)
+  expect(menus).toEqual([])
+  return problems.map((p) => ({ ...p, file: p.file.slice(dir.length + 1) }))
+}
+
+/** Expects `json` (as m/menu.json) to be refused at `field` with a message matching `message`. */
+export function expectProblem(json: unknown, field: string, message: RegExp) {
+  const problems = problemsOf(json)
+  expect(problems, JSON.stringify(problems)).toContainEqual({
+    file: 'm/menu.json',
+    field,
+    message: expect.stringMatching(message),
+  })
 }
