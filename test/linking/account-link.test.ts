@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { findCustomerByIdentity } from '../../src/customers/customer-lookup.service.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
@@ -16,7 +14,9 @@ import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 import {
   friend,
+  linkedUpTo,
   linkReads,
+  newEmail,
   onlineCustomer,
   onlineOrder,
   proveEmail,
@@ -37,16 +37,7 @@ afterAll(async () => {
   await smtp?.close()
 })
 
-const newEmail = () => `shopper-${randomUUID().slice(0, 8)}@example.jp`
 const { lineUser, identitiesOf, purchasesOf, texts, waitForText } = linkReads(() => k)
-
-/** Friend → link button → email code → nonce. */
-async function linkedUpTo(email: string) {
-  const user = await friend(k)
-  const url = await tapLink(k, user.userId)
-  const linkToken = url.searchParams.get('linkToken') ?? ''
-  return { user, linkToken, nonce: await proveEmail(k, smtp, linkToken, email) }
-}
 
 describe('LINE account link', () => {
   it('links a LINE friend to their online account, purchases included', async () => {
@@ -104,7 +95,7 @@ describe('LINE account link', () => {
     await k.deps.db
       .transaction()
       .execute((trx) => recordOrder(trx, k.deps.env, onlineOrder({ email }, 8_000)))
-    const { user, nonce } = await linkedUpTo(email)
+    const { user, nonce } = await linkedUpTo(k, smtp, email)
     await k.line.users.accountLink(user.userId, nonce, 'ok')
     await waitForText(user.userId, 'now linked')
     const lu = await lineUser(user.userId)
@@ -113,7 +104,7 @@ describe('LINE account link', () => {
   })
 
   it('tells the shopper when the nonce has expired', async () => {
-    const { user, nonce } = await linkedUpTo(newEmail())
+    const { user, nonce } = await linkedUpTo(k, smtp, newEmail())
     await k.deps.db
       .updateTable('link_nonce')
       .set({ expires_at: new Date(Date.now() - 60_000) })
@@ -126,7 +117,7 @@ describe('LINE account link', () => {
 
   it('links when LINE confirmed the link in time, however late the event is processed', async () => {
     const email = newEmail()
-    const { user, nonce } = await linkedUpTo(email)
+    const { user, nonce } = await linkedUpTo(k, smtp, email)
     // The shopper confirmed in LINE two minutes ago, while the nonce was valid; the event waited
     // in the inbox (a worker or Redis outage) until after the nonce's expiry.
     await k.deps.db
@@ -150,7 +141,7 @@ describe('LINE account link', () => {
   })
 
   it('ends the nonce on a failed link, without a reply', async () => {
-    const { user, nonce } = await linkedUpTo(newEmail())
+    const { user, nonce } = await linkedUpTo(k, smtp, newEmail())
     const inboxBefore = k.line.inbox(user.userId).length
     const sent = await k.line.users.accountLink(user.userId, nonce, 'failed')
     const eventId = sent.body.events[0]?.webhookEventId ?? ''
@@ -175,7 +166,7 @@ describe('LINE account link', () => {
 
   it('refuses a nonce issued for another LINE account, and it still works for its own', async () => {
     const email = newEmail()
-    const { user, nonce } = await linkedUpTo(email)
+    const { user, nonce } = await linkedUpTo(k, smtp, email)
     const other = await friend(k)
     await k.line.users.accountLink(other.userId, nonce, 'ok')
     await waitForText(other.userId, 'expired or was already used')
@@ -188,151 +179,16 @@ describe('LINE account link', () => {
 
   it('refuses an online account that another LINE friend already linked', async () => {
     const email = newEmail()
-    const first = await linkedUpTo(email)
+    const first = await linkedUpTo(k, smtp, email)
     await k.line.users.accountLink(first.user.userId, first.nonce, 'ok')
     await waitForText(first.user.userId, 'now linked')
 
-    const second = await linkedUpTo(email)
+    const second = await linkedUpTo(k, smtp, email)
     await k.line.users.accountLink(second.user.userId, second.nonce, 'ok')
     await waitForText(second.user.userId, 'already linked to another LINE account')
     const lu = await lineUser(second.user.userId)
     expect(await identitiesOf(lu.customer_id)).toEqual(['line', 'member_card'])
     expect((await lineUser(first.user.userId)).customer_id).not.toBe(lu.customer_id)
-  })
-
-  it('unlinks: the LINE account leaves, purchases stay with the online account', async () => {
-    const email = newEmail()
-    await onlineCustomer(k, { email })
-    const { user, nonce } = await linkedUpTo(email)
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
-    await waitForText(user.userId, 'now linked')
-    const linked = (await lineUser(user.userId)).customer_id
-    const optOut = { category: 'marketing', channel: 'line', granted: false } as const
-    await setConsent(k.deps.db, linked, { ...optOut, source: 'admin' })
-
-    await k.line.users.postback(user.userId, 'action=unlink')
-    await waitForText(user.userId, 'has been unlinked')
-    const lu = await lineUser(user.userId)
-    expect(lu.customer_id).not.toBe(linked)
-    // The split-off LINE customer keeps the opt-out: never more consent than the person gave.
-    expect((await loadConsent(k.deps.db, lu.customer_id)).marketing.line).toBe(false)
-    // A card of its own, without a second welcome coupon; the first card stays.
-    expect(await identitiesOf(lu.customer_id)).toEqual(['line', 'member_card'])
-    expect(await identitiesOf(linked)).toEqual(['email', 'member_card'])
-    expect(await purchasesOf(linked)).toBe(1)
-    const audit = await k.deps.db
-      .selectFrom('link_audit')
-      .select('action')
-      .where('line_user_id', '=', lu.id)
-      .orderBy('created_at')
-      .execute()
-    expect(audit.map((a) => a.action)).toEqual(['link', 'unlink'])
-
-    await k.line.users.postback(user.userId, 'action=unlink')
-    await waitForText(user.userId, 'No online account is linked')
-  })
-
-  it("unlinks into a customer named as the LINE profile, never with the online account's name", async () => {
-    const email = newEmail()
-    await onlineCustomer(k, { email })
-    const { user, nonce } = await linkedUpTo(email)
-    const lineName = user.displayName
-    await eventually(async () => expect((await lineUser(user.userId)).display_name).toBe(lineName))
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
-    await waitForText(user.userId, 'now linked')
-    // The shop's data names the linked customer (a customer import overwrites the name).
-    const linked = (await lineUser(user.userId)).customer_id
-    const shopName = `Shop name ${randomUUID().slice(0, 8)}`
-    await k.deps.db
-      .updateTable('customer')
-      .set({ display_name: shopName })
-      .where('id', '=', linked)
-      .execute()
-
-    await k.line.users.postback(user.userId, 'action=unlink')
-    await waitForText(user.userId, 'has been unlinked')
-    const split = (await lineUser(user.userId)).customer_id
-    const names = await k.deps.db
-      .selectFrom('customer')
-      .select(['id', 'display_name'])
-      .where('id', 'in', [linked, split])
-      .execute()
-    expect(Object.fromEntries(names.map((c) => [c.id, c.display_name]))).toEqual({
-      [linked]: shopName,
-      [split]: lineName,
-    })
-  })
-
-  it('lets a linked shopper unlink from Help on any menu, vip included (it has no Unlink button)', async () => {
-    const vip = JSON.stringify(
-      JSON.parse(readFileSync(new URL('../../richmenus/vip/menu.json', import.meta.url), 'utf8')),
-    )
-    expect(vip).toContain('action=help')
-    expect(vip).not.toContain('action=unlink')
-    const { user, nonce } = await linkedUpTo(newEmail())
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
-    await waitForText(user.userId, 'now linked')
-    expect(texts(user.userId).join()).toContain('Help')
-
-    await k.line.users.postback(user.userId, 'action=help')
-    const help = await eventually(() => {
-      const found = k.line.inbox(user.userId).findLast((e) => e.message.type === 'text')
-      expect(JSON.stringify(found?.message)).toContain('Member card: send')
-      return found?.message as {
-        text: string
-        quickReply?: { items: { action: { data?: string } }[] }
-      }
-    })
-    const unlink = help.quickReply?.items.find((i) => i.action.data === 'action=unlink')
-    expect(unlink).toBeDefined()
-    expect(help.text).toContain('Unlink')
-
-    await k.line.users.postback(user.userId, unlink?.action.data ?? '')
-    await waitForText(user.userId, 'has been unlinked')
-  })
-
-  it('gives one welcome coupon however often a LINE account is unlinked and linked again', async () => {
-    const email = newEmail()
-    const first = await linkedUpTo(email)
-    const { user } = first
-    await k.line.users.accountLink(user.userId, first.nonce, 'ok')
-    await waitForText(user.userId, 'now linked')
-    const linked = (await lineUser(user.userId)).customer_id
-
-    await k.line.users.postback(user.userId, 'action=unlink')
-    await waitForText(user.userId, 'has been unlinked')
-    const cards = k.line.inbox(user.userId).filter((e) => e.message.type === 'flex').length
-    await k.line.users.postback(user.userId, 'action=card')
-    await eventually(() =>
-      expect(k.line.inbox(user.userId).filter((e) => e.message.type === 'flex')).toHaveLength(
-        cards + 1,
-      ),
-    )
-    const invites = k.line.inbox(user.userId).filter((e) => e.message.type === 'template').length
-    await k.line.users.postback(user.userId, 'action=link')
-    const invite = await eventually(() => {
-      const found = k.line.inbox(user.userId).filter((e) => e.message.type === 'template')
-      expect(found).toHaveLength(invites + 1)
-      return found.at(-1)
-    })
-    const template = invite?.message.template as { actions: { uri: string }[] }
-    const linkToken = new URL(template.actions[0]?.uri ?? '').searchParams.get('linkToken') ?? ''
-    const nonce = await proveEmail(k, smtp, linkToken, email)
-    const before = texts(user.userId).filter((t) => t.includes('now linked')).length
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
-    await eventually(() =>
-      expect(texts(user.userId).filter((t) => t.includes('now linked'))).toHaveLength(before + 1),
-    )
-
-    // The person holds every coupon they ever had again, on one customer: one welcome coupon.
-    const now = (await lineUser(user.userId)).customer_id
-    const welcome = await k.deps.db
-      .selectFrom('coupon')
-      .select('customer_id')
-      .where('customer_id', 'in', [now, linked])
-      .where('kind', '=', 'welcome')
-      .execute()
-    expect(welcome.map((c) => c.customer_id)).toEqual([now])
   })
 
   it("keeps an imported member's card through their follow and link: it scans to them, LINE shows it", async () => {
@@ -345,7 +201,7 @@ describe('LINE account link', () => {
 
     // The follow cannot know who the new friend is: they get a card and the welcome coupon of
     // their own, and the link then brings the imported customer (and its card) to them.
-    const { user, nonce } = await linkedUpTo(email)
+    const { user, nonce } = await linkedUpTo(k, smtp, email)
     await k.line.users.accountLink(user.userId, nonce, 'ok')
     await waitForText(user.userId, 'now linked')
     const linked = (await lineUser(user.userId)).customer_id

@@ -27,6 +27,9 @@ export async function friend(k: TestKizuna) {
   return user
 }
 
+/** A fresh shopper's email address. */
+export const newEmail = () => `shopper-${randomUUID().slice(0, 8)}@example.jp`
+
 /** Taps "link" and returns the link URL from the button LINE shows. */
 export async function tapLink(k: TestKizuna, userId: string): Promise<URL> {
   await k.line.users.postback(userId, 'action=link')
@@ -63,6 +66,14 @@ export async function proveEmail(
   expect(`${to.origin}${to.pathname}`).toBe('https://access.line.me/dialog/bot/accountLink')
   expect(to.searchParams.get('linkToken')).toBe(linkToken)
   return to.searchParams.get('nonce') ?? ''
+}
+
+/** Friend → link button → email code → nonce. */
+export async function linkedUpTo(k: TestKizuna, smtp: Smtp, email: string) {
+  const user = await friend(k)
+  const url = await tapLink(k, user.userId)
+  const linkToken = url.searchParams.get('linkToken') ?? ''
+  return { user, linkToken, nonce: await proveEmail(k, smtp, linkToken, email) }
 }
 
 /**
