@@ -1,0 +1,113 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { ClaimOutcomes } from '../../src/messaging/claim-outcomes.ts'
+import { claimOf, SENDING_LEASE_SECONDS } from '../../src/messaging/delivery-claim.repo.ts'
+import { sendClaimedDeliveries } from '../../src/messaging/delivery-send.service.ts'
+import { claimDeliveriesWithMarketingCounts } from '../../src/messaging/marketing-cap.repo.ts'
+import { openSendWindow } from '../../src/messaging/send-window.ts'
+import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { eventually } from '../support/wait.ts'
+import { deliveryRow, pushesTo, sendJob, sendTools } from './support.ts'
+
+/**
+ * A reply (the welcome card) whose outcome is unknown is never pushed after it: it may have
+ * been delivered (LINE-API.md §2.4). Pushes and multicasts: delivery-retries.test.ts.
+ */
+describe('delivery retries of a reply', () => {
+  let k: TestKizuna
+
+  beforeAll(async () => {
+    k = await startTestKizuna({ QUIET_HOURS: '' })
+  })
+  afterAll(async () => {
+    await k.stopAll()
+  })
+  beforeEach(() => {
+    k.line.clearFailures()
+  })
+
+  it('a reply that got a 500 is not pushed after it: it may have been delivered', async () => {
+    const user = k.line.users.create()
+    k.line.failNext({ method: 'POST', path: '/v2/bot/message/reply', status: 500, count: 1 })
+    await k.line.users.follow(user.userId)
+    const welcome = await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('delivery')
+        .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+        .select(['delivery.status', 'delivery.last_error'])
+        .where('line_user.line_uid', '=', user.userId)
+        .executeTakeFirstOrThrow()
+      expect(row.status).toBe('failed')
+      return row
+    })
+    expect(welcome.last_error).toMatch(/^reply outcome unknown/)
+    expect(pushesTo(k, user.userId)).toHaveLength(0)
+  })
+
+  it('a reply refused by a rate-limit 429 is tried again after the pause, not pushed', async () => {
+    const user = k.line.users.create()
+    k.line.failNext({
+      method: 'POST',
+      path: '/v2/bot/message/reply',
+      status: 429,
+      body: { message: RATE_LIMITED },
+      count: 1,
+    })
+    await k.line.users.follow(user.userId)
+    const welcome = await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('delivery')
+        .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+        .select(['delivery.status', 'delivery.attempts'])
+        .where('line_user.line_uid', '=', user.userId)
+        .executeTakeFirstOrThrow()
+      expect(row.status).toBe('sent')
+      return row
+    }, 15_000)
+    // A push would spend the month's quota on what a reply sends for free.
+    expect(welcome.attempts).toBe(2)
+    expect(pushesTo(k, user.userId)).toHaveLength(0)
+    expect(k.line.inbox(user.userId).map((m) => m.endpoint)).toEqual(['reply'])
+    const replies = k.line.requestsTo('POST', '/v2/bot/message/reply')
+    expect(replies.map((r) => r.status).slice(-2)).toEqual([429, 200])
+  })
+
+  it('a reply whose worker stopped before recording it is failed when claimed again, not pushed', async () => {
+    const user = k.line.users.create()
+    const queue = k.deps.queues.byName.delivery
+    const tools = sendTools(k)
+    await queue.pause() // this test plays the workers
+    try {
+      await k.line.users.follow(user.userId)
+      const id = await eventually(async () => {
+        const row = await k.deps.db
+          .selectFrom('delivery')
+          .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+          .select('delivery.id')
+          .where('line_user.line_uid', '=', user.userId)
+          .where('delivery.kind', '=', 'welcome')
+          .executeTakeFirstOrThrow()
+        return row.id
+      })
+      // A worker claims the welcome card and replies, then stops before recording the outcome.
+      const claimed = await claimDeliveriesWithMarketingCounts(k.deps.db, [id], 0)
+      const recorder = new ClaimOutcomes(k.deps, claimOf(claimed.rows), 0)
+      const first = await sendClaimedDeliveries(k.deps, tools, claimed, openSendWindow(), recorder)
+      expect(first.outcomes.map((o) => o.status)).toEqual(['sent'])
+      // Its lease runs out and another worker claims the row.
+      const lapsed = SENDING_LEASE_SECONDS + 60
+      await sql`update delivery set updated_at = now() - make_interval(secs => ${lapsed})
+        where id = ${id}`.execute(k.deps.db)
+      await sendJob(k, tools)([id])
+
+      const row = await deliveryRow(k, id)
+      expect([row.status, row.attempts]).toEqual(['failed', 2])
+      expect(row.last_error).toMatch(/^reply outcome unknown/)
+      expect(k.line.inbox(user.userId).map((m) => m.endpoint)).toEqual(['reply'])
+      expect(pushesTo(k, user.userId)).toHaveLength(0)
+    } finally {
+      await queue.resume()
+    }
+  })
+})
