@@ -5,23 +5,15 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
 import { insertLineUser, updateLineUserStatusIfNewer } from '../../src/identity/identity.repo.ts'
 import type { QueueName } from '../../src/jobs.ts'
-import { jobIds } from '../../src/jobs.ts'
-import {
-  createLineLimiters,
-  createProcessors,
-  messageVarsLoaders,
-} from '../../src/main/processors.ts'
-import { PROFILE_RETRY_MS, SWEEP_GRACE_MS, sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
-import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
-import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
-import { enqueueDeliveries } from '../../src/messaging/delivery.service.ts'
+import { createProcessors } from '../../src/main/processors.ts'
+import { PROFILE_RETRY_MS, sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { startWorkers } from '../../src/platform/workers.ts'
 import { enqueueWebhookEvents } from '../../src/webhook/webhook.enqueue.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies, lockWebhookEvent } from '../../src/webhook/webhook.repo.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
-import { startPrivateDeps, waitingWebhookJobs } from '../support/private-deps.ts'
+import { startPrivateDeps, startQueueWorkers, waitingWebhookJobs } from '../support/private-deps.ts'
 import { eventually } from '../support/wait.ts'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -30,39 +22,6 @@ afterAll(async () => {
 })
 
 type PrivateDeps = Awaited<ReturnType<typeof startPrivateDeps>>
-
-/** A friend whose welcome is sent and whose delivery jobs are gone: nothing of theirs is unfinished. */
-async function friendWithNothingUnfinished(
-  deps: PrivateDeps['deps'],
-  line: PrivateDeps['line'],
-): Promise<string> {
-  const friend = line.users.create()
-  friend.friendship = 'friend'
-  const follow = line.buildEvent('follow', friend.userId, {})
-  await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
-  await processWebhookEvent(deps, follow.webhookEventId)
-  await deps.db.updateTable('delivery').set({ status: 'sent' }).execute()
-  await deps.queues.byName.delivery.drain(true)
-  const { customer_id } = await deps.db
-    .selectFrom('line_user')
-    .select('customer_id')
-    .where('line_uid', '=', friend.userId)
-    .executeTakeFirstOrThrow()
-  return customer_id
-}
-
-/** Kizuna's workers for these queues, until the file's cleanups. */
-function startQueueWorkers(
-  deps: PrivateDeps['deps'],
-  env: PrivateDeps['env'],
-  queues: QueueName[],
-) {
-  const redis = createWorkerRedis(env.REDIS_URL)
-  cleanups.push(async () => redis.disconnect())
-  const mailer = createMailer(env, deps.db, { sandbox: false })
-  const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, { queues })
-  cleanups.push(() => workers.close())
-}
 
 /** How many stored webhook events are in each status. */
 async function eventsByStatus(deps: PrivateDeps['deps']) {
@@ -189,7 +148,7 @@ describe('sweeper', () => {
       lastOfUser.webhookEventId,
     )
 
-    startQueueWorkers(deps, env, ['webhook'])
+    startQueueWorkers(cleanups, deps, env, ['webhook'])
     await eventually(async () => {
       expect(await eventsByStatus(deps)).toEqual([{ status: 'done', n: stored.length }])
     }, 60_000)
@@ -249,7 +208,7 @@ describe('sweeper', () => {
     const held = await heldTransaction(deps.db, async (trx) => {
       await lockWebhookEvent(trx, last.webhookEventId)
     })
-    startQueueWorkers(deps, env, ['webhook'])
+    startQueueWorkers(cleanups, deps, env, ['webhook'])
     await lockWaitOn(deps.db, 'webhook_event')
     expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
     held.commit()
@@ -267,43 +226,6 @@ describe('sweeper', () => {
     await eventually(async () => {
       expect(await eventsByStatus(deps)).toEqual([{ status: 'done', n: outage.length + 2 }])
       expect(await webhook.getCompletedCount()).toBe(jobs.length + 1)
-    }, 60_000)
-  }, 90_000)
-
-  it('queues every unsent delivery in one sweep, each once', async () => {
-    const { deps, env, line } = await startPrivateDeps(cleanups)
-    const customerId = await friendWithNothingUnfinished(deps, line)
-    // Written in one statement (one updated_at) and never queued (Redis down meanwhile).
-    const rows = await insertDeliveries(
-      deps.db,
-      Array.from({ length: 1_500 }, (_, i) => ({
-        dedupeKey: `sweep-backlog:${randomUUID()}`,
-        kind: 'notice',
-        category: 'transactional' as const,
-        customerId,
-        content: { messages: [{ type: 'text' as const, text: `お知らせ ${i}` }] },
-      })),
-    )
-    const ids = rows.map((r) => r.id)
-
-    expect(await sweepOnce(deps, 0)).toMatchObject({ deliveries: ids.length })
-    const jobs = await deps.queues.byName.delivery.getJobs(['wait'])
-    const queued = jobs.flatMap((job) => job.data.deliveryIds as string[])
-    expect(queued).toHaveLength(ids.length)
-    expect(new Set(queued)).toEqual(new Set(ids))
-    // The next sweep, before any worker took a job, leaves them to their jobs.
-    expect(await sweepOnce(deps, 0)).toMatchObject({ deliveries: 0 })
-    expect(await deps.queues.byName.delivery.getWaitingCount()).toBe(jobs.length)
-
-    startQueueWorkers(deps, env, ['delivery'])
-    await eventually(async () => {
-      const sent = await deps.db
-        .selectFrom('delivery')
-        .select((eb) => eb.fn.countAll<string>().as('n'))
-        .where('id', 'in', ids)
-        .where('status', '=', 'sent')
-        .executeTakeFirstOrThrow()
-      expect(Number(sent.n)).toBe(ids.length)
     }, 60_000)
   }, 90_000)
 
@@ -357,49 +279,5 @@ describe('sweeper', () => {
     })
     // Neither wrote the table's indexes.
     expect(hotUpdates).toBe(2)
-  })
-
-  it('leaves a delivery waiting for its retry after a LINE 5xx alone until that retry is overdue', async () => {
-    const { deps, env, line } = await startPrivateDeps(cleanups)
-    // Only the delivery below is unfinished, and no job waits (no worker here).
-    const customerId = await friendWithNothingUnfinished(deps, line)
-    const [row] = await insertDeliveries(deps.db, [
-      {
-        dedupeKey: `sweep-test:${randomUUID()}`,
-        kind: 'notice',
-        category: 'transactional',
-        customerId,
-        content: { messages: [{ type: 'text', text: 'お知らせ' }] },
-      },
-    ])
-    const id = row!.id
-
-    // The job's sixth try meets a LINE 500: BullMQ tries again within 64 s (2 s doubling).
-    await enqueueDeliveries(deps.queues, [{ id }])
-    const job = (await deps.queues.byName.delivery.getJob(jobIds.deliveries([id])))!
-    await job.remove()
-    job.attemptsMade = 5
-    line.failNext({ method: 'POST', path: '/v2/bot/message/push', status: 500, count: 1 })
-    const tools = {
-      mailer: createMailer(env, deps.db, { sandbox: false }),
-      limiters: createLineLimiters(deps),
-      loaders: messageVarsLoaders(env),
-    }
-    const send = createSendDeliveries(tools)
-    await expect(
-      send.run(deps, { deliveryIds: [id] }, { job, worker: {} as never, token: 'test' }),
-    ).rejects.toThrow('failed for now')
-
-    const at = (ms: number) => ({ ...deps, clock: { now: () => new Date(Date.now() + ms) } })
-    // Sweeps while the retry is still to come queue nothing.
-    for (const ms of [SWEEP_GRACE_MS + 1_000, 40_000, 60_000]) {
-      expect(await sweepOnce(at(ms))).toMatchObject({ deliveries: 0 })
-    }
-    expect(await deps.queues.byName.delivery.getJobCounts('wait', 'delayed')).toEqual({
-      wait: 0,
-      delayed: 0,
-    })
-    // Its retry overdue (its job lost with Redis): queued again.
-    expect(await sweepOnce(at(64_000 + SWEEP_GRACE_MS + 2_000))).toMatchObject({ deliveries: 1 })
   })
 })

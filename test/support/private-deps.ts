@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto'
+import type { Env } from '../../src/config/env.ts'
+import { createMailer } from '../../src/email/mailer.ts'
+import type { QueueName } from '../../src/jobs.ts'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
 import { migrateToLatest } from '../../src/main/migrate.ts'
+import { createProcessors } from '../../src/main/processors.ts'
 import type { Deps } from '../../src/platform/deps.ts'
+import { createWorkerRedis } from '../../src/platform/redis.ts'
+import { startWorkers } from '../../src/platform/workers.ts'
 import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN, testEnv } from './harness.ts'
 import { createPrivateDatabase } from './private-database.ts'
@@ -42,4 +48,18 @@ export async function startPrivateDeps(
 export async function waitingWebhookJobs(deps: Deps): Promise<string[][]> {
   const jobs = await deps.queues.byName.webhook.getJobs(['wait'])
   return jobs.map((job) => (job.data as { webhookEventIds: string[] }).webhookEventIds)
+}
+
+/** Kizuna's workers for these queues on private deps (startPrivateDeps), until `cleanups`. */
+export function startQueueWorkers(
+  cleanups: (() => Promise<void>)[],
+  deps: Deps,
+  env: Env,
+  queues: QueueName[],
+): void {
+  const redis = createWorkerRedis(env.REDIS_URL)
+  cleanups.push(async () => redis.disconnect())
+  const mailer = createMailer(env, deps.db, { sandbox: false })
+  const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, { queues })
+  cleanups.push(() => workers.close())
 }
