@@ -13,6 +13,7 @@ import {
   createLiveMenu,
   insertFriend,
   type LiveMenu,
+  recorded,
   retireMenus,
 } from './richmenu-link-fixtures.ts'
 
@@ -59,15 +60,6 @@ async function bulkLinkThree(opts: { missedAt: 0 | 1 | 2; purchases?: number }) 
   return friends
 }
 
-const recorded = async (lineUserId: string) =>
-  (
-    await deps.db
-      .selectFrom('line_user')
-      .select('richmenu_version_id')
-      .where('id', '=', lineUserId)
-      .executeTakeFirstOrThrow()
-  ).richmenu_version_id
-
 describe('a link call LINE answered while the user blocked us', () => {
   it('is not recorded over the unblock that forgot the (empty) record: the user is linked', async () => {
     const racer = await simFriend()
@@ -84,7 +76,7 @@ describe('a link call LINE answered while the user blocked us', () => {
     await linkRichMenus(deps, [racer.lineUserId])
 
     expect(line.richMenuOf(racer.lineUid)).toBe(menu.richMenuId)
-    expect(await recorded(racer.lineUserId)).toBe(menu.versionId)
+    expect(await recorded(deps, racer.lineUserId)).toBe(menu.versionId)
   })
 })
 
@@ -93,7 +85,7 @@ describe('a bulk link LINE accepted (202) but did not carry out for someone', ()
     const friends = await bulkLinkThree({ missedAt: 1 })
     const [a, missed, c] = friends
     expect(line.richMenuOf(missed.lineUid)).toBeUndefined()
-    expect(await recorded(missed.lineUserId)).toBe(menu.versionId)
+    expect(await recorded(deps, missed.lineUserId)).toBe(menu.versionId)
 
     // LINE carries a bulk link out within seconds: the check is queued for later.
     const checks = (await deps.queues.byName.richmenu.getJobs(['delayed'])).filter(
@@ -122,7 +114,7 @@ describe('a bulk link LINE accepted (202) but did not carry out for someone', ()
       }),
     ])
     expect(line.richMenuOf(missed.lineUid)).toBe(menu.richMenuId)
-    expect(await recorded(missed.lineUserId)).toBe(menu.versionId)
+    expect(await recorded(deps, missed.lineUserId)).toBe(menu.versionId)
     for (const f of [a, c]) expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
 
     // Checked again (a retried job): everyone shows the menu, nothing changes.
@@ -151,7 +143,7 @@ describe('a bulk link LINE accepted (202) but did not carry out for someone', ()
     const job = { versionId: member.versionId, lineUserIds: members.map((f) => f.lineUserId) }
     expect(await checkBulkLink(deps, job)).toEqual({ checked: 3, missed: 1, linked: 1, unknown: 0 })
     expect(line.richMenuOf(tapper.lineUid)).toBe(tab.richMenuId)
-    expect(await recorded(tapper.lineUserId)).toBe(member.versionId)
+    expect(await recorded(deps, tapper.lineUserId)).toBe(member.versionId)
     expect(line.requestsTo('POST', /^\/v2\/bot\/user\/U[0-9a-f]+\/richmenu\//)).toEqual([
       expect.objectContaining({
         path: `/v2/bot/user/${elsewhere.lineUid}/richmenu/${member.richMenuId}`,
