@@ -68,21 +68,43 @@ export async function scheduleDelivery(
   return id
 }
 
-/** A batch this big changes what the planner should know about the table (analyzeDeliveries). */
+/**
+ * A batch this big changes what the planner should know about the table (analyzeDeliveries):
+ * analyzed once this many are written, and again each time their number doubles.
+ */
 const ANALYZE_AFTER_ROWS = 5_000
 
 /**
- * Many deliveries at once (a campaign): rows in bulk, then jobs of DELIVERIES_PER_JOB ids.
- * Returns the ids created (existing dedupe keys are skipped).
+ * Deliveries scheduleDeliveries writes per statement, and queues before writing the next: the
+ * first are sent while the rest are written. (20,000 in slices of 2,000: about 1.2 s on the
+ * test machine, the old multi-row VALUES at its largest, 5,000 rows, about 2.2 s.)
+ */
+const SCHEDULE_SLICE = 2_000
+
+/**
+ * Many deliveries at once (a campaign): rows in slices of SCHEDULE_SLICE, each committed and
+ * queued (jobs of DELIVERIES_PER_JOB ids) before the next is written. Returns the ids created
+ * (existing dedupe keys are skipped). Not one transaction: when a slice fails, the call throws
+ * with the slices before it written and queued (a failed enqueue leaves its slice to the
+ * sweeper) and the rest unwritten. Running the same intents again writes and queues only the
+ * rest (the dedupe keys): nothing twice, and nothing lost once the caller has run it through.
  */
 export async function scheduleDeliveries(
   deps: Pick<Deps, 'db' | 'queues'>,
   intents: DeliveryIntent[],
 ): Promise<string[]> {
-  const rows = await insertDeliveries(deps.db, intents)
-  if (rows.length >= ANALYZE_AFTER_ROWS) await analyzeDeliveries(deps.db)
-  await enqueueDeliveries(deps.queues, rows)
-  return rows.map((r) => r.id)
+  const ids: string[] = []
+  let analyzeAt = ANALYZE_AFTER_ROWS
+  for (let i = 0; i < intents.length; i += SCHEDULE_SLICE) {
+    const rows = await insertDeliveries(deps.db, intents.slice(i, i + SCHEDULE_SLICE))
+    ids.push(...rows.map((r) => r.id))
+    if (ids.length >= analyzeAt) {
+      await analyzeDeliveries(deps.db)
+      analyzeAt = ids.length * 2
+    }
+    await enqueueDeliveries(deps.queues, rows)
+  }
+  return ids
 }
 
 /**
