@@ -8,7 +8,11 @@ import {
 import { outcomeUnknown } from './outcome-unknown.ts'
 import { keyMayBeTaken } from './retry-key.ts'
 
-export type RecentMarketing = Map<string, { count: number; roomAt: Date | null }>
+/**
+ * Per customer, the marketing sends of the rolling week: how many, and when the `cap` most recent
+ * reached (or may have reached) the person, newest first.
+ */
+export type RecentMarketing = Map<string, { count: number; latest: Date[] }>
 
 /**
  * Claims deliveries (see claimDeliveries) and, for their marketing customers, counts the
@@ -41,9 +45,9 @@ export async function claimDeliveriesWithMarketingCounts(
     // a reply or email of unknown outcome from when it failed (its try, moments before).
     const at = sql`coalesce(d.sent_at, d.line_first_call_at,
       case when ${outcomeUnknown} then d.updated_at end, now())`
-    const recent = await sql<{ customer_id: string; count: number; room_at: Date | null }>`
+    const recent = await sql<{ customer_id: string; count: number; latest: Date[] }>`
       select customer_id, count(*)::int as count,
-        (array_agg(${at} order by ${at} desc))[${cap}] + interval '7 days' as room_at
+        (array_agg(${at} order by ${at} desc))[1:${cap}] as latest
       from delivery d
       where customer_id = any(${customerIds}::uuid[]) and category = 'marketing'
         -- No branch on status = 'sending' alone: given one, Postgres OR-ed in the partial index
@@ -64,7 +68,7 @@ export async function claimDeliveriesWithMarketingCounts(
     return {
       rows,
       recent: new Map(
-        recent.rows.map((r) => [r.customer_id, { count: r.count, roomAt: r.room_at }]),
+        recent.rows.map((r) => [r.customer_id, { count: r.count, latest: r.latest }]),
       ),
     }
   })

@@ -115,9 +115,9 @@ export function deferQuietHours(
  * week (reachedWithinWeek; one under a key young enough goes again whatever the cap says,
  * mayHaveReachedLine), then each new send that goes, in the claim's order. A delivery that sends
  * nothing (skipped, failed before any call, left for a retry) takes none, as the cap's count after
- * this attempt would not find it either. Over the cap a new send waits until the oldest counted
- * send turns a week old, or is skipped if its sender said so. Returns the ids held back, their
- * outcomes added to `outcomes`.
+ * this attempt would not find it either. Over the cap a new send waits until the cap-th most recent
+ * counted send, of the week before or of this claim, turns a week old, or is skipped if its sender
+ * said so. Returns the ids held back, their outcomes added to `outcomes`.
  */
 export function applyWeeklyCap(
   deps: Pick<Deps, 'env'>,
@@ -131,30 +131,43 @@ export function applyWeeklyCap(
   const cap = deps.env.MARKETING_WEEKLY_CAP
   const marketing = decided.filter((d) => d.row.category === 'marketing')
   if (cap === 0 || marketing.length === 0) return held
-  const addedNow = new Map<string, number>()
-  const count = (row: ClaimedDelivery) =>
-    addedNow.set(row.customer_id, (addedNow.get(row.customer_id) ?? 0) + 1)
-  for (const row of unknown) if (row.category === 'marketing') count(row)
-  for (const { row } of marketing) if (reachedWithinWeek(row, now)) count(row)
+  // When each send of this claim counted so far reached the person, per customer.
+  const addedNow = new Map<string, Date[]>()
+  const count = (row: ClaimedDelivery, at: Date) =>
+    addedNow.set(row.customer_id, [...(addedNow.get(row.customer_id) ?? []), at])
+  for (const row of unknown) if (row.category === 'marketing') count(row, now)
+  for (const { row } of marketing) {
+    if (reachedWithinWeek(row, now)) count(row, row.line_first_call_at!)
+  }
   for (const { row, goes } of marketing) {
     if (!goes || mayHaveReachedLine(row)) continue
-    const before = recent.get(row.customer_id) ?? { count: 0, roomAt: null }
-    const added = addedNow.get(row.customer_id) ?? 0
-    if (before.count + added < cap) {
-      count(row)
+    const before = recent.get(row.customer_id) ?? { count: 0, latest: [] }
+    const added = addedNow.get(row.customer_id) ?? []
+    if (before.count + added.length < cap) {
+      count(row, now)
       continue
     }
     held.add(row.id)
     if (row.over_cap === 'skip') {
       outcomes.push({ id: row.id, status: 'skipped', reason: 'weekly_cap' })
     } else {
-      // Room opens when the cap-th most recent send turns a week old (sends of this batch: a week).
-      const roomAt =
-        added === 0 && before.roomAt ? before.roomAt : new Date(now.getTime() + WEEK_MS)
-      outcomes.push({ id: row.id, status: 'pending', sendAfter: roomAt })
+      outcomes.push({
+        id: row.id,
+        status: 'pending',
+        sendAfter: roomOpensAt(before, added, cap, now),
+      })
     }
   }
   return held
+}
+
+/**
+ * When a customer at or over the cap has room again: when the cap-th most recent of their counted
+ * sends (those of the week before the claim, newest first, and the claim's own) turns a week old.
+ */
+function roomOpensAt(before: { latest: Date[] }, added: Date[], cap: number, now: Date): Date {
+  const times = [...before.latest, ...added].map((d) => d.getTime()).sort((a, b) => b - a)
+  return new Date((times[cap - 1] ?? now.getTime()) + WEEK_MS)
 }
 
 /**
