@@ -160,18 +160,16 @@ async function writeOutcomes(
 }
 
 /**
- * After the last retry: deliveries a job left waiting for a retry are failed, keeping their last
- * try's reason when they have one (else the job's error); returns how many. Given the last try's
- * claim, only rows that claim left (not claimed again since); given ids, any of them.
+ * After the last retry: deliveries the last try's claim left waiting for a retry are failed
+ * (only those not claimed again since), keeping their last try's reason when they have one (else
+ * the job's error); returns how many.
  */
 export async function failUnfinishedDeliveries(
   db: Db,
-  left: string[] | Claim,
+  left: Claim,
   error: string,
 ): Promise<number> {
-  const ids = Array.isArray(left) ? left : [...left.keys()]
-  const attempts = Array.isArray(left) ? ids.map(() => null) : [...left.values()]
-  if (ids.length === 0) return 0
+  if (left.size === 0) return 0
   // A push kept for its retry stays (LINE may have taken it): `deliveries retry` repeats it under
   // the same key, never a new rendering; not an erased customer's. The last try's own reason (a
   // refused SMTP login, LINE's 500) says more than the job's.
@@ -179,8 +177,8 @@ export async function failUnfinishedDeliveries(
     const result = await sql<{ id: string }>`
       update delivery d set status = 'failed',
         last_error = coalesce(d.last_error, ${error.slice(0, 2_000)}), updated_at = now()
-      from unnest(${ids}::uuid[], ${attempts}::int[]) as l(id, attempts)
-      where d.id = l.id and (l.attempts is null or d.attempts = l.attempts)
+      from unnest(${[...left.keys()]}::uuid[], ${[...left.values()]}::int[]) as l(id, attempts)
+      where d.id = l.id and d.attempts = l.attempts
         and d.status = 'pending' and d.attempts > 0 and d.send_after <= now()
       returning d.id
     `.execute(trx)

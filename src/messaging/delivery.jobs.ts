@@ -69,16 +69,20 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
         throw error
       }
     },
-    async onFinalFailure(deps, { deliveryIds }, error) {
-      // The last try's own rows when it claimed any, still as it claimed them: rows it handed to
-      // a job of their own (not started in its send window) are that job's, and rows another
-      // job claimed since are that one's. A Redis error after the outcomes were recorded leaves
-      // those to the sweeper.
-      const failed = await failUnfinishedDeliveries(
-        deps.db,
-        leftBy.get(error) ?? deliveryIds,
-        error.message,
-      )
+    async onFinalFailure(deps, _data, error) {
+      // The last try's own rows, still as it claimed them: rows it handed to a job of their own
+      // (not started in its send window) are that job's, and rows another job claimed since are
+      // that one's. A Redis error after the outcomes were recorded leaves those to the sweeper.
+      const left = leftBy.get(error)
+      if (!left) {
+        // It claimed nothing (the claim failed: a deadlock, a timeout, no connection), so it
+        // fails nothing: the job's ids may name rows an earlier try handed to a job of their own
+        // (a rate-limited row whose wait has ended), and those its earlier tries left for it are
+        // pending, past their retry time, where the sweeper finds them (listStaleDeliveries).
+        deps.log.warn({ err: error }, 'send job failed before claiming: deliveries left pending')
+        return
+      }
+      const failed = await failUnfinishedDeliveries(deps.db, left, error.message)
       // Each earlier try counted as `pending`; the end of its tries counts as `failed`.
       if (failed > 0) deps.metrics.deliveries.inc({ channel: 'none', status: 'failed' }, failed)
     },

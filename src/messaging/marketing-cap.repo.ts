@@ -75,4 +75,4 @@ export async function claimDeliveriesWithMarketingCounts(
 }
 
 /** Advisory-lock namespace of the weekly marketing cap (first key of the two-key form). */
-const MARKETING_LOCK = 0x6b7a6361
+export const MARKETING_LOCK = 0x6b7a6361

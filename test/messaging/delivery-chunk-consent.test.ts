@@ -48,20 +48,20 @@ describe('a multicast chunk that may have reached LINE, sent again', () => {
       friends.map((f) => ({ ...campaign(f, { displayName: 'お客様' }), kind })),
     )
     k.line.failNext({ method: 'POST', path: MULTICAST, status: 500, count: 1 })
-    await expect(send(ids)).rejects.toThrow(/failed for now/)
+    const error = await send(ids).catch((e: Error) => e)
+    expect(error).toMatchObject({ message: expect.stringMatching(/failed for now/) })
     const rows = await deliveryRows(k, ids)
     expect(rows.map((r) => r.status)).toEqual(ids.map(() => 'pending'))
     expect(new Set(rows.map((r) => r.multicast_request_id)).size).toBe(1)
-    return ids
+    /** The try's error: as the worker hands it to onFinalFailure when it was the last. */
+    return { ids, error: error as Error }
   }
 
   it('never reaches someone who opted out, from a job holding only another’s delivery', async () => {
     const [stays, optsOut] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
     await playingWorkers(k, async (send) => {
-      const [staysId, optsOutId] = (await chunkAfter500(send, [stays, optsOut], 'campaign')) as [
-        string,
-        string,
-      ]
+      const [staysId, optsOutId] = (await chunkAfter500(send, [stays, optsOut], 'campaign'))
+        .ids as [string, string]
       const first = k.line.requestsTo('POST', MULTICAST).at(-1)!
       await optOut(optsOut)
       const from = k.line.requestsTo('POST', MULTICAST).length
@@ -88,13 +88,9 @@ describe('a multicast chunk that may have reached LINE, sent again', () => {
     const [stays, optsOut] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
     const kind = `campaign-${randomUUID().slice(0, 8)}`
     await playingWorkers(k, async (send) => {
-      const ids = await chunkAfter500(send, [stays, optsOut], kind)
-      // The job's retries run out: both are failed, keeping their chunk and its first call.
-      await createSendDeliveries(sendTools(k)).onFinalFailure?.(
-        k.deps,
-        { deliveryIds: ids },
-        new Error('LINE kept failing'),
-      )
+      const { ids, error } = await chunkAfter500(send, [stays, optsOut], kind)
+      // That was the job's last try: both are failed, keeping their chunk and its first call.
+      await createSendDeliveries(sendTools(k)).onFinalFailure?.(k.deps, { deliveryIds: ids }, error)
       await optOut(optsOut)
       expect(await requeueDeliveries(k.deps.db, { status: 'failed', kind })).toMatchObject({
         requeued: 2,
@@ -112,7 +108,7 @@ describe('a multicast chunk that may have reached LINE, sent again', () => {
   it('goes again unchanged from a job holding part of it while the others may still get it', async () => {
     const friends = [await newFriend(k), await newFriend(k), await newFriend(k)]
     await playingWorkers(k, async (send) => {
-      const ids = await chunkAfter500(send, friends, 'campaign')
+      const { ids } = await chunkAfter500(send, friends, 'campaign')
       const first = k.line.requestsTo('POST', MULTICAST).at(-1)!
       await send([ids[0]!])
       await send([ids[1]!, ids[2]!])
@@ -131,7 +127,7 @@ describe('a multicast chunk that may have reached LINE, sent again', () => {
   it('goes again unchanged with someone who blocked the account since (LINE drops theirs)', async () => {
     const [stays, blocks] = [await newFriend(k), await newFriend(k)] as [Friend, Friend]
     await playingWorkers(k, async (send) => {
-      const ids = await chunkAfter500(send, [stays, blocks], 'campaign')
+      const { ids } = await chunkAfter500(send, [stays, blocks], 'campaign')
       const first = k.line.requestsTo('POST', MULTICAST).at(-1)!
       await blockAccount(k, blocks.userId)
       await send(ids)

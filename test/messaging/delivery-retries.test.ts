@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { setConsent } from '../../src/consent/consent.service.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
+import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { failUnfinishedDeliveries } from '../../src/messaging/delivery-outcomes.repo.ts'
 import { cli } from '../support/cli.ts'
@@ -155,7 +156,7 @@ describe('delivery retries', () => {
       })
       .returning('id')
       .executeTakeFirstOrThrow()
-    await failUnfinishedDeliveries(k.deps.db, [row.id], 'LINE kept answering 500')
+    await failUnfinishedDeliveries(k.deps.db, new Map([[row.id, 10]]), 'LINE kept answering 500')
     // LINE may have taken it: only erasure removes it (it names the person).
     expect(
       await k.deps.db
@@ -172,39 +173,23 @@ describe('delivery retries', () => {
         .filter((v) => v.labels.status === 'failed')
         .reduce((sum, v) => sum + v.value, 0)
     const before = await failedSoFar()
-    const customer = await k.deps.db
-      .insertInto('customer')
-      .values({ display_name: 'Metric Tester' })
-      .returning('id')
-      .executeTakeFirstOrThrow()
-    const rows = await k.deps.db
-      .insertInto('delivery')
-      .values(
-        [1, 2].map((n) => ({
-          dedupe_key: `retry-metric-test:${n}:${randomUUID()}`,
-          kind: 'campaign',
-          category: 'marketing' as const,
-          customer_id: customer.id,
-          template_id: 'campaign-sample',
-          attempts: 10,
-        })),
+    const f = await newFriend(k)
+    const ids = (
+      await insertDeliveries(
+        k.deps.db,
+        [1, 2].map((n) => campaign(f, { displayName: `${f.displayName} ${n}` })),
       )
-      .returning('id')
-      .execute()
-    const tools = sendTools(k)
-    await createSendDeliveries(tools).onFinalFailure?.(
+    ).map((r) => r.id)
+    // The job's last try: LINE answers 500 to both.
+    k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 2 })
+    const error = await sendJob(k)(ids).catch((e: Error) => e)
+    expect(error).toMatchObject({ message: '2 of 2 deliveries failed for now' })
+    await createSendDeliveries(sendTools(k)).onFinalFailure?.(
       k.deps,
-      { deliveryIds: rows.map((r) => r.id) },
-      new Error('2 of 2 deliveries failed for now'),
+      { deliveryIds: ids },
+      error as Error,
     )
-    expect(
-      (
-        await deliveryRows(
-          k,
-          rows.map((r) => r.id),
-        )
-      ).map((r) => r.status),
-    ).toEqual(['failed', 'failed'])
+    expect((await deliveryRows(k, ids)).map((r) => r.status)).toEqual(['failed', 'failed'])
     expect(await failedSoFar()).toBe(before + 2)
   })
 
@@ -269,11 +254,13 @@ describe('delivery retries', () => {
         .where('id', '=', maybe!)
         .execute()
       k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
-      await expect(send([maybe!])).rejects.toThrow(/failed for now/)
+      const error = await send([maybe!]).catch((e: Error) => e)
+      expect(error).toMatchObject({ message: '1 of 1 deliveries failed for now' })
+      // That was the job's last try.
       await createSendDeliveries(sendTools(k)).onFinalFailure?.(
         k.deps,
         { deliveryIds: [maybe!] },
-        new Error('LINE kept failing'),
+        error as Error,
       )
       // The other one LINE refused with a 400: nothing went out.
       const [bad] = await scheduleDeliveries(k.deps, [intent(refused)])
