@@ -54,7 +54,9 @@ export type RecordOutcome = {
  * register never sums purchase rows (reading them was most of the scan's disk reads), and
  * refreshStaleSpend takes out what ages past 365 days. With `followUp`, the same statement writes the purchase's
  * follow-up delivery (`post-purchase:<purchase id>`, due `delaySeconds` after now(), not after
- * the purchase time: a receipt replayed from an offline register still waits the full delay).
+ * the purchase time: a receipt replayed from an offline register still waits the full delay). It
+ * is `marketing`: it recommends products, which is advertising, so marketing consent (by email,
+ * only once the person agreed), quiet hours and the weekly cap apply to it.
  * The caller reads the outcome, throws or replays, and queues the follow-up after commit.
  */
 export async function recordPurchaseOnce(
@@ -101,7 +103,7 @@ export async function recordPurchaseOnce(
     ? sql`,
     fu as (
       insert into delivery (dedupe_key, kind, category, customer_id, template_id, vars, send_after)
-      select 'post-purchase:' || ins.id, 'post-purchase', 'transactional', locked.id,
+      select 'post-purchase:' || ins.id, 'post-purchase', 'marketing', locked.id,
         'purchase-follow-up', jsonb_build_object('purchaseId', ins.id),
         now() + ${opts.followUp.delaySeconds}::int * interval '1 second'
       from ins cross join locked

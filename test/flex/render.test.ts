@@ -44,7 +44,7 @@ describe('flex-templates/', () => {
 
   it('describes each template', () => {
     const t = loadMessageTemplate('purchase-follow-up')
-    expect(t).toMatchObject({ id: 'purchase-follow-up', category: 'transactional' })
+    expect(t).toMatchObject({ id: 'purchase-follow-up', category: 'marketing' })
     expect(t.description).not.toBe('')
     expect(loadMessageTemplate('campaign-sample').category).toBe('marketing')
     expect(loadMessageTemplate('purchase-follow-up')).toBe(t)

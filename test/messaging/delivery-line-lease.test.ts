@@ -260,7 +260,7 @@ describe('LINE deliveries and the sending lease', () => {
       {
         dedupeKey: `lease-test:${randomUUID()}`,
         kind: 'purchase-follow-up',
-        category: 'transactional',
+        category: 'marketing',
         customerId: bought.customerId,
         content: { templateId: 'purchase-follow-up', vars: { purchaseId: randomUUID() } },
       },

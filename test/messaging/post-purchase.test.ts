@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { saveProducts } from '../../src/catalogue/product.service.ts'
+import { setConsent } from '../../src/consent/consent.service.ts'
+import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import { makeCustomer, makeStoreKey, recordOnlinePurchase } from '../purchases/fixtures.ts'
@@ -8,6 +10,7 @@ import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import { parseMail, type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
+import { tokyoHhMm } from './support.ts'
 
 const s = randomUUID().slice(0, 8)
 const sku = (name: string) => `${name}-${s}`
@@ -26,14 +29,15 @@ afterAll(async () => {
   await smtp?.close()
 })
 
-/** Kizuna with this post-purchase delay, a store key and a garden catalogue. */
-function kizunaWithDelay(delaySeconds: number) {
+/** Kizuna with this post-purchase delay (and env), a store key and a garden catalogue. */
+function kizunaWithDelay(delaySeconds: number, env: () => Record<string, string> = () => ({})) {
   const ctx = {} as { k: TestKizuna; db: Database; key: string }
   beforeAll(async () => {
     ctx.k = await startTestKizuna({
       SMTP_URL: smtp.url,
       POST_PURCHASE_DELAY_SECONDS: String(delaySeconds),
       QUIET_HOURS: '',
+      ...env(),
     })
     ctx.db = ctx.k.deps.db
     ctx.key = (await makeStoreKey(ctx.db)).key
@@ -103,6 +107,10 @@ async function buySofa({ k, db, key }: Ctx, card: string) {
     .executeTakeFirstOrThrow()
   return { receiptId, deliveryId: row.id }
 }
+
+/** The customer's marketing consent on this channel, as given at the desk. */
+const consent = (db: Database, customerId: string, channel: 'line' | 'email', granted: boolean) =>
+  setConsent(db, customerId, { category: 'marketing', channel, granted, source: 'admin' })
 
 const deliveryRow = (db: Database, id: string) =>
   db.selectFrom('delivery').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
@@ -201,11 +209,12 @@ describe('post-purchase follow-up, 1 s after the scan', () => {
     expectNoRejectedRequests(k.line)
   })
 
-  it('mails the follow-up to a customer who is not a LINE friend but has an email', async () => {
+  it('mails the follow-up to a customer who is not a LINE friend but agreed to marketing email', async () => {
     const { k, db } = ctx
     const c = await makeCustomer(db, { displayName: 'Suzuki Taro' })
     const email = `pp-${randomUUID()}@example.com`
     await db.updateTable('customer').set({ email }).where('id', '=', c.id).execute()
+    await consent(db, c.id, 'email', true)
     const pushesBefore = k.line.requestsTo('POST', '/v2/bot/message/push').length
     const { deliveryId } = await buySofa(ctx, c.card)
 
@@ -232,6 +241,85 @@ describe('post-purchase follow-up, 1 s after the scan', () => {
     expect(row.email_message_id).toBe(mail.headers.get('message-id'))
     expect(k.line.requestsTo('POST', '/v2/bot/message/push')).toHaveLength(pushesBefore)
     expect(smtp.mailsTo(email)).toHaveLength(1)
+  })
+  // The follow-up recommends products: advertising, so a marketing message. Opting out of
+  // marketing stops it, and transactional messages still come (DESIGN.md, consent).
+  it('sends no follow-up to a friend who opted out of marketing, neither on LINE nor by email', async () => {
+    const { k, db } = ctx
+    const f = await friendWithCard(ctx)
+    const email = `oo-${randomUUID()}@example.com`
+    await db.updateTable('customer').set({ email }).where('id', '=', f.customerId).execute()
+    await consent(db, f.customerId, 'line', false)
+    await consent(db, f.customerId, 'email', false)
+    const { deliveryId } = await buySofa(ctx, f.card)
+
+    await jobDone(ctx, deliveryId)
+    expect(await deliveryRow(db, deliveryId)).toMatchObject({
+      status: 'skipped',
+      category: 'marketing',
+      skip_reason: 'no_marketing_consent_line,no_marketing_consent_email',
+      sent_at: null,
+    })
+    expect(k.line.inbox(f.userId)).toHaveLength(1) // the welcome only
+    expect(smtp.mailsTo(email)).toEqual([])
+
+    // A transactional message still reaches them.
+    const [noticeId] = await scheduleDeliveries(k.deps, [
+      {
+        dedupeKey: `notice-test:${randomUUID()}`,
+        kind: 'notice',
+        category: 'transactional',
+        customerId: f.customerId,
+        content: { messages: [{ type: 'text', text: 'Your warranty ends next month.' }] },
+      },
+    ])
+    await eventually(async () =>
+      expect(await deliveryRow(db, noticeId!)).toMatchObject({ status: 'sent', channel: 'line' }),
+    )
+    expect(k.line.inbox(f.userId)).toHaveLength(2)
+  })
+
+  // Japan's opt-in rule for advertising email: no mail until the person agreed.
+  it('mails no follow-up to a customer who never agreed to marketing email', async () => {
+    const { db } = ctx
+    const c = await makeCustomer(db)
+    const email = `na-${randomUUID()}@example.com`
+    await db.updateTable('customer').set({ email }).where('id', '=', c.id).execute()
+    const { deliveryId } = await buySofa(ctx, c.card)
+
+    await jobDone(ctx, deliveryId)
+    expect(await deliveryRow(db, deliveryId)).toMatchObject({
+      status: 'skipped',
+      skip_reason: 'not_a_friend,no_marketing_consent_email',
+    })
+    expect(smtp.mailsTo(email)).toEqual([])
+  })
+})
+
+describe('post-purchase follow-up due in quiet hours', () => {
+  /** The window's end: an hour from when the window was set, to the minute. */
+  let windowEnd: Date
+  const ctx = kizunaWithDelay(1, () => {
+    const now = new Date()
+    windowEnd = new Date(Math.floor(now.getTime() / 60_000) * 60_000 + 60 * 60_000)
+    const start = tokyoHhMm(new Date(now.getTime() - 60 * 60_000))
+    const end = tokyoHhMm(new Date(now.getTime() + 60 * 60_000))
+    return { QUIET_HOURS: `${start}-${end}`, TZ_STORE: 'Asia/Tokyo' }
+  })
+
+  it('waits for the end of quiet hours', async () => {
+    const { k, db } = ctx
+    const f = await friendWithCard(ctx)
+    const { deliveryId } = await buySofa(ctx, f.card)
+
+    const row = await eventually(async () => {
+      const r = await deliveryRow(db, deliveryId)
+      expect(r).toMatchObject({ status: 'pending', attempts: 1 })
+      return r
+    })
+    expect(Math.abs(row.send_after.getTime() - windowEnd.getTime())).toBeLessThanOrEqual(60_000)
+    expect(row.sent_at).toBeNull()
+    expect(k.line.inbox(f.userId)).toHaveLength(1) // the welcome only
   })
 })
 

@@ -57,7 +57,7 @@ describe('post-purchase follow-up', () => {
     expect(row).toMatchObject({
       dedupe_key: `post-purchase:${purchase.id}`,
       kind: 'post-purchase',
-      category: 'transactional',
+      category: 'marketing',
       status: 'pending',
       template_id: 'purchase-follow-up',
       vars: { purchaseId: purchase.id },
