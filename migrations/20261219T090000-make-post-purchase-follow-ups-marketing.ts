@@ -8,18 +8,18 @@ import { type Kysely, sql } from 'kysely'
  * deliveries retry`) become `marketing` too. Those sent, skipped or cancelled stay as they went.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await sql`
-    update delivery set category = 'marketing'
-    where kind = 'post-purchase' and category = 'transactional'
-      and status in ('pending', 'sending', 'failed', 'quota_exceeded')
-  `.execute(db)
+  await recategorise(db, 'transactional', 'marketing')
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
   // The code before wrote every follow-up as transactional.
+  await recategorise(db, 'marketing', 'transactional')
+}
+
+async function recategorise(db: Kysely<any>, from: string, to: string): Promise<void> {
   await sql`
-    update delivery set category = 'transactional'
-    where kind = 'post-purchase' and category = 'marketing'
+    update delivery set category = ${to}
+    where kind = 'post-purchase' and category = ${from}
       and status in ('pending', 'sending', 'failed', 'quota_exceeded')
   `.execute(db)
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import {
   campaign,
@@ -7,7 +7,7 @@ import {
   deliveryRows,
   type Friend,
   newFriend,
-  playingWorkers,
+  sendJob,
   WEEK_MS,
 } from './support.ts'
 
@@ -32,12 +32,12 @@ describe('the weekly cap’s room time', () => {
 
   /** Marketing sends to `f` that reached them these many days ago: their sent_at. */
   async function sentDaysAgo(f: Friend, days: number[]): Promise<Date[]> {
-    const ids = await scheduleDeliveries(
-      k.deps,
+    const rows = await insertDeliveries(
+      k.deps.db,
       days.map(() => campaign(f)),
     )
     const at: Date[] = []
-    for (const [i, id] of ids.entries()) {
+    for (const [i, { id }] of rows.entries()) {
       const row = await k.deps.db
         .updateTable('delivery')
         .set({ status: 'sent', channel: 'line', sent_at: new Date(Date.now() - days[i]! * DAY_MS) })
@@ -49,66 +49,51 @@ describe('the weekly cap’s room time', () => {
     return at
   }
 
+  /**
+   * One job sending `count` new campaigns to `f`, after marketing sends these many days ago: all
+   * but one go, and that one waits. Returns when the earlier sends went, the waiting row, and when
+   * the job started.
+   */
+  async function oneJob(f: Friend, daysAgo: number[], count: number) {
+    const earlier = await sentDaysAgo(f, daysAgo)
+    // Written, not queued: the test runs the job.
+    const ids = (
+      await insertDeliveries(
+        k.deps.db,
+        Array.from({ length: count }, (_, n) => distinct(f, n + 1)),
+      )
+    ).map((r) => r.id)
+    const started = Date.now()
+    await sendJob(k)(ids)
+    const rows = await deliveryRows(k, ids)
+    expect(rows.filter((r) => r.status === 'sent')).toHaveLength(count - 1)
+    const waiting = rows.filter((r) => r.status === 'pending')
+    expect(waiting).toHaveLength(1)
+    expect(campaignInbox(k, f.userId)).toHaveLength(count - 1)
+    return { earlier, waiting: waiting[0]!, started }
+  }
+
   // Cap 3, sends 6 and 5 days ago: the job's first delivery takes the last room, and the second
   // waits until the 6-day-old send ages out, tomorrow (it waited a week from now).
   it('one of the job’s own sends filling the week: the other waits until the oldest counted send is a week old', async () => {
-    const f = await newFriend(k)
-    await playingWorkers(k, async (send) => {
-      const [sixDaysAgo] = await sentDaysAgo(f, [6, 5])
-      const ids = await scheduleDeliveries(k.deps, [distinct(f, 1), distinct(f, 2)])
-
-      await send(ids)
-
-      const rows = await deliveryRows(k, ids)
-      expect(rows.map((r) => r.status).sort()).toEqual(['pending', 'sent'])
-      const waiting = rows.find((r) => r.status === 'pending')!
-      const roomAt = sixDaysAgo!.getTime() + WEEK_MS
-      expect(Math.abs(waiting.send_after.getTime() - roomAt)).toBeLessThanOrEqual(1_000)
-      expect(campaignInbox(k, f.userId)).toHaveLength(1)
-    })
+    const { earlier, waiting } = await oneJob(await newFriend(k), [6, 5], 2)
+    const roomAt = earlier[0]!.getTime() + WEEK_MS
+    expect(Math.abs(waiting.send_after.getTime() - roomAt)).toBeLessThanOrEqual(1_000)
   })
 
   // Cap 3, one send 2 days ago: the job sends two, and the third waits until the 2-day-old send
   // ages out, in 5 days (it waited a week from now).
   it('two of the job’s own sends filling the week: the third waits for the earlier send', async () => {
-    const f = await newFriend(k)
-    await playingWorkers(k, async (send) => {
-      const [twoDaysAgo] = await sentDaysAgo(f, [2])
-      const ids = await scheduleDeliveries(
-        k.deps,
-        [1, 2, 3].map((n) => distinct(f, n)),
-      )
-
-      await send(ids)
-
-      const rows = await deliveryRows(k, ids)
-      expect(rows.map((r) => r.status).sort()).toEqual(['pending', 'sent', 'sent'])
-      const waiting = rows.find((r) => r.status === 'pending')!
-      const roomAt = twoDaysAgo!.getTime() + WEEK_MS
-      expect(Math.abs(waiting.send_after.getTime() - roomAt)).toBeLessThanOrEqual(1_000)
-      expect(campaignInbox(k, f.userId)).toHaveLength(2)
-    })
+    const { earlier, waiting } = await oneJob(await newFriend(k), [2], 3)
+    const roomAt = earlier[0]!.getTime() + WEEK_MS
+    expect(Math.abs(waiting.send_after.getTime() - roomAt)).toBeLessThanOrEqual(1_000)
   })
 
   // Cap 3, nothing sent this week: the job sends three, and the fourth waits a week from now (the
   // cap-th most recent send is one of the job's own).
   it('the job’s own sends alone filling the week: a week from now', async () => {
-    const f = await newFriend(k)
-    await playingWorkers(k, async (send) => {
-      const ids = await scheduleDeliveries(
-        k.deps,
-        [1, 2, 3, 4].map((n) => distinct(f, n)),
-      )
-
-      const before = Date.now()
-      await send(ids)
-
-      const rows = await deliveryRows(k, ids)
-      expect(rows.map((r) => r.status).sort()).toEqual(['pending', 'sent', 'sent', 'sent'])
-      const waiting = rows.find((r) => r.status === 'pending')!
-      expect(waiting.send_after.getTime()).toBeGreaterThanOrEqual(before + WEEK_MS)
-      expect(waiting.send_after.getTime()).toBeLessThanOrEqual(Date.now() + WEEK_MS)
-      expect(campaignInbox(k, f.userId)).toHaveLength(3)
-    })
+    const { waiting, started } = await oneJob(await newFriend(k), [], 4)
+    expect(waiting.send_after.getTime()).toBeGreaterThanOrEqual(started + WEEK_MS)
+    expect(waiting.send_after.getTime()).toBeLessThanOrEqual(Date.now() + WEEK_MS)
   })
 })

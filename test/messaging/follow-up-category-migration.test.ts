@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
-import { databaseMigratedTo } from '../support/migrated-database.ts'
+import { bareCustomer, databaseMigratedTo } from '../support/migrated-database.ts'
 
 const BEFORE = '20261218T090000-index-customer-merged-into'
 
@@ -12,20 +12,15 @@ const BEFORE = '20261218T090000-index-customer-merged-into'
  * in quiet hours and past the cap. What was sent, skipped or cancelled stays as it was.
  */
 describe('migration 20261219T090000: post-purchase follow-ups not yet sent become marketing', () => {
-  const cleanups: (() => Promise<void>)[] = []
+  let migrated: Awaited<ReturnType<typeof databaseMigratedTo>> | undefined
   afterAll(async () => {
-    for (const fn of cleanups.reverse()) await fn()
+    await migrated?.close()
   })
 
   it('changes the follow-ups that may still go, and nothing else', async () => {
-    const migrated = await databaseMigratedTo(BEFORE)
-    cleanups.push(() => migrated.close())
+    migrated = await databaseMigratedTo(BEFORE)
     const { db } = migrated
-    const { id: customerId } = await db
-      .insertInto('customer')
-      .values({ display_name: null })
-      .returning('id')
-      .executeTakeFirstOrThrow()
+    const customerId = await bareCustomer(db)
     const row = (kind: string, status: string) => ({
       customer_id: customerId,
       dedupe_key: `test:${randomUUID()}`,

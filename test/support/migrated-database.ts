@@ -31,13 +31,19 @@ export async function databaseMigratedTo(before: string) {
   }
 }
 
-/** A new customer holding the legacy card `value`, in a database migrated part of the way. */
-export async function customerWithLegacyCard(db: Kysely<DB>, value: string): Promise<string> {
+/** A new customer with nothing else, in a database migrated part of the way. */
+export async function bareCustomer(db: Kysely<DB>): Promise<string> {
   const { id } = await db
     .insertInto('customer')
     .values({ display_name: null })
     .returning('id')
     .executeTakeFirstOrThrow()
+  return id
+}
+
+/** A new customer holding the legacy card `value`, in a database migrated part of the way. */
+export async function customerWithLegacyCard(db: Kysely<DB>, value: string): Promise<string> {
+  const id = await bareCustomer(db)
   await db.insertInto('identity').values({ customer_id: id, kind: 'legacy_card', value }).execute()
   return id
 }
