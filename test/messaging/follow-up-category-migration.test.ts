@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
 import { bareCustomer, databaseMigratedTo } from '../support/migrated-database.ts'
 
-const BEFORE = '20261218T090000-index-customer-merged-into'
+const BEFORE = '20261219T120000-forget-first-call-of-refused'
 
 /**
  * The post-purchase follow-up recommends products (advertising) and is written as `marketing`
@@ -11,7 +11,7 @@ const BEFORE = '20261218T090000-index-customer-merged-into'
  * too, or they would go to people who opted out of marketing, by email without their agreement,
  * in quiet hours and past the cap. What was sent, skipped or cancelled stays as it was.
  */
-describe('migration 20261219T090000: post-purchase follow-ups not yet sent become marketing', () => {
+describe('migration 20261219T130000: post-purchase follow-ups not yet sent become marketing', () => {
   let migrated: Awaited<ReturnType<typeof databaseMigratedTo>> | undefined
   afterAll(async () => {
     await migrated?.close()
