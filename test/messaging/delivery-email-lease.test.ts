@@ -1,7 +1,5 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createMailer } from '../../src/email/mailer.ts'
-import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import { SENDING_LEASE_SECONDS } from '../../src/messaging/delivery-claim.repo.ts'
@@ -10,10 +8,17 @@ import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { insertFriend } from '../richmenu/richmenu-link-fixtures.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
-import { type Smtp, startSmtp } from '../support/smtp.ts'
+import type { Smtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
-import { deliveryRows, emailNotices, notices, PUSH } from './support.ts'
+import {
+  deliveryRows,
+  emailNotices,
+  leasedSendTools,
+  notices,
+  PUSH,
+  sendJobToEnd,
+  startEmailDeps,
+} from './support.ts'
 
 /** A lease of seconds, not ten minutes: rows in `sending` this long are taken as abandoned. */
 const LEASE_SECONDS = 5
@@ -24,15 +29,9 @@ let deps: Deps
 let line: LinePlatform
 let tools: SendTools
 beforeAll(async () => {
-  smtp = await startSmtp()
-  cleanups.push(() => smtp.close())
   // Its own database: the sweeper takes every unfinished row it sees.
-  const started = await startPrivateDeps(cleanups, {
-    SMTP_URL: smtp.url,
-    MAIL_FROM: 'Kizuna Shop <shop@kizuna.test>',
-    PUBLIC_BASE_URL: 'https://crm.kizuna.test',
-    QUIET_HOURS: '',
-  })
+  const started = await startEmailDeps(cleanups)
+  smtp = started.smtp
   deps = started.deps
   line = started.line
   tools = sendTools()
@@ -50,30 +49,11 @@ afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
 
-/**
- * What a worker sends with, on the short lease (or the real one); each worker process has its
- * own mailer.
- */
-function sendTools(leaseSeconds = LEASE_SECONDS): SendTools {
-  const mailer = createMailer(deps.env, deps.db, { sandbox: false })
-  cleanups.push(async () => mailer.close())
-  return {
-    mailer,
-    limiters: createLineLimiters(deps),
-    loaders: messageVarsLoaders(deps.env),
-    leaseSeconds,
-  }
-}
+/** What a worker process sends with, on the short lease (or the real one). */
+const sendTools = (leaseSeconds = LEASE_SECONDS) => leasedSendTools(deps, cleanups, leaseSeconds)
 
-/**
- * The send job run as a worker runs it (the test plays the workers), to its end: a job with
- * deliveries left for a retry throws, as it does for BullMQ.
- */
-function sendJob(withTools: SendTools, ids: string[]): Promise<unknown> {
-  const job = createSendDeliveries(withTools)
-  const ctx = { job: {} as never, worker: {} as never, token: 't' }
-  return job.run(deps, { deliveryIds: ids }, ctx).catch((error: unknown) => error)
-}
+/** The send job run as a worker runs it, to its end (a try's error returned). */
+const sendJob = (withTools: SendTools, ids: string[]) => sendJobToEnd(deps, withTools, ids)
 
 /** Transactional emails to customers without LINE, one each: their addresses and delivery ids. */
 const emails = (count: number) => emailNotices(deps, count)

@@ -1,8 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createMailer } from '../../src/email/mailer.ts'
-import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
-import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import { requeueDeliveries } from '../../src/messaging/delivery-requeue.repo.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
@@ -13,7 +10,16 @@ import { createPrivateDatabase } from '../support/private-database.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
 import { type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
-import { deliveryRows, emailNotices, MULTICAST, notices, SAMPLE } from './support.ts'
+import {
+  deliveryRows,
+  emailNotices,
+  emailSettings,
+  leasedSendTools,
+  MULTICAST,
+  notices,
+  SAMPLE,
+  sendJobToEnd,
+} from './support.ts'
 
 /** A lease of seconds, not ten minutes: rows in `sending` this long are taken as abandoned. */
 const LEASE_SECONDS = 3
@@ -34,21 +40,11 @@ beforeAll(async () => {
   cleanups.push(() => proxy.close())
   const started = await startPrivateDeps(cleanups, {
     DATABASE_URL: proxy.url,
-    SMTP_URL: smtp.url,
-    MAIL_FROM: 'Kizuna Shop <shop@kizuna.test>',
-    PUBLIC_BASE_URL: 'https://crm.kizuna.test',
-    QUIET_HOURS: '',
+    ...emailSettings(smtp.url),
   })
   deps = started.deps
   line = started.line
-  const mailer = createMailer(deps.env, deps.db, { sandbox: false })
-  cleanups.push(async () => mailer.close())
-  tools = {
-    mailer,
-    limiters: createLineLimiters(deps),
-    loaders: messageVarsLoaders(deps.env),
-    leaseSeconds: LEASE_SECONDS,
-  }
+  tools = leasedSendTools(deps, cleanups, LEASE_SECONDS)
 })
 beforeEach(async () => {
   proxy.restore()
@@ -61,11 +57,7 @@ afterAll(async () => {
 })
 
 /** The send job run as a worker runs it (the test plays the workers), to its end. */
-function sendJob(ids: string[]): Promise<unknown> {
-  const job = createSendDeliveries(tools)
-  const ctx = { job: {} as never, worker: {} as never, token: 't' }
-  return job.run(deps, { deliveryIds: ids }, ctx).catch((error: unknown) => error)
-}
+const sendJob = (ids: string[]) => sendJobToEnd(deps, tools, ids)
 
 /** Postgres is back; once the lease is over, the sweeper finds the rows and a job takes them. */
 async function sweptAndSentAgain(ids: string[]): Promise<void> {

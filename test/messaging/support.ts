@@ -11,6 +11,8 @@ import type { DeliveryCategory, DeliveryIntent } from '../../src/messaging/deliv
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import type { TestKizuna } from '../support/harness.ts'
+import { startPrivateDeps } from '../support/private-deps.ts'
+import { startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
 
 export const WEEK_MS = 7 * 24 * 60 * 60 * 1000
@@ -141,6 +143,55 @@ export function sendTools(k: TestKizuna): SendTools {
     limiters: createLineLimiters(k.deps),
     loaders: messageVarsLoaders(k.deps.env),
   }
+}
+
+/** The settings of a Kizuna that sends its email through this SMTP server, at any hour. */
+export function emailSettings(smtpUrl: string): Record<string, string> {
+  return {
+    SMTP_URL: smtpUrl,
+    MAIL_FROM: 'Kizuna Shop <shop@kizuna.test>',
+    PUBLIC_BASE_URL: 'https://crm.kizuna.test',
+    QUIET_HOURS: '',
+  }
+}
+
+/**
+ * Kizuna's deps on a database of their own (the sweeper takes every unfinished row it sees)
+ * with a real SMTP server to send email to, for tests that play the workers.
+ */
+export async function startEmailDeps(cleanups: (() => Promise<void>)[]) {
+  const smtp = await startSmtp()
+  cleanups.push(() => smtp.close())
+  return { ...(await startPrivateDeps(cleanups, emailSettings(smtp.url))), smtp }
+}
+
+/**
+ * What one worker process sends with, on a lease of `leaseSeconds` (tests shorten it): a mailer
+ * of its own (closed by `cleanups`), limiters and loaders.
+ */
+export function leasedSendTools(
+  deps: Deps,
+  cleanups: (() => Promise<void>)[],
+  leaseSeconds: number,
+): SendTools {
+  const mailer = createMailer(deps.env, deps.db, { sandbox: false })
+  cleanups.push(async () => mailer.close())
+  return {
+    mailer,
+    limiters: createLineLimiters(deps),
+    loaders: messageVarsLoaders(deps.env),
+    leaseSeconds,
+  }
+}
+
+/**
+ * The send job run on these delivery ids as a worker runs it (the test plays the workers), to
+ * its end: the error a try ends with (deliveries left for a retry, Postgres away) is returned.
+ */
+export function sendJobToEnd(deps: Deps, tools: SendTools, ids: string[]): Promise<unknown> {
+  const job = createSendDeliveries(tools)
+  const ctx = { job: {} as never, worker: {} as never, token: 't' }
+  return job.run(deps, { deliveryIds: ids }, ctx).catch((error: unknown) => error)
 }
 
 /**
