@@ -16,11 +16,12 @@ const emailSlots = pLimit(8)
 
 /**
  * Sends a claim's emails while its send window is open (the rest are `notStarted`), each
- * outcome recorded as soon as it is decided (ClaimOutcomes.settle). The rows are marked first,
- * in one statement (markEmailsTrying): one whose outcome is then never recorded is failed as of
- * unknown outcome by the claim that takes it over, not sent again. Rows found claimed again
- * before are `takenOver`: not sent, no outcome. If they cannot be marked, none is sent: all wait
- * for the job's retry.
+ * outcome recorded as soon as it is decided (ClaimOutcomes.settle). Each row is marked as it
+ * takes its slot, in a statement of its own just before its email goes (markEmailsTrying): one
+ * whose outcome is then never recorded is failed as of unknown outcome by the claim that takes it
+ * over, not sent again, while those a stopped worker had not started are not marked and are sent
+ * by that claim. A row found claimed again before is `takenOver`: not sent, no outcome. One that
+ * cannot be marked (Postgres away) is not sent: it waits for the job's retry.
  */
 export async function sendEmails(
   deps: Pick<Deps, 'db' | 'env' | 'log'>,
@@ -29,30 +30,35 @@ export async function sendEmails(
   window: SendWindow,
   items: EmailItem[],
 ): Promise<DeliveryOutcome[]> {
-  if (items.length === 0) return []
-  let marked: Set<string>
-  try {
-    marked = await markEmailsTrying(
-      deps.db,
-      items.map((i) => i.id),
-      recorder.claim,
-    )
-  } catch (err) {
-    deps.log.warn({ err }, 'could not mark the emails')
-    return items.map((i) => ({ id: i.id, status: 'pending', error: 'could not mark the email' }))
-  }
-  recorder.takenOver(items.flatMap((i) => (marked.has(i.id) ? [] : [i.id])))
-  return Promise.all(
-    items
-      .filter((i) => marked.has(i.id))
-      .map((item) =>
-        emailSlots(async (): Promise<DeliveryOutcome> => {
-          const outcome: DeliveryOutcome = window.isOpen()
-            ? await sendEmail(deps, mailer, item, window.emailMs)
-            : { id: item.id, status: 'pending', notStarted: true }
-          await recorder.settle(outcome)
-          return outcome
-        }),
-      ),
+  const outcomes = await Promise.all(
+    items.map((item) =>
+      emailSlots(async (): Promise<DeliveryOutcome | null> => {
+        if (!window.isOpen()) {
+          return settled(recorder, { id: item.id, status: 'pending', notStarted: true })
+        }
+        let marked: Set<string>
+        try {
+          marked = await markEmailsTrying(deps.db, [item.id], recorder.claim)
+        } catch (err) {
+          deps.log.warn({ err, deliveryId: item.id }, 'could not mark the email')
+          return { id: item.id, status: 'pending', error: 'could not mark the email' }
+        }
+        if (!marked.has(item.id)) {
+          recorder.takenOver([item.id])
+          return null
+        }
+        return settled(recorder, await sendEmail(deps, mailer, item, window.emailMs))
+      }),
+    ),
   )
+  return outcomes.filter((o) => o !== null)
+}
+
+/** The outcome, once written (ClaimOutcomes.settle). */
+async function settled(
+  recorder: Pick<ClaimOutcomes, 'settle'>,
+  outcome: DeliveryOutcome,
+): Promise<DeliveryOutcome> {
+  await recorder.settle(outcome)
+  return outcome
 }
