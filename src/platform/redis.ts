@@ -151,18 +151,35 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
     connectTimeout: timeoutMs,
     retryStrategy: () => null,
   })
-  redis.on('error', () => {})
+  // Errors of the connection's set-up: ioredis reports a refused SELECT (a database number the
+  // server does not have) as an 'error' event only, and goes on, ready, in database 0.
+  const setUpErrors: Error[] = []
+  redis.on('error', (error: Error) => {
+    setUpErrors.push(error)
+  })
+  let refused: Error | undefined
   try {
+    // Resolved once ready: after REDIS_URL's AUTH and SELECT.
     await redis.connect()
-    await redis.ping()
+    refused = setUpErrors[0]
+    if (!refused) await redis.ping()
   } catch (error) {
-    // ioredis's own messages may end with a period ("Connection is closed.").
-    const why = (error instanceof Error ? error.message : String(error)).replace(/\.+$/, '')
     throw new Error(
-      `Redis is unreachable at REDIS_URL (${redactUrl(url)}): ${why}. ` +
+      `Redis is unreachable at REDIS_URL (${redactUrl(url)}): ${reasonOf(error)}. ` +
         'Start Redis or set REDIS_URL to a reachable server.',
     )
   } finally {
     redis.disconnect()
   }
+  if (refused) {
+    throw new Error(
+      `Redis at REDIS_URL (${redactUrl(url)}) refused the connection's set-up: ` +
+        `${reasonOf(refused)}. Fix REDIS_URL (its /database number, its password).`,
+    )
+  }
+}
+
+/** An error's message without its final period: ioredis's may end with one ("… closed."). */
+function reasonOf(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).replace(/\.+$/, '')
 }
