@@ -158,17 +158,40 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
     setUpErrors.push(error)
   })
   let refused: Error | undefined
+  // connectTimeout ends a connection that is not made; one made to a server that then says
+  // nothing (another service's port) would keep start-up waiting for ever.
+  let silence: NodeJS.Timeout | undefined
+  const silent = new Promise<never>((_, reject) => {
+    redis.once('connect', () => {
+      silence = setTimeout(() => {
+        const seconds = timeoutMs / 1000
+        setUpErrors.push(
+          new Error(`connected, but no answer came within ${seconds} s (not a Redis server?)`),
+        )
+        reject(new Error('silent'))
+      }, timeoutMs)
+    })
+  })
   try {
-    // Resolved once ready: after REDIS_URL's AUTH and SELECT.
-    await redis.connect()
-    refused = setUpErrors[0]
-    if (!refused) await redis.ping()
+    await Promise.race([
+      (async () => {
+        // Resolved once ready: after REDIS_URL's AUTH and SELECT.
+        await redis.connect()
+        refused = setUpErrors[0]
+        if (!refused) await redis.ping()
+      })(),
+      silent,
+    ])
   } catch (error) {
+    // connect() rejects with "Connection is closed" whatever closed it: the reason is the last
+    // error the connection reported (refused, no such host, a timeout, not Redis at all).
+    const why = setUpErrors.at(-1) ?? error
     throw new Error(
-      `Redis is unreachable at REDIS_URL (${redactUrl(url)}): ${reasonOf(error)}. ` +
+      `Redis is unreachable at REDIS_URL (${redactUrl(url)}): ${explain(why, url, setUpErrors.length > 0)}. ` +
         'Start Redis or set REDIS_URL to a reachable server.',
     )
   } finally {
+    clearTimeout(silence)
     redis.disconnect()
   }
   if (refused) {
@@ -182,4 +205,27 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
 /** An error's message without its final period: ioredis's may end with one ("… closed."). */
 function reasonOf(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).replace(/\.+$/, '')
+}
+
+/** Why a start-up connection failed, in words for REDIS_URL's owner; never its password. */
+function explain(error: unknown, url: string, reported: boolean): string {
+  let why = reasonOf(error)
+  const notResp = /^Unknown RESP type \d+ "(.*?)"/s.exec(why)
+  if (notResp) {
+    why = `the server there does not answer as Redis does (it sent "${notResp[1]}…": another service's port?)`
+  } else if (!reported && /Connection is closed/.test(why)) {
+    why = 'the server there closed the connection without answering (not a Redis server?)'
+  } else if (/ETIMEDOUT/.test(why) && url.startsWith('rediss:')) {
+    why += ' (a rediss:// URL wants a server that speaks TLS; plain Redis answers redis://)'
+  }
+  const password = passwordOf(url)
+  return password ? why.replaceAll(password, '***') : why
+}
+
+function passwordOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password)
+  } catch {
+    return ''
+  }
 }

@@ -1,9 +1,6 @@
-import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, isSandbox, loadEnv } from '../../src/config/env.ts'
 import { renderLineMessage } from '../../src/flex/message-template.ts'
-import { assertRedisReachable } from '../../src/platform/redis.ts'
-import { TEST_REDIS_URL } from '../support/env.ts'
 
 describe('loadEnv', () => {
   it('runs with no variables at all: embedded database, sandbox LINE, documented defaults', () => {
@@ -174,7 +171,7 @@ describe('loadEnv', () => {
   })
 })
 
-describe('assertRedisReachable', () => {
+describe('MAIL_FROM', () => {
   it('takes MAIL_FROM as an address or a name and an address, nothing else', () => {
     for (const ok of ['shop@example.jp', 'Shop <shop@example.jp>', '"店舗" <shop@example.jp>']) {
       expect(loadEnv({ MAIL_FROM: ok }).MAIL_FROM).toBe(ok)
@@ -182,26 +179,5 @@ describe('assertRedisReachable', () => {
     for (const bad of ['Shop', 'shop@localhost', 'Shop <shop@example.jp', 'a\r\nBcc: x <s@e.jp>']) {
       expect(() => loadEnv({ MAIL_FROM: bad }), bad).toThrow(/MAIL_FROM/)
     }
-  })
-
-  it('names REDIS_URL when Redis is not there', async () => {
-    await expect(assertRedisReachable('redis://127.0.0.1:1', 500)).rejects.toThrow(/REDIS_URL/)
-    // ioredis's reason ends with its own period: never "closed.. Start Redis".
-    const error = await assertRedisReachable('redis://127.0.0.1:1', 500).catch((e: Error) => e)
-    expect(String(error)).toMatch(/[^.]\. Start Redis or set REDIS_URL/)
-  })
-
-  it('refuses a database number the server does not have, naming REDIS_URL and why', async () => {
-    // ioredis reported the refused SELECT as an 'error' event only, and went on in database 0.
-    const redis = new Redis(TEST_REDIS_URL)
-    const [, count] = (await redis.config('GET', 'databases')) as [string, string]
-    redis.disconnect()
-    const url = new URL(TEST_REDIS_URL)
-    url.pathname = `/${count}` // numbered from 0
-    await expect(assertRedisReachable(url.toString(), 2_000)).rejects.toThrow(
-      /^Redis at REDIS_URL \(redis:\/\/[^)]*\/\d+\) refused the connection's set-up: ERR DB index is out of range\. Fix REDIS_URL/,
-    )
-    url.pathname = `/${Number(count) - 1}`
-    await assertRedisReachable(url.toString(), 2_000)
   })
 })

@@ -1,0 +1,103 @@
+import { once } from 'node:events'
+import { createServer, type Server } from 'node:net'
+import { Redis } from 'ioredis'
+import { afterAll, describe, expect, it } from 'vitest'
+import { assertRedisReachable } from '../../src/platform/redis.ts'
+import { TEST_REDIS_URL } from '../support/env.ts'
+
+const servers: Server[] = []
+afterAll(() => {
+  for (const server of servers) server.close()
+})
+
+/**
+ * A TCP server that is not Redis: to anything it answers `reply` and hangs up, or hangs up
+ * ('hang up'), or says nothing ('silent').
+ */
+async function notRedis(reply: string | 'hang up' | 'silent'): Promise<string> {
+  const server = createServer((socket) => {
+    socket.once('data', () => {
+      if (reply === 'hang up') socket.destroy()
+      else if (reply !== 'silent') socket.end(reply)
+    })
+  })
+  servers.push(server)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return `redis://127.0.0.1:${address.port}`
+}
+
+async function failure(url: string): Promise<string> {
+  const error = await assertRedisReachable(url, 1_000).then(
+    () => new Error('resolved'),
+    (e: Error) => e,
+  )
+  return error.message
+}
+
+describe('assertRedisReachable', () => {
+  it('names REDIS_URL when Redis is not there', async () => {
+    await expect(assertRedisReachable('redis://127.0.0.1:1', 500)).rejects.toThrow(/REDIS_URL/)
+    // ioredis's reason ends with its own period: never "closed.. Start Redis".
+    const error = await assertRedisReachable('redis://127.0.0.1:1', 500).catch((e: Error) => e)
+    expect(String(error)).toMatch(/[^.]\. Start Redis or set REDIS_URL/)
+  })
+
+  it('refuses a database number the server does not have, naming REDIS_URL and why', async () => {
+    // ioredis reported the refused SELECT as an 'error' event only, and went on in database 0.
+    const redis = new Redis(TEST_REDIS_URL)
+    const [, count] = (await redis.config('GET', 'databases')) as [string, string]
+    redis.disconnect()
+    const url = new URL(TEST_REDIS_URL)
+    url.pathname = `/${count}` // numbered from 0
+    await expect(assertRedisReachable(url.toString(), 2_000)).rejects.toThrow(
+      /^Redis at REDIS_URL \(redis:\/\/[^)]*\/\d+\) refused the connection's set-up: ERR DB index is out of range\. Fix REDIS_URL/,
+    )
+    url.pathname = `/${Number(count) - 1}`
+    await assertRedisReachable(url.toString(), 2_000)
+  })
+
+  it('says why Redis is unreachable, as the connection failed, never only "Connection is closed"', async () => {
+    const plain = new URL(TEST_REDIS_URL)
+    const cases: [string, RegExp][] = [
+      ['redis://127.0.0.1:1', /: connect ECONNREFUSED 127\.0\.0\.1:1\. Start Redis/],
+      [
+        'redis://no-such-host.invalid:6379',
+        /: getaddrinfo (ENOTFOUND|EAI_AGAIN) no-such-host\.invalid/,
+      ],
+      // TLS against a plain Redis: no TLS answer comes.
+      [
+        `rediss://${plain.host}`,
+        /: connect ETIMEDOUT \(a rediss:\/\/ URL wants a server that speaks TLS/,
+      ],
+      // Another service's port (an HTTP server, Postgres that hangs up on what it cannot read).
+      [
+        await notRedis('HTTP/1.1 400 Bad Request\r\n\r\n'),
+        /: the server there does not answer as Redis does \(it sent "H/,
+      ],
+      [
+        await notRedis('hang up'),
+        /: the server there closed the connection without answering \(not a Redis server\?\)/,
+      ],
+      // One that takes the connection and says nothing kept start-up waiting for ever.
+      [
+        await notRedis('silent'),
+        /: connected, but no answer came within 1 s \(not a Redis server\?\)/,
+      ],
+    ]
+    for (const [url, reason] of cases) {
+      const message = await failure(url)
+      expect(message, url).toMatch(/^Redis is unreachable at REDIS_URL/)
+      expect(message, url).toMatch(reason)
+      expect(message, url).not.toContain('Connection is closed')
+    }
+  })
+
+  it('never prints the password of REDIS_URL', async () => {
+    const message = await failure('redis://:s3cret-pass@127.0.0.1:1')
+    expect(message).toContain(':***@')
+    expect(message).not.toContain('s3cret-pass')
+  })
+})
