@@ -40,24 +40,75 @@ export type Kizuna = {
 export type StartOptions = DepsOptions & {
   /** Deploy richmenus/ when workers start (the default); tests with menus of their own say no. */
   deployRichMenus?: boolean
+  /**
+   * A stop asked for during start-up (a SIGTERM while migrations run): start-up stops at its
+   * next safe point, closes what it opened and rejects with StartStopped.
+   */
+  signal?: AbortSignal
+  /** Told each step of start-up as it begins (for a shutdown that has to say what it waits for). */
+  onStep?: (step: string) => void
+}
+
+/** Start-up stopped at a safe point because StartOptions.signal asked it to; all is closed. */
+export class StartStopped extends Error {
+  override name = 'StartStopped'
+  constructor() {
+    super('start-up stopped on request')
+  }
 }
 
 export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<Kizuna> {
+  // What start-up opened, closed in reverse order when it stops or fails.
+  const opened: (() => unknown)[] = []
+  const closeOpened = async () => {
+    for (const close of opened.reverse()) await close()
+  }
+  /** A safe point between steps: nothing is half done, so a stop asked for happens here. */
+  const step = async (name: string) => {
+    if (opts.signal?.aborted) {
+      await closeOpened()
+      throw new StartStopped()
+    }
+    opts.onStep?.(name)
+  }
+  try {
+    return await startSteps(envIn, opts, step, opened)
+  } catch (error) {
+    if (!(error instanceof StartStopped)) {
+      // The failure is what the caller must hear about, not a close that failed after it.
+      await closeOpened().catch((err: unknown) => {
+        opts.log?.warn({ err }, 'closing after a failed start-up failed too')
+      })
+    }
+    throw error
+  }
+}
+
+async function startSteps(
+  envIn: Env,
+  opts: StartOptions,
+  step: (name: string) => Promise<void>,
+  opened: (() => unknown)[],
+): Promise<Kizuna> {
+  await step('checking Redis')
   await assertRedisReachable(envIn.REDIS_URL)
   let env = envIn
   let sandbox: LinePlatform | null = null
   let sandboxUi: Hono | undefined
   if (isSandbox(env)) {
+    await step('starting the LINE sandbox')
     // Loaded only in sandbox mode: the stand-in and its pages are ~25 MB of modules that a
     // process talking to LINE itself never needs.
     const [{ startLinePlatform }, { createSandboxUi }] = await Promise.all([
       import('../sandbox/platform.ts'),
       import('../sandbox/ui.routes.ts'),
     ])
-    sandbox = await startLinePlatform({
+    const platform = await startLinePlatform({
       channelSecret: randomBytes(16).toString('hex'),
       channelAccessToken: randomBytes(24).toString('base64url'),
     })
+    sandbox = platform
+    opened.push(() => platform.close())
     env = {
       ...env,
       LINE_CHANNEL_SECRET: sandbox.channelSecret,
@@ -69,13 +120,19 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
   }
 
   tuneHttpClient()
+  await step('opening the database')
   const deps = await createDeps(env, {
     ...opts,
     lineHourlyBudget: sandbox === null,
     sandbox: sandbox !== null,
   })
+  opened.push(() => closeDeps(deps))
   const mailer = createMailer(env, deps.db, { sandbox: sandbox !== null })
+  opened.push(() => mailer.close())
+  // One transaction: a stop waits for its end.
+  await step('applying migrations')
   await migrateToLatest(deps.db)
+  await step('loading the signing secret')
   // Loaded now, while the database answers: checking a link's token (an email click's redirect,
   // a card barcode, a staff session) then needs no database, so an outage that starts before
   // anyone used one cannot break the redirect.
@@ -87,12 +144,8 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
     env.ROLE === 'worker' ? createOpsApp(deps) : createApp(deps, { inbox, mailer, sandboxUi })
   // /sandbox lets anyone act as any LINE user and read their card links: never on the network.
   const hostname = sandbox ? '127.0.0.1' : '0.0.0.0'
-  const server = await listen(app, env.PORT, hostname).catch(async (error: unknown) => {
-    mailer.close()
-    await closeDeps(deps)
-    await sandbox?.close()
-    throw error
-  })
+  await step('listening')
+  const server = await listen(app, env.PORT, hostname)
   keepConnectionsOpen(server)
   const closeServer = closeGracefully(server)
   const { port, address: host } = server.address() as AddressInfo
@@ -104,27 +157,9 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
 
   let workers: Workers | null = null
   let workerRedis: ReturnType<typeof createWorkerRedis> | null = null
-  if (env.ROLE !== 'web') {
-    workerRedis = createWorkerRedis(env.REDIS_URL, deps.redis)
-    workers = startWorkers(deps, createProcessors(deps, { mailer }), workerRedis)
-    await scheduleSweeper(deps)
-    // Deploys richmenus/ (to the sandbox too, which starts empty); unchanged menus cost one call.
-    if (opts.deployRichMenus !== false) {
-      await deps.queues.enqueue(
-        'richmenu.deploy',
-        {},
-        { jobId: jobIds.richmenuDeploy(`start-${Date.now()}`) },
-      )
-    }
-    // A Redis that restarted empty has lost the schedule: put it back on every reconnect.
-    deps.redis.on('ready', () => {
-      scheduleSweeper(deps).catch((err) => deps.log.warn({ err }, 'could not schedule the sweeper'))
-    })
-  }
-
   let stopping: Promise<void> | null = null
   let waitsFor = 'nothing: not stopping'
-  return {
+  const kizuna: Kizuna = {
     deps,
     port,
     host,
@@ -154,6 +189,29 @@ export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<
       return jobs ? `${waitsFor} (${jobs})` : waitsFor
     },
   }
+  // From here on, what start-up opened is what stop() closes.
+  opened.splice(0, opened.length, () => kizuna.stop())
+
+  if (env.ROLE !== 'web') {
+    await step('starting the workers')
+    workerRedis = createWorkerRedis(env.REDIS_URL, deps.redis)
+    workers = startWorkers(deps, createProcessors(deps, { mailer }), workerRedis)
+    await scheduleSweeper(deps)
+    // Deploys richmenus/ (to the sandbox too, which starts empty); unchanged menus cost one call.
+    if (opts.deployRichMenus !== false) {
+      await deps.queues.enqueue(
+        'richmenu.deploy',
+        {},
+        { jobId: jobIds.richmenuDeploy(`start-${Date.now()}`) },
+      )
+    }
+    // A Redis that restarted empty has lost the schedule: put it back on every reconnect.
+    deps.redis.on('ready', () => {
+      scheduleSweeper(deps).catch((err) => deps.log.warn({ err }, 'could not schedule the sweeper'))
+    })
+  }
+  await step('started')
+  return kizuna
 }
 
 /**

@@ -1,7 +1,7 @@
 import { ConfigError, loadEnv } from '../config/env.ts'
 import { accountProof, NO_ACCOUNT_PROOF_WARNING } from '../linking/link-proof.ts'
 import { createLogger } from '../platform/logger.ts'
-import { startKizuna } from './runtime.ts'
+import type { Kizuna } from './runtime.ts'
 
 /** `npm start`: ROLE=all (default) | web | worker. */
 async function main(): Promise<void> {
@@ -16,13 +16,66 @@ async function main(): Promise<void> {
     throw error
   }
   const log = createLogger(env.LOG_LEVEL)
-  let kizuna: Awaited<ReturnType<typeof startKizuna>>
+
+  // The signal handlers come first: start-up takes seconds (loading the modules, migrations),
+  // and a signal then killed the process wherever it was. A signal during start-up stops it at
+  // its next safe point (between steps: migrations are one transaction), closing what it opened.
+  // A second signal (Ctrl-C again, a process manager losing patience) exits at once; both this
+  // and the deadline say what the shutdown was still waiting for. What they cut short is left
+  // pending for the sweeper, as after a crash.
+  const startUp = new AbortController()
+  let startingStep = 'loading Kizuna'
+  let kizuna: Kizuna | null = null
+  const waitsFor = () => kizuna?.stopWaitsFor() ?? `start-up (${startingStep})`
+  let shuttingDown = false
+  const stopped = () => {
+    log.info('stopped')
+    process.exit(0)
+  }
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) {
+      log.error(`second ${signal}: exiting now, still waiting for ${waitsFor()}`)
+      process.exit(1)
+    }
+    shuttingDown = true
+    const force = setTimeout(() => {
+      log.error(`shutdown took longer than 30 s, still waiting for ${waitsFor()}; exiting`)
+      process.exit(1)
+    }, 30_000)
+    force.unref()
+    if (!kizuna) {
+      log.info({ signal }, 'shutting down: start-up stops at its next safe point')
+      startUp.abort()
+      return
+    }
+    log.info({ signal }, 'shutting down: finishing in-flight requests and jobs')
+    await kizuna.stop()
+    stopped()
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+
+  // Loaded after the handlers are in place: most of start-up's first seconds.
+  const { startKizuna, StartStopped } = await import('./runtime.ts')
   try {
-    kizuna = await startKizuna(env, { log, defaultMetrics: true })
+    kizuna = await startKizuna(env, {
+      log,
+      defaultMetrics: true,
+      signal: startUp.signal,
+      onStep: (step) => {
+        startingStep = step
+      },
+    })
   } catch (error) {
+    if (error instanceof StartStopped) stopped()
     log.fatal({ err: error }, 'Kizuna could not start')
     console.error(error instanceof Error ? error.message : error)
     process.exit(1)
+  }
+  // A signal after start-up's last safe point, before `kizuna` was set.
+  if (startUp.signal.aborted) {
+    await kizuna.stop()
+    stopped()
   }
   log.info(
     {
@@ -51,31 +104,6 @@ async function main(): Promise<void> {
     if (!env.SMTP_URL) console.log(`  sandbox mailbox:     ${kizuna.baseUrl}/sandbox/mail`)
     console.log(`  sandbox LINE API:    ${kizuna.sandbox.apiBaseUrl}\n`)
   }
-
-  // A second signal (Ctrl-C again, a process manager losing patience) exits at once; both this
-  // and the deadline say what the shutdown was still waiting for. What they cut short is left
-  // pending for the sweeper, as after a crash.
-  let shuttingDown = false
-  const shutdown = async (signal: string) => {
-    if (shuttingDown) {
-      log.error(`second ${signal}: exiting now, still waiting for ${kizuna.stopWaitsFor()}`)
-      process.exit(1)
-    }
-    shuttingDown = true
-    log.info({ signal }, 'shutting down: finishing in-flight requests and jobs')
-    const force = setTimeout(() => {
-      log.error(
-        `shutdown took longer than 30 s, still waiting for ${kizuna.stopWaitsFor()}; exiting`,
-      )
-      process.exit(1)
-    }, 30_000)
-    force.unref()
-    await kizuna.stop()
-    log.info('stopped')
-    process.exit(0)
-  }
-  process.on('SIGTERM', () => void shutdown('SIGTERM'))
-  process.on('SIGINT', () => void shutdown('SIGINT'))
 }
 
 await main()
