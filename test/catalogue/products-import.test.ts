@@ -109,6 +109,26 @@ describe('kizuna import products', () => {
     expect(await products(tag)).toEqual([])
   })
 
+  it('refuses a CSV file with an unknown column before writing anything, as customers and orders do', async () => {
+    const tag = randomUUID().slice(0, 8)
+    // A header that is not a product's at all: every row used to be skipped for a missing sku.
+    const unrelated = await cli(['import', 'products', await file('csv', ['a,b', '1,2'])])
+    expect(unrelated.code).toBe(1)
+    expect(unrelated.stderr).toContain(
+      'FILE: unknown column "a", "b"; the columns are sku, name, category, price, image_url, related_skus, warranty_months',
+    )
+    expect(unrelated.stderr).not.toContain('line 2')
+    // A typo in one column: the rows would have been skipped ("colour").
+    const typo = await cli([
+      'import',
+      'products',
+      await file('csv', ['sku,name,colour', `TYPO-${tag},Lamp,red`]),
+    ])
+    expect(typo.code).toBe(1)
+    expect(typo.stderr).toContain('FILE: unknown column "colour"')
+    expect(await products(tag)).toEqual([])
+  })
+
   it('refuses a file that is neither CSV nor NDJSON', async () => {
     const result = await cli(['import', 'products', await file('xlsx', ['x'])])
     expect(result.code).toBe(1)

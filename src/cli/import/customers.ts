@@ -6,7 +6,7 @@ import { RowError } from '../../customers/customer-row-match.ts'
 import type { Database } from '../../platform/db.ts'
 import { isTimedOutStatement } from '../../platform/errors.ts'
 import { runAgainIfAborted } from '../../platform/run-again.ts'
-import { UsageError } from '../with-db.ts'
+import { checkColumns } from './columns.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
 import { formatOf, openRecords } from './read-records.ts'
 import { relinkAfterImport } from './relink-after-import.ts'
@@ -14,22 +14,6 @@ import { parseRow } from './rows.ts'
 import { stoppedAt } from './stopped.ts'
 
 const CUSTOMER_COLUMNS = new Set<string>(customerImportRowSchema.keyof().options)
-
-/**
- * The header, checked once: an unknown column (a typo such as "e-mail") refuses the file before
- * anything is written, as the orders import does, rather than refusing every row. True once
- * there was a header to check.
- */
-function checkCustomerColumns(columns: string[] | null): boolean {
-  if (!columns) return false
-  const unknown = columns.filter((c) => !CUSTOMER_COLUMNS.has(c))
-  if (unknown.length > 0) {
-    throw new UsageError(
-      `FILE: unknown column ${unknown.map((c) => `"${c}"`).join(', ')}; the columns are ${[...CUSTOMER_COLUMNS].join(', ')}`,
-    )
-  }
-  return true
-}
 
 /**
  * `kizuna import customers FILE.csv`: one transaction per row; bad rows are skipped. Then the
@@ -51,7 +35,7 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
   }
   try {
     for await (const items of source.records) {
-      if (!columnsChecked) columnsChecked = checkCustomerColumns(source.columns())
+      if (!columnsChecked) columnsChecked = checkColumns(source.columns(), CUSTOMER_COLUMNS)
       const customerIds: string[] = []
       for (const item of items) {
         progress.tick()

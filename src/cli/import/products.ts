@@ -3,6 +3,7 @@ import { saveProducts } from '../../catalogue/product.service.ts'
 import type { Database } from '../../platform/db.ts'
 import { isTimedOutStatement } from '../../platform/errors.ts'
 import { runAgainIfAborted } from '../../platform/run-again.ts'
+import { checkColumns } from './columns.ts'
 import { holdReports } from './held-reports.ts'
 import { startProgress, summary } from './progress.ts'
 import { formatOf, openRecords } from './read-records.ts'
@@ -11,8 +12,11 @@ import { stoppedAt } from './stopped.ts'
 
 const BATCH = 500
 
+const PRODUCT_COLUMNS = new Set<string>(productImportSchema.keyof().options)
+
 /**
  * `kizuna import products FILE.csv|FILE.ndjson`: upsert by sku in batches; bad rows skipped. A
+ * CSV header with an unknown column refuses the file before anything is written. A
  * batch Postgres aborted or gave up on (a deadlock, a lock or statement timeout) is run again;
  * when Postgres goes away or cannot write, or keeps giving up, the import stops, saying what it
  * saved before which line (stoppedAt). Bad rows are reported once the batches before them are
@@ -45,8 +49,10 @@ export async function importProductsFile(db: Database, file: string): Promise<vo
     batch = []
     first = Number.POSITIVE_INFINITY
   }
+  let columnsChecked = false
   try {
-    for await (const items of source.records)
+    for await (const items of source.records) {
+      if (!columnsChecked) columnsChecked = checkColumns(source.columns(), PRODUCT_COLUMNS)
       for (const item of items) {
         progress.tick()
         const checked = checkRow(productImportSchema, item)
@@ -63,6 +69,7 @@ export async function importProductsFile(db: Database, file: string): Promise<vo
           bad.release(Number.POSITIVE_INFINITY)
         }
       }
+    }
     await flush()
   } finally {
     progress.stop()

@@ -1,5 +1,6 @@
 import { type OrderCsvRow, orderCsvRowSchema } from '../../orders/order.schemas.ts'
 import { UsageError } from '../with-db.ts'
+import { checkColumns } from './columns.ts'
 import type { RecordSource, SourceRecord } from './read-records.ts'
 
 /** An order whose rows are not all next to each other: a line away from the others. */
@@ -16,14 +17,8 @@ const ORDER_COLUMNS = new Set<string>(orderCsvRowSchema.keyof().options)
  * written. True once there was a header to check.
  */
 export function checkOrderColumns(columns: string[] | null): boolean {
-  if (!columns) return false
-  const unknown = columns.filter((c) => !ORDER_COLUMNS.has(c))
-  if (unknown.length > 0) {
-    throw new UsageError(
-      `FILE: unknown column ${unknown.map((c) => `"${c}"`).join(', ')}; the columns are ${[...ORDER_COLUMNS].join(', ')}`,
-    )
-  }
-  if (!columns.includes('order_id')) throw new UsageError('FILE: the header needs order_id')
+  if (!checkColumns(columns, ORDER_COLUMNS)) return false
+  if (!columns?.includes('order_id')) throw new UsageError('FILE: the header needs order_id')
   return true
 }
 
