@@ -64,3 +64,32 @@ export async function requeueDeliveries(
   const row = result.rows[0]!
   return { requeued: row.requeued, keyExpired: row.key_expired }
 }
+
+/** Whether any delivery, in any status, is of this kind. */
+export async function deliveryKindExists(db: Db, kind: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('delivery')
+    .select('id')
+    .where('kind', '=', kind)
+    .limit(1)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+/** The kinds with deliveries parked in `status`, most first (at most `limit`). */
+export async function countParkedByKind(
+  db: Db,
+  status: RetryableStatus,
+  limit: number,
+): Promise<{ kind: string; count: number }[]> {
+  const rows = await db
+    .selectFrom('delivery')
+    .select(['kind', (eb) => eb.fn.countAll<string>().as('count')])
+    .where('status', '=', status)
+    .groupBy('kind')
+    .orderBy('count', 'desc')
+    .orderBy('kind')
+    .limit(limit)
+    .execute()
+  return rows.map((r) => ({ kind: r.kind, count: Number(r.count) }))
+}

@@ -31,6 +31,11 @@ describe('kizuna with a bad argument', () => {
       [['customers', 'refresh-spend', '--since', 'yesterday'], '--since: not a date'],
       [['import', 'orders', join(dir, 'missing.csv')], 'FILE: cannot read'],
       [['import', 'customers', join(dir, 'members.xlsx')], 'FILE: use a .csv file'],
+      [
+        ['deliveries', 'retry', '--status', 'bogus'],
+        '--status: must be one of quota_exceeded, failed (got bogus)',
+      ],
+      [['deliveries', 'retry', '--kind', ' '], '--kind: give a kind, e.g. post-purchase'],
     ]
     for (const [args, message] of cases) {
       const result = await cli(args, env)

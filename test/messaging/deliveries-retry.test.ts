@@ -134,6 +134,24 @@ describe('kizuna deliveries retry', () => {
     expect((await statusOf(quotaAfterCall.id)).status).toBe('quota_exceeded')
   })
 
+  it('refuses a kind no delivery has (a typo), naming the kinds that have parked ones', async () => {
+    const kind = `campaign-${randomUUID().slice(0, 8)}`
+    const c = await makeCustomer(db)
+    const quota = await parked(c.id, 'quota_exceeded', kind)
+    const run = await cli(['deliveries', 'retry', '--kind', `${kind}x`])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^error: --kind: no delivery is of kind "${kind}x"; kinds with quota_exceeded deliveries: .+`,
+      ),
+    )
+    expect((await statusOf(quota.id)).status).toBe('quota_exceeded')
+    // A kind that exists with nothing parked is no mistake: nothing to do.
+    const none = await cli(['deliveries', 'retry', '--status', 'failed', '--kind', kind])
+    expect(none.code).toBe(0)
+    expect(none.stdout).toMatch(/^0 failed deliveries back to pending/)
+  })
+
   it('refuses an unknown status, naming the option, and changes nothing', async () => {
     const kind = `campaign-${randomUUID().slice(0, 8)}`
     const c = await makeCustomer(db)
