@@ -36,8 +36,40 @@ const lineBaseUrl = (fallback: string) =>
     })
     .default(fallback)
 
+/**
+ * A whole number written in digits, from `min` to `max`: z.coerce.number read PORT=0x50 as 80 and
+ * took 1e3, 3000.0 and -0. `tooBig`: what to say above `max`.
+ */
+const wholeNumber = (example: number, min: number, max: number, tooBig = `use at most ${max}`) =>
+  z
+    .string()
+    .regex(/^\d+$/, `use a whole number, e.g. ${example}`)
+    .transform(Number)
+    .pipe(z.number().min(min, `use at least ${min}`).max(max, tooBig))
+
 /** The member card shows the tier (flex-templates/member-card.json: `tier` maxLength 40). */
 const TIER_NAME_MAX = 40
+
+/** The tier of everyone below the first threshold (and of customers without purchases). */
+const BELOW_ALL_TIERS = 'regular'
+
+/** What TIER_THRESHOLDS cannot mean, or null. */
+function tierProblem(tiers: { tier: string; minSpend: number }[]): string | null {
+  const names = new Set<string>()
+  const amounts = new Set<number>()
+  for (const { tier, minSpend } of tiers) {
+    if (tier === BELOW_ALL_TIERS) {
+      // As the top tier, every customer without purchases would be shown the vip menu.
+      return `"${BELOW_ALL_TIERS}" is the tier below every threshold: name the tiers above it`
+    }
+    if (names.has(tier)) return `tier "${tier}" is named twice`
+    // One of the two could never be reached.
+    if (amounts.has(minSpend)) return `two tiers start at ${minSpend} yen`
+    names.add(tier)
+    amounts.add(minSpend)
+  }
+  return null
+}
 
 /** `silver:50000,gold:200000` → tiers by 12-month spend in yen, ascending; below all: `regular`. */
 const tierThresholds = z
@@ -59,15 +91,26 @@ const tierThresholds = z
       })
       .sort((a, b) => a.minSpend - b.minSpend),
   )
+  .superRefine((tiers, ctx) => {
+    const problem = tierProblem(tiers)
+    if (problem) ctx.addIssue({ code: 'custom', message: problem })
+  })
 
 /** A sender: `addr@host`, or a display name (no `<`, `>` or line break) and `<addr@host>`. */
 const MAIL_FROM_PATTERN =
   /^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+)$/
 
 export const envSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PORT: wholeNumber(3000, 0, 65535).default(3000),
   ROLE: z.enum(['all', 'web', 'worker']).default('all'),
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/ })
+    // `postgres:/x` parses, and node-postgres then logs in to localhost as nobody.
+    .refine((url) => new URL(url).hostname !== '' || new URL(url).searchParams.has('host'), {
+      error:
+        'name the server: postgres://user:password@host:5432/database (or ?host=/socket/folder)',
+    })
+    .optional(),
   DATA_DIR: z
     .string()
     .min(1)
@@ -101,20 +144,17 @@ export const envSchema = z.object({
   LINE_CHANNEL_ACCESS_TOKEN: z.string().min(1).optional(),
   LINE_API_BASE_URL: lineBaseUrl('https://api.line.me'),
   LINE_DATA_API_BASE_URL: lineBaseUrl('https://api-data.line.me'),
-  LINE_PUSH_RATE_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(2000),
+  LINE_PUSH_RATE_PER_SECOND: wholeNumber(2000, 1, 100_000).default(2000),
   // At most 5 minutes, half the delivery lease: one call is a small part of a claim (the wait for
   // its send slot is not; a row taken over after the lease goes again under its retry key: see
   // SendWindow). Node would also run a timer past 2^31-1 ms after 1 ms, timing every call out.
-  LINE_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(300_000, 'use at most 300000 (5 minutes)')
-    .default(10_000),
-  LINE_CALLS_UNDER_WAY: z.coerce.number().int().min(1).max(1000).default(200),
+  LINE_TIMEOUT_MS: wholeNumber(10_000, 1, 300_000, 'use at most 300000 (5 minutes)').default(
+    10_000,
+  ),
+  LINE_CALLS_UNDER_WAY: wholeNumber(200, 1, 1000).default(200),
   // A delivery LINE answers a rate-limit 429 this many times is parked (failed, for
   // `kizuna deliveries retry`): a person LINE keeps refusing must not be tried for ever.
-  LINE_RATE_LIMIT_TRIES: z.coerce.number().int().min(1).max(50).default(10),
+  LINE_RATE_LIMIT_TRIES: wholeNumber(10, 1, 50).default(10),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   // `addr@host` or `Name <addr@host>`: anything else fails every email at send time instead.
   MAIL_FROM: z
@@ -126,22 +166,23 @@ export const envSchema = z.object({
   LINK_ASSERTION_SECRET: z.string().min(32, 'use at least 32 characters').optional(),
   // At most 30 days: a follow-up is about the purchase. (Postgres adds it as a 32-bit integer,
   // so a huge value failed every receipt scanned.)
-  POST_PURCHASE_DELAY_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(2_592_000, 'use at most 2592000 (30 days)')
-    .default(3600),
+  POST_PURCHASE_DELAY_SECONDS: wholeNumber(
+    3600,
+    0,
+    2_592_000,
+    'use at most 2592000 (30 days)',
+  ).default(3600),
   QUIET_HOURS: quietHours.default('21:00-09:00'),
-  MARKETING_WEEKLY_CAP: z.coerce.number().int().min(0).default(3),
+  MARKETING_WEEKLY_CAP: wholeNumber(3, 0, 100, 'use at most 100, or 0 for no cap').default(3),
   MEMBER_CARD_PREFIX: z
     .string()
     .regex(/^\d{2,3}$/, 'use 2 or 3 digits')
     .default('29'),
-  POINTS_RATE_PERCENT: z.coerce
-    .number()
-    .min(0)
-    .max(100)
+  POINTS_RATE_PERCENT: z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'use a number of percent, e.g. 1 or 1.25')
+    .transform(Number)
+    .pipe(z.number().max(100, 'use at most 100'))
     .refine((rate) => Math.abs(rate * 100 - Math.round(rate * 100)) < 1e-6, {
       error: 'use at most two decimals, e.g. 1.25',
     })
@@ -150,11 +191,19 @@ export const envSchema = z.object({
     { tier: 'silver', minSpend: 50_000 },
     { tier: 'gold', minSpend: 200_000 },
   ]),
-  WORKER_CONCURRENCY: z.coerce.number().int().positive().default(16),
-  SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
+  // Each webhook job in flight holds a database connection while it runs: past a few hundred
+  // they only wait for one (the pool has 20).
+  WORKER_CONCURRENCY: wholeNumber(16, 1, 256).default(16),
+  // More than an hour leaves work Redis lost waiting that long.
+  SWEEP_INTERVAL_MS: wholeNumber(
+    30_000,
+    1000,
+    3_600_000,
+    'use 1000 to 3600000 (1 s to an hour)',
+  ).default(30_000),
   // Processed webhook events (LINE's payloads: user ids, message texts) are deleted this many
   // days after they arrived; 0 keeps them.
-  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
+  WEBHOOK_RETENTION_DAYS: wholeNumber(30, 0, 3650, 'use at most 3650 (ten years)').default(30),
 })
 
 type Problem = { variable: string; message: string }

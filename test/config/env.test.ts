@@ -164,6 +164,100 @@ describe('loadEnv', () => {
     )
   })
 
+  it('takes whole numbers written in digits only: not hex, an exponent, a decimal point or a sign', () => {
+    // z.coerce.number listened on port 80 for PORT=0x50.
+    for (const bad of ['0x50', '1e3', '3000.0', '-0', '+80', '8_0', 'Infinity']) {
+      expect(() => loadEnv({ PORT: bad }), bad).toThrow(
+        /use a whole number, e\.g\. 3000\n\s+→ at PORT/,
+      )
+    }
+    const integers = [
+      'PORT',
+      'LINE_PUSH_RATE_PER_SECOND',
+      'LINE_TIMEOUT_MS',
+      'LINE_CALLS_UNDER_WAY',
+      'LINE_RATE_LIMIT_TRIES',
+      'POST_PURCHASE_DELAY_SECONDS',
+      'MARKETING_WEEKLY_CAP',
+      'WORKER_CONCURRENCY',
+      'SWEEP_INTERVAL_MS',
+      'WEBHOOK_RETENTION_DAYS',
+    ]
+    for (const name of integers) {
+      expect(() => loadEnv({ [name]: '1e1' }), name).toThrow(
+        new RegExp(`whole number.*\\n\\s+→ at ${name}`),
+      )
+    }
+    expect(() => loadEnv({ POINTS_RATE_PERCENT: '0x1' })).toThrow(/→ at POINTS_RATE_PERCENT/)
+    expect(loadEnv({ POINTS_RATE_PERCENT: '1.25' }).POINTS_RATE_PERCENT).toBe(1.25)
+    expect(loadEnv({ PORT: '8080', WORKER_CONCURRENCY: '32' })).toMatchObject({
+      PORT: 8080,
+      WORKER_CONCURRENCY: 32,
+    })
+  })
+
+  it('bounds counts and durations that mean nothing past a point, instead of breaking on them', () => {
+    const tooBig: [string, string, RegExp][] = [
+      // The nightly prune computed an invalid date.
+      ['WEBHOOK_RETENTION_DAYS', '200000000', /use at most 3650 \(ten years\)/],
+      ['WORKER_CONCURRENCY', '257', /use at most 256/],
+      ['MARKETING_WEEKLY_CAP', '101', /use at most 100, or 0 for no cap/],
+      ['SWEEP_INTERVAL_MS', '3600001', /use 1000 to 3600000 \(1 s to an hour\)/],
+      ['SWEEP_INTERVAL_MS', '999', /use at least 1000/],
+    ]
+    for (const [name, value, message] of tooBig) {
+      expect(() => loadEnv({ [name]: value }), `${name}=${value}`).toThrow(
+        new RegExp(`${message.source}\\n\\s+→ at ${name}`),
+      )
+    }
+    expect(
+      loadEnv({
+        WEBHOOK_RETENTION_DAYS: '3650',
+        WORKER_CONCURRENCY: '256',
+        MARKETING_WEEKLY_CAP: '100',
+        SWEEP_INTERVAL_MS: '3600000',
+      }),
+    ).toMatchObject({
+      WEBHOOK_RETENTION_DAYS: 3650,
+      WORKER_CONCURRENCY: 256,
+      MARKETING_WEEKLY_CAP: 100,
+      SWEEP_INTERVAL_MS: 3_600_000,
+    })
+  })
+
+  it('refuses TIER_THRESHOLDS naming a tier twice, two tiers at one amount, or "regular"', () => {
+    expect(() => loadEnv({ TIER_THRESHOLDS: 'gold:1,gold:2' })).toThrow(
+      /tier "gold" is named twice[\s\S]*→ at TIER_THRESHOLDS/,
+    )
+    expect(() => loadEnv({ TIER_THRESHOLDS: 'silver:100,gold:100' })).toThrow(
+      /two tiers start at 100 yen[\s\S]*→ at TIER_THRESHOLDS/,
+    )
+    // `regular` is everyone below the first threshold: as the top tier, every new customer (a
+    // regular) would be shown the vip menu.
+    expect(() => loadEnv({ TIER_THRESHOLDS: 'regular:100' })).toThrow(
+      /"regular" is the tier below every threshold[\s\S]*→ at TIER_THRESHOLDS/,
+    )
+    expect(loadEnv({ TIER_THRESHOLDS: 'gold:200000,silver:50000' }).TIER_THRESHOLDS).toEqual([
+      { tier: 'silver', minSpend: 50_000 },
+      { tier: 'gold', minSpend: 200_000 },
+    ])
+  })
+
+  it('wants a server in DATABASE_URL: a host, or a socket folder as ?host=', () => {
+    for (const bad of ['postgres:/x', 'postgres:///x', 'postgresql:x']) {
+      expect(() => loadEnv({ DATABASE_URL: bad }), bad).toThrow(
+        /name the server[\s\S]*→ at DATABASE_URL/,
+      )
+    }
+    for (const good of [
+      'postgres://root@127.0.0.1:5432/kizuna',
+      'postgresql://u:p@db.internal/kizuna',
+      'postgres:///kizuna?host=/var/run/postgresql',
+    ]) {
+      expect(loadEnv({ DATABASE_URL: good }).DATABASE_URL).toBe(good)
+    }
+  })
+
   it('refuses split roles on the embedded database', () => {
     expect(() =>
       loadEnv({ ROLE: 'worker', LINE_CHANNEL_SECRET: 's', LINE_CHANNEL_ACCESS_TOKEN: 't' }),
