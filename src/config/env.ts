@@ -25,6 +25,9 @@ const timeZone = z.string().refine((tz) => {
   }
 }, 'unknown IANA time zone')
 
+/** A URL of these schemes; anything else (not a URL, or another scheme) is told what to use. */
+const urlOf = (protocol: RegExp, use: string) => z.url({ protocol, error: `use ${use}` })
+
 /** Links in messages and LINE's hosts: a `javascript:` or `ftp:` URL is a mistake, never intended. */
 const httpUrl = () => z.url({ protocol: /^https?$/, error: 'use an http(s) URL' })
 
@@ -103,8 +106,10 @@ const MAIL_FROM_PATTERN =
 export const envSchema = z.object({
   PORT: wholeNumber(3000, 0, 65535).default(3000),
   ROLE: z.enum(['all', 'web', 'worker']).default('all'),
-  DATABASE_URL: z
-    .url({ protocol: /^postgres(ql)?$/ })
+  DATABASE_URL: urlOf(
+    /^postgres(ql)?$/,
+    'a postgres:// or postgresql:// URL, e.g. postgres://user:password@host:5432/database',
+  )
     // `postgres:/x` parses, and node-postgres then logs in to localhost as nobody.
     .refine((url) => new URL(url).hostname !== '' || new URL(url).searchParams.has('host'), {
       error:
@@ -116,7 +121,9 @@ export const envSchema = z.object({
     .min(1)
     .default('.data')
     .transform((dir) => resolve(projectRoot, dir)),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  REDIS_URL: urlOf(/^rediss?$/, 'a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379').default(
+    'redis://127.0.0.1:6379',
+  ),
   // Each Kizuna sharing one Redis needs its own: BullMQ keys are `<prefix>:<queue>:…`, and two
   // instances on one prefix take each other's jobs and schedules. No ':' (it would split keys).
   QUEUE_PREFIX: z
@@ -155,7 +162,10 @@ export const envSchema = z.object({
   // A delivery LINE answers a rate-limit 429 this many times is parked (failed, for
   // `kizuna deliveries retry`): a person LINE keeps refusing must not be tried for ever.
   LINE_RATE_LIMIT_TRIES: wholeNumber(10, 1, 50).default(10),
-  SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+  SMTP_URL: urlOf(
+    /^smtps?$/,
+    'an smtp:// or smtps:// URL, e.g. smtp://user:password@mail.example.jp:587',
+  ).optional(),
   // `addr@host` or `Name <addr@host>`: anything else fails every email at send time instead.
   MAIL_FROM: z
     .string()
@@ -208,8 +218,15 @@ export const envSchema = z.object({
 
 type Problem = { variable: string; message: string }
 
-/** Rules across variables, checked on the raw values so they are reported with the rest. */
-function crossFieldProblems(raw: Record<string, string | undefined>): Problem[] {
+/**
+ * Rules across variables, checked on the raw values so they are reported with the rest; a rule
+ * on a variable's value is skipped when that value is bad itself (`invalid`): ROLE=foo is one
+ * problem, not three.
+ */
+function crossFieldProblems(
+  raw: Record<string, string | undefined>,
+  invalid: ReadonlySet<string>,
+): Problem[] {
   const problems: Problem[] = []
   const hasSecret = raw.LINE_CHANNEL_SECRET !== undefined
   const hasToken = raw.LINE_CHANNEL_ACCESS_TOKEN !== undefined
@@ -228,6 +245,7 @@ function crossFieldProblems(raw: Record<string, string | undefined>): Problem[] 
       message: 'set both LINK_LOGIN_URL and LINK_ASSERTION_SECRET, or neither (email codes)',
     })
   }
+  if (invalid.has('ROLE')) return problems
   if (role !== 'all' && raw.DATABASE_URL === undefined) {
     problems.push({
       variable: 'ROLE',
@@ -262,12 +280,13 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
   )
   for (const name of blank) delete cleaned[name]
   const result = envSchema.safeParse(cleaned)
+  const invalid = new Set(result.error?.issues.map((issue) => String(issue.path[0])))
   const problems = [
     ...blank.map((variable) => ({
       variable,
       message: 'only spaces: set a value, or leave it empty for the default',
     })),
-    ...crossFieldProblems(cleaned),
+    ...crossFieldProblems(cleaned, invalid),
   ]
   if (!result.success || problems.length > 0) {
     const lines = [

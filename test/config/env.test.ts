@@ -44,6 +44,34 @@ describe('loadEnv', () => {
     }
   })
 
+  it('says what a bad value should be, once per variable, and still every variable at once', () => {
+    let message = ''
+    try {
+      loadEnv({
+        PORT: 'abc',
+        REDIS_URL: 'http://x',
+        DATABASE_URL: 'mysql://x',
+        SMTP_URL: 'http://x',
+        ROLE: 'foo',
+      })
+    } catch (error) {
+      message = (error as Error).message
+    }
+    const problems = message.split('\n✖ ').slice(1)
+    expect(problems.sort()).toEqual(
+      [
+        // Not "expected number, received NaN".
+        'use a whole number, e.g. 3000\n  → at PORT',
+        // Not only "Invalid URL".
+        'use a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379\n  → at REDIS_URL',
+        'use a postgres:// or postgresql:// URL, e.g. postgres://user:password@host:5432/database\n  → at DATABASE_URL',
+        'use an smtp:// or smtps:// URL, e.g. smtp://user:password@mail.example.jp:587\n  → at SMTP_URL',
+        // Once: the split-role rules are not checked on a role that is none.
+        'Invalid option: expected one of "all"|"web"|"worker"\n  → at ROLE',
+      ].sort(),
+    )
+  })
+
   it('accepts an empty QUIET_HOURS as "no quiet hours"', () => {
     expect(loadEnv({ QUIET_HOURS: '' }).QUIET_HOURS).toBe('')
   })
