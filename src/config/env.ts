@@ -1,6 +1,16 @@
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
+import {
+  httpUrl,
+  lineBaseUrl,
+  MAIL_FROM_PATTERN,
+  quietHours,
+  tierThresholds,
+  timeZone,
+  urlOf,
+  wholeNumber,
+} from './env-values.ts'
 
 /**
  * The Kizuna folder. `npm start` runs there (npm runs scripts in the package folder), so a
@@ -8,100 +18,6 @@ import { z } from 'zod'
  * create and fill an empty database of its own.
  */
 const projectRoot = fileURLToPath(new URL('../../', import.meta.url))
-
-const quietHours = z
-  .string()
-  .regex(
-    /^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/,
-    'use HH:MM-HH:MM, or empty for none',
-  )
-
-const timeZone = z.string().refine((tz) => {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz })
-    return true
-  } catch {
-    return false
-  }
-}, 'unknown IANA time zone')
-
-/** A URL of these schemes; anything else (not a URL, or another scheme) is told what to use. */
-const urlOf = (protocol: RegExp, use: string) => z.url({ protocol, error: `use ${use}` })
-
-/** Links in messages and LINE's hosts: a `javascript:` or `ftp:` URL is a mistake, never intended. */
-const httpUrl = () => z.url({ protocol: /^https?$/, error: 'use an http(s) URL' })
-
-/** The LINE SDK keeps only scheme, host and port of a base URL: a path would silently vanish. */
-const lineBaseUrl = (fallback: string) =>
-  httpUrl()
-    .refine((url) => new URL(url).pathname === '/', {
-      error: 'use scheme, host and port only: the LINE SDK drops base-URL paths',
-    })
-    .default(fallback)
-
-/**
- * A whole number written in digits, from `min` to `max`: z.coerce.number read PORT=0x50 as 80 and
- * took 1e3, 3000.0 and -0. `tooBig`: what to say above `max`.
- */
-const wholeNumber = (example: number, min: number, max: number, tooBig = `use at most ${max}`) =>
-  z
-    .string()
-    .regex(/^\d+$/, `use a whole number, e.g. ${example}`)
-    .transform(Number)
-    .pipe(z.number().min(min, `use at least ${min}`).max(max, tooBig))
-
-/** The member card shows the tier (flex-templates/member-card.json: `tier` maxLength 40). */
-const TIER_NAME_MAX = 40
-
-/** The tier of everyone below the first threshold (and of customers without purchases). */
-const BELOW_ALL_TIERS = 'regular'
-
-/** What TIER_THRESHOLDS cannot mean, or null. */
-function tierProblem(tiers: { tier: string; minSpend: number }[]): string | null {
-  const names = new Set<string>()
-  const amounts = new Set<number>()
-  for (const { tier, minSpend } of tiers) {
-    if (tier === BELOW_ALL_TIERS) {
-      // As the top tier, every customer without purchases would be shown the vip menu.
-      return `"${BELOW_ALL_TIERS}" is the tier below every threshold: name the tiers above it`
-    }
-    if (names.has(tier)) return `tier "${tier}" is named twice`
-    // One of the two could never be reached.
-    if (amounts.has(minSpend)) return `two tiers start at ${minSpend} yen`
-    names.add(tier)
-    amounts.add(minSpend)
-  }
-  return null
-}
-
-/** `silver:50000,gold:200000` → tiers by 12-month spend in yen, ascending; below all: `regular`. */
-const tierThresholds = z
-  .string()
-  .regex(
-    /^[a-z][a-z0-9_-]*:\d+(,[a-z][a-z0-9_-]*:\d+)*$/,
-    'use tier:yen,tier:yen, e.g. silver:50000',
-  )
-  // A longer name would fail every member card of that tier at send time.
-  .refine((value) => value.split(',').every((pair) => pair.indexOf(':') <= TIER_NAME_MAX), {
-    error: `use tier names of at most ${TIER_NAME_MAX} characters (the member card shows the tier)`,
-  })
-  .transform((value) =>
-    value
-      .split(',')
-      .map((pair) => {
-        const [tier = '', yen = '0'] = pair.split(':')
-        return { tier, minSpend: Number(yen) }
-      })
-      .sort((a, b) => a.minSpend - b.minSpend),
-  )
-  .superRefine((tiers, ctx) => {
-    const problem = tierProblem(tiers)
-    if (problem) ctx.addIssue({ code: 'custom', message: problem })
-  })
-
-/** A sender: `addr@host`, or a display name (no `<`, `>` or line break) and `<addr@host>`. */
-const MAIL_FROM_PATTERN =
-  /^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+)$/
 
 export const envSchema = z.object({
   PORT: wholeNumber(3000, 0, 65535).default(3000),
