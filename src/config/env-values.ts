@@ -97,6 +97,22 @@ export const tierThresholds = z
     if (problem) ctx.addIssue({ code: 'custom', message: problem })
   })
 
-/** A sender: `addr@host`, or a display name (no `<`, `>` or line break) and `<addr@host>`. */
-export const MAIL_FROM_PATTERN =
+/** A sender: `addr@domain.tld`, or a display name (no `<`, `>` or line break) and `<addr@…>`. */
+const MAIL_FROM_PATTERN =
   /^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+)$/
+
+/**
+ * MAIL_FROM: anything else fails every email at send time instead. A domain without a dot
+ * (`shop@localhost`) is refused too: relays and receiving servers refuse such a sender, and it
+ * would name the emails' Message-IDs (deliveryMessageId).
+ */
+export const mailFrom = z.string().superRefine((value, ctx) => {
+  if (MAIL_FROM_PATTERN.test(value)) return
+  const bareHost = /^[^@]*@[^\s<>@.]+>?$/.test(value)
+  ctx.addIssue({
+    code: 'custom',
+    message: bareHost
+      ? 'use a domain with a dot after the @, e.g. shop@example.jp (mail servers refuse a sender at a bare host name such as localhost)'
+      : 'use an address, or a name and an address: Shop <shop@example.jp>',
+  })
+})

@@ -4,7 +4,7 @@ import { z } from 'zod'
 import {
   httpUrl,
   lineBaseUrl,
-  MAIL_FROM_PATTERN,
+  mailFrom,
   quietHours,
   tierThresholds,
   timeZone,
@@ -82,11 +82,8 @@ export const envSchema = z.object({
     /^smtps?$/,
     'an smtp:// or smtps:// URL, e.g. smtp://user:password@mail.example.jp:587',
   ).optional(),
-  // `addr@host` or `Name <addr@host>`: anything else fails every email at send time instead.
-  MAIL_FROM: z
-    .string()
-    .regex(MAIL_FROM_PATTERN, 'use an address, or a name and an address: Shop <shop@example.jp>')
-    .default('Kizuna <no-reply@kizuna.local>'),
+  // `addr@domain.tld` or `Name <addr@domain.tld>`.
+  MAIL_FROM: mailFrom.default('Kizuna <no-reply@kizuna.local>'),
   /** Account link through the shop's own login (with LINK_ASSERTION_SECRET); else email codes. */
   LINK_LOGIN_URL: httpUrl().optional(),
   LINK_ASSERTION_SECRET: z.string().min(32, 'use at least 32 characters').optional(),

@@ -302,4 +302,12 @@ describe('MAIL_FROM', () => {
       expect(() => loadEnv({ MAIL_FROM: bad }), bad).toThrow(/MAIL_FROM/)
     }
   })
+
+  it('says a sender at a bare host name (shop@localhost) needs a domain with a dot', () => {
+    for (const bare of ['shop@localhost', 'Shop <shop@localhost>']) {
+      expect(() => loadEnv({ MAIL_FROM: bare }), bare).toThrow(
+        /use a domain with a dot after the @, e\.g\. shop@example\.jp[^\n]*\n\s+→ at MAIL_FROM/,
+      )
+    }
+  })
 })
