@@ -27,12 +27,18 @@ export function registerRichMenuDeployCommand(program: Command): void {
   richmenu
     .command('deploy')
     .description(
-      'make LINE rich menus match richmenus/: unchanged menus make no call, a changed one is ' +
+      "make LINE rich menus match richmenus/: first LINE's list (one call) says which recorded " +
+        'menus the channel lacks (another channel, deleted by hand); those and changed ones are ' +
         'created anew (alias moved, default set) and the old one retired, then deleted once ' +
-        'nobody is linked to it; one line per menu, exit 1 on any problem',
+        'nobody is linked to it; unchanged menus make no other call; one line per menu, exit 1 ' +
+        'on any problem',
     )
     .option('--dir <dir>', 'the rich menus folder', richMenusDir)
-    .option('--check-line', "first compare with LINE's list and recreate menus LINE lost")
+    // Kizuna's records name menus, not the channel they are at: after sandbox runs, or with
+    // menus deleted in LINE's console, a deploy that trusted them said `unchanged` and sent
+    // nothing. So LINE is asked first unless told not to.
+    .option('--check-line', "compare with LINE's list first (the default)")
+    .option('--no-check-line', "trust Kizuna's records of what LINE has: no list call")
     .action((opts: { dir: string; checkLine?: boolean }) =>
       withDb(
         async (db, env) => {
@@ -52,7 +58,7 @@ export function registerRichMenuDeployCommand(program: Command): void {
               { db, line, log, clock: systemClock },
               {
                 dir: resolve(opts.dir),
-                checkLine: opts.checkLine,
+                checkLine: opts.checkLine !== false,
                 afterChange: () => queueRelink(redis, env),
               },
             )

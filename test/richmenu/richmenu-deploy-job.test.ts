@@ -13,7 +13,7 @@ import {
   createDeployRichMenus,
   RESUME_AFTER_LINE_429_MS,
 } from '../../src/richmenu/richmenu.jobs.ts'
-import type { LinePlatform } from '../../src/sandbox/platform.ts'
+import { type LinePlatform, startLinePlatform } from '../../src/sandbox/platform.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN } from '../support/harness.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
@@ -164,15 +164,18 @@ describe("LINE's 100 menu creates an hour", () => {
 })
 
 describe('kizuna richmenu deploy', () => {
-  const lineEnv = () => ({
+  /** The command's environment for the channel `at` stands in for. */
+  const lineEnv = (at = line) => ({
     DATABASE_URL: env.DATABASE_URL ?? '',
-    LINE_CHANNEL_SECRET: TEST_CHANNEL_SECRET,
-    LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
-    LINE_API_BASE_URL: line.apiBaseUrl,
-    LINE_DATA_API_BASE_URL: line.dataApiBaseUrl,
+    LINE_CHANNEL_SECRET: at.channelSecret,
+    LINE_CHANNEL_ACCESS_TOKEN: at.channelAccessToken,
+    LINE_API_BASE_URL: at.apiBaseUrl,
+    LINE_DATA_API_BASE_URL: at.dataApiBaseUrl,
     REDIS_URL: env.REDIS_URL,
     QUEUE_PREFIX: deps.queues.prefix,
   })
+  const deploy = (at = line, ...options: string[]) =>
+    cli(['richmenu', 'deploy', '--dir', folder.dir, ...options], lineEnv(at))
   /** The relink jobs the CLI queued for the workers (none run in this test). */
   const relinkJobs = async () =>
     (
@@ -201,6 +204,53 @@ describe('kizuna richmenu deploy', () => {
       stdout: 'unchanged main\nretired   vip\ndeleted   vip\n',
     })
     expect(lineState(line).menus).toHaveLength(1)
+  })
+
+  it('creates the menus a channel lacks: at another one (after sandbox runs), or deleted by hand', async () => {
+    await folder.write('main', { alias: 'main', default: true, shade: 1 })
+    await folder.write('vip', { alias: 'vip', shade: 2 })
+    // The menus went to one channel (a sandbox run's stand-in, say)…
+    const first = await deploy()
+    expect(first).toMatchObject({ code: 0, stdout: 'created   main\ncreated   vip\n' })
+
+    // …then the deploy goes to another: before, `unchanged` twice and no call at all.
+    const other = await startLinePlatform({
+      channelSecret: `${TEST_CHANNEL_SECRET}-other`,
+      channelAccessToken: `${TEST_CHANNEL_TOKEN}-other`,
+    })
+    cleanups.push(() => other.close())
+    const second = await deploy(other)
+    expect(second).toMatchObject({ code: 0, stdout: 'created   main\ncreated   vip\n' })
+    expect(other.requests[0]?.path).toBe('/v2/bot/richmenu/list')
+    expect(lineState(other).menus).toHaveLength(2)
+    expect(Object.keys(lineState(other).aliases).sort()).toEqual(['main', 'vip'])
+    expect(lineState(other).defaultRichMenuId).not.toBeNull()
+
+    // A menu deleted in LINE's console is created again; the other makes no call but the list.
+    const vipId = lineState(other).aliases.vip as string
+    const removed = await fetch(`${other.apiBaseUrl}/v2/bot/richmenu/${vipId}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${other.channelAccessToken}` },
+    })
+    expect(removed.status).toBe(200)
+    const before = other.requests.length
+    const third = await deploy(other)
+    expect(third).toMatchObject({ code: 0, stdout: 'created   vip\nunchanged main\n' })
+    expect(lineState(other).menus).toHaveLength(2)
+    expect(other.requests.slice(before, before + 1).map((r) => r.path)).toEqual([
+      '/v2/bot/richmenu/list',
+    ])
+  })
+
+  it('trusts its records without asking LINE when told --no-check-line', async () => {
+    await folder.write('main', { alias: 'main', default: true, shade: 1 })
+    expect((await deploy()).stdout).toBe('created   main\n')
+    const before = line.requests.length
+    expect(await deploy(line, '--no-check-line')).toMatchObject({
+      code: 0,
+      stdout: 'unchanged main\n',
+    })
+    expect(line.requests.length).toBe(before)
   })
 
   it('prints the problems and exits 1', async () => {
