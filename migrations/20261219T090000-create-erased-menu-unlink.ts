@@ -6,12 +6,15 @@ import { type Kysely, sql } from 'kysely'
  * unlink. The LINE user id is what LINE needs and is personal data: a row lives only until
  * LINE's answer (the command's own call right after the commit, else the sweeper's retries,
  * `not_before` spacing them out), and at most 30 days, then it is dropped unconfirmed.
+ * `generation` counts the times the unlink was owed again (another erasure, a late link) while
+ * the row waited: a round deletes or defers only the generation it claimed.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`create table erased_menu_unlink (
     id uuid primary key default uuid_v7(),
     line_uid text not null unique,
     created_at timestamptz not null default now(),
+    generation int not null default 0,
     tries int not null default 0,
     not_before timestamptz,
     last_failure text

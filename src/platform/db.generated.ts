@@ -145,6 +145,7 @@ export interface DeliveryEvent {
 
 export interface ErasedMenuUnlink {
   created_at: Generated<Timestamp>;
+  generation: Generated<number>;
   id: Generated<string>;
   last_failure: string | null;
   line_uid: string;

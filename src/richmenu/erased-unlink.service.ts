@@ -35,7 +35,9 @@ export type ErasedUnlinkOutcome = Omit<UnlinkOutcome, 'settled'>
  * is deleted, the LINE user id with it; so is one whose id a live row holds again (the person
  * followed again since: its menu is the new friend's), without a call. The others wait for a
  * retry (the sweeper's, later each time). Rows another call holds, or whose retry is not due,
- * are left as they are. Never throws for LINE; logs counts and statuses only.
+ * are left as they are; a row owed again while this call held it (insertErasedUnlinks: a new
+ * generation) is left to the one that owes it, as this call's unlink may have come before what
+ * made it owed. Never throws for LINE; logs counts and statuses only.
  */
 export async function unlinkErasedMenus(
   deps: { db: Db; line: Line; log: Logger },
@@ -57,11 +59,11 @@ export async function unlinkErasedMenus(
   const done = new Set(settled)
   await deleteErasedUnlinks(
     deps.db,
-    claimed.filter((c) => live.has(c.line_uid) || done.has(c.line_uid)).map((c) => c.id),
+    claimed.filter((c) => live.has(c.line_uid) || done.has(c.line_uid)),
   )
   await deferErasedUnlinks(
     deps.db,
-    gone.filter((c) => !done.has(c.line_uid)).map((c) => c.id),
+    gone.filter((c) => !done.has(c.line_uid)),
     outcome.failure ?? 'unknown',
   )
   return outcome
