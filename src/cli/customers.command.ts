@@ -171,6 +171,13 @@ function printMenus(m: ErasedMenus): void {
         'until LINE confirms, for up to 30 days; LINE shows that menu until then.',
     )
   }
+  if (m.pending > 0) {
+    console.error(
+      `note: the rich menu of ${m.pending} LINE user(s) is being unlinked at LINE by another ` +
+        'attempt (a link that landed after the erasure, or the sweeper): not sent again here. ' +
+        "The worker's sweeper (npm start) tries again until LINE confirms, for up to 30 days.",
+    )
+  }
   if (m.skipped > 0) {
     console.error(
       `note: sandbox mode (no LINE credentials): the rich menu of ${m.skipped} LINE user(s) was ` +

@@ -5,7 +5,8 @@ import { type ErasedUnlinkOutcome, unlinkErasedMenus } from '../richmenu/erased-
 
 /**
  * What became of the per-user menus of an erased person: `failed` ones stay shown at LINE until
- * the sweeper's retry gets through, `skipped` ones too (sandbox: no LINE here).
+ * the sweeper's retry gets through, `pending` ones until another attempt's does, `skipped` ones
+ * until the sandbox's sweeper's (no LINE here).
  */
 export type ErasedMenus = ErasedUnlinkOutcome & { skipped: number }
 
@@ -21,6 +22,8 @@ export async function unlinkMenusAfterErasure(
   menuUnlinks: string[],
 ): Promise<ErasedMenus> {
   const { line } = deps
-  if (!line) return { unlinked: 0, refused: 0, failed: 0, skipped: menuUnlinks.length }
+  if (!line) {
+    return { unlinked: 0, refused: 0, failed: 0, pending: 0, skipped: menuUnlinks.length }
+  }
   return { ...(await unlinkErasedMenus({ ...deps, line }, menuUnlinks)), skipped: 0 }
 }

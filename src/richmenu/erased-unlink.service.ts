@@ -23,8 +23,11 @@ export const ERASED_UNLINK_MAX_AGE_MS = 30 * 86_400_000
 /** How long one unlink attempt holds its rows: well over a call's timeout, 500 calls paced. */
 const LEASE_SECONDS = 300
 
-/** What became of the menus: `failed` ones stay shown at LINE until a retry gets through. */
-export type ErasedUnlinkOutcome = Omit<UnlinkOutcome, 'settled'>
+/**
+ * What became of the menus: `failed` ones stay shown at LINE until a retry gets through;
+ * `pending` ones were not taken (another attempt holds them, or their retry is not due yet).
+ */
+export type ErasedUnlinkOutcome = Omit<UnlinkOutcome, 'settled'> & { pending: number }
 
 /**
  * Unlinks at LINE the menus these rows name (insertErasedUnlinks), after the commit: after, not
@@ -66,7 +69,7 @@ export async function unlinkErasedMenus(
     gone.filter((c) => !done.has(c.line_uid)),
     outcome.failure ?? 'unknown',
   )
-  return outcome
+  return { ...outcome, pending: ids.length - claimed.length }
 }
 
 /**

@@ -120,6 +120,34 @@ describe('the unlink of an erased person’s menu, when it cannot happen right a
     await deps.db.deleteFrom('line_user').where('id', '=', again.lineUserId).execute()
   })
 
+  it('says so when another attempt holds the unlink the erasure recorded, which the sweeper sees through', async () => {
+    const f = await linkedFriend()
+    // Another attempt takes the row as soon as it is written (what the command finds when one
+    // came first: a link that landed after the erasure, unlinking its own).
+    await sql`create function take_erased_unlink() returns trigger language plpgsql as $$
+      begin
+        update erased_menu_unlink set not_before = now() + interval '5 minutes' where id = new.id;
+        return null;
+      end $$`.execute(deps.db)
+    await sql`create trigger take_erased_unlink after insert on erased_menu_unlink
+      for each row execute function take_erased_unlink()`.execute(deps.db)
+    const res = await cli(['customers', 'erase', f.customerId], lineEnv()).finally(() =>
+      sql`drop function take_erased_unlink() cascade`.execute(deps.db),
+    )
+    expect(res.code).toBe(0)
+    expect(res.stderr).toContain(
+      'note: the rich menu of 1 LINE user(s) is being unlinked at LINE by another attempt',
+    )
+    expect(`${res.stdout}${res.stderr}`).not.toContain(f.lineUid.slice(1))
+    expect(unlinkCalls(f.lineUid)).toEqual([])
+
+    // That attempt died: its lease runs out, and the sweeper unlinks.
+    await untilDue()
+    expect(await sweepOnce(deps, 0)).toMatchObject({ unlinks: 1 })
+    await eventually(() => expect(line.richMenuOf(f.lineUid)).toBeUndefined())
+    await eventually(async () => expect(await leftOf(f.lineUid)).toEqual([]))
+  })
+
   it('gives up after 30 days without LINE, forgetting the LINE user id', async () => {
     const f = await linkedFriend()
     await eraseCustomer(deps.db, f.customerId)

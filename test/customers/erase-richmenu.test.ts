@@ -202,7 +202,7 @@ describe('kizuna customers erase and the rich menu', () => {
     line.clearRequests()
     const unlinks = await insertErasedUnlinks(deps.db, [returning.lineUid, gone.userId])
     const menus = await unlinkMenusAfterErasure(deps, unlinks)
-    expect(menus).toEqual({ unlinked: 1, refused: 0, failed: 0, skipped: 0 })
+    expect(menus).toEqual({ unlinked: 1, refused: 0, failed: 0, pending: 0, skipped: 0 })
     expect(unlinkRequests().map((r) => r.path)).toEqual([`/v2/bot/user/${gone.userId}/richmenu`])
     expect(line.richMenuOf(returning.lineUid)).toBe(menu.richMenuId)
   })

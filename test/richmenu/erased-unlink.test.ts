@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { unlinkMenusAfterErasure } from '../../src/customers/erase-richmenu.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
-import { insertErasedUnlinks } from '../../src/richmenu/erased-unlink.repo.ts'
+import { claimErasedUnlinks, insertErasedUnlinks } from '../../src/richmenu/erased-unlink.repo.ts'
 import { unlinkErasedMenus } from '../../src/richmenu/erased-unlink.service.ts'
 import { linkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
@@ -87,5 +87,18 @@ describe('an unlink owed again while a round holds its row', () => {
     expect(line.richMenuOf(f.lineUid)).toBeUndefined()
     expect(line.richMenuOf(other.lineUid)).toBeUndefined()
     expect(await rowsLeft()).toEqual([])
+  })
+})
+
+describe('the erasure’s own unlink, after the commit', () => {
+  it('counts as pending the rows another round holds, and sends nothing for them', async () => {
+    const f = await linkedFriend()
+    const { menuUnlinks } = await eraseCustomer(deps.db, f.customerId)
+    await claimErasedUnlinks(deps.db, menuUnlinks, 300)
+    line.clearRequests()
+    const menus = await unlinkMenusAfterErasure(deps, menuUnlinks)
+    expect(menus).toEqual({ unlinked: 0, refused: 0, failed: 0, pending: 1, skipped: 0 })
+    expect(line.requests).toEqual([])
+    expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
   })
 })
