@@ -1,7 +1,9 @@
-import type { Db } from '../platform/db.ts'
 import type { Line } from '../platform/line.ts'
-import type { Logger } from '../platform/logger.ts'
-import { type ErasedUnlinkOutcome, unlinkErasedMenus } from '../richmenu/erased-unlink.service.ts'
+import {
+  type ErasedUnlinkDeps,
+  type ErasedUnlinkOutcome,
+  unlinkErasedMenus,
+} from '../richmenu/erased-unlink.service.ts'
 
 /**
  * What became of the per-user menus of an erased person: `failed` ones stay shown at LINE until
@@ -18,7 +20,7 @@ export type ErasedMenus = ErasedUnlinkOutcome & { skipped: number }
  * users count as skipped, their rows left to the sandbox's own worker.
  */
 export async function unlinkMenusAfterErasure(
-  deps: { db: Db; line: Line | undefined; log: Logger },
+  deps: Omit<ErasedUnlinkDeps, 'line'> & { line: Line | undefined },
   menuUnlinks: string[],
 ): Promise<ErasedMenus> {
   const { line } = deps

@@ -221,8 +221,9 @@ async function callLine(
  * Takes back at LINE a link that landed after the erasure of some of its users: the job read them
  * before, the erasure unlinked their menus and tombstoned their rows (so the record failed), and
  * nothing else knows their LINE user ids any more. Only erased rows: another job's link or a
- * follow (the record moved for them too) leaves LINE as it is; so does a LINE user id a live row
- * holds now (the person followed again after the erasure, a new row: its menu is theirs). The
+ * follow (the record moved for them too) leaves LINE as it is. A LINE user id a live row holds
+ * now (the person followed again after the erasure, a new row) is unlinked too, its menu then
+ * linked again (unlinkErasedMenus): this call may have landed after that friend's own link. The
  * unlink is recorded first (erased_menu_unlink), as the erasure's is: one LINE does not confirm
  * is retried by the sweeper, as the job's own retry would not find them again. Never throws for
  * LINE.

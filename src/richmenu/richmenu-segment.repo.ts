@@ -182,15 +182,20 @@ export async function findErasedLineUsers(db: Db, lineUserIds: string[]): Promis
   return rows.map((r) => r.id)
 }
 
-/** Those of these LINE user ids a row holds (a live one: an erased row holds a tombstone). */
-export async function findLiveLineUids(db: Db, lineUids: string[]): Promise<string[]> {
+/**
+ * Forgets the menu recorded for the LINE users holding these LINE user ids (live rows: an erased
+ * row holds a tombstone), the generation counted up, so that a link under way does not record
+ * over it; returns their ids.
+ */
+export async function forgetMenusOfLineUids(db: Db, lineUids: string[]): Promise<string[]> {
   if (lineUids.length === 0) return []
   const rows = await db
-    .selectFrom('line_user')
-    .select('line_uid')
+    .updateTable('line_user')
+    .set(forgottenMenu)
     .where('line_uid', 'in', lineUids)
+    .returning('id')
     .execute()
-  return rows.map((r) => r.line_uid)
+  return rows.map((r) => r.id)
 }
 
 /** Forgets the menu recorded for these LINE users: the next link sends theirs again. */

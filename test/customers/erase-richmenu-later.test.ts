@@ -107,16 +107,40 @@ describe('the unlink of an erased person’s menu, when it cannot happen right a
     expect(unlinkCalls(f.lineUid)).toHaveLength(1)
   })
 
-  it('leaves the menu of a friend who followed again with the same LINE user id, and forgets it', async () => {
+  it('unlinks the erased person’s menu from a friend who followed again with the same LINE user id, then links theirs', async () => {
     const f = await linkedFriend()
     await eraseCustomer(deps.db, f.customerId)
+    // Back as a friend before the unlink got through; their own link not recorded yet.
     const again = await insertFriend(deps, { lineUid: f.lineUid })
     expect(await sweepOnce(deps, 0)).toMatchObject({ unlinks: 1 })
     await eventually(async () =>
       expect(await leftOf(f.lineUid)).toEqual([`line_user.line_uid: ${f.lineUid}`]),
     )
-    expect(unlinkCalls(f.lineUid)).toEqual([])
+    expect(unlinkCalls(f.lineUid)).toHaveLength(1)
+    // Their own menu (the same segment's here), linked after the unlink.
+    await eventually(async () => {
+      const row = await deps.db
+        .selectFrom('line_user')
+        .select('richmenu_version_id')
+        .where('id', '=', again.lineUserId)
+        .executeTakeFirstOrThrow()
+      expect(row.richmenu_version_id).toBe(menu.versionId)
+    })
     expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+    await deps.db.deleteFrom('line_user').where('id', '=', again.lineUserId).execute()
+  })
+
+  it('unlinks the erased person’s menu from a friend who followed again and wants the default menu', async () => {
+    const f = await linkedFriend()
+    await eraseCustomer(deps.db, f.customerId)
+    // A member now: no live menu for that segment, the default applies; their link job finds
+    // nothing to change (no menu recorded, none wanted) and never calls LINE.
+    const again = await insertFriend(deps, { lineUid: f.lineUid, customer: { purchase_count: 1 } })
+    expect(await sweepOnce(deps, 0)).toMatchObject({ unlinks: 1 })
+    await eventually(async () =>
+      expect(await leftOf(f.lineUid)).toEqual([`line_user.line_uid: ${f.lineUid}`]),
+    )
+    expect(line.richMenuOf(f.lineUid)).toBeUndefined()
     await deps.db.deleteFrom('line_user').where('id', '=', again.lineUserId).execute()
   })
 

@@ -71,6 +71,14 @@ async function expectNeverLinkedAgain(
   for (const uid of lineUids) expect(line.richMenuOf(uid)).toBeUndefined()
 }
 
+/** The link jobs queued (none runs here) naming this LINE user. */
+async function queuedLinksOf(lineUserId: string) {
+  const jobs = await deps.queues.byName.richmenu.getJobs(['waiting', 'prioritized', 'delayed'])
+  return jobs.filter(
+    (j) => j.name === 'richmenu.link-users' && j.data.lineUserIds?.includes(lineUserId),
+  )
+}
+
 /**
  * A link job for these friends whose call LINE holds while `meanwhile` runs; the requests LINE
  * received until then are cleared, and the job is done when this returns.
@@ -179,32 +187,40 @@ describe('kizuna customers erase and the rich menu', () => {
     expect(line.richMenuOf(f.lineUid)).toBeUndefined()
   })
 
-  it("leaves the menu of a returning friend holding the erased person's LINE user id", async () => {
+  it("takes back a late link from a returning friend holding the erased person's LINE user id, then links theirs", async () => {
     const f = await friend({ linked: false })
     let again: Awaited<ReturnType<typeof insertFriend>> | undefined
     // A stale link job read the row; the person is erased, follows again (a new row with the
-    // same LINE user id), and is linked; then the stale call lands.
+    // same LINE user id), and is linked; then the stale call lands, last.
     await linkHeldWhile([f], async () => {
       expect((await cli(['customers', 'erase', f.customerId], lineEnv())).code).toBe(0)
       again = await insertFriend(deps, { lineUid: f.lineUid })
       expect(await linkRichMenus(deps, [again.lineUserId])).toMatchObject({ linked: 1 })
     })
+    const againId = again?.lineUserId ?? ''
 
-    expect(unlinkRequests()).toEqual([])
+    // The erased person's link is taken back; the friend's record forgotten, their link queued.
+    expect(line.requestsTo('DELETE', `/v2/bot/user/${f.lineUid}/richmenu`)).toHaveLength(1)
+    expect(line.richMenuOf(f.lineUid)).toBeUndefined()
+    expect((await row(againId)).richmenu_version_id).toBeNull()
+    expect(await queuedLinksOf(againId)).toHaveLength(1)
+    // What that job does: the friend's own menu again.
+    expect(await linkRichMenus(deps, [againId])).toMatchObject({ linked: 1 })
     expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
-    expect((await row(again?.lineUserId ?? '')).richmenu_version_id).toBe(menu.versionId)
   })
 
-  it('after the commit, unlinks only LINE user ids no live row holds (not a friend who followed again)', async () => {
+  it('after the commit, unlinks every LINE user id, a friend who followed again too, whose menu is linked again', async () => {
     const returning = await friend({ linked: true })
     const gone = line.users.create()
     gone.friendship = 'friend'
     line.clearRequests()
     const unlinks = await insertErasedUnlinks(deps.db, [returning.lineUid, gone.userId])
     const menus = await unlinkMenusAfterErasure(deps, unlinks)
-    expect(menus).toEqual({ unlinked: 1, refused: 0, failed: 0, pending: 0, skipped: 0 })
-    expect(unlinkRequests().map((r) => r.path)).toEqual([`/v2/bot/user/${gone.userId}/richmenu`])
-    expect(line.richMenuOf(returning.lineUid)).toBe(menu.richMenuId)
+    expect(menus).toEqual({ unlinked: 2, refused: 0, failed: 0, pending: 0, skipped: 0 })
+    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/unlink')).toHaveLength(1)
+    expect(line.richMenuOf(returning.lineUid)).toBeUndefined()
+    expect((await row(returning.lineUserId)).richmenu_version_id).toBeNull()
+    expect(await queuedLinksOf(returning.lineUserId)).toHaveLength(1)
   })
 
   it('takes back a bulk link that landed after the erasure, in one bulk unlink', async () => {
