@@ -6,6 +6,7 @@ import type { Line } from '../platform/line.ts'
 import type { Logger } from '../platform/logger.ts'
 import type { Queues } from '../platform/queues.ts'
 import {
+  type ClaimedUnlink,
   claimErasedUnlinks,
   deferErasedUnlinks,
   deleteErasedUnlinks,
@@ -21,8 +22,15 @@ import { type UnlinkOutcome, unlinkAtLine } from './richmenu-unlink.ts'
  * be answered in under the GDPR. Then it is dropped and the menu stays until it is retired.
  */
 export const ERASED_UNLINK_MAX_AGE_MS = 30 * 86_400_000
-/** How long one unlink attempt holds its rows: well over a call's timeout, 500 calls paced. */
-const LEASE_SECONDS = 300
+/**
+ * Rows a round takes at a time: their calls (a bulk one, then one each if LINE refuses it) are
+ * over before the lease is, so no other round takes them meanwhile; the rows it has not reached
+ * yet it does not hold.
+ */
+const CLAIM_SLICE = 50
+/** How long a round holds a slice: 51 calls at LINE_TIMEOUT_MS's default 10 s, with room. */
+const LEASE_SECONDS = 600
+const FAILED = 'could not unlink the rich menu of an erased person; it is tried again later'
 
 /**
  * What became of the menus: `failed` ones stay shown at LINE until a retry gets through;
@@ -40,10 +48,11 @@ export type ErasedUnlinkDeps = { db: Db; line: Line; log: Logger; queues?: Pick<
  * sure to come last (a link recorded later fails its compare and is recorded here by
  * unlinkErased in richmenu-link.service.ts). A row LINE confirmed (or refused as an invalid id)
  * is deleted, the LINE user id with it. The others wait for a retry (the sweeper's, later each
- * time). Rows another call holds, or whose retry is not due, are left as they are (`pending`); a
- * row owed again while this call held it (insertErasedUnlinks: a new generation) is left to the
- * one that owes it, as this call's unlink may have come before what made it owed. Never throws
- * for LINE; logs counts and statuses only.
+ * time). Rows are taken CLAIM_SLICE at a time; those another call holds, or whose retry is not
+ * due, are left as they are (`pending`). A row owed again while this call held it
+ * (insertErasedUnlinks: a new generation) is left to the one that owes it, as this call's
+ * unlink may have come before what made it owed. Never throws for LINE; logs counts and
+ * statuses only.
  *
  * An id a live row holds again (the person followed again since) is unlinked too: the menu LINE
  * shows may be the erased person's, which the new friend's link job never replaces when it
@@ -55,12 +64,36 @@ export async function unlinkErasedMenus(
   deps: ErasedUnlinkDeps,
   ids: string[],
 ): Promise<ErasedUnlinkOutcome> {
-  const claimed = await claimErasedUnlinks(deps.db, ids, LEASE_SECONDS)
-  const { settled, ...outcome } = await unlinkAtLine(
-    deps,
-    claimed.map((c) => c.line_uid),
-    'could not unlink the rich menu of an erased person; it is tried again later',
-  )
+  const total: ErasedUnlinkOutcome = { unlinked: 0, refused: 0, failed: 0, pending: 0 }
+  for (let i = 0; i < ids.length; i += CLAIM_SLICE) {
+    const slice = ids.slice(i, i + CLAIM_SLICE)
+    const claimed = await claimErasedUnlinks(deps.db, slice, LEASE_SECONDS)
+    const outcome = await unlinkClaimed(deps, claimed, total.failure)
+    total.unlinked += outcome.unlinked
+    total.refused += outcome.refused
+    total.failed += outcome.failed
+    total.failure ??= outcome.failure
+    total.pending += slice.length - claimed.length
+  }
+  return total
+}
+
+/**
+ * One slice: unlinked at LINE, then done with or deferred. After LINE failed a call for a reason
+ * not about the ids (`failedBefore`, its status), the rest would fare the same now: deferred
+ * without a call.
+ */
+async function unlinkClaimed(
+  deps: ErasedUnlinkDeps,
+  claimed: ClaimedUnlink[],
+  failedBefore: string | undefined,
+): Promise<Omit<UnlinkOutcome, 'settled'>> {
+  if (claimed.length === 0) return { unlinked: 0, refused: 0, failed: 0 }
+  const uids = claimed.map((c) => c.line_uid)
+  if (failedBefore) deps.log.warn({ users: uids.length, status: failedBefore }, FAILED)
+  const { settled, ...outcome } = failedBefore
+    ? { unlinked: 0, refused: 0, failed: uids.length, failure: failedBefore, settled: [] }
+    : await unlinkAtLine(deps, uids, FAILED)
   // Before the rows go: a crash in between costs an unlink sent again, not a friend left without
   // their menu.
   await relinkReturning(deps, settled)
@@ -74,7 +107,7 @@ export async function unlinkErasedMenus(
     claimed.filter((c) => !done.has(c.line_uid)),
     outcome.failure ?? 'unknown',
   )
-  return { ...outcome, pending: ids.length - claimed.length }
+  return outcome
 }
 
 /**

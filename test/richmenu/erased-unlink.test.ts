@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { unlinkMenusAfterErasure } from '../../src/customers/erase-richmenu.service.ts'
@@ -100,5 +101,63 @@ describe('the erasure’s own unlink, after the commit', () => {
     expect(menus).toEqual({ unlinked: 0, refused: 0, failed: 0, pending: 1, skipped: 0 })
     expect(line.requests).toEqual([])
     expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+  })
+})
+
+describe('a round of many rows', () => {
+  /** `n` erased LINE users with the live menu, their rows written (no unlink sent yet). */
+  async function erasedWithMenus(n: number) {
+    const users = Array.from({ length: n }, () => line.users.create())
+    for (const u of users) u.friendship = 'friend'
+    await deps.line.call('richmenu.link', (c) =>
+      c.linkRichMenuIdToUsers({
+        richMenuId: menu.richMenuId,
+        userIds: users.map((u) => u.userId),
+      }),
+    )
+    for (const u of users) expect(line.richMenuOf(u.userId)).toBe(menu.richMenuId)
+    const ids = await insertErasedUnlinks(
+      deps.db,
+      users.map((u) => u.userId),
+    )
+    line.clearRequests()
+    return { users, ids }
+  }
+  const leased = async () =>
+    (
+      await deps.db
+        .selectFrom('erased_menu_unlink')
+        .select('id')
+        .where('not_before', '>', sql<Date>`now()`)
+        .execute()
+    ).length
+
+  it('holds only the rows it is unlinking, not those it will reach later, which a lease may not outlast', async () => {
+    const { users, ids } = await erasedWithMenus(120)
+    const held = line.holdNext(anyUnlink)
+    const round = unlinkErasedMenus(deps, ids)
+    await held.arrived
+    const whileFirstCall = await leased()
+    held.release()
+    expect(await round).toEqual({ unlinked: 120, refused: 0, failed: 0, pending: 0 })
+    expect(whileFirstCall).toBeGreaterThan(0)
+    expect(whileFirstCall).toBeLessThan(120)
+    for (const u of users) expect(line.richMenuOf(u.userId)).toBeUndefined()
+    expect(await rowsLeft()).toEqual([])
+  })
+
+  it('sends nothing more once LINE failed a call for a reason not about the ids; all wait for a retry', async () => {
+    const { users, ids } = await erasedWithMenus(120)
+    line.failNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/unlink', status: 500 })
+    expect(await unlinkErasedMenus(deps, ids)).toEqual({
+      unlinked: 0,
+      refused: 0,
+      failed: 120,
+      failure: '500',
+      pending: 0,
+    })
+    expect(line.requests).toHaveLength(1)
+    expect(await leased()).toBe(120)
+    expect(line.richMenuOf(users[0]?.userId ?? '')).toBe(menu.richMenuId)
   })
 })
