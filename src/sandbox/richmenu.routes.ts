@@ -17,6 +17,15 @@ const NOT_FOUND = { message: 'Not found' }
 const NO_IMAGE = { message: 'must upload richmenu image before applying it to user' }
 const INVALID_USER_ID = { message: "The value for the 'userId' parameter is invalid" }
 
+/** LINE's refusal of a bulk call naming a malformed user id (the first), or undefined. */
+function malformedUserId(userIds: string[]): { message: string } | undefined {
+  const bad = userIds.findIndex((userId) => !USER_ID.test(userId))
+  if (bad < 0) return undefined
+  return {
+    message: `The property, 'userIds[${bad}]', in the request body is invalid (line: -, column: -)`,
+  }
+}
+
 /** Rich menus, defaults, per-user links and aliases (api host). Images live on the data host. */
 export function createRichMenuRoutes(ctx: SandboxContext) {
   const app = new Hono<SandboxEnv>()
@@ -51,8 +60,11 @@ export function createRichMenuRoutes(ctx: SandboxContext) {
     c.json({ richmenus: [...state.richMenus.values()].map(toResponse) }),
   )
 
+  // A malformed id refuses the whole call: no one is linked, as a bulk unlink (below).
   app.post('/v2/bot/richmenu/bulk/link', (c) => {
     const { richMenuId, userIds } = c.get('body') as { richMenuId: string; userIds: string[] }
+    const malformed = malformedUserId(userIds)
+    if (malformed) return c.json(malformed, 400)
     const target = menu(richMenuId)
     if (!target) return c.json(NOT_FOUND, 404)
     if (!target.image) return c.json(NO_IMAGE, 400)
@@ -67,11 +79,8 @@ export function createRichMenuRoutes(ctx: SandboxContext) {
   // menus from multiple users"). One that is well formed but unknown is accepted and ignored.
   app.post('/v2/bot/richmenu/bulk/unlink', (c) => {
     const { userIds } = c.get('body') as { userIds: string[] }
-    const bad = userIds.findIndex((userId) => !USER_ID.test(userId))
-    if (bad >= 0) {
-      const message = `The property, 'userIds[${bad}]', in the request body is invalid (line: -, column: -)`
-      return c.json({ message }, 400)
-    }
+    const malformed = malformedUserId(userIds)
+    if (malformed) return c.json(malformed, 400)
     for (const userId of userIds) {
       const user = state.users.get(userId)
       if (user) delete user.richMenuId
@@ -173,8 +182,10 @@ export function createRichMenuRoutes(ctx: SandboxContext) {
     return c.json({})
   })
 
-  // 200 even for non-friends and blocked users, who simply don't get linked (LINE-API.md §4).
+  // 200 even for non-friends and blocked users, who simply don't get linked (LINE-API.md §4);
+  // 400 for a malformed id, as the unlink.
   app.post('/v2/bot/user/:userId/richmenu/:richMenuId', (c) => {
+    if (!USER_ID.test(c.req.param('userId'))) return c.json(INVALID_USER_ID, 400)
     const target = menu(c.req.param('richMenuId'))
     if (!target) return c.json(NOT_FOUND, 404)
     if (!target.image) return c.json(NO_IMAGE, 400)

@@ -276,6 +276,27 @@ describe('rich menus', () => {
     await client.deleteRichMenu(richMenuId)
   })
 
+  it('refuses a bulk link naming a malformed user id as a whole (400), and one such link', async () => {
+    const [a, b] = [await friend('A'), await friend('B')]
+    const { richMenuId } = await client.createRichMenu(richMenuRequest)
+    await blob.setRichMenuImage(richMenuId, new Blob([pngBytes], { type: 'image/png' }))
+    const bad = 'U-not-a-user-id'
+
+    const bulk = await fetchError(
+      client.linkRichMenuIdToUsers({ richMenuId, userIds: [a.userId, bad, b.userId] }),
+    )
+    expect(bulk.status).toBe(400)
+    expect(bulk.body).toEqual({
+      message: "The property, 'userIds[1]', in the request body is invalid (line: -, column: -)",
+    })
+    // Refused as a whole: nobody was linked.
+    expect((await fetchError(client.getRichMenuIdOfUser(a.userId))).status).toBe(404)
+    const one = await fetchError(client.linkRichMenuIdToUser(bad, richMenuId))
+    expect(one.status).toBe(400)
+    expect(one.body).toEqual({ message: "The value for the 'userId' parameter is invalid" })
+    await client.deleteRichMenu(richMenuId)
+  })
+
   it('refuses an image that is not a PNG or JPEG of 800-2500 × 250+ pixels, ratio 1.45+', async () => {
     const upload = async (bytes: Buffer, type = 'image/png') => {
       const { richMenuId } = await client.createRichMenu(richMenuRequest)
