@@ -6,6 +6,7 @@ import { classifyLineError } from '../platform/line.ts'
 import type { EventContext } from '../webhook/event-context.ts'
 import { insertErasedUnlinks } from './erased-unlink.repo.ts'
 import { unlinkErasedMenus } from './erased-unlink.service.ts'
+import { type CallAnswer, callSplittingRefusals } from './richmenu-bulk-call.ts'
 import {
   findErasedLineUsers,
   findMismatchedFriends,
@@ -92,24 +93,32 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
   const groups = new Map<string, { menuId: string | null; users: WantedMenu[] }>()
   const counts: LinkCounts = { linked: 0, unlinked: 0, rejected: 0, calls: 0 }
   const send = async (versionId: string | null, menuId: string | null, users: WantedMenu[]) => {
-    counts.calls++
-    const answer = await callLine(deps, menuId, users)
-    if (answer === 'refused' && users.length > 1) {
-      // LINE refuses a bulk call whole for one bad user id (an account since deleted): one
-      // call each, so the others get their menu and only that one waits for a later relink.
-      // Not when it refused the menu itself (gone, no image): every single call would fail too.
-      for (const user of users) await send(versionId, menuId, [user])
-      return
-    }
-    if (answer !== 'accepted') {
-      counts.rejected += users.length
-      return
-    }
+    // One bad user id refusing a bulk call: one call each (not for a refused menu: callLine).
+    const transient: { error?: unknown } = {}
+    const outcome = await callSplittingRefusals(users, (group) => {
+      counts.calls++
+      return callLine(deps, menuId, group, transient)
+    })
+    counts.rejected += outcome.refused.length + outcome.failed.length
+    // LINE refuses such an id whatever the menu: recorded as settled for this version, so that
+    // relinks do not send it (and split its call) again; a change of menu tries it once more.
+    await recordLinkedMenus(deps.db, outcome.refused, versionId)
+    await recordAccepted(versionId, menuId, outcome.accepted, outcome.whole)
+    // 429, 5xx, a timeout or a network error: the job is retried (what LINE accepted is recorded).
+    if (transient.error) throw transient.error
+  }
+  const recordAccepted = async (
+    versionId: string | null,
+    menuId: string | null,
+    users: WantedMenu[],
+    whole: boolean,
+  ) => {
+    if (users.length === 0) return
     const raced = await recordLinkedMenus(deps.db, users, versionId)
     if (menuId && raced.length > 0) await unlinkErased(deps, users, raced)
     if (menuId) counts.linked += users.length - raced.length
     else counts.unlinked += users.length - raced.length
-    if (versionId && users.length > 1) {
+    if (versionId && whole) {
       const racedIds = new Set(raced)
       const recordedIds = users.flatMap((u) => (racedIds.has(u.id) ? [] : [u.id]))
       await queueLinkCheck(deps, versionId, recordedIds)
@@ -167,17 +176,17 @@ async function queueLinkCheck(deps: LinkDeps, versionId: string, lineUserIds: st
 
 /**
  * One LINE call: link `menuId` (null: unlink) to the users; one user goes by the per-user
- * endpoint (immediate), more by bulk (202, asynchronous). Returns `refused` when LINE refused it
- * (4xx other than 429: logged, rows left as they were so a later relink tries again), or
- * `menu-refused` when the refusal is about the menu (LINE lost it: 404; it has no image), which
- * no user of the call can change; throws on 429, 5xx, a timeout or a network error so that the
- * job is retried.
+ * endpoint (immediate), more by bulk (202, asynchronous). A refusal (4xx other than 429) is
+ * logged and `splittable` unless it is about the menu (LINE lost it: 404; it has no image),
+ * which no user of the call can change; on 429, 5xx, a timeout or a network error the error is
+ * kept in `transient` for the job to throw once what LINE accepted is recorded.
  */
 async function callLine(
   deps: LinkDeps,
   menuId: string | null,
   users: WantedMenu[],
-): Promise<'accepted' | 'refused' | 'menu-refused'> {
+  transient: { error?: unknown },
+): Promise<CallAnswer> {
   const userIds = users.map((u) => u.line_uid)
   const [one] = userIds
   try {
@@ -194,9 +203,10 @@ async function callLine(
           : c.unlinkRichMenuIdFromUsers({ userIds }),
       )
     }
-    return 'accepted'
+    return { ok: true }
   } catch (error) {
     const failure = classifyLineError(error)
+    const status = String(failure.status ?? 'network')
     if (failure.kind === 'rejected' || failure.kind === 'invalid_reply_token') {
       // LINE user ids stay out of logs: our row ids name the people.
       deps.log.warn(
@@ -211,9 +221,10 @@ async function callLine(
       )
       const aboutMenu =
         menuId !== null && (failure.status === 404 || /richmenu image/i.test(failure.message))
-      return aboutMenu ? 'menu-refused' : 'refused'
+      return { ok: false, status, splittable: !aboutMenu }
     }
-    throw error
+    transient.error = error
+    return { ok: false, status, splittable: false }
   }
 }
 
