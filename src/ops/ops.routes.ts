@@ -20,7 +20,7 @@ const CHECK_TIMEOUT_MS = 2_000
  */
 export function opsRoutes(deps: Pick<Deps, 'db' | 'redis' | 'metrics' | 'env' | 'log'>) {
   const needsRedis = deps.env.ROLE === 'worker'
-  const checkPostgres = createCheck(deps.log, 'postgres', () => sql`select 1`.execute(deps.db))
+  const checkPostgres = createCheck(deps.log, 'postgres', () => assertWritable(deps.db))
   const checkRedis = createCheck(deps.log, 'redis', () => pingRedis(deps.redis))
   return new Hono<AppEnv>()
     .get('/healthz', (c) => c.json({ status: 'ok' }))
@@ -34,6 +34,28 @@ export function opsRoutes(deps: Pick<Deps, 'db' | 'redis' | 'metrics' | 'env' | 
       c.header('content-type', deps.metrics.registry.contentType)
       return c.body(await deps.metrics.registry.metrics())
     })
+}
+
+/**
+ * Not ready for Postgres: it answers but cannot write (webhooks and scans would get 503s). A
+ * pool still on a failed-over primary, now a standby (in recovery), or a server or role set
+ * read-only (transaction_read_only): `select 1` works on both. One round trip.
+ */
+async function assertWritable(db: Deps['db']): Promise<void> {
+  const { rows } = await sql<{ recovery: boolean; readOnly: string }>`
+    select pg_is_in_recovery() as recovery,
+      current_setting('transaction_read_only') as "readOnly"`.execute(db)
+  const [state] = rows
+  if (state?.recovery) throw new ReadOnly('Postgres is read-only: a standby (in recovery)')
+  if (state?.readOnly !== 'off') {
+    throw new ReadOnly(
+      'Postgres is read-only: transaction_read_only is on (a read-only server, role or database)',
+    )
+  }
+}
+
+class ReadOnly extends Error {
+  override name = 'ReadOnly'
 }
 
 /** Not ready for Redis: it is not connected (ioredis's own words say little). */

@@ -1,10 +1,11 @@
+import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createOpsApp } from '../../src/ops/ops.app.ts'
 import { createDb } from '../../src/platform/db.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { createMetrics } from '../../src/platform/metrics.ts'
 import { createProducerRedis } from '../../src/platform/redis.ts'
-import { TEST_REDIS_URL } from '../support/env.ts'
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
 import { errorOf, startTestKizuna, type TestKizuna, testEnv } from '../support/harness.ts'
 import { logSink } from '../support/log-sink.ts'
 import { startPrivateRedis } from '../support/private-redis.ts'
@@ -113,6 +114,9 @@ describe('GET /readyz with a wrong DATABASE_URL or REDIS_URL', () => {
     const app = createOpsApp({ db, redis, metrics: createMetrics(), log, env })
     return {
       logs,
+      redisReady: async () => {
+        if (redis.status !== 'ready') await once(redis, 'ready')
+      },
       readyz: async () => {
         const res = await app.request('/readyz')
         return { status: res.status, text: await res.text() }
@@ -149,6 +153,34 @@ describe('GET /readyz with a wrong DATABASE_URL or REDIS_URL', () => {
       expect(ops.logs.lines.join('')).toContain('nosuchrole')
     } finally {
       await ops.close()
+    }
+  })
+
+  it('is not ready on a Postgres that accepts no writes (a pool left on a standby or a read-only server), in fixed words, logged once', async () => {
+    // Connections that cannot write, as to a failed-over primary now a standby: `select 1` works.
+    const readOnly = new URL(TEST_DATABASE_URL)
+    readOnly.searchParams.set('options', '-c default_transaction_read_only=on')
+    const ops = await opsWith({ DATABASE_URL: readOnly.toString(), REDIS_URL: TEST_REDIS_URL })
+    const writable = await opsWith({ DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL })
+    try {
+      await Promise.all([ops.redisReady(), writable.redisReady()])
+      for (const answer of [await ops.readyz(), await ops.readyz()]) {
+        expect(answer.status).toBe(503)
+        expect(JSON.parse(answer.text)).toEqual({
+          status: 'unavailable',
+          postgres: 'failed',
+          redis: 'ok',
+        })
+      }
+      const readiness = ops.logs.entries().filter((l) => /^readiness/.test(String(l.msg)))
+      expect(readiness.map((l) => l.msg)).toEqual(['readiness: postgres failed'])
+      expect(ops.logs.lines.join('')).toMatch(/read-only/)
+      const normal = await writable.readyz()
+      expect(normal.status).toBe(200)
+      expect(JSON.parse(normal.text)).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' })
+    } finally {
+      await ops.close()
+      await writable.close()
     }
   })
 
