@@ -102,6 +102,12 @@ const NETWORK_CODES = new Set([
  */
 const OUTAGE_SQLSTATE = /^(08|57P|53|25P03$|25006$)/
 
+/**
+ * Redis's replies on a replica (after a failover, a connection left on the old primary): a write
+ * refused, and a blocking wait ended as the primary became a replica.
+ */
+const REDIS_REPLICA = /^READONLY |^UNBLOCKED .*instance state changed/
+
 /** A Postgres error code: five digits or capitals (Node's own, EPIPE, are told apart first). */
 const SQLSTATE = /^[0-9A-Z]{5}$/
 
@@ -121,7 +127,7 @@ export function isConnectionError(error: unknown): boolean {
     if (SQLSTATE.test(code)) return OUTAGE_SQLSTATE.test(code)
   }
   const message = error instanceof Error ? error.message : ''
-  return /connect|terminat|timeout|Connection/i.test(message)
+  return /connect|terminat|timeout|Connection/i.test(message) || REDIS_REPLICA.test(message)
 }
 
 /**

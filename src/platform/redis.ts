@@ -47,7 +47,8 @@ const RECHECK_MS = 1_000
 
 /**
  * True when `err` means Redis is away: a refused or lost connection, a command that timed out,
- * or any failure while the connection is down. The outage is logged once, naming REDIS_URL, and
+ * a write refused by a replica (READONLY, see isConnectionError), or any failure while the
+ * connection is down. The outage is logged once, naming REDIS_URL, and
  * its end once (see createOutage), so the caller logs nothing more.
  */
 export function isRedisOutage(redis: Redis, err: unknown): boolean {
@@ -74,6 +75,8 @@ function watchOutage(redis: Redis, url: string, log: Logger): Watch {
     pinging = true
     try {
       await Promise.all([...connections].map((c) => c.ping()))
+      // A replica answers PING too: back once it takes writes again (promoted, or reconnected).
+      if (await isReplica(redis)) return
       outage.answered()
       endedAt = Date.now()
       clearInterval(recheck)
@@ -111,6 +114,17 @@ function watchOutage(redis: Redis, url: string, log: Logger): Watch {
       }
       return true
     },
+  }
+}
+
+/** Redis's ROLE; a server that refuses it (a managed one may) is taken for a primary. */
+async function isReplica(redis: Redis): Promise<boolean> {
+  try {
+    const [role] = (await redis.call('role')) as [string]
+    return role === 'slave'
+  } catch (err) {
+    if (isConnectionError(err)) throw err
+    return false
   }
 }
 
