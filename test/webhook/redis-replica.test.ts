@@ -37,6 +37,14 @@ describe('webhook while Redis is a read-only replica', () => {
     await eventually(() => expect(admin.set('probe', '1')).rejects.toThrow(/^READONLY/))
     const users = [k.line.users.create(), k.line.users.create()]
     const ids: string[] = []
+    const statuses = async () =>
+      (
+        await k.deps.db
+          .selectFrom('webhook_event')
+          .select('status')
+          .where('webhook_event_id', 'in', ids)
+          .execute()
+      ).map((r) => r.status)
     for (const user of users) {
       const result = await k.line.users.follow(user.userId)
       expect(result.status).toBe(200)
@@ -44,21 +52,11 @@ describe('webhook while Redis is a read-only replica', () => {
     }
     // Long enough for the workers and the sweeper to try a few times.
     await new Promise((r) => setTimeout(r, 2_500))
-    const pending = await k.deps.db
-      .selectFrom('webhook_event')
-      .select('status')
-      .where('webhook_event_id', 'in', ids)
-      .execute()
-    expect(pending.map((r) => r.status)).toEqual(['pending', 'pending'])
+    expect(await statuses()).toEqual(['pending', 'pending'])
 
     await admin.replicaof('NO', 'ONE')
     await eventually(async () => {
-      const rows = await k.deps.db
-        .selectFrom('webhook_event')
-        .select('status')
-        .where('webhook_event_id', 'in', ids)
-        .execute()
-      expect(rows.map((r) => r.status)).toEqual(['done', 'done'])
+      expect(await statuses()).toEqual(['done', 'done'])
       for (const user of users) expect(k.line.inbox(user.userId)).toHaveLength(1)
     }, 40_000)
 
