@@ -27,20 +27,24 @@ describe('delivery retries of a reply', () => {
     k.line.clearFailures()
   })
 
+  /** The welcome delivery of this LINE user, once it has `status`. */
+  const welcomeWhen = (lineUid: string, status: string) =>
+    eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('delivery')
+        .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+        .select(['delivery.status', 'delivery.last_error', 'delivery.attempts'])
+        .where('line_user.line_uid', '=', lineUid)
+        .executeTakeFirstOrThrow()
+      expect(row.status).toBe(status)
+      return row
+    })
+
   it('a reply that got a 500 is not pushed after it: it may have been delivered', async () => {
     const user = k.line.users.create()
     k.line.failNext({ method: 'POST', path: '/v2/bot/message/reply', status: 500, count: 1 })
     await k.line.users.follow(user.userId)
-    const welcome = await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('delivery')
-        .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
-        .select(['delivery.status', 'delivery.last_error'])
-        .where('line_user.line_uid', '=', user.userId)
-        .executeTakeFirstOrThrow()
-      expect(row.status).toBe('failed')
-      return row
-    })
+    const welcome = await welcomeWhen(user.userId, 'failed')
     expect(welcome.last_error).toMatch(/^reply outcome unknown/)
     expect(pushesTo(k, user.userId)).toHaveLength(0)
   })
@@ -55,16 +59,7 @@ describe('delivery retries of a reply', () => {
       count: 1,
     })
     await k.line.users.follow(user.userId)
-    const welcome = await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('delivery')
-        .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
-        .select(['delivery.status', 'delivery.attempts'])
-        .where('line_user.line_uid', '=', user.userId)
-        .executeTakeFirstOrThrow()
-      expect(row.status).toBe('sent')
-      return row
-    }, 15_000)
+    const welcome = await welcomeWhen(user.userId, 'sent')
     // A push would spend the month's quota on what a reply sends for free.
     expect(welcome.attempts).toBe(2)
     expect(pushesTo(k, user.userId)).toHaveLength(0)
