@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import { ERROR_REMOVED } from '../customers/erase-traces.repo.ts'
 import { type Db, inTransaction } from '../platform/db.ts'
 import { executePrepared } from '../platform/prepared.ts'
-import type { Claim } from './delivery-claim.repo.ts'
+import { type Claim, held } from './delivery-claim.repo.ts'
 import { KEY_EXPIRED, LINE_REFUSED } from './retry-key.ts'
 
 /** What became of one claimed delivery. */
@@ -11,7 +11,7 @@ export type DeliveryOutcome =
   | { id: string; status: 'skipped'; reason: string }
   /**
    * `keyUnused`: as for `pending` (a delivery parked after rate-limit 429s, rate-limit-backoff.ts,
-   * or by the monthly quota's 429 to the first request under its key).
+   * or by the monthly quota's 429 to the first request under its key; or refused by a 400).
    */
   | { id: string; status: 'failed' | 'quota_exceeded'; error: string; keyUnused?: true }
   /**
@@ -20,8 +20,8 @@ export type DeliveryOutcome =
    * `rateLimited`: LINE answered a rate-limit 429 (with its Retry-After, if any) to the call
    * that sent it (`call`: a multicast chunk's id; none, a call for this delivery alone): the
    * send job backs the call's deliveries off together, or parks them (rate-limit-backoff.ts).
-   * `keyUnused`: LINE refused the first request under the row's key (a rate-limit 429), so it
-   * took nothing: the key's first call is forgotten and the request not kept (see keyMayBeTaken).
+   * `keyUnused`: LINE refused the first request under the row's key (a rate-limit 429, or a 400),
+   * so it took nothing: the key's first call is forgotten and the request not kept (see keyMayBeTaken).
    */
   | {
       id: string
@@ -97,7 +97,7 @@ async function writeOutcomes(
   if (outcomes.length === 0) return new Set()
   const col = <T>(pick: (o: DeliveryOutcome) => T | undefined) =>
     outcomes.map((o) => pick(o) ?? null)
-  // LINE refused a new request under the key (a 429): it took nothing under it, unless
+  // LINE refused a new request under the key (a 429 or a 400): it took nothing under it, unless
   // it is a chunk's key and another job repeated the chunk meanwhile (this job outlived its lease
   // and that job took one of the chunk's rows over). So the key counts as unused only if every
   // row tagged with the chunk is still `sending` under this claim, read with the rows locked.
@@ -177,8 +177,8 @@ export async function failUnfinishedDeliveries(
     const result = await sql<{ id: string }>`
       update delivery d set status = 'failed',
         last_error = coalesce(d.last_error, ${error.slice(0, 2_000)}), updated_at = now()
-      from unnest(${[...left.keys()]}::uuid[], ${[...left.values()]}::int[]) as l(id, attempts)
-      where d.id = l.id and d.attempts = l.attempts
+      from ${held(left, [...left.keys()])}
+      where d.id = held.id and d.attempts = held.attempts
         and d.status = 'pending' and d.attempts > 0 and d.send_after <= now()
       returning d.id
     `.execute(trx)
