@@ -60,8 +60,10 @@ export class StartStopped extends Error {
 export async function startKizuna(envIn: Env, opts: StartOptions = {}): Promise<Kizuna> {
   // What start-up opened, closed in reverse order when it stops or fails.
   const opened: (() => unknown)[] = []
+  // Taken out as they are closed: a close that throws inside step() is not run again by the
+  // catch's closeOpened, nor are the others closed twice in the wrong order.
   const closeOpened = async () => {
-    for (const close of opened.reverse()) await close()
+    for (const close of opened.splice(0).reverse()) await close()
   }
   /** A safe point between steps: nothing is half done, so a stop asked for happens here. */
   const step = async (name: string) => {
