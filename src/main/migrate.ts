@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { FileMigrationProvider, type Kysely, type MigrationResult, Migrator, sql } from 'kysely'
+import { NETWORK_CODES } from '../platform/errors.ts'
 
 export const migrationFolder = fileURLToPath(new URL('../../migrations', import.meta.url))
 
@@ -18,22 +19,16 @@ export class DatabaseUnreachableError extends Error {
   override name = 'DatabaseUnreachableError'
 }
 
-// Network errors, 3D000 (no such database), 08xxx (connection exception), 28xxx (login refused).
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  '3D000',
-])
-
+/**
+ * Network errors (NETWORK_CODES), 3D000 (no such database), 08xxx (connection exception), 28xxx
+ * (login refused): DATABASE_URL's fault. Not errors.ts's isConnectionError, which counts a
+ * read-only server (25006) too: that one was reached.
+ */
 function isConnectionError(error: Error): boolean {
   const code = (error as { code?: unknown }).code
   if (typeof code === 'string') {
-    if (NETWORK_CODES.has(code) || code.startsWith('08') || code.startsWith('28')) return true
+    if (NETWORK_CODES.has(code) || code === '3D000') return true
+    if (code.startsWith('08') || code.startsWith('28')) return true
   }
   // node-postgres' pool timeout carries no code.
   return /connection timeout|Connection terminated/i.test(error.message)

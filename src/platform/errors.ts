@@ -81,7 +81,7 @@ export function isTimedOutStatement(error: unknown): boolean {
 }
 
 /** Node's codes of a connection refused, reset, timed out or not found (DNS). */
-const NETWORK_CODES = new Set([
+export const NETWORK_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ECONNABORTED',
