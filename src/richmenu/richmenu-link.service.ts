@@ -17,8 +17,6 @@ import {
 } from './richmenu-segment.repo.ts'
 import { MAX_USERS_PER_LINK_CALL } from './richmenu-unlink.ts'
 
-export { MAX_USERS_PER_LINK_CALL }
-
 /**
  * How long after a bulk link its users are checked: LINE carries one out "normally within a few
  * seconds" (LINE-API.md §4); a minute leaves room without leaving someone menuless for long.

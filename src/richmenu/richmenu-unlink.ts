@@ -19,7 +19,7 @@ export type UnlinkOutcome = {
 
 /**
  * Unlinks at LINE the menus of these LINE user ids, 500 a call (one id by the per-user
- * endpoint), for people whose rows no longer hold them (erased). A bulk call LINE refuses for
+ * endpoint), for erased people's ids (and friends back under one: erased-unlink.service.ts). A bulk call LINE refuses for
  * one malformed id is made again one id at a time (callSplittingRefusals); an id LINE refuses
  * alone counts as `refused` (no menu can be linked to it). Never throws: a failure is logged as
  * `message` with the count and LINE's status only (a network error's text may quote the URL,
