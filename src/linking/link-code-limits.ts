@@ -4,8 +4,8 @@ import { AppError } from '../platform/errors.ts'
 import { countWrongCodesSince } from './link.repo.ts'
 
 /**
- * Wrong codes per 24 hours, whatever the codes: the 10-minute limits (CODES_PER_EMAIL, CODES_PER_LINK_TOKEN) alone let ~2,000 guesses a
- * day at one address through. One LINE account may enter 10 (on any addresses): that stops
+ * Wrong codes per 24 hours, whatever the codes: the 10-minute limits (CODES_PER_EMAIL,
+ * CODES_PER_LINK_TOKEN) alone let ~2,000 guesses a day at one address through. One LINE account may enter 10 (on any addresses): that stops
  * one attacker. An address takes 50 from all LINE accounts together: that bounds guessing
  * with many accounts (50 a day: about 1 chance in 20,000 a day of hitting a 6-digit code).
  *
