@@ -27,7 +27,7 @@ export const outcomeUnknown = sql<boolean>`(d.status = 'failed'
 
 /**
  * Rows an earlier claim left in `sending` during a send with no retry key: a reply marked
- * `trying` (line-reply.ts) or an email marked before it went (markEmailsTrying), whose outcome
+ * `trying` (line-reply.ts) or an email marked before it went (markEmailTrying), whose outcome
  * was never recorded (a worker stopped, Postgres was away). Either may have arrived: each is
  * failed as of unknown outcome, never sent again, as after a reply or email that got no answer.
  * Returns the other rows.

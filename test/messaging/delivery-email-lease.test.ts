@@ -1,13 +1,18 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import { ClaimOutcomes } from '../../src/messaging/claim-outcomes.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
 import { SENDING_LEASE_SECONDS } from '../../src/messaging/delivery-claim.repo.ts'
 import { requeueDeliveries } from '../../src/messaging/delivery-requeue.repo.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
+import { sendEmails } from '../../src/messaging/email-batch.ts'
+import { openSendWindow } from '../../src/messaging/send-window.ts'
 import type { Deps } from '../../src/platform/deps.ts'
+import { createLogger } from '../../src/platform/logger.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { insertFriend } from '../richmenu/richmenu-link-fixtures.ts'
+import { logSink } from '../support/log-sink.ts'
 import type { Smtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
 import {
@@ -199,6 +204,33 @@ describe('email deliveries and the sending lease', () => {
     await b
     expect(await statuses([emailId!, onLine.id].sort())).toEqual(['sent', 'sent'])
     expect(smtp.mailsTo(address)).toHaveLength(1)
+  })
+
+  it('warns once for all the emails of a job found claimed by another job, not once per email', async () => {
+    const email = await emails(3)
+    // A claim these rows are not under (they are pending): each is found claimed by another job.
+    const claim = new Map(email.ids.map((id) => [id, 99]))
+    const logs = logSink()
+    const log = createLogger('warn', logs.sink)
+    const recorder = new ClaimOutcomes({ db: deps.db, log }, claim, 60_000)
+    const items = email.ids.map((id, i) => ({
+      id,
+      customerId: id,
+      category: 'transactional' as const,
+      to: email.addresses[i]!,
+      email: { subject: 's', html: '<p>t</p>', text: 't' },
+    }))
+    const outcomes = await sendEmails(
+      { ...deps, log },
+      tools.mailer,
+      recorder,
+      openSendWindow(LEASE_SECONDS),
+      items,
+    )
+    expect(outcomes).toEqual([])
+    const warned = logs.entries().filter((e) => String(e.msg).startsWith('not sent: another job'))
+    expect(warned.map((e) => e.deliveries)).toEqual([3])
+    expect(smtp.mailsTo(email.addresses[0]!)).toHaveLength(0)
   })
 
   it('fails only its own rows after its last try, not one another job claimed since', async () => {
