@@ -9,10 +9,11 @@ import { outcomeUnknown } from './outcome-unknown.ts'
 import { keyMayBeTaken } from './retry-key.ts'
 
 /**
- * Per customer, the marketing sends of the rolling week: how many, and when the `cap` most recent
- * reached (or may have reached) the person, newest first.
+ * Per customer, when the marketing sends of the rolling week reached (or may have reached) the
+ * person, newest first: all of them, or the `cap` most recent when there are more (so a customer
+ * has room while there are fewer than `cap`).
  */
-export type RecentMarketing = Map<string, { count: number; latest: Date[] }>
+export type RecentMarketing = Map<string, { latest: Date[] }>
 
 /**
  * Claims deliveries (see claimDeliveries) and, for their marketing customers, counts the
@@ -45,9 +46,9 @@ export async function claimDeliveriesWithMarketingCounts(
     // a reply or email of unknown outcome from when it failed (its try, moments before).
     const at = sql`coalesce(d.sent_at, d.line_first_call_at,
       case when ${outcomeUnknown} then d.updated_at end, now())`
-    const recent = await sql<{ customer_id: string; count: number; latest: Date[] }>`
-      select customer_id, count(*)::int as count,
-        (array_agg(${at} order by ${at} desc))[1:${cap}] as latest
+    // `at` is never null: every counted send is in the array, cut to the cap's most recent.
+    const recent = await sql<{ customer_id: string; latest: Date[] }>`
+      select customer_id, (array_agg(${at} order by ${at} desc))[1:${cap}] as latest
       from delivery d
       where customer_id = any(${customerIds}::uuid[]) and category = 'marketing'
         -- No branch on status = 'sending' alone: given one, Postgres OR-ed in the partial index
@@ -67,9 +68,7 @@ export async function claimDeliveriesWithMarketingCounts(
       group by customer_id`.execute(trx)
     return {
       rows,
-      recent: new Map(
-        recent.rows.map((r) => [r.customer_id, { count: r.count, latest: r.latest }]),
-      ),
+      recent: new Map(recent.rows.map((r) => [r.customer_id, { latest: r.latest }])),
     }
   })
 }

@@ -133,17 +133,22 @@ export function applyWeeklyCap(
   if (cap === 0 || marketing.length === 0) return held
   // When each send of this claim counted so far reached the person, per customer.
   const addedNow = new Map<string, Date[]>()
-  const count = (row: ClaimedDelivery, at: Date) =>
-    addedNow.set(row.customer_id, [...(addedNow.get(row.customer_id) ?? []), at])
+  const count = (row: ClaimedDelivery, at: Date) => {
+    const added = addedNow.get(row.customer_id)
+    if (added) added.push(at)
+    else addedNow.set(row.customer_id, [at])
+  }
   for (const row of unknown) if (row.category === 'marketing') count(row, now)
   for (const { row } of marketing) {
     if (reachedWithinWeek(row, now)) count(row, row.line_first_call_at!)
   }
   for (const { row, goes } of marketing) {
     if (!goes || mayHaveReachedLine(row)) continue
-    const before = recent.get(row.customer_id) ?? { count: 0, latest: [] }
+    const before = recent.get(row.customer_id) ?? { latest: [] }
     const added = addedNow.get(row.customer_id) ?? []
-    if (before.count + added.length < cap) {
+    // `latest` holds every counted send of the week, or the cap's most recent: its length
+    // stands for their number below the cap.
+    if (before.latest.length + added.length < cap) {
       count(row, now)
       continue
     }
