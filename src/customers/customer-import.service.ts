@@ -2,7 +2,7 @@ import type { Transaction } from 'kysely'
 import type { Env } from '../config/env.ts'
 import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB } from '../platform/db.ts'
-import { AppError, isTimedOutStatement } from '../platform/errors.ts'
+import { AppError, isRunAgainError, isTimedOutStatement } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import { readBarcode } from '../pos/barcode.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
@@ -73,7 +73,7 @@ export async function importCustomerRow(
   return runAgainIfAborted(
     () => db.transaction().execute((trx) => applyRow(trx, env, row, ids, warn)),
     {
-      again: (error) => error instanceof HolderChanged || isTimedOutStatement(error),
+      again: (error) => error instanceof HolderChanged || isRunAgainError(error),
       busy: (error) => givenUp(error, ids),
     },
   )

@@ -4,8 +4,8 @@ import { attachIdentity } from '../customers/merge.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import {
   AppError,
-  isAbortedTransaction,
   isConnectionError,
+  isRunAgainError,
   isTimedOutStatement,
 } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
@@ -152,9 +152,6 @@ function busyOrder(cause: unknown): AppError {
   return new AppError('UNAVAILABLE', message, { cause })
 }
 
-/** Postgres aborted it (a deadlock) or gave up on it (a timeout): nothing stayed, run it again. */
-const runsAgain = (error: unknown) => isAbortedTransaction(error) || isTimedOutStatement(error)
-
 /**
  * A batch cut short by what no order causes, Postgres going away (or unable to write) above all:
  * the import stops rather than reporting every order after as a bad one. `saved`: the batch's
@@ -190,7 +187,7 @@ export async function recordOrderBatch(
   try {
     const outcomes = await runAgainIfAborted(
       () => db.transaction().execute((trx) => writeOrderBatch(trx, env, orders)),
-      { again: isTimedOutStatement },
+      { again: isRunAgainError },
     )
     return outcomes.map((outcome) => ({ outcome }))
   } catch (error) {
@@ -201,7 +198,7 @@ export async function recordOrderBatch(
 
 /**
  * Records orders one at a time, in order: in one transaction, each under a savepoint. An order
- * Postgres aborted or gave up on (runsAgain) is taken back to its savepoint, the orders before it are
+ * Postgres aborted or gave up on (isRunAgainError) is taken back to its savepoint, the orders before it are
  * committed (their locks held on could abort it again), and it is run again on its own as
  * `POST /api/orders` runs it (runAgainIfAborted; after the last run it is reported busy), then
  * the others go on in a new transaction. Nothing of an aborted run stays: recorded once.
@@ -243,7 +240,7 @@ async function recordUntilAborted(
     } catch (error) {
       if (isOutage(error)) throw error
       await sql`rollback to savepoint kizuna_order`.execute(trx)
-      if (runsAgain(error)) break
+      if (isRunAgainError(error)) break
       results.push({ error })
     }
   }
@@ -255,7 +252,7 @@ async function recordAlone(db: Database, env: PurchaseEnv, order: Order): Promis
   try {
     const outcome = await runAgainIfAborted(
       () => db.transaction().execute((trx) => recordOrder(trx, env, order)),
-      { again: isTimedOutStatement, busy: busyOrder },
+      { again: isRunAgainError, busy: busyOrder },
     )
     return { outcome }
   } catch (error) {

@@ -73,11 +73,20 @@ export function isAbortedTransaction(error: unknown): boolean {
  * Postgres gave up on a statement: a statement timeout or a cancel (57014) or a lock timeout
  * (55P03). As with a deadlock, the transaction is aborted and nothing of it stayed; Postgres is
  * there and can write, so this is no outage, and the same work may well succeed when run again
- * (the imports do: runAgainIfAborted's `again`).
+ * (the imports do: isRunAgainError).
  */
 export function isTimedOutStatement(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
   return code === '57014' || code === '55P03'
+}
+
+/**
+ * Postgres aborted the transaction (isAbortedTransaction: a deadlock) or gave up on a statement
+ * (isTimedOutStatement: a timeout): nothing of it stayed, and the imports run it again
+ * (runAgainIfAborted's `again`).
+ */
+export function isRunAgainError(error: unknown): boolean {
+  return isAbortedTransaction(error) || isTimedOutStatement(error)
 }
 
 /** Node's codes of a connection refused, reset, timed out or not found (DNS). */

@@ -4,7 +4,7 @@ import { customerImportRowSchema } from '../../customers/customer.schemas.ts'
 import { importCustomerRow } from '../../customers/customer-import.service.ts'
 import { RowError } from '../../customers/customer-row-match.ts'
 import type { Database } from '../../platform/db.ts'
-import { isTimedOutStatement } from '../../platform/errors.ts'
+import { isRunAgainError } from '../../platform/errors.ts'
 import { runAgainIfAborted } from '../../platform/run-again.ts'
 import { checkColumns } from './columns.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
@@ -59,7 +59,7 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
       try {
         cardsIssued += await runAgainIfAborted(
           () => issueMissingMemberCards(db, customerIds, env.MEMBER_CARD_PREFIX),
-          { again: isTimedOutStatement },
+          { again: isRunAgainError },
         )
       } catch (error) {
         // The batch's rows are saved; their cards are issued when the file is imported again.

@@ -1,7 +1,7 @@
 import { type ProductImport, productImportSchema } from '../../catalogue/product.schemas.ts'
 import { saveProducts } from '../../catalogue/product.service.ts'
 import type { Database } from '../../platform/db.ts'
-import { isTimedOutStatement } from '../../platform/errors.ts'
+import { isRunAgainError } from '../../platform/errors.ts'
 import { runAgainIfAborted } from '../../platform/run-again.ts'
 import { checkColumns } from './columns.ts'
 import { holdReports } from './held-reports.ts'
@@ -35,7 +35,7 @@ export async function importProductsFile(db: Database, file: string): Promise<vo
       const distinct = new Set(batch.map((p) => p.sku)).size
       try {
         const { inserted, updated } = await runAgainIfAborted(() => saveProducts(db, batch), {
-          again: isTimedOutStatement,
+          again: isRunAgainError,
         })
         tally.created += inserted
         tally.updated += updated

@@ -1,8 +1,4 @@
-import {
-  isAbortedTransaction,
-  isConnectionError,
-  isTimedOutStatement,
-} from '../../platform/errors.ts'
+import { isConnectionError, isRunAgainError } from '../../platform/errors.ts'
 import { summary, type Tally } from './progress.ts'
 
 /**
@@ -22,7 +18,7 @@ export function stoppedAt(
   const { what, saved, reported } = counts
   const [why, when] = isConnectionError(cause)
     ? ['Postgres (DATABASE_URL) went away or cannot write: ', 'once Postgres is back']
-    : isAbortedTransaction(cause) || isTimedOutStatement(cause)
+    : isRunAgainError(cause)
       ? [
           'Postgres kept giving up on them (a deadlock, or a lock or statement timeout: another ' +
             'task holding the same rows): ',
