@@ -22,7 +22,7 @@ export const timeZone = z.string().refine((tz) => {
 export const urlOf = (protocol: RegExp, use: string) => z.url({ protocol, error: `use ${use}` })
 
 /** Links in messages and LINE's hosts: a `javascript:` or `ftp:` URL is a mistake, never intended. */
-export const httpUrl = () => z.url({ protocol: /^https?$/, error: 'use an http(s) URL' })
+export const httpUrl = () => urlOf(/^https?$/, 'an http(s) URL')
 
 /** The LINE SDK keeps only scheme, host and port of a base URL: a path would silently vanish. */
 export const lineBaseUrl = (fallback: string) =>
@@ -47,6 +47,17 @@ export const wholeNumber = (
     .regex(/^\d+$/, `use a whole number, e.g. ${example}`)
     .transform(Number)
     .pipe(z.number().min(min, `use at least ${min}`).max(max, tooBig))
+
+/**
+ * A number written in digits, with decimals or not (no 1e3, 0x50 or sign), up to `max`. `use`:
+ * what to write instead.
+ */
+export const decimalNumber = (use: string, max: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, use)
+    .transform(Number)
+    .pipe(z.number().max(max, `use at most ${max}`))
 
 /** The member card shows the tier (flex-templates/member-card.json: `tier` maxLength 40). */
 const TIER_NAME_MAX = 40

@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 import {
+  decimalNumber,
   httpUrl,
   lineBaseUrl,
   mailFrom,
@@ -101,11 +102,7 @@ export const envSchema = z.object({
     .string()
     .regex(/^\d{2,3}$/, 'use 2 or 3 digits')
     .default('29'),
-  POINTS_RATE_PERCENT: z
-    .string()
-    .regex(/^\d+(\.\d+)?$/, 'use a number of percent, e.g. 1 or 1.25')
-    .transform(Number)
-    .pipe(z.number().max(100, 'use at most 100'))
+  POINTS_RATE_PERCENT: decimalNumber('use a number of percent, e.g. 1 or 1.25', 100)
     .refine((rate) => Math.abs(rate * 100 - Math.round(rate * 100)) < 1e-6, {
       error: 'use at most two decimals, e.g. 1.25',
     })
