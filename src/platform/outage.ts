@@ -69,3 +69,12 @@ export function redactUrl(url: string): string {
     return '(unparseable)'
   }
 }
+
+/** `text` (an error's message) as it may appear in a log: `url`'s password, if any, replaced by `***`. */
+export function redactPassword(text: string, url: string): string {
+  let password = ''
+  try {
+    password = decodeURIComponent(new URL(url).password)
+  } catch {}
+  return password ? text.replaceAll(password, '***') : text
+}

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import { isConnectionError } from './errors.ts'
 import type { Logger } from './logger.ts'
-import { createOutage, redactUrl } from './outage.ts'
+import { createOutage, redactPassword, redactUrl } from './outage.ts'
 import { PacingUnavailable } from './pacing-unavailable.ts'
 
 export type { Redis }
@@ -232,14 +232,5 @@ function explain(error: unknown, url: string, reported: boolean): string {
   } else if (/ETIMEDOUT/.test(why) && url.startsWith('rediss:')) {
     why += ' (a rediss:// URL wants a server that speaks TLS; plain Redis answers redis://)'
   }
-  const password = passwordOf(url)
-  return password ? why.replaceAll(password, '***') : why
-}
-
-function passwordOf(url: string): string {
-  try {
-    return decodeURIComponent(new URL(url).password)
-  } catch {
-    return ''
-  }
+  return redactPassword(why, url)
 }
