@@ -1,8 +1,39 @@
+import { classifyLineError } from '../platform/line.ts'
+import { TimeoutError } from '../platform/timeout.ts'
+
 /** What one LINE call (bulk, or per-user for one id) answered. */
 export type CallAnswer =
   | { ok: true }
-  /** `splittable`: a refusal one of its user ids may have caused (a 4xx other than 429). */
-  | { ok: false; status: string; splittable: boolean }
+  /**
+   * `splittable`: a refusal one of its user ids may have caused (a 4xx other than 429). `error`:
+   * what a failure other than a refusal threw (429, 5xx, a timeout, a network error).
+   */
+  | { ok: false; status: string; splittable: boolean; error?: unknown }
+
+/** A refusal LINE answered (a 4xx other than 429): its status and LINE's message. */
+export type Refusal = { status: number; message: string }
+
+/**
+ * Makes one LINE call and says what it answered. A refusal is `splittable` unless `onRefusal`
+ * (which may log it) says it is about something none of the call's users can change; any other
+ * failure keeps its `error`, its status LINE's or else 'timeout' or 'network'.
+ */
+export async function answerOf(
+  call: () => Promise<unknown>,
+  onRefusal: (refusal: Refusal) => boolean = () => true,
+): Promise<CallAnswer> {
+  try {
+    await call()
+    return { ok: true }
+  } catch (error) {
+    const failure = classifyLineError(error)
+    const status = String(failure.status ?? (error instanceof TimeoutError ? 'timeout' : 'network'))
+    if (failure.kind === 'rejected' || failure.kind === 'invalid_reply_token') {
+      return { ok: false, status, splittable: onRefusal(failure) }
+    }
+    return { ok: false, status, splittable: false, error }
+  }
+}
 
 export type SplitOutcome<T> = {
   /** The users LINE accepted; `whole`: in one bulk call for them all. */
@@ -10,9 +41,13 @@ export type SplitOutcome<T> = {
   whole: boolean
   /** Users LINE refused alone (400): their id is not one LINE knows, nothing is linked to it. */
   refused: T[]
-  /** Users not accepted for another reason (`failure`, LINE's status of the first). */
+  /**
+   * Users not accepted for another reason (`failure`, LINE's status of the first; `error`, what
+   * it threw when it was not a refusal).
+   */
   failed: T[]
   failure?: string
+  error?: unknown
 }
 
 /**
@@ -31,7 +66,9 @@ export async function callSplittingRefusals<T>(
   if (users.length > 1) {
     const bulk = await call(users)
     if (bulk.ok) return { ...outcome, accepted: users, whole: true }
-    if (!bulk.splittable) return { ...outcome, failed: users, failure: bulk.status }
+    if (!bulk.splittable) {
+      return { ...outcome, failed: users, failure: bulk.status, error: bulk.error }
+    }
   }
   for (const [n, user] of users.entries()) {
     const one = await call([user])
@@ -40,6 +77,7 @@ export async function callSplittingRefusals<T>(
     else {
       outcome.failed = users.slice(n)
       outcome.failure = one.status
+      outcome.error = one.error
       break
     }
   }

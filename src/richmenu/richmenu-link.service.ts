@@ -2,11 +2,15 @@ import type { Env } from '../config/env.ts'
 import { jobIds } from '../jobs.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
-import { classifyLineError } from '../platform/line.ts'
 import type { EventContext } from '../webhook/event-context.ts'
 import { insertErasedUnlinks } from './erased-unlink.repo.ts'
 import { unlinkErasedMenus } from './erased-unlink.service.ts'
-import { type CallAnswer, callSplittingRefusals } from './richmenu-bulk-call.ts'
+import {
+  answerOf,
+  type CallAnswer,
+  callSplittingRefusals,
+  type Refusal,
+} from './richmenu-bulk-call.ts'
 import {
   findErasedLineUsers,
   findMismatchedFriends,
@@ -15,7 +19,7 @@ import {
   recordLinkedMenus,
   type WantedMenu,
 } from './richmenu-segment.repo.ts'
-import { MAX_USERS_PER_LINK_CALL } from './richmenu-unlink.ts'
+import { MAX_USERS_PER_LINK_CALL, unlinkCall } from './richmenu-unlink.ts'
 
 /**
  * How long after a bulk link its users are checked: LINE carries one out "normally within a few
@@ -92,10 +96,9 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
   const counts: LinkCounts = { linked: 0, unlinked: 0, rejected: 0, calls: 0 }
   const send = async (versionId: string | null, menuId: string | null, users: WantedMenu[]) => {
     // One bad user id refusing a bulk call: one call each (not for a refused menu: callLine).
-    const transient: { error?: unknown } = {}
     const outcome = await callSplittingRefusals(users, (group) => {
       counts.calls++
-      return callLine(deps, menuId, group, transient)
+      return callLine(deps, menuId, group)
     })
     counts.rejected += outcome.refused.length + outcome.failed.length
     // LINE refuses such an id whatever the menu: recorded as settled for this version, so that
@@ -103,7 +106,7 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
     await recordLinkedMenus(deps.db, outcome.refused, versionId)
     await recordAccepted(versionId, menuId, outcome.accepted, outcome.whole)
     // 429, 5xx, a timeout or a network error: the job is retried (what LINE accepted is recorded).
-    if (transient.error) throw transient.error
+    if (outcome.error) throw outcome.error
   }
   const recordAccepted = async (
     versionId: string | null,
@@ -176,54 +179,38 @@ async function queueLinkCheck(deps: LinkDeps, versionId: string, lineUserIds: st
  * One LINE call: link `menuId` (null: unlink) to the users; one user goes by the per-user
  * endpoint (immediate), more by bulk (202, asynchronous). A refusal (4xx other than 429) is
  * logged and `splittable` unless it is about the menu (LINE lost it: 404; it has no image),
- * which no user of the call can change; on 429, 5xx, a timeout or a network error the error is
- * kept in `transient` for the job to throw once what LINE accepted is recorded.
+ * which no user of the call can change; on 429, 5xx, a timeout or a network error the answer
+ * keeps the error for the job to throw once what LINE accepted is recorded.
  */
-async function callLine(
-  deps: LinkDeps,
-  menuId: string | null,
-  users: WantedMenu[],
-  transient: { error?: unknown },
-): Promise<CallAnswer> {
+function callLine(deps: LinkDeps, menuId: string | null, users: WantedMenu[]): Promise<CallAnswer> {
   const userIds = users.map((u) => u.line_uid)
   const [one] = userIds
-  try {
-    if (menuId) {
-      await deps.line.call('richmenu.link', (c) =>
+  const onRefusal = (refusal: Refusal) => {
+    // LINE user ids stay out of logs: our row ids name the people.
+    deps.log.warn(
+      {
+        status: refusal.status,
+        message: refusal.message,
+        richMenuId: menuId,
+        users: users.length,
+        lineUserIds: users.slice(0, 5).map((u) => u.id),
+      },
+      menuId ? 'LINE refused to link a rich menu' : 'LINE refused to unlink a rich menu',
+    )
+    const aboutMenu =
+      menuId !== null && (refusal.status === 404 || /richmenu image/i.test(refusal.message))
+    return !aboutMenu
+  }
+  if (!menuId) return unlinkCall(deps.line, userIds, onRefusal)
+  return answerOf(
+    () =>
+      deps.line.call('richmenu.link', (c) =>
         userIds.length === 1 && one
           ? c.linkRichMenuIdToUser(one, menuId)
           : c.linkRichMenuIdToUsers({ richMenuId: menuId, userIds }),
-      )
-    } else {
-      await deps.line.call('richmenu.unlink', (c) =>
-        userIds.length === 1 && one
-          ? c.unlinkRichMenuIdFromUser(one)
-          : c.unlinkRichMenuIdFromUsers({ userIds }),
-      )
-    }
-    return { ok: true }
-  } catch (error) {
-    const failure = classifyLineError(error)
-    const status = String(failure.status ?? 'network')
-    if (failure.kind === 'rejected' || failure.kind === 'invalid_reply_token') {
-      // LINE user ids stay out of logs: our row ids name the people.
-      deps.log.warn(
-        {
-          status: failure.status,
-          message: failure.message,
-          richMenuId: menuId,
-          users: users.length,
-          lineUserIds: users.slice(0, 5).map((u) => u.id),
-        },
-        menuId ? 'LINE refused to link a rich menu' : 'LINE refused to unlink a rich menu',
-      )
-      const aboutMenu =
-        menuId !== null && (failure.status === 404 || /richmenu image/i.test(failure.message))
-      return { ok: false, status, splittable: !aboutMenu }
-    }
-    transient.error = error
-    return { ok: false, status, splittable: false }
-  }
+      ),
+    onRefusal,
+  )
 }
 
 /**

@@ -1,7 +1,11 @@
-import { classifyLineError, type Line } from '../platform/line.ts'
+import type { Line } from '../platform/line.ts'
 import type { Logger } from '../platform/logger.ts'
-import { TimeoutError } from '../platform/timeout.ts'
-import { type CallAnswer, callSplittingRefusals } from './richmenu-bulk-call.ts'
+import {
+  answerOf,
+  type CallAnswer,
+  callSplittingRefusals,
+  type Refusal,
+} from './richmenu-bulk-call.ts'
 
 /** LINE's bulk link and unlink take 1..500 user ids (LINE-API.md §4). */
 export const MAX_USERS_PER_LINK_CALL = 500
@@ -53,19 +57,23 @@ export async function unlinkAtLine(
   return result
 }
 
-/** One unlink call (per-user for one id, bulk for more). */
-async function unlinkCall(line: Line, userIds: string[]): Promise<CallAnswer> {
+/**
+ * One unlink call (per-user for one id, bulk for more), for erased people's ids and for the
+ * link jobs' users who want no menu (richmenu-link.service.ts): see answerOf.
+ */
+export function unlinkCall(
+  line: Line,
+  userIds: string[],
+  onRefusal?: (refusal: Refusal) => boolean,
+): Promise<CallAnswer> {
   const [one] = userIds
-  try {
-    await line.call('richmenu.unlink', (c) =>
-      userIds.length === 1 && one
-        ? c.unlinkRichMenuIdFromUser(one)
-        : c.unlinkRichMenuIdFromUsers({ userIds }),
-    )
-    return { ok: true }
-  } catch (error) {
-    const failure = classifyLineError(error)
-    const status = failure.status ?? (error instanceof TimeoutError ? 'timeout' : 'network')
-    return { ok: false, status: String(status), splittable: failure.kind === 'rejected' }
-  }
+  return answerOf(
+    () =>
+      line.call('richmenu.unlink', (c) =>
+        userIds.length === 1 && one
+          ? c.unlinkRichMenuIdFromUser(one)
+          : c.unlinkRichMenuIdFromUsers({ userIds }),
+      ),
+    onRefusal,
+  )
 }
