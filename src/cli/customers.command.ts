@@ -4,7 +4,6 @@ import { type Env, isSandbox } from '../config/env.ts'
 import { customerIdSchema } from '../customers/customer.schemas.ts'
 import { changeCustomerTags } from '../customers/customer-tag.service.ts'
 import { eraseCustomer } from '../customers/erase.service.ts'
-import { type ErasedMenus, unlinkMenusAfterErasure } from '../customers/erase-richmenu.service.ts'
 import type { LinkedChoice } from '../customers/linked-customers.repo.ts'
 import { MAX_TAG_LENGTH, normaliseTag } from '../customers/tag-values.ts'
 import { readDatabaseNow } from '../maintenance/maintenance-run.repo.ts'
@@ -13,6 +12,7 @@ import type { Database } from '../platform/db.ts'
 import { createLine } from '../platform/line.ts'
 import { createLogger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
+import { type ErasedUnlinkOutcome, unlinkErasedMenus } from '../richmenu/erased-unlink.service.ts'
 import { checkSinceOption, readSinceOption } from './since-option.ts'
 import { UsageError, withDb } from './with-db.ts'
 
@@ -38,7 +38,7 @@ export function registerCustomerCommands(program: Command): void {
         async (db, env) => {
           const linked: LinkedChoice = opts.withLinked ? 'erase' : opts.only ? 'only' : 'refuse'
           const result = await eraseCustomer(db, id, { linked })
-          // The menus after the commit (unlinkMenusAfterErasure), with the unlinks it recorded.
+          // The menus after the commit (unlinkMenus), with the unlinks it recorded.
           const menus = await unlinkMenus(db, env, result.menuUnlinks)
           const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
           console.log(
@@ -142,14 +142,29 @@ function checkCustomerId(id: string): void {
   if (!customerIdSchema.safeParse(id).success) throw new UsageError(`<id>: not a uuid: ${id}`)
 }
 
-/** Unlinks the erased person's rich menus at LINE; in sandbox mode there is no LINE to reach. */
+/**
+ * What became of the per-user menus of an erased person: `failed` ones stay shown at LINE until
+ * the sweeper's retry gets through, `pending` ones until another attempt's does, `skipped` ones
+ * until the sandbox's sweeper's (no LINE here).
+ */
+type ErasedMenus = ErasedUnlinkOutcome & { skipped: number }
+
+/**
+ * After eraseCustomer committed: unlinks at LINE the menu of each LINE user it erased (its
+ * `menuUnlinks`, the rows holding their LINE user ids until LINE confirms), linked or not as far
+ * as Kizuna knew (unlinkErasedMenus). Never throws for LINE: the erasure is done, and what LINE
+ * did not confirm waits for the sweeper. In sandbox mode there is no LINE to reach: nothing is
+ * sent, the users count as skipped, their rows left to the sandbox's own worker.
+ */
 async function unlinkMenus(db: Database, env: Env, menuUnlinks: string[]): Promise<ErasedMenus> {
+  if (isSandbox(env)) {
+    return { unlinked: 0, refused: 0, failed: 0, pending: 0, skipped: menuUnlinks.length }
+  }
   // Logs go to stderr: stdout is the result.
   const log = createLogger(env.LOG_LEVEL, pino.destination(2))
-  if (isSandbox(env)) return unlinkMenusAfterErasure({ db, line: undefined, log }, menuUnlinks)
   const line = createLine(env, createMetrics())
   try {
-    return await unlinkMenusAfterErasure({ db, line, log }, menuUnlinks)
+    return { ...(await unlinkErasedMenus({ db, line, log }, menuUnlinks)), skipped: 0 }
   } finally {
     await line.close()
   }

@@ -24,7 +24,7 @@ export type EraseResult = ErasedCustomer & {
   /**
    * The menus to unlink at LINE for the LINE user ids the erasure replaced with tombstones: the
    * erased_menu_unlink rows it wrote (their ids), for the caller to unlink once it committed
-   * (unlinkMenusAfterErasure); what it leaves, the sweeper retries.
+   * (unlinkErasedMenus; the erase command: customers.command.ts); what it leaves, the sweeper retries.
    */
   menuUnlinks: string[]
 }
@@ -207,7 +207,7 @@ async function eraseLocked(
         // Nothing is fetched for or sent to an erased person again.
         profile_fetched_at: sql`now()`,
         status: 'blocked',
-        // Its menu is unlinked at LINE once this commits (unlinkMenusAfterErasure, with the rows
+        // Its menu is unlinked at LINE once this commits (unlinkErasedMenus, with the rows
         // recorded): a link recorded before is undone by it, and a link call under way (read
         // before) records nothing here (the generation) and takes its link back at LINE
         // (unlinkErased in richmenu-link.service.ts).

@@ -1,9 +1,9 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Env } from '../../src/config/env.ts'
-import { unlinkMenusAfterErasure } from '../../src/customers/erase-richmenu.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import { insertErasedUnlinks } from '../../src/richmenu/erased-unlink.repo.ts'
+import { unlinkErasedMenus } from '../../src/richmenu/erased-unlink.service.ts'
 import {
   forgetRichMenuOf,
   linkRichMenus,
@@ -215,8 +215,8 @@ describe('kizuna customers erase and the rich menu', () => {
     gone.friendship = 'friend'
     line.clearRequests()
     const unlinks = await insertErasedUnlinks(deps.db, [returning.lineUid, gone.userId])
-    const menus = await unlinkMenusAfterErasure(deps, unlinks)
-    expect(menus).toEqual({ unlinked: 2, refused: 0, failed: 0, pending: 0, skipped: 0 })
+    const menus = await unlinkErasedMenus(deps, unlinks)
+    expect(menus).toEqual({ unlinked: 2, refused: 0, failed: 0, pending: 0 })
     expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/unlink')).toHaveLength(1)
     expect(line.richMenuOf(returning.lineUid)).toBeUndefined()
     expect((await row(returning.lineUserId)).richmenu_version_id).toBeNull()

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
-import { unlinkMenusAfterErasure } from '../../src/customers/erase-richmenu.service.ts'
 import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { unlinkErasedMenus } from '../../src/richmenu/erased-unlink.service.ts'
 import { findAnywhere } from '../support/find-anywhere.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
@@ -85,7 +85,7 @@ describe('a delivery whose customer is erased while it is sent', () => {
       // The job holds both rows and waits for the reply: the customer is erased meanwhile.
       const erasure = await eraseCustomer(k.deps.db, erased.customerId)
       // The menu's unlink at LINE after the commit, as the command does: the last of the id.
-      await unlinkMenusAfterErasure(k.deps, erasure.menuUnlinks)
+      await unlinkErasedMenus(k.deps, erasure.menuUnlinks)
       await job
 
       const [row] = await deliveryRows(k, [id])

@@ -1,7 +1,6 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
-import { unlinkMenusAfterErasure } from '../../src/customers/erase-richmenu.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import { claimErasedUnlinks, insertErasedUnlinks } from '../../src/richmenu/erased-unlink.repo.ts'
 import { unlinkErasedMenus } from '../../src/richmenu/erased-unlink.service.ts'
@@ -80,7 +79,7 @@ describe('an unlink owed again while a round holds its row', () => {
     await held.arrived
     const erased = await eraseCustomer(deps.db, again.customerId)
     expect(erased.menuUnlinks).toEqual([first])
-    const command = await unlinkMenusAfterErasure(deps, erased.menuUnlinks)
+    const command = await unlinkErasedMenus(deps, erased.menuUnlinks)
 
     held.release()
     await sweeperRound
@@ -97,8 +96,8 @@ describe('the erasure’s own unlink, after the commit', () => {
     const { menuUnlinks } = await eraseCustomer(deps.db, f.customerId)
     await claimErasedUnlinks(deps.db, menuUnlinks, 300)
     line.clearRequests()
-    const menus = await unlinkMenusAfterErasure(deps, menuUnlinks)
-    expect(menus).toEqual({ unlinked: 0, refused: 0, failed: 0, pending: 1, skipped: 0 })
+    const menus = await unlinkErasedMenus(deps, menuUnlinks)
+    expect(menus).toEqual({ unlinked: 0, refused: 0, failed: 0, pending: 1 })
     expect(line.requests).toEqual([])
     expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
   })
