@@ -1,8 +1,15 @@
+import type { RawBuilder } from 'kysely'
 import { tombstonesOf } from '../customers/tombstones.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import type { ReadBarcode } from './barcode.ts'
-import { type CardOwner, findCardOwners, findCouponOwner, findCustomerLink } from './pos.repo.ts'
+import {
+  type CardOwner,
+  cardOwnerStart,
+  findCardOwners,
+  findCouponOwner,
+  findCustomerLink,
+} from './pos.repo.ts'
 
 // Who a scanned barcode names: a member card, a legacy card or a coupon, followed through merges;
 // the scan's refusals of the barcode itself (404, 410, 422) are said here.
@@ -14,6 +21,8 @@ export const UNKNOWN =
   'the barcode, or ask the shopper to show the member card in LINE'
 export const ERASED = "this member's data was erased on request; the card is no longer valid"
 export const MISREAD = 'misread barcode, scan again'
+/** The most merges a barcode's customer is followed through; a longer chain is unknown (404). */
+export const MAX_MERGES = 9
 
 /** A refusal of the scanned barcode (422, 404, 410): its body names the field. */
 export function barcodeError(
@@ -29,7 +38,7 @@ async function survivorOf(
   start: Pick<CardOwner, 'customer_id' | 'erased_at' | 'merged_into_id'>,
 ) {
   let row: typeof start | undefined = start
-  for (let hop = 0; hop < 10 && row; hop++) {
+  for (let hop = 0; hop <= MAX_MERGES && row; hop++) {
     if (row.erased_at) throw barcodeError('GONE', ERASED)
     if (!row.merged_into_id) return row.customer_id
     row = await findCustomerLink(db, row.merged_into_id)
@@ -52,6 +61,16 @@ export function cardLookup({ code, shape, read, typed }: ReadBarcode) {
   const kinds = shape === 'member_card' ? ['member_card', 'legacy_card'] : ['legacy_card']
   const tombstones = kinds.flatMap((kind) => codes.flatMap((c) => tombstonesOf(kind, c, typed)))
   return { kinds, codes, values: [...new Set([...codes, ...tombstones])] }
+}
+
+/**
+ * The barcode's customer as a `start` (cardOwnerStart) for a statement that follows merges; no
+ * row for a number no live card or coupon holds (unknown, an erased card's tombstone, misread).
+ */
+export function barcodeStart(scanned: ReadBarcode): RawBuilder<unknown> {
+  const { kinds, codes, values } = cardLookup(scanned)
+  const withCoupon = scanned.shape === 'other'
+  return cardOwnerStart({ barcode: scanned.code, codes, kinds, values, withCoupon })
 }
 
 /** Barcode → customer: member card, else legacy card, else coupon code; tombstones → 410. */

@@ -7,7 +7,8 @@ export async function memberSummary(db: Db, customerId: string): Promise<ScanRes
   return toSummary(await findMemberSummary(db, customerId))
 }
 
-function toSummary(row: {
+/** A summary row (findMemberSummary's) as the register is answered. */
+export function toSummary(row: {
   id: string
   display_name: string | null
   tier: string

@@ -1,7 +1,8 @@
-import { sql } from 'kysely'
+import { type ExpressionBuilder, expressionBuilder, type RawBuilder, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
-import { survivorIdOf } from '../customers/surviving-customer.repo.ts'
-import type { Db } from '../platform/db.ts'
+import { survivorCtes, survivorIdOf } from '../customers/surviving-customer.repo.ts'
+import type { DB, Db } from '../platform/db.ts'
+import { executePrepared } from '../platform/prepared.ts'
 
 export type CardOwner = {
   kind: string
@@ -90,19 +91,54 @@ export async function findMemberSummary(db: Db, customerId: string) {
       'customer.display_name',
       'customer.tier',
       'customer.points',
-      jsonArrayFrom(
-        eb
-          .selectFrom('coupon')
-          .select(['code', 'title', 'discount_yen', 'expires_at'])
-          .whereRef('coupon.customer_id', '=', 'customer.id')
-          .where('coupon.used_at', 'is', null)
-          .where((w) => w.or([w('expires_at', 'is', null), w('expires_at', '>', sql<Date>`now()`)]))
-          .orderBy(sql`expires_at asc nulls last`)
-          .limit(20),
-      ).as('coupons'),
+      usableCoupons(eb).as('coupons'),
     ])
     .where('customer.id', '=', survivorIdOf(customerId))
     .executeTakeFirstOrThrow()
+}
+
+/** The coupons `customer` can use now, soonest to expire first (20 at most), as a JSON array. */
+function usableCoupons(eb: ExpressionBuilder<DB, 'customer'>) {
+  return jsonArrayFrom(
+    eb
+      .selectFrom('coupon')
+      .select(['code', 'title', 'discount_yen', 'expires_at'])
+      .whereRef('coupon.customer_id', '=', 'customer.id')
+      .where('coupon.used_at', 'is', null)
+      .where((w) => w.or([w('expires_at', 'is', null), w('expires_at', '>', sql<Date>`now()`)]))
+      .orderBy(sql`expires_at asc nulls last`)
+      .limit(20),
+  )
+}
+
+export type ScannedMember = Awaited<ReturnType<typeof findMemberSummary>> & {
+  /** How many merges were followed to this customer. */
+  hop: number
+  erased: boolean
+  /** Still merged: the chain was cut short (survivorCtes). */
+  merged: boolean
+}
+
+/**
+ * The customer `start` finds (cardOwnerStart), followed through merges up to an erased one, and
+ * their summary (findMemberSummary's), in one prepared statement (index lookups only, in its
+ * generic plan): no row when `start` finds no one.
+ */
+export async function findScannedMember(
+  db: Db,
+  start: RawBuilder<unknown>,
+): Promise<ScannedMember | undefined> {
+  const coupons = usableCoupons(expressionBuilder<DB, 'customer'>())
+  const { rows } = await executePrepared<ScannedMember>(
+    db,
+    sql`with recursive start as (${start}),
+      ${survivorCtes(sql`select customer_id from start`, { stopAtErased: true })}
+      select customer.id, customer.display_name, customer.tier, customer.points, survivor.hop,
+        survivor.erased_at is not null as erased, survivor.merged_into_id is not null as merged,
+        ${coupons} as coupons
+      from survivor join customer on customer.id = survivor.id`,
+  )
+  return rows[0]
 }
 
 export async function findStoreCodeById(db: Db, id: string) {

@@ -12,16 +12,16 @@ import { relinkCustomersSoon } from '../richmenu/richmenu-link.service.ts'
 import { type ReadBarcode, readBarcode } from './barcode.ts'
 import {
   barcodeError,
-  cardLookup,
+  barcodeStart,
   ERASED,
   MISREAD,
   resolveBarcode,
   UNKNOWN,
 } from './barcode-owner.ts'
 import { memberSummary } from './member-summary.ts'
-import { cardOwnerStart } from './pos.repo.ts'
 import type { Receipt, ScanBody, ScanResponse } from './pos.schemas.ts'
 import { replayOf } from './receipt-replay.ts'
+import { scannedMember } from './scanned-member.ts'
 
 /**
  * queues and log queue a receipt's follow-up; without them (the staff page's deps) the row waits
@@ -53,20 +53,10 @@ export async function scan(
   // A member card typed with spaces or dashes is its digits from here on (replays compare them).
   const read = readBarcode(scanned.barcode, deps.env.MEMBER_CARD_PREFIX)
   const body = { ...scanned, barcode: read.code }
-  if (!body.receipt && !body.linkBarcode) {
-    const { customerId } = await resolveBarcode(deps.db, read)
-    return { customer: await memberSummary(deps.db, customerId) }
-  }
+  if (!body.receipt && !body.linkBarcode) return { customer: await scannedMember(deps.db, read) }
   if (!body.linkBarcode) {
     // One statement, atomic on its own: no transaction needed; run again if Postgres aborts it.
-    const { kinds, codes, values } = cardLookup(read)
-    const start = cardOwnerStart({
-      barcode: body.barcode,
-      codes,
-      kinds,
-      values,
-      withCoupon: read.shape === 'other',
-    })
+    const start = barcodeStart(read)
     const recorded = await runAgainIfAborted(
       () => recordReceipt(deps.db, deps, store, body, start),
       { busy },

@@ -1,17 +1,21 @@
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
-import type { Database } from '../../src/platform/db.ts'
+import type { Database, DB } from '../../src/platform/db.ts'
+import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import { scan } from '../../src/pos/pos.service.ts'
 import {
   fullWidth,
   legacyCardNumber,
   makeCoupon,
   makeCustomer,
   makeStoreKey,
-  memberCardNumber,
-  misread,
   postPos,
   printedCardNumber,
+  spacedLegacyCard,
 } from '../purchases/fixtures.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 
 // A bare scan of a card or coupon still held by a merged customer (merged before merges moved
@@ -21,22 +25,19 @@ import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts
 let k: TestKizuna
 let db: Database
 let key: string
+let store: { id: string; code: string }
 beforeAll(async () => {
   k = await startTestKizuna()
   db = k.deps.db
-  ;({ key } = await makeStoreKey(db))
+  const made = await makeStoreKey(db)
+  key = made.key
+  store = { id: made.storeId, code: made.storeCode }
 })
 afterAll(async () => {
   await k?.stopAll()
 })
 
 const post = (body: unknown) => postPos(k.baseUrl, '/scans', body, key)
-
-/** "29 0012 3456 789": an old plastic card's number hiding 13 digits with our prefix. */
-function spacedLegacyCard(validCheckDigit: boolean): string {
-  const digits = validCheckDigit ? memberCardNumber() : misread(memberCardNumber())
-  return `${digits.slice(0, 2)} ${digits.slice(2, 6)} ${digits.slice(6, 10)} ${digits.slice(10)}`
-}
 
 /**
  * A holder of a member card, three legacy cards and a coupon, merged `hops` times on: each
@@ -122,6 +123,31 @@ describe('POST /api/pos/scans without a receipt, for a card held by a merged cus
     const { barcodes } = await mergedChain(10)
     for (const [kind, barcode] of Object.entries(barcodes)) {
       expect((await post({ barcode })).status, kind).toBe(404)
+    }
+  })
+})
+
+describe('a scan without a receipt', () => {
+  it('reads the member, through two merges, in one statement, for each kind of barcode', async () => {
+    const { survivorId, barcodes } = await mergedChain(2)
+    const statements: string[] = []
+    const counting = new Kysely<DB>({
+      dialect: new PostgresDialect({
+        pool: new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1 }),
+      }),
+      log: (event) => {
+        statements.push(event.query.sql)
+      },
+    })
+    try {
+      for (const [kind, barcode] of Object.entries(barcodes)) {
+        statements.length = 0
+        const answer: ScanResponse = await scan({ ...k.deps, db: counting }, store, { barcode })
+        expect(answer.customer.id, kind).toBe(survivorId)
+        expect(statements, kind).toHaveLength(1)
+      }
+    } finally {
+      await counting.destroy()
     }
   })
 })

@@ -8,11 +8,11 @@ import {
   makeCoupon,
   makeCustomer,
   makeStoreKey,
-  memberCardNumber,
   misread,
   postPos,
   printedCardNumber,
   receipt,
+  spacedLegacyCard,
 } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 
@@ -158,15 +158,6 @@ describe('POST /api/pos/scans with a number typed in full width, or with spaces'
     expect(await identitiesOf(c.id)).toHaveLength(2)
   })
 })
-
-/**
- * An old plastic card's number whose spaces, once gone, leave 13 digits with the store's prefix
- * ("29 0012 3456 789"): with a valid check digit, or (9 in 10) not.
- */
-function spacedLegacyCard(validCheckDigit: boolean): string {
-  const digits = validCheckDigit ? memberCardNumber() : misread(memberCardNumber())
-  return `${digits.slice(0, 2)} ${digits.slice(2, 6)} ${digits.slice(6, 10)} ${digits.slice(10)}`
-}
 
 describe('POST /api/pos/scans with a legacy card whose spaces hide 13 digits with our prefix', () => {
   it('finds its holder by the number as typed, with or without a receipt', async () => {

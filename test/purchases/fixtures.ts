@@ -84,6 +84,15 @@ export function postPos(baseUrl: string, path: string, body: unknown, key: strin
 
 export const legacyCardNumber = () => `L${randomInt(10 ** 9, 10 ** 10)}`
 
+/**
+ * An old plastic card's number whose spaces, once gone, leave 13 digits with the store's prefix
+ * ("29 0012 3456 789"): with a valid check digit, or (9 in 10) not.
+ */
+export function spacedLegacyCard(validCheckDigit: boolean): string {
+  const digits = validCheckDigit ? memberCardNumber() : misread(memberCardNumber())
+  return `${digits.slice(0, 2)} ${digits.slice(2, 6)} ${digits.slice(6, 10)} ${digits.slice(10)}`
+}
+
 /** A member card number as printed under its bars, in groups: "2 912345 678904". */
 export const printedCardNumber = (card: string) =>
   `${card.slice(0, 1)} ${card.slice(1, 7)} ${card.slice(7)}`
