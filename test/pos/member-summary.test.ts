@@ -6,8 +6,9 @@ import { memberSummary } from '../../src/pos/member-summary.ts'
 import { makeCoupon, makeCustomer, recordOnlinePurchase } from '../purchases/fixtures.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 
-// A bare scan reads the card's customer, then their summary: a merge committing in between (an
-// account link, a card linked at another register) left the summary on the merged row, which
+// memberSummary is read for a customer id found earlier (a replayed receipt, a legacy card linked
+// at the register, a bare scan whose card was bound in the meantime): a merge committing in between
+// (an account link, a card linked at another register) left the summary on the merged row, which
 // keeps no points, no coupons and its old tier.
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL, TIER_THRESHOLDS: 'silver:5000,gold:50000' })
