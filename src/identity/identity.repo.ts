@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { lockInSpace } from '../platform/advisory-locks.ts'
 import type { Db } from '../platform/db.ts'
 import { afterKeyset, type Keyset } from '../platform/keyset.ts'
 
@@ -6,7 +7,7 @@ export type LineStatus = 'friend' | 'blocked'
 
 /** Serialises every change to one LINE user inside the caller's transaction. */
 export async function lockLineUid(trx: Db, lineUid: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${lineUid}, 7))`.execute(trx)
+  await lockInSpace(trx, 'lineUser', lineUid)
 }
 
 export async function findLineUserByUid(db: Db, lineUid: string) {

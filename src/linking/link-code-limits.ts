@@ -1,4 +1,5 @@
-import { sql, type Transaction } from 'kysely'
+import type { Transaction } from 'kysely'
+import { lockInSpace } from '../platform/advisory-locks.ts'
 import type { DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { countWrongCodesSince } from './link.repo.ts'
@@ -21,7 +22,7 @@ const DAY_MS = 24 * 60 * 60_000
 
 /** Holds `key` until the transaction ends. */
 export async function lockAttempts(trx: Transaction<DB>, key: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 7))`.execute(trx)
+  await lockInSpace(trx, 'linkAttempts', key)
 }
 
 const dayAgo = (now: Date) => new Date(now.getTime() - DAY_MS)

@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { LOCK_SPACES } from '../platform/advisory-locks.ts'
 import type { Database } from '../platform/db.ts'
 import {
   type ClaimedDelivery,
@@ -38,7 +39,7 @@ export async function claimDeliveriesWithMarketingCounts(
     const customerIds = customers.rows.map((r) => r.customer_id)
     if (customerIds.length === 0)
       return { rows: await claimDeliveries(trx, ids, leaseSeconds), recent: new Map() }
-    await sql`select pg_advisory_xact_lock(${MARKETING_LOCK}, hashtext(c::text))
+    await sql`select pg_advisory_xact_lock(${LOCK_SPACES.marketingCap}, hashtext(c::text))
       from unnest(${customerIds}::uuid[]) c order by c`.execute(trx)
     const rows = await claimDeliveries(trx, ids, leaseSeconds)
     // When each counted send reached, or may have reached, the person: a row waiting for a
@@ -72,6 +73,3 @@ export async function claimDeliveriesWithMarketingCounts(
     }
   })
 }
-
-/** Advisory-lock namespace of the weekly marketing cap (first key of the two-key form). */
-export const MARKETING_LOCK = 0x6b7a6361

@@ -7,7 +7,8 @@ import { type Database, embeddedDataDir } from './db.ts'
  * them, so a transaction-level lock would not do. `fn` gets the database to run its steps on.
  *
  * Postgres: a session-level advisory lock, held by a connection of its own for the whole task,
- * on which `fn` runs. Embedded PGlite: its one session cannot be held for the task (every webhook
+ * on which `fn` runs; the one-key form, which no other kind of lock uses (advisory-locks.ts), keyed
+ * as every version has keyed it, so a deploy still waits for an older process's. Embedded PGlite: its one session cannot be held for the task (every webhook
  * insert and register scan would wait for it), and lockDataDir already keeps other processes
  * out; the runs of the task wait for each other in this process, and `fn` uses the database as
  * everything else does, a statement at a time.

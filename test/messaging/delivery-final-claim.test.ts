@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jobIds } from '../../src/jobs.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
-import { MARKETING_LOCK } from '../../src/messaging/marketing-cap.repo.ts'
+import { lockInSpace } from '../../src/platform/advisory-locks.ts'
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { heldTransaction } from '../support/locks.ts'
@@ -74,11 +74,9 @@ describe('a send job whose last claim fails', () => {
     ])
 
     // Another connection holds the customer's weekly-cap lock: the claim gives up after 1 s.
-    const lock = await heldTransaction(k.deps.db, async (trx) => {
-      await sql`select pg_advisory_xact_lock(${MARKETING_LOCK}, hashtext(${f.customerId}::text))`.execute(
-        trx,
-      )
-    })
+    const lock = await heldTransaction(k.deps.db, (trx) =>
+      lockInSpace(trx, 'marketingCap', f.customerId),
+    )
     try {
       // The job's last try (a job of one try: its first is its last).
       const job = await queue.add(
