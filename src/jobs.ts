@@ -103,9 +103,15 @@ export const jobIds = {
     `${groupJobId('richmenu-link', lineUserIds)}-${cause}`,
   /** Every mismatched friend, once per cause (a deploy, a refresh run, an import minute). */
   richMenuRelink: (cause: string) => `richmenu-relink-${cause}`,
-  /** Erased people's menus still to unlink (erased_menu_unlink rows), once per sweep. */
-  erasedUnlink: (unlinkIds: string[], cause: string) =>
-    `${groupJobId('richmenu-unlink', unlinkIds)}-${cause}`,
+  /**
+   * Erased people's menus still to unlink (erased_menu_unlink rows), by the rows' state (a claim
+   * or a debt owed again changes it): the same owed work gets the same id, once per cause.
+   */
+  erasedUnlink: (rows: { id: string; generation: number; tries: number }[], cause: string) =>
+    `${groupJobId(
+      'richmenu-unlink',
+      rows.map((r) => `${r.id}-${r.generation}-${r.tries}`),
+    )}-${cause}`,
   /** The check of one bulk link LINE accepted (its users, the menu version, when it was sent). */
   richMenuCheck: (lineUserIds: string[], versionId: string, sentAt: number) =>
     `${groupJobId('richmenu-check', lineUserIds)}-${versionId}-${sentAt}`,

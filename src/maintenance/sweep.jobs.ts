@@ -31,7 +31,8 @@ export const PROFILE_RETRY_MS = 3_600_000
  * kept a week under its id, so each sweep uses ids of its own; the row lock and status check
  * make a second job for the same row harmless. A delivery in `sending` is unfinished once its
  * lease (`leaseSeconds`, the send jobs' own) has run out. So is the unlink at LINE of an erased
- * person's menu until LINE confirmed it (sweepErasedUnlinks).
+ * person's menu until LINE confirmed it (sweepErasedUnlinks, whose job ids are its rows' state
+ * and the hour instead).
  */
 export async function sweepOnce(
   deps: Pick<Deps, 'db' | 'queues' | 'clock' | 'log'>,
@@ -94,7 +95,7 @@ export async function sweepOnce(
     )
   }
   // Erased people's menus LINE has not confirmed unlinking (the command died, LINE refused).
-  const unlinks = await sweepErasedUnlinks(deps, cutoff, cause, pages)
+  const unlinks = await sweepErasedUnlinks(deps, cutoff, pages)
   const counts = {
     events: events.length,
     deliveries: deliveries.length,

@@ -79,12 +79,13 @@ export async function deferErasedUnlinks(
 
 /**
  * Rows due: not taken since they were written before `olderThan` (the erasure's own call came
- * before), or whose retry or lease is up.
+ * before), or whose retry or lease is up. With their state (generation, tries), which every
+ * claim and every debt owed again changes.
  */
 export async function listDueErasedUnlinks(db: Db, olderThan: Date, limit: number, after?: Keyset) {
   return db
     .selectFrom('erased_menu_unlink')
-    .select(['id', sql<string>`created_at::text`.as('at')])
+    .select(['id', 'generation', 'tries', sql<string>`created_at::text`.as('at')])
     .where((eb) =>
       eb.or([
         eb.and([eb('not_before', 'is', null), eb('created_at', '<', olderThan)]),

@@ -133,14 +133,26 @@ async function relinkReturning(deps: ErasedUnlinkDeps, lineUids: string[]): Prom
 }
 
 /**
+ * How often the sweeper may queue the same owed unlinks again: as long as a retry waits at most
+ * (deferErasedUnlinks).
+ */
+const SWEEP_AGAIN_MS = 3_600_000
+
+/**
  * The sweeper's part: drops the rows older than ERASED_UNLINK_MAX_AGE_MS (logged by count), and
  * queues the due ones (listDueErasedUnlinks: written before `cutoff`, or their retry is up), 500
  * a job, ids only. Returns how many were due.
+ *
+ * A job's id is its rows' state and the hour (jobIds.erasedUnlink), not the sweep: a sweep while
+ * the last one's job still waits (a backlog in the queue) queues no second job for the same
+ * rows, and once that job claimed them (their tries went up) the next sweep's job has an id of
+ * its own, so a finished job never holds their retry back. A job that failed before its claim
+ * (Postgres down through its attempts) left them as they were and is kept a week under its id:
+ * the hour bounds that wait.
  */
 export async function sweepErasedUnlinks(
   deps: Pick<Deps, 'db' | 'queues' | 'log' | 'clock'>,
   cutoff: Date,
-  cause: string,
   pages: { page: number; max: number },
 ): Promise<number> {
   const expired = await deleteErasedUnlinksBefore(
@@ -157,12 +169,13 @@ export async function sweepErasedUnlinks(
     (after, limit) => listDueErasedUnlinks(deps.db, cutoff, limit, after),
     pages,
   )
+  const cause = `sweep-${Math.floor(cutoff.getTime() / SWEEP_AGAIN_MS)}`
   for (let i = 0; i < due.length; i += MAX_RICHMENU_USERS_PER_JOB) {
-    const unlinkIds = due.slice(i, i + MAX_RICHMENU_USERS_PER_JOB).map((r) => r.id)
+    const rows = due.slice(i, i + MAX_RICHMENU_USERS_PER_JOB)
     await deps.queues.enqueue(
       'richmenu.unlink-erased',
-      { unlinkIds },
-      { jobId: jobIds.erasedUnlink(unlinkIds, cause) },
+      { unlinkIds: rows.map((r) => r.id) },
+      { jobId: jobIds.erasedUnlink(rows, cause) },
     )
   }
   return due.length

@@ -55,6 +55,13 @@ const untilDue = () =>
   sql`update erased_menu_unlink set not_before = now() - interval '1 second'
     where not_before is not null`.execute(deps.db)
 
+/** A sweep `minutes` into the next hour: a minute apart, sweeps of one hour. */
+const sweepAt = (minutes: number) => {
+  const hour = Math.floor(Date.now() / 3_600_000) + 1
+  const at = new Date((hour * 60 + minutes) * 60_000)
+  return sweepOnce({ ...deps, clock: { now: () => at } }, 0)
+}
+
 const unlinkCalls = (lineUid: string) =>
   line.requests.filter(
     (r) => r.path === `/v2/bot/user/${lineUid}/richmenu` && r.method === 'DELETE',
@@ -181,6 +188,49 @@ describe('the unlink of an erased person’s menu, when it cannot happen right a
     expect(await sweepOnce(deps, 0)).toMatchObject({ unlinks: 0 })
     expect(await leftOf(f.lineUid)).toEqual([])
     expect(unlinkCalls(f.lineUid)).toEqual([])
+  })
+
+  it('queues the unlink once while its job waits, and again once that job took it', async () => {
+    const f = await linkedFriend()
+    await eraseCustomer(deps.db, f.customerId)
+    const { id } = await deps.db
+      .selectFrom('erased_menu_unlink')
+      .select('id')
+      .where('line_uid', '=', f.lineUid)
+      .executeTakeFirstOrThrow()
+    const richmenu = deps.queues.byName.richmenu
+    /** The sweeper's jobs for this row, whatever their state. */
+    const jobsOfRow = async () => {
+      const jobs = await richmenu.getJobs(['wait', 'active', 'completed', 'failed'])
+      return jobs.filter(
+        (j) => j.name === 'richmenu.unlink-erased' && j.data.unlinkIds.includes(id),
+      )
+    }
+
+    // Two sweeps of the hour a minute apart while the first one's job waits (a backlog).
+    await richmenu.pause()
+    try {
+      expect(await sweepAt(1)).toMatchObject({ unlinks: 1 })
+      expect(await sweepAt(2)).toMatchObject({ unlinks: 1 })
+      expect(await jobsOfRow()).toHaveLength(1)
+      // The job runs; LINE fails the unlink, which waits for its retry.
+      line.failNext({ method: 'DELETE', path: /\/richmenu$/, status: 500 })
+    } finally {
+      await richmenu.resume()
+    }
+    await eventually(() => expect(unlinkCalls(f.lineUid)).toHaveLength(1))
+    await eventually(async () => {
+      const states = await Promise.all((await jobsOfRow()).map((j) => j.getState()))
+      expect(states).toEqual(['completed'])
+    })
+    expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+
+    // Its retry is due: the next sweep of the hour queues it again, and LINE unlinks.
+    await untilDue()
+    expect(await sweepAt(3)).toMatchObject({ unlinks: 1 })
+    await eventually(() => expect(line.richMenuOf(f.lineUid)).toBeUndefined())
+    expect(await jobsOfRow()).toHaveLength(2)
+    await eventually(async () => expect(await leftOf(f.lineUid)).toEqual([]))
   })
 })
 
