@@ -25,3 +25,5 @@ export type EventOutcome =
   | 'unrouted'
   /** The person was erased before the event was processed: nothing of it is left to act on. */
   | 'erased'
+  /** Not applied: malformed (a source.userId that is no LINE user id); the row is failed. */
+  | 'invalid'

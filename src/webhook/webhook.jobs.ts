@@ -1,7 +1,8 @@
 import type { webhook } from '@line/bot-sdk'
 import pLimit from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
-import { isUnavailableError } from '../platform/errors.ts'
+import { describeFields, isUnavailableError } from '../platform/errors.ts'
+import { zodFields } from '../platform/input.ts'
 import { isRedisOutage } from '../platform/redis.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import type { Processor } from '../platform/worker-types.ts'
@@ -16,6 +17,7 @@ import {
   markWebhookEventDone,
   markWebhookEventFailed,
 } from './webhook.repo.ts'
+import { appliedEventSchema } from './webhook.schemas.ts'
 
 /** Users whose events one job processes side by side (each event in its own transaction). */
 const PARALLEL_USERS = 4
@@ -186,6 +188,12 @@ async function applyEvent(deps: Deps, webhookEventId: string) {
       return null
     }
     if (row.status !== 'pending') return null
+    const problem = problemOf(row.payload)
+    if (problem) {
+      await markWebhookEventFailed(trx, webhookEventId, problem)
+      deps.log.warn({ webhookEventId, type: row.type, problem }, 'webhook event not applied')
+      return { type: row.type, outcome: 'invalid' as const }
+    }
     const event = row.payload as unknown as webhook.Event
     const outcome: EventOutcome = isErased(row.payload)
       ? 'erased'
@@ -205,6 +213,12 @@ async function applyEvent(deps: Deps, webhookEventId: string) {
     return { type: row.type, outcome }
   })
   return { result, afterCommit }
+}
+
+/** Why the event cannot be applied (appliedEventSchema), naming the field, never its value. */
+function problemOf(payload: unknown): string | undefined {
+  const parsed = appliedEventSchema.safeParse(payload)
+  return parsed.success ? undefined : describeFields(zodFields(parsed.error))
 }
 
 function isErased(payload: unknown): boolean {

@@ -17,6 +17,21 @@ export const callbackRequestSchema = z.object({
   events: z.array(webhookEventSchema),
 })
 
+/** A LINE user id (LINE-API.md §4). */
+export const lineUserIdSchema = z
+  .string()
+  .regex(/^U[0-9a-f]{32}$/, 'not a LINE user id (U and 32 lowercase hex digits)')
+
+/**
+ * What the worker checks of a stored event before applying it: its sender's LINE user id, which
+ * every LINE call about them carries. Not the route: LINE signed the request, and a 400 would
+ * cost the other events of the request (LINE does not send them again); the event is stored and
+ * failed on its own.
+ */
+export const appliedEventSchema = z
+  .object({ source: z.object({ userId: lineUserIdSchema.optional() }).loose().optional() })
+  .loose()
+
 export type WebhookEventEnvelope = z.infer<typeof webhookEventSchema>
 /** A stored event, typed as the SDK's webhook union for dispatch. */
 export type LineEvent = webhook.Event
