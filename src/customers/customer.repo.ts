@@ -1,5 +1,6 @@
 import { type Selectable, sql } from 'kysely'
 import type { DB, Db } from '../platform/db.ts'
+import { assertChainEnded, survivorIdOf } from './surviving-customer.repo.ts'
 
 export type Customer = Selectable<DB['customer']>
 
@@ -18,13 +19,19 @@ export async function findCustomerById(db: Db, id: string): Promise<Customer | u
   return db.selectFrom('customer').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
-/** Follows `merged_into_id` to the customer that holds the data now. */
+/**
+ * Follows `merged_into_id` to the customer that holds the data now, erased or not, in one
+ * statement (survivorIdOf); undefined for an unknown id. A chain longer than the walk follows
+ * is an error (assertChainEnded), never a merged customer given as the survivor.
+ */
 export async function findSurvivingCustomer(db: Db, id: string): Promise<Customer | undefined> {
-  let current = await findCustomerById(db, id)
-  for (let hops = 0; current?.merged_into_id && hops < 20; hops++) {
-    current = await findCustomerById(db, current.merged_into_id)
-  }
-  return current
+  const customer = await db
+    .selectFrom('customer')
+    .selectAll()
+    .where('id', '=', survivorIdOf(id))
+    .executeTakeFirst()
+  assertChainEnded(customer)
+  return customer
 }
 
 export async function insertCustomerRow(db: Db): Promise<string> {

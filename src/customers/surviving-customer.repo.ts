@@ -6,8 +6,11 @@ import { type RawBuilder, sql } from 'kysely'
  * column `customer_id`, at most one row; the `carry` columns are copied onto every row), then
  * each customer `merged_into_id` leads to, one primary-key lookup a hop, at most 10 hops on
  * and, with `stopAtErased`, none on from an erased customer; and `survivor`, its last row. The
- * survivor's merged_into_id is set only when the chain was cut short (the caller checks it);
- * an unknown customer_id gives no row.
+ * survivor's merged_into_id is set only when the chain was cut short (the caller checks it:
+ * assertChainEnded); an unknown customer_id gives no row. 10 hops is ample: a merge re-points
+ * the customers merged earlier into the one it merges at its survivor (mergeCustomers), so a
+ * chain merges wrote is one hop long; a longer one was left by hand or by a bug. Every walk of
+ * merges goes through here, so all agree on where one leads.
  */
 export function survivorCtes(
   start: RawBuilder<unknown>,
@@ -38,4 +41,24 @@ export function survivorCtes(
 export function survivorIdOf(customerId: string): RawBuilder<string> {
   const start = sql`select ${customerId}::uuid as customer_id`
   return sql<string>`(with recursive ${survivorCtes(start)} select id from survivor)`
+}
+
+/**
+ * The customer that `customerId` (a column of the caller's row, e.g. `sql.ref('p.customer_id')`)
+ * leads to, as a subquery for a lateral join: one row (id, merged_into_id, erased_at), see
+ * survivorCtes; none for a null or unknown id. One index probe a hop, for each row of the caller.
+ */
+export function survivorRowOf(customerId: RawBuilder<unknown>): RawBuilder<unknown> {
+  const start = sql`select ${customerId} as customer_id`
+  return sql`(with recursive ${survivorCtes(start)}
+    select id, merged_into_id, erased_at from survivor)`
+}
+
+/**
+ * Throws when a walk stopped on a customer still merged (a chain longer than survivorCtes
+ * follows): its data is elsewhere, and taking it for the survivor would put purchases, identities
+ * or profile fields on a merged-away row, or answer with its id.
+ */
+export function assertChainEnded(row: { merged_into_id: string | null } | undefined): void {
+  if (row?.merged_into_id) throw new Error('customer merge chain is too long')
 }

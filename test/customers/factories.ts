@@ -150,3 +150,34 @@ export async function createCoupon(db: Database, customerId: string) {
 export function mergeInto(db: Database, survivorId: string, mergedId: string, reason = 'test') {
   return db.transaction().execute((trx) => mergeCustomers(trx, { survivorId, mergedId, reason }))
 }
+
+/**
+ * Customers merged one into the next, `hops` merges long, written row by row: ids[0] leads to
+ * ids[hops]. No merge writes such a chain (mergeCustomers re-points earlier merges at its
+ * survivor, so every merged customer points at a customer not merged); it stands for one left
+ * by hand or by a bug, which every walk of merges must still follow, or refuse. `erased`: the
+ * last one was erased on request.
+ */
+export async function writeMergeChain(
+  db: Database,
+  hops: number,
+  opts: { erased?: boolean } = {},
+): Promise<string[]> {
+  const ids: string[] = []
+  for (let i = 0; i <= hops; i++) ids.push((await createCustomer(db)).id)
+  for (let i = 0; i < hops; i++) {
+    await db
+      .updateTable('customer')
+      .set({ merged_into_id: ids[i + 1] })
+      .where('id', '=', ids[i] as string)
+      .execute()
+  }
+  if (opts.erased) {
+    await db
+      .updateTable('customer')
+      .set({ erased_at: new Date() })
+      .where('id', '=', ids[hops] as string)
+      .execute()
+  }
+  return ids
+}
