@@ -181,3 +181,13 @@ export async function writeMergeChain(
   }
   return ids
 }
+
+/** A new shop id (online_customer identity) held by `customerId`, merged or not; its value. */
+export async function shopIdHeldBy(db: Database, customerId: string): Promise<string> {
+  const value = `shop-${randomUUID()}`
+  await db
+    .insertInto('identity')
+    .values({ customer_id: customerId, kind: 'online_customer', value })
+    .execute()
+  return value
+}

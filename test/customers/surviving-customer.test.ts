@@ -7,7 +7,7 @@ import { findRowCustomer } from '../../src/customers/customer-row-match.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
-import { createCustomer, mergeInto, writeMergeChain } from './factories.ts'
+import { createCustomer, mergeInto, shopIdHeldBy, writeMergeChain } from './factories.ts'
 
 // The walk of merges the customer import, the lookups by identity and the profile take
 // (findSurvivingCustomer): a merged customer always leads to the one holding their data now.
@@ -31,15 +31,7 @@ const mergedIntoOf = async (id: string) =>
       .executeTakeFirstOrThrow()
   ).merged_into_id
 
-/** A shop id held by the first customer of the chain (an identity left on a merged row). */
-async function heldBy(customerId: string): Promise<string> {
-  const value = shopId()
-  await db
-    .insertInto('identity')
-    .values({ customer_id: customerId, kind: 'online_customer', value })
-    .execute()
-  return value
-}
+const heldBy = (customerId: string) => shopIdHeldBy(db, customerId)
 
 describe('findSurvivingCustomer', () => {
   it('leads every customer of three merges to the last survivor, each merged one pointing at it', async () => {

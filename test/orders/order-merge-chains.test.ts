@@ -7,7 +7,7 @@ import type { Order } from '../../src/orders/order.schemas.ts'
 import { recordOrder, recordOrderBatch } from '../../src/orders/order.service.ts'
 import { batchKey, findRecordedOrders } from '../../src/orders/recorded-order.repo.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
-import { createCustomer, mergeInto, writeMergeChain } from '../customers/factories.ts'
+import { createCustomer, mergeInto, shopIdHeldBy, writeMergeChain } from '../customers/factories.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 
 // Every walk of merges the orders take (who holds a shop id or email, who holds a recorded order,
@@ -26,15 +26,7 @@ afterAll(async () => {
 const TOO_LONG = 'customer merge chain is too long'
 const shopId = () => `shop-${randomUUID()}`
 
-/** A shop id held by `customerId` (on a chain's first, merged, customer: left there by hand). */
-async function heldBy(customerId: string): Promise<string> {
-  const value = shopId()
-  await db
-    .insertInto('identity')
-    .values({ customer_id: customerId, kind: 'online_customer', value })
-    .execute()
-  return value
-}
+const heldBy = (customerId: string) => shopIdHeldBy(db, customerId)
 
 function orderOf(customer: Order['customer']): Order {
   return {
