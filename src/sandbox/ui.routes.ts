@@ -46,18 +46,14 @@ export function createSandboxUi(platform: SandboxPlatform) {
   // /link page sends the shopper here with the link token and nonce; LINE would then send the
   // `accountLink` event and return to the chat.
   app.get('/dialog/bot/accountLink', async (c) => {
-    const linkToken = c.req.query('linkToken') ?? ''
-    const nonce = c.req.query('nonce') ?? ''
-    const issued = platform.context.state.linkTokens.get(linkToken)
-    if (!issued || issued.expiresAt <= platform.context.now()) {
-      return c.text('This link token is unknown, used or expired: tap "Link account" again.', 400)
+    const dialog = { linkToken: c.req.query('linkToken') ?? '', nonce: c.req.query('nonce') ?? '' }
+    // The page has no signed-in user: the dialog is the link token's user's.
+    const userId = platform.context.state.linkTokens.get(dialog.linkToken)?.userId ?? ''
+    try {
+      await platform.users.accountLink(userId, dialog)
+    } catch (error) {
+      return c.text(error instanceof Error ? error.message : String(error), 400)
     }
-    // LINE takes a nonce of 10 to 255 characters (LINE-API.md §6).
-    if (nonce.length < 10 || nonce.length > 255) {
-      return c.text(`The nonce must be 10 to 255 characters (is ${nonce.length}).`, 400)
-    }
-    platform.context.state.linkTokens.delete(linkToken)
-    await platform.users.accountLink(issued.userId, nonce, 'ok')
     return c.redirect(`${mount(c)}/`, 303)
   })
 

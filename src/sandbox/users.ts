@@ -2,6 +2,9 @@ import { newUserId, type SandboxContext, type SimUser } from './state.ts'
 import { buildEvent, type EventInputs, type EventKind, envelope } from './webhook-events.ts'
 import { deliverWebhook, type WebhookResult } from './webhook-sender.ts'
 
+/** What LINE's account-link dialog URL carries (`?linkToken=…&nonce=…`, LINE-API.md §6). */
+export type AccountLinkDialog = { linkToken: string; nonce: string }
+
 export type NewUser = {
   displayName?: string
   language?: string
@@ -21,7 +24,17 @@ export type SimUsers = {
   block(userId: string): Promise<WebhookResult>
   sendText(userId: string, text: string): Promise<WebhookResult>
   postback(userId: string, data: string, params?: Record<string, string>): Promise<WebhookResult>
-  accountLink(userId: string, nonce: string, result?: 'ok' | 'failed'): Promise<WebhookResult>
+  /**
+   * The user opens LINE's account-link dialog: with a link token issued for them, unused and under
+   * 10 minutes old, and a nonce of 10 to 255 characters, LINE sends the `accountLink` event
+   * (`result` `failed` as for an impersonation) and the token is spent. Anything else sends no
+   * event; this rejects with what the user would see (LINE-API.md §6).
+   */
+  accountLink(
+    userId: string,
+    dialog: AccountLinkDialog,
+    result?: 'ok' | 'failed',
+  ): Promise<WebhookResult>
 }
 
 export function createSimUsers(ctx: SandboxContext): SimUsers {
@@ -71,8 +84,19 @@ export function createSimUsers(ctx: SandboxContext): SimUsers {
       assertCanTalk(mustGet(userId))
       return send('postback', userId, params ? { data, params } : { data })
     },
-    accountLink(userId, nonce, result = 'ok') {
+    async accountLink(userId, { linkToken, nonce }, result = 'ok') {
+      const issued = ctx.state.linkTokens.get(linkToken)
+      if (!issued || issued.expiresAt <= ctx.now()) {
+        throw new Error('This link token is unknown, used or expired: tap "Link account" again.')
+      }
+      if (issued.userId !== userId) {
+        throw new Error('This link token was issued for another user.')
+      }
+      if (nonce.length < 10 || nonce.length > 255) {
+        throw new Error(`The nonce must be 10 to 255 characters (is ${nonce.length}).`)
+      }
       mustGet(userId)
+      ctx.state.linkTokens.delete(linkToken)
       return send('accountLink', userId, { nonce, result })
     },
   }

@@ -10,7 +10,7 @@ import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Database } from '../../src/platform/db.ts'
 import { processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
-import { friend, proveEmail, tapLink } from '../linking/support.ts'
+import { friend, proveEmail, tapLinkToken } from '../linking/support.ts'
 import { makeStoreKey, receipt } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { findAnywhere as findIn } from '../support/find-anywhere.ts'
@@ -72,9 +72,9 @@ describe('customers erase leaves nothing of the person in any table', () => {
     await k.line.users.follow(user.userId)
     await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
     await k.line.users.sendText(user.userId, `${said}: I am ${shopName}, ${phone}, ${email}`)
-    const url = await tapLink(k, user.userId)
-    const nonce = await proveEmail(k, smtp, url.searchParams.get('linkToken') ?? '', email)
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    const linkToken = await tapLinkToken(k, user.userId)
+    const dialog = await proveEmail(k, smtp, linkToken, email)
+    await k.line.users.accountLink(user.userId, dialog)
     const customerId = await eventually(async () => {
       const row = await db
         .selectFrom('identity as i')

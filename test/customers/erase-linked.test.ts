@@ -14,6 +14,7 @@ import {
   post,
   proveEmail,
   tapLink,
+  tapLinkToken,
 } from '../linking/support.ts'
 import { cli } from '../support/cli.ts'
 import { findAnywhere } from '../support/find-anywhere.ts'
@@ -69,9 +70,9 @@ async function linkedThenUnlinked() {
   const user = k.line.users.create({ displayName: lineName })
   await k.line.users.follow(user.userId)
   await eventually(async () => expect((await lineUser(user.userId)).display_name).toBe(lineName))
-  const url = await tapLink(k, user.userId)
-  const nonce = await proveEmail(k, smtp, url.searchParams.get('linkToken') ?? '', email)
-  await k.line.users.accountLink(user.userId, nonce, 'ok')
+  const linkToken = await tapLinkToken(k, user.userId)
+  const dialog = await proveEmail(k, smtp, linkToken, email)
+  await k.line.users.accountLink(user.userId, dialog)
   await waitForText(user.userId, 'now linked')
   const online = (await lineUser(user.userId)).customer_id
   await k.line.users.postback(user.userId, 'action=unlink')

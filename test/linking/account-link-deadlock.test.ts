@@ -11,7 +11,7 @@ import {
   proveEmail,
   type Smtp,
   startSmtp,
-  tapLink,
+  tapLinkToken,
 } from './support.ts'
 
 // LINE's accountLink event merges the shop account's customer into the LINE friend's. When that
@@ -42,8 +42,8 @@ describe('LINE account link deadlocked by a concurrent customer import', () => {
     const email = `shopper-${randomUUID().slice(0, 8)}@example.jp`
     const online = await onlineCustomer(k, { email })
     const user = await friend(k)
-    const linkToken = (await tapLink(k, user.userId)).searchParams.get('linkToken') ?? ''
-    const nonce = await proveEmail(k, smtp, linkToken, email)
+    const linkToken = await tapLinkToken(k, user.userId)
+    const dialog = await proveEmail(k, smtp, linkToken, email)
     const friendCustomer = (await lineUser(user.userId)).customer_id
     // The merge locks both customers in id order; the import holds the second and then wants
     // the first.
@@ -53,7 +53,7 @@ describe('LINE account link deadlocked by a concurrent customer import', () => {
       second: customerLock(low),
     })
 
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     expect(await importing.done).toBe(1)
 

@@ -23,6 +23,7 @@ import {
   type Smtp,
   startSmtp,
   tapLink,
+  tapLinkToken,
 } from './support.ts'
 
 let k: TestKizuna
@@ -55,13 +56,14 @@ describe('LINE account link', () => {
     const page = await fetch(`${k.baseUrl}/link?linkToken=${encodeURIComponent(linkToken)}`)
     expect(page.status).toBe(200)
     expect(await page.text()).toContain('name="email"')
-    const nonce = await proveEmail(k, smtp, linkToken, email)
+    const dialog = await proveEmail(k, smtp, linkToken, email)
+    const { nonce } = dialog
     expect(nonce.length).toBeGreaterThanOrEqual(22)
     const stored = await k.deps.db.selectFrom('link_nonce').selectAll().execute()
     expect(stored.some((n) => n.nonce_hash === sha256(nonce))).toBe(true)
     expect(JSON.stringify(stored)).not.toContain(nonce)
 
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     const lu = await lineUser(user.userId)
     expect(await identitiesOf(lu.customer_id)).toEqual(['email', 'line', 'member_card'])
@@ -80,8 +82,12 @@ describe('LINE account link', () => {
       .execute()
     expect(audit.map((a) => a.action)).toEqual(['link'])
 
-    // The same nonce again (a replayed link): refused, nothing changes.
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    // LINE spent the link token: the dialog again sends nothing.
+    await expect(k.line.users.accountLink(user.userId, dialog)).rejects.toThrow(/used/)
+    // An event with the same nonce again (a replayed link): refused, nothing changes.
+    await k.line.deliverWebhook([
+      k.line.buildEvent('accountLink', user.userId, { nonce, result: 'ok' }),
+    ])
     await waitForText(user.userId, 'expired or was already used')
 
     // Tapping "link" again says it is linked and asks LINE for nothing.
@@ -95,8 +101,8 @@ describe('LINE account link', () => {
     await k.deps.db
       .transaction()
       .execute((trx) => recordOrder(trx, k.deps.env, onlineOrder({ email }, 8_000)))
-    const { user, nonce } = await linkedUpTo(k, smtp, email)
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    const { user, dialog } = await linkedUpTo(k, smtp, email)
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     const lu = await lineUser(user.userId)
     expect(await identitiesOf(lu.customer_id)).toContain('email')
@@ -104,13 +110,13 @@ describe('LINE account link', () => {
   })
 
   it('tells the shopper when the nonce has expired', async () => {
-    const { user, nonce } = await linkedUpTo(k, smtp, newEmail())
+    const { user, dialog, nonce } = await linkedUpTo(k, smtp, newEmail())
     await k.deps.db
       .updateTable('link_nonce')
       .set({ expires_at: new Date(Date.now() - 60_000) })
       .where('nonce_hash', '=', sha256(nonce))
       .execute()
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'expired or was already used')
     expect(await identitiesOf((await lineUser(user.userId)).customer_id)).not.toContain('email')
   })
@@ -141,9 +147,9 @@ describe('LINE account link', () => {
   })
 
   it('ends the nonce on a failed link, without a reply', async () => {
-    const { user, nonce } = await linkedUpTo(k, smtp, newEmail())
+    const { user, dialog, nonce } = await linkedUpTo(k, smtp, newEmail())
     const inboxBefore = k.line.inbox(user.userId).length
-    const sent = await k.line.users.accountLink(user.userId, nonce, 'failed')
+    const sent = await k.line.users.accountLink(user.userId, dialog, 'failed')
     const eventId = sent.body.events[0]?.webhookEventId ?? ''
     await eventually(async () => {
       const row = await k.deps.db
@@ -160,19 +166,23 @@ describe('LINE account link', () => {
       .executeTakeFirstOrThrow()
     expect(row).toEqual({ status: 'failed', identity_value: null })
     expect(k.line.inbox(user.userId)).toHaveLength(inboxBefore)
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    // A new link token and the failed nonce: refused.
+    const linkToken = await tapLinkToken(k, user.userId)
+    await k.line.users.accountLink(user.userId, { linkToken, nonce })
     await waitForText(user.userId, 'expired or was already used')
   })
 
   it('refuses a nonce issued for another LINE account, and it still works for its own', async () => {
     const email = newEmail()
-    const { user, nonce } = await linkedUpTo(k, smtp, email)
+    const { user, dialog, nonce } = await linkedUpTo(k, smtp, email)
     const other = await friend(k)
-    await k.line.users.accountLink(other.userId, nonce, 'ok')
+    // Their own link token is not the one Kizuna sent the shopper with; LINE takes any nonce.
+    const otherToken = await tapLinkToken(k, other.userId)
+    await k.line.users.accountLink(other.userId, { linkToken: otherToken, nonce })
     await waitForText(other.userId, 'expired or was already used')
     expect(await identitiesOf((await lineUser(other.userId)).customer_id)).not.toContain('email')
 
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     expect(await identitiesOf((await lineUser(user.userId)).customer_id)).toContain('email')
   })
@@ -180,11 +190,11 @@ describe('LINE account link', () => {
   it('refuses an online account that another LINE friend already linked', async () => {
     const email = newEmail()
     const first = await linkedUpTo(k, smtp, email)
-    await k.line.users.accountLink(first.user.userId, first.nonce, 'ok')
+    await k.line.users.accountLink(first.user.userId, first.dialog)
     await waitForText(first.user.userId, 'now linked')
 
     const second = await linkedUpTo(k, smtp, email)
-    await k.line.users.accountLink(second.user.userId, second.nonce, 'ok')
+    await k.line.users.accountLink(second.user.userId, second.dialog)
     await waitForText(second.user.userId, 'already linked to another LINE account')
     const lu = await lineUser(second.user.userId)
     expect(await identitiesOf(lu.customer_id)).toEqual(['line', 'member_card'])
@@ -201,8 +211,8 @@ describe('LINE account link', () => {
 
     // The follow cannot know who the new friend is: they get a card and the welcome coupon of
     // their own, and the link then brings the imported customer (and its card) to them.
-    const { user, nonce } = await linkedUpTo(k, smtp, email)
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    const { user, dialog } = await linkedUpTo(k, smtp, email)
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     const linked = (await lineUser(user.userId)).customer_id
     const cards = await memberCardsOf(k.deps.db, linked)

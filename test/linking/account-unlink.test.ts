@@ -12,6 +12,7 @@ import {
   proveEmail,
   type Smtp,
   startSmtp,
+  tapLinkToken,
 } from './support.ts'
 
 // Unlinking a linked LINE account (and linking it again). The link: account-link.test.ts.
@@ -34,8 +35,8 @@ describe('LINE account unlink', () => {
   it('unlinks: the LINE account leaves, purchases stay with the online account', async () => {
     const email = newEmail()
     await onlineCustomer(k, { email })
-    const { user, nonce } = await linkedUpTo(k, smtp, email)
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    const { user, dialog } = await linkedUpTo(k, smtp, email)
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     const linked = (await lineUser(user.userId)).customer_id
     const optOut = { category: 'marketing', channel: 'line', granted: false } as const
@@ -66,10 +67,10 @@ describe('LINE account unlink', () => {
   it("unlinks into a customer named as the LINE profile, never with the online account's name", async () => {
     const email = newEmail()
     await onlineCustomer(k, { email })
-    const { user, nonce } = await linkedUpTo(k, smtp, email)
+    const { user, dialog } = await linkedUpTo(k, smtp, email)
     const lineName = user.displayName
     await eventually(async () => expect((await lineUser(user.userId)).display_name).toBe(lineName))
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     // The shop's data names the linked customer (a customer import overwrites the name).
     const linked = (await lineUser(user.userId)).customer_id
@@ -100,8 +101,8 @@ describe('LINE account unlink', () => {
     )
     expect(vip).toContain('action=help')
     expect(vip).not.toContain('action=unlink')
-    const { user, nonce } = await linkedUpTo(k, smtp, newEmail())
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    const { user, dialog } = await linkedUpTo(k, smtp, newEmail())
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     expect(texts(user.userId).join()).toContain('Help')
 
@@ -126,7 +127,7 @@ describe('LINE account unlink', () => {
     const email = newEmail()
     const first = await linkedUpTo(k, smtp, email)
     const { user } = first
-    await k.line.users.accountLink(user.userId, first.nonce, 'ok')
+    await k.line.users.accountLink(user.userId, first.dialog)
     await waitForText(user.userId, 'now linked')
     const linked = (await lineUser(user.userId)).customer_id
 
@@ -139,18 +140,10 @@ describe('LINE account unlink', () => {
         cards + 1,
       ),
     )
-    const invites = k.line.inbox(user.userId).filter((e) => e.message.type === 'template').length
-    await k.line.users.postback(user.userId, 'action=link')
-    const invite = await eventually(() => {
-      const found = k.line.inbox(user.userId).filter((e) => e.message.type === 'template')
-      expect(found).toHaveLength(invites + 1)
-      return found.at(-1)
-    })
-    const template = invite?.message.template as { actions: { uri: string }[] }
-    const linkToken = new URL(template.actions[0]?.uri ?? '').searchParams.get('linkToken') ?? ''
-    const nonce = await proveEmail(k, smtp, linkToken, email)
+    const linkToken = await tapLinkToken(k, user.userId)
+    const dialog = await proveEmail(k, smtp, linkToken, email)
     const before = texts(user.userId).filter((t) => t.includes('now linked')).length
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await k.line.users.accountLink(user.userId, dialog)
     await eventually(() =>
       expect(texts(user.userId).filter((t) => t.includes('now linked'))).toHaveLength(before + 1),
     )

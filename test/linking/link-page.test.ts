@@ -11,7 +11,15 @@ import { sha256 } from '../../src/linking/link-crypto.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
-import { codeMailedTo, friend, hidden, post, type Smtp, startSmtp, tapLink } from './support.ts'
+import {
+  codeMailedTo,
+  friend,
+  hidden,
+  post,
+  type Smtp,
+  startSmtp,
+  tapLinkToken,
+} from './support.ts'
 
 let k: TestKizuna
 let smtp: Smtp
@@ -29,7 +37,7 @@ const newEmail = () => `page-${randomUUID().slice(0, 8)}@example.jp`
 
 async function freshLinkToken(): Promise<string> {
   const user = await friend(k)
-  return (await tapLink(k, user.userId)).searchParams.get('linkToken') ?? ''
+  return tapLinkToken(k, user.userId)
 }
 
 describe('the account-link page', () => {

@@ -5,7 +5,7 @@ import { sha256 } from '../../src/linking/link-crypto.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { logSink } from '../support/log-sink.ts'
-import { friend, linkReads, onlineCustomer, tapLink } from './support.ts'
+import { dialogOf, friend, linkReads, onlineCustomer, tapLink } from './support.ts'
 
 // Account link through the shop's own login (LINK_LOGIN_URL), and no SMTP_URL: the login is the
 // only way to prove an account, and it is enough to offer the link.
@@ -67,15 +67,6 @@ const noncesFor = (linkToken: string) =>
     .where('link_token_hash', '=', sha256(linkToken))
     .execute()
 
-/** Expects LINE's account-link dialog for this link token; returns the nonce. */
-function nonceOf(res: Response, linkToken: string): string {
-  expect(res.status).toBe(302)
-  const to = new URL(res.headers.get('location') ?? '')
-  expect(`${to.origin}${to.pathname}`).toBe('https://access.line.me/dialog/bot/accountLink')
-  expect(to.searchParams.get('linkToken')).toBe(linkToken)
-  return to.searchParams.get('nonce') ?? ''
-}
-
 /** An error page (HTML, not cached) saying `message`, and no nonce issued for the link token. */
 async function expectRefused(res: Response, status: number, message: string, linkToken: string) {
   expect(res.status).toBe(status)
@@ -114,7 +105,8 @@ describe('GET /link/callback', () => {
     const online = await onlineCustomer(k, { externalId })
     const { user, linkToken } = await linkStarted()
 
-    const nonce = nonceOf(await callback(assertionFor(linkToken, { externalId })), linkToken)
+    const dialog = dialogOf(await callback(assertionFor(linkToken, { externalId })), linkToken)
+    const { nonce } = dialog
     expect(nonce.length).toBeGreaterThanOrEqual(22)
     const lu = await lineUser(user.userId)
     expect(await noncesFor(linkToken)).toMatchObject([
@@ -128,7 +120,7 @@ describe('GET /link/callback', () => {
       },
     ])
 
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     const linked = (await lineUser(user.userId)).customer_id
     expect(await identitiesOf(linked)).toEqual(['line', 'member_card', 'online_customer'])
@@ -152,8 +144,8 @@ describe('GET /link/callback', () => {
   it('attaches a shop account id nobody holds yet to the LINE customer', async () => {
     const externalId = newShopId()
     const { user, linkToken } = await linkStarted()
-    const nonce = nonceOf(await callback(assertionFor(linkToken, { externalId })), linkToken)
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    const dialog = dialogOf(await callback(assertionFor(linkToken, { externalId })), linkToken)
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     const lu = await lineUser(user.userId)
     expect(await holderOf(externalId)).toBe(lu.customer_id)
@@ -192,7 +184,8 @@ describe('GET /link/callback', () => {
     const externalId = newShopId()
     const { user, linkToken } = await linkStarted()
     const assertion = assertionFor(linkToken, { externalId })
-    const nonce = nonceOf(await callback(assertion), linkToken)
+    const dialog = dialogOf(await callback(assertion), linkToken)
+    const { nonce } = dialog
 
     // The callback URL again (browser history, a shared link, a proxy log): no second nonce.
     const again = await callback(assertion)
@@ -201,7 +194,7 @@ describe('GET /link/callback', () => {
     expect((await noncesFor(linkToken)).map((n) => n.nonce_hash)).toEqual([sha256(nonce)])
 
     // The first one still links.
-    await k.line.users.accountLink(user.userId, nonce, 'ok')
+    await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     expect(await callback(assertion).then((r) => r.status)).toBe(410)
     expect(await noncesFor(linkToken)).toHaveLength(1)

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { expect } from 'vitest'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
+import type { AccountLinkDialog } from '../../src/sandbox/users.ts'
 import type { TestKizuna } from '../support/harness.ts'
 import type { ReceivedMail, Smtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
@@ -30,13 +31,14 @@ export async function friend(k: TestKizuna) {
 /** A fresh shopper's email address. */
 export const newEmail = () => `shopper-${randomUUID().slice(0, 8)}@example.jp`
 
-/** Taps "link" and returns the link URL from the button LINE shows. */
+/** Taps "link" and returns the link URL from the (new) button LINE shows. */
 export async function tapLink(k: TestKizuna, userId: string): Promise<URL> {
+  const buttons = () => k.line.inbox(userId).filter((e) => e.message.type === 'template')
+  const before = buttons().length
   await k.line.users.postback(userId, 'action=link')
   const entry = await eventually(() => {
-    const found = k.line.inbox(userId).find((e) => e.message.type === 'template')
-    expect(found).toBeDefined()
-    return found
+    expect(buttons().length).toBeGreaterThan(before)
+    return buttons().at(-1)
   })
   const template = entry?.message.template as { actions: { uri: string }[] }
   return new URL(template.actions[0]?.uri ?? '')
@@ -48,32 +50,47 @@ export const post = (url: string, form: Record<string, string>) =>
 export const hidden = (page: string, name: string) =>
   new RegExp(`name="${name}" value="([^"]*)"`).exec(page)?.[1] ?? ''
 
-/** Runs the web part: email → code → the redirect to LINE; returns the nonce. */
+/**
+ * Where Kizuna sent the shopper: LINE's account-link dialog for this link token. Returns the
+ * dialog's link token and nonce, which the simulated user then opens (`users.accountLink`).
+ */
+export function dialogOf(res: Response, linkToken: string): AccountLinkDialog {
+  expect(res.status).toBe(302)
+  const to = new URL(res.headers.get('location') ?? '')
+  expect(`${to.origin}${to.pathname}`).toBe('https://access.line.me/dialog/bot/accountLink')
+  expect(to.searchParams.get('linkToken')).toBe(linkToken)
+  return {
+    linkToken: to.searchParams.get('linkToken') ?? '',
+    nonce: to.searchParams.get('nonce') ?? '',
+  }
+}
+
+/** Runs the web part: email → code → the redirect to LINE's account-link dialog. */
 export async function proveEmail(
   k: TestKizuna,
   smtp: Smtp,
   linkToken: string,
   email: string,
-): Promise<string> {
+): Promise<AccountLinkDialog> {
   const before = smtp.mails.length
   const page = await post(`${k.baseUrl}/link/email`, { linkToken, email })
   expect(page.status).toBe(200)
   const codeId = hidden(await page.text(), 'codeId')
   const code = await codeMailedTo(smtp, email, before)
-  const res = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code })
-  expect(res.status).toBe(302)
-  const to = new URL(res.headers.get('location') ?? '')
-  expect(`${to.origin}${to.pathname}`).toBe('https://access.line.me/dialog/bot/accountLink')
-  expect(to.searchParams.get('linkToken')).toBe(linkToken)
-  return to.searchParams.get('nonce') ?? ''
+  return dialogOf(await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code }), linkToken)
 }
 
-/** Friend → link button → email code → nonce. */
+/** The link token on the link button LINE shows after the user taps "link". */
+export async function tapLinkToken(k: TestKizuna, userId: string): Promise<string> {
+  return (await tapLink(k, userId)).searchParams.get('linkToken') ?? ''
+}
+
+/** Friend → link button → email code → LINE's dialog (its nonce also as `nonce`). */
 export async function linkedUpTo(k: TestKizuna, smtp: Smtp, email: string) {
   const user = await friend(k)
-  const url = await tapLink(k, user.userId)
-  const linkToken = url.searchParams.get('linkToken') ?? ''
-  return { user, linkToken, nonce: await proveEmail(k, smtp, linkToken, email) }
+  const linkToken = await tapLinkToken(k, user.userId)
+  const dialog = await proveEmail(k, smtp, linkToken, email)
+  return { user, linkToken, dialog, nonce: dialog.nonce }
 }
 
 /**

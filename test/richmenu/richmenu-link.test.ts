@@ -11,7 +11,7 @@ import {
   proveEmail,
   type Smtp,
   startSmtp,
-  tapLink,
+  tapLinkToken,
 } from '../linking/support.ts'
 import { legacyCardNumber, makeCustomer, makeStoreKey, receipt } from '../purchases/fixtures.ts'
 import { startTestKizuna, TEST_CHANNEL_TOKEN, type TestKizuna } from '../support/harness.ts'
@@ -131,9 +131,9 @@ async function orderByFriend(lineUid: string, shop: { externalId?: string }) {
 async function linkThenUnlink(email: string) {
   const user = await friend(k)
   await expectMenu(user.userId, 'new_friend')
-  const url = await tapLink(k, user.userId)
-  const nonce = await proveEmail(k, smtp, url.searchParams.get('linkToken') ?? '', email)
-  await k.line.users.accountLink(user.userId, nonce, 'ok')
+  const linkToken = await tapLinkToken(k, user.userId)
+  const dialog = await proveEmail(k, smtp, linkToken, email)
+  await k.line.users.accountLink(user.userId, dialog)
   await expectMenu(user.userId, 'linked')
 
   await k.line.users.postback(user.userId, 'action=unlink')

@@ -1,8 +1,20 @@
 import { HTTPFetchError } from '@line/bot-sdk'
 import { createCanvas } from '@napi-rs/canvas'
+import { expect } from 'vitest'
+import type { SandboxPlatform } from '../../src/sandbox/platform.ts'
 
 export const channelSecret = 'sandbox-test-secret-0123456789ab'
 export const channelAccessToken = 'sandbox-test-token'
+
+/** A link token the platform issued for the user, as Kizuna would get it. */
+export async function issueLinkToken(platform: SandboxPlatform, userId: string): Promise<string> {
+  const res = await platform.apiApp.request(`/v2/bot/user/${userId}/linkToken`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${channelAccessToken}` },
+  })
+  expect(res.status).toBe(200)
+  return ((await res.json()) as { linkToken: string }).linkToken
+}
 
 /** A flat image of the given size, as a rich menu image (PNG unless told). */
 export function imageBytes(width: number, height: number, type: 'png' | 'jpeg' = 'png'): Buffer {

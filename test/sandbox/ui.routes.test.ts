@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createLinePlatform, type SandboxPlatform } from '../../src/sandbox/platform.ts'
 import { createSandboxUi } from '../../src/sandbox/ui.routes.ts'
-import { channelAccessToken, channelSecret } from './fixtures.ts'
+import { channelAccessToken, channelSecret, issueLinkToken } from './fixtures.ts'
 
 let platform: SandboxPlatform
 let app: Hono
@@ -166,14 +166,7 @@ describe('GET /sandbox/events', () => {
 })
 
 describe('GET /sandbox/dialog/bot/accountLink (LINE-API.md §6)', () => {
-  async function linkToken(userId: string): Promise<string> {
-    const res = await platform.apiApp.request(`/v2/bot/user/${userId}/linkToken`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${channelAccessToken}` },
-    })
-    expect(res.status).toBe(200)
-    return ((await res.json()) as { linkToken: string }).linkToken
-  }
+  const linkToken = (userId: string) => issueLinkToken(platform, userId)
   const dialog = (linkToken: string, nonce: string) =>
     app.request(`/sandbox/dialog/bot/accountLink?${new URLSearchParams({ linkToken, nonce })}`)
   const linkEvents = () =>

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { loadOpenApiValidator, webhookSpecPath } from '../../src/sandbox/openapi-validator.ts'
 import { type LinePlatform, startLinePlatform } from '../../src/sandbox/platform.ts'
 import { signWebhookBody } from '../../src/sandbox/webhook-sender.ts'
-import { channelAccessToken, channelSecret } from './fixtures.ts'
+import { channelAccessToken, channelSecret, issueLinkToken } from './fixtures.ts'
 
 type Received = { raw: string; headers: Headers; body: webhook.CallbackRequest }
 
@@ -113,7 +113,10 @@ describe('simulated users send webhooks', () => {
     })
 
     received = []
-    await platform.users.accountLink(user.userId, 'nonce-1234567890')
+    await platform.users.accountLink(user.userId, {
+      linkToken: await issueLinkToken(platform, user.userId),
+      nonce: 'nonce-1234567890',
+    })
     expect(lastValidDelivery().body.events[0]).toMatchObject({
       type: 'accountLink',
       replyToken: expect.any(String),
@@ -121,10 +124,44 @@ describe('simulated users send webhooks', () => {
     })
 
     received = []
-    await platform.users.accountLink(user.userId, 'nonce-abcdefghij', 'failed')
+    const dialog = {
+      linkToken: await issueLinkToken(platform, user.userId),
+      nonce: 'nonce-abcdefghij',
+    }
+    await platform.users.accountLink(user.userId, dialog, 'failed')
     const [failed] = lastValidDelivery().body.events
+    expect(failed).toMatchObject({ type: 'accountLink', link: { result: 'failed' } })
     expect(failed).not.toHaveProperty('source')
     expect(failed).not.toHaveProperty('replyToken')
+  })
+
+  it('sends an account link only for a live link token of that user, once (LINE-API.md §6)', async () => {
+    const [user, other] = [platform.users.create(), platform.users.create()]
+    await platform.users.follow(user.userId)
+    await platform.users.follow(other.userId)
+    received = []
+    const refused = (
+      userId: string,
+      dialog: { linkToken: string; nonce: string },
+      reason: RegExp,
+    ) => expect(platform.users.accountLink(userId, dialog)).rejects.toThrow(reason)
+
+    await refused(user.userId, { linkToken: 'never-issued', nonce: 'n'.repeat(22) }, /unknown/)
+    const linkToken = await issueLinkToken(platform, user.userId)
+    await refused(other.userId, { linkToken, nonce: 'n'.repeat(22) }, /another user/)
+    await refused(user.userId, { linkToken, nonce: 'n'.repeat(9) }, /10 to 255/)
+    await refused(user.userId, { linkToken, nonce: 'n'.repeat(256) }, /10 to 255/)
+    expect(received).toEqual([])
+
+    await platform.users.accountLink(user.userId, { linkToken, nonce: 'n'.repeat(10) })
+    expect(lastValidDelivery().body.events[0]).toMatchObject({ link: { result: 'ok' } })
+    received = []
+    await refused(user.userId, { linkToken, nonce: 'n'.repeat(22) }, /used/)
+
+    const late = await issueLinkToken(platform, user.userId)
+    clock += 10 * 60 * 1000
+    await refused(user.userId, { linkToken: late, nonce: 'n'.repeat(22) }, /expired/)
+    expect(received).toEqual([])
   })
 
   it('delivers batched, out-of-order and redelivered envelopes', async () => {
