@@ -7,7 +7,7 @@ import {
   rejectRepeatedRetryKey,
 } from './outbox.ts'
 import type { SandboxEnv } from './request-pipeline.ts'
-import { isFriend, type SandboxContext } from './state.ts'
+import { firstMalformedUserId, invalidProperty, isFriend, type SandboxContext } from './state.ts'
 
 type Messages = Record<string, unknown>[]
 type SendBody = { messages: Messages; to?: unknown; replyToken?: string }
@@ -40,13 +40,9 @@ export function createMessageRoutes(ctx: SandboxContext) {
     const { to, messages } = body(c)
     const repeated = rejectRepeatedRetryKey(ctx, c, true)
     if (repeated) return repeated
-    if (typeof to !== 'string' || !CHAT_ID.test(to)) {
-      return c.json(
-        { message: "The property, 'to', in the request body is invalid (line: -, column: -)" },
-        400,
-      )
-    }
-    if (to.startsWith('U') && !ctx.state.users.has(to)) {
+    if (typeof to !== 'string' || !CHAT_ID.test(to)) return c.json(invalidProperty("'to'"), 400)
+    // The sandbox has no groups or rooms: the bot is in none (LINE answers 400 for those).
+    if (!ctx.state.users.has(to)) {
       return c.json({ message: 'Failed to send messages' }, 400)
     }
     const overQuota = consumeQuota(ctx, c, countDeliverable(ctx, [to]))
@@ -60,6 +56,10 @@ export function createMessageRoutes(ctx: SandboxContext) {
     const { to, messages } = body(c)
     const repeated = rejectRepeatedRetryKey(ctx, c, false)
     if (repeated) return repeated
+    // One malformed or non-user id (a group's) refuses the whole request; well-formed ids of
+    // users who are not friends are accepted and get nothing.
+    const bad = firstMalformedUserId(to as unknown[])
+    if (bad >= 0) return c.json(invalidProperty(`to[${bad}]`), 400)
     const userIds = (to as string[]).filter((id) => ctx.state.users.has(id))
     const overQuota = consumeQuota(ctx, c, countDeliverable(ctx, userIds))
     if (overQuota) return overQuota

@@ -1,7 +1,15 @@
 import { Hono } from 'hono'
 import type { ValidationDetail } from './openapi-validator.ts'
 import type { SandboxEnv } from './request-pipeline.ts'
-import { isFriend, type RichMenuState, randomHex, type SandboxContext, USER_ID } from './state.ts'
+import {
+  firstMalformedUserId,
+  invalidProperty,
+  isFriend,
+  type RichMenuState,
+  randomHex,
+  type SandboxContext,
+  USER_ID,
+} from './state.ts'
 
 type MenuRequest = Record<string, unknown> & {
   size?: { width?: number; height?: number }
@@ -19,11 +27,8 @@ const INVALID_USER_ID = { message: "The value for the 'userId' parameter is inva
 
 /** LINE's refusal of a bulk call naming a malformed user id (the first), or undefined. */
 function malformedUserId(userIds: string[]): { message: string } | undefined {
-  const bad = userIds.findIndex((userId) => !USER_ID.test(userId))
-  if (bad < 0) return undefined
-  return {
-    message: `The property, 'userIds[${bad}]', in the request body is invalid (line: -, column: -)`,
-  }
+  const bad = firstMalformedUserId(userIds)
+  return bad < 0 ? undefined : invalidProperty(`'userIds[${bad}]'`)
 }
 
 /** Rich menus, defaults, per-user links and aliases (api host). Images live on the data host. */

@@ -204,6 +204,15 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
 /** A LINE user id: `U` and 32 hex digits (LINE-API.md §5). */
 export const USER_ID = /^U[0-9a-f]{32}$/
 
+/** The index of the first id that is not a user id (`U` + 32 hex), or -1. */
+export const firstMalformedUserId = (ids: readonly unknown[]): number =>
+  ids.findIndex((id) => typeof id !== 'string' || !USER_ID.test(id))
+
+/** LINE's 400 body for a request body property it refuses (`'to'`, `to[1]`, `'userIds[0]'`). */
+export const invalidProperty = (property: string) => ({
+  message: `The property, ${property}, in the request body is invalid (line: -, column: -)`,
+})
+
 export function randomHex(bytes: number): string {
   return randomBytes(bytes).toString('hex')
 }

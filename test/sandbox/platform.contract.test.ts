@@ -69,6 +69,15 @@ describe('push', () => {
     )
     expect(error).toMatchObject({ status: 400, body: { message: 'Failed to send messages' } })
   })
+
+  it('rejects a group or room the bot is not in (the sandbox has none)', async () => {
+    for (const to of [`C${'a'.repeat(32)}`, `R${'b'.repeat(32)}`]) {
+      const error = await fetchError(
+        client.pushMessage({ to, messages: [{ type: 'text', text: 'x' }] }),
+      )
+      expect(error).toMatchObject({ status: 400, body: { message: 'Failed to send messages' } })
+    }
+  })
 })
 
 describe('reply', () => {
@@ -109,6 +118,28 @@ describe('multicast', () => {
     expect(platform.inbox(a.userId)).toHaveLength(1)
     expect(platform.inbox(b.userId)[0]).toMatchObject({ endpoint: 'multicast' })
     expect(platform.inbox(blocked.userId)).toEqual([])
+  })
+
+  it('refuses as a whole a list naming a malformed or non-user id, sending to nobody', async () => {
+    const [a, b] = [await friend('A'), await friend('B')]
+    const usage = platform.context.state.quota.totalUsage
+    for (const bad of ['U-not-a-user-id', `C${'a'.repeat(32)}`, `U${'A'.repeat(32)}`]) {
+      const retryKey = randomUUID()
+      const request = {
+        to: [a.userId, b.userId, bad],
+        messages: [{ type: 'text' as const, text: 'Sale!' }],
+      }
+      const error = await fetchError(client.multicast(request, retryKey))
+      expect(error.status).toBe(400)
+      expect(error.body).toEqual({
+        message: 'The property, to[2], in the request body is invalid (line: -, column: -)',
+      })
+      // Nothing was accepted: the same retry key with good ids goes through.
+      expect(await client.multicast({ ...request, to: [a.userId] }, retryKey)).toEqual({})
+    }
+    expect(platform.inbox(b.userId)).toEqual([])
+    expect(platform.inbox(a.userId)).toHaveLength(3)
+    expect(platform.context.state.quota.totalUsage).toBe(usage + 3)
   })
 })
 
