@@ -7,6 +7,13 @@ import type { LineClaim, LineItem, StoredChunk } from './line-send.ts'
 export const MULTICAST_MAX_RECIPIENTS = 500
 
 /**
+ * A LINE user id as LINE issues them. LINE refuses a whole multicast naming one that is not
+ * (400 `to[N]`) and sends to nobody, so such an id (an import, a hand edit) is pushed alone:
+ * LINE's 400 then fails that delivery only, with its reason.
+ */
+const LINE_USER_ID = /^U[0-9a-f]{32}$/
+
+/**
  * One multicast request to make: its chunk's id, key and body, the deliveries it sends, and
  * whether it is the chunk's first request (`isNew`) or repeats one an earlier attempt sent.
  */
@@ -22,7 +29,7 @@ export type Chunk = {
  * Chunks an earlier attempt sent (`stored`) go again whole (the same body under the same key),
  * even if only some of their deliveries are retried here; outcomes are written for these only.
  * Otherwise identical messages for two or more people become new chunks of at most 500; the
- * rest push. Only deliveries the job's claim still holds are planned; those that could not be
+ * rest push, and so does a LINE user id LINE would not take (LINE_USER_ID). Only deliveries the job's claim still holds are planned; those that could not be
  * planned (a database error) wait for a retry (`unplanned`, by id), and those of a customer
  * erased since the claim are not sent (`erased`, by id).
  */
@@ -43,7 +50,7 @@ export async function planMulticasts(
   const unplanned: string[] = []
   const erased: string[] = []
   for (const item of items) {
-    if (!item.mayMulticast) {
+    if (!item.mayMulticast || !LINE_USER_ID.test(item.lineUid)) {
       pushes.push(item)
       continue
     }

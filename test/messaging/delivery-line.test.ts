@@ -9,6 +9,8 @@ import {
   campaign,
   campaignInbox,
   deliveryRow,
+  deliveryRows,
+  type Friend,
   finishedJob,
   MULTICAST,
   metricValue,
@@ -259,6 +261,49 @@ describe('LINE deliveries', () => {
     await sleep(1_500)
     expect(pushesTo(k, f.userId)).toHaveLength(1)
     expect((await deliveryRow(k, id!)).attempts).toBe(1)
+  })
+
+  it('a malformed line_uid is pushed alone, outside the chunk: LINE’s 400 fails it only (LINE refuses a whole multicast naming one)', async () => {
+    const friends = [await newFriend(k), await newFriend(k), await newFriend(k)]
+    const [good1, bad, good2] = friends as [Friend, Friend, Friend]
+    // A line_uid LINE never issued (an import or a hand edit): not `U` + 32 lowercase hex.
+    const malformed = bad.userId.toUpperCase()
+    await k.deps.db
+      .updateTable('line_user')
+      .set({ line_uid: malformed })
+      .where('line_uid', '=', bad.userId)
+      .execute()
+    const ids = await scheduleDeliveries(
+      k.deps,
+      friends.map((f) => campaign(f, { displayName: 'all' })),
+    )
+    const [good1Id, badId, good2Id] = ids as [string, string, string]
+
+    await waitForStatus(k, [good1Id, good2Id], 'sent', 15_000)
+    const [failed] = await waitForStatus(k, [badId], 'failed', 15_000)
+    expect(failed?.last_error).toContain("'to'")
+    await sleep(500)
+    for (const f of [good1, good2]) expect(campaignInbox(k, f.userId)).toHaveLength(1)
+    const chunks = k.line
+      .requestsTo('POST', MULTICAST)
+      .filter((r) => JSON.stringify(r.body).includes(good1.userId))
+    expect(chunks.map((r) => [r.status, (r.body as { to: string[] }).to.sort()])).toEqual([
+      [200, [good1.userId, good2.userId].sort()],
+    ])
+    const named = (r: { body: unknown }) => JSON.stringify(r.body).includes(malformed)
+    expect(
+      k.line
+        .requestsTo('POST', MULTICAST)
+        .filter(named)
+        .map((r) => r.status),
+    ).toEqual([])
+    expect(
+      k.line
+        .requestsTo('POST', PUSH)
+        .filter(named)
+        .map((r) => r.status),
+    ).toEqual([400])
+    for (const row of await deliveryRows(k, ids)) expect(row.attempts).toBe(1)
   })
 
   it('a friend who blocked the account and has no email is skipped, nothing pushed', async () => {
