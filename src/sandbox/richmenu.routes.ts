@@ -223,6 +223,10 @@ export function richMenuProblems(req: MenuRequest): ValidationDetail[] {
   }
   if (req.size && height < 250)
     details.push({ message: 'must be 250 or more', property: 'size.height' })
+  // LINE-API.md §4: width / height at least 1.45, as for the image.
+  if (req.size && height > 0 && width / height < 1.45) {
+    details.push({ message: 'width / height must be 1.45 or more', property: 'size' })
+  }
   const areas = req.areas ?? []
   if (areas.length > 20)
     details.push({ message: 'Size must be between 0 and 20', property: 'areas' })

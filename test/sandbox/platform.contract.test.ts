@@ -366,4 +366,18 @@ describe('rich menus', () => {
       { message: 'must be within the rich menu size', property: 'areas[0].bounds' },
     ])
   })
+
+  it('rejects a rich menu narrower than 1.45 × its height, on create and validate', async () => {
+    const tall = { ...richMenuRequest, size: { width: 1450, height: 1001 } }
+    const ratio = { message: 'width / height must be 1.45 or more', property: 'size' }
+    const menus = platform.context.state.richMenus.size
+    const calls = [() => client.createRichMenu(tall), () => client.validateRichMenuObject(tall)]
+    for (const call of calls) {
+      const err = await fetchError(call())
+      expect(err.status).toBe(400)
+      expect(err.body).toEqual({ message: 'The request body has 1 error(s)', details: [ratio] })
+    }
+    expect(platform.context.state.richMenus.size).toBe(menus)
+    await client.validateRichMenuObject({ ...tall, size: { width: 1450, height: 1000 } })
+  })
 })
