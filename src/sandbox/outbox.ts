@@ -61,7 +61,10 @@ export function consumeQuota(
   return undefined
 }
 
-/** 409 when this request's `X-Line-Retry-Key` was accepted within the last 24 hours. */
+/**
+ * 409 when this request's `X-Line-Retry-Key` was accepted, and its first attempt was less than
+ * 24 hours ago: LINE counts the key's 24 hours from its first request (LINE-API.md §2.4).
+ */
 export function rejectRepeatedRetryKey(
   ctx: SandboxContext,
   c: Context<SandboxEnv>,
@@ -70,7 +73,8 @@ export function rejectRepeatedRetryKey(
   const key = c.req.header('x-line-retry-key')?.toLowerCase()
   if (!key) return undefined
   const prior = ctx.state.retryKeys.get(key)
-  if (!prior || ctx.now() - prior.at >= RETRY_KEY_TTL_MS) return undefined
+  const since = ctx.state.retryKeyFirstAttempts.get(key) ?? prior?.at ?? 0
+  if (!prior || ctx.now() - since >= RETRY_KEY_TTL_MS) return undefined
   const body =
     includeSentMessages && prior.sentMessages
       ? { message: 'The retry key is already accepted', sentMessages: prior.sentMessages }
@@ -86,6 +90,23 @@ export function acceptRetryKey(
   const key = c.req.header('x-line-retry-key')?.toLowerCase()
   if (!key) return
   ctx.state.retryKeys.set(key, { requestId: c.get('requestId'), at: ctx.now(), sentMessages })
+}
+
+/**
+ * Notes a request's retry key (arrived at `at`, answered `status`; 0: no answer) as attempted:
+ * the first attempt starts the key's 24 hours, or a new 24 hours once they are over. Whatever
+ * reached LINE counts, a 5xx or a lost answer included; a 4xx refusal took nothing under the key.
+ */
+export function noteRetryKeyAttempt(
+  ctx: SandboxContext,
+  key: string | undefined,
+  at: number,
+  status: number,
+): void {
+  if (!key || (status >= 400 && status < 500)) return
+  const attempts = ctx.state.retryKeyFirstAttempts
+  const first = attempts.get(key.toLowerCase())
+  if (first === undefined || at - first >= RETRY_KEY_TTL_MS) attempts.set(key.toLowerCase(), at)
 }
 
 function quotable(message: Message): boolean {

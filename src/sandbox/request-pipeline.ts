@@ -4,6 +4,7 @@ import type { HttpBindings } from '@hono/node-server'
 import type { Context, MiddlewareHandler } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { OperationMatch } from './openapi-validator.ts'
+import { noteRetryKeyAttempt } from './outbox.ts'
 import type { FailureScript, HoldScript, RecordedRequest, SandboxContext } from './state.ts'
 
 export type SandboxEnv = {
@@ -76,7 +77,10 @@ export function requestPipeline(
         if (!early) await next()
       }
       const res = await scriptedResponse(ctx, c, script)
-      if (!res) return new Response(null) // connection already dropped
+      if (!res) {
+        noteRetryKeyAttempt(ctx, c.req.header('x-line-retry-key'), entry.at, 0)
+        return new Response(null) // connection already dropped
+      }
       c.res = res
     } else {
       const early = checkRequest(ctx, c, match, raw, json)
@@ -84,6 +88,7 @@ export function requestPipeline(
       else await next()
     }
     entry.status = c.res.status
+    noteRetryKeyAttempt(ctx, c.req.header('x-line-retry-key'), entry.at, entry.status)
     return c.res
   }
 }

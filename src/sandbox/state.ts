@@ -118,6 +118,8 @@ export type SandboxState = {
   aliases: Map<string, string>
   defaultRichMenuId: string | undefined
   retryKeys: Map<string, { requestId: string; at: number; sentMessages?: SentMessage[] }>
+  /** When each retry key's 24 hours started: its first attempt that LINE did not refuse. */
+  retryKeyFirstAttempts: Map<string, number>
   narrowcasts: Map<string, { acceptedAt: number; targetCount: number }>
   requests: RecordedRequest[]
   failures: FailureScript[]
@@ -183,6 +185,7 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
       aliases: new Map(),
       defaultRichMenuId: undefined,
       retryKeys: new Map(),
+      retryKeyFirstAttempts: new Map(),
       narrowcasts: new Map(),
       requests: [],
       failures: [],

@@ -56,6 +56,25 @@ describe('push', () => {
     expect(platform.inbox(user.userId).map((m) => m.message)).toEqual(request.messages)
   })
 
+  it('keeps a retry key for 24 hours from its first attempt, even one that failed (500)', async () => {
+    const user = await friend()
+    const retryKey = randomUUID()
+    const request = { to: user.userId, messages: [{ type: 'text' as const, text: 'Late' }] }
+    const hour = 60 * 60 * 1000
+    platform.failNext({ method: 'POST', path: '/v2/bot/message/push', status: 500, count: 1 })
+    expect((await fetchError(client.pushMessage(request, retryKey))).status).toBe(500)
+    clock += 23 * hour
+    await client.pushMessage(request, retryKey)
+    clock += hour / 2
+    expect((await fetchError(client.pushMessage(request, retryKey))).status).toBe(409)
+    // 24 hours after the first attempt (not the acceptance) LINE takes the key as new.
+    clock += hour / 2
+    await client.pushMessage(request, retryKey)
+    expect(platform.inbox(user.userId)).toHaveLength(2)
+    clock += 23 * hour
+    expect((await fetchError(client.pushMessage(request, retryKey))).status).toBe(409)
+  })
+
   it('returns 200 for a blocked user but delivers nothing', async () => {
     const user = await friend()
     await platform.users.block(user.userId)
