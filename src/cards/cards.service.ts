@@ -54,6 +54,14 @@ export async function ensureMemberCard(
 }
 
 /**
+ * The number of the customer's member card (the oldest, should a merge have left two), or null
+ * when they have none: what a register records their receipts against.
+ */
+export async function memberCardNumberOf(db: Db, customerId: string): Promise<string | null> {
+  return (await findMemberCardOf(db, customerId))?.value ?? null
+}
+
+/**
  * A member card for each of these customers that has none, as the customer import gives them:
  * without the welcome coupon (a card from an import is no welcome; the coupon comes with the
  * friend add, which issues the LINE friend's own card). Set-based, for a batch of rows at once:

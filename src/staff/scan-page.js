@@ -7,7 +7,11 @@
   const barcodeInput = $('barcode')
   const receiptForm = $('receipt-form')
   const result = $('result')
-  /** The barcode of the member on screen: the receipt is recorded against it. */
+  /**
+   * The barcode of the member on screen: the receipt is recorded against it. Their member card
+   * when they have one, never a scanned coupon: the API uses a coupon scanned as the barcode, and
+   * whether a coupon is used is the coupon field's to say.
+   */
   let current = null
   /**
    * The newest lookup or receipt. An answer that arrives after a newer one started (a receipt
@@ -107,9 +111,13 @@
       hideMember()
       return
     }
-    current = code
+    current = body.card ?? code
     receiptForm.reset()
     showMember(body.customer)
+    // A coupon scanned to find the member is the one the shopper means to use: it is chosen,
+    // and the cashier can still choose None. Codes are upper case (the API reads them so too).
+    const scanned = code.normalize('NFKC').toUpperCase()
+    if (body.customer.coupons.some((c) => c.code === scanned)) $('coupon').value = scanned
   }
 
   scanForm.addEventListener('submit', async (event) => {

@@ -5,6 +5,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { createMiddleware } from 'hono/factory'
 import { basePath } from 'hono/route'
 import { authenticate } from '../auth/api-key.service.ts'
+import { memberCardNumberOf } from '../cards/cards.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
@@ -137,6 +138,10 @@ export function staffRoutes(deps: StaffDeps) {
       if (!session) throw new AppError('UNAUTHORIZED', 'your staff session ended: log in again')
       const body = await jsonInput(c, staffScanSchema, POS_MAX_BYTES)
       const store = { id: session.storeId, code: session.storeCode }
-      return c.json(await scan(deps, store, body), 200)
+      const answer = await scan(deps, store, body)
+      if (body.receipt) return c.json(answer, 200)
+      // What the page records the member's receipts against, whatever was scanned: a coupon
+      // scanned as the barcode is used by the receipt, which must be the cashier's choice.
+      return c.json({ ...answer, card: await memberCardNumberOf(deps.db, answer.customer.id) }, 200)
     })
 }

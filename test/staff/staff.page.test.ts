@@ -267,6 +267,59 @@ describe('GET /staff/scan in Chromium', () => {
     expect(await page.locator('#barcode').inputValue()).toBe('')
   })
 
+  it('looks a member up by a coupon, pre-selects it, and uses it only if it stays selected', async () => {
+    const member = await makeCustomer(db, { displayName: 'Kudo Rin' })
+    const coupon = await makeCoupon(db, member.id)
+    const usedBy = async () =>
+      (
+        await db
+          .selectFrom('coupon')
+          .select('used_purchase_id')
+          .where('code', '=', coupon)
+          .executeTakeFirstOrThrow()
+      ).used_purchase_id
+    /** Records a receipt with the coupon as selected; the answer shows its total. */
+    const record = async (total: number) => {
+      const receiptId = `R-${randomUUID()}`
+      await page.getByLabel(/Receipt id/).fill(receiptId)
+      await page.getByLabel(/Total/).fill(String(total))
+      await page.getByRole('button', { name: /Record/ }).click()
+      await expect
+        .poll(() => page.locator('#result').textContent())
+        .toContain(`${total.toLocaleString('ja-JP')}円`)
+      expect(await page.locator('#alert').textContent()).toBe('')
+      return receiptId
+    }
+    await scanCard(coupon)
+    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Kudo Rin')
+    expect(await page.getByLabel(/Coupon/).inputValue()).toBe(coupon)
+
+    // The shopper keeps the coupon for another day: "None" records the sale without it, twice.
+    await page.getByLabel(/Coupon/).selectOption('')
+    const first = await record(1000)
+    expect(await usedBy()).toBeNull()
+    await page.getByLabel(/Coupon/).selectOption('')
+    const second = await record(2000)
+    expect(await usedBy()).toBeNull()
+
+    // Scanned again and left selected, the coupon is used by that receipt.
+    await scanCard(coupon)
+    await expect.poll(() => page.getByLabel(/Coupon/).inputValue()).toBe(coupon)
+    const third = await record(3000)
+    const rows = await db
+      .selectFrom('purchase')
+      .select(['id', 'external_id', 'total'])
+      .where('customer_id', '=', member.id)
+      .orderBy('total')
+      .execute()
+    expect(rows.map((r) => [r.external_id, r.total])).toEqual([
+      [first, 1000],
+      [second, 2000],
+      [third, 3000],
+    ])
+    expect(await usedBy()).toBe(rows[2]?.id)
+  })
+
   it('logs out: the session cookie is gone and the login form is back', async () => {
     await page.getByRole('button', { name: /Log out/ }).click()
     await page.getByRole('heading', { name: /Staff login/ }).waitFor()
