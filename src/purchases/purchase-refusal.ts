@@ -8,7 +8,7 @@ import type { RecordOutcome } from './record-purchase.repo.ts'
  */
 export type PurchaseFields = { pointsUsed: string; coupon: (code: string) => string }
 
-const WHY_NOT = "already used, expired, or not this customer's"
+const WHY_NOT = "already used, expired or issued after the sale, or not this customer's"
 
 /**
  * Why recordPurchaseOnce wrote nothing when no purchase is recorded under the key (a 409): the

@@ -10,6 +10,16 @@ import {
   tierFor,
 } from './purchase.repo.ts'
 
+/**
+ * A coupon is usable on a sale made while it existed and had not expired: issued by the purchase
+ * time (a backdated receipt cannot use one issued after the sale) and expiring after it (an
+ * offline register replaying yesterday's sale uses a coupon valid then, expired since). The
+ * register's clock may run a little slow: a coupon issued up to this long after the purchase
+ * time is taken too (a welcome coupon shown at the till as soon as it came), which gives a
+ * backdated receipt nothing a receipt dated now would not have.
+ */
+const COUPON_ISSUE_SKEW = '1 hour'
+
 /** What recordPurchaseOnce found and did; `purchase_id` null means nothing was written. */
 export type RecordOutcome = {
   purchase_id: string | null
@@ -46,9 +56,10 @@ export type RecordOutcome = {
  * Records a purchase in ONE statement (atomic without a transaction): finds the customer
  * (`start`: at most one row of customer_id, via, coupon, followed through merges), locks it and the
  * coupons listed, and only when every guard holds (customer live and unchanged since the
- * snapshot, `points >= pointsUsed`, every coupon this customer's, unused, valid at the purchase
- * time) inserts the purchase with its lines once per (channel, source, external_id) and, only if
- * inserted, the coupons' use, the ledger rows and the customer's points, stats, spend_12m and tier.
+ * snapshot, `points >= pointsUsed`, every coupon this customer's, unused, and issued and not
+ * expired at the purchase time: COUPON_ISSUE_SKEW) inserts the purchase with its lines once per
+ * (channel, source, external_id) and, only if inserted, the coupons' use, the ledger rows and the
+ * customer's points, stats, spend_12m and tier.
  * The new points, spend and tier are computed once (CTE calc) and used both for the customer
  * row and for the stored answer. The 12-month spend is the row's, plus this purchase: the
  * register never sums purchase rows (reading them was most of the scan's disk reads), and
@@ -133,6 +144,7 @@ export async function recordPurchaseOnce(
       where cp.code in (select code from codes)
         and cp.customer_id = (select id from locked) and cp.used_at is null
         and (cp.expires_at is null or cp.expires_at > ${at})
+        and cp.created_at <= ${at} + ${COUPON_ISSUE_SKEW}::interval
       for update of cp
     ),
     status as (

@@ -195,6 +195,60 @@ describe('POST /api/pos/scans', () => {
     expect(await purchasesOf(c.id)).toHaveLength(1)
   })
 
+  it('uses a coupon only on a sale made while it existed and had not expired', async () => {
+    const HOUR = 3_600_000
+    const c = await makeCustomer(db)
+    const ago = (ms: number) => new Date(Date.now() - ms).toISOString()
+    const issued = await makeCoupon(db, c.id)
+    // A receipt backdated to before the coupon was issued: listed, or scanned as the barcode.
+    for (const [body, field] of [
+      [
+        {
+          barcode: c.card,
+          receipt: receipt({ purchasedAt: ago(24 * HOUR), couponsUsed: [issued] }),
+        },
+        'receipt.couponsUsed.0',
+      ],
+      [{ barcode: issued, receipt: receipt({ purchasedAt: ago(24 * HOUR) }) }, 'barcode'],
+    ] as const) {
+      const res = await post(body)
+      expect(res.status).toBe(409)
+      const error = await errorOf(res)
+      expect(error.message).toContain(`coupon ${issued} cannot be used`)
+      expect(error.details).toEqual([{ field, message: expect.stringContaining('after the sale') }])
+    }
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+    const unused = db.selectFrom('coupon').select('used_at').where('code', '=', issued)
+    expect(await unused.executeTakeFirstOrThrow()).toEqual({ used_at: null })
+
+    // A register whose clock runs a few minutes slow: the coupon issued just now is usable.
+    const slowClock = await post({
+      barcode: c.card,
+      receipt: receipt({ purchasedAt: ago(5 * 60_000), couponsUsed: [issued] }),
+    })
+    expect(slowClock.status).toBe(200)
+
+    // A coupon issued three days ago that expired an hour ago: an offline register replaying
+    // yesterday's sale may use it, a sale made after it expired may not.
+    const lapsed = async () => {
+      const code = await makeCoupon(db, c.id, { expiresAt: new Date(Date.now() - HOUR) })
+      const created_at = new Date(Date.now() - 72 * HOUR)
+      await db.updateTable('coupon').set({ created_at }).where('code', '=', code).execute()
+      return code
+    }
+    const offline = await post({
+      barcode: c.card,
+      receipt: receipt({ purchasedAt: ago(24 * HOUR), couponsUsed: [await lapsed()] }),
+    })
+    expect(offline.status).toBe(200)
+    const late = await post({
+      barcode: c.card,
+      receipt: receipt({ purchasedAt: ago(HOUR / 2), couponsUsed: [await lapsed()] }),
+    })
+    expect(late.status).toBe(409)
+    expect(await purchasesOf(c.id)).toHaveLength(2)
+  })
+
   it('answers 422 for a wrong check digit and 404 for an unknown number', async () => {
     const c = await makeCustomer(db)
     const misreadRes = await post({ barcode: misread(c.card) })
