@@ -145,6 +145,8 @@ export type ScanResponse = {
     total: number
     pointsEarned: number
     pointsUsed: number
+    /** The coupons the sale used (listed, or scanned as the barcode), in code order. */
+    couponsUsed: string[]
     /** The balance after this purchase. */
     points: number
     replayed: boolean

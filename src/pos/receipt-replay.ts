@@ -73,7 +73,10 @@ export async function replayOf(
     )
   }
   const stored = row.result as ScanResponse | null
-  if (stored?.purchase) return { ...stored, purchase: { ...stored.purchase, replayed: true } }
+  // What was used is read from the coupons themselves: an answer stored before it said so has none.
+  if (stored?.purchase) {
+    return { ...stored, purchase: { ...stored.purchase, couponsUsed: usedCodes, replayed: true } }
+  }
   if (!row.customer_id) throw new AppError('CONFLICT', 'this receipt was recorded without a member')
   const customer = await memberSummary(trx, row.customer_id)
   return {
@@ -83,6 +86,7 @@ export async function replayOf(
       total: row.total,
       pointsEarned: row.points_earned,
       pointsUsed: row.points_used,
+      couponsUsed: usedCodes,
       points: customer.points,
       replayed: true,
     },

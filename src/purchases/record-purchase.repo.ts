@@ -108,6 +108,8 @@ export async function recordPurchaseOnce(
           'tier', calc.tier, 'points', calc.points, 'coupons', ${coupons}),
         'purchase', jsonb_build_object('id', ${r.id}::uuid, 'total', ${r.total}::int,
           'pointsEarned', ${r.points_earned}::int, 'pointsUsed', ${r.points_used}::int,
+          'couponsUsed', (select coalesce(jsonb_agg(code order by code collate "C"), '[]'::jsonb)
+            from cup_lock),
           'points', calc.points, 'replayed', false))`
     : sql`null::jsonb`
   const followUp = opts.followUp

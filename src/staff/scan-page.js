@@ -195,7 +195,9 @@
       strong,
     )
     const balance = document.createElement('p')
-    balance.textContent = `新しい残高 / New balance: ${p.points.toLocaleString('ja-JP')} pt (使用 / used ${p.pointsUsed} pt, 合計 / total ${p.total.toLocaleString('ja-JP')}円)`
+    const coupons =
+      p.couponsUsed.length > 0 ? `, クーポン / coupon ${p.couponsUsed.join(', ')}` : ''
+    balance.textContent = `新しい残高 / New balance: ${p.points.toLocaleString('ja-JP')} pt (使用 / used ${p.pointsUsed} pt${coupons}, 合計 / total ${p.total.toLocaleString('ja-JP')}円)`
     result.replaceChildren(heading, balance)
     if (stale) return
     receiptForm.reset()

@@ -75,6 +75,7 @@ describe('POST /api/pos/scans', () => {
       total: 8_000,
       pointsEarned: 80,
       pointsUsed: 50,
+      couponsUsed: [],
       points: 80,
       replayed: false,
     })
@@ -111,7 +112,10 @@ describe('POST /api/pos/scans', () => {
     const c = await makeCustomer(db, { points: 500 })
     const [first, other] = [await makeCoupon(db, c.id), await makeCoupon(db, c.id)]
     const r = receipt({ pointsUsed: 100, couponsUsed: [first] })
-    expect((await post({ barcode: c.card, receipt: r })).status).toBe(200)
+    const answered = await post({ barcode: c.card, receipt: r })
+    expect(answered.status).toBe(200)
+    const firstAnswer = (await answered.json()) as ScanResponse
+    expect(firstAnswer.purchase).toMatchObject({ pointsUsed: 100, couponsUsed: [first] })
     const before = await customerRow(c.id)
     expect(before.points).toBe(480)
 
@@ -142,8 +146,10 @@ describe('POST /api/pos/scans', () => {
     ]) {
       const res = await post(same)
       expect(res.status).toBe(200)
-      const body = (await res.json()) as ScanResponse
-      expect(body.purchase).toMatchObject({ replayed: true, pointsUsed: 100 })
+      expect(await res.json()).toEqual({
+        ...firstAnswer,
+        purchase: { ...firstAnswer.purchase, replayed: true },
+      })
     }
     expect(await purchasesOf(c.id)).toHaveLength(1)
   })
@@ -180,7 +186,9 @@ describe('POST /api/pos/scans', () => {
     const foreign = await makeCoupon(db, other.id)
     const ok = await post({ barcode: scanned, receipt: receipt({ couponsUsed: [listed] }) })
     expect(ok.status).toBe(200)
-    expect(((await ok.json()) as ScanResponse).customer.coupons).toEqual([])
+    const okBody = (await ok.json()) as ScanResponse
+    expect(okBody.customer.coupons).toEqual([])
+    expect(okBody.purchase?.couponsUsed).toEqual([scanned, listed].sort())
     const used = await db
       .selectFrom('coupon')
       .select('used_at')

@@ -306,6 +306,7 @@ describe('GET /staff/scan in Chromium', () => {
     await scanCard(coupon)
     await expect.poll(() => page.getByLabel(/Coupon/).inputValue()).toBe(coupon)
     const third = await record(3000)
+    expect(await page.locator('#result').textContent()).toContain(`coupon ${coupon}`)
     const rows = await db
       .selectFrom('purchase')
       .select(['id', 'external_id', 'total'])
