@@ -15,7 +15,12 @@ export const receiptLineSchema = z.strictObject({
   unitPrice: yen,
 })
 
-const receiptId = z.string().trim().min(1, 'required').max(100)
+/**
+ * A receipt id, read as barcodes are (readCode: NFKC, trimmed): staff retyping one with the IME
+ * in full-width mode ("Ｒ-１２３") mean the receipt of that number, not a second sale. An ASCII id
+ * reads as itself, so ids stored before are found as they were.
+ */
+const receiptId = z.string().transform(readCode).pipe(z.string().min(1, 'required').max(100))
 
 /** A register's clock may run fast: an hour is wrong, but not a sale from tomorrow. */
 const CLOCK_SKEW_MS = 60 * 60_000

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import type { Database } from '../../src/platform/db.ts'
@@ -15,6 +16,7 @@ import {
   spacedLegacyCard,
 } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { receiptRowsOf } from './receipt-rows.ts'
 
 // A keyboard-wedge scanner typing while the IME is in full-width mode sends "２９１２…", and
 // staff typing a number by hand may do the same, with the spaces or hyphens printed under the
@@ -110,6 +112,32 @@ describe('POST /api/pos/scans with a number typed in full width, or with spaces'
       .where('customer_id', 'in', [c.id, other.id])
       .execute()
     expect(purchases.map((p) => p.customer_id).sort()).toEqual([c.id, other.id].sort())
+  })
+
+  it('reads a receipt id typed in full width as the same receipt: a retry, not a second sale', async () => {
+    const c = await makeCustomer(db)
+    const r = receipt({ id: `r-${randomUUID()}` })
+    const first = await post({ barcode: c.card, receipt: r })
+    expect(first.status).toBe(200)
+    const id = ((await first.json()) as ScanResponse).purchase?.id
+    // Staff retyping it with the IME on: one letter, or all of it, in full width.
+    for (const typed of [r.id.replace('r', 'ｒ'), fullWidth(r.id)]) {
+      const again = await post({ barcode: c.card, receipt: { ...r, id: typed } })
+      expect(again.status).toBe(200)
+      expect(((await again.json()) as ScanResponse).purchase).toMatchObject({ id, replayed: true })
+    }
+    // Recorded in full width, it is stored as read, and voided by the number in ASCII.
+    const wide = receipt({ id: fullWidth(`W-${randomUUID()}`) })
+    expect((await post({ barcode: c.card, receipt: wide })).status).toBe(200)
+    const voided = await postPos(
+      k.baseUrl,
+      `/receipts/${encodeURIComponent(wide.id.normalize('NFKC'))}/void`,
+      {},
+      key,
+    )
+    expect(voided.status).toBe(200)
+    const { purchases } = await receiptRowsOf(db, c.id)
+    expect(purchases.map((p) => p.external_id).sort()).toEqual([wide.id.normalize('NFKC'), r.id])
   })
 
   it('answers 422 "misread barcode, scan again" for a wrong check digit in full width', async () => {
