@@ -56,7 +56,8 @@ async function survivorOf(
  */
 export function cardLookup({ code, shape, read, typed }: ReadBarcode) {
   const asLegacy = shape !== 'other' && read !== code ? [read] : []
-  const codes = shape === 'misread_member_card' ? asLegacy : [code, ...asLegacy]
+  const codes =
+    shape === 'other' ? [read] : shape === 'misread_member_card' ? asLegacy : [code, ...asLegacy]
   if (codes.length === 0) throw barcodeError('UNPROCESSABLE', MISREAD)
   const kinds = shape === 'member_card' ? ['member_card', 'legacy_card'] : ['legacy_card']
   const tombstones = kinds.flatMap((kind) => codes.flatMap((c) => tombstonesOf(kind, c, typed)))

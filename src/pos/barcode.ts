@@ -6,7 +6,10 @@ export type BarcodeShape = 'member_card' | 'misread_member_card' | 'other'
 
 /** A barcode as a register reads it (readBarcode). */
 export type ReadBarcode = {
-  /** What it is looked up by: a member card's 13 digits, else `read`. */
+  /**
+   * What it is looked up by: a member card's 13 digits, else `read` in upper case, as a coupon
+   * code (upper-case base32, however it was typed; a legacy card is looked up by `read`).
+   */
   code: string
   shape: BarcodeShape
   /** readCode's reading, spaces and hyphens inside kept: a legacy card's number. */
@@ -25,7 +28,7 @@ export function readBarcode(barcode: string, memberCardPrefix: string): ReadBarc
   const read = readCode(barcode)
   const digits = digitsOf(read)
   if (digits?.length !== 13 || !digits.startsWith(memberCardPrefix)) {
-    return { code: read, shape: 'other', read, typed }
+    return { code: read.toUpperCase(), shape: 'other', read, typed }
   }
   const shape = isValidEan13(digits) ? 'member_card' : 'misread_member_card'
   return { code: digits, shape, read, typed }

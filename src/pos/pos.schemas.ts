@@ -67,7 +67,11 @@ export const receiptFields = {
   lines: z.array(receiptLineSchema).min(1, 'a receipt has at least one line').max(500),
   total: yen,
   pointsUsed: z.number().int().min(0).max(100_000_000).default(0),
-  couponsUsed: z.array(scannedCode('required')).max(20).default([]),
+  // Coupon codes are upper-case base32: one typed in lower case is the same coupon.
+  couponsUsed: z
+    .array(scannedCode('required').transform((code) => code.toUpperCase()))
+    .max(20)
+    .default([]),
 }
 
 /** The checks across a receipt's fields (for receiptSchema and the staff page's variant). */

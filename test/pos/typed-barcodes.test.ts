@@ -114,6 +114,23 @@ describe('POST /api/pos/scans with a number typed in full width, or with spaces'
     expect(purchases.map((p) => p.customer_id).sort()).toEqual([c.id, other.id].sort())
   })
 
+  it('finds a coupon typed in lower case: looked up, scanned with a receipt and its retry, or listed', async () => {
+    const c = await makeCustomer(db)
+    const [scanned, listed] = [await makeCoupon(db, c.id), await makeCoupon(db, c.id)]
+    expect(await scannedId({ barcode: scanned.toLowerCase() })).toBe(c.id)
+    expect(await scannedId({ barcode: fullWidth(scanned.toLowerCase()) })).toBe(c.id)
+    const r = receipt({ couponsUsed: [listed.toLowerCase()] })
+    const first = await post({ barcode: scanned.toLowerCase(), receipt: r })
+    expect(first.status).toBe(200)
+    const body = (await first.json()) as ScanResponse
+    expect(body.purchase?.couponsUsed).toEqual([scanned, listed].sort())
+    const again = await post({ barcode: scanned.toLowerCase(), receipt: r })
+    expect(again.status).toBe(200)
+    expect(((await again.json()) as ScanResponse).purchase).toMatchObject({ replayed: true })
+    const { coupons } = await receiptRowsOf(db, c.id)
+    expect(coupons.map((x) => x.used_purchase_id)).toEqual([body.purchase?.id, body.purchase?.id])
+  })
+
   it('reads a receipt id typed in full width as the same receipt: a retry, not a second sale', async () => {
     const c = await makeCustomer(db)
     const r = receipt({ id: `r-${randomUUID()}` })
