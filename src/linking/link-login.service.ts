@@ -45,7 +45,9 @@ const linkTokenSchema = z.string().trim().min(1, 'missing').max(200, 'too long')
 /**
  * The link token of a page request: one we issued and not expired, else a clear error. The
  * token of a LINE user erased since is refused as expired: for its last minutes it would
- * otherwise take the person's email again (and mail them a code).
+ * otherwise take the person's email again (and mail them a code). So is the token of a LINE
+ * account linked since it was issued (the shopper tapped "link" twice): a LINE account links one
+ * online account at a time (handleAccountLink refuses the nonce too).
  */
 export async function checkLinkToken(deps: LoginDeps, raw: unknown): Promise<LinkTokenRef> {
   const parsed = linkTokenSchema.safeParse(raw)
@@ -57,6 +59,13 @@ export async function checkLinkToken(deps: LoginDeps, raw: unknown): Promise<Lin
   if (!row) throw new AppError('NOT_FOUND', 'unknown link: open LINE and tap "Link account" again')
   if (row.erased || row.expires_at <= deps.clock.now()) {
     throw new AppError('GONE', 'this link has expired: open LINE and tap "Link account" again')
+  }
+  if (row.linked) {
+    throw new AppError(
+      'CONFLICT',
+      'this link cannot be used: your LINE account is already linked to an online account. ' +
+        'To link another, unlink first from the LINE menu',
+    )
   }
   return { linkToken: parsed.data, tokenHash, lineUserId: row.line_user_id }
 }

@@ -49,6 +49,16 @@ export const alreadyLinkedMessages = (): Message[] =>
       UNLINK_HINT,
   )
 
+/** A nonce confirmed after another link was made for the LINE account (an older link token). */
+export const secondLinkRefusedMessages = (): Message[] =>
+  text(
+    'This LINE account is already linked to an online account, so we did not link another ' +
+      'one. To link a different account, unlink first.\n' +
+      'このLINEアカウントはすでに別のオンラインアカウントと連携済みのため、連携しませんでした。' +
+      '別のアカウントと連携するには、先に連携を解除してください。\n\n' +
+      UNLINK_HINT,
+  )
+
 export const linkedMessages = (): Message[] => [
   {
     type: 'text',

@@ -15,15 +15,21 @@ export async function insertLinkToken(
     .execute()
 }
 
-/** A link token, and whether its LINE user was erased since (the user id is a tombstone). */
+/**
+ * A link token, whether its LINE user was erased since (the user id is a tombstone) and whether
+ * that LINE account is linked to an online account now.
+ */
 export async function findLinkToken(db: Db, tokenHash: string) {
   return db
     .selectFrom('link_token')
     .innerJoin('line_user', 'line_user.id', 'link_token.line_user_id')
-    .select([
+    .select((eb) => [
       'link_token.line_user_id',
       'link_token.expires_at',
       sql<boolean>`line_user.line_uid like ${ERASED_PATTERN}`.as('erased'),
+      eb
+        .exists(activeLinkOf(db, eb.ref('link_token.line_user_id')).select('account_link.id'))
+        .as('linked'),
     ])
     .where('link_token.token_hash', '=', tokenHash)
     .executeTakeFirst()

@@ -25,6 +25,7 @@ import {
   linkExpiredMessages,
   linkedMessages,
   notLinkedMessages,
+  secondLinkRefusedMessages,
   unlinkedMessages,
 } from './link-messages.ts'
 
@@ -80,6 +81,20 @@ export async function handleAccountLink(
     return 'handled'
   }
   await finishNonce(ctx.trx, nonce.nonce_hash, 'used', now)
+  // One online account at a time: a nonce from a link token issued before the LINE account was
+  // linked (each "link" tap issues one, valid 10 minutes) would otherwise merge a second online
+  // customer into it for good. Two links racing here both find none; the unique active link
+  // (account_link_line_user_id_key) then fails one, whose retry lands here.
+  if (await lockActiveLink(ctx.trx, lineUser.id)) {
+    await insertLinkAudit(ctx.trx, {
+      action: 'link-rejected',
+      lineUserId: lineUser.id,
+      customerId: lineUser.customer_id,
+      detail: { reason: 'already-linked' },
+    })
+    await reply(secondLinkRefusedMessages(), 'account-link-second-refused')
+    return 'handled'
+  }
   const kind = nonce.identity_kind === 'online_customer' ? 'online_customer' : 'email'
 
   await sql`savepoint kizuna_link`.execute(ctx.trx)
@@ -104,13 +119,11 @@ export async function handleAccountLink(
   }
 
   if (kind === 'email') await setCustomerEmailIfEmpty(ctx.trx, attached.customerId, identityValue)
-  if (!(await lockActiveLink(ctx.trx, lineUser.id))) {
-    await insertAccountLink(ctx.trx, {
-      lineUserId: lineUser.id,
-      customerId: attached.customerId,
-      identityKind: kind,
-    })
-  }
+  await insertAccountLink(ctx.trx, {
+    lineUserId: lineUser.id,
+    customerId: attached.customerId,
+    identityKind: kind,
+  })
   await insertLinkAudit(ctx.trx, {
     action: 'link',
     lineUserId: lineUser.id,

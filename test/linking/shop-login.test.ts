@@ -196,7 +196,8 @@ describe('GET /link/callback', () => {
     // The first one still links.
     await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
-    expect(await callback(assertion).then((r) => r.status)).toBe(410)
+    // Its link token is now of a linked LINE account: refused as such.
+    expect(await callback(assertion).then((r) => r.status)).toBe(409)
     expect(await noncesFor(linkToken)).toHaveLength(1)
   })
 })

@@ -1,13 +1,30 @@
 import { randomUUID } from 'node:crypto'
-import { expect } from 'vitest'
+import { afterAll, beforeAll, expect } from 'vitest'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { AccountLinkDialog } from '../../src/sandbox/users.ts'
-import type { TestKizuna } from '../support/harness.ts'
-import type { ReceivedMail, Smtp } from '../support/smtp.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { type ReceivedMail, type Smtp, startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
 
 export { type ReceivedMail, type Smtp, startSmtp } from '../support/smtp.ts'
+
+/**
+ * The file's Kizuna, sending codes to its own SMTP catcher: started before the file's tests,
+ * stopped after. Read `k` and `smtp` inside the tests.
+ */
+export function kizunaWithSmtp(overrides: Record<string, string> = {}) {
+  const started = {} as { k: TestKizuna; smtp: Smtp }
+  beforeAll(async () => {
+    started.smtp = await startSmtp()
+    started.k = await startTestKizuna({ SMTP_URL: started.smtp.url, ...overrides })
+  })
+  afterAll(async () => {
+    await started.k?.stopAll()
+    await started.smtp?.close()
+  })
+  return started
+}
 
 /** The code in the newest mail to `email` (it is in the ASCII subject line). */
 export async function codeMailedTo(smtp: Smtp, email: string, after = 0): Promise<string> {
@@ -42,6 +59,19 @@ export async function tapLink(k: TestKizuna, userId: string): Promise<URL> {
   })
   const template = entry?.message.template as { actions: { uri: string }[] }
   return new URL(template.actions[0]?.uri ?? '')
+}
+
+/** Taps "link" (again) and returns the link token on the newest button LINE shows. */
+export async function newLinkToken(k: TestKizuna, userId: string): Promise<string> {
+  const invites = () => k.line.inbox(userId).filter((e) => e.message.type === 'template')
+  const before = invites().length
+  await k.line.users.postback(userId, 'action=link')
+  const entry = await eventually(() => {
+    expect(invites().length).toBeGreaterThan(before)
+    return invites().at(-1)
+  })
+  const template = entry?.message.template as { actions: { uri: string }[] }
+  return new URL(template.actions[0]?.uri ?? '').searchParams.get('linkToken') ?? ''
 }
 
 export const post = (url: string, form: Record<string, string>) =>
@@ -127,6 +157,16 @@ export function linkReads(kizuna: () => TestKizuna) {
           .where('customer_id', '=', customerId)
           .execute()
       ).length,
+    /** The link audit's actions for a LINE user (its row id), oldest first. */
+    auditActionsOf: async (lineUserId: string) =>
+      (
+        await db()
+          .selectFrom('link_audit')
+          .select('action')
+          .where('line_user_id', '=', lineUserId)
+          .orderBy('created_at')
+          .execute()
+      ).map((a) => a.action),
     texts,
     waitForText: (uid: string, part: string) =>
       eventually(() => expect(texts(uid).some((t) => t.includes(part))).toBe(true)),
