@@ -2,7 +2,21 @@ import type { Transaction } from 'kysely'
 import { lockInSpace } from '../platform/advisory-locks.ts'
 import type { DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
-import { countWrongCodesSince } from './link.repo.ts'
+import { countCodesSince, countWrongCodesSince } from './link.repo.ts'
+import { LINK_TTL_MS } from './link-crypto.ts'
+
+/**
+ * Codes mailed, each one email. Per 10 minutes: 3 to an address, 5 for a link token. Per 24
+ * hours: 10 for a LINE account, whatever its link tokens (each "link" tap issues one, so the
+ * per-token limit alone let one friend mail any number of addresses), and 20 to an address from
+ * all LINE accounts (3 per 10 minutes alone let an address be mailed 432 times a day). The
+ * address cap is shared, so one LINE account (10) cannot reach it: keeping an owner from codes
+ * for a day takes two.
+ */
+export const CODES_PER_EMAIL = 3
+export const CODES_PER_LINK_TOKEN = 5
+export const CODES_PER_LINE_ACCOUNT_PER_DAY = 10
+export const CODES_PER_EMAIL_PER_DAY = 20
 
 /**
  * Wrong codes per 24 hours, whatever the codes: the 10-minute limits (CODES_PER_EMAIL,
@@ -26,6 +40,43 @@ export async function lockAttempts(trx: Transaction<DB>, key: string): Promise<v
 }
 
 const dayAgo = (now: Date) => new Date(now.getTime() - DAY_MS)
+
+/**
+ * Refuses a code request past the limits on codes mailed (CODES_PER_EMAIL and the rest). The
+ * caller holds the LINE account's and the address's locks (lockAttempts), so concurrent requests
+ * cannot all count the same codes and pass.
+ */
+export async function refuseCodeSend(
+  trx: Transaction<DB>,
+  email: string,
+  token: { tokenHash: string; lineUserId: string },
+  now: Date,
+): Promise<void> {
+  const recently = new Date(now.getTime() - LINK_TTL_MS)
+  if ((await countCodesSince(trx, { email }, recently)) >= CODES_PER_EMAIL) {
+    throw new AppError('TOO_MANY_REQUESTS', 'email: too many codes sent; wait 10 minutes')
+  }
+  const byToken = await countCodesSince(trx, { linkTokenHash: token.tokenHash }, recently)
+  if (byToken >= CODES_PER_LINK_TOKEN) {
+    throw new AppError('TOO_MANY_REQUESTS', 'too many codes for this link; wait 10 minutes')
+  }
+  const since = dayAgo(now)
+  if (
+    (await countCodesSince(trx, { lineUserId: token.lineUserId }, since)) >=
+    CODES_PER_LINE_ACCOUNT_PER_DAY
+  ) {
+    throw new AppError(
+      'TOO_MANY_REQUESTS',
+      'too many codes from this LINE account today: try again in 24 hours',
+    )
+  }
+  if ((await countCodesSince(trx, { email }, since)) >= CODES_PER_EMAIL_PER_DAY) {
+    throw new AppError(
+      'TOO_MANY_REQUESTS',
+      'email: too many codes sent to this address today; try again in 24 hours',
+    )
+  }
+}
 
 /**
  * Refuses a code request from a LINE account that used its day's wrong codes, or that itself

@@ -7,7 +7,6 @@ import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import { getAppSecret, sameSecret } from '../platform/secrets.ts'
 import {
-  countCodesSince,
   findLinkCode,
   findLinkToken,
   insertLinkCode,
@@ -19,15 +18,13 @@ import {
   accountLockedOut,
   addressLockedOut,
   lockAttempts,
+  refuseCodeSend,
   refuseRequestWhenLockedOut,
   wrongCodesLeftToday,
 } from './link-code-limits.ts'
 import { hashCode, LINK_TTL_MS, newCode, newNonce, sha256 } from './link-crypto.ts'
 
 export const MAX_CODE_ATTEMPTS = 5
-/** Codes one email address, and one link token, may be sent per 10 minutes. */
-export const CODES_PER_EMAIL = 3
-export const CODES_PER_LINK_TOKEN = 5
 /**
  * How long the shopper's page waits for the code's email: a relay slower than this gets "try
  * again" (and the code is withdrawn) rather than a page that hangs for the mailer's two minutes.
@@ -81,24 +78,17 @@ export async function requestLinkCode(
   if (!parsed.success) throw new AppError('BAD_REQUEST', 'email: not a valid email address')
   const email = parsed.data
   const now = deps.clock.now()
-  const since = new Date(now.getTime() - LINK_TTL_MS)
   const codeId = randomUUID()
   const code = newCode()
   const secret = await getAppSecret(deps.db, 'tokens')
 
   await deps.db.transaction().execute(async (trx) => {
-    // One request at a time per address, so the counts below cannot be raced past.
+    // One request at a time per LINE account (so per link token), then per address (the order
+    // verifyLinkCode takes them in), so the counts below cannot be raced past.
+    await lockAttempts(trx, `link-line-user:${token.lineUserId}`)
     await lockAttempts(trx, `link-code:${email}`)
     await refuseRequestWhenLockedOut(trx, email, token.lineUserId, now)
-    if ((await countCodesSince(trx, { email }, since)) >= CODES_PER_EMAIL) {
-      throw new AppError('TOO_MANY_REQUESTS', 'email: too many codes sent; wait 10 minutes')
-    }
-    if (
-      (await countCodesSince(trx, { linkTokenHash: token.tokenHash }, since)) >=
-      CODES_PER_LINK_TOKEN
-    ) {
-      throw new AppError('TOO_MANY_REQUESTS', 'too many codes for this link; wait 10 minutes')
-    }
+    await refuseCodeSend(trx, email, token, now)
     await insertLinkCode(trx, {
       id: codeId,
       linkTokenHash: token.tokenHash,
@@ -159,7 +149,7 @@ export async function verifyLinkCode(
   const now = deps.clock.now()
   const spent = await deps.db.transaction().execute(async (trx) => {
     // One check-and-spend at a time per LINE account, then per address (requestLinkCode takes
-    // only the address lock: no cycle), so the daily cap cannot be raced past.
+    // them in the same order: no cycle), so the daily cap cannot be raced past.
     await lockAttempts(trx, `link-line-user:${token.lineUserId}`)
     const found = await findLinkCode(trx, codeId.data)
     const email = found?.link_token_hash === token.tokenHash ? found.email : undefined

@@ -37,9 +37,13 @@ export async function findLinkToken(db: Db, tokenHash: string) {
 
 // ---- one-time codes ------------------------------------------------------------------------
 
+/**
+ * Codes sent since `since` to an address, for a link token, or for a LINE account (through its
+ * link tokens).
+ */
 export async function countCodesSince(
   db: Db,
-  by: { email: string } | { linkTokenHash: string },
+  by: { email: string } | { linkTokenHash: string } | { lineUserId: string },
   since: Date,
 ): Promise<number> {
   const row = await db
@@ -49,11 +53,17 @@ export async function countCodesSince(
     .$call((qb) =>
       'email' in by
         ? qb.where('email', '=', by.email)
-        : qb.where('link_token_hash', '=', by.linkTokenHash),
+        : 'linkTokenHash' in by
+          ? qb.where('link_token_hash', '=', by.linkTokenHash)
+          : qb.where('link_token_hash', 'in', tokensOf(db, by.lineUserId)),
     )
     .executeTakeFirstOrThrow()
   return Number(row.n)
 }
+
+/** The hashes of a LINE account's link tokens. */
+const tokensOf = (db: Db, lineUserId: string) =>
+  db.selectFrom('link_token').select('token_hash').where('line_user_id', '=', lineUserId)
 
 /**
  * Wrong codes entered for an email address, from a LINE account (through its link tokens), or
@@ -72,12 +82,7 @@ export async function countWrongCodesSince(
     .where('created_at', '>', since)
     .$if(by.email !== undefined, (qb) => qb.where('email', '=', by.email ?? ''))
     .$if(by.lineUserId !== undefined, (qb) =>
-      qb.where('link_token_hash', 'in', (eb) =>
-        eb
-          .selectFrom('link_token')
-          .select('token_hash')
-          .where('line_user_id', '=', by.lineUserId ?? ''),
-      ),
+      qb.where('link_token_hash', 'in', tokensOf(db, by.lineUserId ?? '')),
     )
     .executeTakeFirstOrThrow()
   return Number(row.n)

@@ -149,3 +149,18 @@ export async function waitedForAgain(db: Database, pid: number): Promise<void> {
     expect((await startsOf()).some((s) => !first.includes(s))).toBe(true)
   })
 }
+
+/**
+ * Waits until `count` connections wait for backend `pid`'s locks, directly or behind another
+ * connection that does (a queue of requests behind the first, which waits for `pid`).
+ */
+export async function lockWaitBehind(db: Database, pid: number, count: number): Promise<void> {
+  await eventually(async () => {
+    const { rows } = await sql<{ n: number }>`with recursive behind(pid) as (
+        select pid from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))
+        union
+        select a.pid from pg_stat_activity a join behind b on b.pid = any(pg_blocking_pids(a.pid))
+      ) select count(*)::int as n from behind`.execute(db)
+    expect(rows[0]?.n).toBeGreaterThanOrEqual(count)
+  })
+}
