@@ -186,6 +186,28 @@ export async function verifyLinkCode(
   return issueNonceRedirect(deps, token, { kind: 'email', value: row.email }, dialogUrl)
 }
 
+/**
+ * The address a code of this link token was sent to, for the code page on an error: never the
+ * address the form posted (any site can post that form). Undefined when the code is not known.
+ */
+export async function addressOfCode(
+  deps: LoginDeps,
+  rawLinkToken: unknown,
+  rawCodeId: unknown,
+): Promise<string | undefined> {
+  const linkToken = linkTokenSchema.safeParse(rawLinkToken)
+  const codeId = codeIdSchema.safeParse(rawCodeId)
+  if (!linkToken.success || !codeId.success) return undefined
+  const row = await findLinkCode(deps.db, codeId.data)
+  return row?.link_token_hash === sha256(linkToken.data) ? row.email : undefined
+}
+
+/** The posted address to fill the email form in again on an error: an email address, or none. */
+export function addressToShowAgain(raw: unknown): string | undefined {
+  const parsed = emailSchema.safeParse(typeof raw === 'string' ? raw : '')
+  return parsed.success ? parsed.data : undefined
+}
+
 async function whyNoAttempt(deps: LoginDeps, id: string, tokenHash: string, now: Date) {
   const row = await findLinkCode(deps.db, id)
   if (!row || row.link_token_hash !== tokenHash) {

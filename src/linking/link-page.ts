@@ -34,32 +34,36 @@ export function emailPage(v: { linkToken: string; email?: string; error?: string
   )
 }
 
+/** `email`: the code's own address (link_code), never one a form posted; none when unknown. */
 export function codePage(v: {
   linkToken: string
   codeId: string
-  email: string
+  email: string | undefined
   error?: string
 }): Html {
+  const to = v.email === undefined ? 'your email address' : html`<strong>${v.email}</strong>`
   return layout(
     'Enter your code / 確認コード',
-    html`<p>We sent a 6-digit code to <strong>${v.email}</strong>. It is valid for 10 minutes.</p>
+    html`<p>We sent a 6-digit code to ${to}. It is valid for 10 minutes.</p>
       ${errorLine(v.error)}
       <form method="post" action="/link/code">
         <input type="hidden" name="linkToken" value="${v.linkToken}" />
         <input type="hidden" name="codeId" value="${v.codeId}" />
-        <input type="hidden" name="email" value="${v.email}" />
         <label for="code">Code / 確認コード</label>
         <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code"
           pattern="[0-9 ]{6,7}" maxlength="7" required />
         <button type="submit">Link / 連携する</button>
       </form>
-      <form method="post" action="/link/email">
-        <input type="hidden" name="linkToken" value="${v.linkToken}" />
-        <input type="hidden" name="email" value="${v.email}" />
-        <button type="submit">Send a new code / コードを再送信</button>
-      </form>`,
+      ${v.email === undefined ? '' : resendForm(v.linkToken, v.email)}`,
   )
 }
+
+const resendForm = (linkToken: string, email: string) =>
+  html`<form method="post" action="/link/email">
+    <input type="hidden" name="linkToken" value="${linkToken}" />
+    <input type="hidden" name="email" value="${email}" />
+    <button type="submit">Send a new code / コードを再送信</button>
+  </form>`
 
 export function errorPage(message: string): Html {
   return layout('Account link / アカウント連携', html`${errorLine(message)}`)

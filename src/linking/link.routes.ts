@@ -8,6 +8,8 @@ import { AppError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
 import { BAD_SIGNATURE, verifyLinkAssertion } from './link-assertion.ts'
 import {
+  addressOfCode,
+  addressToShowAgain,
   checkLinkToken,
   issueNonceRedirect,
   LINE_ACCOUNT_LINK_URL,
@@ -88,7 +90,11 @@ export function linkRoutes(
         return c.html(codePage({ linkToken: token.linkToken, ...sent }), 200, HEADERS)
       },
       (message) =>
-        emailPage({ linkToken: form.linkToken ?? '', email: form.email, error: message }),
+        emailPage({
+          linkToken: form.linkToken ?? '',
+          email: addressToShowAgain(form.email),
+          error: message,
+        }),
     )
   })
 
@@ -106,11 +112,11 @@ export function linkRoutes(
         )
         return c.redirect(url, 302)
       },
-      (message) =>
+      async (message) =>
         codePage({
           linkToken: form.linkToken ?? '',
           codeId: form.codeId ?? '',
-          email: form.email ?? '',
+          email: await addressOfCode(deps, form.linkToken, form.codeId),
           error: message,
         }),
     )
