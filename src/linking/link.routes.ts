@@ -29,7 +29,10 @@ const HEADERS = {
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https://access.line.me; frame-ancestors 'none'",
 }
 
-type LinkDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'log' | 'mail'>
+type LinkDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'log' | 'mail' | 'metrics'>
+
+/** The bad-signature warning at most this often: anyone may send /link/callback bad ones. */
+const BAD_SIGNATURE_WARN_EVERY_MS = 60_000
 
 /**
  * `GET /link?linkToken=…`: the shopper proves their online account (email + one-time code,
@@ -51,6 +54,21 @@ export function linkRoutes(
     maxSize: MAX_FORM_BYTES,
     onError: (c) => c.html(errorPage('The form is too large.'), 413, HEADERS),
   })
+  let badSignatureWarnedAt = Number.NEGATIVE_INFINITY
+  /**
+   * Every shopper sees "bad signature" when the two secrets differ: the operator is told, at
+   * most once a minute (the callback needs no login, so a warning per request would let anyone
+   * flood the log); the counter has every one.
+   */
+  const badSignature = () => {
+    deps.metrics.linkAssertionBadSignatures.inc()
+    const now = deps.clock.now().getTime()
+    if (now - badSignatureWarnedAt < BAD_SIGNATURE_WARN_EVERY_MS) return
+    badSignatureWarnedAt = now
+    deps.log.warn(
+      "shop login assertion refused: bad signature; check that LINK_ASSERTION_SECRET is the shop login's secret (kizuna_link_assertion_bad_signatures_total counts them; warned at most once a minute)",
+    )
+  }
   const app = new Hono<AppEnv>()
   // The shop's own login is then the only proof: a link token posted straight to the email-code
   // routes would prove an account by email instead, around the shop's password. They are not
@@ -130,12 +148,7 @@ export function linkRoutes(
       try {
         verified = verifyLinkAssertion(shopLogin.secret, assertion, deps.clock.now())
       } catch (error) {
-        // Every shopper sees "bad signature" when the two secrets differ: the operator is told.
-        if (error instanceof AppError && error.message === BAD_SIGNATURE) {
-          c.get('log').warn(
-            "shop login assertion refused: bad signature; check that LINK_ASSERTION_SECRET is the shop login's secret",
-          )
-        }
+        if (error instanceof AppError && error.message === BAD_SIGNATURE) badSignature()
         throw error
       }
       const token = await checkLinkToken(deps, verified.linkToken)

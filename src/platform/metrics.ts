@@ -43,6 +43,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['channel', 'status'] as const,
       registers: [registry],
     }),
+    linkAssertionBadSignatures: new Counter({
+      name: 'kizuna_link_assertion_bad_signatures_total',
+      help: "Shop login assertions refused at /link/callback for a bad signature (LINK_ASSERTION_SECRET not the shop login's, or forged)",
+      registers: [registry],
+    }),
     lineCalls: new Counter({
       name: 'kizuna_line_calls_total',
       help: 'Calls to the LINE platform by endpoint and HTTP status',
