@@ -26,8 +26,7 @@ async function linkedWithASpareToken<T>(email: string, spareUse: (spare: string)
   const first = await newLinkToken(k, user.userId)
   const spare = await newLinkToken(k, user.userId)
   const used = await spareUse(spare)
-  const nonce = await proveEmail(k, smtp, first, email)
-  await k.line.users.accountLink(user.userId, nonce, 'ok')
+  await k.line.users.accountLink(user.userId, await proveEmail(k, smtp, first, email))
   await waitForText(user.userId, 'now linked')
   return { user, spare, used }
 }
@@ -46,11 +45,11 @@ describe('a LINE account already linked', () => {
     const [a, b] = [newEmail(), newEmail()]
     await onlineCustomer(k, { email: a })
     const onlineB = await onlineCustomer(k, { email: b })
-    const { user, used: nonceB } = await linkedWithASpareToken(a, (spare) =>
+    const { user, used: dialogB } = await linkedWithASpareToken(a, (spare) =>
       proveEmail(k, smtp, spare, b),
     )
 
-    await k.line.users.accountLink(user.userId, nonceB, 'ok')
+    await k.line.users.accountLink(user.userId, dialogB)
     await waitForText(user.userId, 'did not link another')
     // B's customer is untouched: not merged, its email still its own.
     const b2 = await k.deps.db
@@ -66,7 +65,7 @@ describe('a LINE account already linked', () => {
     const nonce = await k.deps.db
       .selectFrom('link_nonce')
       .select(['status', 'identity_value'])
-      .where('nonce_hash', '=', sha256(nonceB))
+      .where('nonce_hash', '=', sha256(dialogB.nonce))
       .executeTakeFirstOrThrow()
     expect(nonce).toEqual({ status: 'used', identity_value: null })
     expect(await auditActionsOf(lu.id)).toEqual(['link', 'link-rejected'])
