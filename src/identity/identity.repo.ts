@@ -20,7 +20,14 @@ export async function findLineUserById(db: Db, id: string) {
 
 export async function insertLineUser(
   db: Db,
-  values: { customerId: string; lineUid: string; status: LineStatus; at: Date },
+  values: {
+    customerId: string
+    lineUid: string
+    status: LineStatus
+    at: Date
+    /** A friend's follow time when it is not `at` (unknown: first met through a message). */
+    followedAt?: Date
+  },
 ) {
   await db
     .insertInto('identity')
@@ -33,7 +40,7 @@ export async function insertLineUser(
       line_uid: values.lineUid,
       status: values.status,
       status_changed_at: values.at,
-      followed_at: values.status === 'friend' ? values.at : null,
+      followed_at: values.status === 'friend' ? (values.followedAt ?? values.at) : null,
       blocked_at: values.status === 'blocked' ? values.at : null,
     })
     .returningAll()
@@ -71,6 +78,19 @@ export async function updateLineUserStatusIfNewer(
     )
     .executeTakeFirst()
   return Number(result.numUpdatedRows) > 0
+}
+
+/**
+ * A blocked LINE user who has talked to us since: a friend as of `at`, their follow time left as
+ * it was (only a follow event sets it). Returns the row.
+ */
+export async function markLineUserBack(db: Db, id: string, at: Date) {
+  return db
+    .updateTable('line_user')
+    .set({ status: 'friend', status_changed_at: at, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow()
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   findLineUserByUid,
   insertLineUser,
   lockLineUid,
+  markLineUserBack,
   updateLineUserStatusIfNewer,
 } from './identity.repo.ts'
 import { findLastUnfollowAt } from './unfollow-event.repo.ts'
@@ -25,16 +26,15 @@ type Applied = {
 }
 
 /**
- * Applies a friend status from an event at time `at`, creating the customer and LINE identity on
- * first sight. LINE's events may arrive out of order, and an unfollow from an unknown user keeps
- * nothing but its event: when one stored there happened at or after `at`, a follow is stale
- * (undefined: nothing is created), and someone who talks to us is created blocked as of then.
+ * Applies a follow at time `at`, creating the customer and LINE identity on first sight. LINE's
+ * events may arrive out of order, and an unfollow from an unknown user keeps nothing but its
+ * event: when one stored there happened at or after `at`, the follow is stale (undefined:
+ * nothing is created).
  */
-async function applyFriend(
+async function applyFollow(
   ctx: Pick<EventContext, 'trx'>,
   lineUid: string,
   at: Date,
-  opts: { createBlocked: boolean },
 ): Promise<Applied | undefined> {
   await lockLineUid(ctx.trx, lineUid)
   const existing = await findLineUserByUid(ctx.trx, lineUid)
@@ -43,30 +43,58 @@ async function applyFriend(
     return { lineUser: existing, applied, created: false, previous: existing.status }
   }
   const unfollowedAt = await findLastUnfollowAt(ctx.trx, lineUid)
+  if (unfollowedAt !== undefined && unfollowedAt >= at) return undefined
+  const customerId = await createCustomer(ctx.trx)
+  const lineUser = await insertLineUser(ctx.trx, { customerId, lineUid, status: 'friend', at })
+  return { lineUser, applied: true, created: true, previous: null }
+}
+
+/**
+ * The LINE identity of someone who talks to us (a message, postback or account link, which can
+ * overtake their follow event). A blocker cannot talk to the account (an unblock is a follow,
+ * LINE-API.md §1.5), so someone blocked before the event's time is back: a friend as of just
+ * after that block, not as of the event, so that their follow (still on its way, between the two)
+ * still decides and welcomes them, while an older unfollow arriving late does not. First seen,
+ * they are a friend of unknown age (any follow or unfollow decides), or blocked as of an unfollow
+ * stored at or after the event. Neither counts as a follow seen (followed_at is left alone):
+ * the follow decides whether it is a welcome back.
+ */
+export async function ensureLineUser(
+  ctx: Pick<EventContext, 'trx' | 'deps' | 'afterCommit' | 'webhookEventId' | 'occurredAt'>,
+  lineUid: string,
+) {
+  await lockLineUid(ctx.trx, lineUid)
+  const at = ctx.occurredAt
+  const existing = await findLineUserByUid(ctx.trx, lineUid)
+  if (existing) {
+    if (existing.status !== 'blocked' || existing.status_changed_at >= at) return existing
+    const back = await markLineUserBack(ctx.trx, existing.id, justAfter(existing.status_changed_at))
+    // The profile saved while they were blocked was unavailable (LINE answers 404 then).
+    enqueueProfileFetch(ctx, back.id)
+    return back
+  }
+  const unfollowedAt = await findLastUnfollowAt(ctx.trx, lineUid)
   const blocked = unfollowedAt !== undefined && unfollowedAt >= at
-  if (blocked && !opts.createBlocked) return undefined
   const customerId = await createCustomer(ctx.trx)
   const lineUser = await insertLineUser(ctx.trx, {
     customerId,
     lineUid,
-    ...(blocked ? { status: 'blocked', at: unfollowedAt } : { status: 'friend', at }),
+    ...(blocked
+      ? { status: 'blocked', at: unfollowedAt }
+      : {
+          status: 'friend',
+          at: unfollowedAt ? justAfter(unfollowedAt) : UNKNOWN_STATUS_TIME,
+          followedAt: UNKNOWN_STATUS_TIME,
+        }),
   })
-  return { lineUser, applied: !blocked, created: true, previous: null }
+  // LINE has no profile to give for someone who has blocked us.
+  if (!blocked) enqueueProfileFetch(ctx, lineUser.id)
+  return lineUser
 }
 
-/**
- * The LINE identity of someone who talks to us (a message or postback can overtake their
- * follow event). Creates it as a friend of unknown age, so the real follow/unfollow decides.
- */
-export async function ensureLineUser(
-  ctx: Pick<EventContext, 'trx' | 'deps' | 'afterCommit' | 'webhookEventId'>,
-  lineUid: string,
-) {
-  const result = await applyFriend(ctx, lineUid, UNKNOWN_STATUS_TIME, { createBlocked: true })
-  if (!result) throw new Error('a LINE user who talks to us is always created')
-  // LINE has no profile to give for someone who has blocked us.
-  if (result.created && result.applied) enqueueProfileFetch(ctx, result.lineUser.id)
-  return result.lineUser
+/** The first moment after `at` (event times are whole milliseconds). */
+function justAfter(at: Date): Date {
+  return new Date(at.getTime() + 1)
 }
 
 function enqueueProfileFetch(
@@ -89,7 +117,7 @@ export async function handleFollow(
   const lineUid = event.source?.userId
   if (!lineUid) return 'ignored'
   const at = new Date(event.timestamp)
-  const result = await applyFriend(ctx, lineUid, at, { createBlocked: false })
+  const result = await applyFollow(ctx, lineUid, at)
   if (!result) return 'stale'
   const { lineUser, applied, created } = result
 
@@ -132,7 +160,7 @@ async function scheduleWelcome(ctx: EventContext, event: webhook.FollowEvent, fo
 /**
  * An unfollow blocks a known friend. From a user Kizuna does not know (never seen, or erased:
  * their user id is a tombstone now) it creates nothing: the stored event is all that is kept,
- * and a follow that happened before it finds it there (applyFriend).
+ * and a follow that happened before it finds it there (applyFollow).
  */
 export async function handleUnfollow(
   ctx: EventContext,
