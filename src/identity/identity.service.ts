@@ -119,9 +119,12 @@ export async function handleFollow(
   const at = new Date(event.timestamp)
   const result = await applyFollow(ctx, lineUid, at)
   if (!result) return 'stale'
-  const { lineUser, applied, created } = result
+  const { lineUser, applied, created, previous } = result
 
-  if (created || event.follow?.isUnblocked) enqueueProfileFetch(ctx, lineUser.id)
+  // Back from a block, whatever isUnblocked says (LINE does not guarantee it): a profile fetched
+  // while they were blocked was saved as unavailable (404), and would never be fetched again.
+  const unblocked = event.follow?.isUnblocked === true || (applied && previous === 'blocked')
+  if (created || unblocked) enqueueProfileFetch(ctx, lineUser.id)
   if (!applied) return 'stale'
   // Issued with the customer on the first follow (same transaction); an unblock keeps the card.
   await ensureMemberCard(ctx.trx, lineUser.customer_id, cardIssueOptions(ctx.deps))

@@ -3,7 +3,7 @@ import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { fetchLineProfile } from '../../src/identity/profile.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
-import { eventually } from '../support/wait.ts'
+import { eventually, eventuallyProcessed } from '../support/wait.ts'
 import { profilelessFriend } from './profileless-friend.ts'
 
 let k: TestKizuna
@@ -88,5 +88,39 @@ describe('LINE profile fetch', () => {
       .executeTakeFirstOrThrow()
     expect(customer.erased_at).not.toBeNull()
     expect(customer.display_name).toBeNull()
+  })
+
+  it('fetches again, on a follow back not flagged as an unblock, a profile LINE had none of while they were blocked', async () => {
+    const { user, lineUser } = await profilelessFriend(k, '田中 三郎')
+    // After the row's status time (now).
+    const t = Date.now() + 1_000
+    const unfollow = k.line.buildEvent('unfollow', user.userId, {}, { timestamp: t })
+    expect((await k.line.deliverWebhook([unfollow])).status).toBe(200)
+    await eventuallyProcessed(k.deps.db, unfollow.webhookEventId)
+    // Fetched while blocked: LINE has nothing to give (404), saved as fetched with nothing.
+    user.friendship = 'blocked'
+    await fetchLineProfile(k.deps, lineUser)
+    const fetched = () =>
+      k.deps.db
+        .selectFrom('line_user')
+        .select(['status', 'display_name'])
+        .select((eb) => eb('profile_fetched_at', 'is not', null).as('fetched'))
+        .where('id', '=', lineUser.id)
+        .executeTakeFirstOrThrow()
+    expect(await fetched()).toEqual({ status: 'blocked', display_name: null, fetched: true })
+
+    // LINE's isUnblocked "doesn't guarantee complete accuracy" (LINE-API.md §1.5).
+    user.friendship = 'friend'
+    const follow = k.line.buildEvent('follow', user.userId, { isUnblocked: false } as never, {
+      timestamp: t + 1_000,
+    })
+    expect((await k.line.deliverWebhook([follow])).status).toBe(200)
+    await eventually(async () =>
+      expect(await fetched()).toEqual({
+        status: 'friend',
+        display_name: '田中 三郎',
+        fetched: true,
+      }),
+    )
   })
 })
