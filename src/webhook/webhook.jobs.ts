@@ -55,20 +55,25 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
         }),
       ),
     )
-    if (failed.size === 1) throw [...failed.values()][0]
-    if (failed.size > 1) throw new EventsFailed(failed)
+    if (failed.size > 0) throw new EventsFailed(failed)
   },
   /**
-   * In each user's lane the first event not done is the one that failed; the user's later ones
-   * never ran (they waited for it). Only that one is failed; the later ones go to a job of their
-   * own, to be applied now that nothing is ahead of them (an unfollow behind a failing message
-   * must still block). An event whose own error says Postgres was unreachable (down, refusing
-   * connections) is to blame for nothing, whatever the other lanes' errors: its lane stays
-   * pending, and the sweeper queues it again. Each time is counted on the event: one failing
-   * this way while Postgres answers (it counted) is failed in the end rather than queued by every
-   * sweep forever.
+   * Only the events this job saw fail, and still pending, are failed: one that another job
+   * holding it (the sweeper's copy) settled meanwhile is to blame for nothing. The user's later
+   * events never ran (they waited for it) and go to a job of their own, to be applied now that
+   * nothing is ahead of them (an unfollow behind a failing message must still block), as do the
+   * job's events left pending in lanes that did not fail. An event whose own error says Postgres
+   * was unreachable (down, refusing connections) is to blame for nothing, whatever the other
+   * lanes' errors: its lane stays pending, and the sweeper queues it again. Each time is counted
+   * on the event: one failing this way while Postgres answers (it counted) is failed in the end
+   * rather than queued by every sweep forever. A job that failed before any event ran (their
+   * lanes could not be read) blames none: its events stay pending for the sweeper.
    */
   async onFinalFailure(deps, { webhookEventIds }, error) {
+    if (!(error instanceof EventsFailed)) {
+      deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
+      return
+    }
     let lanes: string[][]
     try {
       const pending = new Set(await listPendingEventIds(deps.db, webhookEventIds))
@@ -80,30 +85,36 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
       deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
       return
     }
-    // A lane's own error; a single error (or one before any lane ran) is every lane's.
-    const errorOf = (id: string) => (error instanceof EventsFailed ? error.errorOf(id) : error)
-    const waiting = lanes
-      .map(([head]) => head as string)
-      .filter((id) => isUnreachableDatabase(errorOf(id)))
+    // Each lane still pending: the event of it this job saw fail (if still pending), and the rest.
+    const split = lanes.map((lane) => {
+      const at = lane.findIndex((id) => error.failed(id))
+      return at === -1
+        ? { rest: lane }
+        : { failed: lane[at] as string, rest: [...lane.slice(0, at), ...lane.slice(at + 1)] }
+    })
+    const waiting = split
+      .flatMap(({ failed }) => (failed ? [failed] : []))
+      .filter((id) => isUnreachableDatabase(error.errorOf(id)))
     const rounds =
       waiting.length > 0
         ? await countUnreachableRound(deps.db, waiting).catch(() => new Map<string, number>())
         : new Map<string, number>()
     const later: string[] = []
     let left = false
-    for (const [failed, ...rest] of lanes) {
-      if (!failed) continue
-      const own = errorOf(failed)
-      let reason = own instanceof Error ? own.message : String(own)
-      if (isUnreachableDatabase(own)) {
-        const times = rounds.get(failed) ?? 0
-        if (times < MAX_UNREACHABLE_ROUNDS) {
-          left = true
-          continue
+    for (const { failed, rest } of split) {
+      if (failed) {
+        const own = error.errorOf(failed)
+        let reason = own instanceof Error ? own.message : String(own)
+        if (isUnreachableDatabase(own)) {
+          const times = rounds.get(failed) ?? 0
+          if (times < MAX_UNREACHABLE_ROUNDS) {
+            left = true
+            continue
+          }
+          reason = `${reason} (given up: failed ${times} times as if the database were unreachable, though it answered)`
         }
-        reason = `${reason} (given up: failed ${times} times as if the database were unreachable, though it answered)`
+        await markWebhookEventFailed(deps.db, failed, reason)
       }
-      await markWebhookEventFailed(deps.db, failed, reason)
       later.push(...rest)
     }
     if (left) deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
@@ -118,13 +129,20 @@ class EventsFailed extends AggregateError {
   // Private: not copied into the logged error.
   readonly #byEvent: Map<string, unknown>
   constructor(byEvent: Map<string, unknown>) {
-    super([...byEvent.values()], `${byEvent.size} events failed`)
+    const [only] = byEvent.size === 1 ? [...byEvent.values()] : []
+    const message = only instanceof Error ? only.message : `${byEvent.size} events failed`
+    super([...byEvent.values()], message)
     this.#byEvent = byEvent
   }
 
-  /** The error the event failed with; the whole job's for one that did not fail in it. */
+  /** Whether the event failed in this job. */
+  failed(webhookEventId: string): boolean {
+    return this.#byEvent.has(webhookEventId)
+  }
+
+  /** The error the event failed with in this job. */
   errorOf(webhookEventId: string): unknown {
-    return this.#byEvent.has(webhookEventId) ? this.#byEvent.get(webhookEventId) : this
+    return this.#byEvent.get(webhookEventId)
   }
 }
 
