@@ -51,7 +51,7 @@ export async function sweepOnce(
   // the jobs waiting, so the next to run is one of them while any waits.
   const webhook = deps.queues.byName.webhook
   const [next] = await webhook.getJobs(['wait'], 0, 0, true)
-  const running = await webhook.getRanges(['active'])
+  const running = await webhook.getRanges(['active'], 0, -1)
   const sweepUnderWay = [next?.id, ...running].some((id) => id?.includes(`-${SWEEP_CAUSE}`))
   const eventCutoff = next
     ? new Date(Math.min(cutoff.getTime(), next.timestamp - SWEEP_GRACE_MS))
