@@ -1,5 +1,6 @@
+import type { JobType } from 'bullmq'
 import { listLineUsersWithoutProfile } from '../identity/identity.repo.ts'
-import { jobIds } from '../jobs.ts'
+import { type JobData, jobIds } from '../jobs.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import { listStaleDeliveries, SENDING_LEASE_SECONDS } from '../messaging/delivery-claim.repo.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -19,6 +20,9 @@ const PAGE = 1_000
 export const SWEEP_MAX = 50_000
 /** Before a sweep's time (or hour) in the ids of the jobs it queues. */
 const SWEEP_CAUSE = 'sweep-'
+/** A job's states between its queueing and its end, besides waiting (BullMQ's JobType). */
+const UNDER_WAY: JobType[] = ['active', 'delayed', 'prioritized', 'waiting-children']
+type WebhookJobData = Partial<JobData<'webhook.process-events'>>
 /** Rows younger than this are still on their way through the queue. */
 export const SWEEP_GRACE_MS = 10_000
 /** A missing profile is asked for again at most this often (it only fills in a name). */
@@ -48,20 +52,27 @@ export async function sweepOnce(
   // there is always a backlog, and a Redis outage's events would otherwise wait for it to drain.
   // A sweep's own jobs hold events minutes older than they are, so while one of them waits or
   // runs no event is looked for (the sweep after them finds what they left); they go ahead of
-  // the jobs waiting, so the next to run is one of them while any waits.
+  // the jobs waiting, so the next to run is one of them while any waits. A job is under way too
+  // while it runs or waits out the backoff before its retry (delayed): its events are not
+  // queued again, and while a sweep's own is, none is looked for.
   const webhook = deps.queues.byName.webhook
   const [next] = await webhook.getJobs(['wait'], 0, 0, true)
-  const running = await webhook.getRanges(['active'], 0, -1)
-  const sweepUnderWay = [next?.id, ...running].some((id) => id?.includes(`-${SWEEP_CAUSE}`))
+  const underWay = await webhook.getJobs(UNDER_WAY, 0, -1)
+  const sweepUnderWay = [next, ...underWay].some((job) => job?.id?.includes(`-${SWEEP_CAUSE}`))
+  const held = new Set(
+    underWay.flatMap((job) => (job?.data as WebhookJobData | undefined)?.webhookEventIds ?? []),
+  )
   const eventCutoff = next
     ? new Date(Math.min(cutoff.getTime(), next.timestamp - SWEEP_GRACE_MS))
     : cutoff
   const events = sweepUnderWay
     ? []
-    : await readByKeyset(
-        (after, limit) => listStalePendingEvents(deps.db, eventCutoff, limit, after),
-        pages,
-      )
+    : (
+        await readByKeyset(
+          (after, limit) => listStalePendingEvents(deps.db, eventCutoff, limit, after),
+          pages,
+        )
+      ).filter((event) => !held.has(event.webhook_event_id))
   await enqueueWebhookEventsByUser(deps.queues, events, { cause })
   // A campaign's deliveries: looked for once the queue has caught up.
   const backlog = await deps.queues.byName.delivery.getWaitingCount()

@@ -69,4 +69,30 @@ describe('sweeper, with jobs under way', () => {
       active: 3,
     })
   })
+
+  it('queues nothing again while its job waits for a retry', async () => {
+    const { deps, take, token } = await lostFollows(1)
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 1 })
+    // Its first attempt failed: BullMQ holds it back (delayed) until the retry.
+    const job = await take()
+    await job.moveToFailed(new Error('Postgres went away'), token)
+    const counts = () => deps.queues.byName.webhook.getJobCounts('wait', 'active', 'delayed')
+    expect(await counts()).toEqual({ wait: 0, active: 0, delayed: 1 })
+
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
+    expect(await counts()).toEqual({ wait: 0, active: 0, delayed: 1 })
+  })
+
+  it('leaves alone an event whose inbox job waits for a retry', async () => {
+    const { deps, ids, take, token } = await lostFollows(1)
+    await enqueueWebhookEvents(deps.queues, ids)
+    const job = await take()
+    await job.moveToFailed(new Error('Postgres went away'), token)
+
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
+    expect(await deps.queues.byName.webhook.getJobCounts('wait', 'delayed')).toEqual({
+      wait: 0,
+      delayed: 1,
+    })
+  })
 })
