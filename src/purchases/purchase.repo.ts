@@ -1,5 +1,5 @@
 import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely'
-import { survivorCtes } from '../customers/surviving-customer.repo.ts'
+import { survivorCtes, survivorCut } from '../customers/surviving-customer.repo.ts'
 import type { DB, Db } from '../platform/db.ts'
 
 export type TierThreshold = { tier: string; minSpend: number }
@@ -19,19 +19,21 @@ export type LockedCustomer = {
   points: number
   merged_into_id: string | null
   erased_at: Date | null
+  /** The walk to it was cut short (survivorCut): a chain longer than MAX_MERGE_HOPS. */
+  cut: boolean
 }
 
 /**
  * Follows `merged_into_id` from the customer(s) `start` selects (column `customer_id`, at most
- * one row) in SQL, stopping at an erased one or after 10 hops, and locks the last customer of
- * the chain: one round trip. The caller checks `erased_at` and `merged_into_id` (set when the
- * chain is too long, or a merge committed while we waited for the lock).
+ * one row) in SQL, stopping at an erased one or after MAX_MERGE_HOPS, and locks the last customer
+ * of the chain: one round trip. The caller checks `erased_at`, `cut` (the chain is too long) and
+ * `merged_into_id` (set, not cut: a merge committed while we waited for the lock).
  */
 export function lockedSurvivorQuery(start: RawBuilder<unknown>) {
   return sql<LockedCustomer & { hop: number; via: string | null }>`
     with recursive ${survivorCtes(start, { carry: ['via'], stopAtErased: true })}
     select c.id, c.points, c.merged_into_id, c.erased_at, (select via from survivor) as via,
-      (select hop from survivor) as hop
+      (select hop from survivor) as hop, ${survivorCut} as cut
     from customer c where c.id = (select id from survivor)
     for update of c`
 }

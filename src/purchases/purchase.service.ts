@@ -1,5 +1,6 @@
 import { type RawBuilder, sql, type Transaction } from 'kysely'
 import type { Env } from '../config/env.ts'
+import { MAX_MERGE_HOPS, MergeChainTooLong } from '../customers/surviving-customer.repo.ts'
 import type { DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { newTimeOrderedId } from '../platform/ids.ts'
@@ -53,21 +54,23 @@ export async function lockPurchaser(trx: Transaction<DB>, customerId: string) {
 }
 
 /**
- * Checks a customer locked by lockedSurvivorQuery: erased is GONE; one still merged (a merge
- * committed while we waited for its lock, or a long chain) leads on to the survivor.
+ * Checks a customer locked by lockedSurvivorQuery: erased is GONE; a walk cut short (a chain
+ * longer than MAX_MERGE_HOPS) is MergeChainTooLong, as every walk of merges; one still merged (a
+ * merge committed while we waited for its lock) leads on to the survivor.
  */
 export async function followLocked(
   trx: Transaction<DB>,
   locked: LockedCustomer | undefined,
 ): Promise<LockedCustomer | undefined> {
   let row = locked
-  for (let hop = 0; hop < 10; hop++) {
+  for (let round = 0; round < MAX_MERGE_HOPS; round++) {
     if (!row) return undefined
     if (row.erased_at) throw new AppError('GONE', 'this customer was erased on request')
+    if (row.cut) throw new MergeChainTooLong()
     if (!row.merged_into_id) return row
     row = await lockCustomerById(trx, row.merged_into_id)
   }
-  throw new Error('customer merge chain is too long')
+  throw new MergeChainTooLong()
 }
 
 /**
@@ -188,8 +191,9 @@ export async function recordPurchaseFor(
     if (hasCustomer) {
       if (!out.customer_id) return { purchaseId: '', created: false, notFound: true }
       if (out.erased) throw new AppError('GONE', 'this customer was erased on request')
+      if (out.cut) throw new MergeChainTooLong()
       if (out.merged_into_id) {
-        // Merged while we waited for its lock (or a chain longer than 10): go on from there.
+        // Merged while we waited for its lock: go on from there.
         start = sql`select ${out.merged_into_id}::uuid as customer_id, ${via}::text as via,
           ${out.coupon}::text as coupon`
         continue

@@ -1,5 +1,5 @@
 import { type RawBuilder, sql } from 'kysely'
-import { survivorCtes } from '../customers/surviving-customer.repo.ts'
+import { survivorCtes, survivorCut } from '../customers/surviving-customer.repo.ts'
 import type { Db } from '../platform/db.ts'
 import { executePreparedText, PREPARE } from '../platform/prepared.ts'
 import {
@@ -35,6 +35,8 @@ export type RecordOutcome = {
   codes: string[]
   erased: boolean | null
   merged_into_id: string | null
+  /** The walk was cut short (survivorCut): a chain longer than MAX_MERGE_HOPS. */
+  cut: boolean | null
   /** The customer row changed after this statement's snapshot was taken: run it again. */
   stale: boolean | null
   /** The balance before this purchase. */
@@ -210,7 +212,7 @@ export async function recordPurchaseOnce(
     )${followUp}
     select (select id from ins) as purchase_id, (select result from ins) as result,
       st.id as customer_id, (select via from survivor) as via, (select hop from survivor) as hop,
-      (select coupon from start) as coupon, array(select code from codes) as codes,
+      ${survivorCut} as cut, (select coupon from start) as coupon, array(select code from codes) as codes,
       st.erased, st.merged_into_id, st.stale, st.points, st.usable_codes, st.ok,
       (select l.purchase_count = 0 or l.tier is distinct from calc.tier
         from locked l cross join calc where exists (select from ins)) as segment_inputs_changed,
