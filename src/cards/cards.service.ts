@@ -1,4 +1,4 @@
-import { findCurrentCustomer } from '../customers/surviving-customer.service.ts'
+import { lockSurvivorWith } from '../customers/surviving-customer.service.ts'
 import { clipToLength } from '../flex/flex-limits.ts'
 import { fetchWelcomeProfile } from '../identity/profile.service.ts'
 import type { Database, Db } from '../platform/db.ts'
@@ -115,17 +115,13 @@ async function insertNewCards(
  * Locks the customer that holds `id`'s data now and returns its id. A caller's id read before a
  * merge committed (a delivery's customer) leads to the survivor: a card issued to the merged
  * row would be one the person never sees again, with its welcome coupon. The chain is followed
- * before the lock, so no merged row is held while a merge of its survivor re-points it.
+ * before the lock (lockSurvivorWith), so no merged row is held while a merge of its survivor
+ * re-points it.
  */
 async function lockCardHolder(trx: Db, id: string): Promise<string> {
-  let next = (await findCurrentCustomer(trx, id))?.id ?? id
-  for (let hop = 0; hop < 10; hop++) {
-    const locked = await lockCustomerForCard(trx, next)
-    if (!locked.merged_into_id) return locked.id
-    // Merged while we waited for the lock: on to the survivor.
-    next = locked.merged_into_id
-  }
-  throw new Error('customer merge chain is too long')
+  const locked = await lockSurvivorWith(trx, id, (found) => lockCustomerForCard(trx, found))
+  if (!locked) throw new Error('customer not found')
+  return locked.id
 }
 
 async function giveWelcomeCoupon(trx: Db, customerId: string, now: Date): Promise<void> {

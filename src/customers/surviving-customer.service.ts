@@ -4,6 +4,7 @@ import { AppError } from '../platform/errors.ts'
 import { type Customer, findSurvivingCustomer } from './customer.repo.ts'
 import { customerIdSchema } from './customer.schemas.ts'
 import { lockCustomerForShare } from './customer-lock.repo.ts'
+import { MAX_MERGE_HOPS, MergeChainTooLong } from './surviving-customer.repo.ts'
 
 /** The customer holding `id`'s data now (merges followed), erased or not; undefined if none. */
 export function findCurrentCustomer(db: Db, id: string): Promise<Customer | undefined> {
@@ -26,19 +27,34 @@ export async function requireCurrentCustomer(db: Db, id: string): Promise<Custom
 /**
  * The customer holding `id`'s data now (merges followed), share-locked in the caller's
  * transaction so that merging or erasing it waits until the caller commits; undefined if none.
- * Only the final row is locked, so a merge running meanwhile cannot deadlock with the caller.
  */
-export async function lockSurvivingCustomer(
+export function lockSurvivingCustomer(
   trx: Transaction<DB>,
   id: string,
 ): Promise<Customer | undefined> {
+  return lockSurvivorWith(trx, id, (found) => lockCustomerForShare(trx, found))
+}
+
+/**
+ * Follows merges from `id` (findSurvivingCustomer: a chain longer than MAX_MERGE_HOPS is
+ * MergeChainTooLong) and locks the customer reached with `lock`, which returns the row as it
+ * stands once locked; undefined for an unknown id. Only that row is locked, not the merged ones
+ * on the way, so a merge running meanwhile cannot deadlock with the caller; one that committed
+ * while we waited for the lock left the row merged: the walk runs again from it (MAX_MERGE_HOPS
+ * rounds at most).
+ */
+export async function lockSurvivorWith<T extends { merged_into_id: string | null }>(
+  db: Db,
+  id: string,
+  lock: (survivorId: string) => Promise<T | undefined>,
+): Promise<T | undefined> {
   let next = id
-  for (let hops = 0; hops < 20; hops++) {
-    const found = await findSurvivingCustomer(trx, next)
+  for (let round = 0; round < MAX_MERGE_HOPS; round++) {
+    const found = await findSurvivingCustomer(db, next)
     if (!found) return undefined
-    const locked = await lockCustomerForShare(trx, found.id)
+    const locked = await lock(found.id)
     if (!locked?.merged_into_id) return locked
     next = locked.merged_into_id
   }
-  throw new Error('customer merge chain is too long')
+  throw new MergeChainTooLong()
 }
