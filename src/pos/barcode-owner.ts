@@ -1,4 +1,5 @@
 import type { RawBuilder } from 'kysely'
+import { MAX_MERGE_HOPS, MergeChainTooLong } from '../customers/surviving-customer.repo.ts'
 import { tombstonesOf } from '../customers/tombstones.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
@@ -21,9 +22,6 @@ export const UNKNOWN =
   'the barcode, or ask the shopper to show the member card in LINE'
 export const ERASED = "this member's data was erased on request; the card is no longer valid"
 export const MISREAD = 'misread barcode, scan again'
-/** The most merges a barcode's customer is followed through; a longer chain is unknown (404). */
-export const MAX_MERGES = 9
-
 /** A refusal of the scanned barcode (422, 404, 410): its body names the field. */
 export function barcodeError(
   code: 'UNPROCESSABLE' | 'NOT_FOUND' | 'GONE',
@@ -32,17 +30,21 @@ export function barcodeError(
   return new AppError(code, message, { details: [{ field: 'barcode', message }] })
 }
 
-/** Follows merges to the surviving customer; an erased one is GONE. */
+/**
+ * Follows merges to the surviving customer; an erased one is GONE. A chain longer than
+ * MAX_MERGE_HOPS is MergeChainTooLong, as in every walk of merges.
+ */
 async function survivorOf(
   db: Db,
   start: Pick<CardOwner, 'customer_id' | 'erased_at' | 'merged_into_id'>,
 ) {
   let row: typeof start | undefined = start
-  for (let hop = 0; hop <= MAX_MERGES && row; hop++) {
+  for (let hop = 0; hop <= MAX_MERGE_HOPS && row; hop++) {
     if (row.erased_at) throw barcodeError('GONE', ERASED)
     if (!row.merged_into_id) return row.customer_id
     row = await findCustomerLink(db, row.merged_into_id)
   }
+  if (row) throw new MergeChainTooLong()
   throw barcodeError('NOT_FOUND', UNKNOWN)
 }
 

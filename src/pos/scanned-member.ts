@@ -1,13 +1,7 @@
+import { MergeChainTooLong } from '../customers/surviving-customer.repo.ts'
 import type { Db } from '../platform/db.ts'
 import type { ReadBarcode } from './barcode.ts'
-import {
-  barcodeError,
-  barcodeStart,
-  ERASED,
-  MAX_MERGES,
-  resolveBarcode,
-  UNKNOWN,
-} from './barcode-owner.ts'
+import { barcodeError, barcodeStart, ERASED, resolveBarcode } from './barcode-owner.ts'
 import { memberSummary, toSummary } from './member-summary.ts'
 import { findScannedMember } from './pos.repo.ts'
 import type { ScanResponse } from './pos.schemas.ts'
@@ -15,7 +9,8 @@ import type { ScanResponse } from './pos.schemas.ts'
 /**
  * A scan without a receipt: the member the barcode names, followed through merges, and their
  * summary, in one statement (findScannedMember), answered as resolveBarcode and memberSummary
- * would: an erased customer on the way is 410, a chain longer than MAX_MERGES 404. When it finds
+ * would: an erased customer on the way is 410, a chain longer than MAX_MERGE_HOPS (still merged at
+ * its end) MergeChainTooLong, as every walk of merges. When it finds
  * no one, resolveBarcode says why (an erased card's tombstone 410, a misread 422, else 404), or
  * finds the card bound in between.
  */
@@ -28,8 +23,7 @@ export async function scannedMember(
     const { customerId } = await resolveBarcode(db, scanned)
     return memberSummary(db, customerId)
   }
-  if (row.hop > MAX_MERGES) throw barcodeError('NOT_FOUND', UNKNOWN)
   if (row.erased) throw barcodeError('GONE', ERASED)
-  if (row.merged) throw barcodeError('NOT_FOUND', UNKNOWN)
+  if (row.merged) throw new MergeChainTooLong()
   return toSummary(row)
 }
