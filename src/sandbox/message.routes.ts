@@ -41,8 +41,9 @@ export function createMessageRoutes(ctx: SandboxContext) {
     const repeated = rejectRepeatedRetryKey(ctx, c, true)
     if (repeated) return repeated
     if (typeof to !== 'string' || !CHAT_ID.test(to)) return c.json(invalidProperty("'to'"), 400)
-    // The sandbox has no groups or rooms: the bot is in none (LINE answers 400 for those).
-    if (!ctx.state.users.has(to)) {
+    // The sandbox has no groups or rooms: the bot is in none (LINE answers 400 for those), nor
+    // for a user not in the channel (LINE-API.md §2.3).
+    if (!ctx.state.users.has(to) || ctx.state.notInChannel.has(to)) {
       return c.json({ message: 'Failed to send messages' }, 400)
     }
     const overQuota = consumeQuota(ctx, c, countDeliverable(ctx, [to]))
@@ -56,9 +57,14 @@ export function createMessageRoutes(ctx: SandboxContext) {
     const { to, messages } = body(c)
     const repeated = rejectRepeatedRetryKey(ctx, c, false)
     if (repeated) return repeated
-    // One malformed or non-user id (a group's) refuses the whole request; well-formed ids of
-    // users who are not friends are accepted and get nothing.
-    const bad = firstMalformedUserId(to as unknown[])
+    // One malformed or non-user id (a group's), or one scripted as not in the channel
+    // (markNotInChannel), refuses the whole request; other well-formed ids of users who are not
+    // friends are accepted and get nothing.
+    const malformed = firstMalformedUserId(to as unknown[])
+    const bad =
+      malformed >= 0
+        ? malformed
+        : (to as string[]).findIndex((id) => ctx.state.notInChannel.has(id))
     if (bad >= 0) return c.json(invalidProperty(`to[${bad}]`), 400)
     const userIds = (to as string[]).filter((id) => ctx.state.users.has(id))
     const overQuota = consumeQuota(ctx, c, countDeliverable(ctx, userIds))

@@ -58,6 +58,14 @@ export type SandboxPlatform = {
    * carries a bulk link out later and does not promise it (LINE-API.md §4).
    */
   missInNextBulkLink(userId: string): void
+  /**
+   * From now on this well-formed user id is not in the channel (another provider's, or one LINE
+   * no longer knows): a push to it answers 400 'Failed to send messages' (LINE-API.md §2.3) and a
+   * multicast naming it 400 `to[N]`, sending to nobody, as LINE's reference lists for a user id
+   * that does not exist. Unscripted, an unknown well-formed id is accepted by multicast and gets
+   * nothing (LINE-API.md §2.3).
+   */
+  markNotInChannel(userId: string): void
   webhookDeliveries: WebhookDelivery[]
   readonly webhookUrl: string | undefined
   setWebhookUrl(url: string | undefined): void
@@ -131,6 +139,9 @@ export function createLinePlatform(opts: SandboxOptions): SandboxPlatform {
     richMenuOf: (userId) => state.users.get(userId)?.richMenuId ?? state.defaultRichMenuId,
     missInNextBulkLink: (userId) => {
       state.bulkLinkMisses.add(userId)
+    },
+    markNotInChannel: (userId) => {
+      state.notInChannel.add(userId)
     },
     webhookDeliveries: state.webhookDeliveries,
     get webhookUrl() {

@@ -115,6 +115,8 @@ export type SandboxState = {
   richMenus: Map<string, RichMenuState>
   /** Users the next bulk link naming them accepts (202) but leaves unlinked, as LINE may. */
   bulkLinkMisses: Set<string>
+  /** Well-formed user ids scripted as not in this channel: LINE refuses sends naming them. */
+  notInChannel: Set<string>
   aliases: Map<string, string>
   defaultRichMenuId: string | undefined
   retryKeys: Map<string, { requestId: string; at: number; sentMessages?: SentMessage[] }>
@@ -182,6 +184,7 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
       linkTokens: new Map(),
       richMenus: new Map(),
       bulkLinkMisses: new Set(),
+      notInChannel: new Set(),
       aliases: new Map(),
       defaultRichMenuId: undefined,
       retryKeys: new Map(),

@@ -160,6 +160,26 @@ describe('multicast', () => {
     expect(platform.inbox(a.userId)).toHaveLength(3)
     expect(platform.context.state.quota.totalUsage).toBe(usage + 3)
   })
+
+  it('refuses as a whole a list naming a user scripted as not in the channel, and a push to them', async () => {
+    const [a, b, gone] = [await friend('A'), await friend('B'), await friend('Gone')]
+    platform.markNotInChannel(gone.userId)
+    const messages = [{ type: 'text' as const, text: 'Sale!' }]
+    const retryKey = randomUUID()
+    const error = await fetchError(
+      client.multicast({ to: [a.userId, gone.userId, b.userId], messages }, retryKey),
+    )
+    expect(error).toMatchObject({
+      status: 400,
+      body: { message: 'The property, to[1], in the request body is invalid (line: -, column: -)' },
+    })
+    const pushed = await fetchError(client.pushMessage({ to: gone.userId, messages }))
+    expect(pushed).toMatchObject({ status: 400, body: { message: 'Failed to send messages' } })
+    // Nothing was accepted under the key: it goes through without them.
+    expect(await client.multicast({ to: [a.userId, b.userId], messages }, retryKey)).toEqual({})
+    expect(platform.inbox(gone.userId)).toEqual([])
+    expect(platform.inbox(a.userId)).toHaveLength(1)
+  })
 })
 
 describe('broadcast and narrowcast', () => {
