@@ -3,6 +3,7 @@ import { classifyLineError } from '../platform/line.ts'
 import { prepareBody, preparedBody } from '../platform/line-send-transport.ts'
 import type { SharedLimiter } from '../platform/shared-limiter.ts'
 import { recordMulticastAccepted } from './chunk-deliveries.repo.ts'
+import { type RecipientRefusal, recipientRefusalOf, splitRefusedChunk } from './chunk-refusal.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
 import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import { storePushBodies } from './line-claim.repo.ts'
@@ -62,7 +63,9 @@ export type LineBatchResult = { outcomes: DeliveryOutcome[] }
  * rate-limited one is tried again after its wait); then the same messages to several people by
  * multicast (chunks of 500, each with a retry key stored before the first call); the rest by
  * push with the row's retry key, each request stored before its first call. Pushes and chunks an
- * earlier attempt sent (`again`) repeat their stored request. Each call goes only for rows the
+ * earlier attempt sent (`again`) repeat their stored request. A chunk LINE refuses for its
+ * recipients (a 400 naming `to[N]`) is split (splitRefusedChunk): the one LINE named fails, the
+ * others go by push in this job. Each call goes only for rows the
  * job's claim still holds, as the write or read before it finds (line-claim.repo.ts); the others
  * get no outcome. Every call waits for the shared limiter of its endpoint. Failures become
  * outcomes, never exceptions; a 400, and a 429 (rate limit or monthly quota) to a new request,
@@ -100,16 +103,32 @@ export async function sendLineBatch(
     const send = () => deps.line.send(request, retryKey)
     record(await callLine(limiters, 'push', [id], !repeated.has(id), send))
   }
-  const fresh = pushes.map((item) => ({
-    id: item.id,
-    retryKey: item.retryKey,
-    body: prepareBody('push', { to: item.lineUid }, item.messagesJson).json,
-  }))
+  const pushAll = async (requests: StoredPush[]) => {
+    const stored = await storePushes(deps, held, requests, result)
+    await Promise.all(stored.map(push))
+  }
+  const byId = new Map(unanswered.map((item) => [item.id, item]))
   await Promise.all([
-    ...multicasts.map(async ({ id, retryKey, body, ids, isNew }) => {
+    ...multicasts.map(async (chunk) => {
+      const { id, retryKey, body, ids, isNew } = chunk
       const request = preparedBody('multicast', body)
-      const send = () => deps.line.send(request, retryKey)
+      let refusal = null as RecipientRefusal | null
+      const send = () =>
+        deps.line.send(request, retryKey).catch((error: unknown) => {
+          refusal = recipientRefusalOf(error)
+          throw error
+        })
       const sent = await callLine(limiters, 'multicast', ids, isNew, send, id)
+      if (refusal && ids.length > 1) {
+        // LINE sent to nobody and took nothing under the chunk's key: the others are new pushes.
+        const split = splitRefusedChunk(chunk, refusal, sent.outcomes, byId)
+        deps.log.warn(
+          { multicastRequestId: id, deliveries: ids.length, pushed: split.pushes.length },
+          'LINE refused a multicast for its recipients: the others go by push',
+        )
+        result.outcomes.push(...split.outcomes)
+        return pushAll(split.pushes.map(freshPush))
+      }
       record(sent)
       const accepted = sent.outcomes.find((o) => o.status === 'sent')
       if (accepted?.status === 'sent') {
@@ -119,12 +138,17 @@ export async function sendLineBatch(
         )
       }
     }),
-    storePushes(deps, held, [...again.pushes, ...fresh], result).then((stored) =>
-      Promise.all(stored.map(push)),
-    ),
+    pushAll([...again.pushes, ...pushes.map(freshPush)]),
   ])
   return result
 }
+
+/** A new push of the item, under the row's own retry key. */
+const freshPush = (item: LineItem): StoredPush => ({
+  id: item.id,
+  retryKey: item.retryKey,
+  body: prepareBody('push', { to: item.lineUid }, item.messagesJson).json,
+})
 
 /**
  * Stores push requests before they go (one sent before, again: the same body), on the rows the
