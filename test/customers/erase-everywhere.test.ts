@@ -8,7 +8,6 @@ import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { Database } from '../../src/platform/db.ts'
-import { processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
 import { friend, proveEmail, tapLinkToken } from '../linking/support.ts'
 import { makeStoreKey, receipt } from '../purchases/fixtures.ts'
@@ -173,15 +172,17 @@ describe('customers erase leaves nothing of the person in any table', () => {
     expect(click.headers.get('location')).toBe(personal)
 
     // One of their events the worker gave up on, its error quoting what they wrote (as a
-    // handler's error can quote its input).
+    // handler's error can quote its input): stored as onFinalFailure leaves such an event.
     const lost = k.line.buildEvent('postback', user.userId, { data: `action=${said}` })
     await insertWebhookBodies(db, [JSON.stringify(k.line.envelope([lost]))])
-    const data = { webhookEventIds: [lost.webhookEventId] }
-    await processWebhookEvents.onFinalFailure?.(
-      k.deps,
-      data,
-      new Error(`postback "action=${said}" from ${user.userId} could not be applied`),
-    )
+    await db
+      .updateTable('webhook_event')
+      .set({
+        status: 'failed',
+        last_error: `postback "action=${said}" from ${user.userId} could not be applied`,
+      })
+      .where('webhook_event_id', '=', lost.webhookEventId)
+      .execute()
     const failed = await db
       .selectFrom('webhook_event')
       .select(['status', 'last_error'])
