@@ -54,7 +54,9 @@ type Planned = {
  * Records orders as recordOrder does, one after the other, with a handful of statements for
  * the whole batch: match customers, attach online ids found by email (and the purchases that
  * waited for them), insert purchases (with their lines) once per (source, orderId), points ledger
- * rows and the customers' stats. Throws NeedsPerOrderPath when an order would merge customers.
+ * rows and the customers' stats. An email held by a customer with another shop account (held, or
+ * given by an earlier order of the batch) matches nothing, as in recordOrder. Throws
+ * NeedsPerOrderPath when an order would merge customers.
  */
 export async function writeOrderBatch(
   trx: Transaction<DB>,
@@ -86,13 +88,24 @@ export async function writeOrderBatch(
   const waiting = new Map<string, Planned[]>()
   const newIdentities: { customerId: string; value: string }[] = []
   const attachPending = new Map<string, string>()
+  // A customer's shop accounts: those they held, and those an earlier order of the batch gave.
+  const attachedShops = new Map<string, string[]>()
+  const holdsOtherShop = (customerId: string, email: string | undefined, shopId: string) =>
+    [
+      ...(email === undefined ? [] : (holders.get(key('email', email))?.shops ?? [])),
+      ...(attachedShops.get(customerId) ?? []),
+    ].some((shop) => shop !== shopId)
   const planned: Planned[] = orders.map((order) => {
     const { externalId, email } = order.customer
     let attaches = false
-    let customerId =
-      (externalId && (attachedIds.get(externalId) ?? live('online_customer', externalId))) ||
-      live('email', email) ||
-      null
+    const byShopId =
+      externalId && (attachedIds.get(externalId) ?? live('online_customer', externalId))
+    let customerId = byShopId || live('email', email) || null
+    // As recordOrder: an email held by a customer with another shop account matches nothing.
+    const keptApart = Boolean(
+      customerId && !byShopId && externalId && holdsOtherShop(customerId, email, externalId),
+    )
+    if (keptApart) customerId = null
     if (
       customerId &&
       externalId &&
@@ -103,6 +116,7 @@ export async function writeOrderBatch(
       if (!attachedIds.has(externalId)) {
         if (!holder) {
           attachedIds.set(externalId, customerId)
+          attachedShops.set(customerId, [...(attachedShops.get(customerId) ?? []), externalId])
           newIdentities.push({ customerId, value: externalId })
           attaches = true
           for (const p of waiting.get(externalId) ?? []) {
@@ -124,7 +138,7 @@ export async function writeOrderBatch(
       customerId,
       reportedCustomerId: customerId,
       pending: customerId ? null : pendingIdentityOf(order.customer),
-      pendingEmail: customerId ? null : pendingEmailOf(order.customer),
+      pendingEmail: customerId || keptApart ? null : pendingEmailOf(order.customer),
       attaches,
     }
     if (!customerId && externalId) {

@@ -1,5 +1,8 @@
 import { sql, type Transaction } from 'kysely'
-import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
+import {
+  findCustomerByIdentity,
+  holdsOtherShopAccount,
+} from '../customers/customer-lookup.service.ts'
 import { attachIdentity } from '../customers/merge.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import {
@@ -31,7 +34,9 @@ export type OrderOutcome = {
 
 /**
  * Records one online order once per (source, orderId), matched to a customer by online
- * customer id, else by email. An unmatched order waits on its online id and on its email.
+ * customer id, else by email. An unmatched order waits on its online id and on its email. An
+ * email held by a customer with another online id matches nothing: the order waits on its
+ * online id only (two shop accounts are never merged).
  * Sent again, it is checked against the recorded one (replayOfOrder) and nothing is written.
  * One that leads to a customer erased on request is GONE, naming the field that leads there
  * (erasedCustomerError).
@@ -59,8 +64,19 @@ async function matchAndRecord(
   const first = await findRecordedOrder(trx, order)
   if (first) return replayOfOrder(trx, order, first)
   const { externalId, email } = order.customer
-  let customerId = await findOrderCustomer(trx, order.customer)
+  const byShopId = externalId && (await findCustomerByIdentity(trx, 'online_customer', externalId))
+  let customerId =
+    byShopId || (email && (await findCustomerByIdentity(trx, 'email', email))) || null
   let attaching = false
+  // Matched by email to a customer with another shop account: kept unmatched, waiting for its own
+  // shop account (never on the email's holder: two shop accounts are never merged).
+  const keptApart = Boolean(
+    customerId &&
+      !byShopId &&
+      externalId &&
+      (await holdsOtherShopAccount(trx, customerId, externalId)),
+  )
+  if (keptApart) customerId = null
   if (customerId && externalId && email) {
     // Matched by email: the shop account id now leads to this customer too. Taken back when
     // another request records the order meanwhile: an order sent again writes nothing.
@@ -90,7 +106,8 @@ async function matchAndRecord(
     if (!raced) throw new Error('purchase conflict without a row')
     return replayOfOrder(trx, order, raced)
   }
-  const pendingEmail = customerId ? null : pendingEmailOf(order.customer)
+  // Not the email another customer holds: the nightly refresh would give them the order.
+  const pendingEmail = customerId || keptApart ? null : pendingEmailOf(order.customer)
   if (pendingEmail) await setPendingEmail(trx, recorded.purchaseId, pendingEmail)
   return { ...recorded, customerId }
 }

@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { createCustomer } from '../customers/factories.ts'
+import { cli } from '../support/cli.ts'
+import { tempFiles } from '../support/files.ts'
+import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { orderOf } from './order-import-fixtures.ts'
+
+// An order naming a new shop account and an email held by a customer with another shop account
+// is kept unmatched, waiting for its own shop account: two shop accounts are never merged (as
+// the customer import refuses them: OTHER_SHOP_ACCOUNT).
+
+let kizuna: TestKizuna
+let importKey: string
+let file: Awaited<ReturnType<typeof tempFiles>>
+beforeAll(async () => {
+  kizuna = await startTestKizuna()
+  importKey = (await createApiKey(kizuna.deps.db, { storeId: null, scopes: ['import'] })).key
+  file = await tempFiles('order-shops')
+})
+afterAll(async () => {
+  await kizuna?.stopAll()
+})
+
+const postOrder = (body: unknown) =>
+  fetch(`${kizuna.baseUrl}/api/orders`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${importKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+
+const tag = () => randomUUID().slice(0, 8)
+
+/** Taro: shop account C1 and an email. */
+async function taro() {
+  const t = tag()
+  const shop = `C1-${t}`
+  const email = `taro-${t}@example.com`
+  const customer = await createCustomer(kizuna.deps.db, {
+    displayName: 'Taro',
+    email,
+    identities: [
+      { kind: 'online_customer', value: shop },
+      { kind: 'email', value: email },
+    ],
+  })
+  return { id: customer.id, shop, email }
+}
+
+const identitiesOf = (customerId: string) =>
+  kizuna.deps.db
+    .selectFrom('identity')
+    .select(['kind', 'value'])
+    .where('customer_id', '=', customerId)
+    .where('kind', '=', 'online_customer')
+    .orderBy('value')
+    .execute()
+
+const purchaseOf = (source: string, orderId: string) =>
+  kizuna.deps.db
+    .selectFrom('purchase')
+    .select(['customer_id', 'pending_identity_kind', 'pending_identity_value', 'pending_email'])
+    .where('source', '=', source)
+    .where('external_id', '=', orderId)
+    .executeTakeFirstOrThrow()
+
+const nameOf = (customerId: string) =>
+  kizuna.deps.db
+    .selectFrom('customer')
+    .select(['display_name', 'email', 'purchase_count'])
+    .where('id', '=', customerId)
+    .executeTakeFirstOrThrow()
+
+/** `import customers` of `C7,hanako7@example.com,Hanako`: Hanako signs up with her own email. */
+async function hanakoSignsUp(shop: string) {
+  const csv = await file('csv', [
+    'external_id,email,name',
+    `${shop},hanako-${shop}@example.com,Hanako`,
+  ])
+  const result = await cli(['import', 'customers', csv])
+  expect(result.code, result.stderr).toBe(0)
+  return result
+}
+
+/** Taro untouched: his name, email, shop account only, and no purchase. */
+async function expectTaroUntouched(t: { id: string; shop: string; email: string }) {
+  expect(await identitiesOf(t.id)).toEqual([{ kind: 'online_customer', value: t.shop }])
+  expect(await nameOf(t.id)).toEqual({ display_name: 'Taro', email: t.email, purchase_count: 0 })
+}
+
+describe('an order naming a new shop account and an email held by another shop account', () => {
+  it('POST /api/orders keeps it unmatched, waiting for its shop account, and Hanako gets it', async () => {
+    const t = await taro()
+    const c7 = `C7-${tag()}`
+    const order = orderOf('webshop', { externalId: c7, email: t.email }, 5000)
+    const res = await postOrder(order)
+    expect(res.status).toBe(201)
+    expect(await res.json()).toMatchObject({ created: true, customerId: null })
+    expect(await purchaseOf('webshop', order.orderId)).toEqual({
+      customer_id: null,
+      pending_identity_kind: 'online_customer',
+      pending_identity_value: c7,
+      // Not the email: Taro holds it, and the nightly refresh would give Taro the order.
+      pending_email: null,
+    })
+    await expectTaroUntouched(t)
+
+    // Sent again: the same order, nothing written.
+    const again = await postOrder(order)
+    expect(again.status).toBe(200)
+
+    const imported = await hanakoSignsUp(c7)
+    expect(imported.stdout).toContain('created 1')
+    await expectTaroUntouched(t)
+    const hanako = (await purchaseOf('webshop', order.orderId)).customer_id
+    expect(hanako).not.toBeNull()
+    expect(hanako).not.toBe(t.id)
+    expect(await nameOf(hanako!)).toMatchObject({ display_name: 'Hanako', purchase_count: 1 })
+  })
+
+  it('POST /api/orders still attaches the shop account to an email holder with none', async () => {
+    const email = `jiro-${tag()}@example.com`
+    const jiro = await createCustomer(kizuna.deps.db, {
+      identities: [{ kind: 'email', value: email }],
+    })
+    const c8 = `C8-${tag()}`
+    const res = await postOrder(orderOf('webshop', { externalId: c8, email }, 5000))
+    expect(await res.json()).toMatchObject({ created: true, customerId: jiro.id })
+    expect(await identitiesOf(jiro.id)).toEqual([{ kind: 'online_customer', value: c8 }])
+  })
+
+  it('kizuna import orders keeps it unmatched too, also when the batch itself gave the holder a shop account', async () => {
+    const t = await taro()
+    const source = `shop${tag()}`
+    const jiroEmail = `jiro-${tag()}@example.com`
+    const jiro = await createCustomer(kizuna.deps.db, {
+      identities: [{ kind: 'email', value: jiroEmail }],
+    })
+    const c7 = `C7-${tag()}`
+    const c8 = `C8-${tag()}`
+    const c9 = `C9-${tag()}`
+    const orders = [
+      orderOf(source, { externalId: c7, email: t.email }, 5000),
+      // Jiro has no shop account: C8 becomes his, so C9 after it is someone else's.
+      orderOf(source, { externalId: c8, email: jiroEmail }, 6000),
+      orderOf(source, { externalId: c9, email: jiroEmail }, 7000),
+    ]
+    const ndjson = await file(
+      'ndjson',
+      orders.map((o) => JSON.stringify(o)),
+    )
+    const result = await cli(['import', 'orders', ndjson])
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout).toContain('orders: created 1, unmatched 2')
+
+    expect(await purchaseOf(source, orders[0]!.orderId)).toEqual({
+      customer_id: null,
+      pending_identity_kind: 'online_customer',
+      pending_identity_value: c7,
+      pending_email: null,
+    })
+    expect((await purchaseOf(source, orders[1]!.orderId)).customer_id).toBe(jiro.id)
+    expect(await purchaseOf(source, orders[2]!.orderId)).toEqual({
+      customer_id: null,
+      pending_identity_kind: 'online_customer',
+      pending_identity_value: c9,
+      pending_email: null,
+    })
+    expect(await identitiesOf(jiro.id)).toEqual([{ kind: 'online_customer', value: c8 }])
+    await expectTaroUntouched(t)
+
+    // Imported again: all unchanged.
+    expect((await cli(['import', 'orders', ndjson])).stdout).toContain('unchanged 3')
+
+    await hanakoSignsUp(c7)
+    await expectTaroUntouched(t)
+    const hanako = (await purchaseOf(source, orders[0]!.orderId)).customer_id
+    expect(hanako).not.toBeNull()
+    expect(hanako).not.toBe(t.id)
+    expect(await nameOf(hanako!)).toMatchObject({ display_name: 'Hanako', purchase_count: 1 })
+  })
+})
