@@ -24,7 +24,11 @@ const skuList = z.preprocess(
   z.array(sku, 'use a list of skus ("a;b" in CSV, an array in NDJSON)'),
 )
 
-/** One product of `kizuna import products`: a CSV row (related_skus `a;b`) or an NDJSON object. */
+/**
+ * One product of `kizuna import products`: a CSV row (related_skus `a;b`) or an NDJSON object.
+ * An optional field left out leaves the stored value alone (a CSV file without the column, an
+ * NDJSON object without the key); null clears it (an empty cell of a CSV column: saveProducts).
+ */
 export const productImportSchema = z.strictObject({
   sku,
   // The max's own message: the string's error would otherwise say the name is missing.
@@ -33,13 +37,23 @@ export const productImportSchema = z.strictObject({
     .trim()
     .min(1, 'a product needs a name')
     .max(300, 'at most 300 characters'),
-  category: z.string().trim().min(1).max(100).optional(),
-  price: wholeNumber('use whole yen, e.g. 12800').optional(),
+  category: z.string().trim().min(1).max(100).nullable().optional(),
+  price: wholeNumber('use whole yen, e.g. 12800').nullable().optional(),
   image_url: z
     .url({ protocol: /^https$/, error: 'use an https:// URL' })
     .max(2000, 'at most 2000 characters')
+    .nullable()
     .optional(),
-  related_skus: skuList.optional(),
-  warranty_months: wholeNumber('use whole months, e.g. 24').optional(),
+  related_skus: skuList.nullable().optional(),
+  warranty_months: wholeNumber('use whole months, e.g. 24').nullable().optional(),
 })
 export type ProductImport = z.infer<typeof productImportSchema>
+
+/** The fields a product may leave out: left out, the stored value stays. */
+export const OPTIONAL_PRODUCT_FIELDS = [
+  'category',
+  'price',
+  'image_url',
+  'related_skus',
+  'warranty_months',
+] as const satisfies readonly (keyof ProductImport)[]

@@ -92,6 +92,60 @@ describe('kizuna import products', () => {
     expect(rows.map((p) => p.sku)).toContain(`PARASOL-${tag}`)
   })
 
+  it('leaves the columns a file does not have alone, and clears an empty cell of one it has', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const full = {
+      sku: `SOFA-${tag}`,
+      name: 'Sofa',
+      category: 'sofa',
+      price: 89000,
+      image_url: 'https://img.example.com/sofa.png',
+      related_skus: [`ARM-${tag}`],
+      warranty_months: 24,
+    }
+    const all = await file('csv', [
+      'sku,name,category,price,image_url,related_skus,warranty_months',
+      `SOFA-${tag},Sofa,sofa,89000,https://img.example.com/sofa.png,ARM-${tag},24`,
+    ])
+    expect((await cli(['import', 'products', all])).stdout).toContain('created 1')
+
+    // A price list: sku, name and price only.
+    const prices = await file('csv', ['sku,name,price', `SOFA-${tag},Sofa,92000`])
+    const priced = await cli(['import', 'products', prices])
+    expect(priced.stdout).toContain('created 0, updated 1, unchanged 0')
+    expect(await products(tag)).toEqual([{ ...full, price: 92000 }])
+    expect((await cli(['import', 'products', prices])).stdout).toContain('unchanged 1')
+
+    // An empty cell of a column the file has clears it.
+    const cleared = await file('csv', [
+      'sku,name,category,related_skus',
+      `SOFA-${tag},Sofa,,ARM-${tag}`,
+    ])
+    expect((await cli(['import', 'products', cleared])).stdout).toContain('updated 1')
+    expect(await products(tag)).toEqual([{ ...full, price: 92000, category: null }])
+
+    // NDJSON: a key left out leaves the value alone, null clears it.
+    const ndjson = await file('ndjson', [
+      JSON.stringify({
+        sku: `SOFA-${tag}`,
+        name: 'Sofa II',
+        warranty_months: null,
+        related_skus: null,
+      }),
+    ])
+    expect((await cli(['import', 'products', ndjson])).stdout).toContain('updated 1')
+    expect(await products(tag)).toEqual([
+      {
+        ...full,
+        name: 'Sofa II',
+        price: 92000,
+        category: null,
+        warranty_months: null,
+        related_skus: [],
+      },
+    ])
+  })
+
   it('says a name or image URL is too long, not that it is missing or not https', async () => {
     const tag = randomUUID().slice(0, 8)
     const ndjson = await file('ndjson', [

@@ -34,9 +34,12 @@ export async function importProductsFile(db: Database, file: string): Promise<vo
     if (batch.length > 0) {
       const distinct = new Set(batch.map((p) => p.sku)).size
       try {
-        const { inserted, updated } = await runAgainIfAborted(() => saveProducts(db, batch), {
-          again: isRunAgainError,
-        })
+        const { inserted, updated } = await runAgainIfAborted(
+          () => saveProducts(db, batch, source.columns()),
+          {
+            again: isRunAgainError,
+          },
+        )
         tally.created += inserted
         tally.updated += updated
         tally.unchanged += distinct - inserted - updated
