@@ -10,16 +10,32 @@ const consentSchema = z.preprocess((v) => {
   return YES.includes(word) ? true : NO.includes(word) ? false : v
 }, z.boolean('use true or false'))
 
+const BIRTHDAY_FORMATS = 'use a real date as YYYY-MM-DD, YYYY/MM/DD or YYYY.MM.DD'
+
+/**
+ * `1990/4/1` as `1990-04-01`: Japanese exports write dates with slashes or dots, often with
+ * full-width digits (NFKC) and without leading zeros. Anything else is left for z.iso.date.
+ */
+function isoDateOf(typed: unknown): unknown {
+  if (typeof typed !== 'string') return typed
+  const date = /^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})$/.exec(typed.normalize('NFKC').trim())
+  if (!date) return typed
+  return `${date[1]}-${date[3]?.padStart(2, '0')}-${date[4]?.padStart(2, '0')}`
+}
+
 /**
  * A real calendar date (2026-02-30 is refused) that is not in the future nor before 1900
- * ("today" leaves a day's slack, for a store time zone ahead of UTC).
+ * ("today" leaves a day's slack, for a store time zone ahead of UTC), in any of BIRTHDAY_FORMATS.
  */
-const birthdaySchema = z.iso
-  .date('use YYYY-MM-DD')
-  .refine(
-    (d) => d >= '1900-01-01' && d <= new Date(Date.now() + 86_400_000).toISOString().slice(0, 10),
-    'not a plausible birthday: use a date from 1900-01-01 to today',
-  )
+const birthdaySchema = z.preprocess(
+  isoDateOf,
+  z.iso
+    .date(BIRTHDAY_FORMATS)
+    .refine(
+      (d) => d >= '1900-01-01' && d <= new Date(Date.now() + 86_400_000).toISOString().slice(0, 10),
+      'not a plausible birthday: use a date from 1900-01-01 to today',
+    ),
+)
 
 /**
  * A card column: the number as stored and looked up (`value`, normaliseIdentity) and as the file

@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadEnv } from '../../src/config/env.ts'
+import { customerImportRowSchema } from '../../src/customers/customer.schemas.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
+import { cli } from '../support/cli.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
+
+// Values of `kizuna import customers` rows as Japanese exports write them.
+
+let db: Database
+let dir: string
+beforeAll(async () => {
+  db = await createDb(loadEnv({ DATABASE_URL: TEST_DATABASE_URL }))
+  dir = await mkdtemp(join(tmpdir(), 'kizuna-row-values-'))
+})
+afterAll(async () => {
+  await db.destroy()
+})
+
+async function importCsv(lines: string[]) {
+  const file = join(dir, `${randomUUID()}.csv`)
+  await writeFile(file, `${lines.join('\n')}\n`)
+  return cli(['import', 'customers', file])
+}
+
+const customerOf = (externalId: string) =>
+  db
+    .selectFrom('identity')
+    .innerJoin('customer', 'customer.id', 'identity.customer_id')
+    .select(['customer.birthday', 'customer.email'])
+    .where('identity.kind', '=', 'online_customer')
+    .where('identity.value', '=', externalId)
+    .executeTakeFirst()
+
+const birthdayOf = (birthday: string) =>
+  customerImportRowSchema.safeParse({ external_id: 'x', birthday })
+
+describe('birthday', () => {
+  it('takes YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD and full-width digits, stored as the date', async () => {
+    for (const typed of [
+      '1990-04-01',
+      '1990/04/01',
+      '1990.04.01',
+      '１９９０／０４／０１',
+      '1990/4/1',
+    ]) {
+      const parsed = birthdayOf(typed)
+      expect(parsed.success, typed).toBe(true)
+      expect(parsed.data?.birthday, typed).toBe('1990-04-01')
+    }
+    const tag = randomUUID().slice(0, 8)
+    const result = await importCsv([
+      'external_id,birthday',
+      `b1-${tag},1985/12/24`,
+      `b2-${tag},２０００．０２．２９`,
+    ])
+    expect(result.stdout).toContain('created 2')
+    const [b1, b2] = [await customerOf(`b1-${tag}`), await customerOf(`b2-${tag}`)]
+    expect(String(b1?.birthday)).toContain('1985')
+    expect(String(b2?.birthday)).toContain('2000')
+  })
+
+  it('refuses an impossible date, skipping the row with a message naming the field and the formats', async () => {
+    for (const typed of ['1990/02/30', '2001.02.29', '1990-13-01', '1990/04', 'April 1']) {
+      const parsed = birthdayOf(typed)
+      expect(parsed.success, typed).toBe(false)
+      expect(parsed.error?.issues[0]?.message, typed).toContain('YYYY/MM/DD')
+    }
+    const tag = randomUUID().slice(0, 8)
+    const result = await importCsv(['external_id,name,birthday', `bad-${tag},Ken,1990/02/30`])
+    expect(result.stdout).toContain('skipped 1')
+    expect(result.stderr).toMatch(/line 2: birthday: .*YYYY-MM-DD.*YYYY\/MM\/DD.*YYYY\.MM\.DD/)
+    expect(await customerOf(`bad-${tag}`)).toBeUndefined()
+  })
+})
