@@ -26,6 +26,8 @@ const EMAIL =
 
 export const emailSchema = z
   .string()
+  // Full-width (ｓａｂｕｒｏ＠ｅｘａｍｐｌｅ．ｃｏｍ), as typed with the IME on: read as ASCII.
+  .overwrite((raw) => raw.normalize('NFKC'))
   .trim()
   .toLowerCase()
   .pipe(z.email({ pattern: EMAIL, error: 'not a valid email address' }).max(254))

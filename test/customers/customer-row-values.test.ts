@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { customerImportRowSchema } from '../../src/customers/customer.schemas.ts'
+import { orderSchema } from '../../src/orders/order.schemas.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
@@ -75,5 +76,32 @@ describe('birthday', () => {
     expect(result.stdout).toContain('skipped 1')
     expect(result.stderr).toMatch(/line 2: birthday: .*YYYY-MM-DD.*YYYY\/MM\/DD.*YYYY\.MM\.DD/)
     expect(await customerOf(`bad-${tag}`)).toBeUndefined()
+  })
+})
+
+describe('email', () => {
+  it('reads a full-width email (NFKC) as the ASCII one, in the customer import and in orders', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const wide = `ｓａｂｕｒｏ－${tag}＠ｅｘａｍｐｌｅ．ｃｏｍ`
+    const ascii = `saburo-${tag}@example.com`
+    const result = await importCsv(['external_id,email', `e1-${tag},${wide}`])
+    expect(result.stdout).toContain('created 1')
+    expect(await customerOf(`e1-${tag}`)).toMatchObject({ email: ascii })
+    const held = await db
+      .selectFrom('identity')
+      .select('value')
+      .where('kind', '=', 'email')
+      .where('value', '=', ascii)
+      .execute()
+    expect(held).toHaveLength(1)
+    const order = orderSchema.safeParse({
+      source: 'webshop',
+      orderId: 'W-1',
+      customer: { email: `Ｓａｂｕｒｏ－${tag}＠ｅｘａｍｐｌｅ．ｃｏｍ` },
+      orderedAt: '2026-11-20T10:00:00+09:00',
+      lines: [{ sku: 'SOFA-1', quantity: 1, unitPrice: 1000 }],
+      total: 1000,
+    })
+    expect(order.data?.customer.email).toBe(ascii)
   })
 })
