@@ -2,13 +2,17 @@ import { z } from 'zod'
 import { emailSchema, normaliseIdentity, phoneSchema } from './identity-values.ts'
 import { tagListSchema } from './tag-values.ts'
 
-const YES = ['true', '1', 'yes', 'y']
-const NO = ['false', '0', 'no', 'n']
-const consentSchema = z.preprocess((v) => {
-  if (typeof v !== 'string') return v
-  const word = v.trim().toLowerCase()
-  return YES.includes(word) ? true : NO.includes(word) ? false : v
-}, z.boolean('use true or false'))
+const YES = ['true', 'yes', 'y', '1', 'はい']
+const NO = ['false', 'no', 'n', '0', 'いいえ']
+/** Read with NFKC (full-width ｙｅｓ, １), in any case. */
+const consentSchema = z.preprocess(
+  (v) => {
+    if (typeof v !== 'string') return v
+    const word = v.normalize('NFKC').trim().toLowerCase()
+    return YES.includes(word) ? true : NO.includes(word) ? false : v
+  },
+  z.boolean(`use ${YES.join(', ')} for yes, or ${NO.join(', ')} for no`),
+)
 
 const BIRTHDAY_FORMATS = 'use a real date as YYYY-MM-DD, YYYY/MM/DD or YYYY.MM.DD'
 

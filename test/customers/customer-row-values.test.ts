@@ -105,3 +105,26 @@ describe('email', () => {
     expect(order.data?.customer.email).toBe(ascii)
   })
 })
+
+describe('marketing_consent', () => {
+  const consentOf = (typed: string) =>
+    customerImportRowSchema.safeParse({ external_id: 'x', marketing_consent: typed })
+
+  it('takes true/false, yes/no, y/n, 1/0 and はい/いいえ (full-width too)', () => {
+    for (const yes of ['true', 'YES', 'y', '1', '１', 'はい']) {
+      expect(consentOf(yes).data?.marketing_consent, yes).toBe(true)
+    }
+    for (const no of ['false', 'No', 'n', '0', 'いいえ']) {
+      expect(consentOf(no).data?.marketing_consent, no).toBe(false)
+    }
+  })
+
+  it('says what it takes for another value', () => {
+    const parsed = consentOf('maybe')
+    expect(parsed.success).toBe(false)
+    const message = parsed.error?.issues[0]?.message
+    for (const word of ['true', 'false', 'yes', 'no', 'y', 'n', '1', '0', 'はい', 'いいえ']) {
+      expect(message).toContain(word)
+    }
+  })
+})
