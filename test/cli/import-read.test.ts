@@ -1,0 +1,65 @@
+import { once } from 'node:events'
+import { PassThrough } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { type Format, readRecords, type SourceRecord } from '../../src/cli/import/read-records.ts'
+
+/** A file's text, written to the reader piece by piece as the test says. */
+function textStream() {
+  return new PassThrough({ encoding: 'utf8' })
+}
+
+/**
+ * Takes the records as an importer does, batch by batch; `whileHolding` runs while the importer
+ * still holds a batch (its rows being written), with the lines taken so far.
+ */
+async function take(
+  text: PassThrough,
+  format: Format,
+  whileHolding: (lines: number[]) => Promise<void> = async () => {},
+) {
+  const taken: SourceRecord[] = []
+  for await (const items of readRecords(text, format).records) {
+    taken.push(...items)
+    await whileHolding(taken.map((item) => item.line))
+  }
+  return taken
+}
+
+/**
+ * Writes the rest of the file. CSV is parsed ahead of the importer (papaparse pushes its rows):
+ * this waits until the stream has ended, which papaparse hears first, so it has parsed every row
+ * by then. NDJSON is read only as the importer asks (it would wait for good): a turn of the event
+ * loop lets it read what it may.
+ */
+async function endWith(text: PassThrough, format: Format, rest: string) {
+  const ended = format === 'csv' ? once(text, 'end') : new Promise(setImmediate)
+  text.end(rest)
+  await ended
+}
+
+describe('import file reading', () => {
+  // 300 rows, then 2 more once the importer holds a batch: for CSV the one handed over when the
+  // parsed rows ran out (its last row is the last one written), for NDJSON (which hands over
+  // 256 at a time, or at the end) the first.
+  for (const [format, header, row] of [
+    ['csv', 'external_id,name\n', (i: number) => `A${i},x\n`],
+    ['ndjson', '', (i: number) => `{"sku":"A${i}"}\n`],
+  ] as const) {
+    it(`hands over the ${format} rows read to the end while the importer held the ones before`, async () => {
+      const text = textStream()
+      const offset = format === 'csv' ? 1 : 0
+      text.write(header + Array.from({ length: 300 }, (_, i) => row(i)).join(''))
+      let ended = false
+      const taken = await take(text, format, async (lines) => {
+        if (ended || (format === 'csv' && lines.at(-1) !== 300 + offset)) return
+        ended = true
+        await endWith(text, format, row(300) + row(301))
+      })
+      expect(ended).toBe(true)
+      expect(taken.map((item) => item.line)).toEqual(
+        Array.from({ length: 302 }, (_, i) => i + 1 + offset),
+      )
+      expect(taken.every((item) => item.error === undefined)).toBe(true)
+    })
+  }
+})
