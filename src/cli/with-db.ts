@@ -9,11 +9,11 @@ import { createDb, type Database } from '../platform/db.ts'
  */
 export async function withDb(
   fn: (db: Database, env: Env) => Promise<void>,
-  checkArgs?: () => void,
+  checkArgs?: () => unknown,
 ): Promise<void> {
   let db: Database | undefined
   try {
-    checkArgs?.()
+    await checkArgs?.()
     const env = loadEnv()
     db = await createDb(env, { poolSize: 4 })
     await migrateToLatest(db)

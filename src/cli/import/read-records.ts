@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream'
 import { UsageError } from '../with-db.ts'
 import { csvRecords } from './csv-records.ts'
 import { ndjsonRecords } from './ndjson-records.ts'
+import { decodeUtf8, firstLineNotUtf8, notUtf8 } from './utf8-text.ts'
 
 export type Format = 'csv' | 'ndjson'
 
@@ -41,21 +42,29 @@ export function formatOf(file: string, allowed: Format[]): Format {
   return format
 }
 
-/** The file's format, checked before anything opens a database: a readable file of `allowed`. */
-export function checkImportFile(file: string, allowed: Format[]): void {
+/**
+ * The file, checked before anything opens a database: a readable file of `allowed`, UTF-8 text
+ * throughout. A file that is not (Shift_JIS, say) is refused whole rather than imported up to
+ * the line, so nothing of it is half imported: the check reads the file once, 0.1–0.5 s a
+ * million lines (63 MB), little beside the import of them.
+ */
+export async function checkImportFile(file: string, allowed: Format[]): Promise<void> {
   formatOf(file, allowed)
   if (!existsSync(file)) throw new UsageError(`FILE: cannot read ${file}`)
+  const bad = await firstLineNotUtf8(file)
+  if (bad) throw new UsageError(`${notUtf8(bad)}: nothing was imported`)
 }
 
 export async function openRecords(file: string, format: Format): Promise<RecordSource> {
   const info = await stat(file).catch(() => {
     throw new UsageError(`FILE: cannot read ${file}`)
   })
-  // Decoded as UTF-8 by the stream, so a character split between two chunks stays whole.
-  const stream = createReadStream(file, { encoding: 'utf8' })
+  // Read as bytes and decoded strictly: a file changed since checkImportFile, or not checked,
+  // stops at its first line that is not UTF-8 rather than being read with U+FFFD.
+  const bytes = createReadStream(file)
   // Bytes read from the file: the stream pauses while the parsed rows wait, so this stays near
   // what the importer has taken.
-  return { size: info.size, ...readRecords(stream, format, () => stream.bytesRead) }
+  return { size: info.size, ...readRecords(decodeUtf8(bytes), format, () => bytes.bytesRead) }
 }
 
 /** The records of `text`, a stream of strings (a file's, decoded), in `format`. */
