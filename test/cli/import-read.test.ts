@@ -62,4 +62,18 @@ describe('import file reading', () => {
       expect(taken.every((item) => item.error === undefined)).toBe(true)
     })
   }
+
+  it('reports a CSV quote never closed at the line it opened on, and how far it read', async () => {
+    const text = textStream()
+    text.end('a,b,c\n1,"p\nq","r\n4,5,6\n7,8,9\n')
+    const taken = await take(text, 'csv')
+    expect(taken).toEqual([
+      {
+        line: 3,
+        error:
+          '(row): the quote that opens a cell on this line is never closed, so the file to its end ' +
+          '(line 5) was read as that cell: close it (a quote inside a cell is written "")',
+      },
+    ])
+  })
 })

@@ -10,7 +10,7 @@ const CSV_QUEUE = 2000
  * out ("not given"), and so is a column without a name while its cells are empty (a trailing
  * comma). A row with a different number of cells than the header, or an unreadable one, is
  * reported by line and skipped. `line` is where the record ends, counting newlines inside quoted
- * cells. A quoted cell after a space (`a, "b"`) reads as quoted, as it did with csv-parse's trim.
+ * cells (a quote never closed: where it opened). A quoted cell after a space (`a, "b"`) reads as quoted, as it did with csv-parse's trim.
  * The file is read only as fast as the records are taken, and closed when they no longer are.
  */
 export async function* csvRecords(
@@ -89,13 +89,17 @@ export async function* csvRecords(
         await new Promise(setImmediate)
       }
       const cells = result.data
+      const start = line + 1
+      for (const cell of cells) line += newlinesIn(cell)
       line++
-      for (const cell of cells) {
-        for (let i = cell.indexOf('\n'); i !== -1; i = cell.indexOf('\n', i + 1)) line++
-      }
       if (cells.length === 1 && cells[0]?.trim() === '') continue
-      if (result.errors.length > 0) {
-        out.push({ line, error: `(row): ${result.errors[0]?.message ?? 'unreadable CSV row'}` })
+      const error = result.errors[0]
+      if (error?.code === 'MissingQuotes') {
+        out.push(quoteNeverClosed(start, cells))
+        continue
+      }
+      if (error) {
+        out.push({ line, error: `(row): ${error.message}` })
         continue
       }
       if (!header) {
@@ -107,6 +111,29 @@ export async function* csvRecords(
     }
   } finally {
     stream.destroy()
+  }
+}
+
+function newlinesIn(cell: string): number {
+  let n = 0
+  for (let i = cell.indexOf('\n'); i !== -1; i = cell.indexOf('\n', i + 1)) n++
+  return n
+}
+
+/**
+ * A row whose last cell opens a quote never closed: papaparse read the rest of the file into it.
+ * Reported at the line the quote opened on (the row starts on `start`), not the file's last.
+ */
+function quoteNeverClosed(start: number, cells: string[]): SourceRecord {
+  let line = start
+  for (const cell of cells.slice(0, -1)) line += newlinesIn(cell)
+  const rest = cells.at(-1) ?? ''
+  const last = line + newlinesIn(rest) - (rest.endsWith('\n') ? 1 : 0)
+  return {
+    line,
+    error:
+      '(row): the quote that opens a cell on this line is never closed, so the file to its end ' +
+      `(line ${last}) was read as that cell: close it (a quote inside a cell is written "")`,
   }
 }
 
