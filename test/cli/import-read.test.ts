@@ -76,4 +76,25 @@ describe('import file reading', () => {
       },
     ])
   })
+
+  it('skips an NDJSON line longer than POST /api/orders takes (256 KB), naming it, and reads on', async () => {
+    const text = textStream()
+    const object = (name: string) => `{"sku":"A","name":"${name}"}\n`
+    // 'あ' is 3 bytes: 80,000 make 240 KB, 90,000 make 270 KB (in 90,000 characters).
+    text.write(object('first') + object('あ'.repeat(80_000)) + object('あ'.repeat(90_000)))
+    // A line longer than any chunk: a file with no newline comes in piece by piece.
+    for (let i = 0; i < 40; i++) text.write(`{"sku":"${'x'.repeat(10_000)}`)
+    text.end(`"}\n${object('last')}`)
+    const taken = await take(text, 'ndjson')
+    const tooLong =
+      '(row): longer than 256 KB, which POST /api/orders takes at most: is each object on a line of its own?'
+    expect(taken.map(({ line, error }) => ({ line, error }))).toEqual([
+      { line: 1, error: undefined },
+      { line: 2, error: undefined },
+      { line: 3, error: tooLong },
+      { line: 4, error: tooLong },
+      { line: 5, error: undefined },
+    ])
+    expect(taken[4]?.record).toEqual({ sku: 'A', name: 'last' })
+  })
 })
