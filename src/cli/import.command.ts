@@ -5,10 +5,27 @@ import { importProductsFile } from './import/products.ts'
 import { checkImportFile } from './import/read-records.ts'
 import { withDb } from './with-db.ts'
 
+/** Exit status of an import that went through its file but left rows out (reported by line). */
+const ROWS_SKIPPED = 2
+
+const EXIT_STATUS = `
+Exit status: 0 every row imported; ${ROWS_SKIPPED} the file was imported but rows were skipped
+(reported on stderr by line; fix them and import the file again: rows imported are then
+counted unchanged); 1 the import stopped (Postgres went away, say: what was saved is said) or
+refused the file (an unknown column, not UTF-8 text, a bad argument).`
+
+/** Sets the exit status of an import that left `notImported` rows out. */
+function exitForSkipped(notImported: number): void {
+  if (notImported > 0) process.exitCode = ROWS_SKIPPED
+}
+
 export function registerImportCommands(program: Command): void {
   const imports = program
     .command('import')
-    .description('bulk imports (bad rows are reported by line and field, and skipped)')
+    .description(
+      'bulk imports (bad rows are reported by line and field, and skipped: exit status 2)',
+    )
+    .addHelpText('afterAll', EXIT_STATUS)
   imports
     .command('customers')
     .description(
@@ -21,7 +38,7 @@ export function registerImportCommands(program: Command): void {
     .argument('<file>', 'a .csv file')
     .action((file: string) =>
       withDb(
-        (db, env) => importCustomersFile(db, env, file),
+        async (db, env) => exitForSkipped(await importCustomersFile(db, env, file)),
         () => checkImportFile(file, ['csv']),
       ),
     )
@@ -34,7 +51,7 @@ export function registerImportCommands(program: Command): void {
     .argument('<file>', 'a .csv, .ndjson or .jsonl file')
     .action((file: string) =>
       withDb(
-        (db) => importProductsFile(db, file),
+        async (db) => exitForSkipped(await importProductsFile(db, file)),
         () => checkImportFile(file, ['csv', 'ndjson']),
       ),
     )
@@ -51,7 +68,7 @@ export function registerImportCommands(program: Command): void {
     .option('--source <name>', 'the shop system, for rows that do not name one')
     .action((file: string, opts: { source?: string }) =>
       withDb(
-        (db, env) => importOrdersFile(db, env, file, opts),
+        async (db, env) => exitForSkipped(await importOrdersFile(db, env, file, opts)),
         () => checkImportFile(file, ['csv', 'ndjson']),
       ),
     )

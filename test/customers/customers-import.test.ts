@@ -156,7 +156,7 @@ describe('kizuna import customers', () => {
       `shop-c-${tag},,Bad,,1990-13-01,4006381333932,maybe`,
     ])
     const result = await cli(['import', 'customers', file])
-    expect(result.code).toBe(0)
+    expect(result.code).toBe(2) // rows skipped
     expect(result.stderr).toContain(
       'line 4: external_id: give at least one of external_id, email, member_card, legacy_card, phone',
     )
@@ -220,7 +220,7 @@ describe('kizuna import customers', () => {
     await eraseCustomer(db, sora!.id)
 
     const again = await cli(['import', 'customers', file])
-    expect(again.code).toBe(0)
+    expect(again.code).toBe(2) // rows skipped
     expect(again.stderr).toContain('line 2: external_id: this customer was erased on request')
     expect(again.stdout).toContain('created 0, updated 0, unchanged 0, skipped 1')
     // Each id alone is refused too (the phone keeps no tombstone: households share one).
@@ -391,7 +391,7 @@ describe('kizuna import customers', () => {
       `p2-${tag},,Extension,${dashed} ext 12,,,`,
     ])
     const result = await cli(['import', 'customers', file])
-    expect(result.code).toBe(0)
+    expect(result.code).toBe(2) // rows skipped
     expect(result.stderr).toContain('line 4: phone:')
     expect(result.stderr).not.toContain(digits)
     expect(result.stdout).toContain('created 1, updated 0, unchanged 1, skipped 1')
@@ -411,7 +411,7 @@ describe('kizuna import customers', () => {
       `bd3-${tag},,Leap,,2024-02-29,,`,
     ])
     const result = await cli(['import', 'customers', file])
-    expect(result.code).toBe(0)
+    expect(result.code).toBe(2) // rows skipped
     expect(result.stderr).toMatch(/line 2: birthday: /)
     expect(result.stderr).toMatch(/line 3: birthday: /)
     expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 2')
@@ -423,7 +423,7 @@ describe('kizuna import customers', () => {
     const tag = randomUUID().slice(0, 8)
     const file = await csv([HEADER, `mc-${tag},,Jan,,,4901234567894,`])
     const result = await cli(['import', 'customers', file])
-    expect(result.code).toBe(0)
+    expect(result.code).toBe(2) // rows skipped
     expect(result.stderr).toMatch(/line 2: member_card: .*prefix 29/)
     expect(result.stdout).toContain('skipped 1')
     expect(await customerWith('online_customer', `mc-${tag}`)).toBeUndefined()
@@ -461,7 +461,7 @@ describe('kizuna import customers', () => {
       `badtag-c-${tag},Sho,vip`,
     ])
     const result = await cli(['import', 'customers', file])
-    expect(result.code).toBe(0)
+    expect(result.code).toBe(2) // rows skipped
     expect(result.stderr).toContain('line 2: tags: tag 2: too long (51 characters): at most 50')
     expect(result.stderr).toContain('line 3: tags: tag 1: contains a comma or semicolon')
     expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 2')

@@ -19,9 +19,10 @@ const CUSTOMER_COLUMNS = new Set<string>(customerImportRowSchema.keyof().options
  * `kizuna import customers FILE.csv`: one transaction per row; bad rows are skipped. Then the
  * customers of each batch of rows that have no member card get one (one transaction a batch).
  * When Postgres goes away or cannot write, or a batch's cards keep failing, the import stops,
- * saying what it saved before which line (stoppedAt; the relink is still queued for it).
+ * saying what it saved before which line (stoppedAt; the relink is still queued for it). Answers
+ * how many rows it skipped.
  */
-export async function importCustomersFile(db: Database, env: Env, file: string): Promise<void> {
+export async function importCustomersFile(db: Database, env: Env, file: string): Promise<number> {
   const source = await openRecords(file, formatOf(file, ['csv']))
   const tally = { created: 0, updated: 0, unchanged: 0, skipped: 0 }
   let cardsIssued = 0
@@ -77,4 +78,5 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
   // Identities attached here (a member card, a shop account) can change a friend's segment.
   if (tally.created + tally.updated > 0) await relinkAfterImport(env)
   if (failure !== undefined) throw failure
+  return tally.skipped
 }

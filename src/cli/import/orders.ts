@@ -52,14 +52,14 @@ function csvOrderRow(item: SourceRecord): OrderCsvRow | { error: string } {
  * aborting or giving up on (a deadlock, a lock or statement timeout) is reported busy, and when
  * Postgres goes away or cannot write (read-only) the import stops, saying what it saved (stoppedAt; the relink is still queued for it). A CSV file is read twice: first
  * for orders whose rows are not next to each other, skipped whole (never saved in part), then to
- * save the others.
+ * save the others. Answers how many orders it did not save: skipped and busy.
  */
 export async function importOrdersFile(
   db: Database,
   env: Env,
   file: string,
   opts: { source?: string },
-): Promise<void> {
+): Promise<number> {
   const format = formatOf(file, ['csv', 'ndjson'])
   // CSV is read twice (findSplitOrders, then the import): one progress bar over both reads.
   const firstRead = format === 'csv' ? await openRecords(file, format) : null
@@ -223,4 +223,5 @@ export async function importOrdersFile(
   // relink needs Redis only: it is queued for the orders saved before a stop too.
   if (tally.created > 0) await relinkAfterImport(env)
   if (failure !== undefined) throw failure
+  return tally.skipped + tally.busy
 }

@@ -20,9 +20,10 @@ const PRODUCT_COLUMNS = new Set<string>(productImportSchema.keyof().options)
  * batch Postgres aborted or gave up on (a deadlock, a lock or statement timeout) is run again;
  * when Postgres goes away or cannot write, or keeps giving up, the import stops, saying what it
  * saved before which line (stoppedAt). Bad rows are reported once the batches before them are
- * saved: a stop reports none after its line, which the next run reads again.
+ * saved: a stop reports none after its line, which the next run reads again. Answers how many
+ * rows it skipped.
  */
-export async function importProductsFile(db: Database, file: string): Promise<void> {
+export async function importProductsFile(db: Database, file: string): Promise<number> {
   const source = await openRecords(file, formatOf(file, ['csv', 'ndjson']))
   const tally = { created: 0, updated: 0, unchanged: 0, skipped: 0 }
   const bad = holdReports(tally)
@@ -80,4 +81,5 @@ export async function importProductsFile(db: Database, file: string): Promise<vo
     bad.release(Number.POSITIVE_INFINITY)
   }
   console.log(`products: ${summary(tally)}`)
+  return tally.skipped
 }
