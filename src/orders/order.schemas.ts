@@ -82,6 +82,9 @@ export const orderCsvRowSchema = z.strictObject({
 })
 export type OrderCsvRow = z.infer<typeof orderCsvRowSchema>
 
+/** The most one order may take, as a body of POST /api/orders or a line of an NDJSON import. */
+export const MAX_ORDER_BYTES = 256 * 1024
+
 type OrderCustomer = { externalId?: string | null; email?: string | null }
 
 /** The identity an unmatched order waits for: the shop's customer id, else the email. */

@@ -6,10 +6,9 @@ import type { AppEnv } from '../platform/http.ts'
 import { jsonInput } from '../platform/input.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import { relinkCustomersSoon } from '../richmenu/richmenu-link.service.ts'
-import { orderSchema } from './order.schemas.ts'
+import { MAX_ORDER_BYTES, orderSchema } from './order.schemas.ts'
 import { recordOrder } from './order.service.ts'
 
-const MAX_BODY_BYTES = 256 * 1024
 const BUSY =
   "busy: this order's customer is being changed by another task (an import, an account link) " +
   'right now; send the order again'
@@ -20,7 +19,7 @@ const BUSY =
  */
 export function orderRoutes(deps: Pick<Deps, 'db' | 'env' | 'queues' | 'log'>) {
   return new Hono<AppEnv>().post('/', requireKey(deps.db, 'import'), async (c) => {
-    const order = await jsonInput(c, orderSchema, MAX_BODY_BYTES)
+    const order = await jsonInput(c, orderSchema, MAX_ORDER_BYTES)
     // Run again when Postgres aborted it (a deadlock with the customer import or a link).
     const outcome = await runAgainIfAborted(
       () => deps.db.transaction().execute((trx) => recordOrder(trx, deps.env, order)),

@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream'
+import { MAX_ORDER_BYTES } from '../../orders/order.schemas.ts'
 import { RECORDS_AT_ONCE, type SourceRecord } from './read-records.ts'
 
 /** The longest line read: as much as POST /api/orders takes for one order (its body limit). */
-const MAX_LINE_BYTES = 256 * 1024
+const MAX_LINE_BYTES = MAX_ORDER_BYTES
 
 const TOO_LONG =
   '(row): longer than 256 KB, which POST /api/orders takes at most: is each object on a line of its own?'
