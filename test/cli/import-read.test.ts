@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { PassThrough } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { type Format, readRecords, type SourceRecord } from '../../src/cli/import/read-records.ts'
 
@@ -75,6 +75,23 @@ describe('import file reading', () => {
           '(line 5) was read as that cell: close it (a quote inside a cell is written "")',
       },
     ])
+  })
+
+  it('ends an NDJSON line at \\n, \\r\\n or a lone \\r (old Mac files), one cut between two chunks too', async () => {
+    // One chunk each (as a file's decoded text comes): lines 1-2 end in \r\n, the second cut
+    // between its \r and \n; 3-4 in a lone \r (the fourth's at a chunk's end, the next chunk
+    // starting the fifth line); 5 in \n; 6 in nothing.
+    const chunks = [
+      '{"sku":"A1"}\r\n{"sku":"A2"}\r',
+      '\n{"sku":"A3"}\r{"sku":"A4"}\r',
+      '{"sku":"A5"}\n',
+      '{"sku":"A6"}',
+    ]
+    const taken: SourceRecord[] = []
+    for await (const items of readRecords(Readable.from(chunks), 'ndjson').records) {
+      taken.push(...items)
+    }
+    expect(taken).toEqual([1, 2, 3, 4, 5, 6].map((line) => ({ line, record: { sku: `A${line}` } })))
   })
 
   it('skips an NDJSON line longer than POST /api/orders takes (256 KB), naming it, and reads on', async () => {

@@ -2,6 +2,8 @@ import type { Readable } from 'node:stream'
 import { MAX_ORDER_BYTES } from '../../orders/order.schemas.ts'
 import { RECORDS_AT_ONCE, type SourceRecord } from './read-records.ts'
 
+const LF = 0x0a
+
 /** The longest line read: as much as POST /api/orders takes for one order (its body limit). */
 const MAX_LINE_BYTES = MAX_ORDER_BYTES
 
@@ -9,9 +11,9 @@ const TOO_LONG =
   '(row): longer than 256 KB, which POST /api/orders takes at most: is each object on a line of its own?'
 
 /**
- * One JSON object per line (`\n`, or `\r\n`). A line longer than MAX_LINE_BYTES is reported and
- * skipped, and not kept while it is read (a file without newlines is not read into memory whole).
- * The text is read only as the records are taken.
+ * One JSON object per line: a line ends at `\n`, `\r\n` or a lone `\r` (old Mac files). A line
+ * longer than MAX_LINE_BYTES is reported and skipped, and not kept while it is read (a file
+ * without newlines is not read into memory whole). The text is read only as the records are taken.
  */
 export async function* ndjsonRecords(text: Readable): AsyncGenerator<SourceRecord[]> {
   let line = 0
@@ -35,12 +37,26 @@ export async function* ndjsonRecords(text: Readable): AsyncGenerator<SourceRecor
     else recordOf(read, line, out)
   }
   try {
+    // The last chunk ended in \r: a \n opening this one is the same line end.
+    let afterCr = false
     for await (const chunk of text) {
       const part = chunk as string
-      let start = 0
-      for (let nl = part.indexOf('\n'); nl !== -1; nl = part.indexOf('\n', start)) {
-        end(part.slice(start, nl))
-        start = nl + 1
+      if (part.length === 0) continue
+      let start = afterCr && part.charCodeAt(0) === LF ? 1 : 0
+      afterCr = false
+      // The next \n and \r from `start` (-1: none), each looked for again once passed.
+      let nl = part.indexOf('\n', start)
+      let cr = part.indexOf('\r', start)
+      while (nl !== -1 || cr !== -1) {
+        const at = cr === -1 || (nl !== -1 && nl < cr) ? nl : cr
+        end(part.slice(start, at))
+        start = at + 1
+        if (at === cr) {
+          if (start === part.length) afterCr = true
+          else if (part.charCodeAt(start) === LF) start++
+          cr = part.indexOf('\r', start)
+        }
+        if (nl !== -1 && nl < start) nl = part.indexOf('\n', start)
         if (out.length >= RECORDS_AT_ONCE) {
           yield out
           out = []
