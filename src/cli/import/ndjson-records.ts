@@ -8,7 +8,8 @@ const LF = 0x0a
 const MAX_LINE_BYTES = MAX_ORDER_BYTES
 
 const TOO_LONG =
-  '(row): longer than 256 KB, which POST /api/orders takes at most: is each object on a line of its own?'
+  `(row): longer than ${MAX_LINE_BYTES / 1024} KB, which POST /api/orders takes at most: ` +
+  'is each object on a line of its own?'
 
 /**
  * One JSON object per line: a line ends at `\n`, `\r\n` or a lone `\r` (old Mac files). A line
