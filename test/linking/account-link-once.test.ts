@@ -7,10 +7,10 @@ import {
   kizunaWithSmtp,
   linkReads,
   newEmail,
-  newLinkToken,
   onlineCustomer,
   post,
   proveEmail,
+  tapLinkToken,
 } from './support.ts'
 
 // A LINE account links one online account at a time: link tokens and nonces issued before the
@@ -23,8 +23,8 @@ const { lineUser, identitiesOf, auditActionsOf, waitForText } = linkReads(() => 
 async function linkedWithASpareToken<T>(email: string, spareUse: (spare: string) => Promise<T>) {
   const { k, smtp } = started
   const user = await friend(k)
-  const first = await newLinkToken(k, user.userId)
-  const spare = await newLinkToken(k, user.userId)
+  const first = await tapLinkToken(k, user.userId)
+  const spare = await tapLinkToken(k, user.userId)
   const used = await spareUse(spare)
   await k.line.users.accountLink(user.userId, await proveEmail(k, smtp, first, email))
   await waitForText(user.userId, 'now linked')

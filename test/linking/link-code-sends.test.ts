@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { backendPid, heldTransaction, lockWaitBehind } from '../support/locks.ts'
-import { friend, kizunaWithSmtp, newEmail, newLinkToken, post } from './support.ts'
+import { friend, kizunaWithSmtp, newEmail, post, tapLinkToken } from './support.ts'
 
 // Codes mailed per day: every "link" tap issues a new link token, so the 10-minute limits per
 // link token and per address alone let one LINE friend mail any number of addresses, and keep
@@ -64,12 +64,12 @@ const codesSent = (
 describe('the daily cap on code emails', () => {
   it('sends at most 10 codes a day from one LINE account, whatever its link tokens', async () => {
     const user = await friend(started.k)
-    const tokens = [await newLinkToken(started.k, user.userId)]
+    const tokens = [await tapLinkToken(started.k, user.userId)]
     for (let i = 0; i < 10; i++) {
-      if (i === 5) tokens.push(await newLinkToken(started.k, user.userId))
+      if (i === 5) tokens.push(await tapLinkToken(started.k, user.userId))
       expect((await sendCode(tokens.at(-1) ?? '', newEmail())).status).toBe(200)
     }
-    tokens.push(await newLinkToken(started.k, user.userId))
+    tokens.push(await tapLinkToken(started.k, user.userId))
     const email = newEmail()
     const eleventh = await sendCode(tokens.at(-1) ?? '', email)
     expect(eleventh.status).toBe(429)
@@ -85,7 +85,7 @@ describe('the daily cap on code emails', () => {
     // 19 codes from other LINE accounts an hour ago, written directly: the 3 codes per 10
     // minutes would make sending them take an hour.
     await codesSent(19, () => ({ linkToken: randomUUID(), email, minutesAgo: 60 }))
-    const token = async () => newLinkToken(started.k, (await friend(started.k)).userId)
+    const token = async () => tapLinkToken(started.k, (await friend(started.k)).userId)
     expect((await sendCode(await token(), email)).status).toBe(200)
     const capped = await sendCode(await token(), email)
     expect(capped.status).toBe(429)
@@ -98,7 +98,7 @@ describe('the daily cap on code emails', () => {
 
   it('keeps to 5 codes per link token when its requests arrive together', async () => {
     const { k } = started
-    const linkToken = await newLinkToken(k, (await friend(k)).userId)
+    const linkToken = await tapLinkToken(k, (await friend(k)).userId)
     await codesSent(4, () => ({ linkToken, email: newEmail(), minutesAgo: 0 }))
     // Holding off every code's insert lets 6 requests (6 addresses) all count the 4 codes
     // before any of them writes its own, unless they take turns.

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { friend, hidden, kizunaWithSmtp, newEmail, newLinkToken, post } from './support.ts'
+import { friend, hidden, kizunaWithSmtp, newEmail, post, tapLinkToken } from './support.ts'
 
 // A page from another site can post its own form to /link/email and /link/code (with a link
 // token of the attacker's): what it posts must not show as text on the shop's page.
 const started = kizunaWithSmtp()
 const planted = 'Your account is suspended: call 0120-000-000'
 
-const freshLinkToken = async () => newLinkToken(started.k, (await friend(started.k)).userId)
+const freshLinkToken = async () => tapLinkToken(started.k, (await friend(started.k)).userId)
 
 describe('the account-link pages on an error', () => {
   it("show the code's own address on the code page, never the posted one", async () => {

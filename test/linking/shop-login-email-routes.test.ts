@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { friend, post, type Smtp, startSmtp, tapLink } from './support.ts'
+import { friend, post, type Smtp, startSmtp, tapLinkToken } from './support.ts'
 
 // The shop's own login (LINK_LOGIN_URL) is the proof the operator chose, and SMTP_URL is set
 // too (for message email): the email-code routes must not offer a way around the shop's password.
@@ -48,7 +48,7 @@ async function expectNotHere(res: Response) {
 describe("email-code routes with the shop's own login", () => {
   it('answer 404 to a link token posted straight to /link/email and /link/code, writing and mailing nothing', async () => {
     const user = await friend(k)
-    const linkToken = (await tapLink(k, user.userId)).searchParams.get('linkToken') ?? ''
+    const linkToken = await tapLinkToken(k, user.userId)
     const page = await fetch(`${k.baseUrl}/link?linkToken=${encodeURIComponent(linkToken)}`, {
       redirect: 'manual',
     })

@@ -61,19 +61,6 @@ export async function tapLink(k: TestKizuna, userId: string): Promise<URL> {
   return new URL(template.actions[0]?.uri ?? '')
 }
 
-/** Taps "link" (again) and returns the link token on the newest button LINE shows. */
-export async function newLinkToken(k: TestKizuna, userId: string): Promise<string> {
-  const invites = () => k.line.inbox(userId).filter((e) => e.message.type === 'template')
-  const before = invites().length
-  await k.line.users.postback(userId, 'action=link')
-  const entry = await eventually(() => {
-    expect(invites().length).toBeGreaterThan(before)
-    return invites().at(-1)
-  })
-  const template = entry?.message.template as { actions: { uri: string }[] }
-  return new URL(template.actions[0]?.uri ?? '').searchParams.get('linkToken') ?? ''
-}
-
 export const post = (url: string, form: Record<string, string>) =>
   fetch(url, { method: 'POST', body: new URLSearchParams(form), redirect: 'manual' })
 
@@ -110,7 +97,7 @@ export async function proveEmail(
   return dialogOf(await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code }), linkToken)
 }
 
-/** The link token on the link button LINE shows after the user taps "link". */
+/** Taps "link" (again) and returns the link token on the (new) button LINE shows. */
 export async function tapLinkToken(k: TestKizuna, userId: string): Promise<string> {
   return (await tapLink(k, userId)).searchParams.get('linkToken') ?? ''
 }
