@@ -67,13 +67,13 @@ export async function refuseCodeSend(
   ) {
     throw new AppError(
       'TOO_MANY_REQUESTS',
-      'too many codes from this LINE account today: try again in 24 hours',
+      'too many codes from this LINE account today: ask again within 24 hours',
     )
   }
   if ((await countCodesSince(trx, { email }, since)) >= CODES_PER_EMAIL_PER_DAY) {
     throw new AppError(
       'TOO_MANY_REQUESTS',
-      'email: too many codes sent to this address today; try again in 24 hours',
+      'email: too many codes sent to this address today; ask again within 24 hours',
     )
   }
 }
@@ -127,13 +127,13 @@ export async function wrongCodesLeftToday(
 export function accountLockedOut(): AppError {
   return new AppError(
     'TOO_MANY_REQUESTS',
-    'too many wrong codes: linking from this LINE account is locked for 24 hours',
+    'too many wrong codes: linking from this LINE account is locked for up to 24 hours',
   )
 }
 
 export function addressLockedOut(): AppError {
   return new AppError(
     'TOO_MANY_REQUESTS',
-    'too many wrong codes for this email address: linking it is locked for 24 hours',
+    'too many wrong codes for this email address: linking it is locked for up to 24 hours',
   )
 }

@@ -73,7 +73,9 @@ describe('the daily cap on code emails', () => {
     const email = newEmail()
     const eleventh = await sendCode(tokens.at(-1) ?? '', email)
     expect(eleventh.status).toBe(429)
-    expect(await eleventh.text()).toContain('too many codes from this LINE account')
+    expect(await eleventh.text()).toContain(
+      'too many codes from this LINE account today: ask again within 24 hours',
+    )
     expect(await codesOf({ email })).toBe(0)
 
     await aDayLater({ linkTokens: tokens })
@@ -89,7 +91,9 @@ describe('the daily cap on code emails', () => {
     expect((await sendCode(await token(), email)).status).toBe(200)
     const capped = await sendCode(await token(), email)
     expect(capped.status).toBe(429)
-    expect(await capped.text()).toContain('email: too many codes sent to this address today')
+    expect(await capped.text()).toContain(
+      'email: too many codes sent to this address today; ask again within 24 hours',
+    )
     expect(await codesOf({ email })).toBe(20)
 
     await aDayLater({ email })

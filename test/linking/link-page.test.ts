@@ -137,8 +137,8 @@ describe('the daily cap on wrong codes', () => {
   }
   const enter = (linkToken: string, codeId: string, code: string) =>
     post(`${k.baseUrl}/link/code`, { linkToken, codeId, code })
-  const accountLocked = 'linking from this LINE account is locked for 24 hours'
-  const addressLocked = 'for this email address: linking it is locked for 24 hours'
+  const accountLocked = 'linking from this LINE account is locked for up to 24 hours'
+  const addressLocked = 'for this email address: linking it is locked for up to 24 hours'
 
   it("an attacker's wrong codes lock their LINE account, not the victim's address", async () => {
     const victim = newEmail()
@@ -158,7 +158,7 @@ describe('the daily cap on wrong codes', () => {
     expect((await enter(own, sent.codeId, sent.code)).status).toBe(302)
   })
 
-  it('locks an address for 24 hours after 50 wrong codes from all LINE accounts', async () => {
+  it('locks an address for up to 24 hours after 50 wrong codes from all LINE accounts', async () => {
     const email = newEmail()
     // 45 wrong codes from other LINE accounts an hour ago, written directly: the 3 codes per
     // 10 minutes would make sending them take hours.
