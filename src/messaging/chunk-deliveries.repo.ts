@@ -67,3 +67,24 @@ export async function recordMulticastAccepted(
     .where('id', '=', id)
     .execute()
 }
+
+/**
+ * LINE refused a chunk's request (a 400): it took nothing under the chunk's key, whichever job
+ * sent it (a request LINE had taken would get a 409), so the key's first call is forgotten on
+ * every delivery of the chunk not sent, whichever job holds it: none repeats the chunk again,
+ * each goes as a new send. A job repeating the chunk meanwhile sends the same body under the
+ * same key, and LINE answers it the same. Found through the user ids the chunk names (`to`), as
+ * chunkDeliveries; `updated_at` is left alone (it is the lease of rows another job holds).
+ */
+export async function forgetRefusedChunk(db: Db, chunkId: string, to: string[]): Promise<void> {
+  await sql`
+    with refused as (
+      select d.id from unnest(${to}::text[]) as t(uid)
+      join line_user named on named.line_uid = t.uid
+      join delivery d on d.customer_id = named.customer_id and d.multicast_request_id = ${chunkId}
+      where d.status <> 'sent' and d.line_first_call_at is not null
+      order by d.id for update of d
+    )
+    update delivery d set line_first_call_at = null from refused where d.id = refused.id
+  `.execute(db)
+}

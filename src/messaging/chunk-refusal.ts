@@ -1,4 +1,4 @@
-import { classifyLineError } from '../platform/line.ts'
+import { classifyLineError, type LineFailure } from '../platform/line.ts'
 import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import type { Chunk } from './line-multicast.ts'
 import type { LineItem } from './line-send.ts'
@@ -14,6 +14,12 @@ export type RecipientRefusal = { indexes: number[] }
 const TO = /^'?to(?:\[(\d+)\])?'?$/
 const PROPERTY_IN_MESSAGE = /^The property, (\S+), in the request body is invalid/
 
+/** LINE refused the request (a 400): it took nothing under its key. */
+export const refusedByLine = (error: unknown): boolean => isRefusal(classifyLineError(error))
+
+const isRefusal = (f: LineFailure): f is Extract<LineFailure, { kind: 'rejected' }> =>
+  f.kind === 'rejected' && f.status === 400
+
 /**
  * What a failed multicast call says about its recipients: a RecipientRefusal when it is a 400
  * whose message or details name only `to` or `to[N]`; null for anything else, such as a 400
@@ -21,7 +27,7 @@ const PROPERTY_IN_MESSAGE = /^The property, (\S+), in the request body is invali
  */
 export function recipientRefusalOf(error: unknown): RecipientRefusal | null {
   const f = classifyLineError(error)
-  if (f.kind !== 'rejected' || f.status !== 400) return null
+  if (!isRefusal(f)) return null
   const properties = Array.isArray(f.details)
     ? f.details.flatMap((d: { property?: unknown }) =>
         typeof d?.property === 'string' ? [d.property] : [],
@@ -43,15 +49,17 @@ export function recipientRefusalOf(error: unknown): RecipientRefusal | null {
  * A chunk LINE refused for its recipients (`refused`: the outcomes of its call, LINE's 400 for
  * each), split: each delivery LINE named is failed with LINE's reason (LINE would refuse its push
  * too); each other one of a new chunk (`items` has it) goes alone as a new push, under its own
- * retry key (LINE took nothing under the chunk's); a delivery of a chunk repeated from an
- * earlier attempt waits for a retry, sent then like a new one (its rendering is not at hand
- * here). LINE naming no one (`to` alone) pushes them all: each refusal is then its own.
+ * retry key (LINE took nothing under the chunk's); each other one of a chunk repeated from an
+ * earlier attempt (`repeated`: their user ids) waits for a retry, sent then like a new one (its
+ * rendering is not at hand here). LINE naming no one (`to` alone) pushes them all: each refusal
+ * is then its own.
  */
 export function splitRefusedChunk(
   chunk: Chunk,
   refusal: RecipientRefusal,
   refused: DeliveryOutcome[],
   items: ReadonlyMap<string, LineItem>,
+  repeated: ReadonlyMap<string, string>,
 ): { outcomes: DeliveryOutcome[]; pushes: LineItem[] } {
   const to = recipientsOf(chunk.body)
   const named = new Set(refusal.indexes.flatMap((i) => (to[i] === undefined ? [] : [to[i]])))
@@ -59,8 +67,9 @@ export function splitRefusedChunk(
   const pushes: LineItem[] = []
   for (const outcome of refused) {
     const item = items.get(outcome.id)
-    if (item && !named.has(item.lineUid)) pushes.push(item)
-    else if (item) outcomes.push(outcome)
+    const uid = item?.lineUid ?? repeated.get(outcome.id)
+    if (uid !== undefined && named.has(uid)) outcomes.push(outcome)
+    else if (item) pushes.push(item)
     else {
       const error = 'error' in outcome ? outcome.error : undefined
       outcomes.push({ id: outcome.id, status: 'pending', keyUnused: true, ...(error && { error }) })
@@ -70,7 +79,7 @@ export function splitRefusedChunk(
 }
 
 /** The chunk's `to`, in order (its body is JSON Kizuna wrote). */
-function recipientsOf(body: string): string[] {
+export function recipientsOf(body: string): string[] {
   const { to } = JSON.parse(body) as { to?: unknown }
   return Array.isArray(to) ? to.map(String) : []
 }

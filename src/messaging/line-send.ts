@@ -2,12 +2,18 @@ import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody, preparedBody } from '../platform/line-send-transport.ts'
 import type { SharedLimiter } from '../platform/shared-limiter.ts'
-import { recordMulticastAccepted } from './chunk-deliveries.repo.ts'
-import { type RecipientRefusal, recipientRefusalOf, splitRefusedChunk } from './chunk-refusal.ts'
+import { forgetRefusedChunk, recordMulticastAccepted } from './chunk-deliveries.repo.ts'
+import {
+  type RecipientRefusal,
+  recipientRefusalOf,
+  recipientsOf,
+  refusedByLine,
+  splitRefusedChunk,
+} from './chunk-refusal.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
 import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import { storePushBodies } from './line-claim.repo.ts'
-import { planMulticasts } from './line-multicast.ts'
+import { type Chunk, planMulticasts } from './line-multicast.ts'
 import { sendReplies } from './line-reply.ts'
 
 /**
@@ -42,9 +48,10 @@ export type StoredPush = { id: string; retryKey: string; body: string }
 
 /**
  * A delivery of a multicast chunk sent before (`chunkId`), whose request (JSON text) goes again
- * byte for byte under the chunk's key, for this and every other delivery in it.
+ * byte for byte under the chunk's key, for this and every other delivery in it; `lineUid`: the
+ * person's LINE user id, as the chunk names them.
  */
-export type StoredChunk = StoredPush & { chunkId: string }
+export type StoredChunk = StoredPush & { chunkId: string; lineUid: string }
 
 /** Requests an earlier attempt sent that may have reached LINE: repeated as they are. */
 export type StoredRequests = { pushes: StoredPush[]; chunks: StoredChunk[] }
@@ -65,7 +72,8 @@ export type LineBatchResult = { outcomes: DeliveryOutcome[] }
  * push with the row's retry key, each request stored before its first call. Pushes and chunks an
  * earlier attempt sent (`again`) repeat their stored request. A chunk LINE refuses for its
  * recipients (a 400 naming `to[N]`) is split (splitRefusedChunk): the one LINE named fails, the
- * others go by push in this job. Each call goes only for rows the
+ * others go by push in this job (a repeated chunk's on a retry); any 400 to a chunk forgets its
+ * first call on all its deliveries, whichever job holds them. Each call goes only for rows the
  * job's claim still holds, as the write or read before it finds (line-claim.repo.ts); the others
  * get no outcome. Every call waits for the shared limiter of its endpoint. Failures become
  * outcomes, never exceptions; a 400, and a 429 (rate limit or monthly quota) to a new request,
@@ -108,20 +116,26 @@ export async function sendLineBatch(
     await Promise.all(stored.map(push))
   }
   const byId = new Map(unanswered.map((item) => [item.id, item]))
+  const repeatedUids = new Map(again.chunks.map((c) => [c.id, c.lineUid]))
   await Promise.all([
     ...multicasts.map(async (chunk) => {
-      const { id, retryKey, body, ids, isNew } = chunk
+      const { id, retryKey, body, ids } = chunk
       const request = preparedBody('multicast', body)
+      let refused = false
       let refusal = null as RecipientRefusal | null
       const send = () =>
         deps.line.send(request, retryKey).catch((error: unknown) => {
+          refused = refusedByLine(error)
           refusal = recipientRefusalOf(error)
           throw error
         })
-      const sent = await callLine(limiters, 'multicast', ids, isNew, send, id)
-      if (refusal && ids.length > 1) {
-        // LINE sent to nobody and took nothing under the chunk's key: the others are new pushes.
-        const split = splitRefusedChunk(chunk, refusal, sent.outcomes, byId)
+      const sent = await callLine(limiters, 'multicast', ids, chunk.isNew, send, id)
+      // LINE took nothing under the chunk's key: no delivery of it repeats the chunk again,
+      // whichever job holds it.
+      if (refused) await forgetChunk(deps, chunk)
+      if (refusal) {
+        // LINE sent to nobody: the others are new pushes.
+        const split = splitRefusedChunk(chunk, refusal, sent.outcomes, byId, repeatedUids)
         deps.log.warn(
           { multicastRequestId: id, deliveries: ids.length, pushed: split.pushes.length },
           'LINE refused a multicast for its recipients: the others go by push',
@@ -141,6 +155,16 @@ export async function sendLineBatch(
     pushAll([...again.pushes, ...pushes.map(freshPush)]),
   ])
   return result
+}
+
+/**
+ * Forgets the first call of a chunk LINE refused on all its deliveries (forgetRefusedChunk); if
+ * that cannot be written, those of other jobs repeat it, and LINE refuses it again.
+ */
+async function forgetChunk(deps: Pick<Deps, 'db' | 'log'>, chunk: Chunk): Promise<void> {
+  await forgetRefusedChunk(deps.db, chunk.id, recipientsOf(chunk.body)).catch((err: unknown) =>
+    deps.log.warn({ err, multicastRequestId: chunk.id }, 'could not forget a refused multicast'),
+  )
 }
 
 /** A new push of the item, under the row's own retry key. */

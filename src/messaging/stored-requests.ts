@@ -34,7 +34,7 @@ export const CHUNK_HELD =
   `${NOT_AGAIN} in a multicast chunk that names someone who may no longer get it; ` +
   'its request cannot change under its key'
 
-export type ChunkItem = StoredChunk & { lineUid: string }
+export type ChunkItem = StoredChunk
 
 /**
  * What becomes of a delivery whose request may have reached LINE (`line_key_used`): its stored
@@ -64,8 +64,9 @@ export function storedRequestOf(
       chunkId: row.multicast_request_id,
       retryKey: row.multicast_retry_key,
       body: row.multicast_body,
+      lineUid: choice.lineUid,
     }
-    return { chunk: { ...chunk, lineUid: choice.lineUid } }
+    return { chunk }
   }
   return fail(NOTHING_STORED)
 }

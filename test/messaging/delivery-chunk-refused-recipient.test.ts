@@ -11,7 +11,10 @@ import {
   multicastsTo,
   newFriend,
   PUSH,
+  playingWorkers,
   pushesTo,
+  sendJobToEnd,
+  sendTools,
   waitForStatus,
 } from './support.ts'
 
@@ -34,14 +37,19 @@ describe('a multicast chunk LINE refuses for a recipient', () => {
   })
 
   /** Four friends, the same campaign for each (one chunk); settles the rows to these statuses. */
-  async function campaignToFour() {
-    const friends = [] as Friend[]
-    for (let i = 0; i < 4; i++) friends.push(await newFriend(k))
+  async function campaignToFour(friends?: Friend[]) {
+    if (!friends) return campaignToFour(await fourFriends())
     const ids = await scheduleDeliveries(
       k.deps,
       friends.map((f) => campaign(f, { displayName: 'みなさま' })),
     )
     return { friends, ids }
+  }
+
+  async function fourFriends() {
+    const friends = [] as Friend[]
+    for (let i = 0; i < 4; i++) friends.push(await newFriend(k))
+    return friends
   }
 
   /** LINE's next multicast answer: 400 with this message and details. */
@@ -137,7 +145,7 @@ describe('a multicast chunk LINE refuses for a recipient', () => {
     }
   })
 
-  it('puts back the rows of a chunk repeated after a 500 that LINE then refuses: sent anew, the named one failed', async () => {
+  it('fails the one LINE names in a chunk repeated after a 500, and puts back the others to go as new sends', async () => {
     const { friends, ids } = await campaignToFour()
     const bad = friends[1]!
     // The first request gets LINE's 500 (it may have arrived): the retry repeats it as stored,
@@ -154,14 +162,74 @@ describe('a multicast chunk LINE refuses for a recipient', () => {
     const [refused] = await waitForStatus(k, [ids[1]!], 'failed', 15_000)
     expect(refused!.last_error).toMatch(/^LINE 400: .*to\[\d\]/)
     const chunks = multicastsTo(k, friends[0]!.userId)
-    expect(chunks.map((r) => r.status)).toEqual([500, 400, 400])
-    // The repeat went byte for byte under the chunk's key; the rows then went as new sends.
+    expect(chunks.map((r) => r.status)).toEqual([500, 400, 200])
+    // The repeat went byte for byte under the chunk's key, and failed the one LINE named; the
+    // others then went as new sends, in a new chunk without them.
     expect(chunks[1]!.headers['x-line-retry-key']).toBe(chunks[0]!.headers['x-line-retry-key'])
     expect(chunks[2]!.headers['x-line-retry-key']).not.toBe(chunks[0]!.headers['x-line-retry-key'])
+    expect(multicastsTo(k, bad.userId)).toHaveLength(2)
     for (const [i, f] of friends.entries()) {
-      expect(pushStatuses(f)).toEqual(i === 1 ? [] : [200])
+      expect(pushStatuses(f)).toEqual([])
       expect(campaignInbox(k, f.userId)).toHaveLength(i === 1 ? 0 : 1)
     }
+  })
+
+  it('dissolves a chunk repeated after a 500 for every row when LINE refuses it, whichever job holds them', async () => {
+    const four = await fourFriends()
+    await playingWorkers(k, async () => {
+      const { friends, ids } = await campaignToFour(four)
+      const bad = friends[1]!
+      const tools = sendTools(k)
+      // One job sends the chunk and gets LINE's 500: its rows wait to repeat it as stored.
+      k.line.failNext({ method: 'POST', path: MULTICAST, status: 500, body: { message: 'boom' } })
+      await sendJobToEnd(k.deps, tools, ids)
+      for (const row of await deliveryRows(k, ids)) expect(row.line_first_call_at).not.toBeNull()
+      k.line.markNotInChannel(bad.userId)
+
+      // The sweeper spreads the rows over jobs: one holding a single row (not the one LINE will
+      // name) repeats the whole chunk, and LINE refuses it for `bad`.
+      await sendJobToEnd(k.deps, tools, [ids[0]!])
+      const chunks = multicastsTo(k, friends[0]!.userId)
+      expect(chunks.map((r) => r.status)).toEqual([500, 400])
+      expect(chunks[1]!.headers['x-line-retry-key']).toBe(chunks[0]!.headers['x-line-retry-key'])
+      let rows = await deliveryRows(k, ids)
+      // LINE named someone else: this row is not failed, and LINE took nothing under the key,
+      // so no row of the chunk repeats it again.
+      expect(rows[0]!.status).toBe('pending')
+      for (const row of rows) expect(row.line_first_call_at).toBeNull()
+
+      // The job holding the other rows sends them as new: `bad` fails, the others are pushed.
+      await sendJobToEnd(k.deps, tools, ids.slice(1))
+      await sendJobToEnd(k.deps, tools, [ids[0]!])
+      rows = await deliveryRows(k, ids)
+      expect(rows.map((r) => r.status)).toEqual(['sent', 'failed', 'sent', 'sent'])
+      expect(rows[1]!.last_error).toMatch(/^LINE 400: .*to\[\d\]/)
+      const oldKey = chunks[0]!.headers['x-line-retry-key']
+      const repeats = k.line
+        .requestsTo('POST', MULTICAST)
+        .filter((r) => r.headers['x-line-retry-key'] === oldKey)
+      expect(repeats).toHaveLength(2)
+      for (const [i, f] of friends.entries()) {
+        expect(campaignInbox(k, f.userId)).toHaveLength(i === 1 ? 0 : 1)
+      }
+    })
+  })
+
+  it('fails the row of a repeated chunk LINE names when its job holds that row alone', async () => {
+    const four = await fourFriends()
+    await playingWorkers(k, async () => {
+      const { friends, ids } = await campaignToFour(four)
+      const tools = sendTools(k)
+      k.line.failNext({ method: 'POST', path: MULTICAST, status: 500, body: { message: 'boom' } })
+      await sendJobToEnd(k.deps, tools, ids)
+      k.line.markNotInChannel(friends[2]!.userId)
+
+      await sendJobToEnd(k.deps, tools, [ids[2]!])
+      const rows = await deliveryRows(k, ids)
+      expect(rows[2]!.status).toBe('failed')
+      expect(rows[2]!.last_error).toMatch(/^LINE 400: .*to\[\d\]/)
+      for (const row of rows) expect(row.line_first_call_at).toBeNull()
+    })
   })
 
   it('fails every row as before when LINE refuses the message itself (pushes would be refused too)', async () => {
