@@ -1,3 +1,4 @@
+import { LINE_USER_ID } from '../identity/line-user-id.ts'
 import type { Deps } from '../platform/deps.ts'
 import { prepareBody } from '../platform/line-send-transport.ts'
 import { createMulticastRequest, heldRows } from './line-claim.repo.ts'
@@ -5,13 +6,6 @@ import type { LineClaim, LineItem, StoredChunk } from './line-send.ts'
 
 /** LINE: a multicast reaches at most 500 user ids. */
 export const MULTICAST_MAX_RECIPIENTS = 500
-
-/**
- * A LINE user id as LINE issues them. LINE refuses a whole multicast naming one that is not
- * (400 `to[N]`) and sends to nobody, so such an id (an import, a hand edit) is pushed alone:
- * LINE's 400 then fails that delivery only, with its reason.
- */
-const LINE_USER_ID = /^U[0-9a-f]{32}$/
 
 /**
  * One multicast request to make: its chunk's id, key and body, the deliveries it sends, and
@@ -29,9 +23,12 @@ export type Chunk = {
  * Chunks an earlier attempt sent (`stored`) go again whole (the same body under the same key),
  * even if only some of their deliveries are retried here; outcomes are written for these only.
  * Otherwise identical messages for two or more people become new chunks of at most 500; the
- * rest push, and so does a LINE user id LINE would not take (LINE_USER_ID). Only deliveries the job's claim still holds are planned; those that could not be
- * planned (a database error) wait for a retry (`unplanned`, by id), and those of a customer
- * erased since the claim are not sent (`erased`, by id).
+ * rest push, and so does a LINE user id LINE would not take (not LINE_USER_ID: LINE refuses a
+ * whole multicast naming one, 400 `to[N]`, and sends to nobody; pushed alone, such an id, from
+ * an import or a hand edit, fails its delivery only, with LINE's reason). Only deliveries the
+ * job's claim still holds are planned; those that could not be planned (a database error) wait
+ * for a retry (`unplanned`, by id), and those of a customer erased since the claim are not sent
+ * (`erased`, by id).
  */
 export async function planMulticasts(
   deps: Pick<Deps, 'db' | 'log'>,

@@ -1,5 +1,6 @@
 import type { webhook } from '@line/bot-sdk'
 import { z } from 'zod'
+import { LINE_USER_ID } from '../identity/line-user-id.ts'
 
 /** Only what the inbox needs is checked here; the rest of each event is kept as LINE sent it. */
 export const webhookEventSchema = z
@@ -20,7 +21,7 @@ export const callbackRequestSchema = z.object({
 /** A LINE user id (LINE-API.md §4). */
 export const lineUserIdSchema = z
   .string()
-  .regex(/^U[0-9a-f]{32}$/, 'not a LINE user id (U and 32 lowercase hex digits)')
+  .regex(LINE_USER_ID, 'not a LINE user id (U and 32 lowercase hex digits)')
 
 /**
  * What the worker checks of a stored event before applying it: its sender's LINE user id, which
