@@ -144,8 +144,14 @@ async function scheduleWelcome(ctx: EventContext, event: webhook.FollowEvent, fo
   // "Welcome back" only after a follow we saw: not to someone first met through a message, nor
   // to a row that an unfollow alone created (older data).
   const followedBefore = (lineUser.followed_at?.getTime() ?? 0) > UNKNOWN_STATUS_TIME.getTime()
+  // Back from a block: still blocked, or marked back by a message that overtook this follow (no
+  // follow seen since the block); isUnblocked is not promised by LINE.
+  const blockedSinceFollow =
+    (lineUser.blocked_at?.getTime() ?? 0) > (lineUser.followed_at?.getTime() ?? 0)
   const returning =
-    !created && followedBefore && (event.follow?.isUnblocked === true || previous === 'blocked')
+    !created &&
+    followedBefore &&
+    (event.follow?.isUnblocked === true || previous === 'blocked' || blockedSinceFollow)
   await scheduleDelivery(ctx, {
     dedupeKey: `welcome:${ctx.webhookEventId}`,
     kind: returning ? 'welcome-back' : 'welcome',

@@ -33,11 +33,14 @@ async function deliverInTurn(events: { webhookEventId: string }[]) {
   }
 }
 
-/** A block at `t`, the unblock a second later and "card" sent a second after that. */
-function blockAndComeBack(lineUid: string, t: number) {
+/**
+ * A block at `t`, the unblock a second later and "card" sent a second after that. LINE does not
+ * promise the follow says `isUnblocked`.
+ */
+function blockAndComeBack(lineUid: string, t: number, isUnblocked = true) {
   return {
     unfollow: k.line.buildEvent('unfollow', lineUid, {}, { timestamp: t }),
-    follow: k.line.buildEvent('follow', lineUid, { isUnblocked: true } as never, {
+    follow: k.line.buildEvent('follow', lineUid, { isUnblocked } as never, {
       timestamp: t + 1_000,
     }),
     text: k.line.buildEvent('text', lineUid, { text: 'card' }, { timestamp: t + 2_000 }),
@@ -77,29 +80,34 @@ describe('a message that overtakes the follow of someone who blocked us', () => 
     expect(row?.status_changed_at.getTime()).toBe(t + 1_000)
   })
 
-  it('answers a known friend whose block is older than the message, before their follow arrives', async () => {
-    const user = k.line.users.create()
-    await k.line.users.follow(user.userId)
-    await eventually(async () => expect(await deliveryKinds(user.userId)).toEqual(['welcome:sent']))
-    const t = Date.now()
-    const { unfollow, follow, text } = blockAndComeBack(user.userId, t)
-    await deliverInTurn([unfollow, text])
+  it.each([true, false])(
+    'answers a known friend whose block is older than the message, before their follow arrives (isUnblocked: %s), and welcomes them back on it',
+    async (isUnblocked) => {
+      const user = k.line.users.create()
+      await k.line.users.follow(user.userId)
+      await eventually(async () =>
+        expect(await deliveryKinds(user.userId)).toEqual(['welcome:sent']),
+      )
+      const t = Date.now()
+      const { unfollow, follow, text } = blockAndComeBack(user.userId, t, isUnblocked)
+      await deliverInTurn([unfollow, text])
 
-    await eventually(async () => {
-      expect((await lineUser(user.userId))?.status).toBe('friend')
-      expect(await deliveryKinds(user.userId)).toEqual(['welcome:sent', 'member-card:sent'])
-    })
+      await eventually(async () => {
+        expect((await lineUser(user.userId))?.status).toBe('friend')
+        expect(await deliveryKinds(user.userId)).toEqual(['welcome:sent', 'member-card:sent'])
+      })
 
-    await deliverInTurn([follow])
-    await eventually(async () =>
-      expect(await deliveryKinds(user.userId)).toEqual([
-        'welcome:sent',
-        'member-card:sent',
-        'welcome-back:sent',
-      ]),
-    )
-    expect((await lineUser(user.userId))?.status_changed_at.getTime()).toBe(t + 1_000)
-  })
+      await deliverInTurn([follow])
+      await eventually(async () =>
+        expect(await deliveryKinds(user.userId)).toEqual([
+          'welcome:sent',
+          'member-card:sent',
+          'welcome-back:sent',
+        ]),
+      )
+      expect((await lineUser(user.userId))?.status_changed_at.getTime()).toBe(t + 1_000)
+    },
+  )
 
   it('still creates blocked someone whose unfollow is newer than their message', async () => {
     const user = k.line.users.create()
