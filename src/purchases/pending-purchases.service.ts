@@ -6,7 +6,8 @@ import { lockPurchaser, type PurchaseEnv } from './purchase.service.ts'
 
 /**
  * Gives a customer the purchases that waited for `identity` (online orders placed before the
- * shop account was linked): points are credited and stats updated. Returns how many.
+ * shop account was linked): points are credited and stats updated. An order waiting for another
+ * shop account than the one the customer holds is not theirs by its email. Returns how many.
  */
 export async function attachPendingPurchases(
   trx: Transaction<DB>,
@@ -32,10 +33,25 @@ export async function attachPendingPurchases(
         eb('pending_identity_kind', '=', identity.kind),
         eb('pending_identity_value', '=', identity.value),
       ])
-      // An order naming the shop's customer id and an email waits on the email too.
-      return identity.kind === 'email'
-        ? eb.or([waited, eb('pending_email', '=', identity.value)])
-        : waited
+      if (identity.kind !== 'email') return waited
+      // An order naming the shop's customer id and an email waits on the email too, unless this
+      // customer holds another shop account: it keeps waiting for its own (two shop accounts are
+      // never merged, as recordOrder decides when the order arrives).
+      const byEmail = eb.and([
+        eb('pending_email', '=', identity.value),
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('identity as held')
+              .select('held.id')
+              .where('held.customer_id', '=', customer.id)
+              .where('held.kind', '=', 'online_customer')
+              .where('purchase.pending_identity_kind', '=', 'online_customer')
+              .whereRef('held.value', '<>', 'purchase.pending_identity_value'),
+          ),
+        ),
+      ])
+      return eb.or([waited, byEmail])
     })
     .returning(['id', 'total', 'points_earned', 'purchased_at'])
     .execute()

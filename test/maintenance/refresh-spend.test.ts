@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { migrateToLatest } from '../../src/main/migrate.ts'
+import { setPendingEmail } from '../../src/orders/order.repo.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
 import { makeCustomer } from '../purchases/fixtures.ts'
@@ -74,6 +75,25 @@ const setLastSuccess = (at: Date) =>
     .where('name', '=', 'refresh-spend')
     .execute()
 
+/** An online order of 9,000 three days ago, unmatched, waiting on `pending` (and `email`). */
+function waitingOrder(pending: { kind: string; value: string }, email?: string) {
+  const env = loadEnv({ DATABASE_URL: privateDb.url, TIER_THRESHOLDS: THRESHOLDS })
+  return db.transaction().execute(async (trx) => {
+    const recorded = await recordPurchase(trx, env, {
+      channel: 'online',
+      source: 'shop',
+      externalId: randomUUID(),
+      customerId: null,
+      pendingIdentity: pending,
+      purchasedAt: new Date(Date.now() - 3 * DAY),
+      lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 9_000 }],
+      total: 9_000,
+    })
+    if (email) await setPendingEmail(trx, recorded.purchaseId, email)
+    return recorded
+  })
+}
+
 describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)', () => {
   it('attaches an order left waiting for an id its customer already holds (a race with the link)', async () => {
     const c = await makeCustomer(db)
@@ -83,19 +103,7 @@ describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)
       .values({ customer_id: c.id, kind: 'email', value: email })
       .execute()
     // As an order batch records it while the email is being attached, neither seeing the other.
-    const env = loadEnv({ DATABASE_URL: privateDb.url, TIER_THRESHOLDS: THRESHOLDS })
-    const order = await db.transaction().execute((trx) =>
-      recordPurchase(trx, env, {
-        channel: 'online',
-        source: 'shop',
-        externalId: randomUUID(),
-        customerId: null,
-        pendingIdentity: { kind: 'email', value: email },
-        purchasedAt: new Date(Date.now() - 3 * DAY),
-        lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 9_000 }],
-        total: 9_000,
-      }),
-    )
+    const order = await waitingOrder({ kind: 'email', value: email })
 
     const run = await refresh()
     expect(run.stdout).toContain('1 waiting purchases attached to customers holding their id')
@@ -116,6 +124,33 @@ describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)
 
     const again = await refresh()
     expect(again.stdout).not.toContain('waiting purchases attached')
+  })
+
+  it('leaves an order waiting for its shop account when the email it waits on is held by a customer with another', async () => {
+    const c = await makeCustomer(db)
+    const email = `other-shop-${randomUUID()}@example.com`
+    await db
+      .insertInto('identity')
+      .values([
+        { customer_id: c.id, kind: 'online_customer', value: `C5-${randomUUID()}` },
+        { customer_id: c.id, kind: 'email', value: email },
+      ])
+      .execute()
+    // Recorded while nobody held the email: it waits on shop account C7 and on the email.
+    const c7 = `C7-${randomUUID()}`
+    const order = await waitingOrder({ kind: 'online_customer', value: c7 }, email)
+
+    const run = await refresh()
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).not.toContain('waiting purchases attached')
+    expect(
+      await db
+        .selectFrom('purchase')
+        .select(['customer_id', 'pending_identity_value'])
+        .where('id', '=', order.purchaseId)
+        .executeTakeFirstOrThrow(),
+    ).toEqual({ customer_id: null, pending_identity_value: c7 })
+    expect(await customerRow(c.id)).toMatchObject({ purchase_count: 0, points: 0 })
   })
 
   it('picks up from the last successful run: nights missed are caught up, not skipped', async () => {

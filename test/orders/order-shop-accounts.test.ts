@@ -119,6 +119,39 @@ describe('an order naming a new shop account and an email held by another shop a
     expect(await nameOf(hanako!)).toMatchObject({ display_name: 'Hanako', purchase_count: 1 })
   })
 
+  it('an order waiting on an email a customer with another shop account gets later keeps waiting for its shop account', async () => {
+    const t = tag()
+    const c5 = `C5-${t}`
+    const email = `taro-${t}@example.com`
+    const c7 = `C7-${tag()}`
+    // Nobody holds the email yet: the order waits on its shop account and on its email.
+    const order = orderOf('webshop', { externalId: c7, email }, 5000)
+    expect(await (await postOrder(order)).json()).toMatchObject({ customerId: null })
+    expect((await purchaseOf('webshop', order.orderId)).pending_email).toBe(email)
+    const taroId = (
+      await createCustomer(kizuna.deps.db, {
+        displayName: 'Taro',
+        identities: [{ kind: 'online_customer', value: c5 }],
+      })
+    ).id
+
+    // Taro, who holds C5, gets the email (`import customers` of `C5,email,Taro`).
+    const csv = await file('csv', ['external_id,email,name', `${c5},${email},Taro`])
+    const imported = await cli(['import', 'customers', csv])
+    expect(imported.code, imported.stderr).toBe(0)
+    expect(await purchaseOf('webshop', order.orderId)).toMatchObject({
+      customer_id: null,
+      pending_identity_kind: 'online_customer',
+      pending_identity_value: c7,
+    })
+    await expectTaroUntouched({ id: taroId, shop: c5, email })
+
+    await hanakoSignsUp(c7)
+    const hanako = (await purchaseOf('webshop', order.orderId)).customer_id
+    expect(hanako).not.toBeNull()
+    expect(hanako).not.toBe(taroId)
+  })
+
   it('POST /api/orders still attaches the shop account to an email holder with none', async () => {
     const email = `jiro-${tag()}@example.com`
     const jiro = await createCustomer(kizuna.deps.db, {
