@@ -1,6 +1,10 @@
 import { type ExpressionBuilder, expressionBuilder, type RawBuilder, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
-import { survivorCtes, survivorIdOf } from '../customers/surviving-customer.repo.ts'
+import {
+  assertChainEnded,
+  survivorCtes,
+  survivorIdOf,
+} from '../customers/surviving-customer.repo.ts'
 import type { DB, Db } from '../platform/db.ts'
 import { executePrepared } from '../platform/prepared.ts'
 
@@ -81,20 +85,24 @@ export async function findCustomerLink(db: Db, id: string) {
 /**
  * Name, tier, points and the coupons usable now (soonest to expire first), in one query, of the
  * customer holding `customerId`'s data now: one merged since it was read (a link committing
- * between a scan's lookup and this) leads to its survivor, not to the emptied merged row.
+ * between a scan's lookup and this) leads to its survivor, not to the emptied merged row. A chain
+ * longer than the walk follows is MergeChainTooLong (assertChainEnded), as every walk.
  */
 export async function findMemberSummary(db: Db, customerId: string) {
-  return db
+  const { merged_into_id, ...summary } = await db
     .selectFrom('customer')
     .select((eb) => [
       'customer.id',
       'customer.display_name',
       'customer.tier',
       'customer.points',
+      'customer.merged_into_id',
       usableCoupons(eb).as('coupons'),
     ])
     .where('customer.id', '=', survivorIdOf(customerId))
     .executeTakeFirstOrThrow()
+  assertChainEnded({ merged_into_id })
+  return summary
 }
 
 /** The coupons `customer` can use now, soonest to expire first (20 at most), as a JSON array. */

@@ -2,7 +2,9 @@ import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
+import { MergeChainTooLong } from '../../src/customers/surviving-customer.repo.ts'
 import type { Database, DB } from '../../src/platform/db.ts'
+import { memberSummary } from '../../src/pos/member-summary.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import { scan } from '../../src/pos/pos.service.ts'
 import {
@@ -136,6 +138,11 @@ describe('POST /api/pos/scans without a receipt, for a card held by a merged cus
       .where('customer_id', 'in', chain)
       .execute()
     expect(purchases).toEqual([])
+  })
+
+  it('reads no summary by customer id past 10 merges either (a link, a receipt replayed), never a merged-away row', async () => {
+    const { chain } = await mergedChain(11)
+    await expect(memberSummary(db, chain[0] ?? '')).rejects.toBeInstanceOf(MergeChainTooLong)
   })
 })
 
