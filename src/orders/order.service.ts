@@ -64,9 +64,9 @@ async function matchAndRecord(
   const first = await findRecordedOrder(trx, order)
   if (first) return replayOfOrder(trx, order, first)
   const { externalId, email } = order.customer
-  const byShopId = externalId && (await findCustomerByIdentity(trx, 'online_customer', externalId))
-  let customerId =
-    byShopId || (email && (await findCustomerByIdentity(trx, 'email', email))) || null
+  const found = await findOrderCustomer(trx, order.customer)
+  const byShopId = found?.by === 'online_customer'
+  let customerId = found?.customerId ?? null
   let attaching = false
   // Matched by email to a customer with another shop account: kept unmatched, waiting for its own
   // shop account (never on the email's holder: two shop accounts are never merged).
@@ -118,14 +118,13 @@ async function findRecordedOrder(trx: Transaction<DB>, order: Order) {
   return recorded.get(batchKey(order.source, order.orderId))
 }
 
-/** The live customer an order's online customer id, else its email, leads to. */
+/** The live customer an order's online customer id, else its email, leads to, and which. */
 async function findOrderCustomer(trx: Transaction<DB>, customer: Order['customer']) {
   const { externalId, email } = customer
-  return (
-    (externalId && (await findCustomerByIdentity(trx, 'online_customer', externalId))) ||
-    (email && (await findCustomerByIdentity(trx, 'email', email))) ||
-    null
-  )
+  const byShopId = externalId && (await findCustomerByIdentity(trx, 'online_customer', externalId))
+  if (byShopId) return { customerId: byShopId, by: 'online_customer' as const }
+  const byEmail = email && (await findCustomerByIdentity(trx, 'email', email))
+  return byEmail ? { customerId: byEmail, by: 'email' as const } : null
 }
 
 /**
@@ -142,7 +141,9 @@ async function replayOfOrder(
   const sent: SentOrder = {
     total: order.total,
     lines: order.lines,
-    customerId: recorded.erased ? null : await findOrderCustomer(trx, order.customer),
+    customerId: recorded.erased
+      ? null
+      : ((await findOrderCustomer(trx, order.customer))?.customerId ?? null),
     pending: pendingIdentityOf(order.customer),
     pendingEmail: pendingEmailOf(order.customer),
   }

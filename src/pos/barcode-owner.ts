@@ -56,7 +56,7 @@ async function survivorOf(
  * were read as member cards): it is asked as typed too, after the member card, before a 422 or
  * 404, in the same statement. Misread without such spaces: 422.
  */
-export function cardLookup({ code, shape, read, typed }: ReadBarcode) {
+function cardLookup({ code, shape, read, typed }: ReadBarcode) {
   const asLegacy = shape !== 'other' && read !== code ? [read] : []
   const codes =
     shape === 'other' ? [read] : shape === 'misread_member_card' ? asLegacy : [code, ...asLegacy]

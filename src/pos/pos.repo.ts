@@ -34,7 +34,8 @@ export async function findCardOwners(db: Db, kinds: string[], values: string[]) 
 }
 
 /**
- * Barcode → its customer, as a `start` for recordPurchaseFor (which follows merges): a live
+ * Barcode → its customer, as a `start` for a statement that follows merges (recordPurchaseFor's,
+ * findScannedMember's): a live
  * member card, else a live legacy card (`codes` in order), else (`withCoupon`, and no card
  * identity at all, not even a tombstone) the coupon's owner. No row: unknown or erased, which
  * resolveBarcode tells apart.
