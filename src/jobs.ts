@@ -67,6 +67,10 @@ export const JOBS = {
     queue: 'maintenance',
     schema: z.object({}).strict(),
   },
+  'maintenance.forget-chunk-bodies': {
+    queue: 'maintenance',
+    schema: z.object({}).strict(),
+  },
   'richmenu.deploy': {
     queue: 'richmenu',
     schema: z.object({}).strict(),

@@ -2,6 +2,7 @@ import { memberCardVars } from '../cards/cards.service.ts'
 import type { Env } from '../config/env.ts'
 import type { Mailer } from '../email/mailer.ts'
 import { fetchProfile } from '../identity/identity.jobs.ts'
+import { forgetChunkBodies } from '../maintenance/forget-chunk-bodies.jobs.ts'
 import { pruneWebhookEvents } from '../maintenance/prune-webhook-events.jobs.ts'
 import { purgeLinkRows } from '../maintenance/purge-link-rows.jobs.ts'
 import { refreshSpend } from '../maintenance/refresh-spend.jobs.ts'
@@ -65,6 +66,7 @@ export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Process
     'maintenance.refresh-spend': refreshSpend,
     'maintenance.prune-webhook-events': pruneWebhookEvents,
     'maintenance.purge-link-rows': purgeLinkRows,
+    'maintenance.forget-chunk-bodies': forgetChunkBodies,
     // A deploy that changed menus (or left retired ones people still see) re-links everyone whose
     // menu differs; the relink lets the next deploy delete the retired menus.
     'richmenu.deploy': createDeployRichMenus({

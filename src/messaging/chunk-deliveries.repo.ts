@@ -88,3 +88,19 @@ export async function forgetRefusedChunk(db: Db, chunkId: string, to: string[]):
     update delivery d set line_first_call_at = null from refused where d.id = refused.id
   `.execute(db)
 }
+
+/**
+ * Drops the stored requests of chunks made over 24 hours ago: each names up to 500 friends' user
+ * ids, and is kept only to repeat the chunk under its retry key. Its rows' first call was made
+ * with the chunk, and past RETRY_KEY_SAFE_HOURS from it a row fails instead of repeating it
+ * (storedRequestOf), so nothing reads these again. Returns how many were dropped.
+ */
+export async function forgetOldChunkBodies(db: Db): Promise<number> {
+  const result = await db
+    .updateTable('multicast_request')
+    .set({ body: null })
+    .where('body', 'is not', null)
+    .where('created_at', '<', sql<Date>`now() - interval '24 hours'`)
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows)
+}

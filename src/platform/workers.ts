@@ -115,7 +115,8 @@ const CLOSE_AFTER_JOBS_MS = 1_000
  * Periodic work runs on BullMQ Job Schedulers: one schedule each, whichever worker takes it.
  * The sweeper re-queues unfinished rows; the daily refresh keeps 12-month spend and tiers right
  * as purchases age out of the window; the daily prune deletes old processed webhook events,
- * and the daily purge what expired account-link rows hold.
+ * the daily purge what expired account-link rows hold, and the daily forgetting the requests of
+ * day-old multicast chunks.
  */
 export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promise<void> {
   const opts = { removeOnComplete: true, removeOnFail: 100 }
@@ -139,5 +140,10 @@ export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promi
     'purge-link-rows',
     { pattern: '50 4 * * *', tz: deps.env.TZ_STORE },
     { name: 'maintenance.purge-link-rows', data: {}, opts },
+  )
+  await maintenance.upsertJobScheduler(
+    'forget-chunk-bodies',
+    { pattern: '55 4 * * *', tz: deps.env.TZ_STORE },
+    { name: 'maintenance.forget-chunk-bodies', data: {}, opts },
   )
 }

@@ -12,13 +12,14 @@ afterAll(async () => {
 })
 
 describe('job schedulers', () => {
-  it('workers register the sweeper, the nightly spend refresh, webhook prune and link-row purge in Redis', async () => {
+  it('workers register the sweeper, the nightly spend refresh, webhook prune, link-row purge and chunk-body forgetting in Redis', async () => {
     const schedulers = await k.deps.queues.byName.maintenance.getJobSchedulers()
     const byKey = Object.fromEntries(schedulers.map((s) => [s.key, s]))
     expect(byKey.sweeper?.every).toBe(45000)
     expect(byKey['refresh-spend']).toMatchObject({ pattern: '15 4 * * *', tz: 'Asia/Tokyo' })
     expect(byKey['prune-webhook-events']).toMatchObject({ pattern: '45 4 * * *', tz: 'Asia/Tokyo' })
     expect(byKey['purge-link-rows']).toMatchObject({ pattern: '50 4 * * *', tz: 'Asia/Tokyo' })
+    expect(byKey['forget-chunk-bodies']).toMatchObject({ pattern: '55 4 * * *', tz: 'Asia/Tokyo' })
   })
 
   it('the prune deletes processed webhook events past retention, keeps pending and recent ones', async () => {
