@@ -1,9 +1,9 @@
 import { type Env, loadEnv } from '../config/env.ts'
-import { migrateToLatest } from '../main/migrate.ts'
+import { assertMigrated, migrateToLatest } from '../main/migrate.ts'
 import { createDb, type Database } from '../platform/db.ts'
 
 /**
- * Runs a CLI action with a migrated database; prints a clear error and sets exit code 1.
+ * Runs a CLI action with a migrated database (see assertMigrated); prints a clear error and sets exit code 1.
  * `checkArgs` throws a UsageError for bad arguments before any database is opened (an embedded
  * one would otherwise be created and migrated only to refuse a typo).
  */
@@ -16,7 +16,10 @@ export async function withDb(
     await checkArgs?.()
     const env = loadEnv()
     db = await createDb(env, { poolSize: 4 })
-    await migrateToLatest(db)
+    // The embedded database is this machine's own: migrated here as at start-up. A shared one
+    // is migrated only by `kizuna migrate` and start-up (assertMigrated).
+    if (env.DATABASE_URL) await assertMigrated(db)
+    else await migrateToLatest(db)
     await fn(db, env)
   } catch (error) {
     console.error(`error: ${error instanceof Error ? error.message : String(error)}`)

@@ -81,3 +81,27 @@ export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResult[
   }
   return results ?? []
 }
+
+/**
+ * Throws unless every migration of this checkout has been applied: a command run from a newer
+ * checkout against a shared DATABASE_URL must not change the schema under the processes still
+ * running the older code (only `kizuna migrate` and start-up apply migrations there).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: see createMigrator
+export async function assertMigrated(db: Kysely<any>): Promise<void> {
+  await assertUtf8(db)
+  let migrations: Awaited<ReturnType<Migrator['getMigrations']>>
+  try {
+    migrations = await createMigrator(db).getMigrations()
+  } catch (error) {
+    throw explainDatabaseError(error)
+  }
+  const pending = migrations.filter((m) => m.executedAt === undefined)
+  const first = pending[0]
+  if (!first) return
+  const count = pending.length === 1 ? '1 migration' : `${pending.length} migrations`
+  throw new Error(
+    `the database (DATABASE_URL) lacks ${count} of this checkout (the first: ${first.name}); ` +
+      'run `npx kizuna migrate` (or start Kizuna, which applies them) first',
+  )
+}
