@@ -27,8 +27,8 @@ export const httpUrl = () => urlOf(/^https?$/, 'an http(s) URL')
 /** The LINE SDK keeps only scheme, host and port of a base URL: a path would silently vanish. */
 export const lineBaseUrl = (fallback: string) =>
   httpUrl()
-    .refine((url) => new URL(url).pathname === '/', {
-      error: 'use scheme, host and port only: the LINE SDK drops base-URL paths',
+    .refine((url) => new URL(url).pathname === '/' && !/[?#]/.test(url), {
+      error: 'use scheme, host and port only: the LINE SDK drops base-URL paths and queries',
     })
     .default(fallback)
 

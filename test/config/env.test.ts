@@ -114,11 +114,15 @@ describe('loadEnv', () => {
     )
   })
 
-  it('refuses a path on a LINE base URL, which the SDK would drop', () => {
+  it('refuses a path, query or fragment on a LINE base URL, which the SDK would drop', () => {
     for (const name of ['LINE_API_BASE_URL', 'LINE_DATA_API_BASE_URL']) {
-      expect(() => loadEnv({ [name]: 'https://proxy.example/line' })).toThrow(
-        /drops base-URL paths/,
-      )
+      for (const bad of [
+        'https://proxy.example/line',
+        'https://proxy.example/?k=1',
+        'https://proxy.example/#x',
+      ]) {
+        expect(() => loadEnv({ [name]: bad }), `${name}=${bad}`).toThrow(/drops base-URL paths/)
+      }
       expect(loadEnv({ [name]: 'http://127.0.0.1:8080/' })[name as 'LINE_API_BASE_URL']).toBe(
         'http://127.0.0.1:8080/',
       )
