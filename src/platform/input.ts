@@ -6,19 +6,22 @@ import { readRawBody } from './raw-body.ts'
 export type Checked<T> = { ok: true; data: T } | { ok: false; fields: FieldProblem[] }
 
 const NUL_MESSAGE = 'contains a NUL character (\\u0000), which cannot be stored'
+const SURROGATE_MESSAGE = 'contains an unpaired surrogate (half of a character)'
 
 /**
  * Checks input against `schema`, every bad field at once. Strings and keys holding a NUL
- * character are bad wherever they are: Postgres text and jsonb cannot hold one, so they would
- * fail at the insert with a 500 instead of here with the field's name.
+ * character or a lone UTF-16 surrogate (JSON's `"\ud800"`, half of a character) are bad wherever
+ * they are: Postgres text and jsonb cannot hold a NUL, and a lone surrogate fails a `::json` cast
+ * or is stored as U+FFFD (so the same request sent again no longer matches what was stored).
+ * Either would be a 500 or a wrong answer later instead of a 400 here with the field's name.
  */
 export function checkInput<S extends z.ZodType>(schema: S, input: unknown): Checked<z.output<S>> {
-  const nul = nulFields(input)
+  const bad = badTextFields(input)
   // Too deep for any schema of ours: refused before zod walks it too.
-  if (nul.some((f) => f.message === TOO_DEEP)) return { ok: false, fields: nul }
+  if (bad.some((f) => f.message === TOO_DEEP)) return { ok: false, fields: bad }
   const parsed = schema.safeParse(input)
-  if (parsed.success && nul.length === 0) return { ok: true, data: parsed.data }
-  return { ok: false, fields: parsed.success ? nul : [...nul, ...zodFields(parsed.error)] }
+  if (parsed.success && bad.length === 0) return { ok: true, data: parsed.data }
+  return { ok: false, fields: parsed.success ? bad : [...bad, ...zodFields(parsed.error)] }
 }
 
 /** Like checkInput, for a request: throws a 400 naming every bad field. */
@@ -85,17 +88,26 @@ function fieldName(path: readonly PropertyKey[]): string {
 export const MAX_JSON_DEPTH = 64
 const TOO_DEEP = `is nested deeper than ${MAX_JSON_DEPTH} levels`
 
+/** Why a string cannot be taken as text, if it cannot. */
+function textProblem(s: string): string | undefined {
+  if (s.includes('\u0000')) return NUL_MESSAGE
+  if (!s.isWellFormed()) return SURROGATE_MESSAGE
+  return undefined
+}
+
 /**
- * The fields of a parsed JSON value whose string or key holds a NUL character, and a value
- * nested deeper than MAX_JSON_DEPTH (a walk of it, or zod's, would exhaust the stack: a 500). On
- * the register scan's path: one path stack for the walk, a field name built only for a find.
+ * The fields of a parsed JSON value whose string or key holds a NUL character or a lone
+ * surrogate, and a value nested deeper than MAX_JSON_DEPTH (a walk of it, or zod's, would exhaust
+ * the stack: a 500). On the register scan's path: one path stack for the walk, a field name built
+ * only for a find.
  */
-function nulFields(value: unknown): FieldProblem[] {
+function badTextFields(value: unknown): FieldProblem[] {
   const found: FieldProblem[] = []
   const path: PropertyKey[] = []
   const walk = (v: unknown) => {
     if (typeof v === 'string') {
-      if (v.includes('\u0000')) found.push({ field: fieldName(path), message: NUL_MESSAGE })
+      const problem = textProblem(v)
+      if (problem) found.push({ field: fieldName(path), message: problem })
       return
     }
     if (v === null || typeof v !== 'object') return
@@ -115,8 +127,9 @@ function nulFields(value: unknown): FieldProblem[] {
       return
     }
     for (const [key, item] of Object.entries(v)) {
-      if (key.includes('\u0000')) {
-        found.push({ field: fieldName(path), message: `a key ${NUL_MESSAGE}` })
+      const problem = textProblem(key)
+      if (problem) {
+        found.push({ field: fieldName(path), message: `a key ${problem}` })
         continue
       }
       path.push(key)

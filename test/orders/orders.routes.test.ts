@@ -205,6 +205,33 @@ describe('POST /api/orders', () => {
     expect(await purchaseOf(body.orderId)).toHaveLength(0)
   })
 
+  it('answers 400 naming the field for a lone UTF-16 surrogate, which Postgres json refuses (a 500), and records nothing', async () => {
+    const orderId = `W-${randomUUID()}`
+    // JSON.stringify writes the lone half as the escape `\ud800`, as a shop's exporter might.
+    const res = await postOrder(order({ orderId: `${orderId}\ud800` }))
+    expect(res.status).toBe(400)
+    expect(await errorOf(res)).toMatchObject({
+      code: 'BAD_REQUEST',
+      message: 'orderId: contains an unpaired surrogate (half of a character)',
+    })
+    const named = await postOrder(
+      order({
+        orderId,
+        lines: [{ sku: 'SOFA-1', name: 'So\udc00fa', quantity: 1, unitPrice: 167000 }],
+      }),
+    )
+    expect(named.status).toBe(400)
+    expect((await errorOf(named)).message).toBe(
+      'lines.0.name: contains an unpaired surrogate (half of a character)',
+    )
+    const rows = await kizuna.deps.db
+      .selectFrom('purchase')
+      .select('id')
+      .where('external_id', 'like', `${orderId}%`)
+      .execute()
+    expect(rows).toHaveLength(0)
+  })
+
   it('needs a key with the import scope', async () => {
     const admin = (await createApiKey(kizuna.deps.db, { storeId: null, scopes: ['admin'] })).key
     expect((await postOrder(order(), admin)).status).toBe(403)

@@ -39,6 +39,23 @@ describe('checkInput', () => {
     })
   })
 
+  it('refuses a lone UTF-16 surrogate in a value or a key, however deep; a pair is one character', () => {
+    expect(
+      checkInput(schema, {
+        name: 'a\ud800',
+        tags: ['ok', '\udc00b'],
+        extra: { 'k\ud83e': 'v', '\ud83e\udd28': '\ud83e\udd28' },
+      }),
+    ).toEqual({
+      ok: false,
+      fields: [
+        { field: 'name', message: 'contains an unpaired surrogate (half of a character)' },
+        { field: 'tags.1', message: 'contains an unpaired surrogate (half of a character)' },
+        { field: 'extra', message: 'a key contains an unpaired surrogate (half of a character)' },
+      ],
+    })
+  })
+
   it('passes valid input through the schema', () => {
     expect(checkInput(schema, { name: 'Yui', tags: ['\u00001'.slice(1)] })).toEqual({
       ok: true,

@@ -400,4 +400,28 @@ describe('POST /api/pos/scans', () => {
     )
     expect(await purchasesOf(c.id)).toHaveLength(0)
   })
+
+  it('answers 400 naming the field that holds a lone UTF-16 surrogate (Postgres would keep U+FFFD, and a replay would be a 409), and writes nothing', async () => {
+    const c = await makeCustomer(db)
+    const r = receipt({ lines: [{ sku: 'A\ud800', quantity: 1, unitPrice: 8_000 }] })
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await post({ barcode: c.card, receipt: r })
+      expect(res.status).toBe(400)
+      expect(await errorOf(res)).toMatchObject({
+        code: 'BAD_REQUEST',
+        message: 'receipt.lines.0.sku: contains an unpaired surrogate (half of a character)',
+        details: [
+          {
+            field: 'receipt.lines.0.sku',
+            message: 'contains an unpaired surrogate (half of a character)',
+          },
+        ],
+      })
+    }
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+    // A pair (one character: 🤨) is text like any other.
+    const paired = receipt({ lines: [{ sku: 'A\ud83e\udd28', quantity: 1, unitPrice: 8_000 }] })
+    expect((await post({ barcode: c.card, receipt: paired })).status).toBe(200)
+    expect((await purchasesOf(c.id)).map((p) => p.external_id)).toEqual([paired.id])
+  })
 })
