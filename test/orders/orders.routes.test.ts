@@ -22,7 +22,7 @@ function postOrder(body: unknown, key = importKey) {
   return fetch(`${kizuna.baseUrl}/api/orders`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
+    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
   })
 }
 
@@ -230,6 +230,24 @@ describe('POST /api/orders', () => {
       .where('external_id', 'like', `${orderId}%`)
       .execute()
     expect(rows).toHaveLength(0)
+  })
+
+  it('answers 400 for a body that is not UTF-8: two Shift_JIS names would both be stored as U+FFFD', async () => {
+    const orderId = `W-${randomUUID()}`
+    const lines = [{ sku: 'SOFA-1', name: 'NAME', quantity: 1, unitPrice: 167000 }]
+    const [before, after] = JSON.stringify(order({ orderId, lines })).split('NAME')
+    // 加藤 and 佐藤 in Shift_JIS.
+    for (const name of [
+      [0x89, 0xc1, 0x93, 0xa1],
+      [0x8d, 0xb2, 0x93, 0xa1],
+    ]) {
+      const res = await postOrder(
+        Buffer.concat([Buffer.from(before!), Buffer.from(name), Buffer.from(after!)]),
+      )
+      expect(res.status).toBe(400)
+      expect((await errorOf(res)).message).toBe('(body): is not UTF-8; send UTF-8 JSON')
+    }
+    expect(await purchaseOf(orderId)).toHaveLength(0)
   })
 
   it('needs a key with the import scope', async () => {

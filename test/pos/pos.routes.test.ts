@@ -365,6 +365,32 @@ describe('POST /api/pos/scans', () => {
     expect(((await res.json()) as ScanResponse).customer.id).toBe(c.id)
   })
 
+  it('answers 400 for a body that is not UTF-8 (Shift_JIS), never storing U+FFFD in its place, and writes nothing', async () => {
+    const c = await makeCustomer(db)
+    const r = receipt()
+    // 加藤 in Shift_JIS: read as UTF-8 it was two U+FFFD and more, stored as the line's name.
+    const [before, after] = JSON.stringify({
+      barcode: c.card,
+      receipt: { ...r, lines: [{ ...r.lines[0], name: 'NAME' }] },
+    }).split('NAME')
+    const body = Buffer.concat([
+      Buffer.from(before!),
+      Buffer.from([0x89, 0xc1, 0x93, 0xa1]),
+      Buffer.from(after!),
+    ])
+    const res = await post(body)
+    expect(res.status).toBe(400)
+    expect(await errorOf(res)).toMatchObject({
+      code: 'BAD_REQUEST',
+      message: '(body): is not UTF-8; send UTF-8 JSON',
+      details: [{ field: '(body)', message: 'is not UTF-8; send UTF-8 JSON' }],
+    })
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+    // The same name in UTF-8 is recorded.
+    expect((await post(Buffer.from(`${before}加藤${after}`))).status).toBe(200)
+    expect(await purchasesOf(c.id)).toHaveLength(1)
+  })
+
   it('answers 413 for a body over 256 KB, with or without a Content-Length, and writes nothing', async () => {
     const c = await makeCustomer(db)
     const big = receipt()

@@ -69,7 +69,7 @@ export async function makeStoreKey(db: Db, scopes: Scope[] = ['pos']) {
 
 /**
  * POSTs to the register API (`path` after `/api/pos`) with a store's Bearer key (null: none):
- * JSON, or a string body sent as it is.
+ * JSON, or a string or bytes sent as they are.
  */
 export function postPos(baseUrl: string, path: string, body: unknown, key: string | null) {
   return fetch(`${baseUrl}/api/pos${path}`, {
@@ -78,7 +78,7 @@ export function postPos(baseUrl: string, path: string, body: unknown, key: strin
       'content-type': 'application/json',
       ...(key ? { authorization: `Bearer ${key}` } : {}),
     },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
+    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
   })
 }
 
