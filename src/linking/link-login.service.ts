@@ -126,9 +126,13 @@ export async function requestLinkCode(
 }
 
 const codeIdSchema = z.uuid()
+/**
+ * The code as typed: NFKC reads full-width digits (１２３４５６, typed with the Japanese IME on)
+ * as ASCII, and spaces (U+3000 too) anywhere are dropped.
+ */
 const codeSchema = z
   .string()
-  .transform((s) => s.replace(/\s/g, ''))
+  .transform((s) => s.normalize('NFKC').replace(/\s/g, ''))
   .pipe(z.string().regex(/^\d{6}$/))
 
 /**

@@ -51,7 +51,7 @@ export function codePage(v: {
         <input type="hidden" name="codeId" value="${v.codeId}" />
         <label for="code">Code / 確認コード</label>
         <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code"
-          pattern="[0-9 ]{6,7}" maxlength="7" required />
+          pattern="[0-9０-９ 　]{6,7}" maxlength="7" required />
         <button type="submit">Link / 連携する</button>
       </form>
       ${v.email === undefined ? '' : resendForm(v.linkToken, v.email)}`,

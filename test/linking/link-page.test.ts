@@ -13,6 +13,7 @@ import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 import {
   codeMailedTo,
+  dialogOf,
   friend,
   hidden,
   post,
@@ -65,6 +66,28 @@ describe('the account-link page', () => {
       .where('link_token_hash', '=', sha256(linkToken))
       .execute()
     expect(nonces).toHaveLength(0)
+  })
+
+  it('takes a code typed in full width with the Japanese IME on (１２３　４５６), on the page and the server', async () => {
+    const linkToken = await freshLinkToken()
+    const email = newEmail()
+    const before = smtp.mails.length
+    const page = await (await post(`${k.baseUrl}/link/email`, { linkToken, email })).text()
+    const codeId = hidden(page, 'codeId')
+    const code = await codeMailedTo(smtp, email, before)
+    const fullWidth = (digits: string) =>
+      [...digits].map((d) => String.fromCharCode(0xff10 + Number(d))).join('')
+    // With an ideographic space, as the IME types one: seven characters, the field's maxlength.
+    const typed = `${fullWidth(code.slice(0, 3))}\u3000${fullWidth(code.slice(3))}`
+    // The browser checks the field's pattern before posting (compiled with the v flag).
+    const pattern = /pattern="([^"]*)"/.exec(page)?.[1] ?? ''
+    expect(new RegExp(`^(?:${pattern})$`, 'v').test(typed)).toBe(true)
+    const wrong = fullWidth(code === '000000' ? '111111' : '000000')
+    const miss = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code: wrong })
+    expect(miss.status).toBe(400)
+    // Read as a code, not as "enter the 6 digits".
+    expect(await miss.text()).toContain('wrong code, 4 tries left')
+    dialogOf(await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code: typed }), linkToken)
   })
 
   it('escapes what the shopper typed and names the bad field', async () => {
