@@ -14,24 +14,47 @@ export function hashKey(key: string): string {
   return createHash('sha256').update(key).digest('hex')
 }
 
+function liveKeysWithPrefix(db: Db, prefix: string) {
+  return db
+    .selectFrom('api_key')
+    .select('id')
+    .where('prefix', '=', prefix)
+    .where('revoked_at', 'is', null)
+}
+
+/** How many prefixes createApiKey draws before giving up (odds of a taken one: live keys / 2^32). */
+const PREFIX_DRAWS = 5
+
+/**
+ * Creates a key whose prefix no live key has: `keys revoke` finds a key by its prefix, and would
+ * refuse a prefix two live keys share. `drawPrefix` is for tests, to force a taken prefix.
+ */
 export async function createApiKey(
   db: Db,
   opts: { storeId: string | null; scopes: Scope[]; label?: string },
+  drawPrefix: () => string = () => randomBytes(4).toString('hex'),
 ): Promise<{ id: string; key: string }> {
-  const prefix = randomBytes(4).toString('hex')
-  const key = `kz_${prefix}_${randomBytes(24).toString('base64url')}`
-  const row = await db
-    .insertInto('api_key')
-    .values({
-      store_id: opts.storeId,
-      scopes: opts.scopes,
-      label: opts.label ?? null,
-      prefix,
-      key_hash: hashKey(key),
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow()
-  return { id: row.id, key }
+  for (let draw = 0; draw < PREFIX_DRAWS; draw++) {
+    const prefix = drawPrefix()
+    // Two creations at the same instant drawing the same prefix could still both take it;
+    // `keys revoke` then takes the whole key.
+    const taken = await liveKeysWithPrefix(db, prefix).executeTakeFirst()
+    if (taken) continue
+    const key = `kz_${prefix}_${randomBytes(24).toString('base64url')}`
+    const row = await db
+      .insertInto('api_key')
+      .values({
+        store_id: opts.storeId,
+        scopes: opts.scopes,
+        label: opts.label ?? null,
+        prefix,
+        key_hash: hashKey(key),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    return { id: row.id, key }
+  }
+  throw new Error(`API key: no prefix free after ${PREFIX_DRAWS} draws; none created`)
 }
 
 /** How stale `last_used_at` may get: a register scanning all day writes it once a minute. */
@@ -133,25 +156,44 @@ export async function listApiKeys(db: Db): Promise<KeySummary[]> {
   }))
 }
 
+/** A key given whole, or its prefix (the 8 characters after `kz_`, as `keys list` shows them). */
+export type KeyRef = { key: string } | { prefix: string }
+
+/** The prefix of a well-formed key; undefined for anything else (a key cut short, a typo). */
+export function prefixOfKey(key: string): string | undefined {
+  return key.match(KEY_PATTERN)?.[1]
+}
+
 /**
- * Revokes the live key with this prefix (the 8 characters after `kz_`, as `keys list` shows
- * them); requests with it are refused from then on, and staff pages opened with it end. Throws
- * NOT_FOUND when no live key has it, CONFLICT when several do (then nothing is revoked).
+ * Revokes one live key: requests with it are refused from then on, and staff pages opened with
+ * it end. Given whole, the key is found by its hash; given a prefix, only when one live key has
+ * it. Throws NOT_FOUND when no live key matches, CONFLICT when several have the prefix (then
+ * nothing is revoked). Returns the key's prefix.
  */
-export async function revokeApiKey(db: Database, prefix: string): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    const live = await trx
-      .selectFrom('api_key')
-      .select('id')
-      .where('prefix', '=', prefix)
+export async function revokeApiKey(db: Database, ref: KeyRef): Promise<string> {
+  if ('key' in ref) {
+    const row = await db
+      .updateTable('api_key')
+      .set({ revoked_at: sql`now()` })
+      .where('key_hash', '=', hashKey(ref.key))
       .where('revoked_at', 'is', null)
-      .forUpdate()
-      .execute()
+      .returning('prefix')
+      .executeTakeFirst()
+    if (row) return row.prefix
+    // Named by its prefix alone: the secret is never echoed, as an error may end up in a log.
+    const prefix = prefixOfKey(ref.key)
+    const given = prefix ? `kz_${prefix}_… given` : 'key given'
+    throw new AppError('NOT_FOUND', `no live API key is the ${given}; none revoked`)
+  }
+  const { prefix } = ref
+  await db.transaction().execute(async (trx) => {
+    const live = await liveKeysWithPrefix(trx, prefix).forUpdate().execute()
     if (live.length === 0) throw new AppError('NOT_FOUND', `no live API key starts kz_${prefix}_`)
     if (live.length > 1) {
       throw new AppError(
         'CONFLICT',
-        `${live.length} live API keys start kz_${prefix}_; none revoked`,
+        `${live.length} live API keys start kz_${prefix}_; none revoked. ` +
+          'Pass the whole key to revoke one of them',
       )
     }
     await trx
@@ -160,4 +202,5 @@ export async function revokeApiKey(db: Database, prefix: string): Promise<void> 
       .where('id', '=', live[0]?.id ?? '')
       .execute()
   })
+  return prefix
 }

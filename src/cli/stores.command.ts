@@ -1,7 +1,9 @@
 import type { Command } from 'commander'
 import {
   createApiKey,
+  type KeyRef,
   listApiKeys,
+  prefixOfKey,
   revokeApiKey,
   SCOPES,
   type Scope,
@@ -93,20 +95,23 @@ export function registerStoreCommands(program: Command): void {
   keys
     .command('revoke')
     .description('revoke a key: requests with it are refused from now on')
-    .argument('<prefix>', 'the 8 characters after kz_ (as keys list shows them)')
-    .action((prefix: string) =>
+    .argument(
+      '<key>',
+      'the whole key, or the 8 characters after kz_ (as keys list shows them) when no other live key has them',
+    )
+    .action((key: string) =>
       withDb(
         async (db) => {
-          const bare = parsePrefix(prefix)
+          let prefix: string
           try {
-            await revokeApiKey(db, bare)
+            prefix = await revokeApiKey(db, parseKeyRef(key))
           } catch (error) {
             if (error instanceof AppError) throw new UsageError(error.message)
             throw error
           }
-          console.log(`revoked kz_${bare}_…`)
+          console.log(`revoked kz_${prefix}_…`)
         },
-        () => parsePrefix(prefix),
+        () => parseKeyRef(key),
       ),
     )
 }
@@ -126,9 +131,17 @@ function parseScopes(scope: string): Scope[] {
   return scopes as Scope[]
 }
 
-/** The prefix alone, or with kz_ (and the rest of the key, when pasted whole). */
-function parsePrefix(prefix: string): string {
-  const bare = prefix.match(/^(?:kz_)?([0-9a-f]{8})(?:_.*)?$/)?.[1]
-  if (!bare) throw new UsageError('PREFIX: the 8 hex characters after kz_, e.g. 1a2b3c4d')
-  return bare
+/**
+ * A whole key, or its prefix alone, with kz_, or as keys list shows it (`kz_1a2b3c4d_…`). A key
+ * cut short is refused: revoking by its prefix could revoke another key that shares it.
+ */
+function parseKeyRef(arg: string): KeyRef {
+  if (prefixOfKey(arg)) return { key: arg }
+  const prefix = arg.match(/^(?:kz_)?([0-9a-f]{8})(?:_(?:…|\.\.\.)?)?$/)?.[1]
+  if (!prefix) {
+    throw new UsageError(
+      'KEY: paste the whole key, or only the 8 hex characters after kz_, e.g. 1a2b3c4d',
+    )
+  }
+  return { prefix }
 }

@@ -99,7 +99,7 @@ describe('kizuna keys list and revoke', () => {
   it('refuses a malformed prefix, and a prefix two live keys share, revoking nothing', async () => {
     const bad = await cli(['keys', 'revoke', 'abcd123'])
     expect(bad.code).toBe(1)
-    expect(bad.stderr).toContain('PREFIX: the 8 hex characters after kz_')
+    expect(bad.stderr).toContain('KEY: paste the whole key, or only the 8 hex characters after kz_')
     const prefix = randomUUID().slice(0, 8)
     const ids = await db
       .insertInto('api_key')
@@ -108,7 +108,9 @@ describe('kizuna keys list and revoke', () => {
       .execute()
     const twin = await cli(['keys', 'revoke', prefix])
     expect(twin.code).toBe(1)
-    expect(twin.stderr).toContain(`2 live API keys start kz_${prefix}_; none revoked`)
+    expect(twin.stderr).toContain(
+      `2 live API keys start kz_${prefix}_; none revoked. Pass the whole key to revoke one of them`,
+    )
     const rows = await db
       .selectFrom('api_key')
       .select('revoked_at')
@@ -119,6 +121,85 @@ describe('kizuna keys list and revoke', () => {
       )
       .execute()
     expect(rows).toEqual([{ revoked_at: null }, { revoked_at: null }])
+  })
+})
+
+describe('two live keys with one prefix', () => {
+  /** A live key with this prefix but another secret, as a colliding randomBytes(4) would make. */
+  const insertTwin = (prefix: string) =>
+    db
+      .insertInto('api_key')
+      .values({ prefix, key_hash: `twin-${randomUUID()}`, scopes: ['import'] })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+
+  it('createApiKey draws another prefix while a live key has the one drawn, and gives up after 5 draws', async () => {
+    const taken = randomUUID().slice(0, 8)
+    const fresh = randomUUID().slice(0, 8)
+    await insertTwin(taken)
+    const drawn: string[] = []
+    const draw = (prefixes: string[]) => () => {
+      const prefix = prefixes[drawn.length] ?? taken
+      drawn.push(prefix)
+      return prefix
+    }
+    const { key } = await createApiKey(
+      db,
+      { storeId: null, scopes: ['import'] },
+      draw([taken, taken, fresh]),
+    )
+    expect(drawn).toEqual([taken, taken, fresh])
+    expect(key.slice(0, 12)).toBe(`kz_${fresh}_`)
+    await expect(authenticate(db, `Bearer ${key}`, 'import')).resolves.toBeDefined()
+
+    drawn.length = 0
+    await expect(createApiKey(db, { storeId: null, scopes: ['import'] }, draw([]))).rejects.toThrow(
+      `no prefix free after 5 draws`,
+    )
+    expect(drawn).toEqual([taken, taken, taken, taken, taken])
+    const live = await db
+      .selectFrom('api_key')
+      .select('id')
+      .where('prefix', '=', taken)
+      .where('revoked_at', 'is', null)
+      .execute()
+    expect(live).toHaveLength(1)
+  })
+
+  it('keys revoke given the whole key revokes that key alone; a mistyped or cut key revokes none', async () => {
+    const { key } = await createApiKey(db, { storeId: null, scopes: ['import'] })
+    const prefix = key.slice(3, 11)
+    const twin = await insertTwin(prefix)
+
+    const shared = await cli(['keys', 'revoke', `kz_${prefix}_…`])
+    expect(shared.code).toBe(1)
+    expect(shared.stderr).toContain('Pass the whole key')
+    const typo = await cli([
+      'keys',
+      'revoke',
+      `${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`,
+    ])
+    expect(typo.code).toBe(1)
+    expect(typo.stderr).toContain(`no live API key is the kz_${prefix}_… given; none revoked`)
+    const cut = await cli(['keys', 'revoke', key.slice(0, 20)])
+    expect(cut.code).toBe(1)
+    expect(cut.stderr).toContain('KEY: paste the whole key, or only the 8 hex characters')
+    await expect(authenticate(db, `Bearer ${key}`, 'import')).resolves.toBeDefined()
+
+    const revoked = await cli(['keys', 'revoke', key])
+    expect(revoked).toMatchObject({ code: 0, stdout: `revoked kz_${prefix}_…\n` })
+    expect(revoked.stderr).not.toContain(key)
+    await expect(authenticate(db, `Bearer ${key}`, 'import')).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+    })
+    const left = await db
+      .selectFrom('api_key')
+      .select('revoked_at')
+      .where('id', '=', twin.id)
+      .executeTakeFirstOrThrow()
+    expect(left.revoked_at).toBeNull()
+    // The other key is now the only live one with the prefix: the prefix alone revokes it.
+    expect((await cli(['keys', 'revoke', prefix])).code).toBe(0)
   })
 })
 

@@ -17,7 +17,10 @@ describe('kizuna with a bad argument', () => {
     dirs.push(dir)
     const env = { DATABASE_URL: '', DATA_DIR: dir }
     const cases: [string[], string][] = [
-      [['keys', 'revoke', 'zz'], 'PREFIX: the 8 hex characters after kz_'],
+      [
+        ['keys', 'revoke', 'zz'],
+        'KEY: paste the whole key, or only the 8 hex characters after kz_',
+      ],
       [['keys', 'create', '--scope', 'root'], '--scope: unknown scope root'],
       [['stores', 'add', '--code', ' ', '--name', 'X'], 'code'],
       [['customers', 'erase', 'not-a-uuid'], '<id>: not a uuid'],
