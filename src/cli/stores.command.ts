@@ -44,7 +44,10 @@ export function registerStoreCommands(program: Command): void {
   keys
     .command('create')
     .description('create an API key; prints it once, as the last line')
-    .option('--store <code>', 'the store the key acts for (needed for scope pos)')
+    .option(
+      '--store <code>',
+      'the store a pos key scans as (needed for scope pos); on an import or admin key only a note keys list shows',
+    )
     .requiredOption('--scope <scopes>', `comma-separated: ${SCOPES.join(', ')}`)
     .option('--label <label>', 'a note to recognise the key by')
     .action((opts: { store?: string; scope: string; label?: string }) =>
@@ -127,6 +130,16 @@ function parseScopes(scope: string): Scope[] {
   const bad = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s))
   if (bad.length > 0 || scopes.length === 0) {
     throw new UsageError(`--scope: unknown scope ${bad.join(', ')}; use ${SCOPES.join(', ')}`)
+  }
+  // A register's key sits at the register; admin and import reach every customer (their routes
+  // take no store), so one key with both would put every customer behind the till.
+  const wide = scopes.filter((s) => s !== 'pos')
+  if (scopes.includes('pos') && wide.length > 0) {
+    throw new UsageError(
+      `--scope: pos cannot go with ${wide.join(', ')} in one key: a register's key is kept at ` +
+        `the register, and ${wide.join(' and ')} ${wide.length > 1 ? 'reach' : 'reaches'} every ` +
+        'customer whatever --store says. Create a separate key for each',
+    )
   }
   return scopes as Scope[]
 }

@@ -49,6 +49,29 @@ describe('kizuna stores and keys', () => {
     const stores = await db.selectFrom('store').where('code', 'like', `${code}%`).execute()
     expect(stores).toHaveLength(0)
   })
+
+  it('refuses a register key that could also reach every customer (pos with admin or import)', async () => {
+    const code = storeCode()
+    await cli(['stores', 'add', '--code', code, '--name', 'Ebisu'])
+    for (const scope of ['pos,admin', 'import,pos']) {
+      const mixed = await cli(['keys', 'create', '--store', code, '--scope', scope])
+      expect({ scope, code: mixed.code }).toEqual({ scope, code: 1 })
+      expect(mixed.stderr).toContain(
+        `--scope: pos cannot go with ${scope.replace(/,?pos,?/, '')} in one key`,
+      )
+    }
+    // What stays allowed: an import or admin key, with or without a store to show in keys list.
+    const importer = await cli(['keys', 'create', '--store', code, '--scope', 'import'])
+    const admin = await cli(['keys', 'create', '--scope', 'admin,import'])
+    expect([importer.code, admin.code]).toEqual([0, 0])
+    const rows = await db
+      .selectFrom('api_key')
+      .innerJoin('store', 'store.id', 'api_key.store_id')
+      .select('api_key.scopes')
+      .where('store.code', '=', code)
+      .execute()
+    expect(rows).toEqual([{ scopes: ['import'] }])
+  })
 })
 
 describe('kizuna keys list and revoke', () => {

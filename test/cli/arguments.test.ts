@@ -22,6 +22,10 @@ describe('kizuna with a bad argument', () => {
         'KEY: paste the whole key, or only the 8 hex characters after kz_',
       ],
       [['keys', 'create', '--scope', 'root'], '--scope: unknown scope root'],
+      [
+        ['keys', 'create', '--store', 'S001', '--scope', 'pos,admin'],
+        '--scope: pos cannot go with admin in one key',
+      ],
       [['stores', 'add', '--code', ' ', '--name', 'X'], 'code'],
       [['customers', 'erase', 'not-a-uuid'], '<id>: not a uuid'],
       [['customers', 'tag', 'not-a-uuid', 'vip'], '<id>: not a uuid'],
