@@ -15,7 +15,9 @@ import {
 // Who a scanned barcode names: a member card, a legacy card or a coupon, followed through merges;
 // the scan's refusals of the barcode itself (404, 410, 422) are said here.
 
-type Resolved = { customerId: string; via: 'member_card' | 'legacy_card' | 'coupon' }
+/** What a scanned barcode was found to be: a coupon names its owner but proves less (scan). */
+export type ScanVia = 'member_card' | 'legacy_card' | 'coupon'
+type Resolved = { customerId: string; via: ScanVia }
 
 export const UNKNOWN =
   'no member card, legacy card or coupon has this number: check the number printed under ' +

@@ -7,6 +7,7 @@ import {
 } from '../customers/surviving-customer.repo.ts'
 import type { DB, Db } from '../platform/db.ts'
 import { executePrepared } from '../platform/prepared.ts'
+import type { ScanVia } from './barcode-owner.ts'
 
 export type CardOwner = {
   kind: string
@@ -121,6 +122,8 @@ function usableCoupons(eb: ExpressionBuilder<DB, 'customer'>) {
 }
 
 export type ScannedMember = Awaited<ReturnType<typeof findMemberSummary>> & {
+  /** How the barcode named them (cardOwnerStart's `via`). */
+  via: ScanVia
   /** How many merges were followed to this customer. */
   hop: number
   erased: boolean
@@ -141,8 +144,9 @@ export async function findScannedMember(
   const { rows } = await executePrepared<ScannedMember>(
     db,
     sql`with recursive start as (${start}),
-      ${survivorCtes(sql`select customer_id from start`, { stopAtErased: true })}
-      select customer.id, customer.display_name, customer.tier, customer.points, survivor.hop,
+      ${survivorCtes(sql`select customer_id, via from start`, { carry: ['via'], stopAtErased: true })}
+      select customer.id, customer.display_name, customer.tier, customer.points, survivor.via,
+        survivor.hop,
         survivor.erased_at is not null as erased, survivor.merged_into_id is not null as merged,
         ${coupons} as coupons
       from survivor join customer on customer.id = survivor.id`,

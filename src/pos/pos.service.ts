@@ -6,7 +6,7 @@ import { AppError, invalidField } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import { recordPurchaseFor } from '../purchases/purchase.service.ts'
 import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
-import type { PurchaseFields } from '../purchases/purchase-refusal.ts'
+import { couponScanRefusal, type PurchaseFields } from '../purchases/purchase-refusal.ts'
 import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
 import { relinkCustomersSoon } from '../richmenu/richmenu-link.service.ts'
 import { type ReadBarcode, readBarcode } from './barcode.ts'
@@ -16,6 +16,7 @@ import {
   ERASED,
   MISREAD,
   resolveBarcode,
+  type ScanVia,
   UNKNOWN,
 } from './barcode-owner.ts'
 import { memberSummary } from './member-summary.ts'
@@ -44,16 +45,32 @@ const busy = (cause: unknown) => new AppError('UNAVAILABLE', BUSY, { cause })
  * Postgres aborted (a deadlock with the customer import or an account link) runs again, up to 3
  * times in all, and then answers 503 "busy, scan again"; the follow-up and menus are queued once,
  * after the commit.
+ * A coupon code names its owner but is no proof of who is at the register (shoppers pass coupons
+ * on): a member found by one is shown with that coupon alone (couponScanAnswer), and the receipt
+ * may use it and nothing else of theirs, not their points nor another coupon (a 403 naming the
+ * field: couponScanRefusal).
  */
 export async function scan(
   deps: PosDeps,
   store: PosStore,
   scanned: ScanBody,
 ): Promise<ScanResponse> {
+  return (await scanMember(deps, store, scanned)).answer
+}
+
+/** scan, also saying how the barcode named the member (the staff page holds on to a card). */
+export async function scanMember(
+  deps: PosDeps,
+  store: PosStore,
+  scanned: ScanBody,
+): Promise<{ answer: ScanResponse; via: ScanVia }> {
   // A member card typed with spaces or dashes is its digits from here on (replays compare them).
   const read = readBarcode(scanned.barcode, deps.env.MEMBER_CARD_PREFIX)
   const body = { ...scanned, barcode: read.code }
-  if (!body.receipt && !body.linkBarcode) return { customer: await scannedMember(deps.db, read) }
+  if (!body.receipt && !body.linkBarcode) {
+    const { customer, via } = await scannedMember(deps.db, read)
+    return { answer: couponScanAnswer({ customer }, via, read.code), via }
+  }
   if (!body.linkBarcode) {
     // One statement, atomic on its own: no transaction needed; run again if Postgres aborts it.
     const start = barcodeStart(read)
@@ -66,7 +83,8 @@ export async function scan(
       // is lost), and the follow-up is due an hour from now.
       void enqueueFollowUp(deps, recorded.followUp)
       if (recorded.segmentInputsChanged) relinkMenusAfter(deps, recorded.answer)
-      return recorded.answer
+      const { via } = recorded
+      return { answer: couponScanAnswer(recorded.answer, via, read.code), via }
     }
     await resolveBarcode(deps.db, read) // says why no one was found (404, 410, 422)
     throw barcodeError('NOT_FOUND', UNKNOWN)
@@ -79,7 +97,17 @@ export async function scan(
   // A link may have merged two customers (or attached the card's waiting purchases): their menus
   // are checked whatever the purchase did, with no receipt or a replayed one too.
   relinkMenusAfter(deps, linked.answer, { always: true })
-  return linked.answer
+  return { answer: linked.answer, via: linked.via }
+}
+
+/**
+ * The answer to a scan of a coupon (`via`) shows that coupon alone of its owner's: the codes of
+ * the others would let whoever holds one coupon use them all.
+ */
+function couponScanAnswer(answer: ScanResponse, via: ScanVia, code: string): ScanResponse {
+  if (via !== 'coupon') return answer
+  const coupons = answer.customer.coupons.filter((coupon) => coupon.code === code)
+  return { ...answer, customer: { ...answer.customer, coupons } }
 }
 
 /**
@@ -92,7 +120,7 @@ async function linkCardAndRecord(
   store: PosStore,
   body: ScanBody,
   read: ReadBarcode,
-): Promise<{ answer: ScanResponse; followUp?: FollowUp }> {
+): Promise<{ answer: ScanResponse; followUp?: FollowUp; via: ScanVia }> {
   const resolved = await resolveBarcode(trx, read)
   // A coupon code names its owner but is no proof of who is at the register: shoppers pass
   // coupons on, and linking would merge the card holder (points, purchases, email) into them.
@@ -115,7 +143,8 @@ async function linkCardAndRecord(
     reason: 'scan',
   })
   const customerId = attached.customerId
-  if (!body.receipt) return { answer: { customer: await memberSummary(trx, customerId) } }
+  const via = resolved.via
+  if (!body.receipt) return { answer: { customer: await memberSummary(trx, customerId) }, via }
   const start = sql`select ${customerId}::uuid as customer_id, ${resolved.via}::text as via,
     null::text as coupon`
   const recorded = await recordReceipt(trx, deps, store, body, start)
@@ -147,7 +176,8 @@ async function recordReceipt(
   body: ScanBody,
   start: RawBuilder<unknown>,
 ): Promise<
-  { answer: ScanResponse; followUp?: FollowUp; segmentInputsChanged?: boolean } | undefined
+  | { answer: ScanResponse; followUp?: FollowUp; segmentInputsChanged?: boolean; via: ScanVia }
+  | undefined
 > {
   const receipt = body.receipt
   if (!receipt) throw new Error('recordReceipt needs a receipt')
@@ -164,8 +194,7 @@ async function recordReceipt(
       purchasedAt: receipt.purchasedAt,
       lines: receipt.lines,
       total: receipt.total,
-      pointsUsed: receipt.pointsUsed,
-      couponCodes: [...new Set(receipt.couponsUsed)],
+      ...couponsAndPoints(receipt),
     },
     {
       start,
@@ -180,8 +209,15 @@ async function recordReceipt(
     throw error
   })
   if (recorded.notFound) return undefined
+  // `start` always names how it found the customer (barcodeStart, linkCardAndRecord).
+  const via = recorded.via as ScanVia
   if (!recorded.created) {
-    const scannedCoupon = recorded.via === 'coupon' ? body.barcode : null
+    const scannedCoupon = via === 'coupon' ? body.barcode : null
+    // A coupon scan sending again a sale recorded with points or other coupons would claim them.
+    const refused =
+      scannedCoupon &&
+      couponScanRefusal(scannedCoupon, couponsAndPoints(receipt), receiptFieldNames(receipt))
+    if (refused) throw refused
     const answer = await replayOf(
       db,
       recorded.purchaseId,
@@ -189,13 +225,19 @@ async function recordReceipt(
       recorded.customerId,
       scannedCoupon,
     )
-    return { answer }
+    return { answer, via }
   }
   return {
     answer: recorded.result as ScanResponse,
     followUp: recorded.followUp,
     segmentInputsChanged: recorded.segmentInputsChanged,
+    via,
   }
+}
+
+/** What a receipt uses of its member's: points, and coupons each once. */
+function couponsAndPoints(receipt: Receipt) {
+  return { pointsUsed: receipt.pointsUsed, couponCodes: [...new Set(receipt.couponsUsed)] }
 }
 
 /**

@@ -10,13 +10,45 @@ export type PurchaseFields = { pointsUsed: string; coupon: (code: string) => str
 
 const WHY_NOT = "already used, expired or issued after the sale, or not this customer's"
 
+const COUPON_SCAN = 'scan the member card to use points or other coupons'
+
 /**
- * Why recordPurchaseOnce wrote nothing when no purchase is recorded under the key (a 409): the
+ * A sale whose customer was found by a coupon code (`via` coupon) that also uses points or
+ * another coupon: a 403 naming each, or undefined when it uses that coupon alone. A coupon names
+ * its owner but is no proof of who is at the register (shoppers pass coupons on): it gives the
+ * sale itself, not the owner's balance or their other coupons.
+ */
+export function couponScanRefusal(
+  coupon: string,
+  used: { pointsUsed: number; couponCodes: string[] },
+  fields: PurchaseFields,
+): AppError | undefined {
+  const others = used.couponCodes.filter((code) => code !== coupon)
+  const details = [
+    ...(used.pointsUsed > 0
+      ? [{ field: fields.pointsUsed, message: `not with a coupon scan: ${COUPON_SCAN}` }]
+      : []),
+    ...others.map((code) => ({
+      field: fields.coupon(code),
+      message: `coupon ${code} not with a coupon scan: ${COUPON_SCAN}`,
+    })),
+  ]
+  if (details.length === 0) return undefined
+  return new AppError(
+    'FORBIDDEN',
+    `coupon ${coupon} was scanned: the sale may use that coupon only; ${COUPON_SCAN}`,
+    { details },
+  )
+}
+
+/**
+ * Why recordPurchaseOnce wrote nothing when no purchase is recorded under the key: points or
+ * another coupon with a customer found by a coupon (403: couponScanRefusal), else (409) the
  * points the balance lacks, a coupon listed twice, or the coupons that cannot be used, each named
  * in `details` as `fields` says (by default PurchaseInput's own names).
  */
 export function purchaseRefusal(
-  out: Pick<RecordOutcome, 'points' | 'codes' | 'usable_codes'>,
+  out: Pick<RecordOutcome, 'points' | 'codes' | 'usable_codes' | 'via' | 'coupon'>,
   used: { pointsUsed: number; couponCodes: string[] },
   fields: PurchaseFields = {
     pointsUsed: 'pointsUsed',
@@ -24,6 +56,9 @@ export function purchaseRefusal(
   },
 ): AppError {
   const { pointsUsed, couponCodes } = used
+  const scanRefusal =
+    out.via === 'coupon' && out.coupon && couponScanRefusal(out.coupon, used, fields)
+  if (scanRefusal) return scanRefusal
   const balance = out.points ?? 0
   if (balance < pointsUsed) {
     const message = `not enough points: the balance is ${balance}, the receipt uses ${pointsUsed}`

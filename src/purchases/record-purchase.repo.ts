@@ -59,7 +59,8 @@ export type RecordOutcome = {
  * (`start`: at most one row of customer_id, via, coupon, followed through merges), locks it and the
  * coupons listed, and only when every guard holds (customer live and unchanged since the
  * snapshot, `points >= pointsUsed`, every coupon this customer's, unused, and issued and not
- * expired at the purchase time: COUPON_ISSUE_SKEW) inserts the purchase with its lines once per
+ * expired at the purchase time: COUPON_ISSUE_SKEW; found `via` a coupon, no points and no coupon
+ * but that one) inserts the purchase with its lines once per
  * (channel, source, external_id) and, only if inserted, the coupons' use, the ledger rows and the
  * customer's points, stats, spend_12m and tier.
  * The new points, spend and tier are computed once (CTE calc) and used both for the customer
@@ -160,6 +161,9 @@ export async function recordPurchaseOnce(
           and l.x is not distinct from (select x from snap)
           and l.points >= ${r.points_used}::int
           and (select count(*) from cup_lock) = (select count(*) from codes)
+          /* Found by a coupon: that coupon is all the receipt may use (couponScanRefusal). */
+          and ((select via from survivor) is distinct from 'coupon' or (${r.points_used}::int = 0
+            and not exists (select 1 from codes where code is distinct from (select coupon from start))))
         else true end as ok
       from (select 1) one left join locked l on true
     ),

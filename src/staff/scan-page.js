@@ -9,10 +9,13 @@
   const result = $('result')
   /**
    * The barcode of the member on screen: the receipt is recorded against it. Their member card
-   * when they have one, never a scanned coupon: the API uses a coupon scanned as the barcode, and
-   * whether a coupon is used is the coupon field's to say.
+   * when a card was scanned and they have one (a legacy card's receipt goes to the member card),
+   * else what was scanned. A coupon is no proof of who is at the register: found by one, the
+   * receipt goes to the coupon, which the API then uses, and nothing else of the member's.
    */
   let current = null
+  /** The member on screen was found by a coupon: a receipt may use that coupon alone. */
+  let byCoupon = false
   /**
    * The newest lookup or receipt. An answer that arrives after a newer one started (a receipt
    * still on its way when the next card is scanned) never replaces the member on screen.
@@ -76,7 +79,9 @@
     const list = $('member-coupons')
     const select = $('coupon')
     list.replaceChildren()
-    select.replaceChildren(new Option('なし / None', ''))
+    // Found by a coupon, the answer lists that coupon alone, and a receipt recorded against it
+    // uses it: there is no None to choose.
+    select.replaceChildren(...(byCoupon ? [] : [new Option('なし / None', '')]))
     for (const c of customer.coupons) {
       const label = `${c.title} (−${c.discountYen.toLocaleString('ja-JP')}円, ${c.code})`
       const li = document.createElement('li')
@@ -89,9 +94,18 @@
       li.textContent = 'なし / None'
       list.append(li)
     }
-    $('points-used').max = String(customer.points)
+    // Found by a coupon, the receipt can use that coupon and nothing else (the API refuses
+    // points and other coupons with a 403): points stay 0, the coupon is fixed, the page says why.
+    const points = $('points-used')
+    points.max = String(customer.points)
+    points.disabled = byCoupon
+    select.disabled = byCoupon
+    $('coupon-scan').hidden = !byCoupon
     $('member').hidden = false
-    receiptForm.hidden = false
+    // A coupon used (by the receipt just recorded) or not usable leaves nothing to record against.
+    const recordable = !byCoupon || customer.coupons.length > 0
+    if (!recordable) current = null
+    receiptForm.hidden = !recordable
   }
 
   function hideMember() {
@@ -112,12 +126,9 @@
       return
     }
     current = body.card ?? code
+    byCoupon = body.via === 'coupon'
     receiptForm.reset()
     showMember(body.customer)
-    // A coupon scanned to find the member is the one the shopper means to use: it is chosen,
-    // and the cashier can still choose None. Codes are upper case (the API reads them so too).
-    const scanned = code.normalize('NFKC').toUpperCase()
-    if (body.customer.coupons.some((c) => c.code === scanned)) $('coupon').value = scanned
   }
 
   scanForm.addEventListener('submit', async (event) => {

@@ -93,6 +93,10 @@ export function scanPage(session: StaffSession): Html {
   <input id="receipt-id" name="receiptId" required maxlength="100">
   <label for="total">合計（円） <span lang="en">Total (yen)</span></label>
   <input id="total" name="total" type="number" min="0" step="1" inputmode="numeric" required>
+  <p id="coupon-scan" class="help" hidden>クーポンで照会しました。レシートに使えるのはこのクーポン
+    だけです。ポイントや他のクーポンを使うときは会員カードをスキャンしてください。
+    <span lang="en">Found by a coupon: a receipt can use this coupon only. Scan the member card to
+    use points or other coupons.</span></p>
   <label for="points-used">使うポイント <span lang="en">Points to use</span></label>
   <input id="points-used" name="pointsUsed" type="number" min="0" step="1" value="0"
     inputmode="numeric">

@@ -11,7 +11,7 @@ import { AppError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
 import { jsonInput, parseInput } from '../platform/input.ts'
 import { POS_MAX_BYTES } from '../pos/pos.routes.ts'
-import { scan } from '../pos/pos.service.ts'
+import { scanMember } from '../pos/pos.service.ts'
 import { loginPage, scanPage } from './staff.pages.ts'
 import { endStaffSession, findStoreById } from './staff.repo.ts'
 import { staffLoginSchema, staffScanSchema } from './staff.schemas.ts'
@@ -138,10 +138,12 @@ export function staffRoutes(deps: StaffDeps) {
       if (!session) throw new AppError('UNAUTHORIZED', 'your staff session ended: log in again')
       const body = await jsonInput(c, staffScanSchema, POS_MAX_BYTES)
       const store = { id: session.storeId, code: session.storeCode }
-      const answer = await scan(deps, store, body)
+      const { answer, via } = await scanMember(deps, store, body)
       if (body.receipt) return c.json(answer, 200)
-      // What the page records the member's receipts against, whatever was scanned: a coupon
-      // scanned as the barcode is used by the receipt, which must be the cashier's choice.
-      return c.json({ ...answer, card: await memberCardNumberOf(deps.db, answer.customer.id) }, 200)
+      // What the page records the member's receipts against: their member card when a card was
+      // scanned (a legacy card's receipt goes to the member card). A coupon is no proof of who is
+      // at the register: the page then records against the coupon, which allows only itself.
+      const card = via === 'coupon' ? null : await memberCardNumberOf(deps.db, answer.customer.id)
+      return c.json({ ...answer, card, via }, 200)
     })
 }

@@ -66,7 +66,8 @@ describe('a register replaying a voided receipt', () => {
     const replays = [
       { barcode: c.card, receipt: r }, // as first sent
       { barcode: c.card, receipt: { ...r, pointsUsed: 0, couponsUsed: [] } }, // a bare retry
-      { barcode: coupon, receipt: { ...r, couponsUsed: [] } }, // the restored coupon scanned
+      // The restored coupon scanned (a coupon scan using points is a 403: scan-coupon-only).
+      { barcode: coupon, receipt: { ...r, pointsUsed: 0, couponsUsed: [] } },
       { barcode: c.card, linkBarcode: link, receipt: r }, // with a card to link: not linked
       { barcode: c.card, receipt: { ...r, ...receipt({ total: 5_000 }), id: r.id } }, // another sale
     ]

@@ -119,16 +119,24 @@ describe('POST /api/pos/scans with a number typed in full width, or with spaces'
     const [scanned, listed] = [await makeCoupon(db, c.id), await makeCoupon(db, c.id)]
     expect(await scannedId({ barcode: scanned.toLowerCase() })).toBe(c.id)
     expect(await scannedId({ barcode: fullWidth(scanned.toLowerCase()) })).toBe(c.id)
-    const r = receipt({ couponsUsed: [listed.toLowerCase()] })
+    // Scanned with a receipt (listed too, as itself) and retried: the same coupon, used once.
+    const r = receipt({ couponsUsed: [scanned.toLowerCase()] })
     const first = await post({ barcode: scanned.toLowerCase(), receipt: r })
     expect(first.status).toBe(200)
     const body = (await first.json()) as ScanResponse
-    expect(body.purchase?.couponsUsed).toEqual([scanned, listed].sort())
+    expect(body.purchase?.couponsUsed).toEqual([scanned])
     const again = await post({ barcode: scanned.toLowerCase(), receipt: r })
     expect(again.status).toBe(200)
     expect(((await again.json()) as ScanResponse).purchase).toMatchObject({ replayed: true })
+    // Listed in lower case with the member card.
+    const withCard = receipt({ couponsUsed: [listed.toLowerCase()] })
+    const second = await post({ barcode: c.card, receipt: withCard })
+    expect(second.status).toBe(200)
+    const secondBody = (await second.json()) as ScanResponse
+    expect(secondBody.purchase?.couponsUsed).toEqual([listed])
     const { coupons } = await receiptRowsOf(db, c.id)
-    expect(coupons.map((x) => x.used_purchase_id)).toEqual([body.purchase?.id, body.purchase?.id])
+    const usedBy = Object.fromEntries(coupons.map((x) => [x.code, x.used_purchase_id]))
+    expect(usedBy).toEqual({ [scanned]: body.purchase?.id, [listed]: secondBody.purchase?.id })
   })
 
   it('reads a receipt id typed in full width as the same receipt: a retry, not a second sale', async () => {

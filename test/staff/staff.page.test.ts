@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, Page, Response as PageResponse } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
 import {
@@ -267,58 +267,91 @@ describe('GET /staff/scan in Chromium', () => {
     expect(await page.locator('#barcode').inputValue()).toBe('')
   })
 
-  it('looks a member up by a coupon, pre-selects it, and uses it only if it stays selected', async () => {
-    const member = await makeCustomer(db, { displayName: 'Kudo Rin' })
+  it("looks a member up by a coupon: that coupon alone, no points, and never the member's card", async () => {
+    const member = await makeCustomer(db, { displayName: 'Kudo Rin', points: 300 })
     const coupon = await makeCoupon(db, member.id)
-    const usedBy = async () =>
-      (
-        await db
-          .selectFrom('coupon')
-          .select('used_purchase_id')
-          .where('code', '=', coupon)
-          .executeTakeFirstOrThrow()
-      ).used_purchase_id
-    /** Records a receipt with the coupon as selected; the answer shows its total. */
-    const record = async (total: number) => {
+    const kept = await makeCoupon(db, member.id)
+    const couponRow = (code: string) =>
+      db
+        .selectFrom('coupon')
+        .select('used_purchase_id')
+        .where('code', '=', code)
+        .executeTakeFirstOrThrow()
+    const purchases = () =>
+      db
+        .selectFrom('purchase')
+        .select(['id', 'external_id', 'total', 'points_used'])
+        .where('customer_id', '=', member.id)
+        .execute()
+    const answers: string[] = []
+    const listen = async (res: PageResponse) => {
+      if (res.url().endsWith('/staff/scan') && res.request().method() === 'POST') {
+        answers.push(await res.text())
+      }
+    }
+    page.on('response', listen)
+    try {
+      await scanCard(coupon.toLowerCase())
+      await expect.poll(() => page.locator('#member-name').textContent()).toBe('Kudo Rin')
+      // The coupon scanned is all that shows of the member's coupons; the receipt uses it, with
+      // no points and no other coupon to choose, and the page says to scan the member card.
+      expect(await page.locator('#member-coupons').textContent()).toContain(coupon)
+      expect(await page.content()).not.toContain(kept)
+      const select = page.getByLabel(/Coupon/)
+      expect(await select.inputValue()).toBe(coupon)
+      expect(await select.locator('option').count()).toBe(1)
+      expect(await select.isDisabled()).toBe(true)
+      expect(await page.getByLabel(/Points to use/).isDisabled()).toBe(true)
+      expect(await page.locator('#coupon-scan').textContent()).toContain('Scan the member card')
+      expect(await page.locator('#coupon-scan').isVisible()).toBe(true)
+
+      // Points forced in anyway (the field enabled by hand) are refused by the API: 403.
+      await page.getByLabel(/Receipt id/).fill(`R-${randomUUID()}`)
+      await page.getByLabel(/Total/).fill('1000')
+      await page
+        .getByLabel(/Points to use/)
+        .evaluate((el: { disabled: boolean; value: string }) => {
+          el.disabled = false
+          el.value = '100'
+        })
+      await page.getByRole('button', { name: /Record/ }).click()
+      await expect.poll(() => page.getByRole('alert').textContent()).toContain('(403)')
+      expect(await page.getByRole('alert').textContent()).toContain('scan the member card')
+      expect(await purchases()).toEqual([])
+
+      // Recorded, the receipt goes to the coupon and uses it; nothing is left to record against.
+      await scanCard(coupon)
+      await expect.poll(() => page.getByLabel(/Points to use/).isDisabled()).toBe(true)
       const receiptId = `R-${randomUUID()}`
       await page.getByLabel(/Receipt id/).fill(receiptId)
-      await page.getByLabel(/Total/).fill(String(total))
+      await page.getByLabel(/Total/).fill('3000')
       await page.getByRole('button', { name: /Record/ }).click()
-      await expect
-        .poll(() => page.locator('#result').textContent())
-        .toContain(`${total.toLocaleString('ja-JP')}円`)
+      await expect.poll(() => page.locator('#result').textContent()).toContain('3,000円')
+      expect(await page.locator('#result').textContent()).toContain(`coupon ${coupon}`)
       expect(await page.locator('#alert').textContent()).toBe('')
-      return receiptId
+      await expect.poll(() => page.locator('#receipt-form').isHidden()).toBe(true)
+      const rows = await purchases()
+      expect(rows.map((r) => [r.external_id, r.total, r.points_used])).toEqual([
+        [receiptId, 3000, 0],
+      ])
+      expect((await couponRow(coupon)).used_purchase_id).toBe(rows[0]?.id)
+      expect((await couponRow(kept)).used_purchase_id).toBeNull()
+      // Nothing the page was told names the member card or the other coupon.
+      expect(answers.length).toBeGreaterThanOrEqual(3)
+      for (const answer of answers) {
+        expect(answer).not.toContain(member.card)
+        expect(answer).not.toContain(kept)
+      }
+    } finally {
+      page.off('response', listen)
     }
-    await scanCard(coupon)
-    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Kudo Rin')
-    expect(await page.getByLabel(/Coupon/).inputValue()).toBe(coupon)
 
-    // The shopper keeps the coupon for another day: "None" records the sale without it, twice.
-    await page.getByLabel(/Coupon/).selectOption('')
-    const first = await record(1000)
-    expect(await usedBy()).toBeNull()
-    await page.getByLabel(/Coupon/).selectOption('')
-    const second = await record(2000)
-    expect(await usedBy()).toBeNull()
-
-    // Scanned again and left selected, the coupon is used by that receipt.
-    await scanCard(coupon)
-    await expect.poll(() => page.getByLabel(/Coupon/).inputValue()).toBe(coupon)
-    const third = await record(3000)
-    expect(await page.locator('#result').textContent()).toContain(`coupon ${coupon}`)
-    const rows = await db
-      .selectFrom('purchase')
-      .select(['id', 'external_id', 'total'])
-      .where('customer_id', '=', member.id)
-      .orderBy('total')
-      .execute()
-    expect(rows.map((r) => [r.external_id, r.total])).toEqual([
-      [first, 1000],
-      [second, 2000],
-      [third, 3000],
-    ])
-    expect(await usedBy()).toBe(rows[2]?.id)
+    // The member card shows everything again, and may use points and any coupon.
+    await scanCard(member.card)
+    await expect.poll(() => page.getByLabel(/Points to use/).isDisabled()).toBe(false)
+    expect(await page.getByLabel(/Coupon/).isDisabled()).toBe(false)
+    expect(await page.locator('#member-coupons').textContent()).toContain(kept)
+    expect(await page.locator('#coupon-scan').isHidden()).toBe(true)
   })
 
   it('logs out: the session cookie is gone and the login form is back', async () => {

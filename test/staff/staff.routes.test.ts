@@ -6,7 +6,7 @@ import type { Database } from '../../src/platform/db.ts'
 import { type AppEnv, onError } from '../../src/platform/http.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import { staffRoutes } from '../../src/staff/staff.routes.ts'
-import { makeCustomer, makeStoreKey } from '../purchases/fixtures.ts'
+import { makeCoupon, makeCustomer, makeStoreKey } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna, testEnv } from '../support/harness.ts'
 
 let k: TestKizuna
@@ -140,6 +140,30 @@ describe('POST /staff/scan', () => {
     })
     expect(res.status).toBe(200)
     expect(((await res.json()) as ScanResponse).purchase).toMatchObject({ total: 3_000 })
+  })
+
+  it('gives the member card to record against for a card, never for a coupon', async () => {
+    const c = await makeCustomer(db, { points: 300 })
+    const [coupon, kept] = [await makeCoupon(db, c.id), await makeCoupon(db, c.id)]
+    const byCard = await scan({ barcode: c.card })
+    expect(await byCard.json()).toMatchObject({ card: c.card, via: 'member_card' })
+    const res = await scan({ barcode: coupon })
+    expect(res.status).toBe(200)
+    const text = await res.text()
+    expect(JSON.parse(text)).toMatchObject({
+      card: null,
+      via: 'coupon',
+      customer: { id: c.id, points: 300, coupons: [{ code: coupon }] },
+    })
+    expect(text).not.toContain(c.card)
+    expect(text).not.toContain(kept)
+    // A receipt against the coupon may not use the member's points.
+    const receipt = { id: `R-${randomUUID()}`, purchasedAt: new Date().toISOString(), total: 500 }
+    const spend = await scan({ barcode: coupon, receipt: { ...receipt, pointsUsed: 100 } })
+    expect(spend.status).toBe(403)
+    expect((await errorOf(spend)).details).toEqual([
+      { field: 'receipt.pointsUsed', message: expect.stringContaining('scan the member card') },
+    ])
   })
 
   it('answers 401 without a session or with a forged one', async () => {
