@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { erasedValue } from '../customers/tombstones.ts'
 import type { Db } from '../platform/db.ts'
 
 export type NewCoupon = {
@@ -60,16 +61,28 @@ export async function lockCustomersForCards(db: Db, customerIds: string[]) {
     .execute()
 }
 
-/** Inserts the cards; a number that already belongs to someone (e.g. an import) is left out. */
+/**
+ * Inserts the cards; a number that already belongs to someone (e.g. an import) is left out, and
+ * so is an erased member's (its tombstone: an erased card is never bound again, and its old
+ * number, printed or saved in a photo, names no one).
+ */
 export async function insertMemberCards(
   db: Db,
   cards: { customerId: string; cardNumber: string }[],
 ) {
   if (cards.length === 0) return []
+  const ids = cards.map((c) => c.customerId)
+  const numbers = cards.map((c) => c.cardNumber)
+  const tombstones = numbers.map((n) => erasedValue('member_card', n))
   return db
     .insertInto('identity')
-    .values(
-      cards.map((c) => ({ customer_id: c.customerId, kind: 'member_card', value: c.cardNumber })),
+    .columns(['customer_id', 'kind', 'value'])
+    .expression(
+      sql`select c.customer_id, 'member_card', c.value
+        from unnest(${ids}::uuid[], ${numbers}::text[], ${tombstones}::text[])
+          as c(customer_id, value, tombstone)
+        where not exists (select 1 from identity t
+          where t.kind = 'member_card' and t.value = c.tombstone)`,
     )
     .onConflict((oc) => oc.columns(['kind', 'value']).doNothing())
     .returning(['id', 'value', 'customer_id'])

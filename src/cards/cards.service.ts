@@ -15,7 +15,7 @@ import {
   lockCustomersForCards,
 } from './cards.repo.ts'
 import { randomCouponCode, WELCOME_COUPON } from './coupon.ts'
-import { issueCardNumbers } from './ean13.ts'
+import { randomCardNumber } from './ean13.ts'
 
 export type MemberCard = { id: string; value: string }
 
@@ -25,6 +25,8 @@ export type IssueOptions = {
   now: Date
   /** Give a welcome coupon with a newly issued card (default true; an unlink says no). */
   welcomeCoupon?: boolean
+  /** Draws a card number (default randomCardNumber); a test's makes draws collide. */
+  drawNumber?: (prefix: string) => string
 }
 
 const MAX_TRIES = 10
@@ -47,7 +49,8 @@ export async function ensureMemberCard(
   const customerId = await lockCardHolder(trx, id)
   const existing = await findMemberCardOf(trx, customerId)
   if (existing) return { card: existing, issued: false, customerId }
-  const card = (await insertNewCards(trx, [customerId], opts.prefix)).get(customerId)
+  const cards = await insertNewCards(trx, [customerId], opts.prefix, opts.drawNumber)
+  const card = cards.get(customerId)
   if (!card) throw new Error('member card not inserted')
   if (opts.welcomeCoupon !== false) await giveWelcomeCoupon(trx, customerId, opts.now)
   return { card, issued: true, customerId }
@@ -86,23 +89,23 @@ export async function issueMissingMemberCards(
 }
 
 /**
- * Inserts a freshly numbered card for each customer (locked by the caller, holding none): a
- * number someone already has (an imported card in our prefix) is skipped and a new one drawn.
+ * Inserts a card with a number drawn at random (randomCardNumber) for each customer (locked by
+ * the caller, holding none): a number someone already has (an imported card in our prefix, a
+ * card issued before, an erased member's) or drawn twice in the batch is skipped and another drawn
+ * for its customer, up to MAX_TRIES draws each; then it throws and the caller's transaction
+ * writes nothing. In the prefix's 10^10 numbers (10^9 with 3 digits) a taken draw is rare until
+ * millions are issued.
  */
 async function insertNewCards(
   trx: Db,
   customerIds: string[],
   prefix: string,
+  draw: (prefix: string) => string = randomCardNumber,
 ): Promise<Map<string, MemberCard>> {
   const issued = new Map<string, MemberCard>()
   let lacking = customerIds
   for (let i = 0; i < MAX_TRIES && lacking.length > 0; i++) {
-    const numbers = await issueCardNumbers(trx, prefix, lacking.length)
-    const cards = lacking.map((customerId, n) => {
-      const cardNumber = numbers[n]
-      if (cardNumber === undefined) throw new Error('member_card_seq returned too few numbers')
-      return { customerId, cardNumber }
-    })
+    const cards = lacking.map((customerId) => ({ customerId, cardNumber: draw(prefix) }))
     const rows = await insertMemberCards(trx, cards)
     for (const row of rows) issued.set(row.customer_id, { id: row.id, value: row.value })
     lacking = lacking.filter((id) => !issued.has(id))

@@ -1,5 +1,4 @@
-import { sql } from 'kysely'
-import type { Db } from '../platform/db.ts'
+import { randomInt } from 'node:crypto'
 
 /** GS1 "restricted circulation" prefix (20–29): numbers that are only meaningful in our stores. */
 export const DEFAULT_MEMBER_CARD_PREFIX = '29'
@@ -28,10 +27,12 @@ export function formatCardNumber(prefix: string, serial: bigint): string {
   return first12 + ean13CheckDigit(first12)
 }
 
-/** `count` fresh card numbers from `member_card_seq`, in one statement. */
-export async function issueCardNumbers(db: Db, prefix: string, count: number): Promise<string[]> {
-  if (count === 0) return []
-  const { rows } = await sql<{ n: string }>`
-    select nextval('member_card_seq')::text as n from generate_series(1, ${count}::int)`.execute(db)
-  return rows.map((row) => formatCardNumber(prefix, BigInt(row.n)))
+/**
+ * A card number whose serial is drawn at random (node:crypto's CSPRNG) from the prefix's whole
+ * serial space. The number alone is the credential at the register: numbers counted up (as
+ * member_card_seq's were, which is no longer used) let a shopper add 1 to their own and spend
+ * another member's points. One already taken is drawn again by the caller (insertNewCards).
+ */
+export function randomCardNumber(prefix: string): string {
+  return formatCardNumber(prefix, BigInt(randomInt(10 ** (12 - prefix.length))))
 }

@@ -1,11 +1,15 @@
-import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { lineLoadsImageUrl } from '../../src/cards/card-url.ts'
-import { ensureMemberCard, memberCardVars } from '../../src/cards/cards.service.ts'
-import { formatCardNumber, isValidEan13 } from '../../src/cards/ean13.ts'
+import {
+  ensureMemberCard,
+  issueMissingMemberCards,
+  memberCardVars,
+} from '../../src/cards/cards.service.ts'
+import { isValidEan13 } from '../../src/cards/ean13.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
+import { erasedValue } from '../../src/customers/tombstones.ts'
 import { renderMessage } from '../../src/flex/message-template.ts'
-import { makeCustomer } from '../purchases/fixtures.ts'
+import { makeCustomer, memberCardNumber } from '../purchases/fixtures.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
 import { eventually } from '../support/wait.ts'
@@ -50,28 +54,123 @@ describe('ensureMemberCard', () => {
     expect(await count('coupon', customerId)).toBe(1)
   })
 
-  it('skips a number already taken and can leave the coupon out (imports)', async () => {
+  it('draws another number when the one drawn is taken, and can leave the coupon out (imports)', async () => {
     const other = await newCustomer()
-    // The number the sequence hands out next is already someone's (e.g. an imported card).
-    const { rows } = await sql<{
-      n: string
-    }>`select last_value::text as n from member_card_seq`.execute(k.deps.db)
-    const next = BigInt(rows[0]!.n) + 1n
-    const taken = formatCardNumber('29', next)
+    // The number drawn first is already someone's (e.g. an imported card), twice over.
+    const [taken, fresh] = [memberCardNumber(), memberCardNumber()]
     await k.deps.db
       .insertInto('identity')
       .values({ customer_id: other, kind: 'member_card', value: taken })
       .execute()
-
+    const drawn = [taken, taken, fresh]
+    const draws: string[] = []
+    const drawNumber = (prefix: string) => {
+      expect(prefix).toBe('29')
+      const next = drawn[draws.length] ?? memberCardNumber()
+      draws.push(next)
+      return next
+    }
     const customerId = await newCustomer()
-    const { card, issued } = await k.deps.db
-      .transaction()
-      .execute((trx) =>
-        ensureMemberCard(trx, customerId, { prefix: '29', now: new Date(), welcomeCoupon: false }),
-      )
+    const { card, issued } = await k.deps.db.transaction().execute((trx) =>
+      ensureMemberCard(trx, customerId, {
+        prefix: '29',
+        now: new Date(),
+        welcomeCoupon: false,
+        drawNumber,
+      }),
+    )
     expect(issued).toBe(true)
-    expect(card.value).not.toBe(taken)
+    expect(card.value).toBe(fresh)
+    expect(draws).toEqual([taken, taken, fresh])
     expect(await count('coupon', customerId)).toBe(0)
+  })
+
+  it("never issues an erased member's number again (its tombstone), and gives up after 10 taken draws", async () => {
+    const erased = memberCardNumber()
+    const gone = await newCustomer()
+    await k.deps.db
+      .insertInto('identity')
+      .values({ customer_id: gone, kind: 'member_card', value: erasedValue('member_card', erased) })
+      .execute()
+    const fresh = memberCardNumber()
+    const drawn = [erased, fresh]
+    const customerId = await newCustomer()
+    const { card } = await k.deps.db.transaction().execute((trx) =>
+      ensureMemberCard(trx, customerId, {
+        prefix: '29',
+        now: new Date(),
+        drawNumber: () => drawn.shift() ?? memberCardNumber(),
+      }),
+    )
+    expect(card.value).toBe(fresh)
+
+    // Every draw taken: the retries are bounded, and nothing is written.
+    let draws = 0
+    const unlucky = await newCustomer()
+    const issuing = k.deps.db.transaction().execute((trx) =>
+      ensureMemberCard(trx, unlucky, {
+        prefix: '29',
+        now: new Date(),
+        drawNumber: () => {
+          draws++
+          return fresh
+        },
+      }),
+    )
+    await expect(issuing).rejects.toThrow('no free member-card number after 10 tries')
+    expect(draws).toBe(10)
+    expect(await count('identity', unlucky)).toBe(0)
+    expect(await count('coupon', unlucky)).toBe(0)
+  })
+})
+
+describe('member-card numbers', () => {
+  /** The serials of these numbers (the digits between prefix and check digit), as issued. */
+  const serials = (numbers: string[], prefix: string) =>
+    numbers.map((n) => Number(n.slice(prefix.length, 12)))
+
+  /** Numbers issued one after another are no guide to each other: not consecutive, spread out. */
+  function expectUnguessable(numbers: string[], prefix: string) {
+    for (const n of numbers) {
+      expect(n).toMatch(new RegExp(`^${prefix}\\d{${13 - prefix.length}}$`))
+      expect(isValidEan13(n), n).toBe(true)
+    }
+    expect(new Set(numbers).size).toBe(numbers.length)
+    const s = serials(numbers, prefix)
+    const steps = s.slice(1).map((x, i) => Math.abs(x - (s[i] ?? 0)))
+    // Sequential numbers step by 1: a shopper adding 1 to their own has someone else's card.
+    expect(steps.filter((step) => step <= 100)).toEqual([])
+    // Spread over the prefix's serial space (10^(10 - extra prefix digits)), not one corner of it.
+    const space = 10 ** (12 - prefix.length)
+    expect(Math.max(...s) - Math.min(...s)).toBeGreaterThan(space / 10)
+  }
+
+  it('are drawn at random within the prefix, one at a time (a friend add) or for an import', async () => {
+    for (const prefix of ['29', '250']) {
+      const oneByOne: string[] = []
+      for (let i = 0; i < 25; i++) {
+        const customerId = await newCustomer()
+        const { card } = await k.deps.db
+          .transaction()
+          .execute((trx) => ensureMemberCard(trx, customerId, { prefix, now: new Date() }))
+        oneByOne.push(card.value)
+      }
+      expectUnguessable(oneByOne, prefix)
+
+      const batch = await Promise.all(Array.from({ length: 25 }, () => newCustomer()))
+      expect(await issueMissingMemberCards(k.deps.db, batch, prefix)).toBe(25)
+      const rows = await k.deps.db
+        .selectFrom('identity')
+        .select(['customer_id', 'value'])
+        .where('customer_id', 'in', batch)
+        .where('kind', '=', 'member_card')
+        .execute()
+      const byCustomer = new Map(rows.map((r) => [r.customer_id, r.value]))
+      expectUnguessable(
+        batch.map((id) => byCustomer.get(id) ?? ''),
+        prefix,
+      )
+    }
   })
 })
 
