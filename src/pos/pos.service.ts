@@ -20,6 +20,7 @@ import {
   UNKNOWN,
 } from './barcode-owner.ts'
 import { memberSummary } from './member-summary.ts'
+import { findCouponOwner } from './pos.repo.ts'
 import type { Receipt, ScanBody, ScanResponse } from './pos.schemas.ts'
 import { replayOf } from './receipt-replay.ts'
 import { scannedMember } from './scanned-member.ts'
@@ -136,6 +137,11 @@ async function linkCardAndRecord(
   }
   if (link.shape !== 'other') {
     throw invalidField('linkBarcode', 'a member card cannot be linked as a legacy card')
+  }
+  // Bound as a legacy card, a coupon code would name the card's holder from then on (cards are
+  // looked up before coupons), and be a coupon no longer.
+  if (await findCouponOwner(trx, link.code)) {
+    throw invalidField('linkBarcode', 'a coupon cannot be linked as a legacy card')
   }
   // As it came: attachIdentity reads it, and asks the tombstone of this form too.
   const attached = await attachIdentity(trx, resolved.customerId, 'legacy_card', link.typed, {

@@ -80,6 +80,31 @@ describe('POST /api/pos/scans with linkBarcode', () => {
     expect(bound).toHaveLength(0)
   })
 
+  it("answers 400 for a coupon code in linkBarcode (its own or another's), and binds nothing", async () => {
+    // Bound as a legacy card it would name the card's holder from then on (cards are looked up
+    // before coupons): the coupon would no longer be one at any register.
+    const c = await makeCustomer(db)
+    const other = await makeCustomer(db)
+    for (const owner of [c, other]) {
+      const code = await makeCoupon(db, owner.id)
+      for (const typed of [code, code.toLowerCase()]) {
+        const res = await post({ barcode: c.card, linkBarcode: typed, receipt: receipt() })
+        expect(res.status).toBe(400)
+        expect(await errorOf(res)).toMatchObject({
+          details: [{ field: 'linkBarcode', message: expect.stringContaining('coupon') }],
+        })
+      }
+    }
+    const bound = await db
+      .selectFrom('identity')
+      .select('kind')
+      .where('customer_id', 'in', [c.id, other.id])
+      .where('kind', '=', 'legacy_card')
+      .execute()
+    expect(bound).toHaveLength(0)
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+  })
+
   it('links two legacy cards to one member at two registers at once (no deadlock)', async () => {
     // Each round is a race; the deadlock it guards against showed in about half of them.
     for (let round = 0; round < 6; round++) {
