@@ -133,7 +133,10 @@ async function startSteps(
   opened.push(() => mailer.close())
   // One transaction: a stop waits for its end.
   await step('applying migrations')
-  await migrateToLatest(deps.db)
+  // Said before it starts: a first start of the embedded database spends a minute here.
+  deps.log.info('checking and applying database migrations')
+  const applied = await migrateToLatest(deps.db)
+  if (applied.length > 0) deps.log.info({ applied: applied.length }, 'database migrations applied')
   await step('loading the signing secret')
   // Loaded now, while the database answers: checking a link's token (an email click's redirect,
   // a card barcode, a staff session) then needs no database, so an outage that starts before
