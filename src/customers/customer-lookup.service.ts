@@ -15,15 +15,16 @@ export async function findCustomerByIdentity(
 }
 
 /**
- * Whether the customer holds a shop account (online customer id) other than `shopId`: then an
- * email or phone naming them never brings `shopId` to them (two shop accounts are never merged,
- * as the customer import refuses them: OTHER_SHOP_ACCOUNT).
+ * Whether `shopId` would be the customer's second shop account (online customer id): they hold
+ * another and not this one. Then nothing brings `shopId` to them (two shop accounts are never
+ * merged, as the customer import refuses them: OTHER_SHOP_ACCOUNT).
  */
-export async function holdsOtherShopAccount(
+export async function wouldBeSecondShopAccount(
   db: Db,
   customerId: string,
   shopId: string,
 ): Promise<boolean> {
   const identities = await listIdentities(db, customerId)
-  return identities.some((i) => i.kind === 'online_customer' && i.value !== shopId)
+  const shops = identities.filter((i) => i.kind === 'online_customer').map((i) => i.value)
+  return shops.length > 0 && !shops.includes(shopId)
 }

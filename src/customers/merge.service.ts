@@ -17,9 +17,21 @@ import {
   type TierThreshold,
 } from './customer.repo.ts'
 import { HolderChanged, lockAttachParties } from './customer-lock.repo.ts'
+import { wouldBeSecondShopAccount } from './customer-lookup.service.ts'
 import { moveCustomerTags } from './customer-tag.repo.ts'
 import { type IdentityKind, normaliseIdentity } from './identity-values.ts'
 import { isErasedIdentity } from './tombstones.ts'
+
+/**
+ * Two shop accounts (online customer ids) would end on one customer: refused (CONFLICT), nothing
+ * changed. An order keeps itself apart instead (recordOrder), waiting for its own shop account.
+ */
+export class OtherShopAccount extends AppError {
+  override name = 'OtherShopAccount'
+  constructor(message: string) {
+    super('CONFLICT', `${message} (two shop accounts are never merged)`)
+  }
+}
 
 /** Kinds a person carries as a card: refused for good once their holder is erased. */
 const CARD_KINDS: readonly IdentityKind[] = ['member_card', 'legacy_card']
@@ -150,7 +162,10 @@ export type AttachResult = {
 /**
  * Gives `customerId` the identity (kind, value). When another customer holds it, the two are
  * merged (the one with a LINE account survives, else `customerId`), unless both have their own
- * LINE account: then CONFLICT and nothing changes. Orders that waited for the identity attach.
+ * LINE account: then CONFLICT and nothing changes. A shop account (online customer id) for a
+ * customer who holds another is OtherShopAccount, decided once they are locked: an order or import
+ * that read them without one, and waited for them while another gave them one, sees it here.
+ * Orders that waited for the identity attach.
  * An erased customer's card is GONE, and so is an erased target customer. A caller that decided
  * from what it read of the holders (the customer import) names them, locked, in
  * `checkedHolders`: one it did not check holding the identity is HolderChanged, never a merge.
@@ -184,6 +199,9 @@ export async function attachIdentity(
   }
   const target = await lockPurchaser(trx, customerId)
   if (!target) throw new AppError('NOT_FOUND', 'the customer does not exist')
+  if (kind === 'online_customer' && (await wouldBeSecondShopAccount(trx, target.id, value))) {
+    throw new OtherShopAccount('this customer already has another shop account')
+  }
 
   let result: AttachResult = { customerId: target.id, created: false, mergedCustomerId: null }
   if (await insertIdentityIfAbsent(trx, target.id, kind, value)) {

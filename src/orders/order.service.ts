@@ -1,9 +1,6 @@
 import { sql, type Transaction } from 'kysely'
-import {
-  findCustomerByIdentity,
-  holdsOtherShopAccount,
-} from '../customers/customer-lookup.service.ts'
-import { attachIdentity } from '../customers/merge.service.ts'
+import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
+import { attachIdentity, OtherShopAccount } from '../customers/merge.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import {
   AppError,
@@ -64,29 +61,30 @@ async function matchAndRecord(
   const first = await findRecordedOrder(trx, order)
   if (first) return replayOfOrder(trx, order, first)
   const { externalId, email } = order.customer
-  const found = await findOrderCustomer(trx, order.customer)
-  const byShopId = found?.by === 'online_customer'
-  let customerId = found?.customerId ?? null
+  let customerId = await findOrderCustomer(trx, order.customer)
   let attaching = false
-  // Matched by email to a customer with another shop account: kept unmatched, waiting for its own
-  // shop account (never on the email's holder: two shop accounts are never merged).
-  const keptApart = Boolean(
-    customerId &&
-      !byShopId &&
-      externalId &&
-      (await holdsOtherShopAccount(trx, customerId, externalId)),
-  )
-  if (keptApart) customerId = null
+  let keptApart = false
   if (customerId && externalId && email) {
     // Matched by email: the shop account id now leads to this customer too. Taken back when
-    // another request records the order meanwhile: an order sent again writes nothing.
+    // another request records the order meanwhile: an order sent again writes nothing. (Matched
+    // by the shop account id, the customer holds it already: the orders waiting on it attach.)
     await sql`savepoint kizuna_order_attach`.execute(trx)
-    attaching = true
-    const attached = await attachIdentity(trx, customerId, 'online_customer', externalId, {
-      env,
-      reason: 'order',
-    })
-    customerId = attached.customerId
+    try {
+      const attached = await attachIdentity(trx, customerId, 'online_customer', externalId, {
+        env,
+        reason: 'order',
+      })
+      customerId = attached.customerId
+      attaching = true
+    } catch (error) {
+      if (!(error instanceof OtherShopAccount)) throw error
+      // The email's holder has another shop account, asked with them locked (one an order gave
+      // them while this one waited for them counts): kept unmatched, waiting for its own shop
+      // account only (never on the email's holder: two shop accounts are never merged).
+      await sql`rollback to savepoint kizuna_order_attach`.execute(trx)
+      customerId = null
+      keptApart = true
+    }
   }
   const pendingIdentity = customerId ? null : pendingIdentityOf(order.customer)
   const recorded = await recordPurchase(trx, env, {
@@ -118,13 +116,14 @@ async function findRecordedOrder(trx: Transaction<DB>, order: Order) {
   return recorded.get(batchKey(order.source, order.orderId))
 }
 
-/** The live customer an order's online customer id, else its email, leads to, and which. */
+/** The live customer an order's online customer id, else its email, leads to. */
 async function findOrderCustomer(trx: Transaction<DB>, customer: Order['customer']) {
   const { externalId, email } = customer
-  const byShopId = externalId && (await findCustomerByIdentity(trx, 'online_customer', externalId))
-  if (byShopId) return { customerId: byShopId, by: 'online_customer' as const }
-  const byEmail = email && (await findCustomerByIdentity(trx, 'email', email))
-  return byEmail ? { customerId: byEmail, by: 'email' as const } : null
+  return (
+    (externalId && (await findCustomerByIdentity(trx, 'online_customer', externalId))) ||
+    (email && (await findCustomerByIdentity(trx, 'email', email))) ||
+    null
+  )
 }
 
 /**
@@ -141,9 +140,7 @@ async function replayOfOrder(
   const sent: SentOrder = {
     total: order.total,
     lines: order.lines,
-    customerId: recorded.erased
-      ? null
-      : ((await findOrderCustomer(trx, order.customer))?.customerId ?? null),
+    customerId: recorded.erased ? null : await findOrderCustomer(trx, order.customer),
     pending: pendingIdentityOf(order.customer),
     pendingEmail: pendingEmailOf(order.customer),
   }

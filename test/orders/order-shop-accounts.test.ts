@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { orderSchema } from '../../src/orders/order.schemas.ts'
+import { recordOrder } from '../../src/orders/order.service.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { tempFiles } from '../support/files.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { backendPid, heldTransaction, lockWaitFor } from '../support/locks.ts'
 import { orderOf } from './order-import-fixtures.ts'
 
 // An order naming a new shop account and an email held by a customer with another shop account
@@ -161,6 +164,40 @@ describe('an order naming a new shop account and an email held by another shop a
     const res = await postOrder(orderOf('webshop', { externalId: c8, email }, 5000))
     expect(await res.json()).toMatchObject({ created: true, customerId: jiro.id })
     expect(await identitiesOf(jiro.id)).toEqual([{ kind: 'online_customer', value: c8 }])
+  })
+
+  it('POST /api/orders keeps apart an order whose email holder got another shop account while it waited for them', async () => {
+    const email = `saburo-${tag()}@example.com`
+    const saburo = await createCustomer(kizuna.deps.db, {
+      identities: [{ kind: 'email', value: email }],
+    })
+    const [a, b] = [`CA-${tag()}`, `CB-${tag()}`]
+    // Order 1 gives shop account A to Saburo and holds his row, uncommitted.
+    let pid = 0
+    const first = await heldTransaction(kizuna.deps.db, async (trx) => {
+      pid = await backendPid(trx)
+      const order = orderSchema.parse(orderOf('webshop', { externalId: a, email }, 4000))
+      expect(await recordOrder(trx, kizuna.deps.env, order)).toMatchObject({
+        customerId: saburo.id,
+      })
+    })
+    // Order 2 names shop account B with the same email: it found Saburo without one, and waits.
+    const second = orderOf('webshop', { externalId: b, email }, 5000)
+    const posting = postOrder(second)
+    await lockWaitFor(kizuna.deps.db, pid)
+    first.commit()
+    await first.committed
+
+    const res = await posting
+    expect(res.status).toBe(201)
+    expect(await res.json()).toMatchObject({ created: true, customerId: null })
+    expect(await purchaseOf('webshop', second.orderId)).toEqual({
+      customer_id: null,
+      pending_identity_kind: 'online_customer',
+      pending_identity_value: b,
+      pending_email: null,
+    })
+    expect(await identitiesOf(saburo.id)).toEqual([{ kind: 'online_customer', value: a }])
   })
 
   it('kizuna import orders keeps it unmatched too, also when the batch itself gave the holder a shop account', async () => {
