@@ -36,6 +36,27 @@ async function lockLiveHolders(trx: Transaction<DB>, customerIds: string[]): Pro
   }
 }
 
+/**
+ * The holders were read without a lock: one that got another shop account since (an order,
+ * an import row or an account link that committed while lockLiveHolders waited for them) would
+ * hold two. Asked once they are locked; the per-order path then keeps such an order apart
+ * (NeedsPerOrderPath).
+ */
+async function assertNoOtherShopAccount(
+  trx: Transaction<DB>,
+  attaching: { customerId: string; value: string }[],
+): Promise<void> {
+  const { rows } = await sql`
+    select 1 from identity i
+    join unnest(${attaching.map((n) => n.customerId)}::uuid[],
+      ${attaching.map((n) => n.value)}::text[]) as n(c, v) on i.customer_id = n.c
+    where i.kind = 'online_customer' and i.value <> n.v
+    limit 1`.execute(trx)
+  if (rows.length > 0) {
+    throw new NeedsPerOrderPath('a customer got another shop account while importing')
+  }
+}
+
 type Planned = {
   order: Order
   id: string
@@ -56,7 +77,8 @@ type Planned = {
  * waited for them), insert purchases (with their lines) once per (source, orderId), points ledger
  * rows and the customers' stats. An email held by a customer with another shop account (held, or
  * given by an earlier order of the batch) matches nothing, as in recordOrder. Throws
- * NeedsPerOrderPath when an order would merge customers.
+ * NeedsPerOrderPath when an order would merge customers, or give a shop account to a customer
+ * who got another one while the batch waited for them.
  */
 export async function writeOrderBatch(
   trx: Transaction<DB>,
@@ -156,6 +178,7 @@ export async function writeOrderBatch(
 
   // Attached online ids: the identity rows, then the purchases that waited for them.
   if (newIdentities.length > 0) {
+    await assertNoOtherShopAccount(trx, newIdentities)
     const inserted = await sql`
       insert into identity (customer_id, kind, value)
       select c, 'online_customer', v from unnest(${newIdentities.map((n) => n.customerId)}::uuid[],

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { orderSchema } from '../../src/orders/order.schemas.ts'
-import { recordOrder } from '../../src/orders/order.service.ts'
+import { recordOrder, recordOrderBatch } from '../../src/orders/order.service.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { tempFiles } from '../support/files.ts'
@@ -166,13 +166,17 @@ describe('an order naming a new shop account and an email held by another shop a
     expect(await identitiesOf(jiro.id)).toEqual([{ kind: 'online_customer', value: c8 }])
   })
 
-  it('POST /api/orders keeps apart an order whose email holder got another shop account while it waited for them', async () => {
+  /**
+   * Saburo, with an email and no shop account, gets shop account A from an order whose
+   * transaction holds his row until `commit`; the other order sent meanwhile (shop account B,
+   * the same email) waits for it.
+   */
+  async function whileSaburoGetsShopAccountA() {
     const email = `saburo-${tag()}@example.com`
     const saburo = await createCustomer(kizuna.deps.db, {
       identities: [{ kind: 'email', value: email }],
     })
     const [a, b] = [`CA-${tag()}`, `CB-${tag()}`]
-    // Order 1 gives shop account A to Saburo and holds his row, uncommitted.
     let pid = 0
     const first = await heldTransaction(kizuna.deps.db, async (trx) => {
       pid = await backendPid(trx)
@@ -181,23 +185,41 @@ describe('an order naming a new shop account and an email held by another shop a
         customerId: saburo.id,
       })
     })
-    // Order 2 names shop account B with the same email: it found Saburo without one, and waits.
     const second = orderOf('webshop', { externalId: b, email }, 5000)
-    const posting = postOrder(second)
-    await lockWaitFor(kizuna.deps.db, pid)
-    first.commit()
-    await first.committed
+    /** Once `sending` waits for order 1: order 1 commits, and `sending` ends. */
+    const afterFirstCommits = async <T>(sending: Promise<T>): Promise<T> => {
+      await lockWaitFor(kizuna.deps.db, pid)
+      first.commit()
+      await first.committed
+      return sending
+    }
+    /** Order 2 kept apart, waiting for B only; Saburo holds A only. */
+    const expectKeptApart = async () => {
+      expect(await purchaseOf('webshop', second.orderId)).toEqual({
+        customer_id: null,
+        pending_identity_kind: 'online_customer',
+        pending_identity_value: b,
+        pending_email: null,
+      })
+      expect(await identitiesOf(saburo.id)).toEqual([{ kind: 'online_customer', value: a }])
+    }
+    return { second, afterFirstCommits, expectKeptApart }
+  }
 
-    const res = await posting
+  it('POST /api/orders keeps apart an order whose email holder got another shop account while it waited for them', async () => {
+    const { second, afterFirstCommits, expectKeptApart } = await whileSaburoGetsShopAccountA()
+    const res = await afterFirstCommits(postOrder(second))
     expect(res.status).toBe(201)
     expect(await res.json()).toMatchObject({ created: true, customerId: null })
-    expect(await purchaseOf('webshop', second.orderId)).toEqual({
-      customer_id: null,
-      pending_identity_kind: 'online_customer',
-      pending_identity_value: b,
-      pending_email: null,
-    })
-    expect(await identitiesOf(saburo.id)).toEqual([{ kind: 'online_customer', value: a }])
+    await expectKeptApart()
+  })
+
+  it('an import batch keeps it apart too when the email holder got another shop account while it waited for them', async () => {
+    const { second, afterFirstCommits, expectKeptApart } = await whileSaburoGetsShopAccountA()
+    const batch = recordOrderBatch(kizuna.deps.db, kizuna.deps.env, [orderSchema.parse(second)])
+    const [result] = await afterFirstCommits(batch)
+    expect(result).toMatchObject({ outcome: { created: true, customerId: null } })
+    await expectKeptApart()
   })
 
   it('kizuna import orders keeps it unmatched too, also when the batch itself gave the holder a shop account', async () => {
