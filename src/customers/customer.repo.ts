@@ -1,5 +1,6 @@
 import { type Selectable, sql } from 'kysely'
 import type { DB, Db } from '../platform/db.ts'
+import type { IdentityKind } from './identity-values.ts'
 import { assertChainEnded, survivorIdOf } from './surviving-customer.repo.ts'
 
 export type Customer = Selectable<DB['customer']>
@@ -78,12 +79,13 @@ export async function listIdentities(db: Db, customerId: string) {
     .execute()
 }
 
-export async function countLineIdentities(db: Db, customerIds: string[]) {
+/** How many identities of `kind` each customer holds (one without any is left out). */
+export async function countIdentities(db: Db, customerIds: string[], kind: IdentityKind) {
   const rows = await db
     .selectFrom('identity')
     .select(['customer_id', (eb) => eb.fn.countAll<string>().as('n')])
     .where('customer_id', 'in', customerIds)
-    .where('kind', '=', 'line')
+    .where('kind', '=', kind)
     .groupBy('customer_id')
     .execute()
   return new Map(rows.map((r) => [r.customer_id, Number(r.n)]))

@@ -6,7 +6,7 @@ import { attachPendingPurchases } from '../purchases/pending-purchases.service.t
 import { lockPurchaser, type PurchaseEnv } from '../purchases/purchase.service.ts'
 import {
   type Customer,
-  countLineIdentities,
+  countIdentities,
   findIdentityOwner,
   insertIdentityIfAbsent,
   lockCustomers,
@@ -57,13 +57,23 @@ function usable(customer: Customer | undefined, role: string): Customer {
   return customer
 }
 
-/** Refuses when both customers have their own LINE account: never a silent re-bind. */
+/**
+ * Refuses when both customers have their own LINE account (never a silent re-bind), or both
+ * their own shop account (OtherShopAccount). Returns their LINE account counts.
+ */
 export async function assertMergeable(trx: Transaction<DB>, ids: [string, string]) {
-  const lines = await countLineIdentities(trx, ids)
-  if ((lines.get(ids[0]) ?? 0) > 0 && (lines.get(ids[1]) ?? 0) > 0) {
+  const both = (counts: Map<string, number>) =>
+    (counts.get(ids[0]) ?? 0) > 0 && (counts.get(ids[1]) ?? 0) > 0
+  const lines = await countIdentities(trx, ids, 'line')
+  if (both(lines)) {
     throw new AppError(
       'CONFLICT',
       'both customers have their own LINE account; they cannot be merged automatically',
+    )
+  }
+  if (both(await countIdentities(trx, ids, 'online_customer'))) {
+    throw new OtherShopAccount(
+      'both customers have their own shop account; they cannot be merged automatically',
     )
   }
   return lines
@@ -74,7 +84,8 @@ export async function assertMergeable(trx: Transaction<DB>, ids: [string, string
  * LINE users, purchases, points (ledger and balance), coupons, deliveries and tags (the union of
  * both customers' tags: one both carry stays once). Keeps the most restrictive consent per
  * category and channel, fills the survivor's missing profile fields, recomputes its stats, keeps
- * the merged row as a pointer (personal data cleared) and writes merge_audit.
+ * the merged row as a pointer (personal data cleared) and writes merge_audit. Two customers
+ * with their own LINE account, or their own shop account, are refused (assertMergeable).
  */
 export async function mergeCustomers(
   trx: Transaction<DB>,
@@ -162,7 +173,7 @@ export type AttachResult = {
 /**
  * Gives `customerId` the identity (kind, value). When another customer holds it, the two are
  * merged (the one with a LINE account survives, else `customerId`), unless both have their own
- * LINE account: then CONFLICT and nothing changes. A shop account (online customer id) for a
+ * LINE account or shop account (assertMergeable): then CONFLICT and nothing changes. A shop account (online customer id) for a
  * customer who holds another is OtherShopAccount, decided once they are locked: an order or import
  * that read them without one, and waited for them while another gave them one, sees it here.
  * Orders that waited for the identity attach.

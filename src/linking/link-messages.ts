@@ -91,6 +91,15 @@ export const linkConflictMessages = (): Message[] =>
       'お心当たりがない場合は店舗にお問い合わせください。',
   )
 
+/** The LINE friend's customer holds another shop account: two are never merged. */
+export const linkOtherShopAccountMessages = (): Message[] =>
+  text(
+    'Your membership already has another online shop account, so we did not link this one ' +
+      '(two shop accounts are never joined). Please contact the store if both are yours.\n' +
+      '会員情報にはすでに別のオンラインショップのアカウントがあるため、連携できませんでした。' +
+      'どちらもご自身のアカウントの場合は店舗にお問い合わせください。',
+  )
+
 export const unlinkedMessages = (): Message[] =>
   text(
     'Your online account has been unlinked from LINE. Your purchases stay with your online ' +

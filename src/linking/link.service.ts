@@ -2,7 +2,7 @@ import type { messagingApi, webhook } from '@line/bot-sdk'
 import { sql } from 'kysely'
 import { cardIssueOptions, ensureMemberCard } from '../cards/cards.service.ts'
 import type { ConversationContext } from '../conversation/conversation.service.ts'
-import { attachIdentity } from '../customers/merge.service.ts'
+import { attachIdentity, OtherShopAccount } from '../customers/merge.service.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
 import { scheduleReply } from '../messaging/delivery.service.ts'
 import type { Db } from '../platform/db.ts'
@@ -24,6 +24,7 @@ import {
   linkConflictMessages,
   linkExpiredMessages,
   linkedMessages,
+  linkOtherShopAccountMessages,
   notLinkedMessages,
   secondLinkRefusedMessages,
   unlinkedMessages,
@@ -33,8 +34,9 @@ import {
  * LINE's `accountLink` event (once per event: the webhook job locks and marks it). `ok`: the
  * nonce (single use, 10 minutes, issued for this LINE account) names the proven online identity,
  * which is attached to the LINE user's customer; a customer already holding it is merged in
- * (purchases, points, email), unless it has its own LINE account: then nothing changes and the
- * shopper is told. `failed` carries no source or reply token: the nonce is ended and logged.
+ * (purchases, points, email), unless it has its own LINE account, or the LINE user's customer
+ * would end with two shop accounts (OtherShopAccount): then nothing changes and the shopper is
+ * told. `failed` carries no source or reply token: the nonce is ended and logged.
  */
 export async function handleAccountLink(
   ctx: EventContext,
@@ -108,13 +110,17 @@ export async function handleAccountLink(
   } catch (error) {
     if (!(error instanceof AppError) || !['CONFLICT', 'GONE'].includes(error.code)) throw error
     await sql`rollback to savepoint kizuna_link`.execute(ctx.trx)
+    // The friend's customer has a shop account (an order matched by their email gave it) and the
+    // proven account is, or its customer holds, another one: two are never merged.
+    const otherShop = error instanceof OtherShopAccount
     await insertLinkAudit(ctx.trx, {
       action: 'link-conflict',
       lineUserId: lineUser.id,
       customerId: lineUser.customer_id,
-      detail: { kind, code: error.code },
+      detail: { kind, code: error.code, ...(otherShop && { reason: 'other-shop-account' }) },
     })
-    await reply(linkConflictMessages(), 'account-link-conflict')
+    if (otherShop) await reply(linkOtherShopAccountMessages(), 'account-link-other-shop-account')
+    else await reply(linkConflictMessages(), 'account-link-conflict')
     return 'handled'
   }
 

@@ -277,6 +277,45 @@ describe('kizuna import customers: legacy_card column', () => {
     ).toBe(holder.id)
   })
 
+  it('never gives a customer a second shop account through a card: the row is reported and skipped', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const card = cardNumber()
+    const legacy = legacyCardNumber()
+    const member = await createCustomer(db, {
+      identities: [
+        { kind: 'online_customer', value: `web-${tag}` },
+        { kind: 'member_card', value: card },
+      ],
+    })
+    const other = await createCustomer(db, {
+      identities: [
+        { kind: 'online_customer', value: `shop-${tag}` },
+        { kind: 'legacy_card', value: legacy },
+      ],
+    })
+    // A new shop account with the member's card; the member's card with the other's old card.
+    const result = await cli([
+      'import',
+      'customers',
+      await csv([
+        'external_id,member_card,legacy_card',
+        `new-${tag},${card},`,
+        `,${card},${legacy}`,
+      ]),
+    ])
+    expect(result.stderr).toMatch(
+      /^line 2: external_id: this customer already has another shop account \(two shop accounts are never merged\)$/m,
+    )
+    expect(result.stderr).toMatch(
+      /^line 3: legacy_card: both customers have their own shop account.*\(two shop accounts are never merged\)$/m,
+    )
+    expect(result.stdout).toContain('created 0, updated 0, unchanged 0, skipped 2')
+    expect(await idOf('online_customer', `new-${tag}`)).toBeUndefined()
+    expect(await idOf('legacy_card', legacy)).toBe(other.id)
+    expect(await idOf('online_customer', `web-${tag}`)).toBe(member.id)
+    expect(await idOf('online_customer', `shop-${tag}`)).toBe(other.id)
+  })
+
   it("refuses an erased person's legacy card, which never comes back", async () => {
     const legacy = legacyCardNumber()
     const gone = await createCustomer(db, {

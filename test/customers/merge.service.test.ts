@@ -11,7 +11,14 @@ import { readBarcode } from '../../src/pos/barcode.ts'
 import { resolveBarcode } from '../../src/pos/barcode-owner.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
-import { cardNumber, createCoupon, createCustomer, createPurchase, mergeInto } from './factories.ts'
+import {
+  cardNumber,
+  createCoupon,
+  createCustomer,
+  createPurchase,
+  identityValuesOf,
+  mergeInto,
+} from './factories.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
 let db: Database
@@ -135,6 +142,29 @@ describe('mergeCustomers', () => {
       .execute()
     expect(audits).toHaveLength(0)
   })
+
+  it('refuses two customers with their own shop account with 409 and changes nothing', async () => {
+    const [a, b] = [`shop-${randomUUID()}`, `shop-${randomUUID()}`]
+    const taro = await createCustomer(db, {
+      line: true,
+      identities: [{ kind: 'online_customer', value: a }],
+    })
+    const jiro = await createCustomer(db, {
+      identities: [{ kind: 'online_customer', value: b }],
+    })
+    const attempt = db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: taro.id, mergedId: jiro.id, reason: 'scan' }),
+      )
+    await expect(attempt).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringContaining('two shop accounts are never merged'),
+    })
+    expect(await customer(jiro.id)).toMatchObject({ merged_into_id: null })
+    expect(await identityValuesOf(db, taro.id, 'online_customer')).toEqual([a])
+    expect(await identityValuesOf(db, jiro.id, 'online_customer')).toEqual([b])
+  })
 })
 
 describe('attachIdentity', () => {
@@ -162,6 +192,44 @@ describe('attachIdentity', () => {
       .execute((trx) => attachIdentity(trx, other.id, 'member_card', card, { env }))
     await expect(refused).rejects.toMatchObject({ code: 'CONFLICT' })
     expect((await customer(other.id)).merged_into_id).toBeNull()
+  })
+
+  it('never gives a customer a second shop account, itself or by merging its holder (409, nothing changed)', async () => {
+    const [a, b, c] = [`shop-${randomUUID()}`, `shop-${randomUUID()}`, `shop-${randomUUID()}`]
+    const email = `jiro-${randomUUID().slice(0, 8)}@example.com`
+    const taro = await createCustomer(db, {
+      line: true,
+      identities: [{ kind: 'online_customer', value: a }],
+    })
+    const jiro = await createCustomer(db, {
+      identities: [
+        { kind: 'online_customer', value: b },
+        { kind: 'email', value: email },
+      ],
+    })
+    // A shop account nobody holds, B held by Jiro, and Jiro's email (an account link by email).
+    for (const [kind, value] of [
+      ['online_customer', c],
+      ['online_customer', b],
+      ['email', email],
+    ] as const) {
+      const attached = db
+        .transaction()
+        .execute((trx) => attachIdentity(trx, taro.id, kind, value, { env }))
+      await expect(attached).rejects.toMatchObject({
+        code: 'CONFLICT',
+        message: expect.stringContaining('two shop accounts are never merged'),
+      })
+    }
+    expect(await identityValuesOf(db, taro.id, 'online_customer')).toEqual([a])
+    expect(await identityValuesOf(db, jiro.id, 'online_customer')).toEqual([b])
+    expect(await identityValuesOf(db, jiro.id, 'email')).toEqual([email])
+    expect(await customer(jiro.id)).toMatchObject({ merged_into_id: null })
+    // The one it holds is attached again as before: nothing changes.
+    const again = await db
+      .transaction()
+      .execute((trx) => attachIdentity(trx, taro.id, 'online_customer', a, { env }))
+    expect(again).toEqual({ customerId: taro.id, created: false, mergedCustomerId: null })
   })
 
   it('attaches going opposite ways at once (an account link and a register link) without a deadlock', async () => {

@@ -21,6 +21,7 @@ import {
   onlineOrder,
   proveEmail,
   type Smtp,
+  shopAccountByOrder,
   startSmtp,
   tapLink,
   tapLinkToken,
@@ -199,6 +200,46 @@ describe('LINE account link', () => {
     const lu = await lineUser(second.user.userId)
     expect(await identitiesOf(lu.customer_id)).toEqual(['line', 'member_card'])
     expect((await lineUser(first.user.userId)).customer_id).not.toBe(lu.customer_id)
+  })
+
+  it('refuses an online account whose customer has another shop account than the LINE friend has', async () => {
+    const user = await friend(k)
+    const friendId = (await lineUser(user.userId)).customer_id
+    const [a, b] = [`A-${randomUUID().slice(0, 8)}`, `B-${randomUUID().slice(0, 8)}`]
+    await shopAccountByOrder(k, friendId, a)
+    // The online account the friend proves by email holds shop account B.
+    const email = newEmail()
+    const online = await onlineCustomer(k, { email })
+    await shopAccountByOrder(k, online, b)
+
+    const dialog = await proveEmail(k, smtp, await tapLinkToken(k, user.userId), email)
+    await k.line.users.accountLink(user.userId, dialog)
+    await waitForText(user.userId, 'another online shop account')
+    const lu = await lineUser(user.userId)
+    expect(lu.customer_id).toBe(friendId)
+    const shops = await k.deps.db
+      .selectFrom('identity')
+      .select(['customer_id', 'value'])
+      .where('kind', '=', 'online_customer')
+      .where('value', 'in', [a, b])
+      .orderBy('value')
+      .execute()
+    expect(shops).toEqual([
+      { customer_id: friendId, value: a },
+      { customer_id: online, value: b },
+    ])
+    expect(await findCustomerByIdentity(k.deps.db, 'email', email)).toBe(online)
+    const audit = await k.deps.db
+      .selectFrom('link_audit')
+      .select(['action', 'detail'])
+      .where('line_user_id', '=', lu.id)
+      .execute()
+    expect(audit).toEqual([
+      {
+        action: 'link-conflict',
+        detail: { kind: 'email', code: 'CONFLICT', reason: 'other-shop-account' },
+      },
+    ])
   })
 
   it("keeps an imported member's card through their follow and link: it scans to them, LINE shows it", async () => {

@@ -5,7 +5,14 @@ import { sha256 } from '../../src/linking/link-crypto.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { logSink } from '../support/log-sink.ts'
-import { dialogOf, friend, linkReads, onlineCustomer, tapLink } from './support.ts'
+import {
+  dialogOf,
+  friend,
+  linkReads,
+  onlineCustomer,
+  shopAccountByOrder,
+  tapLink,
+} from './support.ts'
 
 // Account link through the shop's own login (LINK_LOGIN_URL), and no SMTP_URL: the login is the
 // only way to prove an account, and it is enough to offer the link.
@@ -149,6 +156,38 @@ describe('GET /link/callback', () => {
     await waitForText(user.userId, 'now linked')
     const lu = await lineUser(user.userId)
     expect(await holderOf(externalId)).toBe(lu.customer_id)
+  })
+
+  it('refuses a second shop account for a LINE friend whose customer has one, whoever holds it', async () => {
+    const held = newShopId()
+    const online = await onlineCustomer(k, { externalId: held })
+    for (const proven of [held, newShopId()]) {
+      const { user, linkToken } = await linkStarted()
+      const friendId = (await lineUser(user.userId)).customer_id
+      const own = newShopId()
+      await shopAccountByOrder(k, friendId, own)
+      const dialog = dialogOf(
+        await callback(assertionFor(linkToken, { externalId: proven })),
+        linkToken,
+      )
+      await k.line.users.accountLink(user.userId, dialog)
+      await waitForText(user.userId, 'another online shop account')
+      expect((await lineUser(user.userId)).customer_id).toBe(friendId)
+      expect(await holderOf(own)).toBe(friendId)
+      expect(await identitiesOf(friendId)).toEqual([
+        'email',
+        'line',
+        'member_card',
+        'online_customer',
+      ])
+    }
+    expect(await holderOf(held)).toBe(online)
+    const merged = await k.deps.db
+      .selectFrom('customer')
+      .select('merged_into_id')
+      .where('id', '=', online)
+      .executeTakeFirstOrThrow()
+    expect(merged.merged_into_id).toBeNull()
   })
 
   it('refuses an assertion with a bad signature, or whose payload was changed, and writes nothing', async () => {

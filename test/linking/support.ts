@@ -193,3 +193,16 @@ export async function onlineCustomer(
     return id
   })
 }
+
+/**
+ * Shop account `shopId` comes to the customer as an order matched by their email does: the
+ * customer has an email (given by a customer import, say) and an order names it with `shopId`.
+ */
+export async function shopAccountByOrder(k: TestKizuna, customerId: string, shopId: string) {
+  const email = newEmail()
+  await k.deps.db.transaction().execute(async (trx) => {
+    await attachIdentity(trx, customerId, 'email', email, { env: k.deps.env })
+    const order = await recordOrder(trx, k.deps.env, onlineOrder({ externalId: shopId, email }))
+    expect(order.customerId).toBe(customerId)
+  })
+}

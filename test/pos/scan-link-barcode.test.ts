@@ -165,22 +165,34 @@ describe('POST /api/pos/scans with linkBarcode', () => {
     }
   })
 
-  it('refuses with 409 when both have their own LINE account, and writes nothing', async () => {
-    const legacy = legacyCardNumber()
-    const old = await makeCustomer(db, { legacyCard: legacy })
-    const c = await makeCustomer(db)
-    await db
-      .insertInto('identity')
-      .values([
-        { customer_id: old.id, kind: 'line', value: `U${randomUUID().replaceAll('-', '')}` },
-        { customer_id: c.id, kind: 'line', value: `U${randomUUID().replaceAll('-', '')}` },
-      ])
-      .execute()
-    const res = await post({ barcode: c.card, linkBarcode: legacy, receipt: receipt() })
-    expect(res.status).toBe(409)
-    expect(await purchasesOf(c.id)).toHaveLength(0)
-    expect(await customerRow(old.id)).toMatchObject({ merged_into_id: null })
-  })
+  it.each([
+    ['LINE account', 'line', () => `U${randomUUID().replaceAll('-', '')}`, 'LINE account'],
+    [
+      'shop account',
+      'online_customer',
+      () => `shop-${randomUUID()}`,
+      'two shop accounts are never merged',
+    ],
+  ])(
+    'refuses with 409 when both have their own %s, and writes nothing',
+    async (_, kind, value, why) => {
+      const legacy = legacyCardNumber()
+      const old = await makeCustomer(db, { legacyCard: legacy })
+      const c = await makeCustomer(db)
+      await db
+        .insertInto('identity')
+        .values([
+          { customer_id: old.id, kind, value: value() },
+          { customer_id: c.id, kind, value: value() },
+        ])
+        .execute()
+      const res = await post({ barcode: c.card, linkBarcode: legacy, receipt: receipt() })
+      expect(res.status).toBe(409)
+      expect((await errorOf(res)).message).toContain(why)
+      expect(await purchasesOf(c.id)).toHaveLength(0)
+      expect(await customerRow(old.id)).toMatchObject({ merged_into_id: null })
+    },
+  )
 
   it('refuses a coupon code as the card to link to (a coupon can be handed on), and merges no one', async () => {
     const owner = await makeCustomer(db, { displayName: 'Sato Hanako' })
