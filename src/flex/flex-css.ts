@@ -14,7 +14,7 @@ export const flexCss = `
   scroll-snap-type:x mandatory}
 .fx-carousel>.fx-bubble{flex:0 0 auto;scroll-snap-align:start}
 .fx-bubble{display:flex;flex-direction:column;max-width:100%;background:#ffffff;
-  border-radius:17px;overflow:hidden;position:relative}
+  border-radius:17px;overflow:hidden;position:relative;isolation:isolate}
 .fx-nano,.fx-micro,.fx-deca,.fx-hecto,.fx-kilo{border-radius:10px}
 .fx-giga{border-radius:5px}
 .fx-block{display:flex;flex-direction:column;flex:0 0 auto}
@@ -47,4 +47,6 @@ export const flexCss = `
 .fx-separator-v{border-inline-start-width:1px;align-self:stretch}
 .fx-filler{min-width:0;min-height:0}
 .fx-action{cursor:pointer}
+.fx-cover{position:absolute;inset:0;z-index:1}
+.fx-linked .fx-action{position:relative;z-index:2}
 `

@@ -17,7 +17,7 @@ import {
 
 export type Node = Record<string, unknown>
 export type Layout = 'vertical' | 'horizontal' | 'baseline'
-export type Ctx = { layout: Layout; spacing: unknown; index: number; inLink: boolean }
+export type Ctx = { layout: Layout; spacing: unknown; index: number }
 export type Decl = [string, string | number | undefined]
 
 const GRAVITY: Record<string, string> = { top: 'flex-start', center: 'center', bottom: 'flex-end' }
@@ -33,7 +33,7 @@ export function renderText(n: Node, ctx: Ctx): string {
   const maxLines = integer(n.maxLines)
   const cls = `fx-text ${n.wrap === true ? 'fx-wrap' : 'fx-nowrap'}${maxLines ? ' fx-clamp' : ''}`
   const spacing = length(n.lineSpacing, NO_PX)
-  const action = actionOf(n.action, ctx.inLink)
+  const action = actionOf(n.action)
   const decls: Decl[] = [
     ...itemDecls(n, ctx, ctx.layout === 'vertical' ? 0 : 1),
     ...fontDecls(n),
@@ -81,7 +81,7 @@ export function renderImage(n: Node, ctx: Ctx): string {
     ['background-color', color(n.backgroundColor)],
   ]
   const frame = el('div', { class: 'fx-image-frame', style: css(frameDecls) }, img)
-  const action = actionOf(n.action, ctx.inLink)
+  const action = actionOf(n.action)
   const decls: Decl[] = [
     ...itemDecls(n, ctx, ctx.layout === 'vertical' ? 0 : 1),
     ['justify-content', typeof n.align === 'string' ? ALIGN[n.align] : undefined],
@@ -110,7 +110,7 @@ export function renderButton(n: Node, ctx: Ctx): string {
   const style = oneOf(n.style, ['primary', 'secondary', 'link']) ?? 'link'
   const height = n.height === 'sm' ? 'sm' : 'md'
   const label = asNode(n.action)?.label
-  const action = actionOf(n.action, ctx.inLink)
+  const action = actionOf(n.action)
   const tint = color(n.color)
   const decls: Decl[] = [
     ...itemDecls(n, ctx, ctx.layout === 'vertical' ? 0 : 1),
@@ -151,17 +151,19 @@ export function itemDecls(n: Node, ctx: Ctx, defaultFlex: number): Decl[] {
 
 type ActionView = {
   href: string | undefined
+  label: string | undefined
   cls: string
   attrs: Record<string, string | undefined>
 }
 
 /** An action as inert data (for the sandbox's one delegated listener), a link for safe URIs. */
-export function actionOf(value: unknown, inLink: boolean): ActionView {
+export function actionOf(value: unknown): ActionView {
   const action = asNode(value)
-  if (!action) return { href: undefined, cls: '', attrs: {} }
-  const href = action.type === 'uri' && !inLink ? safeHref(action.uri) : undefined
+  if (!action) return { href: undefined, label: undefined, cls: '', attrs: {} }
+  const href = action.type === 'uri' ? safeHref(action.uri) : undefined
   return {
     href,
+    label: typeof action.label === 'string' ? action.label : undefined,
     cls: ' fx-action',
     attrs: {
       'data-action': JSON.stringify(action),
@@ -170,6 +172,26 @@ export function actionOf(value: unknown, inLink: boolean): ActionView {
       rel: href ? 'noopener noreferrer' : undefined,
     },
   }
+}
+
+/**
+ * A bubble or box (classes `cls`) holding `inner`, with its action. A link can't hold the
+ * links of its components (the browser would follow the outer one, or split the markup), so a
+ * linked container is a plain element whose first child is an empty link covering it
+ * (`fx-cover`); the container's actions are drawn above that cover (flex-css.ts), so each opens
+ * its own target and the rest of the container opens the container's, with no script.
+ */
+export function actionContainer(
+  action: ActionView,
+  cls: string,
+  attrs: Record<string, string | undefined>,
+  inner: string,
+): string {
+  if (!action.href) {
+    return el('div', { class: cls + action.cls, ...attrs, ...action.attrs }, inner)
+  }
+  const cover = el('a', { class: 'fx-cover', ...action.attrs, 'aria-label': action.label })
+  return el('div', { class: `${cls} fx-linked`, ...attrs }, cover + inner)
 }
 
 export function asNode(value: unknown): Node | undefined {

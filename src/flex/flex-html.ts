@@ -1,5 +1,6 @@
 import type { messagingApi } from '@line/bot-sdk'
 import {
+  actionContainer,
   actionOf,
   asNode,
   type Ctx,
@@ -44,18 +45,16 @@ const ALIGN_ITEMS = ['flex-start', 'center', 'flex-end']
 
 function renderBubble(b: Node): string {
   const size = oneOf(b.size, SIZES) ?? 'mega'
-  const action = actionOf(b.action, false)
   const styles = asNode(b.styles)
   const blocks = BLOCKS.map((name) =>
-    renderBlock(asNode(b[name]), name, size, asNode(styles?.[name]), !!action.href),
+    renderBlock(asNode(b[name]), name, size, asNode(styles?.[name])),
   ).join('')
-  return el(
-    action.href ? 'a' : 'div',
+  return actionContainer(
+    actionOf(b.action),
+    `fx-bubble fx-${size}`,
     {
-      class: `fx-bubble fx-${size}${action.cls}`,
       dir: oneOf(b.direction, ['ltr', 'rtl']) ?? 'ltr',
       style: css([['width', `${BUBBLE_PX[size]}px`]]),
-      ...action.attrs,
     },
     blocks,
   )
@@ -66,14 +65,13 @@ function renderBlock(
   name: (typeof BLOCKS)[number],
   size: string,
   style: Node | undefined,
-  inLink: boolean,
 ): string {
   if (!node) return ''
   const separator =
     style?.separator === true && name !== 'header'
       ? `1px solid ${color(style.separatorColor) ?? '#e5e5e5'}`
       : undefined
-  const ctx: Ctx = { layout: 'vertical', spacing: undefined, index: 0, inLink }
+  const ctx: Ctx = { layout: 'vertical', spacing: undefined, index: 0 }
   const inner =
     name === 'hero' ? renderComponent(node, ctx) : renderBox(node, ctx, blockPadding(size, name))
   const decls: Decl[] = [
@@ -125,11 +123,9 @@ function renderComponent(node: Node | undefined, ctx: Ctx): string {
 
 function renderBox(n: Node, ctx: Ctx, blockPad?: string): string {
   const layout = oneOf(n.layout, LAYOUTS) ?? 'vertical'
-  const action = actionOf(n.action, ctx.inLink)
-  const inLink = ctx.inLink || !!action.href
   const children = Array.isArray(n.contents) ? n.contents : []
   const inner = children
-    .map((c, index) => renderComponent(asNode(c), { layout, spacing: n.spacing, index, inLink }))
+    .map((c, index) => renderComponent(asNode(c), { layout, spacing: n.spacing, index }))
     .join('')
   const row = ctx.layout !== 'vertical'
   const width = length(n.width, NO_PX)
@@ -158,9 +154,5 @@ function renderBox(n: Node, ctx: Ctx, blockPad?: string): string {
     ['justify-content', oneOf(n.justifyContent, JUSTIFY)],
     ['align-items', oneOf(n.alignItems, ALIGN_ITEMS)],
   ]
-  return el(
-    action.href ? 'a' : 'div',
-    { class: `fx-box fx-${layout}${action.cls}`, style: css(decls), ...action.attrs },
-    inner,
-  )
+  return actionContainer(actionOf(n.action), `fx-box fx-${layout}`, { style: css(decls) }, inner)
 }

@@ -51,7 +51,7 @@ function renderTemplateHtml(value: unknown): string {
       typeof c.title === 'string' ? el('div', { class: 'tpl-title' }, escapeHtml(c.title)) : ''
     const text = typeof c.text === 'string' ? escapeHtml(c.text) : ''
     const actions = (Array.isArray(c.actions) ? c.actions : []).map((a) => {
-      const view = actionOf(a, false)
+      const view = actionOf(a)
       const label = asNode(a)?.label
       return el(
         view.href ? 'a' : 'button',

@@ -187,13 +187,15 @@ function statusLabel(user: SimUser): string {
 
 /**
  * One delegated listener: a tapped postback or message action posts the user's event, like
- * the LINE app (a rich menu's richmenuswitch too); uri actions are plain links.
+ * the LINE app (a rich menu's richmenuswitch too); uri actions are plain links, and a tap on
+ * an action that is no link (a uri of a refused scheme) follows no link around it.
  */
 const TAP_SCRIPT = `
 document.addEventListener('click', function (event) {
   var target = event.target.closest('[data-action]')
   var section = target && target.closest('[data-user]')
   if (!section || target.getAttribute('href')) return
+  event.preventDefault()
   var action
   try { action = JSON.parse(target.getAttribute('data-action')) } catch (e) { return }
   var path, fields
@@ -203,7 +205,6 @@ document.addEventListener('click', function (event) {
     path = 'richmenuswitch'; fields = { alias: action.richMenuAliasId, data: action.data }
   }
   else return
-  event.preventDefault()
   var form = document.createElement('form')
   form.method = 'post'
   form.action = 'users/' + encodeURIComponent(section.getAttribute('data-user')) + '/' + path

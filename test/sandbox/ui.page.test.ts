@@ -156,3 +156,74 @@ describe('the /sandbox page in Chromium', () => {
     expect(dialogs).toEqual([])
   })
 })
+
+describe('links inside a linked bubble on the /sandbox page', () => {
+  /** Answers every request to *.example with a page, so a followed link lands somewhere. */
+  async function serveExampleSites() {
+    await page
+      .context()
+      .route(/^https:\/\/[a-z]+\.example\//, (route) =>
+        route.fulfill({ contentType: 'text/html', body: '<p>elsewhere</p>' }),
+      )
+  }
+
+  it("opens an inner button's own uri, and the bubble's uri elsewhere in the bubble", async () => {
+    await serveExampleSites()
+    const user = platform.users.create({ displayName: 'Sora' })
+    await platform.users.follow(user.userId)
+    await push(user.userId, [
+      {
+        type: 'flex',
+        altText: 'Sale',
+        contents: {
+          type: 'bubble',
+          action: { type: 'uri', label: 'bubble', uri: 'https://a.example/' },
+          body: {
+            type: 'box',
+            layout: 'vertical',
+            contents: [{ type: 'text', text: 'Spring sale' }],
+          },
+          footer: {
+            type: 'box',
+            layout: 'vertical',
+            contents: [
+              {
+                type: 'button',
+                action: { type: 'uri', label: 'Details', uri: 'https://b.example/' },
+              },
+              { type: 'button', action: { type: 'postback', label: 'Remind me', data: 'remind' } },
+            ],
+          },
+        },
+      },
+    ])
+    await page.goto(`${baseUrl}/sandbox/`)
+    const bubble = page.locator('.fx-bubble')
+
+    const popup = page.waitForEvent('popup')
+    await bubble.getByText('Details').click()
+    const opened = await popup
+    await opened.waitForLoadState()
+    expect(opened.url()).toBe('https://b.example/')
+    await opened.close()
+
+    const popup2 = page.waitForEvent('popup')
+    // Plain text lies under the bubble's link: Playwright must not insist on hitting the text.
+    await bubble.getByText('Spring sale').click({ force: true })
+    const opened2 = await popup2
+    await opened2.waitForLoadState()
+    expect(opened2.url()).toBe('https://a.example/')
+    await opened2.close()
+
+    // A postback button in the linked bubble still posts, and opens nothing.
+    let popups = 0
+    page.on('popup', () => {
+      popups += 1
+    })
+    await bubble.getByText('Remind me').click()
+    await expect.poll(() => tapEvents().length).toBe(1)
+    expect(tapEvents()[0]).toMatchObject({ postback: { data: 'remind' } })
+    expect(popups).toBe(0)
+    expect(page.url()).toBe(`${baseUrl}/sandbox/`)
+  })
+})
