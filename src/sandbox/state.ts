@@ -19,6 +19,12 @@ export type SimUser = {
   createdAt: number
   /** Rich menu linked to this user through the API (not the default). */
   richMenuId?: string
+  /**
+   * How many messages the user had received when they last sent text or tapped a postback: the
+   * LINE app shows a message's quick-reply buttons only while it is the last in the chat, so
+   * not once the user has answered it.
+   */
+  answeredMessages?: number
 }
 
 export type SendEndpoint = 'reply' | 'push' | 'multicast' | 'broadcast' | 'narrowcast'

@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import { streamSSE } from 'hono/streaming'
 import type { SandboxPlatform } from './platform.ts'
-import { messageView } from './ui.messages.ts'
+import { messageView, quickReplyView } from './ui.messages.ts'
 
 /**
  * `GET events`: the messages users receive, as Server-Sent Events, so the open page shows
@@ -35,13 +35,17 @@ export function liveEvents(platform: SandboxPlatform) {
             continue
           }
           next += 1
-          const entry = platform.inbox(logged.userId)[logged.index]
-          if (!entry) continue
+          const inbox = platform.inbox(logged.userId)
+          const entry = inbox[logged.index]
+          const user = state.users.get(logged.userId)
+          if (!entry || !user) continue
           const view = String(await messageView(entry))
+          // The message is the latest the page shows: its quick replies replace any before.
+          const quick = quickReplyView(user, inbox, logged.index)
           // JSON keeps it on one `data:` line; the page inserts `html` as the renderer wrote it.
           await stream.writeSSE({
             id: String(next),
-            data: JSON.stringify({ user: logged.userId, html: view }),
+            data: JSON.stringify({ user: logged.userId, html: view, quick }),
           })
         }
       } finally {
@@ -53,7 +57,8 @@ export function liveEvents(platform: SandboxPlatform) {
 }
 
 /**
- * Opens the page's one stream and appends each message to its user's chat. Users created
+ * Opens the page's one stream and appends each message to its user's chat, its quick replies
+ * replacing the chips shown under the chat. Users created
  * since the page was drawn have no chat on it; their messages show on the next load.
  */
 export const LIVE_SCRIPT = `
@@ -68,6 +73,8 @@ export const LIVE_SCRIPT = `
       if (sections[i].getAttribute('data-user') !== update.user) continue
       var chat = sections[i].querySelector('.chat')
       if (chat) chat.insertAdjacentHTML('beforeend', update.html)
+      var quick = sections[i].querySelector('.quick-replies')
+      if (quick) quick.innerHTML = update.quick || ''
     }
   }
   window.addEventListener('pagehide', function () { source.close() })

@@ -2,8 +2,8 @@ import { html, raw } from 'hono/html'
 import type { HtmlEscapedString } from 'hono/utils/html'
 import { renderFlexHtml } from '../flex/flex-html.ts'
 import { actionOf, asNode } from '../flex/flex-html-parts.ts'
-import { el, escapeHtml } from '../flex/flex-style.ts'
-import type { InboxEntry } from './state.ts'
+import { el, escapeHtml, safeImageSrc } from '../flex/flex-style.ts'
+import type { InboxEntry, SimUser } from './state.ts'
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>
 
@@ -73,4 +73,47 @@ function renderTemplateHtml(value: unknown): string {
     )
   }
   return card(t)
+}
+
+/** Quick-reply actions the page can carry out; the rest (camera, location…) are only shown. */
+const TAPPABLE = new Set(['postback', 'message', 'uri', 'datetimepicker'])
+
+/**
+ * The quick-reply buttons ("chips") of message `index` of a user's inbox, drawn when it is their
+ * latest: the LINE app shows them at the bottom of the chat while that message is the last one,
+ * and not once the user has answered (sent text or tapped a postback) after it. Postback,
+ * message and datetime picker chips tap through TAP_SCRIPT like a Flex button; a uri chip is a
+ * link; camera, camera roll, location and clipboard chips are shown disabled.
+ */
+export function quickReplyView(
+  user: SimUser,
+  inbox: readonly InboxEntry[],
+  index = inbox.length - 1,
+): string {
+  const entry = inbox[index]
+  const quick = asNode(entry?.message.quickReply)
+  if (!quick || !Array.isArray(quick.items) || index < (user.answeredMessages ?? 0)) return ''
+  return quick.items
+    .map((item) => {
+      const action = asNode(asNode(item)?.action)
+      if (!action) return ''
+      const view = actionOf(action)
+      const src = safeImageSrc(asNode(item)?.imageUrl)
+      const icon = src ? el('img', { src, alt: '', referrerpolicy: 'no-referrer' }, '', true) : ''
+      const label = icon + escapeHtml(view.label ?? String(action.type ?? ''))
+      if (view.href) return el('a', { class: 'qr-chip', ...view.attrs }, label)
+      const tappable = TAPPABLE.has(String(action.type))
+      return el(
+        'button',
+        {
+          type: 'button',
+          class: `qr-chip${tappable ? view.cls : ''}`,
+          ...(tappable ? view.attrs : {}),
+          disabled: tappable ? undefined : 'disabled',
+          title: tappable ? undefined : `${String(action.type)}: not available in the sandbox`,
+        },
+        label,
+      )
+    })
+    .join('')
 }

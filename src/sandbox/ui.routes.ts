@@ -6,7 +6,7 @@ import { flexCss } from '../flex/flex-css.ts'
 import type { SandboxPlatform } from './platform.ts'
 import type { SimUser } from './state.ts'
 import { LIVE_SCRIPT, liveEvents } from './ui.live.ts'
-import { messageView } from './ui.messages.ts'
+import { messageView, quickReplyView } from './ui.messages.ts'
 import { RICHMENU_CSS, richMenuImage, richMenuView, switchRichMenu } from './ui.richmenu.ts'
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>
@@ -125,6 +125,13 @@ function page(platform: SandboxPlatform): Html {
       .tpl-title { font-weight: bold; }
       .tpl .fx-action { display: block; padding: 12px; border-top: 1px solid #e5e5e5;
         text-align: center; color: #42659a; text-decoration: none; }
+      .quick-replies { display: flex; gap: 6px; overflow-x: auto; margin: -0.25rem 0 0.5rem; }
+      .qr-chip { flex: 0 0 auto; display: inline-flex; align-items: center; gap: 4px;
+        max-width: 12rem; padding: 6px 12px; border: 1px solid #42659a; border-radius: 16px;
+        background: #fff; color: #42659a; font: inherit; font-size: 0.85em; white-space: nowrap;
+        overflow: hidden; text-overflow: ellipsis; text-decoration: none; cursor: pointer; }
+      .qr-chip img { width: 18px; height: 18px; object-fit: cover; border-radius: 50%; }
+      .qr-chip:disabled { border-color: #bbb; color: #999; cursor: default; }
       .msg-rich details { color: #eef2f8; }
       .msg-rich pre { background: #fff; color: #111; padding: 0.4rem; border-radius: 6px; }
       ${raw(flexCss)}
@@ -152,6 +159,7 @@ function page(platform: SandboxPlatform): Html {
 function userSection(platform: SandboxPlatform, user: SimUser): Html {
   const base = `users/${encodeURIComponent(user.userId)}`
   const menu = platform.richMenuOf(user.userId)
+  const inbox = platform.inbox(user.userId)
   return html`<section data-user="${user.userId}">
   <h2>${user.displayName}</h2>
   <p class="meta">
@@ -174,7 +182,8 @@ function userSection(platform: SandboxPlatform, user: SimUser): Html {
           <input name="data" placeholder="Postback data" required /><button>Tap postback</button>
         </form>`
   }
-  <div class="chat">${platform.inbox(user.userId).map(messageView)}</div>
+  <div class="chat">${inbox.map(messageView)}</div>
+  <div class="quick-replies">${raw(quickReplyView(user, inbox))}</div>
   ${richMenuView(platform, user)}
 </section>`
 }

@@ -45,6 +45,11 @@ export function createSimUsers(ctx: SandboxContext): SimUsers {
     if (!user) throw new Error(`unknown simulated user ${userId}`)
     return user
   }
+  /** The user talks to the bot: allowed unless blocked, and it answers the last message. */
+  const answer = (user: SimUser) => {
+    assertCanTalk(user)
+    user.answeredMessages = ctx.state.inboxes.get(user.userId)?.length ?? 0
+  }
   const send = <K extends EventKind>(kind: K, userId: string, input: EventInputs[K]) =>
     deliverWebhook(ctx, envelope(ctx, [buildEvent(ctx, kind, userId, input)]))
 
@@ -77,11 +82,11 @@ export function createSimUsers(ctx: SandboxContext): SimUsers {
       return send('unfollow', userId, {})
     },
     sendText(userId, text) {
-      assertCanTalk(mustGet(userId))
+      answer(mustGet(userId))
       return send('text', userId, { text })
     },
     postback(userId, data, params) {
-      assertCanTalk(mustGet(userId))
+      answer(mustGet(userId))
       return send('postback', userId, params ? { data, params } : { data })
     },
     async accountLink(userId, { linkToken, nonce }, result = 'ok') {

@@ -227,3 +227,64 @@ describe('links inside a linked bubble on the /sandbox page', () => {
     expect(page.url()).toBe(`${baseUrl}/sandbox/`)
   })
 })
+
+describe('quick replies on the /sandbox page', () => {
+  const quickReply = (...actions: Record<string, unknown>[]) => ({
+    items: actions.map((action) => ({ type: 'action', action })),
+  })
+  const LINKED = {
+    type: 'text',
+    text: 'Your online account is now linked.',
+    quickReply: quickReply(
+      { type: 'postback', label: 'Unlink / 連携解除', data: 'action=unlink' },
+      { type: 'message', label: 'Help', text: 'ヘルプ' },
+      { type: 'uri', label: 'Shop', uri: 'https://shop.example/' },
+      { type: 'camera', label: 'Camera' },
+    ),
+  }
+
+  it("draws the latest message's chips under the chat; a tapped chip sends its postback", async () => {
+    const user = platform.users.create({ displayName: 'Hana' })
+    await platform.users.follow(user.userId)
+    await push(user.userId, [{ type: 'text', text: 'Welcome' }, LINKED])
+    await page.goto(`${baseUrl}/sandbox/`)
+    const section = page.locator(`section[data-user="${user.userId}"]`)
+    const chips = section.locator('.quick-replies .qr-chip')
+    expect(await chips.allTextContents()).toEqual(['Unlink / 連携解除', 'Help', 'Shop', 'Camera'])
+    expect(await chips.nth(2).getAttribute('href')).toBe('https://shop.example/')
+    expect(await chips.nth(3).isDisabled()).toBe(true) // shown; the sandbox has no camera
+
+    const reloaded = page.waitForEvent('load')
+    await chips.first().click()
+    await reloaded
+    expect(tapEvents()).toMatchObject([
+      { type: 'postback', source: { userId: user.userId }, postback: { data: 'action=unlink' } },
+    ])
+    // The user answered: LINE no longer shows that message's buttons.
+    expect(await chips.count()).toBe(0)
+    expect(dialogs).toEqual([])
+  })
+
+  it('sends a message chip as the user, and follows new messages without a reload', async () => {
+    const user = platform.users.create({ displayName: 'Kai' })
+    await platform.users.follow(user.userId)
+    await page.goto(`${baseUrl}/sandbox/`)
+    await page.evaluate(() => Object.assign(globalThis, { samePage: true }))
+    const section = page.locator(`section[data-user="${user.userId}"]`)
+    const chips = section.locator('.quick-replies .qr-chip')
+    expect(await chips.count()).toBe(0)
+
+    await push(user.userId, [LINKED])
+    await expect.poll(() => chips.count()).toBe(4)
+    // A later message without quick replies takes them away, as in the LINE app.
+    await push(user.userId, [{ type: 'text', text: 'Points: 120' }])
+    await expect.poll(() => chips.count()).toBe(0)
+    await push(user.userId, [LINKED])
+    await expect.poll(() => chips.count()).toBe(4)
+    expect(await page.evaluate(() => 'samePage' in globalThis)).toBe(true)
+
+    await chips.nth(1).click()
+    await expect.poll(() => tapEvents().length).toBe(1)
+    expect(tapEvents()[0]).toMatchObject({ type: 'message', message: { text: 'ヘルプ' } })
+  })
+})
