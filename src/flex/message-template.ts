@@ -61,6 +61,9 @@ const ajv = addFormats(
     allowUnionTypes: true,
   }),
 )
+/** Compiles a JSON Schema (draft 2020-12) as a template's `variables` are compiled. */
+export const compileVarsSchema = (schema: Record<string, unknown>): ValidateFunction =>
+  ajv.compile(schema)
 // Templates are repository files; knownHelpersOnly keeps them to if/unless/each/with/lookup.
 const handlebars = Handlebars.create()
 const cache = new Map<string, MessageTemplate>()

@@ -14,8 +14,9 @@ export const PURCHASE_FOLLOW_UP_TEMPLATE = 'purchase-follow-up'
 export const MAX_RECOMMENDATIONS = 3
 /**
  * Receipt lines shown (the last one sums up the rest when there are more): a receipt takes up to
- * 500 lines, the template 40, and LINE a bubble of 30 KB, which 15 lines with the longest names
- * and everything else at its longest still fit (~26 KB).
+ * 500 lines, LINE a bubble of 30 KB. The template's schema takes 15 (its maxItems), which with
+ * every string at its maxLength in 4-byte characters still fit (~28 KB; `kizuna flex validate`
+ * renders that largest case).
  */
 export const MAX_LINES = 15
 

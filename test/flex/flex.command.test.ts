@@ -19,7 +19,7 @@ describe('kizuna flex validate', () => {
 
   it('fails on a broken folder, naming each file and JSON path', async () => {
     const good = bubbleTemplate({
-      properties: { name: { type: 'string' } },
+      properties: { name: { type: 'string', maxLength: 100 } },
       body: [text('{{name}}')],
     })
     const dir = await templateFolder({
@@ -63,6 +63,61 @@ describe('kizuna flex validate', () => {
     )
     expect(line('no-sample')).toMatch(/no-sample\.json: in .*no-sample\.sample\.json; .*ENOENT/)
     expect(line('not-json')).toMatch(/^FAIL {2}not-json {2}.*not-json\.json: .*JSON/)
+  })
+})
+
+describe('kizuna flex validate: the largest variables the schema allows', () => {
+  /** A bubble with one row per item of `lines`, as purchase-follow-up has. */
+  const listTemplate = (lines: Record<string, unknown>) =>
+    bubbleTemplate({
+      properties: {
+        lines: {
+          type: 'array',
+          ...lines,
+          items: {
+            type: 'object',
+            required: ['name'],
+            properties: { name: { type: 'string', minLength: 1, maxLength: 200 } },
+          },
+        },
+      },
+      body: [{ $each: 'lines', as: 'line', do: text('{{line.name}}') }],
+    })
+
+  it('fails a bubble the schema lets grow past 30 KB though its sample fits, and unbounded vars', async () => {
+    const dir = await templateFolder({
+      'forty-lines': {
+        template: listTemplate({ maxItems: 40 }),
+        sample: { lines: [{ name: 'Tea' }] },
+      },
+      'ten-lines': {
+        template: listTemplate({ maxItems: 10 }),
+        sample: { lines: [{ name: 'Tea' }] },
+      },
+      'no-max-items': { template: listTemplate({}), sample: { lines: [{ name: 'Tea' }] } },
+      'no-max-length': {
+        template: bubbleTemplate({
+          properties: {
+            name: { type: 'string' },
+            code: { type: 'string', pattern: '^[0-9]{4,8}$' },
+          },
+          body: [text('{{name}} {{code}}')],
+        }),
+        sample: { name: 'A', code: '1234' },
+      },
+    })
+    const { code, stdout } = await cli(['flex', 'validate', '--dir', dir])
+    expect(code).toBe(1)
+    const line = (id: string) =>
+      stdout.split('\n').find((l) => l.includes(` ${id} `) || l.endsWith(` ${id}`))
+    expect(line('forty-lines')).toMatch(
+      /forty-lines\.json: line\.contents is \d+ bytes of JSON; LINE takes at most 30000 \(with the largest variables the schema allows\)/,
+    )
+    expect(line('ten-lines')).toBe('ok    ten-lines')
+    expect(line('no-max-items')).toContain('vars/lines has no maxItems')
+    expect(line('no-max-length')).toContain('vars/name has no maxLength')
+    // A pattern that bounds the length is a bound.
+    expect(line('no-max-length')).not.toContain('vars/code')
   })
 })
 

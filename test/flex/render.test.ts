@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { worstCaseVars } from '../../src/flex/flex-worst-case.ts'
 import {
   loadMessageTemplate,
   renderLineMessage,
@@ -39,6 +40,15 @@ describe('flex-templates/', () => {
       expect(email.subject).not.toBe('')
       expect(email.html).toMatch(/^<!doctype html>/)
       expect(email.text).not.toMatch(/\{\{/)
+    })
+  }
+
+  for (const id of ids) {
+    it(`${id} renders the largest variables its schema allows within LINE's limits`, () => {
+      const worst = worstCaseVars(loadMessageTemplate(id).variables, loadFlexSample(id))
+      expect(worst.problems).toEqual([])
+      const { line } = renderMessage(id, worst.vars) // throws past LINE's limits
+      expect(api.validateBody(push, pushBody(line))).toEqual([])
     })
   }
 
