@@ -18,10 +18,16 @@ export type SimUsers = {
   create(input?: NewUser): SimUser
   get(userId: string): SimUser | undefined
   list(): SimUser[]
-  /** Adds the bot as a friend; after a block this is an unblock (`follow.isUnblocked: true`). */
-  follow(userId: string): Promise<WebhookResult>
-  /** Blocks the bot: sends `unfollow`; pushes then return 200 but are dropped. */
-  block(userId: string): Promise<WebhookResult>
+  /**
+   * Adds the bot as a friend; after a block this is an unblock (`follow.isUnblocked: true`).
+   * Already a friend: nothing happens and nothing is sent (undefined), as in the LINE app.
+   */
+  follow(userId: string): Promise<WebhookResult | undefined>
+  /**
+   * Blocks the bot: sends `unfollow`; pushes then return 200 but are dropped. Only a friend can
+   * unfollow: for anyone else nothing happens and nothing is sent (undefined).
+   */
+  block(userId: string): Promise<WebhookResult | undefined>
   sendText(userId: string, text: string): Promise<WebhookResult>
   postback(userId: string, data: string, params?: Record<string, string>): Promise<WebhookResult>
   /**
@@ -70,14 +76,16 @@ export function createSimUsers(ctx: SandboxContext): SimUsers {
     },
     get: (userId) => users.get(userId),
     list: () => [...users.values()],
-    follow(userId) {
+    async follow(userId) {
       const user = mustGet(userId)
+      if (user.friendship === 'friend') return undefined
       const isUnblocked = user.friendship === 'blocked'
       user.friendship = 'friend'
       return send('follow', userId, { isUnblocked })
     },
-    block(userId) {
+    async block(userId) {
       const user = mustGet(userId)
+      if (user.friendship !== 'friend') return undefined
       user.friendship = 'blocked'
       return send('unfollow', userId, {})
     },

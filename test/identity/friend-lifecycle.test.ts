@@ -62,7 +62,7 @@ describe('friend lifecycle', () => {
     await identity.pause()
     try {
       const user = k.line.users.create({ displayName: '佐藤 一郎' })
-      expect((await k.line.users.follow(user.userId)).status).toBe(200)
+      expect((await k.line.users.follow(user.userId))?.status).toBe(200)
       await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
       const card = JSON.stringify(k.line.inbox(user.userId)[0]?.message)
       expect(card).toContain('佐藤 一郎')
@@ -86,7 +86,7 @@ describe('friend lifecycle', () => {
 
   it('follow creates the customer and LINE identity, fetches the profile and replies the member card', async () => {
     const user = k.line.users.create({ displayName: '山田 花子', language: 'ja' })
-    expect((await k.line.users.follow(user.userId)).status).toBe(200)
+    expect((await k.line.users.follow(user.userId))?.status).toBe(200)
 
     await eventually(async () => {
       const row = await lineUser(user.userId)
@@ -122,7 +122,7 @@ describe('friend lifecycle', () => {
 
   it('stores a LINE profile whose name holds a NUL character, the NUL as U+FFFD (Postgres text has none)', async () => {
     const user = k.line.users.create({ displayName: 'Taro\u0000Y', language: 'ja' })
-    expect((await k.line.users.follow(user.userId)).status).toBe(200)
+    expect((await k.line.users.follow(user.userId))?.status).toBe(200)
     await eventually(async () => {
       const row = await lineUser(user.userId)
       expect(row?.profile_fetched_at).not.toBeNull()
@@ -220,7 +220,7 @@ describe('friend lifecycle', () => {
     await eventually(async () => expect((await lineUser(user.userId))?.status).toBe('friend'))
     await k.line.users.block(user.userId)
     await eventually(async () => expect((await lineUser(user.userId))?.status).toBe('blocked'))
-    const result = await k.line.users.follow(user.userId)
+    const result = (await k.line.users.follow(user.userId))!
     expect((result.body.events[0] as { follow: { isUnblocked: boolean } }).follow.isUnblocked).toBe(
       true,
     )
@@ -262,7 +262,7 @@ describe('friend lifecycle', () => {
     await eraseCustomer(k.deps.db, erased.customer_id)
 
     const customersBefore = await countCustomers()
-    const block = await k.line.users.block(user.userId)
+    const block = (await k.line.users.block(user.userId))!
     const blockId = block.body.events[0]!.webhookEventId
     await eventually(async () => expect(await outcomeOf(blockId)).toBe('stored'))
     expect(await lineUser(user.userId)).toBeUndefined()

@@ -45,7 +45,7 @@ describe('npm start (src/main/start.ts)', () => {
     line.setWebhookUrl(`http://127.0.0.1:${port}/webhooks/line`)
 
     const user = line.users.create()
-    expect((await line.users.follow(user.userId)).status).toBe(200)
+    expect((await line.users.follow(user.userId))?.status).toBe(200)
     await eventually(() => expect(line.inbox(user.userId)).toHaveLength(1))
 
     child.kill('SIGTERM')
@@ -62,7 +62,7 @@ describe('npm start (src/main/start.ts)', () => {
     // LINE takes its time to answer the welcome: the job sending it is under way.
     line.failNext({ method: 'POST', path: '/v2/bot/message/reply', timeoutMs: 8_000, status: 200 })
     const user = line.users.create()
-    expect((await line.users.follow(user.userId)).status).toBe(200)
+    expect((await line.users.follow(user.userId))?.status).toBe(200)
     await eventually(() => expect(line.requestsTo('POST', '/v2/bot/message/reply')).toHaveLength(1))
 
     child.kill('SIGTERM')

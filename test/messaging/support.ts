@@ -31,7 +31,7 @@ export type Friend = { userId: string; customerId: string; displayName: string }
 /** A LINE user who added the account, once Kizuna has welcomed them (customer and identity exist). */
 export async function newFriend(k: TestKizuna, displayName = `友だち ${randomUUID().slice(0, 8)}`) {
   const user = k.line.users.create({ displayName })
-  expect((await k.line.users.follow(user.userId)).status).toBe(200)
+  expect((await k.line.users.follow(user.userId))?.status).toBe(200)
   const customerId = await eventually(async () => {
     const row = await k.deps.db
       .selectFrom('delivery')
@@ -223,7 +223,7 @@ export async function playingWorkers(
 
 /** The friend blocks the account, and Kizuna has applied the unfollow. */
 export async function blockAccount(k: TestKizuna, userId: string): Promise<void> {
-  expect((await k.line.users.block(userId)).status).toBe(200)
+  expect((await k.line.users.block(userId))?.status).toBe(200)
   await eventually(async () => {
     const lu = await k.deps.db
       .selectFrom('line_user')

@@ -97,6 +97,25 @@ describe('POST /sandbox/users...', () => {
     expect(events[2]).toMatchObject({ follow: { isUnblocked: true } })
   })
 
+  it('sends nothing for a follow or block from a stale page, as LINE would not', async () => {
+    const user = platform.users.create()
+    const id = user.userId
+    const types = () =>
+      platform.webhookDeliveries.flatMap((d) =>
+        (d.body as { events: { type: string }[] }).events.map((e) => e.type),
+      )
+    // Block from a page drawn before the user added the account: they are no friend to lose.
+    expect((await app.request(`/sandbox/users/${id}/block`, form({}))).status).toBe(303)
+    expect(platform.users.get(id)?.friendship).toBe('none')
+    await app.request(`/sandbox/users/${id}/follow`, form({}))
+    // Add friend again from a second tab still showing the button.
+    expect((await app.request(`/sandbox/users/${id}/follow`, form({}))).status).toBe(303)
+    await app.request(`/sandbox/users/${id}/block`, form({}))
+    await app.request(`/sandbox/users/${id}/block`, form({}))
+    expect(platform.users.get(id)?.friendship).toBe('blocked')
+    expect(types()).toEqual(['follow', 'unfollow'])
+  })
+
   it("refuses a form posted from another site's page, and changes nothing", async () => {
     const from = (origin: string) => ({
       ...form({ displayName: 'Mallory' }),

@@ -69,7 +69,7 @@ describe('simulated users send webhooks', () => {
 
   it('follow, block and unblock', async () => {
     const user = platform.users.create({ displayName: 'Aiko' })
-    const follow = await platform.users.follow(user.userId)
+    const follow = (await platform.users.follow(user.userId))!
     expect(follow.status).toBe(200)
     const [event] = lastValidDelivery().body.events as [webhook.FollowEvent]
     expect(event).toEqual({

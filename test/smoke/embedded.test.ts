@@ -51,7 +51,7 @@ describe('first run: embedded PGlite and the built-in LINE sandbox', () => {
     expect(await ready.json()).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' })
 
     const user = sandbox.users.create({ displayName: 'Smoke Tester' })
-    expect((await sandbox.users.follow(user.userId)).status).toBe(200)
+    expect((await sandbox.users.follow(user.userId))?.status).toBe(200)
     await eventually(() => expect(sandbox.inbox(user.userId)).toHaveLength(1))
     await eventually(async () => {
       const row = await k!.deps.db

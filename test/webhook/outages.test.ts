@@ -49,7 +49,7 @@ describe('webhook during outages', () => {
       carriedOut: true,
     })
     const early = k.line.users.create()
-    expect((await k.line.users.follow(early.userId)).status).toBe(200)
+    expect((await k.line.users.follow(early.userId))?.status).toBe(200)
     await eventually(() =>
       expect(k.line.requestsTo('POST', '/v2/bot/message/reply')).toHaveLength(1),
     )
@@ -57,7 +57,7 @@ describe('webhook during outages', () => {
     // Long enough for every connection to try again a few times.
     await new Promise((r) => setTimeout(r, 2_500))
     const user = k.line.users.create()
-    const result = await k.line.users.follow(user.userId)
+    const result = (await k.line.users.follow(user.userId))!
     expect(result.status).toBe(200) // the stand-in gives up after 2 s like LINE
     const webhookEventId = result.body.events[0]!.webhookEventId
     const row = await k.deps.db
@@ -158,7 +158,7 @@ describe('webhook during outages', () => {
 
     proxy.cut()
     for (let i = 0; i < 3; i++) {
-      expect((await k.line.users.follow(k.line.users.create().userId)).status).toBe(503)
+      expect((await k.line.users.follow(k.line.users.create().userId))?.status).toBe(503)
     }
     // A job that needs Postgres fails meanwhile, and is retried.
     const jobId = `sweep-${randomUUID()}`
@@ -170,7 +170,7 @@ describe('webhook during outages', () => {
 
     proxy.restore()
     const user = k.line.users.create()
-    expect((await k.line.users.follow(user.userId)).status).toBe(200)
+    expect((await k.line.users.follow(user.userId))?.status).toBe(200)
     await eventually(() => expect(k.line.inbox(user.userId)).toHaveLength(1))
     const entries = logs.entries()
     expect(entries.filter((l) => (l.level as number) >= 50)).toEqual([

@@ -46,7 +46,7 @@ describe('webhook while Redis is a read-only replica', () => {
           .execute()
       ).map((r) => r.status)
     for (const user of users) {
-      const result = await k.line.users.follow(user.userId)
+      const result = (await k.line.users.follow(user.userId))!
       expect(result.status).toBe(200)
       ids.push(result.body.events[0]!.webhookEventId)
     }
