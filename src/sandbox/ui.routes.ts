@@ -89,7 +89,7 @@ export function createSandboxUi(platform: SandboxPlatform) {
   )
   app.post(
     '/users/:userId/postback',
-    act((form, userId) => platform.users.postback(userId, form.data ?? '')),
+    act((form, userId) => platform.users.postback(userId, form.data ?? '', pickedParams(form))),
   )
   app.post(
     '/users/:userId/richmenuswitch',
@@ -196,7 +196,8 @@ function statusLabel(user: SimUser): string {
 
 /**
  * One delegated listener: a tapped postback or message action posts the user's event, like
- * the LINE app (a rich menu's richmenuswitch too); uri actions are plain links, and a tap on
+ * the LINE app (a rich menu's richmenuswitch too); a datetimepicker opens a picker whose OK
+ * posts the postback with its params; uri actions are plain links, and a tap on
  * an action that is no link (a uri of a refused scheme) follows no link around it.
  */
 const TAP_SCRIPT = `
@@ -213,7 +214,14 @@ document.addEventListener('click', function (event) {
   else if (action.type === 'richmenuswitch') {
     path = 'richmenuswitch'; fields = { alias: action.richMenuAliasId, data: action.data }
   }
+  else if (action.type === 'datetimepicker') return pick(section, action)
   else return
+  var form = userForm(section, path, fields)
+  document.body.appendChild(form)
+  form.submit()
+})
+
+function userForm(section, path, fields) {
   var form = document.createElement('form')
   form.method = 'post'
   form.action = 'users/' + encodeURIComponent(section.getAttribute('data-user')) + '/' + path
@@ -224,10 +232,61 @@ document.addEventListener('click', function (event) {
     input.value = String(fields[name] == null ? '' : fields[name])
     form.appendChild(input)
   })
-  document.body.appendChild(form)
-  form.submit()
-})
+  return form
+}
+
+// The LINE app's date/time picker: one under the chat at a time; OK posts the postback with
+// params.date, params.time or params.datetime, Cancel sends nothing.
+function pick(section, action) {
+  var types = { date: 'date', time: 'time', datetime: 'datetime-local' }
+  if (!Object.prototype.hasOwnProperty.call(types, action.mode)) return
+  var old = section.querySelector('.dt-picker')
+  if (old) old.remove()
+  var form = userForm(section, 'postback', { data: action.data })
+  form.className = 'dt-picker'
+  var input = document.createElement('input')
+  input.type = types[action.mode]
+  input.name = action.mode
+  input.required = true
+  ;['initial', 'min', 'max'].forEach(function (key) {
+    if (typeof action[key] !== 'string') return
+    if (key === 'initial') input.value = action[key]
+    else input.setAttribute(key, action[key])
+  })
+  var ok = document.createElement('button')
+  ok.textContent = 'OK'
+  var cancel = document.createElement('button')
+  cancel.type = 'button'
+  cancel.textContent = 'Cancel'
+  cancel.addEventListener('click', function () { form.remove() })
+  form.append(String(action.label || action.mode) + ' ', input, ok, cancel)
+  section.querySelector('.chat').insertAdjacentElement('afterend', form)
+  input.focus()
+}
 `
+
+/** What a datetime picker sends back, by its mode (LINE-API.md §1.6): no time zone. */
+const PICKED = {
+  date: /^\d{4}-\d{2}-\d{2}$/,
+  time: /^\d{2}:\d{2}$/,
+  datetime: /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/,
+} as const
+
+/**
+ * The `postback.params` of a datetimepicker tap: exactly one of `date`, `time` or `datetime`, in
+ * LINE's format (the page's date, time and datetime-local inputs give those). None: a plain
+ * postback. Anything else is refused.
+ */
+function pickedParams(form: Record<string, string>): Record<string, string> | undefined {
+  const picked = Object.keys(PICKED).filter((mode) => form[mode] !== undefined)
+  if (picked.length === 0) return undefined
+  const mode = picked[0] as keyof typeof PICKED
+  const value = form[mode] ?? ''
+  if (picked.length > 1 || !PICKED[mode].test(value)) {
+    throw new Error('a datetime picker sends one date (YYYY-MM-DD), time (HH:mm) or datetime')
+  }
+  return { [mode]: value }
+}
 
 function sameHost(origin: string, url: string): boolean {
   return URL.canParse(origin) && new URL(origin).host === new URL(url).host

@@ -288,3 +288,82 @@ describe('quick replies on the /sandbox page', () => {
     expect(tapEvents()[0]).toMatchObject({ type: 'message', message: { text: 'ヘルプ' } })
   })
 })
+
+describe('datetime pickers on the /sandbox page', () => {
+  it('asks for a date, time or datetime and sends it as the postback params', async () => {
+    const user = platform.users.create({ displayName: 'Rin' })
+    await platform.users.follow(user.userId)
+    const picker = (label: string, mode: string, extra: Record<string, string> = {}) => ({
+      type: 'button',
+      action: { type: 'datetimepicker', label, data: `action=${mode}`, mode, ...extra },
+    })
+    await push(user.userId, [
+      {
+        type: 'flex',
+        altText: 'Book a visit',
+        contents: {
+          type: 'bubble',
+          body: {
+            type: 'box',
+            layout: 'vertical',
+            contents: [
+              picker('Pick a day', 'date', {
+                initial: '2026-12-01',
+                min: '2026-12-01',
+                max: '2026-12-31',
+              }),
+              picker('Pick a time', 'time'),
+            ],
+          },
+        },
+        quickReply: {
+          items: [
+            {
+              type: 'action',
+              action: {
+                type: 'datetimepicker',
+                label: 'When?',
+                data: 'action=when',
+                mode: 'datetime',
+              },
+            },
+          ],
+        },
+      },
+    ])
+    await page.goto(`${baseUrl}/sandbox/`)
+    const section = page.locator(`section[data-user="${user.userId}"]`)
+    const pickerOk = async () => {
+      const reloaded = page.waitForEvent('load')
+      await section.locator('.dt-picker').getByRole('button', { name: 'OK' }).click()
+      await reloaded
+    }
+
+    // The chip first: an answer takes the quick replies away.
+    await section.locator('.quick-replies').getByText('When?').click()
+    await section.locator('.dt-picker input[name=datetime]').fill('2026-12-24T18:30')
+    await pickerOk()
+
+    await section.locator('.fx-bubble').getByText('Pick a day').click()
+    const day = section.locator('.dt-picker input[name=date]')
+    expect(await day.inputValue()).toBe('2026-12-01')
+    expect(await day.getAttribute('max')).toBe('2026-12-31')
+    await day.fill('2026-12-24')
+    await pickerOk()
+
+    await section.locator('.fx-bubble').getByText('Pick a time').click()
+    await section.locator('.dt-picker input[name=time]').fill('09:15')
+    await pickerOk()
+
+    await section.locator('.fx-bubble').getByText('Pick a time').click()
+    await section.locator('.dt-picker').getByRole('button', { name: 'Cancel' }).click()
+    expect(await section.locator('.dt-picker').count()).toBe(0)
+
+    expect(tapEvents().map((e) => e.postback)).toEqual([
+      { data: 'action=when', params: { datetime: '2026-12-24T18:30' } },
+      { data: 'action=date', params: { date: '2026-12-24' } },
+      { data: 'action=time', params: { time: '09:15' } },
+    ])
+    expect(dialogs).toEqual([])
+  })
+})

@@ -116,6 +116,28 @@ describe('POST /sandbox/users...', () => {
     expect(types()).toEqual(['follow', 'unfollow'])
   })
 
+  it('sends a date, time or datetime picked for a datetimepicker as postback params', async () => {
+    const user = platform.users.create()
+    await platform.users.follow(user.userId)
+    const id = user.userId
+    const tap = (fields: Record<string, string>) =>
+      app.request(`/sandbox/users/${id}/postback`, form({ data: 'action=visit', ...fields }))
+    expect((await tap({ date: '2026-12-24' })).status).toBe(303)
+    expect((await tap({ time: '18:30' })).status).toBe(303)
+    expect((await tap({ datetime: '2026-12-24T18:30' })).status).toBe(303)
+    expect((await tap({ date: '24/12/2026' })).status).toBe(400)
+    expect((await tap({ date: '2026-12-24', time: '18:30' })).status).toBe(400)
+    const postbacks = platform.webhookDeliveries
+      .flatMap((d) => (d.body as { events: Record<string, unknown>[] }).events)
+      .filter((e) => e.type === 'postback')
+      .map((e) => e.postback)
+    expect(postbacks).toEqual([
+      { data: 'action=visit', params: { date: '2026-12-24' } },
+      { data: 'action=visit', params: { time: '18:30' } },
+      { data: 'action=visit', params: { datetime: '2026-12-24T18:30' } },
+    ])
+  })
+
   it("refuses a form posted from another site's page, and changes nothing", async () => {
     const from = (origin: string) => ({
       ...form({ displayName: 'Mallory' }),
