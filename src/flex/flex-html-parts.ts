@@ -24,13 +24,19 @@ const GRAVITY: Record<string, string> = { top: 'flex-start', center: 'center', b
 const ALIGN: Record<string, string> = { start: 'flex-start', center: 'center', end: 'flex-end' }
 export const NO_PX: Record<string, number> = {}
 
+/** `table[value]` for the table's own keys only (not `constructor`, `toString`…). */
+function keyword(value: unknown, table: Record<string, string>): string | undefined {
+  return typeof value === 'string' && Object.hasOwn(table, value) ? table[value] : undefined
+}
+
 export function renderText(n: Node, ctx: Ctx): string {
   const spans = Array.isArray(n.contents) ? n.contents.map(asNode) : []
   const inner =
     spans.length > 0
       ? spans.map((s) => (s?.type === 'span' ? renderSpan(s) : '')).join('')
       : escapeHtml(typeof n.text === 'string' ? n.text : '')
-  const maxLines = integer(n.maxLines)
+  // Without wrap LINE draws one line (ellipsized) whatever maxLines says.
+  const maxLines = n.wrap === true ? integer(n.maxLines) : undefined
   const cls = `fx-text ${n.wrap === true ? 'fx-wrap' : 'fx-nowrap'}${maxLines ? ' fx-clamp' : ''}`
   const spacing = length(n.lineSpacing, NO_PX)
   const action = actionOf(n.action)
@@ -84,7 +90,7 @@ export function renderImage(n: Node, ctx: Ctx): string {
   const action = actionOf(n.action)
   const decls: Decl[] = [
     ...itemDecls(n, ctx, ctx.layout === 'vertical' ? 0 : 1),
-    ['justify-content', typeof n.align === 'string' ? ALIGN[n.align] : undefined],
+    ['justify-content', keyword(n.align, ALIGN)],
   ]
   return el(
     action.href ? 'a' : 'div',
@@ -135,8 +141,7 @@ export function itemDecls(n: Node, ctx: Ctx, defaultFlex: number): Decl[] {
   const gap = length(n.margin) ?? (ctx.index > 0 ? length(ctx.spacing) : undefined)
   const offsets = ['offsetTop', 'offsetBottom', 'offsetStart', 'offsetEnd'].some((k) => k in n)
   const position = n.position === 'absolute' ? 'absolute' : offsets ? 'relative' : undefined
-  const gravity =
-    ctx.layout === 'horizontal' && typeof n.gravity === 'string' ? GRAVITY[n.gravity] : undefined
+  const gravity = ctx.layout === 'horizontal' ? keyword(n.gravity, GRAVITY) : undefined
   return [
     ['flex', flex],
     [row ? 'margin-inline-start' : 'margin-top', gap],

@@ -89,3 +89,29 @@ describe('links in the rendered Flex, with no script', () => {
     expect(await page.locator('a a').count()).toBe(0)
   })
 })
+
+describe('text in the rendered Flex', () => {
+  it('wrap:false is one line even with maxLines; wrap:true with maxLines is clamped', async () => {
+    const long = 'A long product description that cannot fit on one line of a bubble. '.repeat(4)
+    await show({
+      type: 'bubble',
+      body: {
+        type: 'box',
+        layout: 'vertical',
+        contents: [
+          { type: 'text', text: 'x', size: 'md' },
+          { type: 'text', text: long, size: 'md', wrap: false, maxLines: 3 },
+          { type: 'text', text: long, size: 'md', wrap: true, maxLines: 2 },
+          { type: 'text', text: long, size: 'md', wrap: true },
+        ],
+      },
+    })
+    const texts = page.locator('.pv-line .fx-text')
+    const heights: number[] = []
+    for (let i = 0; i < 4; i++) heights.push((await texts.nth(i).boundingBox())!.height)
+    const [one, nowrap, clamped, all] = heights
+    expect(nowrap).toBeCloseTo(one!, 0)
+    expect(clamped).toBeCloseTo(2 * one!, 0)
+    expect(all).toBeGreaterThan(2 * one!)
+  })
+})

@@ -59,6 +59,25 @@ describe('renderFlexHtml', () => {
     expect(html).toContain('background-color:#ff0000')
   })
 
+  it('ignores alignment keywords that are not its own (constructor, toString)', () => {
+    const html = renderFlexHtml(
+      bubble([
+        {
+          type: 'box',
+          layout: 'horizontal',
+          contents: [
+            { type: 'text', text: 'a', gravity: 'constructor' },
+            { type: 'image', url: 'https://img.example/a.png', align: 'toString' },
+            { type: 'text', text: 'b', gravity: 'bottom' },
+          ],
+        },
+      ]),
+    )
+    expect(html).not.toMatch(/function|native code|align-self:[^;]*(constructor|Object)/)
+    expect(html).not.toMatch(/justify-content:(?!center)/)
+    expect(html).toContain('align-self:flex-end')
+  })
+
   it('keeps only http(s) image sources', () => {
     const html = renderFlexHtml(
       bubble([
