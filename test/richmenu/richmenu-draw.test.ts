@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { createCanvas, loadImage } from '@napi-rs/canvas'
 import { imageSize } from 'image-size'
 import { describe, expect, it } from 'vitest'
-import { drawRichMenu } from '../../src/richmenu/richmenu-draw.ts'
+import { canvasMeasure, drawRichMenu, layoutMenuText } from '../../src/richmenu/richmenu-draw.ts'
 import { loadRichMenus } from '../../src/richmenu/richmenu-files.ts'
 import { area, menuFolder, menuJson } from './menu-folder.ts'
 
@@ -64,6 +64,41 @@ describe('drawRichMenu', () => {
     expect(white).toBeGreaterThan(200)
   })
 
+  it("keeps each area's text inside the area: a long hint does not run into the area before", async () => {
+    const png = drawRichMenu({
+      richMenu: {
+        size: { width: 2500, height: 843 },
+        areas: [
+          {
+            // Nothing to write: a blank label and no hint.
+            bounds: { x: 0, y: 0, width: 1250, height: 843 },
+            action: { type: 'postback', label: ' ', data: '' },
+          },
+          {
+            // Drawn after the first area, so what runs over would stay on it.
+            bounds: { x: 1250, y: 0, width: 1250, height: 843 },
+            action: {
+              type: 'postback',
+              label: 'Points',
+              data: `action=points&x=${'y'.repeat(270)}`,
+            },
+          },
+        ],
+      },
+    })
+    const img = await loadImage(png)
+    const canvas = createCanvas(img.width, img.height)
+    const ctx = canvas.getContext('2d')
+    ctx.drawImage(img, 0, 0)
+    // The first area inside its white border: its fill (#06c755) and nothing else.
+    const inside = ctx.getImageData(10, 10, 1250 - 20, 843 - 20).data
+    let other = 0
+    for (let i = 0; i < inside.length; i += 4) {
+      if (inside[i] !== 0x06 || inside[i + 1] !== 0xc7 || inside[i + 2] !== 0x55) other++
+    }
+    expect(other).toBe(0)
+  })
+
   it('keeps a 2500×1686 menu of 20 areas with long labels under 1 MB', () => {
     const areas = Array.from({ length: 20 }, (_, i) => ({
       bounds: { x: (i % 5) * 500, y: Math.floor(i / 5) * 421, width: 500, height: 421 },
@@ -77,5 +112,69 @@ describe('drawRichMenu', () => {
     expect(loadRichMenus(dir).problems).toEqual([])
     writeFileSync(join(dir, 'unused.txt'), 'a file beside the folders is not a menu')
     expect(loadRichMenus(dir).menus).toHaveLength(1)
+  })
+})
+
+describe('layoutMenuText', () => {
+  const measure = canvasMeasure()
+  const menu = (areas: { w: number; h: number; action: Record<string, string> }[]) => {
+    let x = 0
+    return {
+      richMenu: {
+        size: { width: 2500, height: 843 },
+        areas: areas.map(({ w, h, action }) => {
+          const bounds = { x, y: 0, width: w, height: h }
+          x += w
+          return { bounds, action }
+        }),
+      },
+    }
+  }
+
+  it('gives a row one readable size; a label too long for it is ellipsized, not the row shrunk', () => {
+    const texts = layoutMenuText(
+      menu([
+        { w: 500, h: 843, action: { type: 'postback', label: 'Points', data: 'a=1' } },
+        { w: 500, h: 843, action: { type: 'postback', label: 'Card', data: 'a=2' } },
+        {
+          w: 500,
+          h: 843,
+          action: {
+            type: 'postback',
+            label: 'ＷＷＷＷＷＷＷＷＷＷＷＷＷＷＷＷＷＷＷＷ',
+            data: 'a=3',
+          },
+        },
+      ]),
+      measure,
+    )
+    const [points, card, long] = texts.map((t) => t.label)
+    expect(points).toEqual({ text: 'Points', size: card!.size })
+    expect(card?.text).toBe('Card')
+    expect(points!.size).toBeGreaterThanOrEqual(64)
+    expect(long?.size).toBe(points!.size)
+    expect(long?.text).toMatch(/^Ｗ+…$/)
+    for (const t of texts)
+      expect(measure(t.label.text, t.label.size, true)).toBeLessThanOrEqual(440)
+  })
+
+  it('draws the hint no larger than the label, and ellipsizes it to the area', () => {
+    const [tall] = layoutMenuText(
+      menu([
+        {
+          w: 400,
+          h: 843,
+          action: {
+            type: 'uri',
+            label: 'ＷＷＷＷＷＷＷＷＷＷＷＷ',
+            uri: `https://shop.example/${'p'.repeat(300)}`,
+          },
+        },
+      ]),
+      measure,
+    )
+    expect(tall!.hint!.size).toBeLessThanOrEqual(tall!.label.size)
+    expect(tall!.hint!.text).toMatch(/^shop\.example\/p*…$/)
+    expect(measure(tall!.hint!.text, tall!.hint!.size, false)).toBeLessThanOrEqual(400 * 0.88)
   })
 })
