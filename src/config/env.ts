@@ -155,6 +155,17 @@ function crossFieldProblems(
       message: 'set both LINK_LOGIN_URL and LINK_ASSERTION_SECRET, or neither (email codes)',
     })
   }
+  if (raw.SMTP_URL !== undefined && !invalid.has('SMTP_URL') && raw.PUBLIC_BASE_URL === undefined) {
+    // Every email's unsubscribe link (List-Unsubscribe, the footer), open pixel and tracked
+    // links are built on it: unset, they named http://localhost:PORT, which no shopper reaches,
+    // and an opt-out that does nothing breaks Japan's Specified Electronic Mail Act.
+    problems.push({
+      variable: 'PUBLIC_BASE_URL',
+      message:
+        'set PUBLIC_BASE_URL with SMTP_URL: the unsubscribe and tracked links in every email are ' +
+        'built on it, and unset they would name http://localhost:PORT, which shoppers cannot reach',
+    })
+  }
   if (invalid.has('ROLE')) return problems
   if (role !== 'all' && raw.DATABASE_URL === undefined) {
     problems.push({
@@ -206,6 +217,21 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`)
   }
   return result.data
+}
+
+/**
+ * The start-up warning when emails go out (SMTP_URL) with links on a plain-http PUBLIC_BASE_URL:
+ * mail programs offer one-click unsubscribe (RFC 8058) only for an https List-Unsubscribe URL,
+ * so shoppers get the footer link alone. Taken, not refused: a local relay and a local address
+ * (a test setup) are plain http. Null otherwise.
+ */
+export function unsubscribeWarning(env: Pick<Env, 'SMTP_URL' | 'PUBLIC_BASE_URL'>): string | null {
+  if (!env.SMTP_URL || !env.PUBLIC_BASE_URL?.startsWith('http://')) return null
+  return (
+    'PUBLIC_BASE_URL is plain http: emails go out (SMTP_URL) with unsubscribe links that mail ' +
+    'programs do not offer as one-click unsubscribe (RFC 8058 wants https); set it to the https ' +
+    'address shoppers reach'
+  )
 }
 
 export function isSandbox(env: Env): boolean {

@@ -1,4 +1,4 @@
-import { ConfigError, loadEnv } from '../config/env.ts'
+import { ConfigError, loadEnv, unsubscribeWarning } from '../config/env.ts'
 import { accountProof, NO_ACCOUNT_PROOF_WARNING } from '../linking/link-proof.ts'
 import { createLogger } from '../platform/logger.ts'
 import type { Kizuna } from './runtime.ts'
@@ -87,13 +87,16 @@ async function main(): Promise<void> {
     'Kizuna started',
   )
   if (!kizuna.sandbox && !env.PUBLIC_BASE_URL) {
-    // Links in messages would name an address only this host reaches: email unsubscribe links
-    // that do nothing, account-link pages that do not open.
+    // Links in LINE messages would name an address only this host reaches: account-link pages
+    // that do not open, barcodes that do not load. (Email needs it: loadEnv refuses SMTP_URL
+    // without it.)
     log.warn(
-      'PUBLIC_BASE_URL is unset: links in LINE messages and emails (unsubscribe, account link, ' +
-        'member-card barcodes) point to this host; set it to the https address shoppers reach',
+      'PUBLIC_BASE_URL is unset: links in LINE messages (account link, member-card barcodes) ' +
+        'point to this host; set it to the https address shoppers reach',
     )
   }
+  const plainHttpUnsubscribe = unsubscribeWarning(env)
+  if (plainHttpUnsubscribe) log.warn(plainHttpUnsubscribe)
   // A sandbox run has its mailbox, so only a run against LINE itself can have no way at all.
   if (!accountProof(kizuna.deps)) log.warn(NO_ACCOUNT_PROOF_WARNING)
   if (kizuna.sandbox) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, isSandbox, loadEnv } from '../../src/config/env.ts'
+import { ConfigError, isSandbox, loadEnv, unsubscribeWarning } from '../../src/config/env.ts'
 import { renderLineMessage } from '../../src/flex/message-template.ts'
 
 describe('loadEnv', () => {
@@ -96,6 +96,47 @@ describe('loadEnv', () => {
       LINK_ASSERTION_SECRET: secret,
     })
     expect(both.LINK_LOGIN_URL).toBe('https://shop.example/login')
+  })
+
+  it('wants PUBLIC_BASE_URL with SMTP_URL, naming both', () => {
+    // Every email's unsubscribe link (List-Unsubscribe, the footer) and tracked links are built
+    // on PUBLIC_BASE_URL: unset, they named http://localhost:PORT, which no shopper reaches.
+    for (const others of [{}, { LINE_CHANNEL_SECRET: 's', LINE_CHANNEL_ACCESS_TOKEN: 't' }]) {
+      let message = ''
+      try {
+        loadEnv({ SMTP_URL: 'smtp://mail.example.jp:587', ...others })
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError)
+        message = (error as Error).message
+      }
+      expect(message).toMatch(/SMTP_URL[\s\S]*\n {2}→ at PUBLIC_BASE_URL$/)
+    }
+    // http is taken (a local relay and a local address); start-up warns (unsubscribeWarning).
+    const env = loadEnv({
+      SMTP_URL: 'smtp://127.0.0.1:2525',
+      PUBLIC_BASE_URL: 'http://localhost:3000',
+    })
+    expect(env.PUBLIC_BASE_URL).toBe('http://localhost:3000')
+    // A bad SMTP_URL is one problem, not two.
+    expect(() => loadEnv({ SMTP_URL: 'http://x' })).toThrow(
+      /^Invalid configuration:\n✖ use an smtp:\/\/[^\n]*\n {2}→ at SMTP_URL$/,
+    )
+  })
+
+  it('warns at start-up when one-click unsubscribe would be offered over plain http', () => {
+    const warning = unsubscribeWarning(
+      loadEnv({ SMTP_URL: 'smtp://127.0.0.1:2525', PUBLIC_BASE_URL: 'http://localhost:3000' }),
+    )
+    expect(warning).toMatch(
+      /^PUBLIC_BASE_URL is plain http: .*one-click unsubscribe \(RFC 8058 wants https\)/,
+    )
+    const https = {
+      SMTP_URL: 'smtp://mail.example.jp',
+      PUBLIC_BASE_URL: 'https://crm.shop.example',
+    }
+    expect(unsubscribeWarning(loadEnv(https))).toBeNull()
+    // No email sent, no unsubscribe link.
+    expect(unsubscribeWarning(loadEnv({ PUBLIC_BASE_URL: 'http://localhost:3000' }))).toBeNull()
   })
 
   it('takes only http(s) URLs for links and LINE hosts', () => {

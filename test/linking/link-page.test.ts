@@ -27,7 +27,7 @@ let smtp: Smtp
 
 beforeAll(async () => {
   smtp = await startSmtp()
-  k = await startTestKizuna({ SMTP_URL: smtp.url })
+  k = await startTestKizuna({ SMTP_URL: smtp.url, PUBLIC_BASE_URL: 'https://shop.example' })
 })
 afterAll(async () => {
   await k?.stopAll()

@@ -17,7 +17,11 @@ export function kizunaWithSmtp(overrides: Record<string, string> = {}) {
   const started = {} as { k: TestKizuna; smtp: Smtp }
   beforeAll(async () => {
     started.smtp = await startSmtp()
-    started.k = await startTestKizuna({ SMTP_URL: started.smtp.url, ...overrides })
+    started.k = await startTestKizuna({
+      SMTP_URL: started.smtp.url,
+      PUBLIC_BASE_URL: 'https://shop.example',
+      ...overrides,
+    })
   })
   afterAll(async () => {
     await started.k?.stopAll()

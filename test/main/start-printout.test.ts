@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { afterAll, describe, expect, it } from 'vitest'
+import { sparePort } from '../support/ports.ts'
+import { startSmtp } from '../support/smtp.ts'
 import { spawnKizuna } from '../support/spawned.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -33,5 +35,47 @@ describe('npm start without LINE credentials', () => {
     const root = await fetch(`${base}/`, { redirect: 'manual' })
     expect(root.status).toBe(302)
     expect(root.headers.get('location')).toBe('/sandbox/')
+  }, 60_000)
+})
+
+describe('npm start with SMTP_URL', () => {
+  it('refuses to start without PUBLIC_BASE_URL, which every email’s unsubscribe link names', async () => {
+    const { child, output } = await spawnKizuna({
+      QUEUE_PREFIX: `test-${randomUUID()}`,
+      SMTP_URL: 'smtp://127.0.0.1:1',
+      PUBLIC_BASE_URL: '',
+    })
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(1)
+    expect(output()).toMatch(/set PUBLIC_BASE_URL with SMTP_URL[^\n]*\n {2}→ at PUBLIC_BASE_URL/)
+  }, 60_000)
+
+  it('warns once that a plain-http PUBLIC_BASE_URL gets no one-click unsubscribe, and starts', async () => {
+    const smtp = await startSmtp()
+    cleanups.push(() => smtp.close())
+    const port = await sparePort()
+    const { child, output } = await spawnKizuna({
+      QUEUE_PREFIX: `test-${randomUUID()}`,
+      LOG_LEVEL: 'warn',
+      PORT: String(port),
+      SMTP_URL: smtp.url,
+      PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+    })
+    cleanups.push(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    })
+    await eventually(() => expect(output()).toContain('sandbox LINE API'), 30_000)
+    const warnings = output()
+      .split('\n')
+      .filter((line) => line.includes('RFC 8058'))
+    expect(warnings).toHaveLength(1)
+    expect(JSON.parse(warnings[0] ?? '{}')).toMatchObject({
+      level: 40,
+      msg: expect.stringMatching(/^PUBLIC_BASE_URL is plain http/),
+    })
+    // Email goes to the SMTP server, not the sandbox mailbox.
+    expect(output()).not.toContain('sandbox mailbox')
   }, 60_000)
 })

@@ -39,6 +39,7 @@ describe('the weekly cap and deliveries of unknown outcome', () => {
       MARKETING_WEEKLY_CAP: '1',
       SMTP_URL: smtp.url,
       MAIL_FROM: 'Kizuna Shop <shop@kizuna.test>',
+      PUBLIC_BASE_URL: 'https://crm.kizuna.test',
     })
     // A short lease: an email the server never answers is given up on in about a second.
     send = sendJob(k, { ...sendTools(k), leaseSeconds: 5 })

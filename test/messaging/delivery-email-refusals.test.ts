@@ -30,6 +30,7 @@ beforeAll(async () => {
   k = await startTestKizuna({
     SMTP_URL: smtp.urlWithLogin(USER, PASSWORD),
     MAIL_FROM,
+    PUBLIC_BASE_URL: 'https://crm.kizuna.test',
     QUIET_HOURS: '',
   })
   await k.deps.queues.byName.delivery.pause()

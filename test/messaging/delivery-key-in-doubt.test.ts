@@ -41,6 +41,7 @@ describe('a delivery whose LINE request may have arrived', () => {
       MARKETING_WEEKLY_CAP: '1',
       SMTP_URL: smtp.url,
       MAIL_FROM: 'Kizuna Shop <shop@kizuna.test>',
+      PUBLIC_BASE_URL: 'https://crm.kizuna.test',
     })
   })
   afterAll(async () => {

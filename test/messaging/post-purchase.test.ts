@@ -35,6 +35,7 @@ function kizunaWithDelay(delaySeconds: number, env: () => Record<string, string>
   beforeAll(async () => {
     ctx.k = await startTestKizuna({
       SMTP_URL: smtp.url,
+      PUBLIC_BASE_URL: 'https://crm.kizuna.test',
       POST_PURCHASE_DELAY_SECONDS: String(delaySeconds),
       QUIET_HOURS: '',
       ...env(),
@@ -233,7 +234,9 @@ describe('post-purchase follow-up, 1 s after the scan', () => {
       expect(part).toContain(NAMES.parasol)
       expect(part).toContain(NAMES.armchair)
     }
-    expect(mail.headers.get('list-unsubscribe')).toMatch(/^<.+\/u\/[^/]+>$/)
+    expect(mail.headers.get('list-unsubscribe')).toMatch(
+      /^<https:\/\/crm\.kizuna\.test\/u\/[^/]+>$/,
+    )
 
     await jobDone(ctx, deliveryId)
     const row = await deliveryRow(db, deliveryId)
