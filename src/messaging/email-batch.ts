@@ -1,10 +1,12 @@
 import pLimit from 'p-limit'
+import { loadConsent } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
 import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import { markEmailTrying } from './email-claim.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
+import { quietHoursEnd } from './send-rules.ts'
 import type { SendWindow } from './send-window.ts'
 
 /**
@@ -16,7 +18,9 @@ const emailSlots = pLimit(8)
 
 /**
  * Sends a claim's emails while its send window is open (the rest are `notStarted`), each
- * outcome recorded as soon as it is decided (ClaimOutcomes.settle). Each row is marked as it
+ * outcome recorded as soon as it is decided (ClaimOutcomes.settle). As each takes its slot,
+ * quiet hours and the person's consent are checked again (stoppedSince): the claim decided them
+ * up to half the lease before. Each row is marked as it
  * takes its slot, in a statement of its own just before its email goes (markEmailTrying): one
  * whose outcome is then never recorded is failed as of unknown outcome by the claim that takes it
  * over, not sent again, while those a stopped worker had not started are not marked and are sent
@@ -25,7 +29,7 @@ const emailSlots = pLimit(8)
  * the job's retry.
  */
 export async function sendEmails(
-  deps: Pick<Deps, 'db' | 'env' | 'log'>,
+  deps: Pick<Deps, 'db' | 'env' | 'log' | 'clock'>,
   mailer: Mailer,
   recorder: Pick<ClaimOutcomes, 'settle' | 'claim' | 'takenOver'>,
   window: SendWindow,
@@ -38,6 +42,14 @@ export async function sendEmails(
         if (!window.isOpen()) {
           return settled(recorder, { id: item.id, status: 'pending', notStarted: true })
         }
+        let stopped: DeliveryOutcome | null
+        try {
+          stopped = await stoppedSince(deps, item)
+        } catch (err) {
+          deps.log.warn({ err, deliveryId: item.id }, 'could not check the consent for the email')
+          return { id: item.id, status: 'pending', error: 'could not check the consent' }
+        }
+        if (stopped) return settled(recorder, stopped)
         let marked: boolean
         try {
           marked = await markEmailTrying(deps.db, item.id, recorder.claim)
@@ -54,6 +66,26 @@ export async function sendEmails(
     ),
   ).finally(() => recorder.takenOver(takenOver))
   return outcomes.filter((o) => o !== null)
+}
+
+/**
+ * What became of the email since its claim decided it may go (up to half the lease before it
+ * takes its slot): a marketing email whose slot comes inside quiet hours waits for their end,
+ * and one whose person withdrew consent for its category by email (an unsubscribe) is skipped.
+ * Null: it goes.
+ */
+async function stoppedSince(
+  deps: Pick<Deps, 'db' | 'env' | 'clock'>,
+  item: EmailItem,
+): Promise<DeliveryOutcome | null> {
+  if (item.category === 'marketing') {
+    const { QUIET_HOURS, TZ_STORE } = deps.env
+    const sendAfter = quietHoursEnd(deps.clock.now(), QUIET_HOURS, TZ_STORE)
+    if (sendAfter) return { id: item.id, status: 'pending', sendAfter }
+  }
+  const consent = await loadConsent(deps.db, item.customerId)
+  if (consent[item.category].email) return null
+  return { id: item.id, status: 'skipped', reason: `no_${item.category}_consent_email` }
 }
 
 /** The outcome, once written (ClaimOutcomes.settle). */
