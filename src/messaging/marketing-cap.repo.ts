@@ -12,17 +12,29 @@ import { keyMayBeTaken } from './retry-key.ts'
 /**
  * Per customer, when the marketing sends of the rolling week reached (or may have reached) the
  * person, newest first: all of them, or the `cap` most recent when there are more (so a customer
- * has room while there are fewer than `cap`).
+ * has room while there are fewer than `cap`); and `underWay`, how many of their deliveries other
+ * jobs are sending that may still send nothing (see claimDeliveriesWithMarketingCounts).
  */
-export type RecentMarketing = Map<string, { latest: Date[] }>
+export type RecentMarketing = Map<string, { latest: Date[]; underWay: number }>
+
+/**
+ * A row another job holds in `sending` whose request or email has not gone yet (no push stored or
+ * chunk tagged, no reply under way, no email marked as trying): that job may still send nothing
+ * for it (an opt-out, no channel left, quiet hours, its own cap), or send it.
+ */
+const undecided = sql<boolean>`(d.status = 'sending' and not ${keyMayBeTaken}
+  and d.email_trying_at is null and d.reply_state is distinct from 'trying')`
 
 /**
  * Claims deliveries (see claimDeliveries) and, for their marketing customers, counts the
  * marketing sends of the rolling week. The weekly cap must hold across jobs running at once: the
- * customers are locked (advisory, in id order) before the claim, so a job counts what another
- * claimed first, and rows another job is sending count too, as do rows whose outcome is unknown:
- * waiting for a retry, failed or parked by the quota while their request may have reached LINE,
- * and replies and emails failed as of unknown outcome.
+ * customers are locked (advisory, in id order) before the claim, so a job sees what another
+ * claimed first. Rows another job is sending count once their request or email may have gone;
+ * before that they are `underWay` (they may yet send nothing: counted as sends, a delivery over
+ * the cap was skipped for good though the person got nothing; not counted, two jobs would both
+ * see room). Rows whose outcome is unknown count too: waiting for a retry, failed or parked by
+ * the quota while their request may have reached LINE, and replies and emails failed as of
+ * unknown outcome.
  */
 export async function claimDeliveriesWithMarketingCounts(
   db: Database,
@@ -47,9 +59,12 @@ export async function claimDeliveriesWithMarketingCounts(
     // a reply or email of unknown outcome from when it failed (its try, moments before).
     const at = sql`coalesce(d.sent_at, d.line_first_call_at,
       case when ${outcomeUnknown} then d.updated_at end, now())`
-    // `at` is never null: every counted send is in the array, cut to the cap's most recent.
-    const recent = await sql<{ customer_id: string; latest: Date[] }>`
-      select customer_id, (array_agg(${at} order by ${at} desc))[1:${cap}] as latest
+    // `at` is never null: every counted send is in the array (null if none), cut to the cap's
+    // most recent.
+    const recent = await sql<{ customer_id: string; latest: Date[] | null; under_way: number }>`
+      select customer_id,
+        (array_agg(${at} order by ${at} desc) filter (where not ${undecided}))[1:${cap}] as latest,
+        (count(*) filter (where ${undecided}))::int as under_way
       from delivery d
       where customer_id = any(${customerIds}::uuid[]) and category = 'marketing'
         -- No branch on status = 'sending' alone: given one, Postgres OR-ed in the partial index
@@ -69,7 +84,9 @@ export async function claimDeliveriesWithMarketingCounts(
       group by customer_id`.execute(trx)
     return {
       rows,
-      recent: new Map(recent.rows.map((r) => [r.customer_id, { latest: r.latest }])),
+      recent: new Map(
+        recent.rows.map((r) => [r.customer_id, { latest: r.latest ?? [], underWay: r.under_way }]),
+      ),
     }
   })
 }

@@ -88,6 +88,13 @@ export function chooseChannel(
 const WEEK_MS = 7 * 24 * 60 * 60 * 1000
 
 /**
+ * How long a delivery waits when the cap has room for it only if other jobs' sends under way
+ * (RecentMarketing's `underWay`) send nothing: a LINE send is stored before its call within
+ * moments of its claim, an email marked as it takes its send slot (up to half the lease).
+ */
+const UNDER_WAY_RECHECK_MS = 5_000
+
+/**
  * Quiet hours defer every marketing delivery to the window's end. Transactional deliveries pass
  * untouched. Returns the deliveries that may go now.
  */
@@ -117,7 +124,9 @@ export function deferQuietHours(
  * nothing (skipped, failed before any call, left for a retry) takes none, as the cap's count after
  * this attempt would not find it either. Over the cap a new send waits until the cap-th most recent
  * counted send, of the week before or of this claim, turns a week old, or is skipped if its sender
- * said so. Returns the ids held back, their outcomes added to `outcomes`.
+ * said so. One with room only if other jobs' sends under way send nothing (`underWay`) is neither
+ * sent nor skipped: it is decided again shortly (UNDER_WAY_RECHECK_MS), once they went or did
+ * not. Returns the ids held back, their outcomes added to `outcomes`.
  */
 export function applyWeeklyCap(
   deps: Pick<Deps, 'env'>,
@@ -144,15 +153,22 @@ export function applyWeeklyCap(
   }
   for (const { row, goes } of marketing) {
     if (!goes || mayHaveReachedLine(row)) continue
-    const before = recent.get(row.customer_id) ?? { latest: [] }
+    const before = recent.get(row.customer_id) ?? { latest: [], underWay: 0 }
     const added = addedNow.get(row.customer_id) ?? []
     // `latest` holds every counted send of the week, or the cap's most recent: its length
     // stands for their number below the cap.
-    if (before.latest.length + added.length < cap) {
+    const counted = before.latest.length + added.length
+    if (counted + before.underWay < cap) {
       count(row, now)
       continue
     }
     held.add(row.id)
+    if (counted < cap) {
+      // Room unless other jobs' sends under way go: decided again once they are.
+      const sendAfter = new Date(now.getTime() + UNDER_WAY_RECHECK_MS)
+      outcomes.push({ id: row.id, status: 'pending', sendAfter })
+      continue
+    }
     if (row.over_cap === 'skip') {
       outcomes.push({ id: row.id, status: 'skipped', reason: 'weekly_cap' })
     } else {

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
+import { claimOf } from '../../src/messaging/delivery-claim.repo.ts'
+import { recordOutcomes } from '../../src/messaging/delivery-outcomes.repo.ts'
 import { requeueDeliveries } from '../../src/messaging/delivery-requeue.repo.ts'
 import { claimDeliveriesWithMarketingCounts } from '../../src/messaging/marketing-cap.repo.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -12,6 +14,7 @@ import {
   deliveryRow,
   deliveryRows,
   newFriend,
+  playingWorkers,
   pushesTo,
   sendJob,
   WEEK_MS,
@@ -32,6 +35,22 @@ describe('weekly marketing cap', () => {
   beforeEach(() => {
     k.line.clearRequests()
   })
+
+  /** Pending again within a minute: the cap is decided once another job's send is. */
+  async function expectRecheckedSoon(id: string) {
+    const row = await deliveryRow(k, id)
+    expect(row).toMatchObject({ status: 'pending', skip_reason: null })
+    expect(row.send_after.getTime()).toBeGreaterThan(Date.now())
+    expect(row.send_after.getTime()).toBeLessThanOrEqual(Date.now() + 60_000)
+  }
+
+  /** The delivery's wait is over (as when its delayed job comes). */
+  const dueNow = (id: string) =>
+    k.deps.db
+      .updateTable('delivery')
+      .set({ send_after: sql<Date>`now()` })
+      .where('id', '=', id)
+      .execute()
 
   it('two in one batch: one is sent, the other waits a week from then', async () => {
     const f = await newFriend(k)
@@ -80,7 +99,9 @@ describe('weekly marketing cap', () => {
   })
 
   // Jobs running at the same time (worker concurrency 4, more processes) must not all see room:
-  // the claim counts the customer's marketing sends under a lock per customer.
+  // the claim counts the customer's marketing sends under a lock per customer, and one that
+  // claims while another job's send is still being decided waits a few seconds for it (a round
+  // or two of UNDER_WAY_RECHECK_MS) before it waits its week.
   it('campaigns whose jobs run at the same time still send at most the cap', async () => {
     const f = await newFriend(k)
     const scheduled = await Promise.all(
@@ -95,31 +116,63 @@ describe('weekly marketing cap', () => {
         expect(r.status === 'sent' || deferred).toBe(true)
       }
       return rows
-    })
+    }, 25_000)
     expect(rows.filter((r) => r.status === 'sent')).toHaveLength(1)
   })
 
-  it('a job that also names a delivery another job is sending counts that send', async () => {
+  // Another job's row in `sending` may still send nothing (the person opted out, no channel is
+  // left, quiet hours began): until its request or email may have gone (its push stored, its
+  // email marked as trying), it holds no room for good. Counted as a send, a delivery its sender
+  // said to skip over the cap was skipped though the person got nothing.
+  it('a job that also names a delivery another job is sending waits for that send', async () => {
     const f = await newFriend(k)
-    const queue = k.deps.queues.byName.delivery
-    const send = sendJob(k)
-    await queue.pause() // this test plays the workers
-    try {
+    await playingWorkers(k, async (send) => {
       const [a] = await scheduleDeliveries(k.deps, [campaign(f)])
       const [b] = await scheduleDeliveries(k.deps, [campaign(f)])
-      // One job has claimed `a` and is sending it (waiting for the limiter, say)...
+      // One job has claimed `a` and is deciding its send...
       const first = await claimDeliveriesWithMarketingCounts(k.deps.db, [a!], 1)
       expect(first.rows.map((r) => r.id)).toEqual([a])
-      // ...when another job names both (the sweeper regroups unfinished rows as it finds them).
+      // ...when another job names both (the sweeper regroups unfinished rows as it finds them):
+      // `b` waits a moment for `a`'s send, neither sent nor deferred for a week.
       await send([a!, b!])
+      await expectRecheckedSoon(b!)
 
+      // `a`'s job stores its push before the call: it may reach the person, and `b` waits for
+      // room until it is a week old.
+      await k.deps.db
+        .updateTable('delivery')
+        .set({ line_first_call_at: sql<Date>`now()` })
+        .where('id', '=', a!)
+        .execute()
+      await dueNow(b!)
+      await send([b!])
       const later = await deliveryRow(k, b!)
       expect(later.status).toBe('pending')
       expect(later.send_after.getTime()).toBeGreaterThan(Date.now() + WEEK_MS / 2)
       expect(pushesTo(k, f.userId)).toHaveLength(0)
-    } finally {
-      await queue.resume()
-    }
+    })
+  })
+
+  it('a delivery to skip over the cap is not skipped for another job’s send that then sends nothing', async () => {
+    const f = await newFriend(k)
+    await playingWorkers(k, async (send) => {
+      const [a] = await scheduleDeliveries(k.deps, [campaign(f)])
+      const [b] = await scheduleDeliveries(k.deps, [campaign(f, { overCap: 'skip' })])
+      const first = await claimDeliveriesWithMarketingCounts(k.deps.db, [a!], 1)
+      await send([b!])
+      await expectRecheckedSoon(b!)
+
+      // `a`'s job sends nothing after all (the person opted out of marketing on LINE meanwhile).
+      await recordOutcomes(
+        k.deps.db,
+        [{ id: a!, status: 'skipped', reason: 'no_marketing_consent_line,no_email_version' }],
+        claimOf(first.rows),
+      )
+      await dueNow(b!)
+      await send([b!])
+      expect((await deliveryRow(k, b!)).status).toBe('sent')
+      expect(pushesTo(k, f.userId)).toHaveLength(1)
+    })
   })
 
   // A push whose answer was lost (a timeout after LINE took it) goes again under its retry key,
