@@ -16,12 +16,13 @@ export type EmailItem = {
 /**
  * Sends one delivery's email, given `timeoutMs` at most: links through `/r/`, an open pixel, and
  * RFC 8058 one-click unsubscribe for the delivery's category. A 5xx refusal of the recipient
- * (RCPT TO) or of this message (DATA) fails the delivery. So does a message the server got whole
- * and never answered (a timeout, a dropped connection, the deadline): it may have arrived, and is
- * failed as EMAIL_OUTCOME_UNKNOWN. Anything else leaves it to be retried: a temporary failure
- * (4xx, or a connection lost before the message was sent), and a refusal of Kizuna's own setup
- * (its login, its sender, its connection), which would fail every email alike until an operator
- * fixes SMTP_URL or MAIL_FROM.
+ * (RCPT TO) or of this message (DATA) fails the delivery, as does a message larger than the
+ * server takes. So does a message the server got whole and never answered (a timeout, a dropped
+ * connection, the deadline): it may have arrived, and is failed as EMAIL_OUTCOME_UNKNOWN.
+ * Anything else leaves it to be retried: a temporary failure (4xx, or a connection lost before
+ * the message was sent), and a refusal of Kizuna's own setup (its login, its sender, its
+ * connection, a refusal to relay), which would fail every email alike until an operator fixes
+ * SMTP_URL, MAIL_FROM or the relay.
  */
 export async function sendEmail(
   deps: Pick<Deps, 'db' | 'env' | 'log'>,
@@ -75,6 +76,11 @@ export async function sendEmail(
       deps.log.error(fields, `email not sent: ${setup}; will retry`)
       return { id: item.id, status: 'pending', error: `email: ${setup} (${codes})` }
     }
+    if (tooLarge(smtp)) {
+      deps.log.warn(fields, 'email refused: larger than the SMTP server takes')
+      const error = `email: the message is larger than the SMTP server takes (${codes})`
+      return { id: item.id, status: 'failed', error }
+    }
     if (refusedForGood(smtp)) {
       deps.log.warn(fields, 'email refused')
       const what = smtp.command === 'RCPT TO' ? 'recipient' : 'message'
@@ -98,10 +104,10 @@ export async function sendEmail(
  * SMTP `command` answered (`AUTH PLAIN`, `MAIL FROM`, `RCPT TO`, `DATA`, `CONN`, …) and the
  * reply's `responseCode`.
  */
-type SmtpError = { code?: unknown; command?: unknown; responseCode?: unknown }
+type SmtpError = { code?: unknown; command?: unknown; responseCode?: unknown; response?: unknown }
 
 /**
- * An SMTP error by its codes alone (`reply 550 to RCPT TO, EENVELOPE`), for the delivery row;
+ * An SMTP error by its codes alone (`reply 550, to RCPT TO, EENVELOPE`), for the delivery row;
  * the error's name when it has none.
  */
 function smtpCodes(error: unknown): string {
@@ -127,8 +133,17 @@ const permanentReply = (e: SmtpError): e is SmtpError & { responseCode: number }
   typeof e.responseCode === 'number' && e.responseCode >= 500
 
 /**
+ * A relay declining to pass mail on for this client, as Postfix (`554 5.7.1 <a@b.jp>: Relay access
+ * denied`), Sendmail (`550 5.7.1 <a@b.jp>... Relaying denied`), Exim (`550 relay not permitted`)
+ * and Exchange (`550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain`) word it.
+ */
+const RELAY_REFUSED =
+  /\b(relay(ing)? (access )?(denied|not permitted|prohibited|not allowed)|unable to relay)\b/i
+
+/**
  * A permanent refusal of Kizuna's own setup rather than of this email, as an operator should read
- * it; null otherwise. Decided on nodemailer's codes and the command answered, not the reply text.
+ * it; null otherwise. Decided on nodemailer's codes and the command answered, not the reply text,
+ * except for a refusal to relay: it answers RCPT TO with a code a bad address gets too.
  */
 function setupRefusal(e: SmtpError): string | null {
   // A 4xx (454 during AUTH too) is temporary whatever it answered.
@@ -141,9 +156,26 @@ function setupRefusal(e: SmtpError): string | null {
   if (e.command === 'MAIL FROM') {
     return 'the SMTP server refused the sender (check that MAIL_FROM may send through SMTP_URL)'
   }
+  // Every email is refused alike until the relay takes Kizuna's login (or address) for sending
+  // on: not the recipient's fault. The reply (it quotes the address) is only read here.
+  if (e.command === 'RCPT TO' && typeof e.response === 'string' && RELAY_REFUSED.test(e.response)) {
+    return 'the SMTP server refused to relay the email (check the login in SMTP_URL, and that the relay may send for MAIL_FROM)'
+  }
   if (e.command === 'RCPT TO' || e.command === 'DATA') return null
   // The greeting, EHLO, STARTTLS: the server turned the connection away.
   return 'the SMTP server refused the connection (check SMTP_URL)'
+}
+
+/**
+ * Larger than the server takes: nodemailer's own check against the SIZE the server announced
+ * (EMESSAGE before MAIL FROM, no reply; when a size is given in the envelope), or the server's
+ * 552 to the message saying so (RFC 3463: 5.3.4 message too big, 5.2.3 over the administrative
+ * limit; a 552 5.2.2 is a full mailbox). Sending it again cannot help.
+ */
+function tooLarge(e: SmtpError): boolean {
+  if (e.code === 'EMESSAGE' && e.command === 'MAIL FROM') return typeof e.responseCode !== 'number'
+  const reply = typeof e.response === 'string' ? e.response : ''
+  return e.command === 'DATA' && /^552[ -]5\.(3\.4|2\.3)\b/.test(reply)
 }
 
 /** A 5xx reply to this email's recipient (RCPT TO) or content (DATA): retrying cannot help. */

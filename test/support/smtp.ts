@@ -14,9 +14,16 @@ const reply = (code: number, message: string) =>
  * keeps RCPT TO waiting for the test's answer (a message under way). With `login`, the
  * server wants AUTH (PLAIN or LOGIN) with that user and password before MAIL FROM (530 without
  * it) and answers 535 to any other; `acceptLogin` changes what it takes. `stall` makes it a slow
- * server that leaves MAIL FROM, or the end of the message, unanswered until told.
+ * server that leaves MAIL FROM, or the end of the message, unanswered until told. With `size`,
+ * it announces the largest message it takes.
  */
-export async function startSmtp(opts: { login?: { user: string; password: string } } = {}) {
+export async function startSmtp(
+  opts: {
+    login?: { user: string; password: string }
+    /** The largest message it takes (bytes), announced in its EHLO reply (SIZE). */
+    size?: number
+  } = {},
+) {
   const mails: ReceivedMail[] = []
   const refusals: { code: number; message: string }[] = []
   const refusedRecipients = new Map<string, { code: number; message: string }>()
@@ -34,6 +41,7 @@ export async function startSmtp(opts: { login?: { user: string; password: string
     else send()
   }
   const server = new SMTPServer({
+    ...(opts.size ? { size: opts.size } : {}),
     authOptional: !login,
     // No TLS here: AUTH goes in the clear to this local test server.
     allowInsecureAuth: true,
@@ -71,6 +79,11 @@ export async function startSmtp(opts: { login?: { user: string; password: string
       const chunks: Buffer[] = []
       stream.on('data', (c: Buffer) => chunks.push(c))
       stream.on('end', () => {
+        // Over `size` (smtp-server counts, and leaves the answer to us): Postfix's answer.
+        if ((stream as { sizeExceeded?: boolean }).sizeExceeded) {
+          callback(reply(552, '5.3.4 Message size exceeds fixed limit'))
+          return
+        }
         const refusal = refusals.shift()
         if (refusal) {
           refused += 1
@@ -110,6 +123,10 @@ export async function startSmtp(opts: { login?: { user: string; password: string
     /** Answers RCPT TO for this address with this reply from now on. */
     refuseRecipient(address: string, code = 550, message = '5.1.1 No such user here') {
       refusedRecipients.set(address.toLowerCase(), { code, message })
+    },
+    /** Takes RCPT TO for this address again. */
+    acceptRecipient(address: string) {
+      refusedRecipients.delete(address.toLowerCase())
     },
     /**
      * Keeps the next RCPT TO for this address waiting: `reached` resolves when a message to it
