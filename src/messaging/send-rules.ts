@@ -5,12 +5,13 @@ import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import type { RecentMarketing } from './marketing-cap.repo.ts'
 
 const MINUTES_PER_DAY = 24 * 60
+const MINUTE_MS = 60_000
 
 /**
  * When a marketing send at `now` must wait for the end of quiet hours (`HH:MM-HH:MM` in the
- * store's time zone; the window may cross midnight), the end of the window; otherwise null.
- * Minutes are counted on the local clock, so a DST change inside the window shifts the end by
- * the change (Japan has no DST).
+ * store's time zone; the window may cross midnight), the end of the window: the next moment the
+ * store's clock reads its end, or, when the clocks skip that time (a DST change forward), the
+ * moment they jump past it. Otherwise null.
  */
 export function quietHoursEnd(now: Date, quietHours: string, timeZone: string): Date | null {
   if (!quietHours) return null
@@ -21,7 +22,28 @@ export function quietHoursEnd(now: Date, quietHours: string, timeZone: string): 
   if (!inside) return null
   const minutesLeft = (end - local + MINUTES_PER_DAY) % MINUTES_PER_DAY
   const msIntoMinute = now.getUTCSeconds() * 1000 + now.getUTCMilliseconds()
-  return new Date(now.getTime() + minutesLeft * 60_000 - msIntoMinute)
+  // The end if the clock keeps its offset until then; a DST change on the way moves it by the
+  // change (a night an hour shorter or longer).
+  const kept = new Date(now.getTime() + minutesLeft * MINUTE_MS - msIntoMinute)
+  const after = offsetMinutes(kept, timeZone)
+  const shift = after - offsetMinutes(now, timeZone)
+  if (shift === 0) return kept
+  const moved = new Date(kept.getTime() - shift * MINUTE_MS)
+  if (shift < 0 || (moved > now && offsetMinutes(moved, timeZone) === after)) return moved
+  // The clocks go forward over the end (02:30 on a night 02:00 becomes 03:00).
+  return firstMinuteAtOffset(moved > now ? moved : now, kept, after, timeZone)
+}
+
+/** The first whole minute after `from`, up to `to`, at which the zone's offset is `offset`. */
+function firstMinuteAtOffset(from: Date, to: Date, offset: number, timeZone: string): Date {
+  let before = Math.floor(from.getTime() / MINUTE_MS)
+  let at = Math.ceil(to.getTime() / MINUTE_MS)
+  while (at - before > 1) {
+    const mid = Math.floor((before + at) / 2)
+    if (offsetMinutes(new Date(mid * MINUTE_MS), timeZone) === offset) at = mid
+    else before = mid
+  }
+  return new Date(at * MINUTE_MS)
 }
 
 function toMinutes(hhmm: string): number {
@@ -30,20 +52,44 @@ function toMinutes(hhmm: string): number {
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>()
-function localMinutes(at: Date, timeZone: string): number {
+
+/** The store's clock at `at`, as milliseconds since the epoch were it UTC (whole seconds). */
+function wallClock(at: Date, timeZone: string): number {
   let f = formatters.get(timeZone)
   if (!f) {
     f = new Intl.DateTimeFormat('en-GB', {
       timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
       hour: '2-digit',
       minute: '2-digit',
+      second: '2-digit',
       hourCycle: 'h23',
     })
     formatters.set(timeZone, f)
   }
   const parts = f.formatToParts(at)
   const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0)
-  return get('hour') * 60 + get('minute')
+  return Date.UTC(
+    get('year'),
+    get('month') - 1,
+    get('day'),
+    get('hour'),
+    get('minute'),
+    get('second'),
+  )
+}
+
+function localMinutes(at: Date, timeZone: string): number {
+  const wall = new Date(wallClock(at, timeZone))
+  return wall.getUTCHours() * 60 + wall.getUTCMinutes()
+}
+
+/** The zone's offset from UTC at `at`, in minutes (New York in winter: -300). */
+function offsetMinutes(at: Date, timeZone: string): number {
+  const wholeSeconds = Math.floor(at.getTime() / 1000) * 1000
+  return Math.round((wallClock(at, timeZone) - wholeSeconds) / MINUTE_MS)
 }
 
 export type ChannelChoice =

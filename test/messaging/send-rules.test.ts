@@ -70,6 +70,56 @@ describe('quietHoursEnd', () => {
     expect(quietHoursEnd(late, NIGHT, 'UTC')).toEqual(new Date('2026-12-02T09:00:00Z'))
     expect(quietHoursEnd(late, NIGHT, TOKYO)).toEqual(jst('2026-12-02T09:00:00'))
   })
+
+  describe('across a DST change (TZ_STORE America/New_York)', () => {
+    const NEW_YORK = 'America/New_York'
+    /** A wall-clock time in New York at this UTC offset (-05:00 EST, -04:00 EDT). */
+    const ny = (isoLocal: string, offset: '-05:00' | '-04:00') => new Date(`${isoLocal}${offset}`)
+
+    it('ends at the window’s end on the clock the night the clocks go forward', () => {
+      // 2026-03-08 02:00 EST is 03:00 EDT: the night is an hour shorter. Counting local minutes
+      // as elapsed time ended it at 10:00.
+      expect(quietHoursEnd(ny('2026-03-07T22:00:00', '-05:00'), NIGHT, NEW_YORK)).toEqual(
+        ny('2026-03-08T09:00:00', '-04:00'),
+      )
+      expect(quietHoursEnd(ny('2026-03-08T01:59:30', '-05:00'), NIGHT, NEW_YORK)).toEqual(
+        ny('2026-03-08T09:00:00', '-04:00'),
+      )
+      expect(quietHoursEnd(ny('2026-03-08T03:00:00', '-04:00'), NIGHT, NEW_YORK)).toEqual(
+        ny('2026-03-08T09:00:00', '-04:00'),
+      )
+    })
+
+    it('ends at the window’s end on the clock the night the clocks go back', () => {
+      // 2026-11-01 02:00 EDT is 01:00 EST: the night is an hour longer (it ended at 08:00).
+      expect(quietHoursEnd(ny('2026-10-31T22:00:00', '-04:00'), NIGHT, NEW_YORK)).toEqual(
+        ny('2026-11-01T09:00:00', '-05:00'),
+      )
+      expect(quietHoursEnd(ny('2026-11-01T01:30:00', '-04:00'), NIGHT, NEW_YORK)).toEqual(
+        ny('2026-11-01T09:00:00', '-05:00'),
+      )
+    })
+
+    it('an end the clocks skip (02:30 on the night they go forward) is when they reach past it', () => {
+      expect(quietHoursEnd(ny('2026-03-07T22:00:00', '-05:00'), '21:00-02:30', NEW_YORK)).toEqual(
+        ny('2026-03-08T03:00:00', '-04:00'),
+      )
+      expect(quietHoursEnd(ny('2026-03-08T01:50:00', '-05:00'), '21:00-02:30', NEW_YORK)).toEqual(
+        ny('2026-03-08T03:00:00', '-04:00'),
+      )
+    })
+
+    it('an end the clocks pass twice (01:30 on the night they go back) is the next one', () => {
+      const EARLY = '21:00-01:30'
+      expect(quietHoursEnd(ny('2026-10-31T22:00:00', '-04:00'), EARLY, NEW_YORK)).toEqual(
+        ny('2026-11-01T01:30:00', '-04:00'),
+      )
+      // The hour again, on standard time: inside the window once more, until 01:30 again.
+      expect(quietHoursEnd(ny('2026-11-01T01:10:00', '-05:00'), EARLY, NEW_YORK)).toEqual(
+        ny('2026-11-01T01:30:00', '-05:00'),
+      )
+    })
+  })
 })
 
 describe('chooseChannel', () => {
