@@ -1,5 +1,6 @@
 import { ConfigError, loadEnv, unsubscribeWarning } from '../config/env.ts'
 import { accountProof, NO_ACCOUNT_PROOF_WARNING } from '../linking/link-proof.ts'
+import { openMetricsWarning } from '../ops/metrics-access.ts'
 import { createLogger } from '../platform/logger.ts'
 import type { Kizuna } from './runtime.ts'
 
@@ -97,6 +98,8 @@ async function main(): Promise<void> {
   }
   const plainHttpUnsubscribe = unsubscribeWarning(env)
   if (plainHttpUnsubscribe) log.warn(plainHttpUnsubscribe)
+  const openMetrics = openMetricsWarning(env)
+  if (openMetrics) log.warn(openMetrics)
   // A sandbox run has its mailbox, so only a run against LINE itself can have no way at all.
   if (!accountProof(kizuna.deps)) log.warn(NO_ACCOUNT_PROOF_WARNING)
   if (kizuna.sandbox) {

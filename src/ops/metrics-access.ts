@@ -52,3 +52,17 @@ function isStraightFromLoopback(c: Context<AppEnv>): boolean {
   if (peer === undefined || !LOOPBACK_PEERS.has(peer)) return false
   return !Object.keys(incoming?.headers ?? {}).some((name) => FORWARDED.test(name))
 }
+
+/**
+ * Logged at start when Kizuna has a public address but no METRICS_TOKEN: behind a proxy on this
+ * host that adds no forwarding header (nginx's plain `proxy_pass`), every request looks local
+ * and /metrics is open to the internet.
+ */
+export function openMetricsWarning(env: Pick<Env, 'METRICS_TOKEN' | 'PUBLIC_BASE_URL'>) {
+  if (env.METRICS_TOKEN !== undefined || env.PUBLIC_BASE_URL === undefined) return null
+  return (
+    'METRICS_TOKEN is unset: /metrics answers any request that reaches it from this host, and a ' +
+    'proxy here that adds no X-Forwarded-For passes the internet to it as local; set ' +
+    'METRICS_TOKEN (or do not pass /metrics through the proxy)'
+  )
+}

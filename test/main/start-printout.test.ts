@@ -35,6 +35,9 @@ describe('npm start without LINE credentials', () => {
     const root = await fetch(`${base}/`, { redirect: 'manual' })
     expect(root.status).toBe(302)
     expect(root.headers.get('location')).toBe('/sandbox/')
+    // No public address: /metrics is this host's alone (checked last: warnings are written
+    // asynchronously, and the other test sees this one appear).
+    expect(output()).not.toContain('METRICS_TOKEN')
   }, 60_000)
 })
 
@@ -77,5 +80,12 @@ describe('npm start with SMTP_URL', () => {
     })
     // Email goes to the SMTP server, not the sandbox mailbox.
     expect(output()).not.toContain('sandbox mailbox')
+    // A public address and no METRICS_TOKEN: a proxy on this host could open /metrics.
+    await eventually(() => expect(output()).toContain('METRICS_TOKEN is unset'))
+    const metrics = output()
+      .split('\n')
+      .filter((line) => line.includes('METRICS_TOKEN is unset'))
+    expect(metrics).toHaveLength(1)
+    expect(JSON.parse(metrics[0] ?? '{}')).toMatchObject({ level: 40 })
   }, 60_000)
 })
