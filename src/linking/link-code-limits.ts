@@ -1,9 +1,16 @@
 import type { Transaction } from 'kysely'
 import { lockInSpace } from '../platform/advisory-locks.ts'
 import type { DB } from '../platform/db.ts'
-import { AppError } from '../platform/errors.ts'
 import { countCodesSince, countWrongCodesSince } from './link.repo.ts'
 import { LINK_TTL_MS } from './link-crypto.ts'
+import {
+  addressLockedOut,
+  lineAccountLockedOut,
+  tooManyCodesForLink,
+  tooManyCodesFromLineToday,
+  tooManyCodesToAddress,
+  tooManyCodesToAddressToday,
+} from './link-page-errors.ts'
 
 /**
  * Codes mailed, each one email. Per 10 minutes: 3 to an address, 5 for a link token. Per 24
@@ -54,27 +61,19 @@ export async function refuseCodeSend(
 ): Promise<void> {
   const recently = new Date(now.getTime() - LINK_TTL_MS)
   if ((await countCodesSince(trx, { email }, recently)) >= CODES_PER_EMAIL) {
-    throw new AppError('TOO_MANY_REQUESTS', 'email: too many codes sent; wait 10 minutes')
+    throw tooManyCodesToAddress()
   }
   const byToken = await countCodesSince(trx, { linkTokenHash: token.tokenHash }, recently)
-  if (byToken >= CODES_PER_LINK_TOKEN) {
-    throw new AppError('TOO_MANY_REQUESTS', 'too many codes for this link; wait 10 minutes')
-  }
+  if (byToken >= CODES_PER_LINK_TOKEN) throw tooManyCodesForLink()
   const since = dayAgo(now)
   if (
     (await countCodesSince(trx, { lineUserId: token.lineUserId }, since)) >=
     CODES_PER_LINE_ACCOUNT_PER_DAY
   ) {
-    throw new AppError(
-      'TOO_MANY_REQUESTS',
-      'too many codes from this LINE account today: ask again within 24 hours',
-    )
+    throw tooManyCodesFromLineToday()
   }
   if ((await countCodesSince(trx, { email }, since)) >= CODES_PER_EMAIL_PER_DAY) {
-    throw new AppError(
-      'TOO_MANY_REQUESTS',
-      'email: too many codes sent to this address today; ask again within 24 hours',
-    )
+    throw tooManyCodesToAddressToday()
   }
 }
 
@@ -92,7 +91,7 @@ export async function refuseRequestWhenLockedOut(
 ): Promise<void> {
   const since = dayAgo(now)
   if ((await countWrongCodesSince(trx, { lineUserId }, since)) >= WRONG_CODES_PER_LINE_ACCOUNT) {
-    throw accountLockedOut()
+    throw lineAccountLockedOut()
   }
   if (
     (await countWrongCodesSince(trx, { email, lineUserId }, since)) > 0 &&
@@ -115,25 +114,11 @@ export async function wrongCodesLeftToday(
   const since = dayAgo(now)
   const account =
     WRONG_CODES_PER_LINE_ACCOUNT - (await countWrongCodesSince(trx, { lineUserId }, since))
-  if (account <= 0) throw accountLockedOut()
+  if (account <= 0) throw lineAccountLockedOut()
   const address =
     email === undefined
       ? WRONG_CODES_PER_ADDRESS
       : WRONG_CODES_PER_ADDRESS - (await countWrongCodesSince(trx, { email }, since))
   if (address <= 0) throw addressLockedOut()
   return { account, address }
-}
-
-export function accountLockedOut(): AppError {
-  return new AppError(
-    'TOO_MANY_REQUESTS',
-    'too many wrong codes: linking from this LINE account is locked for up to 24 hours',
-  )
-}
-
-export function addressLockedOut(): AppError {
-  return new AppError(
-    'TOO_MANY_REQUESTS',
-    'too many wrong codes for this email address: linking it is locked for up to 24 hours',
-  )
 }

@@ -15,14 +15,28 @@ import {
   spendCodeAttempt,
 } from './link.repo.ts'
 import {
-  accountLockedOut,
-  addressLockedOut,
   lockAttempts,
   refuseCodeSend,
   refuseRequestWhenLockedOut,
   wrongCodesLeftToday,
 } from './link-code-limits.ts'
 import { hashCode, LINK_TTL_MS, newCode, newNonce, sha256 } from './link-crypto.ts'
+import {
+  addressLockedOut,
+  codeExpired,
+  codeNotDigits,
+  codeTriesUsed,
+  codeUnknown,
+  codeUsed,
+  codeWrong,
+  emailInvalid,
+  emailNotSent,
+  lineAccountLockedOut,
+  linkExpired,
+  linkOfLinkedAccount,
+  linkUnusable,
+  loginUsed,
+} from './link-page-errors.ts'
 
 export const MAX_CODE_ATTEMPTS = 5
 /**
@@ -37,33 +51,24 @@ export const LINE_ACCOUNT_LINK_URL = 'https://access.line.me/dialog/bot/accountL
 type LoginDeps = Pick<Deps, 'db' | 'clock' | 'log'>
 export type LinkTokenRef = { linkToken: string; tokenHash: string; lineUserId: string }
 
-const linkTokenSchema = z.string().trim().min(1, 'missing').max(200, 'too long')
+const linkTokenSchema = z.string().trim().min(1).max(200)
 
 /**
- * The link token of a page request: one we issued and not expired, else a clear error. The
- * token of a LINE user erased since is refused as expired: for its last minutes it would
+ * The link token of a page request: one we issued and not expired, else a LinkTokenRefusal the
+ * shopper can read (a missing or malformed one "can't be used", as an unknown one). The token
+ * of a LINE user erased since is refused as expired: for its last minutes it would
  * otherwise take the person's email again (and mail them a code). So is the token of a LINE
  * account linked since it was issued (the shopper tapped "link" twice): a LINE account links one
  * online account at a time (handleAccountLink refuses the nonce too).
  */
 export async function checkLinkToken(deps: LoginDeps, raw: unknown): Promise<LinkTokenRef> {
   const parsed = linkTokenSchema.safeParse(raw)
-  if (!parsed.success) {
-    throw new AppError('BAD_REQUEST', `linkToken: ${parsed.error.issues[0]?.message}`)
-  }
+  if (!parsed.success) throw linkUnusable('BAD_REQUEST')
   const tokenHash = sha256(parsed.data)
   const row = await findLinkToken(deps.db, tokenHash)
-  if (!row) throw new AppError('NOT_FOUND', 'unknown link: open LINE and tap "Link account" again')
-  if (row.erased || row.expires_at <= deps.clock.now()) {
-    throw new AppError('GONE', 'this link has expired: open LINE and tap "Link account" again')
-  }
-  if (row.linked) {
-    throw new AppError(
-      'CONFLICT',
-      'this link cannot be used: your LINE account is already linked to an online account. ' +
-        'To link another, unlink first from the LINE menu',
-    )
-  }
+  if (!row) throw linkUnusable('NOT_FOUND')
+  if (row.erased || row.expires_at <= deps.clock.now()) throw linkExpired()
+  if (row.linked) throw linkOfLinkedAccount()
   return { linkToken: parsed.data, tokenHash, lineUserId: row.line_user_id }
 }
 
@@ -75,7 +80,7 @@ export async function requestLinkCode(
   rawEmail: unknown,
 ): Promise<{ codeId: string; email: string }> {
   const parsed = emailSchema.safeParse(typeof rawEmail === 'string' ? rawEmail : '')
-  if (!parsed.success) throw new AppError('BAD_REQUEST', 'email: not a valid email address')
+  if (!parsed.success) throw emailInvalid()
   const email = parsed.data
   const now = deps.clock.now()
   const codeId = randomUUID()
@@ -120,7 +125,7 @@ export async function requestLinkCode(
       { code: reply.code, responseCode: reply.responseCode },
       'link code email not sent',
     )
-    throw new AppError('UNAVAILABLE', 'the email could not be sent; try again in a moment')
+    throw emailNotSent()
   }
   return { codeId, email }
 }
@@ -147,9 +152,9 @@ export async function verifyLinkCode(
   dialogUrl = LINE_ACCOUNT_LINK_URL,
 ): Promise<string> {
   const codeId = codeIdSchema.safeParse(input.codeId)
-  if (!codeId.success) throw new AppError('BAD_REQUEST', 'codeId: missing or malformed')
+  if (!codeId.success) throw codeUnknown('BAD_REQUEST')
   const code = codeSchema.safeParse(typeof input.code === 'string' ? input.code : '')
-  if (!code.success) throw new AppError('BAD_REQUEST', 'code: enter the 6 digits from the email')
+  if (!code.success) throw codeNotDigits()
   const now = deps.clock.now()
   const spent = await deps.db.transaction().execute(async (trx) => {
     // One check-and-spend at a time per LINE account, then per address (requestLinkCode takes
@@ -172,21 +177,13 @@ export async function verifyLinkCode(
   const secret = await getAppSecret(deps.db, 'tokens')
   if (!sameSecret(row.code_hash, hashCode(secret, row.id, code.data))) {
     // This wrong code used one of each day's budget.
-    if (spent.dayLeft.account <= 1) throw accountLockedOut()
+    if (spent.dayLeft.account <= 1) throw lineAccountLockedOut()
     if (spent.dayLeft.address <= 1) throw addressLockedOut()
     const dayLeft = Math.min(spent.dayLeft.account, spent.dayLeft.address) - 1
     const left = Math.min(MAX_CODE_ATTEMPTS - row.attempts, dayLeft)
-    if (left <= 0) {
-      throw new AppError('TOO_MANY_REQUESTS', 'code: too many wrong codes; request a new code')
-    }
-    throw new AppError(
-      'BAD_REQUEST',
-      `code: wrong code, ${left} ${left === 1 ? 'try' : 'tries'} left`,
-    )
+    throw left <= 0 ? codeTriesUsed() : codeWrong(left)
   }
-  if (!(await markCodeVerified(deps.db, row.id, now))) {
-    throw new AppError('GONE', 'code: already used; request a new code')
-  }
+  if (!(await markCodeVerified(deps.db, row.id, now))) throw codeUsed()
   return issueNonceRedirect(deps, token, { kind: 'email', value: row.email }, dialogUrl)
 }
 
@@ -214,15 +211,11 @@ export function addressToShowAgain(raw: unknown): string | undefined {
 
 async function whyNoAttempt(deps: LoginDeps, id: string, tokenHash: string, now: Date) {
   const row = await findLinkCode(deps.db, id)
-  if (!row || row.link_token_hash !== tokenHash) {
-    return new AppError('NOT_FOUND', 'codeId: unknown code; request a new code')
-  }
-  if (row.verified_at) return new AppError('GONE', 'code: already used; request a new code')
-  if (row.attempts >= MAX_CODE_ATTEMPTS) {
-    return new AppError('TOO_MANY_REQUESTS', 'code: too many wrong codes; request a new code')
-  }
-  if (row.expires_at <= now) return new AppError('GONE', 'code: expired; request a new code')
-  return new AppError('NOT_FOUND', 'codeId: unknown code; request a new code')
+  if (!row || row.link_token_hash !== tokenHash) return codeUnknown()
+  if (row.verified_at) return codeUsed()
+  if (row.attempts >= MAX_CODE_ATTEMPTS) return codeTriesUsed()
+  if (row.expires_at <= now) return codeExpired()
+  return codeUnknown()
 }
 
 /**
@@ -250,7 +243,7 @@ export async function issueNonceRedirect(
     expiresAt: new Date(deps.clock.now().getTime() + LINK_TTL_MS),
     assertionHash: proof.assertionHash,
   })
-  if (!issued) throw new AppError('GONE', 'assertion: already used; log in again from LINE')
+  if (!issued) throw loginUsed()
   // The dialog URL may be a path on this server (the sandbox's stand-in for LINE's dialog).
   return `${dialogUrl}?${new URLSearchParams({ linkToken: token.linkToken, nonce })}`
 }

@@ -13,8 +13,13 @@ function layout(title: string, body: Html): Html {
   )
 }
 
+/** An error's lines (English, then Japanese: link-page-errors.ts), each on its own. */
 const errorLine = (error?: string) =>
-  error ? html`<p class="error" role="alert">${error}</p>` : ''
+  error
+    ? html`<p class="error" role="alert">${error
+        .split('\n')
+        .map((line, i) => (i === 0 ? line : html`<br />${line}`))}</p>`
+    : ''
 
 export function emailPage(v: { linkToken: string; email?: string; error?: string }): Html {
   return layout(
@@ -41,10 +46,16 @@ export function codePage(v: {
   email: string | undefined
   error?: string
 }): Html {
-  const to = v.email === undefined ? 'your email address' : html`<strong>${v.email}</strong>`
+  const to =
+    v.email === undefined
+      ? { en: 'your email address', ja: 'ご入力のメールアドレス' }
+      : { en: html`<strong>${v.email}</strong>`, ja: html`<strong>${v.email}</strong> ` }
   return layout(
     'Enter your code / 確認コード',
-    html`<p>We sent a 6-digit code to ${to}. It is valid for 10 minutes.</p>
+    html`<p>
+        We sent a 6-digit code to ${to.en}. It is valid for 10 minutes.
+        ${to.ja}に6桁の確認コードを送信しました。有効期限は10分です。
+      </p>
       ${errorLine(v.error)}
       <form method="post" action="/link/code">
         <input type="hidden" name="linkToken" value="${v.linkToken}" />

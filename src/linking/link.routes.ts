@@ -1,11 +1,12 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { publicBaseUrl } from '../cards/card-url.ts'
 import type { Mailer } from '../email/mailer.ts'
 import { sandboxMailRoutes } from '../email/sandbox-mailbox.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
-import type { AppEnv } from '../platform/http.ts'
+import { type AppEnv, onError as appError } from '../platform/http.ts'
 import { BAD_SIGNATURE, verifyLinkAssertion } from './link-assertion.ts'
 import {
   addressOfCode,
@@ -17,6 +18,15 @@ import {
   verifyLinkCode,
 } from './link-login.service.ts'
 import { codePage, emailPage, errorPage } from './link-page.ts'
+import {
+  formTooLarge,
+  LinkTokenRefusal,
+  linkingNotOffered,
+  loginExpired,
+  loginUnchecked,
+  notUsedHere,
+  SOMETHING_WENT_WRONG,
+} from './link-page-errors.ts'
 import { accountProof } from './link-proof.ts'
 
 const MAX_FORM_BYTES = 8 * 1024
@@ -52,7 +62,7 @@ export function linkRoutes(
   const shopLogin = proof?.kind === 'shop-login' ? proof : null
   const limit = bodyLimit({
     maxSize: MAX_FORM_BYTES,
-    onError: (c) => c.html(errorPage('The form is too large.'), 413, HEADERS),
+    onError: (c) => c.html(errorPage(formTooLarge().message), 413, HEADERS),
   })
   let badSignatureWarnedAt = Number.NEGATIVE_INFINITY
   /**
@@ -75,18 +85,14 @@ export function linkRoutes(
   // there (404, writing nothing), as /link/callback is not without the shop login.
   const emailCodesOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
     if (!shopLogin) return next()
-    return c.html(
-      errorPage('this page is not used here: open LINE and tap "Link account" again'),
-      404,
-      HEADERS,
-    )
+    return c.html(errorPage(notUsedHere().message), 404, HEADERS)
   }
 
   app.get('/link', async (c) => {
     const linkToken = c.req.query('linkToken')
     return page(c, async () => {
       // A link token issued before email was turned off: say so rather than ask for an email.
-      if (!proof) throw new AppError('UNAVAILABLE', 'account linking is not available yet')
+      if (!proof) throw linkingNotOffered()
       const token = await checkLinkToken(deps, linkToken)
       if (shopLogin) {
         const to = new URL(shopLogin.url)
@@ -143,13 +149,16 @@ export function linkRoutes(
   app.get('/link/callback', async (c) => {
     const assertion = c.req.query('assertion')
     return page(c, async () => {
-      if (!shopLogin) throw new AppError('NOT_FOUND', 'the shop login is not configured')
+      if (!shopLogin) throw notUsedHere()
       let verified: ReturnType<typeof verifyLinkAssertion>
       try {
         verified = verifyLinkAssertion(shopLogin.secret, assertion, deps.clock.now())
       } catch (error) {
-        if (error instanceof AppError && error.message === BAD_SIGNATURE) badSignature()
-        throw error
+        if (!(error instanceof AppError)) throw error
+        // Why is for the shop's developer (it names no one); the shopper can only start again.
+        if (error.message === BAD_SIGNATURE) badSignature()
+        else deps.log.info({ why: error.message }, 'shop login assertion refused')
+        throw error.code === 'GONE' ? loginExpired() : loginUnchecked()
       }
       const token = await checkLinkToken(deps, verified.linkToken)
       const url = await issueNonceRedirect(deps, token, verified.identity, dialogUrl, {
@@ -170,7 +179,11 @@ async function readForm(c: Context<AppEnv>): Promise<Record<string, string | und
   )
 }
 
-/** Runs a page handler; an AppError becomes the given page (or an error page) with its status. */
+/**
+ * Runs a page handler; an AppError (its message is for the shopper: link-page-errors.ts) becomes
+ * the given page (or an error page) with its status. Any other error is logged and given its
+ * status as elsewhere (503 for an unreachable database, else 500), on an error page.
+ */
 async function page(
   c: Context<AppEnv>,
   run: () => Promise<Response>,
@@ -179,9 +192,12 @@ async function page(
   try {
     return await run()
   } catch (error) {
-    if (!(error instanceof AppError)) throw error
+    if (!(error instanceof AppError)) {
+      const { status } = await appError(error as Error, c)
+      return c.html(errorPage(SOMETHING_WENT_WRONG), status as ContentfulStatusCode, HEADERS)
+    }
     // Link-token problems cannot be fixed on the form: show them on their own.
-    const fatal = error.message.startsWith('unknown link') || error.message.startsWith('this link')
+    const fatal = error instanceof LinkTokenRefusal
     return c.html((fatal ? errorPage : onError)(error.message), error.status, HEADERS)
   }
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import {
   codeMailedTo,
+  expectShopperError,
   friend,
   hidden,
   kizunaWithSmtp,
@@ -83,17 +84,17 @@ describe('a LINE account already linked', () => {
         code: await codeMailedTo(smtp, b, before),
       }
     })
-    const refused = 'already linked to an online account'
+    const refused = {
+      en: 'your LINE account is already linked to an online account',
+      ja: 'このLINEアカウントはすでにオンラインアカウントと連携済みのため、このリンクは使えません',
+    }
 
     const page = await fetch(`${k.baseUrl}/link?linkToken=${encodeURIComponent(spare)}`)
-    expect(page.status).toBe(409)
-    const body = await page.text()
-    expect(body).toContain(refused)
+    const body = await expectShopperError(page, 409, refused)
     expect(body).not.toContain('name="email"')
 
     const email = await post(`${k.baseUrl}/link/email`, { linkToken: spare, email: c })
-    expect(email.status).toBe(409)
-    expect(await email.text()).toContain(refused)
+    await expectShopperError(email, 409, refused)
     const codesToC = await k.deps.db
       .selectFrom('link_code')
       .select('id')
@@ -102,8 +103,7 @@ describe('a LINE account already linked', () => {
     expect(codesToC).toEqual([])
 
     const code = await post(`${k.baseUrl}/link/code`, { linkToken: spare, ...sent })
-    expect(code.status).toBe(409)
-    expect(await code.text()).toContain(refused)
+    await expectShopperError(code, 409, refused)
     const nonces = await k.deps.db
       .selectFrom('link_nonce')
       .select('nonce_hash')

@@ -3,7 +3,14 @@ import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { backendPid, heldTransaction, lockWaitBehind } from '../support/locks.ts'
-import { friend, kizunaWithSmtp, newEmail, post, tapLinkToken } from './support.ts'
+import {
+  expectShopperError,
+  friend,
+  kizunaWithSmtp,
+  newEmail,
+  post,
+  tapLinkToken,
+} from './support.ts'
 
 // Codes mailed per day: every "link" tap issues a new link token, so the 10-minute limits per
 // link token and per address alone let one LINE friend mail any number of addresses, and keep
@@ -72,10 +79,10 @@ describe('the daily cap on code emails', () => {
     tokens.push(await tapLinkToken(started.k, user.userId))
     const email = newEmail()
     const eleventh = await sendCode(tokens.at(-1) ?? '', email)
-    expect(eleventh.status).toBe(429)
-    expect(await eleventh.text()).toContain(
-      'too many codes from this LINE account today: ask again within 24 hours',
-    )
+    await expectShopperError(eleventh, 429, {
+      en: 'Too many codes were requested from this LINE account today: you can ask again within 24 hours',
+      ja: '本日このLINEアカウントから送信できるコードの上限に達しました',
+    })
     expect(await codesOf({ email })).toBe(0)
 
     await aDayLater({ linkTokens: tokens })
@@ -90,10 +97,10 @@ describe('the daily cap on code emails', () => {
     const token = async () => tapLinkToken(started.k, (await friend(started.k)).userId)
     expect((await sendCode(await token(), email)).status).toBe(200)
     const capped = await sendCode(await token(), email)
-    expect(capped.status).toBe(429)
-    expect(await capped.text()).toContain(
-      'email: too many codes sent to this address today; ask again within 24 hours',
-    )
+    await expectShopperError(capped, 429, {
+      en: 'Too many codes were sent to this email address today: you can ask again within 24 hours',
+      ja: '本日このメールアドレスに送信できるコードの上限に達しました',
+    })
     expect(await codesOf({ email })).toBe(20)
 
     await aDayLater({ email })
@@ -118,5 +125,9 @@ describe('the daily cap on code emails', () => {
     const statuses = (await Promise.all(answers)).map((r) => r.status).sort()
     expect(statuses).toEqual([200, 429, 429, 429, 429, 429])
     expect(await codesOf({ linkToken })).toBe(5)
+    await expectShopperError(await sendCode(linkToken, newEmail()), 429, {
+      en: 'Too many codes were requested with this link: wait 10 minutes',
+      ja: 'このリンクからのコード送信が多すぎます。10分ほど待ってから',
+    })
   })
 })

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { friend, hidden, kizunaWithSmtp, newEmail, post, tapLinkToken } from './support.ts'
+import {
+  expectShopperError,
+  friend,
+  hidden,
+  kizunaWithSmtp,
+  newEmail,
+  post,
+  tapLinkToken,
+} from './support.ts'
 
 // A page from another site can post its own form to /link/email and /link/code (with a link
 // token of the attacker's): what it posts must not show as text on the shop's page.
@@ -21,9 +29,10 @@ describe('the account-link pages on an error', () => {
       code: 'abc',
       email: planted,
     })
-    expect(wrong.status).toBe(400)
-    const page = await wrong.text()
-    expect(page).toContain('code: enter the 6 digits')
+    const page = await expectShopperError(wrong, 400, {
+      en: 'Enter the 6 digits from the email',
+      ja: 'メールに記載された6桁の数字を入力してください',
+    })
     expect(page).not.toContain('call 0120')
     expect(page).toContain(email)
 
@@ -33,16 +42,20 @@ describe('the account-link pages on an error', () => {
       code: '123456',
       email: planted,
     })
-    expect(unknown.status).toBe(404)
-    expect(await unknown.text()).not.toContain('call 0120')
+    const unknownPage = await expectShopperError(unknown, 404, {
+      en: 'Unknown code: request a new code',
+      ja: '確認コードが見つかりません',
+    })
+    expect(unknownPage).not.toContain('call 0120')
   })
 
   it('does not show posted text that is not an email address on the email page', async () => {
     const linkToken = await freshLinkToken()
     const res = await post(`${started.k.baseUrl}/link/email`, { linkToken, email: planted })
-    expect(res.status).toBe(400)
-    const page = await res.text()
-    expect(page).toContain('email: not a valid email address')
+    const page = await expectShopperError(res, 400, {
+      en: 'Not a valid email address',
+      ja: 'メールアドレスの形式が正しくありません',
+    })
     expect(page).not.toContain('call 0120')
   })
 })

@@ -14,6 +14,7 @@ import { eventually } from '../support/wait.ts'
 import {
   codeMailedTo,
   dialogOf,
+  expectShopperError,
   friend,
   hidden,
   post,
@@ -36,6 +37,16 @@ afterAll(async () => {
 
 const newEmail = () => `page-${randomUUID().slice(0, 8)}@example.jp`
 
+/** What the pages say, in English and Japanese, of a link token they cannot use. */
+const unusableLink = {
+  en: 'This link can\'t be used: open LINE and tap "Link account" again',
+  ja: 'このリンクは使えません。LINEで「アカウント連携」をもう一度タップしてください',
+}
+const invalidEmail = {
+  en: 'Not a valid email address',
+  ja: 'メールアドレスの形式が正しくありません',
+}
+
 async function freshLinkToken(): Promise<string> {
   const user = await friend(k)
   return tapLinkToken(k, user.userId)
@@ -52,14 +63,19 @@ describe('the account-link page', () => {
     const wrong = code === '000000' ? '111111' : '000000'
     for (let i = 1; i <= 4; i++) {
       const res = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code: wrong })
-      expect(res.status).toBe(400)
-      expect(await res.text()).toContain(`${5 - i} ${5 - i === 1 ? 'try' : 'tries'} left`)
+      const left = 5 - i
+      await expectShopperError(res, 400, {
+        en: `Wrong code: ${left} ${left === 1 ? 'try' : 'tries'} left`,
+        ja: `確認コードが正しくありません（あと${left}回入力できます）`,
+      })
     }
     const fifth = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code: wrong })
     expect(fifth.status).toBe(429)
     const right = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code })
-    expect(right.status).toBe(429)
-    expect(await right.text()).toContain('too many wrong codes')
+    await expectShopperError(right, 429, {
+      en: 'Too many wrong codes: request a new code',
+      ja: '確認コードの誤りが多すぎるため、このコードは使えません',
+    })
     const nonces = await k.deps.db
       .selectFrom('link_nonce')
       .select('nonce_hash')
@@ -84,21 +100,18 @@ describe('the account-link page', () => {
     expect(new RegExp(`^(?:${pattern})$`, 'v').test(typed)).toBe(true)
     const wrong = fullWidth(code === '000000' ? '111111' : '000000')
     const miss = await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code: wrong })
-    expect(miss.status).toBe(400)
     // Read as a code, not as "enter the 6 digits".
-    expect(await miss.text()).toContain('wrong code, 4 tries left')
+    await expectShopperError(miss, 400, { en: 'Wrong code: 4 tries left', ja: 'あと4回' })
     dialogOf(await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code: typed }), linkToken)
   })
 
-  it('escapes what the shopper typed and names the bad field', async () => {
+  it('escapes what the shopper typed and says what is wrong with it', async () => {
     const linkToken = await freshLinkToken()
     const res = await post(`${k.baseUrl}/link/email`, {
       linkToken,
       email: '"><script>alert(1)</script>',
     })
-    expect(res.status).toBe(400)
-    const body = await res.text()
-    expect(body).toContain('email: not a valid email address')
+    const body = await expectShopperError(res, 400, invalidEmail)
     expect(body).not.toContain('<script>alert(1)</script>')
     // Not an email address: not shown again at all (link-page-echo.test.ts).
     expect(body).not.toContain('script&gt;')
@@ -116,19 +129,28 @@ describe('the account-link page', () => {
       code: '12ab<b>',
       email: '<b>x</b>',
     })
-    expect(badCode.status).toBe(400)
-    const text = await badCode.text()
-    expect(text).toContain('code: enter the 6 digits')
+    const text = await expectShopperError(badCode, 400, {
+      en: 'Enter the 6 digits from the email',
+      ja: 'メールに記載された6桁の数字を入力してください',
+    })
     expect(text).not.toContain('<b>x</b>')
   })
 
-  it('rejects unknown and missing link tokens with a clear page', async () => {
+  it('rejects unknown, missing and malformed link tokens with a page the shopper can read', async () => {
     const unknown = await fetch(`${k.baseUrl}/link?linkToken=nope`)
-    expect(unknown.status).toBe(404)
-    expect(await unknown.text()).toContain('unknown link')
+    await expectShopperError(unknown, 404, unusableLink)
+    // The link opened without its token (cut off when copied): no zod text, no field name.
     const missing = await fetch(`${k.baseUrl}/link`)
-    expect(missing.status).toBe(400)
-    expect(await missing.text()).toContain('linkToken: ')
+    const page = await expectShopperError(missing, 400, unusableLink)
+    expect(page).not.toContain('linkToken:')
+    expect(page).not.toContain('name="email"')
+    const tooLong = await fetch(`${k.baseUrl}/link?linkToken=${'x'.repeat(201)}`)
+    await expectShopperError(tooLong, 400, unusableLink)
+    // A form posted without one: the link's own page, no form to fill in again.
+    const posted = await post(`${k.baseUrl}/link/email`, { email: newEmail() })
+    expect(await expectShopperError(posted, 400, unusableLink)).not.toContain('name="email"')
+    const code = await post(`${k.baseUrl}/link/code`, { codeId: randomUUID(), code: '123456' })
+    expect(await expectShopperError(code, 400, unusableLink)).not.toContain('name="code"')
   })
 
   it('sends at most 3 codes per email address in 10 minutes', async () => {
@@ -144,8 +166,10 @@ describe('the account-link page', () => {
       linkToken: await freshLinkToken(),
       email,
     })
-    expect(fourth.status).toBe(429)
-    expect(await fourth.text()).toContain('email: too many codes sent')
+    await expectShopperError(fourth, 429, {
+      en: 'Too many codes were sent to this email address: wait 10 minutes',
+      ja: 'このメールアドレスへのコード送信が多すぎます。10分ほど待ってから',
+    })
   })
 })
 
@@ -160,8 +184,14 @@ describe('the daily cap on wrong codes', () => {
   }
   const enter = (linkToken: string, codeId: string, code: string) =>
     post(`${k.baseUrl}/link/code`, { linkToken, codeId, code })
-  const accountLocked = 'linking from this LINE account is locked for up to 24 hours'
-  const addressLocked = 'for this email address: linking it is locked for up to 24 hours'
+  const accountLocked = {
+    en: 'Too many wrong codes: linking from this LINE account is locked for up to 24 hours',
+    ja: 'このLINEアカウントからの連携を最大24時間停止しています',
+  }
+  const addressLocked = {
+    en: 'Too many wrong codes for this email address: linking it is locked for up to 24 hours',
+    ja: 'このメールアドレスの連携を最大24時間停止しています',
+  }
 
   it("an attacker's wrong codes lock their LINE account, not the victim's address", async () => {
     const victim = newEmail()
@@ -173,8 +203,7 @@ describe('the daily cap on wrong codes', () => {
       for (let i = 0; i < 5; i++) await enter(attacker, codeId, '000000')
     }
     const capped = await post(`${k.baseUrl}/link/email`, { linkToken: attacker, email: victim })
-    expect(capped.status).toBe(429)
-    expect(await capped.text()).toContain(accountLocked)
+    await expectShopperError(capped, 429, accountLocked)
     // The victim, on their own LINE account, asks for a code and links their address.
     const own = await freshLinkToken()
     const sent = await sendCode(own, victim)
@@ -202,20 +231,17 @@ describe('the daily cap on wrong codes', () => {
     const sent = await sendCode(linkToken, email)
     for (let i = 0; i < 3; i++) await enter(linkToken, sent.codeId, sent.wrong)
     const forty9th = await enter(linkToken, sent.codeId, sent.wrong)
-    expect(await forty9th.text()).toContain('wrong code, 1 try left')
+    await expectShopperError(forty9th, 400, { en: 'Wrong code: 1 try left', ja: 'あと1回' })
     const fiftieth = await enter(linkToken, sent.codeId, sent.wrong)
-    expect(fiftieth.status).toBe(429)
-    expect(await fiftieth.text()).toContain(addressLocked)
+    await expectShopperError(fiftieth, 429, addressLocked)
     // An account that failed on the address may not ask again; one that did not may ask (its
     // code is then refused when entered: the price of bounding guesses from many accounts).
     const again = await post(`${k.baseUrl}/link/email`, { linkToken, email })
-    expect(again.status).toBe(429)
-    expect(await again.text()).toContain(addressLocked)
+    await expectShopperError(again, 429, addressLocked)
     const other = await freshLinkToken()
     const otherCode = await sendCode(other, email)
     const refused = await enter(other, otherCode.codeId, otherCode.code)
-    expect(refused.status).toBe(429)
-    expect(await refused.text()).toContain(addressLocked)
+    await expectShopperError(refused, 429, addressLocked)
 
     // A day later (the codes' times moved back rather than waited for), the address is free.
     await k.deps.db
@@ -235,13 +261,12 @@ describe('the daily cap on wrong codes', () => {
       for (let i = 0; i < tries; i++) await enter(linkToken, sent.codeId, sent.wrong)
       if (tries === 1) {
         const tenth = await enter(linkToken, sent.codeId, sent.wrong)
-        expect(await tenth.text()).toContain(accountLocked)
+        await expectShopperError(tenth, 429, accountLocked)
       }
     }
     const email = newEmail()
     const refused = await post(`${k.baseUrl}/link/email`, { linkToken, email })
-    expect(refused.status).toBe(429)
-    expect(await refused.text()).toContain(accountLocked)
+    await expectShopperError(refused, 429, accountLocked)
     // The address itself is not locked: another LINE account links it.
     const other = await freshLinkToken()
     const sent = await sendCode(other, email)
@@ -293,7 +318,10 @@ describe('when LINE or email is unavailable', () => {
         method: 'POST',
         body: new URLSearchParams({ linkToken: await freshLinkToken(), email }),
       })
-      expect(res.status).toBe(503)
+      await expectShopperError(res, 503, {
+        en: 'The email could not be sent: try again in a moment',
+        ja: 'メールを送信できませんでした。しばらくしてからもう一度お試しください',
+      })
       expect(logged.join('')).not.toContain(email)
       expect(logged.join('')).toContain('"responseCode":550')
     } finally {

@@ -3,7 +3,7 @@ import { insertLinkToken } from '../../src/linking/link.repo.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
-import { friend } from './support.ts'
+import { expectShopperError, friend } from './support.ts'
 
 // Real LINE credentials (the stand-in), and neither SMTP_URL nor LINK_LOGIN_URL: no way for a
 // shopper to prove an online account.
@@ -49,9 +49,10 @@ describe('account link with no way to prove an account (no SMTP_URL, no LINK_LOG
       expiresAt: new Date(Date.now() + 60_000),
     })
     const page = await fetch(`${k.baseUrl}/link?linkToken=${encodeURIComponent(linkToken)}`)
-    expect(page.status).toBe(503)
-    const html = await page.text()
-    expect(html).toContain('not available yet')
+    const html = await expectShopperError(page, 503, {
+      en: 'linking your online shop account is not available yet',
+      ja: 'オンラインショップのアカウント連携は、まだご利用いただけません',
+    })
     expect(html).not.toContain('name="email"')
   })
 })

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { friend, post, type Smtp, startSmtp, tapLinkToken } from './support.ts'
+import { expectShopperError, friend, post, type Smtp, startSmtp, tapLinkToken } from './support.ts'
 
 // The shop's own login (LINK_LOGIN_URL) is the proof the operator chose, and SMTP_URL is set
 // too (for message email): the email-code routes must not offer a way around the shop's password.
@@ -37,11 +37,11 @@ const rowsFor = async (linkToken: string) => ({
 })
 
 async function expectNotHere(res: Response) {
-  expect(res.status).toBe(404)
-  expect(res.headers.get('content-type')).toContain('text/html')
   expect(res.headers.get('cache-control')).toBe('no-store')
-  const page = await res.text()
-  expect(page).toContain('open LINE and tap')
+  const page = await expectShopperError(res, 404, {
+    en: 'This page is not used here: open LINE and tap "Link account" again',
+    ja: 'このページはご利用いただけません。LINEで「アカウント連携」をもう一度タップしてください',
+  })
   expect(page).not.toContain('name="email"')
 }
 

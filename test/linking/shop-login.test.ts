@@ -7,6 +7,7 @@ import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { logSink } from '../support/log-sink.ts'
 import {
   dialogOf,
+  expectShopperError,
   friend,
   linkReads,
   onlineCustomer,
@@ -74,13 +75,25 @@ const noncesFor = (linkToken: string) =>
     .where('link_token_hash', '=', sha256(linkToken))
     .execute()
 
-/** An error page (HTML, not cached) saying `message`, and no nonce issued for the link token. */
-async function expectRefused(res: Response, status: number, message: string, linkToken: string) {
-  expect(res.status).toBe(status)
-  expect(res.headers.get('content-type')).toContain('text/html')
+/**
+ * An error page (HTML, not cached) saying `said` in English and Japanese, and no nonce issued
+ * for the link token.
+ */
+async function expectRefused(
+  res: Response,
+  status: number,
+  said: { en: string; ja: string },
+  linkToken: string,
+) {
   expect(res.headers.get('cache-control')).toBe('no-store')
-  expect(await res.text()).toContain(message)
+  await expectShopperError(res, status, said)
   expect(await noncesFor(linkToken)).toEqual([])
+}
+
+/** What the shopper reads when the shop's login could not be checked (a bad assertion). */
+const loginUnchecked = {
+  en: 'Your shop login could not be checked: open LINE and tap "Link account" again',
+  ja: 'ショップのログインを確認できませんでした。LINEで「アカウント連携」をもう一度タップしてください',
 }
 
 describe("GET /link with the shop's own login", () => {
@@ -101,8 +114,10 @@ describe("GET /link with the shop's own login", () => {
 
   it('answers an unknown link token with an error page, not a redirect', async () => {
     const res = await fetch(`${k.baseUrl}/link?linkToken=never-issued`, { redirect: 'manual' })
-    expect(res.status).toBe(404)
-    expect(await res.text()).toContain('unknown link')
+    await expectShopperError(res, 404, {
+      en: 'This link can\'t be used: open LINE and tap "Link account" again',
+      ja: 'このリンクは使えません。LINEで「アカウント連携」をもう一度タップしてください',
+    })
   })
 })
 
@@ -194,7 +209,7 @@ describe('GET /link/callback', () => {
     const { linkToken } = await linkStarted()
     const forged = assertionFor(linkToken, { externalId: newShopId() }, 300, 'x'.repeat(40))
     const before = logs.lines.length
-    await expectRefused(await callback(forged), 400, 'bad signature', linkToken)
+    await expectRefused(await callback(forged), 400, loginUnchecked, linkToken)
     // The operator learns why every shopper is refused: the secrets do not match.
     const warned = logs.lines.slice(before).filter((l) => l.includes('LINK_ASSERTION_SECRET'))
     expect(warned).toHaveLength(1)
@@ -205,18 +220,39 @@ describe('GET /link/callback', () => {
     const otherBody = Buffer.from(
       JSON.stringify({ externalId: newShopId(), linkToken, exp: Date.now() / 1000 + 300 }),
     ).toString('base64url')
-    await expectRefused(
-      await callback(`${otherBody}.${signature}`),
-      400,
-      'bad signature',
-      linkToken,
-    )
+    await expectRefused(await callback(`${otherBody}.${signature}`), 400, loginUnchecked, linkToken)
+  })
+
+  it('refuses, in words the shopper can read, an assertion the shop login got wrong or none at all', async () => {
+    const { linkToken } = await linkStarted()
+    // Signed right, but without the link token or an account: zod's wording stays off the page.
+    const noToken = signLinkAssertion(SECRET, {
+      externalId: newShopId(),
+      exp: Math.floor(Date.now() / 1000) + 300,
+    })
+    const before = logs.lines.length
+    await expectRefused(await callback(noToken), 400, loginUnchecked, linkToken)
+    // Why is for the operator (the shop's developer), in the log.
+    const why = logs.lines.slice(before).find((l) => l.includes('assertion refused'))
+    expect(why).toContain('linkToken')
+    const noAccount = assertionFor(linkToken, {})
+    await expectRefused(await callback(noAccount), 400, loginUnchecked, linkToken)
+    const none = await fetch(`${k.baseUrl}/link/callback`, { redirect: 'manual' })
+    await expectRefused(none, 400, loginUnchecked, linkToken)
   })
 
   it('refuses an expired assertion and writes nothing', async () => {
     const { linkToken } = await linkStarted()
     const expired = assertionFor(linkToken, { externalId: newShopId() }, -1)
-    await expectRefused(await callback(expired), 410, 'expired', linkToken)
+    await expectRefused(
+      await callback(expired),
+      410,
+      {
+        en: 'Your shop login has expired: open LINE and tap "Link account" again',
+        ja: 'ショップのログインの有効期限が切れています',
+      },
+      linkToken,
+    )
   })
 
   it('refuses an assertion used once already, and writes nothing more', async () => {
@@ -228,15 +264,20 @@ describe('GET /link/callback', () => {
 
     // The callback URL again (browser history, a shared link, a proxy log): no second nonce.
     const again = await callback(assertion)
-    expect(again.status).toBe(410)
-    expect(await again.text()).toContain('already used')
+    await expectShopperError(again, 410, {
+      en: 'This shop login was already used: open LINE and tap "Link account" again',
+      ja: 'このショップのログインはすでに使用されています',
+    })
     expect((await noncesFor(linkToken)).map((n) => n.nonce_hash)).toEqual([sha256(nonce)])
 
     // The first one still links.
     await k.line.users.accountLink(user.userId, dialog)
     await waitForText(user.userId, 'now linked')
     // Its link token is now of a linked LINE account: refused as such.
-    expect(await callback(assertion).then((r) => r.status)).toBe(409)
+    await expectShopperError(await callback(assertion), 409, {
+      en: 'your LINE account is already linked to an online account',
+      ja: 'すでにオンラインアカウントと連携済み',
+    })
     expect(await noncesFor(linkToken)).toHaveLength(1)
   })
 })

@@ -86,6 +86,35 @@ export function dialogOf(res: Response, linkToken: string): AccountLinkDialog {
   }
 }
 
+/**
+ * The error an account-link page shows the shopper (its alert), as text: with `status`, saying
+ * `en` in English and `ja` in Japanese, and nothing of a schema's wording anywhere on the page
+ * (zod's "Invalid input", a field name such as "linkToken:"). Returns the page's HTML.
+ */
+export async function expectShopperError(
+  res: Response,
+  status: number,
+  said: { en: string; ja: string },
+): Promise<string> {
+  expect(res.status).toBe(status)
+  expect(res.headers.get('content-type')).toContain('text/html')
+  const page = await res.text()
+  const alert = /<p class="error" role="alert">([\s\S]*?)<\/p>/.exec(page)?.[1]
+  expect(alert, 'the page has no error').toBeDefined()
+  const text = (alert ?? '')
+    .replace(/<br \/>/g, '\n')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
+  expect(text).toContain(said.en)
+  expect(text).toContain(said.ja)
+  expect(page).not.toMatch(/Invalid input|expected string|received undefined/)
+  expect(text).not.toMatch(/^\s*(linkToken|email|code|codeId|assertion):/m)
+  return page
+}
+
 /** Runs the web part: email → code → the redirect to LINE's account-link dialog. */
 export async function proveEmail(
   k: TestKizuna,
