@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
 import { afterKeyset, type Keyset } from '../platform/keyset.ts'
 import { executePrepared } from '../platform/prepared.ts'
@@ -116,6 +116,44 @@ export function held(claim: Claim, ids: string[]) {
 
 /** The delivery `d` is still `sending` under the claim (joined with `held` on its id). */
 export const stillHeld = sql`d.id = held.id and d.attempts = held.attempts and d.status = 'sending'`
+
+/**
+ * Sets `set` on the rows `ids` the claim still holds, in one statement, unless their customer was
+ * erased: what marks an email or a reply as about to go (a row in `sending` is not skipped by an
+ * erasure, and the message names the person). The customers are locked first (key share, in id
+ * order), so an erasure under way, which holds its customers from its start, is waited for and
+ * seen. Returns the rows marked, and the held rows of erased customers (not marked).
+ */
+export async function markHeldUnlessErased(
+  db: Db,
+  ids: string[],
+  claim: Claim,
+  set: RawBuilder<unknown>,
+): Promise<{ marked: Set<string>; erased: Set<string> }> {
+  if (ids.length === 0) return { marked: new Set(), erased: new Set() }
+  const result = await executePrepared(
+    db,
+    sql<{ id: string; erased: boolean }>`
+    with held as (select * from ${held(claim, ids)}),
+    owner as (
+      select c.id, c.erased_at is not null as erased from customer c
+      where c.id in (select d.customer_id from delivery d, held where ${stillHeld})
+      order by c.id for key share of c
+    ),
+    marked as (
+      update delivery d set ${set} from held, owner
+      where ${stillHeld} and owner.id = d.customer_id and not owner.erased
+      returning d.id
+    )
+    select id, false as erased from marked
+    union all
+    select d.id, true from delivery d, held, owner
+    where ${stillHeld} and owner.id = d.customer_id and owner.erased`,
+  )
+  const of = (erased: boolean) =>
+    new Set(result.rows.flatMap((r) => (r.erased === erased ? [r.id] : [])))
+  return { marked: of(false), erased: of(true) }
+}
 
 export function claimOf(rows: Pick<ClaimedDelivery, 'id' | 'attempts'>[]): Claim {
   return new Map(rows.map((r) => [r.id, r.attempts]))

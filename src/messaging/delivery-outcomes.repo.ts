@@ -34,6 +34,16 @@ export type DeliveryOutcome =
     }
 
 /**
+ * A delivery whose customer was erased after the claim: not sent (its push, chunk, reply or email
+ * names them).
+ */
+export const erasedOutcome = (id: string): DeliveryOutcome => ({
+  id,
+  status: 'skipped',
+  reason: 'erased',
+})
+
+/**
  * Records every outcome of a batch in one statement, on rows still `sending` under `claim` only:
  * a row claimed again since (this job outlived the lease) belongs to the job that took it.
  * Returns the ids written. `retryWithinMs`: how long the job's next try may take to come (its

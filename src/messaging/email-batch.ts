@@ -3,7 +3,7 @@ import { loadConsent } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
-import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
+import { type DeliveryOutcome, erasedOutcome } from './delivery-outcomes.repo.ts'
 import { markEmailTrying } from './email-claim.repo.ts'
 import { type EmailItem, sendEmail } from './email-send.ts'
 import { quietHoursEnd } from './send-rules.ts'
@@ -26,7 +26,7 @@ const emailSlots = pLimit(8)
  * over, not sent again, while those a stopped worker had not started are not marked and are sent
  * by that claim. Rows found claimed again before are `takenOver` (together, once the others
  * went): not sent, no outcome. One that cannot be marked (Postgres away) is not sent: it waits for
- * the job's retry.
+ * the job's retry; nor is one whose customer was erased since the claim (skipped).
  */
 export async function sendEmails(
   deps: Pick<Deps, 'db' | 'env' | 'log' | 'clock'>,
@@ -50,13 +50,14 @@ export async function sendEmails(
           return { id: item.id, status: 'pending', error: 'could not check the consent' }
         }
         if (stopped) return settled(recorder, stopped)
-        let marked: boolean
+        let marked: Awaited<ReturnType<typeof markEmailTrying>>
         try {
           marked = await markEmailTrying(deps.db, item.id, recorder.claim)
         } catch (err) {
           deps.log.warn({ err, deliveryId: item.id }, 'could not mark the email')
           return { id: item.id, status: 'pending', error: 'could not mark the email' }
         }
+        if (marked === 'erased') return settled(recorder, erasedOutcome(item.id))
         if (!marked) {
           takenOver.push(item.id)
           return null

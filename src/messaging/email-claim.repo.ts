@@ -1,7 +1,6 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
-import { executePrepared } from '../platform/prepared.ts'
-import { type Claim, held, stillHeld } from './delivery-claim.repo.ts'
+import { type Claim, markHeldUnlessErased } from './delivery-claim.repo.ts'
 
 /**
  * Marks the row's email as about to go to the SMTP server (`email_trying_at`), in a statement of
@@ -9,16 +8,22 @@ import { type Claim, held, stillHeld } from './delivery-claim.repo.ts'
  * email has no retry key, so a worker that stops (or a Postgres that goes away) before the
  * outcome is recorded leaves the mark on a row in `sending`, and the claim that takes the row
  * over after the lease fails it as of unknown outcome instead of sending it again (see
- * claimDeliveries). The row is marked only if the claim still holds it; returns whether it was.
- * Once per email: a prepared statement (its text never changes).
+ * claimDeliveries). The row is marked only if the claim still holds it and its customer was not
+ * erased since the claim (`erased`: the email goes to their address, in their name, and must
+ * not); null when another claim took it. Once per email: a prepared statement (its text never
+ * changes).
  */
-export async function markEmailTrying(db: Db, id: string, claim: Claim): Promise<boolean> {
-  const result = await executePrepared(
+export async function markEmailTrying(
+  db: Db,
+  id: string,
+  claim: Claim,
+): Promise<'marked' | 'erased' | null> {
+  const { marked, erased } = await markHeldUnlessErased(
     db,
-    sql<{ id: string }>`
-    update delivery d set email_trying_at = now()
-    from ${held(claim, [id])} where ${stillHeld}
-    returning d.id`,
+    [id],
+    claim,
+    sql`email_trying_at = now()`,
   )
-  return result.rows.length > 0
+  if (marked.has(id)) return 'marked'
+  return erased.has(id) ? 'erased' : null
 }

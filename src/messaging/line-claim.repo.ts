@@ -1,7 +1,13 @@
 import { sql } from 'kysely'
 import { type Db, inTransaction } from '../platform/db.ts'
 import { executePrepared } from '../platform/prepared.ts'
-import { type Claim, held, type ReplyState, stillHeld } from './delivery-claim.repo.ts'
+import {
+  type Claim,
+  held,
+  markHeldUnlessErased,
+  type ReplyState,
+  stillHeld,
+} from './delivery-claim.repo.ts'
 
 /*
  * A delivery's LINE-side writes, each on rows still in `sending` under the job's claim (their
@@ -22,16 +28,30 @@ export async function heldRows(db: Db, ids: string[], claim: Claim): Promise<Set
 }
 
 /**
+ * Marks the rows' replies as under way (`trying`, see setReplyState) before they go, on the rows
+ * the claim still holds whose customer was not erased since the claim (`erased`: the reply
+ * answers them, with their name, and must not go).
+ */
+export function markRepliesTrying(
+  db: Db,
+  ids: string[],
+  claim: Claim,
+): Promise<{ marked: Set<string>; erased: Set<string> }> {
+  return markHeldUnlessErased(db, ids, claim, sql`reply_state = 'trying'`)
+}
+
+/**
  * Marks the rows' replies, in a statement of its own: `trying` is committed before the call, so
  * a worker that stops before recording the outcome leaves a trace the next claim sees, and a
  * job that takes the row over after the lease fails it instead of replying or pushing (the token
- * is spent or the reply may have arrived). Null: the reply sent nothing and may be tried again.
+ * is spent or the reply may have arrived; markRepliesTrying sets it). Null: the reply sent nothing
+ * and may be tried again.
  */
 export async function setReplyState(
   db: Db,
   ids: string[],
   claim: Claim,
-  state: ReplyState | null,
+  state: Exclude<ReplyState, 'trying'> | null,
 ): Promise<Set<string>> {
   if (ids.length === 0) return new Set()
   const result = await sql<{ id: string }>`

@@ -2,8 +2,8 @@ import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody } from '../platform/line-send-transport.ts'
 import type { ClaimedDelivery } from './delivery-claim.repo.ts'
-import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
-import { setReplyState } from './line-claim.repo.ts'
+import { type DeliveryOutcome, erasedOutcome } from './delivery-outcomes.repo.ts'
+import { markRepliesTrying, setReplyState } from './line-claim.repo.ts'
 import type { LineBatchResult, LineClaim, LineItem, LineLimiters } from './line-send.ts'
 import { REPLY_OUTCOME_UNKNOWN } from './outcome-unknown.ts'
 
@@ -13,6 +13,7 @@ import { REPLY_OUTCOME_UNKNOWN } from './outcome-unknown.ts'
  * row instead of pushing it (the reply may have arrived, and it had no retry key). Only rows the
  * job's claim still holds are marked and replied to: another job that claimed one since may be
  * replying (a token is spent once; the reply LINE then refused would be followed by a push).
+ * Those of a customer erased since the claim are skipped, neither replied to nor pushed.
  * Replies LINE refused sent nothing: they are marked `refused` (never a reply again) and returned
  * for a push; a rate-limit 429 clears the mark instead, and the row replies again after its wait
  * (a push once the token is stale).
@@ -25,13 +26,12 @@ export async function sendReplies(
   result: LineBatchResult,
 ): Promise<LineItem[]> {
   if (items.length === 0) return []
-  let marked: Set<string>
+  let marks: Awaited<ReturnType<typeof markRepliesTrying>>
   try {
-    marked = await setReplyState(
+    marks = await markRepliesTrying(
       deps.db,
       items.map((i) => i.id),
       held.claim,
-      'trying',
     )
   } catch (err) {
     // Nothing sent: these go again with the job's retry.
@@ -41,7 +41,9 @@ export async function sendReplies(
     }
     return []
   }
-  held.takenOver(items.flatMap((i) => (marked.has(i.id) ? [] : [i.id])))
+  const { marked, erased } = marks
+  for (const id of erased) result.outcomes.push(erasedOutcome(id))
+  held.takenOver(items.flatMap((i) => (marked.has(i.id) || erased.has(i.id) ? [] : [i.id])))
   const refused: LineItem[] = []
   const rateLimited: string[] = []
   await Promise.all(

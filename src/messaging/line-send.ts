@@ -11,7 +11,7 @@ import {
   splitRefusedChunk,
 } from './chunk-refusal.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
-import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
+import { type DeliveryOutcome, erasedOutcome } from './delivery-outcomes.repo.ts'
 import { storePushBodies } from './line-claim.repo.ts'
 import { type Chunk, planMulticasts } from './line-multicast.ts'
 import { sendReplies } from './line-reply.ts'
@@ -199,9 +199,6 @@ async function storePushes(
     return []
   }
 }
-
-/** A delivery whose customer was erased after the claim: not sent (its request names them). */
-const erasedOutcome = (id: string): DeliveryOutcome => ({ id, status: 'skipped', reason: 'erased' })
 
 type OutcomeOf<T> = T extends unknown ? Omit<T, 'id'> : never
 
