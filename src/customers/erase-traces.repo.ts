@@ -23,7 +23,8 @@ export const ERROR_REMOVED = 'error text removed on erasure'
  * dropped, as when one is used, whichever LINE account they were issued for), stored multicast
  * requests (their user id taken out of `to`), the error texts of their deliveries and the links
  * clicked in them, mail a sandbox run kept for their address, and online orders still waiting for
- * their email or shop account to appear (kept unmatched for good, without it).
+ * their email or shop account to appear (kept unmatched for good, without it; one waiting for
+ * another shop account besides their email still waits for that one).
  */
 export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
   const tokens = t.lineUserIds.length
@@ -95,16 +96,25 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
       .set({ pending_identity_kind: null, pending_identity_value: null, pending_email: null })
       .where('customer_id', 'is', null)
       .where((eb) =>
-        eb.or([
-          ...waitingOn.map(([kind, value]) =>
+        eb.or(
+          waitingOn.map(([kind, value]) =>
             eb.and([
               eb('pending_identity_kind', '=', kind),
               eb('pending_identity_value', '=', value),
             ]),
           ),
-          ...(t.emails.length > 0 ? [eb('pending_email', 'in', t.emails)] : []),
-        ]),
+        ),
       )
+      .execute()
+  }
+  // One that waits for their address beside another shop account keeps waiting for that one: it
+  // may be someone else's (Hanako's shop account, with the address Taro held).
+  if (t.emails.length > 0) {
+    await trx
+      .updateTable('purchase')
+      .set({ pending_email: null })
+      .where('customer_id', 'is', null)
+      .where('pending_email', 'in', t.emails)
       .execute()
   }
   if (t.lineUids.length > 0) await scrubMulticasts(trx, t.customerId, t.lineUids)

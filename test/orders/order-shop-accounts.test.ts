@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { orderSchema } from '../../src/orders/order.schemas.ts'
 import { recordOrder, recordOrderBatch } from '../../src/orders/order.service.ts'
 import { createCustomer } from '../customers/factories.ts'
@@ -153,6 +154,39 @@ describe('an order naming a new shop account and an email held by another shop a
     const hanako = (await purchaseOf('webshop', order.orderId)).customer_id
     expect(hanako).not.toBeNull()
     expect(hanako).not.toBe(taroId)
+  })
+
+  it("keeps waiting for its shop account when the email's holder is erased", async () => {
+    const t = tag()
+    const c5 = `C5-${t}`
+    const email = `taro-${t}@example.com`
+    const c7 = `C7-${tag()}`
+    const order = orderOf('webshop', { externalId: c7, email }, 5000)
+    expect(await (await postOrder(order)).json()).toMatchObject({ customerId: null })
+    const taroId = (
+      await createCustomer(kizuna.deps.db, {
+        displayName: 'Taro',
+        identities: [{ kind: 'online_customer', value: c5 }],
+      })
+    ).id
+    const csv = await file('csv', ['external_id,email,name', `${c5},${email},Taro`])
+    expect((await cli(['import', 'customers', csv])).code).toBe(0)
+
+    await eraseCustomer(kizuna.deps.db, taroId)
+
+    // Taro's address is gone from it; the shop account it waits for, Hanako's, is not.
+    expect(await purchaseOf('webshop', order.orderId)).toEqual({
+      customer_id: null,
+      pending_identity_kind: 'online_customer',
+      pending_identity_value: c7,
+      pending_email: null,
+    })
+    // Sent again: the same order.
+    expect((await postOrder(order)).status).toBe(200)
+    await hanakoSignsUp(c7)
+    const hanako = (await purchaseOf('webshop', order.orderId)).customer_id
+    expect(hanako).not.toBeNull()
+    expect(await nameOf(hanako!)).toMatchObject({ display_name: 'Hanako', purchase_count: 1 })
   })
 
   it('POST /api/orders still attaches the shop account to an email holder with none', async () => {
