@@ -13,12 +13,14 @@ import { ERROR_REMOVED } from './erase-traces.repo.ts'
  */
 export async function lockLineEvents(trx: Transaction<DB>, lineUids: string[]): Promise<string[]> {
   if (lineUids.length === 0) return []
-  // A group's join or leave names its members outside `source`.
+  // A group's join or leave names its members outside `source`, and a message the people
+  // it mentions.
   const members = lineUids.map((userId) => JSON.stringify([{ userId }]))
   const { rows } = await sql<{ id: string }>`
     select id from webhook_event where payload->'source'->>'userId' = any(${lineUids}::text[])
       or payload->'joined'->'members' @> any(${members}::jsonb[])
       or payload->'left'->'members' @> any(${members}::jsonb[])
+      or payload->'message'->'mention'->'mentionees' @> any(${members}::jsonb[])
     order by id for update`.execute(trx)
   await lockLineUsers(trx, lineUids)
   return rows.map((r) => r.id)

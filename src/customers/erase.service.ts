@@ -39,8 +39,8 @@ export type EraseResult = ErasedCustomer & {
  * - purchases stay for statistics, anonymised (stored register answers removed);
  * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row);
  * - the marketers' tags are deleted (one may say something personal: "妊娠中", a complaint);
- * - the webhook events of the person's LINE user ids (a group's join or leave naming them too)
- *   keep only their type and id, and lose their error text;
+ * - the webhook events of the person's LINE user ids (a group's join or leave naming them, and
+ *   a group message mentioning them, too) keep only their type and id, and lose their error text;
  * - account-link codes and nonces, stored multicast requests, delivery errors and the links
  *   clicked in their emails lose the person's email and LINE user id (eraseTraces);
  * - the recorded rich menu is cleared, and its unlink at LINE recorded (erased_menu_unlink, the

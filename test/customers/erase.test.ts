@@ -554,21 +554,45 @@ describe('eraseCustomer', () => {
         }),
       ])
       .execute()
-    // The person joining a group the account is in: LINE names the members outside `source`.
+    // The person joining a group the account is in, and someone else mentioning them there:
+    // LINE names them outside `source`.
+    const group = { type: 'group', groupId: `C${randomUUID().replaceAll('-', '')}` }
+    const eventId = () => `01GRP${randomUUID().replaceAll('-', '').toUpperCase()}`
     await db
       .insertInto('webhook_event')
-      .values({
-        webhook_event_id: `01JOIN${randomUUID().replaceAll('-', '').toUpperCase()}`,
-        type: 'memberJoined',
-        mode: 'active',
-        occurred_at: new Date(),
-        payload: JSON.stringify({
+      .values([
+        {
+          webhook_event_id: eventId(),
           type: 'memberJoined',
-          source: { type: 'group', groupId: `C${randomUUID().replaceAll('-', '')}` },
-          joined: { members: [{ type: 'user', userId: p.lineUid }] },
-        }),
-        status: 'done',
-      })
+          mode: 'active',
+          occurred_at: new Date(),
+          payload: JSON.stringify({
+            type: 'memberJoined',
+            source: group,
+            joined: { members: [{ type: 'user', userId: p.lineUid }] },
+          }),
+          status: 'done',
+        },
+        {
+          webhook_event_id: eventId(),
+          type: 'message',
+          mode: 'active',
+          occurred_at: new Date(),
+          payload: JSON.stringify({
+            type: 'message',
+            source: { ...group, userId: other },
+            message: {
+              type: 'text',
+              id: '468789577898262530',
+              text: '@Ichiro see you at the shop',
+              mention: {
+                mentionees: [{ index: 0, length: 7, type: 'user', userId: p.lineUid }],
+              },
+            },
+          }),
+          status: 'done',
+        },
+      ])
       .execute()
     // Online orders waiting for the address to appear, or for a shop account id with the
     // address beside it.
