@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { MAX_LINKED_CUSTOMERS } from '../../src/customers/linked-customers.repo.ts'
@@ -277,6 +278,56 @@ describe('eraseCustomer and account links', () => {
     const result = await eraseCustomer(db, a.id, { linked: 'only' })
     expect(result.linked).toEqual([])
     expect(await erasedOf([a.id, b.id])).toEqual([a.id])
+  })
+
+  it("with linked: only, takes their LINE user id out of the chunks the other customer's deliveries went in", async () => {
+    // A campaign went to the LINE account while it was on the online customer's side, by
+    // multicast (LINE took one chunk, the other's outcome is unknown); then it was unlinked.
+    const online = await lineCustomer()
+    const split = await lineCustomer()
+    const { line_uid: lineUid } = await db
+      .updateTable('line_user')
+      .set({ customer_id: split.id })
+      .where('customer_id', '=', online.id)
+      .returning('line_uid')
+      .executeTakeFirstOrThrow()
+    await unlinked(online.id, split)
+    const other = `U${randomUUID().replaceAll('-', '')}`
+    const messages = [{ type: 'text', text: 'Sale' }]
+    const body = JSON.stringify({ to: [other, lineUid], messages })
+    const chunks = await db
+      .insertInto('multicast_request')
+      .values([{ body, line_request_id: 'r-1' }, { body }])
+      .returning('id')
+      .execute()
+    await db
+      .insertInto('delivery')
+      .values(
+        chunks.map((chunk) => ({
+          dedupe_key: `erase-test:${randomUUID()}`,
+          kind: 'campaign',
+          category: 'marketing',
+          customer_id: online.id,
+          template_id: 'campaign-sample',
+          status: 'sent',
+          multicast_request_id: chunk.id,
+        })),
+      )
+      .execute()
+
+    await eraseCustomer(db, split.id, { linked: 'only' })
+    const bodies = await db
+      .selectFrom('multicast_request')
+      .select('body')
+      .where(
+        'id',
+        'in',
+        chunks.map((c) => c.id),
+      )
+      .orderBy(sql`line_request_id is null`)
+      .execute()
+    expect(bodies).toEqual([{ body: JSON.stringify({ to: [other], messages }) }, { body: null }])
+    expect(await erasedOf([online.id, split.id])).toEqual([split.id])
   })
 
   it(`erases ${MAX_LINKED_CUSTOMERS} customers linked together`, async () => {
