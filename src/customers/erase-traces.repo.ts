@@ -22,17 +22,19 @@ export const ERROR_REMOVED = 'error text removed on erasure'
  * (deleted: they live minutes and hold the address), nonces (their address or shop account id
  * dropped, as when one is used, whichever LINE account they were issued for), stored multicast
  * requests (their user id taken out of `to`), the error texts of their deliveries and the links
- * clicked in them, mail a sandbox run kept for their address, and online orders still waiting for
- * their email or shop account to appear (kept unmatched for good, without it; one waiting for
- * another shop account besides their email still waits for that one).
+ * clicked in them, mail a sandbox run kept for their address (or one a code they asked for went
+ * to), and online orders still waiting for their email or shop account to appear (kept unmatched
+ * for good, without it; one waiting for another shop account besides their email still waits
+ * for that one).
  */
 export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
   const tokens = t.lineUserIds.length
     ? trx.selectFrom('link_token').select('token_hash').where('line_user_id', 'in', t.lineUserIds)
     : null
   // Codes the person asked for (any address they typed), and any code sent to their address.
+  let codedTo: string[] = []
   if (t.emails.length > 0 || tokens) {
-    await trx
+    const codes = await trx
       .deleteFrom('link_code')
       .where((eb) =>
         eb.or([
@@ -40,7 +42,9 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
           ...(tokens ? [eb('link_token_hash', 'in', tokens)] : []),
         ]),
       )
+      .returning('email')
       .execute()
+    codedTo = codes.map((c) => c.email)
   }
   await trx
     .updateTable('link_nonce')
@@ -118,15 +122,13 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
       .execute()
   }
   if (t.lineUids.length > 0) await scrubMulticasts(trx, t.customerId, t.lineUids)
-  // A sandbox run keeps the mail it would have sent (codes, campaigns with their name).
-  if (t.emails.length > 0) {
+  // A sandbox run keeps the mail it would have sent (codes, campaigns with their name), also the
+  // codes sent to an address they typed and never proved (while its code is kept).
+  const mailedTo = new Set([...t.emails, ...codedTo].map((e) => e.toLowerCase()))
+  if (mailedTo.size > 0) {
     await trx
       .deleteFrom('sandbox_mail')
-      .where(
-        sql<string>`lower(to_address)`,
-        'in',
-        t.emails.map((e) => e.toLowerCase()),
-      )
+      .where(sql<string>`lower(to_address)`, 'in', [...mailedTo])
       .execute()
   }
 }

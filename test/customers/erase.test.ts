@@ -8,11 +8,15 @@ import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { ERROR_REMOVED } from '../../src/customers/erase-traces.repo.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { erasedValue } from '../../src/customers/tombstones.ts'
+import { createMailer } from '../../src/email/mailer.ts'
 import { insertSandboxMail } from '../../src/email/sandbox-mailbox.ts'
 import { lockLineUid } from '../../src/identity/identity.repo.ts'
+import { sha256 } from '../../src/linking/link-crypto.ts'
+import { requestLinkCode } from '../../src/linking/link-login.service.ts'
 import { closeDeps, createDeps } from '../../src/main/deps.ts'
 import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { recordOutcomes } from '../../src/messaging/delivery-outcomes.repo.ts'
+import { systemClock } from '../../src/platform/clock.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import { createLogger } from '../../src/platform/logger.ts'
@@ -684,12 +688,33 @@ describe('eraseCustomer', () => {
     await insertSandboxMail(db, mail(p.email))
     await insertSandboxMail(db, mail(p.email.toUpperCase()))
     await insertSandboxMail(db, mail(other))
+    // The code they asked for to link their LINE account, sent to an address they typed and
+    // never proved: it is theirs too.
+    const typed = `ichiro.private.${randomUUID().slice(0, 8)}@example.com`
+    const lineUser = await db
+      .selectFrom('line_user')
+      .select('id')
+      .where('line_uid', '=', p.lineUid)
+      .executeTakeFirstOrThrow()
+    const linkToken = `erase-test-${randomUUID()}`
+    const token = { linkToken, tokenHash: sha256(linkToken), lineUserId: lineUser.id }
+    await db
+      .insertInto('link_token')
+      .values({
+        token_hash: token.tokenHash,
+        line_user_id: lineUser.id,
+        expires_at: new Date(Date.now() + 600_000),
+      })
+      .execute()
+    const sandbox = createMailer(env, db, { sandbox: true })
+    const deps = { db, clock: systemClock, log: createLogger('silent') }
+    await requestLinkCode(deps, sandbox, token, typed)
 
     await eraseCustomer(db, p.id)
     const left = await db
       .selectFrom('sandbox_mail')
       .select('to_address')
-      .where(sql<string>`lower(to_address)`, 'in', [p.email, other])
+      .where(sql<string>`lower(to_address)`, 'in', [p.email, other, typed])
       .execute()
     expect(left).toEqual([{ to_address: other }])
   })
