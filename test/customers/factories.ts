@@ -191,3 +191,13 @@ export async function shopIdHeldBy(db: Database, customerId: string): Promise<st
     .execute()
   return value
 }
+
+/** The stored requests of these multicast chunks (null: dropped), sorted, nulls first. */
+export async function chunkBodies(db: Database, ids: string[]): Promise<(string | null)[]> {
+  const rows = await db
+    .selectFrom('multicast_request')
+    .select('body')
+    .where('id', 'in', ids)
+    .execute()
+  return rows.map((r) => r.body).sort()
+}

@@ -93,6 +93,30 @@ async function expectTaroUntouched(t: { id: string; shop: string; email: string 
   expect(await nameOf(t.id)).toEqual({ display_name: 'Taro', email: t.email, purchase_count: 0 })
 }
 
+/**
+ * An order naming shop account C7 and an email nobody held (it waits on both); then Taro, who
+ * holds C5, gets the email (`import customers` of `C5,email,Taro`).
+ */
+async function orderWaitingBesideTaro() {
+  const t = tag()
+  const c5 = `C5-${t}`
+  const email = `taro-${t}@example.com`
+  const c7 = `C7-${tag()}`
+  const order = orderOf('webshop', { externalId: c7, email }, 5000)
+  expect(await (await postOrder(order)).json()).toMatchObject({ customerId: null })
+  expect((await purchaseOf('webshop', order.orderId)).pending_email).toBe(email)
+  const taroId = (
+    await createCustomer(kizuna.deps.db, {
+      displayName: 'Taro',
+      identities: [{ kind: 'online_customer', value: c5 }],
+    })
+  ).id
+  const csv = await file('csv', ['external_id,email,name', `${c5},${email},Taro`])
+  const imported = await cli(['import', 'customers', csv])
+  expect(imported.code, imported.stderr).toBe(0)
+  return { order, taroId, c5, c7, email }
+}
+
 describe('an order naming a new shop account and an email held by another shop account', () => {
   it('POST /api/orders keeps it unmatched, waiting for its shop account, and Hanako gets it', async () => {
     const t = await taro()
@@ -124,25 +148,7 @@ describe('an order naming a new shop account and an email held by another shop a
   })
 
   it('an order waiting on an email a customer with another shop account gets later keeps waiting for its shop account', async () => {
-    const t = tag()
-    const c5 = `C5-${t}`
-    const email = `taro-${t}@example.com`
-    const c7 = `C7-${tag()}`
-    // Nobody holds the email yet: the order waits on its shop account and on its email.
-    const order = orderOf('webshop', { externalId: c7, email }, 5000)
-    expect(await (await postOrder(order)).json()).toMatchObject({ customerId: null })
-    expect((await purchaseOf('webshop', order.orderId)).pending_email).toBe(email)
-    const taroId = (
-      await createCustomer(kizuna.deps.db, {
-        displayName: 'Taro',
-        identities: [{ kind: 'online_customer', value: c5 }],
-      })
-    ).id
-
-    // Taro, who holds C5, gets the email (`import customers` of `C5,email,Taro`).
-    const csv = await file('csv', ['external_id,email,name', `${c5},${email},Taro`])
-    const imported = await cli(['import', 'customers', csv])
-    expect(imported.code, imported.stderr).toBe(0)
+    const { order, taroId, c5, c7, email } = await orderWaitingBesideTaro()
     expect(await purchaseOf('webshop', order.orderId)).toMatchObject({
       customer_id: null,
       pending_identity_kind: 'online_customer',
@@ -157,20 +163,7 @@ describe('an order naming a new shop account and an email held by another shop a
   })
 
   it("keeps waiting for its shop account when the email's holder is erased", async () => {
-    const t = tag()
-    const c5 = `C5-${t}`
-    const email = `taro-${t}@example.com`
-    const c7 = `C7-${tag()}`
-    const order = orderOf('webshop', { externalId: c7, email }, 5000)
-    expect(await (await postOrder(order)).json()).toMatchObject({ customerId: null })
-    const taroId = (
-      await createCustomer(kizuna.deps.db, {
-        displayName: 'Taro',
-        identities: [{ kind: 'online_customer', value: c5 }],
-      })
-    ).id
-    const csv = await file('csv', ['external_id,email,name', `${c5},${email},Taro`])
-    expect((await cli(['import', 'customers', csv])).code).toBe(0)
+    const { order, taroId, c7 } = await orderWaitingBesideTaro()
 
     await eraseCustomer(kizuna.deps.db, taroId)
 
