@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import type { Database } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import { withTaskLock } from '../platform/task-lock.ts'
@@ -69,8 +70,10 @@ export type RichMenuDeployOptions = {
 /**
  * Makes LINE's rich menus match `richmenus/` (DESIGN.md flow 6, STYLE.md §9). Idempotent: a
  * folder whose content hash has a live version makes no LINE call. A changed folder gets a new
- * menu (LINE can't replace an image), its alias moved and the default set, then the previous
- * version is retired; a removed folder's version is retired and its alias deleted. Retired
+ * menu (LINE can't replace an image); once every changed folder's menu is made, their aliases are
+ * moved and the default set, then they go live and the versions they replace are retired in one
+ * transaction (a stop before leaves every segment on the menu it had); a removed folder's
+ * version is retired with them and its alias deleted. Retired
  * versions nobody is linked to are deleted at LINE. Every step is recorded as it is done, so a
  * deploy stopped by a crash or LINE's 100-an-hour limit carries on where it stopped.
  *
@@ -135,41 +138,33 @@ async function deployLocked(
   // People LINE unlinked from a lost menu need a relink.
   if (opts.checkLine && (await checkAgainstLine(deps, menus))) summary.changed = true
   const current = await listCurrentVersions(db)
-  const retired: RichMenuVersion[] = []
-  // Live versions with a tab switch: their people may be showing a tab at LINE.
-  const withTabs: string[] = []
-  const noteLive = (menu: RichMenuFile, versionId: string) => {
-    if (hasTabSwitch(menu)) {
-      withTabs.push(versionId)
-    }
-  }
-  const noteRetired = (rows: RichMenuVersion[]) => {
-    retired.push(...rows)
-    summary.retired.push(...rows.map((r) => r.name))
-    if (rows.length > 0) summary.changed = true
-  }
+  // The version each folder has once this run is done: its live one, or its new content's.
+  const wanted: WantedVersion[] = []
   for (const menu of menus) {
     const live = current.find((v) => v.name === menu.name && v.content_hash === menu.contentHash)
     if (live) {
-      summary.unchanged.push(menu.name)
-      noteLive(menu, live.id)
+      wanted.push({ menu, id: live.id, richMenuId: live.line_rich_menu_id, fresh: false })
       // Leftovers of an attempt abandoned mid-way under another content. It may have moved the
       // alias or the default to its menu, deleted below: they come back first (a stop in
       // between leaves the leftover unretired, so the next run does this again).
       if (live.line_rich_menu_id && (await hasAbandonedOnLine(db, menu.name, live.id))) {
-        await pointLiveMenuBack(deps, menu, live.line_rich_menu_id)
+        await pointAtMenu(deps, menu, live.line_rich_menu_id)
       }
-      noteRetired(await retireOthers(db, menu.name, live.id, deps.clock.now()))
       continue
     }
-    const version = await deployVersion(deps, menu)
-    summary.created.push(menu.name)
-    noteLive(menu, version.id)
-    summary.changed = true
-    noteRetired(await markDeployed(db, version, deps.clock.now()))
+    // Made at LINE (image and all) but not live yet: a stop before every folder's menu is made
+    // leaves each segment on the menu it had (a relink then moves nobody).
+    const version = await createVersion(deps, menu)
+    wanted.push({ menu, ...version, fresh: true })
   }
-  const names = menus.map((m) => m.name)
-  noteRetired(await retireRemovedFolders(db, names, deps.clock.now()))
+  for (const w of wanted) if (w.fresh && w.richMenuId) await pointAtMenu(deps, w.menu, w.richMenuId)
+  // Every folder's menu is made: all go live, and what they replace is retired, at once.
+  const retired = await goLive(db, wanted, deps.clock.now())
+  for (const w of wanted) {
+    ;(w.fresh ? summary.created : summary.unchanged).push(w.menu.name)
+  }
+  summary.retired.push(...retired.map((r) => r.name))
+  if (retired.length > 0 || summary.created.length > 0) summary.changed = true
   for (const v of retired) deps.log.info({ menu: v.name, versionId: v.id }, 'rich menu retired')
 
   // Read from the rows, not this run's retirements: a clear that failed is done by the next run.
@@ -179,11 +174,42 @@ async function deployLocked(
     deps.log.info('rich menu default cleared: no menu is the default any more')
   }
   await settleRetiredAliases(deps, menus)
+  // Live versions with a tab switch: their people may be showing a tab at LINE.
+  const withTabs = wanted.filter((w) => hasTabSwitch(w.menu)).map((w) => w.id)
   await deleteUnusedRetiredMenus(deps, summary, withTabs)
 }
 
-/** Creates (or resumes) the menu of a folder's new content, up to the moment it is live. */
-async function deployVersion(deps: RichMenuDeployDeps, menu: RichMenuFile) {
+/** A folder and the version it has once the deploy is done; `fresh`: made by this run. */
+type WantedVersion = {
+  menu: RichMenuFile
+  id: string
+  richMenuId: string | null
+  fresh: boolean
+}
+
+/**
+ * In one transaction: the new versions are live, every other unretired version of their folders
+ * (the one replaced, an attempt abandoned under an older content) and of removed folders is
+ * retired. Returns the retired rows.
+ */
+async function goLive(db: Database, wanted: WantedVersion[], at: Date) {
+  return db.transaction().execute(async (trx) => {
+    const retired: RichMenuVersion[] = []
+    for (const w of wanted) {
+      if (w.fresh) await markDeployed(trx, w.id, at)
+      retired.push(...(await retireOthers(trx, w.menu.name, w.id, at)))
+    }
+    const names = wanted.map((w) => w.menu.name)
+    retired.push(...(await retireRemovedFolders(trx, names, at)))
+    return retired
+  })
+}
+
+/**
+ * Creates (or resumes) the menu of a folder's new content at LINE, its image uploaded: ready to
+ * go live (its alias and the default are pointed at it once every folder's menu is made).
+ */
+async function createVersion(deps: RichMenuDeployDeps, menu: RichMenuFile) {
   const { db, line, log } = deps
   let version = await findOrInsertVersion(db, menu)
   if (version.retired_at) {
@@ -205,7 +231,7 @@ async function deployVersion(deps: RichMenuDeployDeps, menu: RichMenuFile) {
       log.info({ menu: menu.name, richMenuId }, 'rich menu created')
     }
     const upload = await uploadRichMenuImage(line, menu.name, richMenuId, menu.image)
-    if (upload === 'uploaded') break
+    if (upload === 'uploaded') return { id: version.id, richMenuId }
     if (richMenuId !== version.line_rich_menu_id) {
       throw new AppError('INTERNAL', `LINE lost the menu of ${menu.name} just created`)
     }
@@ -213,12 +239,10 @@ async function deployVersion(deps: RichMenuDeployDeps, menu: RichMenuFile) {
     await setLineRichMenuId(db, version.id, null)
     richMenuId = null
   }
-  if (menu.alias) await pointRichMenuAlias(line, menu.alias, richMenuId)
-  if (menu.isDefault) await setDefaultRichMenu(line, menu.name, richMenuId)
-  return { ...version, line_rich_menu_id: richMenuId }
 }
 
-async function pointLiveMenuBack(deps: RichMenuDeployDeps, menu: RichMenuFile, id: string) {
+/** Points the folder's alias and (when it is the default) the default at a menu of it. */
+async function pointAtMenu(deps: RichMenuDeployDeps, menu: RichMenuFile, id: string) {
   if (menu.alias) await pointRichMenuAlias(deps.line, menu.alias, id)
   if (menu.isDefault) await setDefaultRichMenu(deps.line, menu.name, id)
 }

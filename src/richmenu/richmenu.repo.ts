@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely'
-import type { Database, DB, Db } from '../platform/db.ts'
+import type { DB, Db } from '../platform/db.ts'
 import type { RichMenuFile } from './richmenu-files.ts'
 import { forgottenMenu } from './richmenu-segment.repo.ts'
 
@@ -81,19 +81,9 @@ export async function listUnretiredVersions(db: Db): Promise<RichMenuVersion[]> 
     .execute()
 }
 
-/**
- * The version is live: every other unretired row of its folder (the previous version, or an
- * attempt abandoned mid-way under an older content) is retired.
- */
-export async function markDeployed(db: Database, version: RichMenuVersion, at: Date) {
-  return db.transaction().execute(async (trx) => {
-    await trx
-      .updateTable('richmenu_version')
-      .set({ deployed_at: at })
-      .where('id', '=', version.id)
-      .execute()
-    return retireOthers(trx, version.name, version.id, at)
-  })
+/** The version is live (goLive retires what it replaces in the same transaction). */
+export async function markDeployed(db: Db, id: string, at: Date): Promise<void> {
+  await db.updateTable('richmenu_version').set({ deployed_at: at }).where('id', '=', id).execute()
 }
 
 /** Retires the unretired rows of `name` other than `keepId`; returns them. */

@@ -79,16 +79,19 @@ describe('deployRichMenus, stopped and resumed', () => {
     expect(error).toBeInstanceOf(AppError)
     expect((error as AppError).code).toBe('TOO_MANY_REQUESTS')
     expect((error as AppError).message).toMatch(/rate limit stopped the deploy at "create b-menu"/)
+    // a-menu is made at LINE but not live: menus go live together, once every one is made.
     const stopped = await rows()
-    expect(stopped.map((r) => [r.name, r.deployed_at !== null])).toEqual([
-      ['a-menu', true],
-      ['b-menu', false],
+    expect(
+      stopped.map((r) => [r.name, r.line_rich_menu_id !== null, r.deployed_at !== null]),
+    ).toEqual([
+      ['a-menu', true, false],
+      ['b-menu', false, false],
     ])
 
     line.setRateLimit('POST /v2/bot/richmenu', null)
     line.clearRequests()
     const summary = await deployRichMenus(deps, { dir: folder.dir })
-    expect(summary).toMatchObject({ created: ['b-menu'], unchanged: ['a-menu'] })
+    expect(summary).toMatchObject({ created: ['a-menu', 'b-menu'], unchanged: [] })
     expect(creates().filter((r) => r.status === 200)).toHaveLength(1)
   })
 
