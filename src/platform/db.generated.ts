@@ -290,6 +290,13 @@ export interface Purchase {
   voided_at: Timestamp | null;
 }
 
+export interface RichmenuPointer {
+  line_rich_menu_id: string | null;
+  pointer: string;
+  settled: Generated<boolean>;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface RichmenuVersion {
   alias: string | null;
   content_hash: string;
@@ -369,6 +376,7 @@ export interface DB {
   points_ledger: PointsLedger;
   product: Product;
   purchase: Purchase;
+  richmenu_pointer: RichmenuPointer;
   richmenu_version: RichmenuVersion;
   sandbox_mail: SandboxMail;
   staff_session_end: StaffSessionEnd;

@@ -4,14 +4,9 @@ import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import { withTaskLock } from '../platform/task-lock.ts'
 import {
-  clearRetiredAlias,
-  clearRetiredDefault,
   findOrInsertVersion,
   forgetLinkedVersions,
-  hasAbandonedOnLine,
-  hasRetiredDefault,
   listCurrentVersions,
-  listRetiredAliases,
   listRetiredOnLine,
   markCreateAttempted,
   markDeployed,
@@ -33,6 +28,16 @@ import {
   validateLineRichMenu,
 } from './richmenu-deploy-line.ts'
 import { loadRichMenus, type RichMenuFile, richMenusDir } from './richmenu-files.ts'
+import {
+  ALIAS_POINTER,
+  aliasPointer,
+  DEFAULT_POINTER,
+  forgetPointer,
+  listPointers,
+  type RichMenuPointer,
+  recordPointer,
+  unsettlePointer,
+} from './richmenu-pointer.repo.ts'
 
 /** The deploy's withTaskLock: on Postgres the advisory lock earlier versions took too. */
 const DEPLOY_TASK = 'kizuna.richmenu-deploy'
@@ -70,15 +75,16 @@ export type RichMenuDeployOptions = {
 /**
  * Makes LINE's rich menus match `richmenus/` (DESIGN.md flow 6, STYLE.md §9). Idempotent: a
  * folder whose content hash has a live version makes no LINE call. A changed folder gets a new
- * menu (LINE can't replace an image); once every changed folder's menu is made, their aliases are
- * moved and the default set, then they go live and the versions they replace are retired in one
+ * menu (LINE can't replace an image); once every changed folder's menu is made, the aliases and
+ * the default are pointed at the wanted menus where Kizuna's record of them (richmenu_pointer)
+ * says otherwise, then the new menus go live and the versions they replace are retired in one
  * transaction (a stop before leaves every segment on the menu it had); a removed folder's
  * version is retired with them and its alias deleted. Retired
  * versions nobody is linked to are deleted at LINE. Every step is recorded as it is done, so a
  * deploy stopped by a crash or LINE's 100-an-hour limit carries on where it stopped.
  *
- * The default: set by the menu that says `"default": true`; when no menu says so any more, the
- * channel's default is cleared (people without a linked menu then see none, or OA Manager's).
+ * The default: set by the menu that says `"default": true`; when no menu says so any more, a
+ * default Kizuna set is cleared (people without a linked menu then see none, or OA Manager's).
  *
  * Refuses (AppError UNPROCESSABLE with the problems as `details`) before any call when a
  * folder has a problem. Two deploys never run at once (withTaskLock: on Postgres an advisory
@@ -142,14 +148,8 @@ async function deployLocked(
   const wanted: WantedVersion[] = []
   for (const menu of menus) {
     const live = current.find((v) => v.name === menu.name && v.content_hash === menu.contentHash)
-    if (live) {
+    if (live?.line_rich_menu_id) {
       wanted.push({ menu, id: live.id, richMenuId: live.line_rich_menu_id, fresh: false })
-      // Leftovers of an attempt abandoned mid-way under another content. It may have moved the
-      // alias or the default to its menu, deleted below: they come back first (a stop in
-      // between leaves the leftover unretired, so the next run does this again).
-      if (live.line_rich_menu_id && (await hasAbandonedOnLine(db, menu.name, live.id))) {
-        await pointAtMenu(deps, menu, live.line_rich_menu_id)
-      }
       continue
     }
     // Made at LINE (image and all) but not live yet: a stop before every folder's menu is made
@@ -157,7 +157,10 @@ async function deployLocked(
     const version = await createVersion(deps, menu)
     wanted.push({ menu, ...version, fresh: true })
   }
-  for (const w of wanted) if (w.fresh && w.richMenuId) await pointAtMenu(deps, w.menu, w.richMenuId)
+  // Before anything is retired or deleted, LINE's default and aliases point at these menus,
+  // whatever a stopped deploy left them on.
+  const pointers = await listPointers(db)
+  await pointAtWanted(deps, wanted, pointers)
   // Every folder's menu is made: all go live, and what they replace is retired, at once.
   const retired = await goLive(db, wanted, deps.clock.now())
   for (const w of wanted) {
@@ -167,13 +170,7 @@ async function deployLocked(
   if (retired.length > 0 || summary.created.length > 0) summary.changed = true
   for (const v of retired) deps.log.info({ menu: v.name, versionId: v.id }, 'rich menu retired')
 
-  // Read from the rows, not this run's retirements: a clear that failed is done by the next run.
-  if (!menus.some((m) => m.isDefault) && (await hasRetiredDefault(db))) {
-    await clearDefaultRichMenu(deps.line)
-    await clearRetiredDefault(db)
-    deps.log.info('rich menu default cleared: no menu is the default any more')
-  }
-  await settleRetiredAliases(deps, menus)
+  await deleteUnusedAliases(deps, menus, pointers)
   // Live versions with a tab switch: their people may be showing a tab at LINE.
   const withTabs = wanted.filter((w) => hasTabSwitch(w.menu)).map((w) => w.id)
   await deleteUnusedRetiredMenus(deps, summary, withTabs)
@@ -183,7 +180,7 @@ async function deployLocked(
 type WantedVersion = {
   menu: RichMenuFile
   id: string
-  richMenuId: string | null
+  richMenuId: string
   fresh: boolean
 }
 
@@ -241,24 +238,59 @@ async function createVersion(deps: RichMenuDeployDeps, menu: RichMenuFile) {
   }
 }
 
-/** Points the folder's alias and (when it is the default) the default at a menu of it. */
-async function pointAtMenu(deps: RichMenuDeployDeps, menu: RichMenuFile, id: string) {
-  if (menu.alias) await pointRichMenuAlias(deps.line, menu.alias, id)
-  if (menu.isDefault) await setDefaultRichMenu(deps.line, menu.name, id)
+/**
+ * Each folder's alias, and the default, point at the folder's wanted menu; with no menu the
+ * default, a default Kizuna set is cleared (people without a linked menu then see none, or OA
+ * Manager's). A pointer recorded (richmenu_pointer) as already there makes no call, so an
+ * unchanged deploy makes none; one moved by a deploy that stopped before its menus went live, or
+ * whose call's answer was lost, is set again.
+ */
+async function pointAtWanted(
+  deps: RichMenuDeployDeps,
+  wanted: WantedVersion[],
+  pointers: Map<string, RichMenuPointer>,
+) {
+  const { line } = deps
+  const point = async (key: string, target: string | null, call: () => Promise<void>) => {
+    const known = pointers.get(key)
+    if (known?.settled && known.lineRichMenuId === target) return
+    await unsettlePointer(deps.db, key)
+    await call()
+    await recordPointer(deps.db, key, target)
+  }
+  for (const { menu, richMenuId } of wanted) {
+    const { alias } = menu
+    if (alias) {
+      await point(aliasPointer(alias), richMenuId, () =>
+        pointRichMenuAlias(line, alias, richMenuId),
+      )
+    }
+  }
+  const byDefault = wanted.find((w) => w.menu.isDefault)
+  if (byDefault) {
+    const { menu, richMenuId } = byDefault
+    await point(DEFAULT_POINTER, richMenuId, () => setDefaultRichMenu(line, menu.name, richMenuId))
+  } else if (pointers.has(DEFAULT_POINTER)) {
+    await point(DEFAULT_POINTER, null, async () => {
+      await clearDefaultRichMenu(line)
+      deps.log.info('rich menu default cleared: no menu is the default any more')
+    })
+  }
 }
 
-/**
- * An alias of a retired version is either used by a live menu (moved there by the update) or
- * deleted at LINE. Either way the retired rows stop naming it, so it is settled once.
- */
-async function settleRetiredAliases(deps: RichMenuDeployDeps, menus: RichMenuFile[]) {
-  const inUse = new Set(menus.flatMap((m) => (m.alias ? [m.alias] : [])))
-  for (const alias of await listRetiredAliases(deps.db)) {
-    if (!inUse.has(alias)) {
-      await deleteRichMenuAlias(deps.line, alias)
-      deps.log.info({ alias }, 'rich menu alias deleted')
-    }
-    await clearRetiredAlias(deps.db, alias)
+/** An alias Kizuna made that no folder names any more is deleted at LINE. */
+async function deleteUnusedAliases(
+  deps: RichMenuDeployDeps,
+  menus: RichMenuFile[],
+  pointers: Map<string, RichMenuPointer>,
+) {
+  const inUse = new Set(menus.flatMap((m) => (m.alias ? [aliasPointer(m.alias)] : [])))
+  for (const key of pointers.keys()) {
+    if (!key.startsWith(ALIAS_POINTER) || inUse.has(key)) continue
+    const alias = key.slice(ALIAS_POINTER.length)
+    await deleteRichMenuAlias(deps.line, alias)
+    await forgetPointer(deps.db, key)
+    deps.log.info({ alias }, 'rich menu alias deleted')
   }
 }
 

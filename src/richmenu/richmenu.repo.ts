@@ -103,19 +103,6 @@ export async function retireOthers(
     .execute()
 }
 
-/** Whether `name` has an unretired row other than `keepId` that made a menu at LINE. */
-export async function hasAbandonedOnLine(db: Db, name: string, keepId: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('richmenu_version')
-    .select('id')
-    .where('name', '=', name)
-    .where('id', '!=', keepId)
-    .where('retired_at', 'is', null)
-    .where('line_rich_menu_id', 'is not', null)
-    .executeTakeFirst()
-  return row !== undefined
-}
-
 /** Retires every unretired row whose folder is gone; returns them. */
 export async function retireRemovedFolders(
   db: Db,
@@ -215,48 +202,4 @@ export async function listRetiredOnLine(db: Db) {
     deletable: rows.filter((r) => !r.referenced),
     waiting: rows.filter((r) => r.referenced),
   }
-}
-
-/** Aliases still recorded on retired versions: moved to a live menu, or to be deleted. */
-export async function listRetiredAliases(db: Db): Promise<string[]> {
-  const rows = await db
-    .selectFrom('richmenu_version')
-    .select('alias')
-    .distinct()
-    .where('retired_at', 'is not', null)
-    .where('alias', 'is not', null)
-    .orderBy('alias')
-    .execute()
-  return rows.flatMap((r) => (r.alias ? [r.alias] : []))
-}
-
-/** The alias is settled (moved or deleted at LINE): retired versions stop naming it. */
-export async function clearRetiredAlias(db: Db, alias: string): Promise<void> {
-  await db
-    .updateTable('richmenu_version')
-    .set({ alias: null })
-    .where('retired_at', 'is not', null)
-    .where('alias', '=', alias)
-    .execute()
-}
-
-/** A retired version still says it is the default: LINE's default may still be its menu. */
-export async function hasRetiredDefault(db: Db): Promise<boolean> {
-  const row = await db
-    .selectFrom('richmenu_version')
-    .select('id')
-    .where('retired_at', 'is not', null)
-    .where('is_default', '=', true)
-    .executeTakeFirst()
-  return row !== undefined
-}
-
-/** LINE's default is cleared: retired versions stop saying they are it, so it is done once. */
-export async function clearRetiredDefault(db: Db): Promise<void> {
-  await db
-    .updateTable('richmenu_version')
-    .set({ is_default: false })
-    .where('retired_at', 'is not', null)
-    .where('is_default', '=', true)
-    .execute()
 }

@@ -114,3 +114,88 @@ describe('deployRichMenus, stopped between two folders', () => {
     },
   )
 })
+
+describe('deployRichMenus, the default and aliases after a stop and a revert', () => {
+  it("leaves LINE's default on the live menu when a campaign that took it is reverted", async () => {
+    await folder.write('new-friend', { segments: ['new_friend'], default: true, shade: 1 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const newFriend = await liveVersion('new-friend')
+
+    // A campaign takes the default; new-friend's own change stops (LINE refuses its create).
+    await folder.write('campaign', { segments: [], default: true, shade: 2 })
+    await folder.write('new-friend', { segments: ['new_friend'], default: false, shade: 1 })
+    line.failNext({
+      method: 'POST',
+      path: '/v2/bot/richmenu',
+      match: (r) => (r.body as { name?: string }).name === 'new-friend',
+      status: 400,
+      body: { message: 'refused' },
+    })
+    await stopped(deployRichMenus(deps, { dir: folder.dir }))
+
+    // Reverted: the campaign goes, new-friend is the default again (its live content).
+    await folder.remove('campaign')
+    await folder.write('new-friend', { segments: ['new_friend'], default: true, shade: 1 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    expect(await liveVersion('new-friend')).toMatchObject({ id: newFriend?.id })
+    expect(lineState(line)).toEqual({
+      menus: [newFriend?.line_rich_menu_id],
+      aliases: {},
+      defaultRichMenuId: newFriend?.line_rich_menu_id,
+    })
+  })
+
+  it('points the default and an alias back at the live menus when the deploy that moved them stopped', async () => {
+    await folder.write('welcome', {
+      segments: ['new_friend'],
+      alias: 'home',
+      default: true,
+      shade: 1,
+    })
+    await folder.write('more', { alias: 'more', shade: 2 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const welcome = await liveVersion('welcome')
+    const more = await liveVersion('more')
+
+    // welcome is replaced by a campaign holding its alias and the default; more changes too, and
+    // its alias call fails after the campaign's alias and default were moved.
+    await folder.remove('welcome')
+    await folder.write('campaign', {
+      segments: ['new_friend'],
+      alias: 'home',
+      default: true,
+      shade: 3,
+    })
+    await folder.write('more', { alias: 'more', shade: 4 })
+    line.failNext({
+      method: 'POST',
+      path: '/v2/bot/richmenu/alias',
+      match: (r) => (r.body as { richMenuAliasId?: string }).richMenuAliasId === 'more',
+      status: 500,
+    })
+    await stopped(deployRichMenus(deps, { dir: folder.dir }))
+
+    // Reverted: welcome and more as they were, no campaign.
+    await folder.remove('campaign')
+    await folder.write('welcome', {
+      segments: ['new_friend'],
+      alias: 'home',
+      default: true,
+      shade: 1,
+    })
+    await folder.write('more', { alias: 'more', shade: 2 })
+    const summary = await deployRichMenus(deps, { dir: folder.dir })
+    expect(summary).toMatchObject({ created: [], unchanged: ['more', 'welcome'] })
+    expect(lineState(line)).toEqual({
+      menus: expect.arrayContaining([welcome?.line_rich_menu_id, more?.line_rich_menu_id]),
+      aliases: { home: welcome?.line_rich_menu_id, more: more?.line_rich_menu_id },
+      defaultRichMenuId: welcome?.line_rich_menu_id,
+    })
+    expect(lineState(line).menus).toHaveLength(2)
+
+    // Settled: the next deploy makes no call.
+    line.clearRequests()
+    await deployRichMenus(deps, { dir: folder.dir })
+    expect(line.requests).toEqual([])
+  })
+})

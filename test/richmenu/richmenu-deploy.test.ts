@@ -206,8 +206,18 @@ describe('deployRichMenus', () => {
     expect(line.requestsTo('DELETE', '/v2/bot/user/all/richmenu')).toHaveLength(1)
     expect(line.requestsTo('DELETE', '/v2/bot/richmenu/alias/main')).toHaveLength(1)
     const row = (await versions()).find((v) => v.id === main.id)
-    expect(row).toMatchObject({ line_rich_menu_id: null, alias: null })
+    expect(row).toMatchObject({ line_rich_menu_id: null })
     expect(row?.retired_at).not.toBeNull()
+    // What Kizuna recorded LINE points at: vip's alias, and no default.
+    const pointers = await deps.db
+      .selectFrom('richmenu_pointer')
+      .select(['pointer', 'line_rich_menu_id', 'settled'])
+      .orderBy('pointer')
+      .execute()
+    expect(pointers).toEqual([
+      { pointer: 'alias:vip', line_rich_menu_id: vip.line_rich_menu_id, settled: true },
+      { pointer: 'default', line_rich_menu_id: null, settled: true },
+    ])
     expectNoRejectedRequests(line)
   })
 
