@@ -24,8 +24,9 @@ export async function connectRedis(env: Pick<Env, 'REDIS_URL'>): Promise<Redis> 
 /**
  * Queues one `richmenu.relink` for the workers after a CLI command changed what decides menus (a
  * deploy, an import): everyone whose menu differs from their segment's is linked again. Never
- * fails the command: when Redis cannot take the job, says why (the nightly relink, or the next
- * start's deploy, does it then). With `redis`, uses that connection.
+ * fails the command: when Redis cannot take the job, says why (the nightly relink does it then;
+ * after a deploy, which records the relink as owed, the next deploy queues it too). With
+ * `redis`, uses that connection.
  */
 export async function queueRelinkFromCli(
   env: Pick<Env, 'REDIS_URL' | 'QUEUE_PREFIX' | 'LOG_LEVEL'>,

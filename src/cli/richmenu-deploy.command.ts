@@ -84,7 +84,9 @@ export function registerRichMenuDeployCommand(program: Command): void {
 
 /**
  * People whose menu changed are re-linked by the workers: the relink job goes through Redis.
- * When it cannot be queued, it happens at the next start's deploy or in the nightly relink.
+ * The deploy recorded the relink as owed (richmenu_relink) until one runs to the end, so when
+ * it cannot be queued the next deploy (Kizuna's next start, or this command again) queues it;
+ * the nightly relink does it too.
  */
 async function queueRelink(redis: Redis, env: Env): Promise<void> {
   const result = await queueRelinkFromCli(env, 'deploy', redis)
@@ -93,8 +95,8 @@ async function queueRelink(redis: Redis, env: Env): Promise<void> {
     return
   }
   console.error(
-    `could not queue the re-linking (${result.why}): ` +
-      "it happens at Kizuna's next start or in the nightly relink",
+    `could not queue the re-linking (${result.why}): it stays owed, so Kizuna's next start ` +
+      '(or `kizuna richmenu deploy` run again) queues it; the nightly relink does it too',
   )
 }
 

@@ -297,6 +297,13 @@ export interface RichmenuPointer {
   updated_at: Generated<Timestamp>;
 }
 
+export interface RichmenuRelink {
+  generation: Generated<Int8>;
+  id: Generated<boolean>;
+  owed: Generated<boolean>;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface RichmenuVersion {
   alias: string | null;
   content_hash: string;
@@ -377,6 +384,7 @@ export interface DB {
   product: Product;
   purchase: Purchase;
   richmenu_pointer: RichmenuPointer;
+  richmenu_relink: RichmenuRelink;
   richmenu_version: RichmenuVersion;
   sandbox_mail: SandboxMail;
   staff_session_end: StaffSessionEnd;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import type { Database } from '../platform/db.ts'
+import type { Database, Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import { withTaskLock } from '../platform/task-lock.ts'
@@ -38,6 +38,7 @@ import {
   recordPointer,
   unsettlePointer,
 } from './richmenu-pointer.repo.ts'
+import { oweRelink, readRelinkOwed } from './richmenu-relink.repo.ts'
 
 /** The deploy's withTaskLock: on Postgres the advisory lock earlier versions took too. */
 const DEPLOY_TASK = 'kizuna.richmenu-deploy'
@@ -54,6 +55,11 @@ export type RichMenuDeploySummary = {
   waiting: string[]
   /** A menu was created or retired: people must be re-linked. */
   changed: boolean
+  /**
+   * A relink is owed (richmenu_relink): this deploy changed menus, or an earlier one did and no
+   * relink has run to the end since (Redis did not take it, say). afterChange is called for it.
+   */
+  relinkOwed: boolean
 }
 
 export type RichMenuDeployOptions = {
@@ -66,8 +72,10 @@ export type RichMenuDeployOptions = {
    */
   checkLine?: boolean
   /**
-   * Called after a deploy that changed something, or that left retired versions people are
-   * still linked to: re-linking them is what lets a later deploy delete those versions.
+   * Called after a deploy that changed something, or found a relink still owed from an earlier
+   * one, or that left retired versions people are still linked to: re-linking them is what lets
+   * a later deploy delete those versions. A relink owed stays owed until one runs to the end
+   * (relinkRichMenus), so when this fails the next deploy calls it again.
    */
   afterChange?: (summary: RichMenuDeploySummary) => Promise<void>
 }
@@ -115,6 +123,7 @@ export async function deployRichMenus(
     deleted: [],
     waiting: [],
     changed: false,
+    relinkOwed: false,
   }
   try {
     await withTaskLock(deps.db, DEPLOY_TASK, (db) =>
@@ -122,15 +131,16 @@ export async function deployRichMenus(
     )
   } catch (error) {
     // What went live before the stop still needs its people re-linked; the stop is what the
-    // caller must hear about (a relink that could not be queued happens at the next start).
-    if (summary.changed) {
+    // caller must hear about (a relink that could not be queued stays owed: the next deploy
+    // queues it).
+    if (summary.relinkOwed) {
       await opts.afterChange?.(summary).catch((err: unknown) => {
         deps.log.warn({ err }, 'could not queue the rich menu relink after a stopped deploy')
       })
     }
     throw error
   }
-  if (summary.changed || summary.waiting.length > 0) await opts.afterChange?.(summary)
+  if (summary.relinkOwed || summary.waiting.length > 0) await opts.afterChange?.(summary)
   return summary
 }
 
@@ -141,8 +151,9 @@ async function deployLocked(
   summary: RichMenuDeploySummary,
 ): Promise<void> {
   const { db } = deps
+  summary.relinkOwed = (await readRelinkOwed(db)).owed
   // People LINE unlinked from a lost menu need a relink.
-  if (opts.checkLine && (await checkAgainstLine(deps, menus))) summary.changed = true
+  if (opts.checkLine && (await checkAgainstLine(deps, menus))) await changed(db, summary)
   const current = await listCurrentVersions(db)
   // The version each folder has once this run is done: its live one, or its new content's.
   const wanted: WantedVersion[] = []
@@ -167,13 +178,23 @@ async function deployLocked(
     ;(w.fresh ? summary.created : summary.unchanged).push(w.menu.name)
   }
   summary.retired.push(...retired.map((r) => r.name))
-  if (retired.length > 0 || summary.created.length > 0) summary.changed = true
+  if (retired.length > 0 || summary.created.length > 0) {
+    summary.changed = true
+    summary.relinkOwed = true
+  }
   for (const v of retired) deps.log.info({ menu: v.name, versionId: v.id }, 'rich menu retired')
 
   await deleteUnusedAliases(deps, menus, pointers)
   // Live versions with a tab switch: their people may be showing a tab at LINE.
   const withTabs = wanted.filter((w) => hasTabSwitch(w.menu)).map((w) => w.id)
   await deleteUnusedRetiredMenus(deps, summary, withTabs)
+}
+
+/** People must be re-linked: a relink is owed until one runs to the end (richmenu_relink). */
+async function changed(db: Db, summary: RichMenuDeploySummary): Promise<void> {
+  await oweRelink(db)
+  summary.changed = true
+  summary.relinkOwed = true
 }
 
 /** A folder and the version it has once the deploy is done; `fresh`: made by this run. */
@@ -187,7 +208,7 @@ type WantedVersion = {
 /**
  * In one transaction: the new versions are live, every other unretired version of their folders
  * (the one replaced, an attempt abandoned under an older content) and of removed folders is
- * retired. Returns the retired rows.
+ * retired, and if anything changed a relink is owed. Returns the retired rows.
  */
 async function goLive(db: Database, wanted: WantedVersion[], at: Date) {
   return db.transaction().execute(async (trx) => {
@@ -198,6 +219,7 @@ async function goLive(db: Database, wanted: WantedVersion[], at: Date) {
     }
     const names = wanted.map((w) => w.menu.name)
     retired.push(...(await retireRemovedFolders(trx, names, at)))
+    if (retired.length > 0 || wanted.some((w) => w.fresh)) await oweRelink(trx)
     return retired
   })
 }
@@ -312,7 +334,7 @@ async function deleteUnusedRetiredMenus(
     if (!v.line_rich_menu_id) continue
     if (v.segments.length === 0 && !tabsForgotten) {
       tabsForgotten = true
-      if ((await forgetLinkedVersions(deps.db, withTabs)) > 0) summary.changed = true
+      if ((await forgetLinkedVersions(deps.db, withTabs)) > 0) await changed(deps.db, summary)
     }
     await deleteLineRichMenu(deps.line, v.name, v.line_rich_menu_id)
     await setLineRichMenuId(deps.db, v.id, null)

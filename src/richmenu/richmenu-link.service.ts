@@ -11,6 +11,7 @@ import {
   callSplittingRefusals,
   type Refusal,
 } from './richmenu-bulk-call.ts'
+import { readRelinkOwed, settleRelink } from './richmenu-relink.repo.ts'
 import {
   findErasedLineUsers,
   findMismatchedFriends,
@@ -57,9 +58,11 @@ export async function linkRichMenus(
 
 /**
  * Every friend whose linked menu is not the one of their segment, page by page (after a deploy,
- * a tier refresh, an import): users wanting the same menu are gathered into calls of 500.
+ * a tier refresh, an import): users wanting the same menu are gathered into calls of 500. Run to
+ * the end, it settles the relink a deploy owed before it started (richmenu_relink).
  */
 export async function relinkRichMenus(deps: LinkDeps): Promise<LinkCounts & { pages: number }> {
+  const owed = await readRelinkOwed(deps.db)
   const topTier = topTierOf(deps.env)
   const batch = createLinkBatch(deps)
   let afterId: string | null = null
@@ -75,7 +78,9 @@ export async function relinkRichMenus(deps: LinkDeps): Promise<LinkCounts & { pa
     if (!page.nextAfterId) break
     afterId = page.nextAfterId
   }
-  return { ...(await batch.finish()), pages }
+  const counts = await batch.finish()
+  await settleRelink(deps.db, owed)
+  return { ...counts, pages }
 }
 
 type LinkOptions = {

@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
 import { deployRichMenus } from '../../src/richmenu/richmenu-deploy.service.ts'
+import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
@@ -60,6 +61,8 @@ describe('deployRichMenus', () => {
   it('makes no LINE call at all when nothing changed', async () => {
     await twoMenus()
     await deployRichMenus(deps, { dir: folder.dir })
+    // The relink the first deploy owed (it had no afterChange to queue it) has run.
+    await relinkRichMenus(deps)
     line.clearRequests()
     let called = false
     const summary = await deployRichMenus(deps, {
