@@ -83,15 +83,17 @@ export async function checkAgainstLine(
     if (v.line_rich_menu_id && !onLineIds.has(v.line_rich_menu_id)) {
       await forgetLineRichMenu(db, v.id)
       lost = true
-      if (v.retired_at === null && v.segments.length === 0) lostTab = true
+      // An alias target: LINE may have linked it to people on a tap (nobody else shows it so).
+      if (v.retired_at === null && v.alias !== null) lostTab = true
       log.info({ menu: v.name, richMenuId: v.line_rich_menu_id }, 'rich menu gone at LINE')
     }
   }
   const recorded = await listRecordedLineIds(db)
   const unretired = await listUnretiredVersions(db)
   if (lostTab) {
-    // LINE unlinked the people showing the tab, and no row names them (LINE linked it on a
-    // richmenuswitch tap): the friends on a menu with a tab switch are linked to theirs again.
+    // LINE unlinked the people showing the tab (or another segment's menu an alias names), and
+    // no row names them (LINE linked it on a richmenuswitch tap): the friends on a menu with a
+    // tab switch are linked to theirs again.
     const withTabs = unretired.filter((v) =>
       menus.some((m) => m.name === v.name && m.contentHash === v.content_hash && hasTabSwitch(m)),
     )

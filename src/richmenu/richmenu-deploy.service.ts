@@ -318,10 +318,11 @@ async function deleteUnusedAliases(
 
 /**
  * Retired versions nobody is linked to are deleted at LINE; the others wait for a re-link.
- * A tab (no segments) is linked by LINE itself when someone taps a `richmenuswitch` area, so
- * no row says who shows it: deleting it drops them to the default. First, the people recorded
- * on a live menu with a tab switch are forgotten, so the relink after the deploy links them to
- * their own menu again.
+ * An alias target (a tab, or another segment's menu a switch leads to) is linked by LINE itself
+ * when someone taps a `richmenuswitch` area, so no row says who shows it: deleting it drops them
+ * to the default. First, the people recorded on a live menu with a tab switch are forgotten, so
+ * the relink after the deploy links them to their own menu again. A menu no alias named (its
+ * folder had none: a default, a segment's menu) no switch showed: its deletion forgets nobody.
  */
 async function deleteUnusedRetiredMenus(
   deps: RichMenuDeployDeps,
@@ -332,7 +333,8 @@ async function deleteUnusedRetiredMenus(
   let tabsForgotten = false
   for (const v of deletable) {
     if (!v.line_rich_menu_id) continue
-    if (v.segments.length === 0 && !tabsForgotten) {
+    // The version's own alias (kept on retired rows): pointed at its menu when it was made.
+    if (v.alias !== null && !tabsForgotten) {
       tabsForgotten = true
       if ((await forgetLinkedVersions(deps.db, withTabs)) > 0) await changed(deps.db, summary)
     }

@@ -88,4 +88,81 @@ describe('deployRichMenus, tabs', () => {
     await relinkRichMenus(deps)
     expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
   })
+
+  it('re-links nobody when the deleted menu was no tab (no segments, no alias: a default)', async () => {
+    await folder.write('welcome', { default: true, shade: 60 })
+    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
+    await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 61 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const user = line.users.create()
+    user.friendship = 'friend'
+    const friend = await insertFriend(deps, {
+      lineUid: user.userId,
+      customer: { purchase_count: 1 },
+    })
+    await relinkRichMenus(deps)
+    const member = await liveId('member')
+
+    // The default's image changes: its old menu is deleted, which no tab switch ever showed.
+    await folder.write('welcome', { default: true, shade: 62 })
+    const summary = await deployRichMenus(deps, { dir: folder.dir })
+    expect(summary.deleted).toEqual(['welcome'])
+    const recorded = await deps.db
+      .selectFrom('line_user')
+      .select('richmenu_version_id')
+      .where('id', '=', friend.lineUserId)
+      .executeTakeFirstOrThrow()
+    expect(recorded.richmenu_version_id).toBe(member.versionId)
+
+    line.clearRequests()
+    const counts = await relinkRichMenus(deps)
+    expect(counts).toMatchObject({ linked: 0, calls: 0 })
+    expect(line.requests).toEqual([])
+  })
+
+  it("re-links the people showing another segment's menu as a tab when it is replaced", async () => {
+    await folder.write('welcome', { segments: ['new_friend'], default: true, shade: 60 })
+    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'vip' })
+    await folder.write('vip', { segments: ['vip'], alias: 'vip', switchTo: 'member', shade: 61 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const user = line.users.create()
+    user.friendship = 'friend'
+    await insertFriend(deps, { lineUid: user.userId, customer: { purchase_count: 1 } })
+    await relinkRichMenus(deps)
+    const member = await liveId('member')
+    // A member taps the switch: LINE links vip's menu (an alias target with segments) to them.
+    user.richMenuId = (await liveId('vip')).richMenuId ?? undefined
+
+    await folder.write('vip', { segments: ['vip'], alias: 'vip', switchTo: 'member', shade: 62 })
+    const summary = await deployRichMenus(deps, { dir: folder.dir })
+    expect(summary.deleted).toEqual(['vip'])
+    await relinkRichMenus(deps)
+    expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
+  })
+
+  it('re-links nobody when LINE lost a menu no alias names (a default)', async () => {
+    await folder.write('welcome', { default: true, shade: 60 })
+    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
+    await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 61 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const user = line.users.create()
+    user.friendship = 'friend'
+    const friend = await insertFriend(deps, {
+      lineUid: user.userId,
+      customer: { purchase_count: 1 },
+    })
+    await relinkRichMenus(deps)
+    const member = await liveId('member')
+
+    // Deleted by another tool: nobody showed it through a switch.
+    await deps.line.client.deleteRichMenu((await liveId('welcome')).richMenuId ?? '')
+    const summary = await deployRichMenus(deps, { dir: folder.dir, checkLine: true })
+    expect(summary.created).toEqual(['welcome'])
+    const recorded = await deps.db
+      .selectFrom('line_user')
+      .select('richmenu_version_id')
+      .where('id', '=', friend.lineUserId)
+      .executeTakeFirstOrThrow()
+    expect(recorded.richmenu_version_id).toBe(member.versionId)
+  })
 })
