@@ -98,6 +98,19 @@ async function scan(barcode: string, total: number) {
   return body.receipt.id
 }
 
+/** The richmenu.link-users jobs of the queue, done or not (a day's are kept). */
+const linkUsersJobs = async () =>
+  (
+    await k.deps.queues.byName.richmenu.getJobs([
+      'completed',
+      'active',
+      'waiting',
+      'delayed',
+      'prioritized',
+      'failed',
+    ])
+  ).filter((j) => j.name === 'richmenu.link-users')
+
 const linkCallsFor = (lineUid: string) =>
   k.line
     .requestsTo('POST', new RegExp(`^/v2/bot/user/${lineUid}/richmenu/`))
@@ -231,13 +244,29 @@ describe('rich menu per segment', () => {
   it('links nothing while blocked; the unblock (a follow) brings the menu of their segment now', async () => {
     const user = await friend(k)
     await expectMenu(user.userId, 'new_friend')
+    const blocked = await lineUserRow(user.userId)
+    // The customer's other LINE account (as a merge leaves them), still a friend: the purchase
+    // queues its link in the same job as it would the blocked one's, so once that link is done
+    // the purchase's queueing is over.
+    const other = await friend(k)
+    await expectMenu(other.userId, 'new_friend')
+    await k.deps.db
+      .updateTable('line_user')
+      .set({ customer_id: blocked.customer_id })
+      .where('line_uid', '=', other.userId)
+      .execute()
     await k.line.users.block(user.userId)
     await eventually(async () => expect((await lineUserRow(user.userId)).status).toBe('blocked'))
 
     const before = linkCallsFor(user.userId).length
+    const earlier = new Set((await linkUsersJobs()).map((j) => j.id))
     await scan(await memberCardOf(user.userId), 2_000)
-    // The purchase's link was never asked for: give its queueing a moment, then check.
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    await expectMenu(other.userId, 'member')
+    const linked = (await linkUsersJobs())
+      .filter((j) => !earlier.has(j.id))
+      .flatMap((j) => (j.data as { lineUserIds: string[] }).lineUserIds)
+    expect(linked).toContain((await lineUserRow(other.userId)).id)
+    expect(linked).not.toContain(blocked.id)
     expect(linkCallsFor(user.userId)).toHaveLength(before)
     expect((await lineUserRow(user.userId)).richmenu_version_id).toBe(menus.new_friend.versionId)
 
