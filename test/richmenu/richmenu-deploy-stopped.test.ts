@@ -4,7 +4,12 @@ import { AppError } from '../../src/platform/errors.ts'
 import { deployRichMenus } from '../../src/richmenu/richmenu-deploy.service.ts'
 import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
-import { lineState, type MenusFolder, useDeployWorld } from './richmenu-deploy-fixtures.ts'
+import {
+  lineState,
+  type MenuSeed,
+  type MenusFolder,
+  useDeployWorld,
+} from './richmenu-deploy-fixtures.ts'
 import { insertFriend } from './richmenu-link-fixtures.ts'
 
 const world = useDeployWorld()
@@ -32,6 +37,16 @@ const stopped = (run: Promise<unknown>) =>
     },
     (error: unknown) => error,
   )
+
+/** LINE refuses (400) the next create of the menu `name`. */
+const refuseCreateOf = (name: string) =>
+  line.failNext({
+    method: 'POST',
+    path: '/v2/bot/richmenu',
+    match: (r) => (r.body as { name?: string }).name === name,
+    status: 400,
+    body: { message: 'refused' },
+  })
 
 /** A friend on the stand-in whose LINE account is linked to an online account: `linked`. */
 async function linkedFriend() {
@@ -65,13 +80,7 @@ describe('deployRichMenus, stopped between two folders', () => {
     [
       'LINE refuses the second create',
       () => {
-        line.failNext({
-          method: 'POST',
-          path: '/v2/bot/richmenu',
-          match: (r) => (r.body as { name?: string }).name === 'online',
-          status: 400,
-          body: { message: 'refused' },
-        })
+        refuseCreateOf('online')
       },
     ],
     [
@@ -124,13 +133,7 @@ describe('deployRichMenus, the default and aliases after a stop and a revert', (
     // A campaign takes the default; new-friend's own change stops (LINE refuses its create).
     await folder.write('campaign', { segments: [], default: true, shade: 2 })
     await folder.write('new-friend', { segments: ['new_friend'], default: false, shade: 1 })
-    line.failNext({
-      method: 'POST',
-      path: '/v2/bot/richmenu',
-      match: (r) => (r.body as { name?: string }).name === 'new-friend',
-      status: 400,
-      body: { message: 'refused' },
-    })
+    refuseCreateOf('new-friend')
     await stopped(deployRichMenus(deps, { dir: folder.dir }))
 
     // Reverted: the campaign goes, new-friend is the default again (its live content).
@@ -145,13 +148,16 @@ describe('deployRichMenus, the default and aliases after a stop and a revert', (
     })
   })
 
+  /** The new friends' menu, the default, that the alias `home` names. */
+  const home = (shade: number): MenuSeed => ({
+    segments: ['new_friend'],
+    alias: 'home',
+    default: true,
+    shade,
+  })
+
   it('points the default and an alias back at the live menus when the deploy that moved them stopped', async () => {
-    await folder.write('welcome', {
-      segments: ['new_friend'],
-      alias: 'home',
-      default: true,
-      shade: 1,
-    })
+    await folder.write('welcome', home(1))
     await folder.write('more', { alias: 'more', shade: 2 })
     await deployRichMenus(deps, { dir: folder.dir })
     const welcome = await liveVersion('welcome')
@@ -160,12 +166,7 @@ describe('deployRichMenus, the default and aliases after a stop and a revert', (
     // welcome is replaced by a campaign holding its alias and the default; more changes too, and
     // its alias call fails after the campaign's alias and default were moved.
     await folder.remove('welcome')
-    await folder.write('campaign', {
-      segments: ['new_friend'],
-      alias: 'home',
-      default: true,
-      shade: 3,
-    })
+    await folder.write('campaign', home(3))
     await folder.write('more', { alias: 'more', shade: 4 })
     line.failNext({
       method: 'POST',
@@ -177,12 +178,7 @@ describe('deployRichMenus, the default and aliases after a stop and a revert', (
 
     // Reverted: welcome and more as they were, no campaign.
     await folder.remove('campaign')
-    await folder.write('welcome', {
-      segments: ['new_friend'],
-      alias: 'home',
-      default: true,
-      shade: 1,
-    })
+    await folder.write('welcome', home(1))
     await folder.write('more', { alias: 'more', shade: 2 })
     const summary = await deployRichMenus(deps, { dir: folder.dir })
     expect(summary).toMatchObject({ created: [], unchanged: ['more', 'welcome'] })

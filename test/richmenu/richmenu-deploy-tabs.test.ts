@@ -6,8 +6,8 @@ import {
 } from '../../src/richmenu/richmenu-deploy.service.ts'
 import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
-import { type MenusFolder, useDeployWorld } from './richmenu-deploy-fixtures.ts'
-import { insertFriend } from './richmenu-link-fixtures.ts'
+import { type MenuSeed, type MenusFolder, useDeployWorld } from './richmenu-deploy-fixtures.ts'
+import { insertFriend, recorded } from './richmenu-link-fixtures.ts'
 
 const world = useDeployWorld()
 let deps: Deps
@@ -27,21 +27,31 @@ const liveId = async (name: string) => {
   return { versionId: row.id, richMenuId: row.line_rich_menu_id }
 }
 
+/**
+ * `welcome` (the default), `member` with a tab switch to `member-more` and back, deployed; a
+ * member friend (on the stand-in too) linked to member's menu.
+ */
+async function memberWithTab(welcome: MenuSeed) {
+  await folder.write('welcome', welcome)
+  await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
+  await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 61 })
+  await deployRichMenus(deps, { dir: folder.dir })
+  const user = line.users.create()
+  user.friendship = 'friend'
+  const friend = await insertFriend(deps, { lineUid: user.userId, customer: { purchase_count: 1 } })
+  await relinkRichMenus(deps)
+  const member = await liveId('member')
+  expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
+  return { user, friend, member }
+}
+
 describe('deployRichMenus, tabs', () => {
   it('re-links the people showing a tab whose menu a deploy replaces', async () => {
-    await folder.write('welcome', { segments: ['new_friend'], default: true, shade: 60 })
-    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
-    await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 61 })
-    await deployRichMenus(deps, { dir: folder.dir })
-    const user = line.users.create()
-    user.friendship = 'friend'
-    const friend = await insertFriend(deps, {
-      lineUid: user.userId,
-      customer: { purchase_count: 1 },
+    const { user, friend, member } = await memberWithTab({
+      segments: ['new_friend'],
+      default: true,
+      shade: 60,
     })
-    await relinkRichMenus(deps)
-    const member = await liveId('member')
-    expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
     // They tap the member menu's tab: the LINE app links the tab's menu to them.
     user.richMenuId = (await liveId('member-more')).richMenuId ?? undefined
 
@@ -55,27 +65,18 @@ describe('deployRichMenus, tabs', () => {
     })
     expect(summary.deleted).toEqual(['member-more'])
     expect(changes).toHaveLength(1)
-    const recorded = await deps.db
-      .selectFrom('line_user')
-      .select('richmenu_version_id')
-      .where('id', '=', friend.lineUserId)
-      .executeTakeFirstOrThrow()
-    expect(recorded.richmenu_version_id).toBeNull()
+    expect(await recorded(deps, friend.lineUserId)).toBeNull()
 
     await relinkRichMenus(deps)
     expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
   })
 
   it('re-links the people showing a tab whose menu LINE lost, once checkLine made it again', async () => {
-    await folder.write('welcome', { segments: ['new_friend'], default: true, shade: 60 })
-    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
-    await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 61 })
-    await deployRichMenus(deps, { dir: folder.dir })
-    const user = line.users.create()
-    user.friendship = 'friend'
-    await insertFriend(deps, { lineUid: user.userId, customer: { purchase_count: 1 } })
-    await relinkRichMenus(deps)
-    const member = await liveId('member')
+    const { user, member } = await memberWithTab({
+      segments: ['new_friend'],
+      default: true,
+      shade: 60,
+    })
     const tab = await liveId('member-more')
     user.richMenuId = tab.richMenuId ?? undefined
 
@@ -90,34 +91,28 @@ describe('deployRichMenus, tabs', () => {
   })
 
   it('re-links nobody when the deleted menu was no tab (no segments, no alias: a default)', async () => {
-    await folder.write('welcome', { default: true, shade: 60 })
-    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
-    await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 61 })
-    await deployRichMenus(deps, { dir: folder.dir })
-    const user = line.users.create()
-    user.friendship = 'friend'
-    const friend = await insertFriend(deps, {
-      lineUid: user.userId,
-      customer: { purchase_count: 1 },
-    })
-    await relinkRichMenus(deps)
-    const member = await liveId('member')
+    const { friend, member } = await memberWithTab({ default: true, shade: 60 })
 
     // The default's image changes: its old menu is deleted, which no tab switch ever showed.
     await folder.write('welcome', { default: true, shade: 62 })
     const summary = await deployRichMenus(deps, { dir: folder.dir })
     expect(summary.deleted).toEqual(['welcome'])
-    const recorded = await deps.db
-      .selectFrom('line_user')
-      .select('richmenu_version_id')
-      .where('id', '=', friend.lineUserId)
-      .executeTakeFirstOrThrow()
-    expect(recorded.richmenu_version_id).toBe(member.versionId)
+    expect(await recorded(deps, friend.lineUserId)).toBe(member.versionId)
 
     line.clearRequests()
     const counts = await relinkRichMenus(deps)
     expect(counts).toMatchObject({ linked: 0, calls: 0 })
     expect(line.requests).toEqual([])
+  })
+
+  it('re-links nobody when LINE lost a menu no alias names (a default)', async () => {
+    const { friend, member } = await memberWithTab({ default: true, shade: 60 })
+
+    // Deleted by another tool: nobody showed it through a switch.
+    await deps.line.client.deleteRichMenu((await liveId('welcome')).richMenuId ?? '')
+    const summary = await deployRichMenus(deps, { dir: folder.dir, checkLine: true })
+    expect(summary.created).toEqual(['welcome'])
+    expect(await recorded(deps, friend.lineUserId)).toBe(member.versionId)
   })
 
   it("re-links the people showing another segment's menu as a tab when it is replaced", async () => {
@@ -138,31 +133,5 @@ describe('deployRichMenus, tabs', () => {
     expect(summary.deleted).toEqual(['vip'])
     await relinkRichMenus(deps)
     expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
-  })
-
-  it('re-links nobody when LINE lost a menu no alias names (a default)', async () => {
-    await folder.write('welcome', { default: true, shade: 60 })
-    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
-    await folder.write('member-more', { alias: 'member-more', switchTo: 'member', shade: 61 })
-    await deployRichMenus(deps, { dir: folder.dir })
-    const user = line.users.create()
-    user.friendship = 'friend'
-    const friend = await insertFriend(deps, {
-      lineUid: user.userId,
-      customer: { purchase_count: 1 },
-    })
-    await relinkRichMenus(deps)
-    const member = await liveId('member')
-
-    // Deleted by another tool: nobody showed it through a switch.
-    await deps.line.client.deleteRichMenu((await liveId('welcome')).richMenuId ?? '')
-    const summary = await deployRichMenus(deps, { dir: folder.dir, checkLine: true })
-    expect(summary.created).toEqual(['welcome'])
-    const recorded = await deps.db
-      .selectFrom('line_user')
-      .select('richmenu_version_id')
-      .where('id', '=', friend.lineUserId)
-      .executeTakeFirstOrThrow()
-    expect(recorded.richmenu_version_id).toBe(member.versionId)
   })
 })
