@@ -2,8 +2,14 @@ import type { Command } from 'commander'
 import { pino } from 'pino'
 import { type Env, isSandbox } from '../config/env.ts'
 import { customerIdSchema } from '../customers/customer.schemas.ts'
+import { getCustomerProfileByIdentity } from '../customers/customer-profile.service.ts'
 import { changeCustomerTags } from '../customers/customer-tag.service.ts'
 import { eraseCustomer } from '../customers/erase.service.ts'
+import {
+  IDENTITY_KINDS,
+  type IdentityRef,
+  identityQuerySchema,
+} from '../customers/identity-values.ts'
 import type { LinkedChoice } from '../customers/linked-customers.repo.ts'
 import { MAX_TAG_LENGTH, normaliseTag } from '../customers/tag-values.ts'
 import { readDatabaseNow } from '../maintenance/maintenance-run.repo.ts'
@@ -18,6 +24,38 @@ import { UsageError, withDb } from './with-db.ts'
 
 export function registerCustomerCommands(program: Command): void {
   const customers = program.command('customers').description('customers (members)')
+  customers
+    .command('find')
+    .description(
+      "find a customer by an identity, as GET /api/customers does (a merged customer's gives " +
+        "the one it was merged into): prints the customer's id on the first line, then name, " +
+        'tier, points, tags and the kinds of identities held; exits 1 for an unknown or erased one',
+    )
+    .argument(
+      '<identity>',
+      `kind:value, kind one of ${IDENTITY_KINDS.join(', ')} (member_card:2912345678906, "phone:090-1234-5678")`,
+    )
+    .action((raw: string) =>
+      withDb(
+        async (db) => {
+          // The admin API's lookup: merges followed; unknown and erased throw (exit 1).
+          const c = await getCustomerProfileByIdentity(db, readIdentity(raw))
+          // To the operator's own terminal, as the admin API answers: the name is shown, the
+          // identities only by kind. Nothing is logged.
+          const kinds = IDENTITY_KINDS.filter((k) => c.identities.some((i) => i.kind === k))
+          console.log(
+            [
+              c.id,
+              `name: ${c.displayName ?? '(none)'}`,
+              `tier: ${c.tier}, points: ${c.points}`,
+              `tags: ${c.tags.length > 0 ? c.tags.join(', ') : '(none)'}`,
+              `identities: ${kinds.length > 0 ? kinds.join(', ') : '(none)'}`,
+            ].join('\n'),
+          )
+        },
+        () => readIdentity(raw),
+      ),
+    )
   customers
     .command('erase')
     .description(
@@ -136,6 +174,13 @@ function laterThanLastRun(text: string, lastRun: Date): void {
       `(${lastRun.toISOString()}): a run is recorded as covering all since its start, and a ` +
       'later start would leave the purchases that aged out in between unseen',
   )
+}
+
+/** `<identity>` as GET /api/customers takes `?identity=` (identityQuerySchema). */
+function readIdentity(raw: string): IdentityRef {
+  const parsed = identityQuerySchema.safeParse(raw)
+  if (parsed.success) return parsed.data
+  throw new UsageError(`<identity>: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
 }
 
 function checkCustomerId(id: string): void {

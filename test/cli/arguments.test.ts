@@ -11,11 +11,30 @@ afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true })
 })
 
+/** A fresh DATA_DIR, removed after the file's tests. */
+async function dataDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'kizuna-args-'))
+  dirs.push(dir)
+  return dir
+}
+
+/**
+ * Runs each case with the embedded database in `dir`: each exits 1 naming the problem, and none
+ * opened a database (the embedded one was never created).
+ */
+async function expectRefused(dir: string, cases: [string[], string][]): Promise<void> {
+  for (const [args, message] of cases) {
+    const result = await cli(args, { DATABASE_URL: '', DATA_DIR: dir })
+    expect({ args, code: result.code }).toEqual({ args, code: 1 })
+    expect(result.stdout).toBe('')
+    expect(result.stderr).toContain(message)
+  }
+  expect(existsSync(join(dir, 'pglite'))).toBe(false)
+}
+
 describe('kizuna with a bad argument', () => {
   it('says which argument, exits 1, and opens no database (an embedded one is not created)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'kizuna-args-'))
-    dirs.push(dir)
-    const env = { DATABASE_URL: '', DATA_DIR: dir }
+    const dir = await dataDir()
     const cases: [string[], string][] = [
       [
         ['keys', 'revoke', 'zz'],
@@ -44,12 +63,23 @@ describe('kizuna with a bad argument', () => {
       ],
       [['deliveries', 'retry', '--kind', ' '], '--kind: give a kind, e.g. post-purchase'],
     ]
-    for (const [args, message] of cases) {
-      const result = await cli(args, env)
-      expect({ args, code: result.code }).toEqual({ args, code: 1 })
-      expect(result.stderr).toContain(message)
-    }
-    expect(existsSync(join(dir, 'pglite'))).toBe(false)
+    await expectRefused(dir, cases)
+  })
+})
+
+describe('kizuna customers find with a bad identity', () => {
+  it('names <identity> and the kinds, exits 1, and opens no database', async () => {
+    const dir = await dataDir()
+    const cases: [string[], string][] = [
+      [
+        ['customers', 'find', 'passport:123'],
+        '<identity>: use kind:value with kind one of line, member_card, legacy_card, online_customer, email, phone',
+      ],
+      [['customers', 'find', '2912345678904'], '<identity>: use kind:value'],
+      [['customers', 'find', 'member_card:1234567890123'], '<identity>: member_card: not a valid'],
+      [['customers', 'find'], "missing required argument 'identity'"],
+    ]
+    await expectRefused(dir, cases)
   })
 })
 

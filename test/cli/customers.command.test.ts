@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { listCustomerTags } from '../../src/customers/customer-tag.repo.ts'
+import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
-import { createCustomer, mergeInto } from '../customers/factories.ts'
+import { cardNumber, createCustomer, mergeInto } from '../customers/factories.ts'
+import { printedCardNumber } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 
@@ -66,5 +68,81 @@ describe('kizuna customers tag / untag', () => {
     expect(gone.code).toBe(1)
     expect(gone.stderr).toContain('erased')
     expect(await tagsOf(erased.id)).toEqual([])
+  })
+})
+
+describe('kizuna customers find', () => {
+  it('prints the id on its own line first, then name, tier, points, tags and identity kinds', async () => {
+    const card = cardNumber()
+    const tag = randomUUID().slice(0, 8)
+    const c = await createCustomer(db, {
+      line: true,
+      displayName: 'Aki',
+      points: 30,
+      identities: [
+        { kind: 'member_card', value: card },
+        { kind: 'email', value: `aki.${tag}@example.com` },
+      ],
+    })
+    await changeCustomerTags(db, c.id, { add: ['vip'] })
+    const found = await cli(['customers', 'find', `member_card:${card}`])
+    expect(found.stderr).toBe('')
+    expect(found.code).toBe(0)
+    const [first, ...summary] = found.stdout.trimEnd().split('\n')
+    expect(first).toBe(c.id)
+    expect(summary).toEqual([
+      'name: Aki',
+      'tier: regular, points: 30',
+      'tags: vip',
+      'identities: line, member_card, email',
+    ])
+    // The identities' values are not printed: the kinds say what to look up by.
+    expect(found.stdout).not.toContain(card)
+    expect(found.stdout).not.toContain(c.lineUid)
+
+    // Any kind, typed as the API takes it (an email in another case, a card as printed).
+    for (const identity of [
+      `email:Aki.${tag}@Example.com`,
+      `member_card:${printedCardNumber(card)}`,
+    ]) {
+      const again = await cli(['customers', 'find', identity])
+      expect({ identity, code: again.code }).toEqual({ identity, code: 0 })
+      expect(again.stdout.split('\n')[0]).toBe(c.id)
+    }
+  })
+
+  it('says so when a customer has no name, tags or points', async () => {
+    const phone = `090${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`
+    const c = await createCustomer(db, { identities: [{ kind: 'phone', value: phone }] })
+    const found = await cli(['customers', 'find', `phone:${phone.slice(0, 3)}-${phone.slice(3)}`])
+    expect(found.code).toBe(0)
+    expect(found.stdout).toBe(
+      `${c.id}\nname: (none)\ntier: regular, points: 0\ntags: (none)\nidentities: phone\n`,
+    )
+  })
+
+  it('finds the survivor of a merge by an identity of the customer merged into it', async () => {
+    const card = cardNumber()
+    const survivor = await createCustomer(db, { displayName: 'Survivor' })
+    const merged = await createCustomer(db, { identities: [{ kind: 'member_card', value: card }] })
+    await mergeInto(db, survivor.id, merged.id)
+    const found = await cli(['customers', 'find', `member_card:${card}`])
+    expect(found.code).toBe(0)
+    expect(found.stdout.split('\n').slice(0, 2)).toEqual([survivor.id, 'name: Survivor'])
+  })
+
+  it('exits 1 with nothing on stdout for an unknown identity and an erased customer', async () => {
+    const unknown = await cli(['customers', 'find', `member_card:${cardNumber()}`])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stdout).toBe('')
+    expect(unknown.stderr).toBe('error: no customer has this member_card\n')
+
+    const card = cardNumber()
+    const erased = await createCustomer(db, { identities: [{ kind: 'member_card', value: card }] })
+    await eraseCustomer(db, erased.id)
+    const gone = await cli(['customers', 'find', `member_card:${card}`])
+    expect(gone.code).toBe(1)
+    expect(gone.stdout).toBe('')
+    expect(gone.stderr).toBe('error: this customer was erased on request\n')
   })
 })
