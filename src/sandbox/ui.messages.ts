@@ -7,14 +7,15 @@ import type { InboxEntry, SimUser } from './state.ts'
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>
 
-/** One message in a simulated user's chat; `hono/html` and `el` escape every value. */
+/**
+ * One message in a simulated user's chat, with its time beside the bubble as the LINE app shows
+ * it (and how it came: reply, push…); `hono/html` and `el` escape every value.
+ */
 export function messageView(entry: InboxEntry): Html {
   const { message } = entry
-  const meta = html`<div class="meta">
-    ${new Date(entry.at).toISOString()} · ${entry.endpoint}
-  </div>`
+  const meta = metaView(entry.at, entry.endpoint)
   if (message.type === 'text') {
-    return html`<div class="msg">${meta}<div class="msg-text">${String(message.text ?? '')}</div></div>`
+    return html`<div class="row"><div class="msg"><div class="msg-text">${String(message.text ?? '')}</div></div>${meta}</div>`
   }
   // Flex and template messages drawn as the LINE app shows them; their buttons are taps
   // (data-action, handled by TAP_SCRIPT). The JSON stays one click away.
@@ -32,10 +33,17 @@ export function messageView(entry: InboxEntry): Html {
             )
           : ''
   const summary = message.type === 'flex' ? '' : `[${String(message.type)}]`
-  return html`<div class="msg msg-rich" title="${String(message.altText ?? '')}">
-  ${meta}${shown ? raw(shown) : summary}
+  return html`<div class="row"><div class="msg msg-rich" title="${String(message.altText ?? '')}">
+  ${shown ? raw(shown) : summary}
   <details><summary>JSON</summary><pre>${JSON.stringify(message, null, 2)}</pre></details>
-</div>`
+</div>${meta}</div>`
+}
+
+/** The time beside a bubble (hours and minutes, as LINE shows it; the full time on hover). */
+function metaView(at: number, note: string): Html {
+  const when = new Date(at)
+  const hhmm = [when.getHours(), when.getMinutes()].map((n) => String(n).padStart(2, '0'))
+  return html`<div class="meta"><span>${note}</span><time datetime="${when.toISOString()}" title="${when.toISOString()}">${hhmm.join(':')}</time></div>`
 }
 
 /** A buttons, confirm or carousel template, roughly as LINE draws it (escaped, no script). */

@@ -115,9 +115,12 @@ function page(platform: SandboxPlatform): Html {
       .meta { color: #777; font-size: 0.8em; }
       pre { white-space: pre-wrap; font-size: 0.8em; }
       .chat { background: #8cabd9; border-radius: 8px; padding: 0.5rem; margin: 0.5rem 0; }
-      .chat .msg { background: #fff; max-width: 320px; }
+      .chat .row { display: flex; align-items: flex-end; gap: 6px; margin: 0.3rem 0; }
+      .chat .msg { background: #fff; max-width: 320px; margin: 0; min-width: 0; }
       .chat .msg-rich { background: transparent; padding: 0; max-width: none; }
-      .chat .meta { color: #eef2f8; }
+      /* Beside the bubble, on the chat's blue: dark enough to read (WCAG AA). */
+      .chat .meta { flex: none; display: flex; flex-direction: column; color: #333;
+        font-size: 0.7em; line-height: 1.3; }
       .msg-text { white-space: pre-wrap; overflow-wrap: anywhere; }
       .tpl { width: 300px; background: #fff; border-radius: 17px; overflow: hidden; }
       .tpl img { display: block; width: 100%; aspect-ratio: 1.51; object-fit: cover; }
@@ -132,7 +135,7 @@ function page(platform: SandboxPlatform): Html {
         overflow: hidden; text-overflow: ellipsis; text-decoration: none; cursor: pointer; }
       .qr-chip img { width: 18px; height: 18px; object-fit: cover; border-radius: 50%; }
       .qr-chip:disabled { border-color: #bbb; color: #999; cursor: default; }
-      .msg-rich details { color: #eef2f8; }
+      .msg-rich details { color: #333; }
       .msg-rich pre { background: #fff; color: #111; padding: 0.4rem; border-radius: 6px; }
       ${raw(flexCss)}
       ${raw(RICHMENU_CSS)}

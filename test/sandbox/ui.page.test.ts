@@ -367,3 +367,51 @@ describe('datetime pickers on the /sandbox page', () => {
     expect(dialogs).toEqual([])
   })
 })
+
+/**
+ * In the page: the WCAG contrast ratio of an element's text against the first opaque
+ * background under it (the bubble's, else the chat's). Self-contained: it runs in Chromium.
+ */
+function contrast(element: unknown): number {
+  type Node = { parentElement: Node | null }
+  const { getComputedStyle: style } = globalThis as unknown as {
+    getComputedStyle(e: Node): { color: string; backgroundColor: string }
+  }
+  const rgba = (s: string) => (s.match(/[\d.]+/g) ?? []).map(Number)
+  const channel = (c = 0) =>
+    c / 255 <= 0.03928 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4
+  const lum = ([r, g, b]: number[]) =>
+    0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+  let under: Node | null = element as Node
+  while (under && rgba(style(under).backgroundColor)[3] === 0) under = under.parentElement
+  const text = lum(rgba(style(element as Node).color))
+  const back = lum(under ? rgba(style(under).backgroundColor) : [255, 255, 255])
+  return (Math.max(text, back) + 0.05) / (Math.min(text, back) + 0.05)
+}
+
+describe('message times on the /sandbox page', () => {
+  it('shows each message time beside its bubble, readable on the chat', async () => {
+    const user = platform.users.create({ displayName: 'Yuki' })
+    await platform.users.follow(user.userId)
+    await push(user.userId, [{ type: 'text', text: 'Thanks for adding us!' }, CARD])
+    await page.goto(`${baseUrl}/sandbox/`)
+    const rows = page.locator(`section[data-user="${user.userId}"] .chat > *`)
+    expect(await rows.count()).toBe(2)
+    const hhmm = (at: number) =>
+      `${String(new Date(at).getHours()).padStart(2, '0')}:${String(new Date(at).getMinutes()).padStart(2, '0')}`
+    for (const [i, entry] of platform.inbox(user.userId).entries()) {
+      const time = rows.nth(i).locator('time')
+      expect(await time.textContent()).toBe(hhmm(entry.at))
+      expect(await time.getAttribute('datetime')).toBe(new Date(entry.at).toISOString())
+      expect(await time.evaluate(contrast)).toBeGreaterThanOrEqual(4.5)
+      // Beside the bubble, as LINE draws it: not on it.
+      const bubble = (await rows.nth(i).locator('.msg').boundingBox())!
+      const box = (await time.boundingBox())!
+      expect(box.x).toBeGreaterThanOrEqual(bubble.x + bubble.width)
+      expect(box.y + box.height).toBeLessThanOrEqual(bubble.y + bubble.height + 1)
+    }
+    // The JSON under a Flex message is readable too.
+    const json = rows.nth(1).locator('details summary')
+    expect(await json.evaluate(contrast)).toBeGreaterThanOrEqual(4.5)
+  })
+})
