@@ -33,12 +33,12 @@ export function deliver(
     if (!isFriend(ctx, userId)) continue
     const inbox = ctx.state.inboxes.get(userId) ?? []
     messages.forEach((message, i) => {
-      ctx.state.inboxLog.push({ userId, index: inbox.length })
+      ctx.state.feed.push({ userId, kind: 'received', index: inbox.length })
       inbox.push({ ...sent[i]!, at, endpoint, requestId, message })
     })
     ctx.state.inboxes.set(userId, inbox)
   }
-  for (const listener of ctx.state.inboxListeners) listener()
+  for (const listener of ctx.state.feedListeners) listener()
   return sent
 }
 

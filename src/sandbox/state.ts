@@ -30,6 +30,15 @@ export type SimUser = {
 export type SendEndpoint = 'reply' | 'push' | 'multicast' | 'broadcast' | 'narrowcast'
 export type SentMessage = { id: string; quoteToken?: string }
 
+/**
+ * A line of a simulated user's chat, in the order the page shows it: a message they received
+ * (its index in their inbox), or text they sent themselves (typed, a message action, or a
+ * postback's displayText), which LINE shows as their own bubble.
+ */
+export type FeedEntry =
+  | { userId: string; kind: 'received'; index: number }
+  | { userId: string; kind: 'sent'; at: number; text: string }
+
 /** One message a simulated user received from the bot. */
 export type InboxEntry = SentMessage & {
   at: number
@@ -112,10 +121,10 @@ export type WebhookDelivery = {
 export type SandboxState = {
   users: Map<string, SimUser>
   inboxes: Map<string, InboxEntry[]>
-  /** Every inbox entry in delivery order, as (user, index in their inbox): the page's feed. */
-  inboxLog: { userId: string; index: number }[]
-  /** Called after each delivery (the sandbox page's live streams). */
-  inboxListeners: Set<() => void>
+  /** Every chat line of every user, oldest first: the page's feed (inboxes hold only received). */
+  feed: FeedEntry[]
+  /** Called after each new feed entry (the sandbox page's live streams). */
+  feedListeners: Set<() => void>
   replyTokens: Map<string, ReplyTokenState>
   linkTokens: Map<string, { userId: string; expiresAt: number }>
   richMenus: Map<string, RichMenuState>
@@ -184,8 +193,8 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
     state: {
       users: new Map(),
       inboxes: new Map(),
-      inboxLog: [],
-      inboxListeners: new Set(),
+      feed: [],
+      feedListeners: new Set(),
       replyTokens: new Map(),
       linkTokens: new Map(),
       richMenus: new Map(),

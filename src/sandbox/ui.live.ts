@@ -1,12 +1,13 @@
 import type { Context } from 'hono'
 import { streamSSE } from 'hono/streaming'
 import type { SandboxPlatform } from './platform.ts'
-import { messageView, quickReplyView } from './ui.messages.ts'
+import { chatLineView, quickReplyView } from './ui.messages.ts'
 
 /**
- * `GET events`: the messages users receive, as Server-Sent Events, so the open page shows
- * Kizuna's replies (sent later, from its queue) without a reload. Event `id` N is the Nth entry
- * of the inbox log; the page asks for those after the ones it drew (`?after=`, which the
+ * `GET events`: the lines of users' chats (messages they receive, and those they send), as
+ * Server-Sent Events, so the open page shows Kizuna's replies (sent later, from its queue) and
+ * what a user said elsewhere (another tab, a test) without a reload. Event `id` N is the Nth
+ * entry of the feed; the page asks for those after the ones it drew (`?after=`, which the
  * browser's `Last-Event-ID` replaces on a reconnect). The stream ends when the page goes away
  * or the sandbox closes (a server waits for open streams when it stops).
  */
@@ -16,18 +17,18 @@ export function liveEvents(platform: SandboxPlatform) {
     const from = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? Number.NaN)
     let next =
       Number.isSafeInteger(from) && from >= 0
-        ? Math.min(from, state.inboxLog.length)
-        : state.inboxLog.length
+        ? Math.min(from, state.feed.length)
+        : state.feed.length
     return streamSSE(c, async (stream) => {
       let wake = () => {}
       const listener = () => wake()
       const ended = () => stream.aborted || stream.closed || closing.signal.aborted
-      state.inboxListeners.add(listener)
+      state.feedListeners.add(listener)
       closing.signal.addEventListener('abort', listener)
       stream.onAbort(listener)
       try {
         while (!ended()) {
-          const logged = state.inboxLog[next]
+          const logged = state.feed[next]
           if (!logged) {
             await new Promise<void>((resolve) => {
               wake = resolve
@@ -36,12 +37,15 @@ export function liveEvents(platform: SandboxPlatform) {
           }
           next += 1
           const inbox = platform.inbox(logged.userId)
-          const entry = inbox[logged.index]
           const user = state.users.get(logged.userId)
-          if (!entry || !user) continue
-          const view = String(await messageView(entry))
-          // The message is the latest the page shows: its quick replies replace any before.
-          const quick = quickReplyView(user, inbox, logged.index)
+          if (!user) continue
+          const view = String(await chatLineView(inbox, logged))
+          // The line is the latest the page shows: a message's quick replies replace any
+          // before; the user's own message answers them (none then).
+          const quick =
+            logged.kind === 'received'
+              ? quickReplyView(user, inbox, logged.index)
+              : quickReplyView(user, inbox)
           // JSON keeps it on one `data:` line; the page inserts `html` as the renderer wrote it.
           await stream.writeSSE({
             id: String(next),
@@ -49,7 +53,7 @@ export function liveEvents(platform: SandboxPlatform) {
           })
         }
       } finally {
-        state.inboxListeners.delete(listener)
+        state.feedListeners.delete(listener)
         closing.signal.removeEventListener('abort', listener)
       }
     })

@@ -3,9 +3,21 @@ import type { HtmlEscapedString } from 'hono/utils/html'
 import { renderFlexHtml } from '../flex/flex-html.ts'
 import { actionOf, asNode } from '../flex/flex-html-parts.ts'
 import { el, escapeHtml, safeImageSrc } from '../flex/flex-style.ts'
-import type { InboxEntry, SimUser } from './state.ts'
+import type { FeedEntry, InboxEntry, SimUser } from './state.ts'
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>
+
+/** One line of a user's chat: a message they received (from `inbox`) or one they sent. */
+export function chatLineView(inbox: readonly InboxEntry[], entry: FeedEntry): Html | '' {
+  if (entry.kind === 'sent') return sentView(entry.at, entry.text)
+  const received = inbox[entry.index]
+  return received ? messageView(received) : ''
+}
+
+/** Text the user sent: their own bubble, on the right with its time on its left (as in LINE). */
+function sentView(at: number, text: string): Html {
+  return html`<div class="row row-user"><div class="msg msg-user"><div class="msg-text">${text}</div></div>${metaView(at)}</div>`
+}
 
 /**
  * One message in a simulated user's chat, with its time beside the bubble as the LINE app shows
@@ -40,10 +52,10 @@ export function messageView(entry: InboxEntry): Html {
 }
 
 /** The time beside a bubble (hours and minutes, as LINE shows it; the full time on hover). */
-function metaView(at: number, note: string): Html {
+function metaView(at: number, note?: string): Html {
   const when = new Date(at)
   const hhmm = [when.getHours(), when.getMinutes()].map((n) => String(n).padStart(2, '0'))
-  return html`<div class="meta"><span>${note}</span><time datetime="${when.toISOString()}" title="${when.toISOString()}">${hhmm.join(':')}</time></div>`
+  return html`<div class="meta">${note ? html`<span>${note}</span>` : ''}<time datetime="${when.toISOString()}" title="${when.toISOString()}">${hhmm.join(':')}</time></div>`
 }
 
 /** A buttons, confirm or carousel template, roughly as LINE draws it (escaped, no script). */

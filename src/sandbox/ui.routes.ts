@@ -6,7 +6,7 @@ import { flexCss } from '../flex/flex-css.ts'
 import type { SandboxPlatform } from './platform.ts'
 import type { SimUser } from './state.ts'
 import { LIVE_SCRIPT, liveEvents } from './ui.live.ts'
-import { messageView, quickReplyView } from './ui.messages.ts'
+import { chatLineView, quickReplyView } from './ui.messages.ts'
 import { RICHMENU_CSS, richMenuImage, richMenuView, switchRichMenu } from './ui.richmenu.ts'
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>
@@ -89,7 +89,9 @@ export function createSandboxUi(platform: SandboxPlatform) {
   )
   app.post(
     '/users/:userId/postback',
-    act((form, userId) => platform.users.postback(userId, form.data ?? '', pickedParams(form))),
+    act((form, userId) =>
+      platform.users.postback(userId, form.data ?? '', pickedParams(form), form.displayText),
+    ),
   )
   app.post(
     '/users/:userId/richmenuswitch',
@@ -118,6 +120,9 @@ function page(platform: SandboxPlatform): Html {
       .chat .row { display: flex; align-items: flex-end; gap: 6px; margin: 0.3rem 0; }
       .chat .msg { background: #fff; max-width: 320px; margin: 0; min-width: 0; }
       .chat .msg-rich { background: transparent; padding: 0; max-width: none; }
+      .chat .row-user { flex-direction: row-reverse; }
+      .chat .row-user .meta { align-items: flex-end; }
+      .chat .msg-user { background: #8de055; }
       /* Beside the bubble, on the chat's blue: dark enough to read (WCAG AA). */
       .chat .meta { flex: none; display: flex; flex-direction: column; color: #333;
         font-size: 0.7em; line-height: 1.3; }
@@ -141,7 +146,7 @@ function page(platform: SandboxPlatform): Html {
       ${raw(RICHMENU_CSS)}
     </style>
   </head>
-  <body data-feed="${platform.context.state.inboxLog.length}">
+  <body data-feed="${platform.context.state.feed.length}">
     <h1>LINE sandbox</h1>
     <p class="meta">
       Bot ${platform.botUserId} · webhook ${platform.webhookUrl ?? '(not set)'}
@@ -163,6 +168,7 @@ function userSection(platform: SandboxPlatform, user: SimUser): Html {
   const base = `users/${encodeURIComponent(user.userId)}`
   const menu = platform.richMenuOf(user.userId)
   const inbox = platform.inbox(user.userId)
+  const chat = platform.context.state.feed.filter((entry) => entry.userId === user.userId)
   return html`<section data-user="${user.userId}">
   <h2>${user.displayName}</h2>
   <p class="meta">
@@ -185,7 +191,7 @@ function userSection(platform: SandboxPlatform, user: SimUser): Html {
           <input name="data" placeholder="Postback data" required /><button>Tap postback</button>
         </form>`
   }
-  <div class="chat">${inbox.map(messageView)}</div>
+  <div class="chat">${chat.map((entry) => chatLineView(inbox, entry))}</div>
   <div class="quick-replies">${raw(quickReplyView(user, inbox))}</div>
   ${richMenuView(platform, user)}
 </section>`
@@ -198,8 +204,8 @@ function statusLabel(user: SimUser): string {
 }
 
 /**
- * One delegated listener: a tapped postback or message action posts the user's event, like
- * the LINE app (a rich menu's richmenuswitch too); a datetimepicker opens a picker whose OK
+ * One delegated listener: a tapped postback (with its displayText) or message action posts the
+ * user's event, like the LINE app (a rich menu's richmenuswitch too); a datetimepicker opens a picker whose OK
  * posts the postback with its params; uri actions are plain links, and a tap on
  * an action that is no link (a uri of a refused scheme) follows no link around it.
  */
@@ -212,7 +218,9 @@ document.addEventListener('click', function (event) {
   var action
   try { action = JSON.parse(target.getAttribute('data-action')) } catch (e) { return }
   var path, fields
-  if (action.type === 'postback') { path = 'postback'; fields = { data: action.data } }
+  if (action.type === 'postback') {
+    path = 'postback'; fields = { data: action.data, displayText: action.displayText }
+  }
   else if (action.type === 'message') { path = 'text'; fields = { text: action.text } }
   else if (action.type === 'richmenuswitch') {
     path = 'richmenuswitch'; fields = { alias: action.richMenuAliasId, data: action.data }

@@ -28,8 +28,18 @@ export type SimUsers = {
    * unfollow: for anyone else nothing happens and nothing is sent (undefined).
    */
   block(userId: string): Promise<WebhookResult | undefined>
+  /** Sends text as the user: it shows in their chat as their own message. */
   sendText(userId: string, text: string): Promise<WebhookResult>
-  postback(userId: string, data: string, params?: Record<string, string>): Promise<WebhookResult>
+  /**
+   * Taps a postback action. Its `displayText`, if any, shows in the chat as the user's own
+   * message, as the LINE app does; the bot gets only the postback event.
+   */
+  postback(
+    userId: string,
+    data: string,
+    params?: Record<string, string>,
+    displayText?: string,
+  ): Promise<WebhookResult>
   /**
    * The user opens LINE's account-link dialog: with a link token issued for them, unused and under
    * 10 minutes old, and a nonce of 10 to 255 characters, LINE sends the `accountLink` event
@@ -55,6 +65,11 @@ export function createSimUsers(ctx: SandboxContext): SimUsers {
   const answer = (user: SimUser) => {
     assertCanTalk(user)
     user.answeredMessages = ctx.state.inboxes.get(user.userId)?.length ?? 0
+  }
+  /** What the user says shows in their chat as their bubble, before the bot hears of it. */
+  const say = (userId: string, text: string) => {
+    ctx.state.feed.push({ userId, kind: 'sent', at: ctx.now(), text })
+    for (const listener of ctx.state.feedListeners) listener()
   }
   const send = <K extends EventKind>(kind: K, userId: string, input: EventInputs[K]) =>
     deliverWebhook(ctx, envelope(ctx, [buildEvent(ctx, kind, userId, input)]))
@@ -91,10 +106,12 @@ export function createSimUsers(ctx: SandboxContext): SimUsers {
     },
     sendText(userId, text) {
       answer(mustGet(userId))
+      say(userId, text)
       return send('text', userId, { text })
     },
-    postback(userId, data, params) {
+    postback(userId, data, params, displayText) {
       answer(mustGet(userId))
+      if (displayText) say(userId, displayText)
       return send('postback', userId, params ? { data, params } : { data })
     },
     async accountLink(userId, { linkToken, nonce }, result = 'ok') {

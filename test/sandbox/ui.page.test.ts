@@ -157,6 +157,76 @@ describe('the /sandbox page in Chromium', () => {
   })
 })
 
+describe("the user's own messages on the /sandbox page", () => {
+  it('shows what the user sent right-aligned and live: text, postback displayText, message action', async () => {
+    const user = platform.users.create({ displayName: 'Tomo' })
+    await platform.users.follow(user.userId)
+    const button = (label: string, action: Record<string, unknown>) => ({
+      type: 'button',
+      action: { label, ...action },
+    })
+    await push(user.userId, [
+      {
+        type: 'flex',
+        altText: 'Menu',
+        contents: {
+          type: 'bubble',
+          body: {
+            type: 'box',
+            layout: 'vertical',
+            contents: [
+              button('Show card', {
+                type: 'postback',
+                data: 'action=card',
+                displayText: 'Show my card',
+              }),
+              button('Quiet', { type: 'postback', data: 'action=quiet' }),
+              button('Say hi', { type: 'message', text: '会員証' }),
+            ],
+          },
+        },
+      },
+    ])
+    await page.goto(`${baseUrl}/sandbox/`)
+    await page.evaluate(() => Object.assign(globalThis, { samePage: true }))
+    const section = page.locator(`section[data-user="${user.userId}"]`)
+    const sent = section.locator('.chat .row-user')
+    const texts = () => sent.locator('.msg').allTextContents()
+
+    // Typed in another tab (or sent by a test): it shows here without a reload, as a reply does.
+    await platform.users.sendText(user.userId, 'こんにちは')
+    await expect.poll(texts).toEqual(['こんにちは'])
+    expect(await page.evaluate(() => 'samePage' in globalThis)).toBe(true)
+
+    // A postback shows its displayText, one without shows nothing, a message action its text.
+    await section.locator('.fx-bubble').getByText('Show card').click()
+    await expect.poll(texts).toEqual(['こんにちは', 'Show my card'])
+    await section.locator('.fx-bubble').getByText('Quiet').click()
+    await expect.poll(() => tapEvents().length).toBe(3)
+    await section.locator('.fx-bubble').getByText('Say hi').click()
+    await expect.poll(texts).toEqual(['こんにちは', 'Show my card', '会員証'])
+    expect(tapEvents().map((e) => e.type)).toEqual(['message', 'postback', 'postback', 'message'])
+
+    await platform.users.sendText(user.userId, '<img src=x onerror=alert(1)>')
+    await expect.poll(() => sent.count()).toBe(4)
+    expect(await sent.last().locator('.msg').textContent()).toBe('<img src=x onerror=alert(1)>')
+    expect(await page.locator('img[src=x]').count()).toBe(0)
+    expect(dialogs).toEqual([])
+
+    // Right-aligned in the chat, the time on their left; the bot's bubble stays on the left.
+    const chat = (await section.locator('.chat').boundingBox())!
+    for (const row of await sent.all()) {
+      const bubble = (await row.locator('.msg').boundingBox())!
+      expect(bubble.x + bubble.width).toBeCloseTo(chat.x + chat.width - 8, 0)
+      const time = (await row.locator('time').boundingBox())!
+      expect(time.x + time.width).toBeLessThanOrEqual(bubble.x)
+      expect(await row.locator('time').evaluate(contrast)).toBeGreaterThanOrEqual(4.5)
+    }
+    const card = (await section.locator('.fx-bubble').boundingBox())!
+    expect(card.x).toBeCloseTo(chat.x + 8, 0)
+  })
+})
+
 describe('links inside a linked bubble on the /sandbox page', () => {
   /** Answers every request to *.example with a page, so a followed link lands somewhere. */
   async function serveExampleSites() {

@@ -55,7 +55,9 @@ describe('GET /sandbox/', () => {
     const user = platform.users.create({ displayName: '<script>alert(1)</script>' })
     await platform.users.follow(user.userId)
     await push(user.userId, [{ type: 'text', text: '<img src=x onerror=alert(2)>' }])
+    await platform.users.sendText(user.userId, '<img src=x onerror=alert(3)>')
     const html = await (await app.request('/sandbox/')).text()
+    expect(html).toContain('&lt;img src=x onerror=alert(3)&gt;')
     expect(html).not.toContain('<script>alert(1)')
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;')
     expect(html).not.toContain('<img src=x')
@@ -191,18 +193,18 @@ describe('GET /sandbox/events', () => {
     expect(data.user).toBe(user.userId)
     expect(data.html).toContain('&lt;img src=x onerror=alert(1)&gt;')
     expect(data.html).not.toContain('<img')
-    expect(platform.context.state.inboxListeners.size).toBe(1)
+    expect(platform.context.state.feedListeners.size).toBe(1)
 
     platform.context.closing.abort()
     expect(await readUntil(reader, '<never>')).toBe('<end>')
-    expect(platform.context.state.inboxListeners.size).toBe(0)
+    expect(platform.context.state.feedListeners.size).toBe(0)
   })
 
   it('stops listening when the page goes away', async () => {
     const res = await app.request('/sandbox/events')
-    expect(platform.context.state.inboxListeners.size).toBe(1)
+    expect(platform.context.state.feedListeners.size).toBe(1)
     await res.body!.cancel()
-    await vi.waitFor(() => expect(platform.context.state.inboxListeners.size).toBe(0))
+    await vi.waitFor(() => expect(platform.context.state.feedListeners.size).toBe(0))
   })
 })
 
