@@ -2,6 +2,7 @@ import type { Context } from 'hono'
 import type { SandboxEnv } from './request-pipeline.ts'
 import {
   isFriend,
+  notifyPage,
   randomHex,
   type SandboxContext,
   type SendEndpoint,
@@ -38,7 +39,7 @@ export function deliver(
     })
     ctx.state.inboxes.set(userId, inbox)
   }
-  for (const listener of ctx.state.feedListeners) listener()
+  notifyPage(ctx)
   return sent
 }
 

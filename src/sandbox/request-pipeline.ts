@@ -5,7 +5,13 @@ import type { Context, MiddlewareHandler } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { OperationMatch } from './openapi-validator.ts'
 import { noteRetryKeyAttempt } from './outbox.ts'
-import type { FailureScript, HoldScript, RecordedRequest, SandboxContext } from './state.ts'
+import {
+  type FailureScript,
+  type HoldScript,
+  notifyPage,
+  type RecordedRequest,
+  type SandboxContext,
+} from './state.ts'
 
 export type SandboxEnv = {
   Bindings: Partial<HttpBindings>
@@ -79,6 +85,7 @@ export function requestPipeline(
       const res = await scriptedResponse(ctx, c, script)
       if (!res) {
         noteRetryKeyAttempt(ctx, c.req.header('x-line-retry-key'), entry.at, 0)
+        if (script.carriedOut) changed(ctx, entry)
         return new Response(null) // connection already dropped
       }
       c.res = res
@@ -89,8 +96,17 @@ export function requestPipeline(
     }
     entry.status = c.res.status
     noteRetryKeyAttempt(ctx, c.req.header('x-line-retry-key'), entry.at, entry.status)
+    changed(ctx, entry)
     return c.res
   }
+}
+
+/**
+ * A request that may have changed what the sandbox page shows (a rich menu linked, unlinked or
+ * made the default, a menu deleted…) wakes its live streams; reads change nothing.
+ */
+function changed(ctx: SandboxContext, entry: RecordedRequest): void {
+  if (entry.method !== 'GET' && entry.method !== 'HEAD') notifyPage(ctx)
 }
 
 /**

@@ -123,8 +123,11 @@ export type SandboxState = {
   inboxes: Map<string, InboxEntry[]>
   /** Every chat line of every user, oldest first: the page's feed (inboxes hold only received). */
   feed: FeedEntry[]
-  /** Called after each new feed entry (the sandbox page's live streams). */
-  feedListeners: Set<() => void>
+  /**
+   * Called after each change the sandbox page may show: a chat line, a friendship, a rich menu
+   * (its live streams). See notifyPage.
+   */
+  pageListeners: Set<() => void>
   replyTokens: Map<string, ReplyTokenState>
   linkTokens: Map<string, { userId: string; expiresAt: number }>
   richMenus: Map<string, RichMenuState>
@@ -194,7 +197,7 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
       users: new Map(),
       inboxes: new Map(),
       feed: [],
-      feedListeners: new Set(),
+      pageListeners: new Set(),
       replyTokens: new Map(),
       linkTokens: new Map(),
       richMenus: new Map(),
@@ -240,6 +243,11 @@ export function randomHex(bytes: number): string {
 
 export function newUserId(): string {
   return `U${randomHex(16)}`
+}
+
+/** Wakes the sandbox page's live streams: something they show may have changed. */
+export function notifyPage(ctx: SandboxContext): void {
+  for (const listener of ctx.state.pageListeners) listener()
 }
 
 export function isFriend(ctx: SandboxContext, userId: string): boolean {

@@ -4,10 +4,9 @@ import { basePath } from 'hono/route'
 import type { HtmlEscapedString } from 'hono/utils/html'
 import { flexCss } from '../flex/flex-css.ts'
 import type { SandboxPlatform } from './platform.ts'
-import type { SimUser } from './state.ts'
 import { LIVE_SCRIPT, liveEvents } from './ui.live.ts'
-import { chatLineView, quickReplyView } from './ui.messages.ts'
-import { RICHMENU_CSS, richMenuImage, richMenuView, switchRichMenu } from './ui.richmenu.ts'
+import { RICHMENU_CSS, richMenuImage, switchRichMenu } from './ui.richmenu.ts'
+import { userSection } from './ui.user.ts'
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>
 
@@ -162,45 +161,6 @@ function page(platform: SandboxPlatform): Html {
     <script>${raw(LIVE_SCRIPT)}</script>
   </body>
 </html>`
-}
-
-function userSection(platform: SandboxPlatform, user: SimUser): Html {
-  const base = `users/${encodeURIComponent(user.userId)}`
-  const menu = platform.richMenuOf(user.userId)
-  const inbox = platform.inbox(user.userId)
-  const chat = platform.context.state.feed.filter((entry) => entry.userId === user.userId)
-  return html`<section data-user="${user.userId}">
-  <h2>${user.displayName}</h2>
-  <p class="meta">
-    ${user.userId} · ${statusLabel(user)}${menu ? html` · rich menu ${menu}` : ''}
-  </p>
-  ${
-    user.friendship === 'friend'
-      ? html`<form method="post" action="${base}/block"><button>Block</button></form>`
-      : html`<form method="post" action="${base}/follow">
-          <button>${user.friendship === 'blocked' ? 'Unblock' : 'Add friend'}</button>
-        </form>`
-  }
-  ${
-    user.friendship === 'blocked'
-      ? html`<p class="meta">Unblock to send messages or tap postbacks.</p>`
-      : html`<form method="post" action="${base}/text">
-          <input name="text" placeholder="Message" required /><button>Send text</button>
-        </form>
-        <form method="post" action="${base}/postback">
-          <input name="data" placeholder="Postback data" required /><button>Tap postback</button>
-        </form>`
-  }
-  <div class="chat">${chat.map((entry) => chatLineView(inbox, entry))}</div>
-  <div class="quick-replies">${raw(quickReplyView(user, inbox))}</div>
-  ${richMenuView(platform, user)}
-</section>`
-}
-
-function statusLabel(user: SimUser): string {
-  if (user.friendship === 'friend') return 'friend'
-  if (user.friendship === 'blocked') return 'blocked'
-  return 'not a friend'
 }
 
 /**

@@ -1,4 +1,4 @@
-import { newUserId, type SandboxContext, type SimUser } from './state.ts'
+import { newUserId, notifyPage, type SandboxContext, type SimUser } from './state.ts'
 import { buildEvent, type EventInputs, type EventKind, envelope } from './webhook-events.ts'
 import { deliverWebhook, type WebhookResult } from './webhook-sender.ts'
 
@@ -69,10 +69,12 @@ export function createSimUsers(ctx: SandboxContext): SimUsers {
   /** What the user says shows in their chat as their bubble, before the bot hears of it. */
   const say = (userId: string, text: string) => {
     ctx.state.feed.push({ userId, kind: 'sent', at: ctx.now(), text })
-    for (const listener of ctx.state.feedListeners) listener()
   }
-  const send = <K extends EventKind>(kind: K, userId: string, input: EventInputs[K]) =>
-    deliverWebhook(ctx, envelope(ctx, [buildEvent(ctx, kind, userId, input)]))
+  /** The user's event goes to the bot once the page has been told what the user did. */
+  const send = <K extends EventKind>(kind: K, userId: string, input: EventInputs[K]) => {
+    notifyPage(ctx)
+    return deliverWebhook(ctx, envelope(ctx, [buildEvent(ctx, kind, userId, input)]))
+  }
 
   return {
     create(input = {}) {

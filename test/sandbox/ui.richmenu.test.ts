@@ -18,14 +18,14 @@ const PNG = pngBytes
 const auth = { authorization: `Bearer ${channelAccessToken}` }
 
 /** Creates a menu through the stand-in's API (validated against LINE's spec), with its image. */
-async function createMenu(chatBarText: string, areas: unknown[]): Promise<string> {
+async function createMenu(chatBarText: string, areas: unknown[], name = chatBarText) {
   const res = await platform.apiApp.request('/v2/bot/richmenu', {
     method: 'POST',
     headers: { ...auth, 'content-type': 'application/json' },
     body: JSON.stringify({
       size: { width: 2500, height: 843 },
       selected: true,
-      name: chatBarText,
+      name,
       chatBarText,
       areas,
     }),
@@ -41,13 +41,13 @@ async function createMenu(chatBarText: string, areas: unknown[]): Promise<string
   return richMenuId
 }
 
-async function api(path: string, body?: unknown) {
+async function api(path: string, body?: unknown, method = 'POST', status = 200) {
   const res = await platform.apiApp.request(path, {
-    method: 'POST',
+    method,
     headers: { ...auth, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   })
-  expect(res.status).toBe(200)
+  expect(res.status).toBe(status)
 }
 
 const area = (x: number, action: Record<string, unknown>) => ({
@@ -206,5 +206,50 @@ describe('rich menus on the /sandbox page in Chromium', () => {
     await page.waitForTimeout(200)
     expect(dialogs).toEqual([])
     expect(await board.locator('a').getAttribute('href')).toBe('https://shop.example/')
+  })
+
+  it("redraws a user's menu as Kizuna links, unlinks or changes the default, and names it", async () => {
+    const welcome = await createMenu(
+      'Welcome',
+      [area(0, { type: 'postback', data: 'a=1' })],
+      'new-friend',
+    )
+    const linked = await createMenu('Menu', [area(0, { type: 'postback', data: 'a=2' })], 'linked')
+    await api(`/v2/bot/user/all/richmenu/${welcome}`)
+    const user = platform.users.create({ displayName: 'Aki' })
+    await platform.users.follow(user.userId)
+    await page.goto(`${baseUrl}/sandbox/`)
+    await page.evaluate(() => Object.assign(globalThis, { samePage: true }))
+    const section = page.locator(`section[data-user="${user.userId}"]`)
+    const shown = async () => {
+      const board = section.locator('.richmenu')
+      const meta = (await section.locator('.meta').first().textContent())?.replace(/\s+/g, ' ')
+      const id = (await board.count()) ? await board.getAttribute('data-richmenu') : null
+      return { id, meta }
+    }
+    // Named as LINE's API returns it (name, chat bar text), not by its opaque id.
+    expect(await shown()).toEqual({
+      id: welcome,
+      meta: expect.stringContaining('rich menu new-friend (default)'),
+    })
+    expect((await shown()).meta).not.toContain('richmenu-')
+    expect(await section.locator('.richmenu summary').textContent()).toBe('Welcome')
+
+    await api(`/v2/bot/user/${user.userId}/richmenu/${linked}`)
+    await expect
+      .poll(shown)
+      .toEqual({ id: linked, meta: expect.stringContaining('rich menu linked') })
+    expect(await section.locator('.richmenu summary').textContent()).toBe('Menu')
+    await api(`/v2/bot/user/${user.userId}/richmenu`, undefined, 'DELETE')
+    await expect.poll(shown).toEqual({ id: welcome, meta: expect.stringContaining('new-friend') })
+    await api('/v2/bot/user/all/richmenu', undefined, 'DELETE')
+    await expect.poll(shown).toEqual({ id: null, meta: expect.not.stringContaining('rich menu') })
+    await api(`/v2/bot/richmenu/bulk/link`, { richMenuId: linked, userIds: [user.userId] }, 'POST', 202)
+    await expect.poll(shown).toEqual({ id: linked, meta: expect.stringContaining('linked') })
+    // A block takes the menu away (LINE shows none to someone who blocked the account).
+    await platform.users.block(user.userId)
+    await expect.poll(shown).toEqual({ id: null, meta: expect.stringContaining('blocked') })
+    expect(await page.evaluate(() => 'samePage' in globalThis)).toBe(true)
+    expect(dialogs).toEqual([])
   })
 })

@@ -189,22 +189,26 @@ describe('GET /sandbox/events', () => {
 
     await push(user.userId, [{ type: 'text', text: '<img src=x onerror=alert(1)>' }])
     const live = await readUntil(reader, 'id: 3\n')
-    const data = JSON.parse(/^data: (.*)$/m.exec(live)![1]!) as { user: string; html: string }
+    // The chat line's event (the stream also sends the user's parts).
+    const data = JSON.parse(/^data: (.*)\nid: 3$/m.exec(live)![1]!) as {
+      user: string
+      html: string
+    }
     expect(data.user).toBe(user.userId)
     expect(data.html).toContain('&lt;img src=x onerror=alert(1)&gt;')
     expect(data.html).not.toContain('<img')
-    expect(platform.context.state.feedListeners.size).toBe(1)
+    expect(platform.context.state.pageListeners.size).toBe(1)
 
     platform.context.closing.abort()
     expect(await readUntil(reader, '<never>')).toBe('<end>')
-    expect(platform.context.state.feedListeners.size).toBe(0)
+    expect(platform.context.state.pageListeners.size).toBe(0)
   })
 
   it('stops listening when the page goes away', async () => {
     const res = await app.request('/sandbox/events')
-    expect(platform.context.state.feedListeners.size).toBe(1)
+    expect(platform.context.state.pageListeners.size).toBe(1)
     await res.body!.cancel()
-    await vi.waitFor(() => expect(platform.context.state.feedListeners.size).toBe(0))
+    await vi.waitFor(() => expect(platform.context.state.pageListeners.size).toBe(0))
   })
 })
 
