@@ -31,11 +31,13 @@ export type SendEndpoint = 'reply' | 'push' | 'multicast' | 'broadcast' | 'narro
 export type SentMessage = { id: string; quoteToken?: string }
 
 /**
- * A line of a simulated user's chat, in the order the page shows it: a message they received
- * (its index in their inbox), or text they sent themselves (typed, a message action, or a
- * postback's displayText), which LINE shows as their own bubble.
+ * What the sandbox page shows, in order: a new simulated user (their section), and each line of
+ * a user's chat: a message they received (its index in their inbox), or text they sent
+ * themselves (typed, a message action, or a postback's displayText), which LINE shows as their
+ * own bubble.
  */
 export type FeedEntry =
+  | { userId: string; kind: 'joined' }
   | { userId: string; kind: 'received'; index: number }
   | { userId: string; kind: 'sent'; at: number; text: string }
 
@@ -121,7 +123,7 @@ export type WebhookDelivery = {
 export type SandboxState = {
   users: Map<string, SimUser>
   inboxes: Map<string, InboxEntry[]>
-  /** Every chat line of every user, oldest first: the page's feed (inboxes hold only received). */
+  /** New users and every chat line, oldest first: the page's feed (inboxes hold only received). */
   feed: FeedEntry[]
   /**
    * Called after each change the sandbox page may show: a chat line, a friendship, a rich menu

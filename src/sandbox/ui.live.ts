@@ -2,18 +2,20 @@ import type { Context } from 'hono'
 import type { SSEStreamingApi } from 'hono/streaming'
 import { streamSSE } from 'hono/streaming'
 import type { SandboxPlatform } from './platform.ts'
-import { chatLineView, quickReplyView } from './ui.messages.ts'
-import { userParts } from './ui.user.ts'
+import type { FeedEntry } from './state.ts'
+import { chatLineView } from './ui.messages.ts'
+import { type Part, pageParts, userParts, userSection } from './ui.parts.ts'
 
 /**
  * `GET events`: what the open page shows, as Server-Sent Events, so it follows changes without
- * a reload. Chat lines (messages users receive, and those they send) are `message` events:
- * event `id` N is the Nth entry of the feed, and the page asks for those after the ones it drew
- * (`?after=`, which the browser's `Last-Event-ID` replaces on a reconnect). Each user's status
- * line and rich menu (linked, unlinked, switched, a new default, gone after a block) are `part`
- * events, sent once when the stream opens (the page may be older) and again when they change.
- * The stream ends when the page goes away or the sandbox closes (a server waits for open
- * streams when it stops).
+ * a reload (its own posts included: it posts with fetch). The feed comes in order: chat lines
+ * (messages users receive, and those they send) as `message` events, new users as `section`
+ * events; event `id` N is the Nth entry of the feed, and the page asks for those after the ones
+ * it drew (`?after=`, which the browser's `Last-Event-ID` replaces on a reconnect). The parts
+ * (ui.parts.ts: each user's status line, buttons, quick replies, message bar and rich menu, and
+ * the page's webhook status) are `part` events, sent once when the stream opens (the page may
+ * be older) and again when they change. The stream ends when the page goes away or the sandbox
+ * closes (a server waits for open streams when it stops).
  */
 export function liveEvents(platform: SandboxPlatform) {
   const { state, closing } = platform.context
@@ -59,55 +61,57 @@ export function liveEvents(platform: SandboxPlatform) {
   }
 }
 
-/** Feed entry `id` (1-based) as a `message` event. */
+/**
+ * Feed entry `id` (1-based): a chat line as a `message` event, a new user as a `section` event
+ * (the section's chat holds the feed before `id`, so the stream's later lines are not in it).
+ */
 async function writeChatLine(
   platform: SandboxPlatform,
   stream: SSEStreamingApi,
-  logged: (typeof platform.context.state.feed)[number],
+  logged: FeedEntry,
   id: number,
 ): Promise<void> {
-  const inbox = platform.inbox(logged.userId)
   const user = platform.context.state.users.get(logged.userId)
   if (!user) return
-  const view = String(await chatLineView(inbox, logged))
-  // The line is the latest the page shows: a message's quick replies replace any before; the
-  // user's own message answers them (none then).
-  const quick =
-    logged.kind === 'received'
-      ? quickReplyView(user, inbox, logged.index)
-      : quickReplyView(user, inbox)
+  const joined = logged.kind === 'joined'
+  const view = joined
+    ? await userSection(platform, user, id)
+    : await chatLineView(platform.inbox(logged.userId), logged)
   // JSON keeps it on one `data:` line; the page inserts `html` as the renderer wrote it.
   await stream.writeSSE({
     id: String(id),
-    data: JSON.stringify({ user: logged.userId, html: view, quick }),
+    event: joined ? 'section' : undefined,
+    data: JSON.stringify({ user: logged.userId, html: String(view) }),
   })
 }
 
-/** Each user's parts this stream has not sent as they are now, as `part` events. */
+/**
+ * The page's and each user's parts this stream has not sent as they are now, as `part` events
+ * (`user` '' for the page's own).
+ */
 async function writeParts(
   platform: SandboxPlatform,
   stream: SSEStreamingApi,
   sent: Map<string, string>,
 ): Promise<void> {
-  for (const user of platform.context.state.users.values()) {
-    const parts = await userParts(platform, user)
+  const write = async (user: string, parts: Record<string, Part>) => {
     for (const [part, { v, html }] of Object.entries(parts)) {
-      const key = `${user.userId} ${part}`
+      const key = `${user} ${part}`
       if (sent.get(key) === v) continue
       sent.set(key, v)
-      await stream.writeSSE({
-        event: 'part',
-        data: JSON.stringify({ user: user.userId, part, v, html }),
-      })
+      await stream.writeSSE({ event: 'part', data: JSON.stringify({ user, part, v, html }) })
     }
+  }
+  await write('', await pageParts(platform))
+  for (const user of platform.context.state.users.values()) {
+    await write(user.userId, await userParts(platform, user))
   }
 }
 
 /**
- * Opens the page's one stream. Each chat line goes at the end of its user's chat, its quick
- * replies replacing the chips shown under the chat; a part replaces the user's part of that
- * name unless it is the same (`data-v`). Users created since the page was drawn have no
- * section on it; they show on the next load.
+ * Opens the page's one stream. Each chat line goes at the end of its user's chat; a new user's
+ * section at the end of the page; a part replaces the user's (or the page's) part of that name
+ * unless it is the same (`data-v`).
  */
 export const LIVE_SCRIPT = `
 (function () {
@@ -128,13 +132,19 @@ export const LIVE_SCRIPT = `
     if (!section) return
     var chat = section.querySelector('.chat')
     if (chat) chat.insertAdjacentHTML('beforeend', update.html)
-    var quick = section.querySelector('.quick-replies')
-    if (quick) quick.innerHTML = update.quick || ''
   }
+  source.addEventListener('section', function (event) {
+    var update = parse(event)
+    var users = document.querySelector('.users')
+    if (!update || !users || sectionOf(update.user)) return
+    var none = users.querySelector('.no-users')
+    if (none) none.remove()
+    users.insertAdjacentHTML('beforeend', update.html)
+  })
   source.addEventListener('part', function (event) {
     var update = parse(event)
-    var section = update && sectionOf(update.user)
-    var parts = section ? section.querySelectorAll('[data-part]') : []
+    var scope = update && (update.user ? sectionOf(update.user) : document.body)
+    var parts = scope ? scope.querySelectorAll('[data-part]') : []
     for (var i = 0; i < parts.length; i++) {
       var part = parts[i]
       if (part.getAttribute('data-part') !== update.part) continue

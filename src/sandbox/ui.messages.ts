@@ -9,6 +9,7 @@ type Html = HtmlEscapedString | Promise<HtmlEscapedString>
 
 /** One line of a user's chat: a message they received (from `inbox`) or one they sent. */
 export function chatLineView(inbox: readonly InboxEntry[], entry: FeedEntry): Html | '' {
+  if (entry.kind === 'joined') return ''
   if (entry.kind === 'sent') return sentView(entry.at, entry.text)
   const received = inbox[entry.index]
   return received ? messageView(received) : ''

@@ -5,20 +5,27 @@ import type { HtmlEscapedString } from 'hono/utils/html'
 import { flexCss } from '../flex/flex-css.ts'
 import type { SandboxPlatform } from './platform.ts'
 import { LIVE_SCRIPT, liveEvents } from './ui.live.ts'
+import { chatAnchor, pageParts, userSection } from './ui.parts.ts'
 import { RICHMENU_CSS, richMenuImage, switchRichMenu } from './ui.richmenu.ts'
-import { userSection } from './ui.user.ts'
+import { TAP_SCRIPT } from './ui.tap.ts'
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>
 
 /**
  * A minimal "phone" page for the sandbox, meant to be mounted at `/sandbox`. Forms use relative
  * actions, so the page works under any mount path. `hono/html` escapes every interpolated value.
+ * A post answers 303 back to the page at the user's chat (`#user-…`), for forms posted without
+ * script; the page's script posts with fetch and stays put (ui.tap.ts).
  * (Plain `.ts` with `html` templates rather than `.tsx`: Node's type stripping doesn't do JSX.)
  */
 export function createSandboxUi(platform: SandboxPlatform) {
   const app = new Hono()
   /** Where the UI is mounted, without the trailing slash (`/sandbox`, or `` at the root). */
   const mount = (c: Context) => basePath(c).replace(/\/$/, '')
+  /** Back to the page, at the end of that user's chat (see chatAnchor). */
+  const backTo = (c: Context, userId: string) =>
+    c.redirect(`${mount(c)}/${userId ? `#${encodeURIComponent(chatAnchor(userId))}` : ''}`, 303)
+  /** A form's action, as the `:userId` of its path (or, creating a user, the id `run` returns). */
   const act =
     (run: (form: Record<string, string>, userId: string) => Promise<unknown>) =>
     async (c: Context) => {
@@ -33,12 +40,14 @@ export function createSandboxUi(platform: SandboxPlatform) {
       const form = Object.fromEntries(
         Object.entries(raw).map(([k, v]) => [k, typeof v === 'string' ? v : '']),
       )
+      const userId = c.req.param('userId') ?? ''
+      let done: unknown
       try {
-        await run(form, c.req.param('userId') ?? '')
+        done = await run(form, userId)
       } catch (error) {
         return c.text(error instanceof Error ? error.message : String(error), 400)
       }
-      return c.redirect(`${mount(c)}/`, 303)
+      return backTo(c, userId || (typeof done === 'string' ? done : ''))
     }
 
   // Stands in for LINE's account-link dialog (access.line.me/dialog/bot/accountLink): Kizuna's
@@ -53,17 +62,17 @@ export function createSandboxUi(platform: SandboxPlatform) {
     } catch (error) {
       return c.text(error instanceof Error ? error.message : String(error), 400)
     }
-    return c.redirect(`${mount(c)}/`, 303)
+    return backTo(c, userId)
   })
 
   app.get('/events', liveEvents(platform))
   app.get('/richmenus/:richMenuId/image', richMenuImage(platform))
-  app.get('/*', (c) => {
+  app.get('/*', async (c) => {
     const base = mount(c)
     // Relative form actions need the trailing slash (`/sandbox` → `/sandbox/`).
     if (c.req.path === base) return c.redirect(`${base}/`, 301)
     if (c.req.path !== `${base}/`) return c.notFound()
-    return c.html(page(platform))
+    return c.html(await page(platform))
   })
 
   app.post(
@@ -72,6 +81,7 @@ export function createSandboxUi(platform: SandboxPlatform) {
       const displayName = form.displayName?.trim() || undefined
       const user = platform.users.create({ displayName })
       await platform.users.follow(user.userId)
+      return user.userId
     }),
   )
   app.post(
@@ -99,9 +109,11 @@ export function createSandboxUi(platform: SandboxPlatform) {
   return app
 }
 
-function page(platform: SandboxPlatform): Html {
+async function page(platform: SandboxPlatform): Promise<Html> {
+  // Chats hold the feed up to here; the live stream sends the rest (ui.live.ts).
+  const upTo = platform.context.state.feed.length
   const users = platform.users.list()
-  const last = platform.webhookDeliveries.at(-1)
+  const { status } = await pageParts(platform)
   return html`<!doctype html>
 <html lang="en">
   <head>
@@ -141,100 +153,32 @@ function page(platform: SandboxPlatform): Html {
       .qr-chip:disabled { border-color: #bbb; color: #999; cursor: default; }
       .msg-rich details { color: #333; }
       .msg-rich pre { background: #fff; color: #111; padding: 0.4rem; border-radius: 6px; }
+      /* A post without script returns here: the end of the chat near the window's bottom. */
+      .chat-end { scroll-margin-top: calc(100vh - 1rem); }
+      .error { position: fixed; top: 0.5rem; left: 50%; transform: translateX(-50%); z-index: 1;
+        max-width: 40rem; margin: 0; padding: 0.5rem 1rem; border: 1px solid #d99;
+        border-radius: 6px; background: #fdecec; color: #8a1111; cursor: pointer; }
       ${raw(flexCss)}
       ${raw(RICHMENU_CSS)}
     </style>
   </head>
-  <body data-feed="${platform.context.state.feed.length}">
+  <body data-feed="${upTo}">
     <h1>LINE sandbox</h1>
-    <p class="meta">
-      Bot ${platform.botUserId} · webhook ${platform.webhookUrl ?? '(not set)'}
-      ${last ? html` · last webhook: ${last.status || last.error}` : ''}
-    </p>
+    ${raw(status.html)}
     <form method="post" action="users">
       <input name="displayName" placeholder="Display name" />
       <button>Create user and add friend</button>
     </form>
-    ${users.length === 0 ? html`<p>No simulated users yet.</p>` : ''}
-    ${users.map((user) => userSection(platform, user))}
+    <p id="sandbox-error" class="error" role="alert" title="Dismiss" hidden></p>
+    <div class="users">
+      ${users.length === 0 ? html`<p class="no-users">No simulated users yet.</p>` : ''}
+      ${users.map((user) => userSection(platform, user, upTo))}
+    </div>
     <script>${raw(TAP_SCRIPT)}</script>
     <script>${raw(LIVE_SCRIPT)}</script>
   </body>
 </html>`
 }
-
-/**
- * One delegated listener: a tapped postback (with its displayText) or message action posts the
- * user's event, like the LINE app (a rich menu's richmenuswitch too); a datetimepicker opens a picker whose OK
- * posts the postback with its params; uri actions are plain links, and a tap on
- * an action that is no link (a uri of a refused scheme) follows no link around it.
- */
-const TAP_SCRIPT = `
-document.addEventListener('click', function (event) {
-  var target = event.target.closest('[data-action]')
-  var section = target && target.closest('[data-user]')
-  if (!section || target.getAttribute('href')) return
-  event.preventDefault()
-  var action
-  try { action = JSON.parse(target.getAttribute('data-action')) } catch (e) { return }
-  var path, fields
-  if (action.type === 'postback') {
-    path = 'postback'; fields = { data: action.data, displayText: action.displayText }
-  }
-  else if (action.type === 'message') { path = 'text'; fields = { text: action.text } }
-  else if (action.type === 'richmenuswitch') {
-    path = 'richmenuswitch'; fields = { alias: action.richMenuAliasId, data: action.data }
-  }
-  else if (action.type === 'datetimepicker') return pick(section, action)
-  else return
-  var form = userForm(section, path, fields)
-  document.body.appendChild(form)
-  form.submit()
-})
-
-function userForm(section, path, fields) {
-  var form = document.createElement('form')
-  form.method = 'post'
-  form.action = 'users/' + encodeURIComponent(section.getAttribute('data-user')) + '/' + path
-  Object.keys(fields).forEach(function (name) {
-    var input = document.createElement('input')
-    input.type = 'hidden'
-    input.name = name
-    input.value = String(fields[name] == null ? '' : fields[name])
-    form.appendChild(input)
-  })
-  return form
-}
-
-// The LINE app's date/time picker: one under the chat at a time; OK posts the postback with
-// params.date, params.time or params.datetime, Cancel sends nothing.
-function pick(section, action) {
-  var types = { date: 'date', time: 'time', datetime: 'datetime-local' }
-  if (!Object.prototype.hasOwnProperty.call(types, action.mode)) return
-  var old = section.querySelector('.dt-picker')
-  if (old) old.remove()
-  var form = userForm(section, 'postback', { data: action.data })
-  form.className = 'dt-picker'
-  var input = document.createElement('input')
-  input.type = types[action.mode]
-  input.name = action.mode
-  input.required = true
-  ;['initial', 'min', 'max'].forEach(function (key) {
-    if (typeof action[key] !== 'string') return
-    if (key === 'initial') input.value = action[key]
-    else input.setAttribute(key, action[key])
-  })
-  var ok = document.createElement('button')
-  ok.textContent = 'OK'
-  var cancel = document.createElement('button')
-  cancel.type = 'button'
-  cancel.textContent = 'Cancel'
-  cancel.addEventListener('click', function () { form.remove() })
-  form.append(String(action.label || action.mode) + ' ', input, ok, cancel)
-  section.querySelector('.chat').insertAdjacentElement('afterend', form)
-  input.focus()
-}
-`
 
 /** What a datetime picker sends back, by its mode (LINE-API.md §1.6): no time zone. */
 const PICKED = {

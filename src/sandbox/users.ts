@@ -89,6 +89,8 @@ export function createSimUsers(ctx: SandboxContext): SimUsers {
         ...(input.statusMessage ? { statusMessage: input.statusMessage } : {}),
       }
       users.set(user.userId, user)
+      ctx.state.feed.push({ userId: user.userId, kind: 'joined' })
+      notifyPage(ctx)
       return user
     },
     get: (userId) => users.get(userId),

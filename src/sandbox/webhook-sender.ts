@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto'
 import type { webhook } from '@line/bot-sdk'
-import type { SandboxContext, WebhookDelivery } from './state.ts'
+import { notifyPage, type SandboxContext, type WebhookDelivery } from './state.ts'
 import { asRedelivery } from './webhook-events.ts'
 
 export type DeliverWebhookOptions = {
@@ -43,6 +43,7 @@ export async function deliverWebhook(
       error: result.error,
       body,
     })
+    notifyPage(ctx) // the sandbox page shows how the last delivery went
     return result
   }
   if (!url) return record({ status: 0, body, error: 'no_webhook_url' })

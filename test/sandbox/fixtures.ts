@@ -41,6 +41,25 @@ export const richMenuRequest = {
   ],
 }
 
+/** Creates a rich menu through the stand-in's API (validated as LINE does) and uploads its image. */
+export async function createRichMenu(platform: SandboxPlatform, request: unknown): Promise<string> {
+  const auth = { authorization: `Bearer ${channelAccessToken}` }
+  const res = await platform.apiApp.request('/v2/bot/richmenu', {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify(request),
+  })
+  expect(res.status).toBe(200)
+  const { richMenuId } = (await res.json()) as { richMenuId: string }
+  const upload = await platform.dataApp.request(`/v2/bot/richmenu/${richMenuId}/content`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'image/png' },
+    body: pngBytes,
+  })
+  expect(upload.status).toBe(200)
+  return richMenuId
+}
+
 /** Runs a call that must fail with an HTTPFetchError and returns it (body parsed). */
 export async function fetchError(call: Promise<unknown>) {
   const error = await call.then(

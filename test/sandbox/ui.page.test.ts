@@ -1,7 +1,7 @@
 import type { Page } from 'playwright-core'
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { SandboxPlatform } from '../../src/sandbox/platform.ts'
-import { channelAccessToken } from './fixtures.ts'
+import { channelAccessToken, createRichMenu, richMenuRequest } from './fixtures.ts'
 import { useSandboxPage } from './page-fixture.ts'
 
 const sandbox = useSandboxPage()
@@ -28,6 +28,13 @@ function tapEvents() {
     .flatMap((d) => (d.body as { events: Record<string, unknown>[] }).events)
     .filter((e) => e.type === 'postback' || e.type === 'message')
 }
+
+/** A Flex message of one bubble whose body lists `contents`. */
+const bubbleOf = (altText: string, contents: unknown[]) => ({
+  type: 'flex',
+  altText,
+  contents: { type: 'bubble', body: { type: 'box', layout: 'vertical', contents } },
+})
 
 const CARD = {
   type: 'flex',
@@ -123,13 +130,12 @@ describe('the /sandbox page in Chromium', () => {
     await page.goto(`${baseUrl}/sandbox/`)
     const section = page.locator(`section[data-user="${user.userId}"]`)
 
-    // Typed and sent through the page: the form posts, then the page loads again.
-    await section.locator('input[name=text]').fill('会員証')
-    const reloaded = page.waitForEvent('load')
-    await section.getByRole('button', { name: 'Send text' }).click()
-    await reloaded
-    expect(tapEvents()).toMatchObject([{ type: 'message', message: { text: '会員証' } }])
+    // Typed and sent through the page (which stays: it posts with fetch).
     await page.evaluate(() => Object.assign(globalThis, { samePage: true }))
+    await section.locator('input[name=text]').fill('会員証')
+    await section.getByRole('button', { name: 'Send text' }).click()
+    await expect.poll(() => tapEvents().length).toBe(1)
+    expect(tapEvents()).toMatchObject([{ type: 'message', message: { text: '会員証' } }])
 
     // Kizuna answers later, from its queue: the reply comes after the page was drawn.
     const { replyToken } = tapEvents()[0] as { replyToken: string }
@@ -166,26 +172,11 @@ describe("the user's own messages on the /sandbox page", () => {
       action: { label, ...action },
     })
     await push(user.userId, [
-      {
-        type: 'flex',
-        altText: 'Menu',
-        contents: {
-          type: 'bubble',
-          body: {
-            type: 'box',
-            layout: 'vertical',
-            contents: [
-              button('Show card', {
-                type: 'postback',
-                data: 'action=card',
-                displayText: 'Show my card',
-              }),
-              button('Quiet', { type: 'postback', data: 'action=quiet' }),
-              button('Say hi', { type: 'message', text: '会員証' }),
-            ],
-          },
-        },
-      },
+      bubbleOf('Menu', [
+        button('Show card', { type: 'postback', data: 'action=card', displayText: 'Show my card' }),
+        button('Quiet', { type: 'postback', data: 'action=quiet' }),
+        button('Say hi', { type: 'message', text: '会員証' }),
+      ]),
     ])
     await page.goto(`${baseUrl}/sandbox/`)
     await page.evaluate(() => Object.assign(globalThis, { samePage: true }))
@@ -224,6 +215,142 @@ describe("the user's own messages on the /sandbox page", () => {
     }
     const card = (await section.locator('.fx-bubble').boundingBox())!
     expect(card.x).toBeCloseTo(chat.x + 8, 0)
+  })
+})
+
+describe("the reader's place on the /sandbox page", () => {
+  const scrollY = () => page.evaluate(() => (globalThis as unknown as { scrollY: number }).scrollY)
+  const markPage = () => page.evaluate(() => Object.assign(globalThis, { samePage: true }))
+  const samePage = () => page.evaluate(() => 'samePage' in globalThis)
+
+  /** A friend with a long chat ending in a Flex message with quick replies, and a menu. */
+  async function longChat(displayName: string) {
+    const user = platform.users.create({ displayName })
+    await platform.users.follow(user.userId)
+    for (let i = 0; i < 8; i += 1) {
+      await push(
+        user.userId,
+        Array.from({ length: 5 }, (_, j) => ({ type: 'text', text: `news ${i * 5 + j}` })),
+      )
+    }
+    await push(user.userId, [
+      {
+        ...CARD,
+        quickReply: {
+          items: [{ type: 'action', action: { type: 'postback', label: 'Later', data: 'later' } }],
+        },
+      },
+    ])
+    return user
+  }
+
+  async function defaultMenu() {
+    const richMenuId = await createRichMenu(platform, richMenuRequest)
+    const set = await platform.apiApp.request(`/v2/bot/user/all/richmenu/${richMenuId}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${channelAccessToken}` },
+    })
+    expect(set.status).toBe(200)
+  }
+
+  it('stays where the reader is through taps, texts, blocks and a new user, with no reload', async () => {
+    await defaultMenu()
+    await longChat('Ao') // Nagi's section starts far down the page
+    const user = await longChat('Nagi')
+    await page.goto(`${baseUrl}/sandbox/`)
+    await markPage()
+    const section = page.locator(`section[data-user="${user.userId}"]`)
+    const menu = section.locator('.richmenu')
+    await menu.scrollIntoViewIfNeeded()
+    const start = await scrollY()
+    expect(start).toBeGreaterThan(1000)
+    /** After an action: not back at the top, the menu still in view, the same page. */
+    const inPlace = async () => {
+      expect(await scrollY()).toBeGreaterThan(start - 100)
+      const box = (await menu.boundingBox())!
+      expect(box.y).toBeGreaterThanOrEqual(0)
+      expect(box.y).toBeLessThan(900)
+      expect(await samePage()).toBe(true)
+    }
+    const sent = section.locator('.chat .row-user .msg')
+
+    await section.locator('.fx-bubble').getByText('Show card').click()
+    await expect.poll(() => tapEvents().length).toBe(1)
+    await inPlace()
+    // The tap answered the message: its quick reply goes, without a reload.
+    await expect.poll(() => section.locator('.qr-chip').count()).toBe(0)
+
+    await section.locator('input[name=text]').fill('こんにちは')
+    await section.getByRole('button', { name: 'Send text' }).click()
+    await expect.poll(() => sent.allTextContents()).toEqual(['こんにちは'])
+    expect(await section.locator('input[name=text]').inputValue()).toBe('')
+    await inPlace()
+
+    await menu.locator('summary').click()
+    await menu.locator('.richmenu-area').first().click()
+    await expect.poll(() => tapEvents().length).toBe(3)
+    expect(tapEvents()[2]).toMatchObject({ postback: { data: 'action=points' } })
+    await inPlace()
+
+    // Block and unblock redraw the user's buttons and forms in place (at the section's top).
+    await section.getByRole('button', { name: 'Block' }).click()
+    const top = await scrollY()
+    expect(top).toBeGreaterThan(1000)
+    await section.getByText('Unblock to send messages').waitFor()
+    expect(await section.locator('input[name=text]').count()).toBe(0)
+    expect(await menu.count()).toBe(0)
+    // A tap the stand-in refuses says why, where the reader is.
+    await section.locator('.fx-bubble').getByText('Show card').click()
+    const error = page.getByRole('alert')
+    await expect.poll(() => error.textContent()).toContain('has blocked the bot')
+    expect(await error.isVisible()).toBe(true)
+    await section.getByRole('button', { name: 'Unblock' }).click()
+    await section.locator('input[name=text]').waitFor()
+    expect(await scrollY()).toBeGreaterThan(top - 100)
+    expect(await samePage()).toBe(true)
+    expect(await error.isVisible()).toBe(false)
+
+    // A user created from the page gets a section of their own, live.
+    await page.locator('input[name=displayName]').fill('<b>Mika</b>')
+    await page.getByRole('button', { name: 'Create user and add friend' }).click()
+    const mika = page.locator('section[data-user]').filter({ hasText: '<b>Mika</b>' })
+    await mika.waitFor()
+    expect(await mika.locator('.meta').first().textContent()).toContain('friend')
+    expect(await page.locator('b').count()).toBe(0)
+    expect(await samePage()).toBe(true)
+    await platform.users.sendText(platform.users.list()[2]!.userId, 'hi from Mika')
+    await expect
+      .poll(() => mika.locator('.row-user .msg').allTextContents())
+      .toEqual(['hi from Mika'])
+    expect(dialogs).toEqual([])
+  })
+
+  it("without JavaScript, returns to the user's chat after a post", async () => {
+    await longChat('Ao')
+    const user = await longChat('Kei')
+    const noScript = await page
+      .context()
+      .browser()!
+      .newPage({ viewport: { width: 1000, height: 900 }, javaScriptEnabled: false })
+    try {
+      await noScript.goto(`${baseUrl}/sandbox/`)
+      const section = noScript.locator(`section[data-user="${user.userId}"]`)
+      await section.locator('input[name=text]').fill('こんばんは')
+      await section.getByRole('button', { name: 'Send text' }).click()
+      await noScript.waitForURL(`${baseUrl}/sandbox/#user-${user.userId}`)
+      // The end of that user's chat is on screen: their new message and the form under it.
+      for (const shown of [
+        section.locator('.row-user .msg').last(),
+        section.locator('input[name=text]'),
+      ]) {
+        const box = (await shown.boundingBox())!
+        expect(box.y).toBeGreaterThanOrEqual(0)
+        expect(box.y + box.height).toBeLessThanOrEqual(900)
+      }
+      expect(await section.locator('.row-user .msg').last().textContent()).toBe('こんばんは')
+    } finally {
+      await noScript.close()
+    }
   })
 })
 
@@ -324,14 +451,13 @@ describe('quick replies on the /sandbox page', () => {
     expect(await chips.nth(2).getAttribute('href')).toBe('https://shop.example/')
     expect(await chips.nth(3).isDisabled()).toBe(true) // shown; the sandbox has no camera
 
-    const reloaded = page.waitForEvent('load')
     await chips.first().click()
-    await reloaded
+    await expect.poll(() => tapEvents().length).toBe(1)
     expect(tapEvents()).toMatchObject([
       { type: 'postback', source: { userId: user.userId }, postback: { data: 'action=unlink' } },
     ])
     // The user answered: LINE no longer shows that message's buttons.
-    expect(await chips.count()).toBe(0)
+    await expect.poll(() => chips.count()).toBe(0)
     expect(dialogs).toEqual([])
   })
 
@@ -369,23 +495,14 @@ describe('datetime pickers on the /sandbox page', () => {
     })
     await push(user.userId, [
       {
-        type: 'flex',
-        altText: 'Book a visit',
-        contents: {
-          type: 'bubble',
-          body: {
-            type: 'box',
-            layout: 'vertical',
-            contents: [
-              picker('Pick a day', 'date', {
-                initial: '2026-12-01',
-                min: '2026-12-01',
-                max: '2026-12-31',
-              }),
-              picker('Pick a time', 'time'),
-            ],
-          },
-        },
+        ...bubbleOf('Book a visit', [
+          picker('Pick a day', 'date', {
+            initial: '2026-12-01',
+            min: '2026-12-01',
+            max: '2026-12-31',
+          }),
+          picker('Pick a time', 'time'),
+        ]),
         quickReply: {
           items: [
             {
@@ -404,9 +521,11 @@ describe('datetime pickers on the /sandbox page', () => {
     await page.goto(`${baseUrl}/sandbox/`)
     const section = page.locator(`section[data-user="${user.userId}"]`)
     const pickerOk = async () => {
-      const reloaded = page.waitForEvent('load')
+      const before = tapEvents().length
       await section.locator('.dt-picker').getByRole('button', { name: 'OK' }).click()
-      await reloaded
+      await expect.poll(() => tapEvents().length).toBe(before + 1)
+      // Sent: the picker closes, as LINE's does.
+      await expect.poll(() => section.locator('.dt-picker').count()).toBe(0)
     }
 
     // The chip first: an answer takes the quick replies away.

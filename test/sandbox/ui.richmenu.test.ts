@@ -1,7 +1,7 @@
 import type { Page } from 'playwright-core'
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { SandboxPlatform } from '../../src/sandbox/platform.ts'
-import { channelAccessToken, pngBytes } from './fixtures.ts'
+import { channelAccessToken, createRichMenu } from './fixtures.ts'
 import { useSandboxPage } from './page-fixture.ts'
 
 const sandbox = useSandboxPage({ width: 1000, height: 1200 })
@@ -13,32 +13,20 @@ beforeEach(() => {
   ;({ platform, baseUrl, page, dialogs } = sandbox)
 })
 
-// A flat 2500×843 PNG (LINE takes no smaller): the areas over it are what is tested.
-const PNG = pngBytes
 const auth = { authorization: `Bearer ${channelAccessToken}` }
 
-/** Creates a menu through the stand-in's API (validated against LINE's spec), with its image. */
-async function createMenu(chatBarText: string, areas: unknown[], name = chatBarText) {
-  const res = await platform.apiApp.request('/v2/bot/richmenu', {
-    method: 'POST',
-    headers: { ...auth, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      size: { width: 2500, height: 843 },
-      selected: true,
-      name,
-      chatBarText,
-      areas,
-    }),
+/**
+ * Creates a menu through the stand-in's API (validated against LINE's spec), with a flat
+ * 2500×843 image (LINE takes no smaller): the areas over it are what is tested.
+ */
+function createMenu(chatBarText: string, areas: unknown[], name = chatBarText) {
+  return createRichMenu(platform, {
+    size: { width: 2500, height: 843 },
+    selected: true,
+    name,
+    chatBarText,
+    areas,
   })
-  expect(res.status).toBe(200)
-  const { richMenuId } = (await res.json()) as { richMenuId: string }
-  const upload = await platform.dataApp.request(`/v2/bot/richmenu/${richMenuId}/content`, {
-    method: 'POST',
-    headers: { ...auth, 'content-type': 'image/png' },
-    body: PNG,
-  })
-  expect(upload.status).toBe(200)
-  return richMenuId
 }
 
 async function api(path: string, body?: unknown, method = 'POST', status = 200) {
@@ -244,7 +232,12 @@ describe('rich menus on the /sandbox page in Chromium', () => {
     await expect.poll(shown).toEqual({ id: welcome, meta: expect.stringContaining('new-friend') })
     await api('/v2/bot/user/all/richmenu', undefined, 'DELETE')
     await expect.poll(shown).toEqual({ id: null, meta: expect.not.stringContaining('rich menu') })
-    await api(`/v2/bot/richmenu/bulk/link`, { richMenuId: linked, userIds: [user.userId] }, 'POST', 202)
+    await api(
+      `/v2/bot/richmenu/bulk/link`,
+      { richMenuId: linked, userIds: [user.userId] },
+      'POST',
+      202,
+    )
     await expect.poll(shown).toEqual({ id: linked, meta: expect.stringContaining('linked') })
     // A block takes the menu away (LINE shows none to someone who blocked the account).
     await platform.users.block(user.userId)

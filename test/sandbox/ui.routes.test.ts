@@ -68,10 +68,11 @@ describe('POST /sandbox/users...', () => {
   it('creates and follows, blocks, unblocks, sends text and taps postbacks', async () => {
     const created = await app.request('/sandbox/users', form({ displayName: 'Ren' }))
     expect(created.status).toBe(303)
-    expect(created.headers.get('location')).toBe('/sandbox/')
     const [user] = platform.users.list()
     expect(user).toMatchObject({ displayName: 'Ren', friendship: 'friend' })
     const id = user!.userId
+    // Back to the page at the user's chat (for forms posted without script).
+    expect(created.headers.get('location')).toBe(`/sandbox/#user-${id}`)
 
     expect((await app.request(`/sandbox/users/${id}/block`, form({}))).status).toBe(303)
     expect(platform.users.get(id)?.friendship).toBe('blocked')
@@ -84,7 +85,8 @@ describe('POST /sandbox/users...', () => {
     expect(page).toContain('Unblock to send messages')
 
     await app.request(`/sandbox/users/${id}/follow`, form({}))
-    await app.request(`/sandbox/users/${id}/text`, form({ text: 'hello' }))
+    const text = await app.request(`/sandbox/users/${id}/text`, form({ text: 'hello' }))
+    expect(text.headers.get('location')).toBe(`/sandbox/#user-${id}`)
     await app.request(`/sandbox/users/${id}/postback`, form({ data: 'action=points' }))
     const events = platform.webhookDeliveries.flatMap(
       (d) => (d.body as { events: { type: string }[] }).events,
@@ -180,17 +182,19 @@ describe('GET /sandbox/events', () => {
     await push(user.userId, [{ type: 'text', text: 'drawn' }])
     await push(user.userId, [{ type: 'text', text: 'missed' }])
 
-    const res = await app.request('/sandbox/events?after=1')
+    // The feed: Yui joined, then the two messages; the page drew up to 'drawn'.
+    const drawn = platform.context.state.feed.length - 1
+    const res = await app.request(`/sandbox/events?after=${drawn}`)
     expect(res.headers.get('content-type')).toBe('text/event-stream')
     const reader = res.body!.getReader()
     const backlog = await readUntil(reader, 'missed')
     expect(backlog).not.toContain('drawn')
-    expect(backlog).toContain('id: 2\n')
+    expect(backlog).toContain(`id: ${drawn + 1}\n`)
 
     await push(user.userId, [{ type: 'text', text: '<img src=x onerror=alert(1)>' }])
-    const live = await readUntil(reader, 'id: 3\n')
+    const live = await readUntil(reader, `id: ${drawn + 2}\n`)
     // The chat line's event (the stream also sends the user's parts).
-    const data = JSON.parse(/^data: (.*)\nid: 3$/m.exec(live)![1]!) as {
+    const data = JSON.parse(new RegExp(`^data: (.*)\nid: ${drawn + 2}$`, 'm').exec(live)![1]!) as {
       user: string
       html: string
     }
@@ -198,6 +202,15 @@ describe('GET /sandbox/events', () => {
     expect(data.html).toContain('&lt;img src=x onerror=alert(1)&gt;')
     expect(data.html).not.toContain('<img')
     expect(platform.context.state.pageListeners.size).toBe(1)
+
+    // A new user comes as their section, escaped.
+    const other = platform.users.create({ displayName: '<b>Ren</b>' })
+    const joined = await readUntil(reader, `id: ${drawn + 3}\n`)
+    const section = new RegExp(`^event: section\ndata: (.*)\nid: ${drawn + 3}$`, 'm').exec(joined)
+    const added = JSON.parse(section![1]!) as { user: string; html: string }
+    expect(added.user).toBe(other.userId)
+    expect(added.html).toContain(`<section data-user="${other.userId}">`)
+    expect(added.html).toContain('&lt;b&gt;Ren&lt;/b&gt;')
 
     platform.context.closing.abort()
     expect(await readUntil(reader, '<never>')).toBe('<end>')
@@ -228,7 +241,10 @@ describe('GET /sandbox/dialog/bot/accountLink (LINE-API.md §6)', () => {
     expect((await dialog(token, 'x'.repeat(9))).status).toBe(400)
     expect((await dialog(token, 'x'.repeat(256))).status).toBe(400)
     expect(linkEvents()).toEqual([])
-    expect((await dialog(token, 'x'.repeat(10))).status).toBe(303)
+    const linked = await dialog(token, 'x'.repeat(10))
+    expect(linked.status).toBe(303)
+    // LINE returns to the chat: the page, at that user's.
+    expect(linked.headers.get('location')).toBe(`/sandbox/#user-${user.userId}`)
     expect(linkEvents()).toHaveLength(1)
   })
 

@@ -58,12 +58,14 @@ describe('first run: the shipped rich menus on the /sandbox page', () => {
     await page.goto(`${k.baseUrl}/sandbox/`)
     await page.locator('input[name=displayName]').fill('Menu Tester')
     await page.getByRole('button', { name: 'Create user and add friend' }).click()
-    const user = sandbox.users.list().find((u) => u.displayName === 'Menu Tester')!
-    await eventually(() => expect(sandbox.inbox(user.userId)).toHaveLength(1))
-    await eventually(async () => {
-      await page.reload()
-      expect(await page.locator(`section[data-user="${user.userId}"] .richmenu`).count()).toBe(1)
+    const user = await eventually(() => {
+      const created = sandbox.users.list().find((u) => u.displayName === 'Menu Tester')
+      expect(created).toBeDefined()
+      return created!
     })
+    await eventually(() => expect(sandbox.inbox(user.userId)).toHaveLength(1))
+    // The new user's section and their menu come over the page's live stream.
+    await page.locator(`section[data-user="${user.userId}"] .richmenu`).waitFor()
     const board = await menuOf(page, user.userId)
     const nf = menuJson('new-friend').richMenu
     expect(
@@ -84,7 +86,6 @@ describe('first run: the shipped rich menus on the /sandbox page', () => {
       const before = sandbox.inbox(user.userId).length
       const b = await menuOf(page, user.userId)
       await b.getByRole('button', { name: label, exact: true }).click()
-      await page.waitForURL(`${k.baseUrl}/sandbox/`)
       await eventually(() => expect(sandbox.inbox(user.userId).length).toBeGreaterThan(before))
       return sandbox.inbox(user.userId).slice(before)
     }
@@ -130,24 +131,33 @@ describe('first run: the shipped rich menus on the /sandbox page', () => {
       expect(sandbox.context.state.users.get(user.userId)?.richMenuId).toBe(row.line_rich_menu_id)
       return row.line_rich_menu_id
     })
-    await page.reload()
-    expect(await (await menuOf(page, user.userId)).getAttribute('data-richmenu')).toBe(memberId)
+    // The open page follows: the member menu replaces new-friend's without a reload.
+    await page.evaluate(() => Object.assign(globalThis, { samePage: true }))
+    await expect
+      .poll(async () => (await menuOf(page, user.userId)).getAttribute('data-richmenu'))
+      .toBe(memberId)
     expect(text(await tap('Member card'))).toContain('会員証')
     // Tabs
     await (await menuOf(page, user.userId))
       .getByRole('button', { name: 'More', exact: true })
       .click()
-    await page.waitForURL(`${k.baseUrl}/sandbox/`)
-    const moreId = sandbox.context.state.users.get(user.userId)?.richMenuId
-    expect(moreId).not.toBe(memberId)
-    expect(await (await menuOf(page, user.userId)).getAttribute('data-richmenu')).toBe(moreId)
+    const moreId = await eventually(() => {
+      const id = sandbox.context.state.users.get(user.userId)?.richMenuId
+      expect(id).not.toBe(memberId)
+      return id
+    })
+    await expect
+      .poll(async () => (await menuOf(page, user.userId)).getAttribute('data-richmenu'))
+      .toBe(moreId)
     expect(text(await tap('Stop offers'))).toContain('no longer receive offers')
     expect(text(await tap('Get offers'))).toContain('receive offers and news on LINE again')
     await (await menuOf(page, user.userId))
       .getByRole('button', { name: 'Home', exact: true })
       .click()
-    await page.waitForURL(`${k.baseUrl}/sandbox/`)
-    expect(sandbox.context.state.users.get(user.userId)?.richMenuId).toBe(memberId)
+    await eventually(() =>
+      expect(sandbox.context.state.users.get(user.userId)?.richMenuId).toBe(memberId),
+    )
+    expect(await page.evaluate(() => 'samePage' in globalThis)).toBe(true)
     expect(failed).toEqual([])
   }, 90_000)
 })
