@@ -122,7 +122,9 @@ export const stillHeld = sql`d.id = held.id and d.attempts = held.attempts and d
  * erased: what marks an email or a reply as about to go (a row in `sending` is not skipped by an
  * erasure, and the message names the person). The customers are locked first (key share, in id
  * order), so an erasure under way, which holds its customers from its start, is waited for and
- * seen. Returns the rows marked, and the held rows of erased customers (not marked).
+ * seen. Each row is judged by the customer it had when the statement began (`claimed`): a merge
+ * that committed meanwhile moved it to the survivor, and it is still the job's to mark. Returns
+ * the rows marked, and the held rows of erased customers (not marked).
  */
 export async function markHeldUnlessErased(
   db: Db,
@@ -135,20 +137,22 @@ export async function markHeldUnlessErased(
     db,
     sql<{ id: string; erased: boolean }>`
     with held as (select * from ${held(claim, ids)}),
+    claimed as (select d.id, d.customer_id from delivery d, held where ${stillHeld}),
     owner as (
       select c.id, c.erased_at is not null as erased from customer c
-      where c.id in (select d.customer_id from delivery d, held where ${stillHeld})
+      where c.id in (select customer_id from claimed)
       order by c.id for key share of c
     ),
     marked as (
-      update delivery d set ${set} from held, owner
-      where ${stillHeld} and owner.id = d.customer_id and not owner.erased
+      update delivery d set ${set} from held, claimed, owner
+      where ${stillHeld} and claimed.id = d.id and owner.id = claimed.customer_id
+        and not owner.erased
       returning d.id
     )
     select id, false as erased from marked
     union all
-    select d.id, true from delivery d, held, owner
-    where ${stillHeld} and owner.id = d.customer_id and owner.erased`,
+    select claimed.id, true from claimed, owner
+    where owner.id = claimed.customer_id and owner.erased`,
   )
   const of = (erased: boolean) =>
     new Set(result.rows.flatMap((r) => (r.erased === erased ? [r.id] : [])))
