@@ -18,6 +18,9 @@ async function dataDir(): Promise<string> {
   return dir
 }
 
+/** Each case is a CLI process of its own: 1–2 s apiece on a quiet machine, 5 s on a busy one. */
+const SPAWNS_MS = 120_000
+
 /**
  * Runs each case with the embedded database in `dir`: each exits 1 naming the problem, and none
  * opened a database (the embedded one was never created).
@@ -33,54 +36,65 @@ async function expectRefused(dir: string, cases: [string[], string][]): Promise<
 }
 
 describe('kizuna with a bad argument', () => {
-  it('says which argument, exits 1, and opens no database (an embedded one is not created)', async () => {
-    const dir = await dataDir()
-    const cases: [string[], string][] = [
-      [
-        ['keys', 'revoke', 'zz'],
-        'KEY: paste the whole key, or only the 8 hex characters after kz_',
-      ],
-      [['keys', 'create', '--scope', 'root'], '--scope: unknown scope root'],
-      [
-        ['keys', 'create', '--store', 'S001', '--scope', 'pos,admin'],
-        '--scope: pos cannot go with admin in one key',
-      ],
-      [['stores', 'add', '--code', ' ', '--name', 'X'], 'code'],
-      [['customers', 'erase', 'not-a-uuid'], '<id>: not a uuid'],
-      [['customers', 'tag', 'not-a-uuid', 'vip'], '<id>: not a uuid'],
-      [
-        ['customers', 'tag', randomUUID(), 'vip', 'a;b'],
-        '<tag>: "a;b" contains a comma or semicolon',
-      ],
-      [['customers', 'untag', randomUUID(), 'x'.repeat(51)], '<tag>: "xxxx'],
-      [['customers', 'untag', randomUUID()], "missing required argument 'tag'"],
-      [['customers', 'refresh-spend', '--since', 'yesterday'], '--since: not a date'],
-      [['import', 'orders', join(dir, 'missing.csv')], 'FILE: cannot read'],
-      [['import', 'customers', join(dir, 'members.xlsx')], 'FILE: use a .csv file'],
-      [
-        ['deliveries', 'retry', '--status', 'bogus'],
-        '--status: must be one of quota_exceeded, failed (got bogus)',
-      ],
-      [['deliveries', 'retry', '--kind', ' '], '--kind: give a kind, e.g. post-purchase'],
-    ]
-    await expectRefused(dir, cases)
-  })
+  it(
+    'says which argument, exits 1, and opens no database (an embedded one is not created)',
+    async () => {
+      const dir = await dataDir()
+      const cases: [string[], string][] = [
+        [
+          ['keys', 'revoke', 'zz'],
+          'KEY: paste the whole key, or only the 8 hex characters after kz_',
+        ],
+        [['keys', 'create', '--scope', 'root'], '--scope: unknown scope root'],
+        [
+          ['keys', 'create', '--store', 'S001', '--scope', 'pos,admin'],
+          '--scope: pos cannot go with admin in one key',
+        ],
+        [['stores', 'add', '--code', ' ', '--name', 'X'], 'code'],
+        [['customers', 'erase', 'not-a-uuid'], '<id>: not a uuid'],
+        [['customers', 'tag', 'not-a-uuid', 'vip'], '<id>: not a uuid'],
+        [
+          ['customers', 'tag', randomUUID(), 'vip', 'a;b'],
+          '<tag>: "a;b" contains a comma or semicolon',
+        ],
+        [['customers', 'untag', randomUUID(), 'x'.repeat(51)], '<tag>: "xxxx'],
+        [['customers', 'untag', randomUUID()], "missing required argument 'tag'"],
+        [['customers', 'refresh-spend', '--since', 'yesterday'], '--since: not a date'],
+        [['import', 'orders', join(dir, 'missing.csv')], 'FILE: cannot read'],
+        [['import', 'customers', join(dir, 'members.xlsx')], 'FILE: use a .csv file'],
+        [
+          ['deliveries', 'retry', '--status', 'bogus'],
+          '--status: must be one of quota_exceeded, failed (got bogus)',
+        ],
+        [['deliveries', 'retry', '--kind', ' '], '--kind: give a kind, e.g. post-purchase'],
+      ]
+      await expectRefused(dir, cases)
+    },
+    SPAWNS_MS,
+  )
 })
 
 describe('kizuna customers find with a bad identity', () => {
-  it('names <identity> and the kinds, exits 1, and opens no database', async () => {
-    const dir = await dataDir()
-    const cases: [string[], string][] = [
-      [
-        ['customers', 'find', 'passport:123'],
-        '<identity>: use kind:value with kind one of line, member_card, legacy_card, online_customer, email, phone',
-      ],
-      [['customers', 'find', '2912345678904'], '<identity>: use kind:value'],
-      [['customers', 'find', 'member_card:1234567890123'], '<identity>: member_card: not a valid'],
-      [['customers', 'find'], "missing required argument 'identity'"],
-    ]
-    await expectRefused(dir, cases)
-  })
+  it(
+    'names <identity> and the kinds, exits 1, and opens no database',
+    async () => {
+      const dir = await dataDir()
+      const cases: [string[], string][] = [
+        [
+          ['customers', 'find', 'passport:123'],
+          '<identity>: use kind:value with kind one of line, member_card, legacy_card, online_customer, email, phone',
+        ],
+        [['customers', 'find', '2912345678904'], '<identity>: use kind:value'],
+        [
+          ['customers', 'find', 'member_card:1234567890123'],
+          '<identity>: member_card: not a valid',
+        ],
+        [['customers', 'find'], "missing required argument 'identity'"],
+      ]
+      await expectRefused(dir, cases)
+    },
+    SPAWNS_MS,
+  )
 })
 
 describe('kizuna --help', () => {
