@@ -142,7 +142,9 @@ export async function eraseTraces(trx: Db, t: Traces): Promise<void> {
  * person's alone). The chunks are those of the person's deliveries, and those whose `to` names
  * their user id though the delivery was another customer's: one their LINE account was on
  * before an unlink moved it to them (erased alone, `linked: 'only'`). Those are looked for among
- * the bodies of the last CHUNK_BODIES_KEPT_HOURS only: the nightly job drops older ones.
+ * every body still kept: the nightly job drops those over 24 hours old, but a night it did not
+ * run (a worker down at 04:55) or a 25-hour day must not keep a person's id. Locked in id order,
+ * as two erasures may share chunks.
  */
 async function scrubMulticasts(trx: Db, customerId: string, lineUids: string[]): Promise<void> {
   const { rows } = await sql<{ id: string; body: string; accepted: boolean; ours: boolean }>`
@@ -153,14 +155,13 @@ async function scrubMulticasts(trx: Db, customerId: string, lineUids: string[]):
     naming as (
       select id from multicast_request
       where body is not null
-        and created_at > now() - make_interval(hours => ${CHUNK_BODIES_KEPT_HOURS})
         and exists (select 1 from unnest(${lineUids}::text[]) as u(uid) where strpos(body, u.uid) > 0)
     )
     select mr.id, mr.body, mr.line_request_id is not null as accepted,
       mr.id in (select id from ours) as ours
     from multicast_request mr
     where mr.body is not null and mr.id in (select id from ours union select id from naming)
-    for update of mr`.execute(trx)
+    order by mr.id for update of mr`.execute(trx)
   for (const row of rows) {
     // Found by the text alone: the chunk is theirs only if its `to` names them.
     if (!row.ours && !namesAny(row.body, lineUids)) continue
@@ -169,12 +170,6 @@ async function scrubMulticasts(trx: Db, customerId: string, lineUids: string[]):
     await trx.updateTable('multicast_request').set({ body }).where('id', '=', row.id).execute()
   }
 }
-
-/**
- * How old a chunk's stored request gets at most: the nightly job (forgetOldChunkBodies) drops
- * those over 24 hours old, once a day.
- */
-const CHUNK_BODIES_KEPT_HOURS = 48
 
 /** Whether the request's `to` holds one of these user ids (or, not JSON, it cannot be told). */
 function namesAny(text: string, lineUids: string[]): boolean {

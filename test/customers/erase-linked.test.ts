@@ -296,7 +296,12 @@ describe('eraseCustomer and account links', () => {
     const body = JSON.stringify({ to: [other, lineUid], messages })
     const chunks = await db
       .insertInto('multicast_request')
-      .values([{ body, line_request_id: 'r-1' }, { body }])
+      // The one LINE took is three days old: the nightly job that drops day-old requests did not
+      // run (a worker down at 04:55), and the erasure must find it all the same.
+      .values([
+        { body, line_request_id: 'r-1', created_at: new Date(Date.now() - 3 * 86_400_000) },
+        { body },
+      ])
       .returning('id')
       .execute()
     await db
