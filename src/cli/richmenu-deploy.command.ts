@@ -30,7 +30,8 @@ export function registerRichMenuDeployCommand(program: Command): void {
       "make LINE rich menus match richmenus/: first LINE's list (one call) says which recorded " +
         'menus the channel lacks (another channel, deleted by hand); those and changed ones are ' +
         'created anew (alias moved, default set) and the old one retired, then deleted once ' +
-        'nobody is linked to it; unchanged menus make no other call; one line per menu, exit 1 ' +
+        'nobody is linked to it; unchanged menus make no other call (except to put back a default ' +
+        'or alias a stopped deploy left unsettled); one line per menu, exit 1 ' +
         'on any problem',
     )
     .option('--dir <dir>', 'the rich menus folder', richMenusDir)
