@@ -149,7 +149,7 @@ function fitSize(fits: (px: number) => boolean, min: number, max: number): numbe
 }
 
 /** `text`, or its longest start that `fits` with an ellipsis after it ('' if none does). */
-export function ellipsize(text: string, fits: (text: string) => boolean): string {
+function ellipsize(text: string, fits: (text: string) => boolean): string {
   if (fits(text)) return text
   if (!fits('…')) return ''
   const chars = Array.from(text)

@@ -58,7 +58,7 @@ function knownDurations(): Record<string, number> {
 }
 
 /** The files dealt to `count` runs, longest first, each to the run with the least time so far. */
-export function dealFiles(files: string[], durations: Record<string, number>, count: number) {
+function dealFiles(files: string[], durations: Record<string, number>, count: number) {
   const known = Object.values(durations).sort((a, b) => a - b)
   const median = known[Math.floor(known.length / 2)] ?? 1
   const cost = (f: string) => durations[f] ?? median
@@ -117,15 +117,13 @@ async function runShards(): Promise<number[]> {
   }
 }
 
-if (import.meta.main) {
-  const codes = shards === 1 ? [await run(args, 'vitest')] : await runShards()
-  const failed = codes.filter((c) => c !== 0).length
-  if (shards > 1) {
-    console.log(
-      failed
-        ? `${failed} of ${codes.length} test runs failed`
-        : `all ${codes.length} test runs passed`,
-    )
-  }
-  process.exit(failed ? 1 : 0)
+const codes = shards === 1 ? [await run(args, 'vitest')] : await runShards()
+const failed = codes.filter((c) => c !== 0).length
+if (shards > 1) {
+  console.log(
+    failed
+      ? `${failed} of ${codes.length} test runs failed`
+      : `all ${codes.length} test runs passed`,
+  )
 }
+process.exit(failed ? 1 : 0)
