@@ -119,7 +119,11 @@
     if (!code) return
     result.replaceChildren()
     const seq = ++latest
-    const body = await post({ barcode: code })
+    // Busy until the answer is shown (and the receipt form reset for it).
+    receiptForm.setAttribute('aria-busy', 'true')
+    const body = await post({ barcode: code }).finally(() => {
+      if (seq === latest) receiptForm.removeAttribute('aria-busy')
+    })
     if (seq !== latest) return
     if (!body) {
       hideMember()

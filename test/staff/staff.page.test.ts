@@ -85,8 +85,9 @@ describe('GET /staff/scan in Chromium', () => {
     await page.screenshot({ path: '/tmp/staff.png', fullPage: true })
 
     // The same receipt again (a double tap, a retry) answers the first result.
+    // Filled once the scan's answer is in: it resets the form.
     await scanCard(member.card)
-    await page.locator('#receipt-id').waitFor()
+    await page.locator('#receipt-form:not([aria-busy])').waitFor()
     await page.getByLabel(/Coupon/).selectOption('')
     await page.getByLabel(/Receipt id/).fill(receiptId)
     await page.getByLabel(/Total/).fill('8000')
