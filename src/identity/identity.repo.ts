@@ -5,6 +5,14 @@ import { afterKeyset, type Keyset } from '../platform/keyset.ts'
 
 export type LineStatus = 'friend' | 'blocked'
 
+/**
+ * profile_fetched_at as a row turns friend: forgotten when it was blocked. LINE answers 404 to
+ * a blocker's profile, saved as fetched with nothing; forgotten, the profile is fetched again by
+ * the welcome card (findProfilelessFriendOf) or the sweeper (listLineUsersWithoutProfile), not
+ * only by the job the unblock queues (which may fail every attempt, or never be queued).
+ */
+const backFromBlock = sql<Date | null>`case when status = 'blocked' then null else profile_fetched_at end`
+
 /** Serialises every change to one LINE user inside the caller's transaction. */
 export async function lockLineUid(trx: Db, lineUid: string): Promise<void> {
   await lockInSpace(trx, 'lineUser', lineUid)
@@ -51,7 +59,8 @@ export async function insertLineUser(
  * Last writer wins by event time: an older event never overwrites a newer status. A follow and
  * an unfollow with the same timestamp cannot be ordered (LINE's event ids are not), so on a tie
  * `blocked` wins whichever arrives first: the same state for both orders, and the safe one (no
- * messages to someone who may have blocked us).
+ * messages to someone who may have blocked us). A follow ending a block forgets the profile
+ * fetch (backFromBlock).
  */
 export async function updateLineUserStatusIfNewer(
   db: Db,
@@ -64,7 +73,9 @@ export async function updateLineUserStatusIfNewer(
     .set({
       status,
       status_changed_at: at,
-      ...(status === 'friend' ? { followed_at: at } : { blocked_at: at }),
+      ...(status === 'friend'
+        ? { followed_at: at, profile_fetched_at: backFromBlock }
+        : { blocked_at: at }),
       updated_at: sql`now()`,
     })
     .where('id', '=', id)
@@ -82,12 +93,18 @@ export async function updateLineUserStatusIfNewer(
 
 /**
  * A blocked LINE user who has talked to us since: a friend as of `at`, their follow time left as
- * it was (only a follow event sets it). Returns the row.
+ * it was (only a follow event sets it), their profile fetch forgotten (backFromBlock). Returns
+ * the row.
  */
 export async function markLineUserBack(db: Db, id: string, at: Date) {
   return db
     .updateTable('line_user')
-    .set({ status: 'friend', status_changed_at: at, updated_at: sql`now()` })
+    .set({
+      status: 'friend',
+      status_changed_at: at,
+      profile_fetched_at: null,
+      updated_at: sql`now()`,
+    })
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirstOrThrow()
@@ -136,7 +153,8 @@ export async function fillCustomerName(db: Db, customerId: string, name: string)
 }
 
 /**
- * Friends whose profile was never fetched, added before `olderThan`, from after the row `after`
+ * Friends whose profile was never fetched (or not since they came back from a block), added
+ * before `olderThan`, from after the row `after`
  * (the last of the page before): each page is a range of line_user_profileless_idx (which holds
  * the blocked too: a status in its condition would cost every status change its HOT update),
  * and none is read twice.
@@ -160,7 +178,10 @@ export async function listLineUsersWithoutProfile(
     .execute()
 }
 
-/** The customer's LINE friend whose profile was never fetched (none once it was, or if blocked). */
+/**
+ * The customer's LINE friend whose profile was never fetched, or not since they came back from a
+ * block (none once it was, or if blocked).
+ */
 export async function findProfilelessFriendOf(db: Db, customerId: string) {
   return db
     .selectFrom('line_user')

@@ -69,7 +69,8 @@ export async function ensureLineUser(
   if (existing) {
     if (existing.status !== 'blocked' || existing.status_changed_at >= at) return existing
     const back = await markLineUserBack(ctx.trx, existing.id, justAfter(existing.status_changed_at))
-    // The profile saved while they were blocked was unavailable (LINE answers 404 then).
+    // The profile saved while they were blocked was unavailable (LINE answers 404 then): the
+    // row forgot that fetch (the sweeper retries it), and a job asks for it now.
     enqueueProfileFetch(ctx, back.id)
     return back
   }
@@ -122,7 +123,8 @@ export async function handleFollow(
   const { lineUser, applied, created, previous } = result
 
   // Back from a block, whatever isUnblocked says (LINE does not guarantee it): a profile fetched
-  // while they were blocked was saved as unavailable (404), and would never be fetched again.
+  // while they were blocked was saved as unavailable (404). Applied, the row forgot that fetch
+  // (the welcome card and the sweeper fetch it too); this job asks for it now.
   const unblocked = event.follow?.isUnblocked === true || (applied && previous === 'blocked')
   if (created || unblocked) enqueueProfileFetch(ctx, lineUser.id)
   if (!applied) return 'stale'

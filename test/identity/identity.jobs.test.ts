@@ -1,0 +1,107 @@
+import type { webhook } from '@line/bot-sdk'
+import type { Job } from 'bullmq'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { fetchProfile } from '../../src/identity/identity.jobs.ts'
+import { jobIds } from '../../src/jobs.ts'
+import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import type { Deps } from '../../src/platform/deps.ts'
+import type { LinePlatform } from '../../src/sandbox/platform.ts'
+import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
+import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
+import { startPrivateDeps } from '../support/private-deps.ts'
+
+// Its own database: the sweeper takes every profileless friend it sees. No workers: each
+// profile job is run here, attempt by attempt, when the test says.
+const cleanups: (() => Promise<void>)[] = []
+let deps: Deps
+let line: LinePlatform
+
+beforeAll(async () => {
+  ;({ deps, line } = await startPrivateDeps(cleanups))
+})
+afterAll(async () => {
+  for (const fn of cleanups.reverse()) await fn()
+})
+beforeEach(() => {
+  line.clearRequests()
+  line.clearFailures()
+})
+
+async function store(event: webhook.Event) {
+  await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([event]))])
+  return event.webhookEventId
+}
+
+/** Stores the event and applies it, as the webhook worker does (profile jobs are queued). */
+async function apply(event: webhook.Event) {
+  await processWebhookEvent(deps, await store(event))
+}
+
+const lineUserOf = (lineUid: string) =>
+  deps.db
+    .selectFrom('line_user')
+    .selectAll()
+    .where('line_uid', '=', lineUid)
+    .executeTakeFirstOrThrow()
+
+/** The profile job an event queued (its id names the event). */
+async function profileJob(lineUserId: string, webhookEventId: string): Promise<Job> {
+  const job = await deps.queues.byName.identity.getJob(jobIds.profile(lineUserId, webhookEventId))
+  if (!job) throw new Error(`no profile job for event ${webhookEventId}`)
+  return job
+}
+
+/** One attempt at the job, as a worker makes it. */
+const attempt = (job: Job) =>
+  fetchProfile.run(deps, job.data as { lineUserId: string }, { job } as never)
+
+/**
+ * A friend (following since a minute ago, their profile never fetched) who blocked us 50 s ago
+ * and whose profile was then fetched: LINE had none to give (404), saved as fetched with nothing.
+ * Their unblocking follow, 40 s ago, is returned built, not yet sent.
+ */
+async function blockedFriendFetchedWhileBlocked(displayName: string) {
+  const user = line.users.create({ displayName })
+  user.friendship = 'friend'
+  const t = Date.now() - 60_000
+  const follow = line.buildEvent('follow', user.userId, {}, { timestamp: t })
+  await apply(follow)
+  await apply(line.buildEvent('unfollow', user.userId, {}, { timestamp: t + 10_000 }))
+  const lineUser = await lineUserOf(user.userId)
+  const unblock = line.buildEvent('follow', user.userId, { isUnblocked: true } as never, {
+    timestamp: t + 20_000,
+  })
+  return { user, lineUser, firstJob: await profileJob(lineUser.id, follow.webhookEventId), unblock }
+}
+
+describe('identity.fetch-profile', () => {
+  it('leaves a profile fetched while they were blocked to the sweeper once they are back, when the unblock job gives up', async () => {
+    const { user, lineUser, firstJob, unblock } = await blockedFriendFetchedWhileBlocked('北村 葵')
+    user.friendship = 'blocked'
+    await attempt(firstJob)
+    expect((await lineUserOf(user.userId)).profile_fetched_at).not.toBeNull()
+
+    // Back, but LINE answers 500 to every profile call: the unblock's job fails all 5 attempts.
+    user.friendship = 'friend'
+    line.failNext({
+      method: 'GET',
+      path: `/v2/bot/profile/${user.userId}`,
+      status: 500,
+      count: Infinity,
+    })
+    await apply(unblock)
+    const unblockJob = await profileJob(lineUser.id, unblock.webhookEventId)
+    for (let i = 0; i < 5; i++) await expect(attempt(unblockJob)).rejects.toThrow()
+    expect((await lineUserOf(user.userId)).display_name).toBeNull()
+
+    // LINE answers again: the sweeper asks for the profile, and it is saved.
+    line.clearFailures()
+    await sweepOnce(deps, 0)
+    const swept = (await deps.queues.byName.identity.getJobs(['wait'])).filter(
+      (job) => job.data.lineUserId === lineUser.id && job.id?.includes('-sweep-'),
+    )
+    expect(swept).toHaveLength(1)
+    await attempt(swept[0] as Job)
+    expect((await lineUserOf(user.userId)).display_name).toBe('北村 葵')
+  })
+})
