@@ -113,11 +113,14 @@ export async function markLineUserBack(db: Db, id: string, at: Date) {
 /**
  * Saves a profile fetched for `lineUser` while the row still holds the LINE user id it was
  * fetched for: an erasure that committed during the call replaced that id with a tombstone and
- * nothing is written. Returns the row's customer now (undefined when nothing was written).
+ * nothing is written. None to give (`null`, LINE's 404) is saved only while the row's status is
+ * as it was when asked: an unblock committed during the call makes the 404 one from before it,
+ * and saved as a fetch now, the unblock's own fetch would take it for its answer and not ask.
+ * Returns the row's customer now (undefined when nothing was written).
  */
 export async function saveLineProfile(
   db: Db,
-  lineUser: { id: string; line_uid: string },
+  lineUser: { id: string; line_uid: string; status_changed_at: Date },
   profile: { displayName?: string; language?: string; pictureUrl?: string } | null,
 ): Promise<string | undefined> {
   const row = await db
@@ -135,6 +138,7 @@ export async function saveLineProfile(
     })
     .where('id', '=', lineUser.id)
     .where('line_uid', '=', lineUser.line_uid)
+    .$if(profile === null, (qb) => qb.where('status_changed_at', '=', lineUser.status_changed_at))
     .returning('customer_id')
     .executeTakeFirst()
   return row?.customer_id
@@ -185,7 +189,7 @@ export async function listLineUsersWithoutProfile(
 export async function findProfilelessFriendOf(db: Db, customerId: string) {
   return db
     .selectFrom('line_user')
-    .select(['id', 'line_uid', 'customer_id'])
+    .select(['id', 'line_uid', 'customer_id', 'status_changed_at'])
     .where('customer_id', '=', customerId)
     .where('profile_fetched_at', 'is', null)
     .where('status', '=', 'friend')

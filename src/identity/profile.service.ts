@@ -9,12 +9,13 @@ type ProfileDeps = Pick<Deps, 'db' | 'line'>
 
 /**
  * Fetches a LINE user's profile (name, language, picture) and saves it; the customer takes the
- * name if they have none. A 404 means "not available": saved as fetched, with nothing. Outside
+ * name if they have none. A 404 means "not available": saved as fetched, with nothing, unless
+ * the row's status changed during the call (`lineUser` is the row as read before it). Outside
  * any transaction: the LINE call must not hold a connection (embedded PGlite has one).
  */
 export async function fetchLineProfile(
   deps: ProfileDeps,
-  lineUser: { id: string; line_uid: string },
+  lineUser: { id: string; line_uid: string; status_changed_at: Date },
 ): Promise<void> {
   try {
     const fetched = await deps.line.call('profile', (c) => c.getProfile(lineUser.line_uid))

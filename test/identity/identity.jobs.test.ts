@@ -55,6 +55,8 @@ async function profileJob(lineUserId: string, webhookEventId: string): Promise<J
 const attempt = (job: Job) =>
   fetchProfile.run(deps, job.data as { lineUserId: string }, { job } as never)
 
+const profileCalls = (userId: string) => line.requestsTo('GET', `/v2/bot/profile/${userId}`)
+
 /**
  * A friend (following since a minute ago, their profile never fetched) who blocked us 50 s ago
  * and whose profile was then fetched: LINE had none to give (404), saved as fetched with nothing.
@@ -103,5 +105,23 @@ describe('identity.fetch-profile', () => {
     expect(swept).toHaveLength(1)
     await attempt(swept[0] as Job)
     expect((await lineUserOf(user.userId)).display_name).toBe('北村 葵')
+  })
+
+  it('still fetches on the unblock when a 404 asked for while they were blocked lands after it', async () => {
+    const { user, lineUser, firstJob, unblock } = await blockedFriendFetchedWhileBlocked('南 翼')
+    // The first follow's job (a retry, late) asks while they are blocked; LINE's 404 is slow.
+    user.friendship = 'blocked'
+    const hold = line.holdNext({ method: 'GET', path: `/v2/bot/profile/${user.userId}` })
+    const asking = attempt(firstJob)
+    await hold.arrived
+    await apply(unblock)
+    hold.release()
+    await asking
+    expect(profileCalls(user.userId).map((r) => r.status)).toEqual([404])
+
+    user.friendship = 'friend'
+    await attempt(await profileJob(lineUser.id, unblock.webhookEventId))
+    expect(profileCalls(user.userId).map((r) => r.status)).toEqual([404, 200])
+    expect((await lineUserOf(user.userId)).display_name).toBe('南 翼')
   })
 })

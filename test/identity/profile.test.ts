@@ -97,9 +97,15 @@ describe('LINE profile fetch', () => {
     const unfollow = k.line.buildEvent('unfollow', user.userId, {}, { timestamp: t })
     expect((await k.line.deliverWebhook([unfollow])).status).toBe(200)
     await eventuallyProcessed(k.deps.db, unfollow.webhookEventId)
-    // Fetched while blocked: LINE has nothing to give (404), saved as fetched with nothing.
+    // Fetched while blocked (the row as read then): LINE has nothing to give (404), saved as
+    // fetched with nothing.
     user.friendship = 'blocked'
-    await fetchLineProfile(k.deps, lineUser)
+    const blocked = await k.deps.db
+      .selectFrom('line_user')
+      .selectAll()
+      .where('id', '=', lineUser.id)
+      .executeTakeFirstOrThrow()
+    await fetchLineProfile(k.deps, blocked)
     const fetched = () =>
       k.deps.db
         .selectFrom('line_user')
