@@ -1,6 +1,8 @@
 import type { webhook } from '@line/bot-sdk'
 import type { Job } from 'bullmq'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { fetchProfile } from '../../src/identity/identity.jobs.ts'
 import { jobIds } from '../../src/jobs.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
@@ -8,6 +10,7 @@ import type { Deps } from '../../src/platform/deps.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
+import { backendPid, heldTransaction, lockWaitBehind, lockWaitFor } from '../support/locks.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
 
 // Its own database: the sweeper takes every profileless friend it sees. No workers: each
@@ -123,5 +126,39 @@ describe('identity.fetch-profile', () => {
     await attempt(await profileJob(lineUser.id, unblock.webhookEventId))
     expect(profileCalls(user.userId).map((r) => r.status)).toEqual([404, 200])
     expect((await lineUserOf(user.userId)).display_name).toBe('南 翼')
+  })
+
+  it('asks LINE nothing for someone erased after the event that queued it', async () => {
+    const { user, lineUser, unblock } = await blockedFriendFetchedWhileBlocked('西 蓮')
+    user.friendship = 'friend'
+    await store(unblock)
+    // The erasure starts while the unblock waits for its event (held here): the unblock is
+    // applied first, queueing its profile job, and the erasure, waiting behind it, then commits
+    // before that job runs.
+    let pid = 0
+    const held = await heldTransaction(deps.db, async (trx) => {
+      pid = await backendPid(trx)
+      await sql`select id from webhook_event where webhook_event_id = ${unblock.webhookEventId}
+        for update`.execute(trx)
+    })
+    const applying = processWebhookEvent(deps, unblock.webhookEventId)
+    await lockWaitFor(deps.db, pid)
+    const erasing = eraseCustomer(deps.db, lineUser.customer_id)
+    await lockWaitBehind(deps.db, pid, 2)
+    held.commit()
+    await held.committed
+    await applying
+    await erasing
+    const erased = await deps.db
+      .selectFrom('line_user')
+      .select('line_uid')
+      .where('id', '=', lineUser.id)
+      .executeTakeFirstOrThrow()
+    expect(erased.line_uid).toMatch(/^erased:/)
+
+    // Its erasure began before the job was queued: only the tombstone tells the job.
+    const job = await profileJob(lineUser.id, unblock.webhookEventId)
+    await attempt(job)
+    expect(line.requestsTo('GET', /\/v2\/bot\/profile\//)).toEqual([])
   })
 })
