@@ -66,14 +66,7 @@ export async function ensureLineUser(
   await lockLineUid(ctx.trx, lineUid)
   const at = ctx.occurredAt
   const existing = await findLineUserByUid(ctx.trx, lineUid)
-  if (existing) {
-    if (existing.status !== 'blocked' || existing.status_changed_at >= at) return existing
-    const back = await markLineUserBack(ctx.trx, existing.id, justAfter(existing.status_changed_at))
-    // The profile saved while they were blocked was unavailable (LINE answers 404 then): the
-    // row forgot that fetch (the sweeper retries it), and a job asks for it now.
-    enqueueProfileFetch(ctx, back.id)
-    return back
-  }
+  if (existing) return backIfBlockedBefore(ctx, existing)
   const unfollowedAt = await findLastUnfollowAt(ctx.trx, lineUid)
   const blocked = unfollowedAt !== undefined && unfollowedAt >= at
   const customerId = await createCustomer(ctx.trx)
@@ -91,6 +84,41 @@ export async function ensureLineUser(
   // LINE has no profile to give for someone who has blocked us.
   if (!blocked) enqueueProfileFetch(ctx, lineUser.id)
   return lineUser
+}
+
+/**
+ * A one-to-one message or postback, answered or not (a sticker, a text no keyword takes): from
+ * a known LINE user recorded as blocked before it, it shows they are back, as in ensureLineUser.
+ * Someone unknown is not created (an answer does that). A message in a group or room proves
+ * nothing (a member there need not be a friend), and standby events are left to their handlers.
+ */
+export async function noteLineUserTalked(
+  ctx: Pick<
+    EventContext,
+    'trx' | 'deps' | 'afterCommit' | 'webhookEventId' | 'occurredAt' | 'standby'
+  >,
+  event: webhook.MessageEvent | webhook.PostbackEvent,
+): Promise<void> {
+  const lineUid = event.source?.type === 'user' ? event.source.userId : undefined
+  if (ctx.standby || !lineUid) return
+  // Locked as ensureLineUser does: an unfollow of theirs being applied beside it (another job)
+  // is waited for, and a message after it still brings them back.
+  await lockLineUid(ctx.trx, lineUid)
+  const existing = await findLineUserByUid(ctx.trx, lineUid)
+  if (existing) await backIfBlockedBefore(ctx, existing)
+}
+
+/** The row, marked back if it was blocked before the event (the caller holds the lock). */
+async function backIfBlockedBefore(
+  ctx: Pick<EventContext, 'trx' | 'deps' | 'afterCommit' | 'webhookEventId' | 'occurredAt'>,
+  existing: Applied['lineUser'],
+): Promise<Applied['lineUser']> {
+  if (existing.status !== 'blocked' || existing.status_changed_at >= ctx.occurredAt) return existing
+  const back = await markLineUserBack(ctx.trx, existing.id, justAfter(existing.status_changed_at))
+  // The profile saved while they were blocked was unavailable (LINE answers 404 then): the
+  // row forgot that fetch (the sweeper retries it), and a job asks for it now.
+  enqueueProfileFetch(ctx, back.id)
+  return back
 }
 
 /** The first moment after `at` (event times are whole milliseconds). */

@@ -1,6 +1,6 @@
 import type { webhook } from '@line/bot-sdk'
 import { handlePostback, handleTextMessage } from '../conversation/conversation.service.ts'
-import { handleFollow, handleUnfollow } from '../identity/identity.service.ts'
+import { handleFollow, handleUnfollow, noteLineUserTalked } from '../identity/identity.service.ts'
 import { handleAccountLink } from '../linking/link.service.ts'
 import type { EventContext, EventOutcome } from './event-context.ts'
 import { forgetUnsentMessage, isMessageUnsent, stripMessageEvent } from './webhook.repo.ts'
@@ -21,6 +21,8 @@ export async function dispatchEvent(
     case 'unfollow':
       return handleUnfollow(ctx, event)
     case 'message': {
+      // Proof they are back from a block, answered or not (unsent too: they sent it).
+      await noteLineUserTalked(ctx, event)
       // Unsent before it reached us (its request failed and LINE sent it again after the
       // unsend, or the two came out of order): forgotten, never answered.
       const message = { id: event.message.id, userId: event.source?.userId ?? null }
@@ -31,6 +33,7 @@ export async function dispatchEvent(
       return handleTextMessage(ctx, event)
     }
     case 'postback':
+      await noteLineUserTalked(ctx, event)
       return handlePostback(ctx, event)
     case 'accountLink':
       return handleAccountLink(ctx, event)

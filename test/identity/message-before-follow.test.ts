@@ -120,3 +120,64 @@ describe('a message that overtakes the follow of someone who blocked us', () => 
     expect(row?.status_changed_at.getTime()).toBe(t)
   })
 })
+
+/** Someone who follows, then blocks us at the time returned (their follow is welcomed first). */
+async function friendWhoBlocked() {
+  const user = k.line.users.create()
+  await k.line.users.follow(user.userId)
+  await eventually(async () => expect(await deliveryKinds(user.userId)).toEqual(['welcome:sent']))
+  const t = Date.now()
+  await deliverInTurn([k.line.buildEvent('unfollow', user.userId, {}, { timestamp: t })])
+  expect((await lineUser(user.userId))?.status).toBe('blocked')
+  return { user, t }
+}
+
+/** A sticker: a message event with no text. */
+function sticker(lineUid: string, timestamp: number, source?: object) {
+  const event = k.line.buildEvent('text', lineUid, { text: '' }, { timestamp })
+  return {
+    ...event,
+    ...(source ? { source } : {}),
+    message: { type: 'sticker', id: `${timestamp}`, packageId: '446', stickerId: '1988' },
+  } as typeof event
+}
+
+describe('a message nothing answers, from someone recorded as blocked', () => {
+  it.each([
+    [
+      'a text no keyword answers',
+      (uid: string, at: number) =>
+        k.line.buildEvent('text', uid, { text: 'こんにちは' }, { timestamp: at }),
+    ],
+    ['a sticker', (uid: string, at: number) => sticker(uid, at)],
+    [
+      'a postback no route takes',
+      (uid: string, at: number) =>
+        k.line.buildEvent('postback', uid, { data: 'action=nothing' }, { timestamp: at }),
+    ],
+  ])('shows they are back: %s sent after the block', async (_, build) => {
+    const { user, t } = await friendWhoBlocked()
+    await deliverInTurn([build(user.userId, t + 1_000)])
+    const row = await lineUser(user.userId)
+    expect(row?.status).toBe('friend')
+    expect(row?.status_changed_at.getTime()).toBe(t + 1)
+  })
+
+  it('leaves them blocked for a message in a group, one in standby, or one sent before the block', async () => {
+    const { user, t } = await friendWhoBlocked()
+    const inGroup = { type: 'group', groupId: `C${'0'.repeat(32)}`, userId: user.userId }
+    await deliverInTurn([
+      sticker(user.userId, t + 1_000, inGroup),
+      k.line.buildEvent(
+        'text',
+        user.userId,
+        { text: 'hi' },
+        { timestamp: t + 2_000, mode: 'standby' },
+      ),
+      k.line.buildEvent('text', user.userId, { text: 'hi' }, { timestamp: t - 1_000 }),
+    ])
+    const row = await lineUser(user.userId)
+    expect(row?.status).toBe('blocked')
+    expect(row?.status_changed_at.getTime()).toBe(t)
+  })
+})
