@@ -1,7 +1,7 @@
 import type { webhook } from '@line/bot-sdk'
 import type { Job } from 'bullmq'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { fetchProfile } from '../../src/identity/identity.jobs.ts'
 import { jobIds } from '../../src/jobs.ts'
@@ -11,23 +11,14 @@ import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
 import { backendPid, heldTransaction, lockWaitBehind, lockWaitFor } from '../support/locks.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
+import { usePrivateDeps } from '../support/private-deps.ts'
 
 // Its own database: the sweeper takes every profileless friend it sees. No workers: each
 // profile job is run here, attempt by attempt, when the test says.
-const cleanups: (() => Promise<void>)[] = []
 let deps: Deps
 let line: LinePlatform
-
-beforeAll(async () => {
-  ;({ deps, line } = await startPrivateDeps(cleanups))
-})
-afterAll(async () => {
-  for (const fn of cleanups.reverse()) await fn()
-})
-beforeEach(() => {
-  line.clearRequests()
-  line.clearFailures()
+usePrivateDeps((privateDeps) => {
+  ;({ deps, line } = privateDeps)
 })
 
 async function store(event: webhook.Event) {

@@ -1,23 +1,14 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
 import { linkRichMenus, relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
+import { usePrivateDeps } from '../support/private-deps.ts'
 import { createLiveMenu, insertFriend, retireMenus } from './richmenu-link-fixtures.ts'
 
-const cleanups: (() => Promise<void>)[] = []
 let deps: Deps
 let line: LinePlatform
-
-beforeAll(async () => {
-  ;({ deps, line } = await startPrivateDeps(cleanups))
-})
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup()
-})
-beforeEach(() => {
-  line.clearRequests()
-  line.clearFailures()
+usePrivateDeps((privateDeps) => {
+  ;({ deps, line } = privateDeps)
 })
 
 async function simFriends(n: number) {

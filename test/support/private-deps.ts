@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, beforeEach } from 'vitest'
 import type { Env } from '../../src/config/env.ts'
 import { createMailer } from '../../src/email/mailer.ts'
 import type { QueueName } from '../../src/jobs.ts'
@@ -8,7 +9,7 @@ import { createProcessors } from '../../src/main/processors.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { startWorkers } from '../../src/platform/workers.ts'
-import { startLinePlatform } from '../../src/sandbox/platform.ts'
+import { type LinePlatform, startLinePlatform } from '../../src/sandbox/platform.ts'
 import { TEST_CHANNEL_SECRET, TEST_CHANNEL_TOKEN, testEnv } from './harness.ts'
 import { createPrivateDatabase } from './private-database.ts'
 
@@ -42,6 +43,30 @@ export async function startPrivateDeps(
   })
   await migrateToLatest(deps.db)
   return { deps, env, line }
+}
+
+/**
+ * startPrivateDeps for a whole test file: started before its tests (given to `started`), closed
+ * after them, and the LINE stand-in's recorded requests and scripted failures cleared before
+ * each test.
+ */
+export function usePrivateDeps(
+  started: (privateDeps: Awaited<ReturnType<typeof startPrivateDeps>>) => void,
+): void {
+  const cleanups: (() => Promise<void>)[] = []
+  let line: LinePlatform | undefined
+  beforeAll(async () => {
+    const privateDeps = await startPrivateDeps(cleanups)
+    line = privateDeps.line
+    started(privateDeps)
+  })
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup()
+  })
+  beforeEach(() => {
+    line?.clearRequests()
+    line?.clearFailures()
+  })
 }
 
 /** The event ids of each webhook job waiting for a worker, a list per job. */
