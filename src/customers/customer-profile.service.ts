@@ -1,28 +1,40 @@
 import { sql } from 'kysely'
 import { loadConsent } from '../consent/consent.service.ts'
-import type { Db } from '../platform/db.ts'
+import { type Db, inTransaction } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
-import { findIdentityOwner, findSurvivingCustomer, listIdentities } from './customer.repo.ts'
+import { type Customer, findIdentityOwner, listIdentities } from './customer.repo.ts'
 import { listCustomerTags } from './customer-tag.repo.ts'
 import type { IdentityRef } from './identity-values.ts'
+import { lockSurvivingCustomer } from './surviving-customer.service.ts'
 import { isErasedIdentity } from './tombstones.ts'
 
 const RECENT_PURCHASES = 20
 
-/** The profile of whoever holds `identity`, after merges (404 unknown, 410 erased). */
-export async function getCustomerProfileByIdentity(db: Db, identity: IdentityRef) {
-  const owner = await findIdentityOwner(db, identity.kind, identity.value)
-  if (!owner) {
-    // Erasure keeps only a tombstone of a card, shop account or email: it answers 410, not 404.
-    if (await isErasedIdentity(db, identity.kind, identity.value, identity.typed)) {
-      throw new AppError('GONE', 'this customer was erased on request')
+/**
+ * The profile of whoever holds `identity`, after merges (404 unknown, 410 erased). Read in one
+ * transaction with that customer share-locked (lockSurvivingCustomer), so a merge or erasure of
+ * it committing meanwhile is waited for and followed: read apart, a merge committing between
+ * finding the customer and reading its rows answered with the merged-away id, no identities,
+ * purchases or tags, and default consent (marketing on LINE for someone who had opted out).
+ */
+export function getCustomerProfileByIdentity(db: Db, identity: IdentityRef) {
+  return inTransaction(db, async (trx) => {
+    const owner = await findIdentityOwner(trx, identity.kind, identity.value)
+    if (!owner) {
+      // Erasure keeps only a tombstone of a card, shop account or email: it answers 410, not 404.
+      if (await isErasedIdentity(trx, identity.kind, identity.value, identity.typed)) {
+        throw new AppError('GONE', 'this customer was erased on request')
+      }
+      throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
     }
-    throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
-  }
-  const customer = await findSurvivingCustomer(db, owner.customer_id)
-  if (!customer) throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
-  if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')
+    const customer = await lockSurvivingCustomer(trx, owner.customer_id)
+    if (!customer) throw new AppError('NOT_FOUND', `no customer has this ${identity.kind}`)
+    if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')
+    return profileOf(trx, customer)
+  })
+}
 
+async function profileOf(db: Db, customer: Customer) {
   const [identities, lineUsers, purchases, coupons, consent, tags] = await Promise.all([
     listIdentities(db, customer.id),
     db

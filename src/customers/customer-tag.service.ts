@@ -1,4 +1,4 @@
-import type { Database, Db } from '../platform/db.ts'
+import type { Database } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import type { Customer } from './customer.repo.ts'
 import { deleteCustomerTags, insertCustomerTags, listCustomerTags } from './customer-tag.repo.ts'
@@ -15,10 +15,14 @@ function taggable(customer: Customer | undefined, id: string): Customer {
   return customer
 }
 
-/** The tags of `customer` (the current one, merges followed); GONE once erased. */
-export async function getCustomerTags(db: Db, customer: Customer): Promise<CustomerTags> {
-  const { id } = taggable(customer, customer.id)
-  return { customerId: id, tags: await listCustomerTags(db, id) }
+/**
+ * The tags of the customer `customerId` leads to (merges followed), read as changeCustomerTags
+ * reads them after a change, with that customer share-locked: a merge committing meanwhile is
+ * waited for and followed, not answered with the merged-away id and no tags. NOT_FOUND for an
+ * unknown customer, GONE for an erased one.
+ */
+export function getCustomerTags(db: Database, customerId: string): Promise<CustomerTags> {
+  return changeCustomerTags(db, customerId, {})
 }
 
 /**

@@ -17,7 +17,7 @@ export function customerTagRoutes(deps: Pick<Deps, 'db'>) {
   return new Hono<AppEnv>()
     .get('/:id/tags', requireKey(deps.db, 'admin'), async (c) => {
       const customer = await requireCurrentCustomer(deps.db, c.req.param('id'))
-      return c.json(await getCustomerTags(deps.db, customer))
+      return c.json(await getCustomerTags(deps.db, customer.id))
     })
     .put('/:id/tags/:tag', requireKey(deps.db, 'admin'), async (c) => {
       const tag = tagOfPath(c.req.url)

@@ -1,9 +1,12 @@
+import type { Transaction } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
+import type { DB } from '../../src/platform/db.ts'
 import { fullWidth, legacyCardNumber, misread, printedCardNumber } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { backendPid, customerLock, heldTransaction, lockWaitFor } from '../support/locks.ts'
 import { cardNumber, createCoupon, createCustomer, createPurchase } from './factories.ts'
 
 let kizuna: TestKizuna
@@ -66,6 +69,55 @@ describe('GET /api/customers', () => {
       total: 4200,
       lines: [{ sku: 'ARM-1', quantity: 1, unitPrice: 4200 }],
     })
+  })
+
+  it('answers for the survivor of a merge that commits while it looks, with its consent', async () => {
+    // The card's holder was found, then an account link merged it away before the profile was
+    // read: the reads found the merged-away row (no identities, purchases or tags) and, its
+    // consent rows deleted by the merge, the defaults: marketing on LINE for someone who had
+    // opted out.
+    const db = kizuna.deps.db
+    const card = cardNumber()
+    const merged = await createCustomer(db, {
+      marketingConsent: false,
+      identities: [{ kind: 'member_card', value: card }],
+    })
+    await createPurchase(db, merged.id, { total: 1800, sku: 'CUP-1' })
+    const survivor = await createCustomer(db, { line: true, displayName: 'Mio' })
+    let linking!: Transaction<DB>
+    let pid = 0
+    const held = await heldTransaction(db, async (trx) => {
+      linking = trx
+      pid = await backendPid(trx)
+      await customerLock(merged.id)(trx)
+    })
+    const looking = lookup(`member_card:${card}`)
+    // The lookup waits for the holder the link holds (it used not to, answering at once).
+    await Promise.race([lockWaitFor(db, pid), looking])
+    await mergeCustomers(linking, {
+      survivorId: survivor.id,
+      mergedId: merged.id,
+      reason: 'account-link',
+    })
+    held.commit()
+    await held.committed
+
+    const res = await looking
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as { identities: unknown }
+    expect(body).toMatchObject({
+      id: survivor.id,
+      displayName: 'Mio',
+      consent: { marketing: { line: false, email: false } },
+      stats: { purchaseCount: 1, totalSpent: 1800 },
+      line: { status: 'friend' },
+    })
+    expect(body.identities).toEqual(
+      expect.arrayContaining([
+        { kind: 'line', value: survivor.lineUid },
+        { kind: 'member_card', value: card },
+      ]),
+    )
   })
 
   it('answers 400 naming the field, 404 for an unknown identity, 410 for an erased customer', async () => {
