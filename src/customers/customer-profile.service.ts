@@ -61,7 +61,7 @@ async function profileOf(db: Db, customer: Customer) {
     displayName: customer.display_name,
     email: customer.email,
     phone: customer.phone,
-    birthday: customer.birthday ? isoDate(customer.birthday) : null,
+    birthday: customer.birthday,
     consent,
     tags,
     tier: customer.tier,
@@ -86,11 +86,6 @@ async function profileOf(db: Db, customer: Customer) {
       expiresAt: c.expires_at,
     })),
   }
-}
-
-function isoDate(d: Date): string {
-  const pad = (n: number) => String(n).padStart(2, '0')
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
 }
 
 async function listRecentPurchases(db: Db, customerId: string) {

@@ -77,7 +77,7 @@ export interface Coupon {
 }
 
 export interface Customer {
-  birthday: Timestamp | null;
+  birthday: string | null;
   created_at: Generated<Timestamp>;
   display_name: string | null;
   email: string | null;

@@ -32,6 +32,13 @@ export function embeddedDataDir(db: Database): string | undefined {
 
 // int8 (count(*), sums) as strings on both engines, like node-postgres does by default.
 const INT8_OID = 20
+// A `date` (a birthday: a day, not an instant) as its text, 'YYYY-MM-DD', on both engines
+// (kysely-codegen's dateParser `string`, package.json): node-postgres read it as local midnight
+// and PGlite as UTC midnight, so west of UTC a profile showed PGlite's birthdays a day early.
+const DATE_OID = 1082
+const asText = (value: string) => value
+const pgTypes = new pg.TypeOverrides()
+pgTypes.setTypeParser(DATE_OID, 'text', asText)
 
 export async function createDb(
   env: Pick<Env, 'DATABASE_URL' | 'DATA_DIR'>,
@@ -94,7 +101,7 @@ export async function createDb(
   let embedded: Awaited<ReturnType<typeof PGlite.create>>
   try {
     embedded = await PGlite.create(dataDir, {
-      parsers: { [INT8_OID]: (value: string) => value },
+      parsers: { [INT8_OID]: asText, [DATE_OID]: asText },
     })
   } catch (error) {
     await release()
@@ -131,6 +138,7 @@ function createPool(
     min: extra.min ?? 0,
     connectionTimeoutMillis: 5_000,
     Client: PreparingClient as unknown as typeof pg.Client,
+    types: pgTypes,
     ...(extra.options ? { options: extra.options } : {}),
     ...(extra.outage ? { outage: extra.outage } : {}),
   })

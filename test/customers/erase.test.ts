@@ -44,7 +44,7 @@ async function personWithEverything() {
   const email = `ichiro.${randomUUID().slice(0, 8)}@example.com`
   await db
     .updateTable('customer')
-    .set({ email, phone: '09012345678', birthday: new Date('1990-01-02') })
+    .set({ email, phone: '09012345678', birthday: '1990-01-02' })
     .where('id', '=', c.id)
     .execute()
   await db
