@@ -71,8 +71,9 @@ export function registerCustomerCommands(program: Command): void {
       'also erase the customers account links joined to it (the same person)',
     )
     .option('--only', 'erase this customer only, leaving those account links joined to it')
-    .action((id: string, opts: { withLinked?: boolean; only?: boolean }) =>
-      withDb(
+    .action((typed: string, opts: { withLinked?: boolean; only?: boolean }) => {
+      const id = customerIdOf(typed)
+      return withDb(
         async (db, env) => {
           const linked: LinkedChoice = opts.withLinked ? 'erase' : opts.only ? 'only' : 'refuse'
           const result = await eraseCustomer(db, id, { linked })
@@ -101,8 +102,8 @@ export function registerCustomerCommands(program: Command): void {
             throw new UsageError('--with-linked and --only: choose one')
           }
         },
-      ),
-    )
+      )
+    })
   for (const [name, description, change] of [
     ['tag', 'add tags to a customer (kept once each; a merged id tags its survivor)', 'add'],
     ['untag', 'remove tags from a customer (one it does not carry is fine)', 'remove'],
@@ -112,8 +113,9 @@ export function registerCustomerCommands(program: Command): void {
       .description(description)
       .argument('<id>', 'customer id (uuid)')
       .argument('<tag...>', `1 to ${MAX_TAG_LENGTH} characters each, no comma or semicolon`)
-      .action((id: string, tags: string[]) =>
-        withDb(
+      .action((typed: string, tags: string[]) => {
+        const id = customerIdOf(typed)
+        return withDb(
           async (db) => {
             const result = await changeCustomerTags(db, id, { [change]: tags })
             const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
@@ -128,8 +130,8 @@ export function registerCustomerCommands(program: Command): void {
                 throw new UsageError(`<tag>: ${JSON.stringify(tag)} ${checked.message}`)
             }
           },
-        ),
-      )
+        )
+      })
   }
   customers
     .command('refresh-spend')
@@ -181,6 +183,14 @@ function readIdentity(raw: string): IdentityRef {
   const parsed = identityQuerySchema.safeParse(raw)
   if (parsed.success) return parsed.data
   throw new UsageError(`<identity>: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+}
+
+/**
+ * `<id>` as ids are stored and answered: in lower case. z.uuid and Postgres take upper case too,
+ * and the answer's id, compared with the typed one, then read as a merge ("merged into").
+ */
+function customerIdOf(typed: string): string {
+  return typed.toLowerCase()
 }
 
 function checkCustomerId(id: string): void {

@@ -51,6 +51,21 @@ describe('kizuna customers tag / untag', () => {
     expect(await tagsOf(survivor.id)).toEqual(['vip'])
   })
 
+  it('takes an id in upper case as the same customer, not one merged into it', async () => {
+    const c = await createCustomer(db)
+    const tagged = await cli(['customers', 'tag', c.id.toUpperCase(), 'vip'])
+    expect(tagged.code).toBe(0)
+    expect(tagged.stdout).toBe(`customer ${c.id}: tags vip\n`)
+    const untagged = await cli(['customers', 'untag', c.id.toUpperCase(), 'vip'])
+    expect(untagged.stdout).toBe(`customer ${c.id}: no tags\n`)
+
+    const erased = await cli(['customers', 'erase', c.id.toUpperCase()])
+    expect(erased.code).toBe(0)
+    expect(erased.stdout).toBe(`erased customer ${c.id}\n`)
+    const again = await cli(['customers', 'erase', c.id.toUpperCase()])
+    expect(again.stdout).toBe(`customer ${c.id} was already erased; checked again\n`)
+  })
+
   it('refuses a bad tag, an unknown and an erased customer, changing nothing', async () => {
     const c = await createCustomer(db)
     const bad = await cli(['customers', 'tag', c.id, 'ok', 'a,b'])
