@@ -112,7 +112,10 @@ export function registerCustomerCommands(program: Command): void {
       .command(name)
       .description(description)
       .argument('<id>', 'customer id (uuid)')
-      .argument('<tag...>', `1 to ${MAX_TAG_LENGTH} characters each, no comma or semicolon`)
+      .argument(
+        '<tag...>',
+        `1 to ${MAX_TAG_LENGTH} characters each, no comma or semicolon, not . or ..`,
+      )
       .action((typed: string, tags: string[]) => {
         const id = customerIdOf(typed)
         return withDb(

@@ -9,11 +9,17 @@ const CONTROL = /[\p{Cc}\p{Zl}\p{Zp}]/u
 const SEPARATOR = /[,;]/
 
 /**
+ * The tags a URL path cannot name: `…/tags/.` and `…/tags/%2E` are `…/tags/` to any URL parser
+ * (dot segments), so one stored could never be removed through the API.
+ */
+const DOT_SEGMENT = /^\.\.?$/
+
+/**
  * A tag as it is stored: Unicode NFKC (full-width letters and digits become ASCII, half-width
  * katakana full-width), lower case and trimmed, so "VIP", "ｖｉｐ" and " vip " are one tag;
  * Japanese stays as written ("ソファ購入"). 1 to 50 characters (code points), no control
- * characters, no commas or semicolons (NFKC turns "，" and "；" into them). Returns the problem
- * when the tag is refused.
+ * characters, no commas or semicolons (NFKC turns "，" and "；" into them), not "." or ".."
+ * (nor "．"). Returns the problem when the tag is refused.
  */
 export function normaliseTag(
   raw: string,
@@ -29,6 +35,12 @@ export function normaliseTag(
   }
   if (SEPARATOR.test(value)) {
     return { ok: false, message: 'contains a comma or semicolon (they separate tags)' }
+  }
+  if (DOT_SEGMENT.test(value)) {
+    return {
+      ok: false,
+      message: 'is "." or "..", which a URL path cannot carry (…/tags/. is …/tags/)',
+    }
   }
   return { ok: true, value }
 }

@@ -72,6 +72,12 @@ describe('kizuna customers tag / untag', () => {
     expect(bad.code).toBe(1)
     expect(bad.stderr).toContain('<tag>: "a,b" contains a comma or semicolon')
     expect(await tagsOf(c.id)).toEqual([])
+    for (const dots of ['.', '..', '\uff0e']) {
+      const refused = await cli(['customers', 'tag', c.id, dots])
+      expect(refused.code, dots).toBe(1)
+      expect(refused.stderr).toContain(`<tag>: ${JSON.stringify(dots)} is "." or ".."`)
+    }
+    expect(await tagsOf(c.id)).toEqual([])
 
     const unknown = await cli(['customers', 'tag', randomUUID(), 'vip'])
     expect(unknown.code).toBe(1)

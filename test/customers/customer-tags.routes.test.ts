@@ -83,6 +83,10 @@ describe('admin tags API', () => {
       ['a,b', /^tag: contains a comma or semicolon/],
       ['a；b', /^tag: contains a comma or semicolon/],
       ['line\nbreak', /^tag: contains a control character/],
+      // Read as "." and ".." (NFKC, trimmed): a path cannot carry those, so one stored could
+      // never be removed again (DELETE …/tags/%2E is …/tags/ to a URL).
+      ['\uff0e', /^tag: is "\." or "\.\."/],
+      [' .. ', /^tag: is "\." or "\.\."/],
     ]
     for (const [tag, message] of cases) {
       for (const method of ['PUT', 'DELETE']) {

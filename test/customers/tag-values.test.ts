@@ -24,6 +24,18 @@ describe('normaliseTag', () => {
     }
   })
 
+  it('refuses `.` and `..`, however written: a URL path cannot carry them as a segment', () => {
+    for (const bad of ['.', '..', ' . ', '\uff0e', '\uff0e\uff0e', '\u3000..\u3000']) {
+      expect(normaliseTag(bad), JSON.stringify(bad)).toEqual({
+        ok: false,
+        message: 'is "." or "..", which a URL path cannot carry (…/tags/. is …/tags/)',
+      })
+    }
+    for (const fine of ['...', '.vip', 'v.i.p', '。']) {
+      expect(normaliseTag(fine).ok, JSON.stringify(fine)).toBe(true)
+    }
+  })
+
   it('parseTag throws BAD_REQUEST naming the field and the rule', () => {
     const error = (() => {
       try {
