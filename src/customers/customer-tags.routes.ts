@@ -1,8 +1,8 @@
 import { Hono } from 'hono'
 import { requireKey } from '../auth/require-key.ts'
 import type { Deps } from '../platform/deps.ts'
-import { invalidField } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
+import { decodeUrlPart } from '../platform/input.ts'
 import { changeCustomerTags, getCustomerTags } from './customer-tag.service.ts'
 import { requireCurrentCustomer } from './surviving-customer.service.ts'
 import { parseTag } from './tag-values.ts'
@@ -31,19 +31,11 @@ export function customerTagRoutes(deps: Pick<Deps, 'db'>) {
     })
 }
 
-const BAD_ENCODING = 'not valid percent-encoded UTF-8'
-
 /**
- * The path's `:tag` (its last segment), decoded strictly: Hono's param keeps a segment that does
- * not decode as it came (`%E0%A4%A`), which was then stored as the tag `%e0%a4%a`.
+ * The path's `:tag` (its last segment), decoded strictly (decodeUrlPart): Hono's param keeps a
+ * segment that does not decode as it came (`%E0%A4%A`), which was then stored as the tag
+ * `%e0%a4%a`.
  */
 function tagOfPath(url: string): string {
-  const raw = new URL(url).pathname.split('/').at(-1) ?? ''
-  let decoded: string
-  try {
-    decoded = decodeURIComponent(raw)
-  } catch {
-    throw invalidField('tag', BAD_ENCODING)
-  }
-  return parseTag(decoded)
+  return parseTag(decodeUrlPart(new URL(url).pathname.split('/').at(-1) ?? '', 'tag'))
 }

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { requireKey } from '../auth/require-key.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { AppEnv } from '../platform/http.ts'
-import { parseInput } from '../platform/input.ts'
+import { parseInput, queryParamOf } from '../platform/input.ts'
 import { getCustomerProfileByIdentity } from './customer-profile.service.ts'
 import { identityQuerySchema } from './identity-values.ts'
 
@@ -14,7 +14,9 @@ const lookupQuerySchema = z.object({
 /** Admin lookups: `GET /api/customers?identity=kind:value` (scope admin). */
 export function customerRoutes(deps: Pick<Deps, 'db'>) {
   return new Hono<AppEnv>().get('/', requireKey(deps.db, 'admin'), async (c) => {
-    const query = parseInput(lookupQuerySchema, { identity: c.req.query('identity') })
+    // Not c.req.query: it keeps a value that does not decode as it came (a silent 404).
+    const identity = queryParamOf(c.req.url, 'identity')
+    const query = parseInput(lookupQuerySchema, { identity })
     return c.json(await getCustomerProfileByIdentity(deps.db, query.identity))
   })
 }

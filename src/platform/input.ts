@@ -62,6 +62,44 @@ export async function jsonInput<S extends z.ZodType>(
   return parseInput(schema, json)
 }
 
+const BAD_ENCODING = 'not valid percent-encoded UTF-8'
+
+/**
+ * `raw`, a piece of a URL, percent-decoded strictly: BAD_REQUEST naming `field` when it does not
+ * decode (`%E0%A4%A`, `%80`, a lone `%`). Hono keeps such a piece as it came, in a path param and
+ * in a query value, and it was then stored or looked up as typed.
+ */
+export function decodeUrlPart(raw: string, field: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw invalidField(field, BAD_ENCODING)
+  }
+}
+
+/**
+ * The query parameter `name` of `url` (its first, as Hono's `c.req.query`), `+` read as a space
+ * as Hono reads it, decoded by decodeUrlPart (400 naming `name`); undefined when absent.
+ */
+export function queryParamOf(url: string, name: string): string | undefined {
+  for (const pair of new URL(url).search.slice(1).split('&')) {
+    const eq = pair.indexOf('=')
+    const key = (eq === -1 ? pair : pair.slice(0, eq)).replaceAll('+', ' ')
+    // A key that does not decode is not `name` (Hono's query would not find it either).
+    if (tryDecode(key) !== name) continue
+    return decodeUrlPart(eq === -1 ? '' : pair.slice(eq + 1).replaceAll('+', ' '), name)
+  }
+  return undefined
+}
+
+function tryDecode(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    return undefined
+  }
+}
+
 /** A body that is not JSON: a 400 naming the whole body (`(body)`), as any bad field is named. */
 export function notJsonError(): AppError {
   return invalidField('(body)', 'is not valid JSON')

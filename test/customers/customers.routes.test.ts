@@ -22,7 +22,11 @@ afterAll(async () => {
 })
 
 function lookup(identity: string | null, key = adminKey) {
-  const query = identity === null ? '' : `?identity=${encodeURIComponent(identity)}`
+  return lookupQuery(identity === null ? '' : `?identity=${encodeURIComponent(identity)}`, key)
+}
+
+/** GET /api/customers with `query` as written (`?identity=…`, encoded or not). */
+function lookupQuery(query: string, key = adminKey) {
   return fetch(`${kizuna.baseUrl}/api/customers${query}`, {
     headers: { authorization: `Bearer ${key}` },
   })
@@ -142,6 +146,35 @@ describe('GET /api/customers', () => {
       .where('id', '=', erased.id)
       .execute()
     expect((await lookup(`member_card:${card}`)).status).toBe(410)
+  })
+
+  it('answers 400 naming identity when its percent-encoding does not decode', async () => {
+    // Hono reads such a value as it came: `line:%ED%A0%80` was looked up as typed, a silent 404.
+    for (const raw of [
+      'line:%ED%A0%80',
+      'member_card:%E0%A4%A',
+      'email:a%80@example.com',
+      'line:U%',
+    ]) {
+      const res = await lookupQuery(`?identity=${raw}`)
+      expect(res.status, raw).toBe(400)
+      const error = await errorOf(res)
+      expect(error, raw).toMatchObject({ code: 'BAD_REQUEST', details: [{ field: 'identity' }] })
+      expect(error.message).toBe('identity: not valid percent-encoded UTF-8')
+    }
+    // Encoded as it should be, and with + for a space, as forms send it: found.
+    const email = `plus+${Math.random().toString(36).slice(2, 10)}@example.com`
+    const c = await createCustomer(kizuna.deps.db, {
+      identities: [{ kind: 'email', value: email }],
+    })
+    for (const query of [
+      encodeURIComponent(`email:${email}`),
+      `email:+${encodeURIComponent(email)}+`,
+    ]) {
+      const res = await lookupQuery(`?identity=${query}`)
+      expect(res.status, query).toBe(200)
+      expect(await res.json()).toMatchObject({ id: c.id })
+    }
   })
 
   it('answers 410 for the card, shop account or email of a customer erased on request', async () => {

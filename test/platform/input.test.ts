@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { AppError } from '../../src/platform/errors.ts'
-import { checkInput, parseInput } from '../../src/platform/input.ts'
+import { checkInput, parseInput, queryParamOf } from '../../src/platform/input.ts'
 
 const schema = z.object({
   name: z.string().max(5),
@@ -73,6 +73,28 @@ describe('checkInput', () => {
       expect(e.status).toBe(400)
       expect(e.message).toBe('name: contains a NUL character (\\u0000), which cannot be stored')
       expect(e.details).toEqual([{ field: 'name', message: expect.stringContaining('NUL') }])
+    }
+  })
+})
+
+describe('queryParamOf', () => {
+  const url = (query: string) => `http://localhost/api/customers?${query}#identity=hash`
+  it('reads the first value of the name as Hono does: decoded, + a space, absent undefined', () => {
+    expect(queryParamOf(url('a=1&identity=line%3AU1&identity=x'), 'identity')).toBe('line:U1')
+    expect(queryParamOf(url('%69dentity=b+c%2B'), 'identity')).toBe('b c+')
+    expect(queryParamOf(url('identity'), 'identity')).toBe('')
+    expect(queryParamOf(url('identityx=1&%ZZ=2'), 'identity')).toBeUndefined()
+    expect(queryParamOf('http://localhost/api/customers', 'identity')).toBeUndefined()
+  })
+
+  it('refuses a value that does not decode, naming the parameter', () => {
+    for (const raw of ['%ED%A0%80', '%E0%A4%A', '%80', 'a%']) {
+      expect(() => queryParamOf(url(`identity=${raw}`), 'identity'), raw).toThrow(
+        expect.objectContaining({
+          code: 'BAD_REQUEST',
+          message: 'identity: not valid percent-encoded UTF-8',
+        }),
+      )
     }
   })
 })
