@@ -53,10 +53,26 @@ export async function loadConsent(db: Db, customerId: string): Promise<Consents>
   return (await loadConsents(db, [customerId])).get(customerId) ?? defaults()
 }
 
+const ERASED = 'this customer was erased on request'
+
+/**
+ * A customer's consents as staff see them (the admin API): GONE once erased, as the tags and the
+ * identity lookup are; the customer given is the current one (merges followed).
+ */
+export async function getCustomerConsent(
+  db: Db,
+  customer: { id: string; erased_at: Date | null },
+): Promise<{ customerId: string; consent: Consents }> {
+  if (customer.erased_at) throw new AppError('GONE', ERASED)
+  return { customerId: customer.id, consent: await loadConsent(db, customer.id) }
+}
+
 /**
  * Grants or revokes one (category, channel) for a customer. A merged customer's change goes to
- * the customer it was merged into; an unknown customer is NOT_FOUND; an erased one can only be
- * revoked (GONE on a grant). Returns the customer changed and its consents afterwards.
+ * the customer it was merged into; an unknown customer is NOT_FOUND. An erased one is GONE to
+ * staff (source `admin`, as every admin API answers for them) and on a grant; the person's own
+ * revoke (an old email's unsubscribe link) still goes through. Returns the customer changed and
+ * its consents afterwards.
  */
 export async function setConsent(
   db: Db,
@@ -66,8 +82,8 @@ export async function setConsent(
   return inTransaction(db, async (trx) => {
     const customer = await lockSurvivingCustomer(trx, customerId)
     if (!customer) throw new AppError('NOT_FOUND', 'no such customer')
-    if (customer.erased_at && change.granted) {
-      throw new AppError('GONE', 'this customer was erased on request')
+    if (customer.erased_at && (change.granted || change.source === 'admin')) {
+      throw new AppError('GONE', ERASED)
     }
     const { category, channel, granted } = change
     const write = [{ category, channel, granted }]

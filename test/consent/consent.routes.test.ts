@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -110,6 +111,31 @@ describe('admin consent API', () => {
     expect((await errorOf(unknown)).code).toBe('NOT_FOUND')
     expect((await get(randomUUID())).status).toBe(404)
     expect((await get('not-a-uuid')).status).toBe(404)
+  })
+
+  it('answers 410 for an erased customer, as the tags and the lookup do, changing nothing', async () => {
+    const erased = await createCustomer(k.deps.db)
+    await eraseCustomer(k.deps.db, erased.id)
+    const rowsBefore = await k.deps.db
+      .selectFrom('consent')
+      .selectAll()
+      .where('customer_id', '=', erased.id)
+      .execute()
+    for (const res of [
+      await get(erased.id),
+      await put(erased.id, { category: 'marketing', channel: 'email', granted: true }),
+      await put(erased.id, { category: 'transactional', channel: 'line', granted: false }),
+    ]) {
+      expect(res.status).toBe(410)
+      expect((await errorOf(res)).message).toContain('erased')
+    }
+    expect(
+      await k.deps.db
+        .selectFrom('consent')
+        .selectAll()
+        .where('customer_id', '=', erased.id)
+        .execute(),
+    ).toEqual(rowsBefore)
   })
 
   it('needs an admin key', async () => {
