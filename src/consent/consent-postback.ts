@@ -24,20 +24,23 @@ function confirmation(category: ConsentCategory, granted: boolean): messagingApi
   return { type: 'text', text, quickReply: { items: [{ type: 'action', action }] } }
 }
 
+/** The postback's `category` (marketing when absent); null for another, or an empty one. */
+function categoryOf(params: URLSearchParams): ConsentCategory | null {
+  const parsed = consentCategorySchema.safeParse(params.get('category') ?? 'marketing')
+  return parsed.success ? parsed.data : null
+}
+
+/** Whether an opt-out or opt-in postback names a category there is (else it is `unrouted`). */
+export const hasConsentCategory = (params: URLSearchParams) => categoryOf(params) !== null
+
 /**
  * Postbacks `action=optout` / `action=optin` (`&category=marketing|transactional`, default
  * marketing): revokes or grants that category on LINE and confirms, offering the way back.
  */
 async function changeLineConsent(ctx: ConversationContext, granted: boolean): Promise<void> {
-  const parsed = consentCategorySchema.safeParse(ctx.params.get('category') ?? 'marketing')
-  if (!parsed.success) {
-    ctx.deps.log.info(
-      { webhookEventId: ctx.webhookEventId },
-      'consent postback with an unknown category',
-    )
-    return
-  }
-  const category = parsed.data
+  const category = categoryOf(ctx.params)
+  // Routed only with a category there is (hasConsentCategory).
+  if (!category) return
   const lineUser = await ensureLineUser(ctx, ctx.lineUid)
   const { consent } = await setConsent(ctx.trx, lineUser.customer_id, {
     category,

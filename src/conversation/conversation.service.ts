@@ -44,6 +44,9 @@ export async function handlePostback(
   const params = parsePostbackData(event.postback.data)
   const route = findPostbackRoute(params.get('action'))
   if (!route) return unrouted(ctx, `postback action ${params.get('action') ?? '(none)'}`)
+  if (route.accepts && !route.accepts(params)) {
+    return unrouted(ctx, `postback action ${params.get('action')} with unknown parameters`)
+  }
   // A choice the person made (offers off, unlink) holds whoever has the chat; only the answer
   // is left out (no reply token in standby, and the bot must send nothing).
   if (ctx.standby && !route.appliesInStandby) return 'standby'

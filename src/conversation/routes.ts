@@ -1,5 +1,5 @@
 import { cardIssueOptions, ensureMemberCard, memberCardContent } from '../cards/cards.service.ts'
-import { optInOnLine, optOutOnLine } from '../consent/consent-postback.ts'
+import { hasConsentCategory, optInOnLine, optOutOnLine } from '../consent/consent-postback.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
 import { isLinkedToOnlineAccount, unlinkAccount } from '../linking/link.service.ts'
 import { startAccountLink } from '../linking/link-start.service.ts'
@@ -7,6 +7,11 @@ import type { ConversationContext } from './conversation.service.ts'
 
 export type ConversationRoute = {
   handle: (ctx: ConversationContext) => Promise<void>
+  /**
+   * Whether the postback's parameters name something the route knows (a consent category):
+   * when not, the event is `unrouted`, unanswered, as an unknown action is.
+   */
+  accepts?: (params: URLSearchParams) => boolean
   /** A postback that records the person's choice: applied in standby mode too, unanswered. */
   appliesInStandby?: boolean
 }
@@ -68,8 +73,16 @@ const link: ConversationRoute = { handle: startAccountLink }
 const unlink: ConversationRoute = { handle: unlinkAccount, appliesInStandby: true }
 
 /** Stop or resume a message category on LINE (`&category=marketing|transactional`). */
-const optout: ConversationRoute = { handle: optOutOnLine, appliesInStandby: true }
-const optin: ConversationRoute = { handle: optInOnLine, appliesInStandby: true }
+const optout: ConversationRoute = {
+  handle: optOutOnLine,
+  accepts: hasConsentCategory,
+  appliesInStandby: true,
+}
+const optin: ConversationRoute = {
+  handle: optInOnLine,
+  accepts: hasConsentCategory,
+  appliesInStandby: true,
+}
 
 /** Keyword → handler. Matching ignores case, width and surrounding space. */
 const KEYWORDS: [string[], ConversationRoute][] = [

@@ -114,14 +114,25 @@ describe('LINE postbacks action=optout / action=optin', () => {
     })
   })
 
-  it('ignores an unknown category: nothing changes, no reply', async () => {
+  it('leaves an unknown or empty category unrouted, as an unknown action: nothing changes, no reply', async () => {
     const { userId, customerId } = await friend()
-    const result = await k.line.users.postback(userId, 'action=optout&category=everything')
-    const eventId = result.body.events[0]!.webhookEventId
-    await eventuallyProcessed(k.deps.db, eventId)
+    for (const data of ['action=optout&category=everything', 'action=optin&category=']) {
+      const result = await k.line.users.postback(userId, data)
+      const eventId = result.body.events[0]!.webhookEventId
+      await eventuallyProcessed(k.deps.db, eventId)
+      const event = await k.deps.db
+        .selectFrom('webhook_event')
+        .select('outcome')
+        .where('webhook_event_id', '=', eventId)
+        .executeTakeFirstOrThrow()
+      expect(event.outcome).toBe('unrouted')
+    }
+    const unknownAction = await k.line.users.postback(userId, 'action=everything')
+    await eventuallyProcessed(k.deps.db, unknownAction.body.events[0]!.webhookEventId)
     expect(await consentRow(customerId, 'marketing')).toBeUndefined()
     // A reply is a delivery row written in the event's transaction (it reaches LINE later).
     expect(await consentReplies(customerId)).toEqual([])
+    expect(k.line.inbox(userId)).toHaveLength(1)
   })
 
   it('ends with the last tap when an earlier opt-out is processed after a later opt-in', async () => {
