@@ -29,10 +29,10 @@ export type ConsentWrite = { category: ConsentCategory; channel: ConsentChannel;
 
 /**
  * Writes these consent rows for the customer; a row that already holds the same value is left
- * alone (its source and time stay). A LINE postback carries when the person tapped (`decided`):
- * it applies only over a choice made before it. Over their own earlier tap (`decided_at`, by
- * LINE's clock) that is LINE's time, so postbacks processed out of order end with the last one
- * tapped. Over anyone else's change (staff, an import, an unsubscribe: `updated_at`, by the
+ * alone (its source and time stay), but by staff (source `admin`), whose decision is stamped
+ * again. A LINE postback carries when the person tapped (`decided`): it applies only over a
+ * choice made before it. Over their own earlier tap (`decided_at`, by LINE's clock) that is
+ * LINE's time, so postbacks processed out of order end with the last one tapped. Over anyone else's change (staff, an import, an unsubscribe: `updated_at`, by the
  * database's clock) the two clocks may disagree, and the restrictive choice wins: a grant
  * applies only when the change is older than the tap by both the tap's time and the time the
  * event was stored, a withdrawal when it is older by either (a database clock running ahead of
@@ -78,14 +78,25 @@ export async function upsertConsentRows(
                   ),
                 ]),
               ])
-            : eb.and([
-                eb('consent.granted', 'is distinct from', eb.ref('excluded.granted')),
-                // A bulk import may always withdraw consent, but grants only over its own rows:
-                // it never re-grants what the person (or staff) refused.
-                eb.or([
-                  eb('excluded.source', '<>', 'import'),
-                  eb('excluded.granted', '=', false),
-                  eb('consent.source', '=', 'import'),
+            : eb.or([
+                // Staff deciding the value the row already holds decide it again, now: a tap
+                // made before (processed late) must find this decision newer than itself, or an
+                // opt-in tapped before staff opted the person out once more would undo it.
+                eb('excluded.source', '=', 'admin'),
+                eb.and([
+                  // Others leave a row holding the same value alone. An import run again (the
+                  // same file, a nightly export) decides nothing new: re-stamped, the person's
+                  // or staff's refusal would become the import's own row (which a later file
+                  // saying yes may grant over), and a tap made since the file was exported
+                  // would look older than it.
+                  eb('consent.granted', 'is distinct from', eb.ref('excluded.granted')),
+                  // A bulk import may always withdraw consent, but grants only over its own
+                  // rows: it never re-grants what the person (or staff) refused.
+                  eb.or([
+                    eb('excluded.source', '<>', 'import'),
+                    eb('excluded.granted', '=', false),
+                    eb('consent.source', '=', 'import'),
+                  ]),
                 ]),
               ]),
         ),

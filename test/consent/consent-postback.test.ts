@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { processWebhookEvents } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
@@ -7,8 +8,10 @@ import { expectNoRejectedRequests } from '../support/line.ts'
 import { eventually, eventuallyProcessed } from '../support/wait.ts'
 
 let k: TestKizuna
+let adminKey: string
 beforeAll(async () => {
   k = await startTestKizuna()
+  adminKey = (await createApiKey(k.deps.db, { storeId: null, scopes: ['admin'] })).key
 })
 afterAll(async () => {
   await k?.stopAll()
@@ -254,5 +257,52 @@ describe('LINE postbacks action=optout / action=optin', () => {
     })
     await processWebhookEvents.run(k.deps, { webhookEventIds: [optin.webhookEventId] }, {} as never)
     expect(await consentRow(customerId, 'marketing')).toEqual({ granted: false, source: 'admin' })
+  })
+
+  describe('a delayed opt-in tapped before staff opted the person out again (same value)', () => {
+    /** Staff's `PUT /api/customers/:id/consent` taking marketing on LINE away. */
+    const staffOptOut = async (customerId: string) => {
+      const res = await fetch(`${k.baseUrl}/api/customers/${customerId}/consent`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ category: 'marketing', channel: 'line', granted: false }),
+      })
+      expect(res.status).toBe(200)
+    }
+    /** An opt-in tapped now and stored, left for a worker that gets to it late. */
+    const storedOptIn = async (userId: string) => {
+      const optin = k.line.buildEvent('postback', userId, { data: 'action=optin' })
+      await insertWebhookBodies(k.deps.db, [JSON.stringify(k.line.envelope([optin]))])
+      // The staff decision after it comes later by both clocks.
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      return optin.webhookEventId
+    }
+    const process = (webhookEventId: string) =>
+      processWebhookEvents.run(k.deps, { webhookEventIds: [webhookEventId] }, {} as never)
+
+    it('does not undo the staff opt-out when staff had opted the person out before too', async () => {
+      const { userId, customerId } = await friend()
+      await staffOptOut(customerId)
+      const optin = await storedOptIn(userId)
+      await staffOptOut(customerId)
+      await process(optin)
+      expect(await consentRow(customerId, 'marketing')).toEqual({ granted: false, source: 'admin' })
+      expect(await consentReplies(customerId)).toEqual([])
+    })
+
+    it("does not undo it when the row held the person's own earlier opt-out tap", async () => {
+      const { userId, customerId } = await friend()
+      const optout = await k.line.users.postback(userId, 'action=optout')
+      await eventuallyProcessed(k.deps.db, optout.body.events[0]!.webhookEventId)
+      expect(await consentRow(customerId, 'marketing')).toEqual({
+        granted: false,
+        source: 'line-postback',
+      })
+      const optin = await storedOptIn(userId)
+      await staffOptOut(customerId)
+      await process(optin)
+      expect(await consentRow(customerId, 'marketing')).toEqual({ granted: false, source: 'admin' })
+      expect(await consentReplies(customerId)).toEqual(['consent-optout'])
+    })
   })
 })
