@@ -1,10 +1,15 @@
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
+import { lockInSpace } from '../platform/advisory-locks.ts'
 import type { Db } from '../platform/db.ts'
-import type {
-  ConsentCategory,
-  ConsentChannel,
-  ConsentDecided,
-  ConsentSource,
+import {
+  CONSENT_CATEGORIES,
+  CONSENT_CHANNELS,
+  type ConsentCategory,
+  type ConsentChannel,
+  type ConsentDecided,
+  type ConsentHistoryPage,
+  type ConsentSource,
+  DEFAULT_CONSENTS,
 } from './consent.schemas.ts'
 
 export type ConsentRow = {
@@ -27,6 +32,26 @@ export async function listConsentRows(db: Db, customerIds: string[]): Promise<Co
 
 export type ConsentWrite = { category: ConsentCategory; channel: ConsentChannel; granted: boolean }
 
+/** Who writes: kept on the row (source, decided) and in its history (the API key too). */
+export type ConsentWriter = {
+  source: ConsentSource
+  decided?: ConsentDecided | null
+  apiKeyId?: string | null
+}
+
+/** The value a customer without a row for `alias`'s (category, channel) has: the default. */
+function defaultOf(alias: string): RawBuilder<boolean> {
+  const whens = CONSENT_CATEGORIES.flatMap((category) =>
+    CONSENT_CHANNELS.map(
+      (channel) =>
+        sql`when ${sql.ref(`${alias}.category`)} = ${category}
+          and ${sql.ref(`${alias}.channel`)} = ${channel}
+          then ${sql.lit(DEFAULT_CONSENTS[category][channel])}`,
+    ),
+  )
+  return sql<boolean>`case ${sql.join(whens, sql` `)} end`
+}
+
 /**
  * Writes these consent rows for the customer; a row that already holds the same value is left
  * alone (its source and time stay), but by staff (source `admin`), whose decision is stamped
@@ -37,18 +62,26 @@ export type ConsentWrite = { category: ConsentCategory; channel: ConsentChannel;
  * applies only when the change is older than the tap by both the tap's time and the time the
  * event was stored, a withdrawal when it is older by either (a database clock running ahead of
  * LINE's never makes an opt-out tapped after the change look older; one running behind never
- * lets an opt-in tapped before it undo it). Returns how many rows were inserted or changed.
+ * lets an opt-in tapped before it undo it).
+ *
+ * Each row written (a change, or the same value decided again) is appended to consent_history
+ * in the same statement, with the value it replaced (the default where there was no row), the
+ * writer and the API key. In the caller's transaction: the customer's consent writes queue on a
+ * lock (a customer is only share-locked by them), so the value read as the one replaced is the
+ * last one committed. Returns how many rows were inserted or changed.
  */
 export async function upsertConsentRows(
-  db: Db,
+  trx: Db,
   customerId: string,
   writes: ConsentWrite[],
-  source: ConsentSource,
-  decided: ConsentDecided | null = null,
+  writer: ConsentWriter,
 ): Promise<number> {
   if (writes.length === 0) return 0
+  const { source } = writer
+  const decided = writer.decided ?? null
   const decidedAt = decided?.at ?? null
-  const rows = await db
+  await lockInSpace(trx, 'consent', customerId)
+  const upsert = trx
     .insertInto('consent')
     .values(writes.map((w) => ({ customer_id: customerId, ...w, source, decided_at: decidedAt })))
     .onConflict((oc) =>
@@ -101,20 +134,110 @@ export async function upsertConsentRows(
               ]),
         ),
     )
-    .returning('customer_id')
+    .returning(['customer_id', 'category', 'channel', 'granted', 'source', 'decided_at'])
+  // Every part of one statement reads the table as it was before it: `replaced` is the row the
+  // upsert overwrote.
+  const recorded = await trx
+    .with('written', () => upsert)
+    .insertInto('consent_history')
+    .columns([
+      'customer_id',
+      'category',
+      'channel',
+      'granted',
+      'previous',
+      'source',
+      'api_key_id',
+      'decided_at',
+    ])
+    .expression((eb) =>
+      eb
+        .selectFrom('written')
+        .leftJoin('consent as replaced', (join) =>
+          join
+            .onRef('replaced.customer_id', '=', 'written.customer_id')
+            .onRef('replaced.category', '=', 'written.category')
+            .onRef('replaced.channel', '=', 'written.channel'),
+        )
+        .select([
+          'written.customer_id',
+          'written.category',
+          'written.channel',
+          'written.granted',
+          sql<boolean>`coalesce(replaced.granted, ${defaultOf('written')})`.as('previous'),
+          'written.source',
+          sql<string | null>`${writer.apiKeyId ?? null}::uuid`.as('api_key_id'),
+          'written.decided_at',
+        ]),
+    )
+    .returning('id')
     .execute()
-  return rows.length
+  return recorded.length
 }
 
 export async function deleteConsentRows(db: Db, customerId: string): Promise<void> {
   await db.deleteFrom('consent').where('customer_id', '=', customerId).execute()
 }
 
-/** Copies the rows of one customer to another (which has none yet), keeping their sources. */
+/**
+ * Copies the rows of one customer to another (which has none yet), keeping their sources and
+ * decision times; each copy is recorded in consent_history as `unlink`, over the default.
+ */
 export async function copyConsentRows(db: Db, fromId: string, toId: string): Promise<void> {
   await sql`
-    insert into consent (customer_id, category, channel, granted, source, decided_at)
-    select ${toId}, category, channel, granted, source, decided_at
-    from consent where customer_id = ${fromId}
-    on conflict (customer_id, category, channel) do nothing`.execute(db)
+    with copied as (
+      insert into consent (customer_id, category, channel, granted, source, decided_at)
+      select ${toId}, category, channel, granted, source, decided_at
+      from consent where customer_id = ${fromId}
+      on conflict (customer_id, category, channel) do nothing
+      returning customer_id, category, channel, granted, decided_at)
+    insert into consent_history
+      (customer_id, category, channel, granted, previous, source, decided_at)
+    select customer_id, category, channel, granted, ${defaultOf('copied')}, 'unlink', decided_at
+    from copied`.execute(db)
+}
+
+/**
+ * A page of the consent history of a customer and of the customers merged into it, newest
+ * first, after the row `before` (when given); `limit + 1` rows, so the caller sees whether more
+ * follow. Each with its API key's prefix and label (the names `kizuna keys list` shows).
+ */
+export async function listConsentHistoryRows(db: Db, customerId: string, page: ConsentHistoryPage) {
+  return db
+    .selectFrom('consent_history as h')
+    .leftJoin('api_key as k', 'k.id', 'h.api_key_id')
+    .select([
+      'h.id',
+      'h.customer_id',
+      'h.category',
+      'h.channel',
+      'h.granted',
+      'h.previous',
+      'h.source',
+      'h.api_key_id',
+      'k.prefix as api_key_prefix',
+      'k.label as api_key_label',
+      'h.decided_at',
+      'h.recorded_at',
+    ])
+    .where((eb) =>
+      eb.or([
+        eb('h.customer_id', '=', customerId),
+        eb(
+          'h.customer_id',
+          'in',
+          eb.selectFrom('customer').select('id').where('merged_into_id', '=', customerId),
+        ),
+      ]),
+    )
+    .$if(page.before !== undefined, (qb) =>
+      qb.where(
+        sql<boolean>`(h.recorded_at, h.id) <
+          (select recorded_at, id from consent_history where id = ${page.before})`,
+      ),
+    )
+    .orderBy('h.recorded_at', 'desc')
+    .orderBy('h.id', 'desc')
+    .limit(page.limit + 1)
+    .execute()
 }

@@ -3,17 +3,19 @@ import { requireKey } from '../auth/require-key.ts'
 import { requireCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { AppEnv } from '../platform/http.ts'
-import { jsonInput } from '../platform/input.ts'
-import { consentUpdateSchema } from './consent.schemas.ts'
-import { getCustomerConsent, setConsent } from './consent.service.ts'
+import { jsonInput, parseInput } from '../platform/input.ts'
+import { consentHistoryQuerySchema, consentUpdateSchema } from './consent.schemas.ts'
+import { getCustomerConsent, listConsentHistory, setConsent } from './consent.service.ts'
 
 const MAX_BODY_BYTES = 4 * 1024
 
 /**
  * Admin consent API (scope admin), mounted under /api/customers:
  * `GET /:id/consent` → `{ customerId, consent }`; `PUT /:id/consent` with
- * `{ category, channel, granted }` → the consents after the change. A merged id leads to the
- * surviving customer; an unknown one is 404, an erased one 410.
+ * `{ category, channel, granted }` → the consents after the change (recorded in the history with
+ * the caller's key). A merged id leads to the surviving customer; an unknown one is 404, an
+ * erased one 410. `GET /:id/consent/history?limit=&before=` → `{ customerId, history, next }`,
+ * newest first, for an erased customer too (listConsentHistory).
  */
 export function consentRoutes(deps: Pick<Deps, 'db'>) {
   return new Hono<AppEnv>()
@@ -24,7 +26,19 @@ export function consentRoutes(deps: Pick<Deps, 'db'>) {
     .put('/:id/consent', requireKey(deps.db, 'admin'), async (c) => {
       const update = await jsonInput(c, consentUpdateSchema, MAX_BODY_BYTES)
       const { id: customerId } = await requireCurrentCustomer(deps.db, c.req.param('id'))
-      const result = await setConsent(deps.db, customerId, { ...update, source: 'admin' })
+      const result = await setConsent(deps.db, customerId, {
+        ...update,
+        source: 'admin',
+        apiKeyId: c.get('caller').keyId,
+      })
       return c.json(result)
+    })
+    .get('/:id/consent/history', requireKey(deps.db, 'admin'), async (c) => {
+      const page = parseInput(consentHistoryQuerySchema, {
+        limit: c.req.query('limit'),
+        before: c.req.query('before'),
+      })
+      const { id: customerId } = await requireCurrentCustomer(deps.db, c.req.param('id'))
+      return c.json(await listConsentHistory(deps.db, customerId, page))
     })
 }

@@ -5,7 +5,7 @@ export const CONSENT_CHANNELS = ['line', 'email'] as const
 export type ConsentCategory = (typeof CONSENT_CATEGORIES)[number]
 export type ConsentChannel = (typeof CONSENT_CHANNELS)[number]
 
-/** Who changed a consent row; kept on the row (no personal data). */
+/** Who changed a consent row; kept on the row and in its history (no personal data). */
 export type ConsentSource =
   | 'import'
   | 'line-postback'
@@ -13,9 +13,21 @@ export type ConsentSource =
   | 'admin'
   | 'merge'
   | 'erasure'
+  /** In the history only: rows copied to a LINE account's own customer keep their source. */
+  | 'unlink'
 
 /** Whether a customer may be sent each category on each channel. */
 export type Consents = Record<ConsentCategory, Record<ConsentChannel, boolean>>
+
+/**
+ * What holds when a customer has no row: transactional messages on both channels; marketing on
+ * LINE (following the account is an opt-in); no marketing email (Japan's opt-in rule for
+ * marketing email: the person must have said yes).
+ */
+export const DEFAULT_CONSENTS: Readonly<Consents> = Object.freeze({
+  transactional: Object.freeze({ line: true, email: true }),
+  marketing: Object.freeze({ line: true, email: false }),
+})
 
 export const consentCategorySchema = z.enum(CONSENT_CATEGORIES, {
   error: `use one of ${CONSENT_CATEGORIES.join(', ')}`,
@@ -38,4 +50,21 @@ export type ConsentUpdate = z.infer<typeof consentUpdateSchema>
  */
 export type ConsentDecided = { at: Date; receivedAt: Date }
 
-export type ConsentChange = ConsentUpdate & { source: ConsentSource; decided?: ConsentDecided }
+export type ConsentChange = ConsentUpdate & {
+  source: ConsentSource
+  decided?: ConsentDecided
+  /** The API key that made the change (staff's), kept in the history. */
+  apiKeyId?: string | null
+}
+
+/** `GET /api/customers/:id/consent/history` query: a page, newest first. */
+export const consentHistoryQuerySchema = z.object({
+  limit: z.coerce
+    .number('use a whole number from 1 to 1000')
+    .int('use a whole number from 1 to 1000')
+    .min(1, 'use a whole number from 1 to 1000')
+    .max(1000, 'use a whole number from 1 to 1000')
+    .default(100),
+  before: z.uuid('use the `next` of the page before').optional(),
+})
+export type ConsentHistoryPage = z.infer<typeof consentHistoryQuerySchema>

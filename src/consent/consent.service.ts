@@ -5,28 +5,24 @@ import {
   type ConsentWrite,
   copyConsentRows,
   deleteConsentRows,
+  listConsentHistoryRows,
   listConsentRows,
   upsertConsentRows,
 } from './consent.repo.ts'
 import {
   CONSENT_CATEGORIES,
   CONSENT_CHANNELS,
+  type ConsentCategory,
   type ConsentChange,
+  type ConsentChannel,
+  type ConsentHistoryPage,
   type ConsentSource,
   type Consents,
+  DEFAULT_CONSENTS,
 } from './consent.schemas.ts'
 
 export type { Consents }
-
-/**
- * What holds when a customer has no row: transactional messages on both channels; marketing on
- * LINE (following the account is an opt-in); no marketing email (Japan's opt-in rule for
- * marketing email: the person must have said yes).
- */
-export const DEFAULT_CONSENTS: Readonly<Consents> = Object.freeze({
-  transactional: Object.freeze({ line: true, email: true }),
-  marketing: Object.freeze({ line: true, email: false }),
-})
+export { DEFAULT_CONSENTS }
 
 function defaults(): Consents {
   return {
@@ -85,9 +81,9 @@ export async function setConsent(
     if (customer.erased_at && (change.granted || change.source === 'admin')) {
       throw new AppError('GONE', ERASED)
     }
-    const { category, channel, granted } = change
+    const { category, channel, granted, source, decided, apiKeyId } = change
     const write = [{ category, channel, granted }]
-    await upsertConsentRows(trx, customer.id, write, change.source, change.decided ?? null)
+    await upsertConsentRows(trx, customer.id, write, { source, decided, apiKeyId })
     return { customerId: customer.id, consent: await loadConsent(trx, customer.id) }
   })
 }
@@ -107,13 +103,15 @@ export async function setMarketingConsent(
     channel,
     granted,
   }))
-  return (await upsertConsentRows(trx, customerId, writes, source)) > 0
+  return (await upsertConsentRows(trx, customerId, writes, { source })) > 0
 }
 
 /**
  * For a merge (the merge service calls it with both customers locked): the survivor keeps, per
- * (category, channel), the more restrictive of the two consents, defaults counting as values.
- * The merged customer's rows are removed: it is only a pointer from now on.
+ * (category, channel), the more restrictive of the two consents, defaults counting as values
+ * (each change recorded in its history as `merge`). The merged customer's rows are removed: it
+ * is only a pointer from now on. Its history stays under its id, listed with the survivor's
+ * (listConsentHistory), as merge_audit keeps both ids.
  */
 export async function mergeConsents(trx: Db, survivorId: string, mergedId: string): Promise<void> {
   const both = await loadConsents(trx, [survivorId, mergedId])
@@ -127,14 +125,64 @@ export async function mergeConsents(trx: Db, survivorId: string, mergedId: strin
       }
     }
   }
-  await upsertConsentRows(trx, survivorId, writes, 'merge')
+  await upsertConsentRows(trx, survivorId, writes, { source: 'merge' })
   await deleteConsentRows(trx, mergedId)
 }
 
 /**
  * A customer split off another (a LINE account unlinked) starts with the other's consent rows:
- * never more consent than the person gave.
+ * never more consent than the person gave. Recorded in its history as `unlink`.
  */
 export async function copyConsents(trx: Db, fromId: string, toId: string): Promise<void> {
   await copyConsentRows(trx, fromId, toId)
+}
+
+/** One entry of a consent history (`GET /api/customers/:id/consent/history`). */
+export type ConsentHistoryEntry = {
+  id: string
+  /** The customer it was written for: the one asked about, or one merged into it. */
+  customerId: string
+  category: ConsentCategory
+  channel: ConsentChannel
+  granted: boolean
+  /** The value before (the default where there was no row); null when not known (see README). */
+  previous: boolean | null
+  source: ConsentSource
+  /** The API key that made the change (staff's), by the names `kizuna keys list` shows. */
+  apiKey: { id: string; prefix: string | null; label: string | null } | null
+  /** When the person tapped (a LINE postback: LINE's event time); null for other writes. */
+  decidedAt: Date | null
+  recordedAt: Date
+}
+
+/**
+ * A customer's consent history, newest first, a page at a time (`next`: the `before` of the
+ * next page, null after the last): every value written for it and for the customers merged
+ * into it. For the current customer (merges followed), erased or not: the history holds no
+ * personal data and is the record of consent an erasure keeps.
+ */
+export async function listConsentHistory(
+  db: Db,
+  customerId: string,
+  page: ConsentHistoryPage,
+): Promise<{ customerId: string; history: ConsentHistoryEntry[]; next: string | null }> {
+  const rows = await listConsentHistoryRows(db, customerId, page)
+  const history = rows.slice(0, page.limit).map(
+    (r): ConsentHistoryEntry => ({
+      id: r.id,
+      customerId: r.customer_id,
+      category: r.category as ConsentCategory,
+      channel: r.channel as ConsentChannel,
+      granted: r.granted,
+      previous: r.previous,
+      source: r.source as ConsentSource,
+      apiKey: r.api_key_id
+        ? { id: r.api_key_id, prefix: r.api_key_prefix, label: r.api_key_label }
+        : null,
+      decidedAt: r.decided_at,
+      recordedAt: r.recorded_at,
+    }),
+  )
+  const next = rows.length > page.limit ? (history.at(-1)?.id ?? null) : null
+  return { customerId, history, next }
 }

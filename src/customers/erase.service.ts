@@ -32,8 +32,9 @@ export type EraseResult = ErasedCustomer & {
 /**
  * Erases a customer on request (APPI / GDPR), idempotently, in one transaction:
  * - profile (name, email, phone, birthday) and the LINE profile are cleared; marketing consent
- *   is revoked on every channel; the LINE user row stays (status history) with its user id
- *   replaced by a tombstone;
+ *   is revoked on every channel, and the consent history (ids, flags, times: no personal data)
+ *   stays, as merge_audit and link_audit do; the LINE user row stays (status history) with its
+ *   user id replaced by a tombstone;
  * - card, shop account and email identities keep only a tombstone (TOMBSTONE_KINDS), pointing
  *   at the erased customer, so a scan answers 410; every other identity is deleted;
  * - purchases stay for statistics, anonymised (stored register answers removed);

@@ -14,6 +14,8 @@ export const LOCK_SPACES = {
   linkAttempts: 0x6b7a6c61,
   /** The weekly marketing cap of a customer (claimDeliveriesWithMarketingCounts). */
   marketingCap: 0x6b7a6361,
+  /** Every consent write of a customer, so its history reads the value it replaces (upsertConsentRows). */
+  consent: 0x6b7a636f,
 } as const
 
 export type LockSpace = keyof typeof LOCK_SPACES

@@ -63,6 +63,19 @@ export interface Consent {
   updated_at: Generated<Timestamp>;
 }
 
+export interface ConsentHistory {
+  api_key_id: string | null;
+  category: string;
+  channel: string;
+  customer_id: string;
+  decided_at: Timestamp | null;
+  granted: boolean;
+  id: Generated<string>;
+  previous: boolean | null;
+  recorded_at: Generated<Timestamp>;
+  source: string;
+}
+
 export interface Coupon {
   code: string;
   created_at: Generated<Timestamp>;
@@ -365,6 +378,7 @@ export interface DB {
   api_key: ApiKey;
   app_secret: AppSecret;
   consent: Consent;
+  consent_history: ConsentHistory;
   coupon: Coupon;
   customer: Customer;
   customer_tag: CustomerTag;

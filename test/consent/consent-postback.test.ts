@@ -95,6 +95,35 @@ describe('LINE postbacks action=optout / action=optin', () => {
     expectNoRejectedRequests(k.line)
   })
 
+  it('records each tap in the consent history, with the time it was tapped and no key', async () => {
+    const { userId, customerId } = await friend()
+    const tappedAt = Date.now() - 2_000
+    const optout = k.line.buildEvent(
+      'postback',
+      userId,
+      { data: 'action=optout' },
+      { timestamp: tappedAt },
+    )
+    expect((await k.line.deliverWebhook([optout])).status).toBe(200)
+    await eventuallyProcessed(k.deps.db, optout.webhookEventId)
+    const history = await k.deps.db
+      .selectFrom('consent_history')
+      .select(['category', 'channel', 'granted', 'previous', 'source', 'api_key_id', 'decided_at'])
+      .where('customer_id', '=', customerId)
+      .execute()
+    expect(history).toEqual([
+      {
+        category: 'marketing',
+        channel: 'line',
+        granted: false,
+        previous: true,
+        source: 'line-postback',
+        api_key_id: null,
+        decided_at: new Date(tappedAt),
+      },
+    ])
+  })
+
   it('opts out of transactional messages on LINE only, keeping marketing', async () => {
     const { userId, customerId } = await friend()
     await k.line.users.postback(userId, 'action=optout&category=transactional')

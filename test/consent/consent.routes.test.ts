@@ -8,10 +8,17 @@ import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts
 
 let k: TestKizuna
 let adminKey: string
+let adminKeyId: string
 let posKey: string
 beforeAll(async () => {
   k = await startTestKizuna()
-  adminKey = (await createApiKey(k.deps.db, { storeId: null, scopes: ['admin'] })).key
+  const admin = await createApiKey(k.deps.db, {
+    storeId: null,
+    scopes: ['admin'],
+    label: 'back office',
+  })
+  adminKey = admin.key
+  adminKeyId = admin.id
   posKey = (await createApiKey(k.deps.db, { storeId: null, scopes: ['import'] })).key
 })
 afterAll(async () => {
@@ -27,6 +34,15 @@ const put = (id: string, body: unknown, key = adminKey) =>
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   })
+
+const history = (id: string, query = '', key = adminKey) =>
+  fetch(`${url(id)}/history${query}`, { headers: { authorization: `Bearer ${key}` } })
+
+type HistoryBody = {
+  customerId: string
+  history: Record<string, unknown>[]
+  next: string | null
+}
 
 describe('admin consent API', () => {
   it('GET shows the defaults: transactional everywhere, marketing on LINE only', async () => {
@@ -145,5 +161,93 @@ describe('admin consent API', () => {
       (await put(c.id, { category: 'marketing', channel: 'line', granted: false }, posKey)).status,
     ).toBe(403)
     expect((await fetch(url(c.id))).status).toBe(401)
+    expect((await history(c.id, '', posKey)).status).toBe(403)
+    expect((await fetch(`${url(c.id)}/history`)).status).toBe(401)
+  })
+})
+
+describe('GET /api/customers/:id/consent/history', () => {
+  it('lists who changed what and when, newest first: the key that made a PUT, and re-affirmations', async () => {
+    const c = await createCustomer(k.deps.db)
+    const body = { category: 'marketing', channel: 'email', granted: true }
+    expect((await put(c.id, body)).status).toBe(200)
+    expect((await put(c.id, body)).status).toBe(200)
+    const res = await history(c.id)
+    expect(res.status).toBe(200)
+    const { customerId, history: rows, next } = (await res.json()) as HistoryBody
+    expect(customerId).toBe(c.id)
+    expect(next).toBeNull()
+    const prefix = (
+      await k.deps.db
+        .selectFrom('api_key')
+        .select('prefix')
+        .where('id', '=', adminKeyId)
+        .executeTakeFirstOrThrow()
+    ).prefix
+    const entry = (previous: boolean) => ({
+      id: expect.any(String),
+      customerId: c.id,
+      category: 'marketing',
+      channel: 'email',
+      granted: true,
+      previous,
+      source: 'admin',
+      apiKey: { id: adminKeyId, prefix, label: 'back office' },
+      decidedAt: null,
+      recordedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    })
+    // The re-affirmation first (newest), then the grant over the default (no marketing email).
+    expect(rows).toEqual([entry(true), entry(false)])
+    expect(Date.parse(rows[0]?.recordedAt as string)).toBeGreaterThanOrEqual(
+      Date.parse(rows[1]?.recordedAt as string),
+    )
+  })
+
+  it('pages with limit and next, and answers 400 for a bad limit or cursor', async () => {
+    const c = await createCustomer(k.deps.db)
+    for (const granted of [true, false, true]) {
+      await put(c.id, { category: 'marketing', channel: 'email', granted })
+    }
+    const first = (await (await history(c.id, '?limit=2')).json()) as HistoryBody
+    expect(first.history.map((r) => r.granted)).toEqual([true, false])
+    expect(first.next).toBe(first.history[1]?.id)
+    const second = (await (
+      await history(c.id, `?limit=2&before=${first.next}`)
+    ).json()) as HistoryBody
+    expect(second.history.map((r) => [r.granted, r.previous])).toEqual([[true, false]])
+    expect(second.next).toBeNull()
+    for (const query of ['?limit=0', '?limit=1001', '?limit=x', '?before=nope']) {
+      const res = await history(c.id, query)
+      expect(res.status).toBe(400)
+      expect((await errorOf(res)).message).toMatch(/^(limit|before): /)
+    }
+  })
+
+  it("follows a merged id to the survivor, whose history includes the merged customer's", async () => {
+    const survivor = await createCustomer(k.deps.db)
+    const merged = await createCustomer(k.deps.db)
+    await put(merged.id, { category: 'marketing', channel: 'line', granted: false })
+    await k.deps.db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
+      )
+    const body = (await (await history(merged.id)).json()) as HistoryBody
+    expect(body.customerId).toBe(survivor.id)
+    expect(body.history.map((r) => [r.customerId, r.channel, r.granted, r.source])).toEqual([
+      [survivor.id, 'line', false, 'merge'],
+      [merged.id, 'line', false, 'admin'],
+    ])
+  })
+
+  it('still answers for an erased customer: the record of consent outlives the erasure', async () => {
+    const c = await createCustomer(k.deps.db)
+    await put(c.id, { category: 'marketing', channel: 'email', granted: true })
+    await eraseCustomer(k.deps.db, c.id)
+    const res = await history(c.id)
+    expect(res.status).toBe(200)
+    const rows = ((await res.json()) as HistoryBody).history
+    expect(rows.map((r) => r.source).sort()).toEqual(['admin', 'erasure', 'erasure'])
+    expect((await history(randomUUID())).status).toBe(404)
   })
 })

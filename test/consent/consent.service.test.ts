@@ -2,13 +2,17 @@ import { randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { loadEnv } from '../../src/config/env.ts'
 import {
+  copyConsents,
   loadConsent,
   loadConsents,
   mergeConsents,
   setConsent,
+  setMarketingConsent,
 } from '../../src/consent/consent.service.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { createDb, type Database, type DB } from '../../src/platform/db.ts'
 import { createCustomer } from '../customers/factories.ts'
@@ -158,5 +162,151 @@ describe('mergeConsents', () => {
       )
     // The merged customer had the default: marketing by LINE yes, by email no.
     expect((await loadConsent(db, survivor.id)).marketing).toEqual({ line: true, email: false })
+  })
+})
+
+/** The customer's consent history rows, oldest first, without their ids and record times. */
+const historyOf = async (customerId: string) =>
+  (
+    await db
+      .selectFrom('consent_history')
+      .selectAll()
+      .where('customer_id', '=', customerId)
+      .orderBy('recorded_at')
+      .orderBy('id')
+      .execute()
+  ).map(({ id, customer_id, recorded_at, ...row }) => {
+    expect([id, customer_id, recorded_at]).toEqual([
+      expect.any(String),
+      customerId,
+      expect.any(Date),
+    ])
+    return row
+  })
+
+describe('consent history', () => {
+  it('records each write with the value before it, its source and key; none for a write that changes nothing', async () => {
+    const c = await createCustomer(db)
+    const key = await createApiKey(db, { storeId: null, scopes: ['admin'] })
+    const email = { category: 'marketing', channel: 'email' } as const
+    await setConsent(db, c.id, { ...email, granted: true, source: 'admin', apiKeyId: key.id })
+    // Staff saying yes again decide it again: a row, the value unchanged.
+    await setConsent(db, c.id, { ...email, granted: true, source: 'admin', apiKeyId: key.id })
+    await setConsent(db, c.id, { ...email, granted: false, source: 'email-unsubscribe' })
+    // An import withdrawing marketing: LINE changes (from the default), email already holds it.
+    await db.transaction().execute((trx) => setMarketingConsent(trx, c.id, false, 'import'))
+    // Run again, it changes nothing and records nothing.
+    await db.transaction().execute((trx) => setMarketingConsent(trx, c.id, false, 'import'))
+    const row = (channel: string, granted: boolean, previous: boolean, source: string) => ({
+      category: 'marketing',
+      channel,
+      granted,
+      previous,
+      source,
+      api_key_id: source === 'admin' ? key.id : null,
+      decided_at: null,
+    })
+    expect(await historyOf(c.id)).toEqual([
+      row('email', true, false, 'admin'),
+      row('email', true, true, 'admin'),
+      row('email', false, true, 'email-unsubscribe'),
+      row('line', false, true, 'import'),
+    ])
+  })
+
+  it('chains the values of writes made at once: each row replaced the one before it', async () => {
+    const c = await createCustomer(db)
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        setConsent(db, c.id, {
+          category: 'marketing',
+          channel: 'email',
+          granted: i % 2 === 0,
+          source: 'admin',
+        }),
+      ),
+    )
+    const history = await historyOf(c.id)
+    expect(history).toHaveLength(12)
+    expect(history.map((r) => r.previous)).toEqual([
+      false,
+      ...history.slice(0, -1).map((r) => r.granted),
+    ])
+    expect((await loadConsent(db, c.id)).marketing.email).toBe(history.at(-1)?.granted)
+  })
+
+  it('merges: the survivor records the restrictive values as merge; each keeps its own rows', async () => {
+    const survivor = await createCustomer(db)
+    const merged = await createCustomer(db)
+    await setConsent(db, merged.id, {
+      category: 'transactional',
+      channel: 'line',
+      granted: false,
+      source: 'admin',
+    })
+    await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
+      )
+    expect(await historyOf(survivor.id)).toEqual([
+      {
+        category: 'transactional',
+        channel: 'line',
+        granted: false,
+        previous: true,
+        source: 'merge',
+        api_key_id: null,
+        decided_at: null,
+      },
+    ])
+    // The merged customer's rows are gone, its history stays (shown with the survivor's).
+    expect(await rowsOf(merged.id)).toEqual([])
+    expect(await historyOf(merged.id)).toHaveLength(1)
+  })
+
+  it('records the rows an unlink copies to the new customer as unlink, with their decision time', async () => {
+    const from = await createCustomer(db)
+    const tappedAt = new Date('2026-12-01T10:00:00Z')
+    await setConsent(db, from.id, {
+      category: 'marketing',
+      channel: 'line',
+      granted: false,
+      source: 'line-postback',
+      decided: { at: tappedAt, receivedAt: new Date() },
+    })
+    const to = await createCustomer(db)
+    await db.transaction().execute((trx) => copyConsents(trx, from.id, to.id))
+    expect(await rowsOf(to.id)).toEqual([
+      { category: 'marketing', channel: 'line', granted: false, source: 'line-postback' },
+    ])
+    expect(await historyOf(to.id)).toEqual([
+      {
+        category: 'marketing',
+        channel: 'line',
+        granted: false,
+        previous: true,
+        source: 'unlink',
+        api_key_id: null,
+        decided_at: tappedAt,
+      },
+    ])
+  })
+
+  it('an erasure records its revoke and keeps the history (it holds no personal data)', async () => {
+    const c = await createCustomer(db, { email: `${randomUUID()}@example.jp` })
+    await setConsent(db, c.id, {
+      category: 'marketing',
+      channel: 'email',
+      granted: true,
+      source: 'admin',
+    })
+    await eraseCustomer(db, c.id)
+    const [granted, ...erased] = await historyOf(c.id)
+    expect(granted).toMatchObject({ channel: 'email', granted: true, source: 'admin' })
+    expect(erased.map((r) => [r.channel, r.granted, r.previous, r.source]).sort()).toEqual([
+      ['email', false, true, 'erasure'],
+      ['line', false, true, 'erasure'],
+    ])
   })
 })
