@@ -3,7 +3,7 @@ import { requireKey } from '../auth/require-key.ts'
 import { requireCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { AppEnv } from '../platform/http.ts'
-import { jsonInput, parseInput } from '../platform/input.ts'
+import { jsonInput, parseInput, queryParamOf } from '../platform/input.ts'
 import { consentHistoryQuerySchema, consentUpdateSchema } from './consent.schemas.ts'
 import { getCustomerConsent, listConsentHistory, setConsent } from './consent.service.ts'
 
@@ -35,8 +35,8 @@ export function consentRoutes(deps: Pick<Deps, 'db'>) {
     })
     .get('/:id/consent/history', requireKey(deps.db, 'admin'), async (c) => {
       const page = parseInput(consentHistoryQuerySchema, {
-        limit: c.req.query('limit'),
-        before: c.req.query('before'),
+        limit: queryParamOf(c.req.url, 'limit'),
+        before: queryParamOf(c.req.url, 'before'),
       })
       const { id: customerId } = await requireCurrentCustomer(deps.db, c.req.param('id'))
       return c.json(await listConsentHistory(deps.db, customerId, page))

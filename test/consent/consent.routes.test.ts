@@ -216,7 +216,13 @@ describe('GET /api/customers/:id/consent/history', () => {
     ).json()) as HistoryBody
     expect(second.history.map((r) => [r.granted, r.previous])).toEqual([[true, false]])
     expect(second.next).toBeNull()
-    for (const query of ['?limit=0', '?limit=1001', '?limit=x', '?before=nope']) {
+    for (const query of [
+      '?limit=0',
+      '?limit=1001',
+      '?limit=x',
+      '?before=nope',
+      '?limit=%E0%A4%A',
+    ]) {
       const res = await history(c.id, query)
       expect(res.status).toBe(400)
       expect((await errorOf(res)).message).toMatch(/^(limit|before): /)
