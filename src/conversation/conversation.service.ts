@@ -33,7 +33,7 @@ export async function handleTextMessage(
   if (ctx.standby) return 'standby'
   const conv = await conversationContext(ctx, event, new URLSearchParams())
   if (!conv) return 'ignored'
-  await route.handle(conv)
+  if ((await route.handle(conv)) === 'stale') return 'stale'
   return 'handled'
 }
 
@@ -52,7 +52,7 @@ export async function handlePostback(
   if (ctx.standby && !route.appliesInStandby) return 'standby'
   const conv = await conversationContext(ctx, event, params)
   if (!conv) return 'ignored'
-  await route.handle(conv)
+  if ((await route.handle(conv)) === 'stale') return 'stale'
   return ctx.standby ? 'standby' : 'handled'
 }
 

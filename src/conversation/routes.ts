@@ -6,7 +6,9 @@ import { startAccountLink } from '../linking/link-start.service.ts'
 import type { ConversationContext } from './conversation.service.ts'
 
 export type ConversationRoute = {
-  handle: (ctx: ConversationContext) => Promise<void>
+  /** 'stale': a tap overtaken by a later change (nothing done, nothing answered). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: most handlers return nothing (void)
+  handle: (ctx: ConversationContext) => Promise<'stale' | void>
   /**
    * Whether the postback's parameters name something the route knows (a consent category):
    * when not, the event is `unrouted`, unanswered, as an unknown action is.

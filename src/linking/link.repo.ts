@@ -242,7 +242,7 @@ export async function lockActiveLink(trx: Db, lineUserId: string) {
 
 export async function insertAccountLink(
   trx: Db,
-  row: { lineUserId: string; customerId: string; identityKind: string },
+  row: { lineUserId: string; customerId: string; identityKind: string; linkedAt: Date },
 ): Promise<void> {
   await trx
     .insertInto('account_link')
@@ -250,6 +250,7 @@ export async function insertAccountLink(
       line_user_id: row.lineUserId,
       customer_id: row.customerId,
       identity_kind: row.identityKind,
+      linked_at: row.linkedAt,
     })
     .execute()
 }

@@ -129,6 +129,8 @@ export async function handleAccountLink(
     lineUserId: lineUser.id,
     customerId: attached.customerId,
     identityKind: kind,
+    // When the shopper confirmed, on LINE's clock as the taps an unlink compares it with.
+    linkedAt: new Date(confirmedAt),
   })
   await insertLinkAudit(ctx.trx, {
     action: 'link',
@@ -154,13 +156,20 @@ export async function isLinkedToOnlineAccount(db: Db, lineUserId: string): Promi
  * its member card now, without the welcome coupon: this person had theirs (it stayed with the
  * online customer), and a card issued later would bring a new one on every unlink, all of them
  * back on one customer when the accounts are linked again.
+ *
+ * A tap made before the active link (an Unlink from an earlier link, whose job ran late: a retry,
+ * a sweep) is stale: the link it meant is gone, and the newer one stays, unanswered.
  */
-export async function unlinkAccount(ctx: ConversationContext): Promise<void> {
+export async function unlinkAccount(ctx: ConversationContext): Promise<'stale' | undefined> {
   const lineUser = await ensureLineUser(ctx, ctx.lineUid)
   const link = await lockActiveLink(ctx.trx, lineUser.id)
   if (!link) {
     await ctx.reply(notLinkedMessages(), 'account-unlink-none')
     return
+  }
+  if (ctx.occurredAt < link.linked_at) {
+    ctx.deps.log.info({ webhookEventId: ctx.webhookEventId }, 'unlink tapped before the link')
+    return 'stale'
   }
   const newCustomerId = await moveLineAccountToNewCustomer(ctx.trx, lineUser)
   await ensureMemberCard(ctx.trx, newCustomerId, {

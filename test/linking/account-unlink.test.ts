@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { eventually } from '../support/wait.ts'
+import { eventually, eventuallyProcessed } from '../support/wait.ts'
 import {
   linkedUpTo,
   linkReads,
@@ -29,15 +29,32 @@ afterAll(async () => {
   await smtp?.close()
 })
 
-const { lineUser, identitiesOf, purchasesOf, texts, waitForText } = linkReads(() => k)
+const { lineUser, identitiesOf, purchasesOf, auditActionsOf, texts, waitForText } = linkReads(
+  () => k,
+)
+
+/** A friend whose LINE account is linked to the online account of `email`. */
+async function linkedFriend(email: string) {
+  const { user, dialog } = await linkedUpTo(k, smtp, email)
+  await k.line.users.accountLink(user.userId, dialog)
+  await waitForText(user.userId, 'now linked')
+  return user
+}
+
+/** Links the (unlinked) LINE account to the online account of `email` again. */
+async function linkAgain(userId: string, email: string) {
+  const dialog = await proveEmail(k, smtp, await tapLinkToken(k, userId), email)
+  const linkedTexts = () => texts(userId).filter((t) => t.includes('now linked'))
+  const before = linkedTexts().length
+  await k.line.users.accountLink(userId, dialog)
+  await eventually(() => expect(linkedTexts()).toHaveLength(before + 1))
+}
 
 describe('LINE account unlink', () => {
   it('unlinks: the LINE account leaves, purchases stay with the online account', async () => {
     const email = newEmail()
     await onlineCustomer(k, { email })
-    const { user, dialog } = await linkedUpTo(k, smtp, email)
-    await k.line.users.accountLink(user.userId, dialog)
-    await waitForText(user.userId, 'now linked')
+    const user = await linkedFriend(email)
     const linked = (await lineUser(user.userId)).customer_id
     const optOut = { category: 'marketing', channel: 'line', granted: false } as const
     await setConsent(k.deps.db, linked, { ...optOut, source: 'admin' })
@@ -101,9 +118,7 @@ describe('LINE account unlink', () => {
     )
     expect(vip).toContain('action=help')
     expect(vip).not.toContain('action=unlink')
-    const { user, dialog } = await linkedUpTo(k, smtp, newEmail())
-    await k.line.users.accountLink(user.userId, dialog)
-    await waitForText(user.userId, 'now linked')
+    const user = await linkedFriend(newEmail())
     expect(texts(user.userId).join()).toContain('Help')
 
     await k.line.users.postback(user.userId, 'action=help')
@@ -125,10 +140,7 @@ describe('LINE account unlink', () => {
 
   it('gives one welcome coupon however often a LINE account is unlinked and linked again', async () => {
     const email = newEmail()
-    const first = await linkedUpTo(k, smtp, email)
-    const { user } = first
-    await k.line.users.accountLink(user.userId, first.dialog)
-    await waitForText(user.userId, 'now linked')
+    const user = await linkedFriend(email)
     const linked = (await lineUser(user.userId)).customer_id
 
     await k.line.users.postback(user.userId, 'action=unlink')
@@ -140,13 +152,7 @@ describe('LINE account unlink', () => {
         cards + 1,
       ),
     )
-    const linkToken = await tapLinkToken(k, user.userId)
-    const dialog = await proveEmail(k, smtp, linkToken, email)
-    const before = texts(user.userId).filter((t) => t.includes('now linked')).length
-    await k.line.users.accountLink(user.userId, dialog)
-    await eventually(() =>
-      expect(texts(user.userId).filter((t) => t.includes('now linked'))).toHaveLength(before + 1),
-    )
+    await linkAgain(user.userId, email)
 
     // The person holds every coupon they ever had again, on one customer: one welcome coupon.
     const now = (await lineUser(user.userId)).customer_id
@@ -157,5 +163,52 @@ describe('LINE account unlink', () => {
       .where('kind', '=', 'welcome')
       .execute()
     expect(welcome.map((c) => c.customer_id)).toEqual([now])
+  })
+
+  it('leaves a newer link alone when an unlink tapped before it is processed late', async () => {
+    const email = newEmail()
+    const user = await linkedFriend(email)
+    // The shopper taps Unlink; that event's job fails for a while (it is delivered last here).
+    const late = k.line.buildEvent(
+      'postback',
+      user.userId,
+      { data: 'action=unlink' },
+      { timestamp: Date.now() },
+    )
+    // Taps it again, which is processed, and links again.
+    await k.line.users.postback(user.userId, 'action=unlink')
+    await waitForText(user.userId, 'has been unlinked')
+    await linkAgain(user.userId, email)
+    const relinked = await lineUser(user.userId)
+    const unlinkedTexts = texts(user.userId).filter((t) => t.includes('has been unlinked')).length
+
+    expect((await k.line.deliverWebhook([late])).status).toBe(200)
+    await eventuallyProcessed(k.deps.db, late.webhookEventId)
+    const event = await k.deps.db
+      .selectFrom('webhook_event')
+      .select('outcome')
+      .where('webhook_event_id', '=', late.webhookEventId)
+      .executeTakeFirstOrThrow()
+    expect(event.outcome).toBe('stale')
+    // The link made after the tap stands: same customer, still active, no unlink recorded.
+    expect((await lineUser(user.userId)).customer_id).toBe(relinked.customer_id)
+    const active = await k.deps.db
+      .selectFrom('account_link')
+      .select('customer_id')
+      .where('line_user_id', '=', relinked.id)
+      .where('unlinked_at', 'is', null)
+      .execute()
+    expect(active).toEqual([{ customer_id: relinked.customer_id }])
+    expect(await auditActionsOf(relinked.id)).toEqual(['link', 'unlink', 'link'])
+    // Nothing answered: no reply written for the event, none shown.
+    const reply = await k.deps.db
+      .selectFrom('delivery')
+      .select('id')
+      .where('dedupe_key', '=', `reply:${late.webhookEventId}`)
+      .execute()
+    expect(reply).toEqual([])
+    expect(texts(user.userId).filter((t) => t.includes('has been unlinked'))).toHaveLength(
+      unlinkedTexts,
+    )
   })
 })
