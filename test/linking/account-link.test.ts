@@ -149,6 +149,18 @@ describe('LINE account link', () => {
 
   it('ends the nonce on a failed link, without a reply', async () => {
     const { user, dialog, nonce } = await linkedUpTo(k, smtp, newEmail())
+    const { customer_id: customerId } = await lineUser(user.userId)
+    /** The deliveries scheduled for the friend's customer (replies included), by dedupe key. */
+    const deliveries = async () =>
+      (
+        await k.deps.db
+          .selectFrom('delivery')
+          .select('dedupe_key')
+          .where('customer_id', '=', customerId)
+          .orderBy('dedupe_key')
+          .execute()
+      ).map((d) => d.dedupe_key)
+    const deliveriesBefore = await deliveries()
     const inboxBefore = k.line.inbox(user.userId).length
     const sent = await k.line.users.accountLink(user.userId, dialog, 'failed')
     const eventId = sent.body.events[0]?.webhookEventId ?? ''
@@ -166,6 +178,15 @@ describe('LINE account link', () => {
       .where('nonce_hash', '=', sha256(nonce))
       .executeTakeFirstOrThrow()
     expect(row).toEqual({ status: 'failed', identity_value: null })
+    // A reply is a delivery row written in the event's transaction (it reaches LINE later, so
+    // the inbox alone would be read before it arrived): none for the event, none for the friend.
+    const reply = await k.deps.db
+      .selectFrom('delivery')
+      .select('id')
+      .where('dedupe_key', '=', `reply:${eventId}`)
+      .execute()
+    expect(reply).toEqual([])
+    expect(await deliveries()).toEqual(deliveriesBefore)
     expect(k.line.inbox(user.userId)).toHaveLength(inboxBefore)
     // A new link token and the failed nonce: refused.
     const linkToken = await tapLinkToken(k, user.userId)
