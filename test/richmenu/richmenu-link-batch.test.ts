@@ -1,3 +1,5 @@
+import { HTTPFetchError } from '@line/bot-sdk'
+import { UnrecoverableError } from 'bullmq'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
 import { linkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
@@ -211,8 +213,14 @@ describe('linkRichMenus', () => {
     await settle(world)
     const a = await simFriend(world)
     const b = await simFriend(world)
+    /** LINE's error, as it came: BullMQ retries anything but an UnrecoverableError. */
+    const expectRetried = async (job: Promise<unknown>, status: number) => {
+      await expect(job).rejects.toThrow(HTTPFetchError)
+      await expect(job).rejects.toMatchObject({ status })
+      await expect(job).rejects.not.toBeInstanceOf(UnrecoverableError)
+    }
     line.failNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/link', status: 500 })
-    await expect(linkRichMenus(deps, [a.lineUserId, b.lineUserId])).rejects.toThrow()
+    await expectRetried(linkRichMenus(deps, [a.lineUserId, b.lineUserId]), 500)
     expect(await recorded(deps, a.lineUserId)).toBeNull()
     line.failNext({
       method: 'POST',
@@ -220,7 +228,7 @@ describe('linkRichMenus', () => {
       status: 429,
       body: { message: 'The API rate limit has been exceeded. Try again later.' },
     })
-    await expect(linkRichMenus(deps, [a.lineUserId, b.lineUserId])).rejects.toThrow()
+    await expectRetried(linkRichMenus(deps, [a.lineUserId, b.lineUserId]), 429)
     expect(await recorded(deps, b.lineUserId)).toBeNull()
 
     // The retry links them.
