@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
+import { findCustomerByIdentity } from '../../src/customers/customer-lookup.service.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { cli } from '../support/cli.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -119,8 +120,11 @@ describe('POST /api/orders', () => {
     await writeFile(csv, `email,name\n${email},Yui\n`)
     expect((await cli(['import', 'customers', csv])).stdout).toContain('created 1')
 
+    // The order is the customer's the import made for the email.
+    const imported = await findCustomerByIdentity(kizuna.deps.db, 'email', email)
+    expect(imported).toBeDefined()
     const [purchase] = await purchaseOf(body.orderId)
-    expect(purchase?.customer_id).toBeTruthy()
+    expect(purchase?.customer_id).toBe(imported)
     expect(purchase).toMatchObject({
       pending_identity_kind: null,
       pending_identity_value: null,
