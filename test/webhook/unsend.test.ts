@@ -107,6 +107,16 @@ describe('unsend events', () => {
     expect(JSON.stringify((await payloadOf(kept.webhookEventId)).payload)).toContain('sofa')
   })
 
+  it('answers the same message when nothing unsends it (the control for the checks below)', async () => {
+    // A friend Kizuna never saw follow, texting "card": what "not answered" below is measured by.
+    const { sent } = messageAndUnsend()
+    expect((await k.line.deliverWebhook([sent])).status).toBe(200)
+    await eventually(async () => expect((await payloadOf(sent.webhookEventId)).status).toBe('done'))
+    expect(await repliesTo(sent.webhookEventId)).toEqual([
+      { kind: 'member-card', status: expect.any(String) },
+    ])
+  })
+
   it('an unsend processed before its message arrives: the late message is scrubbed and not answered', async () => {
     const { sent, unsendId, unsendBody, messageId } = messageAndUnsend()
     // The message's request got a 503 or timed out: LINE redelivers it after the unsend was
