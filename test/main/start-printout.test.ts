@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { afterAll, describe, expect, it } from 'vitest'
+import { NO_ACCOUNT_PROOF_WARNING } from '../../src/linking/link-proof.ts'
 import { sparePort } from '../support/ports.ts'
 import { startSmtp } from '../support/smtp.ts'
-import { spawnKizuna } from '../support/spawned.ts'
+import { spawnKizuna, spawnKizunaOnLine, warningsIn } from '../support/spawned.ts'
 import { eventually } from '../support/wait.ts'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -87,5 +88,36 @@ describe('npm start with SMTP_URL', () => {
       .filter((line) => line.includes('METRICS_TOKEN is unset'))
     expect(metrics).toHaveLength(1)
     expect(JSON.parse(metrics[0] ?? '{}')).toMatchObject({ level: 40 })
+  }, 60_000)
+})
+
+/** Starts Kizuna against LINE with `env`, stops it, and expects no warning that account link is off. */
+async function expectAccountLinkOn(env: NodeJS.ProcessEnv) {
+  const { child, output } = await spawnKizunaOnLine(cleanups, {
+    QUEUE_PREFIX: `test-${randomUUID()}`,
+    ...env,
+  })
+  // Its warnings are all written by the time it has stopped.
+  const closed = once(child, 'close')
+  child.kill('SIGTERM')
+  await closed
+  expect(output()).toContain('"msg":"stopped"')
+  expect(warningsIn(output())).not.toContain(NO_ACCOUNT_PROOF_WARNING)
+  expect(output()).not.toContain('account link is off')
+}
+
+// Without a way to prove an online account, a warning says account link is off (shutdown.test.ts).
+describe('npm start with LINE credentials and a way to prove an online account', () => {
+  it('with SMTP_URL (codes by email): no warning that account link is off', async () => {
+    const smtp = await startSmtp()
+    cleanups.push(() => smtp.close())
+    await expectAccountLinkOn({ SMTP_URL: smtp.url, PUBLIC_BASE_URL: 'https://shop.example' })
+  }, 60_000)
+
+  it("with LINK_LOGIN_URL (the shop's login): no warning that account link is off", async () => {
+    await expectAccountLinkOn({
+      LINK_LOGIN_URL: 'https://shop.example/login',
+      LINK_ASSERTION_SECRET: 'a-secret-of-at-least-32-characters',
+    })
   }, 60_000)
 })
