@@ -2,7 +2,10 @@ import { sql, type Transaction } from 'kysely'
 import { mergeConsents } from '../consent/consent.service.ts'
 import type { DB } from '../platform/db.ts'
 import { AppError, invalidField } from '../platform/errors.ts'
-import { attachPendingPurchases } from '../purchases/pending-purchases.service.ts'
+import {
+  attachPendingPurchases,
+  findShopAccountWaitingOnEmail,
+} from '../purchases/pending-purchases.service.ts'
 import { lockPurchaser, type PurchaseEnv } from '../purchases/purchase.service.ts'
 import {
   type Customer,
@@ -176,7 +179,7 @@ export type AttachResult = {
  * LINE account or shop account (assertMergeable): then CONFLICT and nothing changes. A shop account (online customer id) for a
  * customer who holds another is OtherShopAccount, decided once they are locked: an order or import
  * that read them without one, and waited for them while another gave them one, sees it here.
- * Orders that waited for the identity attach.
+ * Orders that waited for the identity attach (attachWaitingPurchases).
  * An erased customer's card is GONE, and so is an erased target customer. A caller that decided
  * from what it read of the holders (the customer import) names them, locked, in
  * `checkedHolders`: one it did not check holding the identity is HolderChanged, never a merge.
@@ -238,6 +241,38 @@ export async function attachIdentity(
       result = { customerId: survivorId, created: false, mergedCustomerId: mergedId }
     }
   }
-  await attachPendingPurchases(trx, opts.env, result.customerId, { kind, value })
+  await attachWaitingPurchases(trx, opts.env, result.customerId, { kind, value })
   return result
+}
+
+/**
+ * Gives the customer who holds (kind, value), locked, the purchases that waited for it
+ * (attachPendingPurchases); returns how many. An order naming a shop account and an email waits
+ * for the shop account: recordOrder, had the customer held the email when it came, would have
+ * given them that shop account (as an identity) and with it every order waiting for it, unless
+ * they held another (wouldBeSecondShopAccount). So does an email given later, with the shop
+ * account of the oldest order waiting on it: orders naming another keep waiting for their own
+ * (two shop accounts are never merged), whichever came first. A shop account another customer
+ * holds is theirs, and so are its orders (the nightly attachStrandedPurchases gives them).
+ */
+export async function attachWaitingPurchases(
+  trx: Transaction<DB>,
+  env: PurchaseEnv,
+  customerId: string,
+  identity: { kind: string; value: string },
+): Promise<number> {
+  const attached = await attachPendingPurchases(trx, env, customerId, identity)
+  if (identity.kind !== 'email') return attached
+  // The survivor, locked (a merge since the caller read the holder moved the email there).
+  const holder = await lockPurchaser(trx, customerId)
+  if (!holder) return attached
+  const shopId = await findShopAccountWaitingOnEmail(trx, identity.value, holder.id)
+  if (!shopId || (await wouldBeSecondShopAccount(trx, holder.id, shopId))) return attached
+  // Given to another customer since it was read: theirs, with its orders; never a merge.
+  if (!(await insertIdentityIfAbsent(trx, holder.id, 'online_customer', shopId))) {
+    const owner = await findIdentityOwner(trx, 'online_customer', shopId)
+    if (owner?.customer_id !== holder.id) return attached
+  }
+  const shop = { kind: 'online_customer', value: shopId }
+  return attached + (await attachPendingPurchases(trx, env, holder.id, shop))
 }

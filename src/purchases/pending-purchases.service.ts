@@ -1,13 +1,15 @@
 import { sql, type Transaction } from 'kysely'
-import type { DB } from '../platform/db.ts'
+import type { DB, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
+import { findShopAccountWaitingOn } from './pending-purchase.repo.ts'
 import { applyPurchasesToCustomer } from './purchase.repo.ts'
 import { lockPurchaser, type PurchaseEnv } from './purchase.service.ts'
 
 /**
  * Gives a customer the purchases that waited for `identity` (online orders placed before the
- * shop account was linked): points are credited and stats updated. An order waiting for another
- * shop account than the one the customer holds is not theirs by its email. Returns how many.
+ * shop account or email was linked): points are credited and stats updated. An order naming a
+ * shop account waits for it, even when it names an email too: the email's holder gets it only by
+ * getting its shop account (attachWaitingPurchases). Returns how many.
  */
 export async function attachPendingPurchases(
   trx: Transaction<DB>,
@@ -28,31 +30,8 @@ export async function attachPendingPurchases(
       points_earned: sql<number>`floor(total * ${rate}::numeric / 100)::int`,
     })
     .where('customer_id', 'is', null)
-    .where((eb) => {
-      const waited = eb.and([
-        eb('pending_identity_kind', '=', identity.kind),
-        eb('pending_identity_value', '=', identity.value),
-      ])
-      if (identity.kind !== 'email') return waited
-      // An order naming the shop's customer id and an email waits on the email too, unless this
-      // customer holds another shop account: it keeps waiting for its own (two shop accounts are
-      // never merged, as recordOrder decides when the order arrives).
-      const byEmail = eb.and([
-        eb('pending_email', '=', identity.value),
-        eb.not(
-          eb.exists(
-            eb
-              .selectFrom('identity as held')
-              .select('held.id')
-              .where('held.customer_id', '=', customer.id)
-              .where('held.kind', '=', 'online_customer')
-              .where('purchase.pending_identity_kind', '=', 'online_customer')
-              .whereRef('held.value', '<>', 'purchase.pending_identity_value'),
-          ),
-        ),
-      ])
-      return eb.or([waited, byEmail])
-    })
+    .where('pending_identity_kind', '=', identity.kind)
+    .where('pending_identity_value', '=', identity.value)
     .returning(['id', 'total', 'points_earned', 'purchased_at'])
     .execute()
   if (attached.length === 0) return 0
@@ -82,4 +61,18 @@ export async function attachPendingPurchases(
     thresholds: env.TIER_THRESHOLDS,
   })
   return attached.length
+}
+
+/**
+ * The shop account that orders waiting on `email` give its holder, as recordOrder would have
+ * given it had they held the email when the orders came: that of the oldest one. A shop
+ * account another customer holds is theirs, never the email holder's (an order names its
+ * shop account first), so it is left out.
+ */
+export function findShopAccountWaitingOnEmail(
+  db: Db,
+  email: string,
+  holderId: string,
+): Promise<string | undefined> {
+  return findShopAccountWaitingOn(db, email, holderId)
 }

@@ -1,13 +1,14 @@
 import { sql } from 'kysely'
+import { attachWaitingPurchases } from '../customers/merge.service.ts'
 import type { Db } from '../platform/db.ts'
-import { attachPendingPurchases } from './pending-purchases.service.ts'
 import type { PurchaseEnv } from './purchase.service.ts'
 
 /**
  * Gives customers the purchases that still wait for an identity they already hold. An order
  * recorded while its shop id or email was being attached (an import row, an account link) sees
  * neither the other's uncommitted identity nor is seen by it, and waited for good; the nightly
- * refresh attaches it (points credited, stats updated), one identity per transaction. Reads
+ * refresh attaches it (points credited, stats updated; attachWaitingPurchases, as the attach of
+ * the identity would have), one identity per transaction. Reads
  * the unmatched purchases once (a scan of `purchase`, nightly). Returns how many were attached.
  */
 export async function attachStrandedPurchases(db: Db, env: PurchaseEnv): Promise<number> {
@@ -25,7 +26,7 @@ export async function attachStrandedPurchases(db: Db, env: PurchaseEnv): Promise
     attached += await db
       .transaction()
       .execute((trx) =>
-        attachPendingPurchases(trx, env, r.customer_id, { kind: r.kind, value: r.value }),
+        attachWaitingPurchases(trx, env, r.customer_id, { kind: r.kind, value: r.value }),
       )
   }
   return attached

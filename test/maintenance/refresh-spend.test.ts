@@ -75,8 +75,8 @@ const setLastSuccess = (at: Date) =>
     .where('name', '=', 'refresh-spend')
     .execute()
 
-/** An online order of 9,000 three days ago, unmatched, waiting on `pending` (and `email`). */
-function waitingOrder(pending: { kind: string; value: string }, email?: string) {
+/** An online order of 9,000 `daysAgo` (3) days ago, unmatched, waiting on `pending` (and `email`). */
+function waitingOrder(pending: { kind: string; value: string }, email?: string, daysAgo = 3) {
   const env = loadEnv({ DATABASE_URL: privateDb.url, TIER_THRESHOLDS: THRESHOLDS })
   return db.transaction().execute(async (trx) => {
     const recorded = await recordPurchase(trx, env, {
@@ -85,7 +85,7 @@ function waitingOrder(pending: { kind: string; value: string }, email?: string) 
       externalId: randomUUID(),
       customerId: null,
       pendingIdentity: pending,
-      purchasedAt: new Date(Date.now() - 3 * DAY),
+      purchasedAt: new Date(Date.now() - daysAgo * DAY),
       lines: [{ sku: 'SOFA-1', name: 'Sofa', quantity: 1, unitPrice: 9_000 }],
       total: 9_000,
     })
@@ -151,6 +151,48 @@ describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)
         .executeTakeFirstOrThrow(),
     ).toEqual({ customer_id: null, pending_identity_value: c7 })
     expect(await customerRow(c.id)).toMatchObject({ purchase_count: 0, points: 0 })
+  })
+
+  it("gives a customer who got an email the oldest waiting order's shop account and its orders, never a second one", async () => {
+    const c = await makeCustomer(db)
+    const t = randomUUID()
+    const [email, z, w] = [`late-${t}@example.com`, `Z-${t}`, `W-${t}`]
+    await db
+      .insertInto('identity')
+      .values({ customer_id: c.id, kind: 'email', value: email })
+      .execute()
+    // Recorded while nobody held the email (or while it was being attached): O1 names shop
+    // account Z, O5 shop account W, both the email.
+    const o1 = await waitingOrder({ kind: 'online_customer', value: z }, email, 10)
+    const o5 = await waitingOrder({ kind: 'online_customer', value: w }, email, 5)
+
+    const run = await refresh()
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain('1 waiting purchases attached')
+    const purchase = (id: string) =>
+      db
+        .selectFrom('purchase')
+        .select(['customer_id', 'pending_identity_value', 'pending_email'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow()
+    expect((await purchase(o1.purchaseId)).customer_id).toBe(c.id)
+    expect(await purchase(o5.purchaseId)).toEqual({
+      customer_id: null,
+      pending_identity_value: w,
+      pending_email: email,
+    })
+    const shops = await db
+      .selectFrom('identity')
+      .select('value')
+      .where('customer_id', '=', c.id)
+      .where('kind', '=', 'online_customer')
+      .execute()
+    expect(shops).toEqual([{ value: z }])
+    expect(await customerRow(c.id)).toMatchObject({ purchase_count: 1, total_spent: '9000' })
+
+    const again = await refresh()
+    expect(again.stdout).not.toContain('waiting purchases attached')
+    expect((await purchase(o5.purchaseId)).customer_id).toBeNull()
   })
 
   it('picks up from the last successful run: nights missed are caught up, not skipped', async () => {
