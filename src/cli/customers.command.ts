@@ -155,6 +155,13 @@ export function registerCustomerCommands(program: Command): void {
             : undefined
           const result = await refreshSpendSinceLastRun(db, env, { since })
           if (since && since > result.since) laterThanLastRun(opts.since ?? '', result.since)
+          for (const u of result.unattached.slice(0, SHOWN_UNATTACHED)) {
+            console.error(
+              `note: purchases waiting for customer ${u.customerId} (${u.kind}) were not attached: ${u.message}; the next run tries again`,
+            )
+          }
+          const more = result.unattached.length - SHOWN_UNATTACHED
+          if (more > 0) console.error(`note: and those of ${more} more identities`)
           const retiered =
             result.retiered === null ? '' : `; thresholds changed: ${result.retiered} tiers re-set`
           const attached =
@@ -171,6 +178,9 @@ export function registerCustomerCommands(program: Command): void {
       ),
     )
 }
+
+/** Identities whose waiting purchases failed to attach that a run names on stderr. */
+const SHOWN_UNATTACHED = 20
 
 /** `--since` after the last successful run, which the window then starts at: why. */
 function laterThanLastRun(text: string, lastRun: Date): void {

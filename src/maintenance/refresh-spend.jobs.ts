@@ -14,6 +14,13 @@ export const refreshSpend: Processor<'maintenance.refresh-spend'> = {
       },
       'refreshed 12-month spend and tiers',
     )
+    if (result.unattached.length > 0) {
+      // Tried again by the next run; the refresh itself went on.
+      deps.log.warn(
+        { unattached: result.unattached.length, first: result.unattached.slice(0, 20) },
+        'waiting purchases not attached to customers holding their id',
+      )
+    }
     // Tiers moved (and anything a lost link job or an import left behind): one relink a day finds
     // every friend whose menu differs, instead of a job per customer.
     await enqueueRelink(deps, `refresh-spend-${deps.clock.now().toISOString().slice(0, 10)}`)

@@ -21,6 +21,8 @@ export type SpendRefresh = {
   retiered: number | null
   /** Purchases that waited for an identity their customer already held (attachStrandedPurchases). */
   attached: number
+  /** Identities whose waiting purchases could not be attached: tried again by the next run. */
+  unattached: { customerId: string; kind: string; message: string }[]
 }
 
 /**
@@ -31,9 +33,12 @@ export type SpendRefresh = {
  * window starting after the last success would leave the purchases that aged out in between
  * unseen for good (their customers kept a stale spend and tier). Starting earlier only recomputes
  * some customers again, which changes nothing for them.
- * First, purchases left waiting by a race with their identity are attached. Every time is the
- * database's, read once at the start (purchases age by now() in SQL): with the app's clock ahead,
- * a window ending at the database's now but recorded at the app's skipped what aged in between.
+ * First, purchases left waiting by a race with their identity are attached. Those that cannot be
+ * (reported in `unattached`) stop neither the refresh nor its record: every run looks at all
+ * waiting purchases again, and attaching them later recomputes their customer's spend from
+ * their purchases, so recording the run loses nothing. Every time is the database's, read once
+ * at the start (purchases age by now() in SQL): with the app's clock ahead, a window ending at
+ * the database's now but recorded at the app's skipped what aged in between.
  */
 export async function refreshSpendSinceLastRun(
   db: Db,
@@ -46,11 +51,16 @@ export async function refreshSpendSinceLastRun(
   const since = opts.since && opts.since < usual ? opts.since : usual
   const thresholds = thresholdsKey(env.TIER_THRESHOLDS)
   const previous = (last?.state as { thresholds?: string } | undefined)?.thresholds
-  const attached = await attachStrandedPurchases(db, env)
+  const stranded = await attachStrandedPurchases(db, env)
   const changed = await refreshStaleSpend(db, env, { since, until })
   const retiered = previous === thresholds ? null : await retierAllCustomers(db, env)
   await recordMaintenanceRun(db, RUN, until, { thresholds })
-  return { since, until, changed, retiered, attached }
+  const unattached = stranded.failed.map((f) => ({
+    customerId: f.customerId,
+    kind: f.kind,
+    message: f.error instanceof Error ? f.error.message : String(f.error),
+  }))
+  return { since, until, changed, retiered, attached: stranded.attached, unattached }
 }
 
 function thresholdsKey(thresholds: Env['TIER_THRESHOLDS']): string {

@@ -5,7 +5,7 @@ import { migrateToLatest } from '../../src/main/migrate.ts'
 import { setPendingEmail } from '../../src/orders/order.repo.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
-import { makeCustomer } from '../purchases/fixtures.ts'
+import { insertWaitingOrders, makeCustomer, statsOfWaitingOrders } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { cliClockOffset } from '../support/clock-offset.ts'
 import { createPrivateDatabase } from '../support/private-database.ts'
@@ -193,6 +193,72 @@ describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)
     const again = await refresh()
     expect(again.stdout).not.toContain('waiting purchases attached')
     expect((await purchase(o5.purchaseId)).customer_id).toBeNull()
+  })
+
+  it('attaches 17,000 purchases waiting on one email in one night, with their points and stats', async () => {
+    const c = await makeCustomer(db)
+    const email = `bulk-${randomUUID()}@example.com`
+    await db
+      .insertInto('identity')
+      .values({ customer_id: c.id, kind: 'email', value: email })
+      .execute()
+    const n = 17_000
+    await insertWaitingOrders(db, n, { kind: 'email', value: email })
+
+    const run = await refresh()
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain(`${n} waiting purchases attached`)
+    expect(await customerRow(c.id)).toMatchObject(statsOfWaitingOrders(n))
+    const ledger = await db
+      .selectFrom('points_ledger')
+      .select([
+        (eb) => eb.fn.countAll<string>().as('n'),
+        (eb) => eb.fn.sum<string>('delta').as('sum'),
+      ])
+      .where('customer_id', '=', c.id)
+      .executeTakeFirstOrThrow()
+    expect(ledger).toEqual({ n: String(n), sum: String(n * 10) })
+  })
+
+  it('refreshes spend and tiers even when waiting purchases cannot be attached, and says so', async () => {
+    expect((await refresh()).code).toBe(0)
+    await setLastSuccess(new Date(Date.now() - 5 * DAY))
+    const aged = await silverCustomer(368)
+    // The email's holder was erased (by hand, their email left behind): attaching to them is
+    // GONE, each night.
+    const erased = await makeCustomer(db)
+    const email = `erased-${randomUUID()}@example.com`
+    await db
+      .insertInto('identity')
+      .values({ customer_id: erased.id, kind: 'email', value: email })
+      .execute()
+    await waitingOrder({ kind: 'email', value: email })
+    await db
+      .updateTable('customer')
+      .set({ erased_at: new Date() })
+      .where('id', '=', erased.id)
+      .execute()
+    // And one that can: attached the same night.
+    const c = await makeCustomer(db)
+    const other = `other-${randomUUID()}@example.com`
+    await db
+      .insertInto('identity')
+      .values({ customer_id: c.id, kind: 'email', value: other })
+      .execute()
+    await waitingOrder({ kind: 'email', value: other })
+
+    const run = await refresh()
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain('1 customers updated since')
+    expect(run.stdout).toContain('1 waiting purchases attached')
+    expect(run.stderr).toContain(`customer ${erased.id} (email)`)
+    expect(run.stderr).toContain('erased')
+    expect(await customerRow(aged.id)).toMatchObject({ spend_12m: '0', tier: 'regular' })
+    expect(await customerRow(c.id)).toMatchObject({ purchase_count: 1 })
+    expect(Date.now() - (await lastSuccess()).getTime()).toBeLessThan(60_000)
+    // Tried again the next night, and said so again (then put out of the other tests' way).
+    expect((await refresh()).stderr).toContain(`customer ${erased.id} (email)`)
+    await db.deleteFrom('identity').where('customer_id', '=', erased.id).execute()
   })
 
   it('picks up from the last successful run: nights missed are caught up, not skipped', async () => {

@@ -1,4 +1,5 @@
 import { randomInt, randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { createApiKey, type Scope } from '../../src/auth/api-key.service.ts'
 import { ean13CheckDigit } from '../../src/cards/ean13.ts'
 import type { Env } from '../../src/config/env.ts'
@@ -140,3 +141,32 @@ export function recordOnlinePurchase(
     }),
   )
 }
+
+/**
+ * `n` online orders of 1,000 yen, one a minute back from now, unmatched and waiting on `pending`
+ * (and `email`), written in one statement: as many as an import of a shop's history leaves.
+ */
+export async function insertWaitingOrders(
+  db: Db,
+  n: number,
+  pending: { kind: string; value: string },
+  email: string | null = null,
+): Promise<void> {
+  await sql`
+    insert into purchase (channel, source, external_id, purchased_at, total, line_skus,
+      line_names, line_quantities, line_unit_prices, pending_identity_kind,
+      pending_identity_value, pending_email)
+    select 'online', ${`bulk-${randomUUID()}`}, 'W-' || i, now() - (i || ' minutes')::interval,
+      1000, array['SOFA-1'], array[null]::text[], array[1], array[1000], ${pending.kind},
+      ${pending.value}, ${email}
+    from generate_series(1, ${n}) i`.execute(db)
+}
+
+/** A customer's stats once they got `n` of insertWaitingOrders' orders (1 % points), gold. */
+export const statsOfWaitingOrders = (n: number) => ({
+  purchase_count: n,
+  total_spent: String(n * 1000),
+  spend_12m: String(n * 1000),
+  points: n * 10,
+  tier: 'gold',
+})

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
@@ -8,6 +9,7 @@ import { createDb, type Database } from '../../src/platform/db.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { orderOf } from '../orders/order-import-fixtures.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
+import { insertWaitingOrders, statsOfWaitingOrders } from './fixtures.ts'
 
 // Orders wait unmatched on a shop account (online customer id) and on an email nobody holds yet.
 // A customer who gets the email later gets them as recordOrder would have given them had they
@@ -168,5 +170,23 @@ describe('attachIdentity of an email that orders naming shop accounts wait on', 
     expect(await shopAccountsOf(c.id)).toEqual([])
     expect(await shopAccountsOf(hanako.id)).toEqual([a.z])
     expect((await purchaseOf(o1)).customer_id).toBeNull()
+  })
+
+  it('attaches 17,000 orders waiting on one email at once, with their points and stats', async () => {
+    const a = accounts()
+    const n = 17_000
+    await insertWaitingOrders(db, n, { kind: 'online_customer', value: a.z }, a.email)
+    const c = await createCustomer(db)
+    await attachEmail(c.id, a.email)
+    expect(await shopAccountsOf(c.id)).toEqual([a.z])
+    expect(await statsOf(c.id)).toMatchObject(statsOfWaitingOrders(n))
+    expect(await ledgerOf(c.id)).toEqual({ n, sum: n * 10 })
+    const { rows } = await sql<{ first: Date; last: Date }>`
+      select first_purchase_at as first, last_purchase_at as last from customer
+      where id = ${c.id}`.execute(db)
+    const { rows: span } = await sql<{ first: Date; last: Date }>`
+      select min(purchased_at) as first, max(purchased_at) as last from purchase
+      where customer_id = ${c.id}`.execute(db)
+    expect(rows[0]).toEqual(span[0])
   })
 })
