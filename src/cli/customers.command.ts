@@ -144,7 +144,7 @@ export function registerCustomerCommands(program: Command): void {
     .option(
       '--since <date>',
       'also cover purchases that aged out from this time on, when it is before the last successful run ' +
-        '(a date, from 00:00 in TZ_STORE, or an ISO 8601 date-time with offset); default: the last successful run',
+        '(a date, from 00:00 in TZ_STORE, or an ISO 8601 date-time with offset); default: the last successful run (none: all time)',
     )
     .action((opts: { since?: string }) =>
       withDb(
@@ -154,7 +154,9 @@ export function registerCustomerCommands(program: Command): void {
             ? readSinceOption(opts.since, env.TZ_STORE, await readDatabaseNow(db))
             : undefined
           const result = await refreshSpendSinceLastRun(db, env, { since })
-          if (since && since > result.since) laterThanLastRun(opts.since ?? '', result.since)
+          if (since && result.since && since > result.since) {
+            laterThanLastRun(opts.since ?? '', result.since)
+          }
           for (const u of result.unattached.slice(0, SHOWN_UNATTACHED)) {
             console.error(
               `note: purchases waiting for customer ${u.customerId} (${u.kind}) were not attached: ${u.message}; the next run tries again`,
@@ -168,9 +170,10 @@ export function registerCustomerCommands(program: Command): void {
             result.attached === 0
               ? ''
               : `; ${result.attached} waiting purchases attached to customers holding their id`
-          console.log(
-            `${result.changed} customers updated since ${result.since.toISOString()}${retiered}${attached}`,
-          )
+          const window = result.since
+            ? `since ${result.since.toISOString()}`
+            : 'since the first purchase (the first run)'
+          console.log(`${result.changed} customers updated ${window}${retiered}${attached}`)
         },
         () => {
           if (opts.since) checkSinceOption(opts.since)

@@ -10,11 +10,10 @@ import {
 } from './maintenance-run.repo.ts'
 
 const RUN = 'refresh-spend'
-/** The first run has no record to go on: the purchases that aged out in the last two days. */
-const FIRST_LOOKBACK_MS = 2 * 86_400_000
 
 export type SpendRefresh = {
-  since: Date
+  /** Where the window started: null on the first run, which covers all time. */
+  since: Date | null
   /** When the run started, by the database's clock: the next run's `since`. */
   until: Date
   changed: number
@@ -27,7 +26,9 @@ export type SpendRefresh = {
 
 /**
  * The nightly 12-month spend refresh, from where the last successful run started: nights missed
- * (workers down, the job failing) are caught up, not skipped. When the tier thresholds differ
+ * (workers down, the job failing) are caught up, not skipped. The first run (none recorded) covers
+ * all time: purchases imported with their history may have aged out long before, and later runs
+ * only look at what aged since. When the tier thresholds differ
  * from the last run's, every customer is re-tiered. `since` (the CLI) can only start the window
  * earlier: the run is recorded as the last success, so the next run starts at its end, and a
  * window starting after the last success would leave the purchases that aged out in between
@@ -47,8 +48,8 @@ export async function refreshSpendSinceLastRun(
 ): Promise<SpendRefresh> {
   const until = await readDatabaseNow(db)
   const last = await findMaintenanceRun(db, RUN)
-  const usual = last?.last_success_at ?? new Date(until.getTime() - FIRST_LOOKBACK_MS)
-  const since = opts.since && opts.since < usual ? opts.since : usual
+  const usual = last?.last_success_at ?? null
+  const since = usual && opts.since && opts.since < usual ? opts.since : usual
   const thresholds = thresholdsKey(env.TIER_THRESHOLDS)
   const previous = (last?.state as { thresholds?: string } | undefined)?.thresholds
   const stranded = await attachStrandedPurchases(db, env)

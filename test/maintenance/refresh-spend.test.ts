@@ -261,6 +261,15 @@ describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)
     await db.deleteFrom('identity').where('customer_id', '=', erased.id).execute()
   })
 
+  it('takes out, on its first run, purchases that aged out any time before', async () => {
+    // Order history imported; the workers first run ten days later: no run recorded yet.
+    await db.deleteFrom('maintenance_run').where('name', '=', 'refresh-spend').execute()
+    const c = await silverCustomer(370)
+    const run = await refresh()
+    expect(run.code, run.stderr).toBe(0)
+    expect(await customerRow(c.id)).toMatchObject({ spend_12m: '0', tier: 'regular' })
+  })
+
   it('picks up from the last successful run: nights missed are caught up, not skipped', async () => {
     expect((await refresh()).code).toBe(0) // the first run: records itself
     // The last run was five days ago; the purchase left the 12-month window four days ago.
