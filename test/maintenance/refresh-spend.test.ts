@@ -5,6 +5,7 @@ import { migrateToLatest } from '../../src/main/migrate.ts'
 import { setPendingEmail } from '../../src/orders/order.repo.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { recordPurchase } from '../../src/purchases/purchase.service.ts'
+import { identityValuesOf } from '../customers/factories.ts'
 import { insertWaitingOrders, makeCustomer, statsOfWaitingOrders } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { cliClockOffset } from '../support/clock-offset.ts'
@@ -181,13 +182,7 @@ describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)
       pending_identity_value: w,
       pending_email: email,
     })
-    const shops = await db
-      .selectFrom('identity')
-      .select('value')
-      .where('customer_id', '=', c.id)
-      .where('kind', '=', 'online_customer')
-      .execute()
-    expect(shops).toEqual([{ value: z }])
+    expect(await identityValuesOf(db, c.id, 'online_customer')).toEqual([z])
     expect(await customerRow(c.id)).toMatchObject({ purchase_count: 1, total_spent: '9000' })
 
     const again = await refresh()

@@ -6,7 +6,7 @@ import { attachIdentity } from '../../src/customers/merge.service.ts'
 import { type Order, orderSchema } from '../../src/orders/order.schemas.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
-import { createCustomer } from '../customers/factories.ts'
+import { createCustomer, identityValuesOf } from '../customers/factories.ts'
 import { orderOf } from '../orders/order-import-fixtures.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { insertWaitingOrders, statsOfWaitingOrders } from './fixtures.ts'
@@ -44,16 +44,8 @@ const purchaseOf = (o: Order) =>
     .where('source', '=', o.source)
     .where('external_id', '=', o.orderId)
     .executeTakeFirstOrThrow()
-const shopAccountsOf = async (customerId: string) =>
-  (
-    await db
-      .selectFrom('identity')
-      .select('value')
-      .where('customer_id', '=', customerId)
-      .where('kind', '=', 'online_customer')
-      .orderBy('value')
-      .execute()
-  ).map((r) => r.value)
+/** The customer's shop accounts (online customer ids). */
+const shopAccountsOf = (customerId: string) => identityValuesOf(db, customerId, 'online_customer')
 const statsOf = (customerId: string) =>
   db
     .selectFrom('customer')
