@@ -28,6 +28,24 @@ export const SWEEP_GRACE_MS = 10_000
 /** A missing profile is asked for again at most this often (it only fills in a name). */
 export const PROFILE_RETRY_MS = 3_600_000
 
+/** What a sweep found of each kind, and the steps that failed (their kinds count 0). */
+export type SweepCounts = {
+  events: number
+  deliveries: number
+  profiles: number
+  unlinks: number
+  failed: { step: SweepStep; err: unknown }[]
+}
+type SweepStep = 'events' | 'deliveries' | 'profiles' | 'unlinks'
+type SweepDeps = Pick<Deps, 'db' | 'queues' | 'clock' | 'log' | 'metrics'>
+/** One sweep's times and bounds, shared by its steps. */
+type SweepRun = {
+  cutoff: Date
+  cause: string
+  pages: { page: number; max: number }
+  leaseSeconds: number
+}
+
 /**
  * Re-enqueues work that Postgres says is unfinished but Redis may not know about (a Redis outage
  * at webhook time, a crash between commit and enqueue), or whose job failed without the row
@@ -36,65 +54,105 @@ export const PROFILE_RETRY_MS = 3_600_000
  * make a second job for the same row harmless. A delivery in `sending` is unfinished once its
  * lease (`leaseSeconds`, the send jobs' own) has run out. So is the unlink at LINE of an erased
  * person's menu until LINE confirmed it (sweepErasedUnlinks, whose job ids are its rows' state
- * and the hour instead).
+ * and the hour instead). Each kind is a step of its own: one that fails (an odd row, a read
+ * cancelled) is counted (kizuna_sweep_step_failures_total) and named in `failed`, and the others
+ * run all the same.
  */
 export async function sweepOnce(
-  deps: Pick<Deps, 'db' | 'queues' | 'clock' | 'log'>,
+  deps: SweepDeps,
   graceMs = SWEEP_GRACE_MS,
   leaseSeconds = SENDING_LEASE_SECONDS,
-) {
+): Promise<SweepCounts> {
   const cutoff = new Date(deps.clock.now().getTime() - graceMs)
-  const cause = `${SWEEP_CAUSE}${cutoff.getTime()}`
-  const pages = { page: PAGE, max: SWEEP_MAX }
-  // A backlog (a burst of webhooks, a campaign) waits in its queue longer than the grace, and
-  // each sweep would queue the waiting rows again under ids of its own. Events are looked for
-  // only among those stored well before the oldest waiting job was queued: under steady load
-  // there is always a backlog, and a Redis outage's events would otherwise wait for it to drain.
-  // A sweep's own jobs hold events minutes older than they are, so while one of them waits or
-  // runs no event is looked for (the sweep after them finds what they left); they go ahead of
-  // the jobs waiting, so the next to run is one of them while any waits. A job is under way too
-  // while it runs or waits out the backoff before its retry (delayed): its events are not
-  // queued again, and while a sweep's own is, none is looked for.
+  const run: SweepRun = {
+    cutoff,
+    cause: `${SWEEP_CAUSE}${cutoff.getTime()}`,
+    pages: { page: PAGE, max: SWEEP_MAX },
+    leaseSeconds,
+  }
+  const steps: [SweepStep, () => Promise<number>][] = [
+    ['events', () => sweepEvents(deps, run)],
+    ['deliveries', () => sweepDeliveries(deps, run)],
+    ['profiles', () => sweepProfiles(deps, run)],
+    // Erased people's menus LINE has not confirmed unlinking (the command died, LINE refused).
+    ['unlinks', () => sweepErasedUnlinks(deps, cutoff, run.pages)],
+  ]
+  const counts: SweepCounts = { events: 0, deliveries: 0, profiles: 0, unlinks: 0, failed: [] }
+  for (const [step, sweepStep] of steps) {
+    try {
+      counts[step] = await sweepStep()
+    } catch (err) {
+      counts.failed.push({ step, err })
+      deps.metrics.sweepStepFailures.inc({ step })
+    }
+  }
+  if (counts.events + counts.deliveries + counts.profiles + counts.unlinks > 0) {
+    // Found, not necessarily queued: a profile already asked for this hour keeps its job.
+    const { failed: _, ...found } = counts
+    deps.log.info(found, 'sweeper found unfinished work')
+  }
+  return counts
+}
+
+/**
+ * Webhook events. A backlog (a burst of webhooks, a campaign) waits in its queue longer than the
+ * grace, and each sweep would queue the waiting rows again under ids of its own. Events are
+ * looked for only among those stored well before the oldest waiting job was queued: under steady
+ * load there is always a backlog, and a Redis outage's events would otherwise wait for it to
+ * drain. A sweep's own jobs hold events minutes older than they are, so while one of them waits
+ * or runs no event is looked for (the sweep after them finds what they left); they go ahead of
+ * the jobs waiting, so the next to run is one of them while any waits. A job is under way too
+ * while it runs or waits out the backoff before its retry (delayed): its events are not queued
+ * again, and while a sweep's own is, none is looked for.
+ */
+async function sweepEvents(deps: SweepDeps, run: SweepRun): Promise<number> {
   const webhook = deps.queues.byName.webhook
   const [next] = await webhook.getJobs(['wait'], 0, 0, true)
   const underWay = await webhook.getJobs(UNDER_WAY, 0, -1)
   const sweepUnderWay = [next, ...underWay].some((job) => job?.id?.includes(`-${SWEEP_CAUSE}`))
+  if (sweepUnderWay) return 0
   const held = new Set(
     underWay.flatMap((job) => (job?.data as WebhookJobData | undefined)?.webhookEventIds ?? []),
   )
   const eventCutoff = next
-    ? new Date(Math.min(cutoff.getTime(), next.timestamp - SWEEP_GRACE_MS))
-    : cutoff
-  const events = sweepUnderWay
-    ? []
-    : (
-        await readByKeyset(
-          (after, limit) => listStalePendingEvents(deps.db, eventCutoff, limit, after),
-          pages,
-        )
-      ).filter((event) => !held.has(event.webhook_event_id))
-  await enqueueWebhookEventsByUser(deps.queues, events, { cause })
-  // A campaign's deliveries: looked for once the queue has caught up.
+    ? new Date(Math.min(run.cutoff.getTime(), next.timestamp - SWEEP_GRACE_MS))
+    : run.cutoff
+  const events = (
+    await readByKeyset(
+      (after, limit) => listStalePendingEvents(deps.db, eventCutoff, limit, after),
+      run.pages,
+    )
+  ).filter((event) => !held.has(event.webhook_event_id))
+  await enqueueWebhookEventsByUser(deps.queues, events, { cause: run.cause })
+  return events.length
+}
+
+/** A campaign's deliveries: looked for once the queue has caught up. */
+async function sweepDeliveries(deps: SweepDeps, run: SweepRun): Promise<number> {
   const backlog = await deps.queues.byName.delivery.getWaitingCount()
-  const deliveries =
-    backlog > 0
-      ? []
-      : await readByKeyset(
-          (after, limit) => listStaleDeliveries(deps.db, cutoff, limit, after, leaseSeconds),
-          pages,
-        )
+  if (backlog > 0) return 0
+  const deliveries = await readByKeyset(
+    (after, limit) => listStaleDeliveries(deps.db, run.cutoff, limit, after, run.leaseSeconds),
+    run.pages,
+  )
   await enqueueDeliveries(
     deps.queues,
     deliveries.map(({ id }) => ({ id })),
-    { cause },
+    { cause: run.cause },
   )
-  // One id per hour, not per sweep: a profile LINE keeps refusing (or a LINE outage) would
-  // otherwise cost a call per user every sweep.
+  return deliveries.length
+}
+
+/**
+ * LINE profiles still missing. One id per hour, not per sweep: a profile LINE keeps refusing (or
+ * a LINE outage) would otherwise cost a call per user every sweep.
+ */
+async function sweepProfiles(deps: SweepDeps, run: SweepRun): Promise<number> {
   const profiles = await readByKeyset(
-    (after, limit) => listLineUsersWithoutProfile(deps.db, cutoff, limit, after),
-    pages,
+    (after, limit) => listLineUsersWithoutProfile(deps.db, run.cutoff, limit, after),
+    run.pages,
   )
-  const hour = Math.floor(cutoff.getTime() / PROFILE_RETRY_MS)
+  const hour = Math.floor(run.cutoff.getTime() / PROFILE_RETRY_MS)
   // A page to a request: one request for 50,000 jobs would hold Redis for a while.
   for (let i = 0; i < profiles.length; i += PAGE) {
     await deps.queues.enqueueBulk(
@@ -105,23 +163,20 @@ export async function sweepOnce(
       })),
     )
   }
-  // Erased people's menus LINE has not confirmed unlinking (the command died, LINE refused).
-  const unlinks = await sweepErasedUnlinks(deps, cutoff, pages)
-  const counts = {
-    events: events.length,
-    deliveries: deliveries.length,
-    profiles: profiles.length,
-    unlinks,
-  }
-  if (counts.events + counts.deliveries + counts.profiles + counts.unlinks > 0) {
-    // Found, not necessarily queued: a profile already asked for this hour keeps its job.
-    deps.log.info(counts, 'sweeper found unfinished work')
-  }
-  return counts
+  return profiles.length
 }
 
 export const sweep: Processor<'maintenance.sweep'> = {
   async run(deps) {
-    await sweepOnce(deps)
+    const { failed } = await sweepOnce(deps)
+    // The job fails, so that it shows: logged once, each step's error in it (as any job's
+    // failure is, an outage's not), and counted in kizuna_jobs_total.
+    if (failed.length > 0) {
+      const steps = failed.map((f) => f.step).join(', ')
+      throw new AggregateError(
+        failed.map((f) => f.err),
+        `sweeper steps failed: ${steps}`,
+      )
+    }
   },
 }

@@ -48,6 +48,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: "Shop login assertions refused at /link/callback for a bad signature (LINK_ASSERTION_SECRET not the shop login's, or forged)",
       registers: [registry],
     }),
+    sweepStepFailures: new Counter({
+      name: 'kizuna_sweep_step_failures_total',
+      help: "Sweeper steps that failed (events, deliveries, profiles, unlinks); the sweep's other steps ran",
+      labelNames: ['step'] as const,
+      registers: [registry],
+    }),
     lineCalls: new Counter({
       name: 'kizuna_line_calls_total',
       help: 'Calls to the LINE platform by endpoint and HTTP status',
