@@ -82,6 +82,20 @@ export type JobData<N extends JobName> = z.infer<(typeof JOBS)[N]['schema']>
 export type QueueName = (typeof JOBS)[JobName]['queue']
 export const QUEUE_NAMES = [...new Set(Object.values(JOBS).map((j) => j.queue))] as QueueName[]
 
+/** LINE's webhookEventId, as LINE sends it: a ULID (26 letters and digits). */
+const ULID_SHAPE = /^[0-9A-Za-z]{26}$/
+
+/**
+ * An id from outside (a webhookEventId: LINE signs the request, not the shape of its ids) as a
+ * job id may hold it. A ULID stays as it is (readable in Redis and the logs); anything else (a `:`
+ * BullMQ refuses, which fails every job sent with it; a `,` or `-`, which could pass for two ids
+ * or an id and a cause) becomes `_` and a hash of it, the same each time, so that a job queued
+ * again still gets its first id. A ULID never holds `_`: no id kept as it is reads as a hashed one.
+ */
+export function externalJobKey(id: string): string {
+  return ULID_SHAPE.test(id) ? id : `_${createHash('sha256').update(id).digest('hex').slice(0, 32)}`
+}
+
 /** Job ids come from business keys: `<kind>-<id>`, never `:`, never all digits. */
 export const jobIds = {
   /**
@@ -89,7 +103,7 @@ export const jobIds = {
    * sweeper) gives a new id: BullMQ keeps a failed job a week and would drop the sweeper's too.
    */
   webhookEvents: (webhookEventIds: string[], cause?: string) =>
-    groupJobId('webhook-event', webhookEventIds) + (cause ? `-${cause}` : ''),
+    groupJobId('webhook-event', webhookEventIds.map(externalJobKey)) + (cause ? `-${cause}` : ''),
   /** The same group of deliveries always gets the same id. */
   deliveries: (deliveryIds: string[]) => groupJobId('delivery', deliveryIds),
   /**

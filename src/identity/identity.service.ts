@@ -1,7 +1,7 @@
 import type { webhook } from '@line/bot-sdk'
 import { cardIssueOptions, ensureMemberCard, memberCardContent } from '../cards/cards.service.ts'
 import { createCustomer } from '../customers/customer.service.ts'
-import { jobIds } from '../jobs.ts'
+import { externalJobKey, jobIds } from '../jobs.ts'
 import { replyTokenExpiry, scheduleDelivery } from '../messaging/delivery.service.ts'
 import { forgetRichMenuOf, linkRichMenuAfterCommit } from '../richmenu/richmenu-link.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
@@ -134,7 +134,7 @@ function enqueueProfileFetch(
     ctx.deps.queues.enqueue(
       'identity.fetch-profile',
       { lineUserId },
-      { jobId: jobIds.profile(lineUserId, ctx.webhookEventId) },
+      { jobId: jobIds.profile(lineUserId, externalJobKey(ctx.webhookEventId)) },
     ),
   )
 }
@@ -164,7 +164,7 @@ export async function handleFollow(
   if (!ctx.standby) await scheduleWelcome(ctx, event, result)
   // The menu of their segment, in standby mode too: a menu link is no message (standby holds
   // back messages only, LINE-API.md §9.11), and the unlink and the relink link in standby too.
-  linkRichMenuAfterCommit(ctx, lineUser.id, ctx.webhookEventId)
+  linkRichMenuAfterCommit(ctx, lineUser.id, externalJobKey(ctx.webhookEventId))
   return ctx.standby ? 'standby' : 'handled'
 }
 

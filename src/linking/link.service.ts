@@ -4,6 +4,7 @@ import { cardIssueOptions, ensureMemberCard } from '../cards/cards.service.ts'
 import type { ConversationContext } from '../conversation/conversation.service.ts'
 import { attachIdentity, OtherShopAccount } from '../customers/merge.service.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
+import { externalJobKey } from '../jobs.ts'
 import { scheduleReply } from '../messaging/delivery.service.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
@@ -139,7 +140,7 @@ export async function handleAccountLink(
     detail: { kind, mergedCustomerId: attached.mergedCustomerId, created: attached.created },
   })
   // Linked to an online account: the menu of their new segment.
-  linkRichMenuAfterCommit(ctx, lineUser.id, ctx.webhookEventId)
+  linkRichMenuAfterCommit(ctx, lineUser.id, externalJobKey(ctx.webhookEventId))
   await reply(linkedMessages(), 'account-link-done')
   return 'handled'
 }
@@ -184,6 +185,6 @@ export async function unlinkAccount(ctx: ConversationContext): Promise<'stale' |
     detail: { newCustomerId },
   })
   // A customer of its own now: the menu of that customer's segment.
-  linkRichMenuAfterCommit(ctx, lineUser.id, ctx.webhookEventId)
+  linkRichMenuAfterCommit(ctx, lineUser.id, externalJobKey(ctx.webhookEventId))
   await ctx.reply(unlinkedMessages(), 'account-unlink-done')
 }

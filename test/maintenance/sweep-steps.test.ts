@@ -1,11 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
+import { createApp } from '../../src/app.ts'
+import { createMailer } from '../../src/email/mailer.ts'
 import { sweep, sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
+import { createInbox } from '../../src/webhook/inbox.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
+import { sign } from '../support/harness.ts'
 import { backendPid, heldTransaction, lockWaitFor } from '../support/locks.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
+import { startPrivateDeps, startQueueWorkers } from '../support/private-deps.ts'
+import { eventually } from '../support/wait.ts'
 
 // The sweeper's steps each on their own. Webhook events and profiles: sweep.test.ts.
 
@@ -40,7 +45,51 @@ const waitingDeliveries = async (deps: PrivateDeps['deps']) =>
     (job) => job.data.deliveryIds as string[],
   )
 
+const statusOf = async (deps: PrivateDeps['deps'], webhookEventId: string) =>
+  (
+    await deps.db
+      .selectFrom('webhook_event')
+      .select('status')
+      .where('webhook_event_id', '=', webhookEventId)
+      .executeTakeFirstOrThrow()
+  ).status
+
 describe('sweeper steps', () => {
+  it('applies an event whose id is no ULID (a ":" in it), and still queues a lost delivery', async () => {
+    const { deps, env, line } = await startPrivateDeps(cleanups)
+    const user = line.users.create({ displayName: 'Colon Friend' })
+    user.friendship = 'friend'
+    // LINE signs whatever it sends: an event id that is not LINE's usual ULID is still stored.
+    const follow = { ...line.buildEvent('follow', user.userId, {}), webhookEventId: 'evt:1' }
+    const body = JSON.stringify(line.envelope([follow]))
+    const inbox = createInbox(deps)
+    const app = createApp(deps, { inbox, mailer: createMailer(env, deps.db, { sandbox: false }) })
+    const res = await app.request('/webhooks/line', {
+      method: 'POST',
+      headers: { 'x-line-signature': sign(body), 'content-type': 'application/json' },
+      body,
+    })
+    expect(res.status).toBe(200)
+    await inbox.drain()
+    expect(await statusOf(deps, 'evt:1')).toBe('pending')
+    const deliveryId = await unqueuedDelivery(deps)
+
+    await sweepOnce(deps, 0)
+    expect(await waitingDeliveries(deps)).toContain(deliveryId)
+
+    startQueueWorkers(cleanups, deps, env, ['webhook', 'identity', 'delivery', 'richmenu'])
+    await eventually(async () => {
+      expect(await statusOf(deps, 'evt:1')).toBe('done')
+      // The work after the follow, queued under the event's id, ran too (its profile).
+      const friend = await deps.db
+        .selectFrom('line_user')
+        .select('display_name')
+        .where('line_uid', '=', user.userId)
+        .executeTakeFirstOrThrow()
+      expect(friend.display_name).toBe('Colon Friend')
+    }, 30_000)
+  }, 60_000)
+
   it('goes on with the other steps when one fails, and the sweep job fails naming it', async () => {
     const { deps, line } = await startPrivateDeps(cleanups)
     // A minute on: the rows below are past the sweeper's grace.

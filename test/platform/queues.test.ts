@@ -5,6 +5,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/platform/logger.ts'
 import { createQueues } from '../../src/platform/queues.ts'
 import { createProducerRedis } from '../../src/platform/redis.ts'
+import {
+  enqueueWebhookEvents,
+  enqueueWebhookEventsByUser,
+} from '../../src/webhook/webhook.enqueue.ts'
 import { TEST_REDIS_URL } from '../support/env.ts'
 import { startFrozenProxy } from '../support/frozen-proxy.ts'
 
@@ -117,6 +121,45 @@ describe('queues.enqueueSoon', () => {
     } finally {
       partitioned.disconnect()
       await proxy.close()
+    }
+  })
+})
+
+describe('webhook event job ids', () => {
+  it('queues any event id LINE signs, each job once, a ULID readable in its job id', async () => {
+    const prefix = `test-event-ids-${randomUUID()}`
+    const queues = createQueues(redis, createLogger('silent'), prefix)
+    const reader = new Queue('webhook', { connection: redis, prefix })
+    try {
+      const ulid = '01FZ74A0TDDPYRVKNK77XKC3ZR'
+      const odd = ['evt:1', 'a,b', 'a', 'b', `${ulid}-sweep-1`, '1234567890']
+      const all = [ulid, ...odd]
+      // Each alone, and all in one group (as the inbox groups a flush), each twice (an enqueue
+      // tried again): BullMQ keeps the first of each id.
+      for (let i = 0; i < 2; i++) {
+        for (const id of all) await enqueueWebhookEvents(queues, [id])
+        await enqueueWebhookEvents(queues, all)
+      }
+      await enqueueWebhookEvents(queues, [ulid], { cause: 'sweep-1' })
+      // A group of two is not the one event whose id joins them.
+      await enqueueWebhookEventsByUser(queues, [
+        { webhook_event_id: 'a', user_id: 'u' },
+        { webhook_event_id: 'b', user_id: 'u' },
+      ])
+
+      const jobs = await reader.getJobs(['waiting'])
+      const ids = jobs.map((j) => j.id!)
+      expect(jobs).toHaveLength(all.length + 3)
+      expect(ids).toContain(`webhook-event-${ulid}`)
+      expect(ids).toContain(`webhook-event-${ulid}-sweep-1`)
+      expect(ids.every((id) => !id.includes(':'))).toBe(true)
+      expect(jobs.flatMap((j) => j.data.webhookEventIds).sort()).toEqual(
+        [...all, ...all, ulid, 'a', 'b'].sort(),
+      )
+    } finally {
+      await queues.close()
+      await reader.obliterate({ force: true })
+      await reader.close()
     }
   })
 })
