@@ -1,10 +1,11 @@
-import type { JobType } from 'bullmq'
+import type { JobType, Queue } from 'bullmq'
 import { listLineUsersWithoutProfile } from '../identity/identity.repo.ts'
 import { type JobData, jobIds } from '../jobs.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import { listStaleDeliveries, SENDING_LEASE_SECONDS } from '../messaging/delivery-claim.repo.ts'
 import type { Deps } from '../platform/deps.ts'
 import { readByKeyset } from '../platform/keyset.ts'
+import type { Redis } from '../platform/redis.ts'
 import type { Processor } from '../platform/worker-types.ts'
 import { sweepErasedUnlinks } from '../richmenu/erased-unlink.service.ts'
 import { enqueueWebhookEventsByUser } from '../webhook/webhook.enqueue.ts'
@@ -37,7 +38,7 @@ export type SweepCounts = {
   failed: { step: SweepStep; err: unknown }[]
 }
 type SweepStep = 'events' | 'deliveries' | 'profiles' | 'unlinks'
-type SweepDeps = Pick<Deps, 'db' | 'queues' | 'clock' | 'log' | 'metrics'>
+type SweepDeps = Pick<Deps, 'db' | 'queues' | 'redis' | 'clock' | 'log' | 'metrics'>
 /** One sweep's times and bounds, shared by its steps. */
 type SweepRun = {
   cutoff: Date
@@ -127,20 +128,56 @@ async function sweepEvents(deps: SweepDeps, run: SweepRun): Promise<number> {
   return events.length
 }
 
-/** A campaign's deliveries: looked for once the queue has caught up. */
+/**
+ * Deliveries. As with events, a backlog (a campaign) waits longer than the grace: only rows due
+ * and written well before the oldest waiting job was queued are looked for, so a delivery whose
+ * job was lost is queued again about when that job would have run, behind a campaign queued
+ * before it, not after the queue has drained. A job delayed to a row's send_after or to its
+ * retry (retry_at) reaches the queue at that time, and a running job's rows are `sending`: the
+ * rows say so themselves (listStaleDeliveries). A delivery whose own job (one delivery, its
+ * `delivery-<id>`) was queued and not yet taken by a worker is left to it (a late enqueue, or a
+ * job waiting behind a campaign queued after the row). The sweep's own jobs go ahead of the
+ * waiting ones: while one of them is next, none is looked for.
+ */
 async function sweepDeliveries(deps: SweepDeps, run: SweepRun): Promise<number> {
-  const backlog = await deps.queues.byName.delivery.getWaitingCount()
-  if (backlog > 0) return 0
-  const deliveries = await readByKeyset(
-    (after, limit) => listStaleDeliveries(deps.db, run.cutoff, limit, after, run.leaseSeconds),
+  const queue = deps.queues.byName.delivery
+  const [next] = await queue.getJobs(['wait'], 0, 0, true)
+  if (next?.id?.includes(`-${SWEEP_CAUSE}`)) return 0
+  const olderThan = next
+    ? new Date(Math.min(run.cutoff.getTime(), next.timestamp - SWEEP_GRACE_MS))
+    : run.cutoff
+  const stale = await readByKeyset(
+    (after, limit) => listStaleDeliveries(deps.db, olderThan, limit, after, run.leaseSeconds),
     run.pages,
   )
-  await enqueueDeliveries(
-    deps.queues,
-    deliveries.map(({ id }) => ({ id })),
-    { cause: run.cause },
+  const waiting = await waitingForWorker(
+    deps.redis,
+    queue,
+    stale.map(({ id }) => jobIds.deliveries([id])),
   )
+  const deliveries = stale.filter((_, i) => !waiting[i]).map(({ id }) => ({ id }))
+  await enqueueDeliveries(deps.queues, deliveries, { cause: run.cause, first: true })
   return deliveries.length
+}
+
+/**
+ * For each job id, whether that job was queued and no worker has taken it yet (BullMQ sets
+ * processedOn when one does). A page of ids to a round trip.
+ */
+async function waitingForWorker(redis: Redis, queue: Queue, ids: string[]): Promise<boolean[]> {
+  const waiting: boolean[] = []
+  for (let i = 0; i < ids.length; i += PAGE) {
+    const pipeline = redis.pipeline()
+    for (const id of ids.slice(i, i + PAGE)) {
+      pipeline.hmget(queue.toKey(id), 'timestamp', 'processedOn', 'finishedOn')
+    }
+    for (const [err, fields] of (await pipeline.exec()) ?? []) {
+      if (err) throw err
+      const [queuedAt, takenAt, finishedAt] = fields as (string | null)[]
+      waiting.push(queuedAt !== null && takenAt === null && finishedAt === null)
+    }
+  }
+  return waiting
 }
 
 /**

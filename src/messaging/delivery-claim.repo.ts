@@ -164,9 +164,10 @@ export function claimOf(rows: Pick<ClaimedDelivery, 'id' | 'attempts'>[]): Claim
 }
 
 /**
- * Due deliveries nobody is working on: pending ones older than the grace (their job was lost)
- * and not waiting for their job's next try (a LINE 5xx: retry_at), or whose try is that late,
- * and ones left in `sending` past the lease (a crashed worker). Oldest change first, from after
+ * Due deliveries nobody is working on: pending ones older than `olderThan` (their job was lost),
+ * due since before it (a job delayed to their send_after reached the queue then), and not
+ * waiting for their job's next try (a LINE 5xx: retry_at), or whose try is that late, and ones
+ * left in `sending` past the lease (a crashed worker). Oldest change first, from after
  * the row `after` (the last of the page before): each page is a range of delivery_unfinished_idx
  * (by time: a campaign's rows share one, and a page inside such a run reads it from its start),
  * and none is read twice (a row written meanwhile moves past the end).
@@ -189,6 +190,7 @@ export async function listStaleDeliveries(
         eb.and([
           eb('status', '=', 'pending'),
           eb('updated_at', '<', olderThan),
+          eb('send_after', '<', olderThan),
           eb.or([eb('retry_at', 'is', null), eb('retry_at', '<', olderThan)]),
         ]),
         eb.and([eb('status', '=', 'sending'), eb('updated_at', '<', leaseStart)]),

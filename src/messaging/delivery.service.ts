@@ -117,11 +117,12 @@ export async function scheduleDeliveries(
  * they get a job for that time, however near. Grouped as due, they would get the id of the job
  * deferring them (the same ids), which BullMQ drops while that job exists; `attempts` (the
  * deferring claim's) keeps a job deferred again to its own due time from its own id.
+ * `first`: the due ones ahead of the jobs waiting (queues.enqueueBulk), in the same order.
  */
 export async function enqueueDeliveries(
   queues: Queues,
   deliveries: { id: string; sendAfter?: Date | null; attempts?: number }[],
-  opts: { now?: number; cause?: string; soon?: boolean; deferred?: boolean } = {},
+  opts: { now?: number; cause?: string; soon?: boolean; deferred?: boolean; first?: boolean } = {},
 ): Promise<void> {
   const now = opts.now ?? Date.now()
   // A cause (the sweeper) gives new job ids: the first job of a delivery may still be kept.
@@ -137,10 +138,16 @@ export async function enqueueDeliveries(
       later.set(delayMs, [...(later.get(delayMs) ?? []), d.id])
     } else due.push(d.id)
   }
-  const jobs: { data: { deliveryIds: string[] }; jobId: string; delay?: number }[] = []
+  const jobs: { data: { deliveryIds: string[] }; jobId: string; delay?: number; first?: true }[] =
+    []
   for (let i = 0; i < due.length; i += DELIVERIES_PER_JOB) {
     const ids = due.slice(i, i + DELIVERIES_PER_JOB)
     jobs.push({ data: { deliveryIds: ids }, jobId: jobIds.deliveries(ids) + suffix })
+  }
+  if (opts.first) {
+    // Each job put first goes ahead of the one before: the first group last.
+    jobs.reverse()
+    for (const job of jobs) job.first = true
   }
   for (const [delay, all] of later) {
     for (let i = 0; i < all.length; i += DELIVERIES_PER_JOB) {

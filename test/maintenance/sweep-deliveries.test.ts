@@ -41,7 +41,72 @@ async function friendWithNothingUnfinished(
   return customer_id
 }
 
+/** Notices to the customer, written in one statement (`agoMs` ago) and not queued. */
+async function notices(deps: PrivateDeps['deps'], customerId: string, count: number, agoMs = 0) {
+  const rows = await insertDeliveries(
+    deps.db,
+    Array.from({ length: count }, (_, i) => ({
+      dedupeKey: `sweep-queued:${randomUUID()}`,
+      kind: 'notice',
+      category: 'transactional' as const,
+      customerId,
+      content: { messages: [{ type: 'text' as const, text: `お知らせ ${i}` }] },
+    })),
+  )
+  const ids = rows.map((r) => r.id)
+  const at = new Date(Date.now() - agoMs)
+  await deps.db
+    .updateTable('delivery')
+    .set({ updated_at: at, send_after: at })
+    .where('id', 'in', ids)
+    .execute()
+  return ids
+}
+
+/** The delivery ids of each job waiting for a worker, in the order they run. */
+const waitingDeliveryJobs = async (deps: PrivateDeps['deps']) =>
+  (await deps.queues.byName.delivery.getJobs(['wait'], 0, -1, true)).map(
+    (job) => job.data.deliveryIds as string[],
+  )
+
 describe('sweeper, deliveries', () => {
+  it('queues a lost delivery while another waits in the queue, and leaves that one to its job', async () => {
+    const { deps, line } = await startPrivateDeps(cleanups)
+    const customerId = await friendWithNothingUnfinished(deps, line)
+    // Both written a minute ago; one's job waits behind a backlog (no worker here), the other's
+    // enqueue was lost in a Redis blip.
+    const [waiting, lost] = await notices(deps, customerId, 2, 60_000)
+    await enqueueDeliveries(deps.queues, [{ id: waiting! }])
+
+    expect(await sweepOnce(deps, 0)).toMatchObject({ deliveries: 1 })
+    // The lost one goes first (it has waited longest); the waiting one is not queued again.
+    expect(await waitingDeliveryJobs(deps)).toEqual([[lost], [waiting]])
+    // Sweeps before any worker takes a job queue nothing more.
+    expect(await sweepOnce(deps, 0)).toMatchObject({ deliveries: 0 })
+    expect(await waitingDeliveryJobs(deps)).toEqual([[lost], [waiting]])
+  })
+
+  it("leaves a campaign's waiting jobs alone, and queues a delivery lost before they were queued", async () => {
+    const { deps, line } = await startPrivateDeps(cleanups)
+    const customerId = await friendWithNothingUnfinished(deps, line)
+    const lost = await notices(deps, customerId, 1, 60_000)
+    // A campaign queued just now, in jobs of several deliveries, waits for the workers.
+    const campaign = await notices(deps, customerId, 250)
+    await enqueueDeliveries(
+      deps.queues,
+      campaign.map((id) => ({ id })),
+    )
+    const jobs = await waitingDeliveryJobs(deps)
+    expect(jobs).toHaveLength(3)
+
+    // Sweeps a minute on, the campaign still waiting: only the delivery lost before it is queued.
+    const later = { ...deps, clock: { now: () => new Date(Date.now() + 60_000) } }
+    expect(await sweepOnce(later)).toMatchObject({ deliveries: 1 })
+    expect(await waitingDeliveryJobs(deps)).toEqual([lost, ...jobs])
+    expect(await sweepOnce(later)).toMatchObject({ deliveries: 0 })
+    expect(await waitingDeliveryJobs(deps)).toEqual([lost, ...jobs])
+  })
+
   it('queues every unsent delivery in one sweep, each once', async () => {
     const { deps, env, line } = await startPrivateDeps(cleanups)
     const customerId = await friendWithNothingUnfinished(deps, line)
