@@ -1,9 +1,10 @@
-import type { JobType, Queue } from 'bullmq'
+import type { Job, JobType, Queue } from 'bullmq'
 import { listLineUsersWithoutProfile } from '../identity/identity.repo.ts'
 import { type JobData, jobIds } from '../jobs.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import { listStaleDeliveries, SENDING_LEASE_SECONDS } from '../messaging/delivery-claim.repo.ts'
 import type { Deps } from '../platform/deps.ts'
+import { forgetJobsBehind, listJobsBehind } from '../platform/jobs-behind.ts'
 import { readByKeyset } from '../platform/keyset.ts'
 import type { Redis } from '../platform/redis.ts'
 import type { Processor } from '../platform/worker-types.ts'
@@ -104,7 +105,10 @@ export async function sweepOnce(
  * or runs no event is looked for (the sweep after them finds what they left); they go ahead of
  * the jobs waiting, so the next to run is one of them while any waits. A job is under way too
  * while it runs or waits out the backoff before its retry (delayed): its events are not queued
- * again, and while a sweep's own is, none is looked for.
+ * again, and while a sweep's own is, none is looked for. So is one waiting behind jobs queued
+ * after its events (its retry, which BullMQ puts at the tail; a failed job's events queued
+ * anew), as noted in jobs-behind.ts: while more are noted than a sweep reads (an outage failing
+ * every job), no event is looked for.
  */
 async function sweepEvents(deps: SweepDeps, run: SweepRun): Promise<number> {
   const webhook = deps.queues.byName.webhook
@@ -112,8 +116,12 @@ async function sweepEvents(deps: SweepDeps, run: SweepRun): Promise<number> {
   const underWay = await webhook.getJobs(UNDER_WAY, 0, -1)
   const sweepUnderWay = [next, ...underWay].some((job) => job?.id?.includes(`-${SWEEP_CAUSE}`))
   if (sweepUnderWay) return 0
+  const behind = await jobsBehind(deps, webhook)
+  if (!behind) return 0
   const held = new Set(
-    underWay.flatMap((job) => (job?.data as WebhookJobData | undefined)?.webhookEventIds ?? []),
+    [...underWay, ...behind].flatMap(
+      (job) => (job?.data as WebhookJobData | undefined)?.webhookEventIds ?? [],
+    ),
   )
   const eventCutoff = next
     ? new Date(Math.min(run.cutoff.getTime(), next.timestamp - SWEEP_GRACE_MS))
@@ -126,6 +134,20 @@ async function sweepEvents(deps: SweepDeps, run: SweepRun): Promise<number> {
   ).filter((event) => !held.has(event.webhook_event_id))
   await enqueueWebhookEventsByUser(deps.queues, events, { cause: run.cause })
   return events.length
+}
+
+/**
+ * The jobs noted as waiting behind jobs queued after their events (jobs-behind.ts) that have not
+ * ended, or null when more are noted than a sweep reads. Those ended or gone are taken out.
+ */
+async function jobsBehind(deps: SweepDeps, webhook: Queue): Promise<Job[] | null> {
+  const { prefix } = deps.queues
+  const noted = await listJobsBehind(deps.redis, prefix, 'webhook', PAGE)
+  const jobs = await Promise.all(noted.jobIds.map((id) => webhook.getJob(id)))
+  const ended = noted.jobIds.filter((_, i) => !jobs[i] || jobs[i].finishedOn)
+  await forgetJobsBehind(deps.redis, prefix, 'webhook', ended)
+  if (noted.more) return null
+  return jobs.filter((job): job is Job => job !== undefined && !job.finishedOn)
 }
 
 /**

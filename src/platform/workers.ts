@@ -1,6 +1,7 @@
 import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq'
 import { JOBS, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
 import type { Deps } from './deps.ts'
+import { forgetJobsBehind, noteJobsBehind } from './jobs-behind.ts'
 import { isOutageError } from './outage.ts'
 import { PacingUnavailable } from './pacing-unavailable.ts'
 import { isRedisOutage, type Redis } from './redis.ts'
@@ -24,6 +25,12 @@ export function workerOptions(deps: Pick<Deps, 'env'>): Record<QueueName, Partia
     maintenance: { concurrency: 1 },
   }
 }
+
+/**
+ * Queues whose jobs waiting for a retry are noted (jobs-behind.ts): the sweeper's webhook events
+ * must not be queued again while such a job waits behind a backlog.
+ */
+const NOTED_RETRIES: ReadonlySet<QueueName> = new Set(['webhook'])
 
 export type Workers = {
   workers: Worker[]
@@ -66,8 +73,19 @@ export function startWorkers(
         if (final && err.name !== 'RateLimitError' && processor.onFinalFailure) {
           await processor.onFinalFailure(deps, parsed.data as never, err)
         }
+        // Before BullMQ moves it: held back for its retry, then behind the jobs queued meanwhile.
+        if (!final) await noteRetried(job, 'note')
+        else if (job.attemptsMade > 0) await noteRetried(job, 'forget')
         throw err
       }
+      if (job.attemptsMade > 0) await noteRetried(job, 'forget')
+    }
+    /** A retry of a job whose queue the sweeper reads for them (jobs-behind.ts), or its end. */
+    async function noteRetried(job: Job, what: 'note' | 'forget') {
+      if (!NOTED_RETRIES.has(queue) || !job.id) return
+      const note = what === 'note' ? noteJobsBehind : forgetJobsBehind
+      // Best effort: with Redis away, BullMQ cannot move the job either.
+      await note(deps.redis, deps.queues.prefix, queue, [job.id]).catch(() => {})
     }
     worker.on('error', (err) => {
       if (!isRedisOutage(deps.redis, err)) deps.log.error({ err, queue }, 'worker error')

@@ -4,13 +4,14 @@ import type { Queues } from '../platform/queues.ts'
 /**
  * Queues stored events for processing, in groups (one BullMQ job per group of ids). A cause
  * (the sweeper's) makes new job ids, so events whose earlier job failed are queued again.
+ * Returns the jobs' ids.
  */
 export async function enqueueWebhookEvents(
   queues: Queues,
   ids: string[],
   opts: { cause?: string } = {},
-): Promise<void> {
-  await enqueueLanes(
+): Promise<string[]> {
+  return enqueueLanes(
     queues,
     [...new Set(ids)].map((id) => [id]),
     opts,
@@ -46,7 +47,7 @@ async function enqueueLanes(
   queues: Queues,
   lanes: string[][],
   opts: { cause?: string; first?: boolean },
-): Promise<void> {
+): Promise<string[]> {
   const groups: string[][] = []
   let group: string[] = []
   for (const lane of lanes) {
@@ -68,4 +69,5 @@ async function enqueueLanes(
   }))
   // Each job put first goes ahead of the one before: the first group last.
   await queues.enqueueBulk('webhook.process-events', opts.first ? jobs.reverse() : jobs)
+  return jobs.map((job) => job.jobId)
 }

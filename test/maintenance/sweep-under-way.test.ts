@@ -1,11 +1,18 @@
 import { randomUUID } from 'node:crypto'
 import { Worker } from 'bullmq'
+import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
+import { createMailer } from '../../src/email/mailer.ts'
+import { jobIds } from '../../src/jobs.ts'
+import { createProcessors } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import { listJobsBehind } from '../../src/platform/jobs-behind.ts'
 import { createWorkerRedis } from '../../src/platform/redis.ts'
+import { startWorkers } from '../../src/platform/workers.ts'
 import { enqueueWebhookEvents } from '../../src/webhook/webhook.enqueue.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
-import { startPrivateDeps } from '../support/private-deps.ts'
+import { startPrivateDeps, startQueueWorkers } from '../support/private-deps.ts'
+import { eventually } from '../support/wait.ts'
 
 const cleanups: (() => Promise<void>)[] = []
 afterAll(async () => {
@@ -81,6 +88,71 @@ describe('sweeper, with jobs under way', () => {
 
     expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
     expect(await counts()).toEqual({ wait: 0, active: 0, delayed: 1 })
+  })
+
+  it('leaves alone an event whose job failed once and waits again, behind a backlog, for its retry', async () => {
+    const { deps, env, line } = await startPrivateDeps(cleanups)
+    // A follow stored a minute ago and queued then; new friends cannot be written for now (a
+    // trigger, as a bug or a lock would).
+    const follow = line.buildEvent('follow', line.users.create().userId, {})
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
+    const minuteAgo = Date.now() - 60_000
+    await deps.db
+      .updateTable('webhook_event')
+      .set({ received_at: new Date(minuteAgo) })
+      .execute()
+    const webhook = deps.queues.byName.webhook
+    const ids = [follow.webhookEventId]
+    // Its retry a minute after the failure, so that it waits while the workers below stop.
+    await webhook.add(
+      'webhook.process-events',
+      { webhookEventIds: ids },
+      {
+        jobId: jobIds.webhookEvents(ids),
+        timestamp: minuteAgo,
+        backoff: { type: 'fixed', delay: 60_000 },
+      },
+    )
+    await sql`create function refuse() returns trigger language plpgsql as
+      $$ begin raise exception 'line_user is locked'; end $$`.execute(deps.db)
+    await sql`create trigger refuse before insert on line_user
+      for each row execute function refuse()`.execute(deps.db)
+
+    // Kizuna's worker runs it: its first attempt fails, and BullMQ holds it back for its retry.
+    const redis = createWorkerRedis(env.REDIS_URL)
+    cleanups.push(async () => redis.disconnect())
+    const mailer = createMailer(env, deps.db, { sandbox: false })
+    const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, {
+      queues: ['webhook'],
+    })
+    await eventually(async () => expect(await webhook.getDelayedCount()).toBe(1))
+    await workers.close()
+
+    // Meanwhile a burst of webhooks (a backlog), and then its retry is due: BullMQ puts it at
+    // the tail of the wait list, behind the burst.
+    const burst = Array.from({ length: 3 }, () =>
+      line.buildEvent('follow', line.users.create().userId, {}),
+    )
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope(burst))])
+    for (const event of burst) await enqueueWebhookEvents(deps.queues, [event.webhookEventId])
+    await (await webhook.getJob(jobIds.webhookEvents(ids)))!.promote()
+    const waiting = await webhook.getJobs(['wait'], 0, -1, true)
+    expect(waiting.map((job) => job.data.webhookEventIds)).toEqual([
+      ...burst.map((e) => [e.webhookEventId]),
+      ids,
+    ])
+
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
+    expect(await webhook.getWaitingCount()).toBe(burst.length + 1)
+
+    // New friends can be written again: the retry applies the follow, and is no longer noted.
+    await sql`drop trigger refuse on line_user`.execute(deps.db)
+    startQueueWorkers(cleanups, deps, env, ['webhook'])
+    await eventually(async () => {
+      expect(await webhook.getCompletedCount()).toBe(burst.length + 1)
+      const noted = await listJobsBehind(deps.redis, deps.queues.prefix, 'webhook', 10)
+      expect(noted.jobIds).toEqual([])
+    })
   })
 
   it('leaves alone an event whose inbox job waits for a retry', async () => {

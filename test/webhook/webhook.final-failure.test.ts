@@ -86,6 +86,13 @@ describe('webhook.process-events, given up on', () => {
     // The unfollow went to a job of its own.
     const queued = (await waitingWebhookJobs(deps)).flat()
     expect(queued).toEqual([unfollow.webhookEventId])
+    // Which holds it while it waits, however long ago it arrived: no sweep queues it again.
+    await deps.db
+      .updateTable('webhook_event')
+      .set({ received_at: new Date(Date.now() - 60_000) })
+      .where('webhook_event_id', '=', unfollow.webhookEventId)
+      .execute()
+    expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
     await processWebhookEvents.run(deps, { webhookEventIds: queued }, {} as never)
     expect(await lineStatusOf(deps.db, user.userId)).toBe('blocked')
   }, 60_000)
