@@ -82,7 +82,8 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
         .map((lane) => lane.filter((id) => pending.has(id)))
         .filter((lane) => lane.length > 0)
     } catch (dbError) {
-      if (!isUnreachableDatabase(error)) throw dbError
+      // Postgres unreachable now: nothing can be failed or read, whatever failed the job.
+      if (!isUnreachableDatabase(dbError)) throw dbError
       deps.log.warn({ err: error }, 'webhook events left pending for the sweeper')
       return
     }

@@ -3,12 +3,14 @@ import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import type { Database } from '../../src/platform/db.ts'
+import { createLogger } from '../../src/platform/logger.ts'
 import {
   MAX_UNREACHABLE_ROUNDS,
   processWebhookEvent,
   processWebhookEvents,
 } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
+import { logSink } from '../support/log-sink.ts'
 import { startPrivateDeps, waitingWebhookJobs } from '../support/private-deps.ts'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -58,6 +60,14 @@ async function optOutThenUnfollow() {
   return { deps, user, optout, unfollow, data }
 }
 
+/** A database nobody answers at (connections refused). */
+function unreachableDatabase(): Database {
+  const pool = new pg.Pool({ host: '127.0.0.1', port: 1, connectionTimeoutMillis: 1_000 })
+  const unreachable = new Kysely<never>({ dialect: new PostgresDialect({ pool }) })
+  cleanups.push(() => unreachable.destroy())
+  return unreachable as unknown as Database
+}
+
 async function lineStatusOf(db: Database, lineUid: string) {
   const row = await db
     .selectFrom('line_user')
@@ -95,6 +105,31 @@ describe('webhook.process-events, given up on', () => {
     expect(await sweepOnce(deps, 0)).toMatchObject({ events: 0 })
     await processWebhookEvents.run(deps, { webhookEventIds: queued }, {} as never)
     expect(await lineStatusOf(deps.db, user.userId)).toBe('blocked')
+  }, 60_000)
+
+  it('leaves the events pending when Postgres is unreachable as the job is given up on, whatever failed it', async () => {
+    const { deps, data } = await optOutThenUnfollow()
+    // Every attempt fails on the opt-out (a bug, not an outage); then Postgres goes away, and
+    // BullMQ gives up.
+    const error = await processWebhookEvents.run(deps, data, {} as never).catch((e: Error) => e)
+    const logs = logSink()
+    const down = {
+      ...deps,
+      db: unreachableDatabase(),
+      log: createLogger('info', logs.sink),
+    }
+    await expect(
+      processWebhookEvents.onFinalFailure?.(down, data, error as Error),
+    ).resolves.toBeUndefined()
+    expect(logs.entries()).toEqual([
+      expect.objectContaining({ level: 40, msg: 'webhook events left pending for the sweeper' }),
+    ])
+    const rows = await deps.db
+      .selectFrom('webhook_event')
+      .select('status')
+      .where('webhook_event_id', 'in', data.webhookEventIds)
+      .execute()
+    expect(rows.map((r) => r.status)).toEqual(['pending', 'pending'])
   }, 60_000)
 
   it('blames no other event when a second job holding the failed one gives up after it was settled', async () => {
@@ -193,10 +228,7 @@ describe('webhook.process-events, given up on', () => {
     const data = { webhookEventIds: follows.map((e) => e.webhookEventId) }
 
     // Every attempt finds Postgres refusing connections; it is back when BullMQ gives up.
-    const pool = new pg.Pool({ host: '127.0.0.1', port: 1, connectionTimeoutMillis: 1_000 })
-    const unreachable = new Kysely<never>({ dialect: new PostgresDialect({ pool }) })
-    cleanups.push(() => unreachable.destroy())
-    const down = { ...deps, db: unreachable as unknown as typeof deps.db }
+    const down = { ...deps, db: unreachableDatabase() }
     const error = await processWebhookEvents.run(down, data, {} as never).catch((e: Error) => e)
     expect(error).toBeInstanceOf(Error)
     // Still down when BullMQ gives up, or back: either way nothing is failed.
