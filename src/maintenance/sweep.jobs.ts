@@ -4,7 +4,7 @@ import { type JobData, jobIds } from '../jobs.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import { listStaleDeliveries, SENDING_LEASE_SECONDS } from '../messaging/delivery-claim.repo.ts'
 import type { Deps } from '../platform/deps.ts'
-import { forgetJobsBehind, listJobsBehind } from '../platform/jobs-behind.ts'
+import { jobsBehind } from '../platform/jobs-behind.ts'
 import { readByKeyset } from '../platform/keyset.ts'
 import type { Redis } from '../platform/redis.ts'
 import type { Processor } from '../platform/worker-types.ts'
@@ -116,7 +116,7 @@ async function sweepEvents(deps: SweepDeps, run: SweepRun): Promise<number> {
   const underWay = await webhook.getJobs(UNDER_WAY, 0, -1)
   const sweepUnderWay = [next, ...underWay].some((job) => job?.id?.includes(`-${SWEEP_CAUSE}`))
   if (sweepUnderWay) return 0
-  const behind = await jobsBehind(deps, webhook)
+  const behind = await webhookJobsBehind(deps, webhook)
   if (!behind) return 0
   const held = new Set(
     [...underWay, ...behind].flatMap(
@@ -140,12 +140,11 @@ async function sweepEvents(deps: SweepDeps, run: SweepRun): Promise<number> {
  * The jobs noted as waiting behind jobs queued after their events (jobs-behind.ts) that have not
  * ended, or null when more are noted than a sweep reads. Those ended or gone are taken out.
  */
-async function jobsBehind(deps: SweepDeps, webhook: Queue): Promise<Job[] | null> {
-  const { prefix } = deps.queues
-  const noted = await listJobsBehind(deps.redis, prefix, 'webhook', PAGE)
+async function webhookJobsBehind(deps: SweepDeps, webhook: Queue): Promise<Job[] | null> {
+  const behind = jobsBehind(deps.redis, deps.queues.prefix, 'webhook')
+  const noted = await behind.list(PAGE)
   const jobs = await Promise.all(noted.jobIds.map((id) => webhook.getJob(id)))
-  const ended = noted.jobIds.filter((_, i) => !jobs[i] || jobs[i].finishedOn)
-  await forgetJobsBehind(deps.redis, prefix, 'webhook', ended)
+  await behind.forget(noted.jobIds.filter((_, i) => !jobs[i] || jobs[i].finishedOn))
   if (noted.more) return null
   return jobs.filter((job): job is Job => job !== undefined && !job.finishedOn)
 }

@@ -11,41 +11,25 @@ import type { Redis } from './redis.ts'
  */
 const KEEP_SECONDS = 604_800
 
-const keyOf = (prefix: string, queue: QueueName) => `${prefix}:kizuna:${queue}:behind`
-
-export async function noteJobsBehind(
-  redis: Redis,
-  prefix: string,
-  queue: QueueName,
-  jobIds: string[],
-): Promise<void> {
-  if (jobIds.length === 0) return
-  const key = keyOf(prefix, queue)
-  const now = Date.now()
-  await redis
-    .multi()
-    .zadd(key, ...jobIds.flatMap((id) => [now, id]))
-    .expire(key, KEEP_SECONDS)
-    .exec()
-}
-
-export async function forgetJobsBehind(
-  redis: Redis,
-  prefix: string,
-  queue: QueueName,
-  jobIds: string[],
-): Promise<void> {
-  if (jobIds.length === 0) return
-  await redis.zrem(keyOf(prefix, queue), ...jobIds)
-}
-
-/** The first `limit` jobs noted (the oldest first), and whether more are. */
-export async function listJobsBehind(
-  redis: Redis,
-  prefix: string,
-  queue: QueueName,
-  limit: number,
-): Promise<{ jobIds: string[]; more: boolean }> {
-  const ids = await redis.zrange(keyOf(prefix, queue), 0, String(limit))
-  return { jobIds: ids.slice(0, limit), more: ids.length > limit }
+export function jobsBehind(redis: Redis, prefix: string, queue: QueueName) {
+  const key = `${prefix}:kizuna:${queue}:behind`
+  return {
+    async note(jobIds: string[]): Promise<void> {
+      if (jobIds.length === 0) return
+      const now = Date.now()
+      await redis
+        .multi()
+        .zadd(key, ...jobIds.flatMap((id) => [now, id]))
+        .expire(key, KEEP_SECONDS)
+        .exec()
+    },
+    async forget(jobIds: string[]): Promise<void> {
+      if (jobIds.length > 0) await redis.zrem(key, ...jobIds)
+    },
+    /** The first `limit` jobs noted (the oldest first), and whether more are. */
+    async list(limit: number): Promise<{ jobIds: string[]; more: boolean }> {
+      const ids = await redis.zrange(key, 0, String(limit))
+      return { jobIds: ids.slice(0, limit), more: ids.length > limit }
+    },
+  }
 }

@@ -1,7 +1,7 @@
 import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq'
 import { JOBS, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
 import type { Deps } from './deps.ts'
-import { forgetJobsBehind, noteJobsBehind } from './jobs-behind.ts'
+import { jobsBehind } from './jobs-behind.ts'
 import { isOutageError } from './outage.ts'
 import { PacingUnavailable } from './pacing-unavailable.ts'
 import { isRedisOutage, type Redis } from './redis.ts'
@@ -83,9 +83,10 @@ export function startWorkers(
     /** A retry of a job whose queue the sweeper reads for them (jobs-behind.ts), or its end. */
     async function noteRetried(job: Job, what: 'note' | 'forget') {
       if (!NOTED_RETRIES.has(queue) || !job.id) return
-      const note = what === 'note' ? noteJobsBehind : forgetJobsBehind
       // Best effort: with Redis away, BullMQ cannot move the job either.
-      await note(deps.redis, deps.queues.prefix, queue, [job.id]).catch(() => {})
+      await jobsBehind(deps.redis, deps.queues.prefix, queue)
+        [what]([job.id])
+        .catch(() => {})
     }
     worker.on('error', (err) => {
       if (!isRedisOutage(deps.redis, err)) deps.log.error({ err, queue }, 'worker error')

@@ -3,7 +3,7 @@ import pLimit from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
 import { describeFields, isUnavailableError } from '../platform/errors.ts'
 import { zodFields } from '../platform/input.ts'
-import { noteJobsBehind } from '../platform/jobs-behind.ts'
+import { jobsBehind } from '../platform/jobs-behind.ts'
 import { isRedisOutage } from '../platform/redis.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
 import type { Processor } from '../platform/worker-types.ts'
@@ -125,7 +125,7 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
         cause: `after-failed-${Date.now()}`,
       })
       // Its events are older than the jobs it waits behind: the sweeper must know it holds them.
-      await noteJobsBehind(deps.redis, deps.queues.prefix, 'webhook', jobs)
+      await jobsBehind(deps.redis, deps.queues.prefix, 'webhook').note(jobs)
     }
   },
 }

@@ -9,6 +9,7 @@ import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { enqueueDeliveries } from '../../src/messaging/delivery.service.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
+import { notices } from '../messaging/support.ts'
 import { startPrivateDeps, startQueueWorkers } from '../support/private-deps.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -42,18 +43,13 @@ async function friendWithNothingUnfinished(
 }
 
 /** Notices to the customer, written in one statement (`agoMs` ago) and not queued. */
-async function notices(deps: PrivateDeps['deps'], customerId: string, count: number, agoMs = 0) {
-  const rows = await insertDeliveries(
-    deps.db,
-    Array.from({ length: count }, (_, i) => ({
-      dedupeKey: `sweep-queued:${randomUUID()}`,
-      kind: 'notice',
-      category: 'transactional' as const,
-      customerId,
-      content: { messages: [{ type: 'text' as const, text: `お知らせ ${i}` }] },
-    })),
-  )
-  const ids = rows.map((r) => r.id)
+async function writtenNotices(
+  deps: PrivateDeps['deps'],
+  customerId: string,
+  count: number,
+  agoMs = 0,
+) {
+  const ids = await notices(deps, Array(count).fill(customerId))
   const at = new Date(Date.now() - agoMs)
   await deps.db
     .updateTable('delivery')
@@ -75,7 +71,7 @@ describe('sweeper, deliveries', () => {
     const customerId = await friendWithNothingUnfinished(deps, line)
     // Both written a minute ago; one's job waits behind a backlog (no worker here), the other's
     // enqueue was lost in a Redis blip.
-    const [waiting, lost] = await notices(deps, customerId, 2, 60_000)
+    const [waiting, lost] = await writtenNotices(deps, customerId, 2, 60_000)
     await enqueueDeliveries(deps.queues, [{ id: waiting! }])
 
     expect(await sweepOnce(deps, 0)).toMatchObject({ deliveries: 1 })
@@ -89,9 +85,9 @@ describe('sweeper, deliveries', () => {
   it("leaves a campaign's waiting jobs alone, and queues a delivery lost before they were queued", async () => {
     const { deps, line } = await startPrivateDeps(cleanups)
     const customerId = await friendWithNothingUnfinished(deps, line)
-    const lost = await notices(deps, customerId, 1, 60_000)
+    const lost = await writtenNotices(deps, customerId, 1, 60_000)
     // A campaign queued just now, in jobs of several deliveries, waits for the workers.
-    const campaign = await notices(deps, customerId, 250)
+    const campaign = await writtenNotices(deps, customerId, 250)
     await enqueueDeliveries(
       deps.queues,
       campaign.map((id) => ({ id })),

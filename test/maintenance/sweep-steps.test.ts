@@ -1,12 +1,11 @@
-import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createApp } from '../../src/app.ts'
 import { createMailer } from '../../src/email/mailer.ts'
 import { sweep, sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
-import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import { createInbox } from '../../src/webhook/inbox.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
+import { notices } from '../messaging/support.ts'
 import { sign } from '../support/harness.ts'
 import { backendPid, heldTransaction, lockWaitFor } from '../support/locks.ts'
 import { startPrivateDeps, startQueueWorkers } from '../support/private-deps.ts'
@@ -28,16 +27,8 @@ async function unqueuedDelivery(deps: PrivateDeps['deps']): Promise<string> {
     .defaultValues()
     .returning('id')
     .executeTakeFirstOrThrow()
-  const [row] = await insertDeliveries(deps.db, [
-    {
-      dedupeKey: `sweep-steps:${randomUUID()}`,
-      kind: 'notice',
-      category: 'transactional',
-      customerId: customer.id,
-      content: { messages: [{ type: 'text', text: 'お知らせ' }] },
-    },
-  ])
-  return row!.id
+  const [id] = await notices(deps, [customer.id])
+  return id!
 }
 
 const waitingDeliveries = async (deps: PrivateDeps['deps']) =>

@@ -6,7 +6,7 @@ import { createMailer } from '../../src/email/mailer.ts'
 import { jobIds } from '../../src/jobs.ts'
 import { createProcessors } from '../../src/main/processors.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
-import { listJobsBehind } from '../../src/platform/jobs-behind.ts'
+import { jobsBehind } from '../../src/platform/jobs-behind.ts'
 import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { startWorkers } from '../../src/platform/workers.ts'
 import { enqueueWebhookEvents } from '../../src/webhook/webhook.enqueue.ts'
@@ -150,7 +150,7 @@ describe('sweeper, with jobs under way', () => {
     startQueueWorkers(cleanups, deps, env, ['webhook'])
     await eventually(async () => {
       expect(await webhook.getCompletedCount()).toBe(burst.length + 1)
-      const noted = await listJobsBehind(deps.redis, deps.queues.prefix, 'webhook', 10)
+      const noted = await jobsBehind(deps.redis, deps.queues.prefix, 'webhook').list(10)
       expect(noted.jobIds).toEqual([])
     })
   })

@@ -68,6 +68,16 @@ function unreachableDatabase(): Database {
   return unreachable as unknown as Database
 }
 
+/** The statuses of these stored events. */
+async function statusesOf(db: Database, webhookEventIds: string[]) {
+  const rows = await db
+    .selectFrom('webhook_event')
+    .select('status')
+    .where('webhook_event_id', 'in', webhookEventIds)
+    .execute()
+  return rows.map((r) => r.status)
+}
+
 async function lineStatusOf(db: Database, lineUid: string) {
   const row = await db
     .selectFrom('line_user')
@@ -124,12 +134,7 @@ describe('webhook.process-events, given up on', () => {
     expect(logs.entries()).toEqual([
       expect.objectContaining({ level: 40, msg: 'webhook events left pending for the sweeper' }),
     ])
-    const rows = await deps.db
-      .selectFrom('webhook_event')
-      .select('status')
-      .where('webhook_event_id', 'in', data.webhookEventIds)
-      .execute()
-    expect(rows.map((r) => r.status)).toEqual(['pending', 'pending'])
+    expect(await statusesOf(deps.db, data.webhookEventIds)).toEqual(['pending', 'pending'])
   }, 60_000)
 
   it('blames no other event when a second job holding the failed one gives up after it was settled', async () => {
@@ -162,12 +167,7 @@ describe('webhook.process-events, given up on', () => {
     await processWebhookEvents.onFinalFailure?.(deps, data, error as Error)
 
     // Both left pending, for the sweeper's job, which applies them.
-    const statuses = await deps.db
-      .selectFrom('webhook_event')
-      .select('status')
-      .where('webhook_event_id', 'in', data.webhookEventIds)
-      .execute()
-    expect(statuses.map((r) => r.status)).toEqual(['pending', 'pending'])
+    expect(await statusesOf(deps.db, data.webhookEventIds)).toEqual(['pending', 'pending'])
     expect(await sweepOnce(deps, 0)).toMatchObject({ events: 2 })
     for (const ids of await waitingWebhookJobs(deps)) {
       await processWebhookEvents.run(deps, { webhookEventIds: ids }, {} as never)
@@ -236,12 +236,7 @@ describe('webhook.process-events, given up on', () => {
     await processWebhookEvents.onFinalFailure?.(deps, data, error as Error)
 
     // Neither follow ever ran: both wait for the sweeper, which applies them.
-    const rows = await deps.db
-      .selectFrom('webhook_event')
-      .select('status')
-      .where('webhook_event_id', 'in', data.webhookEventIds)
-      .execute()
-    expect(rows.map((r) => r.status)).toEqual(['pending', 'pending'])
+    expect(await statusesOf(deps.db, data.webhookEventIds)).toEqual(['pending', 'pending'])
     await processWebhookEvents.run(deps, data, {} as never)
     const friends = await deps.db
       .selectFrom('line_user')
