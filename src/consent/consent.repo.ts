@@ -54,10 +54,11 @@ function defaultOf(alias: string): RawBuilder<boolean> {
 
 /**
  * Writes these consent rows for the customer; a row that already holds the same value is left
- * alone (its source and time stay), but by staff (source `admin`), whose decision is stamped
- * again. A LINE postback carries when the person tapped (`decided`): it applies only over a
- * choice made before it. Over their own earlier tap (`decided_at`, by LINE's clock) that is
- * LINE's time, so postbacks processed out of order end with the last one tapped. Over anyone else's change (staff, an import, an unsubscribe: `updated_at`, by the
+ * alone (its source and time stay), but by a staff withdrawal (source `admin`, not granted),
+ * which is stamped again. A LINE postback carries when the person tapped (`decided`): it
+ * applies only over a choice made before it. Over their own earlier tap (`decided_at`, by
+ * LINE's clock) that is LINE's time, so postbacks processed out of order end with the last one
+ * tapped. Over anyone else's change (staff, an import, an unsubscribe: `updated_at`, by the
  * database's clock) the two clocks may disagree, and the restrictive choice wins: a grant
  * applies only when the change is older than the tap by both the tap's time and the time the
  * event was stored, a withdrawal when it is older by either (a database clock running ahead of
@@ -66,9 +67,10 @@ function defaultOf(alias: string): RawBuilder<boolean> {
  *
  * Each row written (a change, or the same value decided again) is appended to consent_history
  * in the same statement, with the value it replaced (the default where there was no row), the
- * writer and the API key. In the caller's transaction: the customer's consent writes queue on a
- * lock (a customer is only share-locked by them), so the value read as the one replaced is the
- * last one committed. Returns how many rows were inserted or changed.
+ * writer and the API key; a row left alone records nothing, so every entry is a decision the
+ * row took, at the time it took it. In the caller's transaction: the customer's consent writes
+ * queue on a lock (a customer is only share-locked by them), so the value read as the one
+ * replaced is the last one committed. Returns how many rows were inserted or changed.
  */
 export async function upsertConsentRows(
   trx: Db,
@@ -112,10 +114,12 @@ export async function upsertConsentRows(
                 ]),
               ])
             : eb.or([
-                // Staff deciding the value the row already holds decide it again, now: a tap
+                // Staff withdrawing what the row already withdraws decide it again, now: a tap
                 // made before (processed late) must find this decision newer than itself, or an
-                // opt-in tapped before staff opted the person out once more would undo it.
-                eb('excluded.source', '=', 'admin'),
+                // opt-in tapped before staff opted the person out once more would undo it. Not a
+                // grant: re-stamped, the standing grant would look newer than an opt-out tapped
+                // since it (a CRM sync saying yes again), which would then not apply.
+                eb.and([eb('excluded.source', '=', 'admin'), eb('excluded.granted', '=', false)]),
                 eb.and([
                   // Others leave a row holding the same value alone. An import run again (the
                   // same file, a nightly export) decides nothing new: re-stamped, the person's

@@ -288,28 +288,35 @@ describe('LINE postbacks action=optout / action=optin', () => {
     expect(await consentRow(customerId, 'marketing')).toEqual({ granted: false, source: 'admin' })
   })
 
-  describe('a delayed opt-in tapped before staff opted the person out again (same value)', () => {
-    /** Staff's `PUT /api/customers/:id/consent` taking marketing on LINE away. */
-    const staffOptOut = async (customerId: string) => {
+  describe('staff deciding the value a row already holds, with a tap stored between', () => {
+    /** Staff's `PUT /api/customers/:id/consent` setting marketing on LINE. */
+    const staffSets = async (customerId: string, granted: boolean) => {
       const res = await fetch(`${k.baseUrl}/api/customers/${customerId}/consent`, {
         method: 'PUT',
         headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ category: 'marketing', channel: 'line', granted: false }),
+        body: JSON.stringify({ category: 'marketing', channel: 'line', granted }),
       })
       expect(res.status).toBe(200)
     }
-    /** An opt-in tapped now and stored, left for a worker that gets to it late. */
-    const storedOptIn = async (userId: string) => {
-      const optin = k.line.buildEvent('postback', userId, { data: 'action=optin' })
-      await insertWebhookBodies(k.deps.db, [JSON.stringify(k.line.envelope([optin]))])
+    const staffOptOut = (customerId: string) => staffSets(customerId, false)
+    const staffOptIn = (customerId: string) => staffSets(customerId, true)
+    /**
+     * A tap made now (after what came before it, by both clocks) and stored, left for a worker
+     * that gets to it late.
+     */
+    const storedTap = async (userId: string, action: 'optin' | 'optout') => {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      const tap = k.line.buildEvent('postback', userId, { data: `action=${action}` })
+      await insertWebhookBodies(k.deps.db, [JSON.stringify(k.line.envelope([tap]))])
       // The staff decision after it comes later by both clocks.
       await new Promise((resolve) => setTimeout(resolve, 20))
-      return optin.webhookEventId
+      return tap.webhookEventId
     }
+    const storedOptIn = (userId: string) => storedTap(userId, 'optin')
     const process = (webhookEventId: string) =>
       processWebhookEvents.run(k.deps, { webhookEventIds: [webhookEventId] }, {} as never)
 
-    it('does not undo the staff opt-out when staff had opted the person out before too', async () => {
+    it('a delayed opt-in tapped before staff opted the person out again does not undo it', async () => {
       const { userId, customerId } = await friend()
       await staffOptOut(customerId)
       const optin = await storedOptIn(userId)
@@ -319,7 +326,7 @@ describe('LINE postbacks action=optout / action=optin', () => {
       expect(await consentReplies(customerId)).toEqual([])
     })
 
-    it("does not undo it when the row held the person's own earlier opt-out tap", async () => {
+    it("nor does it when the row held the person's own earlier opt-out tap", async () => {
       const { userId, customerId } = await friend()
       const optout = await k.line.users.postback(userId, 'action=optout')
       await eventuallyProcessed(k.deps.db, optout.body.events[0]!.webhookEventId)
@@ -331,6 +338,21 @@ describe('LINE postbacks action=optout / action=optin', () => {
       await staffOptOut(customerId)
       await process(optin)
       expect(await consentRow(customerId, 'marketing')).toEqual({ granted: false, source: 'admin' })
+      expect(await consentReplies(customerId)).toEqual(['consent-optout'])
+    })
+
+    it('a delayed opt-out tapped after staff opted the person in still applies when staff opt them in again', async () => {
+      // Staff granting again (a CRM sync) re-stamped the row, so the opt-out, tapped before
+      // that, looked overtaken: offers went on after the person had said stop.
+      const { userId, customerId } = await friend()
+      await staffOptIn(customerId)
+      const optout = await storedTap(userId, 'optout')
+      await staffOptIn(customerId)
+      await process(optout)
+      expect(await consentRow(customerId, 'marketing')).toEqual({
+        granted: false,
+        source: 'line-postback',
+      })
       expect(await consentReplies(customerId)).toEqual(['consent-optout'])
     })
   })

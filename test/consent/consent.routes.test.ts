@@ -167,11 +167,14 @@ describe('admin consent API', () => {
 })
 
 describe('GET /api/customers/:id/consent/history', () => {
-  it('lists who changed what and when, newest first: the key that made a PUT, and re-affirmations', async () => {
+  it('lists who changed what and when, newest first: the key that made a PUT, and re-affirmed opt-outs', async () => {
     const c = await createCustomer(k.deps.db)
-    const body = { category: 'marketing', channel: 'email', granted: true }
-    expect((await put(c.id, body)).status).toBe(200)
-    expect((await put(c.id, body)).status).toBe(200)
+    const body = (granted: boolean) => ({ category: 'marketing', channel: 'email', granted })
+    // Each twice: a grant repeated leaves the standing one (and records nothing), an opt-out
+    // repeated is decided again (and recorded).
+    for (const granted of [true, true, false, false]) {
+      expect((await put(c.id, body(granted))).status).toBe(200)
+    }
     const res = await history(c.id)
     expect(res.status).toBe(200)
     const { customerId, history: rows, next } = (await res.json()) as HistoryBody
@@ -184,23 +187,23 @@ describe('GET /api/customers/:id/consent/history', () => {
         .where('id', '=', adminKeyId)
         .executeTakeFirstOrThrow()
     ).prefix
-    const entry = (previous: boolean) => ({
+    const entry = (granted: boolean, previous: boolean) => ({
       id: expect.any(String),
       customerId: c.id,
       category: 'marketing',
       channel: 'email',
-      granted: true,
+      granted,
       previous,
       source: 'admin',
       apiKey: { id: adminKeyId, prefix, label: 'back office' },
       decidedAt: null,
       recordedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     })
-    // The re-affirmation first (newest), then the grant over the default (no marketing email).
-    expect(rows).toEqual([entry(true), entry(false)])
-    expect(Date.parse(rows[0]?.recordedAt as string)).toBeGreaterThanOrEqual(
-      Date.parse(rows[1]?.recordedAt as string),
-    )
+    // The re-affirmed opt-out first (newest), the opt-out, then the grant over the default (no
+    // marketing email).
+    expect(rows).toEqual([entry(false, false), entry(false, true), entry(true, false)])
+    const times = rows.map((r) => Date.parse(r.recordedAt as string))
+    expect(times).toEqual([...times].sort((a, b) => b - a))
   })
 
   it('pages with limit and next, and answers 400 for a bad limit or cursor', async () => {

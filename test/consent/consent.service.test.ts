@@ -190,9 +190,11 @@ describe('consent history', () => {
     const key = await createApiKey(db, { storeId: null, scopes: ['admin'] })
     const email = { category: 'marketing', channel: 'email' } as const
     await setConsent(db, c.id, { ...email, granted: true, source: 'admin', apiKeyId: key.id })
-    // Staff saying yes again decide it again: a row, the value unchanged.
+    // Staff saying yes again change nothing and record nothing: the grant stands as first made.
     await setConsent(db, c.id, { ...email, granted: true, source: 'admin', apiKeyId: key.id })
     await setConsent(db, c.id, { ...email, granted: false, source: 'email-unsubscribe' })
+    // Staff saying no where the row says no decide it again: a row, the value unchanged.
+    await setConsent(db, c.id, { ...email, granted: false, source: 'admin', apiKeyId: key.id })
     // An import withdrawing marketing: LINE changes (from the default), email already holds it.
     await db.transaction().execute((trx) => setMarketingConsent(trx, c.id, false, 'import'))
     // Run again, it changes nothing and records nothing.
@@ -208,8 +210,8 @@ describe('consent history', () => {
     })
     expect(await historyOf(c.id)).toEqual([
       row('email', true, false, 'admin'),
-      row('email', true, true, 'admin'),
       row('email', false, true, 'email-unsubscribe'),
+      row('email', false, false, 'admin'),
       row('line', false, true, 'import'),
     ])
   })
@@ -227,7 +229,10 @@ describe('consent history', () => {
       ),
     )
     const history = await historyOf(c.id)
-    expect(history).toHaveLength(12)
+    // Each staff withdrawal is recorded (decided again over a withdrawal too); a grant only
+    // where it changed the value (a grant over a grant leaves the row alone).
+    expect(history.filter((r) => !r.granted)).toHaveLength(6)
+    expect(history.filter((r) => r.granted).every((r) => r.previous === false)).toBe(true)
     expect(history.map((r) => r.previous)).toEqual([
       false,
       ...history.slice(0, -1).map((r) => r.granted),
