@@ -104,18 +104,26 @@ export function registerCustomerCommands(program: Command): void {
         },
       )
     })
-  for (const [name, description, change] of [
-    ['tag', 'add tags to a customer (kept once each; a merged id tags its survivor)', 'add'],
-    ['untag', 'remove tags from a customer (one it does not carry is fine)', 'remove'],
+  const tagRule = `1 to ${MAX_TAG_LENGTH} characters each, no comma or semicolon`
+  for (const [name, description, change, rule] of [
+    [
+      'tag',
+      'add tags to a customer (kept once each; a merged id tags its survivor)',
+      'add',
+      `${tagRule}, not . or ..`,
+    ],
+    [
+      'untag',
+      'remove tags from a customer (one it does not carry is fine)',
+      'remove',
+      `${tagRule} (. and .. too, stored before they were refused)`,
+    ],
   ] as const) {
     customers
       .command(name)
       .description(description)
       .argument('<id>', 'customer id (uuid)')
-      .argument(
-        '<tag...>',
-        `1 to ${MAX_TAG_LENGTH} characters each, no comma or semicolon, not . or ..`,
-      )
+      .argument('<tag...>', rule)
       .action((typed: string, tags: string[]) => {
         const id = customerIdOf(typed)
         return withDb(
@@ -128,7 +136,7 @@ export function registerCustomerCommands(program: Command): void {
           () => {
             checkCustomerId(id)
             for (const tag of tags) {
-              const checked = normaliseTag(tag)
+              const checked = normaliseTag(tag, change)
               if (!checked.ok)
                 throw new UsageError(`<tag>: ${JSON.stringify(tag)} ${checked.message}`)
             }

@@ -26,9 +26,9 @@ export function getCustomerTags(db: Database, customerId: string): Promise<Custo
 }
 
 /**
- * Adds and removes tags (normalised as tag-values.ts says; a bad one is BAD_REQUEST naming
- * `tag`, before anything changes), idempotently, on the customer
- * `customerId` leads to (a merged id: its survivor). The customer is share-locked meanwhile, so
+ * Adds and removes tags (normalised as tag-values.ts says, "." and ".." removed but never
+ * added; a bad one is BAD_REQUEST naming `tag`, before anything changes), idempotently, on the
+ * customer `customerId` leads to (a merged id: its survivor). The customer is share-locked meanwhile, so
  * a merge or erasure running at once waits and then takes the tags along (or deletes them).
  * NOT_FOUND for an unknown customer, GONE for an erased one; returns the tags afterwards.
  */
@@ -38,7 +38,7 @@ export async function changeCustomerTags(
   change: TagChange,
 ): Promise<CustomerTags> {
   const add = (change.add ?? []).map((tag) => parseTag(tag))
-  const remove = (change.remove ?? []).map((tag) => parseTag(tag))
+  const remove = (change.remove ?? []).map((tag) => parseTag(tag, 'tag', 'remove'))
   return db.transaction().execute(async (trx) => {
     const { id } = taggable(await lockSurvivingCustomer(trx, customerId), customerId)
     await insertCustomerTags(trx, id, add)

@@ -5,13 +5,14 @@ import type { AppEnv } from '../platform/http.ts'
 import { decodeUrlPart } from '../platform/input.ts'
 import { changeCustomerTags, getCustomerTags } from './customer-tag.service.ts'
 import { requireCurrentCustomer } from './surviving-customer.service.ts'
-import { parseTag } from './tag-values.ts'
+import { parseTag, type TagUse } from './tag-values.ts'
 
 /**
  * Admin tags API (scope admin), mounted under /api/customers. Each answers `{ customerId, tags }`
  * (the tags sorted, after the change); a merged id leads to the surviving customer:
  * `GET /:id/tags`; `PUT /:id/tags/:tag` adds the tag, `DELETE /:id/tags/:tag` removes it (both
- * idempotent). A bad tag is 400 naming `tag`; an erased customer 410; an unknown one 404.
+ * idempotent; DELETE takes "．" for a "." stored before it was refused). A bad tag is 400 naming
+ * `tag`; an erased customer 410; an unknown one 404.
  */
 export function customerTagRoutes(deps: Pick<Deps, 'db'>) {
   return new Hono<AppEnv>()
@@ -20,12 +21,12 @@ export function customerTagRoutes(deps: Pick<Deps, 'db'>) {
       return c.json(await getCustomerTags(deps.db, customer.id))
     })
     .put('/:id/tags/:tag', requireKey(deps.db, 'admin'), async (c) => {
-      const tag = tagOfPath(c.req.url)
+      const tag = tagOfPath(c.req.url, 'add')
       const customer = await requireCurrentCustomer(deps.db, c.req.param('id'))
       return c.json(await changeCustomerTags(deps.db, customer.id, { add: [tag] }))
     })
     .delete('/:id/tags/:tag', requireKey(deps.db, 'admin'), async (c) => {
-      const tag = tagOfPath(c.req.url)
+      const tag = tagOfPath(c.req.url, 'remove')
       const customer = await requireCurrentCustomer(deps.db, c.req.param('id'))
       return c.json(await changeCustomerTags(deps.db, customer.id, { remove: [tag] }))
     })
@@ -36,6 +37,6 @@ export function customerTagRoutes(deps: Pick<Deps, 'db'>) {
  * segment that does not decode as it came (`%E0%A4%A`), which was then stored as the tag
  * `%e0%a4%a`.
  */
-function tagOfPath(url: string): string {
-  return parseTag(decodeUrlPart(new URL(url).pathname.split('/').at(-1) ?? '', 'tag'))
+function tagOfPath(url: string, use: TagUse): string {
+  return parseTag(decodeUrlPart(new URL(url).pathname.split('/').at(-1) ?? '', 'tag'), 'tag', use)
 }

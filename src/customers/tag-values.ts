@@ -15,14 +15,22 @@ const SEPARATOR = /[,;]/
 const DOT_SEGMENT = /^\.\.?$/
 
 /**
+ * What a tag is read for: one to `add` must be storable; one to `remove` need only name what may
+ * be stored, "." and ".." included (stored before they were refused, removed so: `kizuna
+ * customers untag ID .`, or `DELETE …/tags/%EF%BC%8E`, "．").
+ */
+export type TagUse = 'add' | 'remove'
+
+/**
  * A tag as it is stored: Unicode NFKC (full-width letters and digits become ASCII, half-width
  * katakana full-width), lower case and trimmed, so "VIP", "ｖｉｐ" and " vip " are one tag;
  * Japanese stays as written ("ソファ購入"). 1 to 50 characters (code points), no control
  * characters, no commas or semicolons (NFKC turns "，" and "；" into them), not "." or ".."
- * (nor "．"). Returns the problem when the tag is refused.
+ * (nor "．") unless it is to be removed (TagUse). Returns the problem when the tag is refused.
  */
 export function normaliseTag(
   raw: string,
+  use: TagUse = 'add',
 ): { ok: true; value: string } | { ok: false; message: string } {
   const value = raw.normalize('NFKC').toLowerCase().normalize('NFKC').trim()
   const length = [...value].length
@@ -36,7 +44,7 @@ export function normaliseTag(
   if (SEPARATOR.test(value)) {
     return { ok: false, message: 'contains a comma or semicolon (they separate tags)' }
   }
-  if (DOT_SEGMENT.test(value)) {
+  if (use === 'add' && DOT_SEGMENT.test(value)) {
     return {
       ok: false,
       message: 'is "." or "..", which a URL path cannot carry (…/tags/. is …/tags/)',
@@ -73,8 +81,8 @@ export const tagListSchema = z.string().transform((raw, ctx) => {
 })
 
 /** The tag `raw`, normalised; a refused one is BAD_REQUEST naming `field` and the rule. */
-export function parseTag(raw: string, field = 'tag'): string {
-  const tag = normaliseTag(raw)
+export function parseTag(raw: string, field = 'tag', use: TagUse = 'add'): string {
+  const tag = normaliseTag(raw, use)
   if (tag.ok) return tag.value
   throw invalidField(field, tag.message)
 }

@@ -90,6 +90,26 @@ describe('kizuna customers tag / untag', () => {
     expect(gone.stderr).toContain('erased')
     expect(await tagsOf(erased.id)).toEqual([])
   })
+
+  it('removes a "." or ".." tag stored before they were refused', async () => {
+    // Refused on removal too, such a tag stayed for good: untag exited 1 and the API cannot
+    // name it in a URL (…/tags/. is …/tags/).
+    const c = await createCustomer(db)
+    await db
+      .insertInto('customer_tag')
+      .values(['.', '..', 'vip'].map((tag) => ({ customer_id: c.id, tag })))
+      .execute()
+    const dot = await cli(['customers', 'untag', c.id, '.'])
+    expect(dot.stderr).toBe('')
+    expect(dot.code).toBe(0)
+    expect(dot.stdout).toBe(`customer ${c.id}: tags .., vip\n`)
+    // However written, as a tag is read: full width, spaces around.
+    const dots = await cli(['customers', 'untag', c.id, ' \uff0e\uff0e '])
+    expect(dots.code).toBe(0)
+    expect(await tagsOf(c.id)).toEqual(['vip'])
+    // Adding one is still refused.
+    expect((await cli(['customers', 'tag', c.id, '.'])).code).toBe(1)
+  })
 })
 
 describe('kizuna customers find', () => {

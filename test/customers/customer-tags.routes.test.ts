@@ -77,19 +77,20 @@ describe('admin tags API', () => {
   it('refuses a bad tag with 400 naming the field and the rule, and changes nothing', async () => {
     const c = await createCustomer(k.deps.db)
     await add(c.id, 'vip')
-    const cases: [string, RegExp][] = [
+    const cases: [string, RegExp, string[]?][] = [
       ['x'.repeat(51), /^tag: too long \(51 characters\): at most 50/],
       ['   ', /^tag: empty/],
       ['a,b', /^tag: contains a comma or semicolon/],
       ['a；b', /^tag: contains a comma or semicolon/],
       ['line\nbreak', /^tag: contains a control character/],
       // Read as "." and ".." (NFKC, trimmed): a path cannot carry those, so one stored could
-      // never be removed again (DELETE …/tags/%2E is …/tags/ to a URL).
-      ['\uff0e', /^tag: is "\." or "\.\."/],
-      [' .. ', /^tag: is "\." or "\.\."/],
+      // never be removed again (DELETE …/tags/%2E is …/tags/ to a URL). Added only: removing
+      // one is fine (one stored before they were refused is removed so).
+      ['\uff0e', /^tag: is "\." or "\.\."/, ['PUT']],
+      [' .. ', /^tag: is "\." or "\.\."/, ['PUT']],
     ]
-    for (const [tag, message] of cases) {
-      for (const method of ['PUT', 'DELETE']) {
+    for (const [tag, message, methods = ['PUT', 'DELETE']] of cases) {
+      for (const method of methods) {
         const res = await call(method, c.id, tag)
         expect(res.status, `${method} ${JSON.stringify(tag)}`).toBe(400)
         const error = await errorOf(res)
@@ -100,6 +101,20 @@ describe('admin tags API', () => {
     // 50 characters (code points, not UTF-16 units) are fine.
     expect((await add(c.id, '𠮷'.repeat(50))).status).toBe(200)
     expect(await storedTags(c.id)).toEqual(['vip', '𠮷'.repeat(50)])
+  })
+
+  it('removes a "." or ".." stored before they were refused, named as a path can name it', async () => {
+    const c = await createCustomer(k.deps.db)
+    await k.deps.db
+      .insertInto('customer_tag')
+      .values(['.', '..', 'vip'].map((tag) => ({ customer_id: c.id, tag })))
+      .execute()
+    // "．" (full width) and " .. " are no dot segments to a URL, and read as "." and "..".
+    const dot = await remove(c.id, '\uff0e')
+    expect(dot.status).toBe(200)
+    expect(await dot.json()).toEqual({ customerId: c.id, tags: ['..', 'vip'] })
+    expect((await remove(c.id, ' .. ')).status).toBe(200)
+    expect(await storedTags(c.id)).toEqual(['vip'])
   })
 
   it('refuses a tag whose percent-encoding does not decode (400 naming tag), changing nothing', async () => {

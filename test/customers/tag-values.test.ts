@@ -34,6 +34,9 @@ describe('normaliseTag', () => {
     for (const fine of ['...', '.vip', 'v.i.p', '。']) {
       expect(normaliseTag(fine).ok, JSON.stringify(fine)).toBe(true)
     }
+    // To remove one stored before they were refused, they are read as any tag is.
+    expect(normaliseTag(' \uff0e ', 'remove')).toEqual({ ok: true, value: '.' })
+    expect(normaliseTag('..', 'remove')).toEqual({ ok: true, value: '..' })
   })
 
   it('parseTag throws BAD_REQUEST naming the field and the rule', () => {
