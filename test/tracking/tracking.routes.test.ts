@@ -1,6 +1,6 @@
 import { DomUtils, parseDocument } from 'htmlparser2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConsent, setConsent } from '../../src/consent/consent.service.ts'
+import { listConsentHistory, loadConsent, setConsent } from '../../src/consent/consent.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { emailTracking } from '../../src/tracking/tracking.service.ts'
 import { createCustomer } from '../customers/factories.ts'
@@ -242,6 +242,41 @@ describe('/u/:token', () => {
 
     expect((await oneClick()).status).toBe(200)
     expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'unsubscribe', url: null }])
+  })
+
+  it("still unsubscribes after an erasure, recorded after the erasure's withdrawal of marketing", async () => {
+    // The consent history an erasure keeps: its withdrawal of marketing where a channel still
+    // had it (none on LINE, refused before), then the old email's unsubscribe link, which still
+    // goes through.
+    const db = k.deps.db
+    const { customerId } = await sentEmail()
+    await setConsent(db, customerId, {
+      category: 'marketing',
+      channel: 'line',
+      granted: false,
+      source: 'admin',
+    })
+    const receipt = await emailTracking(
+      { db, env: { ...k.deps.env, PUBLIC_BASE_URL: k.baseUrl ?? undefined } },
+      {
+        deliveryId: await createDelivery(db, customerId, 'transactional'),
+        customerId,
+        category: 'transactional',
+      },
+    )
+    await eraseCustomer(db, customerId)
+    const res = await fetch(receipt.unsubscribeUrl, {
+      method: 'POST',
+      body: new URLSearchParams({ 'List-Unsubscribe': 'One-Click' }),
+    })
+    expect(res.status).toBe(200)
+    const { history } = await listConsentHistory(db, customerId, { limit: 10 })
+    expect(history.map((e) => [e.category, e.channel, e.granted, e.source])).toEqual([
+      ['transactional', 'email', false, 'email-unsubscribe'],
+      ['marketing', 'email', false, 'erasure'],
+      ['marketing', 'line', false, 'admin'],
+      ['marketing', 'email', true, 'admin'],
+    ])
   })
 
   it('POST without List-Unsubscribe=One-Click, or with a tampered token, changes nothing', async () => {
