@@ -1,6 +1,5 @@
 import { Hono } from 'hono'
 import { requireKey } from '../auth/require-key.ts'
-import { requireCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { AppEnv } from '../platform/http.ts'
 import { jsonInput, parseInput, queryParamOf } from '../platform/input.ts'
@@ -15,18 +14,17 @@ const MAX_BODY_BYTES = 4 * 1024
  * `{ category, channel, granted }` → the consents after the change (recorded in the history with
  * the caller's key). A merged id leads to the surviving customer; an unknown one is 404, an
  * erased one 410. `GET /:id/consent/history?limit=&before=` → `{ customerId, history, next }`,
- * newest first, for an erased customer too (listConsentHistory).
+ * newest first, for an erased customer too (listConsentHistory). Each reads or changes the
+ * customer in one transaction with it share-locked, so a merge committing meanwhile is followed.
  */
 export function consentRoutes(deps: Pick<Deps, 'db'>) {
   return new Hono<AppEnv>()
     .get('/:id/consent', requireKey(deps.db, 'admin'), async (c) => {
-      const customer = await requireCurrentCustomer(deps.db, c.req.param('id'))
-      return c.json(await getCustomerConsent(deps.db, customer))
+      return c.json(await getCustomerConsent(deps.db, c.req.param('id')))
     })
     .put('/:id/consent', requireKey(deps.db, 'admin'), async (c) => {
       const update = await jsonInput(c, consentUpdateSchema, MAX_BODY_BYTES)
-      const { id: customerId } = await requireCurrentCustomer(deps.db, c.req.param('id'))
-      const result = await setConsent(deps.db, customerId, {
+      const result = await setConsent(deps.db, c.req.param('id'), {
         ...update,
         source: 'admin',
         apiKeyId: c.get('caller').keyId,
@@ -38,7 +36,6 @@ export function consentRoutes(deps: Pick<Deps, 'db'>) {
         limit: queryParamOf(c.req.url, 'limit'),
         before: queryParamOf(c.req.url, 'before'),
       })
-      const { id: customerId } = await requireCurrentCustomer(deps.db, c.req.param('id'))
-      return c.json(await listConsentHistory(deps.db, customerId, page))
+      return c.json(await listConsentHistory(deps.db, c.req.param('id'), page))
     })
 }

@@ -1,5 +1,5 @@
-import { lockSurvivingCustomer } from '../customers/surviving-customer.service.ts'
-import { type Db, inTransaction } from '../platform/db.ts'
+import { withCurrentCustomer } from '../customers/surviving-customer.service.ts'
+import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import {
   type ConsentWrite,
@@ -52,15 +52,20 @@ export async function loadConsent(db: Db, customerId: string): Promise<Consents>
 const ERASED = 'this customer was erased on request'
 
 /**
- * A customer's consents as staff see them (the admin API): GONE once erased, as the tags and the
- * identity lookup are; the customer given is the current one (merges followed).
+ * A customer's consents as staff see them (the admin API), for the customer `customerId` leads
+ * to (merges followed), read with it share-locked (withCurrentCustomer): a merge committing
+ * meanwhile is followed to its survivor, not answered with the merged-away id and the defaults
+ * (marketing on LINE for someone who had opted out). NOT_FOUND for an unknown customer; GONE
+ * once erased, as the tags and the identity lookup are.
  */
-export async function getCustomerConsent(
+export function getCustomerConsent(
   db: Db,
-  customer: { id: string; erased_at: Date | null },
+  customerId: string,
 ): Promise<{ customerId: string; consent: Consents }> {
-  if (customer.erased_at) throw new AppError('GONE', ERASED)
-  return { customerId: customer.id, consent: await loadConsent(db, customer.id) }
+  return withCurrentCustomer(db, customerId, async (trx, customer) => {
+    if (customer.erased_at) throw new AppError('GONE', ERASED)
+    return { customerId: customer.id, consent: await loadConsent(trx, customer.id) }
+  })
 }
 
 /**
@@ -70,14 +75,12 @@ export async function getCustomerConsent(
  * revoke (an old email's unsubscribe link) still goes through. Returns the customer changed and
  * its consents afterwards.
  */
-export async function setConsent(
+export function setConsent(
   db: Db,
   customerId: string,
   change: ConsentChange,
 ): Promise<{ customerId: string; consent: Consents }> {
-  return inTransaction(db, async (trx) => {
-    const customer = await lockSurvivingCustomer(trx, customerId)
-    if (!customer) throw new AppError('NOT_FOUND', 'no such customer')
+  return withCurrentCustomer(db, customerId, async (trx, customer) => {
     if (customer.erased_at && (change.granted || change.source === 'admin')) {
       throw new AppError('GONE', ERASED)
     }
@@ -158,31 +161,34 @@ export type ConsentHistoryEntry = {
 /**
  * A customer's consent history, newest first, a page at a time (`next`: the `before` of the
  * next page, null after the last): every value written for it and for the customers merged
- * into it. For the current customer (merges followed), erased or not: the history holds no
- * personal data and is the record of consent an erasure keeps.
+ * into it. For the customer `customerId` leads to (merges followed, read with it share-locked
+ * as getCustomerConsent reads), erased or not: the history holds no personal data and is the
+ * record of consent an erasure keeps. NOT_FOUND for an unknown customer.
  */
-export async function listConsentHistory(
+export function listConsentHistory(
   db: Db,
   customerId: string,
   page: ConsentHistoryPage,
 ): Promise<{ customerId: string; history: ConsentHistoryEntry[]; next: string | null }> {
-  const rows = await listConsentHistoryRows(db, customerId, page)
-  const history = rows.slice(0, page.limit).map(
-    (r): ConsentHistoryEntry => ({
-      id: r.id,
-      customerId: r.customer_id,
-      category: r.category as ConsentCategory,
-      channel: r.channel as ConsentChannel,
-      granted: r.granted,
-      previous: r.previous,
-      source: r.source as ConsentSource,
-      apiKey: r.api_key_id
-        ? { id: r.api_key_id, prefix: r.api_key_prefix, label: r.api_key_label }
-        : null,
-      decidedAt: r.decided_at,
-      recordedAt: r.recorded_at,
-    }),
-  )
-  const next = rows.length > page.limit ? (history.at(-1)?.id ?? null) : null
-  return { customerId, history, next }
+  return withCurrentCustomer(db, customerId, async (trx, customer) => {
+    const rows = await listConsentHistoryRows(trx, customer.id, page)
+    const history = rows.slice(0, page.limit).map(
+      (r): ConsentHistoryEntry => ({
+        id: r.id,
+        customerId: r.customer_id,
+        category: r.category as ConsentCategory,
+        channel: r.channel as ConsentChannel,
+        granted: r.granted,
+        previous: r.previous,
+        source: r.source as ConsentSource,
+        apiKey: r.api_key_id
+          ? { id: r.api_key_id, prefix: r.api_key_prefix, label: r.api_key_label }
+          : null,
+        decidedAt: r.decided_at,
+        recordedAt: r.recorded_at,
+      }),
+    )
+    const next = rows.length > page.limit ? (history.at(-1)?.id ?? null) : null
+    return { customerId: customer.id, history, next }
+  })
 }

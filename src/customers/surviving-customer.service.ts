@@ -1,5 +1,5 @@
 import type { Transaction } from 'kysely'
-import type { DB, Db } from '../platform/db.ts'
+import { type DB, type Db, inTransaction } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { type Customer, findSurvivingCustomer } from './customer.repo.ts'
 import { customerIdSchema } from './customer.schemas.ts'
@@ -16,10 +16,31 @@ export function findCurrentCustomer(db: Db, id: string): Promise<Customer | unde
  * customer it was merged into (the same person). Erased or not; NOT_FOUND for an unknown id
  * or one that is not a customer id at all.
  */
-export async function requireCurrentCustomer(db: Db, id: string): Promise<Customer> {
-  const customer = customerIdSchema.safeParse(id).success
-    ? await findCurrentCustomer(db, id)
-    : undefined
+export function requireCurrentCustomer(db: Db, id: string): Promise<Customer> {
+  return requireWith(id, () => findCurrentCustomer(db, id))
+}
+
+/**
+ * Runs `work` in one transaction (the caller's, when `db` is one) with the customer `id` leads
+ * to (as requireCurrentCustomer finds it: NOT_FOUND for none) share-locked by
+ * lockSurvivingCustomer: a merge or erasure of it committing meanwhile is waited for and
+ * followed, so what `work` reads is the survivor's, not a merged-away id with none of its rows.
+ */
+export function withCurrentCustomer<T>(
+  db: Db,
+  id: string,
+  work: (trx: Transaction<DB>, customer: Customer) => Promise<T>,
+): Promise<T> {
+  return inTransaction(db, async (trx) =>
+    work(trx, await requireWith(id, () => lockSurvivingCustomer(trx, id))),
+  )
+}
+
+async function requireWith(
+  id: string,
+  find: () => Promise<Customer | undefined>,
+): Promise<Customer> {
+  const customer = customerIdSchema.safeParse(id).success ? await find() : undefined
   if (!customer) throw new AppError('NOT_FOUND', `no customer ${id}`)
   return customer
 }

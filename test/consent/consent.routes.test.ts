@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto'
+import type { Transaction } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
+import type { DB } from '../../src/platform/db.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { backendPid, customerLock, heldTransaction, lockWaitFor } from '../support/locks.ts'
 
 let k: TestKizuna
 let adminKey: string
@@ -42,6 +45,48 @@ type HistoryBody = {
   customerId: string
   history: Record<string, unknown>[]
   next: string | null
+}
+
+/**
+ * Sends `request` while a transaction holds the customer `merged` (as an account link does), then
+ * merges it into `survivor` there and commits; answers the request's response.
+ */
+async function racingMerge(
+  survivor: string,
+  merged: string,
+  request: () => Promise<Response>,
+): Promise<Response> {
+  let linking!: Transaction<DB>
+  let pid = 0
+  const held = await heldTransaction(k.deps.db, async (trx) => {
+    linking = trx
+    pid = await backendPid(trx)
+    await customerLock(merged)(trx)
+  })
+  const answer = request()
+  // The request waits for the customer the link holds (it used not to, answering at once).
+  await Promise.race([lockWaitFor(k.deps.db, pid), answer])
+  await mergeCustomers(linking, { survivorId: survivor, mergedId: merged, reason: 'account-link' })
+  held.commit()
+  await held.committed
+  return answer
+}
+
+/** Two customers, the second (to merge into the first) opted out of marketing on LINE by staff. */
+async function survivorAndOptedOut() {
+  const survivor = await createCustomer(k.deps.db)
+  const merged = await createCustomer(k.deps.db)
+  await put(merged.id, { category: 'marketing', channel: 'line', granted: false })
+  return { survivor, merged }
+}
+
+/** The history a survivor of `survivorAndOptedOut` answers: its merge entry, then the opt-out. */
+function expectMergedHistory(body: HistoryBody, survivorId: string, mergedId: string) {
+  expect(body.customerId).toBe(survivorId)
+  expect(body.history.map((r) => [r.customerId, r.channel, r.granted, r.source])).toEqual([
+    [survivorId, 'line', false, 'merge'],
+    [mergedId, 'line', false, 'admin'],
+  ])
 }
 
 describe('admin consent API', () => {
@@ -97,6 +142,22 @@ describe('admin consent API', () => {
     expect(body).toMatchObject({
       customerId: survivor.id,
       consent: { marketing: { line: false, email: false } },
+    })
+  })
+
+  it('answers for the survivor of a merge that commits while it looks', async () => {
+    // The id was found, then a merge moved it away before its consent was read: the answer
+    // named the merged-away id with the defaults (its rows deleted by the merge), marketing on
+    // LINE for someone who had opted out.
+    const { survivor, merged } = await survivorAndOptedOut()
+    const res = await racingMerge(survivor.id, merged.id, () => get(merged.id))
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({
+      customerId: survivor.id,
+      consent: {
+        transactional: { line: true, email: true },
+        marketing: { line: false, email: false },
+      },
     })
   })
 
@@ -233,20 +294,25 @@ describe('GET /api/customers/:id/consent/history', () => {
   })
 
   it("follows a merged id to the survivor, whose history includes the merged customer's", async () => {
-    const survivor = await createCustomer(k.deps.db)
-    const merged = await createCustomer(k.deps.db)
-    await put(merged.id, { category: 'marketing', channel: 'line', granted: false })
+    const { survivor, merged } = await survivorAndOptedOut()
     await k.deps.db
       .transaction()
       .execute((trx) =>
         mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
       )
-    const body = (await (await history(merged.id)).json()) as HistoryBody
-    expect(body.customerId).toBe(survivor.id)
-    expect(body.history.map((r) => [r.customerId, r.channel, r.granted, r.source])).toEqual([
-      [survivor.id, 'line', false, 'merge'],
-      [merged.id, 'line', false, 'admin'],
-    ])
+    expectMergedHistory(
+      (await (await history(merged.id)).json()) as HistoryBody,
+      survivor.id,
+      merged.id,
+    )
+  })
+
+  it('answers for the survivor of a merge that commits while it looks, with both histories', async () => {
+    // Read apart, the answer named the merged-away id with its own entries only.
+    const { survivor, merged } = await survivorAndOptedOut()
+    const res = await racingMerge(survivor.id, merged.id, () => history(merged.id))
+    expect(res.status).toBe(200)
+    expectMergedHistory((await res.json()) as HistoryBody, survivor.id, merged.id)
   })
 
   it('still answers for an erased customer: the record of consent outlives the erasure', async () => {
