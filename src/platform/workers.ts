@@ -140,10 +140,12 @@ const CLOSE_AFTER_JOBS_MS = 1_000
 export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promise<void> {
   const opts = { removeOnComplete: true, removeOnFail: 100 }
   const maintenance = deps.queues.byName.maintenance
+  // A failed sweep is not tried again at once: the next interval is its retry (with the
+  // queue's 5 attempts, each failing step was run, logged and counted five times in seconds).
   await maintenance.upsertJobScheduler(
     'sweeper',
     { every: deps.env.SWEEP_INTERVAL_MS },
-    { name: 'maintenance.sweep', data: {}, opts },
+    { name: 'maintenance.sweep', data: {}, opts: { ...opts, attempts: 1 } },
   )
   await maintenance.upsertJobScheduler(
     'refresh-spend',

@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createApp } from '../../src/app.ts'
 import { createMailer } from '../../src/email/mailer.ts'
 import { sweep, sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
+import { scheduleSweeper } from '../../src/platform/workers.ts'
 import { createInbox } from '../../src/webhook/inbox.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
 import { notices } from '../messaging/support.ts'
@@ -120,4 +121,14 @@ describe('sweeper steps', () => {
     // The next sweep finds the event.
     expect(await sweepOnce(deps, 0)).toMatchObject({ events: 1, deliveries: 0 })
   }, 60_000)
+
+  it('runs a failed sweep once per interval, not again at once (the next interval is its retry)', async () => {
+    const { deps } = await startPrivateDeps(cleanups)
+    await scheduleSweeper(deps)
+    const jobs = await deps.queues.byName.maintenance.getJobs(['delayed', 'wait'])
+    const next = jobs.find((job) => job.name === 'maintenance.sweep')
+    // The queue's default is 5 attempts: each failing step would be run, logged and counted
+    // five times within seconds.
+    expect(next?.opts.attempts).toBe(1)
+  })
 })
