@@ -2,10 +2,8 @@ import { sql, type Transaction } from 'kysely'
 import { mergeConsents } from '../consent/consent.service.ts'
 import type { DB } from '../platform/db.ts'
 import { AppError, invalidField } from '../platform/errors.ts'
-import {
-  attachPendingPurchases,
-  findShopAccountWaitingOnEmail,
-} from '../purchases/pending-purchases.service.ts'
+import { findShopAccountWaitingOn } from '../purchases/pending-purchase.repo.ts'
+import { attachPendingPurchases } from '../purchases/pending-purchases.service.ts'
 import { lockPurchaser, type PurchaseEnv } from '../purchases/purchase.service.ts'
 import {
   type Customer,
@@ -266,7 +264,7 @@ export async function attachWaitingPurchases(
   // The survivor, locked (a merge since the caller read the holder moved the email there).
   const holder = await lockPurchaser(trx, customerId)
   if (!holder) return attached
-  const shopId = await findShopAccountWaitingOnEmail(trx, identity.value, holder.id)
+  const shopId = await findShopAccountWaitingOn(trx, identity.value, holder.id)
   if (!shopId || (await wouldBeSecondShopAccount(trx, holder.id, shopId))) return attached
   // Given to another customer since it was read: theirs, with its orders; never a merge.
   if (!(await insertIdentityIfAbsent(trx, holder.id, 'online_customer', shopId))) {

@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely'
-import type { DB, Db } from '../platform/db.ts'
+import type { DB } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
-import { attachWaitingRows, findShopAccountWaitingOn } from './pending-purchase.repo.ts'
+import { attachWaitingRows } from './pending-purchase.repo.ts'
 import { applyPurchasesToCustomer } from './purchase.repo.ts'
 import { lockPurchaser, type PurchaseEnv } from './purchase.service.ts'
 
@@ -32,18 +32,4 @@ export async function attachPendingPurchases(
     thresholds: env.TIER_THRESHOLDS,
   })
   return totals.count
-}
-
-/**
- * The shop account that orders waiting on `email` give its holder, as recordOrder would have
- * given it had they held the email when the orders came: that of the oldest one. A shop
- * account another customer holds is theirs, never the email holder's (an order names its
- * shop account first), so it is left out.
- */
-export function findShopAccountWaitingOnEmail(
-  db: Db,
-  email: string,
-  holderId: string,
-): Promise<string | undefined> {
-  return findShopAccountWaitingOn(db, email, holderId)
 }
