@@ -1,19 +1,12 @@
 import type { Database } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
-import type { Customer } from './customer.repo.ts'
 import { deleteCustomerTags, insertCustomerTags, listCustomerTags } from './customer-tag.repo.ts'
-import { lockSurvivingCustomer } from './surviving-customer.service.ts'
+import { withCurrentCustomer } from './surviving-customer.service.ts'
 import { parseTag } from './tag-values.ts'
 
 export type CustomerTags = { customerId: string; tags: string[] }
 
 export type TagChange = { add?: readonly string[]; remove?: readonly string[] }
-
-function taggable(customer: Customer | undefined, id: string): Customer {
-  if (!customer) throw new AppError('NOT_FOUND', `no customer ${id}`)
-  if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')
-  return customer
-}
 
 /**
  * The tags of the customer `customerId` leads to (merges followed), read as changeCustomerTags
@@ -28,7 +21,7 @@ export function getCustomerTags(db: Database, customerId: string): Promise<Custo
 /**
  * Adds and removes tags (normalised as tag-values.ts says, "." and ".." removed but never
  * added; a bad one is BAD_REQUEST naming `tag`, before anything changes), idempotently, on the
- * customer `customerId` leads to (a merged id: its survivor). The customer is share-locked meanwhile, so
+ * customer `customerId` leads to (a merged id: its survivor; withCurrentCustomer). The customer is share-locked meanwhile, so
  * a merge or erasure running at once waits and then takes the tags along (or deletes them).
  * NOT_FOUND for an unknown customer, GONE for an erased one; returns the tags afterwards.
  */
@@ -39,8 +32,9 @@ export async function changeCustomerTags(
 ): Promise<CustomerTags> {
   const add = (change.add ?? []).map((tag) => parseTag(tag))
   const remove = (change.remove ?? []).map((tag) => parseTag(tag, 'tag', 'remove'))
-  return db.transaction().execute(async (trx) => {
-    const { id } = taggable(await lockSurvivingCustomer(trx, customerId), customerId)
+  return withCurrentCustomer(db, customerId, async (trx, customer) => {
+    if (customer.erased_at) throw new AppError('GONE', 'this customer was erased on request')
+    const { id } = customer
     await insertCustomerTags(trx, id, add)
     await deleteCustomerTags(trx, id, remove)
     return { customerId: id, tags: await listCustomerTags(trx, id) }
