@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import type { Transaction } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
-import type { DB } from '../../src/platform/db.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { backendPid, customerLock, heldTransaction, lockWaitFor } from '../support/locks.ts'
+import { racingMerge } from '../support/locks.ts'
 
 let k: TestKizuna
 let adminKey: string
@@ -45,31 +43,6 @@ type HistoryBody = {
   customerId: string
   history: Record<string, unknown>[]
   next: string | null
-}
-
-/**
- * Sends `request` while a transaction holds the customer `merged` (as an account link does), then
- * merges it into `survivor` there and commits; answers the request's response.
- */
-async function racingMerge(
-  survivor: string,
-  merged: string,
-  request: () => Promise<Response>,
-): Promise<Response> {
-  let linking!: Transaction<DB>
-  let pid = 0
-  const held = await heldTransaction(k.deps.db, async (trx) => {
-    linking = trx
-    pid = await backendPid(trx)
-    await customerLock(merged)(trx)
-  })
-  const answer = request()
-  // The request waits for the customer the link holds (it used not to, answering at once).
-  await Promise.race([lockWaitFor(k.deps.db, pid), answer])
-  await mergeCustomers(linking, { survivorId: survivor, mergedId: merged, reason: 'account-link' })
-  held.commit()
-  await held.committed
-  return answer
 }
 
 /** Two customers, the second (to merge into the first) opted out of marketing on LINE by staff. */
@@ -150,7 +123,9 @@ describe('admin consent API', () => {
     // named the merged-away id with the defaults (its rows deleted by the merge), marketing on
     // LINE for someone who had opted out.
     const { survivor, merged } = await survivorAndOptedOut()
-    const res = await racingMerge(survivor.id, merged.id, () => get(merged.id))
+    const res = await racingMerge(k.deps.db, { survivor: survivor.id, merged: merged.id }, () =>
+      get(merged.id),
+    )
     expect(res.status).toBe(200)
     expect(await res.json()).toEqual({
       customerId: survivor.id,
@@ -310,7 +285,9 @@ describe('GET /api/customers/:id/consent/history', () => {
   it('answers for the survivor of a merge that commits while it looks, with both histories', async () => {
     // Read apart, the answer named the merged-away id with its own entries only.
     const { survivor, merged } = await survivorAndOptedOut()
-    const res = await racingMerge(survivor.id, merged.id, () => history(merged.id))
+    const res = await racingMerge(k.deps.db, { survivor: survivor.id, merged: merged.id }, () =>
+      history(merged.id),
+    )
     expect(res.status).toBe(200)
     expectMergedHistory((await res.json()) as HistoryBody, survivor.id, merged.id)
   })

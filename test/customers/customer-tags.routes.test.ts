@@ -1,13 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import type { Transaction } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { listCustomerTags } from '../../src/customers/customer-tag.repo.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
-import { mergeCustomers } from '../../src/customers/merge.service.ts'
-import type { DB } from '../../src/platform/db.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { backendPid, customerLock, heldTransaction, lockWaitFor } from '../support/locks.ts'
+import { racingMerge } from '../support/locks.ts'
 import { cardNumber, createCustomer, mergeInto } from './factories.ts'
 
 let k: TestKizuna
@@ -166,18 +163,9 @@ describe('admin tags API', () => {
     const merged = await createCustomer(k.deps.db)
     await add(survivor.id, 'vip')
     await add(merged.id, 'sofa')
-    let linking!: Transaction<DB>
-    let pid = 0
-    const held = await heldTransaction(k.deps.db, async (trx) => {
-      linking = trx
-      pid = await backendPid(trx)
-      await customerLock(merged.id)(trx)
-    })
-    const listing = list(merged.id)
-    await Promise.race([lockWaitFor(k.deps.db, pid), listing])
-    await mergeCustomers(linking, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' })
-    held.commit()
-    await held.committed
+    const listing = racingMerge(k.deps.db, { survivor: survivor.id, merged: merged.id }, () =>
+      list(merged.id),
+    )
     const res = await listing
     expect(res.status).toBe(200)
     expect(await res.json()).toEqual({ customerId: survivor.id, tags: ['sofa', 'vip'] })

@@ -1,12 +1,10 @@
-import type { Transaction } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
-import type { DB } from '../../src/platform/db.ts'
 import { fullWidth, legacyCardNumber, misread, printedCardNumber } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { backendPid, customerLock, heldTransaction, lockWaitFor } from '../support/locks.ts'
+import { racingMerge } from '../support/locks.ts'
 import { cardNumber, createCoupon, createCustomer, createPurchase } from './factories.ts'
 
 let kizuna: TestKizuna
@@ -88,23 +86,10 @@ describe('GET /api/customers', () => {
     })
     await createPurchase(db, merged.id, { total: 1800, sku: 'CUP-1' })
     const survivor = await createCustomer(db, { line: true, displayName: 'Mio' })
-    let linking!: Transaction<DB>
-    let pid = 0
-    const held = await heldTransaction(db, async (trx) => {
-      linking = trx
-      pid = await backendPid(trx)
-      await customerLock(merged.id)(trx)
-    })
-    const looking = lookup(`member_card:${card}`)
     // The lookup waits for the holder the link holds (it used not to, answering at once).
-    await Promise.race([lockWaitFor(db, pid), looking])
-    await mergeCustomers(linking, {
-      survivorId: survivor.id,
-      mergedId: merged.id,
-      reason: 'account-link',
-    })
-    held.commit()
-    await held.committed
+    const looking = racingMerge(db, { survivor: survivor.id, merged: merged.id }, () =>
+      lookup(`member_card:${card}`),
+    )
 
     const res = await looking
     expect(res.status).toBe(200)

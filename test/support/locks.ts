@@ -1,5 +1,6 @@
 import { sql, type Transaction } from 'kysely'
 import { expect } from 'vitest'
+import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import type { Database, DB } from '../../src/platform/db.ts'
 import { eventually } from './wait.ts'
 
@@ -163,4 +164,33 @@ export async function lockWaitBehind(db: Database, pid: number, count: number): 
       ) select count(*)::int as n from behind`.execute(db)
     expect(rows[0]?.n).toBeGreaterThanOrEqual(count)
   })
+}
+
+/**
+ * Sends `request` while a transaction holds the customer `merged` (as an account link does),
+ * waits until the request waits for it (or has answered), then merges `merged` into `survivor`
+ * there and commits; answers the request's answer.
+ */
+export async function racingMerge<T>(
+  db: Database,
+  ids: { survivor: string; merged: string },
+  request: () => Promise<T>,
+): Promise<T> {
+  let linking!: Transaction<DB>
+  let pid = 0
+  const held = await heldTransaction(db, async (trx) => {
+    linking = trx
+    pid = await backendPid(trx)
+    await customerLock(ids.merged)(trx)
+  })
+  const answer = request()
+  await Promise.race([lockWaitFor(db, pid), answer])
+  await mergeCustomers(linking, {
+    survivorId: ids.survivor,
+    mergedId: ids.merged,
+    reason: 'account-link',
+  })
+  held.commit()
+  await held.committed
+  return answer
 }
