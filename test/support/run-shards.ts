@@ -1,8 +1,8 @@
-// `npm test`: the whole suite as TEST_SHARDS vitest runs side by side (2 by default), each with
+// `npm test`: the whole suite as TEST_SHARDS vitest runs side by side (3 by default), each with
 // its own test database (global-setup.ts) and BullMQ prefixes (harness.ts), so one run's files
 // never see another's rows or jobs. Most of the suite's time is spent waiting (leases, backoffs,
-// outages, spawned processes), not computing, so two runs take about half as long even on two
-// cores. Arguments (a file, a filter) run one plain vitest run instead. Exits non-zero if any
+// outages, spawned processes), not computing: on two cores, three runs took 344 s (2026-12-07)
+// where two had taken 617-683 s the day before. Arguments (a file, a filter) run one plain vitest run instead. Exits non-zero if any
 // run failed.
 //
 // The files are dealt to the runs by how long each took (test-durations.json, longest first, each
@@ -18,7 +18,7 @@ const root = new URL('../..', import.meta.url).pathname
 const vitest = join(root, 'node_modules/vitest/vitest.mjs')
 const durationsFile = join(root, 'test/support/test-durations.json')
 const args = process.argv.slice(2)
-const shards = args.length > 0 ? 1 : Math.max(1, Number(process.env.TEST_SHARDS ?? 2) || 1)
+const shards = args.length > 0 ? 1 : Math.max(1, Number(process.env.TEST_SHARDS ?? 3) || 1)
 
 function run(extra: string[], label: string): Promise<number> {
   return new Promise((resolve) => {
