@@ -1,7 +1,6 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
-import { publicBaseUrl } from '../cards/card-url.ts'
 import type { Mailer } from '../email/mailer.ts'
 import { sandboxMailRoutes } from '../email/sandbox-mailbox.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -95,9 +94,14 @@ export function linkRoutes(
       if (!proof) throw linkingNotOffered()
       const token = await checkLinkToken(deps, linkToken)
       if (shopLogin) {
+        // The link token alone: the shop returns to the callback it was configured with
+        // (PUBLIC_BASE_URL + /link/callback), never to a place a request names. A returnTo here
+        // would tell the shop that taking one is fine, and then a login URL an attacker sent
+        // with their own link token and their own returnTo would hand them the victim's
+        // assertion, linking the victim's shop account to the attacker's LINE (LINE's dialog
+        // only refuses a user who is not the link token's, and the attacker is).
         const to = new URL(shopLogin.url)
         to.searchParams.set('linkToken', token.linkToken)
-        to.searchParams.set('returnTo', `${publicBaseUrl(deps.env)}/link/callback`)
         return c.redirect(to.toString(), 302)
       }
       return c.html(emailPage({ linkToken: token.linkToken }), 200, HEADERS)
