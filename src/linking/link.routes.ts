@@ -79,12 +79,15 @@ export function linkRoutes(
     )
   }
   const app = new Hono<AppEnv>()
-  // The shop's own login is then the only proof: a link token posted straight to the email-code
-  // routes would prove an account by email instead, around the shop's password. They are not
-  // there (404, writing nothing), as /link/callback is not without the shop login.
+  // The email-code routes serve only when codes are the proof. With the shop's own login, it is
+  // the only proof: a link token posted straight to them would prove an account by email
+  // instead, around the shop's password. They are not there (404, writing nothing), as
+  // /link/callback is not without the shop login. With no proof at all, they say what GET /link
+  // says (linking is not available yet) and write nothing.
   const emailCodesOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
-    if (!shopLogin) return next()
-    return c.html(errorPage(notUsedHere().message), 404, HEADERS)
+    const refused = !proof ? linkingNotOffered() : shopLogin ? notUsedHere() : null
+    if (!refused) return next()
+    return c.html(errorPage(refused.message), refused.status, HEADERS)
   }
 
   app.get('/link', async (c) => {

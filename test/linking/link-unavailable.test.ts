@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { insertLinkToken } from '../../src/linking/link.repo.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
-import { expectShopperError, friend } from './support.ts'
+import { expectShopperError, friend, newEmail, post } from './support.ts'
 
 // Real LINE credentials (the stand-in), and neither SMTP_URL nor LINK_LOGIN_URL: no way for a
 // shopper to prove an online account.
@@ -15,6 +16,28 @@ beforeAll(async () => {
 afterAll(async () => {
   await k?.stopAll()
 })
+
+const notOffered = {
+  en: 'linking your online shop account is not available yet',
+  ja: 'オンラインショップのアカウント連携は、まだご利用いただけません',
+}
+
+/** A link token issued to a new friend before email was turned off (none is issued now). */
+async function linkTokenIssuedEarlier(): Promise<string> {
+  const user = await friend(k)
+  const lineUser = await k.deps.db
+    .selectFrom('line_user')
+    .select('id')
+    .where('line_uid', '=', user.userId)
+    .executeTakeFirstOrThrow()
+  const linkToken = `old-${user.userId}`
+  await insertLinkToken(k.deps.db, {
+    tokenHash: sha256(linkToken),
+    lineUserId: lineUser.id,
+    expiresAt: new Date(Date.now() + 60_000),
+  })
+  return linkToken
+}
 
 describe('account link with no way to prove an account (no SMTP_URL, no LINK_LOGIN_URL)', () => {
   it('answers the "link" tap that linking is not available yet, and asks LINE for no link token', async () => {
@@ -36,23 +59,32 @@ describe('account link with no way to prove an account (no SMTP_URL, no LINK_LOG
   })
 
   it('shows a link issued earlier (before email was turned off) as not available, not an email form', async () => {
-    const user = await friend(k)
-    const lineUser = await k.deps.db
-      .selectFrom('line_user')
-      .select('id')
-      .where('line_uid', '=', user.userId)
-      .executeTakeFirstOrThrow()
-    const linkToken = `old-${user.userId}`
-    await insertLinkToken(k.deps.db, {
-      tokenHash: sha256(linkToken),
-      lineUserId: lineUser.id,
-      expiresAt: new Date(Date.now() + 60_000),
-    })
+    const linkToken = await linkTokenIssuedEarlier()
     const page = await fetch(`${k.baseUrl}/link?linkToken=${encodeURIComponent(linkToken)}`)
-    const html = await expectShopperError(page, 503, {
-      en: 'linking your online shop account is not available yet',
-      ja: 'オンラインショップのアカウント連携は、まだご利用いただけません',
-    })
+    const html = await expectShopperError(page, 503, notOffered)
     expect(html).not.toContain('name="email"')
+  })
+
+  it('answers the email-code forms posted with such a link as not available, and writes no code', async () => {
+    const linkToken = await linkTokenIssuedEarlier()
+    const email = newEmail()
+    const sent = await post(`${k.baseUrl}/link/email`, { linkToken, email })
+    const sentPage = await expectShopperError(sent, 503, notOffered)
+    expect(sentPage).not.toContain('SMTP_URL')
+    expect(sentPage).not.toContain('name="email"')
+    const checked = await post(`${k.baseUrl}/link/code`, {
+      linkToken,
+      codeId: randomUUID(),
+      code: '123456',
+    })
+    expect(await expectShopperError(checked, 503, notOffered)).not.toContain('name="code"')
+    const codes = await k.deps.db
+      .selectFrom('link_code')
+      .select('id')
+      .where((eb) =>
+        eb.or([eb('email', '=', email), eb('link_token_hash', '=', sha256(linkToken))]),
+      )
+      .execute()
+    expect(codes).toEqual([])
   })
 })
