@@ -13,12 +13,13 @@ import {
 } from './link-page-errors.ts'
 
 /**
- * Codes mailed, each one email. Per 10 minutes: 3 to an address, 5 for a link token. Per 24
- * hours: 10 for a LINE account, whatever its link tokens (each "link" tap issues one, so the
- * per-token limit alone let one friend mail any number of addresses), and 20 to an address from
- * all LINE accounts (3 per 10 minutes alone let an address be mailed 432 times a day). The
- * address cap is shared, so one LINE account (10) cannot reach it: keeping an owner from codes
- * for a day takes two.
+ * Codes mailed, each one email (or one tried: a code whose email was not sent counts too, or a
+ * relay refusing would let codes be asked for without end). Per 10 minutes: 3 to an address, 5
+ * for a link token. Per 24 hours: 10 for a LINE account, whatever its link tokens (each "link"
+ * tap issues one, so the per-token limit alone let one friend mail any number of addresses), and
+ * 20 to an address from all LINE accounts (3 per 10 minutes alone let an address be mailed 432
+ * times a day). The address cap is shared, so one LINE account (10) cannot reach it: keeping an
+ * owner from codes for a day takes two.
  */
 export const CODES_PER_EMAIL = 3
 export const CODES_PER_LINK_TOKEN = 5

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import { findCustomerByIdentity } from '../customers/customer-lookup.service.ts'
 import { emailSchema } from '../customers/identity-values.ts'
-import type { Mailer } from '../email/mailer.ts'
+import { type Mailer, messageMayHaveArrived } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import { getAppSecret, sameSecret } from '../platform/secrets.ts'
@@ -13,6 +13,7 @@ import {
   insertNonce,
   markCodeVerified,
   spendCodeAttempt,
+  withdrawLinkCode,
 } from './link.repo.ts'
 import {
   lockAttempts,
@@ -40,8 +41,9 @@ import {
 
 export const MAX_CODE_ATTEMPTS = 5
 /**
- * How long the shopper's page waits for the code's email: a relay slower than this gets "try
- * again" (and the code is withdrawn) rather than a page that hangs for the mailer's two minutes.
+ * How long the shopper's page waits for the code's email rather than hang for the mailer's two
+ * minutes: a relay that has not got the whole email by then gets "try again" (and the code is
+ * withdrawn); one that got it all and has not answered may deliver it, so the code is asked for.
  */
 export const CODE_EMAIL_TIMEOUT_MS = 15_000
 
@@ -116,15 +118,26 @@ export async function requestLinkCode(
       { signal: AbortSignal.timeout(CODE_EMAIL_TIMEOUT_MS) },
     )
   } catch (err) {
-    await deps.db.deleteFrom('link_code').where('id', '=', codeId).execute()
-    if (err instanceof AppError) throw err
     // The relay's reply can quote the address (`550 5.1.1 <a@b.jp>: Recipient address
     // rejected`): log its codes only, as email-send does.
     const reply = (err ?? {}) as { code?: string; responseCode?: number }
-    deps.log.warn(
-      { code: reply.code, responseCode: reply.responseCode },
-      'link code email not sent',
-    )
+    const fields = { code: reply.code, responseCode: reply.responseCode }
+    if (messageMayHaveArrived(err)) {
+      // The relay got the whole email and never answered (it dropped the connection, or took
+      // longer than CODE_EMAIL_TIMEOUT_MS): it may well arrive. The shopper is asked for the
+      // code, which stays good; withdrawn, the code that arrived would be "unknown".
+      deps.log.warn(
+        fields,
+        'link code email outcome unknown: the relay got it all and did not answer',
+      )
+      return { codeId, email }
+    }
+    // Not sent: the code can no longer be entered, but stays (until the nightly purge) to count
+    // toward the limits on codes mailed, or a relay that refuses would let them be asked for
+    // without end.
+    await withdrawLinkCode(deps.db, codeId, now)
+    if (err instanceof AppError) throw err
+    deps.log.warn(fields, 'link code email not sent')
     throw emailNotSent()
   }
   return { codeId, email }

@@ -39,7 +39,7 @@ export async function findLinkToken(db: Db, tokenHash: string) {
 
 /**
  * Codes sent since `since` to an address, for a link token, or for a LINE account (through its
- * link tokens).
+ * link tokens): those whose email was not sent too (withdrawLinkCode keeps them).
  */
 export async function countCodesSince(
   db: Db,
@@ -102,6 +102,14 @@ export async function insertLinkCode(
       expires_at: row.expiresAt,
     })
     .execute()
+}
+
+/**
+ * A code whose email was not sent: expired as of `at` (the time it was asked for), so it can no
+ * longer be entered, and kept, so it still counts toward the limits on codes mailed.
+ */
+export async function withdrawLinkCode(db: Db, id: string, at: Date): Promise<void> {
+  await db.updateTable('link_code').set({ expires_at: at }).where('id', '=', id).execute()
 }
 
 export async function findLinkCode(db: Db, id: string) {

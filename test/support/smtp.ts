@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { SMTPServer } from 'smtp-server'
 
 export type ReceivedMail = { to: string[]; raw: string }
@@ -14,8 +14,9 @@ const reply = (code: number, message: string) =>
  * keeps RCPT TO waiting for the test's answer (a message under way). With `login`, the
  * server wants AUTH (PLAIN or LOGIN) with that user and password before MAIL FROM (530 without
  * it) and answers 535 to any other; `acceptLogin` changes what it takes. `stall` makes it a slow
- * server that leaves MAIL FROM, or the end of the message, unanswered until told. With `size`,
- * it announces the largest message it takes.
+ * server that leaves MAIL FROM, or the end of the message, unanswered until told; `dropNext`
+ * makes it take the next messages whole and close the connection without answering. With
+ * `size`, it announces the largest message it takes.
  */
 export async function startSmtp(
   opts: {
@@ -34,6 +35,7 @@ export async function startSmtp(
   let refused = 0
   let loginsRefused = 0
   let stalling: 'MAIL FROM' | 'DATA' | null = null
+  let drops = 0
   const stalled: (() => void)[] = []
   /** Answers now, or when `answerStalled` is called if the server is stalling `command`. */
   const answer = (command: 'MAIL FROM' | 'DATA', send: () => void) => {
@@ -96,10 +98,24 @@ export async function startSmtp(
           to: session.envelope.rcptTo.map((r) => r.address),
           raw: Buffer.concat(chunks).toString('utf8'),
         })
+        if (drops > 0) {
+          drops -= 1
+          dropConnection(session.id)
+          return
+        }
         answer('DATA', () => callback())
       })
     },
   })
+  /** Closes a session's connection at once, answering nothing more on it. */
+  const dropConnection = (sessionId: string) => {
+    const { connections } = server as unknown as {
+      connections: Set<{ id: string; _socket: Socket }>
+    }
+    for (const connection of connections) {
+      if (connection.id === sessionId) connection._socket.destroy()
+    }
+  }
   // A client gone during a message (a worker process killed) resets its connection: the server
   // carries on, as a real one does, rather than throw in the test.
   server.on('error', () => {})
@@ -157,6 +173,13 @@ export async function startSmtp(
      */
     stall(command: 'MAIL FROM' | 'DATA' | null) {
       stalling = command
+    },
+    /**
+     * Takes the next `count` messages whole (kept in `mails`) and then closes their connection
+     * without answering them: the client cannot tell whether they arrived.
+     */
+    dropNext(count = 1) {
+      drops += count
     },
     /** Sends the answers the server stalled, the oldest `count` (all by default). */
     answerStalled(count = stalled.length) {
