@@ -216,6 +216,12 @@ export async function addressOfCode(
   return row?.link_token_hash === sha256(linkToken.data) ? row.email : undefined
 }
 
+/** The posted code id to put back in the code form on an error: a code id, or none. */
+export function codeIdToShowAgain(raw: unknown): string {
+  const parsed = codeIdSchema.safeParse(raw)
+  return parsed.success ? parsed.data : ''
+}
+
 /** The posted address to fill the email form in again on an error: an email address, or none. */
 export function addressToShowAgain(raw: unknown): string | undefined {
   const parsed = emailSchema.safeParse(typeof raw === 'string' ? raw : '')

@@ -11,6 +11,7 @@ import {
   addressOfCode,
   addressToShowAgain,
   checkLinkToken,
+  codeIdToShowAgain,
   issueNonceRedirect,
   LINE_ACCOUNT_LINK_URL,
   requestLinkCode,
@@ -146,7 +147,7 @@ export function linkRoutes(
       async (message) =>
         codePage({
           linkToken: form.linkToken ?? '',
-          codeId: form.codeId ?? '',
+          codeId: codeIdToShowAgain(form.codeId),
           email: await addressOfCode(deps, form.linkToken, form.codeId),
           error: message,
         }),
