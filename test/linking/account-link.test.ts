@@ -13,6 +13,7 @@ import { cli } from '../support/cli.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 import {
+  expectShopperError,
   friend,
   linkedUpTo,
   linkReads,
@@ -83,8 +84,13 @@ describe('LINE account link', () => {
       .execute()
     expect(audit.map((a) => a.action)).toEqual(['link'])
 
-    // LINE spent the link token: the dialog again sends nothing.
-    await expect(k.line.users.accountLink(user.userId, dialog)).rejects.toThrow(/used/)
+    // The link token that linked opens no more link pages: the LINE account is linked.
+    const again = await fetch(`${k.baseUrl}/link?linkToken=${encodeURIComponent(linkToken)}`)
+    const refused = await expectShopperError(again, 409, {
+      en: 'your LINE account is already linked to an online account',
+      ja: 'すでにオンラインアカウントと連携済み',
+    })
+    expect(refused).not.toContain('name="email"')
     // An event with the same nonce again (a replayed link): refused, nothing changes.
     await k.line.deliverWebhook([
       k.line.buildEvent('accountLink', user.userId, { nonce, result: 'ok' }),
