@@ -8,6 +8,7 @@ import {
   kizunaWithSmtp,
   linkReads,
   newEmail,
+  noncesIssuedFor,
   onlineCustomer,
   post,
   proveEmail,
@@ -104,11 +105,6 @@ describe('a LINE account already linked', () => {
 
     const code = await post(`${k.baseUrl}/link/code`, { linkToken: spare, ...sent })
     await expectShopperError(code, 409, refused)
-    const nonces = await k.deps.db
-      .selectFrom('link_nonce')
-      .select('nonce_hash')
-      .where('link_token_hash', '=', sha256(spare))
-      .execute()
-    expect(nonces).toEqual([])
+    expect(await noncesIssuedFor(k, spare)).toEqual([])
   })
 })

@@ -4,12 +4,12 @@ import {
   codeMailedTo,
   dialogOf,
   expectShopperError,
-  friend,
   hidden,
   kizunaWithSmtp,
   newEmail,
+  newFriendLinkToken,
+  noncesIssuedFor,
   post,
-  tapLinkToken,
 } from './support.ts'
 
 // The code's email when the relay does not answer as it should: a relay that took the whole
@@ -17,7 +17,6 @@ import {
 // a code that was not sent still counts toward the limits on codes mailed.
 const started = kizunaWithSmtp()
 
-const freshLinkToken = async () => tapLinkToken(started.k, (await friend(started.k)).userId)
 const sendCode = (linkToken: string, email: string) =>
   post(`${started.k.baseUrl}/link/email`, { linkToken, email })
 const notSent = {
@@ -28,7 +27,7 @@ const notSent = {
 describe("the code's email, when the relay fails", () => {
   it('asks for the code when the relay took the whole email and dropped the connection unanswered, and the code links', async () => {
     const { k, smtp } = started
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(started.k)
     const email = newEmail()
     const before = smtp.mails.length
     smtp.dropNext()
@@ -50,12 +49,12 @@ describe("the code's email, when the relay fails", () => {
     const tokens: string[] = []
     smtp.refuseNext(451, 'Try again later', 3)
     for (let i = 0; i < 3; i++) {
-      tokens.push(await freshLinkToken())
+      tokens.push(await newFriendLinkToken(started.k))
       const res = await sendCode(tokens[i] ?? '', email)
       await expectShopperError(res, 503, notSent)
     }
     // Refused three times: the address had its 3 codes for 10 minutes, sent or not.
-    const fourth = await sendCode(await freshLinkToken(), email)
+    const fourth = await sendCode(await newFriendLinkToken(started.k), email)
     await expectShopperError(fourth, 429, {
       en: 'Too many codes were sent to this email address',
       ja: 'このメールアドレスへのコード送信が多すぎます',
@@ -82,11 +81,6 @@ describe("the code's email, when the relay fails", () => {
         ja: '確認コードの有効期限（10分）が切れています',
       })
     }
-    const nonces = await k.deps.db
-      .selectFrom('link_nonce')
-      .select('nonce_hash')
-      .where('link_token_hash', 'in', tokens.map(sha256))
-      .execute()
-    expect(nonces).toEqual([])
+    expect(await noncesIssuedFor(k, ...tokens)).toEqual([])
   })
 })

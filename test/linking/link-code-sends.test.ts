@@ -8,6 +8,7 @@ import {
   friend,
   kizunaWithSmtp,
   newEmail,
+  newFriendLinkToken,
   post,
   tapLinkToken,
 } from './support.ts'
@@ -94,7 +95,7 @@ describe('the daily cap on code emails', () => {
     // 19 codes from other LINE accounts an hour ago, written directly: the 3 codes per 10
     // minutes would make sending them take an hour.
     await codesSent(19, () => ({ linkToken: randomUUID(), email, minutesAgo: 60 }))
-    const token = async () => tapLinkToken(started.k, (await friend(started.k)).userId)
+    const token = () => newFriendLinkToken(started.k)
     expect((await sendCode(await token(), email)).status).toBe(200)
     const capped = await sendCode(await token(), email)
     await expectShopperError(capped, 429, {
@@ -109,7 +110,7 @@ describe('the daily cap on code emails', () => {
 
   it('keeps to 5 codes per link token when its requests arrive together', async () => {
     const { k } = started
-    const linkToken = await tapLinkToken(k, (await friend(k)).userId)
+    const linkToken = await newFriendLinkToken(k)
     await codesSent(4, () => ({ linkToken, email: newEmail(), minutesAgo: 0 }))
     // Holding off every code's insert lets 6 requests (6 addresses) all count the 4 codes
     // before any of them writes its own, unless they take turns.

@@ -1,20 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import {
   expectShopperError,
-  friend,
   hidden,
   kizunaWithSmtp,
   newEmail,
+  newFriendLinkToken,
   post,
-  tapLinkToken,
 } from './support.ts'
 
 // A page from another site can post its own form to /link/email and /link/code (with a link
 // token of the attacker's): what it posts must not show as text on the shop's page.
 const started = kizunaWithSmtp()
 const planted = 'Your account is suspended: call 0120-000-000'
-
-const freshLinkToken = async () => tapLinkToken(started.k, (await friend(started.k)).userId)
 
 describe('the account-link pages on an error', () => {
   it("show the code's own address on the code page, never that of another link's code", async () => {
@@ -24,8 +21,8 @@ describe('the account-link pages on an error', () => {
       return hidden(await sent.text(), 'codeId')
     }
     const someonesEmail = newEmail()
-    const someonesCode = await codeSent(await freshLinkToken(), someonesEmail)
-    const linkToken = await freshLinkToken()
+    const someonesCode = await codeSent(await newFriendLinkToken(started.k), someonesEmail)
+    const linkToken = await newFriendLinkToken(started.k)
     const email = newEmail()
     const codeId = await codeSent(linkToken, email)
 
@@ -53,7 +50,7 @@ describe('the account-link pages on an error', () => {
 
   it('does not put posted text back on the code page', async () => {
     // The code page returns the code's id to its form: posted text instead of an id is not.
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(started.k)
     const res = await post(`${started.k.baseUrl}/link/code`, {
       linkToken,
       codeId: planted,
@@ -67,7 +64,7 @@ describe('the account-link pages on an error', () => {
   })
 
   it('does not show posted text that is not an email address on the email page', async () => {
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(started.k)
     const res = await post(`${started.k.baseUrl}/link/email`, { linkToken, email: planted })
     const page = await expectShopperError(res, 400, {
       en: 'Not a valid email address',

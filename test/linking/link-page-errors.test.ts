@@ -10,24 +10,21 @@ import {
   codeMailedTo,
   dialogOf,
   expectShopperError,
-  friend,
   hidden,
   kizunaWithSmtp,
   newEmail,
+  newFriendLinkToken,
   post,
-  tapLinkToken,
 } from './support.ts'
 
 // Shoppers are Japanese retail customers: what the account-link pages say when something goes
 // wrong is in Japanese and English, never a schema's wording (expectShopperError).
 const started = kizunaWithSmtp()
 
-const freshLinkToken = async () => tapLinkToken(started.k, (await friend(started.k)).userId)
-
 describe('the account-link pages when something is wrong', () => {
   it('say that a link has expired', async () => {
     const { k } = started
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(started.k)
     await k.deps.db
       .updateTable('link_token')
       .set({ expires_at: new Date(Date.now() - 1_000) })
@@ -42,7 +39,7 @@ describe('the account-link pages when something is wrong', () => {
 
   it('say what is wrong with a code: unknown, expired or already used', async () => {
     const { k, smtp } = started
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(started.k)
     const email = newEmail()
     const before = smtp.mails.length
     const sent = await (await post(`${k.baseUrl}/link/email`, { linkToken, email })).text()
@@ -89,7 +86,7 @@ describe('the account-link pages when something is wrong', () => {
   })
 
   it('say a form is too large (413)', async () => {
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(started.k)
     const res = await post(`${started.k.baseUrl}/link/email`, {
       linkToken,
       email: 'x'.repeat(9_000),

@@ -17,10 +17,11 @@ import {
   expectShopperError,
   friend,
   hidden,
+  newFriendLinkToken,
+  noncesIssuedFor,
   post,
   type Smtp,
   startSmtp,
-  tapLinkToken,
 } from './support.ts'
 
 let k: TestKizuna
@@ -47,14 +48,9 @@ const invalidEmail = {
   ja: 'メールアドレスの形式が正しくありません',
 }
 
-async function freshLinkToken(): Promise<string> {
-  const user = await friend(k)
-  return tapLinkToken(k, user.userId)
-}
-
 describe('the account-link page', () => {
   it('locks a code after 5 wrong tries, even for the right code', async () => {
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(k)
     const email = newEmail()
     const before = smtp.mails.length
     const page = await post(`${k.baseUrl}/link/email`, { linkToken, email })
@@ -76,16 +72,11 @@ describe('the account-link page', () => {
       en: 'Too many wrong codes: request a new code',
       ja: '確認コードの誤りが多すぎるため、このコードは使えません',
     })
-    const nonces = await k.deps.db
-      .selectFrom('link_nonce')
-      .select('nonce_hash')
-      .where('link_token_hash', '=', sha256(linkToken))
-      .execute()
-    expect(nonces).toHaveLength(0)
+    expect(await noncesIssuedFor(k, linkToken)).toEqual([])
   })
 
   it('takes a code typed in full width with the Japanese IME on (１２３　４５６), on the page and the server', async () => {
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(k)
     const email = newEmail()
     const before = smtp.mails.length
     const page = await (await post(`${k.baseUrl}/link/email`, { linkToken, email })).text()
@@ -106,7 +97,7 @@ describe('the account-link page', () => {
   })
 
   it('escapes what the shopper typed and says what is wrong with it', async () => {
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(k)
     const res = await post(`${k.baseUrl}/link/email`, {
       linkToken,
       email: '"><script>alert(1)</script>',
@@ -157,13 +148,13 @@ describe('the account-link page', () => {
     const email = newEmail()
     for (let i = 0; i < 3; i++) {
       const res = await post(`${k.baseUrl}/link/email`, {
-        linkToken: await freshLinkToken(),
+        linkToken: await newFriendLinkToken(k),
         email,
       })
       expect(res.status).toBe(200)
     }
     const fourth = await post(`${k.baseUrl}/link/email`, {
-      linkToken: await freshLinkToken(),
+      linkToken: await newFriendLinkToken(k),
       email,
     })
     await expectShopperError(fourth, 429, {
@@ -195,7 +186,7 @@ describe('the daily cap on wrong codes', () => {
 
   it("an attacker's wrong codes lock their LINE account, not the victim's address", async () => {
     const victim = newEmail()
-    const attacker = await freshLinkToken()
+    const attacker = await newFriendLinkToken(k)
     // 5 + 5 wrong tries on two codes sent to the victim's address.
     for (let n = 0; n < 2; n++) {
       const page = await post(`${k.baseUrl}/link/email`, { linkToken: attacker, email: victim })
@@ -205,7 +196,7 @@ describe('the daily cap on wrong codes', () => {
     const capped = await post(`${k.baseUrl}/link/email`, { linkToken: attacker, email: victim })
     await expectShopperError(capped, 429, accountLocked)
     // The victim, on their own LINE account, asks for a code and links their address.
-    const own = await freshLinkToken()
+    const own = await newFriendLinkToken(k)
     const sent = await sendCode(own, victim)
     expect((await enter(own, sent.codeId, sent.code)).status).toBe(302)
   })
@@ -227,7 +218,7 @@ describe('the daily cap on wrong codes', () => {
         })),
       )
       .execute()
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(k)
     const sent = await sendCode(linkToken, email)
     for (let i = 0; i < 3; i++) await enter(linkToken, sent.codeId, sent.wrong)
     const forty9th = await enter(linkToken, sent.codeId, sent.wrong)
@@ -238,7 +229,7 @@ describe('the daily cap on wrong codes', () => {
     // code is then refused when entered: the price of bounding guesses from many accounts).
     const again = await post(`${k.baseUrl}/link/email`, { linkToken, email })
     await expectShopperError(again, 429, addressLocked)
-    const other = await freshLinkToken()
+    const other = await newFriendLinkToken(k)
     const otherCode = await sendCode(other, email)
     const refused = await enter(other, otherCode.codeId, otherCode.code)
     await expectShopperError(refused, 429, addressLocked)
@@ -249,13 +240,13 @@ describe('the daily cap on wrong codes', () => {
       .set({ created_at: new Date(Date.now() - 24 * 60 * 60_000 - 60_000) })
       .where('email', '=', email)
       .execute()
-    const laterToken = await freshLinkToken()
+    const laterToken = await newFriendLinkToken(k)
     const later = await sendCode(laterToken, email)
     expect((await enter(laterToken, later.codeId, later.code)).status).toBe(302)
   })
 
   it('locks a LINE account after 10 wrong codes, whatever the addresses', async () => {
-    const linkToken = await freshLinkToken()
+    const linkToken = await newFriendLinkToken(k)
     for (const tries of [4, 4, 1]) {
       const sent = await sendCode(linkToken, newEmail())
       for (let i = 0; i < tries; i++) await enter(linkToken, sent.codeId, sent.wrong)
@@ -268,7 +259,7 @@ describe('the daily cap on wrong codes', () => {
     const refused = await post(`${k.baseUrl}/link/email`, { linkToken, email })
     await expectShopperError(refused, 429, accountLocked)
     // The address itself is not locked: another LINE account links it.
-    const other = await freshLinkToken()
+    const other = await newFriendLinkToken(k)
     const sent = await sendCode(other, email)
     expect((await enter(other, sent.codeId, sent.code)).status).toBe(302)
   })
@@ -316,7 +307,7 @@ describe('when LINE or email is unavailable', () => {
       const email = newEmail()
       const res = await linkRoutes({ ...k.deps, log }, mailer).request('/link/email', {
         method: 'POST',
-        body: new URLSearchParams({ linkToken: await freshLinkToken(), email }),
+        body: new URLSearchParams({ linkToken: await newFriendLinkToken(k), email }),
       })
       await expectShopperError(res, 503, {
         en: 'The email could not be sent: try again in a moment',

@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { expectShopperError, friend, post, type Smtp, startSmtp, tapLinkToken } from './support.ts'
+import {
+  expectShopperError,
+  friend,
+  noncesIssuedFor,
+  post,
+  type Smtp,
+  startSmtp,
+  tapLinkToken,
+} from './support.ts'
 
 // The shop's own login (LINK_LOGIN_URL) is the proof the operator chose, and SMTP_URL is set
 // too (for message email): the email-code routes must not offer a way around the shop's password.
@@ -29,11 +37,7 @@ const rowsFor = async (linkToken: string) => ({
     .select('id')
     .where('link_token_hash', '=', sha256(linkToken))
     .execute(),
-  nonces: await k.deps.db
-    .selectFrom('link_nonce')
-    .select('nonce_hash')
-    .where('link_token_hash', '=', sha256(linkToken))
-    .execute(),
+  nonces: await noncesIssuedFor(k, linkToken),
 })
 
 async function expectNotHere(res: Response) {

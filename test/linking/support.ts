@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, expect } from 'vitest'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
+import { sha256 } from '../../src/linking/link-crypto.ts'
 import { recordOrder } from '../../src/orders/order.service.ts'
 import type { AccountLinkDialog } from '../../src/sandbox/users.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -134,6 +135,19 @@ export async function proveEmail(
 export async function tapLinkToken(k: TestKizuna, userId: string): Promise<string> {
   return (await tapLink(k, userId)).searchParams.get('linkToken') ?? ''
 }
+
+/** A new friend's link token: they follow, then tap "link". */
+export async function newFriendLinkToken(k: TestKizuna): Promise<string> {
+  return tapLinkToken(k, (await friend(k)).userId)
+}
+
+/** The nonces (their hashes) issued for these link tokens. */
+export const noncesIssuedFor = (k: TestKizuna, ...linkTokens: string[]) =>
+  k.deps.db
+    .selectFrom('link_nonce')
+    .select('nonce_hash')
+    .where('link_token_hash', 'in', linkTokens.map(sha256))
+    .execute()
 
 /** Friend → link button → email code → LINE's dialog (its nonce also as `nonce`). */
 export async function linkedUpTo(k: TestKizuna, smtp: Smtp, email: string) {
