@@ -36,29 +36,30 @@ export async function findMemberCardOf(db: Db, customerId: string) {
 
 /**
  * Locks these customers in id order (as merges lock theirs), each as it stands once locked: a
- * customer merged or erased meanwhile says so, and whether it holds a member card.
+ * customer merged or erased meanwhile says so, and whether it holds a member card. The cards are
+ * read by a statement of their own, after the locks: one inside the locking statement would see
+ * them as they were when it began, before it waited, and miss a card issued by the transaction
+ * it waited for (a follow's, then a second card here).
  */
 export async function lockCustomersForCards(db: Db, customerIds: string[]) {
-  return db
-    .selectFrom('customer as c')
-    .select((eb) => [
-      'c.id',
-      'c.merged_into_id',
-      'c.erased_at',
-      eb
-        .exists(
-          eb
-            .selectFrom('identity as i')
-            .select('i.id')
-            .whereRef('i.customer_id', '=', 'c.id')
-            .where('i.kind', '=', 'member_card'),
-        )
-        .as('has_card'),
-    ])
-    .where('c.id', 'in', customerIds)
-    .orderBy('c.id')
+  const locked = await db
+    .selectFrom('customer')
+    .select(['id', 'merged_into_id', 'erased_at'])
+    .where('id', 'in', customerIds)
+    .orderBy('id')
     .forUpdate()
     .execute()
+  const ids = locked.map((c) => c.id)
+  if (ids.length === 0) return []
+  const holders = await db
+    .selectFrom('identity')
+    .select('customer_id')
+    .distinct()
+    .where('customer_id', 'in', ids)
+    .where('kind', '=', 'member_card')
+    .execute()
+  const holding = new Set(holders.map((h) => h.customer_id))
+  return locked.map((c) => ({ ...c, has_card: holding.has(c.id) }))
 }
 
 /**

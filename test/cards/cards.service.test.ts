@@ -11,7 +11,7 @@ import { erasedValue } from '../../src/customers/tombstones.ts'
 import { renderMessage } from '../../src/flex/message-template.ts'
 import { makeCustomer, memberCardNumber } from '../purchases/fixtures.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { heldTransaction, lockWaitOn } from '../support/locks.ts'
+import { backendPid, heldTransaction, lockWaitFor, lockWaitOn } from '../support/locks.ts'
 import { eventually } from '../support/wait.ts'
 
 let k: TestKizuna
@@ -171,6 +171,25 @@ describe('member-card numbers', () => {
         prefix,
       )
     }
+  })
+})
+
+describe('issueMissingMemberCards', () => {
+  it('issues no second card to a customer whose card was issued while the import waited for them', async () => {
+    // A follow (or a 会員証 tap) issues the card and holds the customer until it commits; the
+    // customer import's batch waits for the customer, then must see the card it holds now.
+    const customerId = await newCustomer()
+    let pid = 0
+    const following = await heldTransaction(k.deps.db, async (trx) => {
+      pid = await backendPid(trx)
+      await ensureMemberCard(trx, customerId, { prefix: '250', now: new Date() })
+    })
+    const importing = issueMissingMemberCards(k.deps.db, [customerId], '250')
+    await lockWaitFor(k.deps.db, pid)
+    following.commit()
+    await following.committed
+    expect(await importing).toBe(0)
+    expect(await count('identity', customerId)).toBe(1)
   })
 })
 
