@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import { erasedValue } from '../customers/tombstones.ts'
+import { ERASED_PATTERN } from '../identity/tombstone.ts'
 import type { Db } from '../platform/db.ts'
 
 export type NewCoupon = {
@@ -11,23 +12,30 @@ export type NewCoupon = {
   expiresAt: Date
 }
 
-/** Serialises card issuing for one customer inside the caller's transaction. */
+/**
+ * Serialises card issuing for one customer inside the caller's transaction; the row as it stands
+ * once locked (merged or erased meanwhile).
+ */
 export async function lockCustomerForCard(db: Db, customerId: string) {
   return db
     .selectFrom('customer')
-    .select(['id', 'merged_into_id'])
+    .select(['id', 'merged_into_id', 'erased_at'])
     .where('id', '=', customerId)
     .forUpdate()
     .executeTakeFirstOrThrow(() => new Error('customer not found'))
 }
 
-/** The customer's member card (the oldest, should a merge have left two). */
+/**
+ * The customer's member card (the oldest, should a merge have left two). An erased member's
+ * tombstone is no card: they have none.
+ */
 export async function findMemberCardOf(db: Db, customerId: string) {
   return db
     .selectFrom('identity')
     .select(['id', 'value'])
     .where('customer_id', '=', customerId)
     .where('kind', '=', 'member_card')
+    .where('value', 'not like', ERASED_PATTERN)
     .orderBy('created_at')
     .orderBy('id')
     .limit(1)

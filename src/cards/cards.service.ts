@@ -3,6 +3,7 @@ import { clipToLength } from '../flex/flex-limits.ts'
 import { fetchWelcomeProfile } from '../identity/profile.service.ts'
 import type { Database, Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
+import { AppError } from '../platform/errors.ts'
 import { CARD_TOKEN_TTL_SECONDS, signCardToken } from './card-token.ts'
 import { barcodeImageUrl, lineLoadsImageUrl } from './card-url.ts'
 import {
@@ -39,7 +40,8 @@ export function cardIssueOptions(deps: Pick<Deps, 'env' | 'clock'>): IssueOption
 /**
  * The customer's member card, issued once: concurrent callers wait on the customer row, and a
  * number already taken (e.g. by an imported card) is skipped. A new card comes with the welcome
- * coupon. Runs inside the caller's transaction.
+ * coupon. A customer erased on request (`id` may lead there through merges) gets none: GONE.
+ * Runs inside the caller's transaction.
  */
 export async function ensureMemberCard(
   trx: Db,
@@ -119,11 +121,13 @@ async function insertNewCards(
  * merge committed (a delivery's customer) leads to the survivor: a card issued to the merged
  * row would be one the person never sees again, with its welcome coupon. The chain is followed
  * before the lock (lockSurvivorWith), so no merged row is held while a merge of its survivor
- * re-points it.
+ * re-points it. An erased customer (one erased while a delivery to them was under way, or the
+ * survivor of a merge erased since) is GONE: no card, no coupon, nothing in their name again.
  */
 async function lockCardHolder(trx: Db, id: string): Promise<string> {
   const locked = await lockSurvivorWith(trx, id, (found) => lockCustomerForCard(trx, found))
   if (!locked) throw new Error('customer not found')
+  if (locked.erased_at) throw new AppError('GONE', 'this customer was erased on request')
   return locked.id
 }
 

@@ -1,8 +1,9 @@
 import type { messagingApi } from '@line/bot-sdk'
 import { renderEmailMessage, renderLineMessage, TemplateError } from '../flex/message-template.ts'
 import type { Deps } from '../platform/deps.ts'
+import { AppError } from '../platform/errors.ts'
 import type { ClaimedDelivery } from './delivery-claim.repo.ts'
-import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
+import { type DeliveryOutcome, erasedOutcome } from './delivery-outcomes.repo.ts'
 import type { EmailItem } from './email-send.ts'
 import type { MessageVarsLoaders } from './message-vars.ts'
 
@@ -42,8 +43,11 @@ export async function contentOf(
     const key = `${row.template_id}\0${JSON.stringify(vars)}`
     return { templateId: row.template_id, vars, key }
   } catch (error) {
-    // A loader's database error is worth another try; bad variables are not.
+    // A loader's database error is worth another try; bad variables are not; a customer erased
+    // (since the claim, or before a claim that took over a stopped worker's row) gets nothing.
     if (error instanceof TemplateError) return { outcome: failed(row, error) }
+    if (error instanceof AppError && error.code === 'GONE')
+      return { outcome: erasedOutcome(row.id) }
     const message = error instanceof Error ? error.message : String(error)
     return { outcome: { id: row.id, status: 'pending', error: `loader: ${message}` } }
   }

@@ -4,7 +4,8 @@ import type { Deps } from '../platform/deps.ts'
 /**
  * Completes a template delivery's variables at send time from the delivery's stored vars (ids,
  * not personal data) and the customer: a receipt's lines, a member card's points. Returns null
- * when there is nothing to send any more (the receipt was voided): the delivery is skipped.
+ * when there is nothing to send any more (the receipt was voided): the delivery is skipped. Throws
+ * an AppError GONE when the customer was erased: the delivery is skipped as erased.
  */
 export type MessageVarsLoader = (
   db: Db,

@@ -1,14 +1,24 @@
+import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { lineLoadsImageUrl } from '../../src/cards/card-url.ts'
 import {
   ensureMemberCard,
   issueMissingMemberCards,
+  memberCardContent,
+  memberCardNumberOf,
   memberCardVars,
 } from '../../src/cards/cards.service.ts'
 import { isValidEan13 } from '../../src/cards/ean13.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { erasedValue } from '../../src/customers/tombstones.ts'
 import { renderMessage } from '../../src/flex/message-template.ts'
+import { TOMBSTONE } from '../../src/identity/tombstone.ts'
+import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
+import { claimDeliveries, SENDING_LEASE_SECONDS } from '../../src/messaging/delivery-claim.repo.ts'
+import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
+import { deliveryRow, emailCustomer, sendJob, sendTools } from '../messaging/support.ts'
 import { makeCustomer, memberCardNumber } from '../purchases/fixtures.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { backendPid, heldTransaction, lockWaitFor, lockWaitOn } from '../support/locks.ts'
@@ -213,6 +223,98 @@ describe('memberCardVars', () => {
       expect(vars.points).toBe('300 pt')
       expect(await count('identity', survivor.id)).toBe(2)
     }
+  })
+})
+
+describe('an erased customer', () => {
+  const issue = (id: string) =>
+    k.deps.db
+      .transaction()
+      .execute((trx) => ensureMemberCard(trx, id, { prefix: '250', now: new Date() }))
+
+  it('gets no card nor coupon, however their id leads to them (GONE)', async () => {
+    // A delivery read for `merged` before its survivor was erased: the walk ends at the erasure.
+    const [merged, survivor] = [await newCustomer(), await newCustomer()]
+    await k.deps.db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor, mergedId: merged, reason: 'test' }),
+      )
+    await eraseCustomer(k.deps.db, survivor)
+    for (const id of [merged, survivor]) {
+      await expect(issue(id)).rejects.toMatchObject({ code: 'GONE' })
+    }
+    for (const id of [merged, survivor]) {
+      expect(await count('identity', id)).toBe(0)
+      expect(await count('coupon', id)).toBe(0)
+    }
+  })
+
+  it('has no card number: the tombstone of their card is not one', async () => {
+    const customerId = await newCustomer()
+    await issue(customerId)
+    await eraseCustomer(k.deps.db, customerId)
+    expect(await memberCardNumberOf(k.deps.db, customerId)).toBeNull()
+    await expect(issue(customerId)).rejects.toMatchObject({ code: 'GONE' })
+    const [card] = await k.deps.db
+      .selectFrom('identity')
+      .select('value')
+      .where('customer_id', '=', customerId)
+      .execute()
+    expect(card?.value.startsWith(TOMBSTONE)).toBe(true)
+    expect(await count('identity', customerId)).toBe(1)
+  })
+})
+
+describe('a member-card delivery whose customer is erased', () => {
+  /** A customer without LINE nor card, and a member card for them, written, not queued. */
+  async function cardDelivery() {
+    const customer = await emailCustomer(k.deps)
+    const [row] = await insertDeliveries(k.deps.db, [
+      {
+        dedupeKey: `card-test:${randomUUID()}`,
+        kind: 'member-card',
+        category: 'transactional',
+        customerId: customer.id,
+        content: memberCardContent(),
+      },
+    ])
+    return { customerId: customer.id, id: row!.id }
+  }
+
+  const expectSkippedWithoutCard = async (customerId: string, id: string) => {
+    const row = await deliveryRow(k, id)
+    expect([row.status, row.skip_reason]).toEqual(['skipped', 'erased'])
+    expect(await count('identity', customerId)).toBe(0)
+    expect(await count('coupon', customerId)).toBe(0)
+  }
+
+  it('is skipped, issuing no card nor welcome coupon, when the erasure commits as it is rendered', async () => {
+    const { customerId, id } = await cardDelivery()
+    const tools = sendTools(k)
+    const erasingFirst: SendTools = {
+      ...tools,
+      loaders: {
+        ...tools.loaders,
+        'member-card': async (deps, delivery) => {
+          await eraseCustomer(k.deps.db, delivery.customerId)
+          return tools.loaders['member-card']!(deps, delivery)
+        },
+      },
+    }
+    await sendJob(k, erasingFirst)([id])
+    await expectSkippedWithoutCard(customerId, id)
+  })
+
+  it('is skipped, issuing no card nor welcome coupon, when taken over after the erasure (a worker stopped)', async () => {
+    const { customerId, id } = await cardDelivery()
+    // A worker claimed it and stopped; the erasure leaves a row in `sending` as it is.
+    await claimDeliveries(k.deps.db, [id])
+    await eraseCustomer(k.deps.db, customerId)
+    await sql`update delivery set updated_at = now() - make_interval(secs => ${SENDING_LEASE_SECONDS + 1})
+      where id = ${id}`.execute(k.deps.db)
+    await sendJob(k)([id])
+    await expectSkippedWithoutCard(customerId, id)
   })
 })
 
