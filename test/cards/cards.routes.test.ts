@@ -6,6 +6,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signCardToken } from '../../src/cards/card-token.ts'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
+import { TOMBSTONE } from '../../src/identity/tombstone.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -32,11 +34,17 @@ async function cardFromLine() {
   const card = await k.deps.db
     .selectFrom('identity as i')
     .innerJoin('line_user as l', 'l.customer_id', 'i.customer_id')
-    .select(['i.id', 'i.value'])
+    .select(['i.id', 'i.value', 'i.customer_id'])
     .where('l.line_uid', '=', user.userId)
     .where('i.kind', '=', 'member_card')
     .executeTakeFirstOrThrow()
-  return { url, cardNumber: card.value, identityId: card.id, json: JSON.stringify(message) }
+  return {
+    url,
+    cardNumber: card.value,
+    identityId: card.id,
+    customerId: card.customer_id,
+    json: JSON.stringify(message),
+  }
 }
 
 /** Without PUBLIC_BASE_URL the URL names this server's port; fetch the same path from it. */
@@ -100,5 +108,23 @@ describe('GET /cards/:token/barcode.png', () => {
     const missing = await fetch(`${k.baseUrl}/cards/${unknown}/barcode.png`)
     expect(missing.status).toBe(404)
     expect((await errorOf(missing)).message).toMatch(/no longer exists/)
+  })
+
+  it("answers 404 once the member is erased, though the link's signature still holds", async () => {
+    const { url, identityId, customerId } = await cardFromLine()
+    await eraseCustomer(k.deps.db, customerId)
+    // The card's row stays, its number replaced by a tombstone, under the id the token names.
+    const tombstone = await k.deps.db
+      .selectFrom('identity')
+      .select('value')
+      .where('id', '=', identityId)
+      .executeTakeFirstOrThrow()
+    expect(tombstone.value.startsWith(TOMBSTONE)).toBe(true)
+    const res = await fetchFromServer(url)
+    expect(res.status).toBe(404)
+    expect(res.headers.get('content-type')).not.toBe('image/png')
+    const error = await errorOf(res)
+    expect(error.code).toBe('NOT_FOUND')
+    expect(error.message).toMatch(/no longer exists/)
   })
 })
