@@ -206,11 +206,29 @@ describe('GET /r/:token', () => {
   })
 })
 
+/**
+ * Every /u/ page, whatever its answer: never cached (it names the person's unsubscribe), the
+ * token not sent on as a referrer, not framed, and running nothing (no script, forms to itself).
+ */
+function expectPageHeaders(res: Response) {
+  expect(res.headers.get('content-type')).toMatch(/^text\/html/)
+  expect(res.headers.get('cache-control')).toBe('no-store')
+  expect(res.headers.get('referrer-policy')).toBe('no-referrer')
+  expect(res.headers.get('x-frame-options')).toBe('DENY')
+  expect(res.headers.get('x-content-type-options')).toBe('nosniff')
+  const csp = (res.headers.get('content-security-policy') ?? '').split(';').map((d) => d.trim())
+  expect(csp).toEqual(
+    expect.arrayContaining(["default-src 'none'", "form-action 'self'", "frame-ancestors 'none'"]),
+  )
+  expect(csp.some((d) => d.startsWith('script-src'))).toBe(false)
+}
+
 describe('/u/:token', () => {
   it('GET only asks: a confirm form posting to the same URL, consent unchanged', async () => {
     const { customerId, deliveryId, tracking } = await sentEmail()
     const res = await fetch(tracking.unsubscribeUrl)
     expect(res.status).toBe(200)
+    expectPageHeaders(res)
     const page = parseDocument(await res.text())
     const form = DomUtils.findOne((e) => e.name === 'form', page.children)
     expect(form?.attribs.method).toBe('post')
@@ -228,6 +246,7 @@ describe('/u/:token', () => {
       })
     const first = await oneClick()
     expect(first.status).toBe(200)
+    expectPageHeaders(first)
     const consent = await loadConsent(k.deps.db, customerId)
     expect(consent.marketing).toEqual({ line: true, email: false })
     expect(consent.transactional).toEqual({ line: true, email: true })
@@ -286,12 +305,22 @@ describe('/u/:token', () => {
       body: new URLSearchParams({}),
     })
     expect(empty.status).toBe(400)
+    expectPageHeaders(empty)
     const forged = await fetch(tamper(tracking.unsubscribeUrl), {
       method: 'POST',
       body: new URLSearchParams({ 'List-Unsubscribe': 'One-Click' }),
     })
     expect(forged.status).toBe(404)
-    expect((await fetch(tamper(tracking.unsubscribeUrl))).status).toBe(404)
+    expectPageHeaders(forged)
+    const forgedGet = await fetch(tamper(tracking.unsubscribeUrl))
+    expect(forgedGet.status).toBe(404)
+    expectPageHeaders(forgedGet)
+    const tooLarge = await fetch(tracking.unsubscribeUrl, {
+      method: 'POST',
+      body: new URLSearchParams({ 'List-Unsubscribe': 'One-Click', pad: 'x'.repeat(9_000) }),
+    })
+    expect(tooLarge.status).toBe(413)
+    expectPageHeaders(tooLarge)
     expect((await loadConsent(k.deps.db, customerId)).marketing.email).toBe(true)
     expect(await eventsOf(k.deps.db, deliveryId)).toEqual([])
   })
