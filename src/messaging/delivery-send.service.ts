@@ -141,12 +141,15 @@ async function sendOf(
   }
   const rendered = renderLine(row, content, opts.lineOpts)
   if ('outcome' in rendered) return rendered
-  // Nothing went under its key, or LINE refused what did (a 400; a 429 to its first request): a
-  // new send. A chunk LINE refused is not sent again as stored: it names people whose rows other
-  // jobs hold (the sweeper spreads rows over jobs of 100), who may have opted out or be waiting
-  // for room in the cap; each of its rows goes like a new one, its consent and the cap checked
-  // by the job that claimed it, and the old key is not used.
-  const refusedChunk = row.multicast_request_id !== null
+  // Nothing went under its key, or LINE took nothing under it (a 400; a 429 to its first request;
+  // a call that never reached LINE): a new send, which may join a new chunk, whatever attempt
+  // this is (a claim that only deferred it, for quiet hours or the cap, counts as one). A
+  // request that may have reached LINE keeps its key and never gets here (line_key_used: the
+  // first call is noted in the statement that stores the request). A chunk LINE refused is not
+  // sent again as stored: it names people whose rows other jobs hold (the sweeper spreads rows
+  // over jobs of 100), who may have opted out or be waiting for room in the cap; each of its rows
+  // goes like a new one, its consent and the cap checked by the job that claimed it, and the old
+  // key is not used.
   return {
     line: {
       id: row.id,
@@ -155,9 +158,6 @@ async function sendOf(
       contentKey: content.key,
       retryKey: row.line_retry_key,
       replyToken: replyTokenIfFresh(row, opts.now),
-      // Tried before alone (a push with its own key): a new chunk's key could send it twice.
-      // One whose chunk LINE refused is a new send: it may join a new chunk.
-      mayMulticast: row.attempts === 1 || refusedChunk,
     },
   }
 }

@@ -47,7 +47,7 @@ export async function planMulticasts(
   const unplanned: string[] = []
   const erased: string[] = []
   for (const item of items) {
-    if (!item.mayMulticast || !LINE_USER_ID.test(item.lineUid)) {
+    if (!LINE_USER_ID.test(item.lineUid)) {
       pushes.push(item)
       continue
     }

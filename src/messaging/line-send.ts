@@ -36,11 +36,6 @@ export type LineItem = {
   retryKey: string
   /** A fresh reply token, if no reply for the row was under way or refused before. */
   replyToken: string | null
-  /**
-   * May join a new multicast chunk: a first attempt, or one whose chunk LINE refused (a retried
-   * push keeps its own retry key).
-   */
-  mayMulticast: boolean
 }
 
 /** A push request as first sent (JSON text): sent again byte for byte under the same key. */

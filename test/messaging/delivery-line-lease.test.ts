@@ -183,22 +183,29 @@ describe('LINE deliveries and the sending lease', () => {
 
     await outlivedLease([answer, ...ids], ids)
 
-    // B pushed each under its row's key; A, ending meanwhile, sent them nothing.
+    // A, ending meanwhile, made no chunk of them and sent them nothing; B sent them its own
+    // (nothing had gone to LINE under their keys: a new send, whatever the attempt).
+    const rows = await rowsOf(ids)
+    const chunks = await deps.db
+      .selectFrom('multicast_request')
+      .select(['id', 'line_retry_key'])
+      .where('body', 'like', `%${y.userId}%`)
+      .execute()
+    expect(chunks).toHaveLength(1)
     for (const p of [y, z]) {
       expect(line.inbox(p.userId)).toHaveLength(1)
-      expect(multicastsTo(p.userId)).toHaveLength(0)
+      expect(pushesTo(p.userId)).toHaveLength(0)
+      const [multicast, ...more] = multicastsTo(p.userId)
+      expect(more).toHaveLength(0)
+      expect(multicast!.headers['x-line-retry-key']).toBe(chunks[0]!.line_retry_key)
     }
-    const rows = await rowsOf(ids)
-    rows.forEach((row, i) => {
-      const [push] = pushesTo([y, z][i]!.userId)
+    for (const row of rows) {
       expect(row).toMatchObject({
         status: 'sent',
         attempts: 2,
-        multicast_request_id: null,
-        line_request_id: push!.requestId,
+        multicast_request_id: chunks[0]!.id,
       })
-      expect(push!.headers['x-line-retry-key']).toBe(row.line_retry_key)
-    })
+    }
     // A's own row: the refused reply became a push.
     expect((await rowsOf([answer]))[0]).toMatchObject({ status: 'sent', attempts: 1 })
     expect(line.inbox(asked.userId).map((m) => m.endpoint)).toEqual(['push'])

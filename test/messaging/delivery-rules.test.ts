@@ -11,6 +11,7 @@ import {
   deliveryRow,
   deliveryRows,
   finishedJob,
+  multicastsTo,
   newFriend,
   pushesTo,
   SAMPLE,
@@ -90,6 +91,35 @@ describe('quiet hours', () => {
       expect(rows.every((r) => r.send_after.getTime() > Date.now())).toBe(true)
     })
     await sendDueAfterWindow(k, ids)
+  })
+
+  // A claim that only defers its rows still counts as an attempt: they go out afterwards as
+  // they would have, one multicast for the same content (nothing went to LINE under a key).
+  it('a campaign deferred by quiet hours goes out by multicast once they are over', async () => {
+    const friends = [await newFriend(k), await newFriend(k)]
+    const ids = await scheduleDeliveries(
+      k.deps,
+      friends.map((f) => campaign(f, { displayName: 'お客様' })),
+    )
+    await eventually(async () => {
+      const rows = await deliveryRows(k, ids)
+      expect(rows.map((r) => [r.status, r.attempts])).toEqual([
+        ['pending', 1],
+        ['pending', 1],
+      ])
+      expect(rows.every((r) => r.send_after.getTime() > Date.now())).toBe(true)
+    })
+    await sendDueAfterWindow(k, ids)
+
+    for (const f of friends) {
+      expect(pushesTo(k, f.userId)).toHaveLength(0)
+      expect(multicastsTo(k, f.userId)).toHaveLength(1)
+      expect(campaignInbox(k, f.userId)).toHaveLength(1)
+    }
+    const [multicast] = multicastsTo(k, friends[0]!.userId)
+    expect((multicast!.body as { to: string[] }).to.toSorted()).toEqual(
+      friends.map((f) => f.userId).toSorted(),
+    )
   })
 
   // A job that runs in the last moments of the window defers its deliveries by less than the
