@@ -15,6 +15,7 @@ import {
   campaignInbox,
   deliveryRows,
   MULTICAST,
+  multicastsTo,
   newFriend,
   PUSH,
   pushesTo,
@@ -60,7 +61,12 @@ describe('delivery retries', () => {
     await sendAlone([ids[0]!])
     await waitForStatus(k, ids, 'sent', 15_000)
 
-    const [failed, ...retries] = k.line.requestsTo('POST', MULTICAST)
+    // This chunk's requests: the first to these friends (the 500), then its retries.
+    const [failed, ...retries] = multicastsTo(k, friends[0]!.userId)
+    expect(failed!.status).toBe(500)
+    expect((failed!.body as { to: string[] }).to.toSorted()).toEqual(
+      friends.map((f) => f.userId).toSorted(),
+    )
     expect(retries.length).toBeGreaterThanOrEqual(1)
     for (const retry of retries) {
       expect(retry.headers['x-line-retry-key']).toBe(failed!.headers['x-line-retry-key'])
