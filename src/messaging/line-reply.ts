@@ -16,7 +16,8 @@ import { REPLY_OUTCOME_UNKNOWN } from './outcome-unknown.ts'
  * Those of a customer erased since the claim are skipped, neither replied to nor pushed.
  * Replies LINE refused sent nothing: they are marked `refused` (never a reply again) and returned
  * for a push; a rate-limit 429 clears the mark instead, and the row replies again after its wait
- * (a push once the token is stale).
+ * (a push once the token is stale), as does a reply that never reached LINE (its connection
+ * refused), with the job's retry.
  */
 export async function sendReplies(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
@@ -45,23 +46,23 @@ export async function sendReplies(
   for (const id of erased) result.outcomes.push(erasedOutcome(id))
   held.takenOver(items.flatMap((i) => (marked.has(i.id) || erased.has(i.id) ? [] : [i.id])))
   const refused: LineItem[] = []
-  const rateLimited: string[] = []
+  const unsent: string[] = []
   await Promise.all(
     items.map(async (item) => {
       if (!marked.has(item.id)) return
       const answer = await tryReply(deps, limiters, item, item.replyToken!)
       if (answer === 'refused') refused.push(item)
-      else if (answer.status === 'pending') rateLimited.push(item.id)
+      else if (answer.status === 'pending') unsent.push(item.id)
       if (typeof answer === 'object') result.outcomes.push(answer)
     }),
   )
-  if (rateLimited.length > 0) {
-    // LINE-API.md §2.5: a rate-limit 429 is backed off and retried. A reply costs no quota and
-    // this one sent nothing: it goes again after its wait while its token is fresh (a push
-    // only once it is not).
-    await setReplyState(deps.db, rateLimited, held.claim, null).catch((err: unknown) =>
+  if (unsent.length > 0) {
+    // LINE-API.md §2.5: a rate-limit 429 is backed off and retried; a reply that never reached
+    // LINE goes again with the job's retry. A reply costs no quota and these sent nothing: they
+    // go again while their token is fresh (a push only once it is not).
+    await setReplyState(deps.db, unsent, held.claim, null).catch((err: unknown) =>
       // Left `trying`, the rows are failed at their next claim: never sent twice, but lost.
-      deps.log.warn({ err }, 'could not unmark the rate-limited replies'),
+      deps.log.warn({ err }, 'could not unmark the replies that sent nothing'),
     )
   }
   // A row claimed again meanwhile keeps its mark; it is not pushed (see storePushBodies).
@@ -106,6 +107,10 @@ async function replyOutcome(
     if (failure.kind === 'rate_limited') {
       const rateLimited = { retryAfterMs: failure.retryAfterMs ?? null }
       return { id, status: 'pending', error: failure.message, rateLimited }
+    }
+    if (failure.kind === 'not_sent') {
+      // The connection never opened: LINE got nothing, and the token is unspent.
+      return { id, status: 'pending', error: failure.message }
     }
     // Refused (expired token, other 4xx): nothing was sent; the push carries the retry key.
     deps.log.info({ deliveryId: id, why: failure.kind }, 'reply failed, pushing')

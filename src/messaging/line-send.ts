@@ -71,8 +71,9 @@ export type LineBatchResult = { outcomes: DeliveryOutcome[] }
  * first call on all its deliveries, whichever job holds them. Each call goes only for rows the
  * job's claim still holds, as the write or read before it finds (line-claim.repo.ts); the others
  * get no outcome. Every call waits for the shared limiter of its endpoint. Failures become
- * outcomes, never exceptions; a 400, and a 429 (rate limit or monthly quota) to a new request,
- * mark it `keyUnused` (LINE took nothing under the key).
+ * outcomes, never exceptions; a 400, and a 429 (rate limit or monthly quota) or a call that never
+ * reached LINE (its connection refused) to a new request, mark it `keyUnused` (LINE took nothing
+ * under the key).
  */
 export async function sendLineBatch(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
@@ -247,6 +248,14 @@ async function outcomesOf(
       }
       case 'transient':
         return { outcomes: each({ status: 'pending', error: f.message }) }
+      case 'not_sent': {
+        // The connection never opened: LINE took nothing, and a new request leaves its key
+        // unused, as after a 429 (a row neither counted in the weekly cap nor barred from email,
+        // and a chunk dissolved). A repeat keeps its first call: the earlier request may have
+        // reached LINE.
+        const unused = isNew ? { keyUnused: true as const } : {}
+        return { outcomes: each({ status: 'pending', error: f.message, ...unused }) }
+      }
       default: {
         const details = 'details' in f ? JSON.stringify(f.details) : ''
         const error = `LINE ${f.status}: ${f.message} ${details}`.trim()

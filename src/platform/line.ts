@@ -21,7 +21,13 @@ export type LineFailure =
   | { kind: 'quota_exceeded'; status: 429; message: string }
   | { kind: 'invalid_reply_token'; status: 400; message: string }
   | { kind: 'rejected'; status: number; message: string; details: unknown }
+  /** A 5xx or no answer (a timeout, a connection lost): the request may have reached LINE. */
   | { kind: 'transient'; status: number | null; message: string }
+  /**
+   * The call failed before its connection opened (NOT_CONNECTED): no byte of the request left,
+   * so LINE got nothing, under its retry key or as a reply.
+   */
+  | { kind: 'not_sent'; status: null; message: string }
 
 export type Line = {
   client: LineBotClient
@@ -105,6 +111,13 @@ export function classifyLineError(error: unknown): LineFailure {
   }
   if (!(error instanceof HTTPFetchError)) {
     const message = error instanceof Error ? error.message : String(error)
+    if (neverConnected(error)) {
+      return {
+        kind: 'not_sent',
+        status: null,
+        message: `LINE not reached, nothing sent: ${message}`,
+      }
+    }
     return { kind: 'transient', status: null, message }
   }
   const body = parseBody(error.body)
@@ -131,6 +144,33 @@ export function classifyLineError(error: unknown): LineFailure {
   }
   if (error.status >= 500) return { kind: 'transient', status: error.status, message }
   return { kind: 'rejected', status: error.status, message, details: body?.details ?? null }
+}
+
+/**
+ * Error codes of a call that failed before its connection opened: refused, the host not found
+ * or not resolved for now (DNS), or undici's connect timeout. The request is written only once
+ * the connection is open, so none of it left. Codes that can also end a connection already open
+ * are not among them (ECONNRESET, ETIMEDOUT, EPIPE; EHOSTUNREACH and ENETUNREACH too, which Linux
+ * reports on an open connection whose peer became unreachable), nor the call's own timeout,
+ * which may come after the request went.
+ */
+const NOT_CONNECTED: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+])
+
+/**
+ * The error is one of NOT_CONNECTED: the transport's own (undici's request), or the cause of the
+ * SDK's `fetch failed`. Node's AggregateError for a host tried at several addresses carries the
+ * first one's code.
+ */
+function neverConnected(error: unknown): boolean {
+  const codeOf = (e: unknown) => (e as { code?: unknown } | null)?.code
+  const code = codeOf(error) ?? codeOf((error as { cause?: unknown } | null)?.cause)
+  return typeof code === 'string' && NOT_CONNECTED.has(code)
 }
 
 /** An HTTP date as servers must send it (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`. */

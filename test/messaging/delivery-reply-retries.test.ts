@@ -8,7 +8,7 @@ import { openSendWindow } from '../../src/messaging/send-window.ts'
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
-import { deliveryRow, pushesTo, sendJob, sendTools } from './support.ts'
+import { deliveryRow, pushesTo, sendJob, sendTools, welcomeId } from './support.ts'
 
 /**
  * A reply (the welcome card) whose outcome is unknown is never pushed after it: it may have
@@ -75,16 +75,7 @@ describe('delivery retries of a reply', () => {
     await queue.pause() // this test plays the workers
     try {
       await k.line.users.follow(user.userId)
-      const id = await eventually(async () => {
-        const row = await k.deps.db
-          .selectFrom('delivery')
-          .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
-          .select('delivery.id')
-          .where('line_user.line_uid', '=', user.userId)
-          .where('delivery.kind', '=', 'welcome')
-          .executeTakeFirstOrThrow()
-        return row.id
-      })
+      const id = await welcomeId(k, user.userId)
       // A worker claims the welcome card and replies, then stops before recording the outcome.
       const claimed = await claimDeliveriesWithMarketingCounts(k.deps.db, [id], 0)
       const recorder = new ClaimOutcomes(k.deps, claimOf(claimed.rows), 0)

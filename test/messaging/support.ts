@@ -10,7 +10,9 @@ import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import type { DeliveryCategory, DeliveryIntent } from '../../src/messaging/delivery.service.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import type { Deps } from '../../src/platform/deps.ts'
+import { createLine } from '../../src/platform/line.ts'
 import type { TestKizuna } from '../support/harness.ts'
+import { sparePort } from '../support/ports.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
 import { startSmtp } from '../support/smtp.ts'
 import { eventually } from '../support/wait.ts'
@@ -82,6 +84,29 @@ export function deliveryRows(k: { deps: Pick<Deps, 'db'> }, ids: string[]) {
 export async function deliveryRow(k: TestKizuna, id: string) {
   const [row] = await deliveryRows(k, [id])
   return row!
+}
+
+/** The welcome delivery Kizuna wrote for this LINE user (once it is there). */
+export function welcomeId(k: TestKizuna, lineUid: string): Promise<string> {
+  return eventually(async () => {
+    const row = await k.deps.db
+      .selectFrom('delivery')
+      .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+      .select('delivery.id')
+      .where('line_user.line_uid', '=', lineUid)
+      .where('delivery.kind', '=', 'welcome')
+      .executeTakeFirstOrThrow()
+    return row.id
+  })
+}
+
+/** The deliveries are due now (a retry's wait, or what deferred them, is over). */
+export async function dueNow(k: TestKizuna, ids: string[]): Promise<void> {
+  await k.deps.db
+    .updateTable('delivery')
+    .set({ send_after: new Date() })
+    .where('id', 'in', ids)
+    .execute()
 }
 
 export async function waitForStatus(
@@ -219,6 +244,20 @@ export async function playingWorkers(
   } finally {
     await queue.resume()
   }
+}
+
+/**
+ * These deps with LINE out of reach: their LINE base URL names a local port nothing listens on,
+ * so every call is refused as it connects and no request reaches the stand-in. `close` ends
+ * the client.
+ */
+export async function withLineUnreachable(
+  deps: Deps,
+): Promise<{ deps: Deps; close(): Promise<void> }> {
+  const closed = `http://127.0.0.1:${await sparePort()}`
+  const env = { ...deps.env, LINE_API_BASE_URL: closed, LINE_DATA_API_BASE_URL: closed }
+  const line = createLine(env, deps.metrics)
+  return { deps: { ...deps, env, line }, close: () => line.close() }
 }
 
 /** The friend blocks the account, and Kizuna has applied the unfollow. */
