@@ -64,8 +64,9 @@ export async function setReplyState(
 /**
  * Stores each push request before it is sent, in a statement of its own: a retry, even after
  * the worker stopped, repeats that body under the row's retry key (LINE-API.md §2.4). The first
- * time a request goes under that key is noted too: LINE honours it for 24 hours from then. A
- * row of a chunk LINE refused leaves the chunk: its retries repeat this push, never the chunk.
+ * time a request goes under that key is noted too: LINE honours it for 24 hours from then, and
+ * a reply LINE refused before it is marked `refused` (replyRefused). A row of a chunk LINE
+ * refused leaves the chunk: its retries repeat this push, never the chunk.
  * Rows of a customer erased since the claim are not stored (`erased`): the push names them, and
  * must not go.
  */
@@ -88,7 +89,7 @@ export async function storePushBodies(
     ),
     stored as (
       update delivery d set push_body = held.body, multicast_request_id = null,
-        line_first_call_at = coalesce(d.line_first_call_at, now())
+        line_first_call_at = coalesce(d.line_first_call_at, now()), reply_state = ${replyRefused}
       from held
       where ${stillHeld} and d.id not in (select id from erased)
       returning d.id
@@ -101,6 +102,16 @@ export async function storePushBodies(
   return { stored: of(true), erased: of(false) }
 }
 
+/**
+ * The row's reply state once its push or chunk is stored: a reply under way (`trying`) on a row
+ * the job is about to push was refused by LINE (sendReplies returns only those for a push), and
+ * is marked so in the statement that stores the request, whether or not sendReplies' own mark
+ * was written: a retry then repeats the request instead of failing the row as a reply the worker
+ * stopped during.
+ */
+const replyRefused = sql<string | null>`case when reply_state = 'trying' then 'refused'
+  else reply_state end`
+
 /** The row's customer was erased (read when the statement starts). */
 const erasedCustomer = sql<boolean>`exists (select 1 from customer c
   where c.id = d.customer_id and c.erased_at is not null)`
@@ -108,9 +119,10 @@ const erasedCustomer = sql<boolean>`exists (select 1 from customer c
 /**
  * Groups the rows the claim still holds for one multicast: a retry key of its own, kept for
  * every retry of the chunk, and the request (`bodyOf` those rows) stored before it goes. Each
- * row notes when a request of its first went to LINE (see storePushBodies). The rows are locked
- * while the chunk is made, so none is claimed again in between. Rows of a customer erased
- * since the claim are left out of it (`erased`). Null when it holds none to send.
+ * row notes when a request of its first went to LINE, and marks a reply LINE refused (see
+ * storePushBodies). The rows are locked while the chunk is made, so none is claimed again in
+ * between. Rows of a customer erased since the claim are left out of it (`erased`). Null when it
+ * holds none to send.
  */
 export async function createMulticastRequest(
   db: Db,
@@ -140,6 +152,7 @@ export async function createMulticastRequest(
       .set({
         multicast_request_id: chunk.id,
         line_first_call_at: sql`coalesce(line_first_call_at, now())`,
+        reply_state: replyRefused,
       })
       .where('id', 'in', tagged)
       .execute()

@@ -72,8 +72,9 @@ export async function sendReplies(
     held.claim,
     'refused',
   ).catch((err: unknown) =>
-    // The pushes still go (with their retry keys). Only a worker stopping before their outcomes
-    // are recorded would find `trying` and fail the rows as replies of unknown outcome.
+    // The pushes still go (with their retry keys): the statement that stores a push or chunk
+    // marks the refused reply too (replyRefused in line-claim.repo.ts). Only rows that statement
+    // does not reach (Postgres away again) keep `trying`, and are failed at their next claim.
     deps.log.warn({ err }, 'could not mark the refused replies'),
   )
   return refused

@@ -8,7 +8,16 @@ import { openSendWindow } from '../../src/messaging/send-window.ts'
 import { RATE_LIMITED } from '../../src/sandbox/request-pipeline.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
-import { deliveryRow, pushesTo, sendJob, sendTools, welcomeId } from './support.ts'
+import {
+  deliveryRow,
+  dueNow,
+  PUSH,
+  playingWorkers,
+  pushesTo,
+  sendJob,
+  sendTools,
+  welcomeId,
+} from './support.ts'
 
 /**
  * A reply (the welcome card) whose outcome is unknown is never pushed after it: it may have
@@ -66,6 +75,52 @@ describe('delivery retries of a reply', () => {
     expect(k.line.inbox(user.userId).map((m) => m.endpoint)).toEqual(['reply'])
     const replies = k.line.requestsTo('POST', '/v2/bot/message/reply')
     expect(replies.map((r) => r.status).slice(-2)).toEqual([429, 200])
+  })
+
+  it('a refused reply whose mark could not be written is pushed, and a 500 to the push is retried under its key', async () => {
+    const user = k.line.users.create()
+    const db = k.deps.db
+    await playingWorkers(k, async (send) => {
+      await k.line.users.follow(user.userId)
+      const id = await welcomeId(k, user.userId)
+      // The statement that marks the refused reply fails (as with Postgres away for a moment);
+      // the one that stores the push may still mark it.
+      await sql`create function refuse_reply_mark() returns trigger language plpgsql as
+        $$ begin raise exception 'the reply mark is not written'; end $$`.execute(db)
+      await sql`create trigger refuse_reply_mark before update on delivery for each row
+        when (old.id = ${sql.lit(id)}::uuid and old.reply_state = 'trying'
+          and new.reply_state = 'refused' and new.push_body is not distinct from old.push_body
+          and new.multicast_request_id is not distinct from old.multicast_request_id)
+        execute function refuse_reply_mark()`.execute(db)
+      try {
+        k.line.failNext({
+          method: 'POST',
+          path: '/v2/bot/message/reply',
+          status: 400,
+          body: { message: 'Invalid reply token' },
+          count: 1,
+        })
+        k.line.failNext({ method: 'POST', path: PUSH, status: 500, count: 1 })
+        await expect(send([id])).rejects.toThrow(/1 of 1 deliveries failed for now/)
+      } finally {
+        await sql`drop trigger refuse_reply_mark on delivery`.execute(db)
+        await sql`drop function refuse_reply_mark()`.execute(db)
+      }
+      expect((await deliveryRow(k, id)).status).toBe('pending')
+
+      // The push may have reached LINE: its retry repeats it under the same key, not failed as
+      // a reply the worker stopped during.
+      await dueNow(k, [id])
+      await send([id])
+      const row = await deliveryRow(k, id)
+      expect([row.status, row.reply_state]).toEqual(['sent', 'refused'])
+      const pushes = pushesTo(k, user.userId)
+      expect(pushes.map((p) => [p.status, p.headers['x-line-retry-key']])).toEqual([
+        [500, row.line_retry_key],
+        [200, row.line_retry_key],
+      ])
+      expect(k.line.inbox(user.userId).map((m) => m.endpoint)).toEqual(['push'])
+    })
   })
 
   it('a reply whose worker stopped before recording it is failed when claimed again, not pushed', async () => {
