@@ -27,86 +27,117 @@ function fits(schema: Schema, value: unknown): boolean {
 /**
  * The largest variables a template's `variables` schema allows, for `kizuna flex validate` to
  * render beside the sample: every array at its `maxItems` (items built from the sample's in
- * turn), every optional property present, every string at its `maxLength` in the widest filler
- * the string's pattern and format take (or, without a maxLength, at the longest length its
- * pattern takes), integers at their `maximum`, booleans true, and of `anyOf`/`oneOf` the branch
- * with the longest JSON. An array without maxItems or a string nothing bounds has no largest
- * value: each is a problem (`vars/lines has no maxItems`), and its sample value is used.
- * A string bounded only by a pattern that a longer value can't follow stays at its sample.
+ * turn), every optional property present, in every item too, every string at its `maxLength` in
+ * the widest filler the string's pattern and format take (or, without a maxLength, at the longest
+ * length its pattern takes), integers at their `maximum`, booleans true, and of `anyOf`/`oneOf`
+ * the branch with the longest JSON. A string grows from the sample's value or, when the sample
+ * has none, from what its schema starts with (`https://` for a URL). An array without maxItems or
+ * a string nothing bounds has no largest value: each is a problem (`vars/lines has no maxItems`),
+ * and its sample value is used; so is a value the sample leaves out and the schema gives no way
+ * to build (`vars/postcode has no value in the sample…`). A string bounded only by a pattern that
+ * a longer value can't follow stays at its sample.
  */
 export function worstCaseVars(
   schema: Schema,
   sample: Record<string, unknown>,
 ): { vars: Record<string, unknown>; problems: TemplateProblem[] } {
   const problems = new Map<string, TemplateProblem>()
-  const unbounded = (path: string, what: string) =>
+  const report: Report = (path, what, hint) =>
     problems.set(path, {
       path,
-      message: `has no ${what}, so no largest value can be checked against LINE's limits`,
+      message: `${what}, so no largest value can be checked against LINE's limits${hint ? `: ${hint}` : ''}`,
     })
-  const vars = largest(schema, sample, 'vars', unbounded)
+  const vars = largest(schema, sample, 'vars', report)
   return {
     vars: isObject(vars) ? vars : sample,
     problems: [...problems.values()],
   }
 }
 
-type Unbounded = (path: string, what: string) => void
+/** Names a var whose largest value can't be known: `what` says why (`has no maxItems`). */
+type Report = (path: string, what: string, hint?: string) => void
 
-function largest(schema: unknown, sample: unknown, path: string, unbounded: Unbounded): unknown {
+/**
+ * `value`, or (undefined: the sample has none and none could be built) a report of the field,
+ * which would otherwise go unchecked.
+ */
+function built(value: unknown, schema: unknown, path: string, report: Report): unknown {
+  if (value === undefined && schema !== false) {
+    report(
+      path,
+      'has no value in the sample and none could be built from its schema',
+      'give one in the sample',
+    )
+  }
+  return value
+}
+
+function largest(schema: unknown, sample: unknown, path: string, report: Report): unknown {
   if (!isObject(schema)) return sample
   if ('const' in schema) return schema.const
   if (Array.isArray(schema.enum)) return longestJson(schema.enum)
   const { anyOf, oneOf, ...rest } = schema
   const branches = Array.isArray(anyOf) ? anyOf : oneOf
   if (Array.isArray(branches) && branches.length > 0) {
-    const values = branches.map((b) => largest({ ...rest, ...b }, sample, path, unbounded))
+    const values = branches.map((b) => largest({ ...rest, ...b }, sample, path, report))
     return longestJson(values)
   }
   switch (typeOf(schema, sample)) {
     case 'object':
-      return largestObject(schema, sample, path, unbounded)
+      return largestObject(schema, sample, path, report)
     case 'array':
-      return largestArray(schema, sample, path, unbounded)
+      return largestArray(schema, sample, path, report)
     case 'string':
-      return largestString(schema, sample, path, unbounded)
+      return largestString(schema, sample, path, report)
     case 'integer':
     case 'number':
       return typeof schema.maximum === 'number' ? schema.maximum : Number.MAX_SAFE_INTEGER
     case 'boolean':
       return true
+    case 'null':
+      return null
     default:
       return sample
   }
 }
 
-function largestObject(schema: Schema, sample: unknown, path: string, unbounded: Unbounded) {
+function largestObject(schema: Schema, sample: unknown, path: string, report: Report) {
   const given = isObject(sample) ? sample : {}
   const properties = isObject(schema.properties) ? schema.properties : {}
   const out: Record<string, unknown> = { ...given }
   for (const [key, sub] of Object.entries(properties)) {
-    out[key] = largest(sub, given[key], `${path}/${key}`, unbounded)
+    const at = `${path}/${key}`
+    const value = built(largest(sub, given[key], at, report), sub, at, report)
+    if (value === undefined) delete out[key]
+    else out[key] = value
   }
   return out
 }
 
-function largestArray(schema: Schema, sample: unknown, path: string, unbounded: Unbounded) {
+function largestArray(schema: Schema, sample: unknown, path: string, report: Report) {
   const given = Array.isArray(sample) ? sample : []
   const max = typeof schema.maxItems === 'number' ? schema.maxItems : undefined
-  if (max === undefined) unbounded(path, 'maxItems')
+  if (max === undefined) report(path, 'has no maxItems')
   const count = max ?? given.length
   const items = schema.items
+  const at = `${path}/*`
   return Array.from({ length: count }, (_, i) =>
-    largest(items, given.length ? given[i % given.length] : undefined, `${path}/*`, unbounded),
+    built(
+      largest(items, given.length ? given[i % given.length] : undefined, at, report),
+      items,
+      at,
+      report,
+    ),
   )
 }
 
-function largestString(schema: Schema, sample: unknown, path: string, unbounded: Unbounded) {
-  const given = typeof sample === 'string' ? sample : ''
+function largestString(schema: Schema, sample: unknown, path: string, report: Report) {
+  const given = typeof sample === 'string' ? sample : undefined
+  const seeds = [...new Set(['', given ?? '', ...seedsOf(schema)])]
   const sized = (length: number): string | undefined => {
     for (const filler of FILLERS) {
-      for (const start of ['', given]) {
-        const head = Array.from(start).slice(0, length)
+      for (const seed of seeds) {
+        const head = Array.from(seed).slice(0, length)
         const value = head.join('') + filler.repeat(Math.max(0, length - head.length))
         if (fits(schema, value)) return value
       }
@@ -115,11 +146,13 @@ function largestString(schema: Schema, sample: unknown, path: string, unbounded:
   }
   if (typeof schema.maxLength === 'number') return sized(schema.maxLength) ?? sample
   if (sized(UNBOUNDED) !== undefined) {
-    unbounded(path, 'maxLength')
+    report(path, 'has no maxLength')
     return sample
   }
-  // The longest length the pattern or format takes (searched between the sample's and the cap).
-  let low = Array.from(given).length
+  // The longest length the pattern or format takes, searched between the first of the sample's
+  // and the seeds' lengths that it takes, and the cap.
+  let low = seeds.map((s) => Array.from(s).length).find((length) => sized(length) !== undefined)
+  if (low === undefined) return sample
   let high = UNBOUNDED
   while (high - low > 1) {
     const mid = Math.floor((low + high) / 2)
@@ -127,6 +160,28 @@ function largestString(schema: Schema, sample: unknown, path: string, unbounded:
     else low = mid
   }
   return sized(low) ?? sample
+}
+
+/** URL formats: a value that grows from `https://example.com/` takes them. */
+const URL_FORMATS = new Set(['uri', 'iri', 'uri-reference', 'iri-reference', 'url'])
+
+/**
+ * What a value may start with when the sample has none: the literal start of an anchored
+ * pattern (`tel:` of `^tel:[0-9]+$`, `http` of `^https?://`), and a URL for a URL format.
+ */
+function seedsOf(schema: Schema): string[] {
+  const seeds: string[] = []
+  if (typeof schema.format === 'string' && URL_FORMATS.has(schema.format)) {
+    seeds.push('https://example.com/')
+  }
+  const pattern = typeof schema.pattern === 'string' ? schema.pattern : ''
+  const literal = /^\^((?:[\w:/@-]|\\[./:?-])+)(.?)/.exec(pattern)
+  if (literal?.[1]) {
+    const text = literal[1].replace(/\\(.)/g, '$1')
+    // A quantifier after the last letter may leave it out (`s?`): the start stops before it.
+    seeds.push(/^[?*{]$/.test(literal[2] ?? '') ? text.slice(0, -1) : text)
+  }
+  return seeds
 }
 
 function typeOf(schema: Schema, sample: unknown): string | undefined {

@@ -119,6 +119,46 @@ describe('kizuna flex validate: the largest variables the schema allows', () => 
     // A pattern that bounds the length is a bound.
     expect(line('no-max-length')).not.toContain('vars/code')
   })
+
+  it('fills the URLs a sample leaves out: a bubble of long links fails though its sample has none', async () => {
+    const item = {
+      type: 'object',
+      required: ['name'],
+      properties: {
+        name: { type: 'string', minLength: 1, maxLength: 20 },
+        imageUrl: { type: 'string', format: 'uri', pattern: '^https://', maxLength: 2000 },
+        url: { type: 'string', format: 'uri', pattern: '^https://', maxLength: 1000 },
+      },
+    }
+    const row = {
+      type: 'box',
+      layout: 'horizontal',
+      action: { $if: 'item.url', do: { type: 'uri', label: 'View', uri: '{{item.url}}' } },
+      contents: [
+        { $if: 'item.imageUrl', do: { type: 'image', url: '{{item.imageUrl}}' } },
+        text('{{item.name}}'),
+      ],
+    }
+    const template = bubbleTemplate({
+      properties: { items: { type: 'array', maxItems: 10, items: item } },
+      body: [{ $each: 'items', as: 'item', do: row }],
+    })
+    const dir = await templateFolder({
+      // 10 rows of a 2000-character image URL and a 1000-character link: over 30 KB.
+      'no-urls': { template, sample: { items: [{ name: 'Tea' }] } },
+      'some-urls': {
+        template,
+        sample: { items: [{ name: 'Tea', url: 'https://a.example/tea' }, { name: 'Cup' }] },
+      },
+    })
+    const { code, stdout } = await cli(['flex', 'validate', '--dir', dir])
+    expect(code).toBe(1)
+    for (const id of ['no-urls', 'some-urls']) {
+      expect(stdout.split('\n').find((l) => l.includes(` ${id} `))).toMatch(
+        /\.json: line\.contents is \d+ bytes of JSON; LINE takes at most 30000 \(with the largest variables the schema allows\)/,
+      )
+    }
+  })
 })
 
 describe('kizuna flex preview', () => {

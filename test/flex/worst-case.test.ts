@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { worstCaseVars } from '../../src/flex/flex-worst-case.ts'
+import { compileVarsSchema } from '../../src/flex/message-template.ts'
 
 describe('worstCaseVars', () => {
   it('fills arrays to maxItems and strings to maxLength in 4-byte characters', () => {
@@ -80,5 +81,59 @@ describe('worstCaseVars', () => {
     expect(problems[0]?.message).toBe(
       "has no maxLength, so no largest value can be checked against LINE's limits",
     )
+  })
+
+  it('builds a value the sample leaves out from the schema, in every array item', () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        recs: {
+          type: 'array',
+          maxItems: 3,
+          items: {
+            type: 'object',
+            required: ['name'],
+            properties: {
+              name: { type: 'string', pattern: '^[a-z]+$', maxLength: 4 },
+              url: { type: 'string', format: 'uri', pattern: '^https://', maxLength: 40 },
+              tel: { type: 'string', pattern: '^tel:[0-9]+$', maxLength: 12 },
+            },
+          },
+        },
+      },
+    }
+    // The second item has no url, and no item a tel: each is still filled in every item.
+    const { vars, problems } = worstCaseVars(schema, {
+      recs: [{ name: 'tea', url: 'https://a.example/x' }, { name: 'cup' }],
+    })
+    expect(problems).toEqual([])
+    expect(vars).toEqual({
+      recs: [
+        { name: 'aaaa', url: `https://a.example/x${'a'.repeat(21)}`, tel: 'tel:00000000' },
+        { name: 'aaaa', url: `https://example.com/${'a'.repeat(20)}`, tel: 'tel:00000000' },
+        { name: 'aaaa', url: `https://a.example/x${'a'.repeat(21)}`, tel: 'tel:00000000' },
+      ],
+    })
+    expect(compileVarsSchema(schema)(vars)).toBe(true)
+  })
+
+  it('names a string the sample leaves out that it cannot build, rather than leaving it out', () => {
+    const schema = {
+      type: 'object',
+      properties: { postcode: { type: 'string', pattern: '^[0-9]{3}-[0-9]{4}$' } },
+    }
+    const { vars, problems } = worstCaseVars(schema, {})
+    expect(vars).toEqual({})
+    expect(problems).toEqual([
+      {
+        path: 'vars/postcode',
+        message:
+          "has no value in the sample and none could be built from its schema, so no largest value can be checked against LINE's limits: give one in the sample",
+      },
+    ])
+    expect(worstCaseVars(schema, { postcode: '150-0002' })).toEqual({
+      vars: { postcode: '150-0002' },
+      problems: [],
+    })
   })
 })
