@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { productNameSchema } from '../catalogue/product.schemas.ts'
 import { emailSchema } from '../customers/identity-values.ts'
 
 export const orderSourceSchema = z
@@ -29,7 +30,7 @@ const yen = (what: string) =>
 
 export const orderLineSchema = z.strictObject({
   sku: z.string().trim().min(1, 'a line needs a sku').max(64),
-  name: z.string().trim().min(1).max(300).optional(),
+  name: productNameSchema().min(1).max(300).optional(),
   quantity: z
     .number('a whole number above 0')
     .int('a whole number above 0')

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { productNameSchema } from '../catalogue/product.schemas.ts'
 import {
   BARCODE_TOO_LONG,
   MAX_BARCODE_LENGTH,
@@ -10,7 +11,7 @@ const yen = z.number().int('use whole yen').min(0).max(100_000_000)
 
 export const receiptLineSchema = z.strictObject({
   sku: z.string().trim().min(1, 'required').max(64),
-  name: z.string().trim().max(200).nullish(),
+  name: productNameSchema().max(200).nullish(),
   quantity: z.number().int().min(1).max(10_000),
   unitPrice: yen,
 })

@@ -163,6 +163,18 @@ describe('kizuna import products', () => {
     expect(await products(tag)).toEqual([])
   })
 
+  it('skips a product whose name holds a control character, naming the line and the field', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const ndjson = await file('ndjson', [
+      JSON.stringify({ sku: `BELL-${tag}`, name: 'Bell\u0007' }),
+      JSON.stringify({ sku: `LAMP-${tag}`, name: 'Lamp' }),
+    ])
+    const result = await cli(['import', 'products', ndjson])
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 1')
+    expect(result.stderr).toContain('line 1: name: contains a control character (\\u0007)')
+    expect((await products(tag)).map((p) => p.name)).toEqual(['Lamp'])
+  })
+
   it('refuses a CSV file with an unknown column before writing anything, as customers and orders do', async () => {
     const tag = randomUUID().slice(0, 8)
     // A header that is not a product's at all: every row used to be skipped for a missing sku.

@@ -209,6 +209,31 @@ describe('POST /api/orders', () => {
     expect(await purchaseOf(body.orderId)).toHaveLength(0)
   })
 
+  it('answers 400 naming the line whose name holds a control character (BEL, DEL, C1), and records nothing', async () => {
+    for (const name of ['So\u0007fa', 'So\u001bfa', 'So\u007ffa', 'So\u0085fa']) {
+      const body = order({
+        lines: [{ sku: 'SOFA-1', name, quantity: 1, unitPrice: 167000 }],
+      })
+      const res = await postOrder(body)
+      expect(res.status, JSON.stringify(name)).toBe(400)
+      const error = await errorOf(res)
+      expect(error.message).toMatch(
+        /^lines\.0\.name: contains a control character \(\\u00(07|1b|7f|85)\)$/,
+      )
+      expect(await purchaseOf(body.orderId)).toHaveLength(0)
+    }
+  })
+
+  it('records a line break or tab in a name as one space (a spreadsheet cell Alt+Enter)', async () => {
+    const body = order({
+      lines: [
+        { sku: 'SOFA-1', name: '\tSofa \r\n 3-seat\tgrey\n', quantity: 1, unitPrice: 167000 },
+      ],
+    })
+    expect((await postOrder(body)).status).toBe(201)
+    expect((await purchaseOf(body.orderId))[0]?.line_names).toEqual(['Sofa 3-seat grey'])
+  })
+
   it('answers 400 naming the field for a lone UTF-16 surrogate, which Postgres json refuses (a 500), and records nothing', async () => {
     const orderId = `W-${randomUUID()}`
     // JSON.stringify writes the lone half as the escape `\ud800`, as a shop's exporter might.

@@ -433,6 +433,18 @@ describe('POST /api/pos/scans', () => {
     expect(await purchasesOf(c.id)).toHaveLength(0)
   })
 
+  it('answers 400 naming the line whose product name holds a control character (JSON writes it as 6 bytes in the follow-up), and writes nothing', async () => {
+    const c = await makeCustomer(db)
+    const r = receipt({ lines: [{ sku: 'A-1', name: 'Cu\u0007p', quantity: 1, unitPrice: 8_000 }] })
+    const res = await post({ barcode: c.card, receipt: r })
+    expect(res.status).toBe(400)
+    expect(await errorOf(res)).toMatchObject({
+      code: 'BAD_REQUEST',
+      message: 'receipt.lines.0.name: contains a control character (\\u0007)',
+    })
+    expect(await purchasesOf(c.id)).toHaveLength(0)
+  })
+
   it('answers 400 naming the field that holds a lone UTF-16 surrogate (Postgres would keep U+FFFD, and a replay would be a 409), and writes nothing', async () => {
     const c = await makeCustomer(db)
     const r = receipt({ lines: [{ sku: 'A\ud800', quantity: 1, unitPrice: 8_000 }] })
