@@ -4,7 +4,7 @@ import {
   messagingApiSpecPath,
   type ValidationDetail,
 } from '../sandbox/openapi-validator.ts'
-import { worstCaseVars } from './flex-worst-case.ts'
+import { WIDEST, worstCaseVars } from './flex-worst-case.ts'
 import { loadMessageTemplate, renderMessageDraft } from './message-template.ts'
 import { listFlexTemplateIds, loadFlexSample } from './render.ts'
 import { displayPath, TemplateError, type TemplateProblem } from './template-error.ts'
@@ -17,8 +17,9 @@ const SAMPLE_USER = `U${'0123456789abcdef'.repeat(2)}`
  * Checks one template as `kizuna flex validate` does: the file loads and compiles, its sample
  * fits `variables`, the LINE version keeps LINE's limits and its push body passes LINE's
  * OpenAPI schema, and the email version renders a subject, HTML and text; all that with the
- * sample and again with the largest variables the schema allows (flex-worst-case.ts), whose
- * arrays and strings must therefore be bounded (maxItems, maxLength or a pattern).
+ * sample and again with the largest variables the schema allows (flex-worst-case.ts: widest in
+ * JSON bytes, then in UTF-16 units), whose arrays and strings must therefore be bounded
+ * (maxItems, maxLength or a pattern).
  */
 export function validateTemplate(id: string, dir: string): TemplateReport {
   const fallback = displayPath(join(dir, `${id}.json`))
@@ -26,16 +27,25 @@ export function validateTemplate(id: string, dir: string): TemplateReport {
     const { file, variables } = loadMessageTemplate(id, dir)
     const sample = loadFlexSample(id, dir)
     const problems = checkRendered(id, sample, dir)
-    // Real variables can be larger than the sample: render the largest the schema allows too.
-    const worst = worstCaseVars(variables, sample)
+    // Real variables can be larger than the sample: render the largest the schema allows too,
+    // widest in bytes and widest in UTF-16 units (the same variables when nothing differs).
     const found = new Set(problems.map((p) => p.path))
-    const worstProblems = [...worst.problems, ...checkRendered(id, worst.vars, dir, true)]
-      .filter((p) => !found.has(p.path) && found.add(p.path))
-      .map((p) =>
-        p.path.startsWith('vars')
-          ? p
-          : { ...p, message: `${p.message} (with the largest variables the schema allows)` },
-      )
+    const rendered = new Set<string>()
+    const worstProblems: TemplateProblem[] = []
+    for (const widest of WIDEST) {
+      const worst = worstCaseVars(variables, sample, widest)
+      const key = JSON.stringify(worst.vars)
+      if (rendered.has(key)) continue
+      rendered.add(key)
+      const more = [...worst.problems, ...checkRendered(id, worst.vars, dir, true)]
+        .filter((p) => !found.has(p.path) && found.add(p.path))
+        .map((p) =>
+          p.path.startsWith('vars')
+            ? p
+            : { ...p, message: `${p.message} (with the largest variables the schema allows)` },
+        )
+      worstProblems.push(...more)
+    }
     return { id, file, problems: [...problems, ...worstProblems] }
   } catch (error) {
     if (!(error instanceof TemplateError)) {

@@ -5,11 +5,23 @@ import type { TemplateProblem } from './template-error.ts'
 type Schema = Record<string, unknown>
 
 /**
- * Characters a string is filled with, widest first: an emoji is 4 bytes of JSON, 2 UTF-16 units
- * and 1 character for `maxLength` (ajv counts code points), so it reaches LINE's byte and length
- * limits soonest; the ASCII fillers serve strings whose pattern or format refuses it.
+ * What the largest case is widest in: JSON bytes (LINE's 30 KB bubble) or UTF-16 units (altText,
+ * postback data). No one character is widest in both, so `kizuna flex validate` renders both.
  */
-const FILLERS = ['😀', 'あ', 'a', '0']
+export const WIDEST = ['bytes', 'utf16'] as const
+export type Widest = (typeof WIDEST)[number]
+
+/**
+ * Characters a string is filled with, widest first, the first its pattern and format take: a
+ * control character or half a character (a lone surrogate) is 6 bytes of JSON (`\u0001`,
+ * `\ud800`) and 1 for `maxLength` (ajv counts code points); an emoji is 4 bytes and 2 UTF-16
+ * units; the ASCII fillers serve strings whose pattern or format refuses the others. A template
+ * whose text refuses the first two (`"pattern": "^[^\\p{Cc}\\p{Cs}]*$"`) is filled at 4 bytes.
+ */
+const FILLERS: Record<Widest, string[]> = {
+  bytes: ['\u0001', '\ud800', '😀', 'あ', 'a', '0'],
+  utf16: ['😀', '\u0001', '\ud800', 'あ', 'a', '0'],
+}
 /** A string that still fits its schema at this length has no bound worth the name. */
 const UNBOUNDED = 4096
 
@@ -40,6 +52,7 @@ function fits(schema: Schema, value: unknown): boolean {
 export function worstCaseVars(
   schema: Schema,
   sample: Record<string, unknown>,
+  widest: Widest = 'bytes',
 ): { vars: Record<string, unknown>; problems: TemplateProblem[] } {
   const problems = new Map<string, TemplateProblem>()
   const report: Report = (path, what, hint) =>
@@ -47,7 +60,7 @@ export function worstCaseVars(
       path,
       message: `${what}, so no largest value can be checked against LINE's limits${hint ? `: ${hint}` : ''}`,
     })
-  const vars = largest(schema, sample, 'vars', report)
+  const vars = largest(schema, sample, 'vars', { report, fillers: FILLERS[widest] })
   return {
     vars: isObject(vars) ? vars : sample,
     problems: [...problems.values()],
@@ -56,14 +69,16 @@ export function worstCaseVars(
 
 /** Names a var whose largest value can't be known: `what` says why (`has no maxItems`). */
 type Report = (path: string, what: string, hint?: string) => void
+/** The walk's: where problems go, and the fillers, widest first. */
+type Ctx = { report: Report; fillers: string[] }
 
 /**
  * `value`, or (undefined: the sample has none and none could be built) a report of the field,
  * which would otherwise go unchecked.
  */
-function built(value: unknown, schema: unknown, path: string, report: Report): unknown {
+function built(value: unknown, schema: unknown, path: string, ctx: Ctx): unknown {
   if (value === undefined && schema !== false) {
-    report(
+    ctx.report(
       path,
       'has no value in the sample and none could be built from its schema',
       'give one in the sample',
@@ -72,23 +87,23 @@ function built(value: unknown, schema: unknown, path: string, report: Report): u
   return value
 }
 
-function largest(schema: unknown, sample: unknown, path: string, report: Report): unknown {
+function largest(schema: unknown, sample: unknown, path: string, ctx: Ctx): unknown {
   if (!isObject(schema)) return sample
   if ('const' in schema) return schema.const
   if (Array.isArray(schema.enum)) return longestJson(schema.enum)
   const { anyOf, oneOf, ...rest } = schema
   const branches = Array.isArray(anyOf) ? anyOf : oneOf
   if (Array.isArray(branches) && branches.length > 0) {
-    const values = branches.map((b) => largest({ ...rest, ...b }, sample, path, report))
+    const values = branches.map((b) => largest({ ...rest, ...b }, sample, path, ctx))
     return longestJson(values)
   }
   switch (typeOf(schema, sample)) {
     case 'object':
-      return largestObject(schema, sample, path, report)
+      return largestObject(schema, sample, path, ctx)
     case 'array':
-      return largestArray(schema, sample, path, report)
+      return largestArray(schema, sample, path, ctx)
     case 'string':
-      return largestString(schema, sample, path, report)
+      return largestString(schema, sample, path, ctx)
     case 'integer':
     case 'number':
       return typeof schema.maximum === 'number' ? schema.maximum : Number.MAX_SAFE_INTEGER
@@ -101,41 +116,41 @@ function largest(schema: unknown, sample: unknown, path: string, report: Report)
   }
 }
 
-function largestObject(schema: Schema, sample: unknown, path: string, report: Report) {
+function largestObject(schema: Schema, sample: unknown, path: string, ctx: Ctx) {
   const given = isObject(sample) ? sample : {}
   const properties = isObject(schema.properties) ? schema.properties : {}
   const out: Record<string, unknown> = { ...given }
   for (const [key, sub] of Object.entries(properties)) {
     const at = `${path}/${key}`
-    const value = built(largest(sub, given[key], at, report), sub, at, report)
+    const value = built(largest(sub, given[key], at, ctx), sub, at, ctx)
     if (value === undefined) delete out[key]
     else out[key] = value
   }
   return out
 }
 
-function largestArray(schema: Schema, sample: unknown, path: string, report: Report) {
+function largestArray(schema: Schema, sample: unknown, path: string, ctx: Ctx) {
   const given = Array.isArray(sample) ? sample : []
   const max = typeof schema.maxItems === 'number' ? schema.maxItems : undefined
-  if (max === undefined) report(path, 'has no maxItems')
+  if (max === undefined) ctx.report(path, 'has no maxItems')
   const count = max ?? given.length
   const items = schema.items
   const at = `${path}/*`
   return Array.from({ length: count }, (_, i) =>
     built(
-      largest(items, given.length ? given[i % given.length] : undefined, at, report),
+      largest(items, given.length ? given[i % given.length] : undefined, at, ctx),
       items,
       at,
-      report,
+      ctx,
     ),
   )
 }
 
-function largestString(schema: Schema, sample: unknown, path: string, report: Report) {
+function largestString(schema: Schema, sample: unknown, path: string, ctx: Ctx) {
   const given = typeof sample === 'string' ? sample : undefined
   const seeds = [...new Set(['', given ?? '', ...seedsOf(schema)])]
   const sized = (length: number): string | undefined => {
-    for (const filler of FILLERS) {
+    for (const filler of ctx.fillers) {
       for (const seed of seeds) {
         const head = Array.from(seed).slice(0, length)
         const value = head.join('') + filler.repeat(Math.max(0, length - head.length))
@@ -146,7 +161,7 @@ function largestString(schema: Schema, sample: unknown, path: string, report: Re
   }
   if (typeof schema.maxLength === 'number') return sized(schema.maxLength) ?? sample
   if (sized(UNBOUNDED) !== undefined) {
-    report(path, 'has no maxLength')
+    ctx.report(path, 'has no maxLength')
     return sample
   }
   // The longest length the pattern or format takes, searched between the first of the sample's

@@ -71,6 +71,21 @@ export function formatYen(amount: number): string {
  */
 const clip = (name: string, max = 200) => clipToLength(name, max)
 
+const CONTROL = /\s*\p{Cc}[\s\p{Cc}]*/gu
+
+/**
+ * The first of `names` left with text once on one line: the template takes no control
+ * characters (names stored before they were refused, a LINE display name), so each run of them,
+ * with the spaces around it, is one space.
+ */
+function firstName(...names: (string | null | undefined)[]): string {
+  for (const name of names) {
+    const line = name?.toWellFormed().replace(CONTROL, ' ').trim()
+    if (line) return line
+  }
+  return ''
+}
+
 /** `YYYY/MM/DD HH:mm` in `timeZone`. */
 export function dateTimeFormatter(timeZone: string): (at: Date) => string {
   const format = new Intl.DateTimeFormat('en-US', {
@@ -108,8 +123,8 @@ export function createPurchaseFollowUpVars(timeZone: string): MessageVarsLoader 
       limit: MAX_RECOMMENDATIONS,
     })
     const vars: PurchaseFollowUpVars = {
-      displayName: clip(purchase.display_name?.trim() || 'お客様', 100),
-      storeName: purchase.store_name ?? purchase.source,
+      displayName: clip(firstName(purchase.display_name, 'お客様'), 100),
+      storeName: firstName(purchase.store_name, purchase.source),
       purchasedAt: formatDateTime(purchase.purchased_at),
       total: formatYen(purchase.total),
       lines: shownLines(purchase.lines),
@@ -117,7 +132,7 @@ export function createPurchaseFollowUpVars(timeZone: string): MessageVarsLoader 
         const imageUrl = imageUrlOf(p.image_url)
         return {
           sku: p.sku,
-          name: clip(p.name),
+          name: clip(firstName(p.name, p.sku)),
           price: p.price === null ? '' : formatYen(p.price),
           ...(imageUrl ? { imageUrl } : {}),
         }
@@ -150,7 +165,7 @@ function shownLines(lines: FollowUpLine[]): PurchaseFollowUpVars['lines'] {
     amount: formatYen(yen),
   })
   const each = (l: FollowUpLine) =>
-    show(l.product_name || l.name || l.sku, l.quantity, l.quantity * l.unit_price)
+    show(firstName(l.product_name, l.name, l.sku), l.quantity, l.quantity * l.unit_price)
   if (lines.length <= MAX_LINES) return lines.map(each)
   const rest = lines.slice(MAX_LINES - 1)
   const sum = (pick: (l: FollowUpLine) => number) => rest.reduce((n, l) => n + pick(l), 0)

@@ -120,6 +120,25 @@ describe('kizuna flex validate: the largest variables the schema allows', () => 
     expect(line('no-max-length')).not.toContain('vars/code')
   })
 
+  it('fails an altText the schema lets grow past 1500 UTF-16 units, which the widest in bytes does not', async () => {
+    const template = bubbleTemplate({
+      properties: { name: { type: 'string', minLength: 1, maxLength: 1000 } },
+      body: [text('{{name}}')],
+    })
+    const dir = await templateFolder({
+      'long-alt': {
+        // 1000 emoji are 2000 units; 1000 control characters (6 bytes each) only 1000.
+        template: { ...template, line: { ...template.line, altText: '{{name}}' } },
+        sample: { name: 'Tea' },
+      },
+    })
+    const { code, stdout } = await cli(['flex', 'validate', '--dir', dir])
+    expect(code).toBe(1)
+    expect(stdout).toMatch(
+      /long-alt\.json: line\.altText must be 1 to 1500 characters \(is 2000\) \(with the largest variables the schema allows\)/,
+    )
+  })
+
   it('fills the URLs a sample leaves out: a bubble of long links fails though its sample has none', async () => {
     const item = {
       type: 'object',

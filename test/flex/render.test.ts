@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { worstCaseVars } from '../../src/flex/flex-worst-case.ts'
+import { WIDEST, worstCaseVars } from '../../src/flex/flex-worst-case.ts'
 import {
   loadMessageTemplate,
   renderLineMessage,
@@ -44,12 +44,15 @@ describe('flex-templates/', () => {
   }
 
   for (const id of ids) {
-    it(`${id} renders the largest variables its schema allows within LINE's limits`, () => {
-      const worst = worstCaseVars(loadMessageTemplate(id).variables, loadFlexSample(id))
-      expect(worst.problems).toEqual([])
-      const { line } = renderMessage(id, worst.vars) // throws past LINE's limits
-      expect(api.validateBody(push, pushBody(line))).toEqual([])
-    })
+    for (const widest of WIDEST) {
+      it(`${id} renders the largest variables its schema allows within LINE's limits (widest in ${widest})`, () => {
+        const t = loadMessageTemplate(id)
+        const worst = worstCaseVars(t.variables, loadFlexSample(id), widest)
+        expect(worst.problems).toEqual([])
+        const { line } = renderMessage(id, worst.vars) // throws past LINE's limits
+        expect(api.validateBody(push, pushBody(line))).toEqual([])
+      })
+    }
   }
 
   it('describes each template', () => {

@@ -3,34 +3,69 @@ import { worstCaseVars } from '../../src/flex/flex-worst-case.ts'
 import { compileVarsSchema } from '../../src/flex/message-template.ts'
 
 describe('worstCaseVars', () => {
-  it('fills arrays to maxItems and strings to maxLength in 4-byte characters', () => {
-    const { vars, problems } = worstCaseVars(
-      {
-        type: 'object',
-        required: ['lines'],
-        properties: {
-          lines: {
-            type: 'array',
-            maxItems: 3,
-            items: {
-              type: 'object',
-              properties: {
-                name: { type: 'string', maxLength: 5 },
-                quantity: { type: 'integer', minimum: 1, maximum: 99 },
-              },
+  it('fills arrays to maxItems and strings to maxLength in the widest characters: 6 bytes of JSON, or 2 UTF-16 units', () => {
+    const schema = {
+      type: 'object',
+      required: ['lines'],
+      properties: {
+        lines: {
+          type: 'array',
+          maxItems: 3,
+          items: {
+            type: 'object',
+            properties: {
+              name: { type: 'string', maxLength: 5 },
+              quantity: { type: 'integer', minimum: 1, maximum: 99 },
             },
           },
-          note: { type: 'string', maxLength: 2 },
-          gift: { type: 'boolean' },
         },
+        note: { type: 'string', maxLength: 2 },
+        gift: { type: 'boolean' },
       },
-      { lines: [{ name: 'Tea', quantity: 1 }] },
-    )
-    expect(problems).toEqual([])
-    expect(vars).toEqual({
+    }
+    const sample = { lines: [{ name: 'Tea', quantity: 1 }] }
+    // For LINE's limits in bytes: a control character, which JSON writes as `\u0001`.
+    const bytes = worstCaseVars(schema, sample)
+    expect(bytes.problems).toEqual([])
+    expect(bytes.vars).toEqual({
+      lines: Array(3).fill({ name: '\u0001'.repeat(5), quantity: 99 }),
+      note: '\u0001\u0001',
+      gift: true,
+    })
+    expect(JSON.stringify(bytes.vars.note)).toBe('"\\u0001\\u0001"')
+    // For LINE's limits in UTF-16 units (altText, postback data): an emoji, two units.
+    const units = worstCaseVars(schema, sample, 'utf16')
+    expect(units.problems).toEqual([])
+    expect(units.vars).toEqual({
       lines: Array(3).fill({ name: '😀'.repeat(5), quantity: 99 }),
       note: '😀😀',
       gift: true,
+    })
+  })
+
+  it('fills a string with the widest characters its pattern takes: 6 bytes while it takes any', () => {
+    const { vars } = worstCaseVars(
+      {
+        type: 'object',
+        properties: {
+          any: { type: 'string', maxLength: 2 },
+          noControl: { type: 'string', pattern: '^[^\\p{Cc}]*$', maxLength: 2 },
+          text: { type: 'string', pattern: '^[^\\p{Cc}\\p{Cs}]*$', maxLength: 2 },
+          oneLine: {
+            type: 'string',
+            pattern: '^[^\\u0000-\\u0009\\u000b-\\u001f\\p{Cs}]*$',
+            maxLength: 2,
+          },
+        },
+      },
+      {},
+    )
+    expect(vars).toEqual({
+      any: '\u0001\u0001',
+      // Half of a character: JSON writes it as `\ud800`, 6 bytes too.
+      noControl: '\ud800\ud800',
+      text: '😀😀',
+      oneLine: '😀😀',
     })
   })
 
@@ -52,7 +87,7 @@ describe('worstCaseVars', () => {
       url: `https://a.example/x${'a'.repeat(11)}`,
       code: '0'.repeat(12),
       size: 'medium',
-      points: '😀'.repeat(20),
+      points: '\u0001'.repeat(20),
     })
   })
 
@@ -74,7 +109,7 @@ describe('worstCaseVars', () => {
     )
     expect(vars).toEqual({
       name: 'A',
-      tags: ['😀😀😀'],
+      tags: ['\u0001\u0001\u0001'],
       items: [{ sku: 'S1' }, { sku: 'S1' }],
     })
     expect(problems.map((p) => p.path)).toEqual(['vars/name', 'vars/tags', 'vars/items/*/sku'])

@@ -6,6 +6,7 @@ import { renderEmailMessage, renderLineMessage } from '../../src/flex/message-te
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import { createPurchaseFollowUpVars } from '../../src/purchases/purchase-follow-up.service.ts'
+import { insertStore } from '../../src/stores/store.repo.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
 import { makeCustomer, makeStoreKey, receipt, recordOnlinePurchase } from './fixtures.ts'
@@ -119,6 +120,8 @@ describe('post-purchase follow-up', () => {
 })
 
 const purchaseFollowUpVars = createPurchaseFollowUpVars('Asia/Tokyo')
+const followUpVarsOf = (customerId: string, purchaseId: string) =>
+  purchaseFollowUpVars(db, { customerId, vars: { purchaseId } })
 
 describe('purchaseFollowUpVars', () => {
   const s = randomUUID().slice(0, 8)
@@ -295,6 +298,45 @@ describe('purchaseFollowUpVars', () => {
     expect(renderEmailMessage('purchase-follow-up', vars!).html).toContain(
       encoded.replace('=', '&#x3D;'),
     )
+  })
+
+  it('writes the control characters of names stored before they were refused as a space (the template refuses them)', async () => {
+    const c = await makeCustomer(db, { displayName: 'Sato\u0007 Hanako\n' })
+    const own = sku('BELL')
+    await saveProducts(db, [
+      { sku: own, name: 'Bell', related_skus: [sku('CHIME')] },
+      { sku: sku('CHIME'), name: 'Wind\u001bchime\u0085' },
+    ])
+    const purchase = await scanReceipt(
+      c.card,
+      receipt({
+        lines: [
+          { sku: own, name: 'bell', quantity: 1, unitPrice: 500 },
+          { sku: 'NOTE-1', name: 'Card', quantity: 1, unitPrice: 100 },
+          { sku: 'WRAP-1', name: 'Wrap', quantity: 1, unitPrice: 0 },
+        ],
+        total: 600,
+      }),
+    )
+    // A register's line name and a store name as they were stored before.
+    const store = await insertStore(db, { code: `CC-${s}`, name: 'Shibuya\u0007' })
+    await db
+      .updateTable('purchase')
+      .set({ line_names: ['bell', 'Card\t\u0001 set', '\u0001 '], store_id: store!.id })
+      .where('id', '=', purchase.id)
+      .execute()
+    await db.updateTable('product').set({ name: 'Bell\u007f' }).where('sku', '=', own).execute()
+    const vars = await followUpVarsOf(c.id, purchase.id)
+    expect(vars).toMatchObject({
+      displayName: 'Sato Hanako',
+      storeName: 'Shibuya',
+      // A name of control characters only: the sku, as for a line without a name.
+      lines: [{ name: 'Bell' }, { name: 'Card set' }, { name: 'WRAP-1' }],
+      recommendations: [{ sku: sku('CHIME'), name: 'Wind chime' }],
+    })
+    const line = renderLineMessage('purchase-follow-up', vars!)
+    expect(JSON.stringify(line)).not.toMatch(/\\u00/)
+    expect(renderEmailMessage('purchase-follow-up', vars!).text).toContain('- Card set ×1')
   })
 
   it('returns null for a voided, unknown or foreign purchase', async () => {
