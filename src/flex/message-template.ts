@@ -221,15 +221,49 @@ export function readJsonFile(path: string): unknown {
   return JSON.parse(readFileSync(path, 'utf8').replace(/^\uFEFF/, ''))
 }
 
-/** Handlebars: HTML-escaping (attribute-safe) for html; none for text and subject. */
+/**
+ * Handlebars: HTML-escaping (attribute-safe) for html, where `{{{x}}}` and `{{&x}}` (which write
+ * a value unescaped: markup from a product name) are refused; none for text and subject.
+ */
 function compileEmail(file: string, path: string, source: string | string[], noEscape: boolean) {
   const text = Array.isArray(source) ? source.join('\n') : source
+  let ast: hbs.AST.Program
   try {
-    handlebars.parse(text)
+    ast = handlebars.parse(text)
   } catch (error) {
     throw new TemplateError(file, { path, message: errorText(error) })
   }
+  if (!noEscape) {
+    const lines = text.split('\n')
+    const problems = unescapedIn(ast).map(({ loc, path: value }) => {
+      const written =
+        loc.start.line === loc.end.line
+          ? lines[loc.start.line - 1]?.slice(loc.start.column, loc.end.column)
+          : undefined
+      const name = 'original' in value ? String(value.original) : 'a value'
+      return {
+        path,
+        message: `line ${loc.start.line}: ${written ?? `{{{${name}}}}`} writes ${name} unescaped: write {{${name}}}, which HTML-escapes it`,
+      }
+    })
+    if (problems.length > 0) throw new TemplateError(file, problems)
+  }
   return handlebars.compile<MessageVars>(text, { strict: true, knownHelpersOnly: true, noEscape })
+}
+
+/** The `{{{x}}}` and `{{&x}}` of a parsed template, blocks' and else branches' included. */
+function unescapedIn(node: hbs.AST.Node | undefined): hbs.AST.MustacheStatement[] {
+  if (!node) return []
+  if (node.type === 'MustacheStatement') {
+    const mustache = node as hbs.AST.MustacheStatement
+    return mustache.escaped ? [] : [mustache]
+  }
+  const parent = node as Partial<hbs.AST.Program & hbs.AST.BlockStatement>
+  return [
+    ...(parent.body ?? []).flatMap((child) => unescapedIn(child)),
+    ...unescapedIn(parent.program),
+    ...unescapedIn(parent.inverse),
+  ]
 }
 
 function runEmail(t: MessageTemplate, path: string, fn: EmailTemplate, vars: MessageVars): string {

@@ -187,6 +187,35 @@ describe('loading', () => {
     expect(() => loadMessageTemplate('notjson', dir)).toThrow(/notjson\.json: .*JSON/)
   })
 
+  it('refuses an email HTML that writes a value unescaped ({{{x}}} or {{&x}}), naming the file and where', async () => {
+    const withHtml = (html: string[]) => ({
+      template: bubbleTemplate({
+        body: [{ type: 'text', text: 'x' }],
+        properties: { name: { type: 'string' }, note: { type: 'string' } },
+        email: { html, text: '{{{name}}}' },
+      }),
+    })
+    const dir = await templateFolder({
+      triple: withHtml(['<p>Hello</p>', '<p>{{{name}}}</p>']),
+      ampersand: withHtml(['{{#if note}}<p>{{& note}}</p>{{/if}}']),
+      escaped: withHtml(['<p>{{name}}</p>', '<style>p { color: red }</style>']),
+    })
+    const triple = catchError(() => loadMessageTemplate('triple', dir))
+    expect(triple).toBeInstanceOf(TemplateError)
+    expect(triple.message).toMatch(
+      /triple\.json: email\.html line 2: \{\{\{name\}\}\} writes name unescaped: write \{\{name\}\}, which HTML-escapes it$/,
+    )
+    expect(() => loadMessageTemplate('ampersand', dir)).toThrow(
+      /ampersand\.json: email\.html line 1: \{\{& note\}\} writes note unescaped/,
+    )
+    // The text version is never escaped: {{{name}}} there is {{name}}.
+    const { email } = renderMessage('escaped', { name: '<b>', note: '' }, { dir })
+    expect(email).toMatchObject({
+      html: '<p>&lt;b&gt;</p>\n<style>p { color: red }</style>',
+      text: '<b>',
+    })
+  })
+
   it('reads a template and its sample saved with a byte-order mark (Windows editors write one)', async () => {
     const template = bubbleTemplate({
       body: [{ type: 'text', text: 'Hi {{name}}' }],
