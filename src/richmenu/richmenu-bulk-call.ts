@@ -6,17 +6,17 @@ export type CallAnswer =
   | { ok: true }
   /**
    * `splittable`: a refusal one of its user ids may have caused (a 4xx other than 429). `error`:
-   * what a failure other than a refusal threw (429, 5xx, a timeout, a network error).
+   * what the call threw (LINE's refusal, a 429 or 5xx, a timeout, a network error).
    */
-  | { ok: false; status: string; splittable: boolean; error?: unknown }
+  | { ok: false; status: string; splittable: boolean; error: unknown }
 
 /** A refusal LINE answered (a 4xx other than 429): its status and LINE's message. */
 export type Refusal = { status: number; message: string }
 
 /**
  * Makes one LINE call and says what it answered. A refusal is `splittable` unless `onRefusal`
- * (which may log it) says it is about something none of the call's users can change; any other
- * failure keeps its `error`, its status LINE's or else 'timeout' or 'network'.
+ * (which may log it) says it is about something none of the call's users can change; a failure
+ * keeps its `error`, its status LINE's or else 'timeout' or 'network'.
  */
 export async function answerOf(
   call: () => Promise<unknown>,
@@ -29,7 +29,7 @@ export async function answerOf(
     const failure = classifyLineError(error)
     const status = String(failure.status ?? (error instanceof TimeoutError ? 'timeout' : 'network'))
     if (failure.kind === 'rejected' || failure.kind === 'invalid_reply_token') {
-      return { ok: false, status, splittable: onRefusal(failure) }
+      return { ok: false, status, splittable: onRefusal(failure), error }
     }
     return { ok: false, status, splittable: false, error }
   }
@@ -43,7 +43,7 @@ export type SplitOutcome<T> = {
   refused: T[]
   /**
    * Users not accepted for another reason (`failure`, LINE's status of the first; `error`, what
-   * it threw when it was not a refusal).
+   * it threw): a refusal not of one user id (the menu's, the channel's), a 429, a 5xx, a timeout.
    */
   failed: T[]
   failure?: string

@@ -44,6 +44,8 @@ const needsChange = (r: WantedMenu) =>
  * Gives each of these LINE users the menu of their segment: friends whose wanted version differs
  * from the one last linked are linked to it (one call per menu and 500 users), or unlinked when
  * no live menu serves their segment (the default applies). Blocked and erased people: nothing.
+ * Throws when LINE did not take a call for a reason other than one user id (see send): what it
+ * accepted is recorded, and the job's retry sends the rest.
  */
 export async function linkRichMenus(
   deps: LinkDeps,
@@ -59,7 +61,8 @@ export async function linkRichMenus(
 /**
  * Every friend whose linked menu is not the one of their segment, page by page (after a deploy,
  * a tier refresh, an import): users wanting the same menu are gathered into calls of 500. Run to
- * the end, it settles the relink a deploy owed before it started (richmenu_relink).
+ * the end with every call taken, it settles the relink a deploy owed before it started
+ * (richmenu_relink); a call LINE did not take throws first, so the relink stays owed.
  */
 export async function relinkRichMenus(deps: LinkDeps): Promise<LinkCounts & { pages: number }> {
   const owed = await readRelinkOwed(deps.db)
@@ -105,13 +108,18 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
       counts.calls++
       return callLine(deps, menuId, group)
     })
-    counts.rejected += outcome.refused.length + outcome.failed.length
+    counts.rejected += outcome.refused.length
     // LINE refuses such an id whatever the menu: recorded as settled for this version, so that
     // relinks do not send it (and split its call) again; a change of menu tries it once more.
     await recordLinkedMenus(deps.db, outcome.refused, versionId)
     await recordAccepted(versionId, menuId, outcome.accepted, outcome.whole)
-    // 429, 5xx, a timeout or a network error: the job is retried (what LINE accepted is recorded).
-    if (outcome.error) throw outcome.error
+    if (outcome.failed.length === 0) return
+    // LINE lost the menu (deleted in OA Manager): a deploy, which compares Kizuna's menus with
+    // LINE's list, makes it again and queues the relink that links them.
+    if (menuId && outcome.failure === '404') await queueRedeploy(deps, menuId)
+    // Not a refusal of one user id (the menu's or the channel's, a 429, a 5xx, a timeout): the
+    // job is retried, and a relink is not settled (what LINE accepted is recorded).
+    throw outcome.error
   }
   const recordAccepted = async (
     versionId: string | null,
@@ -160,6 +168,16 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
   }
 }
 
+/** Queues a deploy for a menu LINE no longer has (one per menu, however many calls it refused). */
+async function queueRedeploy(deps: LinkDeps, richMenuId: string) {
+  deps.log.warn({ richMenuId }, 'LINE no longer has a rich menu Kizuna links: deploying again')
+  await deps.queues.enqueue(
+    'richmenu.deploy',
+    {},
+    { jobId: jobIds.richmenuDeploy(`lost-${richMenuId}`) },
+  )
+}
+
 /**
  * LINE carries a bulk link out later and does not promise it (202: LINE-API.md §4, §9.7), so its
  * users are checked back once it should be done (richmenu-link-check.service.ts). Never throws:
@@ -184,8 +202,8 @@ async function queueLinkCheck(deps: LinkDeps, versionId: string, lineUserIds: st
  * One LINE call: link `menuId` (null: unlink) to the users; one user goes by the per-user
  * endpoint (immediate), more by bulk (202, asynchronous). A refusal (4xx other than 429) is
  * logged and `splittable` unless it is about the menu (LINE lost it: 404; it has no image),
- * which no user of the call can change; on 429, 5xx, a timeout or a network error the answer
- * keeps the error for the job to throw once what LINE accepted is recorded.
+ * which no user of the call can change; the answer keeps the error for the job to throw once
+ * what LINE accepted is recorded.
  */
 function callLine(deps: LinkDeps, menuId: string | null, users: WantedMenu[]): Promise<CallAnswer> {
   const userIds = users.map((u) => u.line_uid)

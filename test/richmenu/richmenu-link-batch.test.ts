@@ -126,12 +126,11 @@ describe('linkRichMenus', () => {
     }
   })
 
-  it('leaves the rows as they were when LINE refuses (400: a menu without an image)', async () => {
+  it('leaves the rows as they were and fails the job when LINE refuses (400: a menu without an image)', async () => {
     const imageless = await createLiveMenu(deps, ['new_friend'], { image: false })
     try {
       const fresh = await simFriend(world)
-      const counts = await linkRichMenus(deps, [fresh.lineUserId])
-      expect(counts).toMatchObject({ linked: 0, rejected: 1, calls: 1 })
+      await expect(linkRichMenus(deps, [fresh.lineUserId])).rejects.toMatchObject({ status: 400 })
       const [call] = line.requestsTo(
         'POST',
         `/v2/bot/user/${fresh.lineUid}/richmenu/${imageless.richMenuId}`,

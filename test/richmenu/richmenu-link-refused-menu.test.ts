@@ -1,9 +1,12 @@
+import { HTTPFetchError } from '@line/bot-sdk'
+import { UnrecoverableError } from 'bullmq'
 import { describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
 import { linkRichMenus, relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import { oweRelink, readRelinkOwed } from '../../src/richmenu/richmenu-relink.repo.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { usePrivateDeps } from '../support/private-deps.ts'
-import { createLiveMenu, insertFriend, retireMenus } from './richmenu-link-fixtures.ts'
+import { createLiveMenu, insertFriend, recorded, retireMenus } from './richmenu-link-fixtures.ts'
 
 let deps: Deps
 let line: LinePlatform
@@ -21,40 +24,90 @@ async function simFriends(n: number) {
   return out
 }
 
+const linkAll = (friends: { lineUserId: string }[]) =>
+  linkRichMenus(
+    deps,
+    friends.map((f) => f.lineUserId),
+  )
+
 const perUserLinks = () => line.requestsTo('POST', /^\/v2\/bot\/user\/[^/]+\/richmenu\//)
 
-describe('a bulk link LINE refuses for the menu, not for a user', () => {
-  it('is not sent again one user at a time when LINE lost the menu (404)', async () => {
+/** LINE's refusal, as it came: BullMQ retries anything but an UnrecoverableError. */
+async function expectRetried(job: Promise<unknown>, status: number) {
+  await expect(job).rejects.toThrow(HTTPFetchError)
+  await expect(job).rejects.toMatchObject({ status })
+  await expect(job).rejects.not.toBeInstanceOf(UnrecoverableError)
+}
+
+/** The deploy jobs waiting in the richmenu queue. */
+const deployJobs = async () =>
+  (await deps.queues.byName.richmenu.getJobs(['wait'])).filter((j) => j.name === 'richmenu.deploy')
+
+describe('a link LINE refuses for the menu or the channel, not for a user', () => {
+  it('fails the job, keeps the relink owed and queues a deploy when LINE lost the menu (404)', async () => {
     const menu = await createLiveMenu(deps, ['new_friend'])
     await deps.line.client.deleteRichMenu(menu.richMenuId)
     const friends = await simFriends(4)
     line.clearRequests()
 
-    const counts = await linkRichMenus(
-      deps,
-      friends.map((f) => f.lineUserId),
-    )
-    expect(counts).toMatchObject({ linked: 0, rejected: 4, calls: 1 })
+    await expectRetried(linkAll(friends), 404)
+    // One bulk call: a refusal about the menu is not sent again one user at a time.
+    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/link')).toHaveLength(1)
     expect(perUserLinks()).toHaveLength(0)
+    for (const f of friends) expect(await recorded(deps, f.lineUserId)).toBeNull()
 
+    await oweRelink(deps.db)
     line.clearRequests()
-    const relinked = await relinkRichMenus(deps)
-    expect(relinked).toMatchObject({ linked: 0, rejected: 4, calls: 1 })
+    await expectRetried(relinkRichMenus(deps), 404)
     expect(perUserLinks()).toHaveLength(0)
+    expect((await readRelinkOwed(deps.db)).owed).toBe(true)
+
+    // A deploy compares Kizuna's menus with LINE's list and makes the lost one again: queued
+    // once however many link calls LINE refused.
+    expect((await deployJobs()).map((j) => j.id)).toEqual([
+      `richmenu-deploy-lost-${menu.richMenuId}`,
+    ])
     await retireMenus(deps, [menu.versionId])
   })
 
-  it('is not sent again one user at a time when the menu has no image (400)', async () => {
+  it('fails the job when the menu has no image (400), after one call', async () => {
     const menu = await createLiveMenu(deps, ['new_friend'], { image: false })
     const friends = await simFriends(3)
     line.clearRequests()
 
-    const counts = await linkRichMenus(
-      deps,
-      friends.map((f) => f.lineUserId),
-    )
-    expect(counts).toMatchObject({ linked: 0, calls: 1 })
+    await expectRetried(linkAll(friends), 400)
+    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/link')).toHaveLength(1)
     expect(perUserLinks()).toHaveLength(0)
+    for (const f of friends) expect(await recorded(deps, f.lineUserId)).toBeNull()
+    await retireMenus(deps, [menu.versionId])
+  })
+
+  it('fails the job and keeps the relink owed when LINE refuses the channel (401)', async () => {
+    const menu = await createLiveMenu(deps, ['new_friend'])
+    const friends = await simFriends(3)
+    const revoked = { status: 401, body: { message: 'Authentication failed' }, count: Infinity }
+    line.failNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/link', ...revoked })
+    line.failNext({ method: 'POST', path: /^\/v2\/bot\/user\/[^/]+\/richmenu\//, ...revoked })
+    await oweRelink(deps.db)
+    line.clearRequests()
+
+    await expectRetried(relinkRichMenus(deps), 401)
+    // The bulk call, then the first user alone: the others are not tried.
+    expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/link')).toHaveLength(1)
+    expect(perUserLinks()).toHaveLength(1)
+    expect((await readRelinkOwed(deps.db)).owed).toBe(true)
+    await expectRetried(linkRichMenus(deps, [friends[0]?.lineUserId ?? '']), 401)
+    for (const f of friends) expect(await recorded(deps, f.lineUserId)).toBeNull()
+
+    // The token works again: the job's retry links them (and the earlier tests' friends, whose
+    // menus were retired) and settles the relink.
+    line.clearFailures()
+    expect(await relinkRichMenus(deps)).toMatchObject({ rejected: 0 })
+    for (const f of friends) {
+      expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+      expect(await recorded(deps, f.lineUserId)).toBe(menu.versionId)
+    }
+    expect((await readRelinkOwed(deps.db)).owed).toBe(false)
     await retireMenus(deps, [menu.versionId])
   })
 })
