@@ -20,7 +20,7 @@ export function workerOptions(deps: Pick<Deps, 'env'>): Record<QueueName, Partia
     delivery: { concurrency: 4 },
     identity: { concurrency: 8 },
     // Link jobs (one call per 500 users) and relinks: two at once stay far below LINE's 2,000/s;
-    // deploys take a Postgres advisory lock, so a second one waits for the first.
+    // deploys take a Postgres advisory lock, so a second one waits for the first; relinks too.
     richmenu: { concurrency: 2 },
     maintenance: { concurrency: 1 },
   }

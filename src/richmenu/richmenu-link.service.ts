@@ -2,6 +2,7 @@ import type { Env } from '../config/env.ts'
 import { jobIds } from '../jobs.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
+import { withTaskLock } from '../platform/task-lock.ts'
 import type { EventContext } from '../webhook/event-context.ts'
 import { insertErasedUnlinks } from './erased-unlink.repo.ts'
 import { unlinkErasedMenus } from './erased-unlink.service.ts'
@@ -58,13 +59,25 @@ export async function linkRichMenus(
   return batch.finish()
 }
 
+/** The relinks' withTaskLock (see relinkRichMenus). */
+const RELINK_TASK = 'kizuna.richmenu-relink'
+
 /**
  * Every friend whose linked menu is not the one of their segment, page by page (after a deploy,
  * a tier refresh, an import): users wanting the same menu are gathered into calls of 500. Run to
  * the end with every call taken, it settles the relink a deploy owed before it started
  * (richmenu_relink); a call LINE did not take throws first, so the relink stays owed.
+ *
+ * Relinks run one at a time, in this process or another (withTaskLock): each deploy, import and
+ * tier refresh queues one, the richmenu queue runs two at once per worker, and a relink reading
+ * its pages while another's calls were under way sent the same links again (then both linked
+ * again the people the other had recorded). One that waited finds only what changed since.
  */
 export async function relinkRichMenus(deps: LinkDeps): Promise<LinkCounts & { pages: number }> {
+  return withTaskLock(deps.db, RELINK_TASK, (db) => relinkLocked({ ...deps, db }))
+}
+
+async function relinkLocked(deps: LinkDeps): Promise<LinkCounts & { pages: number }> {
   const owed = await readRelinkOwed(deps.db)
   const topTier = topTierOf(deps.env)
   const batch = createLinkBatch(deps)

@@ -84,6 +84,32 @@ describe('richmenu.relink', () => {
     expect(line.richMenuOf(a.lineUid)).toBe(menus.member.richMenuId)
   })
 
+  it('sends each link once when two relinks run at once (two deploys queue one each)', async () => {
+    await settle(world)
+    const friends = [await simFriend(world), await simFriend(world), await simFriend(world)]
+    // The first relink's bulk link waits at LINE, its users not yet recorded.
+    const held = line.holdNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/link' })
+    const first = relinkRichMenus(deps)
+    await held.arrived
+    const second = relinkRichMenus(deps)
+    // The second has sent its own link, or waits for the first to end.
+    await expect
+      .poll(async () => bulkLinks(line).length > 1 || (await waitsOnAdvisoryLock()))
+      .toBe(true)
+    held.release()
+    await Promise.all([first, second])
+
+    expect(bulkLinks(line)).toEqual([
+      {
+        richMenuId: menus.new_friend.richMenuId,
+        userIds: expect.arrayContaining(friends.map((f) => f.lineUid)),
+      },
+    ])
+    expect(bulkLinks(line)[0]?.userIds).toHaveLength(friends.length)
+    for (const f of friends)
+      expect(await recorded(deps, f.lineUserId)).toBe(menus.new_friend.versionId)
+  })
+
   it('is queued by the nightly spend refresh, once a day', async () => {
     await deps.queues.byName.richmenu.drain()
     await refreshSpend.run(deps, {}, undefined as never)
@@ -105,6 +131,14 @@ describe('richmenu.relink', () => {
     expect(relinks.map((j) => j.id)).toEqual(['richmenu-relink-deploy-x1'])
   })
 })
+
+/** A statement of this database waits for an advisory lock (another relink's). */
+async function waitsOnAdvisoryLock() {
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+    where datname = current_database() and wait_event_type = 'Lock'
+      and query like '%pg_advisory_lock%'`.execute(deps.db)
+  return (rows[0]?.n ?? 0) > 0
+}
 
 describe('findMismatchedFriends', () => {
   it('pages by line_user id across scan windows, finding every mismatch once', async () => {
