@@ -150,8 +150,9 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
       const recordedIds = users.flatMap((u) => (racedIds.has(u.id) ? [] : [u.id]))
       await queueLinkCheck(deps, versionId, recordedIds)
     }
-    // Linked by another job while this call was under way: LINE shows whichever call landed
-    // last, so they are linked again to what they want now (their rows were forgotten).
+    // Linked by another job while this call was under way (LINE shows whichever call landed
+    // last), or the version was retired meanwhile (a deploy deletes its menu): they are linked
+    // again to what they want now (their rows were forgotten).
     if (raced.length > 0 && racedRetries > 0) {
       const again = await linkRichMenus(deps, raced, { racedRetries: racedRetries - 1, perUser })
       for (const key of ['linked', 'unlinked', 'rejected', 'calls'] as const) {

@@ -142,7 +142,10 @@ export const forgottenMenu = {
   richmenu_generation: nextGeneration,
 }
 
-/** Records what LINE accepted: these users now have `versionId` (null: the default menu). */
+/**
+ * Records what LINE accepted: these users now have `versionId` (null: the default menu). Returns
+ * those it did not record (raced): forgotten, for the caller to link again.
+ */
 export async function recordLinkedMenus(
   db: Db,
   users: Pick<WantedMenu, 'id' | 'linked_version_id' | 'generation'>[],
@@ -155,7 +158,17 @@ export async function recordLinkedMenus(
   // what LINE shows is unknown. Those are forgotten (the caller links them again) and returned;
   // an erased person's link finds nothing to link (findWantedMenus), and the caller unlinks at
   // LINE what its call showed them (findErasedLineUsers).
+  // Only on a version still live, too: a deploy that retired it meanwhile deletes it at LINE
+  // once nobody is recorded on it (listRetiredOnLine), so a record after that would name a menu
+  // LINE no longer has. The version's row is share-locked: a retirement under way is waited
+  // for, and one that comes after sees this record (the menu then waits for a relink).
   const { rows } = await sql<{ id: string }>`
+    with live as (
+      select id from richmenu_version
+      where id = ${versionId}::uuid and deployed_at is not null and retired_at is null
+        and line_rich_menu_id is not null
+      for share
+    )
     update line_user lu
     set richmenu_version_id = ${versionId}::uuid, richmenu_linked_at = now(),
       richmenu_generation = ${nextGeneration}, updated_at = now()
@@ -163,6 +176,7 @@ export async function recordLinkedMenus(
       ${users.map((u) => u.generation)}::int4[]) as e(id, version_id, generation)
     where lu.id = e.id and lu.richmenu_version_id is not distinct from e.version_id
       and lu.richmenu_generation = e.generation
+      and (${versionId}::uuid is null or exists (select 1 from live))
     returning lu.id`.execute(db)
   const recorded = new Set(rows.map((r) => r.id))
   const raced = users.map((u) => u.id).filter((id) => !recorded.has(id))

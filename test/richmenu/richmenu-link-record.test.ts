@@ -80,6 +80,34 @@ describe('a link call LINE answered while the user blocked us', () => {
   })
 })
 
+describe('a link call answered after a deploy retired its menu', () => {
+  it('is not recorded on the retired version: its users are linked to the live menu', async () => {
+    const next = await createLiveMenu(deps, ['new_friend'])
+    const friends = [await simFriend(), await simFriend()]
+    const held = line.holdNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/link' })
+    const job = linkRichMenus(
+      deps,
+      friends.map((f) => f.lineUserId),
+    )
+    await held.arrived
+    // A deploy replaces the menu: retired, and deleted at LINE as nobody was recorded on it.
+    await deps.db
+      .updateTable('richmenu_version')
+      .set({ retired_at: new Date(), line_rich_menu_id: null })
+      .where('id', '=', next.versionId)
+      .execute()
+    held.release()
+    await job
+
+    for (const f of friends) {
+      expect(await recorded(deps, f.lineUserId)).toBe(menu.versionId)
+      expect(line.richMenuOf(f.lineUid)).toBe(menu.richMenuId)
+    }
+    // The checks of its bulk links are not the next test's.
+    await deps.queues.byName.richmenu.drain(true)
+  })
+})
+
 describe('a bulk link LINE accepted (202) but did not carry out for someone', () => {
   it('is checked back later: the user LINE shows no menu is linked again', async () => {
     const friends = await bulkLinkThree({ missedAt: 1 })
