@@ -19,6 +19,7 @@ import { createLine } from '../platform/line.ts'
 import { createLogger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
 import { type ErasedUnlinkOutcome, unlinkErasedMenus } from '../richmenu/erased-unlink.service.ts'
+import { relinkChangedCustomers } from './relink.ts'
 import { checkSinceOption, readSinceOption } from './since-option.ts'
 import { UsageError, withDb } from './with-db.ts'
 
@@ -147,7 +148,8 @@ export function registerCustomerCommands(program: Command): void {
   customers
     .command('refresh-spend')
     .description(
-      'recompute 12-month spend and tier for customers whose purchases aged out (and every tier, when the thresholds changed)',
+      'recompute 12-month spend and tier for customers whose purchases aged out (and every tier, when the thresholds changed); ' +
+        'when a customer changed, queue a rich menu relink for the workers',
     )
     .option(
       '--since <date>',
@@ -182,6 +184,10 @@ export function registerCustomerCommands(program: Command): void {
             ? `since ${result.since.toISOString()}`
             : 'since the first purchase (the first run)'
           console.log(`${result.changed} customers updated ${window}${retiered}${attached}`)
+          // A tier moved, or purchases were attached: the menus follow (as the nightly's relink).
+          if (result.changed + (result.retiered ?? 0) + result.attached > 0) {
+            await relinkChangedCustomers(env, 'refresh-spend')
+          }
         },
         () => {
           if (opts.since) checkSinceOption(opts.since)

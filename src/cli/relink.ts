@@ -51,3 +51,20 @@ export async function queueRelinkFromCli(
     own?.disconnect()
   }
 }
+
+/**
+ * After a CLI command that changed customers (an import, a spend refresh): one relink for the
+ * workers, so that people whose segment changed (a first purchase, a new tier, a linked shop
+ * account) get their menu within minutes rather than at the nightly relink. Reported on stdout;
+ * never fails the command.
+ */
+export async function relinkChangedCustomers(env: Env, cause: string): Promise<void> {
+  const result = await queueRelinkFromCli(env, cause)
+  if (result.queued) {
+    console.log('rich menus: re-linking queued (the workers move people whose segment changed)')
+    return
+  }
+  console.error(
+    `rich menus: could not queue the re-linking (${result.why}): the nightly relink does it`,
+  )
+}

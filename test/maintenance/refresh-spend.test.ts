@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { Queue } from 'bullmq'
+import { Redis } from 'ioredis'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
@@ -10,6 +12,7 @@ import { identityValuesOf } from '../customers/factories.ts'
 import { insertWaitingOrders, makeCustomer, statsOfWaitingOrders } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { cliClockOffset } from '../support/clock-offset.ts'
+import { TEST_REDIS_URL } from '../support/env.ts'
 import { createPrivateDatabase } from '../support/private-database.ts'
 
 // A database of its own: re-tiering touches every customer, and other test files keep theirs
@@ -18,6 +21,10 @@ let privateDb: Awaited<ReturnType<typeof createPrivateDatabase>>
 let db: Database
 const DAY = 86_400_000
 const THRESHOLDS = 'silver:5000,gold:50000'
+// Queues of their own too: the relinks the runs queue.
+const QUEUE_PREFIX = `test-${randomUUID()}`
+const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null })
+const richmenuQueue = new Queue('richmenu', { connection: redis, prefix: QUEUE_PREFIX })
 
 beforeAll(async () => {
   privateDb = await createPrivateDatabase()
@@ -27,14 +34,21 @@ beforeAll(async () => {
 afterAll(async () => {
   await db.destroy()
   await privateDb.drop()
+  await richmenuQueue.obliterate({ force: true })
+  await richmenuQueue.close()
+  await redis.quit()
 })
 
 const refresh = (env: Record<string, string> = {}, args: string[] = []) =>
   cli(['customers', 'refresh-spend', ...args], {
     DATABASE_URL: privateDb.url,
     TIER_THRESHOLDS: THRESHOLDS,
+    QUEUE_PREFIX,
     ...env,
   })
+/** The relinks the runs queued for the workers. */
+const relinkJobs = async () =>
+  (await richmenuQueue.getJobs(['wait'])).filter((j) => j.name === 'richmenu.relink')
 const customerRow = (id: string) =>
   db.selectFrom('customer').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
 
@@ -338,6 +352,25 @@ describe('kizuna customers refresh-spend (the nightly maintenance.refresh-spend)
         `run (${lastRun.toISOString()}): a run is recorded as covering all since its start, and ` +
         'a later start would leave the purchases that aged out in between unseen\n',
     )
+  })
+
+  it('queues a relink when it moved a tier (menus follow the tier), none when it changed nothing', async () => {
+    expect((await refresh()).code).toBe(0)
+    await richmenuQueue.drain()
+    const quiet = await refresh()
+    expect(quiet.stdout).toContain('0 customers updated')
+    expect(quiet.stdout).not.toContain('rich menus')
+    expect(await relinkJobs()).toEqual([])
+
+    // The last run was five days ago; a silver customer's purchase left the window since.
+    await setLastSuccess(new Date(Date.now() - 5 * DAY))
+    const c = await silverCustomer(369)
+    const run = await refresh()
+    expect(await customerRow(c.id)).toMatchObject({ tier: 'regular' })
+    expect(run.stdout).toContain(
+      'rich menus: re-linking queued (the workers move people whose segment changed)',
+    )
+    expect(await relinkJobs()).toHaveLength(1)
   })
 
   it('re-tiers every customer once when the tier thresholds change', async () => {

@@ -6,10 +6,10 @@ import { RowError } from '../../customers/customer-row-match.ts'
 import type { Database } from '../../platform/db.ts'
 import { isRunAgainError } from '../../platform/errors.ts'
 import { runAgainIfAborted } from '../../platform/run-again.ts'
+import { relinkChangedCustomers } from '../relink.ts'
 import { checkColumns } from './columns.ts'
 import { reportBadRow, startProgress, summary } from './progress.ts'
 import { formatOf, openRecords } from './read-records.ts'
-import { relinkAfterImport } from './relink-after-import.ts'
 import { parseRow } from './rows.ts'
 import { stoppedAt } from './stopped.ts'
 
@@ -76,7 +76,7 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
     console.log(`customers: ${summary({ ...tally, 'member cards issued': cardsIssued })}`)
   }
   // Identities attached here (a member card, a shop account) can change a friend's segment.
-  if (tally.created + tally.updated > 0) await relinkAfterImport(env)
+  if (tally.created + tally.updated > 0) await relinkChangedCustomers(env, 'import')
   if (failure !== undefined) throw failure
   return tally.skipped
 }

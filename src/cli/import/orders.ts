@@ -5,10 +5,10 @@ import { csvFieldOf, inCsvColumns, orderFromCsvRows } from '../../orders/order-c
 import type { Database } from '../../platform/db.ts'
 import { AppError } from '../../platform/errors.ts'
 import { checkInput } from '../../platform/input.ts'
+import { relinkChangedCustomers } from '../relink.ts'
 import { holdReports } from './held-reports.ts'
 import { startProgress, summary } from './progress.ts'
 import { formatOf, openRecords, type SourceRecord } from './read-records.ts'
-import { relinkAfterImport } from './relink-after-import.ts'
 import {
   checkOrderColumns,
   findSplitOrders,
@@ -221,7 +221,7 @@ export async function importOrdersFile(
   }
   // A matched order can move its customer to another segment, and so another rich menu. The
   // relink needs Redis only: it is queued for the orders saved before a stop too.
-  if (tally.created > 0) await relinkAfterImport(env)
+  if (tally.created > 0) await relinkChangedCustomers(env, 'import')
   if (failure !== undefined) throw failure
   return tally.skipped + tally.busy
 }
