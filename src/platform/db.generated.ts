@@ -329,6 +329,7 @@ export interface RichmenuVersion {
   name: string;
   retired_at: Timestamp | null;
   segments: string[];
+  switch_aliases: Generated<string[]>;
 }
 
 export interface SandboxMail {

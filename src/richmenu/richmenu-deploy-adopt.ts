@@ -11,7 +11,7 @@ import {
 } from './richmenu.repo.ts'
 import type { RichMenuDeployDeps } from './richmenu-deploy.service.ts'
 import { deleteLineRichMenu, listLineRichMenus } from './richmenu-deploy-line.ts'
-import type { RichMenuFile } from './richmenu-files.ts'
+import { type RichMenuFile, switchAliasesOf } from './richmenu-files.ts'
 
 /**
  * A create whose answer was lost (a timeout, a crash before the id was recorded) may still
@@ -22,7 +22,7 @@ import type { RichMenuFile } from './richmenu-files.ts'
 
 /** Whether the menu has an area that switches to a tab (LINE links the tab when it is tapped). */
 export function hasTabSwitch(menu: RichMenuFile): boolean {
-  return (menu.richMenu.areas ?? []).some((a) => a.action?.type === 'richmenuswitch')
+  return switchAliasesOf(menu).length > 0
 }
 
 /** LINE's object without its id, keys sorted and empty values dropped: what is compared. */

@@ -11,6 +11,7 @@ import {
   markCreateAttempted,
   markDeployed,
   type RichMenuVersion,
+  recordSwitchAliases,
   retireOthers,
   retireRemovedFolders,
   reviveVersion,
@@ -160,6 +161,7 @@ async function deployLocked(
   for (const menu of menus) {
     const live = current.find((v) => v.name === menu.name && v.content_hash === menu.contentHash)
     if (live?.line_rich_menu_id) {
+      await recordSwitchAliases(db, live, menu)
       wanted.push({ menu, id: live.id, richMenuId: live.line_rich_menu_id, fresh: false })
       continue
     }

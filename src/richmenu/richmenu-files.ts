@@ -87,6 +87,19 @@ export function loadRichMenus(dir = richMenusDir): {
   return { menus, problems, warnings }
 }
 
+/**
+ * The aliases the menu's `richmenuswitch` areas open, sorted, once each: the LINE app links the
+ * menu an alias names to whoever taps such an area.
+ */
+export function switchAliasesOf(menu: Pick<RichMenuFile, 'richMenu'>): string[] {
+  const aliases = (menu.richMenu.areas ?? []).flatMap((a) =>
+    a.action?.type === 'richmenuswitch' && 'richMenuAliasId' in a.action
+      ? [String(a.action.richMenuAliasId)]
+      : [],
+  )
+  return [...new Set(aliases)].sort()
+}
+
 /** The folder names under `dir`, sorted (files beside them, such as README.md, are not menus). */
 export function listMenuFolders(dir = richMenusDir): string[] {
   if (!existsSync(dir)) return []

@@ -49,18 +49,22 @@ export async function checkBulkLink(
 
 /**
  * Whether a user LINE shows `shown` (null: no menu of their own) missed the link of `linked`.
- * A tab (a live version of no segment) is opened by a richmenuswitch tap, which makes LINE link
- * it to the user (richmenus/README.md): someone on one was linked and moved on, and linking the
- * version again would close the tab under them. A menu no version records is another tool's:
- * left alone (richmenu-deploy-adopt.ts). Retired versions count as misses: a tap after the link
- * opens the live tab its alias points at.
+ * A tab is opened by a richmenuswitch tap, which makes LINE link it to the user
+ * (richmenus/README.md): someone on one was linked and moved on, and linking the version again
+ * would close the tab under them. A tab is a live version whose alias a live version's switch
+ * opens (another segment's menu too: a member's switch to the vip menu), or one of no segment (a
+ * version recorded before its switches were: only a switch opens it). A menu no version records
+ * is another tool's: left alone (richmenu-deploy-adopt.ts). Retired versions count as misses: a
+ * tap after the link opens the live tab its alias points at.
  */
 async function missedLinkTest(deps: LinkDeps) {
   const versions = await listVersionsOnLine(deps.db)
   const kizuna = new Set(versions.map((v) => v.line_rich_menu_id))
+  const live = versions.filter((v) => v.retired_at === null)
+  const opened = new Set(live.flatMap((v) => v.switch_aliases))
   const tabs = new Set(
-    versions
-      .filter((v) => v.retired_at === null && v.segments.length === 0)
+    live
+      .filter((v) => v.segments.length === 0 || (v.alias !== null && opened.has(v.alias)))
       .map((v) => v.line_rich_menu_id),
   )
   return (shown: string | null, linked: string) =>

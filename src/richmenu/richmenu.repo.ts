@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely'
 import type { DB, Db } from '../platform/db.ts'
-import type { RichMenuFile } from './richmenu-files.ts'
+import { type RichMenuFile, switchAliasesOf } from './richmenu-files.ts'
 import { forgottenMenu } from './richmenu-segment.repo.ts'
 
 export type RichMenuVersion = Selectable<DB['richmenu_version']>
@@ -18,6 +18,7 @@ export async function findOrInsertVersion(db: Db, menu: RichMenuFile): Promise<R
       segments: menu.segments,
       alias: menu.alias,
       is_default: menu.isDefault,
+      switch_aliases: switchAliasesOf(menu),
     })
     .onConflict((oc) => oc.columns(['name', 'content_hash']).doNothing())
     .execute()
@@ -39,8 +40,23 @@ export async function reviveVersion(db: Db, id: string, menu: RichMenuFile): Pro
       segments: menu.segments,
       alias: menu.alias,
       is_default: menu.isDefault,
+      switch_aliases: switchAliasesOf(menu),
     })
     .where('id', '=', id)
+    .execute()
+}
+
+/**
+ * Records the aliases a version's switches open where it holds none or others: versions written
+ * before they were recorded (their content, hence their switches, is the folder's).
+ */
+export async function recordSwitchAliases(db: Db, version: RichMenuVersion, menu: RichMenuFile) {
+  const aliases = switchAliasesOf(menu)
+  if (aliases.join('\n') === version.switch_aliases.join('\n')) return
+  await db
+    .updateTable('richmenu_version')
+    .set({ switch_aliases: aliases })
+    .where('id', '=', version.id)
     .execute()
 }
 

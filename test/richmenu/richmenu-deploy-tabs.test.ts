@@ -5,9 +5,10 @@ import {
   type RichMenuDeploySummary,
 } from '../../src/richmenu/richmenu-deploy.service.ts'
 import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import { checkBulkLink } from '../../src/richmenu/richmenu-link-check.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { type MenuSeed, type MenusFolder, useDeployWorld } from './richmenu-deploy-fixtures.ts'
-import { insertFriend, recorded } from './richmenu-link-fixtures.ts'
+import { bulkLinks, insertFriend, recorded } from './richmenu-link-fixtures.ts'
 
 const world = useDeployWorld()
 let deps: Deps
@@ -133,5 +134,52 @@ describe('deployRichMenus, tabs', () => {
     expect(summary.deleted).toEqual(['vip'])
     await relinkRichMenus(deps)
     expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
+  })
+
+  it("leaves alone, when a bulk link is checked, whoever opened another segment's menu by a switch", async () => {
+    await folder.write('welcome', { segments: ['new_friend'], default: true, shade: 60 })
+    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'vip' })
+    await folder.write('vip', { segments: ['vip'], alias: 'vip', switchTo: 'member', shade: 61 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    // Versions recorded before their switches were: the next deploy, unchanged, records them.
+    await deps.db.updateTable('richmenu_version').set({ switch_aliases: [] }).execute()
+    expect(await deployRichMenus(deps, { dir: folder.dir })).toMatchObject({ created: [] })
+    const switches = await deps.db
+      .selectFrom('richmenu_version')
+      .select(['name', 'switch_aliases'])
+      .orderBy('name')
+      .execute()
+    expect(switches).toEqual([
+      { name: 'member', switch_aliases: ['vip'] },
+      { name: 'vip', switch_aliases: ['member'] },
+      { name: 'welcome', switch_aliases: [] },
+    ])
+    const members = []
+    for (let i = 0; i < 2; i++) {
+      const user = line.users.create()
+      user.friendship = 'friend'
+      const friend = await insertFriend(deps, {
+        lineUid: user.userId,
+        customer: { purchase_count: 1 },
+      })
+      members.push({ user, friend })
+    }
+    await relinkRichMenus(deps)
+    const member = await liveId('member')
+    expect(bulkLinks(line)).toEqual([expect.objectContaining({ richMenuId: member.richMenuId })])
+    // One of them taps the switch: LINE links vip's menu (an alias target with segments).
+    const [tapper, stays] = members
+    const vip = (await liveId('vip')).richMenuId ?? undefined
+    if (tapper) tapper.user.richMenuId = vip
+
+    line.clearRequests()
+    const job = {
+      versionId: member.versionId,
+      lineUserIds: members.map((m) => m.friend.lineUserId),
+    }
+    expect(await checkBulkLink(deps, job)).toEqual({ checked: 2, missed: 0, linked: 0, unknown: 0 })
+    expect(line.requestsTo('POST', /richmenu/)).toEqual([])
+    expect(line.richMenuOf(tapper?.user.userId ?? '')).toBe(vip)
+    expect(line.richMenuOf(stays?.user.userId ?? '')).toBe(member.richMenuId)
   })
 })
