@@ -306,6 +306,7 @@ function checkRepeatedOrders(
         customer_id: first.customerId,
         erased: false,
         total: first.order.total,
+        purchased_at: first.order.orderedAt,
         pending_identity_kind: first.pending?.kind ?? null,
         pending_identity_value: first.pending?.value ?? null,
         pending_email: first.pendingEmail,
@@ -313,6 +314,7 @@ function checkRepeatedOrders(
       })
     const sent = {
       total: p.order.total,
+      orderedAt: p.order.orderedAt,
       lines: p.order.lines,
       customerId: p.customerId,
       pending: pendingIdentityOf(p.order.customer),

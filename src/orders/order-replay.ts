@@ -11,6 +11,8 @@ export type RecordedOrder = RecordedLines & {
   /** Its customer was erased since. */
   erased: boolean
   total: number
+  /** When it was ordered (purchase.purchased_at). */
+  purchased_at: Date
   pending_identity_kind: string | null
   pending_identity_value: string | null
   /** null also for an order recorded before it was kept (migration 20261207T040100). */
@@ -20,6 +22,7 @@ export type RecordedOrder = RecordedLines & {
 /** The order as sent again: the customer it leads to, or the identities it waits on. */
 export type SentOrder = {
   total: number
+  orderedAt: Date
   lines: readonly PurchaseLine[]
   customerId: string | null
   pending: { kind: string; value: string } | null
@@ -33,10 +36,11 @@ export type SentOrder = {
  * recorded order (it may be someone else's). A recorded order without a customer is the same when
  * it names the identities it waits on (one of them held by now is the nightly refresh's to
  * attach); a recorded pending email of null is unknown (kept only since 20261207T040100), not
- * "none". An erased customer's order has no identities left to compare: only its total and
- * lines are (kept, anonymised), and anyone may send its id, so its 409 names the field but
- * never the recorded total or goods (the erased person's purchase). The same total with other
- * goods is another order (linesChange).
+ * "none". An erased customer's order has no identities left to compare: only its total, lines
+ * and time are (kept, anonymised), and anyone may send its id, so its 409 names the field but
+ * never the recorded total, goods or time (the erased person's purchase). The same total with
+ * other goods is another order (linesChange), and so is one ordered at another instant (the same
+ * instant written in another offset is the same order).
  */
 export function changedField(recorded: RecordedOrder, sent: SentOrder): FieldProblem | null {
   const sameCustomer =
@@ -53,9 +57,15 @@ export function changedField(recorded: RecordedOrder, sent: SentOrder): FieldPro
     return { field: 'total', message: `was recorded before with ${told}` }
   }
   const lines = linesChange(recorded, sent.lines)
-  if (!lines) return null
-  const told = recorded.erased ? '' : ` (${lines})`
-  return { field: 'lines', message: `was recorded before with other lines${told}` }
+  if (lines) {
+    const told = recorded.erased ? '' : ` (${lines})`
+    return { field: 'lines', message: `was recorded before with other lines${told}` }
+  }
+  if (recorded.purchased_at.getTime() !== sent.orderedAt.getTime()) {
+    const told = recorded.erased ? 'another time' : recorded.purchased_at.toISOString()
+    return { field: 'orderedAt', message: `was recorded before as ordered at ${told}` }
+  }
+  return null
 }
 
 /** A 409 naming the field an order sent again changed: a changed order needs its own id. */

@@ -129,8 +129,8 @@ async function findOrderCustomer(trx: Transaction<DB>, customer: Order['customer
 /**
  * An order sent again (the shop missed our answer): the first answer, with the customer who holds
  * the order now (merges followed; null when erased), and nothing is written, not even an identity
- * it names. A different order under its id (another customer, another total, other lines:
- * changedField) is a 409 naming the field.
+ * it names. A different order under its id (another customer, another total, other lines,
+ * another time: changedField) is a 409 naming the field.
  */
 async function replayOfOrder(
   trx: Transaction<DB>,
@@ -139,6 +139,7 @@ async function replayOfOrder(
 ): Promise<OrderOutcome> {
   const sent: SentOrder = {
     total: order.total,
+    orderedAt: order.orderedAt,
     lines: order.lines,
     customerId: recorded.erased ? null : await findOrderCustomer(trx, order.customer),
     pending: pendingIdentityOf(order.customer),

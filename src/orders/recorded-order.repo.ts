@@ -24,12 +24,12 @@ export async function findRecordedOrders(
   const { rows } = await sql<
     RecordedOrder & { s: string; x: string; merged_into_id: string | null }
   >`
-    select k.s, k.x, p.id, p.total, p.pending_identity_kind, p.pending_identity_value,
-      p.pending_email, case when o.erased_at is null then o.id end as customer_id,
+    select k.s, k.x, p.id, p.total, p.purchased_at, p.pending_identity_kind,
+      p.pending_identity_value, p.pending_email, case when o.erased_at is null then o.id end as customer_id,
       o.erased_at is not null as erased, o.merged_into_id, p.line_skus as skus,
       p.line_quantities as quantities, p.line_unit_prices as "unitPrices"
     from json_to_recordset(${JSON.stringify(pairs)}::json) as k(s text, x text)
-    join lateral (select p.id, p.customer_id, p.total, p.pending_identity_kind,
+    join lateral (select p.id, p.customer_id, p.total, p.purchased_at, p.pending_identity_kind,
         p.pending_identity_value, p.pending_email, p.line_skus, p.line_quantities,
         p.line_unit_prices from purchase p
       where p.channel = 'online' and p.source = k.s and p.external_id = k.x) p on true

@@ -115,6 +115,62 @@ describe('an order imported again', () => {
     expect(await holderOf(e2)).toEqual([])
   })
 
+  it('is reported by line when it names another time, in the file twice too; the same instant in another offset is unchanged', async () => {
+    const source = newSource()
+    const e1 = `shop-${randomUUID()}`
+    const a = await createCustomer(db, { identities: [{ kind: 'online_customer', value: e1 }] })
+    const at = new Date('2026-11-20T01:30:00Z')
+    const hourLater = new Date('2026-11-20T02:30:00Z')
+    const d1 = order(source, 'D1', { customer: { externalId: e1 }, orderedAt: at })
+    const first = await cli(['import', 'orders', await file('ndjson', [ndjson(d1)])])
+    expect(first.stdout).toContain('orders: created 1, unmatched 0, unchanged 0, skipped 0')
+    /** The order as a shop in Japan writes its time: the same instant. */
+    const inJapanTime = (o: Order) =>
+      JSON.stringify({ ...o, orderedAt: '2026-11-20T10:30:00+09:00' })
+
+    const again = await cli([
+      'import',
+      'orders',
+      await file('ndjson', [
+        ndjson({ ...d1, orderedAt: hourLater }),
+        inJapanTime(d1), // unchanged
+        ndjson(order(source, 'D2', { orderedAt: at })),
+        ndjson(order(source, 'D2', { orderedAt: hourLater })), // twice in the file, changed
+        ndjson(order(source, 'D3', { orderedAt: at })),
+        inJapanTime(order(source, 'D3')), // twice in the file, the same
+      ]),
+    ])
+    expect(again.stdout).toContain('orders: created 0, unmatched 2, unchanged 2, skipped 2')
+    const recorded = 'was recorded before as ordered at 2026-11-20T01:30:00.000Z'
+    expect(again.stderr).toContain(`line 1: orderedAt: order D1 ${recorded}`)
+    expect(again.stderr).toContain(`line 4: orderedAt: order D2 ${recorded}`)
+    expect(again.stderr).not.toMatch(/line [2356]:/)
+
+    // In CSV, by its column.
+    const csv = await cli([
+      'import',
+      'orders',
+      '--source',
+      source,
+      await file('csv', [
+        'order_id,customer_external_id,ordered_at,sku,quantity,unit_price,total',
+        `D1,${e1},2026-11-20T02:30:00Z,PARASOL-1,1,12000,12000`,
+      ]),
+    ])
+    expect(csv.stderr).toContain(`line 2: ordered_at: order D1 ${recorded}`)
+    const dates = await db
+      .selectFrom('purchase')
+      .select(['external_id', 'customer_id', 'purchased_at'])
+      .where('source', '=', source)
+      .orderBy('external_id')
+      .execute()
+    expect(dates).toEqual([
+      { external_id: 'D1', customer_id: a.id, purchased_at: at },
+      { external_id: 'D2', customer_id: null, purchased_at: at },
+      { external_id: 'D3', customer_id: null, purchased_at: at },
+    ])
+  })
+
   it('is left to the one-by-one path by a batch, which refuses it alone', async () => {
     const source = newSource()
     const e1 = `shop-${randomUUID()}`

@@ -60,7 +60,7 @@ const stats = (id: string) =>
     .where('id', '=', id)
     .executeTakeFirstOrThrow()
 
-async function expectChanged(res: Response, field: 'customer' | 'total' | 'lines') {
+async function expectChanged(res: Response, field: 'customer' | 'total' | 'lines' | 'orderedAt') {
   expect(res.status).toBe(409)
   const error = await errorOf(res)
   expect(error.code).toBe('CONFLICT')
@@ -140,6 +140,36 @@ describe('POST /api/orders sent again', () => {
     expect(await purchaseOf(first.orderId)).toEqual(before)
   })
 
+  it('answers 409 naming orderedAt for another time, and replays the same time in another offset', async () => {
+    const e1 = shopId()
+    const a = await createCustomer(db, { identities: [{ kind: 'online_customer', value: e1 }] })
+    const first = { ...order({ externalId: e1 }), orderedAt: '2026-11-20T01:30:00Z' }
+    const created = (await (await postOrder(first)).json()) as Record<string, unknown>
+    expect(created).toMatchObject({ created: true, customerId: a.id })
+    const recordedAt = () =>
+      db
+        .selectFrom('purchase')
+        .select('purchased_at')
+        .where('external_id', '=', first.orderId)
+        .executeTakeFirstOrThrow()
+
+    // An hour later, in UTC or in Japan time: another order under a used id.
+    for (const orderedAt of ['2026-11-20T02:30:00Z', '2026-11-20T11:30:00+09:00']) {
+      const error = await expectChanged(await postOrder({ ...first, orderedAt }), 'orderedAt')
+      expect(error.message).toBe(
+        `orderedAt: order ${first.orderId} was recorded before as ordered at ` +
+          '2026-11-20T01:30:00.000Z; nothing was changed: a different order needs its own order id',
+      )
+    }
+    expect(await recordedAt()).toEqual({ purchased_at: new Date('2026-11-20T01:30:00Z') })
+    expect(await stats(a.id)).toEqual({ purchase_count: 1, total_spent: '1000', points: 10 })
+
+    // The same instant written in Japan time: the same order.
+    const replay = await postOrder({ ...first, orderedAt: '2026-11-20T10:30:00+09:00' })
+    expect(replay.status).toBe(200)
+    expect(await replay.json()).toEqual({ ...created, created: false })
+  })
+
   it("tells nothing of an erased customer's order in a 409: the field, not its total or goods", async () => {
     const e1 = shopId()
     const a = await createCustomer(db, { identities: [{ kind: 'online_customer', value: e1 }] })
@@ -153,7 +183,14 @@ describe('POST /api/orders sent again', () => {
     const total = await expectChanged(await postOrder({ ...first, total: 999 }), 'total')
     const chair = { sku: 'CHAIR-1', quantity: 1, unitPrice: 1_234 }
     const lines = await expectChanged(await postOrder({ ...first, lines: [chair] }), 'lines')
-    for (const error of [total, lines]) {
+    const earlier = new Date(Date.parse(first.orderedAt) - 3_600_000).toISOString()
+    const orderedAt = await expectChanged(
+      await postOrder({ ...first, orderedAt: earlier }),
+      'orderedAt',
+    )
+    expect(orderedAt.message).toContain('was recorded before as ordered at another time')
+    expect(orderedAt.message).not.toContain(first.orderedAt.slice(0, 13))
+    for (const error of [total, lines, orderedAt]) {
       const told = JSON.stringify([error.message, error.details]).replace(first.orderId, '')
       for (const recorded of ['LAMP-7', '617', '2 recorded']) expect(told).not.toContain(recorded)
     }
