@@ -6,7 +6,50 @@ function numberish(value: string | undefined): unknown {
   return value !== undefined && /^\s*\d+\s*$/.test(value) ? Number(value) : value
 }
 
-/** Puts the CSV rows of one order (one row per line item) into the shape of orderSchema. */
+/** The columns of the order itself, which each of its rows repeats. */
+const ORDER_COLUMNS = ['customer_external_id', 'customer_email', 'ordered_at', 'total'] as const
+
+/**
+ * A cell of an order column as its rows are compared: as orderSchema reads it, so that the same
+ * value written otherwise agrees (an email in capitals, a time in another offset, " 200").
+ */
+const comparable: Record<(typeof ORDER_COLUMNS)[number], (cell: string) => unknown> = {
+  customer_external_id: (cell) => cell.trim(),
+  customer_email: (cell) => cell.normalize('NFKC').trim().toLowerCase(),
+  ordered_at: (cell) => {
+    const at = Date.parse(cell.trim())
+    return Number.isNaN(at) ? cell.trim() : at
+  },
+  total: (cell) => {
+    const total = numberish(cell)
+    return typeof total === 'string' ? total.trim() : total
+  },
+}
+
+/**
+ * Where the rows of one order disagree with its first row on the order's own columns (total,
+ * customer, time): each such row (its index in `rows`) and column. orderFromCsvRows takes those
+ * from the first row: an order whose rows disagree is refused whole, never merged.
+ */
+export function differingRows(rows: OrderCsvRow[]): { row: number; problem: string }[] {
+  const [first, ...others] = rows
+  if (!first) return []
+  const differing: { row: number; problem: string }[] = []
+  others.forEach((r, i) => {
+    for (const column of ORDER_COLUMNS) {
+      const read = comparable[column]
+      if (read(r[column] ?? '') !== read(first[column] ?? '')) {
+        differing.push({ row: i + 1, problem: `${column}: differs from the order's first row` })
+      }
+    }
+  })
+  return differing
+}
+
+/**
+ * Puts the CSV rows of one order (one row per line item) into the shape of orderSchema; its
+ * order's fields come from the first row (differingRows finds rows that say otherwise).
+ */
 export function orderFromCsvRows(rows: OrderCsvRow[], defaultSource?: string): unknown {
   const first = rows[0]
   if (!first) throw new Error('an order needs at least one row')

@@ -28,6 +28,13 @@ const purchases = (source: string) =>
     .orderBy('external_id')
     .execute()
 
+const statsOf = (customerId: string) =>
+  db
+    .selectFrom('customer')
+    .select(['purchase_count', 'total_spent'])
+    .where('id', '=', customerId)
+    .executeTakeFirstOrThrow()
+
 const newSource = () => `shop${randomUUID().slice(0, 8)}`
 
 /** `kizuna import orders --source SOURCE FILE.csv`, as a real process. */
@@ -116,12 +123,7 @@ describe('kizuna import orders', () => {
     const again = await importCsv(source, csv)
     expect(again.stdout).toContain('orders: created 0, unmatched 0, unchanged 2, skipped 2')
     expect(await purchases(source)).toHaveLength(2)
-    const stats = await db
-      .selectFrom('customer')
-      .select(['purchase_count', 'total_spent'])
-      .where('id', '=', customer.id)
-      .executeTakeFirstOrThrow()
-    expect(stats).toEqual({ purchase_count: 1, total_spent: '128000' })
+    expect(await statsOf(customer.id)).toEqual({ purchase_count: 1, total_spent: '128000' })
   })
 
   it('reads NDJSON, one order per line, and reports bad lines by field', async () => {
@@ -244,6 +246,51 @@ describe('kizuna import orders', () => {
     expect(await purchases(source)).toEqual([
       { external_id: 'P2', customer_id: null, total: 100, lines: '1' },
     ])
+  })
+
+  it("skips an order whose rows disagree on the order's fields, reporting each differing row", async () => {
+    const source = newSource()
+    const email = `${source}@example.com`
+    const customer = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
+    const at = '2026-11-02T10:00:00+09:00'
+    const csv = await file('csv', [
+      'order_id,customer_external_id,customer_email,ordered_at,sku,quantity,unit_price,total',
+      `T1,,${email},${at},A,1,100,200`,
+      `T1,,${email},${at},B,1,100,300`,
+      `E1,,${email},${at},A,1,100,200`,
+      `E1,,other-${email},${at},B,1,100,200`,
+      `D1,,${email},${at},A,1,100,200`,
+      `D1,,${email},2026-11-03T10:00:00+09:00,B,1,100,200`,
+      `X1,x-1,,${at},A,1,100,300`,
+      `X1,x-1,,${at},B,1,100,300`,
+      `X1,x-2,,${at},C,1,100,400`,
+      // The same values written otherwise: the same instant in UTC, the email in capitals.
+      `S1,,${email},${at},A,1,100,200`,
+      `S1,,${email.toUpperCase()},2026-11-02T01:00:00Z,B,1,100,200`,
+    ])
+    const result = await importCsv(source, csv)
+    expect(result.code).toBe(2) // rows skipped
+    expect(result.stdout).toContain('orders: created 1, unmatched 0, unchanged 0, skipped 4')
+    expect(result.stderr).toBe(
+      [
+        "line 3: total: differs from the order's first row",
+        "line 5: customer_email: differs from the order's first row",
+        "line 7: ordered_at: differs from the order's first row",
+        "line 10: customer_external_id: differs from the order's first row",
+        "line 10: total: differs from the order's first row",
+        '',
+      ].join('\n'),
+    )
+    expect(await purchases(source)).toEqual([
+      { external_id: 'S1', customer_id: customer.id, total: 200, lines: '2' },
+    ])
+    expect(await statsOf(customer.id)).toEqual({ purchase_count: 1, total_spent: '200' })
+    const shopIds = await db
+      .selectFrom('identity')
+      .select('value')
+      .where('value', 'in', ['x-1', 'x-2'])
+      .execute()
+    expect(shopIds).toEqual([])
   })
 
   it('skips an order whose rows are not next to each other, however far apart, never a part of it', async () => {

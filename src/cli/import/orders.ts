@@ -1,7 +1,12 @@
 import type { Env } from '../../config/env.ts'
 import { type Order, type OrderCsvRow, orderSchema } from '../../orders/order.schemas.ts'
 import { BatchCutShort, type BatchResult, recordOrderBatch } from '../../orders/order.service.ts'
-import { csvFieldOf, inCsvColumns, orderFromCsvRows } from '../../orders/order-csv.ts'
+import {
+  csvFieldOf,
+  differingRows,
+  inCsvColumns,
+  orderFromCsvRows,
+} from '../../orders/order-csv.ts'
 import type { Database } from '../../platform/db.ts'
 import { AppError } from '../../platform/errors.ts'
 import { checkInput } from '../../platform/input.ts'
@@ -165,7 +170,12 @@ export async function importOrdersFile(
           'together and import again',
         'skipped',
       )
-    } else if (done.bad) bad.add(done.first, undefined, 'skipped')
+      return
+    }
+    // Rows that disagree on the order's total, customer or time: which one is right is unknown.
+    const differing = done.bad ? [] : differingRows(done.rows)
+    for (const { row, problem } of differing) bad.add(done.lines[row] ?? done.first, problem)
+    if (done.bad || differing.length > 0) bad.add(done.first, undefined, 'skipped')
     else accept(orderFromCsvRows(done.rows, opts.source), done.lines[0] ?? 0, done.lines)
   }
   const take = (item: SourceRecord) => {
