@@ -107,7 +107,9 @@ async function matchAndRecord(
   // Not the email another customer holds: the nightly refresh would give them the order.
   const pendingEmail = customerId || keptApart ? null : pendingEmailOf(order.customer)
   if (pendingEmail) await setPendingEmail(trx, recorded.purchaseId, pendingEmail)
-  return { ...recorded, customerId }
+  // The customer it was written to, locked: the one found (without a lock) may have been merged
+  // into another since (an account link), whose menus then follow the order.
+  return { purchaseId: recorded.purchaseId, created: true, customerId: recorded.customerId }
 }
 
 /** The order recorded under the order's (source, orderId), as changedField reads it. */

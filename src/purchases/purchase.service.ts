@@ -33,7 +33,16 @@ export type PurchaseInput = {
   couponCodes?: string[]
 }
 
-export type RecordedPurchase = { purchaseId: string; created: boolean }
+export type RecordedPurchase = {
+  purchaseId: string
+  created: boolean
+  /**
+   * The customer the purchase was written to, locked, merges followed (a merge that committed
+   * before the lock leads on to its survivor): not always the id the caller asked for. On a
+   * replay, the customer `start` found. null: no customer.
+   */
+  customerId: string | null
+}
 
 /**
  * Points for a total, rounded down, in whole numbers: the rate in hundredths of a percent, so
@@ -88,7 +97,8 @@ export async function recordPurchase(
     withResult: false,
   })
   if (recorded.notFound) throw new AppError('NOT_FOUND', 'no customer with this id')
-  return { purchaseId: recorded.purchaseId, created: recorded.created }
+  const { purchaseId, created, customerId } = recorded
+  return { purchaseId, created, customerId }
 }
 
 /** A `start` for recordPurchaseFor: the customer with this id (merges are followed). */
@@ -101,8 +111,6 @@ export type RecordedPurchaseFor = RecordedPurchase & {
   notFound?: boolean
   /** How the customer was found (the `via` of `start`). */
   via?: string | null
-  /** The customer `start` found, on a replay: whose receipt the caller thinks it is. */
-  customerId?: string | null
   /** The stored answer (withResult), when created. */
   result?: unknown
   /** The post-purchase follow-up written with it (queue it after commit: enqueueFollowUp). */
@@ -182,6 +190,7 @@ export async function recordPurchaseFor(
       return {
         purchaseId: out.purchase_id,
         created: true,
+        customerId: out.customer_id,
         via,
         result: out.result,
         segmentInputsChanged: out.segment_inputs_changed === true,
@@ -189,7 +198,9 @@ export async function recordPurchaseFor(
       }
     }
     if (hasCustomer) {
-      if (!out.customer_id) return { purchaseId: '', created: false, notFound: true }
+      if (!out.customer_id) {
+        return { purchaseId: '', created: false, customerId: null, notFound: true }
+      }
       if (out.erased) throw new AppError('GONE', 'this customer was erased on request')
       if (out.cut) throw new MergeChainTooLong()
       if (out.merged_into_id) {

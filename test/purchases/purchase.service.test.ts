@@ -59,9 +59,9 @@ describe('recordPurchase', () => {
     const c = await makeCustomer(db)
     const input = receipt(c.id)
     const first = await record(input)
-    expect(first.created).toBe(true)
+    expect(first).toMatchObject({ created: true, customerId: c.id })
     const again = await record({ ...input, total: 1, lines: [] })
-    expect(again).toEqual({ purchaseId: first.purchaseId, created: false })
+    expect(again).toEqual({ purchaseId: first.purchaseId, created: false, customerId: c.id })
 
     const row = await customerRow(c.id)
     expect(row).toMatchObject({ points: 120, purchase_count: 1, total_spent: '12000' })

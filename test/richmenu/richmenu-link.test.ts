@@ -4,6 +4,7 @@ import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
 import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import { createCustomer } from '../customers/factories.ts'
 import {
   friend,
   onlineCustomer,
@@ -16,6 +17,7 @@ import {
 import { legacyCardNumber, makeCustomer, makeStoreKey, receipt } from '../purchases/fixtures.ts'
 import { startTestKizuna, TEST_CHANNEL_TOKEN, type TestKizuna } from '../support/harness.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
+import { racingMerge } from '../support/locks.ts'
 import { eventually, eventuallyProcessed } from '../support/wait.ts'
 import { createLiveMenu, type LiveMenu, retireMenus } from './richmenu-link-fixtures.ts'
 
@@ -205,6 +207,42 @@ describe('rich menu per segment', () => {
     await expectMenu(user.userId, 'new_friend')
     await orderByFriend(user.userId, {})
     await expectMenu(user.userId, 'member')
+  })
+
+  it("an order whose customer is merged into a friend while it waits names the friend, and moves the friend's menu", async () => {
+    const user = await friend(k)
+    await expectMenu(user.userId, 'new_friend')
+    const friendRow = await lineUserRow(user.userId)
+    const email = `buyer-${randomUUID().slice(0, 8)}@example.jp`
+    const merged = await createCustomer(k.deps.db, {
+      identities: [{ kind: 'email', value: email }],
+    })
+    const { key } = await createApiKey(k.deps.db, { storeId: null, scopes: ['import'] })
+    const order = onlineOrder({ email }, 1_000)
+    // The order finds the email's customer, waits for them (an account link holds them), and the
+    // link merges them into the friend's customer.
+    const res = await racingMerge(
+      k.deps.db,
+      { survivor: friendRow.customer_id, merged: merged.id },
+      () =>
+        fetch(`${k.baseUrl}/api/orders`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(order),
+        }),
+    )
+    expect(res.status).toBe(201)
+    expect(await res.json()).toMatchObject({ created: true, customerId: friendRow.customer_id })
+    const purchases = k.deps.db
+      .selectFrom('purchase')
+      .select('customer_id')
+      .where('external_id', '=', order.orderId)
+    expect(await purchases.execute()).toEqual([{ customer_id: friendRow.customer_id }])
+
+    await expectMenu(user.userId, 'member')
+    const jobs = await linkUsersJobs()
+    expect(jobs.some((j) => j.data.lineUserIds.includes(friendRow.id))).toBe(true)
+    expectNoRejectedRequests(k.line)
   })
 
   it('an account link moves the friend to the linked menu; an unlink back to new_friend', async () => {
