@@ -49,13 +49,19 @@ export const wholeNumber = (
     .pipe(z.number().min(min, `use at least ${min}`).max(max, tooBig))
 
 /**
- * A number written in digits, with decimals or not (no 1e3, 0x50 or sign), up to `max`. `use`:
- * what to write instead.
+ * A number written in digits, with decimals or not (no 1e3, 0x50 or sign), up to `max`, with at
+ * most `decimals` decimals (trailing zeros aside), checked on the digits as written: a number
+ * read first is already rounded in binary. `use`: what to write instead.
  */
-export const decimalNumber = (use: string, max: number) =>
+export const decimalNumber = (
+  use: string,
+  max: number,
+  decimals: { most: number; error: string },
+) =>
   z
     .string()
-    .regex(/^\d+(\.\d+)?$/, use)
+    .regex(/^\d+(\.\d+)?$/, { error: use, abort: true })
+    .regex(new RegExp(`^\\d+(\\.\\d{1,${decimals.most}}0*)?$`), decimals.error)
     .transform(Number)
     .pipe(z.number().max(max, `use at most ${max}`))
 

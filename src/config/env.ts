@@ -102,11 +102,12 @@ export const envSchema = z.object({
     .string()
     .regex(/^\d{2,3}$/, 'use 2 or 3 digits')
     .default('29'),
-  POINTS_RATE_PERCENT: decimalNumber('use a number of percent, e.g. 1 or 1.25', 100)
-    .refine((rate) => Math.abs(rate * 100 - Math.round(rate * 100)) < 1e-6, {
-      error: 'use at most two decimals, e.g. 1.25',
-    })
-    .default(1),
+  // Points are counted in hundredths of a percent (pointsFor), and so is the rate in SQL when
+  // waiting orders attach: a finer rate would earn them differently.
+  POINTS_RATE_PERCENT: decimalNumber('use a number of percent, e.g. 1 or 1.25', 100, {
+    most: 2,
+    error: 'use at most two decimals, e.g. 1.25',
+  }).default(1),
   TIER_THRESHOLDS: tierThresholds.default([
     { tier: 'silver', minSpend: 50_000 },
     { tier: 'gold', minSpend: 200_000 },

@@ -263,6 +263,15 @@ describe('loadEnv', () => {
     }
     expect(() => loadEnv({ POINTS_RATE_PERCENT: '0x1' })).toThrow(/→ at POINTS_RATE_PERCENT/)
     expect(loadEnv({ POINTS_RATE_PERCENT: '1.25' }).POINTS_RATE_PERCENT).toBe(1.25)
+    // Points are counted in hundredths of a percent, at the register and when an order attaches:
+    // a rate finer than that (once taken when within a millionth of one) earned 1 point of 100
+    // yen at one and 0 at the other.
+    for (const rate of ['0.9999999999', '1.0000001', '0.125']) {
+      expect(() => loadEnv({ POINTS_RATE_PERCENT: rate }), rate).toThrow(
+        /use at most two decimals, e\.g\. 1\.25\n\s+→ at POINTS_RATE_PERCENT/,
+      )
+    }
+    expect(loadEnv({ POINTS_RATE_PERCENT: '0.70' }).POINTS_RATE_PERCENT).toBe(0.7)
     expect(loadEnv({ PORT: '8080', WORKER_CONCURRENCY: '32' })).toMatchObject({
       PORT: 8080,
       WORKER_CONCURRENCY: 32,
