@@ -4,6 +4,7 @@ import type { DB } from '../platform/db.ts'
 import { AppError, invalidField } from '../platform/errors.ts'
 import { findShopAccountWaitingOn } from '../purchases/pending-purchase.repo.ts'
 import { attachPendingPurchases } from '../purchases/pending-purchases.service.ts'
+import { pointsPlus } from '../purchases/purchase.repo.ts'
 import { lockPurchaser, type PurchaseEnv } from '../purchases/purchase.service.ts'
 import {
   type Customer,
@@ -115,7 +116,7 @@ export async function mergeCustomers(
   await trx
     .updateTable('customer')
     .set({
-      points: sql`points + ${merged.points}`,
+      points: pointsPlus(sql`points`, sql`${merged.points}::int`),
       display_name: survivor.display_name ?? merged.display_name,
       email: survivor.email ?? merged.email,
       phone: survivor.phone ?? merged.phone,

@@ -14,6 +14,19 @@ export type PurchaseTotals = {
   lastAt: Date
 }
 
+/**
+ * The most points a customer holds: customer.points is an integer. A balance that would pass it
+ * (a rate near 100% on totals of billions of yen) is held at it rather than failing the purchase,
+ * the attach or the merge that adds to it (an integer out of range: a 500); the purchase and the
+ * ledger keep what was earned.
+ */
+export const MAX_POINTS = 2_147_483_647
+
+/** A balance plus `delta` (either may be a column), added as bigint and held at MAX_POINTS. */
+export function pointsPlus(points: RawBuilder<unknown>, delta: RawBuilder<unknown>) {
+  return sql<number>`least((${points})::bigint + (${delta})::bigint, ${sql.lit(MAX_POINTS)})::int`
+}
+
 export type LockedCustomer = {
   id: string
   points: number
@@ -120,7 +133,7 @@ export async function applyPurchasesToCustomer(
   const spend = sql`s.spend`
   const { rows } = await sql<{ points: number; tier: string; spend_12m: string }>`
     update customer set
-      points = points + ${opts.pointsDelta},
+      points = ${pointsPlus(sql`points`, sql`${opts.pointsDelta}`)},
       first_purchase_at = least(first_purchase_at, ${opts.firstAt}::timestamptz),
       last_purchase_at = greatest(last_purchase_at, ${opts.lastAt}::timestamptz),
       purchase_count = purchase_count + ${opts.count},
@@ -228,7 +241,7 @@ export async function applyPurchasesToCustomers(
   const result = await sql`
     with d as (
       select * from unnest(${ids}::uuid[], ${rows.map((r) => r.count)}::int[],
-        ${rows.map((r) => r.total)}::bigint[], ${rows.map((r) => r.pointsDelta)}::int[],
+        ${rows.map((r) => r.total)}::bigint[], ${rows.map((r) => r.pointsDelta)}::bigint[],
         ${rows.map((r) => r.firstAt)}::timestamptz[], ${rows.map((r) => r.lastAt)}::timestamptz[])
         as d(id, n, total, points, first_at, last_at)
     ), s as (
@@ -238,7 +251,7 @@ export async function applyPurchasesToCustomers(
       group by p.customer_id
     )
     update customer c set
-      points = c.points + d.points,
+      points = ${pointsPlus(sql`c.points`, sql`d.points`)},
       first_purchase_at = least(c.first_purchase_at, d.first_at),
       last_purchase_at = greatest(c.last_purchase_at, d.last_at),
       purchase_count = c.purchase_count + d.n,

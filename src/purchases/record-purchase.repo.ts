@@ -6,6 +6,7 @@ import {
   lineArrays,
   type PurchaseLine,
   type PurchaseRow,
+  pointsPlus,
   type TierThreshold,
   tierFor,
 } from './purchase.repo.ts'
@@ -170,7 +171,8 @@ export async function recordPurchaseOnce(
     calc as (
       /* The 12-month spend as kept on the row (refreshStaleSpend takes out what ages past 365
          days), plus this purchase when it is inside the window. */
-      select l.id, l.display_name, l.points + ${r.points_earned - r.points_used}::int as points,
+      select l.id, l.display_name,
+        ${pointsPlus(sql`l.points`, sql`${r.points_earned - r.points_used}::int`)} as points,
         calc_spend.spend, ${tierFor(spend, opts.thresholds)} as tier
       from locked l cross join lateral (select (l.spend_12m
           + case when ${at} > now() - interval '365 days' then ${r.total}::int else 0 end

@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { Db } from '../platform/db.ts'
+import { pointsPlus } from './purchase.repo.ts'
 
 export type PurchaseKey = { channel: string; source: string; externalId: string }
 
@@ -62,7 +63,7 @@ export async function addPointsForPurchase(
   const sum = deltas.reduce((a, b) => a + b, 0)
   await db
     .updateTable('customer')
-    .set({ points: sql`points + ${sum}::int`, updated_at: sql`now()` })
+    .set({ points: pointsPlus(sql`points`, sql`${sum}::int`), updated_at: sql`now()` })
     .where('id', '=', opts.customerId)
     .execute()
 }

@@ -199,6 +199,24 @@ describe('recordOrderBatch', () => {
     expect(await stats(byEmail.id)).toEqual(before)
   })
 
+  it('holds a points balance at the most it can be (2147483647), written as a batch', async () => {
+    const rated = { ...env, POINTS_RATE_PERCENT: 100 }
+    const src = source()
+    const shopId = `oc-${src}`
+    const c = await createCustomer(db, { identities: [{ kind: 'online_customer', value: shopId }] })
+    const big = () => order(src, { externalId: shopId }, 1, 2_000_000_000)
+    // Written as a batch (writeOrderBatch resolves), twice: in one batch, and on top of it.
+    for (const orders of [[big(), big()], [big()]]) {
+      const outcomes = await db.transaction().execute((trx) => writeOrderBatch(trx, rated, orders))
+      expect(outcomes.every((o) => o.created && o.customerId === c.id)).toBe(true)
+    }
+    expect(await stats(c.id)).toMatchObject({
+      points: 2_147_483_647,
+      purchase_count: 3,
+      total_spent: '6000000000',
+    })
+  })
+
   it('falls back to one order at a time when an order links customers that need merging', async () => {
     const src = source()
     const email = `${src}@example.com`

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
+import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { attachPendingPurchases } from '../../src/purchases/pending-purchases.service.ts'
 import {
@@ -246,6 +247,35 @@ describe('recordPurchase', () => {
     await record(receipt(null, { pendingIdentity: pending, total: 11_000 }))
     await db.transaction().execute((trx) => attachPendingPurchases(trx, rated, c.id, pending))
     expect(await customerRow(c.id)).toMatchObject({ points: 154 })
+  })
+
+  it('holds a points balance at the most it can be (2147483647) rather than failing the purchase', async () => {
+    const rated = { ...env, POINTS_RATE_PERCENT: 100 }
+    const c = await makeCustomer(db)
+    const big = () => receipt(c.id, { total: 2_000_000_000 })
+    for (const input of [big(), big()]) {
+      const recorded = await db.transaction().execute((trx) => recordPurchase(trx, rated, input))
+      expect(recorded.created).toBe(true)
+    }
+    expect(await customerRow(c.id)).toMatchObject({
+      points: 2_147_483_647,
+      purchase_count: 2,
+      total_spent: '4000000000',
+    })
+    // An order waiting for them attaches, with its purchase counted, the balance held.
+    const pending = { kind: 'online_customer', value: `shop-${randomUUID()}` }
+    await record(receipt(null, { pendingIdentity: pending, total: 2_000_000_000 }))
+    await db.transaction().execute((trx) => attachPendingPurchases(trx, rated, c.id, pending))
+    expect(await customerRow(c.id)).toMatchObject({ points: 2_147_483_647, purchase_count: 3 })
+    // A merge brings the other customer's points, the balance held.
+    const other = await makeCustomer(db)
+    await record({ ...big(), customerId: other.id })
+    await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: c.id, mergedId: other.id, reason: 'test' }),
+      )
+    expect(await customerRow(c.id)).toMatchObject({ points: 2_147_483_647, purchase_count: 4 })
   })
 
   it('keeps lines as strictly as a table would: no missing sku, quantity or price, arrays of one length', async () => {
