@@ -27,6 +27,11 @@ afterAll(async () => {
 })
 
 const tag = () => randomUUID().slice(0, 8)
+/**
+ * An order time this many days back from now (at the same time of day): the 12-month spend
+ * asserted counts them whenever the test runs.
+ */
+const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString()
 
 function order(customer: Order['customer'], total: number, orderedAt: string): Order {
   return orderSchema.parse({ ...orderOf(`shop-${tag()}`, customer, total), orderedAt })
@@ -76,9 +81,9 @@ function accounts() {
  */
 async function ordersAndEmail(emailFirst: boolean) {
   const a = accounts()
-  const o1 = order({ externalId: a.z, email: a.email }, 5_000, '2026-10-01T09:00:00Z')
-  const o5 = order({ externalId: a.w, email: a.email }, 7_000, '2026-10-05T09:00:00Z')
-  const zOnly = order({ externalId: a.z }, 3_000, '2026-10-03T09:00:00Z')
+  const o1 = order({ externalId: a.z, email: a.email }, 5_000, daysAgo(70))
+  const o5 = order({ externalId: a.w, email: a.email }, 7_000, daysAgo(66))
+  const zOnly = order({ externalId: a.z }, 3_000, daysAgo(68))
   const c = await createCustomer(db)
   if (emailFirst) await attachEmail(c.id, a.email)
   for (const o of [o1, zOnly, o5]) await record(o)
@@ -109,9 +114,9 @@ describe('attachIdentity of an email that orders naming shop accounts wait on', 
 
     // Later orders follow the same rule: another shop account with the email is kept apart,
     // one naming Z alone is the customer's.
-    const other = await record(order({ externalId: x, email }, 4_000, '2026-11-01T09:00:00Z'))
+    const other = await record(order({ externalId: x, email }, 4_000, daysAgo(36)))
     expect(other).toMatchObject({ created: true, customerId: null })
-    const zLater = await record(order({ externalId: z }, 2_000, '2026-11-02T09:00:00Z'))
+    const zLater = await record(order({ externalId: z }, 2_000, daysAgo(35)))
     expect(zLater).toMatchObject({ created: true, customerId: c.id })
     expect(await shopAccountsOf(c.id)).toEqual([z])
     expect(await statsOf(c.id)).toMatchObject({ purchase_count: 3, total_spent: '10000' })
@@ -141,7 +146,7 @@ describe('attachIdentity of an email that orders naming shop accounts wait on', 
   it('leaves the orders alone for a customer who holds another shop account', async () => {
     const a = accounts()
     const c = await createCustomer(db, { identities: [{ kind: 'online_customer', value: a.x }] })
-    const o1 = order({ externalId: a.z, email: a.email }, 5_000, '2026-10-01T09:00:00Z')
+    const o1 = order({ externalId: a.z, email: a.email }, 5_000, daysAgo(70))
     await record(o1)
     await attachEmail(c.id, a.email)
     expect(await shopAccountsOf(c.id)).toEqual([a.x])
@@ -151,7 +156,7 @@ describe('attachIdentity of an email that orders naming shop accounts wait on', 
 
   it("leaves an order whose shop account another customer holds to them: it is theirs, the email's holder gets none", async () => {
     const a = accounts()
-    const o1 = order({ externalId: a.z, email: a.email }, 5_000, '2026-10-01T09:00:00Z')
+    const o1 = order({ externalId: a.z, email: a.email }, 5_000, daysAgo(70))
     await record(o1)
     // Z given to Hanako by a write that did not see the waiting order (as a race leaves it).
     const hanako = await createCustomer(db, {
