@@ -18,7 +18,7 @@ import {
   lockWaitFor,
 } from '../support/locks.ts'
 import { eventually } from '../support/wait.ts'
-import { erasedHolderOf, type OrderLine, orderOf } from './order-import-fixtures.ts'
+import { emailPastMergeChain, type OrderLine, orderOf } from './order-import-fixtures.ts'
 
 // `kizuna import orders` while a transaction takes the same rows the other way round: a batch,
 // or an order of a batch written one order at a time, that Postgres aborts in the deadlock is run
@@ -38,9 +38,9 @@ afterAll(async () => {
 /**
  * An order that gives a new shop id to the customer its email names, taking over the order that
  * waited for that id: it locks the customer, then that order's purchase, which `first` of the
- * deadlocking transaction locks. With `oneByOne`, the file first has an order naming an erased
- * person's shop id with a live customer's email (erasedHolderOf): its batch goes one order at a
- * time. `more`: orders after them.
+ * deadlocking transaction locks. With `oneByOne`, the file first has an order the batch cannot
+ * write (emailPastMergeChain; refused one by one): its batch goes one order at a time. `more`:
+ * orders after them.
  */
 async function scene(opts: { oneByOne: boolean; more?: (source: string) => OrderLine[] }) {
   const source = `shop${randomUUID().slice(0, 8)}`
@@ -51,9 +51,9 @@ async function scene(opts: { oneByOne: boolean; more?: (source: string) => Order
   ])
   const waitingId = waiting && 'outcome' in waiting ? waiting.outcome.purchaseId : ''
   const customer = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
-  await erasedHolderOf(db, `gone-${shopId}`)
+  const chained = await emailPastMergeChain(db)
   const orders = [
-    ...(opts.oneByOne ? [orderOf(source, { externalId: `gone-${shopId}`, email }, 1_000)] : []),
+    ...(opts.oneByOne ? [orderOf(source, { email: chained }, 1_000)] : []),
     orderOf(source, { externalId: shopId, email }, 30_000),
     ...(opts.more?.(source) ?? []),
   ]
