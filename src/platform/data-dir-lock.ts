@@ -1,44 +1,128 @@
-import { open, readFile, unlink } from 'node:fs/promises'
+import { createHash, randomUUID } from 'node:crypto'
+import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /**
  * One process at a time on an embedded database: PGlite lets several open the same folder, and
  * two writers (`npm start` and a `kizuna` command beside it) corrupted it (an index and its table
- * disagreeing, rows lost). The lock file holds the owner's pid; a lock whose process is gone (a
- * crash) is taken over. Returns the release.
+ * disagreeing, rows lost). The lock file holds the owner's pid and, where /proc tells it, the
+ * time that process started (so a pid given to another process since is not taken for the
+ * owner). A lock whose process is gone (a crash) is taken over. Returns the release.
  */
 export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, 'kizuna.lock')
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const file = await open(path, 'wx')
-      await file.writeFile(String(process.pid))
-      await file.close()
-      return async () => {
-        if ((await readFile(path, 'utf8').catch(() => '')) === String(process.pid)) {
-          await unlink(path).catch(() => {})
-        }
-      }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    }
-    const owner = Number(await readFile(path, 'utf8').catch(() => ''))
-    if (owner > 0 && owner !== process.pid && isRunning(owner)) {
-      throw new Error(
-        `the embedded database in ${dir} is in use by process ${owner} (Kizuna running?): ` +
-          'stop it first, or set DATABASE_URL to a PostgreSQL server that both can use',
-      )
-    }
-    await unlink(path).catch(() => {}) // left by a process that is gone
+  const mine = await ownerOf(process.pid)
+  const owner = await take(path, mine)
+  if (owner !== undefined) {
+    throw new Error(
+      `the embedded database in ${dir} is in use by process ${owner} (Kizuna running?): ` +
+        'stop it first, or set DATABASE_URL to a PostgreSQL server that both can use',
+    )
   }
-  throw new Error(`could not lock the embedded database in ${dir}`)
+  return async () => {
+    if ((await readLock(path).catch(() => undefined)) === mine) await unlink(path).catch(() => {})
+  }
 }
 
-function isRunning(pid: number): boolean {
+/**
+ * Makes the lock at `path` read `content` when it is free or its owner is gone; otherwise the
+ * running owner's pid. Every change is one atomic step that fails when another process got
+ * there first: a lock appears whole (link), and a stale one is replaced (rename over it, never
+ * deleted first) only by the process that claimed its takeover. Deleting a stale lock and then
+ * creating one let two processes that both saw it stale each delete and create, both winning.
+ */
+async function take(path: string, content: string): Promise<number | undefined> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (attempt > 0) await sleep(5) // another process is taking over a stale lock
+    if (await create(path, content)) return undefined
+    const held = await readLock(path)
+    if (held === undefined) continue // released meanwhile
+    const owner = parseOwner(held)
+    if (owner && (await isRunning(owner))) return owner.pid
+    if (await replaceStale(path, held, content)) return undefined
+  }
+  throw new Error(`could not lock ${path}: other processes kept taking it over`)
+}
+
+/**
+ * Replaces the stale lock `stale` at `path` with `content`, if this process claims its takeover:
+ * the claim is a lock of its own (`<path>.<digest of stale>`), so one process replaces it and
+ * the others, finding the claim held, wait to read the new owner. A claim left by a process
+ * that died taking over is itself stale and taken over the same way.
+ */
+async function replaceStale(path: string, stale: string, content: string): Promise<boolean> {
+  const claim = `${path}.${createHash('sha256').update(stale).digest('hex').slice(0, 16)}`
+  if ((await take(claim, content)) !== undefined) return false
   try {
-    process.kill(pid, 0)
+    if ((await readLock(path)) !== stale) return false // replaced already
+    const temp = await written(path, content)
+    await rename(temp, path)
+    return true
+  } finally {
+    await unlink(claim).catch(() => {})
+  }
+}
+
+/** Creates `path` holding `content`, whole, unless it exists (then false). */
+async function create(path: string, content: string): Promise<boolean> {
+  const temp = await written(path, content)
+  try {
+    await link(temp, path)
     return true
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw error
+  } finally {
+    await unlink(temp).catch(() => {})
   }
+}
+
+/** A new file beside `path` holding `content`. */
+async function written(path: string, content: string): Promise<string> {
+  const temp = `${path}.${randomUUID()}.tmp`
+  await writeFile(temp, content, { flag: 'wx' })
+  return temp
+}
+
+async function readLock(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+}
+
+type Owner = { pid: number; startedAt?: string }
+
+/** "<pid> <start time>", or "<pid>" where /proc does not tell (and as earlier versions wrote). */
+async function ownerOf(pid: number): Promise<string> {
+  const startedAt = await startTime(pid)
+  return startedAt === undefined ? String(pid) : `${pid} ${startedAt}`
+}
+
+function parseOwner(text: string): Owner | undefined {
+  const match = /^(\d+)(?: (\d+))?$/.exec(text)
+  if (!match) return undefined // not a lock Kizuna wrote whole: taken for stale, as before
+  return { pid: Number(match[1]), startedAt: match[2] }
+}
+
+async function isRunning(owner: Owner): Promise<boolean> {
+  if (owner.pid === process.pid) return false // left by this process (its database reopened)
+  try {
+    process.kill(owner.pid, 0)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  if (owner.startedAt === undefined) return true
+  const startedAt = await startTime(owner.pid)
+  return startedAt === undefined || startedAt === owner.startedAt
+}
+
+/** When process `pid` started, in clock ticks since boot (/proc/<pid>/stat field 22), on Linux. */
+async function startTime(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
+  // The command name (field 2) is in parentheses and may hold spaces; field 3 follows it.
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
 }

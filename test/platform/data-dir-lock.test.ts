@@ -1,0 +1,129 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const lockModule = fileURLToPath(new URL('../../src/platform/data-dir-lock.ts', import.meta.url))
+
+/**
+ * A process that locks the folders it is told to ("<dir>" on stdin), one at a time, and answers
+ * "locked <dir>" or "refused <dir>"; what it locked it holds until it exits.
+ */
+const contenderScript = `
+import { createInterface } from 'node:readline'
+const { lockDataDir } = await import(${JSON.stringify(lockModule)})
+console.log('ready')
+for await (const dir of createInterface({ input: process.stdin })) {
+  const answer = await lockDataDir(dir).then(() => 'locked', () => 'refused')
+  console.log(answer + ' ' + dir)
+}
+`
+
+type Contender = { child: ChildProcess; answers: string[]; waiting: (() => void)[] }
+
+function startContender(): Promise<Contender> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', contenderScript], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const contender: Contender = { child, answers: [], waiting: [] }
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) =>
+      reject(new Error(`a contender exited (${code}) before it was ready`)),
+    )
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      if (line === 'ready') resolve(contender)
+      else {
+        contender.answers.push(line)
+        contender.waiting.shift()?.()
+      }
+    })
+  })
+}
+
+/** Tells every contender to lock `dir` at once; their answers, once all have answered. */
+async function contend(contenders: Contender[], dir: string): Promise<string[]> {
+  const answered = contenders.map(
+    (c) => new Promise<string>((resolve) => c.waiting.push(() => resolve(c.answers.at(-1) ?? ''))),
+  )
+  for (const c of contenders) c.child.stdin?.write(`${dir}\n`)
+  return (await Promise.all(answered)).map((answer) => answer.split(' ')[0] ?? '')
+}
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' })
+  await new Promise((resolve) => child.once('exit', resolve))
+  return child.pid as number
+}
+
+const contenders: Contender[] = []
+const dirs: string[] = []
+beforeAll(async () => {
+  contenders.push(...(await Promise.all(Array.from({ length: 8 }, startContender))))
+})
+afterAll(async () => {
+  for (const { child } of contenders) child.kill('SIGKILL')
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true })
+})
+
+async function folderLockedBy(content: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'kizuna-lock-'))
+  dirs.push(dir)
+  await writeFile(join(dir, 'kizuna.lock'), content)
+  return dir
+}
+
+describe('lockDataDir', () => {
+  it('lets exactly one of many processes take over a lock left by a process that is gone', async () => {
+    // `npm start` and `npx kizuna import` started together after a crash both found the lock
+    // stale; each deleted it and made its own (one deleting the other's), and both wrote the
+    // same database. Many rounds, as the two only cross now and then.
+    const dead = await deadPid()
+    for (let round = 0; round < 40; round++) {
+      const dir = await folderLockedBy(String(dead))
+      const answers = await contend(contenders, dir)
+      expect(
+        answers.filter((a) => a === 'locked'),
+        `round ${round}: ${answers}`,
+      ).toHaveLength(1)
+      expect(answers.filter((a) => a === 'refused')).toHaveLength(contenders.length - 1)
+      // The takeover leaves nothing of its own behind, only the new lock.
+      expect(await readdir(dir)).toEqual(['kizuna.lock'])
+    }
+  }, 120_000)
+
+  it.skipIf(!existsSync('/proc/self/stat'))(
+    'takes over a lock whose pid a later process has been given, not one naming that process',
+    async () => {
+      // This test's process is alive; a lock naming its pid with another start time was left by
+      // an earlier process with the same pid (a reboot or the pids wrapping round).
+      const stat = await readFile('/proc/self/stat', 'utf8')
+      const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+      const [first] = contenders as [Contender]
+      const held = await folderLockedBy(`${process.pid} ${startTime}`)
+      expect(await contend([first], held)).toEqual(['refused'])
+
+      const reused = await folderLockedBy(`${process.pid} ${Number(startTime) - 1}`)
+      expect(await contend([first], reused)).toEqual(['locked'])
+      expect(await readFile(join(reused, 'kizuna.lock'), 'utf8')).toMatch(
+        new RegExp(`^${first.child.pid} \\d+$`),
+      )
+    },
+  )
+
+  it('refuses a lock held by a running process, with or without its start time', async () => {
+    const [first, second] = contenders as [Contender, Contender]
+    const dir = await folderLockedBy('')
+    await rm(join(dir, 'kizuna.lock'))
+    expect(await contend([first], dir)).toEqual(['locked'])
+    expect(await contend([second], dir)).toEqual(['refused'])
+    // As an earlier Kizuna wrote it: the pid alone.
+    expect(await contend([second], await folderLockedBy(String(first.child.pid)))).toEqual([
+      'refused',
+    ])
+  })
+})
