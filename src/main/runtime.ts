@@ -10,7 +10,7 @@ import { jobIds } from '../jobs.ts'
 import { createOpsApp } from '../ops/ops.app.ts'
 import type { Deps } from '../platform/deps.ts'
 import { tuneHttpClient } from '../platform/http-client.ts'
-import { assertRedisReachable, createWorkerRedis } from '../platform/redis.ts'
+import { assertRedisReachable, createWorkerRedis, RedisUnreachable } from '../platform/redis.ts'
 import { getAppSecret } from '../platform/secrets.ts'
 import { scheduleSweeper, startWorkers, type Workers } from '../platform/workers.ts'
 import type { LinePlatform } from '../sandbox/platform.ts'
@@ -93,7 +93,7 @@ async function startSteps(
   opened: (() => unknown)[],
 ): Promise<Kizuna> {
   await step('checking Redis')
-  await assertRedisReachable(envIn.REDIS_URL)
+  const redisDown = await checkRedis(envIn)
   let env = envIn
   let sandbox: LinePlatform | null = null
   let sandboxUi: Hono | undefined
@@ -129,6 +129,12 @@ async function startSteps(
     sandbox: sandbox !== null,
   })
   opened.push(() => closeDeps(deps))
+  if (redisDown) {
+    deps.log.warn(
+      `${redisDown.message} Starting all the same (ROLE=web): webhook events are stored and ` +
+        'queued by the sweeper once Redis answers; /readyz says degraded until then',
+    )
+  }
   const mailer = createMailer(env, deps.db, { sandbox: sandbox !== null })
   opened.push(() => mailer.close())
   // One transaction: a stop waits for its end.
@@ -217,6 +223,24 @@ async function startSteps(
   }
   await step('started')
   return kizuna
+}
+
+/**
+ * Redis before anything opens: a Redis that refuses the connection's set-up (a password, a
+ * database number) or a server there that is not Redis stops every role. One that is merely
+ * unreachable stops ROLE=worker and ROLE=all, whose work is the queues (and a first `npm start`
+ * without Redis must say so), but not ROLE=web, returned to be logged: a web process running
+ * through an outage stays ready (degraded) and stores LINE's events, and one restarted during
+ * it exited again and again while LINE's events went unanswered.
+ */
+async function checkRedis(env: Env): Promise<RedisUnreachable | undefined> {
+  try {
+    await assertRedisReachable(env.REDIS_URL)
+  } catch (error) {
+    if (env.ROLE === 'web' && error instanceof RedisUnreachable) return error
+    throw error
+  }
+  return undefined
 }
 
 /**

@@ -156,7 +156,30 @@ export function createWorkerRedis(
   return redis
 }
 
-/** Start-up check: a missing or unreachable Redis stops the process with a clear message. */
+/**
+ * assertRedisReachable found no server answering at REDIS_URL's address: refused, no answer to
+ * the connection, or a host name that does not resolve (Docker Compose drops a stopped
+ * container's). As in a Redis outage, unlike a Redis that refuses the connection's set-up or a
+ * server there that is not Redis, which no wait mends.
+ */
+export class RedisUnreachable extends Error {
+  override name = 'RedisUnreachable'
+}
+
+const NO_SERVER_THERE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+])
+
+/**
+ * Start-up check: a missing or unreachable Redis stops the process with a clear message (a
+ * RedisUnreachable when no server answers there).
+ */
 export async function assertRedisReachable(url: string, timeoutMs = 3_000): Promise<void> {
   const redis = new Redis(url, {
     lazyConnect: true,
@@ -200,10 +223,12 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
     // connect() rejects with "Connection is closed" whatever closed it: the reason is the last
     // error the connection reported (refused, no such host, a timeout, not Redis at all).
     const why = setUpErrors.at(-1) ?? error
-    throw new Error(
+    const message =
       `Redis is unreachable at REDIS_URL (${redactUrl(url)}): ${explain(why, url, setUpErrors.length > 0)}. ` +
-        'Start Redis or set REDIS_URL to a reachable server.',
-    )
+      'Start Redis or set REDIS_URL to a reachable server.'
+    throw NO_SERVER_THERE.has((why as NodeJS.ErrnoException).code ?? '')
+      ? new RedisUnreachable(message)
+      : new Error(message)
   } finally {
     clearTimeout(silence)
     redis.disconnect()

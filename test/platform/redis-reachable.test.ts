@@ -1,9 +1,9 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:net'
-import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
-import { assertRedisReachable } from '../../src/platform/redis.ts'
+import { assertRedisReachable, RedisUnreachable } from '../../src/platform/redis.ts'
 import { TEST_REDIS_URL } from '../support/env.ts'
+import { testRedisDatabases } from '../support/private-redis.ts'
 
 const servers: Server[] = []
 afterAll(() => {
@@ -30,11 +30,14 @@ async function notRedis(reply: string | 'hang up' | 'silent'): Promise<string> {
 }
 
 async function failure(url: string): Promise<string> {
-  const error = await assertRedisReachable(url, 1_000).then(
+  return (await failed(url)).message
+}
+
+function failed(url: string): Promise<Error> {
+  return assertRedisReachable(url, 1_000).then(
     () => new Error('resolved'),
     (e: Error) => e,
   )
-  return error.message
 }
 
 describe('assertRedisReachable', () => {
@@ -47,48 +50,52 @@ describe('assertRedisReachable', () => {
 
   it('refuses a database number the server does not have, naming REDIS_URL and why', async () => {
     // ioredis reported the refused SELECT as an 'error' event only, and went on in database 0.
-    const redis = new Redis(TEST_REDIS_URL)
-    const [, count] = (await redis.config('GET', 'databases')) as [string, string]
-    redis.disconnect()
-    const url = new URL(TEST_REDIS_URL)
-    url.pathname = `/${count}` // numbered from 0
-    await expect(assertRedisReachable(url.toString(), 2_000)).rejects.toThrow(
+    const { last, missing } = await testRedisDatabases()
+    await expect(assertRedisReachable(missing, 2_000)).rejects.toThrow(
       /^Redis at REDIS_URL \(redis:\/\/[^)]*\/\d+\) refused the connection's set-up: ERR DB index is out of range\. Fix REDIS_URL/,
     )
-    url.pathname = `/${Number(count) - 1}`
-    await assertRedisReachable(url.toString(), 2_000)
+    await assertRedisReachable(last, 2_000)
   })
 
   it('says why Redis is unreachable, as the connection failed, never only "Connection is closed"', async () => {
     const plain = new URL(TEST_REDIS_URL)
-    const cases: [string, RegExp][] = [
-      ['redis://127.0.0.1:1', /: connect ECONNREFUSED 127\.0\.0\.1:1\. Start Redis/],
+    // Each with whether it is an outage (RedisUnreachable: no server answers there, which ROLE=web
+    // starts through) or a server there that is not Redis.
+    const cases: [string, RegExp, boolean][] = [
+      ['redis://127.0.0.1:1', /: connect ECONNREFUSED 127\.0\.0\.1:1\. Start Redis/, true],
       [
         'redis://no-such-host.invalid:6379',
         /: getaddrinfo (ENOTFOUND|EAI_AGAIN) no-such-host\.invalid/,
+        true,
       ],
       // TLS against a plain Redis: no TLS answer comes.
       [
         `rediss://${plain.host}`,
         /: connect ETIMEDOUT \(a rediss:\/\/ URL wants a server that speaks TLS/,
+        true,
       ],
       // Another service's port (an HTTP server, Postgres that hangs up on what it cannot read).
       [
         await notRedis('HTTP/1.1 400 Bad Request\r\n\r\n'),
         /: the server there does not answer as Redis does \(it sent "H/,
+        false,
       ],
       [
         await notRedis('hang up'),
         /: the server there closed the connection without answering \(not a Redis server\?\)/,
+        false,
       ],
       // One that takes the connection and says nothing kept start-up waiting for ever.
       [
         await notRedis('silent'),
         /: connected, but no answer came within 1 s \(not a Redis server\?\)/,
+        false,
       ],
     ]
-    for (const [url, reason] of cases) {
-      const message = await failure(url)
+    for (const [url, reason, outage] of cases) {
+      const error = await failed(url)
+      expect(error instanceof RedisUnreachable, url).toBe(outage)
+      const message = error.message
       expect(message, url).toMatch(/^Redis is unreachable at REDIS_URL/)
       expect(message, url).toMatch(reason)
       expect(message, url).not.toContain('Connection is closed')

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
+import { TEST_REDIS_URL } from './env.ts'
 import { sparePort } from './ports.ts'
 
 /** A throw-away redis-server on a spare port, which a test may stop and start again. */
@@ -33,4 +34,20 @@ export async function startPrivateRedis(port?: number) {
       await once(child, 'exit')
     },
   }
+}
+
+/**
+ * TEST_REDIS_URL naming the test Redis's last database (`last`), and the one after it, which the
+ * server does not have (`missing`): databases are numbered from 0.
+ */
+export async function testRedisDatabases(): Promise<{ last: string; missing: string }> {
+  const redis = new Redis(TEST_REDIS_URL)
+  const [, count] = (await redis.config('GET', 'databases')) as [string, string]
+  redis.disconnect()
+  const numbered = (n: number) => {
+    const url = new URL(TEST_REDIS_URL)
+    url.pathname = `/${n}`
+    return url.toString()
+  }
+  return { last: numbered(Number(count) - 1), missing: numbered(Number(count)) }
 }
