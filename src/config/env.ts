@@ -83,7 +83,8 @@ export const envSchema = z.object({
     /^smtps?$/,
     'an smtp:// or smtps:// URL, e.g. smtp://user:password@mail.example.jp:587',
   ).optional(),
-  // `addr@domain.tld` or `Name <addr@domain.tld>`.
+  // `addr@domain.tld` or `Name <addr@domain.tld>`. The default is the sandbox mailbox's sender
+  // only: with SMTP_URL it must be set (see crossFieldProblems).
   MAIL_FROM: mailFrom.default('Kizuna <no-reply@kizuna.local>'),
   /** Account link through the shop's own login (with LINK_ASSERTION_SECRET); else email codes. */
   LINK_LOGIN_URL: httpUrl().optional(),
@@ -165,6 +166,17 @@ function crossFieldProblems(
       message:
         'set PUBLIC_BASE_URL with SMTP_URL: the unsubscribe and tracked links in every email are ' +
         'built on it, and unset they would name http://localhost:PORT, which shoppers cannot reach',
+    })
+  }
+  if (raw.SMTP_URL !== undefined && !invalid.has('SMTP_URL') && raw.MAIL_FROM === undefined) {
+    // The default sender went out through the relay unannounced: .local is reserved, so no
+    // domain's SPF or DMARC lets it pass, and receiving servers junk or refuse the email.
+    problems.push({
+      variable: 'MAIL_FROM',
+      message:
+        "set MAIL_FROM with SMTP_URL: the sender of every email, at the shop's own domain " +
+        '(Shop <shop@example.jp>), which the relay may send for; the default, ' +
+        'no-reply@kizuna.local, is only for the sandbox mailbox and fails SPF and DMARC',
     })
   }
   if (invalid.has('ROLE')) return problems

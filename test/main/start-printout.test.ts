@@ -63,6 +63,7 @@ describe('npm start with SMTP_URL', () => {
       LOG_LEVEL: 'warn',
       PORT: String(port),
       SMTP_URL: smtp.url,
+      MAIL_FROM: 'Shop <shop@example.jp>',
       PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
     })
     cleanups.push(async () => {
@@ -111,7 +112,11 @@ describe('npm start with LINE credentials and a way to prove an online account',
   it('with SMTP_URL (codes by email): no warning that account link is off', async () => {
     const smtp = await startSmtp()
     cleanups.push(() => smtp.close())
-    await expectAccountLinkOn({ SMTP_URL: smtp.url, PUBLIC_BASE_URL: 'https://shop.example' })
+    await expectAccountLinkOn({
+      SMTP_URL: smtp.url,
+      MAIL_FROM: 'Shop <shop@example.jp>',
+      PUBLIC_BASE_URL: 'https://shop.example',
+    })
   }, 60_000)
 
   it("with LINK_LOGIN_URL (the shop's login): no warning that account link is off", async () => {

@@ -17,6 +17,8 @@ export function testEnv(overrides: Record<string, string> = {}): Env {
     LINE_CHANNEL_SECRET: TEST_CHANNEL_SECRET,
     LINE_CHANNEL_ACCESS_TOKEN: TEST_CHANNEL_TOKEN,
     SWEEP_INTERVAL_MS: '3600000',
+    // Wanted with SMTP_URL, as an operator sets it.
+    MAIL_FROM: 'Kizuna Shop <shop@kizuna.test>',
     ...overrides,
   })
 }
