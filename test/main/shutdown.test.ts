@@ -1,13 +1,22 @@
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
+import { Queue } from 'bullmq'
+import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
+import { QUEUE_NAMES } from '../../src/jobs.ts'
 import { NO_ACCOUNT_PROOF_WARNING } from '../../src/linking/link-proof.ts'
+import { welcomeDelivery } from '../messaging/support.ts'
+import { TEST_REDIS_URL } from '../support/env.ts'
 import { spawnKizunaOnLine, warningsIn } from '../support/spawned.ts'
+import { testDb } from '../support/test-db.ts'
 import { eventually } from '../support/wait.ts'
 
 const cleanups: (() => Promise<void>)[] = []
 afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
+
+const db = testDb()
 
 /** `npm start` (ROLE=all) against its own LINE stand-in, started and serving. */
 const startKizunaProcess = () => spawnKizunaOnLine(cleanups)
@@ -34,6 +43,39 @@ describe('npm start (src/main/start.ts)', () => {
     expect(output()).toContain('shutting down')
     expect(output()).toContain('"msg":"stopped"')
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow()
+  }, 60_000)
+
+  it('on a SIGTERM while a job is under way, finishes the job before it exits 0', async () => {
+    // The test above stops it only once the reply has landed: a stop that did not wait for the
+    // jobs under way would pass it, leaving the send half done (the row sending, the job active).
+    const prefix = `test-${randomUUID()}`
+    const { line, port, child, output } = await spawnKizunaOnLine(cleanups, {
+      QUEUE_PREFIX: prefix,
+    })
+    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null })
+    const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection: redis, prefix }))
+    cleanups.push(async () => {
+      for (const queue of queues) await queue.obliterate({ force: true })
+      for (const queue of queues) await queue.close()
+      redis.disconnect()
+    })
+    line.setWebhookUrl(`http://127.0.0.1:${port}/webhooks/line`)
+    // LINE holds the welcome reply until the shutdown has begun.
+    const reply = line.holdNext({ method: 'POST', path: '/v2/bot/message/reply' })
+    const user = line.users.create()
+    expect((await line.users.follow(user.userId))?.status).toBe(200)
+    await reply.arrived
+
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    await eventually(() => expect(output()).toContain('shutting down'))
+    reply.release()
+    const [code] = await exited
+    expect(code).toBe(0)
+    expect(line.inbox(user.userId)).toHaveLength(1)
+    expect((await welcomeDelivery(db(), user.userId))?.status).toBe('sent')
+    const active = await Promise.all(queues.map((queue) => queue.getActiveCount()))
+    expect(active).toEqual(queues.map(() => 0))
   }, 60_000)
 
   it('exits at once on a second SIGTERM, saying what the shutdown was still waiting for', async () => {

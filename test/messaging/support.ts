@@ -35,17 +35,22 @@ export async function newFriend(k: TestKizuna, displayName = `友だち ${random
   const user = k.line.users.create({ displayName })
   expect((await k.line.users.follow(user.userId))?.status).toBe(200)
   const customerId = await eventually(async () => {
-    const row = await k.deps.db
-      .selectFrom('delivery')
-      .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
-      .select(['delivery.customer_id', 'delivery.status'])
-      .where('line_user.line_uid', '=', user.userId)
-      .where('delivery.kind', '=', 'welcome')
-      .executeTakeFirst()
+    const row = await welcomeDelivery(k.deps.db, user.userId)
     expect(row?.status).toBe('sent')
     return row!.customer_id
   })
   return { userId: user.userId, customerId, displayName } satisfies Friend
+}
+
+/** The welcome delivery of LINE user `lineUid`, once Kizuna has applied their follow. */
+export function welcomeDelivery(db: Deps['db'], lineUid: string) {
+  return db
+    .selectFrom('delivery')
+    .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
+    .select(['delivery.id', 'delivery.customer_id', 'delivery.status'])
+    .where('line_user.line_uid', '=', lineUid)
+    .where('delivery.kind', '=', 'welcome')
+    .executeTakeFirst()
 }
 
 /** A campaign-sample delivery personalised for this friend (or with the same vars for all). */
@@ -89,14 +94,9 @@ export async function deliveryRow(k: TestKizuna, id: string) {
 /** The welcome delivery Kizuna wrote for this LINE user (once it is there). */
 export function welcomeId(k: TestKizuna, lineUid: string): Promise<string> {
   return eventually(async () => {
-    const row = await k.deps.db
-      .selectFrom('delivery')
-      .innerJoin('line_user', 'line_user.customer_id', 'delivery.customer_id')
-      .select('delivery.id')
-      .where('line_user.line_uid', '=', lineUid)
-      .where('delivery.kind', '=', 'welcome')
-      .executeTakeFirstOrThrow()
-    return row.id
+    const row = await welcomeDelivery(k.deps.db, lineUid)
+    expect(row).toBeDefined()
+    return row!.id
   })
 }
 
