@@ -64,19 +64,32 @@ async function replaceStale(path: string, stale: string, content: string): Promi
   }
 }
 
-/** Creates `path` holding `content`, whole, unless it exists (then false). */
+/**
+ * Creates `path` holding `content`, whole, unless it exists (then false). On a file system
+ * without hard links (FAT, some network shares) it is created, then written.
+ */
 async function create(path: string, content: string): Promise<boolean> {
   const temp = await written(path, content)
   try {
     await link(temp, path)
     return true
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
-    throw error
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') return false
+    if (!NO_HARD_LINKS.has(code ?? '')) throw error
   } finally {
     await unlink(temp).catch(() => {})
   }
+  try {
+    await writeFile(path, content, { flag: 'wx' })
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw error
+  }
 }
+
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'])
 
 /** A new file beside `path` holding `content`. */
 async function written(path: string, content: string): Promise<string> {
