@@ -61,7 +61,7 @@ export function widthFormsOf(code: string): string[] {
 }
 
 /**
- * The digits of a number typed with spaces or dashes between them ("2 912345 678904", as printed
+ * The digits of a number typed with spaces or dashes between them ("2 912345 678906", as printed
  * under a card's bars; "2912-3456…"; ー is the dash a Japanese IME types), or undefined when
  * anything else is in it.
  */

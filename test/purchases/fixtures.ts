@@ -94,7 +94,7 @@ export function spacedLegacyCard(validCheckDigit: boolean): string {
   return `${digits.slice(0, 2)} ${digits.slice(2, 6)} ${digits.slice(6, 10)} ${digits.slice(10)}`
 }
 
-/** A member card number as printed under its bars, in groups: "2 912345 678904". */
+/** A member card number as printed under its bars, in groups: "2 912345 678906". */
 export const printedCardNumber = (card: string) =>
   `${card.slice(0, 1)} ${card.slice(1, 7)} ${card.slice(7)}`
 
