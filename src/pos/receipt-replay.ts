@@ -7,7 +7,8 @@ import { findPurchaseResult } from './pos.repo.ts'
 import type { Receipt, ScanResponse } from './pos.schemas.ts'
 
 /**
- * The answer given the first time, marked as a replay (rebuilt if none was stored). A receipt id
+ * The purchase as answered the first time, marked as a replay (rebuilt if none was stored), with
+ * the member as they are now (memberSummary: merges since lead to the survivor). A receipt id
  * that comes back with another member's card, another total or other goods (linesChange: the same
  * goods in another order of lines are a retry) is not a replay but a second sale under a used
  * number: 409. The member is checked first: another member's register is told the
@@ -72,13 +73,19 @@ export async function replayOf(
       { details: [{ field: 'receipt.couponsUsed', message: 'differs from the recorded sale' }] },
     )
   }
+  // The member as they are now, not as first answered: one merged since (an account link, a card
+  // linked at another register) is the survivor, not the emptied row the first answer named.
+  const customerId = scannedCustomerId ?? row.customer_id
+  if (!customerId) throw new AppError('CONFLICT', 'this receipt was recorded without a member')
+  const customer = await memberSummary(trx, customerId)
   const stored = row.result as ScanResponse | null
   // What was used is read from the coupons themselves: an answer stored before it said so has none.
   if (stored?.purchase) {
-    return { ...stored, purchase: { ...stored.purchase, couponsUsed: usedCodes, replayed: true } }
+    return {
+      customer,
+      purchase: { ...stored.purchase, couponsUsed: usedCodes, replayed: true },
+    }
   }
-  if (!row.customer_id) throw new AppError('CONFLICT', 'this receipt was recorded without a member')
-  const customer = await memberSummary(trx, row.customer_id)
   return {
     customer,
     purchase: {

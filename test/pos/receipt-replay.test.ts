@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
-import { makeCustomer, makeStoreKey, postPos, receipt } from '../purchases/fixtures.ts'
+import { makeCoupon, makeCustomer, makeStoreKey, postPos, receipt } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { receiptRowsOf } from './receipt-rows.ts'
 
@@ -165,5 +166,48 @@ describe('a receipt id sent again with the same total', () => {
     expect(text).not.toContain('SOFA')
     expect(text).not.toContain('LAMP')
     expect(await receiptRowsOf(db, b.id)).toEqual(before)
+  })
+})
+
+// A register offline since a sale sends it again once back; meanwhile the member may have been
+// merged into another customer (an account link, a card linked at another register). The first
+// answer named the merged row, emptied since (no points, no coupons): the replay names the member
+// as they are now.
+describe('a receipt sent again after its member was merged into another customer', () => {
+  it("answers the recorded purchase with the survivor's summary, not the merged-away row", async () => {
+    const x = await makeCustomer(db, { points: 300, displayName: 'Sato Hanako' })
+    const y = await makeCustomer(db, { points: 50, displayName: 'Sato H.' })
+    const xCoupon = await makeCoupon(db, x.id)
+    const yCoupon = await makeCoupon(db, y.id)
+    const r = receipt({ total: 8_000 })
+    const first = await post('/scans', { barcode: x.card, receipt: r })
+    expect(first.status).toBe(200)
+    const answer = (await first.json()) as ScanResponse
+    expect(answer.customer).toMatchObject({ id: x.id, points: 380 })
+
+    await db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: y.id, mergedId: x.id, reason: 'account-link' }),
+      )
+    const before = await receiptRowsOf(db, y.id)
+    const res = await post('/scans', { barcode: x.card, receipt: r })
+    expect(res.status).toBe(200)
+    const text = await res.text()
+    expect(JSON.parse(text)).toEqual({
+      customer: {
+        id: y.id,
+        displayName: 'Sato H.',
+        tier: 'regular',
+        points: 430,
+        coupons: expect.arrayContaining([
+          expect.objectContaining({ code: xCoupon }),
+          expect.objectContaining({ code: yCoupon }),
+        ]),
+      },
+      purchase: { ...answer.purchase, replayed: true },
+    })
+    expect(text).not.toContain(x.id)
+    expect(await receiptRowsOf(db, y.id)).toEqual(before)
   })
 })
