@@ -145,9 +145,11 @@ export type ScanCoupon = {
 export type ScanResponse = {
   customer: {
     id: string
+    /** null for a scanned coupon too: a coupon is no proof of who holds it. */
     displayName: string | null
     tier: string
-    points: number
+    /** The balance; null for a scanned coupon (as displayName). */
+    points: number | null
     coupons: ScanCoupon[]
   }
   purchase?: {
@@ -157,8 +159,8 @@ export type ScanResponse = {
     pointsUsed: number
     /** The coupons the sale used (listed, or scanned as the barcode), in code order. */
     couponsUsed: string[]
-    /** The balance after this purchase. */
-    points: number
+    /** The balance after this purchase; null for a scanned coupon (as customer.points). */
+    points: number | null
     replayed: boolean
   }
 }

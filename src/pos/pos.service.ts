@@ -47,7 +47,8 @@ const busy = (cause: unknown) => new AppError('UNAVAILABLE', BUSY, { cause })
  * times in all, and then answers 503 "busy, scan again"; the follow-up and menus are queued once,
  * after the commit.
  * A coupon code names its owner but is no proof of who is at the register (shoppers pass coupons
- * on): a member found by one is shown with that coupon alone (couponScanAnswer), and the receipt
+ * on): a member found by one is shown with that coupon alone, without name or points
+ * (couponScanAnswer), and the receipt
  * may use it and nothing else of theirs, not their points nor another coupon (a 403 naming the
  * field: couponScanRefusal).
  */
@@ -103,12 +104,16 @@ export async function scanMember(
 
 /**
  * The answer to a scan of a coupon (`via`) shows that coupon alone of its owner's: the codes of
- * the others would let whoever holds one coupon use them all.
+ * the others would let whoever holds one coupon use them all. Nor does it show the owner's name
+ * or points balance (the customer's, nor the purchase's balance after the sale): whoever holds
+ * the coupon may not be its owner.
  */
 function couponScanAnswer(answer: ScanResponse, via: ScanVia, code: string): ScanResponse {
   if (via !== 'coupon') return answer
   const coupons = answer.customer.coupons.filter((coupon) => coupon.code === code)
-  return { ...answer, customer: { ...answer.customer, coupons } }
+  const customer = { ...answer.customer, displayName: null, points: null, coupons }
+  const purchase = answer.purchase && { ...answer.purchase, points: null }
+  return { ...answer, customer, ...(purchase ? { purchase } : {}) }
 }
 
 /**

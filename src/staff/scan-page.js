@@ -72,10 +72,18 @@
     return json
   }
 
+  /**
+   * A coupon is no proof of who holds it: found by one, the API gives no name and no balance, and
+   * the page says whom it shows instead.
+   */
+  const COUPON_HOLDER = 'クーポン利用者 / Coupon holder'
+
   function showMember(customer) {
-    $('member-name').textContent = customer.displayName ?? '（名前なし / no name）'
+    const noName = byCoupon ? COUPON_HOLDER : '（名前なし / no name）'
+    $('member-name').textContent = customer.displayName ?? noName
     $('member-tier').textContent = customer.tier
-    $('member-points').textContent = `${customer.points.toLocaleString('ja-JP')} pt`
+    $('member-points').textContent =
+      customer.points === null ? '—' : `${customer.points.toLocaleString('ja-JP')} pt`
     const list = $('member-coupons')
     const select = $('coupon')
     list.replaceChildren()
@@ -97,7 +105,8 @@
     // Found by a coupon, the receipt can use that coupon and nothing else (the API refuses
     // points and other coupons with a 403): points stay 0, the coupon is fixed, the page says why.
     const points = $('points-used')
-    points.max = String(customer.points)
+    if (customer.points === null) points.removeAttribute('max')
+    else points.max = String(customer.points)
     points.disabled = byCoupon
     select.disabled = byCoupon
     $('coupon-scan').hidden = !byCoupon
@@ -180,6 +189,9 @@
     if (!current) return
     const form = new FormData(receiptForm)
     const coupon = String(form.get('coupon') ?? '')
+    // This receipt's member as named if another scan comes before its answer (found by a coupon:
+    // no name is given).
+    const holder = byCoupon ? COUPON_HOLDER : ''
     const button = receiptForm.querySelector('button[type=submit]')
     button.disabled = true
     result.replaceChildren()
@@ -205,14 +217,19 @@
     const strong = document.createElement('strong')
     strong.textContent = `+${p.pointsEarned.toLocaleString('ja-JP')} pt`
     heading.append(
-      stale ? `${body.customer.displayName ?? ''}: ` : '',
+      stale ? `${body.customer.displayName ?? holder}: ` : '',
       p.replayed ? '登録済み / Already recorded: ' : '登録しました / Recorded: ',
       strong,
     )
     const balance = document.createElement('p')
     const coupons =
       p.couponsUsed.length > 0 ? `, クーポン / coupon ${p.couponsUsed.join(', ')}` : ''
-    balance.textContent = `新しい残高 / New balance: ${p.points.toLocaleString('ja-JP')} pt (使用 / used ${p.pointsUsed} pt${coupons}, 合計 / total ${p.total.toLocaleString('ja-JP')}円)`
+    const used = `使用 / used ${p.pointsUsed} pt${coupons}, 合計 / total ${p.total.toLocaleString('ja-JP')}円`
+    // A coupon's receipt is answered without the balance (whose it is, is not known).
+    balance.textContent =
+      p.points === null
+        ? used
+        : `新しい残高 / New balance: ${p.points.toLocaleString('ja-JP')} pt (${used})`
     result.replaceChildren(heading, balance)
     if (stale) return
     receiptForm.reset()

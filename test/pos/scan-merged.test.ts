@@ -85,14 +85,16 @@ describe('POST /api/pos/scans without a receipt, for a card held by a merged cus
       for (const [kind, barcode] of Object.entries(barcodes)) {
         const res = await post({ barcode })
         expect(res.status, `${kind} after ${hops}`).toBe(200)
-        // A coupon scan shows that coupon alone: the survivor's own is not shown for it.
-        const coupons = kind === 'coupon' ? [] : [expect.objectContaining({ code: survivorCoupon })]
+        // A coupon scan shows that coupon alone (the survivor's own is not shown for it), and
+        // neither name nor points.
+        const byCoupon = kind === 'coupon'
+        const coupons = byCoupon ? [] : [expect.objectContaining({ code: survivorCoupon })]
         expect(await res.json(), `${kind} after ${hops}`).toEqual({
           customer: {
             id: survivorId,
-            displayName: `Survivor ${hops - 1}`,
+            displayName: byCoupon ? null : `Survivor ${hops - 1}`,
             tier: 'regular',
-            points: 120,
+            points: byCoupon ? null : 120,
             coupons,
           },
         })

@@ -268,7 +268,7 @@ describe('GET /staff/scan in Chromium', () => {
     expect(await page.locator('#barcode').inputValue()).toBe('')
   })
 
-  it("looks a member up by a coupon: that coupon alone, no points, and never the member's card", async () => {
+  it("looks a member up by a coupon: that coupon alone, no points, and never the member's card, name or balance", async () => {
     const member = await makeCustomer(db, { displayName: 'Kudo Rin', points: 300 })
     const coupon = await makeCoupon(db, member.id)
     const kept = await makeCoupon(db, member.id)
@@ -293,7 +293,12 @@ describe('GET /staff/scan in Chromium', () => {
     page.on('response', listen)
     try {
       await scanCard(coupon.toLowerCase())
-      await expect.poll(() => page.locator('#member-name').textContent()).toBe('Kudo Rin')
+      // A coupon is no proof of who holds it: no name, no balance, a neutral label instead.
+      await expect
+        .poll(() => page.locator('#member-name').textContent())
+        .toBe('クーポン利用者 / Coupon holder')
+      expect(await page.locator('#member-points').textContent()).toBe('—')
+      expect(await page.content()).not.toContain('Kudo Rin')
       // The coupon scanned is all that shows of the member's coupons; the receipt uses it, with
       // no points and no other coupon to choose, and the page says to scan the member card.
       expect(await page.locator('#member-coupons').textContent()).toContain(coupon)
@@ -329,6 +334,10 @@ describe('GET /staff/scan in Chromium', () => {
       await page.getByRole('button', { name: /Record/ }).click()
       await expect.poll(() => page.locator('#result').textContent()).toContain('3,000円')
       expect(await page.locator('#result').textContent()).toContain(`coupon ${coupon}`)
+      // The balance after the sale (330 pt) is the member's: not shown for a coupon.
+      expect(await page.locator('#result').textContent()).not.toContain('330 pt')
+      expect(await page.locator('#result').textContent()).not.toContain('New balance')
+      expect(await page.content()).not.toContain('Kudo Rin')
       expect(await page.locator('#alert').textContent()).toBe('')
       await expect.poll(() => page.locator('#receipt-form').isHidden()).toBe(true)
       const rows = await purchases()
@@ -342,6 +351,8 @@ describe('GET /staff/scan in Chromium', () => {
       for (const answer of answers) {
         expect(answer).not.toContain(member.card)
         expect(answer).not.toContain(kept)
+        expect(answer).not.toContain('Kudo Rin')
+        expect(JSON.parse(answer).customer?.points ?? null).toBeNull()
       }
     } finally {
       page.off('response', listen)
@@ -350,6 +361,8 @@ describe('GET /staff/scan in Chromium', () => {
     // The member card shows everything again, and may use points and any coupon.
     await scanCard(member.card)
     await expect.poll(() => page.getByLabel(/Points to use/).isDisabled()).toBe(false)
+    expect(await page.locator('#member-name').textContent()).toBe('Kudo Rin')
+    expect(await page.locator('#member-points').textContent()).toBe('330 pt')
     expect(await page.getByLabel(/Coupon/).isDisabled()).toBe(false)
     expect(await page.locator('#member-coupons').textContent()).toContain(kept)
     expect(await page.locator('#coupon-scan').isHidden()).toBe(true)
