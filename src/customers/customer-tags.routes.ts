@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import { requireKey } from '../auth/require-key.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { AppEnv } from '../platform/http.ts'
-import { decodeUrlPart } from '../platform/input.ts'
+import { pathPartOf } from '../platform/input.ts'
 import { changeCustomerTags, getCustomerTags } from './customer-tag.service.ts'
 import { parseTag, type TagUse } from './tag-values.ts'
 
@@ -29,10 +29,10 @@ export function customerTagRoutes(deps: Pick<Deps, 'db'>) {
 }
 
 /**
- * The path's `:tag` (its last segment), decoded strictly (decodeUrlPart): Hono's param keeps a
+ * The path's `:tag` (its last segment), decoded strictly (pathPartOf): Hono's param keeps a
  * segment that does not decode as it came (`%E0%A4%A`), which was then stored as the tag
  * `%e0%a4%a`.
  */
 function tagOfPath(url: string, use: TagUse): string {
-  return parseTag(decodeUrlPart(new URL(url).pathname.split('/').at(-1) ?? '', 'tag'), 'tag', use)
+  return parseTag(pathPartOf(url, -1, 'tag'), 'tag', use)
 }

@@ -78,6 +78,15 @@ export function decodeUrlPart(raw: string, field: string): string {
 }
 
 /**
+ * A segment of `url`'s path counted from its end (`at`: -1 the last, -2 the one before), decoded
+ * once and strictly (decodeUrlPart, 400 naming `field`). For a path param Hono would keep as it
+ * came when it does not decode; decoding Hono's param again would misread an id holding "%".
+ */
+export function pathPartOf(url: string, at: number, field: string): string {
+  return decodeUrlPart(new URL(url).pathname.split('/').at(at) ?? '', field)
+}
+
+/**
  * The query parameter `name` of `url` (its first, as Hono's `c.req.query`), `+` read as a space
  * as Hono reads it, decoded by decodeUrlPart (400 naming `name`); undefined when absent.
  */

@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { type KeyEnv, requireKey } from '../auth/require-key.ts'
 import { AppError } from '../platform/errors.ts'
-import { jsonInput, parseInput } from '../platform/input.ts'
+import { jsonInput, parseInput, pathPartOf } from '../platform/input.ts'
 import { findStoreCodeById } from './pos.repo.ts'
 import { scanBodySchema, voidParamsSchema } from './pos.schemas.ts'
 import { type PosDeps, type PosStore, scan, voidReceipt } from './pos.service.ts'
@@ -34,8 +34,16 @@ export function posRoutes(deps: PosDeps) {
   // Takes a recorded receipt back (a return at the register, a mistake): see voidPurchase.
   app.post('/receipts/:receiptId/void', requireKey(deps.db, 'pos'), async (c) => {
     const store = await storeOf(c.get('caller').storeId)
-    const params = parseInput(voidParamsSchema, { receiptId: c.req.param('receiptId') })
+    const params = parseInput(voidParamsSchema, { receiptId: voidPathReceiptId(c.req.url) })
     return c.json(await voidReceipt(deps, store, params.receiptId), 200)
   })
   return app
+}
+
+/**
+ * The `:receiptId` of a `…/receipts/:receiptId/void` path, decoded once and strictly: one that is
+ * not percent-encoded UTF-8 (`%E0%A4%A`) is a 400 naming receiptId, not a lookup of it as typed.
+ */
+export function voidPathReceiptId(url: string): string {
+  return pathPartOf(url, -2, 'receiptId')
 }

@@ -147,6 +147,20 @@ describe('POST /api/pos/receipts/:receiptId/void', () => {
     expect(await snapshot(c.id)).toEqual(before)
   })
 
+  it('voids a receipt whose id holds "%" or "/": the path is decoded once', async () => {
+    const c = await makeCustomer(db, { points: 10 })
+    for (const id of [`R-${randomUUID()}-100%`, `R/${randomUUID()}%2F1`]) {
+      const r = receipt({ id })
+      const purchase = await scanReceipt(c.card, r)
+      const res = await voidReceipt(id)
+      expect(res.status, id).toBe(200)
+      expect(((await res.json()) as VoidedPurchase).purchase, id).toMatchObject({
+        id: purchase.id,
+        receiptId: id,
+      })
+    }
+  })
+
   it('answers 400 naming receiptId, 401 without a key, 403 without scope pos', async () => {
     const c = await makeCustomer(db)
     const r = receipt()
@@ -161,6 +175,17 @@ describe('POST /api/pos/receipts/:receiptId/void', () => {
     const blank = await voidReceipt('   ')
     expect(blank.status).toBe(400)
     expect((await errorOf(blank)).message).toContain('receiptId')
+
+    // A path piece that is not percent-encoded UTF-8 names no receipt: 400, not 404 "no receipt".
+    for (const bad of ['%E0%A4%A', '%80', 'R%', `${encodeURIComponent(r.id)}%FF`]) {
+      const res = await post(`/receipts/${bad}/void`, {})
+      expect(res.status, bad).toBe(400)
+      const problem = await errorOf(res)
+      expect(problem.code, bad).toBe('BAD_REQUEST')
+      expect(problem.details, bad).toEqual([
+        { field: 'receiptId', message: 'not valid percent-encoded UTF-8' },
+      ])
+    }
 
     expect((await voidReceipt(r.id, null)).status).toBe(401)
     const importer = await makeStoreKey(db, ['import'])
