@@ -88,6 +88,18 @@ function checkReceiptSums(
       message: `is more than the lines add up to with 10% tax (${worth})`,
     })
   }
+  checkPointsWorth(r, ctx, worth)
+}
+
+/**
+ * Points pay for part of the sale, never more than its lines are worth with tax (receiptSchema's
+ * rule, and the staff page's when lines are listed).
+ */
+export function checkPointsWorth(
+  r: { lines: { quantity: number; unitPrice: number }[]; pointsUsed: number },
+  ctx: z.RefinementCtx,
+  worth = linesWorth(r.lines),
+): void {
   if (r.pointsUsed > worth) {
     ctx.addIssue({
       code: 'custom',

@@ -35,6 +35,14 @@ function login(apiKey: string, origin = base) {
     redirect: 'manual',
   })
 }
+const pointsOf = async (customerId: string) =>
+  (
+    await db
+      .selectFrom('customer')
+      .select('points')
+      .where('id', '=', customerId)
+      .executeTakeFirstOrThrow()
+  ).points
 function scan(body: unknown, headers: Record<string, string> = {}) {
   return fetch(`${base}/staff/scan`, {
     method: 'POST',
@@ -140,6 +148,48 @@ describe('POST /staff/scan', () => {
     })
     expect(res.status).toBe(200)
     expect(((await res.json()) as ScanResponse).purchase).toMatchObject({ total: 3_000 })
+  })
+
+  it('refuses points above the total, or above the lines listed, with 400 naming receipt.pointsUsed, and writes nothing', async () => {
+    const c = await makeCustomer(db, { points: 10_000 })
+    const at = new Date().toISOString()
+    const mug = { sku: 'MUG-1', quantity: 1, unitPrice: 500 }
+    for (const [receipt, message] of [
+      // A mistyped 5000 for 500 would drain the balance.
+      [{ total: 500, pointsUsed: 5_000 }, 'is more than the total (500)'],
+      [{ total: 500, pointsUsed: 501, lines: [mug] }, 'is more than the total (500)'],
+      // Lines listed bound the points as the register API does (500 yen + 10% tax).
+      [{ total: 3_000, pointsUsed: 600, lines: [mug] }, 'is more than the lines are worth'],
+    ] as const) {
+      const res = await scan({
+        barcode: c.card,
+        receipt: { id: `R-${randomUUID()}`, purchasedAt: at, ...receipt },
+      })
+      expect(res.status, message).toBe(400)
+      const error = await errorOf(res)
+      expect(error.message).toContain(`receipt.pointsUsed: ${message}`)
+      expect(error.details).toEqual([
+        { field: 'receipt.pointsUsed', message: expect.stringContaining(message) },
+      ])
+    }
+    const none = await db
+      .selectFrom('purchase')
+      .select('id')
+      .where('customer_id', '=', c.id)
+      .execute()
+    expect(none).toEqual([])
+    expect(await pointsOf(c.id)).toBe(10_000)
+    // Points up to the total, and up to the lines' worth, are taken.
+    for (const receipt of [
+      { total: 500, pointsUsed: 500 },
+      { total: 3_000, pointsUsed: 550, lines: [mug] },
+    ]) {
+      const res = await scan({
+        barcode: c.card,
+        receipt: { id: `R-${randomUUID()}`, purchasedAt: at, ...receipt },
+      })
+      expect(res.status).toBe(200)
+    }
   })
 
   it('gives the member card to record against for a card, never for a coupon', async () => {
