@@ -37,19 +37,22 @@
   function showAlert(text) {
     alertBox.textContent = text
   }
-  function showError(status, message) {
-    const title = TITLES[status] ?? `エラー / Error ${status}`
+  function showError(status, message, titles = TITLES) {
+    const title = titles[status] ?? `エラー / Error ${status}`
     showAlert(`${title} (${status}): ${message}`)
   }
   const clearError = () => {
     alertBox.textContent = ''
   }
 
-  /** POSTs to the same-origin staff endpoint; the session cookie authenticates. */
-  async function post(body) {
+  /**
+   * POSTs to a same-origin staff endpoint (`scan` unless said); the session cookie authenticates.
+   * `titles` names the error statuses for what was asked.
+   */
+  async function post(body, url = 'scan', titles = TITLES) {
     let res
     try {
-      res = await fetch('scan', {
+      res = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(body),
@@ -64,7 +67,7 @@
     }
     const json = await res.json().catch(() => ({}))
     if (!res.ok) {
-      showError(res.status, json?.error?.message ?? res.statusText)
+      showError(res.status, json?.error?.message ?? res.statusText, titles)
       if (res.status === 401) setTimeout(() => location.reload(), 1500)
       return null
     }
@@ -189,6 +192,8 @@
     if (!current) return
     const form = new FormData(receiptForm)
     const coupon = String(form.get('coupon') ?? '')
+    const receiptId = String(form.get('receiptId') ?? '').trim()
+    const barcode = current
     // This receipt's member as named if another scan comes before its answer (found by a coupon:
     // no name is given).
     const holder = byCoupon ? COUPON_HOLDER : ''
@@ -197,9 +202,9 @@
     result.replaceChildren()
     const seq = ++latest
     const body = await post({
-      barcode: current,
+      barcode,
       receipt: {
-        id: String(form.get('receiptId') ?? '').trim(),
+        id: receiptId,
         purchasedAt: new Date().toISOString(),
         total: Number(form.get('total')),
         pointsUsed: Number(form.get('pointsUsed') || 0),
@@ -230,11 +235,42 @@
       p.points === null
         ? used
         : `新しい残高 / New balance: ${p.points.toLocaleString('ja-JP')} pt (${used})`
-    result.replaceChildren(heading, balance)
+    // Taken back from here (a total typed with an extra zero, a return): the member on screen is
+    // this receipt's unless another card was scanned before its answer.
+    const undo = document.createElement('button')
+    undo.type = 'button'
+    undo.className = 'secondary'
+    undo.textContent = 'このレシートを取り消す / Void this receipt'
+    undo.addEventListener('click', () => voidReceipt(receiptId, stale ? null : barcode))
+    result.replaceChildren(heading, balance, undo)
     if (stale) return
     receiptForm.reset()
     barcodeInput.focus()
   })
+
+  const VOID_TITLES = { ...TITLES, 404: 'レシートが見つかりません / Unknown receipt' }
+
+  /**
+   * Voids a receipt of this store, once staff confirm; then looks `barcode` up again (the member
+   * whose receipt it was, if still on screen) for their balance after it.
+   */
+  async function voidReceipt(receiptId, barcode) {
+    if (!window.confirm(`レシート ${receiptId} を取り消しますか？ / Void receipt ${receiptId}?`)) {
+      return
+    }
+    const seq = ++latest
+    const path = `receipts/${encodeURIComponent(receiptId)}/void`
+    const body = await post({}, path, VOID_TITLES)
+    if (!body) return
+    const r = body.purchase.pointsReversed
+    const unrecovered = r.unrecovered > 0 ? `, 回収できず / unrecovered ${r.unrecovered} pt` : ''
+    const done = document.createElement('p')
+    const earned = `付与の取消 / earned taken back ${r.earned} pt`
+    const used = `使用の返却 / used returned ${r.used} pt`
+    done.textContent = `取り消しました / Voided: ${receiptId} (${earned}, ${used}${unrecovered})`
+    if (barcode && seq === latest) await lookUp(barcode)
+    result.replaceChildren(done)
+  }
 
   // Camera scanning where the browser can decode EAN-13 itself (Chrome on Android, macOS).
   const cameraButton = $('camera')

@@ -10,8 +10,9 @@ import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import type { AppEnv } from '../platform/http.ts'
 import { jsonInput, parseInput } from '../platform/input.ts'
-import { POS_MAX_BYTES } from '../pos/pos.routes.ts'
-import { scanMember } from '../pos/pos.service.ts'
+import { POS_MAX_BYTES, voidPathReceiptId } from '../pos/pos.routes.ts'
+import { voidParamsSchema } from '../pos/pos.schemas.ts'
+import { scanMember, voidReceipt } from '../pos/pos.service.ts'
 import { loginPage, scanPage } from './staff.pages.ts'
 import { endStaffSession, findStoreById } from './staff.repo.ts'
 import { staffLoginSchema, staffScanSchema } from './staff.schemas.ts'
@@ -43,7 +44,8 @@ const securityHeaders = createMiddleware<AppEnv>(async (c, next) => {
 
 /**
  * Staff pages at `/staff`: log in with a store's POS key, then scan member cards and record
- * receipts through the same service as `POST /api/pos/scans`. The key is checked once and
+ * receipts through the same service as `POST /api/pos/scans` (and void one, as
+ * `POST /api/pos/receipts/:receiptId/void`). The key is checked once and
  * replaced by a signed, HttpOnly, SameSite=Strict session cookie; every POST must also come
  * from this origin (CSRF). Relative URLs keep the pages working under the mount path.
  */
@@ -70,6 +72,12 @@ export function staffRoutes(deps: StaffDeps) {
   })
   const sessionOf = (c: Context<AppEnv>) =>
     verifyStaffSession(deps.db, getCookie(c, STAFF_COOKIE), deps.clock.now())
+  /** The logged-in session's store, for a request that needs one: 401 without a session. */
+  const storeOf = async (c: Context<AppEnv>) => {
+    const session = await sessionOf(c)
+    if (!session) throw new AppError('UNAUTHORIZED', 'your staff session ended: log in again')
+    return { id: session.storeId, code: session.storeCode }
+  }
   const publicUrl = deps.env.PUBLIC_BASE_URL ? new URL(deps.env.PUBLIC_BASE_URL) : undefined
   const publicHttps = publicUrl?.protocol === 'https:' ? publicUrl.host : undefined
   const cookieOptions = (c: Context<AppEnv>) => {
@@ -105,45 +113,56 @@ export function staffRoutes(deps: StaffDeps) {
     return session
   }
 
-  return new Hono<AppEnv>()
-    .use(securityHeaders)
-    .get('/', (c) => c.redirect(`${basePath(c).replace(/\/$/, '')}/scan`))
-    .get('/scan.js', (c) => c.body(SCRIPT, 200, { 'content-type': 'text/javascript' }))
-    .get('/scan', async (c) => {
-      const session = await sessionOf(c)
-      return c.html(session ? scanPage(session) : loginPage())
-    })
-    .post('/login', sameOrigin, formLimit, async (c) => {
-      // A body that is not a form reads as an empty one: "enter the key", not a 500.
-      const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>)
-      try {
-        await logIn(c, body.key)
-      } catch (error) {
-        if (!(error instanceof AppError)) throw error
-        return c.html(loginPage(error.message), error.status)
-      }
-      return c.redirect('scan', 303)
-    })
-    .post('/logout', sameOrigin, formLimit, async (c) => {
-      // Deleting the cookie alone would leave any copy of it working until it expires.
-      const session = await sessionOf(c)
-      if (session) {
-        await endStaffSession(deps.db, session.sessionId, session.expiresAt, deps.clock.now())
-      }
-      deleteCookie(c, STAFF_COOKIE, cookieOptions(c))
-      return c.redirect('scan', 303)
-    })
-    .post('/scan', sameOrigin, async (c) => {
-      const session = await sessionOf(c)
-      if (!session) throw new AppError('UNAUTHORIZED', 'your staff session ended: log in again')
-      const body = await jsonInput(c, staffScanSchema, POS_MAX_BYTES)
-      const store = { id: session.storeId, code: session.storeCode }
-      const { answer, via } = await scanMember(deps, store, body)
-      if (body.receipt) return c.json(answer, 200)
-      // What the page records the member's receipts against: their member card when a card was
-      // scanned (a legacy card's receipt goes to the member card). A coupon is no proof of who is
-      // at the register: the page then records against the coupon, which allows only itself.
-      const card = via === 'coupon' ? null : await memberCardNumberOf(deps.db, answer.customer.id)
-      return c.json({ ...answer, card, via }, 200)
-    })
+  return (
+    new Hono<AppEnv>()
+      .use(securityHeaders)
+      .get('/', (c) => c.redirect(`${basePath(c).replace(/\/$/, '')}/scan`))
+      .get('/scan.js', (c) => c.body(SCRIPT, 200, { 'content-type': 'text/javascript' }))
+      .get('/scan', async (c) => {
+        const session = await sessionOf(c)
+        return c.html(session ? scanPage(session) : loginPage())
+      })
+      .post('/login', sameOrigin, formLimit, async (c) => {
+        // A body that is not a form reads as an empty one: "enter the key", not a 500.
+        const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>)
+        try {
+          await logIn(c, body.key)
+        } catch (error) {
+          if (!(error instanceof AppError)) throw error
+          return c.html(loginPage(error.message), error.status)
+        }
+        return c.redirect('scan', 303)
+      })
+      .post('/logout', sameOrigin, formLimit, async (c) => {
+        // Deleting the cookie alone would leave any copy of it working until it expires.
+        const session = await sessionOf(c)
+        if (session) {
+          await endStaffSession(deps.db, session.sessionId, session.expiresAt, deps.clock.now())
+        }
+        deleteCookie(c, STAFF_COOKIE, cookieOptions(c))
+        return c.redirect('scan', 303)
+      })
+      .post('/scan', sameOrigin, async (c) => {
+        const store = await storeOf(c)
+        const body = await jsonInput(c, staffScanSchema, POS_MAX_BYTES)
+        const { answer, via } = await scanMember(deps, store, body)
+        if (body.receipt) return c.json(answer, 200)
+        // What the page records the member's receipts against: their member card when a card was
+        // scanned (a legacy card's receipt goes to the member card). A coupon is no proof of who is
+        // at the register: the page then records against the coupon, which allows only itself.
+        const card = via === 'coupon' ? null : await memberCardNumberOf(deps.db, answer.customer.id)
+        return c.json({ ...answer, card, via }, 200)
+      })
+      // A receipt of this store taken back (a mistyped total, a return), as the register API's void.
+      // The answer says what the void did, not the member's balance: the receipt may have been
+      // recorded against a coupon, which shows no balance.
+      .post('/receipts/:receiptId/void', sameOrigin, async (c) => {
+        const store = await storeOf(c)
+        const { receiptId } = parseInput(voidParamsSchema, {
+          receiptId: voidPathReceiptId(c.req.url),
+        })
+        const { purchase } = await voidReceipt(deps, store, receiptId)
+        return c.json({ purchase }, 200)
+      })
+  )
 }

@@ -6,6 +6,7 @@ import {
   makeCoupon,
   makeCustomer,
   makeStoreKey,
+  pointsOf,
   postPos,
   receipt,
 } from '../purchases/fixtures.ts'
@@ -30,9 +31,6 @@ afterAll(async () => {
 })
 
 const post = (body: unknown) => postPos(k.baseUrl, '/scans', body, key)
-const pointsOf = async (id: string) =>
-  (await db.selectFrom('customer').select('points').where('id', '=', id).executeTakeFirstOrThrow())
-    .points
 
 /** An owner with points, a member card, and two coupons: one passed on, one kept. */
 async function owner() {
@@ -108,7 +106,7 @@ describe('POST /api/pos/scans with a coupon as the barcode', () => {
       // The balance after the sale (580) is the owner's too: not said to the coupon's holder.
       expect(body.purchase).toMatchObject({ pointsUsed: 0, couponsUsed: [coupon], points: null })
       expect(body.customer).toMatchObject({ displayName: null, points: null })
-      expect(await pointsOf(c.id)).toBe(580)
+      expect(await pointsOf(db, c.id)).toBe(580)
       // The scanned coupon is used now: no coupon is left to show.
       expect(body.customer.coupons).toEqual([])
       expect(text).not.toContain('Sato')

@@ -40,6 +40,16 @@ export async function makeCustomer(
   return { id: customer.id, card }
 }
 
+/** A customer's points balance as stored. */
+export async function pointsOf(db: Db, customerId: string): Promise<number> {
+  const row = await db
+    .selectFrom('customer')
+    .select('points')
+    .where('id', '=', customerId)
+    .executeTakeFirstOrThrow()
+  return row.points
+}
+
 export async function makeCoupon(
   db: Db,
   customerId: string,

@@ -9,6 +9,7 @@ import {
   makeStoreKey,
   memberCardNumber,
   misread,
+  pointsOf,
   printedCardNumber,
 } from '../purchases/fixtures.ts'
 import { launchChromium } from '../support/browser.ts'
@@ -366,6 +367,57 @@ describe('GET /staff/scan in Chromium', () => {
     expect(await page.getByLabel(/Coupon/).isDisabled()).toBe(false)
     expect(await page.locator('#member-coupons').textContent()).toContain(kept)
     expect(await page.locator('#coupon-scan').isHidden()).toBe(true)
+  })
+
+  it('refuses points above the total with the reason, and voids the receipt just recorded', async () => {
+    const member = await makeCustomer(db, { displayName: 'Mori Aoi', points: 10_000 })
+    const purchases = () =>
+      db
+        .selectFrom('purchase')
+        .select(['external_id', 'total', 'voided_at'])
+        .where('customer_id', '=', member.id)
+        .execute()
+    const points = () => pointsOf(db, member.id)
+    await scanCard(member.card)
+    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Mori Aoi')
+    await page.locator('#receipt-form:not([aria-busy])').waitFor()
+
+    // 5000 points typed for a 500 yen sale: within the balance, refused by the server.
+    const receiptId = `R-${randomUUID()}`
+    await page.getByLabel(/Receipt id/).fill(receiptId)
+    await page.getByLabel(/Total/).fill('500')
+    await page.getByLabel(/Points to use/).fill('5000')
+    await page.getByRole('button', { name: /Record/ }).click()
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('(400)')
+    expect(await page.getByRole('alert').textContent()).toContain(
+      'receipt.pointsUsed: is more than the total (500)',
+    )
+    expect(await purchases()).toEqual([])
+
+    // A total typed with an extra zero is recorded; staff take it back from the page.
+    await page.getByLabel(/Points to use/).fill('0')
+    await page.getByLabel(/Total/).fill('50000')
+    await page.getByRole('button', { name: /Record/ }).click()
+    const status = page.getByRole('status')
+    await expect.poll(() => status.textContent()).toContain('+500 pt')
+    expect(await points()).toBe(10_500)
+    const dialogs: string[] = []
+    page.once('dialog', async (dialog) => {
+      dialogs.push(dialog.message())
+      await dialog.accept()
+    })
+    await page.getByRole('button', { name: /Void this receipt/ }).click()
+    await expect.poll(() => status.textContent()).toContain(`Voided: ${receiptId}`)
+    expect(dialogs).toEqual([expect.stringContaining(receiptId)])
+    expect(await status.textContent()).toContain('earned taken back 500 pt')
+    expect(await page.getByRole('button', { name: /Void this receipt/ }).count()).toBe(0)
+    expect(await purchases()).toEqual([
+      { external_id: receiptId, total: 50_000, voided_at: expect.any(Date) },
+    ])
+    expect(await points()).toBe(10_000)
+    // The member on screen shows the balance after the void.
+    await expect.poll(() => page.locator('#member-points').textContent()).toBe('10,000 pt')
+    expect(await page.locator('#alert').textContent()).toBe('')
   })
 
   it('logs out: the session cookie is gone and the login form is back', async () => {

@@ -6,7 +6,14 @@ import type { Database } from '../../src/platform/db.ts'
 import { type AppEnv, onError } from '../../src/platform/http.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import { staffRoutes } from '../../src/staff/staff.routes.ts'
-import { makeCoupon, makeCustomer, makeStoreKey } from '../purchases/fixtures.ts'
+import {
+  makeCoupon,
+  makeCustomer,
+  makeStoreKey,
+  pointsOf,
+  receipt as posReceipt,
+  postPos,
+} from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna, testEnv } from '../support/harness.ts'
 
 let k: TestKizuna
@@ -35,14 +42,19 @@ function login(apiKey: string, origin = base) {
     redirect: 'manual',
   })
 }
-const pointsOf = async (customerId: string) =>
-  (
-    await db
-      .selectFrom('customer')
-      .select('points')
-      .where('id', '=', customerId)
-      .executeTakeFirstOrThrow()
-  ).points
+function voidReceipt(receiptId: string, headers: Record<string, string> = {}, raw = false) {
+  const id = raw ? receiptId : encodeURIComponent(receiptId)
+  return fetch(`${base}/staff/receipts/${id}/void`, {
+    method: 'POST',
+    headers: { origin: base, cookie, ...headers },
+  })
+}
+const purchaseOf = (receiptId: string) =>
+  db
+    .selectFrom('purchase')
+    .select(['id', 'voided_at'])
+    .where('external_id', '=', receiptId)
+    .executeTakeFirstOrThrow()
 function scan(body: unknown, headers: Record<string, string> = {}) {
   return fetch(`${base}/staff/scan`, {
     method: 'POST',
@@ -178,7 +190,7 @@ describe('POST /staff/scan', () => {
       .where('customer_id', '=', c.id)
       .execute()
     expect(none).toEqual([])
-    expect(await pointsOf(c.id)).toBe(10_000)
+    expect(await pointsOf(db, c.id)).toBe(10_000)
     // Points up to the total, and up to the lines' worth, are taken.
     for (const receipt of [
       { total: 500, pointsUsed: 500 },
@@ -274,6 +286,75 @@ describe('POST /staff/scan', () => {
     const res = await scan({ barcode: '' })
     expect(res.status).toBe(400)
     expect((await errorOf(res)).message).toContain('barcode')
+  })
+})
+
+describe('POST /staff/receipts/:receiptId/void', () => {
+  async function recorded(points = 0) {
+    const c = await makeCustomer(db, { points })
+    const id = `R-${randomUUID()}/1`
+    const res = await scan({
+      barcode: c.card,
+      receipt: { id, purchasedAt: new Date().toISOString(), total: 5_000 },
+    })
+    expect(res.status).toBe(200)
+    return { c, id }
+  }
+
+  it("voids a receipt of the session's store: its points taken back, and again answers the same", async () => {
+    const { c, id } = await recorded(10)
+    expect(await pointsOf(db, c.id)).toBe(60)
+    const res = await voidReceipt(id)
+    expect(res.status).toBe(200)
+    const body = await res.json()
+    expect(body).toEqual({
+      purchase: {
+        id: (await purchaseOf(id)).id,
+        receiptId: id,
+        voidedAt: expect.any(String),
+        pointsReversed: { earned: 50, used: 0, unrecovered: 0 },
+        couponsRestored: [],
+      },
+    })
+    expect((await purchaseOf(id)).voided_at).not.toBeNull()
+    expect(await pointsOf(db, c.id)).toBe(10)
+    const again = await voidReceipt(id)
+    expect(again.status).toBe(200)
+    expect(await again.json()).toEqual(body)
+    expect(await pointsOf(db, c.id)).toBe(10)
+  })
+
+  it("answers 404 for a receipt unknown at the session's store, another store's included, and voids nothing", async () => {
+    const unknown = await voidReceipt(`R-${randomUUID()}`)
+    expect(unknown.status).toBe(404)
+    expect((await errorOf(unknown)).message).toContain('check the receipt number')
+    const other = await makeStoreKey(db)
+    const c = await makeCustomer(db)
+    const r = posReceipt()
+    expect((await postPos(base, '/scans', { barcode: c.card, receipt: r }, other.key)).status).toBe(
+      200,
+    )
+    expect((await voidReceipt(r.id)).status).toBe(404)
+    expect((await purchaseOf(r.id)).voided_at).toBeNull()
+  })
+
+  it('answers 400 naming receiptId for a path that does not decode, 401 without a session, 403 from another origin, and voids nothing', async () => {
+    const { id } = await recorded()
+    const bad = await voidReceipt('%E0%A4%A', {}, true)
+    expect(bad.status).toBe(400)
+    expect((await errorOf(bad)).details).toEqual([
+      { field: 'receiptId', message: 'not valid percent-encoded UTF-8' },
+    ])
+    const noSession = await voidReceipt(id, { cookie: '' })
+    expect(noSession.status).toBe(401)
+    expect((await errorOf(noSession)).message).toContain('log in again')
+    expect((await voidReceipt(id, { origin: 'https://evil.example' })).status).toBe(403)
+    const noOrigin = await fetch(`${base}/staff/receipts/${encodeURIComponent(id)}/void`, {
+      method: 'POST',
+      headers: { cookie },
+    })
+    expect(noOrigin.status).toBe(403)
+    expect((await purchaseOf(id)).voided_at).toBeNull()
   })
 })
 
