@@ -76,10 +76,15 @@ export async function scanMember(
   if (!body.linkBarcode) {
     // One statement, atomic on its own: no transaction needed; run again if Postgres aborts it.
     const start = barcodeStart(read)
-    const recorded = await runAgainIfAborted(
-      () => recordReceipt(deps.db, deps, store, body, start),
-      { busy },
-    )
+    const record = () =>
+      runAgainIfAborted(() => recordReceipt(deps.db, deps, store, body, start), { busy })
+    // Found no one: resolveBarcode says why (404, 410, 422), or finds the card bound since the
+    // statement's snapshot (an import, an account link committing in between): recorded then.
+    let recorded = await record()
+    if (!recorded) {
+      await resolveBarcode(deps.db, read)
+      recorded = await record()
+    }
     if (recorded) {
       // The register doesn't wait for Redis: the row is the truth (the sweeper queues it if this
       // is lost), and the follow-up is due an hour from now.
@@ -88,7 +93,7 @@ export async function scanMember(
       const { via } = recorded
       return { answer: couponScanAnswer(recorded.answer, via, read.code), via }
     }
-    await resolveBarcode(deps.db, read) // says why no one was found (404, 410, 422)
+    // Bound and gone again between the two runs: no card has the number now.
     throw barcodeError('NOT_FOUND', UNKNOWN)
   }
   const linked = await runAgainIfAborted(

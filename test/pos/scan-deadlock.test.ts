@@ -7,11 +7,20 @@ import {
   makeCoupon,
   makeCustomer,
   makeStoreKey,
+  memberCardNumber,
+  pointsOf,
   postPos,
   receipt,
 } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { customerLock, deadlockingTransaction } from '../support/locks.ts'
+import {
+  backendPid,
+  customerLock,
+  deadlockingTransaction,
+  heldTransaction,
+  lockWaitFor,
+} from '../support/locks.ts'
+import { eventually } from '../support/wait.ts'
 
 // A register scan that loses a deadlock (Postgres aborted its whole transaction) against
 // `kizuna import customers`, which locks the customers it checks and then ones it finds later,
@@ -156,5 +165,82 @@ describe('POST /api/pos/scans deadlocked by a concurrent customer import', () =>
     const rows = await rowsOf([member.id, holder.id])
     expect(rows).toEqual({ purchases: [], merges: [], followUps: [], ledger: [] })
     expect(await holderOf(legacy)).toBe(holder.id)
+  })
+})
+
+// A receipt scanned with a card whose binding commits between the statement that records it
+// (which found no one) and the lookup that then says why (which finds the card): the receipt is
+// recorded for the card's holder, not refused as "no member card … has this number".
+//
+// The order is forced with locks: the recording statement is held at a table lock it takes
+// before its snapshot (points_ledger, held in SHARE mode), after it holds its lock on identity;
+// a LOCK TABLE identity queued behind it (and behind the uncommitted binding) makes the lookup
+// that follows wait; the binding then commits and the queue is released.
+
+/** Waits until a query naming `text` waits for backend `pid`'s locks (or its place in a queue). */
+async function queryWaitsFor(pid: number, text: string): Promise<void> {
+  await eventually(async () => {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+      where ${pid}::int = any(pg_blocking_pids(pid)) and query like ${`%${text}%`}`.execute(db)
+    expect(rows[0]?.n).toBeGreaterThan(0)
+  })
+}
+
+describe('POST /api/pos/scans with a receipt, for a card bound meanwhile', () => {
+  it('records the receipt for the card bound between the recording statement and the lookup', async () => {
+    const c = await makeCustomer(db, { points: 10 })
+    const card = memberCardNumber()
+    const binding = await heldTransaction(db, async (trx) => {
+      await trx
+        .insertInto('identity')
+        .values({ customer_id: c.id, kind: 'member_card', value: card })
+        .execute()
+    })
+    let ledgerPid = 0
+    const ledger = await heldTransaction(db, async (trx) => {
+      ledgerPid = await backendPid(trx)
+      await sql`lock table points_ledger in share mode`.execute(trx)
+    })
+    const r = receipt({ total: 2_000 })
+    const answer = postPos(k.baseUrl, '/scans', { barcode: card, receipt: r }, key)
+    await lockWaitFor(db, ledgerPid) // the recording statement, holding identity, waits
+
+    let queuePid = 0
+    let releaseQueue!: () => void
+    const queueHeld = new Promise<void>((resolve) => {
+      releaseQueue = resolve
+    })
+    const queue = db.transaction().execute(async (trx) => {
+      queuePid = await backendPid(trx)
+      await sql`lock table identity in access exclusive mode`.execute(trx)
+      await queueHeld
+    })
+    await eventually(async () => {
+      expect(queuePid).toBeGreaterThan(0)
+      const { rows } = await sql<{ wait: string | null }>`select wait_event_type as wait
+        from pg_stat_activity where pid = ${queuePid}::int`.execute(db)
+      expect(rows[0]?.wait).toBe('Lock') // queued behind the statement and the binding
+    })
+    ledger.commit()
+    await ledger.committed
+    // The statement found no one (the binding is not committed); the lookup waits in the queue.
+    await queryWaitsFor(queuePid, 'from "identity"')
+    binding.commit()
+    await binding.committed
+    releaseQueue()
+    await queue
+
+    const res = await answer
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as ScanResponse
+    expect(body.customer.id).toBe(c.id)
+    expect(body.purchase).toMatchObject({ total: 2_000, pointsEarned: 20, replayed: false })
+    const purchases = await db
+      .selectFrom('purchase')
+      .select('external_id')
+      .where('customer_id', '=', c.id)
+      .execute()
+    expect(purchases).toEqual([{ external_id: r.id }])
+    expect(await pointsOf(db, c.id)).toBe(30)
   })
 })
