@@ -77,11 +77,15 @@ describe('LINE account link deadlocked by a concurrent customer import', () => {
       .where('line_user_id', '=', (await lineUser(user.userId)).id)
       .execute()
     expect(links.map((l) => l.action)).toEqual(['link'])
-    // Told once, and nothing failed on the way (a failed job would be tried again later).
+    // Told once, and nothing on the link's way failed (a failed job would be tried again later).
+    // Rich-menu link jobs are left out: they link against whatever menus the shared test
+    // database holds live, which a fresh stand-in may not know (a 404 then fails the job by
+    // design, richmenu-link-refused-menu.test.ts), and the merge is not theirs.
     expect(texts(user.userId).filter((t) => t.includes('now linked'))).toHaveLength(1)
     const failed = logs
       .entries()
       .filter((e) => e.msg === 'job attempt failed' || e.level === 50)
+      .filter((e) => e.queue !== 'richmenu')
       .map((e) => ({ msg: e.msg, err: (e.err as { message?: string } | undefined)?.message }))
     expect(failed).toEqual([])
   })
