@@ -1,5 +1,6 @@
 import { Hono, type MiddlewareHandler } from 'hono'
 import { cardRoutes } from './cards/cards.routes.ts'
+import { LOOPBACK_HOSTNAMES } from './config/env.ts'
 import { consentRoutes } from './consent/consent.routes.ts'
 import { customerTagRoutes } from './customers/customer-tags.routes.ts'
 import { customerRoutes } from './customers/customers.routes.ts'
@@ -30,7 +31,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   app.use(...requestContext(deps.log, deps.metrics))
   app.onError(onError)
   app.notFound(notFound)
-  if (opts.sandboxUi) app.use(loopbackHostOnly(deps.env.PUBLIC_BASE_URL))
+  if (opts.sandboxUi) app.use(loopbackHostOnly)
   // Browsers ask for it on every page: no icon, and no 404 in their consoles and our logs.
   app.get('/favicon.ico', (c) => c.body(null, 204))
   app.route('/', opsRoutes(deps))
@@ -59,23 +60,19 @@ export function createApp(deps: Deps, opts: AppOptions) {
   return app
 }
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
-
 /**
  * A sandbox run listens on loopback only, but a web page whose name its owner re-points at
  * 127.0.0.1 (DNS rebinding) reaches the port from the browser and reads the answers: /sandbox
  * (act as any LINE user) and /sandbox/mail (link codes, addresses). Its requests name its own
- * host, so only loopback names (and PUBLIC_BASE_URL's, set on purpose) are answered.
+ * host, so only loopback names are answered. PUBLIC_BASE_URL's host is not one of them: a proxy
+ * on this host passing on the Host of shoppers' requests made the sandbox public (loadEnv
+ * refuses a public PUBLIC_BASE_URL without LINE credentials, and a loopback one is listed).
  */
-function loopbackHostOnly(publicBaseUrl: string | undefined): MiddlewareHandler<AppEnv> {
-  const allowed = new Set(LOOPBACK_HOSTS)
-  if (publicBaseUrl) allowed.add(new URL(publicBaseUrl).hostname)
-  return async (c, next) => {
-    const host = c.req.header('host') ?? ''
-    const name = URL.canParse(`http://${host}`) ? new URL(`http://${host}`).hostname : ''
-    if (!allowed.has(name)) {
-      throw new AppError('FORBIDDEN', 'a sandbox run answers only at 127.0.0.1 or localhost')
-    }
-    await next()
+const loopbackHostOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const host = c.req.header('host') ?? ''
+  const name = URL.canParse(`http://${host}`) ? new URL(`http://${host}`).hostname : ''
+  if (!LOOPBACK_HOSTNAMES.has(name)) {
+    throw new AppError('FORBIDDEN', 'a sandbox run answers only at 127.0.0.1 or localhost')
   }
+  await next()
 }

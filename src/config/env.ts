@@ -128,6 +128,12 @@ export const envSchema = z.object({
   WEBHOOK_RETENTION_DAYS: wholeNumber(30, 0, 3650, 'use at most 3650 (ten years)').default(30),
 })
 
+/**
+ * Host names only this machine reaches (a URL's `hostname`). A sandbox run answers only requests
+ * naming one, and may have a PUBLIC_BASE_URL naming only one.
+ */
+export const LOOPBACK_HOSTNAMES: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '[::1]'])
+
 type Problem = { variable: string; message: string }
 
 /**
@@ -148,6 +154,22 @@ function crossFieldProblems(
       variable: hasSecret ? 'LINE_CHANNEL_ACCESS_TOKEN' : 'LINE_CHANNEL_SECRET',
       message: 'set both LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN, or neither (sandbox)',
     })
+  }
+  const publicUrl = raw.PUBLIC_BASE_URL
+  if (!hasSecret && !hasToken && publicUrl !== undefined && !invalid.has('PUBLIC_BASE_URL')) {
+    // No credentials (or empty ones: a secret the deploy did not inject) means the sandbox,
+    // where anyone can act as any LINE user: not under a name shoppers reach.
+    const host = new URL(publicUrl).hostname
+    if (!LOOPBACK_HOSTNAMES.has(host)) {
+      problems.push({
+        variable: 'LINE_CHANNEL_SECRET',
+        message:
+          `PUBLIC_BASE_URL names ${host}, but LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN ` +
+          'are unset or empty, so Kizuna would run its built-in LINE sandbox, where anyone can ' +
+          'act as any LINE user: set both (check that they reach the process), or for a trial ' +
+          'on this machine leave PUBLIC_BASE_URL unset or at http://localhost:PORT',
+      })
+    }
   }
   const hasLoginUrl = raw.LINK_LOGIN_URL !== undefined
   if (hasLoginUrl !== (raw.LINK_ASSERTION_SECRET !== undefined)) {

@@ -4,6 +4,8 @@ import { renderLineMessage } from '../../src/flex/message-template.ts'
 
 /** A sender, which SMTP_URL wants beside it. */
 const MAIL_FROM = 'Shop <shop@example.jp>'
+/** LINE credentials, which a public PUBLIC_BASE_URL wants beside it (no sandbox there). */
+const LINE = { LINE_CHANNEL_SECRET: 's', LINE_CHANNEL_ACCESS_TOKEN: 't' }
 
 describe('loadEnv', () => {
   it('runs with no variables at all: embedded database, sandbox LINE, documented defaults', () => {
@@ -142,6 +144,7 @@ describe('loadEnv', () => {
       SMTP_URL: 'smtp://mail.example.jp',
       MAIL_FROM,
       PUBLIC_BASE_URL: 'https://crm.shop.example',
+      ...LINE,
     }
     expect(unsubscribeWarning(loadEnv(https))).toBeNull()
     // No email sent, no unsubscribe link.
@@ -159,7 +162,7 @@ describe('loadEnv', () => {
         expect(() => loadEnv({ [name]: bad }), `${name}=${bad}`).toThrow(new RegExp(`at ${name}`))
       }
     }
-    expect(loadEnv({ PUBLIC_BASE_URL: 'http://shop.example' }).PUBLIC_BASE_URL).toBe(
+    expect(loadEnv({ PUBLIC_BASE_URL: 'http://shop.example', ...LINE }).PUBLIC_BASE_URL).toBe(
       'http://shop.example',
     )
   })
@@ -193,7 +196,7 @@ describe('loadEnv', () => {
       )
     }
     for (const good of ['https://crm.shop.example', 'https://crm.shop.example/', 'http://h:8080']) {
-      expect(loadEnv({ PUBLIC_BASE_URL: good }).PUBLIC_BASE_URL).toBe(good)
+      expect(loadEnv({ PUBLIC_BASE_URL: good, ...LINE }).PUBLIC_BASE_URL).toBe(good)
     }
   })
 
@@ -349,6 +352,31 @@ describe('loadEnv', () => {
     }
   })
 
+  it('refuses a public PUBLIC_BASE_URL without LINE credentials instead of running the sandbox there', () => {
+    // A production host whose secret was not injected (unset, or set empty by a template) ran
+    // the sandbox, where anyone can act as any LINE user, under its public name.
+    for (const unset of [{}, { LINE_CHANNEL_SECRET: '', LINE_CHANNEL_ACCESS_TOKEN: '' }]) {
+      for (const url of ['https://crm.shop.example', 'http://192.0.2.10:3000']) {
+        let message = ''
+        try {
+          loadEnv({ PUBLIC_BASE_URL: url, ...unset })
+        } catch (error) {
+          expect(error).toBeInstanceOf(ConfigError)
+          message = (error as Error).message
+        }
+        expect(message, url).toMatch(
+          /^Invalid configuration:\n✖ [^\n]*LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN[^\n]*sandbox[^\n]*\n {2}→ at LINE_CHANNEL_SECRET$/,
+        )
+        expect(message).toContain(new URL(url).hostname)
+      }
+    }
+    // A sandbox run on this machine may name a loopback address; with credentials, any.
+    for (const local of ['http://localhost:3000', 'http://127.0.0.1:3000', 'http://[::1]:3000']) {
+      expect(isSandbox(loadEnv({ PUBLIC_BASE_URL: local })), local).toBe(true)
+    }
+    expect(isSandbox(loadEnv({ PUBLIC_BASE_URL: 'https://crm.shop.example', ...LINE }))).toBe(false)
+  })
+
   it('refuses split roles on the embedded database', () => {
     expect(() =>
       loadEnv({ ROLE: 'worker', LINE_CHANNEL_SECRET: 's', LINE_CHANNEL_ACCESS_TOKEN: 't' }),
@@ -372,6 +400,7 @@ describe('MAIL_FROM', () => {
     const email = {
       SMTP_URL: 'smtp://mail.example.jp:587',
       PUBLIC_BASE_URL: 'https://shop.example',
+      ...LINE,
     }
     expect(() => loadEnv(email)).toThrow(
       /^Invalid configuration:\n✖ set MAIL_FROM with SMTP_URL: [^\n]*\n {2}→ at MAIL_FROM$/,

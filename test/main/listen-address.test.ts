@@ -84,6 +84,30 @@ describe('the address Kizuna listens on', () => {
     }
   })
 
+  it('in sandbox mode refuses requests naming PUBLIC_BASE_URL (a proxy passing its Host on)', async () => {
+    // loadEnv refuses a public PUBLIC_BASE_URL without LINE credentials; were one to get
+    // through, a proxy on this host relaying shoppers' requests must still not reach /sandbox
+    // (act as any LINE user) or /sandbox/mail (link codes, addresses).
+    const env = {
+      ...testEnv({ LINE_CHANNEL_SECRET: '', LINE_CHANNEL_ACCESS_TOKEN: '' }),
+      PUBLIC_BASE_URL: 'https://crm.shop.example',
+    }
+    const k = await startKizuna(env, {
+      queuePrefix: `test-${randomUUID()}`,
+      log: createLogger('silent'),
+    })
+    try {
+      for (const path of ['/sandbox/', '/sandbox/mail']) {
+        const proxied = await getWithHost(k.port, 'crm.shop.example', path)
+        expect(proxied.status, path).toBe(403)
+        expect(JSON.parse(proxied.body)).toMatchObject({ error: { code: 'FORBIDDEN' } })
+        expect((await getWithHost(k.port, `127.0.0.1:${k.port}`, path)).status).toBe(200)
+      }
+    } finally {
+      await stop(k)
+    }
+  })
+
   it('with real LINE credentials is every interface', async () => {
     const k = await startTestKizuna()
     try {

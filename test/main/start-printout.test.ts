@@ -40,6 +40,27 @@ describe('npm start without LINE credentials', () => {
     // asynchronously, and the other test sees this one appear).
     expect(output()).not.toContain('METRICS_TOKEN')
   }, 60_000)
+
+  it('refuses to start the sandbox under a public PUBLIC_BASE_URL, naming the LINE credentials', async () => {
+    // A deploy whose secrets were not injected: the variables are there, empty.
+    const { child, output } = await spawnKizuna({
+      QUEUE_PREFIX: `test-${randomUUID()}`,
+      PUBLIC_BASE_URL: 'https://crm.shop.example',
+      LINE_CHANNEL_SECRET: '',
+      LINE_CHANNEL_ACCESS_TOKEN: '',
+    })
+    cleanups.push(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    })
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(1)
+    expect(output()).toMatch(
+      /PUBLIC_BASE_URL names crm\.shop\.example, but LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN are unset or empty[^\n]*\n {2}→ at LINE_CHANNEL_SECRET/,
+    )
+    expect(output()).not.toContain('sandbox LINE API')
+  }, 60_000)
 })
 
 describe('npm start with SMTP_URL', () => {
