@@ -25,6 +25,19 @@ export function signWebhookBody(channelSecret: string, rawBody: string | Buffer)
 }
 
 /**
+ * The body as JSON with every non-ASCII character written as a `\uXXXX` escape (`🤨` as
+ * `\uD83E\uDD28`), as LINE's bodies may carry them (LINE-API.md §1.2, §9.1): a receiver that
+ * signs a parsed and re-serialised body instead of the bytes it got then fails on any emoji or
+ * Japanese text, as it would with LINE.
+ */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u0080-\uffff]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
+  )
+}
+
+/**
  * POSTs a signed envelope to the webhook URL like the LINE platform: UTF-8 JSON, signature header,
  * and a timeout (2 s by default). Without a webhook URL nothing is sent and `status` is 0.
  */
@@ -47,7 +60,7 @@ export async function deliverWebhook(
     return result
   }
   if (!url) return record({ status: 0, body, error: 'no_webhook_url' })
-  const raw = JSON.stringify(body)
+  const raw = asciiJson(body)
   try {
     const res = await fetch(url, {
       method: 'POST',

@@ -135,6 +135,20 @@ describe('simulated users send webhooks', () => {
     expect(failed).not.toHaveProperty('replyToken')
   })
 
+  it('writes non-ASCII text as \\u escapes, signed over those bytes (LINE-API.md §1.2, §9.1)', async () => {
+    // LINE's bodies may carry escapes such as \uD83E\uDD28: a receiver that parses the body and
+    // signs it again (JSON.stringify writes the emoji itself) must fail against the stand-in.
+    const user = platform.users.create()
+    await platform.users.follow(user.userId)
+    received = []
+    await platform.users.sendText(user.userId, 'face 🤨 and ポイント')
+    const { raw, body } = lastValidDelivery()
+    expect(raw).toContain('"text":"face \\uD83E\\uDD28 and \\u30DD\\u30A4\\u30F3\\u30C8"')
+    expect(raw).toMatch(/^[\x20-\x7e]*$/)
+    expect(body.events[0]).toMatchObject({ message: { text: 'face 🤨 and ポイント' } })
+    expect(JSON.stringify(body)).not.toBe(raw)
+  })
+
   it('sends an account link only for a live link token of that user, once (LINE-API.md §6)', async () => {
     const [user, other] = [platform.users.create(), platform.users.create()]
     await platform.users.follow(user.userId)

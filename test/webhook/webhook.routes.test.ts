@@ -65,6 +65,18 @@ describe('POST /webhooks/line', () => {
     )
   })
 
+  it('takes an emoji text from the LINE stand-in, which writes it as \\u escapes, and stores its text', async () => {
+    // The stand-in writes non-ASCII as escapes, as LINE's bodies may: a signature checked over
+    // the body parsed and serialised again (emoji written out) would refuse this one.
+    const user = k.line.users.create()
+    const text = 'ありがとう 🤨🎉'
+    const sent = await k.line.users.sendText(user.userId, text)
+    expect(sent.status).toBe(200)
+    // Stored before the 200 (LINE redelivers nothing by default).
+    const row = await eventRow(sent.body.events[0]!.webhookEventId)
+    expect((row!.payload as { message: { text: string } }).message.text).toBe(text)
+  })
+
   it('stores a text with a NUL character (jsonb has none) as U+FFFD, alone or with others', async () => {
     const user = k.line.users.create()
     const bodies = ['nul', 'other'].map((text) =>
