@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Context } from 'hono'
 import type { SandboxEnv } from './request-pipeline.ts'
 import {
@@ -74,7 +75,7 @@ export function rejectRepeatedRetryKey(
   const key = c.req.header('x-line-retry-key')?.toLowerCase()
   if (!key) return undefined
   const prior = ctx.state.retryKeys.get(key)
-  const since = ctx.state.retryKeyFirstAttempts.get(key) ?? prior?.at ?? 0
+  const since = ctx.state.retryKeyFirstAttempts.get(key)?.at ?? prior?.at ?? 0
   if (!prior || ctx.now() - since >= RETRY_KEY_TTL_MS) return undefined
   const body =
     includeSentMessages && prior.sentMessages
@@ -95,19 +96,52 @@ export function acceptRetryKey(
 
 /**
  * Notes a request's retry key (arrived at `at`, answered `status`; 0: no answer) as attempted:
- * the first attempt starts the key's 24 hours, or a new 24 hours once they are over. Whatever
- * reached LINE counts, a 5xx or a lost answer included; a 4xx refusal took nothing under the key.
+ * the first attempt starts the key's 24 hours, or a new 24 hours once they are over, and its
+ * body is the one the key carries for them. Whatever reached LINE counts, a 5xx or a lost answer
+ * included; a 4xx refusal took nothing under the key.
  */
 export function noteRetryKeyAttempt(
   ctx: SandboxContext,
   key: string | undefined,
   at: number,
   status: number,
+  body: Uint8Array,
 ): void {
   if (!key || (status >= 400 && status < 500)) return
   const attempts = ctx.state.retryKeyFirstAttempts
   const first = attempts.get(key.toLowerCase())
-  if (first === undefined || at - first >= RETRY_KEY_TTL_MS) attempts.set(key.toLowerCase(), at)
+  if (first === undefined || at - first.at >= RETRY_KEY_TTL_MS) {
+    attempts.set(key.toLowerCase(), { at, bodyHash: hashOf(body) })
+  }
+}
+
+/**
+ * 400 when this request's retry key, within its 24 hours, first went with another body (byte
+ * for byte): LINE wants a retry to repeat the first request's body, and leaves another body
+ * under the key undefined (LINE-API.md §2.4, §9.5). Answered 409 (or taken), a sender that
+ * rebuilt a request differently would pass its tests; refused, its delivery fails loudly.
+ */
+export function rejectRetryKeyWithOtherBody(
+  ctx: SandboxContext,
+  c: Context<SandboxEnv>,
+  body: Uint8Array,
+): Response | undefined {
+  const key = c.req.header('x-line-retry-key')?.toLowerCase()
+  const first = key ? ctx.state.retryKeyFirstAttempts.get(key) : undefined
+  if (!first || ctx.now() - first.at >= RETRY_KEY_TTL_MS) return undefined
+  if (first.bodyHash === hashOf(body)) return undefined
+  return c.json(
+    {
+      message:
+        'The retry key was already used with a different body: a retry must repeat the first ' +
+        "request's body byte for byte (what LINE does otherwise is undefined)",
+    },
+    400,
+  )
+}
+
+function hashOf(body: Uint8Array): string {
+  return createHash('sha256').update(body).digest('base64')
 }
 
 function quotable(message: Message): boolean {

@@ -4,7 +4,7 @@ import type { HttpBindings } from '@hono/node-server'
 import type { Context, MiddlewareHandler } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { OperationMatch } from './openapi-validator.ts'
-import { noteRetryKeyAttempt } from './outbox.ts'
+import { noteRetryKeyAttempt, rejectRetryKeyWithOtherBody } from './outbox.ts'
 import {
   type FailureScript,
   type HoldScript,
@@ -84,7 +84,7 @@ export function requestPipeline(
       }
       const res = await scriptedResponse(ctx, c, script)
       if (!res) {
-        noteRetryKeyAttempt(ctx, c.req.header('x-line-retry-key'), entry.at, 0)
+        noteRetryKeyAttempt(ctx, c.req.header('x-line-retry-key'), entry.at, 0, raw)
         if (script.carriedOut) changed(ctx, entry)
         return new Response(null) // connection already dropped
       }
@@ -95,7 +95,7 @@ export function requestPipeline(
       else await next()
     }
     entry.status = c.res.status
-    noteRetryKeyAttempt(ctx, c.req.header('x-line-retry-key'), entry.at, entry.status)
+    noteRetryKeyAttempt(ctx, c.req.header('x-line-retry-key'), entry.at, entry.status, raw)
     changed(ctx, entry)
     return c.res
   }
@@ -159,6 +159,10 @@ function checkRequest(
           : []
         : ctx.validator.validateHeader(param, value)
     if (details.length > 0) return c.json({ message: `Invalid ${param.name} header`, details }, 400)
+  }
+  if (op.headers.has('x-line-retry-key')) {
+    const otherBody = rejectRetryKeyWithOtherBody(ctx, c, raw)
+    if (otherBody) return otherBody
   }
   if (!op.jsonBody) return undefined
   if (raw.byteLength > MAX_BODY_BYTES) return c.json({ message: 'Request Entity Too Large' }, 413)

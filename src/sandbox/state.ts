@@ -140,8 +140,11 @@ export type SandboxState = {
   aliases: Map<string, string>
   defaultRichMenuId: string | undefined
   retryKeys: Map<string, { requestId: string; at: number; sentMessages?: SentMessage[] }>
-  /** When each retry key's 24 hours started: its first attempt that LINE did not refuse. */
-  retryKeyFirstAttempts: Map<string, number>
+  /**
+   * When each retry key's 24 hours started (its first attempt that LINE did not refuse), and a
+   * hash of that attempt's body, which every retry must repeat.
+   */
+  retryKeyFirstAttempts: Map<string, { at: number; bodyHash: string }>
   narrowcasts: Map<string, { acceptedAt: number; targetCount: number }>
   requests: RecordedRequest[]
   failures: FailureScript[]

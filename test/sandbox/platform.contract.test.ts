@@ -75,6 +75,51 @@ describe('push', () => {
     expect((await fetchError(client.pushMessage(request, retryKey))).status).toBe(409)
   })
 
+  it('refuses a retry key used again with another body (400), not taking it for the same request', async () => {
+    // LINE wants a retry to carry the first request's body; another body under the key is
+    // undefined there (LINE-API.md §2.4, §9.5). A 409 would read as "already sent".
+    const user = await friend()
+    const retryKey = randomUUID()
+    const request = { to: user.userId, messages: [{ type: 'text' as const, text: 'Sale' }] }
+    await client.pushMessage(request, retryKey)
+    const changed = { ...request, messages: [{ type: 'text' as const, text: 'Sale!' }] }
+    const refused = await fetchError(client.pushMessage(changed, retryKey))
+    expect(refused.status).toBe(400)
+    expect(refused.body).toEqual({ message: expect.stringMatching(/retry key.*different body/i) })
+    // The same bytes again: still the accepted request.
+    expect((await fetchError(client.pushMessage(request, retryKey))).status).toBe(409)
+    // The same JSON written otherwise is another body too: a retry repeats the bytes it sent.
+    const respaced = await fetch(`${platform.apiBaseUrl}/v2/bot/message/push`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${channelAccessToken}`,
+        'content-type': 'application/json',
+        'x-line-retry-key': retryKey,
+      },
+      body: JSON.stringify(request, null, 1),
+    })
+    expect(respaced.status).toBe(400)
+    expect(platform.inbox(user.userId).map((m) => m.message)).toEqual(request.messages)
+
+    // A first attempt answered 500 may have been carried out: its body holds the key too.
+    const after500 = randomUUID()
+    platform.failNext({ method: 'POST', path: '/v2/bot/message/multicast', status: 500 })
+    const chunk = { to: [user.userId], messages: request.messages }
+    expect((await fetchError(client.multicast(chunk, after500))).status).toBe(500)
+    const rebuilt = { ...chunk, notificationDisabled: true }
+    expect((await fetchError(client.multicast(rebuilt, after500))).status).toBe(400)
+    expect(await client.multicast(chunk, after500)).toEqual({})
+
+    // 24 hours after its first attempt the key is new, whatever the body.
+    clock += 24 * 60 * 60 * 1000
+    await client.pushMessage(changed, retryKey)
+    expect(platform.inbox(user.userId).map((m) => m.message)).toEqual([
+      ...request.messages,
+      ...request.messages,
+      ...changed.messages,
+    ])
+  })
+
   it('returns 200 for a blocked user but delivers nothing', async () => {
     const user = await friend()
     await platform.users.block(user.userId)
