@@ -55,8 +55,10 @@ export function createSandboxUi(platform: SandboxPlatform) {
   // `accountLink` event and return to the chat.
   app.get('/dialog/bot/accountLink', async (c) => {
     const dialog = { linkToken: c.req.query('linkToken') ?? '', nonce: c.req.query('nonce') ?? '' }
-    // The page has no signed-in user: the dialog is the link token's user's.
-    const userId = platform.context.state.linkTokens.get(dialog.linkToken)?.userId ?? ''
+    // The page has no signed-in user: the dialog is the link token's user's, unless `asUser`
+    // names another simulated user whose LINE opens it (LINE then sends a failed link).
+    const owner = platform.context.state.linkTokens.get(dialog.linkToken)?.userId ?? ''
+    const userId = c.req.query('asUser') || owner
     try {
       await platform.users.accountLink(userId, dialog)
     } catch (error) {

@@ -41,10 +41,11 @@ export type SimUsers = {
     displayText?: string,
   ): Promise<WebhookResult>
   /**
-   * The user opens LINE's account-link dialog: with a link token issued for them, unused and under
-   * 10 minutes old, and a nonce of 10 to 255 characters, LINE sends the `accountLink` event
-   * (`result` `failed` as for an impersonation) and the token is spent. Anything else sends no
-   * event; this rejects with what the user would see (LINE-API.md §6).
+   * The user opens LINE's account-link dialog: with a link token unused and under 10 minutes
+   * old, and a nonce of 10 to 255 characters, LINE sends the `accountLink` event and the token
+   * is spent. Its `result` is `failed` (no source, no reply token) when the token was issued for
+   * another user (an impersonation) or when `result` says so. Anything else sends no event; this
+   * rejects with what the user would see (LINE-API.md §6).
    */
   accountLink(
     userId: string,
@@ -123,15 +124,15 @@ export function createSimUsers(ctx: SandboxContext): SimUsers {
       if (!issued || issued.expiresAt <= ctx.now()) {
         throw new Error('This link token is unknown, used or expired: tap "Link account" again.')
       }
-      if (issued.userId !== userId) {
-        throw new Error('This link token was issued for another user.')
-      }
       if (nonce.length < 10 || nonce.length > 255) {
         throw new Error(`The nonce must be 10 to 255 characters (is ${nonce.length}).`)
       }
       mustGet(userId)
       ctx.state.linkTokens.delete(linkToken)
-      return send('accountLink', userId, { nonce, result })
+      // Opened in another user's LINE (an impersonation): LINE sends `failed`, without source
+      // or reply token (LINE-API.md §6), and the token is spent all the same.
+      const outcome = issued.userId === userId ? result : 'failed'
+      return send('accountLink', userId, { nonce, result: outcome })
     },
   }
 }

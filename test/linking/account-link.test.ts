@@ -200,6 +200,46 @@ describe('LINE account link', () => {
     await waitForText(user.userId, 'expired or was already used')
   })
 
+  it('ends the nonce, with no reply and no link, when another LINE user opens the dialog', async () => {
+    // The link URL reached someone else, whose LINE opens the dialog: LINE sends a failed
+    // accountLink, without source or reply token, and the link token is spent (LINE-API.md §6).
+    const email = newEmail()
+    const { user, dialog, nonce } = await linkedUpTo(k, smtp, email)
+    const other = await friend(k)
+    const inboxes = () => [user, other].map((u) => k.line.inbox(u.userId).length)
+    const inboxesBefore = inboxes()
+    const sent = await k.line.users.accountLink(other.userId, dialog)
+    const [event] = sent.body.events
+    expect(event).toMatchObject({ type: 'accountLink', link: { result: 'failed', nonce } })
+    expect(event).not.toHaveProperty('source')
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('webhook_event')
+        .select('outcome')
+        .where('webhook_event_id', '=', event!.webhookEventId)
+        .executeTakeFirst()
+      expect(row?.outcome).toBe('handled')
+    })
+    const row = await k.deps.db
+      .selectFrom('link_nonce')
+      .select(['status', 'identity_value'])
+      .where('nonce_hash', '=', sha256(nonce))
+      .executeTakeFirstOrThrow()
+    expect(row).toEqual({ status: 'failed', identity_value: null })
+    const reply = await k.deps.db
+      .selectFrom('delivery')
+      .select('id')
+      .where('dedupe_key', '=', `reply:${event!.webhookEventId}`)
+      .execute()
+    expect(reply).toEqual([])
+    expect(inboxes()).toEqual(inboxesBefore)
+    for (const u of [user, other]) {
+      expect(await identitiesOf((await lineUser(u.userId)).customer_id)).not.toContain('email')
+    }
+    // The shopper's own LINE cannot use the spent token: LINE shows an error, sends nothing.
+    await expect(k.line.users.accountLink(user.userId, dialog)).rejects.toThrow(/used/)
+  })
+
   it('refuses a nonce issued for another LINE account, and it still works for its own', async () => {
     const email = newEmail()
     const { user, dialog, nonce } = await linkedUpTo(k, smtp, email)

@@ -25,6 +25,38 @@ function form(fields: Record<string, string>) {
   return { method: 'POST', body: new URLSearchParams(fields) }
 }
 
+describe("GET /sandbox/dialog/bot/accountLink (LINE's account-link dialog)", () => {
+  const dialogUrl = (q: Record<string, string>) =>
+    `/sandbox/dialog/bot/accountLink?${new URLSearchParams(q)}`
+
+  it("is the link token's user's, and sends their account link", async () => {
+    const user = platform.users.create()
+    await platform.users.follow(user.userId)
+    const linkToken = await issueLinkToken(platform, user.userId)
+    const res = await app.request(dialogUrl({ linkToken, nonce: 'n'.repeat(22) }))
+    expect(res.status).toBe(303)
+    expect(platform.webhookDeliveries.at(-1)?.body).toMatchObject({
+      events: [{ type: 'accountLink', source: { userId: user.userId }, link: { result: 'ok' } }],
+    })
+  })
+
+  it('opened as another user (asUser) sends a failed account link and spends the token', async () => {
+    const [user, other] = [platform.users.create(), platform.users.create()]
+    await platform.users.follow(user.userId)
+    await platform.users.follow(other.userId)
+    const dialog = { linkToken: await issueLinkToken(platform, user.userId), nonce: 'n'.repeat(22) }
+    const res = await app.request(dialogUrl({ ...dialog, asUser: other.userId }))
+    expect(res.status).toBe(303)
+    const last = platform.webhookDeliveries.at(-1)?.body as { events: object[] } | undefined
+    const [failed] = last?.events ?? []
+    expect(failed).toMatchObject({ type: 'accountLink', link: { result: 'failed' } })
+    expect(failed).not.toHaveProperty('source')
+    const again = await app.request(dialogUrl(dialog))
+    expect(again.status).toBe(400)
+    expect(await again.text()).toMatch(/used/)
+  })
+})
+
 describe('GET /sandbox/', () => {
   it('redirects to the trailing-slash URL so relative form actions work', async () => {
     const res = await app.request('/sandbox')

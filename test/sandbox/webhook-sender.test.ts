@@ -162,7 +162,6 @@ describe('simulated users send webhooks', () => {
 
     await refused(user.userId, { linkToken: 'never-issued', nonce: 'n'.repeat(22) }, /unknown/)
     const linkToken = await issueLinkToken(platform, user.userId)
-    await refused(other.userId, { linkToken, nonce: 'n'.repeat(22) }, /another user/)
     await refused(user.userId, { linkToken, nonce: 'n'.repeat(9) }, /10 to 255/)
     await refused(user.userId, { linkToken, nonce: 'n'.repeat(256) }, /10 to 255/)
     expect(received).toEqual([])
@@ -175,6 +174,27 @@ describe('simulated users send webhooks', () => {
     const late = await issueLinkToken(platform, user.userId)
     clock += 10 * 60 * 1000
     await refused(user.userId, { linkToken: late, nonce: 'n'.repeat(22) }, /expired/)
+    expect(received).toEqual([])
+  })
+
+  it('sends a failed account link, with no source or reply token, when another user opens the dialog', async () => {
+    // LINE-API.md §6: the dialog opened in someone else's LINE (an impersonation) ends in
+    // `result: failed`, and the link token is spent.
+    const [user, other] = [platform.users.create(), platform.users.create()]
+    await platform.users.follow(user.userId)
+    await platform.users.follow(other.userId)
+    const dialog = { linkToken: await issueLinkToken(platform, user.userId), nonce: 'n'.repeat(22) }
+    received = []
+    await platform.users.accountLink(other.userId, dialog)
+    const [failed] = lastValidDelivery().body.events
+    expect(failed).toMatchObject({
+      type: 'accountLink',
+      link: { result: 'failed', nonce: dialog.nonce },
+    })
+    expect(failed).not.toHaveProperty('source')
+    expect(failed).not.toHaveProperty('replyToken')
+    received = []
+    await expect(platform.users.accountLink(user.userId, dialog)).rejects.toThrow(/used/)
     expect(received).toEqual([])
   })
 
