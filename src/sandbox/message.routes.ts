@@ -57,16 +57,19 @@ export function createMessageRoutes(ctx: SandboxContext) {
     const { to, messages } = body(c)
     const repeated = rejectRepeatedRetryKey(ctx, c, false)
     if (repeated) return repeated
-    // One malformed or non-user id (a group's), or one scripted as not in the channel
-    // (markNotInChannel), refuses the whole request; other well-formed ids of users who are not
-    // friends are accepted and get nothing.
+    // One malformed or non-user id (a group's), or one scripted to be refused
+    // (refuseInMulticast), refuses the whole request. Other well-formed ids of users who are not
+    // friends, or not in the channel (markNotInChannel), are accepted and get nothing
+    // (LINE-API.md §2.3).
     const malformed = firstMalformedUserId(to as unknown[])
     const bad =
       malformed >= 0
         ? malformed
-        : (to as string[]).findIndex((id) => ctx.state.notInChannel.has(id))
+        : (to as string[]).findIndex((id) => ctx.state.refusedInMulticast.has(id))
     if (bad >= 0) return c.json(invalidProperty(`to[${bad}]`), 400)
-    const userIds = (to as string[]).filter((id) => ctx.state.users.has(id))
+    const userIds = (to as string[]).filter(
+      (id) => ctx.state.users.has(id) && !ctx.state.notInChannel.has(id),
+    )
     const overQuota = consumeQuota(ctx, c, countDeliverable(ctx, userIds))
     if (overQuota) return overQuota
     deliver(ctx, 'multicast', userIds, messages, c.get('requestId'))

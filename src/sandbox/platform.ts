@@ -60,12 +60,18 @@ export type SandboxPlatform = {
   missInNextBulkLink(userId: string): void
   /**
    * From now on this well-formed user id is not in the channel (another provider's, or one LINE
-   * no longer knows): a push to it answers 400 'Failed to send messages' (LINE-API.md §2.3) and a
-   * multicast naming it 400 `to[N]`, sending to nobody, as LINE's reference lists for a user id
-   * that does not exist. Unscripted, an unknown well-formed id is accepted by multicast and gets
-   * nothing (LINE-API.md §2.3).
+   * no longer knows): a push to it answers 400 'Failed to send messages', and a multicast naming
+   * it answers 200 and sends it nothing (LINE-API.md §2.3), as for any unknown well-formed id.
    */
   markNotInChannel(userId: string): void
+  /**
+   * From now on a multicast naming this user id is refused as a whole, 400 `to[N]`, sending to
+   * nobody. LINE's multicast reference says both: its delivery conditions (and LINE-API.md
+   * §2.3) give 200 for an id not in the channel, its error table a 400; the stand-in follows the
+   * first unless a test asks for the second with this. (A malformed or non-user id is always
+   * refused so.)
+   */
+  refuseInMulticast(userId: string): void
   webhookDeliveries: WebhookDelivery[]
   readonly webhookUrl: string | undefined
   setWebhookUrl(url: string | undefined): void
@@ -142,6 +148,9 @@ export function createLinePlatform(opts: SandboxOptions): SandboxPlatform {
     },
     markNotInChannel: (userId) => {
       state.notInChannel.add(userId)
+    },
+    refuseInMulticast: (userId) => {
+      state.refusedInMulticast.add(userId)
     },
     webhookDeliveries: state.webhookDeliveries,
     get webhookUrl() {

@@ -135,8 +135,10 @@ export type SandboxState = {
   richMenus: Map<string, RichMenuState>
   /** Users the next bulk link naming them accepts (202) but leaves unlinked, as LINE may. */
   bulkLinkMisses: Set<string>
-  /** Well-formed user ids scripted as not in this channel: LINE refuses sends naming them. */
+  /** Well-formed user ids scripted as not in this channel: pushes refused, multicasts skip them. */
   notInChannel: Set<string>
+  /** User ids a multicast naming them is refused for (400 `to[N]`): see refuseInMulticast. */
+  refusedInMulticast: Set<string>
   aliases: Map<string, string>
   defaultRichMenuId: string | undefined
   retryKeys: Map<string, { requestId: string; at: number; sentMessages?: SentMessage[] }>
@@ -208,6 +210,7 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
       richMenus: new Map(),
       bulkLinkMisses: new Set(),
       notInChannel: new Set(),
+      refusedInMulticast: new Set(),
       aliases: new Map(),
       defaultRichMenuId: undefined,
       retryKeys: new Map(),

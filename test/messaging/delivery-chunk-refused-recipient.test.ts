@@ -20,8 +20,11 @@ import {
 
 const BODY_ERRORS = 'The request body has 1 error(s)'
 
-// LINE refuses a whole multicast for one recipient it will not take (400 `to[N]`) and sends to
-// nobody: the others' deliveries must not fail with it.
+// LINE's multicast reference lists a 400 `to[N]` for a recipient not in the channel, refusing
+// the whole request and sending to nobody (its delivery conditions, and LINE-API.md §2.3, say
+// 200 instead; the stand-in does that unless told: refuseInMulticast). Kizuna never multicasts
+// a malformed id, LINE's other `to[N]` refusal (it pushes those alone). Either way the others'
+// deliveries must not fail with it.
 describe('a multicast chunk LINE refuses for a recipient', () => {
   let k: TestKizuna
 
@@ -69,7 +72,7 @@ describe('a multicast chunk LINE refuses for a recipient', () => {
   it('fails the recipient LINE names, and pushes the others alone under their own keys in the same job', async () => {
     const { friends, ids } = await campaignToFour()
     const bad = friends[2]!
-    k.line.markNotInChannel(bad.userId)
+    k.line.refuseInMulticast(bad.userId)
     const others = friends.filter((f) => f !== bad)
     const otherIds = ids.filter((_, i) => i !== 2)
 
@@ -105,6 +108,24 @@ describe('a multicast chunk LINE refuses for a recipient', () => {
     })
     expect(k.line.requestsTo('POST', MULTICAST)).toHaveLength(1)
     expect(k.line.requestsTo('POST', PUSH)).toHaveLength(3)
+  })
+
+  it("takes LINE's 200 for a chunk naming a recipient not in the channel: all sent, that one gets nothing", async () => {
+    // LINE-API.md §2.3: multicast answers 200 for an id of another provider, and sends it
+    // nothing; Kizuna cannot tell, and sends no one twice.
+    const { friends, ids } = await campaignToFour()
+    const gone = friends[1]!
+    k.line.markNotInChannel(gone.userId)
+
+    const rows = await waitForStatus(k, ids, 'sent', 15_000)
+    const chunks = multicastsTo(k, friends[0]!.userId)
+    expect(chunks.map((r) => r.status)).toEqual([200])
+    expect((chunks[0]!.body as { to: string[] }).to).toContain(gone.userId)
+    for (const row of rows) expect(row.line_request_id).toBe(chunks[0]!.requestId)
+    for (const [i, f] of friends.entries()) {
+      expect(pushStatuses(f)).toEqual([])
+      expect(campaignInbox(k, f.userId)).toHaveLength(i === 1 ? 0 : 1)
+    }
   })
 
   it('pushes every recipient alone when LINE refuses `to` without naming one', async () => {
@@ -150,7 +171,7 @@ describe('a multicast chunk LINE refuses for a recipient', () => {
     const bad = friends[1]!
     // The first request gets LINE's 500 (it may have arrived): the retry repeats it as stored,
     // and LINE refuses it for a recipient no longer in the channel.
-    k.line.markNotInChannel(bad.userId)
+    k.line.refuseInMulticast(bad.userId)
     k.line.failNext({ method: 'POST', path: MULTICAST, status: 500, body: { message: 'boom' } })
 
     await waitForStatus(
@@ -184,7 +205,7 @@ describe('a multicast chunk LINE refuses for a recipient', () => {
       k.line.failNext({ method: 'POST', path: MULTICAST, status: 500, body: { message: 'boom' } })
       await sendJobToEnd(k.deps, tools, ids)
       for (const row of await deliveryRows(k, ids)) expect(row.line_first_call_at).not.toBeNull()
-      k.line.markNotInChannel(bad.userId)
+      k.line.refuseInMulticast(bad.userId)
 
       // The sweeper spreads the rows over jobs: one holding a single row (not the one LINE will
       // name) repeats the whole chunk, and LINE refuses it for `bad`.
@@ -222,7 +243,7 @@ describe('a multicast chunk LINE refuses for a recipient', () => {
       const tools = sendTools(k)
       k.line.failNext({ method: 'POST', path: MULTICAST, status: 500, body: { message: 'boom' } })
       await sendJobToEnd(k.deps, tools, ids)
-      k.line.markNotInChannel(friends[2]!.userId)
+      k.line.refuseInMulticast(friends[2]!.userId)
 
       await sendJobToEnd(k.deps, tools, [ids[2]!])
       const rows = await deliveryRows(k, ids)

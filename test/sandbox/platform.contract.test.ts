@@ -206,23 +206,41 @@ describe('multicast', () => {
     expect(platform.context.state.quota.totalUsage).toBe(usage + 3)
   })
 
-  it('refuses as a whole a list naming a user scripted as not in the channel, and a push to them', async () => {
+  it('takes a list naming a user not in the channel (200), sending them nothing, and refuses a push to them', async () => {
+    // LINE-API.md §2.3: multicast answers 200 for ids of another provider and sends them
+    // nothing; a push to one is 400 'Failed to send messages'.
     const [a, b, gone] = [await friend('A'), await friend('B'), await friend('Gone')]
     platform.markNotInChannel(gone.userId)
     const messages = [{ type: 'text' as const, text: 'Sale!' }]
+    const usage = platform.context.state.quota.totalUsage
+    expect(await client.multicast({ to: [a.userId, gone.userId, b.userId], messages })).toEqual({})
+    expect(platform.inbox(gone.userId)).toEqual([])
+    expect(platform.inbox(a.userId)).toHaveLength(1)
+    expect(platform.inbox(b.userId)).toHaveLength(1)
+    expect(platform.context.state.quota.totalUsage).toBe(usage + 2)
+    const pushed = await fetchError(client.pushMessage({ to: gone.userId, messages }))
+    expect(pushed).toMatchObject({ status: 400, body: { message: 'Failed to send messages' } })
+  })
+
+  it('refuses as a whole a list naming a user scripted to be refused (400 to[N]), taking nothing under the key', async () => {
+    // LINE's reference also lists a 400 for an id not in the channel: a sender must survive that
+    // reading too, so a test can ask for it.
+    const [a, b, refused] = [await friend('A'), await friend('B'), await friend('Refused')]
+    platform.refuseInMulticast(refused.userId)
+    const messages = [{ type: 'text' as const, text: 'Sale!' }]
     const retryKey = randomUUID()
     const error = await fetchError(
-      client.multicast({ to: [a.userId, gone.userId, b.userId], messages }, retryKey),
+      client.multicast({ to: [a.userId, refused.userId, b.userId], messages }, retryKey),
     )
     expect(error).toMatchObject({
       status: 400,
       body: { message: 'The property, to[1], in the request body is invalid (line: -, column: -)' },
     })
-    const pushed = await fetchError(client.pushMessage({ to: gone.userId, messages }))
-    expect(pushed).toMatchObject({ status: 400, body: { message: 'Failed to send messages' } })
+    // A push to them goes through: only multicast was scripted.
+    await client.pushMessage({ to: refused.userId, messages })
     // Nothing was accepted under the key: it goes through without them.
     expect(await client.multicast({ to: [a.userId, b.userId], messages }, retryKey)).toEqual({})
-    expect(platform.inbox(gone.userId)).toEqual([])
+    expect(platform.inbox(refused.userId)).toHaveLength(1)
     expect(platform.inbox(a.userId)).toHaveLength(1)
   })
 })
