@@ -42,6 +42,32 @@ afterAll(async () => {
 
 const { lineUser, identitiesOf, purchasesOf, texts, waitForText } = linkReads(() => k)
 
+/** Once Kizuna handled this failed accountLink event: its nonce failed, linking nothing, unanswered. */
+async function expectNonceFailedWithoutReply(webhookEventId: string, nonce: string) {
+  await eventually(async () => {
+    const row = await k.deps.db
+      .selectFrom('webhook_event')
+      .select('outcome')
+      .where('webhook_event_id', '=', webhookEventId)
+      .executeTakeFirst()
+    expect(row?.outcome).toBe('handled')
+  })
+  const row = await k.deps.db
+    .selectFrom('link_nonce')
+    .select(['status', 'identity_value'])
+    .where('nonce_hash', '=', sha256(nonce))
+    .executeTakeFirstOrThrow()
+  expect(row).toEqual({ status: 'failed', identity_value: null })
+  // A reply is a delivery row written in the event's transaction (it reaches LINE later, so
+  // the inbox alone would be read before it arrived): none for the event.
+  const reply = await k.deps.db
+    .selectFrom('delivery')
+    .select('id')
+    .where('dedupe_key', '=', `reply:${webhookEventId}`)
+    .execute()
+  expect(reply).toEqual([])
+}
+
 describe('LINE account link', () => {
   it('links a LINE friend to their online account, purchases included', async () => {
     const email = newEmail()
@@ -169,29 +195,8 @@ describe('LINE account link', () => {
     const deliveriesBefore = await deliveries()
     const inboxBefore = k.line.inbox(user.userId).length
     const sent = await k.line.users.accountLink(user.userId, dialog, 'failed')
-    const eventId = sent.body.events[0]?.webhookEventId ?? ''
-    await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('webhook_event')
-        .select('outcome')
-        .where('webhook_event_id', '=', eventId)
-        .executeTakeFirst()
-      expect(row?.outcome).toBe('handled')
-    })
-    const row = await k.deps.db
-      .selectFrom('link_nonce')
-      .select(['status', 'identity_value'])
-      .where('nonce_hash', '=', sha256(nonce))
-      .executeTakeFirstOrThrow()
-    expect(row).toEqual({ status: 'failed', identity_value: null })
-    // A reply is a delivery row written in the event's transaction (it reaches LINE later, so
-    // the inbox alone would be read before it arrived): none for the event, none for the friend.
-    const reply = await k.deps.db
-      .selectFrom('delivery')
-      .select('id')
-      .where('dedupe_key', '=', `reply:${eventId}`)
-      .execute()
-    expect(reply).toEqual([])
+    await expectNonceFailedWithoutReply(sent.body.events[0]?.webhookEventId ?? '', nonce)
+    // None for the friend either.
     expect(await deliveries()).toEqual(deliveriesBefore)
     expect(k.line.inbox(user.userId)).toHaveLength(inboxBefore)
     // A new link token and the failed nonce: refused.
@@ -212,26 +217,7 @@ describe('LINE account link', () => {
     const [event] = sent.body.events
     expect(event).toMatchObject({ type: 'accountLink', link: { result: 'failed', nonce } })
     expect(event).not.toHaveProperty('source')
-    await eventually(async () => {
-      const row = await k.deps.db
-        .selectFrom('webhook_event')
-        .select('outcome')
-        .where('webhook_event_id', '=', event!.webhookEventId)
-        .executeTakeFirst()
-      expect(row?.outcome).toBe('handled')
-    })
-    const row = await k.deps.db
-      .selectFrom('link_nonce')
-      .select(['status', 'identity_value'])
-      .where('nonce_hash', '=', sha256(nonce))
-      .executeTakeFirstOrThrow()
-    expect(row).toEqual({ status: 'failed', identity_value: null })
-    const reply = await k.deps.db
-      .selectFrom('delivery')
-      .select('id')
-      .where('dedupe_key', '=', `reply:${event!.webhookEventId}`)
-      .execute()
-    expect(reply).toEqual([])
+    await expectNonceFailedWithoutReply(event!.webhookEventId, nonce)
     expect(inboxes()).toEqual(inboxesBefore)
     for (const u of [user, other]) {
       expect(await identitiesOf((await lineUser(u.userId)).customer_id)).not.toContain('email')
