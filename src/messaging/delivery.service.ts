@@ -25,7 +25,8 @@ export type DeliveryCategory = 'transactional' | 'marketing'
 
 /**
  * A message to one customer. The channel is not chosen here: it is decided when the delivery is
- * sent (LINE if they follow the account, else email with consent, else skipped with a reason).
+ * sent (LINE if they follow the account and allow it there; email, with consent, only if LINE
+ * cannot reach them; else skipped with a reason).
  * Content is a template from flex-templates/ (LINE and email versions; its variables are stored
  * and completed at send time by the template's loader) or LINE messages built in code (LINE only).
  */

@@ -100,8 +100,11 @@ export type ChannelChoice =
 /**
  * The channel for one delivery, decided at send time: LINE when the person follows the account
  * and allows the category there (an answer to their own message or tap always may: they just
- * asked, e.g. the confirmation of an opt-out); otherwise email when there is an address, consent
- * for the category by email and an email version; otherwise none, with every reason why.
+ * asked, e.g. the confirmation of an opt-out). Email only when LINE cannot reach them (they
+ * blocked the account or never added it: DESIGN.md flows 2 and 3), if there is an address,
+ * consent for the category by email and an email version. A friend who turned the category off
+ * on LINE was told they will no longer get it there, not that it moves to their inbox: skipped
+ * (`no_<category>_consent_line`). Otherwise none, with every reason why.
  */
 export function chooseChannel(
   d: Pick<
@@ -113,16 +116,11 @@ export function chooseChannel(
 ): ChannelChoice {
   if (d.erased) return { channel: null, reason: 'erased' }
   const allows = consents[d.category]
-  if (d.line_uid && d.line_friend && (allows.line || d.answers_person)) {
-    return { channel: 'line', lineUid: d.line_uid }
+  if (d.line_uid && d.line_friend) {
+    if (allows.line || d.answers_person) return { channel: 'line', lineUid: d.line_uid }
+    return { channel: null, reason: `no_${d.category}_consent_line` }
   }
-  const why: string[] = [
-    !d.line_uid
-      ? 'not_a_friend'
-      : !d.line_friend
-        ? 'line_blocked'
-        : `no_${d.category}_consent_line`,
-  ]
+  const why: string[] = [!d.line_uid ? 'not_a_friend' : 'line_blocked']
   if (!email.hasVersion) why.push('no_email_version')
   else if (!d.email) why.push('no_email')
   else if (!allows.email) why.push(`no_${d.category}_consent_email`)

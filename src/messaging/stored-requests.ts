@@ -20,7 +20,11 @@ import { chooseChannel } from './send-rules.ts'
 
 const NOT_AGAIN = 'not sent again: its request may have reached LINE (a 5xx or timeout)'
 
-/** The person no longer gets the category on LINE but would by email: they may have it already. */
+/**
+ * The person blocked the account since (LINE cannot reach them) and would get it by email: they
+ * may have it already. (A friend who turned the category off on LINE is skipped instead: email
+ * goes only where LINE cannot reach, see chooseChannel.)
+ */
 export const NOT_BY_EMAIL = `${NOT_AGAIN}, and is not sent by email instead`
 
 /** Nothing stored to repeat: a chunk whose request was dropped when someone in it was erased. */

@@ -243,16 +243,45 @@ describe('delivery by email (SMTP)', () => {
     await k.line.users.postback(optedOut.userId, 'action=optout')
     await eventually(() => expect(k.line.inbox(optedOut.userId)).toHaveLength(2))
     const offer = await settled(await schedule(optedOut.id, 'marketing'))
-    expect(offer).toMatchObject({
-      status: 'skipped',
-      skip_reason: 'no_marketing_consent_line,no_marketing_consent_email',
-    })
+    expect(offer).toMatchObject({ status: 'skipped', skip_reason: 'no_marketing_consent_line' })
     const card = await settled(await schedule(optedOut.id, 'transactional'))
     expect(card).toMatchObject({ status: 'sent', channel: 'line' })
     const inbox = k.line.inbox(optedOut.userId)
     expect(inbox).toHaveLength(3)
     expect(inbox[2]?.message).toMatchObject({ type: 'flex' })
     expect(smtp.mailsTo(address)).toEqual([])
+  })
+
+  it('neither emails nor pushes to a friend who turned a category off on LINE, though email allows it', async () => {
+    // DESIGN.md flows 2 and 3: email goes only when LINE cannot reach the person (blocked, or
+    // never a friend). A friend who taps "stop" was told they will no longer get these on LINE;
+    // moving them to their inbox is not what they asked for.
+    const address = `l-${randomUUID()}@example.com`
+    const friend = await lineFriend(address)
+    await grantMarketingEmail(friend.id)
+    await k.line.users.postback(friend.userId, 'action=optout')
+    await k.line.users.postback(friend.userId, 'action=optout&category=transactional')
+    await eventually(() => expect(k.line.inbox(friend.userId)).toHaveLength(3))
+    expect(JSON.stringify(k.line.inbox(friend.userId)[1]?.message)).toContain(
+      'You will no longer receive',
+    )
+    const requestsBefore = k.line.requests.length
+
+    const offer = await settled(await schedule(friend.id, 'marketing'))
+    expect(offer).toMatchObject({
+      status: 'skipped',
+      channel: null,
+      skip_reason: 'no_marketing_consent_line',
+    })
+    const card = await settled(await schedule(friend.id, 'transactional'))
+    expect(card).toMatchObject({
+      status: 'skipped',
+      channel: null,
+      skip_reason: 'no_transactional_consent_line',
+    })
+    expect(smtp.mailsTo(address)).toEqual([])
+    expect(linePushes(requestsBefore)).toEqual([])
+    expect(k.line.inbox(friend.userId)).toHaveLength(3)
   })
 
   it('retries after an SMTP refusal (451) and delivers exactly once', async () => {

@@ -165,7 +165,7 @@ describe('weekly marketing cap', () => {
       // `a`'s job sends nothing after all (the person opted out of marketing on LINE meanwhile).
       await recordOutcomes(
         k.deps.db,
-        [{ id: a!, status: 'skipped', reason: 'no_marketing_consent_line,no_email_version' }],
+        [{ id: a!, status: 'skipped', reason: 'no_marketing_consent_line' }],
         claimOf(first.rows),
       )
       await dueNow(b!)

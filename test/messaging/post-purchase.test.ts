@@ -260,7 +260,7 @@ describe('post-purchase follow-up, 1 s after the scan', () => {
     expect(await deliveryRow(db, deliveryId)).toMatchObject({
       status: 'skipped',
       category: 'marketing',
-      skip_reason: 'no_marketing_consent_line,no_marketing_consent_email',
+      skip_reason: 'no_marketing_consent_line',
       sent_at: null,
     })
     expect(k.line.inbox(f.userId)).toHaveLength(1) // the welcome only

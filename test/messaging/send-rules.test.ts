@@ -166,19 +166,32 @@ describe('chooseChannel', () => {
     ).toEqual({ channel: 'email', to: 'hanako@example.com' })
   })
 
-  it('a LINE opt-out of the category moves it to email, or skips it', () => {
+  it('a friend who turned the category off on LINE is skipped, however email stands', () => {
+    // Email goes only when LINE cannot reach the person (DESIGN.md flows 2 and 3).
     const optedOut = consents({ marketing: { line: false } })
     expect(chooseChannel(friend, optedOut, emailOk)).toEqual({
-      channel: 'email',
-      to: 'hanako@example.com',
+      channel: null,
+      reason: 'no_marketing_consent_line',
     })
     expect(
       chooseChannel(friend, consents({ marketing: { line: false, email: false } }), emailOk),
-    ).toEqual({ channel: null, reason: 'no_marketing_consent_line,no_marketing_consent_email' })
+    ).toEqual({ channel: null, reason: 'no_marketing_consent_line' })
+    expect(
+      chooseChannel(
+        { ...friend, category: 'transactional' },
+        consents({ transactional: { line: false } }),
+        emailOk,
+      ),
+    ).toEqual({ channel: null, reason: 'no_transactional_consent_line' })
     // A marketing opt-out keeps transactional messages on LINE.
     expect(chooseChannel({ ...friend, category: 'transactional' }, optedOut, emailOk)).toEqual({
       channel: 'line',
       lineUid: friend.line_uid,
+    })
+    // Once they block the account, LINE cannot reach them: email, with consent for it.
+    expect(chooseChannel({ ...friend, line_friend: false }, optedOut, emailOk)).toEqual({
+      channel: 'email',
+      to: 'hanako@example.com',
     })
   })
 
@@ -221,13 +234,6 @@ describe('chooseChannel', () => {
         configured: false,
       }),
     ).toEqual({ channel: null, reason: 'line_blocked,email_not_configured' })
-    expect(
-      chooseChannel(
-        { ...friend, category: 'transactional', email: null },
-        consents({ transactional: { line: false } }),
-        emailOk,
-      ),
-    ).toEqual({ channel: null, reason: 'no_transactional_consent_line,no_email' })
   })
 
   it('an erased customer is skipped, whatever else holds', () => {
