@@ -39,6 +39,25 @@ export type ConsentWriter = {
   apiKeyId?: string | null
 }
 
+/**
+ * Whether a customer allows a category on `channel` (its row, else the default), as an SQL
+ * expression over the caller's columns (`customerId`, `category`: qualified names such as
+ * `d.customer_id`): for a check made in the very statement that acts on it.
+ */
+export function consentGrantedSql(
+  customerId: string,
+  category: string,
+  channel: ConsentChannel,
+): RawBuilder<boolean> {
+  const defaults = CONSENT_CATEGORIES.map(
+    (c) => sql`when ${sql.lit(c)} then ${sql.lit(DEFAULT_CONSENTS[c][channel])}`,
+  )
+  return sql<boolean>`coalesce(
+    (select granted from consent where customer_id = ${sql.ref(customerId)}
+      and category = ${sql.ref(category)} and channel = ${sql.lit(channel)}),
+    case ${sql.ref(category)} ${sql.join(defaults, sql` `)} else false end)`
+}
+
 /** The value a customer without a row for `alias`'s (category, channel) has: the default. */
 function defaultOf(alias: string): RawBuilder<boolean> {
   const whens = CONSENT_CATEGORIES.flatMap((category) =>

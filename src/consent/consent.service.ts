@@ -3,6 +3,7 @@ import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import {
   type ConsentWrite,
+  consentGrantedSql,
   copyConsentRows,
   deleteConsentRows,
   listConsentHistoryRows,
@@ -22,7 +23,8 @@ import {
 } from './consent.schemas.ts'
 
 export type { Consents }
-export { DEFAULT_CONSENTS }
+/** For another module's statement that acts on a consent it reads (an email's send-time check). */
+export { consentGrantedSql, DEFAULT_CONSENTS }
 
 function defaults(): Consents {
   return {

@@ -86,16 +86,34 @@ export async function claimDeliveries(db: Db, ids: string[], leaseSeconds = SEND
     from claimed d
     join customer c on c.id = d.customer_id
     left join lateral (
-      select id, line_uid, status from line_user
-      where customer_id = d.customer_id
-      order by id = d.line_user_id desc nulls last, status = 'friend' desc, status_changed_at desc
-      limit 1
+      select id, line_uid, status from line_user ${lineUserOf('d')}
     ) lu on true
     left join multicast_request mr on mr.id = d.multicast_request_id
     order by d.id
   `,
   )
   return result.rows
+}
+
+/**
+ * `where … order by … limit 1` over line_user: the LINE identity the delivery `d` (an alias with
+ * its `customer_id` and `line_user_id`) goes to, among its customer's: the one it names (a reply),
+ * else one who follows the account, else the latest changed.
+ */
+function lineUserOf(d: string): RawBuilder<unknown> {
+  const col = (name: string) => sql.ref(`${d}.${name}`)
+  return sql`where customer_id = ${col('customer_id')}
+    order by id = ${col('line_user_id')} desc nulls last, status = 'friend' desc,
+      status_changed_at desc
+    limit 1`
+}
+
+/**
+ * Whether the LINE identity the delivery `d` goes to (lineUserOf) follows the account: LINE can
+ * reach the person. For a statement over deliveries.
+ */
+export function lineFriendOf(d: string): RawBuilder<boolean> {
+  return sql<boolean>`coalesce((select status = 'friend' from line_user ${lineUserOf(d)}), false)`
 }
 
 /** Where a delivery's reply stands (see the migration that adds `reply_state`). */
@@ -123,40 +141,55 @@ export const stillHeld = sql`d.id = held.id and d.attempts = held.attempts and d
  * erasure, and the message names the person). The customers are locked first (key share, in id
  * order), so an erasure under way, which holds its customers from its start, is waited for and
  * seen. Each row is judged by the customer it had when the statement began (`claimed`): a merge
- * that committed meanwhile moved it to the survivor, and it is still the job's to mark. Returns
- * the rows marked, and the held rows of erased customers (not marked).
+ * that committed meanwhile moved it to the survivor, and it is still the job's to mark. `stop`,
+ * when given, is why a row must not go now after all (null: it goes), read in the same statement
+ * for that customer, as of the statement's start: an SQL expression over `d` (the row: `id`,
+ * `customer_id`, `category`, `line_user_id`). Returns the rows marked, the held rows of erased
+ * customers (not marked), and the others `stop` held back, with its reason (not marked).
  */
 export async function markHeldUnlessErased(
   db: Db,
   ids: string[],
   claim: Claim,
   set: RawBuilder<unknown>,
-): Promise<{ marked: Set<string>; erased: Set<string> }> {
-  if (ids.length === 0) return { marked: new Set(), erased: new Set() }
+  stop: RawBuilder<string | null> = sql`null::text`,
+): Promise<{ marked: Set<string>; erased: Set<string>; stopped: Map<string, string> }> {
+  if (ids.length === 0) return { marked: new Set(), erased: new Set(), stopped: new Map() }
   const result = await executePrepared(
     db,
-    sql<{ id: string; erased: boolean }>`
+    sql<{ id: string; erased: boolean; stop: string | null }>`
     with held as (select * from ${held(claim, ids)}),
-    claimed as (select d.id, d.customer_id from delivery d, held where ${stillHeld}),
-    owner as (
+    claimed as (
+      select d.id, d.customer_id, d.category, d.line_user_id from delivery d, held
+      where ${stillHeld}
+    ),
+    owner as materialized (
       select c.id, c.erased_at is not null as erased from customer c
       where c.id in (select customer_id from claimed)
       order by c.id for key share of c
     ),
+    judged as (
+      select d.id, owner.erased, case when owner.erased then null else ${stop} end as stop
+      from claimed d join owner on owner.id = d.customer_id
+    ),
     marked as (
-      update delivery d set ${set} from held, claimed, owner
-      where ${stillHeld} and claimed.id = d.id and owner.id = claimed.customer_id
-        and not owner.erased
+      update delivery d set ${set} from held, judged
+      where ${stillHeld} and judged.id = d.id and not judged.erased and judged.stop is null
       returning d.id
     )
-    select id, false as erased from marked
+    select id, false as erased, null::text as stop from marked
     union all
-    select claimed.id, true from claimed, owner
-    where owner.id = claimed.customer_id and owner.erased`,
+    select id, erased, stop from judged where erased or stop is not null`,
   )
-  const of = (erased: boolean) =>
-    new Set(result.rows.flatMap((r) => (r.erased === erased ? [r.id] : [])))
-  return { marked: of(false), erased: of(true) }
+  const marked = new Set<string>()
+  const erased = new Set<string>()
+  const stopped = new Map<string, string>()
+  for (const r of result.rows) {
+    if (r.erased) erased.add(r.id)
+    else if (r.stop !== null) stopped.set(r.id, r.stop)
+    else marked.add(r.id)
+  }
+  return { marked, erased, stopped }
 }
 
 export function claimOf(rows: Pick<ClaimedDelivery, 'id' | 'attempts'>[]): Claim {

@@ -1,5 +1,4 @@
 import pLimit from 'p-limit'
-import { loadConsent } from '../consent/consent.service.ts'
 import type { Mailer } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
@@ -18,15 +17,17 @@ const emailSlots = pLimit(8)
 
 /**
  * Sends a claim's emails while its send window is open (the rest are `notStarted`), each
- * outcome recorded as soon as it is decided (ClaimOutcomes.settle). As each takes its slot,
- * quiet hours and the person's consent are checked again (stoppedSince): the claim decided them
- * up to half the lease before. Each row is marked as it
- * takes its slot, in a statement of its own just before its email goes (markEmailTrying): one
- * whose outcome is then never recorded is failed as of unknown outcome by the claim that takes it
- * over, not sent again, while those a stopped worker had not started are not marked and are sent
- * by that claim. Rows found claimed again before are `takenOver` (together, once the others
- * went): not sent, no outcome. One that cannot be marked (Postgres away) is not sent: it waits for
- * the job's retry; nor is one whose customer was erased since the claim (skipped).
+ * outcome recorded as soon as it is decided (ClaimOutcomes.settle). The claim decided each one's
+ * channel, quiet hours and consent up to half the lease before its slot comes: as it takes its
+ * slot, quiet hours are checked again (quietSince), and it is marked (markEmailTrying), in a
+ * statement of its own just before its email goes, only if its customer (the one the row has now:
+ * a merge may have moved it) was not erased, still cannot be reached on LINE and allows its
+ * category by email, read in that statement. One whose outcome is then never recorded is failed
+ * as of unknown outcome by the claim that takes it over, not sent again, while those a stopped
+ * worker had not started are not marked and are sent by that claim. Rows found claimed again
+ * before are `takenOver` (together, once the others went): not sent, no outcome. One that cannot
+ * be marked (Postgres away) is not sent: it waits for the job's retry; nor is one the mark stopped
+ * (stoppedOutcome).
  */
 export async function sendEmails(
   deps: Pick<Deps, 'db' | 'env' | 'log' | 'clock'>,
@@ -42,14 +43,8 @@ export async function sendEmails(
         if (!window.isOpen()) {
           return settled(recorder, { id: item.id, status: 'pending', notStarted: true })
         }
-        let stopped: DeliveryOutcome | null
-        try {
-          stopped = await stoppedSince(deps, item)
-        } catch (err) {
-          deps.log.warn({ err, deliveryId: item.id }, 'could not check the consent for the email')
-          return { id: item.id, status: 'pending', error: 'could not check the consent' }
-        }
-        if (stopped) return settled(recorder, stopped)
+        const quiet = quietSince(deps, item)
+        if (quiet) return settled(recorder, quiet)
         let marked: Awaited<ReturnType<typeof markEmailTrying>>
         try {
           marked = await markEmailTrying(deps.db, item.id, recorder.claim)
@@ -57,11 +52,11 @@ export async function sendEmails(
           deps.log.warn({ err, deliveryId: item.id }, 'could not mark the email')
           return { id: item.id, status: 'pending', error: 'could not mark the email' }
         }
-        if (marked === 'erased') return settled(recorder, erasedOutcome(item.id))
-        if (!marked) {
+        if (marked === null) {
           takenOver.push(item.id)
           return null
         }
+        if (marked !== 'marked') return settled(recorder, stoppedOutcome(item, marked, deps))
         return settled(recorder, await sendEmail(deps, mailer, item, window.emailMs))
       }),
     ),
@@ -70,23 +65,32 @@ export async function sendEmails(
 }
 
 /**
- * What became of the email since its claim decided it may go (up to half the lease before it
- * takes its slot): a marketing email whose slot comes inside quiet hours waits for their end,
- * and one whose person withdrew consent for its category by email (an unsubscribe) is skipped.
- * Null: it goes.
+ * A marketing email whose slot comes inside quiet hours (its claim decided them up to half the
+ * lease before) waits for their end. Null: it may go.
  */
-async function stoppedSince(
-  deps: Pick<Deps, 'db' | 'env' | 'clock'>,
+function quietSince(deps: Pick<Deps, 'env' | 'clock'>, item: EmailItem): DeliveryOutcome | null {
+  if (item.category !== 'marketing') return null
+  const { QUIET_HOURS, TZ_STORE } = deps.env
+  const sendAfter = quietHoursEnd(deps.clock.now(), QUIET_HOURS, TZ_STORE)
+  return sendAfter ? { id: item.id, status: 'pending', sendAfter } : null
+}
+
+/**
+ * The outcome of an email its mark stopped (markEmailTrying): its customer was erased (skipped),
+ * withdrew consent for its category by email (skipped), or follows the account now: it waits for
+ * a claim of its own, due now, which sends it on LINE if they allow the category there (the
+ * channel is decided by the claim, chooseChannel).
+ */
+function stoppedOutcome(
   item: EmailItem,
-): Promise<DeliveryOutcome | null> {
-  if (item.category === 'marketing') {
-    const { QUIET_HOURS, TZ_STORE } = deps.env
-    const sendAfter = quietHoursEnd(deps.clock.now(), QUIET_HOURS, TZ_STORE)
-    if (sendAfter) return { id: item.id, status: 'pending', sendAfter }
+  why: 'erased' | 'line_friend' | 'no_consent',
+  deps: Pick<Deps, 'clock'>,
+): DeliveryOutcome {
+  if (why === 'erased') return erasedOutcome(item.id)
+  if (why === 'no_consent') {
+    return { id: item.id, status: 'skipped', reason: `no_${item.category}_consent_email` }
   }
-  const consent = await loadConsent(deps.db, item.customerId)
-  if (consent[item.category].email) return null
-  return { id: item.id, status: 'skipped', reason: `no_${item.category}_consent_email` }
+  return { id: item.id, status: 'pending', sendAfter: deps.clock.now() }
 }
 
 /** The outcome, once written (ClaimOutcomes.settle). */

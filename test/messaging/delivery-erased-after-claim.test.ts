@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
-import { createMailer, type Mailer } from '../../src/email/mailer.ts'
+import { createMailer } from '../../src/email/mailer.ts'
 import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
-import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
 import { unlinkErasedMenus } from '../../src/richmenu/erased-unlink.service.ts'
 import { findAnywhere } from '../support/find-anywhere.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
@@ -20,7 +19,7 @@ import {
   notices,
   SAMPLE,
   sendJob,
-  sendTools,
+  toolsRendering,
 } from './support.ts'
 
 const REPLY = '/v2/bot/message/reply'
@@ -44,25 +43,6 @@ describe('a claimed email or reply whose customer is erased before it goes', () 
     await smtp?.close()
   })
 
-  /** What the job sends with, `duringRender` run as it renders the delivery's template. */
-  function toolsErasing(
-    duringRender: (customerId: string) => Promise<void>,
-    mailer?: Mailer,
-  ): SendTools {
-    const tools = sendTools(k)
-    return {
-      ...tools,
-      mailer: mailer ?? tools.mailer,
-      loaders: {
-        ...tools.loaders,
-        'campaign-sample': async (_deps, delivery) => {
-          await duringRender(delivery.customerId)
-          return delivery.vars
-        },
-      },
-    }
-  }
-
   /** Erases the customer as the command does (the menu's unlink at LINE after the commit). */
   const erase = async (customerId: string) => {
     const erasure = await eraseCustomer(k.deps.db, customerId)
@@ -85,7 +65,7 @@ describe('a claimed email or reply whose customer is erased before it goes', () 
 
   it('sends no email, and the row is skipped as erased', async () => {
     const { id, address } = await emailNotice()
-    await sendJob(k, toolsErasing(erase))([id])
+    await sendJob(k, toolsRendering(k, erase))([id])
 
     expect(smtp.mailsTo(address)).toEqual([])
     const row = await deliveryRow(k, id)
@@ -97,7 +77,7 @@ describe('a claimed email or reply whose customer is erased before it goes', () 
     const sandbox = createMailer({ ...k.deps.env, SMTP_URL: undefined }, k.deps.db, {
       sandbox: true,
     })
-    await sendJob(k, toolsErasing(erase, sandbox))([id])
+    await sendJob(k, toolsRendering(k, erase, sandbox))([id])
 
     expect(await sandboxMailTo(address)).toEqual([])
     expect((await deliveryRow(k, id)).status).toBe('skipped')
@@ -115,16 +95,17 @@ describe('a claimed email or reply whose customer is erased before it goes', () 
     let erasure: Promise<unknown> = Promise.resolve()
     const job = sendJob(
       k,
-      toolsErasing(async (customerId) => {
+      toolsRendering(k, async (customerId) => {
         erasure = eraseCustomer(k.deps.db, customerId)
         await lockWaitFor(k.deps.db, blockerPid)
       }),
     )([id])
-    // The job marks the email as about to go, or waits for the customer the erasure holds.
+    // The job marks the email as about to go, or waits for the customer the erasure holds (the
+    // mark's key-share lock on it: pg_stat_activity keeps only the statement's first 1 KiB).
     await eventually(async () => {
       const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
         where datname = current_database() and wait_event_type = 'Lock'
-          and query like '%email_trying_at%'`.execute(k.deps.db)
+          and query like '%for key share of c%'`.execute(k.deps.db)
       const row = await deliveryRow(k, id)
       expect(rows[0]!.n > 0 || row.email_trying_at !== null).toBe(true)
     })
@@ -155,7 +136,7 @@ describe('a claimed email or reply whose customer is erased before it goes', () 
         reply: { token, expiresAt: new Date(Date.now() + 60_000), lineUserId: lineUser.id },
       },
     ])
-    await sendJob(k, toolsErasing(erase))([row!.id])
+    await sendJob(k, toolsRendering(k, erase))([row!.id])
 
     const replies = k.line
       .requestsTo('POST', REPLY)

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { expect } from 'vitest'
 import { setConsent } from '../../src/consent/consent.service.ts'
-import { createMailer } from '../../src/email/mailer.ts'
+import { createMailer, type Mailer } from '../../src/email/mailer.ts'
 import { jobIds } from '../../src/jobs.ts'
 import { createLineLimiters, messageVarsLoaders } from '../../src/main/processors.ts'
 import { createSendDeliveries } from '../../src/messaging/delivery.jobs.ts'
@@ -161,6 +161,29 @@ export function tokyoHhMm(at: Date): string {
   }).format(at)
 }
 
+/**
+ * What a send job sends with (sendTools, or `mailer`), `duringRender` run as it renders a
+ * `campaign-sample` delivery, with the delivery's customer: after its claim, before it goes.
+ */
+export function toolsRendering(
+  k: TestKizuna,
+  duringRender: (customerId: string) => Promise<void>,
+  mailer?: Mailer,
+): SendTools {
+  const tools = sendTools(k)
+  return {
+    ...tools,
+    mailer: mailer ?? tools.mailer,
+    loaders: {
+      ...tools.loaders,
+      'campaign-sample': async (_deps, delivery) => {
+        await duringRender(delivery.customerId)
+        return delivery.vars
+      },
+    },
+  }
+}
+
 /** What a delivery worker sends with: the real mailer (no sandbox), limiters and loaders. */
 export function sendTools(k: TestKizuna): SendTools {
   return {
@@ -263,13 +286,23 @@ export async function withLineUnreachable(
 /** The friend blocks the account, and Kizuna has applied the unfollow. */
 export async function blockAccount(k: TestKizuna, userId: string): Promise<void> {
   expect((await k.line.users.block(userId))?.status).toBe(200)
-  await eventually(async () => {
+  await lineStatusIs(k, userId, 'blocked')
+}
+
+/** The person who blocked the account adds it back, and Kizuna has applied the follow. */
+export async function unblockAccount(k: TestKizuna, userId: string): Promise<void> {
+  expect((await k.line.users.follow(userId))?.status).toBe(200)
+  await lineStatusIs(k, userId, 'friend')
+}
+
+function lineStatusIs(k: TestKizuna, userId: string, status: 'friend' | 'blocked') {
+  return eventually(async () => {
     const lu = await k.deps.db
       .selectFrom('line_user')
       .select('status')
       .where('line_uid', '=', userId)
       .executeTakeFirst()
-    expect(lu?.status).toBe('blocked')
+    expect(lu?.status).toBe(status)
   })
 }
 
