@@ -1,3 +1,4 @@
+import addressparser from 'nodemailer/lib/addressparser'
 import { type Mailer, messageMayHaveArrived } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
@@ -183,8 +184,14 @@ function refusedForGood(e: SmtpError): boolean {
   return permanentReply(e) && (e.command === 'RCPT TO' || e.command === 'DATA')
 }
 
-/** `<kizuna.delivery.<id>@<the sender's domain>>`: one per delivery, whatever the attempt. */
+/**
+ * `<kizuna.delivery.<id>@<the sender's domain>>`: one per delivery, whatever the attempt. The
+ * domain is the address's, as nodemailer reads MAIL_FROM for the envelope (its address parser): a
+ * display name may hold an `@` (`渋谷店@Kizuna <shop@shop.jp>`, `"a@b" <shop@shop.jp>`).
+ */
 export function deliveryMessageId(deliveryId: string, mailFrom: string): string {
-  const domain = /@([^\s>]+)/.exec(mailFrom)?.[1] ?? 'kizuna.local'
-  return `<kizuna.delivery.${deliveryId}@${domain}>`
+  const [sender] = addressparser(mailFrom, { flatten: true })
+  const address = sender?.address ?? ''
+  const domain = address.includes('@') ? address.slice(address.lastIndexOf('@') + 1) : ''
+  return `<kizuna.delivery.${deliveryId}@${domain || 'kizuna.local'}>`
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import sample from '../../flex-templates/campaign-sample.sample.json' with { type: 'json' }
+import { createMailer } from '../../src/email/mailer.ts'
 import { renderMessage } from '../../src/flex/message-template.ts'
 import { type DeliveryIntent, scheduleDeliveries } from '../../src/messaging/delivery.service.ts'
 import type { Database } from '../../src/platform/db.ts'
@@ -11,6 +12,9 @@ import { eventually } from '../support/wait.ts'
 import {
   emailCustomer as emailCustomerOf,
   grantMarketingEmail as grantMarketingEmailTo,
+  notices,
+  sendJob,
+  sendTools,
 } from './support.ts'
 
 /** Not this server's address: links are followed against k.baseUrl by path. */
@@ -314,6 +318,26 @@ describe('delivery by email (SMTP)', () => {
     // One Message-ID per delivery, whatever the attempt: a resend after a lost SMTP answer is a
     // duplicate that mail systems drop.
     expect(row.email_message_id).toBe(`<kizuna.delivery.${id}@kizuna.test>`)
+  })
+
+  it("names the Message-ID after the sender's address, whatever its display name holds", async () => {
+    // A display name may hold an @ (`渋谷店@Kizuna`, or quoted `"a@b"`): the domain is the
+    // address's, the one the relay's SPF and DMARC judge.
+    for (const from of ['渋谷店@Kizuna <shop@shop.kizuna.test>', '"a@b" <shop@shop.kizuna.test>']) {
+      const env = { ...k.deps.env, MAIL_FROM: from }
+      const mailer = createMailer(env, db, { sandbox: false })
+      try {
+        const c = await emailCustomer()
+        const [id] = (await notices(k.deps, [c.id])) as [string]
+        await sendJob(k, { ...sendTools(k), mailer }, { ...k.deps, env })([id])
+        const mail = await onlyMailTo(c.email)
+        const messageId = `<kizuna.delivery.${id}@shop.kizuna.test>`
+        expect(mail.headers.get('message-id')).toBe(messageId)
+        expect((await settled(id)).email_message_id).toBe(messageId)
+      } finally {
+        mailer.close()
+      }
+    }
   })
 
   it('fails at once when the SMTP server refuses for good (550), without retrying', async () => {
