@@ -29,7 +29,9 @@ const comparable: Record<(typeof ORDER_COLUMNS)[number], (cell: string) => unkno
 /**
  * Where the rows of one order disagree with its first row on the order's own columns (total,
  * customer, time): each such row (its index in `rows`) and column. orderFromCsvRows takes those
- * from the first row: an order whose rows disagree is refused whole, never merged.
+ * from the first row: an order whose rows disagree is refused whole, never merged. A blank cell
+ * on a later row says the same as the first row (files that write the order's fields on its
+ * first line-item row only); only a value that says otherwise differs.
  */
 export function differingRows(rows: OrderCsvRow[]): { row: number; problem: string }[] {
   const [first, ...others] = rows
@@ -37,8 +39,10 @@ export function differingRows(rows: OrderCsvRow[]): { row: number; problem: stri
   const differing: { row: number; problem: string }[] = []
   others.forEach((r, i) => {
     for (const column of ORDER_COLUMNS) {
+      const cell = r[column] ?? ''
+      if (cell.trim() === '') continue
       const read = comparable[column]
-      if (read(r[column] ?? '') !== read(first[column] ?? '')) {
+      if (read(cell) !== read(first[column] ?? '')) {
         differing.push({ row: i + 1, problem: `${column}: differs from the order's first row` })
       }
     }

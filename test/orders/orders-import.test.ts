@@ -293,6 +293,32 @@ describe('kizuna import orders', () => {
     expect(shopIds).toEqual([])
   })
 
+  it("reads a blank order field on a later row as the first row's, still refusing a differing one", async () => {
+    const source = newSource()
+    const email = `${source}@example.com`
+    const customer = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
+    const at = '2026-11-02T10:00:00+09:00'
+    const csv = await file('csv', [
+      'order_id,customer_external_id,customer_email,ordered_at,sku,quantity,unit_price,total',
+      // The order's fields on its first line-item row only, as many shops export them.
+      `B1,,${email},${at},A,1,100,300`,
+      'B1,,,,B,1,100,',
+      'B1,, ,,C,1,100, ',
+      // A blank row does not hide one that says otherwise.
+      `D1,,${email},${at},A,1,100,200`,
+      'D1,,,,B,1,100,',
+      'D1,,,,C,1,100,300',
+    ])
+    const result = await importCsv(source, csv)
+    expect(result.code).toBe(2) // D1 skipped
+    expect(result.stdout).toContain('orders: created 1, unmatched 0, unchanged 0, skipped 1')
+    expect(result.stderr).toBe("line 7: total: differs from the order's first row\n")
+    expect(await purchases(source)).toEqual([
+      { external_id: 'B1', customer_id: customer.id, total: 300, lines: '3' },
+    ])
+    expect(await statsOf(customer.id)).toEqual({ purchase_count: 1, total_spent: '300' })
+  })
+
   it('skips an order whose rows are not next to each other, however far apart, never a part of it', async () => {
     const source = newSource()
     const header = 'order_id,ordered_at,sku,quantity,unit_price,total'
