@@ -182,13 +182,19 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
   }
 }
 
-/** Queues a deploy for a menu LINE no longer has (one per menu, however many calls it refused). */
+/**
+ * Queues a deploy for a menu LINE no longer has: one per menu an hour, however many calls it
+ * refused. The hour is in the job's id because BullMQ keeps a finished job (a day, a failed one a
+ * week) and drops a job added again under its id: a deploy that finished without making the menu
+ * again (it failed, or LINE's list still showed the menu) must not keep the next one out.
+ */
 async function queueRedeploy(deps: LinkDeps, richMenuId: string) {
   deps.log.warn({ richMenuId }, 'LINE no longer has a rich menu Kizuna links: deploying again')
+  const hour = deps.clock.now().toISOString().slice(0, 13)
   await deps.queues.enqueue(
     'richmenu.deploy',
     {},
-    { jobId: jobIds.richmenuDeploy(`lost-${richMenuId}`) },
+    { jobId: jobIds.richmenuDeploy(`lost-${richMenuId}-${hour}`) },
   )
 }
 

@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto'
 import { HTTPFetchError } from '@line/bot-sdk'
-import { UnrecoverableError } from 'bullmq'
-import { describe, expect, it } from 'vitest'
+import { UnrecoverableError, Worker } from 'bullmq'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { Env } from '../../src/config/env.ts'
 import type { Deps } from '../../src/platform/deps.ts'
+import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { linkRichMenus, relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import { oweRelink, readRelinkOwed } from '../../src/richmenu/richmenu-relink.repo.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
@@ -9,9 +12,14 @@ import { usePrivateDeps } from '../support/private-deps.ts'
 import { createLiveMenu, insertFriend, recorded, retireMenus } from './richmenu-link-fixtures.ts'
 
 let deps: Deps
+let env: Env
 let line: LinePlatform
 usePrivateDeps((privateDeps) => {
-  ;({ deps, line } = privateDeps)
+  ;({ deps, env, line } = privateDeps)
+})
+const cleanups: (() => Promise<void>)[] = []
+afterAll(async () => {
+  for (const fn of cleanups.reverse()) await fn()
 })
 
 async function simFriends(n: number) {
@@ -43,6 +51,32 @@ async function expectRetried(job: Promise<unknown>, status: number) {
 const deployJobs = async () =>
   (await deps.queues.byName.richmenu.getJobs(['wait'])).filter((j) => j.name === 'richmenu.deploy')
 
+/** Deps whose clock reads `at`. */
+const depsAt = (at: Date): Deps => ({ ...deps, clock: { now: () => at } })
+
+/**
+ * Runs the jobs waiting in the richmenu queue as a worker would, each finishing at once without
+ * doing anything (as a deploy that found nothing to make): BullMQ keeps them, completed.
+ */
+async function completeWaitingJobs() {
+  const redis = createWorkerRedis(env.REDIS_URL)
+  const worker = new Worker('richmenu', null, {
+    connection: redis,
+    prefix: deps.queues.prefix,
+    autorun: false,
+  })
+  cleanups.push(async () => {
+    await worker.close(true)
+    redis.disconnect()
+  })
+  const token = randomUUID()
+  while ((await deps.queues.byName.richmenu.getWaitingCount()) > 0) {
+    const job = await worker.getNextJob(token)
+    if (!job) break
+    await job.moveToCompleted('done', token, false)
+  }
+}
+
 describe('a link LINE refuses for the menu or the channel, not for a user', () => {
   it('fails the job, keeps the relink owed and queues a deploy when LINE lost the menu (404)', async () => {
     const menu = await createLiveMenu(deps, ['new_friend'])
@@ -50,7 +84,15 @@ describe('a link LINE refuses for the menu or the channel, not for a user', () =
     const friends = await simFriends(4)
     line.clearRequests()
 
-    await expectRetried(linkAll(friends), 404)
+    // Within one hour (a deploy per lost menu an hour).
+    const at = depsAt(new Date('2026-12-07T17:05:00Z'))
+    await expectRetried(
+      linkRichMenus(
+        at,
+        friends.map((f) => f.lineUserId),
+      ),
+      404,
+    )
     // One bulk call: a refusal about the menu is not sent again one user at a time.
     expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/link')).toHaveLength(1)
     expect(perUserLinks()).toHaveLength(0)
@@ -58,15 +100,33 @@ describe('a link LINE refuses for the menu or the channel, not for a user', () =
 
     await oweRelink(deps.db)
     line.clearRequests()
-    await expectRetried(relinkRichMenus(deps), 404)
+    await expectRetried(relinkRichMenus(depsAt(new Date('2026-12-07T17:55:00Z'))), 404)
     expect(perUserLinks()).toHaveLength(0)
     expect((await readRelinkOwed(deps.db)).owed).toBe(true)
 
     // A deploy compares Kizuna's menus with LINE's list and makes the lost one again: queued
     // once however many link calls LINE refused.
     expect((await deployJobs()).map((j) => j.id)).toEqual([
-      `richmenu-deploy-lost-${menu.richMenuId}`,
+      `richmenu-deploy-lost-${menu.richMenuId}-2026-12-07T17`,
     ])
+    await retireMenus(deps, [menu.versionId])
+  })
+
+  it('queues another deploy when LINE still lacks the menu after the last one finished', async () => {
+    const menu = await createLiveMenu(deps, ['new_friend'])
+    await deps.line.client.deleteRichMenu(menu.richMenuId)
+    const friends = await simFriends(2)
+    const lineUserIds = friends.map((f) => f.lineUserId)
+    const first = new Date()
+    await expectRetried(linkRichMenus(depsAt(first), lineUserIds), 404)
+    // Its deploy ran and finished without making the menu again (it failed for good, or LINE's
+    // list still showed the menu): BullMQ keeps the finished job, a day or a week.
+    await completeWaitingJobs()
+    expect(await deployJobs()).toEqual([])
+
+    const later = new Date(first.getTime() + 60 * 60_000)
+    await expectRetried(linkRichMenus(depsAt(later), lineUserIds), 404)
+    expect(await deployJobs()).toHaveLength(1)
     await retireMenus(deps, [menu.versionId])
   })
 
