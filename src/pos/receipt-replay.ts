@@ -8,7 +8,8 @@ import type { Receipt, ScanResponse } from './pos.schemas.ts'
 
 /**
  * The purchase as answered the first time, marked as a replay (rebuilt if none was stored), with
- * the member as they are now (memberSummary: merges since lead to the survivor). A receipt id
+ * the member as they are now (memberSummary: merges since lead to the survivor, whose balance
+ * the purchase's `points` then is). A receipt id
  * that comes back with another member's card, another total or other goods (linesChange: the same
  * goods in another order of lines are a retry) is not a replay but a second sale under a used
  * number: 409. The member is checked first: another member's register is told the
@@ -81,9 +82,12 @@ export async function replayOf(
   const stored = row.result as ScanResponse | null
   // What was used is read from the coupons themselves: an answer stored before it said so has none.
   if (stored?.purchase) {
+    // The balance after the sale was the member's first answered: merged away since, the
+    // balance is the survivor's now, as `customer.points` says (not the emptied row's).
+    const points = stored.customer?.id === customer.id ? stored.purchase.points : customer.points
     return {
       customer,
-      purchase: { ...stored.purchase, couponsUsed: usedCodes, replayed: true },
+      purchase: { ...stored.purchase, points, couponsUsed: usedCodes, replayed: true },
     }
   }
   return {
