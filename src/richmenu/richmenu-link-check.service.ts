@@ -22,7 +22,7 @@ export type LinkCheckCounts = {
  * users still recorded on the version is looked up at LINE (GET /v2/bot/user/{userId}/richmenu,
  * limited apart from the links, 2,000/s); someone who blocked, was linked again or forgotten
  * meanwhile is not this call's any more and is left out. Those LINE shows no menu, or a menu of
- * Kizuna's other than the version's and its tabs (missedLink), are forgotten (unless their record
+ * Kizuna's other than the version's and the tabs reachable from it (missedLink), are forgotten (unless their record
  * changed while LINE was asked) and linked again one call each: the per-user link is immediate,
  * so no check follows it and none loops. A 429, a 5xx or a timeout throws, and the job asks again.
  */
@@ -31,7 +31,7 @@ export async function checkBulkLink(
   job: { versionId: string; lineUserIds: string[] },
 ): Promise<LinkCheckCounts> {
   const rows = await findRecordedOn(deps.db, job.lineUserIds, job.versionId)
-  const missedLink = await missedLinkTest(deps)
+  const missedLink = await missedLinkTest(deps, job.versionId)
   const missed: RecordedMenu[] = []
   let unknown = 0
   for (let i = 0; i < rows.length; i += ASKED_AT_ONCE) {
@@ -48,25 +48,33 @@ export async function checkBulkLink(
 }
 
 /**
- * Whether a user LINE shows `shown` (null: no menu of their own) missed the link of `linked`.
- * A tab is opened by a richmenuswitch tap, which makes LINE link it to the user
- * (richmenus/README.md): someone on one was linked and moved on, and linking the version again
- * would close the tab under them. A tab is a live version whose alias a live version's switch
- * opens (another segment's menu too: a member's switch to the vip menu), or one of no segment (a
- * version recorded before its switches were: only a switch opens it). A menu no version records
- * is another tool's: left alone (richmenu-deploy-adopt.ts). Retired versions count as misses: a
- * tap after the link opens the live tab its alias points at.
+ * Whether a user LINE shows `shown` (null: no menu of their own) missed the link of version
+ * `versionId` (LINE's menu `linked`). A tab is opened by a richmenuswitch tap, which makes LINE
+ * link it to the user (richmenus/README.md): someone on one was linked and moved on, and linking
+ * the version again would close the tab under them. A tab is a live version a tap can reach from
+ * the version linked: one whose alias its switches open, or a switch of a menu so opened (another
+ * segment's menu too: a member's switch to the vip menu); or one of no segment (a version
+ * recorded before its switches were: only a switch opens it). Another segment's menu that only
+ * other menus open (a teaser for new friends) is a miss: the link from it, to a person whose
+ * segment changed, was dropped. A menu no version records is another tool's: left alone
+ * (richmenu-deploy-adopt.ts). Retired versions count as misses: a tap after the link opens the
+ * live tab its alias points at.
  */
-async function missedLinkTest(deps: LinkDeps) {
+async function missedLinkTest(deps: LinkDeps, versionId: string) {
   const versions = await listVersionsOnLine(deps.db)
   const kizuna = new Set(versions.map((v) => v.line_rich_menu_id))
   const live = versions.filter((v) => v.retired_at === null)
-  const opened = new Set(live.flatMap((v) => v.switch_aliases))
-  const tabs = new Set(
-    live
-      .filter((v) => v.segments.length === 0 || (v.alias !== null && opened.has(v.alias)))
-      .map((v) => v.line_rich_menu_id),
-  )
+  const tabs = new Set(live.filter((v) => v.segments.length === 0).map((v) => v.line_rich_menu_id))
+  const byAlias = new Map(live.flatMap((v) => (v.alias === null ? [] : [[v.alias, v] as const])))
+  const toOpen = [...(versions.find((v) => v.id === versionId)?.switch_aliases ?? [])]
+  const opened = new Set<string>()
+  for (let alias = toOpen.pop(); alias !== undefined; alias = toOpen.pop()) {
+    const tab = byAlias.get(alias)
+    if (opened.has(alias) || !tab) continue
+    opened.add(alias)
+    tabs.add(tab.line_rich_menu_id)
+    toOpen.push(...tab.switch_aliases)
+  }
   return (shown: string | null, linked: string) =>
     shown === null || (shown !== linked && kizuna.has(shown) && !tabs.has(shown))
 }

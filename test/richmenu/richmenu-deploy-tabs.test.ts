@@ -183,3 +183,95 @@ describe('deployRichMenus, tabs', () => {
     expect(line.richMenuOf(stays?.user.userId ?? '')).toBe(member.richMenuId)
   })
 })
+
+describe('checkBulkLink, tabs of the version linked', () => {
+  it("links again whoever LINE still shows another segment's menu that only other menus' switches open", async () => {
+    // New friends see a vip teaser tab; the vip menu switches to the member menu; the member
+    // menu has no switch: a member cannot open the vip menu from theirs.
+    await folder.write('welcome', {
+      segments: ['new_friend'],
+      default: true,
+      alias: 'welcome',
+      switchTo: 'vip',
+      shade: 60,
+    })
+    await folder.write('member', { segments: ['member'], alias: 'member' })
+    await folder.write('vip', { segments: ['vip'], alias: 'vip', switchTo: 'member', shade: 61 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const friends = async (n: number, customer: { purchase_count: number }) => {
+      const out = []
+      for (let i = 0; i < n; i++) {
+        const user = line.users.create()
+        user.friendship = 'friend'
+        out.push({ user, friend: await insertFriend(deps, { lineUid: user.userId, customer }) })
+      }
+      return out
+    }
+    const members = await friends(2, { purchase_count: 1 })
+    const newcomers = await friends(2, { purchase_count: 0 })
+    await relinkRichMenus(deps)
+    const member = await liveId('member')
+    const welcome = await liveId('welcome')
+    const vip = (await liveId('vip')).richMenuId ?? undefined
+    expect(bulkLinks(line).map((l) => l.richMenuId)).toEqual(
+      expect.arrayContaining([member.richMenuId, welcome.richMenuId]),
+    )
+    // A vip dropped to member: LINE accepted the bulk link (202) and never carried it out for
+    // one of them, who still shows the vip menu.
+    const [dropped, linked] = members
+    if (dropped) dropped.user.richMenuId = vip
+    // A new friend taps the teaser: LINE links the vip menu to them.
+    const [tapper, stays] = newcomers
+    if (tapper) tapper.user.richMenuId = vip
+
+    line.clearRequests()
+    const check = (versionId: string, of: typeof members) =>
+      checkBulkLink(deps, { versionId, lineUserIds: of.map((m) => m.friend.lineUserId) })
+    expect(await check(member.versionId, members)).toEqual({
+      checked: 2,
+      missed: 1,
+      linked: 1,
+      unknown: 0,
+    })
+    expect(line.richMenuOf(dropped?.user.userId ?? '')).toBe(member.richMenuId)
+    expect(await recorded(deps, dropped?.friend.lineUserId ?? '')).toBe(member.versionId)
+    expect(line.richMenuOf(linked?.user.userId ?? '')).toBe(member.richMenuId)
+
+    line.clearRequests()
+    expect(await check(welcome.versionId, newcomers)).toEqual({
+      checked: 2,
+      missed: 0,
+      linked: 0,
+      unknown: 0,
+    })
+    expect(line.requestsTo('POST', /richmenu/)).toEqual([])
+    expect(line.richMenuOf(tapper?.user.userId ?? '')).toBe(vip)
+    expect(line.richMenuOf(stays?.user.userId ?? '')).toBe(welcome.richMenuId)
+  })
+
+  it("leaves alone whoever reached another segment's menu through a tab of the version's", async () => {
+    // member → member-more (a tab of no segment) → vip, and back.
+    await folder.write('welcome', { segments: ['new_friend'], default: true, shade: 60 })
+    await folder.write('member', { segments: ['member'], alias: 'member', switchTo: 'member-more' })
+    await folder.write('member-more', { alias: 'member-more', switchTo: 'vip', shade: 61 })
+    await folder.write('vip', { segments: ['vip'], alias: 'vip', switchTo: 'member', shade: 62 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const user = line.users.create()
+    user.friendship = 'friend'
+    const friend = await insertFriend(deps, {
+      lineUid: user.userId,
+      customer: { purchase_count: 1 },
+    })
+    await relinkRichMenus(deps)
+    const member = await liveId('member')
+    expect(line.richMenuOf(user.userId)).toBe(member.richMenuId)
+    const vip = (await liveId('vip')).richMenuId ?? undefined
+    user.richMenuId = vip
+
+    line.clearRequests()
+    const job = { versionId: member.versionId, lineUserIds: [friend.lineUserId] }
+    expect(await checkBulkLink(deps, job)).toEqual({ checked: 1, missed: 0, linked: 0, unknown: 0 })
+    expect(line.requestsTo('POST', /richmenu/)).toEqual([])
+    expect(line.richMenuOf(user.userId)).toBe(vip)
+  })
+})
