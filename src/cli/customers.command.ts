@@ -156,8 +156,10 @@ export function registerCustomerCommands(program: Command): void {
       'also cover purchases that aged out from this time on, when it is before the last successful run ' +
         '(a date, from 00:00 in TZ_STORE, or an ISO 8601 date-time with offset); default: the last successful run (none: all time)',
     )
-    .action((opts: { since?: string }) =>
-      withDb(
+    .action(async (opts: { since?: string }) => {
+      // A relink is queued once the database is closed: reaching Redis holds no connection.
+      let relinkWith: Env | undefined
+      await withDb(
         async (db, env) => {
           // The window is the database's clock's (refreshSpendSinceLastRun): so is the future.
           const since = opts.since
@@ -185,15 +187,14 @@ export function registerCustomerCommands(program: Command): void {
             : 'since the first purchase (the first run)'
           console.log(`${result.changed} customers updated ${window}${retiered}${attached}`)
           // A tier moved, or purchases were attached: the menus follow (as the nightly's relink).
-          if (result.changed + (result.retiered ?? 0) + result.attached > 0) {
-            await relinkChangedCustomers(env, 'refresh-spend')
-          }
+          if (result.changed + (result.retiered ?? 0) + result.attached > 0) relinkWith = env
         },
         () => {
           if (opts.since) checkSinceOption(opts.since)
         },
-      ),
-    )
+      )
+      if (relinkWith) await relinkChangedCustomers(relinkWith, 'refresh-spend')
+    })
 }
 
 /** Identities whose waiting purchases failed to attach that a run names on stderr. */
