@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto'
-import { Worker } from 'bullmq'
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createMailer } from '../../src/email/mailer.ts'
@@ -11,7 +9,7 @@ import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { startWorkers } from '../../src/platform/workers.ts'
 import { enqueueWebhookEvents } from '../../src/webhook/webhook.enqueue.ts'
 import { insertWebhookBodies } from '../../src/webhook/webhook.repo.ts'
-import { startPrivateDeps, startQueueWorkers } from '../support/private-deps.ts'
+import { manualWorker, startPrivateDeps, startQueueWorkers } from '../support/private-deps.ts'
 import { eventually } from '../support/wait.ts'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -31,22 +29,7 @@ async function lostFollows(count: number) {
     .set({ received_at: new Date(Date.now() - 60_000) })
     .execute()
   // A worker that takes jobs only when told to (getNextJob), and never finishes them.
-  const redis = createWorkerRedis(env.REDIS_URL)
-  const worker = new Worker('webhook', null, {
-    connection: redis,
-    prefix: deps.queues.prefix,
-    autorun: false,
-  })
-  cleanups.push(async () => {
-    await worker.close(true)
-    redis.disconnect()
-  })
-  const token = randomUUID()
-  const take = async () => {
-    const job = await worker.getNextJob(token)
-    if (!job) throw new Error('no job waiting')
-    return job
-  }
+  const { take, token } = manualWorker(cleanups, deps, env, 'webhook')
   const ids = follows.map((e) => e.webhookEventId)
   return { deps, ids, take, token }
 }

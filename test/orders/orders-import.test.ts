@@ -37,6 +37,18 @@ const statsOf = (customerId: string) =>
 
 const newSource = () => `shop${randomUUID().slice(0, 8)}`
 
+/** A new source, and a customer holding its email; `at`, an order time. */
+async function emailCustomer() {
+  const source = newSource()
+  const email = `${source}@example.com`
+  const customer = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
+  return { source, email, customer, at: '2026-11-02T10:00:00+09:00' }
+}
+
+/** The header of CSV files whose orders disagree (or not) on their own fields. */
+const ORDER_ROWS_HEADER =
+  'order_id,customer_external_id,customer_email,ordered_at,sku,quantity,unit_price,total'
+
 /** `kizuna import orders --source SOURCE FILE.csv`, as a real process. */
 const importCsv = async (source: string, csv: string, env: Record<string, string> = {}) =>
   cli(['import', 'orders', '--source', source, csv], env)
@@ -249,12 +261,9 @@ describe('kizuna import orders', () => {
   })
 
   it("skips an order whose rows disagree on the order's fields, reporting each differing row", async () => {
-    const source = newSource()
-    const email = `${source}@example.com`
-    const customer = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
-    const at = '2026-11-02T10:00:00+09:00'
+    const { source, email, customer, at } = await emailCustomer()
     const csv = await file('csv', [
-      'order_id,customer_external_id,customer_email,ordered_at,sku,quantity,unit_price,total',
+      ORDER_ROWS_HEADER,
       `T1,,${email},${at},A,1,100,200`,
       `T1,,${email},${at},B,1,100,300`,
       `E1,,${email},${at},A,1,100,200`,
@@ -294,12 +303,9 @@ describe('kizuna import orders', () => {
   })
 
   it("reads a blank order field on a later row as the first row's, still refusing a differing one", async () => {
-    const source = newSource()
-    const email = `${source}@example.com`
-    const customer = await createCustomer(db, { identities: [{ kind: 'email', value: email }] })
-    const at = '2026-11-02T10:00:00+09:00'
+    const { source, email, customer, at } = await emailCustomer()
     const csv = await file('csv', [
-      'order_id,customer_external_id,customer_email,ordered_at,sku,quantity,unit_price,total',
+      ORDER_ROWS_HEADER,
       // The order's fields on its first line-item row only, as many shops export them.
       `B1,,${email},${at},A,1,100,300`,
       'B1,,,,B,1,100,',

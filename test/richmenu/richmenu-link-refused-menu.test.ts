@@ -1,14 +1,12 @@
-import { randomUUID } from 'node:crypto'
 import { HTTPFetchError } from '@line/bot-sdk'
-import { UnrecoverableError, Worker } from 'bullmq'
+import { UnrecoverableError } from 'bullmq'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { Env } from '../../src/config/env.ts'
 import type { Deps } from '../../src/platform/deps.ts'
-import { createWorkerRedis } from '../../src/platform/redis.ts'
 import { linkRichMenus, relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import { oweRelink, readRelinkOwed } from '../../src/richmenu/richmenu-relink.repo.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
-import { usePrivateDeps } from '../support/private-deps.ts'
+import { manualWorker, usePrivateDeps } from '../support/private-deps.ts'
 import { createLiveMenu, insertFriend, recorded, retireMenus } from './richmenu-link-fixtures.ts'
 
 let deps: Deps
@@ -59,21 +57,9 @@ const depsAt = (at: Date): Deps => ({ ...deps, clock: { now: () => at } })
  * doing anything (as a deploy that found nothing to make): BullMQ keeps them, completed.
  */
 async function completeWaitingJobs() {
-  const redis = createWorkerRedis(env.REDIS_URL)
-  const worker = new Worker('richmenu', null, {
-    connection: redis,
-    prefix: deps.queues.prefix,
-    autorun: false,
-  })
-  cleanups.push(async () => {
-    await worker.close(true)
-    redis.disconnect()
-  })
-  const token = randomUUID()
+  const { take, token } = manualWorker(cleanups, deps, env, 'richmenu')
   while ((await deps.queues.byName.richmenu.getWaitingCount()) > 0) {
-    const job = await worker.getNextJob(token)
-    if (!job) break
-    await job.moveToCompleted('done', token, false)
+    await (await take()).moveToCompleted('done', token, false)
   }
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { Worker } from 'bullmq'
 import { afterAll, beforeAll, beforeEach } from 'vitest'
 import type { Env } from '../../src/config/env.ts'
 import { createMailer } from '../../src/email/mailer.ts'
@@ -87,4 +88,34 @@ export function startQueueWorkers(
   const mailer = createMailer(env, deps.db, { sandbox: false })
   const workers = startWorkers(deps, createProcessors(deps, { mailer }), redis, { queues })
   cleanups.push(() => workers.close())
+}
+
+/**
+ * A worker on one queue of private deps that takes a job only when told to (`take`, BullMQ's
+ * getNextJob) and does nothing with it: the test finishes it (moveToCompleted, moveToFailed with
+ * `token`) or leaves it running. Closed after `cleanups`.
+ */
+export function manualWorker(
+  cleanups: (() => Promise<void>)[],
+  deps: Deps,
+  env: Env,
+  queue: QueueName,
+) {
+  const redis = createWorkerRedis(env.REDIS_URL)
+  const worker = new Worker(queue, null, {
+    connection: redis,
+    prefix: deps.queues.prefix,
+    autorun: false,
+  })
+  cleanups.push(async () => {
+    await worker.close(true)
+    redis.disconnect()
+  })
+  const token = randomUUID()
+  const take = async () => {
+    const job = await worker.getNextJob(token)
+    if (!job) throw new Error('no job waiting')
+    return job
+  }
+  return { take, token }
 }
