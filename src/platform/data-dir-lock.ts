@@ -1,23 +1,30 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { link, readFile, readlink, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 /**
  * One process at a time on an embedded database: PGlite lets several open the same folder, and
  * two writers (`npm start` and a `kizuna` command beside it) corrupted it (an index and its table
- * disagreeing, rows lost). The lock file holds the owner's pid and, where /proc tells it, the
+ * disagreeing, rows lost). The lock file holds the owner's pid and, where /proc tells them, the
  * time that process started (so a pid given to another process since is not taken for the
- * owner). A lock whose process is gone (a crash) is taken over. Returns the release.
+ * owner), its pid namespace and the boot. A lock whose process is gone (a crash) is taken over.
+ * Returns the release.
  */
 export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, 'kizuna.lock')
   const mine = await ownerOf(process.pid)
   const owner = await take(path, mine)
   if (owner !== undefined) {
+    // Its pid names some other process here, if any: it can only be told to stop.
+    const elsewhere =
+      owner.pidNamespace !== undefined && owner.pidNamespace !== (await here()).pidNamespace
+    const where = elsewhere ? ' in another pid namespace (container)' : ''
+    const orDelete = elsewhere ? `; if no container using it is running, delete ${path}` : ''
     throw new Error(
-      `the embedded database in ${dir} is in use by process ${owner} (Kizuna running?): ` +
-        'stop it first, or set DATABASE_URL to a PostgreSQL server that both can use',
+      `the embedded database in ${dir} is in use by process ${owner.pid}${where} (Kizuna ` +
+        'running?): stop it first, or set DATABASE_URL to a PostgreSQL server that both can use' +
+        orDelete,
     )
   }
   return async () => {
@@ -27,19 +34,19 @@ export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
 
 /**
  * Makes the lock at `path` read `content` when it is free or its owner is gone; otherwise the
- * running owner's pid. Every change is one atomic step that fails when another process got
+ * running owner. Every change is one atomic step that fails when another process got
  * there first: a lock appears whole (link), and a stale one is replaced (rename over it, never
  * deleted first) only by the process that claimed its takeover. Deleting a stale lock and then
  * creating one let two processes that both saw it stale each delete and create, both winning.
  */
-async function take(path: string, content: string): Promise<number | undefined> {
+async function take(path: string, content: string): Promise<Owner | undefined> {
   for (let attempt = 0; attempt < 200; attempt++) {
     if (attempt > 0) await sleep(5) // another process is taking over a stale lock
     if (await create(path, content)) return undefined
     const held = await readLock(path)
     if (held === undefined) continue // released meanwhile
     const owner = parseOwner(held)
-    if (owner && (await isRunning(owner))) return owner.pid
+    if (owner && (await isRunning(owner))) return owner
     if (await replaceStale(path, held, content)) return undefined
   }
   throw new Error(`could not lock ${path}: other processes kept taking it over`)
@@ -107,21 +114,37 @@ async function readLock(path: string): Promise<string | undefined> {
   }
 }
 
-type Owner = { pid: number; startedAt?: string }
+type Owner = { pid: number; startedAt?: string; pidNamespace?: string; bootId?: string }
 
-/** "<pid> <start time>", or "<pid>" where /proc does not tell (and as earlier versions wrote). */
+/**
+ * "<pid> <start time> <pid namespace> <boot id>", where /proc tells them all; else
+ * "<pid> <start time>" or "<pid>" (as earlier versions wrote).
+ */
 async function ownerOf(pid: number): Promise<string> {
   const startedAt = await startTime(pid)
-  return startedAt === undefined ? String(pid) : `${pid} ${startedAt}`
+  if (startedAt === undefined) return String(pid)
+  const { pidNamespace, bootId } = await here()
+  if (pidNamespace === undefined || bootId === undefined) return `${pid} ${startedAt}`
+  return `${pid} ${startedAt} ${pidNamespace} ${bootId}`
 }
 
 function parseOwner(text: string): Owner | undefined {
-  const match = /^(\d+)(?: (\d+))?$/.exec(text)
+  const match = /^(\d+)(?: (\d+)(?: (\S+) (\S+))?)?$/.exec(text)
   if (!match) return undefined // not a lock Kizuna wrote whole: taken for stale, as before
-  return { pid: Number(match[1]), startedAt: match[2] }
+  return { pid: Number(match[1]), startedAt: match[2], pidNamespace: match[3], bootId: match[4] }
 }
 
+/**
+ * Whether the lock's owner still runs. One from an earlier boot does not. One from another pid
+ * namespace (another container on the same DATA_DIR volume) is taken to: its pid names some
+ * other process here (each container has a pid 1), so nothing here tells whether it runs.
+ */
 async function isRunning(owner: Owner): Promise<boolean> {
+  if (owner.bootId !== undefined) {
+    const { pidNamespace, bootId } = await here()
+    if (bootId !== undefined && owner.bootId !== bootId) return false
+    if (owner.pidNamespace !== pidNamespace) return true
+  }
   if (owner.pid === process.pid) return false // left by this process (its database reopened)
   try {
     process.kill(owner.pid, 0)
@@ -139,3 +162,17 @@ async function startTime(pid: number): Promise<string | undefined> {
   // The command name (field 2) is in parentheses and may hold spaces; field 3 follows it.
   return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
 }
+
+/** This process's pid namespace ("pid:[4026531836]") and the boot's id, on Linux. */
+function here(): Promise<{ pidNamespace?: string; bootId?: string }> {
+  hereRead ??= Promise.all([
+    readlink('/proc/self/ns/pid').catch(() => undefined),
+    readFile('/proc/sys/kernel/random/boot_id', 'utf8').then(
+      (id) => id.trim() || undefined,
+      () => undefined,
+    ),
+  ]).then(([pidNamespace, bootId]) => ({ pidNamespace, bootId }))
+  return hereRead
+}
+
+let hereRead: Promise<{ pidNamespace?: string; bootId?: string }> | undefined

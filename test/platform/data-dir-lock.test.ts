@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { lockDataDir } from '../../src/platform/data-dir-lock.ts'
 
 const lockModule = fileURLToPath(new URL('../../src/platform/data-dir-lock.ts', import.meta.url))
 
@@ -60,6 +61,12 @@ async function deadPid(): Promise<number> {
   return child.pid as number
 }
 
+/** When process `pid` started (/proc/<pid>/stat field 22), as a lock records it. */
+async function startTimeOf(pid: number | string): Promise<string> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] as string
+}
+
 const contenders: Contender[] = []
 const dirs: string[] = []
 beforeAll(async () => {
@@ -110,7 +117,7 @@ describe('lockDataDir', () => {
       const reused = await folderLockedBy(`${process.pid} ${Number(startTime) - 1}`)
       expect(await contend([first], reused)).toEqual(['locked'])
       expect(await readFile(join(reused, 'kizuna.lock'), 'utf8')).toMatch(
-        new RegExp(`^${first.child.pid} \\d+$`),
+        new RegExp(`^${first.child.pid} \\d+( |$)`),
       )
     },
   )
@@ -126,4 +133,73 @@ describe('lockDataDir', () => {
       'refused',
     ])
   })
+
+  describe.skipIf(!existsSync('/proc/self/ns/pid'))(
+    'with the pid namespace and boot in the lock',
+    () => {
+      // Containers sharing a DATA_DIR volume each have their own pids: the web container's node
+      // is pid 1 there, and a one-off `docker compose run … npx kizuna import` has a pid 1 of its
+      // own (npm), alive, with another start time. Judged by pid and start time, the web
+      // container's lock looked stale and was taken over: two writers on one PGlite folder.
+      let namespace: string
+      let boot: string
+      beforeAll(async () => {
+        namespace = await readlink('/proc/self/ns/pid')
+        boot = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim()
+      })
+
+      /** The lock `lockDataDir` left over a folder whose lock read `content`; held: the error. */
+      async function lockOver(content: string): Promise<{ lock: string } | { refused: string }> {
+        const dir = await folderLockedBy(content)
+        try {
+          const release = await lockDataDir(dir)
+          const lock = await readFile(join(dir, 'kizuna.lock'), 'utf8')
+          await release()
+          return { lock }
+        } catch (error) {
+          return { refused: (error as Error).message }
+        }
+      }
+
+      it('refuses a lock from another pid namespace, whatever its pid shows here', async () => {
+        const [first] = contenders as [Contender]
+        const live = `${first.child.pid} ${await startTimeOf(first.child.pid as number)}`
+        for (const pid of [`1 ${await startTimeOf(1)}`, `1 1`, `${await deadPid()} 1`, live]) {
+          expect(await lockOver(`${pid} pid:[1] ${boot}`), pid).toEqual({
+            refused: expect.stringContaining(
+              `in use by process ${pid.split(' ')[0]} in another pid namespace (container)`,
+            ),
+          })
+        }
+      })
+
+      it('takes over a lock from an earlier boot, whatever its namespace and pid show', async () => {
+        // After a reboot an unrelated process may have the pid with the very start time.
+        const [first] = contenders as [Contender]
+        const live = `${first.child.pid} ${await startTimeOf(first.child.pid as number)}`
+        const earlier = '00000000-0000-4000-8000-000000000000'
+        for (const ns of [namespace, 'pid:[1]']) {
+          expect(await lockOver(`${live} ${ns} ${earlier}`)).toEqual({
+            lock: `${process.pid} ${await startTimeOf('self')} ${namespace} ${boot}`,
+          })
+        }
+      })
+
+      it('judges a lock from this namespace and boot by its pid and start time', async () => {
+        const [first] = contenders as [Contender]
+        const pid = first.child.pid as number
+        const started = await startTimeOf(pid)
+        const mine = `${process.pid} ${await startTimeOf('self')} ${namespace} ${boot}`
+        expect(await lockOver(`${pid} ${started} ${namespace} ${boot}`)).toEqual({
+          refused: expect.stringContaining(`in use by process ${pid} (Kizuna running?)`),
+        })
+        expect(await lockOver(`${pid} ${Number(started) - 1} ${namespace} ${boot}`)).toEqual({
+          lock: mine,
+        })
+        expect(await lockOver(`${await deadPid()} ${started} ${namespace} ${boot}`)).toEqual({
+          lock: mine,
+        })
+      })
+    },
+  )
 })
