@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { link, readFile, readlink, rename, unlink, writeFile } from 'node:fs/promises'
+import { link, readFile, readlink, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -40,17 +40,43 @@ export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
  * creating one let two processes that both saw it stale each delete and create, both winning.
  */
 async function take(path: string, content: string): Promise<Owner | undefined> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    if (attempt > 0) await sleep(5) // another process is taking over a stale lock
+  let unreadableSince: number | undefined
+  for (let attempt = 0; attempt < 200; ) {
     if (await create(path, content)) return undefined
     const held = await readLock(path)
-    if (held === undefined) continue // released meanwhile
-    const owner = parseOwner(held)
-    if (owner && (await isRunning(owner))) return owner
-    if (await replaceStale(path, held, content)) return undefined
+    if (held !== undefined) {
+      const owner = parseOwner(held)
+      if (owner === undefined) {
+        unreadableSince ??= Date.now()
+        if (await beingWritten(path, unreadableSince)) {
+          await sleep(20)
+          continue
+        }
+      } else if (await isRunning(owner)) return owner
+      if (await replaceStale(path, held, content)) return undefined
+    }
+    attempt++ // released meanwhile, or another process is taking over a stale lock
+    await sleep(5)
   }
   throw new Error(`could not lock ${path}: other processes kept taking it over`)
 }
+
+/**
+ * Whether the unreadable (empty, or not whole) lock at `path` may still be being written: a
+ * lock is created and then written where hard links are missing. It is while it is younger than
+ * a few seconds and this process has waited less than that on it (the file's time comes from
+ * a share's clock, which may run ahead); after that its owner died before writing it.
+ */
+async function beingWritten(path: string, unreadableSince: number): Promise<boolean> {
+  const modified = await stat(path).then(
+    (s) => s.mtimeMs,
+    () => undefined,
+  )
+  const now = Date.now()
+  return modified !== undefined && now - modified < WRITING_MS && now - unreadableSince < WRITING_MS
+}
+
+const WRITING_MS = 5_000
 
 /**
  * Replaces the stale lock `stale` at `path` with `content`, if this process claims its takeover:
@@ -73,7 +99,8 @@ async function replaceStale(path: string, stale: string, content: string): Promi
 
 /**
  * Creates `path` holding `content`, whole, unless it exists (then false). On a file system
- * without hard links (FAT, some network shares) it is created, then written.
+ * without hard links (FAT, some network shares) it is created, then written (a process
+ * reading it empty meanwhile waits: see beingWritten).
  */
 async function create(path: string, content: string): Promise<boolean> {
   const temp = await written(path, content)
@@ -130,7 +157,7 @@ async function ownerOf(pid: number): Promise<string> {
 
 function parseOwner(text: string): Owner | undefined {
   const match = /^(\d+)(?: (\d+)(?: (\S+) (\S+))?)?$/.exec(text)
-  if (!match) return undefined // not a lock Kizuna wrote whole: taken for stale, as before
+  if (!match) return undefined // not a lock Kizuna wrote whole (yet: see beingWritten)
   return { pid: Number(match[1]), startedAt: match[2], pidNamespace: match[3], bootId: match[4] }
 }
 

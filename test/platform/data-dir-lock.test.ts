@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, readlink, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { lockDataDir } from '../../src/platform/data-dir-lock.ts'
@@ -202,4 +203,50 @@ describe('lockDataDir', () => {
       })
     },
   )
+
+  describe('a lock with nothing readable in it', () => {
+    // Where hard links are missing (FAT, some network shares) a lock is created empty and then
+    // written: a process starting beside read it empty, took it for stale and replaced it, and
+    // both ran.
+    it('is waited on while it is new, until its owner has written it', async () => {
+      const [first] = contenders as [Contender]
+      for (const content of ['', '12 34 pid:[4']) {
+        const dir = await folderLockedBy(content)
+        let settled = false
+        const attempt = lockDataDir(dir).finally(() => {
+          settled = true
+        })
+        attempt.catch(() => {})
+        await sleep(200) // long enough for a reader to have found it unreadable
+        expect(settled, JSON.stringify(content)).toBe(false)
+        await writeFile(join(dir, 'kizuna.lock'), String(first.child.pid))
+        await expect(attempt).rejects.toThrow(`in use by process ${first.child.pid}`)
+      }
+    })
+
+    it('is taken for stale once it is old (its owner died before writing it)', async () => {
+      for (const content of ['', 'not a lock']) {
+        const dir = await folderLockedBy(content)
+        const minuteAgo = new Date(Date.now() - 60_000)
+        await utimes(join(dir, 'kizuna.lock'), minuteAgo, minuteAgo)
+        const release = await lockDataDir(dir)
+        expect(await readFile(join(dir, 'kizuna.lock'), 'utf8')).toMatch(
+          new RegExp(`^${process.pid}( |$)`),
+        )
+        await release()
+      }
+    })
+
+    it('is taken for stale after a few seconds even when its time is in the future', async () => {
+      // A network share's clock ahead of this one would otherwise keep it new for ever.
+      const dir = await folderLockedBy('')
+      const hourAhead = new Date(Date.now() + 3_600_000)
+      await utimes(join(dir, 'kizuna.lock'), hourAhead, hourAhead)
+      const release = await lockDataDir(dir)
+      expect(await readFile(join(dir, 'kizuna.lock'), 'utf8')).toMatch(
+        new RegExp(`^${process.pid}( |$)`),
+      )
+      await release()
+    })
+  })
 })
