@@ -47,6 +47,8 @@ export type StartOptions = DepsOptions & {
   signal?: AbortSignal
   /** Told each step of start-up as it begins (for a shutdown that has to say what it waits for). */
   onStep?: (step: string) => void
+  /** How often ROLE=web started without Redis says so again while it waits (5 min). */
+  degradedReminderMs?: number
 }
 
 /** Start-up stopped at a safe point because StartOptions.signal asked it to; all is closed. */
@@ -130,10 +132,8 @@ async function startSteps(
   })
   opened.push(() => closeDeps(deps))
   if (redisDown) {
-    deps.log.warn(
-      `${redisDown.message} Starting all the same (ROLE=web): webhook events are stored and ` +
-        'queued by the sweeper once Redis answers; /readyz says degraded until then',
-    )
+    const reminder = remindWhileDegraded(deps, redisDown, opts.degradedReminderMs)
+    opened.push(() => clearInterval(reminder))
   }
   const mailer = createMailer(env, deps.db, { sandbox: sandbox !== null })
   opened.push(() => mailer.close())
@@ -241,6 +241,29 @@ async function checkRedis(env: Env): Promise<RedisUnreachable | undefined> {
     throw error
   }
   return undefined
+}
+
+/**
+ * A ROLE=web process started without Redis says so as an error, and again every
+ * `everyMs` (5 min) until Redis answers: what looks like an outage may be a REDIS_URL that is
+ * wrong for good (a mistyped host name does not resolve either), and one line at start-up
+ * scrolled away while the process ran degraded. Returns the interval (cleared at stop).
+ */
+function remindWhileDegraded(
+  deps: Deps,
+  down: RedisUnreachable,
+  everyMs = 5 * 60_000,
+): NodeJS.Timeout {
+  const said =
+    'webhook events are stored and queued by the sweeper once Redis answers; /readyz says ' +
+    'degraded until then'
+  deps.log.error(`${down.message} Starting all the same (ROLE=web): ${said}`)
+  const reminder = setInterval(() => {
+    if (deps.redis.status === 'ready') clearInterval(reminder)
+    else deps.log.error(`${down.message} Running all the same (ROLE=web), still degraded: ${said}`)
+  }, everyMs)
+  reminder.unref()
+  return reminder
 }
 
 /**

@@ -1,3 +1,4 @@
+import { createConnection } from 'node:net'
 import { Redis } from 'ioredis'
 import { isConnectionError } from './errors.ts'
 import type { Logger } from './logger.ts'
@@ -159,8 +160,9 @@ export function createWorkerRedis(
 /**
  * assertRedisReachable found no server answering at REDIS_URL's address: refused, no answer to
  * the connection, or a host name that does not resolve (Docker Compose drops a stopped
- * container's). As in a Redis outage, unlike a Redis that refuses the connection's set-up or a
- * server there that is not Redis, which no wait mends.
+ * container's). As in a Redis outage, unlike a Redis that refuses the connection's set-up, a
+ * server there that is not Redis or one that does not answer a rediss:// URL's TLS, which no
+ * wait mends.
  */
 export class RedisUnreachable extends Error {
   override name = 'RedisUnreachable'
@@ -222,7 +224,19 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
   } catch (error) {
     // connect() rejects with "Connection is closed" whatever closed it: the reason is the last
     // error the connection reported (refused, no such host, a timeout, not Redis at all).
-    const why = setUpErrors.at(-1) ?? error
+    let why = setUpErrors.at(-1) ?? error
+    // With TLS, ioredis's "connect ETIMEDOUT" is also a server that took the connection and
+    // never answered TLS (a plain Redis): REDIS_URL to fix, not an outage to wait out.
+    if (
+      (why as NodeJS.ErrnoException).code === 'ETIMEDOUT' &&
+      url.startsWith('rediss:') &&
+      (await connects(url, timeoutMs))
+    ) {
+      why = new Error(
+        `connected, but no TLS answer came within ${timeoutMs / 1000} s (a rediss:// URL wants ` +
+          'a server that speaks TLS; plain Redis answers redis://)',
+      )
+    }
     const message =
       `Redis is unreachable at REDIS_URL (${redactUrl(url)}): ${explain(why, url, setUpErrors.length > 0)}. ` +
       'Start Redis or set REDIS_URL to a reachable server.'
@@ -241,6 +255,25 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
   }
 }
 
+/** Whether a TCP connection to the host and port of `url` is made within `timeoutMs`. */
+async function connects(url: string, timeoutMs: number): Promise<boolean> {
+  const { hostname, port } = new URL(url)
+  const socket = createConnection({
+    host: hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: Number(port || 6379),
+    timeout: timeoutMs,
+  })
+  try {
+    return await new Promise<boolean>((resolve) => {
+      socket.once('connect', () => resolve(true))
+      socket.once('timeout', () => resolve(false))
+      socket.once('error', () => resolve(false))
+    })
+  } finally {
+    socket.destroy()
+  }
+}
+
 /** An error's message without its final period: ioredis's may end with one ("… closed."). */
 function reasonOf(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).replace(/\.+$/, '')
@@ -254,8 +287,6 @@ function explain(error: unknown, url: string, reported: boolean): string {
     why = `the server there does not answer as Redis does (it sent "${notResp[1]}…": another service's port?)`
   } else if (!reported && /Connection is closed/.test(why)) {
     why = 'the server there closed the connection without answering (not a Redis server?)'
-  } else if (/ETIMEDOUT/.test(why) && url.startsWith('rediss:')) {
-    why += ' (a rediss:// URL wants a server that speaks TLS; plain Redis answers redis://)'
   }
   return redactPassword(why, url)
 }

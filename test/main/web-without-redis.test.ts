@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
 import { createLogger } from '../../src/platform/logger.ts'
@@ -64,14 +65,15 @@ describe('a process started while Redis is down', () => {
         .where('webhook_event_id', '=', webhookEventId)
         .executeTakeFirstOrThrow()
     expect(await stored()).toEqual({ status: 'pending' })
-    // Said at start-up, then the outage and /readyz's state once each, as for an outage that
-    // began while it ran: no line per request or reconnection attempt.
+    // Said at start-up (an error: REDIS_URL may be wrong), then the outage and /readyz's state
+    // once each, as for an outage that began while it ran: no line per request or reconnection
+    // attempt.
     const problems = logs.entries().filter((l) => (l.level as number) >= 40)
     expect(problems).toHaveLength(3)
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.objectContaining({
-          level: 40,
+          level: 50,
           msg: expect.stringMatching(
             new RegExp(
               `^Redis is unreachable at REDIS_URL \\(redis://127\\.0\\.0\\.1:${redisPort}\\): connect ECONNREFUSED .* Starting all the same \\(ROLE=web\\)`,
@@ -99,6 +101,59 @@ describe('a process started while Redis is down', () => {
       expect((await readiness(web)).body).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' }),
     )
   }, 60_000)
+
+  it('says so again while it runs degraded, until Redis answers', async () => {
+    // A mistyped host (ENOTFOUND) looks like an outage, and the one warning at start-up
+    // scrolled away while the process ran degraded for good.
+    for (const REDIS_URL of [
+      'redis://no-such-host.invalid:6379',
+      `redis://127.0.0.1:${await sparePort()}`,
+    ]) {
+      const logs = logSink()
+      const web = await startKizuna(testEnv({ ROLE: 'web', REDIS_URL }), {
+        queuePrefix: `test-${randomUUID()}`,
+        log: createLogger('info', logs.sink),
+        degradedReminderMs: 100,
+      })
+      cleanups.push(() => web.stop())
+      const reminders = () =>
+        logs
+          .entries()
+          .filter(
+            (l) =>
+              l.level === 50 &&
+              /^Redis is unreachable at REDIS_URL .*\(ROLE=web\)/.test(String(l.msg)),
+          )
+      await eventually(() => expect(reminders().length, REDIS_URL).toBeGreaterThanOrEqual(3))
+      expect(reminders()[0]!.msg).toMatch(/ENOTFOUND|EAI_AGAIN|ECONNREFUSED/)
+      expect(reminders().at(-1)!.msg).toMatch(/still degraded/)
+      await web.stop()
+    }
+
+    // Once Redis answers, no more.
+    const redisPort = await sparePort()
+    const logs = logSink()
+    const web = await startKizuna(
+      testEnv({ ROLE: 'web', REDIS_URL: `redis://127.0.0.1:${redisPort}` }),
+      {
+        queuePrefix: `test-${randomUUID()}`,
+        log: createLogger('info', logs.sink),
+        degradedReminderMs: 100,
+      },
+    )
+    cleanups.push(() => web.stop())
+    const stillDegraded = () => logs.entries().filter((l) => /still degraded/.test(String(l.msg)))
+    await eventually(() => expect(stillDegraded().length).toBeGreaterThanOrEqual(1))
+    const redis = await startPrivateRedis(redisPort)
+    cleanups.push(() => redis.stop())
+    await eventually(async () =>
+      expect((await readiness(web)).body).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' }),
+    )
+    const said = stillDegraded().length
+    await sleep(1_000) // ten reminders' time
+    expect(stillDegraded()).toHaveLength(said)
+    await web.stop()
+  })
 
   it('refuses to start ROLE=all and ROLE=worker, whose work is the queues', async () => {
     const url = `redis://127.0.0.1:${await sparePort()}`

@@ -68,12 +68,15 @@ describe('assertRedisReachable', () => {
         /: getaddrinfo (ENOTFOUND|EAI_AGAIN) no-such-host\.invalid/,
         true,
       ],
-      // TLS against a plain Redis: no TLS answer comes.
+      // TLS against a plain Redis: the connection is made, and no TLS answer comes. Not an
+      // outage (ROLE=web started degraded on it, for ever): no wait mends REDIS_URL.
       [
         `rediss://${plain.host}`,
-        /: connect ETIMEDOUT \(a rediss:\/\/ URL wants a server that speaks TLS/,
-        true,
+        /: connected, but no TLS answer came within 1 s \(a rediss:\/\/ URL wants a server that speaks TLS; plain Redis answers redis:\/\/\)\. Start Redis/,
+        false,
       ],
+      // With TLS too, no server there is an outage.
+      ['rediss://127.0.0.1:1', /: connect ECONNREFUSED 127\.0\.0\.1:1\. Start Redis/, true],
       // Another service's port (an HTTP server, Postgres that hangs up on what it cannot read).
       [
         await notRedis('HTTP/1.1 400 Bad Request\r\n\r\n'),
