@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { sha256 } from '../../src/linking/link-crypto.ts'
+import { createLogger } from '../../src/platform/logger.ts'
+import { logSink } from '../support/log-sink.ts'
 import {
   codeMailedTo,
   dialogOf,
@@ -15,7 +17,8 @@ import {
 // The code's email when the relay does not answer as it should: a relay that took the whole
 // message and never answered may have delivered it (the shopper must be able to enter it), and
 // a code that was not sent still counts toward the limits on codes mailed.
-const started = kizunaWithSmtp()
+const logs = logSink()
+const started = kizunaWithSmtp({}, { log: createLogger('info', logs.sink) })
 
 const sendCode = (linkToken: string, email: string) =>
   post(`${started.k.baseUrl}/link/email`, { linkToken, email })
@@ -38,6 +41,14 @@ describe("the code's email, when the relay fails", () => {
     expect(page).toContain('name="code"')
     expect(page).toContain(email)
     expect(smtp.mailsTo(email)).toHaveLength(1)
+    // Dropped indeed (an answered email gives the same page): the send's outcome was unknown.
+    expect(smtp.dropped).toBe(1)
+    expect(logs.entries().filter((l) => /outcome unknown/.test(String(l.msg)))).toEqual([
+      expect.objectContaining({
+        level: 40,
+        msg: 'link code email outcome unknown: the relay got it all and did not answer',
+      }),
+    ])
     const code = await codeMailedTo(smtp, email, before)
     const codeId = hidden(page, 'codeId')
     dialogOf(await post(`${k.baseUrl}/link/code`, { linkToken, codeId, code }), linkToken)

@@ -12,17 +12,24 @@ export { type ReceivedMail, type Smtp, startSmtp } from '../support/smtp.ts'
 
 /**
  * The file's Kizuna, sending codes to its own SMTP catcher: started before the file's tests,
- * stopped after. Read `k` and `smtp` inside the tests.
+ * stopped after (`opts` as startTestKizuna takes them: a log to read). Read `k` and `smtp` inside
+ * the tests.
  */
-export function kizunaWithSmtp(overrides: Record<string, string> = {}) {
+export function kizunaWithSmtp(
+  overrides: Record<string, string> = {},
+  opts: Parameters<typeof startTestKizuna>[1] = {},
+) {
   const started = {} as { k: TestKizuna; smtp: Smtp }
   beforeAll(async () => {
     started.smtp = await startSmtp()
-    started.k = await startTestKizuna({
-      SMTP_URL: started.smtp.url,
-      PUBLIC_BASE_URL: 'https://shop.example',
-      ...overrides,
-    })
+    started.k = await startTestKizuna(
+      {
+        SMTP_URL: started.smtp.url,
+        PUBLIC_BASE_URL: 'https://shop.example',
+        ...overrides,
+      },
+      opts,
+    )
   })
   afterAll(async () => {
     await started.k?.stopAll()

@@ -100,21 +100,31 @@ export async function startSmtp(
         })
         if (drops > 0) {
           drops -= 1
-          dropConnection(session.id)
+          dropConnection(session.remotePort)
           return
         }
         answer('DATA', () => callback())
       })
     },
   })
-  /** Closes a session's connection at once, answering nothing more on it. */
-  const dropConnection = (sessionId: string) => {
-    const { connections } = server as unknown as {
-      connections: Set<{ id: string; _socket: Socket }>
-    }
-    for (const connection of connections) {
-      if (connection.id === sessionId) connection._socket.destroy()
-    }
+  // Client connections by their port (all come from 127.0.0.1): a session tells its client's
+  // port, not its socket.
+  const sockets = new Map<number, Socket>()
+  server.server.on('connection', (socket: Socket) => {
+    const port = socket.remotePort
+    if (port === undefined) return
+    sockets.set(port, socket)
+    socket.once('close', () => {
+      if (sockets.get(port) === socket) sockets.delete(port)
+    })
+  })
+  let dropped = 0
+  /** Closes the connection from this client port at once, answering nothing more on it. */
+  const dropConnection = (clientPort: number) => {
+    const socket = sockets.get(clientPort)
+    if (!socket || socket.destroyed) return
+    socket.destroy()
+    dropped += 1
   }
   // A client gone during a message (a worker process killed) resets its connection: the server
   // carries on, as a real one does, rather than throw in the test.
@@ -180,6 +190,10 @@ export async function startSmtp(
      */
     dropNext(count = 1) {
       drops += count
+    },
+    /** How many connections `dropNext` closed so far. */
+    get dropped() {
+      return dropped
     },
     /** Sends the answers the server stalled, the oldest `count` (all by default). */
     answerStalled(count = stalled.length) {
