@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { setConsent } from '../../src/consent/consent.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { insertDeliveries } from '../../src/messaging/delivery.repo.ts'
 import type { SendTools } from '../../src/messaging/delivery-send.service.ts'
@@ -17,6 +16,7 @@ import {
   grantMarketingEmail,
   newFriend,
   notices,
+  revokeTransactionalEmail,
   SAMPLE,
   sendJob,
   toolsRendering,
@@ -58,18 +58,10 @@ describe('an email whose person changed between its claim and its send', () => {
       .execute((trx) => mergeCustomers(trx, { survivorId, mergedId, reason: 'test' }))
   }
 
-  const revokeTransactionalEmail = (customerId: string) =>
-    setConsent(k.deps.db, customerId, {
-      category: 'transactional',
-      channel: 'email',
-      granted: false,
-      source: 'email-unsubscribe',
-    })
-
   it('sends no notice once it belongs to a survivor who turned transactional email off', async () => {
     const merged = await emailCustomer(k.deps)
     const survivor = await emailCustomer(k.deps)
-    await revokeTransactionalEmail(survivor.id)
+    await revokeTransactionalEmail(k.deps, survivor.id)
     const [id] = (await notices(k.deps, [merged.id])) as [string]
     await sendJob(
       k,
@@ -94,7 +86,7 @@ describe('an email whose person changed between its claim and its send', () => {
       toolsWith(async () => {
         await merge(survivor.id, merged.id)
         // An earlier email's link names the merged customer: it reaches the survivor.
-        await revokeTransactionalEmail(merged.id)
+        await revokeTransactionalEmail(k.deps, merged.id)
       }),
     )([id])
 

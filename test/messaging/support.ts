@@ -370,6 +370,15 @@ export async function emailCustomer(
   return { id, email: email ?? '' }
 }
 
+/** The customer turns transactional email off (an email's unsubscribe page). */
+export const revokeTransactionalEmail = (deps: Pick<Deps, 'db'>, customerId: string) =>
+  setConsent(deps.db, customerId, {
+    category: 'transactional',
+    channel: 'email',
+    granted: false,
+    source: 'email-unsubscribe',
+  })
+
 export const grantMarketingEmail = (deps: Pick<Deps, 'db'>, customerId: string) =>
   setConsent(deps.db, customerId, {
     category: 'marketing',
