@@ -136,16 +136,29 @@ export function held(claim: Claim, ids: string[]) {
 export const stillHeld = sql`d.id = held.id and d.attempts = held.attempts and d.status = 'sending'`
 
 /**
- * Sets `set` on the rows `ids` the claim still holds, in one statement, unless their customer was
- * erased: what marks an email or a reply as about to go (a row in `sending` is not skipped by an
- * erasure, and the message names the person). The customers are locked first (key share, in id
- * order), so an erasure under way, which holds its customers from its start, is waited for and
- * seen. Each row is judged by the customer it had when the statement began (`claimed`): a merge
- * that committed meanwhile moved it to the survivor, and it is still the job's to mark. `stop`,
+ * Statements markHeldUnlessErased runs at most: each after the first judges again, as of its own
+ * start, the rows that changed while the one before waited (a merge moved them).
+ */
+const MARK_ROUNDS = 3
+
+/**
+ * Sets `set` on the rows `ids` the claim still holds, unless their customer was erased: what
+ * marks an email or a reply as about to go (a row in `sending` is not skipped by an erasure, and
+ * the message names the person). The customers are locked first (key share, in id order), so an
+ * erasure under way, which holds its customers from its start, is waited for and seen. `stop`,
  * when given, is why a row must not go now after all (null: it goes), read in the same statement
- * for that customer, as of the statement's start: an SQL expression over `d` (the row: `id`,
- * `customer_id`, `category`, `line_user_id`). Returns the rows marked, the held rows of erased
- * customers (not marked), and the others `stop` held back, with its reason (not marked).
+ * for the row's customer: an SQL expression over `d` (the row: `id`, `customer_id`, `category`,
+ * `line_user_id`). Returns the rows marked, the held rows of erased customers (not marked), and
+ * the others `stop` held back, with its reason (not marked): each judged for the customer the
+ * row has as of its mark.
+ *
+ * A statement reads the rows and what `stop` reads as of its start, but may wait for a customer's
+ * lock: a merge that commits meanwhile has moved the row to the survivor (and removed the merged
+ * customer's consent rows and LINE identities). So a row is marked, or its judgement kept, only
+ * if it still has the customer it was judged for (the update, or a lock, reads the row as
+ * committed since); one that was moved is judged again by a statement of its own, which sees the
+ * merge, up to MARK_ROUNDS statements (a row still moving after those is not marked: it is left
+ * as one another claim took, for the lease to hand back).
  */
 export async function markHeldUnlessErased(
   db: Db,
@@ -154,10 +167,40 @@ export async function markHeldUnlessErased(
   set: RawBuilder<unknown>,
   stop: RawBuilder<string | null> = sql`null::text`,
 ): Promise<{ marked: Set<string>; erased: Set<string>; stopped: Map<string, string> }> {
-  if (ids.length === 0) return { marked: new Set(), erased: new Set(), stopped: new Map() }
+  const marked = new Set<string>()
+  const erased = new Set<string>()
+  const stopped = new Map<string, string>()
+  let left = ids
+  for (let round = 0; round < MARK_ROUNDS && left.length > 0; round++) {
+    const moved: string[] = []
+    for (const r of await markRound(db, left, claim, set, stop)) {
+      if (r.moved) moved.push(r.id)
+      else if (r.erased) erased.add(r.id)
+      else if (r.stop !== null) stopped.set(r.id, r.stop)
+      else marked.add(r.id)
+    }
+    left = moved
+  }
+  return { marked, erased, stopped }
+}
+
+/**
+ * One statement of markHeldUnlessErased, on the rows it held at its start (`claimed`), each
+ * judged for the customer it had then. `moved`: the row changed before it was marked or locked
+ * (its customer or its claim): nothing was done to it, and the judgement is not to be used.
+ */
+async function markRound(
+  db: Db,
+  ids: string[],
+  claim: Claim,
+  set: RawBuilder<unknown>,
+  stop: RawBuilder<string | null>,
+) {
+  // The row as committed, still the claim's and still the customer's it was judged for.
+  const unchanged = sql`${stillHeld} and judged.id = d.id and d.customer_id = judged.customer_id`
   const result = await executePrepared(
     db,
-    sql<{ id: string; erased: boolean; stop: string | null }>`
+    sql<{ id: string; erased: boolean; stop: string | null; moved: boolean }>`
     with held as (select * from ${held(claim, ids)}),
     claimed as (
       select d.id, d.customer_id, d.category, d.line_user_id from delivery d, held
@@ -168,28 +211,28 @@ export async function markHeldUnlessErased(
       where c.id in (select customer_id from claimed)
       order by c.id for key share of c
     ),
-    judged as (
-      select d.id, owner.erased, case when owner.erased then null else ${stop} end as stop
+    judged as materialized (
+      select d.id, d.customer_id, owner.erased,
+        case when owner.erased then null else ${stop} end as stop
       from claimed d join owner on owner.id = d.customer_id
     ),
     marked as (
       update delivery d set ${set} from held, judged
-      where ${stillHeld} and judged.id = d.id and not judged.erased and judged.stop is null
+      where ${unchanged} and not judged.erased and judged.stop is null
       returning d.id
+    ),
+    -- The rows not to mark, locked as the update would (after their customer, as a merge or an
+    -- erasure does): a lock reads the row as committed since the statement began.
+    kept as (
+      select d.id from delivery d, held, judged
+      where ${unchanged} and (judged.erased or judged.stop is not null)
+      for no key update of d
     )
-    select id, false as erased, null::text as stop from marked
-    union all
-    select id, erased, stop from judged where erased or stop is not null`,
+    select judged.id, judged.erased, judged.stop,
+      marked.id is null and kept.id is null as moved
+    from judged left join marked on marked.id = judged.id left join kept on kept.id = judged.id`,
   )
-  const marked = new Set<string>()
-  const erased = new Set<string>()
-  const stopped = new Map<string, string>()
-  for (const r of result.rows) {
-    if (r.erased) erased.add(r.id)
-    else if (r.stop !== null) stopped.set(r.id, r.stop)
-    else marked.add(r.id)
-  }
-  return { marked, erased, stopped }
+  return result.rows
 }
 
 export function claimOf(rows: Pick<ClaimedDelivery, 'id' | 'attempts'>[]): Claim {

@@ -20,8 +20,8 @@ const emailSlots = pLimit(8)
  * outcome recorded as soon as it is decided (ClaimOutcomes.settle). The claim decided each one's
  * channel, quiet hours and consent up to half the lease before its slot comes: as it takes its
  * slot, quiet hours are checked again (quietSince), and it is marked (markEmailTrying), in a
- * statement of its own just before its email goes, only if its customer (the one the row has now:
- * a merge may have moved it) was not erased, still cannot be reached on LINE and allows its
+ * statement of its own just before its email goes, only if its customer (the one the row has as
+ * of the mark: a merge may have moved it) was not erased, still cannot be reached on LINE and allows its
  * category by email, read in that statement. One whose outcome is then never recorded is failed
  * as of unknown outcome by the claim that takes it over, not sent again, while those a stopped
  * worker had not started are not marked and are sent by that claim. Rows found claimed again

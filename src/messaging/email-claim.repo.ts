@@ -7,8 +7,8 @@ import { type Claim, lineFriendOf, markHeldUnlessErased } from './delivery-claim
  * Why a claimed email must not go after all, found as it is about to: the person follows the
  * account now (`line_friend`: LINE reaches them, and email is only for those it cannot), or no
  * longer allows its category by email (`no_consent`: an unsubscribe), each for the customer the
- * row belongs to now (a merge since the claim moved it to the survivor and removed the merged
- * customer's consent rows).
+ * row belongs to as of the mark (a merge since the claim, or one the mark waited for, moved it to
+ * the survivor and removed the merged customer's consent rows: see markHeldUnlessErased).
  */
 const stopped = sql<string | null>`case
     when ${lineFriendOf('d')} then 'line_friend'
@@ -24,9 +24,9 @@ const stopped = sql<string | null>`case
  * claimDeliveries). The row is marked only if the claim still holds it, its customer was not
  * erased since the claim (`erased`: the email goes to their address, in their name, and must
  * not), and LINE still cannot reach them and they allow the category by email (`line_friend`,
- * `no_consent`: read in the same statement, so nothing changes between the check and the mark);
- * null when another claim took it. Once per email: a prepared statement (its text never
- * changes).
+ * `no_consent`), all read for the customer the row has as of the mark, in the statement that
+ * marks it (one a merge moved while it waited is judged again by the next); null when another
+ * claim took it. A prepared statement (its text never changes).
  */
 export async function markEmailTrying(
   db: Db,
