@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { link, readFile, readlink, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { link, readFile, readlink, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -9,27 +9,57 @@ import { setTimeout as sleep } from 'node:timers/promises'
  * disagreeing, rows lost). The lock file holds the owner's pid and, where /proc tells them, the
  * time that process started (so a pid given to another process since is not taken for the
  * owner), its pid namespace and the boot. A lock whose process is gone (a crash) is taken over.
- * Returns the release.
+ * The owner refreshes the lock's time every `heartbeatMs` while it holds it: a lock from another
+ * pid namespace (a container), whose pid tells nothing here, is held while it was refreshed in
+ * the last `foreignStaleMs` (a container killed while holding it restarts in a new namespace,
+ * and would otherwise be refused for ever). Returns the release.
  */
-export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
+export async function lockDataDir(
+  dir: string,
+  options: { heartbeatMs?: number; foreignStaleMs?: number } = {},
+): Promise<() => Promise<void>> {
+  const heartbeatMs = options.heartbeatMs ?? LOCK_HEARTBEAT_MS
+  const lease = { foreignStaleMs: options.foreignStaleMs ?? 3 * heartbeatMs }
   const path = join(dir, 'kizuna.lock')
   const mine = await ownerOf(process.pid)
-  const owner = await take(path, mine)
+  const owner = await take(path, mine, lease)
   if (owner !== undefined) {
     // Its pid names some other process here, if any: it can only be told to stop.
     const elsewhere =
       owner.pidNamespace !== undefined && owner.pidNamespace !== (await here()).pidNamespace
     const where = elsewhere ? ' in another pid namespace (container)' : ''
-    const orDelete = elsewhere ? `; if no container using it is running, delete ${path}` : ''
+    const stale = `${lease.foreignStaleMs / 1000} s`
+    const orWait = elsewhere
+      ? `; a lock a killed container left is taken over ${stale} after its last refresh`
+      : ''
     throw new Error(
       `the embedded database in ${dir} is in use by process ${owner.pid}${where} (Kizuna ` +
         'running?): stop it first, or set DATABASE_URL to a PostgreSQL server that both can use' +
-        orDelete,
+        orWait,
     )
   }
+  const heartbeat = setInterval(() => void refresh(path, mine), heartbeatMs)
+  heartbeat.unref()
   return async () => {
+    clearInterval(heartbeat)
     if ((await readLock(path).catch(() => undefined)) === mine) await unlink(path).catch(() => {})
   }
+}
+
+const LOCK_HEARTBEAT_MS = 10_000
+
+type Lease = { foreignStaleMs: number }
+
+/**
+ * Sets the time of the lock at `path` to now, while it reads `mine` (not one that took it over
+ * since: that keeps its own). A failure is left for the next beat.
+ */
+async function refresh(path: string, mine: string): Promise<void> {
+  try {
+    if ((await readLock(path)) !== mine) return
+    const now = new Date()
+    await utimes(path, now, now)
+  } catch {}
 }
 
 /**
@@ -39,7 +69,7 @@ export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
  * deleted first) only by the process that claimed its takeover. Deleting a stale lock and then
  * creating one let two processes that both saw it stale each delete and create, both winning.
  */
-async function take(path: string, content: string): Promise<Owner | undefined> {
+async function take(path: string, content: string, lease: Lease): Promise<Owner | undefined> {
   let unreadableSince: number | undefined
   for (let attempt = 0; attempt < 200; ) {
     if (await create(path, content)) return undefined
@@ -52,8 +82,8 @@ async function take(path: string, content: string): Promise<Owner | undefined> {
           await sleep(20)
           continue
         }
-      } else if (await isRunning(owner)) return owner
-      if (await replaceStale(path, held, content)) return undefined
+      } else if (await isRunning(owner, path, lease)) return owner
+      if (await replaceStale(path, held, content, lease)) return undefined
     }
     attempt++ // released meanwhile, or another process is taking over a stale lock
     await sleep(5)
@@ -84,9 +114,14 @@ const WRITING_MS = 5_000
  * the others, finding the claim held, wait to read the new owner. A claim left by a process
  * that died taking over is itself stale and taken over the same way.
  */
-async function replaceStale(path: string, stale: string, content: string): Promise<boolean> {
+async function replaceStale(
+  path: string,
+  stale: string,
+  content: string,
+  lease: Lease,
+): Promise<boolean> {
   const claim = `${path}.${createHash('sha256').update(stale).digest('hex').slice(0, 16)}`
-  if ((await take(claim, content)) !== undefined) return false
+  if ((await take(claim, content, lease)) !== undefined) return false
   try {
     if ((await readLock(path)) !== stale) return false // replaced already
     const temp = await written(path, content)
@@ -162,15 +197,24 @@ function parseOwner(text: string): Owner | undefined {
 }
 
 /**
- * Whether the lock's owner still runs. One from an earlier boot does not. One from another pid
- * namespace (another container on the same DATA_DIR volume) is taken to: its pid names some
- * other process here (each container has a pid 1), so nothing here tells whether it runs.
+ * Whether the lock at `path` naming `owner` is still its owner's. One from an earlier boot is
+ * not. One from another pid namespace (another container on the same DATA_DIR volume) is while
+ * its owner refreshes it: its pid names some other process here (each container has a pid 1),
+ * so nothing else here tells whether it runs. A time ahead of the clock (the clock stepped back)
+ * counts as refreshed: taking over a running container's lock corrupts the database.
  */
-async function isRunning(owner: Owner): Promise<boolean> {
+async function isRunning(owner: Owner, path: string, lease: Lease): Promise<boolean> {
   if (owner.bootId !== undefined) {
     const { pidNamespace, bootId } = await here()
     if (bootId !== undefined && owner.bootId !== bootId) return false
-    if (owner.pidNamespace !== pidNamespace) return true
+    if (owner.pidNamespace !== pidNamespace) {
+      const refreshed = await stat(path).then(
+        (s) => s.mtimeMs,
+        () => undefined,
+      )
+      // Gone: released meanwhile; the caller finds that out and tries again.
+      return refreshed !== undefined && Date.now() - refreshed < lease.foreignStaleMs
+    }
   }
   if (owner.pid === process.pid) return false // left by this process (its database reopened)
   try {

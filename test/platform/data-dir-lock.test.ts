@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, readFile, readlink, rm, utimes, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, readlink, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -149,9 +149,17 @@ describe('lockDataDir', () => {
         boot = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim()
       })
 
-      /** The lock `lockDataDir` left over a folder whose lock read `content`; held: the error. */
-      async function lockOver(content: string): Promise<{ lock: string } | { refused: string }> {
+      /**
+       * The lock `lockDataDir` left over a folder whose lock read `content` (last refreshed
+       * `age` ms ago); held: the error.
+       */
+      async function lockOver(
+        content: string,
+        age = 0,
+      ): Promise<{ lock: string } | { refused: string }> {
         const dir = await folderLockedBy(content)
+        const refreshed = new Date(Date.now() - age)
+        await utimes(join(dir, 'kizuna.lock'), refreshed, refreshed)
         try {
           const release = await lockDataDir(dir)
           const lock = await readFile(join(dir, 'kizuna.lock'), 'utf8')
@@ -172,6 +180,23 @@ describe('lockDataDir', () => {
             ),
           })
         }
+      })
+
+      it('takes over a lock from another pid namespace once its owner stopped refreshing it', async () => {
+        // A container killed (SIGKILL, out of memory) while holding the lock restarts in a new
+        // pid namespace: its lock was refused for ever, until someone deleted it. A running
+        // owner refreshes its lock's time (every 10 s); one not refreshed for 30 s is left by a
+        // container that is gone.
+        const fresh = `1 ${await startTimeOf(1)} pid:[1] ${boot}`
+        const mine = `${process.pid} ${await startTimeOf('self')} ${namespace} ${boot}`
+        expect(await lockOver(fresh, 20_000)).toEqual({
+          refused: expect.stringContaining('in use by process 1 in another pid namespace'),
+        })
+        expect(await lockOver(fresh, 40_000)).toEqual({ lock: mine })
+        // A time ahead of the clock (stepped back since) is not taken for a stopped refresh.
+        expect(await lockOver(fresh, -60_000)).toEqual({
+          refused: expect.stringContaining('in use by process 1 in another pid namespace'),
+        })
       })
 
       it('takes over a lock from an earlier boot, whatever its namespace and pid show', async () => {
@@ -203,6 +228,27 @@ describe('lockDataDir', () => {
       })
     },
   )
+
+  it('refreshes the time of a lock it holds, until released', async () => {
+    const dir = await folderLockedBy('')
+    const path = join(dir, 'kizuna.lock')
+    await rm(path)
+    const release = await lockDataDir(dir, { heartbeatMs: 20 })
+    const lock = await readFile(path, 'utf8')
+    const minuteAgo = new Date(Date.now() - 60_000)
+    await utimes(path, minuteAgo, minuteAgo)
+    for (let i = 0; i < 500 && (await stat(path)).mtimeMs === minuteAgo.getTime(); i++) {
+      await sleep(10)
+    }
+    expect((await stat(path)).mtimeMs).toBeGreaterThan(minuteAgo.getTime())
+
+    await release()
+    // The same lock back with an old time, as if still this process's: nothing refreshes it.
+    await writeFile(path, lock)
+    await utimes(path, minuteAgo, minuteAgo)
+    await sleep(200) // ten heartbeats
+    expect((await stat(path)).mtimeMs).toBe(minuteAgo.getTime())
+  })
 
   describe('a lock with nothing readable in it', () => {
     // Where hard links are missing (FAT, some network shares) a lock is created empty and then
