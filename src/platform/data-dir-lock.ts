@@ -10,27 +10,36 @@ import { setTimeout as sleep } from 'node:timers/promises'
  * time that process started (so a pid given to another process since is not taken for the
  * owner), its pid namespace and the boot. A lock whose process is gone (a crash) is taken over.
  * The owner refreshes the lock's time every `heartbeatMs` while it holds it: a lock from another
- * pid namespace (a container), whose pid tells nothing here, is held while it was refreshed in
- * the last `foreignStaleMs` (a container killed while holding it restarts in a new namespace,
- * and would otherwise be refused for ever). Returns the release.
+ * pid namespace (a container) or another boot (another host mounting the same share), whose pid
+ * tells nothing here, is held while it was refreshed in the last `foreignStaleMs` (a container
+ * killed while holding it restarts in a new namespace, and would otherwise be refused for ever).
+ * That is minutes, not a few beats: PGlite runs on the main thread, and a long statement stops
+ * the beats meanwhile. `onLost` is called once if a beat finds the lock taken over all the same.
+ * Returns the release.
  */
 export async function lockDataDir(
   dir: string,
-  options: { heartbeatMs?: number; foreignStaleMs?: number } = {},
+  options: { heartbeatMs?: number; foreignStaleMs?: number; onLost?: () => void } = {},
 ): Promise<() => Promise<void>> {
   const heartbeatMs = options.heartbeatMs ?? LOCK_HEARTBEAT_MS
-  const lease = { foreignStaleMs: options.foreignStaleMs ?? 3 * heartbeatMs }
+  const lease = { foreignStaleMs: options.foreignStaleMs ?? FOREIGN_STALE_MS }
   const path = join(dir, 'kizuna.lock')
   const mine = await ownerOf(process.pid)
   const owner = await take(path, mine, lease)
   if (owner !== undefined) {
     // Its pid names some other process here, if any: it can only be told to stop.
+    const { pidNamespace, bootId } = await here()
+    const otherBoot = owner.bootId !== undefined && bootId !== undefined && owner.bootId !== bootId
     const elsewhere =
-      owner.pidNamespace !== undefined && owner.pidNamespace !== (await here()).pidNamespace
-    const where = elsewhere ? ' in another pid namespace (container)' : ''
+      otherBoot || (owner.pidNamespace !== undefined && owner.pidNamespace !== pidNamespace)
+    const where = otherBoot
+      ? ' on another host (or before a reboot)'
+      : elsewhere
+        ? ' in another pid namespace (container)'
+        : ''
     const stale = `${lease.foreignStaleMs / 1000} s`
     const orWait = elsewhere
-      ? `; a lock a killed container left is taken over ${stale} after its last refresh`
+      ? `; a lock a killed container or host left is taken over ${stale} after its last refresh`
       : ''
     throw new Error(
       `the embedded database in ${dir} is in use by process ${owner.pid}${where} (Kizuna ` +
@@ -38,7 +47,13 @@ export async function lockDataDir(
         orWait,
     )
   }
-  const heartbeat = setInterval(() => void refresh(path, mine), heartbeatMs)
+  let lost = false
+  const heartbeat = setInterval(async () => {
+    if ((await refresh(path, mine)) || lost) return
+    lost = true
+    clearInterval(heartbeat)
+    options.onLost?.()
+  }, heartbeatMs)
   heartbeat.unref()
   return async () => {
     clearInterval(heartbeat)
@@ -47,19 +62,26 @@ export async function lockDataDir(
 }
 
 const LOCK_HEARTBEAT_MS = 10_000
+const FOREIGN_STALE_MS = 120_000
 
 type Lease = { foreignStaleMs: number }
 
 /**
  * Sets the time of the lock at `path` to now, while it reads `mine` (not one that took it over
- * since: that keeps its own). A failure is left for the next beat.
+ * since: that keeps its own); false when it reads another's or is gone. A failure to read or set
+ * it is left for the next beat.
  */
-async function refresh(path: string, mine: string): Promise<void> {
+async function refresh(path: string, mine: string): Promise<boolean> {
+  let held: string | undefined
   try {
-    if ((await readLock(path)) !== mine) return
-    const now = new Date()
-    await utimes(path, now, now)
-  } catch {}
+    held = await readLock(path)
+  } catch {
+    return true
+  }
+  if (held !== mine) return false
+  const now = new Date()
+  await utimes(path, now, now).catch(() => {})
+  return true
 }
 
 /**
@@ -76,13 +98,14 @@ async function take(path: string, content: string, lease: Lease): Promise<Owner 
     const held = await readLock(path)
     if (held !== undefined) {
       const owner = parseOwner(held)
-      if (owner === undefined) {
+      if (owner === undefined || (await mayBeCutOff(owner))) {
         unreadableSince ??= Date.now()
         if (await beingWritten(path, unreadableSince)) {
           await sleep(20)
           continue
         }
-      } else if (await isRunning(owner, path, lease)) return owner
+      }
+      if (owner !== undefined && (await isRunning(owner, path, lease))) return owner
       if (await replaceStale(path, held, content, lease)) return undefined
     }
     attempt++ // released meanwhile, or another process is taking over a stale lock
@@ -190,24 +213,40 @@ async function ownerOf(pid: number): Promise<string> {
   return `${pid} ${startedAt} ${pidNamespace} ${bootId}`
 }
 
+/** The owner a lock names; undefined when it is not a lock Kizuna wrote whole (yet: see beingWritten). */
 function parseOwner(text: string): Owner | undefined {
-  const match = /^(\d+)(?: (\d+)(?: (\S+) (\S+))?)?$/.exec(text)
-  if (!match) return undefined // not a lock Kizuna wrote whole (yet: see beingWritten)
-  return { pid: Number(match[1]), startedAt: match[2], pidNamespace: match[3], bootId: match[4] }
+  const full =
+    /^(\d+) (\d+) (pid:\[\d+\]) ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(
+      text,
+    )
+  if (full)
+    return { pid: Number(full[1]), startedAt: full[2], pidNamespace: full[3], bootId: full[4] }
+  const old = /^(\d+)(?: (\d+))?$/.exec(text)
+  return old ? { pid: Number(old[1]), startedAt: old[2] } : undefined
 }
 
 /**
- * Whether the lock at `path` naming `owner` is still its owner's. One from an earlier boot is
- * not. One from another pid namespace (another container on the same DATA_DIR volume) is while
- * its owner refreshes it: its pid names some other process here (each container has a pid 1),
- * so nothing else here tells whether it runs. A time ahead of the clock (the clock stepped back)
- * counts as refreshed: taking over a running container's lock corrupts the database.
+ * Whether `owner`, read in one of the shorter formats, may be the start of a whole lock read
+ * while it was written ("12" of "123 …"): where this process writes the full format, so does a
+ * Kizuna beside it. Such a lock is waited on while new (see beingWritten), then judged as read.
+ */
+async function mayBeCutOff(owner: Owner): Promise<boolean> {
+  const { pidNamespace, bootId } = await here()
+  return owner.bootId === undefined && pidNamespace !== undefined && bootId !== undefined
+}
+
+/**
+ * Whether the lock at `path` naming `owner` is still its owner's. One from another boot (another
+ * host mounting the same DATA_DIR share, or this host before a reboot) or another pid namespace
+ * (another container on the same DATA_DIR volume) is while its owner refreshes it: its pid names
+ * some other process here (each container has a pid 1), so nothing else here tells whether it
+ * runs. A time ahead of the clock (the clock stepped back) counts as refreshed: taking over a
+ * running owner's lock corrupts the database.
  */
 async function isRunning(owner: Owner, path: string, lease: Lease): Promise<boolean> {
   if (owner.bootId !== undefined) {
     const { pidNamespace, bootId } = await here()
-    if (bootId !== undefined && owner.bootId !== bootId) return false
-    if (owner.pidNamespace !== pidNamespace) {
+    if (owner.bootId !== bootId || owner.pidNamespace !== pidNamespace) {
       const refreshed = await stat(path).then(
         (s) => s.mtimeMs,
         () => undefined,

@@ -44,7 +44,10 @@ export async function createDb(
   env: Pick<Env, 'DATABASE_URL' | 'DATA_DIR'>,
   opts: {
     poolSize?: number
-    /** Says when connections Postgres no longer answered on were closed. */
+    /**
+     * Says when connections Postgres no longer answered on were closed, or when another process
+     * took over the embedded database's lock.
+     */
     log?: Logger
     /** See watchStalledConnections (tests shorten it). */
     stalledAfterMs?: number
@@ -97,7 +100,12 @@ export async function createDb(
   const { PGlite } = await import('@electric-sql/pglite')
   const dataDir = resolve(env.DATA_DIR, 'pglite')
   await mkdir(dataDir, { recursive: true })
-  const release = await lockDataDir(resolve(env.DATA_DIR))
+  const release = await lockDataDir(resolve(env.DATA_DIR), {
+    onLost: () =>
+      opts.log?.error(
+        'the embedded database lock was taken over by another process: stop this one',
+      ),
+  })
   let embedded: Awaited<ReturnType<typeof PGlite.create>>
   try {
     embedded = await PGlite.create(dataDir, {

@@ -85,6 +85,17 @@ async function folderLockedBy(content: string): Promise<string> {
   return dir
 }
 
+/**
+ * A folder whose lock reads `content` in a format earlier versions wrote, a minute old: a new
+ * one may be the start of a whole lock being written, which is waited on a few seconds.
+ */
+async function folderLockedEarlierBy(content: string): Promise<string> {
+  const dir = await folderLockedBy(content)
+  const minuteAgo = new Date(Date.now() - 60_000)
+  await utimes(join(dir, 'kizuna.lock'), minuteAgo, minuteAgo)
+  return dir
+}
+
 describe('lockDataDir', () => {
   it('lets exactly one of many processes take over a lock left by a process that is gone', async () => {
     // `npm start` and `npx kizuna import` started together after a crash both found the lock
@@ -92,7 +103,7 @@ describe('lockDataDir', () => {
     // same database. Many rounds, as the two only cross now and then.
     const dead = await deadPid()
     for (let round = 0; round < 40; round++) {
-      const dir = await folderLockedBy(String(dead))
+      const dir = await folderLockedEarlierBy(String(dead))
       const answers = await contend(contenders, dir)
       expect(
         answers.filter((a) => a === 'locked'),
@@ -112,10 +123,10 @@ describe('lockDataDir', () => {
       const stat = await readFile('/proc/self/stat', 'utf8')
       const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
       const [first] = contenders as [Contender]
-      const held = await folderLockedBy(`${process.pid} ${startTime}`)
+      const held = await folderLockedEarlierBy(`${process.pid} ${startTime}`)
       expect(await contend([first], held)).toEqual(['refused'])
 
-      const reused = await folderLockedBy(`${process.pid} ${Number(startTime) - 1}`)
+      const reused = await folderLockedEarlierBy(`${process.pid} ${Number(startTime) - 1}`)
       expect(await contend([first], reused)).toEqual(['locked'])
       expect(await readFile(join(reused, 'kizuna.lock'), 'utf8')).toMatch(
         new RegExp(`^${first.child.pid} \\d+( |$)`),
@@ -130,7 +141,7 @@ describe('lockDataDir', () => {
     expect(await contend([first], dir)).toEqual(['locked'])
     expect(await contend([second], dir)).toEqual(['refused'])
     // As an earlier Kizuna wrote it: the pid alone.
-    expect(await contend([second], await folderLockedBy(String(first.child.pid)))).toEqual([
+    expect(await contend([second], await folderLockedEarlierBy(String(first.child.pid)))).toEqual([
       'refused',
     ])
   })
@@ -185,29 +196,55 @@ describe('lockDataDir', () => {
       it('takes over a lock from another pid namespace once its owner stopped refreshing it', async () => {
         // A container killed (SIGKILL, out of memory) while holding the lock restarts in a new
         // pid namespace: its lock was refused for ever, until someone deleted it. A running
-        // owner refreshes its lock's time (every 10 s); one not refreshed for 30 s is left by a
-        // container that is gone.
+        // owner refreshes its lock's time (every 10 s, but not while PGlite runs a long
+        // statement); one not refreshed for 2 minutes is left by a container that is gone.
         const fresh = `1 ${await startTimeOf(1)} pid:[1] ${boot}`
         const mine = `${process.pid} ${await startTimeOf('self')} ${namespace} ${boot}`
-        expect(await lockOver(fresh, 20_000)).toEqual({
+        expect(await lockOver(fresh, 90_000)).toEqual({
           refused: expect.stringContaining('in use by process 1 in another pid namespace'),
         })
-        expect(await lockOver(fresh, 40_000)).toEqual({ lock: mine })
+        expect(await lockOver(fresh, 150_000)).toEqual({ lock: mine })
         // A time ahead of the clock (stepped back since) is not taken for a stopped refresh.
         expect(await lockOver(fresh, -60_000)).toEqual({
           refused: expect.stringContaining('in use by process 1 in another pid namespace'),
         })
       })
 
-      it('takes over a lock from an earlier boot, whatever its namespace and pid show', async () => {
-        // After a reboot an unrelated process may have the pid with the very start time.
+      it('judges a lock from another boot by its refresh, whatever its namespace and pid show', async () => {
+        // A DATA_DIR on a network share mounted by two hosts: the other host's running Kizuna
+        // has another boot id, and its lock was taken over at once (two writers). After a
+        // reboot an unrelated process here may have the pid with the very start time.
         const [first] = contenders as [Contender]
         const live = `${first.child.pid} ${await startTimeOf(first.child.pid as number)}`
-        const earlier = '00000000-0000-4000-8000-000000000000'
+        const other = '00000000-0000-4000-8000-000000000000'
         for (const ns of [namespace, 'pid:[1]']) {
-          expect(await lockOver(`${live} ${ns} ${earlier}`)).toEqual({
+          expect(await lockOver(`${live} ${ns} ${other}`, 90_000)).toEqual({
+            refused: expect.stringContaining(
+              `in use by process ${first.child.pid} on another host (or before a reboot)`,
+            ),
+          })
+          expect(await lockOver(`${live} ${ns} ${other}`, 150_000)).toEqual({
             lock: `${process.pid} ${await startTimeOf('self')} ${namespace} ${boot}`,
           })
+        }
+      })
+
+      it('waits on a new lock cut off while it was read, until its owner has written it', async () => {
+        // Where hard links are missing a lock is created, then written: read meanwhile, its
+        // start parsed ("12" of "123 …", a boot id cut short), and the lock was judged by it.
+        const [first] = contenders as [Contender]
+        const whole = `${first.child.pid} ${await startTimeOf(first.child.pid as number)} ${namespace} ${boot}`
+        for (const cut of [whole.length - 4, whole.indexOf(' pid:'), 1]) {
+          const dir = await folderLockedBy(whole.slice(0, cut))
+          let settled = false
+          const attempt = lockDataDir(dir).finally(() => {
+            settled = true
+          })
+          attempt.catch(() => {})
+          await sleep(200) // long enough for a reader to have read it cut off
+          expect(settled, whole.slice(0, cut)).toBe(false)
+          await writeFile(join(dir, 'kizuna.lock'), whole)
+          await expect(attempt).rejects.toThrow(`in use by process ${first.child.pid} (`)
         }
       })
 
@@ -250,6 +287,22 @@ describe('lockDataDir', () => {
     expect((await stat(path)).mtimeMs).toBe(minuteAgo.getTime())
   })
 
+  it('tells once when a heartbeat finds its lock taken over', async () => {
+    // A long statement on PGlite stops the beats; another process may take the lock over
+    // meanwhile. The owner said nothing and went on writing beside the new one.
+    const dir = await folderLockedBy('')
+    const path = join(dir, 'kizuna.lock')
+    await rm(path)
+    let lost = 0
+    const release = await lockDataDir(dir, { heartbeatMs: 20, onLost: () => lost++ })
+    await writeFile(path, `${await deadPid()}`)
+    for (let i = 0; i < 500 && lost === 0; i++) await sleep(10)
+    await sleep(200) // ten more heartbeats
+    expect(lost).toBe(1)
+    await release()
+    expect(await readFile(path, 'utf8')).not.toBe('') // the new owner's lock is left alone
+  })
+
   describe('a lock with nothing readable in it', () => {
     // Where hard links are missing (FAT, some network shares) a lock is created empty and then
     // written: a process starting beside read it empty, took it for stale and replaced it, and
@@ -266,6 +319,9 @@ describe('lockDataDir', () => {
         await sleep(200) // long enough for a reader to have found it unreadable
         expect(settled, JSON.stringify(content)).toBe(false)
         await writeFile(join(dir, 'kizuna.lock'), String(first.child.pid))
+        // As an earlier version wrote it, long ago: judged as read, not waited on as cut off.
+        const minuteAgo = new Date(Date.now() - 60_000)
+        await utimes(join(dir, 'kizuna.lock'), minuteAgo, minuteAgo)
         await expect(attempt).rejects.toThrow(`in use by process ${first.child.pid}`)
       }
     })
