@@ -131,10 +131,12 @@ async function startSteps(
     sandbox: sandbox !== null,
   })
   opened.push(() => closeDeps(deps))
-  if (redisDown) {
-    const reminder = remindWhileDegraded(deps, redisDown, opts.degradedReminderMs)
-    opened.push(() => clearInterval(reminder))
-  }
+  // Stopped with the rest: stop() replaces what `opened` closes, and clears it itself.
+  let stopping: Promise<void> | null = null
+  const reminder = redisDown
+    ? remindWhileDegraded(deps, redisDown, () => stopping !== null, opts.degradedReminderMs)
+    : undefined
+  opened.push(() => clearInterval(reminder))
   const mailer = createMailer(env, deps.db, { sandbox: sandbox !== null })
   opened.push(() => mailer.close())
   // One transaction: a stop waits for its end.
@@ -168,7 +170,6 @@ async function startSteps(
 
   let workers: Workers | null = null
   let workerRedis: ReturnType<typeof createWorkerRedis> | null = null
-  let stopping: Promise<void> | null = null
   let waitsFor = 'nothing: not stopping'
   const kizuna: Kizuna = {
     deps,
@@ -178,6 +179,8 @@ async function startSteps(
     sandbox,
     stop() {
       stopping ??= (async () => {
+        // A stopped process does not say it is still degraded, nor hold deps for it.
+        clearInterval(reminder)
         // Ends the sandbox page's live streams first: the server would wait for them.
         sandbox?.context.closing.abort()
         waitsFor = 'HTTP requests under way'
@@ -247,11 +250,13 @@ async function checkRedis(env: Env): Promise<RedisUnreachable | undefined> {
  * A ROLE=web process started without Redis says so as an error, and again every
  * `everyMs` (5 min) until Redis answers: what looks like an outage may be a REDIS_URL that is
  * wrong for good (a mistyped host name does not resolve either), and one line at start-up
- * scrolled away while the process ran degraded. Returns the interval (cleared at stop).
+ * scrolled away while the process ran degraded. Returns the interval (cleared at stop, and
+ * silent once `stopping`).
  */
 function remindWhileDegraded(
   deps: Deps,
   down: RedisUnreachable,
+  stopping: () => boolean,
   everyMs = 5 * 60_000,
 ): NodeJS.Timeout {
   const said =
@@ -259,7 +264,7 @@ function remindWhileDegraded(
     'degraded until then'
   deps.log.error(`${down.message} Starting all the same (ROLE=web): ${said}`)
   const reminder = setInterval(() => {
-    if (deps.redis.status === 'ready') clearInterval(reminder)
+    if (stopping() || deps.redis.status === 'ready') clearInterval(reminder)
     else deps.log.error(`${down.message} Running all the same (ROLE=web), still degraded: ${said}`)
   }, everyMs)
   reminder.unref()

@@ -21,6 +21,27 @@ async function readiness(k: Kizuna) {
   return { status: res.status, body: await res.json() }
 }
 
+/** ROLE=web started on a REDIS_URL nothing answers, once it has said "still degraded". */
+async function degradedWeb(REDIS_URL: string) {
+  const logs = logSink()
+  const web = await startKizuna(testEnv({ ROLE: 'web', REDIS_URL }), {
+    queuePrefix: `test-${randomUUID()}`,
+    log: createLogger('info', logs.sink),
+    degradedReminderMs: 100,
+  })
+  cleanups.push(() => web.stop())
+  const stillDegraded = () => logs.entries().filter((l) => /still degraded/.test(String(l.msg)))
+  await eventually(() => expect(stillDegraded().length, REDIS_URL).toBeGreaterThanOrEqual(1))
+  return { web, logs, stillDegraded }
+}
+
+/** No more of `lines` come in ten reminders' time. */
+async function expectNoMore(lines: () => unknown[]) {
+  const said = lines().length
+  await sleep(1_000)
+  expect(lines()).toHaveLength(said)
+}
+
 describe('a process started while Redis is down', () => {
   it('serves ROLE=web degraded, storing webhook events the sweeper queues once Redis is up', async () => {
     // A web process restarted during a Redis outage exited, again and again, while the one
@@ -109,13 +130,7 @@ describe('a process started while Redis is down', () => {
       'redis://no-such-host.invalid:6379',
       `redis://127.0.0.1:${await sparePort()}`,
     ]) {
-      const logs = logSink()
-      const web = await startKizuna(testEnv({ ROLE: 'web', REDIS_URL }), {
-        queuePrefix: `test-${randomUUID()}`,
-        log: createLogger('info', logs.sink),
-        degradedReminderMs: 100,
-      })
-      cleanups.push(() => web.stop())
+      const { web, logs } = await degradedWeb(REDIS_URL)
       const reminders = () =>
         logs
           .entries()
@@ -132,27 +147,21 @@ describe('a process started while Redis is down', () => {
 
     // Once Redis answers, no more.
     const redisPort = await sparePort()
-    const logs = logSink()
-    const web = await startKizuna(
-      testEnv({ ROLE: 'web', REDIS_URL: `redis://127.0.0.1:${redisPort}` }),
-      {
-        queuePrefix: `test-${randomUUID()}`,
-        log: createLogger('info', logs.sink),
-        degradedReminderMs: 100,
-      },
-    )
-    cleanups.push(() => web.stop())
-    const stillDegraded = () => logs.entries().filter((l) => /still degraded/.test(String(l.msg)))
-    await eventually(() => expect(stillDegraded().length).toBeGreaterThanOrEqual(1))
+    const { web, stillDegraded } = await degradedWeb(`redis://127.0.0.1:${redisPort}`)
     const redis = await startPrivateRedis(redisPort)
     cleanups.push(() => redis.stop())
     await eventually(async () =>
       expect((await readiness(web)).body).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' }),
     )
-    const said = stillDegraded().length
-    await sleep(1_000) // ten reminders' time
-    expect(stillDegraded()).toHaveLength(said)
+    await expectNoMore(stillDegraded)
     await web.stop()
+  })
+
+  it('says nothing more once stopped while degraded', async () => {
+    // The reminder was left running by stop(): a stopped process kept logging "still degraded".
+    const { web, stillDegraded } = await degradedWeb(`redis://127.0.0.1:${await sparePort()}`)
+    await web.stop()
+    await expectNoMore(stillDegraded)
   })
 
   it('refuses to start ROLE=all and ROLE=worker, whose work is the queues', async () => {
