@@ -160,9 +160,10 @@ export function createWorkerRedis(
 /**
  * assertRedisReachable found no server answering at REDIS_URL's address: refused, no answer to
  * the connection, or a host name that does not resolve (Docker Compose drops a stopped
- * container's). As in a Redis outage, unlike a Redis that refuses the connection's set-up, a
- * server there that is not Redis or one that does not answer a rediss:// URL's TLS, which no
- * wait mends.
+ * container's), or a rediss:// URL's server that took the connection and answered neither TLS
+ * nor a plain PING (a TLS proxy whose Redis is down). As in a Redis outage, unlike a Redis that
+ * refuses the connection's set-up, a server there that is not Redis or a plain Redis at a
+ * rediss:// URL, which no wait mends.
  */
 export class RedisUnreachable extends Error {
   override name = 'RedisUnreachable'
@@ -225,12 +226,12 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
     // connect() rejects with "Connection is closed" whatever closed it: the reason is the last
     // error the connection reported (refused, no such host, a timeout, not Redis at all).
     let why = setUpErrors.at(-1) ?? error
-    // With TLS, ioredis's "connect ETIMEDOUT" is also a server that took the connection and
-    // never answered TLS (a plain Redis): REDIS_URL to fix, not an outage to wait out.
+    // With TLS, ioredis's "connect ETIMEDOUT" is also a plain Redis, which never answers TLS but
+    // answers a plain PING: REDIS_URL to fix, not an outage to wait out.
     if (
       (why as NodeJS.ErrnoException).code === 'ETIMEDOUT' &&
       url.startsWith('rediss:') &&
-      (await connects(url, timeoutMs))
+      (await answersPlainRedis(url, timeoutMs))
     ) {
       why = new Error(
         `connected, but no TLS answer came within ${timeoutMs / 1000} s (a rediss:// URL wants ` +
@@ -255,19 +256,27 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
   }
 }
 
-/** Whether a TCP connection to the host and port of `url` is made within `timeoutMs`. */
-async function connects(url: string, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether a plain Redis answers at the host and port of `url`: a TCP connection made and a RESP
+ * reply (+PONG, -NOAUTH, -ERR …) to a plain PING within `timeoutMs`. A connection alone is not
+ * enough: a TLS proxy or a managed Redis's load balancer takes it while the Redis behind it is
+ * down, and says nothing to PING (or no RESP: a TLS alert), which is an outage to wait out.
+ */
+async function answersPlainRedis(url: string, timeoutMs: number): Promise<boolean> {
   const { hostname, port } = new URL(url)
   const socket = createConnection({
     host: hostname.replace(/^\[(.*)\]$/, '$1'),
     port: Number(port || 6379),
+    // Idle time: for the connection, then for the reply to PING.
     timeout: timeoutMs,
   })
   try {
     return await new Promise<boolean>((resolve) => {
-      socket.once('connect', () => resolve(true))
+      socket.once('connect', () => socket.write('PING\r\n'))
+      socket.once('data', (data: Buffer) => resolve(data[0] === 0x2b || data[0] === 0x2d))
       socket.once('timeout', () => resolve(false))
       socket.once('error', () => resolve(false))
+      socket.once('close', () => resolve(false))
     })
   } finally {
     socket.destroy()

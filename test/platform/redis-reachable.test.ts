@@ -75,6 +75,13 @@ describe('assertRedisReachable', () => {
         /: connected, but no TLS answer came within 1 s \(a rediss:\/\/ URL wants a server that speaks TLS; plain Redis answers redis:\/\/\)\. Start Redis/,
         false,
       ],
+      // A TLS proxy or load balancer that takes the connection while the Redis behind it is
+      // down says nothing, to TLS or to a plain PING: an outage (ROLE=web stopped on it).
+      [
+        (await notRedis('silent')).replace(/^redis:/, 'rediss:'),
+        /: connect ETIMEDOUT\. Start Redis/,
+        true,
+      ],
       // With TLS too, no server there is an outage.
       ['rediss://127.0.0.1:1', /: connect ECONNREFUSED 127\.0\.0\.1:1\. Start Redis/, true],
       // Another service's port (an HTTP server, Postgres that hangs up on what it cannot read).
