@@ -75,7 +75,7 @@ export function sandboxMailRoutes(db: Db) {
   })
 }
 
-/** The headers a reader may want to try (List-Unsubscribe: the unsubscribe link). */
+/** The headers a reader may want to try (List-Unsubscribe: the one-click link). */
 function headerLines(headers: unknown) {
   if (!headers || typeof headers !== 'object') return ''
   return Object.entries(headers as Record<string, string>).map(

@@ -16,8 +16,7 @@ export type EmailItem = {
 
 /**
  * Sends one delivery's email, given `timeoutMs` at most: links through `/r/`, an open pixel, and
- * an unsubscribe link for the delivery's category (RFC 8058 one-click for marketing only:
- * unsubscribeHeaders). A 5xx refusal of the recipient
+ * RFC 8058 one-click unsubscribe for the delivery's category. A 5xx refusal of the recipient
  * (RCPT TO) or of this message (DATA) fails the delivery, as does a message larger than the
  * server takes. So does a message the server got whole and never answered (a timeout, a dropped
  * connection, the deadline): it may have arrived, and is failed as EMAIL_OUTCOME_UNKNOWN.
@@ -48,7 +47,10 @@ export async function sendEmail(
       subject: item.email.subject,
       text: `${item.email.text}\n\n---\nUnsubscribe / 配信停止: ${tracking.unsubscribeUrl}\n`,
       html: tracking.rewriteHtml(item.email.html),
-      headers: unsubscribeHeaders(item.category, tracking.unsubscribeUrl),
+      headers: {
+        'List-Unsubscribe': `<${tracking.unsubscribeUrl}>`,
+        'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+      },
     }
     const { messageId } = await mailer.send(message, { signal })
     return { id: item.id, status: 'sent', channel: 'email', requestId: messageId }
@@ -96,21 +98,6 @@ export async function sendEmail(
       : `not sent: ${error instanceof AppError ? error.message : codes}`
     return { id: item.id, status: 'pending', error: `email: ${why}` }
   }
-}
-
-/**
- * The List-Unsubscribe header (RFC 2369): the unsubscribe page, which asks before it changes
- * anything. Marketing also gets RFC 8058 one-click (List-Unsubscribe-Post: the mail provider's
- * button posts to it at once). A transactional email does not: that button would silently stop
- * receipts and account notices; the provider opens the page instead, where the person decides.
- */
-function unsubscribeHeaders(
-  category: EmailItem['category'],
-  unsubscribeUrl: string,
-): Record<string, string> {
-  const headers: Record<string, string> = { 'List-Unsubscribe': `<${unsubscribeUrl}>` }
-  if (category === 'marketing') headers['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click'
-  return headers
 }
 
 /**

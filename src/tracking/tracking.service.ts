@@ -9,11 +9,7 @@ import { pixelTag, rewriteEmailHtml, unsubscribeFooterTag } from './tracking-htm
 import { signTrackingToken, type TrackingPayload, verifyTrackingToken } from './tracking-token.ts'
 
 export type EmailTracking = {
-  /**
-   * `/u/:token`: for the List-Unsubscribe header and the footer link. GET asks, POST unsubscribes:
-   * the target of RFC 8058 one-click, which marketing emails offer (List-Unsubscribe-Post) and
-   * transactional ones do not (a provider's button would silently stop receipts).
-   */
+  /** `/u/:token`: for the List-Unsubscribe header (RFC 8058 one-click) and the footer link. */
   unsubscribeUrl: string
   /** `/o/:token`: a 1×1 image that records the open. */
   openPixelUrl: string

@@ -194,32 +194,6 @@ describe('delivery by email (SMTP)', () => {
     expect(parseMail(mails[1]?.raw ?? '').subject).toContain('会員証 / Your member card')
   })
 
-  it("offers a receipt-like email's unsubscribe as a page to confirm, not one click", async () => {
-    // A mail provider's "unsubscribe" button posts at once to a List-Unsubscribe-Post message
-    // (RFC 8058): on a transactional email it would silently stop receipts. Without the header
-    // it opens the link, which asks first; the footer link stays.
-    const c = await emailCustomer()
-    const id = await schedule(c.id, 'transactional')
-    const mail = await onlyMailTo(c.email)
-    expect(await settled(id)).toMatchObject({ status: 'sent', channel: 'email' })
-
-    const unsubscribe = /^<(.+)>$/.exec(mail.headers.get('list-unsubscribe') ?? '')?.[1] ?? ''
-    expect(unsubscribe).toMatch(new RegExp(`^${PUBLIC_BASE_URL}/u/[^/]+$`))
-    expect(mail.headers.has('list-unsubscribe-post')).toBe(false)
-    expect(hrefs(mail.html)).toContain(unsubscribe)
-    expect(mail.text).toContain(unsubscribe)
-
-    const page = await fetch(onServer(unsubscribe))
-    expect(page.status).toBe(200)
-    expect(await page.text()).toContain('<form method="post"')
-    const consent = await db
-      .selectFrom('consent')
-      .select('granted')
-      .where('customer_id', '=', c.id)
-      .execute()
-    expect(consent).toEqual([])
-  })
-
   it('decides at send time: a friend who blocks before the send gets email; a friend gets LINE', async () => {
     const blocker = await lineFriend(`b-${randomUUID()}@example.com`)
     await grantMarketingEmail(blocker.id)
