@@ -295,12 +295,13 @@ describe('lockDataDir', () => {
     await rm(path)
     let lost = 0
     const release = await lockDataDir(dir, { heartbeatMs: 20, onLost: () => lost++ })
-    await writeFile(path, `${await deadPid()}`)
+    const theirs = `${await deadPid()}`
+    await writeFile(path, theirs)
     for (let i = 0; i < 500 && lost === 0; i++) await sleep(10)
     await sleep(200) // ten more heartbeats
     expect(lost).toBe(1)
     await release()
-    expect(await readFile(path, 'utf8')).not.toBe('') // the new owner's lock is left alone
+    expect(await readFile(path, 'utf8')).toBe(theirs) // the new owner's lock is left alone
   })
 
   describe('a lock with nothing readable in it', () => {
