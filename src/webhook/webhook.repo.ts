@@ -119,6 +119,15 @@ const STRIPPED_MESSAGE = sql`jsonb_set(payload, '{message}', jsonb_build_object(
   'id', payload->'message'->'id', 'type', payload->'message'->'type', 'unsent', true))`
 
 /**
+ * Whether a stored event's sender may be the given user: the same user id when both carry one.
+ * LINE's message ids are its own and unique; a group's or room's source carries the sender's
+ * user id only in message events (LINE-API.md §1.4), so its unsend has none and is matched on
+ * the message id alone.
+ */
+const sameSenderIfKnown = (userId: string | null) =>
+  sql<boolean>`coalesce(payload->'source'->>'userId' = ${userId}, true)`
+
+/**
  * Forgets what a message said once its sender unsent it (LINE asks for that): the stored
  * message event keeps its id and type, marked `unsent`. Only events stored since `since` are
  * looked at (their ids are time-ordered: a range of the primary key, not the whole table).
@@ -133,7 +142,7 @@ export async function forgetUnsentMessage(
     where id >= (lpad(to_hex(${message.since.getTime()}::bigint), 12, '0') || repeat('0', 20))::uuid
       and type = 'message'
       and payload->'message'->>'id' = ${message.id}
-      and payload->'source'->>'userId' is not distinct from ${message.userId}`.execute(db)
+      and ${sameSenderIfKnown(message.userId)}`.execute(db)
   return Number(result.numAffectedRows ?? 0) > 0
 }
 
@@ -153,7 +162,7 @@ export async function isMessageUnsent(
     .select('id')
     .where(sql<boolean>`type = 'unsend'`)
     .where(sql`payload->'unsend'->>'messageId'`, '=', message.id)
-    .where(sql<boolean>`payload->'source'->>'userId' is not distinct from ${message.userId}`)
+    .where(sameSenderIfKnown(message.userId))
     .limit(1)
     .executeTakeFirst()
   return row !== undefined

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto'
+import type { webhook } from '@line/bot-sdk'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadOpenApiValidator, webhookSpecPath } from '../../src/sandbox/openapi-validator.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { postWebhook, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
@@ -42,6 +45,29 @@ function unsendEvent(userId: string, messageId: string, webhookEventId: string) 
     unsend: { messageId },
   }
 }
+
+/**
+ * A member's message in a group (with their user id, as a message event carries it) and its
+ * unsend, whose group source has none: LINE's GroupSource carries userId "only in message
+ * events" (webhook.yml, LINE-API.md §1.4). Both bodies as LINE's spec has them.
+ */
+function groupMessageAndUnsend() {
+  const user = k.line.users.create()
+  const group = { type: 'group' as const, groupId: `C${randomUUID().replaceAll('-', '')}` }
+  const built = k.line.buildEvent('text', user.userId, { text: 'my address is 1-2-3 Shibuya' })
+  const sent = { ...built, source: { ...group, userId: user.userId } } as webhook.Event
+  const messageId = (sent as webhook.MessageEvent).message.id
+  const unsend = {
+    ...unsendEvent(user.userId, messageId, `01UNSEND${sent.webhookEventId.slice(8)}`),
+    source: group,
+  } as webhook.Event
+  for (const event of [sent, unsend]) {
+    expect(webhookSpec.validateSchema('CallbackRequest', k.line.envelope([event]))).toEqual([])
+  }
+  return { sent, unsend, messageId }
+}
+
+const webhookSpec = loadOpenApiValidator(webhookSpecPath)
 
 /** A friend's message Kizuna answers (a keyword), and the unsend of it. */
 function messageAndUnsend() {
@@ -147,5 +173,33 @@ describe('unsend events', () => {
     )
     await expectForgotten(m.sent.webhookEventId, m.messageId)
     expect(await repliesTo(m.sent.webhookEventId)).toEqual([])
+  })
+
+  it('a group unsend without a user id forgets the text of the message it names', async () => {
+    const { sent, unsend, messageId } = groupMessageAndUnsend()
+    expect((await k.line.deliverWebhook([sent])).status).toBe(200)
+    await eventually(async () => expect((await payloadOf(sent.webhookEventId)).status).toBe('done'))
+    expect((await k.line.deliverWebhook([unsend])).status).toBe(200)
+    await eventually(async () =>
+      expect(await payloadOf(unsend.webhookEventId)).toMatchObject({ status: 'done' }),
+    )
+    const stored = await payloadOf(sent.webhookEventId)
+    expect(JSON.stringify(stored.payload)).not.toContain('Shibuya')
+    expect((stored.payload as { message: unknown }).message).toEqual({
+      id: messageId,
+      type: 'text',
+      unsent: true,
+    })
+  })
+
+  it('a group message arriving after its unsend (without a user id) is forgotten', async () => {
+    const { sent, unsend, messageId } = groupMessageAndUnsend()
+    expect((await k.line.deliverWebhook([unsend])).status).toBe(200)
+    await eventually(async () =>
+      expect((await payloadOf(unsend.webhookEventId)).status).toBe('done'),
+    )
+    expect((await k.line.deliverWebhook([sent])).status).toBe(200)
+    await eventually(async () => expect((await payloadOf(sent.webhookEventId)).status).toBe('done'))
+    await expectForgotten(sent.webhookEventId, messageId)
   })
 })
