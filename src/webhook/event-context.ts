@@ -10,7 +10,7 @@ export type EventContext = {
   receivedAt: Date
   /** When it happened (LINE's event time): a reply token is no use 20 minutes after it. */
   occurredAt: Date
-  /** True when another channel holds the chat (mode: standby): never send anything. */
+  /** True unless the mode is `active` (standby: another channel holds the chat): never send anything. */
   standby: boolean
   afterCommit: (fn: () => Promise<void>) => void
 }

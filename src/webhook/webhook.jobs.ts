@@ -228,7 +228,8 @@ async function applyEvent(deps: Deps, webhookEventId: string) {
             webhookEventId,
             receivedAt: row.received_at,
             occurredAt: row.occurred_at,
-            standby: row.mode === 'standby',
+            // Only `active` may answer: a mode LINE adds later is held back, as standby is.
+            standby: row.mode !== 'active',
             afterCommit: (fn) => afterCommit.push(fn),
           },
           event,

@@ -21,6 +21,15 @@ const eventRow = (webhookEventId: string) =>
     .where('webhook_event_id', '=', webhookEventId)
     .executeTakeFirst()
 
+/** The deliveries (replies, pushes) written for a LINE user. */
+const deliveriesTo = (lineUid: string) =>
+  k.deps.db
+    .selectFrom('delivery')
+    .innerJoin('line_user', 'line_user.id', 'delivery.line_user_id')
+    .select('delivery.kind')
+    .where('line_user.line_uid', '=', lineUid)
+    .execute()
+
 describe('POST /webhooks/line', () => {
   it("accepts LINE's official signature test vector", async () => {
     expect(
@@ -190,13 +199,28 @@ describe('POST /webhooks/line', () => {
       .where('line_uid', '=', user.userId)
       .executeTakeFirstOrThrow()
     expect(friend.status).toBe('friend')
-    const deliveries = await k.deps.db
-      .selectFrom('delivery')
-      .innerJoin('line_user', 'line_user.id', 'delivery.line_user_id')
-      .where('line_user.line_uid', '=', user.userId)
-      .execute()
-    expect(deliveries).toHaveLength(0)
+    expect(await deliveriesTo(user.userId)).toHaveLength(0)
     expect(k.line.requestsTo('POST', /\/v2\/bot\/message\//)).toHaveLength(0)
+  })
+
+  it('stores an event of a mode it does not know with the others, and sends nothing for it', async () => {
+    // A mode LINE may add one day: refusing the request would lose its other events (LINE
+    // redelivers nothing by default). Anything but active is held back, as standby is.
+    const [a, b] = [k.line.users.create(), k.line.users.create()]
+    const active = k.line.buildEvent('follow', a.userId, {})
+    const other = { ...k.line.buildEvent('follow', b.userId, {}), mode: 'passive' }
+    const body = JSON.stringify(k.line.envelope([active, other as never]))
+    expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
+    await eventually(async () => {
+      expect((await eventRow(active.webhookEventId))?.outcome).toBe('handled')
+      expect(await eventRow(other.webhookEventId)).toMatchObject({
+        status: 'done',
+        mode: 'passive',
+        outcome: 'standby',
+      })
+    })
+    expect(await deliveriesTo(a.userId)).not.toEqual([])
+    expect(await deliveriesTo(b.userId)).toEqual([])
   })
 
   it('stores unknown event types and marks them done', async () => {
