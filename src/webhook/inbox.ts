@@ -9,7 +9,10 @@ import { insertWebhookBodies } from './webhook.repo.ts'
 
 /** One webhook request: its raw JSON body (already verified) and the ids of its events. */
 export type InboxRequest = { body: string; webhookEventIds: string[] }
-/** The ids among the request's events that were new, or why they could not be stored. */
+/**
+ * The ids among the request's events that were new (each the first request's of its batch to
+ * carry it), or why they could not be stored.
+ */
 export type InboxResult = { fresh: Set<string> } | { error: unknown }
 
 const ENQUEUE_TIMEOUT_MS = 1_000
@@ -64,7 +67,8 @@ export function createInbox(
     async (requests) => {
       try {
         const fresh = await insert(requests.map((r) => r.body))
-        return requests.map(() => ({ fresh }))
+        if (requests.length === 1) return [{ fresh }]
+        return requests.map((r) => ({ fresh: claim(fresh, r.webhookEventIds) }))
       } catch (error) {
         // Postgres unreachable, read-only or timing out: every request fails (503). Otherwise
         // one request may be bad: retried one by one, only that one fails (500).
@@ -138,6 +142,17 @@ export function createInbox(
 }
 
 export type Inbox = ReturnType<typeof createInbox>
+
+/**
+ * The batch's new ids that this request carries, taken out of `fresh`: two requests of one
+ * insert carrying the same event must not both count it received and queue it, so it is the
+ * first one's.
+ */
+function claim(fresh: Set<string>, webhookEventIds: string[]): Set<string> {
+  const own = new Set<string>()
+  for (const id of webhookEventIds) if (fresh.delete(id)) own.add(id)
+  return own
+}
 
 /** Quick test: the body has a `\u0000` or a `\uD800`-`\uDFFF` escape (rare: LINE sends UTF-8). */
 const SUSPECT_ESCAPE = /\\u(?:0000|[dD][89a-fA-F])/

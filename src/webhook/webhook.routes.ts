@@ -48,7 +48,8 @@ export function webhookRoutes(deps: Pick<Deps, 'env' | 'metrics'>, inbox: Inbox)
       }
       const fresh: string[] = []
       for (const event of events) {
-        const isNew = result.fresh.has(event.webhookEventId)
+        // Taken out: an event the request carries twice is new once.
+        const isNew = result.fresh.delete(event.webhookEventId)
         if (isNew) fresh.push(event.webhookEventId)
         webhookEvents.inc({ type: event.type, outcome: isNew ? 'received' : 'duplicate' })
       }

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { validateSignature } from '@line/bot-sdk'
+import { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createInbox } from '../../src/webhook/inbox.ts'
+import { webhookRoutes } from '../../src/webhook/webhook.routes.ts'
 import { OFFICIAL_VECTOR } from '../support/env.ts'
 import { errorOf, postWebhook, sign, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
@@ -29,6 +32,14 @@ const deliveriesTo = (lineUid: string) =>
     .select('delivery.kind')
     .where('line_user.line_uid', '=', lineUid)
     .execute()
+
+/** kizuna_webhook_events_total for the events of a type the route took, new and duplicate. */
+async function countedOf(type: string) {
+  const values = (await k.deps.metrics.webhookEvents.get()).values
+  const of = (outcome: string) =>
+    values.find((v) => v.labels.type === type && v.labels.outcome === outcome)?.value ?? 0
+  return { received: of('received'), duplicate: of('duplicate') }
+}
 
 describe('POST /webhooks/line', () => {
   it("accepts LINE's official signature test vector", async () => {
@@ -168,9 +179,12 @@ describe('POST /webhooks/line', () => {
     const user = k.line.users.create()
     const event = k.line.buildEvent('text', user.userId, { text: 'not a keyword' })
     const body = JSON.stringify(k.line.envelope([event, event]))
+    const before = await countedOf('message')
     expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
     expect((await postWebhook(k.baseUrl!, body)).status).toBe(200)
     expect((await k.line.deliverWebhook([event], { redelivery: true })).status).toBe(200)
+    const after = await countedOf('message')
+    expect([after.received - before.received, after.duplicate - before.duplicate]).toEqual([1, 4])
     const rows = await k.deps.db
       .selectFrom('webhook_event')
       .select(['status', 'attempts', 'outcome'])
@@ -183,6 +197,73 @@ describe('POST /webhooks/line', () => {
       expect(row?.outcome).toBe('unrouted')
       expect(row?.attempts).toBe(1)
     })
+  })
+
+  it('counts an event that two requests of one insert carry as received once', async () => {
+    // Requests waiting behind an insert go into Postgres together: an uncommitted row holds the
+    // first insert, the two requests carrying the same event queue behind it, then it is let go.
+    const inbox = createInbox(k.deps, { storeTimeoutMs: 60_000 })
+    let stores = 0
+    const routes = webhookRoutes(k.deps, {
+      ...inbox,
+      store: (request) => {
+        stores += 1
+        return inbox.store(request)
+      },
+    })
+    const app = new Hono().route('/webhooks', routes)
+    const post = (body: string) =>
+      app.request('/webhooks/line', {
+        method: 'POST',
+        headers: { 'x-line-signature': sign(body), 'content-type': 'application/json' },
+        body,
+      })
+    const user = k.line.users.create()
+    const held = k.line.buildEvent('text', user.userId, { text: 'held' })
+    const twin = {
+      type: 'twinEvent',
+      mode: 'active',
+      timestamp: Date.now(),
+      webhookEventId: `01TWIN${randomUUID().replaceAll('-', '').slice(0, 20).toUpperCase()}`,
+      deliveryContext: { isRedelivery: false },
+      source: { type: 'user', userId: user.userId },
+    }
+    let release = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const holding = Promise.withResolvers<void>()
+    const blocker = k.deps.db
+      .transaction()
+      .execute(async (trx) => {
+        await trx
+          .insertInto('webhook_event')
+          .values({
+            webhook_event_id: held.webhookEventId,
+            type: 'message',
+            mode: 'active',
+            occurred_at: new Date(),
+            payload: JSON.stringify(held),
+          })
+          .execute()
+        holding.resolve()
+        await released
+        throw new Error('rolled back: the held event is the request to store')
+      })
+      .catch(() => {})
+    await holding.promise
+    const first = post(JSON.stringify(k.line.envelope([held])))
+    await eventually(() => expect(stores).toBe(1))
+    const body = JSON.stringify(k.line.envelope([twin as never]))
+    const both = [post(body), post(body)]
+    await eventually(() => expect(stores).toBe(3))
+    release()
+    await blocker
+    expect((await first).status).toBe(200)
+    expect((await Promise.all(both)).map((r) => r.status)).toEqual([200, 200])
+    expect(await countedOf('twinEvent')).toEqual({ received: 1, duplicate: 1 })
+    await inbox.drain()
+    await eventually(async () => expect((await eventRow(twin.webhookEventId))?.status).toBe('done'))
   })
 
   it('stores standby events and sends nothing for them', async () => {
