@@ -12,12 +12,26 @@ import { LINE_USER_ID } from '../identity/line-user-id.ts'
 export const webhookEventSchema = z
   .object({
     type: z.string().min(1),
-    webhookEventId: z.string().min(1).max(128),
+    webhookEventId: z
+      .string()
+      .min(1)
+      .max(128)
+      .refine(storableAsIs, 'has a NUL or a lone surrogate (jsonb stores neither as sent)'),
     timestamp: z.number().int().nonnegative().max(253_402_300_799_000),
     mode: z.string().min(1),
     deliveryContext: z.object({ isRedelivery: z.boolean() }).loose().optional(),
   })
   .loose()
+
+/**
+ * Whether Postgres stores the id as sent. The body's NULs and lone surrogates become U+FFFD
+ * (storableBody), which for an id would store another id than the request is answered by, and
+ * one two ids can share (the second event dropped as a duplicate). LINE's ids are ULIDs: such an
+ * id is refused, its request with it, rather than stored as another.
+ */
+function storableAsIs(id: string): boolean {
+  return id.isWellFormed() && !id.includes('\0')
+}
 
 export const callbackRequestSchema = z.object({
   destination: z.string().min(1).max(64),

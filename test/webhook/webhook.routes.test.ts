@@ -168,6 +168,29 @@ describe('POST /webhooks/line', () => {
     expect(error.requestId).toBeTruthy()
   })
 
+  it('returns 400 naming the field for an event id holding a NUL or a lone surrogate, and stores nothing', async () => {
+    // Postgres would store either as U+FFFD: another id than the one the request is answered
+    // by, and the same as another event's (a\u0000 and a\ud800 would be one event).
+    const user = k.line.users.create()
+    for (const bad of ['\\u0000', '\\ud83d', '\\udc00']) {
+      const good = k.line.buildEvent('text', user.userId, { text: 'fine' })
+      const odd = k.line.buildEvent('text', user.userId, { text: 'odd' })
+      const oddId = `${odd.webhookEventId.slice(0, 20)}${bad}`
+      const body = JSON.stringify(k.line.envelope([good, odd])).replace(
+        `"webhookEventId":"${odd.webhookEventId}"`,
+        `"webhookEventId":"${oddId}"`,
+      )
+      expect(body).toContain(oddId)
+      const res = await postWebhook(k.baseUrl!, body)
+      expect(res.status).toBe(400)
+      expect(await errorOf(res)).toMatchObject({
+        code: 'BAD_REQUEST',
+        details: [{ field: 'events.1.webhookEventId', message: expect.any(String) }],
+      })
+      expect(await eventRow(good.webhookEventId)).toBeUndefined()
+    }
+  })
+
   it('returns 413 for a body over 1 MB', async () => {
     const body = JSON.stringify({ destination: 'U0', events: [], pad: 'x'.repeat(1024 * 1024) })
     const res = await postWebhook(k.baseUrl!, body)
