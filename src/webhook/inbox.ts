@@ -3,6 +3,7 @@ import { createBatcher } from '../platform/batcher.ts'
 import type { Deps } from '../platform/deps.ts'
 import { isUnavailableError } from '../platform/errors.ts'
 import { isRedisOutage } from '../platform/redis.ts'
+import { runAgainIfAborted } from '../platform/run-again.ts'
 import { TimeoutError, withTimeout } from '../platform/timeout.ts'
 import { enqueueWebhookEvents } from './webhook.enqueue.ts'
 import { insertWebhookBodies } from './webhook.repo.ts'
@@ -50,7 +51,11 @@ export function createInbox(
 ) {
   const storeTimeoutMs = opts.storeTimeoutMs ?? STORE_TIMEOUT_MS
   async function insert(bodies: string[]): Promise<Set<string>> {
-    const insertion = insertWebhookBodies(deps.db, bodies)
+    // Another insert sharing events (another web process's, a late one that timed out) may take
+    // them in another order: a deadlock, one of the two aborted after deadlock_timeout (1 s).
+    // Run again, it finds the other's rows stored. Not prevented by inserting in id order: that
+    // sort costs every batch more than the rare deadlock costs the one request.
+    const insertion = runAgainIfAborted(() => insertWebhookBodies(deps.db, bodies))
     try {
       return await withTimeout(insertion, storeTimeoutMs, 'store webhook events')
     } catch (error) {

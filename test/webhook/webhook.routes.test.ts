@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { validateSignature } from '@line/bot-sdk'
 import { Hono } from 'hono'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createInbox } from '../../src/webhook/inbox.ts'
 import { webhookRoutes } from '../../src/webhook/webhook.routes.ts'
@@ -287,6 +288,44 @@ describe('POST /webhooks/line', () => {
     expect(await countedOf('twinEvent')).toEqual({ received: 1, duplicate: 1 })
     await inbox.drain()
     await eventually(async () => expect((await eventRow(twin.webhookEventId))?.status).toBe('done'))
+  })
+
+  it('stores the events of a request whose insert deadlocked with another insert', async () => {
+    // Another inbox insert (another web process, or one that timed out and commits late) has
+    // stored A and B and is about to store C; this request carries them as C, B, A. It stores
+    // C and waits for B; the other then waits for its C: a deadlock. Postgres aborts this
+    // request's insert (it waited first), which is run again once the other has committed.
+    const user = k.line.users.create()
+    const prefix = `01ORDER${randomUUID().replaceAll('-', '').slice(0, 16).toUpperCase()}`
+    const [a, b, c] = ['A', 'B', 'C'].map((letter) => ({
+      ...k.line.buildEvent('unfollow', user.userId, {}),
+      webhookEventId: `${prefix}00${letter}`,
+    }))
+    const row = (event: typeof a) => ({
+      webhook_event_id: event!.webhookEventId,
+      type: event!.type,
+      mode: 'active',
+      occurred_at: new Date(),
+      payload: JSON.stringify(event),
+    })
+    let request: Promise<Response> | undefined
+    await k.deps.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('webhook_event')
+        .values([row(a), row(b)])
+        .execute()
+      const { rows } = await sql<{ xid: string }>`select txid_current()::text as xid`.execute(trx)
+      request = postWebhook(k.baseUrl!, JSON.stringify(k.line.envelope([c!, b!, a!])))
+      // The request's insert is waiting for this transaction.
+      await eventually(async () => {
+        const waiting = await sql<{ n: number }>`select count(*)::int as n from pg_locks
+          where locktype = 'transactionid' and transactionid::text = ${rows[0]!.xid}
+            and not granted`.execute(k.deps.db)
+        expect(waiting.rows[0]!.n).toBe(1)
+      })
+      await trx.insertInto('webhook_event').values(row(c)).execute()
+    })
+    expect((await request!).status).toBe(200)
   })
 
   it('stores standby events and sends nothing for them', async () => {
