@@ -10,6 +10,9 @@ import { ERROR_REMOVED } from './erase-traces.repo.ts'
  * worker applying one of the person's events (an unfollow, a follow) each waited for the other,
  * and the erasure could fail on the deadlock. An event stored from now on waits for the erasure,
  * then finds no one with that LINE user id (a follow makes a new friend). Returns the events' ids.
+ * The unsend events go first: the one event whose job locks two, an unsend's locks its own row,
+ * then changes the message it names (older or newer than it); taken by id alone, the erasure
+ * held that message while waiting for the unsend, and the two deadlocked.
  */
 export async function lockLineEvents(trx: Transaction<DB>, lineUids: string[]): Promise<string[]> {
   if (lineUids.length === 0) return []
@@ -21,7 +24,7 @@ export async function lockLineEvents(trx: Transaction<DB>, lineUids: string[]): 
       or payload->'joined'->'members' @> any(${members}::jsonb[])
       or payload->'left'->'members' @> any(${members}::jsonb[])
       or payload->'message'->'mention'->'mentionees' @> any(${members}::jsonb[])
-    order by id for update`.execute(trx)
+    order by type = 'unsend' desc, id for update`.execute(trx)
   await lockLineUsers(trx, lineUids)
   return rows.map((r) => r.id)
 }

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import type { webhook } from '@line/bot-sdk'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { lockLineEvents } from '../../src/customers/erase-events.repo.ts'
 import { loadOpenApiValidator, webhookSpecPath } from '../../src/sandbox/openapi-validator.ts'
 import { processWebhookEvent } from '../../src/webhook/webhook.jobs.ts'
 import { postWebhook, startTestKizuna, type TestKizuna } from '../support/harness.ts'
+import { backendPid, heldTransaction, lockWaitFor } from '../support/locks.ts'
 import { eventually } from '../support/wait.ts'
 
 let k: TestKizuna
@@ -201,5 +204,47 @@ describe('unsend events', () => {
     expect((await k.line.deliverWebhook([sent])).status).toBe(200)
     await eventually(async () => expect((await payloadOf(sent.webhookEventId)).status).toBe('done'))
     await expectForgotten(sent.webhookEventId, messageId)
+  })
+
+  it("an erasure and an unsend's job take the person's events in the same order (no deadlock)", async () => {
+    // The unsend's job locks its own row, then changes the message's; the erasure locks all the
+    // person's events. Taken by id (the message first), each held one the other wanted.
+    const m = messageAndUnsend()
+    expect((await k.line.deliverWebhook([m.sent])).status).toBe(200)
+    await eventually(async () =>
+      expect((await payloadOf(m.sent.webhookEventId)).status).toBe('done'),
+    )
+    await k.deps.queues.byName.webhook.pause()
+    try {
+      expect((await postWebhook(k.baseUrl!, m.unsendBody)).status).toBe(200)
+      // Something holds the unsend's row a moment: its job waits for it, then the erasure.
+      let holder = 0
+      const held = await heldTransaction(k.deps.db, async (trx) => {
+        holder = await backendPid(trx)
+        await sql`select id from webhook_event where webhook_event_id = ${m.unsendId}
+          for update`.execute(trx)
+      })
+      const job = processWebhookEvent(k.deps, m.unsendId)
+      await lockWaitFor(k.deps.db, holder)
+      let erasing = 0
+      const erasure = k.deps.db.transaction().execute(async (trx) => {
+        erasing = await backendPid(trx)
+        return lockLineEvents(trx, [m.user.userId])
+      })
+      await eventually(async () => {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_locks
+          where pid = ${erasing} and not granted`.execute(k.deps.db)
+        expect(rows[0]!.n).toBeGreaterThan(0)
+      })
+      held.commit()
+      await held.committed
+      expect((await erasure).length).toBe(2)
+      await job
+    } finally {
+      await k.deps.queues.byName.webhook.resume()
+    }
+    expect((await payloadOf(m.sent.webhookEventId)).payload).toMatchObject({
+      message: { id: m.messageId, unsent: true },
+    })
   })
 })
