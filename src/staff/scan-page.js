@@ -6,6 +6,7 @@
   const scanForm = $('scan-form')
   const barcodeInput = $('barcode')
   const receiptForm = $('receipt-form')
+  const receiptFields = $('receipt-fields')
   const result = $('result')
   /**
    * The barcode of the member on screen: the receipt is recorded against it. Their member card
@@ -21,6 +22,12 @@
    * still on its way when the next card is scanned) never replaces the member on screen.
    */
   let latest = 0
+  /**
+   * The lookup whose answer is awaited (0: none). Until it is shown the receipt form is off and
+   * nobody is `current`: the form on screen is still the previous member's, and a receipt typed
+   * into it then would be recorded against them.
+   */
+  let looking = 0
 
   const TITLES = {
     400: '入力を確認してください / Check the form',
@@ -131,20 +138,27 @@
     if (!code) return
     result.replaceChildren()
     const seq = ++latest
-    // Busy until the answer is shown (and the receipt form reset for it).
+    looking = seq
+    current = null
+    // Off and busy until the answer is shown (and the receipt form reset for it).
+    receiptFields.disabled = true
     receiptForm.setAttribute('aria-busy', 'true')
-    const body = await post({ barcode: code }).finally(() => {
-      if (seq === latest) receiptForm.removeAttribute('aria-busy')
-    })
-    if (seq !== latest) return
-    if (!body) {
-      hideMember()
-      return
-    }
-    current = body.card ?? code
-    byCoupon = body.via === 'coupon'
-    receiptForm.reset()
-    showMember(body.customer)
+    const body = await post({ barcode: code })
+    // A newer lookup started meanwhile: its answer is the one to show, and it turns the form on.
+    if (looking !== seq) return
+    looking = 0
+    if (body) {
+      current = body.card ?? code
+      byCoupon = body.via === 'coupon'
+      receiptForm.reset()
+      showMember(body.customer)
+      // Said in the status region too: a screen reader announces whom the scan found.
+      const found = document.createElement('p')
+      found.textContent = `会員 / Member: ${$('member-name').textContent}`
+      result.prepend(found)
+    } else hideMember()
+    receiptFields.disabled = false
+    receiptForm.removeAttribute('aria-busy')
   }
 
   scanForm.addEventListener('submit', async (event) => {
@@ -241,7 +255,7 @@
     undo.type = 'button'
     undo.className = 'secondary'
     undo.textContent = 'このレシートを取り消す / Void this receipt'
-    undo.addEventListener('click', () => voidReceipt(receiptId, stale ? null : barcode))
+    undo.addEventListener('click', () => voidReceipt(receiptId, stale ? null : barcode, undo))
     result.replaceChildren(heading, balance, undo)
     if (stale) return
     receiptForm.reset()
@@ -252,13 +266,15 @@
 
   /**
    * Voids a receipt of this store, once staff confirm; then looks `barcode` up again (the member
-   * whose receipt it was, if still on screen) for their balance after it.
+   * whose receipt it was, if still on screen) for their balance after it. `undo` is its button.
    */
-  async function voidReceipt(receiptId, barcode) {
+  async function voidReceipt(receiptId, barcode, undo) {
     if (!window.confirm(`レシート ${receiptId} を取り消しますか？ / Void receipt ${receiptId}?`)) {
       return
     }
-    const seq = ++latest
+    // A void supersedes nothing: a card scanned (or a receipt recorded) before its answer is what
+    // the screen shows after it, and a lookup on its way still gets its answer shown.
+    const seq = latest
     const path = `receipts/${encodeURIComponent(receiptId)}/void`
     const body = await post({}, path, VOID_TITLES)
     if (!body) return
@@ -268,8 +284,11 @@
     const earned = `付与の取消 / earned taken back ${r.earned} pt`
     const used = `使用の返却 / used returned ${r.used} pt`
     done.textContent = `取り消しました / Voided: ${receiptId} (${earned}, ${used}${unrecovered})`
-    if (barcode && seq === latest) await lookUp(barcode)
-    result.replaceChildren(done)
+    if (seq === latest) {
+      if (barcode) await lookUp(barcode)
+      result.replaceChildren(done)
+    } else if (undo.isConnected) undo.replaceWith(done)
+    else result.append(done)
   }
 
   // Camera scanning where the browser can decode EAN-13 itself (Chrome on Android, macOS).

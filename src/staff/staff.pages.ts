@@ -88,6 +88,7 @@ export function scanPage(session: StaffSession): Html {
   <ul id="member-coupons"></ul>
 </section>
 <form id="receipt-form" class="card" hidden aria-labelledby="receipt-title" autocomplete="off">
+<fieldset id="receipt-fields">
   <h2 id="receipt-title">レシート登録 <span lang="en">Record receipt</span></h2>
   <label for="receipt-id">レシート番号 <span lang="en">Receipt id</span></label>
   <input id="receipt-id" name="receiptId" required maxlength="100">
@@ -111,6 +112,7 @@ export function scanPage(session: StaffSession): Html {
     </table>
   </details>
   <button type="submit">登録 <span lang="en">Record</span></button>
+</fieldset>
 </form>
 </main>
 <script src="scan.js" defer></script>`,

@@ -24,7 +24,8 @@ button{padding:.5rem 1rem;border:0;background:#06c755;color:#fff;font-weight:600
 button.secondary{background:#fff;color:#1a1a1a;border:1px solid #888}
 header button.secondary{border-color:#fff}
 button:disabled{opacity:.6;cursor:progress}
-#receipt-form>button{width:100%;margin-top:1rem}
+fieldset{margin:0;padding:0;border:0;min-width:0}
+#receipt-fields>button{width:100%;margin-top:1rem}
 :focus-visible{outline:3px solid #0050b3;outline-offset:2px}
 .row{display:flex;gap:.5rem}
 .row input{flex:1;min-width:0}

@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import type { Browser, Page, Response as PageResponse } from 'playwright-core'
+import type {
+  Browser,
+  Page,
+  Request as PageRequest,
+  Response as PageResponse,
+} from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
 import {
@@ -34,6 +39,36 @@ afterAll(async () => {
   await browser?.close()
   await k?.stopAll()
 })
+
+/** Scans `barcode` and waits until `name` is on screen with the receipt form ready for them. */
+async function scanMember(barcode: string, name: string) {
+  await scanCard(barcode)
+  await expect.poll(() => page.locator('#member-name').textContent()).toBe(name)
+  await page.locator('#receipt-form:not([aria-busy])').waitFor()
+}
+
+/** Types a receipt's id and total into the receipt form. */
+async function fillReceipt(receiptId: string, total: string) {
+  await page.getByLabel(/Receipt id/).fill(receiptId)
+  await page.getByLabel(/Total/).fill(total)
+}
+
+/**
+ * Holds back the page's POSTs to /staff/scan whose body `which` picks until the returned function
+ * is called (it may be called more than once).
+ */
+async function holdScans(which: (body: string) => boolean): Promise<() => void> {
+  let release = () => {}
+  const held = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  await page.route('**/staff/scan', async (route) => {
+    const request = route.request()
+    if (request.method() === 'POST' && which(request.postData() ?? '')) await held
+    await route.fallback()
+  })
+  return release
+}
 
 /** Types like a keyboard-wedge scanner: the digits, then Enter. */
 async function scanCard(barcode: string) {
@@ -72,8 +107,7 @@ describe('GET /staff/scan in Chromium', () => {
 
     const receiptId = `R-${randomUUID()}`
     const record = async () => {
-      await page.getByLabel(/Receipt id/).fill(receiptId)
-      await page.getByLabel(/Total/).fill('8000')
+      await fillReceipt(receiptId, '8000')
       await page.getByLabel(/Points to use/).fill('20')
       await page.getByLabel(/Coupon/).selectOption(coupon)
       await page.getByRole('button', { name: /Record/ }).click()
@@ -90,8 +124,7 @@ describe('GET /staff/scan in Chromium', () => {
     await scanCard(member.card)
     await page.locator('#receipt-form:not([aria-busy])').waitFor()
     await page.getByLabel(/Coupon/).selectOption('')
-    await page.getByLabel(/Receipt id/).fill(receiptId)
-    await page.getByLabel(/Total/).fill('8000')
+    await fillReceipt(receiptId, '8000')
     await page.getByRole('button', { name: /Record/ }).click()
     await expect.poll(() => status.textContent()).toContain('Already recorded')
 
@@ -174,17 +207,9 @@ describe('GET /staff/scan in Chromium', () => {
     await scanCard(first.card)
     await expect.poll(() => page.locator('#member-name').textContent()).toBe('Ito Aoi')
     // The first receipt's answer is held back until the next card has been scanned.
-    let release = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    await page.route('**/staff/scan', async (route) => {
-      if ((route.request().postData() ?? '').includes('"receipt"')) await held
-      await route.continue()
-    })
+    const release = await holdScans((body) => body.includes('"receipt"'))
     const firstReceipt = `R-${randomUUID()}`
-    await page.getByLabel(/Receipt id/).fill(firstReceipt)
-    await page.getByLabel(/Total/).fill('1000')
+    await fillReceipt(firstReceipt, '1000')
     await page.getByRole('button', { name: /Record/ }).click()
     await scanCard(next.card)
     await expect.poll(() => page.locator('#member-name').textContent()).toBe('Kato Ren')
@@ -195,8 +220,7 @@ describe('GET /staff/scan in Chromium', () => {
 
     // What is on screen is who the next receipt goes to.
     const nextReceipt = `R-${randomUUID()}`
-    await page.getByLabel(/Receipt id/).fill(nextReceipt)
-    await page.getByLabel(/Total/).fill('2000')
+    await fillReceipt(nextReceipt, '2000')
     await page.getByRole('button', { name: /Record/ }).click()
     await expect.poll(() => page.locator('#result').textContent()).toContain('Recorded')
     const owners = await db
@@ -211,13 +235,92 @@ describe('GET /staff/scan in Chromium', () => {
     ])
   })
 
+  it('records nothing while the next card is looked up, then shows and announces that card', async () => {
+    const first = await makeCustomer(db, { displayName: 'Ono Sora' })
+    const next = await makeCustomer(db, { displayName: 'Sano Kai' })
+    await scanMember(first.card, 'Ono Sora')
+    // Staff start the first member's receipt; the next card is scanned before it is recorded.
+    const receiptId = `R-${randomUUID()}`
+    await fillReceipt(receiptId, '1000')
+    const sent: string[] = []
+    const listen = (req: PageRequest) => {
+      if (req.method() === 'POST' && req.url().endsWith('/staff/scan'))
+        sent.push(req.postData() ?? '')
+    }
+    page.on('request', listen)
+    const release = await holdScans((body) => !body.includes('"receipt"'))
+    try {
+      await scanCard(next.card)
+      // The form still shows the first member's receipt: a submit now (Record, Enter in a
+      // field) would record the next member's sale on them.
+      await page
+        .locator('#receipt-form')
+        .evaluate((form: { requestSubmit(): void }) => form.requestSubmit())
+      expect(await page.getByRole('button', { name: /Record/ }).isDisabled()).toBe(true)
+      expect(await page.locator('#receipt-form').getAttribute('aria-busy')).toBe('true')
+      release()
+      await expect.poll(() => page.locator('#member-name').textContent()).toBe('Sano Kai')
+    } finally {
+      release()
+      page.off('request', listen)
+      await page.unroute('**/staff/scan')
+    }
+    await page.locator('#receipt-form:not([aria-busy])').waitFor()
+    expect(await page.getByRole('status').textContent()).toContain('Sano Kai')
+    expect(sent.filter((body) => body.includes('"receipt"'))).toEqual([])
+
+    // The receipt typed again is the next member's.
+    await fillReceipt(receiptId, '1000')
+    await page.getByRole('button', { name: /Record/ }).click()
+    await expect.poll(() => page.locator('#result').textContent()).toContain('Recorded')
+    const owners = await db
+      .selectFrom('purchase')
+      .select('customer_id')
+      .where('external_id', '=', receiptId)
+      .execute()
+    expect(owners).toEqual([{ customer_id: next.id }])
+  })
+
+  it("leaves the next card's answer to show when a receipt is voided during its lookup", async () => {
+    const first = await makeCustomer(db, { displayName: 'Ota Yu' })
+    const next = await makeCustomer(db, { displayName: 'Ueno Mio' })
+    await scanMember(first.card, 'Ota Yu')
+    const releaseReceipt = await holdScans((body) => body.includes('"receipt"'))
+    const releaseLookup = await holdScans((body) => !body.includes('"receipt"'))
+    const receiptId = `R-${randomUUID()}`
+    try {
+      await fillReceipt(receiptId, '1000')
+      await page.getByRole('button', { name: /Record/ }).click()
+      await scanCard(next.card)
+      // The receipt's answer comes first, while the next card is still looked up; staff void it.
+      releaseReceipt()
+      await expect.poll(() => page.locator('#result').textContent()).toContain('Ota Yu')
+      page.once('dialog', (dialog) => dialog.accept())
+      await page.getByRole('button', { name: /Void this receipt/ }).click()
+      await expect.poll(() => page.locator('#result').textContent()).toContain('Voided')
+      releaseLookup()
+      await expect.poll(() => page.locator('#member-name').textContent()).toBe('Ueno Mio')
+    } finally {
+      releaseReceipt()
+      releaseLookup()
+      await page.unroute('**/staff/scan')
+    }
+    await page.locator('#receipt-form:not([aria-busy])').waitFor()
+    expect(await page.getByRole('button', { name: /Record/ }).isDisabled()).toBe(false)
+    const voided = await db
+      .selectFrom('purchase')
+      .select(['customer_id', 'voided_at'])
+      .where('external_id', '=', receiptId)
+      .execute()
+    expect(voided).toEqual([{ customer_id: first.id, voided_at: expect.any(Date) }])
+  })
+
   it('finds a card typed in full width or as printed (IME on), and records the receipt for it', async () => {
     const member = await makeCustomer(db, { displayName: 'Mori Yui' })
     await scanCard(fullWidth(member.card))
     await expect.poll(() => page.locator('#member-name').textContent()).toBe('Mori Yui')
     const receiptId = `R-${randomUUID()}`
-    await page.getByLabel(/Receipt id/).fill(receiptId)
-    await page.getByLabel(/Total/).fill('3000')
+    await fillReceipt(receiptId, '3000')
     await page.getByRole('button', { name: /Record/ }).click()
     await expect.poll(() => page.locator('#result').textContent()).toContain('Recorded')
     const rows = await db
@@ -330,8 +433,7 @@ describe('GET /staff/scan in Chromium', () => {
       await scanCard(coupon)
       await expect.poll(() => page.getByLabel(/Points to use/).isDisabled()).toBe(true)
       const receiptId = `R-${randomUUID()}`
-      await page.getByLabel(/Receipt id/).fill(receiptId)
-      await page.getByLabel(/Total/).fill('3000')
+      await fillReceipt(receiptId, '3000')
       await page.getByRole('button', { name: /Record/ }).click()
       await expect.poll(() => page.locator('#result').textContent()).toContain('3,000円')
       expect(await page.locator('#result').textContent()).toContain(`coupon ${coupon}`)
@@ -378,14 +480,11 @@ describe('GET /staff/scan in Chromium', () => {
         .where('customer_id', '=', member.id)
         .execute()
     const points = () => pointsOf(db, member.id)
-    await scanCard(member.card)
-    await expect.poll(() => page.locator('#member-name').textContent()).toBe('Mori Aoi')
-    await page.locator('#receipt-form:not([aria-busy])').waitFor()
+    await scanMember(member.card, 'Mori Aoi')
 
     // 5000 points typed for a 500 yen sale: within the balance, refused by the server.
     const receiptId = `R-${randomUUID()}`
-    await page.getByLabel(/Receipt id/).fill(receiptId)
-    await page.getByLabel(/Total/).fill('500')
+    await fillReceipt(receiptId, '500')
     await page.getByLabel(/Points to use/).fill('5000')
     await page.getByRole('button', { name: /Record/ }).click()
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('(400)')
