@@ -45,7 +45,9 @@
     alertBox.textContent = text
   }
   function showError(status, message, titles = TITLES) {
-    const title = titles[status] ?? `エラー / Error ${status}`
+    const title =
+      titles[status] ??
+      (status >= 500 ? 'サーバーエラー / Server error' : `エラー / Error ${status}`)
     showAlert(`${title} (${status}): ${message}`)
   }
   const clearError = () => {
@@ -53,33 +55,66 @@
   }
 
   /**
-   * POSTs to a same-origin staff endpoint (`scan` unless said); the session cookie authenticates.
-   * `titles` names the error statuses for what was asked.
+   * What to do when an answer is lost (the network, a gateway's 502/504, no answer in time): what
+   * was asked may have been done, and each is safe to ask again. A receipt's id is its idempotency
+   * key; scanning again would reset the receipt typed, so a receipt is sent again as it is.
    */
-  async function post(body, url = 'scan', titles = TITLES) {
+  const AGAIN = {
+    scan: ['もう一度スキャンしてください', 'scan again'],
+    receipt: [
+      'もう一度「登録」を押してください（同じレシート番号が二度登録されることはありません）',
+      'press Record again: the same receipt id is never recorded twice',
+    ],
+    void: ['もう一度「取り消す」を押してください', 'press Void again'],
+  }
+
+  /** A request with no answer by then is given up (a hung one would keep Record off for good). */
+  const TIMEOUT_MS = 15_000
+
+  /**
+   * POSTs to a same-origin staff endpoint (`scan` unless said); the session cookie authenticates.
+   * `titles` names the error statuses for what was asked; `again` is what to do if its answer is
+   * lost (one of AGAIN).
+   */
+  async function post(body, { url = 'scan', titles = TITLES, again = AGAIN.scan } = {}) {
+    const [againJa, againEn] = again
     let res
+    let json = null
     try {
       res = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(body),
         credentials: 'same-origin',
+        signal: AbortSignal.timeout(TIMEOUT_MS),
       })
-    } catch {
+      json = await res.json().catch((error) => {
+        if (error?.name === 'TimeoutError') throw error
+        return null
+      })
+    } catch (error) {
       showAlert(
-        'サーバーに接続できません。ネットワークを確認して、もう一度スキャンしてください / ' +
-          'cannot reach Kizuna: check the network, then scan again',
+        error?.name === 'TimeoutError'
+          ? `サーバーから応答がありません。${againJa} / no answer from Kizuna in time: ${againEn}`
+          : `サーバーに接続できません。ネットワークを確認して、${againJa} / ` +
+              `cannot reach Kizuna: check the network, then ${againEn}`,
       )
       return null
     }
-    const json = await res.json().catch(() => ({}))
-    if (!res.ok) {
-      showError(res.status, json?.error?.message ?? res.statusText, titles)
-      if (res.status === 401) setTimeout(() => location.reload(), 1500)
-      return null
+    if (res.ok && json) {
+      clearError()
+      return json
     }
-    clearError()
-    return json
+    const reason = json?.error?.message
+    if (res.ok || res.status >= 500 || !reason) {
+      // A server error, or no answer of Kizuna's at all (a gateway's empty 502/504, an answer cut
+      // off): what to do is to ask again, which is safe. The API's own advice to a register
+      // ("busy …; scan again") gives way to this page's: scanning again resets the receipt.
+      const said = reason?.replace(/[;,:]\s*scan again$/, '') ?? 'no answer from Kizuna'
+      showError(res.status, `${said}. ${againJa} / ${againEn}`, titles)
+    } else showError(res.status, reason, titles)
+    if (res.status === 401) setTimeout(() => location.reload(), 1500)
+    return null
   }
 
   /**
@@ -215,17 +250,20 @@
     button.disabled = true
     result.replaceChildren()
     const seq = ++latest
-    const body = await post({
-      barcode,
-      receipt: {
-        id: receiptId,
-        purchasedAt: new Date().toISOString(),
-        total: Number(form.get('total')),
-        pointsUsed: Number(form.get('pointsUsed') || 0),
-        couponsUsed: coupon ? [coupon] : [],
-        lines: readLines(receiptForm),
+    const body = await post(
+      {
+        barcode,
+        receipt: {
+          id: receiptId,
+          purchasedAt: new Date().toISOString(),
+          total: Number(form.get('total')),
+          pointsUsed: Number(form.get('pointsUsed') || 0),
+          couponsUsed: coupon ? [coupon] : [],
+          lines: readLines(receiptForm),
+        },
       },
-    })
+      { again: AGAIN.receipt },
+    )
     button.disabled = false
     if (!body) return
     // Another card was scanned meanwhile: it stays on screen; this receipt is still reported.
@@ -276,7 +314,7 @@
     // the screen shows after it, and a lookup on its way still gets its answer shown.
     const seq = latest
     const path = `receipts/${encodeURIComponent(receiptId)}/void`
-    const body = await post({}, path, VOID_TITLES)
+    const body = await post({}, { url: path, titles: VOID_TITLES, again: AGAIN.void })
     if (!body) return
     const r = body.purchase.pointsReversed
     const unrecovered = r.unrecovered > 0 ? `, 回収できず / unrecovered ${r.unrecovered} pt` : ''

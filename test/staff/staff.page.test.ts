@@ -4,6 +4,7 @@ import type {
   Page,
   Request as PageRequest,
   Response as PageResponse,
+  Route,
 } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
@@ -175,6 +176,83 @@ describe('GET /staff/scan in Chromium', () => {
     await scanCard(member.card)
     await page.locator('#member').waitFor()
     expect(await page.locator('#alert').textContent()).toBe('')
+  })
+
+  it("says to press Record again, keeping the receipt typed, when a receipt's answer is lost", async () => {
+    const member = await makeCustomer(db, { displayName: 'Kubo Nao', points: 100 })
+    await scanMember(member.card, 'Kubo Nao')
+    const receiptId = `R-${randomUUID()}`
+    await fillReceipt(receiptId, '4000')
+    await page.getByLabel(/Points to use/).fill('10')
+    const alert = page.getByRole('alert')
+    const kept = async () => ({
+      receiptId: await page.getByLabel(/Receipt id/).inputValue(),
+      total: await page.getByLabel(/Total/).inputValue(),
+      points: await page.getByLabel(/Points to use/).inputValue(),
+      member: await page.locator('#member-name').textContent(),
+    })
+    const typed = { receiptId, total: '4000', points: '10', member: 'Kubo Nao' }
+    const withReceipt = (route: Route) =>
+      route.request().method() === 'POST' &&
+      (route.request().postData() ?? '').includes('"receipt"')
+    // The server records the receipt; its answer is lost on the way back.
+    await page.route('**/staff/scan', async (route) => {
+      if (!withReceipt(route)) return route.fallback()
+      await route.fetch()
+      await route.abort('connectionreset')
+    })
+    try {
+      await page.getByRole('button', { name: /Record/ }).click()
+      await expect.poll(() => alert.textContent()).toContain('press Record again')
+      expect(await alert.textContent()).toContain('never recorded twice')
+      expect(await alert.textContent()).not.toContain('scan again')
+      expect(await kept()).toEqual(typed)
+    } finally {
+      await page.unroute('**/staff/scan')
+    }
+    // A gateway's 504 without a body says the same, not an empty "Error 504 (504): ".
+    await page.route('**/staff/scan', (route) =>
+      withReceipt(route) ? route.fulfill({ status: 504, body: '' }) : route.fallback(),
+    )
+    try {
+      await page.getByRole('button', { name: /Record/ }).click()
+      await expect.poll(() => alert.textContent()).toContain('(504)')
+      expect(await alert.textContent()).toContain('press Record again')
+      expect(await kept()).toEqual(typed)
+    } finally {
+      await page.unroute('**/staff/scan')
+    }
+    // The API's 503 says "scan again" to a register; on this page that would reset the receipt.
+    const busy = "busy: this member's record is being changed by another task right now; scan again"
+    await page.route('**/staff/scan', (route) =>
+      withReceipt(route)
+        ? route.fulfill({
+            status: 503,
+            contentType: 'application/json',
+            body: JSON.stringify({ error: { code: 'UNAVAILABLE', message: busy } }),
+          })
+        : route.fallback(),
+    )
+    try {
+      await page.getByRole('button', { name: /Record/ }).click()
+      await expect.poll(() => alert.textContent()).toContain('(503): busy')
+      expect(await alert.textContent()).toContain('press Record again')
+      expect(await alert.textContent()).not.toContain('scan again')
+      expect(await kept()).toEqual(typed)
+    } finally {
+      await page.unroute('**/staff/scan')
+    }
+    // Pressed again, the receipt is the one already recorded: once.
+    await page.getByRole('button', { name: /Record/ }).click()
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Already recorded')
+    expect(await page.locator('#alert').textContent()).toBe('')
+    const rows = await db
+      .selectFrom('purchase')
+      .select(['external_id', 'total', 'points_used'])
+      .where('customer_id', '=', member.id)
+      .execute()
+    expect(rows).toEqual([{ external_id: receiptId, total: 4000, points_used: 10 }])
+    expect(await pointsOf(db, member.id)).toBe(130)
   })
 
   it('shows a 409 from the API when the points exceed the balance', async () => {
