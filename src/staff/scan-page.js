@@ -185,7 +185,7 @@
     if (body) {
       current = body.card ?? code
       byCoupon = body.via === 'coupon'
-      receiptForm.reset()
+      resetReceipt()
       showMember(body.customer)
       // Said in the status region too: a screen reader announces whom the scan found.
       const found = document.createElement('p')
@@ -220,20 +220,51 @@
     scanForm.requestSubmit()
   })
 
+  /** A receipt line's fields, in the order of its row: name, and what staff are told to enter. */
+  const LINE_FIELDS = [
+    ['sku', 'SKU', 'the SKU'],
+    ['qty', '数量', 'the quantity'],
+    ['price', '単価', 'the unit price'],
+  ]
+
+  /**
+   * The receipt's lines as typed, or the first field missing from a row with anything in it: an
+   * empty price would be an item recorded free, an empty quantity a guess of 1, and a quantity and
+   * price without a SKU a line dropped unsaid. Missing, its input says so (aria-invalid).
+   */
   function readLines(form) {
-    const skus = form.querySelectorAll('[name=sku]')
-    const qtys = form.querySelectorAll('[name=qty]')
-    const prices = form.querySelectorAll('[name=price]')
     const lines = []
-    skus.forEach((sku, i) => {
-      if (!sku.value.trim()) return
-      lines.push({
-        sku: sku.value.trim(),
-        quantity: Number(qtys[i].value || 1),
-        unitPrice: Number(prices[i].value || 0),
-      })
-    })
-    return lines
+    for (const [i, row] of Array.from(form.querySelectorAll('tbody tr')).entries()) {
+      const inputs = LINE_FIELDS.map(([name]) => row.querySelector(`[name=${name}]`))
+      const values = inputs.map((input) => input.value.trim())
+      if (values.every((value) => value === '')) continue
+      const missing = values.indexOf('')
+      if (missing >= 0) {
+        const [, ja, en] = LINE_FIELDS[missing]
+        const input = inputs[missing]
+        input.setAttribute('aria-invalid', 'true')
+        return {
+          error: `明細 ${i + 1} 行目の${ja}を入力してください / Line ${i + 1}: enter ${en}`,
+          input,
+        }
+      }
+      const [sku, quantity, unitPrice] = values
+      lines.push({ sku, quantity: Number(quantity), unitPrice: Number(unitPrice) })
+    }
+    return { lines }
+  }
+
+  /** The receipt form's fields said to be missing are no longer (a new try, the next receipt). */
+  function clearInvalid() {
+    for (const input of receiptForm.querySelectorAll('[aria-invalid]')) {
+      input.removeAttribute('aria-invalid')
+    }
+  }
+
+  /** An empty receipt form, for the next receipt. */
+  function resetReceipt() {
+    receiptForm.reset()
+    clearInvalid()
   }
 
   receiptForm.addEventListener('submit', async (event) => {
@@ -242,6 +273,14 @@
     const form = new FormData(receiptForm)
     const coupon = String(form.get('coupon') ?? '')
     const receiptId = String(form.get('receiptId') ?? '').trim()
+    clearInvalid()
+    const read = readLines(receiptForm)
+    if (read.error) {
+      showAlert(read.error)
+      read.input.closest('details').open = true
+      read.input.focus()
+      return
+    }
     const barcode = current
     // This receipt's member as named if another scan comes before its answer (found by a coupon:
     // no name is given).
@@ -259,7 +298,7 @@
           total: Number(form.get('total')),
           pointsUsed: Number(form.get('pointsUsed') || 0),
           couponsUsed: coupon ? [coupon] : [],
-          lines: readLines(receiptForm),
+          lines: read.lines,
         },
       },
       { again: AGAIN.receipt },
@@ -296,7 +335,7 @@
     undo.addEventListener('click', () => voidReceipt(receiptId, stale ? null : barcode, undo))
     result.replaceChildren(heading, balance, undo)
     if (stale) return
-    receiptForm.reset()
+    resetReceipt()
     barcodeInput.focus()
   })
 

@@ -255,6 +255,55 @@ describe('GET /staff/scan in Chromium', () => {
     expect(await pointsOf(db, member.id)).toBe(130)
   })
 
+  it('names the receipt line and field left empty, and records nothing until it is filled', async () => {
+    const member = await makeCustomer(db, { displayName: 'Hara Emi' })
+    const purchases = () =>
+      db
+        .selectFrom('purchase')
+        .select(['external_id', 'line_skus', 'line_quantities', 'line_unit_prices'])
+        .where('customer_id', '=', member.id)
+        .execute()
+    await scanMember(member.card, 'Hara Emi')
+    const receiptId = `R-${randomUUID()}`
+    await fillReceipt(receiptId, '1200')
+    await page.locator('#receipt-form details').evaluate((details: { open: boolean }) => {
+      details.open = true
+    })
+    const alert = page.getByRole('alert')
+    const record = () => page.getByRole('button', { name: /Record/ }).click()
+    // The second row, as staff see it: a SKU and a quantity, no price (not an item given free).
+    await page.getByLabel('SKU 2').fill('SKU-A')
+    await page.getByLabel('Quantity 2').fill('2')
+    await record()
+    await expect.poll(() => alert.textContent()).toContain('Line 2: enter the unit price')
+    expect(await page.getByLabel('Unit price 2').getAttribute('aria-invalid')).toBe('true')
+    expect(await purchases()).toEqual([])
+    // No quantity (not 1), then no SKU (not a line dropped).
+    await page.getByLabel('Unit price 2').fill('600')
+    await page.getByLabel('Quantity 2').fill('')
+    await record()
+    await expect.poll(() => alert.textContent()).toContain('Line 2: enter the quantity')
+    await page.getByLabel('Quantity 2').fill('2')
+    await page.getByLabel('SKU 2').fill('')
+    await record()
+    await expect.poll(() => alert.textContent()).toContain('Line 2: enter the SKU')
+    expect(await purchases()).toEqual([])
+
+    await page.getByLabel('SKU 2').fill('SKU-A')
+    await record()
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Recorded')
+    expect(await page.locator('#alert').textContent()).toBe('')
+    expect(await page.locator('#receipt-form [aria-invalid]').count()).toBe(0)
+    expect(await purchases()).toEqual([
+      {
+        external_id: receiptId,
+        line_skus: ['SKU-A'],
+        line_quantities: [2],
+        line_unit_prices: [600],
+      },
+    ])
+  })
+
   it('shows a 409 from the API when the points exceed the balance', async () => {
     const member = await makeCustomer(db, { points: 5 })
     await scanCard(member.card)
