@@ -447,4 +447,8 @@
       })
     cameraButton.addEventListener('click', () => (stream ? stopCamera() : startCamera()))
   }
+
+  // The page is ready: the card field, off until now, takes the scanner's typing.
+  $('scan-fields').disabled = false
+  barcodeInput.focus()
 })()

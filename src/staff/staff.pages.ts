@@ -65,10 +65,13 @@ export function scanPage(session: StaffSession): Html {
 <div id="alert" class="alert" role="alert"></div>
 <section id="result" class="card result" role="status" aria-live="polite"></section>
 <form id="scan-form" class="card" autocomplete="off">
+<!-- Off until scan.js runs: a scanner's Enter before then would submit the form natively, as a
+  GET with the card number in the URL (history, proxy logs). scan.js turns it on and focuses it. -->
+<fieldset id="scan-fields" disabled>
   <label for="barcode">会員カード・クーポン番号 <span lang="en">Card or coupon number</span></label>
   <div class="row">
     <input id="barcode" name="barcode" inputmode="numeric" enterkeyhint="go" maxlength="64"
-      spellcheck="false" required autofocus aria-describedby="barcode-help">
+      spellcheck="false" required aria-describedby="barcode-help">
     <button type="submit">照会 <span lang="en">Look up</span></button>
   </div>
   <p id="barcode-help" class="help">スキャナーで読み取るか番号を入力して Enter。
@@ -76,6 +79,7 @@ export function scanPage(session: StaffSession): Html {
   <button type="button" id="camera" class="secondary" hidden aria-pressed="false">
     カメラで読む <span lang="en">Use camera</span></button>
   <video id="camera-view" hidden muted playsinline aria-label="Camera preview"></video>
+</fieldset>
 </form>
 <section id="member" class="card" hidden aria-labelledby="member-title">
   <h2 id="member-title">会員 <span lang="en">Member</span></h2>

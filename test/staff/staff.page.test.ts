@@ -95,7 +95,8 @@ describe('GET /staff/scan in Chromium', () => {
     const [cookie] = await page.context().cookies()
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/staff' })
     expect(cookie?.value).not.toContain(key.slice(12))
-    expect(await page.evaluate('document.activeElement?.id')).toBe('barcode')
+    // Focused for the scanner once scan.js has run.
+    await page.locator('#barcode:focus').waitFor()
     const camera = await page.evaluate("'BarcodeDetector' in window")
     expect(await page.locator('#camera').isVisible()).toBe(camera)
 
@@ -644,6 +645,39 @@ describe('GET /staff/scan in Chromium', () => {
     // The member on screen shows the balance after the void.
     await expect.poll(() => page.locator('#member-points').textContent()).toBe('10,000 pt')
     expect(await page.locator('#alert').textContent()).toBe('')
+  })
+
+  it('puts no card number in a URL when a card is scanned before scan.js has run', async () => {
+    const member = await makeCustomer(db, { displayName: 'Iwata Ko' })
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    await page.route('**/staff/scan.js', async (route) => {
+      await held
+      await route.fallback()
+    })
+    const requested: string[] = []
+    const listen = (req: PageRequest) => requested.push(req.url())
+    page.on('request', listen)
+    try {
+      await page.goto(`${k.baseUrl}/staff/scan`, { waitUntil: 'commit' })
+      await page.locator('#barcode').waitFor({ state: 'attached' })
+      // A wedge scanner types where the focus is, page ready or not.
+      await page.keyboard.type(member.card)
+      await page.keyboard.press('Enter')
+      release()
+      await page.waitForLoadState('load')
+      // scan.js, run, puts the focus in the card field for the scanner.
+      await page.locator('#barcode:focus').waitFor()
+    } finally {
+      release()
+      page.off('request', listen)
+      await page.unroute('**/staff/scan.js')
+    }
+    expect(page.url()).toBe(`${k.baseUrl}/staff/scan`)
+    expect(requested.filter((url) => url.includes(member.card))).toEqual([])
+    await scanMember(member.card, 'Iwata Ko')
   })
 
   it('logs out: the session cookie is gone and the login form is back', async () => {
