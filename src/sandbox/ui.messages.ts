@@ -37,13 +37,8 @@ export function messageView(entry: InboxEntry): Html {
       ? renderFlexHtml(message.contents)
       : message.type === 'template'
         ? renderTemplateHtml(message.template)
-        : message.type === 'image' && typeof message.originalContentUrl === 'string'
-          ? el(
-              'img',
-              { src: message.originalContentUrl, alt: '', style: 'max-width:240px' },
-              '',
-              true,
-            )
+        : message.type === 'image'
+          ? imageView(message.originalContentUrl, 'max-width:240px')
           : ''
   const summary = message.type === 'flex' ? '' : `[${String(message.type)}]`
   return html`<div class="row"><div class="msg msg-rich" title="${String(message.altText ?? '')}">
@@ -59,15 +54,22 @@ function metaView(at: number, note?: string): Html {
   return html`<div class="meta">${note ? html`<span>${note}</span>` : ''}<time datetime="${when.toISOString()}" title="${when.toISOString()}">${hhmm.join(':')}</time></div>`
 }
 
+/**
+ * An image a message names, as Flex images are drawn: http(s) only (not `javascript:` or `data:`),
+ * and fetched with no referrer (the sandbox page's address is not the image host's business).
+ * '' for any other URL.
+ */
+function imageView(url: unknown, style?: string): string {
+  const src = safeImageSrc(url)
+  return src ? el('img', { src, alt: '', referrerpolicy: 'no-referrer', style }, '', true) : ''
+}
+
 /** A buttons, confirm or carousel template, roughly as LINE draws it (escaped, no script). */
 function renderTemplateHtml(value: unknown): string {
   const t = asNode(value)
   if (!t) return ''
   const card = (c: Record<string, unknown>) => {
-    const image =
-      typeof c.thumbnailImageUrl === 'string'
-        ? el('img', { src: c.thumbnailImageUrl, alt: '' }, '', true)
-        : ''
+    const image = imageView(c.thumbnailImageUrl)
     const title =
       typeof c.title === 'string' ? el('div', { class: 'tpl-title' }, escapeHtml(c.title)) : ''
     const text = typeof c.text === 'string' ? escapeHtml(c.text) : ''
@@ -119,8 +121,7 @@ export function quickReplyView(
       const action = asNode(asNode(item)?.action)
       if (!action) return ''
       const view = actionOf(action)
-      const src = safeImageSrc(asNode(item)?.imageUrl)
-      const icon = src ? el('img', { src, alt: '', referrerpolicy: 'no-referrer' }, '', true) : ''
+      const icon = imageView(asNode(item)?.imageUrl)
       const label = icon + escapeHtml(view.label ?? String(action.type ?? ''))
       if (view.href) return el('a', { class: 'qr-chip', ...view.attrs }, label)
       const tappable = TAPPABLE.has(String(action.type))

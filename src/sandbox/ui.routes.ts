@@ -74,7 +74,12 @@ export function createSandboxUi(platform: SandboxPlatform) {
     // Relative form actions need the trailing slash (`/sandbox` → `/sandbox/`).
     if (c.req.path === base) return c.redirect(`${base}/`, 301)
     if (c.req.path !== `${base}/`) return c.notFound()
-    return c.html(await page(platform))
+    // Another site the developer visits must not frame the page and trick clicks on its forms
+    // (acting as the simulated users). Only frame-ancestors: the page's own scripts are inline.
+    return c.html(await page(platform), 200, {
+      'content-security-policy': "frame-ancestors 'none'",
+      'x-frame-options': 'DENY',
+    })
   })
 
   app.post(

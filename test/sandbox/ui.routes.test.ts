@@ -94,6 +94,49 @@ describe('GET /sandbox/', () => {
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;')
     expect(html).not.toContain('<img src=x')
   })
+
+  it('draws only http(s) images, sending no referrer, and cannot be framed', async () => {
+    const user = platform.users.create()
+    await platform.users.follow(user.userId)
+    const image = (url: string) => ({
+      type: 'image',
+      originalContentUrl: url,
+      previewImageUrl: url,
+    })
+    await push(user.userId, [
+      image('javascript:alert(1)'),
+      image('data:image/png;base64,iVBORw0KGgo='),
+      image('https://cdn.example/shop.png'),
+      {
+        type: 'template',
+        altText: 'Sale',
+        template: {
+          type: 'buttons',
+          thumbnailImageUrl: 'javascript:alert(2)',
+          text: 'Sale',
+          actions: [{ type: 'postback', label: 'Go', data: 'go' }],
+        },
+      },
+      {
+        type: 'template',
+        altText: 'New',
+        template: {
+          type: 'buttons',
+          thumbnailImageUrl: 'https://cdn.example/new.png',
+          text: 'New',
+          actions: [{ type: 'postback', label: 'Go', data: 'go' }],
+        },
+      },
+    ])
+    const res = await app.request('/sandbox/')
+    expect(res.headers.get('content-security-policy')).toBe("frame-ancestors 'none'")
+    expect(res.headers.get('x-frame-options')).toBe('DENY')
+    const images = (await res.text()).match(/<img\b[^>]*>/g) ?? []
+    expect(images).toEqual([
+      '<img src="https://cdn.example/shop.png" referrerpolicy="no-referrer" style="max-width:240px">',
+      '<img src="https://cdn.example/new.png" referrerpolicy="no-referrer">',
+    ])
+  })
 })
 
 describe('POST /sandbox/users...', () => {
