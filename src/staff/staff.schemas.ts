@@ -36,12 +36,18 @@ export const staffScanSchema = scanBodySchema.omit({ linkBarcode: true }).extend
     .optional(),
 })
 
+/**
+ * The key as pasted: spaces and line breaks around it are not part of it. One inside it (a key
+ * copied across a wrapped line) would reach the API check as a malformed Authorization header,
+ * whose message means nothing at the login form: said here as what it is.
+ */
 export const staffLoginSchema = z.object({
   key: z
     .string({ error: 'enter the store API key' })
     .trim()
     .min(1, 'enter the store API key')
-    .max(200),
+    .max(200)
+    .regex(/^\S*$/, 'the key has a space or line break in it: paste it again without them'),
 })
 
 export type StaffScanBody = z.infer<typeof staffScanSchema>

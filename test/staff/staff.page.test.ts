@@ -89,7 +89,15 @@ describe('GET /staff/scan in Chromium', () => {
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('not valid')
     expect(await page.context().cookies()).toEqual([])
 
-    await page.locator('#key').fill(key)
+    // A key pasted with a space inside is said to be so, not as an Authorization header.
+    await page.locator('#key').fill(`${key.slice(0, 12)} ${key.slice(12)}`)
+    await page.getByRole('button', { name: /Log in/ }).click()
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('space or line break')
+    expect(await page.getByRole('alert').textContent()).not.toContain('Authorization')
+    expect(await page.context().cookies()).toEqual([])
+
+    // Spaces around it (as pasted) are not part of it.
+    await page.locator('#key').fill(`  ${key}\t `)
     await page.getByRole('button', { name: /Log in/ }).click()
     await page.getByRole('heading', { name: /Member scan/ }).waitFor()
     const [cookie] = await page.context().cookies()
