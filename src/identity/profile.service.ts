@@ -3,7 +3,12 @@ import type { Deps } from '../platform/deps.ts'
 import { storableText } from '../platform/input.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { withTimeout } from '../platform/timeout.ts'
-import { fillCustomerName, findProfilelessFriendOf, saveLineProfile } from './identity.repo.ts'
+import {
+  fillCustomerName,
+  findProfilelessFriendOf,
+  lockLineUid,
+  saveLineProfile,
+} from './identity.repo.ts'
 
 type ProfileDeps = Pick<Deps, 'db' | 'line'>
 
@@ -28,8 +33,11 @@ export async function fetchLineProfile(
     // LINE account moved to another customer (an unlink) meanwhile; the name goes to the
     // customer the row has now, never to an erased one.
     // Together: saved as fetched without the name, a worker stopping in between left the
-    // customer nameless for good (a fetched profile is not fetched again).
+    // customer nameless for good (a fetched profile is not fetched again). The LINE user is
+    // locked first, as by every writer of it: an erasure holds it and the customer, then
+    // updates the row; taken row first and customer then, the save and the erasure deadlocked.
     await deps.db.transaction().execute(async (trx) => {
+      await lockLineUid(trx, lineUser.line_uid)
       const customerId = await saveLineProfile(trx, lineUser, profile)
       if (customerId && profile.displayName) {
         await fillCustomerName(trx, customerId, profile.displayName)

@@ -1,8 +1,15 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { fetchLineProfile } from '../../src/identity/profile.service.ts'
+import { lockInSpace } from '../../src/platform/advisory-locks.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { heldTransaction, lockWaitOn } from '../support/locks.ts'
+import {
+  backendPid,
+  heldTransaction,
+  lockWaitBehind,
+  lockWaitFor,
+  lockWaitOn,
+} from '../support/locks.ts'
 import { eventually, eventuallyProcessed } from '../support/wait.ts'
 import { profilelessFriend } from './profileless-friend.ts'
 
@@ -28,6 +35,22 @@ function slowProfile(userId: string, displayName: string, ms: number) {
     status: 200,
     body: { userId, displayName, language: 'ja', pictureUrl: 'https://profile.line-scdn.net/x' },
   })
+}
+
+/** The erased person's LINE user and customer hold nothing of the profile fetched for them. */
+async function expectNothingSaved(lineUser: { id: string; customer_id: string }) {
+  const row = await k.deps.db
+    .selectFrom('line_user')
+    .select(['display_name', 'picture_url', 'language'])
+    .where('id', '=', lineUser.id)
+    .executeTakeFirstOrThrow()
+  expect(row).toEqual({ display_name: null, picture_url: null, language: null })
+  const customer = await k.deps.db
+    .selectFrom('customer')
+    .select(['display_name', 'erased_at'])
+    .where('id', '=', lineUser.customer_id)
+    .executeTakeFirstOrThrow()
+  expect(customer).toEqual({ display_name: null, erased_at: expect.any(Date) })
 }
 
 describe('LINE profile fetch', () => {
@@ -74,20 +97,33 @@ describe('LINE profile fetch', () => {
     )
     await eraseCustomer(k.deps.db, lineUser.customer_id)
     await fetching
+    await expectNothingSaved(lineUser)
+  })
 
-    const row = await k.deps.db
-      .selectFrom('line_user')
-      .select(['display_name', 'picture_url', 'language'])
-      .where('id', '=', lineUser.id)
-      .executeTakeFirstOrThrow()
-    expect(row).toEqual({ display_name: null, picture_url: null, language: null })
-    const customer = await k.deps.db
-      .selectFrom('customer')
-      .select(['display_name', 'erased_at'])
-      .where('id', '=', lineUser.customer_id)
-      .executeTakeFirstOrThrow()
-    expect(customer.erased_at).not.toBeNull()
-    expect(customer.display_name).toBeNull()
+  it('saves a profile without a deadlock while its person is being erased', async () => {
+    const { lineUser } = await profilelessFriend(k, '佐藤 花子')
+    const db = k.deps.db
+    // The erasure is paused once it holds the LINE user and the customer: its consent write
+    // waits for this transaction. The profile save comes now, and the erasure goes on to the
+    // line_user row. Saved with the row first and the customer then, the two waited for each
+    // other and Postgres aborted the save (40P01): it takes the LINE user first, as the erasure
+    // and every other writer of the LINE user do.
+    let pid = 0
+    const held = await heldTransaction(db, async (trx) => {
+      pid = await backendPid(trx)
+      await lockInSpace(trx, 'consent', lineUser.customer_id)
+    })
+    const erasing = eraseCustomer(db, lineUser.customer_id, { linked: 'only' })
+    await lockWaitFor(db, pid)
+    const fetching = fetchLineProfile(k.deps, lineUser)
+    // The save waits behind the erasure, which waits for this transaction.
+    await lockWaitBehind(db, pid, 2)
+    held.commit()
+    await held.committed
+
+    await expect(fetching).resolves.toBeUndefined()
+    expect((await erasing).alreadyErased).toBe(false)
+    await expectNothingSaved(lineUser)
   })
 
   it('fetches again, on a follow back not flagged as an unblock, a profile LINE had none of while they were blocked', async () => {
