@@ -4,6 +4,7 @@ import { cardIssueOptions, ensureMemberCard } from '../cards/cards.service.ts'
 import type { ConversationContext } from '../conversation/conversation.service.ts'
 import { attachIdentity, OtherShopAccount } from '../customers/merge.service.ts'
 import { ensureLineUser } from '../identity/identity.service.ts'
+import { lockLineUsers } from '../identity/line-user-lock.service.ts'
 import { externalJobKey } from '../jobs.ts'
 import { scheduleReply } from '../messaging/delivery.service.ts'
 import type { Db } from '../platform/db.ts'
@@ -44,6 +45,10 @@ export async function handleAccountLink(
   event: webhook.AccountLinkEvent,
 ): Promise<EventOutcome> {
   const now = ctx.deps.clock.now()
+  // The LINE user before the nonce, as an erasure takes them (it holds the LINE user, then
+  // clears the person's nonces): nonce first, the two could wait for each other.
+  const lineUid = event.source?.userId
+  if (lineUid) await lockLineUsers(ctx.trx, [lineUid])
   const nonce = await lockNonce(ctx.trx, sha256(event.link.nonce))
   if (event.link.result !== 'ok') {
     if (nonce?.status === 'issued') await finishNonce(ctx.trx, nonce.nonce_hash, 'failed', now)
@@ -54,7 +59,6 @@ export async function handleAccountLink(
     )
     return 'handled'
   }
-  const lineUid = event.source?.userId
   if (!lineUid) return 'ignored'
   const lineUser = await ensureLineUser(ctx, lineUid)
   const reply = async (messages: messagingApi.Message[], kind: string) => {

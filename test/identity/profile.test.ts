@@ -1,15 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { fetchLineProfile } from '../../src/identity/profile.service.ts'
-import { lockInSpace } from '../../src/platform/advisory-locks.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import {
-  backendPid,
-  heldTransaction,
-  lockWaitBehind,
-  lockWaitFor,
-  lockWaitOn,
-} from '../support/locks.ts'
+import { heldTransaction, lockWaitBehind, lockWaitOn, pausedErasure } from '../support/locks.ts'
 import { eventually, eventuallyProcessed } from '../support/wait.ts'
 import { profilelessFriend } from './profileless-friend.ts'
 
@@ -103,26 +96,19 @@ describe('LINE profile fetch', () => {
   it('saves a profile without a deadlock while its person is being erased', async () => {
     const { lineUser } = await profilelessFriend(k, '佐藤 花子')
     const db = k.deps.db
-    // The erasure is paused once it holds the LINE user and the customer: its consent write
-    // waits for this transaction. The profile save comes now, and the erasure goes on to the
+    // The erasure is paused once it holds the LINE user and the customer. The profile save comes
+    // now, and the erasure goes on to the
     // line_user row. Saved with the row first and the customer then, the two waited for each
     // other and Postgres aborted the save (40P01): it takes the LINE user first, as the erasure
     // and every other writer of the LINE user do.
-    let pid = 0
-    const held = await heldTransaction(db, async (trx) => {
-      pid = await backendPid(trx)
-      await lockInSpace(trx, 'consent', lineUser.customer_id)
-    })
-    const erasing = eraseCustomer(db, lineUser.customer_id, { linked: 'only' })
-    await lockWaitFor(db, pid)
+    const erasure = await pausedErasure(db, lineUser.customer_id)
     const fetching = fetchLineProfile(k.deps, lineUser)
-    // The save waits behind the erasure, which waits for this transaction.
-    await lockWaitBehind(db, pid, 2)
-    held.commit()
-    await held.committed
+    // The save waits behind the erasure.
+    await lockWaitBehind(db, erasure.pid, 2)
+    await erasure.release()
 
     await expect(fetching).resolves.toBeUndefined()
-    expect((await erasing).alreadyErased).toBe(false)
+    expect((await erasure.erasing).alreadyErased).toBe(false)
     await expectNothingSaved(lineUser)
   })
 

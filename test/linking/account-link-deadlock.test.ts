@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sha256 } from '../../src/linking/link-crypto.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
-import { customerLock, deadlockingTransaction } from '../support/locks.ts'
+import {
+  customerLock,
+  deadlockingTransaction,
+  lockWaitBehind,
+  pausedErasure,
+} from '../support/locks.ts'
 import { logSink } from '../support/log-sink.ts'
 import {
   friend,
@@ -88,5 +95,46 @@ describe('LINE account link deadlocked by a concurrent customer import', () => {
       .filter((e) => e.queue !== 'richmenu')
       .map((e) => ({ msg: e.msg, err: (e.err as { message?: string } | undefined)?.message }))
     expect(failed).toEqual([])
+  })
+})
+
+describe('LINE account link while its person is being erased', () => {
+  it('waits for the erasure holding nothing the erasure needs, then links no one', async () => {
+    const email = `shopper-${randomUUID().slice(0, 8)}@example.jp`
+    const user = await friend(k)
+    const linkToken = await tapLinkToken(k, user.userId)
+    const dialog = await proveEmail(k, smtp, linkToken, email)
+    const erased = await lineUser(user.userId)
+    const db = k.deps.db
+    // The erasure holds the LINE user and the customer, and will clear the person's link nonces;
+    // the accountLink event comes now (stored after the erasure locked the person's events).
+    const erasure = await pausedErasure(db, erased.customer_id)
+    await k.line.users.accountLink(user.userId, dialog)
+    await lockWaitBehind(db, erasure.pid, 2)
+    // Waiting for the LINE user, the event holds no lock on the nonce: locked before the LINE
+    // user, the erasure's write to it would wait for the event, which waits for the erasure.
+    const nonceFree = await db.transaction().execute(async (trx) => {
+      const { rows } = await sql<{ nonce_hash: string }>`select nonce_hash from link_nonce
+        where nonce_hash = ${sha256(dialog.nonce)} for update skip locked`.execute(trx)
+      return rows.length === 1
+    })
+    await erasure.release()
+    expect(nonceFree).toBe(true)
+
+    expect((await erasure.erasing).alreadyErased).toBe(false)
+    // The nonce lost its address to the erasure: the event links nothing and says so.
+    await waitForText(user.userId, 'expired or was already used')
+    const links = await db
+      .selectFrom('account_link')
+      .select('id')
+      .where('line_user_id', '=', erased.id)
+      .execute()
+    expect(links).toEqual([])
+    const identities = await db
+      .selectFrom('identity')
+      .select('kind')
+      .where('value', '=', email)
+      .execute()
+    expect(identities).toEqual([])
   })
 })

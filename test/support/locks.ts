@@ -1,6 +1,8 @@
 import { sql, type Transaction } from 'kysely'
 import { expect } from 'vitest'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
+import { lockInSpace } from '../../src/platform/advisory-locks.ts'
 import type { Database, DB } from '../../src/platform/db.ts'
 import { eventually } from './wait.ts'
 
@@ -193,4 +195,28 @@ export async function racingMerge<T>(
   held.commit()
   await held.committed
   return answer
+}
+
+/**
+ * Starts erasing `customerId` and pauses it once it holds the LINE users and the customer (as it
+ * takes them, before any write of theirs): its consent write waits for a transaction of the
+ * caller's, `pid`, until `release()`. `lockWaitBehind(db, pid, 2)` sees something else wait for
+ * the erasure. `erasing` is the erasure's answer.
+ */
+export async function pausedErasure(db: Database, customerId: string) {
+  let pid = 0
+  const held = await heldTransaction(db, async (trx) => {
+    pid = await backendPid(trx)
+    await lockInSpace(trx, 'consent', customerId)
+  })
+  const erasing = eraseCustomer(db, customerId)
+  await lockWaitFor(db, pid)
+  return {
+    pid,
+    erasing,
+    release: async () => {
+      held.commit()
+      await held.committed
+    },
+  }
 }
