@@ -140,11 +140,22 @@ async function applyRow(
     string,
   ][]
   if (given.length > 0) {
+    // The shop's name, no longer the LINE nickname the customer was given (one merge keeps).
+    const named = row.name !== undefined
     const updated = await trx
       .updateTable('customer')
-      .set({ ...Object.fromEntries(given), updated_at: new Date() })
+      .set({
+        ...Object.fromEntries(given),
+        ...(named && { display_name_from_line: false }),
+        updated_at: new Date(),
+      })
       .where('id', '=', customerId)
-      .where((eb) => eb.or(given.map(([column, value]) => eb(column, 'is distinct from', value))))
+      .where((eb) =>
+        eb.or([
+          ...given.map(([column, value]) => eb(column, 'is distinct from', value)),
+          ...(named ? [eb('display_name_from_line', '=', true)] : []),
+        ]),
+      )
       .executeTakeFirst()
     changed ||= Number(updated.numUpdatedRows) > 0
   }

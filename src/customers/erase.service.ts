@@ -145,6 +145,7 @@ async function eraseLocked(
     .updateTable('customer')
     .set({
       display_name: null,
+      display_name_from_line: false,
       email: null,
       phone: null,
       birthday: null,

@@ -60,6 +60,24 @@ function usable(customer: Customer | undefined, role: string): Customer {
 }
 
 /**
+ * The survivor's name after a merge: its own, unless it has none or has only the LINE nickname
+ * Kizuna gave it (fillCustomerName) and the merged customer has a name the shop gave (a customer
+ * import). In an account link the survivor is the LINE friend's customer, named after their
+ * nickname, and the merged one is the shop's customer, whose name the merge clears for good.
+ */
+function survivingName(
+  survivor: Customer,
+  merged: Customer,
+): Pick<Customer, 'display_name' | 'display_name_from_line'> {
+  const mergedOutranks =
+    merged.display_name !== null &&
+    (survivor.display_name === null ||
+      (survivor.display_name_from_line && !merged.display_name_from_line))
+  const from = mergedOutranks ? merged : survivor
+  return { display_name: from.display_name, display_name_from_line: from.display_name_from_line }
+}
+
+/**
  * Refuses when both customers have their own LINE account (never a silent re-bind), or both
  * their own shop account (OtherShopAccount). Returns their LINE account counts.
  */
@@ -85,7 +103,8 @@ export async function assertMergeable(trx: Transaction<DB>, ids: [string, string
  * Moves everything of `mergedId` onto `survivorId` in the caller's transaction: identities,
  * LINE users, purchases, points (ledger and balance), coupons, deliveries and tags (the union of
  * both customers' tags: one both carry stays once). Keeps the most restrictive consent per
- * category and channel, fills the survivor's missing profile fields, recomputes its stats, keeps
+ * category and channel, fills the survivor's missing profile fields (a name the shop gave
+ * replaces a LINE nickname: survivingName), recomputes its stats, keeps
  * the merged row as a pointer (personal data cleared) and writes merge_audit. Two customers
  * with their own LINE account, or their own shop account, are refused (assertMergeable).
  */
@@ -117,7 +136,7 @@ export async function mergeCustomers(
     .updateTable('customer')
     .set({
       points: pointsPlus(sql`points`, sql`${merged.points}::int`),
-      display_name: survivor.display_name ?? merged.display_name,
+      ...survivingName(survivor, merged),
       email: survivor.email ?? merged.email,
       phone: survivor.phone ?? merged.phone,
       birthday: survivor.birthday ?? merged.birthday,
@@ -136,6 +155,7 @@ export async function mergeCustomers(
     .set({
       merged_into_id: survivorId,
       display_name: null,
+      display_name_from_line: false,
       email: null,
       phone: null,
       birthday: null,

@@ -144,11 +144,14 @@ export async function saveLineProfile(
   return row?.customer_id
 }
 
-/** Names a customer who has no name, unless erased or merged away (their data is cleared). */
+/**
+ * Names a customer who has no name, unless erased or merged away (their data is cleared), marked
+ * as LINE's: a name the shop gives outranks it in a merge (mergeCustomers).
+ */
 export async function fillCustomerName(db: Db, customerId: string, name: string): Promise<void> {
   await db
     .updateTable('customer')
-    .set({ display_name: name, updated_at: sql`now()` })
+    .set({ display_name: name, display_name_from_line: true, updated_at: sql`now()` })
     .where('id', '=', customerId)
     .where('display_name', 'is', null)
     .where('erased_at', 'is', null)

@@ -39,7 +39,10 @@ export async function moveLineAccountToNewCustomer(
     .executeTakeFirstOrThrow()
   const created = await trx
     .insertInto('customer')
-    .values({ display_name: profile.display_name })
+    .values({
+      display_name: profile.display_name,
+      display_name_from_line: profile.display_name !== null,
+    })
     .returning('id')
     .executeTakeFirstOrThrow()
   await copyConsents(trx, lineUser.customer_id, created.id)

@@ -93,6 +93,7 @@ export interface Customer {
   birthday: string | null;
   created_at: Generated<Timestamp>;
   display_name: string | null;
+  display_name_from_line: Generated<boolean>;
   email: string | null;
   erased_at: Timestamp | null;
   first_purchase_at: Timestamp | null;

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { importCustomerRow } from '../../src/customers/customer-import.service.ts'
 import { signLinkAssertion } from '../../src/linking/link-assertion.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { logSink } from '../support/log-sink.ts'
+import { eventually } from '../support/wait.ts'
 import {
   dialogOf,
   expectShopperError,
@@ -283,4 +285,57 @@ describe('GET /link/callback', () => {
     })
     expect(await noncesFor(linkToken)).toHaveLength(1)
   })
+
+  it("keeps the shop's name for the linked customer, not the LINE nickname it was given", async () => {
+    const externalId = newShopId()
+    await importCustomerRow(k.deps.db, k.deps.env, { external_id: externalId, name: '山田 太郎' })
+    const user = await friendNamedByLine('たろちゃん')
+    await linkShopAccount(user.userId, externalId)
+    expect(await nameOf((await lineUser(user.userId)).customer_id)).toBe('山田 太郎')
+  })
+
+  it("keeps the shop's name over a LINE nickname the friend has changed since", async () => {
+    const externalId = newShopId()
+    await importCustomerRow(k.deps.db, k.deps.env, { external_id: externalId, name: '佐藤 次郎' })
+    const user = await friendNamedByLine('じろう')
+    // Blocked and back, under a new nickname: the profile is fetched again, and the customer
+    // keeps the name it was given first.
+    await k.line.users.block(user.userId)
+    user.displayName = 'ジロー🍣'
+    await k.line.users.follow(user.userId)
+    await eventually(async () =>
+      expect((await lineUser(user.userId)).display_name).toBe('ジロー🍣'),
+    )
+    expect(await nameOf((await lineUser(user.userId)).customer_id)).toBe('じろう')
+    await linkShopAccount(user.userId, externalId)
+    expect(await nameOf((await lineUser(user.userId)).customer_id)).toBe('佐藤 次郎')
+  })
 })
+
+/** A new friend whose customer was named by their LINE profile (`nickname`). */
+async function friendNamedByLine(nickname: string) {
+  const user = k.line.users.create({ displayName: nickname })
+  await k.line.users.follow(user.userId)
+  await eventually(async () =>
+    expect(await nameOf((await lineUser(user.userId)).customer_id)).toBe(nickname),
+  )
+  return user
+}
+
+/** The friend proves shop account `externalId` through the shop's login, and LINE links it. */
+async function linkShopAccount(userId: string, externalId: string) {
+  const url = await tapLink(k, userId)
+  const linkToken = url.searchParams.get('linkToken') ?? ''
+  const dialog = dialogOf(await callback(assertionFor(linkToken, { externalId })), linkToken)
+  await k.line.users.accountLink(userId, dialog)
+  await waitForText(userId, 'now linked')
+}
+
+const nameOf = async (customerId: string) =>
+  (
+    await k.deps.db
+      .selectFrom('customer')
+      .select('display_name')
+      .where('id', '=', customerId)
+      .executeTakeFirstOrThrow()
+  ).display_name
