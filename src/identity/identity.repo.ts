@@ -9,7 +9,8 @@ export type LineStatus = 'friend' | 'blocked'
  * profile_fetched_at as a row turns friend: forgotten when it was blocked. LINE answers 404 to
  * a blocker's profile, saved as fetched with nothing; forgotten, the profile is fetched again by
  * the welcome card (findProfilelessFriendOf) or the sweeper (listLineUsersWithoutProfile), not
- * only by the job the unblock queues (which may fail every attempt, or never be queued).
+ * only by the job the unblock queues (which may fail every attempt, or never be queued). A follow
+ * LINE says ends a block forgets it whatever the row's status (updateLineUserStatusIfNewer).
  */
 const backFromBlock = sql<Date | null>`case when status = 'blocked' then null else profile_fetched_at end`
 
@@ -60,13 +61,16 @@ export async function insertLineUser(
  * an unfollow with the same timestamp cannot be ordered (LINE's event ids are not), so on a tie
  * `blocked` wins whichever arrives first: the same state for both orders, and the safe one (no
  * messages to someone who may have blocked us). A follow ending a block forgets the profile
- * fetch (backFromBlock).
+ * fetch (backFromBlock), and so does one LINE flags `unblocked`: the block may be one the row
+ * never recorded (its unfollow arrives after this follow, and is stale then), and a 404 saved
+ * during it, kept with the row a friend, would keep the welcome card and the sweeper from asking.
  */
 export async function updateLineUserStatusIfNewer(
   db: Db,
   id: string,
   status: LineStatus,
   at: Date,
+  opts: { unblocked?: boolean } = {},
 ): Promise<boolean> {
   const result = await db
     .updateTable('line_user')
@@ -74,7 +78,7 @@ export async function updateLineUserStatusIfNewer(
       status,
       status_changed_at: at,
       ...(status === 'friend'
-        ? { followed_at: at, profile_fetched_at: backFromBlock }
+        ? { followed_at: at, profile_fetched_at: opts.unblocked ? null : backFromBlock }
         : { blocked_at: at }),
       updated_at: sql`now()`,
     })

@@ -29,17 +29,20 @@ type Applied = {
  * Applies a follow at time `at`, creating the customer and LINE identity on first sight. LINE's
  * events may arrive out of order, and an unfollow from an unknown user keeps nothing but its
  * event: when one stored there happened at or after `at`, the follow is stale (undefined:
- * nothing is created).
+ * nothing is created). `unblocked`: LINE says it ends a block (updateLineUserStatusIfNewer).
  */
 async function applyFollow(
   ctx: Pick<EventContext, 'trx'>,
   lineUid: string,
   at: Date,
+  unblocked: boolean,
 ): Promise<Applied | undefined> {
   await lockLineUid(ctx.trx, lineUid)
   const existing = await findLineUserByUid(ctx.trx, lineUid)
   if (existing) {
-    const applied = await updateLineUserStatusIfNewer(ctx.trx, existing.id, 'friend', at)
+    const applied = await updateLineUserStatusIfNewer(ctx.trx, existing.id, 'friend', at, {
+      unblocked,
+    })
     return { lineUser: existing, applied, created: false, previous: existing.status }
   }
   const unfollowedAt = await findLastUnfollowAt(ctx.trx, lineUid)
@@ -146,13 +149,14 @@ export async function handleFollow(
   const lineUid = event.source?.userId
   if (!lineUid) return 'ignored'
   const at = new Date(event.timestamp)
-  const result = await applyFollow(ctx, lineUid, at)
+  const result = await applyFollow(ctx, lineUid, at, event.follow?.isUnblocked === true)
   if (!result) return 'stale'
   const { lineUser, applied, created, previous } = result
 
   // Back from a block, whatever isUnblocked says (LINE does not guarantee it): a profile fetched
   // while they were blocked was saved as unavailable (404). Applied, the row forgot that fetch
-  // (the welcome card and the sweeper fetch it too); this job asks for it now.
+  // (the welcome card and the sweeper fetch it too), also after a block it never recorded when
+  // isUnblocked says so; this job asks for it now.
   const unblocked = event.follow?.isUnblocked === true || (applied && previous === 'blocked')
   if (created || unblocked) enqueueProfileFetch(ctx, lineUser.id)
   if (!applied) return 'stale'

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
-import { fetchLineProfile } from '../../src/identity/profile.service.ts'
+import { findProfilelessFriendOf } from '../../src/identity/identity.repo.ts'
+import { fetchLineProfile, fetchWelcomeProfile } from '../../src/identity/profile.service.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { heldTransaction, lockWaitBehind, lockWaitOn, pausedErasure } from '../support/locks.ts'
 import { eventually, eventuallyProcessed } from '../support/wait.ts'
@@ -150,5 +151,41 @@ describe('LINE profile fetch', () => {
         fetched: true,
       }),
     )
+  })
+
+  it('fetches again a profile LINE had none of during a block the row never recorded, when the follow says unblocked', async () => {
+    const { user, lineUser } = await profilelessFriend(k, '田中 四郎')
+    const t = Date.now() + 1_000
+    // Blocked at t, the unfollow still on its way: the row says friend, and LINE has no
+    // profile to give (404), saved as fetched with nothing.
+    user.friendship = 'blocked'
+    await fetchLineProfile(k.deps, lineUser)
+    const profileless = () => findProfilelessFriendOf(k.deps.db, lineUser.customer_id)
+    expect(await profileless()).toBeUndefined()
+
+    // Back; every profile call fails for now (LINE down): what is left to ask again shows.
+    user.friendship = 'friend'
+    const profilePath = `/v2/bot/profile/${user.userId}`
+    k.line.failNext({ method: 'GET', path: profilePath, status: 500, count: Infinity })
+    const follow = k.line.buildEvent('follow', user.userId, { isUnblocked: true } as never, {
+      timestamp: t + 1_000,
+    })
+    expect((await k.line.deliverWebhook([follow])).status).toBe(200)
+    await eventuallyProcessed(k.deps.db, follow.webhookEventId)
+    // The unfollow arrives after the follow that ended its block: stale.
+    const unfollow = k.line.buildEvent('unfollow', user.userId, {}, { timestamp: t })
+    expect((await k.line.deliverWebhook([unfollow])).status).toBe(200)
+    await eventuallyProcessed(k.deps.db, unfollow.webhookEventId)
+
+    // A friend whose profile the welcome card and the sweeper fetch again, not only the job.
+    expect(await profileless()).toMatchObject({ id: lineUser.id })
+    k.line.clearFailures()
+    await fetchWelcomeProfile(k.deps, lineUser.customer_id)
+    const customer = await k.deps.db
+      .selectFrom('customer')
+      .select('display_name')
+      .where('id', '=', lineUser.customer_id)
+      .executeTakeFirstOrThrow()
+    expect(customer.display_name).toBe('田中 四郎')
   })
 })
