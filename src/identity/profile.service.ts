@@ -80,6 +80,10 @@ export async function fetchWelcomeProfile(
   } catch (error) {
     // The job retries a failed fetch; the card does not wait for it.
     fetching.catch(() => {})
-    deps.log.warn({ err: error, lineUserId: lineUser.id }, 'welcome card sent without the profile')
+    // The row's id: `lineUserId` is redacted (the logger takes it for a LINE user id).
+    deps.log.warn(
+      { err: error, lineUserRowId: lineUser.id },
+      'welcome card sent without the profile',
+    )
   }
 }

@@ -2,8 +2,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { findProfilelessFriendOf } from '../../src/identity/identity.repo.ts'
 import { fetchLineProfile, fetchWelcomeProfile } from '../../src/identity/profile.service.ts'
+import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { heldTransaction, lockWaitBehind, lockWaitOn, pausedErasure } from '../support/locks.ts'
+import { logSink } from '../support/log-sink.ts'
 import { eventually, eventuallyProcessed } from '../support/wait.ts'
 import { profilelessFriend } from './profileless-friend.ts'
 
@@ -187,5 +189,28 @@ describe('LINE profile fetch', () => {
       .where('id', '=', lineUser.customer_id)
       .executeTakeFirstOrThrow()
     expect(customer.display_name).toBe('田中 四郎')
+  })
+
+  it('logs which LINE user a welcome card went without the profile for, by row id', async () => {
+    const { user, lineUser } = await profilelessFriend(k, '遅い 人')
+    slowProfile(user.userId, '遅い 人', 500)
+    const logs = logSink()
+    await fetchWelcomeProfile(
+      { ...k.deps, log: createLogger('info', logs.sink) },
+      lineUser.customer_id,
+      50,
+    )
+    const warned = logs.entries().filter((e) => e.msg === 'welcome card sent without the profile')
+    expect(warned).toMatchObject([{ lineUserRowId: lineUser.id }])
+    expect(logs.lines.join('')).not.toContain(user.userId)
+    // The fetch under way still saves it.
+    await eventually(async () => {
+      const row = await k.deps.db
+        .selectFrom('line_user')
+        .select('display_name')
+        .where('id', '=', lineUser.id)
+        .executeTakeFirstOrThrow()
+      expect(row.display_name).toBe('遅い 人')
+    })
   })
 })
