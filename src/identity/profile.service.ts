@@ -50,7 +50,7 @@ export async function fetchLineProfile(
       await saveLineProfile(deps.db, lineUser, null)
       return
     }
-    if (failure.kind === 'rejected') {
+    if (failure.kind === 'rejected' || failure.kind === 'channel_refused') {
       throw new UnrecoverableError(`profile fetch rejected (${failure.status})`)
     }
     throw error

@@ -21,6 +21,12 @@ export type LineFailure =
   | { kind: 'quota_exceeded'; status: 429; message: string }
   | { kind: 'invalid_reply_token'; status: 400; message: string }
   | { kind: 'rejected'; status: number; message: string; details: unknown }
+  /**
+   * LINE refused the channel, not the request (LINE-API.md §2.6): a 401 (the channel access
+   * token: wrong, revoked, reissued since) or a 403 (not allowed for the channel's plan or
+   * account). Nothing was sent, and every call is refused alike until an operator fixes it.
+   */
+  | { kind: 'channel_refused'; status: 401 | 403; message: string }
   /** A 5xx or no answer (a timeout, a connection lost): the request may have reached LINE. */
   | { kind: 'transient'; status: number | null; message: string }
   /**
@@ -141,6 +147,9 @@ export function classifyLineError(error: unknown): LineFailure {
   }
   if (error.status === 400 && /invalid reply token/i.test(message)) {
     return { kind: 'invalid_reply_token', status: 400, message }
+  }
+  if (error.status === 401 || error.status === 403) {
+    return { kind: 'channel_refused', status: error.status, message }
   }
   if (error.status >= 500) return { kind: 'transient', status: error.status, message }
   return { kind: 'rejected', status: error.status, message, details: body?.details ?? null }

@@ -28,7 +28,11 @@ export async function answerOf(
   } catch (error) {
     const failure = classifyLineError(error)
     const status = String(failure.status ?? (error instanceof TimeoutError ? 'timeout' : 'network'))
-    if (failure.kind === 'rejected' || failure.kind === 'invalid_reply_token') {
+    if (
+      failure.kind === 'rejected' ||
+      failure.kind === 'channel_refused' ||
+      failure.kind === 'invalid_reply_token'
+    ) {
       return { ok: false, status, splittable: onRefusal(failure), error }
     }
     return { ok: false, status, splittable: false, error }

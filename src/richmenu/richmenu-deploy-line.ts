@@ -149,10 +149,10 @@ function toAppError(what: string, error: unknown): unknown {
       { cause: error, details: { retryInMs: retryInMs ?? null } },
     )
   }
-  if (failure.kind === 'rejected') {
+  if (failure.kind === 'rejected' || failure.kind === 'channel_refused') {
     return new AppError('BAD_REQUEST', `LINE refused to ${what}: ${failure.message}`, {
       cause: error,
-      details: failure.details,
+      details: failure.kind === 'rejected' ? failure.details : null,
     })
   }
   return error

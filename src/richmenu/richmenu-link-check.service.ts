@@ -88,7 +88,7 @@ async function menuShownTo(deps: LinkDeps, lineUid: string): Promise<string | nu
     return richMenuId
   } catch (error) {
     const failure = classifyLineError(error)
-    if (failure.kind !== 'rejected') throw error
+    if (failure.kind !== 'rejected' && failure.kind !== 'channel_refused') throw error
     return failure.status === 404 ? null : undefined
   }
 }
