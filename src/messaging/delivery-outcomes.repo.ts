@@ -22,6 +22,9 @@ export type DeliveryOutcome =
    * send job backs the call's deliveries off together, or parks them (rate-limit-backoff.ts).
    * `keyUnused`: LINE refused the first request under the row's key (a rate-limit 429, or a 400),
    * so it took nothing: the key's first call is forgotten and the request not kept (see keyMayBeTaken).
+   * `channelRefused`: LINE refused the channel (401: its access token; 403: its plan or account),
+   * as it will every call until an operator fixes it: the send job backs the row off instead of
+   * using up its tries (channel-refusal.ts).
    */
   | {
       id: string
@@ -30,6 +33,7 @@ export type DeliveryOutcome =
       sendAfter?: Date
       notStarted?: true
       rateLimited?: { retryAfterMs: number | null; call?: string }
+      channelRefused?: 401 | 403
       keyUnused?: true
     }
 

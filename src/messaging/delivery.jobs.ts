@@ -1,6 +1,7 @@
 import type { Job } from 'bullmq'
 import type { Deps } from '../platform/deps.ts'
 import type { Processor } from '../platform/worker-types.ts'
+import { holdChannelRefused } from './channel-refusal.ts'
 import { ClaimOutcomes } from './claim-outcomes.ts'
 import { enqueueDeliveries } from './delivery.service.ts'
 import { type Claim, claimOf } from './delivery-claim.repo.ts'
@@ -20,7 +21,9 @@ import { openSendWindow } from './send-window.ts'
  * get a delayed job. Deliveries that failed for now (5xx, timeout, SMTP) are back to `pending`
  * and the job is retried with backoff. Deliveries LINE answered a rate-limit 429 wait in a
  * delayed job (a refused multicast's together), longer after each, and are parked after
- * LINE_RATE_LIMIT_TRIES (backOffRateLimited): the rest of the queue does not wait. Emails the send window left unsent
+ * LINE_RATE_LIMIT_TRIES (backOffRateLimited): the rest of the queue does not wait. Deliveries LINE
+ * refused for the channel (401: its token; 403: its plan or account) wait in a delayed job too,
+ * backed off, and are never failed for it (holdChannelRefused). Emails the send window left unsent
  * are back to `pending` and queued again at once, in a job of their
  * own: not a failed try. A delivery is never sent twice: pushes carry
  * the row's retry key (LINE answers 409 to a repeat, which counts as sent), only pending rows are
@@ -45,7 +48,8 @@ export function createSendDeliveries(tools: SendTools): Processor<'messaging.sen
       let left: Claim | null = null
       try {
         const sent = await sendClaimedDeliveries(deps, tools, claimed, window, recorder)
-        const decided = await backOffRateLimited(deps, recorder.claim, sent.outcomes)
+        const limited = await backOffRateLimited(deps, recorder.claim, sent.outcomes)
+        const decided = holdChannelRefused(deps, recorder.claim, limited)
         const outcomes = await recorder.recordRest(decided)
         countOutcomes(deps, outcomes)
         const retry = outcomes.flatMap((o) =>
@@ -135,7 +139,13 @@ function countOutcomes(deps: Pick<Deps, 'metrics'>, outcomes: DeliveryOutcome[])
   for (const o of outcomes) {
     const channel = 'channel' in o ? o.channel : 'none'
     const waits = o.status === 'pending' && o.sendAfter
-    const status = waits ? (o.rateLimited ? 'rate_limited' : 'deferred') : o.status
+    const status = waits
+      ? o.rateLimited
+        ? 'rate_limited'
+        : o.channelRefused
+          ? 'channel_refused'
+          : 'deferred'
+      : o.status
     deps.metrics.deliveries.inc({ channel, status })
   }
 }

@@ -2,6 +2,7 @@ import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody, preparedBody } from '../platform/line-send-transport.ts'
 import type { SharedLimiter } from '../platform/shared-limiter.ts'
+import { channelRefusalError } from './channel-refusal.ts'
 import { forgetRefusedChunk, recordMulticastAccepted } from './chunk-deliveries.repo.ts'
 import {
   type RecipientRefusal,
@@ -71,9 +72,9 @@ export type LineBatchResult = { outcomes: DeliveryOutcome[] }
  * first call on all its deliveries, whichever job holds them. Each call goes only for rows the
  * job's claim still holds, as the write or read before it finds (line-claim.repo.ts); the others
  * get no outcome. Every call waits for the shared limiter of its endpoint. Failures become
- * outcomes, never exceptions; a 400, and a 429 (rate limit or monthly quota) or a call that never
- * reached LINE (its connection refused) to a new request, mark it `keyUnused` (LINE took nothing
- * under the key).
+ * outcomes, never exceptions; a 400, and a 429 (rate limit or monthly quota), a refusal of the
+ * channel (401, 403: `channelRefused`, pending) or a call that never reached LINE (its connection
+ * refused) to a new request, mark it `keyUnused` (LINE took nothing under the key).
  */
 export async function sendLineBatch(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
@@ -226,6 +227,9 @@ async function outcomesOf(
     return { outcomes: each({ status: 'sent', channel: 'line', requestId }) }
   } catch (error) {
     const f = classifyLineError(error)
+    // For an answer that proves LINE took nothing: only of a new request's key, as a repeat
+    // (after a 5xx) may have been delivered, and keeps what it stored.
+    const unused = isNew ? { keyUnused: true as const } : {}
     switch (f.kind) {
       case 'already_accepted':
         return {
@@ -235,35 +239,37 @@ async function outcomesOf(
         // LINE refused it: a new request leaves its key unused (its first call forgotten, so
         // the row neither skips the weekly cap nor counts in it, and a chunk is dissolved).
         const rateLimited = { retryAfterMs: f.retryAfterMs ?? null, ...(call ? { call } : {}) }
-        const unused = isNew ? { keyUnused: true as const } : {}
         return {
           outcomes: each({ status: 'pending', error: f.message, rateLimited, ...unused }),
         }
       }
-      case 'quota_exceeded': {
+      case 'quota_exceeded':
         // Parked. Refused too, but as above only the first request under the key proves LINE
         // took nothing: a repeat (after a 5xx) may have been delivered, and keeps what it stored.
-        const unused = isNew ? { keyUnused: true as const } : {}
         return { outcomes: each({ status: 'quota_exceeded', error: f.message, ...unused }) }
+      case 'channel_refused': {
+        // A 401 (the token) or 403 (the plan or account): LINE refused the channel before the
+        // request, and will refuse every one until an operator fixes it. It waits, backed off
+        // (holdChannelRefused), never failed for it; a new request's key unused, as after a 429.
+        const error = channelRefusalError(f)
+        return { outcomes: each({ status: 'pending', error, channelRefused: f.status, ...unused }) }
       }
       case 'transient':
         return { outcomes: each({ status: 'pending', error: f.message }) }
-      case 'not_sent': {
+      case 'not_sent':
         // The connection never opened: LINE took nothing, and a new request leaves its key
         // unused, as after a 429 (a row neither counted in the weekly cap nor barred from email,
         // and a chunk dissolved). A repeat keeps its first call: the earlier request may have
         // reached LINE.
-        const unused = isNew ? { keyUnused: true as const } : {}
         return { outcomes: each({ status: 'pending', error: f.message, ...unused }) }
-      }
       default: {
         const details = 'details' in f ? JSON.stringify(f.details) : ''
         const error = `LINE ${f.status}: ${f.message} ${details}`.trim()
         // A 400 (LINE_REFUSED): LINE validated the request and took nothing under its key (one
         // it had accepted gets a 409), so the key's first call is forgotten now, as for a 429 to
-        // a new request. Other answers (401, 403, 404) say nothing about an earlier request.
-        const unused = f.status === 400 ? { keyUnused: true as const } : {}
-        return { outcomes: each({ status: 'failed', error, ...unused }) }
+        // a new request. Other answers (a 404) say nothing about an earlier request.
+        const refused = f.status === 400 ? { keyUnused: true as const } : {}
+        return { outcomes: each({ status: 'failed', error, ...refused }) }
       }
     }
   }

@@ -283,6 +283,16 @@ export async function withLineUnreachable(
   return { deps: { ...deps, env, line }, close: () => line.close() }
 }
 
+/**
+ * These deps with a channel access token LINE does not take (one reissued in the LINE console
+ * since): the stand-in answers every call 401. `close` ends the client.
+ */
+export function withWrongLineToken(deps: Deps): { deps: Deps; close(): Promise<void> } {
+  const env = { ...deps.env, LINE_CHANNEL_ACCESS_TOKEN: 'a-token-reissued-since' }
+  const line = createLine(env, deps.metrics)
+  return { deps: { ...deps, env, line }, close: () => line.close() }
+}
+
 /** The friend blocks the account, and Kizuna has applied the unfollow. */
 export async function blockAccount(k: TestKizuna, userId: string): Promise<void> {
   expect((await k.line.users.block(userId))?.status).toBe(200)
