@@ -1,6 +1,7 @@
 import type { Deps } from '../platform/deps.ts'
 import { classifyLineError } from '../platform/line.ts'
 import { prepareBody } from '../platform/line-send-transport.ts'
+import { channelRefusalError } from './channel-refusal.ts'
 import type { ClaimedDelivery } from './delivery-claim.repo.ts'
 import { type DeliveryOutcome, erasedOutcome } from './delivery-outcomes.repo.ts'
 import { markRepliesTrying, setReplyState } from './line-claim.repo.ts'
@@ -17,7 +18,7 @@ import { REPLY_OUTCOME_UNKNOWN } from './outcome-unknown.ts'
  * Replies LINE refused sent nothing: they are marked `refused` (never a reply again) and returned
  * for a push; a rate-limit 429 clears the mark instead, and the row replies again after its wait
  * (a push once the token is stale), as does a reply that never reached LINE (its connection
- * refused), with the job's retry.
+ * refused), with the job's retry, and one LINE refused for the channel (401, 403), after its wait.
  */
 export async function sendReplies(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
@@ -57,9 +58,10 @@ export async function sendReplies(
     }),
   )
   if (unsent.length > 0) {
-    // LINE-API.md §2.5: a rate-limit 429 is backed off and retried; a reply that never reached
-    // LINE goes again with the job's retry. A reply costs no quota and these sent nothing: they
-    // go again while their token is fresh (a push only once it is not).
+    // LINE-API.md §2.5: a rate-limit 429 is backed off and retried, as is a refusal of the
+    // channel (401, 403); a reply that never reached LINE goes again with the job's retry. A reply
+    // costs no quota and these sent nothing: they go again while their token is fresh (a push
+    // only once it is not).
     await setReplyState(deps.db, unsent, held.claim, null).catch((err: unknown) =>
       // Left `trying`, the rows are failed at their next claim: never sent twice, but lost.
       deps.log.warn({ err }, 'could not unmark the replies that sent nothing'),
@@ -112,6 +114,13 @@ async function replyOutcome(
     if (failure.kind === 'not_sent') {
       // The connection never opened: LINE got nothing, and the token is unspent.
       return { id, status: 'pending', error: failure.message }
+    }
+    if (failure.kind === 'channel_refused') {
+      // LINE refused the channel (401, 403), not the reply: the token is unspent, and a push
+      // would be refused alike. It waits, backed off (holdChannelRefused), and replies again
+      // while the token is fresh (a push once it is not).
+      const error = channelRefusalError(failure)
+      return { id, status: 'pending', error, channelRefused: failure.status }
     }
     // Refused (expired token, other 4xx): nothing was sent; the push carries the retry key.
     deps.log.info({ deliveryId: id, why: failure.kind }, 'reply failed, pushing')

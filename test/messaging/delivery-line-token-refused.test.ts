@@ -10,6 +10,7 @@ import {
   campaignInbox,
   deliveryRow,
   deliveryRows,
+  dueNow,
   multicastsTo,
   newFriend,
   notices,
@@ -18,8 +19,11 @@ import {
   sendJob,
   sendTools,
   waitForStatus,
+  welcomeId,
   withWrongLineToken,
 } from './support.ts'
+
+const REPLY = '/v2/bot/message/reply'
 
 /**
  * LINE refusing the channel rather than the request: a 401 (the channel access token, say
@@ -139,6 +143,66 @@ describe('deliveries while LINE refuses the channel (401, 403)', () => {
       expect(campaignInbox(k, f.userId)).toHaveLength(1)
     }
     expect(pushesTo(k, other.userId).map((p) => p.status)).toEqual([401, 200])
+  })
+
+  /**
+   * A new friend's welcome (a reply), tried by a worker with the old token while the queue is
+   * paused (the test plays the workers): it waits, its token unspent. Then `test`.
+   */
+  function welcomeRefused(
+    test: (w: {
+      userId: string
+      id: string
+      old: ReturnType<typeof oldTokenWorker>
+    }) => Promise<void>,
+  ): Promise<void> {
+    return whilePaused(async () => {
+      const user = k.line.users.create()
+      await k.line.users.follow(user.userId)
+      const id = await welcomeId(k, user.userId)
+      const old = oldTokenWorker()
+      await old.send([id])
+
+      const row = await deliveryRow(k, id)
+      expect(row.status).toBe('pending')
+      expect(row.last_error).toMatch(/^LINE 401: .*LINE_CHANNEL_ACCESS_TOKEN/)
+      // Not marked refused: a push is not its only way now.
+      expect(row.reply_state).toBeNull()
+      const replies = k.line.requestsTo('POST', REPLY)
+      expect(replies.filter((r) => r.status === 401)).not.toHaveLength(0)
+      expect(pushesTo(k, user.userId)).toHaveLength(0)
+      await test({ userId: user.userId, id, old })
+    })
+  }
+
+  it('a reply refused for the token keeps its token unspent: it is replied to once the token is right', async () => {
+    await welcomeRefused(async ({ userId, id }) => {
+      await dueNow(k, [id])
+      await sendJob(k)([id])
+      expect((await deliveryRow(k, id)).status).toBe('sent')
+      expect(k.line.inbox(userId).map((m) => m.endpoint)).toEqual(['reply'])
+      expect(pushesTo(k, userId)).toHaveLength(0)
+    })
+  })
+
+  it('a reply whose token went stale meanwhile is pushed, and that push waits too, not failed', async () => {
+    await welcomeRefused(async ({ userId, id, old }) => {
+      // The token is stale by its next try, still with the old token: the push is refused too.
+      await sql`update delivery set send_after = now(), reply_token_expires_at = now()
+        where id = ${id}`.execute(k.deps.db)
+      await old.send([id])
+      const row = await deliveryRow(k, id)
+      expect(row.status).toBe('pending')
+      expect(row.last_error).toMatch(/^LINE 401: .*LINE_CHANNEL_ACCESS_TOKEN/)
+      expect(row.line_first_call_at).toBeNull()
+      expect(pushesTo(k, userId).map((p) => p.status)).toEqual([401])
+
+      await dueNow(k, [id])
+      await sendJob(k)([id])
+      expect((await deliveryRow(k, id)).status).toBe('sent')
+      expect(pushesTo(k, userId).map((p) => p.status)).toEqual([401, 200])
+      expect(k.line.inbox(userId).map((m) => m.endpoint)).toEqual(['push'])
+    })
   })
 
   it('a row whose delayed job was lost is queued by the sweeper', async () => {
