@@ -119,6 +119,9 @@ export const jobIds = {
   /** The menus of these LINE users, once per cause (a webhook event, a purchase). */
   richMenuLink: (lineUserIds: string[], cause: string) =>
     `${groupJobId('richmenu-link', lineUserIds)}-${cause}`,
+  /** A nightly job missed (maintenance_run), queued at once: once a store day. */
+  nightlyCatchUp: (schedulerId: string, storeDate: string) =>
+    `${schedulerId}-catch-up-${storeDate}`,
   /** Every mismatched friend, once per cause (a deploy, a refresh run, an import minute). */
   richMenuRelink: (cause: string) => `richmenu-relink-${cause}`,
   /**

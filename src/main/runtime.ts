@@ -7,6 +7,7 @@ import { createApp } from '../app.ts'
 import { type Env, isSandbox } from '../config/env.ts'
 import { createMailer } from '../email/mailer.ts'
 import { jobIds } from '../jobs.ts'
+import { catchUpNightlyRuns } from '../maintenance/nightly.service.ts'
 import { createOpsApp } from '../ops/ops.app.ts'
 import type { Deps } from '../platform/deps.ts'
 import { tuneHttpClient } from '../platform/http-client.ts'
@@ -40,6 +41,11 @@ export type Kizuna = {
 export type StartOptions = DepsOptions & {
   /** Deploy richmenus/ when workers start (the default); tests with menus of their own say no. */
   deployRichMenus?: boolean
+  /**
+   * Queue the nightly jobs missed (catchUpNightlyRuns) when workers start, and on a Redis
+   * reconnect (the default); tests, which share a database, say no.
+   */
+  catchUpNightly?: boolean
   /**
    * A stop asked for during start-up (a SIGTERM while migrations run): start-up stops at its
    * next safe point, closes what it opened and rejects with StartStopped.
@@ -211,6 +217,12 @@ async function startSteps(
     workerRedis = createWorkerRedis(env.REDIS_URL, deps.redis)
     workers = startWorkers(deps, createProcessors(deps, { mailer }), workerRedis)
     await scheduleSweeper(deps)
+    const catchUp = async () => {
+      if (opts.catchUpNightly !== false) await catchUpNightlyRuns(deps)
+    }
+    await catchUp().catch((err) =>
+      deps.log.warn({ err }, 'could not queue the nightly jobs missed'),
+    )
     // Deploys richmenus/ (to the sandbox too, which starts empty); unchanged menus cost one call.
     if (opts.deployRichMenus !== false) {
       await deps.queues.enqueue(
@@ -219,9 +231,13 @@ async function startSteps(
         { jobId: jobIds.richmenuDeploy(`start-${Date.now()}`) },
       )
     }
-    // A Redis that restarted empty has lost the schedule: put it back on every reconnect.
+    // A Redis that restarted empty has lost the schedule, and the jobs it had queued: put the
+    // schedule back on every reconnect (only where missing: an upsert would put a nightly job
+    // that is due back to the next night), and queue the nightly runs missed.
     deps.redis.on('ready', () => {
-      scheduleSweeper(deps).catch((err) => deps.log.warn({ err }, 'could not schedule the sweeper'))
+      scheduleSweeper(deps, { onlyMissing: true })
+        .then(catchUp)
+        .catch((err) => deps.log.warn({ err }, 'could not schedule the sweeper'))
     })
   }
   await step('started')

@@ -1,5 +1,6 @@
 import { forgetOldChunkBodies } from '../messaging/chunk-deliveries.repo.ts'
 import type { Processor } from '../platform/worker-types.ts'
+import { runNightly } from './nightly.service.ts'
 
 /**
  * Nightly: multicast chunks over a day old lose their stored request (the friends' user ids it
@@ -7,7 +8,9 @@ import type { Processor } from '../platform/worker-types.ts'
  */
 export const forgetChunkBodies: Processor<'maintenance.forget-chunk-bodies'> = {
   async run(deps) {
-    const forgotten = await forgetOldChunkBodies(deps.db)
+    const forgotten = await runNightly(deps.db, 'forget-chunk-bodies', () =>
+      forgetOldChunkBodies(deps.db),
+    )
     deps.log.info({ forgotten }, 'dropped the stored requests of day-old multicast chunks')
   },
 }

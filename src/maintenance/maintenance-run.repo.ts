@@ -31,3 +31,18 @@ export async function readDatabaseNow(db: Db): Promise<Date> {
   if (!row) throw new Error('select now() returned no row')
   return row.now
 }
+
+/** Those of `names` whose last success started within `withinMs` of now(), by the database's clock. */
+export async function findRecentMaintenanceRuns(
+  db: Db,
+  names: readonly string[],
+  withinMs: number,
+): Promise<string[]> {
+  const rows = await db
+    .selectFrom('maintenance_run')
+    .select('name')
+    .where('name', 'in', names)
+    .where('last_success_at', '>', sql<Date>`now() - make_interval(secs => ${withinMs / 1000})`)
+    .execute()
+  return rows.map((row) => row.name)
+}

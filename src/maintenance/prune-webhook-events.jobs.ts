@@ -1,5 +1,6 @@
 import type { Processor } from '../platform/worker-types.ts'
 import { deleteProcessedWebhookEvents } from '../webhook/webhook.repo.ts'
+import { runNightly } from './nightly.service.ts'
 
 const DAY_MS = 86_400_000
 
@@ -10,10 +11,12 @@ const DAY_MS = 86_400_000
  */
 export const pruneWebhookEvents: Processor<'maintenance.prune-webhook-events'> = {
   async run(deps) {
-    const days = deps.env.WEBHOOK_RETENTION_DAYS
-    if (days === 0) return
-    const olderThan = new Date(deps.clock.now().getTime() - days * DAY_MS)
-    const deleted = await deleteProcessedWebhookEvents(deps.db, olderThan)
-    deps.log.info({ deleted, days }, 'deleted processed webhook events past retention')
+    await runNightly(deps.db, 'prune-webhook-events', async () => {
+      const days = deps.env.WEBHOOK_RETENTION_DAYS
+      if (days === 0) return
+      const olderThan = new Date(deps.clock.now().getTime() - days * DAY_MS)
+      const deleted = await deleteProcessedWebhookEvents(deps.db, olderThan)
+      deps.log.info({ deleted, days }, 'deleted processed webhook events past retention')
+    })
   },
 }

@@ -1,5 +1,6 @@
 import { purgeExpiredLinkRows } from '../linking/link.repo.ts'
 import type { Processor } from '../platform/worker-types.ts'
+import { runNightly } from './nightly.service.ts'
 
 /**
  * Nightly: account-link rows a day past expiry lose what names the person (codes and link
@@ -9,7 +10,9 @@ import type { Processor } from '../platform/worker-types.ts'
  */
 export const purgeLinkRows: Processor<'maintenance.purge-link-rows'> = {
   async run(deps) {
-    const purged = await purgeExpiredLinkRows(deps.db, deps.clock.now())
+    const purged = await runNightly(deps.db, 'purge-link-rows', () =>
+      purgeExpiredLinkRows(deps.db, deps.clock.now()),
+    )
     deps.log.info(purged, 'purged expired account-link rows')
   },
 }

@@ -1,4 +1,12 @@
-import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq'
+import {
+  type Job,
+  type JobSchedulerJson,
+  type JobsOptions,
+  type Queue,
+  UnrecoverableError,
+  Worker,
+  type WorkerOptions,
+} from 'bullmq'
 import { JOBS, type JobName, QUEUE_NAMES, type QueueName } from '../jobs.ts'
 import type { Deps } from './deps.ts'
 import { jobsBehind } from './jobs-behind.ts'
@@ -131,40 +139,83 @@ export function startWorkers(
 const CLOSE_AFTER_JOBS_MS = 1_000
 
 /**
+ * The nightly jobs, at store time (TZ_STORE). Their scheduler ids are also their names in
+ * maintenance_run, where each records its last success (catchUpNightlyRuns).
+ */
+export const NIGHTLY_JOBS = [
+  { id: 'refresh-spend', name: 'maintenance.refresh-spend', pattern: '15 4 * * *' },
+  { id: 'prune-webhook-events', name: 'maintenance.prune-webhook-events', pattern: '45 4 * * *' },
+  { id: 'purge-link-rows', name: 'maintenance.purge-link-rows', pattern: '50 4 * * *' },
+  { id: 'forget-chunk-bodies', name: 'maintenance.forget-chunk-bodies', pattern: '55 4 * * *' },
+] as const satisfies readonly { id: string; name: JobName; pattern: string }[]
+
+/**
  * Periodic work runs on BullMQ Job Schedulers: one schedule each, whichever worker takes it.
  * The sweeper re-queues unfinished rows; the daily refresh keeps 12-month spend and tiers right
  * as purchases age out of the window; the daily prune deletes old processed webhook events,
  * the daily purge what expired account-link rows hold, and the daily forgetting the requests of
  * day-old multicast chunks.
+ *
+ * A schedule is written only when it is missing or its settings differ, and with `onlyMissing`
+ * (a Redis reconnect) only when missing: BullMQ's upsert replaces the scheduler's next job, so a
+ * nightly job already due (waiting behind a long job, or due while no worker ran) was removed
+ * and put back to the next night at every worker start and reconnect.
  */
-export async function scheduleSweeper(deps: Pick<Deps, 'env' | 'queues'>): Promise<void> {
-  const opts = { removeOnComplete: true, removeOnFail: 100 }
+export async function scheduleSweeper(
+  deps: Pick<Deps, 'env' | 'queues'>,
+  opts: { onlyMissing?: boolean } = {},
+): Promise<void> {
+  const jobOpts = { removeOnComplete: true, removeOnFail: 100 }
   const maintenance = deps.queues.byName.maintenance
+  const schedule = async (
+    id: string,
+    repeat: { every?: number; pattern?: string; tz?: string },
+    template: { name: JobName; opts: JobsOptions },
+  ) => {
+    const current = await maintenance.getJobScheduler(id)
+    if (current && (opts.onlyMissing || sameSchedule(current, maintenance, repeat, template))) {
+      return
+    }
+    await maintenance.upsertJobScheduler(id, repeat, { ...template, data: {} })
+  }
   // A failed sweep is not tried again at once: the next interval is its retry (with the
   // queue's 5 attempts, each failing step was run, logged and counted five times in seconds).
-  await maintenance.upsertJobScheduler(
+  await schedule(
     'sweeper',
     { every: deps.env.SWEEP_INTERVAL_MS },
-    { name: 'maintenance.sweep', data: {}, opts: { ...opts, attempts: 1 } },
+    { name: 'maintenance.sweep', opts: { ...jobOpts, attempts: 1 } },
   )
-  await maintenance.upsertJobScheduler(
-    'refresh-spend',
-    { pattern: '15 4 * * *', tz: deps.env.TZ_STORE },
-    { name: 'maintenance.refresh-spend', data: {}, opts },
+  for (const job of NIGHTLY_JOBS) {
+    await schedule(
+      job.id,
+      { pattern: job.pattern, tz: deps.env.TZ_STORE },
+      { name: job.name, opts: jobOpts },
+    )
+  }
+}
+
+/** Whether a stored scheduler runs `template` on `repeat`, with the queue's job options. */
+function sameSchedule(
+  current: JobSchedulerJson,
+  queue: Queue,
+  repeat: { every?: number; pattern?: string; tz?: string },
+  template: { name: string; opts: JobsOptions },
+): boolean {
+  const wantedOpts = { ...queue.defaultJobOptions, ...template.opts }
+  return (
+    current.name === template.name &&
+    current.every === repeat.every &&
+    current.pattern === repeat.pattern &&
+    current.tz === repeat.tz &&
+    sortedJson(current.template?.opts ?? {}) === sortedJson(wantedOpts)
   )
-  await maintenance.upsertJobScheduler(
-    'prune-webhook-events',
-    { pattern: '45 4 * * *', tz: deps.env.TZ_STORE },
-    { name: 'maintenance.prune-webhook-events', data: {}, opts },
-  )
-  await maintenance.upsertJobScheduler(
-    'purge-link-rows',
-    { pattern: '50 4 * * *', tz: deps.env.TZ_STORE },
-    { name: 'maintenance.purge-link-rows', data: {}, opts },
-  )
-  await maintenance.upsertJobScheduler(
-    'forget-chunk-bodies',
-    { pattern: '55 4 * * *', tz: deps.env.TZ_STORE },
-    { name: 'maintenance.forget-chunk-bodies', data: {}, opts },
+}
+
+/** JSON with every object's keys sorted: Redis gives the options back in its own order. */
+function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
   )
 }

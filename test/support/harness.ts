@@ -32,7 +32,13 @@ export type TestKizuna = Kizuna & { line: LinePlatform; stopAll(): Promise<void>
 export async function startTestKizuna(
   overrides: Record<string, string> = {},
   /** lineStandIn: false = a Kizuna not told its LINE is the stand-in (as one behind a proxy). */
-  opts: { deployRichMenus?: boolean; log?: Logger; lineStandIn?: boolean } = {},
+  opts: {
+    deployRichMenus?: boolean
+    /** Queue the nightly jobs missed at start, as `npm start` does (on a database of its own). */
+    catchUpNightly?: boolean
+    log?: Logger
+    lineStandIn?: boolean
+  } = {},
 ): Promise<TestKizuna> {
   const line = await startLinePlatform({
     channelSecret: TEST_CHANNEL_SECRET,
@@ -49,6 +55,9 @@ export async function startTestKizuna(
     log: opts.log ?? createLogger(env.LOG_LEVEL),
     // The shipped richmenus/ would be every test's menus: only tests that ask get them.
     deployRichMenus: opts.deployRichMenus ?? false,
+    // The nightly jobs would run on the shared test database (re-tiering everyone under this
+    // test's thresholds): only tests that ask get them.
+    catchUpNightly: opts.catchUpNightly ?? false,
     lineStandIn: opts.lineStandIn ?? true,
   })
   if (kizuna.baseUrl) line.setWebhookUrl(`${kizuna.baseUrl}/webhooks/line`)
