@@ -178,8 +178,8 @@ export async function scheduleSweeper(
     }
     await maintenance.upsertJobScheduler(id, repeat, { ...template, data: {} })
   }
-  // A failed sweep is not tried again at once: the next interval is its retry (with the
-  // queue's 5 attempts, each failing step was run, logged and counted five times in seconds).
+  // A failed sweep is not tried again at once: the next interval is its retry (with the queue's
+  // attempts, each failing step was run, logged and counted five times in seconds).
   await schedule(
     'sweeper',
     { every: deps.env.SWEEP_INTERVAL_MS },

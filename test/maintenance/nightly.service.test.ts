@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { catchUpNightlyRuns } from '../../src/maintenance/nightly.service.ts'
 import { pruneWebhookEvents } from '../../src/maintenance/prune-webhook-events.jobs.ts'
 import type { Deps } from '../../src/platform/deps.ts'
-import { scheduleSweeper } from '../../src/platform/workers.ts'
+import { NIGHTLY_JOBS, scheduleSweeper } from '../../src/platform/workers.ts'
 import { startTestKizuna } from '../support/harness.ts'
 import { createPrivateDatabase } from '../support/private-database.ts'
 import { startPrivateDeps } from '../support/private-deps.ts'
@@ -122,5 +122,30 @@ describe('catchUpNightlyRuns', () => {
         'refresh-spend',
       ])
     })
+  })
+})
+
+describe('nightly retries', () => {
+  it('tries a nightly job for about an hour: 8 attempts, 30 s apart doubling', async () => {
+    await scheduleSweeper(deps)
+    // The queue's default is 5 attempts from 1 s: a Postgres outage of ~15 s at 04:15 failed
+    // the night's run for good.
+    const retries = { attempts: 8, backoff: { type: 'exponential', delay: 30_000 } }
+    for (const job of NIGHTLY_JOBS) {
+      const scheduler = await maintenance().getJobScheduler(job.id)
+      expect(scheduler?.template?.opts).toMatchObject(retries)
+      const [next] = (await jobsOf(job.name, ['delayed', 'wait'])).filter((j) =>
+        j.id?.startsWith(`repeat:${job.id}:`),
+      )
+      expect(next?.opts).toMatchObject(retries)
+    }
+    // So are the runs the catch-up queued (above).
+    const caughtUp = (await maintenance().getJobs(['wait'])).filter((j) =>
+      j.id?.includes('catch-up'),
+    )
+    expect(caughtUp.length).toBeGreaterThan(0)
+    for (const job of caughtUp) expect(job.opts).toMatchObject(retries)
+    // The sweep keeps its one attempt.
+    expect((await maintenance().getJobScheduler('sweeper'))?.template?.opts?.attempts).toBe(1)
   })
 })
