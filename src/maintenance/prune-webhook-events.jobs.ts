@@ -14,8 +14,9 @@ export const pruneWebhookEvents: Processor<'maintenance.prune-webhook-events'> =
     await runNightly(deps.db, 'prune-webhook-events', async () => {
       const days = deps.env.WEBHOOK_RETENTION_DAYS
       if (days === 0) return
-      const olderThan = new Date(deps.clock.now().getTime() - days * DAY_MS)
-      const deleted = await deleteProcessedWebhookEvents(deps.db, olderThan)
+      const now = deps.clock.now()
+      const olderThan = new Date(now.getTime() - days * DAY_MS)
+      const deleted = await deleteProcessedWebhookEvents(deps.db, olderThan, { now })
       deps.log.info({ deleted, days }, 'deleted processed webhook events past retention')
     })
   },

@@ -205,21 +205,60 @@ export async function listStalePendingEvents(
 /**
  * Deletes processed (done or failed) events that arrived before `olderThan`, a batch at a time
  * so no statement holds many locks; pending ones stay whatever their age. Returns the count.
+ *
+ * Only pending events have an index by time, so a batch is a range of the primary key: ids are
+ * time-ordered (uuid_v7, since 20261201T140000), and received_at stays the truth. The range
+ * reaches an hour past `olderThan` (an id takes the clock when it is made, received_at the
+ * transaction's start), each batch from after the last one's end. Events stored before ids were
+ * time-ordered have random ids (version 4), nearly all above every time-ordered id: a second
+ * range, from a day past `now`, finds them. One whose random id falls between the two is
+ * deleted on a later night, once the first range has passed it (within the retention).
  */
 export async function deleteProcessedWebhookEvents(
   db: Db,
   olderThan: Date,
-  batch = 10_000,
+  opts: { now?: Date; batch?: number } = {},
 ): Promise<number> {
+  const batch = opts.batch ?? 10_000
+  const now = opts.now ?? new Date()
+  const ranges = [
+    { after: MIN_ID, before: timeOrderedIdFloor(olderThan.getTime() + HOUR_MS) },
+    { after: timeOrderedIdFloor(now.getTime() + DAY_MS), before: MAX_ID },
+  ]
   let deleted = 0
-  for (;;) {
-    const result = await sql`
-      delete from webhook_event where id in (
-        select id from webhook_event
-        where status <> 'pending' and received_at < ${olderThan}
-        limit ${batch})`.execute(db)
-    const n = Number(result.numAffectedRows ?? 0)
-    deleted += n
-    if (n < batch) return deleted
+  for (const range of ranges) {
+    let after = range.after
+    for (;;) {
+      const { rows } = await sql<{ picked: number; deleted: number; last: string | null }>`
+        with batch as (
+          select id from webhook_event
+          where id > ${after}::uuid and id < ${range.before}::uuid
+            and status <> 'pending' and received_at < ${olderThan}
+          order by id
+          limit ${batch}
+        ), gone as (
+          delete from webhook_event where id = any(array(select id from batch)) returning 1
+        )
+        select (select count(*) from batch)::int as picked,
+               (select count(*) from gone)::int as deleted,
+               (select id from batch order by id desc limit 1) as last`.execute(db)
+      const row = rows[0]
+      deleted += row?.deleted ?? 0
+      // Fewer than a batch: the range is done (rows another prune took meanwhile count too).
+      if (!row?.last || row.picked < batch) break
+      after = row.last
+    }
   }
+  return deleted
+}
+
+const HOUR_MS = 3_600_000
+const DAY_MS = 24 * HOUR_MS
+const MIN_ID = '00000000-0000-0000-0000-000000000000'
+const MAX_ID = 'ffffffff-ffff-ffff-ffff-ffffffffffff'
+
+/** The lowest time-ordered id (uuid_v7) made at `ms`. */
+function timeOrderedIdFloor(ms: number): string {
+  const hex = Math.floor(ms).toString(16).padStart(12, '0')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { v7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { eventually } from '../support/wait.ts'
@@ -35,6 +36,8 @@ describe('job schedulers', () => {
       .insertInto('webhook_event')
       .values(
         rows.map((r) => ({
+          // Its id made when it was received, as uuid_v7() does (the prune reads a range of ids).
+          id: v7({ msecs: Date.now() - r.age * DAY }),
           webhook_event_id: `${prefix}${r.n}`,
           type: 'message',
           mode: 'active',
