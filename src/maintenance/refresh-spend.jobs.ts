@@ -21,8 +21,10 @@ export const refreshSpend: Processor<'maintenance.refresh-spend'> = {
         'waiting purchases not attached to customers holding their id',
       )
     }
-    // Tiers moved (and anything a lost link job or an import left behind): one relink a day finds
-    // every friend whose menu differs, instead of a job per customer.
-    await enqueueRelink(deps, `refresh-spend-${deps.clock.now().toISOString().slice(0, 10)}`)
+    // Tiers moved (and anything a lost link job or an import left behind): one relink a run finds
+    // every friend whose menu differs, instead of a job per customer. A run is known by when it
+    // started: a UTC date was shared by a run held up past 09:00 in Tokyo and the next night's
+    // (04:15 there is 19:15 UTC the day before), and BullMQ dropped the second relink.
+    await enqueueRelink(deps, `refresh-spend-${result.until.getTime()}`)
   },
 }

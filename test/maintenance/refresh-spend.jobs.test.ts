@@ -77,4 +77,18 @@ describe('maintenance.refresh-spend', () => {
     await refreshSpend.run(ahead, {}, undefined as never)
     expect(await customer()).toEqual({ spend_12m: '0', tier: 'regular' })
   })
+
+  it('queues a relink for each run, two runs on one UTC date too', async () => {
+    const relinks = async () =>
+      (await deps.queues.byName.richmenu.getJobs(['wait', 'delayed', 'prioritized'])).filter(
+        (job) => job.name === 'richmenu.relink',
+      )
+    const before = (await relinks()).length
+    const at = (iso: string) => ({ ...deps, clock: { now: () => new Date(iso) } })
+    // A night's run held up until 10:00 in Tokyo, then the next night's at 04:15 (19:15 UTC):
+    // both on 2026-12-08 in UTC.
+    await refreshSpend.run(at('2026-12-08T01:00:00Z'), {}, undefined as never)
+    await refreshSpend.run(at('2026-12-08T19:15:00Z'), {}, undefined as never)
+    expect((await relinks()).length).toBe(before + 2)
+  })
 })
