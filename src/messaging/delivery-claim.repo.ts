@@ -243,10 +243,13 @@ export function claimOf(rows: Pick<ClaimedDelivery, 'id' | 'attempts'>[]): Claim
  * Due deliveries nobody is working on: pending ones older than `olderThan` (their job was lost),
  * due since before it (a job delayed to their send_after reached the queue then), and not
  * waiting for their job's next try (a LINE 5xx: retry_at), or whose try is that late, and ones
- * left in `sending` past the lease (a crashed worker). Oldest change first, from after
- * the row `after` (the last of the page before): each page is a range of delivery_unfinished_idx
- * (by time: a campaign's rows share one, and a page inside such a run reads it from its start),
- * and none is read twice (a row written meanwhile moves past the end).
+ * left in `sending` past the lease (a crashed worker). By the later of their last write and
+ * their due time, from after the row `after` (the last of the page before): each page is a range
+ * of delivery_unfinished_idx (by that time, so rows deferred to later, a campaign held for quiet
+ * hours, are past the range until due; a campaign's rows share one time, and a page inside such
+ * a run reads it from its start), and none is read twice (a row written meanwhile moves past the
+ * end). A claimed row is due by its claim (send_after at most 250 ms later): `sending` rows are
+ * by their last write.
  */
 export async function listStaleDeliveries(
   db: Db,
@@ -256,11 +259,13 @@ export async function listStaleDeliveries(
   leaseSeconds = SENDING_LEASE_SECONDS,
 ) {
   const leaseStart = sql<Date>`now() - make_interval(secs => ${leaseSeconds})`
+  // delivery_unfinished_idx's key, written as the index has it.
+  const staleFrom = sql<Date>`greatest(updated_at, send_after)`
   return db
     .selectFrom('delivery')
-    .select(['id', sql<string>`updated_at::text`.as('at')])
+    .select(['id', sql<string>`${staleFrom}::text`.as('at')])
     .where(sql<boolean>`status in ('pending', 'sending')`)
-    .where('updated_at', '<', sql<Date>`greatest(${olderThan}::timestamptz, ${leaseStart})`)
+    .where(staleFrom, '<', sql<Date>`greatest(${olderThan}::timestamptz, ${leaseStart})`)
     .where((eb) =>
       eb.or([
         eb.and([
@@ -273,8 +278,8 @@ export async function listStaleDeliveries(
       ]),
     )
     .where('send_after', '<=', sql<Date>`now()`)
-    .where(afterKeyset('updated_at', after))
-    .orderBy('updated_at')
+    .where(afterKeyset(staleFrom, after))
+    .orderBy(staleFrom)
     .orderBy('id')
     .limit(limit)
     .execute()

@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 
 /**
  * A row read by (time, id) order, as the key of the next page: `at` is the time as Postgres
@@ -7,10 +7,14 @@ import { sql } from 'kysely'
  */
 export type Keyset = { at: string; id: string }
 
-/** The rows after `after` in (`timeColumn`, id) order (all rows for the first page). */
-export function afterKeyset(timeColumn: string, after: Keyset | undefined) {
+/**
+ * The rows after `after` in (`time`, id) order (all rows for the first page); `time` a column's
+ * name or an expression.
+ */
+export function afterKeyset(time: string | RawBuilder<Date>, after: Keyset | undefined) {
   if (!after) return sql<boolean>`true`
-  return sql<boolean>`(${sql.ref(timeColumn)}, id) > (${after.at}::timestamptz, ${after.id}::uuid)`
+  const at = typeof time === 'string' ? sql.ref(time) : time
+  return sql<boolean>`(${at}, id) > (${after.at}::timestamptz, ${after.id}::uuid)`
 }
 
 /**

@@ -1,33 +1,16 @@
 import { randomUUID } from 'node:crypto'
-import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadEnv } from '../../src/config/env.ts'
-import { migrateToLatest } from '../../src/main/migrate.ts'
-import { createDb, type Database, type DB } from '../../src/platform/db.ts'
+import { describe, expect, it } from 'vitest'
 import { deleteProcessedWebhookEvents } from '../../src/webhook/webhook.repo.ts'
-import { createPrivateDatabase } from '../support/private-database.ts'
+import { planOf, statementsOf, usePlannedDatabase } from '../support/explain.ts'
 
 // The nightly prune deletes processed webhook events past retention, a batch at a time. Only
 // pending events have an index by time: a batch that picked its rows by received_at read the
 // whole table (a sequential scan, each batch), on what is the largest table of a busy shop.
 
 const DAY = 86_400_000
-let privateDb: Awaited<ReturnType<typeof createPrivateDatabase>>
-let db: Database
-let pool: pg.Pool
-beforeAll(async () => {
-  // A database of its own: its table holds only what this test seeds (and plans by it).
-  privateDb = await createPrivateDatabase()
-  db = await createDb(loadEnv({ DATABASE_URL: privateDb.url }), { poolSize: 2 })
-  await migrateToLatest(db)
-  pool = new pg.Pool({ connectionString: privateDb.url, max: 2 })
-})
-afterAll(async () => {
-  await pool?.end()
-  await db?.destroy()
-  await privateDb?.drop()
-})
+// A database of its own: its table holds only what this test seeds (and plans by it).
+const planned = usePlannedDatabase()
+const pool = () => planned.pool()
 
 /** A time-ordered id (uuid_v7's) for `at`, in SQL. */
 const v7At = (at: string) => `encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
@@ -46,7 +29,7 @@ async function seed(
   id: (at: string) => string = v7At,
 ) {
   const tag = randomUUID()
-  await pool.query(
+  await pool().query(
     `insert into webhook_event
        (id, webhook_event_id, type, mode, occurred_at, received_at, status, payload)
      select ${id('t.at')}, $1 || '-' || n, 'message', 'active', t.at, t.at, $2, '{}'
@@ -58,17 +41,10 @@ async function seed(
   return tag
 }
 
-/** Whether a plan (EXPLAIN's JSON) reads webhook_event whole. */
-function seqScansEvents(plan: unknown): boolean {
-  const node = plan as { 'Node Type'?: string; 'Relation Name'?: string; Plans?: unknown[] }
-  if (node['Node Type'] === 'Seq Scan' && node['Relation Name'] === 'webhook_event') return true
-  return (node.Plans ?? []).some(seqScansEvents)
-}
-
 const left = async (tag: string) =>
   Number(
     (
-      await pool.query(`select count(*) from webhook_event where webhook_event_id like $1`, [
+      await pool().query(`select count(*) from webhook_event where webhook_event_id like $1`, [
         `${tag}-%`,
       ])
     ).rows[0].count,
@@ -97,33 +73,30 @@ describe('deleteProcessedWebhookEvents', () => {
       'done',
       () => `('000000000001' || substr(replace(gen_random_uuid()::text, '-', ''), 13))::uuid`,
     )
-    await pool.query('analyze webhook_event')
+    await pool().query('analyze webhook_event')
 
     // The statements a prune runs, each explained on the table as seeded.
-    const statements: CompiledQuery[] = []
-    const logged = new Kysely<DB>({
-      dialect: new PostgresDialect({ pool }),
-      log: (event) => {
-        if (event.level === 'query') statements.push(event.query)
-      },
-    })
     const olderThan = new Date(Date.now() - 30 * DAY)
-    await logged
-      .transaction()
-      .execute(async (trx) => {
-        await deleteProcessedWebhookEvents(trx, olderThan, { batch: 1_000 })
-        throw new Error('rolled back')
-      })
-      .catch((error: Error) => expect(error.message).toBe('rolled back'))
+    const statements = await statementsOf(pool(), (logged) =>
+      logged
+        .transaction()
+        .execute(async (trx) => {
+          await deleteProcessedWebhookEvents(trx, olderThan, { batch: 1_000 })
+          throw new Error('rolled back')
+        })
+        .catch((error: Error) => expect(error.message).toBe('rolled back')),
+    )
     const deletes = statements.filter((q) => /\bdelete\b/i.test(q.sql))
     expect(deletes.length).toBeGreaterThan(1)
     for (const q of deletes) {
-      const { rows } = await pool.query(`explain (format json) ${q.sql}`, [...q.parameters])
-      const plan = rows[0]['QUERY PLAN'][0].Plan
-      expect(seqScansEvents(plan), JSON.stringify(plan)).toBe(false)
+      const plan = await planOf(pool(), q)
+      const seqScans = plan.filter(
+        (node) => node['Node Type'] === 'Seq Scan' && node['Relation Name'] === 'webhook_event',
+      )
+      expect(seqScans, q.sql).toEqual([])
     }
 
-    const deleted = await deleteProcessedWebhookEvents(db, olderThan, { batch: 1_000 })
+    const deleted = await deleteProcessedWebhookEvents(planned.db(), olderThan, { batch: 1_000 })
     expect(deleted).toBe(1_500 + 200 + 300 + 1)
     expect(await left(old)).toBe(0)
     expect(await left(oldFailed)).toBe(0)
@@ -132,6 +105,6 @@ describe('deleteProcessedWebhookEvents', () => {
     expect(await left(oldPending)).toBe(50)
     expect(await left(recent)).toBe(40_000)
     // Nothing more to delete.
-    expect(await deleteProcessedWebhookEvents(db, olderThan, { batch: 1_000 })).toBe(0)
+    expect(await deleteProcessedWebhookEvents(planned.db(), olderThan, { batch: 1_000 })).toBe(0)
   })
 })
