@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createApp } from '../../src/app.ts'
 import { createMailer } from '../../src/email/mailer.ts'
@@ -256,5 +258,44 @@ describe('webhook during outages', () => {
     expect((await idle).status).toBe(503)
     expect(answered).toEqual(['queued', 'idle inbox'])
     expect((await first).status).toBe(503)
+  })
+})
+
+describe('a client gone before its whole webhook body came', () => {
+  /** Sends the head of a POST to the webhook and part of its body, then drops the connection. */
+  async function abandon(baseUrl: string, head: string, part: string): Promise<void> {
+    const { port, hostname: host } = new URL(baseUrl)
+    const socket = connect(Number(port), host)
+    await once(socket, 'connect')
+    socket.write(`POST /webhooks/line HTTP/1.1\r\nHost: ${host}\r\n${head}\r\n${part}`)
+    // Let the server start reading the body before the client goes.
+    await new Promise((r) => setTimeout(r, 200))
+    socket.destroy()
+  }
+
+  it('is a client error (400), not an outage: nothing logged as one, no 503 counted', async () => {
+    const logs = logSink()
+    const k = await startTestKizuna({}, { log: createLogger('info', logs.sink) })
+    cleanups.push(() => k.stopAll())
+    const answered = async (status: string) => {
+      const text = await (await fetch(`${k.baseUrl}/metrics`)).text()
+      const labels = `route="/webhooks/line",method="POST",status="${status}"`
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith(`kizuna_http_request_seconds_count{${labels}}`))
+      return Number(line?.split(' ').at(-1) ?? 0)
+    }
+    const json = 'Content-Type: application/json\r\n'
+    const uploads = [
+      [`${json}Content-Length: 1000\r\n`, '{"a'],
+      [`${json}Transfer-Encoding: chunked\r\n`, '3\r\n{"a\r\n'],
+    ] as const
+    for (const [i, [head, part]] of uploads.entries()) {
+      await abandon(k.baseUrl!, head, part)
+      await eventually(async () => expect(await answered('400')).toBe(i + 1))
+    }
+    expect(await answered('503')).toBe(0)
+    expect(logs.lines.join('')).not.toContain('cannot reach a service')
+    expect(logs.entries().filter((l) => (l.level as number) >= 50)).toEqual([])
   })
 })
