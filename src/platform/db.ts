@@ -21,6 +21,7 @@ export function inTransaction<T>(db: Db, fn: (trx: Transaction<DB>) => Promise<T
 }
 
 const embeddedDirs = new WeakMap<Database, string>()
+const pools = new WeakMap<Database, pg.Pool>()
 
 /**
  * The folder of the embedded PGlite database `db` runs on (undefined on Postgres). PGlite has one
@@ -28,6 +29,23 @@ const embeddedDirs = new WeakMap<Database, string>()
  */
 export function embeddedDataDir(db: Database): string | undefined {
   return embeddedDirs.get(db)
+}
+
+/**
+ * Whether a query waiting for a connection of `db` waits for other work rather than for Postgres:
+ * every connection its pool may have is connected and in use (none idle, none being made, no room
+ * for another). Always for the embedded database: whatever holds its one session is work.
+ */
+export function connectionsAllAtWork(db: Database): boolean {
+  if (embeddedDirs.has(db)) return true
+  const pool = pools.get(db)
+  if (!pool) return false
+  const clients = clientsOf(pool)
+  return (
+    pool.idleCount === 0 &&
+    clients.length >= (pool.options.max ?? Number.POSITIVE_INFINITY) &&
+    clients.every((c) => c.processID !== null)
+  )
 }
 
 // int8 (count(*), sums) as strings on both engines, like node-postgres does by default.
@@ -95,6 +113,7 @@ export async function createDb(
     }) as typeof pool.end
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
     registerPreparedDb(db, new Kysely<DB>({ dialect: new PostgresDialect({ pool: preparedPool }) }))
+    pools.set(db, pool)
     return db
   }
   const { PGlite } = await import('@electric-sql/pglite')

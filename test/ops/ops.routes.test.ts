@@ -1,11 +1,14 @@
 import { once } from 'node:events'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createOpsApp } from '../../src/ops/ops.app.ts'
-import { createDb } from '../../src/platform/db.ts'
+import { createDb, type DB } from '../../src/platform/db.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { createMetrics } from '../../src/platform/metrics.ts'
 import { createProducerRedis } from '../../src/platform/redis.ts'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
+import { startFrozenProxy } from '../support/frozen-proxy.ts'
 import { errorOf, startTestKizuna, type TestKizuna, testEnv } from '../support/harness.ts'
 import { logSink } from '../support/log-sink.ts'
 import { startPrivateRedis } from '../support/private-redis.ts'
@@ -103,31 +106,38 @@ describe('GET /readyz while Redis is down', () => {
   })
 })
 
-describe('GET /readyz with a wrong DATABASE_URL or REDIS_URL', () => {
-  /** The ops app of a process with these URLs (real clients, which cannot connect). */
-  async function opsWith(urls: { DATABASE_URL: string; REDIS_URL: string }) {
-    const logs = logSink()
-    const log = createLogger('info', logs.sink)
-    const env = testEnv({ ROLE: 'worker', ...urls })
-    const db = await createDb(env, { poolSize: 1, log })
-    const redis = createProducerRedis(env.REDIS_URL, log)
-    const app = createOpsApp({ db, redis, metrics: createMetrics(), log, env })
-    return {
-      logs,
-      redisReady: async () => {
-        if (redis.status !== 'ready') await once(redis, 'ready')
-      },
-      readyz: async () => {
-        const res = await app.request('/readyz')
-        return { status: res.status, text: await res.text() }
-      },
-      close: async () => {
-        redis.disconnect()
-        await db.destroy()
-      },
-    }
+/**
+ * The ops app of a worker with these URLs (real clients, which may not connect), on a pool of
+ * `poolSize`, or on `db` when given.
+ */
+async function opsWith(
+  urls: { DATABASE_URL: string; REDIS_URL: string },
+  opts: { poolSize?: number; db?: Kysely<DB> } = {},
+) {
+  const logs = logSink()
+  const log = createLogger('info', logs.sink)
+  const env = testEnv({ ROLE: 'worker', ...urls })
+  const db = opts.db ?? (await createDb(env, { poolSize: opts.poolSize ?? 1, log }))
+  const redis = createProducerRedis(env.REDIS_URL, log)
+  const app = createOpsApp({ db, redis, metrics: createMetrics(), log, env })
+  return {
+    db,
+    logs,
+    redisReady: async () => {
+      if (redis.status !== 'ready') await once(redis, 'ready')
+    },
+    readyz: async () => {
+      const res = await app.request('/readyz')
+      return { status: res.status, text: await res.text() }
+    },
+    close: async () => {
+      redis.disconnect()
+      await db.destroy()
+    },
   }
+}
 
+describe('GET /readyz with a wrong DATABASE_URL or REDIS_URL', () => {
   it('answers in fixed words, never the role or host names the errors quote, and logs the cause once', async () => {
     const ops = await opsWith({
       DATABASE_URL: 'postgres://nosuchrole@127.0.0.1:5432/kizuna_nosuchdb',
@@ -196,6 +206,89 @@ describe('GET /readyz with a wrong DATABASE_URL or REDIS_URL', () => {
       expect(JSON.parse(answer.text)).toMatchObject({ postgres: 'unreachable' })
     } finally {
       await ops.close()
+    }
+  })
+})
+
+describe('GET /readyz under load', () => {
+  it('answers many probes at once from one check of Postgres and Redis', async () => {
+    // A pool of the test's own, to count the connections the checks take from it.
+    const pool = new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 5 })
+    let taken = 0
+    pool.on('acquire', () => taken++)
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+    const redisServer = await startPrivateRedis()
+    const urls = { DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: redisServer.url }
+    const ops = await opsWith(urls, { db })
+    const counter = createProducerRedis(redisServer.url)
+    try {
+      await ops.redisReady()
+      const pings = async () => {
+        const stats = await counter.info('commandstats')
+        return Number(/cmdstat_ping:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+      }
+      const pingsBefore = await pings()
+      const answers = await Promise.all(Array.from({ length: 100 }, () => ops.readyz()))
+      for (const answer of answers) {
+        expect(answer.status).toBe(200)
+        expect(JSON.parse(answer.text)).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' })
+      }
+      expect(taken).toBe(1)
+      expect((await pings()) - pingsBefore).toBe(1)
+    } finally {
+      counter.disconnect()
+      await ops.close()
+      await redisServer.stop()
+    }
+  })
+
+  it('stays ready while every connection of the pool is at work: waiting for one is no outage', async () => {
+    const urls = { DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL }
+    const ops = await opsWith(urls, { poolSize: 2 })
+    let release = () => {}
+    const held = new Promise<void>((r) => {
+      release = r
+    })
+    const holding: Promise<unknown>[] = []
+    try {
+      await ops.redisReady()
+      // Both connections taken, and kept until the probe has answered (a long report, a burst).
+      let working = 0
+      for (let i = 0; i < 2; i++) {
+        holding.push(
+          ops.db.connection().execute(async (conn) => {
+            await sql`select 1`.execute(conn)
+            working++
+            await held
+          }),
+        )
+      }
+      await eventually(() => expect(working).toBe(2))
+      const answer = await ops.readyz()
+      expect(answer.status).toBe(200)
+      expect(JSON.parse(answer.text)).toEqual({ status: 'ready', postgres: 'busy', redis: 'ok' })
+    } finally {
+      release()
+      await Promise.all(holding)
+      await ops.close()
+    }
+  })
+
+  it('still says timeout when the connection it waits for is one Postgres does not answer', async () => {
+    const target = new URL(TEST_DATABASE_URL)
+    const proxy = await startFrozenProxy({ host: target.hostname, port: Number(target.port) })
+    proxy.freeze()
+    const frozen = new URL(TEST_DATABASE_URL)
+    frozen.port = String(proxy.port)
+    const ops = await opsWith({ DATABASE_URL: frozen.toString(), REDIS_URL: TEST_REDIS_URL })
+    try {
+      await ops.redisReady()
+      const answer = await ops.readyz()
+      expect(answer.status).toBe(503)
+      expect(JSON.parse(answer.text)).toMatchObject({ postgres: 'timeout' })
+    } finally {
+      await ops.close()
+      await proxy.close()
     }
   })
 })
