@@ -53,24 +53,18 @@ export function registerStoreCommands(program: Command): void {
     .action((opts: { store?: string; scope: string; label?: string }) =>
       withDb(
         async (db) => {
-          const scopes = parseScopes(opts.scope)
+          const scopes = parseKeyOptions(opts)
           let storeId: string | null = null
           if (opts.store) {
             const store = await findStoreByCode(db, opts.store)
             if (!store) throw new UsageError(`--store: no store with code ${opts.store}`)
             storeId = store.id
-          } else if (scopes.includes('pos')) {
-            throw new UsageError('--store: a key with scope pos must belong to a store')
           }
-          const { key } = await createApiKey(db, {
-            storeId,
-            scopes: scopes as Scope[],
-            label: opts.label,
-          })
+          const { key } = await createApiKey(db, { storeId, scopes, label: opts.label })
           console.error('The key is shown once. Store it now; Kizuna keeps only its hash.')
           console.log(key)
         },
-        () => parseScopes(opts.scope),
+        () => parseKeyOptions(opts),
       ),
     )
   keys
@@ -123,6 +117,15 @@ function parseStore(opts: { code: string; name: string }) {
   const checked = checkInput(newStoreSchema, opts)
   if (!checked.ok) throw new UsageError(describeFields(checked.fields))
   return checked.data
+}
+
+/** keys create's scopes, checked with --store before any database opens. */
+function parseKeyOptions(opts: { store?: string; scope: string }): Scope[] {
+  const scopes = parseScopes(opts.scope)
+  if (!opts.store && scopes.includes('pos')) {
+    throw new UsageError('--store: a key with scope pos must belong to a store')
+  }
+  return scopes
 }
 
 function parseScopes(scope: string): Scope[] {

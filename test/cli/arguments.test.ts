@@ -50,6 +50,10 @@ describe('kizuna with a bad argument', () => {
           ['keys', 'create', '--store', 'S001', '--scope', 'pos,admin'],
           '--scope: pos cannot go with admin in one key',
         ],
+        [
+          ['keys', 'create', '--scope', 'pos'],
+          '--store: a key with scope pos must belong to a store',
+        ],
         [['stores', 'add', '--code', ' ', '--name', 'X'], 'code'],
         [['customers', 'erase', 'not-a-uuid'], '<id>: not a uuid'],
         [['customers', 'tag', 'not-a-uuid', 'vip'], '<id>: not a uuid'],
