@@ -57,15 +57,14 @@ export async function createApiKey(
   throw new Error(`API key: no prefix free after ${PREFIX_DRAWS} draws; none created`)
 }
 
-/** How stale `last_used_at` may get: a register scanning all day writes it once a minute. */
-const LAST_USED_RESOLUTION_MS = 60_000
-
 /**
  * Every request of a register uses the same key: updating its row each time made every scan
- * wait on that row's lock and an extra commit, so the time is only refreshed once a minute.
+ * wait on that row's lock and an extra commit, so the time is only refreshed once a minute. Its
+ * age is the database's to judge (authenticate's `stale`, and again here for two requests at
+ * once): the server's clock, compared with a time now() wrote, made a server ahead of Postgres
+ * send this UPDATE at every request and one behind leave the time stale for as long as it lagged.
  */
-async function touchKey(db: Db, id: string, lastUsedAt: Date | null): Promise<void> {
-  if (lastUsedAt && Date.now() - lastUsedAt.getTime() < LAST_USED_RESOLUTION_MS) return
+async function touchKey(db: Db, id: string): Promise<void> {
   await db
     .updateTable('api_key')
     .set({ last_used_at: sql`now()` })
@@ -79,7 +78,7 @@ async function touchKey(db: Db, id: string, lastUsedAt: Date | null): Promise<vo
     .execute()
 }
 
-type KeyRow = { id: string; store_id: string | null; scopes: string[]; last_used_at: Date | null }
+type KeyRow = { id: string; store_id: string | null; scopes: string[]; stale: boolean }
 
 export type Caller = { keyId: string; storeId: string | null; scopes: Scope[] }
 
@@ -95,8 +94,9 @@ export async function authenticate(
   // Every register request runs it: prepared once per connection instead of parsed each time.
   const { rows } = await executePrepared<KeyRow>(
     db,
-    sql`select id, store_id, scopes, last_used_at from api_key
-      where key_hash = ${hashKey(key)} and revoked_at is null`,
+    sql`select id, store_id, scopes,
+        last_used_at is null or last_used_at < now() - interval '1 minute' as stale
+      from api_key where key_hash = ${hashKey(key)} and revoked_at is null`,
   )
   const row = rows[0]
   if (!row) throw new AppError('UNAUTHORIZED', 'this API key is not valid')
@@ -104,7 +104,7 @@ export async function authenticate(
   if (!scopes.includes(scope)) {
     throw new AppError('FORBIDDEN', `this API key lacks the "${scope}" scope`)
   }
-  await touchKey(db, row.id, row.last_used_at)
+  if (row.stale) await touchKey(db, row.id)
   return { keyId: row.id, storeId: row.store_id, scopes }
 }
 

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sql } from 'kysely'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { authenticate, createApiKey, hashKey } from '../../src/auth/api-key.service.ts'
 import { loadEnv } from '../../src/config/env.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
@@ -249,5 +251,85 @@ describe('authenticate', () => {
     await expect(authenticate(db, `Bearer ${key}`, 'import')).rejects.toMatchObject({
       code: 'UNAUTHORIZED',
     })
+  })
+})
+
+describe("authenticate's last-used time, on a server whose clock is off the database's", () => {
+  const TEN_MINUTES_MS = 10 * 60_000
+
+  /** A key whose last_used_at is `ago` before the database's now(). */
+  async function keyUsed(ago: string) {
+    const { id, key } = await createApiKey(db, { storeId: null, scopes: ['import'] })
+    await db
+      .updateTable('api_key')
+      .set({ last_used_at: sql`now() - ${ago}::interval` })
+      .where('id', '=', id)
+      .execute()
+    const lastUsed = async () =>
+      (
+        await db
+          .selectFrom('api_key')
+          .select('last_used_at')
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow()
+      ).last_used_at
+    return { key, lastUsed }
+  }
+
+  /** Runs `fn` with this process's Date `ms` off the machine's clock (the database's). */
+  async function withClockOff<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.setSystemTime(Date.now() + ms)
+    try {
+      return await fn()
+    } finally {
+      vi.useRealTimers()
+    }
+  }
+
+  it('refreshes a time the database counts as over a minute old, though the server is behind', async () => {
+    const { key, lastUsed } = await keyUsed('2 minutes')
+    const before = await lastUsed()
+    await withClockOff(-TEN_MINUTES_MS, () => authenticate(db, `Bearer ${key}`, 'import'))
+    expect((await lastUsed())!.getTime()).toBeGreaterThan(before!.getTime())
+  })
+
+  it('neither writes nor tries to for a time the database counts as fresh, though the server is ahead', async () => {
+    const { key, lastUsed } = await keyUsed('10 seconds')
+    const before = await lastUsed()
+    // The server's connections, named so that a wait of theirs can be told from other tests'.
+    const name = `kizuna-skew-${randomUUID().slice(0, 8)}`
+    const url = new URL(TEST_DATABASE_URL)
+    url.searchParams.set('application_name', name)
+    const server = await createDb(loadEnv({ DATABASE_URL: url.toString() }), { poolSize: 1 })
+    // While this holds api_key in SHARE mode, every UPDATE of it waits (a read does not).
+    const locker = new pg.Client({ connectionString: TEST_DATABASE_URL })
+    await locker.connect()
+    await locker.query('begin')
+    await locker.query('lock table api_key in share mode')
+    let answered = false
+    try {
+      const request = withClockOff(TEN_MINUTES_MS, () =>
+        authenticate(server, `Bearer ${key}`, 'import'),
+      )
+      const updating = (async () => {
+        while (!answered) {
+          // Not on the locker's connection: within its transaction the view would not change.
+          const { rows } = await sql`select 1 from pg_stat_activity
+            where application_name = ${name} and wait_event_type = 'Lock'`.execute(db)
+          if (rows.length > 0) return 'waited to update api_key'
+          await new Promise((r) => setTimeout(r, 20))
+        }
+        return 'answered'
+      })()
+      await Promise.race([request.then(() => (answered = true)), updating])
+      expect(await updating).toBe('answered')
+    } finally {
+      answered = true
+      await locker.query('rollback')
+      await locker.end()
+      await server.destroy()
+    }
+    expect(await lastUsed()).toEqual(before)
   })
 })
