@@ -28,7 +28,9 @@ const program = new Command()
   .description('Kizuna — self-hosted LINE-first CRM for retailers')
   .showHelpAfterError()
 
-const named = COMMANDS[process.argv[2] ?? '']
+const name = process.argv[2] ?? ''
+// Own names only: `kizuna constructor` found Object's constructor and failed with a TypeError.
+const named = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
 // A set: `stores` and `keys` share one module, which registers both once.
 const registers = new Set<Register>()
 for (const load of named ? [named] : Object.values(COMMANDS)) {

@@ -102,24 +102,32 @@ describe('kizuna customers find with a bad identity', () => {
 })
 
 describe('kizuna --help', () => {
-  it('lists every command and exits 0; an unknown command is named', async () => {
-    const help = await cli(['--help'], { DATABASE_URL: '' })
-    expect(help.stderr).toBe('')
-    expect(help.code).toBe(0)
-    for (const command of [
-      'migrate',
-      'stores',
-      'keys',
-      'customers',
-      'import',
-      'flex',
-      'deliveries',
-      'richmenu',
-    ]) {
-      expect(help.stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'))
-    }
-    const unknown = await cli(['frobnicate'], { DATABASE_URL: '' })
-    expect(unknown.code).toBe(1)
-    expect(unknown.stderr).toContain("unknown command 'frobnicate'")
-  })
+  it(
+    'lists every command and exits 0; an unknown command is named',
+    async () => {
+      const help = await cli(['--help'], { DATABASE_URL: '' })
+      expect(help.stderr).toBe('')
+      expect(help.code).toBe(0)
+      for (const command of [
+        'migrate',
+        'stores',
+        'keys',
+        'customers',
+        'import',
+        'flex',
+        'deliveries',
+        'richmenu',
+      ]) {
+        expect(help.stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'))
+      }
+      // Names every object inherits (constructor, toString, __proto__) are no commands.
+      for (const name of ['frobnicate', 'constructor', 'toString', '__proto__']) {
+        const unknown = await cli([name], { DATABASE_URL: '' })
+        expect({ name, code: unknown.code }).toEqual({ name, code: 1 })
+        expect(unknown.stderr).toContain(`unknown command '${name}'`)
+        expect(unknown.stderr).not.toContain('TypeError')
+      }
+    },
+    SPAWNS_MS,
+  )
 })
