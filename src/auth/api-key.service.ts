@@ -2,10 +2,16 @@ import { createHash, randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Database, Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
+import { oneLineSchema } from '../platform/input.ts'
 import { executePrepared } from '../platform/prepared.ts'
 
 export const SCOPES = ['pos', 'import', 'admin'] as const
 export type Scope = (typeof SCOPES)[number]
+
+/** A key's note, shown in a cell of `keys list` (tab-separated, a key a line). */
+export const apiKeyLabelSchema = oneLineSchema()
+  .min(1, 'give a label, or leave --label out')
+  .max(100, 'at most 100 characters')
 
 /** Keys look like `kz_<8 prefix chars>_<secret>`; only a SHA-256 of the whole key is stored. */
 const KEY_PATTERN = /^kz_([0-9a-f]{8})_[A-Za-z0-9_-]{32,}$/

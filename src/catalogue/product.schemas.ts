@@ -1,34 +1,18 @@
 import { z } from 'zod'
+import { oneLineSchema } from '../platform/input.ts'
 
 const sku = z
   .string('a product needs a sku')
   .trim()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$/, 'use 1-64 letters, digits, ".", "_", "-" or "/"')
 
-/** A control character (C0, DEL, C1) other than NUL (checkInput's) and the line breaks and tab. */
-const CONTROL_CHARACTER = /(?![\0\t\n\v\f\r])\p{Cc}/u
-/** A line break or tab inside a name (a spreadsheet cell's Alt+Enter), with spaces around it. */
-const BREAK = /\s*[\t\n\v\f\r]\s*/g
-
 /**
  * A product's name wherever one comes in: the catalogue import, an order's lines, a register's
- * receipt lines. Trimmed, a line break or tab inside it made one space, and refused when another
- * control character is left in it, naming the field as a NUL is (checkInput). Names go out in
- * LINE messages and emails as one line, and JSON writes most control characters as 6 bytes
- * (`\u0007`) where a template's size check counts at most 4 a character.
+ * receipt lines (oneLineSchema). Names go out in LINE messages and emails as one line, and JSON
+ * writes most control characters as 6 bytes (`\u0007`) where a template's size check counts at
+ * most 4 a character.
  */
-export function productNameSchema(error?: string) {
-  return z
-    .string(error)
-    .trim()
-    .overwrite((name) => name.replace(BREAK, ' '))
-    .superRefine((name, ctx) => {
-      const found = CONTROL_CHARACTER.exec(name)?.[0]
-      if (found === undefined) return
-      const code = found.charCodeAt(0).toString(16).padStart(4, '0')
-      ctx.addIssue({ code: 'custom', message: `contains a control character (\\u${code})` })
-    })
-}
+export const productNameSchema = oneLineSchema
 
 /** A whole number from JSON or from a CSV cell. */
 const wholeNumber = (message: string) =>

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import {
+  apiKeyLabelSchema,
   createApiKey,
   type KeyRef,
   listApiKeys,
@@ -53,14 +54,14 @@ export function registerStoreCommands(program: Command): void {
     .action((opts: { store?: string; scope: string; label?: string }) =>
       withDb(
         async (db) => {
-          const scopes = parseKeyOptions(opts)
+          const { scopes, label } = parseKeyOptions(opts)
           let storeId: string | null = null
           if (opts.store) {
             const store = await findStoreByCode(db, opts.store)
             if (!store) throw new UsageError(`--store: no store with code ${opts.store}`)
             storeId = store.id
           }
-          const { key } = await createApiKey(db, { storeId, scopes, label: opts.label })
+          const { key } = await createApiKey(db, { storeId, scopes, label })
           console.error('The key is shown once. Store it now; Kizuna keeps only its hash.')
           console.log(key)
         },
@@ -119,13 +120,21 @@ function parseStore(opts: { code: string; name: string }) {
   return checked.data
 }
 
-/** keys create's scopes, checked with --store before any database opens. */
-function parseKeyOptions(opts: { store?: string; scope: string }): Scope[] {
+/** keys create's scopes with --store, and its label, checked before any database opens. */
+function parseKeyOptions(opts: { store?: string; scope: string; label?: string }): {
+  scopes: Scope[]
+  label?: string
+} {
   const scopes = parseScopes(opts.scope)
   if (!opts.store && scopes.includes('pos')) {
     throw new UsageError('--store: a key with scope pos must belong to a store')
   }
-  return scopes
+  if (opts.label === undefined) return { scopes }
+  const label = checkInput(apiKeyLabelSchema, opts.label)
+  if (!label.ok) {
+    throw new UsageError(`--label: ${label.fields.map((f) => f.message).join('; ')}`)
+  }
+  return { scopes, label: label.data }
 }
 
 function parseScopes(scope: string): Scope[] {

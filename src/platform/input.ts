@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import type { ZodError, z } from 'zod'
+import { type ZodError, z } from 'zod'
 import { type AppError, type FieldProblem, fieldsError, invalidField } from './errors.ts'
 import { readRawBody } from './raw-body.ts'
 
@@ -22,6 +22,30 @@ export function checkInput<S extends z.ZodType>(schema: S, input: unknown): Chec
   const parsed = schema.safeParse(input)
   if (parsed.success && bad.length === 0) return { ok: true, data: parsed.data }
   return { ok: false, fields: parsed.success ? bad : [...bad, ...zodFields(parsed.error)] }
+}
+
+/** A control character (C0, DEL, C1) other than NUL (checkInput's) and the line breaks and tab. */
+const CONTROL_CHARACTER = /(?![\0\t\n\v\f\r])\p{Cc}/u
+/** A line break or tab inside a name (a spreadsheet cell's Alt+Enter), with spaces around it. */
+const BREAK = /\s*[\t\n\v\f\r]\s*/g
+
+/**
+ * A name or label shown on one line (a product's or a store's name, an API key's label):
+ * trimmed, a line break or tab inside it made one space, and refused when another control
+ * character is left in it, naming the field as a NUL is (checkInput). A tab or line break left
+ * in would split a line of `kizuna stores list` or `keys list` (tab-separated, a line each).
+ */
+export function oneLineSchema(error?: string) {
+  return z
+    .string(error)
+    .trim()
+    .overwrite((name) => name.replace(BREAK, ' '))
+    .superRefine((name, ctx) => {
+      const found = CONTROL_CHARACTER.exec(name)?.[0]
+      if (found === undefined) return
+      const code = found.charCodeAt(0).toString(16).padStart(4, '0')
+      ctx.addIssue({ code: 'custom', message: `contains a control character (\\u${code})` })
+    })
 }
 
 /** Like checkInput, for a request: throws a 400 naming every bad field. */

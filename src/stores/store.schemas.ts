@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { oneLineSchema } from '../platform/input.ts'
 
 export const storeCodeSchema = z
   .string()
@@ -6,5 +7,8 @@ export const storeCodeSchema = z
 
 export const newStoreSchema = z.object({
   code: storeCodeSchema,
-  name: z.string().trim().min(1, 'a store needs a name').max(100),
+  // One line: `kizuna stores list` prints a store a line, its cells tab-separated.
+  name: oneLineSchema('a store needs a name')
+    .min(1, 'a store needs a name')
+    .max(100, 'at most 100 characters'),
 })

@@ -76,6 +76,41 @@ describe('kizuna stores and keys', () => {
   })
 })
 
+describe('kizuna stores list and keys list with a tab or line break in a name or label', () => {
+  it('stores them as one space, so each store and key stays one line of tab-separated cells', async () => {
+    const code = storeCode()
+    const added = await cli(['stores', 'add', '--code', code, '--name', ' Shibuya\n2F\t'])
+    expect(added.code).toBe(0)
+    const store = (await cli(['stores', 'list'])).stdout
+      .split('\n')
+      .find((l) => l.startsWith(`${code}\t`))
+    expect(store?.split('\t')).toEqual([code, 'Shibuya 2F'])
+
+    const created = await cli([
+      'keys',
+      'create',
+      '--scope',
+      'import',
+      '--label',
+      'R1\tnight\r\nshift',
+    ])
+    expect(created.code).toBe(0)
+    const prefix = created.stdout.trim().split('\n').at(-1)!.slice(3, 11)
+    const key = (await cli(['keys', 'list'])).stdout
+      .split('\n')
+      .find((l) => l.startsWith(`kz_${prefix}_`))
+    expect(key?.split('\t')).toEqual([
+      `kz_${prefix}_…`,
+      '-',
+      'import',
+      'R1 night shift',
+      expect.stringMatching(/^\d{4}-/),
+      '-',
+      'live',
+    ])
+  })
+})
+
 describe('kizuna keys list and revoke', () => {
   it('lists keys without their secret and revokes one by prefix: it is refused from then on', async () => {
     const code = storeCode()

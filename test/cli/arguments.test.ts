@@ -55,6 +55,22 @@ describe('kizuna with a bad argument', () => {
           '--store: a key with scope pos must belong to a store',
         ],
         [['stores', 'add', '--code', ' ', '--name', 'X'], 'code'],
+        [
+          ['stores', 'add', '--code', 'S1', '--name', 'Shibuya\u0007'],
+          'name: contains a control character (\\u0007)',
+        ],
+        [
+          ['keys', 'create', '--scope', 'import', '--label', 'R1\u001b[31m'],
+          '--label: contains a control character (\\u001b)',
+        ],
+        [
+          ['keys', 'create', '--scope', 'import', '--label', 'x'.repeat(101)],
+          '--label: at most 100 characters',
+        ],
+        [
+          ['keys', 'create', '--scope', 'import', '--label', ' '],
+          '--label: give a label, or leave --label out',
+        ],
         [['customers', 'erase', 'not-a-uuid'], '<id>: not a uuid'],
         [['customers', 'tag', 'not-a-uuid', 'vip'], '<id>: not a uuid'],
         [
