@@ -1,6 +1,6 @@
+import { randomUUID } from 'node:crypto'
 import type { Context, ErrorHandler, MiddlewareHandler, NotFoundHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
-import { requestId } from 'hono/request-id'
 import type { ZodError } from 'zod'
 import {
   AppError,
@@ -22,7 +22,7 @@ export function requestContext(
   metrics: Pick<Metrics, 'httpRequests'>,
 ): MiddlewareHandler<AppEnv>[] {
   return [
-    requestId(),
+    requestId,
     async (c, next) => {
       const started = performance.now()
       c.set(
@@ -40,6 +40,18 @@ export function requestContext(
       c.get('log').debug({ method, route, status, ms: Math.round(ms * 10) / 10 }, 'request')
     },
   ]
+}
+
+/**
+ * A new id for every request, in its log lines, its error body and `X-Request-Id`. Hono's
+ * requestId() took the client's `X-Request-Id` when it sent one: anyone could choose the id of
+ * their requests in the logs and error bodies, or give many the id of another.
+ */
+const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const id = randomUUID()
+  c.set('requestId', id)
+  c.header('X-Request-Id', id)
+  await next()
 }
 
 /**

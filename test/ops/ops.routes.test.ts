@@ -73,6 +73,20 @@ describe('operations endpoints', () => {
     expect(error.code).toBe('NOT_FOUND')
     expect(error.requestId).toBe(res.headers.get('x-request-id'))
   })
+
+  it("gives every request an id of its own, never the client's X-Request-Id", async () => {
+    const answers = await Promise.all(
+      [1, 2].map(() => fetch(`${k.baseUrl}/nope`, { headers: { 'x-request-id': 'evil' } })),
+    )
+    const ids = []
+    for (const res of answers) {
+      const error = await errorOf(res)
+      expect(error.requestId).toBe(res.headers.get('x-request-id'))
+      ids.push(error.requestId)
+    }
+    expect(ids).not.toContain('evil')
+    expect(new Set(ids).size).toBe(2)
+  })
 })
 
 describe('GET /readyz while Redis is down', () => {
