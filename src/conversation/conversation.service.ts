@@ -1,14 +1,14 @@
-import type { messagingApi, webhook } from '@line/bot-sdk'
+import type { webhook } from '@line/bot-sdk'
 import { ensureLineUser } from '../identity/identity.service.ts'
-import { scheduleReply } from '../messaging/delivery.service.ts'
+import { type ReplyContent, scheduleReply } from '../messaging/delivery.service.ts'
 import type { EventContext, EventOutcome } from '../webhook/event-context.ts'
 import { findKeywordRoute, findPostbackRoute, parsePostbackData } from './routes.ts'
 
-/** Answers the event: LINE messages built in code, or a template rendered when it is sent. */
-export type Replier = (
-  content: messagingApi.Message[] | { templateId: string; vars?: Record<string, unknown> },
-  kind: string,
-) => Promise<void>
+/**
+ * Answers the event: LINE messages built in code, a template rendered when it is sent, or
+ * messages a builder makes when it is sent.
+ */
+export type Replier = (content: ReplyContent, kind: string) => Promise<void>
 
 /** What a keyword or postback handler gets. */
 export type ConversationContext = EventContext & {

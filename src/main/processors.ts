@@ -2,6 +2,7 @@ import { memberCardVars } from '../cards/cards.service.ts'
 import type { Env } from '../config/env.ts'
 import type { Mailer } from '../email/mailer.ts'
 import { fetchProfile } from '../identity/identity.jobs.ts'
+import { buildLinkInvite, LINK_INVITE_BUILDER } from '../linking/link-start.service.ts'
 import { forgetChunkBodies } from '../maintenance/forget-chunk-bodies.jobs.ts'
 import { pruneWebhookEvents } from '../maintenance/prune-webhook-events.jobs.ts'
 import { purgeLinkRows } from '../maintenance/purge-link-rows.jobs.ts'
@@ -9,7 +10,7 @@ import { refreshSpend } from '../maintenance/refresh-spend.jobs.ts'
 import { sweep } from '../maintenance/sweep.jobs.ts'
 import { createSendDeliveries } from '../messaging/delivery.jobs.ts'
 import type { LineLimiters } from '../messaging/line-send.ts'
-import type { MessageVarsLoaders } from '../messaging/message-vars.ts'
+import type { MessageBuilders, MessageVarsLoaders } from '../messaging/message-vars.ts'
 import type { Deps } from '../platform/deps.ts'
 import { createLinePacing } from '../platform/line-pacing.ts'
 import type { Processors } from '../platform/worker-types.ts'
@@ -26,6 +27,11 @@ export function messageVarsLoaders(env: Pick<Env, 'TZ_STORE'>): MessageVarsLoade
     'member-card': memberCardVars,
     'purchase-follow-up': (deps, delivery) => purchaseFollowUpVars(deps.db, delivery),
   }
+}
+
+/** Deliveries whose LINE messages are built when they are sent (a delivery's `builder`). */
+export function messageBuilders(): MessageBuilders {
+  return { [LINK_INVITE_BUILDER]: buildLinkInvite }
 }
 
 /**
@@ -56,6 +62,7 @@ export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Process
       mailer: tools.mailer,
       limiters: createLineLimiters(deps),
       loaders: messageVarsLoaders(deps.env),
+      builders: messageBuilders(),
     }),
     'identity.fetch-profile': fetchProfile,
     'richmenu.link-users': linkUsers,

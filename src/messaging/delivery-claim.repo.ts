@@ -29,6 +29,8 @@ export async function claimDeliveries(db: Db, ids: string[], leaseSeconds = SEND
       category: 'transactional' | 'marketing'
       customer_id: string
       template_id: string | null
+      /** Messages built when sent (delivery-content.ts), by this builder from `vars`. */
+      builder: string | null
       vars: Record<string, unknown>
       messages: unknown[] | null
       reply_token: string | null
@@ -73,7 +75,7 @@ export async function claimDeliveries(db: Db, ids: string[], leaseSeconds = SEND
           and updated_at < now() - make_interval(secs => ${leaseSeconds})))
       returning *
     )
-    select d.id, d.kind, d.category, d.customer_id, d.template_id, d.vars, d.messages,
+    select d.id, d.kind, d.category, d.customer_id, d.template_id, d.builder, d.vars, d.messages,
       d.reply_token, d.reply_token_expires_at, d.line_retry_key, d.attempts, d.over_cap,
       c.email, c.erased_at is not null as erased,
       lu.id as line_user_id, lu.line_uid, coalesce(lu.status = 'friend', false) as line_friend,

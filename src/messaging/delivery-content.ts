@@ -5,7 +5,7 @@ import { AppError } from '../platform/errors.ts'
 import type { ClaimedDelivery } from './delivery-claim.repo.ts'
 import { type DeliveryOutcome, erasedOutcome } from './delivery-outcomes.repo.ts'
 import type { EmailItem } from './email-send.ts'
-import type { MessageVarsLoaders } from './message-vars.ts'
+import type { MessageBuilders, MessageVarsLoaders } from './message-vars.ts'
 
 /**
  * How a delivery whose template or variables could not be rendered is failed. No request went
@@ -17,17 +17,21 @@ export const TEMPLATE_FAILED = 'template:'
 type Content =
   | { templateId: string; vars: Record<string, unknown>; key: string }
   | { templateId: null; messages: messagingApi.Message[]; key: string }
+  /** Not built yet: only once LINE is its channel (buildLine). */
+  | { templateId: null; builder: string; vars: Record<string, unknown> }
   | { outcome: DeliveryOutcome }
 
 /**
- * What one delivery says: its stored LINE messages, or its template with the variables its
- * loader completes now. The key is equal for equal messages (rendering is deterministic).
+ * What one delivery says: its stored LINE messages, its template with the variables its loader
+ * completes now, or the builder that makes its LINE messages (buildLine, once LINE is chosen).
+ * The key is equal for equal messages (rendering is deterministic).
  */
 export async function contentOf(
   deps: Deps,
   loaders: MessageVarsLoaders,
   row: ClaimedDelivery,
 ): Promise<Content> {
+  if (row.builder) return { templateId: null, builder: row.builder, vars: row.vars }
   if (!row.template_id) {
     const messages = (row.messages ?? []) as messagingApi.Message[]
     return { templateId: null, messages, key: JSON.stringify(messages) }
@@ -61,11 +65,45 @@ export async function contentOf(
 const NO_EMAIL_VERSION = 'no email version: the delivery holds LINE messages only'
 
 type Ready = Exclude<Content, { outcome: DeliveryOutcome }>
+type Built = Exclude<Ready, { builder: string }>
 
-/** The LINE version of the delivery: its stored messages, or its template rendered. */
-export function renderLine(
+/**
+ * The LINE messages of a delivery built at send time, made now by its builder (which may call
+ * LINE, and write what its messages point to); other content as it is. Each call builds anew:
+ * a send job calls it once per attempt, and a request that may have reached LINE goes again as
+ * stored, not built again (storedRequestOf). A builder's error is worth another try (a LINE 5xx,
+ * a database error); a customer erased gets nothing.
+ */
+export async function buildLine(
+  deps: Deps,
+  builders: MessageBuilders,
   row: ClaimedDelivery,
   content: Ready,
+): Promise<Built | { outcome: DeliveryOutcome }> {
+  if (!('builder' in content)) return content
+  const builder = builders[content.builder]
+  if (!builder) {
+    return { outcome: failed(row, new Error(`no builder ${content.builder}`)) }
+  }
+  try {
+    const messages = await builder(deps, {
+      id: row.id,
+      customerId: row.customer_id,
+      vars: row.vars,
+    })
+    return { templateId: null, messages, key: JSON.stringify(messages) }
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'GONE')
+      return { outcome: erasedOutcome(row.id) }
+    const message = error instanceof Error ? error.message : String(error)
+    return { outcome: { id: row.id, status: 'pending', error: `builder: ${message}` } }
+  }
+}
+
+/** The LINE version of the delivery: its stored or built messages, or its template rendered. */
+export function renderLine(
+  row: ClaimedDelivery,
+  content: Built,
   lineOpts: { allowHttpImages: boolean },
 ): { line: messagingApi.Message[] } | { outcome: DeliveryOutcome } {
   if (content.templateId === null) return { line: content.messages }

@@ -5,7 +5,7 @@ import type { Mailer } from '../email/mailer.ts'
 import type { Deps } from '../platform/deps.ts'
 import type { ClaimOutcomes } from './claim-outcomes.ts'
 import type { ClaimedDelivery } from './delivery-claim.repo.ts'
-import { contentOf, renderEmail, renderLine } from './delivery-content.ts'
+import { buildLine, contentOf, renderEmail, renderLine } from './delivery-content.ts'
 import type { DeliveryOutcome } from './delivery-outcomes.repo.ts'
 import { sendEmails } from './email-batch.ts'
 import type { EmailItem } from './email-send.ts'
@@ -18,7 +18,7 @@ import {
   sendLineBatch,
 } from './line-send.ts'
 import type { RecentMarketing } from './marketing-cap.repo.ts'
-import type { MessageVarsLoaders } from './message-vars.ts'
+import type { MessageBuilders, MessageVarsLoaders } from './message-vars.ts'
 import { settleStoppedSends } from './outcome-unknown.ts'
 import { applyWeeklyCap, chooseChannel, deferQuietHours } from './send-rules.ts'
 import type { SendWindow } from './send-window.ts'
@@ -28,6 +28,11 @@ export type SendTools = {
   mailer: Mailer
   limiters: LineLimiters
   loaders: MessageVarsLoaders
+  /**
+   * Builders of the LINE messages of deliveries built when sent (an account-link invite): the
+   * worker's are messageBuilders() (processors.ts); without one, such a delivery fails.
+   */
+  builders?: MessageBuilders
   /** How long a claim holds its rows (SENDING_LEASE_SECONDS unless a test makes it short). */
   leaseSeconds?: number
 }
@@ -36,7 +41,7 @@ export type BatchResult = { outcomes: DeliveryOutcome[] }
 
 /**
  * Sends claimed deliveries. Marketing waits out quiet hours; each delivery gets its channel and
- * content (template + loader, or ready LINE messages), decided now, unless a request under its
+ * content (template + loader, ready LINE messages, or LINE messages its builder makes), decided now, unless a request under its
  * retry key may have reached LINE: then it goes again as the push or chunk an earlier attempt
  * stored, or not at all (storedRequestOf, heldChunks). The weekly cap then holds back what is
  * over it among the deliveries that go (applyWeeklyCap): one that sends nothing takes no room,
@@ -139,7 +144,10 @@ async function sendOf(
     const { category, customer_id: customerId } = row
     return { email: { id: row.id, customerId, category, to: choice.to, email: rendered.email } }
   }
-  const rendered = renderLine(row, content, opts.lineOpts)
+  // Built now, once LINE is its channel: its builder may call LINE (a link token) first.
+  const built = await buildLine(deps, tools.builders ?? {}, row, content)
+  if ('outcome' in built) return built
+  const rendered = renderLine(row, built, opts.lineOpts)
   if ('outcome' in rendered) return rendered
   // Nothing went under its key, or LINE took nothing under it (a 400; a 429 to its first request;
   // a call that never reached LINE): a new send, which may join a new chunk, whatever attempt
@@ -155,7 +163,7 @@ async function sendOf(
       id: row.id,
       lineUid: choice.lineUid,
       messagesJson: JSON.stringify(rendered.line),
-      contentKey: content.key,
+      contentKey: built.key,
       retryKey: row.line_retry_key,
       replyToken: replyTokenIfFresh(row, opts.now),
     },

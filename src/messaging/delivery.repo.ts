@@ -6,8 +6,8 @@ import type { DeliveryIntent as Intent } from './delivery.service.ts'
 /**
  * Creates the rows once per dedupe key (existing keys are left alone); returns those created, in
  * the intents' order. One statement whatever their number: the values go as one array per column,
- * not a parameter per value (Postgres takes at most 65,535 parameters per statement; at 12 a row,
- * 5,461 rows), and its text is the same for any number, so it is prepared once per connection.
+ * not a parameter per value (Postgres takes at most 65,535 parameters per statement; at 13 a row,
+ * 5,041 rows), and its text is the same for any number, so it is prepared once per connection.
  */
 export async function insertDeliveries(
   db: Db,
@@ -16,24 +16,26 @@ export async function insertDeliveries(
   if (intents.length === 0) return []
   const col = <T>(pick: (d: Intent) => T | undefined) => intents.map((d) => pick(d) ?? null)
   const template = (d: Intent) => ('templateId' in d.content ? d.content : undefined)
+  const built = (d: Intent) => ('builder' in d.content ? d.content : undefined)
   const result = await executePrepared(
     db,
     sql<{ id: string; send_after: Date }>`
-    insert into delivery (dedupe_key, kind, category, customer_id, template_id, vars, messages,
-      line_user_id, reply_token, reply_token_expires_at, over_cap, send_after)
-    select dedupe_key, kind, category, customer_id, template_id, vars::jsonb, messages::jsonb,
-      line_user_id, reply_token, reply_token_expires_at, over_cap, coalesce(send_after, now())
+    insert into delivery (dedupe_key, kind, category, customer_id, template_id, builder, vars,
+      messages, line_user_id, reply_token, reply_token_expires_at, over_cap, send_after)
+    select dedupe_key, kind, category, customer_id, template_id, builder, vars::jsonb,
+      messages::jsonb, line_user_id, reply_token, reply_token_expires_at, over_cap,
+      coalesce(send_after, now())
     from unnest(
       ${col((d) => d.dedupeKey)}::text[], ${col((d) => d.kind)}::text[],
       ${col((d) => d.category)}::text[], ${col((d) => d.customerId)}::uuid[],
-      ${col((d) => template(d)?.templateId)}::text[],
-      ${col((d) => JSON.stringify(template(d)?.vars ?? {}))}::text[],
+      ${col((d) => template(d)?.templateId)}::text[], ${col((d) => built(d)?.builder)}::text[],
+      ${col((d) => JSON.stringify((template(d) ?? built(d))?.vars ?? {}))}::text[],
       ${col((d) => ('messages' in d.content ? JSON.stringify(d.content.messages) : undefined))}::text[],
       ${col((d) => d.reply?.lineUserId)}::uuid[], ${col((d) => d.reply?.token)}::text[],
       ${col((d) => d.reply?.expiresAt)}::timestamptz[], ${col((d) => d.overCap ?? 'defer')}::text[],
       ${col((d) => d.sendAfter)}::timestamptz[]
-    ) as t(dedupe_key, kind, category, customer_id, template_id, vars, messages, line_user_id,
-      reply_token, reply_token_expires_at, over_cap, send_after)
+    ) as t(dedupe_key, kind, category, customer_id, template_id, builder, vars, messages,
+      line_user_id, reply_token, reply_token_expires_at, over_cap, send_after)
     on conflict (dedupe_key) do nothing
     returning id, send_after
   `,

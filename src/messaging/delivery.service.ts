@@ -28,17 +28,23 @@ export type DeliveryCategory = 'transactional' | 'marketing'
  * sent (LINE if they follow the account and allow it there; email, with consent, only if LINE
  * cannot reach them; else skipped with a reason).
  * Content is a template from flex-templates/ (LINE and email versions; its variables are stored
- * and completed at send time by the template's loader) or LINE messages built in code (LINE only).
+ * and completed at send time by the template's loader), LINE messages built in code (LINE only),
+ * or LINE messages a builder makes when it is sent (LINE only; `vars` holds the ids it reads, no
+ * personal data): for messages that need a LINE call first, made by the send job, not by the
+ * transaction that writes the delivery.
  */
+export type DeliveryContent =
+  | { templateId: string; vars?: Record<string, unknown> }
+  | { messages: messagingApi.Message[] }
+  | { builder: string; vars: Record<string, unknown> }
+
 export type DeliveryIntent = {
   /** One delivery per key, however often the cause is replayed: `<kind>:<business id>`. */
   dedupeKey: string
   kind: string
   category: DeliveryCategory
   customerId: string
-  content:
-    | { templateId: string; vars?: Record<string, unknown> }
-    | { messages: messagingApi.Message[] }
+  content: DeliveryContent
   /** Not before this time (post-purchase delay). Quiet hours and the cap may defer it further. */
   sendAfter?: Date
   /** Marketing over the weekly cap: wait for room (default) or give up. */
@@ -183,11 +189,14 @@ export function replyTokenExpiry(event: { receivedAt: Date; occurredAt: Date }):
   )
 }
 
+/** What answers a webhook event: LINE messages, or a template or builder with its vars. */
+export type ReplyContent = messagingApi.Message[] | Exclude<DeliveryContent, { messages: unknown }>
+
 /** Answers a webhook event: a transactional delivery keyed on the event, by reply while fresh. */
 export async function scheduleReply(
   ctx: TxContext & { webhookEventId: string; receivedAt: Date; occurredAt: Date },
   to: { customerId: string; lineUserId: string; replyToken: string | null },
-  content: messagingApi.Message[] | { templateId: string; vars?: Record<string, unknown> },
+  content: ReplyContent,
   kind: string,
 ): Promise<string | null> {
   return scheduleDelivery(ctx, {

@@ -1,3 +1,4 @@
+import type { messagingApi } from '@line/bot-sdk'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 
@@ -20,3 +21,17 @@ export type MessageVarsLoaderWithDeps = (
 
 /** Template id → its loader; templates without one are rendered with their stored vars. */
 export type MessageVarsLoaders = Record<string, MessageVarsLoaderWithDeps>
+
+/**
+ * Builds a delivery's LINE messages when it is sent, from its stored vars (ids, not personal
+ * data): for messages that need a LINE call first (an account-link invite's link token). Throws
+ * an AppError GONE when the customer was erased (the delivery is skipped as erased); any other
+ * throw leaves the delivery pending for another try.
+ */
+export type MessageBuilder = (
+  deps: Deps,
+  delivery: { id: string; customerId: string; vars: Record<string, unknown> },
+) => Promise<messagingApi.Message[]>
+
+/** Builder name → its builder (a delivery's `builder`). */
+export type MessageBuilders = Record<string, MessageBuilder>

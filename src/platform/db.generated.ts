@@ -117,6 +117,7 @@ export interface CustomerTag {
 
 export interface Delivery {
   attempts: Generated<number>;
+  builder: string | null;
   category: Generated<string>;
   channel: string | null;
   created_at: Generated<Timestamp>;

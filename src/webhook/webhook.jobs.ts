@@ -202,8 +202,11 @@ export async function processWebhookEvent(deps: Deps, webhookEventId: string): P
   }
 }
 
-/** processWebhookEvent's transaction, and the work it leaves for after its commit. */
-async function applyEvent(deps: Deps, webhookEventId: string) {
+/**
+ * processWebhookEvent's transaction, and the work it leaves for after its commit (exported for
+ * tests of a worker that stops between the two).
+ */
+export async function applyEvent(deps: Deps, webhookEventId: string) {
   const afterCommit: (() => Promise<void>)[] = []
   const result = await deps.db.transaction().execute(async (trx) => {
     const row = await lockWebhookEvent(trx, webhookEventId)

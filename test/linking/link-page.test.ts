@@ -268,11 +268,22 @@ describe('the daily cap on wrong codes', () => {
 describe('when LINE or email is unavailable', () => {
   it('tells the shopper to try again when LINE refuses a link token', async () => {
     const user = await friend(k)
-    k.line.failNext({ method: 'POST', path: /linkToken$/, status: 500, count: 1 })
+    k.line.failNext({ method: 'POST', path: /linkToken$/, status: 400, count: 1 })
     await k.line.users.postback(user.userId, 'action=link')
     await eventually(() =>
       expect(JSON.stringify(k.line.inbox(user.userId))).toContain('not available right now'),
     )
+  })
+
+  it('asks LINE again for a link token it answered 500, and sends the link once', async () => {
+    const user = await friend(k)
+    k.line.failNext({ method: 'POST', path: /linkToken$/, status: 500, count: 1 })
+    await k.line.users.postback(user.userId, 'action=link')
+    const invites = () => k.line.inbox(user.userId).filter((e) => e.message.type === 'template')
+    await eventually(() => expect(invites()).toHaveLength(1))
+    expect(k.line.requestsTo('POST', `/v2/bot/user/${user.userId}/linkToken`)).toHaveLength(2)
+    expect(JSON.stringify(k.line.inbox(user.userId))).not.toContain('not available right now')
+    expect(k.line.inbox(user.userId)).toHaveLength(3)
   })
 
   it('keeps the address out of the logs when the relay refuses it', async () => {
