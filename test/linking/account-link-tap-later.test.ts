@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
+import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { sha256 } from '../../src/linking/link-crypto.ts'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
 import type { InboxEntry } from '../../src/sandbox/state.ts'
@@ -65,6 +66,43 @@ describe('a tap on "link"', () => {
       .inbox(user.userId)
       .filter((e) => JSON.stringify(e.message).includes('Link your online shop account'))
     expect(answers).toHaveLength(1)
+  })
+
+  it('sends nothing to a person erased while LINE was issuing their link token', async () => {
+    const { deps, env, line } = await startPrivateDeps(cleanups, {
+      SMTP_URL: 'smtp://127.0.0.1:2525',
+      PUBLIC_BASE_URL: 'https://shop.example',
+    })
+    startQueueWorkers(cleanups, deps, env, ['delivery'])
+    const user = line.users.create()
+    user.friendship = 'friend'
+    const follow = line.buildEvent('follow', user.userId, {})
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
+    await processWebhookEvent(deps, follow.webhookEventId)
+    await eventually(() => expect(line.inbox(user.userId)).toHaveLength(1))
+    const { customer_id: customerId } = await deps.db
+      .selectFrom('line_user')
+      .select('customer_id')
+      .where('line_uid', '=', user.userId)
+      .executeTakeFirstOrThrow()
+
+    const held = line.holdNext({ method: 'POST', path: `/v2/bot/user/${user.userId}/linkToken` })
+    const tap = line.buildEvent('postback', user.userId, { data: 'action=link' })
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([tap]))])
+    await processWebhookEvent(deps, tap.webhookEventId)
+    await held.arrived
+    await eraseCustomer(deps.db, customerId)
+    held.release()
+    await eventually(async () => {
+      const row = await deps.db
+        .selectFrom('delivery')
+        .select(['status', 'skip_reason'])
+        .where('dedupe_key', '=', `reply:${tap.webhookEventId}`)
+        .executeTakeFirstOrThrow()
+      expect(row).toEqual({ status: 'skipped', skip_reason: 'erased' })
+    })
+    expect(line.inbox(user.userId)).toHaveLength(1)
+    expect(line.requestsTo('POST', /\/v2\/bot\/message\/(reply|push)$/)).toHaveLength(1)
   })
 
   it('leaves its webhook job done while LINE has not yet answered the link token request', async () => {
