@@ -25,6 +25,13 @@ async function take(
   return taken
 }
 
+/** The records of a whole CSV file's text. */
+function readCsv(content: string) {
+  const text = textStream()
+  text.end(content)
+  return take(text, 'csv')
+}
+
 /**
  * Writes the rest of the file. CSV is parsed ahead of the importer (papaparse pushes its rows):
  * this waits until the stream has ended, which papaparse hears first, so it has parsed every row
@@ -64,9 +71,7 @@ describe('import file reading', () => {
   }
 
   it('reports a CSV quote never closed at the line it opened on, and how far it read', async () => {
-    const text = textStream()
-    text.end('a,b,c\n1,"p\nq","r\n4,5,6\n7,8,9\n')
-    const taken = await take(text, 'csv')
+    const taken = await readCsv('a,b,c\n1,"p\nq","r\n4,5,6\n7,8,9\n')
     expect(taken).toEqual([
       {
         line: 3,
@@ -74,6 +79,50 @@ describe('import file reading', () => {
           '(row): the quote that opens a cell on this line is never closed, so the file to its end ' +
           '(line 5) was read as that cell: close it (a quote inside a cell is written "")',
       },
+    ])
+  })
+
+  it('reports a CSV row a stray quote ran across lines at the line it starts on, naming the lines taken in', async () => {
+    // `"Taro" Yamada`: papaparse reads on past the quote after Taro, to the next quote that ends
+    // a cell (after Saburo), so lines 2-4 are one row.
+    const taken = await readCsv(
+      'external_id,name,email\n' +
+        'A1,"Taro" Yamada,a@x.com\nA2,Jiro,b@x.com\nA3,"Saburo",c@x.com\nA4,Shiro,d@x.com\n',
+    )
+    expect(taken).toEqual([
+      {
+        line: 2,
+        error:
+          '(row): lines 2–4 were read as one row: a quoted cell on line 2 has text after its ' +
+          'closing quote ("a" b): put the whole cell in quotes, a quote inside it written ""',
+      },
+      { line: 5, record: { external_id: 'A4', name: 'Shiro', email: 'd@x.com' } },
+    ])
+  })
+
+  it('reports a CSV stray quote that no later quote ends at its line, and how far it read', async () => {
+    const taken = await readCsv('external_id,name\nA1,"Taro" Yamada\nA2,Jiro\nA3,Saburo\n')
+    expect(taken).toEqual([
+      {
+        line: 2,
+        error:
+          '(row): a quoted cell on this line has text after its closing quote ("a" b), so the ' +
+          'file to its end (line 4) was read as that cell: put the whole cell in quotes, a quote ' +
+          'inside it written ""',
+      },
+    ])
+  })
+
+  it('reports a CSV stray quote inside one line at that line', async () => {
+    const taken = await readCsv('external_id,name\nA1,"Taro" Yamada"\nA2,Jiro\n')
+    expect(taken).toEqual([
+      {
+        line: 2,
+        error:
+          '(row): a quoted cell has text after its closing quote ("a" b): put the whole cell in ' +
+          'quotes, a quote inside it written ""',
+      },
+      { line: 3, record: { external_id: 'A2', name: 'Jiro' } },
     ])
   })
 

@@ -10,7 +10,7 @@ const CSV_QUEUE = 2000
  * out ("not given"), and so is a column without a name while its cells are empty (a trailing
  * comma). A row with a different number of cells than the header, or an unreadable one, is
  * reported by line and skipped. `line` is where the record ends, counting newlines inside quoted
- * cells (a quote never closed: where it opened). A quoted cell after a space (`a, "b"`) reads as quoted, as it did with csv-parse's trim.
+ * cells (a row papaparse could not read: where it starts, or a quote never closed opened). A quoted cell after a space (`a, "b"`) reads as quoted, as it did with csv-parse's trim.
  * The file is read only as fast as the records are taken, and closed when they no longer are.
  */
 export async function* csvRecords(
@@ -93,13 +93,8 @@ export async function* csvRecords(
       for (const cell of cells) line += newlinesIn(cell)
       line++
       if (cells.length === 1 && cells[0]?.trim() === '') continue
-      const error = result.errors[0]
-      if (error?.code === 'MissingQuotes') {
-        out.push(quoteNeverClosed(start, cells))
-        continue
-      }
-      if (error) {
-        out.push({ line, error: `(row): ${error.message}` })
+      if (result.errors.length > 0) {
+        out.push(unreadableRow(start, line, cells, result.errors))
         continue
       }
       if (!header) {
@@ -120,20 +115,77 @@ function newlinesIn(cell: string): number {
   return n
 }
 
+/** What to do about a stray quote (papaparse's InvalidQuotes). */
+const STRAY_QUOTE_FIX = 'put the whole cell in quotes, a quote inside it written ""'
+
+/**
+ * A row papaparse could not read as written (a quote error: every one of `errors` is looked
+ * at), from line `start` to `end`. A quote never closed is reported where it opened; a stray
+ * quote in a quoted cell (`"Taro" Yamada`: papaparse reads on to the next quote that ends a cell,
+ * lines later maybe) at the line the row starts on, naming the lines it took in, which are not
+ * imported either: none of them is lost without a word.
+ */
+function unreadableRow(
+  start: number,
+  end: number,
+  cells: string[],
+  errors: Papa.ParseError[],
+): SourceRecord {
+  const neverClosed = errors.find((e) => e.code === 'MissingQuotes')
+  // papaparse's index is where the quoted cell's text starts: the same cell's errors share it.
+  const strayIn = (e: Papa.ParseError) =>
+    errors.some((s) => s.code === 'InvalidQuotes' && s.index === e.index)
+  if (neverClosed) return quoteNeverClosed(start, cells, strayIn(neverClosed))
+  if (!errors.some((e) => e.code === 'InvalidQuotes')) {
+    return { line: start, error: `(row): ${errors[0]?.message}` }
+  }
+  if (end === start) {
+    return {
+      line: start,
+      error: `(row): a quoted cell has text after its closing quote ("a" b): ${STRAY_QUOTE_FIX}`,
+    }
+  }
+  // The stray quote is kept in its cell's text, which starts on this line.
+  const at = lineOfCell(
+    start,
+    cells,
+    Math.max(
+      0,
+      cells.findIndex((c) => c.includes('"')),
+    ),
+  )
+  return {
+    line: start,
+    error:
+      `(row): lines ${start}–${end} were read as one row: a quoted cell on line ${at} has text ` +
+      `after its closing quote ("a" b): ${STRAY_QUOTE_FIX}`,
+  }
+}
+
+/** The line cell `index` of a row starting on `start` starts on. */
+function lineOfCell(start: number, cells: string[], index: number): number {
+  let line = start
+  for (const cell of cells.slice(0, index)) line += newlinesIn(cell)
+  return line
+}
+
 /**
  * A row whose last cell opens a quote never closed: papaparse read the rest of the file into it.
- * Reported at the line the quote opened on (the row starts on `start`), not the file's last.
+ * Reported at the line the quote opened on (the row starts on `start`), not the file's last;
+ * `stray`: the cell's quote was closed, but text followed it (`"Taro" Yamada`).
  */
-function quoteNeverClosed(start: number, cells: string[]): SourceRecord {
-  let line = start
-  for (const cell of cells.slice(0, -1)) line += newlinesIn(cell)
+function quoteNeverClosed(start: number, cells: string[], stray: boolean): SourceRecord {
+  const line = lineOfCell(start, cells, cells.length - 1)
   const rest = cells.at(-1) ?? ''
   const last = line + newlinesIn(rest) - (rest.endsWith('\n') ? 1 : 0)
+  const readAs = `so the file to its end (line ${last}) was read as that cell`
   return {
     line,
-    error:
-      '(row): the quote that opens a cell on this line is never closed, so the file to its end ' +
-      `(line ${last}) was read as that cell: close it (a quote inside a cell is written "")`,
+    error: stray
+      ? '(row): a quoted cell on this line has text after its closing quote ("a" b), ' +
+        `${readAs}: ${STRAY_QUOTE_FIX}`
+      : `(row): the quote that opens a cell on this line is never closed, ${readAs}: close it ` +
+        '(a quote inside a cell is written "")',
   }
 }
 
