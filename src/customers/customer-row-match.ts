@@ -69,6 +69,7 @@ async function accountsOf(trx: Transaction<DB>, customerId: string) {
   const identities = await listIdentities(trx, customerId)
   return {
     shop: identities.filter((i) => i.kind === 'online_customer').map((i) => i.value),
+    emails: identities.filter((i) => i.kind === 'email').map((i) => i.value),
     line: identities.some((i) => i.kind === 'line'),
     card: identities.some((i) => i.kind === 'member_card'),
   }
@@ -80,6 +81,8 @@ const OTHER_LINE_ACCOUNT =
   'held by another customer with their own LINE account; not attached (two LINE accounts are never merged)'
 const OTHER_PERSON =
   'held by another customer with their own shop account or member card; not attached (a shared phone never merges two people)'
+const OTHER_EMAIL =
+  'held by another customer with another email; not attached (a shared phone never merges two people)'
 
 /**
  * The customer the row describes, or undefined for a new one. External id, else member card,
@@ -87,7 +90,9 @@ const OTHER_PERSON =
  * LINE accounts, together (households share a phone, sometimes an email): one held by a
  * customer with another external id or their own LINE account is a conflict, and so is a phone
  * held by someone with a shop account or card of their own when the row names its person by
- * one too. A conflict is returned (with why) to be left off (the rest of the row still
+ * one too, or with an email of their own other than the row's (a phone alone finds a customer
+ * only when nothing on the row says it is someone else: re-running the file would otherwise
+ * move the name and email back and forth between the two rows). A conflict is returned (with why) to be left off (the rest of the row still
  * applies: refusing it would drop a family member, or an opt-out, because of a shared phone).
  */
 export async function findRowCustomer(
@@ -103,6 +108,7 @@ export async function findRowCustomer(
     if (owner) owners.set(id, owner)
   }
   const personal = ids.filter((id) => PERSONAL_KINDS.includes(id.kind))
+  const email = ids.find((id) => id.kind === 'email')?.value
   const personalOwners = new Set(personal.flatMap((id) => owners.get(id) ?? []))
   const accounts = new Set(row.external_id === undefined ? [] : [row.external_id])
   let hasLine = false
@@ -127,6 +133,10 @@ export async function findRowCustomer(
     }
     if (id.kind === 'phone' && personal.length > 0 && (theirs.shop.length > 0 || theirs.card)) {
       conflicts.set(id, OTHER_PERSON)
+      continue
+    }
+    if (id.kind === 'phone' && email !== undefined && theirs.emails.some((e) => e !== email)) {
+      conflicts.set(id, OTHER_EMAIL)
       continue
     }
     if (customerId === undefined) {

@@ -271,6 +271,31 @@ describe('kizuna import customers', () => {
     expect(result.stdout).toContain('created 2')
   })
 
+  it('never merges two people with their own emails through a shared phone, and a re-run changes nothing', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const phone = `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
+    const [taroEmail, hanakoEmail] = [`taro.${tag}@example.com`, `hanako.${tag}@example.com`]
+    const file = await csv([
+      HEADER,
+      `,${taroEmail},Taro,${phone},,,`,
+      `,${hanakoEmail},Hanako,${phone},,,`,
+    ])
+    const first = await cli(['import', 'customers', file])
+    expect(first.code).toBe(0)
+    expect(first.stderr).toContain('line 3: warning: phone: held by another customer with')
+    expect(first.stdout).toContain('created 2, updated 0, unchanged 0, skipped 0')
+    const taro = await customerWith('email', taroEmail)
+    const hanako = await customerWith('email', hanakoEmail)
+    expect(taro).toMatchObject({ display_name: 'Taro', email: taroEmail, phone })
+    expect(hanako).toMatchObject({ display_name: 'Hanako', email: hanakoEmail, phone })
+    expect(hanako?.id).not.toBe(taro?.id)
+    expect(await customerWith('phone', phone)).toMatchObject({ id: taro?.id })
+
+    const again = await cli(['import', 'customers', file])
+    expect(again.stdout).toContain('created 0, updated 0, unchanged 2, skipped 0')
+    expect(await customerWith('email', taroEmail)).toMatchObject({ display_name: 'Taro' })
+  })
+
   it('never merges two shop accounts that share a phone or an email: only that id is left off', async () => {
     const tag = randomUUID().slice(0, 8)
     const phone = `03${randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)}`
