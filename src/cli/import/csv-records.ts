@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import Papa from 'papaparse'
+import { CLOSE_IT, STRAY, STRAY_FIX } from './csv-rows.ts'
 import { RECORDS_AT_ONCE, type ReadHeader, type SourceRecord } from './read-records.ts'
 
 /** Rows papaparse has read and the importer has not taken yet; it pauses above this. */
@@ -115,9 +116,6 @@ function newlinesIn(cell: string): number {
   return n
 }
 
-/** What to do about a stray quote (papaparse's InvalidQuotes). */
-const STRAY_QUOTE_FIX = 'put the whole cell in quotes, a quote inside it written ""'
-
 /**
  * A row papaparse could not read as written (a quote error: every one of `errors` is looked
  * at), from line `start` to `end`. A quote never closed is reported where it opened; a stray
@@ -142,7 +140,7 @@ function unreadableRow(
   if (end === start) {
     return {
       line: start,
-      error: `(row): a quoted cell has text after its closing quote ("a" b): ${STRAY_QUOTE_FIX}`,
+      error: `(row): a quoted cell has text after its closing quote ("a" b): ${STRAY_FIX}`,
     }
   }
   // The stray quote is kept in its cell's text, which starts on this line.
@@ -158,7 +156,7 @@ function unreadableRow(
     line: start,
     error:
       `(row): lines ${start}–${end} were read as one row: a quoted cell on line ${at} has text ` +
-      `after its closing quote ("a" b): ${STRAY_QUOTE_FIX}`,
+      `after its closing quote ("a" b): ${STRAY_FIX}`,
   }
 }
 
@@ -182,10 +180,8 @@ function quoteNeverClosed(start: number, cells: string[], stray: boolean): Sourc
   return {
     line,
     error: stray
-      ? '(row): a quoted cell on this line has text after its closing quote ("a" b), ' +
-        `${readAs}: ${STRAY_QUOTE_FIX}`
-      : `(row): the quote that opens a cell on this line is never closed, ${readAs}: close it ` +
-        '(a quote inside a cell is written "")',
+      ? `(row): ${STRAY}, ${readAs}: ${STRAY_FIX}`
+      : `(row): the quote that opens a cell on this line is never closed, ${readAs}: ${CLOSE_IT}`,
   }
 }
 

@@ -1,11 +1,7 @@
 import { isUtf8 } from 'node:buffer'
-import { createReadStream } from 'node:fs'
 import { pipeline, type Readable, Transform } from 'node:stream'
 
 const NEWLINE = 0x0a
-
-/** Bytes read at once by the check: larger chunks than a stream's 64 KB cost less a byte. */
-const CHUNK = 1024 * 1024
 
 /** Why an import stops at `line`: its bytes are not UTF-8 (Shift_JIS, most likely, in Japan). */
 export function notUtf8(line: number): string {
@@ -76,16 +72,6 @@ function newlinesIn(bytes: Buffer): number {
   let n = 0
   for (let i = bytes.indexOf(NEWLINE); i !== -1; i = bytes.indexOf(NEWLINE, i + 1)) n++
   return n
-}
-
-/** The first line of `file` that is not UTF-8 text, or 0: the whole file is read. */
-export async function firstLineNotUtf8(file: string): Promise<number> {
-  const lines = utf8Lines()
-  for await (const chunk of createReadStream(file, { highWaterMark: CHUNK })) {
-    const bad = lines.take(chunk as Buffer)
-    if (bad) return bad
-  }
-  return lines.end()
 }
 
 /**
