@@ -181,7 +181,7 @@ describe('kizuna import products', () => {
     const unrelated = await cli(['import', 'products', await file('csv', ['a,b', '1,2'])])
     expect(unrelated.code).toBe(1)
     expect(unrelated.stderr).toContain(
-      'FILE: unknown column "a", "b"; the columns are sku, name, category, price, image_url, related_skus, warranty_months',
+      'FILE: line 1 is not a header (none of its cells names a column); the columns are sku, name, category, price, image_url, related_skus, warranty_months',
     )
     expect(unrelated.stderr).not.toContain('line 2')
     // A typo in one column: the rows would have been skipped ("colour").

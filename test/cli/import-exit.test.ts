@@ -46,7 +46,11 @@ describe('kizuna import exit status', () => {
 
   it('is 1 when the import refused the file', async () => {
     const file = await tempFiles('exit')
-    const result = await cli(['import', 'customers', await file('csv', ['e-mail', 'x'])])
+    const result = await cli([
+      'import',
+      'customers',
+      await file('csv', ['external_id,e-mail', 'x,y']),
+    ])
     expect(result.stderr).toContain('unknown column "e-mail"')
     expect(result.code).toBe(1)
   })

@@ -126,6 +126,12 @@ describe('import file reading', () => {
     ])
   })
 
+  it('refuses a CSV file whose header cannot be read, rather than taking the next row for it', async () => {
+    await expect(readCsv('"external_id" x",name\nA1,Taro\n')).rejects.toThrow(
+      'FILE: line 1: the header cannot be read: a quoted cell has text after its closing quote',
+    )
+  })
+
   it('ends an NDJSON line at \\n, \\r\\n or a lone \\r (old Mac files), one cut between two chunks too', async () => {
     // One chunk each (as a file's decoded text comes): lines 1-2 end in \r\n, the second cut
     // between its \r and \n; 3-4 in a lone \r (the fourth's at a chunk's end, the next chunk

@@ -496,6 +496,31 @@ describe('kizuna import customers', () => {
     expect(await tagsOf(sho!.id)).toEqual(['vip'])
   })
 
+  it('refuses a file without a header, or with columns named like data, echoing none of its values', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const digits = randomUUID().replaceAll(/\D/g, '').padEnd(8, '0').slice(0, 8)
+    const row = `a1-${tag},taro.${tag}@example.com,Taro Yamada,090${digits}`
+    const headerless = await cli(['import', 'customers', await csv([row, row])])
+    expect(headerless.code).toBe(1)
+    expect(headerless.stderr).toContain(
+      'FILE: line 1 is not a header (none of its cells names a column); the columns are external_id, email,',
+    )
+    for (const value of ['@', digits, 'taro', 'a1-']) expect(headerless.stderr).not.toContain(value)
+    // A header with a data row's values in some columns: the names that look like a column's are
+    // given, the others by position.
+    const mixed = await cli([
+      'import',
+      'customers',
+      await csv([`external_id,e-mail,taro.${tag}@example.com,090${digits}`, row]),
+    ])
+    expect(mixed.code).toBe(1)
+    expect(mixed.stderr).toContain(
+      'FILE: unknown column "e-mail"; columns 3, 4 are named like data, not columns (their names are not shown)',
+    )
+    for (const value of ['@', digits]) expect(mixed.stderr).not.toContain(value)
+    expect(await customerWith('online_customer', `a1-${tag}`)).toBeUndefined()
+  })
+
   it('refuses a file with an unknown column before writing anything', async () => {
     const tag = randomUUID().slice(0, 8)
     const file = await csv(['external_id,name,e-mail', `shop-${tag},Mio,mio.${tag}@example.com`])

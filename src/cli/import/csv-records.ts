@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import Papa from 'papaparse'
+import { UsageError } from '../with-db.ts'
 import { CLOSE_IT, STRAY, STRAY_FIX } from './csv-rows.ts'
 import { RECORDS_AT_ONCE, type ReadHeader, type SourceRecord } from './read-records.ts'
 
@@ -95,12 +96,19 @@ export async function* csvRecords(
       line++
       if (cells.length === 1 && cells[0]?.trim() === '') continue
       if (result.errors.length > 0) {
-        out.push(unreadableRow(start, line, cells, result.errors))
+        const unread = unreadableRow(start, line, cells, result.errors)
+        // The next row is no header either: the file is refused, not read under it.
+        if (!header) {
+          throw new UsageError(
+            `FILE: line ${unread.line}: the header cannot be read: ${unread.error?.replace('(row): ', '')}`,
+          )
+        }
+        out.push(unread)
         continue
       }
       if (!header) {
         header = cells.map((h) => h.trim().toLowerCase())
-        done.columns = header.filter((h) => h !== '')
+        done.header = { names: header, line }
         continue
       }
       out.push(csvRecord(header, cells, line))

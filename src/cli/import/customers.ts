@@ -36,7 +36,7 @@ export async function importCustomersFile(db: Database, env: Env, file: string):
   }
   try {
     for await (const items of source.records) {
-      if (!columnsChecked) columnsChecked = checkColumns(source.columns(), CUSTOMER_COLUMNS)
+      if (!columnsChecked) columnsChecked = checkColumns(source.header(), CUSTOMER_COLUMNS)
       const customerIds: string[] = []
       for (const item of items) {
         progress.tick()

@@ -186,7 +186,7 @@ export async function importOrdersFile(
       }
       return
     }
-    if (!columnsChecked) columnsChecked = checkOrderColumns(input.columns())
+    if (!columnsChecked) columnsChecked = checkOrderColumns(input.header())
     const row = csvOrderRow(item)
     // A bad row still names its order when it can: that whole order is then skipped.
     const { source, orderId } = orderKeyOf(item, opts.source)

@@ -56,7 +56,7 @@ export async function importProductsFile(db: Database, file: string): Promise<nu
   let columnsChecked = false
   try {
     for await (const items of source.records) {
-      if (!columnsChecked) columnsChecked = checkColumns(source.columns(), PRODUCT_COLUMNS)
+      if (!columnsChecked) columnsChecked = checkColumns(source.header(), PRODUCT_COLUMNS)
       for (const item of items) {
         progress.tick()
         const checked = checkRow(productImportSchema, item)

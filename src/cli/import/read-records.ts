@@ -27,6 +27,8 @@ export type RecordSource = {
   bytesRead(): number
   /** A CSV file's column names (trimmed, lower case) once its first record is read. */
   columns(): string[] | null
+  /** A CSV file's header once its first record is read. */
+  header(): CsvHeader | null
   /** The records in file order, a few hundred at a time (one await per record cost ~1 s per 1M). */
   records: AsyncGenerator<SourceRecord[]>
 }
@@ -93,16 +95,23 @@ export function readRecords(
   format: Format,
   bytesRead: () => number = () => 0,
 ): Omit<RecordSource, 'size'> {
-  const header: ReadHeader = { columns: null }
+  const header: ReadHeader = { header: null }
   return {
     bytesRead,
-    columns: () => header.columns,
+    columns: () => header.header?.names.filter((name) => name !== '') ?? null,
+    header: () => header.header,
     records: format === 'csv' ? csvRecords(text, header) : ndjsonRecords(text),
   }
 }
 
-/** Where a CSV reader puts the file's column names once it has read them. */
-export type ReadHeader = { columns: string[] | null }
+/**
+ * A CSV file's header: its column names, trimmed and lower-cased ('' for a column without one),
+ * and the line it is on.
+ */
+export type CsvHeader = { names: string[]; line: number }
+
+/** Where a CSV reader puts the file's header once it has read it. */
+export type ReadHeader = { header: CsvHeader | null }
 
 /** Records handed over at once. */
 export const RECORDS_AT_ONCE = 256

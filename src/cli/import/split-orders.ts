@@ -1,7 +1,7 @@
 import { type OrderCsvRow, orderCsvRowSchema } from '../../orders/order.schemas.ts'
 import { UsageError } from '../with-db.ts'
 import { checkColumns } from './columns.ts'
-import type { RecordSource, SourceRecord } from './read-records.ts'
+import type { CsvHeader, RecordSource, SourceRecord } from './read-records.ts'
 
 /** An order whose rows are not all next to each other: a line away from the others. */
 export type Split = { strayLine: number; reported: boolean }
@@ -16,9 +16,9 @@ const ORDER_COLUMNS = new Set<string>(orderCsvRowSchema.keyof().options)
  * checked as orders): an unknown column, or no order_id, refuses the file before anything is
  * written. True once there was a header to check.
  */
-export function checkOrderColumns(columns: string[] | null): boolean {
-  if (!checkColumns(columns, ORDER_COLUMNS)) return false
-  if (!columns?.includes('order_id')) throw new UsageError('FILE: the header needs order_id')
+export function checkOrderColumns(header: CsvHeader | null): boolean {
+  if (!checkColumns(header, ORDER_COLUMNS)) return false
+  if (!header?.names.includes('order_id')) throw new UsageError('FILE: the header needs order_id')
   return true
 }
 
@@ -47,7 +47,7 @@ export async function findSplitOrders(
   for await (const items of input.records) {
     progress()
     for (const item of items) {
-      if (!columnsChecked) columnsChecked = checkOrderColumns(input.columns())
+      if (!columnsChecked) columnsChecked = checkOrderColumns(input.header())
       const { source, orderId } = orderKeyOf(item, defaultSource)
       if (current && current.source === source && current.orderId === orderId) continue
       current = { source, orderId }
