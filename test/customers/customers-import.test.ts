@@ -521,6 +521,18 @@ describe('kizuna import customers', () => {
     expect(await customerWith('online_customer', `a1-${tag}`)).toBeUndefined()
   })
 
+  it('refuses a file naming a column twice, in any case, before writing anything', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv([
+      'external_id,email,Email',
+      `twice-${tag},a.${tag}@example.com,b.${tag}@example.com`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('FILE: column "email" appears twice (columns 2 and 3)')
+    expect(await customerWith('online_customer', `twice-${tag}`)).toBeUndefined()
+  })
+
   it('refuses a file with an unknown column before writing anything', async () => {
     const tag = randomUUID().slice(0, 8)
     const file = await csv(['external_id,name,e-mail', `shop-${tag},Mio,mio.${tag}@example.com`])

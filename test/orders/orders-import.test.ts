@@ -184,6 +184,18 @@ describe('kizuna import orders', () => {
     expect(await purchases(source)).toEqual([])
   })
 
+  it('refuses a file naming a column twice, in any case, before writing anything', async () => {
+    const source = newSource()
+    const csv = await file('csv', [
+      'order_id,ordered_at,sku,quantity,unit_price,total,Total',
+      'D1,2026-11-02T10:00:00+09:00,ARM-1,1,39000,39000,1',
+    ])
+    const result = await importCsv(source, csv)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('FILE: column "total" appears twice (columns 6 and 7)')
+    expect(await purchases(source)).toEqual([])
+  })
+
   it('keeps line numbers across quoted line breaks, reports short rows, and keeps characters whole across read chunks', async () => {
     const source = newSource()
     // Japanese names (three bytes a character), one of them split by the 64 KB read chunks.

@@ -7,7 +7,8 @@ import type { CsvHeader } from './read-records.ts'
  * refusing every row, or skipping what it held. No name is echoed that may be a row's value (a
  * file without a header has its first row read as one): a first line naming no column at all is
  * said not to be a header, and an unknown name with an @ or mostly digits is given by position.
- * True once there was a header to check.
+ * A column named twice (names are read in any case: `email,Email`) refuses the file too. True
+ * once there was a header to check.
  */
 export function checkColumns(header: CsvHeader | null, known: ReadonlySet<string>): boolean {
   if (!header) return false
@@ -35,6 +36,15 @@ export function checkColumns(header: CsvHeader | null, known: ReadonlySet<string
         : []),
     ]
     throw new UsageError(`FILE: ${problems.join('; ')}; ${columns}`)
+  }
+  // Read by name, a row would keep one of the two cells: which one the file meant is unknown.
+  for (const name of known) {
+    const at = names.flatMap((n, i) => (n === name ? [i + 1] : []))
+    if (at.length > 1) {
+      const times = at.length === 2 ? 'twice' : `${at.length} times`
+      const positions = `${at.slice(0, -1).join(', ')} and ${at.at(-1)}`
+      throw new UsageError(`FILE: column "${name}" appears ${times} (columns ${positions})`)
+    }
   }
   return true
 }
