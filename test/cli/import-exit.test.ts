@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { cli } from '../support/cli.ts'
 import { tempFiles } from '../support/files.ts'
@@ -53,5 +54,22 @@ describe('kizuna import exit status', () => {
     ])
     expect(result.stderr).toContain('unknown column "e-mail"')
     expect(result.code).toBe(1)
+  })
+
+  it('is 1 for a CSV file without a header line: empty, or blank lines only', async () => {
+    const file = await tempFiles('exit')
+    const empty = await file('csv', [])
+    await writeFile(empty, '')
+    const blank = await file('csv', ['', '  ', ''])
+    for (const kind of ['customers', 'products', 'orders']) {
+      for (const path of [empty, blank]) {
+        const result = await cli(['import', kind, path])
+        expect(result.stderr, kind).toContain(
+          'error: FILE: no header line (the file is empty or blank): a CSV file starts with a line naming its columns',
+        )
+        expect(result.stdout, kind).toBe('')
+        expect(result.code, kind).toBe(1)
+      }
+    }
   })
 })

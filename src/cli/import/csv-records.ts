@@ -70,7 +70,16 @@ export async function* csvRecords(
           continue
         }
         if (failure) throw failure
-        if (finished) return
+        if (finished) {
+          // Nothing to import, and no columns to check: the wrong file, most likely.
+          if (!header) {
+            throw new UsageError(
+              'FILE: no header line (the file is empty or blank): a CSV file starts with a line ' +
+                'naming its columns',
+            )
+          }
+          return
+        }
         if (paused) {
           // resume() may parse (and queue, and pause again) before it returns: look again.
           paused = false
