@@ -126,6 +126,14 @@ describe('import file reading', () => {
     ])
   })
 
+  it("skips CSV rows of empty cells only (a spreadsheet's empty rows), as blank lines", async () => {
+    const taken = await readCsv('a,b\n1,2\n,\n , \n"",""\n3,4\n,,,\n\n')
+    expect(taken).toEqual([
+      { line: 2, record: { a: '1', b: '2' } },
+      { line: 6, record: { a: '3', b: '4' } },
+    ])
+  })
+
   it('refuses a CSV file whose header cannot be read, rather than taking the next row for it', async () => {
     await expect(readCsv('"external_id" x",name\nA1,Taro\n')).rejects.toThrow(
       'FILE: line 1: the header cannot be read: a quoted cell has text after its closing quote',

@@ -10,9 +10,11 @@ const CSV_QUEUE = 2000
 /**
  * CSV records (papaparse) keyed by the header's trimmed, lower-cased names; empty cells are left
  * out ("not given"), and so is a column without a name while its cells are empty (a trailing
- * comma). A row with a different number of cells than the header, or an unreadable one, is
- * reported by line and skipped. `line` is where the record ends, counting newlines inside quoted
- * cells (a row papaparse could not read: where it starts, or a quote never closed opened). A quoted cell after a space (`a, "b"`) reads as quoted, as it did with csv-parse's trim.
+ * comma); a row of empty cells only (`,,,`) is skipped as a blank line is. A row with a
+ * different number of cells than the header, or an unreadable one, is reported by line and
+ * skipped. `line` is where the record ends, counting newlines inside quoted cells (a row
+ * papaparse could not read: where it starts, or where a quote never closed opened). A quoted
+ * cell after a space (`a, "b"`) reads as quoted, as it did with csv-parse's trim.
  * The file is read only as fast as the records are taken, and closed when they no longer are.
  */
 export async function* csvRecords(
@@ -103,7 +105,6 @@ export async function* csvRecords(
       const start = line + 1
       for (const cell of cells) line += newlinesIn(cell)
       line++
-      if (cells.length === 1 && cells[0]?.trim() === '') continue
       if (result.errors.length > 0) {
         const unread = unreadableRow(start, line, cells, result.errors)
         // The next row is no header either: the file is refused, not read under it.
@@ -115,6 +116,8 @@ export async function* csvRecords(
         out.push(unread)
         continue
       }
+      // A blank line, or a spreadsheet's empty row (`,,,`): no row at all.
+      if (cells.every(isBlank)) continue
       if (!header) {
         header = cells.map((h) => h.trim().toLowerCase())
         done.header = { names: header, line }
@@ -126,6 +129,8 @@ export async function* csvRecords(
     stream.destroy()
   }
 }
+
+const isBlank = (cell: string) => cell === '' || cell.trim() === ''
 
 function newlinesIn(cell: string): number {
   let n = 0
