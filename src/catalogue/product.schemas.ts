@@ -6,14 +6,6 @@ const sku = z
   .trim()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$/, 'use 1-64 letters, digits, ".", "_", "-" or "/"')
 
-/**
- * A product's name wherever one comes in: the catalogue import, an order's lines, a register's
- * receipt lines (oneLineSchema). Names go out in LINE messages and emails as one line, and JSON
- * writes most control characters as 6 bytes (`\u0007`) where a template's size check counts at
- * most 4 a character.
- */
-export const productNameSchema = oneLineSchema
-
 /** A whole number from JSON or from a CSV cell. */
 const wholeNumber = (message: string) =>
   z.preprocess(
@@ -41,7 +33,7 @@ const skuList = z.preprocess(
 export const productImportSchema = z.strictObject({
   sku,
   // The max's own message: the string's error would otherwise say the name is missing.
-  name: productNameSchema('a product needs a name')
+  name: oneLineSchema('a product needs a name')
     .min(1, 'a product needs a name')
     .max(300, 'at most 300 characters'),
   category: z.string().trim().min(1).max(100).nullable().optional(),

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { oneLineSchema } from '../platform/input.ts'
 import { emailSchema, normaliseIdentity, phoneSchema } from './identity-values.ts'
 import { tagListSchema } from './tag-values.ts'
 
@@ -59,7 +60,8 @@ export const customerImportRowSchema = z
   .strictObject({
     external_id: z.string().trim().min(1).max(200).optional(),
     email: emailSchema.optional(),
-    name: z.string().trim().min(1).max(200).optional(),
+    /** Checked as a product's name is: it goes out in LINE messages and emails as one line. */
+    name: oneLineSchema().min(1).max(200).optional(),
     phone: phoneSchema.optional(),
     birthday: birthdaySchema.optional(),
     member_card: cardColumn('member_card').optional(),

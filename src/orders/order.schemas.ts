@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { productNameSchema } from '../catalogue/product.schemas.ts'
 import { emailSchema } from '../customers/identity-values.ts'
+import { oneLineSchema } from '../platform/input.ts'
 
 export const orderSourceSchema = z
   .string('name the shop system (source)')
@@ -30,7 +30,7 @@ const yen = (what: string) =>
 
 export const orderLineSchema = z.strictObject({
   sku: z.string().trim().min(1, 'a line needs a sku').max(64),
-  name: productNameSchema().min(1).max(300).optional(),
+  name: oneLineSchema().min(1).max(300).optional(),
   quantity: z
     .number('a whole number above 0')
     .int('a whole number above 0')

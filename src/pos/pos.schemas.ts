@@ -1,17 +1,17 @@
 import { z } from 'zod'
-import { productNameSchema } from '../catalogue/product.schemas.ts'
 import {
   BARCODE_TOO_LONG,
   MAX_BARCODE_LENGTH,
   normaliseIdentity,
   readCode,
 } from '../customers/identity-values.ts'
+import { oneLineSchema } from '../platform/input.ts'
 
 const yen = z.number().int('use whole yen').min(0).max(100_000_000)
 
 export const receiptLineSchema = z.strictObject({
   sku: z.string().trim().min(1, 'required').max(64),
-  name: productNameSchema().max(200).nullish(),
+  name: oneLineSchema().max(200).nullish(),
   quantity: z.number().int().min(1).max(10_000),
   unitPrice: yen,
 })

@@ -426,6 +426,26 @@ describe('kizuna import customers', () => {
     expect(await customerWith('online_customer', `p2-${tag}`)).toBeUndefined()
   })
 
+  it('refuses a name with a control character as a product name is, and makes a line break a space', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const file = await csv([
+      'external_id,name',
+      `cc1-${tag},Bell\u0007`,
+      `cc2-${tag},\u001b[31mRed`,
+      `cc3-${tag},"Taro\nYamada"`,
+    ])
+    const result = await cli(['import', 'customers', file])
+    expect(result.code).toBe(2) // rows skipped
+    expect(result.stderr).toContain('line 2: name: contains a control character (\\u0007)')
+    expect(result.stderr).toContain('line 3: name: contains a control character (\\u001b)')
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 2')
+    expect(await customerWith('online_customer', `cc1-${tag}`)).toBeUndefined()
+    expect(await customerWith('online_customer', `cc2-${tag}`)).toBeUndefined()
+    expect(await customerWith('online_customer', `cc3-${tag}`)).toMatchObject({
+      display_name: 'Taro Yamada',
+    })
+  })
+
   it('refuses a birthday in the future or before 1900, naming the field', async () => {
     const tag = randomUUID().slice(0, 8)
     const tomorrow = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10)
