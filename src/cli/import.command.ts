@@ -12,8 +12,8 @@ const EXIT_STATUS = `
 Exit status: 0 every row imported; ${ROWS_SKIPPED} the file was imported but rows were skipped
 (reported on stderr by line; fix them and import the file again: rows imported are then
 counted unchanged); 1 the import stopped (Postgres went away, say: what was saved is said) or
-refused the file (an unknown column, not UTF-8 text, a CSV quote never closed, a bad
-argument).`
+refused the file (no header line, an unknown or doubled column, not UTF-8 text, a CSV quote
+never closed, a bad argument).`
 
 /** Sets the exit status of an import that left `notImported` rows out. */
 function exitForSkipped(notImported: number): void {
