@@ -110,15 +110,17 @@ describe('richmenu.relink', () => {
       expect(await recorded(deps, f.lineUserId)).toBe(menus.new_friend.versionId)
   })
 
-  it('is queued by the nightly spend refresh, once a day', async () => {
+  it('is queued by each nightly spend refresh, once for the run', async () => {
     await deps.queues.byName.richmenu.drain()
     await refreshSpend.run(deps, {}, undefined as never)
     await refreshSpend.run(deps, {}, undefined as never)
     const jobs = await deps.queues.byName.richmenu.getJobs(['wait'])
-    const day = deps.clock.now().toISOString().slice(0, 10)
-    expect(jobs.map((j) => [j.name, j.id])).toEqual([
-      ['richmenu.relink', `richmenu-relink-refresh-spend-${day}`],
-    ])
+    // One per run, named by the run's start: a run the same day (a catch-up, a retry) that moved
+    // tiers after the first relink finished still relinks them.
+    expect(jobs.map((j) => j.name)).toEqual(['richmenu.relink', 'richmenu.relink'])
+    const ids = jobs.map((j) => j.id ?? '')
+    for (const id of ids) expect(id).toMatch(/^richmenu-relink-refresh-spend-\d+$/)
+    expect(new Set(ids).size).toBe(2)
     await deps.queues.byName.richmenu.drain()
   })
 
