@@ -112,6 +112,24 @@ export const NETWORK_CODES: ReadonlySet<string> = new Set([
 const OUTAGE_SQLSTATE = /^(08|57P|53|25P03$|25006$)/
 
 /**
+ * A Postgres error (one with a SQLSTATE) saying Postgres is not there or cannot write (see
+ * OUTAGE_SQLSTATE), as a query answered it: an outage, though connecting succeeds.
+ */
+export function isPostgresOutage(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && SQLSTATE.test(code) && OUTAGE_SQLSTATE.test(code)
+}
+
+/**
+ * Postgres refused a write while it answers reads: read-only (25006, a standby after a
+ * failover) or its disk full (53100). Only a write that succeeds shows it can write again.
+ */
+export function isRefusedWrite(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === '25006' || code === '53100'
+}
+
+/**
  * Redis's replies on a replica (after a failover, a connection left on the old primary): a write
  * refused, and a blocking wait ended as the primary became a replica.
  */

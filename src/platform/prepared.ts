@@ -6,6 +6,7 @@ import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { COPY_FROM_STDIN } from './copy.ts'
 import type { Db } from './db.ts'
+import { isPostgresOutage, isRefusedWrite } from './errors.ts'
 import { markOutageError, type Outage } from './outage.ts'
 import type { WatchedClient } from './stalled-connections.ts'
 
@@ -34,7 +35,12 @@ export class PreparingClient extends pg.Client implements WatchedClient {
   private unanswered = 0
   private sentAt = 0
 
-  /** Told whether Postgres could be reached at each connect (createDb's pool option). */
+  /**
+   * Told when Postgres cannot be reached (a connect fails) or cannot serve (a query fails with an
+   * outage's SQLSTATE: read-only after a failover, shut down under a query), and when it serves
+   * again: a query succeeds. Not at a connect: a read-only standby takes connections, and each
+   * new one ended its outage, to be logged again at the next write.
+   */
   private readonly outage: Outage | undefined
 
   constructor(...args: ConstructorParameters<typeof pg.Client>) {
@@ -46,8 +52,7 @@ export class PreparingClient extends pg.Client implements WatchedClient {
   // @ts-expect-error pg's connect() is overloaded (callback or promise); this keeps both.
   override connect(callback?: (err: Error | null) => void) {
     const noted = (err: Error | null) => {
-      if (!this.outage) return
-      if (!err) return this.outage.answered()
+      if (!err || !this.outage) return
       this.outage.failed(err)
       markOutageError(err)
     }
@@ -80,12 +85,24 @@ export class PreparingClient extends pg.Client implements WatchedClient {
     const result = this.send(args)
     if (result instanceof Promise) {
       if (this.unanswered++ === 0) this.sentAt = performance.now()
-      const answered = () => {
-        if (--this.unanswered > 0) this.sentAt = performance.now()
-      }
-      result.then(answered, answered)
+      result.then(this.succeeded, this.failed)
     }
     return result
+  }
+
+  // Made once per connection, not per query: the success path is every hot statement's.
+  private readonly succeeded = (result: unknown) => {
+    if (--this.unanswered > 0) this.sentAt = performance.now()
+    if (this.outage?.down) servedAgain(this.outage, result)
+  }
+
+  private readonly failed = (error: unknown) => {
+    if (--this.unanswered > 0) this.sentAt = performance.now()
+    if (this.outage && isPostgresOutage(error)) {
+      if (isRefusedWrite(error)) refusingWrites.add(this.outage)
+      this.outage.failed(error)
+      markOutageError(error)
+    }
   }
 
   private send(args: QueryArgs) {
@@ -115,6 +132,23 @@ export class PreparingClient extends pg.Client implements WatchedClient {
     return { command: 'INSERT', rowCount: copy.rowCount, rows: [], fields: [] }
   }
 }
+
+/** Outages of a Postgres that refuses writes (isRefusedWrite): a read does not end them. */
+const refusingWrites = new WeakSet<Outage>()
+
+/** A query succeeded during `outage`: it ends, unless only writes failed and this one read. */
+function servedAgain(outage: Outage, result: unknown): void {
+  if (refusingWrites.has(outage)) {
+    const results = Array.isArray(result) ? result : [result]
+    const wrote = results.some((r) => WRITES.test((r as { command?: unknown }).command as string))
+    if (!wrote) return
+    refusingWrites.delete(outage)
+  }
+  outage.answered()
+}
+
+/** Commands a read-only transaction refuses (pg's `command` of a result). */
+const WRITES = /^(INSERT|UPDATE|DELETE|MERGE|COPY|CREATE|ALTER|DROP|TRUNCATE)$/
 
 /** Names by statement text: hashing a scan's ~5 kB text on every call showed in profiles. */
 const names = new Map<string, string>()

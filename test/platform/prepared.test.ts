@@ -3,10 +3,16 @@ import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { createDb } from '../../src/platform/db.ts'
+import { createLogger } from '../../src/platform/logger.ts'
+import { isOutageError } from '../../src/platform/outage.ts'
 import { executePrepared, PREPARE } from '../../src/platform/prepared.ts'
 import { customerStart, recordPurchaseFor } from '../../src/purchases/purchase.service.ts'
 import { makeCustomer } from '../purchases/fixtures.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
+import { logSink } from '../support/log-sink.ts'
+import { pgAdmin } from '../support/pg-admin.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
+import { eventually } from '../support/wait.ts'
 
 // One connection per pool, so a session's prepared statements are visible to the next query.
 const db = await createDb({ DATABASE_URL: TEST_DATABASE_URL, DATA_DIR: '' }, { poolSize: 1 })
@@ -91,5 +97,81 @@ describe('prepared statements', () => {
     )
     // Re-planned per call, it cost more than running it (1.45 ms against 0.8 ms per scan).
     expect(stats.rows).toEqual([{ generic: '3', custom: '0' }])
+  })
+})
+
+describe('a Postgres that answers but cannot write, or ends a query', () => {
+  const made: { destroy(): Promise<void> }[] = []
+  afterAll(async () => {
+    for (const one of made) await one.destroy()
+  })
+
+  /** A pool on a database of its own, logging to a sink. */
+  async function watched(url: string) {
+    const logs = logSink()
+    const watchedDb = await createDb(
+      { DATABASE_URL: url, DATA_DIR: '' },
+      { poolSize: 1, log: createLogger('info', logs.sink) },
+    )
+    made.push(watchedDb)
+    return { db: watchedDb, said: () => logs.entries().map((l) => `${l.level} ${l.msg}`) }
+  }
+
+  it('is an outage from the first refused write until a write succeeds, whatever reads do', async () => {
+    const database = await createPrivateDatabase()
+    made.push({ destroy: () => database.drop() })
+    const name = new URL(database.url).pathname.slice(1)
+    await pgAdmin(database.url, `alter database "${name}" set default_transaction_read_only = on`)
+    const { db: standby, said } = await watched(database.url)
+    const write = sql`create table if not exists t (id int)`
+
+    for (let i = 0; i < 2; i++) {
+      const refused = await write.execute(standby).catch((e: unknown) => e)
+      expect((refused as { code?: string }).code).toBe('25006')
+      // The request or job it failed logs nothing of its own.
+      expect(isOutageError(refused)).toBe(true)
+      expect((await sql`select 1 as one`.execute(standby)).rows).toEqual([{ one: 1 }])
+    }
+    expect(said()).toEqual([expect.stringMatching(/^50 Postgres is unreachable at DATABASE_URL/)])
+
+    // The primary again: its sessions are new ones that can write.
+    await pgAdmin(database.url, `alter database "${name}" reset default_transaction_read_only`)
+    await pgAdmin(
+      database.url,
+      `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}'`,
+    )
+    await eventually(async () => {
+      await write.execute(standby)
+    })
+    expect(said()).toEqual([
+      expect.stringMatching(/^50 Postgres is unreachable at DATABASE_URL/),
+      expect.stringMatching(/^30 Postgres is reachable again/),
+    ])
+  })
+
+  it('is an outage when the server ends a query under way (57P01), until a query succeeds', async () => {
+    const { db: ended, said } = await watched(TEST_DATABASE_URL)
+    const sleeping = sql`select pg_sleep(30)`.execute(ended).catch((e: unknown) => e)
+    await eventually(async () => {
+      const { rows } = await sql<{ n: string }>`
+        select count(*)::text as n from pg_stat_activity where query = 'select pg_sleep(30)'
+      `.execute(db)
+      expect(rows[0]?.n).toBe('1')
+    })
+    await sql`select pg_terminate_backend(pid) from pg_stat_activity
+      where query = 'select pg_sleep(30)'`.execute(db)
+    const error = await sleeping
+    expect((error as { code?: string }).code).toBe('57P01')
+    expect(isOutageError(error)).toBe(true)
+    expect(said()).toEqual([expect.stringMatching(/^50 Postgres is unreachable at DATABASE_URL/)])
+
+    // (The connection the pool took back before its end came may fail the first one.)
+    await eventually(async () => {
+      expect((await sql`select 1 as one`.execute(ended)).rows).toEqual([{ one: 1 }])
+    })
+    expect(said()).toEqual([
+      expect.stringMatching(/^50 Postgres is unreachable at DATABASE_URL/),
+      expect.stringMatching(/^30 Postgres is reachable again/),
+    ])
   })
 })

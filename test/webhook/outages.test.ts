@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { connect } from 'node:net'
+import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createApp } from '../../src/app.ts'
 import { createMailer } from '../../src/email/mailer.ts'
@@ -9,6 +10,7 @@ import { migrateToLatest } from '../../src/main/migrate.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startLinePlatform } from '../../src/sandbox/platform.ts'
 import { createInbox } from '../../src/webhook/inbox.ts'
+import { TEST_DATABASE_URL } from '../support/env.ts'
 import { startFrozenProxy } from '../support/frozen-proxy.ts'
 import {
   errorOf,
@@ -140,6 +142,51 @@ describe('webhook during outages', () => {
       }),
     ])
     expect(JSON.stringify(problems[0])).toContain('ECONNREFUSED')
+  })
+
+  it('logs a read-only Postgres (a failover DNS has not caught up with) once, as an outage', async () => {
+    const line = await startLinePlatform({
+      channelSecret: TEST_CHANNEL_SECRET,
+      channelAccessToken: TEST_CHANNEL_TOKEN,
+    })
+    cleanups.push(() => line.close())
+    // Connections are made and taken; every write is refused (25006), as on a standby.
+    const readOnly = new URL(TEST_DATABASE_URL)
+    readOnly.searchParams.set('options', '-c default_transaction_read_only=on')
+    const logs = logSink()
+    const deps = await createDeps(testEnv({ DATABASE_URL: readOnly.toString() }), {
+      queuePrefix: `test-${randomUUID()}`,
+      log: createLogger('info', logs.sink),
+    })
+    cleanups.push(() => closeDeps(deps))
+    const mailer = createMailer(deps.env, deps.db, { sandbox: false })
+    const app = createApp(deps, { inbox: createInbox(deps), mailer })
+    const post = () => {
+      const body = JSON.stringify(
+        line.envelope([line.buildEvent('follow', line.users.create().userId, {})]),
+      )
+      return app.request('/webhooks/line', {
+        method: 'POST',
+        headers: { 'x-line-signature': sign(body), 'content-type': 'application/json' },
+        body,
+      })
+    }
+    for (let i = 0; i < 2; i++) {
+      const res = await post()
+      expect(res.status).toBe(503)
+      expect((await errorOf(res)).code).toBe('UNAVAILABLE')
+      // A read between them succeeds: no end of the outage (and no new one at the next write).
+      await sql`select 1`.execute(deps.db)
+    }
+    const entries = logs.entries()
+    expect(entries.filter((l) => (l.level as number) >= 40)).toEqual([
+      expect.objectContaining({
+        level: 50,
+        msg: expect.stringContaining('Postgres is unreachable at DATABASE_URL'),
+      }),
+    ])
+    expect(JSON.stringify(entries)).toContain('25006')
+    expect(entries.map((l) => l.msg)).not.toContainEqual(expect.stringContaining('reachable again'))
   })
 
   it('logs a Postgres outage once and its end, not a line per request and job attempt', async () => {
