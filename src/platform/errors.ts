@@ -158,6 +158,18 @@ export function isConnectionError(error: unknown): boolean {
 }
 
 /**
+ * A query waited longer than the pool's connectionTimeoutMillis for a connection while the pool
+ * had none free (pg-pool's own words, only there): other work held them all (a worker runs ~80
+ * transactions at once on a pool of 20). Nothing the query did wrong, and not Postgres being away
+ * either: the work is retried, but is not to count as Postgres unreachable.
+ */
+export function isPoolBusy(error: unknown): boolean {
+  return error instanceof Error && error.message === POOL_BUSY
+}
+
+const POOL_BUSY = 'timeout exceeded when trying to connect'
+
+/**
  * Nothing the request or job did wrong: Postgres or Redis is away or cannot write
  * (isConnectionError), or Postgres gave up on a statement (isTimedOutStatement: a timeout, busy
  * rows). A request is answered 503 ("try again in a moment"); a job's events wait for a retry.

@@ -1,7 +1,7 @@
 import type { webhook } from '@line/bot-sdk'
 import pLimit from 'p-limit'
 import type { Deps } from '../platform/deps.ts'
-import { describeFields, isUnavailableError } from '../platform/errors.ts'
+import { describeFields, isPoolBusy, isUnavailableError } from '../platform/errors.ts'
 import { zodFields } from '../platform/input.ts'
 import { jobsBehind } from '../platform/jobs-behind.ts'
 import { isRedisOutage } from '../platform/redis.ts'
@@ -67,7 +67,8 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
    * was unreachable (down, refusing connections) is to blame for nothing, whatever the other
    * lanes' errors: its lane stays pending, and the sweeper queues it again. Each time is counted
    * on the event: one failing this way while Postgres answers (it counted) is failed in the end
-   * rather than queued by every sweep forever. A job that failed before any event ran (their
+   * rather than queued by every sweep forever; one that only waited too long for a free
+   * connection of the pool (busy, not unreachable) is not counted. A job that failed before any event ran (their
    * lanes could not be read) blames none: its events stay pending for the sweeper.
    */
   async onFinalFailure(deps, { webhookEventIds }, error) {
@@ -96,7 +97,7 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
     })
     const waiting = split
       .flatMap(({ failed }) => (failed ? [failed] : []))
-      .filter((id) => isUnreachableDatabase(error.errorOf(id)))
+      .filter((id) => isUnreachableDatabase(error.errorOf(id)) && !isBusyPool(error.errorOf(id)))
     const rounds =
       waiting.length > 0
         ? await countUnreachableRound(deps.db, waiting).catch(() => new Map<string, number>())
@@ -108,6 +109,11 @@ export const processWebhookEvents: Processor<'webhook.process-events'> = {
         const own = error.errorOf(failed)
         let reason = own instanceof Error ? own.message : String(own)
         if (isUnreachableDatabase(own)) {
+          // Postgres answered, but this process's connections were all at work: a wait, no round.
+          if (isBusyPool(own)) {
+            left = true
+            continue
+          }
           const times = rounds.get(failed) ?? 0
           if (times < MAX_UNREACHABLE_ROUNDS) {
             left = true
@@ -156,6 +162,13 @@ function isUnreachableDatabase(error: unknown): boolean {
   return error instanceof AggregateError
     ? error.errors.length > 0 && error.errors.every(isUnavailableError)
     : isUnavailableError(error)
+}
+
+/** The event waited too long for a connection of this process's pool (isPoolBusy). */
+function isBusyPool(error: unknown): boolean {
+  return error instanceof AggregateError
+    ? error.errors.length > 0 && error.errors.every(isPoolBusy)
+    : isPoolBusy(error)
 }
 
 /**

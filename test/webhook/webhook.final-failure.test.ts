@@ -2,7 +2,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { sweepOnce } from '../../src/maintenance/sweep.jobs.ts'
-import type { Database } from '../../src/platform/db.ts'
+import { createDb, type Database } from '../../src/platform/db.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import {
   MAX_UNREACHABLE_ROUNDS,
@@ -248,6 +248,48 @@ describe('webhook.process-events, given up on', () => {
       )
       .execute()
     expect(friends.map((f) => f.status)).toEqual(['friend', 'friend'])
+  }, 60_000)
+
+  it('leaves an event that waited too long for a free connection pending, counted as nothing', async () => {
+    // Postgres answers; every connection of the process is held by other work (a worker wants
+    // ~80 concurrent transactions of a pool of 20), and the event's wait for one runs out.
+    const { deps, env, line } = await startPrivateDeps(cleanups)
+    const user = line.users.create()
+    user.friendship = 'friend'
+    const follow = line.buildEvent('follow', user.userId, {}, { timestamp: Date.now() - 60_000 })
+    await insertWebhookBodies(deps.db, [JSON.stringify(line.envelope([follow]))])
+    const data = { webhookEventIds: [follow.webhookEventId] }
+    const attempts = async () =>
+      await deps.db
+        .selectFrom('webhook_event')
+        .select(['status', 'attempts'])
+        .where('webhook_event_id', '=', follow.webhookEventId)
+        .executeTakeFirstOrThrow()
+    const before = await attempts()
+
+    const crowded = await createDb(env, { poolSize: 1 })
+    cleanups.push(() => crowded.destroy())
+    const { promise: holding, resolve: holds } = Promise.withResolvers<void>()
+    const { promise: released, resolve: release } = Promise.withResolvers<void>()
+    const held = crowded.transaction().execute(async (trx) => {
+      await sql`select 1`.execute(trx)
+      holds()
+      await released
+    })
+    await holding
+    const busy = { ...deps, db: crowded }
+    const error = await processWebhookEvents.run(busy, data, {} as never).catch((e: Error) => e)
+    release()
+    await held
+    expect(error).toBeInstanceOf(Error)
+    expect((error as Error).message).toContain('timeout exceeded when trying to connect')
+    await processWebhookEvents.onFinalFailure?.(deps, data, error as Error)
+
+    // Waiting for the sweeper, as in an outage; not a round towards being failed for good.
+    expect(await attempts()).toEqual(before)
+    expect(before.status).toBe('pending')
+    await processWebhookEvents.run(deps, data, {} as never)
+    expect(await lineStatusOf(deps.db, user.userId)).toBe('friend')
   }, 60_000)
 
   it('gives up on an event that keeps failing as if Postgres were unreachable while it answers', async () => {
