@@ -1,10 +1,18 @@
 import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { Kysely, PostgresDialect, type Transaction } from 'kysely'
+import {
+  type DatabaseConnection,
+  Kysely,
+  PostgresDialect,
+  type PostgresDialectConfig,
+  PostgresDriver,
+  type Transaction,
+} from 'kysely'
 import pg from 'pg'
 import type { Env } from '../config/env.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import type { DB } from './db.generated.ts'
+import { isConnectionError } from './errors.ts'
 import type { Logger } from './logger.ts'
 import { createOutage, type Outage } from './outage.ts'
 import { pgliteDialect } from './pglite-dialect.ts'
@@ -111,8 +119,8 @@ export async function createDb(
       await preparedPool.end()
       await endMain()
     }) as typeof pool.end
-    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
-    registerPreparedDb(db, new Kysely<DB>({ dialect: new PostgresDialect({ pool: preparedPool }) }))
+    const db = new Kysely<DB>({ dialect: new PoolDialect({ pool }) })
+    registerPreparedDb(db, new Kysely<DB>({ dialect: new PoolDialect({ pool: preparedPool }) }))
     pools.set(db, pool)
     return db
   }
@@ -148,6 +156,39 @@ export async function createDb(
 function clientsOf(pool: pg.Pool): PreparingClient[] {
   return (pool as unknown as { _clients: PreparingClient[] })._clients
 }
+
+/**
+ * Kysely's Postgres dialect, but a transaction that failed on a connection now gone fails with
+ * its own error: Kysely rolls back on that connection, and the rollback's error ("Client has
+ * encountered a connection error and is not queryable", or "Client was closed…" when
+ * PreparingClient closed it for a stale statement) took the place of the one that ended it (a
+ * 57P01 the outage logged, the stale statement's 0A000), so the cause was lost and an outage's
+ * request logged a line of its own. With the connection gone, so is its transaction.
+ */
+class PoolDialect extends PostgresDialect {
+  readonly #config: PostgresDialectConfig
+  constructor(config: PostgresDialectConfig) {
+    super(config)
+    this.#config = config
+  }
+  override createDriver() {
+    return new PoolDriver(this.#config)
+  }
+}
+
+class PoolDriver extends PostgresDriver {
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await super.rollbackTransaction(connection)
+    } catch (error) {
+      if (!isConnectionError(error) && !isClosedClient(error)) throw error
+    }
+  }
+}
+
+/** node-postgres refusing a query on a client end() was called on. */
+const isClosedClient = (error: unknown) =>
+  error instanceof Error && error.message === 'Client was closed and is not queryable'
 
 /**
  * `options`: server settings for every connection (`-c name=value`); `min`: how many idle

@@ -1,5 +1,4 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
-import { TimeoutError } from './timeout.ts'
 
 const STATUS = {
   BAD_REQUEST: 400,
@@ -141,21 +140,54 @@ const SQLSTATE = /^[0-9A-Z]{5}$/
 /**
  * Errors that mean "Postgres (or Redis) is not there, or cannot write", as opposed to "this row
  * is bad": refused or lost connections, a pool or call that timed out, Postgres shutting down,
- * out of connections or read-only. A Postgres error (one with a SQLSTATE) is told by its code
- * only: its message may name a connection (a trigger's, a constraint's) and mean none. One
- * without (node-postgres' "Connection terminated", a pool's "timeout exceeded when trying to
- * connect", ioredis' "Connection is closed") is told by its message.
+ * out of connections or read-only. Told by what the error is, never by a word its message
+ * happens to hold (a bug's "Cannot read properties of undefined (reading 'connection')", a LINE
+ * answer quoting "timeout" were 503s, and could start a Redis outage): a Postgres error (one with
+ * a SQLSTATE) by its code, as its message may name a connection (a trigger's, a constraint's) and
+ * mean none; a socket's by Node's code (NETWORK_CODES); a call given up on by its class
+ * (TimeoutError, withTimeout's or AbortSignal.timeout's); Redis's replies on a replica by their
+ * code; and the clients' own errors, which carry no code, by their exact words (CONNECTION_LOST).
  */
 export function isConnectionError(error: unknown): boolean {
-  if (error instanceof TimeoutError) return true
-  const code = (error as { code?: unknown } | null)?.code
+  if (!(error instanceof Error)) return false
+  if (error.name === 'TimeoutError' || error.name === 'MaxRetriesPerRequestError') return true
+  const code = (error as { code?: unknown }).code
   if (typeof code === 'string') {
     if (NETWORK_CODES.has(code)) return true
     if (SQLSTATE.test(code)) return OUTAGE_SQLSTATE.test(code)
   }
-  const message = error instanceof Error ? error.message : ''
-  return /connect|terminat|timeout|Connection/i.test(message) || REDIS_REPLICA.test(message)
+  const { message } = error
+  return (
+    CONNECTION_LOST.has(message) ||
+    message.startsWith(SOCKET_TIMEOUT) ||
+    REDIS_REPLICA.test(message)
+  )
 }
+
+/**
+ * What node-postgres, pg-pool and ioredis say, with no code, when a connection could not be made
+ * or was lost, or a command had no answer in time. "Client was closed and is not queryable" is
+ * not among them: that client was closed by Kizuna (PreparingClient, a stale statement).
+ */
+const CONNECTION_LOST: ReadonlySet<string> = new Set([
+  // node-postgres: the connection ended (by the server, the network, or end()), or had failed.
+  'Connection terminated unexpectedly',
+  'Connection terminated',
+  'Client has encountered a connection error and is not queryable',
+  'timeout expired',
+  'Query read timeout',
+  // pg-pool: a new connection not made in time, or no connection free in time (isPoolBusy).
+  'Connection terminated due to connection timeout',
+  'timeout exceeded when trying to connect',
+  // ioredis: not connected (with or without its offline queue), lost, or no answer in time.
+  'Connection is closed.',
+  "Stream isn't writeable and enableOfflineQueue options is false",
+  'Command aborted due to connection close',
+  'Command timed out',
+])
+
+/** ioredis's socketTimeout: a connection that sent nothing while a command waited. */
+const SOCKET_TIMEOUT = 'Socket timeout. Expecting data'
 
 /**
  * A query waited longer than the pool's connectionTimeoutMillis for a connection while the pool
@@ -164,10 +196,8 @@ export function isConnectionError(error: unknown): boolean {
  * either: the work is retried, but is not to count as Postgres unreachable.
  */
 export function isPoolBusy(error: unknown): boolean {
-  return error instanceof Error && error.message === POOL_BUSY
+  return error instanceof Error && error.message === 'timeout exceeded when trying to connect'
 }
-
-const POOL_BUSY = 'timeout exceeded when trying to connect'
 
 /**
  * Nothing the request or job did wrong: Postgres or Redis is away or cannot write

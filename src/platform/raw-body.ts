@@ -45,8 +45,8 @@ function tooLarge(c: Context, maxBytes: number): AppError {
 /**
  * The client closed its connection while its body was being read: Node's request ends with
  * ECONNRESET "aborted", @hono/node-server's with "Client connection prematurely closed.", a
- * stream's with ERR_STREAM_PREMATURE_CLOSE. These once fell to isConnectionError (its message
- * pattern matches them) and were answered 503 and logged as Kizuna unable to reach its database:
+ * stream's with ERR_STREAM_PREMATURE_CLOSE. These once fell to isConnectionError (ECONNRESET is
+ * one of its network codes) and were answered 503 and logged as Kizuna unable to reach its database:
  * anyone could fill the log with false outages by dropping uploads to the webhook.
  */
 function isClientGone(error: unknown): boolean {

@@ -55,9 +55,13 @@ export function watchStalledConnections(opts: {
       const dead = stalled.filter((c) => idle.has(c.processID as number))
       if (dead.length === 0) return
       const seconds = Math.round(stalledAfterMs / 1000)
-      const reason = new Error(
-        `Postgres connection closed: its query had no answer in ${seconds} s and Postgres was ` +
-          'not running it (a failover, or the network dropped the connection)',
+      // ECONNABORTED: a connection this end aborted, which isConnectionError knows.
+      const reason = Object.assign(
+        new Error(
+          `Postgres connection closed: its query had no answer in ${seconds} s and Postgres was ` +
+            'not running it (a failover, or the network dropped the connection)',
+        ),
+        { code: 'ECONNABORTED' },
       )
       for (const client of dead) client.abandon(reason)
       opts.log?.warn(

@@ -1,7 +1,9 @@
+import { HTTPFetchError } from '@line/bot-sdk'
 import { Hono } from 'hono'
+import { Redis, type RedisOptions } from 'ioredis'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import {
@@ -12,6 +14,7 @@ import {
 import { type AppEnv, onError, requestContext } from '../../src/platform/http.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { createMetrics } from '../../src/platform/metrics.ts'
+import { TimeoutError } from '../../src/platform/timeout.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 
 // What real Postgres errors are taken for: Postgres away or unable to write (an import stops, a
@@ -137,5 +140,69 @@ describe('a request whose write Postgres refuses as read-only', () => {
     } finally {
       await readOnly.destroy()
     }
+  })
+})
+
+describe('errors without a SQLSTATE', () => {
+  it('are told by their class, code or exact words, not by a word their message happens to hold', () => {
+    // A bug: it names a connection, and is no outage (a 500, not a 503 to try again).
+    let bug: unknown
+    try {
+      ;(undefined as unknown as { connection: unknown }).connection
+    } catch (error) {
+      bug = error
+    }
+    expect(String(bug)).toContain("reading 'connection'")
+    expect(isUnavailableError(bug)).toBe(false)
+    // LINE refusing a request whose body mentions a timeout.
+    const refused = new HTTPFetchError('400 - {"message":"The timeout property is invalid"}', {
+      status: 400,
+      statusText: 'Bad Request',
+      headers: new Headers(),
+      body: '{"message":"The timeout property is invalid"}',
+    })
+    expect(isUnavailableError(refused)).toBe(false)
+    // A call given up on (withTimeout's, or an AbortSignal.timeout's) still is one.
+    expect(isConnectionError(new TimeoutError('LINE push timed out after 5000 ms'))).toBe(true)
+    const aborted = new DOMException('The operation was aborted due to timeout', 'TimeoutError')
+    expect(isConnectionError(aborted)).toBe(true)
+  })
+
+  it("ioredis' own, for a Redis that is not there, mean Redis went away", async () => {
+    const errorsOf = async (options: RedisOptions) => {
+      const redis = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, ...options })
+      redis.on('error', () => {})
+      const error = await redis.ping().catch((e: unknown) => e)
+      redis.disconnect()
+      return error
+    }
+    const offline = await errorsOf({ enableOfflineQueue: false })
+    expect(String(offline)).toContain("Stream isn't writeable")
+    const retried = await errorsOf({ maxRetriesPerRequest: 0, retryStrategy: () => 50 })
+    expect((retried as Error).name).toBe('MaxRetriesPerRequestError')
+    const closed = await errorsOf({ retryStrategy: () => null })
+    expect(String(closed)).toContain('Connection is closed')
+    for (const error of [offline, retried, closed]) expect(isConnectionError(error)).toBe(true)
+  })
+})
+
+describe('a transaction whose connection Postgres ended under a query', () => {
+  it("fails with the server's reason (57P01), not the rollback's that found the connection gone", async () => {
+    const failure = db
+      .transaction()
+      .execute(async (trx) => {
+        await sql`select pg_sleep(30) as "rollbackVictim"`.execute(trx)
+      })
+      .catch((e: unknown) => e)
+    await vi.waitFor(async () => {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+        where query like '%as "rollbackVictim"' and pid <> pg_backend_pid()`.execute(db)
+      expect(rows[0]?.n).toBe(1)
+    })
+    await sql`select pg_terminate_backend(pid) from pg_stat_activity
+      where query like '%as "rollbackVictim"' and pid <> pg_backend_pid()`.execute(db)
+    const error = await failure
+    expect((error as { code?: string }).code).toBe('57P01')
+    expect(isConnectionError(error)).toBe(true)
   })
 })

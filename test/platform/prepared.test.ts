@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
 import { createDb } from '../../src/platform/db.ts'
@@ -23,6 +23,26 @@ const LIST = sql<{ statement: string }>`select statement from pg_prepared_statem
 const preparedStatements = async () => (await executePrepared(db, LIST)).rows
 const planCacheMode = sql<{ mode: string }>`select current_setting('plan_cache_mode') as mode`
 
+/**
+ * A table of its own with one row, a read of it, and `change`, which alters what the read
+ * returns, as a migration run by a newer process would while this one's connections stay open.
+ */
+async function withChangingTable(
+  fn: (t: { read: RawBuilder<{ label: string }>; change: () => Promise<unknown> }) => Promise<void>,
+) {
+  const table = `prep_${randomUUID().replaceAll('-', '')}`
+  await sql`create table ${sql.table(table)} (id int primary key, label varchar(10))`.execute(db)
+  try {
+    await sql`insert into ${sql.table(table)} values (1, 'one')`.execute(db)
+    await fn({
+      read: sql<{ label: string }>`select label from ${sql.table(table)} where id = ${1}`,
+      change: () => sql`alter table ${sql.table(table)} alter column label type text`.execute(db),
+    })
+  } finally {
+    await sql`drop table ${sql.table(table)}`.execute(db)
+  }
+}
+
 describe('prepared statements', () => {
   it('prepares marked statements once per connection and answers them as usual', async () => {
     const query = sql<{ n: number }>`select ${41}::int + 1 as n`
@@ -35,21 +55,26 @@ describe('prepared statements', () => {
     expect(marked.filter((s) => s.statement.includes('select $1::int + 1 as n'))).toHaveLength(1)
   })
 
-  it('runs a statement again on a fresh connection when a migration changed what it returns', async () => {
-    const table = `prep_${randomUUID().replaceAll('-', '')}`
-    await sql`create table ${sql.table(table)} (id int primary key, label varchar(10))`.execute(db)
-    try {
-      await sql`insert into ${sql.table(table)} values (1, 'one')`.execute(db)
-      const read = sql<{ label: string }>`select label from ${sql.table(table)} where id = ${1}`
+  it('runs a statement again on a fresh connection when a migration changed what it returns', () =>
+    withChangingTable(async ({ read, change }) => {
       expect((await executePrepared(db, read)).rows).toEqual([{ label: 'one' }])
-      // As a migration run by a newer process would, while this one's connections stay open.
-      await sql`alter table ${sql.table(table)} alter column label type text`.execute(db)
+      await change()
       expect((await executePrepared(db, read)).rows).toEqual([{ label: 'one' }])
       expect((await executePrepared(db, read)).rows).toEqual([{ label: 'one' }])
-    } finally {
-      await sql`drop table ${sql.table(table)}`.execute(db)
-    }
-  })
+    }))
+
+  it("fails a transaction whose prepared statement went stale with that error, not the closed connection's", () =>
+    withChangingTable(async ({ read, change }) => {
+      const inTransaction = () => db.transaction().execute((trx) => executePrepared(trx, read))
+      expect((await inTransaction()).rows).toEqual([{ label: 'one' }])
+      await change()
+      // "cached plan must not change result type": the connection is closed for it, and the
+      // rollback that follows, refused on it, must not take its place in what is logged.
+      const stale = await inTransaction().catch((e: unknown) => e)
+      expect((stale as { code?: string }).code).toBe('0A000')
+      // Run again, as a caller's retry would, it runs on another connection.
+      expect((await inTransaction()).rows).toEqual([{ label: 'one' }])
+    }))
 
   it('leaves unmarked statements unprepared', async () => {
     await sql`select 'plain' as x`.execute(db)

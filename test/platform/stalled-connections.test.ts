@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createDb } from '../../src/platform/db.ts'
+import { isConnectionError } from '../../src/platform/errors.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { withTimeout } from '../../src/platform/timeout.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
@@ -44,6 +45,9 @@ describe('connections Postgres no longer answers on', () => {
     expect(onSilent.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected'])
     const reasons = onSilent.map((r) => String((r as PromiseRejectedResult).reason))
     expect(reasons).toEqual(Array(4).fill(expect.stringContaining('Postgres was not running it')))
+    // Each a 503 to try again, not an internal error.
+    for (const r of onSilent)
+      expect(isConnectionError((r as PromiseRejectedResult).reason)).toBe(true)
     expect(logs.entries()).toContainEqual(
       expect.objectContaining({ level: 40, msg: expect.stringContaining('Postgres') }),
     )
