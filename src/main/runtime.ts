@@ -236,8 +236,9 @@ async function startSteps(
     // that is due back to the next night), and queue the nightly runs missed.
     deps.redis.on('ready', () => {
       scheduleSweeper(deps, { onlyMissing: true })
-        .then(catchUp)
         .catch((err) => deps.log.warn({ err }, 'could not schedule the sweeper'))
+        .then(catchUp)
+        .catch((err) => deps.log.warn({ err }, 'could not queue the nightly jobs missed'))
     })
   }
   await step('started')

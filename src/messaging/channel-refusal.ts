@@ -21,7 +21,7 @@ export const channelRefusalError = (f: ChannelRefused): string =>
   `LINE ${f.status}: ${f.message} (${CHECK[f.status]}; retried meanwhile)`
 
 /** How often one LINE client's refusals are logged again while they last. */
-export const CHANNEL_REFUSAL_LOG_EVERY_MS = 5 * 60_000
+const CHANNEL_REFUSAL_LOG_EVERY_MS = 5 * 60_000
 
 /** When each LINE client (each process has one, with its token) last logged a refusal. */
 const loggedAt = new WeakMap<object, number>()

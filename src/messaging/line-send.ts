@@ -268,8 +268,8 @@ async function outcomesOf(
         // A 400 (LINE_REFUSED): LINE validated the request and took nothing under its key (one
         // it had accepted gets a 409), so the key's first call is forgotten now, as for a 429 to
         // a new request. Other answers (a 404) say nothing about an earlier request.
-        const refused = f.status === 400 ? { keyUnused: true as const } : {}
-        return { outcomes: each({ status: 'failed', error, ...refused }) }
+        const keyUnused = f.status === 400 ? { keyUnused: true as const } : {}
+        return { outcomes: each({ status: 'failed', error, ...keyUnused }) }
       }
     }
   }
