@@ -74,7 +74,8 @@ function defaultOf(alias: string): RawBuilder<boolean> {
 /**
  * Writes these consent rows for the customer; a row that already holds the same value is left
  * alone (its source and time stay), but by a staff withdrawal (source `admin`, not granted),
- * which is stamped again. A LINE postback carries when the person tapped (`decided`): it
+ * which is stamped again, and by a withdrawal other than an import's over an import's
+ * withdrawal, which takes it over (an import grants only over its own rows). A LINE postback carries when the person tapped (`decided`): it
  * applies only over a choice made before it. Over their own earlier tap (`decided_at`, by
  * LINE's clock) that is LINE's time, so postbacks processed out of order end with the last one
  * tapped. Over anyone else's change (staff, an import, an unsubscribe: `updated_at`, by the
@@ -139,6 +140,14 @@ export async function upsertConsentRows(
                 // grant: re-stamped, the standing grant would look newer than an opt-out tapped
                 // since it (a CRM sync saying yes again), which would then not apply.
                 eb.and([eb('excluded.source', '=', 'admin'), eb('excluded.granted', '=', false)]),
+                // The person (an unsubscribe) or staff refusing what an import refused take the
+                // refusal over: left the import's, the next file saying yes would grant it again.
+                eb.and([
+                  eb('excluded.granted', '=', false),
+                  eb('excluded.source', '<>', 'import'),
+                  eb('consent.granted', '=', false),
+                  eb('consent.source', '=', 'import'),
+                ]),
                 eb.and([
                   // Others leave a row holding the same value alone. An import run again (the
                   // same file, a nightly export) decides nothing new: re-stamped, the person's

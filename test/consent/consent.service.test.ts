@@ -15,8 +15,10 @@ import {
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { createDb, type Database, type DB } from '../../src/platform/db.ts'
+import { unsubscribeByEmail } from '../../src/tracking/tracking.service.ts'
 import { createCustomer } from '../customers/factories.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
+import { createDelivery } from '../tracking/support.ts'
 
 let db: Database
 beforeAll(async () => {
@@ -123,6 +125,43 @@ describe('setConsent', () => {
     await expect(setConsent(db, erased.id, change as never)).rejects.toMatchObject({
       code: 'GONE',
     })
+  })
+})
+
+describe('an import never re-grants a refusal the person or staff repeated over its own', () => {
+  it('a one-click unsubscribe over an import\'s "no" takes the refusal over: a later "yes" leaves it', async () => {
+    const c = await createCustomer(db, { email: `${randomUUID()}@example.jp` })
+    const importing = (granted: boolean) =>
+      db.transaction().execute((trx) => setMarketingConsent(trx, c.id, granted, 'import'))
+    await importing(true)
+    await importing(false)
+    // The person unsubscribes from a marketing email: the row already says no (the import's).
+    await unsubscribeByEmail(db, {
+      deliveryId: await createDelivery(db, c.id),
+      customerId: c.id,
+      category: 'marketing',
+    })
+    expect(await rowsOf(c.id)).toEqual([
+      { category: 'marketing', channel: 'email', granted: false, source: 'email-unsubscribe' },
+      { category: 'marketing', channel: 'line', granted: false, source: 'import' },
+    ])
+    // The shop's next file says yes: LINE (the import's own refusal) is granted, email is not.
+    await importing(true)
+    expect((await loadConsent(db, c.id)).marketing).toEqual({ line: true, email: false })
+    const email = (await historyOf(c.id)).filter((r) => r.channel === 'email')
+    expect(email.map((r) => [r.granted, r.previous, r.source])).toEqual([
+      [true, false, 'import'],
+      [false, true, 'import'],
+      [false, false, 'email-unsubscribe'],
+    ])
+    // The same unsubscribe again decides nothing new.
+    await setConsent(db, c.id, {
+      category: 'marketing',
+      channel: 'email',
+      granted: false,
+      source: 'email-unsubscribe',
+    })
+    expect((await historyOf(c.id)).filter((r) => r.channel === 'email')).toHaveLength(3)
   })
 })
 
