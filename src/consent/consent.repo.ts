@@ -212,21 +212,43 @@ export async function deleteConsentRows(db: Db, customerId: string): Promise<voi
 }
 
 /**
- * Copies the rows of one customer to another (which has none yet), keeping their sources and
- * decision times; each copy is recorded in consent_history as `unlink`, over the default.
+ * Copies the rows of one customer to another as they are: value, source and the times of the
+ * decision (`decided_at`, `updated_at`), so a postback tapped before the copy and processed after
+ * it is weighed against the decision copied, not against the copy. All of them (an unlink: the
+ * new customer has none yet), or those of `only` (a merge), each replacing the row `toId` had.
+ * Each copy is recorded in `toId`'s consent history as `as`, over the value it replaced (the
+ * default where there was none). Returns how many were copied.
  */
-export async function copyConsentRows(db: Db, fromId: string, toId: string): Promise<void> {
-  await sql`
+export async function copyConsentRows(
+  trx: Db,
+  fromId: string,
+  toId: string,
+  as: Extract<ConsentSource, 'unlink' | 'merge'>,
+  only?: { category: ConsentCategory; channel: ConsentChannel }[],
+): Promise<number> {
+  if (only?.length === 0) return 0
+  await lockInSpace(trx, 'consent', toId)
+  const keys = only?.map((k) => sql`(${k.category}, ${k.channel})`)
+  const { rows } = await sql<{ n: string }>`
     with copied as (
-      insert into consent (customer_id, category, channel, granted, source, decided_at)
-      select ${toId}, category, channel, granted, source, decided_at
+      insert into consent (customer_id, category, channel, granted, source, decided_at, updated_at)
+      select ${toId}, category, channel, granted, source, decided_at, updated_at
       from consent where customer_id = ${fromId}
-      on conflict (customer_id, category, channel) do nothing
-      returning customer_id, category, channel, granted, decided_at)
-    insert into consent_history
-      (customer_id, category, channel, granted, previous, source, decided_at)
-    select customer_id, category, channel, granted, ${defaultOf('copied')}, 'unlink', decided_at
-    from copied`.execute(db)
+      ${keys ? sql`and (category, channel) in (${sql.join(keys)})` : sql``}
+      on conflict (customer_id, category, channel) do update set
+        granted = excluded.granted, source = excluded.source,
+        decided_at = excluded.decided_at, updated_at = excluded.updated_at
+      returning customer_id, category, channel, granted, decided_at),
+    recorded as (
+      insert into consent_history
+        (customer_id, category, channel, granted, previous, source, decided_at)
+      select copied.customer_id, copied.category, copied.channel, copied.granted,
+        coalesce(replaced.granted, ${defaultOf('copied')}), ${as}, copied.decided_at
+      from copied left join consent replaced on replaced.customer_id = copied.customer_id
+        and replaced.category = copied.category and replaced.channel = copied.channel
+      returning 1)
+    select count(*) as n from recorded`.execute(trx)
+  return Number(rows[0]?.n ?? 0)
 }
 
 /**

@@ -139,7 +139,7 @@ export async function mergeConsents(trx: Db, survivorId: string, mergedId: strin
  * never more consent than the person gave. Recorded in its history as `unlink`.
  */
 export async function copyConsents(trx: Db, fromId: string, toId: string): Promise<void> {
-  await copyConsentRows(trx, fromId, toId)
+  await copyConsentRows(trx, fromId, toId, 'unlink')
 }
 
 /** One entry of a consent history (`GET /api/customers/:id/consent/history`). */

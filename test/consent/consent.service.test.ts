@@ -337,6 +337,37 @@ describe('consent history', () => {
     ])
   })
 
+  it("an unlink's copies keep the time of the change they copy: an opt-out tapped since still applies", async () => {
+    const from = await createCustomer(db)
+    const line = { category: 'marketing', channel: 'line' } as const
+    // Staff granted marketing on LINE an hour ago.
+    await setConsent(db, from.id, { ...line, granted: false, source: 'admin' })
+    await setConsent(db, from.id, { ...line, granted: true, source: 'admin' })
+    const grantedAt = new Date(Date.now() - 3_600_000)
+    await db
+      .updateTable('consent')
+      .set({ updated_at: grantedAt })
+      .where('customer_id', '=', from.id)
+      .execute()
+    const to = await createCustomer(db)
+    await db.transaction().execute((trx) => copyConsents(trx, from.id, to.id))
+    const copied = await db
+      .selectFrom('consent')
+      .select('updated_at')
+      .where('customer_id', '=', to.id)
+      .executeTakeFirstOrThrow()
+    expect(copied.updated_at).toEqual(grantedAt)
+    // The person opted out on LINE a minute before the unlink; the postback is processed after.
+    const tapped = new Date(Date.now() - 60_000)
+    await setConsent(db, to.id, {
+      ...line,
+      granted: false,
+      source: 'line-postback',
+      decided: { at: tapped, receivedAt: tapped },
+    })
+    expect((await loadConsent(db, to.id)).marketing.line).toBe(false)
+  })
+
   it('an erasure records its revoke and keeps the history (it holds no personal data)', async () => {
     const c = await createCustomer(db, { email: `${randomUUID()}@example.jp` })
     await setConsent(db, c.id, {
