@@ -30,6 +30,26 @@ export async function listConsentRows(db: Db, customerIds: string[]): Promise<Co
   return rows as ConsentRow[]
 }
 
+/** A consent row with what decides how a later write weighs it: its source and times. */
+export type ConsentDecision = ConsentRow & {
+  source: ConsentSource
+  decided_at: Date | null
+  updated_at: Date
+}
+
+/** Every consent row of these customers, with their sources and times. */
+export async function listConsentDecisions(
+  db: Db,
+  customerIds: string[],
+): Promise<ConsentDecision[]> {
+  const rows = await db
+    .selectFrom('consent')
+    .select(['customer_id', 'category', 'channel', 'granted', 'source', 'decided_at', 'updated_at'])
+    .where('customer_id', 'in', customerIds)
+    .execute()
+  return rows as ConsentDecision[]
+}
+
 export type ConsentWrite = { category: ConsentCategory; channel: ConsentChannel; granted: boolean }
 
 /** Who writes: kept on the row (source, decided) and in its history (the API key too). */

@@ -2,10 +2,12 @@ import { withCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import {
+  type ConsentDecision,
   type ConsentWrite,
   consentGrantedSql,
   copyConsentRows,
   deleteConsentRows,
+  listConsentDecisions,
   listConsentHistoryRows,
   listConsentRows,
   upsertConsentRows,
@@ -112,25 +114,60 @@ export async function setMarketingConsent(
 }
 
 /**
+ * Whether the merged customer's row is the one a merge keeps for the survivor, whose row (if
+ * any) holds `survivorGranted`: the more restrictive value; between two refusals, the stronger
+ * decision (the person's or staff's over an import's, which an import may grant again, and any
+ * row over the default), then the later one (by when the person tapped, else when it was
+ * written), so a postback tapped before it and processed after the merge stays overtaken.
+ * Between two grants the survivor's stands (a grant's source decides nothing later).
+ */
+function mergedRowWins(
+  merged: ConsentDecision,
+  survivor: ConsentDecision | undefined,
+  survivorGranted: boolean,
+): boolean {
+  if (merged.granted !== survivorGranted) return !merged.granted
+  if (merged.granted) return false
+  const strength = (row: ConsentDecision | undefined) =>
+    row === undefined ? 0 : row.source === 'import' ? 1 : 2
+  if (strength(merged) !== strength(survivor)) return strength(merged) > strength(survivor)
+  const time = (row: ConsentDecision) => (row.decided_at ?? row.updated_at).getTime()
+  return survivor !== undefined && time(merged) > time(survivor)
+}
+
+/**
  * For a merge (the merge service calls it with both customers locked): the survivor keeps, per
- * (category, channel), the more restrictive of the two consents, defaults counting as values
- * (each change recorded in its history as `merge`). The merged customer's rows are removed: it
- * is only a pointer from now on. Its history stays under its id, listed with the survivor's
- * (listConsentHistory), as merge_audit keeps both ids.
+ * (category, channel), the more restrictive of the two consents, defaults counting as values.
+ * Where the merged customer's row is kept (mergedRowWins) it is copied as it was decided (its
+ * source and times: an import's refusal stays one an import may grant again, the person's does
+ * not); where its default refuses what the survivor's row grants, the survivor's row is
+ * withdrawn by the merge. Each change is recorded in the survivor's history as `merge`. The
+ * merged customer's rows are removed: it is only a pointer from now on. Its history stays under
+ * its id, listed with the survivor's (listConsentHistory), as merge_audit keeps both ids.
  */
 export async function mergeConsents(trx: Db, survivorId: string, mergedId: string): Promise<void> {
-  const both = await loadConsents(trx, [survivorId, mergedId])
-  const survivor = both.get(survivorId) ?? defaults()
-  const merged = both.get(mergedId) ?? defaults()
-  const writes: ConsentWrite[] = []
+  const rows = await listConsentDecisions(trx, [survivorId, mergedId])
+  const rowOf = (customerId: string, category: ConsentCategory, channel: ConsentChannel) =>
+    rows.find(
+      (r) => r.customer_id === customerId && r.category === category && r.channel === channel,
+    )
+  const copies: { category: ConsentCategory; channel: ConsentChannel }[] = []
+  const withdrawals: ConsentWrite[] = []
   for (const category of CONSENT_CATEGORIES) {
     for (const channel of CONSENT_CHANNELS) {
-      if (survivor[category][channel] && !merged[category][channel]) {
-        writes.push({ category, channel, granted: false })
+      const survivor = rowOf(survivorId, category, channel)
+      const merged = rowOf(mergedId, category, channel)
+      const byDefault = DEFAULT_CONSENTS[category][channel]
+      const survivorGranted = survivor?.granted ?? byDefault
+      if (merged && mergedRowWins(merged, survivor, survivorGranted)) {
+        copies.push({ category, channel })
+      } else if (!merged && survivorGranted && !byDefault) {
+        withdrawals.push({ category, channel, granted: false })
       }
     }
   }
-  await upsertConsentRows(trx, survivorId, writes, { source: 'merge' })
+  await copyConsentRows(trx, mergedId, survivorId, 'merge', copies)
+  await upsertConsentRows(trx, survivorId, withdrawals, { source: 'merge' })
   await deleteConsentRows(trx, mergedId)
 }
 

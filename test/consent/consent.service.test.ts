@@ -202,6 +202,126 @@ describe('mergeConsents', () => {
     // The merged customer had the default: marketing by LINE yes, by email no.
     expect((await loadConsent(db, survivor.id)).marketing).toEqual({ line: true, email: false })
   })
+
+  /** Every column of the customer's consent rows that decides what a later write does. */
+  const decisionsOf = (customerId: string) =>
+    db
+      .selectFrom('consent')
+      .select(['category', 'channel', 'granted', 'source', 'decided_at', 'updated_at'])
+      .where('customer_id', '=', customerId)
+      .orderBy('category')
+      .orderBy('channel')
+      .execute()
+
+  const merge = (survivorId: string, mergedId: string) =>
+    db.transaction().execute((trx) => mergeConsents(trx, survivorId, mergedId))
+
+  const importing = (customerId: string, granted: boolean) =>
+    db.transaction().execute((trx) => setMarketingConsent(trx, customerId, granted, 'import'))
+
+  /** Backdates a customer's consent rows (their last change) by `ms`. */
+  const changedAgo = (customerId: string, ms: number) =>
+    db
+      .updateTable('consent')
+      .set({ updated_at: new Date(Date.now() - ms) })
+      .where('customer_id', '=', customerId)
+      .execute()
+
+  it("between two refusals keeps the person's or staff's over an import's or the default, whichever survives", async () => {
+    const email = { category: 'marketing', channel: 'email' } as const
+    for (const unsubscribedSurvives of [false, true]) {
+      // One customer with an import's "no", the other with the person's unsubscribe.
+      const imported = await createCustomer(db, { marketingConsent: false })
+      const unsubscribed = await createCustomer(db)
+      await setConsent(db, unsubscribed.id, {
+        ...email,
+        granted: false,
+        source: 'email-unsubscribe',
+      })
+      const [survivor, merged] = unsubscribedSurvives
+        ? [unsubscribed, imported]
+        : [imported, unsubscribed]
+      const before = (await decisionsOf(unsubscribed.id))[0]
+      await merge(survivor.id, merged.id)
+      const rows = await decisionsOf(survivor.id)
+      expect(rows.find((r) => r.channel === 'email')).toEqual(before)
+      // The next file saying yes grants what the import itself refused, not the unsubscribe.
+      await importing(survivor.id, true)
+      expect((await loadConsent(db, survivor.id)).marketing).toEqual({ line: true, email: false })
+    }
+
+    // The default (no marketing email) is no decision: the merged customer's refusal is kept.
+    const survivor = await createCustomer(db)
+    const merged = await createCustomer(db)
+    await setConsent(db, merged.id, { ...email, granted: false, source: 'admin' })
+    await merge(survivor.id, merged.id)
+    expect(await rowsOf(survivor.id)).toEqual([{ ...email, granted: false, source: 'admin' }])
+    expect((await historyOf(survivor.id)).map((r) => [r.granted, r.previous, r.source])).toEqual([
+      [false, false, 'merge'],
+    ])
+    await importing(survivor.id, true)
+    expect((await loadConsent(db, survivor.id)).marketing.email).toBe(false)
+  })
+
+  it('between two refusals keeps the later, so an opt-in tapped between them stays overtaken', async () => {
+    const line = { category: 'marketing', channel: 'line' } as const
+    const hour = 3_600_000
+    const tapped = (ago: number) => {
+      const at = new Date(Date.now() - ago)
+      return { at, receivedAt: at }
+    }
+    for (const laterSurvives of [false, true]) {
+      // The person opted out on LINE three hours ago; staff opted the other record out an hour ago.
+      const tappedOut = await createCustomer(db)
+      await setConsent(db, tappedOut.id, {
+        ...line,
+        granted: false,
+        source: 'line-postback',
+        decided: tapped(3 * hour),
+      })
+      const staffOut = await createCustomer(db)
+      await setConsent(db, staffOut.id, { ...line, granted: false, source: 'admin' })
+      await changedAgo(staffOut.id, hour)
+      const later = (await decisionsOf(staffOut.id))[0]
+      const [survivor, merged] = laterSurvives ? [staffOut, tappedOut] : [tappedOut, staffOut]
+      await merge(survivor.id, merged.id)
+      expect(await decisionsOf(survivor.id)).toEqual([later])
+      // An opt-in tapped two hours ago (after the person's opt-out, before staff's), processed
+      // only now, does not undo staff's later opt-out.
+      await setConsent(db, survivor.id, {
+        ...line,
+        granted: true,
+        source: 'line-postback',
+        decided: tapped(2 * hour),
+      })
+      expect((await loadConsent(db, survivor.id)).marketing.line).toBe(false)
+    }
+  })
+
+  it("takes the merged customer's refusal over the survivor's grant as it was decided", async () => {
+    // The survivor has the default (marketing on LINE); the merged customer's import said no.
+    const survivor = await createCustomer(db)
+    const merged = await createCustomer(db, { marketingConsent: false })
+    // (By email both refuse; the import's refusal is a decision, the default is none.)
+    const refusals = await decisionsOf(merged.id)
+    await merge(survivor.id, merged.id)
+    expect(await decisionsOf(survivor.id)).toEqual(refusals)
+    const history = await historyOf(survivor.id)
+    expect(history.map((r) => [r.channel, r.granted, r.previous, r.source]).sort()).toEqual([
+      ['email', false, false, 'merge'],
+      ['line', false, true, 'merge'],
+    ])
+    // As the other way round (the import's customer surviving), the next file saying yes grants
+    // what only an import refused.
+    await importing(survivor.id, true)
+    expect((await loadConsent(db, survivor.id)).marketing).toEqual({ line: true, email: true })
+    expect(await rowsOf(merged.id)).toEqual([])
+    // A grant over the survivor's grant changes nothing: its row stays as it was.
+    const other = await createCustomer(db, { marketingConsent: true })
+    const kept = await decisionsOf(survivor.id)
+    await merge(survivor.id, other.id)
+    expect(await decisionsOf(survivor.id)).toEqual(kept)
+  })
 })
 
 /** The customer's consent history rows, oldest first, without their ids and record times. */

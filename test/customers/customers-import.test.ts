@@ -210,6 +210,37 @@ describe('kizuna import customers', () => {
     expect(await customerWith('member_card', otherCard)).toMatchObject({ id: a.id })
   })
 
+  it("keeps a merged customer's unsubscribe when the row that merges them says yes", async () => {
+    const email = `${randomUUID()}@example.jp`
+    const card = cardNumber()
+    // The member: an import's "no" on both channels.
+    const member = await createCustomer(db, {
+      marketingConsent: false,
+      identities: [{ kind: 'member_card', value: card }],
+    })
+    // The same person's email customer, who unsubscribed from marketing email (same value as
+    // the member's, a stronger source).
+    const emailed = await createCustomer(db, {
+      email,
+      identities: [{ kind: 'email', value: email }],
+    })
+    await setConsent(db, emailed.id, {
+      category: 'marketing',
+      channel: 'email',
+      granted: false,
+      source: 'email-unsubscribe',
+    })
+    // One row names both (merging them) and says yes.
+    const warnings: string[] = []
+    expect(await importRow(warnings, { email, member_card: card, marketing_consent: 'yes' })).toBe(
+      'updated',
+    )
+    expect(warnings).toEqual([])
+    expect(await customerWith('email', email)).toMatchObject({ id: member.id })
+    // The import's own "no" on LINE is granted; the person's unsubscribe stands.
+    expect((await loadConsent(db, member.id)).marketing).toEqual({ line: true, email: false })
+  })
+
   it('never re-creates an erased person from an old file: the row is reported and skipped', async () => {
     const tag = randomUUID().slice(0, 8)
     const card = cardNumber()
