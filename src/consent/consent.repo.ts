@@ -1,6 +1,6 @@
-import { type RawBuilder, sql } from 'kysely'
+import { type ExpressionBuilder, type RawBuilder, sql } from 'kysely'
 import { lockInSpace } from '../platform/advisory-locks.ts'
-import type { Db } from '../platform/db.ts'
+import type { DB, Db } from '../platform/db.ts'
 import {
   CONSENT_CATEGORIES,
   CONSENT_CHANNELS,
@@ -271,6 +271,36 @@ export async function copyConsentRows(
   return Number(rows[0]?.n ?? 0)
 }
 
+/** `h.customer_id` is the customer's or that of one merged into it. */
+function historyOf(
+  eb: ExpressionBuilder<DB & { h: DB['consent_history'] }, 'h'>,
+  customerId: string,
+) {
+  return eb.or([
+    eb('h.customer_id', '=', customerId),
+    eb(
+      'h.customer_id',
+      'in',
+      eb.selectFrom('customer').select('id').where('merged_into_id', '=', customerId),
+    ),
+  ])
+}
+
+/** Whether `id` is an entry of the consent history listConsentHistoryRows lists. */
+export async function isConsentHistoryEntryOf(
+  db: Db,
+  customerId: string,
+  id: string,
+): Promise<boolean> {
+  const found = await db
+    .selectFrom('consent_history as h')
+    .select('h.id')
+    .where('h.id', '=', id)
+    .where((eb) => historyOf(eb, customerId))
+    .executeTakeFirst()
+  return found !== undefined
+}
+
 /**
  * A page of the consent history of a customer and of the customers merged into it, newest
  * first, after the row `before` (when given); `limit + 1` rows, so the caller sees whether more
@@ -294,16 +324,7 @@ export async function listConsentHistoryRows(db: Db, customerId: string, page: C
       'h.decided_at',
       'h.recorded_at',
     ])
-    .where((eb) =>
-      eb.or([
-        eb('h.customer_id', '=', customerId),
-        eb(
-          'h.customer_id',
-          'in',
-          eb.selectFrom('customer').select('id').where('merged_into_id', '=', customerId),
-        ),
-      ]),
-    )
+    .where((eb) => historyOf(eb, customerId))
     .$if(page.before !== undefined, (qb) =>
       qb.where(
         sql<boolean>`(h.recorded_at, h.id) <

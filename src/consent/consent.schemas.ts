@@ -57,6 +57,9 @@ export type ConsentChange = ConsentUpdate & {
   apiKeyId?: string | null
 }
 
+/** What a history page's `before` takes. */
+export const BEFORE_HINT = 'use the `next` of the page before'
+
 /** `GET /api/customers/:id/consent/history` query: a page, newest first. */
 export const consentHistoryQuerySchema = z.object({
   limit: z.coerce
@@ -65,6 +68,6 @@ export const consentHistoryQuerySchema = z.object({
     .min(1, 'use a whole number from 1 to 1000')
     .max(1000, 'use a whole number from 1 to 1000')
     .default(100),
-  before: z.uuid('use the `next` of the page before').optional(),
+  before: z.uuid(BEFORE_HINT).optional(),
 })
 export type ConsentHistoryPage = z.infer<typeof consentHistoryQuerySchema>

@@ -1,18 +1,20 @@
 import { withCurrentCustomer } from '../customers/surviving-customer.service.ts'
 import type { Db } from '../platform/db.ts'
-import { AppError } from '../platform/errors.ts'
+import { AppError, invalidField } from '../platform/errors.ts'
 import {
   type ConsentDecision,
   type ConsentWrite,
   consentGrantedSql,
   copyConsentRows,
   deleteConsentRows,
+  isConsentHistoryEntryOf,
   listConsentDecisions,
   listConsentHistoryRows,
   listConsentRows,
   upsertConsentRows,
 } from './consent.repo.ts'
 import {
+  BEFORE_HINT,
   CONSENT_CATEGORIES,
   CONSENT_CHANNELS,
   type ConsentCategory,
@@ -202,7 +204,9 @@ export type ConsentHistoryEntry = {
  * next page, null after the last): every value written for it and for the customers merged
  * into it. For the customer `customerId` leads to (merges followed, read with it share-locked
  * as getCustomerConsent reads), erased or not: the history holds no personal data and is the
- * record of consent an erasure keeps. NOT_FOUND for an unknown customer.
+ * record of consent an erasure keeps. NOT_FOUND for an unknown customer; BAD_REQUEST naming
+ * `before` when it is no entry of this history (another customer's, or none: an empty page would
+ * say the history ended).
  */
 export function listConsentHistory(
   db: Db,
@@ -210,6 +214,15 @@ export function listConsentHistory(
   page: ConsentHistoryPage,
 ): Promise<{ customerId: string; history: ConsentHistoryEntry[]; next: string | null }> {
   return withCurrentCustomer(db, customerId, async (trx, customer) => {
+    if (
+      page.before !== undefined &&
+      !(await isConsentHistoryEntryOf(trx, customer.id, page.before))
+    ) {
+      throw invalidField(
+        'before',
+        `not an entry of this customer's consent history (${BEFORE_HINT})`,
+      )
+    }
     const rows = await listConsentHistoryRows(trx, customer.id, page)
     const history = rows.slice(0, page.limit).map(
       (r): ConsentHistoryEntry => ({

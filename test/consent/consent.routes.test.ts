@@ -268,6 +268,32 @@ describe('GET /api/customers/:id/consent/history', () => {
     }
   })
 
+  it("answers 400 naming before for a cursor that is no entry of this customer's history", async () => {
+    const c = await createCustomer(k.deps.db)
+    const other = await createCustomer(k.deps.db)
+    await put(other.id, { category: 'marketing', channel: 'email', granted: true })
+    const othersEntry = ((await (await history(other.id)).json()) as HistoryBody).history[0]?.id
+    expect(othersEntry).toEqual(expect.any(String))
+    for (const before of [randomUUID(), othersEntry]) {
+      const res = await history(c.id, `?before=${before}`)
+      expect(res.status).toBe(400)
+      expect((await errorOf(res)).message).toMatch(/^before: /)
+    }
+  })
+
+  it('pages on from an entry of a customer merged into this one', async () => {
+    const { survivor, merged } = await survivorAndOptedOut()
+    const mergedEntry = ((await (await history(merged.id)).json()) as HistoryBody).history[0]?.id
+    await k.deps.db
+      .transaction()
+      .execute((trx) =>
+        mergeCustomers(trx, { survivorId: survivor.id, mergedId: merged.id, reason: 'test' }),
+      )
+    const res = await history(survivor.id, `?before=${mergedEntry}`)
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as HistoryBody).history).toEqual([])
+  })
+
   it("follows a merged id to the survivor, whose history includes the merged customer's", async () => {
     const { survivor, merged } = await survivorAndOptedOut()
     await k.deps.db
