@@ -4,6 +4,7 @@ import { AppError, invalidField } from '../platform/errors.ts'
 import {
   type ConsentDecision,
   type ConsentWrite,
+  type ConsentWriter,
   consentGrantedSql,
   copyConsentRows,
   deleteConsentRows,
@@ -86,13 +87,40 @@ export function setConsent(
   customerId: string,
   change: ConsentChange,
 ): Promise<{ customerId: string; consent: Consents }> {
+  const { category, channel, granted, ...writer } = change
+  return writeConsents(db, customerId, [{ category, channel, granted }], writer)
+}
+
+/**
+ * Revokes these categories by email at once (an email's unsubscribe link), as setConsent revokes
+ * one: for the customer `customerId` leads to, an erased one's too.
+ */
+export function withdrawEmailConsent(
+  db: Db,
+  customerId: string,
+  categories: readonly ConsentCategory[],
+  source: ConsentSource,
+): Promise<{ customerId: string; consent: Consents }> {
+  const writes = categories.map((category) => ({
+    category,
+    channel: 'email' as const,
+    granted: false,
+  }))
+  return writeConsents(db, customerId, writes, { source })
+}
+
+/** setConsent's rules for several writes in one transaction. */
+function writeConsents(
+  db: Db,
+  customerId: string,
+  writes: ConsentWrite[],
+  writer: ConsentWriter,
+): Promise<{ customerId: string; consent: Consents }> {
   return withCurrentCustomer(db, customerId, async (trx, customer) => {
-    if (customer.erased_at && (change.granted || change.source === 'admin')) {
+    if (customer.erased_at && (writes.some((w) => w.granted) || writer.source === 'admin')) {
       throw new AppError('GONE', ERASED)
     }
-    const { category, channel, granted, source, decided, apiKeyId } = change
-    const write = [{ category, channel, granted }]
-    await upsertConsentRows(trx, customer.id, write, { source, decided, apiKeyId })
+    await upsertConsentRows(trx, customer.id, writes, writer)
     return { customerId: customer.id, consent: await loadConsent(trx, customer.id) }
   })
 }

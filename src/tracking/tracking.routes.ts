@@ -7,6 +7,7 @@ import {
   recordClick,
   recordOpen,
   unsubscribeByEmail,
+  unsubscribedCategories,
   unsubscribeTarget,
 } from './tracking.service.ts'
 import { confirmPage, donePage, problemPage } from './unsubscribe-page.ts'
@@ -78,7 +79,11 @@ export function trackingRoutes(deps: Pick<Deps, 'db'>) {
     const token = c.req.param('token')
     const target = await unsubscribeTarget(deps.db, token)
     if (!target) return notOurs(c)
-    return c.html(confirmPage(`/u/${token}`, target.category), 200, PAGE_HEADERS)
+    return c.html(
+      confirmPage(`/u/${token}`, unsubscribedCategories(target.category)),
+      200,
+      PAGE_HEADERS,
+    )
   })
 
   app.post(
@@ -103,7 +108,7 @@ export function trackingRoutes(deps: Pick<Deps, 'db'>) {
         )
       }
       await unsubscribeByEmail(deps.db, target)
-      return c.html(donePage(target.category), 200, PAGE_HEADERS)
+      return c.html(donePage(unsubscribedCategories(target.category)), 200, PAGE_HEADERS)
     },
   )
 

@@ -1,6 +1,6 @@
 import { publicBaseUrl } from '../cards/card-url.ts'
 import type { ConsentCategory } from '../consent/consent.schemas.ts'
-import { setConsent } from '../consent/consent.service.ts'
+import { withdrawEmailConsent } from '../consent/consent.service.ts'
 import type { Database } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { getAppSecret } from '../platform/secrets.ts'
@@ -107,17 +107,26 @@ export async function unsubscribeTarget(
 }
 
 /**
- * Revokes the link's category on the email channel and records the unsubscribe, in one
- * transaction; a repeat changes nothing.
+ * What an email's unsubscribe link stops by email: its category, and marketing with a receipt's
+ * (transactional): the person pressed Unsubscribe in their mail app, and offers are the last
+ * email they would want to keep getting.
+ */
+export function unsubscribedCategories(category: ConsentCategory): ConsentCategory[] {
+  return category === 'transactional' ? ['transactional', 'marketing'] : ['marketing']
+}
+
+/**
+ * Revokes by email what the link stops (unsubscribedCategories) and records the unsubscribe, in
+ * one transaction; a repeat changes nothing.
  */
 export async function unsubscribeByEmail(db: Database, target: UnsubscribeTarget): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await setConsent(trx, target.customerId, {
-      category: target.category,
-      channel: 'email',
-      granted: false,
-      source: 'email-unsubscribe',
-    })
+    await withdrawEmailConsent(
+      trx,
+      target.customerId,
+      unsubscribedCategories(target.category),
+      'email-unsubscribe',
+    )
     await insertDeliveryEvent(trx, { deliveryId: target.deliveryId, kind: 'unsubscribe' })
   })
 }

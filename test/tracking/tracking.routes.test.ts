@@ -263,6 +263,43 @@ describe('/u/:token', () => {
     expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'unsubscribe', url: null }])
   })
 
+  it('an unsubscribe from a receipt stops marketing email too, and the page says so', async () => {
+    const db = k.deps.db
+    const { customerId } = await sentEmail()
+    const receipt = await emailTracking(
+      { db, env: { ...k.deps.env, PUBLIC_BASE_URL: k.baseUrl ?? undefined } },
+      {
+        deliveryId: await createDelivery(db, customerId, 'transactional'),
+        customerId,
+        category: 'transactional',
+      },
+    )
+    const asked = await (await fetch(receipt.unsubscribeUrl)).text()
+    expect(asked).toContain('receipts')
+    expect(asked).toContain('offers and news')
+    const res = await fetch(receipt.unsubscribeUrl, {
+      method: 'POST',
+      body: new URLSearchParams({ 'List-Unsubscribe': 'One-Click' }),
+    })
+    expect(res.status).toBe(200)
+    const done = await res.text()
+    expect(done).toContain('receipts')
+    expect(done).toContain('offers and news')
+    expect(await loadConsent(db, customerId)).toEqual({
+      transactional: { line: true, email: false },
+      marketing: { line: true, email: false },
+    })
+    const { history } = await listConsentHistory(db, customerId, { limit: 10 })
+    expect(history.map((e) => [e.category, e.channel, e.granted, e.source]).sort()).toEqual([
+      ['marketing', 'email', false, 'email-unsubscribe'],
+      ['marketing', 'email', true, 'admin'],
+      ['transactional', 'email', false, 'email-unsubscribe'],
+    ])
+    // A marketing email's unsubscribe still stops marketing email only.
+    const page = await (await fetch((await sentEmail()).tracking.unsubscribeUrl)).text()
+    expect(page).not.toContain('receipts')
+  })
+
   it("still unsubscribes after an erasure, recorded after the erasure's withdrawal of marketing", async () => {
     // The consent history an erasure keeps: its withdrawal of marketing where a channel still
     // had it (none on LINE, refused before), then the old email's unsubscribe link, which still
