@@ -5,7 +5,9 @@ export type DeliveryEventKind = 'open' | 'click' | 'unsubscribe'
 
 /**
  * Records an event of a delivery that exists (a token for a delivery that does not records
- * nothing). One unsubscribe per delivery: a repeat is ignored. Returns whether a row was written.
+ * nothing). One open and one unsubscribe per delivery (unique indexes): a repeat is ignored, so
+ * a mail shown again, forwarded or fetched by a proxy in a loop counts one open. Returns whether
+ * a row was written.
  * A click in the email of an erased customer is counted without its URL, as the erasure left
  * their earlier clicks (the link may have been made for them: their name, their member page);
  * for a click the customer row is key-share locked, so a click racing the erasure (which holds

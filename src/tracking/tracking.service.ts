@@ -70,7 +70,10 @@ async function check<K extends 'o' | 'r' | 'u'>(
   return verifyTrackingToken(await getAppSecret(db, 'tokens'), kind, token)
 }
 
-/** `/o/:token`: records an open; false when the token is not one of ours. */
+/**
+ * `/o/:token`: records the delivery's first open (a later fetch adds nothing); false when the
+ * token is not one of ours.
+ */
 export async function recordOpen(db: Database, token: string): Promise<boolean> {
   const payload = await check(db, 'o', token)
   if (!payload) return false

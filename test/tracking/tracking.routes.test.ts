@@ -77,6 +77,16 @@ describe('GET /o/:token', () => {
     expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'open', url: null }])
   })
 
+  it('records the first open only: the same pixel fetched again (a forward, a proxy) adds nothing', async () => {
+    const { deliveryId, tracking } = await sentEmail()
+    const statuses = await Promise.all(
+      Array.from({ length: 4 }, async () => (await fetch(tracking.openPixelUrl)).status),
+    )
+    expect(statuses).toEqual([200, 200, 200, 200])
+    expect((await fetch(tracking.openPixelUrl)).status).toBe(200)
+    expect(await eventsOf(k.deps.db, deliveryId)).toEqual([{ kind: 'open', url: null }])
+  })
+
   it('records an open while the customer row is held for update (a merge), taking no lock on it', async () => {
     const { customerId, deliveryId, tracking } = await sentEmail()
     let release = () => {}
