@@ -7,13 +7,21 @@ function numberish(value: string | undefined): unknown {
 }
 
 /** The columns of the order itself, which each of its rows repeats. */
-const ORDER_COLUMNS = ['customer_external_id', 'customer_email', 'ordered_at', 'total'] as const
+const ORDER_COLUMNS = [
+  'source',
+  'customer_external_id',
+  'customer_email',
+  'ordered_at',
+  'total',
+] as const
 
 /**
  * A cell of an order column as its rows are compared: as orderSchema reads it, so that the same
  * value written otherwise agrees (an email in capitals, a time in another offset, " 200").
  */
 const comparable: Record<(typeof ORDER_COLUMNS)[number], (cell: string) => unknown> = {
+  // As recorded: a source in another case is another shop system's.
+  source: (cell) => cell.trim(),
   customer_external_id: (cell) => cell.trim(),
   customer_email: (cell) => cell.normalize('NFKC').trim().toLowerCase(),
   ordered_at: (cell) => {
@@ -27,22 +35,27 @@ const comparable: Record<(typeof ORDER_COLUMNS)[number], (cell: string) => unkno
 }
 
 /**
- * Where the rows of one order disagree with its first row on the order's own columns (total,
- * customer, time): each such row (its index in `rows`) and column. orderFromCsvRows takes those
- * from the first row: an order whose rows disagree is refused whole, never merged. A blank cell
- * on a later row says the same as the first row (files that write the order's fields on its
- * first line-item row only); only a value that says otherwise differs.
+ * Where the rows of one order disagree with its first row on the order's own columns (source,
+ * total, customer, time): each such row (its index in `rows`) and column. orderFromCsvRows takes
+ * those from the first row (its source, when blank, from `defaultSource`): an order whose rows
+ * disagree is refused whole, never merged. A blank cell on a later row says the same as the
+ * first row (files that write the order's fields on its first line-item row only); only a value
+ * that says otherwise differs.
  */
-export function differingRows(rows: OrderCsvRow[]): { row: number; problem: string }[] {
+export function differingRows(
+  rows: OrderCsvRow[],
+  defaultSource?: string,
+): { row: number; problem: string }[] {
   const [first, ...others] = rows
   if (!first) return []
+  const firstCells = { ...first, source: first.source ?? defaultSource }
   const differing: { row: number; problem: string }[] = []
   others.forEach((r, i) => {
     for (const column of ORDER_COLUMNS) {
       const cell = r[column] ?? ''
       if (cell.trim() === '') continue
       const read = comparable[column]
-      if (read(cell) !== read(first[column] ?? '')) {
+      if (read(cell) !== read(firstCells[column] ?? '')) {
         differing.push({ row: i + 1, problem: `${column}: differs from the order's first row` })
       }
     }

@@ -106,7 +106,7 @@ export async function* csvRecords(
       for (const cell of cells) line += newlinesIn(cell)
       line++
       if (result.errors.length > 0) {
-        const unread = unreadableRow(start, line, cells, result.errors)
+        const unread = unreadableRow(start, line, cells, result.errors, header)
         // The next row is no header either: the file is refused, not read under it.
         if (!header) {
           throw new UsageError(
@@ -143,13 +143,17 @@ function newlinesIn(cell: string): number {
  * at), from line `start` to `end`. A quote never closed is reported where it opened; a stray
  * quote in a quoted cell (`"Taro" Yamada`: papaparse reads on to the next quote that ends a cell,
  * lines later maybe) at the line the row starts on, naming the lines it took in, which are not
- * imported either: none of them is lost without a word.
+ * imported either: none of them is lost without a word. A row of one line with a stray quote
+ * keeps, as its `partial`, the cells before the first one holding a quote (read as written: which
+ * order the row is part of, say); the cells from there on are out of place. One that took in
+ * other lines has none: whose rows those were is unknown.
  */
 function unreadableRow(
   start: number,
   end: number,
   cells: string[],
   errors: Papa.ParseError[],
+  header: string[] | null,
 ): SourceRecord {
   const neverClosed = errors.find((e) => e.code === 'MissingQuotes')
   // papaparse's index is where the quoted cell's text starts: the same cell's errors share it.
@@ -159,21 +163,19 @@ function unreadableRow(
   if (!errors.some((e) => e.code === 'InvalidQuotes')) {
     return { line: start, error: `(row): ${errors[0]?.message}` }
   }
+  const quoted = Math.max(
+    0,
+    cells.findIndex((c) => c.includes('"')),
+  )
   if (end === start) {
     return {
       line: start,
       error: `(row): a quoted cell has text after its closing quote ("a" b): ${STRAY_FIX}`,
+      ...(header ? { partial: cellsByName(header, cells.slice(0, quoted)).record } : {}),
     }
   }
   // The stray quote is kept in its cell's text, which starts on this line.
-  const at = lineOfCell(
-    start,
-    cells,
-    Math.max(
-      0,
-      cells.findIndex((c) => c.includes('"')),
-    ),
-  )
+  const at = lineOfCell(start, cells, quoted)
   return {
     line: start,
     error:
@@ -207,8 +209,11 @@ function quoteNeverClosed(start: number, cells: string[], stray: boolean): Sourc
   }
 }
 
-/** One row under `header` as a record, or why it cannot be one. */
-function csvRecord(header: string[], cells: string[], line: number): SourceRecord {
+/**
+ * Cells under `header` by name (as many as both have); `unnamed`: a value in a column without a
+ * name.
+ */
+function cellsByName(header: string[], cells: string[]) {
   const record: Record<string, string> = {}
   let unnamed = false
   for (let i = 0; i < Math.min(cells.length, header.length); i++) {
@@ -222,6 +227,12 @@ function csvRecord(header: string[], cells: string[], line: number): SourceRecor
     if (name === '') unnamed = true
     else record[name] = value
   }
+  return { record, unnamed }
+}
+
+/** One row under `header` as a record, or why it cannot be one. */
+function csvRecord(header: string[], cells: string[], line: number): SourceRecord {
+  const { record, unnamed } = cellsByName(header, cells)
   if (cells.length !== header.length) {
     const hint = cells.some((c) => SPACED_QUOTE.test(c))
       ? ' (a space before a quoted cell that holds a comma? put the quote first)'

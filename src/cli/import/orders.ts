@@ -18,6 +18,7 @@ import {
   checkOrderColumns,
   findSplitOrders,
   type IdsBySource,
+  type OrderKey,
   orderKeyOf,
   type Split,
 } from './split-orders.ts'
@@ -26,8 +27,8 @@ import { stoppedAt } from './stopped.ts'
 const BATCH = 5000
 
 type Group = {
-  source: string | undefined
-  orderId: string | undefined
+  /** null: rows naming no order at the file's start, until the order after them (adopted). */
+  key: OrderKey | null
   rows: OrderCsvRow[]
   lines: number[]
   bad: boolean
@@ -35,6 +36,8 @@ type Group = {
   first: number
   /** Its order has rows elsewhere in the file too, from findSplitOrders. */
   split: Split | undefined
+  /** The line of a row next to it naming no order, which may be one of its rows. */
+  unplaced: number | undefined
 }
 
 /**
@@ -47,7 +50,13 @@ type OrderTally = Record<'created' | 'unmatched' | 'unchanged' | 'skipped' | 'bu
 function csvOrderRow(item: SourceRecord): OrderCsvRow | { error: string } {
   if (item.error !== undefined) return { error: item.error }
   const row = item.record as OrderCsvRow
-  return row.order_id !== undefined ? row : { error: 'order_id: an order needs its id' }
+  return row.order_id !== undefined
+    ? row
+    : {
+        error:
+          'order_id: blank; every row names its order (a blank order_id is not read as the ' +
+          "row above's)",
+      }
 }
 
 /**
@@ -57,7 +66,7 @@ function csvOrderRow(item: SourceRecord): OrderCsvRow | { error: string } {
  * aborting or giving up on (a deadlock, a lock or statement timeout) is reported busy, and when
  * Postgres goes away or cannot write (read-only) the import stops, saying what it saved (stoppedAt; the relink is still queued for it). A CSV file is read twice: first
  * for orders whose rows are not next to each other, skipped whole (never saved in part), then to
- * save the others. Answers how many orders it did not save: skipped and busy.
+ * save the others; a row naming no order skips the orders on either side of it whole. Answers how many orders it did not save: skipped and busy.
  */
 export async function importOrdersFile(
   db: Database,
@@ -80,6 +89,17 @@ export async function importOrdersFile(
   let inFlight: { line: number }[] = []
   const firstUnwritten = () => inFlight[0]?.line ?? batch[0]?.line ?? Number.POSITIVE_INFINITY
   let group = null as Group | null
+  /** The line of a row naming no order right before the group to start next. */
+  let unplacedBefore: number | undefined
+  const newGroup = (key: OrderKey | null, line: number): Group => ({
+    key,
+    rows: [],
+    lines: [],
+    bad: false,
+    first: line,
+    split: key ? split.get(key.source)?.get(key.orderId) : undefined,
+    unplaced: undefined,
+  })
   let columnsChecked = false
   let failure: unknown
 
@@ -159,6 +179,14 @@ export async function importOrdersFile(
     if (!group) return
     const done = group
     group = null
+    if (done.key && done.unplaced !== undefined && !done.split) {
+      // Which order the row is one of is unknown: this one is never saved without it.
+      bad.add(
+        done.first,
+        `order_id: line ${done.unplaced} names no order and may be one of this order's rows: ` +
+          `the whole order is skipped; give line ${done.unplaced} its order_id and import again`,
+      )
+    }
     if (done.split) {
       // Reported and counted at its first rows; its later rows are skipped with it.
       if (done.split.reported) return
@@ -173,7 +201,7 @@ export async function importOrdersFile(
       return
     }
     // Rows that disagree on the order's total, customer or time: which one is right is unknown.
-    const differing = done.bad ? [] : differingRows(done.rows)
+    const differing = done.bad ? [] : differingRows(done.rows, opts.source)
     for (const { row, problem } of differing) bad.add(done.lines[row] ?? done.first, problem)
     if (done.bad || differing.length > 0) bad.add(done.first, undefined, 'skipped')
     else accept(orderFromCsvRows(done.rows, opts.source), done.lines[0] ?? 0, done.lines)
@@ -189,11 +217,37 @@ export async function importOrdersFile(
     if (!columnsChecked) columnsChecked = checkOrderColumns(input.header())
     const row = csvOrderRow(item)
     // A bad row still names its order when it can: that whole order is then skipped.
-    const { source, orderId } = orderKeyOf(item, opts.source)
-    if (!group || group.source !== source || group.orderId !== orderId) {
+    const key = orderKeyOf(item, opts.source, group?.key ?? null)
+    if (key === null) {
+      // Naming no order, it may be the last row of the order before it or the first of the
+      // one after: both are skipped whole (never saved without it), and it is reported.
+      bad.add(item.line, 'error' in row ? row.error : '(row): names no order')
+      if (group) {
+        group.bad = true
+        group.unplaced ??= item.line
+      } else {
+        group = { ...newGroup(null, item.line), bad: true, unplaced: item.line }
+      }
+      unplacedBefore ??= item.line
+      return
+    }
+    if (group?.key === key) {
+      // Rows naming no order between rows of this one are its own (or no order's).
+      unplacedBefore = undefined
+    } else if (group && group.key === null) {
+      // Rows naming no order at the file's start: this order's first rows, maybe.
+      group.key = key
+      group.first = item.line
+      group.split = split.get(key.source)?.get(key.orderId)
+      unplacedBefore = undefined
+    } else {
       closeGroup()
-      const stray = orderId === undefined ? undefined : split.get(source)?.get(orderId)
-      group = { source, orderId, rows: [], lines: [], bad: false, first: item.line, split: stray }
+      group = newGroup(key, item.line)
+      if (unplacedBefore !== undefined) {
+        group.bad = true
+        group.unplaced = unplacedBefore
+        unplacedBefore = undefined
+      }
     }
     if ('error' in row) {
       bad.add(item.line, row.error)

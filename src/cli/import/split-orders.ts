@@ -22,10 +22,27 @@ export function checkOrderColumns(header: CsvHeader | null): boolean {
   return true
 }
 
-/** Which order a CSV row belongs to; a bad row still names its order when it can. */
-export function orderKeyOf(item: SourceRecord, defaultSource: string | undefined) {
+/** The order a CSV row is part of: its source (the first row's) and order id. */
+export type OrderKey = { source: string | undefined; orderId: string }
+
+/**
+ * Which order a CSV row is part of, `current` being the order of the rows just before it; a bad
+ * row still names its order when it can. A row naming the order id of the rows before it is
+ * one of theirs whatever its source cell says: blank, it says the same as their first row (as
+ * the order's other columns do), and one saying otherwise is refused with the order
+ * (differingRows). null: the row names no order (a blank order_id, or a cell before it that
+ * cannot be read), so the order before it and the one after may each be its own.
+ */
+export function orderKeyOf(
+  item: SourceRecord,
+  defaultSource: string | undefined,
+  current: OrderKey | null,
+): OrderKey | null {
   const record = (item.record ?? item.partial) as OrderCsvRow | undefined
-  return { source: record?.source ?? defaultSource, orderId: record?.order_id }
+  const orderId = record?.order_id
+  if (orderId === undefined) return null
+  if (current?.orderId === orderId) return current
+  return { source: record?.source ?? defaultSource, orderId }
 }
 
 /**
@@ -43,15 +60,16 @@ export async function findSplitOrders(
   const seen: IdsBySource<Set<string>> = new Map()
   const split: IdsBySource<Map<string, Split>> = new Map()
   let columnsChecked = false
-  let current: { source: string | undefined; orderId: string | undefined } | null = null
+  let current: OrderKey | null = null
   for await (const items of input.records) {
     progress()
     for (const item of items) {
       if (!columnsChecked) columnsChecked = checkOrderColumns(input.header())
-      const { source, orderId } = orderKeyOf(item, defaultSource)
-      if (current && current.source === source && current.orderId === orderId) continue
-      current = { source, orderId }
-      if (orderId === undefined) continue
+      // A row naming no order skips the orders next to it (importOrdersFile), not this check.
+      const key = orderKeyOf(item, defaultSource, current)
+      if (key === null || key === current) continue
+      current = key
+      const { source, orderId } = key
       let ids = seen.get(source)
       if (!ids) {
         ids = new Set()
