@@ -173,7 +173,7 @@ function busyOrder(cause: unknown): AppError {
 /**
  * A batch cut short by what no order causes, Postgres going away (or unable to write) above all:
  * the import stops rather than reporting every order after as a bad one. `saved`: the batch's
- * orders committed before (recordOrdersOneByOne commits those before an order it runs again).
+ * orders committed before (recordOrdersOneByOne commits them as it goes).
  */
 export class BatchCutShort extends Error {
   override name = 'BatchCutShort'
@@ -215,11 +215,23 @@ export async function recordOrderBatch(
 }
 
 /**
- * Records orders one at a time, in order: in one transaction, each under a savepoint. An order
- * Postgres aborted or gave up on (isRunAgainError) is taken back to its savepoint, the orders before it are
- * committed (their locks held on could abort it again), and it is run again on its own as
+ * Orders written one at a time are committed this many at a time, or once a transaction has
+ * taken this long: each holds its customer locked until commit, and a register's receipt for that
+ * customer waits that long (one transaction for a whole batch of 5000 took ~25 s). A commit
+ * costs ~1 ms.
+ */
+const CHUNK_ORDERS = 50
+const CHUNK_MS = 250
+
+/**
+ * Records orders one at a time, in order: each under a savepoint, in transactions of up to
+ * CHUNK_ORDERS orders or CHUNK_MS, each committed before the next starts. An order Postgres
+ * aborted or gave up on (isRunAgainError) is taken back to its savepoint, the orders before it
+ * are committed (their locks held on could abort it again), and it is run again on its own as
  * `POST /api/orders` runs it (runAgainIfAborted; after the last run it is reported busy), then
- * the others go on in a new transaction. Nothing of an aborted run stays: recorded once.
+ * the others go on in a new transaction. Nothing of an aborted run stays, and a run stopped
+ * between two transactions leaves the orders of the committed ones recorded, found (unchanged)
+ * when run again: each is recorded once, by (source, orderId).
  */
 export async function recordOrdersOneByOne(
   db: Database,
@@ -229,9 +241,10 @@ export async function recordOrdersOneByOne(
   const results: BatchResult[] = []
   try {
     while (results.length < orders.length) {
-      const rest = orders.slice(results.length)
-      results.push(...(await db.transaction().execute((trx) => recordUntilAborted(trx, env, rest))))
-      const aborted = orders[results.length]
+      const from = results.length
+      const chunk = await db.transaction().execute((trx) => recordChunk(trx, env, orders, from))
+      results.push(...chunk.results)
+      const aborted = chunk.aborted ? orders[results.length] : undefined
       if (aborted) results.push(await recordAlone(db, env, aborted))
     }
   } catch (error) {
@@ -241,28 +254,35 @@ export async function recordOrdersOneByOne(
 }
 
 /**
- * Records orders in the caller's transaction, each under a savepoint, up to the first one
- * Postgres aborted or gave up on (taken back; its result is not in the list).
+ * Records orders from `from` on in the caller's transaction, each under a savepoint, up to
+ * CHUNK_ORDERS of them or CHUNK_MS, or up to the first one Postgres aborted or gave up on
+ * (`aborted`: taken back; its result is not in the list).
  */
-async function recordUntilAborted(
+async function recordChunk(
   trx: Transaction<DB>,
   env: PurchaseEnv,
   orders: Order[],
-): Promise<BatchResult[]> {
+  from: number,
+): Promise<{ results: BatchResult[]; aborted: boolean }> {
   const results: BatchResult[] = []
-  for (const order of orders) {
+  const started = performance.now()
+  for (
+    let i = from;
+    i < orders.length && results.length < CHUNK_ORDERS && performance.now() - started < CHUNK_MS;
+    i++
+  ) {
     await sql`savepoint kizuna_order`.execute(trx)
     try {
-      results.push({ outcome: await recordOrder(trx, env, order) })
+      results.push({ outcome: await recordOrder(trx, env, orders[i] as Order) })
       await sql`release savepoint kizuna_order`.execute(trx)
     } catch (error) {
       if (isOutage(error)) throw error
       await sql`rollback to savepoint kizuna_order`.execute(trx)
-      if (isRunAgainError(error)) break
+      if (isRunAgainError(error)) return { results, aborted: true }
       results.push({ error })
     }
   }
-  return results
+  return { results, aborted: false }
 }
 
 /** One order in transactions of its own, run again while Postgres aborts it or gives up on it. */
