@@ -66,7 +66,10 @@ export function registerImportCommands(program: Command): void {
         'as POST /api/orders takes it',
     )
     .argument('<file>', 'a .csv, .ndjson or .jsonl file')
-    .option('--source <name>', 'the shop system, for rows that do not name one')
+    .option(
+      '--source <name>',
+      'the shop system, for orders that do not name one (as recorded: in the same letter case)',
+    )
     .action((file: string, opts: { source?: string }) =>
       withDb(
         async (db, env) => exitForSkipped(await importOrdersFile(db, env, file, opts)),

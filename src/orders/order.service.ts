@@ -20,6 +20,7 @@ import {
   type RecordedOrder,
   type SentOrder,
 } from './order-replay.ts'
+import { acceptOrderSource } from './order-source.ts'
 import { batchKey, findRecordedOrders } from './recorded-order.repo.ts'
 
 export type OrderOutcome = {
@@ -36,13 +37,15 @@ export type OrderOutcome = {
  * online id only (two shop accounts are never merged).
  * Sent again, it is checked against the recorded one (replayOfOrder) and nothing is written.
  * One that leads to a customer erased on request is GONE, naming the field that leads there
- * (erasedCustomerError).
+ * (erasedCustomerError); one naming a recorded source in other letter case is refused
+ * (acceptOrderSource).
  */
 export async function recordOrder(
   trx: Transaction<DB>,
   env: PurchaseEnv,
   order: Order,
 ): Promise<OrderOutcome> {
+  await acceptOrderSource(trx, order.source)
   try {
     return await matchAndRecord(trx, env, order)
   } catch (error) {
@@ -203,8 +206,14 @@ export async function recordOrderBatch(
 ): Promise<BatchResult[]> {
   if (orders.length === 0) return []
   try {
+    const sources = new Set(orders.map((o) => o.source))
     const outcomes = await runAgainIfAborted(
-      () => db.transaction().execute((trx) => writeOrderBatch(trx, env, orders)),
+      () =>
+        db.transaction().execute(async (trx) => {
+          // One refused fails the batch: one order at a time, those orders are refused.
+          for (const source of sources) await acceptOrderSource(trx, source)
+          return writeOrderBatch(trx, env, orders)
+        }),
       { again: isRunAgainError },
     )
     return outcomes.map((outcome) => ({ outcome }))

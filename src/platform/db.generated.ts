@@ -260,6 +260,12 @@ export interface MulticastRequest {
   line_retry_key: Generated<string>;
 }
 
+export interface OrderSource {
+  created_at: Generated<Timestamp>;
+  lower_source: string;
+  spellings: string[];
+}
+
 export interface PointsLedger {
   created_at: Generated<Timestamp>;
   customer_id: string;
@@ -397,6 +403,7 @@ export interface DB {
   maintenance_run: MaintenanceRun;
   merge_audit: MergeAudit;
   multicast_request: MulticastRequest;
+  order_source: OrderSource;
   points_ledger: PointsLedger;
   product: Product;
   purchase: Purchase;

@@ -7,10 +7,12 @@ import {
   inCsvColumns,
   orderFromCsvRows,
 } from '../../orders/order-csv.ts'
+import { sourceRefusal } from '../../orders/order-source.ts'
 import type { Database } from '../../platform/db.ts'
 import { AppError } from '../../platform/errors.ts'
 import { checkInput } from '../../platform/input.ts'
 import { relinkChangedCustomers } from '../relink.ts'
+import { UsageError } from '../with-db.ts'
 import { holdReports } from './held-reports.ts'
 import { startProgress, summary } from './progress.ts'
 import { formatOf, openRecords, type SourceRecord } from './read-records.ts'
@@ -75,6 +77,9 @@ export async function importOrdersFile(
   opts: { source?: string },
 ): Promise<number> {
   const format = formatOf(file, ['csv', 'ndjson'])
+  // Every order it names would be refused: the file is, before anything is read.
+  const refused = opts.source ? await sourceRefusal(db, opts.source.trim()) : null
+  if (refused) throw new UsageError(`--source: ${refused}: nothing was imported`)
   // CSV is read twice (findSplitOrders, then the import): one progress bar over both reads.
   const firstRead = format === 'csv' ? await openRecords(file, format) : null
   let input = firstRead ?? (await openRecords(file, format))
