@@ -5,7 +5,7 @@ import type { AppError } from '../../src/platform/errors.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { databaseMigratedTo } from '../support/migrated-database.ts'
 
-const BEFORE = '20261224T140000-add-delivery-builder'
+const BEFORE = '20261226T100000-index-delivery-event-open-once'
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
 
 describe('migration 20261226T120000: order sources', () => {
