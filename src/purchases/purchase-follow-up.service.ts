@@ -1,5 +1,7 @@
 import { IMAGE_URL_MAX } from '../flex/flex.schemas.ts'
 import { clipToLength } from '../flex/flex-limits.ts'
+import { rfc3986Url } from '../flex/flex-url.ts'
+import { loadMessageTemplate } from '../flex/message-template.ts'
 import { enqueueDeliveries } from '../messaging/delivery.service.ts'
 import type { MessageVarsLoader } from '../messaging/message-vars.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -138,23 +140,38 @@ export function createPurchaseFollowUpVars(timeZone: string): MessageVarsLoader 
         }
       }),
     }
-    return vars
+    return withoutRefusedImages(vars)
   }
 }
 
 /**
- * A product's image as LINE and the template take it: https, percent-encoded as UTF-8 (the
- * product import keeps `https://…/商品 写真.jpg` as written), at most 2000 characters.
+ * A product's image as LINE and the template take it: https, percent-encoded as UTF-8 RFC 3986
+ * (the product import keeps `https://…/商品 写真.jpg?v={1}` as written), at most 2000 characters.
  */
 function imageUrlOf(url: string | null): string | undefined {
-  if (!url?.startsWith('https://') || !URL.canParse(url)) return undefined
-  const { origin, href } = new URL(url)
-  // The URL parser leaves `|`, `[`, `]` and a stray `%` as they are; RFC 3986 refuses them.
-  const rest = href
-    .slice(origin.length)
-    .replace(/%(?![0-9A-Fa-f]{2})|[|[\]]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-  const encoded = origin + rest
-  return encoded.length <= IMAGE_URL_MAX ? encoded : undefined
+  if (!url?.startsWith('https://')) return undefined
+  const encoded = rfc3986Url(url)
+  return encoded && encoded.length <= IMAGE_URL_MAX ? encoded : undefined
+}
+
+const IMAGE_URL_AT = /^\/recommendations\/(\d+)\/imageUrl$/
+
+/**
+ * The vars without the images the template's schema refuses (a host RFC 3986 refuses, which
+ * no encoding mends): the message goes without those images rather than failing for good.
+ */
+function withoutRefusedImages(vars: PurchaseFollowUpVars): PurchaseFollowUpVars {
+  const { validateVars } = loadMessageTemplate(PURCHASE_FOLLOW_UP_TEMPLATE)
+  if (validateVars(vars as unknown)) return vars
+  const refused = new Set<number>()
+  for (const e of validateVars.errors ?? []) {
+    const at = IMAGE_URL_AT.exec(e.instancePath)?.[1]
+    if (at) refused.add(Number(at))
+  }
+  const recommendations = vars.recommendations.map(({ imageUrl, ...rec }, i) =>
+    refused.has(i) || !imageUrl ? rec : { ...rec, imageUrl },
+  )
+  return { ...vars, recommendations }
 }
 
 /** The receipt's lines, at most MAX_LINES: past that, the last shown sums up the rest. */

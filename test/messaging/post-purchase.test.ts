@@ -83,7 +83,12 @@ async function ownsTable({ k, db }: Ctx, customerId: string) {
 }
 
 /** Scans the card with a receipt for the garden sofa; returns the receipt id and its delivery. */
-async function buySofa({ k, db, key }: Ctx, card: string) {
+function buySofa(ctx: Ctx, card: string) {
+  return buy(ctx, card, 'SOFA', 98_000)
+}
+
+/** Scans the card with a receipt for one of a product; returns the receipt id and its delivery. */
+async function buy({ k, db, key }: Ctx, card: string, product: string, price: number) {
   const receiptId = `R-${randomUUID()}`
   const res = await fetch(`${k.baseUrl}/api/pos/scans`, {
     method: 'POST',
@@ -93,8 +98,8 @@ async function buySofa({ k, db, key }: Ctx, card: string) {
       receipt: {
         id: receiptId,
         purchasedAt: new Date().toISOString(),
-        lines: [{ sku: sku('SOFA'), name: 'sofa (register)', quantity: 1, unitPrice: 98_000 }],
-        total: 98_000,
+        lines: [{ sku: sku(product), name: 'register line', quantity: 1, unitPrice: price }],
+        total: price,
       },
     }),
   })
@@ -207,6 +212,36 @@ describe('post-purchase follow-up, 1 s after the scan', () => {
     expect(flex).toContain('×46')
     expect(flex).toContain('¥4,600')
     expect(flex).toContain('¥6,000')
+    expectNoRejectedRequests(k.line)
+  })
+
+  // A product imported with an image URL the URL parser takes but RFC 3986 (the template's
+  // `format: "uri"`) refuses: `{`, `}`, `^`, a backtick, a backslash, a second `#`.
+  it('sends the follow-up of a product whose image URL has {, ^ or a second # in it, the URL percent-encoded', async () => {
+    const { k, db } = ctx
+    await saveProducts(db, [
+      { sku: sku('BENCH'), name: 'Teak Bench', price: 30_000, related_skus: [sku('LANTERN')] },
+      {
+        sku: sku('LANTERN'),
+        name: 'Garden Lantern',
+        price: 8_000,
+        image_url: 'https://cdn.example.com/p.jpg?v={1}&c=^`\\#a#b',
+      },
+    ])
+    const f = await friendWithCard(ctx)
+    const { deliveryId } = await buy(ctx, f.card, 'BENCH', 30_000)
+
+    await jobDone(ctx, deliveryId)
+    const row = await deliveryRow(db, deliveryId)
+    expect(row.last_error).toBeNull()
+    expect(row).toMatchObject({ status: 'sent', channel: 'line' })
+    const pushes = k.line
+      .requestsTo('POST', '/v2/bot/message/push')
+      .filter((r) => (r.body as { to?: string }).to === f.userId)
+    expect(pushes).toHaveLength(1) // the follow-up (the welcome card is a reply)
+    const flex = JSON.stringify(pushes[0]?.body)
+    expect(flex).toContain('Garden Lantern')
+    expect(flex).toContain('"url":"https://cdn.example.com/p.jpg?v=%7B1%7D&c=%5E%60%5C#a%23b"')
     expectNoRejectedRequests(k.line)
   })
 

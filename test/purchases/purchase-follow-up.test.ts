@@ -300,6 +300,33 @@ describe('purchaseFollowUpVars', () => {
     )
   })
 
+  it("keeps a product image's host, path and query but not its user:password, and leaves out an image whose host RFC 3986 refuses", async () => {
+    const c = await makeCustomer(db)
+    const own = sku('POT')
+    await saveProducts(db, [
+      { sku: own, name: 'Pot', related_skus: [sku('CRED'), sku('CURLY')] },
+      { sku: sku('CRED'), name: 'Kettle', image_url: 'https://user:pa@img.example/k.jpg?v={1}#x' },
+      // The URL parser takes `{` in a host; RFC 3986 (the template's format "uri") does not.
+      { sku: sku('CURLY'), name: 'Teapot', image_url: 'https://img{1}.example/t.jpg' },
+    ])
+    const purchase = await scanReceipt(
+      c.card,
+      receipt({ lines: [{ sku: own, quantity: 1, unitPrice: 500 }], total: 500 }),
+    )
+    const vars = await followUpVarsOf(c.id, purchase.id)
+    expect(vars?.recommendations).toEqual([
+      {
+        sku: sku('CRED'),
+        name: 'Kettle',
+        price: '',
+        imageUrl: 'https://img.example/k.jpg?v=%7B1%7D#x',
+      },
+      // The message goes without the image rather than not at all.
+      { sku: sku('CURLY'), name: 'Teapot', price: '' },
+    ])
+    expect(() => renderLineMessage('purchase-follow-up', vars!)).not.toThrow()
+  })
+
   it('writes the control characters of names stored before they were refused as a space (the template refuses them)', async () => {
     const c = await makeCustomer(db, { displayName: 'Sato\u0007 Hanako\n' })
     const own = sku('BELL')
