@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { hasRfc3986Host } from '../flex/flex-url.ts'
 import { oneLineSchema } from '../platform/input.ts'
 
 const sku = z
@@ -41,6 +42,11 @@ export const productImportSchema = z.strictObject({
   image_url: z
     .url({ protocol: /^https$/, error: 'use an https:// URL' })
     .max(2000, 'at most 2000 characters')
+    // One that does not parse has its message above.
+    .refine(
+      (url) => !URL.canParse(url) || hasRfc3986Host(url),
+      'use an https:// URL whose host is a domain name or an IP address',
+    )
     .nullable()
     .optional(),
   related_skus: skuList.nullable().optional(),

@@ -24,3 +24,14 @@ function encode(part: string): string {
     Array.from(Buffer.from(c), (b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
   )
 }
+
+/** An RFC 3986 host: an IP literal, or a name of unreserved and sub-delims characters. */
+const RFC3986_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=]+)(?::[0-9]*)?$/
+
+/**
+ * Whether the URL parses with a host RFC 3986 takes: the URL parser takes `{`, `}`, `"` and a
+ * backtick in a host, which no encoding mends (the template's `"format": "uri"` refuses them).
+ */
+export function hasRfc3986Host(url: string): boolean {
+  return URL.canParse(url) && RFC3986_HOST.test(new URL(url).host)
+}

@@ -163,6 +163,31 @@ describe('kizuna import products', () => {
     expect(await products(tag)).toEqual([])
   })
 
+  it('skips a product whose image URL has a host RFC 3986 refuses, and takes a query the template gets encoded', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const ndjson = await file('ndjson', [
+      JSON.stringify({
+        sku: `CURLY-${tag}`,
+        name: 'Teapot',
+        image_url: 'https://img{1}.example/t.jpg',
+      }),
+      JSON.stringify({
+        sku: `QUERY-${tag}`,
+        name: 'Kettle',
+        image_url: 'https://img.example/k.jpg?v={1}',
+      }),
+    ])
+    const result = await cli(['import', 'products', ndjson])
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 1')
+    expect(result.stderr).toContain(
+      'line 1: image_url: use an https:// URL whose host is a domain name or an IP address',
+    )
+    // The follow-up's loader percent-encodes the query (purchase-follow-up.service.ts).
+    expect(await products(tag)).toMatchObject([
+      { sku: `QUERY-${tag}`, image_url: 'https://img.example/k.jpg?v={1}' },
+    ])
+  })
+
   it('skips a product whose name holds a control character, naming the line and the field', async () => {
     const tag = randomUUID().slice(0, 8)
     const ndjson = await file('ndjson', [
