@@ -124,6 +124,17 @@ describe('member-card', () => {
   })
 })
 
+describe('purchase-follow-up', () => {
+  // LINE shows the altText in the notification, on a locked phone's screen too.
+  it('says neither the store nor the amount spent in its altText', () => {
+    const sample = loadFlexSample('purchase-follow-up')
+    const { altText } = renderLineMessage('purchase-follow-up', sample)
+    expect(altText).toBe('ご購入ありがとうございました / Thank you for your purchase')
+    expect(altText).not.toContain(String(sample.total))
+    expect(altText).not.toContain(String(sample.storeName))
+  })
+})
+
 describe('escaping', () => {
   const nasty = '"},{"type":"sparkle","x":"\\ {{cardNumber}} </script><b onclick="x">&amp;\'`='
   const sample = loadFlexSample('member-card')
