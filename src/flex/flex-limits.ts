@@ -21,7 +21,8 @@ type Obj = Record<string, unknown>
 /**
  * LINE's limits on a Flex message (LINE-API.md §3) that its JSON schema does not express:
  * sizes in bytes, carousel rules, action text lengths, URI schemes, HTTPS images. Paths start
- * at `line` (`line.contents.body.contents[3].action.label`).
+ * at `line` (`line.contents.body.contents[3].action.label`). Messages name the field, never its
+ * value: they end up in delivery.last_error, and a URL can carry a token or a customer's id.
  */
 export function checkFlexMessage(
   message: { altText: string; contents: unknown },
@@ -115,7 +116,7 @@ function pathOf(keys: (string | number)[], last: string): string {
 function checkImageUrl(url: unknown, at: () => string, opts: LimitOptions, add: Add): void {
   if (typeof url !== 'string') return
   const https = /^https:\/\//i.test(url) || (opts.allowHttpImages && /^http:\/\//i.test(url))
-  if (!https || !URL.canParse(url)) add(at(), `must be an https:// URL (is "${clip(url)}")`)
+  if (!https || !URL.canParse(url)) add(at(), 'must be an https:// URL')
   else if (url.length > IMAGE_URL_MAX) add(at(), `must be at most ${IMAGE_URL_MAX} characters`)
 }
 
@@ -167,11 +168,11 @@ function checkUri(uri: unknown, path: string, add: Add): void {
   if (typeof uri !== 'string') return
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase()
   if (!scheme || !(URI_SCHEMES as readonly string[]).includes(`${scheme}:`)) {
-    add(path, `must use ${URI_SCHEMES.join(' ')} (is "${clip(uri)}")`)
+    add(path, `must use ${URI_SCHEMES.join(' ')}`)
   } else if (uri.length > URI_MAX) {
     add(path, `must be at most ${URI_MAX} characters (is ${uri.length})`)
   } else if ((scheme === 'http' || scheme === 'https') && !URL.canParse(uri)) {
-    add(path, `is not a valid URL ("${clip(uri)}")`)
+    add(path, 'is not a valid URL')
   }
 }
 
@@ -212,10 +213,6 @@ export function graphemeLength(text: string): number {
   let n = 0
   for (const _ of graphemes.segment(text)) n++
   return n
-}
-
-function clip(text: string): string {
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text
 }
 
 function hasItems(value: unknown): boolean {
