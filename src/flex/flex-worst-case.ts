@@ -1,8 +1,17 @@
-import type { ValidateFunction } from 'ajv/dist/2020.js'
-import { compileVarsSchema } from './message-template.ts'
+import {
+  byJsonLength,
+  fits,
+  isObject,
+  nextNumber,
+  numberRange,
+  type Report,
+  resolveSchema,
+  type Schema,
+  seedsOf,
+  typeOf,
+  type Walk,
+} from './flex-var-schema.ts'
 import type { TemplateProblem } from './template-error.ts'
-
-type Schema = Record<string, unknown>
 
 /**
  * What the largest case is widest in: JSON bytes (LINE's 30 KB bubble) or UTF-16 units (altText,
@@ -22,32 +31,36 @@ const FILLERS: Record<Widest, string[]> = {
   bytes: ['\u0001', '\ud800', '😀', 'あ', 'a', '0'],
   utf16: ['😀', '\u0001', '\ud800', 'あ', 'a', '0'],
 }
+/**
+ * Characters as wide as each filler, for the items of a `uniqueItems` array to differ: the
+ * control characters JSON writes as `\u00XX` (not `\n`, `\t`…), lone high surrogates, emoji.
+ */
+const ALIKE: Record<string, string[]> = {
+  '\u0001': [...range(0x1, 0x7), 0xb, ...range(0xe, 0x1f)].map((c) => String.fromCodePoint(c)),
+  '\ud800': range(0xd800, 0xdbff).map((c) => String.fromCharCode(c)),
+  '😀': range(0x1f600, 0x1f64f).map((c) => String.fromCodePoint(c)),
+  あ: range(0x3042, 0x3093).map((c) => String.fromCodePoint(c)),
+  a: range(0x61, 0x7a).map((c) => String.fromCodePoint(c)),
+  '0': range(0x30, 0x39).map((c) => String.fromCodePoint(c)),
+}
 /** A string that still fits its schema at this length has no bound worth the name. */
 const UNBOUNDED = 4096
-
-const compiled = new WeakMap<Schema, ValidateFunction>()
-
-function fits(schema: Schema, value: unknown): boolean {
-  let validate = compiled.get(schema)
-  if (!validate) {
-    validate = compileVarsSchema(schema)
-    compiled.set(schema, validate)
-  }
-  return validate(value)
-}
 
 /**
  * The largest variables a template's `variables` schema allows, for `kizuna flex validate` to
  * render beside the sample: every array at its `maxItems` (items built from the sample's in
- * turn), every optional property present, in every item too, every string at its `maxLength` in
- * the widest filler the string's pattern and format take (or, without a maxLength, at the longest
- * length its pattern takes), integers at their `maximum`, booleans true, and of `anyOf`/`oneOf`
- * the branch with the longest JSON. A string grows from the sample's value or, when the sample
- * has none, from what its schema starts with (`https://` for a URL). An array without maxItems or
- * a string nothing bounds has no largest value: each is a problem (`vars/lines has no maxItems`),
- * and its sample value is used; so is a value the sample leaves out and the schema gives no way
- * to build (`vars/postcode has no value in the sample…`). A string bounded only by a pattern that
- * a longer value can't follow stays at its sample.
+ * turn, made to differ under `uniqueItems`), every optional property present, in every item too,
+ * every string at its `maxLength` in the widest filler the string's pattern and format take (or,
+ * without a maxLength, at the longest length its pattern takes), numbers the longest written
+ * that the bounds allow (`-1000` of -1000..10, `99.99999999999999` of a number up to 100, and
+ * without bounds the longest there is), booleans true, and of `anyOf`/`oneOf` the branch with the
+ * longest JSON. Local `$ref`s and a simple `allOf` are followed. A string grows from the sample's
+ * value or, when the sample has none, from what its schema starts with (`https://` for a URL).
+ * An array without maxItems or a string nothing bounds has no largest value: each is a problem
+ * (`vars/lines has no maxItems`), and its sample value is used; so is a value the sample leaves
+ * out and the schema gives no way to build (`vars/postcode has no value in the sample…`), and a
+ * keyword the builder does not follow (`vars/code has "not"…`). A string bounded only by a
+ * pattern that a longer value can't follow stays at its sample.
  */
 export function worstCaseVars(
   schema: Schema,
@@ -55,30 +68,30 @@ export function worstCaseVars(
   widest: Widest = 'bytes',
 ): { vars: Record<string, unknown>; problems: TemplateProblem[] } {
   const problems = new Map<string, TemplateProblem>()
-  const report: Report = (path, what, hint) =>
-    problems.set(path, {
-      path,
-      message: `${what}, so no largest value can be checked against LINE's limits${hint ? `: ${hint}` : ''}`,
-    })
-  const vars = largest(schema, sample, 'vars', { report, fillers: FILLERS[widest] })
+  // The first problem of a path: why its value could not be built, not that it then has none.
+  const report: Report = (path, what, hint) => {
+    if (problems.has(path)) return
+    const message = `${what}, so no largest value can be checked against LINE's limits`
+    problems.set(path, { path, message: hint ? `${message}: ${hint}` : message })
+  }
+  const ctx = { report, root: schema, expanding: new Set<string>(), fillers: FILLERS[widest] }
+  const vars = largest(schema, sample, 'vars', ctx, 0)
   return {
     vars: isObject(vars) ? vars : sample,
     problems: [...problems.values()],
   }
 }
 
-/** Names a var whose largest value can't be known: `what` says why (`has no maxItems`). */
-type Report = (path: string, what: string, hint?: string) => void
-/** The walk's: where problems go, and the fillers, widest first. */
-type Ctx = { report: Report; fillers: string[] }
+/** The walk's, and the fillers, widest first. */
+type Ctx = Walk & { fillers: string[] }
 
 /**
  * `value`, or (undefined: the sample has none and none could be built) a report of the field,
  * which would otherwise go unchecked.
  */
-function built(value: unknown, schema: unknown, path: string, ctx: Ctx): unknown {
+export function built(value: unknown, schema: unknown, path: string, report: Report): unknown {
   if (value === undefined && schema !== false) {
-    ctx.report(
+    report(
       path,
       'has no value in the sample and none could be built from its schema',
       'give one in the sample',
@@ -87,74 +100,93 @@ function built(value: unknown, schema: unknown, path: string, ctx: Ctx): unknown
   return value
 }
 
-function largest(schema: unknown, sample: unknown, path: string, ctx: Ctx): unknown {
-  if (!isObject(schema)) return sample
+/**
+ * The largest value of `schema` at `path`; `variant` > 0 asks for one as large that differs
+ * from the variant-0 value (the items of a `uniqueItems` array).
+ */
+function largest(node: unknown, sample: unknown, path: string, ctx: Ctx, variant: number): unknown {
+  if (node === false) return undefined
+  if (!isObject(node)) {
+    ctx.report(path, 'has no "type"')
+    return sample
+  }
+  const resolved = resolveSchema(node, path, ctx)
+  if (!resolved) return sample
+  const inner = { ...ctx, expanding: new Set([...ctx.expanding, ...resolved.refs]) }
+  const schema = resolved.schema
   if ('const' in schema) return schema.const
-  if (Array.isArray(schema.enum)) return longestJson(schema.enum)
+  if (Array.isArray(schema.enum)) return byLength(schema.enum, variant)
   const { anyOf, oneOf, ...rest } = schema
   const branches = Array.isArray(anyOf) ? anyOf : oneOf
   if (Array.isArray(branches) && branches.length > 0) {
-    const values = branches.map((b) => largest({ ...rest, ...b }, sample, path, ctx))
-    return longestJson(values)
+    const values = branches.map((b) =>
+      largest(isObject(b) ? { ...rest, ...b } : b, sample, path, inner, variant),
+    )
+    return byJsonLength(values, true)
   }
-  switch (typeOf(schema, sample)) {
+  switch (typeOf(schema)) {
     case 'object':
-      return largestObject(schema, sample, path, ctx)
+      return largestObject(schema, sample, path, inner, variant)
     case 'array':
-      return largestArray(schema, sample, path, ctx)
+      return largestArray(schema, sample, path, inner, variant)
     case 'string':
-      return largestString(schema, sample, path, ctx)
+      return largestString(schema, sample, path, inner, variant)
     case 'integer':
     case 'number':
-      return typeof schema.maximum === 'number' ? schema.maximum : Number.MAX_SAFE_INTEGER
+      return longestNumber(schema, sample, path, inner, variant)
     case 'boolean':
-      return true
+      return variant % 2 === 0
     case 'null':
       return null
     default:
+      ctx.report(path, 'has no "type"')
       return sample
   }
 }
 
-function largestObject(schema: Schema, sample: unknown, path: string, ctx: Ctx) {
+function largestObject(schema: Schema, sample: unknown, path: string, ctx: Ctx, variant: number) {
   const given = isObject(sample) ? sample : {}
   const properties = isObject(schema.properties) ? schema.properties : {}
   const out: Record<string, unknown> = { ...given }
   for (const [key, sub] of Object.entries(properties)) {
     const at = `${path}/${key}`
-    const value = built(largest(sub, given[key], at, ctx), sub, at, ctx)
+    const value = built(largest(sub, given[key], at, ctx, variant), sub, at, ctx.report)
     if (value === undefined) delete out[key]
     else out[key] = value
   }
   return out
 }
 
-function largestArray(schema: Schema, sample: unknown, path: string, ctx: Ctx) {
+function largestArray(schema: Schema, sample: unknown, path: string, ctx: Ctx, variant: number) {
   const given = Array.isArray(sample) ? sample : []
   const max = typeof schema.maxItems === 'number' ? schema.maxItems : undefined
   if (max === undefined) ctx.report(path, 'has no maxItems')
   const count = max ?? given.length
   const items = schema.items
   const at = `${path}/*`
-  return Array.from({ length: count }, (_, i) =>
-    built(
-      largest(items, given.length ? given[i % given.length] : undefined, at, ctx),
-      items,
-      at,
-      ctx,
-    ),
-  )
+  const unique = schema.uniqueItems === true
+  const out = Array.from({ length: count }, (_, i) => {
+    const from = given.length ? given[i % given.length] : undefined
+    const value = largest(items, from, at, ctx, unique ? variant * count + i : variant)
+    return built(value, items, at, ctx.report)
+  })
+  if (unique && new Set(out.map((v) => JSON.stringify(v))).size < out.length) {
+    ctx.report(path, 'has uniqueItems and items that cannot all differ')
+  }
+  return out
 }
 
-function largestString(schema: Schema, sample: unknown, path: string, ctx: Ctx) {
+function largestString(schema: Schema, sample: unknown, path: string, ctx: Ctx, variant: number) {
   const given = typeof sample === 'string' ? sample : undefined
   const seeds = [...new Set(['', given ?? '', ...seedsOf(schema)])]
   const sized = (length: number): string | undefined => {
     for (const filler of ctx.fillers) {
       for (const seed of seeds) {
         const head = Array.from(seed).slice(0, length)
-        const value = head.join('') + filler.repeat(Math.max(0, length - head.length))
-        if (fits(schema, value)) return value
+        const fill = filled(filler, Math.max(0, length - head.length), variant)
+        if (fill === undefined) continue
+        const value = head.join('') + fill
+        if (fits(schema, value, ctx.root)) return value
       }
     }
     return undefined
@@ -177,51 +209,55 @@ function largestString(schema: Schema, sample: unknown, path: string, ctx: Ctx) 
   return sized(low) ?? sample
 }
 
-/** URL formats: a value that grows from `https://example.com/` takes them. */
-const URL_FORMATS = new Set(['uri', 'iri', 'uri-reference', 'iri-reference', 'url'])
+/**
+ * `count` fillers; for `variant` > 0, the last ones are characters as wide that spell the
+ * variant (undefined when `count` is too short to).
+ */
+function filled(filler: string, count: number, variant: number): string | undefined {
+  const alike = ALIKE[filler] ?? [filler]
+  const digits: string[] = []
+  for (let v = variant; v > 0; v = Math.floor(v / alike.length)) {
+    digits.unshift(alike[v % alike.length] ?? filler)
+  }
+  if (digits.length > count || (variant > 0 && alike.length < 2)) return undefined
+  return filler.repeat(count - digits.length) + digits.join('')
+}
 
 /**
- * What a value may start with when the sample has none: the literal start of an anchored
- * pattern (`tel:` of `^tel:[0-9]+$`, `http` of `^https?://`), and a URL for a URL format.
+ * The number the schema allows that is written longest: of its bounds and the numbers just
+ * inside them (99.99999999999999 below 100), and for a float around zero the smallest normal
+ * number (-2.2250738585072014e-308, as long as a number is written). A variant steps inwards.
  */
-function seedsOf(schema: Schema): string[] {
-  const seeds: string[] = []
-  if (typeof schema.format === 'string' && URL_FORMATS.has(schema.format)) {
-    seeds.push('https://example.com/')
+function longestNumber(schema: Schema, sample: unknown, path: string, ctx: Ctx, variant: number) {
+  const integer = schema.type === 'integer'
+  const { lo, hi, step } = numberRange(schema, integer)
+  const candidates = [hi, lo, nextNumber(hi, false), nextNumber(lo, true)]
+  if (!step && lo < 0 && hi >= 0) candidates.push(-2.2250738585072014e-308)
+  if (!step && lo <= 0 && hi > 0) candidates.push(2.2250738585072014e-308)
+  const allowed = candidates
+    .filter((n) => lo <= n && n <= hi && fits(schema, n, ctx.root))
+    .sort((a, b) => String(b).length - String(a).length)
+  let value = allowed[0]
+  if (value === undefined) {
+    ctx.report(path, 'has bounds no number fits')
+    return sample
   }
-  const pattern = typeof schema.pattern === 'string' ? schema.pattern : ''
-  const literal = /^\^((?:[\w:/@-]|\\[./:?-])+)(.?)/.exec(pattern)
-  if (literal?.[1]) {
-    const text = literal[1].replace(/\\(.)/g, '$1')
-    // A quantifier after the last letter may leave it out (`s?`): the start stops before it.
-    seeds.push(/^[?*{]$/.test(literal[2] ?? '') ? text.slice(0, -1) : text)
+  for (let i = 0; i < variant; i++) {
+    const inwards: boolean = value === hi || value > 0
+    value = step ? value + (inwards ? -step : step) : nextNumber(value, !inwards)
   }
-  return seeds
+  return value
 }
 
-function typeOf(schema: Schema, sample: unknown): string | undefined {
-  const type = schema.type
-  if (typeof type === 'string') return type
-  if (Array.isArray(type)) return type.find((t) => t !== 'null')
-  if (isObject(schema.properties)) return 'object'
-  if (schema.items !== undefined) return 'array'
-  if (typeof schema.maxLength === 'number' || typeof schema.pattern === 'string') return 'string'
-  return Array.isArray(sample) ? 'array' : sample === null ? undefined : typeof sample
+/** Of `values`, the longest JSON, or for a variant the variant-th longest. */
+function byLength(values: unknown[], variant: number): unknown {
+  if (variant === 0) return byJsonLength(values, true)
+  const sorted = [...values].sort(
+    (a, b) => JSON.stringify(b ?? null).length - JSON.stringify(a ?? null).length,
+  )
+  return sorted[variant % sorted.length]
 }
 
-function longestJson(values: unknown[]): unknown {
-  let best: unknown = values[0]
-  let bestLength = -1
-  for (const value of values) {
-    const length = Buffer.byteLength(JSON.stringify(value) ?? '')
-    if (length > bestLength) {
-      best = value
-      bestLength = length
-    }
-  }
-  return best
-}
-
-function isObject(value: unknown): value is Schema {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i)
 }

@@ -17,8 +17,9 @@ export const MAX_RECOMMENDATIONS = 3
 /**
  * Receipt lines shown (the last one sums up the rest when there are more): a receipt takes up to
  * 500 lines, LINE a bubble of 30 KB. The template's schema takes 15 (its maxItems), which with
- * every string at its maxLength in 4-byte characters and three recommendations with every URL at
- * its maxLength still fit (29.8 KB; `kizuna flex validate` renders that largest case).
+ * every string at its maxLength in 4-byte characters, quantities of 23 characters
+ * (1.7976931348623157e+308) and three recommendations with every URL at its maxLength still fit
+ * (29.9 KB; `kizuna flex validate` renders that largest case).
  */
 export const MAX_LINES = 15
 

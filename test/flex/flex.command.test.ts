@@ -95,6 +95,17 @@ describe('kizuna flex validate: the largest variables the schema allows', () => 
         sample: { lines: [{ name: 'Tea' }] },
       },
       'no-max-items': { template: listTemplate({}), sample: { lines: [{ name: 'Tea' }] } },
+      // The same 40 lines with their item schema in $defs: built from it, not copied from the sample.
+      'ref-lines': {
+        template: (() => {
+          const t = listTemplate({ maxItems: 40 })
+          const lines = t.variables.properties.lines as { items: unknown }
+          const $defs = { line: lines.items }
+          lines.items = { $ref: '#/$defs/line' }
+          return { ...t, variables: { ...t.variables, $defs } }
+        })(),
+        sample: { lines: [{ name: 'Tea' }] },
+      },
       'no-max-length': {
         template: bubbleTemplate({
           properties: {
@@ -112,6 +123,9 @@ describe('kizuna flex validate: the largest variables the schema allows', () => 
       stdout.split('\n').find((l) => l.includes(` ${id} `) || l.endsWith(` ${id}`))
     expect(line('forty-lines')).toMatch(
       /forty-lines\.json: line\.contents is \d+ bytes of JSON; LINE takes at most 30000 \(with the largest variables the schema allows\)/,
+    )
+    expect(line('ref-lines')).toMatch(
+      /ref-lines\.json: line\.contents is \d+ bytes of JSON; LINE takes at most 30000 \(with the largest variables the schema allows\)/,
     )
     expect(line('ten-lines')).toBe('ok    ten-lines')
     expect(line('no-max-items')).toContain('vars/lines has no maxItems')
