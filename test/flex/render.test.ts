@@ -124,6 +124,18 @@ describe('member-card', () => {
   })
 })
 
+describe('campaign-sample', () => {
+  // The format "uri" takes "https://", which LINE refuses: the delivery would fail when sent.
+  it('refuses a URL without a host when it is given, not when it is sent', () => {
+    const sample = loadFlexSample('campaign-sample')
+    for (const field of ['imageUrl', 'url']) {
+      expect(() => renderMessage('campaign-sample', { ...sample, [field]: 'https://' })).toThrow(
+        `vars/${field} must match pattern`,
+      )
+    }
+  })
+})
+
 describe('purchase-follow-up', () => {
   // LINE shows the altText in the notification, on a locked phone's screen too.
   it('says neither the store nor the amount spent in its altText', () => {
