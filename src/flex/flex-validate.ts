@@ -4,6 +4,7 @@ import {
   messagingApiSpecPath,
   type ValidationDetail,
 } from '../sandbox/openapi-validator.ts'
+import { shrunkVars, smallestVars } from './flex-smallest-case.ts'
 import { WIDEST, worstCaseVars } from './flex-worst-case.ts'
 import { loadMessageTemplate, renderMessageDraft } from './message-template.ts'
 import { listFlexTemplateIds, loadFlexSample } from './render.ts'
@@ -17,36 +18,47 @@ const SAMPLE_USER = `U${'0123456789abcdef'.repeat(2)}`
  * Checks one template as `kizuna flex validate` does: the file loads and compiles, its sample
  * fits `variables`, the LINE version keeps LINE's limits and its push body passes LINE's
  * OpenAPI schema, and the email version renders a subject, HTML and text; all that with the
- * sample and again with the largest variables the schema allows (flex-worst-case.ts: widest in
+ * sample, again with the largest variables the schema allows (flex-worst-case.ts: widest in
  * JSON bytes, then in UTF-16 units), whose arrays and strings must therefore be bounded
- * (maxItems, maxLength or a pattern).
+ * (maxItems, maxLength or a pattern), and with the smallest (flex-smallest-case.ts: each var of
+ * the sample shrunk to nothing in turn, then all at their smallest), which finds an empty text,
+ * an empty carousel or a placeholder of an absent var, naming the var.
  */
 export function validateTemplate(id: string, dir: string): TemplateReport {
   const fallback = displayPath(join(dir, `${id}.json`))
   try {
-    const { file, variables } = loadMessageTemplate(id, dir)
+    const { file, variables, validateVars } = loadMessageTemplate(id, dir)
     const sample = loadFlexSample(id, dir)
     const problems = checkRendered(id, sample, dir)
-    // Real variables can be larger than the sample: render the largest the schema allows too,
-    // widest in bytes and widest in UTF-16 units (the same variables when nothing differs).
+    // One finding per path: the sample's first, then those only other variables show.
     const found = new Set(problems.map((p) => p.path))
     const rendered = new Set<string>()
-    const worstProblems: TemplateProblem[] = []
+    /** Renders derived `vars` unless rendered already; its new problems, `when` said. */
+    const also = (vars: Record<string, unknown>, when: string, more: TemplateProblem[] = []) => {
+      const key = JSON.stringify(vars)
+      if (rendered.has(key)) return
+      rendered.add(key)
+      for (const p of [...more, ...checkRendered(id, vars, dir, true)]) {
+        if (found.has(p.path)) continue
+        found.add(p.path)
+        problems.push(p.path.startsWith('vars') ? p : { ...p, message: `${p.message} (${when})` })
+      }
+    }
+    // Real variables can be larger than the sample: render the largest the schema allows too,
+    // widest in bytes and widest in UTF-16 units (the same variables when nothing differs).
     for (const widest of WIDEST) {
       const worst = worstCaseVars(variables, sample, widest)
-      const key = JSON.stringify(worst.vars)
-      if (rendered.has(key)) continue
-      rendered.add(key)
-      const more = [...worst.problems, ...checkRendered(id, worst.vars, dir, true)]
-        .filter((p) => !found.has(p.path) && found.add(p.path))
-        .map((p) =>
-          p.path.startsWith('vars')
-            ? p
-            : { ...p, message: `${p.message} (with the largest variables the schema allows)` },
-        )
-      worstProblems.push(...more)
+      also(worst.vars, 'with the largest variables the schema allows', worst.problems)
     }
-    return { id, file, problems: [...problems, ...worstProblems] }
+    // And smaller: each var of the sample shrunk to nothing the schema allows (absent, "",
+    // empty, false, 0), naming it, then all of them at their smallest at once.
+    for (const shrunk of shrunkVars(variables, sample)) {
+      // One the schema refuses (a constraint between vars) is not real data.
+      if (validateVars(shrunk.vars)) also(shrunk.vars, `when ${shrunk.path} ${shrunk.what}`)
+    }
+    const least = smallestVars(variables, sample)
+    also(least.vars, 'with the smallest variables the schema allows', least.problems)
+    return { id, file, problems }
   } catch (error) {
     if (!(error instanceof TemplateError)) {
       const message = error instanceof Error ? error.message : String(error)

@@ -1,16 +1,14 @@
+import { fits, isObject, type Schema, type Walk } from './flex-var-schema.ts'
 import {
-  byJsonLength,
-  fits,
-  isObject,
+  type Builder,
+  buildValue,
+  built,
+  filled,
   nextNumber,
   numberRange,
-  type Report,
-  resolveSchema,
-  type Schema,
+  problemsOf,
   seedsOf,
-  typeOf,
-  type Walk,
-} from './flex-var-schema.ts'
+} from './flex-var-values.ts'
 import type { TemplateProblem } from './template-error.ts'
 
 /**
@@ -30,18 +28,6 @@ export type Widest = (typeof WIDEST)[number]
 const FILLERS: Record<Widest, string[]> = {
   bytes: ['\u0001', '\ud800', '😀', 'あ', 'a', '0'],
   utf16: ['😀', '\u0001', '\ud800', 'あ', 'a', '0'],
-}
-/**
- * Characters as wide as each filler, for the items of a `uniqueItems` array to differ: the
- * control characters JSON writes as `\u00XX` (not `\n`, `\t`…), lone high surrogates, emoji.
- */
-const ALIKE: Record<string, string[]> = {
-  '\u0001': [...range(0x1, 0x7), 0xb, ...range(0xe, 0x1f)].map((c) => String.fromCodePoint(c)),
-  '\ud800': range(0xd800, 0xdbff).map((c) => String.fromCharCode(c)),
-  '😀': range(0x1f600, 0x1f64f).map((c) => String.fromCodePoint(c)),
-  あ: range(0x3042, 0x3093).map((c) => String.fromCodePoint(c)),
-  a: range(0x61, 0x7a).map((c) => String.fromCodePoint(c)),
-  '0': range(0x30, 0x39).map((c) => String.fromCodePoint(c)),
 }
 /** A string that still fits its schema at this length has no bound worth the name. */
 const UNBOUNDED = 4096
@@ -67,37 +53,28 @@ export function worstCaseVars(
   sample: Record<string, unknown>,
   widest: Widest = 'bytes',
 ): { vars: Record<string, unknown>; problems: TemplateProblem[] } {
-  const problems = new Map<string, TemplateProblem>()
-  // The first problem of a path: why its value could not be built, not that it then has none.
-  const report: Report = (path, what, hint) => {
-    if (problems.has(path)) return
-    const message = `${what}, so no largest value can be checked against LINE's limits`
-    problems.set(path, { path, message: hint ? `${message}: ${hint}` : message })
-  }
+  const { report, list } = problemsOf('largest')
   const ctx = { report, root: schema, expanding: new Set<string>(), fillers: FILLERS[widest] }
   const vars = largest(schema, sample, 'vars', ctx, 0)
   return {
     vars: isObject(vars) ? vars : sample,
-    problems: [...problems.values()],
+    problems: list(),
   }
 }
 
 /** The walk's, and the fillers, widest first. */
 type Ctx = Walk & { fillers: string[] }
 
-/**
- * `value`, or (undefined: the sample has none and none could be built) a report of the field,
- * which would otherwise go unchecked.
- */
-export function built(value: unknown, schema: unknown, path: string, report: Report): unknown {
-  if (value === undefined && schema !== false) {
-    report(
-      path,
-      'has no value in the sample and none could be built from its schema',
-      'give one in the sample',
-    )
-  }
-  return value
+const LARGEST: Builder<Ctx> = {
+  longest: true,
+  types: {
+    object: largestObject,
+    array: largestArray,
+    string: largestString,
+    integer: longestNumber,
+    number: longestNumber,
+    boolean: (_schema, _sample, _path, _ctx, variant) => variant % 2 === 0,
+  },
 }
 
 /**
@@ -105,43 +82,7 @@ export function built(value: unknown, schema: unknown, path: string, report: Rep
  * from the variant-0 value (the items of a `uniqueItems` array).
  */
 function largest(node: unknown, sample: unknown, path: string, ctx: Ctx, variant: number): unknown {
-  if (node === false) return undefined
-  if (!isObject(node)) {
-    ctx.report(path, 'has no "type"')
-    return sample
-  }
-  const resolved = resolveSchema(node, path, ctx)
-  if (!resolved) return sample
-  const inner = { ...ctx, expanding: new Set([...ctx.expanding, ...resolved.refs]) }
-  const schema = resolved.schema
-  if ('const' in schema) return schema.const
-  if (Array.isArray(schema.enum)) return byLength(schema.enum, variant)
-  const { anyOf, oneOf, ...rest } = schema
-  const branches = Array.isArray(anyOf) ? anyOf : oneOf
-  if (Array.isArray(branches) && branches.length > 0) {
-    const values = branches.map((b) =>
-      largest(isObject(b) ? { ...rest, ...b } : b, sample, path, inner, variant),
-    )
-    return byJsonLength(values, true)
-  }
-  switch (typeOf(schema)) {
-    case 'object':
-      return largestObject(schema, sample, path, inner, variant)
-    case 'array':
-      return largestArray(schema, sample, path, inner, variant)
-    case 'string':
-      return largestString(schema, sample, path, inner, variant)
-    case 'integer':
-    case 'number':
-      return longestNumber(schema, sample, path, inner, variant)
-    case 'boolean':
-      return variant % 2 === 0
-    case 'null':
-      return null
-    default:
-      ctx.report(path, 'has no "type"')
-      return sample
-  }
+  return buildValue(node, sample, path, ctx, variant, LARGEST)
 }
 
 function largestObject(schema: Schema, sample: unknown, path: string, ctx: Ctx, variant: number) {
@@ -210,20 +151,6 @@ function largestString(schema: Schema, sample: unknown, path: string, ctx: Ctx, 
 }
 
 /**
- * `count` fillers; for `variant` > 0, the last ones are characters as wide that spell the
- * variant (undefined when `count` is too short to).
- */
-function filled(filler: string, count: number, variant: number): string | undefined {
-  const alike = ALIKE[filler] ?? [filler]
-  const digits: string[] = []
-  for (let v = variant; v > 0; v = Math.floor(v / alike.length)) {
-    digits.unshift(alike[v % alike.length] ?? filler)
-  }
-  if (digits.length > count || (variant > 0 && alike.length < 2)) return undefined
-  return filler.repeat(count - digits.length) + digits.join('')
-}
-
-/**
  * The number the schema allows that is written longest: of its bounds and the numbers just
  * inside them (99.99999999999999 below 100), and for a float around zero the smallest normal
  * number (-2.2250738585072014e-308, as long as a number is written). A variant steps inwards.
@@ -247,17 +174,4 @@ function longestNumber(schema: Schema, sample: unknown, path: string, ctx: Ctx, 
     value = step ? value + (inwards ? -step : step) : nextNumber(value, !inwards)
   }
   return value
-}
-
-/** Of `values`, the longest JSON, or for a variant the variant-th longest. */
-function byLength(values: unknown[], variant: number): unknown {
-  if (variant === 0) return byJsonLength(values, true)
-  const sorted = [...values].sort(
-    (a, b) => JSON.stringify(b ?? null).length - JSON.stringify(a ?? null).length,
-  )
-  return sorted[variant % sorted.length]
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from + 1 }, (_, i) => from + i)
 }

@@ -19,7 +19,8 @@ describe('kizuna flex validate', () => {
 
   it('fails on a broken folder, naming each file and JSON path', async () => {
     const good = bubbleTemplate({
-      properties: { name: { type: 'string', maxLength: 100 } },
+      properties: { name: { type: 'string', minLength: 1, maxLength: 100 } },
+      required: ['name'],
       body: [text('{{name}}')],
     })
     const dir = await templateFolder({
@@ -191,6 +192,84 @@ describe('kizuna flex validate: the largest variables the schema allows', () => 
         /\.json: line\.contents is \d+ bytes of JSON; LINE takes at most 30000 \(with the largest variables the schema allows\)/,
       )
     }
+  })
+})
+
+describe('kizuna flex validate: the smallest variables the schema allows', () => {
+  const bubble = (body: unknown[]) => ({
+    type: 'bubble',
+    body: { type: 'box', layout: 'vertical', contents: body },
+  })
+
+  it('fails an empty text, an empty carousel and a placeholder of an absent var, naming the var', async () => {
+    const nickname = { type: 'string', maxLength: 50 }
+    const coupon = {
+      type: 'object',
+      required: ['code'],
+      properties: { code: { type: 'string', minLength: 1, maxLength: 10 } },
+    }
+    const carousel = bubbleTemplate({
+      properties: {
+        items: {
+          type: 'array',
+          maxItems: 5,
+          items: {
+            type: 'object',
+            required: ['name'],
+            properties: { name: { type: 'string', minLength: 1, maxLength: 20 } },
+          },
+        },
+      },
+      required: ['items'],
+      body: [],
+    })
+    carousel.line.contents = {
+      type: 'carousel',
+      contents: [{ $each: 'items', as: 'item', do: bubble([text('{{item.name}}')]) }],
+    } as unknown as typeof carousel.line.contents
+    const dir = await templateFolder({
+      nickname: {
+        template: bubbleTemplate({
+          properties: { nickname },
+          required: ['nickname'],
+          body: [text('{{nickname}}')],
+        }),
+        sample: { nickname: 'Hana' },
+      },
+      'maybe-nickname': {
+        template: bubbleTemplate({ properties: { nickname }, body: [text('Hi {{nickname}}')] }),
+        sample: { nickname: 'Hana' },
+      },
+      carousel: { template: carousel, sample: { items: [{ name: 'Tea' }] } },
+      coupon: {
+        template: bubbleTemplate({ properties: { coupon }, body: [text('Code: {{coupon.code}}')] }),
+        sample: { coupon: { code: 'K7Q' } },
+      },
+      'coupon-if': {
+        template: bubbleTemplate({
+          properties: { coupon },
+          body: [text('Thanks'), { $if: 'coupon', do: text('Code: {{coupon.code}}') }],
+        }),
+        sample: { coupon: { code: 'K7Q' } },
+      },
+    })
+    const { code, stdout } = await cli(['flex', 'validate', '--dir', dir])
+    expect(code).toBe(1)
+    const line = (id: string) =>
+      stdout.split('\n').find((l) => l.includes(` ${id} `) || l.endsWith(` ${id}`))
+    expect(line('nickname')).toContain(
+      `${join(dir, 'nickname.json')}: line.contents.body.contents[0].text must be non-empty text (when vars/nickname is "")`,
+    )
+    expect(line('maybe-nickname')).toContain(
+      'maybe-nickname.json: line.contents.body.contents[0].text {{nickname}} has no value (when vars/nickname is absent)',
+    )
+    expect(line('carousel')).toContain(
+      'carousel.json: line.contents.contents must hold 1 to 12 bubbles (has 0) (when vars/items is empty)',
+    )
+    expect(line('coupon')).toContain(
+      'coupon.json: line.contents.body.contents[0].text {{coupon.code}} has no value (when vars/coupon is absent)',
+    )
+    expect(line('coupon-if')).toBe('ok    coupon-if')
   })
 })
 
