@@ -44,7 +44,8 @@ const needsChange = (r: WantedMenu) =>
 /**
  * Gives each of these LINE users the menu of their segment: friends whose wanted version differs
  * from the one last linked are linked to it (one call per menu and 500 users), or unlinked when
- * no live menu serves their segment (the default applies). Blocked and erased people: nothing.
+ * no segment that fits them has a live menu (the default applies). Blocked and erased people:
+ * nothing.
  * Throws when LINE did not take a call for a reason other than one user id (see send): what it
  * accepted is recorded, and the job's retry sends the rest.
  */

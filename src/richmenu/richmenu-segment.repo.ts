@@ -12,7 +12,7 @@ export type WantedMenu = {
   linked_version_id: string | null
   /** How many times the record was written (line_user.richmenu_generation): what a record checks. */
   generation: number
-  /** null: no live menu for their segment, the channel's default applies. */
+  /** null: no segment that fits them has a live menu; the channel's default applies. */
   wanted_version_id: string | null
   wanted_rich_menu_id: string | null
 }
@@ -20,6 +20,7 @@ export type WantedMenu = {
 /**
  * The live menu version of each segment (deployed, not retired, created on LINE). While a deploy
  * replaces a menu, two versions may be live for a segment for a moment: the newest one wins.
+ * Materialized (a few rows): wantedMenuJoin reads it once per LINE user.
  */
 const liveMenus = sql`select distinct on (seg) seg, v.id, v.line_rich_menu_id
   from richmenu_version v cross join lateral unnest(v.segments) as seg
@@ -27,15 +28,22 @@ const liveMenus = sql`select distinct on (seg) seg, v.id, v.line_rich_menu_id
   order by seg, v.deployed_at desc, v.id`
 
 /**
- * The segment of the surviving customer `s` (richmenu.schemas.ts SEGMENTS: the first that fits),
- * with `online` from survivorJoin. `topTier` null: no tiers configured, nobody is vip.
+ * `wanted`: the live menu of the first segment (richmenu.schemas.ts SEGMENTS, in order) that
+ * fits the surviving customer `s` and has a live menu, with `online` from survivorJoin; no row
+ * when none has (the channel's default applies). A vip whose menu folder was removed gets the
+ * menu of the next segment that fits (linked, member), not the default (the new-friend menu).
+ * `topTier` null: no tiers configured, nobody is vip.
  */
-function segmentOf(topTier: string | null): RawBuilder<string> {
-  return sql<string>`case
-    when s.tier = ${topTier}::text then 'vip'
-    when online.yes then 'linked'
-    when s.purchase_count > 0 then 'member'
-    else 'new_friend' end`
+function wantedMenuJoin(topTier: string | null): RawBuilder<unknown> {
+  return sql`left join lateral (
+    select live.id, live.line_rich_menu_id
+    from (values (1, 'vip', s.tier = ${topTier}::text), (2, 'linked', online.yes),
+      (3, 'member', s.purchase_count > 0), (4, 'new_friend', true)) as fits(rank, seg, yes)
+    join live on live.seg = fits.seg
+    where fits.yes
+    order by fits.rank
+    limit 1
+  ) wanted on true`
 }
 
 /**
@@ -67,12 +75,12 @@ export async function findWantedMenus(
   if (ids.length === 0) return []
   const which = 'lineUserIds' in of ? sql`lu.id` : sql`lu.customer_id`
   const { rows } = await sql<WantedMenu>`
-    with live as (${liveMenus})
+    with live as materialized (${liveMenus})
     select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
       lu.richmenu_generation as generation,
-      live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
+      wanted.id as wanted_version_id, wanted.line_rich_menu_id as wanted_rich_menu_id
     from line_user lu ${survivorJoin(db)}
-    left join live on live.seg = ${segmentOf(topTier)}
+    ${wantedMenuJoin(topTier)}
     where ${which} = any(${ids}::uuid[]) and s.erased_at is null
     order by lu.id`.execute(db)
   return rows
@@ -101,7 +109,7 @@ export async function findMismatchedFriends(
   opts: { afterId: string | null; limit: number; topTier: string | null; window?: number },
 ): Promise<MismatchPage> {
   const { rows } = await sql<WantedMenu & { scanned_to: string | null; found: boolean }>`
-    with live as (${liveMenus}),
+    with live as materialized (${liveMenus}),
     win as (
       select id, customer_id, line_uid, status, richmenu_version_id, richmenu_generation
       from line_user
@@ -111,11 +119,11 @@ export async function findMismatchedFriends(
     m as (
       select lu.id, lu.line_uid, lu.status, lu.richmenu_version_id as linked_version_id,
         lu.richmenu_generation as generation,
-        live.id as wanted_version_id, live.line_rich_menu_id as wanted_rich_menu_id
+        wanted.id as wanted_version_id, wanted.line_rich_menu_id as wanted_rich_menu_id
       from win lu ${survivorJoin(db)}
-      left join live on live.seg = ${segmentOf(opts.topTier)}
+      ${wantedMenuJoin(opts.topTier)}
       where lu.status = 'friend' and s.erased_at is null
-        and live.id is distinct from lu.richmenu_version_id
+        and wanted.id is distinct from lu.richmenu_version_id
       order by lu.id limit ${opts.limit}
     )
     select (select id from win order by id desc limit 1) as scanned_to, m.id is not null as found, m.*

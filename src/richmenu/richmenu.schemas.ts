@@ -4,7 +4,8 @@ import { z } from 'zod'
  * Who sees a menu. A person is in exactly one segment, the first that fits:
  * `vip` (the top tier of TIER_THRESHOLDS), `linked` (the LINE account has an active account
  * link: activeLinkOf in linking/link.repo.ts), `member` (at least one purchase), else
- * `new_friend`.
+ * `new_friend`. A segment no live menu serves falls to the next that fits (a vip without a vip
+ * menu gets the linked or member one).
  */
 export const SEGMENTS = ['vip', 'linked', 'member', 'new_friend'] as const
 export const segmentSchema = z.enum(SEGMENTS)

@@ -2,7 +2,7 @@ import { HTTPFetchError } from '@line/bot-sdk'
 import { UnrecoverableError } from 'bullmq'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
-import { linkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import { linkRichMenus, relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
 import {
@@ -86,7 +86,55 @@ describe('linkRichMenus', () => {
     expect(await recorded(deps, erased.lineUserId)).toBeNull()
   })
 
-  it('unlinks when no live menu serves the segment any more (the default applies)', async () => {
+  it('gives a friend whose segment has no live menu the next segment that fits: a vip gets member', async () => {
+    await settle(world)
+    const vip = await simFriend(world, { tier: 'gold', purchase_count: 3 })
+    const vips = [
+      await simFriend(world, { tier: 'gold', purchase_count: 2 }),
+      await simFriend(world, { tier: 'gold', purchase_count: 4 }),
+    ]
+    // A linked vip: linked comes before member.
+    const linkedVip = await simFriend(world, { tier: 'gold', purchase_count: 1 })
+    await deps.db
+      .insertInto('account_link')
+      .values({
+        line_user_id: linkedVip.lineUserId,
+        customer_id: linkedVip.customerId,
+        identity_kind: 'email',
+      })
+      .execute()
+    // The vip folder was removed: its version retired.
+    await retireMenus(deps, [menus.vip.versionId])
+    try {
+      await linkRichMenus(deps, [vip.lineUserId, linkedVip.lineUserId])
+      expect(line.richMenuOf(vip.lineUid)).toBe(menus.member.richMenuId)
+      expect(await recorded(deps, vip.lineUserId)).toBe(menus.member.versionId)
+      expect(line.richMenuOf(linkedVip.lineUid)).toBe(menus.linked.richMenuId)
+      expect(line.requestsTo('DELETE', /^\/v2\/bot\/user\//)).toHaveLength(0)
+
+      // The relink's statement chooses alike.
+      line.clearRequests()
+      await relinkRichMenus(deps)
+      expect(bulkLinks(line)).toEqual([
+        {
+          richMenuId: menus.member.richMenuId,
+          userIds: expect.arrayContaining(vips.map((u) => u.lineUid)),
+        },
+      ])
+      expect(line.requestsTo('POST', '/v2/bot/richmenu/bulk/unlink')).toHaveLength(0)
+      for (const u of vips) expect(await recorded(deps, u.lineUserId)).toBe(menus.member.versionId)
+    } finally {
+      await deps.db
+        .updateTable('richmenu_version')
+        .set({ retired_at: null })
+        .where('id', '=', menus.vip.versionId)
+        .execute()
+    }
+    await settle(world)
+    expect(line.richMenuOf(vip.lineUid)).toBe(menus.vip.richMenuId)
+  })
+
+  it('unlinks when no segment that fits has a live menu any more (the default applies)', async () => {
     await settle(world)
     const one = await simFriend(world, { purchase_count: 2 })
     await linkRichMenus(deps, [one.lineUserId])
@@ -100,7 +148,9 @@ describe('linkRichMenus', () => {
       others.map((u) => u.lineUserId),
     )
 
-    await retireMenus(deps, [menus.member.versionId])
+    // No segment that fits them (member, new_friend) has a live menu any more.
+    const gone = [menus.member.versionId, menus.new_friend.versionId]
+    await retireMenus(deps, gone)
     try {
       line.clearRequests()
       await linkRichMenus(deps, [one.lineUserId])
@@ -121,7 +171,7 @@ describe('linkRichMenus', () => {
       await deps.db
         .updateTable('richmenu_version')
         .set({ retired_at: null })
-        .where('id', '=', menus.member.versionId)
+        .where('id', 'in', gone)
         .execute()
     }
   })
