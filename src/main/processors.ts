@@ -16,7 +16,7 @@ import { createLinePacing } from '../platform/line-pacing.ts'
 import type { Processors } from '../platform/worker-types.ts'
 import { createPurchaseFollowUpVars } from '../purchases/purchase-follow-up.service.ts'
 import { createDeployRichMenus } from '../richmenu/richmenu.jobs.ts'
-import { checkLinks, linkUsers, relink, unlinkErasedUsers } from '../richmenu/richmenu-link.jobs.ts'
+import { createLinkProcessors, unlinkErasedUsers } from '../richmenu/richmenu-link.jobs.ts'
 import { enqueueRelink } from '../richmenu/richmenu-link.service.ts'
 import { processWebhookEvents } from '../webhook/webhook.jobs.ts'
 
@@ -55,7 +55,20 @@ export function createLineLimiters(deps: Pick<Deps, 'redis' | 'queues' | 'env'>)
   return { push: limiter('push'), reply: limiter('reply'), multicast: limiter('multicast') }
 }
 
-export function createProcessors(deps: Deps, tools: { mailer: Mailer }): Processors {
+export function createProcessors(
+  deps: Deps,
+  tools: {
+    mailer: Mailer
+    /**
+     * This process deploys richmenus/ (StartOptions.deployRichMenus, the default): when false, a
+     * link to a menu LINE lost queues no deploy of the shipped menus either.
+     */
+    deployRichMenus?: boolean
+  },
+): Processors {
+  const { linkUsers, relink, checkLinks } = createLinkProcessors({
+    redeployLostMenus: tools.deployRichMenus !== false,
+  })
   return {
     'webhook.process-events': processWebhookEvents,
     'messaging.send-deliveries': createSendDeliveries({

@@ -215,7 +215,11 @@ async function startSteps(
   if (env.ROLE !== 'web') {
     await step('starting the workers')
     workerRedis = createWorkerRedis(env.REDIS_URL, deps.redis)
-    workers = startWorkers(deps, createProcessors(deps, { mailer }), workerRedis)
+    const processors = createProcessors(deps, {
+      mailer,
+      deployRichMenus: opts.deployRichMenus !== false,
+    })
+    workers = startWorkers(deps, processors, workerRedis)
     await scheduleSweeper(deps)
     const catchUp = async () => {
       if (opts.catchUpNightly !== false) await catchUpNightlyRuns(deps)

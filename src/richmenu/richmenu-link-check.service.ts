@@ -1,6 +1,6 @@
 import { classifyLineError } from '../platform/line.ts'
 import { listVersionsOnLine } from './richmenu.repo.ts'
-import { type LinkDeps, linkRichMenus } from './richmenu-link.service.ts'
+import { type LinkDeps, type LinkOptions, linkRichMenus } from './richmenu-link.service.ts'
 import { findRecordedOn, forgetUnchangedMenus, type RecordedMenu } from './richmenu-segment.repo.ts'
 
 /** Users asked about at once; the shared limiter keeps the asking under LINE's 2,000/s. */
@@ -29,6 +29,7 @@ export type LinkCheckCounts = {
 export async function checkBulkLink(
   deps: LinkDeps,
   job: { versionId: string; lineUserIds: string[] },
+  opts: Pick<LinkOptions, 'redeployLostMenus'> = {},
 ): Promise<LinkCheckCounts> {
   const rows = await findRecordedOn(deps.db, job.lineUserIds, job.versionId)
   const missedLink = await missedLinkTest(deps, job.versionId)
@@ -43,7 +44,7 @@ export async function checkBulkLink(
     })
   }
   const forgotten = await forgetUnchangedMenus(deps.db, missed)
-  const again = await linkRichMenus(deps, forgotten, { perUser: true })
+  const again = await linkRichMenus(deps, forgotten, { ...opts, perUser: true })
   return { checked: rows.length, missed: forgotten.length, linked: again.linked, unknown }
 }
 

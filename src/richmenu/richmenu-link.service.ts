@@ -74,14 +74,20 @@ const RELINK_TASK = 'kizuna.richmenu-relink'
  * its pages while another's calls were under way sent the same links again (then both linked
  * again the people the other had recorded). One that waited finds only what changed since.
  */
-export async function relinkRichMenus(deps: LinkDeps): Promise<LinkCounts & { pages: number }> {
-  return withTaskLock(deps.db, RELINK_TASK, (db) => relinkLocked({ ...deps, db }))
+export async function relinkRichMenus(
+  deps: LinkDeps,
+  opts: Pick<LinkOptions, 'redeployLostMenus'> = {},
+): Promise<LinkCounts & { pages: number }> {
+  return withTaskLock(deps.db, RELINK_TASK, (db) => relinkLocked({ ...deps, db }, opts))
 }
 
-async function relinkLocked(deps: LinkDeps): Promise<LinkCounts & { pages: number }> {
+async function relinkLocked(
+  deps: LinkDeps,
+  opts: Pick<LinkOptions, 'redeployLostMenus'>,
+): Promise<LinkCounts & { pages: number }> {
   const owed = await readRelinkOwed(deps.db)
   const topTier = topTierOf(deps.env)
-  const batch = createLinkBatch(deps)
+  const batch = createLinkBatch(deps, opts)
   let afterId: string | null = null
   let pages = 0
   for (;;) {
@@ -100,11 +106,17 @@ async function relinkLocked(deps: LinkDeps): Promise<LinkCounts & { pages: numbe
   return { ...counts, pages }
 }
 
-type LinkOptions = {
+export type LinkOptions = {
   /** How many more times people another job linked meanwhile are linked again (see send). */
   racedRetries?: number
   /** One call per user (immediate at LINE), never a bulk link (202, checked back later). */
   perUser?: boolean
+  /**
+   * Queue a deploy of richmenus/ when LINE lost a menu Kizuna links (404): the default. False in
+   * a process whose deploys are off (StartOptions.deployRichMenus: tests with menus of their
+   * own, on a database others share): the loss is logged and left.
+   */
+  redeployLostMenus?: boolean
 }
 
 /**
@@ -112,7 +124,8 @@ type LinkOptions = {
  * `perUser`), the rest at `finish`. Each group is recorded once LINE accepted it; a bulk link's
  * users are checked back later (queueLinkCheck).
  */
-function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: LinkOptions = {}) {
+function createLinkBatch(deps: LinkDeps, opts: LinkOptions = {}) {
+  const { racedRetries = 2, perUser = false, redeployLostMenus = true } = opts
   const perCall = perUser ? 1 : MAX_USERS_PER_LINK_CALL
   const groups = new Map<string, { menuId: string | null; users: WantedMenu[] }>()
   const counts: LinkCounts = { linked: 0, unlinked: 0, rejected: 0, calls: 0 }
@@ -130,7 +143,7 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
     if (outcome.failed.length === 0) return
     // LINE lost the menu (deleted in OA Manager): a deploy, which compares Kizuna's menus with
     // LINE's list, makes it again and queues the relink that links them.
-    if (menuId && outcome.failure === '404') await queueRedeploy(deps, menuId)
+    if (menuId && outcome.failure === '404') await queueRedeploy(deps, menuId, redeployLostMenus)
     // Not a refusal of one user id (the menu's or the channel's, a 429, a 5xx, a timeout): the
     // job is retried, and a relink is not settled (what LINE accepted is recorded).
     throw outcome.error
@@ -155,7 +168,7 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
     // last), or the version was retired meanwhile (a deploy deletes its menu): they are linked
     // again to what they want now (their rows were forgotten).
     if (raced.length > 0 && racedRetries > 0) {
-      const again = await linkRichMenus(deps, raced, { racedRetries: racedRetries - 1, perUser })
+      const again = await linkRichMenus(deps, raced, { ...opts, racedRetries: racedRetries - 1 })
       for (const key of ['linked', 'unlinked', 'rejected', 'calls'] as const) {
         counts[key] += again[key]
       }
@@ -187,9 +200,18 @@ function createLinkBatch(deps: LinkDeps, { racedRetries = 2, perUser = false }: 
  * Queues a deploy for a menu LINE no longer has: one per menu an hour, however many calls it
  * refused. The hour is in the job's id because BullMQ keeps a finished job (a day, a failed one a
  * week) and drops a job added again under its id: a deploy that finished without making the menu
- * again (it failed, or LINE's list still showed the menu) must not keep the next one out.
+ * again (it failed, or LINE's list still showed the menu) must not keep the next one out. In a
+ * process whose deploys are off (`deploys` false), only logged: the deploy would send the shipped
+ * richmenus/ to this process's LINE and database.
  */
-async function queueRedeploy(deps: LinkDeps, richMenuId: string) {
+async function queueRedeploy(deps: LinkDeps, richMenuId: string, deploys: boolean) {
+  if (!deploys) {
+    deps.log.warn(
+      { richMenuId },
+      'LINE no longer has a rich menu Kizuna links; rich menu deploys are off here: not deployed',
+    )
+    return
+  }
   deps.log.warn({ richMenuId }, 'LINE no longer has a rich menu Kizuna links: deploying again')
   const hour = deps.clock.now().toISOString().slice(0, 13)
   await deps.queues.enqueue(

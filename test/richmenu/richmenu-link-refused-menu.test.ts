@@ -2,6 +2,8 @@ import { HTTPFetchError } from '@line/bot-sdk'
 import { UnrecoverableError } from 'bullmq'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { Env } from '../../src/config/env.ts'
+import { createMailer } from '../../src/email/mailer.ts'
+import { createProcessors } from '../../src/main/processors.ts'
 import type { Deps } from '../../src/platform/deps.ts'
 import { linkRichMenus, relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import { oweRelink, readRelinkOwed } from '../../src/richmenu/richmenu-relink.repo.ts'
@@ -114,6 +116,26 @@ describe('a link LINE refuses for the menu or the channel, not for a user', () =
     await expectRetried(linkRichMenus(depsAt(later), lineUserIds), 404)
     expect(await deployJobs()).toHaveLength(1)
     await retireMenus(deps, [menu.versionId])
+  })
+
+  it('queues no deploy in a process whose rich menu deploys are off (tests: their own menus)', async () => {
+    const menu = await createLiveMenu(deps, ['new_friend'])
+    await deps.line.client.deleteRichMenu(menu.richMenuId)
+    const friends = await simFriends(2)
+    const lineUserIds = friends.map((f) => f.lineUserId)
+    const before = (await deployJobs()).map((j) => j.id)
+    const mailer = createMailer(env, deps.db, { sandbox: false })
+    const processors = createProcessors(deps, { mailer, deployRichMenus: false })
+    try {
+      const ctx = undefined as never
+      await expectRetried(processors['richmenu.link-users'].run(deps, { lineUserIds }, ctx), 404)
+      await expectRetried(processors['richmenu.relink'].run(deps, {}, ctx), 404)
+      // A deploy would send the shipped richmenus/ to this process's LINE and database.
+      expect((await deployJobs()).map((j) => j.id)).toEqual(before)
+    } finally {
+      mailer.close()
+      await retireMenus(deps, [menu.versionId])
+    }
   })
 
   it('fails the job when the menu has no image (400), after one call', async () => {
