@@ -32,7 +32,7 @@ export function registerRichMenuDeployCommand(program: Command): void {
         'created anew (alias moved, default set) and the old one retired, then deleted once ' +
         'nobody is linked to it; unchanged menus make no other call (except to put back a default ' +
         'or alias a stopped deploy left unsettled); one line per menu, exit 1 ' +
-        'on any problem',
+        'on any problem or when the folder has no menus (see --remove-all)',
     )
     .option('--dir <dir>', 'the rich menus folder', richMenusDir)
     // Kizuna's records name menus, not the channel they are at: after sandbox runs, or with
@@ -40,7 +40,12 @@ export function registerRichMenuDeployCommand(program: Command): void {
     // nothing. So LINE is asked first unless told not to.
     .option('--check-line', "compare with LINE's list first (the default)")
     .option('--no-check-line', "trust Kizuna's records of what LINE has: no list call")
-    .action((opts: { dir: string; checkLine?: boolean }) =>
+    .option(
+      '--remove-all',
+      'for a folder with no menus: retire every menu, delete its aliases and the default at LINE ' +
+        'and unlink every friend (without it, a folder with no menus is refused)',
+    )
+    .action((opts: { dir: string; checkLine?: boolean; removeAll?: boolean }) =>
       withDb(
         async (db, env) => {
           // Logs go to stderr: stdout is the one-line-per-menu report.
@@ -60,6 +65,7 @@ export function registerRichMenuDeployCommand(program: Command): void {
               {
                 dir: resolve(opts.dir),
                 checkLine: opts.checkLine !== false,
+                removeAll: opts.removeAll === true,
                 afterChange: () => queueRelink(redis, env),
               },
             )

@@ -19,7 +19,8 @@ export function registerRichMenuCommands(program: Command): void {
     .command('validate')
     .description(
       "check every menu against LINE's rules (size, areas, actions, image) and Kizuna's " +
-        '(segments, aliases, default); one line per menu, exit 1 on any problem',
+        '(segments, aliases, default); one line per menu, exit 1 on any problem or when the ' +
+        'folder has no menus',
     )
     .option('--dir <dir>', 'the menus folder', richMenusDir)
     .action((opts: { dir: string }) =>
@@ -29,6 +30,13 @@ export function registerRichMenuCommands(program: Command): void {
         if (!existsSync(dir)) throw new Error(`no folder ${dir}`)
         const { problems, warnings } = loadRichMenus(dir)
         const names = listMenuFolders(dir)
+        // An empty bind mount would pass as "0 menus, 0 with errors", and a deploy refuses it.
+        if (names.length === 0) {
+          throw new Error(
+            `no menus in ${dir}: a menu is a folder with menu.json and its image ` +
+              '(richmenus/README.md)',
+          )
+        }
         for (const name of names) {
           const mine = problems.filter((p) => folderOf(dir, p) === name)
           const notes = warnings.filter((p) => folderOf(dir, p) === name)

@@ -73,6 +73,13 @@ export type RichMenuDeployOptions = {
    */
   checkLine?: boolean
   /**
+   * A folder with no menus retires every menu, deletes Kizuna's aliases and default at LINE and
+   * unlinks every friend: refused unless this says so (`kizuna richmenu deploy --remove-all`),
+   * and refused with it when the folder has menus. The start-up job never says so: an empty
+   * bind mount must not wipe the channel's menus.
+   */
+  removeAll?: boolean
+  /**
    * Called after a deploy that changed something, or found a relink still owed from an earlier
    * one, or that left retired versions people are still linked to: re-linking them is what lets
    * a later deploy delete those versions. A relink owed stays owed until one runs to the end
@@ -96,9 +103,10 @@ export type RichMenuDeployOptions = {
  * default Kizuna set is cleared (people without a linked menu then see none, or OA Manager's).
  *
  * Refuses (AppError UNPROCESSABLE with the problems as `details`) before any call when a
- * folder has a problem. Two deploys never run at once (withTaskLock: on Postgres an advisory
- * lock; on the embedded database, which has one connection, no connection is held while LINE
- * answers).
+ * folder has a problem, and (NOT_FOUND) when `dir` is missing or holds no menu, which would
+ * remove them all, unless `removeAll` asks for exactly that. Two deploys never run at once
+ * (withTaskLock: on Postgres an advisory lock; on the embedded database, which has one
+ * connection, no connection is held while LINE answers).
  */
 export async function deployRichMenus(
   deps: RichMenuDeployDeps,
@@ -117,6 +125,7 @@ export async function deployRichMenus(
       { details: problems },
     )
   }
+  checkRemoveAll(dir, menus, opts.removeAll === true)
   const summary: RichMenuDeploySummary = {
     created: [],
     unchanged: [],
@@ -143,6 +152,27 @@ export async function deployRichMenus(
   }
   if (summary.relinkOwed || summary.waiting.length > 0) await opts.afterChange?.(summary)
   return summary
+}
+
+/**
+ * A deploy of no menus removes them all: only when told so, and told so only of a folder with
+ * none (a habit of passing the flag must not turn the guard off).
+ */
+function checkRemoveAll(dir: string, menus: RichMenuFile[], removeAll: boolean): void {
+  if (menus.length === 0 && !removeAll) {
+    throw new AppError(
+      'NOT_FOUND',
+      `no menus in ${dir}: a deploy of none would retire every menu and unlink every friend; ` +
+        'nothing was sent to LINE (`kizuna richmenu deploy --remove-all` removes them)',
+    )
+  }
+  if (menus.length > 0 && removeAll) {
+    throw new AppError(
+      'BAD_REQUEST',
+      `--remove-all is for a folder with no menus; ${dir} has ${menus.length} ` +
+        `(${menus.map((m) => m.name).join(', ')}): nothing was sent to LINE`,
+    )
+  }
 }
 
 async function deployLocked(

@@ -16,8 +16,10 @@ export type DeployRichMenusJobOptions = {
 /**
  * `richmenu.deploy`, queued at every start: deploys richmenus/ after checking Kizuna's records
  * against LINE's list (a sandbox starts empty; a menu may have been deleted by hand). Problems in
- * the folders are logged (file, field, message: no personal data) and the job ends; a refusal
- * ends it too (the next start carries on); a 5xx or timeout is retried. LINE's hourly limits
+ * the folders are logged (file, field, message: no personal data) and the job ends; so does a
+ * folder missing or with no menus (a bind mount left empty), with a warning: it never removes
+ * every menu (only `kizuna richmenu deploy --remove-all` does); a refusal ends it too (the next
+ * start carries on); a 5xx or timeout is retried. LINE's hourly limits
  * (a 429, or Kizuna's own budget used up) queue the deploy again for when there is room.
  */
 export function createDeployRichMenus(
@@ -52,7 +54,7 @@ export function createDeployRichMenus(
           return
         }
         if (error.code === 'NOT_FOUND') {
-          deps.log.info(error.message)
+          deps.log.warn(error.message)
           return
         }
         if (error.code === 'TOO_MANY_REQUESTS') {

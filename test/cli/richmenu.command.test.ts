@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { imageSize } from 'image-size'
 import { describe, expect, it } from 'vitest'
@@ -55,6 +55,17 @@ describe('kizuna richmenu validate', () => {
     const res = await cli(['richmenu', 'validate', '--dir', join(dir, 'richmenu')])
     expect(res.code).toBe(1)
     expect(res.stderr).toBe(`error: no folder ${join(dir, 'richmenu')}\n`)
+  })
+
+  it('fails on a folder with no menus (an empty bind mount) rather than passing 0 menus', async () => {
+    const { dir } = menuFolder()
+    writeFileSync(join(dir, 'README.md'), '# menus\n')
+    const res = await cli(['richmenu', 'validate', '--dir', dir])
+    expect(res).toMatchObject({ code: 1, stdout: '' })
+    expect(res.stderr).toBe(
+      `error: no menus in ${dir}: a menu is a folder with menu.json and its image ` +
+        '(richmenus/README.md)\n',
+    )
   })
 })
 

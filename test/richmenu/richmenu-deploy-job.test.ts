@@ -74,11 +74,39 @@ describe('richmenu.deploy (the job queued at start)', () => {
     expect(problem?.file).toMatch(/bad\/menu\.json$/)
   })
 
-  it('ends quietly when there is no richmenus/ folder', async () => {
+  it('warns and ends when there is no richmenus/ folder', async () => {
     const { log, lines } = capturedLog()
     await createDeployRichMenus({ dir: `${folder.dir}-none` }).run({ ...deps, log }, {}, ctx)
     expect(line.requests).toEqual([])
-    expect(lines.map((l) => l.msg)).toEqual([expect.stringMatching(/no rich-menu folder/)])
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 40, msg: expect.stringMatching(/no rich-menu folder/) }),
+    ])
+  })
+
+  it('warns and removes nothing when richmenus/ has no menus (a bind mount left empty)', async () => {
+    await folder.write('main', { alias: 'main', default: true })
+    await createDeployRichMenus({ dir: folder.dir }).run(deps, {}, ctx)
+    const before = lineState(line)
+    await folder.remove('main')
+    line.clearRequests()
+    const { log, lines } = capturedLog()
+    const relinks: string[][] = []
+    const processor = createDeployRichMenus({
+      dir: folder.dir,
+      afterChange: async (_deps, summary) => {
+        relinks.push(summary.retired)
+      },
+    })
+    await processor.run({ ...deps, log }, {}, ctx)
+
+    expect(line.requests).toEqual([])
+    expect(lineState(line)).toEqual(before)
+    expect(relinks).toEqual([])
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 40, msg: expect.stringMatching(/^no menus in /) }),
+    ])
+    const rows = await deps.db.selectFrom('richmenu_version').select('retired_at').execute()
+    expect(rows).toEqual([{ retired_at: null }])
   })
 
   it('runs on a real worker of the richmenu queue', async () => {
@@ -251,6 +279,24 @@ describe('kizuna richmenu deploy', () => {
       stdout: 'unchanged main\n',
     })
     expect(line.requests.length).toBe(before)
+  })
+
+  it('refuses a folder with no menus and exits 1; --remove-all removes every menu', async () => {
+    await folder.write('main', { alias: 'main', default: true, shade: 1 })
+    expect(await deploy()).toMatchObject({ code: 0, stdout: 'created   main\n' })
+    await folder.remove('main')
+    const refused = await deploy()
+    expect(refused).toMatchObject({ code: 1, stdout: '' })
+    expect(refused.stderr).toBe(
+      `error: no menus in ${folder.dir}: a deploy of none would retire every menu and unlink ` +
+        'every friend; nothing was sent to LINE ' +
+        '(`kizuna richmenu deploy --remove-all` removes them)\n',
+    )
+    expect(lineState(line).menus).toHaveLength(1)
+
+    const removed = await deploy(line, '--remove-all')
+    expect(removed).toMatchObject({ code: 0, stdout: 'retired   main\ndeleted   main\n' })
+    expect(lineState(line)).toEqual({ menus: [], aliases: {}, defaultRichMenuId: undefined })
   })
 
   it('prints the problems and exits 1', async () => {

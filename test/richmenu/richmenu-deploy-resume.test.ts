@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { sql } from 'kysely'
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
@@ -151,6 +153,43 @@ describe('deployRichMenus, stopped and resumed', () => {
     expect((error as AppError).code).toBe('NOT_FOUND')
     expect(line.requests).toEqual([])
     expect((await rows()).map((r) => r.retired_at)).toEqual([null])
+  })
+
+  it('refuses a folder with no menus (an empty bind mount) instead of retiring every menu', async () => {
+    await folder.write('main', { alias: 'main', default: true, shade: 1 })
+    await deployRichMenus(deps, { dir: folder.dir })
+    const before = lineState(line)
+    await folder.remove('main')
+    // A file beside the menus is no menu.
+    await writeFile(join(folder.dir, 'README.md'), '# menus\n')
+    line.clearRequests()
+    const error = await failure(() => deployRichMenus(deps, { dir: folder.dir, checkLine: true }))
+    expect(error).toBeInstanceOf(AppError)
+    expect((error as AppError).code).toBe('NOT_FOUND')
+    expect((error as AppError).message).toBe(
+      `no menus in ${folder.dir}: a deploy of none would retire every menu and unlink every ` +
+        'friend; nothing was sent to LINE (`kizuna richmenu deploy --remove-all` removes them)',
+    )
+    expect(line.requests).toEqual([])
+    expect((await rows()).map((r) => r.retired_at)).toEqual([null])
+    expect(lineState(line)).toEqual(before)
+
+    // Said on purpose: every menu goes.
+    const summary = await deployRichMenus(deps, { dir: folder.dir, removeAll: true })
+    expect(summary).toMatchObject({ created: [], retired: ['main'], deleted: ['main'] })
+    expect(lineState(line)).toEqual({ menus: [], aliases: {}, defaultRichMenuId: undefined })
+  })
+
+  it('refuses removeAll for a folder that has menus', async () => {
+    await folder.write('main', { shade: 1 })
+    const error = await failure(() => deployRichMenus(deps, { dir: folder.dir, removeAll: true }))
+    expect((error as AppError).code).toBe('BAD_REQUEST')
+    expect((error as AppError).message).toBe(
+      `--remove-all is for a folder with no menus; ${folder.dir} has 1 (main): ` +
+        'nothing was sent to LINE',
+    )
+    expect(line.requests).toEqual([])
+    expect(await rows()).toEqual([])
   })
 
   it('with checkLine, creates again the menus LINE no longer has', async () => {
