@@ -20,15 +20,52 @@ export async function withTaskLock<T>(
 ): Promise<T> {
   const dataDir = embeddedDataDir(db)
   if (dataDir !== undefined) return inTurn(`${dataDir}\n${name}`, () => fn(db))
-  const key = sql`hashtextextended(${name}, 7)`
   return db.connection().execute(async (conn) => {
-    await sql`select pg_advisory_lock(${key})`.execute(conn)
-    try {
-      return await fn(conn)
-    } finally {
-      await sql`select pg_advisory_unlock(${key})`.execute(conn)
-    }
+    await sql`select pg_advisory_lock(${taskKey(name)})`.execute(conn)
+    return runThenUnlock(conn, name, fn)
   })
+}
+
+/**
+ * withTaskLock without the wait: runs `fn` if no other run of the task `name` goes on, or
+ * returns `{ ran: false }` at once (pg_try_advisory_lock; on the embedded database, a run under
+ * way in this process). For a task that a run under way can do on the caller's behalf, so that
+ * a job asking for it does not hold a worker slot and a connection while that run goes on.
+ */
+export async function tryWithTaskLock<T>(
+  db: Database,
+  name: string,
+  fn: (db: Database) => Promise<T>,
+): Promise<{ ran: true; value: T } | { ran: false }> {
+  const dataDir = embeddedDataDir(db)
+  if (dataDir !== undefined) {
+    const key = `${dataDir}\n${name}`
+    if (lastRuns.has(key)) return { ran: false }
+    return { ran: true, value: await inTurn(key, () => fn(db)) }
+  }
+  return db.connection().execute(async (conn) => {
+    const { rows } = await sql<{
+      locked: boolean
+    }>`select pg_try_advisory_lock(${taskKey(name)}) as locked`.execute(conn)
+    if (!rows[0]?.locked) return { ran: false }
+    return { ran: true, value: await runThenUnlock(conn, name, fn) }
+  })
+}
+
+/** The advisory lock key of a task: keyed as every version has keyed it (withTaskLock). */
+const taskKey = (name: string) => sql`hashtextextended(${name}, 7)`
+
+/** Runs `fn` on `conn`, which holds the task's lock, and lets the lock go whatever happens. */
+async function runThenUnlock<T>(
+  conn: Database,
+  name: string,
+  fn: (db: Database) => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn(conn)
+  } finally {
+    await sql`select pg_advisory_unlock(${taskKey(name)})`.execute(conn)
+  }
 }
 
 /** The end of the last run queued under each key (never rejects). */

@@ -28,7 +28,9 @@ export function workerOptions(deps: Pick<Deps, 'env'>): Record<QueueName, Partia
     delivery: { concurrency: 4 },
     identity: { concurrency: 8 },
     // Link jobs (one call per 500 users) and relinks: two at once stay far below LINE's 2,000/s;
-    // deploys take a Postgres advisory lock, so a second one waits for the first; relinks too.
+    // deploys take a Postgres advisory lock, so a second one waits for the first; a relink that
+    // finds another under way owes it one more pass and ends (relinkRichMenus), keeping its slot
+    // free for link jobs.
     richmenu: { concurrency: 2 },
     maintenance: { concurrency: 1 },
   }

@@ -1,7 +1,8 @@
 import type { Processor } from '../platform/worker-types.ts'
 import { unlinkErasedMenus } from './erased-unlink.service.ts'
-import { type LinkOptions, linkRichMenus, relinkRichMenus } from './richmenu-link.service.ts'
+import { type LinkOptions, linkRichMenus } from './richmenu-link.service.ts'
 import { checkBulkLink } from './richmenu-link-check.service.ts'
+import { relinkRichMenus } from './richmenu-relink.service.ts'
 
 export type LinkJobOptions = Pick<LinkOptions, 'redeployLostMenus'>
 

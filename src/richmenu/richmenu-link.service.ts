@@ -2,7 +2,6 @@ import type { Env } from '../config/env.ts'
 import { jobIds } from '../jobs.ts'
 import type { Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
-import { withTaskLock } from '../platform/task-lock.ts'
 import type { EventContext } from '../webhook/event-context.ts'
 import { insertErasedUnlinks } from './erased-unlink.repo.ts'
 import { unlinkErasedMenus } from './erased-unlink.service.ts'
@@ -12,10 +11,8 @@ import {
   callSplittingRefusals,
   type Refusal,
 } from './richmenu-bulk-call.ts'
-import { readRelinkOwed, settleRelink } from './richmenu-relink.repo.ts'
 import {
   findErasedLineUsers,
-  findMismatchedFriends,
   findWantedMenus,
   forgetLinkedMenus,
   recordLinkedMenus,
@@ -60,52 +57,6 @@ export async function linkRichMenus(
   return batch.finish()
 }
 
-/** The relinks' withTaskLock (see relinkRichMenus). */
-const RELINK_TASK = 'kizuna.richmenu-relink'
-
-/**
- * Every friend whose linked menu is not the one of their segment, page by page (after a deploy,
- * a tier refresh, an import): users wanting the same menu are gathered into calls of 500. Run to
- * the end with every call taken, it settles the relink a deploy owed before it started
- * (richmenu_relink); a call LINE did not take throws first, so the relink stays owed.
- *
- * Relinks run one at a time, in this process or another (withTaskLock): each deploy, import and
- * tier refresh queues one, the richmenu queue runs two at once per worker, and a relink reading
- * its pages while another's calls were under way sent the same links again (then both linked
- * again the people the other had recorded). One that waited finds only what changed since.
- */
-export async function relinkRichMenus(
-  deps: LinkDeps,
-  opts: Pick<LinkOptions, 'redeployLostMenus'> = {},
-): Promise<LinkCounts & { pages: number }> {
-  return withTaskLock(deps.db, RELINK_TASK, (db) => relinkLocked({ ...deps, db }, opts))
-}
-
-async function relinkLocked(
-  deps: LinkDeps,
-  opts: Pick<LinkOptions, 'redeployLostMenus'>,
-): Promise<LinkCounts & { pages: number }> {
-  const owed = await readRelinkOwed(deps.db)
-  const topTier = topTierOf(deps.env)
-  const batch = createLinkBatch(deps, opts)
-  let afterId: string | null = null
-  let pages = 0
-  for (;;) {
-    const page = await findMismatchedFriends(deps.db, {
-      afterId,
-      limit: MAX_USERS_PER_LINK_CALL,
-      topTier,
-    })
-    pages++
-    for (const row of page.rows) await batch.add(row)
-    if (!page.nextAfterId) break
-    afterId = page.nextAfterId
-  }
-  const counts = await batch.finish()
-  await settleRelink(deps.db, owed)
-  return { ...counts, pages }
-}
-
 export type LinkOptions = {
   /** How many more times people another job linked meanwhile are linked again (see send). */
   racedRetries?: number
@@ -124,7 +75,7 @@ export type LinkOptions = {
  * `perUser`), the rest at `finish`. Each group is recorded once LINE accepted it; a bulk link's
  * users are checked back later (queueLinkCheck).
  */
-function createLinkBatch(deps: LinkDeps, opts: LinkOptions = {}) {
+export function createLinkBatch(deps: LinkDeps, opts: LinkOptions = {}) {
   const { racedRetries = 2, perUser = false, redeployLostMenus = true } = opts
   const perCall = perUser ? 1 : MAX_USERS_PER_LINK_CALL
   const groups = new Map<string, { menuId: string | null; users: WantedMenu[] }>()

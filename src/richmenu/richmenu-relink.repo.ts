@@ -9,7 +9,8 @@ export type RelinkOwed = { owed: boolean; generation: string }
 
 /**
  * A relink is owed: menus changed (written with the change, before the relink is queued in
- * Redis, so a relink Redis did not take is queued again by the next deploy).
+ * Redis, so a relink Redis did not take is queued again by the next deploy), or a relink found
+ * another under way (which then makes one more pass: relinkRichMenus).
  */
 export async function oweRelink(db: Db): Promise<void> {
   await db

@@ -8,8 +8,8 @@ import {
   forgetRichMenuOf,
   linkRichMenus,
   relinkCustomersSoon,
-  relinkRichMenus,
 } from '../../src/richmenu/richmenu-link.service.ts'
+import { relinkRichMenus } from '../../src/richmenu/richmenu-relink.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { insertFriend, type LiveMenu } from '../richmenu/richmenu-link-fixtures.ts'
 import { cli } from '../support/cli.ts'

@@ -4,8 +4,7 @@ import { lockLineUid } from '../../src/identity/identity.repo.ts'
 import { lockAttempts } from '../../src/linking/link-code-limits.ts'
 import { LOCK_SPACES, type LockSpace, lockInSpace } from '../../src/platform/advisory-locks.ts'
 import type { DB } from '../../src/platform/db.ts'
-import { withTaskLock } from '../../src/platform/task-lock.ts'
-import { heldTransaction } from '../support/locks.ts'
+import { heldTask, heldTransaction } from '../support/locks.ts'
 import { testDb } from '../support/test-db.ts'
 
 // Each kind of advisory lock has a key space of its own: a lock on a LINE user never waits on
@@ -56,18 +55,12 @@ describe('advisory locks', () => {
 
   it('does not make a LINE user lock wait for a task of the same name', async () => {
     const name = key()
-    const running = Promise.withResolvers<void>()
-    const released = Promise.withResolvers<void>()
-    const task = withTaskLock(db(), name, async () => {
-      running.resolve()
-      await released.promise
-    })
-    await running.promise
+    const task = await heldTask(db(), name)
     try {
       expect(await takes(lockLineUid, name)).toBe(true)
     } finally {
-      released.resolve()
-      await task
+      task.release()
+      await task.ended
     }
   })
 })

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { Deps } from '../../src/platform/deps.ts'
 import { deployRichMenus } from '../../src/richmenu/richmenu-deploy.service.ts'
-import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import { relinkRichMenus } from '../../src/richmenu/richmenu-relink.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { lineState, type MenusFolder, useDeployWorld } from './richmenu-deploy-fixtures.ts'
 import { insertFriend } from './richmenu-link-fixtures.ts'

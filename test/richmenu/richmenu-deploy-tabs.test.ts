@@ -4,8 +4,8 @@ import {
   deployRichMenus,
   type RichMenuDeploySummary,
 } from '../../src/richmenu/richmenu-deploy.service.ts'
-import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
 import { checkBulkLink } from '../../src/richmenu/richmenu-link-check.service.ts'
+import { relinkRichMenus } from '../../src/richmenu/richmenu-relink.service.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { type MenuSeed, type MenusFolder, useDeployWorld } from './richmenu-deploy-fixtures.ts'
 import { bulkLinks, insertFriend, recorded } from './richmenu-link-fixtures.ts'

@@ -1,16 +1,21 @@
+import { setTimeout as delay } from 'node:timers/promises'
 import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { createMailer } from '../../src/email/mailer.ts'
+import { jobIds } from '../../src/jobs.ts'
+import { createProcessors } from '../../src/main/processors.ts'
 import { refreshSpend } from '../../src/maintenance/refresh-spend.jobs.ts'
 import type { Deps } from '../../src/platform/deps.ts'
+import { createWorkerRedis } from '../../src/platform/redis.ts'
+import { startWorkers } from '../../src/platform/workers.ts'
 import { relink } from '../../src/richmenu/richmenu-link.jobs.ts'
-import {
-  enqueueRelink,
-  linkRichMenus,
-  relinkRichMenus,
-} from '../../src/richmenu/richmenu-link.service.ts'
+import { enqueueRelink, linkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import { readRelinkOwed } from '../../src/richmenu/richmenu-relink.repo.ts'
+import { relinkRichMenus } from '../../src/richmenu/richmenu-relink.service.ts'
 import { findMismatchedFriends } from '../../src/richmenu/richmenu-segment.repo.ts'
 import type { LinePlatform } from '../../src/sandbox/platform.ts'
 import { expectNoRejectedRequests } from '../support/line.ts'
+import { eventually } from '../support/wait.ts'
 import {
   bulkLinks,
   createLiveMenu,
@@ -84,20 +89,31 @@ describe('richmenu.relink', () => {
     expect(line.richMenuOf(a.lineUid)).toBe(menus.member.richMenuId)
   })
 
-  it('sends each link once when two relinks run at once (two deploys queue one each)', async () => {
+  it('owes a relink that finds another under way and returns at once; that one runs again at its end', async () => {
     await settle(world)
     const friends = [await simFriend(world), await simFriend(world), await simFriend(world)]
     // The first relink's bulk link waits at LINE, its users not yet recorded.
     const held = line.holdNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/link' })
     const first = relinkRichMenus(deps)
-    await held.arrived
-    const second = relinkRichMenus(deps)
-    // The second has sent its own link, or waits for the first to end.
-    await expect
-      .poll(async () => bulkLinks(line).length > 1 || (await waitsOnAdvisoryLock()))
-      .toBe(true)
-    held.release()
-    await Promise.all([first, second])
+    let second: Awaited<ReturnType<typeof relinkRichMenus>> | 'waiting'
+    let late: Awaited<ReturnType<typeof simFriend>>
+    try {
+      await held.arrived
+      // A purchase the first relink's pages did not see: only a pass after it links them.
+      late = await simFriend(world, { purchase_count: 1 })
+      // The second neither waits for the first (a worker slot and a connection held meanwhile)
+      // nor sends what the first is sending.
+      second = await Promise.race([
+        relinkRichMenus(deps),
+        delay(3_000).then(() => 'waiting' as const),
+      ])
+      expect(await waitsOnAdvisoryLock()).toBe(false)
+      expect((await readRelinkOwed(deps.db)).owed).toBe(true)
+    } finally {
+      held.release()
+    }
+    expect(second).toMatchObject({ passes: 0, calls: 0 })
+    expect(await first).toMatchObject({ passes: 2 })
 
     expect(bulkLinks(line)).toEqual([
       {
@@ -108,6 +124,47 @@ describe('richmenu.relink', () => {
     expect(bulkLinks(line)[0]?.userIds).toHaveLength(friends.length)
     for (const f of friends)
       expect(await recorded(deps, f.lineUserId)).toBe(menus.new_friend.versionId)
+    expect(line.richMenuOf(late.lineUid)).toBe(menus.member.richMenuId)
+    expect(await recorded(deps, late.lineUserId)).toBe(menus.member.versionId)
+    expect((await readRelinkOwed(deps.db)).owed).toBe(false)
+  })
+
+  it("keeps the richmenu queue's slots free: a follow's link runs while a relink waits at LINE and another was queued", async () => {
+    await settle(world)
+    await deps.queues.byName.richmenu.drain()
+    await simFriend(world)
+    await simFriend(world)
+    const held = line.holdNext({ method: 'POST', path: '/v2/bot/richmenu/bulk/link' })
+    const cleanups: (() => Promise<void>)[] = []
+    try {
+      const redis = createWorkerRedis(deps.env.REDIS_URL)
+      cleanups.push(async () => redis.disconnect())
+      const mailer = createMailer(deps.env, deps.db, { sandbox: false })
+      cleanups.push(async () => mailer.close())
+      const processors = createProcessors(deps, { mailer, deployRichMenus: false })
+      const workers = startWorkers(deps, processors, redis, { queues: ['richmenu'] })
+      cleanups.push(() => workers.close())
+
+      await enqueueRelink(deps, 'slots-first')
+      await held.arrived
+      await enqueueRelink(deps, 'slots-second')
+      // The richmenu queue runs two jobs at once: the second relink must not keep its slot.
+      const follower = await simFriend(world, { purchase_count: 1 })
+      await deps.queues.enqueue(
+        'richmenu.link-users',
+        { lineUserIds: [follower.lineUserId] },
+        { jobId: jobIds.richMenuLink([follower.lineUserId], 'slots') },
+      )
+      // Well within LINE_TIMEOUT_MS (10 s), after which the held call fails and frees its slot.
+      await eventually(async () => {
+        expect(line.richMenuOf(follower.lineUid)).toBe(menus.member.richMenuId)
+        const secondJob = await deps.queues.byName.richmenu.getJob('richmenu-relink-slots-second')
+        expect(await secondJob?.getState()).toBe('completed')
+      }, 5_000)
+    } finally {
+      held.release()
+      for (const cleanup of cleanups.reverse()) await cleanup()
+    }
   })
 
   it('is queued by each nightly spend refresh, once for the run', async () => {

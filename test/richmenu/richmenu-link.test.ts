@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createApiKey } from '../../src/auth/api-key.service.ts'
 import { attachIdentity } from '../../src/customers/merge.service.ts'
 import type { Segment } from '../../src/richmenu/richmenu.schemas.ts'
-import { relinkRichMenus } from '../../src/richmenu/richmenu-link.service.ts'
+import { relinkRichMenus } from '../../src/richmenu/richmenu-relink.service.ts'
 import { createCustomer } from '../customers/factories.ts'
 import {
   friend,

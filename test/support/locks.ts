@@ -4,6 +4,7 @@ import { eraseCustomer } from '../../src/customers/erase.service.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import { lockInSpace } from '../../src/platform/advisory-locks.ts'
 import type { Database, DB } from '../../src/platform/db.ts'
+import { withTaskLock } from '../../src/platform/task-lock.ts'
 import { eventually } from './wait.ts'
 
 /**
@@ -29,6 +30,24 @@ export async function heldTransaction(
   })
   await Promise.race([done, committed])
   return { commit, committed }
+}
+
+/**
+ * A run of the task `name` (withTaskLock) that goes on until `release()`; resolves once it
+ * runs. `ended` settles when it has let the task go.
+ */
+export async function heldTask(
+  db: Database,
+  name: string,
+): Promise<{ release: () => void; ended: Promise<void> }> {
+  const running = Promise.withResolvers<void>()
+  const released = Promise.withResolvers<void>()
+  const ended = withTaskLock(db, name, async () => {
+    running.resolve()
+    await released.promise
+  })
+  await Promise.race([running.promise, ended])
+  return { release: released.resolve, ended }
 }
 
 /** Waits until `count` statements of this database that name `table` are waiting on a lock. */
