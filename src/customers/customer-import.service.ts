@@ -27,9 +27,9 @@ export type RowWarning = (field: string, message: string) => void
  * are left alone; tags are added to the customer's (none removed). An email or phone of another
  * shop account's or LINE friend's customer is not attached (the profile field is still set) and
  * `warn` is told. An erased person's external id or card refuses the row, as does their email on
- * a row without an external id. Their phone does not: it keeps no tombstone (households share
- * one), so a row naming it alone is a new customer. A customer without a member card gets one
- * afterwards, for many rows at once (issueMissingMemberCards).
+ * a row without an external id, and their phone on a row naming no other id (households share a
+ * phone: a row naming someone by another id takes it). A customer without a member card gets
+ * one afterwards, for many rows at once (issueMissingMemberCards).
  */
 export async function importCustomerRow(
   db: Database,

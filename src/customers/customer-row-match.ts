@@ -40,21 +40,25 @@ const ERASED = 'this customer was erased on request'
 
 /**
  * The live customer holding the id (after merges); RowError if it is an erased person's, unless
- * `shopAccountRow` and the id is not one naming the person (email, phone).
+ * `shopAccountRow` and the id is not one naming the person (email, phone), or it is a phone and
+ * not `phoneOnly` (the row's only id).
  */
 async function ownerOf(
   trx: Transaction<DB>,
   id: RowId,
-  shopAccountRow: boolean,
+  row: { shopAccountRow: boolean; phoneOnly: boolean },
 ): Promise<string | undefined> {
   const owner = await findIdentityOwner(trx, id.kind, id.value)
   if (!owner) {
     // Erasure leaves a tombstone, not the value: an old export must not re-create the person.
     // An old export names them by their erased external id or card; a row with a live (or new)
     // external id is someone's current shop account, e.g. the person signing up again, whose
-    // email then becomes a live identity again (as account link allows).
-    const reusable = shopAccountRow && !PERSONAL_KINDS.includes(id.kind)
-    if (!reusable && (await isErasedIdentity(trx, id.kind, id.value, id.typed))) {
+    // email then becomes a live identity again (as account link allows). An erased phone refuses
+    // only a row naming no one else (households share a phone: a family member's row names
+    // them by another id, and takes the phone).
+    const reusable = row.shopAccountRow && !PERSONAL_KINDS.includes(id.kind)
+    const shared = { shared: row.phoneOnly }
+    if (!reusable && (await isErasedIdentity(trx, id.kind, id.value, id.typed, shared))) {
       throw new RowError(id.column, ERASED)
     }
     return undefined
@@ -102,9 +106,12 @@ export async function findRowCustomer(
 ): Promise<{ customerId: string | undefined; conflicts: Map<RowId, string> }> {
   const owners = new Map<RowId, string>()
   // ids lists external_id first: an erased one refuses the row before its email is looked at.
-  const shopAccountRow = row.external_id !== undefined
+  const rowIds = {
+    shopAccountRow: row.external_id !== undefined,
+    phoneOnly: ids.every((id) => id.kind === 'phone'),
+  }
   for (const id of ids) {
-    const owner = await ownerOf(trx, id, shopAccountRow)
+    const owner = await ownerOf(trx, id, rowIds)
     if (owner) owners.set(id, owner)
   }
   const personal = ids.filter((id) => PERSONAL_KINDS.includes(id.kind))

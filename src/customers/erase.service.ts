@@ -35,8 +35,9 @@ export type EraseResult = ErasedCustomer & {
  *   is revoked on every channel, and the consent history (ids, flags, times: no personal data)
  *   stays, as merge_audit and link_audit do; the LINE user row stays (status history) with its
  *   user id replaced by a tombstone;
- * - card, shop account and email identities keep only a tombstone (TOMBSTONE_KINDS), pointing
- *   at the erased customer, so a scan answers 410; every other identity is deleted;
+ * - card, shop account, email and phone identities keep only a tombstone (TOMBSTONE_KINDS),
+ *   pointing at the erased customer, so a scan answers 410 and an old import cannot bring the
+ *   person back; every other identity is deleted;
  * - purchases stay for statistics, anonymised (stored register answers removed);
  * - unsent deliveries are skipped and message contents cleared; points are zeroed (ledger row);
  * - the marketers' tags are deleted (one may say something personal: "妊娠中", a complaint);

@@ -10,15 +10,25 @@ import { widthFormsOf } from './identity-values.ts'
  * - the shop's account id and the email, so re-running an old customer import cannot re-create
  *   the person from the shop's data (the importer refuses a row whose id is only a tombstone).
  *   Keeping a hash to honour the erasure is the usual suppression list; a person who comes back
- *   and proves the email themselves (account link) may use it again: a live identity wins.
- * Phone numbers keep none: households share them, and a tombstone would refuse the others.
+ *   and proves the email themselves (account link) may use it again: a live identity wins;
+ * - the phone (SHARED_KINDS), for an import row naming no one but it (below).
  */
 export const TOMBSTONE_KINDS: readonly string[] = [
   'member_card',
   'legacy_card',
   'online_customer',
   'email',
+  'phone',
 ]
+
+/**
+ * Kinds households share: an erased phone's tombstone is asked only by a caller that says so
+ * (isErasedIdentity's `shared`), the customer import for a row whose only id is the phone (that
+ * row is the erased person: their name, birthday, consent and tags would come back). A row
+ * naming someone by another id still takes the phone (a family member's), and a lookup by phone
+ * answers 404, not 410 (the person looked for may be another of the household).
+ */
+const SHARED_KINDS: readonly string[] = ['phone']
 
 /**
  * What an erased identity value (or LINE user id) is stored as: a SHA-256, never the value.
@@ -46,15 +56,18 @@ export function tombstonesOf(kind: string, value: string, typed = value): string
 
 /**
  * Whether (kind, value) belonged to a customer erased on request (its tombstone exists); `typed`
- * is the value as it arrived (tombstonesOf).
+ * is the value as it arrived (tombstonesOf). A phone's tombstone is asked only with `shared`
+ * (SHARED_KINDS).
  */
 export async function isErasedIdentity(
   db: Db,
   kind: string,
   value: string,
   typed = value,
+  opts: { shared?: boolean } = {},
 ): Promise<boolean> {
   if (!TOMBSTONE_KINDS.includes(kind)) return false
+  if (SHARED_KINDS.includes(kind) && !opts.shared) return false
   const tombstone = await db
     .selectFrom('identity')
     .select('id')

@@ -10,6 +10,7 @@ import { importCustomerRow } from '../../src/customers/customer-import.service.t
 import { listCustomerTags } from '../../src/customers/customer-tag.repo.ts'
 import { changeCustomerTags } from '../../src/customers/customer-tag.service.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
+import { erasedValue } from '../../src/customers/tombstones.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { readBarcode } from '../../src/pos/barcode.ts'
 import { resolveBarcode } from '../../src/pos/barcode-owner.ts'
@@ -254,17 +255,41 @@ describe('kizuna import customers', () => {
     expect(again.code).toBe(2) // rows skipped
     expect(again.stderr).toContain('line 2: external_id: this customer was erased on request')
     expect(again.stdout).toContain('created 0, updated 0, unchanged 0, skipped 1')
-    // Each id alone is refused too (the phone keeps no tombstone: households share one).
+    // Each id alone is refused too, the phone as well: a row naming no one but the erased
+    // phone is the erased person (their name, birthday, consent and tags would come back).
     const alone = await csv([
       HEADER,
       `,,Sora,,,${card},`,
       `,${email},Sora,,,,`,
-      `,,Sora,03-1111-2222,,,`,
+      `,,Sora,03-1111-2222,1990-01-02,,`,
     ])
     const result = await cli(['import', 'customers', alone])
     expect(result.stderr).toContain('line 2: member_card: this customer was erased on request')
     expect(result.stderr).toContain('line 3: email: this customer was erased on request')
-    expect(result.stdout).toContain('created 1, updated 0, unchanged 0, skipped 2')
+    expect(result.stderr).toContain('line 4: phone: this customer was erased on request')
+    expect(result.stderr).not.toContain('1111')
+    expect(result.stdout).toContain('created 0, updated 0, unchanged 0, skipped 3')
+    expect(await customerWith('phone', '0311112222')).toBeUndefined()
+    // The phone's tombstone is a hash, as the others are.
+    const phones = await db
+      .selectFrom('identity')
+      .select('value')
+      .where('kind', '=', 'phone')
+      .where('customer_id', '=', sora!.id)
+      .execute()
+    expect(phones).toEqual([{ value: erasedValue('phone', '0311112222') }])
+    // A household shares the phone: a row naming someone by another id still takes it, and
+    // then a row naming only the phone is that live person's.
+    const family = await csv([HEADER, `fam-${tag},,Riku,03-1111-2222,,,`])
+    expect((await cli(['import', 'customers', family])).stdout).toContain(
+      'created 1, updated 0, unchanged 0, skipped 0',
+    )
+    const riku = await customerWith('online_customer', `fam-${tag}`)
+    expect(await customerWith('phone', '0311112222')).toMatchObject({ id: riku?.id })
+    const phoneOnly = await csv([HEADER, `,,Riku,03-1111-2222,1988-05-05,,`])
+    const rikuAgain = await cli(['import', 'customers', phoneOnly])
+    expect(rikuAgain.stderr).toBe('')
+    expect(rikuAgain.stdout).toContain('created 0, updated 1, unchanged 0, skipped 0')
     const live = await db
       .selectFrom('identity')
       .select('kind')
