@@ -71,14 +71,29 @@ export function digitsOf(code: string): string | undefined {
 }
 
 /**
+ * A number in the +81 form without its + ("819012345678"): 81, then a domestic number without
+ * its trunk 0 (9 or 10 digits, not starting with 0). No domestic number starts with 81, so it is
+ * read as +81, as the migration 20261208T150000-normalise-phone-country-code read stored ones.
+ */
+const COUNTRY_CODE_81 = /^81[1-9]\d{8,9}$/
+
+/**
  * Phone numbers keep digits only, as the domestic number: full-width digits and hyphens (as
- * Japanese spreadsheets write them) are read as ASCII, and the country code +81 becomes the
- * trunk 0 ("+81 90-1234-5678", "０９０－１２３４－５６７８" → "09012345678"), so one number is
- * one identity however it was typed. Letters ("ext 12") are refused, not dropped into the digits.
+ * Japanese spreadsheets write them) are read as ASCII, and the country code 81 becomes the
+ * trunk 0 ("+81 90-1234-5678", "+ 81 90…", "81-90-1234-5678" as a spreadsheet that dropped the
+ * +, "０９０－１２３４－５６７８" → "09012345678"), so one number is one identity however it was
+ * typed. A + read as a space in an unencoded query string (" 81 90…") is read the same way.
+ * Letters ("ext 12") are refused, not dropped into the digits.
  */
 export const phoneSchema = z
   .string()
-  .transform((s) => s.normalize('NFKC').trim())
+  // Spaces after the + ("+ 81", "+　８１") are not part of the country code's sign.
+  .transform((s) =>
+    s
+      .normalize('NFKC')
+      .trim()
+      .replace(/^\+\s+/, '+'),
+  )
   .pipe(
     z
       .string()
@@ -89,7 +104,9 @@ export const phoneSchema = z
   )
   .transform((s) => {
     const digits = s.replace(/\D/g, '')
-    return s.startsWith('+81') ? `0${digits.slice(2).replace(/^0/, '')}` : digits
+    // "+81 (0)90…" keeps the trunk 0 it wrote: one 0.
+    if (s.startsWith('+81')) return `0${digits.slice(2).replace(/^0/, '')}`
+    return COUNTRY_CODE_81.test(digits) ? `0${digits.slice(2)}` : digits
   })
   .pipe(z.string().regex(/^\d{7,15}$/, 'use 7-15 digits'))
 

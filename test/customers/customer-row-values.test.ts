@@ -106,6 +106,50 @@ describe('email', () => {
   })
 })
 
+describe('phone', () => {
+  const phoneOf = (typed: string) =>
+    customerImportRowSchema.safeParse({ external_id: 'x', phone: typed }).data?.phone
+
+  it('reads the country code 81 as the trunk 0 however it was written, as the migration did', () => {
+    for (const typed of [
+      '+81 90-1234-5678',
+      '+81 (0)90-1234-5678',
+      '+ 81 90 1234 5678',
+      '+　８１　９０－１２３４－５６７８',
+      '81-90-1234-5678', // a spreadsheet dropped the +
+      '819012345678',
+      '81 90 1234 5678', // a + read as a space in a query string, trimmed
+      '090-1234-5678',
+    ]) {
+      expect(phoneOf(typed), typed).toBe('09012345678')
+    }
+    expect(phoneOf('81-3-1234-5678'), 'a landline').toBe('0312345678')
+    // Not the +81 form: kept as typed (a domestic number never starts with 81).
+    expect(phoneOf('8190123456')).toBe('8190123456')
+    expect(phoneOf('+1 415 555 0100')).toBe('14155550100')
+  })
+
+  it('finds the customer of a phone stored as 0… by the number written 81-…', async () => {
+    const tag = randomUUID().slice(0, 8)
+    const digits = String(10_000_000 + Math.floor(Math.random() * 89_999_999))
+    const result = await importCsv([
+      'external_id,name,phone',
+      `ph-${tag},Mei,090-${digits.slice(0, 4)}-${digits.slice(4)}`,
+      `,Mei,81-90-${digits.slice(0, 4)}-${digits.slice(4)}`,
+      `,Mei,+ 81 90 ${digits.slice(0, 4)} ${digits.slice(4)}`,
+    ])
+    expect(result.stderr).toBe('')
+    expect(result.stdout).toContain('created 1, updated 0, unchanged 2')
+    const phones = await db
+      .selectFrom('identity')
+      .select('value')
+      .where('kind', '=', 'phone')
+      .where('value', 'like', `%${digits}`)
+      .execute()
+    expect(phones).toEqual([{ value: `090${digits}` }])
+  })
+})
+
 describe('marketing_consent', () => {
   const consentOf = (typed: string) =>
     customerImportRowSchema.safeParse({ external_id: 'x', marketing_consent: typed })

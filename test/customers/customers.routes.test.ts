@@ -162,6 +162,23 @@ describe('GET /api/customers', () => {
     }
   })
 
+  it('finds a phone written +81, percent-encoded or not (a + read as a space)', async () => {
+    const digits = String(10_000_000 + Math.floor(Math.random() * 89_999_999))
+    const c = await createCustomer(kizuna.deps.db, {
+      identities: [{ kind: 'phone', value: `090${digits}` }],
+    })
+    const typed = `+81 90-${digits.slice(0, 4)}-${digits.slice(4)}`
+    for (const query of [
+      encodeURIComponent(`phone:${typed}`),
+      `phone:${typed.replaceAll(' ', '%20')}`, // the + sent as is, read as a space
+      `phone:+8190${digits}`,
+    ]) {
+      const res = await lookupQuery(`?identity=${query}`)
+      expect(res.status, query).toBe(200)
+      expect(await res.json(), query).toMatchObject({ id: c.id })
+    }
+  })
+
   it('answers 410 for the card, shop account or email of a customer erased on request', async () => {
     const db = kizuna.deps.db
     const card = cardNumber()
