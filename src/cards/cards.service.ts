@@ -1,7 +1,8 @@
+import type { Transaction } from 'kysely'
 import { lockSurvivorWith } from '../customers/surviving-customer.service.ts'
 import { clipToLength } from '../flex/flex-limits.ts'
 import { fetchWelcomeProfile } from '../identity/profile.service.ts'
-import type { Database, Db } from '../platform/db.ts'
+import type { Database, DB, Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError } from '../platform/errors.ts'
 import { CARD_TOKEN_TTL_SECONDS, signCardToken } from './card-token.ts'
@@ -44,7 +45,7 @@ export function cardIssueOptions(deps: Pick<Deps, 'env' | 'clock'>): IssueOption
  * Runs inside the caller's transaction.
  */
 export async function ensureMemberCard(
-  trx: Db,
+  trx: Transaction<DB>,
   id: string,
   opts: IssueOptions,
 ): Promise<{ card: MemberCard; issued: boolean; customerId: string }> {
@@ -124,7 +125,7 @@ async function insertNewCards(
  * re-points it. An erased customer (one erased while a delivery to them was under way, or the
  * survivor of a merge erased since) is GONE: no card, no coupon, nothing in their name again.
  */
-async function lockCardHolder(trx: Db, id: string): Promise<string> {
+async function lockCardHolder(trx: Transaction<DB>, id: string): Promise<string> {
   const locked = await lockSurvivorWith(trx, id, (found) => lockCustomerForCard(trx, found))
   if (!locked) throw new Error('customer not found')
   if (locked.erased_at) throw new AppError('GONE', 'this customer was erased on request')

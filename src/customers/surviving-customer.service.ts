@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import { type DB, type Db, inTransaction } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { type Customer, findSurvivingCustomer } from './customer.repo.ts'
@@ -60,21 +60,28 @@ export function lockSurvivingCustomer(
  * Follows merges from `id` (findSurvivingCustomer: a chain longer than MAX_MERGE_HOPS is
  * MergeChainTooLong) and locks the customer reached with `lock`, which returns the row as it
  * stands once locked; undefined for an unknown id. Only that row is locked, not the merged ones
- * on the way, so a merge running meanwhile cannot deadlock with the caller; one that committed
- * while we waited for the lock left the row merged: the walk runs again from it (MAX_MERGE_HOPS
- * rounds at most).
+ * on the way. One a merge left merged while we waited for its lock (the walk read it before the
+ * merge committed) is let go before the walk runs again from it (MAX_MERGE_HOPS rounds at most):
+ * each round's lock is taken under a savepoint, rolled back to when the row turned out merged.
+ * Kept, it deadlocked with a merge of its survivor: that merge re-points the rows merged into
+ * the one it merges (this one among them) while the walk waits for that survivor.
  */
 export async function lockSurvivorWith<T extends { merged_into_id: string | null }>(
-  db: Db,
+  trx: Transaction<DB>,
   id: string,
   lock: (survivorId: string) => Promise<T | undefined>,
 ): Promise<T | undefined> {
   let next = id
   for (let round = 0; round < MAX_MERGE_HOPS; round++) {
-    const found = await findSurvivingCustomer(db, next)
+    const found = await findSurvivingCustomer(trx, next)
     if (!found) return undefined
+    await sql`savepoint kizuna_survivor_lock`.execute(trx)
     const locked = await lock(found.id)
-    if (!locked?.merged_into_id) return locked
+    if (!locked?.merged_into_id) {
+      await sql`release savepoint kizuna_survivor_lock`.execute(trx)
+      return locked
+    }
+    await sql`rollback to savepoint kizuna_survivor_lock`.execute(trx)
     next = locked.merged_into_id
   }
   throw new MergeChainTooLong()
