@@ -5,6 +5,17 @@ export const MAX_TAG_LENGTH = 50
 
 /** Control characters (tab, newline, NUL, …) and the Unicode line and paragraph separators. */
 const CONTROL = /[\p{Cc}\p{Zl}\p{Zp}]/u
+/**
+ * Invisible formatting characters (Unicode category Cf: the zero-width space U+200B, the soft
+ * hyphen U+00AD, the right-to-left override U+202E, the word joiner, a byte-order mark inside):
+ * "vip\u200b" looks like "vip" and is another tag, which no segment on "vip" finds. The joiner
+ * U+200D between two emoji is part of one (👨‍👩‍👧, ❤️‍🔥: a variation selector or skin tone
+ * may follow the first), not refused.
+ */
+const FORMAT = /\p{Cf}/u
+const EMOJI_JOINER =
+  /(?<=\p{Extended_Pictographic}[\u{FE0F}\u{1F3FB}-\u{1F3FF}]?)\u200D(?=\p{Extended_Pictographic})/gu
+const hasFormatCharacter = (tag: string) => FORMAT.test(tag.replace(EMOJI_JOINER, ''))
 /** They separate tags in an import's `tags` cell (and commas its columns). */
 const SEPARATOR = /[,;]/
 
@@ -25,8 +36,9 @@ export type TagUse = 'add' | 'remove'
  * A tag as it is stored: Unicode NFKC (full-width letters and digits become ASCII, half-width
  * katakana full-width), lower case and trimmed, so "VIP", "ｖｉｐ" and " vip " are one tag;
  * Japanese stays as written ("ソファ購入"). 1 to 50 characters (code points), no control
- * characters, no commas or semicolons (NFKC turns "，" and "；" into them), not "." or ".."
- * (nor "．") unless it is to be removed (TagUse). Returns the problem when the tag is refused.
+ * characters, no commas or semicolons (NFKC turns "，" and "；" into them); no invisible
+ * formatting characters and not "." or ".." (nor "．") unless it is to be removed (TagUse: one
+ * stored before they were refused). Returns the problem when the tag is refused.
  */
 export function normaliseTag(
   raw: string,
@@ -43,6 +55,9 @@ export function normaliseTag(
   }
   if (SEPARATOR.test(value)) {
     return { ok: false, message: 'contains a comma or semicolon (they separate tags)' }
+  }
+  if (use === 'add' && hasFormatCharacter(value)) {
+    return { ok: false, message: 'contains an invisible formatting character' }
   }
   if (use === 'add' && DOT_SEGMENT.test(value)) {
     return {

@@ -100,6 +100,37 @@ describe('admin tags API', () => {
     expect(await storedTags(c.id)).toEqual(['vip', '𠮷'.repeat(50)])
   })
 
+  it('refuses a tag holding an invisible formatting character (400 naming tag), changing nothing', async () => {
+    const c = await createCustomer(k.deps.db)
+    await add(c.id, 'vip')
+    // Each looks like "vip" (or "pi v" turned around) and is another tag.
+    for (const tag of [
+      'vip\u200b',
+      'v\u00adip',
+      '\u202epiv',
+      'vi\u2060p',
+      'v\ufeffip',
+      'vip\u200d',
+    ]) {
+      const res = await add(c.id, tag)
+      expect(res.status, JSON.stringify(tag)).toBe(400)
+      const error = await errorOf(res)
+      expect(error).toMatchObject({ code: 'BAD_REQUEST', details: [{ field: 'tag' }] })
+      expect(error.message).toBe('tag: contains an invisible formatting character')
+    }
+    expect(await storedTags(c.id)).toEqual(['vip'])
+    // The joiner inside an emoji (a family, a heart on fire) is part of it.
+    expect((await add(c.id, '👨‍👩‍👧')).status).toBe(200)
+    expect((await add(c.id, '❤️‍🔥')).status).toBe(200)
+    // One stored before they were refused is still removed.
+    await k.deps.db
+      .insertInto('customer_tag')
+      .values({ customer_id: c.id, tag: 'vip\u200b' })
+      .execute()
+    expect((await remove(c.id, 'vip\u200b')).status).toBe(200)
+    expect((await storedTags(c.id)).sort()).toEqual(['vip', '❤️‍🔥', '👨‍👩‍👧'].sort())
+  })
+
   it('removes a "." or ".." stored before they were refused, named as a path can name it', async () => {
     const c = await createCustomer(k.deps.db)
     await k.deps.db
