@@ -224,8 +224,9 @@ function customerIdOf(typed: string): string {
   return typed.toLowerCase()
 }
 
+/** Refuses an `<id>` that is no uuid, without quoting it (an email pasted there, say). */
 function checkCustomerId(id: string): void {
-  if (!customerIdSchema.safeParse(id).success) throw new UsageError(`<id>: not a uuid: ${id}`)
+  if (!customerIdSchema.safeParse(id).success) throw new UsageError('<id>: not a uuid')
 }
 
 /**

@@ -13,7 +13,7 @@ const MAX_BODY_BYTES = 4 * 1024
  * `GET /:id/consent` → `{ customerId, consent }`; `PUT /:id/consent` with
  * `{ category, channel, granted }` → the consents after the change (recorded in the history with
  * the caller's key). A merged id leads to the surviving customer; an unknown one is 404, an
- * erased one 410. `GET /:id/consent/history?limit=&before=` → `{ customerId, history, next }`,
+ * erased one 410, one that is no uuid 400 naming `id`. `GET /:id/consent/history?limit=&before=` → `{ customerId, history, next }`,
  * newest first, for an erased customer too (listConsentHistory). Each reads or changes the
  * customer in one transaction with it share-locked, so a merge committing meanwhile is followed.
  */

@@ -11,7 +11,7 @@ import { parseTag, type TagUse } from './tag-values.ts'
  * (the tags sorted, after the change); a merged id leads to the surviving customer:
  * `GET /:id/tags`; `PUT /:id/tags/:tag` adds the tag, `DELETE /:id/tags/:tag` removes it (both
  * idempotent; DELETE takes "．" for a "." stored before it was refused). A bad tag is 400 naming
- * `tag`; an erased customer 410; an unknown one 404.
+ * `tag`; an erased customer 410; an unknown one 404; an id that is no uuid 400 naming `id`.
  */
 export function customerTagRoutes(deps: Pick<Deps, 'db'>) {
   return new Hono<AppEnv>()

@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely'
 import { type DB, type Db, inTransaction } from '../platform/db.ts'
-import { AppError } from '../platform/errors.ts'
+import { AppError, invalidField } from '../platform/errors.ts'
 import { type Customer, findSurvivingCustomer } from './customer.repo.ts'
 import { customerIdSchema } from './customer.schemas.ts'
 import { lockCustomerForShare } from './customer-lock.repo.ts'
@@ -13,8 +13,8 @@ export function findCurrentCustomer(db: Db, id: string): Promise<Customer | unde
 
 /**
  * The customer an id from a request or command line leads to: a merged id leads to the
- * customer it was merged into (the same person). Erased or not; NOT_FOUND for an unknown id
- * or one that is not a customer id at all.
+ * customer it was merged into (the same person). Erased or not; NOT_FOUND for an unknown id,
+ * BAD_REQUEST naming `id` for one that is not a customer id at all (requireWith).
  */
 export function requireCurrentCustomer(db: Db, id: string): Promise<Customer> {
   return requireWith(id, () => findCurrentCustomer(db, id))
@@ -36,11 +36,18 @@ export function withCurrentCustomer<T>(
   )
 }
 
+/**
+ * The customer `find` finds for `id`. An id that is no uuid is a 400 naming `id` and not
+ * quoting it: what was pasted in the wrong field may be an email or a phone number.
+ */
 async function requireWith(
   id: string,
   find: () => Promise<Customer | undefined>,
 ): Promise<Customer> {
-  const customer = customerIdSchema.safeParse(id).success ? await find() : undefined
+  if (!customerIdSchema.safeParse(id).success) {
+    throw invalidField('id', 'not a customer id (a UUID)')
+  }
+  const customer = await find()
   if (!customer) throw new AppError('NOT_FOUND', `no customer ${id}`)
   return customer
 }

@@ -73,6 +73,7 @@ describe('kizuna with a bad argument', () => {
         ],
         [['customers', 'erase', 'not-a-uuid'], '<id>: not a uuid'],
         [['customers', 'tag', 'not-a-uuid', 'vip'], '<id>: not a uuid'],
+        [['customers', 'untag', 'hanako@example.jp', 'vip'], '<id>: not a uuid\n'],
         [
           ['customers', 'tag', randomUUID(), 'vip', 'a;b'],
           '<tag>: "a;b" contains a comma or semicolon',

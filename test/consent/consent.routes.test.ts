@@ -136,7 +136,7 @@ describe('admin consent API', () => {
     })
   })
 
-  it('answers 400 naming the field and changes nothing; 404 for an unknown customer', async () => {
+  it('answers 400 naming the field (an id that is no customer id too) and changes nothing; 404 for an unknown customer', async () => {
     const c = await createCustomer(k.deps.db)
     const badChannel = await put(c.id, { category: 'marketing', channel: 'sms', granted: false })
     expect(badChannel.status).toBe(400)
@@ -162,7 +162,11 @@ describe('admin consent API', () => {
     expect(unknown.status).toBe(404)
     expect((await errorOf(unknown)).code).toBe('NOT_FOUND')
     expect((await get(randomUUID())).status).toBe(404)
-    expect((await get('not-a-uuid')).status).toBe(404)
+    const malformed = await get('hanako@example.jp')
+    expect(malformed.status).toBe(400)
+    const text = await malformed.text()
+    expect(text).not.toContain('hanako')
+    expect(JSON.parse(text).error).toMatchObject({ details: [{ field: 'id' }] })
   })
 
   it('answers 410 for an erased customer, as the tags and the lookup do, changing nothing', async () => {

@@ -215,9 +215,24 @@ describe('admin tags API', () => {
     }
     expect(await storedTags(erased.id)).toEqual([])
 
-    for (const id of [randomUUID(), 'not-a-uuid']) {
+    const id = randomUUID()
+    for (const res of [await list(id), await add(id, 'vip'), await remove(id, 'vip')]) {
+      expect(res.status).toBe(404)
+    }
+  })
+
+  it('answers 400 naming id for one that is no customer id, without echoing it', async () => {
+    // Pasted in the wrong field: it may be personal data, which the answer does not repeat.
+    for (const id of ['not-a-uuid', 'hanako@example.jp', '090-1234-5678']) {
       for (const res of [await list(id), await add(id, 'vip'), await remove(id, 'vip')]) {
-        expect(res.status, id).toBe(404)
+        expect(res.status, id).toBe(400)
+        const text = await res.text()
+        expect(text, id).not.toContain(id)
+        expect(JSON.parse(text).error, id).toMatchObject({
+          code: 'BAD_REQUEST',
+          message: 'id: not a customer id (a UUID)',
+          details: [{ field: 'id' }],
+        })
       }
     }
   })
