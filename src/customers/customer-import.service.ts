@@ -4,7 +4,7 @@ import { setMarketingConsent } from '../consent/consent.service.ts'
 import type { Database, DB } from '../platform/db.ts'
 import { AppError, isRunAgainError, isTimedOutStatement } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
-import { readBarcode } from '../pos/barcode.ts'
+import { readAsMemberCardOnly, readBarcode } from '../pos/barcode.ts'
 import type { PurchaseEnv } from '../purchases/purchase.service.ts'
 import { insertCustomerRow } from './customer.repo.ts'
 import type { CustomerImportRow } from './customer.schemas.ts'
@@ -37,18 +37,21 @@ export async function importCustomerRow(
   row: CustomerImportRow,
   warn: RowWarning = () => {},
 ): Promise<ImportResult> {
-  // A scan reads only numbers in the store's prefix as member cards: another would never be found.
+  // Cards are given in the store's prefix, as new cards are issued: a number outside it may be a
+  // product's barcode (a register asks any valid EAN-13 as a member card, for cards issued
+  // under an earlier prefix).
   if (row.member_card !== undefined && !row.member_card.value.startsWith(env.MEMBER_CARD_PREFIX)) {
     throw new RowError(
       'member_card',
       `not one of this store's member cards (they start with prefix ${env.MEMBER_CARD_PREFIX})`,
     )
   }
-  // ...and any such number as one, never as a legacy card (the register refuses to link one too).
+  // A register reads 13 digits in the prefix as a member card, never as a legacy card (nor links
+  // one as such: readAsMemberCardOnly).
   // The number itself only: a legacy card keeps the spaces or hyphens inside its number ("29 0012
   // 3456 789"), and a register that finds no member card in them finds the legacy card by them.
   const legacy = row.legacy_card && readBarcode(row.legacy_card.value, env.MEMBER_CARD_PREFIX)
-  if (legacy && legacy.shape !== 'other' && legacy.code === legacy.read) {
+  if (legacy && readAsMemberCardOnly(legacy)) {
     throw new RowError(
       'legacy_card',
       `13 digits with this store's member-card prefix ${env.MEMBER_CARD_PREFIX}: a register ` +

@@ -3,7 +3,7 @@ import { MAX_MERGE_HOPS, MergeChainTooLong } from '../customers/surviving-custom
 import { tombstonesOf } from '../customers/tombstones.ts'
 import type { Db } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
-import type { ReadBarcode } from './barcode.ts'
+import type { BarcodeShape, ReadBarcode } from './barcode.ts'
 import {
   type CardOwner,
   cardOwnerStart,
@@ -56,17 +56,25 @@ async function survivorOf(
  * the barcode as typed (tombstonesOf). A number whose spaces or hyphens hide 13 digits with our
  * prefix may be an old plastic card's own number ("29 0012 3456 789", bound before such numbers
  * were read as member cards): it is asked as typed too, after the member card, before a 422 or
- * 404, in the same statement. Misread without such spaces: 422.
+ * 404, in the same statement. Misread without such spaces: 422. A valid EAN-13 outside the
+ * prefix (`ean13`) is asked as a member card too (one issued before MEMBER_CARD_PREFIX changed),
+ * then as a legacy card.
  */
 function cardLookup({ code, shape, read, typed }: ReadBarcode) {
   const asLegacy = shape !== 'other' && read !== code ? [read] : []
   const codes =
     shape === 'other' ? [read] : shape === 'misread_member_card' ? asLegacy : [code, ...asLegacy]
   if (codes.length === 0) throw barcodeError('UNPROCESSABLE', MISREAD)
-  const kinds = shape === 'member_card' ? ['member_card', 'legacy_card'] : ['legacy_card']
+  const kinds = isCardNumber(shape) ? ['member_card', 'legacy_card'] : ['legacy_card']
   const tombstones = kinds.flatMap((kind) => codes.flatMap((c) => tombstonesOf(kind, c, typed)))
   return { kinds, codes, values: [...new Set([...codes, ...tombstones])] }
 }
+
+/** A valid EAN-13, in our prefix or not: a member card may have it (the prefix may have changed). */
+const isCardNumber = (shape: BarcodeShape) => shape === 'member_card' || shape === 'ean13'
+
+/** A coupon code may be any number but one in our prefix (a member card's, or its misread). */
+const mayBeCoupon = (shape: BarcodeShape) => shape === 'other' || shape === 'ean13'
 
 /**
  * The barcode's customer as a `start` (cardOwnerStart) for a statement that follows merges; no
@@ -74,7 +82,7 @@ function cardLookup({ code, shape, read, typed }: ReadBarcode) {
  */
 export function barcodeStart(scanned: ReadBarcode): RawBuilder<unknown> {
   const { kinds, codes, values } = cardLookup(scanned)
-  const withCoupon = scanned.shape === 'other'
+  const withCoupon = mayBeCoupon(scanned.shape)
   return cardOwnerStart({ barcode: scanned.code, codes, kinds, values, withCoupon })
 }
 
@@ -90,8 +98,9 @@ export async function resolveBarcode(db: Db, scanned: ReadBarcode): Promise<Reso
     return { customerId: await survivorOf(db, owner), via }
   }
   if (owners.length > 0) throw barcodeError('GONE', ERASED)
-  const couponOwner =
-    scanned.shape === 'other' ? await findCouponOwner(db, scanned.code) : undefined
+  const couponOwner = mayBeCoupon(scanned.shape)
+    ? await findCouponOwner(db, scanned.code)
+    : undefined
   if (couponOwner) return { customerId: await survivorOf(db, couponOwner), via: 'coupon' }
   if (scanned.shape === 'misread_member_card') throw barcodeError('UNPROCESSABLE', MISREAD)
   throw barcodeError('NOT_FOUND', UNKNOWN)

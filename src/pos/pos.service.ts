@@ -20,7 +20,7 @@ import {
   UNKNOWN,
 } from './barcode-owner.ts'
 import { memberSummary } from './member-summary.ts'
-import { findCouponOwner } from './pos.repo.ts'
+import { findCardOwners, findCouponOwner } from './pos.repo.ts'
 import type { Receipt, ScanBody, ScanResponse } from './pos.schemas.ts'
 import { replayOf } from './receipt-replay.ts'
 import { scannedMember } from './scanned-member.ts'
@@ -36,6 +36,8 @@ export type PosStore = { id: string; code: string }
 const BUSY =
   "busy: this member's record is being changed by another task (an import, an account link) " +
   'right now; scan again'
+
+const MEMBER_CARD_LINK = 'a member card cannot be linked as a legacy card'
 
 /** A scan that lost to another change to its customers each time it ran (503). */
 const busy = (cause: unknown) => new AppError('UNAVAILABLE', BUSY, { cause })
@@ -145,8 +147,10 @@ async function linkCardAndRecord(
   if (link.shape === 'misread_member_card') {
     throw invalidField('linkBarcode', MISREAD, 'UNPROCESSABLE')
   }
-  if (link.shape !== 'other') {
-    throw invalidField('linkBarcode', 'a member card cannot be linked as a legacy card')
+  if (link.shape === 'member_card') throw invalidField('linkBarcode', MEMBER_CARD_LINK)
+  // Digits a member card has (one issued under an earlier prefix too) find that card first.
+  if (link.shape === 'ean13' && (await findCardOwners(trx, ['member_card'], [link.code])).length) {
+    throw invalidField('linkBarcode', MEMBER_CARD_LINK)
   }
   // Bound as a legacy card, a coupon code would name the card's holder from then on (cards are
   // looked up before coupons), and be a coupon no longer.

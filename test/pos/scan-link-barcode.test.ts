@@ -4,6 +4,7 @@ import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
 import {
   legacyCardNumber,
+  legacyCardsOf,
   makeCoupon,
   makeCustomer,
   makeStoreKey,
@@ -71,13 +72,7 @@ describe('POST /api/pos/scans with linkBarcode', () => {
     expect(await errorOf(memberLink)).toMatchObject({
       details: [{ field: 'linkBarcode', message: expect.stringContaining('member card') }],
     })
-    const bound = await db
-      .selectFrom('identity')
-      .select('kind')
-      .where('customer_id', '=', c.id)
-      .where('kind', '=', 'legacy_card')
-      .execute()
-    expect(bound).toHaveLength(0)
+    expect(await legacyCardsOf(db, c.id)).toEqual([])
   })
 
   it("answers 400 for a coupon code in linkBarcode (its own or another's), and binds nothing", async () => {
@@ -95,13 +90,7 @@ describe('POST /api/pos/scans with linkBarcode', () => {
         })
       }
     }
-    const bound = await db
-      .selectFrom('identity')
-      .select('kind')
-      .where('customer_id', 'in', [c.id, other.id])
-      .where('kind', '=', 'legacy_card')
-      .execute()
-    expect(bound).toHaveLength(0)
+    expect(await legacyCardsOf(db, c.id, other.id)).toEqual([])
     expect(await purchasesOf(c.id)).toHaveLength(0)
   })
 
@@ -114,13 +103,7 @@ describe('POST /api/pos/scans with linkBarcode', () => {
         cards.map((legacy) => post({ barcode: c.card, linkBarcode: legacy, receipt: receipt() })),
       )
       expect(answers.map((r) => r.status)).toEqual([200, 200])
-      const bound = await db
-        .selectFrom('identity')
-        .select('value')
-        .where('customer_id', '=', c.id)
-        .where('kind', '=', 'legacy_card')
-        .execute()
-      expect(bound.map((r) => r.value).sort()).toEqual([...cards].sort())
+      expect(await legacyCardsOf(db, c.id)).toEqual([...cards].sort())
       expect(await purchasesOf(c.id)).toHaveLength(2)
     }
   })

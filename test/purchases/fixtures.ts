@@ -95,6 +95,17 @@ export function postPos(baseUrl: string, path: string, body: unknown, key: strin
 
 export const legacyCardNumber = () => `L${randomInt(10 ** 9, 10 ** 10)}`
 
+/** The legacy card numbers these customers hold, sorted. */
+export async function legacyCardsOf(db: Db, ...customerIds: string[]): Promise<string[]> {
+  const rows = await db
+    .selectFrom('identity')
+    .select('value')
+    .where('customer_id', 'in', customerIds)
+    .where('kind', '=', 'legacy_card')
+    .execute()
+  return rows.map((r) => r.value).sort()
+}
+
 /**
  * An old plastic card's number whose spaces, once gone, leave 13 digits with the store's prefix
  * ("29 0012 3456 789"): with a valid check digit, or (9 in 10) not.
