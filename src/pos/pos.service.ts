@@ -9,7 +9,7 @@ import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
 import { couponScanRefusal, type PurchaseFields } from '../purchases/purchase-refusal.ts'
 import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
 import { relinkCustomersSoon } from '../richmenu/richmenu-link.service.ts'
-import { type ReadBarcode, readBarcode } from './barcode.ts'
+import { type ReadBarcode, readAsMemberCardOnly, readBarcode } from './barcode.ts'
 import {
   barcodeError,
   barcodeStart,
@@ -144,12 +144,17 @@ async function linkCardAndRecord(
     )
   }
   const link = readBarcode(body.linkBarcode ?? '', deps.env.MEMBER_CARD_PREFIX)
-  if (link.shape === 'misread_member_card') {
-    throw invalidField('linkBarcode', MISREAD, 'UNPROCESSABLE')
+  // As the customer import checks a legacy_card: 13 digits with our prefix as they are, a member
+  // card or its misread, are never a legacy card; with spaces or hyphens inside they are an old
+  // plastic card's own number ("29 0012 3456 789"), found as typed when no member card has them.
+  if (readAsMemberCardOnly(link)) {
+    if (link.shape === 'misread_member_card') {
+      throw invalidField('linkBarcode', MISREAD, 'UNPROCESSABLE')
+    }
+    throw invalidField('linkBarcode', MEMBER_CARD_LINK)
   }
-  if (link.shape === 'member_card') throw invalidField('linkBarcode', MEMBER_CARD_LINK)
-  // Digits a member card has (one issued under an earlier prefix too) find that card first.
-  if (link.shape === 'ean13' && (await findCardOwners(trx, ['member_card'], [link.code])).length) {
+  // Digits a member card has (spaced, or issued under an earlier prefix) find that card first.
+  if (link.shape !== 'other' && (await findCardOwners(trx, ['member_card'], [link.code])).length) {
     throw invalidField('linkBarcode', MEMBER_CARD_LINK)
   }
   // Bound as a legacy card, a coupon code would name the card's holder from then on (cards are

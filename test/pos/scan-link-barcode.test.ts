@@ -11,6 +11,7 @@ import {
   misread,
   postPos,
   receipt,
+  spacedLegacyCard,
 } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
@@ -70,6 +71,30 @@ describe('POST /api/pos/scans with linkBarcode', () => {
     const memberLink = await post({ barcode: c.card, linkBarcode: other.card })
     expect(memberLink.status).toBe(400)
     expect(await errorOf(memberLink)).toMatchObject({
+      details: [{ field: 'linkBarcode', message: expect.stringContaining('member card') }],
+    })
+    expect(await legacyCardsOf(db, c.id)).toEqual([])
+  })
+
+  it('links a number whose spaces hide 13 digits with our prefix, as the customer import does', async () => {
+    // An old plastic card's own number ("29 0012 3456 789"): found as typed when no member card
+    // has its digits, whatever its check digit says (typed-barcodes.test.ts).
+    for (const valid of [true, false]) {
+      const c = await makeCustomer(db)
+      const legacy = spacedLegacyCard(valid)
+      const res = await post({ barcode: c.card, linkBarcode: legacy })
+      expect(res.status, `${legacy} (${valid})`).toBe(200)
+      expect(await legacyCardsOf(db, c.id)).toEqual([legacy])
+      const rescan = (await (await post({ barcode: legacy })).json()) as ScanResponse
+      expect(rescan.customer.id).toBe(c.id)
+    }
+    // The digits of a member card someone holds, spaced, are still that card (400).
+    const c = await makeCustomer(db)
+    const other = await makeCustomer(db)
+    const spaced = `${other.card.slice(0, 2)} ${other.card.slice(2, 6)} ${other.card.slice(6)}`
+    const res = await post({ barcode: c.card, linkBarcode: spaced })
+    expect(res.status).toBe(400)
+    expect(await errorOf(res)).toMatchObject({
       details: [{ field: 'linkBarcode', message: expect.stringContaining('member card') }],
     })
     expect(await legacyCardsOf(db, c.id)).toEqual([])
