@@ -160,13 +160,14 @@ export async function findStoreCodeById(db: Db, id: string) {
 }
 
 /**
- * The stored answer and what the sale was (its lines) and used (its coupons found by customer:
+ * The stored answer and what the sale was (its time, its lines) and used (its coupons found by customer:
  * coupons move with it), read only for a receipt sent again.
  */
 export async function findPurchaseResult(db: Db, purchaseId: string) {
   return db
     .selectFrom('purchase')
     .select(['id', 'customer_id', 'total', 'points_earned', 'points_used', 'result', 'voided_at'])
+    .select('purchased_at')
     .select([
       'line_skus as skus',
       'line_quantities as quantities',

@@ -10,9 +10,10 @@ import type { Receipt, ScanResponse } from './pos.schemas.ts'
  * The purchase as answered the first time, marked as a replay (rebuilt if none was stored), with
  * the member as they are now (memberSummary: merges since lead to the survivor, whose balance
  * the purchase's `points` then is). A receipt id
- * that comes back with another member's card, another total or other goods (linesChange: the same
- * goods in another order of lines are a retry) is not a replay but a second sale under a used
- * number: 409. The member is checked first: another member's register is told the
+ * that comes back with another member's card, another total, other goods (linesChange: the same
+ * goods in another order of lines are a retry) or another `purchasedAt` (a register whose receipt
+ * counter was reset, selling the same again another day) is not a replay but a second sale under
+ * a used number: 409. The member is checked first: another member's register is told the
  * id is taken and nothing else (not the total, not a void), and the first member's data stays at
  * the register that recorded it.
  * So is one that claims points or coupons (listed, or scanned as the barcode) the sale did not
@@ -53,6 +54,16 @@ export async function replayOf(
       `receipt ${receipt.id} was already recorded with other lines (${lines}); a different sale ` +
         'needs its own receipt id',
       { details: [{ field: 'receipt.lines', message: 'differ from the recorded sale' }] },
+    )
+  }
+  // Stored as sent (to the millisecond, as a Date reads it): the same instant in another offset is
+  // the same sale; another time is another sale under a used number (a receipt counter reset).
+  if (row.purchased_at.getTime() !== receipt.purchasedAt.getTime()) {
+    throw new AppError(
+      'CONFLICT',
+      `receipt ${receipt.id} was already recorded as purchased at ` +
+        `${row.purchased_at.toISOString()}; a different sale needs its own receipt id`,
+      { details: [{ field: 'receipt.purchasedAt', message: 'differs from the recorded sale' }] },
     )
   }
   if (receipt.pointsUsed > 0 && receipt.pointsUsed !== row.points_used) {

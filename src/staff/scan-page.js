@@ -28,6 +28,30 @@
    * into it then would be recorded against them.
    */
   let looking = 0
+  /**
+   * When each receipt id was first sent from this page (`purchasedAt`): sent again (Record pressed
+   * again after a lost answer, the receipt typed again) it is the same sale, at the same time. The
+   * API takes another time under a recorded id as another sale (409: a register whose receipt
+   * counter was reset). Kept for the page's life, a shift at most (the session's 8 hours).
+   */
+  const soldAt = new Map()
+  const SOLD_AT_KEPT = 500
+
+  /**
+   * The time `receiptId` was sold: now, the first time this page sends it. Read as the API reads
+   * receipt ids (NFKC: `Ｒ-１２３` is `R-123`).
+   */
+  function purchasedAtOf(receiptId) {
+    const id = receiptId.normalize('NFKC')
+    let at = soldAt.get(id)
+    if (!at) {
+      at = new Date().toISOString()
+      soldAt.set(id, at)
+      // The oldest goes first (a Map keeps insertion order).
+      if (soldAt.size > SOLD_AT_KEPT) soldAt.delete(soldAt.keys().next().value)
+    }
+    return at
+  }
 
   const TITLES = {
     400: '入力を確認してください / Check the form',
@@ -294,7 +318,7 @@
         barcode,
         receipt: {
           id: receiptId,
-          purchasedAt: new Date().toISOString(),
+          purchasedAt: purchasedAtOf(receiptId),
           total: Number(form.get('total')),
           pointsUsed: Number(form.get('pointsUsed') || 0),
           couponsUsed: coupon ? [coupon] : [],

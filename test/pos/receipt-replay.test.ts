@@ -153,6 +153,41 @@ describe('a receipt id sent again with the same total', () => {
     expect(await receiptRowsOf(db, c.id)).toEqual(before)
   })
 
+  it('is a 409 naming receipt.purchasedAt for the same goods sold at another time, and writes nothing', async () => {
+    // A register whose receipt counter was reset sends 0001 again on another day, for the same
+    // member and item: a second sale, not a retry of the first.
+    const c = await makeCustomer(db)
+    const yesterday = new Date(Date.now() - 86_400_000)
+    const r = receipt({ lines: [sofa, lamps], purchasedAt: yesterday.toISOString() })
+    expect((await post('/scans', { barcode: c.card, receipt: r })).status).toBe(200)
+    const before = await receiptRowsOf(db, c.id)
+
+    const later = [new Date(), new Date(yesterday.getTime() + 1)]
+    for (const at of later) {
+      const res = await post('/scans', {
+        barcode: c.card,
+        receipt: { ...r, purchasedAt: at.toISOString() },
+      })
+      expect(res.status, at.toISOString()).toBe(409)
+      const error = await errorOf(res)
+      expect(error).toMatchObject({
+        code: 'CONFLICT',
+        details: [{ field: 'receipt.purchasedAt', message: 'differs from the recorded sale' }],
+      })
+      expect(error.message).toContain(
+        `receipt ${r.id} was already recorded as purchased at ${yesterday.toISOString()}; ` +
+          'a different sale needs its own receipt id',
+      )
+    }
+    expect(await receiptRowsOf(db, c.id)).toEqual(before)
+
+    // The same instant written in another offset is the same sale: a replay.
+    const tokyo = new Date(yesterday.getTime() + 9 * 3_600_000).toISOString().replace('Z', '+09:00')
+    const same = await post('/scans', { barcode: c.card, receipt: { ...r, purchasedAt: tokyo } })
+    expect(same.status).toBe(200)
+    expect(((await same.json()) as ScanResponse).purchase?.replayed).toBe(true)
+  })
+
   it("tells another member's register only that the id is taken, not that its lines differ", async () => {
     const a = await makeCustomer(db)
     const b = await makeCustomer(db)
