@@ -283,12 +283,24 @@ const UNKNOWN_RECEIPT =
   'no receipt with this number was recorded at this store: check the receipt number, or whether ' +
   'it was recorded at another store or without scanning a member card'
 
+/**
+ * What a void answers: what it took back, and the member's id and tier after it, never their
+ * points balance (null, as a coupon scan's answer has it). A void names a receipt, not a card: it
+ * proves no more than a coupon does of who is at the register, and a receipt recorded through a
+ * coupon scan (which showed no balance) could otherwise be voided to read it, again and again (the
+ * void gives the coupon back). Scan the member card for the balance after it.
+ */
+export type VoidAnswer = {
+  purchase: VoidedPurchase['purchase']
+  customer: { id: string; tier: string; points: null } | null
+}
+
 /** Voids a receipt of this store (see voidPurchase); unknown → 404. */
 export async function voidReceipt(
   deps: PosDeps,
   store: PosStore,
   receiptId: string,
-): Promise<VoidedPurchase> {
+): Promise<VoidAnswer> {
   const voided = await voidPurchase(deps, {
     channel: 'store',
     source: store.code,
@@ -299,5 +311,6 @@ export async function voidReceipt(
   if (voided.customer) {
     void relinkCustomersSoon(deps, [voided.customer.id], `void-${voided.purchase.id}`)
   }
-  return voided
+  const customer = voided.customer && { ...voided.customer, points: null }
+  return { purchase: voided.purchase, customer }
 }

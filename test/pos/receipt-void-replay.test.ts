@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
-import type { VoidedPurchase } from '../../src/purchases/void-purchase.service.ts'
+import type { VoidAnswer } from '../../src/pos/pos.service.ts'
 import {
   legacyCardNumber,
   makeCoupon,
@@ -33,7 +33,7 @@ const post = (path: string, body: unknown) => postPos(k.baseUrl, path, body, key
 const voidReceipt = async (receiptId: string) => {
   const res = await post(`/receipts/${encodeURIComponent(receiptId)}/void`, {})
   expect(res.status).toBe(200)
-  return (await res.json()) as VoidedPurchase
+  return (await res.json()) as VoidAnswer
 }
 
 /** A member's receipt (points used and a coupon), recorded then voided. */
@@ -94,7 +94,7 @@ describe('a register replaying a voided receipt', () => {
     const [voidAnswer, ...replays] = answers
     if (!voidAnswer) throw new Error('no answer to the void')
     expect(voidAnswer.status).toBe(200)
-    const { purchase } = (await voidAnswer.json()) as VoidedPurchase
+    const { purchase } = (await voidAnswer.json()) as VoidAnswer
     // Each replay came before the void (the first answer) or after it (409): never a new sale.
     for (const replay of replays) {
       if (replay.status === 200) {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/platform/db.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
-import type { VoidedPurchase } from '../../src/purchases/void-purchase.service.ts'
+import type { VoidAnswer } from '../../src/pos/pos.service.ts'
 import { makeCoupon, makeCustomer, makeStoreKey, postPos, receipt } from '../purchases/fixtures.ts'
 import { errorOf, startTestKizuna, type TestKizuna } from '../support/harness.ts'
 import { receiptRowsOf } from './receipt-rows.ts'
@@ -52,7 +52,7 @@ describe('POST /api/pos/receipts/:receiptId/void', () => {
 
     const res = await voidReceipt(r.id)
     expect(res.status).toBe(200)
-    const body = (await res.json()) as VoidedPurchase
+    const body = (await res.json()) as VoidAnswer
     expect(body).toEqual({
       purchase: {
         id: purchase.id,
@@ -61,7 +61,7 @@ describe('POST /api/pos/receipts/:receiptId/void', () => {
         pointsReversed: { earned: 80, used: 50, unrecovered: 0 },
         couponsRestored: [coupon],
       },
-      customer: { id: c.id, points: 120, tier: 'regular' },
+      customer: { id: c.id, points: null, tier: 'regular' },
     })
 
     const after = await snapshot(c.id)
@@ -101,6 +101,32 @@ describe('POST /api/pos/receipts/:receiptId/void', () => {
     expect(scanned.customer.coupons.map((x) => x.code)).toEqual([coupon])
   })
 
+  it("never answers the member's balance: a receipt recorded through a coupon scan shows none", async () => {
+    // Whoever holds a coupon may not be its owner: the scan answered no balance, and a void (which
+    // gives the coupon back, to be scanned and voided again) must not answer it either.
+    const c = await makeCustomer(db, { points: 4_321 })
+    const coupon = await makeCoupon(db, c.id)
+    const r = receipt({ total: 1_000 })
+    const scanned = await post('/scans', { barcode: coupon, receipt: r })
+    expect(scanned.status).toBe(200)
+    expect(((await scanned.json()) as ScanResponse).purchase?.points).toBeNull()
+
+    for (const attempt of ['first', 'again']) {
+      const res = await voidReceipt(r.id)
+      expect(res.status, attempt).toBe(200)
+      const text = await res.text()
+      expect(JSON.parse(text), attempt).toEqual({
+        purchase: expect.objectContaining({
+          receiptId: r.id,
+          pointsReversed: { earned: 10, used: 0, unrecovered: 0 },
+          couponsRestored: [coupon],
+        }),
+        customer: { id: c.id, points: null, tier: 'regular' },
+      })
+      expect(text, attempt).not.toContain('4321')
+    }
+  })
+
   it('voiding twice answers the same and changes nothing', async () => {
     const c = await makeCustomer(db)
     const coupon = await makeCoupon(db, c.id)
@@ -124,9 +150,9 @@ describe('POST /api/pos/receipts/:receiptId/void', () => {
     await scanReceipt(c.card, receipt({ total: 1_000, pointsUsed: 70 })) // 100 - 70 + 10 = 40
     const res = await voidReceipt(r.id)
     expect(res.status).toBe(200)
-    const body = (await res.json()) as VoidedPurchase
+    const body = (await res.json()) as VoidAnswer
     expect(body.purchase.pointsReversed).toEqual({ earned: 40, used: 0, unrecovered: 60 })
-    expect(body.customer).toEqual({ id: c.id, points: 0, tier: 'regular' })
+    expect(body.customer).toEqual({ id: c.id, points: null, tier: 'regular' })
     const after = await snapshot(c.id)
     expect(after.customer).toMatchObject({ points: 0, purchase_count: 1, total_spent: '1000' })
     expect(after.ledger.filter((l) => l.reason === 'void').map((l) => l.delta)).toEqual([-40])
@@ -154,7 +180,7 @@ describe('POST /api/pos/receipts/:receiptId/void', () => {
       const purchase = await scanReceipt(c.card, r)
       const res = await voidReceipt(id)
       expect(res.status, id).toBe(200)
-      expect(((await res.json()) as VoidedPurchase).purchase, id).toMatchObject({
+      expect(((await res.json()) as VoidAnswer).purchase, id).toMatchObject({
         id: purchase.id,
         receiptId: id,
       })
