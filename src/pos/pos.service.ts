@@ -4,7 +4,7 @@ import type { DB, Db } from '../platform/db.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AppError, invalidField } from '../platform/errors.ts'
 import { runAgainIfAborted } from '../platform/run-again.ts'
-import { recordPurchaseFor } from '../purchases/purchase.service.ts'
+import { CustomerKeptChanging, recordPurchaseFor } from '../purchases/purchase.service.ts'
 import { enqueueFollowUp } from '../purchases/purchase-follow-up.service.ts'
 import { couponScanRefusal, type PurchaseFields } from '../purchases/purchase-refusal.ts'
 import { type VoidedPurchase, voidPurchase } from '../purchases/void-purchase.service.ts'
@@ -34,8 +34,8 @@ type FollowUp = { id: string; sendAfter: Date } | undefined
 export type PosStore = { id: string; code: string }
 
 const BUSY =
-  "busy: this member's record is being changed by another task (an import, an account link) " +
-  'right now; scan again'
+  "busy: this member's record is being changed by another task (an import, an account link, " +
+  'other receipts) right now; scan again'
 
 const MEMBER_CARD_LINK = 'a member card cannot be linked as a legacy card'
 
@@ -43,11 +43,18 @@ const MEMBER_CARD_LINK = 'a member card cannot be linked as a legacy card'
 const busy = (cause: unknown) => new AppError('UNAVAILABLE', BUSY, { cause })
 
 /**
+ * What a scan runs again (runAgainIfAborted): besides what Postgres aborted, a receipt whose
+ * customer kept changing under it (other receipts on a shared card), after a short random pause.
+ */
+const runAgain = { busy, again: (error: unknown) => error instanceof CustomerKeptChanging }
+
+/**
  * The register scan: who the member is and, with a receipt, the purchase recorded once per
  * (store, receipt id). Everything happens in one transaction; any error writes nothing. One
- * Postgres aborted (a deadlock with the customer import or an account link) runs again, up to 3
- * times in all, and then answers 503 "busy, scan again"; the follow-up and menus are queued once,
- * after the commit.
+ * Postgres aborted (a deadlock with the customer import or an account link), or whose customer
+ * kept changing under it (CustomerKeptChanging: other receipts on one card at once), runs again,
+ * up to 3 times in all, and then answers 503 "busy, scan again"; the follow-up and menus are
+ * queued once, after the commit.
  * A coupon code names its owner but is no proof of who is at the register (shoppers pass coupons
  * on): a member found by one is shown with that coupon alone, without name or points
  * (couponScanAnswer), and the receipt
@@ -79,7 +86,7 @@ export async function scanMember(
     // One statement, atomic on its own: no transaction needed; run again if Postgres aborts it.
     const start = barcodeStart(read)
     const record = () =>
-      runAgainIfAborted(() => recordReceipt(deps.db, deps, store, body, start), { busy })
+      runAgainIfAborted(() => recordReceipt(deps.db, deps, store, body, start), runAgain)
     // Found no one: resolveBarcode says why (404, 410, 422), or finds the card bound since the
     // statement's snapshot (an import, an account link committing in between): recorded then.
     let recorded = await record()
@@ -100,7 +107,7 @@ export async function scanMember(
   }
   const linked = await runAgainIfAborted(
     () => deps.db.transaction().execute((trx) => linkCardAndRecord(trx, deps, store, body, read)),
-    { busy },
+    runAgain,
   )
   void enqueueFollowUp(deps, linked.followUp) // after the commit; never waits on Redis
   // A link may have merged two customers (or attached the card's waiting purchases): their menus

@@ -15,6 +15,9 @@ import { recordPurchaseOnce } from './record-purchase.repo.ts'
 
 export type PurchaseEnv = Pick<Env, 'POINTS_RATE_PERCENT' | 'TIER_THRESHOLDS'>
 
+/** Times recordPurchaseFor runs its statement when its customer changed (or was merged) under it. */
+export const STALE_RUNS = 10
+
 export type PurchaseInput = {
   channel: 'store' | 'online'
   /** Store code or shop name. */
@@ -156,7 +159,7 @@ export async function recordPurchaseFor(
       ? { delaySeconds: opts.followUpDelaySeconds }
       : null
   let start = opts.start
-  for (let attempt = 0; attempt < 10; attempt++) {
+  for (let attempt = 0; attempt < STALE_RUNS; attempt++) {
     const out = await recordPurchaseOnce(db, {
       start,
       row: {
@@ -217,5 +220,22 @@ export async function recordPurchaseFor(
     if (out.ok) throw new Error('purchase conflict without a row')
     throw purchaseRefusal(out, { pointsUsed, couponCodes }, opts.fields)
   }
-  throw new Error('the customer kept changing while recording a purchase')
+  throw new CustomerKeptChanging()
+}
+
+/**
+ * recordPurchaseFor found its customer changed since its statement's snapshot each time it ran
+ * (many purchases for one customer at once: a shared house card at every register), and wrote
+ * nothing. Sent again once the rush has passed, it is recorded: 503, which a caller may run
+ * again first (runAgainIfAborted's `again`).
+ */
+export class CustomerKeptChanging extends AppError {
+  override name = 'CustomerKeptChanging'
+  constructor() {
+    super(
+      'UNAVAILABLE',
+      'busy: other purchases or tasks changed this customer each time this purchase was ' +
+        'recorded, so it was not; send it again',
+    )
+  }
 }

@@ -1,7 +1,9 @@
-import { sql } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Database } from '../../src/platform/db.ts'
+import type { Database, DB } from '../../src/platform/db.ts'
+import { ABORTED_RUNS } from '../../src/platform/run-again.ts'
 import type { ScanResponse } from '../../src/pos/pos.schemas.ts'
+import { STALE_RUNS } from '../../src/purchases/purchase.service.ts'
 import {
   legacyCardNumber,
   makeCoupon,
@@ -21,6 +23,7 @@ import {
   lockWaitFor,
 } from '../support/locks.ts'
 import { eventually } from '../support/wait.ts'
+import { receiptRowsOf } from './receipt-rows.ts'
 
 // A register scan that loses a deadlock (Postgres aborted its whole transaction) against
 // `kizuna import customers`, which locks the customers it checks and then ones it finds later,
@@ -242,5 +245,104 @@ describe('POST /api/pos/scans with a receipt, for a card bound meanwhile', () =>
       .execute()
     expect(purchases).toEqual([{ external_id: r.id }])
     expect(await pointsOf(db, c.id)).toBe(30)
+  })
+})
+
+// Many receipts for one customer at once (a shared house card at every register): each one's
+// statement waits for the customer row, and finds it changed since its snapshot each time
+// another receipt committed first. After rounds of that it is told to scan again (503), not a 500.
+
+/** A change to the customer row (a new row version), as another register's receipt makes. */
+const touch = (customerId: string) => (trx: Transaction<DB>) =>
+  sql`update customer set updated_at = now() where id = ${customerId}`.execute(trx)
+
+/** A transaction holding a change to the customer, uncommitted; `pid` its backend. */
+async function heldChange(customerId: string) {
+  let pid = 0
+  const held = await heldTransaction(db, async (trx) => {
+    pid = await backendPid(trx)
+    await touch(customerId)(trx)
+  })
+  return { ...held, pid }
+}
+
+/**
+ * A transaction asking for the points_ledger table in share mode, which the recording statement
+ * (it may write the ledger) holds while it runs, so it is queued behind that statement; the
+ * statement's next run queues behind it in turn, before taking its snapshot. Resolves once it is
+ * queued, to `granted`: the held transaction once the statement has ended.
+ */
+async function queuedGate() {
+  let pid = 0
+  const granted = heldTransaction(db, async (trx) => {
+    pid = await backendPid(trx)
+    await sql`lock table points_ledger in share mode`.execute(trx)
+  })
+  const queued = eventually(async () => {
+    expect(pid).toBeGreaterThan(0)
+    const { rows } = await sql<{ wait: string | null }>`select wait_event_type as wait
+      from pg_stat_activity where pid = ${pid}::int`.execute(db)
+    expect(rows[0]?.wait).toBe('Lock')
+  })
+  await Promise.race([queued, granted])
+  return { granted }
+}
+
+/**
+ * Changes the customer under each run of the recording statement `request` makes, until it
+ * answers. The statement takes its snapshot and waits for the row, which a change holds; a gate
+ * queues behind the statement; the change commits, so the statement finds the row changed since
+ * its snapshot, ends, and gives the gate its turn; the next run waits behind the gate while the
+ * next change takes the row, and then runs into it: no run ever finds the row still. Answers
+ * the request's answer and how many times the row changed under it.
+ */
+async function changedEachTime(customerId: string, request: () => Promise<Response>) {
+  let holder = await heldChange(customerId)
+  let settled = false
+  const answer = request().finally(() => {
+    settled = true
+  })
+  let changes = 0
+  try {
+    while (changes < 100) {
+      await Promise.race([lockWaitFor(db, holder.pid), answer])
+      if (settled) break
+      const { granted } = await queuedGate()
+      holder.commit()
+      await holder.committed
+      changes++
+      const gate = await granted
+      holder = await heldChange(customerId)
+      gate.commit()
+      await gate.committed
+    }
+  } finally {
+    holder.commit()
+    await holder.committed
+  }
+  return { res: await answer, changes }
+}
+
+describe('POST /api/pos/scans for a customer changing under each try', () => {
+  it('answers 503 busy, scan again, and records nothing', async () => {
+    const c = await makeCustomer(db, { points: 10 })
+    const before = await receiptRowsOf(db, c.id)
+    const r = receipt()
+    const { res, changes } = await changedEachTime(c.id, () =>
+      post({ barcode: c.card, receipt: r }),
+    )
+    expect(res.status).toBe(503)
+    const error = await errorOf(res)
+    expect(error.code).toBe('UNAVAILABLE')
+    expect(error.message).toMatch(/^busy: .*scan again$/)
+    // Each of the scan's runs tried its statement as many times, the row changed under each try.
+    expect(changes).toBe(ABORTED_RUNS * STALE_RUNS)
+    const after = await receiptRowsOf(db, c.id)
+    expect(after.purchases).toEqual(before.purchases)
+    expect(after.ledger).toEqual(before.ledger)
+
+    // Once the row holds still, the same receipt is recorded.
+    const again = await post({ barcode: c.card, receipt: r })
+    expect(again.status).toBe(200)
   })
 })
