@@ -140,15 +140,27 @@ describe('the unlink of an erased person’s menu, when it cannot happen right a
   it('unlinks the erased person’s menu from a friend who followed again and wants the default menu', async () => {
     const f = await linkedFriend()
     await eraseCustomer(deps.db, f.customerId)
-    // A member now: no live menu for that segment, the default applies; their link job finds
-    // nothing to change (no menu recorded, none wanted) and never calls LINE.
-    const again = await insertFriend(deps, { lineUid: f.lineUid, customer: { purchase_count: 1 } })
-    expect(await sweepOnce(deps, 0)).toMatchObject({ unlinks: 1 })
-    await eventually(async () =>
-      expect(await leftOf(f.lineUid)).toEqual([`line_user.line_uid: ${f.lineUid}`]),
-    )
-    expect(line.richMenuOf(f.lineUid)).toBeUndefined()
-    await deps.db.deleteFrom('line_user').where('id', '=', again.lineUserId).execute()
+    // No segment that fits them has a live menu now (the new-friend menu, which fits everyone, is
+    // retired for this test): the default applies, and their link job finds nothing to change
+    // (no menu recorded, none wanted) and never calls LINE.
+    const retire = (at: Date | null) =>
+      deps.db
+        .updateTable('richmenu_version')
+        .set({ retired_at: at })
+        .where('id', '=', menu.versionId)
+        .execute()
+    await retire(new Date())
+    try {
+      const again = await insertFriend(deps, { lineUid: f.lineUid })
+      expect(await sweepOnce(deps, 0)).toMatchObject({ unlinks: 1 })
+      await eventually(async () =>
+        expect(await leftOf(f.lineUid)).toEqual([`line_user.line_uid: ${f.lineUid}`]),
+      )
+      expect(line.richMenuOf(f.lineUid)).toBeUndefined()
+      await deps.db.deleteFrom('line_user').where('id', '=', again.lineUserId).execute()
+    } finally {
+      await retire(null)
+    }
   })
 
   it('says so when another attempt holds the unlink the erasure recorded, which the sweeper sees through', async () => {
