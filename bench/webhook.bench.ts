@@ -91,6 +91,10 @@ export async function run(): Promise<void> {
     REDIS_URL: BENCH_REDIS_URL,
     LINE_CHANNEL_SECRET: SECRET,
     LINE_CHANNEL_ACCESS_TOKEN: 'bench-token',
+    // No LINE: start-up's channel check then warns that it could not ask, rather than ask
+    // api.line.me with a made-up token (this process makes no other LINE call).
+    LINE_API_BASE_URL: 'http://127.0.0.1:9',
+    LINE_DATA_API_BASE_URL: 'http://127.0.0.1:9',
     LOG_LEVEL: 'warn',
     // As `npm run start:web` runs it (its V8 heap flags), unless BENCH_NODE_OPTIONS says otherwise.
     NODE_OPTIONS: [

@@ -7,6 +7,8 @@ import { createApp } from '../app.ts'
 import { type Env, isSandbox } from '../config/env.ts'
 import { createMailer } from '../email/mailer.ts'
 import { jobIds } from '../jobs.ts'
+import type { LineChannelMismatch } from '../line-channel/line-channel.service.ts'
+import { checkLineChannelAtStart } from '../line-channel/line-channel-watch.ts'
 import { catchUpNightlyRuns } from '../maintenance/nightly.service.ts'
 import { createOpsApp } from '../ops/ops.app.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -15,6 +17,7 @@ import { assertRedisReachable, createWorkerRedis, RedisUnreachable } from '../pl
 import { getAppSecret } from '../platform/secrets.ts'
 import { scheduleSweeper, startWorkers, type Workers } from '../platform/workers.ts'
 import type { LinePlatform } from '../sandbox/platform.ts'
+import { SANDBOX_BOT_USER_ID } from '../sandbox/sandbox-channel.ts'
 import { createInbox } from '../webhook/inbox.ts'
 import { closeDeps, createDeps, type DepsOptions } from './deps.ts'
 import { migrateToLatest } from './migrate.ts'
@@ -31,12 +34,19 @@ export type Kizuna = {
   stop(): Promise<void>
   /** What a stop under way is waiting for (for a shutdown that takes too long to say). */
   stopWaitsFor(): string
+  /**
+   * Resolves once Kizuna stopped itself, all closed, with why: a channel check after start-up
+   * (LINE did not answer the one at start) found the credentials to be another channel's than
+   * the database's (LineChannelMismatch). `npm start` then exits 1. Never, otherwise.
+   */
+  halted: Promise<Error>
 }
 
 /**
- * Starts Kizuna for a role: checks Redis, opens the database and applies migrations, then serves
- * HTTP (only the ops routes for ROLE=worker) and runs workers (unless ROLE=web). Without LINE
- * credentials it first starts the built-in LINE sandbox.
+ * Starts Kizuna for a role: checks Redis, opens the database and applies migrations, checks that
+ * the LINE channel is the one the database serves (records it on a new database; another one's
+ * stops start-up), then serves HTTP (only the ops routes for ROLE=worker) and runs workers
+ * (unless ROLE=web). Without LINE credentials it first starts the built-in LINE sandbox.
  */
 export type StartOptions = DepsOptions & {
   /** Deploy richmenus/ when workers start (the default); tests with menus of their own say no. */
@@ -55,6 +65,11 @@ export type StartOptions = DepsOptions & {
   onStep?: (step: string) => void
   /** How often ROLE=web started without Redis says so again while it waits (5 min). */
   degradedReminderMs?: number
+  /**
+   * When the LINE channel is checked again after a start LINE did not answer the check of
+   * (1 min, then twice as long each time up to 10 min: watchLineChannel).
+   */
+  lineChannelRecheckMs?: number
 }
 
 /** Start-up stopped at a safe point because StartOptions.signal asked it to; all is closed. */
@@ -113,9 +128,11 @@ async function startSteps(
       import('../sandbox/platform.ts'),
       import('../sandbox/ui.routes.ts'),
     ])
+    // New credentials each start, as a channel's reissued ones; one channel all the same.
     const platform = await startLinePlatform({
       channelSecret: randomBytes(16).toString('hex'),
       channelAccessToken: randomBytes(24).toString('base64url'),
+      botUserId: SANDBOX_BOT_USER_ID,
     })
     sandbox = platform
     opened.push(() => platform.close())
@@ -151,6 +168,14 @@ async function startSteps(
   deps.log.info('checking and applying database migrations')
   const applied = await migrateToLatest(deps.db)
   if (applied.length > 0) deps.log.info({ applied: applied.length }, 'database migrations applied')
+  await step('checking the LINE channel')
+  const halting = Promise.withResolvers<LineChannelMismatch>()
+  const watch = await checkLineChannelAtStart(
+    deps,
+    { env, sandbox: sandbox !== null },
+    { recheckMs: opts.lineChannelRecheckMs, onMismatch: (error) => halting.resolve(error) },
+  )
+  opened.push(() => watch?.stop())
   await step('loading the signing secret')
   // Loaded now, while the database answers: checking a link's token (an email click's redirect,
   // a card barcode, a staff session) then needs no database, so an outage that starts before
@@ -177,6 +202,7 @@ async function startSteps(
   let workers: Workers | null = null
   let workerRedis: ReturnType<typeof createWorkerRedis> | null = null
   let waitsFor = 'nothing: not stopping'
+  const halted = Promise.withResolvers<Error>()
   const kizuna: Kizuna = {
     deps,
     port,
@@ -187,6 +213,7 @@ async function startSteps(
       stopping ??= (async () => {
         // A stopped process does not say it is still degraded, nor hold deps for it.
         clearInterval(reminder)
+        watch?.stop()
         // Ends the sandbox page's live streams first: the server would wait for them.
         sandbox?.context.closing.abort()
         waitsFor = 'HTTP requests under way'
@@ -208,6 +235,7 @@ async function startSteps(
       const jobs = waitsFor === 'jobs under way' ? workers?.underWay() : ''
       return jobs ? `${waitsFor} (${jobs})` : waitsFor
     },
+    halted: halted.promise,
   }
   // From here on, what start-up opened is what stop() closes.
   opened.splice(0, opened.length, () => kizuna.stop())
@@ -245,6 +273,16 @@ async function startSteps(
         .catch((err) => deps.log.warn({ err }, 'could not queue the nightly jobs missed'))
     })
   }
+  // Another channel's credentials, found after start-up (or during it: LINE calls are refused
+  // meanwhile, and this waits for its end): the workers stop taking jobs at once (those under
+  // way end, their LINE calls refused), then everything stops.
+  void halting.promise.then(async (error) => {
+    deps.log.error({ botUserId: error.botUserId }, error.message)
+    const workersClosed = workers?.close()
+    await kizuna.stop()
+    await workersClosed
+    halted.resolve(error)
+  })
   await step('started')
   return kizuna
 }

@@ -83,6 +83,14 @@ async function main(): Promise<void> {
     await kizuna.stop()
     stopped()
   }
+  // Stopped by itself, all closed (the LINE channel found to be another's after start-up): as a
+  // refused start-up, exit 1 with the message.
+  void kizuna.halted.then((error) => {
+    if (shuttingDown) return
+    log.fatal({ err: error }, 'Kizuna stopped')
+    console.error(error.message)
+    process.exit(1)
+  })
   log.info(
     {
       role: env.ROLE,

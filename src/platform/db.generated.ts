@@ -176,6 +176,12 @@ export interface Identity {
   value: string;
 }
 
+export interface LineChannel {
+  bot_user_id: string;
+  recorded_at: Generated<Timestamp>;
+  singleton: Generated<boolean>;
+}
+
 export interface LineUser {
   blocked_at: Timestamp | null;
   created_at: Generated<Timestamp>;
@@ -395,6 +401,7 @@ export interface DB {
   delivery_event: DeliveryEvent;
   erased_menu_unlink: ErasedMenuUnlink;
   identity: Identity;
+  line_channel: LineChannel;
   line_user: LineUser;
   link_audit: LinkAudit;
   link_code: LinkCode;

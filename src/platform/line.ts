@@ -45,8 +45,21 @@ export type Line = {
   call<T>(endpoint: string, fn: (client: LineBotClient) => Promise<T>): Promise<T>
   /** Reply, push and multicast: the delivery engine's hot path (see line-send-transport.ts). */
   send: LineSendTransport['send']
+  /**
+   * Until called again with null, every call and send first awaits `gate`, and fails as it does,
+   * unsent (its error a LINE_CALL_HELD one, or LINE's own 401/403): the channel's check after a
+   * start LINE did not answer (watchLineChannel).
+   */
+  holdUntil(gate: (() => Promise<void>) | null): void
   close(): Promise<void>
 }
+
+/**
+ * The `code` of an error that stopped a LINE call before it was made (the channel not checked
+ * yet, or another channel's: see watchLineChannel): nothing was sent, as for a connection that
+ * never opened (classifyLineError: `not_sent`).
+ */
+export const LINE_CALL_HELD = 'KIZUNA_LINE_CALL_HELD'
 
 export function createLine(
   env: Pick<
@@ -72,11 +85,17 @@ export function createLine(
     dataApiBaseURL: env.LINE_DATA_API_BASE_URL,
   })
   const transport = createLineSendTransport(env, metrics)
+  let gate: (() => Promise<void>) | null = null
   return {
     client,
-    send: transport.send,
+    send: (body, retryKey) =>
+      gate ? gate().then(() => transport.send(body, retryKey)) : transport.send(body, retryKey),
+    holdUntil(next) {
+      gate = next
+    },
     close: transport.close,
     async call(endpoint, fn) {
+      if (gate) await gate()
       try {
         await hourly?.take(endpoint)
       } catch (error) {
@@ -164,6 +183,7 @@ export function classifyLineError(error: unknown): LineFailure {
  * which may come after the request went.
  */
 const NOT_CONNECTED: ReadonlySet<string> = new Set([
+  LINE_CALL_HELD,
   'ECONNREFUSED',
   'ENOTFOUND',
   'EAI_AGAIN',

@@ -1,10 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import {
   loadOpenApiValidator,
   messagingApiSpecPath,
   type OpenApiValidator,
 } from './openapi-validator.ts'
 import { createRateLimiter, type RateLimiter, type RateLimitOverrides } from './rate-limit.ts'
+import { botUserIdFor } from './sandbox-channel.ts'
 import { createUlidFactory } from './ulid.ts'
 
 export type Friendship = 'none' | 'friend' | 'blocked'
@@ -158,6 +159,8 @@ export type SandboxState = {
 export type SandboxOptions = {
   channelSecret: string
   channelAccessToken: string
+  /** The bot's user id (GET /v2/bot/info, webhooks' destination); else one from the secret. */
+  botUserId?: string
   webhookUrl?: string
   rateLimits?: RateLimitOverrides
   /** Simulates the monthly message quota (free plans: a few hundred). */
@@ -195,7 +198,7 @@ export function createSandboxContext(opts: SandboxOptions): SandboxContext {
     channelSecret: opts.channelSecret,
     channelAccessToken: opts.channelAccessToken,
     // Stable per channel, like a real bot's user ID.
-    botUserId: `U${createHash('sha256').update(opts.channelSecret).digest('hex').slice(0, 32)}`,
+    botUserId: opts.botUserId ?? botUserIdFor(opts.channelSecret),
     webhookUrl: opts.webhookUrl,
     webhookTimeoutMs: opts.webhookTimeoutMs ?? 2000,
     replyTokenTtlMs: opts.replyTokenTtlMs ?? 60_000,

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { request } from 'node:http'
 import { createServer, type Server } from 'node:net'
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Kizuna, startKizuna } from '../../src/main/runtime.ts'
 import { createLogger } from '../../src/platform/logger.ts'
 import { startTestKizuna, testEnv } from '../support/harness.ts'
 import { NO_NETWORK, networkAddress } from '../support/ports.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
 
 /** A GET naming `host` in its Host header (fetch sets its own). */
 function getWithHost(port: number, host: string, path: string) {
@@ -32,10 +33,29 @@ async function stop(k: Kizuna): Promise<void> {
 /** This machine's address on the network: requests to it come from a non-loopback peer. */
 const outside = networkAddress()
 
+/**
+ * The sandbox's settings: no LINE credentials, and a database of its own (the shared test
+ * database serves the test channel, and refuses the sandbox's).
+ */
+let sandboxDatabase: Awaited<ReturnType<typeof createPrivateDatabase>>
+beforeAll(async () => {
+  sandboxDatabase = await createPrivateDatabase()
+})
+afterAll(() => sandboxDatabase?.drop())
+const sandboxEnv = (overrides: Record<string, string> = {}) =>
+  testEnv({
+    LINE_CHANNEL_SECRET: '',
+    LINE_CHANNEL_ACCESS_TOKEN: '',
+    DATABASE_URL: sandboxDatabase.url,
+    ...overrides,
+  })
+
 /** Kizuna in sandbox mode (no LINE credentials). */
 function startSandbox(): Promise<Kizuna> {
-  const env = testEnv({ LINE_CHANNEL_SECRET: '', LINE_CHANNEL_ACCESS_TOKEN: '' })
-  return startKizuna(env, { queuePrefix: `test-${randomUUID()}`, log: createLogger('silent') })
+  return startKizuna(sandboxEnv(), {
+    queuePrefix: `test-${randomUUID()}`,
+    log: createLogger('silent'),
+  })
 }
 
 describe('the address Kizuna listens on', () => {
@@ -88,10 +108,7 @@ describe('the address Kizuna listens on', () => {
     // loadEnv refuses a public PUBLIC_BASE_URL without LINE credentials; were one to get
     // through, a proxy on this host relaying shoppers' requests must still not reach /sandbox
     // (act as any LINE user) or /sandbox/mail (link codes, addresses).
-    const env = {
-      ...testEnv({ LINE_CHANNEL_SECRET: '', LINE_CHANNEL_ACCESS_TOKEN: '' }),
-      PUBLIC_BASE_URL: 'https://crm.shop.example',
-    }
+    const env = { ...sandboxEnv(), PUBLIC_BASE_URL: 'https://crm.shop.example' }
     const k = await startKizuna(env, {
       queuePrefix: `test-${randomUUID()}`,
       log: createLogger('silent'),
@@ -123,11 +140,7 @@ describe('the address Kizuna listens on', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
     const port = (taken.address() as { port: number }).port
     try {
-      const env = testEnv({
-        LINE_CHANNEL_SECRET: '',
-        LINE_CHANNEL_ACCESS_TOKEN: '',
-        PORT: String(port),
-      })
+      const env = sandboxEnv({ PORT: String(port) })
       await expect(
         startKizuna(env, { queuePrefix: `test-${randomUUID()}`, log: createLogger('silent') }),
       ).rejects.toThrow(`PORT ${port} is in use`)

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NO_ACCOUNT_PROOF_WARNING } from '../../src/linking/link-proof.ts'
 import { sparePort } from '../support/ports.ts'
+import { createPrivateDatabase } from '../support/private-database.ts'
 import { startSmtp } from '../support/smtp.ts'
 import { spawnKizuna, spawnKizunaOnLine, warningsIn } from '../support/spawned.ts'
 import { eventually } from '../support/wait.ts'
@@ -12,9 +13,18 @@ afterAll(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
 
+/** The sandbox's database: the shared test database serves the test channel, not the sandbox. */
+let sandboxDatabaseUrl = ''
+beforeAll(async () => {
+  const database = await createPrivateDatabase()
+  cleanups.push(() => database.drop())
+  sandboxDatabaseUrl = database.url
+})
+
 describe('npm start without LINE credentials', () => {
   it('prints where the simulated LINE app and the sandbox mailbox are, and both answer', async () => {
     const { port, child, output } = await spawnKizuna({
+      DATABASE_URL: sandboxDatabaseUrl,
       QUEUE_PREFIX: `test-${randomUUID()}`,
       LOG_LEVEL: 'warn',
     })
@@ -80,6 +90,7 @@ describe('npm start with SMTP_URL', () => {
     cleanups.push(() => smtp.close())
     const port = await sparePort()
     const { child, output } = await spawnKizuna({
+      DATABASE_URL: sandboxDatabaseUrl,
       QUEUE_PREFIX: `test-${randomUUID()}`,
       LOG_LEVEL: 'warn',
       PORT: String(port),

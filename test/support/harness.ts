@@ -5,6 +5,10 @@ import { createLogger, type Logger } from '../../src/platform/logger.ts'
 import { type LinePlatform, startLinePlatform } from '../../src/sandbox/platform.ts'
 import { OFFICIAL_VECTOR, TEST_DATABASE_URL, TEST_REDIS_URL } from './env.ts'
 
+/**
+ * The test channel's: every stand-in of a test on the shared test database takes it, so all are
+ * one LINE channel (one bot user id), the one global-setup.ts records the database serves.
+ */
 export const TEST_CHANNEL_SECRET = OFFICIAL_VECTOR.secret
 export const TEST_CHANNEL_TOKEN = 'test-channel-access-token'
 
