@@ -15,10 +15,11 @@ import { MAX_TAG_LENGTH, normaliseTag } from '../customers/tag-values.ts'
 import { readDatabaseNow } from '../maintenance/maintenance-run.repo.ts'
 import { refreshSpendSinceLastRun } from '../maintenance/refresh-spend.service.ts'
 import type { Database } from '../platform/db.ts'
-import { createLine } from '../platform/line.ts'
+import { createLine, type Line } from '../platform/line.ts'
 import { createLogger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
 import { type ErasedUnlinkOutcome, unlinkErasedMenus } from '../richmenu/erased-unlink.service.ts'
+import { checkLineChannelBeforeCalls } from './line-channel-check.ts'
 import { relinkChangedCustomers } from './relink.ts'
 import { checkSinceOption, readSinceOption } from './since-option.ts'
 import { UsageError, withDb } from './with-db.ts'
@@ -77,9 +78,14 @@ export function registerCustomerCommands(program: Command): void {
       return withDb(
         async (db, env) => {
           const linked: LinkedChoice = opts.withLinked ? 'erase' : opts.only ? 'only' : 'refuse'
-          const result = await eraseCustomer(db, id, { linked })
+          // Checked first: another channel's credentials refuse the command, erasing nothing.
+          const at = await menusAt(db, env)
+          const result = await eraseCustomer(db, id, { linked }).catch(async (error) => {
+            if ('line' in at) await at.line.close()
+            throw error
+          })
           // The menus after the commit (unlinkMenus), with the unlinks it recorded.
-          const menus = await unlinkMenus(db, env, result.menuUnlinks)
+          const menus = await unlinkMenus(db, env, at, result.menuUnlinks)
           const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
           console.log(
             result.alreadyErased
@@ -232,28 +238,65 @@ function checkCustomerId(id: string): void {
 /**
  * What became of the per-user menus of an erased person: `failed` ones stay shown at LINE until
  * the sweeper's retry gets through, `pending` ones until another attempt's does, `skipped` ones
- * until the sandbox's sweeper's (no LINE here).
+ * until the sweeper's (no LINE call here: see MenusAt).
  */
-type ErasedMenus = ErasedUnlinkOutcome & { skipped: number }
+type ErasedMenus = ErasedUnlinkOutcome & { skipped: number; skippedFor?: SkippedFor }
+
+type SkippedFor = 'sandbox' | { unchecked: string }
+
+/**
+ * Where the erased people's menus are unlinked: at LINE, once the credentials' channel is the
+ * one the database serves (another one's throws: the command erases nothing). Nowhere in sandbox
+ * mode (no LINE to reach: the sandbox's own worker does it), nor when LINE did not say which
+ * channel it is: the erasure goes ahead all the same (a LINE outage must not hold a request to
+ * erase) and the worker's sweeper unlinks them once its LINE answers.
+ */
+type MenusAt = { line: Line } | { skippedFor: SkippedFor }
+
+async function menusAt(db: Database, env: Env): Promise<MenusAt> {
+  if (isSandbox(env)) return { skippedFor: 'sandbox' }
+  const line = createLine(env, createMetrics())
+  try {
+    const unchecked = await checkLineChannelBeforeCalls(
+      db,
+      env,
+      line,
+      // Logs go to stderr: stdout is the result.
+      createLogger(env.LOG_LEVEL, pino.destination(2)),
+      'Nothing erased: no call went to LINE but that check.',
+    )
+    if (unchecked === null) return { line }
+    await line.close()
+    return { skippedFor: { unchecked } }
+  } catch (error) {
+    await line.close()
+    throw error
+  }
+}
 
 /**
  * After eraseCustomer committed: unlinks at LINE the menu of each LINE user it erased (its
  * `menuUnlinks`, the rows holding their LINE user ids until LINE confirms), linked or not as far
  * as Kizuna knew (unlinkErasedMenus). Never throws for LINE: the erasure is done, and what LINE
- * did not confirm waits for the sweeper. In sandbox mode there is no LINE to reach: nothing is
- * sent, the users count as skipped, their rows left to the sandbox's own worker.
+ * did not confirm waits for the sweeper. Without LINE here (MenusAt), nothing is sent: the users
+ * count as skipped, their rows left to the sweeper.
  */
-async function unlinkMenus(db: Database, env: Env, menuUnlinks: string[]): Promise<ErasedMenus> {
-  if (isSandbox(env)) {
-    return { unlinked: 0, refused: 0, failed: 0, pending: 0, skipped: menuUnlinks.length }
+async function unlinkMenus(
+  db: Database,
+  env: Env,
+  at: MenusAt,
+  menuUnlinks: string[],
+): Promise<ErasedMenus> {
+  if (!('line' in at)) {
+    const none = { unlinked: 0, refused: 0, failed: 0, pending: 0 }
+    return { ...none, skipped: menuUnlinks.length, skippedFor: at.skippedFor }
   }
   // Logs go to stderr: stdout is the result.
   const log = createLogger(env.LOG_LEVEL, pino.destination(2))
-  const line = createLine(env, createMetrics())
   try {
-    return { ...(await unlinkErasedMenus({ db, line, log }, menuUnlinks)), skipped: 0 }
+    return { ...(await unlinkErasedMenus({ db, line: at.line, log }, menuUnlinks)), skipped: 0 }
   } finally {
-    await line.close()
+    await at.line.close()
   }
 }
 
@@ -280,11 +323,19 @@ function printMenus(m: ErasedMenus): void {
         "The worker's sweeper (npm start) tries again until LINE confirms, for up to 30 days.",
     )
   }
-  if (m.skipped > 0) {
+  if (m.skipped === 0 || m.skippedFor === undefined) return
+  if (m.skippedFor === 'sandbox') {
     console.error(
       `note: sandbox mode (no LINE credentials): the rich menu of ${m.skipped} LINE user(s) was ` +
         'not unlinked here; the LINE sandbox lives in the `npm start` process, whose sweeper ' +
         'unlinks it.',
     )
+    return
   }
+  console.error(
+    `warning: the rich menu of ${m.skipped} LINE user(s) was not unlinked at LINE: which LINE ` +
+      `channel these credentials are could not be checked (${m.skippedFor.unchecked}); the ` +
+      "erasure went ahead. The worker's sweeper (npm start) unlinks it once its LINE answers, " +
+      'for up to 30 days; LINE shows that menu until then.',
+  )
 }

@@ -23,6 +23,9 @@ const COMMANDS: Record<string, () => Promise<Register[]>> = {
   import: async () => [(await import('./import.command.ts')).registerImportCommands],
   flex: async () => [(await import('./flex.command.ts')).registerFlexCommands],
   deliveries: async () => [(await import('./deliveries.command.ts')).registerDeliveryCommands],
+  'line-channel': async () => [
+    (await import('./line-channel.command.ts')).registerLineChannelCommands,
+  ],
   richmenu: async () => [
     (await import('./richmenu.command.ts')).registerRichMenuCommands,
     (await import('./richmenu-deploy.command.ts')).registerRichMenuDeployCommand,

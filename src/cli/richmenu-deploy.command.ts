@@ -3,15 +3,17 @@ import type { Command } from 'commander'
 import { pino } from 'pino'
 import { type Env, isSandbox, loadEnv } from '../config/env.ts'
 import { systemClock } from '../platform/clock.ts'
+import type { Database } from '../platform/db.ts'
 import { AppError } from '../platform/errors.ts'
 import { createHourlyBudget } from '../platform/hourly-budget.ts'
-import { createLine } from '../platform/line.ts'
+import { createLine, type Line } from '../platform/line.ts'
 import { createLinePacing } from '../platform/line-pacing.ts'
-import { createLogger } from '../platform/logger.ts'
+import { createLogger, type Logger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
 import type { Redis } from '../platform/redis.ts'
 import { deployRichMenus, type RichMenuDeploySummary } from '../richmenu/richmenu-deploy.service.ts'
 import { type RichMenuProblem, richMenusDir } from '../richmenu/richmenu-files.ts'
+import { checkLineChannelBeforeCalls } from './line-channel-check.ts'
 import { connectRedis, queueRelinkFromCli } from './relink.ts'
 import { UsageError, withDb } from './with-db.ts'
 
@@ -67,6 +69,9 @@ export function registerRichMenuDeployCommand(program: Command): void {
                 checkLine: opts.checkLine !== false,
                 removeAll: opts.removeAll === true,
                 afterChange: () => queueRelink(redis, env),
+                // Another channel's credentials would forget the menus of the one the
+                // database serves (LINE lacks them) and record theirs instead.
+                beforeLine: () => checkChannel(db, env, line, log),
               },
             )
             printSummary(summary)
@@ -87,6 +92,23 @@ export function registerRichMenuDeployCommand(program: Command): void {
         },
       ),
     )
+}
+
+/** Refuses another LINE channel than the database's, and a channel LINE did not name. */
+async function checkChannel(db: Database, env: Env, line: Line, log: Logger): Promise<void> {
+  const unchecked = await checkLineChannelBeforeCalls(
+    db,
+    env,
+    line,
+    log,
+    'Nothing deployed: no call went to LINE but that check.',
+  )
+  if (unchecked) {
+    throw new Error(
+      `could not check which LINE channel these credentials are (${unchecked}): nothing ` +
+        'deployed (no other call went to LINE); run it again once LINE answers',
+    )
+  }
 }
 
 /**

@@ -86,6 +86,11 @@ export type RichMenuDeployOptions = {
    * (relinkRichMenus), so when this fails the next deploy calls it again.
    */
   afterChange?: (summary: RichMenuDeploySummary) => Promise<void>
+  /**
+   * Called once the folder checked out, before the first LINE call: a throw stops the deploy
+   * with nothing sent (the CLI's check that the credentials are the database's LINE channel).
+   */
+  beforeLine?: () => Promise<void>
 }
 
 /**
@@ -126,6 +131,7 @@ export async function deployRichMenus(
     )
   }
   checkRemoveAll(dir, menus, opts.removeAll === true)
+  await opts.beforeLine?.()
   const summary: RichMenuDeploySummary = {
     created: [],
     unchanged: [],

@@ -234,22 +234,25 @@ describe('kizuna richmenu deploy', () => {
     expect(lineState(line).menus).toHaveLength(1)
   })
 
-  it('creates the menus a channel lacks: at another one (after sandbox runs), or deleted by hand', async () => {
+  it('creates the menus a channel lacks: lost by its stand-in (a sandbox restarted), or deleted by hand', async () => {
     await folder.write('main', { alias: 'main', default: true, shade: 1 })
     await folder.write('vip', { alias: 'vip', shade: 2 })
-    // The menus went to one channel (a sandbox run's stand-in, say)…
+    // The menus went to the channel (a sandbox run's stand-in, say)…
     const first = await deploy()
     expect(first).toMatchObject({ code: 0, stdout: 'created   main\ncreated   vip\n' })
 
-    // …then the deploy goes to another: before, `unchanged` twice and no call at all.
+    // …whose next stand-in starts without them: before, `unchanged` twice and no call at all.
     const other = await startLinePlatform({
-      channelSecret: `${TEST_CHANNEL_SECRET}-other`,
-      channelAccessToken: `${TEST_CHANNEL_TOKEN}-other`,
+      channelSecret: TEST_CHANNEL_SECRET,
+      channelAccessToken: TEST_CHANNEL_TOKEN,
     })
     cleanups.push(() => other.close())
     const second = await deploy(other)
     expect(second).toMatchObject({ code: 0, stdout: 'created   main\ncreated   vip\n' })
-    expect(other.requests[0]?.path).toBe('/v2/bot/richmenu/list')
+    expect(other.requests.slice(0, 2).map((r) => r.path)).toEqual([
+      '/v2/bot/info',
+      '/v2/bot/richmenu/list',
+    ])
     expect(lineState(other).menus).toHaveLength(2)
     expect(Object.keys(lineState(other).aliases).sort()).toEqual(['main', 'vip'])
     expect(lineState(other).defaultRichMenuId).not.toBeNull()
@@ -265,9 +268,46 @@ describe('kizuna richmenu deploy', () => {
     const third = await deploy(other)
     expect(third).toMatchObject({ code: 0, stdout: 'created   vip\nunchanged main\n' })
     expect(lineState(other).menus).toHaveLength(2)
-    expect(other.requests.slice(before, before + 1).map((r) => r.path)).toEqual([
+    expect(other.requests.slice(before, before + 2).map((r) => r.path)).toEqual([
+      '/v2/bot/info',
       '/v2/bot/richmenu/list',
     ])
+  })
+
+  it("refuses another channel's credentials, naming both bots: no call but asking LINE whose they are", async () => {
+    await folder.write('main', { alias: 'main', default: true, shade: 1 })
+    expect((await deploy()).stdout).toBe('created   main\n')
+    const menus = await deps.db
+      .selectFrom('richmenu_version')
+      .select(['id', 'line_rich_menu_id'])
+      .orderBy('id')
+      .execute()
+
+    // The credentials of another channel (staging's, say) on this channel's database.
+    const other = await startLinePlatform({
+      channelSecret: `${TEST_CHANNEL_SECRET}-other`,
+      channelAccessToken: `${TEST_CHANNEL_TOKEN}-other`,
+    })
+    cleanups.push(() => other.close())
+    const res = await deploy(other)
+    expect(res).toMatchObject({ code: 1, stdout: '' })
+    expect(res.stderr).toMatch(
+      new RegExp(
+        `^error: The database at DATABASE_URL \\([^)]*\\) serves another LINE channel: it ` +
+          `records LINE bot ${line.botUserId} .* are LINE bot ${other.botUserId}'s\\. Nothing ` +
+          'deployed: no call went to LINE but that check\\. .*`npx kizuna line-channel adopt`',
+      ),
+    )
+    expect(other.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v2/bot/info'])
+    // The channel's menus are remembered (before, forgotten: the other channel lacked them).
+    expect(
+      await deps.db
+        .selectFrom('richmenu_version')
+        .select(['id', 'line_rich_menu_id'])
+        .orderBy('id')
+        .execute(),
+    ).toEqual(menus)
+    expect(await relinkJobs()).toHaveLength(1)
   })
 
   it('trusts its records without asking LINE when told --no-check-line', async () => {
@@ -278,7 +318,8 @@ describe('kizuna richmenu deploy', () => {
       code: 0,
       stdout: 'unchanged main\n',
     })
-    expect(line.requests.length).toBe(before)
+    // Only asked whose channel the credentials are (always: see line-channel.test.ts).
+    expect(line.requests.slice(before).map((r) => r.path)).toEqual(['/v2/bot/info'])
   })
 
   it('refuses a folder with no menus and exits 1; --remove-all removes every menu', async () => {
