@@ -6,10 +6,13 @@ import { type Kysely, sql } from 'kysely'
  * in a loop grew delivery_event without bound and counted one reader many times. The first open
  * of each delivery is kept (earliest, then lowest id), later ones removed, before the unique
  * index that makes the pixel's insert (`on conflict do nothing`) record the first one only.
- * Builds the index with writes to delivery_event held (in the migration's transaction): a pixel
- * fetched meanwhile waits for it.
+ * Writes to delivery_event are held from before the delete to the index's end (the migration's
+ * transaction holds a lock that lets reads through): an open recorded between the two by a
+ * process still running the earlier code (a rolling deploy) made the index fail on a duplicate
+ * and start-up with it. Opens, clicks and unsubscribes meanwhile wait for the migration.
  */
 export async function up(db: Kysely<any>): Promise<void> {
+  await sql`lock table delivery_event in share row exclusive mode`.execute(db)
   await sql`
     delete from delivery_event where id in (
       select id from (
