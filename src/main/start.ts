@@ -1,13 +1,12 @@
-import { enableCompileCache } from 'node:module'
 import { ConfigError, loadEnv, unsubscribeWarning } from '../config/env.ts'
 import { accountProof, NO_ACCOUNT_PROOF_WARNING } from '../linking/link-proof.ts'
 import { openMetricsWarning } from '../ops/metrics-access.ts'
+import { keepCompiledCode } from '../platform/compile-cache.ts'
 import { createLogger } from '../platform/logger.ts'
 import type { Kizuna } from './runtime.ts'
 
-// The runtime's modules (loaded below, after this) start from V8's code cached by the last start
-// (see src/cli/kizuna.ts).
-enableCompileCache?.()
+// The runtime's modules, loaded below, start from the code compiled by the last start.
+keepCompiledCode()
 
 /** `npm start`: ROLE=all (default) | web | worker. */
 async function main(): Promise<void> {
