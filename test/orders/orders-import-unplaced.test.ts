@@ -146,26 +146,31 @@ describe('kizuna import orders: a source written on the first row of an order on
       `source,${HEADER}`,
       `${source},E1,${AT},SOFA,1,90000,100000`,
       `,E1,,ARMCHAIR,1,10000,`,
+      // Another shop system's order under the same number (its own ordered_at): two orders.
       `${source},E2,${AT},SOFA,1,100,200`,
       `${other},E2,${AT},RUG,1,100,200`,
-      // In another case: another spelling, not the same shop system.
+      // In another case: another spelling of this order's source, not another shop system.
       `${source},E3,${AT},SOFA,1,100,200`,
       `${source.toUpperCase()},E3,${AT},RUG,1,100,200`,
+      // Another source on a later row of the order (no ordered_at of its own).
+      `${source},E4,${AT},SOFA,1,100,200`,
+      `${other},E4,,RUG,1,100,`,
     ])
     const result = await cli(['import', 'orders', csv])
     expect(result.code).toBe(2)
-    expect(result.stdout).toContain('orders: created 0, unmatched 1, unchanged 0, skipped 2')
+    expect(result.stdout).toContain('orders: created 0, unmatched 3, unchanged 0, skipped 2')
     expect(result.stderr).toBe(
       [
-        "line 5: source: differs from the order's first row",
         "line 7: source: differs from the order's first row",
+        "line 9: source: differs from the order's first row",
         '',
       ].join('\n'),
     )
     expect(await purchases(source)).toEqual([
       { external_id: 'E1', total: 100000, line_skus: ['SOFA', 'ARMCHAIR'] },
+      { external_id: 'E2', total: 200, line_skus: ['SOFA'] },
     ])
-    expect(await purchasesLike(other)).toEqual([])
+    expect(await purchasesLike(other)).toEqual([{ source: other, external_id: 'E2' }])
   })
 
   it('takes --source for an order whose first row has none, and refuses a later row naming another', async () => {

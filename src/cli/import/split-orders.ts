@@ -27,11 +27,14 @@ export type OrderKey = { source: string | undefined; orderId: string }
 
 /**
  * Which order a CSV row is part of, `current` being the order of the rows just before it; a bad
- * row still names its order when it can. A row naming the order id of the rows before it is
- * one of theirs whatever its source cell says: blank, it says the same as their first row (as
- * the order's other columns do), and one saying otherwise is refused with the order
- * (differingRows). null: the row names no order (a blank order_id, or a cell before it that
- * cannot be read), so the order before it and the one after may each be its own.
+ * row still names its order when it can. A row naming the order id of the rows before it is one
+ * of theirs when its source cell is blank (it says the same as their first row, as the order's
+ * other columns do), the same, or the same in other letter case, or when it leaves `ordered_at`
+ * blank (a later row of theirs): one of these saying another source is refused with the order
+ * (differingRows). One naming another source with its own `ordered_at` is the first row of
+ * another shop system's order under the same number (two shops both counting from 1001).
+ * null: the row names no order (a blank order_id, or a cell before it that cannot be read), so
+ * the order before it and the one after may each be its own.
  */
 export function orderKeyOf(
   item: SourceRecord,
@@ -41,8 +44,19 @@ export function orderKeyOf(
   const record = (item.record ?? item.partial) as OrderCsvRow | undefined
   const orderId = record?.order_id
   if (orderId === undefined) return null
-  if (current?.orderId === orderId) return current
-  return { source: record?.source ?? defaultSource, orderId }
+  const source = record?.source ?? defaultSource
+  if (current?.orderId === orderId && !isAnotherShopsOrder(record, source, current)) return current
+  return { source, orderId }
+}
+
+/** Whether a row naming the order id of the rows before it starts another source's order. */
+function isAnotherShopsOrder(
+  record: OrderCsvRow | undefined,
+  source: string | undefined,
+  current: OrderKey,
+): boolean {
+  if (record?.source === undefined || record.ordered_at === undefined) return false
+  return source?.toLowerCase() !== current.source?.toLowerCase()
 }
 
 /**
