@@ -29,26 +29,58 @@
    */
   let looking = 0
   /**
-   * When each receipt id was first sent from this page (`purchasedAt`): sent again (Record pressed
+   * When each receipt id was first sent from this tab (`purchasedAt`): sent again (Record pressed
    * again after a lost answer, the receipt typed again) it is the same sale, at the same time. The
    * API takes another time under a recorded id as another sale (409: a register whose receipt
-   * counter was reset). Kept for the page's life, a shift at most (the session's 8 hours).
+   * counter was reset). Kept in sessionStorage, by store and id, so that a reload or a login again
+   * in the same tab (the session timed out) still sends the first time; the newest SOLD_AT_KEPT of
+   * the last day are kept. Without sessionStorage (private mode quota, disabled) the page's
+   * memory alone keeps them.
    */
-  const soldAt = new Map()
-  const SOLD_AT_KEPT = 500
+  const SOLD_AT_KEY = 'kizuna.staff.soldAt.v1'
+  const SOLD_AT_KEPT = 200
+  const SOLD_AT_MAX_AGE_MS = 86_400_000
+  const store = receiptForm.dataset.store ?? ''
+  const soldAt = readSoldAt()
+
+  /** The kept times, as [key, time] in the order first sent, without those older than a day. */
+  function readSoldAt() {
+    let kept = []
+    try {
+      const parsed = JSON.parse(sessionStorage.getItem(SOLD_AT_KEY) ?? '[]')
+      if (Array.isArray(parsed)) kept = parsed
+    } catch {}
+    const since = Date.now() - SOLD_AT_MAX_AGE_MS
+    return new Map(
+      kept.filter(
+        (entry) =>
+          Array.isArray(entry) &&
+          typeof entry[0] === 'string' &&
+          typeof entry[1] === 'string' &&
+          Date.parse(entry[1]) >= since,
+      ),
+    )
+  }
 
   /**
-   * The time `receiptId` was sold: now, the first time this page sends it. Read as the API reads
-   * receipt ids (NFKC: `Ｒ-１２３` is `R-123`).
+   * The time `receiptId` was sold: now, the first time this tab sends it for this store. Read as
+   * the API reads receipt ids (NFKC: `Ｒ-１２３` is `R-123`).
    */
   function purchasedAtOf(receiptId) {
-    const id = receiptId.normalize('NFKC')
-    let at = soldAt.get(id)
+    const key = `${store}\n${receiptId.normalize('NFKC')}`
+    let at = soldAt.get(key)
     if (!at) {
       at = new Date().toISOString()
-      soldAt.set(id, at)
-      // The oldest goes first (a Map keeps insertion order).
-      if (soldAt.size > SOLD_AT_KEPT) soldAt.delete(soldAt.keys().next().value)
+      soldAt.set(key, at)
+      // The oldest go first (a Map keeps insertion order), and those older than a day.
+      const since = Date.now() - SOLD_AT_MAX_AGE_MS
+      for (const [old, oldAt] of soldAt) {
+        if (soldAt.size <= SOLD_AT_KEPT && Date.parse(oldAt) >= since) break
+        soldAt.delete(old)
+      }
+      try {
+        sessionStorage.setItem(SOLD_AT_KEY, JSON.stringify([...soldAt]))
+      } catch {}
     }
     return at
   }
@@ -98,9 +130,13 @@
   /**
    * POSTs to a same-origin staff endpoint (`scan` unless said); the session cookie authenticates.
    * `titles` names the error statuses for what was asked; `again` is what to do if its answer is
-   * lost (one of AGAIN).
+   * lost (one of AGAIN); `explain(status, error)` may say a refusal of the API's (its `error`)
+   * better than its message does, for what the page asked.
    */
-  async function post(body, { url = 'scan', titles = TITLES, again = AGAIN.scan } = {}) {
+  async function post(
+    body,
+    { url = 'scan', titles = TITLES, again = AGAIN.scan, explain = () => undefined } = {},
+  ) {
     const [againJa, againEn] = again
     let res
     let json = null
@@ -136,7 +172,11 @@
       // ("busy …; scan again") gives way to this page's: scanning again resets the receipt.
       const said = reason?.replace(/[;,:]\s*scan again$/, '') ?? 'no answer from Kizuna'
       showError(res.status, `${said}. ${againJa} / ${againEn}`, titles)
-    } else showError(res.status, reason, titles)
+    } else {
+      const explained = explain(res.status, json.error)
+      if (explained) showAlert(explained)
+      else showError(res.status, reason, titles)
+    }
     if (res.status === 401) setTimeout(() => location.reload(), 1500)
     return null
   }
@@ -325,7 +365,12 @@
           lines: read.lines,
         },
       },
-      { again: AGAIN.receipt },
+      {
+        again: AGAIN.receipt,
+        // Another card scanned meanwhile stays on screen after a void (as below).
+        explain: (status, error) =>
+          recordedAlready(receiptId, seq === latest ? barcode : null, status, error),
+      },
     )
     button.disabled = false
     if (!body) return
@@ -352,16 +397,51 @@
         : `新しい残高 / New balance: ${p.points.toLocaleString('ja-JP')} pt (${used})`
     // Taken back from here (a total typed with an extra zero, a return): the member on screen is
     // this receipt's unless another card was scanned before its answer.
-    const undo = document.createElement('button')
-    undo.type = 'button'
-    undo.className = 'secondary'
-    undo.textContent = 'このレシートを取り消す / Void this receipt'
-    undo.addEventListener('click', () => voidReceipt(receiptId, stale ? null : barcode, undo))
+    const undo = voidButton(receiptId, stale ? null : barcode)
     result.replaceChildren(heading, balance, undo)
     if (stale) return
     resetReceipt()
     barcodeInput.focus()
   })
+
+  /**
+   * A 409 for `receiptId` sent at another time than it was recorded with (the same member, total
+   * and goods: the API checks those first): most likely the same sale sent again from another tab
+   * or device, whose first answer was lost. The API's "a different sale needs its own receipt id"
+   * would have it recorded again under a new id, the points earned twice: staff are told it is
+   * recorded, when, and that a retry needs nothing; a button to void it (recorded against
+   * `barcode`) if it is wrong. undefined for any other refusal.
+   */
+  function recordedAlready(receiptId, barcode, status, error) {
+    const field = Array.isArray(error?.details) ? error.details[0]?.field : undefined
+    if (status !== 409 || field !== 'receipt.purchasedAt') return undefined
+    const iso = /purchased at (\S+?);/.exec(error.message ?? '')?.[1]
+    const at = iso ? new Date(iso) : null
+    const when =
+      at && !Number.isNaN(at.getTime())
+        ? at.toLocaleString('ja-JP', { dateStyle: 'short', timeStyle: 'short' })
+        : ''
+    const undo = voidButton(receiptId, barcode)
+    result.replaceChildren(undo)
+    return (
+      `登録済みです / Already recorded (409): レシート ${receiptId} は${when ? ` ${when} に` : ''}` +
+      '登録済みです。同じ会計のやり直しなら、することはありません。会員のポイントを確認し、誤りなら' +
+      '下のボタンで取り消してください。 / ' +
+      `Receipt ${receiptId} was already recorded${when ? ` (sold at ${when})` : ''}. ` +
+      "If this is a retry of the same sale, there is nothing to do: check the member's points, " +
+      'and void the receipt below if it is wrong.'
+    )
+  }
+
+  /** A button voiding `receiptId`, then looking `barcode` up again (see voidReceipt). */
+  function voidButton(receiptId, barcode) {
+    const undo = document.createElement('button')
+    undo.type = 'button'
+    undo.className = 'secondary'
+    undo.textContent = 'このレシートを取り消す / Void this receipt'
+    undo.addEventListener('click', () => voidReceipt(receiptId, barcode, undo))
+    return undo
+  }
 
   const VOID_TITLES = { ...TITLES, 404: 'レシートが見つかりません / Unknown receipt' }
 

@@ -91,7 +91,8 @@ export function scanPage(session: StaffSession): Html {
   <h3>使えるクーポン <span lang="en">Usable coupons</span></h3>
   <ul id="member-coupons"></ul>
 </section>
-<form id="receipt-form" class="card" hidden aria-labelledby="receipt-title" autocomplete="off">
+<form id="receipt-form" class="card" hidden aria-labelledby="receipt-title" autocomplete="off"
+  data-store="${session.storeCode}">
 <fieldset id="receipt-fields">
   <h2 id="receipt-title">レシート登録 <span lang="en">Record receipt</span></h2>
   <label for="receipt-id">レシート番号 <span lang="en">Receipt id</span></label>

@@ -264,6 +264,113 @@ describe('GET /staff/scan in Chromium', () => {
     expect(await pointsOf(db, member.id)).toBe(130)
   })
 
+  it('replays a receipt whose answer was lost after the page is reloaded or staff log in again', async () => {
+    const member = await makeCustomer(db, { displayName: 'Ueda Rin', points: 0 })
+    await scanMember(member.card, 'Ueda Rin')
+    const receiptId = `R-${randomUUID()}`
+    await fillReceipt(receiptId, '3000')
+    const alert = page.getByRole('alert')
+    const status = page.getByRole('status')
+    // The server records the receipt; its answer is lost on the way back.
+    await page.route('**/staff/scan', async (route) => {
+      const body = route.request().postData() ?? ''
+      if (route.request().method() !== 'POST' || !body.includes('"receipt"')) {
+        return route.fallback()
+      }
+      await route.fetch()
+      await route.abort('connectionreset')
+    })
+    try {
+      await page.getByRole('button', { name: /Record/ }).click()
+      await expect.poll(() => alert.textContent()).toContain('press Record again')
+    } finally {
+      await page.unroute('**/staff/scan')
+    }
+    const sent = (await db
+      .selectFrom('purchase')
+      .select('purchased_at')
+      .where('customer_id', '=', member.id)
+      .executeTakeFirstOrThrow()) as { purchased_at: Date }
+    const recordAgain = async () => {
+      await scanMember(member.card, 'Ueda Rin')
+      await fillReceipt(receiptId, '3000')
+      const answer = page.waitForResponse(
+        (r) =>
+          r.url().endsWith('/staff/scan') && (r.request().postData() ?? '').includes(receiptId),
+      )
+      await page.getByRole('button', { name: /Record/ }).click()
+      return (await answer).status()
+    }
+    // The page reloaded (the tab kept): the receipt is the one already recorded, at its time.
+    await page.reload()
+    await page.locator('#barcode:focus').waitFor()
+    expect(await recordAgain()).toBe(200)
+    await expect.poll(() => status.textContent()).toContain('Already recorded')
+    expect(await page.locator('#alert').textContent()).toBe('')
+    // Logged out and in again (a session timed out) in the same tab: the same.
+    await page.getByRole('button', { name: /Log out/ }).click()
+    await page.locator('#key').fill(key)
+    await page.getByRole('button', { name: /Log in/ }).click()
+    await page.locator('#barcode:focus').waitFor()
+    expect(await recordAgain()).toBe(200)
+    await expect.poll(() => status.textContent()).toContain('Already recorded')
+    const rows = await db
+      .selectFrom('purchase')
+      .select(['external_id', 'purchased_at', 'points_earned'])
+      .where('customer_id', '=', member.id)
+      .execute()
+    expect(rows).toEqual([
+      { external_id: receiptId, purchased_at: sent.purchased_at, points_earned: 30 },
+    ])
+    expect(await pointsOf(db, member.id)).toBe(30)
+
+    // Sent from another tab (its own times), the id is said to be recorded already, with when,
+    // and that a retry of the same sale needs nothing: not to record it under a new id.
+    await page.evaluate(() => sessionStorage.clear())
+    await page.reload()
+    await page.locator('#barcode:focus').waitFor()
+    expect(await recordAgain()).toBe(409)
+    await expect.poll(() => alert.textContent()).toContain('already recorded')
+    const text = (await alert.textContent()) ?? ''
+    expect(text).toContain(receiptId)
+    // When, as the register's clock reads it.
+    const when = await page.evaluate(
+      (at) => new Date(at).toLocaleString('ja-JP', { dateStyle: 'short', timeStyle: 'short' }),
+      sent.purchased_at.toISOString(),
+    )
+    expect(text).toContain(when)
+    expect(text).toContain('nothing to do')
+    expect(text).not.toContain('needs its own receipt id')
+    expect(await pointsOf(db, member.id)).toBe(30)
+    // Wrong after all, it is voided from there.
+    page.once('dialog', (dialog) => dialog.accept())
+    await page.getByRole('button', { name: /Void this receipt/ }).click()
+    await expect.poll(() => status.textContent()).toContain(`Voided: ${receiptId}`)
+    expect(await pointsOf(db, member.id)).toBe(0)
+
+    // What the tab keeps is bounded: the newest 200, none older than a day.
+    await page.evaluate(() => {
+      const now = Date.now()
+      const kept = Array.from({ length: 300 }, (_, i) => [
+        `S\nR-${i}`,
+        new Date(now - (i === 0 ? 2 : 1) * 86_400_000 + 60_000).toISOString(),
+      ])
+      sessionStorage.setItem('kizuna.staff.soldAt.v1', JSON.stringify(kept.reverse()))
+    })
+    await page.reload()
+    await page.locator('#barcode:focus').waitFor()
+    await scanMember(member.card, 'Ueda Rin')
+    await fillReceipt(`R-${randomUUID()}`, '100')
+    await page.getByRole('button', { name: /Record/ }).click()
+    await expect.poll(() => status.textContent()).toContain('Recorded')
+    const stored: [string, string][] = JSON.parse(
+      await page.evaluate(() => sessionStorage.getItem('kizuna.staff.soldAt.v1') ?? '[]'),
+    )
+    expect(stored).toHaveLength(200)
+    expect(stored.map(([id]) => id)).not.toContain('S\nR-0')
+    expect(stored.at(-1)?.[0]).toContain(`${storeCode}\n`)
+  })
+
   it('names the receipt line and field left empty, and records nothing until it is filled', async () => {
     const member = await makeCustomer(db, { displayName: 'Hara Emi' })
     const purchases = () =>
