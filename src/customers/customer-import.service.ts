@@ -12,6 +12,7 @@ import { HolderChanged, lockIdentityHolders } from './customer-lock.repo.ts'
 import { findRowCustomer, ID_COLUMNS, RowError, type RowId } from './customer-row-match.ts'
 import { insertCustomerTags } from './customer-tag.repo.ts'
 import { attachIdentity } from './merge.service.ts'
+import { loadTombstoneKey, type TombstoneKey } from './tombstones.ts'
 
 export type ImportOutcome = 'created' | 'updated' | 'unchanged'
 /** What a row did, and the customer it describes (the survivor, when it merged two). */
@@ -67,6 +68,8 @@ export async function importCustomerRow(
         : { column, kind, ...given },
     ]
   })
+  // Read once a process (getAppSecret keeps it), not in each row's transaction.
+  const key = await loadTombstoneKey(db)
   // A row's transaction, rolled back whole, goes round again when an id was given to a customer
   // the row's check never saw (an account link or a register linking it after the holders were
   // locked: nothing locks an id no one holds yet; the next round locks and checks them too), or
@@ -74,7 +77,7 @@ export async function importCustomerRow(
   // come before ones it holds), which Postgres broke by aborting the row, or Postgres gave up on
   // it (a lock or statement timeout: a customer it needs held that long by another task).
   return runAgainIfAborted(
-    () => db.transaction().execute((trx) => applyRow(trx, env, row, ids, warn)),
+    () => db.transaction().execute((trx) => applyRow(trx, env, row, ids, warn, key)),
     {
       again: (error) => error instanceof HolderChanged || isRunAgainError(error),
       busy: (error) => givenUp(error, ids),
@@ -105,11 +108,12 @@ async function applyRow(
   row: CustomerImportRow,
   ids: RowId[],
   warn: RowWarning,
+  key: TombstoneKey,
 ): Promise<ImportResult> {
   // The holders are locked before they are checked: an account link, a follow or a register
   // changing what they hold then waits for this row, and what the row decides stays true.
   const checkedHolders = await lockIdentityHolders(trx, ids)
-  const found = await findRowCustomer(trx, row, ids)
+  const found = await findRowCustomer(trx, row, ids, key)
   let customerId = found.customerId
   const created = customerId === undefined
   customerId ??= await insertCustomerRow(trx)

@@ -3,7 +3,7 @@ import type { DB } from '../platform/db.ts'
 import { findIdentityOwner, findSurvivingCustomer, listIdentities } from './customer.repo.ts'
 import type { CustomerImportRow } from './customer.schemas.ts'
 import type { IdentityKind } from './identity-values.ts'
-import { isErasedIdentity } from './tombstones.ts'
+import { isErasedIdentity, type TombstoneKey } from './tombstones.ts'
 
 // Which customer a row of `kizuna import customers` describes (importCustomerRow).
 
@@ -46,7 +46,7 @@ const ERASED = 'this customer was erased on request'
 async function ownerOf(
   trx: Transaction<DB>,
   id: RowId,
-  row: { shopAccountRow: boolean; phoneOnly: boolean },
+  row: { shopAccountRow: boolean; phoneOnly: boolean; key: TombstoneKey },
 ): Promise<string | undefined> {
   const owner = await findIdentityOwner(trx, id.kind, id.value)
   if (!owner) {
@@ -57,7 +57,7 @@ async function ownerOf(
     // only a row naming no one else (households share a phone: a family member's row names
     // them by another id, and takes the phone).
     const reusable = row.shopAccountRow && !PERSONAL_KINDS.includes(id.kind)
-    const shared = { shared: row.phoneOnly }
+    const shared = { shared: row.phoneOnly, key: row.key }
     if (!reusable && (await isErasedIdentity(trx, id.kind, id.value, id.typed, shared))) {
       throw new RowError(id.column, ERASED)
     }
@@ -98,17 +98,20 @@ const OTHER_EMAIL =
  * only when nothing on the row says it is someone else: re-running the file would otherwise
  * move the name and email back and forth between the two rows). A conflict is returned (with why) to be left off (the rest of the row still
  * applies: refusing it would drop a family member, or an opt-out, because of a shared phone).
+ * `key` keys an erased phone's tombstone (loadTombstoneKey).
  */
 export async function findRowCustomer(
   trx: Transaction<DB>,
   row: CustomerImportRow,
   ids: RowId[],
+  key: TombstoneKey,
 ): Promise<{ customerId: string | undefined; conflicts: Map<RowId, string> }> {
   const owners = new Map<RowId, string>()
   // ids lists external_id first: an erased one refuses the row before its email is looked at.
   const rowIds = {
     shopAccountRow: row.external_id !== undefined,
     phoneOnly: ids.every((id) => id.kind === 'phone'),
+    key,
   }
   for (const id of ids) {
     const owner = await ownerOf(trx, id, rowIds)

@@ -11,7 +11,7 @@ import { deleteCustomerTags } from './customer-tag.repo.ts'
 import { lockLineEvents, scrubLineEvents } from './erase-events.repo.ts'
 import { eraseTraces } from './erase-traces.repo.ts'
 import { findCustomersToErase, type LinkedChoice } from './linked-customers.repo.ts'
-import { erasedValue, TOMBSTONE_KINDS } from './tombstones.ts'
+import { erasedValue, loadTombstoneKey, TOMBSTONE_KINDS, type TombstoneKey } from './tombstones.ts'
 
 export type ErasedCustomer = { customerId: string; alreadyErased: boolean }
 
@@ -62,8 +62,12 @@ export async function eraseCustomer(
   opts: { linked?: LinkedChoice } = {},
 ): Promise<EraseResult> {
   const linked = opts.linked ?? 'refuse'
+  // Read before the transaction, once a process: a phone's tombstone is keyed with it.
+  const key = await loadTombstoneKey(db)
   for (let attempt = 0; attempt < 10; attempt++) {
-    const erased = await runAgainIfAborted(() => eraseOnce(db, customerId, linked), { busy })
+    const erased = await runAgainIfAborted(() => eraseOnce(db, customerId, linked, key), {
+      busy,
+    })
     if (erased) return erased
   }
   throw new Error('customer merge chain is too long')
@@ -81,6 +85,7 @@ function eraseOnce(
   db: Database,
   customerId: string,
   linkedChoice: LinkedChoice,
+  key: TombstoneKey,
 ): Promise<EraseResult | undefined> {
   return db.transaction().execute(async (trx) => {
     // Merge chains and links are followed without locks and only the customers they end in
@@ -108,7 +113,7 @@ function eraseOnce(
     for (const id of ids) {
       const customer = customers.find((c) => c.id === id)
       if (!customer) throw new AppError('NOT_FOUND', `no customer ${id}`)
-      erased.push(await eraseLocked(trx, customer))
+      erased.push(await eraseLocked(trx, customer, key))
     }
     const [first, ...linked] = erased
     if (!first) throw new Error('no customer to erase')
@@ -134,6 +139,7 @@ async function liveLineUidsOf(db: Db, customerIds: string[]): Promise<string[]> 
 async function eraseLocked(
   trx: Transaction<DB>,
   customer: { id: string; erased_at: Date | null; points: number; email: string | null },
+  key: TombstoneKey,
 ): Promise<ErasedCustomer> {
   const id = customer.id
   if (customer.points > 0) {
@@ -166,7 +172,7 @@ async function eraseLocked(
     .execute()
   for (const identity of identities) {
     if (identity.value.startsWith(TOMBSTONE)) continue
-    const tombstone = erasedValue(identity.kind, identity.value)
+    const tombstone = erasedValue(identity.kind, identity.value, key)
     // A person erased before keeps the tombstone they left then (one per kind and value).
     const kept =
       TOMBSTONE_KINDS.includes(identity.kind) &&

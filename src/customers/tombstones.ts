@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import { TOMBSTONE } from '../identity/tombstone.ts'
-import type { Db } from '../platform/db.ts'
+import type { Database, Db } from '../platform/db.ts'
+import { getAppSecret } from '../platform/secrets.ts'
 import { widthFormsOf } from './identity-values.ts'
 
 /**
@@ -31,11 +32,35 @@ export const TOMBSTONE_KINDS: readonly string[] = [
 const SHARED_KINDS: readonly string[] = ['phone']
 
 /**
- * What an erased identity value (or LINE user id) is stored as: a SHA-256, never the value.
- * Scans look the tombstone up to tell "erased" (410) from "unknown" (404).
+ * Kinds whose values are few enough to hash them all: a phone (Japanese numbers are ~3×10^8,
+ * seconds for a GPU to hash them all), whose plain hash would keep the phone. Their tombstone is
+ * keyed with the database's `tombstones` secret (an HMAC of the plain hash), so it cannot be told
+ * without it.
  */
-export function erasedValue(kind: string, value: string): string {
-  return TOMBSTONE + createHash('sha256').update(`${kind}:${value}`).digest('hex')
+const KEYED_KINDS: readonly string[] = ['phone']
+
+/** The `tombstones` secret, for the tombstones of KEYED_KINDS. */
+export type TombstoneKey = { readonly secret: string }
+
+/**
+ * The key of the phone's tombstone, read once a process (getAppSecret keeps it): an erasure or an
+ * import loads it before its transactions, and asks the database for it no more after that.
+ */
+export async function loadTombstoneKey(db: Database): Promise<TombstoneKey> {
+  return { secret: await getAppSecret(db, 'tombstones') }
+}
+
+/**
+ * What an erased identity value (or LINE user id) is stored as: a SHA-256, never the value, or
+ * for KEYED_KINDS an HMAC of that SHA-256 with `key` (so the plain tombstones stored now can be
+ * keyed too, in place, should their kind join: no value is needed). Scans look the tombstone up to
+ * tell "erased" (410) from "unknown" (404).
+ */
+export function erasedValue(kind: string, value: string, key?: TombstoneKey): string {
+  const plain = createHash('sha256').update(`${kind}:${value}`).digest('hex')
+  if (!KEYED_KINDS.includes(kind)) return TOMBSTONE + plain
+  if (!key) throw new Error(`the tombstone of a ${kind} needs the tombstones key`)
+  return TOMBSTONE + createHmac('sha256', key.secret).update(plain).digest('hex')
 }
 
 /**
@@ -49,22 +74,27 @@ export function erasedValue(kind: string, value: string): string {
  * erased however it is typed now, as it was found however it was typed while it lived. Member
  * cards were always stored as 13 ASCII digits.
  */
-export function tombstonesOf(kind: string, value: string, typed = value): string[] {
+export function tombstonesOf(
+  kind: string,
+  value: string,
+  typed = value,
+  key?: TombstoneKey,
+): string[] {
   const forms = kind === 'legacy_card' ? widthFormsOf(value) : [value]
-  return [...new Set([...forms, typed.trim()])].map((v) => erasedValue(kind, v))
+  return [...new Set([...forms, typed.trim()])].map((v) => erasedValue(kind, v, key))
 }
 
 /**
  * Whether (kind, value) belonged to a customer erased on request (its tombstone exists); `typed`
  * is the value as it arrived (tombstonesOf). A phone's tombstone is asked only with `shared`
- * (SHARED_KINDS).
+ * (SHARED_KINDS); a KEYED_KINDS' tombstone needs `key` (loadTombstoneKey).
  */
 export async function isErasedIdentity(
   db: Db,
   kind: string,
   value: string,
   typed = value,
-  opts: { shared?: boolean } = {},
+  opts: { shared?: boolean; key?: TombstoneKey } = {},
 ): Promise<boolean> {
   if (!TOMBSTONE_KINDS.includes(kind)) return false
   if (SHARED_KINDS.includes(kind) && !opts.shared) return false
@@ -72,7 +102,7 @@ export async function isErasedIdentity(
     .selectFrom('identity')
     .select('id')
     .where('kind', '=', kind)
-    .where('value', 'in', tombstonesOf(kind, value, typed))
+    .where('value', 'in', tombstonesOf(kind, value, typed, opts.key))
     .executeTakeFirst()
   return tombstone !== undefined
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomInt, randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadEnv } from '../../src/config/env.ts'
@@ -26,7 +26,7 @@ import { legacyCardNumber, makeCustomer } from '../purchases/fixtures.ts'
 import { cli } from '../support/cli.ts'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts'
 import { heldTransaction, lockWaitOn } from '../support/locks.ts'
-import { chunkBodies, mergeInto } from './factories.ts'
+import { chunkBodies, keyedPhoneTombstone, mergeInto } from './factories.ts'
 
 const env = loadEnv({ DATABASE_URL: TEST_DATABASE_URL })
 let db: Database
@@ -474,6 +474,37 @@ describe('eraseCustomer', () => {
       .where('value', 'in', [p.email, p.lineUid, erasedValue('email', p.email)])
       .execute()
     expect(identities).toEqual([{ kind: 'email', customer_id: p.id }])
+  })
+
+  it("keeps a phone's tombstone keyed with the database's secret, one for a shared phone", async () => {
+    // Japanese phone numbers are few enough (~3×10^8) to hash them all: a plain SHA-256 of the
+    // phone would keep it.
+    const phone = `090${randomInt(10 ** 8)
+      .toString()
+      .padStart(8, '0')}`
+    const withPhone = async () => {
+      const c = await makeCustomer(db)
+      await db
+        .insertInto('identity')
+        .values({ customer_id: c.id, kind: 'phone', value: phone })
+        .execute()
+      return c.id
+    }
+    const first = await withPhone()
+    await eraseCustomer(db, first)
+    // A household member takes the phone afterwards (an import row naming them by another id),
+    // and is erased too: the tombstone the first erasure left stays the one.
+    const second = await withPhone()
+    await eraseCustomer(db, second)
+
+    const tombstones = await db
+      .selectFrom('identity')
+      .select(['customer_id', 'value'])
+      .where('kind', '=', 'phone')
+      .where('customer_id', 'in', [first, second])
+      .execute()
+    const { keyed } = await keyedPhoneTombstone(db, phone)
+    expect(tombstones).toEqual([{ customer_id: first, value: keyed }])
   })
 
   it('leaves neither the email nor the LINE user id in any row around the person', async () => {

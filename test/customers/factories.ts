@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { ean13CheckDigit } from '../../src/cards/ean13.ts'
 import { mergeCustomers } from '../../src/customers/merge.service.ts'
 import type { Database } from '../../src/platform/db.ts'
@@ -200,4 +200,19 @@ export async function chunkBodies(db: Database, ids: string[]): Promise<(string 
     .where('id', 'in', ids)
     .execute()
   return rows.map((r) => r.body).sort()
+}
+
+/**
+ * The tombstone an erased `phone` is expected to leave, worked out here from the database's
+ * `tombstones` secret: an HMAC of the plain SHA-256 (which alone would keep the phone).
+ */
+export async function keyedPhoneTombstone(db: Database, phone: string) {
+  const plain = createHash('sha256').update(`phone:${phone}`).digest('hex')
+  const { value: secret } = await db
+    .selectFrom('app_secret')
+    .select('value')
+    .where('name', '=', 'tombstones')
+    .executeTakeFirstOrThrow()
+  const keyed = createHmac('sha256', secret).update(plain).digest('hex')
+  return { plain: `erased:${plain}`, keyed: `erased:${keyed}` }
 }

@@ -5,6 +5,7 @@ import { findSurvivingCustomer } from '../../src/customers/customer.repo.ts'
 import { importCustomerRow } from '../../src/customers/customer-import.service.ts'
 import { findRowCustomer } from '../../src/customers/customer-row-match.ts'
 import { eraseCustomer } from '../../src/customers/erase.service.ts'
+import { loadTombstoneKey } from '../../src/customers/tombstones.ts'
 import { createDb, type Database } from '../../src/platform/db.ts'
 import { TEST_DATABASE_URL } from '../support/env.ts'
 import { createCustomer, mergeInto, shopIdHeldBy, writeMergeChain } from './factories.ts'
@@ -103,9 +104,10 @@ describe('the customer import, by an id held on a merged customer', () => {
     const ids = await writeMergeChain(db, 3)
     const value = await heldBy(ids[0] as string)
     const id = { column: 'external_id', kind: 'online_customer', value, typed: value } as const
+    const key = await loadTombstoneKey(db)
     const found = await db
       .transaction()
-      .execute((trx) => findRowCustomer(trx, { external_id: value }, [id]))
+      .execute((trx) => findRowCustomer(trx, { external_id: value }, [id], key))
     expect(found.customerId).toBe(ids[3])
   })
 
