@@ -5,6 +5,7 @@ import {
   type ChannelContext,
   checkLineChannel,
   LineChannelMismatch,
+  SandboxNotRecorded,
 } from './line-channel.service.ts'
 
 /** The first check again after a start LINE did not answer; then twice as long each time. */
@@ -25,9 +26,15 @@ const FAILED_CHECK_HOLDS_MS = 5_000
 export async function checkLineChannelAtStart(
   deps: Pick<Deps, 'db' | 'line' | 'log'>,
   ctx: ChannelContext,
-  opts: { recheckMs?: number; onMismatch: (error: LineChannelMismatch) => void },
+  opts: {
+    recheckMs?: number
+    onMismatch: (error: LineChannelMismatch) => void
+    /** Migrations start-up applied before this check (none when the check came first). */
+    migrationsApplied?: number
+  },
 ): Promise<ChannelWatch | undefined> {
   const check = await checkLineChannel(deps, ctx)
+  const outcome = `Kizuna will not start. ${changedNothingBut(opts.migrationsApplied ?? 0)}`
   switch (check.kind) {
     case 'same':
       return undefined
@@ -38,11 +45,9 @@ export async function checkLineChannelAtStart(
       )
       return undefined
     case 'other':
-      throw new LineChannelMismatch(
-        check,
-        ctx,
-        'Kizuna will not start. Nothing was sent to LINE or changed in the database.',
-      )
+      throw new LineChannelMismatch(check, ctx, outcome)
+    case 'sandbox_not_recorded':
+      throw new SandboxNotRecorded(ctx, outcome)
     case 'unchecked': {
       const firstDelayMs = opts.recheckMs ?? LINE_CHANNEL_RECHECK_MS
       deps.log.warn(
@@ -54,6 +59,19 @@ export async function checkLineChannelAtStart(
       return watchLineChannel(deps, ctx, { onMismatch: opts.onMismatch, firstDelayMs })
     }
   }
+}
+
+/** What a refusal at start left as it was: all, or all but the migrations applied before. */
+function changedNothingBut(migrationsApplied: number): string {
+  if (migrationsApplied === 0) return 'Nothing was sent to LINE or changed in the database.'
+  const them =
+    migrationsApplied === 1
+      ? '1 database migration of this checkout was'
+      : `${migrationsApplied} database migrations of this checkout were`
+  return (
+    `Nothing was sent to LINE. ${them} applied first (the database had no table recording its ` +
+    'LINE channel yet, so the channel was checked after them); nothing else changed in it.'
+  )
 }
 
 /** A LINE call not made: the channel's check has not had LINE's answer yet (see LINE_CALL_HELD). */
@@ -112,6 +130,11 @@ export function watchLineChannel(
         return
       }
       if (stopped) return
+      if (result.kind === 'sandbox_not_recorded') {
+        const error = new SandboxNotRecorded(ctx, 'LINE calls wait.')
+        failed = { at: now(), why: error.message, error }
+        return
+      }
       if (result.kind === 'unchecked') {
         // LINE's own refusal (a 401/403) is the calls' error too: they are handled as refused.
         const refused = classifyLineError(result.cause).kind === 'channel_refused'

@@ -4,6 +4,23 @@ import type { Database } from '../platform/db.ts'
 
 export type LineChannelRow = Pick<Selectable<DB['line_channel']>, 'bot_user_id' | 'recorded_at'>
 
+/**
+ * Whether the table recording the channel exists: not before the migration creating it (the
+ * first start after the upgrade to it, which migrates first and checks then).
+ */
+export async function lineChannelTableExists(db: Database): Promise<boolean> {
+  const { rows } = await sql<{
+    table: string | null
+  }>`select to_regclass('line_channel')::text as table`.execute(db)
+  return rows[0]?.table != null
+}
+
+/** Whether the database holds any LINE user (a follow, a message) of whichever channel. */
+export async function hasLineUsers(db: Database): Promise<boolean> {
+  const row = await db.selectFrom('line_user').select('line_uid').limit(1).executeTakeFirst()
+  return row !== undefined
+}
+
 /** The channel this database serves, or undefined before any was recorded. */
 export function findLineChannel(db: Database): Promise<LineChannelRow | undefined> {
   return db.selectFrom('line_channel').select(['bot_user_id', 'recorded_at']).executeTakeFirst()

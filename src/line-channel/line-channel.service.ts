@@ -5,6 +5,8 @@ import { redactUrl } from '../platform/outage.ts'
 import { withTimeout } from '../platform/timeout.ts'
 import { SANDBOX_BOT_USER_ID } from '../sandbox/sandbox-channel.ts'
 import {
+  findLineChannel,
+  hasLineUsers,
   type LineChannelRow,
   recordLineChannelIfNone,
   replaceLineChannel,
@@ -70,6 +72,11 @@ export type ChannelCheck =
   | { kind: 'same'; botUserId: string }
   /** The database serves another channel: `mismatch` builds the message to stop with. */
   | { kind: 'other'; recorded: LineChannelRow; botUserId: string }
+  /**
+   * The sandbox, on a database recording no channel but holding LINE users (friends of the
+   * channel it served before channels were recorded): nothing recorded (SandboxNotRecorded).
+   */
+  | { kind: 'sandbox_not_recorded'; botUserId: string }
   /** LINE did not say (unreachable, 5xx, timeout, 401/403): nothing recorded or compared. */
   | { kind: 'unchecked'; why: string; cause: unknown }
 
@@ -84,6 +91,12 @@ export async function checkLineChannel(
 ): Promise<ChannelCheck> {
   const asked = await askLineChannel(deps.line, ctx.env)
   if (!asked.ok) return { kind: 'unchecked', why: asked.why, cause: asked.cause }
+  // A `npm start` without credentials on production's database, at the first start after the
+  // upgrade, would record the sandbox as production's channel: refused while LINE users are
+  // there (`kizuna line-channel adopt` records it all the same). Real credentials are recorded.
+  if (ctx.sandbox && !(await findLineChannel(deps.db)) && (await hasLineUsers(deps.db))) {
+    return { kind: 'sandbox_not_recorded', botUserId: asked.botUserId }
+  }
   const { row, inserted } = await recordLineChannelIfNone(deps.db, asked.botUserId)
   if (inserted) return { kind: 'recorded', botUserId: asked.botUserId }
   if (row.bot_user_id === asked.botUserId) return { kind: 'same', botUserId: asked.botUserId }
@@ -121,6 +134,31 @@ export class LineChannelMismatch extends Error {
     )
     this.recordedBotUserId = recorded
     this.botUserId = check.botUserId
+  }
+}
+
+/**
+ * The sandbox refused as the channel of a database recording none but holding LINE users:
+ * they may be a real channel's friends (a database from before channels were recorded).
+ */
+export class SandboxNotRecorded extends Error {
+  override name = 'SandboxNotRecorded'
+
+  constructor(
+    ctx: ChannelContext,
+    /** What happens for it, then what did not: `Kizuna will not start. Nothing was sent…`. */
+    outcome: string,
+  ) {
+    super(
+      `${databaseName(ctx.env)} holds LINE users but records no LINE channel yet (a database ` +
+        'from before the channel was recorded): they may be the friends of a real LINE channel, ' +
+        'so the built-in LINE sandbox (no LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN set) ' +
+        `is not recorded as its channel. ${outcome} Set the LINE credentials of the channel ` +
+        'this database serves (recorded at start), or give the sandbox a database of its own ' +
+        '(unset DATABASE_URL for the embedded one). If this database really moves to the ' +
+        'sandbox, run `npx kizuna line-channel adopt` with the same settings (README, "Moving ' +
+        'to another LINE channel").',
+    )
   }
 }
 

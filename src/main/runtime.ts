@@ -7,8 +7,9 @@ import { createApp } from '../app.ts'
 import { type Env, isSandbox } from '../config/env.ts'
 import { createMailer } from '../email/mailer.ts'
 import { jobIds } from '../jobs.ts'
+import { lineChannelTableExists } from '../line-channel/line-channel.repo.ts'
 import type { LineChannelMismatch } from '../line-channel/line-channel.service.ts'
-import { checkLineChannelAtStart } from '../line-channel/line-channel-watch.ts'
+import { type ChannelWatch, checkLineChannelAtStart } from '../line-channel/line-channel-watch.ts'
 import { catchUpNightlyRuns } from '../maintenance/nightly.service.ts'
 import { createOpsApp } from '../ops/ops.app.ts'
 import type { Deps } from '../platform/deps.ts'
@@ -20,7 +21,7 @@ import type { LinePlatform } from '../sandbox/platform.ts'
 import { SANDBOX_BOT_USER_ID } from '../sandbox/sandbox-channel.ts'
 import { createInbox } from '../webhook/inbox.ts'
 import { closeDeps, createDeps, type DepsOptions } from './deps.ts'
-import { migrateToLatest } from './migrate.ts'
+import { explainDatabaseError, migrateToLatest } from './migrate.ts'
 import { createProcessors } from './processors.ts'
 
 export type Kizuna = {
@@ -43,10 +44,10 @@ export type Kizuna = {
 }
 
 /**
- * Starts Kizuna for a role: checks Redis, opens the database and applies migrations, checks that
- * the LINE channel is the one the database serves (records it on a new database; another one's
- * stops start-up), then serves HTTP (only the ops routes for ROLE=worker) and runs workers
- * (unless ROLE=web). Without LINE credentials it first starts the built-in LINE sandbox.
+ * Starts Kizuna for a role: checks Redis, opens the database, checks that the LINE channel is the
+ * one the database serves (another one's stops start-up) and applies migrations (the check after
+ * them while the database has no table recording its channel: it records the first then), then
+ * serves HTTP (only the ops routes for ROLE=worker) and runs workers (unless ROLE=web). Without LINE credentials it first starts the built-in LINE sandbox.
  */
 export type StartOptions = DepsOptions & {
   /** Deploy richmenus/ when workers start (the default); tests with menus of their own say no. */
@@ -162,20 +163,36 @@ async function startSteps(
   opened.push(() => clearInterval(reminder))
   const mailer = createMailer(env, deps.db, { sandbox: sandbox !== null })
   opened.push(() => mailer.close())
+  // A database recording its channel is checked before migrating: `npm start` from a newer
+  // checkout with another channel's credentials (or none) is refused with the schema as it was,
+  // not left migrated under the older code still running on it. One without the table yet (the
+  // first start after the upgrade to it) migrates first, then checks (and records).
+  const channelFirst = await lineChannelTableExists(deps.db).catch((error: unknown) => {
+    throw explainDatabaseError(error)
+  })
+  const halting = Promise.withResolvers<LineChannelMismatch>()
+  let watch: ChannelWatch | undefined
+  const checkChannel = async (migrationsApplied: number) => {
+    await step('checking the LINE channel')
+    watch = await checkLineChannelAtStart(
+      deps,
+      { env, sandbox: sandbox !== null },
+      {
+        recheckMs: opts.lineChannelRecheckMs,
+        onMismatch: (error) => halting.resolve(error),
+        migrationsApplied,
+      },
+    )
+    opened.push(() => watch?.stop())
+  }
+  if (channelFirst) await checkChannel(0)
   // One transaction: a stop waits for its end.
   await step('applying migrations')
   // Said before it starts: a first start of the embedded database spends a minute here.
   deps.log.info('checking and applying database migrations')
   const applied = await migrateToLatest(deps.db)
   if (applied.length > 0) deps.log.info({ applied: applied.length }, 'database migrations applied')
-  await step('checking the LINE channel')
-  const halting = Promise.withResolvers<LineChannelMismatch>()
-  const watch = await checkLineChannelAtStart(
-    deps,
-    { env, sandbox: sandbox !== null },
-    { recheckMs: opts.lineChannelRecheckMs, onMismatch: (error) => halting.resolve(error) },
-  )
-  opened.push(() => watch?.stop())
+  if (!channelFirst) await checkChannel(applied.length)
   await step('loading the signing secret')
   // Loaded now, while the database answers: checking a link's token (an email click's redirect,
   // a card barcode, a staff session) then needs no database, so an outage that starts before

@@ -8,7 +8,9 @@ import { eventually } from '../support/wait.ts'
 import {
   calls,
   channelRows,
+  type Database,
   deliveryStatus,
+  query,
   settings,
   stopKizuna,
   useLineChannels,
@@ -66,6 +68,59 @@ describe('one database, one LINE channel: at start', () => {
     )
     expect(spawned.output()).not.toContain('Kizuna started')
   }, 60_000)
+})
+
+/** Undoes `migration`, which created `table` (and nothing else), as if never applied. */
+async function rollBack(database: Database, table: string, migration: string) {
+  await query(database, `drop table ${table}`)
+  await query(database, 'delete from kysely_migration where name = $1', [migration])
+}
+
+describe('one database, one LINE channel: a checkout with migrations the database lacks', () => {
+  it("refuses another channel's credentials before migrating: the migrations stay as they were", async () => {
+    const { database, rows } = await databaseOfChannelA()
+    // The database lacks a migration of this checkout (as production's, started from a newer
+    // checkout): one rolled back, its table dropped.
+    await rollBack(database, 'order_source', '20261226T120000-create-order-source')
+    const migrations = () =>
+      query<{ name: string }>(database, 'select name from kysely_migration order by name')
+    const before = await migrations()
+    const b = await channel('channel-b')
+
+    const refused = await start(database, b).catch((error: Error) => error)
+    expect(refused).toBeInstanceOf(Error)
+    expect((refused as Error).message).toContain(
+      `are LINE bot ${b.botUserId}'s. Kizuna will not start. Nothing was sent to LINE or ` +
+        'changed in the database.',
+    )
+    expect(await migrations()).toEqual(before)
+    expect(await query(database, "select to_regclass('order_source') as t")).toEqual([{ t: null }])
+    expect(await channelRows(database)).toEqual(rows)
+    expect(calls(b)).toEqual(['GET /v2/bot/info'])
+  })
+})
+
+describe('one database, one LINE channel: the first start after the upgrade', () => {
+  it("refuses to record the sandbox on a database holding a real channel's LINE users", async () => {
+    const { database, a } = await databaseOfChannelA()
+    // As before the upgrade: no line_channel table, LINE friends in line_user.
+    await rollBack(database, 'line_channel', '20261226T140000-create-line-channel')
+
+    const refused = await start(database, null).catch((error: Error) => error)
+    expect(refused).toBeInstanceOf(Error)
+    const { message } = refused as Error
+    expect(message).toMatch(
+      /^The database at DATABASE_URL \(postgres:[^)]*\) holds LINE users but records no LINE channel yet .*: they may be the friends of a real LINE channel, so the built-in LINE sandbox \(no LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN set\) is not recorded as its channel\. Kizuna will not start\. Nothing was sent to LINE\./,
+    )
+    expect(message).toContain('1 database migration of this checkout was applied first')
+    expect(message).toContain('Set the LINE credentials of the channel this database serves')
+    expect(message).toContain('`npx kizuna line-channel adopt`')
+    expect(await channelRows(database)).toEqual([])
+
+    // Its channel's credentials are recorded, as on any first start.
+    await start(database, a, { start: { deployRichMenus: false } })
+    expect((await channelRows(database)).map((r) => r.bot_user_id)).toEqual([a.botUserId])
+  })
 })
 
 describe('one database, one LINE channel: the sandbox', () => {
