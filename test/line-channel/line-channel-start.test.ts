@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { createMigrator } from '../../src/main/migrate.ts'
 import { enqueueDeliveries } from '../../src/messaging/delivery.service.ts'
-import type { DB } from '../../src/platform/db.ts'
 import { SANDBOX_BOT_USER_ID } from '../../src/sandbox/sandbox-channel.ts'
+import { plainKysely } from '../support/private-database.ts'
 import { spawnKizuna } from '../support/spawned.ts'
 import { eventually } from '../support/wait.ts'
 import {
@@ -76,9 +74,7 @@ describe('one database, one LINE channel: at start', () => {
 
 /** Runs the migrator's `down`s on `database`, as `kizuna migrate down` does. */
 async function migrateDown(database: Database, to?: string) {
-  const db = new Kysely<DB>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url }) }),
-  })
+  const db = plainKysely(database.url)
   try {
     const migrator = createMigrator(db)
     const { error } = to ? await migrator.migrateTo(to) : await migrator.migrateDown()

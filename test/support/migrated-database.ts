@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { type Insertable, Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
+import type { Insertable, Kysely } from 'kysely'
 import { expect } from 'vitest'
 import { createMigrator } from '../../src/main/migrate.ts'
 import type { DB } from '../../src/platform/db.ts'
-import { createPrivateDatabase } from './private-database.ts'
+import { createPrivateDatabase, plainKysely } from './private-database.ts'
 
 /**
  * A database of its own migrated up to `before` (inclusive), for testing what a later migration
@@ -13,9 +12,7 @@ import { createPrivateDatabase } from './private-database.ts'
  */
 export async function databaseMigratedTo(before: string) {
   const database = await createPrivateDatabase()
-  const db = new Kysely<DB>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url }) }),
-  })
+  const db = plainKysely(database.url)
   const migrator = createMigrator(db)
   expect((await migrator.migrateTo(before)).error).toBeUndefined()
   return {

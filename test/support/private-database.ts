@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import type { DB } from '../../src/platform/db.ts'
 import { TEST_DATABASE_URL } from './env.ts'
 import { pgAdmin } from './pg-admin.ts'
 
@@ -16,4 +19,16 @@ export async function createPrivateDatabase(): Promise<{ url: string; drop(): Pr
     url: url.toString(),
     drop: () => pgAdmin(TEST_DATABASE_URL, `drop database if exists "${name}" with (force)`),
   }
+}
+
+/**
+ * A plain Kysely on the database at `url` (no Kizuna pool settings), for a test's own reads and
+ * migrations. An idle connection's error (the backend ended: a `drop … with (force)` racing the
+ * pool's end, which gave an uncaught 57P01 in a CI run) is dropped: pg's pool re-emits it on
+ * itself, which throws without a listener. Queries still fail with their own errors.
+ */
+export function plainKysely(url: string): Kysely<DB> {
+  const pool = new pg.Pool({ connectionString: url })
+  pool.on('error', () => {})
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
 }
