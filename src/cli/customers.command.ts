@@ -16,7 +16,7 @@ import { readDatabaseNow } from '../maintenance/maintenance-run.repo.ts'
 import { refreshSpendSinceLastRun } from '../maintenance/refresh-spend.service.ts'
 import type { Database } from '../platform/db.ts'
 import { createLine, type Line } from '../platform/line.ts'
-import { createLogger } from '../platform/logger.ts'
+import { createLogger, type Logger } from '../platform/logger.ts'
 import { createMetrics } from '../platform/metrics.ts'
 import { type ErasedUnlinkOutcome, unlinkErasedMenus } from '../richmenu/erased-unlink.service.ts'
 import { checkLineChannelBeforeCalls } from './line-channel-check.ts'
@@ -85,7 +85,7 @@ export function registerCustomerCommands(program: Command): void {
             throw error
           })
           // The menus after the commit (unlinkMenus), with the unlinks it recorded.
-          const menus = await unlinkMenus(db, env, at, result.menuUnlinks)
+          const menus = await unlinkMenus(db, at, result.menuUnlinks)
           const note = result.customerId === id ? '' : ` (merged into ${result.customerId})`
           console.log(
             result.alreadyErased
@@ -251,21 +251,22 @@ type SkippedFor = 'sandbox' | { unchecked: string }
  * channel it is: the erasure goes ahead all the same (a LINE outage must not hold a request to
  * erase) and the worker's sweeper unlinks them once its LINE answers.
  */
-type MenusAt = { line: Line } | { skippedFor: SkippedFor }
+type MenusAt = { line: Line; log: Logger } | { skippedFor: SkippedFor }
 
 async function menusAt(db: Database, env: Env): Promise<MenusAt> {
   if (isSandbox(env)) return { skippedFor: 'sandbox' }
   const line = createLine(env, createMetrics())
+  // Logs go to stderr: stdout is the result.
+  const log = createLogger(env.LOG_LEVEL, pino.destination(2))
   try {
     const unchecked = await checkLineChannelBeforeCalls(
       db,
       env,
       line,
-      // Logs go to stderr: stdout is the result.
-      createLogger(env.LOG_LEVEL, pino.destination(2)),
+      log,
       'Nothing erased: no call went to LINE but that check.',
     )
-    if (unchecked === null) return { line }
+    if (unchecked === null) return { line, log }
     await line.close()
     return { skippedFor: { unchecked } }
   } catch (error) {
@@ -281,20 +282,14 @@ async function menusAt(db: Database, env: Env): Promise<MenusAt> {
  * did not confirm waits for the sweeper. Without LINE here (MenusAt), nothing is sent: the users
  * count as skipped, their rows left to the sweeper.
  */
-async function unlinkMenus(
-  db: Database,
-  env: Env,
-  at: MenusAt,
-  menuUnlinks: string[],
-): Promise<ErasedMenus> {
+async function unlinkMenus(db: Database, at: MenusAt, menuUnlinks: string[]): Promise<ErasedMenus> {
   if (!('line' in at)) {
     const none = { unlinked: 0, refused: 0, failed: 0, pending: 0 }
     return { ...none, skipped: menuUnlinks.length, skippedFor: at.skippedFor }
   }
-  // Logs go to stderr: stdout is the result.
-  const log = createLogger(env.LOG_LEVEL, pino.destination(2))
   try {
-    return { ...(await unlinkErasedMenus({ db, line: at.line, log }, menuUnlinks)), skipped: 0 }
+    const { line, log } = at
+    return { ...(await unlinkErasedMenus({ db, line, log }, menuUnlinks)), skipped: 0 }
   } finally {
     await at.line.close()
   }

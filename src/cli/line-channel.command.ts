@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { isSandbox } from '../config/env.ts'
-import { adoptLineChannel, askLineChannel, botName } from '../line-channel/line-channel.service.ts'
+import { replaceLineChannel } from '../line-channel/line-channel.repo.ts'
+import { askLineChannel, botName } from '../line-channel/line-channel.service.ts'
 import { createLine } from '../platform/line.ts'
 import { createMetrics } from '../platform/metrics.ts'
 import { SANDBOX_BOT_USER_ID } from '../sandbox/sandbox-channel.ts'
@@ -39,7 +40,7 @@ export function registerLineChannelCommands(program: Command): void {
           const about = [asked.displayName, asked.basicId].filter(Boolean).join(', ')
           named = `the LINE credentials' channel${about ? ` (${about})` : ''}`
         }
-        const { replaced } = await adoptLineChannel(db, botUserId)
+        const replaced = await replaceLineChannel(db, botUserId)
         if (replaced?.bot_user_id === botUserId) {
           console.log(`${named}: ${botName(botUserId)}, already the one recorded; nothing changed`)
           return

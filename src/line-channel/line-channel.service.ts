@@ -9,7 +9,6 @@ import {
   hasLineUsers,
   type LineChannelRow,
   recordLineChannelIfNone,
-  replaceLineChannel,
 } from './line-channel.repo.ts'
 
 /** A LINE bot user id: `U` and 32 hex digits (LINE-API.md §5; webhooks' `destination`). */
@@ -174,16 +173,4 @@ export function botName(botUserId: string): string {
   return botUserId === SANDBOX_BOT_USER_ID
     ? `the built-in LINE sandbox's bot ${botUserId}`
     : `LINE bot ${botUserId}`
-}
-
-/** What `kizuna line-channel adopt` did: the channel recorded now, and the one it replaced. */
-export type AdoptedChannel = {
-  botUserId: string
-  replaced: LineChannelRow | undefined
-}
-
-/** Records `botUserId` as the channel this database serves, whatever it served before. */
-export async function adoptLineChannel(db: Database, botUserId: string): Promise<AdoptedChannel> {
-  const replaced = await replaceLineChannel(db, botUserId)
-  return { botUserId, replaced }
 }
